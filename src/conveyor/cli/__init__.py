@@ -1,0 +1,1 @@
+"""The ``conveyor`` command line: parse, call the SDK, render."""

@@ -1,0 +1,216 @@
+"""runs, show, logs, why, lineage, fetch, gc."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from conveyor.cli.main import Context, emit_json
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _when(timestamp: float | None) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S") if timestamp else "-"
+
+
+def _took(start: float | None, end: float | None) -> str:
+    return f"{end - start:.2f}s" if start is not None and end is not None else "-"
+
+
+@click.command()
+@click.option("-n", "--limit", default=20, show_default=True, help="How many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_context
+def runs(ctx: Context, limit: int, as_json: bool) -> None:
+    """List runs, newest first."""
+    project = ctx.project()
+    project.recover_interrupted()
+    records = project.records.list_runs(limit)
+    if as_json:
+        emit_json([r.to_json() for r in records])
+        return
+    if not records:
+        click.echo("no runs yet; start one with `conveyor run`")
+        return
+    click.echo(f"{'RUN':12}  {'STATUS':11}  {'STARTED':19}  {'TOOK':>8}  {'COMMIT':13}  PIPELINE")
+    for r in records:
+        commit = (r.commit or "-")[:12] + ("*" if r.dirty else "")
+        click.echo(
+            f"{r.id:12}  {r.status!s:11}  {_when(r.created_at):19}  "
+            f"{_took(r.started_at, r.ended_at):>8}  {commit:13}  {r.pipeline}"
+        )
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option("--json", "as_json", is_flag=True, help="Print the run and its steps as JSON.")
+@pass_context
+def show(ctx: Context, run_ref: str, as_json: bool) -> None:
+    """Show a run: its commit, parameters and every step with its outputs.
+
+    RUN is a run id, a unique prefix of one, or `latest` (the default).
+    """
+    from conveyor.cli.progress import describe
+    from conveyor.sdk.inspect import run_json
+
+    project = ctx.project()
+    run = project.resolve_run(run_ref)
+    if as_json:
+        emit_json(run_json(project, run))
+        return
+    click.echo(f"run       {run.id}  ({run.status})")
+    click.echo(f"pipeline  {run.pipeline}  ({run.spec_path})")
+    click.echo(f"commit    {run.commit or '-'}" + ("  + uncommitted changes" if run.dirty else ""))
+    click.echo(f"started   {_when(run.started_at)}  took {_took(run.started_at, run.ended_at)}")
+    click.echo(f"by        {run.who}@{run.host} · {run.executor} executor · {run.trigger}")
+    if run.params:
+        click.echo("params    " + ", ".join(f"{k}={v}" for k, v in run.params.items()))
+    if run.error:
+        click.echo(f"note      {run.error}")
+    from conveyor.sdk.inspect import _plan_order
+
+    steps = project.records.step_runs(run.id)
+    click.echo(f"steps     {len(steps)}")
+    for step in sorted(steps, key=_plan_order(steps)):
+        click.echo(f"  {step.status!s:9} {step.step_id}  {describe(step)}")
+        for output in step.outputs:
+            click.echo(f"      > {output.path}  {output.digest[:12]}  {output.size} B")
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("step", required=False)
+@pass_context
+def logs(ctx: Context, run_ref: str, step: str | None) -> None:
+    """Print the output of a run's steps (or of one STEP), as it was captured."""
+    from conveyor.errors import NotFoundError
+    from conveyor.sdk.inspect import _find_step
+
+    project = ctx.project()
+    run = project.resolve_run(run_ref)
+    steps = project.records.step_runs(run.id)
+    chosen = [_find_step(steps, step)] if step else sorted(steps, key=lambda s: s.started_at or 0)
+    shown = 0
+    for record in chosen:
+        if not record.log_path:
+            if step:
+                reason = (
+                    "it was served from the cache" if record.cached else f"it was {record.status}"
+                )
+                raise NotFoundError(f"step {record.step_id} has no log in run {run.id}: {reason}")
+            continue
+        try:
+            text = Path(record.log_path).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"the log of {record.step_id} ({record.log_path}) is gone"
+            ) from None
+        if step:
+            click.echo(text, nl=False)
+        else:
+            for line in text.splitlines():
+                click.echo(f"{record.step_id} │ {line}")
+        shown += 1
+    if not shown:
+        click.echo(f"run {run.id} has no step logs (every step was cached or skipped)", err=True)
+
+
+@click.command()
+@click.argument("step")
+@click.option("--run", "run_ref", default="latest", show_default=True, help="The run to explain.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@pass_context
+def why(ctx: Context, step: str, run_ref: str, as_json: bool) -> None:
+    """Explain why STEP was a cache hit or a miss: which part of its fingerprint changed."""
+    from conveyor.sdk.inspect import why as explain
+
+    result = explain(ctx.project(), step, run_ref)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    click.echo(f"{result.step_id} in run {result.run_id}: cache {result.verdict}")
+    for reason in result.reasons:
+        click.echo(f"  - {reason}")
+
+
+@click.command()
+@click.argument("target", metavar="PATH_OR_DIGEST")
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
+@pass_context
+def lineage(ctx: Context, target: str, as_json: bool) -> None:
+    """Show which step run, commit, inputs and parameters produced a file, and what read it."""
+    from conveyor.sdk.inspect import lineage as trace
+
+    data = trace(ctx.project(), target)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"{data['path'] or ''} {data['digest']}".strip())
+    for p in data["produced_by"]:
+        dirty = " + uncommitted changes" if p["dirty"] else ""
+        click.echo(
+            f"  produced by {p['step']} in run {p['run']} "
+            f"at commit {(p['commit'] or '-')[:12]}{dirty}"
+        )
+        click.echo(f"    command: {p['command']}")
+        if p["params"]:
+            click.echo("    params:  " + ", ".join(f"{k}={v}" for k, v in p["params"].items()))
+        for item in p["inputs"]:
+            click.echo(f"    input:   {item['path']}  {item['digest'][:12]}")
+        for up, outs in p["upstream"].items():
+            for path, digest in outs.items():
+                click.echo(f"    from:    {up} {path}  {digest[:12]}")
+    for c in data["consumed_by"]:
+        click.echo(f"  read by {c['step']} in run {c['run']} (as {c['path']})")
+    if not data["consumed_by"]:
+        click.echo("  read by no recorded step run")
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option(
+    "--to",
+    "destination",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write into (default: the project).",
+)
+@click.option(
+    "--link", is_flag=True, help="Hard-link read-only files from the store instead of copying."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
+@pass_context
+def fetch(ctx: Context, run_ref: str, destination: Path | None, link: bool, as_json: bool) -> None:
+    """Check out the outputs of RUN from the store (default: into the project)."""
+    from conveyor.sdk.maintenance import fetch_outputs
+
+    result = fetch_outputs(ctx.project(), run_ref, destination, "link" if link else "copy")
+    if as_json:
+        emit_json(
+            {"run": result.run.id, "files": result.files, "destination": str(result.destination)}
+        )
+    else:
+        click.echo(f"fetched {result.files} files of run {result.run.id} into {result.destination}")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def gc(ctx: Context, dry_run: bool, as_json: bool) -> None:
+    """Remove blobs from the store that no recorded output refers to."""
+    from conveyor.sdk.maintenance import collect_garbage
+
+    result = collect_garbage(ctx.project(), dry_run)
+    if as_json:
+        emit_json(result.__dict__)
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {result.removed} blobs ({result.freed_bytes} bytes); kept {result.kept}")
+    sys.exit(0)
+
+
+COMMANDS = [runs, show, logs, why, lineage, fetch, gc]

@@ -1,0 +1,108 @@
+"""init, validate, plan, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conveyor.cli.main import Context, emit_json
+from conveyor.cli.templates import CONFIG_TEMPLATE, EXAMPLE_PIPELINE
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing conveyor.yml.")
+@pass_context
+def init(ctx: Context, force: bool) -> None:
+    """Write an example conveyor.yml and the .conveyor/ settings here."""
+    from conveyor.errors import UsageError
+    from conveyor.sdk.project import Project
+
+    target = ctx.directory / "conveyor.yml"
+    if target.exists() and not force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    target.write_text(EXAMPLE_PIPELINE, encoding="utf-8")
+    project = Project(ctx.directory)
+    project.ensure_state_dir()
+    config = project.state_dir / "config.toml"
+    if not config.exists():
+        config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    click.echo(f"wrote {target.name} and .conveyor/config.toml")
+    if not (ctx.directory / ".git").exists():
+        click.echo("note: Conveyor pins runs to git commits; run `git init` here first")
+    click.echo("next: `conveyor run`, then `conveyor show latest`")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def validate(ctx: Context, as_json: bool) -> None:
+    """Check the pipeline file; exit code 2 with file:line:col when it is wrong."""
+    from conveyor.plan import compile_plan
+
+    project = ctx.project()
+    spec = project.load_spec()
+    plan = compile_plan(spec)
+    shown = project.display_path(project.pipeline_file)
+    if as_json:
+        emit_json({"file": shown, "valid": True, "jobs": len(spec.jobs), "steps": len(plan.steps)})
+    else:
+        click.echo(f"{shown} is valid: {len(spec.jobs)} jobs, {len(plan.steps)} steps")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the compiled plan as JSON.")
+@click.option(
+    "--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Set a parameter."
+)
+@click.option(
+    "--only", multiple=True, metavar="STEP", help="Plan only these steps and what they need."
+)
+@pass_context
+def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, ...]) -> None:
+    """Print the compiled plan: steps in run order with their dependencies."""
+    from conveyor.sdk.running import compile_project
+
+    compiled = compile_project(ctx.project(), params, only)
+    if as_json:
+        emit_json(compiled.to_json())
+        return
+    click.echo(f"pipeline {compiled.pipeline}: {len(compiled.steps)} steps")
+    for step in compiled.steps:
+        extra = []
+        if step.needs:
+            extra.append("after " + ", ".join(step.needs))
+        if step.policy != "success":
+            extra.append(f"if {step.policy}()")
+        click.echo(f"  {step.id}" + (f"  ({'; '.join(extra)})" if extra else ""))
+        for path in step.inputs:
+            click.echo(f"      < {path}")
+        for path in step.outputs:
+            click.echo(f"      > {path}")
+    for consumer, producer, path in compiled.inferred:
+        click.echo(f"note: {consumer} runs after {producer} because it reads {path}")
+
+
+@click.command()
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of conveyor.yml (for editors and linters)."""
+    from conveyor.spec.model import PipelineSpec
+
+    data: dict[str, Any] = PipelineSpec.model_json_schema(by_alias=True)
+    data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    data["title"] = "conveyor.yml"
+    text = json.dumps(data, indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        click.echo(text)
+
+
+COMMANDS = [init, validate, plan, schema]

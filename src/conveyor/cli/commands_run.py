@@ -1,0 +1,162 @@
+"""run and rerun."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from conveyor.cli.main import EXIT_CANCELLED, Context, emit_json
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _exit_code(status: str) -> int:
+    return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(status, 1)
+
+
+def _cancel_on_signals(runner: Any) -> None:
+    """First Ctrl-C (or SIGTERM) cancels cleanly; a second one stops at once."""
+    calls = {"n": 0}
+
+    def handler(signum: int, _frame: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise KeyboardInterrupt
+        click.echo("\nconveyor: cancelling (Ctrl-C again to stop at once)…", err=True)
+        runner.request_cancel()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command()
+@click.option(
+    "-j",
+    "--jobs",
+    "parallelism",
+    type=click.IntRange(min=1),
+    help="Steps run at once (default: CPU count).",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="STEP",
+    help="Run only these steps (job.step or job) and what they need.",
+)
+@click.option("--force", is_flag=True, help="Run every step, ignoring the cache.")
+@click.option(
+    "--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Set a parameter."
+)
+@click.option(
+    "--executor", metavar="NAME", help="Run on this executor (default: the project's setting)."
+)
+@click.option(
+    "--no-wait", is_flag=True, help="Refuse instead of waiting when another run is in progress."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the finished run as JSON (progress goes to stderr).",
+)
+@pass_context
+def run(
+    ctx: Context,
+    parallelism: int | None,
+    only: tuple[str, ...],
+    force: bool,
+    params: tuple[str, ...],
+    executor: str | None,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Run the pipeline; steps whose fingerprint is unchanged come from the cache.
+
+    \b
+    Examples:
+      conveyor run                   run everything that changed
+      conveyor run -j 4 -p lr=0.01   four steps at a time, with a parameter
+      conveyor run --only train      the train job and the steps it needs
+    """
+    from conveyor.cli.progress import make_reporter
+    from conveyor.sdk.inspect import run_json
+    from conveyor.sdk.running import RunHooks, RunRequest, start_run
+
+    project = ctx.project()
+    reporter = make_reporter(as_json)
+
+    def on_wait(holder: str) -> None:
+        click.echo(
+            f"conveyor: another run is in progress here ({holder}); waiting for it…", err=True
+        )
+
+    request = RunRequest(
+        params=params,
+        only=only,
+        force=force,
+        parallelism=parallelism,
+        executor=executor,
+        wait=not no_wait,
+    )
+    record = start_run(project, request, RunHooks(reporter, on_wait, _cancel_on_signals))
+    if as_json:
+        emit_json(run_json(project, record))
+    sys.exit(_exit_code(str(record.status)))
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--keep", is_flag=True, help="Keep the temporary worktree for inspection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@pass_context
+def rerun(ctx: Context, run_ref: str, keep: bool, as_json: bool) -> None:
+    """Reproduce RUN from its commit in a temporary worktree and compare output digests.
+
+    Exit code 0 when every output matches, 1 otherwise.
+    """
+    from conveyor.cli.progress import make_reporter
+    from conveyor.sdk.running import RunHooks
+    from conveyor.sdk.running import rerun as do_rerun
+
+    project = ctx.project()
+    result = do_rerun(
+        project, run_ref, RunHooks(make_reporter(as_json), None, _cancel_on_signals), keep
+    )
+    if as_json:
+        emit_json(
+            {
+                "original": result.original.id,
+                "run": result.run.id,
+                "reproduced": result.reproduced,
+                "warnings": result.warnings,
+                "outputs": [
+                    {
+                        "step": c.step_id,
+                        "path": c.path,
+                        "expected": c.expected,
+                        "actual": c.actual,
+                        "match": c.matches,
+                    }
+                    for c in result.comparisons
+                ],
+            }
+        )
+    else:
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        for c in result.comparisons:
+            mark = "=" if c.matches else "≠"
+            actual = (c.actual or "missing")[:12]
+            click.echo(
+                f"  {mark} {c.step_id} {c.path}  {c.expected[:12]} "
+                + ("" if c.matches else f"-> {actual}")
+            )
+        verdict = "reproduced" if result.reproduced else "NOT reproduced"
+        click.echo(f"run {result.original.id} {verdict} by run {result.run.id}")
+    sys.exit(0 if result.reproduced else 1)
+
+
+COMMANDS = [run, rerun]

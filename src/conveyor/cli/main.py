@@ -1,0 +1,116 @@
+"""``conveyor``: entry point and command definitions.
+
+Imports of the SDK happen inside each command so that ``conveyor --help`` and quick
+commands start fast; errors from the domain become one line and an exit code here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from conveyor.errors import ConveyorError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+class Context:
+    def __init__(self, directory: Path, pipeline_file: Path | None) -> None:
+        self.directory = directory
+        self.pipeline_file = pipeline_file
+
+    def project(self) -> Any:
+        from conveyor.sdk.project import Project
+
+        return Project.discover(self.directory, self.pipeline_file)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Run as if started in this directory.",
+)
+@click.option(
+    "-f",
+    "--file",
+    "pipeline_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The pipeline file (default: conveyor.yml in this directory or a parent).",
+)
+@click.version_option(package_name="conveyor")
+@click.pass_context
+def cli(ctx: click.Context, directory: Path, pipeline_file: Path | None) -> None:
+    """Conveyor runs the pipeline in your git repository: locally, cached, with provenance.
+
+    \b
+    Start here:
+      conveyor init            write an example conveyor.yml
+      conveyor run             run it (again: unchanged steps come from the cache)
+      conveyor show latest     what ran, what was cached, what it produced
+      conveyor why STEP        why a step ran again or came from the cache
+      conveyor lineage FILE    which step, commit and inputs produced a file
+
+    Exit codes: 0 success, 1 a step failed, 2 bad input, 130 cancelled.
+    """
+    if not directory.is_dir():
+        raise click.BadParameter(f"{directory} is not a directory", param_hint="-C")
+    ctx.obj = Context(directory.resolve(), pipeline_file)
+
+
+def main() -> None:
+    """Console-script entry point: maps Conveyor errors to one line and an exit code."""
+    try:
+        cli.main(standalone_mode=False, prog_name="conveyor")
+    except click.exceptions.Abort:
+        click.echo("conveyor: aborted", err=True)
+        sys.exit(EXIT_CANCELLED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ConveyorError as exc:
+        click.echo(f"conveyor: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("conveyor: interrupted", err=True)
+        sys.exit(EXIT_CANCELLED)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        if os.environ.get("CONVEYOR_DEBUG"):
+            raise
+        click.echo(
+            f"conveyor: internal error: {type(exc).__name__}: {exc} "
+            "(set CONVEYOR_DEBUG=1 for the traceback and please report it)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _register() -> None:
+    from conveyor.cli import commands_inspect, commands_project, commands_run
+
+    for module in (commands_project, commands_run, commands_inspect):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()

@@ -1,0 +1,359 @@
+"""The runner loop: the only place that talks to executors, the store and the records.
+
+It feeds the scheduler events and carries out its decisions. Records are written in
+one transaction per loop turn, so a kill at any moment leaves a consistent database:
+every step run is either recorded with its outputs or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.errors import StoreError
+from conveyor.execute.events import (
+    Cancel,
+    CancelRequested,
+    Decision,
+    Event,
+    Finished,
+    Launch,
+    Skip,
+    StepCancelled,
+    StepFailed,
+    StepSucceeded,
+)
+from conveyor.execute.reporting import Reporter
+from conveyor.execute.scheduler import Scheduler
+from conveyor.execute.workspace import MissingInputError, MissingOutputError, Workspace
+from conveyor.executors.base import Completion, Executor, Handle, Invocation
+from conveyor.metadata.records import (
+    CacheEntry,
+    EventRecord,
+    OutputRecord,
+    RunRecord,
+    StepRunRecord,
+)
+from conveyor.metadata.repository import MetadataRepository, WriteBatch
+from conveyor.plan.fingerprint import fingerprint, fingerprint_parts
+from conveyor.plan.model import ExecutionPlan, StepPlan
+
+_POLL_CAP = 0.25  # seconds: how soon a cancel request or a timeout is noticed
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
+
+
+@dataclass
+class RunOptions:
+    parallelism: int = 1
+    force: bool = False
+    environment_digest: str = ""
+    base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class _Active:
+    step: StepPlan
+    record: StepRunRecord
+    handle: Handle
+    deadline: float | None
+    timed_out: bool = False
+
+
+class Runner:
+    def __init__(
+        self,
+        run: RunRecord,
+        plan: ExecutionPlan,
+        executor: Executor,
+        workspace: Workspace,
+        records: MetadataRepository,
+        log_dir: Path,
+        reporter: Reporter,
+        options: RunOptions,
+    ) -> None:
+        self.run = run
+        self.plan = plan
+        self.executor = executor
+        self.workspace = workspace
+        self.records = records
+        self.log_dir = log_dir
+        self.reporter = reporter
+        self.options = options
+        self._steps = {s.id: s for s in plan.steps}
+        self._scheduler = Scheduler(plan, options.parallelism)
+        self._batch = WriteBatch()
+        self._active: dict[str, _Active] = {}
+        self._outputs: dict[str, list[OutputRecord]] = {}
+        self._cache: dict[str, CacheEntry] = {}
+        self._pending: deque[Decision] = deque()
+        self._status = RunStatus.RUNNING
+        self._cancel = threading.Event()
+
+    # -- public ---------------------------------------------------------------
+    def request_cancel(self) -> None:
+        """Safe from a signal handler: the loop notices within a quarter second."""
+        self._cancel.set()
+
+    def execute(self) -> RunStatus:
+        if not self.options.force:
+            self._cache = self.records.cache_entries(self._steps)
+        self.reporter.run_started(self.run, self.plan)
+        self._event(None, "run-started", {"steps": len(self._steps)})
+        self._pending.extend(self._scheduler.start())
+        try:
+            self._drain()
+            while not self._scheduler.finished:
+                self._flush()
+                if self._cancel.is_set():
+                    self._feed(CancelRequested())
+                    self._cancel.clear()
+                completions = self.executor.poll(self._handles(), self._poll_timeout())
+                self._check_deadlines()
+                for completion in completions:
+                    self._complete(completion)
+                self._drain()
+        finally:
+            self.workspace.digests.flush()
+        self.run.status = self._status
+        self.run.ended_at = time.time()
+        self._batch.run_updates[self.run.id] = (self._status, self.run.ended_at, None)
+        self._event(None, "run-finished", {"status": str(self._status)})
+        self._flush()
+        self.reporter.run_finished(self.run, self._status)
+        return self._status
+
+    # -- the loop ---------------------------------------------------------------
+    def _feed(self, event: Event) -> None:
+        self._pending.extend(self._scheduler.handle(event))
+        self._drain()
+
+    def _drain(self) -> None:
+        while self._pending:
+            decision = self._pending.popleft()
+            if isinstance(decision, Launch):
+                self._launch(self._steps[decision.step_id], decision.attempt)
+            elif isinstance(decision, Skip):
+                self._skip(decision)
+            elif isinstance(decision, Cancel):
+                active = self._active.get(decision.step_id)
+                if active is not None:
+                    self.executor.cancel([active.handle])
+            elif isinstance(decision, Finished):
+                self._status = decision.status
+
+    def _handles(self) -> list[Handle]:
+        return [a.handle for a in self._active.values()]
+
+    def _poll_timeout(self) -> float:
+        deadlines = [a.deadline for a in self._active.values() if a.deadline and not a.timed_out]
+        wait = _POLL_CAP
+        if deadlines:
+            wait = min(wait, max(0.0, min(deadlines) - time.monotonic()))
+        return wait
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        for active in self._active.values():
+            if active.deadline is not None and not active.timed_out and now >= active.deadline:
+                active.timed_out = True
+                self.executor.cancel([active.handle])
+
+    def _flush(self) -> None:
+        if self._batch:
+            self.records.write(self._batch)
+            self._batch = WriteBatch()
+
+    def _event(self, step_id: str | None, kind: str, data: dict[str, object]) -> None:
+        self._batch.events.append(EventRecord(self.run.id, kind, time.time(), step_id, data))
+
+    # -- launching ----------------------------------------------------------------
+    def _launch(self, step: StepPlan, attempt: int) -> None:
+        record = StepRunRecord(
+            run_id=self.run.id,
+            step_id=step.id,
+            job=step.job,
+            status=StepStatus.RUNNING,
+            attempt=attempt,
+            started_at=time.time(),
+            command=step.command,
+        )
+        try:
+            inputs = self.workspace.resolve_inputs(step.inputs)
+        except MissingInputError as exc:
+            self._fail(record, f"declared input {exc} does not exist", retryable=False)
+            return
+        upstream = {
+            dep: {o.path: o.digest for o in self._outputs.get(dep, [])} for dep in step.needs
+        }
+        parts = fingerprint_parts(
+            command=step.command,
+            env=dict(step.env),
+            params=dict(step.params),
+            inputs={i.path: i.digest for i in inputs},
+            upstream=upstream,
+            environment=self.options.environment_digest,
+        )
+        record.parts = parts
+        record.fingerprint = fingerprint(parts)
+        miss = self._serve_from_cache(step, record)
+        if miss is None:
+            return
+        self._batch.inputs[(self.run.id, step.id)] = inputs
+        self._submit(step, record, tuple(i.path for i in inputs), miss)
+
+    def _serve_from_cache(self, step: StepPlan, record: StepRunRecord) -> str | None:
+        """Restore the step's outputs from the store; else say why not (the cache miss)."""
+        if not step.cache:
+            return "cache-disabled"
+        if self.options.force:
+            return "forced"
+        assert record.fingerprint is not None
+        entry = self._cache.get(record.fingerprint)
+        if entry is None or entry.step_id != step.id:
+            return "new-fingerprint"
+        try:
+            self.workspace.restore(entry.outputs)
+        except StoreError:
+            return "outputs-gone"  # a blob was collected or lost: run the step again
+        record.status = StepStatus.SUCCEEDED
+        record.cached = True
+        record.cached_from = entry.run_id
+        record.attempt = 0
+        record.ended_at = record.started_at
+        record.exit_code = 0
+        record.outputs = list(entry.outputs)
+        self._outputs[step.id] = record.outputs
+        self._batch.put_step_run(record)
+        self.reporter.step_finished(record)
+        self._pending.extend(self._scheduler.handle(StepSucceeded(step.id, cached=True)))
+        return None
+
+    def _submit(
+        self, step: StepPlan, record: StepRunRecord, inputs: tuple[str, ...], miss: str
+    ) -> None:
+        log_path = self.log_dir / f"{_UNSAFE.sub('_', step.id)}.log"
+        record.log_path = str(log_path)
+        if record.attempt > 1:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n--- conveyor: attempt {record.attempt} ---\n")
+        self.workspace.clear_outputs(step.outputs)
+        invocation = Invocation(
+            key=f"{self.run.id}/{step.id}/{record.attempt}",
+            command=step.command,
+            env=self._env(step),
+            workdir=self.workspace.root,
+            log_path=log_path,
+            inputs=inputs,
+            outputs=step.outputs,
+            resources=step.resources,
+            timeout=step.timeout,
+        )
+        try:
+            handle = self.executor.submit(invocation)
+        except OSError as exc:
+            self._fail(record, f"cannot start the step: {exc}", retryable=False)
+            return
+        deadline = time.monotonic() + step.timeout if step.timeout else None
+        self._active[step.id] = _Active(step, record, handle, deadline)
+        self._batch.put_step_run(record)
+        self._event(
+            step.id, "step-started", {"attempt": record.attempt, "backend_id": handle.backend_id}
+        )
+        self.reporter.step_started(step.id, record.attempt)
+
+    def _env(self, step: StepPlan) -> dict[str, str]:
+        env = dict(self.options.base_env)
+        env.update(step.env)
+        env.update(
+            {
+                "CONVEYOR_RUN_ID": self.run.id,
+                "CONVEYOR_STEP_ID": step.id,
+                "CONVEYOR_JOB": step.job,
+                "CONVEYOR_PROJECT_DIR": str(self.workspace.root),
+            }
+        )
+        for key, value in step.matrix:
+            env[f"MATRIX_{key.upper()}"] = str(value)
+        return env
+
+    # -- completing -----------------------------------------------------------------
+    def _complete(self, completion: Completion) -> None:
+        step_id = completion.key.split("/", 1)[1].rsplit("/", 1)[0]
+        active = self._active.pop(step_id, None)
+        if active is None:
+            return
+        record, step = active.record, active.step
+        record.ended_at = time.time()
+        record.exit_code = completion.exit_code
+        if active.timed_out:
+            self._fail(record, f"timed out after {step.timeout:g}s", retryable=True)
+        elif completion.state == "cancelled":
+            record.status = StepStatus.CANCELLED
+            record.error = completion.message or "cancelled"
+            self._finish(record, StepCancelled(step_id))
+        elif completion.state != "exited":
+            self._fail(
+                record, completion.message or f"the executor lost the step ({completion.state})"
+            )
+        elif completion.exit_code != 0:
+            self._fail(record, completion.message or f"exit code {completion.exit_code}")
+        else:
+            self._succeed(step, record)
+
+    def _succeed(self, step: StepPlan, record: StepRunRecord) -> None:
+        try:
+            outputs = self.workspace.store_outputs(step.outputs)
+        except MissingOutputError as exc:
+            self._fail(record, f"the step did not write its declared output {exc}")
+            return
+        record.status = StepStatus.SUCCEEDED
+        record.outputs = outputs
+        self._outputs[step.id] = outputs
+        if step.cache and record.fingerprint:
+            entry = CacheEntry(record.fingerprint, step.id, self.run.id, tuple(outputs))
+            self._batch.cache_entries.append(entry)
+            self._cache[record.fingerprint] = entry
+        self._finish(record, StepSucceeded(step.id))
+
+    def _fail(self, record: StepRunRecord, reason: str, retryable: bool = True) -> None:
+        record.status = StepStatus.FAILED
+        record.error = reason
+        record.ended_at = record.ended_at or time.time()
+        self._finish(record, StepFailed(record.step_id, retryable))
+
+    def _finish(self, record: StepRunRecord, event: Event) -> None:
+        self._batch.put_step_run(record)
+        self._event(
+            record.step_id,
+            "step-finished",
+            {"status": str(record.status), "exit_code": record.exit_code, "error": record.error},
+        )
+        decisions = self._scheduler.handle(event)
+        retry = next(
+            (d for d in decisions if isinstance(d, Launch) and d.step_id == record.step_id), None
+        )
+        if retry is None:
+            self.reporter.step_finished(record)
+        self._pending.extend(decisions)
+
+    def _skip(self, decision: Skip) -> None:
+        step = self._steps[decision.step_id]
+        now = time.time()
+        record = StepRunRecord(
+            run_id=self.run.id,
+            step_id=step.id,
+            job=step.job,
+            status=decision.status,
+            command=step.command,
+            ended_at=now,
+            error=decision.reason,
+        )
+        self._batch.put_step_run(record)
+        self.reporter.step_finished(record)

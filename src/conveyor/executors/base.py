@@ -1,0 +1,86 @@
+"""The executor contract: submit, poll, cancel, close.
+
+An executor runs one invocation (a shell command with its environment) somewhere and
+reports how it ended. It knows nothing of plans, caches or records: the runner alone
+decides what to run, enforces timeouts (by calling ``cancel``) and stores outputs.
+Remote executors use ``inputs``/``outputs`` to move files; the local one runs in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from conveyor.domain.types import Resources
+
+EndState = Literal["exited", "cancelled", "lost", "error"]
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One attempt of one step, as an executor sees it."""
+
+    key: str
+    """Unique per attempt: ``run_id/step_id/attempt``."""
+    command: str
+    """Shell text run by ``/bin/sh -e -c``."""
+    env: Mapping[str, str]
+    """The step's complete environment."""
+    workdir: Path
+    """The project directory; outputs are written relative to it."""
+    log_path: Path
+    """Where stdout and stderr go (combined, in order)."""
+    inputs: tuple[str, ...] = ()
+    """Project-relative files the step reads (for executors without a shared filesystem)."""
+    outputs: tuple[str, ...] = ()
+    """Project-relative files or directories the step writes."""
+    resources: Resources = field(default_factory=Resources)
+    timeout: float | None = None
+    """Seconds; the runner enforces it, a backend may also pass it on."""
+    options: Mapping[str, str] = field(default_factory=dict)
+    """Backend-specific extras from the pipeline (e.g. HTCondor requirements)."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    """What a backend gave back for a submitted invocation."""
+
+    key: str
+    backend_id: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """How an invocation ended."""
+
+    key: str
+    state: EndState
+    exit_code: int | None = None
+    message: str | None = None
+    """Why, when it did not simply exit (cancelled, lost, held, could not start)."""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    name: str
+
+    def submit(self, invocation: Invocation) -> Handle:
+        """Start the invocation; return at once with a handle."""
+        ...
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        """Completions among ``handles``; waits up to ``timeout`` seconds for the first."""
+        ...
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        """Ask the backend to stop these; their completions arrive through ``poll``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and processes; pending invocations are cancelled."""
+        ...
+
+
+ExecutorSettings = Mapping[str, object]

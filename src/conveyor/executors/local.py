@@ -1,0 +1,150 @@
+"""Run invocations as local processes, each in its own process group.
+
+Children are watched through pidfds, so ``poll`` sleeps until one exits instead of
+spinning; cancelling signals the whole group (TERM, then KILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.executors.base import Completion, Handle, Invocation
+
+SHELL = ("/bin/sh", "-e", "-c")
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    pidfd: int | None
+    cancel_deadline: float | None = None
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        settings = settings or {}
+        self.grace = float(settings.get("grace_seconds", 5.0))
+        self._children: dict[str, _Child] = {}
+
+    def submit(self, invocation: Invocation) -> Handle:
+        invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(invocation.log_path, "ab") as log:
+            try:
+                process = subprocess.Popen(
+                    [*SHELL, invocation.command],
+                    cwd=invocation.workdir,
+                    env=dict(invocation.env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own group: Ctrl-C reaches us, we reach it
+                    close_fds=True,
+                )
+            except OSError as exc:
+                log.write(f"conveyor: cannot start the step: {exc}\n".encode())
+                raise
+        pidfd: int | None = None
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(process.pid)
+        self._children[invocation.key] = _Child(process, pidfd)
+        return Handle(invocation.key, str(process.pid))
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        done = self._collect(handles)
+        if done or timeout <= 0:
+            return done
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            wait = min(remaining, self._next_escalation() - time.monotonic())
+            if wait > 0:
+                self._wait(handles, wait)
+            self._escalate()
+            done = self._collect(handles)
+            if done or time.monotonic() >= deadline:
+                return done
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        now = time.monotonic()
+        for handle in handles:
+            child = self._children.get(handle.key)
+            if child is None or child.cancel_deadline is not None:
+                continue
+            child.cancel_deadline = now + self.grace
+            _signal_group(child.process.pid, signal.SIGTERM)
+
+    def close(self) -> None:
+        live = [Handle(k, str(c.process.pid)) for k, c in self._children.items()]
+        self.cancel(live)
+        deadline = time.monotonic() + self.grace + 1
+        while self._children and time.monotonic() < deadline:
+            self.poll(list(live), 0.2)
+        for child in list(self._children.values()):
+            _signal_group(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+            self._forget(child)
+        self._children.clear()
+
+    # -- internals ----------------------------------------------------------------
+    def _collect(self, handles: Sequence[Handle]) -> list[Completion]:
+        done = []
+        for handle in handles:
+            child = self._children.get(handle.key)
+            if child is None:
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            # the shell may be gone while a background child lives on: end the group
+            _signal_group(child.process.pid, signal.SIGKILL)
+            del self._children[handle.key]
+            self._forget(child)
+            if child.cancel_deadline is not None:
+                done.append(Completion(handle.key, "cancelled", code, "cancelled"))
+            elif code < 0:
+                name = signal.Signals(-code).name
+                done.append(Completion(handle.key, "exited", 128 - code, f"killed by {name}"))
+            else:
+                done.append(Completion(handle.key, "exited", code))
+        return done
+
+    def _wait(self, handles: Sequence[Handle], seconds: float) -> None:
+        fds = [c.pidfd for h in handles if (c := self._children.get(h.key)) and c.pidfd is not None]
+        if fds and len(fds) == len(handles):
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            poller.poll(seconds * 1000)
+        else:  # no pidfd support: a short sleep bounds the latency
+            time.sleep(min(seconds, 0.01))
+
+    def _next_escalation(self) -> float:
+        deadlines = [c.cancel_deadline for c in self._children.values() if c.cancel_deadline]
+        return min(deadlines, default=float("inf"))
+
+    def _escalate(self) -> None:
+        now = time.monotonic()
+        for child in self._children.values():
+            if child.cancel_deadline is not None and now >= child.cancel_deadline:
+                _signal_group(child.process.pid, signal.SIGKILL)
+
+    @staticmethod
+    def _forget(child: _Child) -> None:
+        if child.pidfd is not None:
+            os.close(child.pidfd)
+            child.pidfd = None
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

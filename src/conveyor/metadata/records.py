@@ -1,0 +1,135 @@
+"""What is persisted about runs (``*Record`` in the glossary). Times are epoch seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from conveyor.domain.states import RunStatus, StepStatus
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    path: str
+    digest: str
+    kind: str = "file"  # "file" or "tree"
+    size: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "digest": self.digest, "kind": self.kind, "size": self.size}
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    path: str
+    digest: str
+
+
+@dataclass
+class RunRecord:
+    id: str
+    pipeline: str
+    status: RunStatus
+    commit: str | None
+    dirty: bool
+    created_at: float
+    diff_digest: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    who: str = ""
+    host: str = ""
+    pid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    executor: str = "local"
+    spec_path: str = ""
+    trigger: str = "manual"
+    workdir: str = ""
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "status": str(self.status),
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "diff_digest": self.diff_digest,
+            "params": self.params,
+            "who": self.who,
+            "host": self.host,
+            "executor": self.executor,
+            "trigger": self.trigger,
+            "pipeline_file": self.spec_path,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "error": self.error,
+        }
+
+
+@dataclass
+class StepRunRecord:
+    run_id: str
+    step_id: str
+    job: str
+    status: StepStatus
+    fingerprint: str | None = None
+    cached: bool = False
+    cached_from: str | None = None  # run id whose step run produced the outputs
+    exit_code: int | None = None
+    attempt: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    log_path: str | None = None
+    command: str = ""
+    parts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    outputs: list[OutputRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.step_id,
+            "job": self.job,
+            "status": str(self.status),
+            "cached": self.cached,
+            "cached_from": self.cached_from,
+            "exit_code": self.exit_code,
+            "attempts": self.attempt,
+            "fingerprint": self.fingerprint,
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "duration": (
+                round(self.ended_at - self.started_at, 3)
+                if self.started_at is not None and self.ended_at is not None
+                else None
+            ),
+            "error": self.error,
+            "log": self.log_path,
+            "outputs": [o.to_json() for o in self.outputs],
+        }
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A fingerprint whose outputs are known: the step run that first produced them."""
+
+    fingerprint: str
+    step_id: str
+    run_id: str
+    outputs: tuple[OutputRecord, ...]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    run_id: str
+    kind: str
+    at: float
+    step_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)

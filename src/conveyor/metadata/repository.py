@@ -1,0 +1,80 @@
+"""The metadata contract the runner and the SDK use, and the batch it writes in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from conveyor.domain.states import RunStatus
+from conveyor.metadata.records import (
+    CacheEntry,
+    EventRecord,
+    InputRecord,
+    OutputRecord,
+    RunRecord,
+    StepRunRecord,
+)
+
+
+@dataclass
+class WriteBatch:
+    """Changes that land together in one transaction (all or nothing).
+
+    Step runs are keyed by (run, step): a later write of the same step run in one batch
+    replaces the earlier one, so a step that starts and ends between two flushes costs
+    a single row write.
+    """
+
+    step_runs: dict[tuple[str, str], StepRunRecord] = field(default_factory=dict)
+    inputs: dict[tuple[str, str], list[InputRecord]] = field(default_factory=dict)
+    cache_entries: list[CacheEntry] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    run_updates: dict[str, tuple[RunStatus, float | None, str | None]] = field(default_factory=dict)
+
+    def put_step_run(self, record: StepRunRecord) -> None:
+        self.step_runs[(record.run_id, record.step_id)] = record
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.step_runs or self.inputs or self.cache_entries or self.events or self.run_updates
+        )
+
+
+class MetadataRepository(Protocol):
+    def create_run(self, run: RunRecord) -> None: ...
+
+    def write(self, batch: WriteBatch) -> None: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def find_runs(self, prefix: str) -> list[RunRecord]: ...
+
+    def latest_run(self) -> RunRecord | None: ...
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]: ...
+
+    def step_runs(self, run_id: str) -> list[StepRunRecord]: ...
+
+    def step_history(self, step_id: str, limit: int = 20) -> list[StepRunRecord]: ...
+
+    def inputs_of(self, run_id: str, step_id: str) -> list[InputRecord]: ...
+
+    def cache_entries(self, step_ids: Iterable[str]) -> dict[str, CacheEntry]: ...
+
+    def runs_in_progress(self) -> list[RunRecord]: ...
+
+    def producers(self, digest: str) -> list[tuple[str, str, OutputRecord]]: ...
+
+    def consumers(self, digest: str) -> list[tuple[str, str, InputRecord]]: ...
+
+    def outputs_at_path(self, path: str) -> list[tuple[str, str, OutputRecord]]: ...
+
+    def referenced_digests(self) -> set[str]: ...
+
+    def events(self, run_id: str) -> list[EventRecord]: ...
+
+    def close(self) -> None: ...
+
+
+__all__: Sequence[str] = ["MetadataRepository", "WriteBatch"]

@@ -1,0 +1,331 @@
+"""SqlRepository: the metadata contract over SQLAlchemy Core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.errors import MetadataError
+from conveyor.metadata.records import (
+    CacheEntry,
+    EventRecord,
+    InputRecord,
+    OutputRecord,
+    RunRecord,
+    StepRunRecord,
+)
+from conveyor.metadata.repository import WriteBatch
+from conveyor.metadata.sql import tables as t
+from conveyor.metadata.sql.migrate import upgrade
+
+
+def open_repository(url: str) -> SqlRepository:
+    """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``) and migrate."""
+    try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, future=True)
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        upgrade(engine)
+    except sa.exc.ArgumentError as exc:
+        raise MetadataError(f"cannot use database URL {url!r}: {exc}") from exc
+    except sa.exc.DBAPIError as exc:
+        raise MetadataError(f"cannot open the run database {url}: {exc.orig}") from exc
+    return SqlRepository(engine)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the running writer
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process kills, fast
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _insert(dialect: str, table: sa.Table) -> Any:
+    """An INSERT that knows ON CONFLICT for the dialect in use."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
+class SqlRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    # -- writes ---------------------------------------------------------------
+    def create_run(self, run: RunRecord) -> None:
+        with self._begin() as conn:
+            conn.execute(t.runs.insert().values(_run_row(run)))
+
+    def write(self, batch: WriteBatch) -> None:
+        if not batch:
+            return
+        with self._begin() as conn:
+            for run_id, (status, ended_at, error) in batch.run_updates.items():
+                values: dict[str, Any] = {"status": str(status), "error": error}
+                if ended_at is not None:
+                    values["ended_at"] = ended_at
+                conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(values))
+            if batch.step_runs:
+                self._upsert_step_runs(conn, list(batch.step_runs.values()))
+            inputs = [
+                {"run_id": r, "step_id": s, "path": i.path, "digest": i.digest}
+                for (r, s), recs in batch.inputs.items()
+                for i in recs
+            ]
+            if inputs:
+                stmt = _insert(self._dialect, t.step_inputs).on_conflict_do_nothing()
+                conn.execute(stmt, inputs)
+            if batch.cache_entries:
+                stmt = _insert(self._dialect, t.cache_entries)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["fingerprint"],
+                    set_={"run_id": stmt.excluded.run_id, "outputs": stmt.excluded.outputs},
+                )
+                conn.execute(
+                    stmt,
+                    [
+                        {
+                            "fingerprint": e.fingerprint,
+                            "step_id": e.step_id,
+                            "run_id": e.run_id,
+                            "outputs": [o.to_json() for o in e.outputs],
+                        }
+                        for e in batch.cache_entries
+                    ],
+                )
+            if batch.events:
+                conn.execute(
+                    t.events.insert(),
+                    [
+                        {
+                            "run_id": e.run_id,
+                            "step_id": e.step_id,
+                            "kind": e.kind,
+                            "at": e.at,
+                            "data": e.data,
+                        }
+                        for e in batch.events
+                    ],
+                )
+
+    def _upsert_step_runs(self, conn: sa.Connection, records: Sequence[StepRunRecord]) -> None:
+        rows = [_step_row(r) for r in records]
+        stmt = _insert(self._dialect, t.step_runs)
+        updated = {c.name: stmt.excluded[c.name] for c in t.step_runs.c if not c.primary_key}
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=["run_id", "step_id"], set_=updated), rows
+        )
+        # lineage: outputs of steps that ran here (a cache hit points at its producer)
+        produced = [
+            {"run_id": r.run_id, "step_id": r.step_id, **o.to_json()}
+            for r in records
+            if r.status == StepStatus.SUCCEEDED and not r.cached
+            for o in r.outputs
+        ]
+        if produced:
+            conn.execute(_insert(self._dialect, t.step_outputs).on_conflict_do_nothing(), produced)
+
+    def _begin(self) -> Any:
+        try:
+            return self.engine.begin()
+        except sa.exc.DBAPIError as exc:  # pragma: no cover - connection loss
+            raise MetadataError(f"cannot write run records: {exc.orig}") from exc
+
+    # -- reads ----------------------------------------------------------------
+    def _rows(self, stmt: Any, params: dict[str, Any] | None = None) -> Sequence[sa.Row[Any]]:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(stmt, params or {}).all()
+        except sa.exc.DBAPIError as exc:
+            raise MetadataError(f"cannot read run records: {exc.orig}") from exc
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._rows(sa.select(t.runs).where(t.runs.c.id == run_id))
+        return _run_record(rows[0]) if rows else None
+
+    def find_runs(self, prefix: str) -> list[RunRecord]:
+        like = prefix.replace("%", "").replace("_", "") + "%"
+        rows = self._rows(sa.select(t.runs).where(t.runs.c.id.like(like)).limit(10))
+        return [_run_record(r) for r in rows]
+
+    def latest_run(self) -> RunRecord | None:
+        runs = self.list_runs(1)
+        return runs[0] if runs else None
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        stmt = sa.select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit)
+        return [_run_record(r) for r in self._rows(stmt)]
+
+    def runs_in_progress(self) -> list[RunRecord]:
+        stmt = sa.select(t.runs).where(t.runs.c.status.in_(["running", "queued"]))
+        return [_run_record(r) for r in self._rows(stmt)]
+
+    def step_runs(self, run_id: str) -> list[StepRunRecord]:
+        stmt = sa.select(t.step_runs).where(t.step_runs.c.run_id == run_id)
+        return [_step_record(r) for r in self._rows(stmt)]
+
+    def step_history(self, step_id: str, limit: int = 20) -> list[StepRunRecord]:
+        stmt = (
+            sa.select(t.step_runs)
+            .where(t.step_runs.c.step_id == step_id)
+            .order_by(sa.func.coalesce(t.step_runs.c.started_at, t.step_runs.c.ended_at).desc())
+            .limit(limit)
+        )
+        return [_step_record(r) for r in self._rows(stmt)]
+
+    def inputs_of(self, run_id: str, step_id: str) -> list[InputRecord]:
+        stmt = sa.select(t.step_inputs.c.path, t.step_inputs.c.digest).where(
+            t.step_inputs.c.run_id == run_id, t.step_inputs.c.step_id == step_id
+        )
+        return [InputRecord(r.path, r.digest) for r in self._rows(stmt)]
+
+    def cache_entries(self, step_ids: Iterable[str]) -> dict[str, CacheEntry]:
+        wanted = list(set(step_ids))
+        result: dict[str, CacheEntry] = {}
+        for start in range(0, len(wanted), 900):  # stay under bound-parameter limits
+            chunk = wanted[start : start + 900]
+            stmt = sa.select(t.cache_entries).where(t.cache_entries.c.step_id.in_(chunk))
+            for row in self._rows(stmt):
+                outputs = tuple(_output(o) for o in row.outputs)
+                result[row.fingerprint] = CacheEntry(
+                    row.fingerprint, row.step_id, row.run_id, outputs
+                )
+        return result
+
+    def producers(self, digest: str) -> list[tuple[str, str, OutputRecord]]:
+        stmt = sa.select(t.step_outputs).where(t.step_outputs.c.digest == digest)
+        return [(r.run_id, r.step_id, _output_row(r)) for r in self._rows(stmt)]
+
+    def consumers(self, digest: str) -> list[tuple[str, str, InputRecord]]:
+        stmt = sa.select(t.step_inputs).where(t.step_inputs.c.digest == digest)
+        return [(r.run_id, r.step_id, InputRecord(r.path, r.digest)) for r in self._rows(stmt)]
+
+    def outputs_at_path(self, path: str) -> list[tuple[str, str, OutputRecord]]:
+        stmt = (
+            sa.select(t.step_outputs)
+            .join(t.runs, t.runs.c.id == t.step_outputs.c.run_id)
+            .where(t.step_outputs.c.path == path)
+            .order_by(t.runs.c.created_at.desc())
+        )
+        return [(r.run_id, r.step_id, _output_row(r)) for r in self._rows(stmt)]
+
+    def referenced_digests(self) -> set[str]:
+        digests = {r.digest for r in self._rows(sa.select(t.step_outputs.c.digest))}
+        for row in self._rows(sa.select(t.cache_entries.c.outputs)):
+            digests.update(o["digest"] for o in row.outputs)
+        return digests
+
+    def events(self, run_id: str) -> list[EventRecord]:
+        stmt = sa.select(t.events).where(t.events.c.run_id == run_id).order_by(t.events.c.id)
+        return [EventRecord(r.run_id, r.kind, r.at, r.step_id, r.data) for r in self._rows(stmt)]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _run_row(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "status": str(run.status),
+        "commit": run.commit,
+        "dirty": run.dirty,
+        "diff_digest": run.diff_digest,
+        "params": run.params,
+        "who": run.who,
+        "host": run.host,
+        "pid": run.pid,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "executor": run.executor,
+        "spec_path": run.spec_path,
+        "trigger": run.trigger,
+        "workdir": run.workdir,
+        "error": run.error,
+    }
+
+
+def _run_record(row: sa.Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        pipeline=row.pipeline,
+        status=RunStatus(row.status),
+        commit=row.commit,
+        dirty=bool(row.dirty),
+        created_at=row.created_at,
+        diff_digest=row.diff_digest,
+        params=row.params,
+        who=row.who,
+        host=row.host,
+        pid=row.pid,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        executor=row.executor,
+        spec_path=row.spec_path,
+        trigger=row.trigger,
+        workdir=row.workdir,
+        error=row.error,
+    )
+
+
+def _step_row(r: StepRunRecord) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "step_id": r.step_id,
+        "job": r.job,
+        "status": str(r.status),
+        "fingerprint": r.fingerprint,
+        "cached": r.cached,
+        "cached_from": r.cached_from,
+        "exit_code": r.exit_code,
+        "attempt": r.attempt,
+        "started_at": r.started_at,
+        "ended_at": r.ended_at,
+        "log_path": r.log_path,
+        "command": r.command,
+        "parts": r.parts,
+        "outputs": [o.to_json() for o in r.outputs],
+        "error": r.error,
+    }
+
+
+def _step_record(row: sa.Row[Any]) -> StepRunRecord:
+    return StepRunRecord(
+        run_id=row.run_id,
+        step_id=row.step_id,
+        job=row.job,
+        status=StepStatus(row.status),
+        fingerprint=row.fingerprint,
+        cached=bool(row.cached),
+        cached_from=row.cached_from,
+        exit_code=row.exit_code,
+        attempt=row.attempt,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        log_path=row.log_path,
+        command=row.command,
+        parts=row.parts,
+        error=row.error,
+        outputs=[_output(o) for o in row.outputs],
+    )
+
+
+def _output(data: dict[str, Any]) -> OutputRecord:
+    return OutputRecord(data["path"], data["digest"], data.get("kind", "file"), data.get("size", 0))
+
+
+def _output_row(row: sa.Row[Any]) -> OutputRecord:
+    return OutputRecord(row.path, row.digest, row.kind, row.size)

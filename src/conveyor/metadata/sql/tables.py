@@ -1,0 +1,99 @@
+"""Table definitions. Schema changes go through Alembic revisions in ``migrations/``."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("commit", sa.String(64)),
+    sa.Column("dirty", sa.Boolean, nullable=False, default=False),
+    sa.Column("diff_digest", sa.String(64)),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("who", sa.String(200), nullable=False, default=""),
+    sa.Column("host", sa.String(200), nullable=False, default=""),
+    sa.Column("pid", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("executor", sa.String(64), nullable=False, default="local"),
+    sa.Column("spec_path", sa.Text, nullable=False, default=""),
+    sa.Column("trigger", sa.String(32), nullable=False, default="manual"),
+    sa.Column("workdir", sa.Text, nullable=False, default=""),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_runs_created_at", "created_at"),
+    sa.Index("ix_runs_status", "status"),
+)
+
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("step_id", sa.String(400), primary_key=True),
+    sa.Column("job", sa.String(400), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("cached", sa.Boolean, nullable=False, default=False),
+    sa.Column("cached_from", sa.String(32)),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("log_path", sa.Text),
+    sa.Column("command", sa.Text, nullable=False, default=""),
+    sa.Column("parts", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_step_runs_step_id", "step_id"),
+)
+
+step_outputs = sa.Table(
+    "step_outputs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("step_id", sa.String(400), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index("ix_step_outputs_digest", "digest"),
+    sa.Index("ix_step_outputs_path", "path"),
+)
+
+step_inputs = sa.Table(
+    "step_inputs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("step_id", sa.String(400), primary_key=True),
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Index("ix_step_inputs_digest", "digest"),
+)
+
+cache_entries = sa.Table(
+    "cache_entries",
+    metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("step_id", sa.String(400), nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=False),
+    sa.Index("ix_cache_entries_step_id", "step_id"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("step_id", sa.String(400)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_events_run_id", "run_id"),
+)

@@ -1,0 +1,370 @@
+"""spec + params + selection -> ExecutionPlan. Pure: no I/O, deterministic."""
+
+from __future__ import annotations
+
+import itertools
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from conveyor.domain.types import Resources
+from conveyor.errors import ParamError
+from conveyor.plan import graph
+from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
+from conveyor.plan.template import TemplateError, render
+from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
+from conveyor.spec.yamlsource import Loc, SourceMap
+
+_POLICY = re.compile(r"^\s*(?:\$\{\{\s*)?(success|failure|always)\(\)\s*(?:\}\})?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?)?\s*$")
+_SIZE_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+_STEP_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def parse_params(spec: PipelineSpec, given: Sequence[str]) -> dict[str, Any]:
+    """Parse ``name=value`` strings from the command line against the declared params."""
+    values: dict[str, Any] = {}
+    for item in given:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParamError(f"--param takes name=value, got {item!r}")
+        declared = spec.params.get(name)
+        if declared is None:
+            known = ", ".join(sorted(spec.params)) or "none are declared"
+            raise ParamError(f"unknown parameter {name!r} (declared: {known})")
+        values[name] = coerce_param(name, declared, raw)
+    return values
+
+
+def coerce_param(name: str, declared: ParamSpec, raw: str) -> Any:
+    try:
+        if declared.type == "int":
+            return int(raw)
+        if declared.type == "float":
+            return float(raw)
+        if declared.type == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise ParamError(
+            f"parameter {name!r} is {declared.type}, and {raw!r} is not a valid {declared.type}"
+        ) from None
+    return raw
+
+
+def compile_plan(
+    spec: PipelineSpec,
+    params: Mapping[str, Any] | None = None,
+    selection: Sequence[str] = (),
+) -> ExecutionPlan:
+    """Resolve params, matrices and templates; order steps; apply ``selection``."""
+    source = spec.source
+    values = _resolve_params(spec, params or {})
+    steps: dict[str, StepPlan] = {}
+    instances: dict[str, list[list[str]]] = {}  # job -> step ids per instance
+    locs: dict[str, Loc] = {}
+    for job_id, job in spec.jobs.items():
+        instances[job_id] = []
+        for matrix in _expand_matrix(job, ("jobs", job_id), source):
+            instance = _instance_id(job_id, matrix)
+            ids = []
+            for index, step in enumerate(job.steps):
+                loc: Loc = ("jobs", job_id, "steps", index)
+                plan = _compile_step(spec, job_id, job, instance, step, index, matrix, values, loc)
+                if plan.id in steps:
+                    raise source.error(
+                        (*loc, "id"),
+                        f"duplicate step id {plan.id.rpartition('.')[2]!r} in job {job_id!r}",
+                    )
+                steps[plan.id] = plan
+                locs[plan.id] = loc
+                ids.append(plan.id)
+            instances[job_id].append(ids)
+
+    needs = _declared_needs(spec, instances, source)
+    inferred = _infer_needs(steps, instances, needs, locs, source)
+    order = list(steps)
+    try:
+        ordered = graph.topological_order(order, needs)
+    except graph.CycleError as exc:
+        first_job = steps[exc.cycle[0]].job
+        raise source.error(
+            ("jobs", first_job), f"the pipeline has a cycle: {' -> '.join(exc.cycle)}"
+        ) from None
+    keep = _select(selection, steps, instances, needs) if selection else set(order)
+    final = tuple(_with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
+    return ExecutionPlan(
+        pipeline=spec.name,
+        params=tuple(sorted(values.items())),
+        steps=final,
+        inferred=tuple(i for i in inferred if i[0] in keep and i[1] in keep),
+    )
+
+
+def _resolve_params(spec: PipelineSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, declared in spec.params.items():
+        if name in given:
+            values[name] = given[name]
+        elif declared.default is not None:
+            values[name] = _check_default(spec.source, name, declared)
+        else:
+            raise ParamError(f"parameter {name!r} has no default; pass --param {name}=VALUE")
+    unknown = set(given) - set(spec.params)
+    if unknown:
+        raise ParamError(f"unknown parameter {sorted(unknown)[0]!r}")
+    return values
+
+
+def _check_default(source: SourceMap, name: str, declared: ParamSpec) -> Any:
+    value = declared.default
+    if declared.type == "str":
+        return _env_text(value)
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[declared.type]
+    if not ok:
+        raise source.error(
+            ("params", name, "default"),
+            f"default of parameter {name!r} is {value!r}, not a {declared.type}",
+        )
+    return float(value) if declared.type == "float" and value is not None else value
+
+
+def _expand_matrix(job: JobSpec, loc: Loc, source: SourceMap) -> list[dict[str, Any]]:
+    if job.matrix is None:
+        return [{}]
+    axes = {k: v for k, v in job.matrix.items() if k not in ("include", "exclude")}
+    for key, values in axes.items():
+        if not values:
+            raise source.error((*loc, "matrix", key), f"matrix axis {key!r} has no values")
+    combos = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+    if not axes:
+        combos = []
+    for entry in job.matrix.get("exclude", []):
+        if not isinstance(entry, dict):
+            raise source.error((*loc, "matrix", "exclude"), "matrix exclude entries are mappings")
+        combos = [c for c in combos if any(c.get(k) != v for k, v in entry.items())]
+    for entry in job.matrix.get("include", []):
+        if not isinstance(entry, dict):
+            raise source.error((*loc, "matrix", "include"), "matrix include entries are mappings")
+        combos.append(dict(entry))
+    if not combos:
+        raise source.error((*loc, "matrix"), "the matrix expands to no job instance")
+    return combos
+
+
+def _instance_id(job_id: str, matrix: Mapping[str, Any]) -> str:
+    if not matrix:
+        return job_id
+    return f"{job_id}[{','.join(f'{k}={v}' for k, v in matrix.items())}]"
+
+
+def _compile_step(
+    spec: PipelineSpec,
+    job_id: str,
+    job: JobSpec,
+    instance: str,
+    step: StepSpec,
+    index: int,
+    matrix: Mapping[str, Any],
+    values: Mapping[str, Any],
+    loc: Loc,
+) -> StepPlan:
+    source = spec.source
+    context = {"params": values, "matrix": matrix}
+    used: set[str] = set()
+
+    def text(value: Any, where: Loc) -> str:
+        try:
+            return render(str(value), context, used)
+        except TemplateError as exc:
+            raise source.error(where, str(exc)) from None
+
+    step_name = step.id or _default_step_id(step, index)
+    env = {**spec.env, **job.env, **step.env}
+    rendered_env = tuple(sorted((k, text(_env_text(v), (*loc, "env", k))) for k, v in env.items()))
+    outputs = tuple(
+        _output_path(text(p, (*loc, "outputs", i)), source, (*loc, "outputs", i))
+        for i, p in enumerate(step.outputs)
+    )
+    return StepPlan(
+        id=f"{instance}.{step_name}",
+        job=instance,
+        name=text(step.name, (*loc, "name")) if step.name else step_name,
+        command=text(step.run, (*loc, "run")),
+        env=rendered_env,
+        policy=_policy(step.if_, source, (*loc, "if")),
+        timeout=step.timeout,
+        retries=step.retries,
+        inputs=tuple(
+            graph.normalize(text(p, (*loc, "inputs", i))) for i, p in enumerate(step.inputs)
+        ),
+        outputs=outputs,
+        cache=step.cache,
+        params=tuple(sorted((name, values[name]) for name in used)),
+        matrix=tuple(matrix.items()),
+        resources=_resources(step.resources or job.resources, source, (*loc, "resources")),
+        executor=job.runs_on,
+    )
+
+
+def _default_step_id(step: StepSpec, index: int) -> str:
+    if step.name:
+        slug = _STEP_SLUG.sub("-", step.name.strip().lower()).strip("-")
+        if slug and "${{" not in step.name:
+            return slug[:60]
+    return f"step-{index + 1}"
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _policy(expr: str, source: SourceMap, loc: Loc) -> Policy:
+    match = _POLICY.match(expr)
+    if not match:
+        raise source.error(
+            loc, f"if: {expr!r} is not a run policy; use success(), failure() or always()"
+        )
+    policy: Policy = match.group(1)  # type: ignore[assignment]
+    return policy
+
+
+def _output_path(path: str, source: SourceMap, loc: Loc) -> str:
+    normal = graph.normalize(path)
+    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
+        raise source.error(
+            loc, f"output {path!r} is outside the project; outputs are project-relative paths"
+        )
+    if normal == ".":
+        raise source.error(loc, "an output cannot be the whole project directory")
+    if graph.is_glob(normal):
+        raise source.error(
+            loc, f"output {path!r} is a glob; name the files or directory the step writes"
+        )
+    if normal.split("/", 1)[0] in (".conveyor", ".git"):
+        raise source.error(loc, f"output {path!r} is inside Conveyor's or git's own directory")
+    return normal
+
+
+def _resources(spec: ResourcesSpec | None, source: SourceMap, loc: Loc) -> Resources:
+    if spec is None:
+        return Resources()
+    return Resources(
+        cpus=spec.cpus,
+        memory_mb=_megabytes(spec.memory, source, (*loc, "memory")),
+        gpus=spec.gpus,
+        disk_mb=_megabytes(spec.disk, source, (*loc, "disk")),
+    )
+
+
+def _megabytes(value: int | str | None, source: SourceMap, loc: Loc) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise source.error(loc, f"{value!r} is not a size (use MB, or e.g. '512M', '4G')")
+    unit = (match.group(2) or "m")[0].lower()
+    return max(1, round(float(match.group(1)) * _SIZE_MB[unit]))
+
+
+def _declared_needs(
+    spec: PipelineSpec, instances: Mapping[str, list[list[str]]], source: SourceMap
+) -> dict[str, set[str]]:
+    needs: dict[str, set[str]] = {}
+    for job_id, job in spec.jobs.items():
+        upstream: set[str] = set()
+        for i, name in enumerate(job.needs):
+            if name not in spec.jobs:
+                known = ", ".join(sorted(spec.jobs))
+                raise source.error(
+                    ("jobs", job_id, "needs", i),
+                    f"job {job_id!r} needs {name!r}, which is not a job (jobs: {known})",
+                )
+            upstream.update(ids[-1] for ids in instances[name])
+        for ids in instances[job_id]:
+            previous = upstream
+            for step_id in ids:
+                needs[step_id] = set(previous)
+                previous = {step_id}
+    return needs
+
+
+def _infer_needs(
+    steps: Mapping[str, StepPlan],
+    instances: Mapping[str, list[list[str]]],
+    needs: dict[str, set[str]],
+    locs: Mapping[str, Loc],
+    source: SourceMap,
+) -> list[tuple[str, str, str]]:
+    """Order a step after any step of another job that writes what it reads."""
+    writers: dict[str, str] = {}
+    for step_id, step in steps.items():
+        for i, out in enumerate(step.outputs):
+            other = writers.get(out)
+            if other is not None:
+                raise source.error(
+                    (*locs[step_id], "outputs", i),
+                    f"steps {other} and {step_id} both write {out!r}; give each its own output",
+                )
+            writers[out] = step_id
+    position = {sid: n for ids in instances.values() for inst in ids for n, sid in enumerate(inst)}
+    inferred: list[tuple[str, str, str]] = []
+    for step_id, step in steps.items():
+        for pattern in step.inputs:
+            for out, writer in writers.items():
+                if writer == step_id or not graph.overlaps(pattern, out):
+                    continue
+                producer = steps[writer]
+                if producer.job == step.job:
+                    if position[writer] > position[step_id]:
+                        raise source.error(
+                            locs[step_id],
+                            f"step {step_id} reads {out!r}, which the later step {writer} "
+                            "of the same job writes; move it after that step",
+                        )
+                    continue
+                if writer not in needs[step_id]:
+                    needs[step_id].add(writer)
+                    inferred.append((step_id, writer, out))
+    return inferred
+
+
+def _select(
+    selection: Sequence[str],
+    steps: Mapping[str, StepPlan],
+    instances: Mapping[str, list[list[str]]],
+    needs: Mapping[str, set[str]],
+) -> set[str]:
+    chosen: set[str] = set()
+    for name in selection:
+        if name in steps:
+            chosen.add(name)
+        elif name in instances:
+            chosen.update(s for ids in instances[name] for s in ids)
+        else:
+            matches = [s for s, p in steps.items() if p.job == name or s.endswith("." + name)]
+            if not matches:
+                raise ParamError(
+                    f"--only {name!r} names no step or job (steps look like job.step; "
+                    "`conveyor plan` lists them)"
+                )
+            chosen.update(matches)
+    return graph.upstream_closure(chosen, needs)
+
+
+def _with_needs(step: StepPlan, needs: set[str]) -> StepPlan:
+    from dataclasses import replace
+
+    return replace(step, needs=tuple(sorted(needs)))

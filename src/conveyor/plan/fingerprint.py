@@ -1,0 +1,89 @@
+"""The step cache key: a digest over everything that can change a step's outputs.
+
+Parts: the resolved command, the declared environment variables, the parameters the
+step refers to, the content digest of every input file, the output digests of the
+steps it depends on, and the digest of the tool-visible environment (Python version,
+lock files). The parts are kept next to the key so ``conveyor why`` can name the one
+that changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import blake3
+
+FINGERPRINT_VERSION = 1
+PART_NAMES = ("command", "env", "params", "inputs", "upstream", "environment", "executor")
+
+
+def fingerprint_parts(
+    command: str,
+    env: Mapping[str, str],
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    upstream: Mapping[str, Mapping[str, str]],
+    environment: str,
+    executor_key: str = "",
+) -> dict[str, Any]:
+    return {
+        "version": FINGERPRINT_VERSION,
+        "command": command,
+        "env": dict(sorted(env.items())),
+        "params": dict(sorted(params.items())),
+        "inputs": dict(sorted(inputs.items())),
+        "upstream": {k: dict(sorted(v.items())) for k, v in sorted(upstream.items())},
+        "environment": environment,
+        "executor": executor_key,
+    }
+
+
+def fingerprint(parts: Mapping[str, Any]) -> str:
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return blake3.blake3(canonical.encode()).hexdigest()
+
+
+def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Human sentences naming what differs between two sets of parts."""
+    changes: list[str] = []
+    if before.get("version") != after.get("version"):
+        changes.append("Conveyor's fingerprint format changed")
+    if before.get("command") != after.get("command"):
+        changes.append("the command changed")
+    changes += _dict_changes("environment variable", before.get("env", {}), after.get("env", {}))
+    changes += _dict_changes("parameter", before.get("params", {}), after.get("params", {}))
+    changes += _dict_changes(
+        "input", before.get("inputs", {}), after.get("inputs", {}), digests=True
+    )
+    up_before, up_after = before.get("upstream", {}), after.get("upstream", {})
+    for step in sorted(set(up_before) | set(up_after)):
+        for change in _dict_changes(
+            "output", up_before.get(step, {}), up_after.get(step, {}), digests=True
+        ):
+            changes.append(f"{change} of upstream step {step}")
+    if before.get("environment") != after.get("environment"):
+        changes.append("the tool environment changed (Python version or lock file)")
+    if before.get("executor") != after.get("executor"):
+        changes.append("the executor settings changed")
+    return changes
+
+
+def _dict_changes(
+    noun: str, before: Mapping[str, Any], after: Mapping[str, Any], digests: bool = False
+) -> list[str]:
+    out = []
+    for key in sorted(set(before) | set(after)):
+        if key not in before:
+            out.append(f"{noun} {key} was added")
+        elif key not in after:
+            out.append(f"{noun} {key} was removed")
+        elif before[key] != after[key]:
+            if digests:
+                out.append(
+                    f"{noun} {key} changed ({str(before[key])[:12]} -> {str(after[key])[:12]})"
+                )
+            else:
+                out.append(f"{noun} {key} changed ({before[key]!r} -> {after[key]!r})")
+    return out

@@ -1,0 +1,116 @@
+"""DAG helpers over step ids: order, cycles, selection, path overlap."""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+class CycleError(ValueError):
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(" -> ".join(cycle))
+
+
+def topological_order(order: Sequence[str], needs: Mapping[str, Iterable[str]]) -> list[str]:
+    """Kahn's algorithm; among ready nodes the declaration order wins (stable plans)."""
+    import heapq
+
+    rank = {node: i for i, node in enumerate(order)}
+    remaining = {node: len(set(needs.get(node, ()))) for node in order}
+    dependents: dict[str, list[str]] = {node: [] for node in order}
+    for node in order:
+        for dep in set(needs.get(node, ())):
+            dependents[dep].append(node)
+    ready = [rank[n] for n in order if remaining[n] == 0]
+    heapq.heapify(ready)
+    result: list[str] = []
+    while ready:
+        node = order[heapq.heappop(ready)]
+        result.append(node)
+        for child in dependents[node]:
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                heapq.heappush(ready, rank[child])
+    if len(result) != len(order):
+        raise CycleError(find_cycle([n for n in order if remaining[n] > 0], needs))
+    return result
+
+
+def find_cycle(nodes: Sequence[str], needs: Mapping[str, Iterable[str]]) -> list[str]:
+    """One cycle among ``nodes``, closed (first node repeated at the end)."""
+    members = set(nodes)
+    for start in nodes:
+        path: list[str] = [start]
+        seen = {start: 0}
+        node = start
+        while True:
+            nxt = next((d for d in needs.get(node, ()) if d in members), None)
+            if nxt is None:
+                break
+            if nxt in seen:
+                cycle = [*path[seen[nxt] :], nxt]
+                # read as "a needs b needs ... needs a": reverse into run order
+                return cycle[::-1]
+            seen[nxt] = len(path)
+            path.append(nxt)
+            node = nxt
+    return list(nodes)
+
+
+def upstream_closure(selected: Iterable[str], needs: Mapping[str, Iterable[str]]) -> set[str]:
+    result: set[str] = set()
+    stack = list(selected)
+    while stack:
+        node = stack.pop()
+        if node in result:
+            continue
+        result.add(node)
+        stack.extend(needs.get(node, ()))
+    return result
+
+
+def normalize(path: str) -> str:
+    """A project-relative POSIX path without ``./`` or trailing slashes."""
+    return posixpath.normpath(path.strip() or ".")
+
+
+def is_glob(pattern: str) -> bool:
+    return any(ch in _GLOB_CHARS for ch in pattern)
+
+
+def overlaps(input_pattern: str, output_path: str) -> bool:
+    """Whether reading ``input_pattern`` may read what writing ``output_path`` writes."""
+    pattern, output = normalize(input_pattern), normalize(output_path)
+    if not is_glob(pattern):
+        return _related(pattern, output)
+    if fnmatch.fnmatchcase(output, pattern) or _ancestor_matches(output, pattern):
+        return True
+    # a directory output may hold files the glob names
+    fixed = _fixed_prefix(pattern)
+    return _related(fixed, output)
+
+
+def _related(a: str, b: str) -> bool:
+    return a == b or "." in (a, b) or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _ancestor_matches(path: str, pattern: str) -> bool:
+    parent = posixpath.dirname(path)
+    while parent:
+        if fnmatch.fnmatchcase(parent, pattern):
+            return True
+        parent = posixpath.dirname(parent)
+    return False
+
+
+def _fixed_prefix(pattern: str) -> str:
+    parts = []
+    for part in pattern.split("/"):
+        if is_glob(part):
+            break
+        parts.append(part)
+    return "/".join(parts) or "."

@@ -1,0 +1,85 @@
+"""The compiled plan: frozen, ordered, printable (``conveyor plan --json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from conveyor.domain.types import Resources
+
+Policy = Literal["success", "failure", "always"]
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step as it will run: all templates resolved, dependencies explicit."""
+
+    id: str
+    job: str
+    name: str
+    command: str
+    env: tuple[tuple[str, str], ...] = ()
+    policy: Policy = "success"
+    timeout: float | None = None
+    retries: int = 0
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    cache: bool = True
+    needs: tuple[str, ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()
+    matrix: tuple[tuple[str, Any], ...] = ()
+    resources: Resources = field(default_factory=Resources)
+    executor: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "job": self.job,
+            "name": self.name,
+            "command": self.command,
+            "env": dict(self.env),
+            "if": f"{self.policy}()",
+            "timeout": self.timeout,
+            "retries": self.retries,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "cache": self.cache,
+            "needs": list(self.needs),
+            "params": dict(self.params),
+            "matrix": dict(self.matrix),
+            "resources": {
+                "cpus": self.resources.cpus,
+                "memory_mb": self.resources.memory_mb,
+                "gpus": self.resources.gpus,
+                "disk_mb": self.resources.disk_mb,
+            },
+            "executor": self.executor,
+        }
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """Steps in a topological order (ties broken by declaration order)."""
+
+    pipeline: str
+    params: tuple[tuple[str, Any], ...]
+    steps: tuple[StepPlan, ...]
+    inferred: tuple[tuple[str, str, str], ...] = ()
+    """Orderings Conveyor added: (consumer step, producer step, path)."""
+
+    def step(self, step_id: str) -> StepPlan:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "params": dict(self.params),
+            "steps": [step.to_json() for step in self.steps],
+            "inferred_needs": [
+                {"step": consumer, "needs": producer, "path": path}
+                for consumer, producer, path in self.inferred
+            ],
+        }

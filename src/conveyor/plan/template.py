@@ -1,0 +1,77 @@
+"""``${{ ... }}`` expressions in pipeline text.
+
+Plain references (``${{ params.lr }}``, ``${{ matrix.seed }}``) are resolved by a small
+lookup, which is fast and cannot run code; anything richer goes to Jinja2's sandbox.
+Every parameter a text refers to is reported so it can join the step's fingerprint.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+_REFERENCE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)$")
+
+
+class TemplateError(ValueError):
+    """An expression that names something unknown or does not evaluate."""
+
+
+def has_expression(text: str) -> bool:
+    return "${{" in text
+
+
+def render(text: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> str:
+    """Substitute every ``${{ expr }}`` in ``text``; add referenced params to ``used``."""
+    if "${{" not in text:
+        return text
+
+    def substitute(match: re.Match[str]) -> str:
+        return _to_text(evaluate(match.group(1), context, used))
+
+    return _EXPR.sub(substitute, text)
+
+
+def evaluate(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> Any:
+    """The value of one expression (without the ``${{ }}``)."""
+    ref = _REFERENCE.match(expr)
+    if ref:
+        scope, name = ref.groups()
+        if scope not in context:
+            known = ", ".join(sorted(context)) or "nothing"
+            raise TemplateError(f"unknown name {scope!r} in ${{{{ {expr} }}}} (known: {known})")
+        if name not in context[scope]:
+            known = ", ".join(sorted(context[scope])) or "none"
+            raise TemplateError(f"{scope}.{name} is not defined (defined {scope}: {known})")
+        if scope == "params":
+            used.add(name)
+        return context[scope][name]
+    return _evaluate_sandboxed(expr, context, used)
+
+
+def _evaluate_sandboxed(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> Any:
+    from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    try:
+        compiled = env.compile_expression(expr, undefined_to_none=False)
+        value = compiled(**{k: dict(v) for k, v in context.items()})
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"cannot parse ${{{{ {expr} }}}}: {exc.message}") from exc
+    except UndefinedError as exc:
+        raise TemplateError(f"in ${{{{ {expr} }}}}: {exc.message}") from exc
+    except Exception as exc:
+        raise TemplateError(f"cannot evaluate ${{{{ {expr} }}}}: {exc}") from exc
+    # a conservative record: every param named anywhere in the expression
+    params = context.get("params", {})
+    used.update(name for name in params if re.search(rf"\b{re.escape(name)}\b", expr))
+    return value
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,157 @@
+"""Reading what happened: run summaries, why a step hit or missed, lineage."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import NotFoundError
+from conveyor.metadata.records import RunRecord, StepRunRecord
+from conveyor.plan.fingerprint import explain_change
+from conveyor.sdk.project import Project
+
+
+def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[str, Any]:
+    data = run.to_json()
+    if with_steps:
+        steps = project.records.step_runs(run.id)
+        order = _plan_order(steps)
+        data["steps"] = [s.to_json() for s in sorted(steps, key=order)]
+    return data
+
+
+def _plan_order(steps: list[StepRunRecord]) -> Any:
+    def key(step: StepRunRecord) -> tuple[float, str]:
+        return (step.started_at or step.ended_at or 0.0, step.step_id)
+
+    return key
+
+
+@dataclass(frozen=True)
+class Explanation:
+    step_id: str
+    run_id: str
+    verdict: str
+    reasons: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step_id,
+            "run": self.run_id,
+            "verdict": self.verdict,
+            "reasons": self.reasons,
+        }
+
+
+_MISS_TEXT = {
+    "forced": "the run was forced (--force or a rerun): the cache was not consulted",
+    "cache-disabled": "the step says cache: false",
+    "outputs-gone": "an earlier run had this fingerprint, but its outputs are gone from the store",
+}
+
+
+def why(project: Project, step_ref: str, run_ref: str = "latest") -> Explanation:
+    """Why ``step_ref`` was a cache hit or miss in a run: which fingerprint part changed."""
+    run = project.resolve_run(run_ref)
+    step = _find_step(project.records.step_runs(run.id), step_ref)
+    if step.cached:
+        fingerprint = (step.fingerprint or "")[:12]
+        reason = (
+            f"same fingerprint {fingerprint} as in run {step.cached_from}; outputs from the store"
+        )
+        return Explanation(step.step_id, run.id, "hit", [reason])
+    if step.fingerprint is None:
+        return Explanation(
+            step.step_id, run.id, str(step.status), [step.error or "the step did not run"]
+        )
+    miss = next(
+        (
+            str(e.data.get("cache_miss"))
+            for e in project.records.events(run.id)
+            if e.step_id == step.step_id and e.kind == "step-started"
+        ),
+        "new-fingerprint",
+    )
+    if miss in _MISS_TEXT:
+        return Explanation(step.step_id, run.id, "miss", [_MISS_TEXT[miss]])
+    earlier = [
+        h
+        for h in project.records.step_history(step.step_id, limit=50)
+        if h.run_id != run.id and h.parts and (h.started_at or 0) <= (step.started_at or 0)
+    ]
+    if not earlier:
+        return Explanation(
+            step.step_id, run.id, "miss", ["no earlier run of this step is recorded"]
+        )
+    previous = earlier[0]
+    reasons = explain_change(previous.parts, step.parts) or ["the fingerprint differs"]
+    return Explanation(
+        step.step_id, run.id, "miss", [f"since run {previous.run_id}: {r}" for r in reasons]
+    )
+
+
+def _find_step(steps: list[StepRunRecord], ref: str) -> StepRunRecord:
+    exact = [s for s in steps if s.step_id == ref]
+    if exact:
+        return exact[0]
+    loose = [s for s in steps if s.step_id.endswith("." + ref) or s.job == ref]
+    if len(loose) == 1:
+        return loose[0]
+    if not loose:
+        raise NotFoundError(f"the run has no step {ref!r} (steps look like job.step)")
+    raise NotFoundError(f"{ref!r} names several steps: {', '.join(s.step_id for s in loose[:5])}")
+
+
+def lineage(project: Project, target: str) -> dict[str, Any]:
+    """Which step run produced a file or digest, from what, and what read it."""
+    records = project.records
+    digest, path = _target_digest(project, target)
+    producers = records.producers(digest)
+    if not producers:
+        where = f"{path} ({digest[:12]})" if path else digest[:12]
+        raise NotFoundError(f"no run produced {where}; only declared outputs have lineage")
+    produced_by = []
+    for run_id, step_id, output in producers:
+        run = records.get_run(run_id)
+        inputs = records.inputs_of(run_id, step_id)
+        step = next((s for s in records.step_runs(run_id) if s.step_id == step_id), None)
+        produced_by.append(
+            {
+                "run": run_id,
+                "step": step_id,
+                "path": output.path,
+                "commit": run.commit if run else None,
+                "dirty": run.dirty if run else None,
+                "params": run.params if run else {},
+                "command": step.command if step else None,
+                "fingerprint": step.fingerprint if step else None,
+                "ended_at": step.to_json()["ended_at"] if step else None,
+                "inputs": [{"path": i.path, "digest": i.digest} for i in inputs],
+                "upstream": (step.parts.get("upstream", {}) if step else {}),
+            }
+        )
+    consumed_by = [
+        {"run": run_id, "step": step_id, "path": item.path}
+        for run_id, step_id, item in records.consumers(digest)
+    ]
+    return {"digest": digest, "path": path, "produced_by": produced_by, "consumed_by": consumed_by}
+
+
+def _target_digest(project: Project, target: str) -> tuple[str, str | None]:
+    candidate = Path(target)
+    full = candidate if candidate.is_absolute() else Path.cwd() / candidate
+    rel = os.path.relpath(full, project.root)
+    if full.is_file():
+        return project.digests.digest(full), rel
+    known = project.records.outputs_at_path(rel)
+    if known:
+        return known[0][2].digest, rel
+    if len(target) >= 8 and all(c in "0123456789abcdef" for c in target):
+        digests = [d for d in project.records.referenced_digests() if d.startswith(target)]
+        if len(digests) == 1:
+            return digests[0], None
+        if len(digests) > 1:
+            raise NotFoundError(f"{target!r} matches several digests; give more characters")
+    raise NotFoundError(f"{target!r} is neither a file, a recorded output path nor a known digest")

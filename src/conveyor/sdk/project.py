@@ -1,0 +1,265 @@
+"""A Conveyor project: a directory with a pipeline file inside a git repository.
+
+``Project`` finds the parts and opens them lazily (the records and the store are not
+touched until a command needs them); what to do with them lives in the sibling modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import IO
+
+from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
+from conveyor.metadata.records import EventRecord, RunRecord
+from conveyor.metadata.repository import MetadataRepository, WriteBatch
+from conveyor.sdk.settings import Settings
+from conveyor.spec.load import PIPELINE_FILES, find_pipeline_file
+from conveyor.spec.model import PipelineSpec
+from conveyor.store import ContentStore, DigestCache
+
+STATE_DIR = ".conveyor"
+_LOCK_FILES = (
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "pdm.lock",
+    "pixi.lock",
+    "conda-lock.yml",
+    "environment.yml",
+    "requirements.txt",
+)
+_GITIGNORE = (
+    "# Conveyor's local state; only the settings are shared.\n*\n!.gitignore\n!config.toml\n"
+)
+
+
+class Project:
+    def __init__(
+        self, root: Path, pipeline_file: Path | None = None, state_dir: Path | None = None
+    ) -> None:
+        self.root = root.resolve()
+        self._pipeline_file = pipeline_file
+        self.state_dir = state_dir or self.root / STATE_DIR
+
+    @staticmethod
+    def discover(start: Path, pipeline_file: Path | None = None) -> Project:
+        """The project whose pipeline file is in ``start`` or its nearest parent."""
+        if pipeline_file is not None:
+            path = (start / pipeline_file).resolve()
+            if not path.is_file():
+                raise ProjectError(f"pipeline file {pipeline_file} does not exist")
+            return Project(path.parent, path)
+        here = start.resolve()
+        for directory in (here, *here.parents):
+            if any((directory / name).is_file() for name in PIPELINE_FILES):
+                return Project(directory)
+            if (directory / ".git").exists():
+                break
+        raise ProjectError(
+            f"no pipeline file ({' or '.join(PIPELINE_FILES)}) in {here} or its parents; "
+            "run `conveyor init` to write an example"
+        )
+
+    # -- parts ----------------------------------------------------------------
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.load(self.state_dir)
+
+    @property
+    def pipeline_file(self) -> Path:
+        return self._pipeline_file or find_pipeline_file(self.root)
+
+    def display_path(self, path: Path) -> str:
+        with contextlib.suppress(ValueError):
+            return str(path.relative_to(Path.cwd()))
+        return str(path)
+
+    def load_spec(self) -> PipelineSpec:
+        from conveyor.spec.load import load_pipeline
+
+        path = self.pipeline_file
+        return load_pipeline(path, self.display_path(path))
+
+    @cached_property
+    def records(self) -> MetadataRepository:
+        from conveyor.metadata.sql import open_repository
+
+        self.ensure_state_dir()
+        url = self.settings.database or f"sqlite:///{self.state_dir / 'conveyor.db'}"
+        return open_repository(url)
+
+    @cached_property
+    def store(self) -> ContentStore:
+        configured = self.settings.store
+        root = (self.root / configured) if configured else self.state_dir / "store"
+        return ContentStore(root)
+
+    @cached_property
+    def digests(self) -> DigestCache:
+        return DigestCache(self.state_dir / "cache" / "digests.sqlite")
+
+    def log_dir(self, run_id: str) -> Path:
+        return self.state_dir / "logs" / run_id
+
+    def ensure_state_dir(self) -> None:
+        if not self.state_dir.is_dir():
+            self.state_dir.mkdir(parents=True)
+        ignore = self.state_dir / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text(_GITIGNORE, encoding="utf-8")
+
+    def environment_digest(self) -> str:
+        """Python version plus the digest of any lock file at the project root."""
+        digest = hashlib.blake2b(sys.version.encode(), digest_size=16)
+        for name in _LOCK_FILES:
+            path = self.root / name
+            if path.is_file():
+                digest.update(name.encode() + b"\0" + self.digests.digest(path).encode())
+        return digest.hexdigest()
+
+    # -- runs ---------------------------------------------------------------------
+    def resolve_run(self, ref: str) -> RunRecord:
+        """A run by id, unique id prefix, or ``latest``."""
+        self.recover_interrupted()
+        if ref == "latest":
+            run = self.records.latest_run()
+            if run is None:
+                raise NotFoundError("there are no runs yet; start one with `conveyor run`")
+            return run
+        exact = self.records.get_run(ref)
+        if exact is not None:
+            return exact
+        found = self.records.find_runs(ref)
+        if not found:
+            raise NotFoundError(f"no run matches {ref!r}; `conveyor runs` lists them")
+        if len(found) > 1:
+            ids = ", ".join(r.id for r in found[:5])
+            raise NotFoundError(f"{ref!r} matches several runs ({ids}); give more characters")
+        return found[0]
+
+    # -- the run lock ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def run_lock(self, wait: bool, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """One run at a time per project; a second one waits (or refuses)."""
+        self.ensure_state_dir()
+        path = self.state_dir / "run.lock"
+        with open(path, "a+", encoding="utf-8") as handle:
+            if not _try_lock(handle):
+                holder = _read_holder(handle)
+                if not wait:
+                    raise ConcurrencyError(
+                        f"another run is in progress in this project ({holder}); "
+                        "wait for it, or run again without --no-wait to queue behind it"
+                    )
+                if on_wait is not None:
+                    on_wait(holder)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            try:
+                self._mark_interrupted()
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def recover_interrupted(self) -> None:
+        """Mark runs left 'running' by a killed process, when no run is active here."""
+        path = self.state_dir / "run.lock"
+        if not path.exists():
+            return
+        with open(path, "a+", encoding="utf-8") as handle:
+            if _try_lock(handle):
+                try:
+                    self._mark_interrupted()
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _mark_interrupted(self) -> None:
+        """Called with the run lock held: nothing of this project can still be running."""
+        host = socket.gethostname()
+        stale = [
+            r
+            for r in self.records.runs_in_progress()
+            if r.workdir == str(self.root) or (r.host == host and not _alive(r.pid))
+        ]
+        for run in stale:
+            batch = WriteBatch()
+            now = time.time()
+            for step in self.records.step_runs(run.id):
+                if step.status in (StepStatus.RUNNING, StepStatus.QUEUED):
+                    step.status = StepStatus.CANCELLED
+                    step.error = "interrupted: the conveyor process ended mid-run"
+                    step.ended_at = now
+                    batch.put_step_run(step)
+            _kill_leftovers(self.records.events(run.id))
+            batch.run_updates[run.id] = (
+                RunStatus.INTERRUPTED,
+                now,
+                "the conveyor process ended mid-run",
+            )
+            batch.events.append(EventRecord(run.id, "run-interrupted", now))
+            self.records.write(batch)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _read_holder(handle: IO[str]) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "unknown process"
+
+
+def _kill_leftovers(events: list[EventRecord]) -> None:
+    """End process groups of steps a killed run left behind (local executor only)."""
+    import signal
+
+    started: dict[str, str] = {}
+    for event in events:
+        if event.kind == "step-started" and event.step_id:
+            started[event.step_id] = str(event.data.get("backend_id", ""))
+        elif event.kind == "step-finished" and event.step_id:
+            started.pop(event.step_id, None)
+    for pid_text in started.values():
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        try:
+            # only a session leader we started (setsid) has its own pid as session id
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            session = int(stat.rsplit(")", 1)[1].split()[4])
+        except (OSError, ValueError, IndexError):
+            continue
+        if session == pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,223 @@
+"""Starting runs and reproducing past ones."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.domain.states import RunStatus
+from conveyor.errors import NotFoundError, UsageError
+from conveyor.execute.reporting import Reporter, SilentReporter
+from conveyor.execute.runner import Runner, RunOptions
+from conveyor.execute.workspace import Workspace
+from conveyor.executors.registry import load_executor
+from conveyor.metadata.records import RunRecord
+from conveyor.plan import ExecutionPlan, compile_plan, parse_params
+from conveyor.sdk.project import Project
+from conveyor.vcs import add_worktree, git_state, remove_worktree
+
+
+@dataclass
+class RunRequest:
+    params: Sequence[str] = ()
+    """``name=value`` strings, as given on the command line."""
+    only: Sequence[str] = ()
+    force: bool = False
+    parallelism: int | None = None
+    executor: str | None = None
+    wait: bool = True
+    trigger: str = "manual"
+
+
+@dataclass
+class RunHooks:
+    reporter: Reporter = field(default_factory=SilentReporter)
+    on_wait: Callable[[str], None] | None = None
+    """Called with the lock holder when another run is in progress."""
+    on_runner: Callable[[Runner], None] | None = None
+    """Receives the runner before it starts (e.g. to wire Ctrl-C to request_cancel)."""
+
+
+def compile_project(
+    project: Project, params: Sequence[str] = (), only: Sequence[str] = ()
+) -> ExecutionPlan:
+    spec = project.load_spec()
+    return compile_plan(spec, parse_params(spec, params), only)
+
+
+def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = None) -> RunRecord:
+    """Compile, record and execute a run; returns its final record."""
+    hooks = hooks or RunHooks()
+    spec = project.load_spec()
+    values = parse_params(spec, request.params)
+    plan = compile_plan(spec, values, request.only)
+    git = git_state(project.root)
+    executor_name = request.executor or project.settings.executor
+    parallelism = request.parallelism or project.settings.effective_parallelism()
+    if parallelism < 1:
+        raise UsageError("-j must be at least 1")
+    executor = load_executor(executor_name, project.settings.executors.get(executor_name))
+    try:
+        with project.run_lock(request.wait, hooks.on_wait):
+            run = RunRecord(
+                id=secrets.token_hex(6),
+                pipeline=plan.pipeline,
+                status=RunStatus.RUNNING,
+                commit=git.commit,
+                dirty=git.dirty,
+                diff_digest=git.diff_digest,
+                params=dict(plan.params),
+                who=_who(),
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                created_at=time.time(),
+                executor=executor_name,
+                spec_path=os.path.relpath(project.pipeline_file, git.toplevel),
+                trigger=request.trigger,
+                workdir=str(project.root),
+            )
+            run.started_at = run.created_at
+            project.records.create_run(run)
+            project.store.clean_tmp()
+            runner = Runner(
+                run=run,
+                plan=plan,
+                executor=executor,
+                workspace=Workspace(project.root, project.store, project.digests),
+                records=project.records,
+                log_dir=project.log_dir(run.id),
+                reporter=hooks.reporter,
+                options=RunOptions(
+                    parallelism=parallelism,
+                    force=request.force,
+                    environment_digest=project.environment_digest(),
+                ),
+            )
+            if hooks.on_runner is not None:
+                hooks.on_runner(runner)
+            runner.execute()
+    finally:
+        executor.close()
+        project.digests.close()
+    return run
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    step_id: str
+    path: str
+    expected: str
+    actual: str | None
+
+    @property
+    def matches(self) -> bool:
+        return self.expected == self.actual
+
+
+@dataclass
+class RerunResult:
+    original: RunRecord
+    run: RunRecord
+    comparisons: list[OutputComparison]
+    warnings: list[str]
+
+    @property
+    def reproduced(self) -> bool:
+        return self.run.status == RunStatus.SUCCEEDED and all(c.matches for c in self.comparisons)
+
+
+def rerun(
+    project: Project, ref: str, hooks: RunHooks | None = None, keep: bool = False
+) -> RerunResult:
+    """Run a past run again from its commit in a temporary worktree, without the cache,
+    and compare every output digest with the original's."""
+    original = project.resolve_run(ref)
+    if original.commit is None:
+        raise UsageError(f"run {original.id} was made before the first commit; it cannot be rerun")
+    warnings = []
+    if original.dirty:
+        warnings.append(
+            f"run {original.id} had uncommitted changes; the rerun uses commit "
+            f"{original.commit[:12]} alone, so outputs may differ"
+        )
+    git = git_state(project.root)
+    tmp = Path(tempfile.mkdtemp(prefix=f"conveyor-rerun-{original.id}-"))
+    worktree = tmp / "tree"
+    add_worktree(git.toplevel, original.commit, worktree)
+    try:
+        copy = Project(
+            worktree / project.root.relative_to(git.toplevel), state_dir=project.state_dir
+        )
+        _bring_untracked_inputs(project, copy, original)
+        request = RunRequest(
+            params=[f"{k}={_param_text(v)}" for k, v in original.params.items()],
+            force=True,
+            executor=original.executor,
+            trigger=f"rerun:{original.id}",
+        )
+        run = start_run(copy, request, hooks)
+    finally:
+        if not keep:
+            remove_worktree(git.toplevel, worktree)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return RerunResult(original, run, _compare(project, original, run), warnings)
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _bring_untracked_inputs(project: Project, copy: Project, original: RunRecord) -> None:
+    """Inputs the commit does not hold (data files) come from the workspace or the store,
+    but only with the content the original run read."""
+    records = project.records
+    for step in records.step_runs(original.id):
+        source_run = step.cached_from or original.id
+        for item in records.inputs_of(source_run, step.step_id):
+            if os.path.isabs(item.path):
+                continue
+            target = copy.root / item.path
+            if target.exists():
+                continue
+            current = project.root / item.path
+            if current.is_file() and project.digests.digest(current) == item.digest:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(current, target)
+            elif project.store.has(item.digest):
+                project.store.checkout_file(item.digest, target)
+            elif not any(
+                o.path == item.path for s in records.step_runs(original.id) for o in s.outputs
+            ):
+                raise NotFoundError(
+                    f"input {item.path} of step {step.step_id} is not in commit "
+                    f"{(original.commit or '')[:12]} and its recorded content is gone"
+                )
+
+
+def _compare(project: Project, original: RunRecord, run: RunRecord) -> list[OutputComparison]:
+    new = {
+        s.step_id: {o.path: o.digest for o in s.outputs} for s in project.records.step_runs(run.id)
+    }
+    comparisons = []
+    for step in project.records.step_runs(original.id):
+        for output in step.outputs:
+            actual = new.get(step.step_id, {}).get(output.path)
+            comparisons.append(OutputComparison(step.step_id, output.path, output.digest, actual))
+    return comparisons

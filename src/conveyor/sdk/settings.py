@@ -1,0 +1,59 @@
+"""Project settings from ``.conveyor/config.toml`` (chosen once by the project lead)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ProjectError
+
+CONFIG_NAME = "config.toml"
+_KNOWN = {"executor", "parallelism", "database", "store"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    executor: str = "local"
+    parallelism: int = 0
+    """0: one step per CPU."""
+    database: str | None = None
+    """A SQLAlchemy URL; default: SQLite in ``.conveyor/conveyor.db``."""
+    store: str | None = None
+    """The content store directory; default: ``.conveyor/store``."""
+    executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @staticmethod
+    def load(conveyor_dir: Path) -> Settings:
+        path = conveyor_dir / CONFIG_NAME
+        if not path.is_file():
+            return Settings()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+            raise ProjectError(f"{path}: cannot read the settings: {exc}") from exc
+        project = data.get("project", {})
+        if not isinstance(project, dict):
+            raise ProjectError(f"{path}: [project] must be a table")
+        unknown = set(project) - _KNOWN
+        if unknown:
+            raise ProjectError(
+                f"{path}: unknown setting project.{sorted(unknown)[0]} "
+                f"(known: {', '.join(sorted(_KNOWN))})"
+            )
+        executors = data.get("executors", {})
+        parallelism = project.get("parallelism", 0)
+        if not isinstance(parallelism, int) or parallelism < 0:
+            raise ProjectError(f"{path}: project.parallelism must be a whole number >= 0")
+        return Settings(
+            executor=str(project.get("executor", "local")),
+            parallelism=parallelism,
+            database=project.get("database"),
+            store=project.get("store"),
+            executors={str(k): dict(v) for k, v in executors.items() if isinstance(v, dict)},
+        )
+
+    def effective_parallelism(self) -> int:
+        return self.parallelism or os.cpu_count() or 1

@@ -1,0 +1,83 @@
+"""Find and load a pipeline file into a :class:`PipelineSpec`, with positions in errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from conveyor.errors import Position, ProjectError, SpecError
+from conveyor.spec.model import PipelineSpec
+from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents
+
+PIPELINE_FILES = ("conveyor.yml", "conveyor.yaml")
+
+
+def find_pipeline_file(root: Path) -> Path:
+    """The pipeline file of the project rooted at ``root``."""
+    for name in PIPELINE_FILES:
+        candidate = root / name
+        if candidate.is_file():
+            return candidate
+    raise ProjectError(
+        f"no pipeline file in {root} (looked for {', '.join(PIPELINE_FILES)}); "
+        "run `conveyor init` to write an example"
+    )
+
+
+def load_pipeline(path: Path, display: str | None = None) -> PipelineSpec:
+    """Read, parse and validate the native pipeline file at ``path``."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ProjectError(f"pipeline file {shown} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the pipeline file: {exc}", Position(shown)) from exc
+    return parse_pipeline(text, shown)
+
+
+def parse_pipeline(text: str, display: str) -> PipelineSpec:
+    """Parse native pipeline text (one YAML document)."""
+    documents = list(load_documents(text, display))
+    if not documents:
+        raise SpecError("the pipeline file is empty; it needs at least `jobs:`", Position(display))
+    if len(documents) > 1:
+        raise SpecError(
+            "conveyor.yml holds one YAML document; remove the extra `---`",
+            documents[1][1].position(()),
+        )
+    data, source = documents[0]
+    return validate(data, source, "conveyor")
+
+
+def validate(data: Any, source: SourceMap, fmt: str) -> PipelineSpec:
+    """Validate plain data against the model; the first error becomes a SpecError."""
+    if not isinstance(data, dict):
+        raise SpecError("the pipeline file must be a mapping with `jobs:`", source.position(()))
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, source) from None
+    return spec.with_source(source, fmt)
+
+
+def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
+    error = exc.errors(include_url=False)[0]
+    loc: Loc = tuple(error["loc"])
+    # pydantic reports the alias in loc; tagged unions add a type name we can drop
+    loc = tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
+    where = describe(loc) or "the file"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = describe(loc[:-1]) or "the top level"
+        message = f"unknown key {loc[-1]!r} in {parent}"
+    elif kind == "missing":
+        message = f"missing required key {where!r}"
+    else:
+        message = f"{where}: {error['msg']}"
+        given = error.get("input")
+        if kind not in ("value_error",) and isinstance(given, str | int | float | bool):
+            message += f" (got {given!r})"
+    return SpecError(message, source.position(loc))

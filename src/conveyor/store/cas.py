@@ -1,0 +1,222 @@
+"""A content-addressed blob store on a local directory.
+
+Layout: ``objects/ab/cdef...`` (2-character fan-out) for blobs, ``tmp/`` for writes in
+progress. A blob appears under its digest only by an atomic rename of a complete file,
+so a reader never sees half a blob; a crash leaves at most a stray file in ``tmp/``,
+which :meth:`ContentStore.clean_tmp` removes. Blobs are read-only once stored.
+Directories are stored as a tree: a JSON manifest blob listing (path, digest, mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import stat as statmod
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from conveyor.domain.types import Digest
+from conveyor.errors import StoreError
+from conveyor.store.hashing import hash_bytes, hash_file
+
+_FICLONE = 0x40049409  # Linux ioctl: share extents with another file (reflink)
+CheckoutMode = Literal["copy", "link", "auto"]
+Hasher = Callable[[Path, os.stat_result], Digest]
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    digest: Digest
+    size: int
+    executable: bool = False
+
+
+def _default_hasher(path: Path, st: os.stat_result) -> Digest:
+    return hash_file(path, st.st_size)
+
+
+class ContentStore:
+    """Blobs keyed by BLAKE3 digest under ``root``. Constructing it does no I/O."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._objects = root / "objects"
+        self._tmp = root / "tmp"
+        self._made: set[Path] = set()
+
+    # -- reading --------------------------------------------------------------
+    def path_of(self, digest: str) -> Path:
+        return self._objects / digest[:2] / digest[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path_of(digest).is_file()
+
+    def read_bytes(self, digest: str) -> bytes:
+        try:
+            return self.path_of(digest).read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"blob {digest[:12]} is not in the store {self.root}") from None
+
+    def read_tree(self, digest: str) -> list[TreeEntry]:
+        try:
+            data = json.loads(self.read_bytes(digest))
+            return [
+                TreeEntry(e["path"], Digest(e["digest"]), e["size"], e["x"])
+                for e in data["entries"]
+            ]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"blob {digest[:12]} is not a tree manifest") from exc
+
+    def iter_digests(self) -> Iterator[Digest]:
+        if not self._objects.is_dir():
+            return
+        for fan in sorted(self._objects.iterdir()):
+            for blob in fan.iterdir():
+                name = fan.name + blob.name
+                with contextlib.suppress(ValueError):
+                    yield Digest(name)
+
+    # -- writing --------------------------------------------------------------
+    def put_bytes(self, data: bytes) -> Digest:
+        digest = hash_bytes(data)
+        if not self.has(digest):
+            tmp = self._tmp_file()
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                self._publish(tmp, digest)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return digest
+
+    def put_file(self, source: Path, hasher: Hasher = _default_hasher) -> tuple[Digest, int]:
+        """Store a file's content; returns (digest, size). Identical content is stored once."""
+        st = source.stat()
+        digest = hasher(source, st)
+        if not self.has(digest):
+            tmp = self._tmp_file()
+            try:
+                _clone_or_copy(source, tmp)
+                self._publish(tmp, digest)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return digest, st.st_size
+
+    def put_tree(self, directory: Path, hasher: Hasher = _default_hasher) -> tuple[Digest, int]:
+        """Store every file below ``directory`` and a manifest; returns (manifest digest, size)."""
+        entries: list[dict[str, object]] = []
+        total = 0
+        for path in sorted(_walk_files(directory)):
+            digest, size = self.put_file(path, hasher)
+            executable = bool(path.stat().st_mode & statmod.S_IXUSR)
+            rel = path.relative_to(directory).as_posix()
+            entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
+            total += size
+        manifest = json.dumps({"kind": "tree", "entries": entries}, sort_keys=True).encode()
+        return self.put_bytes(manifest), total
+
+    def _tmp_file(self) -> Path:
+        self._ensure_dir(self._tmp)
+        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        os.close(fd)
+        return Path(name)
+
+    def _publish(self, tmp: Path, digest: str) -> None:
+        final = self.path_of(digest)
+        self._ensure_dir(final.parent)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, final)  # atomic: readers see no blob or the whole blob
+
+    def _ensure_dir(self, path: Path) -> None:
+        if path not in self._made:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made.add(path)
+
+    # -- checkout -------------------------------------------------------------
+    def checkout_file(
+        self, digest: str, dest: Path, mode: CheckoutMode = "copy", executable: bool = False
+    ) -> None:
+        """Materialise a blob at ``dest`` atomically (reflink where the filesystem can)."""
+        blob = self.path_of(digest)
+        if not blob.is_file():
+            raise StoreError(f"blob {digest[:12]} for {dest} is not in the store")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.conveyor-tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            if mode == "link":
+                try:
+                    os.link(blob, tmp)
+                except OSError:
+                    _clone_or_copy(blob, tmp)
+            else:
+                _clone_or_copy(blob, tmp)
+                os.chmod(tmp, 0o755 if executable else 0o644)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def checkout_tree(self, digest: str, dest: Path, mode: CheckoutMode = "copy") -> None:
+        entries = self.read_tree(digest)
+        wanted = {e.path for e in entries}
+        if dest.is_dir():  # drop files the tree does not hold, so dest equals the tree
+            for path in _walk_files(dest):
+                if path.relative_to(dest).as_posix() not in wanted:
+                    path.unlink()
+        elif dest.exists():
+            dest.unlink()
+        dest.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            self.checkout_file(entry.digest, dest / entry.path, mode, entry.executable)
+
+    # -- maintenance ----------------------------------------------------------
+    def remove(self, digest: str) -> int:
+        path = self.path_of(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def clean_tmp(self) -> int:
+        """Remove leftovers of interrupted writes; returns how many."""
+        if not self._tmp.is_dir():
+            return 0
+        count = 0
+        for leftover in self._tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+            count += 1
+        return count
+
+
+def _walk_files(directory: Path) -> Iterator[Path]:
+    for dirpath, _dirnames, filenames in os.walk(directory):
+        for name in filenames:
+            yield Path(dirpath) / name
+
+
+def _clone_or_copy(source: Path, dest: Path) -> None:
+    """Reflink when the filesystem shares extents (btrfs, xfs), else a kernel-side copy."""
+    with open(source, "rb") as src, open(dest, "wb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+            return
+        except OSError as exc:
+            if exc.errno not in (
+                errno.EOPNOTSUPP,
+                errno.EXDEV,
+                errno.EINVAL,
+                errno.ENOTTY,
+                errno.EBADF,
+            ):
+                raise
+    shutil.copyfile(source, dest)

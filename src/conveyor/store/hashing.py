@@ -1,0 +1,94 @@
+"""BLAKE3 hashing of files, with a stat-keyed cache so unchanged files are not re-read."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import blake3
+
+from conveyor.domain.types import Digest
+
+# below this size one read beats mmap + threads
+_MMAP_THRESHOLD = 4 * 1024 * 1024
+_CHUNK = 1024 * 1024
+
+
+def hash_bytes(data: bytes) -> Digest:
+    return Digest(blake3.blake3(data).hexdigest())
+
+
+def hash_file(path: Path | str, size: int | None = None) -> Digest:
+    """The BLAKE3 digest of a file's content; large files are hashed on all cores."""
+    if size is None:
+        size = os.stat(path).st_size
+    if size >= _MMAP_THRESHOLD:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher.update_mmap(path)
+        return Digest(hasher.hexdigest())
+    hasher = blake3.blake3()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+    return Digest(hasher.hexdigest())
+
+
+class DigestCache:
+    """Digests of files keyed by (path, size, mtime, inode), in a small SQLite file.
+
+    A file whose stat signature is unchanged is not read again. Writes are batched and
+    land on :meth:`flush`; a crash loses only cache entries, never correctness.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, int, int, int, str]] = []
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER,"
+                " mtime_ns INTEGER, inode INTEGER, digest TEXT)"
+            )
+            self._db = db
+        return self._db
+
+    def digest(self, path: Path | str, stat: os.stat_result | None = None) -> Digest:
+        """The digest of ``path``, read from the cache when its stat signature matches."""
+        key = os.fspath(path)
+        st = stat or os.stat(key)
+        row = (
+            self._connect()
+            .execute("SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?", (key,))
+            .fetchone()
+        )
+        if row is not None and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return Digest(row[3])
+        digest = hash_file(key, st.st_size)
+        self.remember(key, st, digest)
+        return digest
+
+    def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
+        """Record a digest computed elsewhere (e.g. while storing the file)."""
+        self._pending.append((os.fspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, digest))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        db = self._connect()
+        with db:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", self._pending)
+        self._pending.clear()
+
+    def close(self) -> None:
+        self.flush()
+        if self._db is not None:
+            self._db.close()
+            self._db = None

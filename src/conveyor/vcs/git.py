@@ -1,0 +1,67 @@
+"""Thin wrappers over the git command line (the real client, no library)."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from conveyor.errors import ProjectError
+
+
+@dataclass(frozen=True)
+class GitState:
+    toplevel: Path
+    commit: str | None
+    """None in a repository without commits yet."""
+    dirty: bool
+    """Tracked files differ from the commit (untracked files do not count)."""
+    diff_digest: str | None
+    """BLAKE3 of ``git diff HEAD`` when dirty, so two dirty runs can be told apart."""
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, check=check, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError:
+        raise ProjectError(
+            "git is not installed; Conveyor pins every run to a git commit"
+        ) from None
+    except subprocess.CalledProcessError as exc:
+        message = exc.stderr.decode(errors="replace").strip().splitlines()
+        raise ProjectError(
+            f"git {' '.join(args)} failed: {message[-1] if message else exc}"
+        ) from None
+
+
+def git_state(cwd: Path) -> GitState:
+    top = _git(cwd, "rev-parse", "--show-toplevel", check=False)
+    if top.returncode != 0:
+        raise ProjectError(
+            f"{cwd} is not inside a git repository; run `git init` (Conveyor pins runs to commits)"
+        )
+    toplevel = Path(top.stdout.decode().strip())
+    head = _git(cwd, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    commit = head.stdout.decode().strip() or None if head.returncode == 0 else None
+    if commit is None:
+        return GitState(toplevel, None, True, None)
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+    dirty = bool(status.stdout.strip())
+    digest = None
+    if dirty:
+        diff = _git(cwd, "diff", "HEAD", "--binary")
+        digest = blake3.blake3(diff.stdout).hexdigest()
+    return GitState(toplevel, commit, dirty, digest)
+
+
+def add_worktree(repo: Path, commit: str, path: Path) -> None:
+    _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
+
+
+def remove_worktree(repo: Path, path: Path) -> None:
+    _git(repo, "worktree", "remove", "--force", str(path), check=False)
+    _git(repo, "worktree", "prune", check=False)
