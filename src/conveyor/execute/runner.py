@@ -189,9 +189,13 @@ class Runner:
         except MissingInputError as exc:
             self._fail(record, f"declared input {exc} does not exist", retryable=False)
             return
-        upstream = {
-            dep: {o.path: o.digest for o in self._outputs.get(dep, [])} for dep in step.needs
-        }
+        # declared inputs are keyed by content; a step that declares none is keyed on
+        # everything its dependencies produced, so it still reruns when they change
+        upstream = (
+            {}
+            if step.inputs
+            else {d: {o.path: o.digest for o in self._outputs.get(d, [])} for d in step.needs}
+        )
         parts = fingerprint_parts(
             command=step.command,
             env=dict(step.env),
@@ -263,9 +267,8 @@ class Runner:
         deadline = time.monotonic() + step.timeout if step.timeout else None
         self._active[step.id] = _Active(step, record, handle, deadline)
         self._batch.put_step_run(record)
-        self._event(
-            step.id, "step-started", {"attempt": record.attempt, "backend_id": handle.backend_id}
-        )
+        started = {"attempt": record.attempt, "backend_id": handle.backend_id, "cache_miss": miss}
+        self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
     def _env(self, step: StepPlan) -> dict[str, str]:

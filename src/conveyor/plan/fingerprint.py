@@ -1,9 +1,9 @@
 """The step cache key: a digest over everything that can change a step's outputs.
 
 Parts: the resolved command, the declared environment variables, the parameters the
-step refers to, the content digest of every input file, the output digests of the
-steps it depends on, and the digest of the tool-visible environment (Python version,
-lock files). The parts are kept next to the key so ``conveyor why`` can name the one
+step refers to, the content digest of every declared input file, and the digest of the
+tool-visible environment (Python version, lock files). A step that declares no inputs
+is keyed on the output digests of the steps it depends on instead. The parts are kept next to the key so ``conveyor why`` can name the one
 that changed.
 """
 
