@@ -3,8 +3,8 @@
 Parts: the resolved command, the declared environment variables, the parameters the
 step refers to, the content digest of every declared input file, and the digest of the
 tool-visible environment (Python version, lock files). A step that declares no inputs
-is keyed on the output digests of the steps it depends on instead. The parts are kept next to the key so ``conveyor why`` can name the one
-that changed.
+is keyed on the output digests of the steps it depends on instead. The parts are kept
+next to the key so ``conveyor why`` can name the one that changed.
 """
 
 from __future__ import annotations

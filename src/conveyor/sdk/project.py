@@ -257,7 +257,7 @@ def _kill_leftovers(events: list[EventRecord]) -> None:
         try:
             # only a session leader we started (setsid) has its own pid as session id
             stat = Path(f"/proc/{pid}/stat").read_text()
-            session = int(stat.rsplit(")", 1)[1].split()[4])
+            session = int(stat.rsplit(")", 1)[1].split()[3])  # state ppid pgrp session
         except (OSError, ValueError, IndexError):
             continue
         if session == pid:

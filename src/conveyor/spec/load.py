@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,26 @@ def validate(data: Any, source: SourceMap, fmt: str) -> PipelineSpec:
     return spec.with_source(source, fmt)
 
 
+def _known_keys() -> set[str]:
+    from conveyor.spec import model
+
+    keys: set[str] = set()
+    for cls in (
+        model.PipelineSpec,
+        model.JobSpec,
+        model.StepSpec,
+        model.ParamSpec,
+        model.ResourcesSpec,
+    ):
+        keys.update(f.alias or name for name, f in cls.model_fields.items())
+    return keys
+
+
 def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
-    error = exc.errors(include_url=False)[0]
+    # a misspelt key also makes the right one "missing": report the misspelling first
+    rank = {"extra_forbidden": 0, "missing": 2}
+    errors = sorted(exc.errors(include_url=False), key=lambda e: rank.get(e["type"], 1))
+    error = errors[0]
     loc: Loc = tuple(error["loc"])
     # pydantic reports the alias in loc; tagged unions add a type name we can drop
     loc = tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
@@ -73,6 +92,9 @@ def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
     if kind == "extra_forbidden":
         parent = describe(loc[:-1]) or "the top level"
         message = f"unknown key {loc[-1]!r} in {parent}"
+        close = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
     elif kind == "missing":
         message = f"missing required key {where!r}"
     else:
