@@ -135,12 +135,9 @@ def test_missing_pipeline_file(repo: Repo) -> None:
 
 
 def test_not_a_git_repository(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from tests.integration.conftest import Repo as R
-
-    bare = tmp_path_factory.mktemp("nogit")
-    r = R(bare)
-    r.pipeline(GOOD)
-    result = r.run("run")
+    plain = Repo(tmp_path_factory.mktemp("nogit"))
+    plain.pipeline(GOOD)
+    result = plain.run("run")
     assert result.code == 2
     assert "not inside a git repository" in result.err
 

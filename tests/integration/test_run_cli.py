@@ -334,7 +334,7 @@ def test_init_writes_a_pipeline_that_runs(repo: Repo) -> None:
 def test_plan_json_and_schema(repo: Repo) -> None:
     _setup(repo)
     plan = repo.run("plan", "--json").json()
-    assert [s["id"] for s in plan["steps"]][0] == "prepare.split"
+    assert plan["steps"][0]["id"] == "prepare.split"
     assert {"step": "count[part=a].wc", "needs": "prepare.split", "path": "out/a.txt"} in plan[
         "inferred_needs"
     ]
