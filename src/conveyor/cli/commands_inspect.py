@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from conveyor.cli.main import Context, emit_json
+from conveyor.cli.context import Context, emit_json
 
 pass_context = click.make_pass_decorator(Context)
 

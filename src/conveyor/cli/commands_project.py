@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.main import Context, emit_json
+from conveyor.cli.context import Context, emit_json
 from conveyor.cli.templates import CONFIG_TEMPLATE, EXAMPLE_PIPELINE
 
 pass_context = click.make_pass_decorator(Context)
@@ -42,7 +42,7 @@ def init(ctx: Context, force: bool) -> None:
 @pass_context
 def validate(ctx: Context, as_json: bool) -> None:
     """Check the pipeline file; exit code 2 with file:line:col when it is wrong."""
-    from conveyor.plan import compile_plan
+    from conveyor.plan.compile import compile_plan
 
     project = ctx.project()
     spec = project.load_spec()

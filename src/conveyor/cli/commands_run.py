@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.main import EXIT_CANCELLED, Context, emit_json
+from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -6,35 +6,14 @@ commands start fast; errors from the domain become one line and an exit code her
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from conveyor.cli.context import EXIT_CANCELLED, Context
 from conveyor.errors import ConveyorError
-
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_BAD_INPUT = 2
-EXIT_CANCELLED = 130
-
-
-class Context:
-    def __init__(self, directory: Path, pipeline_file: Path | None) -> None:
-        self.directory = directory
-        self.pipeline_file = pipeline_file
-
-    def project(self) -> Any:
-        from conveyor.sdk.project import Project
-
-        return Project.discover(self.directory, self.pipeline_file)
-
-
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

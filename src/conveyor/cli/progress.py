@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.metadata.records import RunRecord, StepRunRecord
-from conveyor.plan.model import ExecutionPlan
+
+if TYPE_CHECKING:  # the plan's modules are not needed to print progress
+    from conveyor.plan.model import ExecutionPlan
 
 _TAIL_LINES = 15
 _MARK = {

@@ -11,7 +11,8 @@ from pathlib import Path
 from conveyor.domain.types import Digest
 from conveyor.metadata.records import InputRecord, OutputRecord
 from conveyor.plan.graph import is_glob
-from conveyor.store import ContentStore, DigestCache
+from conveyor.store.cas import ContentStore
+from conveyor.store.hashing import DigestCache
 
 
 class MissingInputError(Exception):

@@ -31,6 +31,28 @@ class StepPlan:
     resources: Resources = field(default_factory=Resources)
     executor: str | None = None
 
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> StepPlan:
+        res = data["resources"]
+        return StepPlan(
+            id=data["id"],
+            job=data["job"],
+            name=data["name"],
+            command=data["command"],
+            env=tuple(data["env"].items()),
+            policy=data["if"].removesuffix("()"),
+            timeout=data["timeout"],
+            retries=data["retries"],
+            inputs=tuple(data["inputs"]),
+            outputs=tuple(data["outputs"]),
+            cache=data["cache"],
+            needs=tuple(data["needs"]),
+            params=tuple(data["params"].items()),
+            matrix=tuple(data["matrix"].items()),
+            resources=Resources(res["cpus"], res["memory_mb"], res["gpus"], res["disk_mb"]),
+            executor=data["executor"],
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -72,6 +94,16 @@ class ExecutionPlan:
             if step.id == step_id:
                 return step
         raise KeyError(step_id)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> ExecutionPlan:
+        """The inverse of :meth:`to_json` (used by the plan cache)."""
+        return ExecutionPlan(
+            pipeline=data["pipeline"],
+            params=tuple(data["params"].items()),
+            steps=tuple(StepPlan.from_json(s) for s in data["steps"]),
+            inferred=tuple((i["step"], i["needs"], i["path"]) for i in data["inferred_needs"]),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -16,16 +16,19 @@ import time
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
 from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.sdk.settings import Settings
-from conveyor.spec.load import PIPELINE_FILES, find_pipeline_file
-from conveyor.spec.model import PipelineSpec
-from conveyor.store import ContentStore, DigestCache
+from conveyor.spec.files import PIPELINE_FILES, find_pipeline_file
+from conveyor.store.cas import ContentStore
+from conveyor.store.hashing import DigestCache
+
+if TYPE_CHECKING:  # loading the spec pulls in YAML and pydantic: only when needed
+    from conveyor.spec.model import PipelineSpec
 
 STATE_DIR = ".conveyor"
 _LOCK_FILES = (

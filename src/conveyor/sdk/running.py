@@ -20,9 +20,10 @@ from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
 from conveyor.executors.registry import load_executor
 from conveyor.metadata.records import RunRecord
-from conveyor.plan import ExecutionPlan, compile_plan, parse_params
+from conveyor.plan.model import ExecutionPlan
+from conveyor.sdk.plancache import compile_cached
 from conveyor.sdk.project import Project
-from conveyor.vcs import add_worktree, git_state, remove_worktree
+from conveyor.vcs.git import add_worktree, git_state, remove_worktree
 
 
 @dataclass
@@ -49,6 +50,9 @@ class RunHooks:
 def compile_project(
     project: Project, params: Sequence[str] = (), only: Sequence[str] = ()
 ) -> ExecutionPlan:
+    """Load and compile the pipeline (always from the file: no plan cache)."""
+    from conveyor.plan.compile import compile_plan, parse_params
+
     spec = project.load_spec()
     return compile_plan(spec, parse_params(spec, params), only)
 
@@ -56,9 +60,7 @@ def compile_project(
 def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = None) -> RunRecord:
     """Compile, record and execute a run; returns its final record."""
     hooks = hooks or RunHooks()
-    spec = project.load_spec()
-    values = parse_params(spec, request.params)
-    plan = compile_plan(spec, values, request.only)
+    plan = compile_cached(project, request.params, request.only)
     git = git_state(project.root)
     executor_name = request.executor or project.settings.executor
     parallelism = request.parallelism or project.settings.effective_parallelism()

@@ -12,20 +12,6 @@ from conveyor.errors import Position, ProjectError, SpecError
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents
 
-PIPELINE_FILES = ("conveyor.yml", "conveyor.yaml")
-
-
-def find_pipeline_file(root: Path) -> Path:
-    """The pipeline file of the project rooted at ``root``."""
-    for name in PIPELINE_FILES:
-        candidate = root / name
-        if candidate.is_file():
-            return candidate
-    raise ProjectError(
-        f"no pipeline file in {root} (looked for {', '.join(PIPELINE_FILES)}); "
-        "run `conveyor init` to write an example"
-    )
-
 
 def load_pipeline(path: Path, display: str | None = None) -> PipelineSpec:
     """Read, parse and validate the native pipeline file at ``path``."""
