@@ -7,17 +7,16 @@ every step run is either recorded with its outputs or not at all.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
-from conveyor.errors import StoreError
+from conveyor.errors import ExecutorError, StoreError
 from conveyor.execute.events import (
     Cancel,
     CancelRequested,
@@ -54,13 +53,13 @@ class RunOptions:
     parallelism: int = 1
     force: bool = False
     environment_digest: str = ""
-    base_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
 @dataclass
 class _Active:
     step: StepPlan
     record: StepRunRecord
+    executor: Executor
     handle: Handle
     deadline: float | None
     timed_out: bool = False
@@ -71,7 +70,8 @@ class Runner:
         self,
         run: RunRecord,
         plan: ExecutionPlan,
-        executor: Executor,
+        executors: Mapping[str, Executor],
+        default_executor: str,
         workspace: Workspace,
         records: MetadataRepository,
         log_dir: Path,
@@ -80,7 +80,8 @@ class Runner:
     ) -> None:
         self.run = run
         self.plan = plan
-        self.executor = executor
+        self.executors = executors
+        self.default_executor = default_executor
         self.workspace = workspace
         self.records = records
         self.log_dir = log_dir
@@ -114,7 +115,7 @@ class Runner:
                 if self._cancel.is_set():
                     self._feed(CancelRequested())
                     self._cancel.clear()
-                completions = self.executor.poll(self._handles(), self._poll_timeout())
+                completions = self._poll()
                 self._check_deadlines()
                 for completion in completions:
                     self._complete(completion)
@@ -144,12 +145,21 @@ class Runner:
             elif isinstance(decision, Cancel):
                 active = self._active.get(decision.step_id)
                 if active is not None:
-                    self.executor.cancel([active.handle])
+                    active.executor.cancel([active.handle])
             elif isinstance(decision, Finished):
                 self._status = decision.status
 
-    def _handles(self) -> list[Handle]:
-        return [a.handle for a in self._active.values()]
+    def _poll(self) -> list[Completion]:
+        """Completions from every executor with work in flight (one waits, others peek)."""
+        busy: dict[str, list[Handle]] = {}
+        for active in self._active.values():
+            busy.setdefault(active.executor.name, []).append(active.handle)
+        timeout = self._poll_timeout()
+        completions: list[Completion] = []
+        for index, (name, handles) in enumerate(busy.items()):
+            wait = timeout if index == len(busy) - 1 and not completions else 0.0
+            completions += self.executors[name].poll(handles, wait)
+        return completions
 
     def _poll_timeout(self) -> float:
         deadlines = [a.deadline for a in self._active.values() if a.deadline and not a.timed_out]
@@ -163,7 +173,7 @@ class Runner:
         for active in self._active.values():
             if active.deadline is not None and not active.timed_out and now >= active.deadline:
                 active.timed_out = True
-                self.executor.cancel([active.handle])
+                active.executor.cancel([active.handle])
 
     def _flush(self) -> None:
         if self._batch:
@@ -258,22 +268,31 @@ class Runner:
             outputs=step.outputs,
             resources=step.resources,
             timeout=step.timeout,
+            options=dict(step.options),
         )
+        executor = self.executors[step.executor or self.default_executor]
         try:
-            handle = self.executor.submit(invocation)
+            handle = executor.submit(invocation)
         except OSError as exc:
             self._fail(record, f"cannot start the step: {exc}", retryable=False)
             return
+        except ExecutorError as exc:
+            self._fail(record, str(exc))
+            return
         deadline = time.monotonic() + step.timeout if step.timeout else None
-        self._active[step.id] = _Active(step, record, handle, deadline)
+        self._active[step.id] = _Active(step, record, executor, handle, deadline)
         self._batch.put_step_run(record)
-        started = {"attempt": record.attempt, "backend_id": handle.backend_id, "cache_miss": miss}
+        started = {
+            "attempt": record.attempt,
+            "backend_id": handle.backend_id,
+            "executor": executor.name,
+            "cache_miss": miss,
+        }
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
     def _env(self, step: StepPlan) -> dict[str, str]:
-        env = dict(self.options.base_env)
-        env.update(step.env)
+        env = dict(step.env)
         env.update(
             {
                 "CONVEYOR_RUN_ID": self.run.id,

@@ -27,7 +27,9 @@ class Invocation:
     command: str
     """Shell text run by ``/bin/sh -e -c``."""
     env: Mapping[str, str]
-    """The step's complete environment."""
+    """What the pipeline sets for the step (its env and ``CONVEYOR_*``), without the
+    caller's own environment: each executor chooses the base it adds this to (the local
+    one inherits the caller's environment; a batch system uses the worker's)."""
     workdir: Path
     """The project directory; outputs are written relative to it."""
     log_path: Path
@@ -65,6 +67,8 @@ class Completion:
 @runtime_checkable
 class Executor(Protocol):
     name: str
+    default_parallelism: int
+    """How many invocations to keep in flight when the user does not say (-j)."""
 
     def submit(self, invocation: Invocation) -> Handle:
         """Start the invocation; return at once with a handle."""

@@ -34,6 +34,7 @@ class LocalExecutor:
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         settings = settings or {}
         self.grace = float(settings.get("grace_seconds", 5.0))
+        self.default_parallelism = int(settings.get("parallelism", 0)) or os.cpu_count() or 1
         self._children: dict[str, _Child] = {}
 
     def submit(self, invocation: Invocation) -> Handle:
@@ -43,7 +44,7 @@ class LocalExecutor:
                 process = subprocess.Popen(
                     [*SHELL, invocation.command],
                     cwd=invocation.workdir,
-                    env=dict(invocation.env),
+                    env={**os.environ, **invocation.env},
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

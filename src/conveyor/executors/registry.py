@@ -12,6 +12,8 @@ from conveyor.executors.base import Executor
 
 BUILTIN = {
     "local": "conveyor.executors.local:LocalExecutor",
+    "htcondor": "conveyor.executors.htcondor:HTCondorExecutor",
+    "spark": "conveyor.executors.spark:SparkExecutor",
 }
 EXTRAS = {"htcondor": "htcondor", "spark": "spark"}
 REQUIRED = ("submit", "poll", "cancel", "close")

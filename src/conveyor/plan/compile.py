@@ -214,6 +214,7 @@ def _compile_step(
         matrix=tuple(matrix.items()),
         resources=_resources(step.resources or job.resources, source, (*loc, "resources")),
         executor=job.runs_on,
+        options=tuple(sorted((f"htcondor.{k}", _env_text(v)) for k, v in job.htcondor.items())),
     )
 
 

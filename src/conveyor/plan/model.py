@@ -30,6 +30,8 @@ class StepPlan:
     matrix: tuple[tuple[str, Any], ...] = ()
     resources: Resources = field(default_factory=Resources)
     executor: str | None = None
+    options: tuple[tuple[str, str], ...] = ()
+    """Executor-specific extras from the job (e.g. its ``htcondor:`` table)."""
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> StepPlan:
@@ -51,6 +53,7 @@ class StepPlan:
             matrix=tuple(data["matrix"].items()),
             resources=Resources(res["cpus"], res["memory_mb"], res["gpus"], res["disk_mb"]),
             executor=data["executor"],
+            options=tuple(data.get("options", {}).items()),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -76,6 +79,7 @@ class StepPlan:
                 "disk_mb": self.resources.disk_mb,
             },
             "executor": self.executor,
+            "options": dict(self.options),
         }
 
 

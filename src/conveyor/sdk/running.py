@@ -18,6 +18,7 @@ from conveyor.errors import NotFoundError, UsageError
 from conveyor.execute.reporting import Reporter, SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
+from conveyor.executors.base import Executor
 from conveyor.executors.registry import load_executor
 from conveyor.metadata.records import RunRecord
 from conveyor.plan.model import ExecutionPlan
@@ -63,10 +64,12 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
     plan = compile_cached(project, request.params, request.only)
     git = git_state(project.root)
     executor_name = request.executor or project.settings.executor
-    parallelism = request.parallelism or project.settings.effective_parallelism()
-    if parallelism < 1:
-        raise UsageError("-j must be at least 1")
-    executor = load_executor(executor_name, project.settings.executors.get(executor_name))
+    executors = _load_executors(project, plan, executor_name)
+    parallelism = (
+        request.parallelism
+        or project.settings.parallelism
+        or executors[executor_name].default_parallelism
+    )
     try:
         with project.run_lock(request.wait, hooks.on_wait):
             run = RunRecord(
@@ -92,7 +95,8 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
             runner = Runner(
                 run=run,
                 plan=plan,
-                executor=executor,
+                executors=executors,
+                default_executor=executor_name,
                 workspace=Workspace(project.root, project.store, project.digests),
                 records=project.records,
                 log_dir=project.log_dir(run.id),
@@ -107,9 +111,17 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                 hooks.on_runner(runner)
             runner.execute()
     finally:
-        executor.close()
+        for executor in executors.values():
+            executor.close()
         project.digests.close()
     return run
+
+
+def _load_executors(project: Project, plan: ExecutionPlan, default: str) -> dict[str, Executor]:
+    """The default executor and every one a job names with ``runs-on``."""
+    names = {default} | {s.executor for s in plan.steps if s.executor}
+    settings = project.settings.executors
+    return {name: load_executor(name, settings.get(name)) for name in sorted(names)}
 
 
 def _who() -> str:

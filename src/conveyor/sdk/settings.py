@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,3 @@ class Settings:
             store=project.get("store"),
             executors={str(k): dict(v) for k, v in executors.items() if isinstance(v, dict)},
         )
-
-    def effective_parallelism(self) -> int:
-        return self.parallelism or os.cpu_count() or 1

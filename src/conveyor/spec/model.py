@@ -104,8 +104,14 @@ class JobSpec(_Strict):
         default=None,
         description="Fan-out: one job instance per combination; optional include/exclude lists.",
     )
-    runs_on: str | None = Field(default=None, alias="runs-on")
+    runs_on: str | None = Field(
+        default=None, alias="runs-on", description="The executor for this job's steps."
+    )
     resources: ResourcesSpec | None = None
+    htcondor: dict[str, Scalar] = Field(
+        default_factory=dict,
+        description="Extra HTCondor submit commands (requirements, accounting_group, universe).",
+    )
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("needs", mode="before")
