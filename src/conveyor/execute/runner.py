@@ -261,7 +261,7 @@ class Runner:
         invocation = Invocation(
             key=f"{self.run.id}/{step.id}/{record.attempt}",
             command=step.command,
-            env=self._env(step),
+            env=self._env(step, record.attempt),
             workdir=self.workspace.root,
             log_path=log_path,
             inputs=inputs,
@@ -291,7 +291,7 @@ class Runner:
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
-    def _env(self, step: StepPlan) -> dict[str, str]:
+    def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
         env = dict(step.env)
         env.update(
             {
@@ -299,6 +299,7 @@ class Runner:
                 "CONVEYOR_STEP_ID": step.id,
                 "CONVEYOR_JOB": step.job,
                 "CONVEYOR_PROJECT_DIR": str(self.workspace.root),
+                "CONVEYOR_ATTEMPT": str(attempt),
             }
         )
         for key, value in step.matrix:

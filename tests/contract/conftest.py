@@ -1,0 +1,90 @@
+"""One conformance suite for every executor.
+
+``executor_name`` runs each test against local, htcondor and spark. A backend whose
+engine is not configured here is skipped, unless CONVEYOR_REQUIRE_ENGINES=1 (set by
+scripts/test.sh after it started the engines), where a missing engine fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor.executors.base import Executor
+from conveyor.executors.registry import load_executor
+
+ENGINE_ENV = {"htcondor": "CONDOR_CONFIG", "spark": "CONVEYOR_SPARK_MASTER"}
+BACKENDS = ["local", "htcondor", "spark"]
+
+
+def backend_settings(name: str) -> dict[str, Any]:
+    if name == "spark":
+        return {"master": os.environ.get("CONVEYOR_SPARK_MASTER", "local[2]")}
+    return {}
+
+
+def _require(name: str) -> None:
+    variable = ENGINE_ENV.get(name)
+    if variable is None or os.environ.get(variable):
+        return
+    message = f"{name} engine not configured (${variable} unset); start it with scripts/engines/{name}.sh up"
+    if os.environ.get("CONVEYOR_REQUIRE_ENGINES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(params=BACKENDS)
+def executor_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    _require(name)
+    return name
+
+
+@pytest.fixture
+def make_executor(executor_name: str) -> Iterator[Callable[[], Executor]]:
+    made: list[Executor] = []
+
+    def factory() -> Executor:
+        executor = load_executor(executor_name, backend_settings(executor_name))
+        made.append(executor)
+        return executor
+
+    yield factory
+    for executor in made:
+        executor.close()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A project directory: jobs of remote executors must not rely on sharing it."""
+    path = tmp_path / "project"
+    path.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(path, 0o777)
+    return path
+
+
+@pytest.fixture
+def git_project(tmp_path: Path, executor_name: str) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "t@example.invalid"],
+        ["config", "user.name", "T"],
+    ):
+        subprocess.run(["git", *args], cwd=path, check=True)
+    state = path / ".conveyor"
+    state.mkdir()
+    lines = ["[project]", f'executor = "{executor_name}"']
+    settings = backend_settings(executor_name)
+    if settings:
+        lines.append(f"[executors.{executor_name}]")
+        lines += [f'{k} = "{v}"' for k, v in settings.items()]
+    (state / "config.toml").write_text("\n".join(lines) + "\n")
+    return path
