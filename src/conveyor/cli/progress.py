@@ -174,6 +174,7 @@ class LiveReporter(PlainReporter):
         super().run_finished(run, status)
 
     def _render(self) -> Any:
+        from rich.markup import escape
         from rich.table import Table
 
         now = time.monotonic()
@@ -186,7 +187,7 @@ class LiveReporter(PlainReporter):
         )
         shown = sorted(self.running.items(), key=lambda kv: kv[1])[:10]
         for step_id, since in shown:
-            table.add_row(f"  [cyan]●[/] {step_id}  {now - since:.1f}s")
+            table.add_row(f"  [cyan]●[/] {escape(step_id)}  {now - since:.1f}s")
         if len(self.running) > len(shown):
             table.add_row(f"  … and {len(self.running) - len(shown)} more")
         return table
