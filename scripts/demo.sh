@@ -13,3 +13,5 @@ echo "== conveyor show latest"
 conveyor show latest
 echo "== conveyor lineage results/report.md"
 conveyor lineage results/report.md
+echo "== results/report.md (a reproducible table)"
+cat results/report.md

@@ -1,8 +1,8 @@
 """The runner loop: the only place that talks to executors, the store and the records.
 
 It feeds the scheduler events and carries out its decisions. Records are written in
-one transaction per loop turn, so a kill at any moment leaves a consistent database:
-every step run is either recorded with its outputs or not at all.
+transactions that each cover whole loop turns, so a kill at any moment leaves a
+consistent database: every step run is either recorded with its outputs or not at all.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ from conveyor.plan.fingerprint import fingerprint, fingerprint_parts
 from conveyor.plan.model import ExecutionPlan, StepPlan
 
 _POLL_CAP = 0.25  # seconds: how soon a cancel request or a timeout is noticed
+# Records are written before the runner waits for anything longer than a peek, and at
+# least this often while it is busy: a chain of quick steps does not pay a commit per
+# step, and a kill loses at most the busy last moments (those steps run again).
+_FLUSH_INTERVAL = 0.1
+_PEEK = 0.02
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
 
 
@@ -96,6 +101,7 @@ class Runner:
         self._pending: deque[Decision] = deque()
         self._status = RunStatus.RUNNING
         self._cancel = threading.Event()
+        self._flushed_at = 0.0
 
     # -- public ---------------------------------------------------------------
     def request_cancel(self) -> None:
@@ -111,11 +117,16 @@ class Runner:
         try:
             self._drain()
             while not self._scheduler.finished:
-                self._flush()
+                if time.monotonic() - self._flushed_at >= _FLUSH_INTERVAL:
+                    self._flush()
                 if self._cancel.is_set():
                     self._feed(CancelRequested())
                     self._cancel.clear()
-                completions = self._poll()
+                # peek briefly; before a longer wait, make the records durable
+                completions = self._poll(min(_PEEK, self._poll_timeout()))
+                if not completions:
+                    self._flush()
+                    completions = self._poll(self._poll_timeout())
                 self._check_deadlines()
                 for completion in completions:
                     self._complete(completion)
@@ -149,12 +160,11 @@ class Runner:
             elif isinstance(decision, Finished):
                 self._status = decision.status
 
-    def _poll(self) -> list[Completion]:
+    def _poll(self, timeout: float) -> list[Completion]:
         """Completions from every executor with work in flight (one waits, others peek)."""
         busy: dict[str, list[Handle]] = {}
         for active in self._active.values():
             busy.setdefault(active.executor.name, []).append(active.handle)
-        timeout = self._poll_timeout()
         completions: list[Completion] = []
         for index, (name, handles) in enumerate(busy.items()):
             wait = timeout if index == len(busy) - 1 and not completions else 0.0
@@ -176,6 +186,7 @@ class Runner:
                 active.executor.cancel([active.handle])
 
     def _flush(self) -> None:
+        self._flushed_at = time.monotonic()
         if self._batch:
             self.records.write(self._batch)
             self._batch = WriteBatch()

@@ -8,7 +8,6 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from conveyor.domain.types import Digest
 from conveyor.metadata.records import InputRecord, OutputRecord
 from conveyor.plan.graph import is_glob
 from conveyor.store.cas import ContentStore
@@ -77,17 +76,14 @@ class Workspace:
         for rel in outputs:
             full = Path(self._abs(rel))
             if full.is_dir():
-                digest, size = self.store.put_tree(full, self._hasher)
+                digest, size = self.store.put_tree(full, self.digests)
                 records.append(OutputRecord(rel, digest, "tree", size))
             elif full.is_file():
-                digest, size = self.store.put_file(full, self._hasher)
+                digest, size = self.store.put_file(full, self.digests)
                 records.append(OutputRecord(rel, digest, "file", size))
             else:
                 raise MissingOutputError(rel)
         return records
-
-    def _hasher(self, path: Path, st: os.stat_result) -> Digest:
-        return self.digests.digest(path, st)  # remembered: the next run only stats it
 
     # -- restoring ------------------------------------------------------------
     def restore(self, outputs: Iterable[OutputRecord]) -> int:

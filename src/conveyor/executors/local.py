@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from conveyor.executors.base import Completion, Handle, Invocation
@@ -36,9 +37,12 @@ class LocalExecutor:
         self.grace = float(settings.get("grace_seconds", 5.0))
         self.default_parallelism = int(settings.get("parallelism", 0)) or os.cpu_count() or 1
         self._children: dict[str, _Child] = {}
+        self._log_dirs: set[Path] = set()
 
     def submit(self, invocation: Invocation) -> Handle:
-        invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if invocation.log_path.parent not in self._log_dirs:
+            invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log_dirs.add(invocation.log_path.parent)
         with open(invocation.log_path, "ab") as log:
             try:
                 process = subprocess.Popen(

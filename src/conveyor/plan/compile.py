@@ -321,11 +321,12 @@ def _infer_needs(
                 )
             writers[out] = step_id
     position = {sid: n for ids in instances.values() for inst in ids for n, sid in enumerate(inst)}
+    index = graph.PathIndex(writers)
     inferred: list[tuple[str, str, str]] = []
     for step_id, step in steps.items():
         for pattern in step.inputs:
-            for out, writer in writers.items():
-                if writer == step_id or not graph.overlaps(pattern, out):
+            for out, writer in index.overlapping(pattern):
+                if writer == step_id:
                     continue
                 producer = steps[writer]
                 if producer.job == step.job:

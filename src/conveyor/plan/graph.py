@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -114,3 +115,32 @@ def _fixed_prefix(pattern: str) -> str:
             break
         parts.append(part)
     return "/".join(parts) or "."
+
+
+class PathIndex:
+    """Outputs by path, answering "which outputs may this input read" without a full scan
+    for plain paths (globs still test every output)."""
+
+    def __init__(self, outputs: Mapping[str, str]) -> None:
+        self._owner = {normalize(path): owner for path, owner in outputs.items()}
+        self._sorted = sorted(self._owner)
+
+    def overlapping(self, pattern: str) -> Iterator[tuple[str, str]]:
+        """``(output, owner)`` pairs whose output ``pattern`` may read."""
+        path = normalize(pattern)
+        if is_glob(path) or path == ".":
+            for output, owner in self._owner.items():
+                if overlaps(path, output):
+                    yield output, owner
+            return
+        probe = path  # the path itself and every directory above it
+        while probe:
+            if probe in self._owner:
+                yield probe, self._owner[probe]
+            probe = posixpath.dirname(probe)
+        prefix = path + "/"  # everything below it, a contiguous range once sorted
+        start = bisect.bisect_left(self._sorted, prefix)
+        for output in self._sorted[start:]:
+            if not output.startswith(prefix):
+                break
+            yield output, self._owner[output]

@@ -17,18 +17,26 @@ import os
 import shutil
 import stat as statmod
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from conveyor.domain.types import Digest
 from conveyor.errors import StoreError
 from conveyor.store.hashing import hash_bytes, hash_file
 
+_SMALL = 64 * 1024  # bytes: files up to this size are read once into memory
 _FICLONE = 0x40049409  # Linux ioctl: share extents with another file (reflink)
 CheckoutMode = Literal["copy", "link", "auto"]
-Hasher = Callable[[Path, os.stat_result], Digest]
+
+
+class Digests(Protocol):
+    """Where digests of source files come from (and go to): e.g. a DigestCache."""
+
+    def digest(self, path: Path, stat: os.stat_result) -> Digest: ...
+
+    def remember(self, path: Path, stat: os.stat_result, digest: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,15 @@ class TreeEntry:
     executable: bool = False
 
 
-def _default_hasher(path: Path, st: os.stat_result) -> Digest:
-    return hash_file(path, st.st_size)
+class _Uncached:
+    def digest(self, path: Path, stat: os.stat_result) -> Digest:
+        return hash_file(path, stat.st_size)
+
+    def remember(self, path: Path, stat: os.stat_result, digest: str) -> None:
+        pass
+
+
+_UNCACHED = _Uncached()
 
 
 class ContentStore:
@@ -97,10 +112,16 @@ class ContentStore:
                 tmp.unlink(missing_ok=True)
         return digest
 
-    def put_file(self, source: Path, hasher: Hasher = _default_hasher) -> tuple[Digest, int]:
+    def put_file(self, source: Path, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
         """Store a file's content; returns (digest, size). Identical content is stored once."""
         st = source.stat()
-        digest = hasher(source, st)
+        if st.st_size <= _SMALL:  # one read serves both the digest and the copy
+            data = source.read_bytes()
+            if len(data) == st.st_size:
+                digest = self.put_bytes(data)
+                digests.remember(source, st, digest)
+                return digest, st.st_size
+        digest = digests.digest(source, st)
         if not self.has(digest):
             tmp = self._tmp_file()
             try:
@@ -110,12 +131,12 @@ class ContentStore:
                 tmp.unlink(missing_ok=True)
         return digest, st.st_size
 
-    def put_tree(self, directory: Path, hasher: Hasher = _default_hasher) -> tuple[Digest, int]:
+    def put_tree(self, directory: Path, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
         """Store every file below ``directory`` and a manifest; returns (manifest digest, size)."""
         entries: list[dict[str, object]] = []
         total = 0
         for path in sorted(_walk_files(directory)):
-            digest, size = self.put_file(path, hasher)
+            digest, size = self.put_file(path, digests)
             executable = bool(path.stat().st_mode & statmod.S_IXUSR)
             rel = path.relative_to(directory).as_posix()
             entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
