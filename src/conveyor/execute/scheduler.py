@@ -63,9 +63,10 @@ class Scheduler:
 
     def start(self) -> list[Decision]:
         decisions: list[Decision] = []
-        for step_id, count in self._waiting.items():
-            if count == 0:
-                self._enqueue_or_skip(step_id, decisions)
+        # a snapshot: a skip below may release a step that is then enqueued by _release
+        roots = [step_id for step_id, count in self._waiting.items() if count == 0]
+        for step_id in roots:
+            self._enqueue_or_skip(step_id, decisions)
         return self._fill(decisions)
 
     def handle(self, event: Event) -> list[Decision]:
@@ -160,6 +161,7 @@ class Scheduler:
     def _run_status(self) -> RunStatus:
         if self._cancelling:
             return RunStatus.CANCELLED
-        if any(s == StepStatus.FAILED for s in self.status.values()):
+        # a step its executor cancelled (not the user) did not do its work: the run failed
+        if any(s in (StepStatus.FAILED, StepStatus.CANCELLED) for s in self.status.values()):
             return RunStatus.FAILED
         return RunStatus.SUCCEEDED

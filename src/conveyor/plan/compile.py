@@ -16,7 +16,9 @@ from conveyor.plan.template import TemplateError, render
 from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
 from conveyor.spec.yamlsource import Loc, SourceMap
 
-_POLICY = re.compile(r"^\s*(?:\$\{\{\s*)?(success|failure|always)\(\)\s*(?:\}\})?\s*$")
+_POLICY = re.compile(
+    r"^\s*(?:\$\{\{\s*(success|failure|always)\(\)\s*\}\}|(success|failure|always)\(\))\s*$"
+)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?)?\s*$")
 _SIZE_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _STEP_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
@@ -212,7 +214,11 @@ def _compile_step(
         cache=step.cache,
         params=tuple(sorted((name, values[name]) for name in used)),
         matrix=tuple(matrix.items()),
-        resources=_resources(step.resources or job.resources, source, (*loc, "resources")),
+        resources=_resources(
+            step.resources or job.resources,
+            source,
+            (*loc, "resources") if step.resources else ("jobs", job_id, "resources"),
+        ),
         executor=job.runs_on,
         options=tuple(sorted((f"htcondor.{k}", _env_text(v)) for k, v in job.htcondor.items())),
     )
@@ -238,7 +244,7 @@ def _policy(expr: str, source: SourceMap, loc: Loc) -> Policy:
         raise source.error(
             loc, f"if: {expr!r} is not a run policy; use success(), failure() or always()"
         )
-    policy: Policy = match.group(1)  # type: ignore[assignment]
+    policy: Policy = match.group(1) or match.group(2)  # type: ignore[assignment]
     return policy
 
 

@@ -52,7 +52,7 @@ def evaluate(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]
 
 
 def _evaluate_sandboxed(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> Any:
-    from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+    from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
@@ -65,6 +65,9 @@ def _evaluate_sandboxed(expr: str, context: Mapping[str, Mapping[str, Any]], use
         raise TemplateError(f"in ${{{{ {expr} }}}}: {exc.message}") from exc
     except Exception as exc:
         raise TemplateError(f"cannot evaluate ${{{{ {expr} }}}}: {exc}") from exc
+    if isinstance(value, Undefined):  # StrictUndefined raises only when it is used
+        known = ", ".join(sorted(context))
+        raise TemplateError(f"${{{{ {expr} }}}} names something undefined (known: {known})")
     # a conservative record: every param named anywhere in the expression
     params = context.get("params", {})
     used.update(name for name in params if re.search(rf"\b{re.escape(name)}\b", expr))

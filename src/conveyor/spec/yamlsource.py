@@ -85,7 +85,11 @@ def _build(loader: Any, node: yaml.Node, loc: Loc, source: SourceMap, mark: Any 
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            # keys are names: taken as written (YAML 1.1 would turn `on` into True)
+            if isinstance(key_node, yaml.ScalarNode):
+                key: Any = key_node.value
+            else:
+                key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool):
                 raise SpecError(
                     "mapping keys must be plain scalars",

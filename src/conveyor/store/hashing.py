@@ -44,7 +44,7 @@ class DigestCache:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[str, int, int, int, str]] = []
+        self._pending: dict[str, tuple[str, int, int, int, str]] = {}
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -63,8 +63,11 @@ class DigestCache:
         """The digest of ``path``, read from the cache when its stat signature matches."""
         key = os.fspath(path)
         st = stat or os.stat(key)
+        pending = self._pending.get(key)
         row = (
-            self._connect()
+            pending[1:]
+            if pending is not None
+            else self._connect()
             .execute("SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?", (key,))
             .fetchone()
         )
@@ -76,7 +79,8 @@ class DigestCache:
 
     def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
         """Record a digest computed elsewhere (e.g. while storing the file)."""
-        self._pending.append((os.fspath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, digest))
+        key = os.fspath(path)
+        self._pending[key] = (key, stat.st_size, stat.st_mtime_ns, stat.st_ino, digest)
 
     def flush(self) -> None:
         if not self._pending:
@@ -84,7 +88,10 @@ class DigestCache:
         db = self._connect()
         with db:
             db.execute("BEGIN")
-            db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", self._pending)
+            db.executemany(
+                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
+                list(self._pending.values()),
+            )
         self._pending.clear()
 
     def close(self) -> None:

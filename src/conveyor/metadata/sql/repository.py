@@ -156,8 +156,9 @@ class SqlRepository:
         return _run_record(rows[0]) if rows else None
 
     def find_runs(self, prefix: str) -> list[RunRecord]:
-        like = prefix.replace("%", "").replace("_", "") + "%"
-        rows = self._rows(sa.select(t.runs).where(t.runs.c.id.like(like)).limit(10))
+        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
+            return []  # run ids are lowercase hex; anything else (%, _) matches nothing
+        rows = self._rows(sa.select(t.runs).where(t.runs.c.id.like(prefix + "%")).limit(10))
         return [_run_record(r) for r in rows]
 
     def latest_run(self) -> RunRecord | None:

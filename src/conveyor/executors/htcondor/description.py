@@ -1,0 +1,242 @@
+"""Invocations as HTCondor submit descriptions: pure text, no bindings, no I/O.
+
+Every job runs ``/bin/sh .conveyor-job/run.sh`` (``transfer_executable = false``) in its
+sandbox. That wrapper runs the step's command exactly as ``/bin/sh -e -c COMMAND``,
+merges stderr into stdout, then moves the declared outputs that exist into
+``.conveyor-out/``: the one output the job transfers back, so a step that fails before
+writing its outputs still completes with its own exit code instead of being held.
+
+The command never goes through the submit language (a file carries it); the
+environment does, through ``environment``, with ``$`` escaped as ``$(DOLLAR)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from conveyor.errors import ExecutorError
+from conveyor.executors.base import Invocation
+
+OPTION_PREFIX = "htcondor."
+JOB_DIR = ".conveyor-job"
+"""In the sandbox: the command and the wrapper."""
+OUT_DIR = ".conveyor-out"
+"""In the sandbox: the declared outputs, gathered for the transfer back."""
+INPUT_DIR = "in"
+"""In the scratch dir: what the sandbox starts with (inputs at their relative paths)."""
+STDOUT, STDERR = "stdout", "stderr"
+COMMAND_FILE, WRAPPER_FILE = f"{JOB_DIR}/command", f"{JOB_DIR}/run.sh"
+
+COMMON: dict[str, str] = {
+    "executable": "/bin/sh",
+    "transfer_executable": "false",
+    "arguments": WRAPPER_FILE,
+    # a trailing slash sends the directory's contents: the sandbox is the project's
+    # relative layout (preserve_relative_paths is lost when the schedd spools in 23.x)
+    "transfer_input_files": f"{INPUT_DIR}/",
+    "transfer_output_files": OUT_DIR,
+    "should_transfer_files": "YES",
+    "when_to_transfer_output": "ON_EXIT",
+    "output": STDOUT,
+    "error": STDERR,
+}
+MANAGED = frozenset(
+    name.lower()
+    for name in (
+        *COMMON,
+        "initialdir",
+        "iwd",
+        "environment",
+        "env",
+        "getenv",
+        "input",
+        "log",
+        "args",
+        "preserve_relative_paths",
+        "transfer_output_remaps",
+        "leave_in_queue",
+        "queue",
+        "+ConveyorKey",
+        "+ConveyorExecutorId",
+        "MY.ConveyorKey",
+        "MY.ConveyorExecutorId",
+    )
+)
+_COMMAND_NAME = re.compile(r"^(\+|MY\.)?[A-Za-z_][A-Za-z0-9_.]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.=,/\[\]:+-]")
+# what an itemdata value cannot carry, and what the submit language would substitute
+_NOT_SUBMITTABLE = ("\n", "\r", "\x1f", "\x00", "$$")
+
+
+def job_options(options: Mapping[str, str]) -> dict[str, str]:
+    """The ``htcondor.<submit command>`` pass-through entries, checked."""
+    commands: dict[str, str] = {}
+    for key, value in sorted(options.items()):
+        if not key.startswith(OPTION_PREFIX):
+            continue
+        name = key[len(OPTION_PREFIX) :]
+        if not _COMMAND_NAME.match(name):
+            raise ExecutorError(f"{key} is not a valid HTCondor submit command name")
+        if name.lower() in MANAGED:
+            raise ExecutorError(
+                f"{key} is set by Conveyor's HTCondor executor (it moves files and runs "
+                "the command itself); remove it from the job's htcondor table"
+            )
+        if any(c in value for c in "\n\r\x1f\x00"):
+            raise ExecutorError(f"{key} must be one line")
+        commands[name] = value.strip()
+    return commands
+
+
+def split_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(variables for the ``environment`` command, variables the wrapper exports)."""
+    submitted: dict[str, str] = {}
+    exported: dict[str, str] = {}
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise ExecutorError(f"environment variable name {name!r} cannot be passed on")
+        target = exported if any(s in value for s in _NOT_SUBMITTABLE) else submitted
+        target[name] = value
+    return submitted, exported
+
+
+def environment_command(env: Mapping[str, str]) -> str:
+    """The value of the ``environment`` submit command (the quoted new syntax)."""
+    parts = []
+    for name, value in sorted(env.items()):
+        escaped = value.replace("$", "$(DOLLAR)").replace("'", "''")
+        parts.append(f"{name}='{escaped}'")
+    text = " ".join(parts).replace('"', '""')
+    return f'"{text}"'
+
+
+def job_commands(invocation: Invocation, initialdir: str) -> dict[str, str]:
+    """The submit commands that belong to this invocation alone."""
+    submitted, _ = split_env(invocation.env)
+    resources = invocation.resources
+    commands = {
+        "initialdir": initialdir,
+        "environment": environment_command(submitted),
+        "+ConveyorKey": classad_string(_LABEL_UNSAFE.sub("_", invocation.key)),
+        "batch_name": "conveyor-" + _LABEL_UNSAFE.sub("_", invocation.key.split("/")[0]),
+        "request_cpus": str(max(1, math.ceil(resources.cpus))),
+    }
+    if resources.memory_mb:
+        commands["request_memory"] = str(resources.memory_mb)
+    if resources.gpus > 0:
+        commands["request_gpus"] = str(resources.gpus)
+    if resources.disk_mb:
+        commands["request_disk"] = str(resources.disk_mb * 1024)  # KB
+    if invocation.timeout:
+        # the runner cancels first; this only stops jobs a dead client left behind
+        commands["allowed_execute_duration"] = str(math.ceil(invocation.timeout) + 60)
+    commands.update(job_options(invocation.options))
+    return commands
+
+
+def classad_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def top_outputs(outputs: Iterable[str]) -> list[str]:
+    """Declared outputs, normalised, without those inside another declared output."""
+    paths = sorted({os.path.normpath(p) for p in outputs})
+    kept: list[str] = []
+    for path in paths:
+        if path in (".", "") or path.startswith(("..", "/")):
+            raise ExecutorError(f"output {path!r} is not a project-relative path")
+        if not any(path.startswith(parent + "/") for parent in kept):
+            kept.append(path)
+    return kept
+
+
+def wrapper_script(exported: Mapping[str, str], outputs: Sequence[str]) -> str:
+    """The job's program: run the command like ``/bin/sh -e -c``, gather the outputs."""
+    lines = [
+        "# written by conveyor: run the step, then gather its declared outputs",
+        "exec 2>&1",
+        'CONVEYOR_PROJECT_DIR="$PWD"; export CONVEYOR_PROJECT_DIR',
+    ]
+    lines += [f"{name}={shlex.quote(value)}; export {name}" for name, value in exported.items()]
+    lines += [
+        "code=0",
+        f'/bin/sh -e -c "$(cat {COMMAND_FILE})" || code=$?',
+        f"mkdir -p {OUT_DIR}",
+    ]
+    for path in outputs:
+        source = shlex.quote(path)
+        parent = shlex.quote(os.path.join(OUT_DIR, os.path.dirname(path)))
+        target = shlex.quote(os.path.join(OUT_DIR, path))
+        lines.append(
+            f"if [ -e {source} ] || [ -L {source} ]; then "
+            f"mkdir -p {parent} && mv {source} {target}; fi"
+        )
+    lines.append('exit "$code"')
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ClusterPlan:
+    """One schedd submit: shared commands plus one itemdata row per member."""
+
+    description: dict[str, str]
+    members: list[str] = field(default_factory=list)
+    """Invocation keys, in proc id order."""
+    itemdata: list[dict[str, str]] = field(default_factory=list)
+
+
+def plan_clusters(
+    jobs: Sequence[tuple[str, dict[str, str]]], common: Mapping[str, str]
+) -> list[ClusterPlan]:
+    """Group invocations into as few clusters as possible.
+
+    Invocations go into one cluster when they set the same submit commands with the same
+    pass-through option values (so a bad option fails only the steps that asked for it);
+    values that differ between members become itemdata variables.
+    """
+    groups: dict[tuple[object, ...], list[tuple[str, dict[str, str]]]] = {}
+    for key, commands in jobs:
+        options = tuple(sorted((k, v) for k, v in commands.items() if _is_option(k)))
+        groups.setdefault((tuple(sorted(commands)), options), []).append((key, commands))
+    return [_cluster(members, common) for members in groups.values()]
+
+
+def _is_option(name: str) -> bool:
+    return name.lower() not in _PER_JOB
+
+
+_PER_JOB = frozenset(
+    {
+        "initialdir",
+        "environment",
+        "+conveyorkey",
+        "batch_name",
+        "request_cpus",
+        "request_memory",
+        "request_gpus",
+        "request_disk",
+        "allowed_execute_duration",
+    }
+)
+
+
+def _cluster(members: list[tuple[str, dict[str, str]]], common: Mapping[str, str]) -> ClusterPlan:
+    description = dict(common)
+    names = list(members[0][1])
+    # always at least two variables, so rows are split on the unit separator only
+    varying = [n for n in names if n in ("initialdir", "+ConveyorKey")]
+    varying += [n for n in names if n not in varying and len({c[n] for _, c in members}) > 1]
+    for name in names:
+        if name not in varying:
+            description[name] = members[0][1][name]
+    variables = {name: f"cv{i}" for i, name in enumerate(varying)}
+    for name, variable in variables.items():
+        description[name] = f"$({variable})"
+    rows = [{variables[n]: commands[n] for n in varying} for _, commands in members]
+    return ClusterPlan(description, [key for key, _ in members], rows)

@@ -1,0 +1,244 @@
+"""Run invocations as HTCondor jobs, batched into clusters, with explicit file transfer.
+
+``submit`` only records the invocation. The next ``poll`` stages every recorded
+invocation into a private scratch directory and submits them together (one cluster per
+set of alike jobs) in spool mode, so nothing is shared with the pool. Jobs are then
+watched with one schedd query per ``poll_interval`` at most; completed jobs are
+retrieved and removed in batches, their declared outputs moved into the project and
+their output appended to the step's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ExecutorError
+from conveyor.executors.base import Completion, EndState, Handle, Invocation
+from conveyor.executors.htcondor.description import (
+    COMMON,
+    classad_string,
+    job_commands,
+    plan_clusters,
+    split_env,
+    top_outputs,
+    wrapper_script,
+)
+from conveyor.executors.htcondor.pool import Pool
+from conveyor.executors.htcondor.settings import HTCondorSettings
+from conveyor.executors.htcondor.staging import Scratch, append_log, deliver, stage
+
+# JobStatus values, and the hold code of a job whose input files are still uploading
+IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
+SPOOLING_HOLD = 16
+MISSING_LIMIT = 2  # queries in a row without the job before it counts as lost
+VANISHED = "the job left the HTCondor queue without a result (removed outside Conveyor?)"
+
+
+@dataclass
+class _Job:
+    invocation: Invocation
+    name: str
+    outputs: list[str]
+    iwd: Path | None = None
+    job_id: str | None = None
+    """``cluster.proc`` once submitted."""
+    notes: list[str] = field(default_factory=list)
+    missing: int = 0
+
+
+class HTCondorExecutor:
+    name = "htcondor"
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        self.settings = HTCondorSettings.from_mapping(settings)
+        self.default_parallelism = self.settings.parallelism
+        self._id = uuid.uuid4().hex
+        self._pool = Pool(self.settings)
+        self._scratch = Scratch(self.settings.scratch)
+        self._jobs: dict[str, _Job] = {}
+        self._buffer: list[_Job] = []
+        self._ready: dict[str, Completion] = {}
+        self._next_query = 0.0
+        self._unreachable_since: float | None = None
+        self._count = 0
+
+    # -- the contract ---------------------------------------------------------------
+    def submit(self, invocation: Invocation) -> Handle:
+        job_commands(invocation, "")  # a bad option or variable fails this step now
+        self._count += 1
+        job = _Job(invocation, f"j{self._count}", top_outputs(invocation.outputs))
+        self._jobs[invocation.key] = job
+        self._buffer.append(job)
+        return Handle(invocation.key, f"htcondor:{self._id[:8]}/{job.name}")
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._flush()
+        while True:
+            if self._submitted() and time.monotonic() >= self._next_query:
+                self._refresh()
+            done = [self._ready.pop(h.key) for h in handles if h.key in self._ready]
+            waiting = any(h.key in self._jobs for h in handles)
+            now = time.monotonic()
+            if done or not waiting or now >= deadline:
+                return done
+            time.sleep(max(0.0, min(deadline, self._next_query) - now))
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        remove = []
+        for handle in handles:
+            job = self._jobs.get(handle.key)
+            if job is None:
+                continue
+            if job.job_id is None:
+                self._buffer.remove(job)
+            else:
+                remove.append(job.job_id)
+            self._finish(job, "cancelled", message="cancelled", note="cancelled")
+        self._pool.remove(remove, "cancelled by conveyor")
+
+    def close(self) -> None:
+        try:
+            if self._submitted():
+                self._pool.remove(f"ConveyorExecutorId == {classad_string(self._id)}")
+        finally:
+            self._buffer.clear()
+            self._jobs.clear()
+            self._ready.clear()
+            self._scratch.cleanup()
+
+    # -- submitting -----------------------------------------------------------------
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        self._pool.connect()  # an unreachable pool is one ExecutorError, for the run
+        batch, self._buffer = self._buffer, []
+        staged: list[tuple[str, dict[str, str]]] = []
+        for job in batch:
+            invocation = job.invocation
+            try:
+                job.iwd = self._scratch.job_dir(job.name)
+                _, exported = split_env(invocation.env)
+                job.notes += stage(invocation, job.iwd, wrapper_script(exported, job.outputs))
+            except OSError as exc:
+                message = f"cannot stage the step's files for HTCondor: {exc}"
+                self._finish(job, "error", message=message, note=message)
+                continue
+            staged.append((invocation.key, job_commands(invocation, str(job.iwd))))
+        common = {**COMMON, "+ConveyorExecutorId": classad_string(self._id)}
+        for plan in plan_clusters(staged, common):
+            try:
+                cluster, warnings = self._pool.submit(plan)
+            except ExecutorError as exc:
+                for key in plan.members:
+                    self._finish(self._jobs[key], "error", message=str(exc), note=str(exc))
+                continue
+            for proc, key in enumerate(plan.members):
+                self._jobs[key].job_id = f"{cluster}.{proc}"
+                self._jobs[key].notes += warnings
+        # the jobs need the schedd and a negotiation cycle before there is news
+        self._next_query = max(self._next_query, time.monotonic() + self.settings.poll_interval)
+
+    def _submitted(self) -> bool:
+        return any(job.job_id is not None for job in self._jobs.values())
+
+    # -- watching -------------------------------------------------------------------
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        self._next_query = now + self.settings.poll_interval
+        try:
+            ads = self._pool.query(f"ConveyorExecutorId == {classad_string(self._id)}")
+        except ExecutorError as exc:
+            self._unreachable_since = self._unreachable_since or now
+            if now - self._unreachable_since < self.settings.unreachable_grace:
+                return  # a schedd restarting: try again at the next interval
+            raise ExecutorError(
+                f"lost contact with the HTCondor schedd at {self.settings.where()} for "
+                f"{self.settings.unreachable_grace:g}s: {exc}"
+            ) from exc
+        self._unreachable_since = None
+        by_id = {f"{ad['ClusterId']}.{ad['ProcId']}": ad for ad in ads}
+        completed: list[tuple[_Job, dict[str, Any]]] = []
+        ended: list[tuple[_Job, EndState, str]] = []  # (job, state, why)
+        for job in list(self._jobs.values()):
+            if job.job_id is None:
+                continue
+            ad = by_id.get(job.job_id)
+            if ad is None:
+                job.missing += 1
+                if job.missing >= MISSING_LIMIT:
+                    ended.append((job, "lost", VANISHED))
+                continue
+            job.missing = 0
+            status = ad["JobStatus"]
+            if status == COMPLETED:
+                completed.append((job, ad))
+            elif status == HELD and ad["HoldReasonCode"] != SPOOLING_HOLD:
+                ended.append((job, "error", f"HTCondor held the job: {ad['HoldReason']}"))
+            elif status == REMOVED:
+                reason = ad["RemoveReason"] or "no reason given"
+                ended.append((job, "lost", f"the job was removed from HTCondor: {reason}"))
+            elif (ad["NumJobStarts"] or 0) > 1 or (status == IDLE and ad["NumJobStarts"]):
+                why = "HTCondor evicted the job (it would start it again from the beginning)"
+                ended.append((job, "lost", why))
+        self._collect(completed)
+        self._end(ended)
+
+    def _collect(self, completed: list[tuple[_Job, dict[str, Any]]]) -> None:
+        """Retrieve finished jobs in one go, remove them, hand their results over."""
+        ids = [job.job_id for job, _ in completed if job.job_id]
+        failures = self._pool.retrieve(ids)
+        self._pool.remove(ids, "done: output retrieved by conveyor")
+        for job, ad in completed:
+            failure = failures.get(job.job_id or "")
+            if failure is not None:
+                why = f"cannot retrieve the job's output from HTCondor: {failure}"
+                self._finish(job, "error", message=why, note=why)
+                continue
+            try:
+                assert job.iwd is not None
+                deliver(job.invocation, job.iwd, job.outputs)
+            except OSError as exc:
+                why = f"cannot move the step's outputs into the project: {exc}"
+                self._finish(job, "error", message=why, note=why)
+                continue
+            if ad["ExitBySignal"]:
+                signal = int(ad["ExitSignal"] or 0)
+                self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")
+            elif ad["ExitCode"] is None:
+                self._finish(job, "error", message="HTCondor reported no exit code")
+            else:
+                self._finish(job, "exited", int(ad["ExitCode"]))
+
+    def _end(self, ended: list[tuple[_Job, EndState, str]]) -> None:
+        """Held, removed, evicted or vanished jobs: keep what output there is, remove them."""
+        for job, state, _ in ended:
+            if state == "error" and job.job_id:  # held: its output may help explain why
+                self._pool.retrieve([job.job_id])
+        self._pool.remove([j.job_id for j, _, _ in ended if j.job_id], "ended by conveyor")
+        for job, state, why in ended:
+            self._finish(job, state, message=why, note=why)
+
+    def _finish(
+        self,
+        job: _Job,
+        state: EndState,
+        exit_code: int | None = None,
+        message: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        key = job.invocation.key
+        self._jobs.pop(key, None)
+        notes = [*job.notes, *([note] if note else [])]
+        with contextlib.suppress(OSError):  # the completion matters more than the log
+            append_log(job.invocation, job.iwd if state != "cancelled" else None, notes)
+        if job.iwd is not None:
+            shutil.rmtree(job.iwd, ignore_errors=True)
+        self._ready[key] = Completion(key, state, exit_code, message)

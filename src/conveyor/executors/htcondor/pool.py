@@ -1,0 +1,184 @@
+"""The one schedd this executor talks to, through the htcondor2 bindings.
+
+The bindings are imported on first contact (``conveyor --help`` never loads them), and
+every failure of theirs leaves this module as an ``ExecutorError`` in one sentence.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from conveyor.errors import ExecutorError
+from conveyor.executors.htcondor.description import ClusterPlan
+from conveyor.executors.htcondor.settings import HTCondorSettings
+
+T = TypeVar("T")
+JOB_ATTRIBUTES = [
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "ExitCode",
+    "ExitBySignal",
+    "ExitSignal",
+    "HoldReason",
+    "HoldReasonCode",
+    "NumJobStarts",
+    "RemoveReason",
+]
+INSTALL_HINT = "install them with: pip install 'conveyor[htcondor]'"
+
+
+def import_bindings() -> Any:
+    """The ``htcondor2`` module, or an ``ExecutorError`` that says how to install it."""
+    try:
+        with warnings.catch_warnings():
+            # without CONDOR_CONFIG the bindings warn and use /dev/null: our settings
+            # (collector, schedd, token_dir) may be all the client needs
+            warnings.simplefilter("ignore")
+            return importlib.import_module("htcondor2")
+    except ImportError as exc:
+        raise ExecutorError(
+            "the htcondor executor needs the HTCondor Python bindings (htcondor2), "
+            f"which are not installed; {INSTALL_HINT}"
+        ) from exc
+
+
+class Pool:
+    def __init__(self, settings: HTCondorSettings) -> None:
+        self.settings = settings
+        self._htcondor: Any = None
+        self._schedd: Any = None
+
+    @property
+    def connected(self) -> bool:
+        return self._schedd is not None
+
+    def connect(self) -> None:
+        """Find the schedd and prove it answers, within ``connect_timeout`` seconds."""
+        if self._schedd is not None:
+            return
+        self._htcondor = import_bindings()
+        try:
+            self._schedd = _bounded(self._locate, self.settings.connect_timeout)
+        except Exception as exc:
+            raise ExecutorError(
+                f"cannot reach the HTCondor schedd at {self.settings.where()}: "
+                f"{_text(exc)}; start a pool or set [executors.htcondor] schedd/collector "
+                "(or CONDOR_CONFIG) in .conveyor/config.toml"
+            ) from exc
+
+    def submit(self, plan: ClusterPlan) -> tuple[int, list[str]]:
+        """Queue one cluster on hold, upload its input files; (cluster id, warnings)."""
+        h = self._htcondor
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = self._schedd.submit(
+                    h.Submit(plan.description), spool=True, itemdata=iter(plan.itemdata)
+                )
+            except Exception as exc:
+                raise ExecutorError(f"HTCondor refused the job: {_text(exc)}") from exc
+            try:
+                self._schedd.spool(result)
+            except Exception as exc:
+                self.remove(f"ClusterId == {result.cluster()}")
+                raise ExecutorError(
+                    f"cannot upload the step's input files to the HTCondor schedd: {_text(exc)}"
+                ) from exc
+        return int(result.cluster()), [f"HTCondor: {w.message}" for w in caught]
+
+    def query(self, constraint: str) -> list[dict[str, Any]]:
+        try:
+            ads = self._schedd.query(constraint=constraint, projection=JOB_ATTRIBUTES)
+        except Exception as exc:
+            raise ExecutorError(f"cannot query the HTCondor schedd: {_text(exc)}") from exc
+        return [{name: ad.get(name) for name in JOB_ATTRIBUTES} for ad in ads]
+
+    def retrieve(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Fetch the jobs' output from the spool; returns the failures by job id."""
+        if not job_ids:
+            return {}
+        try:
+            self._schedd.retrieve(list(job_ids))
+            return {}
+        except Exception as exc:
+            if len(job_ids) == 1:
+                return {job_ids[0]: _text(exc)}
+        failures: dict[str, str] = {}  # one bad job fails a batch: find which
+        for job_id in job_ids:
+            failures.update(self.retrieve([job_id]))
+        return failures
+
+    def remove(self, job_spec: Sequence[str] | str, reason: str = "conveyor") -> str | None:
+        """Remove jobs; best effort, returns the error text if the schedd refused."""
+        if not job_spec or self._schedd is None:
+            return None
+        spec = job_spec if isinstance(job_spec, str) else list(job_spec)
+        try:
+            self._schedd.act(self._htcondor.JobAction.Remove, spec, reason)
+        except Exception as exc:
+            return _text(exc)
+        return None
+
+    # -- internals --------------------------------------------------------------
+    def _locate(self) -> Any:
+        h = self._htcondor
+        settings = self.settings
+        if settings.token_dir:
+            h.param["SEC_TOKEN_DIRECTORY"] = settings.token_dir
+        if settings.schedd and settings.schedd.startswith("<"):
+            classad = importlib.import_module("classad2")
+            location = classad.ClassAd({"MyAddress": settings.schedd, "CondorVersion": ""})
+        else:
+            collector = h.Collector(settings.collector) if settings.collector else h.Collector()
+            location = _find_schedd(h, collector, settings.schedd)
+        schedd = h.Schedd(location)
+        schedd.query(constraint="false", projection=["ClusterId"])  # it answers
+        return schedd
+
+
+def _find_schedd(h: Any, collector: Any, name: str | None) -> Any:
+    if name:
+        location = collector.locate(h.DaemonType.Schedd, name)
+        if location is None:
+            raise LookupError(f"the collector knows no schedd named {name!r}")
+        return location
+    location = collector.locate(h.DaemonType.Schedd)
+    if location is not None:
+        return location
+    found = collector.locateAll(h.DaemonType.Schedd)
+    if len(found) == 1:
+        return found[0]
+    raise LookupError(
+        f"the collector knows {len(found)} schedds and none on this host; "
+        "set [executors.htcondor] schedd = NAME"
+    )
+
+
+def _bounded(function: Callable[[], T], timeout: float) -> T:
+    """Run ``function`` in a daemon thread; a pool that never answers is an error, not a hang."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = function()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="conveyor-htcondor-connect", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+def _text(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

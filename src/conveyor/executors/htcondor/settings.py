@@ -1,0 +1,72 @@
+"""The ``[executors.htcondor]`` table of ``.conveyor/config.toml``, checked but not used.
+
+Reading settings does no work: nothing is imported or contacted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.errors import ProjectError
+
+DEFAULT_PARALLELISM = 1000
+_TEXT = ("collector", "schedd", "token_dir", "scratch")
+_NUMBERS = ("parallelism", "poll_interval", "connect_timeout", "unreachable_grace")
+KNOWN = frozenset(_TEXT + _NUMBERS)
+
+
+@dataclass(frozen=True)
+class HTCondorSettings:
+    collector: str | None = None
+    """The collector's address (``host[:port]``); default: the client config's."""
+    schedd: str | None = None
+    """The schedd's name in the collector, or its sinful string ``<ip:port?...>``."""
+    token_dir: str | None = None
+    """A directory of IDTOKENS for the client (``SEC_TOKEN_DIRECTORY``)."""
+    scratch: str | None = None
+    """Where private per-invocation directories are made; default: a temp dir."""
+    parallelism: int = DEFAULT_PARALLELISM
+    poll_interval: float = 0.5
+    """Seconds between two queries of the schedd (the rate bound)."""
+    connect_timeout: float = 10.0
+    """Seconds the first contact with the pool may take before it is an error."""
+    unreachable_grace: float = 60.0
+    """Seconds the schedd may stay unreachable during a run before the run fails."""
+
+    @staticmethod
+    def from_mapping(raw: Mapping[str, Any] | None) -> HTCondorSettings:
+        raw = dict(raw or {})
+        unknown = sorted(set(raw) - KNOWN)
+        if unknown:
+            raise ProjectError(
+                f"unknown setting executors.htcondor.{unknown[0]} "
+                f"(known: {', '.join(sorted(KNOWN))})"
+            )
+        values: dict[str, Any] = {}
+        for key in _TEXT:
+            if raw.get(key) not in (None, ""):
+                values[key] = str(raw[key])
+        for key in _NUMBERS:
+            if key in raw:
+                values[key] = _positive(key, raw[key], int if key == "parallelism" else float)
+        return HTCondorSettings(**values)
+
+    def where(self) -> str:
+        """How the pool is addressed, for error messages."""
+        if self.schedd:
+            return self.schedd
+        return self.collector or "the address in CONDOR_CONFIG"
+
+
+def _positive(key: str, value: object, kind: type[int] | type[float]) -> int | float:
+    number: int | float = 0
+    if isinstance(value, int | float | str):
+        try:
+            number = kind(value)
+        except ValueError:
+            number = 0
+    if isinstance(value, bool) or number <= 0:
+        raise ProjectError(f"executors.htcondor.{key} must be a positive number, not {value!r}")
+    return number

@@ -1,0 +1,109 @@
+"""Private scratch directories: what a job's sandbox starts with, and what comes back.
+
+Layout of one invocation's directory (the job's ``initialdir`` on the submit side)::
+
+    in/                  the sandbox's initial content, spooled to the schedd
+      <inputs>           hard links (or copies) at their project-relative paths
+      .conveyor-job/     command + wrapper script
+    stdout, stderr       retrieved from the spool
+    .conveyor-out/       retrieved: the declared outputs the step wrote
+
+Nothing here is shared with the pool: the bindings upload ``in/`` into the schedd's
+spool and retrieve the rest from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from conveyor.executors.base import Invocation
+from conveyor.executors.htcondor.description import (
+    COMMAND_FILE,
+    INPUT_DIR,
+    JOB_DIR,
+    OUT_DIR,
+    STDERR,
+    STDOUT,
+    WRAPPER_FILE,
+)
+
+
+class Scratch:
+    """A directory this executor owns, made on first use and removed by ``cleanup``."""
+
+    def __init__(self, base: str | None) -> None:
+        self._base = base
+        self._root: Path | None = None
+
+    def job_dir(self, name: str) -> Path:
+        if self._root is None:
+            if self._base:
+                os.makedirs(self._base, exist_ok=True)
+            self._root = Path(tempfile.mkdtemp(prefix="conveyor-htcondor-", dir=self._base))
+        path = self._root / name
+        path.mkdir()
+        return path
+
+    def cleanup(self) -> None:
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None
+
+
+def stage(invocation: Invocation, iwd: Path, wrapper: str) -> list[str]:
+    """Fill ``iwd/in``; returns notes for the step's log (inputs that cannot be sent)."""
+    sandbox = iwd / INPUT_DIR
+    (sandbox / JOB_DIR).mkdir(parents=True)
+    (sandbox / COMMAND_FILE).write_text(invocation.command, encoding="utf-8")
+    (sandbox / WRAPPER_FILE).write_text(wrapper, encoding="utf-8")
+    notes = []
+    for rel in invocation.inputs:
+        norm = os.path.normpath(rel)
+        if os.path.isabs(norm) or norm.startswith("..") or norm.split(os.sep)[0] == JOB_DIR:
+            notes.append(f"input {rel} is outside the project: it is not sent to the job")
+            continue
+        target = sandbox / norm
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _link_or_copy(invocation.workdir / norm, target)
+    return notes
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or links not allowed: copy
+        shutil.copy2(source, target)
+
+
+def deliver(invocation: Invocation, iwd: Path, outputs: Sequence[str]) -> None:
+    """Move the outputs the job wrote to their project-relative places."""
+    gathered = iwd / OUT_DIR
+    for rel in outputs:
+        source = gathered / rel
+        if not os.path.lexists(source):
+            continue  # the runner reports a declared output that was not written
+        target = invocation.workdir / rel
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)
+
+
+def append_log(invocation: Invocation, iwd: Path | None, notes: Sequence[str] = ()) -> None:
+    """Add the job's stdout, then its stderr, then Conveyor's notes to the step's log."""
+    invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(invocation.log_path, "ab") as log:
+        for name in (STDOUT, STDERR):
+            if iwd is None:
+                break
+            with contextlib.suppress(FileNotFoundError), open(iwd / name, "rb") as part:
+                shutil.copyfileobj(part, log)
+        for note in notes:
+            log.write(f"conveyor: {note}\n".encode())

@@ -1,0 +1,445 @@
+"""SqlRepository over a temp SQLite file: runs, step runs, cache entries, lineage."""
+
+from __future__ import annotations
+
+import ast
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.errors import MetadataError
+from conveyor.metadata.records import (
+    CacheEntry,
+    EventRecord,
+    InputRecord,
+    OutputRecord,
+    RunRecord,
+    StepRunRecord,
+)
+from conveyor.metadata.repository import WriteBatch
+from conveyor.metadata.sql import SqlRepository, migrate, open_repository
+
+D1, D2, D3, D4 = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "runs.sqlite"
+
+
+@pytest.fixture
+def repo(db_path: Path) -> Iterator[SqlRepository]:
+    repository = open_repository(f"sqlite:///{db_path}")
+    yield repository
+    repository.close()
+
+
+def run(run_id: str, created_at: float, **fields: object) -> RunRecord:
+    return RunRecord(
+        id=run_id,
+        pipeline="demo",
+        status=RunStatus.RUNNING,
+        commit="f" * 40,
+        dirty=False,
+        created_at=created_at,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def step_run(run_id: str, step_id: str, **fields: object) -> StepRunRecord:
+    values: dict[str, object] = {"status": StepStatus.SUCCEEDED}
+    values.update(fields)
+    return StepRunRecord(
+        run_id=run_id,
+        step_id=step_id,
+        job=step_id.split(".", maxsplit=1)[0],
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def count_rows(db_path: Path, table: str) -> int:
+    with sqlite3.connect(db_path) as conn:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def test_open_creates_the_file_and_its_directory(db_path: Path) -> None:
+    assert not db_path.parent.exists()
+    repository = open_repository(f"sqlite:///{db_path}")
+    repository.close()
+    assert db_path.is_file()
+
+
+def test_create_and_get_run_round_trips_every_field(repo: SqlRepository) -> None:
+    record = run(
+        "0123456789ab",
+        1000.5,
+        diff_digest=D1,
+        params={"lr": 0.1, "name": "x", "n": 3, "flag": True},
+        who="ada",
+        host="lab-1",
+        pid=4242,
+        started_at=1001.0,
+        ended_at=None,
+        executor="htcondor",
+        spec_path="conveyor.yml",
+        trigger="push",
+        workdir="/tmp/w",
+        error=None,
+    )
+    repo.create_run(record)
+    assert repo.get_run("0123456789ab") == record
+    assert repo.get_run("nope") is None
+
+
+def test_create_run_twice_is_refused(repo: SqlRepository) -> None:
+    repo.create_run(run("0123456789ab", 1.0))
+    with pytest.raises((MetadataError, sa.exc.IntegrityError)):
+        repo.create_run(run("0123456789ab", 2.0))
+
+
+def test_find_runs_by_prefix(repo: SqlRepository) -> None:
+    for run_id, at in [("abc111111111", 1.0), ("abc222222222", 2.0), ("abd333333333", 3.0)]:
+        repo.create_run(run(run_id, at))
+    assert {r.id for r in repo.find_runs("abc")} == {"abc111111111", "abc222222222"}
+    assert [r.id for r in repo.find_runs("abd")] == ["abd333333333"]
+    assert [r.id for r in repo.find_runs("abc2")] == ["abc222222222"]
+    assert repo.find_runs("zzz") == []
+    assert len(repo.find_runs("ab")) == 3
+
+
+def test_find_runs_treats_like_wildcards_literally(repo: SqlRepository) -> None:
+    repo.create_run(run("abc111111111", 1.0))
+    # no run id starts with these, so none may match
+    for prefix in ("%", "a%", "ab_", "_bc"):
+        assert repo.find_runs(prefix) == [], prefix
+
+
+def test_latest_run_and_list_runs(repo: SqlRepository) -> None:
+    assert repo.latest_run() is None
+    repo.create_run(run("000000000002", 20.0))
+    repo.create_run(run("000000000003", 30.0))
+    repo.create_run(run("000000000001", 10.0))
+    latest = repo.latest_run()
+    assert latest is not None and latest.id == "000000000003"
+    assert [r.id for r in repo.list_runs()] == ["000000000003", "000000000002", "000000000001"]
+    assert [r.id for r in repo.list_runs(2)] == ["000000000003", "000000000002"]
+
+
+def test_run_updates_and_runs_in_progress(repo: SqlRepository) -> None:
+    repo.create_run(run("000000000001", 1.0))
+    repo.create_run(run("000000000002", 2.0))
+    assert {r.id for r in repo.runs_in_progress()} == {"000000000001", "000000000002"}
+    batch = WriteBatch()
+    batch.run_updates["000000000001"] = (RunStatus.FAILED, 9.0, "step a.s failed")
+    repo.write(batch)
+    updated = repo.get_run("000000000001")
+    assert updated is not None
+    assert (updated.status, updated.ended_at, updated.error) == (
+        RunStatus.FAILED,
+        9.0,
+        "step a.s failed",
+    )
+    assert [r.id for r in repo.runs_in_progress()] == ["000000000002"]
+
+
+# -- step runs ---------------------------------------------------------------------------
+
+
+def test_same_step_run_twice_in_one_batch_is_one_row(repo: SqlRepository, db_path: Path) -> None:
+    repo.create_run(run("r1", 1.0))
+    batch = WriteBatch()
+    batch.put_step_run(step_run("r1", "a.s", status=StepStatus.RUNNING, attempt=1))
+    batch.put_step_run(step_run("r1", "a.s", status=StepStatus.SUCCEEDED, attempt=1))
+    assert len(batch.step_runs) == 1
+    repo.write(batch)
+    assert count_rows(db_path, "step_runs") == 1
+    (stored,) = repo.step_runs("r1")
+    assert stored.status == StepStatus.SUCCEEDED
+
+
+def test_a_later_batch_updates_the_step_run_in_place(repo: SqlRepository, db_path: Path) -> None:
+    repo.create_run(run("r1", 1.0))
+    first = WriteBatch()
+    first.put_step_run(step_run("r1", "a.s", status=StepStatus.RUNNING, started_at=5.0))
+    repo.write(first)
+    second = WriteBatch()
+    final = step_run(
+        "r1",
+        "a.s",
+        status=StepStatus.FAILED,
+        started_at=5.0,
+        ended_at=6.5,
+        exit_code=3,
+        attempt=2,
+        fingerprint=D1,
+        log_path="logs/a.s.log",
+        command="python a.py",
+        parts={"command": "python a.py", "params": {"lr": 0.1}},
+        error="exit code 3",
+    )
+    second.put_step_run(final)
+    repo.write(second)
+    assert count_rows(db_path, "step_runs") == 1
+    assert repo.step_runs("r1") == [final]
+
+
+def test_step_history_newest_first(repo: SqlRepository) -> None:
+    for i in range(3):
+        repo.create_run(run(f"r{i}", float(i)))
+        batch = WriteBatch()
+        batch.put_step_run(step_run(f"r{i}", "a.s", started_at=float(10 + i)))
+        batch.put_step_run(step_run(f"r{i}", "b.s", started_at=float(10 + i)))
+        repo.write(batch)
+    assert [r.run_id for r in repo.step_history("a.s")] == ["r2", "r1", "r0"]
+    assert [r.run_id for r in repo.step_history("a.s", limit=1)] == ["r2"]
+    assert repo.step_history("zzz.s") == []
+
+
+def test_empty_batch_is_a_no_op(repo: SqlRepository) -> None:
+    batch = WriteBatch()
+    assert not batch
+    repo.write(batch)
+    assert repo.list_runs() == []
+
+
+def test_a_failing_batch_writes_nothing(repo: SqlRepository, db_path: Path) -> None:
+    repo.create_run(run("r1", 1.0))
+    batch = WriteBatch()
+    batch.put_step_run(step_run("r1", "a.s"))
+    batch.events.append(EventRecord("r1", "x" * 10, 1.0, None, {"bad": {1, 2}}))  # not JSON
+    with pytest.raises((MetadataError, sa.exc.StatementError, TypeError)):
+        repo.write(batch)
+    assert count_rows(db_path, "step_runs") == 0
+
+
+def test_events_in_order(repo: SqlRepository) -> None:
+    repo.create_run(run("r1", 1.0))
+    batch = WriteBatch()
+    batch.events.append(EventRecord("r1", "run-started", 1.0, None, {"steps": 2}))
+    batch.events.append(EventRecord("r1", "step-finished", 2.0, "a.s", {"status": "ok"}))
+    repo.write(batch)
+    batch = WriteBatch()
+    batch.events.append(EventRecord("r1", "run-finished", 3.0))
+    repo.write(batch)
+    assert [(e.kind, e.step_id, e.data) for e in repo.events("r1")] == [
+        ("run-started", None, {"steps": 2}),
+        ("step-finished", "a.s", {"status": "ok"}),
+        ("run-finished", None, {}),
+    ]
+    assert repo.events("other") == []
+
+
+# -- cache entries -----------------------------------------------------------------------
+
+
+def test_cache_entries_by_step_ids(repo: SqlRepository) -> None:
+    out_a = (OutputRecord("a.csv", D1, "file", 10),)
+    out_b = (OutputRecord("model", D2, "tree", 2048),)
+    batch = WriteBatch()
+    batch.cache_entries.append(CacheEntry(D3, "a.s", "r1", out_a))
+    batch.cache_entries.append(CacheEntry(D4, "b.s", "r1", out_b))
+    repo.write(batch)
+    assert repo.cache_entries(["a.s"]) == {D3: CacheEntry(D3, "a.s", "r1", out_a)}
+    assert set(repo.cache_entries(["a.s", "b.s", "c.s"])) == {D3, D4}
+    assert repo.cache_entries([]) == {}
+    assert repo.cache_entries(["c.s"]) == {}
+
+
+def test_cache_entry_for_the_same_fingerprint_is_replaced(repo: SqlRepository) -> None:
+    first = WriteBatch()
+    first.cache_entries.append(CacheEntry(D3, "a.s", "r1", (OutputRecord("a.csv", D1),)))
+    repo.write(first)
+    second = WriteBatch()
+    second.cache_entries.append(CacheEntry(D3, "a.s", "r2", (OutputRecord("a.csv", D2),)))
+    repo.write(second)
+    entries = repo.cache_entries(["a.s"])
+    assert list(entries) == [D3]
+    assert entries[D3].run_id == "r2"
+    assert entries[D3].outputs == (OutputRecord("a.csv", D2),)
+
+
+def test_cache_entries_for_many_step_ids(repo: SqlRepository) -> None:
+    batch = WriteBatch()
+    fingerprints = [f"{i:064x}" for i in range(2000)]
+    for i, fp in enumerate(fingerprints):
+        batch.cache_entries.append(CacheEntry(fp, f"j{i}.s", "r1", ()))
+    repo.write(batch)
+    assert set(repo.cache_entries(f"j{i}.s" for i in range(2000))) == set(fingerprints)
+
+
+# -- lineage -------------------------------------------------------------------------------
+
+
+def lineage_batch() -> WriteBatch:
+    batch = WriteBatch()
+    batch.put_step_run(
+        step_run("r1", "prep.clean", outputs=[OutputRecord("clean.csv", D1, "file", 5)])
+    )
+    batch.put_step_run(
+        step_run(
+            "r1",
+            "train.fit",
+            outputs=[OutputRecord("model", D2, "tree", 9), OutputRecord("m.json", D3)],
+        )
+    )
+    batch.inputs[("r1", "train.fit")] = [InputRecord("clean.csv", D1)]
+    batch.inputs[("r1", "report.plot")] = [InputRecord("clean.csv", D1), InputRecord("x", D4)]
+    # a cache hit records its outputs but is not their producer
+    batch.put_step_run(
+        step_run("r1", "other.copy", cached=True, outputs=[OutputRecord("dup.csv", D4)])
+    )
+    # a failed step produced nothing
+    batch.put_step_run(
+        step_run("r1", "bad.s", status=StepStatus.FAILED, outputs=[OutputRecord("bad", D4)])
+    )
+    return batch
+
+
+def test_producers_and_consumers(repo: SqlRepository) -> None:
+    repo.create_run(run("r1", 1.0))
+    repo.write(lineage_batch())
+    assert repo.producers(D1) == [("r1", "prep.clean", OutputRecord("clean.csv", D1, "file", 5))]
+    assert repo.producers(D2) == [("r1", "train.fit", OutputRecord("model", D2, "tree", 9))]
+    assert repo.producers(D4) == []
+    consumers = sorted(repo.consumers(D1))
+    assert consumers == [
+        ("r1", "report.plot", InputRecord("clean.csv", D1)),
+        ("r1", "train.fit", InputRecord("clean.csv", D1)),
+    ]
+    assert repo.consumers(D2) == []
+    assert sorted(repo.inputs_of("r1", "report.plot"), key=lambda i: i.path) == [
+        InputRecord("clean.csv", D1),
+        InputRecord("x", D4),
+    ]
+
+
+def test_lineage_rows_are_not_duplicated_by_rewrites(repo: SqlRepository, db_path: Path) -> None:
+    repo.create_run(run("r1", 1.0))
+    repo.write(lineage_batch())
+    repo.write(lineage_batch())
+    assert count_rows(db_path, "step_outputs") == 3
+    assert count_rows(db_path, "step_inputs") == 3
+    assert len(repo.producers(D1)) == 1
+
+
+def test_outputs_at_path_newest_run_first(repo: SqlRepository) -> None:
+    for run_id, at, digest in [("r1", 1.0, D1), ("r2", 2.0, D2)]:
+        repo.create_run(run(run_id, at))
+        batch = WriteBatch()
+        batch.put_step_run(step_run(run_id, "a.s", outputs=[OutputRecord("out.csv", digest)]))
+        repo.write(batch)
+    assert [(r, o.digest) for r, _, o in repo.outputs_at_path("out.csv")] == [
+        ("r2", D2),
+        ("r1", D1),
+    ]
+    assert repo.outputs_at_path("nope") == []
+
+
+def test_referenced_digests(repo: SqlRepository) -> None:
+    assert repo.referenced_digests() == set()
+    repo.create_run(run("r1", 1.0))
+    repo.write(lineage_batch())
+    batch = WriteBatch()
+    extra = "e" * 64
+    batch.cache_entries.append(CacheEntry("f" * 64, "z.s", "r0", (OutputRecord("z", extra),)))
+    repo.write(batch)
+    # produced outputs and cache entries; not inputs alone, not failed or cached steps
+    assert repo.referenced_digests() == {D1, D2, D3, extra}
+
+
+# -- migrations --------------------------------------------------------------------------
+
+
+def test_schema_is_at_head_after_open(repo: SqlRepository, db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    assert rows == [(migrate.HEAD,)]
+
+
+def test_a_second_open_does_not_run_migrations(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = open_repository(f"sqlite:///{db_path}")
+    first.create_run(run("r1", 1.0))
+    first.close()
+
+    import alembic.command
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("migrations ran on a database already at HEAD")
+
+    monkeypatch.setattr(alembic.command, "upgrade", refuse)
+    second = open_repository(f"sqlite:///{db_path}")
+    assert second.get_run("r1") is not None
+    second.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (migrate.HEAD,)
+        ]
+
+
+def test_a_fresh_database_does_run_migrations(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import alembic.command
+
+    calls: list[object] = []
+    real = alembic.command.upgrade
+
+    def counting(*args: object, **kwargs: object) -> None:
+        calls.append(args)
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(alembic.command, "upgrade", counting)
+    open_repository(f"sqlite:///{db_path}").close()
+    assert len(calls) == 1
+
+
+def revisions() -> dict[str, str | None]:
+    """revision -> down_revision for every file in migrations/versions."""
+    found: dict[str, str | None] = {}
+    for path in sorted((migrate.MIGRATIONS / "versions").glob("*.py")):
+        module = ast.parse(path.read_text(encoding="utf-8"))
+        values: dict[str, object] = {}
+        for node in module.body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and node.value is not None:
+                        try:
+                            values[target.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            continue
+        assert isinstance(values.get("revision"), str), f"{path.name} has no revision"
+        down = values.get("down_revision")
+        assert down is None or isinstance(down, str)
+        found[str(values["revision"])] = down  # type: ignore[assignment]
+    return found
+
+
+def test_head_is_the_newest_revision_file() -> None:
+    chain = revisions()
+    assert chain, "no migration files found"
+    downs = {d for d in chain.values() if d is not None}
+    heads = [rev for rev in chain if rev not in downs]
+    assert heads == [migrate.HEAD], f"heads {heads}, migrate.HEAD {migrate.HEAD}"
+    # one linear history from the first revision to HEAD
+    roots = [rev for rev, down in chain.items() if down is None]
+    assert len(roots) == 1
+    length, rev = 0, migrate.HEAD
+    while rev is not None:
+        length += 1
+        rev = chain[rev]
+    assert length == len(chain)
+
+
+def test_a_bad_database_url_is_a_metadata_error() -> None:
+    with pytest.raises(MetadataError):
+        open_repository("nosuchdialect://x")

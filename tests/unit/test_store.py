@@ -1,0 +1,524 @@
+"""The content-addressed store and the stat-keyed digest cache, on temp directories."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import blake3
+import pytest
+
+from conveyor.domain.types import Digest
+from conveyor.errors import StoreError
+from conveyor.store import hashing
+from conveyor.store.cas import ContentStore, TreeEntry
+from conveyor.store.hashing import DigestCache, hash_bytes, hash_file
+
+
+def b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def blobs(store: ContentStore) -> list[Path]:
+    objects = store.root / "objects"
+    return sorted(p for p in objects.rglob("*") if p.is_file()) if objects.exists() else []
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ContentStore:
+    return ContentStore(tmp_path / "store")
+
+
+# -- construction ------------------------------------------------------------------------
+
+
+def test_constructing_a_store_does_no_io(tmp_path: Path) -> None:
+    ContentStore(tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+# -- put_bytes / put_file ------------------------------------------------------------------
+
+
+def test_put_bytes_digest_is_blake3_of_the_content(store: ContentStore) -> None:
+    data = b"hello, conveyor\n"
+    digest = store.put_bytes(data)
+    assert digest == b3(data)
+    assert isinstance(digest, Digest)
+    assert store.has(digest)
+    assert store.read_bytes(digest) == data
+
+
+def test_blob_layout_has_a_two_character_fan_out(store: ContentStore) -> None:
+    digest = store.put_bytes(b"x")
+    path = store.path_of(digest)
+    assert path == store.root / "objects" / digest[:2] / digest[2:]
+    assert path.is_file()
+
+
+def test_identical_bytes_are_stored_once(store: ContentStore) -> None:
+    first = store.put_bytes(b"same")
+    second = store.put_bytes(b"same")
+    assert first == second
+    assert len(blobs(store)) == 1
+    store.put_bytes(b"different")
+    assert len(blobs(store)) == 2
+
+
+def test_put_file_dedupes_with_put_bytes(store: ContentStore, tmp_path: Path) -> None:
+    source = tmp_path / "a.csv"
+    source.write_bytes(b"a,b\n1,2\n")
+    other = tmp_path / "b.csv"
+    other.write_bytes(b"a,b\n1,2\n")
+    digest, size = store.put_file(source)
+    assert (digest, size) == (b3(b"a,b\n1,2\n"), 8)
+    assert store.put_file(other) == (digest, 8)
+    assert store.put_bytes(b"a,b\n1,2\n") == digest
+    assert len(blobs(store)) == 1
+    assert store.read_bytes(digest) == b"a,b\n1,2\n"
+
+
+def test_empty_content_is_a_blob(store: ContentStore) -> None:
+    digest = store.put_bytes(b"")
+    assert digest == b3(b"")
+    assert store.read_bytes(digest) == b""
+
+
+class RecordingDigests:
+    """A ``Digests`` source that records how put_file used it."""
+
+    def __init__(self) -> None:
+        self.asked: list[Path] = []
+        self.told: list[tuple[Path, str]] = []
+
+    def digest(self, path: Path, st: os.stat_result) -> Digest:
+        self.asked.append(path)
+        return hash_file(path, st.st_size)
+
+    def remember(self, path: Path, st: os.stat_result, digest: str) -> None:
+        assert st.st_size == path.stat().st_size
+        self.told.append((path, digest))
+
+
+@pytest.mark.parametrize("size", [0, 10, 64 * 1024, 64 * 1024 + 1, 300_000])
+def test_put_file_reports_or_asks_for_the_digest(
+    store: ContentStore, tmp_path: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    source = tmp_path / "f"
+    source.write_bytes(data)
+    digests = RecordingDigests()
+    digest, stored_size = store.put_file(source, digests)
+    assert (digest, stored_size) == (b3(data), size)
+    assert store.read_bytes(digest) == data
+    # the digest source learns the digest either way (so the file is not hashed again)
+    known = [d for _, d in digests.told] + [hash_file(p) for p in digests.asked]
+    assert known == [digest]
+
+
+def test_put_file_with_a_digest_cache_fills_the_cache(
+    store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"content")
+    cache = DigestCache(tmp_path / "digests.sqlite")
+    digest, _ = store.put_file(source, cache)
+    cache.flush()
+    calls: list[object] = []
+    monkeypatch.setattr(hashing, "hash_file", lambda *a: calls.append(a))
+    assert cache.digest(source) == digest
+    assert calls == []
+    cache.close()
+
+
+def test_blobs_are_read_only(store: ContentStore, tmp_path: Path) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"data")
+    for digest in (store.put_bytes(b"bytes"), store.put_file(source)[0]):
+        mode = stat.S_IMODE(store.path_of(digest).stat().st_mode)
+        assert mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) == 0, oct(mode)
+
+
+def test_writes_leave_no_temp_files(store: ContentStore, tmp_path: Path) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"data")
+    store.put_bytes(b"one")
+    store.put_file(source)
+    tmp = store.root / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []
+
+
+def test_storing_does_not_change_the_source(store: ContentStore, tmp_path: Path) -> None:
+    source = tmp_path / "f"
+    source.write_bytes(b"data")
+    before = source.stat()
+    digest, _ = store.put_file(source)
+    assert source.read_bytes() == b"data"
+    assert stat.S_IMODE(source.stat().st_mode) == stat.S_IMODE(before.st_mode)
+    assert not os.path.samefile(source, store.path_of(digest))
+
+
+def test_reading_a_missing_blob_is_a_store_error(store: ContentStore) -> None:
+    with pytest.raises(StoreError):
+        store.read_bytes(b3(b"never stored"))
+    assert not store.has(b3(b"never stored"))
+
+
+# -- iter_digests / remove / clean_tmp -------------------------------------------------------
+
+
+def test_iter_digests_lists_every_blob(store: ContentStore) -> None:
+    assert list(store.iter_digests()) == []
+    expected = {store.put_bytes(bytes([i]) * (i + 1)) for i in range(20)}
+    listed = list(store.iter_digests())
+    assert len(listed) == 20
+    assert set(listed) == expected
+
+
+def test_remove_deletes_a_blob_and_returns_its_size(store: ContentStore) -> None:
+    digest = store.put_bytes(b"12345")
+    assert store.remove(digest) == 5
+    assert not store.has(digest)
+    assert store.remove(digest) == 0
+    assert list(store.iter_digests()) == []
+
+
+def test_clean_tmp_removes_leftovers(store: ContentStore) -> None:
+    assert store.clean_tmp() == 0
+    store.put_bytes(b"x")  # creates tmp/
+    tmp = store.root / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "put-abc").write_bytes(b"half a blob")
+    (tmp / "put-def").write_bytes(b"another")
+    assert store.clean_tmp() == 2
+    assert list(tmp.iterdir()) == []
+    assert store.has(hash_bytes(b"x"))
+
+
+# -- trees -------------------------------------------------------------------------------------
+
+
+def make_tree(root: Path) -> None:
+    (root / "sub" / "deep").mkdir(parents=True)
+    (root / "a.txt").write_bytes(b"alpha")
+    (root / "sub" / "b.bin").write_bytes(bytes(range(256)))
+    (root / "sub" / "deep" / "c.txt").write_bytes(b"alpha")  # same content as a.txt
+    script = root / "run.sh"
+    script.write_bytes(b"#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    (root / "a.txt").chmod(0o644)
+
+
+def test_put_tree_and_read_tree(store: ContentStore, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    digest, total = store.put_tree(src)
+    assert total == 5 + 256 + 5 + len(b"#!/bin/sh\necho hi\n")
+    entries = store.read_tree(digest)
+    assert [e.path for e in entries] == sorted(e.path for e in entries)
+    by_path = {e.path: e for e in entries}
+    assert set(by_path) == {"a.txt", "run.sh", "sub/b.bin", "sub/deep/c.txt"}
+    assert by_path["a.txt"] == TreeEntry("a.txt", Digest(b3(b"alpha")), 5, False)
+    assert by_path["run.sh"].executable is True
+    assert by_path["sub/b.bin"].digest == b3(bytes(range(256)))
+    assert by_path["sub/deep/c.txt"].digest == by_path["a.txt"].digest
+    # the same content under two paths is one blob: 3 files + 1 manifest
+    assert len(blobs(store)) == 4
+
+
+def test_put_tree_is_deterministic(store: ContentStore, tmp_path: Path) -> None:
+    make_tree(tmp_path / "one")
+    make_tree(tmp_path / "two")
+    assert store.put_tree(tmp_path / "one") == store.put_tree(tmp_path / "two")
+
+
+def test_put_tree_changes_with_the_executable_bit(store: ContentStore, tmp_path: Path) -> None:
+    make_tree(tmp_path / "one")
+    make_tree(tmp_path / "two")
+    (tmp_path / "two" / "run.sh").chmod(0o644)
+    assert store.put_tree(tmp_path / "one")[0] != store.put_tree(tmp_path / "two")[0]
+
+
+def test_read_tree_of_a_plain_blob_is_a_store_error(store: ContentStore) -> None:
+    with pytest.raises(StoreError):
+        store.read_tree(store.put_bytes(b"not json"))
+    with pytest.raises(StoreError):
+        store.read_tree(store.put_bytes(b'{"entries": [{"path": "x"}]}'))
+
+
+def files_of(root: Path) -> dict[str, tuple[bytes, bool]]:
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), bool(p.stat().st_mode & stat.S_IXUSR))
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("mode", ["copy", "auto"])
+def test_checkout_tree_round_trips(store: ContentStore, tmp_path: Path, mode: str) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    digest, _ = store.put_tree(src)
+    dest = tmp_path / "out" / "tree"
+    store.checkout_tree(digest, dest, mode)  # type: ignore[arg-type]
+    assert files_of(dest) == files_of(src)
+    assert files_of(dest)["run.sh"][1] is True
+    assert files_of(dest)["a.txt"][1] is False
+
+
+def test_checkout_tree_removes_extra_files_and_overwrites(
+    store: ContentStore, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    digest, _ = store.put_tree(src)
+    dest = tmp_path / "dest"
+    (dest / "sub").mkdir(parents=True)
+    (dest / "stale.txt").write_bytes(b"old")
+    (dest / "sub" / "stale.bin").write_bytes(b"old")
+    (dest / "a.txt").write_bytes(b"changed locally")
+    store.checkout_tree(digest, dest)
+    assert files_of(dest) == files_of(src)
+
+
+def test_checkout_tree_over_a_file(store: ContentStore, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src)
+    digest, _ = store.put_tree(src)
+    dest = tmp_path / "dest"
+    dest.write_bytes(b"a file where the tree goes")
+    store.checkout_tree(digest, dest)
+    assert files_of(dest) == files_of(src)
+
+
+def test_checked_out_files_are_writable_copies(store: ContentStore, tmp_path: Path) -> None:
+    digest = store.put_bytes(b"blob")
+    dest = tmp_path / "out.txt"
+    store.checkout_file(digest, dest)
+    assert dest.read_bytes() == b"blob"
+    dest.write_bytes(b"edited")  # must not raise, must not touch the blob
+    assert store.read_bytes(digest) == b"blob"
+
+
+def test_checkout_file_executable(store: ContentStore, tmp_path: Path) -> None:
+    digest = store.put_bytes(b"#!/bin/sh\n")
+    store.checkout_file(digest, tmp_path / "x", executable=True)
+    store.checkout_file(digest, tmp_path / "y", executable=False)
+    assert os.access(tmp_path / "x", os.X_OK)
+    assert not (tmp_path / "y").stat().st_mode & stat.S_IXUSR
+
+
+def test_checkout_file_is_atomic_and_leaves_no_temp_file(
+    store: ContentStore, tmp_path: Path
+) -> None:
+    digest = store.put_bytes(b"new content")
+    dest_dir = tmp_path / "work"
+    dest_dir.mkdir()
+    dest = dest_dir / "result.csv"
+    dest.write_bytes(b"old content")
+    inode_before = dest.stat().st_ino
+    store.checkout_file(digest, dest)
+    assert dest.read_bytes() == b"new content"
+    assert [p.name for p in dest_dir.iterdir()] == ["result.csv"]
+    # replaced by a rename, not rewritten in place
+    assert dest.stat().st_ino != inode_before
+
+
+def test_checkout_file_replaces_a_stale_temp_file(store: ContentStore, tmp_path: Path) -> None:
+    digest = store.put_bytes(b"fresh")
+    work = tmp_path / "work"
+    work.mkdir()
+    dest = work / "result.csv"
+    (work / ".result.csv.conveyor-tmp").write_bytes(b"left by a crash")
+    store.checkout_file(digest, dest)
+    assert dest.read_bytes() == b"fresh"
+    assert [p.name for p in work.iterdir()] == ["result.csv"]
+
+
+def test_checkout_file_link_mode_shares_the_blob(store: ContentStore, tmp_path: Path) -> None:
+    digest = store.put_bytes(b"linked")
+    dest = tmp_path / "linked.txt"
+    store.checkout_file(digest, dest, mode="link")
+    assert dest.read_bytes() == b"linked"
+    assert os.path.samefile(dest, store.path_of(digest))  # same filesystem: a hard link
+    assert [p.name for p in tmp_path.iterdir() if p.name != "store"] == ["linked.txt"]
+
+
+def test_checkout_of_a_missing_blob_is_a_store_error(store: ContentStore, tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        store.checkout_file(b3(b"absent"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+# -- hash_file ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 1024 * 1024 + 7, 4 * 1024 * 1024, 5 * 1024 * 1024 + 3])
+def test_hash_file_agrees_with_blake3(tmp_path: Path, size: int) -> None:
+    data = (bytes(range(251)) * (size // 251 + 1))[:size]
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    expected = b3(data)
+    assert hash_file(path) == expected
+    assert hash_file(str(path), size) == expected
+    assert hash_bytes(data) == expected
+
+
+# -- DigestCache -------------------------------------------------------------------------------
+
+
+class CountingHash:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, path: Path | str, size: int | None = None) -> Digest:
+        self.calls.append(os.fspath(path))
+        return hash_file(path, size)
+
+
+@pytest.fixture
+def counting(monkeypatch: pytest.MonkeyPatch) -> CountingHash:
+    counter = CountingHash()
+    monkeypatch.setattr(hashing, "hash_file", counter)
+    return counter
+
+
+def test_digest_cache_returns_the_content_digest(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"cached")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    assert cache.digest(path) == b3(b"cached")
+    cache.close()
+
+
+def test_digest_cache_does_not_reread_an_unchanged_file_after_flush(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"cached")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    first = cache.digest(path)
+    cache.flush()
+    assert cache.digest(path) == first
+    assert cache.digest(path, os.stat(path)) == first
+    assert counting.calls == [str(path)]
+    cache.close()
+
+
+def test_digest_cache_does_not_reread_an_unchanged_file_before_flush(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"cached")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    first = cache.digest(path)
+    assert cache.digest(path) == first
+    assert counting.calls == [str(path)]
+    cache.close()
+
+
+def test_digest_cache_rehashes_when_the_size_changes(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"short")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    cache.digest(path)
+    cache.flush()
+    st = path.stat()
+    path.write_bytes(b"much longer")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime: only the size tells
+    assert cache.digest(path) == b3(b"much longer")
+    assert len(counting.calls) == 2
+    cache.close()
+
+
+def test_digest_cache_rehashes_when_the_mtime_changes(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"aaaa")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    cache.digest(path)
+    cache.flush()
+    st = path.stat()
+    path.write_bytes(b"bbbb")  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert cache.digest(path) == b3(b"bbbb")
+    assert len(counting.calls) == 2
+    cache.close()
+
+
+def test_digest_cache_rehashes_a_replaced_file(tmp_path: Path, counting: CountingHash) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"aaaa")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    cache.digest(path)
+    cache.flush()
+    st = path.stat()
+    other = tmp_path / "g"
+    other.write_bytes(b"cccc")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    keep_alive = tmp_path / "keep"
+    os.link(path, keep_alive)  # the old inode stays in use, so the new one differs
+    os.replace(other, path)
+    assert path.stat().st_ino != st.st_ino
+    assert cache.digest(path) == b3(b"cccc")
+    assert len(counting.calls) == 2
+    cache.close()
+
+
+def test_digest_cache_persists_across_instances(tmp_path: Path, counting: CountingHash) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"persist me")
+    db = tmp_path / "state" / "digests.sqlite"
+    first = DigestCache(db)
+    digest = first.digest(path)
+    first.flush()
+    first.close()
+    assert db.exists()
+    second = DigestCache(db)
+    assert second.digest(path) == digest
+    assert len(counting.calls) == 1
+    second.close()
+
+
+def test_digest_cache_unflushed_entries_are_lost_not_wrong(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    db = tmp_path / "digests.sqlite"
+    first = DigestCache(db)
+    first.digest(path)  # never flushed: as if the process died
+    second = DigestCache(db)
+    assert second.digest(path) == b3(b"x")
+    assert len(counting.calls) == 2
+    second.close()
+
+
+def test_remember_records_a_digest_computed_elsewhere(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"stored")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    cache.remember(path, path.stat(), b3(b"stored"))
+    cache.flush()
+    assert cache.digest(path) == b3(b"stored")
+    assert counting.calls == []
+    cache.close()
+
+
+def test_close_flushes(tmp_path: Path, counting: CountingHash) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    db = tmp_path / "digests.sqlite"
+    first = DigestCache(db)
+    first.digest(path)
+    first.close()
+    second = DigestCache(db)
+    second.digest(path)
+    assert len(counting.calls) == 1
+    second.close()
