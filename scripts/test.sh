@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need into .venv, check lint, types and layers, run the tests.
-# Engines that integration tests need are started here and stopped on exit.
+# The engines the integration and contract tests use are installed and started by
+# scripts/engines/ and stopped on exit; CONVEYOR_ENGINES picks them ("" for none).
 set -euo pipefail
 source "$(dirname "$0")/venv.sh"
 install_conveyor dev
@@ -8,5 +9,15 @@ cd "$ROOT"
 echo "== ruff";          ruff check src tests bench && ruff format --check src tests bench
 echo "== mypy (strict)"; mypy
 echo "== import-linter"; lint-imports
+
+export CONVEYOR_ENGINES="${CONVEYOR_ENGINES-postgres}"
+if [ -n "$CONVEYOR_ENGINES" ]; then
+  echo "== engines: $CONVEYOR_ENGINES"
+  trap 'echo "== stopping engines"; scripts/engines/all.sh down >/dev/null 2>&1 || true' EXIT
+  scripts/engines/all.sh up
+  eval "$(scripts/engines/all.sh env)"
+  export CONVEYOR_REQUIRE_ENGINES=1   # a configured engine that is missing fails, not skips
+fi
+
 echo "== pytest"
 python -m pytest -q -p no:cacheprovider "$@"
