@@ -17,6 +17,7 @@ import pytest
 
 from conveyor.executors.base import Executor
 from conveyor.executors.registry import load_executor
+from tests.engines import engine_missing
 
 ENGINE_ENV = {"htcondor": "CONDOR_CONFIG", "spark": "CONVEYOR_SPARK_MASTER"}
 BACKENDS = ["local", "htcondor", "spark"]
@@ -33,10 +34,7 @@ def _require(name: str) -> None:
     if variable is None or os.environ.get(variable):
         return
     message = f"{name} engine not configured (${variable} unset); start it with scripts/engines/{name}.sh up"
-    started = os.environ.get("CONVEYOR_ENGINES", "").split()
-    if os.environ.get("CONVEYOR_REQUIRE_ENGINES") == "1" and name in started:
-        pytest.fail(message)
-    pytest.skip(message)
+    engine_missing(name, message)
 
 
 @pytest.fixture(params=BACKENDS)

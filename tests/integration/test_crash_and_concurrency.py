@@ -61,12 +61,31 @@ def _pid_alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _wait_for_step_status(db: Path, step_id: str, status: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute(
+                "SELECT status FROM step_runs WHERE step_id = ?", (step_id,)
+            ).fetchone()
+        finally:
+            conn.close()
+        if row is not None and row[0] == status:
+            return
+        assert time.monotonic() < deadline, f"{step_id} not recorded {status} (is {row})"
+        time.sleep(0.02)
+
+
 def test_sigkill_mid_run_then_interrupted_and_resumed(repo: Repo) -> None:
     repo.pipeline(CHAIN)
     repo.commit()
     proc = repo.popen("run")
     _wait_for(repo.path / "slow.started")
     slow_pid = int((repo.path / "slow.pid").read_text())
+    # completions are made durable while the runner waits (within its 100 ms flush
+    # window), not one commit per step: kill once the finished steps are on disk
+    _wait_for_step_status(repo.path / ".conveyor/conveyor.db", "chain.two", "succeeded")
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate()
 

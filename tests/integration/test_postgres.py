@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engines import engine_missing
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -22,10 +23,7 @@ def database_url() -> Iterator[str]:
     base = os.environ.get("CONVEYOR_TEST_DATABASE_URL")
     if not base:
         message = "PostgreSQL not configured; run scripts/engines/postgres.sh up"
-        started = os.environ.get("CONVEYOR_ENGINES", "").split()
-        if os.environ.get("CONVEYOR_REQUIRE_ENGINES") == "1" and "postgres" in started:
-            pytest.fail(message)
-        pytest.skip(message)
+        engine_missing("postgres", message)
     import sqlalchemy as sa
 
     name = f"conveyor_{secrets.token_hex(4)}"
