@@ -1,7 +1,8 @@
 """The HTCondor executor against a real pool (scripts/engines/htcondor.sh up).
 
-Tests that need the pool are skipped when CONDOR_CONFIG is unset, unless
-CONVEYOR_REQUIRE_ENGINES=1; the unreachable-pool tests need only the bindings.
+Tests that need the pool are skipped when CONDOR_CONFIG is unset, unless scripts/test.sh
+started it (htcondor in CONVEYOR_ENGINES); the unreachable-pool tests need only the
+bindings.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import importlib.util
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from conveyor.domain.types import Resources
 from conveyor.errors import ExecutorError, ProjectError
 from conveyor.executors.base import Completion, Handle, Invocation
 from conveyor.executors.htcondor import HTCondorExecutor
+from tests.engines import engine_missing
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -32,9 +36,7 @@ def _need_pool() -> None:
     if os.environ.get("CONDOR_CONFIG") and HAVE_BINDINGS:
         return
     message = "HTCondor pool not configured; start it with scripts/engines/htcondor.sh up"
-    if os.environ.get("CONVEYOR_REQUIRE_ENGINES") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+    engine_missing("htcondor", message)
 
 
 @pytest.fixture
@@ -86,10 +88,10 @@ def _wait(executor: HTCondorExecutor, handles: list[Handle]) -> dict[str, Comple
     return done
 
 
-def _queued(key_prefix: str) -> list[Any]:
+def _queued(key_prefix: str, extra: str = "true") -> list[Any]:
     import htcondor2
 
-    constraint = f'regexp("^{key_prefix}/", ConveyorKey) && JobStatus != 3'
+    constraint = f'regexp("^{key_prefix}/", ConveyorKey) && JobStatus != 3 && {extra}'
     return list(htcondor2.Schedd().query(constraint=constraint, projection=["JobStatus"]))
 
 
@@ -108,6 +110,17 @@ def test_options_that_would_break_file_transfer_fail_the_step_at_once(tmp_path: 
     for key in ("htcondor.transfer_output_files", "htcondor.Executable", "htcondor.bad name"):
         with pytest.raises(ExecutorError, match=key.replace(".", r"\.")):
             executor.submit(_invocation(tmp_path, "opt", "true", options={key: "x"}))
+    executor.close()
+
+
+def test_missing_bindings_say_how_to_install_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "htcondor2", None)  # import htcondor2 -> ImportError
+    executor = HTCondorExecutor({})
+    handle = executor.submit(_invocation(tmp_path, "s", "true"))
+    with pytest.raises(ExecutorError, match=r"pip install 'conveyor\[htcondor\]'"):
+        executor.poll([handle], 0.25)
     executor.close()
 
 
@@ -154,8 +167,10 @@ def test_environment_and_command_arrive_verbatim(
         "C": "  padded  ",
         "D": "${X:-d}",
         "E": "",
+        "F": "# not a comment, ends in a backslash \\",
+        "G": "tab\tand unicode \u00e9",
     }
-    command = 'for v in A B C D E; do eval "printf \'[%s]\\n\' \\"\\$$v\\""; done\nfalse\necho not-reached'
+    command = 'for v in A B C D E F G; do eval "printf \'[%s]\\n\' \\"\\$$v\\""; done\nfalse\necho not-reached'
     inv = _invocation(private_dir, "env", command, env=env)
     completion = _wait(executor, [executor.submit(inv)])[inv.key]
     assert completion.state == "exited" and completion.exit_code == 1  # sh -e stopped at false
@@ -185,6 +200,45 @@ def test_inputs_and_outputs_from_a_directory_the_pool_cannot_see(
     assert (private_dir / "res" / "flag").read_text() == "done\n"
 
 
+def test_steps_submitted_together_are_one_cluster(
+    pool: None, executor: HTCondorExecutor, private_dir: Path
+) -> None:
+    import htcondor2
+
+    invocations = [
+        _invocation(
+            private_dir,
+            f"b{i}",
+            'echo "item $ITEM"',
+            run="batch1",
+            env={"ITEM": str(i)},
+            resources=Resources(cpus=1, memory_mb=32 * (1 + i % 2)),
+        )
+        for i in range(6)
+    ]
+    handles = [executor.submit(inv) for inv in invocations]
+    assert executor.poll(handles, 0) == []  # submits the buffered steps
+    ads = htcondor2.Schedd().query(
+        constraint='regexp("^batch1/", ConveyorKey)',
+        projection=["ClusterId", "ProcId", "ConveyorKey", "RequestMemory"],
+    )
+    assert len({ad["ClusterId"] for ad in ads}) == 1
+    memory = {ad["ConveyorKey"]: ad["RequestMemory"] for ad in ads}
+    assert memory == {inv.key: 32 * (1 + i % 2) for i, inv in enumerate(invocations)}
+    done = _wait(executor, handles)
+    for i, inv in enumerate(invocations):
+        assert done[inv.key].exit_code == 0
+        assert f"item {i}" in inv.log_path.read_text()
+
+
+def test_an_unusable_scratch_dir_is_one_clear_error(pool: None, tmp_path: Path) -> None:
+    executor = HTCondorExecutor({"scratch": "/proc/conveyor-cannot-be-here"})
+    handle = executor.submit(_invocation(tmp_path, "s", "true"))
+    with pytest.raises(ExecutorError, match="cannot make a scratch directory for HTCondor"):
+        executor.poll([handle], 0.25)
+    executor.close()
+
+
 def test_a_held_job_fails_with_the_hold_reason(
     pool: None, executor: HTCondorExecutor, private_dir: Path
 ) -> None:
@@ -199,7 +253,9 @@ def test_a_held_job_fails_with_the_hold_reason(
     assert done[held.key].message == "HTCondor held the job: the solver licence expired"
     assert "the solver licence expired" in held.log_path.read_text()
     assert done[fine.key] == Completion(fine.key, "exited", 0)
-    assert _queued("hold1") == []  # the held job was removed
+    assert _queued("hold1", "JobStatus == 5") == []  # the held job was removed at once
+    executor.close()
+    assert _queued("hold1") == []  # the finished one at the latest on close
 
 
 def test_an_evicted_job_is_lost(pool: None, executor: HTCondorExecutor, private_dir: Path) -> None:

@@ -1,17 +1,19 @@
 """Invocations as HTCondor submit descriptions: pure text, no bindings, no I/O.
 
-Every job runs ``/bin/sh .conveyor-job/run.sh`` (``transfer_executable = false``) in its
-sandbox. That wrapper runs the step's command exactly as ``/bin/sh -e -c COMMAND``,
+Every job runs the worker's ``/bin/sh`` (``transfer_executable = false``) on a small
+wrapper script. The wrapper runs the step's command exactly as ``/bin/sh -e -c COMMAND``,
 merges stderr into stdout, then moves the declared outputs that exist into
 ``.conveyor-out/``: the one output the job transfers back, so a step that fails before
 writing its outputs still completes with its own exit code instead of being held.
 
-The command never goes through the submit language (a file carries it); the
-environment does, through ``environment``, with ``$`` escaped as ``$(DOLLAR)``.
+The wrapper travels base64-encoded in ``arguments``, so the command never meets the
+submit language's quoting or macros, and a step without inputs spools no file at all.
+The environment goes through ``environment``, with ``$`` escaped as ``$(DOLLAR)``.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -23,22 +25,19 @@ from conveyor.errors import ExecutorError
 from conveyor.executors.base import Invocation
 
 OPTION_PREFIX = "htcondor."
-JOB_DIR = ".conveyor-job"
-"""In the sandbox: the command and the wrapper."""
 OUT_DIR = ".conveyor-out"
 """In the sandbox: the declared outputs, gathered for the transfer back."""
 INPUT_DIR = "in"
 """In the scratch dir: what the sandbox starts with (inputs at their relative paths)."""
 STDOUT, STDERR = "stdout", "stderr"
-COMMAND_FILE, WRAPPER_FILE = f"{JOB_DIR}/command", f"{JOB_DIR}/run.sh"
+MAX_WRAPPER = 96 * 1024
+"""Bytes of encoded wrapper: one argument may not exceed 128 KiB on Linux."""
+# decode the wrapper ($1) and run it in this shell; $ is escaped for the submit language
+_BOOTSTRAP = 'eval ""$(DOLLAR)(printf %s ""$(DOLLAR)1"" | base64 -d)""'
 
 COMMON: dict[str, str] = {
     "executable": "/bin/sh",
     "transfer_executable": "false",
-    "arguments": WRAPPER_FILE,
-    # a trailing slash sends the directory's contents: the sandbox is the project's
-    # relative layout (preserve_relative_paths is lost when the schedd spools in 23.x)
-    "transfer_input_files": f"{INPUT_DIR}/",
     "transfer_output_files": OUT_DIR,
     "should_transfer_files": "YES",
     "when_to_transfer_output": "ON_EXIT",
@@ -70,8 +69,8 @@ MANAGED = frozenset(
 _COMMAND_NAME = re.compile(r"^(\+|MY\.)?[A-Za-z_][A-Za-z0-9_.]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.=,/\[\]:+-]")
-# what an itemdata value cannot carry, and what the submit language would substitute
-_NOT_SUBMITTABLE = ("\n", "\r", "\x1f", "\x00", "$$")
+# what a submit command cannot carry, and what the schedd would substitute at match time
+_NOT_SUBMITTABLE = ("\n", "\r", "\x00", "$$")
 
 
 def job_options(options: Mapping[str, str]) -> dict[str, str]:
@@ -88,7 +87,7 @@ def job_options(options: Mapping[str, str]) -> dict[str, str]:
                 f"{key} is set by Conveyor's HTCondor executor (it moves files and runs "
                 "the command itself); remove it from the job's htcondor table"
             )
-        if any(c in value for c in "\n\r\x1f\x00"):
+        if any(c in value for c in "\n\r\x00"):
             raise ExecutorError(f"{key} must be one line")
         commands[name] = value.strip()
     return commands
@@ -116,12 +115,20 @@ def environment_command(env: Mapping[str, str]) -> str:
     return f'"{text}"'
 
 
-def job_commands(invocation: Invocation, initialdir: str) -> dict[str, str]:
+def job_commands(invocation: Invocation, initialdir: str, inputs: bool) -> dict[str, str]:
     """The submit commands that belong to this invocation alone."""
-    submitted, _ = split_env(invocation.env)
+    submitted, exported = split_env(invocation.env)
+    wrapper = wrapper_script(invocation.command, exported, top_outputs(invocation.outputs))
+    encoded = base64.b64encode(wrapper.encode()).decode("ascii")
+    if len(encoded) > MAX_WRAPPER:
+        raise ExecutorError(
+            f"the step's command is too long for the HTCondor executor ({len(wrapper)} bytes "
+            "with its environment); put it in a script file and declare that as an input"
+        )
     resources = invocation.resources
     commands = {
         "initialdir": initialdir,
+        "arguments": f"\"-c '{_BOOTSTRAP}' conveyor-job {encoded}\"",
         "environment": environment_command(submitted),
         "+ConveyorKey": classad_string(_LABEL_UNSAFE.sub("_", invocation.key)),
         "batch_name": "conveyor-" + _LABEL_UNSAFE.sub("_", invocation.key.split("/")[0]),
@@ -133,6 +140,10 @@ def job_commands(invocation: Invocation, initialdir: str) -> dict[str, str]:
         commands["request_gpus"] = str(resources.gpus)
     if resources.disk_mb:
         commands["request_disk"] = str(resources.disk_mb * 1024)  # KB
+    if inputs:
+        # a trailing slash sends the directory's contents: the sandbox is the project's
+        # relative layout (preserve_relative_paths is lost when the schedd spools in 23.x)
+        commands["transfer_input_files"] = f"{INPUT_DIR}/"
     if invocation.timeout:
         # the runner cancels first; this only stops jobs a dead client left behind
         commands["allowed_execute_duration"] = str(math.ceil(invocation.timeout) + 60)
@@ -156,7 +167,7 @@ def top_outputs(outputs: Iterable[str]) -> list[str]:
     return kept
 
 
-def wrapper_script(exported: Mapping[str, str], outputs: Sequence[str]) -> str:
+def wrapper_script(command: str, exported: Mapping[str, str], outputs: Sequence[str]) -> str:
     """The job's program: run the command like ``/bin/sh -e -c``, gather the outputs."""
     lines = [
         "# written by conveyor: run the step, then gather its declared outputs",
@@ -166,7 +177,7 @@ def wrapper_script(exported: Mapping[str, str], outputs: Sequence[str]) -> str:
     lines += [f"{name}={shlex.quote(value)}; export {name}" for name, value in exported.items()]
     lines += [
         "code=0",
-        f'/bin/sh -e -c "$(cat {COMMAND_FILE})" || code=$?',
+        f"/bin/sh -e -c {shlex.quote(command)} || code=$?",
         f"mkdir -p {OUT_DIR}",
     ]
     for path in outputs:
@@ -183,12 +194,11 @@ def wrapper_script(exported: Mapping[str, str], outputs: Sequence[str]) -> str:
 
 @dataclass
 class ClusterPlan:
-    """One schedd submit: shared commands plus one itemdata row per member."""
+    """One schedd submit of ``len(members)`` procs: member ``i`` is proc ``i``."""
 
     description: dict[str, str]
     members: list[str] = field(default_factory=list)
     """Invocation keys, in proc id order."""
-    itemdata: list[dict[str, str]] = field(default_factory=list)
 
 
 def plan_clusters(
@@ -197,23 +207,20 @@ def plan_clusters(
     """Group invocations into as few clusters as possible.
 
     Invocations go into one cluster when they set the same submit commands with the same
-    pass-through option values (so a bad option fails only the steps that asked for it);
-    values that differ between members become itemdata variables.
+    pass-through option values (so a bad option fails only the steps that asked for it).
     """
     groups: dict[tuple[object, ...], list[tuple[str, dict[str, str]]]] = {}
     for key, commands in jobs:
-        options = tuple(sorted((k, v) for k, v in commands.items() if _is_option(k)))
+        options = tuple(sorted((k, v) for k, v in commands.items() if k.lower() not in _PER_JOB))
         groups.setdefault((tuple(sorted(commands)), options), []).append((key, commands))
     return [_cluster(members, common) for members in groups.values()]
-
-
-def _is_option(name: str) -> bool:
-    return name.lower() not in _PER_JOB
 
 
 _PER_JOB = frozenset(
     {
         "initialdir",
+        "arguments",
+        "transfer_input_files",
         "environment",
         "+conveyorkey",
         "batch_name",
@@ -227,16 +234,15 @@ _PER_JOB = frozenset(
 
 
 def _cluster(members: list[tuple[str, dict[str, str]]], common: Mapping[str, str]) -> ClusterPlan:
+    """Shared values are written once; a value that differs between members is one macro
+    per proc, picked by ``$(ProcId)`` (much faster to submit than itemdata rows)."""
     description = dict(common)
-    names = list(members[0][1])
-    # always at least two variables, so rows are split on the unit separator only
-    varying = [n for n in names if n in ("initialdir", "+ConveyorKey")]
-    varying += [n for n in names if n not in varying and len({c[n] for _, c in members}) > 1]
-    for name in names:
-        if name not in varying:
-            description[name] = members[0][1][name]
-    variables = {name: f"cv{i}" for i, name in enumerate(varying)}
-    for name, variable in variables.items():
-        description[name] = f"$({variable})"
-    rows = [{variables[n]: commands[n] for n in varying} for _, commands in members]
-    return ClusterPlan(description, [key for key, _ in members], rows)
+    for index, name in enumerate(members[0][1]):
+        values = [commands[name] for _, commands in members]
+        if len(set(values)) == 1:
+            description[name] = values[0]
+            continue
+        for proc, value in enumerate(values):
+            description[f"conveyor_v{index}_{proc}"] = value
+        description[name] = f"$(conveyor_v{index}_$(ProcId))"
+    return ClusterPlan(description, [key for key, _ in members])

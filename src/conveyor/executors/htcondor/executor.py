@@ -26,9 +26,7 @@ from conveyor.executors.htcondor.description import (
     classad_string,
     job_commands,
     plan_clusters,
-    split_env,
     top_outputs,
-    wrapper_script,
 )
 from conveyor.executors.htcondor.pool import Pool
 from conveyor.executors.htcondor.settings import HTCondorSettings
@@ -38,6 +36,9 @@ from conveyor.executors.htcondor.staging import Scratch, append_log, deliver, st
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
 SPOOLING_HOLD = 16
 MISSING_LIMIT = 2  # queries in a row without the job before it counts as lost
+COLLECT_DELAY = 1.0
+"""Seconds a finished job may wait while others run, so that retrieval goes in batches:
+each retrieve or remove call costs the schedd far more than one more job in it."""
 VANISHED = "the job left the HTCondor queue without a result (removed outside Conveyor?)"
 
 
@@ -51,6 +52,9 @@ class _Job:
     """``cluster.proc`` once submitted."""
     notes: list[str] = field(default_factory=list)
     missing: int = 0
+    result: dict[str, Any] | None = None
+    """The job ad once it completed (its output still in the schedd's spool)."""
+    completed_at: float = 0.0
 
 
 class HTCondorExecutor:
@@ -68,10 +72,16 @@ class HTCondorExecutor:
         self._next_query = 0.0
         self._unreachable_since: float | None = None
         self._count = 0
+        self._spooling: set[str] = set()
+        """Clusters still held for their upload: when they turn idle, ask the schedd to
+        negotiate at once rather than at its next cycle."""
+        self._retrieved: list[str] = []
+        """Jobs whose output is home: removed from the queue on the next turn (or close),
+        so that the runner has their completions first."""
 
     # -- the contract ---------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
-        job_commands(invocation, "")  # a bad option or variable fails this step now
+        job_commands(invocation, "", False)  # a bad option or variable fails this step now
         self._count += 1
         job = _Job(invocation, f"j{self._count}", top_outputs(invocation.outputs))
         self._jobs[invocation.key] = job
@@ -89,7 +99,8 @@ class HTCondorExecutor:
             now = time.monotonic()
             if done or not waiting or now >= deadline:
                 return done
-            time.sleep(max(0.0, min(deadline, self._next_query) - now))
+            wake = min(deadline, self._next_query) if self._submitted() else deadline
+            time.sleep(max(0.0, wake - now))
 
     def cancel(self, handles: Sequence[Handle]) -> None:
         remove = []
@@ -106,7 +117,7 @@ class HTCondorExecutor:
 
     def close(self) -> None:
         try:
-            if self._submitted():
+            if self._submitted() or self._retrieved:
                 self._pool.remove(f"ConveyorExecutorId == {classad_string(self._id)}")
         finally:
             self._buffer.clear()
@@ -119,19 +130,20 @@ class HTCondorExecutor:
         if not self._buffer:
             return
         self._pool.connect()  # an unreachable pool is one ExecutorError, for the run
+        self._scratch.prepare()
         batch, self._buffer = self._buffer, []
         staged: list[tuple[str, dict[str, str]]] = []
         for job in batch:
             invocation = job.invocation
             try:
                 job.iwd = self._scratch.job_dir(job.name)
-                _, exported = split_env(invocation.env)
-                job.notes += stage(invocation, job.iwd, wrapper_script(exported, job.outputs))
+                inputs, notes = stage(invocation, job.iwd)
             except OSError as exc:
                 message = f"cannot stage the step's files for HTCondor: {exc}"
                 self._finish(job, "error", message=message, note=message)
                 continue
-            staged.append((invocation.key, job_commands(invocation, str(job.iwd))))
+            job.notes += notes
+            staged.append((invocation.key, job_commands(invocation, str(job.iwd), inputs)))
         common = {**COMMON, "+ConveyorExecutorId": classad_string(self._id)}
         for plan in plan_clusters(staged, common):
             try:
@@ -140,6 +152,7 @@ class HTCondorExecutor:
                 for key in plan.members:
                     self._finish(self._jobs[key], "error", message=str(exc), note=str(exc))
                 continue
+            self._spooling.add(str(cluster))
             for proc, key in enumerate(plan.members):
                 self._jobs[key].job_id = f"{cluster}.{proc}"
                 self._jobs[key].notes += warnings
@@ -151,6 +164,9 @@ class HTCondorExecutor:
 
     # -- watching -------------------------------------------------------------------
     def _refresh(self) -> None:
+        if self._retrieved:
+            self._pool.remove(self._retrieved, "done: output retrieved by conveyor")
+            self._retrieved = []
         now = time.monotonic()
         self._next_query = now + self.settings.poll_interval
         try:
@@ -165,7 +181,6 @@ class HTCondorExecutor:
             ) from exc
         self._unreachable_since = None
         by_id = {f"{ad['ClusterId']}.{ad['ProcId']}": ad for ad in ads}
-        completed: list[tuple[_Job, dict[str, Any]]] = []
         ended: list[tuple[_Job, EndState, str]] = []  # (job, state, why)
         for job in list(self._jobs.values()):
             if job.job_id is None:
@@ -179,7 +194,8 @@ class HTCondorExecutor:
             job.missing = 0
             status = ad["JobStatus"]
             if status == COMPLETED:
-                completed.append((job, ad))
+                if job.result is None:
+                    job.result, job.completed_at = ad, now
             elif status == HELD and ad["HoldReasonCode"] != SPOOLING_HOLD:
                 ended.append((job, "error", f"HTCondor held the job: {ad['HoldReason']}"))
             elif status == REMOVED:
@@ -188,15 +204,25 @@ class HTCondorExecutor:
             elif (ad["NumJobStarts"] or 0) > 1 or (status == IDLE and ad["NumJobStarts"]):
                 why = "HTCondor evicted the job (it would start it again from the beginning)"
                 ended.append((job, "lost", why))
-        self._collect(completed)
         self._end(ended)
+        released = {str(ad["ClusterId"]) for ad in ads if ad["JobStatus"] == IDLE}
+        if released & self._spooling:
+            self._spooling -= released
+            self._pool.reschedule()
+        completed = [job for job in self._jobs.values() if job.result is not None]
+        running = any(j.job_id and j.result is None for j in self._jobs.values())
+        if completed and (
+            not running or now - min(j.completed_at for j in completed) >= COLLECT_DELAY
+        ):
+            self._collect(completed)
 
-    def _collect(self, completed: list[tuple[_Job, dict[str, Any]]]) -> None:
+    def _collect(self, completed: list[_Job]) -> None:
         """Retrieve finished jobs in one go, remove them, hand their results over."""
-        ids = [job.job_id for job, _ in completed if job.job_id]
+        ids = [job.job_id for job in completed if job.job_id]
         failures = self._pool.retrieve(ids)
-        self._pool.remove(ids, "done: output retrieved by conveyor")
-        for job, ad in completed:
+        self._retrieved += ids
+        for job in completed:
+            ad = job.result or {}
             failure = failures.get(job.job_id or "")
             if failure is not None:
                 why = f"cannot retrieve the job's output from HTCondor: {failure}"
@@ -209,10 +235,10 @@ class HTCondorExecutor:
                 why = f"cannot move the step's outputs into the project: {exc}"
                 self._finish(job, "error", message=why, note=why)
                 continue
-            if ad["ExitBySignal"]:
+            if ad.get("ExitBySignal"):
                 signal = int(ad["ExitSignal"] or 0)
                 self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")
-            elif ad["ExitCode"] is None:
+            elif ad.get("ExitCode") is None:
                 self._finish(job, "error", message="HTCondor reported no exit code")
             else:
                 self._finish(job, "exited", int(ad["ExitCode"]))

@@ -6,6 +6,7 @@ every failure of theirs leaves this module as an ``ExecutorError`` in one senten
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import warnings
@@ -61,12 +62,13 @@ class Pool:
         """Find the schedd and prove it answers, within ``connect_timeout`` seconds."""
         if self._schedd is not None:
             return
-        self._htcondor = import_bindings()
+        self._htcondor = h = import_bindings()
         try:
             self._schedd = _bounded(self._locate, self.settings.connect_timeout)
         except Exception as exc:
+            where = self.settings.where(h.param.get("COLLECTOR_HOST"))
             raise ExecutorError(
-                f"cannot reach the HTCondor schedd at {self.settings.where()}: "
+                f"cannot reach the HTCondor schedd at {where}: "
                 f"{_text(exc)}; start a pool or set [executors.htcondor] schedd/collector "
                 "(or CONDOR_CONFIG) in .conveyor/config.toml"
             ) from exc
@@ -77,9 +79,8 @@ class Pool:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result = self._schedd.submit(
-                    h.Submit(plan.description), spool=True, itemdata=iter(plan.itemdata)
-                )
+                description = h.Submit(plan.description)
+                result = self._schedd.submit(description, count=len(plan.members), spool=True)
             except Exception as exc:
                 raise ExecutorError(f"HTCondor refused the job: {_text(exc)}") from exc
             try:
@@ -112,6 +113,11 @@ class Pool:
         for job_id in job_ids:
             failures.update(self.retrieve([job_id]))
         return failures
+
+    def reschedule(self) -> None:
+        """Ask for a negotiation cycle now (best effort)."""
+        with contextlib.suppress(Exception):
+            self._schedd.reschedule()
 
     def remove(self, job_spec: Sequence[str] | str, reason: str = "conveyor") -> str | None:
         """Remove jobs; best effort, returns the error text if the schedd refused."""
@@ -181,4 +187,4 @@ def _bounded(function: Callable[[], T], timeout: float) -> T:
 
 
 def _text(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__

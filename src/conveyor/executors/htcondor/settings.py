@@ -5,6 +5,7 @@ Reading settings does no work: nothing is imported or contacted here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from conveyor.errors import ProjectError
 
 DEFAULT_PARALLELISM = 1000
 _TEXT = ("collector", "schedd", "token_dir", "scratch")
+_PATHS = ("token_dir", "scratch")
 _NUMBERS = ("parallelism", "poll_interval", "connect_timeout", "unreachable_grace")
 KNOWN = frozenset(_TEXT + _NUMBERS)
 
@@ -47,17 +49,18 @@ class HTCondorSettings:
         values: dict[str, Any] = {}
         for key in _TEXT:
             if raw.get(key) not in (None, ""):
-                values[key] = str(raw[key])
+                text = str(raw[key])
+                values[key] = os.path.expanduser(text) if key in _PATHS else text
         for key in _NUMBERS:
             if key in raw:
                 values[key] = _positive(key, raw[key], int if key == "parallelism" else float)
         return HTCondorSettings(**values)
 
-    def where(self) -> str:
+    def where(self, configured: object = None) -> str:
         """How the pool is addressed, for error messages."""
         if self.schedd:
             return self.schedd
-        return self.collector or "the address in CONDOR_CONFIG"
+        return self.collector or str(configured or "the collector of CONDOR_CONFIG")
 
 
 def _positive(key: str, value: object, kind: type[int] | type[float]) -> int | float:

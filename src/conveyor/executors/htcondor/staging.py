@@ -4,7 +4,6 @@ Layout of one invocation's directory (the job's ``initialdir`` on the submit sid
 
     in/                  the sandbox's initial content, spooled to the schedd
       <inputs>           hard links (or copies) at their project-relative paths
-      .conveyor-job/     command + wrapper script
     stdout, stderr       retrieved from the spool
     .conveyor-out/       retrieved: the declared outputs the step wrote
 
@@ -21,16 +20,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from conveyor.errors import ExecutorError
 from conveyor.executors.base import Invocation
-from conveyor.executors.htcondor.description import (
-    COMMAND_FILE,
-    INPUT_DIR,
-    JOB_DIR,
-    OUT_DIR,
-    STDERR,
-    STDOUT,
-    WRAPPER_FILE,
-)
+from conveyor.executors.htcondor.description import INPUT_DIR, OUT_DIR, STDERR, STDOUT
 
 
 class Scratch:
@@ -40,12 +32,22 @@ class Scratch:
         self._base = base
         self._root: Path | None = None
 
-    def job_dir(self, name: str) -> Path:
+    def prepare(self) -> Path:
+        """The scratch root, made on first use (one clear error if it cannot be)."""
         if self._root is None:
-            if self._base:
-                os.makedirs(self._base, exist_ok=True)
-            self._root = Path(tempfile.mkdtemp(prefix="conveyor-htcondor-", dir=self._base))
-        path = self._root / name
+            try:
+                if self._base:
+                    os.makedirs(self._base, exist_ok=True)
+                self._root = Path(tempfile.mkdtemp(prefix="conveyor-htcondor-", dir=self._base))
+            except OSError as exc:
+                raise ExecutorError(
+                    f"cannot make a scratch directory for HTCondor jobs: {exc}; "
+                    "set [executors.htcondor] scratch to a writable directory"
+                ) from exc
+        return self._root
+
+    def job_dir(self, name: str) -> Path:
+        path = self.prepare() / name
         path.mkdir()
         return path
 
@@ -55,22 +57,20 @@ class Scratch:
             self._root = None
 
 
-def stage(invocation: Invocation, iwd: Path, wrapper: str) -> list[str]:
-    """Fill ``iwd/in``; returns notes for the step's log (inputs that cannot be sent)."""
+def stage(invocation: Invocation, iwd: Path) -> tuple[bool, list[str]]:
+    """Fill ``iwd/in`` with the inputs: (any staged, notes for the step's log)."""
     sandbox = iwd / INPUT_DIR
-    (sandbox / JOB_DIR).mkdir(parents=True)
-    (sandbox / COMMAND_FILE).write_text(invocation.command, encoding="utf-8")
-    (sandbox / WRAPPER_FILE).write_text(wrapper, encoding="utf-8")
-    notes = []
+    staged, notes = False, []
     for rel in invocation.inputs:
         norm = os.path.normpath(rel)
-        if os.path.isabs(norm) or norm.startswith("..") or norm.split(os.sep)[0] == JOB_DIR:
+        if os.path.isabs(norm) or norm.startswith(".."):
             notes.append(f"input {rel} is outside the project: it is not sent to the job")
             continue
         target = sandbox / norm
         target.parent.mkdir(parents=True, exist_ok=True)
         _link_or_copy(invocation.workdir / norm, target)
-    return notes
+        staged = True
+    return staged, notes
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
