@@ -1,0 +1,137 @@
+"""The ``[executors.spark]`` settings table, the SparkConf built from it, and the master probe."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.errors import ExecutorError, ProjectError
+
+_LOCAL = re.compile(r"^local(?:\[(\d+|\*)\])?$")  # local, local[N], local[*]: no retries
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+TASK_ATTEMPTS = 4
+"""Spark's own task attempts: a task whose Python worker died is started again, and the
+new attempt finds its invocation already reported lost (the runner's ``retries`` apply)."""
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    master: str = "local[*]"
+    app_name: str = "conveyor"
+    conf: dict[str, str] = field(default_factory=dict)
+    """Passed to SparkConf as given (after Conveyor's defaults, so it wins)."""
+    parallelism: int = 1000
+    """Invocations in flight when the user does not say (-j)."""
+    start_timeout: float = 30.0
+    """Seconds the SparkContext may take to start before the run gives up."""
+    connect_timeout: float = 5.0
+    """Seconds to wait for the master's port to answer before anything starts."""
+    grace_seconds: float = 5.0
+    """Between SIGTERM and SIGKILL when a step is cancelled."""
+    scratch_dir: str | None = None
+    """Where tasks make their scratch directories on the workers (default: their TMPDIR)."""
+
+    @staticmethod
+    def parse(table: Mapping[str, Any]) -> SparkSettings:
+        known = set(SparkSettings.__dataclass_fields__)
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ProjectError(
+                f"unknown setting executors.spark.{unknown[0]} (known: {', '.join(sorted(known))})"
+            )
+        conf = table.get("conf", {})
+        if not isinstance(conf, Mapping):
+            raise ProjectError("executors.spark.conf must be a table of Spark settings")
+        try:
+            settings = SparkSettings(
+                master=str(table.get("master", "local[*]")),
+                app_name=str(table.get("app_name", "conveyor")),
+                conf=dict(_flatten("", conf)),
+                parallelism=int(table.get("parallelism", 1000)),
+                start_timeout=float(table.get("start_timeout", 30.0)),
+                connect_timeout=float(table.get("connect_timeout", 5.0)),
+                grace_seconds=float(table.get("grace_seconds", 5.0)),
+                scratch_dir=str(table["scratch_dir"]) if table.get("scratch_dir") else None,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ProjectError(f"executors.spark: {exc}") from exc
+        if settings.parallelism < 1 or min(settings.start_timeout, settings.connect_timeout) <= 0:
+            raise ProjectError("executors.spark: parallelism and timeouts must be positive")
+        return settings
+
+    def spark_master(self) -> str:
+        """The master URL given to Spark: a bare local master gets task retries."""
+        found = _LOCAL.match(self.master)
+        if found is None:
+            return self.master
+        return f"local[{found.group(1) or 1},{TASK_ATTEMPTS}]"
+
+    def conf_pairs(self) -> dict[str, str]:
+        """Conveyor's defaults, then the user's ``conf`` table."""
+        pairs = {
+            "spark.master": self.spark_master(),
+            "spark.app.name": self.app_name,
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.task.maxFailures": str(TASK_ATTEMPTS),
+            # a cancelled task's Python worker is killed after this: let the task stop
+            # its step (TERM, grace, KILL) and report first
+            "spark.python.task.killTimeout": f"{self.grace_seconds + 5:g}s",
+        }
+        if self.master.startswith("local") or all(h in _LOOPBACK for h, _ in self.endpoints()):
+            pairs["spark.driver.host"] = "127.0.0.1"
+            pairs["spark.driver.bindAddress"] = "127.0.0.1"
+        pairs.update(self.conf)
+        return pairs
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """(host, port) of each master of a ``spark://`` URL (several for standby masters)."""
+        if not self.master.startswith("spark://"):
+            return []
+        found = []
+        for part in self.master.removeprefix("spark://").split(","):
+            host, _, port = part.rpartition(":")
+            if not host or not port.isdigit():
+                raise ExecutorError(
+                    f"Spark master {self.master!r} is not spark://HOST:PORT; fix "
+                    "executors.spark.master in .conveyor/config.toml"
+                )
+            found.append((host, int(port)))
+        return found
+
+    def probe_master(self) -> None:
+        """Fail at once, with one clear message, when no master answers on its port
+        (Spark itself would retry the registration for a minute)."""
+        endpoints = self.endpoints()
+        errors = []
+        for host, port in endpoints:
+            try:
+                socket.create_connection((host.strip("[]"), port), self.connect_timeout).close()
+                return
+            except OSError as exc:
+                errors.append(f"{host}:{port}: {exc.strerror or exc}")
+        if endpoints:
+            raise ExecutorError(
+                f"cannot reach the Spark master {self.master} ({'; '.join(errors)}); "
+                "start the master or fix executors.spark.master in .conveyor/config.toml"
+            )
+
+
+def _flatten(prefix: str, table: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Spark keys as TOML reads them: ``spark.executor.memory = "1g"`` unquoted is a
+    nested table, quoted it is one key; both give ``spark.executor.memory``."""
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _flatten(f"{name}.", value)
+        else:
+            yield name, _conf_text(value)
+
+
+def _conf_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,257 @@
+"""The Spark task: runs one step invocation on an executor and talks back to the driver.
+
+This module is shipped to the workers by value (cloudpickle), so it uses the standard
+library only and the workers need no Conveyor install. A task connects to the driver's
+channel, says which invocation it was given, receives the command, environment and input
+files, runs ``/bin/sh -e -c`` in a private scratch directory, streams the log back while
+the step runs, obeys a ``cancel`` message, and at the end sends the declared outputs and
+the exit code, and ends (the driver stores them without holding up the task).
+
+Wire format (both ways): a 4-byte big-endian length, a JSON header, then ``size`` raw
+bytes when the header has a ``size``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+_LENGTH = "!I"  # a format, not a struct.Struct: this module is pickled by value
+_LENGTH_SIZE = 4
+_CHUNK = 1 << 20
+_CONNECT_TIMEOUT = 30.0
+# The step runs in its own session under this wrapper, which leaves a watcher in the
+# step's process group: it reads the pipe on fd 0 that only this task holds open, and when
+# the task dies (its Python worker or executor killed) it stops the whole group and
+# removes the scratch directory, so nothing outlives the task. Then the wrapper becomes
+# ``/bin/sh -e -c COMMAND`` ($1), in the same process.
+_WRAPPER = (
+    "exec 3<&0 </dev/null; "
+    '{ trap "" TERM; read _ <&3; kill -TERM 0; rm -rf "$2"; kill -KILL 0; } & '
+    'exec /bin/sh -e -c "$1" 3<&-'
+)
+
+Header = dict[str, Any]
+
+
+class DriverGone(Exception):
+    """The driver closed the connection: the run ended or the driver died."""
+
+
+# -- framing -------------------------------------------------------------------------
+def send(sock: socket.socket, header: Header, data: bytes = b"") -> None:
+    body = json.dumps(header, separators=(",", ":")).encode()
+    sock.sendall(struct.pack(_LENGTH, len(body)) + body + data)
+
+
+def recv(sock: socket.socket) -> Header:
+    (length,) = struct.unpack(_LENGTH, recv_exact(sock, _LENGTH_SIZE))
+    header: Header = json.loads(recv_exact(sock, length))
+    return header
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            raise DriverGone("connection closed")
+        got += n
+    return bytes(buffer)
+
+
+def recv_file(sock: socket.socket, path: str, size: int, mode: int) -> None:
+    """Write the next ``size`` bytes of the stream into ``path``."""
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            data = sock.recv(min(left, _CHUNK))
+            if not data:
+                raise DriverGone("connection closed")
+            out.write(data)
+            left -= len(data)
+    os.chmod(path, mode & 0o777)
+
+
+def send_file(sock: socket.socket, header: Header, path: str) -> None:
+    with open(path, "rb") as source:
+        info = os.fstat(source.fileno())
+        size = info.st_size
+        send(sock, {**header, "size": size, "mode": info.st_mode & 0o777})
+        if size and sock.sendfile(source, 0, size) != size:
+            raise OSError(f"{path} shrank while it was being sent")
+
+
+def safe_relative(path: str) -> bool:
+    parts = path.split("/")
+    return bool(path) and not os.path.isabs(path) and ".." not in parts
+
+
+# -- the task ------------------------------------------------------------------------
+def run_task(address: tuple[str, int], token: str, sid: str) -> tuple[str, str]:
+    """The function each Spark task runs; returns ``(sid, what happened)``."""
+    with socket.create_connection(address, timeout=_CONNECT_TIMEOUT) as sock:
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages, no waits
+        send(sock, {"t": "hello", "token": token, "sid": sid})
+        order = recv(sock)
+        if order.get("t") != "run":
+            return sid, str(order.get("t"))
+        scratch = tempfile.mkdtemp(prefix="conveyor-step-", dir=order.get("scratch") or None)
+        try:
+            code, note = _run_claimed(sock, order, scratch)
+        except DriverGone:
+            return sid, "driver-gone"
+        except Exception as exc:
+            with contextlib.suppress(OSError):
+                send(sock, {"t": "error", "message": f"{type(exc).__name__}: {exc}"})
+            return sid, "error"
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        # the last message: the driver stores what came before it, this task need not wait
+        send(sock, {"t": "exit", "code": code, "note": note})
+    return sid, "ran"
+
+
+def _run_claimed(sock: socket.socket, order: Header, scratch: str) -> tuple[int, str | None]:
+    work = os.path.join(scratch, "work")
+    os.mkdir(work)
+    for item in order["files"]:
+        target = os.path.join(work, item["path"])
+        if not safe_relative(item["path"]):
+            raise ValueError(f"unsafe input path {item['path']!r}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        recv_file(sock, target, int(item["size"]), int(item["mode"]))
+    code, note = _execute(sock, order, work, scratch)
+    for rel in order["outputs"]:
+        if safe_relative(rel):
+            _send_output(sock, work, rel)
+    return code, note
+
+
+def _execute(sock: socket.socket, order: Header, work: str, scratch: str) -> tuple[int, str | None]:
+    env = {**os.environ, **order["env"], "CONVEYOR_PROJECT_DIR": work, "PWD": work}
+    watch_read, watch_write = os.pipe()
+    out_read, out_write = os.pipe()
+    try:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", _WRAPPER, "conveyor-step", order["command"], scratch],
+            cwd=work,
+            env=env,
+            stdin=watch_read,
+            stdout=out_write,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except BaseException:
+        os.close(out_read)
+        os.close(watch_write)
+        raise
+    finally:
+        os.close(watch_read)
+        os.close(out_write)
+    try:
+        code, note = _watch(sock, process, out_read, float(order["grace"]))
+        _kill_group(process.pid, signal.SIGKILL)  # what the step left behind, and the watcher
+        os.set_blocking(out_read, False)
+        _forward_log(sock, out_read)  # the last words still in the pipe
+        return code, note
+    finally:
+        _kill_group(process.pid, signal.SIGKILL)
+        process.wait()
+        os.close(out_read)
+        os.close(watch_write)
+
+
+def _watch(
+    sock: socket.socket, process: subprocess.Popen[bytes], out: int, grace: float
+) -> tuple[int, str | None]:
+    """Wait for the step, forwarding its output and obeying ``cancel``; returns code, note."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(out, select.POLLIN)
+    pidfd = -1
+    with contextlib.suppress(OSError, AttributeError):
+        pidfd = os.pidfd_open(process.pid)
+        poller.register(pidfd, select.POLLIN)
+    kill_at, note = float("inf"), None
+    try:
+        while process.poll() is None:
+            wait = kill_at - time.monotonic()
+            if pidfd < 0:
+                wait = min(wait, 0.01)
+            for fd, _ in poller.poll(None if wait == float("inf") else max(0.0, wait) * 1000):
+                if fd == out and not _forward_log(sock, out, once=True):
+                    poller.unregister(out)  # every writer closed it
+                elif fd == sock.fileno():
+                    message = recv(sock)  # DriverGone ends the step below
+                    if message.get("t") == "cancel" and note is None:
+                        note = "cancelled"
+                        _kill_group(process.pid, signal.SIGTERM)
+                        kill_at = time.monotonic() + grace
+            if time.monotonic() >= kill_at:
+                _kill_group(process.pid, signal.SIGKILL)
+                kill_at = float("inf")
+    except DriverGone:
+        _kill_group(process.pid, signal.SIGKILL)
+        raise
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+    code = process.returncode
+    if code < 0:
+        return 128 - code, note or f"killed by {signal.Signals(-code).name}"
+    return code, note
+
+
+def _forward_log(sock: socket.socket, out: int, once: bool = False) -> bool:
+    """Send what the step wrote; ``False`` at the end of its output."""
+    while True:
+        try:
+            data = os.read(out, _CHUNK)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        send(sock, {"t": "log", "size": len(data)}, data)
+        if once:
+            return True
+
+
+def _send_output(sock: socket.socket, work: str, rel: str) -> None:
+    """Send a declared output: a file, or a directory with everything under it."""
+    full = os.path.join(work, rel)
+    if os.path.isfile(full):
+        send_file(sock, {"t": "file", "path": rel}, full)
+        return
+    if not os.path.isdir(full):
+        return  # missing: the driver reports it as not written
+    send(sock, {"t": "dir", "path": rel})
+    for dirpath, dirnames, filenames in os.walk(full):
+        dirnames.sort()
+        base = os.path.relpath(dirpath, work)
+        for name in dirnames:
+            if not os.path.islink(os.path.join(dirpath, name)):
+                send(sock, {"t": "dir", "path": f"{base}/{name}"})
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if os.path.isfile(path):  # symlinks to files travel as their content
+                send_file(sock, {"t": "file", "path": f"{base}/{name}"}, path)
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
