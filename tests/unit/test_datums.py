@@ -215,3 +215,12 @@ def test_project_files_lists_like_glob_and_remembers(tmp_path: Path) -> None:
     assert ProjectFiles(tmp_path).unchanged(seen)
     (tmp_path / "data/d.csv").write_text("x")
     assert not ProjectFiles(tmp_path).unchanged(seen)
+
+
+def test_a_trailing_slash_takes_directories_only(tmp_path: Path) -> None:
+    for rel in ("data/x/1.csv", "data/y/2.csv", "data/top.csv"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    files = ProjectFiles(tmp_path)
+    assert expand(["data/*/"], files) == [Datum("data/x", "x"), Datum("data/y", "y")]
+    assert [d.name for d in expand(["data/*"], files)] == ["top.csv", "x", "y"]

@@ -73,7 +73,8 @@ def expand(patterns: Sequence[str], lister: Lister) -> list[Datum]:
         if normal.split("/", 1)[0] in (".conveyor", ".git"):
             raise DatumError(f"datum {pattern!r} is inside Conveyor's or git's own directory")
         base = _fixed_dir(normal)
-        for path in lister(normal):
+        directories_only = pattern.rstrip().endswith("/") and normal != "."
+        for path in lister(normal + "/" if directories_only else normal):
             path = normalize(path)
             found.setdefault(path, posixpath.relpath(path, base) if base != "." else path)
     names = list(found.values())
