@@ -77,8 +77,9 @@ def test_one_instance_per_datum_with_readable_ids_and_its_own_inputs() -> None:
     assert step.inputs == ("data/a.csv", "code/__init__.py", "code/f.py", "conf.toml")
     assert step.outputs == ("results/fan/each/a.csv.json",)
     assert dict(step.env)["CONVEYOR_DATUM"] == "data/a.csv"
+    assert step.command.startswith('"${CONVEYOR_PYTHON:-python3}" -B -c ')
     assert shlex.split(step.command) == [
-        "python3",
+        "${CONVEYOR_PYTHON:-python3}",
         "-B",
         "-c",
         RUNNER,

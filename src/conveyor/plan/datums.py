@@ -24,7 +24,9 @@ Lister = Callable[[str], Sequence[str]]
 """Project-relative paths (files or directories) that a project-relative path or glob
 names, sorted; an empty sequence when nothing matches."""
 
-PYTHON = "python3"
+PYTHON = '"${CONVEYOR_PYTHON:-python3}"'
+"""The interpreter: ``$CONVEYOR_PYTHON`` when the step's environment sets it (the
+pipeline's ``env``, or an executor that knows its workers' Python), else ``python3``."""
 # One line, double quotes only (so shlex quotes it plainly), no bytecode written into the
 # project (a __pycache__ would change the digest of a code directory declared as input).
 RUNNER = (
@@ -107,7 +109,7 @@ def module_files(target: str, lister: Lister) -> list[str]:
 
 def python_command(target: str, result: str, datum: Datum | None) -> str:
     """The shell command that calls ``target`` and writes its return value to ``result``."""
-    args = [PYTHON, "-B", "-c", RUNNER, target, result]
+    args = ["-B", "-c", RUNNER, target, result]
     if datum is not None:
         args.append(datum.path)
-    return shlex.join(args)
+    return f"{PYTHON} {shlex.join(args)}"
