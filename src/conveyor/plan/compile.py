@@ -6,15 +6,22 @@ import itertools
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from conveyor.domain.types import Resources
 from conveyor.errors import ParamError
 from conveyor.plan import graph
-from conveyor.plan.datums import Datum, DatumError, Lister, expand, module_files, python_command
+from conveyor.plan.datums import (
+    Datum,
+    Lister,
+    Renderer,
+    StepContext,
+    default_result,
+    module_files,
+    python_command,
+    step_datums,
+)
 from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
-from conveyor.plan.template import TemplateError, render
 from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
 from conveyor.spec.yamlsource import Loc, SourceMap
 
@@ -90,12 +97,12 @@ def compile_plan(
     for job_id, job in spec.jobs.items():
         instances[job_id] = []
         for matrix in _expand_matrix(job, ("jobs", job_id), source):
-            context = _Context(spec, job_id, job, _instance_id(job_id, matrix), matrix, values)
+            context = StepContext(spec, job_id, job, _instance_id(job_id, matrix), matrix, values)
             stages = []
             for index, step in enumerate(job.steps):
                 loc: Loc = ("jobs", job_id, "steps", index)
                 stage = []
-                for datum in _datums(context, step, loc, lister):
+                for datum in step_datums(context, step, loc, lister):
                     plan = _compile_step(context, step, index, datum, loc, lister)
                     if plan.id in steps:
                         raise source.error(
@@ -191,61 +198,12 @@ def _instance_id(job_id: str, matrix: Mapping[str, Any]) -> str:
     return f"{job_id}[{','.join(f'{k}={v}' for k, v in matrix.items())}]"
 
 
-@dataclass(frozen=True)
-class _Context:
-    """What the steps of one job instance share."""
-
-    spec: PipelineSpec
-    job_id: str
-    job: JobSpec
-    instance: str
-    matrix: Mapping[str, Any]
-    values: Mapping[str, Any]
-
-
-class _Renderer:
-    """Templates of one step (instance), remembering the parameters they use."""
-
-    def __init__(self, context: _Context, datum: Datum | None) -> None:
-        self.source = context.spec.source
-        self.names: dict[str, Any] = {"params": context.values, "matrix": context.matrix}
-        if datum is not None:
-            self.names["datum"] = datum.context()
-        self.used: set[str] = set()
-
-    def __call__(self, value: Any, where: Loc) -> str:
-        try:
-            return render(str(value), self.names, self.used)
-        except TemplateError as exc:
-            raise self.source.error(where, str(exc)) from None
-
-
-def _datums(context: _Context, step: StepSpec, loc: Loc, lister: Lister) -> list[Datum | None]:
-    """The step's datums, or ``[None]`` for a step without ``datums``."""
-    if step.datums is None:
-        return [None]
-    text = _Renderer(context, None)
-    patterns = [text(p, (*loc, "datums", i)) for i, p in enumerate(step.datums)]
-    try:
-        found: list[Datum | None] = [*expand(patterns, lister)]
-    except DatumError as exc:
-        raise context.spec.source.error((*loc, "datums"), str(exc)) from None
-    if not found:
-        shown = ", ".join(patterns)
-        raise context.spec.source.error(
-            (*loc, "datums"),
-            f"datums {shown} match no file or directory in the project; add the files "
-            "(datums are listed when the plan is made) or fix the pattern",
-        )
-    return found
-
-
 def _compile_step(
-    context: _Context, step: StepSpec, index: int, datum: Datum | None, loc: Loc, lister: Lister
+    context: StepContext, step: StepSpec, index: int, datum: Datum | None, loc: Loc, lister: Lister
 ) -> StepPlan:
     spec, job, values = context.spec, context.job, context.values
     source = spec.source
-    text = _Renderer(context, datum)
+    text = Renderer(context, datum)
     step_name = step.id or _default_step_id(step, index)
     step_id = f"{context.instance}.{step_name}"
     env = {**spec.env, **job.env, **step.env}
@@ -260,9 +218,7 @@ def _compile_step(
         rendered["CONVEYOR_DATUM"] = datum.path
     if step.python is not None:
         where: Loc = (*loc, "result") if step.result else loc
-        raw = (
-            text(step.result, where) if step.result else _default_result(context, step_name, datum)
-        )
+        raw = text(step.result, where) if step.result else default_result(context, step_name, datum)
         result = _output_path(raw, source, where)
         command = python_command(step.python, result, datum)
         outputs.insert(0, result)
@@ -293,12 +249,6 @@ def _compile_step(
         executor=job.runs_on,
         options=tuple(sorted((f"htcondor.{k}", _env_text(v)) for k, v in job.htcondor.items())),
     )
-
-
-def _default_result(context: _Context, step_name: str, datum: Datum | None) -> str:
-    """``results/JOB/STEP/DATUM.json`` for a datum step, ``results/JOB/STEP.json`` else."""
-    base = f"results/{context.job_id}/{step_name}"
-    return f"{base}/{datum.name}.json" if datum is not None else f"{base}.json"
 
 
 def _default_step_id(step: StepSpec, index: int) -> str:

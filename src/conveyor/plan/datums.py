@@ -1,4 +1,5 @@
-"""Datums and Python steps, compiled: fan-out names and the function runner's command.
+"""Datums and Python steps, compiled: fan-out names, the function runner's command, and
+the templates of one step instance (``params``, ``matrix``, ``datum``).
 
 Pure: the files a ``datums`` glob matches come from a :data:`Lister` the caller passes
 in (the SDK lists the project directory; tests pass a fixed listing), so the same
@@ -15,10 +16,14 @@ from __future__ import annotations
 
 import posixpath
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from conveyor.plan.graph import is_glob, normalize
+from conveyor.plan.template import TemplateError, render
+from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
+from conveyor.spec.yamlsource import Loc
 
 Lister = Callable[[str], Sequence[str]]
 """Project-relative paths (files or directories) that a project-relative path or glob
@@ -113,3 +118,60 @@ def python_command(target: str, result: str, datum: Datum | None) -> str:
     if datum is not None:
         args.append(datum.path)
     return f"{PYTHON} {shlex.join(args)}"
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the steps of one job instance share."""
+
+    spec: PipelineSpec
+    job_id: str
+    job: JobSpec
+    instance: str
+    matrix: Mapping[str, Any]
+    values: Mapping[str, Any]
+
+
+class Renderer:
+    """Templates of one step (instance), remembering the parameters they use."""
+
+    def __init__(self, context: StepContext, datum: Datum | None) -> None:
+        self.source = context.spec.source
+        self.names: dict[str, Any] = {"params": context.values, "matrix": context.matrix}
+        if datum is not None:
+            self.names["datum"] = datum.context()
+        self.used: set[str] = set()
+
+    def __call__(self, value: Any, where: Loc) -> str:
+        try:
+            return render(str(value), self.names, self.used)
+        except TemplateError as exc:
+            raise self.source.error(where, str(exc)) from None
+
+
+def step_datums(
+    context: StepContext, step: StepSpec, loc: Loc, lister: Lister
+) -> list[Datum | None]:
+    """The step's datums, or ``[None]`` for a step without ``datums``."""
+    if step.datums is None:
+        return [None]
+    text = Renderer(context, None)
+    patterns = [text(p, (*loc, "datums", i)) for i, p in enumerate(step.datums)]
+    try:
+        found: list[Datum | None] = [*expand(patterns, lister)]
+    except DatumError as exc:
+        raise context.spec.source.error((*loc, "datums"), str(exc)) from None
+    if not found:
+        shown = ", ".join(patterns)
+        raise context.spec.source.error(
+            (*loc, "datums"),
+            f"datums {shown} match no file or directory in the project; add the files "
+            "(datums are listed when the plan is made) or fix the pattern",
+        )
+    return found
+
+
+def default_result(context: StepContext, step_name: str, datum: Datum | None) -> str:
+    """``results/JOB/STEP/DATUM.json`` for a datum step, ``results/JOB/STEP.json`` else."""
+    base = f"results/{context.job_id}/{step_name}"
+    return f"{base}/{datum.name}.json" if datum is not None else f"{base}.json"
