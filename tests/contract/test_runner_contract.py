@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.executors.base import Completion, Executor, Handle, Invocation
+from conveyor.executors.registry import load_executor
+from conveyor.sdk import running
 from conveyor.sdk.project import Project
 from conveyor.sdk.running import RunRequest, start_run
 
@@ -101,3 +105,68 @@ def test_failure_exit_code_is_the_steps(git_project: Path) -> None:
     run = start_run(project, RunRequest())
     assert run.status == RunStatus.FAILED
     assert project.records.step_runs(run.id)[0].exit_code == 5
+
+
+class _Recording:
+    """Wraps an executor and records the order of its calls."""
+
+    def __init__(self, inner: Executor, calls: list[str]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.default_parallelism = inner.default_parallelism
+        self.calls = calls
+
+    def submit(self, invocation: Invocation) -> Handle:
+        self.calls.append(f"submit {invocation.key.split('/')[1]}")
+        return self.inner.submit(invocation)
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        self.calls.append("poll")
+        return self.inner.poll(handles, timeout)
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        self.inner.cancel(handles)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_python_datums_run_together_and_are_cached_per_datum(
+    git_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (git_project / "fn").mkdir()
+    (git_project / "fn" / "size.py").write_text(
+        "def size(path):\n    return {'bytes': len(open(path, 'rb').read())}\n"
+    )
+    (git_project / "data").mkdir()
+    for name, text in (("a", "x"), ("b", "yy"), ("c", "zzz")):
+        (git_project / "data" / f"{name}.bin").write_text(text)
+    project = _pipeline(
+        git_project,
+        """\
+        jobs:
+          sizes:
+            steps:
+              - python: fn.size:size
+                datums: data/*.bin
+        """,
+    )
+    calls: list[str] = []
+
+    def load(name: str, settings: Mapping[str, object] | None) -> Executor:
+        return _Recording(load_executor(name, settings), calls)
+
+    monkeypatch.setattr(running, "load_executor", load)
+    run = start_run(project, RunRequest(parallelism=3))
+    assert run.status == RunStatus.SUCCEEDED
+    results = git_project / "results" / "sizes" / "step-1"
+    assert (results / "c.bin.json").read_text() == '{\n  "bytes": 3\n}\n'
+    # every datum is submitted before the first poll: a batch executor gets them at once
+    assert calls[:3] == [f"submit sizes.step-1[{n}.bin]" for n in "abc"]
+    assert calls[3] == "poll"
+
+    (git_project / "data" / "b.bin").write_text("changed")
+    second = start_run(Project(git_project), RunRequest())
+    steps = {s.step_id: s for s in Project(git_project).records.step_runs(second.id)}
+    assert {k for k, s in steps.items() if not s.cached} == {"sizes.step-1[b.bin]"}
+    assert (results / "b.bin.json").read_text() == '{\n  "bytes": 7\n}\n'

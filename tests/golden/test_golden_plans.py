@@ -1,7 +1,8 @@
 """Golden tests: each ``cases/NAME.yml`` compiles to exactly ``cases/NAME.json``.
 
-Optional side files: ``NAME.params`` (one ``name=value`` per line, as ``--param``) and
-``NAME.only`` (one selection per line, as ``--only``). After an intended change to the
+Optional side files: ``NAME.params`` (one ``name=value`` per line, as ``--param``),
+``NAME.only`` (one selection per line, as ``--only``) and ``NAME.files`` (the project's
+files, one path per line, for ``datums`` globs and ``python:`` modules). After an intended change to the
 plan, rewrite the expected files with::
 
     CONVEYOR_UPDATE_GOLDEN=1 python -m pytest tests/golden
@@ -14,6 +15,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import pytest
 
 from conveyor.plan.compile import compile_plan, parse_params
 from conveyor.plan.model import ExecutionPlan
+from conveyor.sdk.listing import ProjectFiles
 from conveyor.spec.load import load_pipeline
 
 CASES = Path(__file__).with_name("cases")
@@ -37,7 +40,11 @@ def _lines(path: Path) -> list[str]:
 def compile_case(name: str) -> ExecutionPlan:
     spec = load_pipeline(CASES / f"{name}.yml", display=f"{name}.yml")
     params = parse_params(spec, _lines(CASES / f"{name}.params"))
-    return compile_plan(spec, params, _lines(CASES / f"{name}.only"))
+    with tempfile.TemporaryDirectory() as root:  # the listed files, empty, for real globs
+        for rel in _lines(CASES / f"{name}.files"):
+            (Path(root) / rel).parent.mkdir(parents=True, exist_ok=True)
+            (Path(root) / rel).touch()
+        return compile_plan(spec, params, _lines(CASES / f"{name}.only"), ProjectFiles(Path(root)))
 
 
 def render(data: Any) -> str:
@@ -50,7 +57,7 @@ def test_there_are_cases() -> None:
 
 def test_every_expected_file_has_a_case() -> None:
     expected = {p.stem for p in CASES.glob("*.json")}
-    sides = {p.stem for p in (*CASES.glob("*.params"), *CASES.glob("*.only"))}
+    sides = {p.stem for suffix in ("params", "only", "files") for p in CASES.glob(f"*.{suffix}")}
     assert expected <= set(NAMES), f"JSON without a pipeline: {sorted(expected - set(NAMES))}"
     assert sides <= set(NAMES), f"side files without a pipeline: {sorted(sides - set(NAMES))}"
 

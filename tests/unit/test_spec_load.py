@@ -293,14 +293,51 @@ def test_missing_required_key() -> None:
         """
         jobs:
           a:
+            name: no steps
+        """
+    )
+    error = load_error(text)
+    assert "missing required key" in error.detail
+    assert "jobs.a.steps" in error.detail
+    assert_at(error, text, "a:")  # the job's own position
+
+
+def test_a_step_without_a_command() -> None:
+    text = dedent(
+        """
+        jobs:
+          a:
             steps:
               - name: no command
         """
     )
     error = load_error(text)
-    assert "missing required key" in error.detail
-    assert "jobs.a.steps[0].run" in error.detail
+    assert "jobs.a.steps[0]: a step has either `run:`" in error.detail
+    assert "`python:`" in error.detail
     assert_at(error, text, "name")  # the step's own position
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ("run: x\n        python: m:f", "`run:` or `python:`, not both"),
+        ("python: just_a_module", "'just_a_module' is not package.module:function"),
+        ("python: m:f()", "is not package.module:function"),
+        ("run: x\n        result: r.json", "`result:` is for `python:` steps"),
+        ("python: m:f\n        datums: []", "datums"),
+    ],
+)
+def test_python_step_errors(step: str, message: str) -> None:
+    text = f"jobs:\n  a:\n    steps:\n      - {step}\n"
+    error = load_error(text)
+    assert message in error.detail
+    assert error.exit_code == 2
+
+
+def test_python_step_with_datums() -> None:
+    text = "jobs:\n  a:\n    steps:\n      - python: pkg.mod:Cls.run\n        datums: d/*.csv\n"
+    step = parse_pipeline(text, "conveyor.yml").jobs["a"].steps[0]
+    assert (step.python, step.datums, step.run) == ("pkg.mod:Cls.run", ["d/*.csv"], None)
 
 
 def test_duplicate_yaml_key() -> None:

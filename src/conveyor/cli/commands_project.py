@@ -43,10 +43,11 @@ def init(ctx: Context, force: bool) -> None:
 def validate(ctx: Context, as_json: bool) -> None:
     """Check the pipeline file; exit code 2 with file:line:col when it is wrong."""
     from conveyor.plan.compile import compile_plan
+    from conveyor.sdk.listing import ProjectFiles
 
     project = ctx.project()
     spec = project.load_spec()
-    plan = compile_plan(spec)
+    plan = compile_plan(spec, lister=ProjectFiles(project.root))
     shown = project.display_path(project.pipeline_file)
     if as_json:
         emit_json({"file": shown, "valid": True, "jobs": len(spec.jobs), "steps": len(plan.steps)})

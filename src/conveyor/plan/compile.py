@@ -11,8 +11,17 @@ from typing import Any
 from conveyor.domain.types import Resources
 from conveyor.errors import ParamError
 from conveyor.plan import graph
+from conveyor.plan.datums import (
+    Datum,
+    Lister,
+    Renderer,
+    StepContext,
+    default_result,
+    module_files,
+    python_command,
+    step_datums,
+)
 from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
-from conveyor.plan.template import TemplateError, render
 from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
 from conveyor.spec.yamlsource import Loc, SourceMap
 
@@ -60,34 +69,53 @@ def coerce_param(name: str, declared: ParamSpec, raw: str) -> Any:
     return raw
 
 
+# job -> its instances -> their stages (one per declared step) -> step ids; a stage
+# holds one step, or one per datum of a step with ``datums``
+Instances = dict[str, list[list[list[str]]]]
+
+
+def _no_files(pattern: str) -> Sequence[str]:
+    return ()
+
+
 def compile_plan(
     spec: PipelineSpec,
     params: Mapping[str, Any] | None = None,
     selection: Sequence[str] = (),
+    lister: Lister = _no_files,
 ) -> ExecutionPlan:
-    """Resolve params, matrices and templates; order steps; apply ``selection``."""
+    """Resolve params, matrices, datums and templates; order steps; apply ``selection``.
+
+    ``lister`` names the project files a ``datums`` glob matches (and finds the module
+    file of a ``python:`` step); the plan depends on nothing else outside ``spec``."""
     source = spec.source
     values = _resolve_params(spec, params or {})
     steps: dict[str, StepPlan] = {}
-    instances: dict[str, list[list[str]]] = {}  # job -> step ids per instance
+    instances: Instances = {}
     locs: dict[str, Loc] = {}
+    bases: dict[str, str] = {}  # datum instance id -> the step's id without the datum
     for job_id, job in spec.jobs.items():
         instances[job_id] = []
         for matrix in _expand_matrix(job, ("jobs", job_id), source):
-            instance = _instance_id(job_id, matrix)
-            ids = []
+            context = StepContext(spec, job_id, job, _instance_id(job_id, matrix), matrix, values)
+            stages = []
             for index, step in enumerate(job.steps):
                 loc: Loc = ("jobs", job_id, "steps", index)
-                plan = _compile_step(spec, job_id, job, instance, step, index, matrix, values, loc)
-                if plan.id in steps:
-                    raise source.error(
-                        (*loc, "id"),
-                        f"duplicate step id {plan.id.rpartition('.')[2]!r} in job {job_id!r}",
-                    )
-                steps[plan.id] = plan
-                locs[plan.id] = loc
-                ids.append(plan.id)
-            instances[job_id].append(ids)
+                stage = []
+                for datum in step_datums(context, step, loc, lister):
+                    plan = _compile_step(context, step, index, datum, loc, lister)
+                    if plan.id in steps:
+                        raise source.error(
+                            (*loc, "id"),
+                            f"duplicate step id {plan.id.rpartition('.')[2]!r} in job {job_id!r}",
+                        )
+                    steps[plan.id] = plan
+                    locs[plan.id] = loc
+                    stage.append(plan.id)
+                    if datum is not None:
+                        bases[plan.id] = plan.id.removesuffix(f"[{datum.name}]")
+                stages.append(stage)
+            instances[job_id].append(stages)
 
     needs = _declared_needs(spec, instances, source)
     inferred = _infer_needs(steps, instances, needs, locs, source)
@@ -99,7 +127,7 @@ def compile_plan(
         raise source.error(
             ("jobs", first_job), f"the pipeline has a cycle: {' -> '.join(exc.cycle)}"
         ) from None
-    keep = _select(selection, steps, instances, needs) if selection else set(order)
+    keep = _select(selection, steps, instances, needs, bases) if selection else set(order)
     final = tuple(_with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
     return ExecutionPlan(
         pipeline=spec.name,
@@ -171,53 +199,52 @@ def _instance_id(job_id: str, matrix: Mapping[str, Any]) -> str:
 
 
 def _compile_step(
-    spec: PipelineSpec,
-    job_id: str,
-    job: JobSpec,
-    instance: str,
-    step: StepSpec,
-    index: int,
-    matrix: Mapping[str, Any],
-    values: Mapping[str, Any],
-    loc: Loc,
+    context: StepContext, step: StepSpec, index: int, datum: Datum | None, loc: Loc, lister: Lister
 ) -> StepPlan:
+    spec, job, values = context.spec, context.job, context.values
     source = spec.source
-    context = {"params": values, "matrix": matrix}
-    used: set[str] = set()
-
-    def text(value: Any, where: Loc) -> str:
-        try:
-            return render(str(value), context, used)
-        except TemplateError as exc:
-            raise source.error(where, str(exc)) from None
-
+    text = Renderer(context, datum)
     step_name = step.id or _default_step_id(step, index)
+    step_id = f"{context.instance}.{step_name}"
     env = {**spec.env, **job.env, **step.env}
-    rendered_env = tuple(sorted((k, text(_env_text(v), (*loc, "env", k))) for k, v in env.items()))
-    outputs = tuple(
+    rendered = {k: text(_env_text(v), (*loc, "env", k)) for k, v in env.items()}
+    inputs = [graph.normalize(text(p, (*loc, "inputs", i))) for i, p in enumerate(step.inputs)]
+    outputs = [
         _output_path(text(p, (*loc, "outputs", i)), source, (*loc, "outputs", i))
         for i, p in enumerate(step.outputs)
-    )
+    ]
+    if datum is not None:
+        step_id += f"[{datum.name}]"
+        rendered["CONVEYOR_DATUM"] = datum.path
+    if step.python is not None:
+        where: Loc = (*loc, "result") if step.result else loc
+        raw = text(step.result, where) if step.result else default_result(context, step_name, datum)
+        result = _output_path(raw, source, where)
+        command = python_command(step.python, result, datum)
+        outputs.insert(0, result)
+        inputs = module_files(step.python, lister) + inputs
+    else:
+        command = text(step.run, (*loc, "run"))
+    if datum is not None:
+        inputs.insert(0, datum.path)
     return StepPlan(
-        id=f"{instance}.{step_name}",
-        job=instance,
+        id=step_id,
+        job=context.instance,
         name=text(step.name, (*loc, "name")) if step.name else step_name,
-        command=text(step.run, (*loc, "run")),
-        env=rendered_env,
+        command=command,
+        env=tuple(sorted(rendered.items())),
         policy=_policy(step.if_, source, (*loc, "if")),
         timeout=step.timeout,
         retries=step.retries,
-        inputs=tuple(
-            graph.normalize(text(p, (*loc, "inputs", i))) for i, p in enumerate(step.inputs)
-        ),
-        outputs=outputs,
+        inputs=tuple(dict.fromkeys(inputs)),
+        outputs=tuple(outputs),
         cache=step.cache,
-        params=tuple(sorted((name, values[name]) for name in used)),
-        matrix=tuple(matrix.items()),
+        params=tuple(sorted((name, values[name]) for name in text.used)),
+        matrix=tuple(context.matrix.items()),
         resources=_resources(
             step.resources or job.resources,
             source,
-            (*loc, "resources") if step.resources else ("jobs", job_id, "resources"),
+            (*loc, "resources") if step.resources else ("jobs", context.job_id, "resources"),
         ),
         executor=job.runs_on,
         options=tuple(sorted((f"htcondor.{k}", _env_text(v)) for k, v in job.htcondor.items())),
@@ -287,7 +314,7 @@ def _megabytes(value: int | str | None, source: SourceMap, loc: Loc) -> int | No
 
 
 def _declared_needs(
-    spec: PipelineSpec, instances: Mapping[str, list[list[str]]], source: SourceMap
+    spec: PipelineSpec, instances: Instances, source: SourceMap
 ) -> dict[str, set[str]]:
     needs: dict[str, set[str]] = {}
     for job_id, job in spec.jobs.items():
@@ -299,18 +326,19 @@ def _declared_needs(
                     ("jobs", job_id, "needs", i),
                     f"job {job_id!r} needs {name!r}, which is not a job (jobs: {known})",
                 )
-            upstream.update(ids[-1] for ids in instances[name])
-        for ids in instances[job_id]:
+            upstream.update(s for stages in instances[name] for s in stages[-1])
+        for stages in instances[job_id]:
             previous = upstream
-            for step_id in ids:
-                needs[step_id] = set(previous)
-                previous = {step_id}
+            for stage in stages:
+                for step_id in stage:
+                    needs[step_id] = set(previous)
+                previous = set(stage)
     return needs
 
 
 def _infer_needs(
     steps: Mapping[str, StepPlan],
-    instances: Mapping[str, list[list[str]]],
+    instances: Instances,
     needs: dict[str, set[str]],
     locs: Mapping[str, Loc],
     source: SourceMap,
@@ -326,7 +354,13 @@ def _infer_needs(
                     f"steps {other} and {step_id} both write {out!r}; give each its own output",
                 )
             writers[out] = step_id
-    position = {sid: n for ids in instances.values() for inst in ids for n, sid in enumerate(inst)}
+    position = {
+        sid: n
+        for stages_of_job in instances.values()
+        for stages in stages_of_job
+        for n, stage in enumerate(stages)
+        for sid in stage
+    }
     index = graph.PathIndex(writers)
     inferred: list[tuple[str, str, str]] = []
     for step_id, step in steps.items():
@@ -352,17 +386,22 @@ def _infer_needs(
 def _select(
     selection: Sequence[str],
     steps: Mapping[str, StepPlan],
-    instances: Mapping[str, list[list[str]]],
+    instances: Instances,
     needs: Mapping[str, set[str]],
+    bases: Mapping[str, str],
 ) -> set[str]:
     chosen: set[str] = set()
     for name in selection:
         if name in steps:
             chosen.add(name)
         elif name in instances:
-            chosen.update(s for ids in instances[name] for s in ids)
+            chosen.update(s for stages in instances[name] for stage in stages for s in stage)
         else:
-            matches = [s for s, p in steps.items() if p.job == name or s.endswith("." + name)]
+            matches = [
+                s
+                for s, p in steps.items()
+                if p.job == name or (base := bases.get(s, s)) == name or base.endswith("." + name)
+            ]
             if not matches:
                 raise ParamError(
                     f"--only {name!r} names no step or job (steps look like job.step; "

@@ -22,6 +22,7 @@ from conveyor.executors.base import Executor
 from conveyor.executors.registry import load_executor
 from conveyor.metadata.records import RunRecord
 from conveyor.plan.model import ExecutionPlan
+from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.plancache import compile_cached
 from conveyor.sdk.project import Project
 from conveyor.vcs.git import add_worktree, git_state, remove_worktree
@@ -55,7 +56,7 @@ def compile_project(
     from conveyor.plan.compile import compile_plan, parse_params
 
     spec = project.load_spec()
-    return compile_plan(spec, parse_params(spec, params), only)
+    return compile_plan(spec, parse_params(spec, params), only, ProjectFiles(project.root))
 
 
 def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = None) -> RunRecord:

@@ -83,8 +83,10 @@ def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
             message += f" (did you mean {close[0]!r}?)"
     elif kind == "missing":
         message = f"missing required key {where!r}"
+    elif kind == "string_pattern_mismatch" and loc[-1:] == ("python",):
+        message = f"{where}: {error.get('input')!r} is not package.module:function"
     else:
-        message = f"{where}: {error['msg']}"
+        message = f"{where}: {error['msg'].removeprefix('Value error, ')}"
         given = error.get("input")
         if kind not in ("value_error",) and isinstance(given, str | int | float | bool):
             message += f" (got {given!r})"

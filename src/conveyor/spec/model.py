@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from conveyor.spec.yamlsource import SourceMap
 
@@ -17,6 +17,9 @@ Scalar = str | int | float | bool
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+PYTHON_TARGET = rf"^{_DOTTED}:{_DOTTED}$"
+"""``package.module:function`` (the function may be ``Class.method``)."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -62,11 +65,29 @@ class ResourcesSpec(_Strict):
 
 
 class StepSpec(_Strict):
-    """One step of a job: a shell command with declared inputs and outputs."""
+    """One step of a job: a shell command (or a Python function) with declared inputs
+    and outputs, run once, or once per datum when it declares ``datums``."""
 
     id: Name | None = None
     name: str | None = None
-    run: str = Field(min_length=1, description="Shell commands, run with `sh -e -c`.")
+    run: str | None = Field(
+        default=None, min_length=1, description="Shell commands, run with `sh -e -c`."
+    )
+    python: str | None = Field(
+        default=None,
+        pattern=PYTHON_TARGET,
+        description="A function to call instead of `run`: `package.module:function`.",
+    )
+    datums: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Fan-out: files, directories or globs; one step instance per match.",
+    )
+    result: str | None = Field(
+        default=None,
+        min_length=1,
+        description="python steps: where the return value is written as JSON.",
+    )
     env: dict[str, Scalar] = Field(default_factory=dict)
     if_: str = Field(
         default="success()",
@@ -92,6 +113,23 @@ class StepSpec(_Strict):
     @classmethod
     def _duration(cls, value: object) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @field_validator("datums", mode="before")
+    @classmethod
+    def _one_or_many_datums(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_command(self) -> StepSpec:
+        if (self.run is None) == (self.python is None):
+            raise ValueError(
+                "a step has either `run:` (shell commands) or `python:` (module:function)"
+                if self.run is None
+                else "a step has `run:` or `python:`, not both"
+            )
+        if self.result is not None and self.python is None:
+            raise ValueError("`result:` is for `python:` steps (where the return value goes)")
+        return self
 
 
 class JobSpec(_Strict):

@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -142,7 +143,10 @@ def _run_claimed(sock: socket.socket, order: Header, scratch: str) -> tuple[int,
 
 
 def _execute(sock: socket.socket, order: Header, work: str, scratch: str) -> tuple[int, str | None]:
-    env = {**os.environ, **order["env"], "CONVEYOR_PROJECT_DIR": work, "PWD": work}
+    # python: steps run with the interpreter Spark runs Python with on this worker,
+    # unless the worker's environment or the pipeline names another
+    python = {"CONVEYOR_PYTHON": sys.executable} if sys.executable else {}
+    env = {**python, **os.environ, **order["env"], "CONVEYOR_PROJECT_DIR": work, "PWD": work}
     watch_read, watch_write = os.pipe()
     out_read, out_write = os.pipe()
     try:
