@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import Context, emit_json
+from conveyor.cli.context import Context, emit_json, file_option
 from conveyor.cli.templates import CONFIG_TEMPLATE, EXAMPLE_PIPELINE
 
 pass_context = click.make_pass_decorator(Context)
@@ -39,6 +39,7 @@ def init(ctx: Context, force: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@file_option
 @pass_context
 def validate(ctx: Context, as_json: bool) -> None:
     """Check the pipeline file; exit code 2 with file:line:col when it is wrong."""
@@ -49,7 +50,15 @@ def validate(ctx: Context, as_json: bool) -> None:
     plan = compile_plan(spec)
     shown = project.display_path(project.pipeline_file)
     if as_json:
-        emit_json({"file": shown, "valid": True, "jobs": len(spec.jobs), "steps": len(plan.steps)})
+        emit_json(
+            {
+                "file": shown,
+                "format": spec.format,
+                "valid": True,
+                "jobs": len(spec.jobs),
+                "steps": len(plan.steps),
+            }
+        )
     else:
         click.echo(f"{shown} is valid: {len(spec.jobs)} jobs, {len(plan.steps)} steps")
 
@@ -62,6 +71,7 @@ def validate(ctx: Context, as_json: bool) -> None:
 @click.option(
     "--only", multiple=True, metavar="STEP", help="Plan only these steps and what they need."
 )
+@file_option
 @pass_context
 def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, ...]) -> None:
     """Print the compiled plan: steps in run order with their dependencies."""
@@ -105,4 +115,29 @@ def schema(output: Path | None) -> None:
         click.echo(text)
 
 
-COMMANDS = [init, validate, plan, schema]
+@click.command()
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@file_option
+@pass_context
+def convert(ctx: Context, output: Path | None) -> None:
+    """Print the pipeline file (Dotscience, Drone, DataTorch) as the equivalent conveyor.yml.
+
+    \b
+    Example:
+      conveyor convert -f .drone.yml -o conveyor.yml
+    """
+    from conveyor.spec.convert import to_native_yaml
+
+    project = ctx.project()
+    spec = project.load_spec()
+    text = to_native_yaml(spec, project.pipeline_file.name)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS = [init, validate, plan, schema, convert]

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json
+from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json, file_option
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -62,6 +62,7 @@ def _cancel_on_signals(runner: Any) -> None:
     is_flag=True,
     help="Print the finished run as JSON (progress goes to stderr).",
 )
+@file_option
 @pass_context
 def run(
     ctx: Context,

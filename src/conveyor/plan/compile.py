@@ -10,7 +10,7 @@ from typing import Any
 
 from conveyor.domain.types import Resources
 from conveyor.errors import ParamError
-from conveyor.plan import graph
+from conveyor.plan import depends, graph
 from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
 from conveyor.plan.template import TemplateError, render
 from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
@@ -89,8 +89,8 @@ def compile_plan(
                 ids.append(plan.id)
             instances[job_id].append(ids)
 
-    needs = _declared_needs(spec, instances, source)
-    inferred = _infer_needs(steps, instances, needs, locs, source)
+    needs = depends.declared_needs(spec, instances, source)
+    inferred = depends.infer_needs(steps, instances, needs, locs, source)
     order = list(steps)
     try:
         ordered = graph.topological_order(order, needs)
@@ -99,8 +99,8 @@ def compile_plan(
         raise source.error(
             ("jobs", first_job), f"the pipeline has a cycle: {' -> '.join(exc.cycle)}"
         ) from None
-    keep = _select(selection, steps, instances, needs) if selection else set(order)
-    final = tuple(_with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
+    keep = depends.select(selection, steps, instances, needs) if selection else set(order)
+    final = tuple(depends.with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
     return ExecutionPlan(
         pipeline=spec.name,
         params=tuple(sorted(values.items())),
@@ -202,7 +202,7 @@ def _compile_step(
         id=f"{instance}.{step_name}",
         job=instance,
         name=text(step.name, (*loc, "name")) if step.name else step_name,
-        command=text(step.run, (*loc, "run")),
+        command=text(step.run, (*loc, "run")) if step.run else "",
         env=rendered_env,
         policy=_policy(step.if_, source, (*loc, "if")),
         timeout=step.timeout,
@@ -221,6 +221,11 @@ def _compile_step(
         ),
         executor=job.runs_on,
         options=tuple(sorted((f"htcondor.{k}", _env_text(v)) for k, v in job.htcondor.items())),
+        image=text(step.image, (*loc, "image")) if step.image else None,
+        pull=step.pull,
+        secrets=tuple(sorted(step.secrets.items())),
+        status_env=tuple(step.status_env),
+        allow_failure=step.continue_on_error,
     )
 
 
@@ -284,95 +289,3 @@ def _megabytes(value: int | str | None, source: SourceMap, loc: Loc) -> int | No
         raise source.error(loc, f"{value!r} is not a size (use MB, or e.g. '512M', '4G')")
     unit = (match.group(2) or "m")[0].lower()
     return max(1, round(float(match.group(1)) * _SIZE_MB[unit]))
-
-
-def _declared_needs(
-    spec: PipelineSpec, instances: Mapping[str, list[list[str]]], source: SourceMap
-) -> dict[str, set[str]]:
-    needs: dict[str, set[str]] = {}
-    for job_id, job in spec.jobs.items():
-        upstream: set[str] = set()
-        for i, name in enumerate(job.needs):
-            if name not in spec.jobs:
-                known = ", ".join(sorted(spec.jobs))
-                raise source.error(
-                    ("jobs", job_id, "needs", i),
-                    f"job {job_id!r} needs {name!r}, which is not a job (jobs: {known})",
-                )
-            upstream.update(ids[-1] for ids in instances[name])
-        for ids in instances[job_id]:
-            previous = upstream
-            for step_id in ids:
-                needs[step_id] = set(previous)
-                previous = {step_id}
-    return needs
-
-
-def _infer_needs(
-    steps: Mapping[str, StepPlan],
-    instances: Mapping[str, list[list[str]]],
-    needs: dict[str, set[str]],
-    locs: Mapping[str, Loc],
-    source: SourceMap,
-) -> list[tuple[str, str, str]]:
-    """Order a step after any step of another job that writes what it reads."""
-    writers: dict[str, str] = {}
-    for step_id, step in steps.items():
-        for i, out in enumerate(step.outputs):
-            other = writers.get(out)
-            if other is not None:
-                raise source.error(
-                    (*locs[step_id], "outputs", i),
-                    f"steps {other} and {step_id} both write {out!r}; give each its own output",
-                )
-            writers[out] = step_id
-    position = {sid: n for ids in instances.values() for inst in ids for n, sid in enumerate(inst)}
-    index = graph.PathIndex(writers)
-    inferred: list[tuple[str, str, str]] = []
-    for step_id, step in steps.items():
-        for pattern in step.inputs:
-            for out, writer in index.overlapping(pattern):
-                if writer == step_id:
-                    continue
-                producer = steps[writer]
-                if producer.job == step.job:
-                    if position[writer] > position[step_id]:
-                        raise source.error(
-                            locs[step_id],
-                            f"step {step_id} reads {out!r}, which the later step {writer} "
-                            "of the same job writes; move it after that step",
-                        )
-                    continue
-                if writer not in needs[step_id]:
-                    needs[step_id].add(writer)
-                    inferred.append((step_id, writer, out))
-    return inferred
-
-
-def _select(
-    selection: Sequence[str],
-    steps: Mapping[str, StepPlan],
-    instances: Mapping[str, list[list[str]]],
-    needs: Mapping[str, set[str]],
-) -> set[str]:
-    chosen: set[str] = set()
-    for name in selection:
-        if name in steps:
-            chosen.add(name)
-        elif name in instances:
-            chosen.update(s for ids in instances[name] for s in ids)
-        else:
-            matches = [s for s, p in steps.items() if p.job == name or s.endswith("." + name)]
-            if not matches:
-                raise ParamError(
-                    f"--only {name!r} names no step or job (steps look like job.step; "
-                    "`conveyor plan` lists them)"
-                )
-            chosen.update(matches)
-    return graph.upstream_closure(chosen, needs)
-
-
-def _with_needs(step: StepPlan, needs: set[str]) -> StepPlan:
-    from dataclasses import replace
-
-    return replace(step, needs=tuple(sorted(needs)))

@@ -32,6 +32,15 @@ class StepPlan:
     executor: str | None = None
     options: tuple[tuple[str, str], ...] = ()
     """Executor-specific extras from the job (e.g. its ``htcondor:`` table)."""
+    image: str | None = None
+    """A container image the step asks for (part of its fingerprint)."""
+    pull: str | None = None
+    secrets: tuple[tuple[str, str], ...] = ()
+    """(environment variable, secret name): values are read at launch, never stored."""
+    status_env: tuple[str, ...] = ()
+    """Variables set at launch to the run status so far: ``success`` or ``failure``."""
+    allow_failure: bool = False
+    """A failure of this step neither fails the run nor taints its dependents."""
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> StepPlan:
@@ -54,6 +63,11 @@ class StepPlan:
             resources=Resources(res["cpus"], res["memory_mb"], res["gpus"], res["disk_mb"]),
             executor=data["executor"],
             options=tuple(data.get("options", {}).items()),
+            image=data.get("image"),
+            pull=data.get("pull"),
+            secrets=tuple(data.get("secrets", {}).items()),
+            status_env=tuple(data.get("status_env", ())),
+            allow_failure=bool(data.get("allow_failure", False)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -80,7 +94,23 @@ class StepPlan:
             },
             "executor": self.executor,
             "options": dict(self.options),
+            **self._optional_json(),
         }
+
+    def _optional_json(self) -> dict[str, Any]:
+        """Fields of foreign formats, printed only when set (native plans stay as they were)."""
+        out: dict[str, Any] = {}
+        if self.image is not None:
+            out["image"] = self.image
+        if self.pull is not None:
+            out["pull"] = self.pull
+        if self.secrets:
+            out["secrets"] = dict(self.secrets)
+        if self.status_env:
+            out["status_env"] = list(self.status_env)
+        if self.allow_failure:
+            out["allow_failure"] = True
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Compiled plans cached by the pipeline file's bytes and the command-line arguments.
+"""Compiled plans cached by the pipeline file's name and bytes, the command-line
+arguments, and the digests of any other file the loader read (DataTorch action manifests).
 
 An unchanged pipeline file is neither parsed nor validated again: the compiled plan is
 read back from JSON. This keeps YAML and pydantic off the start-up path of the common
@@ -26,31 +27,49 @@ _KEEP = 20  # entries; older ones are pruned when a new one is written
 
 def compile_cached(project: Project, params: Sequence[str], only: Sequence[str]) -> ExecutionPlan:
     path = project.pipeline_file
-    key = _key(path.read_bytes(), params, only)
+    key = _key(path.name, path.read_bytes(), params, only)
     directory = project.state_dir / "cache" / "plans"
     entry = directory / f"{key}.json"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        return ExecutionPlan.from_json(json.loads(entry.read_text(encoding="utf-8")))
+        data = json.loads(entry.read_text(encoding="utf-8"))
+        if _unchanged(data["read_files"]):
+            return ExecutionPlan.from_json(data["plan"])
     from conveyor.plan.compile import compile_plan, parse_params
 
     spec = project.load_spec()
     plan = compile_plan(spec, parse_params(spec, params), only)
-    _write(directory, entry, plan)
+    _write(directory, entry, plan, {p: _digest(Path(p)) for p in spec.read_files})
     return plan
 
 
-def _key(content: bytes, params: Sequence[str], only: Sequence[str]) -> str:
+def _key(name: str, content: bytes, params: Sequence[str], only: Sequence[str]) -> str:
+    # the name chooses the format (.drone.yml and conveyor.yml load the same bytes apart)
     hasher = blake3.blake3(content)
-    extra = json.dumps([__version__, sys.version, list(params), list(only)])
+    extra = json.dumps([__version__, sys.version, name, list(params), list(only)])
     hasher.update(extra.encode())
     return str(hasher.hexdigest()[:32])
 
 
-def _write(directory: Path, entry: Path, plan: ExecutionPlan) -> None:
+def _digest(path: Path) -> str | None:
+    try:
+        return str(blake3.blake3(path.read_bytes()).hexdigest())
+    except OSError:
+        return None
+
+
+def _unchanged(read_files: dict[str, str | None]) -> bool:
+    """Files the loader read besides the pipeline file (action manifests) still match."""
+    return all(_digest(Path(p)) == digest for p, digest in read_files.items())
+
+
+def _write(
+    directory: Path, entry: Path, plan: ExecutionPlan, read_files: dict[str, str | None]
+) -> None:
     with contextlib.suppress(OSError):
         directory.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(plan.to_json()), encoding="utf-8")
+        data = {"plan": plan.to_json(), "read_files": read_files}
+        tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(entry)
         entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-_KEEP]:

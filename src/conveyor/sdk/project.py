@@ -88,10 +88,10 @@ class Project:
         return str(path)
 
     def load_spec(self) -> PipelineSpec:
-        from conveyor.spec.load import load_pipeline
+        from conveyor.spec.formats import load_file
 
         path = self.pipeline_file
-        return load_pipeline(path, self.display_path(path))
+        return load_file(path, self.display_path(path))
 
     @cached_property
     def records(self) -> MetadataRepository:

@@ -9,7 +9,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +62,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
     """Compile, record and execute a run; returns its final record."""
     hooks = hooks or RunHooks()
     plan = compile_cached(project, request.params, request.only)
+    secret_values = resolve_secrets(plan, os.environ)
     git = git_state(project.root)
     executor_name = request.executor or project.settings.executor
     executors = _load_executors(project, plan, executor_name)
@@ -105,6 +106,9 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                     parallelism=parallelism,
                     force=request.force,
                     environment_digest=project.environment_digest(),
+                    containers_on_missing=project.settings.containers.on_missing,
+                    plugins=project.settings.containers.plugins,
+                    secrets=secret_values,
                 ),
             )
             if hooks.on_runner is not None:
@@ -115,6 +119,21 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
             executor.close()
         project.digests.close()
     return run
+
+
+def resolve_secrets(plan: ExecutionPlan, environ: Mapping[str, str]) -> dict[str, str]:
+    """Secret values for a local run: each from the environment variable of its name."""
+    values: dict[str, str] = {}
+    for step in plan.steps:
+        for variable, secret in step.secrets:
+            if secret not in environ:
+                raise UsageError(
+                    f"step {step.id} sets {variable} from the secret {secret!r}, which is not "
+                    f"set; for a local run, secrets come from the environment variable of "
+                    f"the same name (export {secret}=...)"
+                )
+            values[secret] = environ[secret]
+    return values
 
 
 def _load_executors(project: Project, plan: ExecutionPlan, default: str) -> dict[str, Executor]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from conveyor.spec.yamlsource import SourceMap
 
@@ -42,6 +43,7 @@ class _Strict(BaseModel):
 
 
 ParamType = Literal["int", "float", "str", "bool"]
+PullPolicy = Literal["always", "never", "if-not-exists"]
 
 
 class ParamSpec(_Strict):
@@ -66,8 +68,39 @@ class StepSpec(_Strict):
 
     id: Name | None = None
     name: str | None = None
-    run: str = Field(min_length=1, description="Shell commands, run with `sh -e -c`.")
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A container image for the step (recorded; run per [containers] settings).",
+    )
+    run: str | None = Field(
+        default=None,
+        min_length=1,
+        validate_default=True,
+        description="Shell commands, run with `sh -e -c` (optional only for an image step).",
+    )
+    pull: PullPolicy | None = Field(
+        default=None, description="Image pull policy: always, never or if-not-exists."
+    )
     env: dict[str, Scalar] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variable -> secret name (read from the caller's environment).",
+    )
+    status_env: list[str] = Field(
+        default_factory=list,
+        alias="status-env",
+        description="Variables set to the run status so far (success or failure) at launch.",
+    )
+    needs: list[Name] | None = Field(
+        default=None,
+        description="Steps of the same job this step waits for (default: the step before).",
+    )
+    continue_on_error: bool = Field(
+        default=False,
+        alias="continue-on-error",
+        description="true: a failure of this step neither fails the run nor its dependents.",
+    )
     if_: str = Field(
         default="success()",
         alias="if",
@@ -92,6 +125,14 @@ class StepSpec(_Strict):
     @classmethod
     def _duration(cls, value: object) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @field_validator("run")
+    @classmethod
+    def _run_or_image(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # `image` is declared before `run`, so it is already in info.data
+        if value is None and not info.data.get("image"):
+            raise PydanticCustomError("missing", "Field required")
+        return value
 
 
 class JobSpec(_Strict):
@@ -130,6 +171,7 @@ class PipelineSpec(_Strict):
 
     _source: SourceMap | None = PrivateAttr(default=None)
     _format: str = PrivateAttr(default="conveyor")
+    _read_files: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("params", mode="before")
     @classmethod
@@ -146,6 +188,15 @@ class PipelineSpec(_Strict):
     @property
     def format(self) -> str:
         return self._format
+
+    @property
+    def read_files(self) -> tuple[str, ...]:
+        """Files besides the pipeline file that loading it read (e.g. action manifests)."""
+        return self._read_files
+
+    def with_read_files(self, paths: tuple[str, ...]) -> PipelineSpec:
+        self._read_files = paths
+        return self
 
     def with_source(self, source: SourceMap, fmt: str) -> PipelineSpec:
         self._source = source
