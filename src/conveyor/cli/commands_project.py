@@ -48,6 +48,8 @@ def validate(ctx: Context, as_json: bool) -> None:
     project = ctx.project()
     spec = project.load_spec()
     plan = compile_plan(spec)
+    for warning in spec.warnings:
+        click.echo(f"warning: {warning}", err=True)
     shown = project.display_path(project.pipeline_file)
     if as_json:
         emit_json(
@@ -132,6 +134,8 @@ def convert(ctx: Context, output: Path | None) -> None:
 
     project = ctx.project()
     spec = project.load_spec()
+    for warning in spec.warnings:
+        click.echo(f"warning: {warning}", err=True)
     text = to_native_yaml(spec, project.pipeline_file.name)
     if output:
         output.write_text(text, encoding="utf-8")

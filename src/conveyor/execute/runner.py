@@ -17,6 +17,7 @@ from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError, StoreError
+from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
 from conveyor.execute.containers import host_command
 from conveyor.execute.events import (
     Cancel,
@@ -109,6 +110,7 @@ class Runner:
         self._status = RunStatus.RUNNING
         self._cancel = threading.Event()
         self._flushed_at = 0.0
+        self._actions = ActionState(records)
 
     # -- public ---------------------------------------------------------------
     def request_cancel(self) -> None:
@@ -215,6 +217,9 @@ class Runner:
         command, refusal = host_command(
             step, self.options.containers_on_missing, self.options.plugins
         )
+        action = self._actions.prepare(step) if step.action is not None else None
+        if isinstance(action, str):
+            refusal, action = action, None
         if refusal is not None:
             self._fail(record, refusal, retryable=False)
             return
@@ -239,6 +244,7 @@ class Runner:
             upstream=upstream,
             environment=self.options.environment_digest,
             image=step.image,
+            action=action,
         )
         record.parts = parts
         record.fingerprint = fingerprint(parts)
@@ -262,6 +268,7 @@ class Runner:
             self.workspace.restore(entry.outputs)
         except StoreError:
             return "outputs-gone"  # a blob was collected or lost: run the step again
+        self._actions.restore(step, entry.run_id)
         record.status = StepStatus.SUCCEEDED
         record.cached = True
         record.cached_from = entry.run_id
@@ -321,6 +328,8 @@ class Runner:
         }
         if step.image is not None:  # provenance: the image was asked for, the host ran it
             started.update({"image": step.image, "container": "host", "command": command})
+        if step.action is not None:
+            started.update({"action": step.action, "action_commit": step.action_commit})
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
@@ -343,6 +352,7 @@ class Runner:
             env[name] = status
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
+        env.update(self._actions.environment(step))
         return env
 
     # -- completing -----------------------------------------------------------------
@@ -378,6 +388,9 @@ class Runner:
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs
         self._outputs[step.id] = outputs
+        values = self._actions.finished(step, record.log_path)
+        if values is not None:
+            self._event(step.id, OUTPUTS_EVENT, {"outputs": values})
         if step.cache and record.fingerprint:
             entry = CacheEntry(record.fingerprint, step.id, self.run.id, tuple(outputs))
             self._batch.cache_entries.append(entry)

@@ -10,7 +10,7 @@ from typing import Any
 
 from conveyor.domain.types import Resources
 from conveyor.errors import ParamError
-from conveyor.plan import depends, graph
+from conveyor.plan import actions, depends, graph
 from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
 from conveyor.plan.template import TemplateError, render
 from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
@@ -226,7 +226,22 @@ def _compile_step(
         secrets=tuple(sorted(step.secrets.items())),
         status_env=tuple(step.status_env),
         allow_failure=step.continue_on_error,
+        **_action_fields(job, index, source, loc),
     )
+
+
+def _action_fields(job: JobSpec, index: int, source: SourceMap, loc: Loc) -> dict[str, Any]:
+    action = job.steps[index].action
+    if action is None:
+        return {}
+    ids = [step.id or _default_step_id(step, i) for i, step in enumerate(job.steps)]
+    actions.check_references(job, index, ids, source, loc)
+    return {
+        "action": action.ref,
+        "action_commit": action.commit,
+        "action_inputs": tuple(action.inputs.items()),
+        "action_outputs": tuple(action.outputs),
+    }
 
 
 def _default_step_id(step: StepSpec, index: int) -> str:

@@ -41,6 +41,12 @@ class StepPlan:
     """Variables set at launch to the run status so far: ``success`` or ``failure``."""
     allow_failure: bool = False
     """A failure of this step neither fails the run nor taints its dependents."""
+    action: str | None = None
+    """The action the step runs (as named: ``owner/name@tag``, ``./path``)."""
+    action_commit: str | None = None
+    action_inputs: tuple[tuple[str, Any], ...] = ()
+    """Input values; strings may hold ``${{ steps.ID.outputs.KEY }}``, resolved at launch."""
+    action_outputs: tuple[str, ...] = ()
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> StepPlan:
@@ -68,6 +74,7 @@ class StepPlan:
             secrets=tuple(data.get("secrets", {}).items()),
             status_env=tuple(data.get("status_env", ())),
             allow_failure=bool(data.get("allow_failure", False)),
+            **_action_from_json(data.get("action")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -110,7 +117,25 @@ class StepPlan:
             out["status_env"] = list(self.status_env)
         if self.allow_failure:
             out["allow_failure"] = True
+        if self.action is not None:
+            out["action"] = {
+                "ref": self.action,
+                "commit": self.action_commit,
+                "inputs": dict(self.action_inputs),
+                "outputs": list(self.action_outputs),
+            }
         return out
+
+
+def _action_from_json(data: dict[str, Any] | None) -> dict[str, Any]:
+    if not data:
+        return {}
+    return {
+        "action": data["ref"],
+        "action_commit": data["commit"],
+        "action_inputs": tuple(data["inputs"].items()),
+        "action_outputs": tuple(data["outputs"]),
+    }
 
 
 @dataclass(frozen=True)

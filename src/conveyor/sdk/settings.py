@@ -52,6 +52,8 @@ class Settings:
     """The content store directory; default: ``.conveyor/store``."""
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     containers: ContainerSettings = field(default_factory=ContainerSettings)
+    action_paths: tuple[str, ...] = ()
+    """``[actions] paths``: directories (project-relative) holding ``owner/name`` actions."""
 
     @staticmethod
     def load(conveyor_dir: Path) -> Settings:
@@ -82,4 +84,14 @@ class Settings:
             store=project.get("store"),
             executors={str(k): dict(v) for k, v in executors.items() if isinstance(v, dict)},
             containers=ContainerSettings.parse(path, data.get("containers", {})),
+            action_paths=_action_paths(path, data.get("actions", {})),
         )
+
+
+def _action_paths(path: Path, data: object) -> tuple[str, ...]:
+    if not isinstance(data, dict) or set(data) - {"paths"}:
+        raise ProjectError(f"{path}: [actions] holds one setting, paths (a list of directories)")
+    paths = data.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ProjectError(f"{path}: actions.paths is a list of directories")
+    return tuple(paths)

@@ -63,6 +63,22 @@ class ResourcesSpec(_Strict):
     disk: int | str | None = None
 
 
+class ActionUseSpec(_Strict):
+    """A resolved action a step runs (written by the DataTorch loader and ``convert``).
+
+    ``inputs`` reach the step as ``INPUT_<NAME>`` variables and as JSON in
+    ``CONVEYOR_ACTION_INPUTS``; a string ``${{ steps.ID.outputs.KEY }}`` is an output of an
+    earlier step of the job, resolved just before the step starts (a whole-string
+    reference keeps its type). ``outputs`` are the names the action may set by printing
+    ``::name::<json>`` lines.
+    """
+
+    ref: str = Field(min_length=1, description="What the action was named: owner/name@tag, ./path.")
+    commit: str | None = Field(default=None, description="The git commit the action is pinned to.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+
+
 class StepSpec(_Strict):
     """One step of a job: a shell command with declared inputs and outputs."""
 
@@ -120,6 +136,7 @@ class StepSpec(_Strict):
     )
     cache: bool = Field(default=True, description="false: always run, never serve from cache.")
     resources: ResourcesSpec | None = None
+    action: ActionUseSpec | None = None
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -172,6 +189,7 @@ class PipelineSpec(_Strict):
     _source: SourceMap | None = PrivateAttr(default=None)
     _format: str = PrivateAttr(default="conveyor")
     _read_files: tuple[str, ...] = PrivateAttr(default=())
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("params", mode="before")
     @classmethod
@@ -194,8 +212,17 @@ class PipelineSpec(_Strict):
         """Files besides the pipeline file that loading it read (e.g. action manifests)."""
         return self._read_files
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the loader accepted but ignored (e.g. DataTorch triggers), to show the user."""
+        return self._warnings
+
     def with_read_files(self, paths: tuple[str, ...]) -> PipelineSpec:
         self._read_files = paths
+        return self
+
+    def with_warnings(self, warnings: tuple[str, ...]) -> PipelineSpec:
+        self._warnings = warnings
         return self
 
     def with_source(self, source: SourceMap, fmt: str) -> PipelineSpec:

@@ -80,7 +80,7 @@ def expect_text(value: Any, source: SourceMap, loc: Loc) -> str:
 
 def slug(name: str, fallback: str) -> str:
     """A name usable as a job or step id (letters, digits, ``-`` and ``_``)."""
-    text = _SLUG.sub("-", name.strip()).strip("-")[:60]
+    text = _SLUG.sub("-", name.strip().lower()).strip("-")[:60]
     return text if text and text[0] not in "-" else fallback
 
 
