@@ -140,3 +140,13 @@ def test_an_action_from_git_is_cloned_once_and_pinned(repo: Repo, tmp_path: Path
     assert '::echoed::"hi!!"' in log.out
     plan = repo.run("plan", "--json", "-f", "dt.yml").json()
     assert plan["steps"][0]["action"]["commit"] == commit
+
+
+def test_a_run_of_a_file_named_with_f_can_be_rerun(repo: Repo) -> None:
+    _copy_case(repo)
+    repo.write("count.yml", COUNT.replace("A_VALUE", "1"))
+    repo.commit()
+    assert repo.run("run", "-f", "count.yml").code == 0
+    result = repo.run("rerun", "latest", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["reproduced"] is True

@@ -90,7 +90,14 @@ def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, 
             extra.append("after " + ", ".join(step.needs))
         if step.policy != "success":
             extra.append(f"if {step.policy}()")
+        if step.allow_failure:
+            extra.append("may fail")
         click.echo(f"  {step.id}" + (f"  ({'; '.join(extra)})" if extra else ""))
+        if step.image:
+            click.echo(f"      image {step.image}")
+        if step.action:
+            pinned = f" at {step.action_commit[:12]}" if step.action_commit else ""
+            click.echo(f"      action {step.action}{pinned}")
         for path in step.inputs:
             click.echo(f"      < {path}")
         for path in step.outputs:

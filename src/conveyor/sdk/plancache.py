@@ -27,7 +27,10 @@ _KEEP = 20  # entries; older ones are pruned when a new one is written
 
 def compile_cached(project: Project, params: Sequence[str], only: Sequence[str]) -> ExecutionPlan:
     path = project.pipeline_file
-    key = _key(path.name, path.read_bytes(), params, only)
+    # the settings say where actions are found: a change there may change the plan
+    config = project.state_dir / "config.toml"
+    settings = config.read_bytes() if config.is_file() else b""
+    key = _key(path.name, path.read_bytes() + b"\0" + settings, params, only)
     directory = project.state_dir / "cache" / "plans"
     entry = directory / f"{key}.json"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):

@@ -193,8 +193,13 @@ def rerun(
     worktree = tmp / "tree"
     add_worktree(git.toplevel, original.commit, worktree)
     try:
+        copy_root = worktree / project.root.relative_to(git.toplevel)
+        # the file the run used (it may have been named with -f, or be a foreign format)
+        used = worktree / original.spec_path if original.spec_path else None
         copy = Project(
-            worktree / project.root.relative_to(git.toplevel), state_dir=project.state_dir
+            copy_root,
+            used if used is not None and used.is_file() else None,
+            state_dir=project.state_dir,
         )
         _bring_untracked_inputs(project, copy, original)
         request = RunRequest(
