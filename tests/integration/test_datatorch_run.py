@@ -150,3 +150,22 @@ def test_a_run_of_a_file_named_with_f_can_be_rerun(repo: Repo) -> None:
     result = repo.run("rerun", "latest", "--json")
     assert result.code == 0, result.err
     assert result.json()["reproduced"] is True
+
+
+def test_latest_is_the_default_branch_and_a_bad_tag_is_bad_input(
+    repo: Repo, tmp_path: Path
+) -> None:
+    url = _action_repository(tmp_path)
+    step = '      - action: {{name: someone/echo, tag: {tag}, git: "{url}"}}\n'
+    head = "name: p\njobs:\n  j:\n    steps:\n"
+    repo.write("dt.yml", head + step.format(tag="latest", url=url) + "        inputs: {word: x}\n")
+    repo.commit()
+    assert repo.run("run", "-f", "dt.yml").code == 0
+    assert repo.steps()["j.step-1"]["action_commit"]
+    repo.write("dt.yml", head + step.format(tag="v9", url=url) + "        inputs: {word: x}\n")
+    result = repo.run("validate", "-f", "dt.yml")
+    assert result.code == 2
+    assert result.err.startswith(
+        f"conveyor: error: dt.yml:5:9: cannot use action someone/echo@v9: git cannot fetch "
+        f"v9 of {url} ("
+    )

@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from conveyor.errors import ProjectError
 from conveyor.spec.datatorch import ActionRef, ActionResolver, ResolvedAction, local_resolver
 from conveyor.vcs.git import clone_ref
 
@@ -32,10 +33,15 @@ def project_resolver(base: Path, search: Sequence[Path], cache: Path) -> ActionR
         if ref.local or any((root / ref.name).is_dir() for root in search):
             return local(ref)
         url = git_url(ref)
-        tag = ref.tag or "main"
+        tag = ref.tag or "latest"
         digest = hashlib.blake2b(url.encode(), digest_size=6).hexdigest()
         directory = cache / f"{_UNSAFE.sub('_', ref.name)}-{digest}@{_UNSAFE.sub('_', tag)}"
-        commit = clone_ref(url, tag, directory)
+        # `latest` is the default branch, as in DataTorch's agent
+        try:
+            commit = clone_ref(url, None if tag == "latest" else tag, directory)
+        except ProjectError as exc:
+            reason = str(exc).rpartition(" failed: ")[2]
+            raise ValueError(f"git cannot fetch {tag} of {url} ({reason})") from None
         return ResolvedAction(directory, commit)
 
     return resolve

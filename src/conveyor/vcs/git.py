@@ -69,17 +69,26 @@ def remove_worktree(repo: Path, path: Path) -> None:
     _git(repo, "worktree", "prune", check=False)
 
 
-def clone_ref(url: str, ref: str, destination: Path) -> str:
-    """Clone ``ref`` (a tag or branch) of ``url`` into ``destination`` once; return the
-    commit it is at. An existing clone is reused as it is: one fetch per ref."""
+def clone_ref(url: str, ref: str | None, destination: Path) -> str:
+    """Clone ``ref`` (a tag or branch; None: the default branch) of ``url`` into
+    ``destination`` once; return the commit it is at. An existing clone is reused as it
+    is: one fetch per ref."""
     if not (destination / ".git").exists():
         destination.parent.mkdir(parents=True, exist_ok=True)
         tmp = destination.with_name(f"{destination.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        branch = ("--branch", ref) if ref else ()
         _git(
             destination.parent,
-            "clone", "-q", "--depth", "1", "--single-branch", "--branch", ref, url, str(tmp),
-        )  # fmt: skip
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--single-branch",
+            *branch,
+            url,
+            str(tmp),
+        )
         try:
             tmp.rename(destination)
         except OSError:  # another process won the race: use its clone
