@@ -50,7 +50,7 @@ def compile_case(name: str) -> ExecutionPlan:
 
 def test_the_corpus_covers_every_format() -> None:
     names = {pipeline_file(HERE / "cases" / n).name for n in CASES}
-    assert {".drone.yml", ".dotscience.yml"} <= names
+    assert {".drone.yml", ".dotscience.yml", "pipeline.yml"} <= names
     assert len(BAD) >= 20
 
 
