@@ -199,7 +199,7 @@ class _Loader:
                     f"step {ident!r}: input {key!r} is required by action {manifest.ref}",
                 )
             if key in inputs:
-                self.check_type(key, inputs[key], declared, where)
+                inputs[key] = self.coerce(key, inputs[key], declared, where)
         variables.update(inputs)
         variables.update({o: f"${{{{ steps.{ident}.outputs.{o} }}}}" for o in manifest.outputs})
         for key in ("id", "name", "run", "action"):
@@ -292,23 +292,43 @@ class _Loader:
             return lookup(whole.group(1))
         return _EXPR.sub(lambda m: _text(lookup(m.group(1))), value)
 
-    def check_type(self, key: str, value: Any, declared: dict[str, Any], loc: Loc) -> None:
+    def coerce(self, key: str, value: Any, declared: dict[str, Any], loc: Loc) -> Any:
+        """A literal as the declared type, cast as DataTorch casts it ("3" -> 3)."""
         kind = declared.get("type")
-        expected = _TYPES.get(str(kind)) if kind else None
-        if expected is None or (isinstance(value, str) and "${{" in value):
-            return
-        if isinstance(value, bool) and bool not in expected:
-            ok = False
-        else:
-            ok = isinstance(value, expected)
-        if not ok:
-            raise self.source.error(loc, f"input {key!r} is {kind}, and {value!r} is not")
+        if not kind or value is None or (isinstance(value, str) and "${{" in value):
+            return value
+        try:
+            return _cast(str(kind), value)
+        except (TypeError, ValueError):
+            raise self.source.error(loc, f"input {key!r} is {kind}, and {value!r} is not") from None
 
     def relative(self, path: Path) -> str | None:
         try:
             return path.resolve().relative_to(self.base).as_posix()
         except ValueError:
             return None
+
+
+def _cast(kind: str, value: Any) -> Any:
+    expected = _TYPES[kind]
+    if expected == (str,) and isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bool) != (expected == (bool,)) and not isinstance(value, str):
+        raise TypeError(kind)
+    if isinstance(value, expected):
+        return value
+    if expected == (int,):
+        number = float(value)
+        if not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    if expected == (int, float):
+        return float(value)
+    if expected == (str,) and isinstance(value, int | float):
+        return str(value)
+    if expected == (bool,) and str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise TypeError(kind)
 
 
 def _text(value: Any) -> str:

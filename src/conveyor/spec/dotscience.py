@@ -175,8 +175,9 @@ def _job(
         native: Loc = ("jobs", job_id, "steps", index)
         converted = _step(step, source, (key, offset), result, native, ids)
         if graph and "depends_on" not in step:
-            first_after = key == "after" and offset == 0
-            converted["needs"] = main_ids if first_after else []
+            # graph mode: a step without depends_on starts at once; `after` steps
+            # still wait for every step of `steps:`
+            converted["needs"] = main_ids if key == "after" else []
         job["steps"].append(converted)
     return job
 
