@@ -42,6 +42,9 @@ def test_the_corpus_pipeline_runs(repo: Repo) -> None:
     _copy_case(repo)
     result = repo.run("run", "-f", "pipeline.yml")
     assert result.code == 0, result.err
+    warning = "warning: pipeline.yml:2:1: triggers (schedule) are ignored"
+    assert warning in result.err
+    assert warning in repo.run("run", "-f", "pipeline.yml").err  # from the plan cache too
     # typed outputs flow on: 1+2=3, then 3+2=5, into a string and a typed input
     assert (repo.path / "report.txt").read_text() == 'total is 5|5|["a", "b"]\n'
     # an input with shell text in it reached the step as data, never as code

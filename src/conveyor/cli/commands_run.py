@@ -13,6 +13,10 @@ from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json, file_option
 pass_context = click.make_pass_decorator(Context)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 def _exit_code(status: str) -> int:
     return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(status, 1)
 
@@ -102,7 +106,8 @@ def run(
         executor=executor,
         wait=not no_wait,
     )
-    record = start_run(project, request, RunHooks(reporter, on_wait, _cancel_on_signals))
+    hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
+    record = start_run(project, request, hooks)
     if as_json:
         emit_json(run_json(project, record))
     sys.exit(_exit_code(str(record.status)))

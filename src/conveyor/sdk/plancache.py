@@ -25,7 +25,10 @@ from conveyor.sdk.project import Project
 _KEEP = 20  # entries; older ones are pruned when a new one is written
 
 
-def compile_cached(project: Project, params: Sequence[str], only: Sequence[str]) -> ExecutionPlan:
+def compile_cached(
+    project: Project, params: Sequence[str], only: Sequence[str]
+) -> tuple[ExecutionPlan, list[str]]:
+    """The plan, and the loader's warnings (kept with the cached plan)."""
     path = project.pipeline_file
     # the settings say where actions are found: a change there may change the plan
     config = project.state_dir / "config.toml"
@@ -36,13 +39,14 @@ def compile_cached(project: Project, params: Sequence[str], only: Sequence[str])
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         data = json.loads(entry.read_text(encoding="utf-8"))
         if _unchanged(data["read_files"]):
-            return ExecutionPlan.from_json(data["plan"])
+            return ExecutionPlan.from_json(data["plan"]), list(data["warnings"])
     from conveyor.plan.compile import compile_plan, parse_params
 
     spec = project.load_spec()
     plan = compile_plan(spec, parse_params(spec, params), only)
-    _write(directory, entry, plan, {p: _digest(Path(p)) for p in spec.read_files})
-    return plan
+    read_files = {p: _digest(Path(p)) for p in spec.read_files}
+    _write(directory, entry, plan, read_files, list(spec.warnings))
+    return plan, list(spec.warnings)
 
 
 def _key(name: str, content: bytes, params: Sequence[str], only: Sequence[str]) -> str:
@@ -66,12 +70,16 @@ def _unchanged(read_files: dict[str, str | None]) -> bool:
 
 
 def _write(
-    directory: Path, entry: Path, plan: ExecutionPlan, read_files: dict[str, str | None]
+    directory: Path,
+    entry: Path,
+    plan: ExecutionPlan,
+    read_files: dict[str, str | None],
+    warnings: list[str],
 ) -> None:
     with contextlib.suppress(OSError):
         directory.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        data = {"plan": plan.to_json(), "read_files": read_files}
+        data = {"plan": plan.to_json(), "read_files": read_files, "warnings": warnings}
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(entry)
         entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)

@@ -46,6 +46,8 @@ class RunHooks:
     """Called with the lock holder when another run is in progress."""
     on_runner: Callable[[Runner], None] | None = None
     """Receives the runner before it starts (e.g. to wire Ctrl-C to request_cancel)."""
+    on_warning: Callable[[str], None] | None = None
+    """Called with what the loader accepted but ignored (e.g. DataTorch triggers)."""
 
 
 def compile_project(
@@ -61,7 +63,10 @@ def compile_project(
 def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = None) -> RunRecord:
     """Compile, record and execute a run; returns its final record."""
     hooks = hooks or RunHooks()
-    plan = compile_cached(project, request.params, request.only)
+    plan, warnings = compile_cached(project, request.params, request.only)
+    for warning in warnings:
+        if hooks.on_warning is not None:
+            hooks.on_warning(warning)
     secret_values = resolve_secrets(plan, os.environ)
     git = git_state(project.root)
     executor_name = request.executor or project.settings.executor
