@@ -172,3 +172,35 @@ def test_latest_is_the_default_branch_and_a_bad_tag_is_bad_input(
         f"conveyor: error: dt.yml:5:9: cannot use action someone/echo@v9: git cannot fetch "
         f"v9 of {url} ("
     )
+
+
+def test_an_action_outside_the_project_is_keyed_on_its_code(repo: Repo, tmp_path: Path) -> None:
+    shared = tmp_path / "shared" / "double"
+    shared.mkdir(parents=True)
+    (shared / "action-datatorch.yaml").write_text(
+        "name: Double\ninputs:\n  n: {type: integer, required: true}\n"
+        "outputs:\n  twice: {type: integer}\nruns:\n  using: python\n  main: double.py\n"
+    )
+    code = "import json, sys\nprint('::twice::' + json.dumps(json.loads(sys.argv[1])['n'] * 2))\n"
+    (shared / "double.py").write_text(code)
+    repo.write(
+        "dt.yml",
+        """\
+        name: outside
+        jobs:
+          j:
+            steps:
+              - id: double
+                action: ../shared/double
+                cache: true
+                inputs: {n: 21}
+        """,
+    )
+    repo.commit()
+    assert repo.run("run", "-f", "dt.yml").code == 0
+    assert repo.run("run", "-f", "dt.yml").code == 0
+    assert repo.steps()["j.double"]["cached"]
+    (shared / "double.py").write_text(code.replace("* 2", "* 3"))
+    assert repo.run("run", "-f", "dt.yml").code == 0
+    assert not repo.steps()["j.double"]["cached"]
+    assert "::twice::63" in repo.run("logs", "latest", "j.double").out

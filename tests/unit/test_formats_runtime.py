@@ -220,3 +220,20 @@ def test_formats_are_detected_by_shape() -> None:
     assert ds.format == "dotscience"
     plain = parse_text("jobs:\n  a:\n    steps:\n      - run: x\n", "f.yml")
     assert plain.format == "conveyor"
+
+
+def test_an_absolute_input_does_not_hang_order_inference() -> None:
+    plan = native(
+        """
+        jobs:
+          a:
+            steps:
+              - run: x
+                outputs: [out/a.txt]
+          b:
+            steps:
+              - run: y
+                inputs: [/etc/hostname, /etc/*.conf]
+        """
+    )
+    assert plan.step("b.step-1").needs == ()

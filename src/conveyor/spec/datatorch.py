@@ -216,9 +216,8 @@ class _Loader:
         }
         if name:
             out["name"] = name
-        inside = self.relative(manifest.directory)
-        if inside is not None and manifest.commit is None:
-            out["inputs"] = [inside]  # the action's code is part of the step's cache key
+        if manifest.commit is None:  # a local action's code is part of the cache key
+            out["inputs"] = [self.relative(manifest.directory) or str(manifest.directory)]
         out["action"] = {
             "ref": manifest.ref,
             "commit": manifest.commit,
@@ -403,6 +402,6 @@ def _command(
     path = directory / entry.strip().strip("/")
     shown = shlex.quote(relative(path) or str(path))
     if using == "python":
-        return f'python3 {shown} "$CONVEYOR_ACTION_INPUTS"'
+        return f'python3 -B {shown} "$CONVEYOR_ACTION_INPUTS"'  # -B: no .pyc in the key
     runner = "" if os.access(path, os.X_OK) else "sh "
     return f'{runner}{shown} "$CONVEYOR_ACTION_INPUTS"'
