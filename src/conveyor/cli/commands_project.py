@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import Context, emit_json
+from conveyor.cli.context import Context, emit_json, file_option
 from conveyor.cli.templates import CONFIG_TEMPLATE, EXAMPLE_PIPELINE
 
 pass_context = click.make_pass_decorator(Context)
@@ -39,6 +39,7 @@ def init(ctx: Context, force: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@file_option
 @pass_context
 def validate(ctx: Context, as_json: bool) -> None:
     """Check the pipeline file; exit code 2 with file:line:col when it is wrong."""
@@ -48,9 +49,19 @@ def validate(ctx: Context, as_json: bool) -> None:
     project = ctx.project()
     spec = project.load_spec()
     plan = compile_plan(spec, lister=ProjectFiles(project.root))
+    for warning in spec.warnings:
+        click.echo(f"warning: {warning}", err=True)
     shown = project.display_path(project.pipeline_file)
     if as_json:
-        emit_json({"file": shown, "valid": True, "jobs": len(spec.jobs), "steps": len(plan.steps)})
+        emit_json(
+            {
+                "file": shown,
+                "format": spec.format,
+                "valid": True,
+                "jobs": len(spec.jobs),
+                "steps": len(plan.steps),
+            }
+        )
     else:
         click.echo(f"{shown} is valid: {len(spec.jobs)} jobs, {len(plan.steps)} steps")
 
@@ -63,6 +74,7 @@ def validate(ctx: Context, as_json: bool) -> None:
 @click.option(
     "--only", multiple=True, metavar="STEP", help="Plan only these steps and what they need."
 )
+@file_option
 @pass_context
 def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, ...]) -> None:
     """Print the compiled plan: steps in run order with their dependencies."""
@@ -79,7 +91,14 @@ def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, 
             extra.append("after " + ", ".join(step.needs))
         if step.policy != "success":
             extra.append(f"if {step.policy}()")
+        if step.allow_failure:
+            extra.append("may fail")
         click.echo(f"  {step.id}" + (f"  ({'; '.join(extra)})" if extra else ""))
+        if step.image:
+            click.echo(f"      image {step.image}")
+        if step.action:
+            pinned = f" at {step.action_commit[:12]}" if step.action_commit else ""
+            click.echo(f"      action {step.action}{pinned}")
         for path in step.inputs:
             click.echo(f"      < {path}")
         for path in step.outputs:
@@ -106,4 +125,31 @@ def schema(output: Path | None) -> None:
         click.echo(text)
 
 
-COMMANDS = [init, validate, plan, schema]
+@click.command()
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
+)
+@file_option
+@pass_context
+def convert(ctx: Context, output: Path | None) -> None:
+    """Print the pipeline file (Dotscience, Drone, DataTorch) as the equivalent conveyor.yml.
+
+    \b
+    Example:
+      conveyor convert -f .drone.yml -o conveyor.yml
+    """
+    from conveyor.spec.convert import to_native_yaml
+
+    project = ctx.project()
+    spec = project.load_spec()
+    for warning in spec.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    text = to_native_yaml(spec, project.pipeline_file.name)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+COMMANDS = [init, validate, plan, schema, convert]

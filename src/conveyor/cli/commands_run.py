@@ -8,9 +8,13 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json
+from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json, file_option
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _exit_code(status: str) -> int:
@@ -62,6 +66,7 @@ def _cancel_on_signals(runner: Any) -> None:
     is_flag=True,
     help="Print the finished run as JSON (progress goes to stderr).",
 )
+@file_option
 @pass_context
 def run(
     ctx: Context,
@@ -101,7 +106,8 @@ def run(
         executor=executor,
         wait=not no_wait,
     )
-    record = start_run(project, request, RunHooks(reporter, on_wait, _cancel_on_signals))
+    hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
+    record = start_run(project, request, hooks)
     if as_json:
         emit_json(run_json(project, record))
     sys.exit(_exit_code(str(record.status)))

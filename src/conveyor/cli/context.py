@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
@@ -25,3 +28,23 @@ class Context:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def file_option(command: F) -> F:
+    """``-f PATH`` after the command name too (``conveyor run -f .drone.yml``)."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.find_object(Context).pipeline_file = value  # type: ignore[union-attr]
+
+    decorated: F = click.option(
+        "-f",
+        "--file",
+        "pipeline_file_override",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        callback=remember,
+        help="The pipeline file: conveyor.yml, .dotscience.yml, .drone.yml or a DataTorch file.",
+    )(command)
+    return decorated

@@ -30,7 +30,8 @@ from conveyor.errors import ConveyorError
     "pipeline_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The pipeline file (default: conveyor.yml in this directory or a parent).",
+    help="The pipeline file (default: conveyor.yml, .dotscience.yml or .drone.yml in this "
+    "directory or a parent).",
 )
 @click.version_option(package_name="conveyor")
 @click.pass_context

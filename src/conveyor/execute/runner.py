@@ -12,11 +12,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError, StoreError
+from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
+from conveyor.execute.containers import host_command
 from conveyor.execute.events import (
     Cancel,
     CancelRequested,
@@ -58,6 +60,12 @@ class RunOptions:
     parallelism: int = 1
     force: bool = False
     environment_digest: str = ""
+    containers_on_missing: str = "fail"
+    """No container runtime is configured: ``fail`` image steps or run them on the ``host``."""
+    plugins: Mapping[str, str] = field(default_factory=dict)
+    """Plugin image (without tag) -> host command, for image steps without commands."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Secret name -> value, resolved by the caller; never recorded."""
 
 
 @dataclass
@@ -102,6 +110,7 @@ class Runner:
         self._status = RunStatus.RUNNING
         self._cancel = threading.Event()
         self._flushed_at = 0.0
+        self._actions = ActionState(records)
 
     # -- public ---------------------------------------------------------------
     def request_cancel(self) -> None:
@@ -205,6 +214,15 @@ class Runner:
             started_at=time.time(),
             command=step.command,
         )
+        command, refusal = host_command(
+            step, self.options.containers_on_missing, self.options.plugins
+        )
+        action = self._actions.prepare(step) if step.action is not None else None
+        if isinstance(action, str):
+            refusal, action = action, None
+        if refusal is not None:
+            self._fail(record, refusal, retryable=False)
+            return
         try:
             inputs = self.workspace.resolve_inputs(step.inputs)
         except MissingInputError as exc:
@@ -217,13 +235,16 @@ class Runner:
             if step.inputs
             else {d: {o.path: o.digest for o in self._outputs.get(d, [])} for d in step.needs}
         )
+        record.command = command
         parts = fingerprint_parts(
-            command=step.command,
+            command=command,
             env=dict(step.env),
             params=dict(step.params),
             inputs={i.path: i.digest for i in inputs},
             upstream=upstream,
             environment=self.options.environment_digest,
+            image=step.image,
+            action=action,
         )
         record.parts = parts
         record.fingerprint = fingerprint(parts)
@@ -231,7 +252,7 @@ class Runner:
         if miss is None:
             return
         self._batch.inputs[(self.run.id, step.id)] = inputs
-        self._submit(step, record, tuple(i.path for i in inputs), miss)
+        self._submit(step, record, tuple(i.path for i in inputs), miss, command)
 
     def _serve_from_cache(self, step: StepPlan, record: StepRunRecord) -> str | None:
         """Restore the step's outputs from the store; else say why not (the cache miss)."""
@@ -247,6 +268,7 @@ class Runner:
             self.workspace.restore(entry.outputs)
         except StoreError:
             return "outputs-gone"  # a blob was collected or lost: run the step again
+        self._actions.restore(step, entry.run_id)
         record.status = StepStatus.SUCCEEDED
         record.cached = True
         record.cached_from = entry.run_id
@@ -261,7 +283,12 @@ class Runner:
         return None
 
     def _submit(
-        self, step: StepPlan, record: StepRunRecord, inputs: tuple[str, ...], miss: str
+        self,
+        step: StepPlan,
+        record: StepRunRecord,
+        inputs: tuple[str, ...],
+        miss: str,
+        command: str,
     ) -> None:
         log_path = self.log_dir / f"{_UNSAFE.sub('_', step.id)}.log"
         record.log_path = str(log_path)
@@ -271,7 +298,7 @@ class Runner:
         self.workspace.clear_outputs(step.outputs)
         invocation = Invocation(
             key=f"{self.run.id}/{step.id}/{record.attempt}",
-            command=step.command,
+            command=command,
             env=self._env(step, record.attempt),
             workdir=self.workspace.root,
             log_path=log_path,
@@ -299,6 +326,10 @@ class Runner:
             "executor": executor.name,
             "cache_miss": miss,
         }
+        if step.image is not None:  # provenance: the image was asked for, the host ran it
+            started.update({"image": step.image, "container": "host", "command": command})
+        if step.action is not None:
+            started.update({"action": step.action, "action_commit": step.action_commit})
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
@@ -315,6 +346,13 @@ class Runner:
         )
         for key, value in step.matrix:
             env[f"MATRIX_{key.upper()}"] = str(value)
+        status = "failure" if self._scheduler.failed_so_far() else "success"
+        env["CONVEYOR_RUN_STATUS"] = status
+        for name in step.status_env:
+            env[name] = status
+        for name, secret in step.secrets:
+            env[name] = self.options.secrets[secret]
+        env.update(self._actions.environment(step))
         return env
 
     # -- completing -----------------------------------------------------------------
@@ -350,6 +388,9 @@ class Runner:
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs
         self._outputs[step.id] = outputs
+        values = self._actions.finished(step, record.log_path)
+        if values is not None:
+            self._event(step.id, OUTPUTS_EVENT, {"outputs": values})
         if step.cache and record.fingerprint:
             entry = CacheEntry(record.fingerprint, step.id, self.run.id, tuple(outputs))
             self._batch.cache_entries.append(entry)

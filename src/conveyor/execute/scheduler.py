@@ -2,9 +2,10 @@
 
 Each step waits for its dependencies to reach a final state, then its run policy
 decides: ``success()`` runs when no dependency is *tainted*, ``failure()`` runs when
-one is, ``always()`` runs regardless. A step is tainted when it failed, or when any of
-its dependencies is tainted (so a failure is seen by everything downstream, including
-through a ``failure()`` step that handled it). At most ``parallelism`` steps run at once.
+one is, ``always()`` runs regardless. A step is tainted when it failed (unless it may
+fail: ``allow_failure``), or when any of its dependencies is tainted (so a failure is
+seen by everything downstream, including through a ``failure()`` step that handled it).
+At most ``parallelism`` steps run at once.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Scheduler:
         self._step_running(step_id)
         self._running.discard(step_id)
         self.status[step_id] = status
-        own_failure = status in (StepStatus.FAILED, StepStatus.CANCELLED)
+        own_failure = self._counts_as_failure(step_id, status)
         self._tainted[step_id] = own_failure or self._deps_tainted(step_id)
         self._release(step_id, decisions)
 
@@ -111,6 +112,11 @@ class Scheduler:
             self._waiting[child] -= 1
             if self._waiting[child] == 0 and self.status[child] == StepStatus.QUEUED:
                 self._enqueue_or_skip(child, decisions)
+
+    def _counts_as_failure(self, step_id: str, status: StepStatus) -> bool:
+        if status == StepStatus.FAILED and self._steps[step_id].allow_failure:
+            return False  # `continue-on-error` / Drone's `failure: ignore`
+        return status in (StepStatus.FAILED, StepStatus.CANCELLED)
 
     def _deps_tainted(self, step_id: str) -> bool:
         return any(self._tainted.get(dep, False) for dep in self._steps[step_id].needs)
@@ -162,6 +168,8 @@ class Scheduler:
         if self._cancelling:
             return RunStatus.CANCELLED
         # a step its executor cancelled (not the user) did not do its work: the run failed
-        if any(s in (StepStatus.FAILED, StepStatus.CANCELLED) for s in self.status.values()):
-            return RunStatus.FAILED
-        return RunStatus.SUCCEEDED
+        return RunStatus.FAILED if self.failed_so_far() else RunStatus.SUCCEEDED
+
+    def failed_so_far(self) -> bool:
+        """Whether a step has failed (or its executor cancelled it) in this run yet."""
+        return any(self._counts_as_failure(s, status) for s, status in self.status.items())

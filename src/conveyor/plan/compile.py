@@ -10,7 +10,7 @@ from typing import Any
 
 from conveyor.domain.types import Resources
 from conveyor.errors import ParamError
-from conveyor.plan import graph
+from conveyor.plan import actions, depends, graph
 from conveyor.plan.datums import (
     Datum,
     Lister,
@@ -117,8 +117,8 @@ def compile_plan(
                 stages.append(stage)
             instances[job_id].append(stages)
 
-    needs = _declared_needs(spec, instances, source)
-    inferred = _infer_needs(steps, instances, needs, locs, source)
+    needs = depends.declared_needs(spec, instances, bases, source)
+    inferred = depends.infer_needs(steps, instances, needs, locs, source)
     order = list(steps)
     try:
         ordered = graph.topological_order(order, needs)
@@ -127,8 +127,8 @@ def compile_plan(
         raise source.error(
             ("jobs", first_job), f"the pipeline has a cycle: {' -> '.join(exc.cycle)}"
         ) from None
-    keep = _select(selection, steps, instances, needs, bases) if selection else set(order)
-    final = tuple(_with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
+    keep = depends.select(selection, steps, instances, needs, bases) if selection else set(order)
+    final = tuple(depends.with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
     return ExecutionPlan(
         pipeline=spec.name,
         params=tuple(sorted(values.items())),
@@ -224,7 +224,7 @@ def _compile_step(
         outputs.insert(0, result)
         inputs = module_files(step.python, lister) + inputs
     else:
-        command = text(step.run, (*loc, "run"))
+        command = text(step.run, (*loc, "run")) if step.run else ""
     if datum is not None:
         inputs.insert(0, datum.path)
     return StepPlan(
@@ -248,7 +248,27 @@ def _compile_step(
         ),
         executor=job.runs_on,
         options=tuple(sorted((f"htcondor.{k}", _env_text(v)) for k, v in job.htcondor.items())),
+        image=text(step.image, (*loc, "image")) if step.image else None,
+        pull=step.pull,
+        secrets=tuple(sorted(step.secrets.items())),
+        status_env=tuple(step.status_env),
+        allow_failure=step.continue_on_error,
+        **_action_fields(job, index, source, loc),
     )
+
+
+def _action_fields(job: JobSpec, index: int, source: SourceMap, loc: Loc) -> dict[str, Any]:
+    action = job.steps[index].action
+    if action is None:
+        return {}
+    ids = [step.id or _default_step_id(step, i) for i, step in enumerate(job.steps)]
+    actions.check_references(job, index, ids, source, loc)
+    return {
+        "action": action.ref,
+        "action_commit": action.commit,
+        "action_inputs": tuple(action.inputs.items()),
+        "action_outputs": tuple(action.outputs),
+    }
 
 
 def _default_step_id(step: StepSpec, index: int) -> str:
@@ -311,107 +331,3 @@ def _megabytes(value: int | str | None, source: SourceMap, loc: Loc) -> int | No
         raise source.error(loc, f"{value!r} is not a size (use MB, or e.g. '512M', '4G')")
     unit = (match.group(2) or "m")[0].lower()
     return max(1, round(float(match.group(1)) * _SIZE_MB[unit]))
-
-
-def _declared_needs(
-    spec: PipelineSpec, instances: Instances, source: SourceMap
-) -> dict[str, set[str]]:
-    needs: dict[str, set[str]] = {}
-    for job_id, job in spec.jobs.items():
-        upstream: set[str] = set()
-        for i, name in enumerate(job.needs):
-            if name not in spec.jobs:
-                known = ", ".join(sorted(spec.jobs))
-                raise source.error(
-                    ("jobs", job_id, "needs", i),
-                    f"job {job_id!r} needs {name!r}, which is not a job (jobs: {known})",
-                )
-            upstream.update(s for stages in instances[name] for s in stages[-1])
-        for stages in instances[job_id]:
-            previous = upstream
-            for stage in stages:
-                for step_id in stage:
-                    needs[step_id] = set(previous)
-                previous = set(stage)
-    return needs
-
-
-def _infer_needs(
-    steps: Mapping[str, StepPlan],
-    instances: Instances,
-    needs: dict[str, set[str]],
-    locs: Mapping[str, Loc],
-    source: SourceMap,
-) -> list[tuple[str, str, str]]:
-    """Order a step after any step of another job that writes what it reads."""
-    writers: dict[str, str] = {}
-    for step_id, step in steps.items():
-        for i, out in enumerate(step.outputs):
-            other = writers.get(out)
-            if other is not None:
-                raise source.error(
-                    (*locs[step_id], "outputs", i),
-                    f"steps {other} and {step_id} both write {out!r}; give each its own output",
-                )
-            writers[out] = step_id
-    position = {
-        sid: n
-        for stages_of_job in instances.values()
-        for stages in stages_of_job
-        for n, stage in enumerate(stages)
-        for sid in stage
-    }
-    index = graph.PathIndex(writers)
-    inferred: list[tuple[str, str, str]] = []
-    for step_id, step in steps.items():
-        for pattern in step.inputs:
-            for out, writer in index.overlapping(pattern):
-                if writer == step_id:
-                    continue
-                producer = steps[writer]
-                if producer.job == step.job:
-                    if position[writer] > position[step_id]:
-                        raise source.error(
-                            locs[step_id],
-                            f"step {step_id} reads {out!r}, which the later step {writer} "
-                            "of the same job writes; move it after that step",
-                        )
-                    continue
-                if writer not in needs[step_id]:
-                    needs[step_id].add(writer)
-                    inferred.append((step_id, writer, out))
-    return inferred
-
-
-def _select(
-    selection: Sequence[str],
-    steps: Mapping[str, StepPlan],
-    instances: Instances,
-    needs: Mapping[str, set[str]],
-    bases: Mapping[str, str],
-) -> set[str]:
-    chosen: set[str] = set()
-    for name in selection:
-        if name in steps:
-            chosen.add(name)
-        elif name in instances:
-            chosen.update(s for stages in instances[name] for stage in stages for s in stage)
-        else:
-            matches = [
-                s
-                for s, p in steps.items()
-                if p.job == name or (base := bases.get(s, s)) == name or base.endswith("." + name)
-            ]
-            if not matches:
-                raise ParamError(
-                    f"--only {name!r} names no step or job (steps look like job.step; "
-                    "`conveyor plan` lists them)"
-                )
-            chosen.update(matches)
-    return graph.upstream_closure(chosen, needs)
-
-
-def _with_needs(step: StepPlan, needs: set[str]) -> StepPlan:
-    from dataclasses import replace
-
-    return replace(step, needs=tuple(sorted(needs)))

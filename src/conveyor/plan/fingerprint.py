@@ -2,9 +2,11 @@
 
 Parts: the resolved command, the declared environment variables, the parameters the
 step refers to, the content digest of every declared input file, and the digest of the
-tool-visible environment (Python version, lock files). A step that declares no inputs
-is keyed on the output digests of the steps it depends on instead. The parts are kept
-next to the key so ``conveyor why`` can name the one that changed.
+tool-visible environment (Python version, lock files); the container image when the
+step names one; for an action step its ref, commit and resolved input values. A step
+that declares no inputs is keyed on the output digests of the steps it depends on
+instead. The parts are kept next to the key so ``conveyor why`` can name the one that
+changed.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ def fingerprint_parts(
     upstream: Mapping[str, Mapping[str, str]],
     environment: str,
     executor_key: str = "",
+    image: str | None = None,
+    action: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    parts: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
         "command": command,
         "env": dict(sorted(env.items())),
@@ -38,6 +42,11 @@ def fingerprint_parts(
         "environment": environment,
         "executor": executor_key,
     }
+    if image is not None:  # only image steps carry it: other keys stay as they were
+        parts["image"] = image
+    if action is not None:  # action steps: the ref, its commit and the resolved inputs
+        parts["action"] = dict(action)
+    return parts
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
@@ -65,6 +74,15 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
             changes.append(f"{change} of upstream step {step}")
     if before.get("environment") != after.get("environment"):
         changes.append("the tool environment changed (Python version or lock file)")
+    old_action, new_action = before.get("action") or {}, after.get("action") or {}
+    for key in ("ref", "commit"):
+        if old_action.get(key) != new_action.get(key):
+            changes.append(f"the action {key} changed")
+    changes += _dict_changes(
+        "action input", old_action.get("inputs", {}), new_action.get("inputs", {})
+    )
+    if before.get("image") != after.get("image"):
+        changes.append(f"the image changed ({before.get('image')} -> {after.get('image')})")
     if before.get("executor") != after.get("executor"):
         changes.append("the executor settings changed")
     return changes

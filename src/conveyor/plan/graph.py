@@ -100,11 +100,11 @@ def _related(a: str, b: str) -> bool:
 
 
 def _ancestor_matches(path: str, pattern: str) -> bool:
-    parent = posixpath.dirname(path)
-    while parent:
+    parent, previous = posixpath.dirname(path), path
+    while parent and parent != previous:  # an absolute path ends at "/", not ""
         if fnmatch.fnmatchcase(parent, pattern):
             return True
-        parent = posixpath.dirname(parent)
+        parent, previous = posixpath.dirname(parent), parent
     return False
 
 
@@ -133,11 +133,11 @@ class PathIndex:
                 if overlaps(path, output):
                     yield output, owner
             return
-        probe = path  # the path itself and every directory above it
-        while probe:
+        probe, previous = path, ""  # the path itself and every directory above it
+        while probe and probe != previous:  # an absolute path ends at "/", not ""
             if probe in self._owner:
                 yield probe, self._owner[probe]
-            probe = posixpath.dirname(probe)
+            probe, previous = posixpath.dirname(probe), probe
         prefix = path + "/"  # everything below it, a contiguous range once sorted
         start = bisect.bisect_left(self._sorted, prefix)
         for output in self._sorted[start:]:

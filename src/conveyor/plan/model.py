@@ -32,6 +32,21 @@ class StepPlan:
     executor: str | None = None
     options: tuple[tuple[str, str], ...] = ()
     """Executor-specific extras from the job (e.g. its ``htcondor:`` table)."""
+    image: str | None = None
+    """A container image the step asks for (part of its fingerprint)."""
+    pull: str | None = None
+    secrets: tuple[tuple[str, str], ...] = ()
+    """(environment variable, secret name): values are read at launch, never stored."""
+    status_env: tuple[str, ...] = ()
+    """Variables set at launch to the run status so far: ``success`` or ``failure``."""
+    allow_failure: bool = False
+    """A failure of this step neither fails the run nor taints its dependents."""
+    action: str | None = None
+    """The action the step runs (as named: ``owner/name@tag``, ``./path``)."""
+    action_commit: str | None = None
+    action_inputs: tuple[tuple[str, Any], ...] = ()
+    """Input values; strings may hold ``${{ steps.ID.outputs.KEY }}``, resolved at launch."""
+    action_outputs: tuple[str, ...] = ()
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> StepPlan:
@@ -54,6 +69,12 @@ class StepPlan:
             resources=Resources(res["cpus"], res["memory_mb"], res["gpus"], res["disk_mb"]),
             executor=data["executor"],
             options=tuple(data.get("options", {}).items()),
+            image=data.get("image"),
+            pull=data.get("pull"),
+            secrets=tuple(data.get("secrets", {}).items()),
+            status_env=tuple(data.get("status_env", ())),
+            allow_failure=bool(data.get("allow_failure", False)),
+            **_action_from_json(data.get("action")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -80,7 +101,41 @@ class StepPlan:
             },
             "executor": self.executor,
             "options": dict(self.options),
+            **self._optional_json(),
         }
+
+    def _optional_json(self) -> dict[str, Any]:
+        """Fields of foreign formats, printed only when set (native plans stay as they were)."""
+        out: dict[str, Any] = {}
+        if self.image is not None:
+            out["image"] = self.image
+        if self.pull is not None:
+            out["pull"] = self.pull
+        if self.secrets:
+            out["secrets"] = dict(self.secrets)
+        if self.status_env:
+            out["status_env"] = list(self.status_env)
+        if self.allow_failure:
+            out["allow_failure"] = True
+        if self.action is not None:
+            out["action"] = {
+                "ref": self.action,
+                "commit": self.action_commit,
+                "inputs": dict(self.action_inputs),
+                "outputs": list(self.action_outputs),
+            }
+        return out
+
+
+def _action_from_json(data: dict[str, Any] | None) -> dict[str, Any]:
+    if not data:
+        return {}
+    return {
+        "action": data["ref"],
+        "action_commit": data["commit"],
+        "action_inputs": tuple(data["inputs"].items()),
+        "action_outputs": tuple(data["outputs"]),
+    }
 
 
 @dataclass(frozen=True)

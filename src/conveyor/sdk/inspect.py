@@ -19,7 +19,25 @@ def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[
         steps = project.records.step_runs(run.id)
         order = _plan_order(steps)
         data["steps"] = [s.to_json() for s in sorted(steps, key=order)]
+        provenance = _started_extras(project, run.id)
+        for step in data["steps"]:
+            step.update(provenance.get(step["id"], {}))
     return data
+
+
+_EXTRAS = ("image", "container", "action", "action_commit")
+
+
+def _started_extras(project: Project, run_id: str) -> dict[str, dict[str, Any]]:
+    """What a step's start recorded beyond the usual: the image asked for and where it
+    ran instead, the action and the commit it was pinned to."""
+    extras: dict[str, dict[str, Any]] = {}
+    for event in project.records.events(run_id):
+        if event.kind == "step-started" and event.step_id:
+            found = {k: event.data[k] for k in _EXTRAS if k in event.data}
+            if found:
+                extras[event.step_id] = found
+    return extras
 
 
 def _plan_order(steps: list[StepRunRecord]) -> Any:

@@ -1,4 +1,5 @@
-"""Compiled plans cached by the pipeline file's bytes and the command-line arguments.
+"""Compiled plans cached by the pipeline file's name and bytes, the command-line
+arguments, and the digests of any other file the loader read (DataTorch action manifests).
 
 An unchanged pipeline file is neither parsed nor validated again: the compiled plan is
 read back from JSON, once the files its ``datums`` matched are found to be the same.
@@ -26,36 +27,69 @@ from conveyor.sdk.project import Project
 _KEEP = 20  # entries; older ones are pruned when a new one is written
 
 
-def compile_cached(project: Project, params: Sequence[str], only: Sequence[str]) -> ExecutionPlan:
+def compile_cached(
+    project: Project, params: Sequence[str], only: Sequence[str]
+) -> tuple[ExecutionPlan, list[str]]:
+    """The plan, and the loader's warnings (kept with the cached plan)."""
     path = project.pipeline_file
-    key = _key(path.read_bytes(), params, only)
+    # the settings say where actions are found: a change there may change the plan
+    config = project.state_dir / "config.toml"
+    settings = config.read_bytes() if config.is_file() else b""
+    key = _key(path.name, path.read_bytes() + b"\0" + settings, params, only)
     directory = project.state_dir / "cache" / "plans"
     entry = directory / f"{key}.json"
     files = ProjectFiles(project.root)
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         data = json.loads(entry.read_text(encoding="utf-8"))
-        if files.unchanged(data.get("listings", {})):
-            return ExecutionPlan.from_json(data)
+        if _unchanged(data["read_files"]) and files.unchanged(data.get("listings", {})):
+            return ExecutionPlan.from_json(data["plan"]), list(data["warnings"])
         files = ProjectFiles(project.root)  # datums changed: compile again
     from conveyor.plan.compile import compile_plan, parse_params
 
     spec = project.load_spec()
     plan = compile_plan(spec, parse_params(spec, params), only, files)
-    _write(directory, entry, {**plan.to_json(), "listings": files.seen})
-    return plan
+    read_files = {p: _digest(Path(p)) for p in spec.read_files}
+    _write(directory, entry, plan, read_files, list(spec.warnings), files.seen)
+    return plan, list(spec.warnings)
 
 
-def _key(content: bytes, params: Sequence[str], only: Sequence[str]) -> str:
+def _key(name: str, content: bytes, params: Sequence[str], only: Sequence[str]) -> str:
+    # the name chooses the format (.drone.yml and conveyor.yml load the same bytes apart)
     hasher = blake3.blake3(content)
-    extra = json.dumps([__version__, sys.version, list(params), list(only)])
+    extra = json.dumps([__version__, sys.version, name, list(params), list(only)])
     hasher.update(extra.encode())
     return str(hasher.hexdigest()[:32])
 
 
-def _write(directory: Path, entry: Path, data: dict[str, object]) -> None:
+def _digest(path: Path) -> str | None:
+    try:
+        return str(blake3.blake3(path.read_bytes()).hexdigest())
+    except OSError:
+        return None
+
+
+def _unchanged(read_files: dict[str, str | None]) -> bool:
+    """Files the loader read besides the pipeline file (action manifests) still match."""
+    return all(_digest(Path(p)) == digest for p, digest in read_files.items())
+
+
+def _write(
+    directory: Path,
+    entry: Path,
+    plan: ExecutionPlan,
+    read_files: dict[str, str | None],
+    warnings: list[str],
+    listings: object,
+) -> None:
     with contextlib.suppress(OSError):
         directory.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        data = {
+            "plan": plan.to_json(),
+            "read_files": read_files,
+            "warnings": warnings,
+            "listings": listings,
+        }
         tmp.write_text(json.dumps(data), encoding="utf-8")
         tmp.replace(entry)
         entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)

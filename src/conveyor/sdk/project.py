@@ -66,6 +66,8 @@ class Project:
         for directory in (here, *here.parents):
             if any((directory / name).is_file() for name in PIPELINE_FILES):
                 return Project(directory)
+            if (directory / STATE_DIR).is_dir():  # runs of a file given with -f before
+                return Project(directory)
             if (directory / ".git").exists():
                 break
         raise ProjectError(
@@ -88,10 +90,13 @@ class Project:
         return str(path)
 
     def load_spec(self) -> PipelineSpec:
-        from conveyor.spec.load import load_pipeline
+        from conveyor.sdk.actions import project_resolver
+        from conveyor.spec.formats import load_file
 
         path = self.pipeline_file
-        return load_pipeline(path, self.display_path(path))
+        search = [self.root / p for p in self.settings.action_paths]
+        resolver = project_resolver(self.root, search, self.state_dir / "cache" / "actions")
+        return load_file(path, self.display_path(path), resolver)
 
     @cached_property
     def records(self) -> MetadataRepository:

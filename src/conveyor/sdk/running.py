@@ -9,7 +9,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,8 @@ class RunHooks:
     """Called with the lock holder when another run is in progress."""
     on_runner: Callable[[Runner], None] | None = None
     """Receives the runner before it starts (e.g. to wire Ctrl-C to request_cancel)."""
+    on_warning: Callable[[str], None] | None = None
+    """Called with what the loader accepted but ignored (e.g. DataTorch triggers)."""
 
 
 def compile_project(
@@ -62,7 +64,11 @@ def compile_project(
 def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = None) -> RunRecord:
     """Compile, record and execute a run; returns its final record."""
     hooks = hooks or RunHooks()
-    plan = compile_cached(project, request.params, request.only)
+    plan, warnings = compile_cached(project, request.params, request.only)
+    for warning in warnings:
+        if hooks.on_warning is not None:
+            hooks.on_warning(warning)
+    secret_values = resolve_secrets(plan, os.environ)
     git = git_state(project.root)
     executor_name = request.executor or project.settings.executor
     executors = _load_executors(project, plan, executor_name)
@@ -106,6 +112,9 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                     parallelism=parallelism,
                     force=request.force,
                     environment_digest=project.environment_digest(),
+                    containers_on_missing=project.settings.containers.on_missing,
+                    plugins=project.settings.containers.plugins,
+                    secrets=secret_values,
                 ),
             )
             if hooks.on_runner is not None:
@@ -116,6 +125,21 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
             executor.close()
         project.digests.close()
     return run
+
+
+def resolve_secrets(plan: ExecutionPlan, environ: Mapping[str, str]) -> dict[str, str]:
+    """Secret values for a local run: each from the environment variable of its name."""
+    values: dict[str, str] = {}
+    for step in plan.steps:
+        for variable, secret in step.secrets:
+            if secret not in environ:
+                raise UsageError(
+                    f"step {step.id} sets {variable} from the secret {secret!r}, which is not "
+                    f"set; for a local run, secrets come from the environment variable of "
+                    f"the same name (export {secret}=...)"
+                )
+            values[secret] = environ[secret]
+    return values
 
 
 def _load_executors(project: Project, plan: ExecutionPlan, default: str) -> dict[str, Executor]:
@@ -175,8 +199,13 @@ def rerun(
     worktree = tmp / "tree"
     add_worktree(git.toplevel, original.commit, worktree)
     try:
+        copy_root = worktree / project.root.relative_to(git.toplevel)
+        # the file the run used (it may have been named with -f, or be a foreign format)
+        used = worktree / original.spec_path if original.spec_path else None
         copy = Project(
-            worktree / project.root.relative_to(git.toplevel), state_dir=project.state_dir
+            copy_root,
+            used if used is not None and used.is_file() else None,
+            state_dir=project.state_dir,
         )
         _bring_untracked_inputs(project, copy, original)
         request = RunRequest(

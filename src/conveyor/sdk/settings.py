@@ -14,6 +14,34 @@ _KNOWN = {"executor", "parallelism", "database", "store"}
 
 
 @dataclass(frozen=True)
+class ContainerSettings:
+    """``[containers]``: what to do with steps that name an image."""
+
+    on_missing: str = "fail"
+    """No container runtime is configured: ``fail`` the step, or run it on the ``host``."""
+    plugins: dict[str, str] = field(default_factory=dict)
+    """Plugin image (without tag) -> host command, for image steps without commands."""
+
+    @staticmethod
+    def parse(path: Path, data: object) -> ContainerSettings:
+        if not isinstance(data, dict):
+            raise ProjectError(f"{path}: [containers] must be a table")
+        unknown = set(data) - {"on_missing", "plugins"}
+        if unknown:
+            raise ProjectError(
+                f"{path}: unknown setting containers.{sorted(unknown)[0]} "
+                "(known: on_missing, plugins)"
+            )
+        on_missing = data.get("on_missing", "fail")
+        if on_missing not in ("fail", "host"):
+            raise ProjectError(f'{path}: containers.on_missing is "fail" or "host"')
+        plugins = data.get("plugins", {})
+        if not isinstance(plugins, dict) or not all(isinstance(v, str) for v in plugins.values()):
+            raise ProjectError(f"{path}: containers.plugins maps image names to commands")
+        return ContainerSettings(on_missing, {str(k): v for k, v in plugins.items()})
+
+
+@dataclass(frozen=True)
 class Settings:
     executor: str = "local"
     parallelism: int = 0
@@ -23,6 +51,9 @@ class Settings:
     store: str | None = None
     """The content store directory; default: ``.conveyor/store``."""
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
+    action_paths: tuple[str, ...] = ()
+    """``[actions] paths``: directories (project-relative) holding ``owner/name`` actions."""
 
     @staticmethod
     def load(conveyor_dir: Path) -> Settings:
@@ -52,4 +83,15 @@ class Settings:
             database=project.get("database"),
             store=project.get("store"),
             executors={str(k): dict(v) for k, v in executors.items() if isinstance(v, dict)},
+            containers=ContainerSettings.parse(path, data.get("containers", {})),
+            action_paths=_action_paths(path, data.get("actions", {})),
         )
+
+
+def _action_paths(path: Path, data: object) -> tuple[str, ...]:
+    if not isinstance(data, dict) or set(data) - {"paths"}:
+        raise ProjectError(f"{path}: [actions] holds one setting, paths (a list of directories)")
+    paths = data.get("paths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ProjectError(f"{path}: actions.paths is a list of directories")
+    return tuple(paths)

@@ -6,7 +6,22 @@ from pathlib import Path
 
 from conveyor.errors import ProjectError
 
-PIPELINE_FILES = ("conveyor.yml", "conveyor.yaml")
+PIPELINE_FILES = ("conveyor.yml", "conveyor.yaml", ".dotscience.yml", ".drone.yml")
+"""Looked for in this order; a DataTorch file is given with ``-f`` (or found by shape)."""
+
+_FORMAT_BY_NAME = {
+    "conveyor.yml": "conveyor",
+    "conveyor.yaml": "conveyor",
+    ".dotscience.yml": "dotscience",
+    ".dotscience.yaml": "dotscience",
+    ".drone.yml": "drone",
+    ".drone.yaml": "drone",
+}
+
+
+def format_for_name(name: str) -> str | None:
+    """The format a file name implies, or None: detect it from the content."""
+    return _FORMAT_BY_NAME.get(name)
 
 
 def find_pipeline_file(root: Path) -> Path:
@@ -17,5 +32,5 @@ def find_pipeline_file(root: Path) -> Path:
             return candidate
     raise ProjectError(
         f"no pipeline file in {root} (looked for {', '.join(PIPELINE_FILES)}); "
-        "run `conveyor init` to write an example"
+        "run `conveyor init` to write an example, or name one with -f"
     )

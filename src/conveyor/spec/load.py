@@ -27,7 +27,11 @@ def load_pipeline(path: Path, display: str | None = None) -> PipelineSpec:
 
 def parse_pipeline(text: str, display: str) -> PipelineSpec:
     """Parse native pipeline text (one YAML document)."""
-    documents = list(load_documents(text, display))
+    return validate_native(list(load_documents(text, display)), display)
+
+
+def validate_native(documents: list[tuple[Any, SourceMap]], display: str) -> PipelineSpec:
+    """Native documents (there must be exactly one) -> the model."""
     if not documents:
         raise SpecError("the pipeline file is empty; it needs at least `jobs:`", Position(display))
     if len(documents) > 1:

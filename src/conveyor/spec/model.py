@@ -45,6 +45,7 @@ class _Strict(BaseModel):
 
 
 ParamType = Literal["int", "float", "str", "bool"]
+PullPolicy = Literal["always", "never", "if-not-exists"]
 
 
 class ParamSpec(_Strict):
@@ -64,14 +65,40 @@ class ResourcesSpec(_Strict):
     disk: int | str | None = None
 
 
+class ActionUseSpec(_Strict):
+    """A resolved action a step runs (written by the DataTorch loader and ``convert``).
+
+    ``inputs`` reach the step as ``INPUT_<NAME>`` variables and as JSON in
+    ``CONVEYOR_ACTION_INPUTS``; a string ``${{ steps.ID.outputs.KEY }}`` is an output of an
+    earlier step of the job, resolved just before the step starts (a whole-string
+    reference keeps its type). ``outputs`` are the names the action may set by printing
+    ``::name::<json>`` lines.
+    """
+
+    ref: str = Field(min_length=1, description="What the action was named: owner/name@tag, ./path.")
+    commit: str | None = Field(default=None, description="The git commit the action is pinned to.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+
+
 class StepSpec(_Strict):
     """One step of a job: a shell command (or a Python function) with declared inputs
     and outputs, run once, or once per datum when it declares ``datums``."""
 
     id: Name | None = None
     name: str | None = None
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A container image for the step (recorded; run per [containers] settings).",
+    )
     run: str | None = Field(
-        default=None, min_length=1, description="Shell commands, run with `sh -e -c`."
+        default=None,
+        min_length=1,
+        description="Shell commands, run with `sh -e -c` (optional only for an image step).",
+    )
+    pull: PullPolicy | None = Field(
+        default=None, description="Image pull policy: always, never or if-not-exists."
     )
     python: str | None = Field(
         default=None,
@@ -89,6 +116,24 @@ class StepSpec(_Strict):
         description="python steps: where the return value is written as JSON.",
     )
     env: dict[str, Scalar] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variable -> secret name (read from the caller's environment).",
+    )
+    status_env: list[str] = Field(
+        default_factory=list,
+        alias="status-env",
+        description="Variables set to the run status so far (success or failure) at launch.",
+    )
+    needs: list[Name] | None = Field(
+        default=None,
+        description="Steps of the same job this step waits for (default: the step before).",
+    )
+    continue_on_error: bool = Field(
+        default=False,
+        alias="continue-on-error",
+        description="true: a failure of this step neither fails the run nor its dependents.",
+    )
     if_: str = Field(
         default="success()",
         alias="if",
@@ -108,6 +153,7 @@ class StepSpec(_Strict):
     )
     cache: bool = Field(default=True, description="false: always run, never serve from cache.")
     resources: ResourcesSpec | None = None
+    action: ActionUseSpec | None = None
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -121,7 +167,9 @@ class StepSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:
-        if (self.run is None) == (self.python is None):
+        if self.run is None and self.python is None and self.image is not None:
+            pass  # an image step without commands: a plugin, run as its image says
+        elif (self.run is None) == (self.python is None):
             raise ValueError(
                 "a step has either `run:` (shell commands) or `python:` (module:function)"
                 if self.run is None
@@ -168,6 +216,8 @@ class PipelineSpec(_Strict):
 
     _source: SourceMap | None = PrivateAttr(default=None)
     _format: str = PrivateAttr(default="conveyor")
+    _read_files: tuple[str, ...] = PrivateAttr(default=())
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("params", mode="before")
     @classmethod
@@ -184,6 +234,24 @@ class PipelineSpec(_Strict):
     @property
     def format(self) -> str:
         return self._format
+
+    @property
+    def read_files(self) -> tuple[str, ...]:
+        """Files besides the pipeline file that loading it read (e.g. action manifests)."""
+        return self._read_files
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the loader accepted but ignored (e.g. DataTorch triggers), to show the user."""
+        return self._warnings
+
+    def with_read_files(self, paths: tuple[str, ...]) -> PipelineSpec:
+        self._read_files = paths
+        return self
+
+    def with_warnings(self, warnings: tuple[str, ...]) -> PipelineSpec:
+        self._warnings = warnings
+        return self
 
     def with_source(self, source: SourceMap, fmt: str) -> PipelineSpec:
         self._source = source

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,3 +67,31 @@ def add_worktree(repo: Path, commit: str, path: Path) -> None:
 def remove_worktree(repo: Path, path: Path) -> None:
     _git(repo, "worktree", "remove", "--force", str(path), check=False)
     _git(repo, "worktree", "prune", check=False)
+
+
+def clone_ref(url: str, ref: str | None, destination: Path) -> str:
+    """Clone ``ref`` (a tag or branch; None: the default branch) of ``url`` into
+    ``destination`` once; return the commit it is at. An existing clone is reused as it
+    is: one fetch per ref."""
+    if not (destination / ".git").exists():
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        tmp = destination.with_name(f"{destination.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        branch = ("--branch", ref) if ref else ()
+        _git(
+            destination.parent,
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--single-branch",
+            *branch,
+            url,
+            str(tmp),
+        )
+        try:
+            tmp.rename(destination)
+        except OSError:  # another process won the race: use its clone
+            shutil.rmtree(tmp, ignore_errors=True)
+    head = _git(destination, "rev-parse", "HEAD")
+    return head.stdout.decode().strip()

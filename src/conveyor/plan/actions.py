@@ -1,0 +1,118 @@
+"""Action steps: inputs that refer to outputs of earlier steps, and outputs printed as
+``::name::<json>`` lines. Pure functions: the compiler checks the references, the runner
+resolves them just before a step starts and reads outputs from a finished step's log.
+
+Input values are never spliced into shell text: they reach the step as ``INPUT_<NAME>``
+variables and as one JSON document in ``CONVEYOR_ACTION_INPUTS`` (which the command
+passes on as a single argument, ``"$CONVEYOR_ACTION_INPUTS"``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from conveyor.spec.model import JobSpec
+from conveyor.spec.yamlsource import Loc, SourceMap
+
+INPUTS_VARIABLE = "CONVEYOR_ACTION_INPUTS"
+REFERENCE = re.compile(r"\$\{\{\s*steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)\s*\}\}")
+_WHOLE = re.compile(rf"^\s*{REFERENCE.pattern}\s*$")
+_OUTPUT_LINE = re.compile(r"^::([A-Za-z0-9_.-]+)::(.*)$")
+
+
+class UnresolvedOutput(LookupError):
+    """An input refers to an output the earlier step did not set."""
+
+
+def references(value: Any) -> Iterator[tuple[str, str]]:
+    """``(step, output)`` pairs a (top-level string) input value refers to."""
+    if isinstance(value, str):
+        for match in REFERENCE.finditer(value):
+            yield match.group(1), match.group(2)
+
+
+def check_references(job: JobSpec, index: int, ids: list[str], source: SourceMap, loc: Loc) -> None:
+    """Every reference names an earlier step of the same job (``ids``: the job's step
+    ids) and an output that step's action declares."""
+    step = job.steps[index]
+    if step.action is None:
+        return
+    earlier = {
+        ident: other.action.outputs if other.action else []
+        for ident, other in zip(ids[:index], job.steps[:index], strict=True)
+    }
+    for key, value in step.action.inputs.items():
+        where = (*loc, "action", "inputs", key)
+        for name, output in references(value):
+            if name not in earlier:
+                known = ", ".join(earlier) or "none"
+                raise source.error(
+                    where,
+                    f"input {key!r} refers to steps.{name}, which is not an earlier step of "
+                    f"this job (earlier steps: {known})",
+                )
+            if output not in earlier[name]:
+                declared = ", ".join(earlier[name]) or "none"
+                raise source.error(
+                    where,
+                    f"input {key!r} refers to steps.{name}.outputs.{output}, which that step's "
+                    f"action does not declare (outputs: {declared})",
+                )
+
+
+def resolve_inputs(
+    inputs: Mapping[str, Any], job: str, outputs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Input values with references replaced by the outputs of finished steps
+    (``outputs`` is keyed by full step id, ``job.step``)."""
+
+    def lookup(name: str, key: str) -> Any:
+        produced = outputs.get(f"{job}.{name}", {})
+        if key not in produced:
+            raise UnresolvedOutput(f"steps.{name}.outputs.{key}")
+        return produced[key]
+
+    resolved: dict[str, Any] = {}
+    for key, value in inputs.items():
+        if not isinstance(value, str) or "${{" not in value:
+            resolved[key] = value
+            continue
+        whole = _WHOLE.match(value)
+        if whole:  # a whole-string reference keeps the output's type
+            resolved[key] = lookup(whole.group(1), whole.group(2))
+        else:
+            resolved[key] = REFERENCE.sub(lambda m: as_text(lookup(m.group(1), m.group(2))), value)
+    return resolved
+
+
+def as_text(value: Any) -> str:
+    """An input as an environment variable: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def input_environment(inputs: Mapping[str, Any]) -> dict[str, str]:
+    env = {f"INPUT_{_variable(key)}": as_text(value) for key, value in inputs.items()}
+    env[INPUTS_VARIABLE] = json.dumps(dict(inputs), sort_keys=True)
+    return env
+
+
+def _variable(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
+
+
+def parse_outputs(log: str, declared: tuple[str, ...]) -> dict[str, Any]:
+    """Outputs set by ``::name::<json>`` lines (the last one of a name wins). A value that
+    is not JSON is kept as text; names the action does not declare are ignored."""
+    found: dict[str, Any] = {}
+    for line in log.splitlines():
+        match = _OUTPUT_LINE.match(line.strip())
+        if not match or match.group(1) not in declared:
+            continue
+        try:
+            found[match.group(1)] = json.loads(match.group(2))
+        except ValueError:
+            found[match.group(1)] = match.group(2)
+    return found

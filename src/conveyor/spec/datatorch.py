@@ -1,0 +1,407 @@
+"""DataTorch pipelines: ``jobs`` (in parallel) of ``steps`` (in order) that run actions.
+
+Each step names an action (``owner/name@tag``, ``{name, tag, git}`` or ``./path``); the
+action's manifest ``action-datatorch.yaml`` declares typed inputs (``required``,
+``default``), outputs and how it runs (``runs.using``: python, cmd or shell). The step
+becomes a native step whose command runs the action and whose ``action`` block carries
+the inputs; references to earlier steps' outputs stay as ``${{ steps.ID.outputs.KEY }}``
+for the runner to resolve just before the step starts. Where an action lives is decided
+by an :data:`ActionResolver` the caller gives (local paths here; git in the SDK).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ConveyorError, Position, SpecError
+from conveyor.spec.load import validate
+from conveyor.spec.model import PipelineSpec
+from conveyor.spec.translate import Translation, check_keys, expect_list, expect_mapping, slug
+from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents
+
+MANIFESTS = ("action-datatorch.yaml", "action-datatorch.yml")
+_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+_INPUT_REF = re.compile(r"^(?:inputs|variable)\.([A-Za-z0-9_-]+)$")
+_STEP_REF = re.compile(r"^steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)$")
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "int": (int,),
+    "float": (int, float),
+    "number": (int, float),
+    "boolean": (bool,),
+    "bool": (bool,),
+    "array": (list,),
+    "list": (list,),
+    "object": (dict,),
+    "dict": (dict,),
+}
+
+
+@dataclass(frozen=True)
+class ActionRef:
+    """An action as a step names it."""
+
+    name: str
+    tag: str | None = None
+    git: str | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.name.startswith(("./", "../", "/"))
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.tag}" if self.tag else self.name
+
+
+@dataclass(frozen=True)
+class ResolvedAction:
+    directory: Path
+    commit: str | None = None
+    """The git commit a fetched action is pinned to (None for a local directory)."""
+
+
+ActionResolver = Callable[[ActionRef], ResolvedAction]
+"""Finds an action's directory; raises ``ValueError`` or a ``ConveyorError`` with why not."""
+
+
+def local_resolver(base: Path, search: Sequence[Path] = ()) -> ActionResolver:
+    """Actions in local directories: ``./path`` from ``base``, ``owner/name`` under each
+    directory of ``search``."""
+
+    def resolve(ref: ActionRef) -> ResolvedAction:
+        if ref.local:
+            return ResolvedAction((base / ref.name).resolve())
+        for root in search:
+            candidate = root / ref.name
+            if candidate.is_dir():
+                return ResolvedAction(candidate.resolve())
+        raise ValueError(
+            f"action {ref} is not in a local action directory, and this command does not "
+            "fetch actions from git"
+        )
+
+    return resolve
+
+
+def parse_datatorch(
+    documents: Sequence[tuple[Any, SourceMap]], display: str, base: Path, resolver: ActionResolver
+) -> PipelineSpec:
+    if len(documents) != 1:
+        raise documents[1][1].error((), "a DataTorch pipeline file holds one YAML document")
+    data, source = documents[0]
+    doc = expect_mapping(data, source, (), "a DataTorch pipeline with `name` and `jobs`")
+    check_keys(doc, source, (), {"name", "jobs", "triggers"}, {}, "a DataTorch pipeline")
+    if "name" not in doc:
+        raise source.error((), "a DataTorch pipeline needs a `name`")
+    jobs_data = expect_mapping(doc.get("jobs"), source, ("jobs",), "job id -> job")
+    if not jobs_data:
+        raise source.error(("jobs",), "a DataTorch pipeline needs at least one job")
+    loader = _Loader(source, Translation(display), base, resolver)
+    jobs = {job_id: loader.job(str(job_id), job) for job_id, job in jobs_data.items()}
+    warnings = []
+    if "triggers" in doc:
+        names = ", ".join(map(str, expect_mapping(doc["triggers"], source, ("triggers",), "")))
+        warnings.append(
+            f"{source.position(('triggers',))}: triggers ({names}) are ignored: "
+            "a pipeline runs when `conveyor run` is called"
+        )
+    spec = validate({"name": str(doc["name"]), "jobs": jobs}, loader.result.out, "datatorch")
+    return spec.with_read_files(tuple(loader.read_files)).with_warnings(tuple(warnings))
+
+
+@dataclass
+class _Manifest:
+    ref: str
+    directory: Path
+    commit: str | None
+    inputs: dict[str, dict[str, Any]]
+    outputs: list[str]
+    command: str
+
+
+class _Loader:
+    def __init__(
+        self, source: SourceMap, result: Translation, base: Path, resolver: ActionResolver
+    ) -> None:
+        self.source = source
+        self.result = result
+        self.base = base.resolve()
+        self.resolver = resolver
+        self.read_files: list[str] = []
+
+    def job(self, job_id: str, data: Any) -> dict[str, Any]:
+        loc: Loc = ("jobs", job_id)
+        job = expect_mapping(data, self.source, loc, "a job with `steps`")
+        check_keys(job, self.source, loc, {"name", "steps"}, {}, "a DataTorch job")
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_-]*$", job_id):
+            raise self.source.error(loc, f"job id {job_id!r} must start with a letter or _")
+        steps = expect_list(job.get("steps"), self.source, (*loc, "steps"), "steps")
+        if not steps:
+            raise self.source.error(loc, f"job {job_id!r} needs at least one step")
+        self.result.mark(("jobs", job_id), self.source, loc)
+        variables: dict[str, Any] = {}  # inputs and outputs so far in this job
+        out: dict[str, Any] = {"steps": []}
+        if "name" in job:
+            out["name"] = str(job["name"])
+        seen: set[str] = set()
+        for index, step in enumerate(steps):
+            native = self.step(job_id, index, step, variables)
+            if native["id"] in seen:
+                raise self.source.error(
+                    (*loc, "steps", index),
+                    f"two steps of job {job_id!r} have the id {native['id']!r}",
+                )
+            seen.add(native["id"])
+            out["steps"].append(native)
+        return out
+
+    def step(self, job_id: str, index: int, data: Any, variables: dict[str, Any]) -> dict[str, Any]:
+        loc: Loc = ("jobs", job_id, "steps", index)
+        native: Loc = ("jobs", job_id, "steps", index)
+        step = expect_mapping(data, self.source, loc, "a step with an `action`")
+        check_keys(
+            step,
+            self.source,
+            loc,
+            {"name", "id", "action", "inputs", "cache"},
+            {},
+            "a DataTorch step",
+        )
+        self.result.mark(native, self.source, loc)
+        if "action" not in step:
+            raise self.source.error(loc, f"{describe(loc)} needs an `action`")
+        name = str(step.get("name") or "")
+        ident = str(step.get("id") or slug(name, f"step-{index + 1}"))
+        manifest = self.manifest(
+            self.action_ref(step["action"], (*loc, "action")), (*loc, "action")
+        )
+        given = expect_mapping(
+            step.get("inputs", {}), self.source, (*loc, "inputs"), "input values"
+        )
+        inputs: dict[str, Any] = {}
+        for key, value in given.items():
+            inputs[str(key)] = self.render(value, {**variables, **inputs}, (*loc, "inputs", key))
+        for key, declared in manifest.inputs.items():
+            where = (*loc, "inputs", key) if key in inputs else (*loc, "action")
+            if key not in inputs and declared.get("default") is not None:
+                inputs[key] = declared["default"]
+            elif key not in inputs and declared.get("required"):
+                raise self.source.error(
+                    where if key in given else loc,
+                    f"step {ident!r}: input {key!r} is required by action {manifest.ref}",
+                )
+            if key in inputs:
+                inputs[key] = self.coerce(key, inputs[key], declared, where)
+        variables.update(inputs)
+        variables.update({o: f"${{{{ steps.{ident}.outputs.{o} }}}}" for o in manifest.outputs})
+        for key in ("id", "name", "run", "action"):
+            self.result.mark(
+                (*native, key), self.source, (*loc, "action" if key != "name" else "name")
+            )
+        self.result.mark((*native, "action", "inputs"), self.source, (*loc, "inputs"))
+        for key in inputs:
+            self.result.mark((*native, "action", "inputs", key), self.source, (*loc, "inputs", key))
+        out: dict[str, Any] = {
+            "id": ident,
+            "run": manifest.command,
+            "cache": bool(step.get("cache", False)),
+        }
+        if name:
+            out["name"] = name
+        if manifest.commit is None:  # a local action's code is part of the cache key
+            out["inputs"] = [self.relative(manifest.directory) or str(manifest.directory)]
+        out["action"] = {
+            "ref": manifest.ref,
+            "commit": manifest.commit,
+            "inputs": inputs,
+            "outputs": manifest.outputs,
+        }
+        return out
+
+    def action_ref(self, value: Any, loc: Loc) -> ActionRef:
+        if isinstance(value, str):
+            if value.startswith(("./", "../", "/")):
+                return ActionRef(value)
+            name, sep, tag = value.strip().partition("@")
+            if not sep or not name or not tag:
+                raise self.source.error(loc, f"action {value!r} must be owner/name@tag or ./path")
+            return ActionRef(name, tag)
+        action = expect_mapping(
+            value, self.source, loc, "an action: owner/name@tag or {name, tag, git}"
+        )
+        check_keys(action, self.source, loc, {"name", "tag", "git"}, {}, "an action")
+        for key in ("name", "tag"):
+            if not action.get(key):
+                raise self.source.error(loc, f"an action object needs `{key}`")
+        git = str(action["git"]) if action.get("git") else None
+        return ActionRef(str(action["name"]), str(action["tag"]), git)
+
+    def manifest(self, ref: ActionRef, loc: Loc) -> _Manifest:
+        try:
+            resolved = self.resolver(ref)
+        except (ValueError, ConveyorError) as exc:
+            detail = exc.detail if isinstance(exc, SpecError) else str(exc)
+            raise self.source.error(loc, f"cannot use action {ref}: {detail}") from None
+        path = next(
+            (resolved.directory / n for n in MANIFESTS if (resolved.directory / n).is_file()), None
+        )
+        if path is None:
+            where = self.relative(resolved.directory) or str(resolved.directory)
+            raise self.source.error(loc, f"action {ref} has no action-datatorch.yaml in {where}")
+        self.read_files.append(str(path))
+        shown = self.relative(path) or str(path)
+        text = path.read_text(encoding="utf-8")
+        documents = list(load_documents(text, shown))
+        if not documents:
+            raise SpecError(f"the action manifest of {ref} is empty", Position(shown))
+        return _read_manifest(documents[0], ref, resolved, self.relative)
+
+    def render(self, value: Any, variables: dict[str, Any], loc: Loc) -> Any:
+        """Resolve ``${{ inputs.K }}`` now (to a value, or to a step output reference)."""
+        if not isinstance(value, str) or "${{" not in value:
+            return value
+
+        def lookup(expr: str) -> Any:
+            if _STEP_REF.match(expr):
+                return f"${{{{ {expr} }}}}"
+            match = _INPUT_REF.match(expr)
+            if not match:
+                raise self.source.error(
+                    loc,
+                    f"${{{{ {expr} }}}} is not supported; use ${{{{ inputs.NAME }}}} or "
+                    "${{ steps.ID.outputs.NAME }}",
+                )
+            if match.group(1) not in variables:
+                known = ", ".join(sorted(variables)) or "none yet"
+                raise self.source.error(
+                    loc, f"inputs.{match.group(1)} is not defined (defined: {known})"
+                )
+            return variables[match.group(1)]
+
+        whole = _EXPR.fullmatch(value.strip())
+        if whole:  # a whole-string reference keeps its type
+            return lookup(whole.group(1))
+        return _EXPR.sub(lambda m: _text(lookup(m.group(1))), value)
+
+    def coerce(self, key: str, value: Any, declared: dict[str, Any], loc: Loc) -> Any:
+        """A literal as the declared type, cast as DataTorch casts it ("3" -> 3)."""
+        kind = declared.get("type")
+        if not kind or value is None or (isinstance(value, str) and "${{" in value):
+            return value
+        try:
+            return _cast(str(kind), value)
+        except (TypeError, ValueError):
+            raise self.source.error(loc, f"input {key!r} is {kind}, and {value!r} is not") from None
+
+    def relative(self, path: Path) -> str | None:
+        try:
+            return path.resolve().relative_to(self.base).as_posix()
+        except ValueError:
+            return None
+
+
+def _cast(kind: str, value: Any) -> Any:
+    expected = _TYPES[kind]
+    if expected == (str,) and isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bool) != (expected == (bool,)) and not isinstance(value, str):
+        raise TypeError(kind)
+    if isinstance(value, expected):
+        return value
+    if expected == (int,):
+        number = float(value)
+        if not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    if expected == (int, float):
+        return float(value)
+    if expected == (str,) and isinstance(value, int | float):
+        return str(value)
+    if expected == (bool,) and str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise TypeError(kind)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _read_manifest(
+    document: tuple[Any, SourceMap],
+    ref: ActionRef,
+    resolved: ResolvedAction,
+    relative: Callable[[Path], str | None],
+) -> _Manifest:
+    data, source = document
+    manifest = expect_mapping(data, source, (), "an action manifest")
+    check_keys(
+        manifest,
+        source,
+        (),
+        {"$schema", "name", "description", "inputs", "outputs", "runs", "author", "branding"},
+        {},
+        "an action manifest",
+    )
+    inputs: dict[str, dict[str, Any]] = {}
+    for key, declared in expect_mapping(
+        manifest.get("inputs", {}), source, ("inputs",), ""
+    ).items():
+        declared = expect_mapping(declared, source, ("inputs", key), "type, required, default")
+        check_keys(
+            declared,
+            source,
+            ("inputs", key),
+            {"type", "required", "default", "description"},
+            {},
+            "an input",
+        )
+        if declared.get("type") is not None and str(declared["type"]) not in _TYPES:
+            raise source.error(
+                ("inputs", key, "type"),
+                f"unknown input type {declared['type']!r} (known: {', '.join(sorted(_TYPES))})",
+            )
+        inputs[str(key)] = declared
+    outputs = [
+        str(k) for k in expect_mapping(manifest.get("outputs", {}), source, ("outputs",), "")
+    ]
+    runs = expect_mapping(manifest.get("runs"), source, ("runs",), "using: python, cmd or shell")
+    return _Manifest(
+        str(ref),
+        resolved.directory,
+        resolved.commit,
+        inputs,
+        outputs,
+        _command(runs, source, resolved.directory, relative),
+    )
+
+
+def _command(
+    runs: dict[str, Any], source: SourceMap, directory: Path, relative: Callable[[Path], str | None]
+) -> str:
+    using = runs.get("using")
+    keys = {"python": "main", "cmd": "command", "shell": "script"}
+    if using not in keys:
+        raise source.error(
+            ("runs", "using") if "using" in runs else ("runs",),
+            f"runs.using: {using!r} is not supported (python, cmd, shell)",
+        )
+    check_keys(runs, source, ("runs",), {"using", keys[str(using)]}, {}, f"runs for {using}")
+    entry = runs.get(keys[str(using)])
+    if not isinstance(entry, str) or not entry.strip():
+        raise source.error(("runs",), f"runs.{keys[str(using)]} is required for `using: {using}`")
+    if using == "cmd":
+        return entry  # the action author's command; inputs arrive as INPUT_* variables
+    path = directory / entry.strip().strip("/")
+    shown = shlex.quote(relative(path) or str(path))
+    if using == "python":
+        return f'python3 -B {shown} "$CONVEYOR_ACTION_INPUTS"'  # -B: no .pyc in the key
+    runner = "" if os.access(path, os.X_OK) else "sh "
+    return f'{runner}{shown} "$CONVEYOR_ACTION_INPUTS"'

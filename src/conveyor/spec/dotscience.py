@@ -1,0 +1,328 @@
+"""Dotscience ``.dotscience.yml`` and the Drone ``.drone.yml`` subset it mirrors.
+
+Each YAML document (``kind: pipeline``) becomes a job; its steps become the job's steps
+(in order, or as a graph when a step names ``depends_on``). What maps to what is in
+``docs/formats.md``; keys Conveyor does not support are refused by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.spec.load import validate
+from conveyor.spec.model import PipelineSpec
+from conveyor.spec.translate import (
+    Translation,
+    check_keys,
+    env_value,
+    expect_list,
+    expect_mapping,
+    expect_text,
+    slug,
+)
+from conveyor.spec.yamlsource import Loc, SourceMap, describe
+
+STATUS_VARIABLES = ("DRONE_BUILD_STATUS", "DRONE_STAGE_STATUS")
+"""Set to ``success`` or ``failure`` for every step: what notification plugins read."""
+
+_PIPELINE_KEYS = {"kind", "type", "name", "steps", "after", "depends_on", "environment"}
+_STEP_KEYS = {
+    "name",
+    "image",
+    "pull",
+    "commands",
+    "environment",
+    "settings",
+    "runPolicy",
+    "when",
+    "depends_on",
+    "failure",
+}
+_NO_CONTAINERS = "Conveyor does not run services or containers with special options"
+_REFUSED_PIPELINE = {
+    "services": f"service containers are not supported ({_NO_CONTAINERS})",
+    "volumes": "volumes are not supported; steps share the project directory",
+    "workspace": "workspace is not supported; steps run in the project directory",
+    "clone": "clone is not supported; Conveyor runs in the git repository itself",
+    "trigger": "trigger is not supported; a pipeline runs when `conveyor run` is called",
+    "platform": "platform is not supported; choose an executor in the project settings",
+    "node": "node is not supported; choose an executor in the project settings",
+    "concurrency": "concurrency is not supported; use `conveyor run -j N`",
+    "image_pull_secrets": "image_pull_secrets is not supported (no container runtime)",
+    "node_selector": "node_selector is not supported",
+    "tolerations": "tolerations is not supported",
+    "os": "os is not supported",
+    "arch": "arch is not supported",
+}
+_REFUSED_STEP = {
+    "services": f"services are not supported ({_NO_CONTAINERS})",
+    "volumes": "volumes are not supported; steps share the project directory",
+    "privileged": f"privileged is not supported ({_NO_CONTAINERS})",
+    "detach": "detach is not supported; every step runs to its end",
+    "entrypoint": "entrypoint is not supported; use commands",
+    "command": "command is not supported; use commands",
+    "network_mode": f"network_mode is not supported ({_NO_CONTAINERS})",
+    "user": f"user is not supported ({_NO_CONTAINERS})",
+    "shell": "shell is not supported; commands run with `sh -e`",
+    "working_dir": "working_dir is not supported; steps run in the project directory",
+    "devices": f"devices is not supported ({_NO_CONTAINERS})",
+    "dns": f"dns is not supported ({_NO_CONTAINERS})",
+    "dns_search": f"dns_search is not supported ({_NO_CONTAINERS})",
+    "extra_hosts": f"extra_hosts is not supported ({_NO_CONTAINERS})",
+    "resources": "resources is not supported here; convert to conveyor.yml to set them",
+    "group": "group is not supported; use depends_on",
+}
+_POLICIES = {
+    "on-success": "success()",
+    "on_success": "success()",
+    "on-failure": "failure()",
+    "on_failure": "failure()",
+    "always": "always()",
+}
+_WHEN_REFUSED = "Conveyor runs the whole pipeline when asked; only when.status is supported"
+
+
+def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: str) -> PipelineSpec:
+    """Documents of a ``.drone.yml`` or ``.dotscience.yml`` -> the internal model."""
+    what = "a Dotscience pipeline" if fmt == "dotscience" else "a Drone pipeline"
+    result = Translation(display)
+    jobs: dict[str, Any] = {}
+    names: dict[str, str] = {}  # pipeline name -> job id
+    pending: list[tuple[str, list[Any], SourceMap]] = []
+    for data, source in documents:
+        doc = expect_mapping(data, source, (), f"{what} with `kind: pipeline`")
+        check_keys(doc, source, (), _PIPELINE_KEYS, _REFUSED_PIPELINE, what)
+        kind = doc.get("kind")
+        if kind != "pipeline":
+            raise source.error(
+                ("kind",) if "kind" in doc else (),
+                f"kind: {kind!r} is not supported; each document must be `kind: pipeline`",
+            )
+        kind_type = doc.get("type", "docker")
+        if kind_type not in ("docker", "exec"):
+            raise source.error(("type",), f"type: {kind_type!r} is not supported (docker, exec)")
+        name = expect_text(doc.get("name", "default"), source, ("name",))
+        job_id = slug(name, f"pipeline-{len(jobs) + 1}")
+        if name in names or job_id in jobs:
+            raise source.error(("name",), f"two pipelines are named {name!r}")
+        names[name] = job_id
+        result.mark(("jobs", job_id), source, ("name",) if "name" in doc else ("steps",))
+        jobs[job_id] = _job(doc, source, result, job_id, what)
+        if "depends_on" in doc:
+            pending.append(
+                (
+                    job_id,
+                    expect_list(doc["depends_on"], source, ("depends_on",), "pipeline names"),
+                    source,
+                )
+            )
+    for job_id, depends, source in pending:
+        for i, other in enumerate(depends):
+            if other not in names:
+                known = ", ".join(sorted(names))
+                raise source.error(
+                    ("depends_on", i),
+                    f"depends_on names {other!r}, which is not a pipeline in this file "
+                    f"(pipelines: {known})",
+                )
+            jobs[job_id]["needs"].append(names[other])
+    if len(jobs) == 1:
+        title = next(iter(names))
+    else:
+        title = display.rsplit("/", 1)[-1].lstrip(".").split(".", 1)[0] or "pipeline"
+    return validate({"name": title, "jobs": jobs}, result.out, fmt)
+
+
+def _job(
+    doc: dict[str, Any], source: SourceMap, result: Translation, job_id: str, what: str
+) -> dict[str, Any]:
+    steps_data = [
+        ("steps", s) for s in expect_list(doc.get("steps", []), source, ("steps",), "steps")
+    ]
+    after = [("after", s) for s in expect_list(doc.get("after", []), source, ("after",), "steps")]
+    if not steps_data and not after:
+        raise source.error(
+            (),
+            f"{what} needs `steps:`"
+            + (" or `after:`" if "after" in doc or what.startswith("a Dot") else ""),
+        )
+    items = [*steps_data, *after]
+    ids: dict[str, str] = {}
+    for index, (key, step) in enumerate(items):
+        offset = index if key == "steps" else index - len(steps_data)
+        loc: Loc = (key, offset)
+        step = expect_mapping(step, source, loc, "a step")
+        name = expect_text(step.get("name"), source, (*loc, "name")) if "name" in step else None
+        if name is None:
+            raise source.error(loc, f"{describe(loc)} needs a `name`")
+        sid = slug(name, f"step-{index + 1}")
+        if name in ids or sid in ids.values():
+            raise source.error(
+                (*loc, "name"), f"two steps of pipeline {job_id!r} are named {name!r}"
+            )
+        ids[name] = sid
+    graph = any(isinstance(s, dict) and "depends_on" in s for _, s in items)
+    env = _environment(doc.get("environment", {}), source, ("environment",))
+    job: dict[str, Any] = {"needs": [], "env": env[0], "steps": []}
+    if env[1]:
+        raise source.error(
+            ("environment",), "pipeline environment cannot use from_secret; set it on the step"
+        )
+    main_ids = [ids[s["name"]] for _, s in steps_data]
+    for index, (key, step) in enumerate(items):
+        offset = index if key == "steps" else index - len(steps_data)
+        native: Loc = ("jobs", job_id, "steps", index)
+        converted = _step(step, source, (key, offset), result, native, ids)
+        if graph and "depends_on" not in step:
+            # graph mode: a step without depends_on starts at once; `after` steps
+            # still wait for every step of `steps:`
+            converted["needs"] = main_ids if key == "after" else []
+        job["steps"].append(converted)
+    return job
+
+
+def _step(
+    step: dict[str, Any],
+    source: SourceMap,
+    loc: Loc,
+    result: Translation,
+    native: Loc,
+    ids: dict[str, str],
+) -> dict[str, Any]:
+    check_keys(step, source, loc, _STEP_KEYS, _REFUSED_STEP, "a step")
+    result.mark(native, source, loc)
+    out: dict[str, Any] = {"id": ids[step["name"]], "name": str(step["name"])}
+    for key in ("id", "name"):
+        result.mark((*native, key), source, (*loc, "name"))
+    if "image" in step:
+        out["image"] = expect_text(step["image"], source, (*loc, "image"))
+        result.mark((*native, "image"), source, (*loc, "image"))
+    if "pull" in step:
+        pull = step["pull"]
+        if pull not in ("always", "never", "if-not-exists"):
+            raise source.error(
+                (*loc, "pull"),
+                f"pull: {pull!r} is not a pull policy (always, never, if-not-exists)",
+            )
+        out["pull"] = pull
+    commands = expect_list(step.get("commands", []), source, (*loc, "commands"), "shell commands")
+    lines = [expect_text(c, source, (*loc, "commands", i)) for i, c in enumerate(commands)]
+    if lines:
+        out["run"] = "\n".join(lines)
+        result.mark((*native, "run"), source, (*loc, "commands"))
+    elif "image" not in step:
+        raise source.error(loc, f"step {step['name']!r} has neither commands nor an image")
+    env, secrets = _environment(step.get("environment", {}), source, (*loc, "environment"))
+    settings = expect_mapping(
+        step.get("settings", {}), source, (*loc, "settings"), "plugin settings"
+    )
+    for key, value in settings.items():
+        variable = "PLUGIN_" + slug(str(key), "X").replace("-", "_").upper()
+        if isinstance(value, dict) and set(value) == {"from_secret"}:
+            secrets[variable] = expect_text(
+                value["from_secret"], source, (*loc, "settings", key, "from_secret")
+            )
+        else:
+            env[variable] = env_value(value)
+    for key, where in (("env", "environment"), ("secrets", "environment")):
+        result.mark((*native, key), source, (*loc, where))
+    if env:
+        out["env"] = env
+    if secrets:
+        out["secrets"] = secrets
+    out["if"] = _policy(step, source, loc)
+    result.mark((*native, "if"), source, (*loc, "runPolicy" if "runPolicy" in step else "when"))
+    if "depends_on" in step:
+        depends = expect_list(step["depends_on"], source, (*loc, "depends_on"), "step names")
+        needs = []
+        for i, name in enumerate(depends):
+            if name not in ids:
+                known = ", ".join(sorted(ids))
+                raise source.error(
+                    (*loc, "depends_on", i),
+                    f"depends_on names {name!r}, which is not a step of this pipeline "
+                    f"(steps: {known})",
+                )
+            needs.append(ids[name])
+        out["needs"] = needs
+        result.mark((*native, "needs"), source, (*loc, "depends_on"))
+    if "failure" in step:
+        if step["failure"] != "ignore":
+            raise source.error(
+                (*loc, "failure"),
+                f"failure: {step['failure']!r} is not supported; use `failure: ignore`",
+            )
+        out["continue-on-error"] = True
+    out["status-env"] = list(STATUS_VARIABLES)
+    out["cache"] = False  # CI steps declare no inputs or outputs: always run them
+    return out
+
+
+def _environment(value: Any, source: SourceMap, loc: Loc) -> tuple[dict[str, Any], dict[str, str]]:
+    env: dict[str, Any] = {}
+    secrets: dict[str, str] = {}
+    for key, item in expect_mapping(value, source, loc, "environment variables").items():
+        if isinstance(item, dict):
+            if set(item) != {"from_secret"}:
+                raise source.error(
+                    (*loc, key), f"{describe((*loc, key))}: a value or {{from_secret: NAME}}"
+                )
+            secrets[str(key)] = expect_text(item["from_secret"], source, (*loc, key, "from_secret"))
+        elif isinstance(item, list):
+            raise source.error(
+                (*loc, key),
+                f"{describe((*loc, key))}: a value or {{from_secret: NAME}}, not a list",
+            )
+        else:
+            env[str(key)] = env_value(item)
+    return env, secrets
+
+
+def _policy(step: dict[str, Any], source: SourceMap, loc: Loc) -> str:
+    if "runPolicy" in step and "when" in step:
+        raise source.error((*loc, "when"), "give either runPolicy or when.status, not both")
+    if "runPolicy" in step:
+        policy = step["runPolicy"]
+        if policy not in _POLICIES:
+            raise source.error(
+                (*loc, "runPolicy"),
+                f"runPolicy: {policy!r} is not one of on-success, on-failure, always",
+            )
+        return _POLICIES[policy]
+    if "when" not in step:
+        return "success()"
+    when = expect_mapping(step["when"], source, (*loc, "when"), "conditions")
+    check_keys(
+        when,
+        source,
+        (*loc, "when"),
+        {"status"},
+        dict.fromkeys(
+            (
+                "branch",
+                "event",
+                "ref",
+                "repo",
+                "instance",
+                "target",
+                "cron",
+                "action",
+                "paths",
+                "plugin",
+            ),
+            _WHEN_REFUSED,
+        ),
+        "when",
+    )
+    status = when.get("status", ["success"])
+    statuses = (
+        {status}
+        if isinstance(status, str)
+        else set(expect_list(status, source, (*loc, "when", "status"), "success, failure"))
+    )
+    if not statuses or not statuses <= {"success", "failure"}:
+        raise source.error((*loc, "when", "status"), "when.status lists success, failure or both")
+    if statuses == {"success", "failure"}:
+        return "always()"
+    return "failure()" if statuses == {"failure"} else "success()"

@@ -1,0 +1,82 @@
+"""Which format a pipeline file is in, and the loader for it.
+
+By name: ``conveyor.yml``, ``.dotscience.yml``, ``.drone.yml``. Any other name (given
+with ``-f``) is recognised by its shape: documents with ``kind: pipeline`` are Drone,
+``jobs`` whose steps name an ``action`` are DataTorch, anything else is native.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.errors import Position, ProjectError, SpecError
+from conveyor.spec.files import format_for_name
+from conveyor.spec.load import validate_native
+from conveyor.spec.model import PipelineSpec
+from conveyor.spec.yamlsource import SourceMap, load_documents
+
+if TYPE_CHECKING:
+    from conveyor.spec.datatorch import ActionResolver
+
+FORMATS = ("conveyor", "dotscience", "drone", "datatorch")
+
+
+def load_file(
+    path: Path, display: str | None = None, resolver: ActionResolver | None = None
+) -> PipelineSpec:
+    """Read, detect and load the pipeline file at ``path`` in any supported format
+    (DataTorch actions are found by ``resolver``; default: local directories only)."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ProjectError(f"pipeline file {shown} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the pipeline file: {exc}", Position(shown)) from exc
+    return parse_text(text, shown, format_for_name(path.name), path.parent, resolver)
+
+
+def parse_text(
+    text: str,
+    display: str,
+    fmt: str | None = None,
+    base: Path | None = None,
+    resolver: ActionResolver | None = None,
+) -> PipelineSpec:
+    """Load pipeline text; ``fmt`` None detects the format from the data."""
+    documents = list(load_documents(text, display))
+    if not documents:
+        raise SpecError("the pipeline file is empty", Position(display))
+    fmt = fmt or detect(documents)
+    if fmt in ("dotscience", "drone"):
+        from conveyor.spec.dotscience import parse_drone
+
+        return parse_drone(documents, display, fmt)
+    if fmt == "datatorch":
+        from conveyor.spec.datatorch import local_resolver, parse_datatorch
+
+        root = base or Path(".")
+        return parse_datatorch(documents, display, root, resolver or local_resolver(root))
+    return validate_native(documents, display)
+
+
+def detect(documents: list[tuple[Any, SourceMap]]) -> str:
+    data = documents[0][0]
+    if not isinstance(data, dict):
+        return "conveyor"
+    if "kind" in data:
+        return "dotscience" if "after" in data else "drone"
+    jobs = data.get("jobs")
+    if isinstance(jobs, dict):
+        for job in jobs.values():
+            steps = job.get("steps") if isinstance(job, dict) else None
+            if isinstance(steps, list) and any(_datatorch_step(s) for s in steps):
+                return "datatorch"
+    return "conveyor"
+
+
+def _datatorch_step(step: object) -> bool:
+    """A step that names an action, or gives its inputs as a mapping (native inputs are
+    a list of paths)."""
+    return isinstance(step, dict) and ("action" in step or isinstance(step.get("inputs"), dict))

@@ -1,0 +1,1 @@
+echo "hello $INPUT_WHO" > greeting.txt
