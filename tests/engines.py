@@ -18,3 +18,9 @@ def engine_missing(engine: str, message: str) -> None:
     if os.environ.get("CONVEYOR_REQUIRE_ENGINES") == "1" and engine in started:
         pytest.fail(message)
     pytest.skip(message)
+
+
+def configured(variable: str) -> bool:
+    """Whether an engine's client setting is in the environment. Importing the HTCondor
+    bindings without a configuration sets CONDOR_CONFIG=/dev/null: that is no pool."""
+    return os.environ.get(variable, "/dev/null") != "/dev/null"

@@ -17,7 +17,7 @@ import pytest
 
 from conveyor.executors.base import Executor
 from conveyor.executors.registry import load_executor
-from tests.engines import engine_missing
+from tests.engines import configured, engine_missing
 
 ENGINE_ENV = {"htcondor": "CONDOR_CONFIG", "spark": "CONVEYOR_SPARK_MASTER"}
 BACKENDS = ["local", "htcondor", "spark"]
@@ -31,7 +31,7 @@ def backend_settings(name: str) -> dict[str, Any]:
 
 def _require(name: str) -> None:
     variable = ENGINE_ENV.get(name)
-    if variable is None or os.environ.get(variable):
+    if variable is None or configured(variable):
         return
     message = f"{name} engine not configured (${variable} unset); start it with scripts/engines/{name}.sh up"
     engine_missing(name, message)

@@ -154,13 +154,13 @@ def test_two_runs_at_once_both_succeed(repo: Repo) -> None:
         jobs:
           a:
             steps:
-              - run: sleep 1; date +%s%N >> log.txt
+              - run: touch started; sleep 1; date +%s%N >> log.txt
                 cache: false
         """
     )
     repo.commit()
     first = repo.popen("run")
-    time.sleep(0.3)
+    _wait_for(repo.path / "started")  # the first run holds the lock now
     second = repo.popen("run")
     out1, err1 = first.communicate(timeout=60)
     out2, err2 = second.communicate(timeout=60)

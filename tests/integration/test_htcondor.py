@@ -24,7 +24,7 @@ from conveyor.domain.types import Resources
 from conveyor.errors import ExecutorError, ProjectError
 from conveyor.executors.base import Completion, Handle, Invocation
 from conveyor.executors.htcondor import HTCondorExecutor
-from tests.engines import engine_missing
+from tests.engines import configured, engine_missing
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ HAVE_BINDINGS = importlib.util.find_spec("htcondor2") is not None
 
 
 def _need_pool() -> None:
-    if os.environ.get("CONDOR_CONFIG") and HAVE_BINDINGS:
+    if configured("CONDOR_CONFIG") and HAVE_BINDINGS:
         return
     message = "HTCondor pool not configured; start it with scripts/engines/htcondor.sh up"
     engine_missing("htcondor", message)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import engine_missing
+from tests.engines import configured, engine_missing
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -141,7 +141,7 @@ def test_datums_that_match_nothing_are_a_usage_error(repo: Repo) -> None:
 
 def _engine(executor: str, repo: Repo) -> None:
     if executor == "htcondor":
-        if not (os.environ.get("CONDOR_CONFIG") and importlib.util.find_spec("htcondor2")):
+        if not (configured("CONDOR_CONFIG") and importlib.util.find_spec("htcondor2")):
             engine_missing("htcondor", "HTCondor pool not configured (scripts/engines)")
     else:
         master = os.environ.get("CONVEYOR_SPARK_MASTER")
