@@ -17,7 +17,6 @@ from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError, StoreError
-from conveyor.execute.containers import host_command
 from conveyor.execute.events import (
     Cancel,
     CancelRequested,
@@ -30,6 +29,7 @@ from conveyor.execute.events import (
     StepFailed,
     StepSucceeded,
 )
+from conveyor.execute.images import ContainerRuntime, Placement, container_name, place_step
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.scheduler import Scheduler
 from conveyor.execute.workspace import MissingInputError, MissingOutputError, Workspace
@@ -65,6 +65,8 @@ class RunOptions:
     """Plugin image (without tag) -> host command, for image steps without commands."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Secret name -> value, resolved by the caller; never recorded."""
+    runtime: ContainerRuntime | None = None
+    """Where image steps run (``[containers] runtime``); None: no runtime here."""
 
 
 @dataclass
@@ -212,12 +214,17 @@ class Runner:
             started_at=time.time(),
             command=step.command,
         )
-        command, refusal = host_command(
-            step, self.options.containers_on_missing, self.options.plugins
+        placement = place_step(
+            step,
+            self.options.runtime,
+            self.options.containers_on_missing,
+            self.options.plugins,
+            step.executor or self.default_executor,
         )
-        if refusal is not None:
-            self._fail(record, refusal, retryable=False)
+        if placement.refusal is not None:
+            self._fail(record, placement.refusal, retryable=False)
             return
+        command = placement.command
         try:
             inputs = self.workspace.resolve_inputs(step.inputs)
         except MissingInputError as exc:
@@ -239,6 +246,7 @@ class Runner:
             upstream=upstream,
             environment=self.options.environment_digest,
             image=step.image,
+            container=placement.key,
         )
         record.parts = parts
         record.fingerprint = fingerprint(parts)
@@ -246,7 +254,7 @@ class Runner:
         if miss is None:
             return
         self._batch.inputs[(self.run.id, step.id)] = inputs
-        self._submit(step, record, tuple(i.path for i in inputs), miss, command)
+        self._submit(step, record, tuple(i.path for i in inputs), miss, placement)
 
     def _serve_from_cache(self, step: StepPlan, record: StepRunRecord) -> str | None:
         """Restore the step's outputs from the store; else say why not (the cache miss)."""
@@ -281,7 +289,7 @@ class Runner:
         record: StepRunRecord,
         inputs: tuple[str, ...],
         miss: str,
-        command: str,
+        placement: Placement,
     ) -> None:
         log_path = self.log_dir / f"{_UNSAFE.sub('_', step.id)}.log"
         record.log_path = str(log_path)
@@ -289,10 +297,17 @@ class Runner:
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"\n--- conveyor: attempt {record.attempt} ---\n")
         self.workspace.clear_outputs(step.outputs)
+        env = self._env(step, record.attempt)
+        command = placement.command
+        if placement.image_id is not None and self.options.runtime is not None:
+            name = container_name(self.run.id, step.id, record.attempt)
+            command = self.options.runtime.wrap(
+                placement.image_id, command, tuple(env), self.workspace.root, name, self.run.id
+            )
         invocation = Invocation(
             key=f"{self.run.id}/{step.id}/{record.attempt}",
             command=command,
-            env=self._env(step, record.attempt),
+            env=env,
             workdir=self.workspace.root,
             log_path=log_path,
             inputs=inputs,
@@ -319,8 +334,8 @@ class Runner:
             "executor": executor.name,
             "cache_miss": miss,
         }
-        if step.image is not None:  # provenance: the image was asked for, the host ran it
-            started.update({"image": step.image, "container": "host", "command": command})
+        if step.image is not None:  # provenance: the image, its ID and where it ran
+            started.update(placement.provenance(step, self.options.runtime))
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 

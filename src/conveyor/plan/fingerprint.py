@@ -29,6 +29,7 @@ def fingerprint_parts(
     environment: str,
     executor_key: str = "",
     image: str | None = None,
+    container: str | None = None,
 ) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
@@ -42,6 +43,8 @@ def fingerprint_parts(
     }
     if image is not None:  # only image steps carry it: other keys stay as they were
         parts["image"] = image
+    if container is not None:  # where an image step ran: the image ID, host or plugin
+        parts["container"] = container
     return parts
 
 
@@ -72,6 +75,10 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
         changes.append("the tool environment changed (Python version or lock file)")
     if before.get("image") != after.get("image"):
         changes.append(f"the image changed ({before.get('image')} -> {after.get('image')})")
+    if before.get("container") != after.get("container"):
+        changes.append(
+            f"where the image runs changed ({before.get('container')} -> {after.get('container')})"
+        )
     if before.get("executor") != after.get("executor"):
         changes.append("the executor settings changed")
     return changes

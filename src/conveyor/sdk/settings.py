@@ -17,6 +17,9 @@ _KNOWN = {"executor", "parallelism", "database", "store"}
 class ContainerSettings:
     """``[containers]``: what to do with steps that name an image."""
 
+    runtime: str = "auto"
+    """``auto`` (podman, else docker, on PATH), ``podman``, ``docker``, ``none``, or a
+    docker-compatible socket URL (``unix://...``, ``tcp://...``)."""
     on_missing: str = "fail"
     """No container runtime is configured: ``fail`` the step, or run it on the ``host``."""
     plugins: dict[str, str] = field(default_factory=dict)
@@ -26,11 +29,17 @@ class ContainerSettings:
     def parse(path: Path, data: object) -> ContainerSettings:
         if not isinstance(data, dict):
             raise ProjectError(f"{path}: [containers] must be a table")
-        unknown = set(data) - {"on_missing", "plugins"}
+        unknown = set(data) - {"runtime", "on_missing", "plugins"}
         if unknown:
             raise ProjectError(
                 f"{path}: unknown setting containers.{sorted(unknown)[0]} "
-                "(known: on_missing, plugins)"
+                "(known: runtime, on_missing, plugins)"
+            )
+        runtime = data.get("runtime", "auto")
+        if not isinstance(runtime, str) or not runtime:
+            raise ProjectError(
+                f'{path}: containers.runtime is "auto", "podman", "docker", "none" '
+                "or a socket URL (unix://...)"
             )
         on_missing = data.get("on_missing", "fail")
         if on_missing not in ("fail", "host"):
@@ -38,7 +47,7 @@ class ContainerSettings:
         plugins = data.get("plugins", {})
         if not isinstance(plugins, dict) or not all(isinstance(v, str) for v in plugins.values()):
             raise ProjectError(f"{path}: containers.plugins maps image names to commands")
-        return ContainerSettings(on_missing, {str(k): v for k, v in plugins.items()})
+        return ContainerSettings(runtime, on_missing, {str(k): v for k, v in plugins.items()})
 
 
 @dataclass(frozen=True)
