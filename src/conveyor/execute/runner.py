@@ -31,6 +31,7 @@ from conveyor.execute.events import (
 )
 from conveyor.execute.images import ContainerRuntime, Placement, container_name, place_step
 from conveyor.execute.reporting import Reporter
+from conveyor.execute.runinfo import run_environment
 from conveyor.execute.scheduler import Scheduler
 from conveyor.execute.workspace import MissingInputError, MissingOutputError, Workspace
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
@@ -358,6 +359,7 @@ class Runner:
             env[name] = status
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
+        env.update(run_environment(self.run))
         return env
 
     # -- completing -----------------------------------------------------------------
