@@ -159,7 +159,7 @@ class ContainerRuntime:
         argv.append(image_id)
         if command:
             argv += ["sh", "-e", "-c", command]
-        remove = "rm -f -t 0" if self.kind == "podman" else "rm -f"
+        remove = " ".join(self._remove())
         return (
             f"trap '{cli} {remove} {name} >/dev/null 2>&1 || :' TERM INT HUP\n"
             f"{cli} {shlex.join(argv)} &\n"
@@ -171,7 +171,11 @@ class ContainerRuntime:
         found = self._call([*self.cli, "ps", "-aq", "--filter", f"label={LABEL}={run_id}"])
         ids = found.stdout.split()
         if found.returncode == 0 and ids:
-            self._call([*self.cli, "rm", "-f", *ids])
+            self._call([*self.cli, *self._remove(), *ids])
+
+    def _remove(self) -> list[str]:
+        """Remove at once: no stop timeout (a shell as PID 1 ignores TERM)."""
+        return ["rm", "-f", "-t", "0"] if self.kind == "podman" else ["rm", "-f"]
 
 
 def remove_leftovers(run_id: str, started: Iterable[Mapping[str, object]]) -> None:
