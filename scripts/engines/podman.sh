@@ -72,11 +72,27 @@ EOF
     mv "$CONTAINERS_STORAGE_CONF.tmp" "$CONTAINERS_STORAGE_CONF"
 }
 
+# Never rm -r through a mount: debootstrap mounts /proc (and maybe /sys) in the rootfs
+# and a failed run can leave them. Unmount, deepest first, and check before removing.
+remove_rootfs() {
+    local dir="$1" real m
+    [ -e "$dir" ] || return 0
+    real="$(realpath -m "$dir")"
+    for _ in 1 2; do
+        awk -v r="$real" 'index($5, r "/") == 1 {print $5}' /proc/self/mountinfo | sort -r \
+            | while IFS= read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+    done
+    if awk -v r="$real" 'index($5, r "/") == 1 {found=1} END {exit !found}' /proc/self/mountinfo; then
+        die "still mounted under $dir; unmount it by hand before retrying"
+    fi
+    rm -rf "$dir"
+}
+
 build_image() {
     local t0=$SECONDS rootfs="$PM/rootfs.partial" mirror
     command -v debootstrap >/dev/null || apt_install_host debootstrap
     mirror="$(debian_mirror)"
-    rm -rf "$rootfs"
+    remove_rootfs "$rootfs"
     log "debootstrap $SUITE into $rootfs (about 40 s, once)"
     debootstrap --variant=minbase "$SUITE" "$rootfs" "$mirror" >"$PM/debootstrap.log" 2>&1 </dev/null \
         || die "debootstrap failed, see $PM/debootstrap.log"
@@ -84,7 +100,7 @@ build_image() {
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
     tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/sh"]' - "$IMAGE" >/dev/null \
         || die "podman import failed"
-    rm -rf "$rootfs"
+    remove_rootfs "$rootfs"
     log "built $IMAGE in $((SECONDS - t0)) s"
 }
 
