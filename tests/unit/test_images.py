@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.errors import ProjectError
 from conveyor.execute.images import (
     BUILTIN_PLUGINS,
     ContainerError,
@@ -20,6 +21,7 @@ from conveyor.execute.images import (
 )
 from conveyor.plan.fingerprint import explain_change, fingerprint, fingerprint_parts
 from conveyor.plan.model import StepPlan
+from conveyor.sdk.settings import Settings
 
 IMAGE_ID = "sha256:" + "ab" * 32
 
@@ -51,7 +53,7 @@ class FakeCli:
 
 
 def runtime(cli: FakeCli) -> ContainerRuntime:
-    return ContainerRuntime("podman", ("podman",), cli)
+    return ContainerRuntime("podman", ("podman",), run_cli=cli)
 
 
 def step(**extra: object) -> StepPlan:
@@ -105,6 +107,13 @@ def test_always_pulls_and_never_never_does() -> None:
     assert cli.verbs() == ["inspect"]
 
 
+def test_an_image_is_resolved_once_per_runtime() -> None:
+    cli = FakeCli(set())
+    found = runtime(cli)
+    assert found.image_id("alpine", "always") == found.image_id("alpine", "always")
+    assert cli.verbs() == ["pull", "inspect"]
+
+
 def test_a_failed_pull_says_why_in_one_line() -> None:
     with pytest.raises(ContainerError) as caught:
         runtime(FakeCli(set(), pull_ok=False)).image_id("ghcr.io/x/y:1", "always")
@@ -131,6 +140,19 @@ def test_wrap_passes_declared_names_only_and_mounts_the_project(tmp_path: Path) 
     options = argv[: argv.index(IMAGE_ID)]
     assert [options[i + 1] for i, a in enumerate(options) if a == "-e"] == ["A", "B"]
     assert argv[-5:] == [IMAGE_ID, "sh", "-e", "-c", "echo $A > out.txt"]
+
+
+def test_host_networking_is_the_only_alternative_to_none(tmp_path: Path) -> None:
+    found = find_runtime("auto", which("podman"), network="host")
+    assert found is not None
+    argv = shlex.split(found.wrap(IMAGE_ID, "true", [], tmp_path, "n", "r").splitlines()[1])
+    assert argv[argv.index("--network") + 1] == "host"
+    (tmp_path / "config.toml").write_text('[containers]\nnetwork = "bridge"\n')
+    with pytest.raises(ProjectError, match=r'containers\.network is "none" or "host"'):
+        Settings.load(tmp_path)
+    (tmp_path / "config.toml").write_text('[containers]\nruntime = "docker"\nnetwork = "host"\n')
+    loaded = Settings.load(tmp_path).containers
+    assert (loaded.runtime, loaded.network, loaded.on_missing) == ("docker", "host", "fail")
 
 
 def test_a_plugin_image_without_commands_keeps_its_entrypoint(tmp_path: Path) -> None:

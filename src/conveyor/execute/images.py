@@ -81,7 +81,12 @@ class ContainerRuntime:
     """``podman`` or ``docker``: the CLI dialect."""
     cli: tuple[str, ...]
     """The program and its global options, e.g. ``("docker", "-H", "unix:///...")``."""
+    network: str = "none"
+    """``none`` (default) or ``host``: podman's bridge network is never asked for."""
     run_cli: Run = field(default=_run, compare=False, repr=False)
+    _resolved: dict[tuple[str, str], str] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def label(self) -> str:
@@ -90,8 +95,15 @@ class ContainerRuntime:
         return f"{self.kind}@{url}" if url else self.kind
 
     def image_id(self, image: str, pull: str | None) -> str:
-        """Pull per the policy (default ``if-not-exists``), then the image's ID."""
+        """Pull per the policy (default ``if-not-exists``), then the image's ID; once per
+        image and policy for the runtime's life (a run): its steps see one image."""
         policy = pull or "if-not-exists"
+        key = (image, policy)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(image, policy)
+        return self._resolved[key]
+
+    def _resolve(self, image: str, policy: str) -> str:
         if policy not in PULL_POLICIES:
             raise ContainerError(f"pull: {policy!r} is not one of {', '.join(PULL_POLICIES)}")
         if policy == "always":
@@ -150,7 +162,7 @@ class ContainerRuntime:
         root = os.fspath(workdir)
         argv = [
             "run", "--rm", "--name", name, "--label", f"{LABEL}={run_id}",
-            "--network", "none", "-v", f"{root}:{root}", "-w", root,
+            "--network", self.network, "-v", f"{root}:{root}", "-w", root,
         ]  # fmt: skip
         if os.getuid() != 0:  # files the step writes belong to the caller
             argv += ["--userns=keep-id"] if self.kind == "podman" else ["--user", _ids()]
@@ -203,7 +215,7 @@ def _ids() -> str:
 
 
 def find_runtime(
-    setting: str, which: Callable[[str], str | None] = shutil.which
+    setting: str, which: Callable[[str], str | None] = shutil.which, network: str = "none"
 ) -> ContainerRuntime | None:
     """The runtime ``[containers] runtime`` names, or None when there is none here.
 
@@ -215,16 +227,16 @@ def find_runtime(
         return None
     if "://" in setting:
         if which("docker"):
-            return ContainerRuntime("docker", ("docker", "-H", setting))
+            return ContainerRuntime("docker", ("docker", "-H", setting), network)
         if which("podman"):
-            return ContainerRuntime("podman", ("podman", "--url", setting))
+            return ContainerRuntime("podman", ("podman", "--url", setting), network)
         return None
     names = ("podman", "docker") if setting == "auto" else (setting,)
     for name in names:
         path = which(name)
         if path:
             kind = "docker" if os.path.basename(name).startswith("docker") else "podman"
-            return ContainerRuntime(kind, (name,))
+            return ContainerRuntime(kind, (name,), network)
     return None
 
 

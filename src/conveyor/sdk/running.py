@@ -127,7 +127,8 @@ def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntim
     """The container runtime for image steps (looked for only when a step names one)."""
     if not any(step.image for step in plan.steps):
         return None
-    return find_runtime(project.settings.containers.runtime)
+    settings = project.settings.containers
+    return find_runtime(settings.runtime, network=settings.network)
 
 
 def resolve_secrets(plan: ExecutionPlan, environ: Mapping[str, str]) -> dict[str, str]:
