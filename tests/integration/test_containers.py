@@ -202,3 +202,40 @@ def test_the_host_fallback_is_recorded_as_such(repo: Repo) -> None:
     step = repo.steps()["build.inside"]
     assert (step["image"], step["container"]) == ("alpine:3", "host")
     assert "image_id" not in step
+
+
+@pytest.fixture
+def socket_url(image: str, tmp_path: Path) -> Iterator[str]:
+    """A docker-compatible API socket: `podman system service` on a Unix socket."""
+    url = f"unix://{tmp_path}/podman.sock"
+    service = subprocess.Popen(
+        ["podman", "system", "service", "--time=0", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "podman.sock").exists():
+            assert service.poll() is None, "podman system service ended"
+            assert time.monotonic() < deadline, "no socket after 30 s"
+            time.sleep(0.1)
+        yield url
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+
+
+def test_a_socket_url_runs_the_step_through_the_api(
+    repo: Repo, image: str, socket_url: str
+) -> None:
+    repo.write("conveyor.yml", pipeline(image, INFO))
+    repo.write(".conveyor/config.toml", f'[containers]\nruntime = "{socket_url}"\n')
+    repo.commit()
+    result = repo.run("run", env={"HOST_ONLY": "leaked"})
+    assert result.code == 0, result.err
+    info = (repo.path / "out/info.txt").read_text().splitlines()
+    assert info == [f"hello unset {repo.path}", "no-python"]
+    step = repo.steps()["build.inside"]
+    expected = "docker" if shutil.which("docker") else "podman"
+    assert step["container"] == f"{expected}@{socket_url}"
+    assert step["image_id"].startswith("sha256:")
