@@ -125,8 +125,11 @@ def test_wrap_passes_declared_names_only_and_mounts_the_project(tmp_path: Path) 
     text = runtime(FakeCli(set())).wrap(
         IMAGE_ID, "echo $A > out.txt", ["B", "A"], tmp_path, "conveyor-r-j.s-1", "r"
     )
-    trap, run, wait = text.splitlines()
-    assert trap == "trap 'podman rm -f -t 0 conveyor-r-j.s-1 >/dev/null 2>&1 || :' TERM INT HUP"
+    remove, trap, run, wait = text.splitlines()
+    assert remove == (
+        "conveyor_remove() { podman rm -f -t 0 conveyor-r-j.s-1 >/dev/null 2>&1 || :; }"
+    )
+    assert trap == "trap conveyor_remove TERM INT HUP"
     assert wait == "wait $!"
     argv = shlex.split(run)
     assert argv[-1] == "&"
@@ -145,7 +148,7 @@ def test_wrap_passes_declared_names_only_and_mounts_the_project(tmp_path: Path) 
 def test_host_networking_is_the_only_alternative_to_none(tmp_path: Path) -> None:
     found = find_runtime("auto", which("podman"), network="host")
     assert found is not None
-    argv = shlex.split(found.wrap(IMAGE_ID, "true", [], tmp_path, "n", "r").splitlines()[1])
+    argv = shlex.split(found.wrap(IMAGE_ID, "true", [], tmp_path, "n", "r").splitlines()[2])
     assert argv[argv.index("--network") + 1] == "host"
     (tmp_path / "config.toml").write_text('[containers]\nnetwork = "bridge"\n')
     with pytest.raises(ProjectError, match=r'containers\.network is "none" or "host"'):
@@ -157,7 +160,7 @@ def test_host_networking_is_the_only_alternative_to_none(tmp_path: Path) -> None
 
 def test_a_plugin_image_without_commands_keeps_its_entrypoint(tmp_path: Path) -> None:
     text = runtime(FakeCli(set())).wrap(IMAGE_ID, "", [], tmp_path, "n", "r")
-    assert shlex.split(text.splitlines()[1])[-2:] == [IMAGE_ID, "&"]
+    assert shlex.split(text.splitlines()[2])[-2:] == [IMAGE_ID, "&"]
 
 
 def test_container_names_are_safe_and_unique_per_attempt() -> None:

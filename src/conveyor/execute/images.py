@@ -173,7 +173,8 @@ class ContainerRuntime:
             argv += ["sh", "-e", "-c", command]
         remove = " ".join(self._remove())
         return (
-            f"trap '{cli} {remove} {name} >/dev/null 2>&1 || :' TERM INT HUP\n"
+            f"conveyor_remove() {{ {cli} {remove} {name} >/dev/null 2>&1 || :; }}\n"
+            "trap conveyor_remove TERM INT HUP\n"
             f"{cli} {shlex.join(argv)} &\n"
             "wait $!"
         )
