@@ -239,3 +239,43 @@ def test_a_native_step_uses_a_plugin_by_image_name(repo: Repo, server: Server) -
     run_id = repo.show()["id"]
     assert [r.path for r in server.requests] == ["/a", "/b"]
     assert server.requests[0].body == {"text": f"run {run_id} is success"}
+
+
+def test_dotscience_notifies_a_failure_and_skips_on_success_plugins(
+    repo: Repo, server: Server
+) -> None:
+    repo.write(
+        ".dotscience.yml",
+        f"""\
+kind: pipeline
+steps:
+  - name: train
+    commands:
+      - exit 1
+after:
+  - name: circleci
+    image: dotscience/dotscience-circleci-plugin:latest
+    runPolicy: on-success
+    settings:
+      token: t
+      username: u
+      project: p
+      base_url: {server.url}
+  - name: notify
+    image: dotscience/dotscience-slack-plugin:latest
+    runPolicy: always
+    settings:
+      webhook: {server.url}/slack
+      template: "{{status}} after {{duration}}: {{link}}"
+""",
+    )
+    repo.commit()
+    result = repo.run("run")
+    assert result.code == 1
+    run_id = repo.show()["id"]
+    steps = repo.steps()
+    assert steps["default.circleci"]["status"] == "skipped"
+    assert steps["default.notify"]["status"] == "succeeded"
+    text = server.only().body["text"]
+    assert text.startswith("failure after ")
+    assert text.endswith(f": conveyor show {run_id}")
