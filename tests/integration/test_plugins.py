@@ -4,6 +4,7 @@ HTTP servers on 127.0.0.1 that check what they receive."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -279,3 +280,28 @@ after:
     text = server.only().body["text"]
     assert text.startswith("failure after ")
     assert text.endswith(f": conveyor show {run_id}")
+
+
+def test_an_unreachable_service_fails_the_step_in_one_line(repo: Repo) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    repo.pipeline(
+        f"""\
+        name: native
+        jobs:
+          report:
+            steps:
+              - id: hook
+                image: notify/slack
+                env:
+                  SLACK_WEBHOOK: http://127.0.0.1:{port}/services/SECRET
+        """
+    )
+    repo.commit()
+    assert repo.run("run").code == 1
+    step = repo.steps()["report.hook"]
+    log = Path(step["log"]).read_text(encoding="utf-8").strip()
+    assert log.startswith(f"slack: error: cannot reach http://127.0.0.1:{port}: ")
+    assert "SECRET" not in log
+    assert len(log.splitlines()) == 1
