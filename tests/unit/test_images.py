@@ -213,6 +213,8 @@ def test_batch_executors_refuse_image_steps() -> None:
     placed = place_step(step(image="alpine"), runtime(FakeCli({"alpine"})), "fail", {}, "htcondor")
     assert placed.refusal is not None
     assert "the htcondor executor does not start containers" in placed.refusal
+    host = place_step(step(image="alpine"), runtime(FakeCli(set())), "host", {}, "spark")
+    assert (host.where, host.command, host.refusal) == ("host", "make", None)
 
 
 def test_a_missing_image_is_a_step_failure_not_a_crash() -> None:

@@ -289,13 +289,17 @@ def place_step(
             refusal = f"{refusal}; or, {INSTALL_HINT}"
         return Placement(command, "host", refusal=refusal)
     if executor not in CONTAINER_EXECUTORS:
+        if on_missing == "host":
+            command, refusal = host_command(step, on_missing, plugins)
+            return Placement(command, "host", refusal=refusal)
         return Placement(
             step.command,
             "container",
             refusal=(
                 f"step {step.id} asks for the image {step.image}, but the {executor} executor "
                 "does not start containers; run the step with the local executor "
-                "(runs-on: local) or drop its image"
+                '(runs-on: local), drop its image, or set `on_missing = "host"` under '
+                "[containers] in .conveyor/config.toml to run it without the image"
             ),
         )
     try:
