@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -86,35 +87,42 @@ def test_a_step_runs_in_its_image_keyed_and_recorded_by_its_id(repo: Repo, image
     assert repo.steps()["build.inside"]["cached"]
 
 
+@dataclass
+class Tagged:
+    """A tag of our own and a build context to move it; every image built is removed."""
+
+    base: str
+    tag: str
+    context: Path
+    built: list[str] = field(default_factory=list)
+
+    def build(self, stamp: str) -> None:
+        (self.context / "Containerfile").write_text(
+            f"FROM {self.base}\nRUN echo {stamp} > /stamp\n"
+        )
+        done = podman("build", "-q", "-t", self.tag, str(self.context))
+        assert done.returncode == 0, done.stderr
+        self.built.append(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture
-def tagged(image: str) -> Iterator[tuple[str, Path]]:
-    """A tag of our own (removed afterwards) and a build context to move it."""
-    tag = f"localhost/conveyor-test-{uuid.uuid4().hex[:8]}:v1"
-    context = Path(os.environ.get("TMPDIR", "/tmp")) / f"ctx-{uuid.uuid4().hex[:8]}"
+def tagged(image: str, tmp_path: Path) -> Iterator[Tagged]:
+    context = tmp_path / "context"
     context.mkdir()
+    made = Tagged(image, f"localhost/conveyor-test-{uuid.uuid4().hex[:8]}:v1", context)
     try:
-        yield tag, context
+        yield made
     finally:
-        podman("rmi", "-f", tag)
-        shutil.rmtree(context, ignore_errors=True)
+        podman("rmi", "-f", *made.built)
 
 
-def build(base: str, tag: str, context: Path, stamp: str) -> None:
-    (context / "Containerfile").write_text(f"FROM {base}\nRUN echo {stamp} > /stamp\n")
-    done = podman("build", "-q", "-t", tag, str(context))
-    assert done.returncode == 0, done.stderr
-
-
-def test_a_new_image_behind_the_same_tag_runs_the_step_again(
-    repo: Repo, image: str, tagged: tuple[str, Path]
-) -> None:
-    tag, context = tagged
-    build(image, tag, context, "one")
-    repo.write("conveyor.yml", pipeline(tag, "mkdir -p out\ncat /stamp > out/info.txt"))
+def test_a_new_image_behind_the_same_tag_runs_the_step_again(repo: Repo, tagged: Tagged) -> None:
+    tagged.build("one")
+    repo.write("conveyor.yml", pipeline(tagged.tag, "mkdir -p out\ncat /stamp > out/info.txt"))
     repo.commit()
     assert repo.run("run").code == 0
     assert (repo.path / "out/info.txt").read_text() == "one\n"
-    build(image, tag, context, "two")
+    tagged.build("two")
     result = repo.run("run")
     assert result.code == 0, result.err
     assert not repo.steps()["build.inside"]["cached"]
