@@ -27,9 +27,9 @@ def fingerprint_parts(
     inputs: Mapping[str, str],
     upstream: Mapping[str, Mapping[str, str]],
     environment: str,
+    container: str | None = None,
     executor_key: str = "",
     image: str | None = None,
-    container: str | None = None,
 ) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
@@ -41,10 +41,10 @@ def fingerprint_parts(
         "environment": environment,
         "executor": executor_key,
     }
-    if image is not None:  # only image steps carry it: other keys stay as they were
-        parts["image"] = image
     if container is not None:  # where an image step ran: the image ID, host or plugin
         parts["container"] = container
+    if image is not None:  # only image steps carry it: other keys stay as they were
+        parts["image"] = image
     return parts
 
 
