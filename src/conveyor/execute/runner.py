@@ -222,10 +222,10 @@ class Runner:
             self.options.plugins,
             step.executor or self.default_executor,
         )
-        if placement.refusal is not None:
-            self._fail(record, placement.refusal, retryable=False)
+        command, refusal = placement.command, placement.refusal
+        if refusal is not None:
+            self._fail(record, refusal, retryable=False)
             return
-        command = placement.command
         try:
             inputs = self.workspace.resolve_inputs(step.inputs)
         except MissingInputError as exc:
