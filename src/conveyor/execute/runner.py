@@ -341,7 +341,7 @@ class Runner:
         self.reporter.step_started(step.id, record.attempt)
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
-        env = dict(step.env)
+        env = {**run_environment(self.run), **dict(step.env)}
         env.update(
             {
                 "CONVEYOR_RUN_ID": self.run.id,
@@ -359,7 +359,6 @@ class Runner:
             env[name] = status
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
-        env.update(run_environment(self.run))
         return env
 
     # -- completing -----------------------------------------------------------------
