@@ -49,7 +49,8 @@ PULL_POLICIES = ("always", "never", "if-not-exists")
 LABEL = "conveyor.run"
 INSTALL_HINT = (
     "to run it in its image, install podman (`apt-get install podman runc`, or "
-    'scripts/engines/podman.sh install) and keep `runtime = "auto"` under [containers]'
+    'scripts/engines/podman.sh install) with `runtime = "auto"` (the default) under '
+    "[containers]"
 )
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _PULL_TIMEOUT = 900.0
