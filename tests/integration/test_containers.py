@@ -82,6 +82,7 @@ def test_a_step_runs_in_its_image_keyed_and_recorded_by_its_id(repo: Repo, image
     assert step["image"] == image
     assert step["container"] == "podman"
     assert step["image_id"] == f"sha256:{expected}"
+    assert f"image {image}  (podman {expected[:12]})" in repo.run("show").out
     again = repo.run("run")
     assert again.code == 0, again.err
     assert repo.steps()["build.inside"]["cached"]
