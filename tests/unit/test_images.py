@@ -168,14 +168,11 @@ def test_container_names_are_safe_and_unique_per_attempt() -> None:
 
 
 # -- placing a step --------------------------------------------------------------------
-def test_a_step_without_an_image_runs_on_the_host_unkeyed() -> None:
+def test_a_step_without_an_image_keeps_its_key() -> None:
     placed = place_step(step(), runtime(FakeCli(set())), "fail", {}, "local")
-    assert (placed.command, placed.where, placed.key, placed.refusal) == (
-        "make",
-        "host",
-        "host",
-        None,
-    )
+    assert (placed.command, placed.where, placed.key, placed.refusal) == ("make", None, None, None)
+    parts = fingerprint_parts("make", {}, {}, {}, {}, "env", container=placed.key)
+    assert parts == fingerprint_parts("make", {}, {}, {}, {}, "env")
 
 
 def test_an_image_step_runs_in_the_runtime_with_its_id() -> None:

@@ -248,8 +248,8 @@ class Placement:
 
     command: str
     """The step's own command (or its plugin's): what the fingerprint and record show."""
-    where: str = "host"
-    """``host`` (no image, or the host fallback), ``plugin`` or ``container``."""
+    where: str | None = None
+    """None (the step names no image), ``host`` (the fallback), ``plugin`` or ``container``."""
     image_id: str | None = None
     refusal: str | None = None
 
@@ -258,7 +258,7 @@ class Placement:
         """The fingerprint's ``container`` part (None for steps without an image)."""
         if self.where == "container":
             return f"container {self.image_id}"
-        return self.where
+        return self.where  # None: keys of steps without an image stay as they were
 
     def provenance(self, step: StepPlan, runtime: ContainerRuntime | None) -> dict[str, object]:
         """What the step-started event records: the image, where it ran (``host``,
