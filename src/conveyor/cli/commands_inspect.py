@@ -71,12 +71,18 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
         click.echo("params    " + ", ".join(f"{k}={v}" for k, v in run.params.items()))
     if run.error:
         click.echo(f"note      {run.error}")
-    from conveyor.sdk.inspect import _plan_order
+    from conveyor.sdk.inspect import _plan_order, _started_extras
 
     steps = project.records.step_runs(run.id)
+    extras = _started_extras(project, run.id)
     click.echo(f"steps     {len(steps)}")
     for step in sorted(steps, key=_plan_order(steps)):
         click.echo(f"  {step.status!s:9} {step.step_id}  {describe(step)}")
+        started = extras.get(step.step_id, {})
+        if "image" in started:  # the image asked for, where it ran, and its ID
+            image_id = str(started.get("image_id", "")).removeprefix("sha256:")[:12]
+            where = " ".join(p for p in (str(started.get("container", "")), image_id) if p)
+            click.echo(f"      image {started['image']}  ({where})")
         for output in step.outputs:
             click.echo(f"      > {output.path}  {output.digest[:12]}  {output.size} B")
 

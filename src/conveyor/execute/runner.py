@@ -18,7 +18,6 @@ from pathlib import Path
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError, StoreError
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
-from conveyor.execute.containers import host_command
 from conveyor.execute.events import (
     Cancel,
     CancelRequested,
@@ -31,7 +30,9 @@ from conveyor.execute.events import (
     StepFailed,
     StepSucceeded,
 )
+from conveyor.execute.images import ContainerRuntime, Placement, container_name, place_step
 from conveyor.execute.reporting import Reporter
+from conveyor.execute.runinfo import run_environment
 from conveyor.execute.scheduler import Scheduler
 from conveyor.execute.workspace import MissingInputError, MissingOutputError, Workspace
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
@@ -66,6 +67,8 @@ class RunOptions:
     """Plugin image (without tag) -> host command, for image steps without commands."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Secret name -> value, resolved by the caller; never recorded."""
+    runtime: ContainerRuntime | None = None
+    """Where image steps run (``[containers] runtime``); None: no runtime here."""
 
 
 @dataclass
@@ -214,9 +217,14 @@ class Runner:
             started_at=time.time(),
             command=step.command,
         )
-        command, refusal = host_command(
-            step, self.options.containers_on_missing, self.options.plugins
+        placement = place_step(
+            step,
+            self.options.runtime,
+            self.options.containers_on_missing,
+            self.options.plugins,
+            step.executor or self.default_executor,
         )
+        command, refusal = placement.command, placement.refusal
         action = self._actions.prepare(step) if step.action is not None else None
         if isinstance(action, str):
             refusal, action = action, None
@@ -244,6 +252,7 @@ class Runner:
             upstream=upstream,
             environment=self.options.environment_digest,
             image=step.image,
+            container=placement.key,
             action=action,
         )
         record.parts = parts
@@ -252,7 +261,7 @@ class Runner:
         if miss is None:
             return
         self._batch.inputs[(self.run.id, step.id)] = inputs
-        self._submit(step, record, tuple(i.path for i in inputs), miss, command)
+        self._submit(step, record, tuple(i.path for i in inputs), miss, placement)
 
     def _serve_from_cache(self, step: StepPlan, record: StepRunRecord) -> str | None:
         """Restore the step's outputs from the store; else say why not (the cache miss)."""
@@ -288,7 +297,7 @@ class Runner:
         record: StepRunRecord,
         inputs: tuple[str, ...],
         miss: str,
-        command: str,
+        placement: Placement,
     ) -> None:
         log_path = self.log_dir / f"{_UNSAFE.sub('_', step.id)}.log"
         record.log_path = str(log_path)
@@ -296,10 +305,17 @@ class Runner:
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"\n--- conveyor: attempt {record.attempt} ---\n")
         self.workspace.clear_outputs(step.outputs)
+        env = self._env(step, record.attempt)
+        command = placement.command
+        if placement.image_id is not None and self.options.runtime is not None:
+            name = container_name(self.run.id, step.id, record.attempt)
+            command = self.options.runtime.wrap(
+                placement.image_id, command, tuple(env), self.workspace.root, name, self.run.id
+            )
         invocation = Invocation(
             key=f"{self.run.id}/{step.id}/{record.attempt}",
             command=command,
-            env=self._env(step, record.attempt),
+            env=env,
             workdir=self.workspace.root,
             log_path=log_path,
             inputs=inputs,
@@ -326,15 +342,15 @@ class Runner:
             "executor": executor.name,
             "cache_miss": miss,
         }
-        if step.image is not None:  # provenance: the image was asked for, the host ran it
-            started.update({"image": step.image, "container": "host", "command": command})
+        if step.image is not None:  # provenance: the image, its ID and where it ran
+            started.update(placement.provenance(step, self.options.runtime))
         if step.action is not None:
             started.update({"action": step.action, "action_commit": step.action_commit})
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
-        env = dict(step.env)
+        env = {**run_environment(self.run), **dict(step.env)}
         env.update(
             {
                 "CONVEYOR_RUN_ID": self.run.id,

@@ -28,6 +28,7 @@ def fingerprint_parts(
     inputs: Mapping[str, str],
     upstream: Mapping[str, Mapping[str, str]],
     environment: str,
+    container: str | None = None,
     executor_key: str = "",
     image: str | None = None,
     action: Mapping[str, Any] | None = None,
@@ -42,6 +43,8 @@ def fingerprint_parts(
         "environment": environment,
         "executor": executor_key,
     }
+    if container is not None:  # where an image step ran: the image ID, host or plugin
+        parts["container"] = container
     if image is not None:  # only image steps carry it: other keys stay as they were
         parts["image"] = image
     if action is not None:  # action steps: the ref, its commit and the resolved inputs
@@ -83,6 +86,10 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
     )
     if before.get("image") != after.get("image"):
         changes.append(f"the image changed ({before.get('image')} -> {after.get('image')})")
+    if before.get("container") != after.get("container"):
+        changes.append(
+            f"where the image runs changed ({before.get('container')} -> {after.get('container')})"
+        )
     if before.get("executor") != after.get("executor"):
         changes.append("the executor settings changed")
     return changes

@@ -25,7 +25,7 @@ def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[
     return data
 
 
-_EXTRAS = ("image", "container", "action", "action_commit")
+_EXTRAS = ("image", "container", "image_id", "action", "action_commit")
 
 
 def _started_extras(project: Project, run_id: str) -> dict[str, dict[str, Any]]:

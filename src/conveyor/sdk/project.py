@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
+from conveyor.execute.images import remove_leftovers
 from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.sdk.settings import Settings
@@ -213,7 +214,9 @@ class Project:
                     step.error = "interrupted: the conveyor process ended mid-run"
                     step.ended_at = now
                     batch.put_step_run(step)
-            _kill_leftovers(self.records.events(run.id))
+            events = self.records.events(run.id)
+            _kill_leftovers(events)
+            remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
             batch.run_updates[run.id] = (
                 RunStatus.INTERRUPTED,
                 now,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conveyor.domain.states import RunStatus
 from conveyor.errors import NotFoundError, UsageError
+from conveyor.execute.images import ContainerRuntime, find_runtime
 from conveyor.execute.reporting import Reporter, SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
@@ -115,6 +116,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                     containers_on_missing=project.settings.containers.on_missing,
                     plugins=project.settings.containers.plugins,
                     secrets=secret_values,
+                    runtime=_container_runtime(project, plan),
                 ),
             )
             if hooks.on_runner is not None:
@@ -125,6 +127,14 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
             executor.close()
         project.digests.close()
     return run
+
+
+def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntime | None:
+    """The container runtime for image steps (looked for only when a step names one)."""
+    if not any(step.image for step in plan.steps):
+        return None
+    settings = project.settings.containers
+    return find_runtime(settings.runtime, network=settings.network)
 
 
 def resolve_secrets(plan: ExecutionPlan, environ: Mapping[str, str]) -> dict[str, str]:

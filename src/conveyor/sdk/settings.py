@@ -17,6 +17,11 @@ _KNOWN = {"executor", "parallelism", "database", "store"}
 class ContainerSettings:
     """``[containers]``: what to do with steps that name an image."""
 
+    runtime: str = "auto"
+    """``auto`` (podman, else docker, on PATH), ``podman``, ``docker``, ``none``, or a
+    docker-compatible socket URL (``unix://...``, ``tcp://...``)."""
+    network: str = "none"
+    """Image steps' network: ``none`` or ``host`` (never podman's bridge network)."""
     on_missing: str = "fail"
     """No container runtime is configured: ``fail`` the step, or run it on the ``host``."""
     plugins: dict[str, str] = field(default_factory=dict)
@@ -26,19 +31,30 @@ class ContainerSettings:
     def parse(path: Path, data: object) -> ContainerSettings:
         if not isinstance(data, dict):
             raise ProjectError(f"{path}: [containers] must be a table")
-        unknown = set(data) - {"on_missing", "plugins"}
+        unknown = set(data) - {"runtime", "network", "on_missing", "plugins"}
         if unknown:
             raise ProjectError(
                 f"{path}: unknown setting containers.{sorted(unknown)[0]} "
-                "(known: on_missing, plugins)"
+                "(known: runtime, network, on_missing, plugins)"
             )
+        runtime = data.get("runtime", "auto")
+        if not isinstance(runtime, str) or not runtime:
+            raise ProjectError(
+                f'{path}: containers.runtime is "auto", "podman", "docker", "none" '
+                "or a socket URL (unix://...)"
+            )
+        network = data.get("network", "none")
+        if network not in ("none", "host"):
+            raise ProjectError(f'{path}: containers.network is "none" or "host"')
         on_missing = data.get("on_missing", "fail")
         if on_missing not in ("fail", "host"):
             raise ProjectError(f'{path}: containers.on_missing is "fail" or "host"')
         plugins = data.get("plugins", {})
         if not isinstance(plugins, dict) or not all(isinstance(v, str) for v in plugins.values()):
             raise ProjectError(f"{path}: containers.plugins maps image names to commands")
-        return ContainerSettings(on_missing, {str(k): v for k, v in plugins.items()})
+        return ContainerSettings(
+            runtime, network, on_missing, {str(k): v for k, v in plugins.items()}
+        )
 
 
 @dataclass(frozen=True)
