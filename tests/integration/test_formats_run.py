@@ -3,6 +3,7 @@ run status reaching notification steps, secrets, image steps without a runtime."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -167,8 +168,8 @@ def test_the_plan_cache_tells_formats_apart(repo: Repo) -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in (FORMATS / "bad").iterdir()))
 def test_bad_files_exit_2_with_file_line_col(repo: Repo, name: str) -> None:
     case = FORMATS / "bad" / name
-    (source,) = [p for p in case.iterdir() if p.name != "error.txt"]
-    repo.write(source.name, source.read_text(encoding="utf-8"))
+    shutil.copytree(case, repo.path, dirs_exist_ok=True)  # with its actions, if any
+    (source,) = [p for p in case.iterdir() if p.is_file() and p.name != "error.txt"]
     result = repo.run("validate", "-f", source.name)
     assert result.code == 2
     expected = (case / "error.txt").read_text(encoding="utf-8").strip()
