@@ -33,6 +33,7 @@ from conveyor.execute.events import (
 )
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.scheduler import Scheduler
+from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, MissingOutputError, Workspace
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
 from conveyor.metadata.records import (
@@ -334,22 +335,9 @@ class Runner:
         self.reporter.step_started(step.id, record.attempt)
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
-        env = dict(step.env)
-        env.update(
-            {
-                "CONVEYOR_RUN_ID": self.run.id,
-                "CONVEYOR_STEP_ID": step.id,
-                "CONVEYOR_JOB": step.job,
-                "CONVEYOR_PROJECT_DIR": str(self.workspace.root),
-                "CONVEYOR_ATTEMPT": str(attempt),
-            }
+        env = step_environment(
+            step, self.run.id, str(self.workspace.root), attempt, self._scheduler.failed_so_far()
         )
-        for key, value in step.matrix:
-            env[f"MATRIX_{key.upper()}"] = str(value)
-        status = "failure" if self._scheduler.failed_so_far() else "success"
-        env["CONVEYOR_RUN_STATUS"] = status
-        for name in step.status_env:
-            env[name] = status
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
         env.update(self._actions.environment(step))
