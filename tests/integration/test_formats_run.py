@@ -175,3 +175,38 @@ def test_bad_files_exit_2_with_file_line_col(repo: Repo, name: str) -> None:
     expected = (case / "error.txt").read_text(encoding="utf-8").strip()
     assert result.err.strip() == f"conveyor: error: {expected}"
     assert "Traceback" not in result.err
+
+
+DOTSCIENCE = """\
+kind: pipeline
+name: default
+steps:
+  - name: train
+    commands:
+      - test "$BROKEN" != 1
+after:
+  - name: notify
+    image: dotscience/dotscience-slack-plugin:latest
+    runPolicy: always
+    settings:
+      channel: ml
+"""
+SLACK = """\
+[containers]
+on_missing = "host"
+[containers.plugins]
+"dotscience/dotscience-slack-plugin" = "echo $PLUGIN_STATUS $DRONE_BUILD_STATUS > status.txt"
+"""
+
+
+@pytest.mark.parametrize(("broken", "expected"), [("0", "ok success"), ("1", "error failure")])
+def test_a_dotscience_notification_reads_the_workload_status(
+    repo: Repo, broken: str, expected: str
+) -> None:
+    repo.write(".dotscience.yml", DOTSCIENCE.replace("$BROKEN", broken))
+    repo.write(".conveyor/config.toml", SLACK)
+    repo.commit()
+    result = repo.run("run")
+    assert result.code == (0 if broken == "0" else 1), result.err
+    assert repo.steps()["default.notify"]["status"] == "succeeded"
+    assert (repo.path / "status.txt").read_text() == expected + "\n"

@@ -10,7 +10,8 @@ def step_environment(
 ) -> dict[str, str]:
     """The step's declared variables, ``CONVEYOR_*``, ``MATRIX_*`` and the run status so
     far (``success`` or ``failure``) in ``CONVEYOR_RUN_STATUS`` and the step's
-    ``status-env`` variables (Drone's ``DRONE_BUILD_STATUS``)."""
+    ``status-env`` variables (Drone's ``DRONE_BUILD_STATUS``; Dotscience's
+    ``PLUGIN_STATUS=ok/error``, which names its own words)."""
     env = dict(step.env)
     env.update(
         {
@@ -23,8 +24,10 @@ def step_environment(
     )
     for key, value in step.matrix:
         env[f"MATRIX_{key.upper()}"] = str(value)
-    status = "failure" if failed_so_far else "success"
-    env["CONVEYOR_RUN_STATUS"] = status
-    for name in step.status_env:
-        env[name] = status
+    env["CONVEYOR_RUN_STATUS"] = "failure" if failed_so_far else "success"
+    for entry in step.status_env:
+        # NAME, or NAME=OK/FAILED with the words the reader expects (PLUGIN_STATUS=ok/error)
+        name, _, words = entry.partition("=")
+        ok, _, failed = words.partition("/")
+        env[name] = (failed or "failure") if failed_so_far else (ok or "success")
     return env

@@ -106,7 +106,8 @@ class StepSpec(_Strict):
     status_env: list[str] = Field(
         default_factory=list,
         alias="status-env",
-        description="Variables set to the run status so far (success or failure) at launch.",
+        description="Variables set at launch to the run status so far: NAME (success or "
+        "failure) or NAME=OK/FAILED with the words to use.",
     )
     needs: list[Name] | None = Field(
         default=None,
@@ -142,6 +143,14 @@ class StepSpec(_Strict):
     @classmethod
     def _duration(cls, value: object) -> float | None:
         return None if value is None else parse_duration(value)
+
+    @field_validator("status_env")
+    @classmethod
+    def _status_words(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(=[^/=]+/[^/=]+)?$", entry):
+                raise ValueError(f"{entry!r} is not NAME or NAME=OK/FAILED")
+        return value
 
     @field_validator("run")
     @classmethod
