@@ -3,6 +3,7 @@ run status reaching notification steps, secrets, image steps without a runtime."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ steps:
 
 HOST = """\
 [containers]
+runtime = "none"
 on_missing = "host"
 [containers.plugins]
 "plugins/slack" = "env | grep -E '^(DRONE_BUILD_STATUS|PLUGIN_)' | sort > notify.txt"
@@ -62,6 +64,7 @@ SECRETS = {"ci_token": "s3cret", "hook": "https://hooks.invalid/x"}
 
 def test_an_image_step_fails_in_one_sentence_without_a_container_runtime(repo: Repo) -> None:
     repo.write(".drone.yml", DRONE)
+    repo.write(".conveyor/config.toml", '[containers]\nruntime = "none"\n')
     repo.commit()
     result = repo.run("run", env=SECRETS)
     assert result.code == 1
@@ -70,7 +73,9 @@ def test_an_image_step_fails_in_one_sentence_without_a_container_runtime(repo: R
     assert steps["ci.build"]["error"] == (
         "step ci.build asks for the image python:3.11-slim, but no container runtime is "
         'configured; to run it on the host instead, set `on_missing = "host"` under '
-        "[containers] in .conveyor/config.toml"
+        "[containers] in .conveyor/config.toml; or, to run it in its image, install podman "
+        "(`apt-get install podman runc`, or scripts/engines/podman.sh install) with "
+        '`runtime = "auto"` (the default) under [containers]'
     )
 
 
@@ -167,10 +172,46 @@ def test_the_plan_cache_tells_formats_apart(repo: Repo) -> None:
 @pytest.mark.parametrize("name", sorted(p.name for p in (FORMATS / "bad").iterdir()))
 def test_bad_files_exit_2_with_file_line_col(repo: Repo, name: str) -> None:
     case = FORMATS / "bad" / name
-    (source,) = [p for p in case.iterdir() if p.name != "error.txt"]
-    repo.write(source.name, source.read_text(encoding="utf-8"))
+    shutil.copytree(case, repo.path, dirs_exist_ok=True)  # with its actions, if any
+    (source,) = [p for p in case.iterdir() if p.is_file() and p.name != "error.txt"]
     result = repo.run("validate", "-f", source.name)
     assert result.code == 2
     expected = (case / "error.txt").read_text(encoding="utf-8").strip()
     assert result.err.strip() == f"conveyor: error: {expected}"
     assert "Traceback" not in result.err
+
+
+DOTSCIENCE = """\
+kind: pipeline
+name: default
+steps:
+  - name: train
+    commands:
+      - test "$BROKEN" != 1
+after:
+  - name: notify
+    image: dotscience/dotscience-slack-plugin:latest
+    runPolicy: always
+    settings:
+      channel: ml
+"""
+SLACK = """\
+[containers]
+runtime = "none"
+on_missing = "host"
+[containers.plugins]
+"dotscience/dotscience-slack-plugin" = "echo $PLUGIN_STATUS $DRONE_BUILD_STATUS > status.txt"
+"""
+
+
+@pytest.mark.parametrize(("broken", "expected"), [("0", "ok success"), ("1", "error failure")])
+def test_a_dotscience_notification_reads_the_workload_status(
+    repo: Repo, broken: str, expected: str
+) -> None:
+    repo.write(".dotscience.yml", DOTSCIENCE.replace("$BROKEN", broken))
+    repo.write(".conveyor/config.toml", SLACK)
+    repo.commit()
+    result = repo.run("run")
+    assert result.code == (0 if broken == "0" else 1), result.err
+    assert repo.steps()["default.notify"]["status"] == "succeeded"
+    assert (repo.path / "status.txt").read_text() == expected + "\n"

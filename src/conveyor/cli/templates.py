@@ -74,4 +74,15 @@ executor = "local"     # where steps run: local (more with extras: htcondor, spa
 parallelism = 0        # steps at once; 0 = one per CPU
 # database = "postgresql+psycopg://user@host/db"   # default: .conveyor/conveyor.db (SQLite)
 # store = "/shared/conveyor-store"                  # default: .conveyor/store
+
+# Steps that name a container image (Drone, Dotscience): no container runtime is
+# configured, so they fail unless they may run on this machine instead.
+# [containers]
+# on_missing = "host"
+# [containers.plugins]                               # plugin images -> host commands
+# "plugins/slack" = "python3 tools/notify.py"
+
+# DataTorch actions named owner/name@tag are looked up here before git.
+# [actions]
+# paths = ["actions"]
 """

@@ -34,6 +34,7 @@ from conveyor.execute.images import ContainerRuntime, Placement, container_name,
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.scheduler import Scheduler
+from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, MissingOutputError, Workspace
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
 from conveyor.metadata.records import (
@@ -350,22 +351,16 @@ class Runner:
         self.reporter.step_started(step.id, record.attempt)
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
-        env = {**run_environment(self.run), **dict(step.env)}
-        env.update(
-            {
-                "CONVEYOR_RUN_ID": self.run.id,
-                "CONVEYOR_STEP_ID": step.id,
-                "CONVEYOR_JOB": step.job,
-                "CONVEYOR_PROJECT_DIR": str(self.workspace.root),
-                "CONVEYOR_ATTEMPT": str(attempt),
-            }
-        )
-        for key, value in step.matrix:
-            env[f"MATRIX_{key.upper()}"] = str(value)
-        status = "failure" if self._scheduler.failed_so_far() else "success"
-        env["CONVEYOR_RUN_STATUS"] = status
-        for name in step.status_env:
-            env[name] = status
+        env = {
+            **run_environment(self.run),  # the run's facts; the step's own variables win
+            **step_environment(
+                step,
+                self.run.id,
+                str(self.workspace.root),
+                attempt,
+                self._scheduler.failed_so_far(),
+            ),
+        }
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
         env.update(self._actions.environment(step))

@@ -12,37 +12,22 @@ by an :data:`ActionResolver` the caller gives (local paths here; git in the SDK)
 from __future__ import annotations
 
 import json
-import os
 import re
-import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, Position, SpecError
+from conveyor.spec.datatorch_manifest import MANIFESTS, Manifest, cast, read_manifest
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import Translation, check_keys, expect_list, expect_mapping, slug
 from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents
 
-MANIFESTS = ("action-datatorch.yaml", "action-datatorch.yml")
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _INPUT_REF = re.compile(r"^(?:inputs|variable)\.([A-Za-z0-9_-]+)$")
 _STEP_REF = re.compile(r"^steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)$")
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "int": (int,),
-    "float": (int, float),
-    "number": (int, float),
-    "boolean": (bool,),
-    "bool": (bool,),
-    "array": (list,),
-    "list": (list,),
-    "object": (dict,),
-    "dict": (dict,),
-}
 
 
 @dataclass(frozen=True)
@@ -115,16 +100,6 @@ def parse_datatorch(
         )
     spec = validate({"name": str(doc["name"]), "jobs": jobs}, loader.result.out, "datatorch")
     return spec.with_read_files(tuple(loader.read_files)).with_warnings(tuple(warnings))
-
-
-@dataclass
-class _Manifest:
-    ref: str
-    directory: Path
-    commit: str | None
-    inputs: dict[str, dict[str, Any]]
-    outputs: list[str]
-    command: str
 
 
 class _Loader:
@@ -244,7 +219,7 @@ class _Loader:
         git = str(action["git"]) if action.get("git") else None
         return ActionRef(str(action["name"]), str(action["tag"]), git)
 
-    def manifest(self, ref: ActionRef, loc: Loc) -> _Manifest:
+    def manifest(self, ref: ActionRef, loc: Loc) -> Manifest:
         try:
             resolved = self.resolver(ref)
         except (ValueError, ConveyorError) as exc:
@@ -262,7 +237,7 @@ class _Loader:
         documents = list(load_documents(text, shown))
         if not documents:
             raise SpecError(f"the action manifest of {ref} is empty", Position(shown))
-        return _read_manifest(documents[0], ref, resolved, self.relative)
+        return read_manifest(documents[0], ref, resolved, self.relative)
 
     def render(self, value: Any, variables: dict[str, Any], loc: Loc) -> Any:
         """Resolve ``${{ inputs.K }}`` now (to a value, or to a step output reference)."""
@@ -297,7 +272,7 @@ class _Loader:
         if not kind or value is None or (isinstance(value, str) and "${{" in value):
             return value
         try:
-            return _cast(str(kind), value)
+            return cast(str(kind), value)
         except (TypeError, ValueError):
             raise self.source.error(loc, f"input {key!r} is {kind}, and {value!r} is not") from None
 
@@ -308,100 +283,5 @@ class _Loader:
             return None
 
 
-def _cast(kind: str, value: Any) -> Any:
-    expected = _TYPES[kind]
-    if expected == (str,) and isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bool) != (expected == (bool,)) and not isinstance(value, str):
-        raise TypeError(kind)
-    if isinstance(value, expected):
-        return value
-    if expected == (int,):
-        number = float(value)
-        if not number.is_integer():
-            raise ValueError(value)
-        return int(number)
-    if expected == (int, float):
-        return float(value)
-    if expected == (str,) and isinstance(value, int | float):
-        return str(value)
-    if expected == (bool,) and str(value).lower() in ("true", "false"):
-        return str(value).lower() == "true"
-    raise TypeError(kind)
-
-
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _read_manifest(
-    document: tuple[Any, SourceMap],
-    ref: ActionRef,
-    resolved: ResolvedAction,
-    relative: Callable[[Path], str | None],
-) -> _Manifest:
-    data, source = document
-    manifest = expect_mapping(data, source, (), "an action manifest")
-    check_keys(
-        manifest,
-        source,
-        (),
-        {"$schema", "name", "description", "inputs", "outputs", "runs", "author", "branding"},
-        {},
-        "an action manifest",
-    )
-    inputs: dict[str, dict[str, Any]] = {}
-    for key, declared in expect_mapping(
-        manifest.get("inputs", {}), source, ("inputs",), ""
-    ).items():
-        declared = expect_mapping(declared, source, ("inputs", key), "type, required, default")
-        check_keys(
-            declared,
-            source,
-            ("inputs", key),
-            {"type", "required", "default", "description"},
-            {},
-            "an input",
-        )
-        if declared.get("type") is not None and str(declared["type"]) not in _TYPES:
-            raise source.error(
-                ("inputs", key, "type"),
-                f"unknown input type {declared['type']!r} (known: {', '.join(sorted(_TYPES))})",
-            )
-        inputs[str(key)] = declared
-    outputs = [
-        str(k) for k in expect_mapping(manifest.get("outputs", {}), source, ("outputs",), "")
-    ]
-    runs = expect_mapping(manifest.get("runs"), source, ("runs",), "using: python, cmd or shell")
-    return _Manifest(
-        str(ref),
-        resolved.directory,
-        resolved.commit,
-        inputs,
-        outputs,
-        _command(runs, source, resolved.directory, relative),
-    )
-
-
-def _command(
-    runs: dict[str, Any], source: SourceMap, directory: Path, relative: Callable[[Path], str | None]
-) -> str:
-    using = runs.get("using")
-    keys = {"python": "main", "cmd": "command", "shell": "script"}
-    if using not in keys:
-        raise source.error(
-            ("runs", "using") if "using" in runs else ("runs",),
-            f"runs.using: {using!r} is not supported (python, cmd, shell)",
-        )
-    check_keys(runs, source, ("runs",), {"using", keys[str(using)]}, {}, f"runs for {using}")
-    entry = runs.get(keys[str(using)])
-    if not isinstance(entry, str) or not entry.strip():
-        raise source.error(("runs",), f"runs.{keys[str(using)]} is required for `using: {using}`")
-    if using == "cmd":
-        return entry  # the action author's command; inputs arrive as INPUT_* variables
-    path = directory / entry.strip().strip("/")
-    shown = shlex.quote(relative(path) or str(path))
-    if using == "python":
-        return f'python3 -B {shown} "$CONVEYOR_ACTION_INPUTS"'  # -B: no .pyc in the key
-    runner = "" if os.access(path, os.X_OK) else "sh "
-    return f'{runner}{shown} "$CONVEYOR_ACTION_INPUTS"'

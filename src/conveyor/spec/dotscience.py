@@ -24,7 +24,9 @@ from conveyor.spec.translate import (
 from conveyor.spec.yamlsource import Loc, SourceMap, describe
 
 STATUS_VARIABLES = ("DRONE_BUILD_STATUS", "DRONE_STAGE_STATUS")
-"""Set to ``success`` or ``failure`` for every step: what notification plugins read."""
+"""Set to ``success`` or ``failure`` for every step: what Drone notification plugins read."""
+DOTSCIENCE_STATUS = "PLUGIN_STATUS=ok/error"
+"""Dotscience's plugins read the workload status as ``PLUGIN_STATUS``: ``ok`` or ``error``."""
 
 _PIPELINE_KEYS = {"kind", "type", "name", "steps", "after", "depends_on", "environment"}
 _STEP_KEYS = {
@@ -174,6 +176,8 @@ def _job(
         offset = index if key == "steps" else index - len(steps_data)
         native: Loc = ("jobs", job_id, "steps", index)
         converted = _step(step, source, (key, offset), result, native, ids)
+        if what.startswith("a Dotscience") and "PLUGIN_STATUS" not in converted.get("env", {}):
+            converted["status-env"].append(DOTSCIENCE_STATUS)
         if graph and "depends_on" not in step:
             # graph mode: a step without depends_on starts at once; `after` steps
             # still wait for every step of `steps:`

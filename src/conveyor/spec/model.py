@@ -123,7 +123,8 @@ class StepSpec(_Strict):
     status_env: list[str] = Field(
         default_factory=list,
         alias="status-env",
-        description="Variables set to the run status so far (success or failure) at launch.",
+        description="Variables set at launch to the run status so far: NAME (success or "
+        "failure) or NAME=OK/FAILED with the words to use.",
     )
     needs: list[Name] | None = Field(
         default=None,
@@ -160,6 +161,14 @@ class StepSpec(_Strict):
     def _duration(cls, value: object) -> float | None:
         return None if value is None else parse_duration(value)
 
+    @field_validator("status_env")
+    @classmethod
+    def _status_words(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(=[^/=]+/[^/=]+)?$", entry):
+                raise ValueError(f"{entry!r} is not NAME or NAME=OK/FAILED")
+        return value
+
     @field_validator("datums", mode="before")
     @classmethod
     def _one_or_many_datums(cls, value: object) -> object:
@@ -167,9 +176,9 @@ class StepSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:
-        if self.run is None and self.python is None and self.image is not None:
-            pass  # an image step without commands: a plugin, run as its image says
-        elif (self.run is None) == (self.python is None):
+        plugin = self.run is None and self.python is None and self.image is not None
+        if not plugin and (self.run is None) == (self.python is None):
+            # an image step may have neither: a plugin, run as its image says
             raise ValueError(
                 "a step has either `run:` (shell commands) or `python:` (module:function)"
                 if self.run is None
