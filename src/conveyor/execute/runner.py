@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
@@ -58,6 +58,8 @@ class RunOptions:
     parallelism: int = 1
     force: bool = False
     environment_digest: str = ""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """Set for every step but not part of any fingerprint (a server's secrets)."""
 
 
 @dataclass
@@ -303,7 +305,7 @@ class Runner:
         self.reporter.step_started(step.id, record.attempt)
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
-        env = dict(step.env)
+        env = {**self.options.extra_env, **dict(step.env)}
         env.update(
             {
                 "CONVEYOR_RUN_ID": self.run.id,

@@ -48,11 +48,18 @@ _GITIGNORE = (
 
 class Project:
     def __init__(
-        self, root: Path, pipeline_file: Path | None = None, state_dir: Path | None = None
+        self,
+        root: Path,
+        pipeline_file: Path | None = None,
+        state_dir: Path | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings`` replaces ``.conveyor/config.toml`` (a server chooses them)."""
         self.root = root.resolve()
         self._pipeline_file = pipeline_file
         self.state_dir = state_dir or self.root / STATE_DIR
+        if settings is not None:
+            self.__dict__["settings"] = settings  # fills the cached property below
 
     @staticmethod
     def discover(start: Path, pipeline_file: Path | None = None) -> Project:

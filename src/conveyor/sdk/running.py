@@ -9,7 +9,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,12 @@ class RunRequest:
     executor: str | None = None
     wait: bool = True
     trigger: str = "manual"
+    run_id: str | None = None
+    """A server picks the id when it queues the run; otherwise a fresh one."""
+    who: str | None = None
+    """Who asked for the run (default: the operating-system user)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment for every step, kept out of fingerprints (secrets)."""
 
 
 @dataclass
@@ -73,14 +79,14 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
     try:
         with project.run_lock(request.wait, hooks.on_wait):
             run = RunRecord(
-                id=secrets.token_hex(6),
+                id=request.run_id or secrets.token_hex(6),
                 pipeline=plan.pipeline,
                 status=RunStatus.RUNNING,
                 commit=git.commit,
                 dirty=git.dirty,
                 diff_digest=git.diff_digest,
                 params=dict(plan.params),
-                who=_who(),
+                who=request.who or _who(),
                 host=socket.gethostname(),
                 pid=os.getpid(),
                 created_at=time.time(),
@@ -105,6 +111,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                     parallelism=parallelism,
                     force=request.force,
                     environment_digest=project.environment_digest(),
+                    extra_env=request.env,
                 ),
             )
             if hooks.on_runner is not None:

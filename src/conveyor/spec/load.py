@@ -60,6 +60,9 @@ def _known_keys() -> set[str]:
         model.StepSpec,
         model.ParamSpec,
         model.ResourcesSpec,
+        model.TriggersSpec,
+        model.PushTriggerSpec,
+        model.ScheduleSpec,
     ):
         keys.update(f.alias or name for name, f in cls.model_fields.items())
     return keys
