@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from conveyor import __version__
 from conveyor.errors import ConveyorError, NotFoundError, UsageError
 from conveyor.server.state import ServerState
+from conveyor.server.worker import Worker
 
 log = logging.getLogger("conveyor.server")
 
@@ -30,12 +31,14 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        threads = start_background(state, count, stop)
+        pool, threads = start_background(state, count, stop)
         try:
             yield
         finally:
             stop.set()
             state.wake.set()
+            for worker in pool:
+                worker.shutdown()
             for thread in threads:
                 thread.join(timeout=30)
 
@@ -70,10 +73,10 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
 
 def start_background(
     state: ServerState, workers: int, stop: threading.Event
-) -> list[threading.Thread]:
+) -> tuple[list[Worker], list[threading.Thread]]:
     """Worker threads, the heartbeat watcher and the schedule clock."""
     from conveyor.server.schedules import clock
-    from conveyor.server.worker import Worker, watch, worker_name
+    from conveyor.server.worker import watch, worker_name
 
     pool = [
         Worker(state.config, state.db, worker_name(i), state.wake, state.secrets_for)
@@ -82,8 +85,12 @@ def start_background(
     threads = [
         threading.Thread(target=w.serve, args=(stop,), name=w.name, daemon=True) for w in pool
     ]
-    threads.append(threading.Thread(target=watch, args=(state.db, pool, stop), daemon=True))
+    threads.append(
+        threading.Thread(
+            target=watch, args=(state.db, pool, stop, state.config.stale_after), daemon=True
+        )
+    )
     threads.append(threading.Thread(target=clock, args=(state, stop), daemon=True))
     for thread in threads:
         thread.start()
-    return threads
+    return pool, threads

@@ -55,6 +55,8 @@ def _open(config: ServerConfig) -> Any:
 )
 @click.option("--executor", default="local", show_default=True, help="The default executor.")
 @click.option("--public-url", metavar="URL", help="How users reach the server (printed URLs).")
+@click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
+@click.option("--max-body", default=512 * 1024 * 1024, hidden=True, type=click.IntRange(min=1))
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -65,6 +67,8 @@ def server(
     workers: int,
     executor: str,
     public_url: str | None,
+    stale_after: float,
+    max_body: int,
 ) -> None:
     """Start the team server: git remotes per project, a run queue, workers, a REST API.
 
@@ -88,6 +92,8 @@ def server(
         port=port,
         workers=workers,
         public_url=public_url,
+        stale_after=stale_after,
+        max_body=max_body,
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"])
@@ -172,26 +178,35 @@ def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
 )
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--executor", default="local", show_default=True)
-def worker(data: Path, database: str | None, workers: int, executor: str) -> None:
+@click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
+def worker(
+    data: Path, database: str | None, workers: int, executor: str, stale_after: float
+) -> None:
     """Take queued runs from a server's database and run them (scale out a server)."""
     from conveyor.server.worker import Worker, watch, worker_name
 
-    config = ServerConfig(data=data.resolve(), database=database, executor=executor)
+    config = ServerConfig(
+        data=data.resolve(), database=database, executor=executor, stale_after=stale_after
+    )
     state = _open(config)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: Any) -> None:
         stop.set()
         state.wake.set()
+        for each in pool:
+            each.shutdown()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     pool = [
         Worker(config, state.db, worker_name(i), state.wake, state.secrets_for)
         for i in range(workers)
     ]
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     threads = [threading.Thread(target=w.serve, args=(stop,), daemon=True) for w in pool]
-    threads.append(threading.Thread(target=watch, args=(state.db, pool, stop), daemon=True))
+    threads.append(
+        threading.Thread(target=watch, args=(state.db, pool, stop, config.stale_after), daemon=True)
+    )
     for thread in threads:
         thread.start()
     click.echo(

@@ -27,6 +27,8 @@ class ServerConfig:
     """How users reach the server (for the URLs printed after a push)."""
     max_body: int = 512 * 1024 * 1024
     """The largest request body (a push) the server accepts, in bytes."""
+    stale_after: float = 15.0
+    """Seconds without a heartbeat after which a running run's worker counts as gone."""
 
     @property
     def database_url(self) -> str:

@@ -56,6 +56,7 @@ class Worker:
         self.secrets_for = secrets_for
         self.poll = poll
         self.active: dict[str, Runner | None] = {}
+        self.stopping = False
 
     def serve(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -80,7 +81,16 @@ class Worker:
             status, error, result = "failed", f"internal error: {type(exc).__name__}: {exc}", None
         finally:
             self.active.pop(queued.id, None)
+        if self.stopping and status == "cancelled":
+            status, error = "interrupted", "interrupted: the server stopped mid-run; resume it"
         self.db.queue.finish(queued.id, status, error, result)
+
+    def shutdown(self) -> None:
+        """Stop the run in progress (it ends ``interrupted`` and can be resumed)."""
+        self.stopping = True
+        for runner in list(self.active.values()):
+            if runner is not None:
+                runner.request_cancel()
 
     def _execute(self, queued: QueuedRun) -> tuple[str, str | None, str | None]:
         project_dir = self.config.project_dir(queued.project)
@@ -155,13 +165,15 @@ def worker_name(index: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{index}"
 
 
-def watch(db: ServerDatabase, workers: list[Worker], stop: threading.Event) -> None:
+def watch(
+    db: ServerDatabase, workers: list[Worker], stop: threading.Event, stale_after: float
+) -> None:
     """Heartbeats, cancel requests and the recovery of runs whose worker died."""
-    while not stop.wait(HEARTBEAT / 2):
+    while not stop.wait(min(HEARTBEAT, stale_after / 4)):
         try:
             for worker in workers:
                 worker.beat()
-            mark_interrupted(db, db.queue.recover_stale())
+            mark_interrupted(db, db.queue.recover_stale(stale_after))
         except Exception:
             log.exception("heartbeat failed")
 

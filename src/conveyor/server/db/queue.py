@@ -169,9 +169,9 @@ class RunQueue:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(query)}
 
-    def recover_stale(self, now: float | None = None) -> list[str]:
+    def recover_stale(self, stale_after: float = STALE_AFTER) -> list[str]:
         """Mark running runs whose worker stopped beating as interrupted."""
-        limit = (now or time.time()) - STALE_AFTER
+        limit = time.time() - stale_after
         stale = (t.runs.c.status == "running") & (t.runs.c.heartbeat_at < limit)
         with self.engine.begin() as conn:
             ids = [r[0] for r in conn.execute(sa.select(t.runs.c.id).where(stale))]
