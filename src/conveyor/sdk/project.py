@@ -215,7 +215,7 @@ class Project:
                     step.error = "interrupted: the conveyor process ended mid-run"
                     step.ended_at = now
                     batch.put_step_run(step)
-            _kill_leftovers(self.records.events(run.id))
+            kill_leftovers(self.records.events(run.id))
             batch.run_updates[run.id] = (
                 RunStatus.INTERRUPTED,
                 now,
@@ -250,7 +250,7 @@ def _read_holder(handle: IO[str]) -> str:
     return handle.read().strip() or "unknown process"
 
 
-def _kill_leftovers(events: list[EventRecord]) -> None:
+def kill_leftovers(events: list[EventRecord]) -> None:
     """End process groups of steps a killed run left behind (local executor only)."""
     import signal
 

@@ -21,7 +21,7 @@ from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.project import Project
+from conveyor.sdk.project import Project, kill_leftovers
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
 from conveyor.sdk.settings import Settings
 from conveyor.server.config import ServerConfig
@@ -148,6 +148,8 @@ class Worker:
     def _register(self, queued: QueuedRun) -> Callable[[Runner], None]:
         def on_runner(runner: Runner) -> None:
             self.active[queued.id] = runner
+            if self.stopping:  # shut down between the claim and the start
+                runner.request_cancel()
 
         return on_runner
 
@@ -195,3 +197,5 @@ def mark_interrupted(db: ServerDatabase, run_ids: list[str]) -> None:
         batch.run_updates[run_id] = (RunStatus.INTERRUPTED, now, "the worker ended mid-run")
         batch.events.append(EventRecord(run_id, "run-interrupted", now))
         db.records.write(batch)
+        if run.host == socket.gethostname():  # end the step processes it left behind
+            kill_leftovers(db.records.events(run_id))

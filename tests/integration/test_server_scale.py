@@ -1,0 +1,116 @@
+"""Several workers on one PostgreSQL: every run exactly once; killed workers lose nothing."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Repo
+from tests.integration.server_support import (
+    Server,
+    git,
+    make_server,
+    postgres_url,  # noqa: F401 (a fixture)
+    run_ids,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def server(tmp_path: Path, postgres_url: str) -> Iterator[Server]:  # noqa: F811
+    srv = make_server(tmp_path, postgres_url)
+    srv.start(workers=0, extra=("--stale-after", "2"))
+    yield srv
+    srv.stop()
+
+
+def test_concurrent_pushes_and_two_workers_run_each_run_exactly_once(
+    repo: Repo, server: Server, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    repo.pipeline(
+        "jobs:\n  a:\n    steps:\n"
+        '      - run: echo "$CONVEYOR_RUN_ID" >> "$MARKS/$CONVEYOR_RUN_ID" && sleep 0.1\n'
+        "        cache: false\n"
+    )
+    repo.commit()
+    git(repo.path, "push", "-q", server.git_url(), "HEAD:main")  # the first run
+    clones = []
+    for i in range(4):  # four clones push four branches at once, five times each
+        clone = tmp_path / f"clone{i}"
+        git(tmp_path, "clone", "-q", str(repo.path), str(clone))
+        clones.append(clone)
+    outputs: list[str] = []
+
+    def pushes(clone: Path, i: int) -> None:
+        for j in range(5):
+            git(
+                clone,
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@e",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                f"c{i}{j}",
+            )
+            outputs.append(git(clone, "push", server.git_url(), f"HEAD:refs/heads/b{i}").stderr)
+
+    threads = [threading.Thread(target=pushes, args=(c, i)) for i, c in enumerate(clones)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = [run_id for out in outputs for run_id in run_ids(out)]
+    assert len(ids) == 20 and len(set(ids)) == 20, outputs
+    env = {"MARKS": str(marks)}
+    workers = [server.start_worker(env), server.start_worker(env)]
+    runs = [server.wait_run(run_id, timeout=180) for run_id in ids]
+    assert {r["status"] for r in runs} == {"succeeded"}
+    for run_id in ids:
+        assert (marks / run_id).read_text() == f"{run_id}\n", f"run {run_id} ran more than once"
+    assert len({r["worker"] for r in runs}) == 2, "both workers must have taken runs"
+    for proc in workers:
+        proc.send_signal(signal.SIGTERM)
+
+
+def test_a_killed_worker_leaves_an_interrupted_run_that_resumes(repo: Repo, server: Server) -> None:
+    repo.pipeline(
+        "jobs:\n  a:\n    steps:\n      - run: mkdir -p out && echo 1 > out/one.txt\n"
+        "        outputs: [out/one.txt]\n"
+        "      - run: sleep 60\n"
+    )
+    repo.commit()
+    first = run_ids(git(repo.path, "push", server.git_url(), "HEAD:main").stderr)[0]
+    second = run_ids(git(repo.path, "push", server.git_url(), "HEAD:refs/heads/other").stderr)[0]
+    worker = server.start_worker()
+    server.wait_run(first, until=("running",))
+    deadline = time.monotonic() + 30
+    with server.api() as api:  # the first step is done and recorded, the second runs
+        while len(api.get(f"/runs/{first}/steps").json()) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    worker.kill()
+    worker.wait()
+    run = server.wait_run(first, timeout=30)
+    assert run["status"] == "interrupted", run
+    assert "worker" in run["error"]
+    with server.api() as api:
+        assert api.get(f"/runs/{second}").json()["status"] == "queued", "queued runs stay queued"
+        resumed = api.post(f"/runs/{first}/resume").json()
+        api.post(f"/runs/{second}/cancel")
+    # no half-written artifact: the result refs of the interrupted run do not exist
+    refs = git(repo.path, "ls-remote", server.git_url(), "refs/conveyor/*").stdout
+    assert first not in refs
+    server.start_worker()
+    done = server.wait_run(resumed["id"], until=("running",))
+    assert done["trigger"] == f"resume:{first}"
