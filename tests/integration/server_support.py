@@ -49,6 +49,8 @@ class Server:
     database: str | None
     tokens: dict[str, str] = field(default_factory=dict)
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
+    logs: str = ""
+    """What the stopped processes wrote to stderr."""
 
     @property
     def url(self) -> str:
@@ -103,6 +105,7 @@ class Server:
                 proc.kill()
                 proc.wait()
             if proc.stderr:
+                self.logs += proc.stderr.read()
                 proc.stderr.close()
         self.procs.clear()
 

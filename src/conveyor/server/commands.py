@@ -100,7 +100,13 @@ def server(
 
 
 def _serve(config: ServerConfig) -> None:
+    import logging
+
     import uvicorn
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     from conveyor.server.app import create_app
 
@@ -183,8 +189,13 @@ def worker(
     data: Path, database: str | None, workers: int, executor: str, stale_after: float
 ) -> None:
     """Take queued runs from a server's database and run them (scale out a server)."""
+    import logging
+
     from conveyor.server.worker import Worker, watch, worker_name
 
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = ServerConfig(
         data=data.resolve(), database=database, executor=executor, stale_after=stale_after
     )
