@@ -182,10 +182,25 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
     "--link", is_flag=True, help="Hard-link read-only files from the store instead of copying."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
+@click.option("--remote", is_flag=True, help="Download RUN's outputs from the project's server.")
 @pass_context
-def fetch(ctx: Context, run_ref: str, destination: Path | None, link: bool, as_json: bool) -> None:
+def fetch(
+    ctx: Context, run_ref: str, destination: Path | None, link: bool, as_json: bool, remote: bool
+) -> None:
     """Check out the outputs of RUN from the store (default: into the project)."""
     from conveyor.sdk.maintenance import fetch_outputs
+
+    if remote:
+        from conveyor.sdk.remote import RemoteClient
+
+        project = ctx.project()
+        target = destination or project.root
+        count = RemoteClient.for_project(project).download(run_ref, target)
+        if as_json:
+            emit_json({"run": run_ref, "files": count, "destination": str(target)})
+        else:
+            click.echo(f"fetched {count} files of run {run_ref} into {target}")
+        return
 
     result = fetch_outputs(ctx.project(), run_ref, destination, "link" if link else "copy")
     if as_json:

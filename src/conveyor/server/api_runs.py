@@ -176,13 +176,34 @@ async def step_log(
 
 @router.get("/runs/{run_id}/artifacts")
 def list_artifacts(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
-    """Every output of the run (files, and directories as trees)."""
+    """Every output file of the run (directories listed file by file)."""
     get_run(state, access.project, run_id)
-    return [
-        {"step": s.step_id, **o.to_json()}
-        for s in state.db.records.step_runs(run_id)
-        for o in s.outputs
-    ]
+    from conveyor.store.cas import ContentStore
+
+    store = ContentStore(state.config.store_dir)
+    files = []
+    for step in state.db.records.step_runs(run_id):
+        for output in step.outputs:
+            if output.kind == "tree":
+                files += [
+                    {
+                        "step": step.step_id,
+                        "path": posixpath.join(output.path, e.path),
+                        "digest": e.digest,
+                        "size": e.size,
+                    }
+                    for e in store.read_tree(output.digest)
+                ]
+            else:
+                files.append(
+                    {
+                        "step": step.step_id,
+                        "path": output.path,
+                        "digest": output.digest,
+                        "size": output.size,
+                    }
+                )
+    return files
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
