@@ -44,25 +44,35 @@ def authenticate(request: Request, realm: str = "Bearer") -> User:
     token = token_of(request.headers.get("authorization"))
     user = server(request).db.accounts.user_for_token(token) if token else None
     if user is None:
-        raise HTTPException(
-            401,
-            "an API token is required: send `Authorization: Bearer TOKEN`"
-            if token is None
-            else "this API token is not valid",
-            headers={"WWW-Authenticate": f'{realm} realm="conveyor"'},
-        )
+        raise _unauthenticated(token, realm)
     return user
+
+
+def _unauthenticated(token: str | None, realm: str) -> HTTPException:
+    return HTTPException(
+        401,
+        "an API token is required: send `Authorization: Bearer TOKEN`"
+        if token is None
+        else "this API token is not valid",
+        headers={"WWW-Authenticate": f'{realm} realm="conveyor"'},
+    )
 
 
 def current_user(request: Request) -> User:
     return authenticate(request)
 
 
-def authorize(request: Request, user: User, project: str, needed: str) -> Access:
-    accounts = server(request).db.accounts
-    if accounts.project(project) is None:
+def authorize(request: Request, project: str, needed: str, realm: str = "Bearer") -> Access:
+    """The caller's access to ``project``: 401 without a valid token, 404 for an unknown
+    project, 403 below the ``needed`` role."""
+    token = token_of(request.headers.get("authorization"))
+    user, exists, role = (
+        server(request).db.accounts.access(token, project) if token else (None, False, None)
+    )
+    if user is None:
+        raise _unauthenticated(token, realm)
+    if not exists:
         raise HTTPException(404, f"there is no project {project!r}")
-    role = accounts.role(user, project)
     if not role_at_least(role, needed):
         have = f"your role is {role}" if role else "you are not a member"
         raise HTTPException(403, f"this needs the {needed} role on {project!r}; {have}")
@@ -71,12 +81,12 @@ def authorize(request: Request, user: User, project: str, needed: str) -> Access
 
 
 def viewer(request: Request, project: str) -> Access:
-    return authorize(request, authenticate(request), project, "viewer")
+    return authorize(request, project, "viewer")
 
 
 def member(request: Request, project: str) -> Access:
-    return authorize(request, authenticate(request), project, "member")
+    return authorize(request, project, "member")
 
 
 def lead(request: Request, project: str) -> Access:
-    return authorize(request, authenticate(request), project, "lead")
+    return authorize(request, project, "lead")

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from conveyor.server.auth import authenticate, authorize, server
+from conveyor.server.auth import authorize, server
 from conveyor.server.triggers import parse_updates, queue_updates
 
 router = APIRouter(include_in_schema=False)
@@ -27,8 +27,8 @@ async def git_http(request: Request, project: str, path: str) -> Response:
     state = server(request)
     name = project.removesuffix(".git")
     pushing = "git-receive-pack" in (path, request.query_params.get("service"))
-    user = await run_in_threadpool(authenticate, request, "Basic")
-    await run_in_threadpool(authorize, request, user, name, "member" if pushing else "viewer")
+    needed = "member" if pushing else "viewer"
+    user = (await run_in_threadpool(authorize, request, name, needed, "Basic")).user
     body = await _read_body(request, state.config.max_body)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -107,6 +107,28 @@ class Accounts:
             row = conn.execute(query).first()
         return None if row is None else User(row.id, row.name, row.admin)
 
+    def access(self, token: str, project: str) -> tuple[User | None, bool, str | None]:
+        """In one query: the token's user, whether the project exists, the user's role."""
+        query = (
+            sa.select(t.users, t.projects.c.name.label("project"), t.members.c.role)
+            .select_from(t.tokens)
+            .join(t.users, t.users.c.id == t.tokens.c.user_id)
+            .outerjoin(t.projects, t.projects.c.name == project)
+            .outerjoin(
+                t.members,
+                (t.members.c.project == project) & (t.members.c.user_id == t.users.c.id),
+            )
+            .where(t.tokens.c.digest == token_digest(token))
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None, False, None
+        user = User(row.id, row.name, row.admin)
+        exists = row.project is not None
+        role = "lead" if user.admin and exists else row.role
+        return user, exists, role
+
     # -- memberships ----------------------------------------------------------
     def grant(self, project: str, user_name: str, role: str) -> None:
         if role not in ROLES:
