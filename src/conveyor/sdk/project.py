@@ -53,13 +53,17 @@ class Project:
         pipeline_file: Path | None = None,
         state_dir: Path | None = None,
         settings: Settings | None = None,
+        records: MetadataRepository | None = None,
     ) -> None:
-        """``settings`` replaces ``.conveyor/config.toml`` (a server chooses them)."""
+        """``settings`` replaces ``.conveyor/config.toml`` and ``records`` an open
+        repository replaces the configured database (a server passes both)."""
         self.root = root.resolve()
         self._pipeline_file = pipeline_file
         self.state_dir = state_dir or self.root / STATE_DIR
         if settings is not None:
-            self.__dict__["settings"] = settings  # fills the cached property below
+            self.__dict__["settings"] = settings  # fills the cached properties below
+        if records is not None:
+            self.__dict__["records"] = records
 
     @staticmethod
     def discover(start: Path, pipeline_file: Path | None = None) -> Project:

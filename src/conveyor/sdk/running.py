@@ -24,7 +24,7 @@ from conveyor.metadata.records import RunRecord
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.plancache import compile_cached
 from conveyor.sdk.project import Project
-from conveyor.vcs.git import add_worktree, git_state, remove_worktree
+from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 
 @dataclass
@@ -43,6 +43,8 @@ class RunRequest:
     """Who asked for the run (default: the operating-system user)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment for every step, kept out of fingerprints (secrets)."""
+    git: GitState | None = None
+    """The checkout's state when the caller made it (a server's fresh worktree)."""
 
 
 @dataclass
@@ -68,7 +70,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
     """Compile, record and execute a run; returns its final record."""
     hooks = hooks or RunHooks()
     plan = compile_cached(project, request.params, request.only)
-    git = git_state(project.root)
+    git = request.git or git_state(project.root)
     executor_name = request.executor or project.settings.executor
     executors = _load_executors(project, plan, executor_name)
     parallelism = (

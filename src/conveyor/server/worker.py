@@ -31,6 +31,7 @@ from conveyor.server.gitrepo import add_worktree, remove_worktree
 from conveyor.server.masking import mask_file
 from conveyor.server.results import commit_results, result_files
 from conveyor.store.cas import ContentStore
+from conveyor.vcs.git import GitState
 
 log = logging.getLogger("conveyor.server")
 
@@ -59,6 +60,7 @@ class Worker:
         self.stopping = False
 
     def serve(self, stop: threading.Event) -> None:
+        _warm_up()
         while not stop.is_set():
             try:
                 queued = self.db.queue.claim(self.name)
@@ -101,13 +103,14 @@ class Worker:
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
         add_worktree(repo, queued.commit, workdir)
         try:
-            project = Project(workdir, state_dir=state, settings=settings)
+            project = Project(workdir, state_dir=state, settings=settings, records=self.db.records)
             request = RunRequest(
                 params=[f"{k}={v}" for k, v in queued.params.items()],
                 run_id=queued.id,
                 who=queued.who,
                 trigger=queued.trigger,
                 env=secrets,
+                git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
             )
             try:
                 record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
@@ -128,7 +131,6 @@ class Worker:
             )
             message = f"conveyor results of run {queued.id} ({record.status})\n"
             result = commit_results(repo, store, queued.id, queued.commit, files, message, branch)
-            project.records.close()
             return str(record.status), record.error, result
         finally:
             remove_worktree(repo, workdir)
@@ -161,6 +163,13 @@ class Worker:
             runner = self.active.get(run_id)
             if runner is not None:
                 runner.request_cancel()
+
+
+def _warm_up() -> None:
+    """Import what a run needs now, not when the first push is waiting for its step."""
+    import conveyor.executors.local
+    import conveyor.plan.compile
+    import conveyor.spec.load  # noqa: F401
 
 
 def worker_name(index: int) -> str:
