@@ -22,6 +22,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/projects", None, "user"),
     ("POST", "/api/v1/projects", {"name": "other"}, "admin"),
     ("GET", P, None, "viewer"),
+    ("GET", f"{P}/pipeline?ref=main", None, "viewer"),
     ("PUT", f"{P}/settings", {"parallelism": 2}, "lead"),
     ("GET", f"{P}/members", None, "viewer"),
     ("PUT", f"{P}/members/extra", {"role": "viewer"}, "lead"),
@@ -155,6 +156,16 @@ def test_artifact_paths_cannot_leave_the_project(api: tuple[httpx.Client, Server
         response = client.get(f"{P}/runs/{RUN}/artifacts/{bad}", headers=_headers("viewer", tokens))
         assert response.status_code in (400, 404), (bad, response.status_code)
         assert "root:" not in response.text
+
+
+def test_the_pipeline_at_a_ref(api: tuple[httpx.Client, Server]) -> None:
+    client, server = api
+    headers = _headers("viewer", server.tokens)
+    pipeline = client.get(f"{P}/pipeline", headers=headers).json()
+    assert pipeline["on"]["push"]["branches"] == ["*"]
+    assert [s["id"] for s in pipeline["plan"]["steps"]] == ["a.step-1"]
+    missing = client.get(f"{P}/pipeline?ref=nope", headers=headers)
+    assert missing.status_code == 404
 
 
 def test_openapi_documents_the_api(api: tuple[httpx.Client, Server]) -> None:

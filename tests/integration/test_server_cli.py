@@ -69,6 +69,10 @@ def test_run_remote_follows_the_run_and_fetch_remote_brings_outputs(
     assert fetched.code == 0, fetched.err
     assert (target / "out/n.txt").read_text() == "7\n"
     assert (target / "out/d/x.txt").read_text() == "x\n"
+    # with a remote configured, a run this clone does not know is fetched from the server
+    plain = repo.run("fetch", run["id"], "--to", str(tmp_path / "plain"), env=env)
+    assert plain.code == 0, plain.err
+    assert (tmp_path / "plain/out/n.txt").read_text() == "7\n"
 
     no_token = repo.run("run", "--remote", env={"CONVEYOR_TOKEN": ""})
     assert no_token.code == 2 and "set CONVEYOR_TOKEN" in no_token.err

@@ -190,10 +190,17 @@ def fetch(
     """Check out the outputs of RUN from the store (default: into the project)."""
     from conveyor.sdk.maintenance import fetch_outputs
 
+    project = ctx.project()
+    if not remote and project.settings.remote is not None:
+        from conveyor.errors import NotFoundError
+
+        try:  # a run this clone does not know may be one of the server's
+            project.resolve_run(run_ref)
+        except NotFoundError:
+            remote = True
     if remote:
         from conveyor.sdk.remote import RemoteClient
 
-        project = ctx.project()
         target = destination or project.root
         count = RemoteClient.for_project(project).download(run_ref, target)
         if as_json:
@@ -202,7 +209,7 @@ def fetch(
             click.echo(f"fetched {count} files of run {run_ref} into {target}")
         return
 
-    result = fetch_outputs(ctx.project(), run_ref, destination, "link" if link else "copy")
+    result = fetch_outputs(project, run_ref, destination, "link" if link else "copy")
     if as_json:
         emit_json(
             {"run": result.run.id, "files": result.files, "destination": str(result.destination)}

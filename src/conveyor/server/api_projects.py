@@ -85,6 +85,30 @@ def show_project(access: Viewer, state: State) -> dict[str, Any]:
     }
 
 
+@router.get("/projects/{project}/pipeline")
+def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, Any]:
+    """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""
+    from conveyor.errors import ConveyorError
+    from conveyor.plan.compile import compile_plan, parse_params
+    from conveyor.server.gitrepo import resolve
+    from conveyor.server.triggers import load_spec_at
+
+    commit = resolve(state.config.repo_dir(access.project), ref)
+    if commit is None:
+        raise HTTPException(404, f"{ref!r} names no branch, tag or commit of the project")
+    try:
+        spec = load_spec_at(state, access.project, commit)
+        plan = compile_plan(spec, parse_params(spec, []), [])
+    except ConveyorError as exc:
+        raise HTTPException(422, f"the pipeline at {commit[:12]} is invalid: {exc}") from exc
+    return {
+        "commit": commit,
+        "name": spec.name,
+        "on": spec.on.model_dump(),
+        "plan": plan.to_json(),
+    }
+
+
 @router.put("/projects/{project}/settings")
 def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any]:
     """The executor and its options for this project's runs, the mirror, the webhook secret."""
