@@ -114,3 +114,24 @@ def test_a_killed_worker_leaves_an_interrupted_run_that_resumes(repo: Repo, serv
     server.start_worker()
     done = server.wait_run(resumed["id"], until=("running",))
     assert done["trigger"] == f"resume:{first}"
+
+
+def test_a_killed_server_loses_nothing(repo: Repo, tmp_path: Path) -> None:
+    srv = make_server(tmp_path / "sqlite", None)
+    srv.start(extra=("--stale-after", "2"))
+    try:
+        repo.pipeline("jobs:\n  a:\n    steps:\n      - run: sleep 60\n")
+        repo.commit()
+        running = run_ids(git(repo.path, "push", srv.git_url(), "HEAD:main").stderr)[0]
+        srv.wait_run(running, until=("running",))
+        queued = run_ids(git(repo.path, "push", srv.git_url(), "HEAD:refs/heads/b").stderr)[0]
+        srv.procs[0].kill()  # SIGKILL: no clean-up at all
+        srv.procs[0].wait()
+        srv.start(workers=0, extra=("--stale-after", "2"))
+        run = srv.wait_run(running, timeout=30)
+        assert run["status"] == "interrupted" and "worker stopped" in run["error"]
+        with srv.api() as api:
+            assert api.get(f"/runs/{queued}").json()["status"] == "queued"
+            assert api.get(f"/runs/{running}/steps").json()[0]["status"] == "cancelled"
+    finally:
+        srv.stop()
