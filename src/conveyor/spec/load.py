@@ -81,7 +81,7 @@ def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
     if kind == "extra_forbidden":
         parent = describe(loc[:-1]) or "the top level"
         message = f"unknown key {loc[-1]!r} in {parent}"
-        close = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        close = difflib.get_close_matches(str(loc[-1]), _known_keys() - {str(loc[-1])}, n=1)
         if close:
             message += f" (did you mean {close[0]!r}?)"
     elif kind == "missing":

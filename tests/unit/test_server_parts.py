@@ -1,0 +1,112 @@
+"""Pure parts of the server: triggers, result paths, masking, tokens, the secrets key."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from conveyor.server.auth import token_of
+from conveyor.server.db.accounts import role_at_least, token_digest
+from conveyor.server.keyring import Keyring
+from conveyor.server.masking import MASK, mask, mask_file
+from conveyor.server.results import ResultFile, _safe, pointer_text
+from conveyor.server.triggers import parse_updates, wanted
+from conveyor.spec.load import parse_pipeline
+
+
+def spec(on: str = "") -> object:
+    return parse_pipeline(on + "jobs:\n  a:\n    steps:\n      - run: echo\n", "conveyor.yml")
+
+
+@pytest.mark.parametrize(
+    ("on", "ref", "expected"),
+    [
+        ("", "refs/heads/main", True),
+        ("", "refs/heads/feature/x", True),
+        ("", "refs/tags/v1", False),
+        ("on:\n  push: {branches: [main]}\n", "refs/heads/dev", False),
+        ("on:\n  push: {branches: ['release/*']}\n", "refs/heads/release/1.0", True),
+        ("on:\n  push: {tags: ['v*']}\n", "refs/tags/v2.1", True),
+        ("on:\n  push: {tags: ['v*']}\n", "refs/tags/x", False),
+        ("on:\n  push: null\n", "refs/heads/main", False),
+        ("", "refs/notes/commits", False),
+    ],
+)
+def test_push_triggers(on: str, ref: str, expected: bool) -> None:
+    assert wanted(spec(on), ref) is expected  # type: ignore[arg-type]
+
+
+def test_a_misspelt_trigger_key_is_a_spec_error() -> None:
+    from conveyor.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"unknown key 'branch' .*did you mean 'branches'"):
+        spec("on:\n  push: {branch: [main]}\n")
+
+
+def test_ref_updates_parse_like_git_hands_them() -> None:
+    text = f"{'0' * 40} {'a' * 40} refs/heads/main\n{'b' * 40} {'c' * 40} refs/tags/v1"
+    updates = parse_updates(text + "\ngarbage\n")
+    assert [(u.ref, u.new[:1]) for u in updates] == [
+        ("refs/heads/main", "a"),
+        ("refs/tags/v1", "c"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "ok"),
+    [
+        ("out/a.txt", True),
+        ("a", True),
+        ("../x", False),
+        ("/etc/passwd", False),
+        ("out/../../x", False),
+        (".git/config", False),
+        ("sub/.git/hooks/x", False),
+        (".", False),
+    ],
+)
+def test_result_paths_stay_inside_the_tree(path: str, ok: bool) -> None:
+    assert _safe(path) is ok
+
+
+def test_pointer_names_digest_size_and_how_to_fetch() -> None:
+    text = pointer_text("r1", ResultFile("big.bin", "d" * 64, 5_000_000))
+    assert text.splitlines()[:3] == ["conveyor-pointer v1", f"digest {'d' * 64}", "size 5000000"]
+    assert "conveyor fetch r1" in text
+
+
+def test_masking_longest_secret_first(tmp_path: Path) -> None:
+    assert mask("a=hunter2 b=hunter2-long", ["hunter2", "hunter2-long"]) == f"a={MASK} b={MASK}"
+    assert mask("ab", ["ab"]) == "ab", "values shorter than 3 characters are not masked"
+    log = tmp_path / "x.log"
+    log.write_text("token=s3cret\n")
+    mask_file(log, ["s3cret"])
+    assert log.read_text() == f"token={MASK}\n"
+
+
+def test_tokens_from_bearer_and_basic_headers() -> None:
+    basic = base64.b64encode(b"anyone:cvy_tok").decode()
+    assert token_of("Bearer cvy_tok") == "cvy_tok"
+    assert token_of(f"Basic {basic}") == "cvy_tok"
+    assert token_of("Basic !!!") is None
+    assert token_of("Digest x") is None
+    assert token_of(None) is None
+    assert len(token_digest("cvy_tok")) == 64 and token_digest("cvy_tok") != "cvy_tok"
+
+
+def test_roles_are_ordered() -> None:
+    assert role_at_least("lead", "member") and role_at_least("member", "member")
+    assert not role_at_least("viewer", "member") and not role_at_least(None, "viewer")
+
+
+def test_the_key_is_made_once_private_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "server.key"
+    first = Keyring.load(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    token = first.encrypt("value")
+    assert b"value" not in token
+    assert Keyring.load(path).decrypt(token) == "value"
