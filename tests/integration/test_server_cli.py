@@ -49,7 +49,7 @@ def test_run_remote_follows_the_run_and_fetch_remote_brings_outputs(
 ) -> None:
     repo.pipeline(
         "params:\n  n: 3\njobs:\n  a:\n    steps:\n"
-        "      - run: mkdir -p out/d && echo ${{ params.n }} > out/n.txt && echo x > out/d/x.txt\n"
+        "      - run: mkdir -p out/d && echo ${{ params.n }} > out/n.txt && echo x > out/d/x.txt && echo n=${{ params.n }}\n"
         "        outputs: [out/n.txt, out/d]\n"
     )
     repo.write(
@@ -73,6 +73,13 @@ def test_run_remote_follows_the_run_and_fetch_remote_brings_outputs(
     plain = repo.run("fetch", run["id"], "--to", str(tmp_path / "plain"), env=env)
     assert plain.code == 0, plain.err
     assert (tmp_path / "plain/out/n.txt").read_text() == "7\n"
+
+    listed = repo.run("runs", "--remote", "--json", env=env)
+    assert listed.code == 0 and listed.json()[0]["id"] == run["id"]
+    log = repo.run("logs", run["id"], "a.step-1", "--remote", env=env)
+    assert log.code == 0 and log.out == "n=7\n", log.err
+    latest = repo.run("logs", "latest", "--remote", env=env)
+    assert latest.code == 0 and latest.out == "a.step-1 │ n=7\n", latest.err
 
     no_token = repo.run("run", "--remote", env={"CONVEYOR_TOKEN": ""})
     assert no_token.code == 2 and "set CONVEYOR_TOKEN" in no_token.err

@@ -24,9 +24,15 @@ def _took(start: float | None, end: float | None) -> str:
 @click.command()
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--remote", is_flag=True, help="The runs on the project's server.")
 @pass_context
-def runs(ctx: Context, limit: int, as_json: bool) -> None:
+def runs(ctx: Context, limit: int, as_json: bool, remote: bool) -> None:
     """List runs, newest first."""
+    if remote:
+        from conveyor.cli.remote import list_remote
+
+        list_remote(ctx.project(), limit, as_json)
+        return
     project = ctx.project()
     project.recover_interrupted()
     records = project.records.list_runs(limit)
@@ -84,13 +90,21 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
 @click.command()
 @click.argument("run_ref", metavar="RUN", default="latest")
 @click.argument("step", required=False)
+@click.option(
+    "--remote", is_flag=True, help="From the project's server (one STEP: follow it while it runs)."
+)
 @pass_context
-def logs(ctx: Context, run_ref: str, step: str | None) -> None:
+def logs(ctx: Context, run_ref: str, step: str | None, remote: bool) -> None:
     """Print the output of a run's steps (or of one STEP), as it was captured."""
     from conveyor.errors import NotFoundError
     from conveyor.sdk.inspect import _find_step
 
     project = ctx.project()
+    if remote:
+        from conveyor.cli.remote import logs_remote
+
+        logs_remote(project, run_ref, step)
+        return
     run = project.resolve_run(run_ref)
     steps = project.records.step_runs(run.id)
     chosen = [_find_step(steps, step)] if step else sorted(steps, key=lambda s: s.started_at or 0)

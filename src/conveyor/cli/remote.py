@@ -1,4 +1,4 @@
-"""``conveyor run --remote``: queue on the server, follow, print, exit like a local run."""
+"""The CLI against a server: ``run``, ``runs`` and ``logs`` with ``--remote``."""
 
 from __future__ import annotations
 
@@ -45,3 +45,37 @@ def run_remote(
     if as_json:
         emit_json(run)
     return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(run["status"], 1)
+
+
+def list_remote(project: Any, limit: int, as_json: bool) -> None:
+    from conveyor.sdk.remote import RemoteClient
+
+    runs = RemoteClient.for_project(project).list_runs(limit)
+    if as_json:
+        emit_json(runs)
+        return
+    if not runs:
+        click.echo("no runs yet on the server", err=True)
+    for r in runs:
+        ref = r["ref"].removeprefix("refs/heads/")
+        click.echo(
+            f"{r['id']:12}  {r['status']:11}  {r['trigger']:14}  {r['commit'][:12]}  {ref}"
+            f"  {r['who']}"
+        )
+
+
+def logs_remote(project: Any, run_ref: str, step: str | None) -> None:
+    from conveyor.sdk.remote import RemoteClient
+
+    client = RemoteClient.for_project(project)
+    run = client.get_run(run_ref)
+    if step:
+        for chunk in client.stream_log(run["id"], step):
+            click.echo(chunk, nl=False)
+        return
+    for record in run.get("steps", []):
+        if not record.get("log"):
+            continue
+        text = "".join(client.stream_log(run["id"], record["id"]))
+        for line in text.splitlines():
+            click.echo(f"{record['id']} │ {line}")

@@ -70,8 +70,38 @@ class RemoteClient:
         return run
 
     def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run with its steps; ``latest`` is the newest run."""
+        if run_id == "latest":
+            newest = self.list_runs(1)
+            if not newest:
+                raise NotFoundError(f"project {self.settings.project} has no runs yet")
+            run_id = newest[0]["id"]
         run: dict[str, Any] = self._request("GET", f"/runs/{run_id}")
         return run
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self._request("GET", f"/runs?limit={limit}")
+        return runs
+
+    def stream_log(self, run_id: str, step_id: str) -> Iterator[str]:
+        """A step's log (secrets masked by the server), following it while it runs."""
+        import httpx
+
+        url = (
+            f"{self.settings.url}/api/v1/projects/{self.settings.project}"
+            f"/runs/{run_id}/logs/{step_id}"
+        )
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    detail = response.json().get("detail", response.text)
+                    error = NotFoundError if response.status_code == 404 else UsageError
+                    raise error(f"the server refused ({response.status_code}): {detail}")
+                yield from response.iter_text()
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.settings.url}: {exc}") from exc
 
     def follow(self, run_id: str, interval: float = 0.3) -> Iterator[dict[str, Any]]:
         """The run each time a step finishes, and once more when the run ends."""

@@ -39,6 +39,13 @@ class ServerConfig:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def hook_url(self) -> str:
+        """Where the git hooks of this process call back (always a local address)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::", "localhost") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/internal/post-receive"
+
+    @property
     def store_dir(self) -> Path:
         return self.data / "store"
 

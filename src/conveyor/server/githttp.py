@@ -42,7 +42,7 @@ async def git_http(request: Request, project: str, path: str) -> Response:
         "CONTENT_LENGTH": str(len(body)),
         "REMOTE_USER": user.name,
         "REMOTE_ADDR": request.client.host if request.client else "",
-        "CONVEYOR_HOOK_URL": f"http://127.0.0.1:{state.config.port}/internal/post-receive",
+        "CONVEYOR_HOOK_URL": state.config.hook_url,
         "CONVEYOR_HOOK_SECRET": state.hook_secret,
         "CONVEYOR_PROJECT": name,
     }
