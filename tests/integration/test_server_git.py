@@ -72,6 +72,15 @@ def test_push_runs_the_pipeline_and_results_come_back_through_git(
     assert remote_main.split()[0] == head
     assert run["result_commit"] == moving
 
+    # the next run's result has the previous one as second parent: the moving ref only
+    # fast-forwards, so the same plain fetch keeps working
+    repo.commit("second")
+    second = run_ids(push(repo, server, "main"))[0]
+    assert server.wait_run(second)["status"] == "succeeded"
+    git(repo.path, "fetch", "-q", server.git_url(), "refs/conveyor/*:refs/conveyor/*")
+    parents = git(repo.path, "rev-parse", "refs/conveyor/results/main^@").stdout.split()
+    assert parents == [git(repo.path, "rev-parse", "HEAD").stdout.strip(), moving]
+
 
 def test_tags_and_branches_follow_the_on_triggers(repo: Repo, server: Server) -> None:
     repo.pipeline(

@@ -79,6 +79,14 @@ def test_concurrent_pushes_and_two_workers_run_each_run_exactly_once(
     for run_id in ids:
         assert (marks / run_id).read_text() == f"{run_id}\n", f"run {run_id} ran more than once"
     assert len({r["worker"] for r in runs}) == 2, "both workers must have taken runs"
+    # every run's result is on its branch's moving ref (concurrent updates retried)
+    work = tmp_path / "fetch"
+    git(tmp_path, "init", "-q", str(work))
+    git(work, "fetch", "-q", server.git_url(), "refs/conveyor/*:refs/conveyor/*")
+    for i in range(4):
+        history = git(work, "rev-list", f"refs/conveyor/results/b{i}").stdout.split()
+        mine = {r["result_commit"] for r in runs if r["ref"] == f"refs/heads/b{i}"}
+        assert len(mine) == 5 and mine <= set(history)
     for proc in workers:
         proc.send_signal(signal.SIGTERM)
 

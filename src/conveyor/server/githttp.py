@@ -9,6 +9,7 @@ API token. The post-receive hook calls back ``/internal/post-receive``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 
@@ -82,14 +83,17 @@ async def _backend(env: dict[str, str], body: bytes) -> Response:
     assert proc.stdin is not None and proc.stdout is not None
 
     async def feed() -> None:
+        """Hand the body over; http-backend may exit without reading it (a GET)."""
         assert proc.stdin is not None
         try:
-            proc.stdin.write(body)
-            await proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+            if body:
+                proc.stdin.write(body)
+                await proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            pass  # uvloop raises RuntimeError for a pipe the child already closed
         finally:
-            proc.stdin.close()
+            with contextlib.suppress(RuntimeError, OSError):
+                proc.stdin.close()
 
     feeder = asyncio.create_task(feed())
     status, headers = 200, {}

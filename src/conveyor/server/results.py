@@ -14,8 +14,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from conveyor.errors import ProjectError
 from conveyor.metadata.records import StepRunRecord
-from conveyor.server.gitrepo import git
+from conveyor.server.gitrepo import ZERO, git, resolve
 from conveyor.store.cas import ContentStore
 
 INLINE_LIMIT = 1024 * 1024
@@ -93,8 +94,19 @@ def commit_results(
             info = ("\n".join(entries) + "\n").encode()
             git(repo, "update-index", "--index-info", stdin=info, env=index)
         tree = git(repo, "write-tree", env=index).strip()
-    result = git(repo, "commit-tree", tree, "-p", commit, "-m", message, env=_IDENTITY).strip()
-    git(repo, "update-ref", f"{RESULTS_PREFIX}{run_id}", result)
-    if branch:
-        git(repo, "update-ref", f"{RESULTS_PREFIX}{branch}", result)
-    return result
+    if not branch:
+        result = git(repo, "commit-tree", tree, "-p", commit, "-m", message, env=_IDENTITY)
+        git(repo, "update-ref", f"{RESULTS_PREFIX}{run_id}", result.strip())
+        return result.strip()
+    moving = f"{RESULTS_PREFIX}{branch}"
+    for _ in range(20):  # another run of the branch may move the ref between read and write
+        previous = resolve(repo, moving)
+        parents = ["-p", commit] + (["-p", previous] if previous else [])
+        result = git(repo, "commit-tree", tree, *parents, "-m", message, env=_IDENTITY).strip()
+        try:
+            git(repo, "update-ref", moving, result, previous or ZERO)
+        except ProjectError:
+            continue
+        git(repo, "update-ref", f"{RESULTS_PREFIX}{run_id}", result)
+        return result
+    raise ProjectError(f"could not move {moving}: too many concurrent updates")
