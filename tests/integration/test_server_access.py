@@ -158,6 +158,15 @@ def test_artifact_paths_cannot_leave_the_project(api: tuple[httpx.Client, Server
         assert "root:" not in response.text
 
 
+def test_settings_name_known_executors_only(api: tuple[httpx.Client, Server]) -> None:
+    client, server = api
+    headers = _headers("lead", server.tokens)
+    bad = client.put(f"{P}/settings", json={"executor": "slurmish"}, headers=headers)
+    assert bad.status_code == 400 and "there is no executor 'slurmish'" in bad.json()["detail"]
+    good = client.put(f"{P}/settings", json={"executor": "local"}, headers=headers)
+    assert good.status_code == 200 and good.json()["settings"]["executor"] == "local"
+
+
 def test_the_pipeline_at_a_ref(api: tuple[httpx.Client, Server]) -> None:
     client, server = api
     headers = _headers("viewer", server.tokens)

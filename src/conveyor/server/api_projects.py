@@ -112,6 +112,12 @@ def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, 
 @router.put("/projects/{project}/settings")
 def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any]:
     """The executor and its options for this project's runs, the mirror, the webhook secret."""
+    from conveyor.executors.registry import available
+
+    known = available()
+    for name in [body.executor or "", *(body.executors or {})]:
+        if name and name not in known:
+            raise HTTPException(400, f"there is no executor {name!r}; known: {', '.join(known)}")
     accounts = state.db.accounts
     row = accounts.project(access.project) or {}
     settings = dict(row.get("settings") or {})

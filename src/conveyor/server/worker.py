@@ -36,6 +36,7 @@ from conveyor.vcs.git import GitState
 log = logging.getLogger("conveyor.server")
 
 SecretsFor = Callable[[str], dict[str, str]]
+CANCEL_CHECK = 0.5  # seconds between looks for cancel requests of running runs
 
 
 class Worker:
@@ -156,9 +157,12 @@ class Worker:
         return on_runner
 
     def beat(self) -> None:
-        """Heartbeat the active runs and pass on cancel requests."""
+        """Heartbeat the active runs."""
+        self.db.queue.heartbeat(list(self.active))
+
+    def pass_cancels(self) -> None:
+        """Cancel the active runs someone asked to cancel (through the database)."""
         ids = list(self.active)
-        self.db.queue.heartbeat(ids)
         for run_id in self.db.queue.cancel_requested(ids):
             runner = self.active.get(run_id)
             if runner is not None:
@@ -179,12 +183,19 @@ def worker_name(index: int) -> str:
 def watch(
     db: ServerDatabase, workers: list[Worker], stop: threading.Event, stale_after: float
 ) -> None:
-    """Heartbeats, cancel requests and the recovery of runs whose worker died."""
-    while not stop.wait(min(HEARTBEAT, stale_after / 4)):
+    """Cancel requests (twice a second), heartbeats and the recovery of runs whose
+    worker died (every ``HEARTBEAT`` seconds, or sooner for a short ``stale_after``)."""
+    beat_every = min(HEARTBEAT, stale_after / 4)
+    last_beat = 0.0
+    while not stop.wait(min(CANCEL_CHECK, beat_every)):
         try:
             for worker in workers:
-                worker.beat()
-            mark_interrupted(db, db.queue.recover_stale(stale_after))
+                worker.pass_cancels()
+            if time.monotonic() - last_beat >= beat_every:
+                last_beat = time.monotonic()
+                for worker in workers:
+                    worker.beat()
+                mark_interrupted(db, db.queue.recover_stale(stale_after))
         except Exception:
             log.exception("heartbeat failed")
 
