@@ -13,6 +13,7 @@ import click
 
 from conveyor.server.config import ServerConfig
 
+_PRIVATE_ENV = ("CONVEYOR_SERVER_KEY", "CONVEYOR_SERVER_DATABASE")
 DATA_HELP = "The server's data directory (env CONVEYOR_SERVER_DATA; default ./conveyor-server)."
 
 
@@ -27,7 +28,10 @@ def _open(config: ServerConfig) -> Any:
     from conveyor.server.state import ServerState
 
     config.data.mkdir(parents=True, exist_ok=True)
-    return ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    for name in _PRIVATE_ENV:  # steps inherit this process's environment: keep these out
+        os.environ.pop(name, None)
+    return state
 
 
 @click.group(invoke_without_command=True)
