@@ -34,6 +34,20 @@ def role_at_least(role: str | None, needed: str) -> bool:
     return role is not None and ROLES.index(role) >= ROLES.index(needed)
 
 
+# built once: constructing this join costs more than running it
+_ACCESS = (
+    sa.select(t.users, t.projects.c.name.label("project"), t.members.c.role)
+    .select_from(t.tokens)
+    .join(t.users, t.users.c.id == t.tokens.c.user_id)
+    .outerjoin(t.projects, t.projects.c.name == sa.bindparam("project"))
+    .outerjoin(
+        t.members,
+        (t.members.c.project == sa.bindparam("project")) & (t.members.c.user_id == t.users.c.id),
+    )
+    .where(t.tokens.c.digest == sa.bindparam("digest"))
+)
+
+
 class Accounts:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -109,19 +123,8 @@ class Accounts:
 
     def access(self, token: str, project: str) -> tuple[User | None, bool, str | None]:
         """In one query: the token's user, whether the project exists, the user's role."""
-        query = (
-            sa.select(t.users, t.projects.c.name.label("project"), t.members.c.role)
-            .select_from(t.tokens)
-            .join(t.users, t.users.c.id == t.tokens.c.user_id)
-            .outerjoin(t.projects, t.projects.c.name == project)
-            .outerjoin(
-                t.members,
-                (t.members.c.project == project) & (t.members.c.user_id == t.users.c.id),
-            )
-            .where(t.tokens.c.digest == token_digest(token))
-        )
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_ACCESS, {"project": project, "digest": token_digest(token)}).first()
         if row is None:
             return None, False, None
         user = User(row.id, row.name, row.admin)

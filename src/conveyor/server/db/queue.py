@@ -49,6 +49,9 @@ class QueuedRun:
         return {k: getattr(self, k) for k in QueuedRun.__dataclass_fields__}
 
 
+_GET = sa.select(t.runs).where(t.runs.c.id == sa.bindparam("id"))
+
+
 class RunQueue:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -109,7 +112,7 @@ class RunQueue:
 
     def get(self, run_id: str) -> QueuedRun | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first()
+            row = conn.execute(_GET, {"id": run_id}).first()
         return None if row is None else QueuedRun.from_row(row)
 
     def for_project(
