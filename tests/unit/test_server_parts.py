@@ -110,3 +110,47 @@ def test_the_key_is_made_once_private_and_reused(tmp_path: Path) -> None:
     token = first.encrypt("value")
     assert b"value" not in token
     assert Keyring.load(path).decrypt(token) == "value"
+
+
+@pytest.mark.parametrize("curl", [True, False])
+def test_hooks_with_and_without_curl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, curl: bool
+) -> None:
+    import shutil
+    import subprocess
+
+    from conveyor.server import gitrepo
+
+    if not curl:
+        monkeypatch.setattr(shutil, "which", lambda _name: None)
+    gitrepo.install_hooks(tmp_path)
+    hooks = tmp_path / "hooks"
+    assert ("curl" in (hooks / "post-receive").read_text()) is curl
+    refused = subprocess.run(
+        [hooks / "pre-receive"],
+        input=f"{'0' * 40} {'a' * 40} refs/conveyor/x\n",
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert refused.returncode == 1 and "belongs to the server" in refused.stdout
+    allowed = subprocess.run(
+        [hooks / "pre-receive"],
+        input=f"{'0' * 40} {'a' * 40} refs/heads/main\n",
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert allowed.returncode == 0
+    unreachable = subprocess.run(
+        [hooks / "post-receive"],
+        input="x y refs/heads/main\n",
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "CONVEYOR_HOOK_URL": "http://127.0.0.1:9/x"},
+        check=False,
+    )
+    assert unreachable.returncode == 0
+    assert "the push landed but no run was queued" in unreachable.stdout

@@ -99,7 +99,7 @@ def install_hooks(path: Path) -> None:
         shebang = "#!/bin/sh"
     else:
         bodies = {"pre-receive": _PRE_RECEIVE, "post-receive": _POST_RECEIVE}
-        shebang = f"#!{sys.executable} -I -S"
+        shebang = f"#!{sys.executable} -IS"  # one argument: the kernel passes one
     for name, body in bodies.items():
         hook = hooks / name
         hook.write_text(f"{shebang}\n{body}", encoding="utf-8")
