@@ -129,10 +129,15 @@ def test_pipeline_schedules_follow_the_pushed_file(repo: Repo, server: Server) -
         assert viewer.get("/schedules").json() == []
 
 
-def test_an_oversize_push_is_refused_clearly(repo: Repo, server: Server) -> None:
+def test_chunked_pushes_land_and_oversize_ones_are_refused(repo: Repo, server: Server) -> None:
     import os
 
-    repo.pipeline("jobs:\n  a:\n    steps:\n      - run: echo\n")
+    repo.pipeline("on:\n  push: {branches: [main]}\njobs:\n  a:\n    steps:\n      - run: echo\n")
+    (repo.path / "data.bin").write_bytes(os.urandom(1536 * 1024))  # > 1 MiB: sent chunked
+    repo.commit()
+    git(repo.path, "push", server.git_url(), "HEAD:refs/heads/data")
+    listed = git(repo.path, "ls-remote", server.git_url(), "refs/heads/data").stdout
+    assert listed.split()[0] == git(repo.path, "rev-parse", "HEAD").stdout.strip()
     (repo.path / "blob.bin").write_bytes(os.urandom(3 * 1024 * 1024))
     repo.commit()
     result = git(repo.path, "push", server.git_url(), "HEAD:main", check=False)
