@@ -147,3 +147,33 @@ def test_chunked_pushes_land_and_oversize_ones_are_refused(repo: Repo, server: S
     with server.api() as api:
         assert api.get("/runs").json() == []
     assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
+
+
+def test_the_cache_is_shared_within_a_project_only(repo: Repo, server: Server) -> None:
+    admin = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    created = httpx.post(f"{server.url}/api/v1/projects", json={"name": "other"}, headers=admin)
+    assert created.status_code == 201, created.text
+    grant = httpx.put(
+        f"{server.url}/api/v1/projects/other/members/member",
+        json={"role": "member"},
+        headers=admin,
+    )
+    assert grant.status_code == 200
+    pipeline = (
+        "jobs:\n  a:\n    steps:\n      - run: echo $RANDOM > out.txt\n        outputs: [out.txt]\n"
+    )
+    first = push(repo, server, pipeline)
+    assert not server.wait_run(first)["steps"][0]["cached"]
+    repo.commit("again")
+    again = run_ids(git(repo.path, "push", server.git_url(), "HEAD:main").stderr)[0]
+    assert server.wait_run(again)["steps"][0]["cached"], "same project: served from cache"
+    other = run_ids(git(repo.path, "push", server.git_url("other"), "HEAD:main").stderr)[0]
+    with httpx.Client(headers=admin) as client:
+        deadline = time.monotonic() + 60
+        while (run := client.get(f"{server.url}/api/v1/projects/other/runs/{other}").json())[
+            "status"
+        ] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert run["status"] == "succeeded"
+    assert not run["steps"][0]["cached"], "another project never gets this project's outputs"

@@ -45,6 +45,9 @@ class RunRequest:
     """Extra environment for every step, kept out of fingerprints (secrets)."""
     git: GitState | None = None
     """The checkout's state when the caller made it (a server's fresh worktree)."""
+    cache_scope: str = ""
+    """Mixed into every fingerprint: runs share cache entries only within one scope
+    (a server gives each project its own, and changes it when its secrets change)."""
 
 
 @dataclass
@@ -112,7 +115,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                 options=RunOptions(
                     parallelism=parallelism,
                     force=request.force,
-                    environment_digest=project.environment_digest(),
+                    environment_digest=_scoped(project.environment_digest(), request.cache_scope),
                     extra_env=request.env,
                 ),
             )
@@ -124,6 +127,14 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
             executor.close()
         project.digests.close()
     return run
+
+
+def _scoped(digest: str, scope: str) -> str:
+    if not scope:
+        return digest
+    import hashlib
+
+    return hashlib.blake2b(f"{scope}\0{digest}".encode(), digest_size=16).hexdigest()
 
 
 def _load_executors(project: Project, plan: ExecutionPlan, default: str) -> dict[str, Executor]:

@@ -7,6 +7,7 @@ the same loop in its own process against the same database and data directory.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -112,6 +113,7 @@ class Worker:
                 trigger=queued.trigger,
                 env=secrets,
                 git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
+                cache_scope=_cache_scope(queued.project, secrets),
             )
             try:
                 record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
@@ -167,6 +169,15 @@ class Worker:
             runner = self.active.get(run_id)
             if runner is not None:
                 runner.request_cancel()
+
+
+def _cache_scope(project: str, secrets: dict[str, str]) -> str:
+    """Cache entries are shared within a project and its current secrets only: another
+    project never gets outputs a step made with this project's secrets."""
+    digest = hashlib.sha256(project.encode())
+    for name in sorted(secrets):
+        digest.update(f"\0{name}\0{secrets[name]}".encode())
+    return f"project:{project}:{digest.hexdigest()}"
 
 
 def _warm_up() -> None:
