@@ -71,6 +71,11 @@ def test_push_runs_the_pipeline_and_results_come_back_through_git(
     remote_main = git(repo.path, "ls-remote", server.git_url(), "refs/heads/main").stdout
     assert remote_main.split()[0] == head
     assert run["result_commit"] == moving
+    with server.api("viewer") as api:
+        lineage = api.get("/lineage", params={"path": "out/hello.txt"}).json()
+        assert [(p["run"], p["step"]) for p in lineage["produced_by"]] == [(ids[0], "make.step-1")]
+        blob = api.get(f"/runs/{ids[0]}/artifacts/out/tables/t.csv")
+        assert blob.status_code == 200 and blob.content == b"a,b\n"
 
     # the next run's result has the previous one as second parent: the moving ref only
     # fast-forwards, so the same plain fetch keeps working
