@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
-from conveyor.server.auth import Access, current_user, lead, server, viewer
+from conveyor.server.auth import Access, current_user, lead, server_state, viewer
 from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
 from conveyor.server.gitrepo import init_bare
@@ -18,7 +18,7 @@ from conveyor.server.state import ServerState
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 Viewer = Annotated[Access, Depends(viewer)]
 Lead = Annotated[Access, Depends(lead)]
-State = Annotated[ServerState, Depends(server)]
+State = Annotated[ServerState, Depends(server_state)]
 CurrentUser = Annotated[User, Depends(current_user)]
 
 

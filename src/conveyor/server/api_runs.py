@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from conveyor.server.auth import Access, member, server, viewer
+from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.gitrepo import resolve
@@ -23,7 +23,7 @@ from conveyor.server.triggers import load_spec_at
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["runs"])
 Viewer = Annotated[Access, Depends(viewer)]
 Member = Annotated[Access, Depends(member)]
-State = Annotated[ServerState, Depends(server)]
+State = Annotated[ServerState, Depends(server_state)]
 
 
 class RunCreate(BaseModel):
