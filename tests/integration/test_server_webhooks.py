@@ -78,6 +78,15 @@ def test_bad_signatures_and_tokens_are_refused_and_logged(server: Server, repo: 
     assert server.logs.count("refused a webhook for demo from 127.0.0.1") == 3, server.logs
 
 
+def test_a_mirror_cannot_be_another_projects_repository(server: Server) -> None:
+    with server.api("lead") as lead:
+        inside = str(server.data / "projects/other/repo.git")
+        answer = lead.put("/settings", json={"mirror": inside})
+        assert answer.status_code == 400 and "data directory" in answer.json()["detail"]
+        answer = lead.put("/settings", json={"mirror": f"file://{inside}"})
+        assert answer.status_code == 400
+
+
 def test_a_gitlab_push_with_its_token_queues_a_run(server: Server, repo: Repo) -> None:
     head = git(repo.path, "rev-parse", "HEAD").stdout.strip()
     body = json.dumps(

@@ -118,6 +118,8 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
     for name in [body.executor or "", *(body.executors or {})]:
         if name and name not in known:
             raise HTTPException(400, f"there is no executor {name!r}; known: {', '.join(known)}")
+    if body.mirror is not None:
+        _check_mirror(state, body.mirror)
     accounts = state.db.accounts
     row = accounts.project(access.project) or {}
     settings = dict(row.get("settings") or {})
@@ -128,6 +130,20 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
         values["webhook_secret"] = state.keyring.encrypt(body.webhook_secret)
     accounts.update_project(access.project, **values)
     return {"settings": settings}
+
+
+def _check_mirror(state: ServerState, mirror: str) -> None:
+    """A mirror is a remote URL, or a local path outside the server's data directory
+    (never another project's repository)."""
+    from pathlib import Path
+
+    if mirror.startswith(("https://", "http://", "ssh://", "git://")) or (
+        "@" in mirror.split(":", 1)[0] and ":" in mirror
+    ):
+        return
+    local = Path(mirror.removeprefix("file://")).resolve()
+    if local.is_relative_to(state.config.data.resolve()):
+        raise HTTPException(400, "a mirror cannot be inside the server's data directory")
 
 
 @router.get("/projects/{project}/members")
