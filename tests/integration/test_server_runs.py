@@ -79,6 +79,13 @@ def test_logs_stream_while_the_step_runs_and_cancel_stops_it(repo: Repo, server:
     assert again.json()["trigger"] == f"resume:{run_id}"
 
 
+def test_a_failed_step_is_named_in_the_run(repo: Repo, server: Server) -> None:
+    run_id = push(repo, server, "jobs:\n  a:\n    steps:\n      - run: exit 3\n")
+    run = server.wait_run(run_id)
+    assert run["status"] == "failed"
+    assert run["error"] == "step a.step-1 failed: exit code 3"
+
+
 def test_manual_runs_and_schedules_queue_runs(repo: Repo, server: Server) -> None:
     first = push(repo, server, "jobs:\n  a:\n    steps:\n      - run: echo $GREETING\n")
     server.wait_run(first)

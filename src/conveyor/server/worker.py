@@ -20,7 +20,7 @@ from pathlib import Path
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
-from conveyor.metadata.records import EventRecord
+from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.sdk.project import Project, kill_leftovers
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
@@ -134,7 +134,7 @@ class Worker:
             )
             message = f"conveyor results of run {queued.id} ({record.status})\n"
             result = commit_results(repo, store, queued.id, queued.commit, files, message, branch)
-            return str(record.status), record.error, result
+            return str(record.status), record.error or _why(steps), result
         finally:
             remove_worktree(repo, workdir)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -169,6 +169,15 @@ class Worker:
             runner = self.active.get(run_id)
             if runner is not None:
                 runner.request_cancel()
+
+
+def _why(steps: list[StepRunRecord]) -> str | None:
+    """The first failed step and how it failed, for the run's one-line summary."""
+    for step in sorted(steps, key=lambda s: s.ended_at or 0.0):
+        if step.status == StepStatus.FAILED:
+            how = step.error or f"exit code {step.exit_code}"
+            return f"step {step.step_id} failed: {how}"
+    return None
 
 
 def _cache_scope(project: str, secrets: dict[str, str]) -> str:
