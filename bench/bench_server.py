@@ -1,6 +1,6 @@
 """Server speed: push-to-first-step-started latency, and GET run status under load.
 
-    python bench/bench_server.py [--pushes 30] [--clients 50] [--seconds 20]
+    python bench/bench_server.py [--pushes 30] [--clients 50] [--seconds 20] [--database URL]
 
 Starts a real ``conveyor server`` (SQLite, local executor, one in-process worker) on
 127.0.0.1 in a temporary directory. Each figure is printed with a reference measured
@@ -115,9 +115,10 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=30)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--database", help="an empty PostgreSQL database (default: SQLite)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
-        server = make_server(Path(tmp), None)
+        server = make_server(Path(tmp), args.database)
         server.start()
         try:
             latencies, plain = bench_push(server, Path(tmp) / "work", args.pushes)

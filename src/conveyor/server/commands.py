@@ -22,7 +22,22 @@ def _config(ctx: click.Context) -> ServerConfig:
     return config
 
 
+def _need_extra() -> None:
+    import importlib.util
+
+    missing = [
+        m
+        for m in ("fastapi", "uvicorn", "cryptography", "croniter")
+        if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        from conveyor.errors import UsageError
+
+        raise UsageError(f"the server needs {', '.join(missing)}: pip install 'conveyor[server]'")
+
+
 def _open(config: ServerConfig) -> Any:
+    _need_extra()
     from conveyor.server.db.database import open_database
     from conveyor.server.keyring import Keyring
     from conveyor.server.state import ServerState
