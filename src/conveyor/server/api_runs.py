@@ -95,7 +95,13 @@ def _full_ref(repo: Path, name: str) -> str:
 @router.get("/runs/{run_id}")
 def show_run(access: Viewer, state: State, run_id: str) -> dict[str, Any]:
     """A run with its step runs."""
-    return run_json(state, get_run(state, access.project, run_id))
+    cached = state.finished.get(run_id)
+    if cached is not None and cached["project"] == access.project:
+        return cached
+    data = run_json(state, get_run(state, access.project, run_id))
+    if data["status"] in ("succeeded", "failed", "cancelled"):  # final: never changes again
+        state.finished.put(run_id, data)
+    return data
 
 
 @router.post("/runs/{run_id}/cancel")
