@@ -154,3 +154,22 @@ def test_hooks_with_and_without_curl(
     )
     assert unreachable.returncode == 0
     assert "the push landed but no run was queued" in unreachable.stdout
+
+
+def test_the_server_migrations_build_the_declared_tables(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from conveyor.server.db import migrate, tables
+    from conveyor.server.db.database import open_database
+
+    versions = sorted((migrate.MIGRATIONS / "versions").glob("s*.py"))
+    assert versions[-1].name.startswith(migrate.HEAD + "_")
+    db = open_database(f"sqlite:///{tmp_path / 'server.db'}")
+    inspector = sa.inspect(db.engine)
+    for table in tables.metadata.sorted_tables:
+        migrated = {c["name"] for c in inspector.get_columns(table.name)}
+        assert migrated == set(table.columns.keys()), table.name
+    with db.engine.connect() as conn:
+        assert migrate.current_revision(conn) == migrate.HEAD
+    db.close()
+    open_database(f"sqlite:///{tmp_path / 'server.db'}").close()  # again: a no-op
