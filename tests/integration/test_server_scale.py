@@ -141,5 +141,6 @@ def test_a_killed_server_loses_nothing(repo: Repo, tmp_path: Path) -> None:
         with srv.api() as api:
             assert api.get(f"/runs/{queued}").json()["status"] == "queued"
             assert api.get(f"/runs/{running}/steps").json()[0]["status"] == "cancelled"
+        assert not (srv.data / "projects/demo/work" / running).exists(), "worktree left behind"
     finally:
         srv.stop()

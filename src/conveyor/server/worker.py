@@ -201,10 +201,11 @@ def worker_name(index: int) -> str:
 
 
 def watch(
-    db: ServerDatabase, workers: list[Worker], stop: threading.Event, stale_after: float
+    config: ServerConfig, db: ServerDatabase, workers: list[Worker], stop: threading.Event
 ) -> None:
     """Cancel requests (twice a second), heartbeats and the recovery of runs whose
     worker died (every ``HEARTBEAT`` seconds, or sooner for a short ``stale_after``)."""
+    stale_after = config.stale_after
     beat_every = min(HEARTBEAT, stale_after / 4)
     last_beat = 0.0
     while not stop.wait(min(CANCEL_CHECK, beat_every)):
@@ -215,9 +216,23 @@ def watch(
                 last_beat = time.monotonic()
                 for worker in workers:
                     worker.beat()
-                mark_interrupted(db, db.queue.recover_stale(stale_after))
+                stale = db.queue.recover_stale(stale_after)
+                mark_interrupted(db, stale)
+                remove_workspaces(config, db, stale)
         except Exception:
             log.exception("heartbeat failed")
+
+
+def remove_workspaces(config: ServerConfig, db: ServerDatabase, run_ids: list[str]) -> None:
+    """The worktrees that interrupted runs left behind."""
+    for run_id in run_ids:
+        run = db.queue.get(run_id)
+        if run is None:
+            continue
+        workdir = config.project_dir(run.project) / "work" / run_id
+        if workdir.exists():
+            remove_worktree(config.repo_dir(run.project), workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def mark_interrupted(db: ServerDatabase, run_ids: list[str]) -> None:
