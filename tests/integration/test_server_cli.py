@@ -42,6 +42,10 @@ def test_set_up_commands_and_their_errors(repo: Repo, tmp_path: Path) -> None:
         assert message in result.err and "Traceback" not in result.err
     bad_role = repo.run("server", "--data", data, "grant", "demo", "ann", "king")
     assert bad_role.code == 2
+    second = repo.run("server", "--data", data, "new-token", "ann").out.strip()
+    assert second.startswith("cvy_") and second != token
+    revoked = repo.run("server", "--data", data, "revoke-tokens", "ann")
+    assert revoked.code == 0 and "revoked 2 token(s) of ann" in revoked.out
 
 
 def test_run_remote_follows_the_run_and_fetch_remote_brings_outputs(

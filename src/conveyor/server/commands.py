@@ -176,6 +176,15 @@ def new_token(ctx: click.Context, name: str) -> None:
     click.echo(_open(_config(ctx)).db.accounts.new_token(name))
 
 
+@server.command("revoke-tokens")
+@click.argument("name")
+@click.pass_context
+def revoke_tokens(ctx: click.Context, name: str) -> None:
+    """Invalidate every API token of a user at once (then hand out a new one)."""
+    count = _open(_config(ctx)).db.accounts.revoke_tokens(name)
+    click.echo(f"revoked {count} token(s) of {name}")
+
+
 @server.command("grant")
 @click.argument("project")
 @click.argument("user")

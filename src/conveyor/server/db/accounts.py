@@ -104,6 +104,14 @@ class Accounts:
         )
         return token
 
+    def revoke_tokens(self, name: str) -> int:
+        """Delete every token of a user; returns how many there were."""
+        user = self.user(name)
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(t.tokens.delete().where(t.tokens.c.user_id == user.id)).rowcount
+            )
+
     def user(self, name: str) -> User:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.users).where(t.users.c.name == name)).first()
