@@ -86,7 +86,9 @@ def start_background(
         threading.Thread(target=w.serve, args=(stop,), name=w.name, daemon=True) for w in pool
     ]
     threads.append(
-        threading.Thread(target=watch, args=(state.config, state.db, pool, stop), daemon=True)
+        threading.Thread(
+            target=watch, args=(state.config, state.db, pool, stop, state.secrets_for), daemon=True
+        )
     )
     threads.append(threading.Thread(target=clock, args=(state, stop), daemon=True))
     for thread in threads:

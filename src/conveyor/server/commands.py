@@ -243,7 +243,11 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     threads = [threading.Thread(target=w.serve, args=(stop,), daemon=True) for w in pool]
-    threads.append(threading.Thread(target=watch, args=(config, state.db, pool, stop), daemon=True))
+    threads.append(
+        threading.Thread(
+            target=watch, args=(config, state.db, pool, stop, state.secrets_for), daemon=True
+        )
+    )
     for thread in threads:
         thread.start()
     click.echo(

@@ -201,7 +201,11 @@ def worker_name(index: int) -> str:
 
 
 def watch(
-    config: ServerConfig, db: ServerDatabase, workers: list[Worker], stop: threading.Event
+    config: ServerConfig,
+    db: ServerDatabase,
+    workers: list[Worker],
+    stop: threading.Event,
+    secrets_for: SecretsFor,
 ) -> None:
     """Cancel requests (twice a second), heartbeats and the recovery of runs whose
     worker died (every ``HEARTBEAT`` seconds, or sooner for a short ``stale_after``)."""
@@ -218,17 +222,23 @@ def watch(
                     worker.beat()
                 stale = db.queue.recover_stale(stale_after)
                 mark_interrupted(db, stale)
-                remove_workspaces(config, db, stale)
+                remove_workspaces(config, db, stale, secrets_for)
         except Exception:
             log.exception("heartbeat failed")
 
 
-def remove_workspaces(config: ServerConfig, db: ServerDatabase, run_ids: list[str]) -> None:
-    """The worktrees that interrupted runs left behind."""
+def remove_workspaces(
+    config: ServerConfig, db: ServerDatabase, run_ids: list[str], secrets_for: SecretsFor
+) -> None:
+    """The worktrees that interrupted runs left behind; their logs get masked."""
     for run_id in run_ids:
         run = db.queue.get(run_id)
         if run is None:
             continue
+        values = secrets_for(run.project).values()
+        for step in db.records.step_runs(run_id):
+            if step.log_path:
+                mask_file(Path(step.log_path), values)
         workdir = config.project_dir(run.project) / "work" / run_id
         if workdir.exists():
             remove_worktree(config.repo_dir(run.project), workdir)
