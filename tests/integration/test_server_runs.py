@@ -134,6 +134,12 @@ def test_pipeline_schedules_follow_the_pushed_file(repo: Repo, server: Server) -
     push(repo, server, "jobs:\n  a:\n    steps:\n      - run: echo again\n")
     with server.api("viewer") as viewer:
         assert viewer.get("/schedules").json() == []
+    repo.pipeline(
+        "on:\n  schedule: [{cron: 'often'}]\njobs:\n  a:\n    steps:\n      - run: echo\n"
+    )
+    repo.commit()
+    out = git(repo.path, "push", server.git_url(), "HEAD:main").stderr
+    assert "ignoring the schedule 'often': not a cron expression" in out
 
 
 def test_chunked_pushes_land_and_oversize_ones_are_refused(repo: Repo, server: Server) -> None:

@@ -33,15 +33,16 @@ def next_time(cron: str, after: float) -> float:
 
 def replace_pipeline_schedules(
     state: ServerState, project: str, ref: str, crons: list[str]
-) -> None:
-    """Schedules declared in the pipeline file (source ``pipeline``) for one branch."""
+) -> list[str]:
+    """Schedules declared in the pipeline file (source ``pipeline``) for one branch;
+    returns the cron expressions that are not valid (and were left out)."""
     now = time.time()
-    rows = []
+    rows, invalid = [], []
     for cron in crons:
         try:
             rows.append({"cron": cron, "next_at": next_time(cron, now)})
         except ValueError:
-            log.warning("project %s: ignoring the invalid schedule %r", project, cron)
+            invalid.append(cron)
     key = (
         (t.schedules.c.project == project)
         & (t.schedules.c.ref == ref)
@@ -55,6 +56,7 @@ def replace_pipeline_schedules(
                     project=project, ref=ref, source="pipeline", created_at=now, **row
                 )
             )
+    return invalid
 
 
 def due(state: ServerState, now: float) -> int:

@@ -80,7 +80,8 @@ def queue_updates(
             lines.append(f"conveyor: run {run_id} failed at once: {exc}")
             continue
         if update.ref.startswith("refs/heads/"):
-            sync_schedules(state, project, update.ref, spec)
+            for cron in sync_schedules(state, project, update.ref, spec):
+                lines.append(f"conveyor: ignoring the schedule {cron!r}: not a cron expression")
         if trigger != "schedule" and not wanted(spec, update.ref):
             lines.append(f"conveyor: {update.ref} does not match the pipeline's `on:`; no run")
             continue
@@ -91,12 +92,13 @@ def queue_updates(
     return lines
 
 
-def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpec) -> None:
-    """The pipeline's ``on: schedule`` entries for this branch replace the previous ones."""
+def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpec) -> list[str]:
+    """The pipeline's ``on: schedule`` entries for this branch replace the previous ones;
+    returns the invalid ones."""
     from conveyor.server.schedules import replace_pipeline_schedules
 
     crons = [s.cron for s in spec.on.schedule if f"refs/heads/{s.branch}" == ref]
-    replace_pipeline_schedules(state, project, ref, crons)
+    return replace_pipeline_schedules(state, project, ref, crons)
 
 
 def queued_lines(state: ServerState, project: str, run_id: str, ref: str, commit: str) -> list[str]:
