@@ -173,3 +173,14 @@ def test_the_server_migrations_build_the_declared_tables(tmp_path: Path) -> None
         assert migrate.current_revision(conn) == migrate.HEAD
     db.close()
     open_database(f"sqlite:///{tmp_path / 'server.db'}").close()  # again: a no-op
+
+
+def test_plain_postgresql_urls_use_psycopg(tmp_path: Path) -> None:
+    from conveyor.server.config import ServerConfig
+
+    config = ServerConfig(data=tmp_path, database="postgresql://u@h:5432/db")
+    assert config.database_url == "postgresql+psycopg://u@h:5432/db"
+    assert ServerConfig(data=tmp_path).database_url == f"sqlite:///{tmp_path}/server.db"
+    assert ServerConfig(data=tmp_path, host="0.0.0.0", port=9).hook_url == (
+        "http://127.0.0.1:9/internal/post-receive"
+    )

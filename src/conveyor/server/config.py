@@ -32,6 +32,9 @@ class ServerConfig:
 
     @property
     def database_url(self) -> str:
+        """The SQLAlchemy URL; a plain ``postgresql://`` URL uses psycopg 3."""
+        if self.database and self.database.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg://" + self.database.split("://", 1)[1]
         return self.database or f"sqlite:///{self.data / 'server.db'}"
 
     @property
