@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import Repo
@@ -73,6 +74,11 @@ def test_concurrent_pushes_and_two_workers_run_each_run_exactly_once(
     ids = [run_id for out in outputs for run_id in run_ids(out)]
     assert len(ids) == 20 and len(set(ids)) == 20, outputs
     env = {"MARKS": str(marks)}
+    admin = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    load = httpx.get(f"{server.url}/api/v1/server", headers=admin).json()
+    assert load["runs"]["queued"] == 21 and load["busy_workers"] == {}
+    viewer = {"Authorization": f"Bearer {server.tokens['lead']}"}
+    assert httpx.get(f"{server.url}/api/v1/server", headers=viewer).status_code == 403
     workers = [server.start_worker(env), server.start_worker(env)]
     runs = [server.wait_run(run_id, timeout=180) for run_id in ids]
     assert {r["status"] for r in runs} == {"succeeded"}

@@ -47,6 +47,14 @@ class ScheduleCreate(BaseModel):
     branch: str = "main"
 
 
+@router.get("/server", tags=["server"])
+def server_load(user: CurrentUser, state: State) -> dict[str, Any]:
+    """The queue at a glance: runs per status and which workers are busy (admins only)."""
+    if not user.admin:
+        raise HTTPException(403, "only a server admin sees the server's load")
+    return {"projects": len(state.db.accounts.projects()), **state.db.queue.load()}
+
+
 @router.get("/projects")
 def list_projects(user: CurrentUser, state: State) -> list[dict[str, Any]]:
     """The projects the caller can see, with the caller's role."""

@@ -125,6 +125,19 @@ class RunQueue:
         with self.engine.connect() as conn:
             return [QueuedRun.from_row(r) for r in conn.execute(query)]
 
+    def load(self) -> dict[str, Any]:
+        """Runs per status, and the workers with a running run (for operators)."""
+        with self.engine.connect() as conn:
+            counts = conn.execute(
+                sa.select(t.runs.c.status, sa.func.count()).group_by(t.runs.c.status)
+            )
+            by_status = {str(status): int(count) for status, count in counts}
+            busy = conn.execute(
+                sa.select(t.runs.c.worker, t.runs.c.id).where(t.runs.c.status == "running")
+            )
+            workers = {str(worker): str(run_id) for worker, run_id in busy}
+        return {"runs": by_status, "busy_workers": workers}
+
     def heartbeat(self, run_ids: list[str]) -> None:
         if not run_ids:
             return
