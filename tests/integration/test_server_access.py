@@ -184,3 +184,13 @@ def test_openapi_documents_the_api(api: tuple[httpx.Client, Server]) -> None:
     assert spec["info"]["title"] == "Conveyor server"
     assert f"{P.replace('demo', '{project}')}/runs/{{run_id}}/cancel" in spec["paths"]
     assert not any(p.startswith("/git/") for p in spec["paths"])
+
+
+def test_a_malformed_body_gets_one_sentence(api: tuple[httpx.Client, Server]) -> None:
+    client, server = api
+    headers = _headers("member", server.tokens)
+    answer = client.post(f"{P}/runs", json={"ref": ["main"]}, headers=headers)
+    assert answer.status_code == 422
+    assert answer.json() == {"detail": "body.ref: Input should be a valid string"}
+    answer = client.post(f"{P}/runs", content=b"{not json", headers=headers)
+    assert answer.status_code == 422 and isinstance(answer.json()["detail"], str)

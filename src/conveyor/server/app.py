@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from conveyor import __version__
@@ -63,6 +64,13 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
             return JSONResponse({"detail": str(exc)}, status_code=400)
         log.error("request failed: %s", exc)
         return JSONResponse({"detail": str(exc)}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.get("/api/v1/health", tags=["server"])
     def health() -> dict[str, str]:
