@@ -136,7 +136,7 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
     values: dict[str, Any] = {"settings": settings}
     if body.webhook_secret is not None:
         values["webhook_secret"] = state.keyring.encrypt(body.webhook_secret)
-    accounts.update_project(access.project, **values)
+    accounts.update_project(access.project, values)
     return {"settings": settings}
 
 

@@ -70,7 +70,7 @@ class Accounts:
             rows = conn.execute(sa.select(t.projects.c.name).order_by(t.projects.c.name))
             return [r[0] for r in rows]
 
-    def update_project(self, name: str, **values: Any) -> None:
+    def update_project(self, name: str, values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             conn.execute(t.projects.update().where(t.projects.c.name == name).values(values))
 
