@@ -156,28 +156,31 @@ async def step_log(
         raise HTTPException(404, f"run {run_id} has no log for step {step_id!r}")
 
     async def stream() -> AsyncIterator[bytes]:
-        position, pending, done = 0, "", finished
+        position, pending, done = 0, b"", finished
         current = path
         while True:
             if current is None or not current.exists():
                 current, done = await asyncio.to_thread(find)
             if current is not None and current.exists():
-                with open(current, encoding="utf-8", errors="replace") as handle:
+                with open(current, "rb") as handle:
                     handle.seek(position)
                     chunk = handle.read()
                     position = handle.tell()
-                text = pending + chunk
-                lines, _, pending = text.rpartition("\n")
-                if lines:
-                    yield mask(lines + "\n", values).encode()
+                complete, _, pending = (pending + chunk).rpartition(b"\n")
+                if complete:  # whole lines only: no secret or character is cut in two
+                    yield _masked(complete + b"\n", values)
             if done or not follow:
                 if pending:
-                    yield mask(pending, values).encode()
+                    yield _masked(pending, values)
                 return
             await asyncio.sleep(0.2)
             _, done = await asyncio.to_thread(find)
 
     return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+
+
+def _masked(data: bytes, values: list[str]) -> bytes:
+    return mask(data.decode("utf-8", errors="replace"), values).encode()
 
 
 @router.get("/runs/{run_id}/artifacts")
