@@ -41,6 +41,8 @@ def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
 def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
     data = run.to_json()
     if steps:
+        record = state.db.records.get_run(run.id)
+        data["executor"] = record.executor if record else None
         data["steps"] = [s.to_json() for s in state.db.records.step_runs(run.id)]
     return data
 
