@@ -9,6 +9,7 @@
     ├── StoreError                the content-addressed store refused or is damaged
     ├── MetadataError             the run records cannot be read or written
     ├── ExecutorError             a backend could not be loaded, reached or used
+    ├── RemoteError               a Conveyor server could not be reached or refused
     └── ConcurrencyError          another run holds the project lock
 
 Errors from dependencies are translated at the boundary with ``raise ... from exc``;
@@ -79,6 +80,10 @@ class MetadataError(ConveyorError):
 
 class ExecutorError(ConveyorError):
     """An executor could not be loaded, reached or used."""
+
+
+class RemoteError(ConveyorError):
+    """A Conveyor server could not be reached, or refused the request."""
 
 
 class ConcurrencyError(ConveyorError):

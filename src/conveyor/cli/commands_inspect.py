@@ -24,9 +24,15 @@ def _took(start: float | None, end: float | None) -> str:
 @click.command()
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--remote", is_flag=True, help="The runs on the project's server.")
 @pass_context
-def runs(ctx: Context, limit: int, as_json: bool) -> None:
+def runs(ctx: Context, limit: int, as_json: bool, remote: bool) -> None:
     """List runs, newest first."""
+    if remote:
+        from conveyor.cli.remote import list_remote
+
+        list_remote(ctx.project(), limit, as_json)
+        return
     project = ctx.project()
     project.recover_interrupted()
     records = project.records.list_runs(limit)
@@ -90,13 +96,21 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
 @click.command()
 @click.argument("run_ref", metavar="RUN", default="latest")
 @click.argument("step", required=False)
+@click.option(
+    "--remote", is_flag=True, help="From the project's server (one STEP: follow it while it runs)."
+)
 @pass_context
-def logs(ctx: Context, run_ref: str, step: str | None) -> None:
+def logs(ctx: Context, run_ref: str, step: str | None, remote: bool) -> None:
     """Print the output of a run's steps (or of one STEP), as it was captured."""
     from conveyor.errors import NotFoundError
     from conveyor.sdk.inspect import _find_step
 
     project = ctx.project()
+    if remote:
+        from conveyor.cli.remote import logs_remote
+
+        logs_remote(project, run_ref, step)
+        return
     run = project.resolve_run(run_ref)
     steps = project.records.step_runs(run.id)
     chosen = [_find_step(steps, step)] if step else sorted(steps, key=lambda s: s.started_at or 0)
@@ -188,12 +202,34 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
     "--link", is_flag=True, help="Hard-link read-only files from the store instead of copying."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was fetched as JSON.")
+@click.option("--remote", is_flag=True, help="Download RUN's outputs from the project's server.")
 @pass_context
-def fetch(ctx: Context, run_ref: str, destination: Path | None, link: bool, as_json: bool) -> None:
+def fetch(
+    ctx: Context, run_ref: str, destination: Path | None, link: bool, as_json: bool, remote: bool
+) -> None:
     """Check out the outputs of RUN from the store (default: into the project)."""
     from conveyor.sdk.maintenance import fetch_outputs
 
-    result = fetch_outputs(ctx.project(), run_ref, destination, "link" if link else "copy")
+    project = ctx.project()
+    if not remote and project.settings.remote is not None:
+        from conveyor.errors import NotFoundError
+
+        try:  # a run this clone does not know may be one of the server's
+            project.resolve_run(run_ref)
+        except NotFoundError:
+            remote = True
+    if remote:
+        from conveyor.sdk.remote import RemoteClient
+
+        target = destination or project.root
+        count = RemoteClient.for_project(project).download(run_ref, target)
+        if as_json:
+            emit_json({"run": run_ref, "files": count, "destination": str(target)})
+        else:
+            click.echo(f"fetched {count} files of run {run_ref} into {target}")
+        return
+
+    result = fetch_outputs(project, run_ref, destination, "link" if link else "copy")
     if as_json:
         emit_json(
             {"run": result.run.id, "files": result.files, "destination": str(result.destination)}

@@ -67,6 +67,15 @@ def _cancel_on_signals(runner: Any) -> None:
     help="Print the finished run as JSON (progress goes to stderr).",
 )
 @file_option
+@click.option(
+    "--remote", is_flag=True, help="Queue the run on the project's server ([remote] settings)."
+)
+@click.option(
+    "--ref",
+    metavar="REF",
+    help="With --remote: the branch, tag or commit (default: HEAD's branch).",
+)
+@click.option("--detach", is_flag=True, help="With --remote: queue and return at once.")
 @pass_context
 def run(
     ctx: Context,
@@ -77,6 +86,9 @@ def run(
     executor: str | None,
     no_wait: bool,
     as_json: bool,
+    remote: bool,
+    ref: str | None,
+    detach: bool,
 ) -> None:
     """Run the pipeline; steps whose fingerprint is unchanged come from the cache.
 
@@ -91,6 +103,10 @@ def run(
     from conveyor.sdk.running import RunHooks, RunRequest, start_run
 
     project = ctx.project()
+    if remote:
+        from conveyor.cli.remote import run_remote
+
+        sys.exit(run_remote(project, ref, params, as_json, detach))
     reporter = make_reporter(as_json)
 
     def on_wait(holder: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,7 +17,32 @@ from conveyor.cli.context import EXIT_CANCELLED, Context
 from conveyor.errors import ConveyorError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Built-in commands, plus those of the ``conveyor.commands`` entry-point group
+    (the server's), loaded only when named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _plugin_commands():
+            loaded = _plugin_commands()[cmd_name].load()
+            if isinstance(loaded, click.Command):
+                return loaded
+        return command
+
+
+def _plugin_commands() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {e.name: e for e in entry_points(group="conveyor.commands")}
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "-C",
     "directory",

@@ -70,6 +70,8 @@ class RunOptions:
     """Secret name -> value, resolved by the caller; never recorded."""
     runtime: ContainerRuntime | None = None
     """Where image steps run (``[containers] runtime``); None: no runtime here."""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """Set for every step but not part of any fingerprint (a server's secrets)."""
 
 
 @dataclass
@@ -352,6 +354,7 @@ class Runner:
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
         env = {
+            **self.options.extra_env,  # a server's secrets
             **run_environment(self.run),  # the run's facts; the step's own variables win
             **step_environment(
                 step,

@@ -49,11 +49,22 @@ _GITIGNORE = (
 
 class Project:
     def __init__(
-        self, root: Path, pipeline_file: Path | None = None, state_dir: Path | None = None
+        self,
+        root: Path,
+        pipeline_file: Path | None = None,
+        state_dir: Path | None = None,
+        settings: Settings | None = None,
+        records: MetadataRepository | None = None,
     ) -> None:
+        """``settings`` replaces ``.conveyor/config.toml`` and ``records`` an open
+        repository replaces the configured database (a server passes both)."""
         self.root = root.resolve()
         self._pipeline_file = pipeline_file
         self.state_dir = state_dir or self.root / STATE_DIR
+        if settings is not None:
+            self.__dict__["settings"] = settings  # fills the cached properties below
+        if records is not None:
+            self.__dict__["records"] = records
 
     @staticmethod
     def discover(start: Path, pipeline_file: Path | None = None) -> Project:
@@ -215,7 +226,7 @@ class Project:
                     step.ended_at = now
                     batch.put_step_run(step)
             events = self.records.events(run.id)
-            _kill_leftovers(events)
+            kill_leftovers(events)
             remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
             batch.run_updates[run.id] = (
                 RunStatus.INTERRUPTED,
@@ -251,7 +262,7 @@ def _read_holder(handle: IO[str]) -> str:
     return handle.read().strip() or "unknown process"
 
 
-def _kill_leftovers(events: list[EventRecord]) -> None:
+def kill_leftovers(events: list[EventRecord]) -> None:
     """End process groups of steps a killed run left behind (local executor only)."""
     import signal
 

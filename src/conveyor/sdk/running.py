@@ -26,7 +26,7 @@ from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.plancache import compile_cached
 from conveyor.sdk.project import Project
-from conveyor.vcs.git import add_worktree, git_state, remove_worktree
+from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 
 @dataclass
@@ -39,6 +39,17 @@ class RunRequest:
     executor: str | None = None
     wait: bool = True
     trigger: str = "manual"
+    run_id: str | None = None
+    """A server picks the id when it queues the run; otherwise a fresh one."""
+    who: str | None = None
+    """Who asked for the run (default: the operating-system user)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment for every step, kept out of fingerprints (secrets)."""
+    git: GitState | None = None
+    """The checkout's state when the caller made it (a server's fresh worktree)."""
+    cache_scope: str = ""
+    """Mixed into every fingerprint: runs share cache entries only within one scope
+    (a server gives each project its own, and changes it when its secrets change)."""
 
 
 @dataclass
@@ -69,8 +80,9 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
     for warning in warnings:
         if hooks.on_warning is not None:
             hooks.on_warning(warning)
-    secret_values = resolve_secrets(plan, os.environ)
-    git = git_state(project.root)
+    # a server passes its project's secrets in request.env; a local run has the caller's
+    secret_values = resolve_secrets(plan, {**os.environ, **request.env})
+    git = request.git or git_state(project.root)
     executor_name = request.executor or project.settings.executor
     executors = _load_executors(project, plan, executor_name)
     parallelism = (
@@ -81,14 +93,14 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
     try:
         with project.run_lock(request.wait, hooks.on_wait):
             run = RunRecord(
-                id=secrets.token_hex(6),
+                id=request.run_id or secrets.token_hex(6),
                 pipeline=plan.pipeline,
                 status=RunStatus.RUNNING,
                 commit=git.commit,
                 dirty=git.dirty,
                 diff_digest=git.diff_digest,
                 params=dict(plan.params),
-                who=_who(),
+                who=request.who or _who(),
                 host=socket.gethostname(),
                 pid=os.getpid(),
                 created_at=time.time(),
@@ -112,11 +124,12 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                 options=RunOptions(
                     parallelism=parallelism,
                     force=request.force,
-                    environment_digest=project.environment_digest(),
+                    environment_digest=_scoped(project.environment_digest(), request.cache_scope),
                     containers_on_missing=project.settings.containers.on_missing,
                     plugins=project.settings.containers.plugins,
                     secrets=secret_values,
                     runtime=_container_runtime(project, plan),
+                    extra_env=request.env,
                 ),
             )
             if hooks.on_runner is not None:
@@ -150,6 +163,14 @@ def resolve_secrets(plan: ExecutionPlan, environ: Mapping[str, str]) -> dict[str
                 )
             values[secret] = environ[secret]
     return values
+
+
+def _scoped(digest: str, scope: str) -> str:
+    if not scope:
+        return digest
+    import hashlib
+
+    return hashlib.blake2b(f"{scope}\0{digest}".encode(), digest_size=16).hexdigest()
 
 
 def _load_executors(project: Project, plan: ExecutionPlan, default: str) -> dict[str, Executor]:

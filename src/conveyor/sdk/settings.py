@@ -58,6 +58,16 @@ class ContainerSettings:
 
 
 @dataclass(frozen=True)
+class RemoteSettings:
+    """``[remote]``: the Conveyor server this project pushes to and runs on."""
+
+    url: str
+    project: str
+    token_env: str = "CONVEYOR_TOKEN"
+    """The environment variable that holds the user's API token (never the file)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     executor: str = "local"
     parallelism: int = 0
@@ -70,6 +80,7 @@ class Settings:
     containers: ContainerSettings = field(default_factory=ContainerSettings)
     action_paths: tuple[str, ...] = ()
     """``[actions] paths``: directories (project-relative) holding ``owner/name`` actions."""
+    remote: RemoteSettings | None = None
 
     @staticmethod
     def load(conveyor_dir: Path) -> Settings:
@@ -94,6 +105,7 @@ class Settings:
         if not isinstance(parallelism, int) or parallelism < 0:
             raise ProjectError(f"{path}: project.parallelism must be a whole number >= 0")
         return Settings(
+            remote=_remote(path, data.get("remote")),
             executor=str(project.get("executor", "local")),
             parallelism=parallelism,
             database=project.get("database"),
@@ -111,3 +123,18 @@ def _action_paths(path: Path, data: object) -> tuple[str, ...]:
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise ProjectError(f"{path}: actions.paths is a list of directories")
     return tuple(paths)
+
+
+def _remote(path: Path, table: object) -> RemoteSettings | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not {"url", "project"} <= set(table):
+        raise ProjectError(f"{path}: [remote] needs url and project")
+    unknown = set(table) - {"url", "project", "token_env"}
+    if unknown:
+        raise ProjectError(f"{path}: unknown setting remote.{sorted(unknown)[0]}")
+    return RemoteSettings(
+        str(table["url"]).rstrip("/"),
+        str(table["project"]),
+        str(table.get("token_env", "CONVEYOR_TOKEN")),
+    )

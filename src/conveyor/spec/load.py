@@ -64,6 +64,9 @@ def _known_keys() -> set[str]:
         model.StepSpec,
         model.ParamSpec,
         model.ResourcesSpec,
+        model.TriggersSpec,
+        model.PushTriggerSpec,
+        model.ScheduleSpec,
     ):
         keys.update(f.alias or name for name, f in cls.model_fields.items())
     return keys
@@ -82,7 +85,7 @@ def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
     if kind == "extra_forbidden":
         parent = describe(loc[:-1]) or "the top level"
         message = f"unknown key {loc[-1]!r} in {parent}"
-        close = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        close = difflib.get_close_matches(str(loc[-1]), _known_keys() - {str(loc[-1])}, n=1)
         if close:
             message += f" (did you mean {close[0]!r}?)"
     elif kind == "missing":

@@ -215,10 +215,40 @@ class JobSpec(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+class PushTriggerSpec(_Strict):
+    """Which pushes to a Conveyor server (or a webhook) start a run (glob patterns)."""
+
+    branches: list[str] = Field(default_factory=lambda: ["*"])
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("branches", "tags", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class ScheduleSpec(_Strict):
+    """A cron schedule (five fields, UTC) on a branch of the server's repository."""
+
+    cron: str = Field(min_length=1)
+    branch: str = "main"
+
+
+class TriggersSpec(_Strict):
+    """``on:``: when a server runs the pipeline by itself (default: a push to any branch)."""
+
+    push: PushTriggerSpec | None = Field(default_factory=PushTriggerSpec)
+    schedule: list[ScheduleSpec] = Field(default_factory=list)
+
+
 class PipelineSpec(_Strict):
     """A whole pipeline as the user declared it."""
 
     name: str = "pipeline"
+    on: TriggersSpec = Field(
+        default_factory=TriggersSpec,
+        description="Server triggers: push (branches/tags globs) and schedule (cron).",
+    )
     params: dict[Name, ParamSpec] = Field(default_factory=dict)
     env: dict[str, Scalar] = Field(default_factory=dict)
     jobs: dict[Name, JobSpec] = Field(min_length=1)

@@ -27,7 +27,7 @@ def upgrade(engine: sa.Engine) -> None:
     with engine.connect() as connection:
         if current_revision(connection) == HEAD:
             return
-    with _migration_lock(engine):
+    with migration_lock(engine):
         with engine.connect() as connection:  # another process may have migrated meanwhile
             if current_revision(connection) == HEAD:
                 return
@@ -42,7 +42,7 @@ def upgrade(engine: sa.Engine) -> None:
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: sa.Engine) -> Iterator[None]:
+def migration_lock(engine: sa.Engine) -> Iterator[None]:
     """Serialise migrations between processes: a lock file for SQLite, an advisory lock
     for PostgreSQL."""
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):

@@ -1,0 +1,81 @@
+"""The CLI against a server: ``run``, ``runs`` and ``logs`` with ``--remote``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from conveyor.cli.context import EXIT_CANCELLED, emit_json
+from conveyor.errors import ParamError
+
+
+def run_remote(
+    project: Any, ref: str | None, params: Sequence[str], as_json: bool, detach: bool
+) -> int:
+    from conveyor.sdk.remote import RemoteClient, current_branch
+
+    client = RemoteClient.for_project(project)
+    values = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ParamError(f"--param {item!r} is not NAME=VALUE")
+        values[name] = value
+    run = client.create_run(ref or current_branch(project), values)
+    url = f"{client.settings.url}/api/v1/projects/{client.settings.project}/runs/{run['id']}"
+    click.echo(f"run {run['id']} {run['status']} on {client.settings.url} · {url}", err=True)
+    if detach:
+        if as_json:
+            emit_json(run)
+        return 0
+    shown: set[str] = set()
+    for run in client.follow(str(run["id"])):  # noqa: B020 (each yield is the newer state)
+        for step in run.get("steps", []):
+            if step["status"] in ("queued", "running") or step["id"] in shown:
+                continue
+            shown.add(step["id"])
+            mark = {"succeeded": "✓", "failed": "✗", "skipped": "-"}.get(step["status"], "·")
+            cached = " (cached)" if step["cached"] else ""
+            click.echo(f"{mark} {step['id']}{cached}  {step['duration'] or 0:.2f}s", err=True)
+    click.echo(
+        f"run {run['id']} {run['status']}" + (f": {run['error']}" if run["error"] else ""), err=True
+    )
+    if as_json:
+        emit_json(run)
+    return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(run["status"], 1)
+
+
+def list_remote(project: Any, limit: int, as_json: bool) -> None:
+    from conveyor.sdk.remote import RemoteClient
+
+    runs = RemoteClient.for_project(project).list_runs(limit)
+    if as_json:
+        emit_json(runs)
+        return
+    if not runs:
+        click.echo("no runs yet on the server", err=True)
+    for r in runs:
+        ref = r["ref"].removeprefix("refs/heads/")
+        click.echo(
+            f"{r['id']:12}  {r['status']:11}  {r['trigger']:14}  {r['commit'][:12]}  {ref}"
+            f"  {r['who']}"
+        )
+
+
+def logs_remote(project: Any, run_ref: str, step: str | None) -> None:
+    from conveyor.sdk.remote import RemoteClient
+
+    client = RemoteClient.for_project(project)
+    run = client.get_run(run_ref)
+    if step:
+        for chunk in client.stream_log(run["id"], step):
+            click.echo(chunk, nl=False)
+        return
+    for record in run.get("steps", []):
+        if not record.get("log"):
+            continue
+        text = "".join(client.stream_log(run["id"], record["id"]))
+        for line in text.splitlines():
+            click.echo(f"{record['id']} │ {line}")

@@ -1,0 +1,158 @@
+"""A client of a Conveyor server (``[remote]`` in ``.conveyor/config.toml``).
+
+It queues runs, follows them and downloads their outputs over the REST API; httpx is
+imported only when a remote is used (``pip install conveyor[server]``).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import NotFoundError, ProjectError, RemoteError, UsageError
+from conveyor.sdk.project import Project
+from conveyor.sdk.settings import RemoteSettings
+
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+@dataclass
+class RemoteClient:
+    settings: RemoteSettings
+    token: str
+
+    @staticmethod
+    def for_project(project: Project) -> RemoteClient:
+        remote = project.settings.remote
+        if remote is None:
+            raise ProjectError(
+                "no remote is configured: add [remote] with url and project to "
+                ".conveyor/config.toml"
+            )
+        token = os.environ.get(remote.token_env, "")
+        if not token:
+            raise UsageError(f"set {remote.token_env} to your API token for {remote.url}")
+        return RemoteClient(remote, token)
+
+    def _request(self, method: str, path: str, json: Any = None) -> Any:
+        try:
+            import httpx
+        except ImportError:
+            raise UsageError(
+                "talking to a server needs httpx: pip install conveyor[server]"
+            ) from None
+        url = f"{self.settings.url}/api/v1/projects/{self.settings.project}{path}"
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            response = httpx.request(method, url, json=json, headers=headers, timeout=60)
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.settings.url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            message = f"the server refused ({response.status_code}): {detail}"
+            if response.status_code == 404:
+                raise NotFoundError(message)
+            if response.status_code >= 500:
+                raise RemoteError(message)
+            raise UsageError(message)
+        return response.json() if "json" in response.headers.get("content-type", "") else response
+
+    def create_run(self, ref: str, params: Mapping[str, str]) -> dict[str, Any]:
+        run: dict[str, Any] = self._request("POST", "/runs", {"ref": ref, "params": dict(params)})
+        return run
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run with its steps; ``latest`` is the newest run."""
+        if run_id == "latest":
+            newest = self.list_runs(1)
+            if not newest:
+                raise NotFoundError(f"project {self.settings.project} has no runs yet")
+            run_id = newest[0]["id"]
+        run: dict[str, Any] = self._request("GET", f"/runs/{run_id}")
+        return run
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self._request("GET", f"/runs?limit={limit}")
+        return runs
+
+    def stream_log(self, run_id: str, step_id: str) -> Iterator[str]:
+        """A step's log (secrets masked by the server), following it while it runs."""
+        import httpx
+
+        url = (
+            f"{self.settings.url}/api/v1/projects/{self.settings.project}"
+            f"/runs/{run_id}/logs/{step_id}"
+        )
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            with httpx.stream("GET", url, headers=headers, timeout=None) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    detail = response.json().get("detail", response.text)
+                    error = NotFoundError if response.status_code == 404 else UsageError
+                    raise error(f"the server refused ({response.status_code}): {detail}")
+                yield from response.iter_text()
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.settings.url}: {exc}") from exc
+
+    def follow(self, run_id: str, interval: float = 0.3) -> Iterator[dict[str, Any]]:
+        """The run each time a step finishes, and once more when the run ends."""
+        seen: set[str] = set()
+        while True:
+            run = self.get_run(run_id)
+            done = {
+                s["id"] for s in run.get("steps", []) if s["status"] not in ("queued", "running")
+            }
+            if done - seen or run["status"] in FINISHED:
+                seen |= done
+                yield run
+            if run["status"] in FINISHED:
+                return
+            time.sleep(interval)
+
+    def download(
+        self, run_id: str, destination: Path, on_file: Callable[[str], None] | None = None
+    ) -> int:
+        """Write every output file of a run under ``destination``; returns the count."""
+        files = self._request("GET", f"/runs/{run_id}/artifacts")
+        if not files:
+            raise NotFoundError(f"run {run_id} recorded no outputs")
+        for item in files:
+            path = posixpath.normpath(item["path"])
+            if path.startswith(("../", "/")) or path == "..":
+                raise RemoteError(f"the server sent an unsafe path {item['path']!r}")
+            response = self._request("GET", f"/runs/{run_id}/artifacts/{path}")
+            target = destination / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.conveyor-tmp")
+            tmp.write_bytes(response.content)
+            tmp.replace(target)
+            if on_file is not None:
+                on_file(path)
+        return len(files)
+
+
+def current_branch(project: Project) -> str:
+    """The checked-out branch (what ``conveyor run --remote`` runs by default)."""
+    head = project.root
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", "symbolic-ref", "--short", "-q", "HEAD"],
+        cwd=head,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    name = proc.stdout.strip()
+    if not name:
+        raise UsageError("HEAD is detached: name what to run with --ref")
+    return name

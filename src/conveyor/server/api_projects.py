@@ -1,0 +1,228 @@
+"""REST: projects, members, settings, secrets (names only) and schedules."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
+
+from conveyor.server.auth import Access, current_user, lead, server_state, viewer
+from conveyor.server.db import tables as t
+from conveyor.server.db.accounts import ROLES, User
+from conveyor.server.gitrepo import init_bare
+from conveyor.server.state import ServerState
+
+router = APIRouter(prefix="/api/v1", tags=["projects"])
+Viewer = Annotated[Access, Depends(viewer)]
+Lead = Annotated[Access, Depends(lead)]
+State = Annotated[ServerState, Depends(server_state)]
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+class ProjectCreate(BaseModel):
+    name: str
+
+
+class MemberPut(BaseModel):
+    role: str = Field(description="viewer, member or lead")
+
+
+class SecretPut(BaseModel):
+    value: str = Field(min_length=1, max_length=64 * 1024)
+
+
+class SettingsPut(BaseModel):
+    executor: str | None = None
+    parallelism: int | None = Field(default=None, ge=0)
+    executors: dict[str, dict[str, Any]] | None = None
+    mirror: str | None = Field(default=None, description="Where webhooks fetch commits from.")
+    webhook_secret: str | None = Field(default=None, description="Write-only.")
+
+
+class ScheduleCreate(BaseModel):
+    cron: str
+    branch: str = "main"
+
+
+@router.get("/server", tags=["server"])
+def server_load(user: CurrentUser, state: State) -> dict[str, Any]:
+    """The queue at a glance: runs per status and which workers are busy (admins only)."""
+    if not user.admin:
+        raise HTTPException(403, "only a server admin sees the server's load")
+    return {"projects": len(state.db.accounts.projects()), **state.db.queue.load()}
+
+
+@router.get("/projects")
+def list_projects(user: CurrentUser, state: State) -> list[dict[str, Any]]:
+    """The projects the caller can see, with the caller's role."""
+    accounts = state.db.accounts
+    return [{"name": p, "role": accounts.role(user, p)} for p in accounts.visible_projects(user)]
+
+
+@router.post("/projects", status_code=201)
+def create_project(user: CurrentUser, state: State, body: ProjectCreate) -> dict[str, Any]:
+    """Create a project with its git remote (server admins only)."""
+    if not user.admin:
+        raise HTTPException(403, "only a server admin creates projects")
+    add_project(state, body.name)
+    return {"name": body.name, "git": git_url(state, body.name)}
+
+
+def add_project(state: ServerState, name: str) -> None:
+    state.db.accounts.add_project(name)
+    init_bare(state.config.repo_dir(name))
+
+
+def git_url(state: ServerState, name: str) -> str:
+    return f"{state.config.base_url}/git/{name}.git"
+
+
+@router.get("/projects/{project}")
+def show_project(access: Viewer, state: State) -> dict[str, Any]:
+    row = state.db.accounts.project(access.project) or {}
+    settings = dict(row.get("settings") or {})
+    return {
+        "name": access.project,
+        "role": access.role,
+        "git": git_url(state, access.project),
+        "settings": settings,
+        "webhook_secret_set": row.get("webhook_secret") is not None,
+    }
+
+
+@router.get("/projects/{project}/pipeline")
+def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, Any]:
+    """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""
+    from conveyor.errors import ConveyorError
+    from conveyor.plan.compile import compile_plan, parse_params
+    from conveyor.server.gitrepo import resolve
+    from conveyor.server.triggers import load_spec_at
+
+    commit = resolve(state.config.repo_dir(access.project), ref)
+    if commit is None:
+        raise HTTPException(404, f"{ref!r} names no branch, tag or commit of the project")
+    try:
+        spec = load_spec_at(state, access.project, commit)
+        plan = compile_plan(spec, parse_params(spec, []), [])
+    except ConveyorError as exc:
+        raise HTTPException(422, f"the pipeline at {commit[:12]} is invalid: {exc}") from exc
+    return {
+        "commit": commit,
+        "name": spec.name,
+        "on": spec.on.model_dump(),
+        "plan": plan.to_json(),
+    }
+
+
+@router.put("/projects/{project}/settings")
+def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any]:
+    """The executor and its options for this project's runs, the mirror, the webhook secret."""
+    from conveyor.executors.registry import available
+
+    known = available()
+    for name in [body.executor or "", *(body.executors or {})]:
+        if name and name not in known:
+            raise HTTPException(400, f"there is no executor {name!r}; known: {', '.join(known)}")
+    if body.mirror is not None:
+        _check_mirror(state, body.mirror)
+    accounts = state.db.accounts
+    row = accounts.project(access.project) or {}
+    settings = dict(row.get("settings") or {})
+    changes = body.model_dump(exclude_none=True, exclude={"webhook_secret"})
+    settings.update(changes)
+    values: dict[str, Any] = {"settings": settings}
+    if body.webhook_secret is not None:
+        values["webhook_secret"] = state.keyring.encrypt(body.webhook_secret)
+    accounts.update_project(access.project, values)
+    return {"settings": settings}
+
+
+def _check_mirror(state: ServerState, mirror: str) -> None:
+    """A mirror is a remote URL, or a local path outside the server's data directory
+    (never another project's repository)."""
+    from pathlib import Path
+
+    if mirror.startswith(("https://", "http://", "ssh://", "git://")) or (
+        "@" in mirror.split(":", 1)[0] and ":" in mirror
+    ):
+        return
+    local = Path(mirror.removeprefix("file://")).resolve()
+    if local.is_relative_to(state.config.data.resolve()):
+        raise HTTPException(400, "a mirror cannot be inside the server's data directory")
+
+
+@router.get("/projects/{project}/members")
+def list_members(access: Viewer, state: State) -> list[dict[str, str]]:
+    return state.db.accounts.members(access.project)
+
+
+@router.put("/projects/{project}/members/{user_name}")
+def put_member(access: Lead, state: State, user_name: str, body: MemberPut) -> dict[str, str]:
+    """Grant a role (viewer, member, lead)."""
+    if body.role not in ROLES:
+        raise HTTPException(400, f"{body.role!r} is not a role; use one of {', '.join(ROLES)}")
+    state.db.accounts.grant(access.project, user_name, body.role)
+    return {"user": user_name, "role": body.role}
+
+
+@router.delete("/projects/{project}/members/{user_name}", status_code=204)
+def delete_member(access: Lead, state: State, user_name: str) -> None:
+    if not state.db.accounts.revoke(access.project, user_name):
+        raise HTTPException(404, f"{user_name!r} is not a member of {access.project!r}")
+
+
+@router.get("/projects/{project}/secrets")
+def list_secrets(access: Lead, state: State) -> list[str]:
+    """Secret names only: values never leave the server."""
+    return state.vault.names(access.project)
+
+
+@router.put("/projects/{project}/secrets/{name}", status_code=204)
+def put_secret(access: Lead, state: State, name: str, body: SecretPut) -> None:
+    """Store a secret (encrypted); steps see it as an environment variable."""
+    state.vault.put(access.project, name, state.keyring.encrypt(body.value))
+
+
+@router.delete("/projects/{project}/secrets/{name}", status_code=204)
+def delete_secret(access: Lead, state: State, name: str) -> None:
+    if not state.vault.delete(access.project, name):
+        raise HTTPException(404, f"{access.project!r} has no secret {name!r}")
+
+
+@router.get("/projects/{project}/schedules")
+def list_schedules(access: Viewer, state: State) -> list[dict[str, Any]]:
+    query = sa.select(t.schedules).where(t.schedules.c.project == access.project)
+    with state.db.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+@router.post("/projects/{project}/schedules", status_code=201)
+def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[str, Any]:
+    """Run the pipeline at the tip of a branch on a cron schedule (UTC)."""
+    from conveyor.server.schedules import next_time
+
+    try:
+        first = next_time(body.cron, time.time())
+    except ValueError as exc:
+        raise HTTPException(400, f"{body.cron!r} is not a cron expression: {exc}") from exc
+    values = {
+        "project": access.project,
+        "cron": body.cron,
+        "ref": f"refs/heads/{body.branch}",
+        "next_at": first,
+        "created_at": time.time(),
+    }
+    with state.db.engine.begin() as conn:
+        key = conn.execute(t.schedules.insert().values(values)).inserted_primary_key
+    return {"id": key[0] if key else None, **values}
+
+
+@router.delete("/projects/{project}/schedules/{schedule_id}", status_code=204)
+def delete_schedule(access: Lead, state: State, schedule_id: int) -> None:
+    key = (t.schedules.c.id == schedule_id) & (t.schedules.c.project == access.project)
+    with state.db.engine.begin() as conn:
+        if not conn.execute(t.schedules.delete().where(key)).rowcount:
+            raise HTTPException(404, f"{access.project!r} has no schedule {schedule_id}")

@@ -1,0 +1,280 @@
+"""REST: runs, step runs, logs, artifacts and lineage of a project."""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from conveyor.server.auth import Access, member, server_state, viewer
+from conveyor.server.db.accounts import role_at_least
+from conveyor.server.db.queue import QueuedRun
+from conveyor.server.gitrepo import resolve
+from conveyor.server.masking import mask
+from conveyor.server.state import ServerState
+from conveyor.server.triggers import load_spec_at
+
+router = APIRouter(prefix="/api/v1/projects/{project}", tags=["runs"])
+Viewer = Annotated[Access, Depends(viewer)]
+Member = Annotated[Access, Depends(member)]
+State = Annotated[ServerState, Depends(server_state)]
+
+
+class RunCreate(BaseModel):
+    ref: str = Field(default="main", description="A branch, tag or commit of the project.")
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
+    run = state.db.queue.get(run_id)
+    if run is None or run.project != project:
+        raise HTTPException(404, f"project {project!r} has no run {run_id!r}")
+    return run
+
+
+def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
+    data = run.to_json()
+    if steps:
+        record = state.db.records.get_run(run.id)
+        data["executor"] = record.executor if record else None
+        data["steps"] = [s.to_json() for s in state.db.records.step_runs(run.id)]
+    return data
+
+
+@router.get("/runs")
+def list_runs(
+    access: Viewer,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """Runs of the project, newest first."""
+    runs = state.db.queue.for_project(access.project, limit, status)
+    return [r.to_json() for r in runs]
+
+
+@router.post("/runs", status_code=201)
+def create_run(access: Member, state: State, body: RunCreate) -> dict[str, Any]:
+    """Queue a run of the pipeline at a branch, tag or commit (a manual trigger)."""
+    repo = state.config.repo_dir(access.project)
+    commit = resolve(repo, body.ref)
+    if commit is None:
+        raise HTTPException(400, f"{body.ref!r} names no branch, tag or commit of the project")
+    ref = body.ref if body.ref.startswith("refs/") else _full_ref(repo, body.ref)
+    queue = state.db.queue
+    params = {k: _text(v) for k, v in body.params.items()}
+    try:
+        load_spec_at(state, access.project, commit)
+    except Exception as exc:
+        run_id = queue.enqueue(
+            access.project, ref, commit, "manual", access.user.name, params, "failed", str(exc)
+        )
+    else:
+        run_id = queue.enqueue(access.project, ref, commit, "manual", access.user.name, params)
+        state.wake.set()
+    return run_json(state, get_run(state, access.project, run_id), steps=False)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _full_ref(repo: Path, name: str) -> str:
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if resolve(repo, prefix + name):
+            return prefix + name
+    return name
+
+
+@router.get("/runs/{run_id}")
+def show_run(access: Viewer, state: State, run_id: str) -> dict[str, Any]:
+    """A run with its step runs."""
+    cached = state.finished.get(run_id)
+    if cached is not None and cached["project"] == access.project:
+        return cached
+    data = run_json(state, get_run(state, access.project, run_id))
+    if data["status"] in ("succeeded", "failed", "cancelled"):  # final: never changes again
+        state.finished.put(run_id, data)
+    return data
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
+    """Cancel a queued run, or ask its worker to cancel a running one (members: their own)."""
+    run = get_run(state, access.project, run_id)
+    if run.who != access.user.name and not role_at_least(access.role, "lead"):
+        raise HTTPException(403, "members cancel only their own runs; ask a lead")
+    status = state.db.queue.request_cancel(run_id)
+    return {"id": run_id, "status": status, "cancel_requested": status == "running"}
+
+
+@router.post("/runs/{run_id}/resume", status_code=201)
+def resume_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
+    """Queue an interrupted (or failed, or cancelled) run again at the same commit; steps
+    that finished before come from the cache."""
+    run = get_run(state, access.project, run_id)
+    if run.status in ("queued", "running"):
+        raise HTTPException(409, f"run {run_id} is still {run.status}")
+    new_id = state.db.queue.enqueue(
+        access.project, run.ref, run.commit, f"resume:{run_id}", access.user.name, run.params
+    )
+    state.wake.set()
+    return run_json(state, get_run(state, access.project, new_id), steps=False)
+
+
+@router.get("/runs/{run_id}/steps")
+def list_steps(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
+    """The step runs of a run."""
+    get_run(state, access.project, run_id)
+    return [s.to_json() for s in state.db.records.step_runs(run_id)]
+
+
+@router.get("/runs/{run_id}/logs/{step_id}")
+async def step_log(
+    access: Viewer, state: State, run_id: str, step_id: str, follow: bool = True
+) -> StreamingResponse:
+    """A step's output (secrets masked); while the step runs, the stream follows it."""
+    run = await asyncio.to_thread(get_run, state, access.project, run_id)
+    values = list((await asyncio.to_thread(state.secrets_for, access.project)).values())
+
+    def find() -> tuple[Path | None, bool]:
+        for step in state.db.records.step_runs(run.id):
+            if step.step_id == step_id:
+                finished = step.status.finished or run.status not in ("queued", "running")
+                return (Path(step.log_path) if step.log_path else None), finished
+        current = state.db.queue.get(run.id)
+        return None, current is None or current.status not in ("queued", "running")
+
+    path, finished = await asyncio.to_thread(find)
+    if path is None and finished:
+        raise HTTPException(404, f"run {run_id} has no log for step {step_id!r}")
+
+    async def stream() -> AsyncIterator[bytes]:
+        position, pending, done = 0, b"", finished
+        current = path
+        while True:
+            if current is None or not current.exists():
+                current, done = await asyncio.to_thread(find)
+            if current is not None and current.exists():
+                with open(current, "rb") as handle:
+                    handle.seek(position)
+                    chunk = handle.read()
+                    position = handle.tell()
+                complete, _, pending = (pending + chunk).rpartition(b"\n")
+                if complete:  # whole lines only: no secret or character is cut in two
+                    yield _masked(complete + b"\n", values)
+            if done or not follow:
+                if pending:
+                    yield _masked(pending, values)
+                return
+            await asyncio.sleep(0.2)
+            _, done = await asyncio.to_thread(find)
+
+    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+
+
+def _masked(data: bytes, values: list[str]) -> bytes:
+    return mask(data.decode("utf-8", errors="replace"), values).encode()
+
+
+@router.get("/runs/{run_id}/artifacts")
+def list_artifacts(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
+    """Every output file of the run (directories listed file by file)."""
+    get_run(state, access.project, run_id)
+    from conveyor.store.cas import ContentStore
+
+    store = ContentStore(state.config.store_dir)
+    files = []
+    for step in state.db.records.step_runs(run_id):
+        for output in step.outputs:
+            if output.kind == "tree":
+                files += [
+                    {
+                        "step": step.step_id,
+                        "path": posixpath.join(output.path, e.path),
+                        "digest": e.digest,
+                        "size": e.size,
+                    }
+                    for e in store.read_tree(output.digest)
+                ]
+            else:
+                files.append(
+                    {
+                        "step": step.step_id,
+                        "path": output.path,
+                        "digest": output.digest,
+                        "size": output.size,
+                    }
+                )
+    return files
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> FileResponse:
+    """The content of one output file (or a file inside an output directory)."""
+    norm = posixpath.normpath(path)
+    if path.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in path:
+        raise HTTPException(400, f"{path!r} is not a path inside the project")
+    get_run(state, access.project, run_id)
+    from conveyor.store.cas import ContentStore
+
+    store = ContentStore(state.config.store_dir)
+    for step in state.db.records.step_runs(run_id):
+        for output in step.outputs:
+            if output.kind == "file" and output.path == norm:
+                return _blob(store, output.digest, norm)
+            if output.kind == "tree" and norm.startswith(output.path.rstrip("/") + "/"):
+                inner = norm[len(output.path.rstrip("/")) + 1 :]
+                for entry in store.read_tree(output.digest):
+                    if entry.path == inner:
+                        return _blob(store, entry.digest, norm)
+    raise HTTPException(404, f"run {run_id} has no output {norm!r}")
+
+
+def _blob(store: Any, digest: str, path: str) -> FileResponse:
+    if not store.has(digest):
+        raise HTTPException(410, f"the content of {path} is gone from the store (collected)")
+    return FileResponse(
+        store.path_of(digest),
+        filename=posixpath.basename(path),
+        media_type="application/octet-stream",
+    )
+
+
+@router.get("/lineage")
+def lineage(
+    access: Viewer, state: State, path: Annotated[str, Query(min_length=1)]
+) -> dict[str, Any]:
+    """Which runs of this project produced a path, from which inputs, and what read it."""
+    records = state.db.records
+    ours = {r.id for r in state.db.queue.for_project(access.project, 10_000)}
+    produced = []
+    for run_id, step_id, output in records.outputs_at_path(path):
+        if run_id not in ours:
+            continue
+        inputs = [{"path": i.path, "digest": i.digest} for i in records.inputs_of(run_id, step_id)]
+        consumers = [
+            {"run": r, "step": s, "path": i.path}
+            for r, s, i in records.consumers(output.digest)
+            if r in ours
+        ]
+        produced.append(
+            {
+                "run": run_id,
+                "step": step_id,
+                **output.to_json(),
+                "inputs": inputs,
+                "read_by": consumers,
+            }
+        )
+    if not produced:
+        raise HTTPException(404, f"no run of {access.project!r} produced {path!r}")
+    return {"path": path, "produced_by": produced}

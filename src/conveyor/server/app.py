@@ -1,0 +1,104 @@
+"""The FastAPI application: routers, error mapping, and the background threads.
+
+Background work (in-process workers, heartbeats, schedules) starts with the app's
+lifespan, never in a constructor, and stops with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from conveyor import __version__
+from conveyor.errors import ConveyorError, NotFoundError, UsageError
+from conveyor.server.state import ServerState
+from conveyor.server.worker import Worker
+
+log = logging.getLogger("conveyor.server")
+
+
+def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
+    """The app; ``workers`` in-process workers (default: the configured number)."""
+    from conveyor.server import api_projects, api_runs, githttp, webhooks
+
+    count = state.config.workers if workers is None else workers
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        pool, threads = start_background(state, count, stop)
+        try:
+            yield
+        finally:
+            stop.set()
+            state.wake.set()
+            for worker in pool:
+                worker.shutdown()
+            for thread in threads:
+                thread.join(timeout=30)
+
+    app = FastAPI(
+        title="Conveyor server",
+        version=__version__,
+        description="Projects, pipelines, runs, logs, artifacts, lineage, schedules, "
+        "secrets and members. Authenticate with `Authorization: Bearer TOKEN`.",
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    app.include_router(api_runs.router)
+    app.include_router(api_projects.router)
+    app.include_router(webhooks.router)
+    app.include_router(githttp.router)
+
+    @app.exception_handler(ConveyorError)
+    async def conveyor_error(_request: Request, exc: ConveyorError) -> JSONResponse:
+        if isinstance(exc, NotFoundError):
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        if isinstance(exc, UsageError):
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        log.error("request failed: %s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.get("/api/v1/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def start_background(
+    state: ServerState, workers: int, stop: threading.Event
+) -> tuple[list[Worker], list[threading.Thread]]:
+    """Worker threads, the heartbeat watcher and the schedule clock."""
+    from conveyor.server.schedules import clock
+    from conveyor.server.worker import watch, worker_name
+
+    pool = [
+        Worker(state.config, state.db, worker_name(i), state.wake, state.secrets_for)
+        for i in range(workers)
+    ]
+    threads = [
+        threading.Thread(target=w.serve, args=(stop,), name=w.name, daemon=True) for w in pool
+    ]
+    threads.append(
+        threading.Thread(
+            target=watch, args=(state.config, state.db, pool, stop, state.secrets_for), daemon=True
+        )
+    )
+    threads.append(threading.Thread(target=clock, args=(state, stop), daemon=True))
+    for thread in threads:
+        thread.start()
+    return pool, threads

@@ -1,0 +1,263 @@
+"""``conveyor server`` and ``conveyor worker`` (registered through the
+``conveyor.commands`` entry-point group, so the CLI layer never imports the server)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+
+from conveyor.server.config import ServerConfig
+
+_PRIVATE_ENV = ("CONVEYOR_SERVER_KEY", "CONVEYOR_SERVER_DATABASE")
+DATA_HELP = "The server's data directory (env CONVEYOR_SERVER_DATA; default ./conveyor-server)."
+
+
+def _config(ctx: click.Context) -> ServerConfig:
+    config: ServerConfig = ctx.obj["server_config"]
+    return config
+
+
+def _need_extra() -> None:
+    import importlib.util
+
+    missing = [
+        m
+        for m in ("fastapi", "uvicorn", "cryptography", "croniter")
+        if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        from conveyor.errors import UsageError
+
+        raise UsageError(f"the server needs {', '.join(missing)}: pip install 'conveyor[server]'")
+
+
+def _open(config: ServerConfig) -> Any:
+    _need_extra()
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.state import ServerState
+
+    config.data.mkdir(parents=True, exist_ok=True)
+    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    for name in _PRIVATE_ENV:  # steps inherit this process's environment: keep these out
+        os.environ.pop(name, None)
+    return state
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CONVEYOR_SERVER_DATA",
+    default="conveyor-server",
+    help=DATA_HELP,
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    envvar="CONVEYOR_SERVER_DATABASE",
+    help="SQLAlchemy URL (default: SQLite in the data directory).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Workers inside the server (0: only separate `conveyor worker` processes).",
+)
+@click.option("--executor", default="local", show_default=True, help="The default executor.")
+@click.option("--public-url", metavar="URL", help="How users reach the server (printed URLs).")
+@click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
+@click.option("--max-body", default=512 * 1024 * 1024, hidden=True, type=click.IntRange(min=1))
+@click.pass_context
+def server(
+    ctx: click.Context,
+    data: Path,
+    database: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    executor: str,
+    public_url: str | None,
+    stale_after: float,
+    max_body: int,
+) -> None:
+    """Start the team server: git remotes per project, a run queue, workers, a REST API.
+
+    \b
+    Set up:
+      conveyor server --data DIR add-user alice --admin   prints alice's token once
+      conveyor server --data DIR add-project demo
+      conveyor server --data DIR grant demo bob member
+    Start:
+      conveyor server --data DIR --port 8700
+    Push:
+      git remote add conveyor http://127.0.0.1:8700/git/demo.git
+      git push conveyor main        (user: anything, password: your token)
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["server_config"] = ServerConfig(
+        data=data.resolve(),
+        database=database,
+        executor=executor,
+        host=host,
+        port=port,
+        workers=workers,
+        public_url=public_url,
+        stale_after=stale_after,
+        max_body=max_body,
+    )
+    if ctx.invoked_subcommand is None:
+        _serve(ctx.obj["server_config"])
+
+
+def _serve(config: ServerConfig) -> None:
+    import logging
+
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    from conveyor.server.app import create_app
+
+    state = _open(config)
+    click.echo(
+        f"conveyor server on {config.base_url} (data {config.data}, "
+        f"{config.workers} worker(s), database {state.db.engine.url.render_as_string()})",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(state),
+        host=config.host,
+        port=config.port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+
+
+@server.command("add-project")
+@click.argument("name")
+@click.pass_context
+def add_project(ctx: click.Context, name: str) -> None:
+    """Create a project and its git remote."""
+    from conveyor.server.api_projects import add_project as add
+    from conveyor.server.api_projects import git_url
+
+    state = _open(_config(ctx))
+    add(state, name)
+    click.echo(f"project {name}: git remote {git_url(state, name)}")
+
+
+@server.command("add-user")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="A server admin: lead of every project.")
+@click.pass_context
+def add_user(ctx: click.Context, name: str, admin: bool) -> None:
+    """Create a user and print their API token (shown only this once)."""
+    state = _open(_config(ctx))
+    _, token = state.db.accounts.add_user(name, admin)
+    click.echo(token)
+
+
+@server.command("new-token")
+@click.argument("name")
+@click.pass_context
+def new_token(ctx: click.Context, name: str) -> None:
+    """Print a new API token for a user (shown only this once)."""
+    click.echo(_open(_config(ctx)).db.accounts.new_token(name))
+
+
+@server.command("revoke-tokens")
+@click.argument("name")
+@click.pass_context
+def revoke_tokens(ctx: click.Context, name: str) -> None:
+    """Invalidate every API token of a user at once (then hand out a new one)."""
+    count = _open(_config(ctx)).db.accounts.revoke_tokens(name)
+    click.echo(f"revoked {count} token(s) of {name}")
+
+
+@server.command("grant")
+@click.argument("project")
+@click.argument("user")
+@click.argument("role", type=click.Choice(["viewer", "member", "lead"]))
+@click.pass_context
+def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
+    """Give USER a ROLE on PROJECT (lead: settings, members, secrets; member: push, run)."""
+    _open(_config(ctx)).db.accounts.grant(project, user, role)
+    click.echo(f"{user} is {role} of {project}")
+
+
+@click.command()
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CONVEYOR_SERVER_DATA",
+    default="conveyor-server",
+    help=DATA_HELP,
+)
+@click.option(
+    "--database",
+    metavar="URL",
+    envvar="CONVEYOR_SERVER_DATABASE",
+    help="The server's database (PostgreSQL to share it between machines).",
+)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--executor", default="local", show_default=True)
+@click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
+def worker(
+    data: Path, database: str | None, workers: int, executor: str, stale_after: float
+) -> None:
+    """Take queued runs from a server's database and run them (scale out a server)."""
+    import logging
+
+    from conveyor.server.worker import Worker, watch, worker_name
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = ServerConfig(
+        data=data.resolve(), database=database, executor=executor, stale_after=stale_after
+    )
+    state = _open(config)
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stop.set()
+        state.wake.set()
+        for each in pool:
+            each.shutdown()
+
+    pool = [
+        Worker(config, state.db, worker_name(i), state.wake, state.secrets_for)
+        for i in range(workers)
+    ]
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    threads = [threading.Thread(target=w.serve, args=(stop,), daemon=True) for w in pool]
+    threads.append(
+        threading.Thread(
+            target=watch, args=(config, state.db, pool, stop, state.secrets_for), daemon=True
+        )
+    )
+    for thread in threads:
+        thread.start()
+    click.echo(
+        f"conveyor worker: {workers} worker(s) on {config.database_url} (pid {os.getpid()})",
+        err=True,
+    )
+    while not stop.wait(0.5):
+        pass
+    for thread in threads:
+        thread.join(timeout=60)
+
+
+__all__ = ["server", "worker"]

@@ -1,0 +1,81 @@
+"""Where a server keeps its things, and how it runs pipelines."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.errors import UsageError
+
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data: Path
+    """The data directory: projects (bare repositories, run state), the store, the key."""
+    database: str | None = None
+    """A SQLAlchemy URL; default: SQLite in the data directory."""
+    executor: str = "local"
+    host: str = "127.0.0.1"
+    port: int = 8700
+    workers: int = 1
+    """Workers inside the server process (0: only separate ``conveyor worker`` processes)."""
+    public_url: str | None = None
+    """How users reach the server (for the URLs printed after a push)."""
+    max_body: int = 512 * 1024 * 1024
+    """The largest request body (a push) the server accepts, in bytes."""
+    stale_after: float = 15.0
+    """Seconds without a heartbeat after which a running run's worker counts as gone."""
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL; a plain ``postgresql://`` URL uses psycopg 3."""
+        if self.database and self.database.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg://" + self.database.split("://", 1)[1]
+        return self.database or f"sqlite:///{self.data / 'server.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def hook_url(self) -> str:
+        """Where the git hooks of this process call back (always a local address)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::", "localhost") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/internal/post-receive"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.data / "store"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data / "server.key"
+
+    def project_dir(self, name: str) -> Path:
+        check_project_name(name)
+        return self.data / "projects" / name
+
+    def repo_dir(self, name: str) -> Path:
+        return self.project_dir(name) / "repo.git"
+
+
+def check_project_name(name: str) -> str:
+    if not PROJECT_NAME.match(name):
+        raise UsageError(
+            f"{name!r} is not a valid project name: use lower-case letters, digits, "
+            "'.', '_' and '-' (up to 63 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+def check_user_name(name: str) -> str:
+    if not USER_NAME.match(name):
+        raise UsageError(
+            f"{name!r} is not a valid user name: use letters, digits, '.', '_', '@' and '-'"
+        )
+    return name

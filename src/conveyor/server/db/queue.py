@@ -1,0 +1,217 @@
+"""The run queue: queued runs are claimed by exactly one worker.
+
+A claim is an ``UPDATE ... WHERE id = :id AND status = 'queued'``: of two workers that
+pick the same row, only one sees a changed row; the other tries the next candidate.
+Running rows carry a heartbeat; a row whose worker stopped beating is marked
+``interrupted`` by whoever notices (its run can be resumed as a new run).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from conveyor.server.db import tables as t
+
+HEARTBEAT = 2.0  # seconds between heartbeats of a running run
+STALE_AFTER = 15.0  # seconds without a heartbeat: the worker is gone
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    id: str
+    project: str
+    status: str
+    ref: str
+    commit: str
+    trigger: str
+    who: str
+    params: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    worker: str | None
+    cancel_requested: bool
+    error: str | None
+    result_commit: str | None
+
+    @staticmethod
+    def from_row(row: Any) -> QueuedRun:
+        m = row._mapping
+        return QueuedRun(**{k: m[k] for k in QueuedRun.__dataclass_fields__})
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in QueuedRun.__dataclass_fields__}
+
+
+_GET = sa.select(t.runs).where(t.runs.c.id == sa.bindparam("id"))
+
+
+class RunQueue:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def enqueue(
+        self,
+        project: str,
+        ref: str,
+        commit: str,
+        trigger: str,
+        who: str,
+        params: dict[str, Any] | None = None,
+        status: str = "queued",
+        error: str | None = None,
+    ) -> str:
+        run_id = secrets.token_hex(6)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.insert().values(
+                    id=run_id,
+                    project=project,
+                    status=status,
+                    ref=ref,
+                    commit=commit,
+                    trigger=trigger[:32],
+                    who=who[:100],
+                    params=params or {},
+                    created_at=now,
+                    ended_at=None if status == "queued" else now,
+                    cancel_requested=False,
+                    error=error,
+                )
+            )
+        return run_id
+
+    def claim(self, worker: str) -> QueuedRun | None:
+        """Take the oldest queued run for this worker, or None when there is none."""
+        pick = (
+            sa.select(t.runs.c.id)
+            .where(t.runs.c.status == "queued")
+            .order_by(t.runs.c.created_at)
+            .limit(8)
+        )
+        with self.engine.connect() as conn:
+            candidates = [r[0] for r in conn.execute(pick)]
+        for run_id in candidates:
+            now = time.time()
+            with self.engine.begin() as conn:
+                changed = conn.execute(
+                    t.runs.update()
+                    .where((t.runs.c.id == run_id) & (t.runs.c.status == "queued"))
+                    .values(status="running", worker=worker, started_at=now, heartbeat_at=now)
+                ).rowcount
+            if changed == 1:
+                return self.get(run_id)
+        return None
+
+    def get(self, run_id: str) -> QueuedRun | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_GET, {"id": run_id}).first()
+        return None if row is None else QueuedRun.from_row(row)
+
+    def for_project(
+        self, project: str, limit: int = 50, status: str | None = None
+    ) -> list[QueuedRun]:
+        query = sa.select(t.runs).where(t.runs.c.project == project)
+        if status:
+            query = query.where(t.runs.c.status == status)
+        query = query.order_by(t.runs.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [QueuedRun.from_row(r) for r in conn.execute(query)]
+
+    def load(self) -> dict[str, Any]:
+        """Runs per status, and the workers with a running run (for operators)."""
+        with self.engine.connect() as conn:
+            counts = conn.execute(
+                sa.select(t.runs.c.status, sa.func.count()).group_by(t.runs.c.status)
+            )
+            by_status = {str(status): int(count) for status, count in counts}
+            busy = conn.execute(
+                sa.select(t.runs.c.worker, t.runs.c.id).where(t.runs.c.status == "running")
+            )
+            workers = {str(worker): str(run_id) for worker, run_id in busy}
+        return {"runs": by_status, "busy_workers": workers}
+
+    def heartbeat(self, run_ids: list[str]) -> None:
+        if not run_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id.in_(run_ids) & (t.runs.c.status == "running"))
+                .values(heartbeat_at=time.time())
+            )
+
+    def finish(
+        self, run_id: str, status: str, error: str | None = None, result_commit: str | None = None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id == run_id)
+                .values(
+                    status=status, error=error, result_commit=result_commit, ended_at=time.time()
+                )
+            )
+
+    def request_cancel(self, run_id: str) -> str:
+        """Cancel a queued run at once; ask the worker of a running one. Returns the status."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.update()
+                .where((t.runs.c.id == run_id) & (t.runs.c.status == "queued"))
+                .values(status="cancelled", ended_at=time.time(), error="cancelled while queued")
+            )
+            conn.execute(
+                t.runs.update()
+                .where((t.runs.c.id == run_id) & (t.runs.c.status == "running"))
+                .values(cancel_requested=True)
+            )
+            row = conn.execute(sa.select(t.runs.c.status).where(t.runs.c.id == run_id)).first()
+        return "" if row is None else str(row[0])
+
+    def cancel_requested(self, run_ids: list[str]) -> set[str]:
+        if not run_ids:
+            return set()
+        query = sa.select(t.runs.c.id).where(
+            t.runs.c.id.in_(run_ids) & t.runs.c.cancel_requested.is_(True)
+        )
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(query)}
+
+    def recover_stale(self, stale_after: float = STALE_AFTER) -> list[str]:
+        """Mark running runs whose worker stopped beating as interrupted."""
+        limit = time.time() - stale_after
+        stale = (t.runs.c.status == "running") & (t.runs.c.heartbeat_at < limit)
+        with self.engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(sa.select(t.runs.c.id).where(stale))]
+            if ids:
+                conn.execute(
+                    t.runs.update()
+                    .where(t.runs.c.id.in_(ids) & (t.runs.c.status == "running"))
+                    .values(
+                        status="interrupted",
+                        ended_at=time.time(),
+                        error="interrupted: its worker stopped; resume it to run it again",
+                    )
+                )
+        return ids
+
+    def requeue_worker(self, worker: str) -> None:
+        """A worker starting under a name finds its own leftovers: they were interrupted."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.update()
+                .where((t.runs.c.worker == worker) & (t.runs.c.status == "running"))
+                .values(
+                    status="interrupted",
+                    ended_at=time.time(),
+                    error="interrupted: its worker restarted; resume it to run it again",
+                )
+            )

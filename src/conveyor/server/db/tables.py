@@ -1,0 +1,87 @@
+"""Server tables. Schema changes go through Alembic revisions in ``migrations/``."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+projects = sa.Table(
+    "srv_projects",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("webhook_secret", sa.LargeBinary),
+)
+
+users = sa.Table(
+    "srv_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("admin", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+tokens = sa.Table(
+    "srv_tokens",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_srv_tokens_user", "user_id"),
+)
+
+members = sa.Table(
+    "srv_members",
+    metadata,
+    sa.Column("project", sa.String(100), primary_key=True),
+    sa.Column("user_id", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+)
+
+runs = sa.Table(
+    "srv_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("commit", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(32), nullable=False),
+    sa.Column("who", sa.String(100), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("heartbeat_at", sa.Float),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("result_commit", sa.String(64)),
+    sa.Index("ix_srv_runs_status", "status", "created_at"),
+    sa.Index("ix_srv_runs_project", "project", "created_at"),
+)
+
+secrets = sa.Table(
+    "srv_secrets",
+    metadata,
+    sa.Column("project", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+schedules = sa.Table(
+    "srv_schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("cron", sa.String(100), nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False, server_default="api"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_srv_schedules_next", "next_at"),
+)

@@ -1,0 +1,57 @@
+"""What every request handler of one server process shares."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.server.config import ServerConfig
+from conveyor.server.db.database import ServerDatabase
+from conveyor.server.db.vault import Vault
+from conveyor.server.keyring import Keyring
+
+
+class FinishedRuns:
+    """A small LRU of finished runs' JSON (thread-safe)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.get(run_id)
+            if item is not None:
+                self._items.move_to_end(run_id)
+            return item
+
+    def put(self, run_id: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[run_id] = data
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    db: ServerDatabase
+    keyring: Keyring
+    wake: threading.Event = field(default_factory=threading.Event)
+    """Set when a run is queued, so an idle in-process worker starts it at once."""
+    hook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    """Proves that a post-receive call comes from a push this process is serving."""
+    finished: FinishedRuns = field(default_factory=lambda: FinishedRuns(2048))
+    """Finished runs never change: their JSON is kept for polling clients."""
+
+    @property
+    def vault(self) -> Vault:
+        return Vault(self.db.engine)
+
+    def secrets_for(self, project: str) -> dict[str, str]:
+        """The project's secrets, decrypted, for the environment of its steps."""
+        return {k: self.keyring.decrypt(v) for k, v in self.vault.encrypted(project).items()}

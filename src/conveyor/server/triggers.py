@@ -1,0 +1,110 @@
+"""From ref updates (a push, a webhook, a schedule) to queued runs.
+
+The pipeline file is read at the pushed commit: its ``on:`` decides whether the ref
+starts a run. A pipeline file that cannot be read or is invalid still leaves a trace:
+a run record that failed with the loader's message, so the pusher sees why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from conveyor.errors import ConveyorError, ProjectError
+from conveyor.server.gitrepo import ZERO, read_file
+from conveyor.server.state import ServerState
+from conveyor.spec.files import PIPELINE_FILES
+from conveyor.spec.model import PipelineSpec
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+
+def parse_updates(text: str) -> list[RefUpdate]:
+    """``old new ref`` lines, as git hands them to a post-receive hook."""
+    updates = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            updates.append(RefUpdate(*parts))
+    return updates
+
+
+def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
+    from conveyor.spec.load import parse_pipeline
+
+    repo = state.config.repo_dir(project)
+    for name in PIPELINE_FILES:
+        data = read_file(repo, commit, name)
+        if data is not None:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProjectError(f"{name} at {commit[:12]} is not UTF-8 text") from exc
+            return parse_pipeline(text, name)
+    raise ProjectError(f"commit {commit[:12]} has no pipeline file ({', '.join(PIPELINE_FILES)})")
+
+
+def wanted(spec: PipelineSpec, ref: str) -> bool:
+    push = spec.on.push
+    if push is None:
+        return False
+    if ref.startswith("refs/heads/"):
+        patterns, name = push.branches, ref.removeprefix("refs/heads/")
+    elif ref.startswith("refs/tags/"):
+        patterns, name = push.tags, ref.removeprefix("refs/tags/")
+    else:
+        return False
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def queue_updates(
+    state: ServerState, project: str, updates: list[RefUpdate], who: str, trigger: str
+) -> list[str]:
+    """Queue a run per matching ref update; returns lines for the pusher."""
+    lines = []
+    for update in updates:
+        if update.new == ZERO or not update.ref.startswith(("refs/heads/", "refs/tags/")):
+            continue
+        kind = "tag" if update.ref.startswith("refs/tags/") and trigger == "push" else trigger
+        try:
+            spec = load_spec_at(state, project, update.new)
+        except ConveyorError as exc:
+            run_id = state.db.queue.enqueue(
+                project, update.ref, update.new, kind, who, status="failed", error=str(exc)
+            )
+            lines.append(f"conveyor: run {run_id} failed at once: {exc}")
+            continue
+        if update.ref.startswith("refs/heads/"):
+            for cron in sync_schedules(state, project, update.ref, spec):
+                lines.append(f"conveyor: ignoring the schedule {cron!r}: not a cron expression")
+        if trigger != "schedule" and not wanted(spec, update.ref):
+            lines.append(f"conveyor: {update.ref} does not match the pipeline's `on:`; no run")
+            continue
+        run_id = state.db.queue.enqueue(project, update.ref, update.new, kind, who)
+        lines.extend(queued_lines(state, project, run_id, update.ref, update.new))
+    if lines:
+        state.wake.set()
+    return lines
+
+
+def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpec) -> list[str]:
+    """The pipeline's ``on: schedule`` entries for this branch replace the previous ones;
+    returns the invalid ones."""
+    from conveyor.server.schedules import replace_pipeline_schedules
+
+    crons = [s.cron for s in spec.on.schedule if f"refs/heads/{s.branch}" == ref]
+    return replace_pipeline_schedules(state, project, ref, crons)
+
+
+def queued_lines(state: ServerState, project: str, run_id: str, ref: str, commit: str) -> list[str]:
+    url = f"{state.config.base_url}/api/v1/projects/{project}/runs/{run_id}"
+    return [
+        f"conveyor: run {run_id} queued for {ref} at {commit[:12]}",
+        f"conveyor: watch it: {url}",
+        f"conveyor: results: git fetch <remote> refs/conveyor/results/{run_id}",
+    ]

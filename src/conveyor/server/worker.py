@@ -1,0 +1,266 @@
+"""Workers: take queued runs, run them with the SDK, commit results back to git.
+
+A worker claims one run at a time (see ``db.queue``). Inside ``conveyor server`` the
+workers are threads woken at once when a push queues a run; ``conveyor worker`` runs
+the same loop in its own process against the same database and data directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.errors import ConveyorError
+from conveyor.execute.runner import Runner
+from conveyor.metadata.records import EventRecord, StepRunRecord
+from conveyor.metadata.repository import WriteBatch
+from conveyor.sdk.project import Project, kill_leftovers
+from conveyor.sdk.running import RunHooks, RunRequest, start_run
+from conveyor.sdk.settings import Settings
+from conveyor.server.config import ServerConfig
+from conveyor.server.db.database import ServerDatabase
+from conveyor.server.db.queue import HEARTBEAT, QueuedRun
+from conveyor.server.gitrepo import add_worktree, remove_worktree
+from conveyor.server.masking import mask_file
+from conveyor.server.results import commit_results, result_files
+from conveyor.store.cas import ContentStore
+from conveyor.vcs.git import GitState
+
+log = logging.getLogger("conveyor.server")
+
+SecretsFor = Callable[[str], dict[str, str]]
+CANCEL_CHECK = 0.5  # seconds between looks for cancel requests of running runs
+
+
+class Worker:
+    """One run at a time; ``serve`` loops until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        db: ServerDatabase,
+        name: str,
+        wake: threading.Event,
+        secrets_for: SecretsFor | None = None,
+        poll: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.name = name
+        self.wake = wake
+        self.secrets_for = secrets_for
+        self.poll = poll
+        self.active: dict[str, Runner | None] = {}
+        self.stopping = False
+
+    def serve(self, stop: threading.Event) -> None:
+        _warm_up()
+        while not stop.is_set():
+            try:
+                queued = self.db.queue.claim(self.name)
+            except Exception:  # the database went away for a moment: try again
+                log.exception("worker %s could not claim a run", self.name)
+                queued = None
+            if queued is None:
+                self.wake.wait(self.poll)
+                self.wake.clear()
+                continue
+            self.execute(queued)
+
+    def execute(self, queued: QueuedRun) -> None:
+        """Run one claimed run to its end; never raises."""
+        self.active[queued.id] = None
+        try:
+            status, error, result = self._execute(queued)
+        except Exception as exc:  # a bug must not kill the worker: the run fails instead
+            log.exception("run %s failed inside the server", queued.id)
+            status, error, result = "failed", f"internal error: {type(exc).__name__}: {exc}", None
+        finally:
+            self.active.pop(queued.id, None)
+        if self.stopping and status == "cancelled":
+            status, error = "interrupted", "interrupted: the server stopped mid-run; resume it"
+        self.db.queue.finish(queued.id, status, error, result)
+
+    def shutdown(self) -> None:
+        """Stop the run in progress (it ends ``interrupted`` and can be resumed)."""
+        self.stopping = True
+        for runner in list(self.active.values()):
+            if runner is not None:
+                runner.request_cancel()
+
+    def _execute(self, queued: QueuedRun) -> tuple[str, str | None, str | None]:
+        project_dir = self.config.project_dir(queued.project)
+        repo = project_dir / "repo.git"
+        workdir = project_dir / "work" / queued.id
+        state = project_dir / "runs" / queued.id
+        settings = self._settings(queued.project)
+        secrets = self.secrets_for(queued.project) if self.secrets_for else {}
+        add_worktree(repo, queued.commit, workdir)
+        try:
+            project = Project(workdir, state_dir=state, settings=settings, records=self.db.records)
+            request = RunRequest(
+                params=[f"{k}={v}" for k, v in queued.params.items()],
+                run_id=queued.id,
+                who=queued.who,
+                trigger=queued.trigger,
+                env=secrets,
+                git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
+                cache_scope=_cache_scope(queued.project, secrets),
+            )
+            try:
+                record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
+            except ConveyorError as exc:
+                return "failed", str(exc), None
+            finally:
+                project.digests.close()
+            steps = self.db.records.step_runs(queued.id)
+            for step in steps:
+                if step.log_path:
+                    mask_file(Path(step.log_path), secrets.values())
+            store = ContentStore(self.config.store_dir)
+            files = result_files(store, steps)
+            branch = (
+                queued.ref.removeprefix("refs/heads/")
+                if queued.ref.startswith("refs/heads/")
+                else None
+            )
+            message = f"conveyor results of run {queued.id} ({record.status})\n"
+            result = commit_results(repo, store, queued.id, queued.commit, files, message, branch)
+            return str(record.status), record.error or _why(steps), result
+        finally:
+            remove_worktree(repo, workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _settings(self, project: str) -> Settings:
+        row = self.db.accounts.project(project) or {}
+        chosen = dict(row.get("settings") or {})
+        return Settings(
+            executor=str(chosen.get("executor", self.config.executor)),
+            parallelism=int(chosen.get("parallelism", 0)),
+            database=self.config.database_url,
+            store=str(self.config.store_dir),
+            executors=dict(chosen.get("executors", {})),
+        )
+
+    def _register(self, queued: QueuedRun) -> Callable[[Runner], None]:
+        def on_runner(runner: Runner) -> None:
+            self.active[queued.id] = runner
+            if self.stopping:  # shut down between the claim and the start
+                runner.request_cancel()
+
+        return on_runner
+
+    def beat(self) -> None:
+        """Heartbeat the active runs."""
+        self.db.queue.heartbeat(list(self.active))
+
+    def pass_cancels(self) -> None:
+        """Cancel the active runs someone asked to cancel (through the database)."""
+        ids = list(self.active)
+        for run_id in self.db.queue.cancel_requested(ids):
+            runner = self.active.get(run_id)
+            if runner is not None:
+                runner.request_cancel()
+
+
+def _why(steps: list[StepRunRecord]) -> str | None:
+    """The first failed step and how it failed, for the run's one-line summary."""
+    for step in sorted(steps, key=lambda s: s.ended_at or 0.0):
+        if step.status == StepStatus.FAILED:
+            how = step.error or f"exit code {step.exit_code}"
+            return f"step {step.step_id} failed: {how}"
+    return None
+
+
+def _cache_scope(project: str, secrets: dict[str, str]) -> str:
+    """Cache entries are shared within a project and its current secrets only: another
+    project never gets outputs a step made with this project's secrets."""
+    digest = hashlib.sha256(project.encode())
+    for name in sorted(secrets):
+        digest.update(f"\0{name}\0{secrets[name]}".encode())
+    return f"project:{project}:{digest.hexdigest()}"
+
+
+def _warm_up() -> None:
+    """Import what a run needs now, not when the first push is waiting for its step."""
+    import conveyor.executors.local
+    import conveyor.plan.compile
+    import conveyor.spec.load  # noqa: F401
+
+
+def worker_name(index: int) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{index}"
+
+
+def watch(
+    config: ServerConfig,
+    db: ServerDatabase,
+    workers: list[Worker],
+    stop: threading.Event,
+    secrets_for: SecretsFor,
+) -> None:
+    """Cancel requests (twice a second), heartbeats and the recovery of runs whose
+    worker died (every ``HEARTBEAT`` seconds, or sooner for a short ``stale_after``)."""
+    stale_after = config.stale_after
+    beat_every = min(HEARTBEAT, stale_after / 4)
+    last_beat = 0.0
+    while not stop.wait(min(CANCEL_CHECK, beat_every)):
+        try:
+            for worker in workers:
+                worker.pass_cancels()
+            if time.monotonic() - last_beat >= beat_every:
+                last_beat = time.monotonic()
+                for worker in workers:
+                    worker.beat()
+                stale = db.queue.recover_stale(stale_after)
+                mark_interrupted(db, stale)
+                remove_workspaces(config, db, stale, secrets_for)
+        except Exception:
+            log.exception("heartbeat failed")
+
+
+def remove_workspaces(
+    config: ServerConfig, db: ServerDatabase, run_ids: list[str], secrets_for: SecretsFor
+) -> None:
+    """The worktrees that interrupted runs left behind; their logs get masked."""
+    for run_id in run_ids:
+        run = db.queue.get(run_id)
+        if run is None:
+            continue
+        values = secrets_for(run.project).values()
+        for step in db.records.step_runs(run_id):
+            if step.log_path:
+                mask_file(Path(step.log_path), values)
+        workdir = config.project_dir(run.project) / "work" / run_id
+        if workdir.exists():
+            remove_worktree(config.repo_dir(run.project), workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def mark_interrupted(db: ServerDatabase, run_ids: list[str]) -> None:
+    """The run records of runs whose worker died say so too."""
+    for run_id in run_ids:
+        run = db.records.get_run(run_id)
+        if run is None or run.status.finished:
+            continue
+        now = time.time()
+        batch = WriteBatch()
+        for step in db.records.step_runs(run_id):
+            if not step.status.finished:
+                step.status = StepStatus.CANCELLED
+                step.error = "interrupted: the worker ended mid-run"
+                step.ended_at = now
+                batch.put_step_run(step)
+        batch.run_updates[run_id] = (RunStatus.INTERRUPTED, now, "the worker ended mid-run")
+        batch.events.append(EventRecord(run_id, "run-interrupted", now))
+        db.records.write(batch)
+        if run.host == socket.gethostname():  # end the step processes it left behind
+            kill_leftovers(db.records.events(run_id))
