@@ -1,18 +1,27 @@
 """The Spark executor against a plain PySpark job doing the same work, same master, same run.
 
     eval "$(scripts/engines/spark.sh env)"      # after scripts/engines/spark.sh up
-    python bench/bench_spark.py                 # 1000 datums, best of 3
+    python bench/bench_spark.py                 # 1000 python datums, best of 3
     python bench/bench_spark.py --n 200 --reps 1 --keep
+    python bench/bench_spark.py --workload shell
 
-Conveyor: a generated ``conveyor.yml`` in a fresh git repository holds a matrix job of
-``--n`` instances, each ``mkdir -p out && echo $i > out/$i.txt`` declaring
-``out/$i.txt``; timed is ``conveyor run --executor spark --force`` (every datum runs).
-Reference: a plain PySpark script that runs the same ``--n`` shell commands as ``--n``
-tasks (one partition each) in a scratch directory per task and writes the returned files
-into its own ``out/``. Both are timed as whole processes, so both include the interpreter
-start and the SparkContext start and stop (about 7 s of each). Repetitions alternate
-between the two; the best of ``--reps`` is compared with the target (at most 1.3x).
-Nothing asserts on time; a wrong output makes the exit code 1.
+``--workload python`` (the default): a fresh git repository holds ``--n`` data files
+``data/d<i>.txt`` and ``fn/work.py``; its ``conveyor.yml`` has one step,
+``python: fn.work:square`` with ``datums: data/*.txt``, so every datum is a step
+instance that calls the function and writes ``out/d<i>.json``. Timed is
+``conveyor run --executor spark --force`` (every datum runs). Reference: a plain PySpark
+script that maps the same function over the same ``--n`` paths (one partition each,
+the function called in the Python worker, the files read where they are) and writes the
+same JSON files from the driver.
+
+``--workload shell``: a matrix job of ``--n`` instances, each
+``mkdir -p out && echo $i > out/$i.txt``; the reference runs the same shell commands as
+``--n`` tasks in a scratch directory per task and writes the returned files.
+
+Both are timed as whole processes, so both include the interpreter start and the
+SparkContext start and stop (about 7 s of each). Repetitions alternate between the
+two; the best of ``--reps`` is compared with the target (at most 1.3x). Nothing
+asserts on time; a wrong output makes the exit code 1.
 """
 
 from __future__ import annotations
@@ -67,26 +76,85 @@ main()
 """
 
 
+FUNCTION = """\
+def square(path):
+    with open(path, encoding="utf-8") as handle:
+        n = int(handle.read())
+    return {"n": n, "square": n * n}
+"""
+
+PLAIN_PYTHON_JOB = """
+import json, os, sys, time
+from pyspark import SparkConf, SparkContext
+
+def square(path):
+    with open(path, encoding="utf-8") as handle:
+        n = int(handle.read())
+    return {"n": n, "square": n * n}
+
+def main():
+    master, data, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    t0 = time.monotonic()
+    conf = (SparkConf().setMaster(master).setAppName("plain-pyspark")
+            .set("spark.ui.enabled", "false").set("spark.ui.showConsoleProgress", "false")
+            .set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1"))
+    sc = SparkContext(conf=conf)
+    t1 = time.monotonic()
+    paths = sorted(os.path.join(data, name) for name in os.listdir(data))
+    results = sc.parallelize(paths, len(paths)).map(lambda p: (p, square(p))).collect()
+    t2 = time.monotonic()
+    os.makedirs(out, exist_ok=True)
+    for path, value in results:
+        stem = os.path.basename(path).rsplit(".", 1)[0]
+        with open(os.path.join(out, stem + ".json"), "w") as f:
+            f.write(json.dumps(value, sort_keys=True, indent=2) + "\\n")
+    sc.stop()
+    print(f"session {t1 - t0:.2f}s job {t2 - t1:.2f}s", file=sys.stderr)
+
+main()
+"""
+
+
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_project(root: Path, n: int, master: str) -> Path:
+def write_data(data: Path, n: int) -> None:
+    data.mkdir(parents=True)
+    for i in range(n):
+        (data / f"d{i}.txt").write_text(f"{i}\n")
+
+
+def make_project(root: Path, n: int, master: str, workload: str) -> Path:
     project = root / "conveyor"
     project.mkdir()
     _git(project, "init", "-q", "-b", "main")
     _git(project, "config", "user.email", "bench@example.invalid")
     _git(project, "config", "user.name", "bench")
-    values = ", ".join(str(i) for i in range(n))
-    (project / "conveyor.yml").write_text(
-        "name: spark-datums\n"
-        "jobs:\n"
-        "  datum:\n"
-        f"    matrix:\n      i: [{values}]\n"
-        "    steps:\n"
-        "      - run: mkdir -p out && echo ${{ matrix.i }} > out/${{ matrix.i }}.txt\n"
-        '        outputs: ["out/${{ matrix.i }}.txt"]\n'
-    )
+    if workload == "python":
+        write_data(project / "data", n)
+        (project / "fn").mkdir()
+        (project / "fn" / "work.py").write_text(FUNCTION)
+        (project / "conveyor.yml").write_text(
+            "name: spark-datums\n"
+            "jobs:\n"
+            "  datum:\n"
+            "    steps:\n"
+            "      - python: fn.work:square\n"
+            "        datums: data/*.txt\n"
+            "        result: out/${{ datum.stem }}.json\n"
+        )
+    else:
+        values = ", ".join(str(i) for i in range(n))
+        (project / "conveyor.yml").write_text(
+            "name: spark-datums\n"
+            "jobs:\n"
+            "  datum:\n"
+            f"    matrix:\n      i: [{values}]\n"
+            "    steps:\n"
+            "      - run: mkdir -p out && echo ${{ matrix.i }} > out/${{ matrix.i }}.txt\n"
+            '        outputs: ["out/${{ matrix.i }}.txt"]\n'
+        )
     (project / ".gitignore").write_text("out/\n")
     (project / ".conveyor").mkdir()
     (project / ".conveyor" / "config.toml").write_text(
@@ -97,15 +165,19 @@ def make_project(root: Path, n: int, master: str) -> Path:
     return project
 
 
-def check_outputs(out: Path, n: int) -> str | None:
+def check_outputs(out: Path, n: int, workload: str) -> str | None:
     for i in range(n):
-        path = out / f"{i}.txt"
-        if not path.is_file() or path.read_text().strip() != str(i):
+        if workload == "python":
+            path = out / f"d{i}.json"
+            expected = json.dumps({"n": i, "square": i * i}, sort_keys=True, indent=2) + "\n"
+        else:
+            path, expected = out / f"{i}.txt", f"{i}\n"
+        if not path.is_file() or path.read_text() != expected:
             return f"{path} missing or wrong"
     return None
 
 
-def time_conveyor(project: Path, n: int, logs: Path) -> tuple[float, str | None]:
+def time_conveyor(project: Path, n: int, logs: Path, workload: str) -> tuple[float, str | None]:
     shutil.rmtree(project / "out", ignore_errors=True)
     start = time.monotonic()
     with open(logs / "conveyor.log", "a") as log:
@@ -126,18 +198,29 @@ def time_conveyor(project: Path, n: int, logs: Path) -> tuple[float, str | None]
     ran = [s for s in steps if s.get("status") == "succeeded" and not s.get("cached")]
     if len(ran) != n:
         return elapsed, f"{len(ran)} of {n} steps ran (expected all)"
-    return elapsed, check_outputs(project / "out", n)
+    return elapsed, check_outputs(project / "out", n, workload)
 
 
-def time_plain(root: Path, n: int, master: str, logs: Path) -> tuple[float, str | None]:
+def time_plain(
+    root: Path, n: int, master: str, logs: Path, workload: str
+) -> tuple[float, str | None]:
     script = root / "plain_job.py"
-    script.write_text(PLAIN_JOB)
+    script.write_text(PLAIN_PYTHON_JOB if workload == "python" else PLAIN_JOB)
     out = root / "plain-out"
     shutil.rmtree(out, ignore_errors=True)
+    data = root / "plain-data"
+    if workload == "python" and not data.exists():
+        write_data(data, n)
     start = time.monotonic()
     with open(logs / "plain.log", "a") as log:
         proc = subprocess.run(
-            [sys.executable, str(script), master, str(n), str(out)],
+            [
+                sys.executable,
+                str(script),
+                master,
+                str(data if workload == "python" else n),
+                str(out),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -145,7 +228,7 @@ def time_plain(root: Path, n: int, master: str, logs: Path) -> tuple[float, str 
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         return elapsed, f"the plain job exited {proc.returncode}; see {logs / 'plain.log'}"
-    return elapsed, check_outputs(out, n)
+    return elapsed, check_outputs(out, n, workload)
 
 
 def main() -> int:
@@ -157,23 +240,32 @@ def main() -> int:
         default=os.environ.get("CONVEYOR_SPARK_MASTER", "spark://127.0.0.1:7077"),
         help="Spark master (default: $CONVEYOR_SPARK_MASTER)",
     )
+    parser.add_argument(
+        "--workload",
+        choices=("python", "shell"),
+        default="python",
+        help="python: a python: step over datums (default); shell: a matrix of shell steps",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="conveyor-bench-spark-"))
     logs = root / "logs"
     logs.mkdir()
-    project = make_project(root, args.n, args.master)
+    project = make_project(root, args.n, args.master, args.workload)
     times: dict[str, list[float]] = {"conveyor": [], "plain": []}
     failures = []
-    print(f"{args.n} datums on {args.master}, best of {args.reps} (session start included)")
+    print(
+        f"{args.n} {args.workload} datums on {args.master}, best of {args.reps} "
+        "(session start included)"
+    )
     try:
         for rep in range(1, args.reps + 1):
             for name in ("conveyor", "plain"):
                 if name == "conveyor":
-                    elapsed, error = time_conveyor(project, args.n, logs)
+                    elapsed, error = time_conveyor(project, args.n, logs, args.workload)
                 else:
-                    elapsed, error = time_plain(root, args.n, args.master, logs)
+                    elapsed, error = time_plain(root, args.n, args.master, logs, args.workload)
                 print(
                     f"  rep {rep} {name:8} {elapsed:7.2f}s"
                     + (f"  FAILED: {error}" if error else "")

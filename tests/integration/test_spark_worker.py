@@ -1,0 +1,146 @@
+"""The Spark task's step runner without Spark: a socket pair stands for the driver.
+
+``python:`` steps run in a fork of the task's interpreter (no new interpreter per datum);
+they must behave as the command run by ``/bin/sh`` would: same result bytes, same exit
+codes, the traceback and the prints in the log, and cancel by process group.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conveyor.executors.spark import worker
+from conveyor.plan.datums import PYTHON, Datum, python_command
+
+pytestmark = pytest.mark.integration
+
+MODULE = """\
+import os, sys, time
+
+def size(path):
+    print("sizing", path, os.environ.get("GREETING"))
+    return {"bytes": os.path.getsize(path), "cwd_is_project": os.getcwd() == os.environ["PWD"]}
+
+def boom(path):
+    raise ValueError("no luck with " + path)
+
+def leave(path):
+    sys.exit(3)
+
+def sleep(path):
+    print("sleeping", flush=True)
+    time.sleep(60)
+"""
+
+
+class Driver:
+    """Reads what the task sends: the log, until the task's end closes."""
+
+    def __init__(self) -> None:
+        self.task, self.driver = socket.socketpair()
+        self.log = b""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                header = worker.recv(self.driver)
+                if header.get("t") == "log":
+                    self.log += worker.recv_exact(self.driver, int(header["size"]))
+        except (worker.DriverGone, OSError):
+            return
+
+    def cancel_after(self, seconds: float) -> None:
+        def later() -> None:
+            time.sleep(seconds)
+            worker.send(self.driver, {"t": "cancel"})
+
+        threading.Thread(target=later, daemon=True).start()
+
+    def close(self) -> str:
+        self.task.close()
+        self.thread.join(10)
+        self.driver.close()
+        return self.log.decode()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    work = tmp_path / "scratch" / "work"
+    (work / "fn").mkdir(parents=True)
+    (work / "fn" / "steps.py").write_text(MODULE)
+    (work / "d.txt").write_text("12345")
+    return work
+
+
+def _execute(project: Path, command: str, driver: Driver) -> tuple[int, str | None]:
+    order = {"command": command, "env": {"GREETING": "hi"}, "grace": 1.0}
+    return worker._execute(driver.task, order, str(project), str(project.parent))
+
+
+def _command(function: str) -> str:
+    return python_command(f"fn.steps:{function}", "out/r.json", Datum("d.txt", "d.txt"))
+
+
+def test_the_worker_knows_the_python_step_prefix() -> None:
+    assert f"{PYTHON} -B -c " == worker._PYTHON_PREFIX
+    command = _command("size")
+    env = {"CONVEYOR_PYTHON": sys.executable}
+    assert worker.python_call(command, env, {})[1:] == ["fn.steps:size", "out/r.json", "d.txt"]
+    assert worker.python_call(command, env, {"PYTHONPATH": "x"}) is None
+    assert worker.python_call(command, {"CONVEYOR_PYTHON": "/other/python"}, {}) is None
+    assert worker.python_call(command + "; rm -rf out", env, {}) is None
+    assert worker.python_call("echo hi", env, {}) is None
+
+
+def test_a_forked_python_step_writes_what_the_shell_would(project: Path) -> None:
+    driver = Driver()
+    code, note = _execute(project, _command("size"), driver)
+    log = driver.close()
+    assert (code, note) == (0, None)
+    assert "sizing d.txt hi" in log
+    forked = (project / "out" / "r.json").read_bytes()
+    (project / "out" / "r.json").unlink()
+    env = {**os.environ, "GREETING": "hi", "PWD": str(project)}
+    shell = subprocess.run(["/bin/sh", "-c", _command("size")], cwd=project, env=env)
+    assert shell.returncode == 0
+    assert (project / "out" / "r.json").read_bytes() == forked
+    assert b'"bytes": 5' in forked and b'"cwd_is_project": true' in forked
+    assert not (project / "fn" / "__pycache__").exists()
+
+
+def test_an_exception_is_exit_code_1_with_the_traceback_in_the_log(project: Path) -> None:
+    driver = Driver()
+    code, _ = _execute(project, _command("boom"), driver)
+    log = driver.close()
+    assert code == 1
+    assert "Traceback (most recent call last)" in log
+    assert "ValueError: no luck with d.txt" in log
+    assert not (project / "out" / "r.json").exists()
+
+
+def test_sys_exit_gives_its_code(project: Path) -> None:
+    driver = Driver()
+    code, _ = _execute(project, _command("leave"), driver)
+    driver.close()
+    assert code == 3
+
+
+def test_cancel_stops_a_forked_step(project: Path) -> None:
+    driver = Driver()
+    driver.cancel_after(1.0)
+    started = time.monotonic()
+    code, note = _execute(project, _command("sleep"), driver)
+    log = driver.close()
+    assert time.monotonic() - started < 10
+    assert (code, note) == (128 + 15, "cancelled")
+    assert "sleeping" in log
