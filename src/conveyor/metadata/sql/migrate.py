@@ -13,9 +13,10 @@ HEAD = "0001"  # the newest revision in migrations/versions (a test keeps them i
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def current_revision(connection: sa.Connection) -> str | None:
+def current_revision(connection: sa.Connection, table: str = "alembic_version") -> str | None:
+    """The revision a chain's version table holds; None before the first migration."""
     try:
-        row = connection.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+        row = connection.exec_driver_sql(f"SELECT version_num FROM {table}").first()
     except sa.exc.DBAPIError:
         connection.rollback()
         return None
@@ -23,19 +24,26 @@ def current_revision(connection: sa.Connection) -> str | None:
 
 
 def upgrade(engine: sa.Engine) -> None:
-    """Apply pending migrations (no-op and no Alembic import when already at HEAD)."""
+    """Apply pending migrations of the run records (no Alembic import when at HEAD)."""
+    upgrade_chain(engine, MIGRATIONS, HEAD)
+
+
+def upgrade_chain(
+    engine: sa.Engine, migrations: Path, head: str, table: str = "alembic_version"
+) -> None:
+    """Bring one chain of migrations (its env.py names its version ``table``) to ``head``."""
     with engine.connect() as connection:
-        if current_revision(connection) == HEAD:
+        if current_revision(connection, table) == head:
             return
     with migration_lock(engine):
         with engine.connect() as connection:  # another process may have migrated meanwhile
-            if current_revision(connection) == HEAD:
+            if current_revision(connection, table) == head:
                 return
         from alembic import command
         from alembic.config import Config
 
         config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("script_location", str(migrations))
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
