@@ -4,7 +4,6 @@ users with each role on a project, and helpers to push and wait."""
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.engines import engine_missing
+from tests.engines import fresh_postgres_database
 
 CONVEYOR = [sys.executable, "-c", "from conveyor.cli.main import main; main()"]
 ROLES = ("viewer", "member", "lead")
@@ -155,19 +154,8 @@ def make_server(tmp_path: Path, database: str | None) -> Server:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh database on the test PostgreSQL server."""
-    base = os.environ.get("CONVEYOR_TEST_DATABASE_URL")
-    if not base:
-        engine_missing("postgres", "PostgreSQL not configured; run scripts/engines/postgres.sh up")
-    import sqlalchemy as sa
-
-    name = f"conveyor_srv_{secrets.token_hex(4)}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
+    with fresh_postgres_database("conveyor_srv") as url:
+        yield url
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import engine_missing
+from tests.engines import fresh_postgres_database
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -19,21 +17,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    """A fresh database per test on the test server."""
-    base = os.environ.get("CONVEYOR_TEST_DATABASE_URL")
-    if not base:
-        message = "PostgreSQL not configured; run scripts/engines/postgres.sh up"
-        engine_missing("postgres", message)
-    import sqlalchemy as sa
-
-    name = f"conveyor_{secrets.token_hex(4)}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield base.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
+    """A fresh database on the test PostgreSQL server."""
+    with fresh_postgres_database("conveyor") as url:
+        yield url
 
 
 def test_runs_cache_and_lineage_on_postgres(repo: Repo, database_url: str) -> None:
