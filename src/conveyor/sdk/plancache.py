@@ -1,5 +1,6 @@
 """Compiled plans cached by the pipeline file's name and bytes, the command-line
-arguments, and the digests of any other file the loader read (DataTorch action manifests).
+arguments, and the digests of any other file the loader read (action manifests). A
+plan with actions from git is loaded again on every run, so that a moved tag is noticed.
 
 An unchanged pipeline file is neither parsed nor validated again: the compiled plan is
 read back from JSON, once the files its ``datums`` matched are found to be the same.
@@ -41,8 +42,15 @@ def compile_cached(
     files = ProjectFiles(project.root)
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         data = json.loads(entry.read_text(encoding="utf-8"))
-        if _unchanged(data["read_files"]) and files.unchanged(data.get("listings", {})):
-            return ExecutionPlan.from_json(data["plan"]), list(data["warnings"])
+        plan = ExecutionPlan.from_json(data["plan"])
+        # actions from git are checked against their remote on every run (a moved tag)
+        pinned = any(step.action_commit for step in plan.steps)
+        if (
+            not pinned
+            and _unchanged(data["read_files"])
+            and files.unchanged(data.get("listings", {}))
+        ):
+            return plan, list(data["warnings"])
         files = ProjectFiles(project.root)  # datums changed: compile again
     from conveyor.plan.compile import compile_plan, parse_params
 

@@ -43,7 +43,8 @@ _LOCK_FILES = (
     "requirements.txt",
 )
 _GITIGNORE = (
-    "# Conveyor's local state; only the settings are shared.\n*\n!.gitignore\n!config.toml\n"
+    "# Conveyor's local state; only the settings and local actions are shared.\n"
+    "*\n!.gitignore\n!config.toml\n!actions/\n!actions/**\n"
 )
 
 
@@ -107,7 +108,9 @@ class Project:
 
         path = self.pipeline_file
         search = [self.root / p for p in self.settings.action_paths]
-        resolver = project_resolver(self.root, search, self.state_dir / "cache" / "actions")
+        resolver = project_resolver(
+            self.root, search, self.state_dir / "cache" / "actions", self.settings.action_base
+        )
         return load_file(path, self.display_path(path), resolver)
 
     @cached_property

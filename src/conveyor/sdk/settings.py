@@ -80,6 +80,9 @@ class Settings:
     containers: ContainerSettings = field(default_factory=ContainerSettings)
     action_paths: tuple[str, ...] = ()
     """``[actions] paths``: directories (project-relative) holding ``owner/name`` actions."""
+    action_base: str | None = None
+    """``[actions] base``: where ``uses: owner/name@ref`` is cloned from (a URL, or a
+    directory of repositories); default GitHub."""
     remote: RemoteSettings | None = None
 
     @staticmethod
@@ -113,16 +116,27 @@ class Settings:
             executors={str(k): dict(v) for k, v in executors.items() if isinstance(v, dict)},
             containers=ContainerSettings.parse(path, data.get("containers", {})),
             action_paths=_action_paths(path, data.get("actions", {})),
+            action_base=_action_base(path, data.get("actions", {})),
         )
 
 
 def _action_paths(path: Path, data: object) -> tuple[str, ...]:
-    if not isinstance(data, dict) or set(data) - {"paths"}:
-        raise ProjectError(f"{path}: [actions] holds one setting, paths (a list of directories)")
+    if not isinstance(data, dict) or set(data) - {"paths", "base"}:
+        raise ProjectError(
+            f"{path}: [actions] holds paths (a list of directories) and base (a URL or "
+            "a directory of repositories)"
+        )
     paths = data.get("paths", [])
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise ProjectError(f"{path}: actions.paths is a list of directories")
     return tuple(paths)
+
+
+def _action_base(path: Path, data: object) -> str | None:
+    base = data.get("base") if isinstance(data, dict) else None
+    if base is not None and (not isinstance(base, str) or not base.strip()):
+        raise ProjectError(f"{path}: actions.base is a URL or a directory")
+    return base
 
 
 def _remote(path: Path, table: object) -> RemoteSettings | None:

@@ -37,10 +37,13 @@ class ActionRef:
     name: str
     tag: str | None = None
     git: str | None = None
+    native: bool = False
+    """Named by a conveyor.yml ``uses:`` (``owner/name`` is then under ``[actions] base``)."""
 
     @property
     def local(self) -> bool:
-        return self.name.startswith(("./", "../", "/"))
+        """A directory (not a repository): ``./path``, ``../path``, ``/path``."""
+        return self.git is None and self.name.startswith(("./", "../", "/"))
 
     def __str__(self) -> str:
         return f"{self.name}@{self.tag}" if self.tag else self.name
@@ -51,6 +54,11 @@ class ResolvedAction:
     directory: Path
     commit: str | None = None
     """The git commit a fetched action is pinned to (None for a local directory)."""
+    warning: str | None = None
+    """What the user should hear about fetching it (a tag that moved)."""
+    environment: Callable[[Path], str] | None = None
+    """Builds an isolated Python for a requirements file and returns its interpreter
+    (None: this resolver builds none)."""
 
 
 ActionResolver = Callable[[ActionRef], ResolvedAction]
@@ -59,11 +67,19 @@ ActionResolver = Callable[[ActionRef], ResolvedAction]
 
 def local_resolver(base: Path, search: Sequence[Path] = ()) -> ActionResolver:
     """Actions in local directories: ``./path`` from ``base``, ``owner/name`` under each
-    directory of ``search``."""
+    directory of ``search``, ``local/name`` in ``.conveyor/actions`` or ``search``."""
 
     def resolve(ref: ActionRef) -> ResolvedAction:
         if ref.local:
             return ResolvedAction((base / ref.name).resolve())
+        if ref.name.startswith("local/"):
+            short = ref.name.removeprefix("local/")
+            for root in (base / ".conveyor" / "actions", *search):
+                if (root / short).is_dir():
+                    return ResolvedAction((root / short).resolve())
+            raise ValueError(
+                f"there is no directory {short} in .conveyor/actions or the [actions] paths"
+            )
         for root in search:
             candidate = root / ref.name
             if candidate.is_dir():

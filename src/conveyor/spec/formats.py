@@ -58,7 +58,29 @@ def parse_text(
 
         root = base or Path(".")
         return parse_datatorch(documents, display, root, resolver or local_resolver(root))
+    if len(documents) == 1:
+        from conveyor.spec.uses import has_uses
+
+        if has_uses(documents[0][0]):
+            return _native_with_uses(documents[0], display, base, resolver)
     return validate_native(documents, display)
+
+
+def _native_with_uses(
+    document: tuple[Any, SourceMap],
+    display: str,
+    base: Path | None,
+    resolver: ActionResolver | None,
+) -> PipelineSpec:
+    """A conveyor.yml whose steps run reusable actions (``uses:``)."""
+    from conveyor.spec.datatorch import local_resolver
+    from conveyor.spec.uses import expand_uses
+
+    root = base or Path(".")
+    data, source = document
+    expanded = expand_uses(data, source, root, resolver or local_resolver(root))
+    spec = validate_native([(expanded.data, source)], display)
+    return spec.with_read_files(tuple(expanded.read_files)).with_warnings(tuple(expanded.warnings))
 
 
 def detect(documents: list[tuple[Any, SourceMap]]) -> str:

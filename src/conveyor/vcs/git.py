@@ -95,3 +95,28 @@ def clone_ref(url: str, ref: str | None, destination: Path) -> str:
             shutil.rmtree(tmp, ignore_errors=True)
     head = _git(destination, "rev-parse", "HEAD")
     return head.stdout.decode().strip()
+
+
+def remote_commit(url: str, ref: str | None) -> str | None:
+    """The commit ``ref`` (a tag or branch; None: the default branch) names at ``url``
+    now, by ``git ls-remote``; None when the remote cannot be asked or lacks the ref."""
+    try:
+        listed = _git(Path.cwd(), "ls-remote", url, ref or "HEAD", check=False)
+    except ProjectError:
+        return None
+    if listed.returncode != 0:
+        return None
+    found: dict[str, str] = {}
+    for line in listed.stdout.decode(errors="replace").splitlines():
+        commit, _, name = line.partition("\t")
+        found[name.strip()] = commit.strip()
+    if ref is None:
+        return found.get("HEAD")
+    for name in (f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}", f"refs/heads/{ref}", ref):
+        if name in found:
+            return found[name]
+    return None
+
+
+def head_commit(directory: Path) -> str:
+    return _git(directory, "rev-parse", "HEAD").stdout.decode().strip()
