@@ -145,7 +145,7 @@ def test_a_uses_step_becomes_a_native_action_step(tmp_path: Path) -> None:
         ("{who: x, nope: 1}", "7:24: action ./greet has no input 'nope' (its inputs: who,"),
         ("{times: 3}", "7:9: input 'who' is required by action ./greet; give it in `with`"),
         ("{who: x, loud: 'yes'}", "7:24: input 'loud' of action ./greet: true or false"),
-        ("{who: '${{ params.x }}'}", "is not supported in `with`"),
+        ("{who: x, times: '${{ params.n }}'}", "only string and file inputs take templates"),
     ],
 )
 def test_bad_inputs_are_refused_at_their_with_key(tmp_path: Path, given: str, message: str) -> None:
@@ -181,3 +181,30 @@ def test_an_image_action_is_an_image_step(tmp_path: Path) -> None:
     text = "jobs:\n  j:\n    steps:\n      - uses: ./img\n        with: {n: 1}\n"
     (step,) = compile_plan(parse_text(text, "conveyor.yml", "conveyor", tmp_path)).steps
     assert (step.image, step.command, dict(step.action_inputs)) == ("alpine:3", "echo hi", {"n": 1})
+
+
+TEMPLATED = """\
+params: {n: 4}
+jobs:
+  j:
+    steps:
+      - id: a
+        uses: ./greet
+        with: {who: x}
+      - id: b
+        uses: ./greet
+        with:
+          who: n=${{ params.n }} ${{ steps.a.outputs.said }}
+          data: d/${{ params.n }}.csv
+"""
+
+
+def test_string_and_file_inputs_take_templates_rendered_with_the_plan(tmp_path: Path) -> None:
+    _load(tmp_path, "{who: x}")
+    plan = compile_plan(parse_text(TEMPLATED, "conveyor.yml", "conveyor", tmp_path))
+    second = plan.steps[1]
+    inputs = dict(second.action_inputs)
+    assert inputs["who"] == "n=4 ${{ steps.a.outputs.said }}"
+    assert inputs["data"] == "d/4.csv"
+    assert "d/4.csv" in second.inputs  # the file input, rendered too
+    assert dict(second.params) == {"n": 4}  # part of the fingerprint

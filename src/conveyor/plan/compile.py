@@ -227,6 +227,7 @@ def _compile_step(
         command = text(step.run, (*loc, "run")) if step.run else ""
     if datum is not None:
         inputs.insert(0, datum.path)
+    action = _action_fields(job, index, source, loc, text)  # before text.used is read
     return StepPlan(
         id=step_id,
         job=context.instance,
@@ -253,22 +254,48 @@ def _compile_step(
         secrets=tuple(sorted(step.secrets.items())),
         status_env=tuple(step.status_env),
         allow_failure=step.continue_on_error,
-        **_action_fields(job, index, source, loc),
+        **action,
     )
 
 
-def _action_fields(job: JobSpec, index: int, source: SourceMap, loc: Loc) -> dict[str, Any]:
+def _action_fields(
+    job: JobSpec, index: int, source: SourceMap, loc: Loc, text: Renderer
+) -> dict[str, Any]:
     action = job.steps[index].action
     if action is None:
         return {}
     ids = [step.id or _default_step_id(step, i) for i, step in enumerate(job.steps)]
     actions.check_references(job, index, ids, source, loc)
+    inputs = {
+        key: _render_input(value, text, (*loc, "action", "inputs", key))
+        for key, value in action.inputs.items()
+    }
     return {
         "action": action.ref,
         "action_commit": action.commit,
-        "action_inputs": tuple(action.inputs.items()),
+        "action_inputs": tuple(inputs.items()),
         "action_outputs": tuple(action.outputs),
     }
+
+
+def _render_input(value: Any, text: Renderer, where: Loc) -> Any:
+    """``${{ params.* }}``, ``${{ matrix.* }}`` and ``${{ datum.* }}`` in a string input,
+    rendered now (sandboxed); ``${{ steps.ID.outputs.KEY }}`` stays for the runner."""
+    if not isinstance(value, str) or "${{" not in value:
+        return value
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        kept.append(match.group(0))
+        return f"__conveyor_output_{len(kept) - 1}__"
+
+    protected = actions.REFERENCE.sub(keep, value)
+    if "${{" not in protected:
+        return value
+    rendered = text(protected, where)
+    for number, reference in enumerate(kept):
+        rendered = rendered.replace(f"__conveyor_output_{number}__", reference)
+    return rendered
 
 
 def _default_step_id(step: StepSpec, index: int) -> str:

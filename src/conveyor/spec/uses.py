@@ -59,6 +59,8 @@ def parse_uses(value: str) -> ActionRef:
     """``./dir``, ``local/name``, ``owner/name@ref``, ``URL@ref`` or ``/repo/path@ref``."""
     text = value.strip()
     head, sep, ref = text.rpartition("@")
+    if text.endswith("@"):
+        raise ValueError(f"{value!r} ends with @: name a ref (a tag, branch or commit)")
     if not sep or "/" in ref or ":" in ref:  # no @ref (git@host: is not one)
         head, ref = text, ""
     if _URL.match(text) or (text.startswith(("./", "../", "/")) and ref):
@@ -89,6 +91,10 @@ def expand_uses(data: Any, source: SourceMap, base: Path, resolver: ActionResolv
             if isinstance(step, dict) and "uses" in step:
                 job["steps"][index] = expander.step(step, ("jobs", job_id, "steps", index))
     return result
+
+
+def _outputs_in(value: str) -> bool:
+    return any(_STEP_REF.match(expr) for expr in _EXPR.findall(value))
 
 
 class _Expander:
@@ -130,8 +136,8 @@ class _Expander:
             declared_inputs.append(self.shown(resolved.directory))
         for key, declared in manifest.inputs.items():
             path = inputs.get(key)
-            if declared.type == "file" and isinstance(path, str) and "${{" not in path:
-                declared_inputs.append(path)
+            if declared.type == "file" and isinstance(path, str) and not _outputs_in(path):
+                declared_inputs.append(path)  # templates in it are rendered with the plan
         out.update(self.command(value, manifest, resolved, where))
         out["env"] = env
         out["inputs"] = list(dict.fromkeys(declared_inputs))
@@ -214,13 +220,15 @@ class _Expander:
                 )
             if isinstance(raw, str) and "${{" in raw:
                 for expr in _EXPR.findall(raw):
-                    if not _STEP_REF.match(expr):
+                    if not _STEP_REF.match(expr) and declared.type not in ("string", "file"):
                         raise self.source.error(
                             where,
-                            f"${{{{{expr}}}}} is not supported in `with`; use "
-                            "${{ steps.ID.outputs.NAME }}",
+                            f"input {key!r} is {declared.type}: only string and file inputs "
+                            f"take templates like ${{{{{expr}}}}}; use "
+                            "${{ steps.ID.outputs.NAME }} or a literal",
                         )
-                inputs[str(key)] = raw  # resolved and passed as it is at launch
+                # templates are rendered with the plan, outputs at launch
+                inputs[str(key)] = raw
                 continue
             try:
                 inputs[str(key)] = check_value(declared.type, raw)
