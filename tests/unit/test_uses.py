@@ -208,3 +208,31 @@ def test_string_and_file_inputs_take_templates_rendered_with_the_plan(tmp_path: 
     assert inputs["data"] == "d/4.csv"
     assert "d/4.csv" in second.inputs  # the file input, rendered too
     assert dict(second.params) == {"n": 4}  # part of the fingerprint
+
+
+def test_short_names_are_found_under_the_configured_base(tmp_path: Path) -> None:
+    from conveyor.sdk.actions import git_url
+    from conveyor.sdk.settings import Settings
+
+    ref = parse_uses("acme/greet@v1")
+    assert git_url(ref) == "https://github.com/acme/greet"
+    assert git_url(ref, "https://git.example.org/") == "https://git.example.org/acme/greet"
+    (tmp_path / "repos" / "acme" / "greet.git").mkdir(parents=True)
+    assert git_url(ref, "repos", tmp_path) == str(tmp_path / "repos" / "acme" / "greet.git")
+    assert git_url(parse_uses("./r@v1"), "x", tmp_path) == str(tmp_path / "r")
+    (tmp_path / "config.toml").write_text('[actions]\nbase = "/srv/actions"\npaths = ["a"]\n')
+    settings = Settings.load(tmp_path)
+    assert (settings.action_base, settings.action_paths) == ("/srv/actions", ("a",))
+
+
+def test_local_names_are_looked_up_in_the_project(tmp_path: Path) -> None:
+    from conveyor.spec.datatorch import local_resolver
+
+    (tmp_path / ".conveyor" / "actions" / "greet").mkdir(parents=True)
+    (tmp_path / "shared" / "other").mkdir(parents=True)
+    resolve = local_resolver(tmp_path, [tmp_path / "shared"])
+    found = resolve(parse_uses("local/greet")).directory
+    assert found == tmp_path / ".conveyor" / "actions" / "greet"
+    assert resolve(parse_uses("local/other")).directory == tmp_path / "shared" / "other"
+    with pytest.raises(ValueError, match=r"no directory missing in \.conveyor/actions"):
+        resolve(parse_uses("local/missing"))
