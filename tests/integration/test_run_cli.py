@@ -340,6 +340,7 @@ def test_plan_json_and_schema(repo: Repo) -> None:
     ]
     schema = repo.run("schema").json()
     assert "jobs" in schema["properties"]
+    assert {"uses", "with", "run"} <= set(schema["$defs"]["StepSpec"]["properties"])
 
 
 def test_project_found_from_a_subdirectory(repo: Repo) -> None:

@@ -116,6 +116,13 @@ def schema(output: Path | None) -> None:
     from conveyor.spec.model import PipelineSpec
 
     data: dict[str, Any] = PipelineSpec.model_json_schema(by_alias=True)
+    # `uses`/`with` steps are rewritten into `run` + `action` before the model sees them
+    step = data["$defs"]["StepSpec"]["properties"]
+    step["uses"] = {
+        "type": "string",
+        "description": "A reusable action: ./path, local/name, owner/name@ref, URL@ref.",
+    }
+    step["with"] = {"type": "object", "description": "The action's inputs."}
     data["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     data["title"] = "conveyor.yml"
     text = json.dumps(data, indent=2)

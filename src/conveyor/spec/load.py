@@ -69,7 +69,7 @@ def _known_keys() -> set[str]:
         model.ScheduleSpec,
     ):
         keys.update(f.alias or name for name, f in cls.model_fields.items())
-    return keys
+    return keys | {"uses", "with"}  # rewritten before validation (spec/uses.py)
 
 
 def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
