@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.sdk.project import Project
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,10 @@ def test_an_action_from_a_base_is_pinned_and_a_moved_tag_is_noticed(
     moved = repo.run("run")
     assert moved.code == 0, moved.err
     assert f"moved from commit {first} to {second}" in moved.err
+    records = Project(repo.path).records
+    events = records.events(repo.show()["id"])
+    warnings = [e.data["message"] for e in events if e.kind == "warning"]
+    assert len(warnings) == 1 and f"moved from commit {first} to {second}" in warnings[0]
     steps = repo.steps()
     assert steps["say.echo"]["action_commit"] == second
     assert not steps["say.echo"]["cached"]

@@ -21,7 +21,8 @@ from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
 from conveyor.executors.base import Executor
 from conveyor.executors.registry import load_executor
-from conveyor.metadata.records import RunRecord
+from conveyor.metadata.records import EventRecord, RunRecord
+from conveyor.metadata.repository import WriteBatch
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.plancache import compile_cached
@@ -111,6 +112,15 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
             )
             run.started_at = run.created_at
             project.records.create_run(run)
+            if warnings:  # e.g. an action's tag that moved: part of the run's record
+                project.records.write(
+                    WriteBatch(
+                        events=[
+                            EventRecord(run.id, "warning", time.time(), None, {"message": w})
+                            for w in warnings
+                        ]
+                    )
+                )
             project.store.clean_tmp()
             runner = Runner(
                 run=run,
