@@ -236,3 +236,13 @@ def test_local_names_are_looked_up_in_the_project(tmp_path: Path) -> None:
     assert resolve(parse_uses("local/other")).directory == tmp_path / "shared" / "other"
     with pytest.raises(ValueError, match=r"no directory missing in \.conveyor/actions"):
         resolve(parse_uses("local/missing"))
+
+
+def test_a_server_reads_the_triggers_of_a_pipeline_with_uses_steps() -> None:
+    from conveyor.spec.load import validate_native
+    from conveyor.spec.uses import stub_uses
+
+    text = "on: {push: {branches: [release]}}\n" + PIPELINE.replace("WITH", "{who: x}")
+    documents = [(stub_uses(d), s) for d, s in load_documents(text, "conveyor.yml")]
+    spec = validate_native(documents, "conveyor.yml")
+    assert spec.on.push is not None and spec.on.push.branches == ["release"]

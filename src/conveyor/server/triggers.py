@@ -35,7 +35,9 @@ def parse_updates(text: str) -> list[RefUpdate]:
 
 
 def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
-    from conveyor.spec.load import parse_pipeline
+    from conveyor.spec.load import validate_native
+    from conveyor.spec.uses import stub_uses
+    from conveyor.spec.yamlsource import load_documents
 
     repo = state.config.repo_dir(project)
     for name in PIPELINE_FILES:
@@ -45,7 +47,9 @@ def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ProjectError(f"{name} at {commit[:12]} is not UTF-8 text") from exc
-            return parse_pipeline(text, name)
+            # only `on:` is read here: actions (`uses`) are fetched when the run loads
+            documents = [(stub_uses(d), s) for d, s in load_documents(text, name)]
+            return validate_native(documents, name)
     raise ProjectError(f"commit {commit[:12]} has no pipeline file ({', '.join(PIPELINE_FILES)})")
 
 

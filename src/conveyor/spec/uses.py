@@ -55,6 +55,23 @@ def has_uses(data: Any) -> bool:
     )
 
 
+def stub_uses(data: Any) -> Any:
+    """``data`` with each ``uses`` step's action replaced by a no-op command: for reading
+    a pipeline's settings (``on:``) where its actions cannot be fetched (a server reading
+    a pushed commit). Never for running it."""
+    if not has_uses(data):
+        return data
+    stubbed = copy.deepcopy(data)
+    for job in stubbed["jobs"].values():
+        if isinstance(job, dict) and isinstance(job.get("steps"), list):
+            for step in job["steps"]:
+                if isinstance(step, dict) and "uses" in step:
+                    step.pop("uses")
+                    step.pop("with", None)
+                    step.setdefault("run", ":")
+    return stubbed
+
+
 def parse_uses(value: str) -> ActionRef:
     """``./dir``, ``local/name``, ``owner/name@ref``, ``URL@ref`` or ``/repo/path@ref``."""
     text = value.strip()
