@@ -27,7 +27,7 @@ from conveyor.spec.action_manifest import (
     parse_manifest,
 )
 from conveyor.spec.datatorch import ActionRef, ActionResolver, ResolvedAction
-from conveyor.spec.translate import expect_mapping
+from conveyor.spec.translate import expect_list, expect_mapping
 from conveyor.spec.yamlsource import Loc, SourceMap, load_documents
 
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}")
@@ -110,6 +110,12 @@ def expand_uses(data: Any, source: SourceMap, base: Path, resolver: ActionResolv
     return result
 
 
+def expect_list_of(value: Any, source: SourceMap, loc: Loc) -> list[Any]:
+    if value is None:
+        return []
+    return list(expect_list(value, source, loc, "files, directories or globs"))
+
+
 def _outputs_in(value: str) -> bool:
     return any(_STEP_REF.match(expr) for expr in _EXPR.findall(value))
 
@@ -146,8 +152,8 @@ class _Expander:
         given = expect_mapping(step.get("with") or {}, self.source, (*loc, "with"), "inputs")
         inputs = self.inputs(value, manifest, given, loc, "with" in step)
         out = {k: v for k, v in step.items() if k not in ("uses", "with")}
-        declared_inputs = list(out.get("inputs") or [])
-        env = dict(out.get("env") or {})
+        declared_inputs = expect_list_of(out.get("inputs"), self.source, (*loc, "inputs"))
+        env = dict(expect_mapping(out.get("env") or {}, self.source, (*loc, "env"), "name: value"))
         env[ACTION_PATH_VARIABLE] = self.shown(resolved.directory)
         if resolved.commit is None:  # a local action's code is part of the cache key
             declared_inputs.append(self.shown(resolved.directory))
