@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor.spec.model import JobSpec
-from conveyor.spec.yamlsource import Loc, SourceMap
+if TYPE_CHECKING:  # annotations only: the runner imports this module, never pydantic
+    from conveyor.spec.model import JobSpec
+    from conveyor.spec.yamlsource import Loc, SourceMap
 
 INPUTS_VARIABLE = "CONVEYOR_ACTION_INPUTS"
 REFERENCE = re.compile(r"\$\{\{\s*steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)\s*\}\}")
