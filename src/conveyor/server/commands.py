@@ -49,14 +49,17 @@ def _open(config: ServerConfig) -> Any:
     return state
 
 
-@click.group(invoke_without_command=True)
-@click.option(
+_data_option = click.option(
     "--data",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="CONVEYOR_SERVER_DATA",
     default="conveyor-server",
     help=DATA_HELP,
 )
+
+
+@click.group(invoke_without_command=True)
+@_data_option
 @click.option(
     "--database",
     metavar="URL",
@@ -197,13 +200,7 @@ def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
 
 
 @click.command()
-@click.option(
-    "--data",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="CONVEYOR_SERVER_DATA",
-    default="conveyor-server",
-    help=DATA_HELP,
-)
+@_data_option
 @click.option(
     "--database",
     metavar="URL",
