@@ -21,7 +21,7 @@ SECRET = "webhook-secret-1"
 @pytest.fixture
 def server(tmp_path: Path, repo: Repo) -> Iterator[Server]:
     srv = make_server(tmp_path, None)
-    srv.start()
+    srv.start(extra=("--mirror-root", str(tmp_path)))
     repo.pipeline("jobs:\n  a:\n    steps:\n      - run: echo from a webhook\n")
     repo.commit()
     mirror = tmp_path / "mirror.git"
@@ -71,7 +71,7 @@ def test_bad_signatures_and_tokens_are_refused_and_logged(server: Server, repo: 
     )
     assert wrong.status_code == 401
     unknown = httpx.post(f"{server.url}/hooks/github/nope", content=body)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401, "answered as for a known project: no name probing"
     with server.api() as api:
         assert api.get("/runs").json() == [], "nothing may be queued"
     server.stop()

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from conveyor.errors import UsageError
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
 from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
@@ -101,7 +102,7 @@ def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, 
     from conveyor.server.gitrepo import resolve
     from conveyor.server.triggers import load_spec_at
 
-    commit = resolve(state.config.repo_dir(access.project), ref)
+    commit = resolve(state.config.repo_dir(access.project), _revision(ref))
     if commit is None:
         raise HTTPException(404, f"{ref!r} names no branch, tag or commit of the project")
     try:
@@ -141,17 +142,21 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
 
 
 def _check_mirror(state: ServerState, mirror: str) -> None:
-    """A mirror is a remote URL, or a local path outside the server's data directory
-    (never another project's repository)."""
-    from pathlib import Path
+    from conveyor.server.mirrors import check_mirror
 
-    if mirror.startswith(("https://", "http://", "ssh://", "git://")) or (
-        "@" in mirror.split(":", 1)[0] and ":" in mirror
-    ):
-        return
-    local = Path(mirror.removeprefix("file://")).resolve()
-    if local.is_relative_to(state.config.data.resolve()):
-        raise HTTPException(400, "a mirror cannot be inside the server's data directory")
+    try:
+        check_mirror(mirror, state.config.data, state.config.mirror_roots)
+    except UsageError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def _revision(rev: str) -> str:
+    from conveyor.server.gitrepo import check_revision
+
+    try:
+        return check_revision(rev)
+    except UsageError as exc:
+        raise HTTPException(400, str(exc)) from exc
 
 
 @router.get("/projects/{project}/members")
@@ -202,8 +207,13 @@ def list_schedules(access: Viewer, state: State) -> list[dict[str, Any]]:
 @router.post("/projects/{project}/schedules", status_code=201)
 def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[str, Any]:
     """Run the pipeline at the tip of a branch on a cron schedule (UTC)."""
+    from conveyor.server.gitrepo import check_ref
     from conveyor.server.schedules import next_time
 
+    try:
+        check_ref(f"refs/heads/{body.branch}")
+    except UsageError as exc:
+        raise HTTPException(400, f"{body.branch[:200]!r} is not a valid branch name") from exc
     try:
         first = next_time(body.cron, time.time())
     except ValueError as exc:

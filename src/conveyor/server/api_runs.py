@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from conveyor.errors import UsageError
 from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.db.queue import QueuedRun
-from conveyor.server.gitrepo import resolve
+from conveyor.server.gitrepo import check_revision, resolve
 from conveyor.server.masking import mask
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import load_spec_at
@@ -63,6 +64,10 @@ def list_runs(
 def create_run(access: Member, state: State, body: RunCreate) -> dict[str, Any]:
     """Queue a run of the pipeline at a branch, tag or commit (a manual trigger)."""
     repo = state.config.repo_dir(access.project)
+    try:
+        check_revision(body.ref)
+    except UsageError as exc:
+        raise HTTPException(400, str(exc)) from exc
     commit = resolve(repo, body.ref)
     if commit is None:
         raise HTTPException(400, f"{body.ref!r} names no branch, tag or commit of the project")

@@ -77,6 +77,14 @@ _data_option = click.option(
 )
 @click.option("--executor", default="local", show_default=True, help="The default executor.")
 @click.option("--public-url", metavar="URL", help="How users reach the server (printed URLs).")
+@click.option(
+    "--mirror-root",
+    "mirror_roots",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Allow project mirrors that are local paths under DIR (repeatable; default: none).",
+)
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
 @click.option("--max-body", default=512 * 1024 * 1024, hidden=True, type=click.IntRange(min=1))
 @click.pass_context
@@ -89,6 +97,7 @@ def server(
     workers: int,
     executor: str,
     public_url: str | None,
+    mirror_roots: tuple[Path, ...],
     stale_after: float,
     max_body: int,
 ) -> None:
@@ -116,6 +125,7 @@ def server(
         public_url=public_url,
         stale_after=stale_after,
         max_body=max_body,
+        mirror_roots=tuple(root.resolve() for root in mirror_roots),
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"])

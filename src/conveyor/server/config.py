@@ -29,6 +29,9 @@ class ServerConfig:
     """The largest request body (a push) the server accepts, in bytes."""
     stale_after: float = 15.0
     """Seconds without a heartbeat after which a running run's worker counts as gone."""
+    mirror_roots: tuple[Path, ...] = ()
+    """Directories under which a project's ``mirror`` may be a local path (none: no local
+    mirrors at all; URLs are always allowed)."""
 
     @property
     def database_url(self) -> str:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conveyor.errors import ProjectError
+from conveyor.errors import ProjectError, UsageError
 
 ZERO = "0" * 40
 
@@ -106,8 +106,33 @@ def install_hooks(path: Path) -> None:
         hook.chmod(0o755)
 
 
+def check_ref(ref: str) -> str:
+    """``ref`` if it is a well-formed branch or tag (``git check-ref-format``, and no
+    part starting with ``-``); else a UsageError."""
+    parts = ref.split("/")
+    if (
+        len(ref) > 255
+        or not ref.startswith(("refs/heads/", "refs/tags/"))
+        or any(part.startswith("-") for part in parts)
+        or subprocess.run(
+            ["git", "check-ref-format", ref], capture_output=True, check=False
+        ).returncode
+    ):
+        raise UsageError(f"the ref {ref[:200]!r} is not a valid branch or tag (refs/heads/NAME)")
+    return ref
+
+
+def check_revision(rev: str) -> str:
+    """``rev`` (a branch, tag or commit from a request) if git cannot read it as an option."""
+    if not rev or len(rev) > 255 or rev.startswith("-") or any(c <= " " for c in rev):
+        raise UsageError(f"{rev[:200]!r} is not a branch, tag or commit name")
+    return rev
+
+
 def read_file(repo: Path, commit: str, path: str) -> bytes | None:
     """A file's bytes at ``commit``, or None when it is not there."""
+    if commit.startswith("-"):
+        return None
     proc = subprocess.run(
         ["git", "cat-file", "blob", f"{commit}:{path}"],
         cwd=repo,
@@ -119,8 +144,10 @@ def read_file(repo: Path, commit: str, path: str) -> bytes | None:
 
 def resolve(repo: Path, ref: str) -> str | None:
     """The commit a ref, branch, tag or hash names, or None."""
+    if ref.startswith("-"):
+        return None
     proc = subprocess.run(
-        ["git", "rev-parse", "--verify", "-q", f"{ref}^{{commit}}"],
+        ["git", "rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}"],
         cwd=repo,
         capture_output=True,
         check=False,
@@ -129,12 +156,14 @@ def resolve(repo: Path, ref: str) -> str | None:
 
 
 def add_worktree(repo: Path, commit: str, path: Path) -> None:
-    git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
+    if commit.startswith("-"):
+        raise UsageError(f"{commit[:200]!r} is not a commit")
+    git(repo, "worktree", "add", "--detach", "--quiet", "--", str(path), commit)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
     subprocess.run(
-        ["git", "worktree", "remove", "--force", str(path)],
+        ["git", "worktree", "remove", "--force", "--", str(path)],
         cwd=repo,
         capture_output=True,
         check=False,

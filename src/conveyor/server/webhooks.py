@@ -16,21 +16,28 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, UsageError
 from conveyor.server.auth import server
-from conveyor.server.gitrepo import git, resolve
+from conveyor.server.gitrepo import check_ref, resolve
+from conveyor.server.mirrors import fetch_mirror
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
 
 router = APIRouter(prefix="/hooks", tags=["webhooks"])
 log = logging.getLogger("conveyor.server")
 MAX_PAYLOAD = 5 * 1024 * 1024
+REFUSED = "webhook refused: the signature does not match the project's webhook secret"
 
 
 def _secret(state: ServerState, project: str) -> str | None:
-    row = state.db.accounts.project(project)
+    """The project's webhook secret; None for an unknown project too (the caller answers
+    both alike, so the route does not tell which project names exist)."""
+    try:
+        row = state.db.accounts.project(project)
+    except ConveyorError:  # not a valid project name
+        row = None
     if row is None:
-        raise HTTPException(404, f"there is no project {project!r}")
+        return None
     encrypted = row.get("webhook_secret")
     return state.keyring.decrypt(bytes(encrypted)) if encrypted else None
 
@@ -43,9 +50,11 @@ async def _payload(request: Request) -> bytes:
 
 
 def _refuse(request: Request, project: str, why: str) -> HTTPException:
+    """401 with one answer for every reason (the log keeps the reason)."""
     client = request.client.host if request.client else "?"
-    log.warning("refused a webhook for %s from %s: %s", project, client, why)
-    return HTTPException(401, f"webhook refused: {why}")
+    name = "".join(c if c.isprintable() else "?" for c in project[:100])
+    log.warning("refused a webhook for %s from %s: %s", name, client, why)
+    return HTTPException(401, REFUSED)
 
 
 @router.post("/github/{project}")
@@ -55,7 +64,7 @@ async def github(request: Request, project: str) -> dict[str, Any]:
     body = await _payload(request)
     secret = await run_in_threadpool(_secret, state, project)
     if secret is None:
-        raise _refuse(request, project, "the project has no webhook secret set")
+        raise _refuse(request, project, "no such project, or it has no webhook secret set")
     given = request.headers.get("x-hub-signature-256", "")
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -75,7 +84,7 @@ async def gitlab(request: Request, project: str) -> dict[str, Any]:
     body = await _payload(request)
     secret = await run_in_threadpool(_secret, state, project)
     if secret is None:
-        raise _refuse(request, project, "the project has no webhook secret set")
+        raise _refuse(request, project, "no such project, or it has no webhook secret set")
     given = request.headers.get("x-gitlab-token", "")
     if not hmac.compare_digest(given.encode(), secret.encode()):
         raise _refuse(request, project, "the X-Gitlab-Token does not match")
@@ -106,7 +115,11 @@ def _bring_commit(state: ServerState, project: str, ref: str, commit: str) -> No
     """Make ``commit`` present in the project's repository (fetching from the mirror)."""
     repo = state.config.repo_dir(project)
     if len(commit) != 40 or not all(c in "0123456789abcdef" for c in commit):
-        raise HTTPException(400, f"{commit!r} is not a commit id")
+        raise HTTPException(400, f"{commit[:100]!r} is not a commit id")
+    try:
+        check_ref(ref)
+    except UsageError as exc:
+        raise HTTPException(400, str(exc)) from exc
     if resolve(repo, commit) is None:
         row = state.db.accounts.project(project) or {}
         mirror = (row.get("settings") or {}).get("mirror")
@@ -114,6 +127,9 @@ def _bring_commit(state: ServerState, project: str, ref: str, commit: str) -> No
             raise HTTPException(
                 422, f"commit {commit[:12]} is not on the server and the project has no mirror"
             )
-        git(repo, "fetch", "--quiet", "--no-tags", mirror, f"+{ref}:{ref}")
+        try:
+            fetch_mirror(repo, mirror, ref, state.config.data, state.config.mirror_roots)
+        except UsageError as exc:  # the stored mirror is checked again: links move
+            raise HTTPException(422, str(exc)) from exc
         if resolve(repo, commit) is None:
             raise HTTPException(422, f"the mirror does not have commit {commit[:12]} at {ref}")

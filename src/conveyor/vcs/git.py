@@ -24,10 +24,27 @@ class GitState:
     """BLAKE3 of ``git diff HEAD`` when dirty, so two dirty runs can be told apart."""
 
 
-def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+# git's environment for fetching from a URL a pipeline names: no `ext::` helper, no
+# password prompt (a run must not hang on one)
+_REMOTE_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "protocol.ext.allow",
+    "GIT_CONFIG_VALUE_0": "never",
+}
+
+
+def _git(
+    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     try:
         return subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, check=check, stdin=subprocess.DEVNULL
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            check=check,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env} if env else None,
         )
     except FileNotFoundError:
         raise ProjectError(
@@ -61,7 +78,7 @@ def git_state(cwd: Path) -> GitState:
 
 
 def add_worktree(repo: Path, commit: str, path: Path) -> None:
-    _git(repo, "worktree", "add", "--detach", "--quiet", str(path), commit)
+    _git(repo, "worktree", "add", "--detach", "--quiet", "--", str(path), commit)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
@@ -69,10 +86,20 @@ def remove_worktree(repo: Path, path: Path) -> None:
     _git(repo, "worktree", "prune", check=False)
 
 
+def check_remote(url: str, ref: str | None) -> None:
+    """A URL and ref from a pipeline file are data: never an option, never ``ext::``."""
+    for value in (url, ref or ""):
+        if value.startswith("-") or any(ord(c) < 32 for c in value):
+            raise ProjectError(f"{value[:200]!r} is not a git URL or ref (it reads as an option)")
+    if "::" in url.partition("/")[0]:
+        raise ProjectError(f"{url[:200]!r}: git transport helpers (`name::`) are not allowed")
+
+
 def clone_ref(url: str, ref: str | None, destination: Path) -> str:
     """Clone ``ref`` (a tag or branch; None: the default branch) of ``url`` into
     ``destination`` once; return the commit it is at. An existing clone is reused as it
     is: one fetch per ref."""
+    check_remote(url, ref)
     if not (destination / ".git").exists():
         destination.parent.mkdir(parents=True, exist_ok=True)
         tmp = destination.with_name(f"{destination.name}.tmp-{os.getpid()}")
@@ -86,8 +113,10 @@ def clone_ref(url: str, ref: str | None, destination: Path) -> str:
             "1",
             "--single-branch",
             *branch,
+            "--",
             url,
             str(tmp),
+            env=_REMOTE_ENV,
         )
         try:
             tmp.rename(destination)
@@ -101,7 +130,10 @@ def remote_commit(url: str, ref: str | None) -> str | None:
     """The commit ``ref`` (a tag or branch; None: the default branch) names at ``url``
     now, by ``git ls-remote``; None when the remote cannot be asked or lacks the ref."""
     try:
-        listed = _git(Path.cwd(), "ls-remote", url, ref or "HEAD", check=False)
+        check_remote(url, ref)
+        listed = _git(
+            Path.cwd(), "ls-remote", "--", url, ref or "HEAD", check=False, env=_REMOTE_ENV
+        )
     except ProjectError:
         return None
     if listed.returncode != 0:
