@@ -95,3 +95,12 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 
 
 RepoFactory = Callable[[str], Repo]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server."""
+    from tests.engines import fresh_postgres_database
+
+    with fresh_postgres_database("conveyor_srv") as url:
+        yield url

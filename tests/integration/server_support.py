@@ -1,5 +1,8 @@
 """A real Conveyor server for tests: its own data directory, a free port on 127.0.0.1,
-users with each role on a project, and helpers to push and wait."""
+users with each role on a project, and helpers to push and wait.
+
+Needs only the ``[server]`` extra (no pytest): ``bench/bench_server.py`` uses it too.
+The ``postgres_url`` fixture is in ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -8,15 +11,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-
-from tests.engines import fresh_postgres_database
 
 CONVEYOR = [sys.executable, "-c", "from conveyor.cli.main import main; main()"]
 ROLES = ("viewer", "member", "lead")
@@ -149,13 +148,6 @@ def make_server(tmp_path: Path, database: str | None) -> Server:
         accounts.grant("demo", role, role)
     state.db.close()
     return server
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the test PostgreSQL server."""
-    with fresh_postgres_database("conveyor_srv") as url:
-        yield url
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

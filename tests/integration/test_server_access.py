@@ -24,6 +24,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/server", None, "admin"),
     ("GET", P, None, "viewer"),
     ("GET", f"{P}/pipeline?ref=main", None, "viewer"),
+    ("GET", f"{P}/commits/main", None, "viewer"),
     ("PUT", f"{P}/settings", {"parallelism": 2}, "lead"),
     ("GET", f"{P}/members", None, "viewer"),
     ("PUT", f"{P}/members/extra", {"role": "viewer"}, "lead"),
@@ -136,6 +137,7 @@ def test_the_matrix_covers_every_api_route(api: tuple[httpx.Client, Server]) -> 
             .replace("{schedule_id}", "999")
             .replace("{step_id}", "a.step-1")
             .replace("{path}", "out/x.txt")
+            .replace("{ref}", "main")
         )
         for method in operations:
             assert (method.upper(), concrete) in declared, f"{method} {path} is not in the matrix"

@@ -12,7 +12,6 @@ from tests.integration.server_support import (
     Server,
     git,
     make_server,
-    postgres_url,  # noqa: F401 (a fixture)
     run_ids,
 )
 

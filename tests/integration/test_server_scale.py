@@ -16,7 +16,6 @@ from tests.integration.server_support import (
     Server,
     git,
     make_server,
-    postgres_url,  # noqa: F401 (a fixture)
     run_ids,
 )
 
@@ -24,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def server(tmp_path: Path, postgres_url: str) -> Iterator[Server]:  # noqa: F811
+def server(tmp_path: Path, postgres_url: str) -> Iterator[Server]:
     srv = make_server(tmp_path, postgres_url)
     srv.start(workers=0, extra=("--stale-after", "2"))
     yield srv

@@ -222,11 +222,13 @@ def fetch(
         from conveyor.sdk.remote import RemoteClient
 
         target = destination or project.root
-        count = RemoteClient.for_project(project).download(run_ref, target)
+        client = RemoteClient.for_project(project)
+        run_id = str(client.get_run(run_ref)["id"])  # `latest` or a prefix: the server's run
+        count = client.download(run_id, target)
         if as_json:
-            emit_json({"run": run_ref, "files": count, "destination": str(target)})
+            emit_json({"run": run_id, "files": count, "destination": str(target)})
         else:
-            click.echo(f"fetched {count} files of run {run_ref} into {target}")
+            click.echo(f"fetched {count} files of run {run_id} into {target}")
         return
 
     result = fetch_outputs(project, run_ref, destination, "link" if link else "copy")

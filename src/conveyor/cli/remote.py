@@ -23,7 +23,9 @@ def run_remote(
         if not sep or not name:
             raise ParamError(f"--param {item!r} is not NAME=VALUE")
         values[name] = value
-    run = client.create_run(ref or current_branch(project), values)
+    ref = ref or current_branch(project)
+    client.check_pushed(project.root, ref)
+    run = client.create_run(ref, values)
     url = f"{client.settings.url}/api/v1/projects/{client.settings.project}/runs/{run['id']}"
     click.echo(f"run {run['id']} {run['status']} on {client.settings.url} · {url}", err=True)
     if detach:

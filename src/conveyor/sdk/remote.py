@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shlex
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from conveyor.errors import NotFoundError, ProjectError, RemoteError, UsageError
 from conveyor.sdk.project import Project
@@ -70,14 +72,40 @@ class RemoteClient:
         return run
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """A run with its steps; ``latest`` is the newest run."""
-        if run_id == "latest":
-            newest = self.list_runs(1)
-            if not newest:
-                raise NotFoundError(f"project {self.settings.project} has no runs yet")
-            run_id = newest[0]["id"]
-        run: dict[str, Any] = self._request("GET", f"/runs/{run_id}")
+        """A run with its steps: by id, a unique prefix of one, or ``latest`` (the server
+        resolves both)."""
+        run: dict[str, Any] = self._request("GET", f"/runs/{quote(run_id, safe='')}")
         return run
+
+    def commit_of(self, ref: str) -> str | None:
+        """The commit ``ref`` names on the server, or None when the server has no such ref."""
+        try:
+            found = self._request("GET", f"/commits/{quote(ref, safe='/')}")
+        except NotFoundError:
+            return None
+        return str(found["commit"])
+
+    def check_pushed(self, root: Path, ref: str) -> None:
+        """Refuse (UsageError) when ``ref`` names a local commit the server's ``ref`` is
+        not at: the run would not run what is here. Says which ``git push`` to type."""
+        local = _git_out(
+            root, "rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}"
+        )
+        if not local:
+            return  # not a local name: the server alone knows it
+        there = self.commit_of(ref)
+        if there == local:
+            return
+        push = f"git push {_push_remote(root, self.settings)} {shlex.quote(ref)}"
+        if there is None:
+            raise UsageError(
+                f"the server has no branch {ref} (here it is at {local[:12]}): push it "
+                f"first: {push}"
+            )
+        raise UsageError(
+            f"{ref} is at {local[:12]} here but at {there[:12]} on the server: push (or "
+            f"pull) first: {push}"
+        )
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         runs: list[dict[str, Any]] = self._request("GET", f"/runs?limit={limit}")
@@ -138,6 +166,33 @@ class RemoteClient:
             if on_file is not None:
                 on_file(path)
         return len(files)
+
+
+def _git_out(root: Path, *args: str) -> str:
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def _push_remote(root: Path, remote: RemoteSettings) -> str:
+    """The name of the git remote that is this project on the server, else its URL."""
+    wanted = f"{remote.url.rstrip('/')}/git/{remote.project}"
+    for line in _git_out(root, "remote", "-v").splitlines():
+        name, _, rest = line.partition("\t")
+        url = rest.rsplit(" ", 1)[0]
+        scheme, sep, tail = url.partition("://")
+        bare = f"{scheme}{sep}{tail.rpartition('@')[2]}".removesuffix(".git").rstrip("/")
+        if bare == wanted:
+            return shlex.quote(name)
+    return shlex.quote(wanted + ".git")
 
 
 def current_branch(project: Project) -> str:

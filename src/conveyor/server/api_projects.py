@@ -94,6 +94,17 @@ def show_project(access: Viewer, state: State) -> dict[str, Any]:
     }
 
 
+@router.get("/projects/{project}/commits/{ref:path}")
+def show_commit(access: Viewer, state: State, ref: str) -> dict[str, str]:
+    """The commit a branch, tag or commit id names on the server (404: not here)."""
+    from conveyor.server.gitrepo import resolve
+
+    commit = resolve(state.config.repo_dir(access.project), _revision(ref))
+    if commit is None:
+        raise HTTPException(404, f"{ref[:200]!r} names no branch, tag or commit of the project")
+    return {"ref": ref, "commit": commit}
+
+
 @router.get("/projects/{project}/pipeline")
 def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, Any]:
     """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from conveyor.server.state import ServerState
 from conveyor.server.triggers import load_spec_at
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["runs"])
+_PREFIX = re.compile(r"^[0-9a-f]{4,40}$")
 Viewer = Annotated[Access, Depends(viewer)]
 Member = Annotated[Access, Depends(member)]
 State = Annotated[ServerState, Depends(server_state)]
@@ -33,9 +35,19 @@ class RunCreate(BaseModel):
 
 
 def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
-    run = state.db.queue.get(run_id)
+    """A run by id, a unique prefix of one (4 characters or more), or ``latest``."""
+    queue = state.db.queue
+    run = queue.get(run_id)
+    if run is None and (run_id == "latest" or _PREFIX.match(run_id)):
+        found = queue.find(project, None if run_id == "latest" else run_id)
+        if len(found) > 1 and run_id != "latest":
+            ids = ", ".join(found[:5])
+            raise HTTPException(409, f"{run_id!r} matches several runs ({ids}); give more")
+        run = queue.get(found[0]) if found else None
     if run is None or run.project != project:
-        raise HTTPException(404, f"project {project!r} has no run {run_id!r}")
+        if run_id == "latest":
+            raise HTTPException(404, f"project {project!r} has no runs yet")
+        raise HTTPException(404, f"project {project!r} has no run {run_id[:100]!r}")
     return run
 
 
@@ -107,7 +119,7 @@ def show_run(access: Viewer, state: State, run_id: str) -> dict[str, Any]:
         return cached
     data = run_json(state, get_run(state, access.project, run_id))
     if data["status"] in ("succeeded", "failed", "cancelled"):  # final: never changes again
-        state.finished.put(run_id, data)
+        state.finished.put(data["id"], data)
     return data
 
 
@@ -115,6 +127,7 @@ def show_run(access: Viewer, state: State, run_id: str) -> dict[str, Any]:
 def cancel_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
     """Cancel a queued run, or ask its worker to cancel a running one (members: their own)."""
     run = get_run(state, access.project, run_id)
+    run_id = run.id
     if run.who != access.user.name and not role_at_least(access.role, "lead"):
         raise HTTPException(403, "members cancel only their own runs; ask a lead")
     status = state.db.queue.request_cancel(run_id)
@@ -126,6 +139,7 @@ def resume_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
     """Queue an interrupted (or failed, or cancelled) run again at the same commit; steps
     that finished before come from the cache."""
     run = get_run(state, access.project, run_id)
+    run_id = run.id
     if run.status in ("queued", "running"):
         raise HTTPException(409, f"run {run_id} is still {run.status}")
     new_id = state.db.queue.enqueue(
@@ -138,7 +152,7 @@ def resume_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
 @router.get("/runs/{run_id}/steps")
 def list_steps(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
     """The step runs of a run."""
-    get_run(state, access.project, run_id)
+    run_id = get_run(state, access.project, run_id).id
     return [s.to_json() for s in state.db.records.step_runs(run_id)]
 
 
@@ -193,7 +207,7 @@ def _masked(data: bytes, values: list[str]) -> bytes:
 @router.get("/runs/{run_id}/artifacts")
 def list_artifacts(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
     """Every output file of the run (directories listed file by file)."""
-    get_run(state, access.project, run_id)
+    run_id = get_run(state, access.project, run_id).id
     from conveyor.store.cas import ContentStore
 
     store = ContentStore(state.config.store_dir)
@@ -228,7 +242,7 @@ def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> F
     norm = posixpath.normpath(path)
     if path.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in path:
         raise HTTPException(400, f"{path!r} is not a path inside the project")
-    get_run(state, access.project, run_id)
+    run_id = get_run(state, access.project, run_id).id
     from conveyor.store.cas import ContentStore
 
     store = ContentStore(state.config.store_dir)

@@ -18,6 +18,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.server.auth import authorize, server
+from conveyor.server.db.accounts import role_at_least
 from conveyor.server.triggers import parse_updates, queue_updates
 
 router = APIRouter(include_in_schema=False)
@@ -28,8 +29,19 @@ async def git_http(request: Request, project: str, path: str) -> Response:
     state = server(request)
     name = project.removesuffix(".git")
     pushing = "git-receive-pack" in (path, request.query_params.get("service"))
-    needed = "member" if pushing else "viewer"
-    user = (await run_in_threadpool(authorize, request, name, needed, "Basic")).user
+    try:
+        access = await run_in_threadpool(authorize, request, name, "viewer", "Basic")
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            exc = HTTPException(403, f"you are not a member of project {name}")
+        return _refused(exc)
+    if pushing and not role_at_least(access.role, "member"):
+        return _refused(
+            HTTPException(
+                403, f"viewers cannot push to project {name}: pushing needs the member role"
+            )
+        )
+    user = access.user
     body = await _read_body(request, state.config.max_body)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -54,6 +66,11 @@ async def git_http(request: Request, project: str, path: str) -> Response:
         if header in request.headers:
             env[variable] = request.headers[header]
     return await _backend(env, body)
+
+
+def _refused(exc: HTTPException) -> Response:
+    """Plain text, which the git client prints as ``remote:`` lines (it shows no JSON)."""
+    return PlainTextResponse(f"{exc.detail}\n", exc.status_code, headers=exc.headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -115,6 +115,15 @@ class RunQueue:
             row = conn.execute(_GET, {"id": run_id}).first()
         return None if row is None else QueuedRun.from_row(row)
 
+    def find(self, project: str, prefix: str | None, limit: int = 6) -> list[str]:
+        """Ids of the project's runs that start with ``prefix`` (None: any), newest first."""
+        query = sa.select(t.runs.c.id).where(t.runs.c.project == project)
+        if prefix is not None:
+            query = query.where(t.runs.c.id.startswith(prefix, autoescape=True))
+        query = query.order_by(t.runs.c.created_at.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [str(row[0]) for row in conn.execute(query)]
+
     def for_project(
         self, project: str, limit: int = 50, status: str | None = None
     ) -> list[QueuedRun]:
