@@ -276,3 +276,29 @@ def test_each_git_call_refuses_option_shaped_values(tmp_path: Path, call: str) -
             gitrepo.add_worktree(bare, hostile, tmp_path / "wt")
     assert not marker.exists()
     assert not (tmp_path / "wt").exists() and not (tmp_path / "clone").exists()
+
+
+def test_the_mirror_forms_a_lead_may_use(tmp_path: Path) -> None:
+    from conveyor.errors import UsageError
+    from conveyor.server.mirrors import check_mirror
+
+    data, root = tmp_path / "data", tmp_path / "mirrors"
+    (data / "projects/other").mkdir(parents=True)
+    (root / "a.git").mkdir(parents=True)
+    for url in (
+        "https://github.com/org/repo.git",
+        "https://gitlab.example.com:8443/group/repo.git",
+        "ssh://git@github.com/org/repo.git",
+        "git://example.com/repo.git",
+        "git@github.com:org/repo.git",
+        "example.com:repo.git",
+        "https://[::1]/repo.git",
+    ):
+        assert check_mirror(url, data, (root,)) == url
+    real = str((root / "a.git").resolve())
+    assert check_mirror(str(root / "a.git"), data, (root,)) == real
+    assert check_mirror(f"file://{root}/a.git", data, (root,)) == real
+    assert check_mirror(f"{root}/x/../a.git", data, (root,)) == real
+    for refused in (f"{root}/../data/projects/other", str(root / "a.git")):
+        with pytest.raises(UsageError):
+            check_mirror(refused, data, (root, data) if "data" in refused else ())

@@ -24,7 +24,7 @@ SCHEMES = ("https", "ssh", "git")
 MAX_LENGTH = 2048
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _TRANSPORT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
-_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$|^\[[0-9A-Fa-f:.]+\]$")
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$|^\[?[0-9A-Fa-f:.]+\]?$")
 _SCP = re.compile(r"^(?:([^@/:]+)@)?([^/:]+):(.*)$")
 
 
