@@ -64,17 +64,25 @@ if url:
 
 
 def git(
-    repo: Path, *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+    repo: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> str:
     """Run git in ``repo``; its stdout, or a ProjectError with git's last line."""
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        input=stdin,
-        capture_output=True,
-        env={**os.environ, **env} if env else None,
-        check=False,
-    )
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=repo,
+            input=stdin,
+            capture_output=True,
+            env={**os.environ, **env} if env else None,
+            check=False,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProjectError(f"git {args[0]} took longer than {timeout:.0f} s") from None
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
         raise ProjectError(f"git {args[0]} failed: {lines[-1] if lines else proc.returncode}")

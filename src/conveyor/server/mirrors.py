@@ -22,6 +22,8 @@ from conveyor.server.gitrepo import check_ref, git
 
 SCHEMES = ("https", "ssh", "git")
 MAX_LENGTH = 2048
+FETCH_TIMEOUT = 300.0
+"""Seconds a webhook's fetch may take (a mirror that stalls must not hold a thread)."""
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _TRANSPORT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$|^\[?[0-9A-Fa-f:.]+\]?$")
@@ -112,4 +114,16 @@ def fetch_mirror(repo: Path, mirror: str, ref: str, data: Path, roots: Sequence[
     source = check_mirror(mirror, data, roots)
     check_ref(ref)
     env = fetch_env(local=source.startswith("/"))
-    git(repo, "fetch", "--quiet", "--no-tags", "--", source, f"+{ref}:{ref}", stdin=b"", env=env)
+    refspec = f"+{ref}:{ref}"
+    git(
+        repo,
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--",
+        source,
+        refspec,
+        stdin=b"",
+        env=env,
+        timeout=FETCH_TIMEOUT,
+    )
