@@ -232,8 +232,11 @@ def test_the_project_probe_through_webhooks_answers_the_same(server: Server) -> 
     "call",
     ["fetch_mirror", "remote_commit", "clone_url", "clone_ref", "resolve", "worktree"],
 )
-def test_each_git_call_refuses_option_shaped_values(tmp_path: Path, call: str) -> None:
+def test_each_git_call_refuses_option_shaped_values(
+    tmp_path: Path, call: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each git command line the server (and its workers) builds, fed an option."""
+    monkeypatch.chdir(tmp_path)  # an injected command writes here, not in the checkout
     from conveyor.errors import ConveyorError
     from conveyor.server import gitrepo
     from conveyor.vcs import git as vcs
