@@ -305,3 +305,18 @@ def test_the_mirror_forms_a_lead_may_use(tmp_path: Path) -> None:
     for refused in (f"{root}/../data/projects/other", str(root / "a.git")):
         with pytest.raises(UsageError):
             check_mirror(refused, data, (root, data) if "data" in refused else ())
+
+
+def test_the_git_route_cannot_leave_the_project(server: Server, repo: Repo) -> None:
+    """A viewer of ``demo`` asks git http-backend for ``other``'s refs through ``..``."""
+    commit = _secret_commit(server, repo)
+    auth = ("viewer", server.tokens["viewer"])
+    for path in (
+        "demo.git/../../other/repo.git/info/refs",
+        "demo.git/..%2F..%2Fother%2Frepo.git/info/refs",
+        "demo.git/%2E%2E/%2E%2E/other/repo.git/info/refs",
+    ):
+        answer = httpx.get(
+            f"{server.url}/git/{path}", params={"service": "git-upload-pack"}, auth=auth
+        )
+        assert commit not in answer.text, path
