@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import posixpath
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
@@ -16,7 +17,7 @@ from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.gitrepo import resolve
-from conveyor.server.masking import mask
+from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import load_spec_at
 
@@ -24,6 +25,7 @@ router = APIRouter(prefix="/api/v1/projects/{project}", tags=["runs"])
 Viewer = Annotated[Access, Depends(viewer)]
 Member = Annotated[Access, Depends(member)]
 State = Annotated[ServerState, Depends(server_state)]
+LOG_CHUNK = 1024 * 1024
 
 
 class RunCreate(BaseModel):
@@ -143,7 +145,7 @@ async def step_log(
 ) -> StreamingResponse:
     """A step's output (secrets masked); while the step runs, the stream follows it."""
     run = await asyncio.to_thread(get_run, state, access.project, run_id)
-    values = list((await asyncio.to_thread(state.secrets_for, access.project)).values())
+    masker = Masker((await asyncio.to_thread(state.secrets_for, access.project)).values())
 
     def find() -> tuple[Path | None, bool]:
         for step in state.db.records.step_runs(run.id):
@@ -158,31 +160,35 @@ async def step_log(
         raise HTTPException(404, f"run {run_id} has no log for step {step_id!r}")
 
     async def stream() -> AsyncIterator[bytes]:
-        position, pending, done = 0, b"", finished
-        current = path
-        while True:
-            if current is None or not current.exists():
-                current, done = await asyncio.to_thread(find)
-            if current is not None and current.exists():
-                with open(current, "rb") as handle:
-                    handle.seek(position)
-                    chunk = handle.read()
-                    position = handle.tell()
-                complete, _, pending = (pending + chunk).rpartition(b"\n")
-                if complete:  # whole lines only: no secret or character is cut in two
-                    yield _masked(complete + b"\n", values)
-            if done or not follow:
-                if pending:
-                    yield _masked(pending, values)
-                return
-            await asyncio.sleep(0.2)
-            _, done = await asyncio.to_thread(find)
+        # masked as it is read: the tail that may be the start of a secret waits for more;
+        # the file stays open, so the worker's masked rewrite at the run's end cannot move
+        # the ground under the position reached
+        masking = masker.stream()
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        current, done = path, finished
+        handle: BinaryIO | None = None
+        try:
+            while True:
+                if handle is None and (current is None or not current.exists()):
+                    current, done = await asyncio.to_thread(find)
+                if handle is None and current is not None and current.exists():
+                    handle = await asyncio.to_thread(open, current, "rb")
+                chunk = await asyncio.to_thread(handle.read, LOG_CHUNK) if handle else b""
+                if out := text.decode(await asyncio.to_thread(masking.feed, chunk)):
+                    yield out.encode()
+                if len(chunk) == LOG_CHUNK:
+                    continue
+                if done or not follow:
+                    if out := text.decode(masking.close(), final=True):
+                        yield out.encode()
+                    return
+                await asyncio.sleep(0.2)
+                _, done = await asyncio.to_thread(find)
+        finally:
+            if handle is not None:
+                handle.close()
 
     return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
-
-
-def _masked(data: bytes, values: list[str]) -> bytes:
-    return mask(data.decode("utf-8", errors="replace"), values).encode()
 
 
 @router.get("/runs/{run_id}/artifacts")
