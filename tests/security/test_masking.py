@@ -146,3 +146,22 @@ def test_no_form_of_a_secret_reaches_a_viewer(repo: Repo, server: Server) -> Non
     note = git(repo.path, "show", "FETCH_HEAD:out/secret.bin").stdout
     assert note.startswith("conveyor-withheld v1\n"), note
     assert git(repo.path, "show", "FETCH_HEAD:out/clean.txt").stdout == "nothing to hide\n"
+
+    # the same files through the API (what `conveyor fetch --remote` downloads)
+    with server.api("viewer") as viewer:
+        for path in ("out/secret.txt", "out/secret.bin", "out/clean.txt"):
+            got = viewer.get(f"/runs/{run_id}/artifacts/{path}")
+            assert got.status_code == 200 and leaks(got.content) == [], (path, got.content)
+        text_file = viewer.get(f"/runs/{run_id}/artifacts/out/secret.txt").text
+        assert text_file.startswith("token: ***\nencoded: "), text_file
+        binary = viewer.get(f"/runs/{run_id}/artifacts/out/secret.bin").text
+        assert binary.startswith("conveyor-withheld v1\n"), binary
+
+
+def test_a_secret_too_short_to_mask_is_refused(server: Server) -> None:
+    with server.api("lead") as lead:
+        short = lead.put("/secrets/PIN", json={"value": "12345"})
+        assert short.status_code == 400, short.text
+        assert "at least 6 characters" in short.json()["detail"]
+        assert lead.get("/secrets").json() == []
+        assert lead.put("/secrets/PIN", json={"value": "123456"}).status_code == 204
