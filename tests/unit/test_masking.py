@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conveyor.server.masking import MASK, Masker, forms, mask, mask_file
+from conveyor.server.masking import MASK, Masker, forms, mask, mask_file, masked_chunks, scan_file
 
 SECRET = "s3cr3t/Value+x?"
 ENCODINGS = {
@@ -117,3 +117,18 @@ def test_mask_file_rewrites_only_a_log_with_a_secret(tmp_path: Path) -> None:
     before = clean.stat().st_mtime_ns
     mask_file(clean, Masker([SECRET]))
     assert clean.stat().st_mtime_ns == before and not list(tmp_path.glob("*.masking"))
+
+
+def test_scan_file_tells_text_from_binary(tmp_path: Path) -> None:
+    masker = Masker([SECRET])
+    cases = {
+        "text": (SECRET.encode() + b"\n", (True, True)),
+        "clean": ("naïve\n".encode(), (False, True)),
+        "nul": (b"\x00" + SECRET.encode(), (True, False)),
+        "latin-1": (b"\xe9" + SECRET.encode(), (True, False)),
+    }
+    for name, (content, expected) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        assert scan_file(path, masker) == expected, name
+    assert b"".join(masked_chunks(tmp_path / "text", masker)) == f"{MASK}\n".encode()

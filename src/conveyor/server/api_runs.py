@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.gitrepo import resolve
-from conveyor.server.masking import Masker
+from conveyor.server.masking import Masker, masked_chunks, scan_file
+from conveyor.server.results import ResultFile, withheld_text
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import load_spec_at
 
@@ -224,7 +225,7 @@ def list_artifacts(access: Viewer, state: State, run_id: str) -> list[dict[str, 
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
-def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> FileResponse:
+def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> Response:
     """The content of one output file (or a file inside an output directory)."""
     norm = posixpath.normpath(path)
     if path.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in path:
@@ -233,25 +234,33 @@ def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> F
     from conveyor.store.cas import ContentStore
 
     store = ContentStore(state.config.store_dir)
+    masker = Masker(state.secrets_for(access.project).values())
     for step in state.db.records.step_runs(run_id):
         for output in step.outputs:
             if output.kind == "file" and output.path == norm:
-                return _blob(store, output.digest, norm)
+                return _blob(store, output.digest, norm, masker)
             if output.kind == "tree" and norm.startswith(output.path.rstrip("/") + "/"):
                 inner = norm[len(output.path.rstrip("/")) + 1 :]
                 for entry in store.read_tree(output.digest):
                     if entry.path == inner:
-                        return _blob(store, entry.digest, norm)
+                        return _blob(store, entry.digest, norm, masker)
     raise HTTPException(404, f"run {run_id} has no output {norm!r}")
 
 
-def _blob(store: Any, digest: str, path: str) -> FileResponse:
+def _blob(store: Any, digest: str, path: str, masker: Masker) -> Response:
+    """The content, unless it holds a secret: then masked (text) or withheld (binary), as
+    in the result commit."""
     if not store.has(digest):
         raise HTTPException(410, f"the content of {path} is gone from the store (collected)")
+    source = store.path_of(digest)
+    found, text = scan_file(source, masker)
+    if found and not text:
+        item = ResultFile(path, digest, source.stat().st_size)
+        return Response(withheld_text(item), media_type="text/plain; charset=utf-8")
+    if found:
+        return StreamingResponse(masked_chunks(source, masker), media_type="text/plain")
     return FileResponse(
-        store.path_of(digest),
-        filename=posixpath.basename(path),
-        media_type="application/octet-stream",
+        source, filename=posixpath.basename(path), media_type="application/octet-stream"
     )
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import base64
 import bisect
+import codecs
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -196,17 +197,46 @@ def mask(text: str, values: Iterable[str]) -> str:
     return Masker(values).mask(text.encode()).decode("utf-8", errors="replace")
 
 
+def scan_file(path: Path, masker: Masker) -> tuple[bool, bool]:
+    """Whether the file holds a form of a secret, and whether it is text (UTF-8, no NUL):
+    text can be masked, a binary file would be corrupted by it."""
+    stream = masker.stream()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    text = True
+    with open(path, "rb") as source:
+        while chunk := source.read(_CHUNK):
+            stream.feed(chunk)
+            if text:
+                try:
+                    decoder.decode(chunk)
+                    text = b"\0" not in chunk
+                except UnicodeDecodeError:
+                    text = False
+    stream.close()
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        text = False
+    return stream.found, text
+
+
+def masked_chunks(path: Path, masker: Masker) -> Iterator[bytes]:
+    """The content of a file with every form of the secrets masked, chunk by chunk."""
+    stream = masker.stream()
+    with open(path, "rb") as source:
+        while chunk := source.read(_CHUNK):
+            yield stream.feed(chunk)
+    yield stream.close()
+
+
 def mask_file(path: Path, masker: Masker) -> None:
     """Rewrite a log file in place (atomically) with every form of the secrets masked."""
     if not masker or not path.is_file():
         return
+    if not scan_file(path, masker)[0]:
+        return
     tmp = path.with_suffix(".masking")
-    stream = masker.stream()
-    with open(path, "rb") as source, open(tmp, "wb") as target:
-        while chunk := source.read(_CHUNK):
-            target.write(stream.feed(chunk))
-        target.write(stream.close())
-    if stream.found:
-        os.replace(tmp, path)
-    else:
-        tmp.unlink()
+    with open(tmp, "wb") as target:
+        for chunk in masked_chunks(path, masker):
+            target.write(chunk)
+    os.replace(tmp, path)

@@ -18,7 +18,7 @@ from pathlib import Path
 from conveyor.errors import ProjectError
 from conveyor.metadata.records import StepRunRecord
 from conveyor.server.gitrepo import ZERO, git, resolve
-from conveyor.server.masking import Masker
+from conveyor.server.masking import Masker, scan_file
 from conveyor.store.cas import ContentStore
 
 INLINE_LIMIT = 1024 * 1024
@@ -86,25 +86,15 @@ def screen(
     if not masker:
         return replaced, withheld
     for item in files:
-        content = store.path_of(item.digest).read_bytes()
-        if not masker.contains(content):
+        found, text = scan_file(store.path_of(item.digest), masker)
+        if not found:
             continue
-        if _is_text(content):
-            replaced[item.path] = masker.mask(content)
+        if text:
+            replaced[item.path] = masker.mask(store.path_of(item.digest).read_bytes())
         else:
             replaced[item.path] = withheld_text(item).encode()
             withheld.append(item.path)
     return replaced, withheld
-
-
-def _is_text(content: bytes) -> bool:
-    if b"\0" in content:
-        return False
-    try:
-        content.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def commit_results(
