@@ -165,3 +165,33 @@ def test_a_secret_too_short_to_mask_is_refused(server: Server) -> None:
         assert "at least 6 characters" in short.json()["detail"]
         assert lead.get("/secrets").json() == []
         assert lead.put("/secrets/PIN", json={"value": "123456"}).status_code == 204
+
+
+@pytest.fixture
+def server_with_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    monkeypatch.setenv("HOST_ONLY_TOKEN", "host-only-value-1234")  # the server's, not the project's
+    srv = make_server(tmp_path, None)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_step_secrets_on_the_server_come_from_the_project_only(
+    repo: Repo,  # noqa: F811
+    server_with_env: Server,
+) -> None:
+    server = server_with_env
+    repo.pipeline(
+        'jobs:\n  a:\n    steps:\n      - run: echo "t=$TOKEN"\n'
+        "        secrets: {TOKEN: HOST_ONLY_TOKEN}\n"
+    )
+    repo.commit()
+    pushed = git(repo.path, "push", server.git_url(), "HEAD:main").stderr
+    ids = run_ids(pushed)
+    assert len(ids) == 1, pushed
+    run = server.wait_run(ids[0])
+    with server.api("viewer") as viewer:
+        logs = [viewer.get(f"/runs/{ids[0]}/logs/{s['id']}").text for s in run["steps"]]
+    assert not any("host-only-value" in log for log in logs), logs
+    assert run["status"] == "failed", run
+    assert "'HOST_ONLY_TOKEN', which is not a secret of the project" in run["error"], run
