@@ -112,6 +112,7 @@ class Worker:
                 who=queued.who,
                 trigger=queued.trigger,
                 env=secrets,
+                secrets_from_environment=False,
                 git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
                 cache_scope=_cache_scope(queued.project, secrets),
             )
