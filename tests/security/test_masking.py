@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import subprocess
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -146,6 +148,11 @@ def test_no_form_of_a_secret_reaches_a_viewer(repo: Repo, server: Server) -> Non
     note = git(repo.path, "show", "FETCH_HEAD:out/secret.bin").stdout
     assert note.startswith("conveyor-withheld v1\n"), note
     assert git(repo.path, "show", "FETCH_HEAD:out/clean.txt").stdout == "nothing to hide\n"
+    with closing(sqlite3.connect(server.data / "server.db")) as db:
+        events = db.execute(
+            "SELECT data FROM events WHERE run_id = ? AND kind = ?", (run_id, "result-withheld")
+        ).fetchall()
+    assert [json.loads(e[0]) for e in events] == [{"path": "out/secret.bin"}]
 
     # the same files through the API (what `conveyor fetch --remote` downloads)
     with server.api("viewer") as viewer:
