@@ -10,7 +10,16 @@ from urllib.parse import quote, quote_plus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conveyor.server.masking import MASK, Masker, forms, mask, mask_file, masked_chunks, scan_file
+from conveyor.server.masking import (
+    MASK,
+    MAX_HELD,
+    Masker,
+    forms,
+    mask,
+    mask_file,
+    masked_chunks,
+    scan_file,
+)
 
 SECRET = "s3cr3t/Value+x?"
 ENCODINGS = {
@@ -91,6 +100,8 @@ def test_a_secret_split_between_two_chunks_is_held_back_then_masked() -> None:
     assert stream.feed(b"no secret\n") == b"no secret\n"
     assert stream.feed(b"ends with s3") == b"ends with "
     assert stream.close() == b"s3"
+    blank = b"\n" * MAX_HELD
+    assert stream.feed(b"s3" + blank) == b"s3" + blank, "held back: a bounded tail only"
 
 
 def test_forms_shorter_than_four_characters_are_not_masked() -> None:

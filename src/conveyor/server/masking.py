@@ -29,6 +29,8 @@ MIN_SECRET = 6
 """Shorter values cannot be masked without hiding ordinary text: the API refuses them."""
 MIN_FORM = 4
 """Encoded forms shorter than this are not masked (noise); the value itself from 3 bytes."""
+MAX_HELD = 64 * 1024
+"""The most a stream holds back (a secret's start followed by that many line breaks)."""
 _MASK = MASK.encode()
 _TEXT = re.compile(rb"[^\r\n]+")
 _RUN = re.compile(rb"\x01+")
@@ -128,7 +130,8 @@ class Masker:
                 while size:  # back over ``size`` characters that are not line breaks
                     position -= 1
                     size -= data[position] not in _BREAKS
-                return position
+                # a tail padded with endless blank lines is let go (memory stays bounded)
+                return position if len(data) - position <= MAX_HELD else len(data)
         return len(data)
 
 
