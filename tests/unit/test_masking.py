@@ -143,3 +143,16 @@ def test_scan_file_tells_text_from_binary(tmp_path: Path) -> None:
         path.write_bytes(content)
         assert scan_file(path, masker) == expected, name
     assert b"".join(masked_chunks(tmp_path / "text", masker)) == f"{MASK}\n".encode()
+
+
+def test_a_multi_line_secret_such_as_a_pem_key() -> None:
+    body = base64.encodebytes(bytes(range(256)) * 8).decode()  # 2 KiB, 64-column lines
+    pem = f"-----BEGIN PRIVATE KEY-----\n{body}-----END PRIVATE KEY-----\n"
+    masker = Masker([pem])
+    data = b"loading key\n" + pem.encode() + b"loaded\n"
+    masked = masker.mask(data)
+    assert masked.startswith(b"loading key\n***\n***\n") and masked.endswith(b"***\nloaded\n")
+    assert body.encode()[:64] not in masked
+    stream = masker.stream()
+    pieces = [stream.feed(data[i : i + 100]) for i in range(0, len(data), 100)]
+    assert b"".join(pieces) + stream.close() == masked

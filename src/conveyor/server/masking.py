@@ -32,6 +32,7 @@ MIN_FORM = 4
 MAX_HELD = 64 * 1024
 """The most a stream holds back (a secret's start followed by that many line breaks)."""
 _MASK = MASK.encode()
+_KEY = 4
 _TEXT = re.compile(rb"[^\r\n]+")
 _RUN = re.compile(rb"\x01+")
 _BREAKS = b"\r\n"
@@ -94,8 +95,7 @@ class Masker:
         self._caseless = _alternation(caseless)
         self._exact = _alternation(exact)
         self.longest = max(map(len, caseless | exact), default=0)
-        self._caseless_prefixes = {f[:k] for f in caseless for k in range(1, len(f))}
-        self._exact_prefixes = {f[:k] for f in exact for k in range(1, len(f))}
+        self._starts = (_Starts(caseless), _Starts(exact))
 
     def __bool__(self) -> bool:
         return self.longest > 0
@@ -124,15 +124,45 @@ class Masker:
                 spans += [(m.start(), m.start() + len(m[1])) for m in patterns[1].finditer(text)]
         if spans:
             _mark_spans(data, spans, marks)
-        for size in range(min(self.longest - 1, len(joined)), 0, -1):
-            if lowered[-size:] in self._caseless_prefixes or joined[-size:] in self._exact_prefixes:
-                position = len(data)
-                while size:  # back over ``size`` characters that are not line breaks
-                    position -= 1
-                    size -= data[position] not in _BREAKS
-                # a tail padded with endless blank lines is let go (memory stays bounded)
-                return position if len(data) - position <= MAX_HELD else len(data)
+        window = self.longest - 1
+        size = max(self._starts[0].held(lowered, window), self._starts[1].held(joined, window))
+        if size:
+            position = len(data)
+            while size:  # back over ``size`` characters that are not line breaks
+                position -= 1
+                size -= data[position] not in _BREAKS
+            # a tail padded with endless blank lines is let go (memory stays bounded)
+            return position if len(data) - position <= MAX_HELD else len(data)
         return len(data)
+
+
+class _Starts:
+    """Finds the end of a text that may be the start of a form: forms by their first
+    ``_KEY`` bytes, and the shorter starts as they are (linear in the forms' length:
+    a PEM key's forms are kilobytes long)."""
+
+    def __init__(self, forms: Iterable[bytes]) -> None:
+        self.by_key: dict[bytes, list[bytes]] = {}
+        self.short: set[bytes] = set()
+        for form in forms:
+            self.by_key.setdefault(form[:_KEY], []).append(form)
+            self.short.update(form[:size] for size in range(1, min(_KEY, len(form))))
+        keys = [re.escape(k) for k in self.by_key if len(k) == _KEY]
+        self.keys = re.compile(b"(?=(" + b"|".join(keys) + b"))") if keys else None
+
+    def held(self, text: bytes, window: int) -> int:
+        """The length of the longest end of ``text``, under ``window`` bytes, that is a
+        proper start of a form (0: none)."""
+        end = len(text)
+        if self.keys is not None:
+            for match in self.keys.finditer(text, max(0, end - window)):
+                size = end - match.start()
+                if any(len(f) > size and text.endswith(f[:size]) for f in self.by_key[match[1]]):
+                    return size
+        for size in range(min(_KEY - 1, window, end), 0, -1):
+            if text[end - size :] in self.short:
+                return size
+        return 0
 
 
 def _mark_spans(data: bytes, spans: list[tuple[int, int]], marks: bytearray) -> None:
