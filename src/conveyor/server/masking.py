@@ -1,5 +1,5 @@
 """Secret values never reach a viewer: each common encoding of a secret is replaced by
-``***`` in logs (stored and streamed) and in the result files committed to git.
+``***`` in logs (stored and streamed) and in output files committed to git or downloaded.
 
 The forms: the value itself in any ASCII case mix (and its Unicode upper and lower case),
 hex, URL-encoded (``quote`` with and without ``/`` kept, ``quote_plus``), JSON-escaped,
