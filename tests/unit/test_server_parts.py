@@ -12,7 +12,7 @@ pytest.importorskip("fastapi")
 from conveyor.server.auth import token_of
 from conveyor.server.db.accounts import role_at_least, token_digest
 from conveyor.server.keyring import Keyring
-from conveyor.server.masking import MASK, mask, mask_file
+from conveyor.server.masking import MASK, Masker, mask, mask_file
 from conveyor.server.results import ResultFile, _safe, pointer_text
 from conveyor.server.triggers import parse_updates, wanted
 from conveyor.spec.load import parse_pipeline
@@ -84,7 +84,7 @@ def test_masking_longest_secret_first(tmp_path: Path) -> None:
     assert mask("ab", ["ab"]) == "ab", "values shorter than 3 characters are not masked"
     log = tmp_path / "x.log"
     log.write_text("token=s3cret\n")
-    mask_file(log, ["s3cret"])
+    mask_file(log, Masker(["s3cret"]))
     assert log.read_text() == f"token={MASK}\n"
 
 

@@ -48,6 +48,9 @@ class RunRequest:
     """Extra environment for every step, kept out of fingerprints (secrets)."""
     git: GitState | None = None
     """The checkout's state when the caller made it (a server's fresh worktree)."""
+    secrets_from_environment: bool = True
+    """Whether a step's ``secrets`` come from this process's environment (a local run);
+    a server sets False: only ``env`` (its project's secrets), never its own variables."""
     cache_scope: str = ""
     """Mixed into every fingerprint: runs share cache entries only within one scope
     (a server gives each project its own, and changes it when its secrets change)."""
@@ -82,7 +85,10 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
         if hooks.on_warning is not None:
             hooks.on_warning(warning)
     # a server passes its project's secrets in request.env; a local run has the caller's
-    secret_values = resolve_secrets(plan, {**os.environ, **request.env})
+    if request.secrets_from_environment:
+        secret_values = resolve_secrets(plan, {**os.environ, **request.env})
+    else:
+        secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
     executor_name = request.executor or project.settings.executor
     executors = _load_executors(project, plan, executor_name)
@@ -160,16 +166,24 @@ def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntim
     return find_runtime(settings.runtime, network=settings.network)
 
 
-def resolve_secrets(plan: ExecutionPlan, environ: Mapping[str, str]) -> dict[str, str]:
-    """Secret values for a local run: each from the environment variable of its name."""
+def resolve_secrets(
+    plan: ExecutionPlan, environ: Mapping[str, str], local: bool = True
+) -> dict[str, str]:
+    """Secret values: each from the environment variable of its name (a local run) or the
+    project's secret of that name (a server)."""
     values: dict[str, str] = {}
     for step in plan.steps:
         for variable, secret in step.secrets:
             if secret not in environ:
+                where = (
+                    "set; for a local run, secrets come from the environment variable of "
+                    f"the same name (export {secret}=...)"
+                    if local
+                    else f"a secret of the project; a lead sets it (PUT .../secrets/{secret})"
+                )
                 raise UsageError(
                     f"step {step.id} sets {variable} from the secret {secret!r}, which is not "
-                    f"set; for a local run, secrets come from the environment variable of "
-                    f"the same name (export {secret}=...)"
+                    + where
                 )
             values[secret] = environ[secret]
     return values

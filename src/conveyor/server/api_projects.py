@@ -13,7 +13,9 @@ from conveyor.errors import UsageError
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
 from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
+from conveyor.server.db.vault import check_name
 from conveyor.server.gitrepo import init_bare
+from conveyor.server.masking import MIN_SECRET
 from conveyor.server.state import ServerState
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
@@ -199,6 +201,13 @@ def list_secrets(access: Lead, state: State) -> list[str]:
 @router.put("/projects/{project}/secrets/{name}", status_code=204)
 def put_secret(access: Lead, state: State, name: str, body: SecretPut) -> None:
     """Store a secret (encrypted); steps see it as an environment variable."""
+    check_name(name)
+    if len(body.value) < MIN_SECRET:  # masking it would hide ordinary words and numbers
+        raise HTTPException(
+            400,
+            f"a secret must have at least {MIN_SECRET} characters: shorter values cannot "
+            "be masked in logs",
+        )
     state.vault.put(access.project, name, state.keyring.encrypt(body.value))
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import posixpath
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from conveyor.errors import UsageError
@@ -18,7 +19,8 @@ from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.gitrepo import check_revision, resolve
-from conveyor.server.masking import mask
+from conveyor.server.masking import Masker, masked_chunks, scan_file
+from conveyor.server.results import ResultFile, withheld_text
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import load_spec_at
 
@@ -27,6 +29,7 @@ _PREFIX = re.compile(r"^[0-9a-f]{4,40}$")
 Viewer = Annotated[Access, Depends(viewer)]
 Member = Annotated[Access, Depends(member)]
 State = Annotated[ServerState, Depends(server_state)]
+LOG_CHUNK = 1024 * 1024
 
 
 class RunCreate(BaseModel):
@@ -162,7 +165,7 @@ async def step_log(
 ) -> StreamingResponse:
     """A step's output (secrets masked); while the step runs, the stream follows it."""
     run = await asyncio.to_thread(get_run, state, access.project, run_id)
-    values = list((await asyncio.to_thread(state.secrets_for, access.project)).values())
+    masker = Masker((await asyncio.to_thread(state.secrets_for, access.project)).values())
 
     def find() -> tuple[Path | None, bool]:
         for step in state.db.records.step_runs(run.id):
@@ -177,31 +180,35 @@ async def step_log(
         raise HTTPException(404, f"run {run_id} has no log for step {step_id!r}")
 
     async def stream() -> AsyncIterator[bytes]:
-        position, pending, done = 0, b"", finished
-        current = path
-        while True:
-            if current is None or not current.exists():
-                current, done = await asyncio.to_thread(find)
-            if current is not None and current.exists():
-                with open(current, "rb") as handle:
-                    handle.seek(position)
-                    chunk = handle.read()
-                    position = handle.tell()
-                complete, _, pending = (pending + chunk).rpartition(b"\n")
-                if complete:  # whole lines only: no secret or character is cut in two
-                    yield _masked(complete + b"\n", values)
-            if done or not follow:
-                if pending:
-                    yield _masked(pending, values)
-                return
-            await asyncio.sleep(0.2)
-            _, done = await asyncio.to_thread(find)
+        # masked as it is read: the tail that may be the start of a secret waits for more;
+        # the file stays open, so the worker's masked rewrite at the run's end cannot move
+        # the ground under the position reached
+        masking = masker.stream()
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        current, done = path, finished
+        handle: BinaryIO | None = None
+        try:
+            while True:
+                if handle is None and (current is None or not current.exists()):
+                    current, done = await asyncio.to_thread(find)
+                if handle is None and current is not None and current.exists():
+                    handle = await asyncio.to_thread(open, current, "rb")
+                chunk = await asyncio.to_thread(handle.read, LOG_CHUNK) if handle else b""
+                if out := text.decode(await asyncio.to_thread(masking.feed, chunk)):
+                    yield out.encode()
+                if len(chunk) == LOG_CHUNK:
+                    continue
+                if done or not follow:
+                    if out := text.decode(masking.close(), final=True):
+                        yield out.encode()
+                    return
+                await asyncio.sleep(0.2)
+                _, done = await asyncio.to_thread(find)
+        finally:
+            if handle is not None:
+                handle.close()
 
     return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
-
-
-def _masked(data: bytes, values: list[str]) -> bytes:
-    return mask(data.decode("utf-8", errors="replace"), values).encode()
 
 
 @router.get("/runs/{run_id}/artifacts")
@@ -237,7 +244,7 @@ def list_artifacts(access: Viewer, state: State, run_id: str) -> list[dict[str, 
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}")
-def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> FileResponse:
+def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> Response:
     """The content of one output file (or a file inside an output directory)."""
     norm = posixpath.normpath(path)
     if path.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in path:
@@ -246,25 +253,33 @@ def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> F
     from conveyor.store.cas import ContentStore
 
     store = ContentStore(state.config.store_dir)
+    masker = Masker(state.secrets_for(access.project).values())
     for step in state.db.records.step_runs(run_id):
         for output in step.outputs:
             if output.kind == "file" and output.path == norm:
-                return _blob(store, output.digest, norm)
+                return _blob(store, output.digest, norm, masker)
             if output.kind == "tree" and norm.startswith(output.path.rstrip("/") + "/"):
                 inner = norm[len(output.path.rstrip("/")) + 1 :]
                 for entry in store.read_tree(output.digest):
                     if entry.path == inner:
-                        return _blob(store, entry.digest, norm)
+                        return _blob(store, entry.digest, norm, masker)
     raise HTTPException(404, f"run {run_id} has no output {norm!r}")
 
 
-def _blob(store: Any, digest: str, path: str) -> FileResponse:
+def _blob(store: Any, digest: str, path: str, masker: Masker) -> Response:
+    """The content, unless it holds a secret: then masked (text) or withheld (binary), as
+    in the result commit."""
     if not store.has(digest):
         raise HTTPException(410, f"the content of {path} is gone from the store (collected)")
+    source = store.path_of(digest)
+    found, text = scan_file(source, masker)
+    if found and not text:
+        item = ResultFile(path, digest, source.stat().st_size)
+        return Response(withheld_text(item), media_type="text/plain; charset=utf-8")
+    if found:
+        return StreamingResponse(masked_chunks(source, masker), media_type="text/plain")
     return FileResponse(
-        store.path_of(digest),
-        filename=posixpath.basename(path),
-        media_type="application/octet-stream",
+        source, filename=posixpath.basename(path), media_type="application/octet-stream"
     )
 
 

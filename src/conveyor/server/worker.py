@@ -29,7 +29,7 @@ from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.queue import HEARTBEAT, QueuedRun
 from conveyor.server.gitrepo import add_worktree, remove_worktree
-from conveyor.server.masking import mask_file
+from conveyor.server.masking import Masker, mask_file
 from conveyor.server.results import commit_results, result_files
 from conveyor.store.cas import ContentStore
 from conveyor.vcs.git import GitState
@@ -112,6 +112,7 @@ class Worker:
                 who=queued.who,
                 trigger=queued.trigger,
                 env=secrets,
+                secrets_from_environment=False,
                 git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
                 cache_scope=_cache_scope(queued.project, secrets),
             )
@@ -122,9 +123,10 @@ class Worker:
             finally:
                 project.digests.close()
             steps = self.db.records.step_runs(queued.id)
+            masker = Masker(secrets.values())
             for step in steps:
                 if step.log_path:
-                    mask_file(Path(step.log_path), secrets.values())
+                    mask_file(Path(step.log_path), masker)
             store = ContentStore(self.config.store_dir)
             files = result_files(store, steps)
             branch = (
@@ -133,7 +135,10 @@ class Worker:
                 else None
             )
             message = f"conveyor results of run {queued.id} ({record.status})\n"
-            result = commit_results(repo, store, queued.id, queued.commit, files, message, branch)
+            result, withheld = commit_results(
+                repo, store, queued.id, queued.commit, files, message, branch, masker
+            )
+            _warn_withheld(self.db, queued.id, withheld)
             return str(record.status), record.error or _why(steps), result
         finally:
             remove_worktree(repo, workdir)
@@ -169,6 +174,18 @@ class Worker:
             runner = self.active.get(run_id)
             if runner is not None:
                 runner.request_cancel()
+
+
+def _warn_withheld(db: ServerDatabase, run_id: str, paths: list[str]) -> None:
+    """A binary output that holds a secret stays out of git: the run's events say which."""
+    if not paths:
+        return
+    batch = WriteBatch()
+    for path in paths:
+        log.warning("run %s: %s holds a secret; kept out of the result commit", run_id, path)
+        event = EventRecord(run_id, "result-withheld", time.time(), data={"path": path})
+        batch.events.append(event)
+    db.records.write(batch)
 
 
 def _why(steps: list[StepRunRecord]) -> str | None:
@@ -235,10 +252,10 @@ def remove_workspaces(
         run = db.queue.get(run_id)
         if run is None:
             continue
-        values = secrets_for(run.project).values()
+        masker = Masker(secrets_for(run.project).values())
         for step in db.records.step_runs(run_id):
             if step.log_path:
-                mask_file(Path(step.log_path), values)
+                mask_file(Path(step.log_path), masker)
         workdir = config.project_dir(run.project) / "work" / run_id
         if workdir.exists():
             remove_worktree(config.repo_dir(run.project), workdir)

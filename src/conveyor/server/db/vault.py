@@ -13,16 +13,20 @@ from conveyor.server.db import tables as t
 SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
+def check_name(name: str) -> None:
+    if not SECRET_NAME.match(name) or name.startswith("CONVEYOR_"):
+        raise UsageError(
+            f"{name!r} is not a valid secret name: use an environment variable name "
+            "(letters, digits, '_') that does not start with CONVEYOR_"
+        )
+
+
 class Vault:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
     def put(self, project: str, name: str, encrypted: bytes) -> None:
-        if not SECRET_NAME.match(name) or name.startswith("CONVEYOR_"):
-            raise UsageError(
-                f"{name!r} is not a valid secret name: use an environment variable name "
-                "(letters, digits, '_') that does not start with CONVEYOR_"
-            )
+        check_name(name)
         key = (t.secrets.c.project == project) & (t.secrets.c.name == name)
         with self.engine.begin() as conn:
             conn.execute(t.secrets.delete().where(key))
