@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from conveyor import __version__
 from conveyor.errors import ConveyorError, NotFoundError, UsageError
+from conveyor.server.limits import BodyLimit
 from conveyor.server.state import ServerState
 from conveyor.server.worker import Worker
 
@@ -51,6 +52,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = state
+    app.add_middleware(BodyLimit, config=state.config)
     app.include_router(api_runs.router)
     app.include_router(api_projects.router)
     app.include_router(webhooks.router)

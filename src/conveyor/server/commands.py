@@ -78,7 +78,36 @@ _data_option = click.option(
 @click.option("--executor", default="local", show_default=True, help="The default executor.")
 @click.option("--public-url", metavar="URL", help="How users reach the server (printed URLs).")
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
-@click.option("--max-body", default=512 * 1024 * 1024, hidden=True, type=click.IntRange(min=1))
+@click.option(
+    "--max-push-body",
+    "--max-body",
+    "max_push_body",
+    default=1024**3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The largest git request body (a push), in bytes.",
+)
+@click.option(
+    "--max-webhook-body",
+    default=25 * 1024**2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The largest webhook body, in bytes.",
+)
+@click.option(
+    "--max-api-body",
+    default=1024**2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The largest body of any other request, in bytes.",
+)
+@click.option(
+    "--replay-window",
+    default=7 * 24 * 3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a webhook delivery is remembered (a repeat within them is refused).",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -90,7 +119,10 @@ def server(
     executor: str,
     public_url: str | None,
     stale_after: float,
-    max_body: int,
+    max_push_body: int,
+    max_webhook_body: int,
+    max_api_body: int,
+    replay_window: float,
 ) -> None:
     """Start the team server: git remotes per project, a run queue, workers, a REST API.
 
@@ -115,7 +147,10 @@ def server(
         workers=workers,
         public_url=public_url,
         stale_after=stale_after,
-        max_body=max_body,
+        max_push_body=max_push_body,
+        max_webhook_body=max_webhook_body,
+        max_api_body=max_api_body,
+        replay_window=replay_window,
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"])

@@ -1,7 +1,9 @@
 """Git smart HTTP per project: ``git http-backend`` behind the server.
 
-Request bodies are read whole (uvicorn has already undone chunked transfer encoding)
-up to the configured limit, so http-backend always gets a ``CONTENT_LENGTH``. Fetching
+A request body is counted while it streams (uvicorn has already undone chunked transfer
+encoding) and spooled: in memory up to a few MiB, then to a file in the data directory,
+up to the configured push limit (413 beyond it), so a push never sits whole on the heap
+and http-backend always gets a ``CONTENT_LENGTH``. Fetching
 needs the viewer role, pushing the member role; the password of HTTP basic auth is an
 API token. The post-receive hook calls back ``/internal/post-receive``.
 """
@@ -11,16 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.server.auth import authorize, server
+from conveyor.server.limits import BodyTooLarge
 from conveyor.server.triggers import parse_updates, queue_updates
 
 router = APIRouter(include_in_schema=False)
+IN_MEMORY = 4 * 1024 * 1024  # a body larger than this is spooled to disk
 
 
 @router.api_route("/git/{project}/{path:path}", methods=["GET", "POST"])
@@ -30,7 +37,7 @@ async def git_http(request: Request, project: str, path: str) -> Response:
     pushing = "git-receive-pack" in (path, request.query_params.get("service"))
     needed = "member" if pushing else "viewer"
     user = (await run_in_threadpool(authorize, request, name, needed, "Basic")).user
-    body = await _read_body(request, state.config.max_body)
+    body, size = await _spool_body(request, state.config.max_push_body, state.config.data)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(state.config.data),
@@ -40,7 +47,7 @@ async def git_http(request: Request, project: str, path: str) -> Response:
         "REQUEST_METHOD": request.method,
         "QUERY_STRING": request.url.query,
         "CONTENT_TYPE": request.headers.get("content-type", ""),
-        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_LENGTH": str(size),
         "REMOTE_USER": user.name,
         "REMOTE_ADDR": request.client.host if request.client else "",
         "CONVEYOR_HOOK_URL": state.config.hook_url,
@@ -56,22 +63,29 @@ async def git_http(request: Request, project: str, path: str) -> Response:
     return await _backend(env, body)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _spool_body(request: Request, limit: int, data: Path) -> tuple[IO[bytes], int]:
+    """The body, counted against ``limit`` as it arrives, in a spooled temporary file."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"the request is larger than the server's limit ({limit} bytes)")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(
-                413, f"the request is larger than the server's limit ({limit} bytes)"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise BodyTooLarge(limit)
+    (data / "tmp").mkdir(parents=True, exist_ok=True)
+    # the spool outlives this function: the feeder of http-backend closes it
+    spool = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY, dir=str(data / "tmp"))  # noqa: SIM115
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, size
 
 
-async def _backend(env: dict[str, str], body: bytes) -> Response:
+async def _backend(env: dict[str, str], body: IO[bytes]) -> Response:
     proc = await asyncio.create_subprocess_exec(
         "git",
         "http-backend",
@@ -86,12 +100,13 @@ async def _backend(env: dict[str, str], body: bytes) -> Response:
         """Hand the body over; http-backend may exit without reading it (a GET)."""
         assert proc.stdin is not None
         try:
-            if body:
-                proc.stdin.write(body)
+            while chunk := body.read(65536):
+                proc.stdin.write(chunk)
                 await proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             pass  # uvloop raises RuntimeError for a pipe the child already closed
         finally:
+            body.close()
             with contextlib.suppress(RuntimeError, OSError):
                 proc.stdin.close()
 
