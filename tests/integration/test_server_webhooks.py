@@ -71,7 +71,7 @@ def test_bad_signatures_and_tokens_are_refused_and_logged(server: Server, repo: 
     )
     assert wrong.status_code == 401
     unknown = httpx.post(f"{server.url}/hooks/github/nope", content=body)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401, "an unknown project answers like a wrong signature"
     with server.api() as api:
         assert api.get("/runs").json() == [], "nothing may be queued"
     server.stop()

@@ -10,6 +10,7 @@ from typing import Any
 
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
+from conveyor.server.db.deliveries import Deliveries
 from conveyor.server.db.vault import Vault
 from conveyor.server.keyring import Keyring
 
@@ -51,6 +52,10 @@ class ServerState:
     @property
     def vault(self) -> Vault:
         return Vault(self.db.engine)
+
+    @property
+    def deliveries(self) -> Deliveries:
+        return Deliveries(self.db.engine)
 
     def secrets_for(self, project: str) -> dict[str, str]:
         """The project's secrets, decrypted, for the environment of its steps."""
