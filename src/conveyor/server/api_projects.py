@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
 from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
@@ -183,6 +184,12 @@ def list_secrets(access: Lead, state: State) -> list[str]:
 @router.put("/projects/{project}/secrets/{name}", status_code=204)
 def put_secret(access: Lead, state: State, name: str, body: SecretPut) -> None:
     """Store a secret (encrypted); steps see it as an environment variable."""
+    if changes_execution(name) and not name.startswith("CONVEYOR_"):
+        raise HTTPException(
+            422,
+            f"{name} changes how steps run ({EXAMPLES}), so it cannot be a secret's name; "
+            "see docs/server.md",
+        )
     state.vault.put(access.project, name, state.keyring.encrypt(body.value))
 
 

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.domain.envnames import changes_execution
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.deliveries import Deliveries
@@ -58,5 +59,10 @@ class ServerState:
         return Deliveries(self.db.engine)
 
     def secrets_for(self, project: str) -> dict[str, str]:
-        """The project's secrets, decrypted, for the environment of its steps."""
-        return {k: self.keyring.decrypt(v) for k, v in self.vault.encrypted(project).items()}
+        """The project's secrets, decrypted, for the environment of its steps (never one
+        whose name changes how steps run: stored before such names were refused)."""
+        return {
+            k: self.keyring.decrypt(v)
+            for k, v in self.vault.encrypted(project).items()
+            if not changes_execution(k)
+        }
