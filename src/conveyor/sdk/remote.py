@@ -80,7 +80,9 @@ class RemoteClient:
         return run
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        runs: list[dict[str, Any]] = self._request("GET", f"/runs?limit={limit}")
+        """The newest ``limit`` runs (the first page; a server before pages sent a list)."""
+        page = self._request("GET", f"/runs?limit={limit}")
+        runs: list[dict[str, Any]] = page["runs"] if isinstance(page, dict) else page
         return runs
 
     def stream_log(self, run_id: str, step_id: str) -> Iterator[str]:

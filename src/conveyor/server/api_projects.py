@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from conveyor.domain.envnames import EXAMPLES, changes_execution
+from conveyor.metadata.records import iso
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
 from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
@@ -203,7 +204,11 @@ def delete_secret(access: Lead, state: State, name: str) -> None:
 def list_schedules(access: Viewer, state: State) -> list[dict[str, Any]]:
     query = sa.select(t.schedules).where(t.schedules.c.project == access.project)
     with state.db.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [_schedule_json(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "next_at": iso(row["next_at"]), "created_at": iso(row["created_at"])}
 
 
 @router.post("/projects/{project}/schedules", status_code=201)
@@ -224,7 +229,7 @@ def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[st
     }
     with state.db.engine.begin() as conn:
         key = conn.execute(t.schedules.insert().values(values)).inserted_primary_key
-    return {"id": key[0] if key else None, **values}
+    return _schedule_json({"id": key[0] if key else None, **values})
 
 
 @router.delete("/projects/{project}/schedules/{schedule_id}", status_code=204)

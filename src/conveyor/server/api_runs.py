@@ -6,7 +6,7 @@ import asyncio
 import posixpath
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, StreamingResponse
@@ -40,11 +40,36 @@ def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
 
 def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
     data = run.to_json()
+    data["error"] = _public(state, data["error"])
     if steps:
         record = state.db.records.get_run(run.id)
         data["executor"] = record.executor if record else None
-        data["steps"] = [s.to_json() for s in state.db.records.step_runs(run.id)]
+        data["steps"] = steps_json(state, run)
     return data
+
+
+def steps_json(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
+    """The run's step runs in the order they ran (never started ones last), each with
+    the API path of its log instead of where the server keeps it."""
+    records = state.db.records.step_runs(run.id)
+    never = float("inf")
+    records.sort(key=lambda s: s.started_at or s.ended_at or never)
+    steps = []
+    for record in records:
+        data = record.to_json()
+        data["error"] = _public(state, data["error"])
+        logs = f"/api/v1/projects/{run.project}/runs/{run.id}/logs/{record.step_id}"
+        data["log"] = logs if record.log_path else None
+        steps.append(data)
+    return steps
+
+
+def _public(state: ServerState, text: str | None) -> str | None:
+    """A message without the server's data directory in it (paths stay relative)."""
+    return text.replace(f"{state.config.data}/", "") if text else text
+
+
+RunStatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
 @router.get("/runs")
@@ -52,11 +77,22 @@ def list_runs(
     access: Viewer,
     state: State,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    status: str | None = None,
-) -> list[dict[str, Any]]:
-    """Runs of the project, newest first."""
-    runs = state.db.queue.for_project(access.project, limit, status)
-    return [r.to_json() for r in runs]
+    status: RunStatusFilter | None = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+) -> dict[str, Any]:
+    """Runs of the project, newest first, a page at a time: ``runs``, ``total`` (runs
+    matching the filter) and ``next_cursor`` (null on the last page)."""
+    page = state.db.queue.page(access.project, limit, status, cursor)
+    if page is None:
+        raise HTTPException(
+            422, f"{cursor!r} is not a cursor of this list: pass the next_cursor of a page"
+        )
+    runs, total, after = page
+    return {
+        "runs": [run_json(state, r, steps=False) for r in runs],
+        "total": total,
+        "next_cursor": after,
+    }
 
 
 @router.post("/runs", status_code=201)
@@ -112,7 +148,11 @@ def cancel_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
     run = get_run(state, access.project, run_id)
     if run.who != access.user.name and not role_at_least(access.role, "lead"):
         raise HTTPException(403, "members cancel only their own runs; ask a lead")
+    if run.status not in ("queued", "running"):
+        raise HTTPException(409, f"run {run_id} already {run.status}: there is nothing to cancel")
     status = state.db.queue.request_cancel(run_id)
+    if status not in ("cancelled", "running"):  # it ended between the two reads
+        raise HTTPException(409, f"run {run_id} already {status}: there is nothing to cancel")
     return {"id": run_id, "status": status, "cancel_requested": status == "running"}
 
 
@@ -133,8 +173,7 @@ def resume_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
 @router.get("/runs/{run_id}/steps")
 def list_steps(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
     """The step runs of a run."""
-    get_run(state, access.project, run_id)
-    return [s.to_json() for s in state.db.records.step_runs(run_id)]
+    return steps_json(state, get_run(state, access.project, run_id))
 
 
 @router.get("/runs/{run_id}/logs/{step_id}")
