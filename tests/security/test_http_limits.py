@@ -243,3 +243,30 @@ def test_an_unknown_project_answers_like_a_wrong_signature(server: Server) -> No
     known = httpx.post(f"{server.url}/hooks/gitlab/demo", content=body, headers=token)
     unknown = httpx.post(f"{server.url}/hooks/gitlab/nope", content=body, headers=token)
     assert (known.status_code, known.json()) == (unknown.status_code, unknown.json())
+
+
+def test_deliveries_are_remembered_for_the_window_only(tmp_path: Path) -> None:
+    """The delivery table on a real SQLite database: a repeat within the window is
+    reported, rows beyond the window are pruned (so the table cannot grow forever)."""
+    import sqlalchemy as sa
+
+    from conveyor.server.db import tables as t
+    from conveyor.server.db.database import open_database
+    from conveyor.server.db.deliveries import Deliveries
+
+    db = open_database(f"sqlite:///{tmp_path / 'server.db'}")
+    try:
+        deliveries = Deliveries(db.engine)
+        assert deliveries.remember("demo", ["id:a", "sha256:1"], window=3600) is None
+        assert deliveries.remember("demo", ["id:b", "sha256:1"], window=3600) == "sha256:1"
+        assert deliveries.remember("other", ["id:a"], window=3600) is None, "per project"
+        with db.engine.begin() as conn:  # age the first delivery by two hours
+            conn.execute(
+                t.deliveries.update().values(received_at=t.deliveries.c.received_at - 7200)
+            )
+        assert deliveries.remember("demo", ["id:a", "sha256:1"], window=3600) is None
+        with db.engine.connect() as conn:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(t.deliveries)).scalar()
+        assert rows == 2, "the aged rows were pruned, the new ones kept"
+    finally:
+        db.close()

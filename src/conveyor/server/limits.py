@@ -22,7 +22,7 @@ def body_cap(config: ServerConfig, path: str) -> int:
     """The largest body accepted on ``path``."""
     if path.startswith("/git/"):
         return config.max_push_body
-    if path.startswith("/hooks/"):
+    if path.startswith(("/hooks/", "/internal/")):  # /internal/: a push's ref updates
         return config.max_webhook_body
     return config.max_api_body
 
