@@ -33,7 +33,8 @@ jobs:
         run: echo a > out.txt
         outputs: [out.txt]
       - id: mid
-        run: echo m
+        run: echo m && mkdir -p many && for i in 1 2 3 4 5; do echo $i > many/$i.txt; done
+        outputs: [many]
 """
 EXECUTION_NAMES = (
     "PATH",
@@ -146,6 +147,25 @@ def test_the_runs_list_pages_with_a_cursor_and_a_total(server: Server, finished:
         server.wait_run(run_id)
 
 
+def test_the_artifacts_list_pages_with_a_cursor_and_a_total(server: Server, finished: str) -> None:
+    with server.api("viewer") as viewer:
+        everything = viewer.get(f"/runs/{finished}/artifacts").json()
+        assert everything["total"] == 6 and everything["next_cursor"] is None
+        seen: list[str] = []
+        params: dict[str, Any] = {"limit": 4}
+        while True:
+            page = viewer.get(f"/runs/{finished}/artifacts", params=params).json()
+            assert page["total"] == 6 and len(page["files"]) <= 4
+            seen += [f["path"] for f in page["files"]]
+            if page["next_cursor"] is None:
+                break
+            params["cursor"] = page["next_cursor"]
+        bad = viewer.get(f"/runs/{finished}/artifacts", params={"cursor": "bm9wZQ=="})
+        assert bad.status_code == 422, bad.text
+    assert seen == [f["path"] for f in everything["files"]]
+    assert seen[0] == "out.txt" and sorted(seen[1:]) == [f"many/{i}.txt" for i in range(1, 6)]
+
+
 def test_the_runs_list_refuses_unknown_filters(server: Server) -> None:
     with server.api("viewer") as viewer:
         bad = viewer.get("/runs", params={"status": "sucess"})
@@ -200,6 +220,8 @@ def test_no_response_carries_a_server_path(server: Server, finished: str) -> Non
     with server.api("lead") as lead:
         texts = [
             lead.get("").text,
+            lead.get("/pipeline").text,
+            lead.get("/members").text,
             lead.get("/runs").text,
             lead.get(f"/runs/{finished}").text,
             lead.get(f"/runs/{finished}/steps").text,
@@ -212,7 +234,8 @@ def test_no_response_carries_a_server_path(server: Server, finished: str) -> Non
         assert data not in text and str(Path(data).parent) not in text, text
     assert all(s["log"].startswith("/api/v1/") for s in steps), steps
     with server.api("viewer") as viewer:  # the log link works
-        assert viewer.get(steps[0]["log"].removeprefix("/api/v1/projects/demo")).text == "z\n"
+        log = viewer.get(steps[0]["log"].removeprefix("/api/v1/projects/demo"))
+        assert log.text == "z\n"
 
 
 # -- cancel -----------------------------------------------------------------------------

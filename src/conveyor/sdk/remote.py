@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,11 +121,24 @@ class RemoteClient:
                 return
             time.sleep(interval)
 
+    def _artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every output file of a run, page after page (a server before pages sent a list)."""
+        files: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            page = self._request("GET", f"/runs/{run_id}/artifacts?limit=5000{cursor}")
+            if not isinstance(page, dict):
+                return list(page)
+            files += page["files"]
+            if page.get("next_cursor") is None:
+                return files
+            cursor = "&cursor=" + urllib.parse.quote(str(page["next_cursor"]), safe="")
+
     def download(
         self, run_id: str, destination: Path, on_file: Callable[[str], None] | None = None
     ) -> int:
         """Write every output file of a run under ``destination``; returns the count."""
-        files = self._request("GET", f"/runs/{run_id}/artifacts")
+        files = self._artifacts(run_id)
         if not files:
             raise NotFoundError(f"run {run_id} recorded no outputs")
         for item in files:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import posixpath
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -225,32 +226,68 @@ def _masked(data: bytes, values: list[str]) -> bytes:
 
 
 @router.get("/runs/{run_id}/artifacts")
-def list_artifacts(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
-    """Every output file of the run (directories listed file by file)."""
-    get_run(state, access.project, run_id)
+def list_artifacts(
+    access: Viewer,
+    state: State,
+    run_id: str,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+) -> dict[str, Any]:
+    """Every output file of the run (directories listed file by file), a page at a time:
+    ``files``, ``total`` and ``next_cursor`` (null on the last page)."""
+    run = get_run(state, access.project, run_id)
+    files = _artifacts(state, run)
+    start = 0
+    if cursor is not None:
+        keys = [f"{f['step']}\0{f['path']}" for f in files]
+        try:
+            start = keys.index(_decode_cursor(cursor)) + 1
+        except ValueError:
+            raise HTTPException(
+                422, f"{cursor!r} is not a cursor of this list: pass the next_cursor of a page"
+            ) from None
+    page = files[start : start + limit]
+    more = start + limit < len(files)
+    after = _encode_cursor(f"{page[-1]['step']}\0{page[-1]['path']}") if more else None
+    return {"files": page, "total": len(files), "next_cursor": after}
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeError):
+        return ""
+
+
+def _artifacts(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
+    """The run's output files, step by step in run order."""
     from conveyor.store.cas import ContentStore
 
     store = ContentStore(state.config.store_dir)
     files = []
-    for step in state.db.records.step_runs(run_id):
-        for output in step.outputs:
-            if output.kind == "tree":
+    for step in steps_json(state, run):
+        for output in step["outputs"]:
+            if output["kind"] == "tree":
                 files += [
                     {
-                        "step": step.step_id,
-                        "path": posixpath.join(output.path, e.path),
+                        "step": step["id"],
+                        "path": posixpath.join(output["path"], e.path),
                         "digest": e.digest,
                         "size": e.size,
                     }
-                    for e in store.read_tree(output.digest)
+                    for e in store.read_tree(output["digest"])
                 ]
             else:
                 files.append(
                     {
-                        "step": step.step_id,
-                        "path": output.path,
-                        "digest": output.digest,
-                        "size": output.size,
+                        "step": step["id"],
+                        "path": output["path"],
+                        "digest": output["digest"],
+                        "size": output["size"],
                     }
                 )
     return files
