@@ -121,10 +121,21 @@ def test_a_webhook_without_a_signature_is_refused_before_its_body(server: Server
 
 
 def test_an_api_body_over_its_cap_is_refused(server: Server) -> None:
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"value": "'
+        for _ in range(2 * 16):
+            yield b"x" * (64 * 1024)
+        yield b'"}'
+
     with server.api("lead") as lead:
         answer = lead.put("/secrets/BIG", content=b'{"value": "' + b"x" * (2 * MIB) + b'"}')
-    assert answer.status_code == 413, answer.text
-    assert "larger than" in answer.json()["detail"]
+        assert answer.status_code == 413, answer.text
+        assert "larger than" in answer.json()["detail"]
+        streamed = lead.put(
+            "/secrets/BIG", content=chunked(), headers={"Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413, streamed.text
+        assert lead.get("/secrets").json() == []
 
 
 def test_a_push_body_is_counted_while_streaming_and_kept_off_the_heap(server: Server) -> None:
