@@ -120,6 +120,19 @@ def test_a_webhook_without_a_signature_is_refused_before_its_body(server: Server
     assert answer.startswith("HTTP/1.1 401"), answer
 
 
+def test_an_unverified_webhook_body_is_not_held_in_memory(server: Server) -> None:
+    """A body under the cap with a forged signature: spooled while it is checked, so
+    many such callers at once cannot fill the server's memory."""
+    proc = server.procs[0]
+    before = peak_memory(proc)
+    body = 20 * MIB
+    head = _signed_head("/hooks/github/demo", f"Content-Length: {body}\r\n")
+    answer = send_raw(server, head, _megabytes(body, chunked=False))
+    assert answer.startswith("HTTP/1.1 401"), answer
+    grown = peak_memory(proc) - before
+    assert grown < 12 * MIB, f"the server held {grown // MIB} MiB of an unverified body"
+
+
 def test_an_api_body_over_its_cap_is_refused(server: Server) -> None:
     def chunked() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
         yield b'{"value": "'

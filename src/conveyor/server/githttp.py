@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import IO
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -23,11 +21,10 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.server.auth import authorize, server
-from conveyor.server.limits import BodyTooLarge
+from conveyor.server.limits import spool_body
 from conveyor.server.triggers import parse_updates, queue_updates
 
 router = APIRouter(include_in_schema=False)
-IN_MEMORY = 4 * 1024 * 1024  # a body larger than this is spooled to disk
 
 
 @router.api_route("/git/{project}/{path:path}", methods=["GET", "POST"])
@@ -37,7 +34,7 @@ async def git_http(request: Request, project: str, path: str) -> Response:
     pushing = "git-receive-pack" in (path, request.query_params.get("service"))
     needed = "member" if pushing else "viewer"
     user = (await run_in_threadpool(authorize, request, name, needed, "Basic")).user
-    body, size = await _spool_body(request, state.config.max_push_body, state.config.data)
+    body, size = await spool_body(request, state.config.max_push_body, state.config.data)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(state.config.data),
@@ -61,28 +58,6 @@ async def git_http(request: Request, project: str, path: str) -> Response:
         if header in request.headers:
             env[variable] = request.headers[header]
     return await _backend(env, body)
-
-
-async def _spool_body(request: Request, limit: int, data: Path) -> tuple[IO[bytes], int]:
-    """The body, counted against ``limit`` as it arrives, in a spooled temporary file."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
-    (data / "tmp").mkdir(parents=True, exist_ok=True)
-    # the spool outlives this function: the feeder of http-backend closes it
-    spool = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY, dir=str(data / "tmp"))  # noqa: SIM115
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(limit)
-            spool.write(chunk)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool, size
 
 
 async def _backend(env: dict[str, str], body: IO[bytes]) -> Response:

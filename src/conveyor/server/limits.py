@@ -10,12 +10,17 @@ not asking for the body, so an unread body does not pile up in memory either.
 from __future__ import annotations
 
 import json
-from typing import Any
+import tempfile
+from pathlib import Path
+from typing import IO, Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.server.config import ServerConfig
+
+IN_MEMORY = 1024 * 1024  # a spooled body larger than this goes to a file
 
 
 def body_cap(config: ServerConfig, path: str) -> int:
@@ -85,3 +90,27 @@ async def _refuse(send: Send, cap: int) -> None:
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def spool_body(request: Request, limit: int, data: Path) -> tuple[IO[bytes], int]:
+    """The body, counted against ``limit`` as it arrives, in a spooled temporary file (in
+    memory up to ``IN_MEMORY``, then an unlinked file under ``data/tmp``); the caller
+    closes it. Returns the file, rewound, and the body's size."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    (data / "tmp").mkdir(parents=True, exist_ok=True)
+    # the spool outlives this function: the caller closes it
+    spool = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY, dir=str(data / "tmp"))  # noqa: SIM115
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, size

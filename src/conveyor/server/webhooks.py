@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.errors import ConveyorError
 from conveyor.server.auth import server
 from conveyor.server.gitrepo import ZERO, git, resolve
+from conveyor.server.limits import spool_body
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
 
@@ -63,9 +64,8 @@ async def github(request: Request, project: str) -> dict[str, Any]:
     secret = await _verified_secret(request, project, answer)
     if not SIGNATURE.match(given):  # refused before the body is read
         raise _refuse(request, project, "no well-formed X-Hub-Signature-256 header", answer)
-    body = await request.body()
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    body = await _signed_body(request, secret, given)
+    if body is None:
         raise _refuse(request, project, answer, answer)
     event = request.headers.get("x-github-event", "")
     if event == "ping":
@@ -74,6 +74,21 @@ async def github(request: Request, project: str) -> dict[str, Any]:
         return {"ok": True, "ignored": f"event {event!r}", "runs": []}
     delivery = request.headers.get("x-github-delivery")
     return await _push(server(request), project, body, delivery, "webhook:github")
+
+
+async def _signed_body(request: Request, secret: str, given: str) -> bytes | None:
+    """The body if its HMAC-SHA256 is ``given``, else None. Until it verifies, the body
+    is spooled (mostly on disk), so unverified callers cannot fill the server's memory."""
+    state = server(request)
+    spool, _ = await spool_body(request, state.config.max_webhook_body, state.config.data)
+    with spool:
+        mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+        while chunk := spool.read(1024 * 1024):
+            mac.update(chunk)
+        if not hmac.compare_digest(given.encode(), f"sha256={mac.hexdigest()}".encode()):
+            return None
+        spool.seek(0)
+        return spool.read()
 
 
 @router.post("/gitlab/{project}")
