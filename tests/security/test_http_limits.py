@@ -257,6 +257,21 @@ def test_a_branch_deletion_is_accepted_and_queues_nothing(hooked: tuple[Server, 
     assert _runs(server) == []
 
 
+def test_a_webhook_cannot_write_the_servers_result_refs(
+    hooked: tuple[Server, str], tmp_path: Path
+) -> None:
+    """A signed payload naming a ref outside branches and tags must not make the server
+    fetch into it (refs/conveyor/ belongs to the server; a push there is refused)."""
+    server, commit = hooked
+    git(tmp_path / "mirror.git", "update-ref", "refs/conveyor/results/main", commit)
+    payload = {"ref": "refs/conveyor/results/main", "after": commit}
+    answer = _github(server, payload, "forge-1")
+    assert answer.status_code == 400, answer.text
+    assert "branch or tag" in answer.json()["detail"]
+    repo = server.data / "projects/demo/repo.git"
+    assert git(repo, "for-each-ref", "refs/conveyor/").stdout == ""
+
+
 def test_an_unknown_project_answers_like_a_wrong_signature(server: Server) -> None:
     body = b'{"ref": "refs/heads/main", "after": "' + b"1" * 40 + b'"}'
     headers = {"X-Hub-Signature-256": "sha256=" + "0" * 64, "X-GitHub-Event": "push"}

@@ -126,6 +126,8 @@ async def _push(
         user = str((data.get("pusher") or {}).get("name") or data.get("user_username") or trigger)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise HTTPException(400, f"the payload is not a push event: {exc}") from exc
+    if not ref.startswith(("refs/heads/", "refs/tags/")):  # never fetch into refs/conveyor/
+        raise HTTPException(400, f"the payload ref {ref[:200]!r} is not a branch or tag")
     keys = _delivery_keys(delivery, body)
     seen = await run_in_threadpool(
         state.deliveries.remember, project, keys, state.config.replay_window
