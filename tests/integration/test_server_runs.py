@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = make_server(tmp_path, None)
-    srv.start(extra=("--max-body", str(2 * 1024 * 1024)))
+    srv.start(extra=("--max-push-body", str(2 * 1024 * 1024)))
     yield srv
     srv.stop()
 

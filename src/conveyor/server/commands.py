@@ -80,8 +80,7 @@ _data_option = click.option(
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
 @click.option(
     "--max-push-body",
-    "--max-body",
-    "max_push_body",
+    metavar="BYTES",
     default=1024**3,
     show_default=True,
     type=click.IntRange(min=1),
@@ -89,6 +88,7 @@ _data_option = click.option(
 )
 @click.option(
     "--max-webhook-body",
+    metavar="BYTES",
     default=25 * 1024**2,
     show_default=True,
     type=click.IntRange(min=1),
@@ -96,6 +96,7 @@ _data_option = click.option(
 )
 @click.option(
     "--max-api-body",
+    metavar="BYTES",
     default=1024**2,
     show_default=True,
     type=click.IntRange(min=1),
@@ -103,6 +104,7 @@ _data_option = click.option(
 )
 @click.option(
     "--replay-window",
+    metavar="SECONDS",
     default=7 * 24 * 3600.0,
     show_default=True,
     type=click.FloatRange(min=0),
