@@ -58,6 +58,6 @@ EXAMPLES = "PATH, HOME, LD_*, DYLD_*, PYTHON*, BASH_ENV, ENV, IFS"
 
 
 def changes_execution(name: str) -> bool:
-    """Whether setting the variable ``name`` changes which code a step runs."""
-    upper = name.upper()
-    return upper in EXECUTION_NAMES or upper.startswith(EXECUTION_PREFIXES)
+    """Whether setting the variable ``name`` changes which code a step runs (names are
+    case-sensitive, as on Linux and macOS: ``ld_preload`` loads nothing)."""
+    return name in EXECUTION_NAMES or name.startswith(EXECUTION_PREFIXES)
