@@ -119,7 +119,8 @@ def test_a_local_step_cannot_take_an_execution_variable_from_a_secret(tmp_path: 
         env={**os.environ, "EVIL": "/tmp/evil.so"},
     )
     assert proc.returncode == 2, proc.stderr
-    assert "LD_PRELOAD" in proc.stderr and "Traceback" not in proc.stderr
+    assert "LD_PRELOAD changes how steps run" in proc.stderr, proc.stderr
+    assert "conveyor.yml:5:" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # -- lists ------------------------------------------------------------------------------
