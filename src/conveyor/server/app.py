@@ -60,12 +60,13 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
 
     @app.exception_handler(ConveyorError)
     async def conveyor_error(_request: Request, exc: ConveyorError) -> JSONResponse:
+        detail = str(exc).replace(f"{state.config.data}/", "")  # no server path leaves
         if isinstance(exc, NotFoundError):
-            return JSONResponse({"detail": str(exc)}, status_code=404)
+            return JSONResponse({"detail": detail}, status_code=404)
         if isinstance(exc, UsageError):
-            return JSONResponse({"detail": str(exc)}, status_code=400)
+            return JSONResponse({"detail": detail}, status_code=400)
         log.error("request failed: %s", exc)
-        return JSONResponse({"detail": str(exc)}, status_code=500)
+        return JSONResponse({"detail": detail}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
