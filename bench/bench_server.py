@@ -133,7 +133,7 @@ def main() -> None:
                 f"ratio {med / ref:.2f}x"
             )
             with server.api() as api:
-                run_id = api.get("/runs").json()[0]["id"]
+                run_id = api.get("/runs").json()["runs"][0]["id"]
             bench_get(server, run_id, args.clients, args.seconds)
         finally:
             server.stop()

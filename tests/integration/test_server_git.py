@@ -112,7 +112,7 @@ def test_a_malformed_pipeline_leaves_a_failed_run_and_nothing_else(
     out = push(repo, server, "main")
     assert "failed at once: conveyor.yml:4:9: unknown key 'runn'" in out, out
     with server.api() as api:
-        runs = api.get("/runs").json()
+        runs = api.get("/runs").json()["runs"]
     assert [r["status"] for r in runs] == ["failed"]
     assert "did you mean 'run'" in runs[0]["error"]
     # the push itself landed: the branch is on the server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = make_server(tmp_path, None)
-    srv.start(extra=("--max-body", str(2 * 1024 * 1024)))
+    srv.start(extra=("--max-push-body", str(2 * 1024 * 1024)))
     yield srv
     srv.stop()
 
@@ -110,14 +111,14 @@ def test_manual_runs_and_schedules_queue_runs(repo: Repo, server: Server) -> Non
     deadline = time.monotonic() + 15
     with server.api() as api:
         while time.monotonic() < deadline:
-            runs = api.get("/runs").json()
+            runs = api.get("/runs").json()["runs"]
             if any(r["trigger"] == "schedule" for r in runs):
                 break
             time.sleep(0.2)
         else:
             raise AssertionError("the due schedule queued no run")
         schedule = api.get("/schedules").json()[0]
-    assert schedule["next_at"] > time.time()
+    assert datetime.fromisoformat(schedule["next_at"]).timestamp() > time.time()
 
 
 def test_pipeline_schedules_follow_the_pushed_file(repo: Repo, server: Server) -> None:
@@ -158,7 +159,7 @@ def test_chunked_pushes_land_and_oversize_ones_are_refused(repo: Repo, server: S
     assert "413" in result.stderr
     # nothing else disturbed: the server still answers and has no run
     with server.api() as api:
-        assert api.get("/runs").json() == []
+        assert api.get("/runs").json()["runs"] == []
     assert httpx.get(f"{server.url}/api/v1/health").status_code == 200
 
 

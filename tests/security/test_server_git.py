@@ -139,7 +139,7 @@ def test_a_stored_hostile_mirror_runs_nothing_and_fetches_nothing(
         assert not (tmp_path / "pwned").exists(), mirror
         assert not (demo / "pwned").exists(), mirror
     with server.api() as api:
-        assert api.get("/runs").json() == []
+        assert api.get("/runs").json()["runs"] == []
 
 
 def test_a_local_mirror_under_an_allowed_root_works_and_nothing_else(

@@ -10,6 +10,7 @@ import os
 import posixpath
 import shlex
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +109,9 @@ class RemoteClient:
         )
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        runs: list[dict[str, Any]] = self._request("GET", f"/runs?limit={limit}")
+        """The newest ``limit`` runs (the first page; a server before pages sent a list)."""
+        page = self._request("GET", f"/runs?limit={limit}")
+        runs: list[dict[str, Any]] = page["runs"] if isinstance(page, dict) else page
         return runs
 
     def stream_log(self, run_id: str, step_id: str) -> Iterator[str]:
@@ -146,11 +149,24 @@ class RemoteClient:
                 return
             time.sleep(interval)
 
+    def _artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every output file of a run, page after page (a server before pages sent a list)."""
+        files: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            page = self._request("GET", f"/runs/{run_id}/artifacts?limit=5000{cursor}")
+            if not isinstance(page, dict):
+                return list(page)
+            files += page["files"]
+            if page.get("next_cursor") is None:
+                return files
+            cursor = "&cursor=" + urllib.parse.quote(str(page["next_cursor"]), safe="")
+
     def download(
         self, run_id: str, destination: Path, on_file: Callable[[str], None] | None = None
     ) -> int:
         """Write every output file of a run under ``destination``; returns the count."""
-        files = self._request("GET", f"/runs/{run_id}/artifacts")
+        files = self._artifacts(run_id)
         if not files:
             raise NotFoundError(f"run {run_id} recorded no outputs")
         for item in files:

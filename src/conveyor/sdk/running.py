@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.domain.states import RunStatus
 from conveyor.errors import NotFoundError, UsageError
 from conveyor.execute.images import ContainerRuntime, find_runtime
@@ -174,6 +175,11 @@ def resolve_secrets(
     values: dict[str, str] = {}
     for step in plan.steps:
         for variable, secret in step.secrets:
+            if changes_execution(variable):
+                raise UsageError(
+                    f"step {step.id} sets {variable} from the secret {secret!r}, but "
+                    f"{variable} changes how steps run ({EXAMPLES}), so no secret may set it"
+                )
             if secret not in environ:
                 where = (
                     "set; for a local run, secrets come from the environment variable of "

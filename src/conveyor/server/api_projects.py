@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.errors import UsageError
+from conveyor.metadata.records import iso
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
 from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
@@ -202,6 +204,12 @@ def list_secrets(access: Lead, state: State) -> list[str]:
 def put_secret(access: Lead, state: State, name: str, body: SecretPut) -> None:
     """Store a secret (encrypted); steps see it as an environment variable."""
     check_name(name)
+    if changes_execution(name) and not name.startswith("CONVEYOR_"):
+        raise HTTPException(
+            422,
+            f"{name} changes how steps run ({EXAMPLES}), so it cannot be a secret's name; "
+            "see docs/server.md",
+        )
     if len(body.value) < MIN_SECRET:  # masking it would hide ordinary words and numbers
         raise HTTPException(
             400,
@@ -221,7 +229,11 @@ def delete_secret(access: Lead, state: State, name: str) -> None:
 def list_schedules(access: Viewer, state: State) -> list[dict[str, Any]]:
     query = sa.select(t.schedules).where(t.schedules.c.project == access.project)
     with state.db.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [_schedule_json(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "next_at": iso(row["next_at"]), "created_at": iso(row["created_at"])}
 
 
 @router.post("/projects/{project}/schedules", status_code=201)
@@ -247,7 +259,7 @@ def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[st
     }
     with state.db.engine.begin() as conn:
         key = conn.execute(t.schedules.insert().values(values)).inserted_primary_key
-    return {"id": key[0] if key else None, **values}
+    return _schedule_json({"id": key[0] if key else None, **values})
 
 
 @router.delete("/projects/{project}/schedules/{schedule_id}", status_code=204)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import codecs
 import posixpath
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any, BinaryIO, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -56,11 +57,36 @@ def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
 
 def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
     data = run.to_json()
+    data["error"] = _public(state, data["error"])
     if steps:
         record = state.db.records.get_run(run.id)
         data["executor"] = record.executor if record else None
-        data["steps"] = [s.to_json() for s in state.db.records.step_runs(run.id)]
+        data["steps"] = steps_json(state, run)
     return data
+
+
+def steps_json(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
+    """The run's step runs in the order they ran (never started ones last), each with
+    the API path of its log instead of where the server keeps it."""
+    records = state.db.records.step_runs(run.id)
+    never = float("inf")
+    records.sort(key=lambda s: s.started_at or s.ended_at or never)
+    steps = []
+    for record in records:
+        data = record.to_json()
+        data["error"] = _public(state, data["error"])
+        logs = f"/api/v1/projects/{run.project}/runs/{run.id}/logs/{record.step_id}"
+        data["log"] = logs if record.log_path else None
+        steps.append(data)
+    return steps
+
+
+def _public(state: ServerState, text: str | None) -> str | None:
+    """A message without the server's data directory in it (paths stay relative)."""
+    return text.replace(f"{state.config.data}/", "") if text else text
+
+
+RunStatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
 @router.get("/runs")
@@ -68,11 +94,22 @@ def list_runs(
     access: Viewer,
     state: State,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    status: str | None = None,
-) -> list[dict[str, Any]]:
-    """Runs of the project, newest first."""
-    runs = state.db.queue.for_project(access.project, limit, status)
-    return [r.to_json() for r in runs]
+    status: RunStatusFilter | None = None,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+) -> dict[str, Any]:
+    """Runs of the project, newest first, a page at a time: ``runs``, ``total`` (runs
+    matching the filter) and ``next_cursor`` (null on the last page)."""
+    page = state.db.queue.page(access.project, limit, status, cursor)
+    if page is None:
+        raise HTTPException(
+            422, f"{cursor!r} is not a cursor of this list: pass the next_cursor of a page"
+        )
+    runs, total, after = page
+    return {
+        "runs": [run_json(state, r, steps=False) for r in runs],
+        "total": total,
+        "next_cursor": after,
+    }
 
 
 @router.post("/runs", status_code=201)
@@ -133,7 +170,11 @@ def cancel_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
     run_id = run.id
     if run.who != access.user.name and not role_at_least(access.role, "lead"):
         raise HTTPException(403, "members cancel only their own runs; ask a lead")
+    if run.status not in ("queued", "running"):
+        raise HTTPException(409, f"run {run_id} already {run.status}: there is nothing to cancel")
     status = state.db.queue.request_cancel(run_id)
+    if status not in ("cancelled", "running"):  # it ended between the two reads
+        raise HTTPException(409, f"run {run_id} already {status}: there is nothing to cancel")
     return {"id": run_id, "status": status, "cancel_requested": status == "running"}
 
 
@@ -155,8 +196,7 @@ def resume_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
 @router.get("/runs/{run_id}/steps")
 def list_steps(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
     """The step runs of a run."""
-    run_id = get_run(state, access.project, run_id).id
-    return [s.to_json() for s in state.db.records.step_runs(run_id)]
+    return steps_json(state, get_run(state, access.project, run_id))
 
 
 @router.get("/runs/{run_id}/logs/{step_id}")
@@ -212,32 +252,68 @@ async def step_log(
 
 
 @router.get("/runs/{run_id}/artifacts")
-def list_artifacts(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]]:
-    """Every output file of the run (directories listed file by file)."""
-    run_id = get_run(state, access.project, run_id).id
+def list_artifacts(
+    access: Viewer,
+    state: State,
+    run_id: str,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
+) -> dict[str, Any]:
+    """Every output file of the run (directories listed file by file), a page at a time:
+    ``files``, ``total`` and ``next_cursor`` (null on the last page)."""
+    run = get_run(state, access.project, run_id)
+    files = _artifacts(state, run)
+    start = 0
+    if cursor is not None:
+        keys = [f"{f['step']}\0{f['path']}" for f in files]
+        try:
+            start = keys.index(_decode_cursor(cursor)) + 1
+        except ValueError:
+            raise HTTPException(
+                422, f"{cursor!r} is not a cursor of this list: pass the next_cursor of a page"
+            ) from None
+    page = files[start : start + limit]
+    more = start + limit < len(files)
+    after = _encode_cursor(f"{page[-1]['step']}\0{page[-1]['path']}") if more else None
+    return {"files": page, "total": len(files), "next_cursor": after}
+
+
+def _encode_cursor(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeError):
+        return ""
+
+
+def _artifacts(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
+    """The run's output files, step by step in run order."""
     from conveyor.store.cas import ContentStore
 
     store = ContentStore(state.config.store_dir)
     files = []
-    for step in state.db.records.step_runs(run_id):
-        for output in step.outputs:
-            if output.kind == "tree":
+    for step in steps_json(state, run):
+        for output in step["outputs"]:
+            if output["kind"] == "tree":
                 files += [
                     {
-                        "step": step.step_id,
-                        "path": posixpath.join(output.path, e.path),
+                        "step": step["id"],
+                        "path": posixpath.join(output["path"], e.path),
                         "digest": e.digest,
                         "size": e.size,
                     }
-                    for e in store.read_tree(output.digest)
+                    for e in store.read_tree(output["digest"])
                 ]
             else:
                 files.append(
                     {
-                        "step": step.step_id,
-                        "path": output.path,
-                        "digest": output.digest,
-                        "size": output.size,
+                        "step": step["id"],
+                        "path": output["path"],
+                        "digest": output["digest"],
+                        "size": output["size"],
                     }
                 )
     return files

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from conveyor import __version__
 from conveyor.errors import ConveyorError, NotFoundError, UsageError
+from conveyor.server.limits import BodyLimit
 from conveyor.server.state import ServerState
 from conveyor.server.worker import Worker
 
@@ -51,6 +52,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = state
+    app.add_middleware(BodyLimit, config=state.config)
     app.include_router(api_runs.router)
     app.include_router(api_projects.router)
     app.include_router(webhooks.router)
@@ -58,12 +60,13 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
 
     @app.exception_handler(ConveyorError)
     async def conveyor_error(_request: Request, exc: ConveyorError) -> JSONResponse:
+        detail = str(exc).replace(f"{state.config.data}/", "")  # no server path leaves
         if isinstance(exc, NotFoundError):
-            return JSONResponse({"detail": str(exc)}, status_code=404)
+            return JSONResponse({"detail": detail}, status_code=404)
         if isinstance(exc, UsageError):
-            return JSONResponse({"detail": str(exc)}, status_code=400)
+            return JSONResponse({"detail": detail}, status_code=400)
         log.error("request failed: %s", exc)
-        return JSONResponse({"detail": str(exc)}, status_code=500)
+        return JSONResponse({"detail": detail}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

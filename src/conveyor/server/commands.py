@@ -86,7 +86,38 @@ _data_option = click.option(
     help="Allow project mirrors that are local paths under DIR (repeatable; default: none).",
 )
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
-@click.option("--max-body", default=512 * 1024 * 1024, hidden=True, type=click.IntRange(min=1))
+@click.option(
+    "--max-push-body",
+    metavar="BYTES",
+    default=1024**3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The largest git request body (a push), in bytes.",
+)
+@click.option(
+    "--max-webhook-body",
+    metavar="BYTES",
+    default=25 * 1024**2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The largest webhook body, in bytes.",
+)
+@click.option(
+    "--max-api-body",
+    metavar="BYTES",
+    default=1024**2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The largest body of any other request, in bytes.",
+)
+@click.option(
+    "--replay-window",
+    metavar="SECONDS",
+    default=7 * 24 * 3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a webhook delivery is remembered (a repeat within them is refused).",
+)
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -99,7 +130,10 @@ def server(
     public_url: str | None,
     mirror_roots: tuple[Path, ...],
     stale_after: float,
-    max_body: int,
+    max_push_body: int,
+    max_webhook_body: int,
+    max_api_body: int,
+    replay_window: float,
 ) -> None:
     """Start the team server: git remotes per project, a run queue, workers, a REST API.
 
@@ -124,8 +158,11 @@ def server(
         workers=workers,
         public_url=public_url,
         stale_after=stale_after,
-        max_body=max_body,
         mirror_roots=tuple(root.resolve() for root in mirror_roots),
+        max_push_body=max_push_body,
+        max_webhook_body=max_webhook_body,
+        max_api_body=max_api_body,
+        replay_window=replay_window,
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"])

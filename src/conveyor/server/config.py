@@ -25,8 +25,14 @@ class ServerConfig:
     """Workers inside the server process (0: only separate ``conveyor worker`` processes)."""
     public_url: str | None = None
     """How users reach the server (for the URLs printed after a push)."""
-    max_body: int = 512 * 1024 * 1024
-    """The largest request body (a push) the server accepts, in bytes."""
+    max_push_body: int = 1024**3
+    """The largest git request body (a push) the server accepts, in bytes."""
+    max_webhook_body: int = 25 * 1024**2
+    """The largest webhook body, in bytes (GitHub sends at most 25 MB)."""
+    max_api_body: int = 1024**2
+    """The largest body of any other request (the REST API), in bytes."""
+    replay_window: float = 7 * 24 * 3600.0
+    """Seconds during which a webhook delivery (its id, its body) is remembered."""
     stale_after: float = 15.0
     """Seconds without a heartbeat after which a running run's worker counts as gone."""
     mirror_roots: tuple[Path, ...] = ()

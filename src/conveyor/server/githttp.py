@@ -1,7 +1,9 @@
 """Git smart HTTP per project: ``git http-backend`` behind the server.
 
-Request bodies are read whole (uvicorn has already undone chunked transfer encoding)
-up to the configured limit, so http-backend always gets a ``CONTENT_LENGTH``. Fetching
+A request body is counted while it streams (uvicorn has already undone chunked transfer
+encoding) and spooled: in memory up to a few MiB, then to a file in the data directory,
+up to the configured push limit (413 beyond it), so a push never sits whole on the heap
+and http-backend always gets a ``CONTENT_LENGTH``. Fetching
 needs the viewer role, pushing the member role; the password of HTTP basic auth is an
 API token. The post-receive hook calls back ``/internal/post-receive``.
 """
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from typing import IO
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -19,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.server.auth import authorize, server
 from conveyor.server.db.accounts import role_at_least
+from conveyor.server.limits import spool_body
 from conveyor.server.triggers import parse_updates, queue_updates
 
 router = APIRouter(include_in_schema=False)
@@ -42,7 +46,10 @@ async def git_http(request: Request, project: str, path: str) -> Response:
             )
         )
     user = access.user
-    body = await _read_body(request, state.config.max_body)
+    try:
+        body, size = await spool_body(request, state.config.max_push_body, state.config.data)
+    except HTTPException as exc:  # over the push limit: said to the git client in plain text
+        return _refused(exc)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(state.config.data),
@@ -52,7 +59,7 @@ async def git_http(request: Request, project: str, path: str) -> Response:
         "REQUEST_METHOD": request.method,
         "QUERY_STRING": request.url.query,
         "CONTENT_TYPE": request.headers.get("content-type", ""),
-        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_LENGTH": str(size),
         "REMOTE_USER": user.name,
         "REMOTE_ADDR": request.client.host if request.client else "",
         "CONVEYOR_HOOK_URL": state.config.hook_url,
@@ -73,22 +80,7 @@ def _refused(exc: HTTPException) -> Response:
     return PlainTextResponse(f"{exc.detail}\n", exc.status_code, headers=exc.headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"the request is larger than the server's limit ({limit} bytes)")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(
-                413, f"the request is larger than the server's limit ({limit} bytes)"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _backend(env: dict[str, str], body: bytes) -> Response:
+async def _backend(env: dict[str, str], body: IO[bytes]) -> Response:
     proc = await asyncio.create_subprocess_exec(
         "git",
         "http-backend",
@@ -103,12 +95,13 @@ async def _backend(env: dict[str, str], body: bytes) -> Response:
         """Hand the body over; http-backend may exit without reading it (a GET)."""
         assert proc.stdin is not None
         try:
-            if body:
-                proc.stdin.write(body)
+            while chunk := body.read(65536):
+                proc.stdin.write(chunk)
                 await proc.stdin.drain()
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             pass  # uvloop raises RuntimeError for a pipe the child already closed
         finally:
+            body.close()
             with contextlib.suppress(RuntimeError, OSError):
                 proc.stdin.close()
 

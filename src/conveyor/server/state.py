@@ -8,8 +8,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.domain.envnames import changes_execution
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
+from conveyor.server.db.deliveries import Deliveries
 from conveyor.server.db.vault import Vault
 from conveyor.server.keyring import Keyring
 
@@ -52,6 +54,15 @@ class ServerState:
     def vault(self) -> Vault:
         return Vault(self.db.engine)
 
+    @property
+    def deliveries(self) -> Deliveries:
+        return Deliveries(self.db.engine)
+
     def secrets_for(self, project: str) -> dict[str, str]:
-        """The project's secrets, decrypted, for the environment of its steps."""
-        return {k: self.keyring.decrypt(v) for k, v in self.vault.encrypted(project).items()}
+        """The project's secrets, decrypted, for the environment of its steps (never one
+        whose name changes how steps run: stored before such names were refused)."""
+        return {
+            k: self.keyring.decrypt(v)
+            for k, v in self.vault.encrypted(project).items()
+            if not changes_execution(k)
+        }

@@ -1,8 +1,12 @@
 """Webhooks from GitHub (HMAC-SHA256 signature) and GitLab (shared token).
 
 The project lead sets a webhook secret and, for commits that were not pushed to this
-server, a ``mirror`` URL the server fetches from. A call whose signature or token does
-not verify is refused (401) and logged; nothing is queued.
+server, a ``mirror`` URL the server fetches from. What can be checked before the body is
+read is checked first (the project, its secret, the signature header or GitLab's token),
+and the body is capped (see ``limits``). A call that does not verify is refused (401)
+and logged, with the same answer for an unknown project, so the routes do not tell which
+projects exist. A delivery is accepted once within the replay window: its id and the
+digest of its (signed) body are remembered, a repeat of either is refused (409).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -18,96 +23,135 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.errors import ConveyorError, UsageError
 from conveyor.server.auth import server
-from conveyor.server.gitrepo import check_ref, resolve
+from conveyor.server.gitrepo import ZERO, check_ref, resolve
+from conveyor.server.limits import spool_body
 from conveyor.server.mirrors import fetch_mirror
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
 
 router = APIRouter(prefix="/hooks", tags=["webhooks"])
 log = logging.getLogger("conveyor.server")
-MAX_PAYLOAD = 5 * 1024 * 1024
-REFUSED = "webhook refused: the signature does not match the project's webhook secret"
+SIGNATURE = re.compile(r"^sha256=[0-9a-f]{64}$")
+DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 def _secret(state: ServerState, project: str) -> str | None:
-    """The project's webhook secret; None for an unknown project too (the caller answers
-    both alike, so the route does not tell which project names exist)."""
+    """The project's webhook secret; None for an unknown project or one without a secret."""
     try:
         row = state.db.accounts.project(project)
-    except ConveyorError:  # not a valid project name
+    except ConveyorError:  # not a valid project name: answered like an unknown one
         row = None
-    if row is None:
-        return None
-    encrypted = row.get("webhook_secret")
+    encrypted = row.get("webhook_secret") if row else None
     return state.keyring.decrypt(bytes(encrypted)) if encrypted else None
 
 
-async def _payload(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_PAYLOAD:
-        raise HTTPException(413, "the webhook payload is too large")
-    return body
-
-
-def _refuse(request: Request, project: str, why: str) -> HTTPException:
-    """401 with one answer for every reason (the log keeps the reason)."""
+def _refuse(request: Request, project: str, why: str, answer: str) -> HTTPException:
+    """401 with ``answer`` for the caller; the real reason ``why`` goes to the log only."""
     client = request.client.host if request.client else "?"
-    name = "".join(c if c.isprintable() else "?" for c in project[:100])
-    log.warning("refused a webhook for %s from %s: %s", name, client, why)
-    return HTTPException(401, REFUSED)
+    log.warning("refused a webhook for %s from %s: %s", project, client, why)
+    return HTTPException(401, f"webhook refused: {answer}")
+
+
+async def _verified_secret(request: Request, project: str, answer: str) -> str:
+    secret = await run_in_threadpool(_secret, server(request), project)
+    if secret is None:
+        why = "no such project, or the project has no webhook secret set"
+        raise _refuse(request, project, why, answer)
+    return secret
 
 
 @router.post("/github/{project}")
 async def github(request: Request, project: str) -> dict[str, Any]:
     """GitHub push and tag events, verified with X-Hub-Signature-256."""
-    state = server(request)
-    body = await _payload(request)
-    secret = await run_in_threadpool(_secret, state, project)
-    if secret is None:
-        raise _refuse(request, project, "no such project, or it has no webhook secret set")
+    answer = "the X-Hub-Signature-256 signature does not match"
     given = request.headers.get("x-hub-signature-256", "")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise _refuse(request, project, "the X-Hub-Signature-256 signature does not match")
+    secret = await _verified_secret(request, project, answer)
+    if not SIGNATURE.match(given):  # refused before the body is read
+        raise _refuse(request, project, "no well-formed X-Hub-Signature-256 header", answer)
+    body = await _signed_body(request, secret, given)
+    if body is None:
+        raise _refuse(request, project, answer, answer)
     event = request.headers.get("x-github-event", "")
     if event == "ping":
         return {"ok": True, "runs": []}
     if event != "push":
         return {"ok": True, "ignored": f"event {event!r}", "runs": []}
-    return await _push(state, project, body, "webhook:github")
+    delivery = request.headers.get("x-github-delivery")
+    return await _push(server(request), project, body, delivery, "webhook:github")
+
+
+async def _signed_body(request: Request, secret: str, given: str) -> bytes | None:
+    """The body if its HMAC-SHA256 is ``given``, else None. Until it verifies, the body
+    is spooled (mostly on disk), so unverified callers cannot fill the server's memory."""
+    state = server(request)
+    spool, _ = await spool_body(request, state.config.max_webhook_body, state.config.data)
+    with spool:
+        mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+        while chunk := spool.read(1024 * 1024):
+            mac.update(chunk)
+        if not hmac.compare_digest(given.encode(), f"sha256={mac.hexdigest()}".encode()):
+            return None
+        spool.seek(0)
+        return spool.read()
 
 
 @router.post("/gitlab/{project}")
 async def gitlab(request: Request, project: str) -> dict[str, Any]:
     """GitLab push and tag push events, verified with X-Gitlab-Token."""
-    state = server(request)
-    body = await _payload(request)
-    secret = await run_in_threadpool(_secret, state, project)
-    if secret is None:
-        raise _refuse(request, project, "no such project, or it has no webhook secret set")
+    answer = "the X-Gitlab-Token does not match"
     given = request.headers.get("x-gitlab-token", "")
-    if not hmac.compare_digest(given.encode(), secret.encode()):
-        raise _refuse(request, project, "the X-Gitlab-Token does not match")
+    secret = await _verified_secret(request, project, answer)
+    if not hmac.compare_digest(given.encode(), secret.encode()):  # before the body
+        raise _refuse(request, project, answer, answer)
+    body = await request.body()
     event = request.headers.get("x-gitlab-event", "")
     if event not in ("Push Hook", "Tag Push Hook"):
         return {"ok": True, "ignored": f"event {event!r}", "runs": []}
-    return await _push(state, project, body, "webhook:gitlab")
+    delivery = request.headers.get("x-gitlab-event-uuid")
+    return await _push(server(request), project, body, delivery, "webhook:gitlab")
 
 
-async def _push(state: ServerState, project: str, body: bytes, trigger: str) -> dict[str, Any]:
+def _delivery_keys(delivery: str | None, body: bytes) -> list[str]:
+    """What identifies a delivery: its id header (not signed) and its body's digest."""
+    keys = [f"sha256:{hashlib.sha256(body).hexdigest()}"]
+    if delivery is not None:
+        if not DELIVERY_ID.match(delivery):
+            raise HTTPException(400, "the delivery id header is not a delivery id")
+        keys.insert(0, f"id:{delivery}")
+    return keys
+
+
+async def _push(
+    state: ServerState, project: str, body: bytes, delivery: str | None, trigger: str
+) -> dict[str, Any]:
     try:
         data = json.loads(body)
         ref, after = str(data["ref"]), str(data.get("checkout_sha") or data["after"])
         user = str((data.get("pusher") or {}).get("name") or data.get("user_username") or trigger)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise HTTPException(400, f"the payload is not a push event: {exc}") from exc
+    if not ref.startswith(("refs/heads/", "refs/tags/")):  # never fetch into refs/conveyor/
+        raise HTTPException(400, f"the payload ref {ref[:200]!r} is not a branch or tag")
+    keys = _delivery_keys(delivery, body)
+    seen = await run_in_threadpool(
+        state.deliveries.remember, project, keys, state.config.replay_window
+    )
+    if seen is not None:
+        what = f"delivery {delivery}" if seen.startswith("id:") else "this delivery's body"
+        raise HTTPException(409, f"{what} was already received: a replay is refused")
+    if after == ZERO or data.get("deleted") is True:  # a branch or tag deletion
+        return {"ok": True, "ignored": f"{ref} was deleted", "messages": []}
     try:
         await run_in_threadpool(_bring_commit, state, project, ref, after)
         lines = await run_in_threadpool(
             queue_updates, state, project, [RefUpdate("", after, ref)], user, trigger
         )
     except ConveyorError as exc:
+        await run_in_threadpool(state.deliveries.forget, project, keys)
         raise HTTPException(422, str(exc)) from exc
+    except HTTPException:
+        await run_in_threadpool(state.deliveries.forget, project, keys)  # a redelivery may retry
+        raise
     return {"ok": True, "messages": lines}
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.spec.yamlsource import SourceMap
 
 Scalar = str | int | float | bool
@@ -167,6 +168,16 @@ class StepSpec(_Strict):
         for entry in value:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(=[^/=]+/[^/=]+)?$", entry):
                 raise ValueError(f"{entry!r} is not NAME or NAME=OK/FAILED")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _no_execution_variables(cls, value: dict[str, str]) -> dict[str, str]:
+        for variable in value:
+            if changes_execution(variable):
+                raise ValueError(
+                    f"{variable} changes how steps run ({EXAMPLES}), so no secret may set it"
+                )
         return value
 
     @field_validator("datums", mode="before")

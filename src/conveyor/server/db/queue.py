@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conveyor.metadata.records import iso
 from conveyor.server.db import tables as t
 
 HEARTBEAT = 2.0  # seconds between heartbeats of a running run
@@ -46,7 +47,10 @@ class QueuedRun:
         return QueuedRun(**{k: m[k] for k in QueuedRun.__dataclass_fields__})
 
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in QueuedRun.__dataclass_fields__}
+        data = {k: getattr(self, k) for k in QueuedRun.__dataclass_fields__}
+        for key in ("created_at", "started_at", "ended_at"):
+            data[key] = iso(data[key])
+        return data
 
 
 _GET = sa.select(t.runs).where(t.runs.c.id == sa.bindparam("id"))
@@ -133,6 +137,32 @@ class RunQueue:
         query = query.order_by(t.runs.c.created_at.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [QueuedRun.from_row(r) for r in conn.execute(query)]
+
+    def page(
+        self, project: str, limit: int, status: str | None = None, cursor: str | None = None
+    ) -> tuple[list[QueuedRun], int, str | None] | None:
+        """A page of the project's runs, newest first, after the run ``cursor``: the runs,
+        how many match in all, and the cursor of the next page; None for an unknown
+        cursor."""
+        runs, where = t.runs.c, t.runs.c.project == project
+        if status:
+            where &= runs.status == status
+        query = sa.select(t.runs).where(where)
+        with self.engine.connect() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())
+            if cursor is not None:
+                mine = (runs.id == cursor) & (runs.project == project)
+                anchor = conn.execute(sa.select(runs.created_at).where(mine)).first()
+                if anchor is None:
+                    return None
+                at = anchor[0]
+                query = query.where(
+                    (runs.created_at < at) | ((runs.created_at == at) & (runs.id < cursor))
+                )
+            query = query.order_by(runs.created_at.desc(), runs.id.desc()).limit(limit + 1)
+            found = [QueuedRun.from_row(r) for r in conn.execute(query)]
+        more = len(found) > limit
+        return found[:limit], total, (found[limit - 1].id if more else None)
 
     def load(self) -> dict[str, Any]:
         """Runs per status, and the workers with a running run (for operators)."""

@@ -85,3 +85,12 @@ schedules = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_srv_schedules_next", "next_at"),
 )
+
+deliveries = sa.Table(
+    "srv_deliveries",
+    metadata,
+    sa.Column("project", sa.String(100), primary_key=True),
+    sa.Column("key", sa.String(120), primary_key=True),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Index("ix_srv_deliveries_received", "received_at"),
+)
