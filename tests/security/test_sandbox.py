@@ -1,0 +1,238 @@
+"""Steps run by the server cannot reach the server's data (issue 8, item 3).
+
+A member pushes a pipeline whose step tries to read the key file and the database (with
+both, it could decrypt every project's secrets and mint itself an admin token), another
+project's workspace and repository, and to write outside its own workspace: each attempt
+must fail while an ordinary step still works. The server's files are private to its user,
+cancel still ends a sandboxed step's whole process tree, and a project can turn its
+steps' network off.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Repo
+from tests.integration.server_support import Server, git, make_server, run_ids
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)"),
+]
+
+ATTACKS = {
+    "READ-KEY": "cat {data}/server.key",
+    "READ-DB": "head -c 16 {data}/server.db",
+    "LIST-OTHER-WORK": "ls {data}/projects/other/work/r1",
+    "READ-OTHER-WORK": "cat {data}/projects/other/work/r1/notes.txt",
+    "READ-OTHER-REPO": "cat {data}/projects/other/repo.git/HEAD",
+    "LIST-DATA": "ls {data} | grep server.key",
+    "WRITE-DATA": "touch {data}/pwned",
+    "WRITE-OUTSIDE": "touch {outside}/pwned",
+    "WRITE-OWN-STATE": "touch {data}/projects/demo/runs/pwned",
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Repo:
+    path = tmp_path / "project"
+    path.mkdir()
+    for args in (
+        ("init", "-q", "-b", "main"),
+        ("config", "user.email", "test@example.invalid"),
+        ("config", "user.name", "Test"),
+    ):
+        git(path, *args)
+    return Repo(path)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = make_server(tmp_path, None)
+    _add_other_project(srv)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _add_other_project(srv: Server) -> None:
+    """A second project with a secret and a run's workspace holding a file."""
+    from conveyor.server.api_projects import add_project
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.state import ServerState
+
+    config = ServerConfig(data=srv.data)
+    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    add_project(state, "other")
+    state.vault.put("other", "OTHER_TOKEN", state.keyring.encrypt("other-secret-value"))
+    state.db.close()
+    work = srv.data / "projects" / "other" / "work" / "r1"
+    work.mkdir(parents=True)
+    (work / "notes.txt").write_text("other project's private notes\n")
+
+
+def push(repo: Repo, server: Server, pipeline: str) -> str:
+    repo.pipeline(pipeline)
+    repo.commit()
+    out = git(repo.path, "push", server.git_url(), "HEAD:main").stderr
+    ids = run_ids(out)
+    assert len(ids) == 1, out
+    return ids[0]
+
+
+def _attack_pipeline(data: Path, outside: Path) -> str:
+    lines = [
+        f"{command.format(data=data, outside=outside)} && echo {marker}-SUCCEEDED || true"
+        for marker, command in ATTACKS.items()
+    ]
+    body = "".join(f"          {line}\n" for line in lines)
+    return (
+        "jobs:\n"
+        "  attack:\n"
+        "    steps:\n"
+        "      - run: |\n"
+        f"{body}"
+        "          echo attack-finished\n"
+        "  ordinary:\n"
+        "    steps:\n"
+        "      - run: mkdir -p out && tr a-z A-Z < data.txt > out/upper.txt && ls /tmp\n"
+        "        inputs: [data.txt]\n"
+        "        outputs: [out/upper.txt]\n"
+    )
+
+
+def test_a_step_cannot_read_the_servers_data_or_other_projects(
+    project: Repo, server: Server, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    project.write("data.txt", "hello\n")
+    run_id = push(project, server, _attack_pipeline(server.data, outside))
+    run = server.wait_run(run_id)
+    assert run["status"] == "succeeded", run
+    with server.api("member") as member:
+        log = member.get(f"/runs/{run_id}/logs/attack.step-1").text
+        ordinary = member.get(f"/runs/{run_id}/logs/ordinary.step-1").text
+        upper = member.get(f"/runs/{run_id}/artifacts/out/upper.txt")
+    assert "attack-finished" in log, log
+    succeeded = [m for m in ATTACKS if f"{m}-SUCCEEDED" in log]
+    assert succeeded == [], f"the step could {succeeded}:\n{log}"
+    key = (server.data / "server.key").read_text().strip()
+    assert key not in log
+    assert not (server.data / "pwned").exists()
+    assert not (outside / "pwned").exists()
+    assert not (server.data / "projects/demo/runs/pwned").exists()
+    # the ordinary step read its input, wrote its output, and had a private, empty /tmp
+    assert upper.status_code == 200 and upper.text == "HELLO\n"
+    assert ordinary.strip() == ""
+
+
+def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
+    assert stat.S_IMODE(server.data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((server.data / "server.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((server.data / "server.db").stat().st_mode) == 0o600
+
+
+def _processes_with(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline and "pytest" not in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def test_cancel_ends_every_process_of_a_sandboxed_step(project: Repo, server: Server) -> None:
+    marker = "987.6543"  # a sleep no other process runs
+    run_id = push(
+        project,
+        server,
+        f"jobs:\n  a:\n    steps:\n      - run: (setsid sleep {marker} &) ; echo started; "
+        "sleep 60\n",
+    )
+    server.wait_run(run_id, until=("running",))
+    deadline = time.monotonic() + 20
+    while not _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(marker), "the step did not start"
+    with server.api("member") as member:
+        assert member.post(f"/runs/{run_id}/cancel").json()["cancel_requested"] is True
+    assert server.wait_run(run_id)["status"] == "cancelled"
+    deadline = time.monotonic() + 10
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(marker) == []
+
+
+def _reach_server(server: Server) -> str:
+    return (
+        f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', "
+        f"{server.port}), 5); print('REACHED')\" || echo UNREACHABLE"
+    )
+
+
+def test_network_is_on_by_default_and_a_lead_can_turn_it_off(project: Repo, server: Server) -> None:
+    pipeline = f"jobs:\n  a:\n    steps:\n      - run: {_reach_server(server)}\n"
+    first = push(project, server, pipeline)
+    assert server.wait_run(first)["status"] == "succeeded"
+    with server.api("member") as member:
+        assert member.get(f"/runs/{first}/logs/a.step-1").text == "REACHED\n"
+        refused = member.put("/settings", json={"network": False})
+    assert refused.status_code == 403
+    with server.api("lead") as lead:
+        bad = lead.put("/settings", json={"network": "sometimes"})
+        assert bad.status_code == 422
+        assert lead.put("/settings", json={"network": False}).status_code == 200
+        assert lead.get("").json()["settings"]["network"] is False
+    second = push(project, server, pipeline.replace("\n", " # off\n", 1))
+    assert server.wait_run(second)["status"] == "succeeded"
+    with server.api("member") as member:
+        assert member.get(f"/runs/{second}/logs/a.step-1").text == "UNREACHABLE\n"
+
+
+def test_sandbox_none_is_an_explicit_and_loud_opt_out(project: Repo, tmp_path: Path) -> None:
+    srv = make_server(tmp_path, None)
+    srv.start(extra=("--sandbox", "none"))
+    try:
+        run_id = push(
+            project, srv, f"jobs:\n  a:\n    steps:\n      - run: test -r {srv.data}/server.key\n"
+        )
+        assert srv.wait_run(run_id)["status"] == "succeeded"
+    finally:
+        srv.stop()
+    assert "steps run without a sandbox" in srv.logs
+
+
+def test_the_local_executor_refuses_a_sandbox_it_cannot_start(tmp_path: Path) -> None:
+    from conveyor.errors import ExecutorError
+    from conveyor.executors.base import Invocation
+    from conveyor.executors.local import LocalExecutor
+
+    executor = LocalExecutor({"sandbox": {"program": str(tmp_path / "no-bwrap"), "hide": []}})
+    invocation = Invocation("r/s/1", "true", {}, tmp_path, tmp_path / "s.log")
+    with pytest.raises(ExecutorError, match="cannot run steps in a sandbox"):
+        executor.submit(invocation)
+
+
+def test_cli_runs_stay_unsandboxed(project: Repo, tmp_path: Path) -> None:
+    """A laptop run is the user's own code: it may read the user's own files."""
+    private = tmp_path / "private.txt"
+    private.write_text("mine\n")
+    project.pipeline(f"jobs:\n  a:\n    steps:\n      - run: cat {private}\n")
+    project.commit()
+    result = project.run("run")
+    assert result.code == 0, result.err
