@@ -309,10 +309,11 @@ class Runner:
                 log.write(f"\n--- conveyor: attempt {record.attempt} ---\n")
         self.workspace.clear_outputs(step.outputs)
         env = self._env(step, record.attempt)
-        command = placement.command
-        if placement.image_id is not None and self.options.runtime is not None:
+        command, runtime = placement.command, self.options.runtime
+        contained = placement.image_id is not None and runtime is not None
+        if placement.image_id is not None and runtime is not None:
             name = container_name(self.run.id, step.id, record.attempt)
-            command = self.options.runtime.wrap(
+            command = runtime.wrap(
                 placement.image_id, command, tuple(env), self.workspace.root, name, self.run.id
             )
         invocation = Invocation(
@@ -326,6 +327,7 @@ class Runner:
             resources=step.resources,
             timeout=step.timeout,
             options=dict(step.options),
+            contained=contained,
         )
         executor = self.executors[step.executor or self.default_executor]
         try:

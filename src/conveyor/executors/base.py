@@ -43,6 +43,9 @@ class Invocation:
     """Seconds; the runner enforces it, a backend may also pass it on."""
     options: Mapping[str, str] = field(default_factory=dict)
     """Backend-specific extras from the pipeline (e.g. HTCondor requirements)."""
+    contained: bool = False
+    """The command starts the step in a container (which isolates it): a local sandbox
+    does not wrap it, as the container runtime must reach its own files."""
 
 
 @dataclass(frozen=True)

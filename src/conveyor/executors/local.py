@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.executors.base import Completion, Handle, Invocation
+from conveyor.executors.sandbox import Sandbox
 
 SHELL = ("/bin/sh", "-e", "-c")
 
@@ -36,6 +37,8 @@ class LocalExecutor:
         settings = settings or {}
         self.grace = float(settings.get("grace_seconds", 5.0))
         self.default_parallelism = int(settings.get("parallelism", 0)) or os.cpu_count() or 1
+        # a server's steps run in a sandbox (see executors.sandbox); a laptop's do not
+        self.sandbox = Sandbox.from_setting(settings.get("sandbox"))
         self._children: dict[str, _Child] = {}
         self._log_dirs: set[Path] = set()
 
@@ -43,12 +46,17 @@ class LocalExecutor:
         if invocation.log_path.parent not in self._log_dirs:
             invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log_dirs.add(invocation.log_path.parent)
+        argv = [*SHELL, invocation.command]
+        env = {**os.environ, **invocation.env}
+        if self.sandbox is not None and not invocation.contained:
+            argv = self.sandbox.argv(invocation.workdir, argv)  # ExecutorError: no sandbox
+            env = self.sandbox.environment(invocation.env)
         with open(invocation.log_path, "ab") as log:
             try:
                 process = subprocess.Popen(
-                    [*SHELL, invocation.command],
+                    argv,
                     cwd=invocation.workdir,
-                    env={**os.environ, **invocation.env},
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

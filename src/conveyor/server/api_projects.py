@@ -43,6 +43,9 @@ class SettingsPut(BaseModel):
     executor: str | None = None
     parallelism: int | None = Field(default=None, ge=0)
     executors: dict[str, dict[str, Any]] | None = None
+    network: bool | None = Field(
+        default=None, description="Whether the project's steps reach the network (default on)."
+    )
     mirror: str | None = Field(default=None, description="Where webhooks fetch commits from.")
     webhook_secret: str | None = Field(default=None, description="Write-only.")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from conveyor.server.config import ServerConfig
+from conveyor.server.config import SANDBOXES, ServerConfig
 
 _PRIVATE_ENV = ("CONVEYOR_SERVER_KEY", "CONVEYOR_SERVER_DATABASE")
 DATA_HELP = "The server's data directory (env CONVEYOR_SERVER_DATA; default ./conveyor-server)."
@@ -42,13 +42,32 @@ def _open(config: ServerConfig) -> Any:
     from conveyor.server.keyring import Keyring
     from conveyor.server.state import ServerState
 
-    config.data.mkdir(parents=True, exist_ok=True)
+    # the database, the key and every project's files are the server user's alone
+    config.data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.data.chmod(0o700)
     state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
     for name in _PRIVATE_ENV:  # steps inherit this process's environment: keep these out
         os.environ.pop(name, None)
     return state
 
 
+_sandbox_option = click.option(
+    "--sandbox",
+    type=click.Choice(SANDBOXES),
+    envvar="CONVEYOR_SERVER_SANDBOX",
+    default="bwrap",
+    show_default=True,
+    help="Run local steps in a bubblewrap sandbox; none: unsandboxed (members become admins).",
+)
+_sandbox_hide_option = click.option(
+    "--sandbox-hide",
+    "sandbox_hide",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Another directory steps must not see (repeatable; the data directory and the "
+    "server user's home always are hidden).",
+)
 _data_option = click.option(
     "--data",
     type=click.Path(file_okay=False, path_type=Path),
@@ -118,6 +137,8 @@ _data_option = click.option(
     type=click.FloatRange(min=0),
     help="Seconds a webhook delivery is remembered (a repeat within them is refused).",
 )
+@_sandbox_option
+@_sandbox_hide_option
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -134,6 +155,8 @@ def server(
     max_webhook_body: int,
     max_api_body: int,
     replay_window: float,
+    sandbox: str,
+    sandbox_hide: tuple[Path, ...],
 ) -> None:
     """Start the team server: git remotes per project, a run queue, workers, a REST API.
 
@@ -163,6 +186,8 @@ def server(
         max_webhook_body=max_webhook_body,
         max_api_body=max_api_body,
         replay_window=replay_window,
+        sandbox=sandbox,
+        sandbox_hide=tuple(p.resolve() for p in sandbox_hide),
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"])
@@ -178,8 +203,11 @@ def _serve(config: ServerConfig) -> None:
     )
 
     from conveyor.server.app import create_app
+    from conveyor.server.sandbox import announce
 
     state = _open(config)
+    if config.workers:
+        announce(config)
     click.echo(
         f"conveyor server on {config.base_url} (data {config.data}, "
         f"{config.workers} worker(s), database {state.db.engine.url.render_as_string()})",
@@ -257,21 +285,36 @@ def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--executor", default="local", show_default=True)
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
+@_sandbox_option
+@_sandbox_hide_option
 def worker(
-    data: Path, database: str | None, workers: int, executor: str, stale_after: float
+    data: Path,
+    database: str | None,
+    workers: int,
+    executor: str,
+    stale_after: float,
+    sandbox: str,
+    sandbox_hide: tuple[Path, ...],
 ) -> None:
     """Take queued runs from a server's database and run them (scale out a server)."""
     import logging
 
+    from conveyor.server.sandbox import announce
     from conveyor.server.worker import Worker, watch, worker_name
 
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = ServerConfig(
-        data=data.resolve(), database=database, executor=executor, stale_after=stale_after
+        data=data.resolve(),
+        database=database,
+        executor=executor,
+        stale_after=stale_after,
+        sandbox=sandbox,
+        sandbox_hide=tuple(p.resolve() for p in sandbox_hide),
     )
     state = _open(config)
+    announce(config)
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: Any) -> None:

@@ -10,6 +10,7 @@ from conveyor.errors import UsageError
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$")
+SANDBOXES = ("bwrap", "none")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,10 @@ class ServerConfig:
     mirror_roots: tuple[Path, ...] = ()
     """Directories under which a project's ``mirror`` may be a local path (none: no local
     mirrors at all; URLs are always allowed)."""
+    sandbox: str = "bwrap"
+    """How local steps are isolated: ``bwrap`` (bubblewrap), or ``none`` (the admin opts out)."""
+    sandbox_hide: tuple[Path, ...] = ()
+    """More directories steps must not see (besides the data directory and the home)."""
 
     @property
     def database_url(self) -> str:

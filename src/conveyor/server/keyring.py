@@ -28,6 +28,8 @@ class Keyring:
         if given:
             key = given.encode()
         elif path.exists():
+            if path.stat().st_mode & 0o077:  # made by hand, or by an older version
+                path.chmod(0o600)
             key = path.read_bytes().strip()
         else:
             key = Fernet.generate_key()

@@ -24,13 +24,14 @@ from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.sdk.project import Project, kill_leftovers
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
-from conveyor.sdk.settings import Settings
+from conveyor.sdk.settings import ContainerSettings, Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.queue import HEARTBEAT, QueuedRun
 from conveyor.server.gitrepo import add_worktree, remove_worktree
 from conveyor.server.masking import Masker, mask_file
 from conveyor.server.results import commit_results, result_files
+from conveyor.server.sandbox import sandbox_setting
 from conveyor.store.cas import ContentStore
 from conveyor.vcs.git import GitState
 
@@ -101,7 +102,7 @@ class Worker:
         repo = project_dir / "repo.git"
         workdir = project_dir / "work" / queued.id
         state = project_dir / "runs" / queued.id
-        settings = self._settings(queued.project)
+        settings = self._settings(queued.project, state)
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
         add_worktree(repo, queued.commit, workdir)
         try:
@@ -144,15 +145,21 @@ class Worker:
             remove_worktree(repo, workdir)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _settings(self, project: str) -> Settings:
+    def _settings(self, project: str, state: Path) -> Settings:
         row = self.db.accounts.project(project) or {}
         chosen = dict(row.get("settings") or {})
+        executors = {str(k): dict(v) for k, v in dict(chosen.get("executors", {})).items()}
+        # the server, never the project, decides what its local steps may see
+        local = executors.setdefault("local", {})
+        local["sandbox"] = sandbox_setting(self.config, chosen, state)
+        network = "host" if chosen.get("network", True) else "none"
         return Settings(
             executor=str(chosen.get("executor", self.config.executor)),
             parallelism=int(chosen.get("parallelism", 0)),
             database=self.config.database_url,
             store=str(self.config.store_dir),
-            executors=dict(chosen.get("executors", {})),
+            executors=executors,
+            containers=ContainerSettings(network=network),
         )
 
     def _register(self, queued: QueuedRun) -> Callable[[Runner], None]:
