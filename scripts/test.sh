@@ -10,7 +10,7 @@ echo "== ruff";          ruff check src tests bench && ruff format --check src t
 echo "== mypy (strict)"; mypy
 echo "== import-linter"; lint-imports
 
-export CONVEYOR_ENGINES="${CONVEYOR_ENGINES-htcondor spark postgres podman}"
+export CONVEYOR_ENGINES="${CONVEYOR_ENGINES-htcondor spark postgres podman bwrap}"
 if [ -n "$CONVEYOR_ENGINES" ]; then
   echo "== engines: $CONVEYOR_ENGINES"
   trap 'echo "== stopping engines"; scripts/engines/all.sh down >/dev/null 2>&1 || true' EXIT

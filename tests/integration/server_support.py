@@ -7,6 +7,7 @@ The ``postgres_url`` fixture is in ``conftest.py``."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -62,6 +63,8 @@ class Server:
         return [*args, "--database", self.database] if self.database else args
 
     def start(self, workers: int = 1, extra: tuple[str, ...] = ()) -> subprocess.Popen[str]:
+        if workers and "--sandbox" not in extra:
+            need_bwrap()
         args = [*self.admin_args(), "--port", str(self.port), "--workers", str(workers), *extra]
         proc = subprocess.Popen(
             [*CONVEYOR, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
@@ -79,6 +82,8 @@ class Server:
         raise AssertionError("the server did not start in 30 s")
 
     def start_worker(self, env: dict[str, str] | None = None, *extra: str) -> subprocess.Popen[str]:
+        if "--sandbox" not in extra:
+            need_bwrap()
         args = ["worker", "--data", str(self.data), *extra]
         if self.database:
             args += ["--database", self.database]
@@ -124,6 +129,18 @@ class Server:
                     return run
                 time.sleep(0.1)
         raise AssertionError(f"run {run_id} still {run['status']} after {timeout} s")
+
+
+def need_bwrap() -> None:
+    """The server runs its steps under bubblewrap: without it they would fail."""
+    if shutil.which("bwrap") is not None:
+        return
+    message = "bubblewrap is not installed; run scripts/engines/bwrap.sh up"
+    try:
+        from tests.engines import engine_missing
+    except ImportError:  # the benchmark, without pytest
+        raise RuntimeError(message) from None
+    engine_missing("bwrap", message)
 
 
 def make_server(tmp_path: Path, database: str | None) -> Server:

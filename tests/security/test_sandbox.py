@@ -10,7 +10,6 @@ steps' network off.
 
 from __future__ import annotations
 
-import shutil
 import stat
 import sys
 import time
@@ -22,10 +21,7 @@ import pytest
 from tests.integration.conftest import Repo
 from tests.integration.server_support import Server, git, make_server, run_ids
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (bwrap)"),
-]
+pytestmark = pytest.mark.integration
 
 ATTACKS = {
     "READ-KEY": "cat {data}/server.key",

@@ -64,7 +64,7 @@ _sandbox_hide_option = click.option(
     "sandbox_hide",
     multiple=True,
     metavar="DIR",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Another directory steps must not see (repeatable; the data directory and the "
     "server user's home always are hidden).",
 )

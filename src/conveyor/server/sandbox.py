@@ -9,6 +9,7 @@ workspace is its only writable place. ``--sandbox none`` opts out, loudly.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def sandbox_setting(
     import conveyor
     from conveyor.sdk.actions import environments_dir
 
-    hide = [config.data, Path.home(), *config.sandbox_hide]
+    home = os.path.expanduser("~")  # "~" itself when there is no home: nothing to hide
+    hide = [config.data, home, *config.sandbox_hide]
     readable = [
         # the Python the server runs (python: steps, plugins) and Conveyor itself
         sys.prefix,
