@@ -10,6 +10,7 @@ steps' network off.
 
 from __future__ import annotations
 
+import os
 import stat
 import sys
 import time
@@ -134,6 +135,25 @@ def test_a_step_cannot_read_the_servers_data_or_other_projects(
     assert not Path("/tmp/scratch").exists()
 
 
+def test_an_output_link_cannot_carry_the_servers_files_out(project: Repo, server: Server) -> None:
+    """The step cannot read the key, but the server stores its outputs: a link to the key
+    declared as an output must not make the server copy the key into the results."""
+    run_id = push(
+        project,
+        server,
+        "jobs:\n  a:\n    steps:\n"
+        f"      - run: mkdir -p out && ln -s {server.data}/server.key out/key.txt\n"
+        "        outputs: [out/key.txt]\n",
+    )
+    run = server.wait_run(run_id)
+    key = (server.data / "server.key").read_text().strip()
+    with server.api("member") as member:
+        artifact = member.get(f"/runs/{run_id}/artifacts/out/key.txt")
+    assert key not in artifact.text
+    assert run["status"] == "failed", run
+    assert "out/key.txt" in run["error"] and "outside the workspace" in run["error"]
+
+
 def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
     assert stat.S_IMODE(server.data.stat().st_mode) == 0o700
     assert stat.S_IMODE((server.data / "server.key").stat().st_mode) == 0o600
@@ -225,6 +245,43 @@ def test_the_local_executor_refuses_a_sandbox_it_cannot_start(tmp_path: Path) ->
     invocation = Invocation("r/s/1", "true", {}, tmp_path, tmp_path / "s.log")
     with pytest.raises(ExecutorError, match="cannot run steps in a sandbox"):
         executor.submit(invocation)
+
+
+def test_a_directory_hidden_inside_a_readable_one_stays_hidden(tmp_path: Path) -> None:
+    from conveyor.executors.sandbox import Sandbox
+
+    home, venv = tmp_path / "home", tmp_path / "home" / "venv"
+    data, actions = venv / "data", venv / "data" / "actions"
+    for each in (actions, tmp_path / "work"):
+        each.mkdir(parents=True)
+    sandbox = Sandbox(hide=(str(home), str(data)), readable=(str(venv), str(actions)))
+    argv = sandbox.argv(tmp_path / "work", ["true"])
+    mounts = [(a, argv[i + 1]) for i, a in enumerate(argv) if a in ("--tmpfs", "--ro-bind")]
+    assert mounts[-4:] == [
+        ("--tmpfs", str(home)),
+        ("--ro-bind", str(venv)),
+        ("--tmpfs", str(data)),
+        ("--ro-bind", str(actions)),
+    ]
+    assert argv[argv.index("--bind") + 1] == str(tmp_path / "work")
+    assert "--share-net" in argv and argv[-2:] == ["--", "true"]
+    assert "--share-net" not in Sandbox(network=False).argv(tmp_path, ["true"])
+
+
+def test_a_step_that_starts_a_container_is_not_wrapped(tmp_path: Path) -> None:
+    """The container runtime isolates an image step and must reach its own files."""
+    from conveyor.executors.base import Invocation
+    from conveyor.executors.local import LocalExecutor
+
+    executor = LocalExecutor({"sandbox": {"program": str(tmp_path / "no-bwrap")}})
+    invocation = Invocation("r/s/1", "echo $HOME", {}, tmp_path, tmp_path / "s.log", contained=True)
+    handle = executor.submit(invocation)
+    completions = []
+    while not completions:
+        completions = executor.poll([handle], 5)
+    executor.close()
+    assert completions[0].exit_code == 0
+    assert (tmp_path / "s.log").read_text() == f"{os.environ['HOME']}\n"
 
 
 def test_cli_runs_stay_unsandboxed(project: Repo, tmp_path: Path) -> None:
