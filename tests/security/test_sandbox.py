@@ -105,6 +105,11 @@ def _attack_pipeline(data: Path, outside: Path) -> str:
         "      - run: mkdir -p out && tr a-z A-Z < data.txt > out/upper.txt && touch /tmp/scratch\n"
         "        inputs: [data.txt]\n"
         "        outputs: [out/upper.txt]\n"
+        "  pythonic:\n"
+        "    steps:\n"
+        "      - python: tools:shout\n"
+        "        inputs: [data.txt]\n"
+        "        result: out/shout.json\n"
     )
 
 
@@ -114,6 +119,7 @@ def test_a_step_cannot_read_the_servers_data_or_other_projects(
     outside = tmp_path / "outside"
     outside.mkdir()
     project.write("data.txt", "hello\n")
+    project.write("tools.py", "def shout():\n    return open('data.txt').read().upper()\n")
     run_id = push(project, server, _attack_pipeline(server.data, outside))
     run = server.wait_run(run_id)
     assert run["status"] == "succeeded", run
@@ -121,6 +127,7 @@ def test_a_step_cannot_read_the_servers_data_or_other_projects(
         log = member.get(f"/runs/{run_id}/logs/attack.step-1").text
         ordinary = member.get(f"/runs/{run_id}/logs/ordinary.step-1").text
         upper = member.get(f"/runs/{run_id}/artifacts/out/upper.txt")
+        shout = member.get(f"/runs/{run_id}/artifacts/out/shout.json")
     assert "attack-finished" in log, log
     succeeded = [m for m in ATTACKS if f"{m}-SUCCEEDED" in log]
     assert succeeded == [], f"the step could {succeeded}:\n{log}"
@@ -131,6 +138,7 @@ def test_a_step_cannot_read_the_servers_data_or_other_projects(
     assert not (server.data / "projects/demo/runs/pwned").exists()
     # the ordinary step read its input, wrote its output and used its private /tmp
     assert upper.status_code == 200 and upper.text == "HELLO\n"
+    assert shout.status_code == 200 and shout.json() == "HELLO\n"
     assert ordinary == ""
     assert not Path("/tmp/scratch").exists()
 
