@@ -11,6 +11,7 @@ steps' network off.
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import sys
 import time
@@ -87,10 +88,10 @@ def push(repo: Repo, server: Server, pipeline: str) -> str:
     return ids[0]
 
 
-def _attack_pipeline(data: Path, outside: Path) -> str:
+def _attack_pipeline(data: Path, outside: Path, attacks: dict[str, str]) -> str:
     lines = [
         f"{command.format(data=data, outside=outside)} && echo {marker}-SUCCEEDED || true"
-        for marker, command in ATTACKS.items()
+        for marker, command in attacks.items()
     ]
     body = "".join(f"          {line}\n" for line in lines)
     return (
@@ -113,14 +114,36 @@ def _attack_pipeline(data: Path, outside: Path) -> str:
     )
 
 
+@pytest.fixture
+def daemon_socket() -> Iterator[Path | None]:
+    """A socket in /run, like docker's, podman's or D-Bus's (None: /run is not ours)."""
+    path = Path(f"/run/conveyor-test-{os.getpid()}.sock")
+    if not os.access("/run", os.W_OK):
+        yield None
+        return
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        listener.listen()
+        try:
+            yield path
+        finally:
+            path.unlink()
+
+
 def test_a_step_cannot_read_the_servers_data_or_other_projects(
-    project: Repo, server: Server, tmp_path: Path
+    project: Repo, server: Server, tmp_path: Path, daemon_socket: Path | None
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
+    attacks = dict(ATTACKS)
+    if daemon_socket is not None:
+        attacks["TALK-TO-DAEMON"] = (
+            f'{sys.executable} -c "import socket; '
+            f"socket.socket(socket.AF_UNIX).connect('{daemon_socket}')\""
+        )
     project.write("data.txt", "hello\n")
     project.write("tools.py", "def shout():\n    return open('data.txt').read().upper()\n")
-    run_id = push(project, server, _attack_pipeline(server.data, outside))
+    run_id = push(project, server, _attack_pipeline(server.data, outside, attacks))
     run = server.wait_run(run_id)
     assert run["status"] == "succeeded", run
     with server.api("member") as member:
@@ -129,7 +152,7 @@ def test_a_step_cannot_read_the_servers_data_or_other_projects(
         upper = member.get(f"/runs/{run_id}/artifacts/out/upper.txt")
         shout = member.get(f"/runs/{run_id}/artifacts/out/shout.json")
     assert "attack-finished" in log, log
-    succeeded = [m for m in ATTACKS if f"{m}-SUCCEEDED" in log]
+    succeeded = [m for m in attacks if f"{m}-SUCCEEDED" in log]
     assert succeeded == [], f"the step could {succeeded}:\n{log}"
     key = (server.data / "server.key").read_text().strip()
     assert key not in log

@@ -2,11 +2,13 @@
 
 The step sees the machine read-only, with the directories that hold secrets (the
 server's data directory, its user's home, what the admin adds) replaced by empty ones,
-a private ``/tmp``, ``/proc`` and ``/dev``, and its own workspace writable. It runs as
-``nobody`` in a user namespace of its own (no capabilities, no further namespaces), in
-its own PID namespace (it cannot see or signal the server), with the network shared or
-loopback only. The environment is a short list of the server's harmless variables plus
-what the pipeline gives the step: never the server's whole environment.
+a private ``/tmp``, ``/var/tmp``, ``/run``, ``/proc`` and ``/dev``, and its own
+workspace writable. It runs as ``nobody`` in a user namespace of its own (no
+capabilities, no further namespaces), in its own PID namespace (it cannot see or signal
+the server), with the network shared or loopback only. Outside the namespace it acts as
+the server's user: files of that user outside the hidden directories stay readable.
+The environment is a short list of the server's harmless variables plus what the
+pipeline gives the step: never the server's whole environment.
 
 The setting is a table (a server builds it per run): ``hide`` (directories to hide),
 ``readable`` (paths inside hidden ones to show read-only, e.g. the Python the server
@@ -47,6 +49,12 @@ PASSED_ENV = (
 """The server's variables a sandboxed step gets (and every ``LC_*``): what finds
 programs, libraries and the network; no key, database URL or token."""
 
+PRIVATE = ("/tmp", "/var/tmp", "/run")
+"""Empty and writable in every sandbox. ``/run`` holds the sockets of the machine's
+daemons (docker, podman, D-Bus, PostgreSQL): a step must not talk to them."""
+SHOWN = ("/run/systemd/resolve",)
+"""Shown again, read-only: where ``/etc/resolv.conf`` points with systemd-resolved."""
+
 _checked: dict[str, str | None] = {}
 
 
@@ -77,12 +85,14 @@ class Sandbox:
 
     def _argv(self, program: str, workdir: Path, command: Sequence[str]) -> list[str]:
         args = [program, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        args += ["--tmpfs", "/tmp"]
+        private = [p for p in PRIVATE if os.path.isdir(p)]
+        for path in private:
+            args += ["--tmpfs", path]
         # parents before children: a directory hidden inside a readable one stays hidden
         hidden = [os.path.realpath(p) for p in self.hide if _hideable(p)]
         mounts = {path: ["--tmpfs", path] for path in hidden}
-        for path in map(os.path.realpath, self.readable):
-            if os.path.exists(path) and _inside(path, ["/tmp", *hidden]):
+        for path in map(os.path.realpath, (*self.readable, *SHOWN)):
+            if os.path.exists(path) and _inside(path, [*private, *hidden]):
                 mounts.setdefault(path, ["--ro-bind", path, path])
         for path in sorted(mounts, key=len):
             args += mounts[path]

@@ -17,6 +17,11 @@ from typing import Any
 from conveyor.server.config import ServerConfig
 
 log = logging.getLogger("conveyor.server")
+AS_ROOT = (
+    "the server runs as root: its sandboxed steps act as root on the files they can see "
+    "(root-only files outside the hidden directories, such as /etc/shadow, are readable); "
+    "run the server as a user of its own"
+)
 UNSANDBOXED = (
     "steps run without a sandbox (--sandbox none): any member who can push can read the "
     "server's key and database and so become admin"
@@ -58,6 +63,8 @@ def announce(config: ServerConfig) -> str | None:
     from conveyor.executors.sandbox import sandbox_problem
 
     warning = UNSANDBOXED if config.sandbox == "none" else sandbox_problem()
+    if warning is None and os.geteuid() == 0:
+        warning = AS_ROOT
     if warning is not None:
         log.warning("%s", warning)
     return warning
