@@ -21,7 +21,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     if not (os.environ.get("CONDOR_CONFIG") and importlib.util.find_spec("htcondor2")):
         engine_missing("htcondor", "HTCondor pool not configured; scripts/engines/htcondor.sh up")
     srv = make_server(tmp_path, None)
-    srv.start()
+    srv.start(extra=("--allow-executor", "htcondor"))
     yield srv
     srv.stop()
 

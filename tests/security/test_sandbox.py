@@ -185,6 +185,26 @@ def test_an_output_link_cannot_carry_the_servers_files_out(project: Repo, server
     assert "out/key.txt" in run["error"] and "outside the workspace" in run["error"]
 
 
+def test_steps_cannot_leave_the_sandbox_for_an_executor_the_admin_did_not_allow(
+    project: Repo, server: Server
+) -> None:
+    """Spark's ``local[*]`` (and any executor on this machine) would run a step as the
+    server's user, outside the sandbox: a member's ``runs-on`` or a lead's setting must
+    not choose one the admin did not allow."""
+    run_id = push(
+        project,
+        server,
+        f"jobs:\n  a:\n    runs-on: spark\n    steps:\n      - run: cat {server.data}/server.key\n",
+    )
+    run = server.wait_run(run_id)
+    assert run["status"] == "failed"
+    assert "the spark executor, which this server does not allow" in run["error"]
+    with server.api("lead") as lead:
+        refused = lead.put("/settings", json={"executor": "spark"})
+    assert refused.status_code == 400
+    assert "does not allow the spark executor" in refused.json()["detail"]
+
+
 def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
     assert stat.S_IMODE(server.data.stat().st_mode) == 0o700
     assert stat.S_IMODE((server.data / "server.key").stat().st_mode) == 0o600

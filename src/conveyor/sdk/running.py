@@ -55,6 +55,9 @@ class RunRequest:
     cache_scope: str = ""
     """Mixed into every fingerprint: runs share cache entries only within one scope
     (a server gives each project its own, and changes it when its secrets change)."""
+    executors_allowed: frozenset[str] | None = None
+    """The executors steps may run on (None: any); a server allows those whose steps
+    cannot reach its data."""
 
 
 @dataclass
@@ -92,7 +95,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
         secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
     executor_name = request.executor or project.settings.executor
-    executors = _load_executors(project, plan, executor_name)
+    executors = _load_executors(project, plan, executor_name, request.executors_allowed)
     parallelism = (
         request.parallelism
         or project.settings.parallelism
@@ -203,9 +206,18 @@ def _scoped(digest: str, scope: str) -> str:
     return hashlib.blake2b(f"{scope}\0{digest}".encode(), digest_size=16).hexdigest()
 
 
-def _load_executors(project: Project, plan: ExecutionPlan, default: str) -> dict[str, Executor]:
+def _load_executors(
+    project: Project, plan: ExecutionPlan, default: str, allowed: frozenset[str] | None
+) -> dict[str, Executor]:
     """The default executor and every one a job names with ``runs-on``."""
     names = {default} | {s.executor for s in plan.steps if s.executor}
+    refused = sorted(names - allowed) if allowed is not None else []
+    if allowed is not None and refused:
+        raise UsageError(
+            f"the pipeline asks for the {refused[0]} executor, which this server does not "
+            f"allow (allowed: {', '.join(sorted(allowed))}); a server admin allows it with "
+            f"--allow-executor {refused[0]}"
+        )
     settings = project.settings.executors
     return {name: load_executor(name, settings.get(name)) for name in sorted(names)}
 

@@ -145,6 +145,13 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
     for name in [body.executor or "", *(body.executors or {})]:
         if name and name not in known:
             raise HTTPException(400, f"there is no executor {name!r}; known: {', '.join(known)}")
+    allowed = state.config.executors_allowed
+    if body.executor and body.executor not in allowed:
+        raise HTTPException(
+            400,
+            f"this server does not allow the {body.executor} executor (allowed: "
+            f"{', '.join(sorted(allowed))}); a server admin allows it with --allow-executor",
+        )
     if body.mirror is not None:
         _check_mirror(state, body.mirror)
     accounts = state.db.accounts

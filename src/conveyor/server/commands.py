@@ -68,6 +68,14 @@ _sandbox_hide_option = click.option(
     help="Another directory steps must not see (repeatable; the data directory and the "
     "server user's home always are hidden).",
 )
+_allow_executor_option = click.option(
+    "--allow-executor",
+    "allow_executors",
+    multiple=True,
+    metavar="NAME",
+    help="An executor projects may use besides local and --executor (repeatable); its "
+    "steps run without Conveyor's sandbox.",
+)
 _data_option = click.option(
     "--data",
     type=click.Path(file_okay=False, path_type=Path),
@@ -139,6 +147,7 @@ _data_option = click.option(
 )
 @_sandbox_option
 @_sandbox_hide_option
+@_allow_executor_option
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -157,6 +166,7 @@ def server(
     replay_window: float,
     sandbox: str,
     sandbox_hide: tuple[Path, ...],
+    allow_executors: tuple[str, ...],
 ) -> None:
     """Start the team server: git remotes per project, a run queue, workers, a REST API.
 
@@ -188,6 +198,7 @@ def server(
         replay_window=replay_window,
         sandbox=sandbox,
         sandbox_hide=tuple(p.resolve() for p in sandbox_hide),
+        allow_executors=allow_executors,
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"])
@@ -287,6 +298,7 @@ def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
 @_sandbox_option
 @_sandbox_hide_option
+@_allow_executor_option
 def worker(
     data: Path,
     database: str | None,
@@ -295,6 +307,7 @@ def worker(
     stale_after: float,
     sandbox: str,
     sandbox_hide: tuple[Path, ...],
+    allow_executors: tuple[str, ...],
 ) -> None:
     """Take queued runs from a server's database and run them (scale out a server)."""
     import logging
@@ -312,6 +325,7 @@ def worker(
         stale_after=stale_after,
         sandbox=sandbox,
         sandbox_hide=tuple(p.resolve() for p in sandbox_hide),
+        allow_executors=allow_executors,
     )
     state = _open(config)
     announce(config)

@@ -43,6 +43,8 @@ class ServerConfig:
     """How local steps are isolated: ``bwrap`` (bubblewrap), or ``none`` (the admin opts out)."""
     sandbox_hide: tuple[Path, ...] = ()
     """More directories steps must not see (besides the data directory and the home)."""
+    allow_executors: tuple[str, ...] = ()
+    """Executors besides ``local`` (sandboxed) and ``executor`` that projects may use."""
 
     @property
     def database_url(self) -> str:
@@ -50,6 +52,13 @@ class ServerConfig:
         if self.database and self.database.startswith(("postgresql://", "postgres://")):
             return "postgresql+psycopg://" + self.database.split("://", 1)[1]
         return self.database or f"sqlite:///{self.data / 'server.db'}"
+
+    @property
+    def executors_allowed(self) -> frozenset[str]:
+        """Where projects' steps may run: the local executor (in the sandbox), the
+        default executor and what the admin allows (others may run on this machine,
+        unsandboxed, as Spark's ``local[*]`` does)."""
+        return frozenset({"local", self.executor, *self.allow_executors})
 
     @property
     def base_url(self) -> str:

@@ -116,6 +116,7 @@ class Worker:
                 secrets_from_environment=False,
                 git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
                 cache_scope=_cache_scope(queued.project, secrets),
+                executors_allowed=self.config.executors_allowed,
             )
             try:
                 record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
