@@ -335,6 +335,30 @@ def test_a_step_that_starts_a_container_is_not_wrapped(tmp_path: Path) -> None:
     assert (tmp_path / "s.log").read_text() == f"{os.environ['HOME']}\n"
 
 
+def test_a_project_cannot_turn_the_sandbox_off(tmp_path: Path) -> None:
+    """The lead's executor options are the project's; the sandbox is the server's."""
+    import threading
+    from types import SimpleNamespace
+
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.worker import Worker
+
+    chosen = {"executors": {"local": {"sandbox": None, "grace_seconds": 1}}, "network": False}
+    accounts = SimpleNamespace(project=lambda name: {"settings": chosen})
+    db = SimpleNamespace(accounts=accounts)
+    config = ServerConfig(data=tmp_path / "data")
+    worker = Worker(config, db, "w", threading.Event())
+    settings = worker._settings("demo", tmp_path / "state")
+    local = settings.executors["local"]
+    assert local["grace_seconds"] == 1
+    assert str(config.data) in local["sandbox"]["hide"]
+    assert local["sandbox"]["network"] is False
+    assert settings.containers.network == "none"
+    unsandboxed = ServerConfig(data=tmp_path, sandbox="none")
+    opted_out = Worker(unsandboxed, db, "w", threading.Event())
+    assert opted_out._settings("demo", tmp_path).executors["local"]["sandbox"] is None
+
+
 def test_cli_runs_stay_unsandboxed(project: Repo, tmp_path: Path) -> None:
     """A laptop run is the user's own code: it may read the user's own files."""
     private = tmp_path / "private.txt"
