@@ -205,6 +205,32 @@ def test_steps_cannot_leave_the_sandbox_for_an_executor_the_admin_did_not_allow(
     assert "does not allow the spark executor" in refused.json()["detail"]
 
 
+def test_an_actions_requirements_do_not_run_code_outside_the_sandbox(
+    project: Repo, server: Server, tmp_path: Path
+) -> None:
+    """pip runs a local package's setup.py while it builds a native action's environment,
+    which happens when the server loads the pipeline: it must not run as the server."""
+    marker = tmp_path / "setup-ran"
+    project.write(
+        ".conveyor/actions/evil/action.yml",
+        "name: evil\nruns:\n  python: main.py\n  requirements: requirements.txt\n",
+    )
+    project.write(".conveyor/actions/evil/main.py", "print('hi')\n")
+    project.write(".conveyor/actions/evil/requirements.txt", "./evilpkg\n")
+    project.write(
+        ".conveyor/actions/evil/evilpkg/setup.py",
+        "import pathlib, shutil\n"
+        f"shutil.copy('{server.data}/server.key', '{marker}')\n"
+        "from setuptools import setup\n"
+        "setup(name='evilpkg', version='0.1')\n",
+    )
+    run_id = push(project, server, "jobs:\n  a:\n    steps:\n      - uses: local/evil\n")
+    run = server.wait_run(run_id, timeout=180)
+    assert not marker.exists(), "setup.py read the server's key"
+    assert run["status"] == "failed"
+    assert "does not build Python environments for actions" in run["error"]
+
+
 def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
     assert stat.S_IMODE(server.data.stat().st_mode) == 0o700
     assert stat.S_IMODE((server.data / "server.key").stat().st_mode) == 0o600

@@ -42,13 +42,22 @@ def git_url(ref: ActionRef, base: str = DEFAULT_BASE, root: Path | None = None) 
 
 
 def project_resolver(
-    base: Path, search: Sequence[Path], cache: Path, action_base: str | None = None
+    base: Path,
+    search: Sequence[Path],
+    cache: Path,
+    action_base: str | None = None,
+    environments: bool = True,
 ) -> ActionResolver:
     """Local actions as :func:`local_resolver` finds them; git actions cloned into
     ``cache``. A clone that exists already is checked against the remote once per
-    resolver (one load of the pipeline): a tag that moved is fetched again."""
+    resolver (one load of the pipeline): a tag that moved is fetched again. Without
+    ``environments``, a native action that needs a Python environment is refused."""
     local = local_resolver(base, search)
     checked: set[tuple[str, str]] = set()
+    builder = action_environment if environments else _no_environment
+
+    def _with_environments(resolved: ResolvedAction) -> ResolvedAction:
+        return ResolvedAction(resolved.directory, resolved.commit, resolved.warning, builder)
 
     def resolve(ref: ActionRef) -> ResolvedAction:
         if ref.local or (ref.native and ref.name.startswith("local/")):
@@ -85,8 +94,12 @@ def project_resolver(
     return resolve
 
 
-def _with_environments(resolved: ResolvedAction) -> ResolvedAction:
-    return ResolvedAction(resolved.directory, resolved.commit, resolved.warning, action_environment)
+def _no_environment(requirements: Path) -> str:
+    raise ValueError(
+        f"this server does not build Python environments for actions ({requirements.name}: "
+        "installing packages runs their build code outside the steps' sandbox); install "
+        "what the action needs in the step, or use an image"
+    )
 
 
 def environments_dir() -> Path:

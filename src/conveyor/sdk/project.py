@@ -109,7 +109,11 @@ class Project:
         path = self.pipeline_file
         search = [self.root / p for p in self.settings.action_paths]
         resolver = project_resolver(
-            self.root, search, self.state_dir / "cache" / "actions", self.settings.action_base
+            self.root,
+            search,
+            self.state_dir / "cache" / "actions",
+            self.settings.action_base,
+            environments=self.settings.action_environments,
         )
         return load_file(path, self.display_path(path), resolver)
 
