@@ -36,7 +36,6 @@ def sandbox_setting(
     if config.sandbox == "none":
         return None
     import conveyor
-    from conveyor.sdk.actions import environments_dir
 
     home = os.path.expanduser("~")  # "~" itself when there is no home: nothing to hide
     hide = [config.data, home, *config.sandbox_hide]
@@ -46,9 +45,8 @@ def sandbox_setting(
         sys.base_prefix,
         sys.exec_prefix,
         Path(conveyor.__file__).resolve().parent.parent,
-        # actions of this run (cloned into its state) and their environments
+        # actions of this run (cloned into its state; their environments are not built)
         state_dir / "cache" / "actions",
-        environments_dir(),
     ]
     return {
         "hide": [str(p) for p in hide],
