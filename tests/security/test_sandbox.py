@@ -231,6 +231,25 @@ def test_an_actions_requirements_do_not_run_code_outside_the_sandbox(
     assert "does not build Python environments for actions" in run["error"]
 
 
+def test_actions_come_from_the_project_or_remote_git_only(project: Repo, server: Server) -> None:
+    """The server reads a pipeline's actions as its own user: a path may not reach into
+    another project's workspace or repository."""
+    action = server.data / "projects/other/work/r1/act"
+    action.mkdir()
+    (action / "action.yml").write_text("name: other\nruns:\n  command: echo OTHER-ACTION\n")
+    by_path = push(
+        project, server, "jobs:\n  a:\n    steps:\n      - uses: ../../../other/work/r1/act\n"
+    )
+    run = server.wait_run(by_path)
+    assert run["status"] == "failed"
+    assert "is outside the project; a server runs only its own" in run["error"]
+    repo = server.data / "projects/other/repo.git"
+    by_repo = push(project, server, f"jobs:\n  a:\n    steps:\n      - uses: {repo}@main\n")
+    run = server.wait_run(by_repo)
+    assert run["status"] == "failed"
+    assert "names a repository on the server's disk" in run["error"]
+
+
 def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
     assert stat.S_IMODE(server.data.stat().st_mode) == 0o700
     assert stat.S_IMODE((server.data / "server.key").stat().st_mode) == 0o600

@@ -46,25 +46,40 @@ def project_resolver(
     search: Sequence[Path],
     cache: Path,
     action_base: str | None = None,
-    environments: bool = True,
+    server: bool = False,
 ) -> ActionResolver:
     """Local actions as :func:`local_resolver` finds them; git actions cloned into
     ``cache``. A clone that exists already is checked against the remote once per
-    resolver (one load of the pipeline): a tag that moved is fetched again. Without
-    ``environments``, a native action that needs a Python environment is refused."""
+    resolver (one load of the pipeline): a tag that moved is fetched again.
+
+    For a ``server``, which reads the pipeline as its own user outside the steps'
+    sandbox: local actions must be inside the project, repositories must be remote
+    URLs, and no Python environment is built (pip runs packages' build code)."""
     local = local_resolver(base, search)
     checked: set[tuple[str, str]] = set()
-    builder = action_environment if environments else _no_environment
+    builder = _no_environment if server else action_environment
+    project = base.resolve()
 
     def _with_environments(resolved: ResolvedAction) -> ResolvedAction:
         return ResolvedAction(resolved.directory, resolved.commit, resolved.warning, builder)
 
+    def _local(ref: ActionRef) -> ResolvedAction:
+        resolved = local(ref)
+        if server and not resolved.directory.resolve().is_relative_to(project):
+            raise ValueError(f"action {ref} is outside the project; a server runs only its own")
+        return resolved
+
     def resolve(ref: ActionRef) -> ResolvedAction:
         if ref.local or (ref.native and ref.name.startswith("local/")):
-            return _with_environments(local(ref))
+            return _with_environments(_local(ref))
         if not ref.native and any((root / ref.name).is_dir() for root in search):
-            return local(ref)
+            return _local(ref)
         url = git_url(ref, action_base or DEFAULT_BASE, base)
+        if server and "://" not in url and not url.startswith("git@"):
+            raise ValueError(
+                f"action {ref} names a repository on the server's disk; a server fetches "
+                "actions from remote URLs only"
+            )
         tag = ref.tag or "latest"
         digest = hashlib.blake2b(url.encode(), digest_size=6).hexdigest()
         short = _UNSAFE.sub("_", ref.name.rstrip("/").rpartition("/")[2] if ref.git else ref.name)

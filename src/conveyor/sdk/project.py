@@ -113,7 +113,7 @@ class Project:
             search,
             self.state_dir / "cache" / "actions",
             self.settings.action_base,
-            environments=self.settings.action_environments,
+            server=self.settings.server_sandbox,
         )
         return load_file(path, self.display_path(path), resolver)
 

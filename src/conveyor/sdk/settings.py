@@ -84,10 +84,10 @@ class Settings:
     """``[actions] base``: where ``uses: owner/name@ref`` is cloned from (a URL, or a
     directory of repositories); default GitHub."""
     remote: RemoteSettings | None = None
-    action_environments: bool = True
-    """Whether native python actions may build their environments (``requirements``)
-    here. A server says no: pip runs the packages' build code (``setup.py``) as the
-    server's user, outside the steps' sandbox. Not a setting of the file."""
+    server_sandbox: bool = False
+    """A sandboxed server runs the project: it takes actions only from the project or
+    remote git and builds no Python environments for them (``sdk.actions``). Set by the
+    server, not by the file."""
 
     @staticmethod
     def load(conveyor_dir: Path) -> Settings:

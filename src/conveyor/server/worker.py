@@ -161,7 +161,7 @@ class Worker:
             store=str(self.config.store_dir),
             executors=executors,
             containers=ContainerSettings(network=network),
-            action_environments=self.config.sandbox == "none",
+            server_sandbox=self.config.sandbox != "none",
         )
 
     def _register(self, queued: QueuedRun) -> Callable[[Runner], None]:
