@@ -256,6 +256,24 @@ def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
     assert stat.S_IMODE((server.data / "server.db").stat().st_mode) == 0o600
 
 
+def test_a_key_file_made_by_hand_becomes_private(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+
+    key = tmp_path / "server.key"
+    key.write_bytes(Fernet.generate_key())
+    key.chmod(0o644)
+    Keyring.load(key)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    db = tmp_path / "server.db"
+    db.touch(mode=0o644)
+    db.chmod(0o644)
+    open_database(f"sqlite:///{db}").close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
 def _processes_with(marker: str) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
