@@ -3,9 +3,11 @@
 A member pushes a pipeline whose step tries to read the key file and the database (with
 both, it could decrypt every project's secrets and mint itself an admin token), another
 project's workspace and repository, and to write outside its own workspace: each attempt
-must fail while an ordinary step still works. The server's files are private to its user,
-cancel still ends a sandboxed step's whole process tree, and a project can turn its
-steps' network off.
+must fail while an ordinary step still works. The ways around the sandbox are closed too:
+an output that links to the key, an executor that runs steps outside it, an action's
+requirements (pip runs setup.py as the server) and actions from other projects' paths.
+The server's files are private to its user, cancel still ends a sandboxed step's whole
+process tree, and a project can turn its steps' network off.
 """
 
 from __future__ import annotations
