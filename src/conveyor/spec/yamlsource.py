@@ -3,6 +3,12 @@
 PyYAML's C loader composes nodes that carry marks; we build the data ourselves so
 that each mapping key and sequence item keeps its line and column, and so that a
 duplicate key is an error instead of a silent overwrite.
+
+Every YAML Conveyor reads comes through here, so the limits live here too: a document
+is at most :data:`MAX_DOCUMENT_BYTES`, at most :data:`MAX_VALUES` values once its
+aliases are expanded (a 1 KB file of nested anchors would otherwise expand to billions)
+and at most :data:`MAX_DEPTH` levels deep. They are checked on the composed nodes, in
+time linear in the text, before anything is built from them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,13 @@ import yaml
 from conveyor.errors import Position, SpecError
 
 Loc = tuple[str | int, ...]
+
+MAX_DOCUMENT_BYTES = 1024 * 1024
+"""The largest YAML text (pipeline, action manifest) Conveyor reads."""
+MAX_VALUES = 100_000
+"""The most values (mappings, sequences, scalars, keys) of a document, aliases expanded."""
+MAX_DEPTH = 64
+"""The deepest nesting of mappings and sequences, aliases expanded."""
 
 try:  # the C loader is ~10x faster; fall back when libyaml is missing
     _Loader: Any = yaml.CSafeLoader
@@ -57,12 +70,19 @@ def describe(loc: Loc) -> str:
 
 def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
     """Yield ``(data, source_map)`` for every YAML document in ``text``."""
+    if len(text) > MAX_DOCUMENT_BYTES // 4 and len(text.encode()) > MAX_DOCUMENT_BYTES:
+        raise SpecError(
+            f"the file is {len(text.encode())} bytes; Conveyor reads YAML files of at most "
+            f"{MAX_DOCUMENT_BYTES} bytes",
+            Position(path),
+        )
     loader = _Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
+            _check_limits(node, path)
             source = SourceMap(path)
             data = _build(loader, node, (), source)
             yield data, source
@@ -73,8 +93,70 @@ def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
         raise SpecError(f"invalid YAML: {problem}", where) from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", Position(path)) from exc
+    except RecursionError:  # the pure-Python composer, without libyaml's nesting limit
+        raise SpecError(f"nested deeper than {MAX_DEPTH} levels", Position(path)) from None
     finally:
         loader.dispose()
+
+
+def _check_limits(root: yaml.Node, path: str) -> None:
+    """Refuse a document over :data:`MAX_VALUES` or :data:`MAX_DEPTH` with its aliases
+    expanded, or with an alias inside the collection it names.
+
+    An alias is the same node object as its anchor, so each node's expanded size and
+    height are worked out once and added up at every further use: linear in the text."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height) once expanded
+    open_nodes: set[int] = set()
+    total = 0
+
+    def where(node: yaml.Node) -> Position:
+        return Position(path, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def too_many(node: yaml.Node) -> SpecError:
+        return SpecError(
+            f"more than {MAX_VALUES} values once aliases are expanded; "
+            "is an alias repeating a collection that repeats others?",
+            where(node),
+        )
+
+    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
+        nonlocal total
+        if depth > MAX_DEPTH:
+            raise SpecError(f"nested deeper than {MAX_DEPTH} levels", where(node))
+        total += 1
+        if total > MAX_VALUES:
+            raise too_many(node)
+        if isinstance(node, yaml.ScalarNode):
+            return 1, 0
+        open_nodes.add(id(node))
+        children: list[yaml.Node] = (
+            [part for pair in node.value for part in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        count, height = 1, 0
+        for child in children:
+            known = sizes.get(id(child))
+            if known is not None:  # an alias of a node already measured
+                total += known[0]
+                if total > MAX_VALUES:
+                    raise too_many(node)
+                if depth + 1 + known[1] > MAX_DEPTH:
+                    raise SpecError(f"nested deeper than {MAX_DEPTH} levels", where(node))
+            elif id(child) in open_nodes:
+                raise SpecError(
+                    "an alias refers to a collection that contains it (a recursive value)",
+                    where(child),
+                )
+            else:
+                known = visit(child, depth + 1)
+            count += known[0]
+            height = max(height, known[1] + 1)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = (count, height)
+        return count, height
+
+    visit(root, 1)
 
 
 def _build(loader: Any, node: yaml.Node, loc: Loc, source: SourceMap, mark: Any = None) -> Any:
