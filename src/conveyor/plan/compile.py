@@ -224,7 +224,7 @@ def _compile_step(
         outputs.insert(0, result)
         inputs = module_files(step.python, lister) + inputs
     else:
-        command = text(step.run, (*loc, "run")) if step.run else ""
+        command = text(step.run, (*loc, "run"), shell=True) if step.run else ""
     if datum is not None:
         inputs.insert(0, datum.path)
     action = _action_fields(job, index, source, loc, text)  # before text.used is read

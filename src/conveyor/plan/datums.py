@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.plan.graph import is_glob, normalize
-from conveyor.plan.template import TemplateError, render
+from conveyor.plan.template import TemplateError, render, render_shell
 from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
 from conveyor.spec.yamlsource import Loc
 
@@ -142,9 +142,11 @@ class Renderer:
             self.names["datum"] = datum.context()
         self.used: set[str] = set()
 
-    def __call__(self, value: Any, where: Loc) -> str:
+    def __call__(self, value: Any, where: Loc, shell: bool = False) -> str:
+        """``value`` rendered; with ``shell``, each value quoted for its place in the
+        command (see :mod:`conveyor.plan.shell`)."""
         try:
-            return render(str(value), self.names, self.used)
+            return (render_shell if shell else render)(str(value), self.names, self.used)
         except TemplateError as exc:
             raise self.source.error(where, str(exc)) from None
 

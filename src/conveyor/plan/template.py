@@ -3,6 +3,10 @@
 Plain references (``${{ params.lr }}``, ``${{ matrix.seed }}``) are resolved by a small
 lookup, which is fast and cannot run code; anything richer goes to Jinja2's sandbox.
 Every parameter a text refers to is reported so it can join the step's fingerprint.
+
+In shell commands (:func:`render_shell`) each value is quoted for its place in the
+command, so that it arrives as data; ``${{ expr | raw }}`` pastes the value as shell
+text, on purpose. Elsewhere ``| raw`` changes nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from conveyor.plan.shell import ShellQuoteError, ShellText
+
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+_RAW = re.compile(r"^(.*?)\s*\|\s*raw$", re.DOTALL)
 _REFERENCE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)$")
 
 
@@ -34,8 +41,39 @@ def render(text: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) 
     return _EXPR.sub(substitute, text)
 
 
+def render_shell(text: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> str:
+    """Like :func:`render`, for shell text: each value is quoted for its place."""
+    if "${{" not in text:
+        return text
+    shell = ShellText()
+    parts: list[str] = []
+    start = 0
+    for match in _EXPR.finditer(text):
+        literal = text[start : match.start()]
+        start = match.end()
+        value = _to_text(evaluate(match.group(1), context, used))
+        raw = _RAW.match(match.group(1)) is not None
+        try:
+            shell.feed(literal)
+            if raw:  # the value is shell text, and the scanner reads it as such
+                shell.feed(value)
+            pasted = value if raw else shell.paste(value)
+        except ShellQuoteError as exc:
+            raise TemplateError(f"${{{{ {match.group(1)} }}}}: {exc}") from None
+        parts += [literal, pasted]
+    try:
+        shell.feed(text[start:])
+    except ShellQuoteError as exc:
+        raise TemplateError(str(exc)) from None
+    parts.append(text[start:])
+    return "".join(parts)
+
+
 def evaluate(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> Any:
     """The value of one expression (without the ``${{ }}``)."""
+    raw = _RAW.match(expr)
+    if raw:  # quoting is decided by the caller; the value is the same
+        expr = raw.group(1)
     ref = _REFERENCE.match(expr)
     if ref:
         scope, name = ref.groups()
