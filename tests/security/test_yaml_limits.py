@@ -201,3 +201,62 @@ def test_a_pushed_bomb_fails_at_once_and_queues_nothing(repo: Repo, server: Serv
         created = api.post("/runs", json={"ref": "main"})
         assert created.status_code == 201 and created.json()["status"] == "failed"
     assert server.procs[0].poll() is None  # still serving
+
+
+def test_a_huge_action_manifest_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    action = tmp_path / "actions" / "greet"
+    action.mkdir(parents=True)
+    with (action / "action.yml").open("wb") as sparse:  # 8 GiB, no disk used
+        sparse.truncate(8 * 1024**3)
+    (tmp_path / "conveyor.yml").write_text(
+        "jobs:\n  a:\n    steps:\n      - uses: ./actions/greet\n"
+    )
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from conveyor.cli.main import main; main()", "validate"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_cap_memory,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "action.yml: the file is 8589934592 bytes" in proc.stderr, proc.stderr
+
+
+HUGE_HEAD = b"jobs:\n  a:\n    steps:\n      - run: echo hi\n#"
+
+
+def _blob_commit(repo: Repo, size: int) -> None:  # noqa: F811
+    """Commit a conveyor.yml of ``size`` bytes (a comment of spaces) without writing it
+    to disk: git compresses it to a few megabytes."""
+    writer = subprocess.Popen(
+        ["git", "hash-object", "-w", "--stdin"],
+        cwd=repo.path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert writer.stdin is not None and writer.stdout is not None
+    writer.stdin.write(HUGE_HEAD)
+    chunk = b" " * (1024 * 1024)
+    for _ in range(size // len(chunk)):
+        writer.stdin.write(chunk)
+    writer.stdin.close()
+    blob = writer.stdout.read().decode().strip()
+    writer.stdout.close()
+    assert writer.wait() == 0
+    git(repo.path, "update-index", "--add", "--cacheinfo", f"100644,{blob},conveyor.yml")
+    git(repo.path, "commit", "-qm", "huge")
+
+
+@pytest.mark.integration
+def test_a_pushed_huge_pipeline_is_refused_without_reading_it(repo: Repo, server: Server) -> None:  # noqa: F811
+    _blob_commit(repo, 1024**3)  # 1 GiB of text, a few MB over the wire
+    pushed = git(repo.path, "push", server.git_url(), "main")
+    assert (
+        f"failed at once: conveyor.yml: the file is {len(HUGE_HEAD) + 1024**3} bytes"
+        in pushed.stderr
+    ), pushed.stderr
+    status = Path(f"/proc/{server.procs[0].pid}/status").read_text()
+    peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+    assert peak_kb < 512 * 1024, f"the server's peak memory was {peak_kb} kB"

@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from conveyor.errors import ConveyorError, ProjectError
-from conveyor.server.gitrepo import ZERO, read_file
+from conveyor.server.gitrepo import ZERO, file_size, read_file
 from conveyor.server.state import ServerState
 from conveyor.spec.files import PIPELINE_FILES
 from conveyor.spec.model import PipelineSpec
@@ -37,10 +37,14 @@ def parse_updates(text: str) -> list[RefUpdate]:
 def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
     from conveyor.spec.load import validate_native
     from conveyor.spec.uses import stub_uses
-    from conveyor.spec.yamlsource import load_documents
+    from conveyor.spec.yamlsource import check_size, load_documents
 
     repo = state.config.repo_dir(project)
     for name in PIPELINE_FILES:
+        size = file_size(repo, commit, name)
+        if size is None:
+            continue
+        check_size(size, name)  # a few MB pushed can be gigabytes unpacked
         data = read_file(repo, commit, name)
         if data is not None:
             try:

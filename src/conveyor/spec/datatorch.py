@@ -23,7 +23,7 @@ from conveyor.spec.datatorch_manifest import MANIFESTS, Manifest, cast, read_man
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import Translation, check_keys, expect_list, expect_mapping, slug
-from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents
+from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents, read_text
 
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _INPUT_REF = re.compile(r"^(?:inputs|variable)\.([A-Za-z0-9_-]+)$")
@@ -249,7 +249,7 @@ class _Loader:
             raise self.source.error(loc, f"action {ref} has no action-datatorch.yaml in {where}")
         self.read_files.append(str(path))
         shown = self.relative(path) or str(path)
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, shown)
         documents = list(load_documents(text, shown))
         if not documents:
             raise SpecError(f"the action manifest of {ref} is empty", Position(shown))

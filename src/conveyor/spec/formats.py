@@ -14,7 +14,7 @@ from conveyor.errors import Position, ProjectError, SpecError
 from conveyor.spec.files import format_for_name
 from conveyor.spec.load import validate_native
 from conveyor.spec.model import PipelineSpec
-from conveyor.spec.yamlsource import SourceMap, load_documents
+from conveyor.spec.yamlsource import SourceMap, load_documents, read_text
 
 if TYPE_CHECKING:
     from conveyor.spec.datatorch import ActionResolver
@@ -29,7 +29,7 @@ def load_file(
     (DataTorch actions are found by ``resolver``; default: local directories only)."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, shown)
     except FileNotFoundError as exc:
         raise ProjectError(f"pipeline file {shown} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:

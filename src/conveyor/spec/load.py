@@ -10,14 +10,14 @@ from pydantic import ValidationError
 
 from conveyor.errors import Position, ProjectError, SpecError
 from conveyor.spec.model import PipelineSpec
-from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents
+from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents, read_text
 
 
 def load_pipeline(path: Path, display: str | None = None) -> PipelineSpec:
     """Read, parse and validate the native pipeline file at ``path``."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, shown)
     except FileNotFoundError as exc:
         raise ProjectError(f"pipeline file {shown} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:

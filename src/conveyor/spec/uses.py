@@ -28,7 +28,7 @@ from conveyor.spec.action_manifest import (
 )
 from conveyor.spec.datatorch import ActionRef, ActionResolver, ResolvedAction
 from conveyor.spec.translate import expect_list, expect_mapping
-from conveyor.spec.yamlsource import Loc, SourceMap, load_documents
+from conveyor.spec.yamlsource import Loc, SourceMap, load_documents, read_text
 
 _EXPR = re.compile(r"\$\{\{(.*?)\}\}")
 _STEP_REF = re.compile(r"^\s*steps\.[A-Za-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+\s*$")
@@ -219,7 +219,7 @@ class _Expander:
             )
         self.result.read_files.append(str(path))
         shown = self.shown(path)
-        documents = list(load_documents(path.read_text(encoding="utf-8"), shown))
+        documents = list(load_documents(read_text(path, shown), shown))
         if not documents:
             raise SpecError(f"the action manifest of {value} is empty", Position(shown))
         return parse_manifest(*documents[0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -68,14 +69,27 @@ def describe(loc: Loc) -> str:
     return text
 
 
-def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
-    """Yield ``(data, source_map)`` for every YAML document in ``text``."""
-    if len(text) > MAX_DOCUMENT_BYTES // 4 and len(text.encode()) > MAX_DOCUMENT_BYTES:
+def check_size(size: int, path: str) -> None:
+    """Refuse a YAML file of ``size`` bytes over :data:`MAX_DOCUMENT_BYTES`."""
+    if size > MAX_DOCUMENT_BYTES:
         raise SpecError(
-            f"the file is {len(text.encode())} bytes; Conveyor reads YAML files of at most "
+            f"the file is {size} bytes; Conveyor reads YAML files of at most "
             f"{MAX_DOCUMENT_BYTES} bytes",
             Position(path),
         )
+
+
+def read_text(path: Path, shown: str) -> str:
+    """The text of the YAML file at ``path``, its size checked before it is read (OSError
+    and UnicodeDecodeError are the caller's to report)."""
+    check_size(path.stat().st_size, shown)
+    return path.read_text(encoding="utf-8")
+
+
+def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
+    """Yield ``(data, source_map)`` for every YAML document in ``text``."""
+    if len(text) > MAX_DOCUMENT_BYTES // 4:
+        check_size(len(text.encode()), path)
     loader = _Loader(text)
     try:
         while loader.check_node():
