@@ -260,3 +260,11 @@ def test_a_pushed_huge_pipeline_is_refused_without_reading_it(repo: Repo, server
     status = Path(f"/proc/{server.procs[0].pid}/status").read_text()
     peak_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
     assert peak_kb < 512 * 1024, f"the server's peak memory was {peak_kb} kB"
+
+
+def test_the_size_probe_takes_no_option_shaped_commit(tmp_path: Path) -> None:
+    from conveyor.server.gitrepo import file_size
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert file_size(tmp_path, "--output=/tmp/x", "conveyor.yml") is None
+    assert file_size(tmp_path, "HEAD", "conveyor.yml") is None

@@ -150,6 +150,21 @@ def read_file(repo: Path, commit: str, path: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def file_size(repo: Path, commit: str, path: str) -> int | None:
+    """A file's size in bytes at ``commit`` (without reading it), or None when it is not
+    there."""
+    if commit.startswith("-"):
+        return None
+    proc = subprocess.run(
+        ["git", "cat-file", "-s", f"{commit}:{path}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return int(proc.stdout) if proc.returncode == 0 else None
+
+
 def resolve(repo: Path, ref: str) -> str | None:
     """The commit a ref, branch, tag or hash names, or None."""
     if ref.startswith("-"):
@@ -177,18 +192,3 @@ def remove_worktree(repo: Path, path: Path) -> None:
         check=False,
     )
     subprocess.run(["git", "worktree", "prune"], cwd=repo, capture_output=True, check=False)
-
-
-def file_size(repo: Path, commit: str, path: str) -> int | None:
-    """A file's size in bytes at ``commit`` (without reading it), or None when it is not
-    there."""
-    if commit.startswith("-"):
-        return None
-    proc = subprocess.run(
-        ["git", "cat-file", "-s", f"{commit}:{path}"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return int(proc.stdout) if proc.returncode == 0 else None
