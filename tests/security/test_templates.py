@@ -283,6 +283,8 @@ def test_any_value_prints_literally_in_every_quoting_context(value: str) -> None
         "echo $${{ params.v }}",
         "cat <<EOF\n$${{ params.v }}\nEOF",
         "cat <<EOF\n${{ params.v }}\nEOF",
+        "cat <<${{ params.v }}\nx\n(touch pwned)",
+        "cat <<- ${{ params.v }}\nx\n(touch pwned)",
     ],
 )
 def test_a_value_that_shell_syntax_would_swallow_is_refused(run: str) -> None:
@@ -296,4 +298,7 @@ def test_a_value_that_shell_syntax_would_swallow_is_refused(run: str) -> None:
     with pytest.raises(SpecError) as info:
         compile_plan(spec)
     assert str(info.value).startswith("conveyor.yml:1:"), str(info.value)
-    assert "cannot follow" in str(info.value) or "ends the here-document" in str(info.value)
+    assert any(
+        reason in str(info.value)
+        for reason in ("cannot follow", "ends the here-document", "cannot name the end")
+    )

@@ -15,7 +15,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-_HEREDOC = re.compile(r"<<(-?)[ \t]*((?:[^\s;&|<>()'\"\\]|'[^']*'|\"[^\"]*\"|\\.)+)")
+_HEREDOC = re.compile(r"<<(-?)[ \t]*(?!-)((?:[^\s;&|<>()'\"\\]|'[^']*'|\"[^\"]*\"|\\.)+)")
 _WORD_START = " \t\n;&|()<>"
 
 
@@ -47,10 +47,13 @@ class ShellText:
         self.pasted = False  # the current here-document line holds a value
         self.previous = "\n"
         self.escaped = False  # the text fed so far ends with an unfinished backslash
+        self.delimiter_next = False  # the text fed so far ends with `<<`
 
     def feed(self, text: str) -> None:
         """Advance over ``text`` written by the user."""
         i = 0
+        if text:
+            self.delimiter_next = False
         while i < len(text):
             i = self._step(text, i)
         self.escaped = i > len(text)
@@ -69,6 +72,8 @@ class ShellText:
         if self.escaped or (glued in ("$", "\\") and self.stack[-1].kind != "single"):
             # `\${{ x }}` or `$${{ x }}` would make the value's first character shell syntax
             raise ShellQuoteError("a value cannot follow a `$` or `\\` directly")
+        if self.delimiter_next:
+            raise ShellQuoteError("a value cannot name the end of a here-document")
         if self.heredoc is not None:
             if "\n" in value:
                 raise ShellQuoteError(
@@ -136,6 +141,8 @@ class ShellText:
             self.stack.append(_Frame("comment"))
         elif char == "<" and text.startswith("<<", i) and not text.startswith("<<<", i):
             match = _HEREDOC.match(text, i)
+            if match is None and not text[i:].strip("<- \t"):
+                self.delimiter_next = True  # `<<${{ x }}`: the value would name the end
             if match:
                 word = match.group(2)
                 delimiter = _unquote(word)
