@@ -56,8 +56,8 @@ def test_the_limits_are_the_documented_ones() -> None:
 def test_an_alias_bomb_is_refused_with_the_position_where_it_overflows() -> None:
     text = "jobs:\n  a:\n    steps:\n      - run: echo hi\n" + MODERATE
     error = refused(text)
-    # the first collection whose expansion passes the limit: the list anchored &l4
-    assert str(error).startswith("conveyor.yml:10:5: "), str(error)
+    # the alias that passes the limit: the tenth *l3 in the list anchored &l4
+    assert str(error).startswith("conveyor.yml:10:55: "), str(error)
     assert EXPANDED in str(error) and "\n" not in str(error)
 
 
@@ -92,7 +92,7 @@ def test_deep_nesting_reached_through_an_alias_is_refused() -> None:
 def test_a_recursive_alias_is_refused_not_a_crash() -> None:
     error = refused("jobs: {}\nx-loop: &a [1, *a]\n")
     assert str(error) == (
-        "conveyor.yml:2:9: an alias refers to a collection that contains it (a recursive value)"
+        "conveyor.yml:2:16: an alias refers to a collection that contains it (a recursive value)"
     )
 
 
@@ -173,7 +173,7 @@ def test_conveyor_run_refuses_the_billion_laughs_with_one_line(repo: Repo) -> No
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert "conveyor.yml:10:5:" in lines[0] and EXPANDED in lines[0], lines[0]
+    assert "conveyor.yml:10:55:" in lines[0] and EXPANDED in lines[0], lines[0]
     assert not (repo.path / "out.txt").exists()
 
 
@@ -191,7 +191,7 @@ def test_a_pushed_bomb_fails_at_once_and_queues_nothing(repo: Repo, server: Serv
     repo.commit()
     pushed = git(repo.path, "push", server.git_url(), "main")
     assert run_ids(pushed.stderr) == [], pushed.stderr
-    assert "failed at once: conveyor.yml:10:5: " in pushed.stderr, pushed.stderr
+    assert "failed at once: conveyor.yml:10:55: " in pushed.stderr, pushed.stderr
     assert EXPANDED in pushed.stderr
     with server.api() as api:
         runs = api.get("/runs").json()

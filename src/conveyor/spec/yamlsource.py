@@ -92,11 +92,11 @@ def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
         check_size(len(text.encode()), path)
     loader = _Loader(text)
     try:
+        _check_limits(text, path)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
                 continue
-            _check_limits(node, path)
             source = SourceMap(path)
             data = _build(loader, node, (), source)
             yield data, source
@@ -113,64 +113,63 @@ def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
         loader.dispose()
 
 
-def _check_limits(root: yaml.Node, path: str) -> None:
+def _check_limits(text: str, path: str) -> None:
     """Refuse a document over :data:`MAX_VALUES` or :data:`MAX_DEPTH` with its aliases
     expanded, or with an alias inside the collection it names.
 
-    An alias is the same node object as its anchor, so each node's expanded size and
-    height are worked out once and added up at every further use: linear in the text."""
-    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, height) once expanded
-    open_nodes: set[int] = set()
+    One pass over the parser's events, before any node is composed: an alias adds the
+    size its anchor had when it was closed, so the pass stays linear in the text and
+    stops at the event (an alias, often) where a limit is passed."""
+    loader = _Loader(text)
     total = 0
+    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (values, height) once expanded
+    stack: list[list[Any]] = []  # open collections: [anchor, total at start, height]
 
-    def where(node: yaml.Node) -> Position:
-        return Position(path, node.start_mark.line + 1, node.start_mark.column + 1)
+    def error(message: str, event: yaml.Event) -> SpecError:
+        mark = event.start_mark
+        if mark is None:  # pragma: no cover - the parsers mark every event
+            return SpecError(message, Position(path))
+        return SpecError(message, Position(path, mark.line + 1, mark.column + 1))
 
-    def too_many(node: yaml.Node) -> SpecError:
-        return SpecError(
-            f"more than {MAX_VALUES} values once aliases are expanded; "
-            "is an alias repeating a collection that repeats others?",
-            where(node),
-        )
-
-    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
-        nonlocal total
-        if depth > MAX_DEPTH:
-            raise SpecError(f"nested deeper than {MAX_DEPTH} levels", where(node))
-        total += 1
-        if total > MAX_VALUES:
-            raise too_many(node)
-        if isinstance(node, yaml.ScalarNode):
-            return 1, 0
-        open_nodes.add(id(node))
-        children: list[yaml.Node] = (
-            [part for pair in node.value for part in pair]
-            if isinstance(node, yaml.MappingNode)
-            else list(node.value)
-        )
-        count, height = 1, 0
-        for child in children:
-            known = sizes.get(id(child))
-            if known is not None:  # an alias of a node already measured
-                total += known[0]
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.DocumentStartEvent):
+                total = 0
+                sizes.clear()
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, start, height = stack.pop()
+                if anchor is not None:
+                    sizes[anchor] = (total - start, height)
+                if stack:
+                    stack[-1][2] = max(stack[-1][2], height + 1)
+            elif isinstance(event, yaml.NodeEvent):
+                values, height = 1, 0
+                if isinstance(event, yaml.AliasEvent):
+                    if any(frame[0] == event.anchor for frame in stack):
+                        raise error(
+                            "an alias refers to a collection that contains it (a recursive value)",
+                            event,
+                        )
+                    values, height = sizes.get(str(event.anchor), (1, 0))
+                total += values
                 if total > MAX_VALUES:
-                    raise too_many(node)
-                if depth + 1 + known[1] > MAX_DEPTH:
-                    raise SpecError(f"nested deeper than {MAX_DEPTH} levels", where(node))
-            elif id(child) in open_nodes:
-                raise SpecError(
-                    "an alias refers to a collection that contains it (a recursive value)",
-                    where(child),
-                )
-            else:
-                known = visit(child, depth + 1)
-            count += known[0]
-            height = max(height, known[1] + 1)
-        open_nodes.discard(id(node))
-        sizes[id(node)] = (count, height)
-        return count, height
-
-    visit(root, 1)
+                    raise error(
+                        f"more than {MAX_VALUES} values once aliases are expanded; "
+                        "is an alias repeating a collection that repeats others?",
+                        event,
+                    )
+                if len(stack) + 1 + height > MAX_DEPTH:
+                    raise error(f"nested deeper than {MAX_DEPTH} levels", event)
+                if isinstance(event, yaml.CollectionStartEvent):
+                    stack.append([event.anchor, total - 1, 0])
+                else:
+                    if isinstance(event, yaml.ScalarEvent) and event.anchor is not None:
+                        sizes[event.anchor] = (1, 0)
+                    if stack:
+                        stack[-1][2] = max(stack[-1][2], height + 1)
+    finally:
+        loader.dispose()
 
 
 def _build(loader: Any, node: yaml.Node, loc: Loc, source: SourceMap, mark: Any = None) -> Any:
