@@ -194,7 +194,7 @@ def test_a_pushed_bomb_fails_at_once_and_queues_nothing(repo: Repo, server: Serv
     assert "failed at once: conveyor.yml:10:55: " in pushed.stderr, pushed.stderr
     assert EXPANDED in pushed.stderr
     with server.api() as api:
-        runs = api.get("/runs").json()
+        runs = api.get("/runs").json()["runs"]
         assert [r["status"] for r in runs] == ["failed"] and EXPANDED in runs[0]["error"]
         shown = api.get("/pipeline", params={"ref": "main"})
         assert shown.status_code == 422 and EXPANDED in shown.json()["detail"]
