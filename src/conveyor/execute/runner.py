@@ -45,7 +45,7 @@ from conveyor.metadata.records import (
     StepRunRecord,
 )
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
-from conveyor.plan.fingerprint import fingerprint, fingerprint_parts
+from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import ExecutionPlan, StepPlan
 
 _POLL_CAP = 0.25  # seconds: how soon a cancel request or a timeout is noticed
@@ -68,6 +68,8 @@ class RunOptions:
     """Plugin image (without tag) -> host command, for image steps without commands."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Secret name -> value, resolved by the caller; never recorded."""
+    secret_key: bytes = b""
+    """The project's key for the HMACs that put secret values into fingerprints."""
     runtime: ContainerRuntime | None = None
     """Where image steps run (``[containers] runtime``); None: no runtime here."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -247,16 +249,16 @@ class Runner:
             else {d: {o.path: o.digest for o in self._outputs.get(d, [])} for d in step.needs}
         )
         record.command = command
-        parts = fingerprint_parts(
+        parts = step_parts(
+            step,
             command=command,
-            env=dict(step.env),
-            params=dict(step.params),
             inputs={i.path: i.digest for i in inputs},
             upstream=upstream,
             environment=self.options.environment_digest,
-            image=step.image,
             container=placement.key,
             action=action,
+            secret_values=self.options.secrets,
+            secret_key=self.options.secret_key,
         )
         record.parts = parts
         record.fingerprint = fingerprint(parts)
@@ -276,6 +278,8 @@ class Runner:
         entry = self._cache.get(record.fingerprint)
         if entry is None or entry.step_id != step.id:
             return "new-fingerprint"
+        if {o.path for o in entry.outputs} != set(step.outputs):
+            return "outputs-differ"  # the entry cannot hand back what the step declares
         try:
             self.workspace.restore(entry.outputs)
         except StoreError:

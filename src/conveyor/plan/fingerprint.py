@@ -1,9 +1,10 @@
 """The step cache key: a digest over everything that can change a step's outputs.
 
 Parts: the resolved command, the declared environment variables, the parameters the
-step refers to, the content digest of every declared input file, and the digest of the
-tool-visible environment (Python version, lock files); the container image when the
-step names one; for an action step its ref, commit and resolved input values. A step
+step refers to, the content digest of every declared input file, the declared outputs,
+and the digest of the tool-visible environment (Python version, lock files); an HMAC of
+each secret the step reads (never the value); the container image when the step names
+one; for an action step its ref, commit, resolved input values and output names. A step
 that declares no inputs is keyed on the output digests of the steps it depends on
 instead. The parts are kept next to the key so ``conveyor why`` can name the one that
 changed.
@@ -11,14 +12,28 @@ changed.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import blake3
 
-FINGERPRINT_VERSION = 1
-PART_NAMES = ("command", "env", "params", "inputs", "upstream", "environment", "executor")
+from conveyor.plan.model import StepPlan
+
+# 2: the declared outputs and the secrets' HMACs joined the key
+FINGERPRINT_VERSION = 2
+PART_NAMES = (
+    "command",
+    "env",
+    "params",
+    "inputs",
+    "outputs",
+    "upstream",
+    "environment",
+    "executor",
+)
 
 
 def fingerprint_parts(
@@ -32,6 +47,8 @@ def fingerprint_parts(
     executor_key: str = "",
     image: str | None = None,
     action: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] = (),
+    secrets: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
@@ -39,6 +56,8 @@ def fingerprint_parts(
         "env": dict(sorted(env.items())),
         "params": dict(sorted(params.items())),
         "inputs": dict(sorted(inputs.items())),
+        # what a step makes: a hit must hand back each of them (their order is no matter)
+        "outputs": sorted(set(outputs)),
         "upstream": {k: dict(sorted(v.items())) for k, v in sorted(upstream.items())},
         "environment": environment,
         "executor": executor_key,
@@ -49,7 +68,50 @@ def fingerprint_parts(
         parts["image"] = image
     if action is not None:  # action steps: the ref, its commit and the resolved inputs
         parts["action"] = dict(action)
+    if secrets:  # variable -> {secret name, HMAC of its value}: a new value is a new key
+        parts["secrets"] = {k: dict(v) for k, v in sorted(secrets.items())}
     return parts
+
+
+def step_parts(
+    step: StepPlan,
+    *,
+    inputs: Mapping[str, str],
+    upstream: Mapping[str, Mapping[str, str]],
+    environment: str,
+    command: str | None = None,
+    container: str | None = None,
+    action: Mapping[str, Any] | None = None,
+    secret_values: Mapping[str, str] | None = None,
+    secret_key: bytes = b"",
+) -> dict[str, Any]:
+    """The parts of a planned step: the plan's fields plus what is known only at launch
+    (input digests, upstream outputs, where an image runs, secret values)."""
+    if action is not None:
+        action = {**action, "outputs": sorted(step.action_outputs)}
+    values = secret_values or {}
+    return fingerprint_parts(
+        command=step.command if command is None else command,
+        env=dict(step.env),
+        params=dict(step.params),
+        inputs=inputs,
+        upstream=upstream,
+        environment=environment,
+        container=container,
+        image=step.image,
+        action=action,
+        outputs=step.outputs,
+        secrets={
+            variable: {"secret": name, "hmac": secret_hmac(secret_key, values.get(name, ""))}
+            for variable, name in step.secrets
+        },
+    )
+
+
+def secret_hmac(key: bytes, value: str) -> str:
+    """Keys the cache on a secret's value without storing it: a keyed digest, so a short
+    or guessable secret cannot be recovered from the records by trying values offline."""
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
@@ -69,6 +131,8 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
     changes += _dict_changes(
         "input", before.get("inputs", {}), after.get("inputs", {}), digests=True
     )
+    changes += _list_changes("output", before.get("outputs", []), after.get("outputs", []))
+    changes += _secret_changes(before.get("secrets", {}), after.get("secrets", {}))
     up_before, up_after = before.get("upstream", {}), after.get("upstream", {})
     for step in sorted(set(up_before) | set(up_after)):
         for change in _dict_changes(
@@ -83,6 +147,9 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
             changes.append(f"the action {key} changed")
     changes += _dict_changes(
         "action input", old_action.get("inputs", {}), new_action.get("inputs", {})
+    )
+    changes += _list_changes(
+        "action output", old_action.get("outputs", []), new_action.get("outputs", [])
     )
     if before.get("image") != after.get("image"):
         changes.append(f"the image changed ({before.get('image')} -> {after.get('image')})")
@@ -111,4 +178,29 @@ def _dict_changes(
                 )
             else:
                 out.append(f"{noun} {key} changed ({before[key]!r} -> {after[key]!r})")
+    return out
+
+
+def _list_changes(noun: str, before: Sequence[str], after: Sequence[str]) -> list[str]:
+    added = [f"{noun} {p} was added" for p in sorted(set(after) - set(before))]
+    return added + [f"{noun} {p} was removed" for p in sorted(set(before) - set(after))]
+
+
+def _secret_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Names only: neither a value nor its HMAC is shown."""
+    out = []
+    for variable in sorted(set(before) | set(after)):
+        old, new = before.get(variable), after.get(variable)
+        if old is None and new is not None:
+            out.append(f"variable {variable} now takes the secret {new['secret']}")
+        elif new is None and old is not None:
+            out.append(f"variable {variable} no longer takes the secret {old['secret']}")
+        elif old is None or new is None:
+            continue
+        elif old["secret"] != new["secret"]:
+            out.append(
+                f"variable {variable} takes the secret {new['secret']} (was {old['secret']})"
+            )
+        elif old["hmac"] != new["hmac"]:
+            out.append(f"secret {new['secret']} changed")
     return out

@@ -67,6 +67,8 @@ _MISS_TEXT = {
     "forced": "the run was forced (--force or a rerun): the cache was not consulted",
     "cache-disabled": "the step says cache: false",
     "outputs-gone": "an earlier run had this fingerprint, but its outputs are gone from the store",
+    "outputs-differ": "an earlier run had this fingerprint, but its cache entry does not hold "
+    "exactly the step's declared outputs",
 }
 
 

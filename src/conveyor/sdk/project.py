@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import secrets
 import socket
 import sys
 import time
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # loading the spec pulls in YAML and pydantic: only when need
     from conveyor.spec.model import PipelineSpec
 
 STATE_DIR = ".conveyor"
+CACHE_KEY_FILE = "cache-key"
 _LOCK_FILES = (
     "uv.lock",
     "poetry.lock",
@@ -144,6 +146,35 @@ class Project:
         ignore = self.state_dir / ".gitignore"
         if not ignore.exists():
             ignore.write_text(_GITIGNORE, encoding="utf-8")
+
+    def cache_key(self) -> bytes:
+        """The project's random key for the HMACs of secret values in fingerprints
+        (``.conveyor/cache-key``, 0600, made on first use; a server's project keeps it
+        in the server's data directory)."""
+        self.ensure_state_dir()
+        path = self.state_dir / CACHE_KEY_FILE
+        nofollow = getattr(os, "O_NOFOLLOW", 0)  # a planted link must not pick the key
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+        try:
+            fd = os.open(path, os.O_RDONLY | nofollow)
+        except OSError as exc:
+            raise ProjectError(f"{path}: cannot read the cache key: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as key_file:
+            if os.fstat(key_file.fileno()).st_mode & 0o077:
+                os.fchmod(key_file.fileno(), 0o600)
+            key = key_file.read(4096)
+        if len(key) < 32:
+            raise ProjectError(
+                f"{path} is damaged (shorter than 32 bytes); delete it and the steps "
+                "that read secrets run again"
+            )
+        return key
 
     def environment_digest(self) -> str:
         """Python version plus the digest of any lock file at the project root."""

@@ -148,6 +148,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                     containers_on_missing=project.settings.containers.on_missing,
                     plugins=project.settings.containers.plugins,
                     secrets=secret_values,
+                    secret_key=project.cache_key() if secret_values else b"",
                     runtime=_container_runtime(project, plan),
                     extra_env=request.env,
                 ),
