@@ -100,7 +100,7 @@ def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, 
             pinned = f" at {step.action_commit[:12]}" if step.action_commit else ""
             click.echo(f"      action {step.action}{pinned}")
         for path in step.inputs:
-            click.echo(f"      < {path}")
+            click.echo(f"      < {path}" + ("  (optional)" if path in step.optional_inputs else ""))
         for path in step.outputs:
             click.echo(f"      > {path}")
     for consumer, producer, path in compiled.inferred:

@@ -237,9 +237,9 @@ class Runner:
             self._fail(record, refusal, retryable=False)
             return
         try:
-            inputs = self.workspace.resolve_inputs(step.inputs)
+            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
         except MissingInputError as exc:
-            self._fail(record, f"declared input {exc} does not exist", retryable=False)
+            self._fail(record, str(exc), retryable=False)
             return
         # declared inputs are keyed by content; a step that declares none is keyed on
         # everything its dependencies produced, so it still reruns when they change

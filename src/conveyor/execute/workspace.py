@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from conveyor.metadata.records import InputRecord, OutputRecord
@@ -15,7 +15,7 @@ from conveyor.store.hashing import DigestCache
 
 
 class MissingInputError(Exception):
-    """A declared input path does not exist."""
+    """A declared input path does not exist, or a declared glob matches nothing."""
 
 
 class MissingOutputError(Exception):
@@ -35,18 +35,28 @@ class Workspace:
         return rel if os.path.isabs(rel) else os.path.join(self._root_text, rel)
 
     # -- inputs ---------------------------------------------------------------
-    def resolve_inputs(self, patterns: Iterable[str]) -> list[InputRecord]:
-        """Digests of every file the patterns name (globs expand, directories recurse)."""
+    def resolve_inputs(
+        self, patterns: Iterable[str], optional: Collection[str] = ()
+    ) -> list[InputRecord]:
+        """Digests of every file the patterns name (globs expand, directories recurse).
+
+        A glob that matches nothing or a missing path is an error unless ``optional``
+        holds it: a step must not run with an input silently left out of its key."""
         records: dict[str, str] = {}
         for pattern in patterns:
             if is_glob(pattern):
                 matches = sorted(glob.glob(pattern, root_dir=self._root_text, recursive=True))
+                if not matches and pattern not in optional:
+                    raise MissingInputError(
+                        f"declared input {pattern} matches no file (give it as "
+                        f"{{path: {pattern}, optional: true}} if that is expected)"
+                    )
                 for match in matches:
                     self._add(match, records)
-            else:
-                if not os.path.lexists(self._abs(pattern)):
-                    raise MissingInputError(pattern)
+            elif os.path.lexists(self._abs(pattern)):
                 self._add(pattern, records)
+            elif pattern not in optional:
+                raise MissingInputError(f"declared input {pattern} does not exist")
         return [InputRecord(path, digest) for path, digest in sorted(records.items())]
 
     def _add(self, rel: str, records: dict[str, str]) -> None:

@@ -208,7 +208,7 @@ def _compile_step(
     step_id = f"{context.instance}.{step_name}"
     env = {**spec.env, **job.env, **step.env}
     rendered = {k: text(_env_text(v), (*loc, "env", k)) for k, v in env.items()}
-    inputs = [graph.normalize(text(p, (*loc, "inputs", i))) for i, p in enumerate(step.inputs)]
+    inputs, optional = _inputs(step, text, loc)
     outputs = [
         _output_path(text(p, (*loc, "outputs", i)), source, (*loc, "outputs", i))
         for i, p in enumerate(step.outputs)
@@ -238,6 +238,7 @@ def _compile_step(
         timeout=step.timeout,
         retries=step.retries,
         inputs=tuple(dict.fromkeys(inputs)),
+        optional_inputs=tuple(dict.fromkeys(optional)),
         outputs=tuple(outputs),
         cache=step.cache,
         params=tuple(sorted((name, values[name]) for name in text.used)),
@@ -256,6 +257,21 @@ def _compile_step(
         allow_failure=step.continue_on_error,
         **action,
     )
+
+
+def _inputs(step: StepSpec, text: Renderer, loc: Loc) -> tuple[list[str], list[str]]:
+    """The step's input paths, and those of them that may be missing (``optional``)."""
+    inputs, optional = [], []
+    for i, entry in enumerate(step.inputs):
+        where: Loc = (*loc, "inputs", i)
+        if isinstance(entry, str):
+            inputs.append(graph.normalize(text(entry, where)))
+            continue
+        path = graph.normalize(text(entry.path, (*where, "path")))
+        inputs.append(path)
+        if entry.optional:
+            optional.append(path)
+    return inputs, optional
 
 
 def _action_fields(

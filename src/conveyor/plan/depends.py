@@ -107,6 +107,8 @@ def infer_needs(
                     f"steps {other} and {step_id} both write {out!r}; give each its own output",
                 )
             writers[out] = step_id
+    index = graph.PathIndex(writers)
+    _refuse_nested_outputs(steps, index, locs, source)
     position = {
         sid: n
         for stages_of_job in instances.values()
@@ -114,7 +116,6 @@ def infer_needs(
         for n, stage in enumerate(stages)
         for sid in stage
     }
-    index = graph.PathIndex(writers)
     inferred: list[tuple[str, str, str]] = []
     for step_id, step in steps.items():
         for pattern in step.inputs:
@@ -166,3 +167,28 @@ def select(
 
 def with_needs(step: StepPlan, needs: set[str]) -> StepPlan:
     return replace(step, needs=tuple(sorted(needs)))
+
+
+def _refuse_nested_outputs(
+    steps: Mapping[str, StepPlan],
+    index: graph.PathIndex,
+    locs: Mapping[str, Loc],
+    source: SourceMap,
+) -> None:
+    """One step's output inside another's (``o`` and ``o/y``): storing, restoring and
+    clearing either would take or destroy the other's files."""
+    order = {step_id: n for n, step_id in enumerate(steps)}
+    for step_id, step in steps.items():
+        for out in step.outputs:
+            for other, writer in index.overlapping(out):
+                if writer == step_id or other == out:
+                    continue
+                first, later, path = step_id, writer, other  # report at the later step
+                if order[writer] < order[step_id]:
+                    first, later, path = writer, step_id, out
+                outer, inner = sorted((out, other), key=len)
+                raise source.error(
+                    (*locs[later], "outputs", steps[later].outputs.index(path)),
+                    f"steps {first} and {later} write overlapping outputs: {inner!r} is "
+                    f"inside {outer!r}; give each step its own output path",
+                )

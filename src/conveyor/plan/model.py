@@ -23,6 +23,8 @@ class StepPlan:
     timeout: float | None = None
     retries: int = 0
     inputs: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = ()
+    """Inputs that may match nothing (``optional: true``); the others must exist."""
     outputs: tuple[str, ...] = ()
     cache: bool = True
     needs: tuple[str, ...] = ()
@@ -61,6 +63,7 @@ class StepPlan:
             timeout=data["timeout"],
             retries=data["retries"],
             inputs=tuple(data["inputs"]),
+            optional_inputs=tuple(data.get("optional_inputs", ())),
             outputs=tuple(data["outputs"]),
             cache=data["cache"],
             needs=tuple(data["needs"]),
@@ -107,6 +110,8 @@ class StepPlan:
     def _optional_json(self) -> dict[str, Any]:
         """Fields of foreign formats, printed only when set (native plans stay as they were)."""
         out: dict[str, Any] = {}
+        if self.optional_inputs:
+            out["optional_inputs"] = list(self.optional_inputs)
         if self.image is not None:
             out["image"] = self.image
         if self.pull is not None:

@@ -82,6 +82,15 @@ class ActionUseSpec(_Strict):
     outputs: list[str] = Field(default_factory=list)
 
 
+class InputSpec(_Strict):
+    """An input with options: ``{path: data/*.csv, optional: true}``."""
+
+    path: str = Field(min_length=1, description="A file, directory or glob the step reads.")
+    optional: bool = Field(
+        default=False, description="true: a glob may match nothing, a path may be missing."
+    )
+
+
 class StepSpec(_Strict):
     """One step of a job: a shell command (or a Python function) with declared inputs
     and outputs, run once, or once per datum when it declares ``datums``."""
@@ -145,9 +154,10 @@ class StepSpec(_Strict):
         default=None, description="Seconds, or a string like '90s', '5m', '2h'."
     )
     retries: int = Field(default=0, ge=0, le=100)
-    inputs: list[str] = Field(
+    inputs: list[str | InputSpec] = Field(
         default_factory=list,
-        description="Files, directories or globs the step reads (part of the cache key).",
+        description="Files, directories or globs the step reads (part of the cache key); "
+        "each must exist or match, unless given as {path: ..., optional: true}.",
     )
     outputs: list[str] = Field(
         default_factory=list,
