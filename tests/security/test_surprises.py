@@ -155,6 +155,12 @@ def test_lineage_of_a_file_inside_a_directory_output(repo: Repo) -> None:
     assert producer["path"] == "out/d"
     assert [c["step"] for c in data["consumed_by"]] == ["read.all"]
     assert data["consumed_by"][0]["path"] == "out/d/sub/two.txt"
+    text = repo.run("lineage", "out/d/sub/two.txt").out
+    assert "produced by make.tree (in its output out/d)" in text, text
+    (repo.path / "out/d/sub/two.txt").unlink()  # gone from the workspace: still traced
+    gone = repo.run("lineage", "out/d/sub/two.txt", "--json")
+    assert gone.code == 0, gone.err
+    assert gone.json()["digest"] == data["digest"]
 
 
 def test_read_by_for_a_directory_names_the_steps_that_read_files_inside(repo: Repo) -> None:

@@ -172,8 +172,9 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
     click.echo(f"{data['path'] or ''} {data['digest']}".strip())
     for p in data["produced_by"]:
         dirty = " + uncommitted changes" if p["dirty"] else ""
+        inside = f" (in its output {p['path']})" if data["path"] not in (None, p["path"]) else ""
         click.echo(
-            f"  produced by {p['step']} in run {p['run']} "
+            f"  produced by {p['step']}{inside} in run {p['run']} "
             f"at commit {(p['commit'] or '-')[:12]}{dirty}"
         )
         click.echo(f"    command: {p['command']}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import NotFoundError
-from conveyor.metadata.records import RunRecord, StepRunRecord
+from conveyor.errors import NotFoundError, StoreError
+from conveyor.metadata.records import OutputRecord, RunRecord, StepRunRecord
 from conveyor.plan.fingerprint import explain_change
 from conveyor.sdk.project import Project
 
@@ -125,10 +126,15 @@ def _find_step(steps: list[StepRunRecord], ref: str) -> StepRunRecord:
 
 
 def lineage(project: Project, target: str) -> dict[str, Any]:
-    """Which step run produced a file or digest, from what, and what read it."""
+    """Which step run produced a file or digest, from what, and what read it.
+
+    A file inside a directory output is traced to the step run whose directory held it;
+    for a directory output, "read by" names the steps that read files inside it."""
     records = project.records
     digest, path = _target_digest(project, target)
     producers = records.producers(digest)
+    if not producers and path is not None:
+        producers = [(r, s, o) for r, s, o, d in _enclosing_outputs(project, path) if d == digest]
     if not producers:
         where = f"{path} ({digest[:12]})" if path else digest[:12]
         raise NotFoundError(f"no run produced {where}; only declared outputs have lineage")
@@ -156,7 +162,49 @@ def lineage(project: Project, target: str) -> dict[str, Any]:
         {"run": run_id, "step": step_id, "path": item.path}
         for run_id, step_id, item in records.consumers(digest)
     ]
+    tree = next((o for _, _, o in producers if o.kind == "tree" and o.digest == digest), None)
+    if tree is not None:
+        consumed_by += _readers_inside(project, tree)
     return {"digest": digest, "path": path, "produced_by": produced_by, "consumed_by": consumed_by}
+
+
+def _readers_inside(project: Project, tree: OutputRecord) -> list[dict[str, Any]]:
+    """Step runs that read a file of a directory output (inputs are kept per file)."""
+    try:
+        entries = project.store.read_tree(tree.digest)
+    except StoreError:
+        return []
+    wanted = {f"{tree.path}/{e.path}": e.digest for e in entries}
+    readers = []
+    for digest in sorted(set(wanted.values())):
+        for run_id, step_id, item in project.records.consumers(digest):
+            if wanted.get(item.path) == digest:
+                readers.append({"run": run_id, "step": step_id, "path": item.path})
+    return readers
+
+
+def _enclosing_outputs(project: Project, rel: str) -> list[tuple[str, str, OutputRecord, str]]:
+    """Directory outputs that held the file ``rel``, newest run first: (run, step,
+    output, the file's digest in that output)."""
+    found = []
+    trees: dict[str, dict[str, str]] = {}  # tree digest -> its files' digests
+    parent = posixpath.dirname(rel)
+    while parent and parent not in (".", ".."):
+        inner = rel[len(parent) + 1 :]
+        for run_id, step_id, output in project.records.outputs_at_path(parent):
+            if output.kind != "tree":
+                continue
+            if output.digest not in trees:
+                try:
+                    entries = project.store.read_tree(output.digest)
+                except StoreError:
+                    entries = []
+                trees[output.digest] = {e.path: e.digest for e in entries}
+            digest = trees[output.digest].get(inner)
+            if digest is not None:
+                found.append((run_id, step_id, output, digest))
+        parent = posixpath.dirname(parent)
+    return found
 
 
 def _target_digest(project: Project, target: str) -> tuple[str, str | None]:
@@ -168,6 +216,9 @@ def _target_digest(project: Project, target: str) -> tuple[str, str | None]:
     known = project.records.outputs_at_path(rel)
     if known:
         return known[0][2].digest, rel
+    enclosing = _enclosing_outputs(project, rel)  # a file of a directory output, since gone
+    if enclosing:
+        return enclosing[0][3], rel
     if len(target) >= 8 and all(c in "0123456789abcdef" for c in target):
         digests = [d for d in project.records.referenced_digests() if d.startswith(target)]
         if len(digests) == 1:
