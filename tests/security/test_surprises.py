@@ -110,6 +110,37 @@ def test_a_hand_edited_output_is_kept_before_a_cache_restore(repo: Repo) -> None
     assert str(kept[0].relative_to(repo.path)) in said
 
 
+def test_a_hand_edited_output_is_kept_before_the_step_runs_again(repo: Repo) -> None:
+    repo.pipeline(EDITED)
+    repo.write("data/in.txt", "one\n")
+    repo.commit()
+    assert repo.run("run").code == 0
+    (repo.path / "out/result.txt").write_text("edited by hand\n")
+    repo.write("data/in.txt", "two\n")
+    result = repo.run("run")
+    assert result.code == 0
+    assert repo.steps()["make.write"]["cached"] is False
+    assert (repo.path / "out/result.txt").read_text() == "two\n"
+    assert "out/result.txt was edited" in result.err
+    kept = [p for p in (repo.path / ".conveyor/kept").rglob("*") if p.is_file()]
+    assert [p.read_text() for p in kept] == ["edited by hand\n"]
+    events = repo.run("show", "--json").json()
+    assert events["status"] == "succeeded"
+
+
+def test_a_file_edited_inside_a_directory_output_is_kept(repo: Repo) -> None:
+    repo.pipeline(DIRECTORIES)
+    repo.commit()
+    assert repo.run("run").code == 0
+    (repo.path / "out/d/sub/two.txt").write_text("mine\n")
+    result = repo.run("run")
+    assert result.code == 0
+    assert "out/d/sub/two.txt was edited" in result.err, result.err
+    (kept,) = [p for p in (repo.path / ".conveyor/kept").rglob("*") if p.is_file()]
+    assert kept.read_text() == "mine\n"
+    assert (repo.path / "out/d/sub/two.txt").read_text() == "2\n"
+
+
 def test_an_output_unchanged_since_its_run_is_restored_silently(repo: Repo) -> None:
     repo.pipeline(EDITED)
     repo.write("data/in.txt", "one\n")

@@ -7,17 +7,19 @@ consistent database: every step run is either recorded with its outputs or not a
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError, StoreError
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
+from conveyor.execute.edits import edited_files, keep_copies
 from conveyor.execute.events import (
     Cancel,
     CancelRequested,
@@ -74,6 +76,9 @@ class RunOptions:
     """Where image steps run (``[containers] runtime``); None: no runtime here."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Set for every step but not part of any fingerprint (a server's secrets)."""
+    keep_dir: Path | None = None
+    """Where copies of hand-edited outputs go before they are replaced (None: no check)."""
+    on_warning: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Runner:
         self._cancel = threading.Event()
         self._flushed_at = 0.0
         self._actions = ActionState(records)
+        self._kept: set[str] = set()
 
     # -- public ---------------------------------------------------------------
     def request_cancel(self) -> None:
@@ -280,6 +286,7 @@ class Runner:
             return "new-fingerprint"
         if {o.path for o in entry.outputs} != set(step.outputs):
             return "outputs-differ"  # the entry cannot hand back what the step declares
+        self._keep_edited(step.id, (o.path for o in entry.outputs))
         try:
             self.workspace.restore(entry.outputs)
         except StoreError:
@@ -311,6 +318,7 @@ class Runner:
         if record.attempt > 1:
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"\n--- conveyor: attempt {record.attempt} ---\n")
+        self._keep_edited(step.id, step.outputs)
         self.workspace.clear_outputs(step.outputs)
         env = self._env(step, record.attempt)
         command, runtime = placement.command, self.options.runtime
@@ -357,6 +365,25 @@ class Runner:
             started.update({"action": step.action, "action_commit": step.action_commit})
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
+
+    def _keep_edited(self, step_id: str, outputs: Iterable[str]) -> None:
+        """Copy aside declared outputs edited by hand before they are replaced."""
+        if self.options.keep_dir is None:
+            return
+        ws = self.workspace
+        fresh = [p for p in outputs if p not in self._kept]
+        self._kept.update(fresh)  # a restore that fails and then the run: one copy, one warning
+        edited = edited_files(ws.root, fresh, self.records, ws.store, ws.digests)
+        kept = keep_copies(ws.root, edited, self.options.keep_dir / self.run.id)
+        for rel, copy in zip(edited, kept, strict=True):
+            shown = os.path.relpath(copy, ws.root)
+            message = (
+                f"{rel} was edited since the run that made it; step {step_id} replaces it, "
+                f"and the edited file is kept at {shown}"
+            )
+            self._event(step_id, "warning", {"message": message})
+            if self.options.on_warning is not None:
+                self.options.on_warning(message)
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
         env = {

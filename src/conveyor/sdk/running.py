@@ -151,6 +151,8 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                     secret_key=project.cache_key() if secret_values else b"",
                     runtime=_container_runtime(project, plan),
                     extra_env=request.env,
+                    keep_dir=project.state_dir / "kept",
+                    on_warning=hooks.on_warning,
                 ),
             )
             if hooks.on_runner is not None:

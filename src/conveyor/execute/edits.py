@@ -1,0 +1,85 @@
+"""Declared outputs edited by hand since a run made them.
+
+Before a cache restore or a step run replaces a declared output, a file there that no
+recorded run produced at that path (someone edited it) is copied aside, so the edit is
+never silently lost. A path no run has produced yet is not checked: there is nothing to
+compare it with, and the step is about to make it for the first time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from conveyor.errors import StoreError
+from conveyor.metadata.repository import MetadataRepository
+from conveyor.store.cas import ContentStore
+from conveyor.store.hashing import DigestCache
+
+_TREES_CHECKED = 20  # the newest distinct directory outputs a file is compared with
+
+
+def edited_files(
+    root: Path,
+    outputs: Iterable[str],
+    records: MetadataRepository,
+    store: ContentStore,
+    digests: DigestCache,
+) -> list[str]:
+    """Project-relative files under ``outputs`` that differ from whatever runs made there."""
+    edited: list[str] = []
+    for rel in outputs:
+        full = root / rel
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            continue
+        made = records.outputs_at_path(rel)
+        if not made:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            if digests.digest(full, st) not in {o.digest for _, _, o in made}:
+                edited.append(rel)
+        elif stat.S_ISDIR(st.st_mode):
+            trees = list(dict.fromkeys(o.digest for _, _, o in made if o.kind == "tree"))
+            edited += _edited_in_tree(root, rel, trees[:_TREES_CHECKED], store, digests)
+    return edited
+
+
+def _edited_in_tree(
+    root: Path, rel: str, trees: list[str], store: ContentStore, digests: DigestCache
+) -> list[str]:
+    known: dict[str, set[str]] = {}  # file inside -> digests runs made there
+    for tree in trees:
+        try:
+            entries = store.read_tree(tree)
+        except StoreError:
+            continue
+        for entry in entries:
+            known.setdefault(entry.path, set()).add(entry.digest)
+    edited = []
+    for dirpath, dirnames, filenames in os.walk(root / rel):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            inner = full.relative_to(root / rel).as_posix()
+            if digests.digest(full, st) not in known.get(inner, set()):
+                edited.append(f"{rel}/{inner}")
+    return edited
+
+
+def keep_copies(root: Path, files: Iterable[str], keep_dir: Path) -> list[Path]:
+    """Copy each file to the same relative path under ``keep_dir``; returns the copies."""
+    copies = []
+    for rel in files:
+        target = keep_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target, follow_symlinks=False)
+        copies.append(target)
+    return copies
