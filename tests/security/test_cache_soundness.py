@@ -10,10 +10,14 @@ import json
 import os
 import sqlite3
 import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.conftest import Repo
+from tests.integration.server_support import Server, git, make_server, run_ids
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +119,47 @@ def test_a_hit_needs_an_entry_holding_every_declared_output(repo: Repo) -> None:
     assert step["cached"] is False
     assert (repo.path / "out/b.txt").exists()
     assert "outputs" in repo.run("why", "make.write").out
+
+
+SERVER_SECRET_STEP = """\
+jobs:
+  call:
+    steps:
+      - id: use
+        run: mkdir -p out && printf '%s' "$TOKEN" | wc -c > out/len.txt
+        secrets: {TOKEN: API_TOKEN}
+        outputs: [out/len.txt]
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = make_server(tmp_path, None)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _push(repo: Repo, server: Server, note: str) -> dict[str, Any]:
+    repo.write("NOTE", note)
+    repo.commit()
+    out = git(repo.path, "push", server.git_url(), "HEAD:main").stderr
+    (run_id,) = run_ids(out)
+    run: dict[str, Any] = server.wait_run(run_id)
+    assert run["status"] == "succeeded", run
+    return run
+
+
+def test_a_server_keys_secret_values_with_the_project_key(repo: Repo, server: Server) -> None:
+    """The key outlives a run (a server's runs each have their own state directory), so
+    an unchanged secret is a hit and a changed one is a miss."""
+    with server.api("lead") as lead:
+        assert lead.put("/secrets/API_TOKEN", json={"value": "first-value"}).status_code == 204
+    repo.pipeline(SERVER_SECRET_STEP)
+    assert _push(repo, server, "1")["steps"][0]["cached"] is False
+    assert _push(repo, server, "2")["steps"][0]["cached"] is True
+    with server.api("lead") as lead:
+        assert lead.put("/secrets/API_TOKEN", json={"value": "second"}).status_code == 204
+    assert _push(repo, server, "3")["steps"][0]["cached"] is False
+    key = server.data / "projects/demo" / "cache-key"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600

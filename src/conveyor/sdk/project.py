@@ -149,32 +149,9 @@ class Project:
 
     def cache_key(self) -> bytes:
         """The project's random key for the HMACs of secret values in fingerprints
-        (``.conveyor/cache-key``, 0600, made on first use; a server's project keeps it
-        in the server's data directory)."""
+        (``.conveyor/cache-key``, 0600, made on first use)."""
         self.ensure_state_dir()
-        path = self.state_dir / CACHE_KEY_FILE
-        nofollow = getattr(os, "O_NOFOLLOW", 0)  # a planted link must not pick the key
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(secrets.token_bytes(32))
-        try:
-            fd = os.open(path, os.O_RDONLY | nofollow)
-        except OSError as exc:
-            raise ProjectError(f"{path}: cannot read the cache key: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as key_file:
-            if os.fstat(key_file.fileno()).st_mode & 0o077:
-                os.fchmod(key_file.fileno(), 0o600)
-            key = key_file.read(4096)
-        if len(key) < 32:
-            raise ProjectError(
-                f"{path} is damaged (shorter than 32 bytes); delete it and the steps "
-                "that read secrets run again"
-            )
-        return key
+        return cache_key_at(self.state_dir / CACHE_KEY_FILE)
 
     def environment_digest(self) -> str:
         """Python version plus the digest of any lock file at the project root."""
@@ -323,3 +300,35 @@ def kill_leftovers(events: list[EventRecord]) -> None:
         if session == pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def cache_key_at(path: Path) -> bytes:
+    """The 32-byte random key kept at ``path`` (mode 0600), made on first use.
+
+    Written whole to a temporary file and linked into place, so a concurrent reader
+    sees no key or the whole key; a symlink planted at ``path`` is refused."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if not os.path.lexists(path):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink()
+    try:
+        fd = os.open(path, os.O_RDONLY | nofollow)
+    except OSError as exc:
+        raise ProjectError(f"{path}: cannot read the cache key: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as key_file:
+        if os.fstat(key_file.fileno()).st_mode & 0o077:
+            os.fchmod(key_file.fileno(), 0o600)
+        key = key_file.read(4096)
+    if len(key) < 32:
+        raise ProjectError(
+            f"{path} is damaged (shorter than 32 bytes); delete it and the steps "
+            "that read secrets run again"
+        )
+    return key

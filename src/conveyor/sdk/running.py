@@ -58,6 +58,9 @@ class RunRequest:
     executors_allowed: frozenset[str] | None = None
     """The executors steps may run on (None: any); a server allows those whose steps
     cannot reach its data."""
+    cache_key: bytes = b""
+    """The key for the HMACs of secret values (a server passes its project's, which
+    outlives the run's state); empty: the project's own ``.conveyor/cache-key``."""
 
 
 @dataclass
@@ -148,7 +151,7 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                     containers_on_missing=project.settings.containers.on_missing,
                     plugins=project.settings.containers.plugins,
                     secrets=secret_values,
-                    secret_key=project.cache_key() if secret_values else b"",
+                    secret_key=(request.cache_key or project.cache_key()) if secret_values else b"",
                     runtime=_container_runtime(project, plan),
                     extra_env=request.env,
                     keep_dir=project.state_dir / "kept",

@@ -22,7 +22,7 @@ from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.project import Project, kill_leftovers
+from conveyor.sdk.project import CACHE_KEY_FILE, Project, cache_key_at, kill_leftovers
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
 from conveyor.sdk.settings import ContainerSettings, Settings
 from conveyor.server.config import ServerConfig
@@ -117,6 +117,8 @@ class Worker:
                 git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
                 cache_scope=_cache_scope(queued.project, secrets),
                 executors_allowed=self.config.executors_allowed,
+                # the HMAC key of secret values: the project's, kept in the server's data
+                cache_key=cache_key_at(project_dir / CACHE_KEY_FILE),
             )
             try:
                 record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
