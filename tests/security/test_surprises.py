@@ -157,6 +157,25 @@ def test_an_output_unchanged_since_its_run_is_restored_silently(repo: Repo) -> N
     assert not (repo.path / ".conveyor/kept").exists()
 
 
+def test_what_a_failed_attempt_left_is_not_taken_for_an_edit(repo: Repo) -> None:
+    repo.pipeline(
+        EDITED.replace(
+            "cp data/in.txt out/result.txt",
+            "cp data/in.txt out/result.txt && grep -qv bad data/in.txt",
+        )
+    )
+    repo.write("data/in.txt", "good\n")
+    repo.commit()
+    assert repo.run("run").code == 0
+    repo.write("data/in.txt", "bad\n")
+    assert repo.run("run").code == 1  # the step wrote its output, then failed
+    repo.write("data/in.txt", "good again\n")
+    result = repo.run("run")
+    assert result.code == 0
+    assert "edited" not in result.err
+    assert not (repo.path / ".conveyor/kept").exists()
+
+
 DIRECTORIES = """\
 name: dirs
 jobs:

@@ -1,9 +1,10 @@
 """Declared outputs edited by hand since a run made them.
 
 Before a cache restore or a step run replaces a declared output, a file there that no
-recorded run produced at that path (someone edited it) is copied aside, so the edit is
-never silently lost. A path no run has produced yet is not checked: there is nothing to
-compare it with, and the step is about to make it for the first time.
+recorded run produced at that path, changed after the step last ended (someone edited
+it), is copied aside, so the edit is never silently lost. A path no run has produced yet
+is not checked: there is nothing to compare it with. A file older than the step's last
+end is what a failed or cancelled attempt left, not an edit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from conveyor.metadata.repository import MetadataRepository
 from conveyor.store.cas import ContentStore
 from conveyor.store.hashing import DigestCache
 
-_TREES_CHECKED = 20  # the newest distinct directory outputs a file is compared with
+_TREES_CHECKED = 5  # the newest distinct directory outputs a file is compared with
 
 
 def edited_files(
@@ -28,8 +29,10 @@ def edited_files(
     records: MetadataRepository,
     store: ContentStore,
     digests: DigestCache,
+    since: float,
 ) -> list[str]:
-    """Project-relative files under ``outputs`` that differ from whatever runs made there."""
+    """Project-relative files under ``outputs`` that differ from whatever runs made there
+    and were changed after ``since`` (when the step last ended)."""
     edited: list[str] = []
     for rel in outputs:
         full = root / rel
@@ -41,16 +44,16 @@ def edited_files(
         if not made:
             continue
         if stat.S_ISREG(st.st_mode):
-            if digests.digest(full, st) not in {o.digest for _, _, o in made}:
+            if st.st_mtime > since and digests.digest(full, st) not in {o.digest for *_, o in made}:
                 edited.append(rel)
         elif stat.S_ISDIR(st.st_mode):
             trees = list(dict.fromkeys(o.digest for _, _, o in made if o.kind == "tree"))
-            edited += _edited_in_tree(root, rel, trees[:_TREES_CHECKED], store, digests)
+            edited += _edited_in_tree(root, rel, trees[:_TREES_CHECKED], store, digests, since)
     return edited
 
 
 def _edited_in_tree(
-    root: Path, rel: str, trees: list[str], store: ContentStore, digests: DigestCache
+    root: Path, rel: str, trees: list[str], store: ContentStore, digests: DigestCache, since: float
 ) -> list[str]:
     known: dict[str, set[str]] = {}  # file inside -> digests runs made there
     for tree in trees:
@@ -66,7 +69,7 @@ def _edited_in_tree(
         for name in sorted(filenames):
             full = Path(dirpath) / name
             st = os.lstat(full)
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) or st.st_mtime <= since:
                 continue
             inner = full.relative_to(root / rel).as_posix()
             if digests.digest(full, st) not in known.get(inner, set()):

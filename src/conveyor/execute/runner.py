@@ -373,7 +373,12 @@ class Runner:
         ws = self.workspace
         fresh = [p for p in outputs if p not in self._kept]
         self._kept.update(fresh)  # a restore that fails and then the run: one copy, one warning
-        edited = edited_files(ws.root, fresh, self.records, ws.store, ws.digests)
+        if not fresh:
+            return
+        last = self.records.step_history(step_id, limit=1)
+        # files older than the step's last end are its own (e.g. a failed attempt's)
+        since = (last[0].ended_at or time.time()) if last else 0.0
+        edited = edited_files(ws.root, fresh, self.records, ws.store, ws.digests, since)
         kept = keep_copies(ws.root, edited, self.options.keep_dir / self.run.id)
         for rel, copy in zip(edited, kept, strict=True):
             shown = os.path.relpath(copy, ws.root)
