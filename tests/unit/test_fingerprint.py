@@ -195,3 +195,26 @@ def test_every_fingerprint_change_is_explained(overrides: dict[str, Any], word: 
     changes = explain_change(base_parts(), after)
     assert len(changes) == 1
     assert word in changes[0]
+
+
+def test_the_run_status_keys_only_steps_that_can_see_it() -> None:
+    from conveyor.plan.fingerprint import step_parts
+    from conveyor.plan.model import StepPlan
+
+    def key(step: StepPlan, failed: bool) -> str:
+        return fingerprint(
+            step_parts(step, inputs={}, upstream={}, environment="e", failed_so_far=failed)
+        )
+
+    plain = StepPlan(id="j.s", job="j", name="s", command="true")
+    assert key(plain, False) == key(plain, True)
+    for seeing in (
+        StepPlan(id="j.s", job="j", name="s", command="true", policy="always"),
+        StepPlan(id="j.s", job="j", name="s", command="true", status_env=("STATUS",)),
+    ):
+        assert key(seeing, False) != key(seeing, True)
+        before = step_parts(seeing, inputs={}, upstream={}, environment="e")
+        after = step_parts(seeing, inputs={}, upstream={}, environment="e", failed_so_far=True)
+        assert explain_change(before, after) == [
+            "the run status so far changed (success -> failure)"
+        ]

@@ -265,6 +265,7 @@ class Runner:
             action=action,
             secret_values=self.options.secrets,
             secret_key=self.options.secret_key,
+            failed_so_far=self._scheduler.failed_so_far(),
         )
         record.parts = parts
         record.fingerprint = fingerprint(parts)

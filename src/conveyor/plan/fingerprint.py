@@ -49,6 +49,7 @@ def fingerprint_parts(
     action: Mapping[str, Any] | None = None,
     outputs: Sequence[str] = (),
     secrets: Mapping[str, Mapping[str, str]] | None = None,
+    run_status: str | None = None,
 ) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
@@ -70,6 +71,8 @@ def fingerprint_parts(
         parts["action"] = dict(action)
     if secrets:  # variable -> {secret name, HMAC of its value}: a new value is a new key
         parts["secrets"] = {k: dict(v) for k, v in sorted(secrets.items())}
+    if run_status is not None:  # a step that can see the run status so far
+        parts["run_status"] = run_status
     return parts
 
 
@@ -84,9 +87,11 @@ def step_parts(
     action: Mapping[str, Any] | None = None,
     secret_values: Mapping[str, str] | None = None,
     secret_key: bytes = b"",
+    failed_so_far: bool = False,
 ) -> dict[str, Any]:
     """The parts of a planned step: the plan's fields plus what is known only at launch
-    (input digests, upstream outputs, where an image runs, secret values)."""
+    (input digests, upstream outputs, where an image runs, secret values, and the run
+    status so far for a step that may run either way or reads it by ``status-env``)."""
     if action is not None:
         action = {**action, "outputs": sorted(step.action_outputs)}
     values = secret_values or {}
@@ -101,6 +106,11 @@ def step_parts(
         image=step.image,
         action=action,
         outputs=step.outputs,
+        run_status=(
+            ("failure" if failed_so_far else "success")
+            if step.policy == "always" or step.status_env
+            else None
+        ),
         secrets={
             variable: {"secret": name, "hmac": secret_hmac(secret_key, values.get(name, ""))}
             for variable, name in step.secrets
@@ -156,6 +166,11 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
     if before.get("container") != after.get("container"):
         changes.append(
             f"where the image runs changed ({before.get('container')} -> {after.get('container')})"
+        )
+    if before.get("run_status") != after.get("run_status"):
+        changes.append(
+            f"the run status so far changed ({before.get('run_status')} -> "
+            f"{after.get('run_status')})"
         )
     if before.get("executor") != after.get("executor"):
         changes.append("the executor settings changed")
