@@ -6,10 +6,12 @@ never the value itself)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,11 @@ def test_a_server_keys_secret_values_with_the_project_key(repo: Repo, server: Se
     assert _push(repo, server, "3")["steps"][0]["cached"] is False
     key = server.data / "projects/demo" / "cache-key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    # the project's cache scope sits in every recorded fingerprint: an unkeyed digest of
+    # the secrets there would let anyone who reads the records test guesses offline
+    secrets = hashlib.sha256(b"demo\0API_TOKEN\0first-value").hexdigest()
+    environment = hashlib.blake2b(sys.version.encode(), digest_size=16).hexdigest()
+    unkeyed = f"project:demo:{secrets}\0{environment}".encode()
+    guess = hashlib.blake2b(unkeyed, digest_size=16).hexdigest()
+    stored = b"".join(p.read_bytes() for p in server.data.glob("server.db*"))
+    assert guess.encode() not in stored

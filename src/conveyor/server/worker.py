@@ -8,6 +8,7 @@ the same loop in its own process against the same database and data directory.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import shutil
@@ -104,6 +105,8 @@ class Worker:
         state = project_dir / "runs" / queued.id
         settings = self._settings(queued.project, state)
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
+        # the HMAC key of secret values: the project's, kept in the server's data
+        key = cache_key_at(project_dir / CACHE_KEY_FILE)
         add_worktree(repo, queued.commit, workdir)
         try:
             project = Project(workdir, state_dir=state, settings=settings, records=self.db.records)
@@ -115,10 +118,9 @@ class Worker:
                 env=secrets,
                 secrets_from_environment=False,
                 git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
-                cache_scope=_cache_scope(queued.project, secrets),
+                cache_scope=_cache_scope(queued.project, secrets, key),
                 executors_allowed=self.config.executors_allowed,
-                # the HMAC key of secret values: the project's, kept in the server's data
-                cache_key=cache_key_at(project_dir / CACHE_KEY_FILE),
+                cache_key=key,
             )
             try:
                 record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
@@ -208,10 +210,11 @@ def _why(steps: list[StepRunRecord]) -> str | None:
     return None
 
 
-def _cache_scope(project: str, secrets: dict[str, str]) -> str:
+def _cache_scope(project: str, secrets: dict[str, str], key: bytes) -> str:
     """Cache entries are shared within a project and its current secrets only: another
-    project never gets outputs a step made with this project's secrets."""
-    digest = hashlib.sha256(project.encode())
+    project never gets outputs a step made with this project's secrets. Keyed, so the
+    scope (recorded inside every fingerprint) cannot be used to guess a secret offline."""
+    digest = hmac.new(key, project.encode(), hashlib.sha256)
     for name in sorted(secrets):
         digest.update(f"\0{name}\0{secrets[name]}".encode())
     return f"project:{project}:{digest.hexdigest()}"
