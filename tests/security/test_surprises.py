@@ -110,6 +110,20 @@ def test_a_hand_edited_output_is_kept_before_a_cache_restore(repo: Repo) -> None
     assert str(kept[0].relative_to(repo.path)) in said
 
 
+def test_an_edit_that_cannot_be_kept_is_not_overwritten(repo: Repo) -> None:
+    repo.pipeline(EDITED)
+    repo.write("data/in.txt", "made by the step\n")
+    repo.commit()
+    assert repo.run("run").code == 0
+    (repo.path / "out/result.txt").write_text("edited by hand\n")
+    (repo.path / ".conveyor/kept").write_text("not a directory\n")
+    result = repo.run("run")
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert "cannot keep a copy" in result.out + result.err, result.out + result.err
+    assert (repo.path / "out/result.txt").read_text() == "edited by hand\n"
+
+
 def test_a_hand_edited_output_is_kept_before_the_step_runs_again(repo: Repo) -> None:
     repo.pipeline(EDITED)
     repo.write("data/in.txt", "one\n")

@@ -12,15 +12,48 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from conveyor.errors import StoreError
+from conveyor.execute.workspace import Workspace
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.store.cas import ContentStore
 from conveyor.store.hashing import DigestCache
 
 _TREES_CHECKED = 5  # the newest distinct directory outputs a file is compared with
+
+
+class KeepError(Exception):
+    """A hand-edited output could not be copied aside: it must not be replaced."""
+
+
+def keep_edited(
+    workspace: Workspace,
+    records: MetadataRepository,
+    step_id: str,
+    outputs: Iterable[str],
+    keep_dir: Path,
+) -> list[str]:
+    """Copy aside the step's outputs edited by hand; returns a warning for each."""
+    last = records.step_history(step_id, limit=1)
+    # files older than the step's last end are its own (e.g. a failed attempt's)
+    since = (last[0].ended_at or time.time()) if last else 0.0
+    root = workspace.root
+    edited = edited_files(root, outputs, records, workspace.store, workspace.digests, since)
+    try:
+        kept = keep_copies(root, edited, keep_dir)
+    except OSError as exc:
+        raise KeepError(
+            f"{exc.filename}: cannot keep a copy of a declared output edited by hand "
+            f"({exc.strerror}); move it away, then run again"
+        ) from None
+    return [
+        f"{rel} was edited since the run that made it; step {step_id} replaces it, "
+        f"and the edited file is kept at {os.path.relpath(copy, root)}"
+        for rel, copy in zip(edited, kept, strict=True)
+    ]
 
 
 def edited_files(

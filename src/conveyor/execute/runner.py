@@ -7,7 +7,6 @@ consistent database: every step run is either recorded with its outputs or not a
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError, StoreError
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
-from conveyor.execute.edits import edited_files, keep_copies
+from conveyor.execute.edits import KeepError, keep_edited
 from conveyor.execute.events import (
     Cancel,
     CancelRequested,
@@ -287,7 +286,8 @@ class Runner:
             return "new-fingerprint"
         if {o.path for o in entry.outputs} != set(step.outputs):
             return "outputs-differ"  # the entry cannot hand back what the step declares
-        self._keep_edited(step.id, (o.path for o in entry.outputs))
+        if not self._keep_edited(record, (o.path for o in entry.outputs)):
+            return None  # the step failed: its edited output is left alone
         try:
             self.workspace.restore(entry.outputs)
         except StoreError:
@@ -319,7 +319,8 @@ class Runner:
         if record.attempt > 1:
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"\n--- conveyor: attempt {record.attempt} ---\n")
-        self._keep_edited(step.id, step.outputs)
+        if not self._keep_edited(record, step.outputs):
+            return
         self.workspace.clear_outputs(step.outputs)
         env = self._env(step, record.attempt)
         command, runtime = placement.command, self.options.runtime
@@ -367,29 +368,24 @@ class Runner:
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
-    def _keep_edited(self, step_id: str, outputs: Iterable[str]) -> None:
-        """Copy aside declared outputs edited by hand before they are replaced."""
-        if self.options.keep_dir is None:
-            return
-        ws = self.workspace
+    def _keep_edited(self, record: StepRunRecord, outputs: Iterable[str]) -> bool:
+        """Copy aside declared outputs edited by hand before they are replaced; False
+        (and the step failed) when a copy cannot be made."""
         fresh = [p for p in outputs if p not in self._kept]
+        if self.options.keep_dir is None or not fresh:
+            return True
         self._kept.update(fresh)  # a restore that fails and then the run: one copy, one warning
-        if not fresh:
-            return
-        last = self.records.step_history(step_id, limit=1)
-        # files older than the step's last end are its own (e.g. a failed attempt's)
-        since = (last[0].ended_at or time.time()) if last else 0.0
-        edited = edited_files(ws.root, fresh, self.records, ws.store, ws.digests, since)
-        kept = keep_copies(ws.root, edited, self.options.keep_dir / self.run.id)
-        for rel, copy in zip(edited, kept, strict=True):
-            shown = os.path.relpath(copy, ws.root)
-            message = (
-                f"{rel} was edited since the run that made it; step {step_id} replaces it, "
-                f"and the edited file is kept at {shown}"
-            )
-            self._event(step_id, "warning", {"message": message})
+        keep_dir = self.options.keep_dir / self.run.id
+        try:
+            warnings = keep_edited(self.workspace, self.records, record.step_id, fresh, keep_dir)
+        except KeepError as exc:
+            self._fail(record, str(exc), retryable=False)
+            return False
+        for message in warnings:
+            self._event(record.step_id, "warning", {"message": message})
             if self.options.on_warning is not None:
                 self.options.on_warning(message)
+        return True
 
     def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
         env = {
