@@ -4,7 +4,10 @@ Layout: ``objects/ab/cdef...`` (2-character fan-out) for blobs, ``tmp/`` for wri
 progress. A blob appears under its digest only by an atomic rename of a complete file,
 so a reader never sees half a blob; a crash leaves at most a stray file in ``tmp/``,
 which :meth:`ContentStore.clean_tmp` removes. Blobs are read-only once stored.
-Directories are stored as a tree: a JSON manifest blob listing (path, digest, mode).
+Directories are stored as a tree: a JSON manifest blob listing files (path, digest,
+executable bit), symbolic links (path, target text) and empty directories. Links are
+stored as links, never followed: one that dangles, or (given a boundary) resolves
+outside it, is refused, and so is anything that is not a file, link or directory.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -47,6 +51,15 @@ class TreeEntry:
     executable: bool = False
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """A tree in full: files, links (path -> target) and empty directories."""
+
+    files: list[TreeEntry]
+    links: dict[str, str]
+    dirs: list[str]
+
+
 class _Uncached:
     def digest(self, path: Path, stat: os.stat_result) -> Digest:
         return hash_file(path, stat.st_size)
@@ -67,7 +80,7 @@ class ContentStore:
         self._tmp = root / "tmp"
         self._made: set[Path] = set()
         self._token = os.urandom(4).hex()  # tells apart two stores in one process
-        self._writes = 0
+        self._writes = itertools.count(1)  # next() is atomic: threads share a store
 
     # -- reading --------------------------------------------------------------
     def path_of(self, digest: str) -> Path:
@@ -83,14 +96,24 @@ class ContentStore:
             raise StoreError(f"blob {digest[:12]} is not in the store {self.root}") from None
 
     def read_tree(self, digest: str) -> list[TreeEntry]:
+        """The files of a tree (links and empty directories: :meth:`read_manifest`)."""
+        return self.read_manifest(digest).files
+
+    def read_manifest(self, digest: str) -> Manifest:
         try:
             data = json.loads(self.read_bytes(digest))
-            return [
+            files = [
                 TreeEntry(e["path"], Digest(e["digest"]), e["size"], e["x"])
                 for e in data["entries"]
             ]
-        except (ValueError, KeyError, TypeError) as exc:
+            links = {str(e["path"]): str(e["target"]) for e in data.get("links", [])}
+            dirs = [str(d) for d in data.get("dirs", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(f"blob {digest[:12]} is not a tree manifest") from exc
+        for path in [*(f.path for f in files), *links, *dirs]:
+            if not _inside(path):
+                raise StoreError(f"tree {digest[:12]} names a path outside itself: {path!r}")
+        return Manifest(files, links, dirs)
 
     def iter_digests(self) -> Iterator[Digest]:
         if not self._objects.is_dir():
@@ -141,18 +164,40 @@ class ContentStore:
                 tmp.unlink(missing_ok=True)
         return digest, st.st_size
 
-    def put_tree(self, directory: Path, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
-        """Store every file below ``directory`` and a manifest; returns (manifest digest, size)."""
+    def put_tree(
+        self, directory: Path, digests: Digests = _UNCACHED, boundary: Path | None = None
+    ) -> tuple[Digest, int]:
+        """Store every file below ``directory`` and a manifest; returns (manifest digest, size).
+
+        Links must resolve to something that exists, inside ``boundary`` when given;
+        errors name the path relative to ``boundary`` (else to ``directory``).
+        """
+        shown = boundary or directory
+        fence = os.path.realpath(boundary) if boundary is not None else None
         entries: list[dict[str, object]] = []
+        links: list[dict[str, str]] = []
+        dirs: list[str] = []
         total = 0
-        for path in sorted(_walk_files(directory)):
-            digest, size = self.put_file(path, digests)
-            executable = bool(path.stat().st_mode & statmod.S_IXUSR)
+        for path, kind, st in sorted(_scan(directory), key=lambda item: item[0]):
             rel = path.relative_to(directory).as_posix()
-            entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
-            total += size
-        manifest = json.dumps({"kind": "tree", "entries": entries}, sort_keys=True).encode()
-        return self.put_bytes(manifest), total
+            if kind == "dir":
+                dirs.append(rel)
+            elif kind == "link":
+                links.append({"path": rel, "target": _checked_link(path, fence, shown)})
+            elif kind == "file":
+                digest, size = self.put_file(path, digests)
+                executable = bool(st.st_mode & statmod.S_IXUSR)
+                entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
+                total += size
+            else:
+                where = os.path.relpath(path, shown)
+                raise StoreError(f"{where} is not a regular file, link or directory ({kind})")
+        tree: dict[str, object] = {"kind": "tree", "entries": entries}
+        if links:  # only when present: trees of plain files keep the digests they had
+            tree["links"] = links
+        if dirs:
+            tree["dirs"] = dirs
+        return self.put_bytes(json.dumps(tree, sort_keys=True).encode()), total
 
     def _tmp_file(self) -> Path:
         self._ensure_dir(self._tmp)
@@ -163,8 +208,7 @@ class ContentStore:
     def _tmp_name(self) -> str:
         """A name in tmp/ no other writer uses (process, store instance, counter)."""
         self._ensure_dir(self._tmp)
-        self._writes += 1
-        return f"{self._tmp}/put-{os.getpid()}-{self._token}-{self._writes}"
+        return f"{self._tmp}/put-{os.getpid()}-{self._token}-{next(self._writes)}"
 
     def _publish(self, tmp: Path, digest: str) -> None:
         final = self.path_of(digest)
@@ -202,17 +246,29 @@ class ContentStore:
             tmp.unlink(missing_ok=True)
 
     def checkout_tree(self, digest: str, dest: Path, mode: CheckoutMode = "copy") -> None:
-        entries = self.read_tree(digest)
-        wanted = {e.path for e in entries}
-        if dest.is_dir():  # drop files the tree does not hold, so dest equals the tree
-            for path in _walk_files(dest):
-                if path.relative_to(dest).as_posix() not in wanted:
-                    path.unlink()
-        elif dest.exists():
+        """Make ``dest`` equal the tree: files, links and empty directories."""
+        tree = self.read_manifest(digest)
+        files = {e.path for e in tree.files}
+        needed = {str(p) for item in (*files, *tree.links) for p in Path(item).parents}
+        needed.update(tree.dirs)
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             dest.unlink()
+        elif dest.is_dir():  # drop what the tree does not hold; never write through a link
+            _prune(dest, files, tree.links, needed)
         dest.mkdir(parents=True, exist_ok=True)
-        for entry in entries:
+        for rel in tree.dirs:
+            (dest / rel).mkdir(parents=True, exist_ok=True)
+        for entry in tree.files:
             self.checkout_file(entry.digest, dest / entry.path, mode, entry.executable)
+        for rel, target in tree.links.items():
+            path = dest / rel
+            if path.is_symlink() and os.readlink(path) == target:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.conveyor-tmp")
+            tmp.unlink(missing_ok=True)
+            os.symlink(target, tmp)
+            os.replace(tmp, path)
 
     # -- maintenance ----------------------------------------------------------
     def remove(self, digest: str) -> int:
@@ -235,10 +291,79 @@ class ContentStore:
         return count
 
 
-def _walk_files(directory: Path) -> Iterator[Path]:
-    for dirpath, _dirnames, filenames in os.walk(directory):
+def _scan(directory: Path) -> Iterator[tuple[Path, str, os.stat_result]]:
+    """Everything below ``directory`` without following links: (path, kind, lstat).
+
+    Kinds: file, link, dir (only empty ones: others are implied by what they hold), or
+    the name of another file type (fifo, socket, device), which the caller refuses.
+    """
+    for dirpath, dirnames, filenames in os.walk(directory, onerror=_raise):
+        base = Path(dirpath)
+        if base != directory and not dirnames and not filenames:
+            yield base, "dir", os.lstat(base)
+        for name in [*dirnames, *filenames]:
+            path = base / name
+            st = os.lstat(path)
+            if statmod.S_ISDIR(st.st_mode):
+                continue  # os.walk descends into it
+            yield path, _kind(st.st_mode), st
+
+
+def _kind(mode: int) -> str:
+    if statmod.S_ISREG(mode):
+        return "file"
+    if statmod.S_ISLNK(mode):
+        return "link"
+    if statmod.S_ISFIFO(mode):
+        return "a named pipe"
+    if statmod.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def _checked_link(path: Path, fence: str | None, shown: Path) -> str:
+    """The link's target text, once it is known to resolve to something inside ``fence``."""
+    target = os.readlink(path)
+    where = os.path.relpath(path, shown)
+    if not os.path.exists(path):
+        raise StoreError(f"{where} is a dangling symbolic link (to {target})")
+    resolved = os.path.realpath(path)
+    if fence is not None and os.path.commonpath([fence, resolved]) != fence:
+        raise StoreError(f"{where} is a symbolic link to {target}, outside the workspace")
+    return target
+
+
+def _inside(rel: str) -> bool:
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and ".." not in parts and "." not in parts
+
+
+def _prune(dest: Path, files: set[str], links: dict[str, str], needed: set[str]) -> None:
+    """Remove from ``dest`` what the tree does not hold, and any link not of the tree."""
+    for dirpath, dirnames, filenames in os.walk(dest):
+        base = Path(dirpath)
+        for name in list(dirnames):
+            path = base / name
+            rel = path.relative_to(dest).as_posix()
+            if path.is_symlink():
+                dirnames.remove(name)
+                if links.get(rel) != os.readlink(path):
+                    path.unlink()
+            elif rel not in needed:
+                dirnames.remove(name)
+                shutil.rmtree(path)
         for name in filenames:
-            yield Path(dirpath) / name
+            path = base / name
+            rel = path.relative_to(dest).as_posix()
+            if path.is_symlink():
+                if links.get(rel) != os.readlink(path):
+                    path.unlink()
+            elif rel not in files:
+                path.unlink()
 
 
 def _clone_or_copy(source: Path, dest: Path) -> None:
