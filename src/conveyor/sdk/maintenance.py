@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,53 @@ def collect_garbage(project: Project, dry_run: bool = False) -> GcResult:
         if not dry_run:
             store.clean_tmp()
     return GcResult(removed, freed, kept, dry_run)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    checked: int
+    checked_bytes: int
+    damaged: list[str]
+    """Blobs whose content no longer hashes to their name."""
+    missing: list[str]
+    """Blobs a kept record names that are not in the store."""
+    quarantined: list[str]
+    repaired: bool
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def verify_store(
+    project: Project, repair: bool = False, progress: Callable[[int, int], None] | None = None
+) -> VerifyResult:
+    """Rehash every blob (fsck); with ``repair``, move damaged ones to ``quarantine/``.
+
+    A quarantined blob is as if collected: the next run of a step whose cache entry
+    names it runs the step again. ``progress(done, total)`` is called as blobs are read.
+    """
+    store = project.store
+    digests = list(store.iter_digests())
+    damaged: list[str] = []
+    checked_bytes = 0
+    for index, digest in enumerate(digests, 1):
+        try:
+            checked_bytes += store.path_of(digest).stat().st_size
+            if not store.intact(digest):
+                damaged.append(digest)
+        except FileNotFoundError:  # collected meanwhile
+            pass
+        except OSError:  # unreadable is damaged too
+            damaged.append(digest)
+        if progress is not None:
+            progress(index, len(digests))
+    present = set(digests)
+    missing = sorted(d for d in project.records.referenced_digests() if d not in present)
+    quarantined: list[str] = []
+    if repair:
+        with project.run_lock(wait=False):  # never under a running step's feet
+            quarantined = [d for d in damaged if store.quarantine(d) is not None]
+    return VerifyResult(len(digests), checked_bytes, damaged, missing, quarantined, repair)
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,11 @@ class ContentStore:
         return self.read_manifest(digest).files
 
     def read_manifest(self, digest: str) -> Manifest:
+        raw = self.read_bytes(digest)
+        if hash_bytes(raw) != digest:  # cheap: manifests are small
+            raise StoreError(f"tree manifest {digest[:12]} is damaged (run `conveyor verify`)")
         try:
-            data = json.loads(self.read_bytes(digest))
+            data = json.loads(raw)
             files = [
                 TreeEntry(e["path"], Digest(e["digest"]), e["size"], e["x"])
                 for e in data["entries"]
@@ -279,6 +282,22 @@ class ContentStore:
         except FileNotFoundError:
             return 0
         return size
+
+    def intact(self, digest: str) -> bool:
+        """Rehash a blob: does its content still match its name?"""
+        path = self.path_of(digest)
+        return hash_file(path, path.stat().st_size) == digest
+
+    def quarantine(self, digest: str) -> Path | None:
+        """Move a damaged blob out of ``objects/`` (kept for inspection in ``quarantine/``),
+        so no cache hit serves it again; returns where it went."""
+        target = self.root / "quarantine" / digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self.path_of(digest), target)
+        except FileNotFoundError:
+            return None
+        return target
 
     def clean_tmp(self) -> int:
         """Remove leftovers of interrupted writes; returns how many."""
