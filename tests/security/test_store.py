@@ -7,6 +7,8 @@ an OS error while storing, which makes the store fail on purpose.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from conveyor.store.cas import ContentStore
 from conveyor.store.hashing import DigestCache
 from tests.integration import conftest as integration
 from tests.integration.conftest import Repo
+from tests.integration.server_support import Server, git, make_server, run_ids
 
 pytestmark = pytest.mark.integration
 repo = integration.repo  # the fixture: a real git repository in a temp directory
@@ -347,3 +350,53 @@ def subprocess_git(repo: Repo, *args: str) -> None:
     import subprocess
 
     subprocess.run(["git", *args], cwd=repo.path, check=True, capture_output=True)
+
+
+# -- item 11 on the server: the project's retention setting, applied after each run ----
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = make_server(tmp_path, None)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _push(repo: Repo, server: Server, branch: str, text: str) -> str:
+    repo.write("data.txt", text)
+    repo.commit(text)
+    out = git(repo.path, "push", "-f", server.git_url(), f"HEAD:{branch}").stderr
+    ids = run_ids(out)
+    assert len(ids) == 1, out
+    assert server.wait_run(ids[0])["status"] == "succeeded"
+    return ids[0]
+
+
+def test_the_server_applies_the_retention_setting_but_keeps_result_refs(
+    repo: Repo, server: Server
+) -> None:
+    with server.api("lead") as lead:
+        bad = lead.put("/settings", json={"retention": {"keep_last": "many"}})
+        assert bad.status_code == 422 and "keep_last" in bad.json()["detail"]
+        ok = lead.put("/settings", json={"retention": {"keep_last": 1}})
+        assert ok.status_code == 200, ok.text
+    repo.pipeline(_DATA_PIPELINE)
+    other = _push(repo, server, "other", "other branch\n")
+    first = _push(repo, server, "main", "one\n")
+    second = _push(repo, server, "main", "two\n")
+    bare = server.data / "projects/demo/repo.git"
+    deadline = time.monotonic() + 20
+    with server.api("viewer") as viewer:
+        while time.monotonic() < deadline:  # retention runs just after the run ends
+            ids = {r["id"] for r in viewer.get("/runs").json()}
+            if first not in ids:
+                break
+            time.sleep(0.2)
+        assert ids == {other, second}  # `other`: its branch's result ref points to it
+        assert viewer.get(f"/runs/{first}").status_code == 404
+    refs = git(bare, "for-each-ref", "--format=%(refname)", "refs/conveyor/results/").stdout
+    assert f"refs/conveyor/results/{first}" not in refs
+    assert f"refs/conveyor/results/{second}" in refs
+    assert "refs/conveyor/results/other" in refs
+    assert not (server.data / "projects/demo/runs" / first).exists()

@@ -9,6 +9,7 @@ or while the caller protects it (a server: runs its result refs point to).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat as statmod
@@ -65,17 +66,24 @@ def prune(
     dry_run: bool = False,
     now: float | None = None,
     protect: dict[str, str] | None = None,
+    runs: list[RunRecord] | None = None,
+    workspace: bool = True,
 ) -> DeleteResult:
-    """Delete every run the policy does not keep and nothing protects."""
+    """Delete every run the policy does not keep and nothing protects.
+
+    A server passes its own ``runs`` (one project's, newest first), what its result refs
+    ``protect``, and ``workspace=False``: its runs have no lasting workspace.
+    """
     if policy.empty:
         raise UsageError(
             "say which runs to keep: --keep-last N, --keep-days D or --keep-branch NAME "
             "(or [retention] in .conveyor/config.toml)"
         )
-    with project.run_lock(wait=False):
-        every = project.records.list_runs(_ALL)  # newest first
+    lock = project.run_lock(wait=False) if workspace else contextlib.nullcontext()
+    with lock:
+        every = project.records.list_runs(_ALL) if runs is None else runs
         kept = kept_by_policy(project, every, policy, now or time.time())
-        protected = {**protected_runs(project, every, kept), **(protect or {})}
+        protected = {**(protect or {}), **protected_runs(project, every, kept, workspace)}
         doomed = [r.id for r in every if r.id not in kept and r.id not in protected]
         shown = {k: v for k, v in protected.items() if k not in kept}
         return _delete(project, doomed, len(every) - len(doomed), shown, dry_run)
@@ -101,14 +109,16 @@ def kept_by_policy(
     return kept
 
 
-def protected_runs(project: Project, runs: list[RunRecord], kept: set[str]) -> dict[str, str]:
+def protected_runs(
+    project: Project, runs: list[RunRecord], kept: set[str], workspace: bool = True
+) -> dict[str, str]:
     """Runs that must stay whatever the policy says, with the reason."""
     reasons: dict[str, str] = {}
     for run in runs:
         if str(run.status) in ("running", "queued"):
             reasons[run.id] = "it is still in progress"
     claimed: set[tuple[str, str]] = set()
-    for run in runs:  # newest first: the newest run recording what the workspace holds
+    for run in runs if workspace else []:  # newest first: the newest recording it wins
         for step in project.records.step_runs(run.id):
             for output in step.outputs:
                 key = (output.path, output.digest)
