@@ -400,3 +400,15 @@ def test_the_server_applies_the_retention_setting_but_keeps_result_refs(
     assert f"refs/conveyor/results/{second}" in refs
     assert "refs/conveyor/results/other" in refs
     assert not (server.data / "projects/demo/runs" / first).exists()
+
+
+def test_fetch_refuses_a_damaged_blob(repo: Repo, tmp_path: Path) -> None:
+    _setup(repo)
+    _run_with(repo, "precious\n")
+    blob = _blob(repo, "precious\n")
+    blob.chmod(0o644)
+    blob.write_text("tampered\n")
+    result = repo.run("fetch", "latest", "--to", str(tmp_path / "got"))
+    assert result.code == 1, result.out + result.err
+    assert "damaged" in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "got/out/copy.txt").exists()

@@ -110,10 +110,10 @@ def fetch_outputs(
     for step in steps:
         for output in step.outputs:
             dest = target / output.path
-            if output.kind == "tree":
-                project.store.checkout_tree(output.digest, dest, mode)
+            if output.kind == "tree":  # verified: a damaged blob is never handed out
+                project.store.checkout_tree(output.digest, dest, mode, verify=True)
                 count += len(project.store.read_tree(output.digest))
             else:
-                project.store.checkout_file(output.digest, dest, mode)
+                project.store.checkout_file(output.digest, dest, mode, verify=True)
                 count += 1
     return FetchResult(run, count, target)

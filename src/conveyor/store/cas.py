@@ -226,9 +226,15 @@ class ContentStore:
 
     # -- checkout -------------------------------------------------------------
     def checkout_file(
-        self, digest: str, dest: Path, mode: CheckoutMode = "copy", executable: bool = False
+        self,
+        digest: str,
+        dest: Path,
+        mode: CheckoutMode = "copy",
+        executable: bool = False,
+        verify: bool = False,
     ) -> None:
-        """Materialise a blob at ``dest`` atomically (reflink where the filesystem can)."""
+        """Materialise a blob at ``dest`` atomically (reflink where the filesystem can);
+        with ``verify``, only once what was written hashes to ``digest``."""
         blob = self.path_of(digest)
         if not blob.is_file():
             raise StoreError(f"blob {digest[:12]} for {dest} is not in the store")
@@ -244,11 +250,18 @@ class ContentStore:
             else:
                 _clone_or_copy(blob, tmp)
                 os.chmod(tmp, 0o755 if executable else 0o644)
+            if verify and hash_file(tmp) != digest:
+                raise StoreError(
+                    f"blob {digest[:12]} for {dest} is damaged; `conveyor verify --repair` "
+                    "quarantines it"
+                )
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
 
-    def checkout_tree(self, digest: str, dest: Path, mode: CheckoutMode = "copy") -> None:
+    def checkout_tree(
+        self, digest: str, dest: Path, mode: CheckoutMode = "copy", verify: bool = False
+    ) -> None:
         """Make ``dest`` equal the tree: files, links and empty directories."""
         tree = self.read_manifest(digest)
         files = {e.path for e in tree.files}
@@ -262,7 +275,7 @@ class ContentStore:
         for rel in tree.dirs:
             (dest / rel).mkdir(parents=True, exist_ok=True)
         for entry in tree.files:
-            self.checkout_file(entry.digest, dest / entry.path, mode, entry.executable)
+            self.checkout_file(entry.digest, dest / entry.path, mode, entry.executable, verify)
         for rel, target in tree.links.items():
             path = dest / rel
             if path.is_symlink() and os.readlink(path) == target:
