@@ -249,7 +249,12 @@ def fetch(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
 def gc(ctx: Context, dry_run: bool, as_json: bool) -> None:
-    """Remove blobs from the store that no recorded output refers to."""
+    """Remove blobs from the store that no recorded output refers to.
+
+    \b
+    Blobs stay as long as a run refers to them: delete runs first with
+    `conveyor runs delete RUN...` or `conveyor prune --keep-last N`, then gc.
+    """
     from conveyor.sdk.maintenance import collect_garbage
 
     result = collect_garbage(ctx.project(), dry_run)

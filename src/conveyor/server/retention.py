@@ -29,6 +29,7 @@ from conveyor.server.results import RESULTS_PREFIX
 
 log = logging.getLogger("conveyor.server")
 _ALL = 1_000_000_000
+_STATUSES = {str(s) for s in RunStatus}
 
 
 def policy_of(project: str, settings: dict[str, Any]) -> RetentionPolicy:
@@ -57,7 +58,8 @@ def apply_retention(
         if record is not None:
             runs.append(record)
         elif q.id not in protect:  # never started (refused at the door): the queue row only
-            runs.append(RunRecord(q.id, "", RunStatus(q.status), q.commit, False, q.created_at))
+            status = RunStatus(q.status) if q.status in _STATUSES else RunStatus.FAILED
+            runs.append(RunRecord(q.id, "", status, q.commit, False, q.created_at))
     handle = Project(
         repo, state_dir=config.project_dir(project), settings=Settings(), records=db.records
     )
