@@ -412,3 +412,38 @@ def test_fetch_refuses_a_damaged_blob(repo: Repo, tmp_path: Path) -> None:
     assert result.code == 1, result.out + result.err
     assert "damaged" in result.err and "Traceback" not in result.err
     assert not (tmp_path / "got/out/copy.txt").exists()
+
+
+def test_nothing_is_deleted_while_a_run_is_in_progress(repo: Repo) -> None:
+    _setup(repo)
+    old = _run_with(repo, "a\n")
+    _run_with(repo, "b\n")
+    repo.pipeline(_DATA_PIPELINE.replace("run: mkdir", "run: sleep 30; mkdir"))
+    repo.commit("slow")
+    slow = repo.popen("run")
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(_run_ids(repo)) < 3:
+            time.sleep(0.1)
+        for args in (("runs", "delete", old), ("prune", "--keep-last", "0")):
+            result = repo.run(*args)
+            assert result.code != 0 and "in progress" in result.err, result.err
+            assert "Traceback" not in result.err
+        assert old in _run_ids(repo) and len(_run_ids(repo)) == 3
+    finally:
+        slow.terminate()
+        slow.communicate(timeout=30)
+
+
+def test_an_os_error_while_restoring_runs_the_step_instead(repo: Repo) -> None:
+    _setup(repo)
+    _run_with(repo, "a\n")
+    import shutil
+
+    shutil.rmtree(repo.path / "out")
+    (repo.path / "out").write_text("a file where the outputs' directory was\n")
+    result = repo.run("run")
+    assert "internal error" not in result.err and "Traceback" not in result.err
+    assert result.code == 1, result.out + result.err  # the step ran, and failed on its own
+    step = repo.steps()["make.copy"]
+    assert step["cached"] is False and step["status"] == "failed"

@@ -115,19 +115,30 @@ class Workspace:
 
     # -- restoring ------------------------------------------------------------
     def restore(self, outputs: Iterable[OutputRecord]) -> int:
-        """Make the workspace hold these outputs; returns how many files were written."""
+        """Make the workspace hold these outputs; returns how many files were written.
+
+        Raises StoreError when a blob is missing or damaged, or the workspace refuses
+        a write (an OSError): the caller runs the step instead of serving it.
+        """
         written = 0
         for output in outputs:
             full = Path(self._abs(output.path))
-            if output.kind == "tree":
-                written += self._restore_tree(output, full)
-            elif not self._matches(full, output.digest):
-                if full.is_dir():
-                    shutil.rmtree(full)
-                self.store.checkout_file(output.digest, full)
-                self._check(full, output.digest)
-                written += 1
+            try:
+                written += self._restore_one(output, full)
+            except OSError as exc:
+                raise StoreError(f"cannot restore {output.path}: {exc.strerror or exc}") from exc
         return written
+
+    def _restore_one(self, output: OutputRecord, full: Path) -> int:
+        if output.kind == "tree":
+            return self._restore_tree(output, full)
+        if self._matches(full, output.digest):
+            return 0
+        if full.is_dir() and not full.is_symlink():
+            shutil.rmtree(full)
+        self.store.checkout_file(output.digest, full)
+        self._check(full, output.digest)
+        return 1
 
     def _check(self, path: Path, digest: str) -> None:
         """A restored file must hash to its name: a damaged blob is quarantined and the
