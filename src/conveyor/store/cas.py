@@ -29,6 +29,7 @@ from typing import Literal, Protocol
 from conveyor.domain.types import Digest
 from conveyor.errors import StoreError
 from conveyor.store.hashing import hash_bytes, hash_file
+from conveyor.store.trees import checked_link, inside, prune, scan
 
 _SMALL = 64 * 1024  # bytes: files up to this size are read once into memory
 _FICLONE = 0x40049409  # Linux ioctl: share extents with another file (reflink)
@@ -114,7 +115,7 @@ class ContentStore:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(f"blob {digest[:12]} is not a tree manifest") from exc
         for path in [*(f.path for f in files), *links, *dirs]:
-            if not _inside(path):
+            if not inside(path):
                 raise StoreError(f"tree {digest[:12]} names a path outside itself: {path!r}")
         return Manifest(files, links, dirs)
 
@@ -181,12 +182,12 @@ class ContentStore:
         links: list[dict[str, str]] = []
         dirs: list[str] = []
         total = 0
-        for path, kind, st in sorted(_scan(directory), key=lambda item: item[0]):
+        for path, kind, st in sorted(scan(directory), key=lambda item: item[0]):
             rel = path.relative_to(directory).as_posix()
             if kind == "dir":
                 dirs.append(rel)
             elif kind == "link":
-                links.append({"path": rel, "target": _checked_link(path, fence, shown)})
+                links.append({"path": rel, "target": checked_link(path, fence, shown)})
             elif kind == "file":
                 digest, size = self.put_file(path, digests)
                 executable = bool(st.st_mode & statmod.S_IXUSR)
@@ -270,7 +271,7 @@ class ContentStore:
         if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             dest.unlink()
         elif dest.is_dir():  # drop what the tree does not hold; never write through a link
-            _prune(dest, files, tree.links, needed)
+            prune(dest, files, tree.links, needed)
         dest.mkdir(parents=True, exist_ok=True)
         for rel in tree.dirs:
             (dest / rel).mkdir(parents=True, exist_ok=True)
@@ -321,81 +322,6 @@ class ContentStore:
             leftover.unlink(missing_ok=True)
             count += 1
         return count
-
-
-def _scan(directory: Path) -> Iterator[tuple[Path, str, os.stat_result]]:
-    """Everything below ``directory`` without following links: (path, kind, lstat).
-
-    Kinds: file, link, dir (only empty ones: others are implied by what they hold), or
-    the name of another file type (fifo, socket, device), which the caller refuses.
-    """
-    for dirpath, dirnames, filenames in os.walk(directory, onerror=_raise):
-        base = Path(dirpath)
-        if base != directory and not dirnames and not filenames:
-            yield base, "dir", os.lstat(base)
-        for name in [*dirnames, *filenames]:
-            path = base / name
-            st = os.lstat(path)
-            if statmod.S_ISDIR(st.st_mode):
-                continue  # os.walk descends into it
-            yield path, _kind(st.st_mode), st
-
-
-def _kind(mode: int) -> str:
-    if statmod.S_ISREG(mode):
-        return "file"
-    if statmod.S_ISLNK(mode):
-        return "link"
-    if statmod.S_ISFIFO(mode):
-        return "a named pipe"
-    if statmod.S_ISSOCK(mode):
-        return "a socket"
-    return "a device"
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
-
-
-def _checked_link(path: Path, fence: str | None, shown: Path) -> str:
-    """The link's target text, once it is known to resolve to something inside ``fence``."""
-    target = os.readlink(path)
-    where = os.path.relpath(path, shown)
-    if not os.path.exists(path):
-        raise StoreError(f"{where} is a dangling symbolic link (to {target})")
-    resolved = os.path.realpath(path)
-    if fence is not None and os.path.commonpath([fence, resolved]) != fence:
-        raise StoreError(f"{where} is a symbolic link to {target}, outside the workspace")
-    return target
-
-
-def _inside(rel: str) -> bool:
-    parts = rel.split("/")
-    return bool(rel) and not rel.startswith("/") and ".." not in parts and "." not in parts
-
-
-def _prune(dest: Path, files: set[str], links: dict[str, str], needed: set[str]) -> None:
-    """Remove from ``dest`` what the tree does not hold, and any link not of the tree."""
-    for dirpath, dirnames, filenames in os.walk(dest):
-        base = Path(dirpath)
-        for name in list(dirnames):
-            path = base / name
-            rel = path.relative_to(dest).as_posix()
-            if path.is_symlink():
-                dirnames.remove(name)
-                if links.get(rel) != os.readlink(path):
-                    path.unlink()
-            elif rel not in needed:
-                dirnames.remove(name)
-                shutil.rmtree(path)
-        for name in filenames:
-            path = base / name
-            rel = path.relative_to(dest).as_posix()
-            if path.is_symlink():
-                if links.get(rel) != os.readlink(path):
-                    path.unlink()
-            elif rel not in files:
-                path.unlink()
 
 
 def _clone_or_copy(source: Path, dest: Path) -> None:
