@@ -290,6 +290,9 @@ def test_a_damaged_blob_is_never_served_as_a_cache_hit(repo: Repo) -> None:
     assert repo.steps()["make.copy"]["cached"] is False  # ran again instead
     assert (repo.path / "out/copy.txt").read_text() == "precious\n"
     assert (repo.path / "out/tree/data.txt").read_text() == "precious\n"
+    quarantined = repo.path / ".conveyor/store/quarantine" / (blob.parent.name + blob.name)
+    assert quarantined.read_text() == "tampered\n"
+    assert blob.read_text() == "precious\n"  # stored again by the step that ran
 
 
 def test_verify_reports_and_repair_quarantines_damaged_blobs(repo: Repo) -> None:

@@ -145,9 +145,11 @@ class Workspace:
         restore refused (the step runs again). The hash is the one the digest cache
         takes of every restored file anyway, so this costs nothing extra."""
         if self.digests.digest(path) != digest:
-            self.store.quarantine(digest)
             path.unlink(missing_ok=True)
-            raise StoreError(f"blob {digest[:12]} for {path} is damaged; it was quarantined")
+            if not self.store.intact(digest):  # not a file changed under our feet
+                self.store.quarantine(digest)
+                raise StoreError(f"blob {digest[:12]} for {path} is damaged; it was quarantined")
+            raise StoreError(f"{path} changed while it was restored")
 
     def _restore_tree(self, output: OutputRecord, full: Path) -> int:
         tree = self.store.read_manifest(output.digest)
