@@ -19,7 +19,7 @@ from conveyor.store.cas import ContentStore
 from conveyor.store.hashing import DigestCache
 from tests.integration import conftest as integration
 from tests.integration.conftest import Repo
-from tests.integration.server_support import Server, git, make_server, run_ids
+from tests.integration.server_support import Server, conveyor, git, make_server, run_ids
 
 pytestmark = pytest.mark.integration
 repo = integration.repo  # the fixture: a real git repository in a temp directory
@@ -403,6 +403,26 @@ def test_the_server_applies_the_retention_setting_but_keeps_result_refs(
     assert f"refs/conveyor/results/{second}" in refs
     assert "refs/conveyor/results/other" in refs
     assert not (server.data / "projects/demo/runs" / first).exists()
+    # then the admin's gc frees what no kept run refers to (a grace period spares blobs
+    # that runs in progress may be about to record)
+    import json
+
+    import blake3
+
+    store = server.data / "store/objects"
+
+    def blob(text: str) -> Path:
+        digest = blake3.blake3(text.encode()).hexdigest()
+        return store / digest[:2] / digest[2:]
+
+    spared = json.loads(conveyor("server", "--data", str(server.data), "gc", "--json"))
+    assert spared["removed"] == 0 and blob("one\n").exists()
+    swept = json.loads(
+        conveyor("server", "--data", str(server.data), "gc", "--grace", "0", "--json")
+    )
+    assert swept["removed"] >= 1
+    assert not blob("one\n").exists()
+    assert blob("two\n").exists() and blob("other branch\n").exists()
 
 
 def test_fetch_refuses_a_damaged_blob(repo: Repo, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from conveyor.errors import NotFoundError
 from conveyor.metadata.records import RunRecord
 from conveyor.sdk.project import Project
-from conveyor.store.cas import CheckoutMode
+from conveyor.store.cas import CheckoutMode, ContentStore
 
 
 @dataclass(frozen=True)
@@ -22,24 +23,37 @@ class GcResult:
 
 def collect_garbage(project: Project, dry_run: bool = False) -> GcResult:
     """Drop blobs no recorded output refers to (trees keep the blobs they list)."""
-    store = project.store
     with project.run_lock(wait=False):  # never collect under a running step's feet
-        keep = set(project.records.referenced_digests())
-        for digest in list(keep):
-            if store.has(digest):
-                try:
-                    keep.update(e.digest for e in store.read_tree(digest))
-                except Exception:  # a plain file blob, not a manifest
-                    continue
-        removed = freed = kept = 0
-        for digest in store.iter_digests():
-            if digest in keep:
-                kept += 1
+        return sweep(project.store, project.records.referenced_digests(), dry_run)
+
+
+def sweep(
+    store: ContentStore, referenced: set[str], dry_run: bool = False, grace: float = 0.0
+) -> GcResult:
+    """Remove blobs outside ``referenced`` (and the trees' files), unless touched in the
+    last ``grace`` seconds: a server, whose runs go on meanwhile, sweeps only blobs no
+    run can be about to record (storing an existing blob touches it)."""
+    keep = set(referenced)
+    for digest in list(keep):
+        if store.has(digest):
+            try:
+                keep.update(e.digest for e in store.read_tree(digest))
+            except Exception:  # a plain file blob, not a manifest
                 continue
-            removed += 1
-            freed += store.path_of(digest).stat().st_size if dry_run else store.remove(digest)
-        if not dry_run:
-            store.clean_tmp()
+    cutoff = time.time() - grace
+    removed = freed = kept = 0
+    for digest in store.iter_digests():
+        try:
+            st = store.path_of(digest).stat()
+        except FileNotFoundError:
+            continue
+        if digest in keep or (grace and st.st_mtime >= cutoff):
+            kept += 1
+            continue
+        removed += 1
+        freed += st.st_size if dry_run else store.remove(digest)
+    if not dry_run and not grace:
+        store.clean_tmp()  # with a grace period, tmp/ holds writes in progress
     return GcResult(removed, freed, kept, dry_run)
 
 

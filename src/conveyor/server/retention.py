@@ -5,7 +5,7 @@ The project lead sets ``retention`` (``{"keep_last": N, "keep_days": D,
 the worker deletes the runs the policy does not keep: records first (one transaction),
 then the queue rows, the per-run result refs and the run's state directory. A run that a
 branch's result ref points to, and a run still queued or running, is never deleted.
-Blobs stay in the shared store (nothing on the server collects them yet).
+Blobs stay in the shared store until ``conveyor server gc`` (with its grace period).
 """
 
 from __future__ import annotations
