@@ -392,7 +392,7 @@ def test_the_server_applies_the_retention_setting_but_keeps_result_refs(
     deadline = time.monotonic() + 20
     with server.api("viewer") as viewer:
         while time.monotonic() < deadline:  # retention runs just after the run ends
-            ids = {r["id"] for r in viewer.get("/runs").json()}
+            ids = {r["id"] for r in viewer.get("/runs").json()["runs"]}
             if first not in ids:
                 break
             time.sleep(0.2)
