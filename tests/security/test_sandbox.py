@@ -168,11 +168,6 @@ def test_a_step_cannot_read_the_servers_data_or_other_projects(
     assert not Path("/tmp/scratch").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="closed by sec/store (a link out of the workspace fails the step): remove this "
-    "marker when that branch is merged",
-)
 def test_an_output_link_cannot_carry_the_servers_files_out(project: Repo, server: Server) -> None:
     """The step cannot read the key, but the server stores its outputs: a link to the key
     declared as an output must not make the server copy the key into the results."""

@@ -21,13 +21,17 @@ def _took(start: float | None, end: float | None) -> str:
     return f"{end - start:.2f}s" if start is not None and end is not None else "-"
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("-n", "--limit", default=20, show_default=True, help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.option("--remote", is_flag=True, help="The runs on the project's server.")
-@pass_context
-def runs(ctx: Context, limit: int, as_json: bool, remote: bool) -> None:
-    """List runs, newest first."""
+@click.pass_context
+def runs(click_ctx: click.Context, limit: int, as_json: bool, remote: bool) -> None:
+    """List runs, newest first (`conveyor runs delete RUN...` deletes runs)."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx = click_ctx.find_object(Context)
+    assert ctx is not None
     if remote:
         from conveyor.cli.remote import list_remote
 
@@ -246,7 +250,12 @@ def fetch(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
 def gc(ctx: Context, dry_run: bool, as_json: bool) -> None:
-    """Remove blobs from the store that no recorded output refers to."""
+    """Remove blobs from the store that no recorded output refers to.
+
+    \b
+    Blobs stay as long as a run refers to them: delete runs first with
+    `conveyor runs delete RUN...` or `conveyor prune --keep-last N`, then gc.
+    """
     from conveyor.sdk.maintenance import collect_garbage
 
     result = collect_garbage(ctx.project(), dry_run)

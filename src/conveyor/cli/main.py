@@ -112,9 +112,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from conveyor.cli import commands_inspect, commands_project, commands_run
+    from conveyor.cli import commands_inspect, commands_project, commands_run, commands_store
 
-    for module in (commands_project, commands_run, commands_inspect):
+    for module in (commands_project, commands_run, commands_inspect, commands_store):
         for command in module.COMMANDS:
             cli.add_command(command)
 

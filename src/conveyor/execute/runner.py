@@ -36,7 +36,12 @@ from conveyor.execute.reporting import Reporter
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.scheduler import Scheduler
 from conveyor.execute.stepenv import step_environment
-from conveyor.execute.workspace import MissingInputError, MissingOutputError, Workspace
+from conveyor.execute.workspace import (
+    MissingInputError,
+    MissingOutputError,
+    OutputError,
+    Workspace,
+)
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
 from conveyor.metadata.records import (
     CacheEntry,
@@ -433,6 +438,9 @@ class Runner:
             outputs = self.workspace.store_outputs(step.outputs)
         except MissingOutputError as exc:
             self._fail(record, f"the step did not write its declared output {exc}")
+            return
+        except OutputError as exc:  # a link out of the workspace, an OS error: this step only
+            self._fail(record, str(exc), retryable=False)
             return
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs

@@ -5,12 +5,14 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import stat as statmod
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
+from conveyor.errors import StoreError
 from conveyor.metadata.records import InputRecord, OutputRecord
 from conveyor.plan.graph import is_glob
-from conveyor.store.cas import ContentStore
+from conveyor.store.cas import ContentStore, Manifest
 from conveyor.store.hashing import DigestCache
 
 
@@ -20,6 +22,11 @@ class MissingInputError(Exception):
 
 class MissingOutputError(Exception):
     """A step ended without writing a declared output."""
+
+
+class OutputError(Exception):
+    """A declared output cannot be stored (a link out of the workspace, an OS error):
+    the step fails with this message; the run goes on."""
 
 
 class Workspace:
@@ -82,53 +89,114 @@ class Workspace:
                 os.unlink(full)
 
     def store_outputs(self, outputs: Iterable[str]) -> list[OutputRecord]:
+        """Store each declared output; links inside a tree are stored as links.
+
+        Raises MissingOutputError, or OutputError for anything else that stops an
+        output from being stored (never an OSError: that would end the whole run).
+        """
         records = []
         for rel in outputs:
             full = Path(self._abs(rel))
-            if full.is_dir():
-                digest, size = self.store.put_tree(full, self.digests)
-                records.append(OutputRecord(rel, digest, "tree", size))
-            elif full.is_file():
-                digest, size = self.store.put_file(full, self.digests)
-                records.append(OutputRecord(rel, digest, "file", size))
-            else:
-                raise MissingOutputError(rel)
+            try:
+                records.append(self._store_output(rel, full))
+            except (OSError, StoreError) as exc:
+                detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise OutputError(f"cannot store the output {rel}: {detail}") from exc
         return records
+
+    def _store_output(self, rel: str, full: Path) -> OutputRecord:
+        if not os.path.lexists(full):
+            raise MissingOutputError(rel)
+        if os.path.islink(full):  # a declared output that is a link: stored as what it names
+            target = os.readlink(full)
+            if not full.exists():
+                raise StoreError(f"{rel} is a dangling symbolic link (to {target})")
+            root = os.path.realpath(self.root)
+            if os.path.commonpath([root, os.path.realpath(full)]) != root:
+                raise StoreError(f"{rel} is a symbolic link to {target}, outside the workspace")
+        mode = os.stat(full).st_mode
+        if statmod.S_ISDIR(mode):
+            digest, size = self.store.put_tree(full, self.digests, boundary=self.root)
+            return OutputRecord(rel, digest, "tree", size)
+        if statmod.S_ISREG(mode):
+            digest, size = self.store.put_file(full, self.digests)
+            return OutputRecord(rel, digest, "file", size)
+        raise StoreError(f"{rel} is not a regular file or directory")
 
     # -- restoring ------------------------------------------------------------
     def restore(self, outputs: Iterable[OutputRecord]) -> int:
-        """Make the workspace hold these outputs; returns how many files were written."""
+        """Make the workspace hold these outputs; returns how many files were written.
+
+        Raises StoreError when a blob is missing or damaged, or the workspace refuses
+        a write (an OSError): the caller runs the step instead of serving it.
+        """
         written = 0
         for output in outputs:
             full = Path(self._abs(output.path))
-            if output.kind == "tree":
-                written += self._restore_tree(output, full)
-            elif not self._matches(full, output.digest):
-                if full.is_dir():
-                    shutil.rmtree(full)
-                self.store.checkout_file(output.digest, full)
-                self.digests.digest(full)
-                written += 1
+            try:
+                written += self._restore_one(output, full)
+            except OSError as exc:
+                raise StoreError(f"cannot restore {output.path}: {exc.strerror or exc}") from exc
         return written
 
+    def _restore_one(self, output: OutputRecord, full: Path) -> int:
+        if output.kind == "tree":
+            return self._restore_tree(output, full)
+        if self._matches(full, output.digest):
+            return 0
+        if full.is_dir() and not full.is_symlink():
+            shutil.rmtree(full)
+        self.store.checkout_file(output.digest, full)
+        self._check(full, output.digest)
+        return 1
+
+    def _check(self, path: Path, digest: str) -> None:
+        """A restored file must hash to its name: a damaged blob is quarantined and the
+        restore refused (the step runs again). The hash is the one the digest cache
+        takes of every restored file anyway, so this costs nothing extra."""
+        if self.digests.digest(path) != digest:
+            path.unlink(missing_ok=True)
+            if not self.store.intact(digest):  # not a file changed under our feet
+                self.store.quarantine(digest)
+                raise StoreError(f"blob {digest[:12]} for {path} is damaged; it was quarantined")
+            raise StoreError(f"{path} changed while it was restored")
+
     def _restore_tree(self, output: OutputRecord, full: Path) -> int:
-        entries = self.store.read_tree(output.digest)
-        if full.is_dir() and all(self._matches(full / e.path, e.digest) for e in entries):
-            count = sum(len(files) for _, _, files in os.walk(full))
-            if count == len(entries):
+        tree = self.store.read_manifest(output.digest)
+        entries = tree.files
+        if (
+            full.is_dir()
+            and not full.is_symlink()
+            and all(self._matches(full / e.path, e.digest) for e in entries)
+            and all(_links_to(full / p, t) for p, t in tree.links.items())
+            and all((full / d).is_dir() for d in tree.dirs)
+        ):
+            count = sum(len(files) + len(dirs) for _, dirs, files in os.walk(full))
+            if count == len(entries) + len(tree.links) + _dir_count(tree):
                 return 0
         self.store.checkout_tree(output.digest, full)
         for entry in entries:
-            self.digests.digest(full / entry.path)
-        return len(entries)
+            self._check(full / entry.path, entry.digest)
+        return len(entries) + len(tree.links)
 
     def _matches(self, path: Path, digest: str) -> bool:
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except FileNotFoundError:
             return False
-        import stat as statmod
-
         if not statmod.S_ISREG(st.st_mode):
             return False
         return self.digests.digest(path, st) == digest
+
+
+def _links_to(path: Path, target: str) -> bool:
+    return path.is_symlink() and os.readlink(path) == target
+
+
+def _dir_count(tree: Manifest) -> int:
+    """Directories below a tree's root: those holding something, and the empty ones."""
+    held = {
+        str(p) for item in (*(f.path for f in tree.files), *tree.links) for p in Path(item).parents
+    }
+    held.discard(".")
+    return len(held | set(tree.dirs))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.errors import NotFoundError
 from conveyor.metadata.records import RunRecord
 from conveyor.sdk.project import Project
-from conveyor.store.cas import CheckoutMode
+from conveyor.store.cas import CheckoutMode, ContentStore
 
 
 @dataclass(frozen=True)
@@ -21,25 +23,85 @@ class GcResult:
 
 def collect_garbage(project: Project, dry_run: bool = False) -> GcResult:
     """Drop blobs no recorded output refers to (trees keep the blobs they list)."""
-    store = project.store
     with project.run_lock(wait=False):  # never collect under a running step's feet
-        keep = set(project.records.referenced_digests())
-        for digest in list(keep):
-            if store.has(digest):
-                try:
-                    keep.update(e.digest for e in store.read_tree(digest))
-                except Exception:  # a plain file blob, not a manifest
-                    continue
-        removed = freed = kept = 0
-        for digest in store.iter_digests():
-            if digest in keep:
-                kept += 1
+        return sweep(project.store, project.records.referenced_digests(), dry_run)
+
+
+def sweep(
+    store: ContentStore, referenced: set[str], dry_run: bool = False, grace: float = 0.0
+) -> GcResult:
+    """Remove blobs outside ``referenced`` (and the trees' files), unless touched in the
+    last ``grace`` seconds: a server, whose runs go on meanwhile, sweeps only blobs no
+    run can be about to record (storing an existing blob touches it)."""
+    keep = set(referenced)
+    for digest in list(keep):
+        if store.has(digest):
+            try:
+                keep.update(e.digest for e in store.read_tree(digest))
+            except Exception:  # a plain file blob, not a manifest
                 continue
-            removed += 1
-            freed += store.path_of(digest).stat().st_size if dry_run else store.remove(digest)
-        if not dry_run:
-            store.clean_tmp()
+    cutoff = time.time() - grace
+    removed = freed = kept = 0
+    for digest in store.iter_digests():
+        try:
+            st = store.path_of(digest).stat()
+        except FileNotFoundError:
+            continue
+        if digest in keep or (grace and st.st_mtime >= cutoff):
+            kept += 1
+            continue
+        removed += 1
+        freed += st.st_size if dry_run else store.remove(digest)
+    if not dry_run and not grace:
+        store.clean_tmp()  # with a grace period, tmp/ holds writes in progress
     return GcResult(removed, freed, kept, dry_run)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    checked: int
+    checked_bytes: int
+    damaged: list[str]
+    """Blobs whose content no longer hashes to their name."""
+    missing: list[str]
+    """Blobs a kept record names that are not in the store."""
+    quarantined: list[str]
+    repaired: bool
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def verify_store(
+    project: Project, repair: bool = False, progress: Callable[[int, int], None] | None = None
+) -> VerifyResult:
+    """Rehash every blob (fsck); with ``repair``, move damaged ones to ``quarantine/``.
+
+    A quarantined blob is as if collected: the next run of a step whose cache entry
+    names it runs the step again. ``progress(done, total)`` is called as blobs are read.
+    """
+    store = project.store
+    digests = list(store.iter_digests())
+    damaged: list[str] = []
+    checked_bytes = 0
+    for index, digest in enumerate(digests, 1):
+        try:
+            checked_bytes += store.path_of(digest).stat().st_size
+            if not store.intact(digest):
+                damaged.append(digest)
+        except FileNotFoundError:  # collected meanwhile
+            pass
+        except OSError:  # unreadable is damaged too
+            damaged.append(digest)
+        if progress is not None:
+            progress(index, len(digests))
+    present = set(digests)
+    missing = sorted(d for d in project.records.referenced_digests() if d not in present)
+    quarantined: list[str] = []
+    if repair:
+        with project.run_lock(wait=False):  # never under a running step's feet
+            quarantined = [d for d in damaged if store.quarantine(d) is not None]
+    return VerifyResult(len(digests), checked_bytes, damaged, missing, quarantined, repair)
 
 
 @dataclass(frozen=True)
@@ -62,10 +124,10 @@ def fetch_outputs(
     for step in steps:
         for output in step.outputs:
             dest = target / output.path
-            if output.kind == "tree":
-                project.store.checkout_tree(output.digest, dest, mode)
+            if output.kind == "tree":  # verified: a damaged blob is never handed out
+                project.store.checkout_tree(output.digest, dest, mode, verify=True)
                 count += len(project.store.read_tree(output.digest))
             else:
-                project.store.checkout_file(output.digest, dest, mode)
+                project.store.checkout_file(output.digest, dest, mode, verify=True)
                 count += 1
     return FetchResult(run, count, target)

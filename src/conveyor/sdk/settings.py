@@ -58,6 +58,48 @@ class ContainerSettings:
 
 
 @dataclass(frozen=True)
+class RetentionPolicy:
+    """``[retention]``: which runs ``conveyor prune`` (and a server, on its own) keeps.
+
+    A run is kept when any rule keeps it: among the ``keep_last`` newest, younger than
+    ``keep_days``, or made from a commit of a ``keep_branches`` branch. None: no such rule.
+    """
+
+    keep_last: int | None = None
+    keep_days: float | None = None
+    keep_branches: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.keep_last is None and self.keep_days is None and not self.keep_branches
+
+    @staticmethod
+    def parse(where: str, data: object) -> RetentionPolicy:
+        """From a ``[retention]`` table (or a server project's ``retention`` setting)."""
+        if not isinstance(data, dict):
+            raise ProjectError(f"{where}: [retention] must be a table")
+        unknown = set(data) - {"keep_last", "keep_days", "keep_branches"}
+        if unknown:
+            raise ProjectError(
+                f"{where}: unknown setting retention.{sorted(unknown)[0]} "
+                "(known: keep_last, keep_days, keep_branches)"
+            )
+        last, days = data.get("keep_last"), data.get("keep_days")
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
+            raise ProjectError(f"{where}: retention.keep_last is a whole number >= 0")
+        if days is not None and (
+            isinstance(days, bool) or not isinstance(days, int | float) or days < 0
+        ):
+            raise ProjectError(f"{where}: retention.keep_days is a number of days >= 0")
+        branches = data.get("keep_branches", [])
+        if not isinstance(branches, list) or not all(
+            isinstance(b, str) and b and not b.startswith("-") for b in branches
+        ):
+            raise ProjectError(f"{where}: retention.keep_branches is a list of branch names")
+        return RetentionPolicy(last, None if days is None else float(days), tuple(branches))
+
+
+@dataclass(frozen=True)
 class RemoteSettings:
     """``[remote]``: the Conveyor server this project pushes to and runs on."""
 
@@ -88,6 +130,7 @@ class Settings:
     """A sandboxed server runs the project: it takes actions only from the project or
     remote git and builds no Python environments for them (``sdk.actions``). Set by the
     server, not by the file."""
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @staticmethod
     def load(conveyor_dir: Path) -> Settings:
@@ -121,6 +164,7 @@ class Settings:
             containers=ContainerSettings.parse(path, data.get("containers", {})),
             action_paths=_action_paths(path, data.get("actions", {})),
             action_base=_action_base(path, data.get("actions", {})),
+            retention=RetentionPolicy.parse(str(path), data.get("retention", {})),
         )
 
 

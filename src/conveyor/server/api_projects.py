@@ -48,6 +48,11 @@ class SettingsPut(BaseModel):
     )
     mirror: str | None = Field(default=None, description="Where webhooks fetch commits from.")
     webhook_secret: str | None = Field(default=None, description="Write-only.")
+    retention: dict[str, Any] | None = Field(
+        default=None,
+        description="Runs the server keeps after each run: keep_last, keep_days, keep_branches"
+        " (any rule keeps a run); {} turns retention off.",
+    )
 
 
 class ScheduleCreate(BaseModel):
@@ -154,6 +159,14 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
         )
     if body.mirror is not None:
         _check_mirror(state, body.mirror)
+    if body.retention is not None:
+        from conveyor.errors import ConveyorError
+        from conveyor.server.retention import policy_of
+
+        try:
+            policy_of(access.project, {"retention": body.retention})
+        except ConveyorError as exc:
+            raise HTTPException(422, str(exc)) from exc
     accounts = state.db.accounts
     row = accounts.project(access.project) or {}
     settings = dict(row.get("settings") or {})

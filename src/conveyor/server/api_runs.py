@@ -155,7 +155,12 @@ def _full_ref(repo: Path, name: str) -> str:
 def show_run(access: Viewer, state: State, run_id: str) -> dict[str, Any]:
     """A run with its step runs."""
     cached = state.finished.get(run_id)
-    if cached is not None and cached["project"] == access.project:
+    # a finished run never changes, but retention may delete it (one key lookup to know)
+    if (
+        cached is not None
+        and cached["project"] == access.project
+        and state.db.queue.get(run_id) is not None
+    ):
         return cached
     data = run_json(state, get_run(state, access.project, run_id))
     if data["status"] in ("succeeded", "failed", "cancelled"):  # final: never changes again

@@ -285,6 +285,43 @@ def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
     click.echo(f"{user} is {role} of {project}")
 
 
+@server.command("gc")
+@click.option(
+    "--grace",
+    default=24.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="HOURS",
+    help="Keep blobs stored or reused in the last HOURS (runs in progress may need them).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def gc(ctx: click.Context, grace: float, dry_run: bool, as_json: bool) -> None:
+    """Remove blobs of the shared store that no run of any project refers to.
+
+    \b
+    Runs are deleted by each project's retention setting (see docs/server.md); this
+    frees their blobs. Safe while the server runs: a blob stored or reused within the
+    grace period is kept.
+    """
+    import json
+
+    from conveyor.sdk.maintenance import sweep
+    from conveyor.store.cas import ContentStore
+
+    config = _config(ctx)
+    state = _open(config)
+    result = sweep(
+        ContentStore(config.store_dir), state.db.records.referenced_digests(), dry_run, grace * 3600
+    )
+    if as_json:
+        click.echo(json.dumps(result.__dict__))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {result.removed} blobs ({result.freed_bytes} bytes); kept {result.kept}")
+
+
 @click.command()
 @_data_option
 @click.option(

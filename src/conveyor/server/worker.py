@@ -32,6 +32,7 @@ from conveyor.server.db.queue import HEARTBEAT, QueuedRun
 from conveyor.server.gitrepo import add_worktree, remove_worktree
 from conveyor.server.masking import Masker, mask_file
 from conveyor.server.results import commit_results, result_files
+from conveyor.server.retention import apply_retention
 from conveyor.server.sandbox import sandbox_setting
 from conveyor.store.cas import ContentStore
 from conveyor.vcs.git import GitState
@@ -90,6 +91,10 @@ class Worker:
         if self.stopping and status == "cancelled":
             status, error = "interrupted", "interrupted: the server stopped mid-run; resume it"
         self.db.queue.finish(queued.id, status, error, result)
+        try:  # the project's retention setting, applied on the server's own
+            apply_retention(self.config, self.db, queued.project)
+        except Exception:  # retention must never fail a run or stop the worker
+            log.exception("retention of project %s failed", queued.project)
 
     def shutdown(self) -> None:
         """Stop the run in progress (it ends ``interrupted`` and can be resumed)."""

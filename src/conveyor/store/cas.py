@@ -4,7 +4,10 @@ Layout: ``objects/ab/cdef...`` (2-character fan-out) for blobs, ``tmp/`` for wri
 progress. A blob appears under its digest only by an atomic rename of a complete file,
 so a reader never sees half a blob; a crash leaves at most a stray file in ``tmp/``,
 which :meth:`ContentStore.clean_tmp` removes. Blobs are read-only once stored.
-Directories are stored as a tree: a JSON manifest blob listing (path, digest, mode).
+Directories are stored as a tree: a JSON manifest blob listing files (path, digest,
+executable bit), symbolic links (path, target text) and empty directories. Links are
+stored as links, never followed: one that dangles, or (given a boundary) resolves
+outside it, is refused, and so is anything that is not a file, link or directory.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -25,6 +29,7 @@ from typing import Literal, Protocol
 from conveyor.domain.types import Digest
 from conveyor.errors import StoreError
 from conveyor.store.hashing import hash_bytes, hash_file
+from conveyor.store.trees import checked_link, inside, prune, scan
 
 _SMALL = 64 * 1024  # bytes: files up to this size are read once into memory
 _FICLONE = 0x40049409  # Linux ioctl: share extents with another file (reflink)
@@ -47,6 +52,15 @@ class TreeEntry:
     executable: bool = False
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """A tree in full: files, links (path -> target) and empty directories."""
+
+    files: list[TreeEntry]
+    links: dict[str, str]
+    dirs: list[str]
+
+
 class _Uncached:
     def digest(self, path: Path, stat: os.stat_result) -> Digest:
         return hash_file(path, stat.st_size)
@@ -67,7 +81,7 @@ class ContentStore:
         self._tmp = root / "tmp"
         self._made: set[Path] = set()
         self._token = os.urandom(4).hex()  # tells apart two stores in one process
-        self._writes = 0
+        self._writes = itertools.count(1)  # next() is atomic: threads share a store
 
     # -- reading --------------------------------------------------------------
     def path_of(self, digest: str) -> Path:
@@ -83,14 +97,27 @@ class ContentStore:
             raise StoreError(f"blob {digest[:12]} is not in the store {self.root}") from None
 
     def read_tree(self, digest: str) -> list[TreeEntry]:
+        """The files of a tree (links and empty directories: :meth:`read_manifest`)."""
+        return self.read_manifest(digest).files
+
+    def read_manifest(self, digest: str) -> Manifest:
+        raw = self.read_bytes(digest)
+        if hash_bytes(raw) != digest:  # cheap: manifests are small
+            raise StoreError(f"tree manifest {digest[:12]} is damaged (run `conveyor verify`)")
         try:
-            data = json.loads(self.read_bytes(digest))
-            return [
+            data = json.loads(raw)
+            files = [
                 TreeEntry(e["path"], Digest(e["digest"]), e["size"], e["x"])
                 for e in data["entries"]
             ]
-        except (ValueError, KeyError, TypeError) as exc:
+            links = {str(e["path"]): str(e["target"]) for e in data.get("links", [])}
+            dirs = [str(d) for d in data.get("dirs", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(f"blob {digest[:12]} is not a tree manifest") from exc
+        for path in [*(f.path for f in files), *links, *dirs]:
+            if not inside(path):
+                raise StoreError(f"tree {digest[:12]} names a path outside itself: {path!r}")
+        return Manifest(files, links, dirs)
 
     def iter_digests(self) -> Iterator[Digest]:
         if not self._objects.is_dir():
@@ -104,7 +131,7 @@ class ContentStore:
     # -- writing --------------------------------------------------------------
     def put_bytes(self, data: bytes) -> Digest:
         digest = hash_bytes(data)
-        if self.has(digest):
+        if self._touch(digest):
             return digest
         tmp = self._tmp_name()
         # created read-only and written through the one descriptor: fewer system calls
@@ -132,7 +159,7 @@ class ContentStore:
                 digests.remember(source, st, digest)
                 return digest, st.st_size
         digest = digests.digest(source, st)
-        if not self.has(digest):
+        if not self._touch(digest):
             tmp = self._tmp_file()
             try:
                 _clone_or_copy(source, tmp)
@@ -141,18 +168,50 @@ class ContentStore:
                 tmp.unlink(missing_ok=True)
         return digest, st.st_size
 
-    def put_tree(self, directory: Path, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
-        """Store every file below ``directory`` and a manifest; returns (manifest digest, size)."""
+    def put_tree(
+        self, directory: Path, digests: Digests = _UNCACHED, boundary: Path | None = None
+    ) -> tuple[Digest, int]:
+        """Store every file below ``directory`` and a manifest; returns (manifest digest, size).
+
+        Links must resolve to something that exists, inside ``boundary`` when given;
+        errors name the path relative to ``boundary`` (else to ``directory``).
+        """
+        shown = boundary or directory
+        fence = os.path.realpath(boundary) if boundary is not None else None
         entries: list[dict[str, object]] = []
+        links: list[dict[str, str]] = []
+        dirs: list[str] = []
         total = 0
-        for path in sorted(_walk_files(directory)):
-            digest, size = self.put_file(path, digests)
-            executable = bool(path.stat().st_mode & statmod.S_IXUSR)
+        for path, kind, st in sorted(scan(directory), key=lambda item: item[0]):
             rel = path.relative_to(directory).as_posix()
-            entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
-            total += size
-        manifest = json.dumps({"kind": "tree", "entries": entries}, sort_keys=True).encode()
-        return self.put_bytes(manifest), total
+            if kind == "dir":
+                dirs.append(rel)
+            elif kind == "link":
+                links.append({"path": rel, "target": checked_link(path, fence, shown)})
+            elif kind == "file":
+                digest, size = self.put_file(path, digests)
+                executable = bool(st.st_mode & statmod.S_IXUSR)
+                entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
+                total += size
+            else:
+                where = os.path.relpath(path, shown)
+                raise StoreError(f"{where} is not a regular file, link or directory ({kind})")
+        tree: dict[str, object] = {"kind": "tree", "entries": entries}
+        if links:  # only when present: trees of plain files keep the digests they had
+            tree["links"] = links
+        if dirs:
+            tree["dirs"] = dirs
+        return self.put_bytes(json.dumps(tree, sort_keys=True).encode()), total
+
+    def _touch(self, digest: str) -> bool:
+        """Is the blob here? Then mark it as just stored, for a server's ``gc --grace``."""
+        try:
+            os.utime(self.path_of(digest))
+        except FileNotFoundError:
+            return False
+        except PermissionError:  # a store shared read-only: present is enough
+            return self.has(digest)
+        return True
 
     def _tmp_file(self) -> Path:
         self._ensure_dir(self._tmp)
@@ -163,8 +222,7 @@ class ContentStore:
     def _tmp_name(self) -> str:
         """A name in tmp/ no other writer uses (process, store instance, counter)."""
         self._ensure_dir(self._tmp)
-        self._writes += 1
-        return f"{self._tmp}/put-{os.getpid()}-{self._token}-{self._writes}"
+        return f"{self._tmp}/put-{os.getpid()}-{self._token}-{next(self._writes)}"
 
     def _publish(self, tmp: Path, digest: str) -> None:
         final = self.path_of(digest)
@@ -179,9 +237,15 @@ class ContentStore:
 
     # -- checkout -------------------------------------------------------------
     def checkout_file(
-        self, digest: str, dest: Path, mode: CheckoutMode = "copy", executable: bool = False
+        self,
+        digest: str,
+        dest: Path,
+        mode: CheckoutMode = "copy",
+        executable: bool = False,
+        verify: bool = False,
     ) -> None:
-        """Materialise a blob at ``dest`` atomically (reflink where the filesystem can)."""
+        """Materialise a blob at ``dest`` atomically (reflink where the filesystem can);
+        with ``verify``, only once what was written hashes to ``digest``."""
         blob = self.path_of(digest)
         if not blob.is_file():
             raise StoreError(f"blob {digest[:12]} for {dest} is not in the store")
@@ -197,22 +261,41 @@ class ContentStore:
             else:
                 _clone_or_copy(blob, tmp)
                 os.chmod(tmp, 0o755 if executable else 0o644)
+            if verify and hash_file(tmp) != digest:
+                raise StoreError(
+                    f"blob {digest[:12]} for {dest} is damaged; `conveyor verify --repair` "
+                    "quarantines it"
+                )
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
 
-    def checkout_tree(self, digest: str, dest: Path, mode: CheckoutMode = "copy") -> None:
-        entries = self.read_tree(digest)
-        wanted = {e.path for e in entries}
-        if dest.is_dir():  # drop files the tree does not hold, so dest equals the tree
-            for path in _walk_files(dest):
-                if path.relative_to(dest).as_posix() not in wanted:
-                    path.unlink()
-        elif dest.exists():
+    def checkout_tree(
+        self, digest: str, dest: Path, mode: CheckoutMode = "copy", verify: bool = False
+    ) -> None:
+        """Make ``dest`` equal the tree: files, links and empty directories."""
+        tree = self.read_manifest(digest)
+        files = {e.path for e in tree.files}
+        needed = {str(p) for item in (*files, *tree.links) for p in Path(item).parents}
+        needed.update(tree.dirs)
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             dest.unlink()
+        elif dest.is_dir():  # drop what the tree does not hold; never write through a link
+            prune(dest, files, tree.links, needed)
         dest.mkdir(parents=True, exist_ok=True)
-        for entry in entries:
-            self.checkout_file(entry.digest, dest / entry.path, mode, entry.executable)
+        for rel in tree.dirs:
+            (dest / rel).mkdir(parents=True, exist_ok=True)
+        for entry in tree.files:
+            self.checkout_file(entry.digest, dest / entry.path, mode, entry.executable, verify)
+        for rel, target in tree.links.items():
+            path = dest / rel
+            if path.is_symlink() and os.readlink(path) == target:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.conveyor-tmp")
+            tmp.unlink(missing_ok=True)
+            os.symlink(target, tmp)
+            os.replace(tmp, path)
 
     # -- maintenance ----------------------------------------------------------
     def remove(self, digest: str) -> int:
@@ -224,6 +307,22 @@ class ContentStore:
             return 0
         return size
 
+    def intact(self, digest: str) -> bool:
+        """Rehash a blob: does its content still match its name?"""
+        path = self.path_of(digest)
+        return hash_file(path, path.stat().st_size) == digest
+
+    def quarantine(self, digest: str) -> Path | None:
+        """Move a damaged blob out of ``objects/`` (kept for inspection in ``quarantine/``),
+        so no cache hit serves it again; returns where it went."""
+        target = self.root / "quarantine" / digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(self.path_of(digest), target)
+        except FileNotFoundError:
+            return None
+        return target
+
     def clean_tmp(self) -> int:
         """Remove leftovers of interrupted writes; returns how many."""
         if not self._tmp.is_dir():
@@ -233,12 +332,6 @@ class ContentStore:
             leftover.unlink(missing_ok=True)
             count += 1
         return count
-
-
-def _walk_files(directory: Path) -> Iterator[Path]:
-    for dirpath, _dirnames, filenames in os.walk(directory):
-        for name in filenames:
-            yield Path(dirpath) / name
 
 
 def _clone_or_copy(source: Path, dest: Path) -> None:

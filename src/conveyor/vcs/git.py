@@ -152,3 +152,9 @@ def remote_commit(url: str, ref: str | None) -> str | None:
 
 def head_commit(directory: Path) -> str:
     return _git(directory, "rev-parse", "HEAD").stdout.decode().strip()
+
+
+def branch_commits(cwd: Path, branch: str) -> set[str]:
+    """Every commit in ``branch``'s history (empty when there is no such branch)."""
+    done = _git(cwd, "rev-list", "--end-of-options", f"refs/heads/{branch}", check=False)
+    return set(done.stdout.decode().split()) if done.returncode == 0 else set()

@@ -223,10 +223,31 @@ class SqlRepository:
         return [(r.run_id, r.step_id, _output_row(r)) for r in self._rows(stmt)]
 
     def referenced_digests(self) -> set[str]:
+        """Produced outputs and cache entries. A cache hit's outputs are its producer's:
+        deleting runs never removes the producer of a kept run's cache hit."""
         digests = {r.digest for r in self._rows(sa.select(t.step_outputs.c.digest))}
         for row in self._rows(sa.select(t.cache_entries.c.outputs)):
             digests.update(o["digest"] for o in row.outputs)
         return digests
+
+    def delete_runs(self, run_ids: Iterable[str]) -> int:
+        ids = sorted(set(run_ids))
+        deleted = 0
+        with self._begin() as conn:  # one transaction: a kill leaves all of it or none
+            for start in range(0, len(ids), 500):  # stay under bound-parameter limits
+                chunk = ids[start : start + 500]
+                for table in (t.events, t.step_inputs, t.step_outputs, t.cache_entries):
+                    conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
+                conn.execute(t.step_runs.delete().where(t.step_runs.c.run_id.in_(chunk)))
+                result = conn.execute(t.runs.delete().where(t.runs.c.id.in_(chunk)))
+                deleted += result.rowcount or 0
+        return deleted
+
+    def cached_from(self, run_id: str) -> set[str]:
+        stmt = sa.select(t.step_runs.c.cached_from).where(
+            t.step_runs.c.run_id == run_id, t.step_runs.c.cached_from.is_not(None)
+        )
+        return {r.cached_from for r in self._rows(stmt)}
 
     def events(self, run_id: str) -> list[EventRecord]:
         stmt = sa.select(t.events).where(t.events.c.run_id == run_id).order_by(t.events.c.id)

@@ -199,6 +199,15 @@ class RunQueue:
                 )
             )
 
+    def delete(self, run_ids: list[str]) -> None:
+        """Forget finished runs (retention); their records are deleted before this."""
+        if not run_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.runs.delete().where(t.runs.c.id.in_(run_ids) & t.runs.c.status.in_(FINISHED))
+            )
+
     def request_cancel(self, run_id: str) -> str:
         """Cancel a queued run at once; ask the worker of a running one. Returns the status."""
         with self.engine.begin() as conn:

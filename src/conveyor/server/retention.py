@@ -1,0 +1,86 @@
+"""A project's retention setting, applied by the server on its own after each run.
+
+The project lead sets ``retention`` (``{"keep_last": N, "keep_days": D,
+"keep_branches": [...]}``) through the settings API. After a run of the project ends,
+the worker deletes the runs the policy does not keep: records first (one transaction),
+then the queue rows, the per-run result refs and the run's state directory. A run that a
+branch's result ref points to, and a run still queued or running, is never deleted.
+Blobs stay in the shared store until ``conveyor server gc`` (with its grace period).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from conveyor.domain.states import RunStatus
+from conveyor.errors import ProjectError
+from conveyor.metadata.records import RunRecord
+from conveyor.sdk.project import Project
+from conveyor.sdk.retention import DeleteResult, prune
+from conveyor.sdk.settings import RetentionPolicy, Settings
+from conveyor.server.config import ServerConfig
+from conveyor.server.db.database import ServerDatabase
+from conveyor.server.gitrepo import git
+from conveyor.server.results import RESULTS_PREFIX
+
+log = logging.getLogger("conveyor.server")
+_ALL = 1_000_000_000
+_STATUSES = {str(s) for s in RunStatus}
+
+
+def policy_of(project: str, settings: dict[str, Any]) -> RetentionPolicy:
+    """The project's policy (empty when it has none); ProjectError when malformed."""
+    return RetentionPolicy.parse(f"project {project}", settings.get("retention") or {})
+
+
+def apply_retention(
+    config: ServerConfig, db: ServerDatabase, project: str, dry_run: bool = False
+) -> DeleteResult | None:
+    """Delete the project's runs its retention setting does not keep; None: no setting."""
+    row = db.accounts.project(project) or {}
+    policy = policy_of(project, dict(row.get("settings") or {}))
+    if policy.empty:
+        return None
+    repo = config.repo_dir(project)
+    queued = db.queue.for_project(project, limit=_ALL)  # newest first
+    protect = {q.id: "it is still in progress" for q in queued if q.status in ("queued", "running")}
+    pointed = _branch_results(repo, {q.id for q in queued})
+    for q in queued:
+        if q.result_commit and q.result_commit in pointed:
+            protect.setdefault(q.id, f"the result ref of {pointed[q.result_commit]} points to it")
+    runs: list[RunRecord] = []
+    for q in queued:
+        record = db.records.get_run(q.id)
+        if record is not None:
+            runs.append(record)
+        elif q.id not in protect:  # never started (refused at the door): the queue row only
+            status = RunStatus(q.status) if q.status in _STATUSES else RunStatus.FAILED
+            runs.append(RunRecord(q.id, "", status, q.commit, False, q.created_at))
+    handle = Project(
+        repo, state_dir=config.project_dir(project), settings=Settings(), records=db.records
+    )
+    result = prune(handle, policy, dry_run, protect=protect, runs=runs, workspace=False)
+    if not dry_run and result.deleted:
+        db.queue.delete(result.deleted)
+        for run_id in result.deleted:
+            with contextlib.suppress(ProjectError):  # a run that committed no results
+                git(repo, "update-ref", "-d", f"{RESULTS_PREFIX}{run_id}")
+            shutil.rmtree(config.project_dir(project) / "runs" / run_id, ignore_errors=True)
+        log.info("retention: deleted %d runs of %s", len(result.deleted), project)
+    return result
+
+
+def _branch_results(repo: Path, run_ids: set[str]) -> dict[str, str]:
+    """Result commit -> the branch whose result ref points to it (per-run refs aside)."""
+    out = git(repo, "for-each-ref", "--format=%(objectname) %(refname)", RESULTS_PREFIX)
+    pointed: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, name = line.partition(" ")
+        branch = name.removeprefix(RESULTS_PREFIX)
+        if branch not in run_ids:
+            pointed[sha] = branch
+    return pointed
