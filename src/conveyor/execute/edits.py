@@ -71,7 +71,7 @@ def edited_files(
         full = root / rel
         try:
             st = os.lstat(full)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # gone, or a parent is now a file
             continue
         made = records.outputs_at_path(rel)
         if not made:
