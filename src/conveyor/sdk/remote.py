@@ -22,6 +22,7 @@ from urllib.parse import quote
 from conveyor.errors import NotFoundError, ProjectError, RemoteError, UsageError
 from conveyor.sdk.project import Project
 from conveyor.sdk.settings import RemoteSettings
+from conveyor.vcs.git import output as git_output
 
 if TYPE_CHECKING:
     import httpx
@@ -142,7 +143,7 @@ class RemoteClient:
     def check_pushed(self, root: Path, ref: str) -> None:
         """Refuse (UsageError) when ``ref`` names a local commit the server's ``ref`` is
         not at: the run would not run what is here. Says which ``git push`` to type."""
-        local = _git_out(
+        local = git_output(
             root, "rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}"
         )
         if not local:
@@ -233,24 +234,10 @@ class RemoteClient:
         return len(files)
 
 
-def _git_out(root: Path, *args: str) -> str:
-    import subprocess
-
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
 def _push_remote(root: Path, remote: RemoteSettings) -> str:
     """The name of the git remote that is this project on the server, else its URL."""
     wanted = f"{remote.url.rstrip('/')}/git/{remote.project}"
-    for line in _git_out(root, "remote", "-v").splitlines():
+    for line in git_output(root, "remote", "-v").splitlines():
         name, _, rest = line.partition("\t")
         url = rest.rsplit(" ", 1)[0]
         scheme, sep, tail = url.partition("://")
@@ -262,17 +249,7 @@ def _push_remote(root: Path, remote: RemoteSettings) -> str:
 
 def current_branch(project: Project) -> str:
     """The checked-out branch (what ``conveyor run --remote`` runs by default)."""
-    head = project.root
-    import subprocess
-
-    proc = subprocess.run(
-        ["git", "symbolic-ref", "--short", "-q", "HEAD"],
-        cwd=head,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    name = proc.stdout.strip()
+    name = git_output(project.root, "symbolic-ref", "--short", "-q", "HEAD")
     if not name:
         raise UsageError("HEAD is detached: name what to run with --ref")
     return name
