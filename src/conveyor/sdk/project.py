@@ -24,7 +24,6 @@ from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
 from conveyor.execute.images import remove_leftovers
 from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
-from conveyor.sdk.recovery import recover_leftovers
 from conveyor.sdk.settings import Settings
 from conveyor.spec.files import PIPELINE_FILES, find_pipeline_file
 from conveyor.store.cas import ContentStore
@@ -242,6 +241,8 @@ class Project:
                     step.ended_at = now
                     batch.put_step_run(step)
             events = self.records.events(run.id)
+            from conveyor.sdk.recovery import recover_leftovers  # rare: keeps start-up lean
+
             recovered = recover_leftovers(events, self.settings.executors, run.host == host)
             remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
             batch.run_updates[run.id] = (
