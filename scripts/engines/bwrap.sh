@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # bubblewrap (bwrap): the sandbox a Conveyor server runs its local steps in. No daemon:
 # `up` checks that a sandbox starts (user namespaces may be turned off on a machine).
-set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE=bwrap
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 usage() {
     cat <<'EOF2'
@@ -14,19 +17,10 @@ usage: scripts/engines/bwrap.sh {install|up|down|status|env}
 EOF2
 }
 
-die() { echo "bwrap.sh: error: $*" >&2; exit 1; }
-log() { echo "bwrap.sh: $*" >&2; }
-export DEBIAN_FRONTEND=noninteractive
-
 cmd_install() {
     command -v bwrap >/dev/null && return 0
-    [ "$(id -u)" = 0 ] || die "installing bubblewrap needs root (apt-get install bubblewrap)"
     log "apt-get install bubblewrap"
-    if ! apt-get install -y -qq --no-install-recommends bubblewrap </dev/null >/dev/null 2>&1; then
-        apt-get update -qq </dev/null >/dev/null || die "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends bubblewrap </dev/null >/dev/null \
-            || die "apt-get install bubblewrap failed"
-    fi
+    apt_install_host bubblewrap
 }
 
 # The options the server uses (src/conveyor/executors/sandbox.py), on a trivial command.
@@ -42,6 +36,9 @@ cmd_up() {
     log "up: $(bwrap --version)"
 }
 
+cmd_down() { log "down (nothing to stop)"; }
+cmd_env() { :; }
+
 cmd_status() {
     if command -v bwrap >/dev/null && runs; then
         echo "bwrap: up, $(bwrap --version)"
@@ -51,12 +48,4 @@ cmd_status() {
     return 1
 }
 
-case "${1:-}" in
-    install) cmd_install ;;
-    up) cmd_up ;;
-    down) log "down (nothing to stop)" ;;
-    status) cmd_status ;;
-    env) : ;;
-    -h|--help|help) usage ;;
-    *) usage >&2; exit 2 ;;
-esac
+engine_main "$@"

@@ -3,7 +3,10 @@
 # path on a laptop. Debian 12 has no HTCondor package, so the pool runs inside a
 # Debian 13 (trixie) chroot; clients on the host reach it on 127.0.0.1 with an IDTOKEN.
 # Needs root (debootstrap, chroot, mount). See /work/shared/ENGINES.md for the facts.
-set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE=htcondor
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 usage() {
     cat <<'EOF'
@@ -22,11 +25,6 @@ environment: CONVEYOR_ENGINES_HOME (cache, default ~/.cache/conveyor-engines),
 EOF
 }
 
-die() { echo "htcondor.sh: error: $*" >&2; exit 1; }
-log() { echo "htcondor.sh: $*" >&2; }
-
-# HOME may be unset in minimal CI environments: fall back to the passwd entry.
-ENGINES_HOME="${CONVEYOR_ENGINES_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache/conveyor-engines}"
 HC="$ENGINES_HOME/htcondor"
 ROOT="$HC/root"                      # the chroot; complete only when $MARKER exists
 MARKER="$ROOT/.conveyor-chroot-complete"
@@ -41,34 +39,12 @@ SUITE=trixie
 # wheels have only htcondor2 and their FS auth fails against 23.9.
 HTCONDOR_PIP_SPEC="htcondor==23.10.29"
 PYTHON="${PYTHON:-$(command -v python3 || command -v python)}"
-export DEBIAN_FRONTEND=noninteractive
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot and mount need it)"; }
 
 # Run a command in the chroot. CONDOR_CONFIG from a client env would make the
 # daemons and tools read the host client config (the master then silently exits).
 in_root() { env -u CONDOR_CONFIG chroot "$ROOT" "$@"; }
-
-# The Debian mirror this machine is configured with (never hard-coded).
-debian_mirror() {
-    local f=/etc/apt/sources.list.d/debian.sources uri
-    [ -r "$f" ] || die "cannot read $f to find the Debian mirror"
-    uri="$(awk '/^URIs:/ {print $2; exit}' "$f")"
-    [ -n "$uri" ] || die "no URIs: line in $f"
-    echo "$uri"
-}
-
-apt_install_host() {
-    # apt-get update only when there are no package lists yet, or the install failed.
-    if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
-        apt-get update -qq </dev/null >/dev/null || die "apt-get update failed"
-    fi
-    if ! apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null; then
-        apt-get update -qq </dev/null >/dev/null || die "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null \
-            || die "apt-get install $* failed"
-    fi
-}
 
 # Mount points under the chroot, deepest first (read from the kernel, not remembered).
 mounts_under_root() {
@@ -347,13 +323,4 @@ cmd_run() {
         /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$PWD" "$@"
 }
 
-case "${1:-}" in
-    install) cmd_install ;;
-    up) cmd_up ;;
-    down) cmd_down ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    run) shift; cmd_run "$@" ;;
-    -h|--help|help) usage ;;
-    *) usage >&2; exit 2 ;;
-esac
+engine_main "$@"

@@ -4,7 +4,10 @@
 # registry is reachable here) and kept in a storage under the cache directory.
 # Podman has no daemon: `up` checks that a container starts. Nothing creates podman's
 # bridge network; Conveyor runs containers with `--network none`.
-set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE=podman
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 usage() {
     cat <<'EOF'
@@ -20,34 +23,12 @@ environment: CONVEYOR_ENGINES_HOME (cache, default ~/.cache/conveyor-engines),
 EOF
 }
 
-die() { echo "podman.sh: error: $*" >&2; exit 1; }
-log() { echo "podman.sh: $*" >&2; }
-
-ENGINES_HOME="${CONVEYOR_ENGINES_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache/conveyor-engines}"
 PM="$ENGINES_HOME/podman"
 IMAGE="${CONVEYOR_PODMAN_IMAGE:-local/conveyor-base}"
 SUITE=bookworm
-export DEBIAN_FRONTEND=noninteractive
 # Our configuration and storage, not the machine's: everything lives in the cache.
 export CONTAINERS_CONF="$PM/containers.conf"
 export CONTAINERS_STORAGE_CONF="$PM/storage.conf"
-
-debian_mirror() {
-    local f=/etc/apt/sources.list.d/debian.sources uri
-    [ -r "$f" ] || die "cannot read $f to find the Debian mirror"
-    uri="$(awk '/^URIs:/ {print $2; exit}' "$f")"
-    [ -n "$uri" ] || die "no URIs: line in $f"
-    echo "$uri"
-}
-
-apt_install_host() {
-    [ "$(id -u)" = 0 ] || die "installing $* needs root"
-    if ! apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null 2>&1; then
-        apt-get update -qq </dev/null >/dev/null || die "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends "$@" </dev/null >/dev/null \
-            || die "apt-get install $* failed"
-    fi
-}
 
 write_config() {
     mkdir -p "$PM/storage" "$PM/run"
@@ -154,12 +135,4 @@ export CONVEYOR_TEST_PODMAN_IMAGE=$IMAGE
 EOF
 }
 
-case "${1:-}" in
-    install) cmd_install ;;
-    up) cmd_up ;;
-    down) cmd_down ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    -h|--help|help) usage ;;
-    *) usage >&2; exit 2 ;;
-esac
+engine_main "$@"

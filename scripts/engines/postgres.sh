@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL server on 127.0.0.1 for Conveyor's tests (fsync off: test data
 # only). Uses the machine's PostgreSQL (Debian 12: 15), installing it when missing.
-set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE=postgres
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 usage() {
     cat <<'EOF'
@@ -18,17 +21,11 @@ environment: CONVEYOR_PG_PORT (55432), CONVEYOR_PG_DIR (data + socket directory)
 EOF
 }
 
-die() { echo "postgres.sh: error: $*" >&2; exit 1; }
-log() { echo "postgres.sh: $*" >&2; }
-
-# HOME may be unset in minimal CI environments: fall back to the passwd entry.
-ENGINES_HOME="${CONVEYOR_ENGINES_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache/conveyor-engines}"
 PORT="${CONVEYOR_PG_PORT:-55432}"
 TIMEOUT="${CONVEYOR_PG_TIMEOUT:-60}"
 LOGDIR="$ENGINES_HOME/postgres"
 LOG="$LOGDIR/postgres-$PORT.log"
 TEST_DB=conveyor_test
-export DEBIAN_FRONTEND=noninteractive
 
 find_bin() {
     if [ -n "${CONVEYOR_PG_BIN:-}" ]; then echo "$CONVEYOR_PG_BIN"; return; fi
@@ -55,11 +52,7 @@ cmd_install() {
         printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC"; chmod 755 "$POLICY_RC"; POLICY_OURS=1
         trap 'if [ "$POLICY_OURS" = 1 ]; then rm -f "$POLICY_RC"; fi' EXIT
     fi
-    if ! apt-get install -y -qq --no-install-recommends postgresql </dev/null >/dev/null 2>&1; then
-        apt-get update -qq </dev/null >/dev/null || die "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends postgresql </dev/null >/dev/null \
-            || die "apt-get install postgresql failed"
-    fi
+    apt_install_host postgresql
     if [ "$POLICY_OURS" = 1 ]; then rm -f "$POLICY_RC"; fi
     trap - EXIT
     bin="$(find_bin)"
@@ -158,12 +151,4 @@ export CONVEYOR_TEST_DATABASE_NAME=$TEST_DB
 EOF
 }
 
-case "${1:-}" in
-    install) cmd_install ;;
-    up) cmd_up ;;
-    down) cmd_down ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    -h|--help|help) usage ;;
-    *) usage >&2; exit 2 ;;
-esac
+engine_main "$@"

@@ -2,7 +2,10 @@
 # A real Spark standalone cluster (one master, one worker) on 127.0.0.1 for Conveyor's
 # tests and for trying the batch path on a laptop. Uses the pyspark wheel's own Spark
 # (no separate Spark download: only PyPI is reachable) and the machine's Java 17.
-set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE=spark
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 usage() {
     cat <<'EOF'
@@ -21,11 +24,6 @@ environment: CONVEYOR_ENGINES_HOME (cache, default ~/.cache/conveyor-engines),
 EOF
 }
 
-die() { echo "spark.sh: error: $*" >&2; exit 1; }
-log() { echo "spark.sh: $*" >&2; }
-
-# HOME may be unset in minimal CI environments: fall back to the passwd entry.
-ENGINES_HOME="${CONVEYOR_ENGINES_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache/conveyor-engines}"
 SP="$ENGINES_HOME/spark"
 LOGDIR="$SP/logs"
 PORT="${CONVEYOR_SPARK_PORT:-7077}"
@@ -39,7 +37,6 @@ PYSPARK_SPEC="${CONVEYOR_PYSPARK_SPEC:-pyspark==4.3.0}"
 PYTHON="$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)' 2>/dev/null)" \
     || die "no working ${PYTHON:-python3} (set PYTHON)"
 MASTER_URL="spark://127.0.0.1:$PORT"
-export DEBIAN_FRONTEND=noninteractive
 
 spark_home() {
     "$PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null \
@@ -51,11 +48,7 @@ cmd_install() {
         # pyspark 4 needs Java 17+; Debian 12 ships openjdk-17.
         [ "$(id -u)" = 0 ] || die "java is missing; install a Java 17 runtime (needs root)"
         log "apt-get install openjdk-17-jre-headless"
-        if ! apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless </dev/null >/dev/null 2>&1; then
-            apt-get update -qq </dev/null >/dev/null || die "apt-get update failed"
-            apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless </dev/null >/dev/null \
-                || die "apt-get install openjdk-17-jre-headless failed"
-        fi
+        apt_install_host openjdk-17-jre-headless
     fi
     if "$PYTHON" -c 'import pyspark' >/dev/null 2>&1; then
         log "pyspark already importable ($("$PYTHON" -c 'import pyspark; print(pyspark.__version__)'))"
@@ -188,12 +181,4 @@ EOF
     fi
 }
 
-case "${1:-}" in
-    install) cmd_install ;;
-    up) cmd_up ;;
-    down) cmd_down ;;
-    status) cmd_status ;;
-    env) cmd_env ;;
-    -h|--help|help) usage ;;
-    *) usage >&2; exit 2 ;;
-esac
+engine_main "$@"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +13,30 @@ import pytest
 
 from conveyor.domain.types import Resources
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
+from tests.contract.conftest import backend_settings
 
 pytestmark = pytest.mark.integration
 DEADLINE = 180.0  # seconds: generous for a batch system; never a speed assertion
+OUTLIVE_THEIR_SUBMITTER = {"local", "htcondor"}
+"""Backends whose steps go on running when the process that submitted them dies (a
+Spark task ends its step when it loses the driver)."""
+_ORPHANING = """
+import json, os, sys
+from pathlib import Path
+from conveyor.executors.base import Invocation
+from conveyor.executors.registry import load_executor
+
+name, settings, workdir = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
+executor = load_executor(name, settings)
+invocation = Invocation(
+    key="run0/orphan/1", command="sleep 300", env={}, workdir=workdir,
+    log_path=workdir.parent / "logs" / "orphan.log",
+)
+handle = executor.submit(invocation)
+executor.poll([handle], 0)  # batch backends hand their buffer over on poll
+print(json.dumps([handle.key, handle.backend_id]), flush=True)
+os._exit(0)  # dies without close: what it started is left behind
+"""
 
 
 def _invocation(workdir: Path, key: str, command: str, **extra: object) -> Invocation:
@@ -118,3 +142,31 @@ def test_resources_are_accepted(make_executor: Callable[[], Executor], workdir: 
 
 def test_default_parallelism_is_positive(make_executor: Callable[[], Executor]) -> None:
     assert make_executor().default_parallelism >= 1
+
+
+def test_recover_ends_what_a_dead_process_left(
+    make_executor: Callable[[], Executor], executor_name: str, workdir: Path
+) -> None:
+    settings = json.dumps(backend_settings(executor_name))
+    child = subprocess.run(
+        [sys.executable, "-c", _ORPHANING, executor_name, settings, str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr
+    key, backend_id = json.loads(child.stdout.strip().splitlines()[-1])
+    recorded = Handle(key, backend_id)  # what the records keep: two strings
+    unknown = Handle("run0/unknown/1", "not-a-handle-of-any-backend")
+
+    executor = make_executor()  # a fresh process's instance
+    first = executor.recover([recorded, unknown])
+    assert [r.key for r in first] == [key, unknown.key]  # one answer per handle
+    assert first[0].ended is (executor_name in OUTLIVE_THEIR_SUBMITTER), first[0].message
+    assert first[1].ended is False
+    # once ended, nothing is left to end (a killed process may take a moment to go)
+    deadline = time.monotonic() + DEADLINE
+    while executor.recover([recorded])[0].ended:
+        assert time.monotonic() < deadline, "the recovered step is still running"
+        time.sleep(0.5)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.domain.states import RunStatus, StepStatus
-from conveyor.executors.base import Completion, Executor, Handle, Invocation
+from conveyor.executors.base import Completion, Executor, Handle, Invocation, Recovered
 from conveyor.executors.registry import load_executor
 from conveyor.sdk import running
 from conveyor.sdk.project import Project
@@ -129,6 +129,9 @@ class _Recording:
 
     def close(self) -> None:
         self.inner.close()
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        return self.inner.recover(handles)
 
 
 def test_python_datums_run_together_and_are_cached_per_datum(

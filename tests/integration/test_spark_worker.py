@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.executors.spark import worker
+from conveyor.executors.spark import forked, wire, worker
 from conveyor.plan.datums import PYTHON, Datum, python_command
 
 pytestmark = pytest.mark.integration
@@ -53,16 +53,16 @@ class Driver:
     def _read(self) -> None:
         try:
             while True:
-                header = worker.recv(self.driver)
+                header = wire.recv(self.driver)
                 if header.get("t") == "log":
-                    self.log += worker.recv_exact(self.driver, int(header["size"]))
-        except (worker.DriverGone, OSError):
+                    self.log += wire.recv_exact(self.driver, int(header["size"]))
+        except (wire.DriverGone, OSError):
             return
 
     def cancel_after(self, seconds: float) -> None:
         def later() -> None:
             time.sleep(seconds)
-            worker.send(self.driver, {"t": "cancel"})
+            wire.send(self.driver, {"t": "cancel"})
 
         threading.Thread(target=later, daemon=True).start()
 
@@ -92,14 +92,14 @@ def _command(function: str) -> str:
 
 
 def test_the_worker_knows_the_python_step_prefix() -> None:
-    assert f"{PYTHON} -B -c " == worker._PYTHON_PREFIX
+    assert f"{PYTHON} -B -c " == forked._PYTHON_PREFIX
     command = _command("size")
     env = {"CONVEYOR_PYTHON": sys.executable}
-    assert worker.python_call(command, env, {})[1:] == ["fn.steps:size", "out/r.json", "d.txt"]
-    assert worker.python_call(command, env, {"PYTHONPATH": "x"}) is None
-    assert worker.python_call(command, {"CONVEYOR_PYTHON": "/other/python"}, {}) is None
-    assert worker.python_call(command + "; rm -rf out", env, {}) is None
-    assert worker.python_call("echo hi", env, {}) is None
+    assert forked.python_call(command, env, {})[1:] == ["fn.steps:size", "out/r.json", "d.txt"]
+    assert forked.python_call(command, env, {"PYTHONPATH": "x"}) is None
+    assert forked.python_call(command, {"CONVEYOR_PYTHON": "/other/python"}, {}) is None
+    assert forked.python_call(command + "; rm -rf out", env, {}) is None
+    assert forked.python_call("echo hi", env, {}) is None
 
 
 def test_a_forked_python_step_writes_what_the_shell_would(project: Path) -> None:

@@ -1,9 +1,11 @@
-"""The executor contract: submit, poll, cancel, close.
+"""The executor contract: submit, poll, cancel, close, recover.
 
 An executor runs one invocation (a shell command with its environment) somewhere and
 reports how it ended. It knows nothing of plans, caches or records: the runner alone
 decides what to run, enforces timeouts (by calling ``cancel``) and stores outputs.
 Remote executors use ``inputs``/``outputs`` to move files; the local one runs in place.
+A handle's ``backend_id`` is text that the runner records, so that a later process can
+``recover`` what a process that died mid-run left running.
 """
 
 from __future__ import annotations
@@ -57,6 +59,16 @@ class Handle:
 
 
 @dataclass(frozen=True)
+class Recovered:
+    """What ``recover`` did about one recorded handle."""
+
+    key: str
+    ended: bool
+    """True when something of the invocation was still running and has been ended."""
+    message: str
+
+
+@dataclass(frozen=True)
 class Completion:
     """How an invocation ended."""
 
@@ -87,6 +99,12 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release connections and processes; pending invocations are cancelled."""
+        ...
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        """End what is left of invocations submitted by another, dead process (its handles
+        as recorded: ``key`` and ``backend_id``). Called on a fresh instance; one answer per
+        handle; a handle this backend does not recognise is answered, not raised on."""
         ...
 
 

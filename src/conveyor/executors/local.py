@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.executors.base import Completion, Handle, Invocation
+from conveyor.executors.base import Completion, Handle, Invocation, Recovered
 from conveyor.executors.sandbox import Sandbox
 
 SHELL = ("/bin/sh", "-e", "-c")
@@ -108,6 +108,21 @@ class LocalExecutor:
             self._forget(child)
         self._children.clear()
 
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        """Kill the process groups a dead conveyor process left: ``backend_id`` is the pid
+        of the step's shell, which leads its own session (see ``submit``)."""
+        done = []
+        for handle in handles:
+            pid = int(handle.backend_id) if handle.backend_id.isdigit() else 0
+            if pid <= 1:
+                done.append(Recovered(handle.key, False, "not a local process id"))
+            elif not _leads_own_session(pid):  # gone, or the pid was reused by another
+                done.append(Recovered(handle.key, False, f"process {pid} has ended"))
+            else:
+                _signal_group(pid, signal.SIGKILL)
+                done.append(Recovered(handle.key, True, f"killed process group {pid}"))
+        return done
+
     # -- internals ----------------------------------------------------------------
     def _collect(self, handles: Sequence[Handle]) -> list[Completion]:
         done = []
@@ -156,6 +171,16 @@ class LocalExecutor:
         if child.pidfd is not None:
             os.close(child.pidfd)
             child.pidfd = None
+
+
+def _leads_own_session(pid: int) -> bool:
+    """A live (not zombie) process that leads its own session, as the steps we start do."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()  # state ppid pgrp session ...
+        return fields[0] not in ("Z", "X") and int(fields[3]) == pid
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -16,7 +16,7 @@ BUILTIN = {
     "spark": "conveyor.executors.spark:SparkExecutor",
 }
 EXTRAS = {"htcondor": "htcondor", "spark": "spark"}
-REQUIRED = ("submit", "poll", "cancel", "close")
+REQUIRED = ("submit", "poll", "cancel", "close", "recover")
 
 
 def available() -> list[str]:

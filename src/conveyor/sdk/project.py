@@ -241,14 +241,18 @@ class Project:
                     step.ended_at = now
                     batch.put_step_run(step)
             events = self.records.events(run.id)
-            kill_leftovers(events)
+            from conveyor.sdk.recovery import recover_leftovers  # rare: keeps start-up lean
+
+            recovered = recover_leftovers(events, self.settings.executors, run.host == host)
             remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
             batch.run_updates[run.id] = (
                 RunStatus.INTERRUPTED,
                 now,
                 "the conveyor process ended mid-run",
             )
-            batch.events.append(EventRecord(run.id, "run-interrupted", now))
+            ended = [f"{r.key}: {r.message}" for r in recovered if r.ended]
+            data = {"recovered": ended} if ended else {}
+            batch.events.append(EventRecord(run.id, "run-interrupted", now, data=data))
             self.records.write(batch)
 
 
@@ -275,31 +279,6 @@ def _try_lock(handle: IO[str]) -> bool:
 def _read_holder(handle: IO[str]) -> str:
     handle.seek(0)
     return handle.read().strip() or "unknown process"
-
-
-def kill_leftovers(events: list[EventRecord]) -> None:
-    """End process groups of steps a killed run left behind (local executor only)."""
-    import signal
-
-    started: dict[str, str] = {}
-    for event in events:
-        if event.kind == "step-started" and event.step_id:
-            started[event.step_id] = str(event.data.get("backend_id", ""))
-        elif event.kind == "step-finished" and event.step_id:
-            started.pop(event.step_id, None)
-    for pid_text in started.values():
-        if not pid_text.isdigit():
-            continue
-        pid = int(pid_text)
-        try:
-            # only a session leader we started (setsid) has its own pid as session id
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            session = int(stat.rsplit(")", 1)[1].split()[3])  # state ppid pgrp session
-        except (OSError, ValueError, IndexError):
-            continue
-        if session == pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
 
 
 def cache_key_at(path: Path) -> bytes:

@@ -1,7 +1,9 @@
 """A client of a Conveyor server (``[remote]`` in ``.conveyor/config.toml``).
 
-It queues runs, follows them and downloads their outputs over the REST API; httpx is
-imported only when a remote is used (``pip install conveyor[server]``).
+It queues runs, follows them and downloads their outputs over the REST API through one
+``httpx.Client`` per remote (connections reused, timeouts set, idempotent calls retried
+when the connection fails or the server is briefly unavailable); httpx is imported only
+when a remote is used (``pip install conveyor[server]``).
 """
 
 from __future__ import annotations
@@ -12,22 +14,36 @@ import shlex
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from conveyor.errors import NotFoundError, ProjectError, RemoteError, UsageError
 from conveyor.sdk.project import Project
 from conveyor.sdk.settings import RemoteSettings
+from conveyor.vcs.git import output as git_output
+
+if TYPE_CHECKING:
+    import httpx
 
 FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRY_STATUS = frozenset({502, 503, 504})
+"""A proxy or a restarting server: worth asking again (idempotent calls only)."""
+TIMEOUT = (10.0, 60.0)
+"""Seconds to connect, and for each read, write or pool wait."""
 
 
 @dataclass
 class RemoteClient:
     settings: RemoteSettings
     token: str
+    transport: httpx.BaseTransport | None = None
+    """Replaces the network (tests pass an ``httpx.MockTransport``)."""
+    retry_delays: tuple[float, ...] = (0.5, 2.0)
+    """Seconds before each retry of an idempotent call; one retry per entry."""
+    _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     @staticmethod
     def for_project(project: Project) -> RemoteClient:
@@ -42,19 +58,57 @@ class RemoteClient:
             raise UsageError(f"set {remote.token_env} to your API token for {remote.url}")
         return RemoteClient(remote, token)
 
+    @property
+    def client(self) -> httpx.Client:
+        """The remote's one client, made on first use."""
+        if self._client is None:
+            try:
+                import httpx
+            except ImportError:
+                raise UsageError(
+                    "talking to a server needs httpx: pip install conveyor[server]"
+                ) from None
+            self._client = httpx.Client(
+                base_url=f"{self.settings.url}/api/v1/projects/{self.settings.project}",
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=httpx.Timeout(TIMEOUT[1], connect=TIMEOUT[0]),
+                transport=self.transport,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> RemoteClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        """One call; an idempotent one is retried after a connection failure or a 502,
+        503 or 504, ``len(retry_delays)`` times."""
+        import httpx
+
+        client = self.client
+        delays = list(self.retry_delays) if method in IDEMPOTENT else []
+        while True:
+            try:
+                response = client.request(method, path, json=json)
+            except httpx.TransportError as exc:
+                if not delays:
+                    raise RemoteError(f"cannot reach {self.settings.url}: {exc}") from exc
+            except httpx.HTTPError as exc:
+                raise RemoteError(f"cannot reach {self.settings.url}: {exc}") from exc
+            else:
+                if response.status_code not in RETRY_STATUS or not delays:
+                    return response
+            time.sleep(delays.pop(0))
+
     def _request(self, method: str, path: str, json: Any = None) -> Any:
-        try:
-            import httpx
-        except ImportError:
-            raise UsageError(
-                "talking to a server needs httpx: pip install conveyor[server]"
-            ) from None
-        url = f"{self.settings.url}/api/v1/projects/{self.settings.project}{path}"
-        headers = {"Authorization": f"Bearer {self.token}"}
-        try:
-            response = httpx.request(method, url, json=json, headers=headers, timeout=60)
-        except httpx.HTTPError as exc:
-            raise RemoteError(f"cannot reach {self.settings.url}: {exc}") from exc
+        response = self._send(method, path, json)
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
@@ -89,7 +143,7 @@ class RemoteClient:
     def check_pushed(self, root: Path, ref: str) -> None:
         """Refuse (UsageError) when ``ref`` names a local commit the server's ``ref`` is
         not at: the run would not run what is here. Says which ``git push`` to type."""
-        local = _git_out(
+        local = git_output(
             root, "rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}"
         )
         if not local:
@@ -118,13 +172,9 @@ class RemoteClient:
         """A step's log (secrets masked by the server), following it while it runs."""
         import httpx
 
-        url = (
-            f"{self.settings.url}/api/v1/projects/{self.settings.project}"
-            f"/runs/{run_id}/logs/{step_id}"
-        )
-        headers = {"Authorization": f"Bearer {self.token}"}
-        try:
-            with httpx.stream("GET", url, headers=headers, timeout=None) as response:
+        path = f"/runs/{quote(run_id, safe='')}/logs/{quote(step_id, safe='')}"
+        try:  # no read timeout: a running step may be silent for long
+            with self.client.stream("GET", path, timeout=httpx.Timeout(None)) as response:
                 if response.status_code >= 400:
                     response.read()
                     detail = response.json().get("detail", response.text)
@@ -184,24 +234,10 @@ class RemoteClient:
         return len(files)
 
 
-def _git_out(root: Path, *args: str) -> str:
-    import subprocess
-
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
 def _push_remote(root: Path, remote: RemoteSettings) -> str:
     """The name of the git remote that is this project on the server, else its URL."""
     wanted = f"{remote.url.rstrip('/')}/git/{remote.project}"
-    for line in _git_out(root, "remote", "-v").splitlines():
+    for line in git_output(root, "remote", "-v").splitlines():
         name, _, rest = line.partition("\t")
         url = rest.rsplit(" ", 1)[0]
         scheme, sep, tail = url.partition("://")
@@ -213,17 +249,7 @@ def _push_remote(root: Path, remote: RemoteSettings) -> str:
 
 def current_branch(project: Project) -> str:
     """The checked-out branch (what ``conveyor run --remote`` runs by default)."""
-    head = project.root
-    import subprocess
-
-    proc = subprocess.run(
-        ["git", "symbolic-ref", "--short", "-q", "HEAD"],
-        cwd=head,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    name = proc.stdout.strip()
+    name = git_output(project.root, "symbolic-ref", "--short", "-q", "HEAD")
     if not name:
         raise UsageError("HEAD is detached: name what to run with --ref")
     return name

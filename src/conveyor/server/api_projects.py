@@ -109,7 +109,7 @@ def show_project(access: Viewer, state: State) -> dict[str, Any]:
 @router.get("/projects/{project}/commits/{ref:path}")
 def show_commit(access: Viewer, state: State, ref: str) -> dict[str, str]:
     """The commit a branch, tag or commit id names on the server (404: not here)."""
-    from conveyor.server.gitrepo import resolve
+    from conveyor.vcs.git import resolve
 
     commit = resolve(state.config.repo_dir(access.project), _revision(ref))
     if commit is None:
@@ -122,8 +122,8 @@ def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, 
     """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""
     from conveyor.errors import ConveyorError
     from conveyor.plan.compile import compile_plan, parse_params
-    from conveyor.server.gitrepo import resolve
     from conveyor.server.triggers import load_spec_at
+    from conveyor.vcs.git import resolve
 
     commit = resolve(state.config.repo_dir(access.project), _revision(ref))
     if commit is None:
@@ -189,7 +189,7 @@ def _check_mirror(state: ServerState, mirror: str) -> None:
 
 
 def _revision(rev: str) -> str:
-    from conveyor.server.gitrepo import check_revision
+    from conveyor.vcs.git import check_revision
 
     try:
         return check_revision(rev)
@@ -262,8 +262,8 @@ def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
 @router.post("/projects/{project}/schedules", status_code=201)
 def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[str, Any]:
     """Run the pipeline at the tip of a branch on a cron schedule (UTC)."""
-    from conveyor.server.gitrepo import check_ref
     from conveyor.server.schedules import next_time
+    from conveyor.vcs.git import check_ref
 
     try:
         check_ref(f"refs/heads/{body.branch}")

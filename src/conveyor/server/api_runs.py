@@ -19,11 +19,11 @@ from conveyor.errors import UsageError
 from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.db.queue import QueuedRun
-from conveyor.server.gitrepo import check_revision, resolve
 from conveyor.server.masking import Masker, masked_chunks, scan_file
 from conveyor.server.results import ResultFile, withheld_text
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import load_spec_at
+from conveyor.vcs.git import check_revision, resolve
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["runs"])
 _PREFIX = re.compile(r"^[0-9a-f]{4,40}$")

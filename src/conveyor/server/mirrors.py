@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from conveyor.errors import UsageError
-from conveyor.server.gitrepo import check_ref, git
+from conveyor.vcs.git import check_ref, git
 
 SCHEMES = ("https", "ssh", "git")
 MAX_LENGTH = 2048

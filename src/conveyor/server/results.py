@@ -17,9 +17,9 @@ from pathlib import Path
 
 from conveyor.errors import ProjectError
 from conveyor.metadata.records import StepRunRecord
-from conveyor.server.gitrepo import ZERO, git, resolve
 from conveyor.server.masking import Masker, scan_file
 from conveyor.store.cas import ContentStore
+from conveyor.vcs.git import ZERO, git, resolve
 
 INLINE_LIMIT = 1024 * 1024
 RESULTS_PREFIX = "refs/conveyor/results/"

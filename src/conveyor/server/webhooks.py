@@ -23,11 +23,11 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.errors import ConveyorError, UsageError
 from conveyor.server.auth import server
-from conveyor.server.gitrepo import ZERO, check_ref, resolve
 from conveyor.server.limits import spool_body
 from conveyor.server.mirrors import fetch_mirror
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
+from conveyor.vcs.git import ZERO, check_ref, resolve
 
 router = APIRouter(prefix="/hooks", tags=["webhooks"])
 log = logging.getLogger("conveyor.server")

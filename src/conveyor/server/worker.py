@@ -23,7 +23,8 @@ from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.project import CACHE_KEY_FILE, Project, cache_key_at, kill_leftovers
+from conveyor.sdk.project import CACHE_KEY_FILE, Project, cache_key_at
+from conveyor.sdk.recovery import recover_leftovers
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
 from conveyor.sdk.settings import ContainerSettings, Settings
 from conveyor.server.config import ServerConfig
@@ -298,5 +299,5 @@ def mark_interrupted(db: ServerDatabase, run_ids: list[str]) -> None:
         batch.run_updates[run_id] = (RunStatus.INTERRUPTED, now, "the worker ended mid-run")
         batch.events.append(EventRecord(run_id, "run-interrupted", now))
         db.records.write(batch)
-        if run.host == socket.gethostname():  # end the step processes it left behind
-            kill_leftovers(db.records.events(run_id))
+        same_host = run.host == socket.gethostname()  # local steps: only this host's
+        recover_leftovers(db.records.events(run_id), {}, same_host)

@@ -1,4 +1,10 @@
-"""Thin wrappers over the git command line (the real client, no library)."""
+"""The one wrapper over the git command line (the real client, no library), for the
+SDK and the server alike.
+
+Every value that comes from a user, a file or a request is data: it goes after ``--``
+(or ``--end-of-options``) and is refused when it starts with ``-``; git runs with
+stdin closed, so it can never wait for a prompt.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,10 @@ from pathlib import Path
 
 import blake3
 
-from conveyor.errors import ProjectError
+from conveyor.errors import ProjectError, UsageError
+
+ZERO = "0" * 40
+"""The object id git uses for "no commit" (a created or deleted ref)."""
 
 
 @dataclass(frozen=True)
@@ -34,56 +43,87 @@ _REMOTE_ENV = {
 }
 
 
-def _git(
-    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+def run_git(
+    cwd: Path | None,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
+    """git ``args`` in ``cwd``; with ``check``, a failure is a ProjectError with git's
+    last line of stderr. ``env`` is added to this process's environment."""
     try:
-        return subprocess.run(
+        proc = subprocess.run(
             ["git", *args],
             cwd=cwd,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
             capture_output=True,
-            check=check,
-            stdin=subprocess.DEVNULL,
+            check=False,
             env={**os.environ, **env} if env else None,
+            timeout=timeout,
         )
-    except FileNotFoundError:
-        raise ProjectError(
-            "git is not installed; Conveyor pins every run to a git commit"
-        ) from None
-    except subprocess.CalledProcessError as exc:
-        message = exc.stderr.decode(errors="replace").strip().splitlines()
-        raise ProjectError(
-            f"git {' '.join(args)} failed: {message[-1] if message else exc}"
-        ) from None
+    except subprocess.TimeoutExpired:
+        raise ProjectError(f"git {args[0]} took longer than {timeout or 0:.0f} s") from None
+    except OSError as exc:
+        if shutil.which("git") is None:
+            raise ProjectError(
+                "git is not installed; Conveyor pins every run to a git commit"
+            ) from None
+        raise ProjectError(f"cannot run git {args[0]} in {cwd}: {exc}") from None
+    if check and proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise ProjectError(f"git {args[0]} failed: {lines[-1] if lines else proc.returncode}")
+    return proc
+
+
+def git(
+    repo: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Run git in ``repo``; its stdout, or a ProjectError with git's last line."""
+    return run_git(repo, *args, env=env, stdin=stdin, timeout=timeout).stdout.decode()
+
+
+def output(cwd: Path, *args: str) -> str:
+    """git's stdout, stripped, or "" when it fails (a question, not an order)."""
+    proc = run_git(cwd, *args, check=False)
+    return proc.stdout.decode(errors="replace").strip() if proc.returncode == 0 else ""
 
 
 def git_state(cwd: Path) -> GitState:
-    top = _git(cwd, "rev-parse", "--show-toplevel", check=False)
+    top = run_git(cwd, "rev-parse", "--show-toplevel", check=False)
     if top.returncode != 0:
         raise ProjectError(
             f"{cwd} is not inside a git repository; run `git init` (Conveyor pins runs to commits)"
         )
     toplevel = Path(top.stdout.decode().strip())
-    head = _git(cwd, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    head = run_git(cwd, "rev-parse", "--verify", "-q", "HEAD", check=False)
     commit = head.stdout.decode().strip() or None if head.returncode == 0 else None
     if commit is None:
         return GitState(toplevel, None, True, None)
-    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
+    status = run_git(cwd, "status", "--porcelain", "--untracked-files=no")
     dirty = bool(status.stdout.strip())
     digest = None
     if dirty:
-        diff = _git(cwd, "diff", "HEAD", "--binary")
+        diff = run_git(cwd, "diff", "HEAD", "--binary")
         digest = blake3.blake3(diff.stdout).hexdigest()
     return GitState(toplevel, commit, dirty, digest)
 
 
 def add_worktree(repo: Path, commit: str, path: Path) -> None:
-    _git(repo, "worktree", "add", "--detach", "--quiet", "--", str(path), commit)
+    if commit.startswith("-"):
+        raise UsageError(f"{commit[:200]!r} is not a commit")
+    run_git(repo, "worktree", "add", "--detach", "--quiet", "--", str(path), commit)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
-    _git(repo, "worktree", "remove", "--force", str(path), check=False)
-    _git(repo, "worktree", "prune", check=False)
+    run_git(repo, "worktree", "remove", "--force", "--", str(path), check=False)
+    run_git(repo, "worktree", "prune", check=False)
 
 
 def check_remote(url: str, ref: str | None) -> None:
@@ -105,7 +145,7 @@ def clone_ref(url: str, ref: str | None, destination: Path) -> str:
         tmp = destination.with_name(f"{destination.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         branch = ("--branch", ref) if ref else ()
-        _git(
+        run_git(
             destination.parent,
             "clone",
             "-q",
@@ -122,7 +162,7 @@ def clone_ref(url: str, ref: str | None, destination: Path) -> str:
             tmp.rename(destination)
         except OSError:  # another process won the race: use its clone
             shutil.rmtree(tmp, ignore_errors=True)
-    head = _git(destination, "rev-parse", "HEAD")
+    head = run_git(destination, "rev-parse", "HEAD")
     return head.stdout.decode().strip()
 
 
@@ -131,7 +171,7 @@ def remote_commit(url: str, ref: str | None) -> str | None:
     now, by ``git ls-remote``; None when the remote cannot be asked or lacks the ref."""
     try:
         check_remote(url, ref)
-        listed = _git(
+        listed = run_git(
             Path.cwd(), "ls-remote", "--", url, ref or "HEAD", check=False, env=_REMOTE_ENV
         )
     except ProjectError:
@@ -151,10 +191,57 @@ def remote_commit(url: str, ref: str | None) -> str | None:
 
 
 def head_commit(directory: Path) -> str:
-    return _git(directory, "rev-parse", "HEAD").stdout.decode().strip()
+    return run_git(directory, "rev-parse", "HEAD").stdout.decode().strip()
 
 
 def branch_commits(cwd: Path, branch: str) -> set[str]:
     """Every commit in ``branch``'s history (empty when there is no such branch)."""
-    done = _git(cwd, "rev-list", "--end-of-options", f"refs/heads/{branch}", check=False)
+    done = run_git(cwd, "rev-list", "--end-of-options", f"refs/heads/{branch}", check=False)
     return set(done.stdout.decode().split()) if done.returncode == 0 else set()
+
+
+def check_ref(ref: str) -> str:
+    """``ref`` if it is a well-formed branch or tag (``git check-ref-format``, and no
+    part starting with ``-``); else a UsageError."""
+    parts = ref.split("/")
+    if (
+        len(ref) > 255
+        or not ref.startswith(("refs/heads/", "refs/tags/"))
+        or any(part.startswith("-") for part in parts)
+        or run_git(None, "check-ref-format", ref, check=False).returncode  # no `--` here
+    ):
+        raise UsageError(f"the ref {ref[:200]!r} is not a valid branch or tag (refs/heads/NAME)")
+    return ref
+
+
+def check_revision(rev: str) -> str:
+    """``rev`` (a branch, tag or commit from a request) if git cannot read it as an option."""
+    if not rev or len(rev) > 255 or rev.startswith("-") or any(c <= " " for c in rev):
+        raise UsageError(f"{rev[:200]!r} is not a branch, tag or commit name")
+    return rev
+
+
+def read_file(repo: Path, commit: str, path: str) -> bytes | None:
+    """A file's bytes at ``commit``, or None when it is not there."""
+    if commit.startswith("-"):
+        return None
+    proc = run_git(repo, "cat-file", "blob", f"{commit}:{path}", check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def file_size(repo: Path, commit: str, path: str) -> int | None:
+    """A file's size in bytes at ``commit`` (without reading it), or None when it is not
+    there."""
+    if commit.startswith("-"):
+        return None
+    size = output(repo, "cat-file", "-s", f"{commit}:{path}")
+    return int(size) if size else None
+
+
+def resolve(repo: Path, ref: str) -> str | None:
+    """The commit a ref, branch, tag or hash names, or None."""
+    if ref.startswith("-"):
+        return None
+    return (
+        output(repo, "rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}") or None
+    )

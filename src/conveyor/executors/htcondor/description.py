@@ -130,7 +130,7 @@ def job_commands(invocation: Invocation, initialdir: str, inputs: bool) -> dict[
         "initialdir": initialdir,
         "arguments": f"\"-c '{_BOOTSTRAP}' conveyor-job {encoded}\"",
         "environment": environment_command(submitted),
-        "+ConveyorKey": classad_string(_LABEL_UNSAFE.sub("_", invocation.key)),
+        "+ConveyorKey": classad_string(key_label(invocation.key)),
         "batch_name": "conveyor-" + _LABEL_UNSAFE.sub("_", invocation.key.split("/")[0]),
         "request_cpus": str(max(1, math.ceil(resources.cpus))),
     }
@@ -149,6 +149,11 @@ def job_commands(invocation: Invocation, initialdir: str, inputs: bool) -> dict[
         commands["allowed_execute_duration"] = str(math.ceil(invocation.timeout) + 60)
     commands.update(job_options(invocation.options))
     return commands
+
+
+def key_label(key: str) -> str:
+    """The invocation key as the job's ``ConveyorKey`` attribute holds it."""
+    return _LABEL_UNSAFE.sub("_", key)
 
 
 def classad_string(text: str) -> str:

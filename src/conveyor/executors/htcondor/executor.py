@@ -11,6 +11,7 @@ their output appended to the step's log.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import time
 import uuid
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import Completion, EndState, Handle, Invocation
+from conveyor.executors.base import Completion, EndState, Handle, Invocation, Recovered
 from conveyor.executors.htcondor.description import (
     COMMON,
     classad_string,
     job_commands,
+    key_label,
     plan_clusters,
     top_outputs,
 )
@@ -40,6 +42,9 @@ COLLECT_DELAY = 1.0
 """Seconds a finished job may wait while others run, so that retrieval goes in batches:
 each retrieve or remove call costs the schedd far more than one more job in it."""
 VANISHED = "the job left the HTCondor queue without a result (removed outside Conveyor?)"
+_BACKEND_ID = re.compile(r"htcondor:([0-9a-f]{32})/j[0-9]+")
+"""A handle's ``backend_id``: the executor instance's id (``ConveyorExecutorId`` of its
+jobs) and the job's name. Recorded before the job reaches the schedd, so no cluster id."""
 
 
 @dataclass
@@ -86,7 +91,7 @@ class HTCondorExecutor:
         job = _Job(invocation, f"j{self._count}", top_outputs(invocation.outputs))
         self._jobs[invocation.key] = job
         self._buffer.append(job)
-        return Handle(invocation.key, f"htcondor:{self._id[:8]}/{job.name}")
+        return Handle(invocation.key, f"htcondor:{self._id}/{job.name}")
 
     def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
         deadline = time.monotonic() + max(0.0, timeout)
@@ -124,6 +129,33 @@ class HTCondorExecutor:
             self._jobs.clear()
             self._ready.clear()
             self._scratch.cleanup()
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        """``condor_rm`` the jobs of a dead process, found by its executor id and the
+        invocation key; an unreachable schedd is an ExecutorError (nothing was done)."""
+        done = []
+        for handle in handles:
+            found = _BACKEND_ID.fullmatch(handle.backend_id)
+            if found is None:
+                done.append(Recovered(handle.key, False, "not an HTCondor job of Conveyor"))
+                continue
+            self._pool.connect()
+            constraint = (
+                f"ConveyorExecutorId == {classad_string(found[1])} && "
+                f"ConveyorKey == {classad_string(key_label(handle.key))} && "
+                f"JobStatus != {REMOVED}"
+            )
+            ads = self._pool.query(constraint)
+            if not ads:
+                done.append(Recovered(handle.key, False, "the job is no longer queued"))
+                continue
+            failure = self._pool.remove(constraint, "its conveyor process ended mid-run")
+            ids = ", ".join(f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads)
+            if failure is None:
+                done.append(Recovered(handle.key, True, f"removed HTCondor job {ids}"))
+            else:
+                done.append(Recovered(handle.key, False, f"cannot remove job {ids}: {failure}"))
+        return done
 
     # -- submitting -----------------------------------------------------------------
     def _flush(self) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from conveyor.executors.base import Invocation
 from conveyor.executors.spark.book import Book
-from conveyor.executors.spark.worker import (
+from conveyor.executors.spark.wire import (
     DriverGone,
     Header,
     recv,

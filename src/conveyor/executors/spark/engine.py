@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, Protocol, cast
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.spark import worker
+from conveyor.executors.spark import forked, wire, worker
 from conveyor.executors.spark.settings import SparkSettings
 
 INSTALL_HINT = "install it with: pip install 'conveyor[spark]'"
@@ -98,7 +98,8 @@ class Engine:
         pyspark = _import("pyspark")
         self.settings.probe_master()
         cloudpickle = _import("pyspark.cloudpickle")
-        cloudpickle.register_pickle_by_value(worker)  # workers need no Conveyor install
+        for module in (worker, wire, forked):  # workers need no Conveyor install
+            cloudpickle.register_pickle_by_value(module)
         context_class: Any = pyspark.SparkContext
         existing = cast("_Context | None", context_class._active_spark_context)
         if existing is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import Completion, Handle, Invocation
+from conveyor.executors.base import Completion, Handle, Invocation, Recovered
 from conveyor.executors.spark import worker
 from conveyor.executors.spark.book import Book
 from conveyor.executors.spark.channel import Channel
@@ -78,6 +78,12 @@ class SparkExecutor:
         if self._channel is not None:
             self._channel.close()
         self._engine.stop()  # ends the executors' tasks still running, if any
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        """Nothing to do: a task ends its step when it loses the driver's channel, and
+        the driver ended with the process that recorded these handles."""
+        why = "its Spark driver ended with the run; the task ends the step when it loses it"
+        return [Recovered(h.key, False, why) for h in handles]
 
     # -- internals -----------------------------------------------------------------------
     def _start(self, log_dir: Path) -> None:

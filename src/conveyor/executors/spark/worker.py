@@ -7,33 +7,35 @@ files, runs ``/bin/sh -e -c`` in a private scratch directory, streams the log ba
 the step runs, obeys a ``cancel`` message, and at the end sends the declared outputs and
 the exit code, and ends (the driver stores them without holding up the task).
 
-Wire format (both ways): a 4-byte big-endian length, a JSON header, then ``size`` raw
-bytes when the header has a ``size``.
+The wire format is in ``wire``, ``python:`` steps run in a fork (``forked``); both are
+shipped by value with this module.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
-import json
 import os
 import select
-import shlex
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
-from typing import Any
 
-_LENGTH = "!I"  # a format, not a struct.Struct: this module is pickled by value
-_LENGTH_SIZE = 4
-_CHUNK = 1 << 20
+from conveyor.executors.spark.forked import Forked, python_call
+from conveyor.executors.spark.wire import (
+    CHUNK,
+    DriverGone,
+    Header,
+    recv,
+    recv_file,
+    safe_relative,
+    send,
+    send_file,
+)
+
 _CONNECT_TIMEOUT = 30.0
 # The step runs in its own session under this wrapper, which leaves a watcher in the
 # step's process group: it reads the pipe on fd 0 that only this task holds open, and when
@@ -45,63 +47,6 @@ _WRAPPER = (
     '{ trap "" TERM; read _ <&3; kill -TERM 0; rm -rf "$2"; kill -KILL 0; } & '
     'exec /bin/sh -e -c "$1" 3<&-'
 )
-
-Header = dict[str, Any]
-
-
-class DriverGone(Exception):
-    """The driver closed the connection: the run ended or the driver died."""
-
-
-# -- framing -------------------------------------------------------------------------
-def send(sock: socket.socket, header: Header, data: bytes = b"") -> None:
-    body = json.dumps(header, separators=(",", ":")).encode()
-    sock.sendall(struct.pack(_LENGTH, len(body)) + body + data)
-
-
-def recv(sock: socket.socket) -> Header:
-    (length,) = struct.unpack(_LENGTH, recv_exact(sock, _LENGTH_SIZE))
-    header: Header = json.loads(recv_exact(sock, length))
-    return header
-
-
-def recv_exact(sock: socket.socket, size: int) -> bytes:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    got = 0
-    while got < size:
-        n = sock.recv_into(view[got:], size - got)
-        if n == 0:
-            raise DriverGone("connection closed")
-        got += n
-    return bytes(buffer)
-
-
-def recv_file(sock: socket.socket, path: str, size: int, mode: int) -> None:
-    """Write the next ``size`` bytes of the stream into ``path``."""
-    with open(path, "wb") as out:
-        left = size
-        while left:
-            data = sock.recv(min(left, _CHUNK))
-            if not data:
-                raise DriverGone("connection closed")
-            out.write(data)
-            left -= len(data)
-    os.chmod(path, mode & 0o777)
-
-
-def send_file(sock: socket.socket, header: Header, path: str) -> None:
-    with open(path, "rb") as source:
-        info = os.fstat(source.fileno())
-        size = info.st_size
-        send(sock, {**header, "size": size, "mode": info.st_mode & 0o777})
-        if size and sock.sendfile(source, 0, size) != size:
-            raise OSError(f"{path} shrank while it was being sent")
-
-
-def safe_relative(path: str) -> bool:
-    parts = path.split("/")
-    return bool(path) and not os.path.isabs(path) and ".." not in parts
 
 
 # -- the task ------------------------------------------------------------------------
@@ -231,116 +176,11 @@ def _watch(
     return code, note
 
 
-# -- python: steps in a fork of this interpreter -------------------------------------
-_PYTHON_PREFIX = '"${CONVEYOR_PYTHON:-python3}" -B -c '
-"""How a ``python:`` step's command starts (``conveyor.plan.datums.python_command``)."""
-
-
-def python_call(command: str, env: dict[str, str], declared: dict[str, str]) -> list[str] | None:
-    """``[code, *args]`` when ``command`` is ``$CONVEYOR_PYTHON -B -c CODE ARGS...`` and
-    ``$CONVEYOR_PYTHON`` is this very interpreter, with no ``PYTHON*`` variable set by
-    the pipeline (they act at interpreter start): a fork of this process then runs it
-    exactly as a new interpreter would, without paying for the interpreter's start."""
-    if not command.startswith(_PYTHON_PREFIX) or env.get("CONVEYOR_PYTHON") != sys.executable:
-        return None
-    if any(key.startswith("PYTHON") for key in declared):
-        return None
-    rest = command[len(_PYTHON_PREFIX) :]
-    try:
-        words = shlex.split(rest)
-    except ValueError:
-        return None
-    return words if words and shlex.join(words) == rest else None
-
-
-class Forked:
-    """A ``python:`` step in a fork of the task's process, with what ``_watch`` needs of
-    ``Popen``. The fork runs in its own session like a shell step; a thread in it reads
-    the watch pipe and, if the task dies, removes the scratch directory and kills the
-    step's process group (what ``_WRAPPER``'s watcher does for a shell step)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    @staticmethod
-    def start(
-        call: list[str], work: str, env: dict[str, str], watch: int, out: int, scratch: str
-    ) -> Forked:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child ends in os._exit
-            _run_forked(call, work, env, watch, out, scratch)
-        return Forked(pid)
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-
-def _run_forked(  # pragma: no cover - runs in the forked child
-    call: list[str], work: str, env: dict[str, str], watch: int, out: int, scratch: str
-) -> None:
-    gc.freeze()  # the task's objects: never traversed here, so their pages stay shared
-    code = 1
-    try:
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.dup2(watch, 3)
-        os.dup2(null, 0)
-        os.closerange(4, 1 << 20)  # the task's socket and pipe ends: never held by the step
-        for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        threading.Thread(target=_orphan_watch, args=(3, scratch), daemon=True).start()
-        os.chdir(work)
-        os.environ.clear()
-        os.environ.update(env)
-        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", encoding="utf-8", buffering=1, closefd=False)  # noqa: SIM115
-        sys.argv = ["-c", *call[1:]]
-        sys.path.insert(0, "")
-        sys.dont_write_bytecode = True
-        exec(compile(call[0], "<string>", "exec"), {"__name__": "__main__"})
-        code = 0
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:
-            print(exc.code, file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
-
-
-def _orphan_watch(fd: int, scratch: str) -> None:  # pragma: no cover - in the child
-    with contextlib.suppress(OSError):
-        os.read(fd, 1)  # returns when the task's end of the pipe closes: the task is gone
-    shutil.rmtree(scratch, ignore_errors=True)
-    os.killpg(0, signal.SIGKILL)
-
-
 def _forward_log(sock: socket.socket, out: int, once: bool = False) -> bool:
     """Send what the step wrote; ``False`` at the end of its output."""
     while True:
         try:
-            data = os.read(out, _CHUNK)
+            data = os.read(out, CHUNK)
         except BlockingIOError:
             return True
         if not data:
