@@ -8,16 +8,14 @@ with ``-f``) is recognised by its shape: documents with ``kind: pipeline`` are D
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from conveyor.errors import Position, ProjectError, SpecError
+from conveyor.errors import Position, SpecError
+from conveyor.spec.actions import ActionResolver
 from conveyor.spec.files import format_for_name
-from conveyor.spec.load import validate_native
+from conveyor.spec.load import read_pipeline, validate_native
 from conveyor.spec.model import PipelineSpec
-from conveyor.spec.yamlsource import SourceMap, load_documents, read_text
-
-if TYPE_CHECKING:
-    from conveyor.spec.datatorch import ActionResolver
+from conveyor.spec.yamlsource import SourceMap, load_documents
 
 FORMATS = ("conveyor", "dotscience", "drone", "datatorch")
 
@@ -28,12 +26,7 @@ def load_file(
     """Read, detect and load the pipeline file at ``path`` in any supported format
     (DataTorch actions are found by ``resolver``; default: local directories only)."""
     shown = display or str(path)
-    try:
-        text = read_text(path, shown)
-    except FileNotFoundError as exc:
-        raise ProjectError(f"pipeline file {shown} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the pipeline file: {exc}", Position(shown)) from exc
+    text = read_pipeline(path, shown)
     return parse_text(text, shown, format_for_name(path.name), path.parent, resolver)
 
 
@@ -54,7 +47,8 @@ def parse_text(
 
         return parse_drone(documents, display, fmt)
     if fmt == "datatorch":
-        from conveyor.spec.datatorch import local_resolver, parse_datatorch
+        from conveyor.spec.actions import local_resolver
+        from conveyor.spec.datatorch import parse_datatorch
 
         root = base or Path(".")
         return parse_datatorch(documents, display, root, resolver or local_resolver(root))
@@ -73,7 +67,7 @@ def _native_with_uses(
     resolver: ActionResolver | None,
 ) -> PipelineSpec:
     """A conveyor.yml whose steps run reusable actions (``uses:``)."""
-    from conveyor.spec.datatorch import local_resolver
+    from conveyor.spec.actions import local_resolver
     from conveyor.spec.uses import expand_uses
 
     root = base or Path(".")
