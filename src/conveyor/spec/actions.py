@@ -31,15 +31,18 @@ INPUT_TYPES = ("string", "number", "integer", "boolean", "array", "object", "jso
 
 @dataclass(frozen=True)
 class ActionRef:
-    """An action as a step names it."""
+    """An action as a step names it: a ``name`` (``./dir``, ``local/name``,
+    ``owner/name``) with a ``tag`` (a ref), or a ``git`` repository with a tag.
+
+    ``library`` is the repository a bare ``owner/name`` stands for in a format with its
+    own library of actions (DataTorch's, on GitHub); such a name is looked for under
+    the ``[actions] paths`` first. None: ``owner/name`` is a repository under the
+    project's ``[actions] base``."""
 
     name: str
     tag: str | None = None
     git: str | None = None
     library: str | None = None
-    """The repository a bare ``owner/name`` stands for in a format with its own library
-    of actions (DataTorch's on GitHub); such a name is looked for under the ``[actions]
-    paths`` first. None: ``owner/name`` is under the project's ``[actions] base``."""
 
     @property
     def local(self) -> bool:
