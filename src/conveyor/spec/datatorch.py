@@ -21,6 +21,7 @@ from conveyor.spec.actions import (
     ActionRef,
     ActionResolver,
     check_value,
+    local_resolver,
     shown_path,
 )
 from conveyor.spec.datatorch_manifest import MANIFESTS, read_manifest
@@ -46,6 +47,17 @@ def library_url(name: str) -> str:
     if name.lower().startswith("datatorch/"):
         name = "datatorch-actions/" + name.split("/", 1)[1]
     return f"https://github.com/{name}.git"
+
+
+def translate(
+    documents: Sequence[tuple[Any, SourceMap]],
+    display: str,
+    fmt: str,
+    base: Path,
+    resolver: ActionResolver | None,
+) -> PipelineSpec:
+    """The translator :mod:`conveyor.spec.formats` calls."""
+    return parse_datatorch(documents, display, base, resolver or local_resolver(base))
 
 
 def parse_datatorch(
