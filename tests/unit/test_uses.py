@@ -8,7 +8,8 @@ import pytest
 
 from conveyor.errors import SpecError
 from conveyor.plan.compile import compile_plan
-from conveyor.spec.action_manifest import check_value, parse_manifest
+from conveyor.spec.action_manifest import parse_manifest
+from conveyor.spec.actions import check_value
 from conveyor.spec.formats import parse_text
 from conveyor.spec.uses import parse_uses
 from conveyor.spec.yamlsource import load_documents
@@ -89,7 +90,8 @@ def test_uses_references() -> None:
     assert local.local and local.git is None
     assert parse_uses("local/greet").name == "local/greet"
     short = parse_uses("acme/greet@v1")
-    assert (short.name, short.tag, short.git, short.native) == ("acme/greet", "v1", None, True)
+    # a native owner/name is under the project's [actions] base, in no format's library
+    assert (short.name, short.tag, short.git, short.library) == ("acme/greet", "v1", None, None)
     url = parse_uses("https://git.example.org/acme/greet.git@v2")
     assert (url.git, url.tag) == ("https://git.example.org/acme/greet.git", "v2")
     ssh = parse_uses("git@example.org:acme/greet.git@main")
@@ -226,7 +228,7 @@ def test_short_names_are_found_under_the_configured_base(tmp_path: Path) -> None
 
 
 def test_local_names_are_looked_up_in_the_project(tmp_path: Path) -> None:
-    from conveyor.spec.datatorch import local_resolver
+    from conveyor.spec.actions import local_resolver
 
     (tmp_path / ".conveyor" / "actions" / "greet").mkdir(parents=True)
     (tmp_path / "shared" / "other").mkdir(parents=True)

@@ -11,28 +11,27 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from conveyor.spec.expressions import (
+    STEP_OUTPUT,
+    has_expression,
+    step_outputs,
+    value_text,
+    whole_step_output,
+)
 
 if TYPE_CHECKING:  # annotations only: the runner imports this module, never pydantic
     from conveyor.spec.model import JobSpec
     from conveyor.spec.yamlsource import Loc, SourceMap
 
 INPUTS_VARIABLE = "CONVEYOR_ACTION_INPUTS"
-REFERENCE = re.compile(r"\$\{\{\s*steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)\s*\}\}")
-_WHOLE = re.compile(rf"^\s*{REFERENCE.pattern}\s*$")
 _OUTPUT_LINE = re.compile(r"^::([A-Za-z0-9_.-]+)::(.*)$")
 
 
 class UnresolvedOutput(LookupError):
     """An input refers to an output the earlier step did not set."""
-
-
-def references(value: Any) -> Iterator[tuple[str, str]]:
-    """``(step, output)`` pairs a (top-level string) input value refers to."""
-    if isinstance(value, str):
-        for match in REFERENCE.finditer(value):
-            yield match.group(1), match.group(2)
 
 
 def check_references(job: JobSpec, index: int, ids: list[str], source: SourceMap, loc: Loc) -> None:
@@ -47,7 +46,7 @@ def check_references(job: JobSpec, index: int, ids: list[str], source: SourceMap
     }
     for key, value in step.action.inputs.items():
         where = (*loc, "action", "inputs", key)
-        for name, output in references(value):
+        for name, output in step_outputs(value):
             if name not in earlier:
                 known = ", ".join(earlier) or "none"
                 raise source.error(
@@ -78,24 +77,21 @@ def resolve_inputs(
 
     resolved: dict[str, Any] = {}
     for key, value in inputs.items():
-        if not isinstance(value, str) or "${{" not in value:
+        if not isinstance(value, str) or not has_expression(value):
             resolved[key] = value
             continue
-        whole = _WHOLE.match(value)
+        whole = whole_step_output(value)
         if whole:  # a whole-string reference keeps the output's type
-            resolved[key] = lookup(whole.group(1), whole.group(2))
+            resolved[key] = lookup(*whole)
         else:
-            resolved[key] = REFERENCE.sub(lambda m: as_text(lookup(m.group(1), m.group(2))), value)
+            resolved[key] = STEP_OUTPUT.sub(
+                lambda m: value_text(lookup(m.group(1), m.group(2))), value
+            )
     return resolved
 
 
-def as_text(value: Any) -> str:
-    """An input as an environment variable: strings as they are, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def input_environment(inputs: Mapping[str, Any]) -> dict[str, str]:
-    env = {f"INPUT_{_variable(key)}": as_text(value) for key, value in inputs.items()}
+    env = {f"INPUT_{_variable(key)}": value_text(value) for key, value in inputs.items()}
     env[INPUTS_VARIABLE] = json.dumps(dict(inputs), sort_keys=True)
     return env
 

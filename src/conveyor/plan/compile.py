@@ -22,12 +22,11 @@ from conveyor.plan.datums import (
     step_datums,
 )
 from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
+from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text, whole_expression
 from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
 from conveyor.spec.yamlsource import Loc, SourceMap
 
-_POLICY = re.compile(
-    r"^\s*(?:\$\{\{\s*(success|failure|always)\(\)\s*\}\}|(success|failure|always)\(\))\s*$"
-)
+_POLICY = re.compile(r"^\s*(success|failure|always)\(\)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?)?\s*$")
 _SIZE_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _STEP_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
@@ -155,7 +154,7 @@ def _resolve_params(spec: PipelineSpec, given: Mapping[str, Any]) -> dict[str, A
 def _check_default(source: SourceMap, name: str, declared: ParamSpec) -> Any:
     value = declared.default
     if declared.type == "str":
-        return _env_text(value)
+        return value_text(value)
     ok = {
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, int | float) and not isinstance(value, bool),
@@ -207,7 +206,7 @@ def _compile_step(
     step_name = step.id or _default_step_id(step, index)
     step_id = f"{context.instance}.{step_name}"
     env = {**spec.env, **job.env, **step.env}
-    rendered = {k: text(_env_text(v), (*loc, "env", k)) for k, v in env.items()}
+    rendered = {k: text(value_text(v), (*loc, "env", k)) for k, v in env.items()}
     inputs, optional = _inputs(step, text, loc)
     outputs = [
         _output_path(text(p, (*loc, "outputs", i)), source, (*loc, "outputs", i))
@@ -249,7 +248,7 @@ def _compile_step(
             (*loc, "resources") if step.resources else ("jobs", context.job_id, "resources"),
         ),
         executor=job.runs_on,
-        options=tuple(sorted((f"htcondor.{k}", _env_text(v)) for k, v in job.htcondor.items())),
+        options=tuple(sorted((f"htcondor.{k}", value_text(v)) for k, v in job.htcondor.items())),
         image=text(step.image, (*loc, "image")) if step.image else None,
         pull=step.pull,
         secrets=tuple(sorted(step.secrets.items())),
@@ -297,7 +296,7 @@ def _action_fields(
 def _render_input(value: Any, text: Renderer, where: Loc) -> Any:
     """``${{ params.* }}``, ``${{ matrix.* }}`` and ``${{ datum.* }}`` in a string input,
     rendered now (sandboxed); ``${{ steps.ID.outputs.KEY }}`` stays for the runner."""
-    if not isinstance(value, str) or "${{" not in value:
+    if not isinstance(value, str) or not has_expression(value):
         return value
     kept: list[str] = []
 
@@ -305,8 +304,8 @@ def _render_input(value: Any, text: Renderer, where: Loc) -> Any:
         kept.append(match.group(0))
         return f"__conveyor_output_{len(kept) - 1}__"
 
-    protected = actions.REFERENCE.sub(keep, value)
-    if "${{" not in protected:
+    protected = STEP_OUTPUT.sub(keep, value)
+    if not has_expression(protected):
         return value
     rendered = text(protected, where)
     for number, reference in enumerate(kept):
@@ -317,24 +316,18 @@ def _render_input(value: Any, text: Renderer, where: Loc) -> Any:
 def _default_step_id(step: StepSpec, index: int) -> str:
     if step.name:
         slug = _STEP_SLUG.sub("-", step.name.strip().lower()).strip("-")
-        if slug and "${{" not in step.name:
+        if slug and not has_expression(step.name):
             return slug[:60]
     return f"step-{index + 1}"
 
 
-def _env_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def _policy(expr: str, source: SourceMap, loc: Loc) -> Policy:
-    match = _POLICY.match(expr)
+    match = _POLICY.match(whole_expression(expr) or expr)
     if not match:
         raise source.error(
             loc, f"if: {expr!r} is not a run policy; use success(), failure() or always()"
         )
-    policy: Policy = match.group(1) or match.group(2)  # type: ignore[assignment]
+    policy: Policy = match.group(1)  # type: ignore[assignment]
     return policy
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from conveyor.plan.graph import is_glob, normalize
 from conveyor.plan.template import TemplateError, render, render_shell
+from conveyor.spec.expressions import value_text
 from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
 from conveyor.spec.yamlsource import Loc
 
@@ -146,7 +147,7 @@ class Renderer:
         """``value`` rendered; with ``shell``, each value quoted for its place in the
         command (see :mod:`conveyor.plan.shell`)."""
         try:
-            return (render_shell if shell else render)(str(value), self.names, self.used)
+            return (render_shell if shell else render)(value_text(value), self.names, self.used)
         except TemplateError as exc:
             raise self.source.error(where, str(exc)) from None
 

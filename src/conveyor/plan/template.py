@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor.plan.shell import ShellQuoteError, ShellText
+from conveyor.spec.expressions import EXPRESSION, has_expression, value_text
 
-_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _RAW = re.compile(r"^(.*?)\s*\|\s*raw$", re.DOTALL)
 _REFERENCE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)$")
 
@@ -26,32 +26,28 @@ class TemplateError(ValueError):
     """An expression that names something unknown or does not evaluate."""
 
 
-def has_expression(text: str) -> bool:
-    return "${{" in text
-
-
 def render(text: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> str:
     """Substitute every ``${{ expr }}`` in ``text``; add referenced params to ``used``."""
-    if "${{" not in text:
+    if not has_expression(text):
         return text
 
     def substitute(match: re.Match[str]) -> str:
-        return _to_text(evaluate(match.group(1), context, used))
+        return value_text(evaluate(match.group(1), context, used))
 
-    return _EXPR.sub(substitute, text)
+    return EXPRESSION.sub(substitute, text)
 
 
 def render_shell(text: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> str:
     """Like :func:`render`, for shell text: each value is quoted for its place."""
-    if "${{" not in text:
+    if not has_expression(text):
         return text
     shell = ShellText()
     parts: list[str] = []
     start = 0
-    for match in _EXPR.finditer(text):
+    for match in EXPRESSION.finditer(text):
         literal = text[start : match.start()]
         start = match.end()
-        value = _to_text(evaluate(match.group(1), context, used))
+        value = value_text(evaluate(match.group(1), context, used))
         raw = _RAW.match(match.group(1)) is not None
         try:
             shell.feed(literal)
@@ -110,9 +106,3 @@ def _evaluate_sandboxed(expr: str, context: Mapping[str, Mapping[str, Any]], use
     params = context.get("params", {})
     used.update(name for name in params if re.search(rf"\b{re.escape(name)}\b", expr))
     return value
-
-
-def _to_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from conveyor.errors import ProjectError
-from conveyor.spec.datatorch import ActionRef, ActionResolver, ResolvedAction, local_resolver
+from conveyor.spec.actions import ActionRef, ActionResolver, ResolvedAction, local_resolver
 from conveyor.vcs.git import clone_ref, head_commit, remote_commit
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -22,23 +22,19 @@ DEFAULT_BASE = "https://github.com"
 
 
 def git_url(ref: ActionRef, base: str = DEFAULT_BASE, root: Path | None = None) -> str:
-    """``git`` if given; a native ``owner/name`` under ``base`` (a URL or a directory of
-    repositories); else GitHub (``datatorch/x`` is ``datatorch-actions/x``, as in
-    DataTorch's own agent)."""
+    """``git`` if given; else the repository of the format's own library, if it has one;
+    else ``owner/name`` under ``base`` (a URL or a directory of repositories)."""
     if ref.git:
         if "://" in ref.git or ref.git.startswith("git@") or root is None:
             return ref.git
         return str((root / ref.git).resolve())
-    name = ref.name
-    if ref.native:
-        if "://" in base or base.startswith("git@"):
-            return f"{base.rstrip('/')}/{name}"
-        directory = (root or Path(".")) / Path(base).expanduser() / name
-        bare = directory.with_name(directory.name + ".git")
-        return str((directory if directory.exists() or not bare.exists() else bare).resolve())
-    if name.lower().startswith("datatorch/"):
-        name = "datatorch-actions/" + name.split("/", 1)[1]
-    return f"https://github.com/{name}.git"
+    if ref.library:
+        return ref.library
+    if "://" in base or base.startswith("git@"):
+        return f"{base.rstrip('/')}/{ref.name}"
+    directory = (root or Path(".")) / Path(base).expanduser() / ref.name
+    bare = directory.with_name(directory.name + ".git")
+    return str((directory if directory.exists() or not bare.exists() else bare).resolve())
 
 
 def project_resolver(
@@ -70,9 +66,9 @@ def project_resolver(
         return resolved
 
     def resolve(ref: ActionRef) -> ResolvedAction:
-        if ref.local or (ref.native and ref.name.startswith("local/")):
+        if ref.local or (ref.library is None and ref.name.startswith("local/")):
             return _with_environments(_local(ref))
-        if not ref.native and any((root / ref.name).is_dir() for root in search):
+        if ref.library is not None and any((root / ref.name).is_dir() for root in search):
             return _local(ref)
         url = git_url(ref, action_base or DEFAULT_BASE, base)
         if server and "://" not in url and not url.startswith("git@"):
@@ -104,7 +100,7 @@ def project_resolver(
             raise ValueError(f"git cannot fetch {tag} of {url} ({reason})") from None
         checked.add((url, tag))
         resolved = ResolvedAction(directory, commit, warning)
-        return _with_environments(resolved) if ref.native else resolved
+        return _with_environments(resolved) if ref.library is None else resolved
 
     return resolve
 

@@ -1,48 +1,22 @@
-"""Native action manifests (``action.yml``): typed inputs, outputs, and how the action
-runs (a shell command, a Python script with its own requirements, or a container image).
+"""Native action manifests (``action.yml``) -> the action model
+(:mod:`conveyor.spec.actions`): typed inputs (checked, never cast from text), outputs,
+and how the action runs (a shell command, a Python script with its own requirements, or
+a container image).
 
-Parsing and type checks are pure; where an action lives and how its Python environment
-is built are the caller's business (see :mod:`conveyor.spec.uses`).
+Parsing is pure; where an action lives and how its Python environment is built are the
+caller's business (see :mod:`conveyor.spec.uses`).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
+from conveyor.spec.actions import ActionManifest, InputDecl, Runs, check_value
 from conveyor.spec.translate import check_keys, expect_mapping
 from conveyor.spec.yamlsource import SourceMap
 
 MANIFEST_NAMES = ("action.yml", "action.yaml")
 INPUT_TYPES = ("string", "number", "boolean", "json", "array", "file")
-
-
-@dataclass(frozen=True)
-class InputDecl:
-    type: str = "string"
-    required: bool = False
-    default: Any = None
-    description: str | None = None
-
-
-@dataclass(frozen=True)
-class Runs:
-    """One of: ``command`` alone; ``python`` (+ ``requirements``); ``image`` (+ ``command``)."""
-
-    command: str | None = None
-    python: str | None = None
-    requirements: str | None = None
-    image: str | None = None
-
-
-@dataclass(frozen=True)
-class ActionManifest:
-    name: str
-    description: str | None
-    inputs: dict[str, InputDecl]
-    outputs: tuple[str, ...]
-    runs: Runs
 
 
 def parse_manifest(data: Any, source: SourceMap) -> ActionManifest:
@@ -126,43 +100,3 @@ def _runs(data: Any, source: SourceMap) -> Runs:
         requirements=runs.get("requirements"),
         image=runs.get("image"),
     )
-
-
-def check_value(kind: str, value: Any) -> Any:
-    """``value`` as an input of type ``kind``; ``ValueError`` says why it is not one.
-
-    No silent casts from text: ``"3"`` is not a number. A ``json`` input that is a
-    string is parsed as JSON; a ``file`` is a project-relative path."""
-    if kind == "string":
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise ValueError(f"a string is expected, and {value!r} is not one")
-    if kind == "number":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return value
-        raise ValueError(f"a number is expected, and {value!r} is not one")
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"true or false is expected, and {value!r} is neither")
-    if kind == "array":
-        if isinstance(value, list):
-            return value
-        raise ValueError(f"a list is expected, and {value!r} is not one")
-    if kind == "json":
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise ValueError(f"{value!r} is not JSON") from None
-        return value
-    if kind == "file":
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"a project path is expected, and {value!r} is not one")
-        path = value.strip()
-        if path.startswith(("/", "../")) or path == "..":
-            raise ValueError(f"{value!r} is outside the project; a file input is a project path")
-        return path
-    raise ValueError(f"unknown input type {kind!r}")

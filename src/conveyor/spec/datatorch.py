@@ -11,85 +11,53 @@ by an :data:`ActionResolver` the caller gives (local paths here; git in the SDK)
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError, Position, SpecError
-from conveyor.spec.datatorch_manifest import MANIFESTS, Manifest, cast, read_manifest
+from conveyor.spec.actions import (
+    ActionReader,
+    ActionRef,
+    ActionResolver,
+    check_value,
+    local_resolver,
+    shown_path,
+)
+from conveyor.spec.datatorch_manifest import MANIFESTS, read_manifest
+from conveyor.spec.expressions import (
+    EXPRESSION,
+    has_expression,
+    is_step_output,
+    step_output,
+    value_text,
+    whole_expression,
+)
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import Translation, check_keys, expect_list, expect_mapping, slug
-from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents, read_text
+from conveyor.spec.yamlsource import Loc, SourceMap, describe
 
-_EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _INPUT_REF = re.compile(r"^(?:inputs|variable)\.([A-Za-z0-9_-]+)$")
-_STEP_REF = re.compile(r"^steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)$")
 
 
-@dataclass(frozen=True)
-class ActionRef:
-    """An action as a step names it."""
-
-    name: str
-    tag: str | None = None
-    git: str | None = None
-    native: bool = False
-    """Named by a conveyor.yml ``uses:`` (``owner/name`` is then under ``[actions] base``)."""
-
-    @property
-    def local(self) -> bool:
-        """A directory (not a repository): ``./path``, ``../path``, ``/path``."""
-        return self.git is None and self.name.startswith(("./", "../", "/"))
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.tag}" if self.tag else self.name
+def library_url(name: str) -> str:
+    """The repository of a named DataTorch action: on GitHub, ``datatorch/x`` being
+    ``datatorch-actions/x`` (as in DataTorch's own agent)."""
+    if name.lower().startswith("datatorch/"):
+        name = "datatorch-actions/" + name.split("/", 1)[1]
+    return f"https://github.com/{name}.git"
 
 
-@dataclass(frozen=True)
-class ResolvedAction:
-    directory: Path
-    commit: str | None = None
-    """The git commit a fetched action is pinned to (None for a local directory)."""
-    warning: str | None = None
-    """What the user should hear about fetching it (a tag that moved)."""
-    environment: Callable[[Path], str] | None = None
-    """Builds an isolated Python for a requirements file and returns its interpreter
-    (None: this resolver builds none)."""
-
-
-ActionResolver = Callable[[ActionRef], ResolvedAction]
-"""Finds an action's directory; raises ``ValueError`` or a ``ConveyorError`` with why not."""
-
-
-def local_resolver(base: Path, search: Sequence[Path] = ()) -> ActionResolver:
-    """Actions in local directories: ``./path`` from ``base``, ``owner/name`` under each
-    directory of ``search``, ``local/name`` in ``.conveyor/actions`` or ``search``."""
-
-    def resolve(ref: ActionRef) -> ResolvedAction:
-        if ref.local:
-            return ResolvedAction((base / ref.name).resolve())
-        if ref.name.startswith("local/"):
-            short = ref.name.removeprefix("local/")
-            for root in (base / ".conveyor" / "actions", *search):
-                if (root / short).is_dir():
-                    return ResolvedAction((root / short).resolve())
-            raise ValueError(
-                f"there is no directory {short} in .conveyor/actions or the [actions] paths"
-            )
-        for root in search:
-            candidate = root / ref.name
-            if candidate.is_dir():
-                return ResolvedAction(candidate.resolve())
-        raise ValueError(
-            f"action {ref} is not in a local action directory, and this command does not "
-            "fetch actions from git"
-        )
-
-    return resolve
+def translate(
+    documents: Sequence[tuple[Any, SourceMap]],
+    display: str,
+    fmt: str,
+    base: Path,
+    resolver: ActionResolver | None,
+) -> PipelineSpec:
+    """The translator :mod:`conveyor.spec.formats` calls."""
+    return parse_datatorch(documents, display, base, resolver or local_resolver(base))
 
 
 def parse_datatorch(
@@ -118,15 +86,12 @@ def parse_datatorch(
     return spec.with_read_files(tuple(loader.read_files)).with_warnings(tuple(warnings))
 
 
-class _Loader:
+class _Loader(ActionReader):
     def __init__(
         self, source: SourceMap, result: Translation, base: Path, resolver: ActionResolver
     ) -> None:
-        self.source = source
+        super().__init__(source, base, resolver)
         self.result = result
-        self.base = base.resolve()
-        self.resolver = resolver
-        self.read_files: list[str] = []
 
     def job(self, job_id: str, data: Any) -> dict[str, Any]:
         loc: Loc = ("jobs", job_id)
@@ -171,9 +136,10 @@ class _Loader:
             raise self.source.error(loc, f"{describe(loc)} needs an `action`")
         name = str(step.get("name") or "")
         ident = str(step.get("id") or slug(name, f"step-{index + 1}"))
-        manifest = self.manifest(
-            self.action_ref(step["action"], (*loc, "action")), (*loc, "action")
-        )
+        ref = self.action_ref(step["action"], (*loc, "action"))
+        resolved = self.resolve(ref, str(ref), (*loc, "action"))
+        document = self.manifest_document(resolved, MANIFESTS, str(ref), (*loc, "action"))
+        manifest = read_manifest(*document, str(ref))
         given = expect_mapping(
             step.get("inputs", {}), self.source, (*loc, "inputs"), "input values"
         )
@@ -182,17 +148,17 @@ class _Loader:
             inputs[str(key)] = self.render(value, {**variables, **inputs}, (*loc, "inputs", key))
         for key, declared in manifest.inputs.items():
             where = (*loc, "inputs", key) if key in inputs else (*loc, "action")
-            if key not in inputs and declared.get("default") is not None:
-                inputs[key] = declared["default"]
-            elif key not in inputs and declared.get("required"):
+            if key not in inputs and declared.default is not None:
+                inputs[key] = declared.default
+            elif key not in inputs and declared.required:
                 raise self.source.error(
                     where if key in given else loc,
-                    f"step {ident!r}: input {key!r} is required by action {manifest.ref}",
+                    f"step {ident!r}: input {key!r} is required by action {ref}",
                 )
             if key in inputs:
-                inputs[key] = self.coerce(key, inputs[key], declared, where)
+                inputs[key] = self.coerce(key, inputs[key], declared.type, where)
         variables.update(inputs)
-        variables.update({o: f"${{{{ steps.{ident}.outputs.{o} }}}}" for o in manifest.outputs})
+        variables.update({o: step_output(ident, o) for o in manifest.outputs})
         for key in ("id", "name", "run", "action"):
             self.result.mark(
                 (*native, key), self.source, (*loc, "action" if key != "name" else "name")
@@ -200,20 +166,21 @@ class _Loader:
         self.result.mark((*native, "action", "inputs"), self.source, (*loc, "inputs"))
         for key in inputs:
             self.result.mark((*native, "action", "inputs", key), self.source, (*loc, "inputs", key))
+        command = self.command(manifest, resolved, str(ref), (*loc, "action"))
         out: dict[str, Any] = {
             "id": ident,
-            "run": manifest.command,
+            "run": command["run"],
             "cache": bool(step.get("cache", False)),
         }
         if name:
             out["name"] = name
-        if manifest.commit is None:  # a local action's code is part of the cache key
-            out["inputs"] = [self.relative(manifest.directory) or str(manifest.directory)]
+        if resolved.commit is None:  # a local action's code is part of the cache key
+            out["inputs"] = [shown_path(resolved.directory, self.base)]
         out["action"] = {
-            "ref": manifest.ref,
-            "commit": manifest.commit,
+            "ref": str(ref),
+            "commit": resolved.commit,
             "inputs": inputs,
-            "outputs": manifest.outputs,
+            "outputs": list(manifest.outputs),
         }
         return out
 
@@ -224,7 +191,7 @@ class _Loader:
             name, sep, tag = value.strip().partition("@")
             if not sep or not name or not tag:
                 raise self.source.error(loc, f"action {value!r} must be owner/name@tag or ./path")
-            return ActionRef(name, tag)
+            return ActionRef(name, tag, library=library_url(name))
         action = expect_mapping(
             value, self.source, loc, "an action: owner/name@tag or {name, tag, git}"
         )
@@ -233,35 +200,16 @@ class _Loader:
             if not action.get(key):
                 raise self.source.error(loc, f"an action object needs `{key}`")
         git = str(action["git"]) if action.get("git") else None
-        return ActionRef(str(action["name"]), str(action["tag"]), git)
-
-    def manifest(self, ref: ActionRef, loc: Loc) -> Manifest:
-        try:
-            resolved = self.resolver(ref)
-        except (ValueError, ConveyorError) as exc:
-            detail = exc.detail if isinstance(exc, SpecError) else str(exc)
-            raise self.source.error(loc, f"cannot use action {ref}: {detail}") from None
-        path = next(
-            (resolved.directory / n for n in MANIFESTS if (resolved.directory / n).is_file()), None
-        )
-        if path is None:
-            where = self.relative(resolved.directory) or str(resolved.directory)
-            raise self.source.error(loc, f"action {ref} has no action-datatorch.yaml in {where}")
-        self.read_files.append(str(path))
-        shown = self.relative(path) or str(path)
-        text = read_text(path, shown)
-        documents = list(load_documents(text, shown))
-        if not documents:
-            raise SpecError(f"the action manifest of {ref} is empty", Position(shown))
-        return read_manifest(documents[0], ref, resolved, self.relative)
+        name = str(action["name"])
+        return ActionRef(name, str(action["tag"]), git, library_url(name))
 
     def render(self, value: Any, variables: dict[str, Any], loc: Loc) -> Any:
         """Resolve ``${{ inputs.K }}`` now (to a value, or to a step output reference)."""
-        if not isinstance(value, str) or "${{" not in value:
+        if not isinstance(value, str) or not has_expression(value):
             return value
 
         def lookup(expr: str) -> Any:
-            if _STEP_REF.match(expr):
+            if is_step_output(expr):
                 return f"${{{{ {expr} }}}}"
             match = _INPUT_REF.match(expr)
             if not match:
@@ -277,27 +225,16 @@ class _Loader:
                 )
             return variables[match.group(1)]
 
-        whole = _EXPR.fullmatch(value.strip())
-        if whole:  # a whole-string reference keeps its type
-            return lookup(whole.group(1))
-        return _EXPR.sub(lambda m: _text(lookup(m.group(1))), value)
+        whole = whole_expression(value)
+        if whole is not None:  # a whole-string reference keeps its type
+            return lookup(whole)
+        return EXPRESSION.sub(lambda m: value_text(lookup(m.group(1))), value)
 
-    def coerce(self, key: str, value: Any, declared: dict[str, Any], loc: Loc) -> Any:
+    def coerce(self, key: str, value: Any, kind: str, loc: Loc) -> Any:
         """A literal as the declared type, cast as DataTorch casts it ("3" -> 3)."""
-        kind = declared.get("type")
-        if not kind or value is None or (isinstance(value, str) and "${{" in value):
+        if value is None or (isinstance(value, str) and has_expression(value)):
             return value
         try:
-            return cast(str(kind), value)
-        except (TypeError, ValueError):
-            raise self.source.error(loc, f"input {key!r} is {kind}, and {value!r} is not") from None
-
-    def relative(self, path: Path) -> str | None:
-        try:
-            return path.resolve().relative_to(self.base).as_posix()
+            return check_value(kind, value, casts=True)
         except ValueError:
-            return None
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+            raise self.source.error(loc, f"input {key!r} is {kind}, and {value!r} is not") from None

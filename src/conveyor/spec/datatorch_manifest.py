@@ -1,76 +1,39 @@
-"""DataTorch action manifests (``action-datatorch.yaml``): typed inputs, outputs, and
-the command that runs the action (``runs.using``: python, cmd or shell)."""
+"""DataTorch action manifests (``action-datatorch.yaml``) -> the action model
+(:mod:`conveyor.spec.actions`): typed inputs, outputs, and how the action runs
+(``runs.using``: python, cmd or shell).
+
+DataTorch's type names map onto the model's types; its casts (``"3"`` is a number) are
+the translator's choice when it checks a value (``check_value(..., casts=True)``).
+"""
 
 from __future__ import annotations
 
-import os
-import shlex
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from conveyor.spec.actions import ActionManifest, InputDecl, Runs
 from conveyor.spec.translate import check_keys, expect_mapping
 from conveyor.spec.yamlsource import SourceMap
 
-if TYPE_CHECKING:
-    from conveyor.spec.datatorch import ActionRef, ResolvedAction
-
 MANIFESTS = ("action-datatorch.yaml", "action-datatorch.yml")
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "int": (int,),
-    "float": (int, float),
-    "number": (int, float),
-    "boolean": (bool,),
-    "bool": (bool,),
-    "array": (list,),
-    "list": (list,),
-    "object": (dict,),
-    "dict": (dict,),
+TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "int": "integer",
+    "float": "number",
+    "number": "number",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "array": "array",
+    "list": "array",
+    "object": "object",
+    "dict": "object",
 }
+"""DataTorch's type names -> the model's."""
+_ENTRY = {"python": "main", "cmd": "command", "shell": "script"}
 
 
-@dataclass
-class Manifest:
-    ref: str
-    directory: Path
-    commit: str | None
-    inputs: dict[str, dict[str, Any]]
-    outputs: list[str]
-    command: str
-
-
-def cast(kind: str, value: Any) -> Any:
-    expected = _TYPES[kind]
-    if expected == (str,) and isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bool) != (expected == (bool,)) and not isinstance(value, str):
-        raise TypeError(kind)
-    if isinstance(value, expected):
-        return value
-    if expected == (int,):
-        number = float(value)
-        if not number.is_integer():
-            raise ValueError(value)
-        return int(number)
-    if expected == (int, float):
-        return float(value)
-    if expected == (str,) and isinstance(value, int | float):
-        return str(value)
-    if expected == (bool,) and str(value).lower() in ("true", "false"):
-        return str(value).lower() == "true"
-    raise TypeError(kind)
-
-
-def read_manifest(
-    document: tuple[Any, SourceMap],
-    ref: ActionRef,
-    resolved: ResolvedAction,
-    relative: Callable[[Path], str | None],
-) -> Manifest:
-    data, source = document
+def read_manifest(data: Any, source: SourceMap, ref: str) -> ActionManifest:
+    """The manifest as the model; a default is checked when it is used, as DataTorch does."""
     manifest = expect_mapping(data, source, (), "an action manifest")
     check_keys(
         manifest,
@@ -80,7 +43,7 @@ def read_manifest(
         {},
         "an action manifest",
     )
-    inputs: dict[str, dict[str, Any]] = {}
+    inputs: dict[str, InputDecl] = {}
     for key, declared in expect_mapping(
         manifest.get("inputs", {}), source, ("inputs",), ""
     ).items():
@@ -93,45 +56,44 @@ def read_manifest(
             {},
             "an input",
         )
-        if declared.get("type") is not None and str(declared["type"]) not in _TYPES:
+        kind = declared.get("type")
+        if kind is not None and str(kind) not in TYPES:
             raise source.error(
                 ("inputs", key, "type"),
-                f"unknown input type {declared['type']!r} (known: {', '.join(sorted(_TYPES))})",
+                f"unknown input type {kind!r} (known: {', '.join(sorted(TYPES))})",
             )
-        inputs[str(key)] = declared
-    outputs = [
-        str(k) for k in expect_mapping(manifest.get("outputs", {}), source, ("outputs",), "")
-    ]
+        description = declared.get("description")
+        inputs[str(key)] = InputDecl(
+            "any" if kind is None else TYPES[str(kind)],
+            bool(declared.get("required")),
+            declared.get("default"),
+            None if description is None else str(description),
+        )
+    outputs = expect_mapping(manifest.get("outputs", {}), source, ("outputs",), "")
     runs = expect_mapping(manifest.get("runs"), source, ("runs",), "using: python, cmd or shell")
-    return Manifest(
-        str(ref),
-        resolved.directory,
-        resolved.commit,
+    description = manifest.get("description")
+    return ActionManifest(
+        str(manifest.get("name") or ref),
+        None if description is None else str(description),
         inputs,
-        outputs,
-        _command(runs, source, resolved.directory, relative),
+        tuple(str(k) for k in outputs),
+        _runs(runs, source),
     )
 
 
-def _command(
-    runs: dict[str, Any], source: SourceMap, directory: Path, relative: Callable[[Path], str | None]
-) -> str:
+def _runs(runs: dict[str, Any], source: SourceMap) -> Runs:
     using = runs.get("using")
-    keys = {"python": "main", "cmd": "command", "shell": "script"}
-    if using not in keys:
+    if using not in _ENTRY:
         raise source.error(
             ("runs", "using") if "using" in runs else ("runs",),
             f"runs.using: {using!r} is not supported (python, cmd, shell)",
         )
-    check_keys(runs, source, ("runs",), {"using", keys[str(using)]}, {}, f"runs for {using}")
-    entry = runs.get(keys[str(using)])
+    key = _ENTRY[str(using)]
+    check_keys(runs, source, ("runs",), {"using", key}, {}, f"runs for {using}")
+    entry = runs.get(key)
     if not isinstance(entry, str) or not entry.strip():
-        raise source.error(("runs",), f"runs.{keys[str(using)]} is required for `using: {using}`")
+        raise source.error(("runs",), f"runs.{key} is required for `using: {using}`")
     if using == "cmd":
-        return entry  # the action author's command; inputs arrive as INPUT_* variables
-    path = directory / entry.strip().strip("/")
-    shown = shlex.quote(relative(path) or str(path))
-    if using == "python":
-        return f'python3 -B {shown} "$CONVEYOR_ACTION_INPUTS"'  # -B: no .pyc in the key
-    runner = "" if os.access(path, os.X_OK) else "sh "
-    return f'{runner}{shown} "$CONVEYOR_ACTION_INPUTS"'
+        return Runs(command=entry)
+    path = entry.strip().strip("/")
+    return Runs(python=path) if using == "python" else Runs(script=path)

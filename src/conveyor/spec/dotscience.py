@@ -85,6 +85,13 @@ _POLICIES = {
 _WHEN_REFUSED = "Conveyor runs the whole pipeline when asked; only when.status is supported"
 
 
+def translate(
+    documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: str, *_: object
+) -> PipelineSpec:
+    """The translator :mod:`conveyor.spec.formats` calls (no actions: no resolver)."""
+    return parse_drone(documents, display, fmt)
+
+
 def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: str) -> PipelineSpec:
     """Documents of a ``.drone.yml`` or ``.dotscience.yml`` -> the internal model."""
     what = "a Dotscience pipeline" if fmt == "dotscience" else "a Drone pipeline"

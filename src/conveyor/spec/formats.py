@@ -7,19 +7,27 @@ with ``-f``) is recognised by its shape: documents with ``kind: pipeline`` are D
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from conveyor.errors import Position, ProjectError, SpecError
+from conveyor.errors import Position, SpecError
+from conveyor.spec.actions import ActionResolver
 from conveyor.spec.files import format_for_name
-from conveyor.spec.load import validate_native
+from conveyor.spec.load import read_pipeline, validate_native
 from conveyor.spec.model import PipelineSpec
-from conveyor.spec.yamlsource import SourceMap, load_documents, read_text
+from conveyor.spec.yamlsource import SourceMap, load_documents
 
-if TYPE_CHECKING:
-    from conveyor.spec.datatorch import ActionResolver
-
-FORMATS = ("conveyor", "dotscience", "drone", "datatorch")
+TRANSLATORS = {
+    "dotscience": "conveyor.spec.dotscience:translate",
+    "drone": "conveyor.spec.dotscience:translate",
+    "datatorch": "conveyor.spec.datatorch:translate",
+}
+"""Foreign format -> its translator, imported when a file of that format is loaded:
+``translate(documents, display, fmt, base, resolver) -> PipelineSpec`` (``resolver``
+None: actions in local directories only)."""
+FORMATS = ("conveyor", *TRANSLATORS)
+_HERE = Path(".")
 
 
 def load_file(
@@ -28,12 +36,7 @@ def load_file(
     """Read, detect and load the pipeline file at ``path`` in any supported format
     (DataTorch actions are found by ``resolver``; default: local directories only)."""
     shown = display or str(path)
-    try:
-        text = read_text(path, shown)
-    except FileNotFoundError as exc:
-        raise ProjectError(f"pipeline file {shown} does not exist") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the pipeline file: {exc}", Position(shown)) from exc
+    text = read_pipeline(path, shown)
     return parse_text(text, shown, format_for_name(path.name), path.parent, resolver)
 
 
@@ -41,23 +44,20 @@ def parse_text(
     text: str,
     display: str,
     fmt: str | None = None,
-    base: Path | None = None,
+    base: Path = _HERE,
     resolver: ActionResolver | None = None,
 ) -> PipelineSpec:
-    """Load pipeline text; ``fmt`` None detects the format from the data."""
+    """Load pipeline text; ``fmt`` None detects the format from the data; actions are
+    found from ``base`` (the directory of the file)."""
     documents = list(load_documents(text, display))
     if not documents:
         raise SpecError("the pipeline file is empty", Position(display))
     fmt = fmt or detect(documents)
-    if fmt in ("dotscience", "drone"):
-        from conveyor.spec.dotscience import parse_drone
-
-        return parse_drone(documents, display, fmt)
-    if fmt == "datatorch":
-        from conveyor.spec.datatorch import local_resolver, parse_datatorch
-
-        root = base or Path(".")
-        return parse_datatorch(documents, display, root, resolver or local_resolver(root))
+    if fmt in TRANSLATORS:
+        module, _, name = TRANSLATORS[fmt].partition(":")
+        translate = getattr(import_module(module), name)
+        spec: PipelineSpec = translate(documents, display, fmt, base, resolver)
+        return spec
     if len(documents) == 1:
         from conveyor.spec.uses import has_uses
 
@@ -69,16 +69,15 @@ def parse_text(
 def _native_with_uses(
     document: tuple[Any, SourceMap],
     display: str,
-    base: Path | None,
+    base: Path,
     resolver: ActionResolver | None,
 ) -> PipelineSpec:
     """A conveyor.yml whose steps run reusable actions (``uses:``)."""
-    from conveyor.spec.datatorch import local_resolver
+    from conveyor.spec.actions import local_resolver
     from conveyor.spec.uses import expand_uses
 
-    root = base or Path(".")
     data, source = document
-    expanded = expand_uses(data, source, root, resolver or local_resolver(root))
+    expanded = expand_uses(data, source, base, resolver or local_resolver(base))
     spec = validate_native([(expanded.data, source)], display)
     return spec.with_read_files(tuple(expanded.read_files)).with_warnings(tuple(expanded.warnings))
 

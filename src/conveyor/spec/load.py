@@ -16,13 +16,17 @@ from conveyor.spec.yamlsource import Loc, SourceMap, describe, load_documents, r
 def load_pipeline(path: Path, display: str | None = None) -> PipelineSpec:
     """Read, parse and validate the native pipeline file at ``path``."""
     shown = display or str(path)
+    return parse_pipeline(read_pipeline(path, shown), shown)
+
+
+def read_pipeline(path: Path, shown: str) -> str:
+    """The text of a pipeline file; a missing or unreadable one is a clear error."""
     try:
-        text = read_text(path, shown)
+        return read_text(path, shown)
     except FileNotFoundError as exc:
         raise ProjectError(f"pipeline file {shown} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read the pipeline file: {exc}", Position(shown)) from exc
-    return parse_pipeline(text, shown)
 
 
 def parse_pipeline(text: str, display: str) -> PipelineSpec:

@@ -25,6 +25,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
+def _optional(description: str) -> Any:
+    """A field that may be left out and, when given, is not empty."""
+    return Field(default=None, min_length=1, description=description)
+
+
 def parse_duration(value: object) -> float:
     """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``."""
     if isinstance(value, bool):
@@ -97,15 +102,11 @@ class StepSpec(_Strict):
 
     id: Name | None = None
     name: str | None = None
-    image: str | None = Field(
-        default=None,
-        min_length=1,
-        description="A container image for the step (recorded; run per [containers] settings).",
+    image: str | None = _optional(
+        "A container image for the step (recorded; run per [containers] settings)."
     )
-    run: str | None = Field(
-        default=None,
-        min_length=1,
-        description="Shell commands, run with `sh -e -c` (optional only for an image step).",
+    run: str | None = _optional(
+        "Shell commands, run with `sh -e -c` (optional only for an image step)."
     )
     pull: PullPolicy | None = Field(
         default=None, description="Image pull policy: always, never or if-not-exists."
@@ -115,16 +116,10 @@ class StepSpec(_Strict):
         pattern=PYTHON_TARGET,
         description="A function to call instead of `run`: `package.module:function`.",
     )
-    datums: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="Fan-out: files, directories or globs; one step instance per match.",
+    datums: list[str] | None = _optional(
+        "Fan-out: files, directories or globs; one step instance per match."
     )
-    result: str | None = Field(
-        default=None,
-        min_length=1,
-        description="python steps: where the return value is written as JSON.",
-    )
+    result: str | None = _optional("python steps: where the return value is written as JSON.")
     env: dict[str, Scalar] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(
         default_factory=dict,

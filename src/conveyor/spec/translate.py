@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.errors import SpecError
+from conveyor.spec.expressions import value_text
 from conveyor.spec.yamlsource import Loc, SourceMap, describe
 
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
@@ -86,17 +87,15 @@ def slug(name: str, fallback: str) -> str:
 
 def env_value(value: Any) -> str:
     """A setting as an environment variable: scalars as text, lists of scalars joined
-    with commas, anything nested as JSON (the Drone plugin convention)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    with commas, anything nested as compact JSON (the Drone plugin convention)."""
     if value is None:
         return ""
     if isinstance(value, str | int | float):
-        return str(value)
+        return value_text(value)
     if isinstance(value, list) and all(
         isinstance(v, str | int | float) and not isinstance(v, bool) for v in value
     ):
-        return ",".join(str(v) for v in value)
+        return ",".join(value_text(v) for v in value)
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 

@@ -7,31 +7,31 @@ outputs), as DataTorch steps are: the compiler and the runner then treat both al
 ``::name::<json>`` lines; ``${{ steps.ID.outputs.KEY }}`` resolved at launch).
 
 The action is found by the caller's :data:`ActionResolver`; its manifest is
-``action.yml`` (see :mod:`conveyor.spec.action_manifest`).
+``action.yml`` (see :mod:`conveyor.spec.action_manifest`), read into the one action
+model (:mod:`conveyor.spec.actions`).
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import ConveyorError, Position, SpecError
-from conveyor.spec.action_manifest import (
-    MANIFEST_NAMES,
+from conveyor.spec.action_manifest import MANIFEST_NAMES, parse_manifest
+from conveyor.spec.actions import (
     ActionManifest,
+    ActionReader,
+    ActionRef,
+    ActionResolver,
     check_value,
-    parse_manifest,
+    shown_path,
 )
-from conveyor.spec.datatorch import ActionRef, ActionResolver, ResolvedAction
+from conveyor.spec.expressions import expressions, has_expression, is_step_output
 from conveyor.spec.translate import expect_list, expect_mapping
-from conveyor.spec.yamlsource import Loc, SourceMap, load_documents, read_text
+from conveyor.spec.yamlsource import Loc, SourceMap
 
-_EXPR = re.compile(r"\$\{\{(.*?)\}\}")
-_STEP_REF = re.compile(r"^\s*steps\.[A-Za-z0-9_-]+\.outputs\.[A-Za-z0-9_-]+\s*$")
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@)")
 ACTION_PATH_VARIABLE = "CONVEYOR_ACTION_PATH"
 
@@ -83,24 +83,24 @@ def parse_uses(value: str) -> ActionRef:
     if _URL.match(text) or (text.startswith(("./", "../", "/")) and ref):
         if not ref:
             raise ValueError(f"{value!r} names a repository: add @ref (a tag, branch or commit)")
-        return ActionRef(head, ref, git=head, native=True)
+        return ActionRef(head, ref, git=head)
     if text.startswith(("./", "../", "/", "local/")):
         if ref:
             raise ValueError(f"{value!r}: a local directory takes no @ref")
-        return ActionRef(text, native=True)
+        return ActionRef(text)
     if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+$", head) or not ref:
         raise ValueError(
             f"{value!r} is not ./path, local/name, owner/name@ref, or a git URL or "
             "repository path with @ref"
         )
-    return ActionRef(head, ref, native=True)
+    return ActionRef(head, ref)
 
 
 def expand_uses(data: Any, source: SourceMap, base: Path, resolver: ActionResolver) -> Expanded:
     """``data`` (a native pipeline) with its ``uses`` steps rewritten; ``source`` gains
     the positions of the keys written, so errors point at ``uses`` and ``with``."""
     result = Expanded(copy.deepcopy(data))
-    expander = _Expander(source, base.resolve(), resolver, result)
+    expander = _Expander(source, base, resolver, result)
     for job_id, job in result.data["jobs"].items():
         if not isinstance(job, dict) or not isinstance(job.get("steps"), list):
             continue
@@ -117,16 +117,15 @@ def expect_list_of(value: Any, source: SourceMap, loc: Loc) -> list[Any]:
 
 
 def _outputs_in(value: str) -> bool:
-    return any(_STEP_REF.match(expr) for expr in _EXPR.findall(value))
+    return any(is_step_output(expr) for expr in expressions(value))
 
 
-class _Expander:
+class _Expander(ActionReader):
     def __init__(
         self, source: SourceMap, base: Path, resolver: ActionResolver, result: Expanded
     ) -> None:
-        self.source = source
-        self.base = base
-        self.resolver = resolver
+        super().__init__(source, base, resolver)
+        self.read_files = result.read_files
         self.result = result
 
     def step(self, step: dict[str, Any], loc: Loc) -> dict[str, Any]:
@@ -141,27 +140,23 @@ class _Expander:
             ref = parse_uses(value)
         except ValueError as exc:
             raise self.source.error(where, str(exc)) from None
-        try:
-            resolved = self.resolver(ref)
-        except (ValueError, ConveyorError) as exc:
-            detail = exc.detail if isinstance(exc, SpecError) else str(exc)
-            raise self.source.error(where, f"cannot use action {value}: {detail}") from None
+        resolved = self.resolve(ref, value, where)
         if resolved.warning:
             self.result.warnings.append(f"{self.source.position(where)}: {resolved.warning}")
-        manifest = self.manifest(value, resolved, where)
+        manifest = parse_manifest(*self.manifest_document(resolved, MANIFEST_NAMES, value, where))
         given = expect_mapping(step.get("with") or {}, self.source, (*loc, "with"), "inputs")
         inputs = self.inputs(value, manifest, given, loc, "with" in step)
         out = {k: v for k, v in step.items() if k not in ("uses", "with")}
         declared_inputs = expect_list_of(out.get("inputs"), self.source, (*loc, "inputs"))
         env = dict(expect_mapping(out.get("env") or {}, self.source, (*loc, "env"), "name: value"))
-        env[ACTION_PATH_VARIABLE] = self.shown(resolved.directory)
+        env[ACTION_PATH_VARIABLE] = shown_path(resolved.directory, self.base)
         if resolved.commit is None:  # a local action's code is part of the cache key
-            declared_inputs.append(self.shown(resolved.directory))
+            declared_inputs.append(shown_path(resolved.directory, self.base))
         for key, declared in manifest.inputs.items():
             path = inputs.get(key)
             if declared.type == "file" and isinstance(path, str) and not _outputs_in(path):
                 declared_inputs.append(path)  # templates in it are rendered with the plan
-        out.update(self.command(value, manifest, resolved, where))
+        out.update(self.command(manifest, resolved, value, where))
         out["env"] = env
         out["inputs"] = list(dict.fromkeys(declared_inputs))
         out["action"] = {
@@ -180,50 +175,6 @@ class _Expander:
                 marks[(*loc, "action", "inputs", key)] = mark
         return out
 
-    def command(
-        self, value: str, manifest: ActionManifest, resolved: ResolvedAction, where: Loc
-    ) -> dict[str, str]:
-        """``run`` (and ``image``) of the native step."""
-        out: dict[str, str] = {}
-        runs = manifest.runs
-        if runs.image is not None:
-            out["image"] = runs.image
-            if runs.command is not None:
-                out["run"] = str(runs.command)
-        elif runs.python is not None:
-            python = "python3"
-            if runs.requirements is not None:
-                requirements = resolved.directory / runs.requirements
-                if resolved.environment is None:
-                    raise self.source.error(
-                        where,
-                        f"action {value} needs a Python environment, and this command "
-                        "does not build one (run it in a project)",
-                    )
-                try:
-                    python = resolved.environment(requirements)
-                except (ValueError, ConveyorError) as exc:
-                    raise self.source.error(where, f"action {value}: {exc}") from None
-            script = shlex.quote(self.shown(resolved.directory / runs.python))
-            out["run"] = f'{shlex.quote(python)} -B {script} "$CONVEYOR_ACTION_INPUTS"'
-        else:
-            out["run"] = str(runs.command)
-        return out
-
-    def manifest(self, value: str, resolved: ResolvedAction, where: Loc) -> ActionManifest:
-        directory = resolved.directory
-        path = next((directory / n for n in MANIFEST_NAMES if (directory / n).is_file()), None)
-        if path is None:
-            raise self.source.error(
-                where, f"action {value} has no action.yml in {self.shown(directory)}"
-            )
-        self.result.read_files.append(str(path))
-        shown = self.shown(path)
-        documents = list(load_documents(read_text(path, shown), shown))
-        if not documents:
-            raise SpecError(f"the action manifest of {value} is empty", Position(shown))
-        return parse_manifest(*documents[0])
-
     def inputs(
         self,
         value: str,
@@ -241,13 +192,13 @@ class _Expander:
                 raise self.source.error(
                     where, f"action {value} has no input {key!r} (its inputs: {known})"
                 )
-            if isinstance(raw, str) and "${{" in raw:
-                for expr in _EXPR.findall(raw):
-                    if not _STEP_REF.match(expr) and declared.type not in ("string", "file"):
+            if isinstance(raw, str) and has_expression(raw):
+                for expr in expressions(raw):
+                    if not is_step_output(expr) and declared.type not in ("string", "file"):
                         raise self.source.error(
                             where,
                             f"input {key!r} is {declared.type}: only string and file inputs "
-                            f"take templates like ${{{{{expr}}}}}; use "
+                            f"take templates like ${{{{ {expr} }}}}; use "
                             "${{ steps.ID.outputs.NAME }} or a literal",
                         )
                 # templates are rendered with the plan, outputs at launch
@@ -268,10 +219,3 @@ class _Expander:
                     where, f"input {key!r} is required by action {value}; give it in `with`"
                 )
         return inputs
-
-    def shown(self, path: Path) -> str:
-        """A path as a step sees it: project-relative when inside the project."""
-        try:
-            return path.resolve().relative_to(self.base).as_posix()
-        except ValueError:
-            return str(path.resolve())
