@@ -121,7 +121,7 @@ def show_commit(access: Viewer, state: State, ref: str) -> dict[str, str]:
 def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, Any]:
     """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""
     from conveyor.errors import ConveyorError
-    from conveyor.plan.compile import compile_plan, parse_params
+    from conveyor.plan.compile import compile_plan
     from conveyor.server.gitrepo import resolve
     from conveyor.server.triggers import load_spec_at
 
@@ -130,7 +130,7 @@ def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, 
         raise HTTPException(404, f"{ref!r} names no branch, tag or commit of the project")
     try:
         spec = load_spec_at(state, access.project, commit)
-        plan = compile_plan(spec, parse_params(spec, []), [])
+        plan = compile_plan(spec, {}, [])
     except ConveyorError as exc:
         raise HTTPException(422, f"the pipeline at {commit[:12]} is invalid: {exc}") from exc
     return {

@@ -116,7 +116,7 @@ class Worker:
         try:
             project = Project(workdir, state_dir=state, settings=settings, records=self.db.records)
             request = RunRequest(
-                params=[f"{k}={v}" for k, v in queued.params.items()],
+                params=queued.params,
                 run_id=queued.id,
                 who=queued.who,
                 trigger=queued.trigger,
