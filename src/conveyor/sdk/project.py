@@ -232,24 +232,28 @@ class Project:
             if r.workdir == str(self.root) or (r.host == host and not _alive(r.pid))
         ]
         for run in stale:
-            batch = WriteBatch()
-            now = time.time()
-            for step in self.records.step_runs(run.id):
-                if step.status in (StepStatus.RUNNING, StepStatus.QUEUED):
-                    step.status = StepStatus.CANCELLED
-                    step.error = "interrupted: the conveyor process ended mid-run"
-                    step.ended_at = now
-                    batch.put_step_run(step)
-            events = self.records.events(run.id)
-            kill_leftovers(events)
-            remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
-            batch.run_updates[run.id] = (
-                RunStatus.INTERRUPTED,
-                now,
-                "the conveyor process ended mid-run",
-            )
-            batch.events.append(EventRecord(run.id, "run-interrupted", now))
-            self.records.write(batch)
+            mark_interrupted(self.records, run, "the conveyor process ended mid-run")
+
+
+def mark_interrupted(records: MetadataRepository, run: RunRecord, reason: str) -> None:
+    """Record that ``run`` did not end on its own (its process or worker died, or a server
+    stopped it): its unfinished steps cancelled, the run ``interrupted`` (it can be resumed),
+    and what its steps left on this host ended. The one routine of the CLI and the server."""
+    now = time.time()
+    batch = WriteBatch()
+    for step in records.step_runs(run.id):
+        if not step.status.finished:
+            step.status = StepStatus.CANCELLED
+            step.error = f"interrupted: {reason}"
+            step.ended_at = now
+            batch.put_step_run(step)
+    if run.host == socket.gethostname():  # another host's process ids mean nothing here
+        events = records.events(run.id)
+        kill_leftovers(events)
+        remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
+    batch.run_updates[run.id] = (RunStatus.INTERRUPTED, now, reason)
+    batch.events.append(EventRecord(run.id, "run-interrupted", now))
+    records.write(batch)
 
 
 def _alive(pid: int | None) -> bool:

@@ -23,7 +23,7 @@ from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.project import CACHE_KEY_FILE, Project, cache_key_at, kill_leftovers
+from conveyor.sdk.project import CACHE_KEY_FILE, Project, cache_key_at, mark_interrupted
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
 from conveyor.sdk.settings import ContainerSettings, Settings
 from conveyor.server.config import ServerConfig
@@ -85,16 +85,26 @@ class Worker:
             status, error, result = self._execute(queued)
         except Exception as exc:  # a bug must not kill the worker: the run fails instead
             log.exception("run %s failed inside the server", queued.id)
-            status, error, result = "failed", f"internal error: {type(exc).__name__}: {exc}", None
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            status, result = RunStatus.FAILED, None
         finally:
             self.active.pop(queued.id, None)
-        if self.stopping and status == "cancelled":
-            status, error = "interrupted", "interrupted: the server stopped mid-run; resume it"
+        if self.stopping and status == RunStatus.CANCELLED:
+            status, error = self._interrupted(queued.id)
         self.db.queue.finish(queued.id, status, error, result)
         try:  # the project's retention setting, applied on the server's own
             apply_retention(self.config, self.db, queued.project)
         except Exception:  # retention must never fail a run or stop the worker
             log.exception("retention of project %s failed", queued.project)
+
+    def _interrupted(self, run_id: str) -> tuple[RunStatus, str]:
+        """A run the server's stop cancelled was interrupted (it can be resumed): its
+        record says so too, not only the queue."""
+        reason = "the server stopped mid-run; resume it"
+        record = self.db.records.get_run(run_id)
+        if record is not None:
+            mark_interrupted(self.db.records, record, reason)
+        return RunStatus.INTERRUPTED, f"interrupted: {reason}"
 
     def shutdown(self) -> None:
         """Stop the run in progress (it ends ``interrupted`` and can be resumed)."""
@@ -103,7 +113,7 @@ class Worker:
             if runner is not None:
                 runner.request_cancel()
 
-    def _execute(self, queued: QueuedRun) -> tuple[str, str | None, str | None]:
+    def _execute(self, queued: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
         project_dir = self.config.project_dir(queued.project)
         repo = project_dir / "repo.git"
         workdir = project_dir / "work" / queued.id
@@ -130,7 +140,7 @@ class Worker:
             try:
                 record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
             except ConveyorError as exc:
-                return "failed", str(exc), None
+                return RunStatus.FAILED, str(exc), None
             finally:
                 project.digests.close()
             steps = self.db.records.step_runs(queued.id)
@@ -150,7 +160,7 @@ class Worker:
                 repo, store, queued.id, queued.commit, files, message, branch, masker
             )
             _warn_withheld(self.db, queued.id, withheld)
-            return str(record.status), record.error or _why(steps), result
+            return record.status, record.error or _why(steps), result
         finally:
             remove_worktree(repo, workdir)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -257,7 +267,7 @@ def watch(
                 for worker in workers:
                     worker.beat()
                 stale = db.queue.recover_stale(stale_after)
-                mark_interrupted(db, stale)
+                interrupt_stale(db, stale)
                 remove_workspaces(config, db, stale, secrets_for)
         except Exception:
             log.exception("heartbeat failed")
@@ -281,22 +291,9 @@ def remove_workspaces(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def mark_interrupted(db: ServerDatabase, run_ids: list[str]) -> None:
+def interrupt_stale(db: ServerDatabase, run_ids: list[str]) -> None:
     """The run records of runs whose worker died say so too."""
     for run_id in run_ids:
         run = db.records.get_run(run_id)
-        if run is None or run.status.finished:
-            continue
-        now = time.time()
-        batch = WriteBatch()
-        for step in db.records.step_runs(run_id):
-            if not step.status.finished:
-                step.status = StepStatus.CANCELLED
-                step.error = "interrupted: the worker ended mid-run"
-                step.ended_at = now
-                batch.put_step_run(step)
-        batch.run_updates[run_id] = (RunStatus.INTERRUPTED, now, "the worker ended mid-run")
-        batch.events.append(EventRecord(run_id, "run-interrupted", now))
-        db.records.write(batch)
-        if run.host == socket.gethostname():  # end the step processes it left behind
-            kill_leftovers(db.records.events(run_id))
+        if run is not None and not run.status.finished:
+            mark_interrupted(db.records, run, "the worker ended mid-run")
