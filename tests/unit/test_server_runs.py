@@ -1,5 +1,5 @@
-"""The server's run queue, its stop: one status type with the run records, one
-interrupt routine (real SQLite)."""
+"""The server's run queue, its stop, and its schedules: one status type with the run
+records, one interrupt routine, schedules behind their repository (real SQLite)."""
 
 from __future__ import annotations
 
@@ -86,3 +86,20 @@ def test_a_dead_workers_run_is_interrupted_by_the_shared_routine(db: ServerDatab
     [cancelled] = db.records.step_runs("r1")
     assert cancelled.status is StepStatus.CANCELLED
     assert cancelled.error == "interrupted: the worker ended mid-run"
+
+
+def test_schedules_live_behind_their_repository(db: ServerDatabase) -> None:
+    schedules = db.schedules
+    invalid = schedules.replace_from_pipeline("demo", "refs/heads/main", ["0 3 * * *", "nope"])
+    assert invalid == ["nope"]
+    added = schedules.add("demo", "*/5 * * * *", "refs/heads/main")
+    with pytest.raises(ValueError):
+        schedules.add("demo", "every day", "refs/heads/main")
+    rows = schedules.for_project("demo")
+    assert sorted(r["source"] for r in rows) == ["api", "pipeline"]
+    schedules.replace_from_pipeline("demo", "refs/heads/main", [])  # the API's one stays
+    assert [r["id"] for r in schedules.for_project("demo")] == [added["id"]]
+    [due] = schedules.due(added["next_at"])
+    assert schedules.advance(due.id, due.next_at, due.next_at + 300)
+    assert not schedules.advance(due.id, due.next_at, due.next_at + 300)  # taken once only
+    assert schedules.delete("demo", added["id"]) and not schedules.delete("demo", added["id"])

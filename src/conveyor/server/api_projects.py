@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
@@ -13,7 +11,6 @@ from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.errors import UsageError
 from conveyor.metadata.records import iso
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
-from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
 from conveyor.server.db.vault import check_name
 from conveyor.server.gitrepo import init_bare
@@ -250,9 +247,7 @@ def delete_secret(access: Lead, state: State, name: str) -> None:
 
 @router.get("/projects/{project}/schedules")
 def list_schedules(access: Viewer, state: State) -> list[dict[str, Any]]:
-    query = sa.select(t.schedules).where(t.schedules.c.project == access.project)
-    with state.db.engine.connect() as conn:
-        return [_schedule_json(dict(r._mapping)) for r in conn.execute(query)]
+    return [_schedule_json(row) for row in state.db.schedules.for_project(access.project)]
 
 
 def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -263,31 +258,19 @@ def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
 def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[str, Any]:
     """Run the pipeline at the tip of a branch on a cron schedule (UTC)."""
     from conveyor.server.gitrepo import check_ref
-    from conveyor.server.schedules import next_time
 
     try:
         check_ref(f"refs/heads/{body.branch}")
     except UsageError as exc:
         raise HTTPException(400, f"{body.branch[:200]!r} is not a valid branch name") from exc
     try:
-        first = next_time(body.cron, time.time())
+        row = state.db.schedules.add(access.project, body.cron, f"refs/heads/{body.branch}")
     except ValueError as exc:
         raise HTTPException(400, f"{body.cron!r} is not a cron expression: {exc}") from exc
-    values = {
-        "project": access.project,
-        "cron": body.cron,
-        "ref": f"refs/heads/{body.branch}",
-        "next_at": first,
-        "created_at": time.time(),
-    }
-    with state.db.engine.begin() as conn:
-        key = conn.execute(t.schedules.insert().values(values)).inserted_primary_key
-    return _schedule_json({"id": key[0] if key else None, **values})
+    return _schedule_json(row)
 
 
 @router.delete("/projects/{project}/schedules/{schedule_id}", status_code=204)
 def delete_schedule(access: Lead, state: State, schedule_id: int) -> None:
-    key = (t.schedules.c.id == schedule_id) & (t.schedules.c.project == access.project)
-    with state.db.engine.begin() as conn:
-        if not conn.execute(t.schedules.delete().where(key)).rowcount:
-            raise HTTPException(404, f"{access.project!r} has no schedule {schedule_id}")
+    if not state.db.schedules.delete(access.project, schedule_id):
+        raise HTTPException(404, f"{access.project!r} has no schedule {schedule_id}")

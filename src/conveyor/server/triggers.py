@@ -104,10 +104,8 @@ def queue_updates(
 def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpec) -> list[str]:
     """The pipeline's ``on: schedule`` entries for this branch replace the previous ones;
     returns the invalid ones."""
-    from conveyor.server.schedules import replace_pipeline_schedules
-
     crons = [s.cron for s in spec.on.schedule if f"refs/heads/{s.branch}" == ref]
-    return replace_pipeline_schedules(state, project, ref, crons)
+    return state.db.schedules.replace_from_pipeline(project, ref, crons)
 
 
 def queued_lines(state: ServerState, project: str, run_id: str, ref: str, commit: str) -> list[str]:
