@@ -58,9 +58,11 @@ class Project:
         state_dir: Path | None = None,
         settings: Settings | None = None,
         records: MetadataRepository | None = None,
+        store: ContentStore | None = None,
     ) -> None:
-        """``settings`` replaces ``.conveyor/config.toml`` and ``records`` an open
-        repository replaces the configured database (a server passes both)."""
+        """``settings`` replaces ``.conveyor/config.toml``, ``records`` an open repository
+        the configured database and ``store`` an open store the configured one (a server
+        passes all three)."""
         self.root = root.resolve()
         self._pipeline_file = pipeline_file
         self.state_dir = state_dir or self.root / STATE_DIR
@@ -68,6 +70,8 @@ class Project:
             self.__dict__["settings"] = settings  # fills the cached properties below
         if records is not None:
             self.__dict__["records"] = records
+        if store is not None:
+            self.__dict__["store"] = store
 
     @staticmethod
     def discover(start: Path, pipeline_file: Path | None = None) -> Project:

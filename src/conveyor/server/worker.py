@@ -23,8 +23,9 @@ from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.project import CACHE_KEY_FILE, Project, cache_key_at, mark_interrupted
-from conveyor.sdk.running import RunHooks, RunRequest, start_run
+from conveyor.sdk.checkout import Checkout, run_checkout
+from conveyor.sdk.project import CACHE_KEY_FILE, cache_key_at, mark_interrupted
+from conveyor.sdk.running import RunHooks, RunRequest
 from conveyor.sdk.settings import ContainerSettings, Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
@@ -35,7 +36,6 @@ from conveyor.server.results import commit_results, result_files
 from conveyor.server.retention import apply_retention
 from conveyor.server.sandbox import sandbox_setting
 from conveyor.store.cas import ContentStore
-from conveyor.vcs.git import GitState
 
 log = logging.getLogger("conveyor.server")
 
@@ -122,9 +122,9 @@ class Worker:
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
         # the HMAC key of secret values: the project's, kept in the server's data
         key = cache_key_at(project_dir / CACHE_KEY_FILE)
+        store = ContentStore(self.config.store_dir)
         add_worktree(repo, queued.commit, workdir)
         try:
-            project = Project(workdir, state_dir=state, settings=settings, records=self.db.records)
             request = RunRequest(
                 params=queued.params,
                 run_id=queued.id,
@@ -132,23 +132,21 @@ class Worker:
                 trigger=queued.trigger,
                 env=secrets,
                 secrets_from_environment=False,
-                git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
                 cache_scope=_cache_scope(queued.project, secrets, key),
                 executors_allowed=self.config.executors_allowed,
                 cache_key=key,
             )
+            checkout = Checkout(workdir, queued.commit, state)
+            hooks = RunHooks(on_runner=self._register(queued))
             try:
-                record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
+                record = run_checkout(checkout, settings, store, self.db.records, request, hooks)
             except ConveyorError as exc:
                 return RunStatus.FAILED, str(exc), None
-            finally:
-                project.digests.close()
             steps = self.db.records.step_runs(queued.id)
             masker = Masker(secrets.values())
             for step in steps:
                 if step.log_path:
                     mask_file(Path(step.log_path), masker)
-            store = ContentStore(self.config.store_dir)
             files = result_files(store, steps)
             branch = (
                 queued.ref.removeprefix("refs/heads/")
