@@ -4,7 +4,7 @@ The public names below are loaded on first use, so ``import conveyor`` (and the 
 start-up) stays cheap::
 
     from conveyor import Project, RunRequest, start_run
-    record = start_run(Project.discover(Path(".")), RunRequest(params=["lr=0.1"]))
+    record = start_run(Project.discover(Path(".")), RunRequest(params={"lr": 0.1}))
 """
 
 from __future__ import annotations

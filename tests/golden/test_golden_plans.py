@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from conveyor.plan.compile import compile_plan, parse_params
+from conveyor.cli.context import param_values
+from conveyor.plan.compile import compile_plan
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.spec.load import load_pipeline
@@ -39,7 +40,7 @@ def _lines(path: Path) -> list[str]:
 
 def compile_case(name: str) -> ExecutionPlan:
     spec = load_pipeline(CASES / f"{name}.yml", display=f"{name}.yml")
-    params = parse_params(spec, _lines(CASES / f"{name}.params"))
+    params = param_values(_lines(CASES / f"{name}.params"))
     with tempfile.TemporaryDirectory() as root:  # the listed files, empty, for real globs
         for rel in _lines(CASES / f"{name}.files"):
             (Path(root) / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from conveyor.cli.context import param_values
 from conveyor.errors import ParamError, Position, SpecError
-from conveyor.plan.compile import compile_plan, parse_params
+from conveyor.plan.compile import check_params, compile_plan
 from conveyor.plan.model import ExecutionPlan
 from conveyor.spec.load import parse_pipeline
 from conveyor.spec.model import PipelineSpec
@@ -33,6 +34,11 @@ def locate(text: str, needle: str, nth: int = 0) -> tuple[int, int]:
 
 def spec_of(text: str) -> PipelineSpec:
     return parse_pipeline(dedent(text), FILE)
+
+
+def parse_params(spec: PipelineSpec, given: Sequence[str]) -> dict[str, Any]:
+    """What ``-p name=value`` options become: the CLI splits them, the compiler reads them."""
+    return check_params(spec, param_values(given))
 
 
 def compile_text(text: str, params: Sequence[str] = (), only: Sequence[str] = ()) -> ExecutionPlan:
@@ -670,6 +676,38 @@ def test_parse_params_unknown_or_malformed(given: str) -> None:
 def test_unknown_param_names_the_declared_ones() -> None:
     with pytest.raises(ParamError, match=r"unknown parameter 'epochs'.*fast, lr, n, name"):
         parse_params(spec_of(PARAMS), ["epochs=3"])
+
+
+@pytest.mark.parametrize(
+    ("given", "value"),
+    [
+        ({"n": 4}, 4),
+        ({"lr": 2}, 2.0),
+        ({"lr": 0.5}, 0.5),
+        ({"fast": True}, True),
+        ({"name": 5}, "5"),
+        ({"name": False}, "false"),
+        ({"n": "7"}, 7),
+    ],
+)
+def test_typed_params_keep_their_type(given: dict[str, Any], value: Any) -> None:
+    checked = check_params(spec_of(PARAMS), given)
+    assert list(checked.values()) == [value]
+    assert type(next(iter(checked.values()))) is type(value)
+
+
+@pytest.mark.parametrize(
+    "given", [{"n": 1.5}, {"n": True}, {"lr": False}, {"fast": 1}, {"fast": 0.0}]
+)
+def test_typed_params_of_the_wrong_type(given: dict[str, Any]) -> None:
+    with pytest.raises(ParamError, match=f"parameter '{next(iter(given))}' is"):
+        check_params(spec_of(PARAMS), given)
+
+
+def test_compile_checks_typed_params() -> None:
+    with pytest.raises(ParamError, match="'n' is int"):
+        compile_plan(spec_of(PARAMS), {"n": 2.5})
+    assert dict(compile_plan(spec_of(PARAMS), {"n": 2}).params)["n"] == 2
 
 
 def test_compile_refuses_an_unknown_param() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import Context, emit_json, file_option
+from conveyor.cli.context import Context, emit_json, file_option, param_values
 from conveyor.cli.templates import CONFIG_TEMPLATE, EXAMPLE_PIPELINE
 
 pass_context = click.make_pass_decorator(Context)
@@ -80,7 +80,7 @@ def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, 
     """Print the compiled plan: steps in run order with their dependencies."""
     from conveyor.sdk.running import compile_project
 
-    compiled = compile_project(ctx.project(), params, only)
+    compiled = compile_project(ctx.project(), param_values(params), only)
     if as_json:
         emit_json(compiled.to_json())
         return

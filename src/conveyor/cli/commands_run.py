@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json, file_option
+from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json, file_option, param_values
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -115,7 +115,7 @@ def run(
         )
 
     request = RunRequest(
-        params=params,
+        params=param_values(params),
         only=only,
         force=force,
         parallelism=parallelism,

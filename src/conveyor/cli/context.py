@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from conveyor.errors import ParamError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,6 +26,19 @@ class Context:
         from conveyor.sdk.project import Project
 
         return Project.discover(self.directory, self.pipeline_file)
+
+
+def param_values(given: Sequence[str]) -> dict[str, str]:
+    """``-p name=value`` options as a mapping: the command line is the one place where
+    parameters are text; the compiler reads each as its declared type."""
+    values: dict[str, str] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ParamError(f"--param takes name=value, got {item!r}")
+        values[name] = value
+    return values
 
 
 def emit_json(data: Any) -> None:

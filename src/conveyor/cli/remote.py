@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import EXIT_CANCELLED, emit_json
-from conveyor.errors import ParamError
+from conveyor.cli.context import EXIT_CANCELLED, emit_json, param_values
 
 
 def run_remote(
@@ -17,12 +16,7 @@ def run_remote(
     from conveyor.sdk.remote import RemoteClient, current_branch
 
     client = RemoteClient.for_project(project)
-    values = {}
-    for item in params:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ParamError(f"--param {item!r} is not NAME=VALUE")
-        values[name] = value
+    values = param_values(params)
     ref = ref or current_branch(project)
     client.check_pushed(project.root, ref)
     run = client.create_run(ref, values)

@@ -9,6 +9,9 @@ from typing import NewType
 RunId = NewType("RunId", str)
 """A run's id: 12 lowercase hex characters, random so that short prefixes are unique."""
 
+ParamValue = str | int | float | bool
+"""A pipeline parameter's value as given: typed (JSON, a past run) or command-line text."""
+
 StepId = NewType("StepId", str)
 """A step's id in a plan: ``job.step``; a matrix job instance reads ``job[k=v].step``."""
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conveyor.domain.types import Resources
+from conveyor.domain.types import ParamValue, Resources
 from conveyor.errors import ParamError
 from conveyor.plan import actions, depends, graph
 from conveyor.plan.datums import (
@@ -32,40 +32,55 @@ _SIZE_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _STEP_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def parse_params(spec: PipelineSpec, given: Sequence[str]) -> dict[str, Any]:
-    """Parse ``name=value`` strings from the command line against the declared params."""
+def check_params(spec: PipelineSpec, given: Mapping[str, ParamValue]) -> dict[str, Any]:
+    """Given values checked against the declared params: a typed value (JSON from the
+    API, a past run's record) must fit its declared type; text (the command line, which
+    has nothing else) is read as that type."""
     values: dict[str, Any] = {}
-    for item in given:
-        name, sep, raw = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise ParamError(f"--param takes name=value, got {item!r}")
+    for name, value in given.items():
         declared = spec.params.get(name)
         if declared is None:
             known = ", ".join(sorted(spec.params)) or "none are declared"
             raise ParamError(f"unknown parameter {name!r} (declared: {known})")
-        values[name] = coerce_param(name, declared, raw)
+        values[name] = coerce_param(name, declared, value)
     return values
 
 
-def coerce_param(name: str, declared: ParamSpec, raw: str) -> Any:
+def coerce_param(name: str, declared: ParamSpec, value: ParamValue) -> Any:
+    if not isinstance(value, str):
+        return _typed_param(name, declared, value)
     try:
         if declared.type == "int":
-            return int(raw)
+            return int(value)
         if declared.type == "float":
-            return float(raw)
+            return float(value)
         if declared.type == "bool":
-            lowered = raw.strip().lower()
+            lowered = value.strip().lower()
             if lowered in ("true", "1", "yes", "on"):
                 return True
             if lowered in ("false", "0", "no", "off"):
                 return False
-            raise ValueError(raw)
+            raise ValueError(value)
     except ValueError:
         raise ParamError(
-            f"parameter {name!r} is {declared.type}, and {raw!r} is not a valid {declared.type}"
+            f"parameter {name!r} is {declared.type}, and {value!r} is not a valid {declared.type}"
         ) from None
-    return raw
+    return value
+
+
+def _typed_param(name: str, declared: ParamSpec, value: int | float | bool) -> Any:
+    if declared.type == "str":
+        return value_text(value)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if declared.type == "int" and number and isinstance(value, int):
+        return value
+    if declared.type == "float" and number:
+        return float(value)
+    if declared.type == "bool" and isinstance(value, bool):
+        return value
+    raise ParamError(
+        f"parameter {name!r} is {declared.type}, and {value!r} is not a {declared.type}"
+    )
 
 
 # job -> its instances -> their stages (one per declared step) -> step ids; a stage
@@ -79,7 +94,7 @@ def _no_files(pattern: str) -> Sequence[str]:
 
 def compile_plan(
     spec: PipelineSpec,
-    params: Mapping[str, Any] | None = None,
+    params: Mapping[str, ParamValue] | None = None,
     selection: Sequence[str] = (),
     lister: Lister = _no_files,
 ) -> ExecutionPlan:
@@ -136,18 +151,16 @@ def compile_plan(
     )
 
 
-def _resolve_params(spec: PipelineSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+def _resolve_params(spec: PipelineSpec, given: Mapping[str, ParamValue]) -> dict[str, Any]:
+    checked = check_params(spec, given)
     values: dict[str, Any] = {}
     for name, declared in spec.params.items():
-        if name in given:
-            values[name] = given[name]
+        if name in checked:
+            values[name] = checked[name]
         elif declared.default is not None:
             values[name] = _check_default(spec.source, name, declared)
         else:
             raise ParamError(f"parameter {name!r} has no default; pass --param {name}=VALUE")
-    unknown = set(given) - set(spec.params)
-    if unknown:
-        raise ParamError(f"unknown parameter {sorted(unknown)[0]!r}")
     return values
 
 

@@ -15,12 +15,13 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import blake3
 
 from conveyor import __version__
+from conveyor.domain.types import ParamValue
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.project import Project
@@ -29,7 +30,7 @@ _KEEP = 20  # entries; older ones are pruned when a new one is written
 
 
 def compile_cached(
-    project: Project, params: Sequence[str], only: Sequence[str]
+    project: Project, params: Mapping[str, ParamValue], only: Sequence[str]
 ) -> tuple[ExecutionPlan, list[str]]:
     """The plan, and the loader's warnings (kept with the cached plan)."""
     path = project.pipeline_file
@@ -52,19 +53,19 @@ def compile_cached(
         ):
             return plan, list(data["warnings"])
         files = ProjectFiles(project.root)  # datums changed: compile again
-    from conveyor.plan.compile import compile_plan, parse_params
+    from conveyor.plan.compile import compile_plan
 
     spec = project.load_spec()
-    plan = compile_plan(spec, parse_params(spec, params), only, files)
+    plan = compile_plan(spec, params, only, files)
     read_files = {p: _digest(Path(p)) for p in spec.read_files}
     _write(directory, entry, plan, read_files, list(spec.warnings), files.seen)
     return plan, list(spec.warnings)
 
 
-def _key(name: str, content: bytes, params: Sequence[str], only: Sequence[str]) -> str:
+def _key(name: str, content: bytes, params: Mapping[str, ParamValue], only: Sequence[str]) -> str:
     # the name chooses the format (.drone.yml and conveyor.yml load the same bytes apart)
     hasher = blake3.blake3(content)
-    extra = json.dumps([__version__, sys.version, name, list(params), list(only)])
+    extra = json.dumps([__version__, sys.version, name, sorted(params.items()), list(only)])
     hasher.update(extra.encode())
     return str(hasher.hexdigest()[:32])
 

@@ -14,10 +14,10 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
@@ -58,9 +58,11 @@ class Project:
         state_dir: Path | None = None,
         settings: Settings | None = None,
         records: MetadataRepository | None = None,
+        store: ContentStore | None = None,
     ) -> None:
-        """``settings`` replaces ``.conveyor/config.toml`` and ``records`` an open
-        repository replaces the configured database (a server passes both)."""
+        """``settings`` replaces ``.conveyor/config.toml``, ``records`` an open repository
+        the configured database and ``store`` an open store the configured one (a server
+        passes all three)."""
         self.root = root.resolve()
         self._pipeline_file = pipeline_file
         self.state_dir = state_dir or self.root / STATE_DIR
@@ -68,6 +70,8 @@ class Project:
             self.__dict__["settings"] = settings  # fills the cached properties below
         if records is not None:
             self.__dict__["records"] = records
+        if store is not None:
+            self.__dict__["store"] = store
 
     @staticmethod
     def discover(start: Path, pipeline_file: Path | None = None) -> Project:
@@ -232,28 +236,39 @@ class Project:
             if r.workdir == str(self.root) or (r.host == host and not _alive(r.pid))
         ]
         for run in stale:
-            batch = WriteBatch()
-            now = time.time()
-            for step in self.records.step_runs(run.id):
-                if step.status in (StepStatus.RUNNING, StepStatus.QUEUED):
-                    step.status = StepStatus.CANCELLED
-                    step.error = "interrupted: the conveyor process ended mid-run"
-                    step.ended_at = now
-                    batch.put_step_run(step)
-            events = self.records.events(run.id)
-            from conveyor.sdk.recovery import recover_leftovers  # rare: keeps start-up lean
+            reason = "the conveyor process ended mid-run"
+            mark_interrupted(self.records, run, reason, self.settings.executors)
 
-            recovered = recover_leftovers(events, self.settings.executors, run.host == host)
-            remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
-            batch.run_updates[run.id] = (
-                RunStatus.INTERRUPTED,
-                now,
-                "the conveyor process ended mid-run",
-            )
-            ended = [f"{r.key}: {r.message}" for r in recovered if r.ended]
-            data = {"recovered": ended} if ended else {}
-            batch.events.append(EventRecord(run.id, "run-interrupted", now, data=data))
-            self.records.write(batch)
+
+def mark_interrupted(
+    records: MetadataRepository,
+    run: RunRecord,
+    reason: str,
+    executors: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Record that ``run`` did not end on its own (its process or worker died, or a server
+    stopped it): its unfinished steps cancelled, the run ``interrupted`` (it can be resumed),
+    and what its steps left on this host ended. The one routine of the CLI and the server."""
+    now = time.time()
+    batch = WriteBatch()
+    for step in records.step_runs(run.id):
+        if not step.status.finished:
+            step.status = StepStatus.CANCELLED
+            step.error = f"interrupted: {reason}"
+            step.ended_at = now
+            batch.put_step_run(step)
+    events = records.events(run.id)
+    from conveyor.sdk.recovery import recover_leftovers  # rare: keeps start-up lean
+
+    same_host = run.host == socket.gethostname()  # another host's process ids mean nothing
+    recovered = recover_leftovers(events, executors, same_host)
+    if same_host:
+        remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
+    batch.run_updates[run.id] = (RunStatus.INTERRUPTED, now, reason)
+    ended = [f"{r.key}: {r.message}" for r in recovered if r.ended]
+    data = {"recovered": ended} if ended else {}
+    batch.events.append(EventRecord(run.id, "run-interrupted", now, data=data))
+    records.write(batch)
 
 
 def _alive(pid: int | None) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.domain.states import RunStatus
+from conveyor.domain.types import ParamValue
 from conveyor.errors import NotFoundError, UsageError
 from conveyor.execute.images import ContainerRuntime, find_runtime
 from conveyor.execute.reporting import Reporter, SilentReporter
@@ -33,8 +34,9 @@ from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 @dataclass
 class RunRequest:
-    params: Sequence[str] = ()
-    """``name=value`` strings, as given on the command line."""
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    """Parameter values by name: typed, or text that the compiler reads as the declared
+    type (the command line's ``-p name=value``)."""
     only: Sequence[str] = ()
     force: bool = False
     parallelism: int | None = None
@@ -75,13 +77,13 @@ class RunHooks:
 
 
 def compile_project(
-    project: Project, params: Sequence[str] = (), only: Sequence[str] = ()
+    project: Project, params: Mapping[str, ParamValue] | None = None, only: Sequence[str] = ()
 ) -> ExecutionPlan:
     """Load and compile the pipeline (always from the file: no plan cache)."""
-    from conveyor.plan.compile import compile_plan, parse_params
+    from conveyor.plan.compile import compile_plan
 
     spec = project.load_spec()
-    return compile_plan(spec, parse_params(spec, params), only, ProjectFiles(project.root))
+    return compile_plan(spec, params or {}, only, ProjectFiles(project.root))
 
 
 def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = None) -> RunRecord:
@@ -288,7 +290,7 @@ def rerun(
         )
         _bring_untracked_inputs(project, copy, original)
         request = RunRequest(
-            params=[f"{k}={_param_text(v)}" for k, v in original.params.items()],
+            params=original.params,
             force=True,
             executor=original.executor,
             trigger=f"rerun:{original.id}",
@@ -299,12 +301,6 @@ def rerun(
             remove_worktree(git.toplevel, worktree)
             shutil.rmtree(tmp, ignore_errors=True)
     return RerunResult(original, run, _compare(project, original, run), warnings)
-
-
-def _param_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _bring_untracked_inputs(project: Project, copy: Project, original: RunRecord) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
@@ -13,7 +11,6 @@ from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.errors import UsageError
 from conveyor.metadata.records import iso
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
-from conveyor.server.db import tables as t
 from conveyor.server.db.accounts import ROLES, User
 from conveyor.server.db.vault import check_name
 from conveyor.server.gitrepo import init_bare
@@ -121,7 +118,7 @@ def show_commit(access: Viewer, state: State, ref: str) -> dict[str, str]:
 def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, Any]:
     """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""
     from conveyor.errors import ConveyorError
-    from conveyor.plan.compile import compile_plan, parse_params
+    from conveyor.plan.compile import compile_plan
     from conveyor.server.triggers import load_spec_at
     from conveyor.vcs.git import resolve
 
@@ -130,7 +127,7 @@ def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, 
         raise HTTPException(404, f"{ref!r} names no branch, tag or commit of the project")
     try:
         spec = load_spec_at(state, access.project, commit)
-        plan = compile_plan(spec, parse_params(spec, []), [])
+        plan = compile_plan(spec, {}, [])
     except ConveyorError as exc:
         raise HTTPException(422, f"the pipeline at {commit[:12]} is invalid: {exc}") from exc
     return {
@@ -250,9 +247,7 @@ def delete_secret(access: Lead, state: State, name: str) -> None:
 
 @router.get("/projects/{project}/schedules")
 def list_schedules(access: Viewer, state: State) -> list[dict[str, Any]]:
-    query = sa.select(t.schedules).where(t.schedules.c.project == access.project)
-    with state.db.engine.connect() as conn:
-        return [_schedule_json(dict(r._mapping)) for r in conn.execute(query)]
+    return [_schedule_json(row) for row in state.db.schedules.for_project(access.project)]
 
 
 def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -262,7 +257,6 @@ def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
 @router.post("/projects/{project}/schedules", status_code=201)
 def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[str, Any]:
     """Run the pipeline at the tip of a branch on a cron schedule (UTC)."""
-    from conveyor.server.schedules import next_time
     from conveyor.vcs.git import check_ref
 
     try:
@@ -270,24 +264,13 @@ def create_schedule(access: Lead, state: State, body: ScheduleCreate) -> dict[st
     except UsageError as exc:
         raise HTTPException(400, f"{body.branch[:200]!r} is not a valid branch name") from exc
     try:
-        first = next_time(body.cron, time.time())
+        row = state.db.schedules.add(access.project, body.cron, f"refs/heads/{body.branch}")
     except ValueError as exc:
         raise HTTPException(400, f"{body.cron!r} is not a cron expression: {exc}") from exc
-    values = {
-        "project": access.project,
-        "cron": body.cron,
-        "ref": f"refs/heads/{body.branch}",
-        "next_at": first,
-        "created_at": time.time(),
-    }
-    with state.db.engine.begin() as conn:
-        key = conn.execute(t.schedules.insert().values(values)).inserted_primary_key
-    return _schedule_json({"id": key[0] if key else None, **values})
+    return _schedule_json(row)
 
 
 @router.delete("/projects/{project}/schedules/{schedule_id}", status_code=204)
 def delete_schedule(access: Lead, state: State, schedule_id: int) -> None:
-    key = (t.schedules.c.id == schedule_id) & (t.schedules.c.project == access.project)
-    with state.db.engine.begin() as conn:
-        if not conn.execute(t.schedules.delete().where(key)).rowcount:
-            raise HTTPException(404, f"{access.project!r} has no schedule {schedule_id}")
+    if not state.db.schedules.delete(access.project, schedule_id):
+        raise HTTPException(404, f"{access.project!r} has no schedule {schedule_id}")

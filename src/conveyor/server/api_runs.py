@@ -9,12 +9,13 @@ import posixpath
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
+from conveyor.domain.states import RunStatus
 from conveyor.errors import UsageError
 from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
@@ -86,15 +87,12 @@ def _public(state: ServerState, text: str | None) -> str | None:
     return text.replace(f"{state.config.data}/", "") if text else text
 
 
-RunStatusFilter = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
-
-
 @router.get("/runs")
 def list_runs(
     access: Viewer,
     state: State,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    status: RunStatusFilter | None = None,
+    status: RunStatus | None = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the page before.")] = None,
 ) -> dict[str, Any]:
     """Runs of the project, newest first, a page at a time: ``runs``, ``total`` (runs
@@ -125,23 +123,24 @@ def create_run(access: Member, state: State, body: RunCreate) -> dict[str, Any]:
         raise HTTPException(400, f"{body.ref!r} names no branch, tag or commit of the project")
     ref = body.ref if body.ref.startswith("refs/") else _full_ref(repo, body.ref)
     queue = state.db.queue
-    params = {k: _text(v) for k, v in body.params.items()}
+    params = dict(body.params)  # typed, as JSON gives them; the compiler checks each
     try:
         load_spec_at(state, access.project, commit)
     except Exception as exc:
         run_id = queue.enqueue(
-            access.project, ref, commit, "manual", access.user.name, params, "failed", str(exc)
+            access.project,
+            ref,
+            commit,
+            "manual",
+            access.user.name,
+            params,
+            RunStatus.FAILED,
+            str(exc),
         )
     else:
         run_id = queue.enqueue(access.project, ref, commit, "manual", access.user.name, params)
         state.wake.set()
     return run_json(state, get_run(state, access.project, run_id), steps=False)
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _full_ref(repo: Path, name: str) -> str:
@@ -163,7 +162,7 @@ def show_run(access: Viewer, state: State, run_id: str) -> dict[str, Any]:
     ):
         return cached
     data = run_json(state, get_run(state, access.project, run_id))
-    if data["status"] in ("succeeded", "failed", "cancelled"):  # final: never changes again
+    if data["status"] in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED):  # final
         state.finished.put(data["id"], data)
     return data
 
@@ -175,12 +174,12 @@ def cancel_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
     run_id = run.id
     if run.who != access.user.name and not role_at_least(access.role, "lead"):
         raise HTTPException(403, "members cancel only their own runs; ask a lead")
-    if run.status not in ("queued", "running"):
+    if run.status.finished:
         raise HTTPException(409, f"run {run_id} already {run.status}: there is nothing to cancel")
     status = state.db.queue.request_cancel(run_id)
-    if status not in ("cancelled", "running"):  # it ended between the two reads
+    if status not in (RunStatus.CANCELLED, RunStatus.RUNNING):  # it ended between the reads
         raise HTTPException(409, f"run {run_id} already {status}: there is nothing to cancel")
-    return {"id": run_id, "status": status, "cancel_requested": status == "running"}
+    return {"id": run_id, "status": status, "cancel_requested": status == RunStatus.RUNNING}
 
 
 @router.post("/runs/{run_id}/resume", status_code=201)
@@ -189,7 +188,7 @@ def resume_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
     that finished before come from the cache."""
     run = get_run(state, access.project, run_id)
     run_id = run.id
-    if run.status in ("queued", "running"):
+    if not run.status.finished:
         raise HTTPException(409, f"run {run_id} is still {run.status}")
     new_id = state.db.queue.enqueue(
         access.project, run.ref, run.commit, f"resume:{run_id}", access.user.name, run.params
@@ -215,10 +214,10 @@ async def step_log(
     def find() -> tuple[Path | None, bool]:
         for step in state.db.records.step_runs(run.id):
             if step.step_id == step_id:
-                finished = step.status.finished or run.status not in ("queued", "running")
+                finished = step.status.finished or run.status.finished
                 return (Path(step.log_path) if step.log_path else None), finished
         current = state.db.queue.get(run.id)
-        return None, current is None or current.status not in ("queued", "running")
+        return None, current is None or current.status.finished
 
     path, finished = await asyncio.to_thread(find)
     if path is None and finished:

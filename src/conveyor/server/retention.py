@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conveyor.domain.states import RunStatus
 from conveyor.errors import ProjectError
 from conveyor.metadata.records import RunRecord
 from conveyor.sdk.project import Project
@@ -29,7 +28,6 @@ from conveyor.server.results import RESULTS_PREFIX
 
 log = logging.getLogger("conveyor.server")
 _ALL = 1_000_000_000
-_STATUSES = {str(s) for s in RunStatus}
 
 
 def policy_of(project: str, settings: dict[str, Any]) -> RetentionPolicy:
@@ -47,7 +45,7 @@ def apply_retention(
         return None
     repo = config.repo_dir(project)
     queued = db.queue.for_project(project, limit=_ALL)  # newest first
-    protect = {q.id: "it is still in progress" for q in queued if q.status in ("queued", "running")}
+    protect = {q.id: "it is still in progress" for q in queued if not q.status.finished}
     pointed = _branch_results(repo, {q.id for q in queued})
     for q in queued:
         if q.result_commit and q.result_commit in pointed:
@@ -58,8 +56,7 @@ def apply_retention(
         if record is not None:
             runs.append(record)
         elif q.id not in protect:  # never started (refused at the door): the queue row only
-            status = RunStatus(q.status) if q.status in _STATUSES else RunStatus.FAILED
-            runs.append(RunRecord(q.id, "", status, q.commit, False, q.created_at))
+            runs.append(RunRecord(q.id, "", q.status, q.commit, False, q.created_at))
     handle = Project(
         repo, state_dir=config.project_dir(project), settings=Settings(), records=db.records
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from conveyor.domain.states import RunStatus
 from conveyor.errors import ConveyorError, ProjectError
 from conveyor.server.gitrepo import ZERO, file_size, read_file
 from conveyor.server.state import ServerState
@@ -83,7 +84,7 @@ def queue_updates(
             spec = load_spec_at(state, project, update.new)
         except ConveyorError as exc:
             run_id = state.db.queue.enqueue(
-                project, update.ref, update.new, kind, who, status="failed", error=str(exc)
+                project, update.ref, update.new, kind, who, status=RunStatus.FAILED, error=str(exc)
             )
             lines.append(f"conveyor: run {run_id} failed at once: {exc}")
             continue
@@ -103,10 +104,8 @@ def queue_updates(
 def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpec) -> list[str]:
     """The pipeline's ``on: schedule`` entries for this branch replace the previous ones;
     returns the invalid ones."""
-    from conveyor.server.schedules import replace_pipeline_schedules
-
     crons = [s.cron for s in spec.on.schedule if f"refs/heads/{s.branch}" == ref]
-    return replace_pipeline_schedules(state, project, ref, crons)
+    return state.db.schedules.replace_from_pipeline(project, ref, crons)
 
 
 def queued_lines(state: ServerState, project: str, run_id: str, ref: str, commit: str) -> list[str]:

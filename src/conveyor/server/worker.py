@@ -23,9 +23,9 @@ from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.project import CACHE_KEY_FILE, Project, cache_key_at
-from conveyor.sdk.recovery import recover_leftovers
-from conveyor.sdk.running import RunHooks, RunRequest, start_run
+from conveyor.sdk.checkout import Checkout, run_checkout
+from conveyor.sdk.project import CACHE_KEY_FILE, cache_key_at, mark_interrupted
+from conveyor.sdk.running import RunHooks, RunRequest
 from conveyor.sdk.settings import ContainerSettings, Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
@@ -36,7 +36,6 @@ from conveyor.server.results import commit_results, result_files
 from conveyor.server.retention import apply_retention
 from conveyor.server.sandbox import sandbox_setting
 from conveyor.store.cas import ContentStore
-from conveyor.vcs.git import GitState
 
 log = logging.getLogger("conveyor.server")
 
@@ -86,16 +85,26 @@ class Worker:
             status, error, result = self._execute(queued)
         except Exception as exc:  # a bug must not kill the worker: the run fails instead
             log.exception("run %s failed inside the server", queued.id)
-            status, error, result = "failed", f"internal error: {type(exc).__name__}: {exc}", None
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            status, result = RunStatus.FAILED, None
         finally:
             self.active.pop(queued.id, None)
-        if self.stopping and status == "cancelled":
-            status, error = "interrupted", "interrupted: the server stopped mid-run; resume it"
+        if self.stopping and status == RunStatus.CANCELLED:
+            status, error = self._interrupted(queued.id)
         self.db.queue.finish(queued.id, status, error, result)
         try:  # the project's retention setting, applied on the server's own
             apply_retention(self.config, self.db, queued.project)
         except Exception:  # retention must never fail a run or stop the worker
             log.exception("retention of project %s failed", queued.project)
+
+    def _interrupted(self, run_id: str) -> tuple[RunStatus, str]:
+        """A run the server's stop cancelled was interrupted (it can be resumed): its
+        record says so too, not only the queue."""
+        reason = "the server stopped mid-run; resume it"
+        record = self.db.records.get_run(run_id)
+        if record is not None:
+            mark_interrupted(self.db.records, record, reason, {})
+        return RunStatus.INTERRUPTED, f"interrupted: {reason}"
 
     def shutdown(self) -> None:
         """Stop the run in progress (it ends ``interrupted`` and can be resumed)."""
@@ -104,7 +113,7 @@ class Worker:
             if runner is not None:
                 runner.request_cancel()
 
-    def _execute(self, queued: QueuedRun) -> tuple[str, str | None, str | None]:
+    def _execute(self, queued: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
         project_dir = self.config.project_dir(queued.project)
         repo = project_dir / "repo.git"
         workdir = project_dir / "work" / queued.id
@@ -113,33 +122,31 @@ class Worker:
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
         # the HMAC key of secret values: the project's, kept in the server's data
         key = cache_key_at(project_dir / CACHE_KEY_FILE)
+        store = ContentStore(self.config.store_dir)
         add_worktree(repo, queued.commit, workdir)
         try:
-            project = Project(workdir, state_dir=state, settings=settings, records=self.db.records)
             request = RunRequest(
-                params=[f"{k}={v}" for k, v in queued.params.items()],
+                params=queued.params,
                 run_id=queued.id,
                 who=queued.who,
                 trigger=queued.trigger,
                 env=secrets,
                 secrets_from_environment=False,
-                git=GitState(workdir, queued.commit, dirty=False, diff_digest=None),
                 cache_scope=_cache_scope(queued.project, secrets, key),
                 executors_allowed=self.config.executors_allowed,
                 cache_key=key,
             )
+            checkout = Checkout(workdir, queued.commit, state)
+            hooks = RunHooks(on_runner=self._register(queued))
             try:
-                record = start_run(project, request, RunHooks(on_runner=self._register(queued)))
+                record = run_checkout(checkout, settings, store, self.db.records, request, hooks)
             except ConveyorError as exc:
-                return "failed", str(exc), None
-            finally:
-                project.digests.close()
+                return RunStatus.FAILED, str(exc), None
             steps = self.db.records.step_runs(queued.id)
             masker = Masker(secrets.values())
             for step in steps:
                 if step.log_path:
                     mask_file(Path(step.log_path), masker)
-            store = ContentStore(self.config.store_dir)
             files = result_files(store, steps)
             branch = (
                 queued.ref.removeprefix("refs/heads/")
@@ -151,7 +158,7 @@ class Worker:
                 repo, store, queued.id, queued.commit, files, message, branch, masker
             )
             _warn_withheld(self.db, queued.id, withheld)
-            return str(record.status), record.error or _why(steps), result
+            return record.status, record.error or _why(steps), result
         finally:
             remove_worktree(repo, workdir)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -258,7 +265,7 @@ def watch(
                 for worker in workers:
                     worker.beat()
                 stale = db.queue.recover_stale(stale_after)
-                mark_interrupted(db, stale)
+                interrupt_stale(db, stale)
                 remove_workspaces(config, db, stale, secrets_for)
         except Exception:
             log.exception("heartbeat failed")
@@ -282,22 +289,9 @@ def remove_workspaces(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def mark_interrupted(db: ServerDatabase, run_ids: list[str]) -> None:
+def interrupt_stale(db: ServerDatabase, run_ids: list[str]) -> None:
     """The run records of runs whose worker died say so too."""
     for run_id in run_ids:
         run = db.records.get_run(run_id)
-        if run is None or run.status.finished:
-            continue
-        now = time.time()
-        batch = WriteBatch()
-        for step in db.records.step_runs(run_id):
-            if not step.status.finished:
-                step.status = StepStatus.CANCELLED
-                step.error = "interrupted: the worker ended mid-run"
-                step.ended_at = now
-                batch.put_step_run(step)
-        batch.run_updates[run_id] = (RunStatus.INTERRUPTED, now, "the worker ended mid-run")
-        batch.events.append(EventRecord(run_id, "run-interrupted", now))
-        db.records.write(batch)
-        same_host = run.host == socket.gethostname()  # local steps: only this host's
-        recover_leftovers(db.records.events(run_id), {}, same_host)
+        if run is not None and not run.status.finished:
+            mark_interrupted(db.records, run, "the worker ended mid-run", {})

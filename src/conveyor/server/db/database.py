@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -13,6 +13,7 @@ from conveyor.metadata.sql import SqlRepository, open_repository
 from conveyor.server.db.accounts import Accounts
 from conveyor.server.db.migrate import upgrade
 from conveyor.server.db.queue import RunQueue
+from conveyor.server.db.schedules import Schedules
 
 
 @dataclass
@@ -20,6 +21,10 @@ class ServerDatabase:
     records: SqlRepository
     accounts: Accounts
     queue: RunQueue
+    schedules: Schedules = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.schedules = Schedules(self.records.engine)
 
     @property
     def engine(self) -> sa.Engine:

@@ -15,19 +15,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conveyor.domain.states import RunStatus
 from conveyor.metadata.records import iso
 from conveyor.server.db import tables as t
 
 HEARTBEAT = 2.0  # seconds between heartbeats of a running run
 STALE_AFTER = 15.0  # seconds without a heartbeat: the worker is gone
-FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+FINISHED = tuple(status for status in RunStatus if status.finished)
 
 
 @dataclass(frozen=True)
 class QueuedRun:
     id: str
     project: str
-    status: str
+    status: RunStatus
+    """The same type as the run's record: the queue row and the record never disagree
+    in kind, only in timing (a queued run has no record yet)."""
     ref: str
     commit: str
     trigger: str
@@ -68,7 +71,7 @@ class RunQueue:
         trigger: str,
         who: str,
         params: dict[str, Any] | None = None,
-        status: str = "queued",
+        status: RunStatus = RunStatus.QUEUED,
         error: str | None = None,
     ) -> str:
         run_id = secrets.token_hex(6)
@@ -85,7 +88,7 @@ class RunQueue:
                     who=who[:100],
                     params=params or {},
                     created_at=now,
-                    ended_at=None if status == "queued" else now,
+                    ended_at=None if status == RunStatus.QUEUED else now,
                     cancel_requested=False,
                     error=error,
                 )
@@ -96,7 +99,7 @@ class RunQueue:
         """Take the oldest queued run for this worker, or None when there is none."""
         pick = (
             sa.select(t.runs.c.id)
-            .where(t.runs.c.status == "queued")
+            .where(t.runs.c.status == RunStatus.QUEUED)
             .order_by(t.runs.c.created_at)
             .limit(8)
         )
@@ -107,8 +110,10 @@ class RunQueue:
             with self.engine.begin() as conn:
                 changed = conn.execute(
                     t.runs.update()
-                    .where((t.runs.c.id == run_id) & (t.runs.c.status == "queued"))
-                    .values(status="running", worker=worker, started_at=now, heartbeat_at=now)
+                    .where((t.runs.c.id == run_id) & (t.runs.c.status == RunStatus.QUEUED))
+                    .values(
+                        status=RunStatus.RUNNING, worker=worker, started_at=now, heartbeat_at=now
+                    )
                 ).rowcount
             if changed == 1:
                 return self.get(run_id)
@@ -129,7 +134,7 @@ class RunQueue:
             return [str(row[0]) for row in conn.execute(query)]
 
     def for_project(
-        self, project: str, limit: int = 50, status: str | None = None
+        self, project: str, limit: int = 50, status: RunStatus | None = None
     ) -> list[QueuedRun]:
         query = sa.select(t.runs).where(t.runs.c.project == project)
         if status:
@@ -139,7 +144,11 @@ class RunQueue:
             return [QueuedRun.from_row(r) for r in conn.execute(query)]
 
     def page(
-        self, project: str, limit: int, status: str | None = None, cursor: str | None = None
+        self,
+        project: str,
+        limit: int,
+        status: RunStatus | None = None,
+        cursor: str | None = None,
     ) -> tuple[list[QueuedRun], int, str | None] | None:
         """A page of the project's runs, newest first, after the run ``cursor``: the runs,
         how many match in all, and the cursor of the next page; None for an unknown
@@ -172,7 +181,7 @@ class RunQueue:
             )
             by_status = {str(status): int(count) for status, count in counts}
             busy = conn.execute(
-                sa.select(t.runs.c.worker, t.runs.c.id).where(t.runs.c.status == "running")
+                sa.select(t.runs.c.worker, t.runs.c.id).where(t.runs.c.status == RunStatus.RUNNING)
             )
             workers = {str(worker): str(run_id) for worker, run_id in busy}
         return {"runs": by_status, "busy_workers": workers}
@@ -183,12 +192,16 @@ class RunQueue:
         with self.engine.begin() as conn:
             conn.execute(
                 t.runs.update()
-                .where(t.runs.c.id.in_(run_ids) & (t.runs.c.status == "running"))
+                .where(t.runs.c.id.in_(run_ids) & (t.runs.c.status == RunStatus.RUNNING))
                 .values(heartbeat_at=time.time())
             )
 
     def finish(
-        self, run_id: str, status: str, error: str | None = None, result_commit: str | None = None
+        self,
+        run_id: str,
+        status: RunStatus,
+        error: str | None = None,
+        result_commit: str | None = None,
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
@@ -208,21 +221,24 @@ class RunQueue:
                 t.runs.delete().where(t.runs.c.id.in_(run_ids) & t.runs.c.status.in_(FINISHED))
             )
 
-    def request_cancel(self, run_id: str) -> str:
-        """Cancel a queued run at once; ask the worker of a running one. Returns the status."""
+    def request_cancel(self, run_id: str) -> RunStatus | None:
+        """Cancel a queued run at once; ask the worker of a running one. Returns the status
+        (None: no such run)."""
         with self.engine.begin() as conn:
             conn.execute(
                 t.runs.update()
-                .where((t.runs.c.id == run_id) & (t.runs.c.status == "queued"))
-                .values(status="cancelled", ended_at=time.time(), error="cancelled while queued")
+                .where((t.runs.c.id == run_id) & (t.runs.c.status == RunStatus.QUEUED))
+                .values(
+                    status=RunStatus.CANCELLED, ended_at=time.time(), error="cancelled while queued"
+                )
             )
             conn.execute(
                 t.runs.update()
-                .where((t.runs.c.id == run_id) & (t.runs.c.status == "running"))
+                .where((t.runs.c.id == run_id) & (t.runs.c.status == RunStatus.RUNNING))
                 .values(cancel_requested=True)
             )
             row = conn.execute(sa.select(t.runs.c.status).where(t.runs.c.id == run_id)).first()
-        return "" if row is None else str(row[0])
+        return None if row is None else RunStatus(row[0])
 
     def cancel_requested(self, run_ids: list[str]) -> set[str]:
         if not run_ids:
@@ -236,15 +252,15 @@ class RunQueue:
     def recover_stale(self, stale_after: float = STALE_AFTER) -> list[str]:
         """Mark running runs whose worker stopped beating as interrupted."""
         limit = time.time() - stale_after
-        stale = (t.runs.c.status == "running") & (t.runs.c.heartbeat_at < limit)
+        stale = (t.runs.c.status == RunStatus.RUNNING) & (t.runs.c.heartbeat_at < limit)
         with self.engine.begin() as conn:
             ids = [r[0] for r in conn.execute(sa.select(t.runs.c.id).where(stale))]
             if ids:
                 conn.execute(
                     t.runs.update()
-                    .where(t.runs.c.id.in_(ids) & (t.runs.c.status == "running"))
+                    .where(t.runs.c.id.in_(ids) & (t.runs.c.status == RunStatus.RUNNING))
                     .values(
-                        status="interrupted",
+                        status=RunStatus.INTERRUPTED,
                         ended_at=time.time(),
                         error="interrupted: its worker stopped; resume it to run it again",
                     )
@@ -256,9 +272,9 @@ class RunQueue:
         with self.engine.begin() as conn:
             conn.execute(
                 t.runs.update()
-                .where((t.runs.c.worker == worker) & (t.runs.c.status == "running"))
+                .where((t.runs.c.worker == worker) & (t.runs.c.status == RunStatus.RUNNING))
                 .values(
-                    status="interrupted",
+                    status=RunStatus.INTERRUPTED,
                     ended_at=time.time(),
                     error="interrupted: its worker restarted; resume it to run it again",
                 )

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
+from conveyor.domain.states import RunStatus
+
 metadata = sa.MetaData()
+
+
+class RunStatusText(sa.types.TypeDecorator[RunStatus]):
+    """A :class:`RunStatus` stored as its value (the same text as before the type)."""
+
+    impl = sa.String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else RunStatus(value).value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> RunStatus | None:
+        return None if value is None else RunStatus(value)
+
 
 projects = sa.Table(
     "srv_projects",
@@ -46,7 +64,7 @@ runs = sa.Table(
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("project", sa.String(100), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", RunStatusText(), nullable=False),
     sa.Column("ref", sa.Text, nullable=False),
     sa.Column("commit", sa.String(64), nullable=False),
     sa.Column("trigger", sa.String(32), nullable=False),

@@ -1,0 +1,105 @@
+"""The server's run queue, its stop, and its schedules: one status type with the run
+records, one interrupt routine, schedules behind their repository (real SQLite)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.metadata.records import RunRecord, StepRunRecord
+from conveyor.metadata.repository import WriteBatch
+from conveyor.server.config import ServerConfig
+from conveyor.server.db import tables as t
+from conveyor.server.db.database import ServerDatabase, open_database
+from conveyor.server.db.queue import QueuedRun
+from conveyor.server.worker import Worker, interrupt_stale
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[ServerDatabase]:
+    database = open_database(f"sqlite:///{tmp_path / 'server.db'}")
+    yield database
+    database.close()
+
+
+def _record(db: ServerDatabase, run_id: str, status: RunStatus) -> None:
+    db.records.create_run(RunRecord(run_id, "p", status, "c" * 40, False, time.time()))
+
+
+def test_the_queue_speaks_run_status_and_stores_the_same_text(db: ServerDatabase) -> None:
+    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada", {"n": 3})
+    queued = db.queue.get(run_id)
+    assert queued is not None and queued.status is RunStatus.QUEUED
+    assert queued.params == {"n": 3}  # typed, as given
+    claimed = db.queue.claim("w1")
+    assert claimed is not None and claimed.status is RunStatus.RUNNING
+    db.queue.finish(run_id, RunStatus.SUCCEEDED)
+    with db.engine.connect() as conn:
+        stored = conn.execute(sa.select(t.runs.c.status)).scalar_one()
+    assert type(stored) is RunStatus and stored == "succeeded"
+    with db.engine.connect() as conn:  # the column's text, unchanged for old rows
+        raw = conn.exec_driver_sql("SELECT status FROM srv_runs").scalar_one()
+    assert raw == "succeeded"
+    assert db.queue.request_cancel(run_id) is RunStatus.SUCCEEDED
+    assert db.queue.request_cancel("nope") is None
+
+
+def test_a_run_the_server_stops_is_interrupted_in_the_queue_and_its_record(
+    db: ServerDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
+    queued = db.queue.claim("w1")
+    assert queued is not None
+    _record(db, run_id, RunStatus.CANCELLED)  # what the runner records when cancelled
+    worker = Worker(ServerConfig(data=tmp_path), db, "w1", threading.Event())
+    worker.stopping = True
+
+    def cancelled(run: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
+        return RunStatus.CANCELLED, "cancelled", None
+
+    monkeypatch.setattr(worker, "_execute", cancelled)
+    worker.execute(queued)
+    after = db.queue.get(run_id)
+    record = db.records.get_run(run_id)
+    assert after is not None and record is not None
+    assert after.status == RunStatus.INTERRUPTED and "server stopped" in (after.error or "")
+    assert record.status is RunStatus.INTERRUPTED and "server stopped" in (record.error or "")
+
+
+def test_a_dead_workers_run_is_interrupted_by_the_shared_routine(db: ServerDatabase) -> None:
+    _record(db, "r1", RunStatus.RUNNING)
+    _record(db, "r2", RunStatus.SUCCEEDED)
+    step = StepRunRecord("r1", "a.s", "a", StepStatus.RUNNING, started_at=time.time())
+    batch = WriteBatch()
+    batch.put_step_run(step)
+    db.records.write(batch)
+    interrupt_stale(db, ["r1", "r2", "gone"])
+    first, second = db.records.get_run("r1"), db.records.get_run("r2")
+    assert first is not None and first.status is RunStatus.INTERRUPTED
+    assert second is not None and second.status is RunStatus.SUCCEEDED  # finished: kept
+    [cancelled] = db.records.step_runs("r1")
+    assert cancelled.status is StepStatus.CANCELLED
+    assert cancelled.error == "interrupted: the worker ended mid-run"
+
+
+def test_schedules_live_behind_their_repository(db: ServerDatabase) -> None:
+    schedules = db.schedules
+    invalid = schedules.replace_from_pipeline("demo", "refs/heads/main", ["0 3 * * *", "nope"])
+    assert invalid == ["nope"]
+    added = schedules.add("demo", "*/5 * * * *", "refs/heads/main")
+    with pytest.raises(ValueError):
+        schedules.add("demo", "every day", "refs/heads/main")
+    rows = schedules.for_project("demo")
+    assert sorted(r["source"] for r in rows) == ["api", "pipeline"]
+    schedules.replace_from_pipeline("demo", "refs/heads/main", [])  # the API's one stays
+    assert [r["id"] for r in schedules.for_project("demo")] == [added["id"]]
+    [due] = schedules.due(added["next_at"])
+    assert schedules.advance(due.id, due.next_at, due.next_at + 300)
+    assert not schedules.advance(due.id, due.next_at, due.next_at + 300)  # taken once only
+    assert schedules.delete("demo", added["id"]) and not schedules.delete("demo", added["id"])
