@@ -206,8 +206,8 @@ def test_outputs_are_read_from_marked_lines() -> None:
 
 def test_the_plan_cache_key_depends_on_the_file_name() -> None:
     key = plancache._key
-    assert key(".drone.yml", b"x", (), ()) != key("conveyor.yml", b"x", (), ())
-    assert key(".drone.yml", b"x", (), ()) == key(".drone.yml", b"x", (), ())
+    assert key(".drone.yml", b"x", {}, ()) != key("conveyor.yml", b"x", {}, ())
+    assert key(".drone.yml", b"x", {}, ()) == key(".drone.yml", b"x", {}, ())
 
 
 # -- detection ---------------------------------------------------------------------------
