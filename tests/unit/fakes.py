@@ -31,6 +31,7 @@ class FakeExecutor:
     script: Mapping[str, Sequence[int | str]] = field(default_factory=dict)
     name: str = "fake"
     default_parallelism: int = 4
+    starts_containers: bool = False
     on_poll: Callable[[], None] | None = None
     submitted: list[Invocation] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)

@@ -19,6 +19,7 @@ from conveyor.plan.model import ExecutionPlan, StepPlan
 from conveyor.store.cas import ContentStore
 from conveyor.store.hashing import DigestCache
 from tests.unit.fakes import HANG, FakeClock, FakeExecutor
+from tests.unit.test_images import IMAGE_ID, FakeCli, runtime
 
 MAKE = StepPlan(id="j.make", job="j", name="make", command="make", outputs=("out/a.txt",))
 USE = StepPlan(
@@ -43,12 +44,16 @@ class Harness:
         self.runs = 0
 
     def run(
-        self, *steps: StepPlan, script: dict[str, Any] | None = None, **opts: Any
+        self,
+        *steps: StepPlan,
+        script: dict[str, Any] | None = None,
+        fake: dict[str, Any] | None = None,
+        **opts: Any,
     ) -> tuple[RunStatus, dict[str, StepRunRecord], FakeExecutor, Runner]:
         self.runs += 1
         run = RunRecord(f"r{self.runs}", "p", RunStatus.RUNNING, None, False, time.time())
         self.records.create_run(run)
-        executor = FakeExecutor(self.clock, script or {})
+        executor = FakeExecutor(self.clock, script or {}, **(fake or {}))
         digests = DigestCache(self.root / "digests.db")
         runner = Runner(
             run,
@@ -183,3 +188,39 @@ def test_a_changed_input_is_a_new_fingerprint(harness: Harness) -> None:
     _, steps, _, _ = harness.run(step)
     assert not steps["j.make"].cached
     assert harness.misses("r2") == {"j.make": "new-fingerprint"}
+
+
+def test_image_steps_run_through_the_container_wrapper(harness: Harness) -> None:
+    cli = FakeCli(set())
+    status, _, executor, _ = harness.run(
+        replace(MAKE, image="alpine"), fake={"starts_containers": True}, runtime=runtime(cli)
+    )
+    assert status == RunStatus.SUCCEEDED
+    assert cli.verbs() == ["inspect", "pull", "inspect"]
+    [invocation] = executor.submitted
+    assert invocation.contained and invocation.image_id == IMAGE_ID
+    assert "podman run --rm --name conveyor-r1-j.make-1" in invocation.command
+    assert "sh -e -c make" in invocation.command
+
+
+def test_images_are_resolved_before_the_loop_starts(harness: Harness) -> None:
+    cli = FakeCli({"alpine"})
+    later = replace(USE, image="busybox", pull="never")
+    status, steps, _, _ = harness.run(
+        MAKE,
+        later,
+        script={"j.make": [1]},
+        fake={"starts_containers": True},
+        runtime=runtime(cli),
+    )
+    # the step that needs busybox never launched, yet its image was looked up up front
+    assert status == RunStatus.FAILED and steps["j.use"].status == StepStatus.SKIPPED
+    assert [c[-1] for c in cli.calls] == ["busybox"]
+
+
+def test_an_executor_that_starts_no_containers_refuses_image_steps(harness: Harness) -> None:
+    status, steps, executor, _ = harness.run(
+        replace(MAKE, image="alpine"), runtime=runtime(FakeCli({"alpine"}))
+    )
+    assert status == RunStatus.FAILED and executor.submitted == []
+    assert "the fake executor does not start containers" in (steps["j.make"].error or "")

@@ -4,13 +4,13 @@ inputs' digests and its fingerprint; then the invocation an executor receives.""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from conveyor.execute.actionstate import ActionState
-from conveyor.execute.images import ContainerRuntime, Placement, container_name, place_step
+from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
@@ -70,25 +70,42 @@ class Launcher:
         log_dir: Path,
         options: RunOptions,
         default_executor: str,
+        starts_containers: Callable[[str], bool],
     ) -> None:
+        """``starts_containers``: whether the executor of that name runs image steps."""
         self.run = run
         self.workspace = workspace
         self.actions = actions
         self.log_dir = log_dir
         self.options = options
         self.default_executor = default_executor
+        self.starts_containers = starts_containers
+        self._placements: dict[str, Placement] = {}
+
+    def place_all(self, steps: Iterable[StepPlan]) -> None:
+        """Resolve (and maybe pull) every image before the loop starts, so a pull never
+        holds up polling, deadlines or a cancel; a failure is kept as the step's refusal."""
+        for step in steps:
+            self._place(step)
+
+    def _place(self, step: StepPlan) -> Placement:
+        if step.id not in self._placements:
+            executor = step.executor or self.default_executor
+            self._placements[step.id] = place_step(
+                step,
+                self.options.runtime,
+                self.options.containers_on_missing,
+                self.options.plugins,
+                executor,
+                self.starts_containers(executor),
+            )
+        return self._placements[step.id]
 
     def prepare(
         self, step: StepPlan, outputs: Mapping[str, list[OutputRecord]], failed_so_far: bool
     ) -> Prepared | Refused:
         """Place the step, resolve its action inputs and declared inputs, key it."""
-        placement = place_step(
-            step,
-            self.options.runtime,
-            self.options.containers_on_missing,
-            self.options.plugins,
-            step.executor or self.default_executor,
-        )
+        placement = self._place(step)
         action = self.actions.prepare(step) if step.action is not None else None
         refusal = placement.refusal
         if isinstance(action, str):
@@ -137,17 +154,11 @@ class Launcher:
         failed_so_far: bool,
     ) -> Invocation:
         env = self._env(step, attempt, failed_so_far)
-        placement, runtime = prepared.placement, self.options.runtime
-        command = placement.command
-        contained = placement.image_id is not None and runtime is not None
-        if placement.image_id is not None and runtime is not None:
-            name = container_name(self.run.id, step.id, attempt)
-            command = runtime.wrap(
-                placement.image_id, command, tuple(env), self.workspace.root, name, self.run.id
-            )
+        placement = prepared.placement
+        image_id = placement.image_id if self.options.runtime is not None else None
         return Invocation(
             key=f"{self.run.id}/{step.id}/{attempt}",
-            command=command,
+            command=placement.command,
             env=env,
             workdir=self.workspace.root,
             log_path=log_path,
@@ -156,7 +167,7 @@ class Launcher:
             resources=step.resources,
             timeout=step.timeout,
             options=dict(step.options),
-            contained=contained,
+            image_id=image_id,
         )
 
     def _env(self, step: StepPlan, attempt: int, failed_so_far: bool) -> dict[str, str]:

@@ -18,6 +18,7 @@ from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
 from conveyor.execute.cache import CacheHit, CacheMiss, StepCache
+from conveyor.execute.contained import starts_containers, with_containers
 from conveyor.execute.edits import KeepError, keep_edited
 from conveyor.execute.events import (
     Cancel,
@@ -77,7 +78,7 @@ class Runner:
         """``clock``: the monotonic seconds that deadlines and flushes are measured in."""
         self.run = run
         self.plan = plan
-        self.executors = executors
+        self.executors = with_containers(executors, options.runtime)
         self.default_executor = default_executor
         self.workspace = workspace
         self.records = records
@@ -99,7 +100,15 @@ class Runner:
         self._cancel = threading.Event()
         self._flushed_at = 0.0
         self._actions = ActionState(records)
-        self._launcher = Launcher(run, workspace, self._actions, log_dir, options, default_executor)
+        self._launcher = Launcher(
+            run,
+            workspace,
+            self._actions,
+            log_dir,
+            options,
+            default_executor,
+            lambda name: starts_containers(self.executors[name]),
+        )
         self._kept: set[str] = set()
 
     # -- public ---------------------------------------------------------------
@@ -112,6 +121,7 @@ class Runner:
         self._cache = StepCache(entries, self.options.force)
         self.reporter.run_started(self.run, self.plan)
         self._event(None, "run-started", {"steps": len(self._steps)})
+        self._launcher.place_all(self.plan.steps)  # image pulls: before the loop, not in it
         self._pending.extend(self._scheduler.start())
         try:
             self._drain()
