@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,9 +12,9 @@ import pytest
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.executors.base import Completion, Executor, Handle, Invocation, Recovered
 from conveyor.executors.registry import load_executor
-from conveyor.sdk import running
 from conveyor.sdk.project import Project
 from conveyor.sdk.running import RunRequest, start_run
+from tests.contract.conftest import backend_settings
 
 pytestmark = pytest.mark.integration
 
@@ -135,7 +135,7 @@ class _Recording:
 
 
 def test_python_datums_run_together_and_are_cached_per_datum(
-    git_project: Path, monkeypatch: pytest.MonkeyPatch
+    git_project: Path, executor_name: str
 ) -> None:
     (git_project / "fn").mkdir()
     (git_project / "fn" / "size.py").write_text(
@@ -155,12 +155,11 @@ def test_python_datums_run_together_and_are_cached_per_datum(
         """,
     )
     calls: list[str] = []
-
-    def load(name: str, settings: Mapping[str, object] | None) -> Executor:
-        return _Recording(load_executor(name, settings), calls)
-
-    monkeypatch.setattr(running, "load_executor", load)
-    run = start_run(project, RunRequest(parallelism=3))
+    recording = _Recording(load_executor(executor_name, backend_settings(executor_name)), calls)
+    try:
+        run = start_run(project, RunRequest(parallelism=3), executors={executor_name: recording})
+    finally:
+        recording.close()
     assert run.status == RunStatus.SUCCEEDED
     results = git_project / "results" / "sizes" / "step-1"
     assert (results / "c.bin.json").read_text() == '{\n  "bytes": 3\n}\n'

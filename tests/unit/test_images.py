@@ -169,14 +169,16 @@ def test_container_names_are_safe_and_unique_per_attempt() -> None:
 
 # -- placing a step --------------------------------------------------------------------
 def test_a_step_without_an_image_keeps_its_key() -> None:
-    placed = place_step(step(), runtime(FakeCli(set())), "fail", {}, "local")
+    placed = place_step(step(), runtime(FakeCli(set())), "fail", {}, "local", True)
     assert (placed.command, placed.where, placed.key, placed.refusal) == ("make", None, None, None)
     parts = fingerprint_parts("make", {}, {}, {}, {}, "env", container=placed.key)
     assert parts == fingerprint_parts("make", {}, {}, {}, {}, "env")
 
 
 def test_an_image_step_runs_in_the_runtime_with_its_id() -> None:
-    placed = place_step(step(image="alpine"), runtime(FakeCli({"alpine"})), "fail", {}, "local")
+    placed = place_step(
+        step(image="alpine"), runtime(FakeCli({"alpine"})), "fail", {}, "local", True
+    )
     assert placed.where == "container"
     assert placed.image_id == IMAGE_ID
     assert placed.key == f"container {IMAGE_ID}"
@@ -187,36 +189,38 @@ def test_an_image_step_runs_in_the_runtime_with_its_id() -> None:
 
 def test_plugin_images_run_their_host_command() -> None:
     plugin = step(image="plugins/slack:1.4", command="")
-    placed = place_step(plugin, None, "fail", {}, "local")
+    placed = place_step(plugin, None, "fail", {}, "local", True)
     assert placed.where == "plugin"
     assert placed.command == BUILTIN_PLUGINS["plugins/slack"]
     assert placed.command.endswith(" -m conveyor.plugins.slack")
-    mine = place_step(plugin, None, "fail", {"plugins/slack": "./notify.sh"}, "local")
+    mine = place_step(plugin, None, "fail", {"plugins/slack": "./notify.sh"}, "local", True)
     assert mine.command == "./notify.sh"  # the project's mapping wins
     for name in ("notify/slack", "trigger/circleci", "webhook", "plugins/webhook"):
         assert name in BUILTIN_PLUGINS
 
 
 def test_without_a_runtime_the_refusal_says_how_to_install_one() -> None:
-    placed = place_step(step(image="alpine"), None, "fail", {}, "local")
+    placed = place_step(step(image="alpine"), None, "fail", {}, "local", True)
     assert placed.refusal is not None
     assert "no container runtime is configured" in placed.refusal
     assert "apt-get install podman runc" in placed.refusal
-    host = place_step(step(image="alpine"), None, "host", {}, "local")
+    host = place_step(step(image="alpine"), None, "host", {}, "local", True)
     assert (host.where, host.refusal, host.key) == ("host", None, "host")
 
 
 def test_batch_executors_refuse_image_steps() -> None:
-    placed = place_step(step(image="alpine"), runtime(FakeCli({"alpine"})), "fail", {}, "htcondor")
+    placed = place_step(
+        step(image="alpine"), runtime(FakeCli({"alpine"})), "fail", {}, "htcondor", False
+    )
     assert placed.refusal is not None
     assert "the htcondor executor does not start containers" in placed.refusal
-    host = place_step(step(image="alpine"), runtime(FakeCli(set())), "host", {}, "spark")
+    host = place_step(step(image="alpine"), runtime(FakeCli(set())), "host", {}, "spark", False)
     assert (host.where, host.command, host.refusal) == ("host", "make", None)
 
 
 def test_a_missing_image_is_a_step_failure_not_a_crash() -> None:
     placed = place_step(
-        step(image="alpine", pull="never"), runtime(FakeCli(set())), "fail", {}, "local"
+        step(image="alpine", pull="never"), runtime(FakeCli(set())), "fail", {}, "local", True
     )
     assert placed.refusal is not None
     assert placed.refusal.startswith("step j.s: the image alpine is not on this machine")

@@ -2,9 +2,10 @@
 
 A step that names an image runs in that image when a container runtime is found
 (``[containers] runtime``: podman, docker, or a docker-compatible socket URL). The
-runner resolves the image to its ID first (pulling per the step's ``pull`` policy), keys
-the step on it and records it; the executor then runs a shell text that starts the
-container (:meth:`ContainerRuntime.wrap`), so the local executor needs no change.
+runner resolves the image to its ID before its loop starts (pulling per the step's ``pull``
+policy), keys the step on it and records it; a container wrapper around the executor
+(execute/contained.py) then runs a shell text that starts the container
+(:meth:`ContainerRuntime.wrap`), so the local executor needs no change.
 
 A step with an image and no commands is a plugin: Conveyor's built-in plugins
 (:data:`BUILTIN_PLUGINS`) and those mapped under ``[containers.plugins]`` run on the
@@ -43,8 +44,6 @@ BUILTIN_PLUGINS: Mapping[str, str] = {
 }
 """Plugin image (without tag) -> the host command of Conveyor's own implementation."""
 
-CONTAINER_EXECUTORS = frozenset({"local"})
-"""Executors that can start a container (the shell text runs on this machine)."""
 PULL_POLICIES = ("always", "never", "if-not-exists")
 LABEL = "conveyor.run"
 INSTALL_HINT = (
@@ -276,8 +275,10 @@ def place_step(
     on_missing: str,
     plugins: Mapping[str, str],
     executor: str,
+    starts_containers: bool,
 ) -> Placement:
-    """Decide where ``step`` runs; resolve (and maybe pull) its image when in a container."""
+    """Decide where ``step`` runs; resolve (and maybe pull) its image when in a container
+    (``starts_containers``: whether ``executor`` can start one)."""
     if step.image is None:
         return Placement(step.command)
     if not step.command:
@@ -289,7 +290,7 @@ def place_step(
         if refusal is not None:
             refusal = f"{refusal}; or, {INSTALL_HINT}"
         return Placement(command, "host", refusal=refusal)
-    if executor not in CONTAINER_EXECUTORS:
+    if not starts_containers:
         if on_missing == "host":
             command, refusal = host_command(step, on_missing, plugins)
             return Placement(command, "host", refusal=refusal)

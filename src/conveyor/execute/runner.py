@@ -7,17 +7,18 @@ consistent database: every step run is either recorded with its outputs or not a
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
-from conveyor.errors import ExecutorError, StoreError
+from conveyor.errors import ExecutorError
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
+from conveyor.execute.cache import CacheHit, CacheMiss, StepCache
+from conveyor.execute.contained import starts_containers, with_containers
 from conveyor.execute.edits import KeepError, keep_edited
 from conveyor.execute.events import (
     Cancel,
@@ -31,28 +32,16 @@ from conveyor.execute.events import (
     StepFailed,
     StepSucceeded,
 )
-from conveyor.execute.images import ContainerRuntime, Placement, container_name, place_step
+from conveyor.execute.launch import Launcher, Prepared, Refused, RunOptions
 from conveyor.execute.reporting import Reporter
-from conveyor.execute.runinfo import run_environment
 from conveyor.execute.scheduler import Scheduler
-from conveyor.execute.stepenv import step_environment
-from conveyor.execute.workspace import (
-    MissingInputError,
-    MissingOutputError,
-    OutputError,
-    Workspace,
-)
-from conveyor.executors.base import Completion, Executor, Handle, Invocation
-from conveyor.metadata.records import (
-    CacheEntry,
-    EventRecord,
-    OutputRecord,
-    RunRecord,
-    StepRunRecord,
-)
+from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
+from conveyor.executors.base import Completion, Executor, Handle
+from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
-from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import ExecutionPlan, StepPlan
+
+__all__ = ["RunOptions", "Runner"]
 
 _POLL_CAP = 0.25  # seconds: how soon a cancel request or a timeout is noticed
 # Records are written before the runner waits for anything longer than a peek, and at
@@ -60,29 +49,6 @@ _POLL_CAP = 0.25  # seconds: how soon a cancel request or a timeout is noticed
 # step, and a kill loses at most the busy last moments (those steps run again).
 _FLUSH_INTERVAL = 0.1
 _PEEK = 0.02
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
-
-
-@dataclass
-class RunOptions:
-    parallelism: int = 1
-    force: bool = False
-    environment_digest: str = ""
-    containers_on_missing: str = "fail"
-    """No container runtime is configured: ``fail`` image steps or run them on the ``host``."""
-    plugins: Mapping[str, str] = field(default_factory=dict)
-    """Plugin image (without tag) -> host command, for image steps without commands."""
-    secrets: Mapping[str, str] = field(default_factory=dict)
-    """Secret name -> value, resolved by the caller; never recorded."""
-    secret_key: bytes = b""
-    """The project's key for the HMACs that put secret values into fingerprints."""
-    runtime: ContainerRuntime | None = None
-    """Where image steps run (``[containers] runtime``); None: no runtime here."""
-    extra_env: Mapping[str, str] = field(default_factory=dict)
-    """Set for every step but not part of any fingerprint (a server's secrets)."""
-    keep_dir: Path | None = None
-    """Where copies of hand-edited outputs go before they are replaced (None: no check)."""
-    on_warning: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -107,10 +73,12 @@ class Runner:
         log_dir: Path,
         reporter: Reporter,
         options: RunOptions,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: the monotonic seconds that deadlines and flushes are measured in."""
         self.run = run
         self.plan = plan
-        self.executors = executors
+        self.executors = with_containers(executors, options.runtime)
         self.default_executor = default_executor
         self.workspace = workspace
         self.records = records
@@ -121,13 +89,26 @@ class Runner:
         self._scheduler = Scheduler(plan, options.parallelism)
         self._batch = WriteBatch()
         self._active: dict[str, _Active] = {}
+        """Handle key -> the step in flight (completions name the handle)."""
         self._outputs: dict[str, list[OutputRecord]] = {}
-        self._cache: dict[str, CacheEntry] = {}
+        self._cache = StepCache({}, options.force)
+        self._handles: dict[str, str] = {}
+        """Step id -> the key of its active handle (a Cancel names the step)."""
+        self._clock = clock
         self._pending: deque[Decision] = deque()
         self._status = RunStatus.RUNNING
         self._cancel = threading.Event()
         self._flushed_at = 0.0
         self._actions = ActionState(records)
+        self._launcher = Launcher(
+            run,
+            workspace,
+            self._actions,
+            log_dir,
+            options,
+            default_executor,
+            lambda name: starts_containers(self.executors[name]),
+        )
         self._kept: set[str] = set()
 
     # -- public ---------------------------------------------------------------
@@ -136,15 +117,16 @@ class Runner:
         self._cancel.set()
 
     def execute(self) -> RunStatus:
-        if not self.options.force:
-            self._cache = self.records.cache_entries(self._steps)
+        entries = {} if self.options.force else self.records.cache_entries(self._steps)
+        self._cache = StepCache(entries, self.options.force)
         self.reporter.run_started(self.run, self.plan)
         self._event(None, "run-started", {"steps": len(self._steps)})
+        self._launcher.place_all(self.plan.steps)  # image pulls: before the loop, not in it
         self._pending.extend(self._scheduler.start())
         try:
             self._drain()
             while not self._scheduler.finished:
-                if time.monotonic() - self._flushed_at >= _FLUSH_INTERVAL:
+                if self._clock() - self._flushed_at >= _FLUSH_INTERVAL:
                     self._flush()
                 if self._cancel.is_set():
                     self._feed(CancelRequested())
@@ -181,7 +163,7 @@ class Runner:
             elif isinstance(decision, Skip):
                 self._skip(decision)
             elif isinstance(decision, Cancel):
-                active = self._active.get(decision.step_id)
+                active = self._active.get(self._handles.get(decision.step_id, ""))
                 if active is not None:
                     active.executor.cancel([active.handle])
             elif isinstance(decision, Finished):
@@ -202,18 +184,18 @@ class Runner:
         deadlines = [a.deadline for a in self._active.values() if a.deadline and not a.timed_out]
         wait = _POLL_CAP
         if deadlines:
-            wait = min(wait, max(0.0, min(deadlines) - time.monotonic()))
+            wait = min(wait, max(0.0, min(deadlines) - self._clock()))
         return wait
 
     def _check_deadlines(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for active in self._active.values():
             if active.deadline is not None and not active.timed_out and now >= active.deadline:
                 active.timed_out = True
                 active.executor.cancel([active.handle])
 
     def _flush(self) -> None:
-        self._flushed_at = time.monotonic()
+        self._flushed_at = self._clock()
         if self._batch:
             self.records.write(self._batch)
             self._batch = WriteBatch()
@@ -232,71 +214,27 @@ class Runner:
             started_at=time.time(),
             command=step.command,
         )
-        placement = place_step(
-            step,
-            self.options.runtime,
-            self.options.containers_on_missing,
-            self.options.plugins,
-            step.executor or self.default_executor,
-        )
-        command, refusal = placement.command, placement.refusal
-        action = self._actions.prepare(step) if step.action is not None else None
-        if isinstance(action, str):
-            refusal, action = action, None
-        if refusal is not None:
-            self._fail(record, refusal, retryable=False)
+        prepared = self._launcher.prepare(step, self._outputs, self._scheduler.failed_so_far())
+        if isinstance(prepared, Refused):
+            self._fail(record, prepared.reason, retryable=False)
             return
-        try:
-            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
-        except MissingInputError as exc:
-            self._fail(record, str(exc), retryable=False)
+        record.command = prepared.placement.command
+        record.parts = prepared.parts
+        record.fingerprint = prepared.fingerprint
+        decision = self._cache.lookup(step, prepared.fingerprint)
+        if isinstance(decision, CacheHit):
+            if not self._keep_edited(record, (o.path for o in decision.entry.outputs)):
+                return  # the step failed: its edited output is left alone
+            decision = self._cache.restore(self.workspace, decision)
+        if isinstance(decision, CacheHit):
+            self._served(step, record, decision)
             return
-        # declared inputs are keyed by content; a step that declares none is keyed on
-        # everything its dependencies produced, so it still reruns when they change
-        upstream = (
-            {}
-            if step.inputs
-            else {d: {o.path: o.digest for o in self._outputs.get(d, [])} for d in step.needs}
-        )
-        record.command = command
-        parts = step_parts(
-            step,
-            command=command,
-            inputs={i.path: i.digest for i in inputs},
-            upstream=upstream,
-            environment=self.options.environment_digest,
-            container=placement.key,
-            action=action,
-            secret_values=self.options.secrets,
-            secret_key=self.options.secret_key,
-            failed_so_far=self._scheduler.failed_so_far(),
-        )
-        record.parts = parts
-        record.fingerprint = fingerprint(parts)
-        miss = self._serve_from_cache(step, record)
-        if miss is None:
-            return
-        self._batch.inputs[(self.run.id, step.id)] = inputs
-        self._submit(step, record, tuple(i.path for i in inputs), miss, placement)
+        self._batch.inputs[(self.run.id, step.id)] = prepared.inputs
+        self._submit(step, record, prepared, decision)
 
-    def _serve_from_cache(self, step: StepPlan, record: StepRunRecord) -> str | None:
-        """Restore the step's outputs from the store; else say why not (the cache miss)."""
-        if not step.cache:
-            return "cache-disabled"
-        if self.options.force:
-            return "forced"
-        assert record.fingerprint is not None
-        entry = self._cache.get(record.fingerprint)
-        if entry is None or entry.step_id != step.id:
-            return "new-fingerprint"
-        if {o.path for o in entry.outputs} != set(step.outputs):
-            return "outputs-differ"  # the entry cannot hand back what the step declares
-        if not self._keep_edited(record, (o.path for o in entry.outputs)):
-            return None  # the step failed: its edited output is left alone
-        try:
-            self.workspace.restore(entry.outputs)
-        except StoreError:
-            return "outputs-gone"  # a blob was collected or lost: run the step again
+    def _served(self, step: StepPlan, record: StepRunRecord, hit: CacheHit) -> None:
+        """The step's outputs came back from the store: it succeeded without running."""
+        entry = hit.entry
         self._actions.restore(step, entry.run_id)
         record.status = StepStatus.SUCCEEDED
         record.cached = True
@@ -309,44 +247,18 @@ class Runner:
         self._batch.put_step_run(record)
         self.reporter.step_finished(record)
         self._pending.extend(self._scheduler.handle(StepSucceeded(step.id, cached=True)))
-        return None
 
     def _submit(
-        self,
-        step: StepPlan,
-        record: StepRunRecord,
-        inputs: tuple[str, ...],
-        miss: str,
-        placement: Placement,
+        self, step: StepPlan, record: StepRunRecord, prepared: Prepared, miss: CacheMiss
     ) -> None:
-        log_path = self.log_dir / f"{_UNSAFE.sub('_', step.id)}.log"
+        log_path = self._launcher.log_path(step, record.attempt)
         record.log_path = str(log_path)
-        if record.attempt > 1:
-            with open(log_path, "a", encoding="utf-8") as log:
-                log.write(f"\n--- conveyor: attempt {record.attempt} ---\n")
         if not self._keep_edited(record, step.outputs):
             return
         self.workspace.clear_outputs(step.outputs)
-        env = self._env(step, record.attempt)
-        command, runtime = placement.command, self.options.runtime
-        contained = placement.image_id is not None and runtime is not None
-        if placement.image_id is not None and runtime is not None:
-            name = container_name(self.run.id, step.id, record.attempt)
-            command = runtime.wrap(
-                placement.image_id, command, tuple(env), self.workspace.root, name, self.run.id
-            )
-        invocation = Invocation(
-            key=f"{self.run.id}/{step.id}/{record.attempt}",
-            command=command,
-            env=env,
-            workdir=self.workspace.root,
-            log_path=log_path,
-            inputs=inputs,
-            outputs=step.outputs,
-            resources=step.resources,
-            timeout=step.timeout,
-            options=dict(step.options),
-            contained=contained,
+        failed_so_far = self._scheduler.failed_so_far()
+        invocation = self._launcher.invocation(
+            step, record.attempt, prepared, log_path, failed_so_far
         )
         executor = self.executors[step.executor or self.default_executor]
         try:
@@ -357,17 +269,18 @@ class Runner:
         except ExecutorError as exc:
             self._fail(record, str(exc))
             return
-        deadline = time.monotonic() + step.timeout if step.timeout else None
-        self._active[step.id] = _Active(step, record, executor, handle, deadline)
+        deadline = self._clock() + step.timeout if step.timeout else None
+        self._active[handle.key] = _Active(step, record, executor, handle, deadline)
+        self._handles[step.id] = handle.key
         self._batch.put_step_run(record)
         started = {
             "attempt": record.attempt,
             "backend_id": handle.backend_id,
             "executor": executor.name,
-            "cache_miss": miss,
+            "cache_miss": miss.reason,
         }
         if step.image is not None:  # provenance: the image, its ID and where it ran
-            started.update(placement.provenance(step, self.options.runtime))
+            started.update(prepared.placement.provenance(step, self.options.runtime))
         if step.action is not None:
             started.update({"action": step.action, "action_commit": step.action_commit})
         self._event(step.id, "step-started", started)
@@ -392,30 +305,14 @@ class Runner:
                 self.options.on_warning(message)
         return True
 
-    def _env(self, step: StepPlan, attempt: int) -> dict[str, str]:
-        env = {
-            **self.options.extra_env,  # a server's secrets
-            **run_environment(self.run),  # the run's facts; the step's own variables win
-            **step_environment(
-                step,
-                self.run.id,
-                str(self.workspace.root),
-                attempt,
-                self._scheduler.failed_so_far(),
-            ),
-        }
-        for name, secret in step.secrets:
-            env[name] = self.options.secrets[secret]
-        env.update(self._actions.environment(step))
-        return env
-
     # -- completing -----------------------------------------------------------------
     def _complete(self, completion: Completion) -> None:
-        step_id = completion.key.split("/", 1)[1].rsplit("/", 1)[0]
-        active = self._active.pop(step_id, None)
+        active = self._active.pop(completion.key, None)
         if active is None:
-            return
+            return  # not ours (or already completed): nothing to record
         record, step = active.record, active.step
+        self._handles.pop(step.id, None)
+        step_id = step.id
         record.ended_at = time.time()
         record.exit_code = completion.exit_code
         if active.timed_out:
@@ -449,9 +346,8 @@ class Runner:
         if values is not None:
             self._event(step.id, OUTPUTS_EVENT, {"outputs": values})
         if step.cache and record.fingerprint:
-            entry = CacheEntry(record.fingerprint, step.id, self.run.id, tuple(outputs))
+            entry = self._cache.add(record.fingerprint, step.id, self.run.id, outputs)
             self._batch.cache_entries.append(entry)
-            self._cache[record.fingerprint] = entry
         self._finish(record, StepSucceeded(step.id))
 
     def _fail(self, record: StepRunRecord, reason: str, retryable: bool = True) -> None:

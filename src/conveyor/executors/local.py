@@ -32,6 +32,8 @@ class _Child:
 
 class LocalExecutor:
     name = "local"
+    starts_containers = True
+    """Its shell text runs on this machine, where the container runtime is."""
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         settings = settings or {}

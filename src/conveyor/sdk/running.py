@@ -86,8 +86,17 @@ def compile_project(
     return compile_plan(spec, params or {}, only, ProjectFiles(project.root))
 
 
-def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = None) -> RunRecord:
-    """Compile, record and execute a run; returns its final record."""
+def start_run(
+    project: Project,
+    request: RunRequest,
+    hooks: RunHooks | None = None,
+    executors: Mapping[str, Executor] | None = None,
+) -> RunRecord:
+    """Compile, record and execute a run; returns its final record.
+
+    ``executors``: executors by name to use instead of loading them from the registry
+    (a test's fake, a wrapper); the caller closes them. Others are loaded and closed here.
+    """
     hooks = hooks or RunHooks()
     plan, warnings = compile_cached(project, request.params, request.only)
     for warning in warnings:
@@ -100,7 +109,8 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
         secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
     executor_name = request.executor or project.settings.executor
-    executors = _load_executors(project, plan, executor_name, request.executors_allowed)
+    given = dict(executors or {})
+    executors = _load_executors(project, plan, executor_name, request.executors_allowed, given)
     parallelism = (
         request.parallelism
         or project.settings.parallelism
@@ -164,8 +174,9 @@ def start_run(project: Project, request: RunRequest, hooks: RunHooks | None = No
                 hooks.on_runner(runner)
             runner.execute()
     finally:
-        for executor in executors.values():
-            executor.close()
+        for name, executor in executors.items():
+            if name not in given:
+                executor.close()
         project.digests.close()
     return run
 
@@ -215,9 +226,14 @@ def _scoped(digest: str, scope: str) -> str:
 
 
 def _load_executors(
-    project: Project, plan: ExecutionPlan, default: str, allowed: frozenset[str] | None
+    project: Project,
+    plan: ExecutionPlan,
+    default: str,
+    allowed: frozenset[str] | None,
+    given: Mapping[str, Executor],
 ) -> dict[str, Executor]:
-    """The default executor and every one a job names with ``runs-on``."""
+    """The default executor and every one a job names with ``runs-on`` (``given`` ones
+    as they are, the others from the registry)."""
     names = {default} | {s.executor for s in plan.steps if s.executor}
     refused = sorted(names - allowed) if allowed is not None else []
     if allowed is not None and refused:
@@ -227,7 +243,10 @@ def _load_executors(
             f"--allow-executor {refused[0]}"
         )
     settings = project.settings.executors
-    return {name: load_executor(name, settings.get(name)) for name in sorted(names)}
+    return {
+        name: given[name] if name in given else load_executor(name, settings.get(name))
+        for name in sorted(names)
+    }
 
 
 def _who() -> str:

@@ -1,0 +1,64 @@
+"""Containers as an executor wrapper: any executor whose command runs on a machine with
+the container runtime (it says so with ``starts_containers = True``; the local one
+today) runs image steps in their image, and nothing else about it changes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from conveyor.execute.images import ContainerRuntime, container_name
+from conveyor.executors.base import Completion, Executor, Handle, Invocation
+
+
+def starts_containers(executor: Executor) -> bool:
+    """An optional capability: executors that do not declare it run no containers."""
+    return bool(getattr(executor, "starts_containers", False))
+
+
+class ContainerExecutor:
+    """Runs an invocation that names an image through ``runtime``; the rest as they are."""
+
+    starts_containers = True
+
+    def __init__(self, inner: Executor, runtime: ContainerRuntime) -> None:
+        self.inner = inner
+        self.runtime = runtime
+        self.name = inner.name
+        self.default_parallelism = inner.default_parallelism
+
+    def submit(self, invocation: Invocation) -> Handle:
+        if invocation.image_id is None:
+            return self.inner.submit(invocation)
+        run_id, step_id = invocation.env["CONVEYOR_RUN_ID"], invocation.env["CONVEYOR_STEP_ID"]
+        attempt = int(invocation.env["CONVEYOR_ATTEMPT"])
+        command = self.runtime.wrap(
+            invocation.image_id,
+            invocation.command,
+            tuple(invocation.env),
+            invocation.workdir,
+            container_name(run_id, step_id, attempt),
+            run_id,
+        )
+        return self.inner.submit(replace(invocation, command=command, contained=True))
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        return self.inner.poll(handles, timeout)
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        self.inner.cancel(handles)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def with_containers(
+    executors: Mapping[str, Executor], runtime: ContainerRuntime | None
+) -> dict[str, Executor]:
+    """Each executor that can start containers wrapped to run image steps in them."""
+    if runtime is None:
+        return dict(executors)
+    return {
+        name: ContainerExecutor(ex, runtime) if starts_containers(ex) else ex
+        for name, ex in executors.items()
+    }

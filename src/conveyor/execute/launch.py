@@ -1,0 +1,182 @@
+"""What a step needs before it is served from the cache or submitted: where it runs, its
+inputs' digests and its fingerprint; then the invocation an executor receives."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.execute.actionstate import ActionState
+from conveyor.execute.images import ContainerRuntime, Placement, place_step
+from conveyor.execute.runinfo import run_environment
+from conveyor.execute.stepenv import step_environment
+from conveyor.execute.workspace import MissingInputError, Workspace
+from conveyor.executors.base import Invocation
+from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
+from conveyor.plan.fingerprint import fingerprint, step_parts
+from conveyor.plan.model import StepPlan
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
+
+
+@dataclass
+class RunOptions:
+    parallelism: int = 1
+    force: bool = False
+    environment_digest: str = ""
+    containers_on_missing: str = "fail"
+    """No container runtime is configured: ``fail`` image steps or run them on the ``host``."""
+    plugins: Mapping[str, str] = field(default_factory=dict)
+    """Plugin image (without tag) -> host command, for image steps without commands."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Secret name -> value, resolved by the caller; never recorded."""
+    secret_key: bytes = b""
+    """The project's key for the HMACs that put secret values into fingerprints."""
+    runtime: ContainerRuntime | None = None
+    """Where image steps run (``[containers] runtime``); None: no runtime here."""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """Set for every step but not part of any fingerprint (a server's secrets)."""
+    keep_dir: Path | None = None
+    """Where copies of hand-edited outputs go before they are replaced (None: no check)."""
+    on_warning: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A step ready for the cache decision: what it runs, reads and is keyed on."""
+
+    placement: Placement
+    inputs: list[InputRecord]
+    parts: dict[str, Any]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Why the step cannot run at all (a retry would not help)."""
+
+    reason: str
+
+
+class Launcher:
+    def __init__(
+        self,
+        run: RunRecord,
+        workspace: Workspace,
+        actions: ActionState,
+        log_dir: Path,
+        options: RunOptions,
+        default_executor: str,
+        starts_containers: Callable[[str], bool],
+    ) -> None:
+        """``starts_containers``: whether the executor of that name runs image steps."""
+        self.run = run
+        self.workspace = workspace
+        self.actions = actions
+        self.log_dir = log_dir
+        self.options = options
+        self.default_executor = default_executor
+        self.starts_containers = starts_containers
+        self._placements: dict[str, Placement] = {}
+
+    def place_all(self, steps: Iterable[StepPlan]) -> None:
+        """Resolve (and maybe pull) every image before the loop starts, so a pull never
+        holds up polling, deadlines or a cancel; a failure is kept as the step's refusal."""
+        for step in steps:
+            self._place(step)
+
+    def _place(self, step: StepPlan) -> Placement:
+        if step.id not in self._placements:
+            executor = step.executor or self.default_executor
+            self._placements[step.id] = place_step(
+                step,
+                self.options.runtime,
+                self.options.containers_on_missing,
+                self.options.plugins,
+                executor,
+                self.starts_containers(executor),
+            )
+        return self._placements[step.id]
+
+    def prepare(
+        self, step: StepPlan, outputs: Mapping[str, list[OutputRecord]], failed_so_far: bool
+    ) -> Prepared | Refused:
+        """Place the step, resolve its action inputs and declared inputs, key it."""
+        placement = self._place(step)
+        action = self.actions.prepare(step) if step.action is not None else None
+        refusal = placement.refusal
+        if isinstance(action, str):
+            refusal, action = action, None
+        if refusal is not None:
+            return Refused(refusal)
+        try:
+            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
+        except MissingInputError as exc:
+            return Refused(str(exc))
+        # declared inputs are keyed by content; a step that declares none is keyed on
+        # everything its dependencies produced, so it still reruns when they change
+        upstream = (
+            {}
+            if step.inputs
+            else {d: {o.path: o.digest for o in outputs.get(d, [])} for d in step.needs}
+        )
+        parts = step_parts(
+            step,
+            command=placement.command,
+            inputs={i.path: i.digest for i in inputs},
+            upstream=upstream,
+            environment=self.options.environment_digest,
+            container=placement.key,
+            action=action,
+            secret_values=self.options.secrets,
+            secret_key=self.options.secret_key,
+            failed_so_far=failed_so_far,
+        )
+        return Prepared(placement, inputs, parts, fingerprint(parts))
+
+    def log_path(self, step: StepPlan, attempt: int) -> Path:
+        """The step's log; a retry appends to it under a marker line."""
+        log_path = self.log_dir / f"{_UNSAFE.sub('_', step.id)}.log"
+        if attempt > 1:
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n--- conveyor: attempt {attempt} ---\n")
+        return log_path
+
+    def invocation(
+        self,
+        step: StepPlan,
+        attempt: int,
+        prepared: Prepared,
+        log_path: Path,
+        failed_so_far: bool,
+    ) -> Invocation:
+        env = self._env(step, attempt, failed_so_far)
+        placement = prepared.placement
+        image_id = placement.image_id if self.options.runtime is not None else None
+        return Invocation(
+            key=f"{self.run.id}/{step.id}/{attempt}",
+            command=placement.command,
+            env=env,
+            workdir=self.workspace.root,
+            log_path=log_path,
+            inputs=tuple(i.path for i in prepared.inputs),
+            outputs=step.outputs,
+            resources=step.resources,
+            timeout=step.timeout,
+            options=dict(step.options),
+            image_id=image_id,
+        )
+
+    def _env(self, step: StepPlan, attempt: int, failed_so_far: bool) -> dict[str, str]:
+        env = {
+            **self.options.extra_env,  # a server's secrets
+            **run_environment(self.run),  # the run's facts; the step's own variables win
+            **step_environment(step, self.run.id, str(self.workspace.root), attempt, failed_so_far),
+        }
+        for name, secret in step.secrets:
+            env[name] = self.options.secrets[secret]
+        env.update(self.actions.environment(step))
+        return env

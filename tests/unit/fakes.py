@@ -1,0 +1,70 @@
+"""A fake executor and a fake clock: the runner's seam, without processes or waiting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conveyor.executors.base import Completion, Handle, Invocation
+
+HANG = "hang"
+"""An outcome: the invocation runs until it is cancelled."""
+
+
+class FakeClock:
+    """Monotonic seconds that move only when the fake executor waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeExecutor:
+    """Runs nothing: each step ends as ``script`` says, per attempt (an exit code, or
+    HANG); a zero exit writes the step's declared outputs. Waiting advances the clock."""
+
+    clock: FakeClock
+    script: Mapping[str, Sequence[int | str]] = field(default_factory=dict)
+    name: str = "fake"
+    default_parallelism: int = 4
+    starts_containers: bool = False
+    on_poll: Callable[[], None] | None = None
+    submitted: list[Invocation] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    _ended: dict[str, Completion] = field(default_factory=dict)
+
+    def submit(self, invocation: Invocation) -> Handle:
+        self.submitted.append(invocation)
+        step_id = invocation.env["CONVEYOR_STEP_ID"]
+        attempt = int(invocation.env["CONVEYOR_ATTEMPT"])
+        outcomes = self.script.get(step_id, (0,))
+        outcome = outcomes[min(attempt, len(outcomes)) - 1]
+        if outcome != HANG:
+            code = int(outcome)
+            if code == 0:
+                for rel in invocation.outputs:
+                    path = Path(invocation.workdir, rel)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(f"{step_id} attempt {attempt}\n")
+            self._ended[invocation.key] = Completion(invocation.key, "exited", code)
+        return Handle(invocation.key, f"fake-{len(self.submitted)}")
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        if self.on_poll is not None:
+            self.on_poll()
+        done = [self._ended.pop(h.key) for h in handles if h.key in self._ended]
+        if not done:
+            self.clock.now += timeout  # waited the whole timeout for nothing
+        return done
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        for handle in handles:
+            self.cancelled.append(handle.key)
+            self._ended[handle.key] = Completion(handle.key, "cancelled", None, "cancelled")
+
+    def close(self) -> None:
+        pass
