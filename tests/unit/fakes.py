@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conveyor.executors.base import Completion, Handle, Invocation
+from conveyor.executors.base import Completion, Handle, Invocation, Recovered
 
 HANG = "hang"
 """An outcome: the invocation runs until it is cancelled."""
@@ -68,3 +68,6 @@ class FakeExecutor:
 
     def close(self) -> None:
         pass
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        return [Recovered(h.key, False, "a fake executor leaves nothing behind") for h in handles]

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from conveyor.execute.images import ContainerRuntime, container_name
-from conveyor.executors.base import Completion, Executor, Handle, Invocation
+from conveyor.executors.base import Completion, Executor, Handle, Invocation, Recovered
 
 
 def starts_containers(executor: Executor) -> bool:
@@ -50,6 +50,9 @@ class ContainerExecutor:
 
     def close(self) -> None:
         self.inner.close()
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        return self.inner.recover(handles)
 
 
 def with_containers(
