@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.integration.server_support import Server
+
 CONVEYOR = [sys.executable, "-c", "from conveyor.cli.main import main; main()"]
 
 
@@ -104,3 +106,14 @@ def postgres_url() -> Iterator[str]:
 
     with fresh_postgres_database("conveyor_srv") as url:
         yield url
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A started server on SQLite with one worker (modules that need another define their own)."""
+    from tests.integration.server_support import make_server
+
+    srv = make_server(tmp_path, None)
+    srv.start()
+    yield srv
+    srv.stop()

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import Repo
-from tests.integration.server_support import Server, git, make_server
+from tests.integration.server_support import Server, git
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = make_server(tmp_path, None)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def test_set_up_commands_and_their_errors(repo: Repo, tmp_path: Path) -> None:

@@ -12,14 +12,12 @@ import os
 import sqlite3
 import stat
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.conftest import Repo
-from tests.integration.server_support import Server, git, make_server, run_ids
+from tests.integration.server_support import Server, git, run_ids
 
 pytestmark = pytest.mark.integration
 
@@ -132,14 +130,6 @@ jobs:
         secrets: {TOKEN: API_TOKEN}
         outputs: [out/len.txt]
 """
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = make_server(tmp_path, None)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _push(repo: Repo, server: Server, note: str) -> dict[str, Any]:

@@ -98,14 +98,6 @@ def leaks(data: bytes) -> list[str]:
     return [name for name, form in forms(SECRET).items() if form in data]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = make_server(tmp_path, None)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 def test_no_form_of_a_secret_reaches_a_viewer(repo: Repo, server: Server) -> None:  # noqa: F811
     assert leaks(EMIT.encode()) == []  # the script itself holds no form
     with server.api("lead") as lead:

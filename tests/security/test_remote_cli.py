@@ -9,26 +9,17 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration import conftest as integration
 from tests.integration.conftest import Repo
-from tests.integration.server_support import Server, git, make_server
+from tests.integration.server_support import Server, git
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 repo = integration.repo  # the fixture: a git repository with a commit
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = make_server(tmp_path, None)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _remote(repo: Repo, server: Server) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from conveyor.store.cas import ContentStore
 from conveyor.store.hashing import DigestCache
 from tests.integration import conftest as integration
 from tests.integration.conftest import Repo
-from tests.integration.server_support import Server, conveyor, git, make_server, run_ids
+from tests.integration.server_support import Server, conveyor, git, run_ids
 
 pytestmark = pytest.mark.integration
 repo = integration.repo  # the fixture: a real git repository in a temp directory
@@ -356,14 +355,6 @@ def subprocess_git(repo: Repo, *args: str) -> None:
 
 
 # -- item 11 on the server: the project's retention setting, applied after each run ----
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = make_server(tmp_path, None)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 def _push(repo: Repo, server: Server, branch: str, text: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from conveyor.errors import SpecError
 from conveyor.spec.formats import load_file, parse_text
 from conveyor.spec.yamlsource import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_VALUES, load_documents
 from tests.integration.conftest import Repo, repo  # noqa: F401 (a fixture)
-from tests.integration.server_support import Server, git, make_server, run_ids
+from tests.integration.server_support import Server, git, run_ids
 
 EXPANDED = "more than 100000 values once aliases are expanded"
 
@@ -175,14 +174,6 @@ def test_conveyor_run_refuses_the_billion_laughs_with_one_line(repo: Repo) -> No
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "conveyor.yml:10:55:" in lines[0] and EXPANDED in lines[0], lines[0]
     assert not (repo.path / "out.txt").exists()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = make_server(tmp_path, None)
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @pytest.mark.integration

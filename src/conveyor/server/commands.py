@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -49,6 +50,20 @@ def _open(config: ServerConfig) -> Any:
     for name in _PRIVATE_ENV:  # steps inherit this process's environment: keep these out
         os.environ.pop(name, None)
     return state
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _body_cap(name: str, default: int, help: str) -> Callable[[F], F]:
+    return click.option(
+        name,
+        metavar="BYTES",
+        default=default,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help=help,
+    )
 
 
 _sandbox_option = click.option(
@@ -113,30 +128,9 @@ _data_option = click.option(
     help="Allow project mirrors that are local paths under DIR (repeatable; default: none).",
 )
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
-@click.option(
-    "--max-push-body",
-    metavar="BYTES",
-    default=1024**3,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="The largest git request body (a push), in bytes.",
-)
-@click.option(
-    "--max-webhook-body",
-    metavar="BYTES",
-    default=25 * 1024**2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="The largest webhook body, in bytes.",
-)
-@click.option(
-    "--max-api-body",
-    metavar="BYTES",
-    default=1024**2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="The largest body of any other request, in bytes.",
-)
+@_body_cap("--max-push-body", 1024**3, "The largest git request body (a push), in bytes.")
+@_body_cap("--max-webhook-body", 25 * 1024**2, "The largest webhook body, in bytes.")
+@_body_cap("--max-api-body", 1024**2, "The largest body of any other request, in bytes.")
 @click.option(
     "--replay-window",
     metavar="SECONDS",
