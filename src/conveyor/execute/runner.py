@@ -223,7 +223,9 @@ class Runner:
         record.fingerprint = prepared.fingerprint
         decision = self._cache.lookup(step, prepared.fingerprint)
         if isinstance(decision, CacheHit):
-            if not self._keep_edited(record, (o.path for o in decision.entry.outputs)):
+            # only outputs the restore would replace can hold a hand edit worth keeping
+            replaced = [o.path for o in decision.entry.outputs if not self.workspace.holds(o)]
+            if replaced and not self._keep_edited(record, replaced):
                 return  # the step failed: its edited output is left alone
             decision = self._cache.restore(self.workspace, decision)
         if isinstance(decision, CacheHit):

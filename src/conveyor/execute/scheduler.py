@@ -52,6 +52,7 @@ class Scheduler:
         self._running: set[str] = set()
         self._cancelling = False
         self._finished = False
+        self._failed = False  # a step failed or its executor cancelled it (kept, not rescanned)
 
     # -- public --------------------------------------------------------------
     @property
@@ -104,6 +105,7 @@ class Scheduler:
         self._running.discard(step_id)
         self.status[step_id] = status
         own_failure = self._counts_as_failure(step_id, status)
+        self._failed = self._failed or own_failure
         self._tainted[step_id] = own_failure or self._deps_tainted(step_id)
         self._release(step_id, decisions)
 
@@ -138,6 +140,7 @@ class Scheduler:
         self, step_id: str, status: StepStatus, reason: str, decisions: list[Decision]
     ) -> None:
         self.status[step_id] = status
+        self._failed = self._failed or self._counts_as_failure(step_id, status)
         self._tainted[step_id] = self._deps_tainted(step_id)
         decisions.append(Skip(step_id, status, reason))
         self._release(step_id, decisions)
@@ -172,4 +175,4 @@ class Scheduler:
 
     def failed_so_far(self) -> bool:
         """Whether a step has failed (or its executor cancelled it) in this run yet."""
-        return any(self._counts_as_failure(s, status) for s, status in self.status.items())
+        return self._failed

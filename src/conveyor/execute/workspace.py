@@ -161,19 +161,34 @@ class Workspace:
                 raise StoreError(f"blob {digest[:12]} for {path} is damaged; it was quarantined")
             raise StoreError(f"{path} changed while it was restored")
 
-    def _restore_tree(self, output: OutputRecord, full: Path) -> int:
-        tree = self.store.read_manifest(output.digest)
-        entries = tree.files
-        if (
+    def holds(self, output: OutputRecord) -> bool:
+        """Whether the workspace already holds ``output`` exactly (a restore would write
+        nothing), by the stat-keyed digest cache: cheap for an unchanged workspace."""
+        full = Path(self._abs(output.path))
+        try:
+            if output.kind == "tree":
+                return self._holds_tree(self.store.read_manifest(output.digest), full)
+            return self._matches(full, output.digest)
+        except (OSError, StoreError):
+            return False
+
+    def _holds_tree(self, tree: Manifest, full: Path) -> bool:
+        if not (
             full.is_dir()
             and not full.is_symlink()
-            and all(self._matches(full / e.path, e.digest) for e in entries)
+            and all(self._matches(full / e.path, e.digest) for e in tree.files)
             and all(_links_to(full / p, t) for p, t in tree.links.items())
             and all((full / d).is_dir() for d in tree.dirs)
         ):
-            count = sum(len(files) + len(dirs) for _, dirs, files in os.walk(full))
-            if count == len(entries) + len(tree.links) + _dir_count(tree):
-                return 0
+            return False
+        count = sum(len(files) + len(dirs) for _, dirs, files in os.walk(full))
+        return count == len(tree.files) + len(tree.links) + _dir_count(tree)
+
+    def _restore_tree(self, output: OutputRecord, full: Path) -> int:
+        tree = self.store.read_manifest(output.digest)
+        entries = tree.files
+        if self._holds_tree(tree, full):
+            return 0
         self.store.checkout_tree(output.digest, full)
         for entry in entries:
             self._check(full / entry.path, entry.digest)
