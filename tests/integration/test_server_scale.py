@@ -82,7 +82,7 @@ def test_concurrent_pushes_and_two_workers_run_each_run_exactly_once(
     # this test is about claims, so its workers opt out of the sandbox explicitly.
     workers = [server.start_worker(env, "--sandbox", "none") for _ in range(2)]
     runs = [server.wait_run(run_id, timeout=180) for run_id in ids]
-    assert {r["status"] for r in runs} == {"succeeded"}
+    assert {r["status"] for r in runs} == {"succeeded"}, [r.get("error") for r in runs]
     for run_id in ids:
         assert (marks / run_id).read_text() == f"{run_id}\n", f"run {run_id} ran more than once"
     assert len({r["worker"] for r in runs}) == 2, "both workers must have taken runs"

@@ -8,9 +8,13 @@ stdin closed, so it can never wait for a prompt.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,15 +119,37 @@ def git_state(cwd: Path) -> GitState:
     return GitState(toplevel, commit, dirty, digest)
 
 
+@contextlib.contextmanager
+def _worktrees_locked(repo: Path) -> Iterator[None]:
+    """One worktree change at a time per repository, across processes: a `worktree prune`
+    beside another process's `worktree add` can drop the new worktree's entry."""
+    dot_git = repo / ".git"
+    if dot_git.is_dir():
+        lock_path = dot_git / "conveyor-worktrees.lock"
+    elif dot_git.exists():  # a linked worktree or submodule: never write into the work tree
+        digest = blake3.blake3(str(repo.resolve()).encode()).hexdigest()[:16]
+        lock_path = Path(tempfile.gettempdir()) / f"conveyor-worktrees-{digest}.lock"
+    else:  # a bare repository (the server's)
+        lock_path = repo / "conveyor-worktrees.lock"
+    with open(lock_path, "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def add_worktree(repo: Path, commit: str, path: Path) -> None:
     if commit.startswith("-"):
         raise UsageError(f"{commit[:200]!r} is not a commit")
-    run_git(repo, "worktree", "add", "--detach", "--quiet", "--", str(path), commit)
+    with _worktrees_locked(repo):
+        run_git(repo, "worktree", "add", "--detach", "--quiet", "--", str(path), commit)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
-    run_git(repo, "worktree", "remove", "--force", "--", str(path), check=False)
-    run_git(repo, "worktree", "prune", check=False)
+    with _worktrees_locked(repo):
+        run_git(repo, "worktree", "remove", "--force", "--", str(path), check=False)
+        run_git(repo, "worktree", "prune", check=False)
 
 
 def check_remote(url: str, ref: str | None) -> None:
