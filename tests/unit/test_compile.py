@@ -205,6 +205,9 @@ def test_reading_another_jobs_output_orders_after_it() -> None:
         ("data", "data/clean.csv"),  # a directory holding the output
         ("data/clean.csv", "data"),  # a file inside an output directory
         ("./data/clean.csv", "data/clean.csv"),  # spelled differently
+        ("data/**/*.csv", "data/sub/x.csv"),  # `**` crosses directories
+        ("data/**/*.csv", "data/sub"),  # a directory that may hold what it names
+        ("data/*", "data/sub/x.csv"),  # a file inside a directory the glob names
     ],
 )
 def test_inference_sees_overlapping_paths(reads: str, writes: str) -> None:
@@ -233,6 +236,29 @@ def test_unrelated_paths_infer_nothing() -> None:
     )
     assert plan.inferred == ()
     assert ids(plan) == ["use.s", "make.s"]
+
+
+@pytest.mark.parametrize(
+    ("reads", "writes"),
+    [
+        ("data/*.csv", "data/sub/x.csv"),  # `*` does not cross `/`, as in the workspace
+        ("data/*.csv", "data/sub"),  # nothing below data/sub can match data/*.csv
+        ("data/*.csv", "data/.hidden.csv"),  # `*` skips dot files, as in the workspace
+        ("*/x.csv", "data/sub/x.csv"),
+    ],
+)
+def test_globs_order_only_after_what_they_can_read(reads: str, writes: str) -> None:
+    plan = compile_text(
+        f"""
+        jobs:
+          use:
+            steps: [{{id: s, run: x, inputs: ["{reads}"]}}]
+          make:
+            steps: [{{id: s, run: x, outputs: ["{writes}"]}}]
+        """
+    )
+    assert plan.inferred == ()
+    assert plan.step("use.s").needs == ()
 
 
 def test_declared_need_is_not_listed_as_inferred() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import stat as statmod
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from conveyor.errors import StoreError
 from conveyor.metadata.records import InputRecord, OutputRecord
-from conveyor.plan.graph import is_glob
+from conveyor.spec.patterns import glob_paths, is_glob
 from conveyor.store.cas import ContentStore, Manifest
 from conveyor.store.hashing import DigestCache
 
@@ -52,7 +51,7 @@ class Workspace:
         records: dict[str, str] = {}
         for pattern in patterns:
             if is_glob(pattern):
-                matches = sorted(glob.glob(pattern, root_dir=self._root_text, recursive=True))
+                matches = glob_paths(pattern, self._root_text)
                 if not matches and pattern not in optional:
                     raise MissingInputError(
                         f"declared input {pattern} matches no file (give it as "

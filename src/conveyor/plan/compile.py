@@ -24,6 +24,7 @@ from conveyor.plan.datums import (
 from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
 from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text, whole_expression
 from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
+from conveyor.spec.patterns import is_glob
 from conveyor.spec.yamlsource import Loc, SourceMap
 
 _POLICY = re.compile(r"^\s*(success|failure|always)\(\)\s*$")
@@ -352,7 +353,7 @@ def _output_path(path: str, source: SourceMap, loc: Loc) -> str:
         )
     if normal == ".":
         raise source.error(loc, "an output cannot be the whole project directory")
-    if graph.is_glob(normal):
+    if is_glob(normal):
         raise source.error(
             loc, f"output {path!r} is a glob; name the files or directory the step writes"
         )

@@ -20,10 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.plan.graph import is_glob, normalize
+from conveyor.plan.graph import normalize
 from conveyor.plan.template import TemplateError, render, render_shell
 from conveyor.spec.expressions import value_text
 from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
+from conveyor.spec.patterns import fixed_dir, is_glob
 from conveyor.spec.yamlsource import Loc
 
 Lister = Callable[[str], Sequence[str]]
@@ -96,12 +97,7 @@ def _fixed_dir(pattern: str) -> str:
     literal path's parent."""
     if not is_glob(pattern):
         return posixpath.dirname(pattern) or "."
-    parts = []
-    for part in pattern.split("/"):
-        if is_glob(part):
-            break
-        parts.append(part)
-    return "/".join(parts) or "."
+    return fixed_dir(pattern)
 
 
 def module_files(target: str, lister: Lister) -> list[str]:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import bisect
-import fnmatch
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-_GLOB_CHARS = frozenset("*?[")
+from conveyor.spec.patterns import covers, is_glob, may_hold
 
 
 class CycleError(ValueError):
@@ -79,42 +78,17 @@ def normalize(path: str) -> str:
     return posixpath.normpath(path.strip() or ".")
 
 
-def is_glob(pattern: str) -> bool:
-    return any(ch in _GLOB_CHARS for ch in pattern)
-
-
 def overlaps(input_pattern: str, output_path: str) -> bool:
-    """Whether reading ``input_pattern`` may read what writing ``output_path`` writes."""
+    """Whether reading ``input_pattern`` may read what writing ``output_path`` writes
+    (the output may be a file or a directory: the plan cannot know which)."""
     pattern, output = normalize(input_pattern), normalize(output_path)
     if not is_glob(pattern):
         return _related(pattern, output)
-    if fnmatch.fnmatchcase(output, pattern) or _ancestor_matches(output, pattern):
-        return True
-    # a directory output may hold files the glob names
-    fixed = _fixed_prefix(pattern)
-    return _related(fixed, output)
+    return covers(pattern, output) or may_hold(pattern, output)
 
 
 def _related(a: str, b: str) -> bool:
     return a == b or "." in (a, b) or a.startswith(b + "/") or b.startswith(a + "/")
-
-
-def _ancestor_matches(path: str, pattern: str) -> bool:
-    parent, previous = posixpath.dirname(path), path
-    while parent and parent != previous:  # an absolute path ends at "/", not ""
-        if fnmatch.fnmatchcase(parent, pattern):
-            return True
-        parent, previous = posixpath.dirname(parent), parent
-    return False
-
-
-def _fixed_prefix(pattern: str) -> str:
-    parts = []
-    for part in pattern.split("/"):
-        if is_glob(part):
-            break
-        parts.append(part)
-    return "/".join(parts) or "."
 
 
 class PathIndex:

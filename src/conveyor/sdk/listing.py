@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from conveyor.plan.graph import is_glob, normalize
+from conveyor.plan.graph import normalize
+from conveyor.spec.patterns import glob_paths, is_glob
 
 _PRIVATE = (".git", ".conveyor")
 
@@ -36,7 +36,7 @@ class ProjectFiles:
         if not is_glob(pattern):
             exists = os.path.lexists(os.path.join(self.root, pattern))
             return (normalize(pattern),) if exists else ()
-        matches = glob.glob(pattern, root_dir=self.root, recursive=True)
+        matches = glob_paths(pattern, self.root)
         return tuple(
             sorted(
                 normal
