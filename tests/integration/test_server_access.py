@@ -174,7 +174,7 @@ def test_the_pipeline_at_a_ref(api: tuple[httpx.Client, Server]) -> None:
     client, server = api
     headers = _headers("viewer", server.tokens)
     pipeline = client.get(f"{P}/pipeline", headers=headers).json()
-    assert pipeline["on"]["push"]["branches"] == ["*"]
+    assert pipeline["on"]["push"]["branches"] == ["**"]
     assert [s["id"] for s in pipeline["plan"]["steps"]] == ["a.step-1"]
     missing = client.get(f"{P}/pipeline?ref=nope", headers=headers)
     assert missing.status_code == 404

@@ -34,10 +34,33 @@ def spec(on: str = "") -> object:
         ("on:\n  push: {tags: ['v*']}\n", "refs/tags/x", False),
         ("on:\n  push: null\n", "refs/heads/main", False),
         ("", "refs/notes/commits", False),
+        # GitHub's filter patterns: `*` stops at `/`, `**` does not
+        ("on:\n  push: {branches: ['feature/*']}\n", "refs/heads/feature/a/b", False),
+        ("on:\n  push: {branches: ['feature/**']}\n", "refs/heads/feature/a/b", True),
+        ("on:\n  push: {branches: ['release-*']}\n", "refs/heads/release-1.0", True),
+        ("on:\n  push: {branches: ['release-*']}\n", "refs/heads/release/1.0", False),
+        ("on:\n  push: {tags: ['v[12].[0-9]+.[0-9]+']}\n", "refs/tags/v1.10.2", True),
+        ("on:\n  push: {tags: ['v[12].[0-9]+.[0-9]+']}\n", "refs/tags/v3.0.0", False),
+        ("on:\n  push: {tags: ['v1.0-rc?']}\n", "refs/tags/v1.0-r", True),
+        ("on:\n  push: {tags: ['v1.0-rc?']}\n", "refs/tags/v1.0-rc1", False),
+        ("on:\n  push: {branches: ['**', '!main']}\n", "refs/heads/main", False),
+        ("on:\n  push: {branches: ['**', '!main']}\n", "refs/heads/dev", True),
+        ("on:\n  push: {branches: ['**', '!dev/**', dev/keep]}\n", "refs/heads/dev/keep", True),
+        ("on:\n  push: {branches: ['**', '!dev/**', dev/keep]}\n", "refs/heads/dev/x", False),
+        ("on:\n  push: {branches: ['a\\*b']}\n", "refs/heads/a*b", True),
+        ("on:\n  push: {branches: ['a\\*b']}\n", "refs/heads/axb", False),
     ],
 )
 def test_push_triggers(on: str, ref: str, expected: bool) -> None:
     assert wanted(spec(on), ref) is expected  # type: ignore[arg-type]
+
+
+def test_only_negative_branch_patterns_are_a_spec_error() -> None:
+    from conveyor.errors import SpecError
+
+    # GitHub refuses them too: `!` takes away from what an earlier pattern matched
+    with pytest.raises(SpecError, match=r"only negative patterns.*'\*\*'"):
+        spec("on:\n  push: {branches: ['!main']}\n")
 
 
 def test_a_misspelt_trigger_key_is_a_spec_error() -> None:

@@ -7,7 +7,6 @@ a run record that failed with the loader's message, so the pusher sees why.
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 
 from conveyor.domain.states import RunStatus
@@ -16,6 +15,7 @@ from conveyor.server.gitrepo import ZERO, file_size, read_file
 from conveyor.server.state import ServerState
 from conveyor.spec.files import PIPELINE_FILES
 from conveyor.spec.model import PipelineSpec
+from conveyor.spec.patterns import ref_matches
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def wanted(spec: PipelineSpec, ref: str) -> bool:
         patterns, name = push.tags, ref.removeprefix("refs/tags/")
     else:
         return False
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return ref_matches(patterns, name)
 
 
 def queue_updates(

@@ -232,15 +232,26 @@ class JobSpec(_Strict):
 
 
 class PushTriggerSpec(_Strict):
-    """Which pushes to a Conveyor server (or a webhook) start a run (glob patterns)."""
+    """Which pushes to a Conveyor server (or a webhook) start a run (GitHub Actions'
+    filter patterns: ``*`` stops at ``/``, ``**`` does not, ``!`` excludes)."""
 
-    branches: list[str] = Field(default_factory=lambda: ["*"])
+    branches: list[str] = Field(default_factory=lambda: ["**"])
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("branches", "tags", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("branches", "tags")
+    @classmethod
+    def _some_positive(cls, value: list[str]) -> list[str]:
+        if value and all(p.startswith("!") for p in value):
+            raise ValueError(
+                f"{value} holds only negative patterns, which match nothing; "
+                "start with '**' to mean every other one"
+            )
+        return value
 
 
 class ScheduleSpec(_Strict):
