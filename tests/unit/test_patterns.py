@@ -51,8 +51,13 @@ def test_the_plan_reads_what_the_workspace_hashes(tree: list[str], pattern: str)
         hashed = {r.path for r in workspace.resolve_inputs([pattern], optional={pattern})}
     planned = {f for f in files if covers(pattern, f)}
     assert hashed == planned
-    # ordering may be more cautious than hashing (a file output may be a directory), never less
+    # ordering may be more cautious than hashing (a file output may be a directory), never
+    # less: a step writing a file it hashes, or a directory above one, is ordered first
     assert all(overlaps(pattern, f) for f in planned)
+    directories = {f.rsplit("/", n)[0] for f in files for n in range(1, f.count("/") + 1)}
+    for directory in directories:
+        if any(f.startswith(directory + "/") for f in planned):
+            assert overlaps(pattern, directory), directory
 
 
 @pytest.mark.parametrize(
