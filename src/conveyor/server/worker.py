@@ -30,12 +30,12 @@ from conveyor.sdk.settings import ContainerSettings, Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.queue import HEARTBEAT, QueuedRun
-from conveyor.server.gitrepo import add_worktree, remove_worktree
 from conveyor.server.masking import Masker, mask_file
 from conveyor.server.results import commit_results, result_files
 from conveyor.server.retention import apply_retention
 from conveyor.server.sandbox import sandbox_setting
 from conveyor.store.cas import ContentStore
+from conveyor.vcs.git import add_worktree, remove_worktree
 
 log = logging.getLogger("conveyor.server")
 
