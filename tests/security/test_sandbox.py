@@ -413,7 +413,7 @@ def test_a_project_cannot_turn_the_sandbox_off(tmp_path: Path) -> None:
     db = SimpleNamespace(accounts=accounts)
     config = ServerConfig(data=tmp_path / "data")
     worker = Worker(config, db, "w", threading.Event())
-    settings = worker._settings("demo", tmp_path / "state")
+    settings = worker._settings("demo", tmp_path, tmp_path / "state")
     local = settings.executors["local"]
     assert local["grace_seconds"] == 1
     assert str(config.data) in local["sandbox"]["hide"]
@@ -421,7 +421,7 @@ def test_a_project_cannot_turn_the_sandbox_off(tmp_path: Path) -> None:
     assert settings.containers.network == "none"
     unsandboxed = ServerConfig(data=tmp_path, sandbox="none")
     opted_out = Worker(unsandboxed, db, "w", threading.Event())
-    assert opted_out._settings("demo", tmp_path).executors["local"]["sandbox"] is None
+    assert opted_out._settings("demo", tmp_path, tmp_path).executors["local"]["sandbox"] is None
 
 
 def test_cli_runs_stay_unsandboxed(project: Repo, tmp_path: Path) -> None:

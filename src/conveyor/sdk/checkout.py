@@ -45,3 +45,9 @@ def run_checkout(
     )
     git = GitState(checkout.worktree, checkout.commit, dirty=False, diff_digest=None)
     return start_run(project, dataclasses.replace(request, git=git), hooks)
+
+
+def committed_settings(worktree: Path) -> Settings:
+    """The settings committed in ``worktree`` (``.conveyor/config.toml``), read exactly as
+    ``conveyor run`` reads them there; the caller puts its own decisions on top."""
+    return Project(worktree).settings

@@ -7,6 +7,7 @@ the same loop in its own process against the same database and data directory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -17,16 +18,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.checkout import Checkout, run_checkout
+from conveyor.sdk.checkout import Checkout, committed_settings, run_checkout
 from conveyor.sdk.project import CACHE_KEY_FILE, cache_key_at, mark_interrupted
 from conveyor.sdk.running import RunHooks, RunRequest
-from conveyor.sdk.settings import ContainerSettings, Settings
+from conveyor.sdk.settings import Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.queue import HEARTBEAT, QueuedRun
@@ -118,7 +120,6 @@ class Worker:
         repo = project_dir / "repo.git"
         workdir = project_dir / "work" / queued.id
         state = project_dir / "runs" / queued.id
-        settings = self._settings(queued.project, state)
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
         # the HMAC key of secret values: the project's, kept in the server's data
         key = cache_key_at(project_dir / CACHE_KEY_FILE)
@@ -139,6 +140,7 @@ class Worker:
             checkout = Checkout(workdir, queued.commit, state)
             hooks = RunHooks(on_runner=self._register(queued))
             try:
+                settings = self._settings(queued.project, workdir, state)
                 record = run_checkout(checkout, settings, store, self.db.records, request, hooks)
             except ConveyorError as exc:
                 return RunStatus.FAILED, str(exc), None
@@ -163,21 +165,23 @@ class Worker:
             remove_worktree(repo, workdir)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _settings(self, project: str, state: Path) -> Settings:
-        row = self.db.accounts.project(project) or {}
-        chosen = dict(row.get("settings") or {})
-        executors = {str(k): dict(v) for k, v in dict(chosen.get("executors", {})).items()}
-        # the server, never the project, decides what its local steps may see
-        local = executors.setdefault("local", {})
-        local["sandbox"] = sandbox_setting(self.config, chosen, state)
+    def _settings(self, project: str, worktree: Path, state: Path) -> Settings:
+        """The checkout's committed settings, as ``conveyor run`` reads them, under what
+        is not a pusher's to choose: the admin's database, store, sandbox, container
+        runtime and action base; the lead's executor, its options and the network."""
+        chosen = _chosen(self.db, project)
         network = "host" if chosen.get("network", True) else "none"
-        return Settings(
+        committed = committed_settings(worktree)
+        return dataclasses.replace(
+            committed,
             executor=str(chosen.get("executor", self.config.executor)),
             parallelism=int(chosen.get("parallelism", 0)),
             database=self.config.database_url,
             store=str(self.config.store_dir),
-            executors=executors,
-            containers=ContainerSettings(network=network),
+            executors=executor_tables(self.config, chosen, state),
+            # a socket URL would let a push reach any daemon (even past network "none")
+            containers=dataclasses.replace(committed.containers, runtime="auto", network=network),
+            action_base=None,  # a file:// base would clone other projects' repositories
             server_sandbox=self.config.sandbox != "none",
         )
 
@@ -200,6 +204,22 @@ class Worker:
             runner = self.active.get(run_id)
             if runner is not None:
                 runner.request_cancel()
+
+
+def _chosen(db: ServerDatabase, project: str) -> dict[str, Any]:
+    """The settings the project's lead chose through the API."""
+    row = db.accounts.project(project) or {}
+    return dict(row.get("settings") or {})
+
+
+def executor_tables(
+    config: ServerConfig, chosen: dict[str, Any], state: Path
+) -> dict[str, dict[str, Any]]:
+    """The lead's executor tables for a run whose state is in ``state``; the local
+    executor's sandbox is the server's, never the project's."""
+    tables = {str(k): dict(v) for k, v in dict(chosen.get("executors", {})).items()}
+    tables.setdefault("local", {})["sandbox"] = sandbox_setting(config, chosen, state)
+    return tables
 
 
 def _warn_withheld(db: ServerDatabase, run_id: str, paths: list[str]) -> None:
