@@ -92,20 +92,21 @@ class Worker:
         finally:
             self.active.pop(queued.id, None)
         if self.stopping and status == RunStatus.CANCELLED:
-            status, error = self._interrupted(queued.id)
+            status, error = self._interrupted(queued)
         self.db.queue.finish(queued.id, status, error, result)
         try:  # the project's retention setting, applied on the server's own
             apply_retention(self.config, self.db, queued.project)
         except Exception:  # retention must never fail a run or stop the worker
             log.exception("retention of project %s failed", queued.project)
 
-    def _interrupted(self, run_id: str) -> tuple[RunStatus, str]:
+    def _interrupted(self, queued: QueuedRun) -> tuple[RunStatus, str]:
         """A run the server's stop cancelled was interrupted (it can be resumed): its
         record says so too, not only the queue."""
         reason = "the server stopped mid-run; resume it"
-        record = self.db.records.get_run(run_id)
+        record = self.db.records.get_run(queued.id)
         if record is not None:
-            mark_interrupted(self.db.records, record, reason, {})
+            executors = run_executors(self.config, self.db, queued.project, queued.id)
+            mark_interrupted(self.db.records, record, reason, executors)
         return RunStatus.INTERRUPTED, f"interrupted: {reason}"
 
     def shutdown(self) -> None:
@@ -222,6 +223,15 @@ def executor_tables(
     return tables
 
 
+def run_executors(
+    config: ServerConfig, db: ServerDatabase, project: str, run_id: str
+) -> dict[str, dict[str, Any]]:
+    """The executor tables a run of ``project`` ran with, to recover what it left (an
+    HTCondor job goes to the project's pool, not the default one)."""
+    state = config.project_dir(project) / "runs" / run_id
+    return executor_tables(config, _chosen(db, project), state)
+
+
 def _warn_withheld(db: ServerDatabase, run_id: str, paths: list[str]) -> None:
     """A binary output that holds a secret stays out of git: the run's events say which."""
     if not paths:
@@ -285,7 +295,7 @@ def watch(
                 for worker in workers:
                     worker.beat()
                 stale = db.queue.recover_stale(stale_after)
-                interrupt_stale(db, stale)
+                interrupt_stale(config, db, stale)
                 remove_workspaces(config, db, stale, secrets_for)
         except Exception:
             log.exception("heartbeat failed")
@@ -309,9 +319,13 @@ def remove_workspaces(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def interrupt_stale(db: ServerDatabase, run_ids: list[str]) -> None:
-    """The run records of runs whose worker died say so too."""
+def interrupt_stale(config: ServerConfig, db: ServerDatabase, run_ids: list[str]) -> None:
+    """The run records of runs whose worker died say so too; what their steps left is
+    recovered with their project's executor settings."""
     for run_id in run_ids:
         run = db.records.get_run(run_id)
-        if run is not None and not run.status.finished:
-            mark_interrupted(db.records, run, "the worker ended mid-run", {})
+        if run is None or run.status.finished:
+            continue
+        queued = db.queue.get(run_id)
+        executors = run_executors(config, db, queued.project, run_id) if queued else {}
+        mark_interrupted(db.records, run, "the worker ended mid-run", executors)
