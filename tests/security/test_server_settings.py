@@ -97,3 +97,35 @@ def test_a_broken_committed_config_is_one_sentence(tmp_path: Path) -> None:
     worktree = _checkout(tmp_path, "[project]\nexecutor = \n")
     with pytest.raises(ProjectError, match=r"config\.toml: cannot read the settings"):
         worker._settings("demo", worktree, tmp_path / "state")
+
+
+@pytest.mark.parametrize("link", [".conveyor", ".conveyor/config.toml"])
+def test_a_committed_config_that_leads_outside_the_checkout_is_refused(
+    tmp_path: Path, link: str
+) -> None:
+    """A pushed symlink must not make the server read its own files as settings."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "config.toml").write_text('[actions]\npaths = ["elsewhere"]\n')
+    worktree = tmp_path / "work"
+    (worktree / ".conveyor").mkdir(parents=True)
+    target = outside if link == ".conveyor" else outside / "config.toml"
+    if link == ".conveyor":
+        (worktree / ".conveyor").rmdir()
+    (worktree / link).symlink_to(target)
+    with pytest.raises(ProjectError, match=r"\.conveyor/config\.toml leads outside the checkout"):
+        _worker(tmp_path, {})._settings("demo", worktree, tmp_path / "state")
+
+
+def test_an_oversized_committed_config_is_refused(tmp_path: Path) -> None:
+    worktree = _checkout(tmp_path, "# padding\n" * 200_000)
+    with pytest.raises(ProjectError, match=r"config\.toml is \d+ bytes; .* at most 1048576"):
+        _worker(tmp_path, {})._settings("demo", worktree, tmp_path / "state")
+
+
+def test_a_symlink_inside_the_checkout_is_read(tmp_path: Path) -> None:
+    worktree = _checkout(tmp_path, '[actions]\npaths = ["acts"]\n')
+    (worktree / ".conveyor" / "config.toml").rename(worktree / "shared.toml")
+    (worktree / ".conveyor" / "config.toml").symlink_to("../shared.toml")
+    settings = _worker(tmp_path, {})._settings("demo", worktree, tmp_path / "state")
+    assert settings.action_paths == ("acts",)
