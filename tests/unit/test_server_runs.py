@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,29 @@ def _record(db: ServerDatabase, run_id: str, status: RunStatus) -> None:
     db.records.create_run(RunRecord(run_id, "p", status, "c" * 40, False, time.time()))
 
 
+def _stopped_mid_run(
+    db: ServerDatabase,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    record: Callable[[str], None],
+) -> str:
+    """A claimed run of demo (``record`` writes its records) that a stopping worker's
+    runner ends cancelled; its id."""
+    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
+    queued = db.queue.claim("w1")
+    assert queued is not None
+    record(run_id)
+    worker = Worker(ServerConfig(data=tmp_path), db, "w1", threading.Event())
+    worker.stopping = True
+
+    def cancelled(run: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
+        return RunStatus.CANCELLED, "cancelled", None
+
+    monkeypatch.setattr(worker, "_execute", cancelled)
+    worker.execute(queued)
+    return run_id
+
+
 def test_the_queue_speaks_run_status_and_stores_the_same_text(db: ServerDatabase) -> None:
     run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada", {"n": 3})
     queued = db.queue.get(run_id)
@@ -54,18 +77,10 @@ def test_the_queue_speaks_run_status_and_stores_the_same_text(db: ServerDatabase
 def test_a_run_the_server_stops_is_interrupted_in_the_queue_and_its_record(
     db: ServerDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
-    queued = db.queue.claim("w1")
-    assert queued is not None
-    _record(db, run_id, RunStatus.CANCELLED)  # what the runner records when cancelled
-    worker = Worker(ServerConfig(data=tmp_path), db, "w1", threading.Event())
-    worker.stopping = True
-
-    def cancelled(run: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
-        return RunStatus.CANCELLED, "cancelled", None
-
-    monkeypatch.setattr(worker, "_execute", cancelled)
-    worker.execute(queued)
+    # what the runner records when cancelled
+    run_id = _stopped_mid_run(
+        db, tmp_path, monkeypatch, lambda r: _record(db, r, RunStatus.CANCELLED)
+    )
     after = db.queue.get(run_id)
     record = db.records.get_run(run_id)
     assert after is not None and record is not None
@@ -132,18 +147,7 @@ def test_recovery_of_a_run_the_server_stops_uses_the_projects_executor_settings(
     monkeypatch: pytest.MonkeyPatch,
     recording: list[dict[str, Any]],
 ) -> None:
-    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
-    queued = db.queue.claim("w1")
-    assert queued is not None
-    _started_on_recording(db, run_id)
-    worker = Worker(ServerConfig(data=tmp_path), db, "w1", threading.Event())
-    worker.stopping = True
-
-    def cancelled(run: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
-        return RunStatus.CANCELLED, "cancelled", None
-
-    monkeypatch.setattr(worker, "_execute", cancelled)
-    worker.execute(queued)
+    _stopped_mid_run(db, tmp_path, monkeypatch, lambda r: _started_on_recording(db, r))
     assert recording == [{"pool": "the lead's"}]
 
 
