@@ -246,10 +246,11 @@ def test_actions_come_from_the_project_or_remote_git_only(project: Repo, server:
     assert run["status"] == "failed"
     assert "is outside the project; a server runs only its own" in run["error"]
     repo = server.data / "projects/other/repo.git"
-    by_repo = push(project, server, f"jobs:\n  a:\n    steps:\n      - uses: {repo}@main\n")
-    run = server.wait_run(by_repo)
-    assert run["status"] == "failed"
-    assert "names a repository on the server's disk" in run["error"]
+    for form in (f"{repo}", f"file://{repo}"):
+        by_repo = push(project, server, f"jobs:\n  a:\n    steps:\n      - uses: {form}@main\n")
+        run = server.wait_run(by_repo)
+        assert run["status"] == "failed"
+        assert "names a repository on the server's disk" in run["error"], form
 
 
 def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
