@@ -15,8 +15,10 @@ from types import SimpleNamespace
 import pytest
 
 from conveyor.errors import ProjectError
+from conveyor.sdk.actions import project_resolver
 from conveyor.server.config import ServerConfig
 from conveyor.server.worker import Worker
+from conveyor.spec.uses import parse_uses
 
 PUSHED = """\
 [project]
@@ -68,7 +70,12 @@ def test_a_pushed_config_keeps_the_servers_and_the_leads_choices(tmp_path: Path)
     assert settings.store == str(worker.config.store_dir)
     assert settings.server_sandbox is True
     assert settings.containers.runtime == "auto"
-    assert settings.action_base is None
+    # a base on the server's disk counts, and its actions are refused when resolved
+    resolver = project_resolver(
+        tmp_path, [], tmp_path / "cache", settings.action_base, server=settings.server_sandbox
+    )
+    with pytest.raises(ValueError, match="names a repository on the server's disk"):
+        resolver(parse_uses("acme/tool@v1"))
     # the lead's
     assert settings.executor == "local"
     assert settings.parallelism == 2

@@ -168,8 +168,9 @@ class Worker:
 
     def _settings(self, project: str, worktree: Path, state: Path) -> Settings:
         """The checkout's committed settings, as ``conveyor run`` reads them, under what
-        is not a pusher's to choose: the admin's database, store, sandbox, container
-        runtime and action base; the lead's executor, its options and the network."""
+        is not a pusher's to choose: the admin's database, store, sandbox and container
+        runtime; the lead's executor, its options and the network. (An ``[actions] base``
+        counts: a sandboxed server's resolver clones only remote URLs.)"""
         chosen = _chosen(self.db, project)
         network = "host" if chosen.get("network", True) else "none"
         committed = committed_settings(worktree)
@@ -182,7 +183,6 @@ class Worker:
             executors=executor_tables(self.config, chosen, state),
             # a socket URL would let a push reach any daemon (even past network "none")
             containers=dataclasses.replace(committed.containers, runtime="auto", network=network),
-            action_base=None,  # a file:// base would clone other projects' repositories
             server_sandbox=self.config.sandbox != "none",
         )
 
