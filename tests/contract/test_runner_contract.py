@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from conveyor.domain.states import RunStatus, StepStatus
-from conveyor.executors.base import Completion, Executor, Handle, Invocation, Recovered
+from conveyor.executors.base import (
+    Completion,
+    DelegatingExecutor,
+    Executor,
+    Handle,
+    Invocation,
+)
 from conveyor.executors.registry import load_executor
 from conveyor.sdk.project import Project
 from conveyor.sdk.running import RunRequest, start_run
@@ -107,13 +113,11 @@ def test_failure_exit_code_is_the_steps(git_project: Path) -> None:
     assert project.records.step_runs(run.id)[0].exit_code == 5
 
 
-class _Recording:
+class _Recording(DelegatingExecutor):
     """Wraps an executor and records the order of its calls."""
 
     def __init__(self, inner: Executor, calls: list[str]) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.default_parallelism = inner.default_parallelism
+        super().__init__(inner)
         self.calls = calls
 
     def submit(self, invocation: Invocation) -> Handle:
@@ -123,15 +127,6 @@ class _Recording:
     def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
         self.calls.append("poll")
         return self.inner.poll(handles, timeout)
-
-    def cancel(self, handles: Sequence[Handle]) -> None:
-        self.inner.cancel(handles)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
-        return self.inner.recover(handles)
 
 
 def test_python_datums_run_together_and_are_cached_per_datum(

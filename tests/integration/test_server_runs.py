@@ -191,3 +191,24 @@ def test_the_cache_is_shared_within_a_project_only(repo: Repo, server: Server) -
             time.sleep(0.1)
     assert run["status"] == "succeeded"
     assert not run["steps"][0]["cached"], "another project never gets this project's outputs"
+
+
+def test_the_committed_config_counts_and_a_broken_one_fails_the_run(
+    repo: Repo, server: Server
+) -> None:
+    repo.write(".conveyor/config.toml", '[actions]\npaths = ["tools/actions"]\n')
+    repo.write(
+        "tools/actions/hello/action.yml",
+        'name: Hello\ninputs:\n  who: {type: string}\nruns:\n  command: echo "hello $INPUT_WHO"\n',
+    )
+    pipeline = "jobs:\n  a:\n    steps:\n      - id: greet\n        uses: local/hello\n"
+    run_id = push(repo, server, pipeline + "        with: {who: server}\n")
+    run = server.wait_run(run_id)
+    assert run["status"] == "succeeded", run
+    with server.api("viewer") as viewer:
+        assert viewer.get(f"/runs/{run_id}/logs/a.greet").text == "hello server\n"
+    repo.write(".conveyor/config.toml", "[actions]\npaths = \n")
+    run = server.wait_run(push(repo, server, pipeline + "        with: {who: again}\n"))
+    assert run["status"] == "failed"
+    assert ".conveyor/config.toml: cannot read the settings" in run["error"]
+    assert str(server.data) not in run["error"]

@@ -246,10 +246,11 @@ def test_actions_come_from_the_project_or_remote_git_only(project: Repo, server:
     assert run["status"] == "failed"
     assert "is outside the project; a server runs only its own" in run["error"]
     repo = server.data / "projects/other/repo.git"
-    by_repo = push(project, server, f"jobs:\n  a:\n    steps:\n      - uses: {repo}@main\n")
-    run = server.wait_run(by_repo)
-    assert run["status"] == "failed"
-    assert "names a repository on the server's disk" in run["error"]
+    for form in (f"{repo}", f"file://{repo}"):
+        by_repo = push(project, server, f"jobs:\n  a:\n    steps:\n      - uses: {form}@main\n")
+        run = server.wait_run(by_repo)
+        assert run["status"] == "failed"
+        assert "names a repository on the server's disk" in run["error"], form
 
 
 def test_the_servers_files_are_private_to_its_user(server: Server) -> None:
@@ -413,7 +414,7 @@ def test_a_project_cannot_turn_the_sandbox_off(tmp_path: Path) -> None:
     db = SimpleNamespace(accounts=accounts)
     config = ServerConfig(data=tmp_path / "data")
     worker = Worker(config, db, "w", threading.Event())
-    settings = worker._settings("demo", tmp_path / "state")
+    settings = worker._settings("demo", tmp_path, tmp_path / "state")
     local = settings.executors["local"]
     assert local["grace_seconds"] == 1
     assert str(config.data) in local["sandbox"]["hide"]
@@ -421,7 +422,7 @@ def test_a_project_cannot_turn_the_sandbox_off(tmp_path: Path) -> None:
     assert settings.containers.network == "none"
     unsandboxed = ServerConfig(data=tmp_path, sandbox="none")
     opted_out = Worker(unsandboxed, db, "w", threading.Event())
-    assert opted_out._settings("demo", tmp_path).executors["local"]["sandbox"] is None
+    assert opted_out._settings("demo", tmp_path, tmp_path).executors["local"]["sandbox"] is None
 
 
 def test_cli_runs_stay_unsandboxed(project: Repo, tmp_path: Path) -> None:

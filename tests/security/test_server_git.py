@@ -273,10 +273,10 @@ def test_each_git_call_refuses_option_shaped_values(
         elif call == "clone_ref":
             vcs.clone_ref(str(bare), hostile, tmp_path / "clone")
         elif call == "resolve":
-            assert gitrepo.resolve(bare, "--all") is None
-            assert gitrepo.resolve(bare, hostile) is None
+            assert vcs.resolve(bare, "--all") is None
+            assert vcs.resolve(bare, hostile) is None
         else:
-            gitrepo.add_worktree(bare, hostile, tmp_path / "wt")
+            vcs.add_worktree(bare, hostile, tmp_path / "wt")
     assert not marker.exists()
     assert not (tmp_path / "wt").exists() and not (tmp_path / "clone").exists()
 

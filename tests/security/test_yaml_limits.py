@@ -254,7 +254,7 @@ def test_a_pushed_huge_pipeline_is_refused_without_reading_it(repo: Repo, server
 
 
 def test_the_size_probe_takes_no_option_shaped_commit(tmp_path: Path) -> None:
-    from conveyor.server.gitrepo import file_size
+    from conveyor.vcs.git import file_size
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert file_size(tmp_path, "--output=/tmp/x", "conveyor.yml") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from conveyor.executors.base import Completion, Handle, Invocation, Recovered
 
@@ -71,3 +72,40 @@ class FakeExecutor:
 
     def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
         return [Recovered(h.key, False, "a fake executor leaves nothing behind") for h in handles]
+
+
+BUILT: list[dict[str, Any]] = []
+"""The settings table each :class:`RecordingExecutor` was built with, in order."""
+CLOSED: list[str] = []
+"""The ``label`` setting of each :class:`RecordingExecutor` closed, in order."""
+
+
+class RecordingExecutor:
+    """Records the settings table it is built with in ``BUILT`` and its closing in
+    ``CLOSED``; a true ``fail`` setting makes it refuse to load (an unreachable pool)."""
+
+    default_parallelism = 1
+    starts_containers = False
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        BUILT.append(dict(settings))
+        self.label = str(settings.get("label", ""))
+        if settings.get("fail"):
+            from conveyor.errors import ExecutorError
+
+            raise ExecutorError(f"executor {self.label} cannot reach its pool")
+
+    def submit(self, invocation: Invocation) -> Handle:
+        raise NotImplementedError
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        raise NotImplementedError
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        CLOSED.append(self.label)
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        return [Recovered(h.key, False, "recorded") for h in handles]

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from conveyor.domain.states import RunStatus, StepStatus
-from conveyor.metadata.records import RunRecord, StepRunRecord
+from conveyor.metadata.records import EventRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.server.config import ServerConfig
 from conveyor.server.db import tables as t
@@ -30,6 +31,29 @@ def db(tmp_path: Path) -> Iterator[ServerDatabase]:
 
 def _record(db: ServerDatabase, run_id: str, status: RunStatus) -> None:
     db.records.create_run(RunRecord(run_id, "p", status, "c" * 40, False, time.time()))
+
+
+def _stopped_mid_run(
+    db: ServerDatabase,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    record: Callable[[str], None],
+) -> str:
+    """A claimed run of demo (``record`` writes its records) that a stopping worker's
+    runner ends cancelled; its id."""
+    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
+    queued = db.queue.claim("w1")
+    assert queued is not None
+    record(run_id)
+    worker = Worker(ServerConfig(data=tmp_path), db, "w1", threading.Event())
+    worker.stopping = True
+
+    def cancelled(run: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
+        return RunStatus.CANCELLED, "cancelled", None
+
+    monkeypatch.setattr(worker, "_execute", cancelled)
+    worker.execute(queued)
+    return run_id
 
 
 def test_the_queue_speaks_run_status_and_stores_the_same_text(db: ServerDatabase) -> None:
@@ -53,18 +77,10 @@ def test_the_queue_speaks_run_status_and_stores_the_same_text(db: ServerDatabase
 def test_a_run_the_server_stops_is_interrupted_in_the_queue_and_its_record(
     db: ServerDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
-    queued = db.queue.claim("w1")
-    assert queued is not None
-    _record(db, run_id, RunStatus.CANCELLED)  # what the runner records when cancelled
-    worker = Worker(ServerConfig(data=tmp_path), db, "w1", threading.Event())
-    worker.stopping = True
-
-    def cancelled(run: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
-        return RunStatus.CANCELLED, "cancelled", None
-
-    monkeypatch.setattr(worker, "_execute", cancelled)
-    worker.execute(queued)
+    # what the runner records when cancelled
+    run_id = _stopped_mid_run(
+        db, tmp_path, monkeypatch, lambda r: _record(db, r, RunStatus.CANCELLED)
+    )
     after = db.queue.get(run_id)
     record = db.records.get_run(run_id)
     assert after is not None and record is not None
@@ -72,20 +88,67 @@ def test_a_run_the_server_stops_is_interrupted_in_the_queue_and_its_record(
     assert record.status is RunStatus.INTERRUPTED and "server stopped" in (record.error or "")
 
 
-def test_a_dead_workers_run_is_interrupted_by_the_shared_routine(db: ServerDatabase) -> None:
+def test_a_dead_workers_run_is_interrupted_by_the_shared_routine(
+    db: ServerDatabase, tmp_path: Path
+) -> None:
     _record(db, "r1", RunStatus.RUNNING)
     _record(db, "r2", RunStatus.SUCCEEDED)
     step = StepRunRecord("r1", "a.s", "a", StepStatus.RUNNING, started_at=time.time())
     batch = WriteBatch()
     batch.put_step_run(step)
     db.records.write(batch)
-    interrupt_stale(db, ["r1", "r2", "gone"])
+    interrupt_stale(ServerConfig(data=tmp_path), db, ["r1", "r2", "gone"])
     first, second = db.records.get_run("r1"), db.records.get_run("r2")
     assert first is not None and first.status is RunStatus.INTERRUPTED
     assert second is not None and second.status is RunStatus.SUCCEEDED  # finished: kept
     [cancelled] = db.records.step_runs("r1")
     assert cancelled.status is StepStatus.CANCELLED
     assert cancelled.error == "interrupted: the worker ended mid-run"
+
+
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """An executor ``recording`` whose every construction is recorded."""
+    from conveyor.executors import registry
+    from tests.unit import fakes
+
+    monkeypatch.setitem(registry.BUILTIN, "recording", "tests.unit.fakes:RecordingExecutor")
+    monkeypatch.setattr(fakes, "BUILT", [])
+    return fakes.BUILT
+
+
+def _started_on_recording(db: ServerDatabase, run_id: str) -> None:
+    """A run of project demo whose one step started on the recording executor."""
+    _record(db, run_id, RunStatus.RUNNING)
+    batch = WriteBatch()
+    batch.put_step_run(StepRunRecord(run_id, "a.s", "a", StepStatus.RUNNING))
+    data = {"executor": "recording", "backend_id": "job-7", "attempt": 1}
+    batch.events.append(EventRecord(run_id, "step-started", time.time(), "a.s", data))
+    db.records.write(batch)
+    db.accounts.add_project("demo")
+    chosen = {"executor": "recording", "executors": {"recording": {"pool": "the lead's"}}}
+    db.accounts.update_project("demo", {"settings": chosen})
+
+
+def test_recovery_of_a_dead_workers_run_uses_the_projects_executor_settings(
+    db: ServerDatabase, tmp_path: Path, recording: list[dict[str, Any]]
+) -> None:
+    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
+    _started_on_recording(db, run_id)
+    interrupt_stale(ServerConfig(data=tmp_path), db, [run_id])
+    assert recording == [{"pool": "the lead's"}]
+    record = db.records.get_run(run_id)
+    assert record is not None and record.status is RunStatus.INTERRUPTED
+
+
+def test_recovery_of_a_run_the_server_stops_uses_the_projects_executor_settings(
+    db: ServerDatabase,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    recording: list[dict[str, Any]],
+) -> None:
+    _stopped_mid_run(db, tmp_path, monkeypatch, lambda r: _started_on_recording(db, r))
+    assert recording == [{"pool": "the lead's"}]
 
 
 def test_schedules_live_behind_their_repository(db: ServerDatabase) -> None:

@@ -4,11 +4,11 @@ today) runs image steps in their image, and nothing else about it changes."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 
 from conveyor.execute.images import ContainerRuntime, container_name
-from conveyor.executors.base import Completion, Executor, Handle, Invocation, Recovered
+from conveyor.executors.base import DelegatingExecutor, Executor, Handle, Invocation
 
 
 def starts_containers(executor: Executor) -> bool:
@@ -16,16 +16,14 @@ def starts_containers(executor: Executor) -> bool:
     return bool(getattr(executor, "starts_containers", False))
 
 
-class ContainerExecutor:
+class ContainerExecutor(DelegatingExecutor):
     """Runs an invocation that names an image through ``runtime``; the rest as they are."""
 
     starts_containers = True
 
     def __init__(self, inner: Executor, runtime: ContainerRuntime) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.runtime = runtime
-        self.name = inner.name
-        self.default_parallelism = inner.default_parallelism
 
     def submit(self, invocation: Invocation) -> Handle:
         if invocation.image_id is None:
@@ -41,18 +39,6 @@ class ContainerExecutor:
             run_id,
         )
         return self.inner.submit(replace(invocation, command=command, contained=True))
-
-    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
-        return self.inner.poll(handles, timeout)
-
-    def cancel(self, handles: Sequence[Handle]) -> None:
-        self.inner.cancel(handles)
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
-        return self.inner.recover(handles)
 
 
 def with_containers(

@@ -112,4 +112,29 @@ class Executor(Protocol):
         ...
 
 
+class DelegatingExecutor:
+    """The base of an executor wrapper: every contract method goes to ``inner``; a
+    subclass overrides the ones it changes."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.default_parallelism = inner.default_parallelism
+
+    def submit(self, invocation: Invocation) -> Handle:
+        return self.inner.submit(invocation)
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        return self.inner.poll(handles, timeout)
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        self.inner.cancel(handles)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        return self.inner.recover(handles)
+
+
 ExecutorSettings = Mapping[str, object]

@@ -19,6 +19,8 @@ from conveyor.vcs.git import clone_ref, head_commit, remote_commit
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 DEFAULT_BASE = "https://github.com"
+_REMOTE = ("https://", "http://", "ssh://", "git://", "git@")
+"""The URLs a server clones actions from: none of them reaches its own disk."""
 
 
 def git_url(ref: ActionRef, base: str = DEFAULT_BASE, root: Path | None = None) -> str:
@@ -71,7 +73,7 @@ def project_resolver(
         if ref.library is not None and any((root / ref.name).is_dir() for root in search):
             return _local(ref)
         url = git_url(ref, action_base or DEFAULT_BASE, base)
-        if server and "://" not in url and not url.startswith("git@"):
+        if server and not url.lower().startswith(_REMOTE):  # file:// is the server's disk
             raise ValueError(
                 f"action {ref} names a repository on the server's disk; a server fetches "
                 "actions from remote URLs only"

@@ -9,13 +9,17 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from conveyor.errors import ProjectError
 from conveyor.metadata.records import RunRecord
 from conveyor.metadata.repository import MetadataRepository
-from conveyor.sdk.project import Project
+from conveyor.sdk.project import STATE_DIR, Project
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
-from conveyor.sdk.settings import Settings
+from conveyor.sdk.settings import CONFIG_NAME, Settings
 from conveyor.store.cas import ContentStore
 from conveyor.vcs.git import GitState
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""The largest committed ``.conveyor/config.toml`` a checkout's reader takes."""
 
 
 @dataclass(frozen=True)
@@ -45,3 +49,22 @@ def run_checkout(
     )
     git = GitState(checkout.worktree, checkout.commit, dirty=False, diff_digest=None)
     return start_run(project, dataclasses.replace(request, git=git), hooks)
+
+
+def committed_settings(worktree: Path) -> Settings:
+    """The settings committed in ``worktree`` (``.conveyor/config.toml``), read exactly as
+    ``conveyor run`` reads them there; the caller puts its own decisions on top.
+
+    The checkout is someone else's: a committed symlink must not make the reader take
+    its own files for settings, and the file's size is capped before it is read."""
+    shown = f"{STATE_DIR}/{CONFIG_NAME}"
+    real = (worktree / shown).resolve()
+    if not real.is_relative_to(worktree.resolve()):
+        raise ProjectError(f"{shown} leads outside the checkout; commit the file itself")
+    size = real.stat().st_size if real.is_file() else 0
+    if size > MAX_CONFIG_BYTES:
+        raise ProjectError(
+            f"{shown} is {size} bytes; Conveyor reads settings files of at most "
+            f"{MAX_CONFIG_BYTES} bytes"
+        )
+    return Project(worktree).settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import secrets
@@ -233,7 +234,8 @@ def _load_executors(
     given: Mapping[str, Executor],
 ) -> dict[str, Executor]:
     """The default executor and every one a job names with ``runs-on`` (``given`` ones
-    as they are, the others from the registry)."""
+    as they are, the others from the registry). When one fails to load, the ones loaded
+    before it are closed (a Spark session or a pool connection is not left open)."""
     names = {default} | {s.executor for s in plan.steps if s.executor}
     refused = sorted(names - allowed) if allowed is not None else []
     if allowed is not None and refused:
@@ -243,10 +245,17 @@ def _load_executors(
             f"--allow-executor {refused[0]}"
         )
     settings = project.settings.executors
-    return {
-        name: given[name] if name in given else load_executor(name, settings.get(name))
-        for name in sorted(names)
-    }
+    loaded: dict[str, Executor] = {}
+    try:
+        for name in sorted(names):
+            loaded[name] = given[name] if name in given else load_executor(name, settings.get(name))
+    except BaseException:
+        for name, executor in loaded.items():  # the caller closes only what it gave
+            if name not in given:
+                with contextlib.suppress(Exception):  # the load's error is the one to tell
+                    executor.close()
+        raise
+    return loaded
 
 
 def _who() -> str:

@@ -23,6 +23,31 @@ def _config(ctx: click.Context) -> ServerConfig:
     return config
 
 
+def _shared_config(
+    data: Path,
+    database: str | None,
+    executor: str,
+    stale_after: float,
+    sandbox: str,
+    sandbox_hide: tuple[Path, ...],
+    allow_executors: tuple[str, ...],
+    **own: Any,
+) -> ServerConfig:
+    """The config from the options ``conveyor server`` and ``conveyor worker`` share
+    (in the order they are given here; paths made absolute), plus ``own``: those of
+    the server alone."""
+    return ServerConfig(
+        data=data.resolve(),
+        database=database,
+        executor=executor,
+        stale_after=stale_after,
+        sandbox=sandbox,
+        sandbox_hide=tuple(p.resolve() for p in sandbox_hide),
+        allow_executors=allow_executors,
+        **own,
+    )
+
+
 def _need_extra() -> None:
     import importlib.util
 
@@ -176,23 +201,18 @@ def server(
       git push conveyor main        (user: anything, password: your token)
     """
     ctx.ensure_object(dict)
-    ctx.obj["server_config"] = ServerConfig(
-        data=data.resolve(),
-        database=database,
-        executor=executor,
+    shared = (data, database, executor, stale_after, sandbox, sandbox_hide, allow_executors)
+    ctx.obj["server_config"] = _shared_config(
+        *shared,
         host=host,
         port=port,
         workers=workers,
         public_url=public_url,
-        stale_after=stale_after,
         mirror_roots=tuple(root.resolve() for root in mirror_roots),
         max_push_body=max_push_body,
         max_webhook_body=max_webhook_body,
         max_api_body=max_api_body,
         replay_window=replay_window,
-        sandbox=sandbox,
-        sandbox_hide=tuple(p.resolve() for p in sandbox_hide),
-        allow_executors=allow_executors,
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"])
@@ -349,14 +369,8 @@ def worker(
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = ServerConfig(
-        data=data.resolve(),
-        database=database,
-        executor=executor,
-        stale_after=stale_after,
-        sandbox=sandbox,
-        sandbox_hide=tuple(p.resolve() for p in sandbox_hide),
-        allow_executors=allow_executors,
+    config = _shared_config(
+        data, database, executor, stale_after, sandbox, sandbox_hide, allow_executors
     )
     state = _open(config)
     announce(config)

@@ -1,5 +1,5 @@
 """The bare repository of a project: creation and hooks. Git itself is run through
-``conveyor.vcs.git`` (the names server modules use from there are re-exported here).
+``conveyor.vcs.git``, which the other server modules import directly.
 
 The hooks are small shell scripts (curl), or stdlib-only Python where curl is missing.
 ``pre-receive`` refuses pushes to the server-owned ``refs/conveyor/`` namespace;
@@ -14,31 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from conveyor.vcs.git import (
-    ZERO,
-    add_worktree,
-    check_ref,
-    check_revision,
-    file_size,
-    git,
-    read_file,
-    remove_worktree,
-    resolve,
-)
-
-__all__ = [
-    "ZERO",
-    "add_worktree",
-    "check_ref",
-    "check_revision",
-    "file_size",
-    "git",
-    "init_bare",
-    "install_hooks",
-    "read_file",
-    "remove_worktree",
-    "resolve",
-]
+from conveyor.vcs.git import git
 
 _PRE_RECEIVE_SH = """\
 while read -r old new ref; do

@@ -23,8 +23,8 @@ from conveyor.sdk.retention import DeleteResult, prune
 from conveyor.sdk.settings import RetentionPolicy, Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
-from conveyor.server.gitrepo import git
 from conveyor.server.results import RESULTS_PREFIX
+from conveyor.vcs.git import git
 
 log = logging.getLogger("conveyor.server")
 _ALL = 1_000_000_000

@@ -12,9 +12,9 @@ import threading
 import time
 
 from conveyor.server.db.schedules import next_time
-from conveyor.server.gitrepo import resolve
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
+from conveyor.vcs.git import resolve
 
 log = logging.getLogger("conveyor.server")
 TICK = 1.0

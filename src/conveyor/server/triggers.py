@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from conveyor.domain.states import RunStatus
 from conveyor.errors import ConveyorError, ProjectError
-from conveyor.server.gitrepo import ZERO, file_size, read_file
 from conveyor.server.state import ServerState
 from conveyor.spec.files import PIPELINE_FILES
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.patterns import ref_matches
+from conveyor.vcs.git import ZERO, file_size, read_file
 
 
 @dataclass(frozen=True)

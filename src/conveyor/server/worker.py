@@ -7,6 +7,7 @@ the same loop in its own process against the same database and data directory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -17,25 +18,26 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.checkout import Checkout, run_checkout
+from conveyor.sdk.checkout import Checkout, committed_settings, run_checkout
 from conveyor.sdk.project import CACHE_KEY_FILE, cache_key_at, mark_interrupted
 from conveyor.sdk.running import RunHooks, RunRequest
-from conveyor.sdk.settings import ContainerSettings, Settings
+from conveyor.sdk.settings import Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.queue import HEARTBEAT, QueuedRun
-from conveyor.server.gitrepo import add_worktree, remove_worktree
 from conveyor.server.masking import Masker, mask_file
 from conveyor.server.results import commit_results, result_files
 from conveyor.server.retention import apply_retention
 from conveyor.server.sandbox import sandbox_setting
 from conveyor.store.cas import ContentStore
+from conveyor.vcs.git import add_worktree, remove_worktree
 
 log = logging.getLogger("conveyor.server")
 
@@ -90,20 +92,21 @@ class Worker:
         finally:
             self.active.pop(queued.id, None)
         if self.stopping and status == RunStatus.CANCELLED:
-            status, error = self._interrupted(queued.id)
+            status, error = self._interrupted(queued)
         self.db.queue.finish(queued.id, status, error, result)
         try:  # the project's retention setting, applied on the server's own
             apply_retention(self.config, self.db, queued.project)
         except Exception:  # retention must never fail a run or stop the worker
             log.exception("retention of project %s failed", queued.project)
 
-    def _interrupted(self, run_id: str) -> tuple[RunStatus, str]:
+    def _interrupted(self, queued: QueuedRun) -> tuple[RunStatus, str]:
         """A run the server's stop cancelled was interrupted (it can be resumed): its
         record says so too, not only the queue."""
         reason = "the server stopped mid-run; resume it"
-        record = self.db.records.get_run(run_id)
+        record = self.db.records.get_run(queued.id)
         if record is not None:
-            mark_interrupted(self.db.records, record, reason, {})
+            executors = run_executors(self.config, self.db, queued.project, queued.id)
+            mark_interrupted(self.db.records, record, reason, executors)
         return RunStatus.INTERRUPTED, f"interrupted: {reason}"
 
     def shutdown(self) -> None:
@@ -118,7 +121,6 @@ class Worker:
         repo = project_dir / "repo.git"
         workdir = project_dir / "work" / queued.id
         state = project_dir / "runs" / queued.id
-        settings = self._settings(queued.project, state)
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
         # the HMAC key of secret values: the project's, kept in the server's data
         key = cache_key_at(project_dir / CACHE_KEY_FILE)
@@ -139,6 +141,7 @@ class Worker:
             checkout = Checkout(workdir, queued.commit, state)
             hooks = RunHooks(on_runner=self._register(queued))
             try:
+                settings = self._settings(queued.project, workdir, state)
                 record = run_checkout(checkout, settings, store, self.db.records, request, hooks)
             except ConveyorError as exc:
                 return RunStatus.FAILED, str(exc), None
@@ -163,21 +166,23 @@ class Worker:
             remove_worktree(repo, workdir)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _settings(self, project: str, state: Path) -> Settings:
-        row = self.db.accounts.project(project) or {}
-        chosen = dict(row.get("settings") or {})
-        executors = {str(k): dict(v) for k, v in dict(chosen.get("executors", {})).items()}
-        # the server, never the project, decides what its local steps may see
-        local = executors.setdefault("local", {})
-        local["sandbox"] = sandbox_setting(self.config, chosen, state)
+    def _settings(self, project: str, worktree: Path, state: Path) -> Settings:
+        """The checkout's committed settings, as ``conveyor run`` reads them, under what
+        is not a pusher's to choose: the admin's database, store, sandbox and container
+        runtime; the lead's executor, its options and the network. (An ``[actions] base``
+        counts: a sandboxed server's resolver clones only remote URLs.)"""
+        chosen = _chosen(self.db, project)
         network = "host" if chosen.get("network", True) else "none"
-        return Settings(
+        committed = committed_settings(worktree)
+        return dataclasses.replace(
+            committed,
             executor=str(chosen.get("executor", self.config.executor)),
             parallelism=int(chosen.get("parallelism", 0)),
             database=self.config.database_url,
             store=str(self.config.store_dir),
-            executors=executors,
-            containers=ContainerSettings(network=network),
+            executors=executor_tables(self.config, chosen, state),
+            # a socket URL would let a push reach any daemon (even past network "none")
+            containers=dataclasses.replace(committed.containers, runtime="auto", network=network),
             server_sandbox=self.config.sandbox != "none",
         )
 
@@ -200,6 +205,31 @@ class Worker:
             runner = self.active.get(run_id)
             if runner is not None:
                 runner.request_cancel()
+
+
+def _chosen(db: ServerDatabase, project: str) -> dict[str, Any]:
+    """The settings the project's lead chose through the API."""
+    row = db.accounts.project(project) or {}
+    return dict(row.get("settings") or {})
+
+
+def executor_tables(
+    config: ServerConfig, chosen: dict[str, Any], state: Path
+) -> dict[str, dict[str, Any]]:
+    """The lead's executor tables for a run whose state is in ``state``; the local
+    executor's sandbox is the server's, never the project's."""
+    tables = {str(k): dict(v) for k, v in dict(chosen.get("executors", {})).items()}
+    tables.setdefault("local", {})["sandbox"] = sandbox_setting(config, chosen, state)
+    return tables
+
+
+def run_executors(
+    config: ServerConfig, db: ServerDatabase, project: str, run_id: str
+) -> dict[str, dict[str, Any]]:
+    """The executor tables a run of ``project`` ran with, to recover what it left (an
+    HTCondor job goes to the project's pool, not the default one)."""
+    state = config.project_dir(project) / "runs" / run_id
+    return executor_tables(config, _chosen(db, project), state)
 
 
 def _warn_withheld(db: ServerDatabase, run_id: str, paths: list[str]) -> None:
@@ -265,7 +295,7 @@ def watch(
                 for worker in workers:
                     worker.beat()
                 stale = db.queue.recover_stale(stale_after)
-                interrupt_stale(db, stale)
+                interrupt_stale(config, db, stale)
                 remove_workspaces(config, db, stale, secrets_for)
         except Exception:
             log.exception("heartbeat failed")
@@ -289,9 +319,13 @@ def remove_workspaces(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def interrupt_stale(db: ServerDatabase, run_ids: list[str]) -> None:
-    """The run records of runs whose worker died say so too."""
+def interrupt_stale(config: ServerConfig, db: ServerDatabase, run_ids: list[str]) -> None:
+    """The run records of runs whose worker died say so too; what their steps left is
+    recovered with their project's executor settings."""
     for run_id in run_ids:
         run = db.records.get_run(run_id)
-        if run is not None and not run.status.finished:
-            mark_interrupted(db.records, run, "the worker ended mid-run", {})
+        if run is None or run.status.finished:
+            continue
+        queued = db.queue.get(run_id)
+        executors = run_executors(config, db, queued.project, run_id) if queued else {}
+        mark_interrupted(db.records, run, "the worker ended mid-run", executors)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.errors import ExecutorError, ProjectError
+from conveyor.spec.expressions import value_text
 
 _LOCAL = re.compile(r"^local(?:\[(\d+|\*)\])?$")  # local, local[N], local[*]: no retries
 _LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -128,10 +129,4 @@ def _flatten(prefix: str, table: Mapping[str, Any]) -> Iterator[tuple[str, str]]
         if isinstance(value, Mapping):
             yield from _flatten(f"{name}.", value)
         else:
-            yield name, _conf_text(value)
-
-
-def _conf_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+            yield name, value_text(value)  # true/false, as Spark spells them
