@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,18 +61,18 @@ def list_remote(project: Any, limit: int, as_json: bool) -> None:
         )
 
 
-def logs_remote(project: Any, run_ref: str, step: str | None) -> None:
+def logs_remote(
+    project: Any, run_ref: str, step: str | None, tail: int | None, since: float | None
+) -> None:
+    from conveyor.sdk.logs import prefixed
     from conveyor.sdk.remote import RemoteClient
 
     client = RemoteClient.for_project(project)
     run = client.get_run(run_ref)
-    if step:
-        for chunk in client.stream_log(run["id"], step):
-            click.echo(chunk, nl=False)
-        return
-    for record in run.get("steps", []):
-        if not record.get("log"):
-            continue
-        text = "".join(client.stream_log(run["id"], record["id"]))
-        for line in text.splitlines():
-            click.echo(f"{record['id']} │ {line}")
+    out = sys.stdout.buffer
+    steps = [step] if step else [s["id"] for s in run.get("steps", []) if s.get("log")]
+    for step_id in steps:
+        texts = client.stream_log(run["id"], step_id, tail, since)
+        for text in texts if step else prefixed(texts, f"{step_id} │ "):
+            out.write(text.encode())
+            out.flush()  # a followed log shows each line as it comes
