@@ -18,15 +18,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from conveyor.domain.durations import parse_duration
 from conveyor.errors import NotFoundError, UsageError
 from conveyor.metadata.records import RunRecord, StepRunRecord
-from conveyor.spec.model import parse_duration
 
 CHUNK = 64 * 1024
 MAX_SINCE = 64
 """The longest ``since`` value read (an ISO time with a zone is 32 characters)."""
 _BREAK = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 """What ``str.splitlines`` breaks lines at (what printing a whole log line by line did)."""
+_OTHER = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def tail_start(handle: BinaryIO, lines: int, block: int = CHUNK) -> int:
@@ -67,9 +68,10 @@ def decoded(chunks: Iterable[bytes]) -> Iterator[str]:
         yield text
 
 
-def prefixed(texts: Iterable[str], prefix: str) -> Iterator[str]:
+def prefixed(texts: Iterable[str], prefix: str) -> Iterator[bytes]:
     """Every line of the text with ``prefix`` before it and a line break after it, as
-    ``str.splitlines`` splits it; a long line is given out as it comes, not held."""
+    ``str.splitlines`` splits it, UTF-8 encoded; a long line is given out as it comes."""
+    start = prefix.encode()
     at_start = True
     held = ""  # a final "\r" may be the first half of "\r\n"
     for piece in texts:
@@ -77,20 +79,18 @@ def prefixed(texts: Iterable[str], prefix: str) -> Iterator[str]:
         held = "\r" if text.endswith("\r") else ""
         if held:
             text = text[:-1]
-        *lines, last = _BREAK.split(text)
-        out = []
-        for line in lines:
-            out.append((prefix if at_start else "") + line + "\n")
-            at_start = True
-        if last:
-            out.append((prefix if at_start else "") + last)
-            at_start = False
-        if out:
-            yield "".join(out)
+        if _OTHER.search(text):  # rare: make every line break a "\n" first
+            text = _BREAK.sub("\n", text)
+        if not text:
+            continue
+        data = text.encode()  # prefixed as bytes: an ASCII log stays a fast ASCII copy
+        body = (start if at_start else b"") + data.replace(b"\n", b"\n" + start)
+        at_start = data.endswith(b"\n")
+        yield body[: len(body) - len(start)] if at_start else body
     if held:
-        yield (prefix if at_start else "") + "\n"
+        yield (start if at_start else b"") + b"\n"
     elif not at_start:
-        yield "\n"
+        yield b"\n"
 
 
 def parse_since(value: str, now: float) -> float:
