@@ -56,7 +56,7 @@ def _chunks(data: bytes, size: int) -> list[bytes]:
 def test_prefixed_lines_match_the_whole_text_split_into_lines(text: str, size: int) -> None:
     """Streaming keeps what printing the whole log line by line gave."""
     chunks = _chunks(text.encode(), size)
-    streamed = "".join(prefixed(decoded(chunks), "s │ "))
+    streamed = b"".join(prefixed(decoded(chunks), "s │ ")).decode()
     assert streamed == "".join(f"s │ {line}\n" for line in text.splitlines())
 
 

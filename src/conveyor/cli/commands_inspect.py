@@ -132,8 +132,9 @@ def logs(
     out = sys.stdout.buffer
     for log in chosen:  # streamed: memory stays the same whatever the log's size
         texts = decoded(log.chunks(tail))
-        for text in texts if step else prefixed(texts, f"{log.step_id} │ "):
-            out.write(text.encode())
+        pieces = (t.encode() for t in texts) if step else prefixed(texts, f"{log.step_id} │ ")
+        for piece in pieces:
+            out.write(piece)
     out.flush()
     if chosen:
         return

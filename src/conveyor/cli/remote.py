@@ -73,6 +73,7 @@ def logs_remote(
     steps = [step] if step else [s["id"] for s in run.get("steps", []) if s.get("log")]
     for step_id in steps:
         texts = client.stream_log(run["id"], step_id, tail, since)
-        for text in texts if step else prefixed(texts, f"{step_id} │ "):
-            out.write(text.encode())
+        pieces = (t.encode() for t in texts) if step else prefixed(texts, f"{step_id} │ ")
+        for piece in pieces:
+            out.write(piece)
             out.flush()  # a followed log shows each line as it comes
