@@ -53,10 +53,17 @@ def conveyor(*args: str) -> list[str]:
     return [sys.executable, str(BENCH / "conveyor_entry.py"), *args]
 
 
-def measure(command: list[str], cwd: Path) -> tuple[float, float, int, int]:
-    """Wall seconds, seconds to the first byte of stdout, peak RSS in KiB, bytes out."""
+def measure(command: list[str], cwd: Path) -> tuple[float, float, int, int] | None:
+    """Wall seconds, seconds to the first byte of stdout, peak RSS in KiB, bytes out;
+    None when the command fails (an older Conveyor without ``--tail``)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     first = proc.stdout.read(1)
     first_at = time.perf_counter() - start
@@ -67,7 +74,7 @@ def measure(command: list[str], cwd: Path) -> tuple[float, float, int, int]:
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise SystemExit(f"{command} exited {proc.returncode}")
+        return None
     return wall, first_at, usage.ru_maxrss, size
 
 
@@ -91,7 +98,11 @@ def main() -> None:
             f"{'command':26} {'wall s':>8} {'first byte ms':>14} {'max RSS MB':>11} {'MB out':>7}"
         )
         for name, command in cases.items():
-            runs = [measure(command, repo) for _ in range(args.reps)]
+            found = [measure(command, repo) for _ in range(args.reps)]
+            runs = [r for r in found if r is not None]
+            if len(runs) < len(found):
+                print(f"{name:26} failed")
+                continue
             wall = min(r[0] for r in runs)
             first = min(r[1] for r in runs)
             rss = max(r[2] for r in runs)
