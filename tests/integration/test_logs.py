@@ -109,3 +109,19 @@ def test_the_api_and_the_remote_cli_take_tail_and_since(repo: Repo, server: Serv
     assert later.code == 0 and later.out == "", later.err
     bad = repo.run("logs", run_id, "--remote", "--since", "garbage", env=env)
     assert bad.code == 2 and "is neither a duration" in bad.err and "Traceback" not in bad.err
+
+
+def test_a_reader_that_stops_early_ends_the_stream_quietly(repo: Repo) -> None:
+    """`conveyor logs ... | head -1` on a log far bigger than a pipe holds: the closed
+    pipe ends the command at once with exit 0 and nothing on stderr."""
+    repo.pipeline("jobs:\n  a:\n    steps:\n      - id: huge\n        run: seq 1 400000\n")
+    repo.commit()
+    assert repo.run("run").code == 0
+    for args in (("a.huge",), ()):
+        proc = repo.popen("logs", "latest", *args)
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().endswith("1\n")
+        proc.stdout.close()
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr.read() == ""
+        proc.stderr.close()

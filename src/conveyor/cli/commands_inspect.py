@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from conveyor.cli.context import Context, emit_json
+from conveyor.cli.context import Context, emit_json, write_out
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -129,13 +129,9 @@ def logs(
         return
     run = project.resolve_run(run_ref)
     chosen = step_logs(project.records.step_runs(run.id), run, step, after)
-    out = sys.stdout.buffer
     for log in chosen:  # streamed: memory stays the same whatever the log's size
         texts = decoded(log.chunks(tail))
-        pieces = (t.encode() for t in texts) if step else prefixed(texts, f"{log.step_id} │ ")
-        for piece in pieces:
-            out.write(piece)
-    out.flush()
+        write_out((t.encode() for t in texts) if step else prefixed(texts, f"{log.step_id} │ "))
     if chosen:
         return
     if after is not None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
-from conveyor.cli.context import EXIT_CANCELLED, emit_json, param_values
+from conveyor.cli.context import EXIT_CANCELLED, emit_json, param_values, write_out
 
 
 def run_remote(
@@ -69,11 +68,8 @@ def logs_remote(
 
     client = RemoteClient.for_project(project)
     run = client.get_run(run_ref)
-    out = sys.stdout.buffer
     steps = [step] if step else [s["id"] for s in run.get("steps", []) if s.get("log")]
     for step_id in steps:
         texts = client.stream_log(run["id"], step_id, tail, since)
         pieces = (t.encode() for t in texts) if step else prefixed(texts, f"{step_id} │ ")
-        for piece in pieces:
-            out.write(piece)
-            out.flush()  # a followed log shows each line as it comes
+        write_out(pieces, each=True)  # a followed log shows each line as it comes
