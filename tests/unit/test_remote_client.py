@@ -90,3 +90,12 @@ def test_client_errors_are_not_retried() -> None:
     with pytest.raises(NotFoundError, match="no such run"):
         remote.get_run("nope")
     assert len(seen) == 1
+
+
+def test_stream_log_sends_tail_and_since_as_query_parameters() -> None:
+    seen: list[httpx.Request] = []
+    with _client(lambda r: httpx.Response(200, text="last\n"), seen) as remote:
+        assert "".join(remote.stream_log("r1", "a.s", tail=5, since=0.0)) == "last\n"
+        assert "".join(remote.stream_log("r1", "a.s")) == "last\n"
+    assert dict(seen[0].url.params) == {"tail": "5", "since": "1970-01-01T00:00:00+00:00"}
+    assert not seen[1].url.params

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.domain.durations import parse_duration
 from conveyor.errors import Position, ProjectError, SpecError, UsageError
 from conveyor.spec.load import load_pipeline, parse_pipeline
-from conveyor.spec.model import PipelineSpec, parse_duration
+from conveyor.spec.model import PipelineSpec
 
 FILE = "conveyor.yml"
 

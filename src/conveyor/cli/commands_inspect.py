@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from conveyor.cli.context import Context, emit_json
+from conveyor.cli.context import Context, emit_json, write_out
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -103,43 +104,41 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
 @click.option(
     "--remote", is_flag=True, help="From the project's server (one STEP: follow it while it runs)."
 )
+@click.option(
+    "--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines of each log."
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only the steps that ran since WHEN: a duration before now (10m, 2h, 1d) or an "
+    "ISO time (2026-12-02T14:00, local time unless it has a zone).",
+)
 @pass_context
-def logs(ctx: Context, run_ref: str, step: str | None, remote: bool) -> None:
+def logs(
+    ctx: Context, run_ref: str, step: str | None, remote: bool, tail: int | None, since: str | None
+) -> None:
     """Print the output of a run's steps (or of one STEP), as it was captured."""
-    from conveyor.errors import NotFoundError
-    from conveyor.sdk.inspect import _find_step
+    from conveyor.sdk.logs import decoded, parse_since, prefixed, step_logs
 
+    after = parse_since(since, time.time()) if since is not None else None
     project = ctx.project()
     if remote:
         from conveyor.cli.remote import logs_remote
 
-        logs_remote(project, run_ref, step)
+        logs_remote(project, run_ref, step, tail, after)
         return
     run = project.resolve_run(run_ref)
-    steps = project.records.step_runs(run.id)
-    chosen = [_find_step(steps, step)] if step else sorted(steps, key=lambda s: s.started_at or 0)
-    shown = 0
-    for record in chosen:
-        if not record.log_path:
-            if step:
-                reason = (
-                    "it was served from the cache" if record.cached else f"it was {record.status}"
-                )
-                raise NotFoundError(f"step {record.step_id} has no log in run {run.id}: {reason}")
-            continue
-        try:
-            text = Path(record.log_path).read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            raise NotFoundError(
-                f"the log of {record.step_id} ({record.log_path}) is gone"
-            ) from None
-        if step:
-            click.echo(text, nl=False)
-        else:
-            for line in text.splitlines():
-                click.echo(f"{record.step_id} │ {line}")
-        shown += 1
-    if not shown:
+    chosen = step_logs(project.records.step_runs(run.id), run, step, after)
+    for log in chosen:  # streamed: memory stays the same whatever the log's size
+        texts = decoded(log.chunks(tail))
+        write_out((t.encode() for t in texts) if step else prefixed(texts, f"{log.step_id} │ "))
+    if chosen:
+        return
+    if after is not None:
+        when = _when(after)
+        what = f"step {step} of run {run.id} last ran" if step else f"no step of run {run.id} ran"
+        click.echo(f"{what} before {when}" if step else f"{what} since {when}", err=True)
+    elif not step:
         click.echo(f"run {run.id} has no step logs (every step was cached or skipped)", err=True)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,3 +65,19 @@ def file_option(command: F) -> F:
         help="The pipeline file: conveyor.yml, .dotscience.yml, .drone.yml or a DataTorch file.",
     )(command)
     return decorated
+
+
+def write_out(pieces: Iterable[bytes], each: bool = False) -> None:
+    """Write bytes to stdout (flushed after each piece with ``each``). A reader that went
+    away (``| head``) ends the command quietly with exit 0 (click would exit 1): what
+    stdout still buffers goes to /dev/null instead of failing again at exit."""
+    out = sys.stdout.buffer
+    try:
+        for piece in pieces:
+            out.write(piece)
+            if each:
+                out.flush()
+        out.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        raise click.exceptions.Exit(0) from None

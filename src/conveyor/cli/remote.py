@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import EXIT_CANCELLED, emit_json, param_values
+from conveyor.cli.context import EXIT_CANCELLED, emit_json, param_values, write_out
 
 
 def run_remote(
@@ -60,18 +60,16 @@ def list_remote(project: Any, limit: int, as_json: bool) -> None:
         )
 
 
-def logs_remote(project: Any, run_ref: str, step: str | None) -> None:
+def logs_remote(
+    project: Any, run_ref: str, step: str | None, tail: int | None, since: float | None
+) -> None:
+    from conveyor.sdk.logs import prefixed
     from conveyor.sdk.remote import RemoteClient
 
     client = RemoteClient.for_project(project)
     run = client.get_run(run_ref)
-    if step:
-        for chunk in client.stream_log(run["id"], step):
-            click.echo(chunk, nl=False)
-        return
-    for record in run.get("steps", []):
-        if not record.get("log"):
-            continue
-        text = "".join(client.stream_log(run["id"], record["id"]))
-        for line in text.splitlines():
-            click.echo(f"{record['id']} │ {line}")
+    steps = [step] if step else [s["id"] for s in run.get("steps", []) if s.get("log")]
+    for step_id in steps:
+        texts = client.stream_log(run["id"], step_id, tail, since)
+        pieces = (t.encode() for t in texts) if step else prefixed(texts, f"{step_id} │ ")
+        write_out(pieces, each=True)  # a followed log shows each line as it comes

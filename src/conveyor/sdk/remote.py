@@ -15,6 +15,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -168,13 +169,23 @@ class RemoteClient:
         runs: list[dict[str, Any]] = page["runs"] if isinstance(page, dict) else page
         return runs
 
-    def stream_log(self, run_id: str, step_id: str) -> Iterator[str]:
-        """A step's log (secrets masked by the server), following it while it runs."""
+    def stream_log(
+        self, run_id: str, step_id: str, tail: int | None = None, since: float | None = None
+    ) -> Iterator[str]:
+        """A step's log (secrets masked by the server), following it while it runs: its
+        last ``tail`` lines only; nothing unless it ran at or after ``since`` (epoch)."""
         import httpx
 
         path = f"/runs/{quote(run_id, safe='')}/logs/{quote(step_id, safe='')}"
+        params: dict[str, str | int] = {}
+        if tail is not None:
+            params["tail"] = tail
+        if since is not None:
+            params["since"] = datetime.fromtimestamp(since, UTC).isoformat()
         try:  # no read timeout: a running step may be silent for long
-            with self.client.stream("GET", path, timeout=httpx.Timeout(None)) as response:
+            with self.client.stream(
+                "GET", path, params=params, timeout=httpx.Timeout(None)
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     detail = response.json().get("detail", response.text)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import codecs
 import posixpath
 import re
-from collections.abc import AsyncIterator
+import time
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -17,9 +16,11 @@ from pydantic import BaseModel, Field
 
 from conveyor.domain.states import RunStatus
 from conveyor.errors import UsageError
+from conveyor.sdk.logs import MAX_SINCE, parse_since
 from conveyor.server.auth import Access, member, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.db.queue import QueuedRun
+from conveyor.server.logstream import log_response
 from conveyor.server.masking import Masker, masked_chunks, scan_file
 from conveyor.server.results import ResultFile, withheld_text
 from conveyor.server.state import ServerState
@@ -31,7 +32,7 @@ _PREFIX = re.compile(r"^[0-9a-f]{4,40}$")
 Viewer = Annotated[Access, Depends(viewer)]
 Member = Annotated[Access, Depends(member)]
 State = Annotated[ServerState, Depends(server_state)]
-LOG_CHUNK = 1024 * 1024
+MAX_TAIL = 1_000_000
 
 
 class RunCreate(BaseModel):
@@ -205,54 +206,25 @@ def list_steps(access: Viewer, state: State, run_id: str) -> list[dict[str, Any]
 
 @router.get("/runs/{run_id}/logs/{step_id}")
 async def step_log(
-    access: Viewer, state: State, run_id: str, step_id: str, follow: bool = True
+    access: Viewer,
+    state: State,
+    run_id: str,
+    step_id: str,
+    follow: bool = True,
+    tail: Annotated[int | None, Query(ge=0, le=MAX_TAIL, description="The last N lines.")] = None,
+    since: Annotated[
+        str | None,
+        Query(max_length=MAX_SINCE, description="Only if the step ran since (10m, ISO time)."),
+    ] = None,
 ) -> StreamingResponse:
-    """A step's output (secrets masked); while the step runs, the stream follows it."""
+    """A step's output (secrets masked), 64 KiB at a time; while the step runs, the
+    stream follows it. ``since``: empty unless the step was running at or after then."""
+    try:
+        after = parse_since(since, time.time()) if since is not None else None
+    except UsageError as exc:
+        raise HTTPException(422, str(exc).removeprefix("--")) from None
     run = await asyncio.to_thread(get_run, state, access.project, run_id)
-    masker = Masker((await asyncio.to_thread(state.secrets_for, access.project)).values())
-
-    def find() -> tuple[Path | None, bool]:
-        for step in state.db.records.step_runs(run.id):
-            if step.step_id == step_id:
-                finished = step.status.finished or run.status.finished
-                return (Path(step.log_path) if step.log_path else None), finished
-        current = state.db.queue.get(run.id)
-        return None, current is None or current.status.finished
-
-    path, finished = await asyncio.to_thread(find)
-    if path is None and finished:
-        raise HTTPException(404, f"run {run_id} has no log for step {step_id!r}")
-
-    async def stream() -> AsyncIterator[bytes]:
-        # masked as it is read: the tail that may be the start of a secret waits for more;
-        # the file stays open, so the worker's masked rewrite at the run's end cannot move
-        # the ground under the position reached
-        masking = masker.stream()
-        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        current, done = path, finished
-        handle: BinaryIO | None = None
-        try:
-            while True:
-                if handle is None and (current is None or not current.exists()):
-                    current, done = await asyncio.to_thread(find)
-                if handle is None and current is not None and current.exists():
-                    handle = await asyncio.to_thread(open, current, "rb")
-                chunk = await asyncio.to_thread(handle.read, LOG_CHUNK) if handle else b""
-                if out := text.decode(await asyncio.to_thread(masking.feed, chunk)):
-                    yield out.encode()
-                if len(chunk) == LOG_CHUNK:
-                    continue
-                if done or not follow:
-                    if out := text.decode(masking.close(), final=True):
-                        yield out.encode()
-                    return
-                await asyncio.sleep(0.2)
-                _, done = await asyncio.to_thread(find)
-        finally:
-            if handle is not None:
-                handle.close()
-
-    return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+    return await log_response(state, run, step_id, follow, tail, after)
 
 
 @router.get("/runs/{run_id}/artifacts")

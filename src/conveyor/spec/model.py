@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from conveyor.domain.durations import parse_duration
 from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.spec.yamlsource import SourceMap
 
@@ -21,29 +22,11 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 PYTHON_TARGET = rf"^{_DOTTED}:{_DOTTED}$"
 """``package.module:function`` (the function may be ``Class.method``)."""
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def _optional(description: str) -> Any:
     """A field that may be left out and, when given, is not empty."""
     return Field(default=None, min_length=1, description=description)
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"5m"``, ``"1.5h"``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '5m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"{value!r} is not a duration (use e.g. 90, '90s', '5m', '2h')")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("a duration must be greater than zero")
-    return seconds
 
 
 class _Strict(BaseModel):
