@@ -125,11 +125,11 @@ class Project:
 
     @cached_property
     def records(self) -> MetadataRepository:
-        from conveyor.metadata.sql import open_repository
+        from conveyor.metadata.database import open_records
 
         self.ensure_state_dir()
         url = self.settings.database or f"sqlite:///{self.state_dir / 'conveyor.db'}"
-        return open_repository(url)
+        return open_records(url)
 
     @cached_property
     def store(self) -> ContentStore:
