@@ -112,6 +112,20 @@ def test_commands_at_head_do_not_import_sqlalchemy(
     assert heavy == [], f"conveyor {' '.join(args)} imported {heavy[:5]}"
 
 
+@pytest.mark.parametrize("args", [["run"], ["plan"]], ids=" ".join)
+def test_an_unchanged_pipeline_file_is_not_parsed_again(
+    project: tuple[Repo, Path, str], args: list[str]
+) -> None:
+    """The compiled plan comes from ``.conveyor/cache/plans``: no YAML, no pydantic."""
+    repo, pycache, _ = project
+    loaders = sorted(
+        name
+        for name in imports(repo, pycache, *args)
+        if name.split(".")[0] in ("yaml", "pydantic", "pydantic_core")
+    )
+    assert loaders == [], f"conveyor {' '.join(args)} imported {loaders[:5]}"
+
+
 def test_a_no_op_run_stays_within_its_import_budget(project: tuple[Repo, Path, str]) -> None:
     repo, pycache, _ = project
     runs = [imports(repo, pycache, "run") for _ in range(3)]
