@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conveyor.domain.states import StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.lite.connect import JSON_COLUMNS, connect, revision
 from conveyor.metadata.records import (
@@ -38,7 +39,7 @@ from conveyor.metadata.rows import (
     step_row,
 )
 
-_STEP_COLUMNS = tuple(step_row(StepRunRecord("", "", "", "pending")))  # type: ignore[arg-type]
+_STEP_COLUMNS = tuple(step_row(StepRunRecord("", "", "", StepStatus.QUEUED)))  # rows.py's order
 _STEP_KEYS = ("run_id", "step_id")
 _UPSERT_STEP = (
     f"INSERT INTO step_runs ({', '.join(_STEP_COLUMNS)}) "
