@@ -1,10 +1,13 @@
-"""SqlRepository over a temp SQLite file: runs, step runs, cache entries, lineage."""
+"""The records repository contract over a temp SQLite file, run against both implementations
+(SQLAlchemy's ``SqlRepository`` and the stdlib ``LiteRepository``): runs, step runs, cache
+entries, lineage, migrations."""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,8 @@ import sqlalchemy as sa
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import MetadataError
+from conveyor.metadata.database import open_records
+from conveyor.metadata.lite import LiteRepository, open_lite
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -20,7 +25,7 @@ from conveyor.metadata.records import (
     RunRecord,
     StepRunRecord,
 )
-from conveyor.metadata.repository import WriteBatch
+from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.metadata.sql import SqlRepository, migrate, open_repository
 
 D1, D2, D3, D4 = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
@@ -31,9 +36,21 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "runs.sqlite"
 
 
+Opener = Callable[[Path], MetadataRepository]
+OPENERS: dict[str, Opener] = {
+    "sql": lambda path: open_repository(f"sqlite:///{path}"),
+    "lite": open_lite,
+}
+
+
+@pytest.fixture(params=sorted(OPENERS))
+def opener(request: pytest.FixtureRequest) -> Opener:
+    return OPENERS[request.param]
+
+
 @pytest.fixture
-def repo(db_path: Path) -> Iterator[SqlRepository]:
-    repository = open_repository(f"sqlite:///{db_path}")
+def repo(db_path: Path, opener: Opener) -> Iterator[MetadataRepository]:
+    repository = opener(db_path)
     yield repository
     repository.close()
 
@@ -69,14 +86,14 @@ def count_rows(db_path: Path, table: str) -> int:
 # -- runs ----------------------------------------------------------------------------------
 
 
-def test_open_creates_the_file_and_its_directory(db_path: Path) -> None:
+def test_open_creates_the_file_and_its_directory(db_path: Path, opener: Opener) -> None:
     assert not db_path.parent.exists()
-    repository = open_repository(f"sqlite:///{db_path}")
+    repository = opener(db_path)
     repository.close()
     assert db_path.is_file()
 
 
-def test_create_and_get_run_round_trips_every_field(repo: SqlRepository) -> None:
+def test_create_and_get_run_round_trips_every_field(repo: MetadataRepository) -> None:
     record = run(
         "0123456789ab",
         1000.5,
@@ -98,13 +115,13 @@ def test_create_and_get_run_round_trips_every_field(repo: SqlRepository) -> None
     assert repo.get_run("nope") is None
 
 
-def test_create_run_twice_is_refused(repo: SqlRepository) -> None:
+def test_create_run_twice_is_refused(repo: MetadataRepository) -> None:
     repo.create_run(run("0123456789ab", 1.0))
     with pytest.raises((MetadataError, sa.exc.IntegrityError)):
         repo.create_run(run("0123456789ab", 2.0))
 
 
-def test_find_runs_by_prefix(repo: SqlRepository) -> None:
+def test_find_runs_by_prefix(repo: MetadataRepository) -> None:
     for run_id, at in [("abc111111111", 1.0), ("abc222222222", 2.0), ("abd333333333", 3.0)]:
         repo.create_run(run(run_id, at))
     assert {r.id for r in repo.find_runs("abc")} == {"abc111111111", "abc222222222"}
@@ -114,14 +131,14 @@ def test_find_runs_by_prefix(repo: SqlRepository) -> None:
     assert len(repo.find_runs("ab")) == 3
 
 
-def test_find_runs_treats_like_wildcards_literally(repo: SqlRepository) -> None:
+def test_find_runs_treats_like_wildcards_literally(repo: MetadataRepository) -> None:
     repo.create_run(run("abc111111111", 1.0))
     # no run id starts with these, so none may match
     for prefix in ("%", "a%", "ab_", "_bc"):
         assert repo.find_runs(prefix) == [], prefix
 
 
-def test_latest_run_and_list_runs(repo: SqlRepository) -> None:
+def test_latest_run_and_list_runs(repo: MetadataRepository) -> None:
     assert repo.latest_run() is None
     repo.create_run(run("000000000002", 20.0))
     repo.create_run(run("000000000003", 30.0))
@@ -132,7 +149,7 @@ def test_latest_run_and_list_runs(repo: SqlRepository) -> None:
     assert [r.id for r in repo.list_runs(2)] == ["000000000003", "000000000002"]
 
 
-def test_run_updates_and_runs_in_progress(repo: SqlRepository) -> None:
+def test_run_updates_and_runs_in_progress(repo: MetadataRepository) -> None:
     repo.create_run(run("000000000001", 1.0))
     repo.create_run(run("000000000002", 2.0))
     assert {r.id for r in repo.runs_in_progress()} == {"000000000001", "000000000002"}
@@ -152,7 +169,9 @@ def test_run_updates_and_runs_in_progress(repo: SqlRepository) -> None:
 # -- step runs ---------------------------------------------------------------------------
 
 
-def test_same_step_run_twice_in_one_batch_is_one_row(repo: SqlRepository, db_path: Path) -> None:
+def test_same_step_run_twice_in_one_batch_is_one_row(
+    repo: MetadataRepository, db_path: Path
+) -> None:
     repo.create_run(run("r1", 1.0))
     batch = WriteBatch()
     batch.put_step_run(step_run("r1", "a.s", status=StepStatus.RUNNING, attempt=1))
@@ -164,7 +183,9 @@ def test_same_step_run_twice_in_one_batch_is_one_row(repo: SqlRepository, db_pat
     assert stored.status == StepStatus.SUCCEEDED
 
 
-def test_a_later_batch_updates_the_step_run_in_place(repo: SqlRepository, db_path: Path) -> None:
+def test_a_later_batch_updates_the_step_run_in_place(
+    repo: MetadataRepository, db_path: Path
+) -> None:
     repo.create_run(run("r1", 1.0))
     first = WriteBatch()
     first.put_step_run(step_run("r1", "a.s", status=StepStatus.RUNNING, started_at=5.0))
@@ -190,7 +211,7 @@ def test_a_later_batch_updates_the_step_run_in_place(repo: SqlRepository, db_pat
     assert repo.step_runs("r1") == [final]
 
 
-def test_step_history_newest_first(repo: SqlRepository) -> None:
+def test_step_history_newest_first(repo: MetadataRepository) -> None:
     for i in range(3):
         repo.create_run(run(f"r{i}", float(i)))
         batch = WriteBatch()
@@ -202,14 +223,14 @@ def test_step_history_newest_first(repo: SqlRepository) -> None:
     assert repo.step_history("zzz.s") == []
 
 
-def test_empty_batch_is_a_no_op(repo: SqlRepository) -> None:
+def test_empty_batch_is_a_no_op(repo: MetadataRepository) -> None:
     batch = WriteBatch()
     assert not batch
     repo.write(batch)
     assert repo.list_runs() == []
 
 
-def test_a_failing_batch_writes_nothing(repo: SqlRepository, db_path: Path) -> None:
+def test_a_failing_batch_writes_nothing(repo: MetadataRepository, db_path: Path) -> None:
     repo.create_run(run("r1", 1.0))
     batch = WriteBatch()
     batch.put_step_run(step_run("r1", "a.s"))
@@ -219,7 +240,7 @@ def test_a_failing_batch_writes_nothing(repo: SqlRepository, db_path: Path) -> N
     assert count_rows(db_path, "step_runs") == 0
 
 
-def test_events_in_order(repo: SqlRepository) -> None:
+def test_events_in_order(repo: MetadataRepository) -> None:
     repo.create_run(run("r1", 1.0))
     batch = WriteBatch()
     batch.events.append(EventRecord("r1", "run-started", 1.0, None, {"steps": 2}))
@@ -239,7 +260,7 @@ def test_events_in_order(repo: SqlRepository) -> None:
 # -- cache entries -----------------------------------------------------------------------
 
 
-def test_cache_entries_by_step_ids(repo: SqlRepository) -> None:
+def test_cache_entries_by_step_ids(repo: MetadataRepository) -> None:
     out_a = (OutputRecord("a.csv", D1, "file", 10),)
     out_b = (OutputRecord("model", D2, "tree", 2048),)
     batch = WriteBatch()
@@ -252,7 +273,7 @@ def test_cache_entries_by_step_ids(repo: SqlRepository) -> None:
     assert repo.cache_entries(["c.s"]) == {}
 
 
-def test_cache_entry_for_the_same_fingerprint_is_replaced(repo: SqlRepository) -> None:
+def test_cache_entry_for_the_same_fingerprint_is_replaced(repo: MetadataRepository) -> None:
     first = WriteBatch()
     first.cache_entries.append(CacheEntry(D3, "a.s", "r1", (OutputRecord("a.csv", D1),)))
     repo.write(first)
@@ -265,7 +286,7 @@ def test_cache_entry_for_the_same_fingerprint_is_replaced(repo: SqlRepository) -
     assert entries[D3].outputs == (OutputRecord("a.csv", D2),)
 
 
-def test_cache_entries_for_many_step_ids(repo: SqlRepository) -> None:
+def test_cache_entries_for_many_step_ids(repo: MetadataRepository) -> None:
     batch = WriteBatch()
     fingerprints = [f"{i:064x}" for i in range(2000)]
     for i, fp in enumerate(fingerprints):
@@ -302,7 +323,7 @@ def lineage_batch() -> WriteBatch:
     return batch
 
 
-def test_producers_and_consumers(repo: SqlRepository) -> None:
+def test_producers_and_consumers(repo: MetadataRepository) -> None:
     repo.create_run(run("r1", 1.0))
     repo.write(lineage_batch())
     assert repo.producers(D1) == [("r1", "prep.clean", OutputRecord("clean.csv", D1, "file", 5))]
@@ -320,7 +341,9 @@ def test_producers_and_consumers(repo: SqlRepository) -> None:
     ]
 
 
-def test_lineage_rows_are_not_duplicated_by_rewrites(repo: SqlRepository, db_path: Path) -> None:
+def test_lineage_rows_are_not_duplicated_by_rewrites(
+    repo: MetadataRepository, db_path: Path
+) -> None:
     repo.create_run(run("r1", 1.0))
     repo.write(lineage_batch())
     repo.write(lineage_batch())
@@ -329,7 +352,7 @@ def test_lineage_rows_are_not_duplicated_by_rewrites(repo: SqlRepository, db_pat
     assert len(repo.producers(D1)) == 1
 
 
-def test_outputs_at_path_newest_run_first(repo: SqlRepository) -> None:
+def test_outputs_at_path_newest_run_first(repo: MetadataRepository) -> None:
     for run_id, at, digest in [("r1", 1.0, D1), ("r2", 2.0, D2)]:
         repo.create_run(run(run_id, at))
         batch = WriteBatch()
@@ -342,7 +365,7 @@ def test_outputs_at_path_newest_run_first(repo: SqlRepository) -> None:
     assert repo.outputs_at_path("nope") == []
 
 
-def test_referenced_digests(repo: SqlRepository) -> None:
+def test_referenced_digests(repo: MetadataRepository) -> None:
     assert repo.referenced_digests() == set()
     repo.create_run(run("r1", 1.0))
     repo.write(lineage_batch())
@@ -357,16 +380,16 @@ def test_referenced_digests(repo: SqlRepository) -> None:
 # -- migrations --------------------------------------------------------------------------
 
 
-def test_schema_is_at_head_after_open(repo: SqlRepository, db_path: Path) -> None:
+def test_schema_is_at_head_after_open(repo: MetadataRepository, db_path: Path) -> None:
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     assert rows == [(migrate.HEAD,)]
 
 
 def test_a_second_open_does_not_run_migrations(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, opener: Opener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = open_repository(f"sqlite:///{db_path}")
+    first = opener(db_path)
     first.create_run(run("r1", 1.0))
     first.close()
 
@@ -376,7 +399,7 @@ def test_a_second_open_does_not_run_migrations(
         raise AssertionError("migrations ran on a database already at HEAD")
 
     monkeypatch.setattr(alembic.command, "upgrade", refuse)
-    second = open_repository(f"sqlite:///{db_path}")
+    second = opener(db_path)
     assert second.get_run("r1") is not None
     second.close()
     with sqlite3.connect(db_path) as conn:
@@ -386,7 +409,7 @@ def test_a_second_open_does_not_run_migrations(
 
 
 def test_a_fresh_database_does_run_migrations(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, opener: Opener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import alembic.command
 
@@ -398,7 +421,7 @@ def test_a_fresh_database_does_run_migrations(
         real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(alembic.command, "upgrade", counting)
-    open_repository(f"sqlite:///{db_path}").close()
+    opener(db_path).close()
     assert len(calls) == 1
 
 
@@ -443,3 +466,136 @@ def test_head_is_the_newest_revision_file() -> None:
 def test_a_bad_database_url_is_a_metadata_error() -> None:
     with pytest.raises(MetadataError):
         open_repository("nosuchdialect://x")
+
+
+def test_head_is_alembics_head() -> None:
+    """``HEAD`` (read without SQLAlchemy by the stdlib repository) is what Alembic itself
+    computes from migrations/: a new revision without updating the constant fails here."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head() == migrate.HEAD
+
+
+# -- choosing and sharing an implementation ----------------------------------------------
+
+
+def test_a_local_sqlite_file_opens_the_stdlib_repository(db_path: Path) -> None:
+    records = open_records(f"sqlite:///{db_path}")
+    assert isinstance(records, LiteRepository)
+    records.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite+pysqlite:///{db}"])
+def test_other_urls_keep_sqlalchemy(db_path: Path, url: str) -> None:
+    db_path.parent.mkdir(parents=True)
+    records = open_records(url.format(db=db_path))
+    assert isinstance(records, SqlRepository)
+    records.close()
+
+
+def test_each_implementation_reads_what_the_other_wrote(db_path: Path) -> None:
+    """One schema, one storage format: JSON columns, booleans and floats round-trip
+    across both implementations in both directions."""
+    full = dataclasses.replace(run("r1", 1.5, params={"lr": 0.1, "tags": ["a"]}, pid=7), dirty=True)
+    outputs = [OutputRecord("m", D2, "tree", 9)]
+    step = step_run("r1", "a.s", cached=True, cached_from="r0", parts={"x": [1]}, outputs=outputs)
+    entry = CacheEntry(D3, "a.s", "r1", (OutputRecord("a.csv", D1, "file", 4),))
+    for writer_open, reader_open in [
+        (OPENERS["sql"], OPENERS["lite"]),
+        (OPENERS["lite"], OPENERS["sql"]),
+    ]:
+        writer = writer_open(db_path)
+        writer.delete_runs(["r1"])
+        writer.create_run(full)
+        batch = WriteBatch()
+        batch.put_step_run(step)
+        batch.cache_entries.append(entry)
+        batch.events.append(EventRecord("r1", "run-started", 2.0, None, {"n": [1, 2]}))
+        writer.write(batch)
+        writer.close()
+        reader = reader_open(db_path)
+        assert reader.get_run("r1") == full
+        assert reader.step_runs("r1") == [step]
+        assert reader.cache_entries(["a.s"]) == {D3: entry}
+        assert reader.events("r1") == [EventRecord("r1", "run-started", 2.0, None, {"n": [1, 2]})]
+        reader.close()
+
+
+def test_the_stdlib_repository_migrates_only_a_database_behind(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.touch()  # an empty file (the server pre-creates one with mode 0600)
+    open_lite(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (migrate.HEAD,)
+        ]
+    import conveyor.metadata.sql
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("SQLAlchemy opened a database already at HEAD")
+
+    monkeypatch.setattr(conveyor.metadata.sql, "open_repository", refuse)
+    open_lite(db_path).close()
+
+
+def test_the_stdlib_repository_sets_wal_and_a_busy_timeout(db_path: Path) -> None:
+    records = open_lite(db_path)
+    records.create_run(run("r1", 1.0))
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert records.pragma("busy_timeout") == 10000
+    assert records.pragma("synchronous") == 1  # NORMAL
+    records.close()
+
+
+def test_a_reader_is_not_blocked_by_an_open_write(db_path: Path) -> None:
+    records = open_lite(db_path)
+    records.create_run(run("r1", 1.0))
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE runs SET status = 'failed'")
+    try:
+        found = records.get_run("r1")  # WAL: the committed state, at once
+        assert found is not None and found.status == RunStatus.RUNNING
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    records.close()
+
+
+def test_threads_share_one_stdlib_repository(db_path: Path) -> None:
+    import threading
+
+    records = open_lite(db_path)
+    records.create_run(run("r1", 1.0))
+    errors: list[BaseException] = []
+
+    def write_steps(thread: int) -> None:
+        try:
+            for i in range(25):
+                batch = WriteBatch()
+                batch.put_step_run(step_run("r1", f"t{thread}.s{i}"))
+                batch.events.append(EventRecord("r1", "step-finished", float(i), f"t{thread}"))
+                records.write(batch)
+                assert records.get_run("r1") is not None
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write_steps, args=(n,)) for n in range(4)]
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join()
+    assert errors == []
+    assert len(records.step_runs("r1")) == 100
+    assert len(records.events("r1")) == 100
+    records.close()
+
+
+def test_a_file_that_is_not_a_database_is_a_metadata_error(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"not a database at all, " * 100)
+    with pytest.raises(MetadataError, match="cannot open the run database"):
+        open_lite(db_path)

@@ -78,9 +78,9 @@ def validate(ctx: Context, as_json: bool) -> None:
 @pass_context
 def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, ...]) -> None:
     """Print the compiled plan: steps in run order with their dependencies."""
-    from conveyor.sdk.running import compile_project
+    from conveyor.sdk.plancache import compile_cached  # unchanged file: no YAML, no pydantic
 
-    compiled = compile_project(ctx.project(), param_values(params), only)
+    compiled, _ = compile_cached(ctx.project(), param_values(params), only, store=False)
     if as_json:
         emit_json(compiled.to_json())
         return

@@ -30,9 +30,10 @@ _KEEP = 20  # entries; older ones are pruned when a new one is written
 
 
 def compile_cached(
-    project: Project, params: Mapping[str, ParamValue], only: Sequence[str]
+    project: Project, params: Mapping[str, ParamValue], only: Sequence[str], store: bool = True
 ) -> tuple[ExecutionPlan, list[str]]:
-    """The plan, and the loader's warnings (kept with the cached plan)."""
+    """The plan, and the loader's warnings (kept with the cached plan). ``store=False``
+    (``conveyor plan``) reads a cached plan but writes none: no state from a look."""
     path = project.pipeline_file
     # the settings say where actions are found: a change there may change the plan
     config = project.state_dir / "config.toml"
@@ -57,8 +58,9 @@ def compile_cached(
 
     spec = project.load_spec()
     plan = compile_plan(spec, params, only, files)
-    read_files = {p: _digest(Path(p)) for p in spec.read_files}
-    _write(directory, entry, plan, read_files, list(spec.warnings), files.seen)
+    if store:
+        read_files = {p: _digest(Path(p)) for p in spec.read_files}
+        _write(directory, entry, plan, read_files, list(spec.warnings), files.seen)
     return plan, list(spec.warnings)
 
 

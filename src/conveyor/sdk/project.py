@@ -21,16 +21,15 @@ from typing import IO, TYPE_CHECKING, Any
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
-from conveyor.execute.images import remove_leftovers
 from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.sdk.settings import Settings
 from conveyor.spec.files import PIPELINE_FILES, find_pipeline_file
-from conveyor.store.cas import ContentStore
-from conveyor.store.hashing import DigestCache
 
 if TYPE_CHECKING:  # loading the spec pulls in YAML and pydantic: only when needed
     from conveyor.spec.model import PipelineSpec
+    from conveyor.store.cas import ContentStore
+    from conveyor.store.hashing import DigestCache
 
 STATE_DIR = ".conveyor"
 CACHE_KEY_FILE = "cache-key"
@@ -125,20 +124,24 @@ class Project:
 
     @cached_property
     def records(self) -> MetadataRepository:
-        from conveyor.metadata.sql import open_repository
+        from conveyor.metadata.database import open_records
 
         self.ensure_state_dir()
         url = self.settings.database or f"sqlite:///{self.state_dir / 'conveyor.db'}"
-        return open_repository(url)
+        return open_records(url)
 
     @cached_property
     def store(self) -> ContentStore:
+        from conveyor.store.cas import ContentStore  # read-only commands seldom need it
+
         configured = self.settings.store
         root = (self.root / configured) if configured else self.state_dir / "store"
         return ContentStore(root)
 
     @cached_property
     def digests(self) -> DigestCache:
+        from conveyor.store.hashing import DigestCache
+
         return DigestCache(self.state_dir / "cache" / "digests.sqlite")
 
     def log_dir(self, run_id: str) -> Path:
@@ -258,7 +261,8 @@ def mark_interrupted(
             step.ended_at = now
             batch.put_step_run(step)
     events = records.events(run.id)
-    from conveyor.sdk.recovery import recover_leftovers  # rare: keeps start-up lean
+    from conveyor.execute.images import remove_leftovers  # rare: keeps start-up lean
+    from conveyor.sdk.recovery import recover_leftovers
 
     same_host = run.host == socket.gethostname()  # another host's process ids mean nothing
     recovered = recover_leftovers(events, executors, same_host)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-HEAD = "0001"  # the newest revision in migrations/versions (a test keeps them in step)
+from conveyor.metadata.revision import HEAD
+
+__all__ = ["HEAD", "MIGRATIONS", "current_revision", "migration_lock", "upgrade", "upgrade_chain"]
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.records import (
     CacheEntry,
@@ -19,6 +18,16 @@ from conveyor.metadata.records import (
     StepRunRecord,
 )
 from conveyor.metadata.repository import WriteBatch
+from conveyor.metadata.rows import (
+    hex_prefix,
+    output,
+    output_row,
+    produced,
+    run_record,
+    run_row,
+    step_record,
+    step_row,
+)
 from conveyor.metadata.sql import tables as t
 from conveyor.metadata.sql.migrate import upgrade
 
@@ -66,7 +75,7 @@ class SqlRepository:
     # -- writes ---------------------------------------------------------------
     def create_run(self, run: RunRecord) -> None:
         with self._begin() as conn:
-            conn.execute(t.runs.insert().values(_run_row(run)))
+            conn.execute(t.runs.insert().values(run_row(run)))
 
     def write(self, batch: WriteBatch) -> None:
         if not batch:
@@ -121,21 +130,15 @@ class SqlRepository:
                 )
 
     def _upsert_step_runs(self, conn: sa.Connection, records: Sequence[StepRunRecord]) -> None:
-        rows = [_step_row(r) for r in records]
+        rows = [step_row(r) for r in records]
         stmt = _insert(self._dialect, t.step_runs)
         updated = {c.name: stmt.excluded[c.name] for c in t.step_runs.c if not c.primary_key}
         conn.execute(
             stmt.on_conflict_do_update(index_elements=["run_id", "step_id"], set_=updated), rows
         )
-        # lineage: outputs of steps that ran here (a cache hit points at its producer)
-        produced = [
-            {"run_id": r.run_id, "step_id": r.step_id, **o.to_json()}
-            for r in records
-            if r.status == StepStatus.SUCCEEDED and not r.cached
-            for o in r.outputs
-        ]
-        if produced:
-            conn.execute(_insert(self._dialect, t.step_outputs).on_conflict_do_nothing(), produced)
+        lineage = produced(list(records))
+        if lineage:
+            conn.execute(_insert(self._dialect, t.step_outputs).on_conflict_do_nothing(), lineage)
 
     def _begin(self) -> Any:
         try:
@@ -153,13 +156,13 @@ class SqlRepository:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         rows = self._rows(sa.select(t.runs).where(t.runs.c.id == run_id))
-        return _run_record(rows[0]) if rows else None
+        return run_record(rows[0]._mapping) if rows else None
 
     def find_runs(self, prefix: str) -> list[RunRecord]:
-        if not prefix or not all(c in "0123456789abcdef" for c in prefix):
-            return []  # run ids are lowercase hex; anything else (%, _) matches nothing
+        if not hex_prefix(prefix):
+            return []
         rows = self._rows(sa.select(t.runs).where(t.runs.c.id.like(prefix + "%")).limit(10))
-        return [_run_record(r) for r in rows]
+        return [run_record(r._mapping) for r in rows]
 
     def latest_run(self) -> RunRecord | None:
         runs = self.list_runs(1)
@@ -167,15 +170,15 @@ class SqlRepository:
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         stmt = sa.select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit)
-        return [_run_record(r) for r in self._rows(stmt)]
+        return [run_record(r._mapping) for r in self._rows(stmt)]
 
     def runs_in_progress(self) -> list[RunRecord]:
         stmt = sa.select(t.runs).where(t.runs.c.status.in_(["running", "queued"]))
-        return [_run_record(r) for r in self._rows(stmt)]
+        return [run_record(r._mapping) for r in self._rows(stmt)]
 
     def step_runs(self, run_id: str) -> list[StepRunRecord]:
         stmt = sa.select(t.step_runs).where(t.step_runs.c.run_id == run_id)
-        return [_step_record(r) for r in self._rows(stmt)]
+        return [step_record(r._mapping) for r in self._rows(stmt)]
 
     def step_history(self, step_id: str, limit: int = 20) -> list[StepRunRecord]:
         stmt = (
@@ -184,7 +187,7 @@ class SqlRepository:
             .order_by(sa.func.coalesce(t.step_runs.c.started_at, t.step_runs.c.ended_at).desc())
             .limit(limit)
         )
-        return [_step_record(r) for r in self._rows(stmt)]
+        return [step_record(r._mapping) for r in self._rows(stmt)]
 
     def inputs_of(self, run_id: str, step_id: str) -> list[InputRecord]:
         stmt = sa.select(t.step_inputs.c.path, t.step_inputs.c.digest).where(
@@ -199,7 +202,7 @@ class SqlRepository:
             chunk = wanted[start : start + 900]
             stmt = sa.select(t.cache_entries).where(t.cache_entries.c.step_id.in_(chunk))
             for row in self._rows(stmt):
-                outputs = tuple(_output(o) for o in row.outputs)
+                outputs = tuple(output(o) for o in row.outputs)
                 result[row.fingerprint] = CacheEntry(
                     row.fingerprint, row.step_id, row.run_id, outputs
                 )
@@ -207,7 +210,7 @@ class SqlRepository:
 
     def producers(self, digest: str) -> list[tuple[str, str, OutputRecord]]:
         stmt = sa.select(t.step_outputs).where(t.step_outputs.c.digest == digest)
-        return [(r.run_id, r.step_id, _output_row(r)) for r in self._rows(stmt)]
+        return [(r.run_id, r.step_id, output_row(r._mapping)) for r in self._rows(stmt)]
 
     def consumers(self, digest: str) -> list[tuple[str, str, InputRecord]]:
         stmt = sa.select(t.step_inputs).where(t.step_inputs.c.digest == digest)
@@ -220,7 +223,7 @@ class SqlRepository:
             .where(t.step_outputs.c.path == path)
             .order_by(t.runs.c.created_at.desc())
         )
-        return [(r.run_id, r.step_id, _output_row(r)) for r in self._rows(stmt)]
+        return [(r.run_id, r.step_id, output_row(r._mapping)) for r in self._rows(stmt)]
 
     def referenced_digests(self) -> set[str]:
         """Produced outputs and cache entries. A cache hit's outputs are its producer's:
@@ -255,99 +258,3 @@ class SqlRepository:
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _run_row(run: RunRecord) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "pipeline": run.pipeline,
-        "status": str(run.status),
-        "commit": run.commit,
-        "dirty": run.dirty,
-        "diff_digest": run.diff_digest,
-        "params": run.params,
-        "who": run.who,
-        "host": run.host,
-        "pid": run.pid,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "ended_at": run.ended_at,
-        "executor": run.executor,
-        "spec_path": run.spec_path,
-        "trigger": run.trigger,
-        "workdir": run.workdir,
-        "error": run.error,
-    }
-
-
-def _run_record(row: sa.Row[Any]) -> RunRecord:
-    return RunRecord(
-        id=row.id,
-        pipeline=row.pipeline,
-        status=RunStatus(row.status),
-        commit=row.commit,
-        dirty=bool(row.dirty),
-        created_at=row.created_at,
-        diff_digest=row.diff_digest,
-        params=row.params,
-        who=row.who,
-        host=row.host,
-        pid=row.pid,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        executor=row.executor,
-        spec_path=row.spec_path,
-        trigger=row.trigger,
-        workdir=row.workdir,
-        error=row.error,
-    )
-
-
-def _step_row(r: StepRunRecord) -> dict[str, Any]:
-    return {
-        "run_id": r.run_id,
-        "step_id": r.step_id,
-        "job": r.job,
-        "status": str(r.status),
-        "fingerprint": r.fingerprint,
-        "cached": r.cached,
-        "cached_from": r.cached_from,
-        "exit_code": r.exit_code,
-        "attempt": r.attempt,
-        "started_at": r.started_at,
-        "ended_at": r.ended_at,
-        "log_path": r.log_path,
-        "command": r.command,
-        "parts": r.parts,
-        "outputs": [o.to_json() for o in r.outputs],
-        "error": r.error,
-    }
-
-
-def _step_record(row: sa.Row[Any]) -> StepRunRecord:
-    return StepRunRecord(
-        run_id=row.run_id,
-        step_id=row.step_id,
-        job=row.job,
-        status=StepStatus(row.status),
-        fingerprint=row.fingerprint,
-        cached=bool(row.cached),
-        cached_from=row.cached_from,
-        exit_code=row.exit_code,
-        attempt=row.attempt,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        log_path=row.log_path,
-        command=row.command,
-        parts=row.parts,
-        error=row.error,
-        outputs=[_output(o) for o in row.outputs],
-    )
-
-
-def _output(data: dict[str, Any]) -> OutputRecord:
-    return OutputRecord(data["path"], data["digest"], data.get("kind", "file"), data.get("size", 0))
-
-
-def _output_row(row: sa.Row[Any]) -> OutputRecord:
-    return OutputRecord(row.path, row.digest, row.kind, row.size)

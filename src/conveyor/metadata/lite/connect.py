@@ -1,0 +1,49 @@
+"""Stdlib connections to a local SQLite records file: settings, rows, schema revision."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+JSON_COLUMNS = frozenset({"params", "parts", "outputs", "data"})  # sa.JSON in sql/tables.py
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection set up as the SQLAlchemy engine sets its own (``sql/repository.py``):
+    WAL so readers never block the running writer, NORMAL sync (durable across process
+    kills), a 10 s busy timeout. Transactions are explicit (``BEGIN IMMEDIATE``)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.row_factory = _row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def revision(path: Path) -> str | None:
+    """The records chain's revision in ``alembic_version``; None before the first one."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA busy_timeout=10000")  # a migration elsewhere may hold a lock
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+    return None if row is None else str(row[0])
+
+
+def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:
+    """A row as the shared converters in ``metadata/rows.py`` take it: JSON decoded."""
+    row = {d[0]: v for d, v in zip(cursor.description, values, strict=True)}
+    for name in JSON_COLUMNS.intersection(row):
+        if row[name] is not None:
+            row[name] = json.loads(row[name])
+    return row

@@ -1,0 +1,136 @@
+"""Start-up cost of the CLI: a no-op run and the read-only commands on a local SQLite
+database at the schema's head import neither SQLAlchemy nor Alembic, and the import time
+of a no-op ``conveyor run`` stays within a budget (``python -X importtime``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import CONVEYOR, Repo
+
+pytestmark = pytest.mark.integration
+
+PIPELINE = """\
+jobs:
+  prep:
+    steps:
+      - id: make
+        run: mkdir -p out && echo 1 > out/a.txt
+        outputs: [out/a.txt]
+      - id: copy
+        run: cat out/a.txt > out/b.txt
+        inputs: [out/a.txt]
+        outputs: [out/b.txt]
+"""
+
+# Self times summed over every module a no-op run imports (best of three), in microseconds.
+# Measured on the 2-core development machine under load: about 180-200 ms once SQLAlchemy
+# and Alembic (165-230 ms more, 400 modules in all) left the run path. Three times that:
+# catches a heavy import creeping back, not the noise of a busy machine.
+IMPORT_BUDGET_US = 600_000
+# How many modules a no-op run imports: 224 today, 401 with SQLAlchemy. Not a timing.
+MODULE_BUDGET = 300
+
+_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)")
+
+
+def imports(repo: Repo, pycache: Path, *args: str) -> dict[str, int]:
+    """Module -> self import time (us) of one CLI command in a fresh interpreter, with
+    bytecode cached in ``pycache`` as an installed Conveyor has it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", *CONVEYOR[1:], *args],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = {m[2]: int(m[1]) for m in map(_LINE.match, proc.stderr.splitlines()) if m}
+    assert found, "no -X importtime output"
+    return found
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Repo, Path, str]]:
+    """A committed project run once (that run creates and migrates the database), the
+    directory of its bytecode cache, warmed by a no-op run, and the first run's id."""
+    root = tmp_path_factory.mktemp("importtime")
+    path = root / "project"
+    path.mkdir()
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "test@example.invalid"],
+        ["config", "user.name", "Test"],
+    ):
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
+    (path / ".gitignore").write_text("out/\n")
+    repo = Repo(path)
+    repo.pipeline(PIPELINE)
+    repo.commit("pipeline")
+    pycache = root / "pycache"
+    first = imports(repo, pycache, "run")
+    assert any(name.startswith("sqlalchemy") for name in first), "a new database migrates"
+    first_run = repo.show()["id"]
+    imports(repo, pycache, "run")
+    yield repo, pycache, first_run
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run"],
+        ["runs"],
+        ["show", "latest"],
+        ["logs", "FIRST", "prep.make"],
+        ["why", "prep.copy"],
+        ["lineage", "out/b.txt"],
+        ["plan"],
+    ],
+    ids=" ".join,
+)
+def test_commands_at_head_do_not_import_sqlalchemy(
+    project: tuple[Repo, Path, str], args: list[str]
+) -> None:
+    repo, pycache, first_run = project
+    args = [first_run if a == "FIRST" else a for a in args]  # the no-op run has no logs
+    heavy = sorted(
+        name
+        for name in imports(repo, pycache, *args)
+        if name.split(".")[0] in ("sqlalchemy", "alembic")
+    )
+    assert heavy == [], f"conveyor {' '.join(args)} imported {heavy[:5]}"
+
+
+@pytest.mark.parametrize("args", [["run"], ["plan"]], ids=" ".join)
+def test_an_unchanged_pipeline_file_is_not_parsed_again(
+    project: tuple[Repo, Path, str], args: list[str]
+) -> None:
+    """The compiled plan comes from ``.conveyor/cache/plans``: no YAML, no pydantic."""
+    repo, pycache, _ = project
+    loaders = sorted(
+        name
+        for name in imports(repo, pycache, *args)
+        if name.split(".")[0] in ("yaml", "pydantic", "pydantic_core")
+    )
+    assert loaders == [], f"conveyor {' '.join(args)} imported {loaders[:5]}"
+
+
+def test_a_no_op_run_stays_within_its_import_budget(project: tuple[Repo, Path, str]) -> None:
+    repo, pycache, _ = project
+    runs = [imports(repo, pycache, "run") for _ in range(3)]
+    assert len(runs[0]) <= MODULE_BUDGET, f"a no-op run imports {len(runs[0])} modules"
+    found = min(runs, key=lambda each: sum(each.values()))
+    total = sum(found.values())
+    slowest = sorted(found.items(), key=lambda item: -item[1])[:10]
+    assert total <= IMPORT_BUDGET_US, f"imports took {total / 1000:.0f} ms; slowest {slowest}"
