@@ -6,13 +6,12 @@ foreign formats are printed only when set, so native plans read as they always d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from conveyor.domain.jsonshape import JsonShape, shape
-from conveyor.domain.types import Resources
+from conveyor.domain.types import Policy, Resources
 
-Policy = Literal["success", "failure", "always"]
-
+__all__ = ["ExecutionPlan", "Policy", "StepPlan"]
 
 _SET = shape(omit=True)  # printed only when set
 
