@@ -13,7 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conveyor.domain.types import Resources
+from conveyor.metadata.records import OutputRecord
 from conveyor.plan.model import ExecutionPlan, StepPlan
+from conveyor.sdk.inspect import Explanation
+from conveyor.sdk.retention import DeleteResult
 
 WORD = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
 TEXT = st.text(max_size=12)
@@ -147,3 +150,24 @@ def test_a_step_of_the_wrong_shape_is_refused(key: str, value: Any) -> None:
     data[key] = value
     with pytest.raises(ValueError):
         StepPlan.from_json(data)
+
+
+def test_results_of_other_commands_print_through_the_same_writer() -> None:
+    assert Explanation("a.s", "r1", "miss", ["x"]).to_json() == {
+        "step": "a.s",
+        "run": "r1",
+        "verdict": "miss",
+        "reasons": ["x"],
+    }
+    assert DeleteResult(["r1"], 2).to_json() == {
+        "deleted": ["r1"],
+        "kept": 2,
+        "protected": {},
+        "dry_run": False,
+    }
+    assert OutputRecord("out/a", "d" * 64).to_json() == {
+        "path": "out/a",
+        "digest": "d" * 64,
+        "kind": "file",
+        "size": 0,
+    }
