@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NewType
+from typing import Literal, NewType
 
 RunId = NewType("RunId", str)
 """A run's id: 12 lowercase hex characters, random so that short prefixes are unique."""
+
+Policy = Literal["success", "failure", "always"]
+"""When a step runs: after its needs succeeded, after one failed, or either way."""
 
 ParamValue = str | int | float | bool
 """A pipeline parameter's value as given: typed (JSON, a past run) or command-line text."""

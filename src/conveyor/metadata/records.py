@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from conveyor.domain.jsonshape import JsonShape
 from conveyor.domain.states import RunStatus, StepStatus
 
 
@@ -16,14 +17,11 @@ def iso(timestamp: float | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class OutputRecord:
+class OutputRecord(JsonShape):
     path: str
     digest: str
     kind: str = "file"  # "file" or "tree"
     size: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "digest": self.digest, "kind": self.kind, "size": self.size}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conveyor.domain.types import ParamValue, Resources
+from conveyor.domain.types import ParamValue
 from conveyor.errors import ParamError
 from conveyor.plan import actions, depends, graph
 from conveyor.plan.datums import (
@@ -21,67 +21,15 @@ from conveyor.plan.datums import (
     python_command,
     step_datums,
 )
-from conveyor.plan.model import ExecutionPlan, Policy, StepPlan
-from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text, whole_expression
-from conveyor.spec.model import JobSpec, ParamSpec, PipelineSpec, ResourcesSpec, StepSpec
+from conveyor.plan.model import ExecutionPlan, StepPlan
+from conveyor.spec import validate
+from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text
+from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
+from conveyor.spec.params import check_params, param_default
 from conveyor.spec.patterns import is_glob
 from conveyor.spec.yamlsource import Loc, SourceMap
 
-_POLICY = re.compile(r"^\s*(success|failure|always)\(\)\s*$")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?)?\s*$")
-_SIZE_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 _STEP_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def check_params(spec: PipelineSpec, given: Mapping[str, ParamValue]) -> dict[str, Any]:
-    """Given values checked against the declared params: a typed value (JSON from the
-    API, a past run's record) must fit its declared type; text (the command line, which
-    has nothing else) is read as that type."""
-    values: dict[str, Any] = {}
-    for name, value in given.items():
-        declared = spec.params.get(name)
-        if declared is None:
-            known = ", ".join(sorted(spec.params)) or "none are declared"
-            raise ParamError(f"unknown parameter {name!r} (declared: {known})")
-        values[name] = coerce_param(name, declared, value)
-    return values
-
-
-def coerce_param(name: str, declared: ParamSpec, value: ParamValue) -> Any:
-    if not isinstance(value, str):
-        return _typed_param(name, declared, value)
-    try:
-        if declared.type == "int":
-            return int(value)
-        if declared.type == "float":
-            return float(value)
-        if declared.type == "bool":
-            lowered = value.strip().lower()
-            if lowered in ("true", "1", "yes", "on"):
-                return True
-            if lowered in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(value)
-    except ValueError:
-        raise ParamError(
-            f"parameter {name!r} is {declared.type}, and {value!r} is not a valid {declared.type}"
-        ) from None
-    return value
-
-
-def _typed_param(name: str, declared: ParamSpec, value: int | float | bool) -> Any:
-    if declared.type == "str":
-        return value_text(value)
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if declared.type == "int" and number and isinstance(value, int):
-        return value
-    if declared.type == "float" and number:
-        return float(value)
-    if declared.type == "bool" and isinstance(value, bool):
-        return value
-    raise ParamError(
-        f"parameter {name!r} is {declared.type}, and {value!r} is not a {declared.type}"
-    )
 
 
 # job -> its instances -> their stages (one per declared step) -> step ids; a stage
@@ -159,47 +107,22 @@ def _resolve_params(spec: PipelineSpec, given: Mapping[str, ParamValue]) -> dict
         if name in checked:
             values[name] = checked[name]
         elif declared.default is not None:
-            values[name] = _check_default(spec.source, name, declared)
+            values[name] = param_default(spec.source, name, declared)
         else:
             raise ParamError(f"parameter {name!r} has no default; pass --param {name}=VALUE")
     return values
 
 
-def _check_default(source: SourceMap, name: str, declared: ParamSpec) -> Any:
-    value = declared.default
-    if declared.type == "str":
-        return value_text(value)
-    ok = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-    }[declared.type]
-    if not ok:
-        raise source.error(
-            ("params", name, "default"),
-            f"default of parameter {name!r} is {value!r}, not a {declared.type}",
-        )
-    return float(value) if declared.type == "float" and value is not None else value
-
-
 def _expand_matrix(job: JobSpec, loc: Loc, source: SourceMap) -> list[dict[str, Any]]:
     if job.matrix is None:
         return [{}]
-    axes = {k: v for k, v in job.matrix.items() if k not in ("include", "exclude")}
-    for key, values in axes.items():
-        if not values:
-            raise source.error((*loc, "matrix", key), f"matrix axis {key!r} has no values")
+    axes = validate.matrix_axes(job.matrix, source, loc)
     combos = [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
     if not axes:
         combos = []
     for entry in job.matrix.get("exclude", []):
-        if not isinstance(entry, dict):
-            raise source.error((*loc, "matrix", "exclude"), "matrix exclude entries are mappings")
         combos = [c for c in combos if any(c.get(k) != v for k, v in entry.items())]
-    for entry in job.matrix.get("include", []):
-        if not isinstance(entry, dict):
-            raise source.error((*loc, "matrix", "include"), "matrix include entries are mappings")
-        combos.append(dict(entry))
+    combos += [dict(entry) for entry in job.matrix.get("include", [])]
     if not combos:
         raise source.error((*loc, "matrix"), "the matrix expands to no job instance")
     return combos
@@ -247,7 +170,7 @@ def _compile_step(
         name=text(step.name, (*loc, "name")) if step.name else step_name,
         command=command,
         env=tuple(sorted(rendered.items())),
-        policy=_policy(step.if_, source, (*loc, "if")),
+        policy=validate.run_policy(step.if_, source, (*loc, "if")),
         timeout=step.timeout,
         retries=step.retries,
         inputs=tuple(dict.fromkeys(inputs)),
@@ -256,13 +179,13 @@ def _compile_step(
         cache=step.cache,
         params=tuple(sorted((name, values[name]) for name in text.used)),
         matrix=tuple(context.matrix.items()),
-        resources=_resources(
+        resources=validate.resources(
             step.resources or job.resources,
             source,
             (*loc, "resources") if step.resources else ("jobs", context.job_id, "resources"),
         ),
         executor=job.runs_on,
-        options=tuple(sorted((f"htcondor.{k}", value_text(v)) for k, v in job.htcondor.items())),
+        options=job.executor_options(),
         image=text(step.image, (*loc, "image")) if step.image else None,
         pull=step.pull,
         secrets=tuple(sorted(step.secrets.items())),
@@ -335,16 +258,6 @@ def _default_step_id(step: StepSpec, index: int) -> str:
     return f"step-{index + 1}"
 
 
-def _policy(expr: str, source: SourceMap, loc: Loc) -> Policy:
-    match = _POLICY.match(whole_expression(expr) or expr)
-    if not match:
-        raise source.error(
-            loc, f"if: {expr!r} is not a run policy; use success(), failure() or always()"
-        )
-    policy: Policy = match.group(1)  # type: ignore[assignment]
-    return policy
-
-
 def _output_path(path: str, source: SourceMap, loc: Loc) -> str:
     normal = graph.normalize(path)
     if posixpath.isabs(normal) or normal == ".." or normal.startswith("../"):
@@ -360,24 +273,3 @@ def _output_path(path: str, source: SourceMap, loc: Loc) -> str:
     if normal.split("/", 1)[0] in (".conveyor", ".git"):
         raise source.error(loc, f"output {path!r} is inside Conveyor's or git's own directory")
     return normal
-
-
-def _resources(spec: ResourcesSpec | None, source: SourceMap, loc: Loc) -> Resources:
-    if spec is None:
-        return Resources()
-    return Resources(
-        cpus=spec.cpus,
-        memory_mb=_megabytes(spec.memory, source, (*loc, "memory")),
-        gpus=spec.gpus,
-        disk_mb=_megabytes(spec.disk, source, (*loc, "disk")),
-    )
-
-
-def _megabytes(value: int | str | None, source: SourceMap, loc: Loc) -> int | None:
-    if value is None or isinstance(value, int):
-        return value
-    match = _SIZE.match(value)
-    if not match:
-        raise source.error(loc, f"{value!r} is not a size (use MB, or e.g. '512M', '4G')")
-    unit = (match.group(2) or "m")[0].lower()
-    return max(1, round(float(match.group(1)) * _SIZE_MB[unit]))

@@ -1,17 +1,27 @@
-"""The compiled plan: frozen, ordered, printable (``conveyor plan --json``)."""
+"""The compiled plan: frozen, ordered, printable (``conveyor plan --json``).
+
+Its JSON shape is declared on the fields (:mod:`conveyor.domain.jsonshape`): fields of
+foreign formats are printed only when set, so native plans read as they always did."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from conveyor.domain.types import Resources
+from conveyor.domain.jsonshape import JsonShape, shape
+from conveyor.domain.types import Policy, Resources
 
-Policy = Literal["success", "failure", "always"]
+__all__ = ["ExecutionPlan", "Policy", "StepPlan"]
+
+_SET = shape(omit=True)  # printed only when set
+
+
+def _action(key: str) -> dict[str, Any]:
+    return shape(key=key, group="action")
 
 
 @dataclass(frozen=True)
-class StepPlan:
+class StepPlan(JsonShape):
     """One step as it will run: all templates resolved, dependencies explicit."""
 
     id: str
@@ -19,11 +29,11 @@ class StepPlan:
     name: str
     command: str
     env: tuple[tuple[str, str], ...] = ()
-    policy: Policy = "success"
+    policy: Policy = field(default="success", metadata=shape(key="if", suffix="()"))
     timeout: float | None = None
     retries: int = 0
     inputs: tuple[str, ...] = ()
-    optional_inputs: tuple[str, ...] = ()
+    optional_inputs: tuple[str, ...] = field(default=(), metadata=_SET)
     """Inputs that may match nothing (``optional: true``); the others must exist."""
     outputs: tuple[str, ...] = ()
     cache: bool = True
@@ -34,123 +44,33 @@ class StepPlan:
     executor: str | None = None
     options: tuple[tuple[str, str], ...] = ()
     """Executor-specific extras from the job (e.g. its ``htcondor:`` table)."""
-    image: str | None = None
+    image: str | None = field(default=None, metadata=_SET)
     """A container image the step asks for (part of its fingerprint)."""
-    pull: str | None = None
-    secrets: tuple[tuple[str, str], ...] = ()
+    pull: str | None = field(default=None, metadata=_SET)
+    secrets: tuple[tuple[str, str], ...] = field(default=(), metadata=_SET)
     """(environment variable, secret name): values are read at launch, never stored."""
-    status_env: tuple[str, ...] = ()
+    status_env: tuple[str, ...] = field(default=(), metadata=_SET)
     """Variables set at launch to the run status so far: ``success`` or ``failure``."""
-    allow_failure: bool = False
+    allow_failure: bool = field(default=False, metadata=_SET)
     """A failure of this step neither fails the run nor taints its dependents."""
-    action: str | None = None
+    action: str | None = field(default=None, metadata=_action("ref"))
     """The action the step runs (as named: ``owner/name@tag``, ``./path``)."""
-    action_commit: str | None = None
-    action_inputs: tuple[tuple[str, Any], ...] = ()
+    action_commit: str | None = field(default=None, metadata=_action("commit"))
+    action_inputs: tuple[tuple[str, Any], ...] = field(default=(), metadata=_action("inputs"))
     """Input values; strings may hold ``${{ steps.ID.outputs.KEY }}``, resolved at launch."""
-    action_outputs: tuple[str, ...] = ()
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> StepPlan:
-        res = data["resources"]
-        return StepPlan(
-            id=data["id"],
-            job=data["job"],
-            name=data["name"],
-            command=data["command"],
-            env=tuple(data["env"].items()),
-            policy=data["if"].removesuffix("()"),
-            timeout=data["timeout"],
-            retries=data["retries"],
-            inputs=tuple(data["inputs"]),
-            optional_inputs=tuple(data.get("optional_inputs", ())),
-            outputs=tuple(data["outputs"]),
-            cache=data["cache"],
-            needs=tuple(data["needs"]),
-            params=tuple(data["params"].items()),
-            matrix=tuple(data["matrix"].items()),
-            resources=Resources(res["cpus"], res["memory_mb"], res["gpus"], res["disk_mb"]),
-            executor=data["executor"],
-            options=tuple(data.get("options", {}).items()),
-            image=data.get("image"),
-            pull=data.get("pull"),
-            secrets=tuple(data.get("secrets", {}).items()),
-            status_env=tuple(data.get("status_env", ())),
-            allow_failure=bool(data.get("allow_failure", False)),
-            **_action_from_json(data.get("action")),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "job": self.job,
-            "name": self.name,
-            "command": self.command,
-            "env": dict(self.env),
-            "if": f"{self.policy}()",
-            "timeout": self.timeout,
-            "retries": self.retries,
-            "inputs": list(self.inputs),
-            "outputs": list(self.outputs),
-            "cache": self.cache,
-            "needs": list(self.needs),
-            "params": dict(self.params),
-            "matrix": dict(self.matrix),
-            "resources": {
-                "cpus": self.resources.cpus,
-                "memory_mb": self.resources.memory_mb,
-                "gpus": self.resources.gpus,
-                "disk_mb": self.resources.disk_mb,
-            },
-            "executor": self.executor,
-            "options": dict(self.options),
-            **self._optional_json(),
-        }
-
-    def _optional_json(self) -> dict[str, Any]:
-        """Fields of foreign formats, printed only when set (native plans stay as they were)."""
-        out: dict[str, Any] = {}
-        if self.optional_inputs:
-            out["optional_inputs"] = list(self.optional_inputs)
-        if self.image is not None:
-            out["image"] = self.image
-        if self.pull is not None:
-            out["pull"] = self.pull
-        if self.secrets:
-            out["secrets"] = dict(self.secrets)
-        if self.status_env:
-            out["status_env"] = list(self.status_env)
-        if self.allow_failure:
-            out["allow_failure"] = True
-        if self.action is not None:
-            out["action"] = {
-                "ref": self.action,
-                "commit": self.action_commit,
-                "inputs": dict(self.action_inputs),
-                "outputs": list(self.action_outputs),
-            }
-        return out
-
-
-def _action_from_json(data: dict[str, Any] | None) -> dict[str, Any]:
-    if not data:
-        return {}
-    return {
-        "action": data["ref"],
-        "action_commit": data["commit"],
-        "action_inputs": tuple(data["inputs"].items()),
-        "action_outputs": tuple(data["outputs"]),
-    }
+    action_outputs: tuple[str, ...] = field(default=(), metadata=_action("outputs"))
 
 
 @dataclass(frozen=True)
-class ExecutionPlan:
+class ExecutionPlan(JsonShape):
     """Steps in a topological order (ties broken by declaration order)."""
 
     pipeline: str
     params: tuple[tuple[str, Any], ...]
     steps: tuple[StepPlan, ...]
-    inferred: tuple[tuple[str, str, str], ...] = ()
+    inferred: tuple[tuple[str, str, str], ...] = field(
+        default=(), metadata=shape(key="inferred_needs", rows=("step", "needs", "path"))
+    )
     """Orderings Conveyor added: (consumer step, producer step, path)."""
 
     def step(self, step_id: str) -> StepPlan:
@@ -158,24 +78,3 @@ class ExecutionPlan:
             if step.id == step_id:
                 return step
         raise KeyError(step_id)
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> ExecutionPlan:
-        """The inverse of :meth:`to_json` (used by the plan cache)."""
-        return ExecutionPlan(
-            pipeline=data["pipeline"],
-            params=tuple(data["params"].items()),
-            steps=tuple(StepPlan.from_json(s) for s in data["steps"]),
-            inferred=tuple((i["step"], i["needs"], i["path"]) for i in data["inferred_needs"]),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pipeline": self.pipeline,
-            "params": dict(self.params),
-            "steps": [step.to_json() for step in self.steps],
-            "inferred_needs": [
-                {"step": consumer, "needs": producer, "path": path}
-                for consumer, producer, path in self.inferred
-            ],
-        }

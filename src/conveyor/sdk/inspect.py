@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.domain.jsonshape import JsonShape, shape
 from conveyor.errors import NotFoundError, StoreError
 from conveyor.metadata.records import OutputRecord, RunRecord, StepRunRecord
 from conveyor.plan.fingerprint import explain_change
@@ -49,19 +50,11 @@ def _plan_order(steps: list[StepRunRecord]) -> Any:
 
 
 @dataclass(frozen=True)
-class Explanation:
-    step_id: str
-    run_id: str
+class Explanation(JsonShape):
+    step_id: str = field(metadata=shape(key="step"))
+    run_id: str = field(metadata=shape(key="run"))
     verdict: str
     reasons: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "step": self.step_id,
-            "run": self.run_id,
-            "verdict": self.verdict,
-            "reasons": self.reasons,
-        }
 
 
 _MISS_TEXT = {

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from conveyor.domain.jsonshape import JsonShape
 from conveyor.errors import NotFoundError
 from conveyor.metadata.records import RunRecord
 from conveyor.sdk.project import Project
@@ -58,7 +59,7 @@ def sweep(
 
 
 @dataclass(frozen=True)
-class VerifyResult:
+class VerifyResult(JsonShape):
     checked: int
     checked_bytes: int
     damaged: list[str]
@@ -67,9 +68,6 @@ class VerifyResult:
     """Blobs a kept record names that are not in the store."""
     quarantined: list[str]
     repaired: bool
-
-    def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
 
 
 def verify_store(

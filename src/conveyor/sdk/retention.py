@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conveyor.domain.jsonshape import JsonShape
 from conveyor.errors import StoreError, UsageError
 from conveyor.metadata.records import OutputRecord, RunRecord
 from conveyor.sdk.project import Project
@@ -29,20 +30,12 @@ _ALL = 1_000_000_000  # list_runs limit meaning "every run"
 
 
 @dataclass(frozen=True)
-class DeleteResult:
+class DeleteResult(JsonShape):
     deleted: list[str]
     kept: int
     protected: dict[str, str] = field(default_factory=dict)
     """Run id -> why it was kept although no rule kept it."""
     dry_run: bool = False
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "deleted": self.deleted,
-            "kept": self.kept,
-            "protected": self.protected,
-            "dry_run": self.dry_run,
-        }
 
 
 def delete_runs(project: Project, refs: Iterable[str], dry_run: bool = False) -> DeleteResult:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from conveyor.domain.durations import parse_duration
 from conveyor.domain.envnames import EXAMPLES, changes_execution
+from conveyor.spec.expressions import value_text
 from conveyor.spec.yamlsource import SourceMap
 
 Scalar = str | int | float | bool
@@ -212,6 +213,14 @@ class JobSpec(_Strict):
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
+
+    def executor_options(self) -> tuple[tuple[str, str], ...]:
+        """The job's executor tables as ``EXECUTOR.KEY`` text pairs, sorted: opaque to
+        the plan; the executor named by the prefix reads and checks its own at submit
+        (``executors/htcondor/description.py:job_options``)."""
+        tables = {"htcondor": self.htcondor}
+        pairs = [(f"{name}.{k}", value_text(v)) for name, t in tables.items() for k, v in t.items()]
+        return tuple(sorted(pairs))
 
 
 class PushTriggerSpec(_Strict):
