@@ -45,6 +45,18 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class Placed:
+    """A step placed and its action inputs resolved, in the loop; what is left to key it
+    (hashing its declared inputs) is file work that may run on another thread."""
+
+    step: StepPlan
+    placement: Placement
+    action: dict[str, Any] | None
+    upstream: dict[str, dict[str, str]]
+    failed_so_far: bool
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A step ready for the cache decision: what it runs, reads and is keyed on."""
 
@@ -61,26 +73,17 @@ class Refused:
     reason: str
 
 
+@dataclass
 class Launcher:
-    def __init__(
-        self,
-        run: RunRecord,
-        workspace: Workspace,
-        actions: ActionState,
-        log_dir: Path,
-        options: RunOptions,
-        default_executor: str,
-        starts_containers: Callable[[str], bool],
-    ) -> None:
-        """``starts_containers``: whether the executor of that name runs image steps."""
-        self.run = run
-        self.workspace = workspace
-        self.actions = actions
-        self.log_dir = log_dir
-        self.options = options
-        self.default_executor = default_executor
-        self.starts_containers = starts_containers
-        self._placements: dict[str, Placement] = {}
+    run: RunRecord
+    workspace: Workspace
+    actions: ActionState
+    log_dir: Path
+    options: RunOptions
+    default_executor: str
+    starts_containers: Callable[[str], bool]
+    """Whether the executor of that name runs image steps."""
+    _placements: dict[str, Placement] = field(default_factory=dict, init=False)
 
     def place_all(self, steps: Iterable[StepPlan]) -> None:
         """Resolve (and maybe pull) every image before the loop starts, so a pull never
@@ -101,10 +104,10 @@ class Launcher:
             )
         return self._placements[step.id]
 
-    def prepare(
+    def begin(
         self, step: StepPlan, outputs: Mapping[str, list[OutputRecord]], failed_so_far: bool
-    ) -> Prepared | Refused:
-        """Place the step, resolve its action inputs and declared inputs, key it."""
+    ) -> Placed | Refused:
+        """Place the step and resolve its action inputs (run state: the loop's thread)."""
         placement = self._place(step)
         action = self.actions.prepare(step) if step.action is not None else None
         refusal = placement.refusal
@@ -112,10 +115,6 @@ class Launcher:
             refusal, action = action, None
         if refusal is not None:
             return Refused(refusal)
-        try:
-            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
-        except MissingInputError as exc:
-            return Refused(str(exc))
         # declared inputs are keyed by content; a step that declares none is keyed on
         # everything its dependencies produced, so it still reruns when they change
         upstream = (
@@ -123,17 +122,26 @@ class Launcher:
             if step.inputs
             else {d: {o.path: o.digest for o in outputs.get(d, [])} for d in step.needs}
         )
+        return Placed(step, placement, action, upstream, failed_so_far)
+
+    def key(self, placed: Placed) -> Prepared | Refused:
+        """Hash the step's declared inputs and key it (files only: any thread)."""
+        step, placement = placed.step, placed.placement
+        try:
+            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
+        except MissingInputError as exc:
+            return Refused(str(exc))
         parts = step_parts(
             step,
             command=placement.command,
             inputs={i.path: i.digest for i in inputs},
-            upstream=upstream,
+            upstream=placed.upstream,
             environment=self.options.environment_digest,
             container=placement.key,
-            action=action,
+            action=placed.action,
             secret_values=self.options.secrets,
             secret_key=self.options.secret_key,
-            failed_so_far=failed_so_far,
+            failed_so_far=placed.failed_so_far,
         )
         return Prepared(placement, inputs, parts, fingerprint(parts))
 
