@@ -359,3 +359,28 @@ def test_a_deadline_fires_while_outputs_are_stored(harness: Harness) -> None:
     assert steps["j.b"].status == StepStatus.SUCCEEDED
     assert steps["j.b"].outputs[0].path == "b.txt"
     assert status == RunStatus.FAILED
+
+
+@pytest.mark.usefixtures("pooled")
+def test_a_step_hashed_while_another_fails_sees_the_status_its_key_holds(
+    harness: Harness,
+) -> None:
+    (harness.project / "in.txt").write_text("big\n")
+    workspace = gated(["in.txt"])
+    fails = StepPlan(id="j.fails", job="j", name="fails", command="false")
+
+    def open_once_it_failed() -> None:
+        if "j.fails" in submitted(harness.executor):  # its completion is handled next
+            workspace.gate.set()
+
+    fake = {"on_poll": open_once_it_failed}
+    always = replace(A, policy="always")
+    _, steps, executor, _ = harness.run(
+        always, fails, script={"j.fails": [1]}, fake=fake, workspace=workspace, parallelism=2
+    )
+    assert not workspace.expired
+    assert steps["j.fails"].status == StepStatus.FAILED
+    [invocation] = [i for i in executor.submitted if i.env["CONVEYOR_STEP_ID"] == "j.a"]
+    # keyed on "success" when it launched: its environment says the same
+    assert steps["j.a"].parts["run_status"] == "success"
+    assert invocation.env["CONVEYOR_RUN_STATUS"] == "success"

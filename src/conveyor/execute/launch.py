@@ -14,7 +14,7 @@ from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
-from conveyor.executors.base import Invocation
+from conveyor.executors.base import Handle, Invocation
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
 from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import StepPlan
@@ -64,6 +64,8 @@ class Prepared:
     inputs: list[InputRecord]
     parts: dict[str, Any]
     fingerprint: str
+    failed_so_far: bool
+    """The run status the fingerprint saw; the step's environment says the same."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class Launcher:
             secret_key=self.options.secret_key,
             failed_so_far=placed.failed_so_far,
         )
-        return Prepared(placement, inputs, parts, fingerprint(parts))
+        return Prepared(placement, inputs, parts, fingerprint(parts), placed.failed_so_far)
 
     def log_path(self, step: StepPlan, attempt: int) -> Path:
         """The step's log; a retry appends to it under a marker line."""
@@ -159,9 +161,8 @@ class Launcher:
         attempt: int,
         prepared: Prepared,
         log_path: Path,
-        failed_so_far: bool,
     ) -> Invocation:
-        env = self._env(step, attempt, failed_so_far)
+        env = self._env(step, attempt, prepared.failed_so_far)
         placement = prepared.placement
         image_id = placement.image_id if self.options.runtime is not None else None
         return Invocation(
@@ -177,6 +178,28 @@ class Launcher:
             options=dict(step.options),
             image_id=image_id,
         )
+
+    def started(
+        self,
+        step: StepPlan,
+        attempt: int,
+        handle: Handle,
+        executor: str,
+        miss: str,
+        prepared: Prepared,
+    ) -> dict[str, Any]:
+        """The ``step-started`` event's data: where it runs, why it was not a cache hit."""
+        data: dict[str, Any] = {
+            "attempt": attempt,
+            "backend_id": handle.backend_id,
+            "executor": executor,
+            "cache_miss": miss,
+        }
+        if step.image is not None:  # provenance: the image, its ID and where it ran
+            data.update(prepared.placement.provenance(step, self.options.runtime))
+        if step.action is not None:
+            data.update({"action": step.action, "action_commit": step.action_commit})
+        return data
 
     def _env(self, step: StepPlan, attempt: int, failed_so_far: bool) -> dict[str, str]:
         env = {

@@ -278,10 +278,7 @@ class Runner:
         if not self._keep_edited(record, step.outputs):
             return
         self.workspace.clear_outputs(step.outputs)
-        failed_so_far = self._scheduler.failed_so_far()
-        invocation = self._launcher.invocation(
-            step, record.attempt, prepared, log_path, failed_so_far
-        )
+        invocation = self._launcher.invocation(step, record.attempt, prepared, log_path)
         executor = self.executors[step.executor or self.default_executor]
         try:
             handle = executor.submit(invocation)
@@ -294,16 +291,9 @@ class Runner:
         deadline = self._clock() + step.timeout if step.timeout else None
         self._active.add(Active(step, record, executor, handle, deadline))
         self._batch.put_step_run(record)
-        started = {
-            "attempt": record.attempt,
-            "backend_id": handle.backend_id,
-            "executor": executor.name,
-            "cache_miss": miss.reason,
-        }
-        if step.image is not None:  # provenance: the image, its ID and where it ran
-            started.update(prepared.placement.provenance(step, self.options.runtime))
-        if step.action is not None:
-            started.update({"action": step.action, "action_commit": step.action_commit})
+        started = self._launcher.started(
+            step, record.attempt, handle, executor.name, miss.reason, prepared
+        )
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
