@@ -348,3 +348,42 @@ def test_project_found_from_a_subdirectory(repo: Repo) -> None:
     sub = repo.path / "data"
     assert repo.run("-C", str(sub), "run").code == 0
     assert os.path.exists(repo.path / ".conveyor/conveyor.db")
+
+
+def test_big_inputs_and_outputs_go_through_the_file_work_pool(repo: Repo) -> None:
+    # above the size the runner hashes and stores in its loop: real processes, real pool
+    repo.pipeline(
+        """\
+        name: big
+        jobs:
+          copy:
+            steps:
+              - run: mkdir -p out && cp data/big.bin out/big.bin && cp -r data/tree out/tree
+                inputs: [data/big.bin, data/tree]
+                outputs: [out/big.bin, out/tree]
+          small:
+            steps:
+              - run: echo small > small.txt
+                outputs: [small.txt]
+          use:
+            needs: [copy, small]
+            steps:
+              - run: wc -c < out/big.bin > size.txt
+                inputs: [out/big.bin]
+                outputs: [size.txt]
+        """
+    )
+    big = os.urandom(3 * 1024 * 1024)
+    (repo.path / "data" / "tree").mkdir(parents=True)
+    (repo.path / "data" / "big.bin").write_bytes(big)
+    (repo.path / "data" / "tree" / "t.txt").write_text("tree\n")
+    repo.commit("big pipeline")
+    result = repo.run("run", "-j", "2")
+    assert result.code == 0, result.out + result.err
+    assert (repo.path / "size.txt").read_text().strip() == str(len(big))
+    steps = repo.steps()
+    assert all(s["status"] == "succeeded" for s in steps.values()), steps
+    (repo.path / "out" / "big.bin").unlink()
+    assert repo.run("run", "-j", "2").code == 0
+    assert all(s["cached"] for s in repo.steps().values())
+    assert (repo.path / "out" / "big.bin").read_bytes() == big

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,10 +12,11 @@ from typing import Any
 import pytest
 
 from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.execute import filework
 from conveyor.execute.reporting import SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
-from conveyor.metadata.records import RunRecord, StepRunRecord
+from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.sql import open_repository
 from conveyor.plan.model import ExecutionPlan, StepPlan
 from conveyor.store.cas import ContentStore
@@ -33,6 +36,47 @@ USE = StepPlan(
 )
 
 
+class GatedWorkspace(Workspace):
+    """Hashing the inputs or storing the outputs of the paths in ``gated`` waits until
+    ``gate`` is set (bounded: ``expired`` tells the test the wait ran out instead)."""
+
+    gated: Collection[str] = ()
+    gate = threading.Event()
+    entered = threading.Event()
+    expired = False
+    on_enter: Any = None
+
+    def _hold(self, paths: Iterable[str]) -> None:
+        if not set(paths) & set(self.gated):
+            return
+        self.entered.set()
+        if type(self).on_enter is not None:
+            type(self).on_enter()  # through the class: a plain function, not a method
+        if not self.gate.wait(timeout=5):
+            type(self).expired = True
+
+    def resolve_inputs(
+        self, patterns: Iterable[str], optional: Collection[str] = ()
+    ) -> list[InputRecord]:
+        patterns = list(patterns)
+        self._hold(patterns)
+        return super().resolve_inputs(patterns, optional)
+
+    def store_outputs(self, outputs: Iterable[str]) -> list[OutputRecord]:
+        outputs = list(outputs)
+        self._hold(outputs)
+        return super().store_outputs(outputs)
+
+
+def gated(paths: Collection[str]) -> type[GatedWorkspace]:
+    """A fresh gated workspace class (its events are not shared with other tests)."""
+    return type(
+        "Gated",
+        (GatedWorkspace,),
+        {"gated": paths, "gate": threading.Event(), "entered": threading.Event()},
+    )
+
+
 class Harness:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -48,19 +92,21 @@ class Harness:
         *steps: StepPlan,
         script: dict[str, Any] | None = None,
         fake: dict[str, Any] | None = None,
+        workspace: type[Workspace] = Workspace,
         **opts: Any,
     ) -> tuple[RunStatus, dict[str, StepRunRecord], FakeExecutor, Runner]:
         self.runs += 1
         run = RunRecord(f"r{self.runs}", "p", RunStatus.RUNNING, None, False, time.time())
         self.records.create_run(run)
         executor = FakeExecutor(self.clock, script or {}, **(fake or {}))
+        self.executor = executor
         digests = DigestCache(self.root / "digests.db")
         runner = Runner(
             run,
             ExecutionPlan("p", (), steps),
             {"fake": executor},
             "fake",
-            Workspace(self.project, self.store, digests),
+            workspace(self.project, self.store, digests),
             self.records,
             self.root,
             SilentReporter(),
@@ -224,3 +270,117 @@ def test_an_executor_that_starts_no_containers_refuses_image_steps(harness: Harn
     )
     assert status == RunStatus.FAILED and executor.submitted == []
     assert "the fake executor does not start containers" in (steps["j.make"].error or "")
+
+
+# -- slow file work does not hold up the loop ------------------------------------------
+A = StepPlan(id="j.a", job="j", name="a", command="a", inputs=("in.txt",), outputs=("a.txt",))
+B = StepPlan(id="j.b", job="j", name="b", command="b", outputs=("b.txt",))
+C = StepPlan(id="j.c", job="j", name="c", command="c", outputs=("c.txt",), needs=("j.b",))
+
+
+def submitted(executor: FakeExecutor) -> list[str]:
+    return [i.env["CONVEYOR_STEP_ID"] for i in executor.submitted]
+
+
+@pytest.fixture
+def pooled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """File work on the pool for any file (small work is otherwise done in the loop)."""
+    monkeypatch.setattr(filework, "INLINE_BYTES", 1)
+
+
+@pytest.mark.usefixtures("pooled")
+def test_a_completion_is_handled_while_inputs_are_hashed(harness: Harness) -> None:
+    (harness.project / "in.txt").write_text("big\n")
+    workspace = gated(["in.txt"])
+    seen: list[str] = []
+
+    def open_once_c_runs() -> None:
+        # by now B's completion was handled: it succeeded and its dependent C launched
+        if "j.c" in submitted(harness.executor) and not workspace.gate.is_set():
+            seen.extend(submitted(harness.executor))
+            workspace.gate.set()
+
+    fake = {"on_poll": open_once_c_runs}
+    status, steps, executor, _ = harness.run(A, B, C, fake=fake, workspace=workspace, parallelism=2)
+    assert not workspace.expired, "the loop waited for A's inputs to be hashed"
+    assert seen == ["j.b", "j.c"]
+    assert submitted(executor) == ["j.b", "j.c", "j.a"]
+    assert status == RunStatus.SUCCEEDED
+    assert {s.status for s in steps.values()} == {StepStatus.SUCCEEDED}
+
+
+@pytest.mark.usefixtures("pooled")
+def test_a_cancel_while_inputs_are_hashed_ends_the_run_without_submitting(
+    harness: Harness,
+) -> None:
+    (harness.project / "in.txt").write_text("big\n")
+    workspace = gated(["in.txt"])
+
+    def cancel_the_run() -> None:  # the runner exists only once the run started
+        harness.started.request_cancel()
+
+    workspace.on_enter = cancel_the_run
+
+    def open_once_b_is_cancelled() -> None:
+        if harness.executor.cancelled:  # the loop took the cancel in while A was being hashed
+            workspace.gate.set()
+
+    fake = {"on_poll": open_once_b_is_cancelled}
+    status, steps, executor, _ = harness.run(
+        A, B, script={"j.b": [HANG]}, fake=fake, workspace=workspace, parallelism=2
+    )
+    assert not workspace.expired, "the loop waited for A's inputs to be hashed"
+    assert status == RunStatus.CANCELLED
+    assert submitted(executor) == ["j.b"]
+    assert steps["j.a"].status == StepStatus.CANCELLED
+    assert steps["j.b"].status == StepStatus.CANCELLED
+    assert not any(
+        e.kind == "step-started" for e in harness.records.events("r1") if e.step_id == "j.a"
+    )
+
+
+@pytest.mark.usefixtures("pooled")
+def test_a_deadline_fires_while_outputs_are_stored(harness: Harness) -> None:
+    workspace = gated(["b.txt"])
+    hang = replace(C, needs=(), timeout=5)
+
+    def open_once_c_timed_out() -> None:
+        if harness.executor.cancelled and workspace.entered.is_set():
+            workspace.gate.set()
+
+    fake = {"on_poll": open_once_c_timed_out}
+    status, steps, executor, _ = harness.run(
+        B, hang, script={"j.c": [HANG]}, fake=fake, workspace=workspace, parallelism=2
+    )
+    assert not workspace.expired, "the loop waited for B's outputs to be stored"
+    assert executor.cancelled == ["r1/j.c/1"]
+    assert steps["j.c"].status == StepStatus.FAILED
+    assert steps["j.c"].error == "timed out after 5s"
+    assert steps["j.b"].status == StepStatus.SUCCEEDED
+    assert steps["j.b"].outputs[0].path == "b.txt"
+    assert status == RunStatus.FAILED
+
+
+@pytest.mark.usefixtures("pooled")
+def test_a_step_hashed_while_another_fails_sees_the_status_its_key_holds(
+    harness: Harness,
+) -> None:
+    (harness.project / "in.txt").write_text("big\n")
+    workspace = gated(["in.txt"])
+    fails = StepPlan(id="j.fails", job="j", name="fails", command="false")
+
+    def open_once_it_failed() -> None:
+        if "j.fails" in submitted(harness.executor):  # its completion is handled next
+            workspace.gate.set()
+
+    fake = {"on_poll": open_once_it_failed}
+    always = replace(A, policy="always")
+    _, steps, executor, _ = harness.run(
+        always, fails, script={"j.fails": [1]}, fake=fake, workspace=workspace, parallelism=2
+    )
+    assert not workspace.expired
+    assert steps["j.fails"].status == StepStatus.FAILED
+    [invocation] = [i for i in executor.submitted if i.env["CONVEYOR_STEP_ID"] == "j.a"]
+    # keyed on "success" when it launched: its environment says the same
+    assert steps["j.a"].parts["run_status"] == "success"
+    assert invocation.env["CONVEYOR_RUN_STATUS"] == "success"

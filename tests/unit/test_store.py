@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import blake3
@@ -522,3 +525,75 @@ def test_close_flushes(tmp_path: Path, counting: CountingHash) -> None:
     second.digest(path)
     assert len(counting.calls) == 1
     second.close()
+
+
+# -- threads (the runner's file-work pool shares one store and one digest cache) ----------
+
+
+def _together(work: Callable[[int], None], threads: int = 2) -> None:
+    """Run ``work(i)`` on ``threads`` threads that start at once; re-raise their errors."""
+    start = threading.Barrier(threads, timeout=30)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait()
+            work(i)
+        except BaseException as exc:  # handed to the test's thread
+            errors.append(exc)
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in pool), "a thread did not finish"
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("size", [100, 200 * 1024])  # one read, and the copy path
+def test_two_threads_storing_the_same_blob_leave_it_whole(
+    store: ContentStore, tmp_path: Path, size: int
+) -> None:
+    data = os.urandom(size)
+    sources = []
+    for i in range(2):
+        source = tmp_path / f"src{i}.bin"
+        source.write_bytes(data)
+        sources.append(source)
+    cache = DigestCache(tmp_path / "digests.db")
+    digests: list[str] = []
+
+    def put(i: int) -> None:
+        for _ in range(20):
+            digests.append(store.put_file(sources[i], cache)[0])
+
+    _together(put)
+    cache.close()
+    assert set(digests) == {b3(data)}
+    assert [p.name for p in blobs(store)] == [b3(data)[2:]]
+    assert store.path_of(b3(data)).read_bytes() == data
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_threads_sharing_a_digest_cache_lose_no_entry(tmp_path: Path) -> None:
+    files = []
+    for i in range(300):
+        path = tmp_path / f"f{i}.txt"
+        path.write_text(f"file {i}\n")
+        files.append(path)
+    cache = DigestCache(tmp_path / "digests.db")
+
+    def digest_and_flush(i: int) -> None:
+        for n, path in enumerate(files[i::2]):
+            assert cache.digest(path) == b3(path.read_bytes())
+            if n % 10 == 0:
+                cache.flush()  # one thread flushes while the other adds
+
+    _together(digest_and_flush)
+    cache.close()
+    with sqlite3.connect(tmp_path / "digests.db") as db:
+        rows = dict(db.execute("SELECT path, digest FROM digests").fetchall())
+    db.close()
+    assert rows == {str(p): b3(p.read_bytes()) for p in files}

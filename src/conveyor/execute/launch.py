@@ -14,7 +14,7 @@ from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
-from conveyor.executors.base import Invocation
+from conveyor.executors.base import Handle, Invocation
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
 from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import StepPlan
@@ -45,6 +45,18 @@ class RunOptions:
 
 
 @dataclass(frozen=True)
+class Placed:
+    """A step placed and its action inputs resolved, in the loop; what is left to key it
+    (hashing its declared inputs) is file work that may run on another thread."""
+
+    step: StepPlan
+    placement: Placement
+    action: dict[str, Any] | None
+    upstream: dict[str, dict[str, str]]
+    failed_so_far: bool
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A step ready for the cache decision: what it runs, reads and is keyed on."""
 
@@ -52,6 +64,8 @@ class Prepared:
     inputs: list[InputRecord]
     parts: dict[str, Any]
     fingerprint: str
+    failed_so_far: bool
+    """The run status the fingerprint saw; the step's environment says the same."""
 
 
 @dataclass(frozen=True)
@@ -61,26 +75,17 @@ class Refused:
     reason: str
 
 
+@dataclass
 class Launcher:
-    def __init__(
-        self,
-        run: RunRecord,
-        workspace: Workspace,
-        actions: ActionState,
-        log_dir: Path,
-        options: RunOptions,
-        default_executor: str,
-        starts_containers: Callable[[str], bool],
-    ) -> None:
-        """``starts_containers``: whether the executor of that name runs image steps."""
-        self.run = run
-        self.workspace = workspace
-        self.actions = actions
-        self.log_dir = log_dir
-        self.options = options
-        self.default_executor = default_executor
-        self.starts_containers = starts_containers
-        self._placements: dict[str, Placement] = {}
+    run: RunRecord
+    workspace: Workspace
+    actions: ActionState
+    log_dir: Path
+    options: RunOptions
+    default_executor: str
+    starts_containers: Callable[[str], bool]
+    """Whether the executor of that name runs image steps."""
+    _placements: dict[str, Placement] = field(default_factory=dict, init=False)
 
     def place_all(self, steps: Iterable[StepPlan]) -> None:
         """Resolve (and maybe pull) every image before the loop starts, so a pull never
@@ -101,10 +106,10 @@ class Launcher:
             )
         return self._placements[step.id]
 
-    def prepare(
+    def begin(
         self, step: StepPlan, outputs: Mapping[str, list[OutputRecord]], failed_so_far: bool
-    ) -> Prepared | Refused:
-        """Place the step, resolve its action inputs and declared inputs, key it."""
+    ) -> Placed | Refused:
+        """Place the step and resolve its action inputs (run state: the loop's thread)."""
         placement = self._place(step)
         action = self.actions.prepare(step) if step.action is not None else None
         refusal = placement.refusal
@@ -112,10 +117,6 @@ class Launcher:
             refusal, action = action, None
         if refusal is not None:
             return Refused(refusal)
-        try:
-            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
-        except MissingInputError as exc:
-            return Refused(str(exc))
         # declared inputs are keyed by content; a step that declares none is keyed on
         # everything its dependencies produced, so it still reruns when they change
         upstream = (
@@ -123,19 +124,28 @@ class Launcher:
             if step.inputs
             else {d: {o.path: o.digest for o in outputs.get(d, [])} for d in step.needs}
         )
+        return Placed(step, placement, action, upstream, failed_so_far)
+
+    def key(self, placed: Placed) -> Prepared | Refused:
+        """Hash the step's declared inputs and key it (files only: any thread)."""
+        step, placement = placed.step, placed.placement
+        try:
+            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
+        except MissingInputError as exc:
+            return Refused(str(exc))
         parts = step_parts(
             step,
             command=placement.command,
             inputs={i.path: i.digest for i in inputs},
-            upstream=upstream,
+            upstream=placed.upstream,
             environment=self.options.environment_digest,
             container=placement.key,
-            action=action,
+            action=placed.action,
             secret_values=self.options.secrets,
             secret_key=self.options.secret_key,
-            failed_so_far=failed_so_far,
+            failed_so_far=placed.failed_so_far,
         )
-        return Prepared(placement, inputs, parts, fingerprint(parts))
+        return Prepared(placement, inputs, parts, fingerprint(parts), placed.failed_so_far)
 
     def log_path(self, step: StepPlan, attempt: int) -> Path:
         """The step's log; a retry appends to it under a marker line."""
@@ -151,9 +161,8 @@ class Launcher:
         attempt: int,
         prepared: Prepared,
         log_path: Path,
-        failed_so_far: bool,
     ) -> Invocation:
-        env = self._env(step, attempt, failed_so_far)
+        env = self._env(step, attempt, prepared.failed_so_far)
         placement = prepared.placement
         image_id = placement.image_id if self.options.runtime is not None else None
         return Invocation(
@@ -169,6 +178,28 @@ class Launcher:
             options=dict(step.options),
             image_id=image_id,
         )
+
+    def started(
+        self,
+        step: StepPlan,
+        attempt: int,
+        handle: Handle,
+        executor: str,
+        miss: str,
+        prepared: Prepared,
+    ) -> dict[str, Any]:
+        """The ``step-started`` event's data: where it runs, why it was not a cache hit."""
+        data: dict[str, Any] = {
+            "attempt": attempt,
+            "backend_id": handle.backend_id,
+            "executor": executor,
+            "cache_miss": miss,
+        }
+        if step.image is not None:  # provenance: the image, its ID and where it ran
+            data.update(prepared.placement.provenance(step, self.options.runtime))
+        if step.action is not None:
+            data.update({"action": step.action, "action_commit": step.action_commit})
+        return data
 
     def _env(self, step: StepPlan, attempt: int, failed_so_far: bool) -> dict[str, str]:
         env = {

@@ -1,8 +1,11 @@
-"""The runner loop: the only place that talks to executors, the store and the records.
+"""The runner loop: the only place that talks to executors, the scheduler and the records.
 
-It feeds the scheduler events and carries out its decisions. Records are written in
-transactions that each cover whole loop turns, so a kill at any moment leaves a
-consistent database: every step run is either recorded with its outputs or not at all.
+It feeds the scheduler events and carries out its decisions. Hashing a step's inputs and
+storing its outputs run on a small pool (execute/filework.py) whose results come back as
+events, so a big file holds up no other step's completion, deadline or cancel. Records
+are written in transactions that each cover whole loop turns, so a kill at any moment
+leaves a consistent database: every step run is either recorded with its outputs or not
+at all.
 """
 
 from __future__ import annotations
@@ -11,32 +14,31 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError
+from conveyor.execute import events as ev
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
 from conveyor.execute.cache import CacheHit, CacheMiss, StepCache
 from conveyor.execute.contained import starts_containers, with_containers
 from conveyor.execute.edits import KeepError, keep_edited
-from conveyor.execute.events import (
-    Cancel,
-    CancelRequested,
-    Decision,
-    Event,
-    Finished,
-    Launch,
-    Skip,
-    StepCancelled,
-    StepFailed,
-    StepSucceeded,
+from conveyor.execute.filework import (
+    FileEvent,
+    FileWork,
+    InputsHashed,
+    OutputsStored,
+    hash_inputs,
+    inline,
+    store_outputs,
 )
+from conveyor.execute.inflight import Active, InFlight
 from conveyor.execute.launch import Launcher, Prepared, Refused, RunOptions
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.scheduler import Scheduler
-from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
-from conveyor.executors.base import Completion, Executor, Handle
+from conveyor.execute.workspace import Workspace
+from conveyor.executors.base import Completion, Executor
 from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.plan.model import ExecutionPlan, StepPlan
@@ -49,16 +51,6 @@ _POLL_CAP = 0.25  # seconds: how soon a cancel request or a timeout is noticed
 # step, and a kill loses at most the busy last moments (those steps run again).
 _FLUSH_INTERVAL = 0.1
 _PEEK = 0.02
-
-
-@dataclass
-class _Active:
-    step: StepPlan
-    record: StepRunRecord
-    executor: Executor
-    handle: Handle
-    deadline: float | None
-    timed_out: bool = False
 
 
 class Runner:
@@ -88,14 +80,11 @@ class Runner:
         self._steps = {s.id: s for s in plan.steps}
         self._scheduler = Scheduler(plan, options.parallelism)
         self._batch = WriteBatch()
-        self._active: dict[str, _Active] = {}
-        """Handle key -> the step in flight (completions name the handle)."""
+        self._active = InFlight(clock)
         self._outputs: dict[str, list[OutputRecord]] = {}
         self._cache = StepCache({}, options.force)
-        self._handles: dict[str, str] = {}
-        """Step id -> the key of its active handle (a Cancel names the step)."""
         self._clock = clock
-        self._pending: deque[Decision] = deque()
+        self._pending: deque[ev.Decision] = deque()
         self._status = RunStatus.RUNNING
         self._cancel = threading.Event()
         self._flushed_at = 0.0
@@ -110,11 +99,19 @@ class Runner:
             lambda name: starts_containers(self.executors[name]),
         )
         self._kept: set[str] = set()
+        self._files = FileWork()
+        self._preparing: dict[str, StepRunRecord] = {}
+        """Step id -> its record while its inputs are hashed."""
+        self._unwanted: set[str] = set()
+        """Steps cancelled while their inputs were hashed: never to be submitted."""
+        self._storing: dict[str, StepRunRecord] = {}
+        """Step id -> its record while its outputs are stored."""
 
     # -- public ---------------------------------------------------------------
     def request_cancel(self) -> None:
         """Safe from a signal handler: the loop notices within a quarter second."""
         self._cancel.set()
+        self._files.wake()
 
     def execute(self) -> RunStatus:
         entries = {} if self.options.force else self.records.cache_entries(self._steps)
@@ -129,18 +126,12 @@ class Runner:
                 if self._clock() - self._flushed_at >= _FLUSH_INTERVAL:
                     self._flush()
                 if self._cancel.is_set():
-                    self._feed(CancelRequested())
+                    self._feed(ev.CancelRequested())
                     self._cancel.clear()
-                # peek briefly; before a longer wait, make the records durable
-                completions = self._poll(min(_PEEK, self._poll_timeout()))
-                if not completions:
-                    self._flush()
-                    completions = self._poll(self._poll_timeout())
-                self._check_deadlines()
-                for completion in completions:
-                    self._complete(completion)
+                self._turn()
                 self._drain()
         finally:
+            self._files.close()  # a store under way finishes: no output is left half-stored
             self.workspace.digests.flush()
         self.run.status = self._status
         self.run.ended_at = time.time()
@@ -151,48 +142,60 @@ class Runner:
         return self._status
 
     # -- the loop ---------------------------------------------------------------
-    def _feed(self, event: Event) -> None:
+    def _turn(self) -> None:
+        """Take in finished file work and completions: peek briefly, and make the records
+        durable before a longer wait. While file work is under way executors are only
+        peeked at; steps being prepared come first, so that quick ones reach a batch
+        executor together, before its next poll."""
+        done = self._files.results(_PEEK) if self._preparing or not self._active else []
+        if not done and not self._active:  # only file work is under way: wait on its queue
+            self._flush()
+            done = self._files.results(_POLL_CAP)
+        elif not done:
+            completions = self._active.poll(self._active.timeout(_PEEK))
+            if not completions and not self._files.busy:
+                self._flush()
+                completions = self._active.poll(self._active.timeout(_POLL_CAP))
+            self._active.check_deadlines()
+            for completion in completions:
+                self._complete(completion)
+            done = self._files.results(0.0)
+        for event in done:
+            self._file_done(event)
+
+    def _offload(self, work: Callable[[], FileEvent], here: bool) -> None:
+        """File work on the pool, or ``here`` in the loop when that is cheaper."""
+        if here:
+            self._file_done(work())
+        else:
+            self._files.submit(work)
+
+    def _file_done(self, event: FileEvent) -> None:
+        if isinstance(event, InputsHashed):
+            self._prepared(event)
+        else:
+            self._stored(event)
+
+    def _feed(self, event: ev.Event) -> None:
         self._pending.extend(self._scheduler.handle(event))
         self._drain()
 
     def _drain(self) -> None:
         while self._pending:
             decision = self._pending.popleft()
-            if isinstance(decision, Launch):
+            if isinstance(decision, ev.Launch):
                 self._launch(self._steps[decision.step_id], decision.attempt)
-            elif isinstance(decision, Skip):
+            elif isinstance(decision, ev.Skip):
                 self._skip(decision)
-            elif isinstance(decision, Cancel):
-                active = self._active.get(self._handles.get(decision.step_id, ""))
-                if active is not None:
-                    active.executor.cancel([active.handle])
-            elif isinstance(decision, Finished):
+            elif isinstance(decision, ev.Cancel):
+                if (
+                    not self._active.cancel(decision.step_id)
+                    and decision.step_id in self._preparing
+                ):
+                    self._unwanted.add(decision.step_id)
+                # a step whose outputs are being stored ends as its completion said
+            elif isinstance(decision, ev.Finished):
                 self._status = decision.status
-
-    def _poll(self, timeout: float) -> list[Completion]:
-        """Completions from every executor with work in flight (one waits, others peek)."""
-        busy: dict[str, list[Handle]] = {}
-        for active in self._active.values():
-            busy.setdefault(active.executor.name, []).append(active.handle)
-        completions: list[Completion] = []
-        for index, (name, handles) in enumerate(busy.items()):
-            wait = timeout if index == len(busy) - 1 and not completions else 0.0
-            completions += self.executors[name].poll(handles, wait)
-        return completions
-
-    def _poll_timeout(self) -> float:
-        deadlines = [a.deadline for a in self._active.values() if a.deadline and not a.timed_out]
-        wait = _POLL_CAP
-        if deadlines:
-            wait = min(wait, max(0.0, min(deadlines) - self._clock()))
-        return wait
-
-    def _check_deadlines(self) -> None:
-        now = self._clock()
-        for active in self._active.values():
-            if active.deadline is not None and not active.timed_out and now >= active.deadline:
-                active.timed_out = True
-                active.executor.cancel([active.handle])
 
     def _flush(self) -> None:
         self._flushed_at = self._clock()
@@ -214,7 +217,24 @@ class Runner:
             started_at=time.time(),
             command=step.command,
         )
-        prepared = self._launcher.prepare(step, self._outputs, self._scheduler.failed_so_far())
+        placed = self._launcher.begin(step, self._outputs, self._scheduler.failed_so_far())
+        if isinstance(placed, Refused):
+            self._fail(record, placed.reason, retryable=False)
+            return
+        self._preparing[step.id] = record
+        self._offload(
+            partial(hash_inputs, self._launcher, placed), inline(self.workspace, step.inputs)
+        )
+
+    def _prepared(self, event: InputsHashed) -> None:
+        step, record = self._steps[event.step_id], self._preparing.pop(event.step_id)
+        prepared = event.result
+        if step.id in self._unwanted:  # cancelled meanwhile: it ends as if it never started
+            self._unwanted.discard(step.id)
+            record.status, record.error = StepStatus.CANCELLED, "the run was cancelled"
+            record.started_at, record.ended_at = None, time.time()
+            self._finish(record, ev.StepCancelled(step.id))
+            return
         if isinstance(prepared, Refused):
             self._fail(record, prepared.reason, retryable=False)
             return
@@ -248,7 +268,7 @@ class Runner:
         self._outputs[step.id] = record.outputs
         self._batch.put_step_run(record)
         self.reporter.step_finished(record)
-        self._pending.extend(self._scheduler.handle(StepSucceeded(step.id, cached=True)))
+        self._pending.extend(self._scheduler.handle(ev.StepSucceeded(step.id, cached=True)))
 
     def _submit(
         self, step: StepPlan, record: StepRunRecord, prepared: Prepared, miss: CacheMiss
@@ -258,10 +278,7 @@ class Runner:
         if not self._keep_edited(record, step.outputs):
             return
         self.workspace.clear_outputs(step.outputs)
-        failed_so_far = self._scheduler.failed_so_far()
-        invocation = self._launcher.invocation(
-            step, record.attempt, prepared, log_path, failed_so_far
-        )
+        invocation = self._launcher.invocation(step, record.attempt, prepared, log_path)
         executor = self.executors[step.executor or self.default_executor]
         try:
             handle = executor.submit(invocation)
@@ -272,19 +289,11 @@ class Runner:
             self._fail(record, str(exc))
             return
         deadline = self._clock() + step.timeout if step.timeout else None
-        self._active[handle.key] = _Active(step, record, executor, handle, deadline)
-        self._handles[step.id] = handle.key
+        self._active.add(Active(step, record, executor, handle, deadline))
         self._batch.put_step_run(record)
-        started = {
-            "attempt": record.attempt,
-            "backend_id": handle.backend_id,
-            "executor": executor.name,
-            "cache_miss": miss.reason,
-        }
-        if step.image is not None:  # provenance: the image, its ID and where it ran
-            started.update(prepared.placement.provenance(step, self.options.runtime))
-        if step.action is not None:
-            started.update({"action": step.action, "action_commit": step.action_commit})
+        started = self._launcher.started(
+            step, record.attempt, handle, executor.name, miss.reason, prepared
+        )
         self._event(step.id, "step-started", started)
         self.reporter.step_started(step.id, record.attempt)
 
@@ -309,11 +318,10 @@ class Runner:
 
     # -- completing -----------------------------------------------------------------
     def _complete(self, completion: Completion) -> None:
-        active = self._active.pop(completion.key, None)
+        active = self._active.pop(completion.key)
         if active is None:
             return  # not ours (or already completed): nothing to record
         record, step = active.record, active.step
-        self._handles.pop(step.id, None)
         step_id = step.id
         record.ended_at = time.time()
         record.exit_code = completion.exit_code
@@ -322,7 +330,7 @@ class Runner:
         elif completion.state == "cancelled":
             record.status = StepStatus.CANCELLED
             record.error = completion.message or "cancelled"
-            self._finish(record, StepCancelled(step_id))
+            self._finish(record, ev.StepCancelled(step_id))
         elif completion.state != "exited":
             self._fail(
                 record, completion.message or f"the executor lost the step ({completion.state})"
@@ -330,17 +338,17 @@ class Runner:
         elif completion.exit_code != 0:
             self._fail(record, completion.message or f"exit code {completion.exit_code}")
         else:
-            self._succeed(step, record)
+            self._storing[step_id] = record
+            self._offload(
+                partial(store_outputs, self.workspace, step), inline(self.workspace, step.outputs)
+            )
 
-    def _succeed(self, step: StepPlan, record: StepRunRecord) -> None:
-        try:
-            outputs = self.workspace.store_outputs(step.outputs)
-        except MissingOutputError as exc:
-            self._fail(record, f"the step did not write its declared output {exc}")
+    def _stored(self, event: OutputsStored) -> None:
+        step, record = self._steps[event.step_id], self._storing.pop(event.step_id)
+        if event.error is not None:
+            self._fail(record, event.error, event.retryable)
             return
-        except OutputError as exc:  # a link out of the workspace, an OS error: this step only
-            self._fail(record, str(exc), retryable=False)
-            return
+        outputs = event.outputs
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs
         self._outputs[step.id] = outputs
@@ -350,15 +358,15 @@ class Runner:
         if step.cache and record.fingerprint:
             entry = self._cache.add(record.fingerprint, step.id, self.run.id, outputs)
             self._batch.cache_entries.append(entry)
-        self._finish(record, StepSucceeded(step.id))
+        self._finish(record, ev.StepSucceeded(step.id))
 
     def _fail(self, record: StepRunRecord, reason: str, retryable: bool = True) -> None:
         record.status = StepStatus.FAILED
         record.error = reason
         record.ended_at = record.ended_at or time.time()
-        self._finish(record, StepFailed(record.step_id, retryable))
+        self._finish(record, ev.StepFailed(record.step_id, retryable))
 
-    def _finish(self, record: StepRunRecord, event: Event) -> None:
+    def _finish(self, record: StepRunRecord, event: ev.Event) -> None:
         self._batch.put_step_run(record)
         self._event(
             record.step_id,
@@ -367,13 +375,13 @@ class Runner:
         )
         decisions = self._scheduler.handle(event)
         retry = next(
-            (d for d in decisions if isinstance(d, Launch) and d.step_id == record.step_id), None
+            (d for d in decisions if isinstance(d, ev.Launch) and d.step_id == record.step_id), None
         )
         if retry is None:
             self.reporter.step_finished(record)
         self._pending.extend(decisions)
 
-    def _skip(self, decision: Skip) -> None:
+    def _skip(self, decision: ev.Skip) -> None:
         step = self._steps[decision.step_id]
         now = time.time()
         record = StepRunRecord(

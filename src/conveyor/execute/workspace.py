@@ -77,6 +77,22 @@ class Workspace:
         else:
             records[rel] = self.digests.digest(full)
 
+    def plain_size(self, paths: Iterable[str]) -> int | None:
+        """How many bytes these paths hold when each is a plain file (or absent); None
+        when one is a glob or a directory, which can hold any amount."""
+        total = 0
+        for rel in paths:
+            if is_glob(rel):
+                return None
+            try:
+                st = os.stat(self._abs(rel))
+            except OSError:
+                continue  # missing: the step's error is quick to find
+            if not statmod.S_ISREG(st.st_mode):
+                return None
+            total += st.st_size
+        return total
+
     # -- outputs --------------------------------------------------------------
     def clear_outputs(self, outputs: Iterable[str]) -> None:
         """Remove declared outputs before a step runs, so no stale file passes as new."""

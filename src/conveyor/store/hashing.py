@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import blake3
@@ -38,13 +39,15 @@ class DigestCache:
     """Digests of files keyed by (path, size, mtime, inode), in a small SQLite file.
 
     A file whose stat signature is unchanged is not read again. Writes are batched and
-    land on :meth:`flush`; a crash loses only cache entries, never correctness.
+    land on :meth:`flush`; a crash loses only cache entries, never correctness. Threads
+    may share one cache: a lock serialises the lookups and the batch (not the hashing).
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, tuple[str, int, int, int, str]] = {}
+        self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
@@ -63,14 +66,15 @@ class DigestCache:
         """The digest of ``path``, read from the cache when its stat signature matches."""
         key = os.fspath(path)
         st = stat or os.stat(key)
-        pending = self._pending.get(key)
-        row = (
-            pending[1:]
-            if pending is not None
-            else self._connect()
-            .execute("SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?", (key,))
-            .fetchone()
-        )
+        with self._lock:
+            pending = self._pending.get(key)
+            row = (
+                pending[1:]
+                if pending is not None
+                else self._connect()
+                .execute("SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?", (key,))
+                .fetchone()
+            )
         if row is not None and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino):
             return Digest(row[3])
         digest = hash_file(key, st.st_size)
@@ -80,22 +84,25 @@ class DigestCache:
     def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
         """Record a digest computed elsewhere (e.g. while storing the file)."""
         key = os.fspath(path)
-        self._pending[key] = (key, stat.st_size, stat.st_mtime_ns, stat.st_ino, digest)
+        with self._lock:
+            self._pending[key] = (key, stat.st_size, stat.st_mtime_ns, stat.st_ino, digest)
 
     def flush(self) -> None:
-        if not self._pending:
-            return
-        db = self._connect()
-        with db:
-            db.execute("BEGIN")
-            db.executemany(
-                "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
-                list(self._pending.values()),
-            )
-        self._pending.clear()
+        with self._lock:
+            if not self._pending:
+                return
+            db = self._connect()
+            with db:
+                db.execute("BEGIN")
+                db.executemany(
+                    "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
+                    list(self._pending.values()),
+                )
+            self._pending.clear()
 
     def close(self) -> None:
         self.flush()
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
