@@ -27,6 +27,9 @@ from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.project import Project
 
 _KEEP = 20  # entries; older ones are pruned when a new one is written
+# Raised when the compiler gives another plan for the same file (2: one glob dialect, so
+# `*` in an input no longer orders a step after a writer of a deeper path)
+COMPILER = 2
 
 
 def compile_cached(
@@ -67,7 +70,7 @@ def compile_cached(
 def _key(name: str, content: bytes, params: Mapping[str, ParamValue], only: Sequence[str]) -> str:
     # the name chooses the format (.drone.yml and conveyor.yml load the same bytes apart)
     hasher = blake3.blake3(content)
-    extra = json.dumps([__version__, sys.version, name, sorted(params.items()), list(only)])
+    extra = json.dumps([__version__, COMPILER, sys.version, name, sorted(params.items()), list(only)])
     hasher.update(extra.encode())
     return str(hasher.hexdigest()[:32])
 
