@@ -45,26 +45,18 @@ SecretsFor = Callable[[str], dict[str, str]]
 CANCEL_CHECK = 0.5  # seconds between looks for cancel requests of running runs
 
 
+@dataclasses.dataclass(eq=False)
 class Worker:
     """One run at a time; ``serve`` loops until ``stop`` is set."""
 
-    def __init__(
-        self,
-        config: ServerConfig,
-        db: ServerDatabase,
-        name: str,
-        wake: threading.Event,
-        secrets_for: SecretsFor | None = None,
-        poll: float = 0.5,
-    ) -> None:
-        self.config = config
-        self.db = db
-        self.name = name
-        self.wake = wake
-        self.secrets_for = secrets_for
-        self.poll = poll
-        self.active: dict[str, Runner | None] = {}
-        self.stopping = False
+    config: ServerConfig
+    db: ServerDatabase
+    name: str
+    wake: threading.Event
+    secrets_for: SecretsFor | None = None
+    poll: float = 0.5
+    active: dict[str, Runner | None] = dataclasses.field(default_factory=dict, init=False)
+    stopping: bool = dataclasses.field(default=False, init=False)
 
     def serve(self, stop: threading.Event) -> None:
         _warm_up()
