@@ -6,7 +6,9 @@ set -euo pipefail
 source "$(dirname "$0")/venv.sh"
 install_conveyor dev
 cd "$ROOT"
-echo "== ruff";          ruff check src tests bench && ruff format --check src tests bench
+# one command per line: under `set -e` a failure before `&&` would not stop the script
+echo "== ruff";          ruff check src tests bench
+ruff format --check src tests bench
 echo "== mypy (strict)"; mypy
 echo "== import-linter"; lint-imports
 

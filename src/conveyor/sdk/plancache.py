@@ -70,8 +70,8 @@ def compile_cached(
 def _key(name: str, content: bytes, params: Mapping[str, ParamValue], only: Sequence[str]) -> str:
     # the name chooses the format (.drone.yml and conveyor.yml load the same bytes apart)
     hasher = blake3.blake3(content)
-    extra = json.dumps([__version__, COMPILER, sys.version, name, sorted(params.items()), list(only)])
-    hasher.update(extra.encode())
+    extra = [__version__, COMPILER, sys.version, name, sorted(params.items()), list(only)]
+    hasher.update(json.dumps(extra).encode())
     return str(hasher.hexdigest()[:32])
 
 
