@@ -1,6 +1,7 @@
 """Server speed: push-to-first-step-started latency, and GET run status under load.
 
     python bench/bench_server.py [--pushes 30] [--clients 50] [--seconds 20] [--database URL]
+                                 [--http-processes N]
 
 Starts a real ``conveyor server`` (SQLite, local executor, one in-process worker) on
 127.0.0.1 in a temporary directory. Each figure is printed with a reference measured
@@ -129,10 +130,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--database", help="an empty PostgreSQL database (default: SQLite)")
+    parser.add_argument("--http-processes", type=int, default=1, help="the server's option")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
         server = make_server(Path(tmp), args.database)
-        server.start()
+        processes = args.http_processes
+        server.start(extra=("--http-processes", str(processes)) if processes > 1 else ())
         try:
             latencies, plain = bench_push(server, Path(tmp) / "work", args.pushes)
             med, p95 = statistics.median(latencies), percentile(latencies, 95)
