@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,3 +108,15 @@ def test_http_processes_must_be_at_least_one(repo: Repo, server: Server) -> None
     result = repo.run(*server.admin_args(), "--http-processes", "0")
     assert result.code == 2 and "--http-processes" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
+def test_when_one_http_process_dies_the_server_stops_and_exits_1(server: Server) -> None:
+    proc = server.start(workers=0, extra=("--http-processes", "2"))
+    first, second = children(proc.pid)
+    os.kill(first, signal.SIGKILL)
+    assert proc.wait(timeout=30) == 1
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{second}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # reaped by the server before it exited
+    assert not Path(f"/proc/{second}").exists()
