@@ -49,14 +49,17 @@ def serve_processes(state: ServerState, processes: int, reopen: Callable[[], Ser
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    signals = {signal.SIGTERM, signal.SIGINT}
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # held until each side is ready
     for index in range(processes):
         pid = os.fork()
         if pid == 0:
             _child(reopen, sock, wake, secret, config.workers if index == 0 else 0)
         pids.append(pid)
     sock.close()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
     failed = False
     for _ in range(processes):
         _pid, status = os.wait()
@@ -80,8 +83,9 @@ def _child(
 
     from conveyor.server.app import create_app
 
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn installs its own
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's; uvicorn installs its own
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     code = 1
     try:
         state = reopen()
