@@ -1,6 +1,7 @@
 """Server speed: push-to-first-step-started latency, and GET run status under load.
 
     python bench/bench_server.py [--pushes 30] [--clients 50] [--seconds 20] [--database URL]
+                                 [--http-processes N]
 
 Starts a real ``conveyor server`` (SQLite, local executor, one in-process worker) on
 127.0.0.1 in a temporary directory. Each figure is printed with a reference measured
@@ -12,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -78,30 +79,43 @@ def bench_push(server: Server, work: Path, pushes: int) -> tuple[list[float], li
     return latencies, plain
 
 
-async def _load(url: str, headers: dict[str, str], clients: int, seconds: float) -> list[float]:
+async def _client(host: str, port: int, request: bytes, stop: float, times: list[float]) -> None:
+    """One keep-alive HTTP/1.1 connection sending ``request`` until ``stop``. A raw
+    asyncio client: httpx at 50 connections tops out below the server's rate."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while time.monotonic() < stop:
+            began = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head[9:12]
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if status != b"200" or length is None:
+                raise RuntimeError(f"unexpected response: {head[:200]!r}")
+            await reader.readexactly(int(length.group(1)))
+            times.append(time.perf_counter() - began)
+    finally:
+        writer.close()
+
+
+async def _load(url: str, token: str, clients: int, seconds: float) -> list[float]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    request = (
+        f"GET {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
     times: list[float] = []
     stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
-
-        async def one() -> None:
-            while time.monotonic() < stop:
-                began = time.perf_counter()
-                response = await client.get(url)
-                response.raise_for_status()
-                times.append(time.perf_counter() - began)
-
-        await asyncio.gather(*(one() for _ in range(clients)))
+    await asyncio.gather(*(_client(host, port, request, stop, times) for _ in range(clients)))
     return times
 
 
 def bench_get(server: Server, run_id: str, clients: int, seconds: float) -> None:
-    headers = {"Authorization": f"Bearer {server.tokens['viewer']}"}
     for name, url in (
         ("GET /api/v1/health (reference)", f"{server.url}/api/v1/health"),
         ("GET run status", f"{server.url}/api/v1/projects/demo/runs/{run_id}"),
     ):
-        times = asyncio.run(_load(url, headers, clients, seconds))
+        times = asyncio.run(_load(url, server.tokens["viewer"], clients, seconds))
         rate = len(times) / seconds
         p50, p99 = percentile(times, 50) * 1000, percentile(times, 99) * 1000
         print(
@@ -116,10 +130,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--database", help="an empty PostgreSQL database (default: SQLite)")
+    parser.add_argument("--http-processes", type=int, default=1, help="the server's option")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
         server = make_server(Path(tmp), args.database)
-        server.start()
+        processes = args.http_processes
+        server.start(extra=("--http-processes", str(processes)) if processes > 1 else ())
         try:
             latencies, plain = bench_push(server, Path(tmp) / "work", args.pushes)
             med, p95 = statistics.median(latencies), percentile(latencies, 95)

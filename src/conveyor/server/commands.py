@@ -142,6 +142,13 @@ _data_option = click.option(
     type=click.IntRange(min=0),
     help="Workers inside the server (0: only separate `conveyor worker` processes).",
 )
+@click.option(
+    "--http-processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes serving HTTP on the port (the first one also runs the workers).",
+)
 @click.option("--executor", default="local", show_default=True, help="The default executor.")
 @click.option("--public-url", metavar="URL", help="How users reach the server (printed URLs).")
 @click.option(
@@ -175,6 +182,7 @@ def server(
     host: str,
     port: int,
     workers: int,
+    http_processes: int,
     executor: str,
     public_url: str | None,
     mirror_roots: tuple[Path, ...],
@@ -215,10 +223,10 @@ def server(
         replay_window=replay_window,
     )
     if ctx.invoked_subcommand is None:
-        _serve(ctx.obj["server_config"])
+        _serve(ctx.obj["server_config"], http_processes)
 
 
-def _serve(config: ServerConfig) -> None:
+def _serve(config: ServerConfig, processes: int = 1) -> None:
     import logging
 
     import uvicorn
@@ -238,6 +246,11 @@ def _serve(config: ServerConfig) -> None:
         f"{config.workers} worker(s), database {state.db.engine.url.render_as_string()})",
         err=True,
     )
+    if processes > 1:
+        from conveyor.server.processes import serve_processes
+
+        serve_processes(state, processes, lambda: _open(config))
+        return
     uvicorn.run(
         create_app(state),
         host=config.host,

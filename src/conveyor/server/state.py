@@ -6,7 +6,6 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
 from conveyor.domain.envnames import changes_execution
 from conveyor.server.config import ServerConfig
@@ -17,21 +16,21 @@ from conveyor.server.keyring import Keyring
 
 
 class FinishedRuns:
-    """A small LRU of finished runs' JSON (thread-safe)."""
+    """A small LRU of finished runs' JSON body, with their project (thread-safe)."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, run_id: str) -> dict[str, Any] | None:
+    def get(self, run_id: str) -> tuple[str, bytes] | None:
         with self._lock:
             item = self._items.get(run_id)
             if item is not None:
                 self._items.move_to_end(run_id)
             return item
 
-    def put(self, run_id: str, data: dict[str, Any]) -> None:
+    def put(self, run_id: str, data: tuple[str, bytes]) -> None:
         with self._lock:
             self._items[run_id] = data
             while len(self._items) > self._size:
