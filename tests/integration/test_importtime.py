@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,3 +136,21 @@ def test_a_no_op_run_stays_within_its_import_budget(project: tuple[Repo, Path, s
     total = sum(found.values())
     slowest = sorted(found.items(), key=lambda item: -item[1])[:10]
     assert total <= IMPORT_BUDGET_US, f"imports took {total / 1000:.0f} ms; slowest {slowest}"
+
+
+def test_a_no_op_run_asks_git_twice(project: tuple[Repo, Path, str], tmp_path: Path) -> None:
+    """A no-op run spawns git once for the top level and HEAD, once for the dirty check: each
+    spawn costs milliseconds of a run that should answer at once."""
+    repo, _, first_run = project
+    real = shutil.which("git")
+    assert real is not None
+    log = tmp_path / "git.log"
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {shlex.quote(str(log))}\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    path = f"{shim.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    result = repo.run("run", env={"PATH": path})
+    assert result.code == 0, result.err
+    assert repo.show()["id"] != first_run, "the run was recorded"
+    assert log.read_text().split() == ["rev-parse", "status"]

@@ -100,14 +100,16 @@ def output(cwd: Path, *args: str) -> str:
 
 
 def git_state(cwd: Path) -> GitState:
-    top = run_git(cwd, "rev-parse", "--show-toplevel", check=False)
-    if top.returncode != 0:
+    # one rev-parse answers both questions: the top level, then HEAD's commit (exit 1 and
+    # no commit line when HEAD is unborn; 128 outside a repository)
+    top = run_git(cwd, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD", check=False)
+    lines = top.stdout.decode().splitlines()
+    if top.returncode not in (0, 1) or not lines:
         raise ProjectError(
             f"{cwd} is not inside a git repository; run `git init` (Conveyor pins runs to commits)"
         )
-    toplevel = Path(top.stdout.decode().strip())
-    head = run_git(cwd, "rev-parse", "--verify", "-q", "HEAD", check=False)
-    commit = head.stdout.decode().strip() or None if head.returncode == 0 else None
+    toplevel = Path(lines[0].strip())
+    commit = lines[1].strip() or None if top.returncode == 0 and len(lines) > 1 else None
     if commit is None:
         return GitState(toplevel, None, True, None)
     status = run_git(cwd, "status", "--porcelain", "--untracked-files=no")
