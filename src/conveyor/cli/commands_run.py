@@ -99,7 +99,6 @@ def run(
       conveyor run --only train      the train job and the steps it needs
     """
     from conveyor.cli.progress import make_reporter
-    from conveyor.sdk.inspect import run_json
     from conveyor.sdk.running import RunHooks, RunRequest, start_run
 
     project = ctx.project()
@@ -125,6 +124,8 @@ def run(
     hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
     record = start_run(project, request, hooks)
     if as_json:
+        from conveyor.sdk.inspect import run_json
+
         emit_json(run_json(project, record))
     sys.exit(_exit_code(str(record.status)))
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
 from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
 from conveyor.metadata.records import OutputRecord
 from conveyor.plan.model import StepPlan
+
+if TYPE_CHECKING:  # concurrent.futures (and logging) load with the pool, not at start-up
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 WORKERS = 2
 INLINE_BYTES = 1 << 20
@@ -76,6 +79,8 @@ class FileWork:
 
     def submit(self, work: Callable[[], FileEvent]) -> None:
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="conveyor-files")
         self._outstanding += 1
         self._pool.submit(work).add_done_callback(self._done.put)

@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import os
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -232,7 +231,7 @@ class Project:
 
     def _mark_interrupted(self) -> None:
         """Called with the run lock held: nothing of this project can still be running."""
-        host = socket.gethostname()
+        host = hostname()
         stale = [
             r
             for r in self.records.runs_in_progress()
@@ -264,7 +263,7 @@ def mark_interrupted(
     from conveyor.execute.images import remove_leftovers  # rare: keeps start-up lean
     from conveyor.sdk.recovery import recover_leftovers
 
-    same_host = run.host == socket.gethostname()  # another host's process ids mean nothing
+    same_host = run.host == hostname()  # another host's process ids mean nothing
     recovered = recover_leftovers(events, executors, same_host)
     if same_host:
         remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
@@ -273,6 +272,12 @@ def mark_interrupted(
     data = {"recovered": ended} if ended else {}
     batch.events.append(EventRecord(run.id, "run-interrupted", now, data=data))
     records.write(batch)
+
+
+def hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it (both read uname's node
+    name) without importing ``socket`` on every command's start-up."""
+    return os.uname().nodename
 
 
 def _alive(pid: int | None) -> bool:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +27,7 @@ from conveyor.metadata.repository import WriteBatch
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.plancache import compile_cached
-from conveyor.sdk.project import Project
+from conveyor.sdk.project import Project, hostname
 from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 
@@ -128,7 +126,7 @@ def start_run(
                 diff_digest=git.diff_digest,
                 params=dict(plan.params),
                 who=request.who or _who(),
-                host=socket.gethostname(),
+                host=hostname(),
                 pid=os.getpid(),
                 created_at=time.time(),
                 executor=executor_name,
@@ -259,8 +257,14 @@ def _load_executors(
 
 
 def _who() -> str:
+    # getpass.getuser()'s answer, without importing getpass (and termios) on every run
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if user := os.environ.get(name):
+            return user
+    import pwd
+
     try:
-        return getpass.getuser()
+        return pwd.getpwuid(os.getuid())[0]
     except (KeyError, OSError):
         return str(os.getuid())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +136,8 @@ class Settings:
         path = conveyor_dir / CONFIG_NAME
         if not path.is_file():
             return Settings()
+        import tomllib  # only when there is a settings file: keeps start-up lean
+
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
