@@ -421,6 +421,26 @@ def test_digest_cache_does_not_reread_an_unchanged_file_before_flush(
     cache.close()
 
 
+def test_digest_cache_asks_sqlite_once_per_file(tmp_path: Path, counting: CountingHash) -> None:
+    """A run asks for the same file's digest several times (as a step's output, then as the
+    next step's input): the row read once answers the later questions, still checked
+    against the file's stat."""
+    path = tmp_path / "f"
+    path.write_bytes(b"cached")
+    first = DigestCache(tmp_path / "cache.sqlite")
+    digest = first.digest(path)
+    first.close()
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    selects: list[str] = []
+    cache._connect().set_trace_callback(
+        lambda sql: selects.append(sql) if sql.startswith("SELECT") else None
+    )
+    assert [cache.digest(path) for _ in range(3)] == [digest] * 3
+    assert len(selects) == 1
+    assert counting.calls == [str(path)]
+    cache.close()
+
+
 def test_digest_cache_rehashes_when_the_size_changes(
     tmp_path: Path, counting: CountingHash
 ) -> None:

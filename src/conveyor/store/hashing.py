@@ -47,6 +47,9 @@ class DigestCache:
         self._path = path
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, tuple[str, int, int, int, str]] = {}
+        self._read: dict[str, tuple[int, int, int, str]] = {}
+        """Rows already read or written here: a file asked about again (a step's output,
+        then the next step's input) costs no query; its stat is still compared."""
         self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
@@ -68,13 +71,17 @@ class DigestCache:
         st = stat or os.stat(key)
         with self._lock:
             pending = self._pending.get(key)
-            row = (
-                pending[1:]
-                if pending is not None
-                else self._connect()
-                .execute("SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?", (key,))
-                .fetchone()
-            )
+            row = pending[1:] if pending is not None else self._read.get(key)
+            if row is None:
+                row = (
+                    self._connect()
+                    .execute(
+                        "SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?", (key,)
+                    )
+                    .fetchone()
+                )
+                if row is not None:
+                    self._read[key] = row
         if row is not None and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino):
             return Digest(row[3])
         digest = hash_file(key, st.st_size)
@@ -98,11 +105,13 @@ class DigestCache:
                     "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
                     list(self._pending.values()),
                 )
+            self._read.update((key, row[1:]) for key, row in self._pending.items())
             self._pending.clear()
 
     def close(self) -> None:
         self.flush()
         with self._lock:
+            self._read.clear()  # a long-lived project (the server's) holds no run's rows
             if self._db is not None:
                 self._db.close()
                 self._db = None
