@@ -245,9 +245,10 @@ class Runner:
         if isinstance(decision, CacheHit):
             # only outputs the restore would replace can hold a hand edit worth keeping
             replaced = [o.path for o in decision.entry.outputs if not self.workspace.holds(o)]
-            if replaced and not self._keep_edited(record, replaced):
-                return  # the step failed: its edited output is left alone
-            decision = self._cache.restore(self.workspace, decision)
+            if replaced:  # else the restore would write nothing: every output is held
+                if not self._keep_edited(record, replaced):
+                    return  # the step failed: its edited output is left alone
+                decision = self._cache.restore(self.workspace, decision)
         if isinstance(decision, CacheHit):
             self._served(step, record, decision)
             return
