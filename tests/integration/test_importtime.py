@@ -114,6 +114,19 @@ def test_commands_at_head_do_not_import_sqlalchemy(
     assert heavy == [], f"conveyor {' '.join(args)} imported {heavy[:5]}"
 
 
+@pytest.mark.parametrize(
+    ("args", "module"), [(["run"], "commands_run"), (["runs"], "commands_inspect")], ids=str
+)
+def test_a_command_imports_only_its_own_cli_module(
+    project: tuple[Repo, Path, str], args: list[str], module: str
+) -> None:
+    repo, pycache, _ = project
+    loaded = sorted(
+        name for name in imports(repo, pycache, *args) if name.startswith("conveyor.cli.commands_")
+    )
+    assert loaded == [f"conveyor.cli.{module}"]
+
+
 @pytest.mark.parametrize("args", [["run"], ["plan"]], ids=" ".join)
 def test_an_unchanged_pipeline_file_is_not_parsed_again(
     project: tuple[Repo, Path, str], args: list[str]

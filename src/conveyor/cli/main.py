@@ -16,16 +16,31 @@ import click
 from conveyor.cli.context import EXIT_CANCELLED, Context
 from conveyor.errors import ConveyorError
 
+# Built-in command -> the module under conveyor.cli that defines it (in its COMMANDS): a
+# command imports its own module only, not every other command's options and imports.
+COMMAND_MODULES = {
+    **dict.fromkeys(["init", "validate", "plan", "schema", "convert"], "commands_project"),
+    **dict.fromkeys(["run", "rerun"], "commands_run"),
+    **dict.fromkeys(["runs", "show", "logs", "why", "lineage", "fetch", "gc"], "commands_inspect"),
+    **dict.fromkeys(["prune", "verify"], "commands_store"),
+}
+
 
 class _Group(click.Group):
-    """Built-in commands, plus those of the ``conveyor.commands`` entry-point group
-    (the server's), loaded only when named."""
+    """Built-in commands, loaded when named, plus those of the ``conveyor.commands``
+    entry-point group (the server's)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES, *_plugin_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMAND_MODULES:
+            name = f"conveyor.cli.{COMMAND_MODULES[cmd_name]}"
+            __import__(name)  # not importlib.import_module: -X importtime must see it
+            for each in sys.modules[name].COMMANDS:
+                self.add_command(each)
+            command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in _plugin_commands():
             loaded = _plugin_commands()[cmd_name].load()
             if isinstance(loaded, click.Command):
@@ -109,14 +124,3 @@ def main() -> None:
             err=True,
         )
         sys.exit(1)
-
-
-def _register() -> None:
-    from conveyor.cli import commands_inspect, commands_project, commands_run, commands_store
-
-    for module in (commands_project, commands_run, commands_inspect, commands_store):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()

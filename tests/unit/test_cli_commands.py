@@ -1,0 +1,28 @@
+"""The CLI's command table: which module defines each built-in command, so that a command
+imports its own module only (``conveyor run`` does not build ``show``'s options)."""
+
+from __future__ import annotations
+
+import importlib
+
+from conveyor.cli import main
+
+
+def test_every_built_in_command_is_mapped_to_the_module_that_defines_it() -> None:
+    defined = {
+        command.name: name
+        for name in sorted(set(main.COMMAND_MODULES.values()))
+        for command in importlib.import_module(f"conveyor.cli.{name}").COMMANDS
+    }
+    assert defined == main.COMMAND_MODULES
+
+
+def test_the_group_lists_and_finds_every_built_in_command() -> None:
+    ctx = main.cli.make_context("conveyor", ["--help"], resilient_parsing=True)
+    names = main.cli.list_commands(ctx)
+    assert set(main.COMMAND_MODULES) <= set(names)
+    assert names == sorted(names)
+    for name in main.COMMAND_MODULES:
+        command = main.cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+    assert main.cli.get_command(ctx, "no-such-command") is None
