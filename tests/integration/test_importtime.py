@@ -118,7 +118,9 @@ def test_commands_at_head_do_not_import_sqlalchemy(
 
 
 @pytest.mark.parametrize(
-    ("args", "module"), [(["run"], "commands_run"), (["runs"], "commands_inspect")], ids=str
+    ("args", "module"),
+    [(["run"], "commands_run"), (["show", "latest"], "commands_inspect")],
+    ids=str,
 )
 def test_a_command_imports_only_its_own_cli_module(
     project: tuple[Repo, Path, str], args: list[str], module: str

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 
+import click
+
 from conveyor.cli import main
 
 
@@ -26,3 +28,10 @@ def test_the_group_lists_and_finds_every_built_in_command() -> None:
         command = main.cli.get_command(ctx, name)
         assert command is not None and command.name == name
     assert main.cli.get_command(ctx, "no-such-command") is None
+
+
+def test_a_command_comes_with_the_subcommands_other_modules_add() -> None:
+    ctx = main.cli.make_context("conveyor", ["--help"], resilient_parsing=True)
+    runs = main.cli.get_command(ctx, "runs")
+    assert isinstance(runs, click.Group)
+    assert "delete" in runs.list_commands(ctx)

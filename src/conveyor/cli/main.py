@@ -24,6 +24,8 @@ COMMAND_MODULES = {
     **dict.fromkeys(["runs", "show", "logs", "why", "lineage", "fetch", "gc"], "commands_inspect"),
     **dict.fromkeys(["prune", "verify"], "commands_store"),
 }
+# Modules that add subcommands to a command defined elsewhere (``runs delete``).
+SUBCOMMAND_MODULES = {"runs": ("commands_store",)}
 
 
 class _Group(click.Group):
@@ -36,10 +38,11 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in COMMAND_MODULES:
-            name = f"conveyor.cli.{COMMAND_MODULES[cmd_name]}"
-            __import__(name)  # not importlib.import_module: -X importtime must see it
-            for each in sys.modules[name].COMMANDS:
-                self.add_command(each)
+            for module in (COMMAND_MODULES[cmd_name], *SUBCOMMAND_MODULES.get(cmd_name, ())):
+                name = f"conveyor.cli.{module}"
+                __import__(name)  # not importlib.import_module: -X importtime must see it
+                for each in sys.modules[name].COMMANDS:
+                    self.add_command(each)
             command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in _plugin_commands():
             loaded = _plugin_commands()[cmd_name].load()
