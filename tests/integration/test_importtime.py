@@ -35,9 +35,9 @@ jobs:
 # Self times summed over every module a no-op run imports (best of three), in microseconds.
 # Measured on the 2-core development machine at a load of 2-3: 95-105 ms, 140 ms at a peak
 # (180-200 ms before the CLI and run path lost 24 modules; SQLAlchemy and Alembic alone
-# were 165-230 ms more). About twice the usual figure under load:
-# catches a heavy import creeping back, not the noise of a busy machine.
-IMPORT_BUDGET_US = 250_000
+# were 165-230 ms more). About four times the usual figure: a cold CI machine running
+# engines beside the tests must not fail it; the module count below is the fine guard.
+IMPORT_BUDGET_US = 400_000
 # How many modules a no-op run imports: 206 today (230 before the CLI loaded one command
 # module and the run path left socket, getpass, tomllib and concurrent.futures unloaded;
 # 401 with SQLAlchemy). Not a timing: a new package on the run path shows here first.
