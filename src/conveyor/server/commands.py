@@ -12,15 +12,10 @@ from typing import Any, TypeVar
 
 import click
 
+from conveyor.server.commands_admin import ADMIN_COMMANDS, open_state
 from conveyor.server.config import SANDBOXES, ServerConfig
 
-_PRIVATE_ENV = ("CONVEYOR_SERVER_KEY", "CONVEYOR_SERVER_DATABASE")
 DATA_HELP = "The server's data directory (env CONVEYOR_SERVER_DATA; default ./conveyor-server)."
-
-
-def _config(ctx: click.Context) -> ServerConfig:
-    config: ServerConfig = ctx.obj["server_config"]
-    return config
 
 
 def _shared_config(
@@ -46,35 +41,6 @@ def _shared_config(
         allow_executors=allow_executors,
         **own,
     )
-
-
-def _need_extra() -> None:
-    import importlib.util
-
-    missing = [
-        m
-        for m in ("fastapi", "uvicorn", "cryptography", "croniter")
-        if importlib.util.find_spec(m) is None
-    ]
-    if missing:
-        from conveyor.errors import UsageError
-
-        raise UsageError(f"the server needs {', '.join(missing)}: pip install 'conveyor[server]'")
-
-
-def _open(config: ServerConfig) -> Any:
-    _need_extra()
-    from conveyor.server.db.database import open_database
-    from conveyor.server.keyring import Keyring
-    from conveyor.server.state import ServerState
-
-    # the database, the key and every project's files are the server user's alone
-    config.data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    config.data.chmod(0o700)
-    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
-    for name in _PRIVATE_ENV:  # steps inherit this process's environment: keep these out
-        os.environ.pop(name, None)
-    return state
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -238,7 +204,7 @@ def _serve(config: ServerConfig, processes: int = 1) -> None:
     from conveyor.server.app import create_app
     from conveyor.server.sandbox import announce
 
-    state = _open(config)
+    state = open_state(config)
     if config.workers:
         announce(config)
     click.echo(
@@ -249,7 +215,7 @@ def _serve(config: ServerConfig, processes: int = 1) -> None:
     if processes > 1:
         from conveyor.server.processes import serve_processes
 
-        serve_processes(state, processes, lambda: _open(config))
+        serve_processes(state, processes, lambda: open_state(config))
         return
     uvicorn.run(
         create_app(state),
@@ -260,93 +226,8 @@ def _serve(config: ServerConfig, processes: int = 1) -> None:
     )
 
 
-@server.command("add-project")
-@click.argument("name")
-@click.pass_context
-def add_project(ctx: click.Context, name: str) -> None:
-    """Create a project and its git remote."""
-    from conveyor.server.api_projects import add_project as add
-    from conveyor.server.api_projects import git_url
-
-    state = _open(_config(ctx))
-    add(state, name)
-    click.echo(f"project {name}: git remote {git_url(state, name)}")
-
-
-@server.command("add-user")
-@click.argument("name")
-@click.option("--admin", is_flag=True, help="A server admin: lead of every project.")
-@click.pass_context
-def add_user(ctx: click.Context, name: str, admin: bool) -> None:
-    """Create a user and print their API token (shown only this once)."""
-    state = _open(_config(ctx))
-    _, token = state.db.accounts.add_user(name, admin)
-    click.echo(token)
-
-
-@server.command("new-token")
-@click.argument("name")
-@click.pass_context
-def new_token(ctx: click.Context, name: str) -> None:
-    """Print a new API token for a user (shown only this once)."""
-    click.echo(_open(_config(ctx)).db.accounts.new_token(name))
-
-
-@server.command("revoke-tokens")
-@click.argument("name")
-@click.pass_context
-def revoke_tokens(ctx: click.Context, name: str) -> None:
-    """Invalidate every API token of a user at once (then hand out a new one)."""
-    count = _open(_config(ctx)).db.accounts.revoke_tokens(name)
-    click.echo(f"revoked {count} token(s) of {name}")
-
-
-@server.command("grant")
-@click.argument("project")
-@click.argument("user")
-@click.argument("role", type=click.Choice(["viewer", "member", "lead"]))
-@click.pass_context
-def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
-    """Give USER a ROLE on PROJECT (lead: settings, members, secrets; member: push, run)."""
-    _open(_config(ctx)).db.accounts.grant(project, user, role)
-    click.echo(f"{user} is {role} of {project}")
-
-
-@server.command("gc")
-@click.option(
-    "--grace",
-    default=24.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    metavar="HOURS",
-    help="Keep blobs stored or reused in the last HOURS (runs in progress may need them).",
-)
-@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def gc(ctx: click.Context, grace: float, dry_run: bool, as_json: bool) -> None:
-    """Remove blobs of the shared store that no run of any project refers to.
-
-    \b
-    Runs are deleted by each project's retention setting (see docs/server.md); this
-    frees their blobs. Safe while the server runs: a blob stored or reused within the
-    grace period is kept.
-    """
-    import json
-
-    from conveyor.sdk.maintenance import sweep
-    from conveyor.store.cas import ContentStore
-
-    config = _config(ctx)
-    state = _open(config)
-    result = sweep(
-        ContentStore(config.store_dir), state.db.records.referenced_digests(), dry_run, grace * 3600
-    )
-    if as_json:
-        click.echo(json.dumps(result.__dict__))
-        return
-    verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {result.removed} blobs ({result.freed_bytes} bytes); kept {result.kept}")
+for _command in ADMIN_COMMANDS:
+    server.add_command(_command)
 
 
 @click.command()
@@ -385,7 +266,7 @@ def worker(
     config = _shared_config(
         data, database, executor, stale_after, sandbox, sandbox_hide, allow_executors
     )
-    state = _open(config)
+    state = open_state(config)
     announce(config)
     stop = threading.Event()
 

@@ -1,0 +1,139 @@
+"""``conveyor server``'s administration commands (projects, users, tokens, roles, gc) and
+the server state they and the server open."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from conveyor.server.config import ServerConfig
+
+_PRIVATE_ENV = ("CONVEYOR_SERVER_KEY", "CONVEYOR_SERVER_DATABASE")
+
+
+def config_of(ctx: click.Context) -> ServerConfig:
+    config: ServerConfig = ctx.obj["server_config"]
+    return config
+
+
+def _need_extra() -> None:
+    import importlib.util
+
+    missing = [
+        m
+        for m in ("fastapi", "uvicorn", "cryptography", "croniter")
+        if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        from conveyor.errors import UsageError
+
+        raise UsageError(f"the server needs {', '.join(missing)}: pip install 'conveyor[server]'")
+
+
+def open_state(config: ServerConfig) -> Any:
+    _need_extra()
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.state import ServerState
+
+    # the database, the key and every project's files are the server user's alone
+    config.data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    config.data.chmod(0o700)
+    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    for name in _PRIVATE_ENV:  # steps inherit this process's environment: keep these out
+        os.environ.pop(name, None)
+    return state
+
+
+@click.command("add-project")
+@click.argument("name")
+@click.pass_context
+def add_project(ctx: click.Context, name: str) -> None:
+    """Create a project and its git remote."""
+    from conveyor.server.api_projects import add_project as add
+    from conveyor.server.api_projects import git_url
+
+    state = open_state(config_of(ctx))
+    add(state, name)
+    click.echo(f"project {name}: git remote {git_url(state, name)}")
+
+
+@click.command("add-user")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="A server admin: lead of every project.")
+@click.pass_context
+def add_user(ctx: click.Context, name: str, admin: bool) -> None:
+    """Create a user and print their API token (shown only this once)."""
+    state = open_state(config_of(ctx))
+    _, token = state.db.accounts.add_user(name, admin)
+    click.echo(token)
+
+
+@click.command("new-token")
+@click.argument("name")
+@click.pass_context
+def new_token(ctx: click.Context, name: str) -> None:
+    """Print a new API token for a user (shown only this once)."""
+    click.echo(open_state(config_of(ctx)).db.accounts.new_token(name))
+
+
+@click.command("revoke-tokens")
+@click.argument("name")
+@click.pass_context
+def revoke_tokens(ctx: click.Context, name: str) -> None:
+    """Invalidate every API token of a user at once (then hand out a new one)."""
+    count = open_state(config_of(ctx)).db.accounts.revoke_tokens(name)
+    click.echo(f"revoked {count} token(s) of {name}")
+
+
+@click.command("grant")
+@click.argument("project")
+@click.argument("user")
+@click.argument("role", type=click.Choice(["viewer", "member", "lead"]))
+@click.pass_context
+def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
+    """Give USER a ROLE on PROJECT (lead: settings, members, secrets; member: push, run)."""
+    open_state(config_of(ctx)).db.accounts.grant(project, user, role)
+    click.echo(f"{user} is {role} of {project}")
+
+
+@click.command("gc")
+@click.option(
+    "--grace",
+    default=24.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="HOURS",
+    help="Keep blobs stored or reused in the last HOURS (runs in progress may need them).",
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def gc(ctx: click.Context, grace: float, dry_run: bool, as_json: bool) -> None:
+    """Remove blobs of the shared store that no run of any project refers to.
+
+    \b
+    Runs are deleted by each project's retention setting (see docs/server.md); this
+    frees their blobs. Safe while the server runs: a blob stored or reused within the
+    grace period is kept.
+    """
+    import json
+
+    from conveyor.sdk.maintenance import sweep
+    from conveyor.store.cas import ContentStore
+
+    config = config_of(ctx)
+    state = open_state(config)
+    result = sweep(
+        ContentStore(config.store_dir), state.db.records.referenced_digests(), dry_run, grace * 3600
+    )
+    if as_json:
+        click.echo(json.dumps(result.__dict__))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {result.removed} blobs ({result.freed_bytes} bytes); kept {result.kept}")
+
+
+ADMIN_COMMANDS = [add_project, add_user, new_token, revoke_tokens, grant, gc]
