@@ -259,3 +259,77 @@ def test_the_size_probe_takes_no_option_shaped_commit(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert file_size(tmp_path, "--output=/tmp/x", "conveyor.yml") is None
     assert file_size(tmp_path, "HEAD", "conveyor.yml") is None
+
+
+def _plan_in(directory: Path) -> subprocess.CompletedProcess[str]:
+    """``conveyor plan`` in a subprocess with its memory capped and a bounded wait."""
+    return subprocess.run(
+        [sys.executable, "-c", "from conveyor.cli.main import main; main()", "plan"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_cap_memory,
+    )
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_a_pipeline_file_that_is_not_a_regular_file_is_refused_unread(
+    repo: Repo,  # noqa: F811
+    kind: str,
+) -> None:
+    """A cloned repository whose conveyor.yml is a link to /dev/zero (endless, size 0) or
+    a named pipe (an open that never returns) gets one line and exit 2, not a hang (a
+    guard: project discovery already looks only at regular files)."""
+    import os
+
+    path = repo.path / "conveyor.yml"
+    path.unlink(missing_ok=True)
+    if kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)
+    try:
+        proc = _plan_in(repo.path)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"conveyor plan did not return on a {kind} as conveyor.yml")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "conveyor.yml" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_the_yaml_reader_refuses_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    """The reader every YAML file goes through checks the file it opened, not only what a
+    caller looked at before (a file swapped for a link to /dev/zero or a named pipe)."""
+    import os
+
+    path = tmp_path / "action.yml"
+    if kind == "device":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from conveyor.errors import SpecError\n"
+        "from conveyor.spec.yamlsource import read_text\n"
+        "try:\n"
+        "    read_text(Path(sys.argv[1]), 'action.yml')\n"
+        "except SpecError as exc:\n"
+        "    print(exc)\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_cap_memory,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the YAML reader did not return on a {kind}")
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.startswith("action.yml:") and "not a regular file" in proc.stdout

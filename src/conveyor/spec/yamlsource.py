@@ -13,6 +13,8 @@ time linear in the text, before anything is built from them.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,9 +83,21 @@ def check_size(size: int, path: str) -> None:
 
 def read_text(path: Path, shown: str) -> str:
     """The text of the YAML file at ``path``, its size checked before it is read (OSError
-    and UnicodeDecodeError are the caller's to report)."""
-    check_size(path.stat().st_size, shown)
-    return path.read_text(encoding="utf-8")
+    and UnicodeDecodeError are the caller's to report).
+
+    The file opened is checked, not the name: a named pipe (opened without blocking) or a
+    device such as /dev/zero (size 0, endless) is refused, and at most one byte over the
+    limit is read whatever stat said."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError("not a regular file; Conveyor reads YAML from files", Position(shown))
+        check_size(info.st_size, shown)
+        data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    check_size(len(data), shown)
+    # universal newlines, as a file opened in text mode gives them
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
