@@ -409,8 +409,10 @@ def test_a_second_open_does_not_run_migrations(
 
 
 def test_a_fresh_database_does_run_migrations(
-    db_path: Path, opener: Opener, monkeypatch: pytest.MonkeyPatch
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """SQLAlchemy's repository migrates a new database through Alembic (the stdlib one
+    lays it out from Alembic's snapshot: see the test of a new stdlib database)."""
     import alembic.command
 
     calls: list[object] = []
@@ -421,7 +423,7 @@ def test_a_fresh_database_does_run_migrations(
         real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(alembic.command, "upgrade", counting)
-    opener(db_path).close()
+    OPENERS["sql"](db_path).close()
     assert len(calls) == 1
 
 
@@ -599,3 +601,65 @@ def test_a_file_that_is_not_a_database_is_a_metadata_error(db_path: Path) -> Non
     db_path.write_bytes(b"not a database at all, " * 100)
     with pytest.raises(MetadataError, match="cannot open the run database"):
         open_lite(db_path)
+
+
+def _layout(path: Path) -> list[object]:
+    """What a database's schema is: every table and index, the version, user_version."""
+    conn = sqlite3.connect(path)
+    try:
+        return [
+            *conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"),
+            *conn.execute("SELECT version_num FROM alembic_version"),
+            conn.execute("PRAGMA user_version").fetchone(),
+        ]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("precreated", [False, True], ids=["missing", "empty-file"])
+def test_a_new_stdlib_database_is_alembics_schema_without_sqlalchemy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precreated: bool
+) -> None:
+    """A new local records file (missing, or the empty file the server pre-creates) is
+    laid out from ``lite/schema.py`` without importing SQLAlchemy, and is exactly what the
+    Alembic chain makes: a new revision that does not refresh the snapshot fails here."""
+    reference = tmp_path / "alembic.sqlite"
+    OPENERS["sql"](reference).close()
+    import conveyor.metadata.sql
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("SQLAlchemy created a new local database")
+
+    monkeypatch.setattr(conveyor.metadata.sql, "open_repository", refuse)
+    fresh = tmp_path / "state" / "runs.sqlite"
+    if precreated:
+        fresh.parent.mkdir()
+        fresh.touch()
+    records = open_lite(fresh)
+    records.create_run(run("r1", 1.0))  # usable at once
+    records.close()
+    assert _layout(fresh) == _layout(reference)
+    with sqlite3.connect(fresh) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_database_with_tables_but_no_version_is_left_to_alembic(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an empty database is laid out from the snapshot; anything else is Alembic's."""
+    db_path.parent.mkdir(parents=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE unrelated (x INTEGER)")
+    import conveyor.metadata.sql
+
+    called: list[str] = []
+    monkeypatch.setattr(
+        conveyor.metadata.sql, "open_repository", lambda url: called.append(url) or _Closable()
+    )
+    open_lite(db_path).close()
+    assert called == [f"sqlite:///{db_path}"]
+
+
+class _Closable:
+    def close(self) -> None:
+        pass

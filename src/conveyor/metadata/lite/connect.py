@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import sqlite3
 from pathlib import Path
@@ -38,6 +39,34 @@ def revision(path: Path) -> str | None:
                 return None
             raise
     return None if row is None else str(row[0])
+
+
+def lay_out(path: Path) -> bool:
+    """Create the schema in a new, empty database from ``schema.py`` (Alembic's snapshot)
+    in one transaction; False, with nothing written, when the database is not empty.
+
+    Holds the lock file Alembic's migrations take (``sql/migrate.py``), so a migration in
+    another process and this never interleave."""
+    from conveyor.metadata.lite.schema import HEAD, STATEMENTS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.migrate-lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.closing(connect(path)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+                    conn.execute("ROLLBACK")
+                    return False
+                for statement in STATEMENTS:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (HEAD,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+    return True
 
 
 def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from conveyor.domain.states import StepStatus
 from conveyor.errors import MetadataError
-from conveyor.metadata.lite.connect import JSON_COLUMNS, connect, revision
+from conveyor.metadata.lite.connect import JSON_COLUMNS, connect, lay_out, revision
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -50,15 +50,18 @@ _UPSERT_STEP = (
 
 
 def open_lite(path: Path) -> LiteRepository:
-    """A repository on ``path``; Alembic migrates it first only when the file is missing
-    or behind ``HEAD`` (SQLAlchemy is imported only then)."""
+    """A repository on ``path``. A missing or empty database is laid out from Alembic's
+    snapshot (``schema.py``); Alembic migrates it first only when it holds an older
+    schema (SQLAlchemy is imported only then)."""
     url = f"sqlite:///{path}"
     due = True
-    if path.exists():
-        try:
+    try:
+        if path.exists():
             due = revision(path) != HEAD
-        except sqlite3.DatabaseError as exc:
-            raise MetadataError(f"cannot open the run database {url}: {exc}") from exc
+        if due:
+            due = not lay_out(path)
+    except sqlite3.Error as exc:
+        raise MetadataError(f"cannot open the run database {url}: {exc}") from exc
     if due:
         from conveyor.metadata.sql import open_repository
 
