@@ -663,3 +663,27 @@ def test_a_database_with_tables_but_no_version_is_left_to_alembic(
 class _Closable:
     def close(self) -> None:
         pass
+
+
+def test_a_database_laid_out_meanwhile_by_another_process_needs_no_alembic(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first runs at once: the one that waited on the lock finds the schema at HEAD
+    and opens it as it is (no SQLAlchemy import)."""
+    import conveyor.metadata.lite.repository as lite_repository
+    import conveyor.metadata.sql
+    from conveyor.metadata.lite.connect import lay_out
+
+    def other_process_first(path: Path) -> bool:
+        assert lay_out(path)  # the other process's
+        return False  # ours found a database that was no longer empty
+
+    monkeypatch.setattr(lite_repository, "lay_out", other_process_first)
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("SQLAlchemy opened a database already at HEAD")
+
+    monkeypatch.setattr(conveyor.metadata.sql, "open_repository", refuse)
+    records = open_lite(db_path)
+    records.create_run(run("r1", 1.0))
+    records.close()

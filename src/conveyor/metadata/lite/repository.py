@@ -58,8 +58,8 @@ def open_lite(path: Path) -> LiteRepository:
     try:
         if path.exists():
             due = revision(path) != HEAD
-        if due:
-            due = not lay_out(path)
+        if due:  # not laid out: another process may have done it meanwhile
+            due = not lay_out(path) and revision(path) != HEAD
     except sqlite3.Error as exc:
         raise MetadataError(f"cannot open the run database {url}: {exc}") from exc
     if due:
