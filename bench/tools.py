@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import venv
 from collections.abc import Mapping, Sequence
@@ -77,22 +78,37 @@ class Tool:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so a timeout stops it all
             )
+            # a blocking wait, with the time limit on a timer: Popen.wait(timeout) polls
+            # with sleeps of up to 50 ms, which would round every figure up by as much
+            expired = threading.Event()
+
+            def stop() -> None:
+                expired.set()
+                _kill_group(proc.pid)
+
+            timer = threading.Timer(timeout, stop) if timeout else None
+            if timer is not None:
+                timer.start()
             try:
-                code = proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise ToolTimedOut(self.name, timeout or 0) from None
+                code = proc.wait()
             except BaseException:  # Ctrl-C: do not leave the tool running
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                _kill_group(proc.pid)
                 proc.wait()
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
             elapsed = time.perf_counter() - start
+        if expired.is_set():
+            raise ToolTimedOut(self.name, timeout or 0)
         if code != 0:
             raise ToolFailed(f"{self.name} exited with {code} in {tool_dir}; see {log}")
         return elapsed
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _remove(path: Path) -> None:
