@@ -51,6 +51,7 @@ def imports(repo: Repo, pycache: Path, *args: str) -> dict[str, int]:
     bytecode cached in ``pycache`` as an installed Conveyor has it."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env["XDG_CACHE_HOME"] = str(pycache.parent / "xdg-cache")  # the schema template's home
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", *CONVEYOR[1:], *args],
         cwd=repo.path,
@@ -66,12 +67,7 @@ def imports(repo: Repo, pycache: Path, *args: str) -> dict[str, int]:
     return found
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Repo, Path, str]]:
-    """A committed project run once (that run creates the database), the
-    directory of its bytecode cache, warmed by a no-op run, and the first run's id."""
-    root = tmp_path_factory.mktemp("importtime")
-    path = root / "project"
+def _committed(path: Path) -> Repo:
     path.mkdir()
     for args in (
         ["init", "-q", "-b", "main"],
@@ -83,10 +79,23 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Repo, Pa
     repo = Repo(path)
     repo.pipeline(PIPELINE)
     repo.commit("pipeline")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Repo, Path, str]]:
+    """A committed project run once (that run creates the database), the
+    directory of its bytecode cache, warmed by a no-op run, and the first run's id."""
+    root = tmp_path_factory.mktemp("importtime")
     pycache = root / "pycache"
+    repos = [_committed(root / name) for name in ("project", "second")]
+    repo = repos[0]
     first = imports(repo, pycache, "run")
-    # a new database is laid out from Alembic's snapshot: no SQLAlchemy even then
-    assert not any(name.startswith(("sqlalchemy", "alembic")) for name in first)
+    # the first database of a machine is created by the Alembic chain, which leaves the
+    # schema as the template of the next new database: no SQLAlchemy for that one
+    assert any(name.startswith("alembic") for name in first), "no template yet: Alembic"
+    second = imports(repos[1], pycache, "run")
+    assert not any(name.startswith(("sqlalchemy", "alembic")) for name in second)
     first_run = repo.show()["id"]
     imports(repo, pycache, "run")
     yield repo, pycache, first_run

@@ -17,6 +17,7 @@ from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.database import open_records
 from conveyor.metadata.lite import LiteRepository, open_lite
+from conveyor.metadata.lite.connect import schema_template
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -616,21 +617,31 @@ def _layout(path: Path) -> list[object]:
         conn.close()
 
 
-@pytest.mark.parametrize("precreated", [False, True], ids=["missing", "empty-file"])
-def test_a_new_stdlib_database_is_alembics_schema_without_sqlalchemy(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precreated: bool
-) -> None:
-    """A new local records file (missing, or the empty file the server pre-creates) is
-    laid out from ``lite/schema.py`` without importing SQLAlchemy, and is exactly what the
-    Alembic chain makes: a new revision that does not refresh the snapshot fails here."""
-    reference = tmp_path / "alembic.sqlite"
-    OPENERS["sql"](reference).close()
+def _refuse_sqlalchemy(monkeypatch: pytest.MonkeyPatch, why: str) -> None:
     import conveyor.metadata.sql
 
     def refuse(*_args: object) -> None:
-        raise AssertionError("SQLAlchemy created a new local database")
+        raise AssertionError(why)
 
     monkeypatch.setattr(conveyor.metadata.sql, "open_repository", refuse)
+
+
+@pytest.mark.parametrize("precreated", [False, True], ids=["missing", "empty-file"])
+def test_a_new_database_is_laid_out_from_what_alembic_made_here_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precreated: bool
+) -> None:
+    """The machine's first records file is made by the Alembic chain (the one definition
+    of the schema), which leaves its schema as a template; the next new file (missing, or
+    the empty file the server pre-creates) is laid out from it without SQLAlchemy and is
+    exactly what Alembic makes."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = schema_template(migrate.HEAD)
+    assert not template.exists()
+    open_lite(tmp_path / "first" / "runs.sqlite").close()  # through Alembic
+    assert template.is_file()
+    reference = tmp_path / "alembic.sqlite"
+    OPENERS["sql"](reference).close()
+    _refuse_sqlalchemy(monkeypatch, "SQLAlchemy created a new local database")
     fresh = tmp_path / "state" / "runs.sqlite"
     if precreated:
         fresh.parent.mkdir()
@@ -643,10 +654,39 @@ def test_a_new_stdlib_database_is_alembics_schema_without_sqlalchemy(
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+@pytest.mark.parametrize("text", ["", "not json", "[1, 2]", '["CREATE TABLE x (y INTEGER)"]'])
+def test_a_template_that_is_not_one_leaves_the_new_database_to_alembic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = schema_template(migrate.HEAD)
+    template.parent.mkdir(parents=True)
+    template.write_text(text, encoding="utf-8")
+    fresh = tmp_path / "runs.sqlite"
+    open_lite(fresh).close()
+    reference = tmp_path / "alembic.sqlite"
+    OPENERS["sql"](reference).close()
+    assert _layout(fresh) == _layout(reference)
+    assert "CREATE TABLE alembic_version" in template.read_text(encoding="utf-8")  # renewed
+
+
+def test_a_migrated_database_does_not_become_the_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a database Alembic created from nothing is a template (an upgraded one may
+    differ in its SQL text)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE unrelated (x INTEGER)")
+    open_lite(old).close()
+    assert not schema_template(migrate.HEAD).exists()
+
+
 def test_a_database_with_tables_but_no_version_is_left_to_alembic(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only an empty database is laid out from the snapshot; anything else is Alembic's."""
+    """Only an empty database is laid out from the template; anything else is Alembic's."""
     db_path.parent.mkdir(parents=True)
     with sqlite3.connect(db_path) as conn:
         conn.execute("CREATE TABLE unrelated (x INTEGER)")
@@ -674,8 +714,11 @@ def test_a_database_laid_out_meanwhile_by_another_process_needs_no_alembic(
     import conveyor.metadata.sql
     from conveyor.metadata.lite.connect import lay_out
 
-    def other_process_first(path: Path) -> bool:
-        assert lay_out(path)  # the other process's
+    monkeypatch.setenv("XDG_CACHE_HOME", str(db_path.parent / "cache"))
+    open_lite(db_path.parent / "first.sqlite").close()  # the machine's template
+
+    def other_process_first(path: Path, head: str) -> bool:
+        assert lay_out(path, head)  # the other process's
         return False  # ours found a database that was no longer empty
 
     monkeypatch.setattr(lite_repository, "lay_out", other_process_first)

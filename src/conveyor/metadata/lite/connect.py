@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,52 @@ def revision(path: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
-def lay_out(path: Path) -> bool:
-    """Create the schema in a new, empty database from ``schema.py`` (Alembic's snapshot)
-    in one transaction; False, with nothing written, when the database is not empty.
+def schema_template(head: str) -> Path:
+    """Where this machine keeps the schema the Alembic chain made at ``head`` (per user,
+    beside the other caches): read back from the first database Alembic created."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "conveyor" / f"records-schema-{head}.json"
+
+
+def remember_schema(path: Path, head: str) -> None:
+    """Keep the schema of ``path``, a database Alembic has just created at ``head``, as the
+    template of the next new database (best effort: no template, Alembic again)."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        rows = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
+        ).fetchall()
+    target = schema_template(head)
+    with contextlib.suppress(OSError):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.{os.getpid()}")
+        scratch.write_text(json.dumps([row[0] for row in rows]), encoding="utf-8")
+        os.replace(scratch, target)
+
+
+def _template(head: str) -> list[str] | None:
+    """The statements of the template at ``head``; None when there is none (or it is not
+    one: it must create ``alembic_version``)."""
+    try:
+        statements = json.loads(schema_template(head).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(statements, list) or not all(isinstance(s, str) for s in statements):
+        return None
+    if not any(s.startswith("CREATE TABLE alembic_version") for s in statements):
+        return None
+    return statements
+
+
+def lay_out(path: Path, head: str) -> bool:
+    """Create the schema in a new, empty database from this machine's template of
+    ``head`` (what Alembic created here before) in one transaction; False, with nothing
+    written, when there is no template or the database is not empty.
 
     Holds the lock file Alembic's migrations take (``sql/migrate.py``), so a migration in
     another process and this never interleave."""
-    from conveyor.metadata.lite.schema import HEAD, STATEMENTS
-
+    statements = _template(head)
+    if statements is None:
+        return False
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.migrate-lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -58,9 +97,9 @@ def lay_out(path: Path) -> bool:
                 if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
                     conn.execute("ROLLBACK")
                     return False
-                for statement in STATEMENTS:
+                for statement in statements:
                     conn.execute(statement)
-                conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (HEAD,))
+                conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

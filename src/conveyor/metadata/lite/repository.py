@@ -7,6 +7,7 @@ own connection, as SQLAlchemy's pool gives each thread its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -17,7 +18,13 @@ from typing import Any
 
 from conveyor.domain.states import StepStatus
 from conveyor.errors import MetadataError
-from conveyor.metadata.lite.connect import JSON_COLUMNS, connect, lay_out, revision
+from conveyor.metadata.lite.connect import (
+    JSON_COLUMNS,
+    connect,
+    lay_out,
+    remember_schema,
+    revision,
+)
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -50,23 +57,36 @@ _UPSERT_STEP = (
 
 
 def open_lite(path: Path) -> LiteRepository:
-    """A repository on ``path``. A missing or empty database is laid out from Alembic's
-    snapshot (``schema.py``); Alembic migrates it first only when it holds an older
-    schema (SQLAlchemy is imported only then)."""
+    """A repository on ``path``. A missing or empty database is laid out from this
+    machine's template of the schema at ``HEAD`` when there is one; otherwise (and for an
+    older schema) the Alembic chain, the one definition of the schema, creates or migrates
+    it, and a database it created new becomes the template (SQLAlchemy is imported only
+    then)."""
     url = f"sqlite:///{path}"
-    due = True
     try:
-        if path.exists():
-            due = revision(path) != HEAD
-        if due:  # not laid out: another process may have done it meanwhile
-            due = not lay_out(path) and revision(path) != HEAD
-    except sqlite3.Error as exc:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        current = path.exists() and revision(path) == HEAD
+        # not laid out: another process may have done it meanwhile
+        current = current or lay_out(path, HEAD) or revision(path) == HEAD
+        empty = not current and _empty(path)
+    except (sqlite3.Error, OSError) as exc:
         raise MetadataError(f"cannot open the run database {url}: {exc}") from exc
-    if due:
+    if not current:
         from conveyor.metadata.sql import open_repository
 
         open_repository(url).close()
+        if empty:
+            remember_schema(path, HEAD)
     return LiteRepository(path)
+
+
+def _empty(path: Path) -> bool:
+    """Whether ``path`` is missing or a database without any table."""
+    if not path.exists():
+        return True
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
 
 
 def _encoded(row: dict[str, Any]) -> dict[str, Any]:
