@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from collections.abc import Iterator, Mapping
@@ -12,7 +13,8 @@ from conveyor.errors import ExecutorError, ProjectError
 from conveyor.spec.expressions import value_text
 
 _LOCAL = re.compile(r"^local(?:\[(\d+|\*)\])?$")  # local, local[N], local[*]: no retries
-_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
+_IN_PROCESS = re.compile(r"^local(?:-cluster)?(?:\[[^\]]*\])?$")  # the driver's own machine
+_DRIVER_ADDRESS = ("spark.driver.host", "spark.driver.bindAddress")
 TASK_ATTEMPTS = 4
 """Spark's own task attempts: a task whose Python worker died is started again, and the
 new attempt finds its invocation already reported lost (the runner's ``retries`` apply)."""
@@ -82,11 +84,21 @@ class SparkSettings:
             # its step (TERM, grace, KILL) and report first
             "spark.python.task.killTimeout": f"{self.grace_seconds + 5:g}s",
         }
-        if self.master.startswith("local") or all(h in _LOOPBACK for h, _ in self.endpoints()):
-            pairs["spark.driver.host"] = "127.0.0.1"
-            pairs["spark.driver.bindAddress"] = "127.0.0.1"
+        # loopback only where every executor runs on this machine; on a cluster Spark picks
+        # the host's address, which executors on other nodes can reach. A user's host or
+        # bind address replaces both (Spark derives the other from it).
+        if self.on_loopback() and not any(key in self.conf for key in _DRIVER_ADDRESS):
+            pairs.update(dict.fromkeys(_DRIVER_ADDRESS, "127.0.0.1"))
         pairs.update(self.conf)
         return pairs
+
+    def on_loopback(self) -> bool:
+        """True for a local master, or a ``spark://`` one whose masters are all on loopback
+        (yarn, k8s://, sc:// and the rest are remote)."""
+        if _IN_PROCESS.match(self.master):
+            return True
+        endpoints = self.endpoints()
+        return bool(endpoints) and all(_is_loopback(host) for host, _ in endpoints)
 
     def endpoints(self) -> list[tuple[str, int]]:
         """(host, port) of each master of a ``spark://`` URL (several for standby masters)."""
@@ -119,6 +131,15 @@ class SparkSettings:
                 f"cannot reach the Spark master {self.master} ({'; '.join(errors)}); "
                 "start the master or fix executors.spark.master in .conveyor/config.toml"
             )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost: resolving it could hang
+        return False
 
 
 def _flatten(prefix: str, table: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
