@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.errors import ExecutorError
 from conveyor.executors.base import Completion, Handle, Invocation, Recovered
 
 HANG = "hang"
@@ -34,6 +35,10 @@ class FakeExecutor:
     default_parallelism: int = 4
     starts_containers: bool = False
     on_poll: Callable[[], None] | None = None
+    fail_poll_after: int | None = None
+    """Polls that answer before every later one raises ExecutorError (a lost pool)."""
+    fail_cancel: bool = False
+    """Cancelling raises ExecutorError too."""
     submitted: list[Invocation] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     _ended: dict[str, Completion] = field(default_factory=dict)
@@ -57,12 +62,18 @@ class FakeExecutor:
     def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
         if self.on_poll is not None:
             self.on_poll()
+        if self.fail_poll_after is not None:
+            if self.fail_poll_after <= 0:
+                raise ExecutorError(f"executor {self.name}: the pool cannot be reached")
+            self.fail_poll_after -= 1
         done = [self._ended.pop(h.key) for h in handles if h.key in self._ended]
         if not done:
             self.clock.now += timeout  # waited the whole timeout for nothing
         return done
 
     def cancel(self, handles: Sequence[Handle]) -> None:
+        if self.fail_cancel:
+            raise ExecutorError(f"executor {self.name}: cannot remove jobs")
         for handle in handles:
             self.cancelled.append(handle.key)
             self._ended[handle.key] = Completion(handle.key, "cancelled", None, "cancelled")
@@ -91,8 +102,6 @@ class RecordingExecutor:
         BUILT.append(dict(settings))
         self.label = str(settings.get("label", ""))
         if settings.get("fail"):
-            from conveyor.errors import ExecutorError
-
             raise ExecutorError(f"executor {self.label} cannot reach its pool")
 
     def submit(self, invocation: Invocation) -> Handle:

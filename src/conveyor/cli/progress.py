@@ -97,7 +97,8 @@ def _footer(run: RunRecord, status: RunStatus, counts: Counts, started: float) -
     verb = {"succeeded": "succeeded", "failed": "FAILED", "cancelled": "was cancelled"}.get(
         str(status), str(status)
     )
-    return f"run {run.id} {verb} in {elapsed:.2f}s: {counts.summary()}"
+    why = f": {run.error}" if run.error else ""  # e.g. an executor that broke mid-run
+    return f"run {run.id} {verb} in {elapsed:.2f}s: {counts.summary()}{why}"
 
 
 class PlainReporter:

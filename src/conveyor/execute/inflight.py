@@ -1,11 +1,15 @@
 """The steps in flight at executors: indexed by handle (completions name it) and by step
-(a cancel names the step), with their deadlines. Used by the runner loop's thread only."""
+(a cancel names the step), with their deadlines. Used by the runner loop's thread only.
+
+An executor whose poll or cancel raises (a lost pool, schedd or master) is broken: its
+steps leave the flight at once, with its message, for the runner to fail."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from conveyor.errors import ExecutorError
 from conveyor.executors.base import Completion, Executor, Handle
 from conveyor.metadata.records import StepRunRecord
 from conveyor.plan.model import StepPlan
@@ -27,6 +31,7 @@ class InFlight:
         self._clock = clock
         self._by_key: dict[str, Active] = {}
         self._by_step: dict[str, str] = {}
+        self._broken: list[tuple[Active, str]] = []
 
     def __bool__(self) -> bool:
         return bool(self._by_key)
@@ -46,7 +51,7 @@ class InFlight:
         """Ask the step's executor to cancel it; False when the step is not in flight."""
         active = self._by_key.get(self._by_step.get(step_id, ""))
         if active is not None:
-            active.executor.cancel([active.handle])
+            self._cancel(active.executor, [active.handle])
         return active is not None
 
     def poll(self, timeout: float) -> list[Completion]:
@@ -57,7 +62,10 @@ class InFlight:
         completions: list[Completion] = []
         for index, (executor, handles) in enumerate(busy.values()):
             wait = timeout if index == len(busy) - 1 and not completions else 0.0
-            completions += executor.poll(handles, wait)
+            try:
+                completions += executor.poll(handles, wait)
+            except (ExecutorError, OSError) as exc:
+                self._break(executor, exc)
         return completions
 
     def timeout(self, cap: float) -> float:
@@ -73,4 +81,32 @@ class InFlight:
         for active in self._by_key.values():
             if active.deadline is not None and not active.timed_out and now >= active.deadline:
                 active.timed_out = True
-                active.executor.cancel([active.handle])
+                self._cancel(active.executor, [active.handle])
+
+    def take_broken(self) -> list[tuple[Active, str]]:
+        """The steps of executors that failed since the last call, each with the error."""
+        broken, self._broken = self._broken, []
+        return broken
+
+    def _cancel(self, executor: Executor, handles: list[Handle]) -> None:
+        try:
+            executor.cancel(handles)
+        except (ExecutorError, OSError) as exc:
+            self._break(executor, exc)
+
+    def _break(self, executor: Executor, error: Exception) -> None:
+        """Take the executor's steps out of flight and remove what it still has, best
+        effort: when that fails too, the error says the jobs may still be queued."""
+        mine = [a for a in list(self._by_key.values()) if a.executor is executor]
+        for active in mine:
+            self.pop(active.handle.key)
+        message = f"the executor {executor.name} failed: {error}"
+        try:
+            if mine:
+                executor.cancel([a.handle for a in mine])
+        except (ExecutorError, OSError) as exc:
+            message += (
+                f"; removing its jobs failed too ({exc}): they may still be queued there "
+                f"(handles {', '.join(a.handle.backend_id for a in mine)})"
+            )
+        self._broken += [(active, message) for active in mine]

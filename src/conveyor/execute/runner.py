@@ -86,6 +86,8 @@ class Runner:
         self._clock = clock
         self._pending: deque[ev.Decision] = deque()
         self._status = RunStatus.RUNNING
+        self._error: str | None = None
+        """Why the run failed when no step is to blame: an executor that broke mid-run."""
         self._cancel = threading.Event()
         self._flushed_at = 0.0
         self._actions = ActionState(records)
@@ -134,8 +136,8 @@ class Runner:
             self._files.close()  # a store under way finishes: no output is left half-stored
             self.workspace.digests.flush()
         self.run.status = self._status
-        self.run.ended_at = time.time()
-        self._batch.run_updates[self.run.id] = (self._status, self.run.ended_at, None)
+        self.run.ended_at, self.run.error = time.time(), self._error
+        self._batch.run_updates[self.run.id] = (self._status, self.run.ended_at, self._error)
         self._event(None, "run-finished", {"status": str(self._status)})
         self._flush()
         self.reporter.run_finished(self.run, self._status)
@@ -157,6 +159,7 @@ class Runner:
                 self._flush()
                 completions = self._active.poll(self._active.timeout(_POLL_CAP))
             self._active.check_deadlines()
+            self._fail_broken()
             for completion in completions:
                 self._complete(completion)
             done = self._files.results(0.0)
@@ -193,6 +196,7 @@ class Runner:
                     and decision.step_id in self._preparing
                 ):
                     self._unwanted.add(decision.step_id)
+                self._fail_broken()
                 # a step whose outputs are being stored ends as its completion said
             elif isinstance(decision, ev.Finished):
                 self._status = decision.status
@@ -366,6 +370,13 @@ class Runner:
         record.error = reason
         record.ended_at = record.ended_at or time.time()
         self._finish(record, ev.StepFailed(record.step_id, retryable))
+
+    def _fail_broken(self) -> None:
+        """Fail the steps of an executor that broke (a lost pool): no retry on it."""
+        for active, message in self._active.take_broken():
+            self._error = self._error or message
+            active.record.ended_at = time.time()
+            self._fail(active.record, message, retryable=False)
 
     def _finish(self, record: StepRunRecord, event: ev.Event) -> None:
         self._batch.put_step_run(record)

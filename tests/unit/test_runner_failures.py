@@ -1,0 +1,110 @@
+"""An executor that fails after submission (a lost pool or master): the runner finalises
+the run with the executor's error instead of dying mid-run."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.execute.reporting import SilentReporter
+from conveyor.execute.runner import Runner, RunOptions
+from conveyor.execute.workspace import Workspace
+from conveyor.metadata.records import RunRecord, StepRunRecord
+from conveyor.metadata.sql import open_repository
+from conveyor.plan.model import ExecutionPlan, StepPlan
+from conveyor.store.cas import ContentStore
+from conveyor.store.hashing import DigestCache
+from tests.unit.fakes import HANG, FakeClock, FakeExecutor
+
+POOLED = StepPlan(
+    id="j.pooled", job="j", name="pooled", command="x", outputs=("a.txt",), executor="pool"
+)
+AFTER = StepPlan(
+    id="j.after", job="j", name="after", command="y", needs=("j.pooled",), executor="pool"
+)
+HERE = StepPlan(id="j.here", job="j", name="here", command="z", outputs=("c.txt",))
+LOST = "executor pool: the pool cannot be reached"
+
+
+def run(
+    root: Path, *steps: StepPlan, pool: dict[str, Any], here: dict[str, Any] | None = None
+) -> tuple[RunStatus, RunRecord, dict[str, StepRunRecord], FakeExecutor]:
+    clock = FakeClock()
+    records = open_repository(f"sqlite:///{root / 'records.db'}")
+    run = RunRecord("r1", "p", RunStatus.RUNNING, None, False, time.time())
+    records.create_run(run)
+    broken = FakeExecutor(clock, name="pool", **pool)
+    local = FakeExecutor(clock, **(here or {}))
+    (root / "project").mkdir()
+    digests = DigestCache(root / "digests.db")
+    runner = Runner(
+        run,
+        ExecutionPlan("p", (), steps),
+        {"fake": local, "pool": broken},
+        "fake",
+        Workspace(root / "project", ContentStore(root / "store"), digests),
+        records,
+        root,
+        SilentReporter(),
+        RunOptions(),
+        clock=clock,
+    )
+    status = runner.execute()
+    digests.close()
+    stored = records.get_run("r1")
+    assert stored is not None
+    return status, stored, {s.step_id: s for s in records.step_runs("r1")}, broken
+
+
+def test_a_poll_failure_finalises_the_run_with_the_executors_error(tmp_path: Path) -> None:
+    status, stored, steps, broken = run(
+        tmp_path, POOLED, AFTER, pool={"script": {"j.pooled": [HANG]}, "fail_poll_after": 2}
+    )
+    assert status == RunStatus.FAILED
+    assert stored.status == RunStatus.FAILED and stored.ended_at is not None
+    assert stored.error is not None and LOST in stored.error
+    assert steps["j.pooled"].status == StepStatus.FAILED
+    assert steps["j.pooled"].error is not None and LOST in steps["j.pooled"].error
+    assert steps["j.pooled"].attempt == 1  # a broken executor is not retried
+    assert steps["j.after"].status == StepStatus.SKIPPED
+    assert broken.cancelled == ["r1/j.pooled/1"]  # what the pool still has is removed
+
+
+def test_a_step_on_another_executor_still_completes(tmp_path: Path) -> None:
+    status, stored, steps, _ = run(
+        tmp_path,
+        replace(POOLED, retries=2),
+        HERE,
+        pool={"script": {"j.pooled": [HANG]}, "fail_poll_after": 0},
+    )
+    assert status == RunStatus.FAILED
+    assert steps["j.here"].status == StepStatus.SUCCEEDED
+    assert steps["j.pooled"].status == StepStatus.FAILED and steps["j.pooled"].attempt == 1
+    assert stored.error is not None and LOST in stored.error
+
+
+def test_a_cancel_that_fails_too_is_said_in_the_error(tmp_path: Path) -> None:
+    status, stored, steps, broken = run(
+        tmp_path,
+        POOLED,
+        pool={"script": {"j.pooled": [HANG]}, "fail_poll_after": 1, "fail_cancel": True},
+    )
+    assert status == RunStatus.FAILED
+    assert broken.cancelled == []
+    error = steps["j.pooled"].error
+    assert error is not None and LOST in error and "cannot remove jobs" in error
+    assert stored.error == error
+
+
+def test_the_run_summary_line_says_the_executors_error() -> None:
+    from conveyor.cli.progress import PlainReporter
+
+    out = io.StringIO()
+    run = RunRecord("r1", "p", RunStatus.FAILED, None, False, time.time(), error=LOST)
+    PlainReporter(out).run_finished(run, RunStatus.FAILED)
+    (line,) = out.getvalue().splitlines()
+    assert line.startswith("run r1 FAILED in ") and line.endswith(f": {LOST}")
