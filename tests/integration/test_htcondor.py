@@ -150,11 +150,17 @@ def test_unreachable_pool_through_the_cli(repo: Repo) -> None:
     start = time.monotonic()
     result = repo.run("run", "--executor", "htcondor", timeout=60)
     assert time.monotonic() - start < 15
-    assert result.code == 1, result.out + result.err
-    errors = [line for line in result.err.splitlines() if line.startswith("conveyor: error:")]
-    assert len(errors) == 1, result.err
-    assert f"cannot reach the HTCondor schedd at 127.0.0.1:{port}" in errors[0]
+    assert result.code == 1, result.out + result.err  # a failed run, not bad input
     assert "Traceback" not in result.err
+    # the jobs were buffered at submit and the pool is found unreachable at the first
+    # poll: the run is finalised with that error, not left "running" for recovery
+    reason = f"cannot reach the HTCondor schedd at 127.0.0.1:{port}"
+    summary = [line for line in result.out.splitlines() if line.startswith("run ")][-1]
+    assert " FAILED in " in summary and reason in summary, result.out
+    shown = repo.show()
+    assert shown["status"] == "failed" and reason in shown["error"]
+    assert {s["status"] for s in shown["steps"]} == {"failed"}
+    assert all(reason in s["error"] for s in shown["steps"])
 
 
 # -- against the pool -----------------------------------------------------------------
