@@ -146,10 +146,14 @@ def test_unreachable_master_is_one_clear_error_quickly(repo: Repo, tmp_path: Pat
     started = time.monotonic()
     result = repo.run("run", "--executor", "spark", timeout=60)
     assert time.monotonic() - started < 30
-    assert result.code == 1
-    assert (result.out + result.err).count("cannot reach the Spark master") == 1
-    assert "Traceback" not in result.err
-    assert repo.show()["status"] != "running"  # the records do not claim a live run
+    assert result.code == 1, result.out + result.err  # a failed run, not bad input
+    assert "Traceback" not in result.err and "conveyor: error:" not in result.err
+    # Spark starts at the first poll: the run is finalised with the master's error
+    summary = [line for line in result.out.splitlines() if line.startswith("run ")][-1]
+    assert " FAILED in " in summary and "cannot reach the Spark master" in summary
+    shown = repo.show()
+    assert shown["status"] == "failed" and "cannot reach the Spark master" in shown["error"]
+    assert all("cannot reach the Spark master" in s["error"] for s in shown["steps"])
 
 
 def _sleeper(repo: Repo, marks: Path, retries: int) -> None:
