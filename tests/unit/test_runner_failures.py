@@ -31,7 +31,11 @@ LOST = "executor pool: the pool cannot be reached"
 
 
 def run(
-    root: Path, *steps: StepPlan, pool: dict[str, Any], here: dict[str, Any] | None = None
+    root: Path,
+    *steps: StepPlan,
+    pool: dict[str, Any],
+    here: dict[str, Any] | None = None,
+    started: list[Runner] | None = None,
 ) -> tuple[RunStatus, RunRecord, dict[str, StepRunRecord], FakeExecutor]:
     clock = FakeClock()
     records = open_repository(f"sqlite:///{root / 'records.db'}")
@@ -53,6 +57,8 @@ def run(
         RunOptions(),
         clock=clock,
     )
+    if started is not None:
+        started.append(runner)
     status = runner.execute()
     digests.close()
     stored = records.get_run("r1")
@@ -108,3 +114,22 @@ def test_the_run_summary_line_says_the_executors_error() -> None:
     PlainReporter(out).run_finished(run, RunStatus.FAILED)
     (line,) = out.getvalue().splitlines()
     assert line.startswith("run r1 FAILED in ") and line.endswith(f": {LOST}")
+
+
+def test_a_cancel_that_raises_ends_the_run_with_the_error(tmp_path: Path) -> None:
+    started: list[Runner] = []
+    status, stored, steps, broken = run(
+        tmp_path,
+        POOLED,
+        AFTER,
+        pool={
+            "script": {"j.pooled": [HANG]},
+            "fail_cancel": True,
+            "on_poll": lambda: started[0].request_cancel(),
+        },
+        started=started,
+    )
+    assert status == RunStatus.CANCELLED  # what the user asked for; the error is kept
+    assert steps["j.pooled"].status == StepStatus.FAILED
+    assert stored.error is not None and "cannot remove jobs" in stored.error
+    assert steps["j.after"].status == StepStatus.CANCELLED
