@@ -118,6 +118,10 @@ def test_the_run_summary_line_says_the_executors_error() -> None:
 
 def test_a_cancel_that_raises_ends_the_run_with_the_error(tmp_path: Path) -> None:
     started: list[Runner] = []
+
+    def ctrl_c() -> None:  # the runner exists only once the run has started
+        started[0].request_cancel()
+
     status, stored, steps, broken = run(
         tmp_path,
         POOLED,
@@ -125,7 +129,7 @@ def test_a_cancel_that_raises_ends_the_run_with_the_error(tmp_path: Path) -> Non
         pool={
             "script": {"j.pooled": [HANG]},
             "fail_cancel": True,
-            "on_poll": lambda: started[0].request_cancel(),
+            "on_poll": ctrl_c,
         },
         started=started,
     )
@@ -133,3 +137,4 @@ def test_a_cancel_that_raises_ends_the_run_with_the_error(tmp_path: Path) -> Non
     assert steps["j.pooled"].status == StepStatus.FAILED
     assert stored.error is not None and "cannot remove jobs" in stored.error
     assert steps["j.after"].status == StepStatus.CANCELLED
+    assert broken.cancelled == []  # the pool removed nothing: the error says so
