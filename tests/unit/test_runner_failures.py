@@ -13,6 +13,7 @@ from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.execute.reporting import SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
+from conveyor.executors.base import Handle
 from conveyor.metadata.records import RunRecord, StepRunRecord
 from conveyor.metadata.sql import open_repository
 from conveyor.plan.model import ExecutionPlan, StepPlan
@@ -138,3 +139,5 @@ def test_a_cancel_that_raises_ends_the_run_with_the_error(tmp_path: Path) -> Non
     assert stored.error is not None and "cannot remove jobs" in stored.error
     assert steps["j.after"].status == StepStatus.CANCELLED
     assert broken.cancelled == []  # the pool removed nothing: the error says so
+    # recorded for the next command's recovery (sdk/recovery.py)
+    assert started[0].leftovers == [("pool", Handle("r1/j.pooled/1", "fake-1"))]

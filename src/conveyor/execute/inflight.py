@@ -32,6 +32,8 @@ class InFlight:
         self._by_key: dict[str, Active] = {}
         self._by_step: dict[str, str] = {}
         self._broken: list[tuple[Active, str]] = []
+        self.leftovers: list[tuple[str, Handle]] = []
+        """(executor name, handle) of steps a broken executor could not remove."""
 
     def __bool__(self) -> bool:
         return bool(self._by_key)
@@ -105,8 +107,9 @@ class InFlight:
             if mine:
                 executor.cancel([a.handle for a in mine])
         except (ExecutorError, OSError) as exc:
+            self.leftovers += [(executor.name, a.handle) for a in mine]
             message += (
-                f"; removing its jobs failed too ({exc}): they may still be queued there "
-                f"(handles {', '.join(a.handle.backend_id for a in mine)})"
+                f"; removing its jobs failed too ({exc}): the next conveyor command "
+                f"removes them (handles {', '.join(a.handle.backend_id for a in mine)})"
             )
         self._broken += [(active, message) for active in mine]

@@ -38,7 +38,7 @@ from conveyor.execute.launch import Launcher, Prepared, Refused, RunOptions
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.scheduler import Scheduler
 from conveyor.execute.workspace import Workspace
-from conveyor.executors.base import Completion, Executor
+from conveyor.executors.base import Completion, Executor, Handle
 from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.plan.model import ExecutionPlan, StepPlan
@@ -142,6 +142,11 @@ class Runner:
         self._flush()
         self.reporter.run_finished(self.run, self._status)
         return self._status
+
+    @property
+    def leftovers(self) -> list[tuple[str, Handle]]:
+        """(executor, handle) of steps a broken executor could not remove: to recover."""
+        return self._active.leftovers
 
     # -- the loop ---------------------------------------------------------------
     def _turn(self) -> None:

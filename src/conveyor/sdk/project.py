@@ -240,6 +240,22 @@ class Project:
         for run in stale:
             reason = "the conveyor process ended mid-run"
             mark_interrupted(self.records, run, reason, self.settings.executors)
+        if (self.state_dir / "leftovers").exists():  # a run whose executor broke mid-run
+            self._recover_leftovers()
+
+    def _recover_leftovers(self) -> None:
+        from conveyor.sdk.recovery import recover_broken
+
+        done = recover_broken(self.state_dir, self.records.events, self.settings.executors)
+        now = time.time()
+        batch = WriteBatch()
+        for run_id, recovered in done.items():
+            ended = [f"{r.key}: {r.message}" for r in recovered if r.ended]
+            batch.events.append(
+                EventRecord(run_id, "leftovers-recovered", now, data={"recovered": ended})
+            )
+        if batch:
+            self.records.write(batch)
 
 
 def mark_interrupted(

@@ -20,7 +20,7 @@ from conveyor.execute.images import ContainerRuntime, find_runtime
 from conveyor.execute.reporting import Reporter, SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
-from conveyor.executors.base import Executor
+from conveyor.executors.base import Executor, Handle
 from conveyor.executors.registry import load_executor
 from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import WriteBatch
@@ -172,12 +172,23 @@ def start_run(
             if hooks.on_runner is not None:
                 hooks.on_runner(runner)
             runner.execute()
+            if runner.leftovers:  # its executor broke and could not remove them
+                _record_leftovers(project, run.id, runner.leftovers)
     finally:
         for name, executor in executors.items():
             if name not in given:
                 executor.close()
         project.digests.close()
     return run
+
+
+def _record_leftovers(project: Project, run_id: str, left: list[tuple[str, Handle]]) -> None:
+    from conveyor.sdk.recovery import LEFTOVERS_EVENT, note_leftovers
+
+    data = {"handles": [[name, h.key, h.backend_id] for name, h in left]}
+    event = EventRecord(run_id, LEFTOVERS_EVENT, time.time(), None, data)
+    project.records.write(WriteBatch(events=[event]))
+    note_leftovers(project.state_dir, run_id)
 
 
 def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntime | None:
