@@ -20,6 +20,7 @@ from pathlib import Path
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ExecutorError
 from conveyor.execute import events as ev
+from conveyor.execute import steprecords
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
 from conveyor.execute.cache import CacheHit, CacheMiss, StepCache
 from conveyor.execute.contained import starts_containers, with_containers
@@ -217,15 +218,7 @@ class Runner:
 
     # -- launching ----------------------------------------------------------------
     def _launch(self, step: StepPlan, attempt: int) -> None:
-        record = StepRunRecord(
-            run_id=self.run.id,
-            step_id=step.id,
-            job=step.job,
-            status=StepStatus.RUNNING,
-            attempt=attempt,
-            started_at=time.time(),
-            command=step.command,
-        )
+        record = steprecords.launched(self.run.id, step, attempt)
         placed = self._launcher.begin(step, self._outputs, self._scheduler.failed_so_far())
         if isinstance(placed, Refused):
             self._fail(record, placed.reason, retryable=False)
@@ -266,15 +259,8 @@ class Runner:
 
     def _served(self, step: StepPlan, record: StepRunRecord, hit: CacheHit) -> None:
         """The step's outputs came back from the store: it succeeded without running."""
-        entry = hit.entry
-        self._actions.restore(step, entry.run_id)
-        record.status = StepStatus.SUCCEEDED
-        record.cached = True
-        record.cached_from = entry.run_id
-        record.attempt = 0
-        record.ended_at = record.started_at
-        record.exit_code = 0
-        record.outputs = list(entry.outputs)
+        self._actions.restore(step, hit.entry.run_id)
+        steprecords.served(record, hit.entry)
         self._outputs[step.id] = record.outputs
         self._batch.put_step_run(record)
         self.reporter.step_finished(record)
@@ -399,16 +385,6 @@ class Runner:
         self._pending.extend(decisions)
 
     def _skip(self, decision: ev.Skip) -> None:
-        step = self._steps[decision.step_id]
-        now = time.time()
-        record = StepRunRecord(
-            run_id=self.run.id,
-            step_id=step.id,
-            job=step.job,
-            status=decision.status,
-            command=step.command,
-            ended_at=now,
-            error=decision.reason,
-        )
+        record = steprecords.skipped(self.run.id, self._steps[decision.step_id], decision)
         self._batch.put_step_run(record)
         self.reporter.step_finished(record)
