@@ -31,6 +31,17 @@ def test_conf_values_become_the_text_spark_reads() -> None:
     assert pairs["spark.speculation"] == "false" and pairs["spark.master"] == "spark://h:7077"
 
 
+@pytest.mark.parametrize("master", ["sc://host:15002", "SC://host", "sc://localhost/;token=x"])
+def test_a_spark_connect_master_is_refused_before_spark_starts(master: str) -> None:
+    """Spark Connect offers no SparkContext, which the executor runs its tasks through:
+    one sentence from the settings, not Spark's own error after the JVM started."""
+    with pytest.raises(ProjectError) as info:
+        SparkSettings.parse({"master": master})
+    message = str(info.value)
+    assert "Spark Connect" in message and "executors.spark.master" in message
+    assert "token" not in message  # the URL may hold a token: not repeated
+
+
 def test_a_conf_that_is_not_a_table_is_refused() -> None:
     with pytest.raises(ProjectError, match="conf must be a table"):
         SparkSettings.parse({"conf": "spark.executor.memory=1g"})
@@ -66,7 +77,6 @@ def test_a_local_or_loopback_master_gets_a_loopback_driver(master: str) -> None:
         "spark://127.0.0.1:7077,10.0.0.5:7077",
         "yarn",
         "k8s://https://k8s.example:6443",
-        "sc://host:15002",
         "mesos://10.0.0.5:5050",
     ],
 )

@@ -45,6 +45,13 @@ class SparkSettings:
             raise ProjectError(
                 f"unknown setting executors.spark.{unknown[0]} (known: {', '.join(sorted(known))})"
             )
+        if str(table.get("master", "")).lower().startswith("sc://"):
+            # the URL may hold a token: not repeated in the message
+            raise ProjectError(
+                "executors.spark.master is a Spark Connect URL (sc://), which the Spark "
+                "executor cannot use: it runs tasks through a SparkContext, which Spark "
+                "Connect does not offer; give a spark://, yarn, k8s:// or local master"
+            )
         conf = table.get("conf", {})
         if not isinstance(conf, Mapping):
             raise ProjectError("executors.spark.conf must be a table of Spark settings")
@@ -94,7 +101,7 @@ class SparkSettings:
 
     def on_loopback(self) -> bool:
         """True for a local master, or a ``spark://`` one whose masters are all on loopback
-        (yarn, k8s://, sc:// and the rest are remote)."""
+        (yarn, k8s:// and the rest are remote)."""
         if _IN_PROCESS.match(self.master):
             return True
         endpoints = self.endpoints()
