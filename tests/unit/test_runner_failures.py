@@ -141,3 +141,23 @@ def test_a_cancel_that_raises_ends_the_run_with_the_error(tmp_path: Path) -> Non
     assert broken.cancelled == []  # the pool removed nothing: the error says so
     # recorded for the next command's recovery (sdk/recovery.py)
     assert started[0].leftovers == [("pool", Handle("r1/j.pooled/1", "fake-1"))]
+
+
+def test_timeouts_whose_cancel_breaks_the_executor_fail_every_step_of_it() -> None:
+    """Two steps past their deadline on an executor whose cancel raises: the first cancel
+    takes both out of flight (the executor is broken); the deadline check goes on without
+    tripping over the steps it removed."""
+    from conveyor.execute.inflight import Active, InFlight
+
+    clock = FakeClock()
+    broken = FakeExecutor(clock, name="pool", fail_cancel=True)
+    flight = InFlight(clock)
+    for step in (POOLED, replace(POOLED, id="j.other")):
+        record = StepRunRecord("r1", step.id, "j", StepStatus.RUNNING)
+        handle = Handle(f"r1/{step.id}/1", step.id)
+        flight.add(Active(step, record, broken, handle, deadline=clock.now - 1))
+    flight.check_deadlines()
+    failed = flight.take_broken()
+    assert sorted(active.step.id for active, _ in failed) == ["j.other", "j.pooled"]
+    assert all("cannot remove jobs" in message for _, message in failed)
+    assert not flight

@@ -80,7 +80,9 @@ class InFlight:
     def check_deadlines(self) -> None:
         """Cancel the steps past their deadline (their completion then says timed out)."""
         now = self._clock()
-        for active in self._by_key.values():
+        for active in list(self._by_key.values()):  # a failing cancel empties the flight
+            if active.handle.key not in self._by_key:
+                continue  # taken out with its broken executor
             if active.deadline is not None and not active.timed_out and now >= active.deadline:
                 active.timed_out = True
                 self._cancel(active.executor, [active.handle])
