@@ -654,7 +654,18 @@ def test_a_new_database_is_laid_out_from_what_alembic_made_here_before(
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
-@pytest.mark.parametrize("text", ["", "not json", "[1, 2]", '["CREATE TABLE x (y INTEGER)"]'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[1, 2]",
+        '["CREATE TABLE x (y INTEGER)"]',
+        # only table and index definitions are ever applied from a template
+        '["CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)",'
+        " \"ATTACH DATABASE '/tmp/elsewhere.db' AS other\"]",
+    ],
+)
 def test_a_template_that_is_not_one_leaves_the_new_database_to_alembic(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
 ) -> None:

@@ -42,6 +42,9 @@ def revision(path: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
+_DEFINITIONS = ("CREATE TABLE ", "CREATE INDEX ", "CREATE UNIQUE INDEX ")
+
+
 def schema_template(head: str) -> Path:
     """Where this machine keeps the schema the Alembic chain made at ``head`` (per user,
     beside the other caches): read back from the first database Alembic created."""
@@ -75,6 +78,8 @@ def _template(head: str) -> list[str] | None:
         return None
     if not any(s.startswith("CREATE TABLE alembic_version") for s in statements):
         return None
+    if not all(s.startswith(_DEFINITIONS) for s in statements):
+        return None  # a template only ever holds what Alembic defined: tables and indexes
     return statements
 
 
