@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import Completion, Handle, Invocation, Recovered
+from conveyor.executors.base import UNBOUNDED, Capacity, Completion, Handle, Invocation, Recovered
 
 HANG = "hang"
 """An outcome: the invocation runs until it is cancelled."""
@@ -39,9 +39,17 @@ class FakeExecutor:
     """Polls that answer before every later one raises ExecutorError (a lost pool)."""
     fail_cancel: bool = False
     """Cancelling raises ExecutorError too."""
+    queued: Mapping[str, float] = field(default_factory=dict)
+    """Step id -> seconds its invocations wait in the backend's queue before they start
+    (``math.inf``: never); they end as ``script`` says only once started."""
+    slots: int | None = None
+    """What ``capacity`` answers (None: unbounded)."""
+    patience: float | None = None
+    """The ``no_capacity_timeout`` that ``capacity`` answers with."""
     submitted: list[Invocation] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     _ended: dict[str, Completion] = field(default_factory=dict)
+    _starts_at: dict[str, float] = field(default_factory=dict)
 
     def submit(self, invocation: Invocation) -> Handle:
         self.submitted.append(invocation)
@@ -49,6 +57,7 @@ class FakeExecutor:
         attempt = int(invocation.env["CONVEYOR_ATTEMPT"])
         outcomes = self.script.get(step_id, (0,))
         outcome = outcomes[min(attempt, len(outcomes)) - 1]
+        self._starts_at[invocation.key] = self.clock.now + self.queued.get(step_id, 0.0)
         if outcome != HANG:
             code = int(outcome)
             if code == 0:
@@ -66,7 +75,8 @@ class FakeExecutor:
             if self.fail_poll_after <= 0:
                 raise ExecutorError(f"executor {self.name}: the pool cannot be reached")
             self.fail_poll_after -= 1
-        done = [self._ended.pop(h.key) for h in handles if h.key in self._ended]
+        ready = [h.key for h in handles if h.key in self._ended]
+        done = [self._ended.pop(k) for k in ready if self._begun(k) or self._cancelled(k)]
         if not done:
             self.clock.now += timeout  # waited the whole timeout for nothing
         return done
@@ -83,6 +93,19 @@ class FakeExecutor:
 
     def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
         return [Recovered(h.key, False, "a fake executor leaves nothing behind") for h in handles]
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        return [h.key for h in handles if self._begun(h.key)]
+
+    def _begun(self, key: str) -> bool:
+        return self.clock.now >= self._starts_at.get(key, 0.0)
+
+    def _cancelled(self, key: str) -> bool:
+        return self._ended[key].state == "cancelled"
+
+    def capacity(self) -> Capacity:
+        why = "the fake pool has no slots" if self.slots == 0 else ""
+        return Capacity(self.slots, why, self.patience)
 
 
 BUILT: list[dict[str, Any]] = []
@@ -118,3 +141,9 @@ class RecordingExecutor:
 
     def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
         return [Recovered(h.key, False, "recorded") for h in handles]
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        raise NotImplementedError
+
+    def capacity(self) -> Capacity:
+        return UNBOUNDED

@@ -46,6 +46,8 @@ def test_each_contract_method_is_forwarded(method: str) -> None:
         "cancel": ([Handle("r/s/1", "1")],),
         "close": (),
         "recover": ([Handle("r/s/1", "1")],),
+        "started": ([Handle("r/s/1", "1")],),
+        "capacity": (),
     }[method]
     answer = getattr(wrapper, method)(*args)
     assert inner.calls == [(method, args)]

@@ -1,6 +1,10 @@
 """The steps in flight at executors: indexed by handle (completions name it) and by step
 (a cancel names the step), with their deadlines. Used by the runner loop's thread only.
 
+A step waits at its executor (queued) until the executor says it ``started``: its
+``timeout`` counts from then, its ``queue-timeout`` until then. Queued steps also fail
+when their executor has had no ``capacity`` for its ``no_capacity_timeout``.
+
 An executor whose poll or cancel raises (a lost pool, schedd or master) is broken: its
 steps leave the flight at once, with its message, for the runner to fail."""
 
@@ -21,9 +25,21 @@ class Active:
     record: StepRunRecord
     executor: Executor
     handle: Handle
-    deadline: float | None
-    """When the step times out, in the runner's clock (counted from its submit)."""
-    timed_out: bool = False
+    timeout: float | None = None
+    """The step's ``timeout``: seconds from its start."""
+    queue_deadline: float | None = None
+    """When the step fails if it has not started (``queue-timeout``), in the runner's clock."""
+    started: bool = False
+    deadline: float | None = None
+    """When the step times out, in the runner's clock (set when it starts)."""
+    stopped: tuple[str, bool] | None = None
+    """Why the runner cancelled it and whether that may be retried (timeout, queue
+    timeout, no capacity): its completion then fails the step with this reason."""
+
+    def next_deadline(self) -> float | None:
+        if self.stopped is not None:
+            return None
+        return self.deadline if self.started else self.queue_deadline
 
 
 class InFlight:
@@ -34,6 +50,8 @@ class InFlight:
         self._broken: list[tuple[Active, str]] = []
         self.leftovers: list[tuple[str, Handle]] = []
         """(executor name, handle) of steps a broken executor could not remove."""
+        self._idle_since: dict[str, float] = {}
+        """Executor name -> since when it has reported no capacity."""
 
     def __bool__(self) -> bool:
         return bool(self._by_key)
@@ -72,20 +90,82 @@ class InFlight:
 
     def timeout(self, cap: float) -> float:
         """How long a poll may wait: ``cap`` at most, and not past the next deadline."""
-        deadlines = [a.deadline for a in self._by_key.values() if a.deadline and not a.timed_out]
+        deadlines = [d for a in self._by_key.values() if (d := a.next_deadline()) is not None]
         if deadlines:
             return min(cap, max(0.0, min(deadlines) - self._clock()))
         return cap
 
     def check_deadlines(self) -> None:
-        """Cancel the steps past their deadline (their completion then says timed out)."""
+        """Note which queued steps started, then cancel the steps past their deadline and
+        the queued steps of an executor without capacity for too long (each completion
+        then fails its step with ``stopped``'s reason)."""
+        self._note_started()
+        self._check_capacity()
         now = self._clock()
         for active in list(self._by_key.values()):  # a failing cancel empties the flight
             if active.handle.key not in self._by_key:
                 continue  # taken out with its broken executor
-            if active.deadline is not None and not active.timed_out and now >= active.deadline:
-                active.timed_out = True
-                self._cancel(active.executor, [active.handle])
+            deadline = active.next_deadline()
+            if deadline is None or now < deadline:
+                continue
+            if active.started:
+                self._stop(active, f"timed out after {active.timeout:g}s", retryable=True)
+            else:
+                why = (
+                    f"did not start within its queue-timeout of {active.step.queue_timeout:g}s "
+                    f"(it waited in the {active.executor.name} executor's queue)"
+                )
+                self._stop(active, why, retryable=False)
+
+    def _waiting(self) -> dict[str, tuple[Executor, list[Active]]]:
+        """The steps not yet started, by executor."""
+        waiting: dict[str, tuple[Executor, list[Active]]] = {}
+        for active in self._by_key.values():
+            if not active.started and active.stopped is None:
+                waiting.setdefault(active.executor.name, (active.executor, []))[1].append(active)
+        return waiting
+
+    def _note_started(self) -> None:
+        for executor, actives in self._waiting().values():
+            try:
+                keys = set(executor.started([a.handle for a in actives]))
+            except (ExecutorError, OSError) as exc:
+                self._break(executor, exc)
+                continue
+            now = self._clock()
+            for active in actives:
+                if active.handle.key in keys:
+                    active.started = True
+                    active.deadline = now + active.timeout if active.timeout else None
+
+    def _check_capacity(self) -> None:
+        """Fail what waits at an executor that has had nowhere to run it for its patience."""
+        waiting = self._waiting()
+        for name in set(self._idle_since) - set(waiting):
+            del self._idle_since[name]  # nothing waits there: start counting afresh
+        for name, (executor, actives) in waiting.items():
+            try:
+                capacity = executor.capacity()
+            except (ExecutorError, OSError) as exc:
+                self._break(executor, exc)
+                continue
+            if capacity.slots != 0 or capacity.patience is None:
+                self._idle_since.pop(name, None)
+                continue
+            since = self._idle_since.setdefault(name, self._clock())
+            if self._clock() - since < capacity.patience:
+                continue
+            why = (
+                f"the {name} executor has had no capacity for {capacity.patience:g}s "
+                f"(no_capacity_timeout): {capacity.why or 'no slot to run the step'}"
+            )
+            for active in actives:
+                if active.handle.key in self._by_key:
+                    self._stop(active, why, retryable=False)
+
+    def _stop(self, active: Active, why: str, retryable: bool) -> None:
+        active.stopped = (why, retryable)
+        self._cancel(active.executor, [active.handle])
 
     def take_broken(self) -> list[tuple[Active, str]]:
         """The steps of executors that failed since the last call, each with the error."""

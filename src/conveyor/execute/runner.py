@@ -284,8 +284,8 @@ class Runner:
         except ExecutorError as exc:
             self._fail(record, str(exc))
             return
-        deadline = self._clock() + step.timeout if step.timeout else None
-        self._active.add(Active(step, record, executor, handle, deadline))
+        queued_until = self._clock() + step.queue_timeout if step.queue_timeout else None
+        self._active.add(Active(step, record, executor, handle, step.timeout, queued_until))
         self._batch.put_step_run(record)
         started = self._launcher.started(
             step, record.attempt, handle, executor.name, miss.reason, prepared
@@ -321,8 +321,12 @@ class Runner:
         step_id = step.id
         record.ended_at = time.time()
         record.exit_code = completion.exit_code
-        if active.timed_out:
-            self._fail(record, f"timed out after {step.timeout:g}s", retryable=True)
+        if active.stopped is not None:
+            reason, retryable = active.stopped
+            told = completion.message or ""  # what the executor knows of it (why it waited)
+            if told.startswith("cancelled; "):
+                reason += f"; {told.removeprefix('cancelled; ')}"
+            self._fail(record, reason, retryable)
         elif completion.state == "cancelled":
             record.status = StepStatus.CANCELLED
             record.error = completion.message or "cancelled"

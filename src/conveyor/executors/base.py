@@ -1,4 +1,4 @@
-"""The executor contract: submit, poll, cancel, close, recover.
+"""The executor contract: submit, poll, cancel, close, recover; started, capacity.
 
 An executor runs one invocation (a shell command with its environment) somewhere and
 reports how it ended. It knows nothing of plans, caches or records: the runner alone
@@ -6,6 +6,13 @@ decides what to run, enforces timeouts (by calling ``cancel``) and stores output
 Remote executors use ``inputs``/``outputs`` to move files; the local one runs in place.
 A handle's ``backend_id`` is text that the runner records, so that a later process can
 ``recover`` what a process that died mid-run left running.
+
+Two cheap questions let the runner tell waiting from running: ``started`` (which
+invocations have begun to run: a step's ``timeout`` counts from then, its
+``queue-timeout`` until then) and ``capacity`` (whether the backend has anywhere to run
+anything: queued steps fail when it has had none for its ``no_capacity_timeout``). Both
+answer from what the executor already knows (its last poll), never with a round trip
+of their own per call.
 """
 
 from __future__ import annotations
@@ -83,6 +90,23 @@ class Completion:
     """Why, when it did not simply exit (cancelled, lost, held, could not start)."""
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """Where the backend could run invocations now, as far as it knows."""
+
+    slots: int | None
+    """Slots (cores, workers, machines) able to run a step; None: unknown or unbounded
+    (a queued step then waits as long as its ``queue-timeout`` allows)."""
+    why: str = ""
+    """When ``slots`` is 0: what is missing, in one sentence (``no Spark worker is alive``)."""
+    patience: float | None = None
+    """Seconds without capacity before queued steps fail (the executor's
+    ``no_capacity_timeout`` setting); None: never."""
+
+
+UNBOUNDED = Capacity(None)
+
+
 @runtime_checkable
 class Executor(Protocol):
     name: str
@@ -111,6 +135,17 @@ class Executor(Protocol):
         handle; a handle this backend does not recognise is answered, not raised on."""
         ...
 
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        """Keys of the invocations among ``handles`` that have begun to run (a process
+        spawned, a job Running, a task claimed its step), from what the last ``poll``
+        learned; an invocation that already completed may be left out."""
+        ...
+
+    def capacity(self) -> Capacity:
+        """Whether the backend has anywhere to run steps; cheap (at most one query per
+        poll interval, cached)."""
+        ...
+
 
 class DelegatingExecutor:
     """The base of an executor wrapper: every contract method goes to ``inner``; a
@@ -135,6 +170,12 @@ class DelegatingExecutor:
 
     def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
         return self.inner.recover(handles)
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        return self.inner.started(handles)
+
+    def capacity(self) -> Capacity:
+        return self.inner.capacity()
 
 
 ExecutorSettings = Mapping[str, object]

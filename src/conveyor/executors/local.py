@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conveyor.executors.base import Completion, Handle, Invocation, Recovered
+from conveyor.executors.base import Capacity, Completion, Handle, Invocation, Recovered
 from conveyor.executors.sandbox import Sandbox
 
 SHELL = ("/bin/sh", "-e", "-c")
@@ -109,6 +109,14 @@ class LocalExecutor:
             child.process.wait()
             self._forget(child)
         self._children.clear()
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        """Every invocation starts in ``submit``: its process is spawned there."""
+        return [h.key for h in handles if h.key in self._children]
+
+    def capacity(self) -> Capacity:
+        """This machine always has somewhere to run (the runner's -j bounds the load)."""
+        return Capacity(self.default_parallelism)
 
     def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
         """Kill the process groups a dead conveyor process left: ``backend_id`` is the pid

@@ -16,7 +16,7 @@ BUILTIN = {
     "spark": "conveyor.executors.spark:SparkExecutor",
 }
 EXTRAS = {"htcondor": "htcondor", "spark": "spark"}
-REQUIRED = ("submit", "poll", "cancel", "close", "recover")
+REQUIRED = ("submit", "poll", "cancel", "close", "recover", "started", "capacity")
 
 
 def available() -> list[str]:

@@ -172,6 +172,7 @@ def _compile_step(
         env=tuple(sorted(rendered.items())),
         policy=validate.run_policy(step.if_, source, (*loc, "if")),
         timeout=step.timeout,
+        queue_timeout=step.queue_timeout,
         retries=step.retries,
         inputs=tuple(dict.fromkeys(inputs)),
         optional_inputs=tuple(dict.fromkeys(optional)),

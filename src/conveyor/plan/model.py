@@ -31,6 +31,11 @@ class StepPlan(JsonShape):
     env: tuple[tuple[str, str], ...] = ()
     policy: Policy = field(default="success", metadata=shape(key="if", suffix="()"))
     timeout: float | None = None
+    """Seconds from the moment the step starts running."""
+    queue_timeout: float | None = field(
+        default=None, metadata=shape(key="queue-timeout", omit=True)
+    )
+    """Seconds the step may wait at its executor before it starts running."""
     retries: int = 0
     inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = field(default=(), metadata=_SET)

@@ -130,7 +130,15 @@ class StepSpec(_Strict):
         description="Run policy: success() (default), failure() or always().",
     )
     timeout: float | None = Field(
-        default=None, description="Seconds, or a string like '90s', '5m', '2h'."
+        default=None,
+        description="Seconds, or a string like '90s', '5m', '2h', counted from when the "
+        "step starts running (queue time is not counted).",
+    )
+    queue_timeout: float | None = Field(
+        default=None,
+        alias="queue-timeout",
+        description="How long the step may wait in its executor's queue before it starts "
+        "(seconds or '10m'); default: no limit.",
     )
     retries: int = Field(default=0, ge=0, le=100)
     inputs: list[str | InputSpec] = Field(
@@ -146,7 +154,7 @@ class StepSpec(_Strict):
     resources: ResourcesSpec | None = None
     action: ActionUseSpec | None = None
 
-    @field_validator("timeout", mode="before")
+    @field_validator("timeout", "queue_timeout", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float | None:
         return None if value is None else parse_duration(value)

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import Completion, EndState, Handle, Invocation, Recovered
+from conveyor.executors.base import (
+    UNBOUNDED,
+    Capacity,
+    Completion,
+    EndState,
+    Handle,
+    Invocation,
+    Recovered,
+)
 from conveyor.executors.htcondor.description import (
     COMMON,
     classad_string,
@@ -60,6 +68,13 @@ class _Job:
     result: dict[str, Any] | None = None
     """The job ad once it completed (its output still in the schedd's spool)."""
     completed_at: float = 0.0
+    queued_at: float = 0.0
+    started: bool = False
+    """HTCondor started the job (Running, or it has run)."""
+    asked: bool = False
+    """Conveyor asked why no machine matches it (once, after ``no_match_after``)."""
+    unmatched: str | None = None
+    """The answer, when no machine matches."""
 
 
 class HTCondorExecutor:
@@ -83,6 +98,8 @@ class HTCondorExecutor:
         self._retrieved: list[str] = []
         """Jobs whose output is home: removed from the queue on the next turn (or close),
         so that the runner has their completions first."""
+        self._capacity = UNBOUNDED
+        self._capacity_at = float("-inf")
 
     # -- the contract ---------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
@@ -117,8 +134,24 @@ class HTCondorExecutor:
                 self._buffer.remove(job)
             else:
                 remove.append(job.job_id)
-            self._finish(job, "cancelled", message="cancelled", note="cancelled")
+            message = f"cancelled; {job.unmatched}" if job.unmatched else "cancelled"
+            self._finish(job, "cancelled", message=message, note="cancelled")
         self._pool.remove(remove, "cancelled by conveyor")
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        """The jobs HTCondor has started (Running, or run and done), as of the last query."""
+        return [h.key for h in handles if (job := self._jobs.get(h.key)) and job.started]
+
+    def capacity(self) -> Capacity:
+        """The pool's slots, counted in the collector at most once per ``poll_interval``;
+        unbounded until the pool is contacted."""
+        now = time.monotonic()
+        if self._pool.connected and now - self._capacity_at >= self.settings.poll_interval:
+            self._capacity_at = now
+            count = len(self._pool.slots(["Name"]))
+            why = f"the HTCondor pool at {self.settings.where()} lists no slot (no machine)"
+            self._capacity = Capacity(count, why, self.settings.no_capacity_timeout)
+        return self._capacity
 
     def close(self) -> None:
         try:
@@ -187,6 +220,7 @@ class HTCondorExecutor:
             self._spooling.add(str(cluster))
             for proc, key in enumerate(plan.members):
                 self._jobs[key].job_id = f"{cluster}.{proc}"
+                self._jobs[key].queued_at = time.monotonic()
                 self._jobs[key].notes += warnings
         # the jobs need the schedd and a negotiation cycle before there is news
         self._next_query = max(self._next_query, time.monotonic() + self.settings.poll_interval)
@@ -225,6 +259,9 @@ class HTCondorExecutor:
                 continue
             job.missing = 0
             status = ad["JobStatus"]
+            job.started = job.started or status in (RUNNING, COMPLETED) or bool(ad["NumJobStarts"])
+            if status == IDLE and not job.started:
+                self._explain(job, now)
             if status == COMPLETED:
                 if job.result is None:
                     job.result, job.completed_at = ad, now
@@ -247,6 +284,22 @@ class HTCondorExecutor:
             not running or now - min(j.completed_at for j in completed) >= COLLECT_DELAY
         ):
             self._collect(completed)
+
+    def _explain(self, job: _Job, now: float) -> None:
+        """Once a job has been idle for ``no_match_after``: ask why no machine matches it,
+        and say so in the step's log at once (a step that waits for a slot says nothing)."""
+        if job.asked or now - job.queued_at < self.settings.no_match_after or not job.job_id:
+            return
+        job.asked = True
+        try:
+            job.unmatched = self._pool.explain(job.job_id)
+        except ExecutorError as exc:
+            job.notes.append(f"cannot tell why HTCondor job {job.job_id} waits: {exc}")
+            return
+        if job.unmatched is not None:
+            line = f"HTCondor job {job.job_id} waited {now - job.queued_at:.0f}s: {job.unmatched}"
+            with contextlib.suppress(OSError):
+                append_log(job.invocation, None, [line])
 
     def _collect(self, completed: list[_Job]) -> None:
         """Retrieve finished jobs in one go, remove them, hand their results over."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from conveyor.errors import ExecutorError
+from conveyor.executors.htcondor.analyze import why_no_match
 from conveyor.executors.htcondor.description import ClusterPlan
 from conveyor.executors.htcondor.settings import HTCondorSettings
 
@@ -53,6 +54,7 @@ class Pool:
         self.settings = settings
         self._htcondor: Any = None
         self._schedd: Any = None
+        self._collector: Any = None
 
     @property
     def connected(self) -> bool:
@@ -113,6 +115,38 @@ class Pool:
         for job_id in job_ids:
             failures.update(self.retrieve([job_id]))
         return failures
+
+    def slots(self, projection: Sequence[str] = ()) -> list[Any]:
+        """The pool's slot ads (its startds), from the collector; ``projection``: only
+        these attributes (all when empty)."""
+        h = self._htcondor
+        try:
+            if self._collector is None:
+                collector = self.settings.collector
+                self._collector = h.Collector(collector) if collector else h.Collector()
+            return list(self._collector.query(h.AdTypes.Startd, projection=list(projection)))
+        except Exception as exc:
+            why = _text(exc)
+            raise ExecutorError(f"cannot ask the HTCondor collector for slots: {why}") from exc
+
+    def explain(self, job_id: str) -> str | None:
+        """Why no slot matches the job (see analyze.py); None when one does, or the job
+        is gone. Two queries: the job's whole ad, the pool's slots."""
+        cluster, _, proc = job_id.partition(".")
+        try:
+            constraint = f"ClusterId == {int(cluster)} && ProcId == {int(proc)}"
+            ads = self._schedd.query(constraint=constraint)
+        except Exception as exc:
+            raise ExecutorError(f"cannot query the HTCondor schedd: {_text(exc)}") from exc
+        if not ads:
+            return None
+        job = ads[0]
+        slots = self.slots()
+        asked = {n: _evaluated(job, n) for n in ("RequestCpus", "RequestMemory", "RequestDisk")}
+        offers = [{n: _evaluated(slot, n) for n in ("Cpus", "Memory", "Disk")} for slot in slots]
+        matching = sum(1 for slot in slots if _accepts(job, slot))
+        requirements = str(job.lookup("Requirements")) if "Requirements" in job else "true"
+        return why_no_match(asked, offers, matching, requirements)
 
     def reschedule(self) -> None:
         """Ask for a negotiation cycle now (best effort)."""
@@ -184,6 +218,20 @@ def _bounded(function: Callable[[], T], timeout: float) -> T:
         raise box["error"]
     value: T = box["value"]
     return value
+
+
+def _evaluated(ad: Any, name: str) -> Any:
+    try:
+        return ad.eval(name)
+    except Exception:  # missing or not evaluable: no number to compare
+        return None
+
+
+def _accepts(job: Any, slot: Any) -> bool:
+    try:
+        return bool(job.symmetricMatch(slot))
+    except Exception:  # an ad the bindings cannot evaluate: it does not match
+        return False
 
 
 def _text(exc: BaseException) -> str:

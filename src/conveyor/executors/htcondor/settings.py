@@ -15,7 +15,14 @@ from conveyor.errors import ProjectError
 DEFAULT_PARALLELISM = 1000
 _TEXT = ("collector", "schedd", "token_dir", "scratch")
 _PATHS = ("token_dir", "scratch")
-_NUMBERS = ("parallelism", "poll_interval", "connect_timeout", "unreachable_grace")
+_NUMBERS = (
+    "parallelism",
+    "poll_interval",
+    "connect_timeout",
+    "unreachable_grace",
+    "no_capacity_timeout",
+    "no_match_after",
+)
 KNOWN = frozenset(_TEXT + _NUMBERS)
 
 
@@ -36,6 +43,11 @@ class HTCondorSettings:
     """Seconds the first contact with the pool may take before it is an error."""
     unreachable_grace: float = 60.0
     """Seconds the schedd may stay unreachable during a run before the run fails."""
+    no_capacity_timeout: float = 300.0
+    """Seconds the pool may have no slot at all before the steps waiting for one fail."""
+    no_match_after: float = 30.0
+    """Seconds a job may stay idle before Conveyor asks why no machine matches it (and
+    writes the answer to the step's log)."""
 
     @staticmethod
     def from_mapping(raw: Mapping[str, Any] | None) -> HTCondorSettings:

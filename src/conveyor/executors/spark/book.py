@@ -108,6 +108,11 @@ class Book:
             finished = [b for b in batches if self._batch_done(b)]
         return notify, finished
 
+    def running(self, keys: Sequence[str]) -> list[str]:
+        """Those of ``keys`` whose step a task has claimed (it is running)."""
+        with self._lock:
+            return [k for k in keys if (e := self._entry(k)) is not None and e.phase == "running"]
+
     def live_keys(self) -> list[str]:
         with self._lock:
             return [e.invocation.key for e in self._entries.values()]

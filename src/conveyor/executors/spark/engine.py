@@ -10,6 +10,7 @@ so only when a context is made on the main thread).
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ from conveyor.executors.spark import forked, wire, worker
 from conveyor.executors.spark.settings import SparkSettings
 
 INSTALL_HINT = "install it with: pip install 'conveyor[spark]'"
+_IN_DRIVER = re.compile(r"^local(\[[^\]]*\])?$")
+"""Masters whose tasks run in the driver's JVM: no executor ever registers."""
 TaskFunction = Callable[[str], tuple[str, str]]
 
 
@@ -38,6 +41,8 @@ class _Context(Protocol):
     @property
     def master(self) -> str: ...
     def getConf(self) -> _Conf: ...
+    @property
+    def _jsc(self) -> Any: ...
     def parallelize(self, c: Iterable[str], numSlices: int) -> _RDD: ...
     def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool) -> None: ...
     def cancelJobGroup(self, groupId: str) -> None: ...
@@ -78,6 +83,17 @@ class Engine:
         context = self._require()
         context.setJobGroup(group, f"conveyor: {len(sids)} step invocation(s)", True)
         context.parallelize(sids, len(sids)).map(task).collect()
+
+    def executors(self) -> int | None:
+        """Executors registered with the driver now (the driver itself not counted); None
+        before the context starts, or for a local master (it runs in the driver)."""
+        context = self._context
+        if context is None or _IN_DRIVER.match(context.master):
+            return None
+        try:  # one Py4J call: the driver's block managers, its own included
+            return max(0, int(context._jsc.sc().getExecutorMemoryStatus().size()) - 1)
+        except Exception as exc:
+            raise ExecutorError(f"cannot ask Spark for its executors: {first_line(exc)}") from exc
 
     def cancel_group(self, group: str) -> None:
         if self._context is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import Completion, Handle, Invocation, Recovered
+from conveyor.executors.base import UNBOUNDED, Capacity, Completion, Handle, Invocation, Recovered
 from conveyor.executors.spark import worker
 from conveyor.executors.spark.book import Book
 from conveyor.executors.spark.channel import Channel
@@ -28,6 +28,8 @@ from conveyor.executors.spark.settings import SparkSettings
 
 _CONFIRM_EXTRA = 30.0
 """Seconds beyond the grace period a task has to confirm that its step stopped."""
+_CAPACITY_EVERY = 1.0
+"""Seconds an answer of ``capacity`` is reused (it costs one Py4J call)."""
 
 
 class SparkExecutor:
@@ -44,6 +46,8 @@ class SparkExecutor:
         self._batches = 0
         self._tag = secrets.token_hex(3)
         self._log_dirs: list[Path] = []
+        self._capacity = UNBOUNDED
+        self._capacity_at = -_CAPACITY_EVERY
 
     # -- the contract --------------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
@@ -84,6 +88,24 @@ class SparkExecutor:
         the driver ended with the process that recorded these handles."""
         why = "its Spark driver ended with the run; the task ends the step when it loses it"
         return [Recovered(h.key, False, why) for h in handles]
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        """The invocations whose task has claimed them (not those still queued in Spark)."""
+        return self._book.running([h.key for h in handles])
+
+    def capacity(self) -> Capacity:
+        """How many executors the cluster gives this application now (0 once its workers
+        stopped); unbounded before Spark starts and for a local master."""
+        now = time.monotonic()
+        if now - self._capacity_at >= _CAPACITY_EVERY:
+            self._capacity_at = now
+            count = self._engine.executors()
+            why = (
+                "no Spark executor is registered with the driver "
+                f"(master {self.settings.master}: are its workers alive?)"
+            )
+            self._capacity = Capacity(count, why, self.settings.no_capacity_timeout)
+        return self._capacity
 
     # -- internals -----------------------------------------------------------------------
     def _start(self, log_dir: Path) -> None:

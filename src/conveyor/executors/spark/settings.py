@@ -36,6 +36,9 @@ class SparkSettings:
     """Between SIGTERM and SIGKILL when a step is cancelled."""
     scratch_dir: str | None = None
     """Where tasks make their scratch directories on the workers (default: their TMPDIR)."""
+    no_capacity_timeout: float = 300.0
+    """Seconds a cluster master may have no executor at all (its workers stopped) before
+    the steps waiting for one fail with that reason."""
 
     @staticmethod
     def parse(table: Mapping[str, Any]) -> SparkSettings:
@@ -65,10 +68,12 @@ class SparkSettings:
                 connect_timeout=float(table.get("connect_timeout", 5.0)),
                 grace_seconds=float(table.get("grace_seconds", 5.0)),
                 scratch_dir=str(table["scratch_dir"]) if table.get("scratch_dir") else None,
+                no_capacity_timeout=float(table.get("no_capacity_timeout", 300.0)),
             )
         except (TypeError, ValueError) as exc:
             raise ProjectError(f"executors.spark: {exc}") from exc
-        if settings.parallelism < 1 or min(settings.start_timeout, settings.connect_timeout) <= 0:
+        timeouts = (settings.start_timeout, settings.connect_timeout, settings.no_capacity_timeout)
+        if settings.parallelism < 1 or min(timeouts) <= 0:
             raise ProjectError("executors.spark: parallelism and timeouts must be positive")
         return settings
 
