@@ -170,3 +170,33 @@ def test_recover_ends_what_a_dead_process_left(
     while executor.recover([recorded])[0].ended:
         assert time.monotonic() < deadline, "the recovered step is still running"
         time.sleep(0.5)
+
+
+def test_started_says_when_an_invocation_runs(
+    make_executor: Callable[[], Executor], workdir: Path
+) -> None:
+    """The runner counts a step's timeout from here: a running invocation is reported
+    started (soon after its submit: never asserted how soon), an unknown one is not."""
+    executor = make_executor()
+    inv = _invocation(workdir, "runs", "touch began; sleep 300")
+    handle = executor.submit(inv)
+    stranger = Handle("run0/stranger/1", "nothing")
+    deadline = time.monotonic() + DEADLINE
+    while inv.key not in executor.started([handle, stranger]):
+        assert time.monotonic() < deadline, "the invocation never started"
+        assert executor.poll([handle], 0.5) == []
+    assert executor.started([stranger]) == []
+    executor.cancel([handle])
+    assert _wait(executor, [handle])[inv.key].state == "cancelled"
+
+
+def test_capacity_of_a_working_backend_is_not_zero(
+    make_executor: Callable[[], Executor], workdir: Path
+) -> None:
+    executor = make_executor()
+    inv = _invocation(workdir, "cap", "echo ok")
+    assert _wait(executor, [executor.submit(inv)])[inv.key].exit_code == 0
+    capacity = executor.capacity()
+    assert capacity.slots is None or capacity.slots > 0, capacity.why
+    assert capacity.patience is None or capacity.patience > 0
+    assert executor.capacity() == capacity  # asked again at once: the cached answer
