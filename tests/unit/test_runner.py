@@ -166,13 +166,15 @@ def test_a_step_past_its_timeout_is_cancelled_and_fails(harness: Harness) -> Non
     assert harness.clock.now - start >= 5
 
 
-def test_a_cancel_request_cancels_the_active_step_and_the_run(harness: Harness) -> None:
+@pytest.mark.parametrize("how", ["request_cancel", "cancel_from_signal"])
+def test_a_cancel_request_cancels_the_active_step_and_the_run(harness: Harness, how: str) -> None:
+    """From a thread (a server's worker) or a signal handler (a flag, no lock)."""
     polls: list[None] = []
 
     def cancel_on_third_poll() -> None:
         polls.append(None)
         if len(polls) == 3:
-            harness.started.request_cancel()
+            getattr(harness.started, how)()
 
     clock, records = harness.clock, harness.records
     run = RunRecord("rc", "p", RunStatus.RUNNING, None, False, time.time())

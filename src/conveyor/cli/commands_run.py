@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 from typing import Any
@@ -21,19 +23,43 @@ def _exit_code(status: str) -> int:
     return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(status, 1)
 
 
+CANCELLING = "\nconveyor: cancelling: removing the run's steps from its executors…\n"
+STILL_CANCELLING = (
+    "conveyor: still cancelling: the run's jobs are being removed; it ends when they "
+    "are (kill -9 would leave them queued)\n"
+)
+
+
 def _cancel_on_signals(runner: Any) -> None:
-    """First Ctrl-C (or SIGTERM) cancels cleanly; a second one stops at once."""
+    """Ctrl-C (or SIGTERM) cancels the run; another one says it is still cancelling.
+
+    The handler never raises and never calls into the runner's locks, the executors or
+    Python's buffered I/O: Python runs it between two bytecodes of the main thread,
+    which may be inside an executor's bindings (a schedd call) or holding a queue's
+    lock. Raising ``KeyboardInterrupt`` there (as a second Ctrl-C once did) unwound the
+    run mid-call and exited while threads were still inside the HTCondor bindings, and
+    left jobs queued. It sets a flag and writes with one ``os.write``; the runner's loop
+    cancels, and ``close`` removes every job before the process exits."""
     calls = {"n": 0}
 
     def handler(signum: int, _frame: Any) -> None:
         calls["n"] += 1
-        if calls["n"] > 1:
-            raise KeyboardInterrupt
-        click.echo("\nconveyor: cancelling (Ctrl-C again to stop at once)…", err=True)
-        runner.request_cancel()
+        with contextlib.suppress(OSError):  # stderr closed: the cancel matters more
+            os.write(2, (CANCELLING if calls["n"] == 1 else STILL_CANCELLING).encode())
+        runner.cancel_from_signal()
 
+    handler.conveyor_cancels = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def _run_is_over() -> None:
+    """Once the run is finalised and its executors closed, a late Ctrl-C has nothing
+    left to cancel: it is ignored, not left to the interpreter's exit (which restores
+    the default handler, so the process would die by the signal, not exit 130)."""
+    if getattr(signal.getsignal(signal.SIGINT), "conveyor_cancels", False):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @click.command()
@@ -122,7 +148,10 @@ def run(
         wait=not no_wait,
     )
     hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
-    record = start_run(project, request, hooks)
+    try:
+        record = start_run(project, request, hooks)
+    finally:
+        _run_is_over()
     if as_json:
         from conveyor.sdk.inspect import run_json
 
@@ -145,9 +174,12 @@ def rerun(ctx: Context, run_ref: str, keep: bool, as_json: bool) -> None:
     from conveyor.sdk.running import rerun as do_rerun
 
     project = ctx.project()
-    result = do_rerun(
-        project, run_ref, RunHooks(make_reporter(as_json), None, _cancel_on_signals), keep
-    )
+    try:
+        result = do_rerun(
+            project, run_ref, RunHooks(make_reporter(as_json), None, _cancel_on_signals), keep
+        )
+    finally:
+        _run_is_over()
     if as_json:
         emit_json(
             {

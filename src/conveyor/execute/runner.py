@@ -90,6 +90,8 @@ class Runner:
         self._error: str | None = None
         """Why the run failed when no step is to blame: an executor that broke mid-run."""
         self._cancel = threading.Event()
+        self._signalled = False
+        """Set by a signal handler (``cancel_from_signal``): a plain flag, no lock."""
         self._flushed_at = 0.0
         self._actions = ActionState(records)
         self._launcher = Launcher(
@@ -112,9 +114,15 @@ class Runner:
 
     # -- public ---------------------------------------------------------------
     def request_cancel(self) -> None:
-        """Safe from a signal handler: the loop notices within a quarter second."""
+        """From another thread (a server's worker): the loop notices within a quarter
+        second. Not from a signal handler: it takes locks the interrupted code may hold."""
         self._cancel.set()
         self._files.wake()
+
+    def cancel_from_signal(self) -> None:
+        """From a signal handler: only a flag is set (no lock, no I/O, no executor call);
+        the loop sees it at its next turn (a quarter second at most) and cancels."""
+        self._signalled = True
 
     def execute(self) -> RunStatus:
         entries = {} if self.options.force else self.records.cache_entries(self._steps)
@@ -128,9 +136,10 @@ class Runner:
             while not self._scheduler.finished:
                 if self._clock() - self._flushed_at >= _FLUSH_INTERVAL:
                     self._flush()
-                if self._cancel.is_set():
+                if self._cancel.is_set() or self._signalled:
                     self._feed(ev.CancelRequested())
                     self._cancel.clear()
+                    self._signalled = False
                 self._turn()
                 self._drain()
         finally:

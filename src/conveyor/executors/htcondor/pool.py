@@ -2,16 +2,24 @@
 
 The bindings are imported on first contact (``conveyor --help`` never loads them), and
 every failure of theirs leaves this module as an ``ExecutorError`` in one sentence.
+
+Every call into the bindings runs with SIGINT and SIGTERM blocked in the calling thread
+(``_signals_held``): a Ctrl-C that interrupted the bindings' socket I/O mid-call (a
+system call failing with EINTR inside their C++ code) crashed the process with a
+segfault in ``Schedd.act``, leaving its jobs queued. A held signal waits until the call
+returns; Python's handler then runs as usual (it only sets the runner's cancel flag).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import signal
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from conveyor.errors import ExecutorError
 from conveyor.executors.htcondor.analyze import why_no_match
@@ -19,6 +27,9 @@ from conveyor.executors.htcondor.description import ClusterPlan
 from conveyor.executors.htcondor.settings import HTCondorSettings
 
 T = TypeVar("T")
+P = ParamSpec("P")
+HELD = frozenset({signal.SIGINT, signal.SIGTERM})
+"""Signals held while a thread is inside the bindings."""
 JOB_ATTRIBUTES = [
     "ClusterId",
     "ProcId",
@@ -32,6 +43,21 @@ JOB_ATTRIBUTES = [
     "RemoveReason",
 ]
 INSTALL_HINT = "install them with: pip install 'conveyor[htcondor]'"
+
+
+def _signals_held(call: Callable[P, T]) -> Callable[P, T]:
+    """Run ``call`` with SIGINT and SIGTERM blocked in this thread (see the module's
+    docstring); they are delivered when it returns."""
+
+    @functools.wraps(call)
+    def held(*args: P.args, **kwargs: P.kwargs) -> T:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+        try:
+            return call(*args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    return held
 
 
 def import_bindings() -> Any:
@@ -75,6 +101,7 @@ class Pool:
                 "(or CONDOR_CONFIG) in .conveyor/config.toml"
             ) from exc
 
+    @_signals_held
     def submit(self, plan: ClusterPlan) -> tuple[int, list[str]]:
         """Queue one cluster on hold, upload its input files; (cluster id, warnings)."""
         h = self._htcondor
@@ -94,6 +121,7 @@ class Pool:
                 ) from exc
         return int(result.cluster()), [f"HTCondor: {w.message}" for w in caught]
 
+    @_signals_held
     def query(self, constraint: str) -> list[dict[str, Any]]:
         try:
             ads = self._schedd.query(constraint=constraint, projection=JOB_ATTRIBUTES)
@@ -101,6 +129,7 @@ class Pool:
             raise ExecutorError(f"cannot query the HTCondor schedd: {_text(exc)}") from exc
         return [{name: ad.get(name) for name in JOB_ATTRIBUTES} for ad in ads]
 
+    @_signals_held
     def retrieve(self, job_ids: Sequence[str]) -> dict[str, str]:
         """Fetch the jobs' output from the spool; returns the failures by job id."""
         if not job_ids:
@@ -116,6 +145,7 @@ class Pool:
             failures.update(self.retrieve([job_id]))
         return failures
 
+    @_signals_held
     def slots(self, projection: Sequence[str] = ()) -> list[Any]:
         """The pool's slot ads (its startds), from the collector; ``projection``: only
         these attributes (all when empty)."""
@@ -129,6 +159,7 @@ class Pool:
             why = _text(exc)
             raise ExecutorError(f"cannot ask the HTCondor collector for slots: {why}") from exc
 
+    @_signals_held
     def explain(self, job_id: str) -> str | None:
         """Why no slot matches the job (see analyze.py); None when one does, or the job
         is gone. Two queries: the job's whole ad, the pool's slots."""
@@ -148,11 +179,13 @@ class Pool:
         requirements = str(job.lookup("Requirements")) if "Requirements" in job else "true"
         return why_no_match(asked, offers, matching, requirements)
 
+    @_signals_held
     def reschedule(self) -> None:
         """Ask for a negotiation cycle now (best effort)."""
         with contextlib.suppress(Exception):
             self._schedd.reschedule()
 
+    @_signals_held
     def remove(self, job_spec: Sequence[str] | str, reason: str = "conveyor") -> str | None:
         """Remove jobs; best effort, returns the error text if the schedd refused."""
         if not job_spec or self._schedd is None:
@@ -204,6 +237,7 @@ def _bounded(function: Callable[[], T], timeout: float) -> T:
     box: dict[str, Any] = {}
 
     def run() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD)  # this thread is in the bindings
         try:
             box["value"] = function()
         except BaseException as exc:
