@@ -44,6 +44,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "env": pairs(TEXT),
     "policy": st.sampled_from(["success", "failure", "always"]),
     "timeout": st.none() | FLOAT,
+    "queue_timeout": st.none() | FLOAT,
     "retries": st.integers(0, 9),
     "inputs": words(),
     "optional_inputs": words(),

@@ -129,6 +129,14 @@ def test_timeout_as_a_bare_number() -> None:
     assert spec.jobs["a"].steps[0].timeout == 30.0
 
 
+def test_a_queue_timeout_is_a_duration_checked_at_its_key() -> None:
+    text = "jobs:\n  a:\n    steps:\n      - run: x\n        queue-timeout: 10m\n"
+    assert load(text).jobs["a"].steps[0].queue_timeout == 600.0
+    error = load_error(text.replace("10m", "later"))
+    assert_at(error, text.replace("10m", "later"), "queue-timeout")
+    assert "duration" in error.detail
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"), [(90, 90.0), (2.5, 2.5), ("90s", 90.0), ("5m", 300.0), ("500ms", 0.5)]
 )
