@@ -258,21 +258,9 @@ class HTCondorExecutor:
                     ended.append((job, "lost", VANISHED))
                 continue
             job.missing = 0
-            status = ad["JobStatus"]
-            job.started = job.started or status in (RUNNING, COMPLETED) or bool(ad["NumJobStarts"])
-            if status == IDLE and not job.started:
-                self._explain(job, now)
-            if status == COMPLETED:
-                if job.result is None:
-                    job.result, job.completed_at = ad, now
-            elif status == HELD and ad["HoldReasonCode"] != SPOOLING_HOLD:
-                ended.append((job, "error", f"HTCondor held the job: {ad['HoldReason']}"))
-            elif status == REMOVED:
-                reason = ad["RemoveReason"] or "no reason given"
-                ended.append((job, "lost", f"the job was removed from HTCondor: {reason}"))
-            elif (ad["NumJobStarts"] or 0) > 1 or (status == IDLE and ad["NumJobStarts"]):
-                why = "HTCondor evicted the job (it would start it again from the beginning)"
-                ended.append((job, "lost", why))
+            verdict = self._judge(job, ad, now)
+            if verdict is not None:
+                ended.append((job, *verdict))
         self._end(ended)
         released = {str(ad["ClusterId"]) for ad in ads if ad["JobStatus"] == IDLE}
         if released & self._spooling:
@@ -284,6 +272,27 @@ class HTCondorExecutor:
             not running or now - min(j.completed_at for j in completed) >= COLLECT_DELAY
         ):
             self._collect(completed)
+
+    def _judge(self, job: _Job, ad: dict[str, Any], now: float) -> tuple[EndState, str] | None:
+        """How a queued job ended, from its ad; None while it waits or runs (a completed
+        one is kept for the next batch retrieval)."""
+        status = ad["JobStatus"]
+        job.started = job.started or status in (RUNNING, COMPLETED) or bool(ad["NumJobStarts"])
+        if status == IDLE and not job.started:
+            self._explain(job, now)
+            unmatched = self._still_unmatched(job, now)
+            return None if unmatched is None else ("error", unmatched)
+        if status == COMPLETED:
+            if job.result is None:
+                job.result, job.completed_at = ad, now
+        elif status == HELD and ad["HoldReasonCode"] != SPOOLING_HOLD:
+            return "error", f"HTCondor held the job: {ad['HoldReason']}"
+        elif status == REMOVED:
+            reason = ad["RemoveReason"] or "no reason given"
+            return "lost", f"the job was removed from HTCondor: {reason}"
+        elif (ad["NumJobStarts"] or 0) > 1 or (status == IDLE and ad["NumJobStarts"]):
+            return "lost", "HTCondor evicted the job (it would start it again from the beginning)"
+        return None
 
     def _explain(self, job: _Job, now: float) -> None:
         """Once a job has been idle for ``no_match_after``: ask why no machine matches it,
@@ -300,6 +309,23 @@ class HTCondorExecutor:
             line = f"HTCondor job {job.job_id} waited {now - job.queued_at:.0f}s: {job.unmatched}"
             with contextlib.suppress(OSError):
                 append_log(job.invocation, None, [line])
+
+    def _still_unmatched(self, job: _Job, now: float) -> str | None:
+        """The error of a job no machine has matched for ``no_capacity_timeout`` (asked
+        again then: a machine may have joined the pool since); None while it may match."""
+        waited = now - job.queued_at
+        if job.unmatched is None or waited < self.settings.no_capacity_timeout or not job.job_id:
+            return None
+        try:
+            job.unmatched = self._pool.explain(job.job_id)
+        except ExecutorError:
+            return None  # the schedd or collector is busy: ask at the next query
+        if job.unmatched is None:
+            return None
+        return (
+            f"HTCondor had no machine for the job for {waited:.0f}s (no_capacity_timeout "
+            f"{self.settings.no_capacity_timeout:g}s): {job.unmatched}"
+        )
 
     def _collect(self, completed: list[_Job]) -> None:
         """Retrieve finished jobs in one go, remove them, hand their results over."""

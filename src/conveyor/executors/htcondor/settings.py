@@ -44,7 +44,8 @@ class HTCondorSettings:
     unreachable_grace: float = 60.0
     """Seconds the schedd may stay unreachable during a run before the run fails."""
     no_capacity_timeout: float = 300.0
-    """Seconds the pool may have no slot at all before the steps waiting for one fail."""
+    """Seconds the pool may have no slot at all, or a job no machine that matches it,
+    before the steps waiting fail."""
     no_match_after: float = 30.0
     """Seconds a job may stay idle before Conveyor asks why no machine matches it (and
     writes the answer to the step's log)."""
