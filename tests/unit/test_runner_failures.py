@@ -155,7 +155,11 @@ def test_timeouts_whose_cancel_breaks_the_executor_fail_every_step_of_it() -> No
     for step in (POOLED, replace(POOLED, id="j.other")):
         record = StepRunRecord("r1", step.id, "j", StepStatus.RUNNING)
         handle = Handle(f"r1/{step.id}/1", step.id)
-        flight.add(Active(step, record, broken, handle, 1.0, started=True, deadline=clock.now - 1))
+        flight.add(
+            Active(
+                step, record, broken, handle, 1.0, started_at=clock.now - 2, deadline=clock.now - 1
+            )
+        )
     flight.check_deadlines()
     failed = flight.take_broken()
     assert sorted(active.step.id for active, _ in failed) == ["j.other", "j.pooled"]

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.metadata.sql import open_repository
 from tests.unit.fakes import HANG, FakeClock
 from tests.unit.test_runner_failures import POOLED, run
 
@@ -20,6 +21,9 @@ def test_the_timeout_does_not_count_the_time_in_the_queue(tmp_path: Path) -> Non
     status, _, steps, _ = run(tmp_path, replace(POOLED, timeout=5), pool={"queued": SLOW_QUEUE})
     assert status == RunStatus.SUCCEEDED, steps["j.pooled"].error
     assert steps["j.pooled"].attempt == 1
+    records = open_repository(f"sqlite:///{tmp_path / 'records.db'}")
+    running = [e for e in records.events("r1") if e.kind == "step-running"]
+    assert [(e.step_id, e.data["waited_seconds"] >= 100) for e in running] == [("j.pooled", True)]
 
 
 def test_the_timeout_counts_from_the_start(tmp_path: Path) -> None:

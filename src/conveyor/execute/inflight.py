@@ -29,7 +29,10 @@ class Active:
     """The step's ``timeout``: seconds from its start."""
     queue_deadline: float | None = None
     """When the step fails if it has not started (``queue-timeout``), in the runner's clock."""
-    started: bool = False
+    submitted_at: float = 0.0
+    """When it was submitted, in the runner's clock."""
+    started_at: float | None = None
+    """When its executor said it started, in the runner's clock."""
     deadline: float | None = None
     """When the step times out, in the runner's clock (set when it starts)."""
     stopped: tuple[str, bool] | None = None
@@ -40,6 +43,10 @@ class Active:
         if self.stopped is not None:
             return None
         return self.deadline if self.started else self.queue_deadline
+
+    @property
+    def started(self) -> bool:
+        return self.started_at is not None
 
 
 class InFlight:
@@ -52,6 +59,7 @@ class InFlight:
         """(executor name, handle) of steps a broken executor could not remove."""
         self._idle_since: dict[str, float] = {}
         """Executor name -> since when it has reported no capacity."""
+        self._began: list[Active] = []
 
     def __bool__(self) -> bool:
         return bool(self._by_key)
@@ -135,8 +143,15 @@ class InFlight:
             now = self._clock()
             for active in actives:
                 if active.handle.key in keys:
-                    active.started = True
+                    active.started_at = now
                     active.deadline = now + active.timeout if active.timeout else None
+                    self._began.append(active)
+
+    def take_started(self) -> list[tuple[Active, float]]:
+        """The steps whose executor said they started since the last call, each with the
+        seconds it waited before."""
+        began, self._began = self._began, []
+        return [(a, max(0.0, (a.started_at or 0.0) - a.submitted_at)) for a in began]
 
     def _check_capacity(self) -> None:
         """Fail what waits at an executor that has had nowhere to run it for its patience."""

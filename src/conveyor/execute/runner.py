@@ -174,6 +174,8 @@ class Runner:
                 self._flush()
                 completions = self._active.poll(self._active.timeout(_POLL_CAP))
             self._active.check_deadlines()
+            for active, waited in self._active.take_started():  # its timeout counts from now
+                self._event(active.step.id, "step-running", {"waited_seconds": round(waited, 3)})
             self._fail_broken()
             for completion in completions:
                 self._complete(completion)
@@ -293,8 +295,11 @@ class Runner:
         except ExecutorError as exc:
             self._fail(record, str(exc))
             return
-        queued_until = self._clock() + step.queue_timeout if step.queue_timeout else None
-        self._active.add(Active(step, record, executor, handle, step.timeout, queued_until))
+        now = self._clock()
+        queued_until = now + step.queue_timeout if step.queue_timeout else None
+        self._active.add(
+            Active(step, record, executor, handle, step.timeout, queued_until, submitted_at=now)
+        )
         self._batch.put_step_run(record)
         started = self._launcher.started(
             step, record.attempt, handle, executor.name, miss.reason, prepared

@@ -49,6 +49,8 @@ MISSING_LIMIT = 2  # queries in a row without the job before it counts as lost
 COLLECT_DELAY = 1.0
 """Seconds a finished job may wait while others run, so that retrieval goes in batches:
 each retrieve or remove call costs the schedd far more than one more job in it."""
+CAPACITY_EVERY = 5.0
+"""Seconds at least between two counts of the pool's slots (a collector query)."""
 VANISHED = "the job left the HTCondor queue without a result (removed outside Conveyor?)"
 _BACKEND_ID = re.compile(r"htcondor:([0-9a-f]{32})/j[0-9]+")
 """A handle's ``backend_id``: the executor instance's id (``ConveyorExecutorId`` of its
@@ -143,10 +145,11 @@ class HTCondorExecutor:
         return [h.key for h in handles if (job := self._jobs.get(h.key)) and job.started]
 
     def capacity(self) -> Capacity:
-        """The pool's slots, counted in the collector at most once per ``poll_interval``;
-        unbounded until the pool is contacted."""
+        """The pool's slots, counted in the collector at most once per ``poll_interval``
+        (and ``CAPACITY_EVERY``); unbounded until the pool is contacted."""
         now = time.monotonic()
-        if self._pool.connected and now - self._capacity_at >= self.settings.poll_interval:
+        every = max(self.settings.poll_interval, CAPACITY_EVERY)
+        if self._pool.connected and now - self._capacity_at >= every:
             self._capacity_at = now
             count = len(self._pool.slots(["Name"]))
             why = f"the HTCondor pool at {self.settings.where()} lists no slot (no machine)"
