@@ -151,7 +151,10 @@ class HTCondorExecutor:
         every = max(self.settings.poll_interval, CAPACITY_EVERY)
         if self._pool.connected and now - self._capacity_at >= every:
             self._capacity_at = now
-            count = len(self._pool.slots(["Name"]))
+            try:
+                count = len(self._pool.slots(["Name"]))
+            except ExecutorError:
+                return self._capacity  # a busy collector: the last answer, not a failed run
             why = f"the HTCondor pool at {self.settings.where()} lists no slot (no machine)"
             self._capacity = Capacity(count, why, self.settings.no_capacity_timeout)
         return self._capacity

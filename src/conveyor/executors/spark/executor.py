@@ -99,7 +99,10 @@ class SparkExecutor:
         now = time.monotonic()
         if now - self._capacity_at >= _CAPACITY_EVERY:
             self._capacity_at = now
-            count = self._engine.executors()
+            try:
+                count = self._engine.executors()
+            except ExecutorError:
+                return self._capacity  # the driver busy or stopping: the last answer
             why = (
                 "no Spark executor is registered with the driver "
                 f"(master {self.settings.master}: are its workers alive?)"
