@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conveyor.domain.conditions import Condition
 from conveyor.domain.types import Resources
 from conveyor.metadata.records import OutputRecord
 from conveyor.plan.model import ExecutionPlan, StepPlan
@@ -66,6 +67,9 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "secrets": pairs(TEXT),
     "status_env": words(),
     "allow_failure": st.booleans(),
+    "conditions": st.lists(
+        st.builds(Condition, st.sampled_from(["job", "step"]), WORD, words(), words()), max_size=3
+    ).map(tuple),
     "action": OPTIONAL_TEXT,
     "action_commit": OPTIONAL_TEXT,
     "action_inputs": pairs(JSON_VALUE),

@@ -61,6 +61,12 @@ def _cancel_on_signals(runner: Any) -> None:
     "--no-wait", is_flag=True, help="Refuse instead of waiting when another run is in progress."
 )
 @click.option(
+    "--event",
+    metavar="EVENT",
+    help="Act as this Drone event for trigger/when conditions: push (default), tag (the tag "
+    "on HEAD), cron, custom, pull_request, promote, rollback.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -85,6 +91,7 @@ def run(
     params: tuple[str, ...],
     executor: str | None,
     no_wait: bool,
+    event: str | None,
     as_json: bool,
     remote: bool,
     ref: str | None,
@@ -97,6 +104,7 @@ def run(
       conveyor run                   run everything that changed
       conveyor run -j 4 -p lr=0.01   four steps at a time, with a parameter
       conveyor run --only train      the train job and the steps it needs
+      conveyor run --event tag       a .drone.yml run as for the tag on HEAD
     """
     from conveyor.cli.progress import make_reporter
     from conveyor.sdk.running import RunHooks, RunRequest, start_run
@@ -120,6 +128,7 @@ def run(
         parallelism=parallelism,
         executor=executor,
         wait=not no_wait,
+        event=event,
     )
     hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
     record = start_run(project, request, hooks)

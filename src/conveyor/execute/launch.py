@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.domain.conditions import RunFacts
 from conveyor.execute.actionstate import ActionState
 from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
@@ -42,6 +43,8 @@ class RunOptions:
     keep_dir: Path | None = None
     """Where copies of hand-edited outputs go before they are replaced (None: no check)."""
     on_warning: Callable[[str], None] | None = None
+    facts: RunFacts = field(default_factory=RunFacts)
+    """What the steps' conditions are checked against: the run's trigger and host."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.domain.conditions import Condition
 from conveyor.domain.jsonshape import JsonShape, shape
 from conveyor.domain.types import Policy, Resources
 
@@ -53,6 +54,8 @@ class StepPlan(JsonShape):
     """Variables set at launch to the run status so far: ``success`` or ``failure``."""
     allow_failure: bool = field(default=False, metadata=_SET)
     """A failure of this step neither fails the run nor taints its dependents."""
+    conditions: tuple[Condition, ...] = field(default=(), metadata=_SET)
+    """The job's then the step's ``when``: checked against the run's facts before launch."""
     action: str | None = field(default=None, metadata=_action("ref"))
     """The action the step runs (as named: ``owner/name@tag``, ``./path``)."""
     action_commit: str | None = field(default=None, metadata=_action("commit"))

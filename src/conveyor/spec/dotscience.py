@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.spec.drone_conditions import Conditions, platform_when, read_conditions
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import (
@@ -28,7 +29,17 @@ STATUS_VARIABLES = ("DRONE_BUILD_STATUS", "DRONE_STAGE_STATUS")
 DOTSCIENCE_STATUS = "PLUGIN_STATUS=ok/error"
 """Dotscience's plugins read the workload status as ``PLUGIN_STATUS``: ``ok`` or ``error``."""
 
-_PIPELINE_KEYS = {"kind", "type", "name", "steps", "after", "depends_on", "environment"}
+_PIPELINE_KEYS = {
+    "kind",
+    "type",
+    "name",
+    "steps",
+    "after",
+    "depends_on",
+    "environment",
+    "trigger",
+    "platform",
+}
 _STEP_KEYS = {
     "name",
     "image",
@@ -47,8 +58,6 @@ _REFUSED_PIPELINE = {
     "volumes": "volumes are not supported; steps share the project directory",
     "workspace": "workspace is not supported; steps run in the project directory",
     "clone": "clone is not supported; Conveyor runs in the git repository itself",
-    "trigger": "trigger is not supported; a pipeline runs when `conveyor run` is called",
-    "platform": "platform is not supported; choose an executor in the project settings",
     "node": "node is not supported; choose an executor in the project settings",
     "concurrency": "concurrency is not supported; use `conveyor run -j N`",
     "image_pull_secrets": "image_pull_secrets is not supported (no container runtime)",
@@ -82,7 +91,6 @@ _POLICIES = {
     "on_failure": "failure()",
     "always": "always()",
 }
-_WHEN_REFUSED = "Conveyor runs the whole pipeline when asked; only when.status is supported"
 
 
 def translate(
@@ -99,6 +107,7 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
     jobs: dict[str, Any] = {}
     names: dict[str, str] = {}  # pipeline name -> job id
     pending: list[tuple[str, list[Any], SourceMap]] = []
+    warnings: list[str] = []
     for data, source in documents:
         doc = expect_mapping(data, source, (), f"{what} with `kind: pipeline`")
         check_keys(doc, source, (), _PIPELINE_KEYS, _REFUSED_PIPELINE, what)
@@ -117,7 +126,23 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
             raise source.error(("name",), f"two pipelines are named {name!r}")
         names[name] = job_id
         result.mark(("jobs", job_id), source, ("name",) if "name" in doc else ("steps",))
-        jobs[job_id] = _job(doc, source, result, job_id, what)
+        trigger = (
+            read_conditions(doc["trigger"], source, ("trigger",), "trigger")
+            if "trigger" in doc
+            else Conditions()
+        )
+        jobs[job_id] = _job(doc, source, result, job_id, what, trigger)
+        warnings.extend(trigger.warnings)  # the trigger's and its steps' `when`
+        when = dict(trigger.when)
+        if "platform" in doc:
+            when.update(platform_when(doc["platform"], source, ("platform",)))
+        if when:
+            jobs[job_id]["when"] = when
+            result.mark(
+                ("jobs", job_id, "when"),
+                source,
+                ("trigger",) if "trigger" in doc else ("platform",),
+            )
         if "depends_on" in doc:
             pending.append(
                 (
@@ -140,11 +165,17 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
         title = next(iter(names))
     else:
         title = display.rsplit("/", 1)[-1].lstrip(".").split(".", 1)[0] or "pipeline"
-    return validate({"name": title, "jobs": jobs}, result.out, fmt)
+    spec = validate({"name": title, "jobs": jobs}, result.out, fmt)
+    return spec.with_warnings(tuple(warnings)) if warnings else spec
 
 
 def _job(
-    doc: dict[str, Any], source: SourceMap, result: Translation, job_id: str, what: str
+    doc: dict[str, Any],
+    source: SourceMap,
+    result: Translation,
+    job_id: str,
+    what: str,
+    trigger: Conditions,
 ) -> dict[str, Any]:
     steps_data = [
         ("steps", s) for s in expect_list(doc.get("steps", []), source, ("steps",), "steps")
@@ -182,7 +213,7 @@ def _job(
     for index, (key, step) in enumerate(items):
         offset = index if key == "steps" else index - len(steps_data)
         native: Loc = ("jobs", job_id, "steps", index)
-        converted = _step(step, source, (key, offset), result, native, ids)
+        converted = _step(step, source, (key, offset), result, native, ids, trigger)
         if what.startswith("a Dotscience") and "PLUGIN_STATUS" not in converted.get("env", {}):
             converted["status-env"].append(DOTSCIENCE_STATUS)
         if graph and "depends_on" not in step:
@@ -200,6 +231,7 @@ def _step(
     result: Translation,
     native: Loc,
     ids: dict[str, str],
+    trigger: Conditions,
 ) -> dict[str, Any]:
     check_keys(step, source, loc, _STEP_KEYS, _REFUSED_STEP, "a step")
     result.mark(native, source, loc)
@@ -242,7 +274,9 @@ def _step(
         out["env"] = env
     if secrets:
         out["secrets"] = secrets
-    out["if"] = _policy(step, source, loc)
+    out["if"] = _policy(step, source, loc, trigger, out)
+    if "when" in step:
+        result.mark((*native, "when"), source, (*loc, "when"))
     result.mark((*native, "if"), source, (*loc, "runPolicy" if "runPolicy" in step else "when"))
     if "depends_on" in step:
         depends = expect_list(step["depends_on"], source, (*loc, "depends_on"), "step names")
@@ -290,9 +324,13 @@ def _environment(value: Any, source: SourceMap, loc: Loc) -> tuple[dict[str, Any
     return env, secrets
 
 
-def _policy(step: dict[str, Any], source: SourceMap, loc: Loc) -> str:
+def _policy(
+    step: dict[str, Any], source: SourceMap, loc: Loc, trigger: Conditions, out: dict[str, Any]
+) -> str:
+    """The step's run policy (``runPolicy`` or ``when.status``, else the pipeline's
+    ``trigger.status``); its other ``when`` conditions go into ``out["when"]``."""
     if "runPolicy" in step and "when" in step:
-        raise source.error((*loc, "when"), "give either runPolicy or when.status, not both")
+        raise source.error((*loc, "when"), "give either runPolicy or when, not both")
     if "runPolicy" in step:
         policy = step["runPolicy"]
         if policy not in _POLICIES:
@@ -302,38 +340,9 @@ def _policy(step: dict[str, Any], source: SourceMap, loc: Loc) -> str:
             )
         return _POLICIES[policy]
     if "when" not in step:
-        return "success()"
-    when = expect_mapping(step["when"], source, (*loc, "when"), "conditions")
-    check_keys(
-        when,
-        source,
-        (*loc, "when"),
-        {"status"},
-        dict.fromkeys(
-            (
-                "branch",
-                "event",
-                "ref",
-                "repo",
-                "instance",
-                "target",
-                "cron",
-                "action",
-                "paths",
-                "plugin",
-            ),
-            _WHEN_REFUSED,
-        ),
-        "when",
-    )
-    status = when.get("status", ["success"])
-    statuses = (
-        {status}
-        if isinstance(status, str)
-        else set(expect_list(status, source, (*loc, "when", "status"), "success, failure"))
-    )
-    if not statuses or not statuses <= {"success", "failure"}:
-        raise source.error((*loc, "when", "status"), "when.status lists success, failure or both")
-    if statuses == {"success", "failure"}:
-        return "always()"
-    return "failure()" if statuses == {"failure"} else "success()"
+        return trigger.policy()
+    when = read_conditions(step["when"], source, (*loc, "when"), "when")
+    trigger.warnings.extend(when.warnings)
+    if when.when:
+        out["when"] = when.when
+    return when.policy(trigger.policy())

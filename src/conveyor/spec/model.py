@@ -71,6 +71,30 @@ class ActionUseSpec(_Strict):
     outputs: list[str] = Field(default_factory=list)
 
 
+ConditionKey = Literal["branch", "event", "ref", "repo", "cron", "target", "action", "os", "arch"]
+
+
+class ConditionFilterSpec(_Strict):
+    """Globs a value must match (any ``include``, when given) and must not (any ``exclude``)."""
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+When = dict[ConditionKey, str | list[str] | ConditionFilterSpec]
+_WHEN: Any = Field(
+    default_factory=dict,
+    description="Run only when the trigger (branch, event, ref, repo, cron, target, action) and "
+    "the host (os, arch) match these globs: a list, or {include: [...], exclude: [...]}; "
+    "otherwise skipped with the reason.",
+)
+
+
 class InputSpec(_Strict):
     """An input with options: ``{path: data/*.csv, optional: true}``."""
 
@@ -129,6 +153,7 @@ class StepSpec(_Strict):
         alias="if",
         description="Run policy: success() (default), failure() or always().",
     )
+    when: When = _WHEN
     timeout: float | None = Field(
         default=None, description="Seconds, or a string like '90s', '5m', '2h'."
     )
@@ -207,6 +232,7 @@ class JobSpec(_Strict):
         default_factory=dict,
         description="Extra HTCondor submit commands (requirements, accounting_group, universe).",
     )
+    when: When = _WHEN
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("needs", mode="before")
