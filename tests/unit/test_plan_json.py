@@ -67,6 +67,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "secrets": pairs(TEXT),
     "status_env": words(),
     "allow_failure": st.booleans(),
+    "ci": st.none() | st.sampled_from(["drone", "dotscience"]),
     "conditions": st.lists(
         st.builds(Condition, st.sampled_from(["job", "step"]), WORD, words(), words()), max_size=3
     ).map(tuple),

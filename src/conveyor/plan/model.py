@@ -54,6 +54,8 @@ class StepPlan(JsonShape):
     """Variables set at launch to the run status so far: ``success`` or ``failure``."""
     allow_failure: bool = field(default=False, metadata=_SET)
     """A failure of this step neither fails the run nor taints its dependents."""
+    ci: str | None = field(default=None, metadata=_SET)
+    """``drone`` or ``dotscience``: that system's variables and ``${VAR}`` substitution."""
     conditions: tuple[Condition, ...] = field(default=(), metadata=_SET)
     """The job's then the step's ``when``: checked against the run's facts before launch."""
     action: str | None = field(default=None, metadata=_action("ref"))

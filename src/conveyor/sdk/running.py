@@ -114,7 +114,7 @@ def start_run(
     else:
         secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
-    conditional = any(s.conditions for s in plan.steps)
+    conditional = any(s.conditions or s.ci for s in plan.steps)
     facts = request.facts or local_facts(project.root, request.event, needed=conditional)
     executor_name = request.executor or project.settings.executor
     given = dict(executors or {})

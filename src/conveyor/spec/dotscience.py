@@ -214,8 +214,13 @@ def _job(
         offset = index if key == "steps" else index - len(steps_data)
         native: Loc = ("jobs", job_id, "steps", index)
         converted = _step(step, source, (key, offset), result, native, ids, trigger)
-        if what.startswith("a Dotscience") and "PLUGIN_STATUS" not in converted.get("env", {}):
+        dotscience = what.startswith("a Dotscience")
+        if dotscience and "PLUGIN_STATUS" not in converted.get("env", {}):
             converted["status-env"].append(DOTSCIENCE_STATUS)
+        if dotscience and "PLUGIN_DOTSCIENCE_STATUS" not in converted.get("env", {}):
+            converted["status-env"].append("PLUGIN_DOTSCIENCE_STATUS")
+        # Drone's variables and ${VAR} substitution, at launch (Dotscience adds its task id)
+        converted["ci"] = "dotscience" if dotscience else "drone"
         if graph and "depends_on" not in step:
             # graph mode: a step without depends_on starts at once; `after` steps
             # still wait for every step of `steps:`

@@ -154,6 +154,12 @@ class StepSpec(_Strict):
         description="Run policy: success() (default), failure() or always().",
     )
     when: When = _WHEN
+    ci: Literal["drone", "dotscience"] | None = Field(
+        default=None,
+        description="The CI system whose variables the step is given (DRONE_*, CI_*; "
+        "dotscience adds DOTSCIENCE_TASK_ID) and whose ${VAR} substitution its run and env "
+        "go through at launch, values quoted for their place in the shell text.",
+    )
     timeout: float | None = Field(
         default=None, description="Seconds, or a string like '90s', '5m', '2h'."
     )
