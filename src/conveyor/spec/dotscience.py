@@ -11,6 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.spec.drone_conditions import Conditions, platform_when, read_conditions
+from conveyor.spec.drone_documents import (
+    DRONE_08,
+    DRONE_TYPES,
+    drop_ignored,
+    pipeline_documents,
+)
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import (
@@ -56,13 +62,6 @@ _NO_CONTAINERS = "Conveyor does not run services or containers with special opti
 _REFUSED_PIPELINE = {
     "services": f"service containers are not supported ({_NO_CONTAINERS})",
     "volumes": "volumes are not supported; steps share the project directory",
-    "workspace": "workspace is not supported; steps run in the project directory",
-    "clone": "clone is not supported; Conveyor runs in the git repository itself",
-    "node": "node is not supported; choose an executor in the project settings",
-    "concurrency": "concurrency is not supported; use `conveyor run -j N`",
-    "image_pull_secrets": "image_pull_secrets is not supported (no container runtime)",
-    "node_selector": "node_selector is not supported",
-    "tolerations": "tolerations is not supported",
     "os": "os is not supported",
     "arch": "arch is not supported",
 }
@@ -108,18 +107,20 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
     names: dict[str, str] = {}  # pipeline name -> job id
     pending: list[tuple[str, list[Any], SourceMap]] = []
     warnings: list[str] = []
-    for data, source in documents:
+    for data, source in pipeline_documents(documents, warnings):
         doc = expect_mapping(data, source, (), f"{what} with `kind: pipeline`")
-        check_keys(doc, source, (), _PIPELINE_KEYS, _REFUSED_PIPELINE, what)
-        kind = doc.get("kind")
-        if kind != "pipeline":
-            raise source.error(
-                ("kind",) if "kind" in doc else (),
-                f"kind: {kind!r} is not supported; each document must be `kind: pipeline`",
-            )
+        if "pipeline" in doc and "kind" not in doc:
+            raise source.error(("pipeline",), DRONE_08)
         kind_type = doc.get("type", "docker")
-        if kind_type not in ("docker", "exec"):
-            raise source.error(("type",), f"type: {kind_type!r} is not supported (docker, exec)")
+        if kind_type not in DRONE_TYPES:
+            known = ", ".join(DRONE_TYPES)
+            raise source.error(("type",), f"type: {kind_type!r} is not a Drone type ({known})")
+        doc, ignored = drop_ignored(doc, source, kind_type)
+        if ignored is not None:
+            warnings.append(ignored)
+        check_keys(doc, source, (), _PIPELINE_KEYS, _REFUSED_PIPELINE, what)
+        if "kind" not in doc:
+            raise source.error((), "each document needs `kind: pipeline`")
         name = expect_text(doc.get("name", "default"), source, ("name",))
         job_id = slug(name, f"pipeline-{len(jobs) + 1}")
         if name in names or job_id in jobs:
@@ -247,13 +248,7 @@ def _step(
         out["image"] = expect_text(step["image"], source, (*loc, "image"))
         result.mark((*native, "image"), source, (*loc, "image"))
     if "pull" in step:
-        pull = step["pull"]
-        if pull not in ("always", "never", "if-not-exists"):
-            raise source.error(
-                (*loc, "pull"),
-                f"pull: {pull!r} is not a pull policy (always, never, if-not-exists)",
-            )
-        out["pull"] = pull
+        out["pull"] = _pull(step["pull"], source, (*loc, "pull"))
     commands = expect_list(step.get("commands", []), source, (*loc, "commands"), "shell commands")
     lines = [expect_text(c, source, (*loc, "commands", i)) for i, c in enumerate(commands)]
     if lines:
@@ -287,6 +282,8 @@ def _step(
         depends = expect_list(step["depends_on"], source, (*loc, "depends_on"), "step names")
         needs = []
         for i, name in enumerate(depends):
+            if name == "clone" and name not in ids:
+                continue  # Drone's implicit clone step: the checkout is already here
             if name not in ids:
                 known = ", ".join(sorted(ids))
                 raise source.error(
@@ -307,6 +304,15 @@ def _step(
     out["status-env"] = list(STATUS_VARIABLES)
     out["cache"] = False  # CI steps declare no inputs or outputs: always run them
     return out
+
+
+def _pull(pull: Any, source: SourceMap, loc: Loc) -> str:
+    if pull not in ("always", "never", "if-not-exists", "default"):
+        raise source.error(
+            loc, f"pull: {pull!r} is not a pull policy (always, never, if-not-exists, default)"
+        )
+    # Drone's `default`: pull an image that is not here
+    return "if-not-exists" if pull == "default" else str(pull)
 
 
 def _environment(value: Any, source: SourceMap, loc: Loc) -> tuple[dict[str, Any], dict[str, str]]:
