@@ -244,3 +244,17 @@ def test_steps_without_an_image_keep_their_key() -> None:
     plain = fingerprint_parts("make", {}, {}, {}, {}, "env")
     assert "container" not in plain
     assert "image" not in plain
+
+
+def test_a_drone_short_name_is_found_as_written_and_pulled_from_docker_hub() -> None:
+    local = FakeCli({"myapp"})  # a local build: found by the name as written
+    assert runtime(local).image_id("myapp", None) == IMAGE_ID
+    assert local.verbs() == ["inspect"]
+    cli = FakeCli(set())
+    assert runtime(cli).image_id("golang:1.21", None, docker_names=True) == IMAGE_ID
+    pulls = [c[-1] for c in cli.calls if c[1] == "pull"]
+    assert pulls == ["docker.io/library/golang:1.21"]
+    assert cli.calls[-1][-1] == "docker.io/library/golang:1.21"  # inspected as pulled
+    native = FakeCli(set())  # a conveyor.yml image: podman's own short-name rules
+    runtime(native).image_id("golang:1.21", None)
+    assert [c[-1] for c in native.calls if c[1] == "pull"] == ["golang:1.21"]
