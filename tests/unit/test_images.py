@@ -258,3 +258,13 @@ def test_a_drone_short_name_is_found_as_written_and_pulled_from_docker_hub() -> 
     native = FakeCli(set())  # a conveyor.yml image: podman's own short-name rules
     runtime(native).image_id("golang:1.21", None)
     assert [c[-1] for c in native.calls if c[1] == "pull"] == ["golang:1.21"]
+
+
+def test_wrap_mounts_the_runs_temporary_directories(tmp_path: Path) -> None:
+    cache = tmp_path / "volumes" / "r" / "ci" / "cache"
+    text = runtime(FakeCli(set())).wrap(
+        IMAGE_ID, "true", [], tmp_path, "conveyor-r-j.s-1", "r", [(str(cache), "/go")]
+    )
+    argv = shlex.split(text.splitlines()[2])
+    mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
+    assert mounts == [f"{tmp_path}:{tmp_path}", f"{cache}:/go"]

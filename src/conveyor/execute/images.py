@@ -156,6 +156,7 @@ class ContainerRuntime:
         workdir: Path,
         name: str,
         run_id: str,
+        volumes: Sequence[tuple[str, str]] = (),
     ) -> str:
         """The shell text that runs ``command`` (``sh -e -c``) in the image.
 
@@ -172,6 +173,8 @@ class ContainerRuntime:
         ]  # fmt: skip
         if os.getuid() != 0:  # files the step writes belong to the caller
             argv += ["--userns=keep-id"] if self.kind == "podman" else ["--user", _ids()]
+        for host, path in volumes:  # the run's temporary directories (Drone's temp volumes)
+            argv += ["-v", f"{host}:{path}"]
         for env_name in sorted(env_names):
             argv += ["-e", env_name]
         argv.append(image_id)

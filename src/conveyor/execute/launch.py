@@ -46,6 +46,8 @@ class RunOptions:
     keep_dir: Path | None = None
     """Where copies of hand-edited outputs go before they are replaced (None: no check)."""
     on_warning: Callable[[str], None] | None = None
+    volume_dir: Path | None = None
+    """Where the run's temporary directories (steps' ``volumes``) go: ``DIR/RUN/JOB/NAME``."""
     facts: RunFacts = field(default_factory=RunFacts)
     """What the steps' conditions are checked against: the run's trigger and host."""
 
@@ -190,8 +192,20 @@ class Launcher:
             resources=step.resources,
             timeout=step.timeout,
             options=dict(step.options),
+            volumes=self._volumes(step) if image_id is not None else (),
             image_id=image_id,
         )
+
+    def _volumes(self, step: StepPlan) -> tuple[tuple[str, str], ...]:
+        """The step's temporary directories, made on first use (one per job and name)."""
+        if self.options.volume_dir is None:
+            return ()
+        mounts = []
+        for name, path in step.volumes:
+            host = self.options.volume_dir / self.run.id / _UNSAFE.sub("_", step.job) / name
+            host.mkdir(parents=True, exist_ok=True)
+            mounts.append((str(host), path))
+        return tuple(mounts)
 
     def started(
         self,

@@ -192,6 +192,7 @@ def _compile_step(
         secrets=tuple(sorted(step.secrets.items())),
         status_env=tuple(step.status_env),
         allow_failure=step.continue_on_error,
+        volumes=tuple((v.name, v.path) for v in step.volumes),
         ci=step.ci,
         conditions=(*_conditions("job", job.when), *_conditions("step", step.when)),
         **action,

@@ -54,6 +54,10 @@ class StepPlan(JsonShape):
     """Variables set at launch to the run status so far: ``success`` or ``failure``."""
     allow_failure: bool = field(default=False, metadata=_SET)
     """A failure of this step neither fails the run nor taints its dependents."""
+    volumes: tuple[tuple[str, str], ...] = field(
+        default=(), metadata=shape(omit=True, rows=("name", "path"))
+    )
+    """(name, path): the job's temporary directories of the run mounted in the container."""
     ci: str | None = field(default=None, metadata=_SET)
     """``drone`` or ``dotscience``: that system's variables and ``${VAR}`` substitution."""
     conditions: tuple[Condition, ...] = field(default=(), metadata=_SET)

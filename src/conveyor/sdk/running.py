@@ -175,13 +175,17 @@ def start_run(
                     runtime=_container_runtime(project, plan),
                     extra_env=request.env,
                     keep_dir=project.state_dir / "kept",
+                    volume_dir=project.state_dir / "volumes",
                     on_warning=hooks.on_warning,
                     facts=facts,
                 ),
             )
             if hooks.on_runner is not None:
                 hooks.on_runner(runner)
-            runner.execute()
+            try:
+                runner.execute()
+            finally:  # the run's temporary directories (steps' `volumes`) end with it
+                shutil.rmtree(project.state_dir / "volumes" / run.id, ignore_errors=True)
             if runner.leftovers:  # its executor broke and could not remove them
                 _record_leftovers(project, run.id, runner.leftovers)
     finally:

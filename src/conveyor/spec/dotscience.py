@@ -17,6 +17,7 @@ from conveyor.spec.drone_documents import (
     drop_ignored,
     pipeline_documents,
 )
+from conveyor.spec.drone_volumes import pipeline_volumes, step_volumes
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import (
@@ -45,6 +46,7 @@ _PIPELINE_KEYS = {
     "environment",
     "trigger",
     "platform",
+    "volumes",
 }
 _STEP_KEYS = {
     "name",
@@ -57,17 +59,16 @@ _STEP_KEYS = {
     "when",
     "depends_on",
     "failure",
+    "volumes",
 }
 _NO_CONTAINERS = "Conveyor does not run services or containers with special options"
 _REFUSED_PIPELINE = {
     "services": f"service containers are not supported ({_NO_CONTAINERS})",
-    "volumes": "volumes are not supported; steps share the project directory",
     "os": "os is not supported",
     "arch": "arch is not supported",
 }
 _REFUSED_STEP = {
     "services": f"services are not supported ({_NO_CONTAINERS})",
-    "volumes": "volumes are not supported; steps share the project directory",
     "privileged": f"privileged is not supported ({_NO_CONTAINERS})",
     "detach": "detach is not supported; every step runs to its end",
     "entrypoint": "entrypoint is not supported; use commands",
@@ -132,7 +133,8 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
             if "trigger" in doc
             else Conditions()
         )
-        jobs[job_id] = _job(doc, source, result, job_id, what, trigger)
+        volumes = pipeline_volumes(doc.get("volumes", []), source, ("volumes",))
+        jobs[job_id] = _job(doc, source, result, job_id, what, (trigger, volumes))
         warnings.extend(trigger.warnings)  # the trigger's and its steps' `when`
         when = dict(trigger.when)
         if "platform" in doc:
@@ -176,7 +178,7 @@ def _job(
     result: Translation,
     job_id: str,
     what: str,
-    trigger: Conditions,
+    context: tuple[Conditions, set[str]],
 ) -> dict[str, Any]:
     steps_data = [
         ("steps", s) for s in expect_list(doc.get("steps", []), source, ("steps",), "steps")
@@ -214,7 +216,7 @@ def _job(
     for index, (key, step) in enumerate(items):
         offset = index if key == "steps" else index - len(steps_data)
         native: Loc = ("jobs", job_id, "steps", index)
-        converted = _step(step, source, (key, offset), result, native, ids, trigger)
+        converted = _step(step, source, (key, offset), result, native, ids, context)
         dotscience = what.startswith("a Dotscience")
         if dotscience and "PLUGIN_STATUS" not in converted.get("env", {}):
             converted["status-env"].append(DOTSCIENCE_STATUS)
@@ -237,8 +239,10 @@ def _step(
     result: Translation,
     native: Loc,
     ids: dict[str, str],
-    trigger: Conditions,
+    context: tuple[Conditions, set[str]],
 ) -> dict[str, Any]:
+    """``context``: the pipeline's trigger and temporary volumes."""
+    trigger, volumes = context
     check_keys(step, source, loc, _STEP_KEYS, _REFUSED_STEP, "a step")
     result.mark(native, source, loc)
     out: dict[str, Any] = {"id": ids[step["name"]], "name": str(step["name"])}
@@ -279,20 +283,7 @@ def _step(
         result.mark((*native, "when"), source, (*loc, "when"))
     result.mark((*native, "if"), source, (*loc, "runPolicy" if "runPolicy" in step else "when"))
     if "depends_on" in step:
-        depends = expect_list(step["depends_on"], source, (*loc, "depends_on"), "step names")
-        needs = []
-        for i, name in enumerate(depends):
-            if name == "clone" and name not in ids:
-                continue  # Drone's implicit clone step: the checkout is already here
-            if name not in ids:
-                known = ", ".join(sorted(ids))
-                raise source.error(
-                    (*loc, "depends_on", i),
-                    f"depends_on names {name!r}, which is not a step of this pipeline "
-                    f"(steps: {known})",
-                )
-            needs.append(ids[name])
-        out["needs"] = needs
+        out["needs"] = _needs(step["depends_on"], source, (*loc, "depends_on"), ids)
         result.mark((*native, "needs"), source, (*loc, "depends_on"))
     if "failure" in step:
         if step["failure"] != "ignore":
@@ -301,9 +292,26 @@ def _step(
                 f"failure: {step['failure']!r} is not supported; use `failure: ignore`",
             )
         out["continue-on-error"] = True
+    if "volumes" in step:
+        out["volumes"] = step_volumes(step["volumes"], source, (*loc, "volumes"), volumes)
     out["status-env"] = list(STATUS_VARIABLES)
     out["cache"] = False  # CI steps declare no inputs or outputs: always run them
     return out
+
+
+def _needs(value: Any, source: SourceMap, loc: Loc, ids: dict[str, str]) -> list[str]:
+    needs = []
+    for i, name in enumerate(expect_list(value, source, loc, "step names")):
+        if name == "clone" and name not in ids:
+            continue  # Drone's implicit clone step: the checkout is already here
+        if name not in ids:
+            known = ", ".join(sorted(ids))
+            raise source.error(
+                (*loc, i),
+                f"depends_on names {name!r}, which is not a step of this pipeline (steps: {known})",
+            )
+        needs.append(ids[name])
+    return needs
 
 
 def _pull(pull: Any, source: SourceMap, loc: Loc) -> str:

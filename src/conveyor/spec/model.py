@@ -95,6 +95,15 @@ _WHEN: Any = Field(
 )
 
 
+class VolumeSpec(_Strict):
+    """A temporary directory shared by the job's steps of one run (Drone's temp volume)."""
+
+    name: Name
+    path: str = Field(
+        pattern=r"^/", description="Where the step's container sees it (an absolute path)."
+    )
+
+
 class InputSpec(_Strict):
     """An input with options: ``{path: data/*.csv, optional: true}``."""
 
@@ -154,6 +163,12 @@ class StepSpec(_Strict):
         description="Run policy: success() (default), failure() or always().",
     )
     when: When = _WHEN
+    volumes: list[VolumeSpec] = Field(
+        default_factory=list,
+        description="Temporary directories shared by the job's steps in a run, by name, "
+        "mounted at their path in the step's container (steps on the host do not see them); "
+        "removed when the run ends.",
+    )
     ci: Literal["drone", "dotscience"] | None = Field(
         default=None,
         description="The CI system whose variables the step is given (DRONE_*, CI_*; "
