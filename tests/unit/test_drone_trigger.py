@@ -60,3 +60,13 @@ def test_an_include_exclude_block_with_another_key_is_refused_where_it_is() -> N
 def test_a_queued_run_becomes_drone_facts(ref: str, trigger: str, event: str, branch: str) -> None:
     facts = server_facts(ref, trigger, "team/app")
     assert (facts.event, facts.branch, facts.ref, facts.repo) == (event, branch, ref, "team/app")
+
+
+def test_a_server_queues_a_drone_file_for_every_branch_and_tag() -> None:
+    from conveyor.server.triggers import wanted
+
+    spec = load(
+        "kind: pipeline\ntrigger:\n  event: [tag]\nsteps:\n  - name: a\n    commands: [x]\n"
+    )
+    assert wanted(spec, "refs/tags/v1.0")
+    assert wanted(spec, "refs/heads/feature/x")

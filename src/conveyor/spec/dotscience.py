@@ -168,7 +168,10 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
         title = next(iter(names))
     else:
         title = display.rsplit("/", 1)[-1].lstrip(".").split(".", 1)[0] or "pipeline"
-    spec = validate({"name": title, "jobs": jobs}, result.out, fmt)
+    # Drone starts every pipeline on every push and tag, then its `trigger` decides: a
+    # server queues both, and the steps' conditions (the job's `when`) do the rest
+    every_ref = {"push": {"branches": ["**"], "tags": ["**"]}}
+    spec = validate({"name": title, "on": every_ref, "jobs": jobs}, result.out, fmt)
     return spec.with_warnings(tuple(warnings)) if warnings else spec
 
 
