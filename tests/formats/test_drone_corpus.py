@@ -26,7 +26,6 @@ PENDING: dict[str, str] = {
     "drone-runner-docker": "depends_on names windows-1903, but the pipeline is named window-1903 (a typo in the file)",
     "gitea": "services",
     "nats-bench": "services",
-    "net186-config": "privileged",
 }
 
 

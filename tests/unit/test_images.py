@@ -268,3 +268,19 @@ def test_wrap_mounts_the_runs_temporary_directories(tmp_path: Path) -> None:
     argv = shlex.split(text.splitlines()[2])
     mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
     assert mounts == [f"{tmp_path}:{tmp_path}", f"{cache}:/go"]
+
+
+def test_wrap_starts_a_privileged_container_only_when_asked(tmp_path: Path) -> None:
+    cli = runtime(FakeCli(set()))
+    plain = shlex.split(cli.wrap(IMAGE_ID, "true", [], tmp_path, "c", "r").splitlines()[2])
+    assert "--privileged" not in plain
+    text = cli.wrap(IMAGE_ID, "true", [], tmp_path, "c", "r", privileged=True)
+    assert "--privileged" in shlex.split(text.splitlines()[2])
+
+
+def test_privileged_is_a_setting_of_containers(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[containers]\nprivileged = true\n")
+    assert Settings.load(tmp_path).containers.privileged is True
+    (tmp_path / "config.toml").write_text('[containers]\nprivileged = "yes"\n')
+    with pytest.raises(ProjectError, match=r"containers\.privileged is true or false"):
+        Settings.load(tmp_path)

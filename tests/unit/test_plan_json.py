@@ -68,6 +68,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "status_env": words(),
     "allow_failure": st.booleans(),
     "volumes": st.lists(st.tuples(WORD, WORD.map(lambda w: "/" + w)), max_size=2).map(tuple),
+    "privileged": st.booleans(),
     "ci": st.none() | st.sampled_from(["drone", "dotscience"]),
     "conditions": st.lists(
         st.builds(Condition, st.sampled_from(["job", "step"]), WORD, words(), words()), max_size=3

@@ -38,6 +38,7 @@ class ContainerExecutor(DelegatingExecutor):
             container_name(run_id, step_id, attempt),
             run_id,
             invocation.volumes,
+            privileged=invocation.privileged,
         )
         return self.inner.submit(replace(invocation, command=command, contained=True))
 

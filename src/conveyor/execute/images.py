@@ -157,6 +157,8 @@ class ContainerRuntime:
         name: str,
         run_id: str,
         volumes: Sequence[tuple[str, str]] = (),
+        *,
+        privileged: bool = False,
     ) -> str:
         """The shell text that runs ``command`` (``sh -e -c``) in the image.
 
@@ -173,6 +175,8 @@ class ContainerRuntime:
         ]  # fmt: skip
         if os.getuid() != 0:  # files the step writes belong to the caller
             argv += ["--userns=keep-id"] if self.kind == "podman" else ["--user", _ids()]
+        if privileged:  # the step asked, and the project allows it (never a server)
+            argv.append("--privileged")
         for host, path in volumes:  # the run's temporary directories (Drone's temp volumes)
             argv += ["-v", f"{host}:{path}"]
         for env_name in sorted(env_names):

@@ -46,6 +46,8 @@ class RunOptions:
     keep_dir: Path | None = None
     """Where copies of hand-edited outputs go before they are replaced (None: no check)."""
     on_warning: Callable[[str], None] | None = None
+    privileged: bool = False
+    """Whether steps may ask for a privileged container (``[containers] privileged``)."""
     volume_dir: Path | None = None
     """Where the run's temporary directories (steps' ``volumes``) go: ``DIR/RUN/JOB/NAME``."""
     facts: RunFacts = field(default_factory=RunFacts)
@@ -104,6 +106,14 @@ class Launcher:
     def _place(self, step: StepPlan) -> Placement:
         if step.id not in self._placements:
             executor = step.executor or self.default_executor
+            if step.privileged and not self.options.privileged:
+                refusal = (
+                    f"step {step.id} asks for a privileged container, which this project does "
+                    "not allow; a lead may set `privileged = true` under [containers] in "
+                    ".conveyor/config.toml (a server never allows it)"
+                )
+                self._placements[step.id] = Placement(step.command, refusal=refusal)
+                return self._placements[step.id]
             if step.ci is not None:
                 try:
                     command = substitute_shell(step.command, self._ci_variables(step))
@@ -193,6 +203,7 @@ class Launcher:
             timeout=step.timeout,
             options=dict(step.options),
             volumes=self._volumes(step) if image_id is not None else (),
+            privileged=step.privileged and image_id is not None,
             image_id=image_id,
         )
 

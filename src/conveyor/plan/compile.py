@@ -193,6 +193,7 @@ def _compile_step(
         status_env=tuple(step.status_env),
         allow_failure=step.continue_on_error,
         volumes=tuple((v.name, v.path) for v in step.volumes),
+        privileged=step.privileged,
         ci=step.ci,
         conditions=(*_conditions("job", job.when), *_conditions("step", step.when)),
         **action,

@@ -58,6 +58,8 @@ class StepPlan(JsonShape):
         default=(), metadata=shape(omit=True, rows=("name", "path"))
     )
     """(name, path): the job's temporary directories of the run mounted in the container."""
+    privileged: bool = field(default=False, metadata=_SET)
+    """A privileged container: refused at launch unless the project allows it."""
     ci: str | None = field(default=None, metadata=_SET)
     """``drone`` or ``dotscience``: that system's variables and ``${VAR}`` substitution."""
     conditions: tuple[Condition, ...] = field(default=(), metadata=_SET)

@@ -176,6 +176,7 @@ def start_run(
                     extra_env=request.env,
                     keep_dir=project.state_dir / "kept",
                     volume_dir=project.state_dir / "volumes",
+                    privileged=project.settings.containers.privileged,
                     on_warning=hooks.on_warning,
                     facts=facts,
                 ),

@@ -176,7 +176,10 @@ class Worker:
             store=str(self.config.store_dir),
             executors=executor_tables(self.config, chosen, state),
             # a socket URL would let a push reach any daemon (even past network "none")
-            containers=dataclasses.replace(committed.containers, runtime="auto", network=network),
+            # nor may a pushed file let its steps ask for privileged containers
+            containers=dataclasses.replace(
+                committed.containers, runtime="auto", network=network, privileged=False
+            ),
             server_sandbox=self.config.sandbox != "none",
         )
 

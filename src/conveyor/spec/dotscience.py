@@ -60,6 +60,7 @@ _STEP_KEYS = {
     "depends_on",
     "failure",
     "volumes",
+    "privileged",
 }
 _NO_CONTAINERS = "Conveyor does not run services or containers with special options"
 _REFUSED_PIPELINE = {
@@ -69,7 +70,6 @@ _REFUSED_PIPELINE = {
 }
 _REFUSED_STEP = {
     "services": f"services are not supported ({_NO_CONTAINERS})",
-    "privileged": f"privileged is not supported ({_NO_CONTAINERS})",
     "detach": "detach is not supported; every step runs to its end",
     "entrypoint": "entrypoint is not supported; use commands",
     "command": "command is not supported; use commands",
@@ -295,6 +295,8 @@ def _step(
                 f"failure: {step['failure']!r} is not supported; use `failure: ignore`",
             )
         out["continue-on-error"] = True
+    if "privileged" in step:
+        out["privileged"] = _flag(step["privileged"], source, (*loc, "privileged"))
     if "volumes" in step:
         out["volumes"] = step_volumes(step["volumes"], source, (*loc, "volumes"), volumes)
     out["status-env"] = list(STATUS_VARIABLES)
@@ -315,6 +317,12 @@ def _needs(value: Any, source: SourceMap, loc: Loc, ids: dict[str, str]) -> list
             )
         needs.append(ids[name])
     return needs
+
+
+def _flag(value: Any, source: SourceMap, loc: Loc) -> bool:
+    if not isinstance(value, bool):
+        raise source.error(loc, f"{describe(loc)}: true or false, not {value!r}")
+    return value
 
 
 def _pull(pull: Any, source: SourceMap, loc: Loc) -> str:

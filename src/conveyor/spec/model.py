@@ -169,6 +169,11 @@ class StepSpec(_Strict):
         "mounted at their path in the step's container (steps on the host do not see them); "
         "removed when the run ends.",
     )
+    privileged: bool = Field(
+        default=False,
+        description="Run the step's container privileged (only where the project allows it: "
+        "`privileged = true` under [containers]; never on a server).",
+    )
     ci: Literal["drone", "dotscience"] | None = Field(
         default=None,
         description="The CI system whose variables the step is given (DRONE_*, CI_*; "

@@ -1,5 +1,6 @@
-"""A .drone.yml pushed to a server: every branch and tag push queues a run, and its
-trigger/when are checked against the ref and event that queued it."""
+"""A .drone.yml pushed to a server: every branch and tag push queues a run, its
+trigger/when are checked against the ref and event that queued it, and the pushed file
+cannot allow itself privileged containers."""
 
 from __future__ import annotations
 
@@ -69,3 +70,19 @@ def test_a_branch_push_and_a_tag_push_meet_their_conditions(repo: Repo, server: 
     with server.api("viewer") as viewer:
         log = viewer.get(f"/runs/{tag_run}/logs/ci.release").text
     assert log == "release 2.0\n"
+
+
+def test_a_pushed_file_cannot_allow_itself_privileged_containers(
+    repo: Repo, server: Server
+) -> None:
+    repo.write(
+        ".drone.yml",
+        "kind: pipeline\nname: ci\nsteps:\n  - name: root\n    image: alpine\n"
+        "    privileged: true\n    commands: [id]\n",
+    )
+    repo.write(".conveyor/config.toml", "[containers]\nprivileged = true\n")
+    repo.commit()
+    (run_id,) = run_ids(git(repo.path, "push", server.git_url(), "HEAD:main").stderr)
+    assert server.wait_run(run_id)["status"] == "failed"
+    error = str(steps_of(server, run_id)["ci.root"]["error"])
+    assert error.startswith("step ci.root asks for a privileged container, which this project")
