@@ -117,3 +117,20 @@ def test_event_tag_without_a_tag_on_head_is_refused(repo: Repo) -> None:
     result = repo.run("run", "--event", "tag")
     assert result.code == 2
     assert "--event tag needs a tag on HEAD's commit (git tag NAME)" in result.err
+
+
+def test_cron_names_the_cron_job_of_event_cron(repo: Repo) -> None:
+    repo.write(
+        ".drone.yml",
+        "kind: pipeline\nname: n\ntrigger:\n  event: [cron]\n  cron: [nightly]\n"
+        "steps:\n  - name: report\n    commands: [echo $DRONE_CRON > cron.txt]\n",
+    )
+    repo.commit()
+    assert repo.run("run", "--event", "cron", "--cron", "weekly").code == 0
+    assert repo.steps()["n.report"]["error"] == (
+        "the job's cron condition wants nightly; this run's cron is 'weekly'"
+    )
+    assert repo.run("run", "--event", "cron", "--cron", "nightly").code == 0
+    assert (repo.path / "cron.txt").read_text() == "nightly\n"
+    refused = repo.run("run", "--cron", "nightly")
+    assert refused.code == 2 and "--cron names the cron job of `--event cron`" in refused.err

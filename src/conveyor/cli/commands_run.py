@@ -66,6 +66,13 @@ def _cancel_on_signals(runner: Any) -> None:
     help="Act as this Drone event for trigger/when conditions: push (default), tag (the tag "
     "on HEAD), cron, custom, pull_request, promote, rollback.",
 )
+@click.option("--cron", metavar="NAME", default="", help="With --event cron: the cron job's name.")
+@click.option(
+    "--target",
+    metavar="ENV",
+    default="",
+    help="With --event promote or rollback: the environment it deploys to.",
+)
 @click.option(
     "--json",
     "as_json",
@@ -92,6 +99,8 @@ def run(
     executor: str | None,
     no_wait: bool,
     event: str | None,
+    cron: str,
+    target: str,
     as_json: bool,
     remote: bool,
     ref: str | None,
@@ -129,6 +138,8 @@ def run(
         executor=executor,
         wait=not no_wait,
         event=event,
+        cron=cron,
+        target=target,
     )
     hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
     record = start_run(project, request, hooks)

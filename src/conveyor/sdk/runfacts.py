@@ -20,13 +20,20 @@ EVENTS = ("push", "tag", "cron", "custom", "pull_request", "promote", "rollback"
 _SERVER_EVENTS = {"push": "push", "tag": "tag", "schedule": "cron", "manual": "custom"}
 
 
-def local_facts(root: Path, event: str | None = None, *, needed: bool = True) -> RunFacts:
-    """``needed``: whether any step has conditions (git is asked only then)."""
+def local_facts(
+    root: Path, event: str | None = None, *, needed: bool = True, cron: str = "", target: str = ""
+) -> RunFacts:
+    """``needed``: whether any step has conditions (git is asked only then); ``cron``: the
+    cron job's name (``--event cron``); ``target``: where a promote or rollback deploys."""
     event = event or "push"
     if event not in EVENTS:
         raise UsageError(f"--event {event!r} is not an event; use one of {', '.join(EVENTS)}")
+    if cron and event != "cron":
+        raise UsageError("--cron names the cron job of `--event cron`")
+    if target and event not in ("promote", "rollback"):
+        raise UsageError("--target names where `--event promote` or `rollback` deploys")
     if not needed:
-        return RunFacts(event=event)
+        return RunFacts(event=event, cron=cron, target=target)
     names = head_names(root)
     branch, ref = names.branch or "", f"refs/heads/{names.branch}" if names.branch else ""
     if event == "tag":
@@ -38,6 +45,8 @@ def local_facts(root: Path, event: str | None = None, *, needed: bool = True) ->
         branch=branch,
         ref=ref,
         repo=names.origin or root.name,
+        cron=cron,
+        target=target,
         os=platform.system().lower(),
         arch=platform.machine(),
     )

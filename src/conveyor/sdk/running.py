@@ -63,6 +63,10 @@ class RunRequest:
     cannot reach its data."""
     event: str | None = None
     """The Drone event a local run acts as (``conveyor run --event``; default ``push``)."""
+    cron: str = ""
+    """With ``event="cron"``: the cron job's name (Drone's ``trigger.cron``)."""
+    target: str = ""
+    """With ``event="promote"`` or ``"rollback"``: where it deploys (``trigger.target``)."""
     facts: RunFacts | None = None
     """What the steps' conditions are checked against (a server's, from the queued run);
     None: this checkout's facts (:func:`conveyor.sdk.runfacts.local_facts`)."""
@@ -115,7 +119,9 @@ def start_run(
         secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
     conditional = any(s.conditions or s.ci for s in plan.steps)
-    facts = request.facts or local_facts(project.root, request.event, needed=conditional)
+    facts = request.facts or local_facts(
+        project.root, request.event, needed=conditional, cron=request.cron, target=request.target
+    )
     executor_name = request.executor or project.settings.executor
     given = dict(executors or {})
     executors = _load_executors(project, plan, executor_name, request.executors_allowed, given)
