@@ -244,3 +244,43 @@ def test_steps_without_an_image_keep_their_key() -> None:
     plain = fingerprint_parts("make", {}, {}, {}, {}, "env")
     assert "container" not in plain
     assert "image" not in plain
+
+
+def test_a_drone_short_name_is_found_as_written_and_pulled_from_docker_hub() -> None:
+    local = FakeCli({"myapp"})  # a local build: found by the name as written
+    assert runtime(local).image_id("myapp", None) == IMAGE_ID
+    assert local.verbs() == ["inspect"]
+    cli = FakeCli(set())
+    assert runtime(cli).image_id("golang:1.21", None, docker_names=True) == IMAGE_ID
+    pulls = [c[-1] for c in cli.calls if c[1] == "pull"]
+    assert pulls == ["docker.io/library/golang:1.21"]
+    assert cli.calls[-1][-1] == "docker.io/library/golang:1.21"  # inspected as pulled
+    native = FakeCli(set())  # a conveyor.yml image: podman's own short-name rules
+    runtime(native).image_id("golang:1.21", None)
+    assert [c[-1] for c in native.calls if c[1] == "pull"] == ["golang:1.21"]
+
+
+def test_wrap_mounts_the_runs_temporary_directories(tmp_path: Path) -> None:
+    cache = tmp_path / "volumes" / "r" / "ci" / "cache"
+    text = runtime(FakeCli(set())).wrap(
+        IMAGE_ID, "true", [], tmp_path, "conveyor-r-j.s-1", "r", [(str(cache), "/go")]
+    )
+    argv = shlex.split(text.splitlines()[2])
+    mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
+    assert mounts == [f"{tmp_path}:{tmp_path}", f"{cache}:/go"]
+
+
+def test_wrap_starts_a_privileged_container_only_when_asked(tmp_path: Path) -> None:
+    cli = runtime(FakeCli(set()))
+    plain = shlex.split(cli.wrap(IMAGE_ID, "true", [], tmp_path, "c", "r").splitlines()[2])
+    assert "--privileged" not in plain
+    text = cli.wrap(IMAGE_ID, "true", [], tmp_path, "c", "r", privileged=True)
+    assert "--privileged" in shlex.split(text.splitlines()[2])
+
+
+def test_privileged_is_a_setting_of_containers(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[containers]\nprivileged = true\n")
+    assert Settings.load(tmp_path).containers.privileged is True
+    (tmp_path / "config.toml").write_text('[containers]\nprivileged = "yes"\n')
+    with pytest.raises(ProjectError, match=r"containers\.privileged is true or false"):
+        Settings.load(tmp_path)

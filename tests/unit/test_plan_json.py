@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conveyor.domain.conditions import Condition
 from conveyor.domain.types import Resources
 from conveyor.metadata.records import OutputRecord
 from conveyor.plan.model import ExecutionPlan, StepPlan
@@ -67,6 +68,12 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "secrets": pairs(TEXT),
     "status_env": words(),
     "allow_failure": st.booleans(),
+    "volumes": st.lists(st.tuples(WORD, WORD.map(lambda w: "/" + w)), max_size=2).map(tuple),
+    "privileged": st.booleans(),
+    "ci": st.none() | st.sampled_from(["drone", "dotscience"]),
+    "conditions": st.lists(
+        st.builds(Condition, st.sampled_from(["job", "step"]), WORD, words(), words()), max_size=3
+    ).map(tuple),
     "action": OPTIONAL_TEXT,
     "action_commit": OPTIONAL_TEXT,
     "action_inputs": pairs(JSON_VALUE),

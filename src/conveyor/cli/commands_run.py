@@ -87,6 +87,19 @@ def _run_is_over() -> None:
     "--no-wait", is_flag=True, help="Refuse instead of waiting when another run is in progress."
 )
 @click.option(
+    "--event",
+    metavar="EVENT",
+    help="Act as this Drone event for trigger/when conditions: push (default), tag (the tag "
+    "on HEAD), cron, custom, pull_request, promote, rollback.",
+)
+@click.option("--cron", metavar="NAME", default="", help="With --event cron: the cron job's name.")
+@click.option(
+    "--target",
+    metavar="ENV",
+    default="",
+    help="With --event promote or rollback: the environment it deploys to.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -111,6 +124,9 @@ def run(
     params: tuple[str, ...],
     executor: str | None,
     no_wait: bool,
+    event: str | None,
+    cron: str,
+    target: str,
     as_json: bool,
     remote: bool,
     ref: str | None,
@@ -123,6 +139,7 @@ def run(
       conveyor run                   run everything that changed
       conveyor run -j 4 -p lr=0.01   four steps at a time, with a parameter
       conveyor run --only train      the train job and the steps it needs
+      conveyor run --event tag       a .drone.yml run as for the tag on HEAD
     """
     from conveyor.cli.progress import make_reporter
     from conveyor.sdk.running import RunHooks, RunRequest, start_run
@@ -146,6 +163,9 @@ def run(
         parallelism=parallelism,
         executor=executor,
         wait=not no_wait,
+        event=event,
+        cron=cron,
+        target=target,
     )
     hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
     try:

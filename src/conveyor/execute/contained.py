@@ -37,6 +37,8 @@ class ContainerExecutor(DelegatingExecutor):
             invocation.workdir,
             container_name(run_id, step_id, attempt),
             run_id,
+            invocation.volumes,
+            privileged=invocation.privileged,
         )
         return self.inner.submit(replace(invocation, command=command, contained=True))
 

@@ -38,6 +38,21 @@ def host_command(
     return mapped, None
 
 
+def qualified_image(image: str) -> str:
+    """A short image name as docker (and Drone) expand it: ``golang`` ->
+    ``docker.io/library/golang:latest``, ``org/app:1`` -> ``docker.io/org/app:1``; a name
+    whose first part is a registry (holds ``.`` or ``:``, or is ``localhost``) is kept."""
+    name, at, digest = image.partition("@")
+    first, slash, _ = name.partition("/")
+    if not slash:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    if not at and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return f"{name}{at}{digest}"
+
+
 def image_name(image: str) -> str:
     """``registry:5000/org/plugin:1.2@sha256:...`` -> ``registry:5000/org/plugin``."""
     name = image.split("@", 1)[0]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.errors import ExecutorError
-from conveyor.execute.containers import host_command, image_name
+from conveyor.execute.containers import host_command, image_name, qualified_image
 from conveyor.plan.model import StepPlan
 
 _PLUGIN_MODULES = {
@@ -94,24 +94,30 @@ class ContainerRuntime:
         url = next((a for a in self.cli[1:] if "://" in a), None)
         return f"{self.kind}@{url}" if url else self.kind
 
-    def image_id(self, image: str, pull: str | None) -> str:
+    def image_id(self, image: str, pull: str | None, docker_names: bool = False) -> str:
         """Pull per the policy (default ``if-not-exists``), then the image's ID; once per
-        image and policy for the runtime's life (a run): its steps see one image."""
+        image and policy for the runtime's life (a run): its steps see one image.
+        ``docker_names``: a short name is pulled from Docker Hub, as docker and Drone
+        read it (a Drone file's image), not through podman's own short-name rules."""
         policy = pull or "if-not-exists"
         key = (image, policy)
         if key not in self._resolved:
-            self._resolved[key] = self._resolve(image, policy)
+            pulled = qualified_image(image) if docker_names else image
+            self._resolved[key] = self._resolve(image, policy, pulled)
         return self._resolved[key]
 
-    def _resolve(self, image: str, policy: str) -> str:
+    def _resolve(self, image: str, policy: str, pulled: str) -> str:
         if policy not in PULL_POLICIES:
             raise ContainerError(f"pull: {policy!r} is not one of {', '.join(PULL_POLICIES)}")
+        # an image here is found by the name as written (podman keeps a short-named local
+        # build as localhost/NAME); a pull uses `pulled`, the name with its registry
         if policy == "always":
-            self._pull(image)
+            self._pull(pulled)
+            image = pulled
         found = self._inspect(image)
         if found is None and policy == "if-not-exists":
-            self._pull(image)
-            found = self._inspect(image)
+            self._pull(pulled)
+            found = self._inspect(pulled)
         if found is None:
             raise ContainerError(
                 f"the image {image} is not on this machine and `pull: never` forbids pulling "
@@ -150,6 +156,9 @@ class ContainerRuntime:
         workdir: Path,
         name: str,
         run_id: str,
+        volumes: Sequence[tuple[str, str]] = (),
+        *,
+        privileged: bool = False,
     ) -> str:
         """The shell text that runs ``command`` (``sh -e -c``) in the image.
 
@@ -166,6 +175,10 @@ class ContainerRuntime:
         ]  # fmt: skip
         if os.getuid() != 0:  # files the step writes belong to the caller
             argv += ["--userns=keep-id"] if self.kind == "podman" else ["--user", _ids()]
+        if privileged:  # the step asked, and the project allows it (never a server)
+            argv.append("--privileged")
+        for host, path in volumes:  # the run's temporary directories (Drone's temp volumes)
+            argv += ["-v", f"{host}:{path}"]
         for env_name in sorted(env_names):
             argv += ["-e", env_name]
         argv.append(image_id)
@@ -305,7 +318,7 @@ def place_step(
             ),
         )
     try:
-        image_id = runtime.image_id(step.image, step.pull)
+        image_id = runtime.image_id(step.image, step.pull, docker_names=step.ci is not None)
     except ContainerError as exc:
         return Placement(step.command, "container", refusal=f"step {step.id}: {exc}")
     return Placement(step.command, "container", image_id)

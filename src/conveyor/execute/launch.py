@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from conveyor.domain.conditions import RunFacts
 from conveyor.execute.actionstate import ActionState
+from conveyor.execute.civars import ci_variables
 from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
 from conveyor.executors.base import Handle, Invocation
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
+from conveyor.plan.dronesubst import substitute, substitute_shell
 from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import StepPlan
+from conveyor.plan.shell import ShellQuoteError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
 
@@ -42,6 +46,12 @@ class RunOptions:
     keep_dir: Path | None = None
     """Where copies of hand-edited outputs go before they are replaced (None: no check)."""
     on_warning: Callable[[str], None] | None = None
+    privileged: bool = False
+    """Whether steps may ask for a privileged container (``[containers] privileged``)."""
+    volume_dir: Path | None = None
+    """Where the run's temporary directories (steps' ``volumes``) go: ``DIR/RUN/JOB/NAME``."""
+    facts: RunFacts = field(default_factory=RunFacts)
+    """What the steps' conditions are checked against: the run's trigger and host."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,22 @@ class Launcher:
     def _place(self, step: StepPlan) -> Placement:
         if step.id not in self._placements:
             executor = step.executor or self.default_executor
+            if step.privileged and not self.options.privileged:
+                refusal = (
+                    f"step {step.id} asks for a privileged container, which this project does "
+                    "not allow; a lead may set `privileged = true` under [containers] in "
+                    ".conveyor/config.toml (a server never allows it)"
+                )
+                self._placements[step.id] = Placement(step.command, refusal=refusal)
+                return self._placements[step.id]
+            if step.ci is not None:
+                try:
+                    command = substitute_shell(step.command, self._ci_variables(step))
+                except ShellQuoteError as exc:
+                    refusal = f"step {step.id}: a Drone substitution in its commands: {exc}"
+                    self._placements[step.id] = Placement(step.command, refusal=refusal)
+                    return self._placements[step.id]
+                step = replace(step, command=command)
             self._placements[step.id] = place_step(
                 step,
                 self.options.runtime,
@@ -176,8 +202,21 @@ class Launcher:
             resources=step.resources,
             timeout=step.timeout,
             options=dict(step.options),
+            volumes=self._volumes(step) if image_id is not None else (),
+            privileged=step.privileged and image_id is not None,
             image_id=image_id,
         )
+
+    def _volumes(self, step: StepPlan) -> tuple[tuple[str, str], ...]:
+        """The step's temporary directories, made on first use (one per job and name)."""
+        if self.options.volume_dir is None:
+            return ()
+        mounts = []
+        for name, path in step.volumes:
+            host = self.options.volume_dir / self.run.id / _UNSAFE.sub("_", step.job) / name
+            host.mkdir(parents=True, exist_ok=True)
+            mounts.append((str(host), path))
+        return tuple(mounts)
 
     def started(
         self,
@@ -201,12 +240,19 @@ class Launcher:
             data.update({"action": step.action, "action_commit": step.action_commit})
         return data
 
+    def _ci_variables(self, step: StepPlan) -> dict[str, str]:
+        return ci_variables(step, self.run, self.options.facts, str(self.workspace.root))
+
     def _env(self, step: StepPlan, attempt: int, failed_so_far: bool) -> dict[str, str]:
         env = {
             **self.options.extra_env,  # a server's secrets
             **run_environment(self.run),  # the run's facts; the step's own variables win
             **step_environment(step, self.run.id, str(self.workspace.root), attempt, failed_so_far),
         }
+        if step.ci is not None:
+            variables = self._ci_variables(step)
+            env = {**variables, **env}
+            env.update((name, substitute(value, variables)) for name, value in step.env)
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
         env.update(self.actions.environment(step))

@@ -79,7 +79,7 @@ class Runner:
         self.reporter = reporter
         self.options = options
         self._steps = {s.id: s for s in plan.steps}
-        self._scheduler = Scheduler(plan, options.parallelism)
+        self._scheduler = Scheduler(plan, options.parallelism, options.facts)
         self._batch = WriteBatch()
         self._active = InFlight(clock)
         self._outputs: dict[str, list[OutputRecord]] = {}

@@ -5,13 +5,16 @@ decides: ``success()`` runs when no dependency is *tainted*, ``failure()`` runs 
 one is, ``always()`` runs regardless. A step is tainted when it failed (unless it may
 fail: ``allow_failure``), or when any of its dependencies is tainted (so a failure is
 seen by everything downstream, including through a ``failure()`` step that handled it).
-At most ``parallelism`` steps run at once.
+At most ``parallelism`` steps run at once. Before its policy, a step's conditions
+(Drone's ``trigger``/``when``/``platform``) are checked against the run's facts: an unmet
+one skips it with the reason, and, like any skip, taints nothing downstream.
 """
 
 from __future__ import annotations
 
 import heapq
 
+from conveyor.domain.conditions import RunFacts, unmet_reason
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.execute.events import (
     Cancel,
@@ -33,10 +36,13 @@ class SchedulerError(RuntimeError):
 
 
 class Scheduler:
-    def __init__(self, plan: ExecutionPlan, parallelism: int) -> None:
+    def __init__(
+        self, plan: ExecutionPlan, parallelism: int, facts: RunFacts | None = None
+    ) -> None:
         if parallelism < 1:
             raise ValueError("parallelism must be at least 1")
         self.parallelism = parallelism
+        self._facts = facts or RunFacts()
         self._steps = {s.id: s for s in plan.steps}
         self._order = [s.id for s in plan.steps]
         self._rank = {step_id: i for i, step_id in enumerate(self._order)}
@@ -127,9 +133,12 @@ class Scheduler:
         if self._cancelling:
             self._skip(step_id, StepStatus.CANCELLED, "the run was cancelled", decisions)
             return
+        unmet = unmet_reason(self._steps[step_id].conditions, self._facts)
         tainted = self._deps_tainted(step_id)
         policy = self._steps[step_id].policy
-        if policy == "success" and tainted:
+        if unmet is not None:
+            self._skip(step_id, StepStatus.SKIPPED, unmet, decisions)
+        elif policy == "success" and tainted:
             self._skip(step_id, StepStatus.SKIPPED, "an upstream step failed", decisions)
         elif policy == "failure" and not tainted:
             self._skip(step_id, StepStatus.SKIPPED, "no upstream step failed", decisions)

@@ -55,6 +55,11 @@ class Invocation:
     contained: bool = False
     """The command starts the step in a container (which isolates it): a local sandbox
     does not wrap it, as the container runtime must reach its own files."""
+    volumes: tuple[tuple[str, str], ...] = ()
+    """(host directory, path in the container): the run's temporary directories the
+    container wrapper mounts; executors that start no containers ignore them."""
+    privileged: bool = False
+    """The container wrapper starts a privileged container (the project allowed it)."""
     image_id: str | None = None
     """The image the step runs in: a container wrapper (execute/contained.py) starts
     ``command`` in it; the runner sets it only for executors that declare

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from conveyor.domain.conditions import Condition
 from conveyor.domain.types import ParamValue
 from conveyor.errors import ParamError
 from conveyor.plan import actions, depends, graph
@@ -24,7 +25,7 @@ from conveyor.plan.datums import (
 from conveyor.plan.model import ExecutionPlan, StepPlan
 from conveyor.spec import validate
 from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text
-from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
+from conveyor.spec.model import ConditionFilterSpec, JobSpec, PipelineSpec, StepSpec, When
 from conveyor.spec.params import check_params, param_default
 from conveyor.spec.patterns import is_glob
 from conveyor.spec.yamlsource import Loc, SourceMap
@@ -192,8 +193,22 @@ def _compile_step(
         secrets=tuple(sorted(step.secrets.items())),
         status_env=tuple(step.status_env),
         allow_failure=step.continue_on_error,
+        volumes=tuple((v.name, v.path) for v in step.volumes),
+        privileged=step.privileged,
+        ci=step.ci,
+        conditions=(*_conditions("job", job.when), *_conditions("step", step.when)),
         **action,
     )
+
+
+def _conditions(scope: str, when: When) -> tuple[Condition, ...]:
+    out = []
+    for key, value in when.items():
+        if isinstance(value, ConditionFilterSpec):
+            out.append(Condition(scope, key, tuple(value.include), tuple(value.exclude)))
+        else:
+            out.append(Condition(scope, key, (value,) if isinstance(value, str) else tuple(value)))
+    return tuple(out)
 
 
 def _inputs(step: StepSpec, text: Renderer, loc: Loc) -> tuple[list[str], list[str]]:

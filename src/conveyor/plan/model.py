@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.domain.conditions import Condition
 from conveyor.domain.jsonshape import JsonShape, shape
 from conveyor.domain.types import Policy, Resources
 
@@ -58,6 +59,16 @@ class StepPlan(JsonShape):
     """Variables set at launch to the run status so far: ``success`` or ``failure``."""
     allow_failure: bool = field(default=False, metadata=_SET)
     """A failure of this step neither fails the run nor taints its dependents."""
+    volumes: tuple[tuple[str, str], ...] = field(
+        default=(), metadata=shape(omit=True, rows=("name", "path"))
+    )
+    """(name, path): the job's temporary directories of the run mounted in the container."""
+    privileged: bool = field(default=False, metadata=_SET)
+    """A privileged container: refused at launch unless the project allows it."""
+    ci: str | None = field(default=None, metadata=_SET)
+    """``drone`` or ``dotscience``: that system's variables and ``${VAR}`` substitution."""
+    conditions: tuple[Condition, ...] = field(default=(), metadata=_SET)
+    """The job's then the step's ``when``: checked against the run's facts before launch."""
     action: str | None = field(default=None, metadata=_action("ref"))
     """The action the step runs (as named: ``owner/name@tag``, ``./path``)."""
     action_commit: str | None = field(default=None, metadata=_action("commit"))

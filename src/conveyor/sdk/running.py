@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conveyor.domain.conditions import RunFacts
 from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.domain.states import RunStatus
 from conveyor.domain.types import ParamValue
@@ -28,6 +29,7 @@ from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.plancache import compile_cached
 from conveyor.sdk.project import Project, hostname
+from conveyor.sdk.runfacts import local_facts
 from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 
@@ -59,6 +61,15 @@ class RunRequest:
     executors_allowed: frozenset[str] | None = None
     """The executors steps may run on (None: any); a server allows those whose steps
     cannot reach its data."""
+    event: str | None = None
+    """The Drone event a local run acts as (``conveyor run --event``; default ``push``)."""
+    cron: str = ""
+    """With ``event="cron"``: the cron job's name (Drone's ``trigger.cron``)."""
+    target: str = ""
+    """With ``event="promote"`` or ``"rollback"``: where it deploys (``trigger.target``)."""
+    facts: RunFacts | None = None
+    """What the steps' conditions are checked against (a server's, from the queued run);
+    None: this checkout's facts (:func:`conveyor.sdk.runfacts.local_facts`)."""
     cache_key: bytes = b""
     """The key for the HMACs of secret values (a server passes its project's, which
     outlives the run's state); empty: the project's own ``.conveyor/cache-key``."""
@@ -107,6 +118,10 @@ def start_run(
     else:
         secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
+    conditional = any(s.conditions or s.ci for s in plan.steps)
+    facts = request.facts or local_facts(
+        project.root, request.event, needed=conditional, cron=request.cron, target=request.target
+    )
     executor_name = request.executor or project.settings.executor
     given = dict(executors or {})
     executors = _load_executors(project, plan, executor_name, request.executors_allowed, given)
@@ -166,12 +181,18 @@ def start_run(
                     runtime=_container_runtime(project, plan),
                     extra_env=request.env,
                     keep_dir=project.state_dir / "kept",
+                    volume_dir=project.state_dir / "volumes",
+                    privileged=project.settings.containers.privileged,
                     on_warning=hooks.on_warning,
+                    facts=facts,
                 ),
             )
             if hooks.on_runner is not None:
                 hooks.on_runner(runner)
-            runner.execute()
+            try:
+                runner.execute()
+            finally:  # the run's temporary directories (steps' `volumes`) end with it
+                shutil.rmtree(project.state_dir / "volumes" / run.id, ignore_errors=True)
             if runner.leftovers:  # its executor broke and could not remove them
                 _record_leftovers(project, run.id, runner.leftovers)
     finally:

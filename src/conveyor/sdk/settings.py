@@ -25,16 +25,19 @@ class ContainerSettings:
     """No container runtime is configured: ``fail`` the step, or run it on the ``host``."""
     plugins: dict[str, str] = field(default_factory=dict)
     """Plugin image (without tag) -> host command, for image steps without commands."""
+    privileged: bool = False
+    """Whether steps may ask for a privileged container (Drone's ``privileged: true``);
+    a server never lets a pushed file choose it."""
 
     @staticmethod
     def parse(path: Path, data: object) -> ContainerSettings:
         if not isinstance(data, dict):
             raise ProjectError(f"{path}: [containers] must be a table")
-        unknown = set(data) - {"runtime", "network", "on_missing", "plugins"}
+        unknown = set(data) - {"runtime", "network", "on_missing", "plugins", "privileged"}
         if unknown:
             raise ProjectError(
                 f"{path}: unknown setting containers.{sorted(unknown)[0]} "
-                "(known: runtime, network, on_missing, plugins)"
+                "(known: runtime, network, on_missing, plugins, privileged)"
             )
         runtime = data.get("runtime", "auto")
         if not isinstance(runtime, str) or not runtime:
@@ -51,8 +54,11 @@ class ContainerSettings:
         plugins = data.get("plugins", {})
         if not isinstance(plugins, dict) or not all(isinstance(v, str) for v in plugins.values()):
             raise ProjectError(f"{path}: containers.plugins maps image names to commands")
+        privileged = data.get("privileged", False)
+        if not isinstance(privileged, bool):
+            raise ProjectError(f"{path}: containers.privileged is true or false")
         return ContainerSettings(
-            runtime, network, on_missing, {str(k): v for k, v in plugins.items()}
+            runtime, network, on_missing, {str(k): v for k, v in plugins.items()}, privileged
         )
 
 

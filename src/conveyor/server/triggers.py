@@ -36,6 +36,8 @@ def parse_updates(text: str) -> list[RefUpdate]:
 
 
 def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
+    from conveyor.spec.files import format_for_name
+    from conveyor.spec.formats import parse_text
     from conveyor.spec.load import validate_native
     from conveyor.spec.uses import stub_uses
     from conveyor.spec.yamlsource import check_size, load_documents
@@ -52,6 +54,8 @@ def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ProjectError(f"{name} at {commit[:12]} is not UTF-8 text") from exc
+            if format_for_name(name) in ("drone", "dotscience"):
+                return parse_text(text, name, format_for_name(name))
             # only `on:` is read here: actions (`uses`) are fetched when the run loads
             documents = [(stub_uses(d), s) for d, s in load_documents(text, name)]
             return validate_native(documents, name)

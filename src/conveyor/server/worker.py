@@ -27,6 +27,7 @@ from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.sdk.checkout import Checkout, committed_settings, run_checkout
 from conveyor.sdk.project import CACHE_KEY_FILE, cache_key_at, mark_interrupted
+from conveyor.sdk.runfacts import server_facts
 from conveyor.sdk.running import RunHooks, RunRequest
 from conveyor.sdk.settings import Settings
 from conveyor.server.config import ServerConfig
@@ -129,6 +130,7 @@ class Worker:
                 cache_scope=_cache_scope(queued.project, secrets, key),
                 executors_allowed=self.config.executors_allowed,
                 cache_key=key,
+                facts=server_facts(queued.ref, queued.trigger, queued.project),
             )
             checkout = Checkout(workdir, queued.commit, state)
             hooks = RunHooks(on_runner=self._register(queued))
@@ -174,7 +176,10 @@ class Worker:
             store=str(self.config.store_dir),
             executors=executor_tables(self.config, chosen, state),
             # a socket URL would let a push reach any daemon (even past network "none")
-            containers=dataclasses.replace(committed.containers, runtime="auto", network=network),
+            # nor may a pushed file let its steps ask for privileged containers
+            containers=dataclasses.replace(
+                committed.containers, runtime="auto", network=network, privileged=False
+            ),
             server_sandbox=self.config.sandbox != "none",
         )
 

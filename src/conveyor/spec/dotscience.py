@@ -10,6 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from conveyor.spec.drone_conditions import Conditions, platform_when, read_conditions
+from conveyor.spec.drone_documents import (
+    DRONE_08,
+    DRONE_TYPES,
+    drop_ignored,
+    pipeline_documents,
+)
+from conveyor.spec.drone_volumes import pipeline_volumes, step_volumes
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import (
@@ -28,7 +36,18 @@ STATUS_VARIABLES = ("DRONE_BUILD_STATUS", "DRONE_STAGE_STATUS")
 DOTSCIENCE_STATUS = "PLUGIN_STATUS=ok/error"
 """Dotscience's plugins read the workload status as ``PLUGIN_STATUS``: ``ok`` or ``error``."""
 
-_PIPELINE_KEYS = {"kind", "type", "name", "steps", "after", "depends_on", "environment"}
+_PIPELINE_KEYS = {
+    "kind",
+    "type",
+    "name",
+    "steps",
+    "after",
+    "depends_on",
+    "environment",
+    "trigger",
+    "platform",
+    "volumes",
+}
 _STEP_KEYS = {
     "name",
     "image",
@@ -40,27 +59,17 @@ _STEP_KEYS = {
     "when",
     "depends_on",
     "failure",
+    "volumes",
+    "privileged",
 }
 _NO_CONTAINERS = "Conveyor does not run services or containers with special options"
 _REFUSED_PIPELINE = {
     "services": f"service containers are not supported ({_NO_CONTAINERS})",
-    "volumes": "volumes are not supported; steps share the project directory",
-    "workspace": "workspace is not supported; steps run in the project directory",
-    "clone": "clone is not supported; Conveyor runs in the git repository itself",
-    "trigger": "trigger is not supported; a pipeline runs when `conveyor run` is called",
-    "platform": "platform is not supported; choose an executor in the project settings",
-    "node": "node is not supported; choose an executor in the project settings",
-    "concurrency": "concurrency is not supported; use `conveyor run -j N`",
-    "image_pull_secrets": "image_pull_secrets is not supported (no container runtime)",
-    "node_selector": "node_selector is not supported",
-    "tolerations": "tolerations is not supported",
     "os": "os is not supported",
     "arch": "arch is not supported",
 }
 _REFUSED_STEP = {
     "services": f"services are not supported ({_NO_CONTAINERS})",
-    "volumes": "volumes are not supported; steps share the project directory",
-    "privileged": f"privileged is not supported ({_NO_CONTAINERS})",
     "detach": "detach is not supported; every step runs to its end",
     "entrypoint": "entrypoint is not supported; use commands",
     "command": "command is not supported; use commands",
@@ -82,7 +91,6 @@ _POLICIES = {
     "on_failure": "failure()",
     "always": "always()",
 }
-_WHEN_REFUSED = "Conveyor runs the whole pipeline when asked; only when.status is supported"
 
 
 def translate(
@@ -99,25 +107,45 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
     jobs: dict[str, Any] = {}
     names: dict[str, str] = {}  # pipeline name -> job id
     pending: list[tuple[str, list[Any], SourceMap]] = []
-    for data, source in documents:
+    warnings: list[str] = []
+    for data, source in pipeline_documents(documents, warnings):
         doc = expect_mapping(data, source, (), f"{what} with `kind: pipeline`")
-        check_keys(doc, source, (), _PIPELINE_KEYS, _REFUSED_PIPELINE, what)
-        kind = doc.get("kind")
-        if kind != "pipeline":
-            raise source.error(
-                ("kind",) if "kind" in doc else (),
-                f"kind: {kind!r} is not supported; each document must be `kind: pipeline`",
-            )
+        if "pipeline" in doc and "kind" not in doc:
+            raise source.error(("pipeline",), DRONE_08)
         kind_type = doc.get("type", "docker")
-        if kind_type not in ("docker", "exec"):
-            raise source.error(("type",), f"type: {kind_type!r} is not supported (docker, exec)")
+        if kind_type not in DRONE_TYPES:
+            known = ", ".join(DRONE_TYPES)
+            raise source.error(("type",), f"type: {kind_type!r} is not a Drone type ({known})")
+        doc, ignored = drop_ignored(doc, source, kind_type)
+        if ignored is not None:
+            warnings.append(ignored)
+        check_keys(doc, source, (), _PIPELINE_KEYS, _REFUSED_PIPELINE, what)
+        if "kind" not in doc:
+            raise source.error((), "each document needs `kind: pipeline`")
         name = expect_text(doc.get("name", "default"), source, ("name",))
         job_id = slug(name, f"pipeline-{len(jobs) + 1}")
         if name in names or job_id in jobs:
             raise source.error(("name",), f"two pipelines are named {name!r}")
         names[name] = job_id
         result.mark(("jobs", job_id), source, ("name",) if "name" in doc else ("steps",))
-        jobs[job_id] = _job(doc, source, result, job_id, what)
+        trigger = (
+            read_conditions(doc["trigger"], source, ("trigger",), "trigger")
+            if "trigger" in doc
+            else Conditions()
+        )
+        volumes = pipeline_volumes(doc.get("volumes", []), source, ("volumes",))
+        jobs[job_id] = _job(doc, source, result, job_id, what, (trigger, volumes))
+        warnings.extend(trigger.warnings)  # the trigger's and its steps' `when`
+        when = dict(trigger.when)
+        if "platform" in doc:
+            when.update(platform_when(doc["platform"], source, ("platform",)))
+        if when:
+            jobs[job_id]["when"] = when
+            result.mark(
+                ("jobs", job_id, "when"),
+                source,
+                ("trigger",) if "trigger" in doc else ("platform",),
+            )
         if "depends_on" in doc:
             pending.append(
                 (
@@ -140,11 +168,20 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
         title = next(iter(names))
     else:
         title = display.rsplit("/", 1)[-1].lstrip(".").split(".", 1)[0] or "pipeline"
-    return validate({"name": title, "jobs": jobs}, result.out, fmt)
+    # Drone starts every pipeline on every push and tag, then its `trigger` decides: a
+    # server queues both, and the steps' conditions (the job's `when`) do the rest
+    every_ref = {"push": {"branches": ["**"], "tags": ["**"]}}
+    spec = validate({"name": title, "on": every_ref, "jobs": jobs}, result.out, fmt)
+    return spec.with_warnings(tuple(warnings)) if warnings else spec
 
 
 def _job(
-    doc: dict[str, Any], source: SourceMap, result: Translation, job_id: str, what: str
+    doc: dict[str, Any],
+    source: SourceMap,
+    result: Translation,
+    job_id: str,
+    what: str,
+    context: tuple[Conditions, set[str]],
 ) -> dict[str, Any]:
     steps_data = [
         ("steps", s) for s in expect_list(doc.get("steps", []), source, ("steps",), "steps")
@@ -182,9 +219,14 @@ def _job(
     for index, (key, step) in enumerate(items):
         offset = index if key == "steps" else index - len(steps_data)
         native: Loc = ("jobs", job_id, "steps", index)
-        converted = _step(step, source, (key, offset), result, native, ids)
-        if what.startswith("a Dotscience") and "PLUGIN_STATUS" not in converted.get("env", {}):
+        converted = _step(step, source, (key, offset), result, native, ids, context)
+        dotscience = what.startswith("a Dotscience")
+        if dotscience and "PLUGIN_STATUS" not in converted.get("env", {}):
             converted["status-env"].append(DOTSCIENCE_STATUS)
+        if dotscience and "PLUGIN_DOTSCIENCE_STATUS" not in converted.get("env", {}):
+            converted["status-env"].append("PLUGIN_DOTSCIENCE_STATUS")
+        # Drone's variables and ${VAR} substitution, at launch (Dotscience adds its task id)
+        converted["ci"] = "dotscience" if dotscience else "drone"
         if graph and "depends_on" not in step:
             # graph mode: a step without depends_on starts at once; `after` steps
             # still wait for every step of `steps:`
@@ -200,7 +242,10 @@ def _step(
     result: Translation,
     native: Loc,
     ids: dict[str, str],
+    context: tuple[Conditions, set[str]],
 ) -> dict[str, Any]:
+    """``context``: the pipeline's trigger and temporary volumes."""
+    trigger, volumes = context
     check_keys(step, source, loc, _STEP_KEYS, _REFUSED_STEP, "a step")
     result.mark(native, source, loc)
     out: dict[str, Any] = {"id": ids[step["name"]], "name": str(step["name"])}
@@ -210,13 +255,7 @@ def _step(
         out["image"] = expect_text(step["image"], source, (*loc, "image"))
         result.mark((*native, "image"), source, (*loc, "image"))
     if "pull" in step:
-        pull = step["pull"]
-        if pull not in ("always", "never", "if-not-exists"):
-            raise source.error(
-                (*loc, "pull"),
-                f"pull: {pull!r} is not a pull policy (always, never, if-not-exists)",
-            )
-        out["pull"] = pull
+        out["pull"] = _pull(step["pull"], source, (*loc, "pull"))
     commands = expect_list(step.get("commands", []), source, (*loc, "commands"), "shell commands")
     lines = [expect_text(c, source, (*loc, "commands", i)) for i, c in enumerate(commands)]
     if lines:
@@ -242,21 +281,12 @@ def _step(
         out["env"] = env
     if secrets:
         out["secrets"] = secrets
-    out["if"] = _policy(step, source, loc)
+    out["if"] = _policy(step, source, loc, trigger, out)
+    if "when" in step:
+        result.mark((*native, "when"), source, (*loc, "when"))
     result.mark((*native, "if"), source, (*loc, "runPolicy" if "runPolicy" in step else "when"))
     if "depends_on" in step:
-        depends = expect_list(step["depends_on"], source, (*loc, "depends_on"), "step names")
-        needs = []
-        for i, name in enumerate(depends):
-            if name not in ids:
-                known = ", ".join(sorted(ids))
-                raise source.error(
-                    (*loc, "depends_on", i),
-                    f"depends_on names {name!r}, which is not a step of this pipeline "
-                    f"(steps: {known})",
-                )
-            needs.append(ids[name])
-        out["needs"] = needs
+        out["needs"] = _needs(step["depends_on"], source, (*loc, "depends_on"), ids)
         result.mark((*native, "needs"), source, (*loc, "depends_on"))
     if "failure" in step:
         if step["failure"] != "ignore":
@@ -265,9 +295,43 @@ def _step(
                 f"failure: {step['failure']!r} is not supported; use `failure: ignore`",
             )
         out["continue-on-error"] = True
+    if "privileged" in step:
+        out["privileged"] = _flag(step["privileged"], source, (*loc, "privileged"))
+    if "volumes" in step:
+        out["volumes"] = step_volumes(step["volumes"], source, (*loc, "volumes"), volumes)
     out["status-env"] = list(STATUS_VARIABLES)
     out["cache"] = False  # CI steps declare no inputs or outputs: always run them
     return out
+
+
+def _needs(value: Any, source: SourceMap, loc: Loc, ids: dict[str, str]) -> list[str]:
+    needs = []
+    for i, name in enumerate(expect_list(value, source, loc, "step names")):
+        if name == "clone" and name not in ids:
+            continue  # Drone's implicit clone step: the checkout is already here
+        if name not in ids:
+            known = ", ".join(sorted(ids))
+            raise source.error(
+                (*loc, i),
+                f"depends_on names {name!r}, which is not a step of this pipeline (steps: {known})",
+            )
+        needs.append(ids[name])
+    return needs
+
+
+def _flag(value: Any, source: SourceMap, loc: Loc) -> bool:
+    if not isinstance(value, bool):
+        raise source.error(loc, f"{describe(loc)}: true or false, not {value!r}")
+    return value
+
+
+def _pull(pull: Any, source: SourceMap, loc: Loc) -> str:
+    if pull not in ("always", "never", "if-not-exists", "default"):
+        raise source.error(
+            loc, f"pull: {pull!r} is not a pull policy (always, never, if-not-exists, default)"
+        )
+    # Drone's `default`: pull an image that is not here
+    return "if-not-exists" if pull == "default" else str(pull)
 
 
 def _environment(value: Any, source: SourceMap, loc: Loc) -> tuple[dict[str, Any], dict[str, str]]:
@@ -290,9 +354,13 @@ def _environment(value: Any, source: SourceMap, loc: Loc) -> tuple[dict[str, Any
     return env, secrets
 
 
-def _policy(step: dict[str, Any], source: SourceMap, loc: Loc) -> str:
+def _policy(
+    step: dict[str, Any], source: SourceMap, loc: Loc, trigger: Conditions, out: dict[str, Any]
+) -> str:
+    """The step's run policy (``runPolicy`` or ``when.status``, else the pipeline's
+    ``trigger.status``); its other ``when`` conditions go into ``out["when"]``."""
     if "runPolicy" in step and "when" in step:
-        raise source.error((*loc, "when"), "give either runPolicy or when.status, not both")
+        raise source.error((*loc, "when"), "give either runPolicy or when, not both")
     if "runPolicy" in step:
         policy = step["runPolicy"]
         if policy not in _POLICIES:
@@ -302,38 +370,9 @@ def _policy(step: dict[str, Any], source: SourceMap, loc: Loc) -> str:
             )
         return _POLICIES[policy]
     if "when" not in step:
-        return "success()"
-    when = expect_mapping(step["when"], source, (*loc, "when"), "conditions")
-    check_keys(
-        when,
-        source,
-        (*loc, "when"),
-        {"status"},
-        dict.fromkeys(
-            (
-                "branch",
-                "event",
-                "ref",
-                "repo",
-                "instance",
-                "target",
-                "cron",
-                "action",
-                "paths",
-                "plugin",
-            ),
-            _WHEN_REFUSED,
-        ),
-        "when",
-    )
-    status = when.get("status", ["success"])
-    statuses = (
-        {status}
-        if isinstance(status, str)
-        else set(expect_list(status, source, (*loc, "when", "status"), "success, failure"))
-    )
-    if not statuses or not statuses <= {"success", "failure"}:
-        raise source.error((*loc, "when", "status"), "when.status lists success, failure or both")
-    if statuses == {"success", "failure"}:
-        return "always()"
-    return "failure()" if statuses == {"failure"} else "success()"
+        return trigger.policy()
+    when = read_conditions(step["when"], source, (*loc, "when"), "when")
+    trigger.warnings.extend(when.warnings)
+    if when.when:
+        out["when"] = when.when
+    return when.policy(trigger.policy())

@@ -49,6 +49,10 @@ def parse_text(
 ) -> PipelineSpec:
     """Load pipeline text; ``fmt`` None detects the format from the data; actions are
     found from ``base`` (the directory of the file)."""
+    if fmt in ("drone", "dotscience"):
+        from conveyor.spec.drone_documents import refuse_drone_08
+
+        refuse_drone_08(text, display)
     documents = list(load_documents(text, display))
     if not documents:
         raise SpecError("the pipeline file is empty", Position(display))

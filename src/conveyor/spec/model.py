@@ -71,6 +71,39 @@ class ActionUseSpec(_Strict):
     outputs: list[str] = Field(default_factory=list)
 
 
+ConditionKey = Literal["branch", "event", "ref", "repo", "cron", "target", "action", "os", "arch"]
+
+
+class ConditionFilterSpec(_Strict):
+    """Globs a value must match (any ``include``, when given) and must not (any ``exclude``)."""
+
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+When = dict[ConditionKey, str | list[str] | ConditionFilterSpec]
+_WHEN: Any = Field(
+    default_factory=dict,
+    description="Run only when the trigger (branch, event, ref, repo, cron, target, action) and "
+    "the host (os, arch) match these globs: a list, or {include: [...], exclude: [...]}; "
+    "otherwise skipped with the reason.",
+)
+
+
+class VolumeSpec(_Strict):
+    """A temporary directory shared by the job's steps of one run (Drone's temp volume)."""
+
+    name: Name
+    path: str = Field(
+        pattern=r"^/", description="Where the step's container sees it (an absolute path)."
+    )
+
+
 class InputSpec(_Strict):
     """An input with options: ``{path: data/*.csv, optional: true}``."""
 
@@ -128,6 +161,24 @@ class StepSpec(_Strict):
         default="success()",
         alias="if",
         description="Run policy: success() (default), failure() or always().",
+    )
+    when: When = _WHEN
+    volumes: list[VolumeSpec] = Field(
+        default_factory=list,
+        description="Temporary directories shared by the job's steps in a run, by name, "
+        "mounted at their path in the step's container (steps on the host do not see them); "
+        "removed when the run ends.",
+    )
+    privileged: bool = Field(
+        default=False,
+        description="Run the step's container privileged (only where the project allows it: "
+        "`privileged = true` under [containers]; never on a server).",
+    )
+    ci: Literal["drone", "dotscience"] | None = Field(
+        default=None,
+        description="The CI system whose variables the step is given (DRONE_*, CI_*; "
+        "dotscience adds DOTSCIENCE_TASK_ID) and whose ${VAR} substitution its run and env "
+        "go through at launch, values quoted for their place in the shell text.",
     )
     timeout: float | None = Field(
         default=None,
@@ -215,6 +266,7 @@ class JobSpec(_Strict):
         default_factory=dict,
         description="Extra HTCondor submit commands (requirements, accounting_group, universe).",
     )
+    when: When = _WHEN
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("needs", mode="before")

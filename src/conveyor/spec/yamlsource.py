@@ -191,9 +191,14 @@ def _build(loader: Any, node: yaml.Node, loc: Loc, source: SourceMap, mark: Any 
     mark = mark or node.start_mark
     source.marks[loc] = (mark.line + 1, mark.column + 1)
     if isinstance(node, yaml.MappingNode):
+        # `<<: *base` merge keys: the merged pairs come first, and the keys written here
+        # override them (YAML's merge); a key written twice here is still an error
+        written = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         loader.flatten_mapping(node)
+        merged = len(node.value) - written
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        seen: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             # keys are names: taken as written (YAML 1.1 would turn `on` into True)
             if isinstance(key_node, yaml.ScalarNode):
                 key: Any = key_node.value
@@ -205,9 +210,11 @@ def _build(loader: Any, node: yaml.Node, loc: Loc, source: SourceMap, mark: Any 
                     Position(source.path, key_node.start_mark.line + 1),
                 )
             key = str(key) if not isinstance(key, str) else key
-            if key in result:
+            if key in seen:
                 line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
                 raise SpecError(f"duplicate key {key!r}", Position(source.path, line, column))
+            if index >= merged:
+                seen.add(key)
             result[key] = _build(loader, value_node, (*loc, key), source, key_node.start_mark)
         return result
     if isinstance(node, yaml.SequenceNode):

@@ -273,3 +273,31 @@ def resolve(repo: Path, ref: str) -> str | None:
     return (
         output(repo, "rev-parse", "--verify", "-q", "--end-of-options", f"{ref}^{{commit}}") or None
     )
+
+
+@dataclass(frozen=True)
+class HeadNames:
+    """What HEAD goes by: its branch (None when detached), the tags on its commit, and
+    ``owner/name`` of the ``origin`` remote (None without one)."""
+
+    branch: str | None
+    tags: tuple[str, ...]
+    origin: str | None
+
+
+def head_names(cwd: Path) -> HeadNames:
+    branch = run_git(cwd, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    tags = run_git(cwd, "tag", "--points-at", "HEAD", check=False)
+    url = run_git(cwd, "config", "--get", "remote.origin.url", check=False)
+    return HeadNames(
+        branch.stdout.decode().strip() or None if branch.returncode == 0 else None,
+        tuple(sorted(tags.stdout.decode().split())) if tags.returncode == 0 else (),
+        _owner_name(url.stdout.decode().strip()) if url.returncode == 0 else None,
+    )
+
+
+def _owner_name(url: str) -> str | None:
+    """``owner/name`` of a remote URL (``https://host/owner/name.git``, ``git@host:owner/name``)."""
+    path = url.rstrip("/").removesuffix(".git").replace(":", "/")
+    parts = [p for p in path.split("/") if p]
+    return "/".join(parts[-2:]) if len(parts) >= 2 else None
