@@ -179,6 +179,8 @@ def _scalar(kind: str, value: Any, error: Any) -> Any:
         if number is None:
             raise error("must be a whole number")
         low, high = _RANGES[kind]
+        if low == 0 and number < 0:
+            raise error("must be 0 or more")
         if not low <= number <= high:
             raise error(f"must be between {low} and {high}")
         return number

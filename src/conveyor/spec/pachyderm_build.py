@@ -25,7 +25,6 @@ from conveyor.spec.pachyderm_model import (
     Resources,
     SecretMount,
     Transform,
-    leaves,
 )
 from conveyor.spec.yamlsource import Loc, describe
 
@@ -240,19 +239,29 @@ def _cron(data: dict[str, Any], loc: Loc, pipeline: str, error: Any) -> CronInpu
     )
 
 
-def _check_names(tree: Input, error: Any) -> None:
-    """Input names are directories under /pfs and variable names: unique, never ``out``."""
+def _check_names(tree: Input, error: Any) -> dict[str, PfsInput | CronInput]:
+    """Input names are directories under /pfs and variable names: never ``out``, and
+    unique among the inputs one datum can hold (the inputs of a union are alternatives,
+    so they may share a name, as Pachyderm allows)."""
+    if not isinstance(tree, CombinedInput):
+        if tree.name == "out":
+            raise SpecError("an input cannot be named 'out': /pfs/out is the output", tree.position)
+        return {tree.name: tree}
     seen: dict[str, PfsInput | CronInput] = {}
-    for leaf in leaves(tree):
-        if leaf.name == "out":
-            raise SpecError("an input cannot be named 'out': /pfs/out is the output", leaf.position)
-        if leaf.name in seen:
-            raise SpecError(
-                f"two inputs are named {leaf.name!r} (each input is /pfs/<name>): give one "
-                "of them another name",
-                leaf.position,
-            )
-        seen[leaf.name] = leaf
+    for child in tree.inputs:
+        names = _check_names(child, error)
+        if tree.kind == "union":
+            seen.update((k, v) for k, v in names.items() if k not in seen)
+            continue
+        for name, leaf in names.items():
+            if name in seen:
+                raise SpecError(
+                    f"two inputs of this {tree.kind} are named {name!r} (each input is "
+                    "/pfs/<name>): give one of them another name",
+                    leaf.position,
+                )
+            seen[name] = leaf
+    return seen
 
 
 def _resources(data: dict[str, Any] | None, loc: Loc, error: Any) -> Resources | None:
