@@ -22,12 +22,12 @@ import bisect
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 from conveyor.errors import UsageError
 from conveyor.spec.pachyderm_glob import compile_glob, expand
-from conveyor.spec.pachyderm_model import CombinedInput, CronInput, Input, PfsInput
+from conveyor.spec.pachyderm_model import CombinedInput, CronInput, Input, PfsInput, Transform
 
 MAX_DATUMS = 1_000_000
 """The most datums a job may have (a cross of large inputs grows as their product)."""
@@ -97,12 +97,65 @@ class Datum:
         return env
 
 
-def datums(tree: Input, listings: Mapping[str, Listing]) -> list[Datum]:
-    """The datums of ``tree`` over ``listings`` (input name -> its files)."""
-    return [Datum(inputs) for inputs in _datums(tree, listings)]
+def transform_digest(transform: Transform) -> str:
+    """The transform as it keys datums: its fields as canonical JSON, hashed."""
+    text = json.dumps(asdict(transform), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _datums(node: Input, listings: Mapping[str, Listing]) -> list[tuple[DatumInput, ...]]:
+def datum_json(datum: Datum, transform: str, salt: str | None) -> dict[str, object]:
+    """A datum as ``conveyor pipeline datums --json`` prints it."""
+    return {
+        "id": datum.id,
+        "key": datum.key(transform, salt),
+        "inputs": [
+            {
+                "name": i.name,
+                "repo": i.repo,
+                "path": i.path,
+                "files": [{"path": p, "digest": d} for p, d in i.files],
+                "join_on": i.join_on,
+                "group_by": i.group_by,
+                "lazy": i.lazy,
+                "empty_files": i.empty_files,
+            }
+            for i in datum.inputs
+        ],
+        "env": datum.env(),
+    }
+
+
+def by_name(leaf: PfsInput | CronInput) -> str:
+    return leaf.name
+
+
+def datums(
+    tree: Input,
+    listings: Mapping[str, Listing],
+    key: Callable[[PfsInput | CronInput], str] = by_name,
+) -> list[Datum]:
+    """The datums of ``tree`` over ``listings``: ``key(input)`` -> that input's files. By
+    default an input's listing is found by its name (the inputs of a union may share a
+    name, and then a listing); a caller that lists repositories passes its own ``key``
+    (repository, branch, commit)."""
+    return [Datum(inputs) for inputs in _datums(tree, _Listings(listings, key))]
+
+
+@dataclass(frozen=True)
+class _Listings:
+    listings: Mapping[str, Listing]
+    key: Callable[[PfsInput | CronInput], str]
+
+    def of(self, leaf: PfsInput | CronInput) -> Listing:
+        found = self.listings.get(self.key(leaf))
+        if found is None:
+            raise DatumError(
+                f"no listing for input {leaf.name!r}: give its files (--input {leaf.name}=DIR)"
+            )
+        return found
+
+
+def _datums(node: Input, listings: _Listings) -> list[tuple[DatumInput, ...]]:
     if not isinstance(node, CombinedInput):
         return [(item,) for item, _ in _matches(node, listings)]
     if node.kind in ("join", "group"):
@@ -119,7 +172,7 @@ def _datums(node: Input, listings: Mapping[str, Listing]) -> list[tuple[DatumInp
     return [tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*parts)]
 
 
-def _keyed(node: CombinedInput, listings: Mapping[str, Listing]) -> list[tuple[DatumInput, ...]]:
+def _keyed(node: CombinedInput, listings: _Listings) -> list[tuple[DatumInput, ...]]:
     by_key: dict[str, list[list[DatumInput]]] = {}
     outer = []
     for index, child in enumerate(node.inputs):
@@ -155,15 +208,11 @@ def _with(
 
 
 def _matches(
-    node: PfsInput | CronInput, listings: Mapping[str, Listing]
+    node: PfsInput | CronInput, listings: _Listings
 ) -> list[tuple[DatumInput, tuple[str, ...]]]:
     """The paths the input's glob matches, each with the files under it and the glob's
     capture groups, in path order."""
-    if node.name not in listings:
-        raise DatumError(
-            f"no listing for input {node.name!r}: give its files (--input {node.name}=DIR)"
-        )
-    files = sorted((_clean(path), digest) for path, digest in listings[node.name])
+    files = sorted((_clean(path), digest) for path, digest in listings.of(node))
     if not files:
         return []
     pfs = isinstance(node, PfsInput)
