@@ -21,6 +21,7 @@ from conveyor.spec.yamlsource import MAX_DEPTH, MAX_VALUES, Loc, SourceMap, chec
 
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
 _SPACE = re.compile(r"[ \t\n\r]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONSTANTS = {"true": True, "false": False, "null": None}
 
 
@@ -67,9 +68,12 @@ class _Reader:
         number = _NUMBER.match(self.text, start)
         if number and number.end() > start:
             self.at = number.end()
-            if number.group(1) or number.group(2):
-                return float(number.group(0))
-            return int(number.group(0))
+            try:
+                if number.group(1) or number.group(2):
+                    return float(number.group(0))
+                return int(number.group(0))
+            except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+                raise self.error("a number with too many digits", start) from None
         for word, constant in _CONSTANTS.items():
             if self.text.startswith(word, start):
                 self.at = start + len(word)
@@ -81,6 +85,8 @@ class _Reader:
             text, self.at = json.decoder.scanstring(self.text, self.at + 1)  # type: ignore[attr-defined]
         except json.JSONDecodeError as exc:
             raise self.error(f"invalid JSON: {exc.msg}", exc.pos) from None
+        if _SURROGATE.search(text):
+            raise self.error("invalid JSON: a string holds a lone UTF-16 surrogate (\\ud800...)")
         return str(text)
 
     def expect(self, ch: str, what: str) -> None:
