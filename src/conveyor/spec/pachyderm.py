@@ -108,11 +108,12 @@ class _Typed:
             self.where[(*out, field)] = here
             if item is None:
                 continue  # protobuf JSON: null leaves a field unset
-            if (name, field) in IGNORED:
+            checked = self.value(MESSAGES[name][field], item, here, (*out, field))
+            if (name, field) in IGNORED:  # checked all the same: Pachyderm would refuse it
                 position = self.source.position(here)
                 self.warnings.append(f"{position}: {describe(here)}: {IGNORED[(name, field)]}")
                 continue
-            result[field] = self.value(MESSAGES[name][field], item, here, (*out, field))
+            result[field] = checked
         return result
 
     def _unknown(self, name: str, key: str, loc: Loc) -> str:
