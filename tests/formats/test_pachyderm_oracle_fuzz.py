@@ -36,6 +36,10 @@ PLACES: dict[str, tuple[str, ...]] = {
     "ResourceSpec": ("resource_requests",),
     "DatumSetSpec": ("datum_set_spec",),
     "CronInput": ("input", "cron"),
+    "Input": ("input",),
+    "SchedulingSpec": ("scheduling_spec",),
+    "Metadata": ("metadata",),
+    "GPUSpec": ("resource_limits", "gpu"),
 }
 SCALAR = (
     st.none()
