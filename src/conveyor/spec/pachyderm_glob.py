@@ -19,7 +19,8 @@ whatever the pattern. The extended operators ``!(...)``, ``@(...)``, ``+(...)``,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -37,15 +38,48 @@ class GlobError(ValueError):
 Instr = tuple[str, object, object]
 
 
+_DFA_STATES = 4096
+"""The most sets of program positions a glob remembers (then it starts over)."""
+
+
 @dataclass(frozen=True)
 class Glob:
     pattern: str
     program: tuple[Instr, ...]
     groups: int
+    # (set of positions, character) -> next set: the NFA run as a DFA built lazily
+    _steps: dict[tuple[frozenset[int], str], frozenset[int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def matches(self, path: str) -> bool:
+        """Whether the glob matches ``path``: each character is a dictionary lookup once
+        the sets of positions it reaches are known (at most ``len(program)`` work each
+        otherwise, so still linear)."""
+        steps, program = self._steps, self.program
+        state = _positions(program, (0,))
+        for ch in path:
+            following = steps.get((state, ch))
+            if following is None:
+                if len(steps) >= _DFA_STATES:
+                    steps.clear()
+                moved = [
+                    pc + 1 for pc in state if program[pc][0] == "c" and _accepts(program[pc][1], ch)
+                ]
+                following = _positions(program, moved)
+                steps[(state, ch)] = following
+            if not following:
+                return False
+            state = following
+        return any(program[pc][0] == "m" for pc in state)
 
     def match(self, path: str) -> tuple[str, ...] | None:
         """The capture groups of ``path`` (``()`` without groups), or None if it does not
         match."""
+        if not self.matches(path):
+            return None
+        if not self.groups:
+            return ()
         slots = _run(self.program, 2 * (self.groups + 1), path)
         if slots is None:
             return None
@@ -270,6 +304,28 @@ def _closure(
             else:
                 out.append((pc, caps))
     return out
+
+
+def _positions(program: tuple[Instr, ...], starts: Iterable[int]) -> frozenset[int]:
+    """The char tests and the match reached from ``starts`` without reading."""
+    seen: set[int] = set()
+    out: set[int] = set()
+    stack = list(starts)
+    while stack:
+        pc = stack.pop()
+        if pc in seen:
+            continue
+        seen.add(pc)
+        op, a, b = program[pc]
+        if op == "j":
+            stack.append(int(a))  # type: ignore[call-overload]
+        elif op == "s":
+            stack += [int(a), int(b)]  # type: ignore[call-overload]
+        elif op == "v":
+            stack.append(pc + 1)
+        else:
+            out.add(pc)
+    return frozenset(out)
 
 
 _REFERENCE = re.compile(r"\$(?:\{(\d+)\}|(\d+))")
