@@ -19,7 +19,7 @@ from typing import Any
 
 from conveyor.errors import Position, SpecError
 from conveyor.spec import jsonsource, yamlsource
-from conveyor.spec.pachyderm_build import build
+from conveyor.spec.pachyderm_build import Report, build
 from conveyor.spec.pachyderm_fields import IGNORED, KEYS, MESSAGES, OLD_KEYS, REFUSED, SCALARS
 from conveyor.spec.pachyderm_model import CombinedInput, PachydermPipeline, PfsInput, leaves
 from conveyor.spec.yamlsource import Loc, SourceMap, describe
@@ -65,7 +65,7 @@ def parse_specs(text: str, display: str, *, is_json: bool) -> PachydermFile:
             raise source.error((), "a pipeline spec must be a mapping (an object)")
         typed = _Typed(source, warnings)
         spec = typed.message("CreatePipelineRequest", data, ())
-        pipelines.append(build(spec, typed.position))
+        pipelines.append(build(spec, Report(typed.position, typed.spelled)))
     if not pipelines:
         raise SpecError("the file holds no pipeline spec", Position(display))
     _check_file(pipelines)
@@ -86,6 +86,13 @@ class _Typed:
         while probe and probe not in self.where:
             probe = probe[:-1]
         return self.source.position(self.where.get(probe, ()))
+
+    def spelled(self, loc: Loc) -> str:
+        """``loc`` (proto names) as the file spells it, as far as the file has it."""
+        probe = tuple(loc)
+        while probe and probe not in self.where:
+            probe = probe[:-1]
+        return describe((*self.where.get(probe, ()), *loc[len(probe) :]))
 
     def error(self, loc: Loc, message: str) -> SpecError:
         return self.source.error(loc, message)

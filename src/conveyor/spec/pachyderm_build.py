@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 from conveyor.errors import Position, SpecError
@@ -26,9 +27,23 @@ from conveyor.spec.pachyderm_model import (
     SecretMount,
     Transform,
 )
-from conveyor.spec.yamlsource import Loc, describe
+from conveyor.spec.yamlsource import Loc
 
-Where = Callable[[Loc], Position]
+
+@dataclass(frozen=True)
+class Report:
+    """Errors of one spec: where a location was written, and how the file spells it
+    (``joinOn`` or ``join_on``)."""
+
+    where: Callable[[Loc], Position]
+    spelled: Callable[[Loc], str]
+
+    def __call__(self, loc: Loc, message: str) -> SpecError:
+        return SpecError(message, self.where(loc))
+
+    def name(self, loc: Loc) -> str:
+        return self.spelled(loc)
+
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -38,10 +53,7 @@ _GO_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
 _KINDS = ("pfs", "cron", "cross", "union", "join", "group")
 
 
-def build(spec: dict[str, Any], where: Where) -> PachydermPipeline:
-    def error(loc: Loc, message: str) -> SpecError:
-        return SpecError(message, where(loc))
-
+def build(spec: dict[str, Any], error: Report) -> PachydermPipeline:
     pipeline = spec.get("pipeline") or {}
     name = pipeline.get("name")
     if not name:
@@ -61,16 +73,20 @@ def build(spec: dict[str, Any], where: Where) -> PachydermPipeline:
     tries = spec.get("datum_tries", 0)
     if tries < 0:
         raise error(
-            ("datum_tries",), "datum_tries must be 0 or more (0 means Pachyderm's default, 3)"
+            ("datum_tries",),
+            f"{error.name(('datum_tries',))} must be 0 or more (0 means Pachyderm's default, 3)",
         )
     reprocess = spec.get("reprocess_spec", "") or "until_success"
     if reprocess not in ("until_success", "every_job"):
-        raise error(("reprocess_spec",), 'reprocess_spec must be "until_success" or "every_job"')
+        raise error(
+            ("reprocess_spec",),
+            f'{error.name(("reprocess_spec",))} must be "until_success" or "every_job"',
+        )
     for key in ("job_timeout", "datum_timeout"):
         if spec.get(key, 1) <= 0:
-            raise error((key,), f"{key} must be longer than 0s")
+            raise error((key,), f"{error.name((key,))} must be longer than 0s")
     branch = spec.get("output_branch") or "master"
-    _check_name(branch, ("output_branch",), "output_branch", error)
+    _check_name(branch, ("output_branch",), error.name(("output_branch",)), error)
     return PachydermPipeline(
         name=name,
         project=project,
@@ -87,16 +103,16 @@ def build(spec: dict[str, Any], where: Where) -> PachydermPipeline:
         salt=spec.get("salt") or None,
         reprocess_spec=cast(Any, reprocess),
         datum_set_spec=_datum_set(spec.get("datum_set_spec"), error),
-        position=where(()),
+        position=error.where(()),
     )
 
 
-def _check_name(value: str, loc: Loc, what: str, error: Callable[[Loc, str], SpecError]) -> None:
+def _check_name(value: str, loc: Loc, what: str, error: Report) -> None:
     if not _NAME.fullmatch(value):
         raise error(loc, f"{what} {value!r} must be letters, digits, '_' and '-' only")
 
 
-def _transform(data: dict[str, Any] | None, pipeline: str, error: Any) -> Transform:
+def _transform(data: dict[str, Any] | None, pipeline: str, error: Report) -> Transform:
     if not data or not data.get("cmd"):
         loc: Loc = ("transform", "cmd") if data else ("pipeline",)
         raise error(
@@ -109,9 +125,9 @@ def _transform(data: dict[str, Any] | None, pipeline: str, error: Any) -> Transf
     for index, secret in enumerate(data.get("secrets", [])):
         here: Loc = ("transform", "secrets", index)
         if not secret.get("name"):
-            raise error(here, f"{describe(here)} names no secret: give its name")
+            raise error(here, f"{error.name(here)} names no secret: give its name")
         if not secret.get("mount_path") and not (secret.get("key") and secret.get("env_var")):
-            raise error(here, f"{describe(here)} needs a mount_path, or a key and an env_var")
+            raise error(here, f"{error.name(here)} needs a mount_path, or a key and an env_var")
         secrets.append(SecretMount(**secret))
     return Transform(
         cmd=tuple(data["cmd"]),
@@ -127,12 +143,14 @@ def _transform(data: dict[str, Any] | None, pipeline: str, error: Any) -> Transf
     )
 
 
-def _input(data: dict[str, Any], loc: Loc, pipeline: str, error: Any, parent: str | None) -> Input:
+def _input(
+    data: dict[str, Any], loc: Loc, pipeline: str, error: Report, parent: str | None
+) -> Input:
     kinds = [kind for kind in _KINDS if kind in data]
     if len(kinds) != 1:
         found = ", ".join(kinds) if kinds else "none"
         raise error(
-            loc, f"{describe(loc)} must set exactly one of {', '.join(_KINDS)} (found {found})"
+            loc, f"{error.name(loc)} must set exactly one of {', '.join(_KINDS)} (found {found})"
         )
     kind = kinds[0]
     here = (*loc, kind)
@@ -142,59 +160,60 @@ def _input(data: dict[str, Any], loc: Loc, pipeline: str, error: Any, parent: st
         return _cron(data["cron"], here, pipeline, error)
     children = data[kind]
     if not children:
-        raise error(here, f"{describe(here)} lists no inputs")
+        raise error(here, f"{error.name(here)} lists no inputs")
     inputs = []
     for index, child in enumerate(children):
         if kind in ("join", "group") and "pfs" not in child:
             raise error(
-                (*here, index), f"{describe((*here, index))}: a {kind} combines pfs inputs only"
+                (*here, index), f"{error.name((*here, index))}: a {kind} combines pfs inputs only"
             )
         inputs.append(_input(child, (*here, index), pipeline, error, kind))
     return CombinedInput(cast(Any, kind), tuple(inputs), position=error(here, "").position)
 
 
-def _pfs(data: dict[str, Any], loc: Loc, error: Any, parent: str | None) -> PfsInput:
+def _pfs(data: dict[str, Any], loc: Loc, error: Report, parent: str | None) -> PfsInput:
     repo = data.get("repo")
     if not repo:
-        raise error(loc, f"{describe(loc)} names no repo")
-    _check_name(repo, (*loc, "repo"), f"{describe(loc)}.repo", error)
+        raise error(loc, f"{error.name(loc)} names no repo")
+    _check_name(repo, (*loc, "repo"), f"{error.name((*loc, 'repo'))}", error)
     name = data.get("name") or repo
-    _check_name(name, (*loc, "name"), f"{describe(loc)}.name", error)
+    _check_name(name, (*loc, "name"), f"{error.name((*loc, 'name'))}", error)
     if "glob" not in data or data["glob"] == "":
         raise error(
-            loc, f'{describe(loc)} has no glob: give one, such as "/*" (a datum per top-level file)'
+            loc,
+            f'{error.name(loc)} has no glob: give one, such as "/*" (a datum per top-level file)',
         )
     try:
         glob = compile_glob(data["glob"])
     except GlobError as exc:
         raise error(
-            (*loc, "glob"), f"{describe(loc)}.glob {data['glob']!r} can never match: {exc}"
+            (*loc, "glob"), f"{error.name((*loc, 'glob'))} {data['glob']!r} can never match: {exc}"
         ) from None
     for key, kind in (("join_on", "join"), ("group_by", "group")):
         template = data.get(key)
         if parent == kind and not template:
-            raise error(loc, f'{describe(loc)} is in a {kind} and needs {key}, such as "$1"')
+            raise error(loc, f'{error.name(loc)} is in a {kind} and needs {key}, such as "$1"')
         if template and parent != kind:
-            raise error((*loc, key), f"{describe(loc)}.{key} is read only in a {kind} input")
+            raise error((*loc, key), f"{error.name((*loc, key))} is read only in a {kind} input")
         if template:
             wanted = references(template)
             if not wanted:
                 raise error(
                     (*loc, key),
-                    f"{describe(loc)}.{key} {template!r} names no capture group ($1, $2...)",
+                    f"{error.name((*loc, key))} {template!r} names no capture group ($1, $2...)",
                 )
             if max(wanted) > glob.groups or min(wanted) < 1:
                 raise error(
                     (*loc, key),
-                    f"{describe(loc)}.{key} names ${max(wanted)} but the glob "
+                    f"{error.name((*loc, key))} names ${max(wanted)} but the glob "
                     f"{data['glob']!r} has {glob.groups} capture group(s)",
                 )
     if data.get("outer_join") and parent != "join":
         raise error(
-            (*loc, "outer_join"), f"{describe(loc)}.outer_join is read only in a join input"
+            (*loc, "outer_join"), f"{error.name((*loc, 'outer_join'))} is read only in a join input"
         )
     branch = data.get("branch") or "master"
-    _check_name(branch, (*loc, "branch"), f"{describe(loc)}.branch", error)
+    _check_name(branch, (*loc, "branch"), f"{error.name((*loc, 'branch'))}", error)
     return PfsInput(
         name=name,
         repo=repo,
@@ -212,21 +231,21 @@ def _pfs(data: dict[str, Any], loc: Loc, error: Any, parent: str | None) -> PfsI
     )
 
 
-def _cron(data: dict[str, Any], loc: Loc, pipeline: str, error: Any) -> CronInput:
+def _cron(data: dict[str, Any], loc: Loc, pipeline: str, error: Report) -> CronInput:
     name = data.get("name")
     if not name:
-        raise error(loc, f"{describe(loc)} has no name")
-    _check_name(name, (*loc, "name"), f"{describe(loc)}.name", error)
+        raise error(loc, f"{error.name(loc)} has no name")
+    _check_name(name, (*loc, "name"), f"{error.name((*loc, 'name'))}", error)
     spec = (data.get("spec") or "").strip()
     every = spec.startswith("@every ") and _GO_DURATION.fullmatch(spec[7:].strip())
     if not (every or spec in _CRON_WORDS or len(spec.split()) in (5, 6)):
         raise error(
             (*loc, "spec"),
-            f"{describe(loc)}.spec {spec!r} is not a schedule: give five cron fields, "
+            f"{error.name((*loc, 'spec'))} {spec!r} is not a schedule: give five cron fields, "
             'such as "*/10 * * * *", or "@every 10s"',
         )
     repo = data.get("repo") or f"{pipeline}_{name}"
-    _check_name(repo, (*loc, "repo"), f"{describe(loc)}.repo", error)
+    _check_name(repo, (*loc, "repo"), f"{error.name((*loc, 'repo'))}", error)
     return CronInput(
         name=name,
         spec=spec,
@@ -239,7 +258,7 @@ def _cron(data: dict[str, Any], loc: Loc, pipeline: str, error: Any) -> CronInpu
     )
 
 
-def _check_names(tree: Input, error: Any) -> dict[str, PfsInput | CronInput]:
+def _check_names(tree: Input, error: Report) -> dict[str, PfsInput | CronInput]:
     """Input names are directories under /pfs and variable names: never ``out``, and
     unique among the inputs one datum can hold (the inputs of a union are alternatives,
     so they may share a name, as Pachyderm allows)."""
@@ -264,17 +283,17 @@ def _check_names(tree: Input, error: Any) -> dict[str, PfsInput | CronInput]:
     return seen
 
 
-def _resources(data: dict[str, Any] | None, loc: Loc, error: Any) -> Resources | None:
+def _resources(data: dict[str, Any] | None, loc: Loc, error: Report) -> Resources | None:
     if not data:
         return None
     for key in ("memory", "disk"):
         if key in data and not _QUANTITY.fullmatch(data[key]):
             raise error(
                 (*loc, key),
-                f'{describe((*loc, key))} {data[key]!r} is not a quantity such as "2Gi"',
+                f'{error.name((*loc, key))} {data[key]!r} is not a quantity such as "2Gi"',
             )
     if data.get("cpu", 0) < 0:
-        raise error((*loc, "cpu"), f"{describe((*loc, 'cpu'))} must be 0 or more")
+        raise error((*loc, "cpu"), f"{error.name((*loc, 'cpu'))} must be 0 or more")
     gpu = data.get("gpu") or {}
     return Resources(
         cpu=data.get("cpu"),
@@ -285,7 +304,7 @@ def _resources(data: dict[str, Any] | None, loc: Loc, error: Any) -> Resources |
     )
 
 
-def _datum_set(data: dict[str, Any] | None, error: Any) -> DatumSetSpec | None:
+def _datum_set(data: dict[str, Any] | None, error: Report) -> DatumSetSpec | None:
     if not data:
         return None
     for key, value in data.items():
