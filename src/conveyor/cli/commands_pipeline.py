@@ -90,7 +90,7 @@ def datums(
     from conveyor.errors import UsageError
     from conveyor.plan.pachyderm_datums import datum_json, transform_digest
     from conveyor.plan.pachyderm_datums import datums as make_datums
-    from conveyor.sdk.pachyderm_listing import list_directory
+    from conveyor.sdk.pachyderm_listing import PROGRESS_EVERY, list_directory
     from conveyor.spec.pachyderm_model import leaves
 
     specs = _load(ctx, spec_file)
@@ -116,7 +116,10 @@ def datums(
                 f"pipeline {spec.name!r} has no input named {input_name!r} "
                 f"(its inputs: {', '.join(sorted(known))})"
             )
-        listings[input_name] = list_directory(ctx.directory / directory, directory)
+        shown = _progress(input_name)
+        listings[input_name] = list_directory(ctx.directory / directory, directory, shown)
+        if shown is not None and len(listings[input_name]) >= PROGRESS_EVERY:
+            click.echo(err=True)  # end the counter's line
     found = make_datums(spec.input, listings)
     transform = transform_digest(spec.transform)
     if as_json:
@@ -134,6 +137,15 @@ def datums(
         )
         click.echo(f"{datum.id[:12]}  {shown}")
     click.echo(f"{len(found)} datum(s)", err=True)
+
+
+def _progress(name: str) -> Any:
+    """A counter of files hashed on a terminal's stderr (nothing when it is not one)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    return lambda count: click.echo(f"\rhashing {name}: {count} files", nl=False, err=True)
 
 
 def _load(ctx: Context, spec_file: Path) -> Any:

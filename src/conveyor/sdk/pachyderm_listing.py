@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from conveyor.errors import UsageError
 from conveyor.store.hashing import hash_file
 
+PROGRESS_EVERY = 500
 MAX_FILES = 1_000_000
 """The most files one input directory may hold."""
 
 
-def list_directory(root: Path, shown: str) -> list[tuple[str, str]]:
-    """``(path from root, digest)`` of every file under ``root``, sorted."""
+def list_directory(
+    root: Path, shown: str, progress: Callable[[int], None] | None = None
+) -> list[tuple[str, str]]:
+    """``(path from root, digest)`` of every file under ``root``, sorted; ``progress``
+    hears the number of files hashed so far, every :data:`PROGRESS_EVERY` files."""
     if not root.is_dir():
         raise UsageError(f"{shown} is not a directory")
     out: list[tuple[str, str]] = []
@@ -34,6 +39,8 @@ def list_directory(root: Path, shown: str) -> list[tuple[str, str]]:
                     pending.append(path)
                 elif stat.S_ISREG(info.st_mode):
                     out.append((path, str(hash_file(entry.path, info.st_size))))
+                    if progress is not None and len(out) % PROGRESS_EVERY == 0:
+                        progress(len(out))
                     if len(out) > MAX_FILES:
                         raise UsageError(f"{shown} holds more than {MAX_FILES} files")
                 else:
