@@ -116,9 +116,9 @@ def datums(
                 f"pipeline {spec.name!r} has no input named {input_name!r} "
                 f"(its inputs: {', '.join(sorted(known))})"
             )
-        shown = _progress(input_name)
-        listings[input_name] = list_directory(ctx.directory / directory, directory, shown)
-        if shown is not None and len(listings[input_name]) >= PROGRESS_EVERY:
+        counter = _progress(input_name)
+        listings[input_name] = list_directory(ctx.directory / directory, directory, counter)
+        if counter is not None and len(listings[input_name]) >= PROGRESS_EVERY:
             click.echo(err=True)  # end the counter's line
     found = make_datums(spec.input, listings)
     transform = transform_digest(spec.transform)
