@@ -121,3 +121,10 @@ def test_every_honoured_field_reaches_the_model() -> None:
     assert [s.env_var for s in spec.transform.secrets] == ["TOKEN", None]
     assert spec.resource_limits is not None and spec.resource_limits.gpu_number == 1
     assert spec.datum_set_spec is not None and spec.datum_set_spec.size_bytes == 1048576
+
+
+def test_a_jsonnet_template_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    template = tmp_path / "edges.jsonnet"
+    template.write_text("function(suffix, src)\n{ pipeline: { name: 'edges-' + suffix } }\n")
+    with pytest.raises(SpecError, match=r"edges\.jsonnet: a Jsonnet template, not a spec"):
+        load_specs(template, "edges.jsonnet")

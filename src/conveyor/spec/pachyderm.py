@@ -35,6 +35,12 @@ class PachydermFile:
 def load_specs(path: Path, shown: str | None = None) -> PachydermFile:
     """Read the spec file at ``path`` (``shown`` is the name errors give)."""
     display = shown or str(path)
+    if path.name.endswith(".jsonnet"):
+        raise SpecError(
+            "a Jsonnet template, not a spec: render it first (`jsonnet --tla-str ... FILE "
+            "> pipeline.json`) and give the JSON",
+            Position(display),
+        )
     try:
         text = yamlsource.read_text(path, display)
     except FileNotFoundError:
