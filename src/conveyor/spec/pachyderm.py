@@ -11,6 +11,7 @@ pipelines that read each other's output in a cycle. The first problem is one
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -134,7 +135,9 @@ class _Typed:
         if hint:
             return hint
         where = describe(loc) or "the top level of the spec"
-        return f"unknown field {key!r} in {where} (not a Pachyderm 2.x pipeline field)"
+        message = f"unknown field {key!r} in {where} (not a Pachyderm 2.x pipeline field)"
+        close = difflib.get_close_matches(key, list(KEYS[name]), n=1)
+        return f"{message}; did you mean {close[0]!r}?" if close else message
 
     def value(self, kind: Any, value: Any, loc: Loc, out: Loc) -> Any:
         if isinstance(kind, tuple) and kind[0] == "list":
