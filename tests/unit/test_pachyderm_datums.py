@@ -237,3 +237,8 @@ def test_a_caller_can_find_listings_by_repository_instead_of_name() -> None:
     )
     found = datums(union, {"a": [("1", "d")], "b": [("2", "e")]}, key=lambda leaf: leaf.repo)
     assert [(i.repo, i.path) for d in found for i in d.inputs] == [("a", "/1"), ("b", "/2")]
+
+
+def test_a_star_matches_dot_files_as_pachyderm_globs_do() -> None:
+    found = datums(pfs("/*", repo="r"), {"r": [(".hidden", "1"), ("seen", "2")]})
+    assert paths(found) == [["r:/.hidden"], ["r:/seen"]]
