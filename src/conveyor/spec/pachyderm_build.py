@@ -168,7 +168,7 @@ def _input(
                 (*here, index), f"{error.name((*here, index))}: a {kind} combines pfs inputs only"
             )
         inputs.append(_input(child, (*here, index), pipeline, error, kind))
-    return CombinedInput(cast(Any, kind), tuple(inputs), position=error(here, "").position)
+    return CombinedInput(cast(Any, kind), tuple(inputs), position=error.where(here))
 
 
 def _pfs(data: dict[str, Any], loc: Loc, error: Report, parent: str | None) -> PfsInput:
@@ -227,7 +227,7 @@ def _pfs(data: dict[str, Any], loc: Loc, error: Report, parent: str | None) -> P
         outer_join=bool(data.get("outer_join")),
         lazy=bool(data.get("lazy")),
         empty_files=bool(data.get("empty_files")),
-        position=error(loc, "").position,
+        position=error.where(loc),
     )
 
 
@@ -254,7 +254,7 @@ def _cron(data: dict[str, Any], loc: Loc, pipeline: str, error: Report) -> CronI
         commit=data.get("commit") or None,
         overwrite=bool(data.get("overwrite")),
         start=data.get("start"),
-        position=error(loc, "").position,
+        position=error.where(loc),
     )
 
 
