@@ -128,3 +128,14 @@ def test_a_jsonnet_template_is_refused_with_what_to_do(tmp_path: Path) -> None:
     template.write_text("function(suffix, src)\n{ pipeline: { name: 'edges-' + suffix } }\n")
     with pytest.raises(SpecError, match=r"edges\.jsonnet: a Jsonnet template, not a spec"):
         load_specs(template, "edges.jsonnet")
+
+
+def test_a_refused_field_left_null_is_unset_as_protobuf_reads_it() -> None:
+    from conveyor.spec.pachyderm import parse_specs
+
+    text = (
+        '{"pipeline": {"name": "p"}, "transform": {"cmd": ["sh"]}, "egress": null, '
+        '"input": {"pfs": {"repo": "r", "glob": "/*", "trigger": null}}}'
+    )
+    (spec,) = parse_specs(text, "spec.json", is_json=True).pipelines
+    assert spec.name == "p"

@@ -117,11 +117,11 @@ class _Typed:
             if field in seen:
                 raise self.error(here, f"{key!r} and {seen[field]!r} name the same field; keep one")
             seen[field] = key
-            if (name, field) in REFUSED:
-                raise self.error(here, f"{describe(here)}: {REFUSED[(name, field)]}")
             self.where[(*out, field)] = here
             if item is None:
                 continue  # protobuf JSON: null leaves a field unset
+            if (name, field) in REFUSED:
+                raise self.error(here, f"{describe(here)}: {REFUSED[(name, field)]}")
             checked = self.value(MESSAGES[name][field], item, here, (*out, field))
             if (name, field) in IGNORED:  # checked all the same: Pachyderm would refuse it
                 position = self.source.position(here)
