@@ -12,6 +12,8 @@ Sources (pachyderm/docs-content, commit 7b1d89f0):
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conveyor.plan.pachyderm_datums import MAX_DATUMS, Datum, DatumError, datums
 from conveyor.spec.pachyderm import parse_specs
@@ -242,3 +244,68 @@ def test_a_caller_can_find_listings_by_repository_instead_of_name() -> None:
 def test_a_star_matches_dot_files_as_pachyderm_globs_do() -> None:
     found = datums(pfs("/*", repo="r"), {"r": [(".hidden", "1"), ("seen", "2")]})
     assert paths(found) == [["r:/.hidden"], ["r:/seen"]]
+
+
+NAMES = st.lists(
+    st.sampled_from(["a1.txt", "a2.txt", "b1.txt", "c2.txt", "d/a1.txt", "d/b3.txt", "e/f/c1.txt"]),
+    unique=True,
+    max_size=7,
+)
+
+
+def listing(paths: list[str]) -> list[tuple[str, str]]:
+    return [(path, f"digest-{path}") for path in paths]
+
+
+@settings(max_examples=150, deadline=None)
+@given(NAMES, NAMES)
+def test_cross_multiplies_and_union_adds(left: list[str], right: list[str]) -> None:
+    listings = {"l": listing(left), "r": listing(right)}
+    one = {name: len(datums(pfs("/**.txt", repo=name), listings)) for name in ("l", "r")}
+    both = "    - pfs: {repo: l, glob: '/**.txt'}\n    - pfs: {repo: r, glob: '/**.txt'}\n"
+    assert len(datums(tree("  cross:\n" + both), listings)) == one["l"] * one["r"]
+    assert len(datums(tree("  union:\n" + both), listings)) == one["l"] + one["r"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(NAMES, NAMES)
+def test_an_outer_join_holds_the_inner_join_and_every_file_of_its_outer_input(
+    left: list[str], right: list[str]
+) -> None:
+    listings = {"l": listing(left), "r": listing(right)}
+
+    def join(outer: str) -> list[Datum]:
+        return datums(
+            tree(
+                "  join:\n"
+                f"    - pfs: {{repo: l, glob: '/**([0-9]).txt', join_on: '$1'{outer}}}\n"
+                "    - pfs: {repo: r, glob: '/**([0-9]).txt', join_on: '$1'}\n"
+            ),
+            listings,
+        )
+
+    inner, outer = join(""), join(", outer_join: true")
+    assert {d.id for d in inner} <= {d.id for d in outer}
+    seen = {i.path for d in outer for i in d.inputs if i.name == "l"}
+    assert seen == {"/" + path for path in left}
+    for datum in inner:
+        assert len({i.join_on for i in datum.inputs}) == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(NAMES, NAMES)
+def test_a_group_puts_every_matched_file_in_exactly_one_datum(
+    left: list[str], right: list[str]
+) -> None:
+    listings = {"l": listing(left), "r": listing(right)}
+    found = datums(
+        tree(
+            "  group:\n"
+            "    - pfs: {repo: l, glob: '/**([a-z])[0-9].txt', group_by: '$1'}\n"
+            "    - pfs: {repo: r, glob: '/**([a-z])[0-9].txt', group_by: '$1'}\n"
+        ),
+        listings,
+    )
+    files = [(i.name, i.path) for d in found for i in d.inputs]
+    assert sorted(files) == sorted([("l", "/" + p) for p in left] + [("r", "/" + p) for p in right])
+    assert len({d.inputs[0].group_by for d in found}) == len(found)
