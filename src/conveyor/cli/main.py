@@ -23,6 +23,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["run", "rerun"], "commands_run"),
     **dict.fromkeys(["runs", "show", "logs", "why", "lineage", "fetch", "gc"], "commands_inspect"),
     **dict.fromkeys(["prune", "verify"], "commands_store"),
+    "pipeline": "commands_pipeline",
 }
 # Modules that add subcommands to a command defined elsewhere (``runs delete``).
 SUBCOMMAND_MODULES = {"runs": ("commands_store",)}

@@ -219,4 +219,10 @@ def _build(loader: Any, node: yaml.Node, loc: Loc, source: SourceMap, mark: Any 
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, (*loc, i), source) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # an int of more digits than Python converts, a bad date
+        raise SpecError(
+            f"a value YAML cannot read: {str(exc)[:120]}",
+            Position(source.path, mark.line + 1, mark.column + 1),
+        ) from None
