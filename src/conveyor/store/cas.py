@@ -203,6 +203,19 @@ class ContentStore:
             tree["dirs"] = dirs
         return self.put_bytes(json.dumps(tree, sort_keys=True).encode()), total
 
+    def put_manifest(self, files: list[TreeEntry]) -> Digest:
+        """Store a tree of files already in the store (as :meth:`put_tree` writes it, so
+        equal files give an equal digest); paths must stay inside the tree."""
+        for entry in files:
+            if not inside(entry.path):
+                raise StoreError(f"a tree cannot hold the path {entry.path!r}")
+        entries = [
+            {"path": e.path, "digest": e.digest, "size": e.size, "x": e.executable}
+            for e in sorted(files, key=lambda e: e.path)
+        ]
+        tree = {"kind": "tree", "entries": entries}
+        return self.put_bytes(json.dumps(tree, sort_keys=True).encode())
+
     def _touch(self, digest: str) -> bool:
         """Is the blob here? Then mark it as just stored, for a server's ``gc --grace``."""
         try:

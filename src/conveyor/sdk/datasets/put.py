@@ -1,0 +1,169 @@
+"""A put: files from the host (or stdin) -> blobs in the store -> the files of a new commit.
+
+Where each source lands follows ``pachctl put file``: a file at the given path (inside
+it when the path ends with ``/`` or several sources are given), else at its base name; a
+directory (``--recursive``) has its contents under the given path, else under its name.
+Links inside a directory are read as the file they name only while that file lies inside
+the directory: a put never follows a link out of the tree it was given.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import stat as statmod
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from conveyor.errors import UsageError
+from conveyor.sdk.datasets.refs import check_path
+from conveyor.store.cas import ContentStore, Digests, TreeEntry
+from conveyor.store.trees import scan
+
+Progress = Callable[[int, int, int], None]
+"""(files stored, files in the put, bytes stored)"""
+STDIN = "-"
+_THREADS = 4  # file reads overlap hashing; the hash of a large file uses every core
+
+
+@dataclass(frozen=True)
+class Source:
+    target: str  # the path in the dataset
+    file: Path | None  # None: standard input
+
+
+def plan_sources(given: list[str], path: str, slash: bool, recursive: bool) -> list[Source]:
+    """Every file a put will store, with its place in the dataset."""
+    into = slash or len(given) > 1 or not path
+    sources: list[Source] = []
+    for item in given:
+        if item == STDIN:
+            if not path or into:
+                raise UsageError(
+                    "a put from standard input ('-') needs one file path: NAME@BRANCH:/PATH"
+                )
+            sources.append(Source(path, None))
+            continue
+        source = Path(item)
+        try:
+            st = source.stat()
+        except OSError as exc:
+            raise UsageError(f"{item}: cannot read it ({exc.strerror})") from None
+        name = source.resolve().name if item in (".", "..") else source.name
+        if statmod.S_ISDIR(st.st_mode):
+            if not recursive:
+                raise UsageError(f"{item} is a directory: add --recursive (-r) to put its files")
+            base = path if path and not (len(given) > 1 or slash) else _join(path, name)
+            sources.extend(_walk(source, base))
+        elif statmod.S_ISREG(st.st_mode):
+            sources.append(Source(check_path(_join(path, name) if into else path), source))
+        else:
+            raise UsageError(f"{item} is not a regular file or a directory")
+    return sources
+
+
+def _join(path: str, name: str) -> str:
+    return posixpath.join(path, name) if path else name
+
+
+def _walk(directory: Path, base: str) -> Iterator[Source]:
+    fence = os.path.realpath(directory)
+    for found, kind, _st in sorted(scan(directory), key=lambda item: item[0]):
+        rel = found.relative_to(directory).as_posix()
+        target = check_path(_join(base, rel))
+        if kind == "file":
+            yield Source(target, found)
+        elif kind == "link":
+            resolved = os.path.realpath(found)
+            if os.path.commonpath([fence, resolved]) != fence:
+                raise UsageError(
+                    f"{found} is a link to {os.readlink(found)}, outside {directory}: "
+                    "a put does not follow links out of the directory it was given"
+                )
+            if not os.path.isfile(resolved):
+                raise UsageError(f"{found} is a link to something other than a file")
+            yield Source(target, Path(resolved))
+        elif kind != "dir":  # empty directories: Pachyderm keeps none
+            raise UsageError(f"{found} is {kind}, not a regular file")
+
+
+@dataclass
+class Stored:
+    """The blobs of a put, before they join a commit."""
+
+    entries: list[tuple[str, TreeEntry]]
+    bytes: int
+
+
+def store_sources(
+    store: ContentStore,
+    sources: list[Source],
+    digests: Digests,
+    scratch: Path,
+    progress: Progress | None = None,
+    stdin: BinaryIO | None = None,
+) -> Stored:
+    """Store every source's content (already stored content costs its hashing only)."""
+    total = len(sources)
+    done = stored_bytes = 0
+
+    def one(source: Source) -> tuple[str, TreeEntry]:
+        if source.file is None:
+            return source.target, _from_stream(store, stdin or sys.stdin.buffer, scratch, source)
+        digest, size = store.put_file(source.file, digests)
+        executable = bool(source.file.stat().st_mode & statmod.S_IXUSR)
+        return source.target, TreeEntry(source.target, digest, size, executable)
+
+    entries: list[tuple[str, TreeEntry]] = []
+    with ThreadPoolExecutor(_THREADS) as pool:
+        for target, entry in pool.map(one, sources):
+            entries.append((target, entry))
+            done += 1
+            stored_bytes += entry.size
+            if progress is not None and (done % 256 == 0 or done == total):
+                progress(done, total, stored_bytes)
+    return Stored(entries, stored_bytes)
+
+
+def _from_stream(store: ContentStore, stream: BinaryIO, scratch: Path, source: Source) -> TreeEntry:
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=scratch, prefix="stdin-") as tmp:
+        shutil.copyfileobj(stream, tmp, 1024 * 1024)  # constant memory, any size
+        tmp.flush()
+        digest, size = store.put_file(Path(tmp.name))
+    return TreeEntry(source.target, digest, size)
+
+
+def merged(
+    store: ContentStore,
+    files: Mapping[str, TreeEntry],
+    stored: Stored,
+    append: bool,
+    scratch: Path,
+) -> dict[str, TreeEntry]:
+    """The files of the new commit: the parent's, each put path replaced (Pachyderm 2's
+    default) or, with ``append``, the parent's content followed by the new one."""
+    result = dict(files)
+    for target, entry in stored.entries:
+        previous = result.get(target)
+        if append and previous is not None:
+            entry = _appended(store, previous, entry, scratch)
+        result[target] = entry
+    return result
+
+
+def _appended(store: ContentStore, old: TreeEntry, new: TreeEntry, scratch: Path) -> TreeEntry:
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=scratch, prefix="append-") as tmp:
+        for digest in (old.digest, new.digest):
+            with open(store.path_of(digest), "rb") as blob:
+                shutil.copyfileobj(blob, tmp, 1024 * 1024)
+        tmp.flush()
+        digest, size = store.put_file(Path(tmp.name))
+    return TreeEntry(old.path, digest, size, old.executable or new.executable)
