@@ -76,7 +76,7 @@ def parse_ref(text: str) -> DatasetRef:
         if found:
             back = _generations(found.group(0), text)
             ref = ref[: found.start()]
-        if ref == "":
+        if ref == "" and back:
             ref = DEFAULT_BRANCH  # `images@^`: like git's bare `^` on HEAD
         elif not _NAME.fullmatch(ref):
             raise UsageError(
