@@ -31,11 +31,15 @@ class SqlDatasets:
         raise NotImplementedError
 
     def create_dataset(self, dataset: DatasetRecord) -> bool:
-        stmt = self._insert(t.datasets).on_conflict_do_nothing()
+        row = {"name": dataset.name, "created_at": dataset.created_at}
+        stmt = (
+            self._insert(t.datasets)
+            .values({**row, "description": dataset.description})
+            .on_conflict_do_nothing()
+            .returning(t.datasets.c.name)  # psycopg reports no rowcount for this insert
+        )
         with self._begin() as conn:
-            row = {"name": dataset.name, "created_at": dataset.created_at}
-            result = conn.execute(stmt, {**row, "description": dataset.description})
-            return bool(result.rowcount == 1)
+            return conn.execute(stmt).first() is not None
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
         rows = self._rows(sa.select(t.datasets).where(t.datasets.c.name == name))

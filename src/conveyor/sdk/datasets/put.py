@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from conveyor.errors import UsageError
-from conveyor.sdk.datasets.refs import check_path
+from conveyor.sdk.datasets.refs import MAX_PATH, check_path
 from conveyor.store.cas import ContentStore, Digests, TreeEntry
-from conveyor.store.trees import scan
 
 Progress = Callable[[int, int, int], None]
 """(files stored, files in the put, bytes stored)"""
@@ -73,24 +72,41 @@ def _join(path: str, name: str) -> str:
 
 
 def _walk(directory: Path, base: str) -> Iterator[Source]:
+    """Files below ``directory`` in path order, by ``scandir`` (no link is followed while
+    walking; a name from the filesystem holds no ``/`` or NUL, so only its length is
+    checked)."""
     fence = os.path.realpath(directory)
-    for found, kind, _st in sorted(scan(directory), key=lambda item: item[0]):
-        rel = found.relative_to(directory).as_posix()
-        target = check_path(_join(base, rel))
-        if kind == "file":
-            yield Source(target, found)
-        elif kind == "link":
-            resolved = os.path.realpath(found)
+    prefix = f"{base}/" if base else ""
+    for rel, entry in sorted(_entries(os.fspath(directory), ""), key=lambda item: item[0]):
+        target = prefix + rel
+        if len(target.encode()) > MAX_PATH:
+            raise UsageError(f"{entry.path}: a dataset path is at most {MAX_PATH} bytes long")
+        if entry.is_file(follow_symlinks=False):
+            yield Source(target, Path(entry.path))
+        elif entry.is_symlink():
+            resolved = os.path.realpath(entry.path)
             if os.path.commonpath([fence, resolved]) != fence:
                 raise UsageError(
-                    f"{found} is a link to {os.readlink(found)}, outside {directory}: "
+                    f"{entry.path} is a link to {os.readlink(entry.path)}, outside {directory}: "
                     "a put does not follow links out of the directory it was given"
                 )
             if not os.path.isfile(resolved):
-                raise UsageError(f"{found} is a link to something other than a file")
+                raise UsageError(f"{entry.path} is a link to something other than a file")
             yield Source(target, Path(resolved))
-        elif kind != "dir":  # empty directories: Pachyderm keeps none
-            raise UsageError(f"{found} is {kind}, not a regular file")
+        else:
+            raise UsageError(f"{entry.path} is not a regular file, link or directory")
+
+
+def _entries(directory: str, rel: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(path relative to the top, entry) of everything but directories, recursively;
+    empty directories are skipped (Pachyderm keeps none)."""
+    with os.scandir(directory) as found:
+        for entry in found:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from _entries(entry.path, name)
+            else:
+                yield name, entry
 
 
 @dataclass
