@@ -106,9 +106,8 @@ def main() -> int:
             cached.append(timed([*CONVEYOR, "data", "put", "c", "-r", str(data)], project))
             shutil.rmtree(project)
         best = min(ref)
-        print(
-            f"{args.files} files, {args.mib} MiB, best of {args.reps}; load {os.getloadavg()[0]:.1f}"
-        )
+        load = os.getloadavg()[0]
+        print(f"{args.files} files, {args.mib} MiB, best of {args.reps}; load {load:.1f}")
         print(f"b3sum                     {best:7.3f} s")
         for label, times in (
             ("put, cold", cold),
