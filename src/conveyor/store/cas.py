@@ -39,9 +39,9 @@ CheckoutMode = Literal["copy", "link", "auto"]
 class Digests(Protocol):
     """Where digests of source files come from (and go to): e.g. a DigestCache."""
 
-    def digest(self, path: Path, stat: os.stat_result) -> Digest: ...
+    def digest(self, path: Path | str, stat: os.stat_result) -> Digest: ...
 
-    def remember(self, path: Path, stat: os.stat_result, digest: str) -> None: ...
+    def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,10 @@ class Manifest:
 
 
 class _Uncached:
-    def digest(self, path: Path, stat: os.stat_result) -> Digest:
+    def digest(self, path: Path | str, stat: os.stat_result) -> Digest:
         return hash_file(path, stat.st_size)
 
-    def remember(self, path: Path, stat: os.stat_result, digest: str) -> None:
+    def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
         pass
 
 
@@ -149,11 +149,12 @@ class ContentStore:
             raise
         return digest
 
-    def put_file(self, source: Path, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
+    def put_file(self, source: Path | str, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
         """Store a file's content; returns (digest, size). Identical content is stored once."""
-        st = source.stat()
+        st = os.stat(source)
         if st.st_size <= _SMALL:  # one read serves both the digest and the copy
-            data = source.read_bytes()
+            with open(source, "rb") as handle:
+                data = handle.read()
             if len(data) == st.st_size:
                 digest = self.put_bytes(data)
                 digests.remember(source, st, digest)
@@ -347,7 +348,7 @@ class ContentStore:
         return count
 
 
-def _clone_or_copy(source: Path, dest: Path) -> None:
+def _clone_or_copy(source: Path | str, dest: Path) -> None:
     """Reflink when the filesystem shares extents (btrfs, xfs), else a kernel-side copy."""
     with open(source, "rb") as src, open(dest, "wb") as dst:
         try:

@@ -29,12 +29,13 @@ Progress = Callable[[int, int, int], None]
 """(files stored, files in the put, bytes stored)"""
 STDIN = "-"
 _THREADS = 4  # file reads overlap hashing; the hash of a large file uses every core
+_BATCH = 64  # files per task given to a thread
 
 
 @dataclass(frozen=True)
 class Source:
     target: str  # the path in the dataset
-    file: Path | None  # None: standard input
+    file: str | None  # None: standard input (a string: a Path per file costs more)
 
 
 def plan_sources(given: list[str], path: str, slash: bool, recursive: bool) -> list[Source]:
@@ -61,7 +62,8 @@ def plan_sources(given: list[str], path: str, slash: bool, recursive: bool) -> l
             base = path if path and not (len(given) > 1 or slash) else _join(path, name)
             sources.extend(_walk(source, base))
         elif statmod.S_ISREG(st.st_mode):
-            sources.append(Source(check_path(_join(path, name) if into else path), source))
+            target = check_path(_join(path, name) if into else path)
+            sources.append(Source(target, os.fspath(source)))
         else:
             raise UsageError(f"{item} is not a regular file or a directory")
     return sources
@@ -82,7 +84,7 @@ def _walk(directory: Path, base: str) -> Iterator[Source]:
         if len(target.encode()) > MAX_PATH:
             raise UsageError(f"{entry.path}: a dataset path is at most {MAX_PATH} bytes long")
         if entry.is_file(follow_symlinks=False):
-            yield Source(target, Path(entry.path))
+            yield Source(target, entry.path)
         elif entry.is_symlink():
             resolved = os.path.realpath(entry.path)
             if os.path.commonpath([fence, resolved]) != fence:
@@ -92,7 +94,7 @@ def _walk(directory: Path, base: str) -> Iterator[Source]:
                 )
             if not os.path.isfile(resolved):
                 raise UsageError(f"{entry.path} is a link to something other than a file")
-            yield Source(target, Path(resolved))
+            yield Source(target, resolved)
         else:
             raise UsageError(f"{entry.path} is not a regular file, link or directory")
 
@@ -133,16 +135,21 @@ def store_sources(
         if source.file is None:
             return source.target, _from_stream(store, stdin or sys.stdin.buffer, scratch, source)
         digest, size = store.put_file(source.file, digests)
-        executable = bool(source.file.stat().st_mode & statmod.S_IXUSR)
+        executable = bool(os.stat(source.file).st_mode & statmod.S_IXUSR)
         return source.target, TreeEntry(source.target, digest, size, executable)
 
+    def batch(part: list[Source]) -> list[tuple[str, TreeEntry]]:
+        return [one(source) for source in part]
+
+    # batches, not files, go to the threads: a future per small file costs more than it
+    batches = [sources[i : i + _BATCH] for i in range(0, total, _BATCH)]
     entries: list[tuple[str, TreeEntry]] = []
     with ThreadPoolExecutor(_THREADS) as pool:
-        for target, entry in pool.map(one, sources):
-            entries.append((target, entry))
-            done += 1
-            stored_bytes += entry.size
-            if progress is not None and (done % 256 == 0 or done == total):
+        for part in pool.map(batch, batches):
+            entries.extend(part)
+            done += len(part)
+            stored_bytes += sum(entry.size for _, entry in part)
+            if progress is not None:
                 progress(done, total, stored_bytes)
     return Stored(entries, stored_bytes)
 
