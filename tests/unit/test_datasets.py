@@ -54,6 +54,15 @@ def test_paths_that_leave_the_dataset_are_refused(path: str) -> None:
         check_path(path)
 
 
+def test_what_reads_as_a_dataset_reference() -> None:
+    from conveyor.sdk.datasets.refs import names_dataset
+
+    assert names_dataset("images:/a.png") and names_dataset("images@dev") and names_dataset("x^")
+    assert not names_dataset("out/a.txt")
+    assert not names_dataset("results/x@y:z")
+    assert not names_dataset("images")
+
+
 def test_paths_are_normalised() -> None:
     assert check_path("/a//b/./c/") == "a/b/c"
     assert check_path("/") == ""

@@ -812,3 +812,34 @@ def test_dataset_branches_are_set_and_deleted(repo: MetadataRepository) -> None:
 def test_dataset_trees_are_referenced_digests(repo: MetadataRepository) -> None:
     assert repo.commit_dataset(dataset_commit("a1", None, D4))
     assert repo.referenced_digests() == {D4}
+
+
+def test_a_database_at_0001_gains_the_dataset_tables_and_keeps_its_runs(
+    db_path: Path, opener: Opener
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    db_path.parent.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    with sqlite3.connect(db_path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        conn.execute(
+            "INSERT INTO runs (id, pipeline, status, dirty, params, who, host, created_at, "
+            "executor, spec_path, \"trigger\", workdir) VALUES ('r1', 'demo', 'succeeded', 0, "
+            "'{}', '', '', 1.0, 'local', '', 'manual', '')"
+        )
+    assert "datasets" not in tables  # the 0001 schema
+    repo = opener(db_path)
+    try:
+        assert repo.get_run("r1") is not None
+        assert repo.commit_dataset(dataset_commit("a1", None))
+        assert repo.dataset_branches("images") == {"master": "a1"}
+    finally:
+        repo.close()

@@ -237,7 +237,10 @@ def get(ctx: Context, target: str, dest: Path | None, as_json: bool) -> None:
         resolved = datasets.resolve(ref)
         entry = resolved.files.get(ref.path)
         if entry is None:
-            raise UsageError(f"/{ref.path} is not a file: give a destination directory")
+            from conveyor.sdk.datasets import trees
+
+            trees.listing(resolved.files, ref.path)  # a path that is not there: NotFoundError
+            raise UsageError(f"/{ref.path} is a directory: give a destination to write it to")
         with open(datasets.project.store.path_of(entry.digest), "rb") as blob:
             write_out(iter(lambda: blob.read(1024 * 1024), b""))
         return

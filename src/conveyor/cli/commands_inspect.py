@@ -276,9 +276,10 @@ COMMANDS = [runs, show, logs, why, lineage, fetch, gc]
 
 
 def _dataset_target(target: str) -> bool:
-    """``NAME@REF[:PATH]`` or ``NAME:PATH`` that is not a file here."""
-    head = target.partition(":")[0]
-    return ("@" in head or ":" in target) and not Path(target).exists()
+    """``NAME@REF[:PATH]`` or ``NAME:PATH`` (NAME a dataset name), not a file here."""
+    from conveyor.sdk.datasets.refs import names_dataset
+
+    return names_dataset(target) and not Path(target).exists()
 
 
 def _dataset_lineage(ctx: Context, target: str, as_json: bool) -> None:

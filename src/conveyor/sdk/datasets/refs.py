@@ -38,6 +38,13 @@ class DatasetRef:
         return f"{self.dataset}{ref}{back}" + (f":/{self.path}" if self.path else "")
 
 
+def names_dataset(text: str) -> bool:
+    """Whether ``text`` is written as a dataset reference: a name, then ``@``, ``:``,
+    ``^`` or ``~`` (a bare name could as well be a file)."""
+    name = re.split(r"[@:^~]", text, maxsplit=1)[0]
+    return name != text and _NAME.fullmatch(name) is not None
+
+
 def check_name(name: str, what: str = "dataset") -> str:
     """A dataset or branch name: letters, digits, ``_`` and ``-``, at most 63, no path."""
     if not _NAME.fullmatch(name):
