@@ -64,7 +64,7 @@ def test_a_put_whose_head_moved_lands_on_the_new_head(tmp_path: Path, append: bo
     datasets = make(tmp_path, racing)
     mine = put_text(datasets, "ds:/log", "three\n", append)
     log = plain.log(parse_ref("ds"), 10)
-    assert [c.id for c in log][0] == mine.id
+    assert len(log) == 3 and log[0].id == mine.id
     assert mine.parent == log[1].id  # the competitor's commit, not the one it started from
     assert read(plain, "ds:/log") == ("one\ntwo\nthree\n" if append else "three\n")
     assert read(plain, "ds@master^:/log") == ("one\ntwo\n" if append else "two\n")
