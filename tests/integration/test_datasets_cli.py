@@ -149,3 +149,31 @@ def test_a_put_killed_mid_way_leaves_no_commit(project: Repo, tmp_path: Path) ->
     ok(project, "data", "put", "big:/again.txt", str(small / "d0" / "p0.txt"))
     log = project.run("data", "log", "big", "--json").json()
     assert [c["parent"] for c in log] == [before[0]["id"], None]
+
+
+def test_gc_never_collects_under_a_put_in_progress(project: Repo) -> None:
+    """A put holds its blobs unrecorded until its commit: gc meanwhile refuses, rather
+    than removing them under the put's feet."""
+    ok(project, "data", "create", "ds")
+    proc = subprocess.Popen(
+        [*CONVEYOR, "data", "put", "ds:/big.bin", "-"],
+        cwd=project.path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(b"x" * 70_000)
+        proc.stdin.flush()
+        lock = project.path / ".conveyor" / "data.lock"
+        deadline = time.monotonic() + 60
+        while not lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the put takes its lock before it reads standard input
+        gc = project.run("gc")
+        assert gc.code == 1 and "put" in gc.err, gc.err
+    finally:
+        _out, err = proc.communicate(timeout=60)  # closes standard input: the put ends
+    assert proc.returncode == 0, err
+    ok(project, "gc")
+    assert len(project.run("data", "get", "ds:/big.bin").out) == 70_000

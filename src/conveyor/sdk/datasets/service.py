@@ -116,7 +116,21 @@ class Datasets:
         progress: Progress | None = None,
         stdin: BinaryIO | None = None,
     ) -> DatasetCommitRecord:
-        """A new commit on the branch ``ref`` names: its head's files plus ``sources``."""
+        """A new commit on the branch ``ref`` names: its head's files plus ``sources``
+        (under the project's data lock: ``gc`` waits for its blobs to be recorded)."""
+        with self.project.data_lock(exclusive=False):
+            return self._put(ref, sources, message, append, recursive, progress, stdin)
+
+    def _put(
+        self,
+        ref: DatasetRef,
+        sources: list[str],
+        message: str,
+        append: bool,
+        recursive: bool,
+        progress: Progress | None,
+        stdin: BinaryIO | None,
+    ) -> DatasetCommitRecord:
         branch = self._put_branch(ref)
         message = _bounded(message, "message")
         planned = plan_sources(sources, ref.path, ref.slash, recursive)
@@ -145,6 +159,10 @@ class Datasets:
         branch = self._put_branch(ref)
         if not ref.path:
             raise UsageError("name the file or directory to delete: NAME@BRANCH:/PATH")
+        with self.project.data_lock(exclusive=False):  # its tree is stored before recorded
+            return self._delete_path(ref, branch, message)
+
+    def _delete_path(self, ref: DatasetRef, branch: str, message: str) -> DatasetCommitRecord:
         for _ in range(_RETRIES):
             head = self.resolve(DatasetRef(ref.dataset, branch)).commit
             files = trees.removed(self.files(head), ref.path)
