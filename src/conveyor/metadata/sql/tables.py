@@ -101,7 +101,7 @@ events = sa.Table(
 datasets = sa.Table(
     "datasets",
     metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("description", sa.Text, nullable=False, default=""),
 )
@@ -110,7 +110,7 @@ dataset_commits = sa.Table(
     "dataset_commits",
     metadata,
     sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("dataset", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(200), nullable=False),
     sa.Column("parent", sa.String(32)),
     sa.Column("branch", sa.String(64), nullable=False),
     sa.Column("tree", sa.String(64), nullable=False),
@@ -126,7 +126,7 @@ dataset_commits = sa.Table(
 dataset_branches = sa.Table(
     "dataset_branches",
     metadata,
-    sa.Column("dataset", sa.String(64), primary_key=True),
+    sa.Column("dataset", sa.String(200), primary_key=True),
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("head", sa.String(32)),
 )
