@@ -116,3 +116,22 @@ def test_puts_agree_with_a_dictionary_of_files(tmp_path_factory: Any, ops: Any) 
         assert {p: store.read_bytes(e.digest) for p, e in files.items()} == model
         assert datasets.resolve(parse_ref("ds")).commit.size == sum(map(len, model.values()))
     assert len(datasets.log(parse_ref("ds"), 100)) == len(ops)
+
+
+def test_projects_sharing_records_see_only_their_own_datasets(tmp_path: Path) -> None:
+    from conveyor.sdk.datasets.scoped import ScopedDatasets
+
+    shared = open_lite(tmp_path / "shared.db")
+    demo = make(tmp_path / "demo", ScopedDatasets(shared, "demo"))
+    other = make(tmp_path / "other", ScopedDatasets(shared, "other"))
+    demo.create("images")
+    other.create("images")
+    commit = put_text(demo, "images:/a", "demo's")
+    assert commit.dataset == "images"
+    assert [d["name"] for d in demo.summaries()] == ["images"]
+    with pytest.raises(NotFoundError):
+        other.resolve(parse_ref("images"))  # the other project's images has no commits
+    with pytest.raises(NotFoundError):
+        other.resolve(parse_ref(f"images@{commit.id}"))
+    assert [d.name for d in shared.list_datasets()] == ["demo/images", "other/images"]
+    assert read(demo, "images:/a") == "demo's"

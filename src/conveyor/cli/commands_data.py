@@ -154,20 +154,7 @@ def ls(ctx: Context, target: str | None, as_json: bool) -> None:
 
     datasets = _datasets(ctx)
     if target is None:
-        records = ctx.project().records
-        rows = []
-        for d in records.list_datasets():
-            heads = records.dataset_branches(d.name)
-            head = heads.get("master") or next((h for h in heads.values() if h), None)
-            commit = records.dataset_commit(d.name, head) if head else None
-            rows.append(
-                {
-                    **d.to_json(),
-                    "branches": sorted(heads),
-                    "size": commit.size if commit else 0,
-                    "files": commit.files if commit else 0,
-                }
-            )
+        rows = datasets.summaries()
         if as_json:
             emit_json(rows)
             return
@@ -307,8 +294,7 @@ def branch(
     """
     datasets = _datasets(ctx)
     if branch is None:
-        datasets.get(name)
-        heads = datasets.project.records.dataset_branches(name)
+        heads = datasets.branches(name)
         if as_json:
             emit_json(heads)
         for b, h in heads.items():

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 from conveyor.errors import ConcurrencyError, NotFoundError, UsageError
 from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
+from conveyor.metadata.repository import DatasetRepository
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.put import Progress, merged, plan_sources, store_sources
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
@@ -34,8 +35,15 @@ class Resolved:
 class Datasets:
     """The datasets of ``project`` (its records and store). No I/O until a call."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, records: DatasetRepository | None = None) -> None:
+        """``records``: where datasets are recorded, if not the project's records (a
+        server's, scoped to one of its projects)."""
         self.project = project
+        self._records = records
+
+    @property
+    def records(self) -> DatasetRepository:
+        return self._records if self._records is not None else self.project.records
 
     @property
     def _scratch(self) -> Path:
@@ -46,26 +54,48 @@ class Datasets:
         check_name(name)
         record = DatasetRecord(name, time.time(), _bounded(description, "description"))
         self.project.ensure_state_dir()
-        if not self.project.records.create_dataset(record):
+        if not self.records.create_dataset(record):
             raise UsageError(f"dataset {name} already exists")
         return record
 
     def get(self, name: str) -> DatasetRecord:
-        record = self.project.records.get_dataset(check_name(name))
+        record = self.records.get_dataset(check_name(name))
         if record is None:
             raise NotFoundError(
                 f"there is no dataset {name}; create it with `conveyor data create {name}`"
             )
         return record
 
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every dataset with its branches, and the size and file count of its master
+        head (else of its first branch with a commit)."""
+        rows = []
+        for d in self.records.list_datasets():
+            heads = self.records.dataset_branches(d.name)
+            head = heads.get(DEFAULT_BRANCH) or next((h for h in heads.values() if h), None)
+            commit = self.records.dataset_commit(d.name, head) if head else None
+            rows.append(
+                {
+                    **d.to_json(),
+                    "branches": sorted(heads),
+                    "size": commit.size if commit else 0,
+                    "files": commit.files if commit else 0,
+                }
+            )
+        return rows
+
+    def branches(self, name: str) -> dict[str, str | None]:
+        self.get(name)
+        return self.records.dataset_branches(name)
+
     def delete(self, name: str) -> None:
         self.get(name)
-        self.project.records.delete_dataset(name)
+        self.records.delete_dataset(name)
 
     # -- references -----------------------------------------------------------
     def resolve(self, ref: DatasetRef) -> Resolved:
         """The commit a reference names, with its files."""
-        records = self.project.records
+        records = self.records
         self.get(ref.dataset)
         commit = self._named(ref)
         for _ in range(ref.back):
@@ -78,7 +108,7 @@ class Datasets:
         return Resolved(commit, self.files(commit))
 
     def _named(self, ref: DatasetRef) -> DatasetCommitRecord:
-        records = self.project.records
+        records = self.records
         name = ref.ref or DEFAULT_BRANCH
         branches = records.dataset_branches(ref.dataset)
         if name in branches:
@@ -144,8 +174,8 @@ class Datasets:
         finally:
             project.digests.flush()
         for _ in range(_RETRIES):
-            parent = project.records.dataset_branches(ref.dataset).get(branch)
-            head = project.records.dataset_commit(ref.dataset, parent) if parent else None
+            parent = self.records.dataset_branches(ref.dataset).get(branch)
+            head = self.records.dataset_commit(ref.dataset, parent) if parent else None
             files = merged(
                 project.store, self.files(head) if head else {}, stored, append, self._scratch
             )
@@ -175,7 +205,7 @@ class Datasets:
     def _put_branch(self, ref: DatasetRef) -> str:
         self.get(ref.dataset)
         branch = ref.ref or DEFAULT_BRANCH
-        branches = self.project.records.dataset_branches(ref.dataset)
+        branches = self.records.dataset_branches(ref.dataset)
         if ref.back or (branch not in branches and self._is_commit(ref.dataset, branch)):
             raise UsageError(
                 f"{ref} names a commit, and commits never change: put to a branch instead"
@@ -183,7 +213,7 @@ class Datasets:
         return branch
 
     def _is_commit(self, dataset: str, name: str) -> bool:
-        records = self.project.records
+        records = self.records
         return records.dataset_commit(dataset, name) is not None or bool(
             len(name) >= 4 and records.find_dataset_commits(dataset, name)
         )
@@ -213,7 +243,7 @@ class Datasets:
             files=len(files),
             provenance=provenance,
         )
-        return commit if self.project.records.commit_dataset(commit) else None
+        return commit if self.records.commit_dataset(commit) else None
 
     # -- branches -------------------------------------------------------------
     def branch(self, name: str, branch: str, head: DatasetRef | None) -> str | None:
@@ -223,12 +253,12 @@ class Datasets:
         if head is not None and head.dataset != name:
             raise UsageError(f"a branch of {name} must point at a commit of {name}")
         commit = self.resolve(head).commit.id if head is not None else None
-        self.project.records.set_dataset_branch(name, branch, commit)
+        self.records.set_dataset_branch(name, branch, commit)
         return commit
 
     def delete_branch(self, name: str, branch: str) -> None:
         self.get(name)
-        if not self.project.records.delete_dataset_branch(name, check_name(branch, "branch")):
+        if not self.records.delete_dataset_branch(name, check_name(branch, "branch")):
             raise NotFoundError(f"dataset {name} has no branch {branch}")
 
     # -- reading --------------------------------------------------------------
@@ -239,13 +269,13 @@ class Datasets:
         while commit is not None and len(chain) < limit:
             chain.append(commit)
             parent = commit.parent
-            commit = self.project.records.dataset_commit(ref.dataset, parent) if parent else None
+            commit = self.records.dataset_commit(ref.dataset, parent) if parent else None
         return chain
 
     def inspect(self, ref: DatasetRef) -> dict[str, Any]:
         """A commit (size, file count, provenance) and where the dataset's branches are."""
         dataset = self.get(ref.dataset)
-        branches = self.project.records.dataset_branches(ref.dataset)
+        branches = self.records.dataset_branches(ref.dataset)
         data: dict[str, Any] = {"dataset": dataset.to_json(), "branches": branches}
         if ref.ref is None and not any(branches.values()):
             data["commit"] = None
@@ -272,7 +302,7 @@ class Datasets:
             raise NotFoundError(f"there is no /{ref.path} in commit {resolved.commit.id}")
         since = resolved.commit
         while since.parent is not None:
-            parent = self.project.records.dataset_commit(ref.dataset, since.parent)
+            parent = self.records.dataset_commit(ref.dataset, since.parent)
             if parent is None or trees.below(self.files(parent), ref.path) != inner:
                 break
             since = parent
