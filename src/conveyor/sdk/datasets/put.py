@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from conveyor.errors import UsageError
 from conveyor.sdk.datasets.refs import MAX_PATH, check_path
@@ -125,7 +125,7 @@ def store_sources(
     digests: Digests,
     scratch: Path,
     progress: Progress | None = None,
-    stdin: BinaryIO | None = None,
+    stdin: IO[bytes] | None = None,
 ) -> Stored:
     """Store every source's content (already stored content costs its hashing only)."""
     total = len(sources)
@@ -154,7 +154,9 @@ def store_sources(
     return Stored(entries, stored_bytes)
 
 
-def _from_stream(store: ContentStore, stream: BinaryIO, scratch: Path, source: Source) -> TreeEntry:
+def _from_stream(
+    store: ContentStore, stream: IO[bytes], scratch: Path, source: Source
+) -> TreeEntry:
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=scratch, prefix="stdin-") as tmp:
         shutil.copyfileobj(stream, tmp, 1024 * 1024)  # constant memory, any size

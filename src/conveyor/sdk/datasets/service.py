@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from conveyor.errors import ConcurrencyError, NotFoundError, UsageError
 from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
@@ -144,7 +144,7 @@ class Datasets:
         append: bool = False,
         recursive: bool = False,
         progress: Progress | None = None,
-        stdin: BinaryIO | None = None,
+        stdin: IO[bytes] | None = None,
     ) -> DatasetCommitRecord:
         """A new commit on the branch ``ref`` names: its head's files plus ``sources``
         (under the project's data lock: ``gc`` waits for its blobs to be recorded)."""
@@ -159,7 +159,7 @@ class Datasets:
         append: bool,
         recursive: bool,
         progress: Progress | None,
-        stdin: BinaryIO | None,
+        stdin: IO[bytes] | None,
     ) -> DatasetCommitRecord:
         branch = self._put_branch(ref)
         message = _bounded(message, "message")
