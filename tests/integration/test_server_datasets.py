@@ -4,13 +4,18 @@ attacks on these routes: tests/security/test_datasets_api.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.integration.server_support import Server, make_server
+from tests.integration import conftest as integration
+from tests.integration.conftest import Repo
+from tests.integration.server_support import ROLES, Server, make_server
 
 pytestmark = pytest.mark.integration
+repo = integration.repo
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +59,42 @@ def test_lead_creates_member_puts_viewer_reads(srv: Server) -> None:
         assert member.delete("/datasets/images").status_code == 403
         assert member.delete("/datasets/images/files/raw/a.txt").is_success
         assert viewer.get("/datasets/images/ls").json() == []
+
+
+def test_the_cli_with_remote(srv: Server, repo: Repo, tmp_path: Path) -> None:
+    repo.write(".conveyor/config.toml", f'[remote]\nurl = "{srv.url}"\nproject = "demo"\n')
+    repo.pipeline("jobs:\n  j:\n    steps:\n      - run: 'true'\n")
+    repo.commit()
+    lead, member, viewer = ({"CONVEYOR_TOKEN": srv.tokens[who]} for who in ROLES[::-1])
+    (tmp_path / "a.txt").write_text("one\n")
+    (tmp_path / "b.txt").write_text("two\n")
+
+    def cli(env: dict[str, str], *args: str) -> str:
+        result = repo.run("data", *args, "--remote", env=env)
+        assert result.code == 0, result.err
+        return result.out
+
+    cli(lead, "create", "remote-ds")
+    assert repo.run("data", "create", "x", "--remote", env=member).code == 2  # leads create
+    first = json.loads(cli(member, "put", "remote-ds:/dir/", str(tmp_path / "a.txt"), "--json"))
+    assert first["dataset"] == "remote-ds" and first["files"] == 1
+    cli(member, "put", "remote-ds:/dir/a.txt", str(tmp_path / "b.txt"), "-a", "-m", "more")
+    assert cli(viewer, "get", "remote-ds:/dir/a.txt") == "one\ntwo\n"
+    assert cli(viewer, "get", "remote-ds@master^:/dir/a.txt") == "one\n"
+    cli(viewer, "get", "remote-ds:/dir/a.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "one\ntwo\n"
+    log = json.loads(cli(viewer, "log", "remote-ds", "--json"))
+    assert [c["message"] for c in log] == ["more", ""]
+    listed = json.loads(cli(viewer, "ls", "remote-ds:/dir", "--json"))
+    assert [e["path"] for e in listed] == ["/dir/a.txt"]
+    change = json.loads(cli(viewer, "diff", "remote-ds@master^", "remote-ds", "--json"))
+    assert [c["new"]["path"] for c in change["changed"]] == ["/dir/a.txt"]
+    cli(member, "branch", "remote-ds", "v1", "--head", "remote-ds^")
+    assert json.loads(cli(viewer, "branch", "remote-ds", "--json"))["v1"] == log[1]["id"]
+    assert "remote-ds" in {d["name"] for d in json.loads(cli(viewer, "ls", "--json"))}
+    refused = repo.run("data", "put", "remote-ds", "-r", str(tmp_path), "--remote", env=member)
+    assert refused.code == 2 and "one file" in refused.err
+    cli(member, "delete", "remote-ds:/dir/a.txt")
+    assert json.loads(cli(viewer, "inspect", "remote-ds", "--json"))["commit"]["files"] == 0
+    cli(lead, "delete", "remote-ds", "--yes")
+    assert "remote-ds" not in {d["name"] for d in json.loads(cli(viewer, "ls", "--json"))}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,27 +11,34 @@ import click
 from conveyor.cli.context import Context, emit_json
 
 if TYPE_CHECKING:
-    from conveyor.metadata.datasets import DatasetCommitRecord
-    from conveyor.sdk.datasets.service import Datasets
+    from conveyor.sdk.datasets.local import LocalDatasets
+    from conveyor.sdk.datasets.remote import RemoteDatasets
 
 pass_context = click.make_pass_decorator(Context)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+REMOTE = click.option(
+    "--remote", is_flag=True, help="The datasets of the project's server ([remote] settings)."
+)
 
 
-def _datasets(ctx: Context) -> Datasets:
+def _backend(ctx: Context, remote: bool) -> LocalDatasets | RemoteDatasets:
+    """The project's own datasets, or (``--remote``) those of its server: same methods,
+    same JSON."""
+    if remote:
+        from conveyor.sdk.datasets.remote import RemoteDatasets
+        from conveyor.sdk.remote import RemoteClient
+
+        return RemoteDatasets(RemoteClient.for_project(ctx.project()))
+    from conveyor.sdk.datasets.local import LocalDatasets
     from conveyor.sdk.datasets.service import Datasets
 
-    return Datasets(ctx.project())
+    return LocalDatasets(Datasets(ctx.project()))
 
 
 def _ref(text: str) -> Any:
     from conveyor.sdk.datasets.refs import parse_ref
 
     return parse_ref(text)
-
-
-def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _size(n: int) -> str:
@@ -44,12 +50,17 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _commit_line(c: DatasetCommitRecord) -> str:
-    message = c.message.splitlines()[0] if c.message else ""
-    return (
-        f"{c.id}  {c.branch:12}  {_when(c.created_at)}  {c.files:>7} files  "
-        f"{_size(c.size):>10}  {message}"
-    )
+def _commit_line(c: dict[str, Any]) -> str:
+    message = c["message"].splitlines()[0] if c["message"] else ""
+    when = (c["created_at"] or "")[:19].replace("T", " ")  # UTC
+    size = _size(c["size"])
+    return f"{c['id']}  {c['branch']:12}  {when}  {c['files']:>7} files  {size:>10}  {message}"
+
+
+def _entries(items: list[dict[str, Any]]) -> None:
+    for item in items:
+        shown = item["path"] + ("/" if item["kind"] == "dir" else "")
+        click.echo(f"{item['kind']:4}  {_size(item['size']):>10}  {shown}")
 
 
 @click.group()
@@ -75,14 +86,15 @@ def data() -> None:
 @click.argument("name")
 @click.option("-d", "--description", default="", help="What the dataset holds.")
 @JSON
+@REMOTE
 @pass_context
-def create(ctx: Context, name: str, description: str, as_json: bool) -> None:
+def create(ctx: Context, name: str, description: str, as_json: bool, remote: bool) -> None:
     """Create an empty dataset NAME (letters, digits, '_' and '-')."""
-    record = _datasets(ctx).create(name, description)
+    record = _backend(ctx, remote).create(name, description)
     if as_json:
-        emit_json(record.to_json())
+        emit_json(record)
     else:
-        click.echo(f"created dataset {record.name}")
+        click.echo(f"created dataset {record['name']}")
 
 
 @data.command()
@@ -100,6 +112,7 @@ def create(ctx: Context, name: str, description: str, as_json: bool) -> None:
     help="Replace files already at those paths (the default, as in Pachyderm 2).",
 )
 @JSON
+@REMOTE
 @pass_context
 def put(
     ctx: Context,
@@ -110,6 +123,7 @@ def put(
     append: bool,
     overwrite: bool,
     as_json: bool,
+    remote: bool,
 ) -> None:
     """Put files into a new commit on a branch (created on first use).
 
@@ -123,20 +137,21 @@ def put(
     \b
     Already stored content costs only its hashing; links inside a directory are read
     as the file they name while it lies inside that directory, never outside.
+    With --remote, one file (or '-') per put.
     """
     if append and overwrite:
         raise click.UsageError("--append and --overwrite contradict each other; choose one")
-    datasets = _datasets(ctx)
-    progress = None if as_json or not sys.stderr.isatty() else _progress
-    commit = datasets.put(_ref(target), list(sources), message, append, recursive, progress)
+    backend = _backend(ctx, remote)
+    progress = None if as_json or remote or not sys.stderr.isatty() else _progress
+    commit = backend.put(_ref(target), list(sources), message, append, recursive, progress)
     if progress is not None:
         click.echo("", err=True)
     if as_json:
-        emit_json(commit.to_json())
+        emit_json(commit)
         return
     click.echo(
-        f"{commit.dataset}@{commit.branch}: commit {commit.id} "
-        f"({commit.files} files, {_size(commit.size)})"
+        f"{commit['dataset']}@{commit['branch']}: commit {commit['id']} "
+        f"({commit['files']} files, {_size(commit['size'])})"
     )
 
 
@@ -147,14 +162,13 @@ def _progress(done: int, total: int, stored: int) -> None:
 @data.command(name="ls")
 @click.argument("target", metavar="[NAME[@REF][:PATH]]", required=False)
 @JSON
+@REMOTE
 @pass_context
-def ls(ctx: Context, target: str | None, as_json: bool) -> None:
+def ls(ctx: Context, target: str | None, as_json: bool, remote: bool) -> None:
     """List datasets, or the files and directories at a path of a commit."""
-    from conveyor.sdk.datasets import trees
-
-    datasets = _datasets(ctx)
+    backend = _backend(ctx, remote)
     if target is None:
-        rows = datasets.summaries()
+        rows = backend.summaries()
         if as_json:
             emit_json(rows)
             return
@@ -166,22 +180,19 @@ def ls(ctx: Context, target: str | None, as_json: bool) -> None:
                 f"{','.join(row['branches']) or '-'}"
             )
         return
-    ref = _ref(target)
-    resolved = datasets.resolve(ref)
-    listed = trees.listing(resolved.files, ref.path)
+    listed = backend.ls(_ref(target))
     if as_json:
-        emit_json([item.to_json() for item in listed])
-        return
-    for item in listed:
-        shown = "/" + item.path + ("/" if item.kind == "dir" else "")
-        click.echo(f"{item.kind:4}  {_size(item.size):>10}  {shown}")
+        emit_json(listed)
+    else:
+        _entries(listed)
 
 
 @data.command()
 @click.argument("target", metavar="NAME[@REF]:PATTERN")
 @JSON
+@REMOTE
 @pass_context
-def glob(ctx: Context, target: str, as_json: bool) -> None:
+def glob(ctx: Context, target: str, as_json: bool, remote: bool) -> None:
     """The files and directories a Pachyderm glob names in a commit.
 
     \b
@@ -190,48 +201,56 @@ def glob(ctx: Context, target: str, as_json: bool) -> None:
       conveyor data glob 'images:/*/*.png'    png files one directory down
     """
     from conveyor.errors import UsageError
-    from conveyor.sdk.datasets import trees
-    from conveyor.sdk.datasets.refs import DatasetRef
 
     head, colon, pattern = target.partition(":")
     if not colon or not pattern:
         raise UsageError("give a glob after the reference: NAME[@REF]:/PATTERN")
     if "\0" in pattern or len(pattern) > 4096:
         raise UsageError("a glob is at most 4096 characters, without NUL")
-    ref: DatasetRef = _ref(head)
-    found = trees.glob(_datasets(ctx).resolve(ref).files, pattern)
+    found = _backend(ctx, remote).glob(_ref(head), pattern)
     if as_json:
-        emit_json([item.to_json() for item in found])
-        return
-    for item in found:
-        shown = "/" + item.path + ("/" if item.kind == "dir" else "")
-        click.echo(f"{item.kind:4}  {_size(item.size):>10}  {shown}")
+        emit_json(found)
+    else:
+        _entries(found)
 
 
 @data.command()
 @click.argument("target", metavar="NAME[@REF][:PATH]")
 @click.argument("dest", type=click.Path(path_type=Path), required=False)
 @JSON
+@REMOTE
 @pass_context
-def get(ctx: Context, target: str, dest: Path | None, as_json: bool) -> None:
+def get(ctx: Context, target: str, dest: Path | None, as_json: bool, remote: bool) -> None:
     """Write a file (to DEST, or standard output) or a directory (below DEST)."""
     from conveyor.cli.context import write_out
     from conveyor.errors import UsageError
 
-    datasets = _datasets(ctx)
     ref = _ref(target)
-    if dest is None:
-        resolved = datasets.resolve(ref)
-        entry = resolved.files.get(ref.path)
-        if entry is None:
-            from conveyor.sdk.datasets import trees
+    if remote:
+        from conveyor.sdk.datasets.remote import RemoteDatasets
 
-            trees.listing(resolved.files, ref.path)  # a path that is not there: NotFoundError
-            raise UsageError(f"/{ref.path} is a directory: give a destination to write it to")
-        with open(datasets.project.store.path_of(entry.digest), "rb") as blob:
-            write_out(iter(lambda: blob.read(1024 * 1024), b""))
-        return
-    count = datasets.checkout(ref, dest)
+        client = _backend(ctx, remote)
+        assert isinstance(client, RemoteDatasets)
+        if dest is None:
+            write_out(client.read(ref))
+            return
+        count = client.download(ref, dest)
+    else:
+        from conveyor.sdk.datasets.service import Datasets
+
+        datasets = Datasets(ctx.project())
+        if dest is None:
+            resolved = datasets.resolve(ref)
+            entry = resolved.files.get(ref.path)
+            if entry is None:
+                from conveyor.sdk.datasets import trees
+
+                trees.listing(resolved.files, ref.path)  # a path not there: NotFoundError
+                raise UsageError(f"/{ref.path} is a directory: give a destination to write it to")
+            with open(datasets.project.store.path_of(entry.digest), "rb") as blob:
+                write_out(iter(lambda: blob.read(1024 * 1024), b""))
+            return
+        count = datasets.checkout(ref, dest)
     if as_json:
         emit_json({"files": count, "dest": str(dest)})
     else:
@@ -242,12 +261,13 @@ def get(ctx: Context, target: str, dest: Path | None, as_json: bool) -> None:
 @click.argument("target", metavar="NAME[@REF]")
 @click.option("-n", "--limit", default=20, show_default=True, help="How many commits.")
 @JSON
+@REMOTE
 @pass_context
-def log(ctx: Context, target: str, limit: int, as_json: bool) -> None:
+def log(ctx: Context, target: str, limit: int, as_json: bool, remote: bool) -> None:
     """The commits of a branch (or from a commit back), newest first."""
-    chain = _datasets(ctx).log(_ref(target), limit)
+    chain = _backend(ctx, remote).log(_ref(target), limit)
     if as_json:
-        emit_json([c.to_json() for c in chain])
+        emit_json(chain)
         return
     for c in chain:
         click.echo(_commit_line(c))
@@ -257,22 +277,20 @@ def log(ctx: Context, target: str, limit: int, as_json: bool) -> None:
 @click.argument("old", metavar="NAME@A")
 @click.argument("new", metavar="NAME@B")
 @JSON
+@REMOTE
 @pass_context
-def diff(ctx: Context, old: str, new: str, as_json: bool) -> None:
+def diff(ctx: Context, old: str, new: str, as_json: bool, remote: bool) -> None:
     """What changed between two commits: added (+), removed (-) and changed (M) files."""
-    from conveyor.sdk.datasets import trees
-
-    datasets = _datasets(ctx)
-    change = trees.diff(datasets.resolve(_ref(old)).files, datasets.resolve(_ref(new)).files)
+    change = _backend(ctx, remote).diff(_ref(old), _ref(new))
     if as_json:
-        emit_json(change.to_json())
+        emit_json(change)
         return
-    for e in change.added:
-        click.echo(f"+ /{e.path}")
-    for e in change.removed:
-        click.echo(f"- /{e.path}")
-    for a, _ in change.changed:
-        click.echo(f"M /{a.path}")
+    for e in change["added"]:
+        click.echo(f"+ {e['path']}")
+    for e in change["removed"]:
+        click.echo(f"- {e['path']}")
+    for pair in change["changed"]:
+        click.echo(f"M {pair['new']['path']}")
 
 
 @data.command()
@@ -281,9 +299,16 @@ def diff(ctx: Context, old: str, new: str, as_json: bool) -> None:
 @click.option("--head", metavar="NAME@REF", help="Point BRANCH at this commit.")
 @click.option("--delete", "remove", is_flag=True, help="Delete BRANCH (its commits stay).")
 @JSON
+@REMOTE
 @pass_context
 def branch(
-    ctx: Context, name: str, branch: str | None, head: str | None, remove: bool, as_json: bool
+    ctx: Context,
+    name: str,
+    branch: str | None,
+    head: str | None,
+    remove: bool,
+    as_json: bool,
+    remote: bool,
 ) -> None:
     """List a dataset's branches, or create, move (--head) or delete (--delete) BRANCH.
 
@@ -292,26 +317,26 @@ def branch(
       conveyor data branch images dev --head images@master make dev point at master's head
       conveyor data branch images dev --delete             remove dev
     """
-    datasets = _datasets(ctx)
+    backend = _backend(ctx, remote)
     if branch is None:
-        heads = datasets.branches(name)
+        heads = backend.branches(name)
         if as_json:
             emit_json(heads)
+            return
         for b, h in heads.items():
-            if not as_json:
-                click.echo(f"{b:24} {h or '-'}")
+            click.echo(f"{b:24} {h or '-'}")
         return
     if remove:
-        datasets.delete_branch(name, branch)
-        moved: str | None = None
+        backend.delete_branch(name, branch)
+        result: dict[str, Any] = {"dataset": name, "branch": branch, "deleted": True}
     else:
-        moved = datasets.branch(name, branch, _ref(head) if head else None)
+        result = backend.set_branch(name, branch, _ref(head) if head else None)
     if as_json:
-        emit_json({"dataset": name, "branch": branch, "head": moved, "deleted": remove})
+        emit_json(result)
     elif remove:
         click.echo(f"deleted branch {branch} of {name}")
     else:
-        click.echo(f"{name}@{branch} -> {moved or '(no commits)'}")
+        click.echo(f"{name}@{branch} -> {result['head'] or '(no commits)'}")
 
 
 @data.command()
@@ -319,8 +344,9 @@ def branch(
 @click.option("-m", "--message", default="", help="The commit message (deleting a path).")
 @click.option("-y", "--yes", is_flag=True, help="Delete a whole dataset without asking.")
 @JSON
+@REMOTE
 @pass_context
-def delete(ctx: Context, target: str, message: str, yes: bool, as_json: bool) -> None:
+def delete(ctx: Context, target: str, message: str, yes: bool, as_json: bool, remote: bool) -> None:
     """Delete a dataset (with its commits and branches), or a path in a new commit.
 
     \b
@@ -328,14 +354,16 @@ def delete(ctx: Context, target: str, message: str, yes: bool, as_json: bool) ->
       conveyor data delete images@master:/raw/a.png  a new commit without that file
     Blobs stay in the store until `conveyor gc`.
     """
-    datasets = _datasets(ctx)
+    backend = _backend(ctx, remote)
     ref = _ref(target)
     if ref.path:
-        commit = datasets.delete_path(ref, message)
+        commit = backend.delete_path(ref, message)
         if as_json:
-            emit_json(commit.to_json())
+            emit_json(commit)
         else:
-            click.echo(f"{commit.dataset}@{commit.branch}: commit {commit.id} without /{ref.path}")
+            click.echo(
+                f"{commit['dataset']}@{commit['branch']}: commit {commit['id']} without /{ref.path}"
+            )
         return
     if ref.ref is not None:
         from conveyor.errors import UsageError
@@ -343,7 +371,7 @@ def delete(ctx: Context, target: str, message: str, yes: bool, as_json: bool) ->
         raise UsageError("delete a branch with `conveyor data branch NAME BRANCH --delete`")
     if not yes and not click.confirm(f"delete dataset {ref.dataset} and all its commits?"):
         raise click.exceptions.Abort()
-    datasets.delete(ref.dataset)
+    backend.delete(ref.dataset)
     if as_json:
         emit_json({"deleted": ref.dataset})
     else:
@@ -353,10 +381,11 @@ def delete(ctx: Context, target: str, message: str, yes: bool, as_json: bool) ->
 @data.command()
 @click.argument("target", metavar="NAME[@REF][:PATH]")
 @JSON
+@REMOTE
 @pass_context
-def inspect(ctx: Context, target: str, as_json: bool) -> None:
+def inspect(ctx: Context, target: str, as_json: bool, remote: bool) -> None:
     """A commit's size, file count, parent and provenance, and the dataset's branches."""
-    info = _datasets(ctx).inspect(_ref(target))
+    info = _backend(ctx, remote).inspect(_ref(target))
     if as_json:
         emit_json(info)
         return
