@@ -98,3 +98,17 @@ def test_the_cli_with_remote(srv: Server, repo: Repo, tmp_path: Path) -> None:
     assert json.loads(cli(viewer, "inspect", "remote-ds", "--json"))["commit"]["files"] == 0
     cli(lead, "delete", "remote-ds", "--yes")
     assert "remote-ds" not in {d["name"] for d in json.loads(cli(viewer, "ls", "--json"))}
+
+
+def test_server_gc_keeps_dataset_blobs_until_the_dataset_goes(srv: Server) -> None:
+    from tests.integration.server_support import conveyor
+
+    content = b"kept by a dataset commit\n"
+    with srv.api("lead") as lead:
+        assert lead.post("/datasets", json={"name": "gc-ds"}).status_code == 201
+        assert lead.put("/datasets/gc-ds/files/f.txt", content=content).is_success
+        json.loads(conveyor(*srv.admin_args(), "gc", "--grace", "0", "--json"))
+        assert lead.get("/datasets/gc-ds/files/f.txt").content == content
+        assert lead.delete("/datasets/gc-ds").is_success
+    swept = json.loads(conveyor(*srv.admin_args(), "gc", "--grace", "0", "--json"))
+    assert swept["removed"] >= 2  # the file and the tree, no longer named by any commit
