@@ -72,3 +72,37 @@ def test_concurrent_migration_on_postgres(database_url: str, tmp_path: Path) -> 
     with repo.engine.connect() as conn:
         assert current_revision(conn) == HEAD
     repo.close()
+
+
+def test_dataset_commits_on_postgres(repo: Repo, database_url: str, tmp_path: Path) -> None:
+    """Datasets through the CLI with the records on PostgreSQL: a commit and its branch
+    head land together, a stale head is refused, branches move."""
+    repo.write(".conveyor/config.toml", f'[project]\ndatabase = "{database_url}"\n')
+    repo.pipeline("jobs:\n  j:\n    steps:\n      - run: 'true'\n")
+    repo.commit()
+    (tmp_path / "a.txt").write_text("a\n")
+    assert repo.run("data", "create", "ds").code == 0
+    for message in ("one", "two"):
+        put = repo.run("data", "put", "ds", str(tmp_path / "a.txt"), "-m", message)
+        assert put.code == 0, put.err
+    log = repo.run("data", "log", "ds", "--json").json()
+    assert [c["message"] for c in log] == ["two", "one"]
+    assert log[0]["parent"] == log[1]["id"]
+    assert repo.run("data", "branch", "ds", "old", "--head", "ds^").code == 0
+    assert repo.run("data", "branch", "ds", "--json").json() == {
+        "master": log[0]["id"],
+        "old": log[1]["id"],
+    }
+    assert repo.run("data", "get", "ds@old:/a.txt").out == "a\n"
+    assert not (repo.path / ".conveyor/conveyor.db").exists(), "records must go to PostgreSQL"
+
+    from conveyor.metadata.datasets import DatasetCommitRecord
+    from conveyor.metadata.sql import open_repository
+
+    records = open_repository(database_url)
+    try:
+        stale = DatasetCommitRecord("f" * 32, "ds", log[1]["id"], "master", "0" * 64, "", 1.0, 0, 0)
+        assert not records.commit_dataset(stale)
+        assert records.dataset_commit("ds", "f" * 32) is None
+    finally:
+        records.close()

@@ -45,6 +45,20 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", f"{P}/runs/{RUN}/artifacts", None, "viewer"),
     ("GET", f"{P}/runs/{RUN}/artifacts/out/x.txt", None, "viewer"),
     ("GET", f"{P}/lineage?path=out/x.txt", None, "viewer"),
+    ("GET", f"{P}/datasets", None, "viewer"),
+    ("POST", f"{P}/datasets", {"name": "images"}, "lead"),
+    ("DELETE", f"{P}/datasets/images", None, "lead"),
+    ("GET", f"{P}/datasets/images", None, "viewer"),
+    ("GET", f"{P}/datasets/images/log", None, "viewer"),
+    ("GET", f"{P}/datasets/images/ls", None, "viewer"),
+    ("GET", f"{P}/datasets/images/glob?pattern=/*", None, "viewer"),
+    ("GET", f"{P}/datasets/images/diff?from=master&to=master", None, "viewer"),
+    ("GET", f"{P}/datasets/images/files/out/x.txt", None, "viewer"),
+    ("PUT", f"{P}/datasets/images/files/out/x.txt", {"some": "content"}, "member"),
+    ("DELETE", f"{P}/datasets/images/files/out/x.txt", None, "member"),
+    ("GET", f"{P}/datasets/images/branches", None, "viewer"),
+    ("PUT", f"{P}/datasets/images/branches/dev", {"head": None}, "member"),
+    ("DELETE", f"{P}/datasets/images/branches/dev", None, "lead"),
 ]
 CALLERS = ("anonymous", "bad-token", "outsider", *ROLES, "admin")
 
@@ -138,6 +152,8 @@ def test_the_matrix_covers_every_api_route(api: tuple[httpx.Client, Server]) -> 
             .replace("{step_id}", "a.step-1")
             .replace("{path}", "out/x.txt")
             .replace("{ref}", "main")
+            .replace("{dataset}", "images")
+            .replace("{branch}", "dev")
         )
         for method in operations:
             assert (method.upper(), concrete) in declared, f"{method} {path} is not in the matrix"

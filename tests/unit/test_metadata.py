@@ -9,6 +9,7 @@ import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -741,3 +742,104 @@ def test_a_database_laid_out_meanwhile_by_another_process_needs_no_alembic(
     records = open_lite(db_path)
     records.create_run(run("r1", 1.0))
     records.close()
+
+
+# -- datasets ------------------------------------------------------------------------------
+
+
+def dataset_commit(commit_id: str, parent: str | None, tree: str = D1, **fields: object) -> Any:
+    from conveyor.metadata.datasets import DatasetCommitRecord
+
+    values: dict[str, object] = {"branch": "master", "message": "", "created_at": 1.0}
+    values.update(fields)
+    return DatasetCommitRecord(
+        id=commit_id,
+        dataset="images",
+        parent=parent,
+        tree=tree,
+        size=3,
+        files=1,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def test_datasets_are_created_once_listed_and_deleted_with_their_commits(
+    repo: MetadataRepository,
+) -> None:
+    from conveyor.metadata.datasets import DatasetRecord
+
+    assert repo.create_dataset(DatasetRecord("images", 1.0, "raw"))
+    assert not repo.create_dataset(DatasetRecord("images", 2.0))
+    assert repo.create_dataset(DatasetRecord("edges", 3.0))
+    assert [d.name for d in repo.list_datasets()] == ["edges", "images"]
+    assert repo.get_dataset("images") == DatasetRecord("images", 1.0, "raw")
+    assert repo.commit_dataset(dataset_commit("a1", None))
+    assert repo.delete_dataset("images")
+    assert repo.get_dataset("images") is None
+    assert repo.dataset_commits("images") == []
+    assert repo.dataset_branches("images") == {}
+    assert not repo.delete_dataset("images")
+
+
+def test_a_dataset_commit_moves_its_branch_only_from_the_expected_head(
+    repo: MetadataRepository,
+) -> None:
+    first = dataset_commit("a1", None, provenance={"inputs": ["x@1"]})
+    assert repo.commit_dataset(first)
+    assert repo.dataset_branches("images") == {"master": "a1"}
+    assert repo.dataset_commit("images", "a1") == first
+    # a commit made from a stale head is refused and leaves nothing
+    assert not repo.commit_dataset(dataset_commit("b2", None, created_at=2.0))
+    assert repo.dataset_commit("images", "b2") is None
+    assert repo.commit_dataset(dataset_commit("b2", "a1", D2, created_at=2.0))
+    assert repo.dataset_branches("images") == {"master": "b2"}
+    assert [c.id for c in repo.dataset_commits("images")] == ["b2", "a1"]
+    assert [c.id for c in repo.find_dataset_commits("images", "b")] == ["b2"]
+    assert repo.find_dataset_commits("images", "%") == []
+    assert repo.find_dataset_commits("edges", "a") == []
+
+
+def test_dataset_branches_are_set_and_deleted(repo: MetadataRepository) -> None:
+    assert repo.commit_dataset(dataset_commit("a1", None))
+    repo.set_dataset_branch("images", "dev", "a1")
+    repo.set_dataset_branch("images", "empty", None)
+    assert repo.dataset_branches("images") == {"dev": "a1", "empty": None, "master": "a1"}
+    assert repo.delete_dataset_branch("images", "dev")
+    assert not repo.delete_dataset_branch("images", "dev")
+    assert repo.dataset_commit("images", "a1") is not None  # commits outlive branches
+
+
+def test_dataset_trees_are_referenced_digests(repo: MetadataRepository) -> None:
+    assert repo.commit_dataset(dataset_commit("a1", None, D4))
+    assert repo.referenced_digests() == {D4}
+
+
+def test_a_database_at_0001_gains_the_dataset_tables_and_keeps_its_runs(
+    db_path: Path, opener: Opener
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    db_path.parent.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    with sqlite3.connect(db_path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        conn.execute(
+            "INSERT INTO runs (id, pipeline, status, dirty, params, who, host, created_at, "
+            "executor, spec_path, \"trigger\", workdir) VALUES ('r1', 'demo', 'succeeded', 0, "
+            "'{}', '', '', 1.0, 'local', '', 'manual', '')"
+        )
+    assert "datasets" not in tables  # the 0001 schema
+    repo = opener(db_path)
+    try:
+        assert repo.get_run("r1") is not None
+        assert repo.commit_dataset(dataset_commit("a1", None))
+        assert repo.dataset_branches("images") == {"master": "a1"}
+    finally:
+        repo.close()

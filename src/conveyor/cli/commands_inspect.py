@@ -165,7 +165,13 @@ def why(ctx: Context, step: str, run_ref: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the lineage as JSON.")
 @pass_context
 def lineage(ctx: Context, target: str, as_json: bool) -> None:
-    """Show which step run, commit, inputs and parameters produced a file, and what read it."""
+    """Show which step run, commit, inputs and parameters produced a file, and what read it.
+
+    A dataset file (NAME@REF:PATH) shows the dataset commit it is read from, the commit
+    that brought its content, and their provenance."""
+    if _dataset_target(target):
+        _dataset_lineage(ctx, target, as_json)
+        return
     from conveyor.sdk.inspect import lineage as trace
 
     data = trace(ctx.project(), target)
@@ -267,3 +273,27 @@ def gc(ctx: Context, dry_run: bool, as_json: bool) -> None:
 
 
 COMMANDS = [runs, show, logs, why, lineage, fetch, gc]
+
+
+def _dataset_target(target: str) -> bool:
+    """``NAME@REF[:PATH]`` or ``NAME:PATH`` (NAME a dataset name), not a file here."""
+    from conveyor.sdk.datasets.refs import names_dataset
+
+    return names_dataset(target) and not Path(target).exists()
+
+
+def _dataset_lineage(ctx: Context, target: str, as_json: bool) -> None:
+    from conveyor.sdk.datasets.refs import parse_ref
+    from conveyor.sdk.datasets.service import Datasets
+
+    data = Datasets(ctx.project()).lineage(parse_ref(target))
+    if as_json:
+        emit_json(data)
+        return
+    c, since = data["commit"], data["introduced_by"]
+    what = f"{data['digest'][:12]}" if data["digest"] else f"{data['files']} files"
+    click.echo(f"{data['dataset']}:{data['path']} {what}")
+    click.echo(f"  in dataset commit {c['id']} ({c['branch']}, {c['created_at']})")
+    click.echo(f"  content since commit {since['id']} ({since['created_at']}): {since['message']}")
+    provenance = since["provenance"]
+    click.echo(f"  provenance: {provenance or '(none: put by hand)'}")

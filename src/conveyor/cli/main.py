@@ -24,6 +24,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["runs", "show", "logs", "why", "lineage", "fetch", "gc"], "commands_inspect"),
     **dict.fromkeys(["prune", "verify"], "commands_store"),
     "pipeline": "commands_pipeline",
+    "data": "commands_data",
 }
 # Modules that add subcommands to a command defined elsewhere (``runs delete``).
 SUBCOMMAND_MODULES = {"runs": ("commands_store",)}
@@ -90,6 +91,7 @@ def cli(ctx: click.Context, directory: Path, pipeline_file: Path | None) -> None
       conveyor show latest     what ran, what was cached, what it produced
       conveyor why STEP        why a step ran again or came from the cache
       conveyor lineage FILE    which step, commit and inputs produced a file
+      conveyor data --help     versioned datasets (Pachyderm's repos)
 
     Exit codes: 0 success, 1 a step failed, 2 bad input, 130 cancelled.
     """

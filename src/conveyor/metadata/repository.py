@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from conveyor.domain.states import RunStatus
+from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -41,7 +42,47 @@ class WriteBatch:
         )
 
 
-class MetadataRepository(Protocol):
+class DatasetRepository(Protocol):
+    """The dataset half of the records: datasets, their commits and branches."""
+
+    def create_dataset(self, dataset: DatasetRecord) -> bool:
+        """False, with nothing written, when a dataset of that name exists."""
+        ...
+
+    def get_dataset(self, name: str) -> DatasetRecord | None: ...
+
+    def list_datasets(self) -> list[DatasetRecord]: ...
+
+    def delete_dataset(self, name: str) -> bool:
+        """The dataset, its commits and branches in one transaction (blobs stay: ``gc``)."""
+        ...
+
+    def commit_dataset(self, commit: DatasetCommitRecord) -> bool:
+        """Record ``commit`` and move its branch's head to it, in one transaction, only
+        while the head is still ``commit.parent``; False (nothing written) when another
+        commit moved it meanwhile."""
+        ...
+
+    def dataset_commit(self, dataset: str, commit_id: str) -> DatasetCommitRecord | None: ...
+
+    def find_dataset_commits(self, dataset: str, prefix: str) -> list[DatasetCommitRecord]:
+        """Commits whose id starts with ``prefix`` (hex only; at most 10)."""
+        ...
+
+    def dataset_commits(self, dataset: str) -> list[DatasetCommitRecord]:
+        """Every commit of the dataset, newest first."""
+        ...
+
+    def dataset_branches(self, dataset: str) -> dict[str, str | None]:
+        """Branch name -> head commit id (None: a branch without commits yet)."""
+        ...
+
+    def set_dataset_branch(self, dataset: str, branch: str, head: str | None) -> None: ...
+
+    def delete_dataset_branch(self, dataset: str, branch: str) -> bool: ...
+
+
+class MetadataRepository(DatasetRepository, Protocol):
     def create_run(self, run: RunRecord) -> None: ...
 
     def write(self, batch: WriteBatch) -> None: ...
@@ -86,4 +127,4 @@ class MetadataRepository(Protocol):
     def close(self) -> None: ...
 
 
-__all__: Sequence[str] = ["MetadataRepository", "WriteBatch"]
+__all__: Sequence[str] = ["DatasetRepository", "MetadataRepository", "WriteBatch"]

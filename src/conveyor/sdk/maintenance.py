@@ -24,7 +24,8 @@ class GcResult:
 
 def collect_garbage(project: Project, dry_run: bool = False) -> GcResult:
     """Drop blobs no recorded output refers to (trees keep the blobs they list)."""
-    with project.run_lock(wait=False):  # never collect under a running step's feet
+    # never collect under a running step's feet, nor a dataset put's
+    with project.run_lock(wait=False), project.data_lock(exclusive=True):
         return sweep(project.store, project.records.referenced_digests(), dry_run)
 
 

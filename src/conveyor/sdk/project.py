@@ -217,6 +217,26 @@ class Project:
                 handle.truncate()
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def data_lock(self, exclusive: bool) -> Iterator[None]:
+        """Dataset puts hold it shared while their blobs are not yet recorded; ``gc``
+        holds it exclusive, and refuses rather than wait while a put is in progress."""
+        self.ensure_state_dir()
+        with open(self.state_dir / "data.lock", "a+", encoding="utf-8") as handle:
+            if exclusive:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ConcurrencyError(
+                        "a dataset put is in progress in this project; run gc once it is done"
+                    ) from None
+            else:
+                fcntl.flock(handle, fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def recover_interrupted(self) -> None:
         """Mark runs left 'running' by a killed process, when no run is active here."""
         path = self.state_dir / "run.lock"

@@ -26,7 +26,7 @@ log = logging.getLogger("conveyor.server")
 
 def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
-    from conveyor.server import api_projects, api_runs, githttp, webhooks
+    from conveyor.server import api_datasets, api_projects, api_runs, githttp, webhooks
 
     count = state.config.workers if workers is None else workers
 
@@ -55,6 +55,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, config=state.config)
     app.include_router(api_runs.router)
     app.include_router(api_projects.router)
+    app.include_router(api_datasets.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
 

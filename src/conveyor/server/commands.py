@@ -129,6 +129,7 @@ _data_option = click.option(
 @_body_cap("--max-push-body", 1024**3, "The largest git request body (a push), in bytes.")
 @_body_cap("--max-webhook-body", 25 * 1024**2, "The largest webhook body, in bytes.")
 @_body_cap("--max-api-body", 1024**2, "The largest body of any other request, in bytes.")
+@_body_cap("--max-dataset-body", 1024**3, "The largest file put into a dataset, in bytes.")
 @click.option(
     "--replay-window",
     metavar="SECONDS",
@@ -156,6 +157,7 @@ def server(
     max_push_body: int,
     max_webhook_body: int,
     max_api_body: int,
+    max_dataset_body: int,
     replay_window: float,
     sandbox: str,
     sandbox_hide: tuple[Path, ...],
@@ -186,6 +188,7 @@ def server(
         max_push_body=max_push_body,
         max_webhook_body=max_webhook_body,
         max_api_body=max_api_body,
+        max_dataset_body=max_dataset_body,
         replay_window=replay_window,
     )
     if ctx.invoked_subcommand is None:

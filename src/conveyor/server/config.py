@@ -32,6 +32,8 @@ class ServerConfig:
     """The largest webhook body, in bytes (GitHub sends at most 25 MB)."""
     max_api_body: int = 1024**2
     """The largest body of any other request (the REST API), in bytes."""
+    max_dataset_body: int = 1024**3
+    """The largest file put into a dataset through the REST API, in bytes."""
     replay_window: float = 7 * 24 * 3600.0
     """Seconds during which a webhook delivery (its id, its body) is remembered."""
     stale_after: float = 15.0

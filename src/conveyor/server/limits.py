@@ -29,7 +29,19 @@ def body_cap(config: ServerConfig, path: str) -> int:
         return config.max_push_body
     if path.startswith(("/hooks/", "/internal/")):  # /internal/: a push's ref updates
         return config.max_webhook_body
+    if dataset_file(path):
+        return config.max_dataset_body
     return config.max_api_body
+
+
+def dataset_file(path: str) -> bool:
+    """``/api/v1/projects/P/datasets/D/files/...``: a file put into a dataset."""
+    parts = path.split("/", 8)
+    return (
+        len(parts) == 9
+        and parts[:4] == ["", "api", "v1", "projects"]
+        and (parts[5] == "datasets" and parts[7] == "files")
+    )
 
 
 def too_large(cap: int) -> str:

@@ -207,3 +207,20 @@ def _accepts(ranges: _Ranges, ch: str) -> bool:
     if ranges is None:
         return ch != "/"
     return not ranges or any(lo <= ch <= hi for lo, hi in ranges)
+
+
+# -- Pachyderm's globs -------------------------------------------------------------------
+
+
+def pfs_matches(pattern: str, path: str) -> bool:
+    """Whether a Pachyderm glob (``/*``, ``/images/*.png``, ``/**``) names ``path``, a
+    file or directory of a dataset commit spelled from its root (``/a/b``).
+
+    The dialect of :func:`matches` (wcmatch with GLOBSTAR) with two Pachyderm habits: a
+    leading ``/`` is optional, ``*`` matches names starting with ``.``, and braces
+    (``{a,b}``) list alternatives. Unlike Pachyderm's ``ohmyglob``, ``**`` is a whole
+    segment (``/a**`` is ``/a*``) and its extended ``?(...)`` groups are not read."""
+    from wcmatch import glob as wglob
+
+    flags = wglob.GLOBSTAR | wglob.CASE | wglob.DOTGLOB | wglob.BRACE
+    return bool(wglob.globmatch(path.lstrip("/"), pattern.lstrip("/"), flags=flags))

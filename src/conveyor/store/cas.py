@@ -39,9 +39,9 @@ CheckoutMode = Literal["copy", "link", "auto"]
 class Digests(Protocol):
     """Where digests of source files come from (and go to): e.g. a DigestCache."""
 
-    def digest(self, path: Path, stat: os.stat_result) -> Digest: ...
+    def digest(self, path: Path | str, stat: os.stat_result) -> Digest: ...
 
-    def remember(self, path: Path, stat: os.stat_result, digest: str) -> None: ...
+    def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,10 +62,10 @@ class Manifest:
 
 
 class _Uncached:
-    def digest(self, path: Path, stat: os.stat_result) -> Digest:
+    def digest(self, path: Path | str, stat: os.stat_result) -> Digest:
         return hash_file(path, stat.st_size)
 
-    def remember(self, path: Path, stat: os.stat_result, digest: str) -> None:
+    def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
         pass
 
 
@@ -149,11 +149,12 @@ class ContentStore:
             raise
         return digest
 
-    def put_file(self, source: Path, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
+    def put_file(self, source: Path | str, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
         """Store a file's content; returns (digest, size). Identical content is stored once."""
-        st = source.stat()
+        st = os.stat(source)
         if st.st_size <= _SMALL:  # one read serves both the digest and the copy
-            data = source.read_bytes()
+            with open(source, "rb") as handle:
+                data = handle.read()
             if len(data) == st.st_size:
                 digest = self.put_bytes(data)
                 digests.remember(source, st, digest)
@@ -202,6 +203,19 @@ class ContentStore:
         if dirs:
             tree["dirs"] = dirs
         return self.put_bytes(json.dumps(tree, sort_keys=True).encode()), total
+
+    def put_manifest(self, files: list[TreeEntry]) -> Digest:
+        """Store a tree of files already in the store (as :meth:`put_tree` writes it, so
+        equal files give an equal digest); paths must stay inside the tree."""
+        for entry in files:
+            if not inside(entry.path):
+                raise StoreError(f"a tree cannot hold the path {entry.path!r}")
+        entries = [
+            {"path": e.path, "digest": e.digest, "size": e.size, "x": e.executable}
+            for e in sorted(files, key=lambda e: e.path)
+        ]
+        tree = {"kind": "tree", "entries": entries}
+        return self.put_bytes(json.dumps(tree, sort_keys=True).encode())
 
     def _touch(self, digest: str) -> bool:
         """Is the blob here? Then mark it as just stored, for a server's ``gc --grace``."""
@@ -334,7 +348,7 @@ class ContentStore:
         return count
 
 
-def _clone_or_copy(source: Path, dest: Path) -> None:
+def _clone_or_copy(source: Path | str, dest: Path) -> None:
     """Reflink when the filesystem shares extents (btrfs, xfs), else a kernel-side copy."""
     with open(source, "rb") as src, open(dest, "wb") as dst:
         try:

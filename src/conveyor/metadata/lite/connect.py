@@ -10,7 +10,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-JSON_COLUMNS = frozenset({"params", "parts", "outputs", "data"})  # sa.JSON in sql/tables.py
+JSON_COLUMNS = frozenset(
+    {"params", "parts", "outputs", "data", "provenance"}
+)  # sa.JSON in sql/tables.py
 
 
 def connect(path: Path) -> sqlite3.Connection:

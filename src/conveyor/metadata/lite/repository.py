@@ -25,6 +25,7 @@ from conveyor.metadata.lite.connect import (
     remember_schema,
     revision,
 )
+from conveyor.metadata.lite.datasets import LiteDatasets
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -94,7 +95,7 @@ def _encoded(row: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in row.items()}
 
 
-class LiteRepository:
+class LiteRepository(LiteDatasets):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
@@ -278,9 +279,11 @@ class LiteRepository:
         return [(r["run_id"], r["step_id"], output_row(r)) for r in rows]
 
     def referenced_digests(self) -> set[str]:
-        """Produced outputs and cache entries. A cache hit's outputs are its producer's:
-        deleting runs never removes the producer of a kept run's cache hit."""
+        """Produced outputs, cache entries and dataset commits' trees. A cache hit's outputs
+        are its producer's: deleting runs never removes the producer of a kept run's cache
+        hit."""
         digests = {r["digest"] for r in self._rows("SELECT digest FROM step_outputs")}
+        digests.update(r["tree"] for r in self._rows("SELECT tree FROM dataset_commits"))
         for row in self._rows("SELECT outputs FROM cache_entries"):
             digests.update(o["digest"] for o in row["outputs"])
         return digests

@@ -29,6 +29,7 @@ from conveyor.metadata.rows import (
     step_row,
 )
 from conveyor.metadata.sql import tables as t
+from conveyor.metadata.sql.datasets import SqlDatasets
 from conveyor.metadata.sql.migrate import upgrade
 
 
@@ -67,10 +68,13 @@ def _insert(dialect: str, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-class SqlRepository:
+class SqlRepository(SqlDatasets):
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+
+    def _insert(self, table: sa.Table) -> Any:
+        return _insert(self._dialect, table)
 
     # -- writes ---------------------------------------------------------------
     def create_run(self, run: RunRecord) -> None:
@@ -226,9 +230,11 @@ class SqlRepository:
         return [(r.run_id, r.step_id, output_row(r._mapping)) for r in self._rows(stmt)]
 
     def referenced_digests(self) -> set[str]:
-        """Produced outputs and cache entries. A cache hit's outputs are its producer's:
-        deleting runs never removes the producer of a kept run's cache hit."""
+        """Produced outputs, cache entries and dataset commits' trees. A cache hit's outputs
+        are its producer's: deleting runs never removes the producer of a kept run's cache
+        hit."""
         digests = {r.digest for r in self._rows(sa.select(t.step_outputs.c.digest))}
+        digests.update(r.tree for r in self._rows(sa.select(t.dataset_commits.c.tree)))
         for row in self._rows(sa.select(t.cache_entries.c.outputs)):
             digests.update(o["digest"] for o in row.outputs)
         return digests

@@ -97,3 +97,36 @@ events = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),
     sa.Index("ix_events_run_id", "run_id"),
 )
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+)
+
+dataset_commits = sa.Table(
+    "dataset_commits",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("parent", sa.String(32)),
+    sa.Column("branch", sa.String(64), nullable=False),
+    sa.Column("tree", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("files", sa.Integer, nullable=False),
+    sa.Column("provenance", sa.JSON, nullable=False),
+    sa.Index("ix_dataset_commits_dataset", "dataset"),
+    sa.Index("ix_dataset_commits_tree", "tree"),
+)
+
+dataset_branches = sa.Table(
+    "dataset_branches",
+    metadata,
+    sa.Column("dataset", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("head", sa.String(32)),
+)

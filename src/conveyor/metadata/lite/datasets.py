@@ -1,0 +1,112 @@
+"""The dataset half of ``LiteRepository``: datasets, commits and branches on ``sqlite3``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from conveyor.metadata.datasets import (
+    DatasetCommitRecord,
+    DatasetRecord,
+    dataset_commit_record,
+    dataset_commit_row,
+    dataset_record,
+)
+from conveyor.metadata.rows import hex_prefix
+
+_COMMIT_COLUMNS = tuple(dataset_commit_row(DatasetCommitRecord("", "", None, "", "", "", 0, 0, 0)))
+_INSERT_COMMIT = (
+    f"INSERT INTO dataset_commits ({', '.join(_COMMIT_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _COMMIT_COLUMNS)})"
+)
+_SET_HEAD = (
+    "INSERT INTO dataset_branches (dataset, name, head) VALUES (?, ?, ?) "
+    "ON CONFLICT (dataset, name) DO UPDATE SET head = excluded.head"
+)
+
+
+class LiteDatasets:
+    """Mixed into ``LiteRepository``, which provides the transaction and the reads."""
+
+    def _begin(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def create_dataset(self, dataset: DatasetRecord) -> bool:
+        with self._begin() as conn:
+            cursor = conn.execute(
+                "INSERT INTO datasets (name, created_at, description) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (dataset.name, dataset.created_at, dataset.description),
+            )
+            return cursor.rowcount == 1
+
+    def get_dataset(self, name: str) -> DatasetRecord | None:
+        rows = self._rows("SELECT * FROM datasets WHERE name = ?", (name,))
+        return dataset_record(rows[0]) if rows else None
+
+    def list_datasets(self) -> list[DatasetRecord]:
+        return [dataset_record(r) for r in self._rows("SELECT * FROM datasets ORDER BY name")]
+
+    def delete_dataset(self, name: str) -> bool:
+        with self._begin() as conn:
+            conn.execute("DELETE FROM dataset_branches WHERE dataset = ?", (name,))
+            conn.execute("DELETE FROM dataset_commits WHERE dataset = ?", (name,))
+            return conn.execute("DELETE FROM datasets WHERE name = ?", (name,)).rowcount == 1
+
+    def commit_dataset(self, commit: DatasetCommitRecord) -> bool:
+        row = dataset_commit_row(commit)
+        row["provenance"] = json.dumps(row["provenance"])
+        with self._begin() as conn:
+            found = conn.execute(
+                "SELECT head FROM dataset_branches WHERE dataset = ? AND name = ?",
+                (commit.dataset, commit.branch),
+            ).fetchone()
+            if (found["head"] if found else None) != commit.parent:
+                return False
+            conn.execute(_INSERT_COMMIT, row)
+            conn.execute(_SET_HEAD, (commit.dataset, commit.branch, commit.id))
+        return True
+
+    def dataset_commit(self, dataset: str, commit_id: str) -> DatasetCommitRecord | None:
+        rows = self._rows(
+            "SELECT * FROM dataset_commits WHERE dataset = ? AND id = ?", (dataset, commit_id)
+        )
+        return dataset_commit_record(rows[0]) if rows else None
+
+    def find_dataset_commits(self, dataset: str, prefix: str) -> list[DatasetCommitRecord]:
+        if not hex_prefix(prefix):
+            return []
+        rows = self._rows(
+            "SELECT * FROM dataset_commits WHERE dataset = ? AND id LIKE ? LIMIT 10",
+            (dataset, prefix + "%"),
+        )
+        return [dataset_commit_record(r) for r in rows]
+
+    def dataset_commits(self, dataset: str) -> list[DatasetCommitRecord]:
+        rows = self._rows(
+            "SELECT * FROM dataset_commits WHERE dataset = ? ORDER BY created_at DESC", (dataset,)
+        )
+        return [dataset_commit_record(r) for r in rows]
+
+    def dataset_branches(self, dataset: str) -> dict[str, str | None]:
+        rows = self._rows(
+            "SELECT name, head FROM dataset_branches WHERE dataset = ? ORDER BY name", (dataset,)
+        )
+        return {r["name"]: r["head"] for r in rows}
+
+    def set_dataset_branch(self, dataset: str, branch: str, head: str | None) -> None:
+        with self._begin() as conn:
+            conn.execute(_SET_HEAD, (dataset, branch, head))
+
+    def delete_dataset_branch(self, dataset: str, branch: str) -> bool:
+        with self._begin() as conn:
+            cursor = conn.execute(
+                "DELETE FROM dataset_branches WHERE dataset = ? AND name = ?", (dataset, branch)
+            )
+            return cursor.rowcount == 1

@@ -1,0 +1,1 @@
+"""Versioned datasets (Pachyderm's repos) in the project's store and records."""

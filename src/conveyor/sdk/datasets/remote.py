@@ -1,0 +1,188 @@
+"""``conveyor data ... --remote``: the project's datasets on its server, over the REST API.
+
+The answers are the JSON the local commands print. A put sends one file (or standard
+input) as the body of one request, so it makes one commit, as locally; a directory
+(``--recursive``) is refused here rather than split into a commit per file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote, urlencode
+
+from conveyor.errors import NotFoundError, RemoteError, UsageError
+from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef
+from conveyor.sdk.remote import RemoteClient
+
+
+def ref_text(ref: DatasetRef) -> str | None:
+    """The ``ref`` query of a reference: branch or commit, then ``~N``."""
+    if ref.ref is None and not ref.back:
+        return None
+    return (ref.ref or DEFAULT_BRANCH) + (f"~{ref.back}" if ref.back else "")
+
+
+class RemoteDatasets:
+    def __init__(self, client: RemoteClient) -> None:
+        self.client = client
+
+    def _path(self, dataset: str, *rest: str) -> str:
+        return "/".join(["/datasets", quote(dataset, safe=""), *rest])
+
+    def _get(self, url: str, params: dict[str, Any]) -> Any:
+        """A read, retried when the server is briefly away (``RemoteClient._request``)."""
+        query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+        return self.client._request("GET", f"{url}?{query}" if query else url)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        return list(self.client._request("GET", "/datasets"))
+
+    def create(self, name: str, description: str) -> dict[str, Any]:
+        body = {"name": name, "description": description}
+        return dict(self.client._request("POST", "/datasets", body))
+
+    def delete(self, name: str) -> None:
+        self.client._request("DELETE", self._path(name))
+
+    def inspect(self, ref: DatasetRef) -> dict[str, Any]:
+        return dict(self._get(self._path(ref.dataset), {"ref": ref_text(ref), "path": ref.path}))
+
+    def log(self, ref: DatasetRef, limit: int) -> list[dict[str, Any]]:
+        return list(
+            self._get(self._path(ref.dataset, "log"), {"ref": ref_text(ref), "limit": limit})
+        )
+
+    def ls(self, ref: DatasetRef) -> list[dict[str, Any]]:
+        return list(
+            self._get(self._path(ref.dataset, "ls"), {"ref": ref_text(ref), "path": ref.path})
+        )
+
+    def glob(self, ref: DatasetRef, pattern: str) -> list[dict[str, Any]]:
+        path = self._path(ref.dataset, "glob")
+        return list(self._get(path, {"ref": ref_text(ref), "pattern": pattern}))
+
+    def diff(self, old: DatasetRef, new: DatasetRef) -> dict[str, Any]:
+        if old.dataset != new.dataset:
+            raise UsageError("with --remote, diff compares two commits of one dataset")
+        path = self._path(old.dataset, "diff")
+        return dict(
+            self._get(
+                path,
+                {"from": ref_text(old) or DEFAULT_BRANCH, "to": ref_text(new) or DEFAULT_BRANCH},
+            )
+        )
+
+    def branches(self, name: str) -> dict[str, str | None]:
+        return dict(self.client._request("GET", self._path(name, "branches")))
+
+    def set_branch(self, name: str, branch: str, head: DatasetRef | None) -> dict[str, Any]:
+        body = {"head": ref_text(head) or DEFAULT_BRANCH} if head is not None else {"head": None}
+        path = self._path(name, "branches", quote(branch, safe=""))
+        return dict(self.client._request("PUT", path, body))
+
+    def delete_branch(self, name: str, branch: str) -> None:
+        self.client._request("DELETE", self._path(name, "branches", quote(branch, safe="")))
+
+    def delete_path(self, ref: DatasetRef, message: str) -> dict[str, Any]:
+        params = urlencode({"branch": ref.ref or DEFAULT_BRANCH, "message": message})
+        path = self._path(ref.dataset, "files", quote(ref.path, safe="/"))
+        return dict(self.client._request("DELETE", f"{path}?{params}"))
+
+    def put_one(
+        self, ref: DatasetRef, body: IO[bytes], message: str, append: bool
+    ) -> dict[str, Any]:
+        """One file, streamed as the request body: one commit on the branch."""
+        import httpx
+
+        if not ref.path or ref.slash:
+            raise UsageError("with --remote, put one file to a path: NAME@BRANCH:/PATH")
+        params = {"branch": ref.ref or DEFAULT_BRANCH, "message": message}
+        if append:
+            params["append"] = "true"
+        path = self._path(ref.dataset, "files", quote(ref.path, safe="/"))
+        try:  # a put is not idempotent: never retried
+            response = self.client.client.put(path, params=params, content=_chunks(body))
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.client.settings.url}: {exc}") from exc
+        return dict(_json(response, self.client.settings.url))
+
+    def put(
+        self,
+        ref: DatasetRef,
+        sources: list[str],
+        message: str,
+        append: bool,
+        recursive: bool,
+        progress: object = None,
+        stdin: IO[bytes] | None = None,
+    ) -> dict[str, Any]:
+        """``data put --remote``: one file or standard input (one commit, as locally)."""
+        if recursive or len(sources) != 1:
+            raise UsageError(
+                "with --remote, put one file (or '-') at a time: a directory would take "
+                "a commit per file"
+            )
+        if sources[0] == "-":
+            return self.put_one(ref, stdin or sys.stdin.buffer, message, append)
+        source = Path(sources[0])
+        if not source.is_file():
+            raise UsageError(f"{source} is not a file (with --remote, put one file)")
+        if not ref.path or ref.slash:
+            name = source.name
+            ref = dataclasses.replace(
+                ref, path=f"{ref.path}/{name}" if ref.path else name, slash=False
+            )
+        with open(source, "rb") as body:
+            return self.put_one(ref, body, message, append)
+
+    def read(self, ref: DatasetRef) -> Iterator[bytes]:
+        """A file's content, streamed."""
+        import httpx
+
+        path = self._path(ref.dataset, "files", quote(ref.path, safe="/"))
+        query = {"ref": ref_text(ref)} if ref_text(ref) else {}
+        try:
+            with self.client.client.stream("GET", path, params=query) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _json(response, self.client.settings.url)
+                yield from response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.client.settings.url}: {exc}") from exc
+
+    def download(self, ref: DatasetRef, dest: Path) -> int:
+        target = dest / ref.path.rsplit("/", 1)[-1] if dest.is_dir() else dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.conveyor-tmp")
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in self.read(ref):
+                    out.write(chunk)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return 1
+
+
+def _chunks(body: IO[bytes]) -> Iterator[bytes]:
+    while chunk := body.read(1024 * 1024):
+        yield chunk
+
+
+def _json(response: Any, url: str) -> Any:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        message = f"the server refused ({response.status_code}): {detail}"
+        if response.status_code == 404:
+            raise NotFoundError(message)
+        if response.status_code >= 500:
+            raise RemoteError(message)
+        raise UsageError(message)
+    return response.json()
