@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from conveyor.domain.types import ParamValue
 from conveyor.errors import NotFoundError, ProjectError, RemoteError, UsageError
 from conveyor.sdk.project import Project
 from conveyor.sdk.settings import RemoteSettings
@@ -123,7 +124,7 @@ class RemoteClient:
             raise UsageError(message)
         return response.json() if "json" in response.headers.get("content-type", "") else response
 
-    def create_run(self, ref: str, params: Mapping[str, str]) -> dict[str, Any]:
+    def create_run(self, ref: str, params: Mapping[str, ParamValue]) -> dict[str, Any]:
         run: dict[str, Any] = self._request("POST", "/runs", {"ref": ref, "params": dict(params)})
         return run
 
@@ -162,6 +163,24 @@ class RemoteClient:
             f"{ref} is at {local[:12]} here but at {there[:12]} on the server: push (or "
             f"pull) first: {push}"
         )
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        """Cancel a queued run, or ask its worker to stop a running one (never retried:
+        a cancel is not idempotent for the server's answer)."""
+        answer: dict[str, Any] = self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
+        return answer
+
+    def lineage(self, path: str) -> dict[str, Any]:
+        """Which of the project's runs produced ``path``, from which inputs, read by whom."""
+        found: dict[str, Any] = self._request(
+            "GET", "/lineage?" + urllib.parse.urlencode({"path": path})
+        )
+        return found
+
+    def artifact(self, run_id: str, path: str) -> bytes:
+        """One output file of a run, as bytes (secrets masked by the server)."""
+        response = self._request("GET", _artifact_path(run_id, path))
+        return bytes(response.content)
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` runs (the first page; a server before pages sent a list)."""
@@ -210,12 +229,14 @@ class RemoteClient:
                 return
             time.sleep(interval)
 
-    def _artifacts(self, run_id: str) -> list[dict[str, Any]]:
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """Every output file of a run, page after page (a server before pages sent a list)."""
         files: list[dict[str, Any]] = []
         cursor = ""
         while True:
-            page = self._request("GET", f"/runs/{run_id}/artifacts?limit=5000{cursor}")
+            page = self._request(
+                "GET", f"/runs/{quote(run_id, safe='')}/artifacts?limit=5000{cursor}"
+            )
             if not isinstance(page, dict):
                 return list(page)
             files += page["files"]
@@ -227,22 +248,37 @@ class RemoteClient:
         self, run_id: str, destination: Path, on_file: Callable[[str], None] | None = None
     ) -> int:
         """Write every output file of a run under ``destination``; returns the count."""
-        files = self._artifacts(run_id)
+        files = self.artifacts(run_id)
         if not files:
             raise NotFoundError(f"run {run_id} recorded no outputs")
         for item in files:
-            path = posixpath.normpath(item["path"])
-            if path.startswith(("../", "/")) or path == "..":
-                raise RemoteError(f"the server sent an unsafe path {item['path']!r}")
-            response = self._request("GET", f"/runs/{run_id}/artifacts/{path}")
-            target = destination / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.conveyor-tmp")
-            tmp.write_bytes(response.content)
-            tmp.replace(target)
+            path = safe_relative(str(item["path"]))
+            write_atomically(destination / path, self.artifact(run_id, path))
             if on_file is not None:
                 on_file(path)
         return len(files)
+
+
+def safe_relative(path: str) -> str:
+    """A path the server sent, if it stays below the directory it is written into."""
+    normal = posixpath.normpath(path)
+    if normal.startswith(("../", "/")) or normal in ("..", "."):
+        raise RemoteError(f"the server sent an unsafe path {path!r}")
+    return normal
+
+
+def _artifact_path(run_id: str, path: str) -> str:
+    """The API path of an output file: the run id one quoted segment, the file's path
+    quoted segment by segment (a ``?`` or ``#`` in a name stays part of the name)."""
+    return f"/runs/{quote(run_id, safe='')}/artifacts/{quote(path, safe='/')}"
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """``data`` at ``target``, renamed into place (a reader never sees half a file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.conveyor-tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
 
 
 def _push_remote(root: Path, remote: RemoteSettings) -> str:
