@@ -70,6 +70,13 @@ class Client:
             raise UsageError("path= is for a local project; a server client takes a url")
         self._backend = _remote_backend(url, token, project)
 
+    @classmethod
+    def over(cls, backend: Backend) -> Client:
+        """A client on a backend made by the caller (tests, another transport)."""
+        client = cls.__new__(cls)
+        client._backend = backend
+        return client
+
     @property
     def where(self) -> str:
         """Which project this client reads, in words."""

@@ -124,7 +124,7 @@ def layers(names: Sequence[str], upstream: Mapping[str, Sequence[str]]) -> dict[
     def visit(name: str, path: frozenset[str]) -> int:
         if name in depth:
             return depth[name]
-        before = [u for u in upstream.get(name, ()) if u in known and u not in path]
+        before = [u for u in upstream.get(name, ()) if u in known and u not in path | {name}]
         depth[name] = 1 + max((visit(u, path | {name}) for u in before), default=-1)
         return depth[name]
 
@@ -157,7 +157,7 @@ def dag_svg(steps: Sequence[Mapping[str, Any]], upstream: Mapping[str, Sequence[
     for name in names:
         x, y = where[name]
         for up in upstream.get(name, ()):
-            if up in where:
+            if up in where and up != name:
                 ux, uy = where[up]
                 parts.append(
                     f'<line x1="{ux + _BOX_W}" y1="{uy + _BOX_H // 2}" x2="{x}" '

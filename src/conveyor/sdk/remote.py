@@ -131,7 +131,7 @@ class RemoteClient:
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run with its steps: by id, a unique prefix of one, or ``latest`` (the server
         resolves both)."""
-        run: dict[str, Any] = self._request("GET", f"/runs/{quote(run_id, safe='')}")
+        run: dict[str, Any] = self._request("GET", f"/runs/{segment(run_id)}")
         return run
 
     def commit_of(self, ref: str) -> str | None:
@@ -167,7 +167,7 @@ class RemoteClient:
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         """Cancel a queued run, or ask its worker to stop a running one (never retried:
         a cancel is not idempotent for the server's answer)."""
-        answer: dict[str, Any] = self._request("POST", f"/runs/{quote(run_id, safe='')}/cancel")
+        answer: dict[str, Any] = self._request("POST", f"/runs/{segment(run_id)}/cancel")
         return answer
 
     def lineage(self, path: str) -> dict[str, Any]:
@@ -195,7 +195,7 @@ class RemoteClient:
         last ``tail`` lines only; nothing unless it ran at or after ``since`` (epoch)."""
         import httpx
 
-        path = f"/runs/{quote(run_id, safe='')}/logs/{quote(step_id, safe='')}"
+        path = f"/runs/{segment(run_id)}/logs/{segment(step_id)}"
         params: dict[str, str | int] = {}
         if tail is not None:
             params["tail"] = tail
@@ -234,9 +234,7 @@ class RemoteClient:
         files: list[dict[str, Any]] = []
         cursor = ""
         while True:
-            page = self._request(
-                "GET", f"/runs/{quote(run_id, safe='')}/artifacts?limit=5000{cursor}"
-            )
+            page = self._request("GET", f"/runs/{segment(run_id)}/artifacts?limit=5000{cursor}")
             if not isinstance(page, dict):
                 return list(page)
             files += page["files"]
@@ -259,6 +257,14 @@ class RemoteClient:
         return len(files)
 
 
+def segment(name: str) -> str:
+    """A run id or step name as one URL path segment: quoted whole (``/``, ``?`` and
+    ``#`` included); ``.`` and ``..``, which a URL resolves away, name nothing."""
+    if name in (".", ".."):
+        raise NotFoundError(f"{name!r} names no run or step")
+    return quote(name, safe="")
+
+
 def safe_relative(path: str) -> str:
     """A path the server sent, if it stays below the directory it is written into."""
     normal = posixpath.normpath(path)
@@ -270,7 +276,7 @@ def safe_relative(path: str) -> str:
 def _artifact_path(run_id: str, path: str) -> str:
     """The API path of an output file: the run id one quoted segment, the file's path
     quoted segment by segment (a ``?`` or ``#`` in a name stays part of the name)."""
-    return f"/runs/{quote(run_id, safe='')}/artifacts/{quote(path, safe='/')}"
+    return f"/runs/{segment(run_id)}/artifacts/{quote(safe_relative(path), safe='/')}"
 
 
 def write_atomically(target: Path, data: bytes) -> None:
