@@ -1,5 +1,5 @@
 """The SDK's start-up: ``import conveyor`` and a ``Client``'s first calls, against a bare
-``python3 -c pass``.
+``python -c pass`` (this interpreter).
 
 python bench/bench_import.py               # medians of 15, interleaved
 python bench/bench_import.py --reps 31 --json import.json
@@ -31,7 +31,7 @@ from bench.workloads import make_chain
 
 GOAL_MS = 150.0
 SNIPPETS = {
-    "python3 -c pass": "pass",
+    "python -c pass": "pass",
     "import conveyor": "import conveyor",
     "conveyor.Client (the attribute)": "import conveyor; conveyor.Client",
     "Client().runs()": "import conveyor; conveyor.Client().runs()",
@@ -72,10 +72,10 @@ def main() -> int:
         shutil.rmtree(root, ignore_errors=True)
 
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
-    base = medians["python3 -c pass"]
+    base = medians["python -c pass"]
     load = os.getloadavg()[0]
     print(f"medians of {args.reps}, interleaved; load average {load:.1f} on {os.cpu_count()} cores")
-    print("| snippet (fresh interpreter) | wall | minus `python3 -c pass` |")
+    print("| snippet (fresh interpreter) | wall | minus `python -c pass` |")
     print("| --- | --- | --- |")
     for name, value in medians.items():
         print(f"| {name} | {value:.1f} ms | {value - base:.1f} ms |")

@@ -10,29 +10,29 @@ CLI turns into the same clean cancel.
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import NotFoundError, UsageError
-from conveyor.execute.reporting import SilentReporter
-from conveyor.execute.runner import Runner
-from conveyor.metadata.records import RunRecord
-from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.backend import StartRequest, cache_place
 from conveyor.sdk.project import Project, hostname
+
+if TYPE_CHECKING:  # the runner and the plan load only when a run starts here
+    from conveyor.domain.states import RunStatus
+    from conveyor.execute.runner import Runner
+    from conveyor.metadata.records import RunRecord, StepRunRecord
+    from conveyor.plan.model import ExecutionPlan
 
 OUTPUTS_CACHE = "cache/outputs"
 """Under the state directory: outputs handed out as paths (hard links into the store)."""
 
 
-class _Started(SilentReporter):
-    """Tells the caller's thread that the run is recorded, and how many steps it has."""
+class _Started:
+    """A ``Reporter`` that tells the caller's thread that the run is recorded, and its
+    plan's steps (how many, what each needs)."""
 
     def __init__(self) -> None:
         self.recorded = threading.Event()
@@ -43,6 +43,15 @@ class _Started(SilentReporter):
         self.steps = len(plan.steps)
         self.needs = {s.id: list(s.needs) for s in plan.steps}
         self.recorded.set()
+
+    def step_started(self, step_id: str, attempt: int) -> None:
+        pass
+
+    def step_finished(self, record: StepRunRecord) -> None:
+        pass
+
+    def run_finished(self, run: RunRecord, status: RunStatus) -> None:
+        pass
 
 
 class _Launch:
@@ -79,6 +88,8 @@ class LocalBackend:
         return run_json(self.project, self.project.resolve_run(ref))
 
     def start(self, request: StartRequest) -> str:
+        import secrets
+
         run_id = secrets.token_hex(6)
         launch = _Launch(run_id)
         thread = threading.Thread(
@@ -207,6 +218,9 @@ class LocalBackend:
 def _run_at(project: Project, ref: str, request: Any, hooks: Any) -> None:
     """A run of the pipeline as committed at ``ref``, in a temporary worktree; its
     records and store are the project's."""
+    import shutil
+    import tempfile
+
     from conveyor.sdk.running import start_run
     from conveyor.vcs.git import add_worktree, check_revision, git_state, remove_worktree, resolve
 
