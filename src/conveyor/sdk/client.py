@@ -123,7 +123,8 @@ class Client:
         return self._backend.lineage(target)
 
     def close(self) -> None:
-        """Release connections (and, locally, wait for runs this client started)."""
+        """Release connections; locally, cancel the runs this client started that are
+        still going, and wait for them to stop."""
         self._backend.close()
 
     def __enter__(self) -> Client:
