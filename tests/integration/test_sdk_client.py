@@ -110,26 +110,25 @@ def test_a_local_client_runs_a_commit_and_refuses_bad_input(project: Repo) -> No
     client.close()
 
 
-def test_a_local_run_started_without_waiting_can_be_cancelled(project: Repo) -> None:
+def test_a_local_run_started_without_waiting_streams_its_log_and_can_be_cancelled(
+    project: Repo,
+) -> None:
     project.pipeline(SLOW)
     project.commit("slow")
     client = conveyor.Client(path=project.path)
     run = client.run(wait=False)
     assert run.status == "running"
     deadline = time.monotonic() + 30
-    while "started" not in _log_or_empty(run) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    while not [s for s in run.refresh().steps if s.data["log"]]:
+        assert time.monotonic() < deadline, run.data
+        time.sleep(0.1)  # the step's log is recorded when it is submitted
+    pieces = run.step("a").stream_logs()
+    assert next(pieces) == "started\n"  # while the step runs
     run.cancel()
+    assert list(pieces) == []  # the stream ends with the step
     assert run.wait(timeout=60).status == "cancelled"
     assert run.steps[0].status == "cancelled"
     client.close()
-
-
-def _log_or_empty(run: conveyor.Run) -> str:
-    try:
-        return run.refresh().step("a").logs()
-    except NotFoundError:
-        return ""
 
 
 def test_outside_a_project_the_client_says_so(tmp_path: Path) -> None:

@@ -266,3 +266,36 @@ def test_load_ext_registers_the_line_magic() -> None:
     from conveyor.cli.magics import conveyor_magic
 
     assert registered == [(conveyor_magic, "line", "conveyor")]
+
+
+def test_progress_in_a_notebook_is_one_live_view_updated_in_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    shown: list[tuple[str, str]] = []
+
+    class Handle:
+        def update(self, obj: Any) -> None:
+            shown.append(("update", obj))
+
+    def display(obj: Any, display_id: bool = False) -> Handle:
+        assert display_id
+        shown.append(("display", obj))
+        return Handle()
+
+    kernel = types.SimpleNamespace(kernel=object())
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: kernel  # type: ignore[attr-defined]
+    display_module = types.ModuleType("IPython.display")
+    display_module.display = display  # type: ignore[attr-defined]
+    display_module.HTML = str  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_module)
+    run = Client.over(FakeBackend(["running", "running", "succeeded"])).run()
+    assert run.status == "succeeded"
+    kinds = [kind for kind, _ in shown]
+    assert kinds[0] == "display" and set(kinds[1:]) == {"update"} and len(kinds) >= 2
+    assert "1/3 steps" in shown[0][1] and "prep.show" in shown[0][1]
+    assert "succeeded" in shown[-1][1] and "steps</div>" not in shown[-1][1]
+    assert Progress(enabled=False)._notebook is False

@@ -156,11 +156,41 @@ class LocalBackend:
         os.kill(run.pid, signal.SIGTERM)  # the CLI's handler cancels its run cleanly
 
     def log(self, run_id: str, step_id: str, tail: int | None) -> Iterator[str]:
+        """The step's log; while the step runs, it is followed until the step ends."""
         from conveyor.sdk.logs import decoded, step_logs
 
         run = self.project.resolve_run(run_id)
         for log in step_logs(self.project.records.step_runs(run.id), run, step_id):
-            yield from decoded(log.chunks(tail))
+            yield from decoded(self._follow(run.id, log.step_id, log.path, tail))
+
+    def _follow(self, run_id: str, step_id: str, path: Path, tail: int | None) -> Iterator[bytes]:
+        """The file from its last ``tail`` lines to its end, then what the running step
+        appends, until its record says it ended."""
+        import time
+
+        from conveyor.sdk.logs import CHUNK, tail_start
+
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+        except FileNotFoundError:
+            raise NotFoundError(f"the log of {step_id} ({path}) is gone") from None
+        with handle:
+            if tail is not None:
+                handle.seek(tail_start(handle, tail))
+            while True:
+                ended = self._ended(run_id, step_id)  # before reading: nothing is missed
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+                if ended:
+                    return
+                time.sleep(0.2)
+
+    def _ended(self, run_id: str, step_id: str) -> bool:
+        if self.project.resolve_run(run_id).status.finished:  # also a run whose process died
+            return True
+        steps = self.project.records.step_runs(run_id)
+        step = next((s for s in steps if s.step_id == step_id), None)
+        return step is None or step.status.finished
 
     def output_bytes(self, run_id: str, output: Mapping[str, Any]) -> bytes:
         if output.get("kind") == "tree":
