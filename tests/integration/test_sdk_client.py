@@ -164,10 +164,18 @@ def server_project(project: Repo, server: Server) -> Repo:
     return project
 
 
-def test_a_server_client_gives_the_same_answers(server_project: Repo, server: Server) -> None:
+def test_a_server_client_gives_the_same_answers(
+    server_project: Repo, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = conveyor.Client(server.url, token=server.tokens["member"], project="demo")
     run = client.run({"n": 3}, ref="main")
     _check_finished_run(client, run, 3)
+    server_project.write(
+        ".conveyor/config.toml", f'[remote]\nurl = "{server.url}"\nproject = "demo"\n'
+    )
+    monkeypatch.setenv("CONVEYOR_TOKEN", server.tokens["viewer"])
+    with conveyor.Client.for_remote(server_project.path) as configured:
+        assert run.id in [r.id for r in configured.runs()]  # and the push's own run
     assert client.get_run(run.id[:6]).id == run.id
     assert run._repr_html_().count("<tr>") == 3  # the heading row and two steps
     traced = client.lineage("out/total.txt")

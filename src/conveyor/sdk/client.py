@@ -71,6 +71,18 @@ class Client:
         self._backend = _remote_backend(url, token, project)
 
     @classmethod
+    def for_remote(cls, path: str | os.PathLike[str] | None = None) -> Client:
+        """A client of the server in the project's ``[remote]`` settings
+        (``.conveyor/config.toml``: ``url``, ``project``), with the token from the
+        environment variable they name (``$CONVEYOR_TOKEN`` by default)."""
+        from conveyor.sdk.client_remote import RemoteBackend
+        from conveyor.sdk.project import Project
+        from conveyor.sdk.remote import RemoteClient
+
+        project = Project.discover(Path(path or "."))
+        return cls.over(RemoteBackend(RemoteClient.for_project(project)))
+
+    @classmethod
     def over(cls, backend: Backend) -> Client:
         """A client on a backend made by the caller (tests, another transport)."""
         client = cls.__new__(cls)
