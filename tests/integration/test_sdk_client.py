@@ -176,6 +176,14 @@ def test_a_server_client_gives_the_same_answers(
     monkeypatch.setenv("CONVEYOR_TOKEN", server.tokens["viewer"])
     with conveyor.Client.for_remote(server_project.path) as configured:
         assert run.id in [r.id for r in configured.runs()]  # and the push's own run
+    monkeypatch.setenv("CONVEYOR_TOKEN", server.tokens["member"])
+    server_project.write("more.txt", "not pushed")
+    server_project.commit("not pushed")
+    with (
+        conveyor.Client.for_remote(server_project.path) as configured,
+        pytest.raises(UsageError, match=r"push .*first: git push"),
+    ):
+        configured.run()  # the checked-out branch, which the server does not have yet
     assert client.get_run(run.id[:6]).id == run.id
     assert run._repr_html_().count("<tr>") == 3  # the heading row and two steps
     traced = client.lineage("out/total.txt")

@@ -74,13 +74,15 @@ class Client:
     def for_remote(cls, path: str | os.PathLike[str] | None = None) -> Client:
         """A client of the server in the project's ``[remote]`` settings
         (``.conveyor/config.toml``: ``url``, ``project``), with the token from the
-        environment variable they name (``$CONVEYOR_TOKEN`` by default)."""
+        environment variable they name (``$CONVEYOR_TOKEN`` by default). Its runs
+        default to the checked-out branch, refused until it is pushed, as with
+        ``conveyor run --remote``."""
         from conveyor.sdk.client_remote import RemoteBackend
         from conveyor.sdk.project import Project
         from conveyor.sdk.remote import RemoteClient
 
         project = Project.discover(Path(path or "."))
-        return cls.over(RemoteBackend(RemoteClient.for_project(project)))
+        return cls.over(RemoteBackend(RemoteClient.for_project(project), project=project))
 
     @classmethod
     def over(cls, backend: Backend) -> Client:
@@ -120,9 +122,10 @@ class Client:
         values are typed, or text read as the declared type, as ``-p name=value`` is.
         ``ref``: a branch, tag or commit to run; by default a local client runs the
         working tree, as ``conveyor run`` does (a commit runs in a temporary worktree),
-        and a server runs ``main``. ``only`` and ``force`` are ``--only`` and
-        ``--force`` (local runs). The progress shows in a notebook or a terminal; an
-        interrupt (Ctrl-C, Jupyter's stop button) while waiting cancels the run.
+        a server ``main`` (``for_remote``: the checked-out branch, once pushed).
+        ``only`` and ``force`` are ``--only`` and ``--force`` (local runs). The progress
+        shows in a notebook or a terminal; an interrupt (Ctrl-C, Jupyter's stop button)
+        while waiting cancels the run.
         """
         merged = {**(params or {}), **values}
         run_id = self._backend.start(StartRequest(merged, ref, tuple(only), force))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,8 +132,11 @@ class LocalBackend:
 
     def ended(self, run_id: str, timeout: float) -> bool:
         launch = self._launches.get(run_id)
-        if launch is None or launch.thread is None:
-            return self.project.resolve_run(run_id).status.finished
+        if launch is None or launch.thread is None:  # another process's run
+            if self.project.resolve_run(run_id).status.finished:
+                return True
+            time.sleep(timeout)
+            return False
         launch.thread.join(timeout)
         if launch.thread.is_alive():
             return False
@@ -166,8 +170,6 @@ class LocalBackend:
     def _follow(self, run_id: str, step_id: str, path: Path, tail: int | None) -> Iterator[bytes]:
         """The file from its last ``tail`` lines to its end, then what the running step
         appends, until its record says it ended."""
-        import time
-
         from conveyor.sdk.logs import CHUNK, tail_start
 
         try:

@@ -10,12 +10,24 @@ from typing import Any
 
 from conveyor.errors import UsageError
 from conveyor.sdk.backend import StartRequest, cache_place, user_cache
-from conveyor.sdk.remote import FINISHED, RemoteClient, safe_relative, write_atomically
+from conveyor.sdk.project import Project
+from conveyor.sdk.remote import (
+    FINISHED,
+    RemoteClient,
+    current_branch,
+    safe_relative,
+    write_atomically,
+)
 
 
 class RemoteBackend:
-    def __init__(self, remote: RemoteClient, cache: Path | None = None) -> None:
+    def __init__(
+        self, remote: RemoteClient, cache: Path | None = None, project: Project | None = None
+    ) -> None:
+        """``project``: the clone this server client was made from (``for_remote``): a
+        run defaults to its branch, which must be pushed, as ``run --remote`` does."""
         self.remote = remote
+        self.project = project
         self.where = f"server {remote.settings.url}, project {remote.settings.project}"
         self._cache = cache or user_cache() / "outputs"
 
@@ -28,7 +40,11 @@ class RemoteBackend:
     def start(self, request: StartRequest) -> str:
         if request.only or request.force:
             raise UsageError("a server runs the whole pipeline: only= and force= are local")
-        run = self.remote.create_run(request.ref or "main", request.params)
+        ref = request.ref or "main"
+        if self.project is not None:
+            ref = request.ref or current_branch(self.project)
+            self.remote.check_pushed(self.project.root, ref)
+        run = self.remote.create_run(ref, request.params)
         return str(run["id"])
 
     def planned_steps(self, run_id: str) -> int | None:
