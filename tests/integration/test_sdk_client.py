@@ -145,15 +145,16 @@ def test_the_magic_runs_cli_commands_in_this_process(
     shell = InteractiveShell.instance()
     try:
         shell.run_line_magic("load_ext", "conveyor")
-        assert shell.run_line_magic("conveyor", "run -p n=5") is not None
+        assert shell.run_line_magic("conveyor", "run -p n=5") is None
+        assert "prep.total" in capsys.readouterr().out  # the run's lines, as they came
         runs = shell.run_line_magic("conveyor", "runs --json")
         assert [r["params"] for r in runs] == [{"n": 5}]
-        shown = shell.run_line_magic("conveyor", "show latest")
-        assert "prep.total" in str(shown) and "prep.total" in shown._repr_html_()
+        shell.run_line_magic("conveyor", "show latest")
+        assert "prep.total" in capsys.readouterr().out
         assert shell.run_line_magic("conveyor", "show nope") is None
         assert "conveyor: error: no run matches 'nope'" in capsys.readouterr().err
-        log = shell.run_line_magic("conveyor", "logs latest prep.table --tail 1")
-        assert str(log) == "second line\n"
+        shell.run_line_magic("conveyor", "logs latest prep.table --tail 1")
+        assert capsys.readouterr().out == "second line\n"  # bytes, through the kernel's text
     finally:
         InteractiveShell.clear_instance()
 

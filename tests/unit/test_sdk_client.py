@@ -234,25 +234,40 @@ def test_a_server_client_imports_no_httpx_until_it_talks() -> None:
     client.close()
 
 
-def test_the_magic_returns_json_as_values_and_text_as_text(
+def test_the_magic_returns_json_as_values_and_lets_text_through(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from conveyor.cli import magics
 
-    answers = {"--json": (0, '{"a": 1}\n'), "text": (0, "hello\n"), "bad": (1, "")}
+    answers = {"--json": (0, '{"a": 1}\n'), "text": (0, ""), "bad": (1, ""), "odd": (0, "x")}
+    asked: list[tuple[list[str], bool]] = []
 
-    def fake(args: list[str]) -> tuple[int, str]:
+    def fake(args: list[str], keep: bool = False) -> tuple[int, str]:
+        asked.append((args, keep))
         return answers[args[-1]]
 
     monkeypatch.setattr(magics, "run_command", fake)
     assert magics.conveyor_magic("runs --json") == {"a": 1}
-    shown = magics.conveyor_magic("show 'text'")
-    assert repr(shown) == "hello\n" and shown._repr_html_() == "<pre>hello\n</pre>"
+    assert magics.conveyor_magic("show 'text'") is None
+    assert asked == [(["runs", "--json"], True), (["show", "text"], False)]
     assert magics.conveyor_magic("bad") is None
     assert magics.conveyor_magic("show 'unclosed") is None
-    err = capsys.readouterr().err
-    assert "conveyor: exit code 1" in err
-    assert "conveyor: error: cannot split the command line" in err
+    assert magics.conveyor_magic("--json odd") is None  # not JSON: shown as it is
+    captured = capsys.readouterr()
+    assert "conveyor: exit code 1" in captured.err
+    assert "conveyor: error: cannot split the command line" in captured.err
+    assert captured.out == "x"
+
+
+def test_bytes_a_command_writes_reach_a_text_only_stdout_whole() -> None:
+    from conveyor.cli.magics import _TextSink
+
+    target = io.StringIO()  # a kernel's stdout: text, no buffer
+    sink = _TextSink(target)
+    word = "naïve ✓\n".encode()
+    for i in range(len(word)):  # a character split between two writes
+        sink.write(word[i : i + 1])
+    assert target.getvalue() == "naïve ✓\n"
 
 
 def test_load_ext_registers_the_line_magic() -> None:

@@ -1,13 +1,15 @@
 """``%conveyor ARGS`` in IPython and Jupyter: a CLI command run in the kernel's process.
 
 ``%load_ext conveyor`` registers it. The line is split as a shell would (no shell runs
-it) and handed to the CLI's own command group; what the command prints comes back
-as the cell's result: parsed JSON with ``--json`` (``runs = %conveyor runs --json``),
-else the text, shown as it is. Errors print as the CLI prints them, never a traceback.
+it) and handed to the CLI's own command group. What the command prints shows in the
+cell as it comes (a run's progress, a followed log); with ``--json`` it is kept instead
+and comes back as Python values (``runs = %conveyor runs --json``). Errors print as the
+CLI prints them, never a traceback.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import json
@@ -25,18 +27,23 @@ MAX_LINE = 64 * 1024
 """The longest magic line read."""
 
 
-class Output(str):
-    """A command's printed text, shown as it is (not as a quoted string)."""
+class _TextSink(io.RawIOBase):
+    """Bytes written to stdout's ``buffer`` (``conveyor logs``), passed on as text to a
+    text stream (a kernel's stdout has no ``buffer`` of its own)."""
 
-    __slots__ = ()
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        self._target = target
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def __repr__(self) -> str:
-        return str(self)
+    def writable(self) -> bool:
+        return True
 
-    def _repr_html_(self) -> str:
-        import html
-
-        return f"<pre>{html.escape(self)}</pre>"
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._target.write(self._decoder.decode(chunk))
+        self._target.flush()
+        return len(chunk)
 
 
 def register(ipython: Any) -> None:
@@ -54,22 +61,27 @@ def conveyor_magic(line: str) -> Any:
     except ValueError as exc:
         _error(f"cannot split the command line: {exc}")
         return None
-    code, printed = run_command(args)
+    keep = "--json" in args
+    code, printed = run_command(args, keep)
     if code:
         print(f"conveyor: exit code {code}", file=sys.stderr)
-    if "--json" in args and printed.strip():
-        with contextlib.suppress(ValueError):
+    if keep and printed.strip():
+        try:
             return json.loads(printed)
-    return Output(printed) if printed else None
+        except ValueError:
+            print(printed, end="")
+    return None
 
 
-def run_command(args: list[str]) -> tuple[int, str]:
-    """Run the CLI on ``args`` in this process: the exit code and what went to stdout
-    (stderr passes through: progress shows as it happens)."""
+def run_command(args: list[str], keep: bool = False) -> tuple[int, str]:
+    """Run the CLI on ``args`` in this process: its exit code, and what it wrote to
+    stdout when ``keep`` (else that went to this process's stdout as it came; stderr
+    always does)."""
     from conveyor.cli.main import cli
 
     buffer = io.BytesIO()
-    out = io.TextIOWrapper(buffer, encoding="utf-8", write_through=True)
+    sink: Any = buffer if keep else _TextSink(sys.stdout)
+    out = io.TextIOWrapper(sink, encoding="utf-8", write_through=True)
     code = 0
     with _own_signals(), contextlib.redirect_stdout(out):
         try:
@@ -87,6 +99,7 @@ def run_command(args: list[str]) -> tuple[int, str]:
             _error(str(exc))
             code = exc.exit_code
     out.flush()
+    out.detach()  # the kernel's stdout stays open
     return code, buffer.getvalue().decode("utf-8", errors="replace")
 
 
