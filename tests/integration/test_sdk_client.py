@@ -35,6 +35,9 @@ jobs:
         run: python3 -c "import csv; print(sum(int(r['v']) for r in csv.DictReader(open('out/t.csv'))))" > out/total.txt
         inputs: [out/t.csv]
         outputs: [out/total.txt]
+      - id: split
+        run: mkdir -p out/parts/deep && echo a > out/parts/a.txt && echo b > out/parts/deep/b.txt
+        outputs: [out/parts]
 """
 SLOW = "jobs:\n  a:\n    steps:\n      - run: echo started && sleep 60 && echo never\n"
 
@@ -51,7 +54,7 @@ def _check_finished_run(client: conveyor.Client, run: conveyor.Run, n: int) -> N
     """What both sides must answer about a finished run of PIPELINE with ``n``."""
     assert run.status == "succeeded", run.data
     assert run.params == {"n": n}
-    assert [s.id for s in run.steps] == ["prep.table", "prep.total"]
+    assert sorted(s.id for s in run.steps) == ["prep.split", "prep.table", "prep.total"]
     table = run.output("out/t.csv")
     frame = table.to_pandas()
     assert list(frame.columns) == ["i", "v"]
@@ -62,6 +65,13 @@ def _check_finished_run(client: conveyor.Client, run: conveyor.Run, n: int) -> N
     assert run.step("prep.table").logs() == "made the table\nsecond line\n"
     assert run.step("table").logs(tail=1) == "second line\n"
     assert "prep.table │ made the table" in run.logs()
+    parts = run.output("out/parts/")
+    assert parts.is_dir
+    folder = parts.local_path()
+    assert folder.name == "parts" and (folder / "deep/b.txt").read_text() == "b\n"
+    assert sorted(p.name for p in folder.rglob("*.txt")) == ["a.txt", "b.txt"]
+    with pytest.raises(UsageError, match=r"is a directory: its local_path\(\) is one"):
+        parts.read_bytes()
     html = run._repr_html_()
     assert "prep.total" in html and "succeeded" in html
     assert run.id in repr(client.runs())
@@ -82,7 +92,7 @@ def test_a_local_client_runs_waits_and_reads_outputs(project: Repo, tmp_path: Pa
         cached = client.run({"n": 3}, progress=False)
         assert all(s.cached for s in cached.steps)
         assert client.get_run("latest").id == cached.id
-        assert run.fetch(tmp_path / "fetched") == 2
+        assert run.fetch(tmp_path / "fetched") == 4
         assert (tmp_path / "fetched/out/total.txt").read_text() == "9\n"
         traced = client.lineage(str(project.path / "out/total.txt"))
         assert traced["produced_by"][0]["step"] == "prep.total"
@@ -186,11 +196,11 @@ def test_a_server_client_gives_the_same_answers(
     ):
         configured.run()  # the checked-out branch, which the server does not have yet
     assert client.get_run(run.id[:6]).id == run.id
-    assert run._repr_html_().count("<tr>") == 3  # the heading row and two steps
+    assert run._repr_html_().count("<tr>") == 4  # the heading row and three steps
     traced = client.lineage("out/total.txt")
     assert traced["produced_by"][0]["step"] == "prep.total"
     destination = server_project.path.parent / "fetched"
-    assert run.fetch(destination) == 2
+    assert run.fetch(destination) == 4
     assert (destination / "out/total.txt").read_text() == "9\n"
     cached = Path(os.environ["XDG_CACHE_HOME"]) / "conveyor/outputs"
     assert any(cached.rglob("t.csv")), "outputs as paths are downloaded into the cache"

@@ -196,7 +196,7 @@ class LocalBackend:
 
     def output_bytes(self, run_id: str, output: Mapping[str, Any]) -> bytes:
         if output.get("kind") == "tree":
-            raise UsageError(f"{output['path']} is a directory: use .path() for it")
+            raise UsageError(f"{output['path']} is a directory: its local_path() is one")
         return self.project.store.read_bytes(str(output["digest"]))
 
     def output_path(self, run_id: str, output: Mapping[str, Any]) -> Path:

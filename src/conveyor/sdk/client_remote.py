@@ -62,7 +62,7 @@ class RemoteBackend:
 
     def output_bytes(self, run_id: str, output: Mapping[str, Any]) -> bytes:
         if output.get("kind") == "tree":
-            raise UsageError(f"{output['path']} is a directory: use .path() for it")
+            raise UsageError(f"{output['path']} is a directory: its local_path() is one")
         return self.remote.artifact(run_id, str(output["path"]))
 
     def output_path(self, run_id: str, output: Mapping[str, Any]) -> Path:
