@@ -115,7 +115,7 @@ class LocalBackend:
         run_request = RunRequest(
             params=request.params, only=request.only, force=request.force, run_id=launch.run_id
         )
-        hooks = RunHooks(launch.reporter, None, keep, None)
+        hooks = RunHooks(launch.reporter, None, keep, _warn)
         # a project of its own: the run's thread closes its digest cache when it ends
         root, pipeline = self.project.root, self.project.pipeline_file
         try:
@@ -245,6 +245,14 @@ class LocalBackend:
         for launch in self._launches.values():
             if launch.thread is not None:
                 launch.thread.join()
+
+
+def _warn(message: str) -> None:
+    """What the loader accepted but ignored, as the CLI's ``warning:`` lines are: a
+    Python warning (shown once in a notebook, filtered as the caller's filters say)."""
+    import warnings
+
+    warnings.warn(message, UserWarning, stacklevel=1)
 
 
 def _run_at(project: Project, ref: str, request: Any, hooks: Any) -> None:
