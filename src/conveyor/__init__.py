@@ -3,8 +3,13 @@
 The public names below are loaded on first use, so ``import conveyor`` (and the CLI's
 start-up) stays cheap::
 
-    from conveyor import Project, RunRequest, start_run
-    record = start_run(Project.discover(Path(".")), RunRequest(params={"lr": 0.1}))
+    import conveyor
+    client = conveyor.Client()          # the project here; Client(url, token=...) a server
+    run = client.run({"lr": 0.1})       # waits, with a progress bar
+    run.output("out/model.csv").to_pandas()
+
+In Jupyter, ``%load_ext conveyor`` adds ``%conveyor ARGS``: the CLI's commands, in the
+kernel (``%conveyor runs``, ``%conveyor run -p lr=0.1``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Client": "conveyor.sdk.client",
+    "Run": "conveyor.sdk.client",
+    "RunList": "conveyor.sdk.client",
+    "Step": "conveyor.sdk.client",
+    "Output": "conveyor.sdk.client",
+    "WaitTimeout": "conveyor.sdk.client",
     "ConveyorError": "conveyor.errors",
     "UsageError": "conveyor.errors",
     "SpecError": "conveyor.errors",
@@ -33,6 +44,8 @@ _EXPORTS = {
     "StepStatus": "conveyor.domain.states",
 }
 
+_MAGICS = "conveyor.cli.magics"
+
 __all__ = list(_EXPORTS)  # kept in sync with _EXPORTS by a test
 
 
@@ -41,6 +54,12 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext conveyor``: registers the ``%conveyor`` line magic (the CLI's
+    commands; loaded by name, like the exports, so the library never imports the CLI)."""
+    importlib.import_module(_MAGICS).register(ipython)
 
 
 def __dir__() -> list[str]:

@@ -1,6 +1,7 @@
 """Start-up cost of the CLI: a no-op run and the read-only commands on a local SQLite
 database at the schema's head import neither SQLAlchemy nor Alembic, and the import time
-of a no-op ``conveyor run`` stays within a budget (``python -X importtime``)."""
+of a no-op ``conveyor run`` stays within a budget (``python -X importtime``). The same
+for the SDK: ``import conveyor`` and a ``Client``'s first calls."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ IMPORT_BUDGET_US = 400_000
 # 401 with SQLAlchemy). Not a timing: a new package on the run path shows here first.
 MODULE_BUDGET = 215
 
+# ``import conveyor`` in a fresh interpreter: 55 modules today, the interpreter's own
+# start-up (site, encodings) included, 45-50 ms of self time under -X importtime on the
+# development machine (25-30 ms without it). The issue's goal is 150 ms; the budget is
+# that goal, three times the usual figure, and the module count is the fine guard.
+IMPORT_CONVEYOR_BUDGET_US = 150_000
+IMPORT_CONVEYOR_MODULES = 62
+# What the SDK must not load before it needs it (a local client never needs them).
+SDK_HEAVY = ("sqlalchemy", "alembic", "pydantic", "pydantic_core", "httpx", "fastapi", "yaml")
+
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)")
 
 
@@ -65,6 +75,24 @@ def imports(repo: Repo, pycache: Path, *args: str) -> dict[str, int]:
     found = {m[2]: int(m[1]) for m in map(_LINE.match, proc.stderr.splitlines()) if m}
     assert found, "no -X importtime output"
     return found
+
+
+def python_imports(repo: Repo, pycache: Path, code: str) -> dict[str, int]:
+    """Module -> self import time (us) of ``python -c code`` in the project."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env["XDG_CACHE_HOME"] = str(pycache.parent / "xdg-cache")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=repo.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {m[2]: int(m[1]) for m in map(_LINE.match, proc.stderr.splitlines()) if m}
 
 
 def _committed(path: Path) -> Repo:
@@ -182,3 +210,35 @@ def test_a_no_op_run_asks_git_twice(project: tuple[Repo, Path, str], tmp_path: P
     assert result.code == 0, result.err
     assert repo.show()["id"] != first_run, "the run was recorded"
     assert log.read_text().split() == ["rev-parse", "status"]
+
+
+def test_import_conveyor_stays_within_its_budget(project: tuple[Repo, Path, str]) -> None:
+    repo, pycache, _ = project
+    runs = [python_imports(repo, pycache, "import conveyor") for _ in range(3)]
+    found = min(runs, key=lambda each: sum(each.values()))
+    assert len(found) <= IMPORT_CONVEYOR_MODULES, f"import conveyor loads {len(found)} modules"
+    heavy = sorted(m for m in found if m.split(".")[0] in SDK_HEAVY or "server" in m)
+    assert heavy == [], f"import conveyor loaded {heavy[:5]}"
+    total = sum(found.values())
+    slowest = sorted(found.items(), key=lambda item: -item[1])[:10]
+    assert total <= IMPORT_CONVEYOR_BUDGET_US, f"import took {total / 1000:.0f} ms; {slowest}"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import conveyor; conveyor.Client",
+        "import conveyor; c = conveyor.Client(); c.runs(); c.get_run()._repr_html_()",
+        "import conveyor; conveyor.Client('http://127.0.0.1:9', token='t', project='p')",
+    ],
+    ids=["attribute", "local-client", "server-client-made"],
+)
+def test_the_sdk_loads_no_server_database_or_http_library_before_it_needs_one(
+    project: tuple[Repo, Path, str], code: str
+) -> None:
+    """A local client reads the records through the stdlib's sqlite3, and a server
+    client imports httpx on its first request, not when it is made."""
+    repo, pycache, _ = project
+    loaded = python_imports(repo, pycache, code)
+    heavy = sorted(m for m in loaded if m.split(".")[0] in SDK_HEAVY or ".server" in m)
+    assert heavy == [], f"{code} loaded {heavy[:5]}"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from conveyor.domain.types import ParamValue
 from conveyor.errors import NotFoundError, ProjectError, RemoteError, UsageError
 from conveyor.sdk.project import Project
 from conveyor.sdk.settings import RemoteSettings
@@ -123,14 +124,14 @@ class RemoteClient:
             raise UsageError(message)
         return response.json() if "json" in response.headers.get("content-type", "") else response
 
-    def create_run(self, ref: str, params: Mapping[str, str]) -> dict[str, Any]:
+    def create_run(self, ref: str, params: Mapping[str, ParamValue]) -> dict[str, Any]:
         run: dict[str, Any] = self._request("POST", "/runs", {"ref": ref, "params": dict(params)})
         return run
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run with its steps: by id, a unique prefix of one, or ``latest`` (the server
         resolves both)."""
-        run: dict[str, Any] = self._request("GET", f"/runs/{quote(run_id, safe='')}")
+        run: dict[str, Any] = self._request("GET", f"/runs/{segment(run_id)}")
         return run
 
     def commit_of(self, ref: str) -> str | None:
@@ -163,6 +164,24 @@ class RemoteClient:
             f"pull) first: {push}"
         )
 
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        """Cancel a queued run, or ask its worker to stop a running one (never retried:
+        a cancel is not idempotent for the server's answer)."""
+        answer: dict[str, Any] = self._request("POST", f"/runs/{segment(run_id)}/cancel")
+        return answer
+
+    def lineage(self, path: str) -> dict[str, Any]:
+        """Which of the project's runs produced ``path``, from which inputs, read by whom."""
+        found: dict[str, Any] = self._request(
+            "GET", "/lineage?" + urllib.parse.urlencode({"path": path})
+        )
+        return found
+
+    def artifact(self, run_id: str, path: str) -> bytes:
+        """One output file of a run, as bytes (secrets masked by the server)."""
+        response = self._request("GET", _artifact_path(run_id, path))
+        return bytes(response.content)
+
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` runs (the first page; a server before pages sent a list)."""
         page = self._request("GET", f"/runs?limit={limit}")
@@ -176,7 +195,7 @@ class RemoteClient:
         last ``tail`` lines only; nothing unless it ran at or after ``since`` (epoch)."""
         import httpx
 
-        path = f"/runs/{quote(run_id, safe='')}/logs/{quote(step_id, safe='')}"
+        path = f"/runs/{segment(run_id)}/logs/{segment(step_id)}"
         params: dict[str, str | int] = {}
         if tail is not None:
             params["tail"] = tail
@@ -210,12 +229,12 @@ class RemoteClient:
                 return
             time.sleep(interval)
 
-    def _artifacts(self, run_id: str) -> list[dict[str, Any]]:
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """Every output file of a run, page after page (a server before pages sent a list)."""
         files: list[dict[str, Any]] = []
         cursor = ""
         while True:
-            page = self._request("GET", f"/runs/{run_id}/artifacts?limit=5000{cursor}")
+            page = self._request("GET", f"/runs/{segment(run_id)}/artifacts?limit=5000{cursor}")
             if not isinstance(page, dict):
                 return list(page)
             files += page["files"]
@@ -227,22 +246,45 @@ class RemoteClient:
         self, run_id: str, destination: Path, on_file: Callable[[str], None] | None = None
     ) -> int:
         """Write every output file of a run under ``destination``; returns the count."""
-        files = self._artifacts(run_id)
+        files = self.artifacts(run_id)
         if not files:
             raise NotFoundError(f"run {run_id} recorded no outputs")
         for item in files:
-            path = posixpath.normpath(item["path"])
-            if path.startswith(("../", "/")) or path == "..":
-                raise RemoteError(f"the server sent an unsafe path {item['path']!r}")
-            response = self._request("GET", f"/runs/{run_id}/artifacts/{path}")
-            target = destination / path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.conveyor-tmp")
-            tmp.write_bytes(response.content)
-            tmp.replace(target)
+            path = safe_relative(str(item["path"]))
+            write_atomically(destination / path, self.artifact(run_id, path))
             if on_file is not None:
                 on_file(path)
         return len(files)
+
+
+def segment(name: str) -> str:
+    """A run id or step name as one URL path segment: quoted whole (``/``, ``?`` and
+    ``#`` included); ``.`` and ``..``, which a URL resolves away, name nothing."""
+    if name in (".", ".."):
+        raise NotFoundError(f"{name!r} names no run or step")
+    return quote(name, safe="")
+
+
+def safe_relative(path: str) -> str:
+    """A path the server sent, if it stays below the directory it is written into."""
+    normal = posixpath.normpath(path)
+    if normal.startswith(("../", "/")) or normal in ("..", "."):
+        raise RemoteError(f"the server sent an unsafe path {path!r}")
+    return normal
+
+
+def _artifact_path(run_id: str, path: str) -> str:
+    """The API path of an output file: the run id one quoted segment, the file's path
+    quoted segment by segment (a ``?`` or ``#`` in a name stays part of the name)."""
+    return f"/runs/{segment(run_id)}/artifacts/{quote(safe_relative(path), safe='/')}"
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """``data`` at ``target``, renamed into place (a reader never sees half a file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.conveyor-tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
 
 
 def _push_remote(root: Path, remote: RemoteSettings) -> str:
