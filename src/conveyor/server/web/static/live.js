@@ -1,0 +1,53 @@
+// The run page's live part: polls the run's status fragment and updates the status of
+// the run, of each step row and of each graph node, without reloading the page.
+// Values are set as text (textContent / class names from a fixed list), never as HTML.
+(function () {
+  "use strict";
+  var script = document.getElementById("live-script");
+  if (!script) { return; }
+  var url = script.getAttribute("data-live");
+  var KNOWN = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted",
+               "skipped", "pending", "not-run"];
+  function statusClass(el, status) {
+    KNOWN.forEach(function (s) { el.classList.remove("s-" + s); });
+    if (KNOWN.indexOf(status) >= 0) { el.classList.add("s-" + status); }
+  }
+  function rows(id) {
+    return document.querySelectorAll("[data-step]");
+  }
+  function apply(data) {
+    var head = document.getElementById("run-status");
+    head.textContent = data.status;
+    statusClass(head, data.status);
+    document.getElementById("run-duration").textContent = data.duration;
+    rows().forEach(function (el) {
+      var step = data.steps[el.getAttribute("data-step")];
+      if (!step) { return; }
+      if (el.tagName.toLowerCase() === "tr") {
+        var cell = el.querySelector("[data-field=status]");
+        cell.textContent = step.status;
+        statusClass(cell, step.status);
+        el.querySelector("[data-field=cached]").textContent = step.cached ? "yes" : "";
+        el.querySelector("[data-field=exit_code]").textContent =
+          step.exit_code === null ? "" : String(step.exit_code);
+        el.querySelector("[data-field=duration]").textContent = step.duration;
+      } else {
+        statusClass(el, step.status);
+      }
+    });
+    return data.final;
+  }
+  function poll() {
+    fetch(url, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (data) {
+        if (apply(data)) {
+          document.body.setAttribute("data-run-final", "1");
+        } else {
+          setTimeout(poll, 1000);
+        }
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+  poll();
+})();

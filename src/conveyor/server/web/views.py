@@ -1,0 +1,153 @@
+"""What the pages show, read from the server's state: plain dicts for the templates
+(the values are data; Jinja2 escapes every one)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.metadata.records import StepRunRecord
+from conveyor.server.db.queue import QueuedRun
+from conveyor.server.state import ServerState
+from conveyor.server.web.dag import Drawing, layout
+
+TRIGGERS = ("push", "tag", "webhook", "schedule", "manual")
+
+
+def branch_of(ref: str) -> str:
+    for prefix in ("refs/heads/", "refs/tags/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix) :]
+    return ref
+
+
+def duration(start: float | None, end: float | None) -> str:
+    """``1m 05s``; a running thing counts to now; blank when it never started."""
+    if start is None:
+        return ""
+    seconds = int((end if end is not None else time.time()) - start)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp else ""
+
+
+def run_row(state: ServerState, run: QueuedRun) -> dict[str, Any]:
+    """One line of the runs list: with its counts of steps served from cache and run."""
+    steps = state.db.records.step_runs(run.id)
+    cached = sum(1 for s in steps if s.cached)
+    ran = sum(1 for s in steps if not s.cached and s.started_at is not None)
+    return {
+        "id": run.id,
+        "status": str(run.status),
+        "branch": branch_of(run.ref),
+        "commit": run.commit[:12],
+        "trigger": run.trigger,
+        "who": run.who,
+        "created": when(run.created_at),
+        "duration": duration(run.started_at, run.ended_at),
+        "cached": cached,
+        "ran": ran,
+    }
+
+
+@dataclass(frozen=True)
+class StepLine:
+    id: str
+    name: str
+    job: str
+    status: str
+    cached: bool
+    exit_code: int | None
+    attempts: int
+    duration: str
+    has_record: bool
+
+
+def step_status(record: StepRunRecord | None, run: QueuedRun) -> str:
+    if record is not None:
+        return str(record.status)
+    return "not-run" if run.status.finished else "pending"
+
+
+def step_lines(run: QueuedRun, plan: RunPlan, records: list[StepRunRecord]) -> list[StepLine]:
+    """Every step of the plan (in plan order), with its record where it has one; steps
+    recorded but not in the plan (the plan failed to compile) after them."""
+    by_id = {r.step_id: r for r in records}
+    planned = set(plan.steps)
+    order = plan.steps + [r.step_id for r in records if r.step_id not in planned]
+    lines = []
+    for step_id in order:
+        record = by_id.get(step_id)
+        lines.append(
+            StepLine(
+                id=step_id,
+                name=plan.names.get(step_id, ""),
+                job=record.job if record else step_id.partition(".")[0],
+                status=step_status(record, run),
+                cached=bool(record and record.cached),
+                exit_code=record.exit_code if record else None,
+                attempts=record.attempt if record else 0,
+                duration=duration(record.started_at, record.ended_at) if record else "",
+                has_record=record is not None,
+            )
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    steps: list[str]
+    needs: dict[str, set[str]]
+    names: dict[str, str]
+    error: str | None = None
+
+
+def run_plan(state: ServerState, run: QueuedRun) -> RunPlan:
+    """The steps, dependencies and names of the run's pipeline at its commit with its
+    parameters, or an empty plan and the reason."""
+    from conveyor.errors import ConveyorError
+    from conveyor.plan.compile import compile_plan
+    from conveyor.server.triggers import load_spec_at
+
+    try:
+        spec = load_spec_at(state, run.project, run.commit)
+        plan = compile_plan(spec, dict(run.params), [])
+    except ConveyorError as exc:
+        return RunPlan([], {}, {}, f"the pipeline at {run.commit[:12]} does not compile: {exc}")
+    needs = {s.id: set(s.needs) for s in plan.steps}
+    for consumer, producer, _path in plan.inferred:
+        needs.setdefault(consumer, set()).add(producer)
+    names = {s.id: s.name for s in plan.steps if s.name and s.name != s.id}
+    return RunPlan([s.id for s in plan.steps], needs, names)
+
+
+def drawing(steps: list[str], needs: dict[str, set[str]]) -> Drawing | None:
+    return layout(steps, needs)
+
+
+def live_state(state: ServerState, run: QueuedRun) -> bytes:
+    """The small JSON the run page polls: the run's status and each recorded step's."""
+    steps = {
+        r.step_id: {
+            "status": str(r.status),
+            "cached": r.cached,
+            "exit_code": r.exit_code,
+            "duration": duration(r.started_at, r.ended_at),
+        }
+        for r in state.db.records.step_runs(run.id)
+    }
+    data = {
+        "status": str(run.status),
+        "final": run.status.finished,
+        "duration": duration(run.started_at, run.ended_at),
+        "steps": steps,
+    }
+    return json.dumps(data, separators=(",", ":")).encode()
