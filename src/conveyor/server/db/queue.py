@@ -172,8 +172,9 @@ class RunQueue:
                 if anchor is None:
                     return None
                 at = anchor[0]
+                # the first term is a range on the index: a deep page starts at its place
                 query = query.where(
-                    (runs.created_at < at) | ((runs.created_at == at) & (runs.id < cursor))
+                    (runs.created_at <= at) & ((runs.created_at < at) | (runs.id < cursor))
                 )
             query = query.order_by(runs.created_at.desc(), runs.id.desc()).limit(limit + 1)
             found = [QueuedRun.from_row(r) for r in conn.execute(query)]

@@ -6,11 +6,15 @@ computes coordinates."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 NODE_W, NODE_H = 180, 34
 GAP_X, GAP_Y = 24, 44
-MAX_NODES = 400  # above: the layout costs seconds; the steps table still shows them
+# above these the layout costs more than a second on a small machine (grandalf is pure
+# Python); the steps table still lists every step
+MAX_NODES = 200
+MAX_EDGES = 400
 MARGIN = 12
 
 
@@ -53,10 +57,17 @@ class _EdgeView:
 
 
 def layout(steps: list[str], needs: dict[str, set[str]]) -> Drawing | None:
-    """Coordinates of every step and dependency edge; None when there are too many steps.
+    """Coordinates of every step and dependency edge; None when there are too many.
 
-    Weakly connected parts are laid out one by one and placed side by side."""
-    if not steps or len(steps) > MAX_NODES:
+    Weakly connected parts are laid out one by one and placed side by side. The same
+    graph is laid out once per process (a run page is opened again and again)."""
+    pairs = frozenset((s, t) for t in steps for s in needs.get(t, ()))
+    return _layout(tuple(steps), pairs)
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(steps: tuple[str, ...], pairs: frozenset[tuple[str, str]]) -> Drawing | None:
+    if not steps or len(steps) > MAX_NODES or len(pairs) > MAX_EDGES:
         return None
     from grandalf.graphs import Edge as GEdge
     from grandalf.graphs import Graph, Vertex
@@ -66,12 +77,11 @@ def layout(steps: list[str], needs: dict[str, set[str]]) -> Drawing | None:
     for vertex in vertices.values():
         vertex.view = _View()
     edges = []
-    for target in steps:
-        for source in sorted(needs.get(target, ())):
-            if source in vertices and source != target:
-                edge = GEdge(vertices[source], vertices[target])
-                edge.view = _EdgeView()
-                edges.append(edge)
+    for source, target in sorted(pairs):
+        if source in vertices and source != target:
+            edge = GEdge(vertices[source], vertices[target])
+            edge.view = _EdgeView()
+            edges.append(edge)
     graph = Graph(list(vertices.values()), edges)
     nodes: list[Node] = []
     lines: list[Edge] = []

@@ -143,6 +143,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         and not run.status.finished
         and (run.who == access.user.name or role_at_least(access.role, "lead")),
         "can_rerun": member and run.status.finished,
+        "member": member,
     }
     return render(request, "run.html", context, session)
 

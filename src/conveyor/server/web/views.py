@@ -125,7 +125,8 @@ def run_plan(state: ServerState, run: QueuedRun) -> RunPlan:
     needs = {s.id: set(s.needs) for s in plan.steps}
     for consumer, producer, _path in plan.inferred:
         needs.setdefault(consumer, set()).add(producer)
-    names = {s.id: s.name for s in plan.steps if s.name and s.name != s.id}
+    # a name the user gave (the compiler names a step after its id otherwise)
+    names = {s.id: s.name for s in plan.steps if s.name and s.name != s.id.partition(".")[2]}
     return RunPlan([s.id for s in plan.steps], needs, names)
 
 

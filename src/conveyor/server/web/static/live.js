@@ -12,7 +12,7 @@
     KNOWN.forEach(function (s) { el.classList.remove("s-" + s); });
     if (KNOWN.indexOf(status) >= 0) { el.classList.add("s-" + status); }
   }
-  function rows(id) {
+  function rows() {
     return document.querySelectorAll("[data-step]");
   }
   function apply(data) {
@@ -42,6 +42,11 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
       .then(function (data) {
         if (apply(data)) {
+          // the run ended: cancelling makes no sense any more, running it again does
+          var cancel = document.getElementById("cancel-form");
+          if (cancel) { cancel.hidden = true; }
+          var rerun = document.getElementById("rerun-form");
+          if (rerun) { rerun.hidden = false; }
           document.body.setAttribute("data-run-final", "1");
         } else {
           setTimeout(poll, 1000);
