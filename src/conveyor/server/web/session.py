@@ -58,7 +58,8 @@ def open_session(request: Request) -> Session | None:
 
 
 def start_session(request: Request, response: Response, token: str) -> None:
-    """Set the session cookie: HttpOnly, SameSite=Strict, Secure when served over https."""
+    """Set the session cookie: HttpOnly, SameSite=Strict, Secure when served over https
+    (as the request came, or as the server's public URL says: behind a proxy)."""
     data = json.dumps({"t": token, "c": secrets.token_urlsafe(24)})
     value = server(request).keyring.encrypt(data).decode()
     response.set_cookie(
@@ -68,7 +69,7 @@ def start_session(request: Request, response: Response, token: str) -> None:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure="https" in (request.url.scheme, server(request).config.base_url.split(":")[0]),
     )
 
 
