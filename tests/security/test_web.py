@@ -28,8 +28,11 @@ jobs:
           printf '\\033[1;31mred\\033[0m <img src=x onerror=alert(2)> & done\\n'
       - id: after
         needs: [evil]
-        run: echo after
+        run: echo "after $TOKEN"
+        secrets: {TOKEN: API_TOKEN}
 """
+SECRET = "s3cret-page-value-4711"
+SUBJECT = "Train <em>faster</em> & better"
 P = "/ui/p/demo"
 RUN = "RUN"  # the finished run, filled in by each test
 # (method, path, lowest role allowed); "user": any signed-in caller
@@ -63,7 +66,7 @@ def _commit(path: Path) -> Path:
     git(path, "init", "-q", "-b", "main")
     (path / "conveyor.yml").write_text(PIPELINE)
     git(path, "add", "-A")
-    git(path, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "x")
+    git(path, "-c", "user.name=Eve & Co", "-c", "user.email=t@e", "commit", "-qm", SUBJECT)
     return path
 
 
@@ -75,6 +78,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = _commit(tmp / "work")
     git(work, "push", "-q", str(srv.data / "projects/demo/repo.git"), "main")
     srv.start(workers=1)
+    with srv.api("lead") as lead:
+        assert lead.put("/secrets/API_TOKEN", json={"value": SECRET}).status_code == 204
     yield srv
     srv.stop()
 
@@ -192,6 +197,17 @@ def test_values_from_runs_and_logs_are_escaped(server: Server, run_id: str) -> N
     assert "<img" not in log and "&lt;img src=x onerror=alert(2)&gt;" in log
     assert '<span class="ansi-red ansi-bold">red</span>' in log
     assert "&amp; done" in log
+    with web_client(server, "viewer") as client:
+        runs_page = client.get(P).text
+    for page in (runs_page, run_page):  # the commit's subject and author, as text
+        assert "Train &lt;em&gt;faster&lt;/em&gt; &amp; better" in page
+        assert "Eve &amp; Co" in page and "Eve & Co" not in page
+
+
+def test_a_secret_in_a_log_is_masked_on_the_page(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        log = client.get(f"{P}/runs/{run_id}/steps/a.after/log").text
+    assert "after " in log and SECRET not in log and "***" in log
 
 
 def test_pages_carry_a_csp_and_no_inline_script_without_its_nonce(

@@ -102,11 +102,12 @@ def runs(
     found, total, next_after = page
     filters = {"status": status or "", "branch": branch or "", "trigger": trigger or ""}
     kept = {k: v for k, v in filters.items() if v}
+    commits = views.commits_of(state, project, found)
     more = f"?{urlencode({**kept, 'after': next_after})}" if next_after else None
     context = {
         "project": project,
         "role": access.role,
-        "runs": [views.run_row(state, r) for r in found],
+        "runs": [views.run_row(state, r, commits) for r in found],
         "total": total,
         "filters": filters,
         "statuses": [str(s) for s in RunStatus],
@@ -131,6 +132,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "role": access.role,
         "run": run,
         "branch": views.branch_of(run.ref),
+        "commit": views.commits_of(state, project, [run]).get(run.commit, {}),
         "created": views.when(run.created_at),
         "duration": views.duration(run.started_at, run.ended_at),
         "steps": lines,

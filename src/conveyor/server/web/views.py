@@ -39,7 +39,15 @@ def when(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp else ""
 
 
-def run_row(state: ServerState, run: QueuedRun) -> dict[str, Any]:
+def commits_of(state: ServerState, project: str, runs: list[QueuedRun]) -> dict[str, Any]:
+    """Author and subject of the runs' commits (one git process for the page)."""
+    from conveyor.vcs.git import commit_summaries
+
+    found = commit_summaries(state.config.repo_dir(project), [r.commit for r in runs])
+    return {c: {"author": a, "subject": s} for c, (a, s) in found.items()}
+
+
+def run_row(state: ServerState, run: QueuedRun, commits: dict[str, Any]) -> dict[str, Any]:
     """One line of the runs list: with its counts of steps served from cache and run."""
     steps = state.db.records.step_runs(run.id)
     cached = sum(1 for s in steps if s.cached)
@@ -49,6 +57,8 @@ def run_row(state: ServerState, run: QueuedRun) -> dict[str, Any]:
         "status": str(run.status),
         "branch": branch_of(run.ref),
         "commit": run.commit[:12],
+        "subject": commits.get(run.commit, {}).get("subject", ""),
+        "author": commits.get(run.commit, {}).get("author", ""),
         "trigger": run.trigger,
         "who": run.who,
         "created": when(run.created_at),
