@@ -290,3 +290,12 @@ def test_signing_out_needs_the_csrf_token(server: Server) -> None:
         assert out.status_code == 303
         client.cookies.clear()
         assert client.get("/ui/projects").status_code == 303
+
+
+def test_the_runs_list_counts_steps_run_and_served_from_cache(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(P, params={"status": "succeeded", "trigger": "manual"}).text
+    row = page[page.index(f"/runs/{run_id}") :].split("</tr>")[0]
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[-2:] == ["0", "2"], row  # cached, ran
+    assert "manual" in cells and "main" in cells

@@ -102,12 +102,11 @@ def runs(
     found, total, next_after = page
     filters = {"status": status or "", "branch": branch or "", "trigger": trigger or ""}
     kept = {k: v for k, v in filters.items() if v}
-    commits = views.commits_of(state, project, found)
     more = f"?{urlencode({**kept, 'after': next_after})}" if next_after else None
     context = {
         "project": project,
         "role": access.role,
-        "runs": [views.run_row(state, r, commits) for r in found],
+        "runs": views.run_rows(state, project, found),
         "total": total,
         "filters": filters,
         "statuses": [str(s) for s in RunStatus],

@@ -47,11 +47,17 @@ def commits_of(state: ServerState, project: str, runs: list[QueuedRun]) -> dict[
     return {c: {"author": a, "subject": s} for c, (a, s) in found.items()}
 
 
-def run_row(state: ServerState, run: QueuedRun, commits: dict[str, Any]) -> dict[str, Any]:
+def run_rows(state: ServerState, project: str, runs: list[QueuedRun]) -> list[dict[str, Any]]:
+    """The lines of the runs list: one grouped query for the step counts, one git
+    process for the commits."""
+    counts = state.db.records.step_counts(r.id for r in runs)
+    commits = commits_of(state, project, runs)
+    return [run_row(r, counts.get(r.id, (0, 0)), commits) for r in runs]
+
+
+def run_row(run: QueuedRun, counts: tuple[int, int], commits: dict[str, Any]) -> dict[str, Any]:
     """One line of the runs list: with its counts of steps served from cache and run."""
-    steps = state.db.records.step_runs(run.id)
-    cached = sum(1 for s in steps if s.cached)
-    ran = sum(1 for s in steps if not s.cached and s.started_at is not None)
+    cached, ran = counts
     return {
         "id": run.id,
         "status": str(run.status),
@@ -153,7 +159,7 @@ def live_state(state: ServerState, run: QueuedRun) -> bytes:
             "exit_code": r.exit_code,
             "duration": duration(r.started_at, r.ended_at),
         }
-        for r in state.db.records.step_runs(run.id)
+        for r in state.db.records.step_states(run.id)
     }
     data = {
         "status": str(run.status),
