@@ -136,11 +136,12 @@ def test_follow_a_live_run_and_read_a_step_log(browser: Any, server: Server, sho
     assert status.get_attribute("class") == "status s-succeeded"
     fit = page.locator("tr[data-step='train.fit']")
     assert fit.locator("[data-field=status]").text_content() == "succeeded"
+    assert fit.locator("[data-field=attempts]").text_content() == "1"
     assert "Fit the model <fast>" in (fit.text_content() or "")
     assert page.locator("a.node.s-succeeded").count() == 2
     page.screenshot(path=str(shots / "run.png"), full_page=True)
 
-    page.get_by_role("link", name="prepare.fetch").first.click()
+    page.locator("tr[data-step='prepare.fetch'] a").click()  # a row rendered before it ran
     page.locator("#log[data-done='1']").wait_for(timeout=30_000)
     log = page.locator("#log")
     assert "fetched rows: 3" in (log.text_content() or "")

@@ -761,9 +761,17 @@ def test_step_counts_and_states_read_only_what_a_page_needs(db_path: Path) -> No
         states = {s.step_id: s for s in records.step_states("r1")}
         assert set(states) == {"a.hit", "a.ran", "a.skip"}
         ran = states["a.ran"]
-        assert (ran.status, ran.cached, ran.exit_code, ran.started_at, ran.ended_at) == (
+        assert (
+            ran.status,
+            ran.cached,
+            ran.exit_code,
+            ran.attempt,
+            ran.started_at,
+            ran.ended_at,
+        ) == (
             StepStatus.SUCCEEDED,
             False,
+            0,
             0,
             5.0,
             7.0,

@@ -3,6 +3,8 @@ dependency from its producer's bottom to its consumer's top."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from conveyor.server.web.dag import MAX_EDGES, MAX_NODES, NODE_H, NODE_W, layout
 
 
@@ -45,3 +47,26 @@ def test_too_many_steps_are_not_drawn() -> None:
     dense = {s: set(chain[:i][-3:]) for i, s in enumerate(chain)}
     assert sum(map(len, dense.values())) > MAX_EDGES
     assert layout(chain, dense) is None
+
+
+def test_the_timeline_starts_at_the_first_step_and_skips_cache_hits() -> None:
+    from conveyor.domain.states import StepStatus
+    from conveyor.metadata.records import StepRunRecord
+    from conveyor.server.web.views import timeline
+
+    def record(step: str, start: float | None, end: float | None, cached: bool = False) -> Any:
+        return StepRunRecord(
+            "r", step, "a", StepStatus.SUCCEEDED, cached=cached, started_at=start, ended_at=end
+        )
+
+    bars, span = timeline(
+        [
+            record("a.b", 104.0, 110.0),
+            record("a.a", 100.0, 103.0),
+            record("a.c", None, None),
+            record("a.hit", 101.0, 101.5, cached=True),
+        ]
+    )
+    assert [(b.step_id, b.start, b.length) for b in bars] == [("a.a", 0.0, 3.0), ("a.b", 4.0, 6.0)]
+    assert span == 10.0 and bars[0].label == "a.a: 3s"
+    assert timeline([]) == ([], 0.0)

@@ -122,6 +122,7 @@ class StepState:
     status: StepStatus
     cached: bool
     exit_code: int | None
+    attempt: int
     started_at: float | None
     ended_at: float | None
 

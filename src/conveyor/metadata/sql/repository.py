@@ -208,13 +208,15 @@ class SqlRepository:
         page polls every second)."""
         c = t.step_runs.c
         stmt = sa.select(
-            c.step_id, c.status, c.cached, c.exit_code, c.started_at, c.ended_at
+            c.step_id, c.status, c.cached, c.exit_code, c.attempt, c.started_at, c.ended_at
         ).where(c.run_id == run_id)
         states = []
         for row in self._rows(stmt):
-            step_id, status, cached, exit_code, started, ended = tuple(row)
+            step_id, status, cached, exit_code, attempt, started, ended = tuple(row)
             states.append(
-                StepState(step_id, StepStatus(status), bool(cached), exit_code, started, ended)
+                StepState(
+                    step_id, StepStatus(status), bool(cached), exit_code, attempt, started, ended
+                )
             )
         return states
 

@@ -128,7 +128,10 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     records = state.db.records.step_runs(run.id)
     member = role_at_least(access.role, "member")
     lines = views.step_lines(run, plan, records)
+    bars, span = views.timeline(records)
     context = {
+        "bars": bars,
+        "span": span,
         "project": project,
         "role": access.role,
         "run": run,

@@ -84,7 +84,6 @@ class StepLine:
     exit_code: int | None
     attempts: int
     duration: str
-    has_record: bool
 
 
 def step_status(record: StepRunRecord | None, run: QueuedRun) -> str:
@@ -112,7 +111,6 @@ def step_lines(run: QueuedRun, plan: RunPlan, records: list[StepRunRecord]) -> l
                 exit_code=record.exit_code if record else None,
                 attempts=record.attempt if record else 0,
                 duration=duration(record.started_at, record.ended_at) if record else "",
-                has_record=record is not None,
             )
         )
     return lines
@@ -157,6 +155,7 @@ def live_state(state: ServerState, run: QueuedRun) -> bytes:
             "status": str(r.status),
             "cached": r.cached,
             "exit_code": r.exit_code,
+            "attempts": r.attempt,
             "duration": duration(r.started_at, r.ended_at),
         }
         for r in state.db.records.step_states(run.id)
@@ -168,3 +167,37 @@ def live_state(state: ServerState, run: QueuedRun) -> bytes:
         "steps": steps,
     }
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Bar:
+    step_id: str
+    status: str
+    start: float
+    """Seconds after the first step started."""
+    length: float
+    label: str
+
+
+MAX_BARS = 200  # a timeline taller than this says little; the table has every step
+
+
+def timeline(records: list[StepRunRecord]) -> tuple[list[Bar], float]:
+    """The steps that ran (not cache hits), in start order, as bars from the first
+    start; a step still running reaches now. And the span in seconds."""
+    ran = sorted(
+        (r for r in records if r.started_at is not None and not r.cached),
+        key=lambda r: (r.started_at or 0.0, r.step_id),
+    )
+    if not ran or len(ran) > MAX_BARS:
+        return [], 0.0
+    origin = ran[0].started_at or 0.0
+    now = time.time()
+    bars = []
+    for record in ran:
+        start = (record.started_at or origin) - origin
+        end = (record.ended_at if record.ended_at is not None else now) - origin
+        label = f"{record.step_id}: {duration(record.started_at, record.ended_at)}"
+        bars.append(Bar(record.step_id, str(record.status), start, max(end - start, 0.0), label))
+    span = max([1.0, *(b.start + b.length for b in bars)])
+    return bars, span

@@ -30,6 +30,7 @@
         el.querySelector("[data-field=cached]").textContent = step.cached ? "yes" : "";
         el.querySelector("[data-field=exit_code]").textContent =
           step.exit_code === null ? "" : String(step.exit_code);
+        el.querySelector("[data-field=attempts]").textContent = String(step.attempts);
         el.querySelector("[data-field=duration]").textContent = step.duration;
       } else {
         statusClass(el, step.status);
