@@ -144,7 +144,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "graph": views.drawing(plan.steps, plan.needs),
         "plan_error": plan.error,
         "names": plan.names,
-        "error": api_runs._public(state, run.error),
+        "error": api_runs.public_text(state, run.error),
         "can_cancel": member
         and not run.status.finished
         and (run.who == access.user.name or role_at_least(access.role, "lead")),
@@ -209,7 +209,7 @@ def step_page(request: Request, project: str, run_id: str, step_id: str) -> HTML
         "duration": views.duration(record.started_at, record.ended_at),
         "started": views.when(record.started_at),
         "why": explanation,
-        "error": api_runs._public(state, record.error),
+        "error": api_runs.public_text(state, record.error),
         "outputs": record.outputs,
         "tail": TAIL,
     }
