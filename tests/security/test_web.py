@@ -26,6 +26,8 @@ jobs:
         name: "<script>alert(1)</script>"
         run: |
           printf '\\033[1;31mred\\033[0m <img src=x onerror=alert(2)> & done\\n'
+          echo '<script>alert(3)</script>' > report.html
+        outputs: [report.html]
       - id: after
         needs: [evil]
         run: echo "after $TOKEN"
@@ -43,6 +45,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/runs/{RUN}/live", "viewer"),
     ("GET", f"{P}/runs/{RUN}/steps/a.evil", "viewer"),
     ("GET", f"{P}/runs/{RUN}/steps/a.evil/log", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/artifacts/report.html", "viewer"),
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
@@ -137,6 +140,7 @@ def test_the_matrix_covers_every_page() -> None:
             method,
             route.path.replace("{project}", "demo")
             .replace("{run_id}", RUN)
+            .replace("{path:path}", "report.html")
             .replace("{step_id}", "a.evil"),
         )
         for route in router.routes
@@ -299,3 +303,19 @@ def test_the_runs_list_counts_steps_run_and_served_from_cache(server: Server, ru
     cells = re.findall(r"<td>([^<]*)</td>", row)
     assert cells[-2:] == ["0", "2"], row  # cached, ran
     assert "manual" in cells and "main" in cells
+
+
+def test_an_output_is_only_ever_a_download(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(f"{P}/runs/{run_id}").text
+        assert f'href="{P}/runs/{run_id}/artifacts/report.html" download' in page
+        answer = client.get(f"{P}/runs/{run_id}/artifacts/report.html")
+        assert answer.status_code == 200 and answer.text == "<script>alert(3)</script>\n"
+        assert answer.headers["content-disposition"] == "attachment; filename*=utf-8''report.html"
+        assert answer.headers["content-type"] == "application/octet-stream"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+        for bad in ("../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "nope.txt"):
+            refused = client.get(f"{P}/runs/{run_id}/artifacts/{bad}")
+            assert refused.status_code in (400, 404), bad
+            assert "root:" not in refused.text

@@ -28,6 +28,7 @@ from conveyor.server.web.render import render
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
 TAIL = 2000  # lines of a log shown first
+ARTIFACTS = 200  # output files listed on a run's page
 MAX_FILTER = 200
 
 
@@ -129,7 +130,10 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     member = role_at_least(access.role, "member")
     lines = views.step_lines(run, plan, records)
     bars, span = views.timeline(records)
+    files = api_runs.list_artifacts(access, state, run.id, limit=ARTIFACTS, cursor=None)
     context = {
+        "files": files["files"],
+        "files_total": files["total"],
         "bars": bars,
         "span": span,
         "project": project,
@@ -152,6 +156,20 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "member": member,
     }
     return render(request, "run.html", context, session)
+
+
+@router.get("/p/{project}/runs/{run_id}/artifacts/{path:path}")
+def artifact(request: Request, project: str, run_id: str, path: str) -> Response:
+    """An output file of the run, always as a download (never shown as a page of this
+    site): the API's own handler, masked or withheld as there."""
+    from urllib.parse import quote
+
+    _session, access = sessions.page_access(request, project, "viewer")
+    response = api_runs.download_artifact(access, server(request), run_id, path)
+    name = quote(path.rsplit("/", 1)[-1], safe="")
+    response.headers["content-disposition"] = f"attachment; filename*=utf-8''{name}"
+    response.headers["content-type"] = "application/octet-stream"
+    return response
 
 
 @router.get("/p/{project}/runs/{run_id}/live")
