@@ -70,3 +70,23 @@ def test_the_timeline_starts_at_the_first_step_and_skips_cache_hits() -> None:
     assert [(b.step_id, b.start, b.length) for b in bars] == [("a.a", 0.0, 3.0), ("a.b", 4.0, 6.0)]
     assert span == 10.0 and bars[0].label == "a.a: 3s"
     assert timeline([]) == ([], 0.0)
+
+
+def test_a_run_too_big_to_draw_by_step_is_drawn_by_job() -> None:
+    from conveyor.server.web.views import RunPlan, graph, job_status
+
+    steps = [f"j{j}.s{i}" for j in range(3) for i in range(MAX_NODES // 2)]
+    needs = {f"j{j}.s0": {f"j{j - 1}.s9"} for j in range(1, 3)}
+    needs["j2.s5"] = {"j2.s4"}  # inside a job: no edge between jobs
+    drawn = graph(RunPlan(steps, needs, {}))
+    assert drawn is not None and drawn.by_job
+    assert sorted(n.id for n in drawn.drawing.nodes) == ["j0", "j1", "j2"]
+    assert {(e.source, e.target) for e in drawn.drawing.edges} == {("j0", "j1"), ("j1", "j2")}
+    assert drawn.sizes == {"j0": 100, "j1": 100, "j2": 100}
+    small = graph(RunPlan(["a.x", "a.y"], {"a.y": {"a.x"}}, {}))
+    assert small is not None and not small.by_job and small.sizes == {"a.x": 1, "a.y": 1}
+    assert job_status(["succeeded", "failed", "running"]) == "failed"
+    assert job_status(["succeeded", "pending"]) == "running"
+    assert job_status(["succeeded", "skipped"]) == "succeeded"
+    assert job_status(["pending", "pending"]) == "pending"
+    assert job_status(["succeeded", "not-run"]) == "not-run"

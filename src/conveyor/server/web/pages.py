@@ -130,6 +130,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     member = role_at_least(access.role, "member")
     lines = views.step_lines(run, plan, records)
     bars, span = views.timeline(records)
+    status_of = {line.id: line.status for line in lines}
     files = api_runs.list_artifacts(access, state, run.id, limit=ARTIFACTS, cursor=None)
     context = {
         "files": files["files"],
@@ -144,8 +145,9 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "created": views.when(run.created_at),
         "duration": views.duration(run.started_at, run.ended_at),
         "steps": lines,
-        "status_of": {line.id: line.status for line in lines},
-        "graph": views.drawing(plan.steps, plan.needs),
+        "status_of": status_of,
+        "job_status": views.job_statuses(status_of),
+        "graph": views.graph(plan),
         "plan_error": plan.error,
         "names": plan.names,
         "error": api_runs.public_text(state, run.error),

@@ -144,12 +144,66 @@ def run_plan(state: ServerState, run: QueuedRun) -> RunPlan:
     return RunPlan([s.id for s in plan.steps], needs, names)
 
 
-def drawing(steps: list[str], needs: dict[str, set[str]]) -> Drawing | None:
-    return layout(steps, needs)
+@dataclass(frozen=True)
+class Graph:
+    drawing: Drawing
+    by_job: bool
+    """Nodes are jobs (the run has too many steps to draw one by one)."""
+    sizes: dict[str, int]
+    """Steps per node (1 for a step)."""
+
+
+def job_of(step_id: str) -> str:
+    return step_id.partition(".")[0]
+
+
+def graph(plan: RunPlan) -> Graph | None:
+    """The steps and their dependencies; a run with too many steps is drawn by job (a
+    job depends on another when one of its steps does); None when even that is too big."""
+    drawn = layout(plan.steps, plan.needs)
+    if drawn is not None:
+        return Graph(drawn, False, dict.fromkeys(plan.steps, 1))
+    jobs: dict[str, int] = {}
+    for step in plan.steps:
+        jobs[job_of(step)] = jobs.get(job_of(step), 0) + 1
+    needs: dict[str, set[str]] = {}
+    for step, wanted in plan.needs.items():
+        for other in wanted:
+            if job_of(other) != job_of(step):
+                needs.setdefault(job_of(step), set()).add(job_of(other))
+    drawn = layout(list(jobs), needs)
+    return None if drawn is None else Graph(drawn, True, jobs)
+
+
+def job_status(statuses: list[str]) -> str:
+    """One status for a job's steps: a failure shows first, then work under way."""
+    for status in ("failed", "interrupted", "running", "cancelled"):
+        if status in statuses:
+            return status
+    done = [s for s in statuses if s in ("succeeded", "skipped")]
+    waiting = [s for s in statuses if s in ("pending", "queued")]
+    if statuses and len(done) == len(statuses):
+        return "succeeded" if "succeeded" in done else "skipped"
+    if done and waiting:
+        return "running"
+    return "pending" if waiting else "not-run"
+
+
+def job_statuses(statuses: dict[str, str]) -> dict[str, str]:
+    return {job: status for job, (status, _count) in job_states(statuses).items()}
+
+
+def job_states(statuses: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """Each job's status and how many of its steps ``statuses`` holds."""
+    grouped: dict[str, list[str]] = {}
+    for step, status in statuses.items():
+        grouped.setdefault(job_of(step), []).append(status)
+    return {job: (job_status(values), len(values)) for job, values in grouped.items()}
 
 
 def live_state(state: ServerState, run: QueuedRun) -> bytes:
     """The small JSON the run page polls: the run's status and each recorded step's."""
+    states = state.db.records.step_states(run.id)
     steps = {
         r.step_id: {
             "status": str(r.status),
@@ -158,11 +212,13 @@ def live_state(state: ServerState, run: QueuedRun) -> bytes:
             "attempts": r.attempt,
             "duration": duration(r.started_at, r.ended_at),
         }
-        for r in state.db.records.step_states(run.id)
+        for r in states
     }
-    data = {
+    data: dict[str, Any] = {
         "status": str(run.status),
         "final": run.status.finished,
+        # of the recorded steps only: the page knows each job's size
+        "jobs": job_states({r.step_id: str(r.status) for r in states}),
         "duration": duration(run.started_at, run.ended_at),
         "steps": steps,
     }

@@ -36,6 +36,16 @@
         statusClass(el, step.status);
       }
     });
+    document.querySelectorAll("[data-job]").forEach(function (el) {
+      var job = data.jobs[el.getAttribute("data-job")];  // [status, steps recorded]
+      if (!job) { return; }
+      var status = job[0];
+      var unstarted = job[1] < Number(el.getAttribute("data-size"));
+      if (unstarted && !data.final && (status === "succeeded" || status === "skipped")) {
+        status = "running";
+      }
+      statusClass(el, status);
+    });
     return data.final;
   }
   function poll() {
