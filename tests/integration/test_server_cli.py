@@ -59,6 +59,7 @@ def test_run_remote_follows_the_run_and_fetch_remote_brings_outputs(
     run = result.json()
     assert run["status"] == "succeeded" and run["trigger"] == "manual"
     assert "✓ a.step-1" in result.err
+    assert f"{server.url}/ui/p/demo/runs/{run['id']}" in result.err, "the run's web page"
     target = tmp_path / "fetched"
     fetched = repo.run("fetch", run["id"], "--remote", "--to", str(target), env=env)
     assert fetched.code == 0, fetched.err

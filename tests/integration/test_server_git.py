@@ -50,7 +50,7 @@ def test_push_runs_the_pipeline_and_results_come_back_through_git(
     out = push(repo, server, "main")
     ids = run_ids(out)
     assert len(ids) == 1, out
-    assert f"remote: conveyor: watch it: {server.url}/api/v1/projects/demo/runs/{ids[0]}" in out
+    assert f"remote: conveyor: watch it: {server.url}/ui/p/demo/runs/{ids[0]}" in out
     run = server.wait_run(ids[0])
     assert run["status"] == "succeeded", run
     head = git(repo.path, "rev-parse", "HEAD").stdout.strip()

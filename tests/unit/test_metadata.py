@@ -843,3 +843,41 @@ def test_a_database_at_0001_gains_the_dataset_tables_and_keeps_its_runs(
         assert repo.dataset_branches("images") == {"master": "a1"}
     finally:
         repo.close()
+
+
+# -- the server's light reads (SqlRepository only) --------------------------------------
+
+
+def test_step_counts_and_states_read_only_what_a_page_needs(db_path: Path) -> None:
+    records = open_repository(f"sqlite:///{db_path}")
+    try:
+        for run_id in ("r1", "r2"):
+            records.create_run(run(run_id, 1.0))
+        batch = WriteBatch()
+        batch.put_step_run(step_run("r1", "a.hit", cached=True, started_at=None))
+        batch.put_step_run(step_run("r1", "a.ran", started_at=5.0, ended_at=7.0, exit_code=0))
+        batch.put_step_run(step_run("r1", "a.skip", status=StepStatus.SKIPPED))
+        batch.put_step_run(step_run("r2", "a.run", status=StepStatus.RUNNING, started_at=9.0))
+        records.write(batch)
+        assert records.step_counts(["r1", "r2", "r3"]) == {"r1": (1, 1), "r2": (0, 1)}
+        states = {s.step_id: s for s in records.step_states("r1")}
+        assert set(states) == {"a.hit", "a.ran", "a.skip"}
+        ran = states["a.ran"]
+        assert (
+            ran.status,
+            ran.cached,
+            ran.exit_code,
+            ran.attempt,
+            ran.started_at,
+            ran.ended_at,
+        ) == (
+            StepStatus.SUCCEEDED,
+            False,
+            0,
+            0,
+            5.0,
+            7.0,
+        )
+        assert states["a.hit"].cached and states["a.skip"].status == StepStatus.SKIPPED
+    finally:
+        records.close()

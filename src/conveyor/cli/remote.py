@@ -20,7 +20,7 @@ def run_remote(
     ref = ref or current_branch(project)
     client.check_pushed(project.root, ref)
     run = client.create_run(ref, values)
-    url = f"{client.settings.url}/api/v1/projects/{client.settings.project}/runs/{run['id']}"
+    url = f"{client.settings.url}/ui/p/{client.settings.project}/runs/{run['id']}"  # its page
     click.echo(f"run {run['id']} {run['status']} on {client.settings.url} · {url}", err=True)
     if detach:
         if as_json:

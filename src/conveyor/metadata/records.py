@@ -115,6 +115,19 @@ class StepRunRecord:
 
 
 @dataclass(frozen=True)
+class StepState:
+    """The live part of a step run: what a page that follows a run needs."""
+
+    step_id: str
+    status: StepStatus
+    cached: bool
+    exit_code: int | None
+    attempt: int
+    started_at: float | None
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
 class CacheEntry:
     """A fingerprint whose outputs are known: the step run that first produced them."""
 

@@ -11,6 +11,7 @@ from typing import Any
 from conveyor.domain.jsonshape import JsonShape, shape
 from conveyor.errors import NotFoundError, StoreError
 from conveyor.metadata.records import OutputRecord, RunRecord, StepRunRecord
+from conveyor.metadata.repository import MetadataRepository
 from conveyor.plan.fingerprint import explain_change
 from conveyor.sdk.project import Project
 
@@ -68,8 +69,12 @@ _MISS_TEXT = {
 
 def why(project: Project, step_ref: str, run_ref: str = "latest") -> Explanation:
     """Why ``step_ref`` was a cache hit or miss in a run: which fingerprint part changed."""
-    run = project.resolve_run(run_ref)
-    step = _find_step(project.records.step_runs(run.id), step_ref)
+    return explain(project.records, project.resolve_run(run_ref), step_ref)
+
+
+def explain(records: MetadataRepository, run: RunRecord, step_ref: str) -> Explanation:
+    """``why`` for a run already found (the server's pages give their own records)."""
+    step = _find_step(records.step_runs(run.id), step_ref)
     if step.cached:
         fingerprint = (step.fingerprint or "")[:12]
         reason = (
@@ -83,7 +88,7 @@ def why(project: Project, step_ref: str, run_ref: str = "latest") -> Explanation
     miss = next(
         (
             str(e.data.get("cache_miss"))
-            for e in project.records.events(run.id)
+            for e in records.events(run.id)
             if e.step_id == step.step_id and e.kind == "step-started"
         ),
         "new-fingerprint",
@@ -92,7 +97,7 @@ def why(project: Project, step_ref: str, run_ref: str = "latest") -> Explanation
         return Explanation(step.step_id, run.id, "miss", [_MISS_TEXT[miss]])
     earlier = [
         h
-        for h in project.records.step_history(step.step_id, limit=50)
+        for h in records.step_history(step.step_id, limit=50)
         if h.run_id != run.id and h.parts and (h.started_at or 0) <= (step.started_at or 0)
     ]
     if not earlier:

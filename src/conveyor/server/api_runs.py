@@ -62,7 +62,7 @@ def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
 
 def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
     data = run.to_json()
-    data["error"] = _public(state, data["error"])
+    data["error"] = public_text(state, data["error"])
     if steps:
         record = state.db.records.get_run(run.id)
         data["executor"] = record.executor if record else None
@@ -79,14 +79,14 @@ def steps_json(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
     steps = []
     for record in records:
         data = record.to_json()
-        data["error"] = _public(state, data["error"])
+        data["error"] = public_text(state, data["error"])
         logs = f"/api/v1/projects/{run.project}/runs/{run.id}/logs/{record.step_id}"
         data["log"] = logs if record.log_path else None
         steps.append(data)
     return steps
 
 
-def _public(state: ServerState, text: str | None) -> str | None:
+def public_text(state: ServerState, text: str | None) -> str | None:
     """A message without the server's data directory in it (paths stay relative)."""
     return text.replace(f"{state.config.data}/", "") if text else text
 

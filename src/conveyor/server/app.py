@@ -12,8 +12,10 @@ import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conveyor import __version__
 from conveyor.errors import ConveyorError, NotFoundError, UsageError
@@ -27,6 +29,9 @@ log = logging.getLogger("conveyor.server")
 def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
     from conveyor.server import api_datasets, api_projects, api_runs, githttp, webhooks
+    from conveyor.server.web import pages
+    from conveyor.server.web.docs import add_docs
+    from conveyor.server.web.headers import SecurityHeaders
 
     count = state.config.workers if workers is None else workers
 
@@ -50,30 +55,48 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         description="Projects, pipelines, runs, logs, artifacts, lineage, schedules, "
         "secrets and members. Authenticate with `Authorization: Bearer TOKEN`.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by add_docs, never from a CDN
+        redoc_url=None,  # ReDoc has no packaged build: Swagger UI alone
     )
     app.state.server = state
     app.add_middleware(BodyLimit, config=state.config)
+    app.add_middleware(SecurityHeaders)
     app.include_router(api_runs.router)
     app.include_router(api_projects.router)
     app.include_router(api_datasets.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
+    app.include_router(pages.router)
+    app.mount("/ui/static", pages.static_files(), name="web-static")
+    add_docs(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_page(request):
+            return _page_error(request, exc)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(ConveyorError)
-    async def conveyor_error(_request: Request, exc: ConveyorError) -> JSONResponse:
+    async def conveyor_error(request: Request, exc: ConveyorError) -> Response:
         detail = str(exc).replace(f"{state.config.data}/", "")  # no server path leaves
         if isinstance(exc, NotFoundError):
-            return JSONResponse({"detail": detail}, status_code=404)
-        if isinstance(exc, UsageError):
-            return JSONResponse({"detail": detail}, status_code=400)
-        log.error("request failed: %s", exc)
-        return JSONResponse({"detail": detail}, status_code=500)
+            code = 404
+        elif isinstance(exc, UsageError):
+            code = 400
+        else:
+            code = 500
+            log.error("request failed: %s", exc)
+        if _is_page(request):
+            return _page_error(request, StarletteHTTPException(code, detail))
+        return JSONResponse({"detail": detail}, status_code=code)
 
     @app.exception_handler(RequestValidationError)
-    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first.get("loc", ()))
         detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        if _is_page(request):
+            return _page_error(request, StarletteHTTPException(422, detail))
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.get("/api/v1/health", tags=["server"])
@@ -81,6 +104,16 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def _is_page(request: Request) -> bool:
+    return request.url.path == "/ui" or request.url.path.startswith("/ui/")
+
+
+def _page_error(request: Request, exc: StarletteHTTPException) -> Response:
+    from conveyor.server.web.render import page_error
+
+    return page_error(request, exc)
 
 
 def start_background(

@@ -71,9 +71,15 @@ def authorize(request: Request, project: str, needed: str, realm: str = "Bearer"
     """The caller's access to ``project``: 401 without a valid token, 404 for an unknown
     project, 403 below the ``needed`` role."""
     token = token_of(request.headers.get("authorization"))
-    user, exists, role = (
-        server(request).db.accounts.access(token, project) if token else (None, False, None)
-    )
+    return access_of(server(request), token, project, needed, realm)
+
+
+def access_of(
+    state: ServerState, token: str | None, project: str, needed: str, realm: str = "Bearer"
+) -> Access:
+    """The one access check of the API and the web pages (the page's token comes from
+    its session): 401, 404 or 403 as ``authorize`` says."""
+    user, exists, role = state.db.accounts.access(token, project) if token else (None, False, None)
     if user is None:
         raise _unauthenticated(token, realm)
     if not exists:

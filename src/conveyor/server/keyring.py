@@ -45,5 +45,7 @@ class Keyring:
     def encrypt(self, text: str) -> bytes:
         return self._fernet.encrypt(text.encode())
 
-    def decrypt(self, token: bytes) -> str:
-        return self._fernet.decrypt(token).decode()
+    def decrypt(self, token: bytes, ttl: int | None = None) -> str:
+        """The text; ``ttl``: refused (``cryptography.fernet.InvalidToken``) when it was
+        encrypted more than that many seconds ago."""
+        return self._fernet.decrypt(token, ttl=ttl).decode()

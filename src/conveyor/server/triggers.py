@@ -113,7 +113,7 @@ def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpe
 
 
 def queued_lines(state: ServerState, project: str, run_id: str, ref: str, commit: str) -> list[str]:
-    url = f"{state.config.base_url}/api/v1/projects/{project}/runs/{run_id}"
+    url = f"{state.config.base_url}/ui/p/{project}/runs/{run_id}"  # the run's web page
     return [
         f"conveyor: run {run_id} queued for {ref} at {commit[:12]}",
         f"conveyor: watch it: {url}",

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,3 +302,42 @@ def _owner_name(url: str) -> str | None:
     path = url.rstrip("/").removesuffix(".git").replace(":", "/")
     parts = [p for p in path.split("/") if p]
     return "/".join(parts[-2:]) if len(parts) >= 2 else None
+
+
+_HASH = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def commit_summaries(repo: Path, commits: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """The author's name and the subject line of each commit found in ``repo`` (one
+    ``git cat-file --batch``; a commit that is not there, or not a full hash, is left out)."""
+    wanted = sorted({c for c in commits if _HASH.fullmatch(c)})
+    if not wanted:
+        return {}
+    proc = run_git(
+        repo, "cat-file", "--batch", stdin="\n".join(wanted).encode() + b"\n", check=False
+    )
+    found: dict[str, tuple[str, str]] = {}
+    data, at = proc.stdout, 0
+    while at < len(data):
+        end = data.find(b"\n", at)
+        if end < 0:
+            break
+        header = data[at:end].decode(errors="replace").split()
+        at = end + 1
+        if len(header) != 3:  # "<hash> missing"
+            continue
+        name, kind, size = header[0], header[1], int(header[2])
+        body, at = data[at : at + size], at + size + 1
+        if kind == "commit":
+            found[name] = _summary(body.decode(errors="replace"))
+    return found
+
+
+def _summary(text: str) -> tuple[str, str]:
+    head, _, message = text.partition("\n\n")
+    author = ""
+    for line in head.splitlines():
+        if line.startswith("author "):
+            author = line[len("author ") :].rsplit(" <", 1)[0]
+            break
+    return author, message.strip().partition("\n")[0]

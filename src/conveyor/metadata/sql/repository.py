@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conveyor.domain.states import StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.records import (
     CacheEntry,
@@ -16,6 +17,7 @@ from conveyor.metadata.records import (
     OutputRecord,
     RunRecord,
     StepRunRecord,
+    StepState,
 )
 from conveyor.metadata.repository import WriteBatch
 from conveyor.metadata.rows import (
@@ -183,6 +185,44 @@ class SqlRepository(SqlDatasets):
     def step_runs(self, run_id: str) -> list[StepRunRecord]:
         stmt = sa.select(t.step_runs).where(t.step_runs.c.run_id == run_id)
         return [step_record(r._mapping) for r in self._rows(stmt)]
+
+    def step_counts(self, run_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """For each run: its step runs served from the cache and those that started
+        (one grouped query; the server's runs list, without reading every record)."""
+        c = t.step_runs.c
+        wanted = list(set(run_ids))
+        counts: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(wanted), 900):  # stay under bound-parameter limits
+            stmt = (
+                sa.select(
+                    c.run_id,
+                    sa.func.sum(sa.case((c.cached, 1), else_=0)),
+                    sa.func.sum(sa.case(((~c.cached) & c.started_at.is_not(None), 1), else_=0)),
+                )
+                .where(c.run_id.in_(wanted[start : start + 900]))
+                .group_by(c.run_id)
+            )
+            for row in self._rows(stmt):
+                run_id, cached, ran = tuple(row)
+                counts[run_id] = (int(cached or 0), int(ran or 0))
+        return counts
+
+    def step_states(self, run_id: str) -> list[StepState]:
+        """The live part of a run's step runs, without their parts and outputs (what a
+        page polls every second)."""
+        c = t.step_runs.c
+        stmt = sa.select(
+            c.step_id, c.status, c.cached, c.exit_code, c.attempt, c.started_at, c.ended_at
+        ).where(c.run_id == run_id)
+        states = []
+        for row in self._rows(stmt):
+            step_id, status, cached, exit_code, attempt, started, ended = tuple(row)
+            states.append(
+                StepState(
+                    step_id, StepStatus(status), bool(cached), exit_code, attempt, started, ended
+                )
+            )
+        return states
 
     def step_history(self, step_id: str, limit: int = 20) -> list[StepRunRecord]:
         stmt = (

@@ -149,13 +149,20 @@ class RunQueue:
         limit: int,
         status: RunStatus | None = None,
         cursor: str | None = None,
+        ref: str | None = None,
+        trigger: str | None = None,
     ) -> tuple[list[QueuedRun], int, str | None] | None:
-        """A page of the project's runs, newest first, after the run ``cursor``: the runs,
-        how many match in all, and the cursor of the next page; None for an unknown
-        cursor."""
+        """A page of the project's runs, newest first, after the run ``cursor`` (keyset:
+        the index on project and time, never an offset): the runs, how many match in
+        all, and the cursor of the next page; None for an unknown cursor. ``ref`` and
+        ``trigger`` filter by equality."""
         runs, where = t.runs.c, t.runs.c.project == project
         if status:
             where &= runs.status == status
+        if ref:
+            where &= runs.ref == ref
+        if trigger:
+            where &= runs.trigger == trigger
         query = sa.select(t.runs).where(where)
         with self.engine.connect() as conn:
             total = int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())
@@ -165,8 +172,9 @@ class RunQueue:
                 if anchor is None:
                     return None
                 at = anchor[0]
+                # the first term is a range on the index: a deep page starts at its place
                 query = query.where(
-                    (runs.created_at < at) | ((runs.created_at == at) & (runs.id < cursor))
+                    (runs.created_at <= at) & ((runs.created_at < at) | (runs.id < cursor))
                 )
             query = query.order_by(runs.created_at.desc(), runs.id.desc()).limit(limit + 1)
             found = [QueuedRun.from_row(r) for r in conn.execute(query)]

@@ -1,0 +1,276 @@
+"""The web pages: sign in and out, projects, a project's runs, a run, a step.
+
+Every page and fragment checks the caller's role with the API's own check
+(``session.page_access`` -> ``auth.access_of``); a state-changing form also needs the
+session's CSRF token and a same-site Origin, and calls the API's own handler, so the
+page can do nothing the API would refuse."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from conveyor.domain.states import RunStatus
+from conveyor.server import api_runs
+from conveyor.server.auth import Access, server
+from conveyor.server.db.accounts import role_at_least
+from conveyor.server.web import session as sessions
+from conveyor.server.web import views
+from conveyor.server.web.ansi import AnsiHtml
+from conveyor.server.web.render import render
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE = 50
+TAIL = 2000  # lines of a log shown first
+ARTIFACTS = 200  # output files listed on a run's page
+MAX_FILTER = 200
+
+
+@router.get("")
+@router.get("/")
+def home(request: Request) -> Response:
+    if sessions.open_session(request) is None:
+        return RedirectResponse("/ui/signin", 303)
+    return RedirectResponse("/ui/projects", 303)
+
+
+@router.get("/signin")
+def signin_form(request: Request, next: str = "/ui/projects") -> HTMLResponse:
+    return render(request, "signin.html", {"next": _local(next), "error": None})
+
+
+@router.post("/signin")
+async def signin(request: Request) -> Response:
+    sessions.check_origin(request)
+    form = await sessions.form_fields(request)
+    token = form.get("token", "").strip()
+    state = server(request)
+    user = await run_in_threadpool(state.db.accounts.user_for_token, token) if token else None
+    if user is None:
+        page = {"next": _local(form.get("next", "")), "error": "This API token is not valid."}
+        return render(request, "signin.html", page, status_code=401)
+    response = RedirectResponse(_local(form.get("next", "")), 303)
+    sessions.start_session(request, response, token)
+    return response
+
+
+@router.post("/signout")
+async def signout(request: Request) -> Response:
+    sessions.check_origin(request)
+    session = sessions.open_session(request)  # a revoked token may still sign out
+    if session is None:
+        raise sessions.SignInNeeded()
+    sessions.check_csrf(session, (await sessions.form_fields(request)).get("csrf"))
+    response = RedirectResponse("/ui/signin", 303)
+    sessions.end_session(response)
+    return response
+
+
+def _local(target: str) -> str:
+    """Where to go after signing in: a page of this site only."""
+    ok = target.startswith("/ui/") and not target.startswith("//") and "\\" not in target
+    return target if ok else "/ui/projects"
+
+
+@router.get("/projects")
+def projects(request: Request) -> HTMLResponse:
+    session, user = sessions.signed_in(request)
+    accounts = server(request).db.accounts
+    rows = [{"name": p, "role": accounts.role(user, p)} for p in accounts.visible_projects(user)]
+    return render(request, "projects.html", {"projects": rows, "user": user}, session)
+
+
+@router.get("/p/{project}")
+def runs(
+    request: Request,
+    project: str,
+    status: RunStatus | None = None,
+    branch: Annotated[str | None, Query(max_length=MAX_FILTER)] = None,
+    trigger: Annotated[str | None, Query(max_length=32)] = None,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
+    """The project's runs, newest first, a page at a time (keyset: ``after`` a run)."""
+    session, access = sessions.page_access(request, project, "viewer")
+    state = server(request)
+    ref = f"refs/heads/{branch}" if branch else None
+    page = state.db.queue.page(project, PAGE, status, after, ref, trigger or None)
+    if page is None:
+        raise HTTPException(422, "this page of runs does not exist any more; start again")
+    found, total, next_after = page
+    filters = {"status": status or "", "branch": branch or "", "trigger": trigger or ""}
+    kept = {k: v for k, v in filters.items() if v}
+    more = f"?{urlencode({**kept, 'after': next_after})}" if next_after else None
+    context = {
+        "project": project,
+        "role": access.role,
+        "runs": views.run_rows(state, project, found),
+        "total": total,
+        "filters": filters,
+        "statuses": [str(s) for s in RunStatus],
+        "triggers": views.TRIGGERS,
+        "next_page": more,
+        "first_page": f"?{urlencode(kept)}" if after else None,
+    }
+    return render(request, "runs.html", context, session)
+
+
+@router.get("/p/{project}/runs/{run_id}")
+def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
+    session, access = sessions.page_access(request, project, "viewer")
+    state = server(request)
+    run = api_runs.get_run(state, project, run_id)
+    plan = views.run_plan(state, run)
+    records = state.db.records.step_runs(run.id)
+    member = role_at_least(access.role, "member")
+    lines = views.step_lines(run, plan, records)
+    bars, span = views.timeline(records)
+    status_of = {line.id: line.status for line in lines}
+    files = api_runs.list_artifacts(access, state, run.id, limit=ARTIFACTS, cursor=None)
+    context = {
+        "files": files["files"],
+        "files_total": files["total"],
+        "bars": bars,
+        "span": span,
+        "project": project,
+        "role": access.role,
+        "run": run,
+        "branch": views.branch_of(run.ref),
+        "commit": views.commits_of(state, project, [run]).get(run.commit, {}),
+        "created": views.when(run.created_at),
+        "duration": views.duration(run.started_at, run.ended_at),
+        "steps": lines,
+        "status_of": status_of,
+        "job_status": views.job_statuses(status_of),
+        "graph": views.graph(plan),
+        "plan_error": plan.error,
+        "names": plan.names,
+        "error": api_runs.public_text(state, run.error),
+        "can_cancel": member
+        and not run.status.finished
+        and (run.who == access.user.name or role_at_least(access.role, "lead")),
+        "can_rerun": member and run.status.finished,
+        "member": member,
+    }
+    return render(request, "run.html", context, session)
+
+
+@router.get("/p/{project}/runs/{run_id}/artifacts/{path:path}")
+def artifact(request: Request, project: str, run_id: str, path: str) -> Response:
+    """An output file of the run, always as a download (never shown as a page of this
+    site): the API's own handler, masked or withheld as there."""
+    from urllib.parse import quote
+
+    _session, access = sessions.page_access(request, project, "viewer")
+    response = api_runs.download_artifact(access, server(request), run_id, path)
+    name = quote(path.rsplit("/", 1)[-1], safe="")
+    response.headers["content-disposition"] = f"attachment; filename*=utf-8''{name}"
+    response.headers["content-type"] = "application/octet-stream"
+    return response
+
+
+@router.get("/p/{project}/runs/{run_id}/live")
+def run_live(request: Request, project: str, run_id: str) -> Response:
+    """The fragment the run page polls (JSON of statuses)."""
+    sessions.page_access(request, project, "viewer")
+    state = server(request)
+    body = views.live_state(state, api_runs.get_run(state, project, run_id))
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.post("/p/{project}/runs/{run_id}/cancel")
+async def cancel(request: Request, project: str, run_id: str) -> Response:
+    _session, access = await _form_access(request, project)
+    state = server(request)
+    done = await run_in_threadpool(api_runs.cancel_run, access, state, run_id)
+    return RedirectResponse(f"/ui/p/{project}/runs/{done['id']}", 303)
+
+
+@router.post("/p/{project}/runs/{run_id}/rerun")
+async def rerun(request: Request, project: str, run_id: str) -> Response:
+    _session, access = await _form_access(request, project)
+    state = server(request)
+    new = await run_in_threadpool(api_runs.resume_run, access, state, run_id)
+    return RedirectResponse(f"/ui/p/{project}/runs/{new['id']}", 303)
+
+
+async def _form_access(request: Request, project: str) -> tuple[sessions.Session, Access]:
+    """A member's form: same-site, with the session's CSRF token."""
+    sessions.check_origin(request)
+    session, access = await run_in_threadpool(sessions.page_access, request, project, "member")
+    sessions.check_csrf(session, (await sessions.form_fields(request)).get("csrf"))
+    return session, access
+
+
+@router.get("/p/{project}/runs/{run_id}/steps/{step_id}")
+def step_page(request: Request, project: str, run_id: str, step_id: str) -> HTMLResponse:
+    session, access = sessions.page_access(request, project, "viewer")
+    state = server(request)
+    run = api_runs.get_run(state, project, run_id)
+    record = next((s for s in state.db.records.step_runs(run.id) if s.step_id == step_id), None)
+    if record is None:
+        raise HTTPException(404, f"run {run.id} has no record of step {step_id[:200]!r} yet")
+    explanation = None
+    run_record = state.db.records.get_run(run.id)
+    if run_record is not None:
+        from conveyor.sdk.inspect import explain
+
+        explanation = explain(state.db.records, run_record, record.step_id)
+    context = {
+        "project": project,
+        "role": access.role,
+        "run": run,
+        "step": record,
+        "duration": views.duration(record.started_at, record.ended_at),
+        "started": views.when(record.started_at),
+        "why": explanation,
+        "error": api_runs.public_text(state, record.error),
+        "outputs": record.outputs,
+        "tail": TAIL,
+    }
+    return render(request, "step.html", context, session)
+
+
+@router.get("/p/{project}/runs/{run_id}/steps/{step_id}/log")
+async def step_log(
+    request: Request,
+    project: str,
+    run_id: str,
+    step_id: str,
+    tail: Annotated[int | None, Query(ge=0, le=api_runs.MAX_TAIL)] = None,
+) -> StreamingResponse:
+    """The step's log as HTML (escaped, ANSI colours as classes), streamed while it runs;
+    secrets masked by the API's own log stream."""
+    from conveyor.server.logstream import log_response
+
+    await run_in_threadpool(sessions.page_access, request, project, "viewer")
+    state = server(request)
+    run = await asyncio.to_thread(api_runs.get_run, state, project, run_id)
+    text = await log_response(state, run, step_id, True, tail, None)
+
+    async def html() -> AsyncIterator[bytes]:
+        converter = AnsiHtml()
+        async for chunk in text.body_iterator:
+            piece = chunk.decode() if isinstance(chunk, bytes) else str(chunk)
+            if out := converter.feed(piece):
+                yield out.encode()
+        if out := converter.feed("", final=True):
+            yield out.encode()
+
+    return StreamingResponse(
+        html(),
+        media_type="text/html; charset=utf-8",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def static_files() -> Any:
+    """The page's own CSS and scripts, from the package."""
+    from fastapi.staticfiles import StaticFiles
+
+    return StaticFiles(packages=[("conveyor.server.web", "static")])

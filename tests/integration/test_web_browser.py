@@ -1,0 +1,188 @@
+"""The web page in a real browser: Playwright driving Debian's Chromium (never a
+downloaded build) against a real ``conveyor server`` with real runs.
+
+Screenshots of the main pages go to ``$CONVEYOR_SCREENSHOTS`` (else the test's tmp
+directory), for CI to keep and the README to show."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engines import engine_missing
+from tests.integration.server_support import Server, git, make_server
+
+pytestmark = pytest.mark.integration
+
+PIPELINE = """\
+jobs:
+  prepare:
+    steps:
+      - id: fetch
+        outputs: [data.csv]
+        run: |
+          printf 'a,b\\n1,2\\n' > data.csv
+          printf '\\033[32mfetched\\033[0m rows: 3\\n'
+          sleep 3
+  train:
+    needs: [prepare]
+    steps:
+      - id: fit
+        name: Fit the model <fast>
+        inputs: [data.csv]
+        run: |
+          echo training; sleep 2; echo 'model ready'
+"""
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = os.environ.get("CONVEYOR_CHROMIUM")
+    if not path or not Path(path).exists():
+        engine_missing("chromium", "Chromium not configured; run scripts/engines/chromium.sh up")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        engine_missing("chromium", "the playwright package is missing: pip install playwright")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("browser")
+    srv = make_server(tmp, None)
+    work = tmp / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "conveyor.yml").write_text(PIPELINE)
+    git(work, "add", "-A")
+    git(work, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "x")
+    git(work, "push", "-q", str(srv.data / "projects/demo/repo.git"), "main")
+    srv.start(workers=1)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("CONVEYOR_SCREENSHOTS")
+    folder = Path(given) if given else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as play:
+        launched = play.chromium.launch(executable_path=chromium, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def _sign_in(browser: Any, server: Server, who: str, width: int = 1280) -> Any:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.goto(f"{server.url}/ui/")
+    assert page.url.endswith("/ui/signin")
+    page.get_by_label("API token").fill(server.tokens[who])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/ui/projects")
+    return page
+
+
+def test_follow_a_live_run_and_read_a_step_log(browser: Any, server: Server, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = _sign_in(browser, server, "member")
+    assert page.get_by_role("cell", name="member").is_visible()
+    page.screenshot(path=str(shots / "projects.png"), full_page=True)
+    with server.api("member") as api:
+        run_id = api.post("/runs", json={"ref": "main"}).json()["id"]
+    page.goto(f"{server.url}/ui/p/demo/runs/{run_id}")
+    page.evaluate("window.__notReloaded = true")
+    status = page.locator("#run-status")
+    expect(page.locator("#rerun")).to_be_hidden()
+    expect(status).to_have_text("running", timeout=30_000)
+    # a step's log while it runs: the page follows it to its end
+    fetch = page.locator("tr[data-step='prepare.fetch'] [data-field=status]")
+    expect(fetch).to_have_text("running", timeout=30_000)
+    step = page.context.new_page()
+    step.goto(f"{server.url}/ui/p/demo/runs/{run_id}/steps/prepare.fetch")
+    expect(step.locator("#log")).to_contain_text("fetched rows: 3", timeout=30_000)
+    step.locator("#log[data-done='1']").wait_for(timeout=30_000)
+    step.close()
+    page.locator(".graph svg").wait_for()
+    page.screenshot(path=str(shots / "run-live.png"), full_page=True)
+    expect(status).to_have_text("succeeded", timeout=60_000)
+    assert page.evaluate("window.__notReloaded") is True, "the page was reloaded"
+    expect(page.locator("#rerun")).to_be_visible()
+    expect(page.locator("#cancel")).to_be_hidden()
+    assert status.get_attribute("class") == "status s-succeeded"
+    fit = page.locator("tr[data-step='train.fit']")
+    assert fit.locator("[data-field=status]").text_content() == "succeeded"
+    assert fit.locator("[data-field=attempts]").text_content() == "1"
+    assert "Fit the model <fast>" in (fit.text_content() or "")
+    assert page.locator("a.node.s-succeeded").count() == 2
+    page.screenshot(path=str(shots / "run.png"), full_page=True)
+
+    page.locator("tr[data-step='prepare.fetch'] a").click()  # a row rendered before it ran
+    page.locator("#log[data-done='1']").wait_for(timeout=30_000)
+    log = page.locator("#log")
+    assert "fetched rows: 3" in (log.text_content() or "")
+    assert log.locator("span.ansi-green").first.text_content() == "fetched"
+    assert page.get_by_text("cache miss").count() >= 1
+    page.screenshot(path=str(shots / "step.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/p/demo")
+    assert page.locator(f"a[href='/ui/p/demo/runs/{run_id}']").is_visible()
+    page.screenshot(path=str(shots / "runs.png"), full_page=True)
+    phone = _sign_in(browser, server, "member", width=390)
+    phone.goto(f"{server.url}/ui/p/demo/runs/{run_id}")
+    phone.screenshot(path=str(shots / "run-phone.png"), full_page=True)
+    page.context.close()
+    phone.context.close()
+
+
+def test_a_viewer_sees_no_control_and_a_forged_post_is_refused(
+    browser: Any, server: Server, shots: Path
+) -> None:
+    with server.api("member") as api:
+        run_id = api.post("/runs", json={"ref": "main"}).json()["id"]
+    server.wait_run(run_id)
+    viewer = _sign_in(browser, server, "viewer")
+    viewer.goto(f"{server.url}/ui/p/demo/runs/{run_id}")
+    assert viewer.locator("#run-status").text_content() == "succeeded"
+    assert viewer.locator("#cancel, #rerun").count() == 0
+    viewer.screenshot(path=str(shots / "run-viewer.png"), full_page=True)
+    viewer.context.close()
+
+    member = _sign_in(browser, server, "member")
+    member.goto(f"{server.url}/ui/p/demo/runs/{run_id}")
+    assert member.locator("#rerun").is_visible()
+    # the member's own browser, a form posted without the CSRF token: refused
+    forged = member.evaluate(
+        """url => fetch(url, {method: 'POST', credentials: 'same-origin',
+            headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+            body: 'csrf=guessed'}).then(r => r.status)""",
+        f"/ui/p/demo/runs/{run_id}/rerun",
+    )
+    assert forged == 403
+    with server.api("viewer") as api:
+        assert api.get("/runs").json()["total"] == 2, "no run was queued by the forged post"
+    member.context.close()

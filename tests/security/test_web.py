@@ -1,0 +1,321 @@
+"""The web pages against a real server: every page and fragment refuses the callers the
+API refuses (the route-by-caller matrix, checked against the pages' own route list),
+forms need the session's CSRF token and a same-site origin, values from runs and logs
+are escaped, and every response carries a CSP without unsafe inline scripts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.server_support import ROLES, Server, git, make_server
+from tests.integration.web_support import csrf_of, web_client
+
+pytestmark = pytest.mark.integration
+
+XSS = "<script>alert(1)</script>"
+PIPELINE = """\
+jobs:
+  a:
+    steps:
+      - id: evil
+        name: "<script>alert(1)</script>"
+        run: |
+          printf '\\033[1;31mred\\033[0m <img src=x onerror=alert(2)> & done\\n'
+          echo '<script>alert(3)</script>' > report.html
+        outputs: [report.html]
+      - id: after
+        needs: [evil]
+        run: echo "after $TOKEN"
+        secrets: {TOKEN: API_TOKEN}
+"""
+SECRET = "s3cret-page-value-4711"
+SUBJECT = "Train <em>faster</em> & better"
+P = "/ui/p/demo"
+RUN = "RUN"  # the finished run, filled in by each test
+# (method, path, lowest role allowed); "user": any signed-in caller
+PAGES: list[tuple[str, str, str]] = [
+    ("GET", "/ui/projects", "user"),
+    ("GET", P, "viewer"),
+    ("GET", f"{P}/runs/{RUN}", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/live", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/steps/a.evil", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/steps/a.evil/log", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/artifacts/report.html", "viewer"),
+    ("POST", f"{P}/runs/{RUN}/cancel", "member"),
+    ("POST", f"{P}/runs/{RUN}/rerun", "member"),
+    ("POST", "/ui/signout", "user"),
+]
+OPEN = {("GET", "/ui"), ("GET", "/ui/"), ("GET", "/ui/signin"), ("POST", "/ui/signin")}
+CALLERS = ("anonymous", "forged-cookie", "outsider", *ROLES, "admin")
+
+
+def allowed(caller: str, needed: str) -> bool:
+    if caller in ("anonymous", "forged-cookie"):
+        return False
+    if needed == "user" or caller == "admin":
+        return True
+    if caller == "outsider":
+        return False
+    return ROLES.index(caller) >= ROLES.index(needed)
+
+
+def _commit(path: Path) -> Path:
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "conveyor.yml").write_text(PIPELINE)
+    git(path, "add", "-A")
+    git(path, "-c", "user.name=Eve & Co", "-c", "user.email=t@e", "commit", "-qm", SUBJECT)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with one worker and the pipeline above on ``main``."""
+    tmp = tmp_path_factory.mktemp("web")
+    srv = make_server(tmp, None)
+    work = _commit(tmp / "work")
+    git(work, "push", "-q", str(srv.data / "projects/demo/repo.git"), "main")
+    srv.start(workers=1)
+    with srv.api("lead") as lead:
+        assert lead.put("/secrets/API_TOKEN", json={"value": SECRET}).status_code == 204
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def run_id(server: Server) -> str:
+    """A finished run of the pipeline above."""
+    with server.api("member") as member:
+        found = str(member.post("/runs", json={"ref": "main"}).json()["id"])
+    assert server.wait_run(found)["status"] == "succeeded"
+    return found
+
+
+def _client(server: Server, caller: str) -> httpx.Client:
+    if caller == "anonymous":
+        return web_client(server, None)
+    if caller == "forged-cookie":
+        client = web_client(server, None)
+        client.cookies.set("conveyor_session", "gAAAAABforged-value")
+        return client
+    return web_client(server, caller)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(("method", "path", "needed"), PAGES)
+def test_every_page_refuses_whom_it_must(
+    server: Server, run_id: str, method: str, path: str, needed: str, caller: str
+) -> None:
+    path = path.replace(RUN, run_id)
+    with _client(server, caller) as client:
+        data = None
+        if method == "POST" and caller not in ("anonymous", "forged-cookie"):
+            data = {"csrf": csrf_of(client.get("/ui/projects").text)}
+        response = client.request(method, path, data=data)
+    if caller in ("anonymous", "forged-cookie"):
+        if method == "GET" and not path.endswith(("/live", "/log")):
+            assert response.status_code == 303, response.text
+            assert response.headers["location"].startswith("/ui/signin?next=")
+        else:
+            assert response.status_code == 401, response.text
+    elif not allowed(caller, needed):
+        assert response.status_code == 403, response.text
+    else:
+        assert response.status_code not in (401, 403), response.text
+        assert response.status_code < 500, response.text
+    assert "Traceback" not in response.text
+
+
+def test_the_matrix_covers_every_page() -> None:
+    from conveyor.server.web.pages import router
+
+    declared = {(m, p) for m, p, _ in PAGES} | OPEN
+    concrete = {
+        (
+            method,
+            route.path.replace("{project}", "demo")
+            .replace("{run_id}", RUN)
+            .replace("{path:path}", "report.html")
+            .replace("{step_id}", "a.evil"),
+        )
+        for route in router.routes
+        for method in getattr(route, "methods", ())
+    }
+    assert concrete == declared
+
+
+def test_an_unknown_project_is_not_found(server: Server) -> None:
+    with web_client(server, "viewer") as client:
+        assert client.get("/ui/p/nope").status_code == 404
+
+
+def test_a_form_without_the_csrf_token_is_refused(server: Server, run_id: str) -> None:
+    run = run_id
+    with web_client(server, "lead") as client:
+        token = csrf_of(client.get(f"{P}/runs/{run}").text)
+        for data in ({}, {"csrf": ""}, {"csrf": "x" * 32}):
+            answer = client.post(f"{P}/runs/{run}/rerun", data=data)
+            assert answer.status_code == 403, answer.text
+            assert "did not come from this site" in answer.text
+        foreign = client.post(
+            f"{P}/runs/{run}/rerun", data={"csrf": token}, headers={"Origin": "http://evil.test"}
+        )
+        assert foreign.status_code == 403, foreign.text
+        assert "another site" in foreign.text
+        good = client.post(f"{P}/runs/{run}/rerun", data={"csrf": token})
+        assert good.status_code == 303, good.text
+        new_run = good.headers["location"].rsplit("/", 1)[1]
+    assert new_run != run
+    server.wait_run(new_run)
+
+
+def test_another_sessions_csrf_token_is_refused(server: Server, run_id: str) -> None:
+    run = run_id
+    with web_client(server, "lead") as mine, web_client(server, "lead") as theirs:
+        token = csrf_of(theirs.get("/ui/projects").text)
+        assert mine.post(f"{P}/runs/{run}/rerun", data={"csrf": token}).status_code == 403
+
+
+def test_a_viewer_sees_no_control_and_a_member_does(server: Server, run_id: str) -> None:
+    run = run_id
+    with web_client(server, "viewer") as viewer:
+        page = viewer.get(f"{P}/runs/{run}").text
+    assert "/rerun" not in page and "/cancel" not in page
+    with web_client(server, "member") as member:
+        page = member.get(f"{P}/runs/{run}").text
+    assert f'action="{P}/runs/{run}/rerun"' in page
+
+
+def test_values_from_runs_and_logs_are_escaped(server: Server, run_id: str) -> None:
+    run = run_id
+    with web_client(server, "viewer") as client:
+        run_page = client.get(f"{P}/runs/{run}").text
+        log = client.get(f"{P}/runs/{run}/steps/a.evil/log").text
+    assert XSS not in run_page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in run_page
+    assert "<img" not in log and "&lt;img src=x onerror=alert(2)&gt;" in log
+    assert '<span class="ansi-red ansi-bold">red</span>' in log
+    assert "&amp; done" in log
+    with web_client(server, "viewer") as client:
+        runs_page = client.get(P).text
+    for page in (runs_page, run_page):  # the commit's subject and author, as text
+        assert "Train &lt;em&gt;faster&lt;/em&gt; &amp; better" in page
+        assert "Eve &amp; Co" in page and "Eve & Co" not in page
+
+
+def test_a_secret_in_a_log_is_masked_on_the_page(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        log = client.get(f"{P}/runs/{run_id}/steps/a.after/log").text
+    assert "after " in log and SECRET not in log and "***" in log
+
+
+def test_pages_carry_a_csp_and_no_inline_script_without_its_nonce(
+    server: Server, run_id: str
+) -> None:
+    run = run_id
+    with web_client(server, "member") as client:
+        pages = [
+            client.get(path)
+            for path in (
+                "/ui/signin",
+                "/ui/projects",
+                P,
+                f"{P}/runs/{run}",
+                f"{P}/runs/{run}/steps/a.evil",
+                "/docs",
+            )
+        ]
+    for page in pages:
+        assert page.status_code == 200, page.text
+        policy = page.headers["content-security-policy"]
+        assert (
+            "frame-ancestors 'none'" in policy
+            and "'unsafe-inline'" not in policy.split("style-src")[0]
+        )
+        assert page.headers["x-frame-options"] == "DENY"
+        nonce = re.search(r"'nonce-([^']+)'", policy)
+        assert nonce
+        for tag in re.findall(r"<script[^>]*>", page.text):
+            assert "src=" in tag or f'nonce="{nonce.group(1)}"' in tag, tag
+        assert "cdn" not in page.text.lower()
+        for url in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+            assert url.startswith(("/", "#", "?")), url
+
+
+def test_the_api_reference_is_served_from_the_package(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        page = client.get("/docs").text
+        for asset in re.findall(r"""['"](/docs/assets/[^'"]+)['"]""", page):
+            assert client.get(asset).status_code == 200, asset
+        assert "/docs/assets/swagger-ui-bundle.js" in page
+        assert client.get("/redoc").status_code == 404
+
+
+def test_the_session_cookie_is_httponly_and_strict(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        answer = client.post("/ui/signin", data={"token": server.tokens["viewer"]})
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert server.tokens["viewer"] not in answer.headers["set-cookie"]
+        bad = client.post("/ui/signin", data={"token": "cvy_not-a-token"})
+        assert bad.status_code == 401 and "set-cookie" not in bad.headers
+
+
+def test_signing_in_never_redirects_off_the_site(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for target in ("//evil.test/x", "https://evil.test/", "/\\evil.test", "/api/v1/server"):
+            answer = client.post(
+                "/ui/signin", data={"token": server.tokens["viewer"], "next": target}
+            )
+            assert answer.headers["location"] == "/ui/projects", target
+
+
+def test_a_revoked_token_ends_the_session(server: Server, tmp_path: Path) -> None:
+    from conveyor.server.db.database import open_database
+
+    with web_client(server, "outsider") as client:
+        assert client.get("/ui/projects").status_code == 200
+        db = open_database(f"sqlite:///{server.data / 'server.db'}")
+        db.accounts.revoke_tokens("outsider")
+        db.close()
+        assert client.get("/ui/projects").status_code == 303
+
+
+def test_signing_out_needs_the_csrf_token(server: Server) -> None:
+    with web_client(server, "viewer") as client:
+        assert client.post("/ui/signout", data={}).status_code == 403
+        token = csrf_of(client.get("/ui/projects").text)
+        out = client.post("/ui/signout", data={"csrf": token})
+        assert out.status_code == 303
+        client.cookies.clear()
+        assert client.get("/ui/projects").status_code == 303
+
+
+def test_the_runs_list_counts_steps_run_and_served_from_cache(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(P, params={"status": "succeeded", "trigger": "manual"}).text
+    row = page[page.index(f"/runs/{run_id}") :].split("</tr>")[0]
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[-2:] == ["0", "2"], row  # cached, ran
+    assert "manual" in cells and "main" in cells
+
+
+def test_an_output_is_only_ever_a_download(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(f"{P}/runs/{run_id}").text
+        assert f'href="{P}/runs/{run_id}/artifacts/report.html" download' in page
+        answer = client.get(f"{P}/runs/{run_id}/artifacts/report.html")
+        assert answer.status_code == 200 and answer.text == "<script>alert(3)</script>\n"
+        assert answer.headers["content-disposition"] == "attachment; filename*=utf-8''report.html"
+        assert answer.headers["content-type"] == "application/octet-stream"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+        for bad in ("../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "nope.txt"):
+            refused = client.get(f"{P}/runs/{run_id}/artifacts/{bad}")
+            assert refused.status_code in (400, 404), bad
+            assert "root:" not in refused.text
