@@ -19,6 +19,8 @@ pytestmark = pytest.mark.integration
 
 XSS = "<script>alert(1)</script>"
 PIPELINE = """\
+params:
+  rows: 3
 jobs:
   a:
     steps:
@@ -28,6 +30,20 @@ jobs:
           printf '\\033[1;31mred\\033[0m <img src=x onerror=alert(2)> & done\\n'
           echo '<script>alert(3)</script>' > report.html
         outputs: [report.html]
+      - id: files
+        run: |
+          mkdir -p out/deep
+          printf '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(4)"><script>alert(5)</script></svg>' > out/plot.svg
+          printf 'name,note\\n<script>alert(6)</script>,"<b>x</b>"\\n' > out/cells.csv
+          awk 'BEGIN { print "x,y,z"; for (i = 0; i < 200000; i++) print "a,<i>b</i>,c" }' > out/deep/huge.csv
+          awk 'BEGIN { printf "["; for (i = 0; i < 600000; i++) printf "1,"; print "1]" }' > out/big.json
+          printf '%s\\n' '<?xml version="1.0"?>' '<!DOCTYPE lolz [<!ENTITY lol "lol">' \\
+            '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">' \\
+            '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">' \\
+            ']><testsuite name="laughs"><testcase name="&lol3;"/></testsuite>' > out/laughs.xml
+          echo 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==' | base64 -d > out/dot.png
+          echo 'rows ${{ params.rows }}' > out/rows.txt
+        outputs: [out]
       - id: after
         needs: [evil]
         run: echo "after $TOKEN"
@@ -46,6 +62,10 @@ PAGES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/runs/{RUN}/steps/a.evil", "viewer"),
     ("GET", f"{P}/runs/{RUN}/steps/a.evil/log", "viewer"),
     ("GET", f"{P}/runs/{RUN}/artifacts/report.html", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/files", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/preview/report.html", "viewer"),
+    ("GET", f"{P}/runs/{RUN}/raw/report.html", "viewer"),
+    ("GET", f"{P}/compare", "viewer"),
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
@@ -301,7 +321,7 @@ def test_the_runs_list_counts_steps_run_and_served_from_cache(server: Server, ru
         page = client.get(P, params={"status": "succeeded", "trigger": "manual"}).text
     row = page[page.index(f"/runs/{run_id}") :].split("</tr>")[0]
     cells = re.findall(r"<td>([^<]*)</td>", row)
-    assert cells[-2:] == ["0", "2"], row  # cached, ran
+    assert cells[-2:] == ["0", "3"], row  # cached, ran
     assert "manual" in cells and "main" in cells
 
 
@@ -319,3 +339,101 @@ def test_an_output_is_only_ever_a_download(server: Server, run_id: str) -> None:
             refused = client.get(f"{P}/runs/{run_id}/artifacts/{bad}")
             assert refused.status_code in (400, 404), bad
             assert "root:" not in refused.text
+
+
+def _preview(client: httpx.Client, run: str, path: str) -> httpx.Response:
+    answer = client.get(f"{P}/runs/{run}/preview/{path}")
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def test_an_html_report_runs_no_script_in_the_sites_origin(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = _preview(client, run_id, "report.html")
+        raw = client.get(f"{P}/runs/{run_id}/raw/report.html")
+    frame = re.search(r"<iframe[^>]*>", page.text)
+    assert frame, page.text
+    assert re.search(r"\ssandbox[\s>]", frame.group(0)), frame.group(0)  # no allow-* at all
+    assert f'src="{P}/runs/{run_id}/raw/report.html"' in frame.group(0)
+    assert "<script>alert(3)" not in page.text
+    assert "frame-src 'self'" in page.headers["content-security-policy"]
+    assert raw.status_code == 200 and raw.text == "<script>alert(3)</script>\n"
+    policy = raw.headers["content-security-policy"]
+    assert policy.split(";")[0].strip() == "sandbox", policy  # no allow-scripts/same-origin
+    assert "script-src" not in policy and "default-src 'none'" in policy
+    assert raw.headers["content-type"].startswith("text/html")
+    assert raw.headers["x-content-type-options"] == "nosniff"
+    assert raw.headers["x-frame-options"] == "SAMEORIGIN"
+
+
+def test_an_svg_with_script_is_only_an_image_from_the_sandbox(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = _preview(client, run_id, "out/plot.svg").text
+        raw = client.get(f"{P}/runs/{run_id}/raw/out/plot.svg")
+    assert f'<img class="preview" src="{P}/runs/{run_id}/raw/out/plot.svg"' in page
+    assert "alert(4)" not in page and "alert(5)" not in page
+    assert raw.headers["content-type"] == "image/svg+xml"
+    assert raw.headers["content-security-policy"].startswith("sandbox;")
+
+
+def test_only_images_and_reports_get_their_own_type(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        image = client.get(f"{P}/runs/{run_id}/raw/out/dot.png")
+        csv = client.get(f"{P}/runs/{run_id}/raw/out/cells.csv")
+        escape = client.get(f"{P}/runs/{run_id}/raw/..%2F..%2Fetc%2Fpasswd.html")
+    assert image.headers["content-type"] == "image/png" and image.content[:4] == b"\x89PNG"
+    assert image.headers["content-security-policy"].startswith("sandbox;")
+    assert csv.status_code == 404 and "<script>" not in csv.text
+    assert escape.status_code in (400, 404) and "root:" not in escape.text
+
+
+def test_csv_cells_with_markup_are_text(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = _preview(client, run_id, "out/cells.csv").text
+    assert "<td>&lt;script&gt;alert(6)&lt;/script&gt;</td>" in page
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in page
+    assert "<script>alert(6)" not in page
+
+
+def test_a_huge_csv_and_json_are_read_bounded(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        csv = _preview(client, run_id, "out/deep/huge.csv").text
+        big = _preview(client, run_id, "out/big.json").text
+    assert csv.count("<td>a</td>") == 100 and "The first 100 rows" in csv
+    assert "&lt;i&gt;b&lt;/i&gt;" in csv and len(csv) < 100_000
+    assert "larger than 1024 KiB" in big and len(big) < 400_000
+
+
+def test_a_billion_laughs_report_is_not_expanded(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = _preview(client, run_id, "out/laughs.xml").text
+    assert "lollollol" not in page
+    assert "&amp;lol3;" in page and 'class="junit"' not in page
+    assert len(page) < 20_000
+
+
+def test_the_tree_links_previews_and_downloads(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(f"{P}/runs/{run_id}/files").text
+    assert "<details open><summary>out/" in page and "<summary>deep/" in page
+    assert f'href="{P}/runs/{run_id}/preview/out/deep/huge.csv"' in page
+    assert f'href="{P}/runs/{run_id}/artifacts/out/deep/huge.csv" download' in page
+
+
+def test_compare_shows_parameters_and_changed_outputs(server: Server, run_id: str) -> None:
+    with server.api("member") as member:
+        other = str(member.post("/runs", json={"ref": "main", "params": {"rows": 7}}).json()["id"])
+    assert server.wait_run(other)["status"] == "succeeded"
+    with web_client(server, "viewer") as client:
+        runs = client.get(P).text
+        page = client.get(f"{P}/compare", params=[("run", run_id), ("run", other)])
+        alone = client.get(f"{P}/compare", params={"run": run_id}).text
+        unknown = client.get(f"{P}/compare", params=[("run", run_id), ("run", "<nope>")])
+    assert 'form="compare-form"' in runs and f'value="{run_id}"' in runs
+    assert page.status_code == 200, page.text
+    assert '<tr class="differs"><th scope="row">rows' in page.text
+    assert "not set (default)" in page.text and "<code>7</code>" in page.text
+    assert '<th scope="row">out/rows.txt</th>' in page.text
+    assert '<th scope="row">report.html</th>' not in page.text  # the same digest
+    assert "Pick two or more runs" in alone
+    assert unknown.status_code == 404 and "<nope>" not in unknown.text

@@ -258,7 +258,7 @@ def list_artifacts(
     """Every output file of the run (directories listed file by file), a page at a time:
     ``files``, ``total`` and ``next_cursor`` (null on the last page)."""
     run = get_run(state, access.project, run_id)
-    files = _artifacts(state, run)
+    files = run_files(state, run)
     start = 0
     if cursor is not None:
         keys = [f"{f['step']}\0{f['path']}" for f in files]
@@ -285,7 +285,7 @@ def _decode_cursor(cursor: str) -> str:
         return ""
 
 
-def _artifacts(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
+def run_files(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
     """The run's output files, step by step in run order."""
     from conveyor.store.cas import ContentStore
 
@@ -318,9 +318,27 @@ def _artifacts(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
 @router.get("/runs/{run_id}/artifacts/{path:path}")
 def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> Response:
     """The content of one output file (or a file inside an output directory)."""
+    source, norm, masker = artifact_source(access, state, run_id, path)
+    found, text = scan_file(source, masker)
+    if found and not text:
+        item = ResultFile(norm, source.name, source.stat().st_size)
+        return Response(withheld_text(item), media_type="text/plain; charset=utf-8")
+    if found:
+        return StreamingResponse(masked_chunks(source, masker), media_type="text/plain")
+    return FileResponse(
+        source, filename=posixpath.basename(norm), media_type="application/octet-stream"
+    )
+
+
+def artifact_source(
+    access: Access, state: ServerState, run_id: str, path: str
+) -> tuple[Path, str, Masker]:
+    """Where the store keeps one output file of a run (or a file inside an output
+    directory), its normalised path, and the masker of the project's secrets: whoever
+    shows it masks it (text) or withholds it (binary), as in the result commit."""
     norm = posixpath.normpath(path)
     if path.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in path:
-        raise HTTPException(400, f"{path!r} is not a path inside the project")
+        raise HTTPException(400, f"{path[:200]!r} is not a path inside the project")
     run_id = get_run(state, access.project, run_id).id
     from conveyor.store.cas import ContentStore
 
@@ -329,30 +347,19 @@ def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> R
     for step in state.db.records.step_runs(run_id):
         for output in step.outputs:
             if output.kind == "file" and output.path == norm:
-                return _blob(store, output.digest, norm, masker)
+                return _stored(store, output.digest, norm), norm, masker
             if output.kind == "tree" and norm.startswith(output.path.rstrip("/") + "/"):
                 inner = norm[len(output.path.rstrip("/")) + 1 :]
                 for entry in store.read_tree(output.digest):
                     if entry.path == inner:
-                        return _blob(store, entry.digest, norm, masker)
-    raise HTTPException(404, f"run {run_id} has no output {norm!r}")
+                        return _stored(store, entry.digest, norm), norm, masker
+    raise HTTPException(404, f"run {run_id} has no output {norm[:200]!r}")
 
 
-def _blob(store: Any, digest: str, path: str, masker: Masker) -> Response:
-    """The content, unless it holds a secret: then masked (text) or withheld (binary), as
-    in the result commit."""
+def _stored(store: Any, digest: str, path: str) -> Path:
     if not store.has(digest):
         raise HTTPException(410, f"the content of {path} is gone from the store (collected)")
-    source = store.path_of(digest)
-    found, text = scan_file(source, masker)
-    if found and not text:
-        item = ResultFile(path, digest, source.stat().st_size)
-        return Response(withheld_text(item), media_type="text/plain; charset=utf-8")
-    if found:
-        return StreamingResponse(masked_chunks(source, masker), media_type="text/plain")
-    return FileResponse(
-        source, filename=posixpath.basename(path), media_type="application/octet-stream"
-    )
+    return Path(store.path_of(digest))
 
 
 @router.get("/lineage")

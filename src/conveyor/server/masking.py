@@ -20,7 +20,7 @@ import codecs
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -253,7 +253,7 @@ def scan_file(path: Path, masker: Masker) -> tuple[bool, bool]:
     return stream.found, text
 
 
-def masked_chunks(path: Path, masker: Masker) -> Iterator[bytes]:
+def masked_chunks(path: Path, masker: Masker) -> Generator[bytes, None, None]:
     """The content of a file with every form of the secrets masked, chunk by chunk."""
     stream = masker.stream()
     with open(path, "rb") as source:

@@ -9,8 +9,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+    "img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
+)
+# a run's image or HTML report (the preview's <img> or <iframe sandbox>): a sandbox (no
+# script, an opaque origin), nothing loaded from elsewhere, framed only by our pages
+SANDBOX_POLICY = (
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'"
 )
 # Swagger UI sets style attributes from its script: inline styles, no inline scripts
 DOCS_POLICY = PAGE_POLICY.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")

@@ -13,15 +13,21 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.domain.states import RunStatus
 from conveyor.server import api_runs
 from conveyor.server.auth import Access, server
 from conveyor.server.db.accounts import role_at_least
+from conveyor.server.web import files, headers, preview, views
 from conveyor.server.web import session as sessions
-from conveyor.server.web import views
 from conveyor.server.web.ansi import AnsiHtml
 from conveyor.server.web.render import render
 
@@ -156,6 +162,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         and (run.who == access.user.name or role_at_least(access.role, "lead")),
         "can_rerun": member and run.status.finished,
         "member": member,
+        "kind_of": preview.kind_of,
     }
     return render(request, "run.html", context, session)
 
@@ -172,6 +179,105 @@ def artifact(request: Request, project: str, run_id: str, path: str) -> Response
     response.headers["content-disposition"] = f"attachment; filename*=utf-8''{name}"
     response.headers["content-type"] = "application/octet-stream"
     return response
+
+
+@router.get("/p/{project}/runs/{run_id}/files")
+def files_page(request: Request, project: str, run_id: str) -> HTMLResponse:
+    """The run's outputs as a tree of directories (``<details>``: no script needed)."""
+    session, access = sessions.page_access(request, project, "viewer")
+    state = server(request)
+    run = api_runs.get_run(state, project, run_id)
+    found = api_runs.run_files(state, run)
+    context = {
+        "project": project,
+        "role": access.role,
+        "run": run,
+        "root": files.tree(found[: files.TREE_FILES]),
+        "total": len(found),
+        "shown": min(len(found), files.TREE_FILES),
+        "kind_of": preview.kind_of,
+    }
+    return render(request, "files.html", context, session)
+
+
+@router.get("/p/{project}/runs/{run_id}/preview/{path:path}")
+def preview_page(request: Request, project: str, run_id: str, path: str) -> HTMLResponse:
+    """One output file shown in the page, bounded: an image or HTML report from the
+    sandboxed route, a table, pretty JSON, safe Markdown, a JUnit pass/fail table, text."""
+    session, access = sessions.page_access(request, project, "viewer")
+    state = server(request)
+    run = api_runs.get_run(state, project, run_id)
+    source, norm, masker = api_runs.artifact_source(access, state, run.id, path)
+    kind = preview.kind_of(norm)
+    context: dict[str, Any] = {
+        "project": project,
+        "role": access.role,
+        "run": run,
+        "file": norm,
+        "size": source.stat().st_size,
+        "kind": kind,
+    }
+    if kind not in (None, "image", "html"):
+        limit = preview.XML_LIMIT if kind == "xml" else preview.READ_LIMIT
+        head = files.read_head(source, masker, limit)
+        context |= {"head": head, "body": _preview_body(kind, head)}
+        if context["body"].get("kind"):
+            context["kind"] = context["body"]["kind"]
+    return render(request, "preview.html", context, session)
+
+
+def _preview_body(kind: str | None, head: files.Head) -> dict[str, Any]:
+    if head.withheld:
+        return {}
+    if kind in ("csv", "tsv"):
+        return {"table": preview.table(head.data, "," if kind == "csv" else "\t", head.truncated)}
+    if kind == "json":
+        text, note = preview.pretty_json(head.data, head.truncated)
+        return {"text": text, "note": note}
+    if kind == "markdown":
+        return {"html": preview.markdown_html(preview.text_of(head.data))}
+    if kind == "xml" and not head.truncated and (report := preview.junit(head.data)):
+        return {"junit": report}
+    text = preview.text_of(head.data[: preview.TEXT_SHOWN])
+    return {"kind": "text", "text": text}
+
+
+@router.get("/p/{project}/runs/{run_id}/raw/{path:path}")
+def raw(request: Request, project: str, run_id: str, path: str) -> Response:
+    """An image or HTML report with its real type, for the preview's ``<img>`` or
+    ``<iframe sandbox>``, under ``Content-Security-Policy: sandbox`` (no script runs,
+    and the content has no origin: never this site's); any other file is refused."""
+    _session, access = sessions.page_access(request, project, "viewer")
+    media = preview.raw_type(path)
+    if media is None:
+        raise HTTPException(404, "only images and HTML reports are served for a preview")
+    response = api_runs.download_artifact(access, server(request), run_id, path)
+    if isinstance(response, FileResponse):  # else masked or withheld: stays text/plain
+        response.headers["content-type"] = media
+    response.headers["content-disposition"] = "inline"
+    response.headers["content-security-policy"] = headers.SANDBOX_POLICY
+    response.headers["x-frame-options"] = "SAMEORIGIN"
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+@router.get("/p/{project}/compare")
+def compare_page(
+    request: Request,
+    project: str,
+    run: Annotated[list[str], Query(max_length=files.MAX_COMPARED)] = [],  # noqa: B006
+) -> HTMLResponse:
+    """Two or more runs side by side: status, duration, parameters, changed outputs."""
+    session, access = sessions.page_access(request, project, "viewer")
+    state = server(request)
+    found = [api_runs.get_run(state, project, r[:64]) for r in dict.fromkeys(run)]
+    context: dict[str, Any] = {"project": project, "role": access.role, "compared": None}
+    if len(found) >= 2:
+        durations = [views.duration(r.started_at, r.ended_at) for r in found]
+        outputs = [api_runs.run_files(state, r) for r in found]
+        context["compared"] = files.compare(found, outputs, durations)
+        context["branches"] = [views.branch_of(r.ref) for r in found]
+    return render(request, "compare.html", context, session)
 
 
 @router.get("/p/{project}/runs/{run_id}/live")
