@@ -19,13 +19,18 @@ from tests.integration.server_support import Server, git, make_server
 pytestmark = pytest.mark.integration
 
 PIPELINE = """\
+params:
+  rows: 3
 jobs:
   prepare:
     steps:
       - id: fetch
-        outputs: [data.csv]
+        outputs: [data.csv, plots, report.html]
         run: |
-          printf 'a,b\\n1,2\\n' > data.csv
+          printf 'a,b\\n1,${{ params.rows }}\\n' > data.csv
+          mkdir -p plots
+          echo '__PNG__' | base64 -d > plots/dot.png
+          echo '<h1>Report</h1><script>document.title = "ran"</script>' > report.html
           printf '\\033[32mfetched\\033[0m rows: 3\\n'
           sleep 3
   train:
@@ -37,6 +42,12 @@ jobs:
         run: |
           echo training; sleep 2; echo 'model ready'
 """
+# a 16x16 red PNG
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAF0lEQVR4nGP4z8BAEiJN9aiGUQ1DSgMAkPn/"
+    "Afnh+ngAAAAASUVORK5CYII="
+)
+PIPELINE = PIPELINE.replace("__PNG__", PNG)
 FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -186,3 +197,50 @@ def test_a_viewer_sees_no_control_and_a_forged_post_is_refused(
     with server.api("viewer") as api:
         assert api.get("/runs").json()["total"] == 2, "no run was queued by the forged post"
     member.context.close()
+
+
+def test_preview_an_image_and_a_csv_and_compare_two_runs(
+    browser: Any, server: Server, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with server.api("member") as api:
+        first = api.post("/runs", json={"ref": "main"}).json()["id"]
+        second = api.post("/runs", json={"ref": "main", "params": {"rows": 5}}).json()["id"]
+    assert server.wait_run(first)["status"] == "succeeded"
+    assert server.wait_run(second)["status"] == "succeeded"
+    page = _sign_in(browser, server, "viewer")
+    page.goto(f"{server.url}/ui/p/demo/runs/{second}")
+    page.get_by_role("link", name="Browse them as a tree, with previews").click()
+    expect(page.locator("summary", has_text="plots/")).to_be_visible()
+    page.screenshot(path=str(shots / "outputs.png"), full_page=True)
+    page.get_by_role("link", name="data.csv", exact=True).click()
+    table = page.locator("table.data")
+    expect(table.locator("th").first).to_have_text("a")
+    expect(table.locator("td").nth(1)).to_have_text("5")
+    page.screenshot(path=str(shots / "preview-csv.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/p/demo/runs/{second}/preview/plots/dot.png")
+    image = page.locator("img.preview")
+    expect(image).to_be_visible()
+    assert image.evaluate("i => i.complete && i.naturalWidth") == 16  # loaded, a real PNG
+    page.screenshot(path=str(shots / "preview-image.png"), full_page=True)
+
+    page.goto(f"{server.url}/ui/p/demo/runs/{second}/preview/report.html")
+    report = page.frame_locator("iframe.report")
+    expect(report.locator("h1")).to_have_text("Report")
+    frame = next(f for f in page.frames if f.url.endswith("/raw/report.html"))
+    assert frame.evaluate("document.title") != "ran", "the report's script ran"
+    assert page.title() != "ran"
+
+    page.goto(f"{server.url}/ui/p/demo")
+    page.get_by_label(f"compare run {first}").check()
+    page.get_by_label(f"compare run {second}").check()
+    page.get_by_role("button", name="Compare").click()
+    page.wait_for_url("**/ui/p/demo/compare?*")
+    expect(page.get_by_role("heading", name="Changed outputs")).to_be_visible()
+    differs = page.locator("tr.differs")
+    expect(differs.first).to_contain_text("rows")
+    expect(page.get_by_role("rowheader", name="data.csv", exact=True)).to_be_visible()
+    page.screenshot(path=str(shots / "compare.png"), full_page=True)
+    page.context.close()

@@ -46,7 +46,11 @@ jobs:
         outputs: [out]
       - id: after
         needs: [evil]
-        run: echo "after $TOKEN"
+        run: |
+          echo "after $TOKEN"
+          printf 'name,value\\ntoken,%s\\n' "$TOKEN" > leak.csv
+          printf '<p>%s</p>' "$TOKEN" > leak.html
+        outputs: [leak.csv, leak.html]
         secrets: {TOKEN: API_TOKEN}
 """
 SECRET = "s3cret-page-value-4711"
@@ -437,3 +441,12 @@ def test_compare_shows_parameters_and_changed_outputs(server: Server, run_id: st
     assert '<th scope="row">report.html</th>' not in page.text  # the same digest
     assert "Pick two or more runs" in alone
     assert unknown.status_code == 404 and "<nope>" not in unknown.text
+
+
+def test_a_secret_in_an_output_is_masked_in_its_preview(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = _preview(client, run_id, "leak.csv").text
+        raw = client.get(f"{P}/runs/{run_id}/raw/leak.html")
+    assert "<td>token</td>" in page and SECRET not in page and "***" in page
+    assert raw.status_code == 200 and SECRET not in raw.text
+    assert raw.headers["content-security-policy"].startswith("sandbox;")
