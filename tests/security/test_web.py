@@ -43,6 +43,11 @@ jobs:
             ']><testsuite name="laughs"><testcase name="&lol3;"/></testsuite>' > out/laughs.xml
           echo 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==' | base64 -d > out/dot.png
           echo 'rows ${{ params.rows }}' > out/rows.txt
+          printf '%s\\n' '<testsuites><testsuite name="unit">' \\
+            '<testcase classname="t" name="&lt;ok&gt;"/>' \\
+            '<testcase classname="t" name="bad"><failure message="&lt;img src=x onerror=alert(7)&gt;"/></testcase>' \\
+            '</testsuite></testsuites>' > out/junit.xml
+          printf '# Notes\\n\\n<script>alert(8)</script>\\n\\n[click](javascript:alert(9))\\n' > out/notes.md
         outputs: [out]
       - id: after
         needs: [evil]
@@ -450,3 +455,22 @@ def test_a_secret_in_an_output_is_masked_in_its_preview(server: Server, run_id: 
     assert "<td>token</td>" in page and SECRET not in page and "***" in page
     assert raw.status_code == 200 and SECRET not in raw.text
     assert raw.headers["content-security-policy"].startswith("sandbox;")
+
+
+def test_junit_and_markdown_show_their_markup_as_text(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        junit = _preview(client, run_id, "out/junit.xml").text
+        notes = _preview(client, run_id, "out/notes.md").text
+    assert 'class="junit"' in junit and "1 passed" in junit and "1 failed" in junit
+    assert "t.&lt;ok&gt;" in junit and "&lt;img src=x onerror=alert(7)&gt;" in junit
+    assert "<img src=x" not in junit
+    assert "<h1>Notes</h1>" in notes and "&lt;script&gt;alert(8)" in notes
+    assert "<script>alert(8)" not in notes and 'href="javascript:' not in notes
+    assert "[click](javascript:alert(9))" in notes  # no link made of it: text
+
+
+def test_compare_takes_at_most_eight_runs(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        answer = client.get(f"{P}/compare", params=[("run", run_id)] * 9)
+    assert answer.status_code == 422, answer.text
+    assert "Traceback" not in answer.text
