@@ -1,0 +1,258 @@
+"""Run step invocations as tasks of a Dask cluster (``dask.distributed``).
+
+One ``Client`` per executor, connected on the first poll. ``submit`` only records the
+invocation; ``poll`` hands what was recorded to the scheduler (one task per invocation,
+fire-and-forget, so that a step outlives a dead submitter as on a batch system and
+``recover`` ends it), then returns the tasks that finished: their log and outputs
+written into the project. ``cancel`` marks the tasks stopped on every worker (a running
+step gets TERM, then KILL after the grace period) and cancels those not yet started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import secrets
+import threading
+import time
+import types
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from conveyor.errors import ExecutorError
+from conveyor.executors.base import (
+    UNBOUNDED,
+    Capacity,
+    Completion,
+    EndState,
+    Handle,
+    Invocation,
+    Recovered,
+)
+from conveyor.executors.dask import task
+from conveyor.executors.dask.files import input_files, write_outputs
+from conveyor.executors.dask.settings import DaskSettings
+
+_CAPACITY_EVERY = 1.0
+"""Seconds an answer of ``capacity`` is reused."""
+_CONFIRM_FOR = 10.0
+"""Seconds ``poll`` waits for the scheduler to know the tasks it handed over."""
+_PREFIX = "conveyor-"
+_PENDING = {"released", "waiting", "queued", "no-worker", "processing"}
+
+
+class DaskExecutor:
+    name = "dask"
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        self.settings = DaskSettings.parse(settings or {})
+        self.default_parallelism = self.settings.parallelism
+        self._client: Any = None
+        self._run_step: Any = None
+        self._tag = secrets.token_hex(4)
+        self._count = 0
+        self._buffer: list[tuple[str, Invocation]] = []
+        self._live: dict[str, tuple[str, Invocation, Any]] = {}
+        """By invocation key: the task's key, the invocation, its future."""
+        self._cancelled: set[str] = set()
+        self._started: set[str] = set()  # task keys, filled by the client's event thread
+        self._lock = threading.Lock()
+        self._finished = threading.Event()  # set by futures' done callbacks
+        self._capacity = UNBOUNDED
+        self._capacity_at = -_CAPACITY_EVERY
+
+    # -- the contract --------------------------------------------------------------------
+    def submit(self, invocation: Invocation) -> Handle:
+        invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
+        invocation.log_path.touch()
+        self._count += 1
+        task_key = f"{_PREFIX}{self._tag}-{self._count}"
+        self._buffer.append((task_key, invocation))
+        return Handle(invocation.key, task_key)
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        """Connects on the first call: an unreachable scheduler is one ExecutorError."""
+        if self._buffer:
+            self._flush()
+        futures = [self._live[h.key][2] for h in handles if h.key in self._live]
+        self._finished.clear()
+        if timeout > 0 and not any(f.done() for f in futures):
+            self._finished.wait(timeout)  # any task's end wakes it: then look again
+        done = []
+        for handle in handles:
+            entry = self._live.get(handle.key)
+            if entry is not None and entry[2].done():
+                done.append(self._complete(handle.key, *entry))
+        return done
+
+    def cancel(self, handles: Sequence[Handle]) -> None:
+        keys = [h.key for h in handles if h.key in self._live or self._buffered(h.key)]
+        self._cancelled.update(keys)
+        self._buffer = [(t, inv) for t, inv in self._buffer if inv.key not in self._cancelled]
+        live = [self._live[k] for k in keys if k in self._live]
+        if not live or self._client is None:
+            return
+        task_keys = [t for t, _, _ in live]
+        self._client.run(task.stop_steps, task_keys, on_error="ignore")
+        # not yet started: no thread to wait for; started ones report through their task
+        with self._lock:
+            queued = [f for t, _, f in live if t not in self._started]
+        if queued:
+            self._client.cancel(queued, force=True)
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        live = [Handle(k, t) for k, (t, _, _) in self._live.items()]
+        with contextlib.suppress(Exception):  # best effort: the cluster may be gone
+            self.cancel(live)
+        with contextlib.suppress(Exception):
+            self._client.close(timeout=self.settings.connect_timeout)
+        self._client = None
+
+    def recover(self, handles: Sequence[Handle]) -> list[Recovered]:
+        """Stop, on every worker, the tasks a dead process left (their keys are the handles'
+        ``backend_id``); a task still queued is marked so that it never starts its step."""
+        ours = [h.backend_id for h in handles if h.backend_id.startswith(_PREFIX)]
+        running: set[str] = set()
+        pending: set[str] = set()
+        if ours:
+            client = self._connect()
+            for found in client.run(task.stop_steps, ours, on_error="ignore").values():
+                if isinstance(found, list):
+                    running.update(found)
+            states = client.run_on_scheduler(task.task_states, keys=ours)
+            pending = {k for k, state in states.items() if state in _PENDING}
+        answers = []
+        for h in handles:
+            if h.backend_id in running:
+                answers.append(Recovered(h.key, True, "its running Dask task was told to stop"))
+            elif h.backend_id in pending:
+                answers.append(Recovered(h.key, True, "its queued Dask task will not start"))
+            elif h.backend_id.startswith(_PREFIX):
+                answers.append(Recovered(h.key, False, "no Dask task of it is left"))
+            else:
+                answers.append(Recovered(h.key, False, "not a Dask task's key"))
+        return answers
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        """The invocations whose task has started its step (its worker said so)."""
+        with self._lock:
+            return [
+                h.key
+                for h in handles
+                if h.key in self._live and self._live[h.key][0] in self._started
+            ]
+
+    def capacity(self) -> Capacity:
+        """Threads of the workers connected to the scheduler (0 when none is)."""
+        now = time.monotonic()
+        if self._client is not None and now - self._capacity_at >= _CAPACITY_EVERY:
+            self._capacity_at = now
+            try:
+                workers = self._client.scheduler_info(n_workers=-1)["workers"]
+            except Exception:
+                return self._capacity  # the scheduler busy or gone: the last answer
+            slots = sum(int(w.get("nthreads", 0)) for w in workers.values())
+            why = f"no Dask worker is connected to the scheduler {self.settings.scheduler}"
+            self._capacity = Capacity(slots, why, self.settings.no_capacity_timeout)
+        return self._capacity
+
+    # -- internals -----------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._client is not None:
+            return self._client
+        cloudpickle = importlib.import_module("cloudpickle")  # untyped, like distributed
+        distributed = importlib.import_module("distributed")
+        # the task goes by value: workers need no Conveyor install
+        cloudpickle.register_pickle_by_value(task)
+        try:
+            client = distributed.Client(
+                self.settings.scheduler,
+                timeout=self.settings.connect_timeout,
+                set_as_default=False,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise ExecutorError(
+                f"cannot reach the Dask scheduler {self.settings.scheduler} ({exc}); start "
+                "it or fix executors.dask.scheduler in .conveyor/config.toml"
+            ) from exc
+        client.subscribe_topic(task.STARTED_TOPIC, self._on_started)
+        self._run_step = _by_value(task.run_step)
+        self._client = client
+        return client
+
+    def _on_started(self, event: tuple[float, Any]) -> None:
+        with self._lock:
+            self._started.add(str(event[1]))
+
+    def _buffered(self, key: str) -> bool:
+        return any(inv.key == key for _, inv in self._buffer)
+
+    def _flush(self) -> None:
+        fire_and_forget = importlib.import_module("distributed").fire_and_forget
+        client = self._connect()
+        buffer, self._buffer = self._buffer, []
+        for task_key, inv in buffer:
+            order = {
+                "command": inv.command,
+                "env": dict(inv.env),
+                "outputs": list(inv.outputs),
+                "grace": self.settings.grace_seconds,
+                "scratch": self.settings.scratch_dir,
+            }
+            future = client.submit(
+                self._run_step, task_key, order, input_files(inv), key=task_key, pure=False
+            )
+            future.add_done_callback(lambda _: self._finished.set())
+            fire_and_forget(future)  # the step goes on if this process dies: recover ends it
+            self._live[inv.key] = (task_key, inv, future)
+        self._confirm([t for t, _ in buffer])
+
+    def _confirm(self, task_keys: list[str]) -> None:
+        """Wait until the scheduler holds the new tasks (submission is asynchronous), so
+        that a handle this process records names a task the cluster knows."""
+        deadline = time.monotonic() + _CONFIRM_FOR
+        while time.monotonic() < deadline:
+            states = self._client.run_on_scheduler(task.task_states, keys=task_keys)
+            if all(k in states for k in task_keys):
+                return
+            time.sleep(0.01)
+
+    def _complete(self, key: str, task_key: str, inv: Invocation, future: Any) -> Completion:
+        del self._live[key]
+        with self._lock:
+            self._started.discard(task_key)
+        cancelled = key in self._cancelled
+        self._cancelled.discard(key)
+        if future.status == "cancelled":
+            return Completion(key, "cancelled", None, "cancelled before it started")
+        if future.status == "error":
+            exc = future.exception()
+            kind = type(exc).__name__
+            state: EndState = "lost" if kind == "KilledWorker" else "error"
+            return Completion(key, state, None, f"the Dask task failed: {kind}: {exc}")
+        result = future.result()
+        with open(inv.log_path, "ab") as log:
+            log.write(result["log"])
+        if result["code"] is None:
+            return Completion(key, "cancelled", None, "cancelled before it started")
+        try:
+            write_outputs(inv, result["outputs"], task_key)
+        except (OSError, ExecutorError) as exc:
+            return Completion(key, "error", None, f"cannot store the step's outputs: {exc}")
+        note = result["note"]
+        if cancelled or note == "cancelled":
+            return Completion(key, "cancelled", int(result["code"]), "cancelled")
+        return Completion(key, "exited", int(result["code"]), note)
+
+
+def _by_value(function: Any) -> Any:
+    """A copy of ``function`` that pickle cannot find by name: Dask tries plain pickle first
+    for a task graph, which would ship the task by reference (and fail on workers without
+    Conveyor); the copy makes it fall back to cloudpickle, which ships it by value."""
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__, function.__defaults__
+    )
+    copy.__qualname__ = f"{function.__qualname__}.by_value"
+    return copy
