@@ -1,0 +1,135 @@
+"""The Dask executor through the CLI, against the real cluster of scripts/engines/dask.sh.
+
+Needs ``eval "$(scripts/engines/dask.sh env)"`` (CONVEYOR_DASK_SCHEDULER); skipped without
+it, failed without it when scripts/test.sh started the engine (dask in CONVEYOR_ENGINES).
+The unreachable-scheduler test needs only the dask package.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.engines import engine_missing
+from tests.integration.conftest import Repo
+
+pytestmark = pytest.mark.integration
+
+PIPELINE = """\
+jobs:
+  prepare:
+    steps:
+      - run: mkdir -p data && seq 1 10 > data/numbers.txt
+        outputs: [data/numbers.txt]
+  square:
+    matrix:
+      n: [1, 2, 3]
+    steps:
+      - run: >-
+          mkdir -p out/sq-${{ matrix.n }}/deep &&
+          awk -v n=${{ matrix.n }} '{ print $1 * n }' data/numbers.txt > out/sq-${{ matrix.n }}/values.txt &&
+          echo "$MATRIX_N" > out/sq-${{ matrix.n }}/deep/n.txt && echo squared $MATRIX_N
+        inputs: [data/numbers.txt]
+        outputs: ["out/sq-${{ matrix.n }}"]
+  total:
+    needs: [square]
+    steps:
+      - run: mkdir -p results && cat out/sq-*/values.txt | awk '{ s += $1 } END { print s }' > results/total.txt
+        inputs: [out]
+        outputs: [results/total.txt]
+"""
+
+
+@pytest.fixture
+def scheduler() -> str:
+    found = os.environ.get("CONVEYOR_DASK_SCHEDULER")
+    if not found:
+        engine_missing(
+            "dask", "dask engine not configured; start it with scripts/engines/dask.sh up"
+        )
+    return str(found)
+
+
+def _configure(repo: Repo, scheduler: str) -> None:
+    repo.write(".conveyor/config.toml", f'[executors.dask]\nscheduler = "{scheduler}"\n')
+
+
+def _digests(repo: Repo) -> dict[str, str]:
+    return {o["path"]: o["digest"] for s in repo.steps().values() for o in s["outputs"]}
+
+
+def test_matrix_pipeline_matches_local_and_shares_its_cache(repo: Repo, scheduler: str) -> None:
+    _configure(repo, scheduler)
+    repo.pipeline(PIPELINE)
+    repo.commit("pipeline")
+    local = repo.run("run", "--executor", "local")
+    assert local.code == 0, local.out + local.err
+    expected = _digests(repo)
+    assert len(expected) == 5
+    assert (repo.path / "results" / "total.txt").read_text().strip() == "330"
+
+    for rel in ("data", "out", "results"):
+        for path in sorted((repo.path / rel).rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    cached = repo.run("run", "--executor", "dask")
+    assert cached.code == 0, cached.out + cached.err
+    assert all(s["cached"] for s in repo.steps().values())
+    assert (repo.path / "out" / "sq-3" / "deep" / "n.txt").read_text() == "3\n"
+
+    forced = repo.run("run", "--executor", "dask", "--force", timeout=300)
+    assert forced.code == 0, forced.out + forced.err
+    steps = repo.steps()
+    assert not any(s["cached"] for s in steps.values())
+    assert repo.show()["executor"] == "dask"
+    assert _digests(repo) == expected
+    log = Path(steps["square[n=2].step-1"]["log"]).read_text()
+    assert "squared 2" in log
+
+
+def test_a_timed_out_step_is_stopped_and_keeps_its_log(repo: Repo, scheduler: str) -> None:
+    """The runner cancels it at its timeout: the task stops the step (TERM) and still
+    returns what it wrote."""
+    _configure(repo, scheduler)
+    repo.pipeline(
+        """\
+jobs:
+  slow:
+    steps:
+      - run: echo before && sleep 120 && echo after
+        timeout: 3s
+"""
+    )
+    repo.commit("pipeline")
+    result = repo.run("run", "--executor", "dask", timeout=120)
+    assert result.code == 1, result.out + result.err
+    steps = repo.steps()
+    slow = steps["slow.step-1"]
+    assert slow["status"] == "failed" and "timed out" in (slow["error"] or "")
+    log = Path(slow["log"]).read_text()
+    assert "before" in log and "after" not in log
+
+
+def test_an_unreachable_scheduler_fails_the_run_with_one_message(repo: Repo) -> None:
+    pytest.importorskip("distributed", reason="needs dask (pip install 'conveyor[dask]')")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    repo.write(
+        ".conveyor/config.toml",
+        f'[executors.dask]\nscheduler = "{closed}"\nconnect_timeout = 2\n',
+    )
+    repo.pipeline(
+        "jobs:\n  many:\n    matrix:\n      n: [1, 2]\n    steps:\n      - run: echo hi\n"
+    )
+    repo.commit("pipeline")
+    started = time.monotonic()
+    result = repo.run("run", "--executor", "dask", timeout=60)
+    assert time.monotonic() - started < 30
+    assert result.code == 1, result.out + result.err
+    assert "Traceback" not in result.err
+    shown = repo.show()
+    assert shown["status"] == "failed" and "cannot reach the Dask scheduler" in shown["error"]
