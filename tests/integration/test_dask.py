@@ -133,3 +133,25 @@ def test_an_unreachable_scheduler_fails_the_run_with_one_message(repo: Repo) -> 
     assert "Traceback" not in result.err
     shown = repo.show()
     assert shown["status"] == "failed" and "cannot reach the Dask scheduler" in shown["error"]
+
+
+def test_big_inputs_travel_scattered_and_come_back_whole(repo: Repo, scheduler: str) -> None:
+    """Above 1 MiB the inputs are scattered to a worker rather than put in the task."""
+    _configure(repo, scheduler)
+    repo.write("data/big.bin", "0123456789abcdef" * 200_000)  # 3.2 MB
+    repo.pipeline(
+        """\
+jobs:
+  copy:
+    steps:
+      - run: mkdir -p out && cp data/big.bin out/big.bin && wc -c < data/big.bin
+        inputs: [data/big.bin]
+        outputs: [out/big.bin]
+"""
+    )
+    repo.commit("pipeline")
+    result = repo.run("run", "--executor", "dask", timeout=120)
+    assert result.code == 0, result.out + result.err
+    copied = (repo.path / "out" / "big.bin").read_bytes()
+    assert copied == (repo.path / "data" / "big.bin").read_bytes()
+    assert "3200000" in Path(repo.steps()["copy.step-1"]["log"]).read_text()

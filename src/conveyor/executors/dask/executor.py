@@ -37,6 +37,8 @@ _CAPACITY_EVERY = 1.0
 """Seconds an answer of ``capacity`` is reused."""
 _CONFIRM_FOR = 10.0
 """Seconds ``poll`` waits for the scheduler to know the tasks it handed over."""
+_INLINE_INPUTS = 1 << 20
+"""Bytes of input files sent inside the task itself; more are scattered first."""
 _PREFIX = "conveyor-"
 _PENDING = {"released", "waiting", "queued", "no-worker", "processing"}
 
@@ -201,9 +203,11 @@ class DaskExecutor:
                 "grace": self.settings.grace_seconds,
                 "scratch": self.settings.scratch_dir,
             }
-            future = client.submit(
-                self._run_step, task_key, order, input_files(inv), key=task_key, pure=False
-            )
+            files: Any = input_files(inv)
+            if sum(len(data) for _, _, data in files) > _INLINE_INPUTS:
+                # big inputs go to a worker's memory directly, not inside the task graph
+                files = client.scatter(files, hash=False)
+            future = client.submit(self._run_step, task_key, order, files, key=task_key, pure=False)
             future.add_done_callback(lambda _: self._finished.set())
             fire_and_forget(future)  # the step goes on if this process dies: recover ends it
             self._live[inv.key] = (task_key, inv, future)
