@@ -57,11 +57,13 @@ class DaskExecutor:
         self._live: dict[str, tuple[str, Invocation, Any]] = {}
         """By invocation key: the task's key, the invocation, its future."""
         self._cancelled: set[str] = set()
-        self._started: set[str] = set()  # task keys, filled by the client's event thread
+        self._started: dict[str, tuple[str, float]] = {}
+        """Task key -> (its worker's address, when we heard): filled by the client's thread."""
+        self._workers: set[str] = set()
+        self._workers_at = -_CAPACITY_EVERY  # when ``_workers`` was asked for
         self._lock = threading.Lock()
         self._finished = threading.Event()  # set by futures' done callbacks
         self._capacity = UNBOUNDED
-        self._capacity_at = -_CAPACITY_EVERY
 
     # -- the contract --------------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
@@ -81,9 +83,12 @@ class DaskExecutor:
         if timeout > 0 and not any(f.done() for f in futures):
             self._finished.wait(timeout)  # any task's end wakes it: then look again
         done = []
+        lost = self._lost()
         for handle in handles:
             entry = self._live.get(handle.key)
-            if entry is not None and entry[2].done():
+            if entry is not None and entry[0] in lost:
+                done.append(self._lose(handle.key, entry[0], lost[entry[0]]))
+            elif entry is not None and entry[2].done():
                 done.append(self._complete(handle.key, *entry))
         return done
 
@@ -148,19 +153,48 @@ class DaskExecutor:
 
     def capacity(self) -> Capacity:
         """Threads of the workers connected to the scheduler (0 when none is)."""
-        now = time.monotonic()
-        if self._client is not None and now - self._capacity_at >= _CAPACITY_EVERY:
-            self._capacity_at = now
-            try:
-                workers = self._client.scheduler_info(n_workers=-1)["workers"]
-            except Exception:
-                return self._capacity  # the scheduler busy or gone: the last answer
-            slots = sum(int(w.get("nthreads", 0)) for w in workers.values())
-            why = f"no Dask worker is connected to the scheduler {self.settings.scheduler}"
-            self._capacity = Capacity(slots, why, self.settings.no_capacity_timeout)
+        self._ask_workers()
         return self._capacity
 
     # -- internals -----------------------------------------------------------------------
+    def _ask_workers(self) -> None:
+        """The scheduler's workers, at most once per ``_CAPACITY_EVERY``: capacity, and
+        which started steps lost their worker."""
+        now = time.monotonic()
+        if self._client is None or now - self._workers_at < _CAPACITY_EVERY:
+            return
+        try:
+            workers = self._client.scheduler_info(n_workers=-1)["workers"]
+        except Exception:
+            return  # the scheduler busy or gone: the last answer
+        self._workers_at = now
+        self._workers = set(workers)
+        slots = sum(int(w.get("nthreads", 0)) for w in workers.values())
+        why = f"no Dask worker is connected to the scheduler {self.settings.scheduler}"
+        self._capacity = Capacity(slots, why, self.settings.no_capacity_timeout)
+
+    def _lost(self) -> dict[str, str]:
+        """Started tasks whose worker has left since they started (Dask would run them
+        again elsewhere; a step is run again only by the runner's ``retries``)."""
+        self._ask_workers()
+        with self._lock:
+            return {
+                task_key: address
+                for task_key, (address, heard) in self._started.items()
+                if heard < self._workers_at and address not in self._workers
+            }
+
+    def _lose(self, key: str, task_key: str, address: str) -> Completion:
+        _, _, future = self._live.pop(key)
+        with self._lock:
+            self._started.pop(task_key, None)
+        self._cancelled.discard(key)
+        with contextlib.suppress(Exception):  # best effort: no second run of the step
+            self._client.run(task.stop_steps, [task_key], on_error="ignore")
+            self._client.cancel([future], force=True)
+        why = f"the Dask worker running the step ({address}) left the cluster"
+        return Completion(key, "lost", None, why)
+
     def _connect(self) -> Any:
         if self._client is not None:
             return self._client
@@ -185,8 +219,9 @@ class DaskExecutor:
         return client
 
     def _on_started(self, event: tuple[float, Any]) -> None:
+        task_key, address = event[1]
         with self._lock:
-            self._started.add(str(event[1]))
+            self._started[str(task_key)] = (str(address), time.monotonic())
 
     def _buffered(self, key: str) -> bool:
         return any(inv.key == key for _, inv in self._buffer)
@@ -226,7 +261,7 @@ class DaskExecutor:
     def _complete(self, key: str, task_key: str, inv: Invocation, future: Any) -> Completion:
         del self._live[key]
         with self._lock:
-            self._started.discard(task_key)
+            self._started.pop(task_key, None)
         cancelled = key in self._cancelled
         self._cancelled.discard(key)
         if future.status == "cancelled":

@@ -115,7 +115,8 @@ def _run_in(
         os.chmod(target, mode & 0o777)
     log_path = os.path.join(scratch, "log")
     with contextlib.suppress(Exception):  # the start time is a hint: never fail the step on it
-        _worker().log_event(STARTED_TOPIC, key)
+        worker = _worker()
+        worker.log_event(STARTED_TOPIC, [key, worker.address])
     code, note = _execute(key, order, work, scratch, log_path, book)
     with open(log_path, "rb") as handle:
         log = handle.read()
