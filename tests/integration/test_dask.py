@@ -8,6 +8,7 @@ The unreachable-scheduler test needs only the dask package.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -155,3 +156,43 @@ jobs:
     copied = (repo.path / "out" / "big.bin").read_bytes()
     assert copied == (repo.path / "data" / "big.bin").read_bytes()
     assert "3200000" in Path(repo.steps()["copy.step-1"]["log"]).read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_the_next_command_ends_a_step_a_killed_run_left_on_the_cluster(
+    repo: Repo, scheduler: str, tmp_path: Path
+) -> None:
+    """Dask tasks are fire-and-forget: the step goes on when ``conveyor`` is killed, and
+    the next command's recovery stops it on the worker through its recorded key."""
+    _configure(repo, scheduler)
+    mark = tmp_path / "pid"
+    repo.pipeline(f"jobs:\n  slow:\n    steps:\n      - run: echo $$ > {mark}; sleep 240\n")
+    repo.commit("pipeline")
+    run = repo.popen("run", "--executor", "dask")
+    try:
+        deadline = time.monotonic() + 90
+        while not (mark.exists() and mark.read_text().strip()):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "the step never started"
+            time.sleep(0.2)
+        time.sleep(0.5)  # the run records the step's start (its handle) right after it submits
+        run.send_signal(signal.SIGKILL)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate(timeout=30)  # closes its pipes
+    step = int(mark.read_text())
+    assert _alive(step), "the step should outlive the killed run (fire-and-forget)"
+    shown = repo.show()  # any command of the project recovers the interrupted run
+    assert shown["status"] != "running"
+    deadline = time.monotonic() + 90
+    while _alive(step):
+        assert time.monotonic() < deadline, "the recovered step is still running"
+        time.sleep(0.2)
