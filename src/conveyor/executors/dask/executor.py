@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import secrets
 import threading
 import time
@@ -48,6 +49,11 @@ class DaskExecutor:
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         self.settings = DaskSettings.parse(settings or {})
+        if importlib.util.find_spec("distributed") is None:  # imported on first use: slow
+            raise ExecutorError(
+                "the dask executor needs packages that are not installed (distributed); "
+                "install them with: pip install 'conveyor[dask]'"
+            )
         self.default_parallelism = self.settings.parallelism
         self._client: Any = None
         self._run_step: Any = None
