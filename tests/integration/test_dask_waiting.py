@@ -156,3 +156,45 @@ def test_a_lost_worker_ends_its_step_and_queued_steps_fail_without_capacity(
     while _alive(started[running_id]):
         assert time.monotonic() < deadline, "the lost step's process outlived its worker"
         time.sleep(0.2)
+
+
+def test_a_scheduler_that_goes_away_ends_the_run_with_its_reason(
+    repo: Repo, private_cluster: Cluster, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    repo.write(
+        ".conveyor/config.toml",
+        f'[executors.dask]\nscheduler = "{private_cluster.address}"\nconnect_timeout = 3\n',
+    )
+    step = f'echo $$ > "{marks}/$CONVEYOR_STEP_ID"; sleep 240'
+    repo.pipeline(
+        f"""\
+        jobs:
+          one:
+            steps: [{{run: '{step}', cache: false}}]
+          two:
+            steps: [{{run: '{step}', cache: false}}]
+        """
+    )
+    repo.commit("pipeline")
+    run = repo.popen("run", "--executor", "dask", "-j", "2")
+    try:
+        deadline = time.monotonic() + START
+        while not any(path.stat().st_size for path in marks.iterdir()):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "no step started on the private cluster"
+            time.sleep(0.2)
+        private_cluster.scheduler.send_signal(signal.SIGKILL)
+        out, err = run.communicate(timeout=200)  # the run ends: nothing hangs
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert run.returncode == 1, out + err
+    assert "Traceback" not in err
+    shown = repo.show()
+    assert shown["status"] == "failed"
+    for step in shown["steps"]:
+        assert step["status"] == "failed", step
+        assert "Dask scheduler" in (step["error"] or ""), step["error"]

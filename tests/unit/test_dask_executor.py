@@ -25,6 +25,8 @@ class FakeFuture:
 class FakeClient:
     """Answers ``scheduler_info`` with the workers the test sets, counting the calls."""
 
+    status = "running"
+
     def __init__(self) -> None:
         self.workers: dict[str, dict[str, int]] = {"tcp://w1:1": {"nthreads": 2}}
         self.asked = 0
@@ -89,3 +91,16 @@ def test_without_distributed_the_error_names_the_extra(monkeypatch: pytest.Monke
     )
     with pytest.raises(ExecutorError, match=r"pip install 'conveyor\[dask\]'"):
         DaskExecutor({})
+
+
+def test_a_step_cancelled_before_poll_handed_it_over_is_reported_cancelled(
+    tmp_path: Path,
+) -> None:
+    """``submit`` only records; a cancel before the next poll must still complete it."""
+    executor = DaskExecutor({})
+    invocation = Invocation("r/s/2", "true", {}, tmp_path, tmp_path / "s.log")
+    handle = executor.submit(invocation)
+    executor.cancel([handle])
+    (completion,) = executor.poll([handle], 0)  # no client: nothing was handed over
+    assert (completion.key, completion.state) == ("r/s/2", "cancelled")
+    assert executor.poll([handle], 0) == []

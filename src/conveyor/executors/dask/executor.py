@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 import secrets
 import threading
 import time
@@ -63,6 +64,7 @@ class DaskExecutor:
         self._live: dict[str, tuple[str, Invocation, Any]] = {}
         """By invocation key: the task's key, the invocation, its future."""
         self._cancelled: set[str] = set()
+        self._dropped: dict[str, Completion] = {}  # cancelled before poll handed them over
         self._started: dict[str, tuple[str, float]] = {}
         """Task key -> (its worker's address, when we heard): filled by the client's thread."""
         self._workers: set[str] = set()
@@ -81,14 +83,20 @@ class DaskExecutor:
         return Handle(invocation.key, task_key)
 
     def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
-        """Connects on the first call: an unreachable scheduler is one ExecutorError."""
+        """Connects on the first call: an unreachable scheduler is one ExecutorError, and
+        so is losing it for good (the client gave up reconnecting)."""
+        if self._client is not None and self._client.status == "closed":
+            raise ExecutorError(
+                f"lost the connection to the Dask scheduler {self.settings.scheduler}; "
+                "its tasks are gone with it"
+            )
         if self._buffer:
             self._flush()
+        done = [self._dropped.pop(h.key) for h in handles if h.key in self._dropped]
         futures = [self._live[h.key][2] for h in handles if h.key in self._live]
         self._finished.clear()
-        if timeout > 0 and not any(f.done() for f in futures):
+        if timeout > 0 and not done and not any(f.done() for f in futures):
             self._finished.wait(timeout)  # any task's end wakes it: then look again
-        done = []
         lost = self._lost()
         for handle in handles:
             entry = self._live.get(handle.key)
@@ -101,7 +109,10 @@ class DaskExecutor:
     def cancel(self, handles: Sequence[Handle]) -> None:
         keys = [h.key for h in handles if h.key in self._live or self._buffered(h.key)]
         self._cancelled.update(keys)
-        self._buffer = [(t, inv) for t, inv in self._buffer if inv.key not in self._cancelled]
+        for _, inv in self._buffer:  # never handed over: ended here, reported by poll
+            if inv.key in self._cancelled:
+                self._dropped[inv.key] = Completion(inv.key, "cancelled", None, "cancelled")
+        self._buffer = [(t, inv) for t, inv in self._buffer if inv.key not in self._dropped]
         live = [self._live[k] for k in keys if k in self._live]
         if not live or self._client is None:
             return
@@ -206,6 +217,8 @@ class DaskExecutor:
             return self._client
         cloudpickle = importlib.import_module("cloudpickle")  # untyped, like distributed
         distributed = importlib.import_module("distributed")
+        # a lost scheduler is our own one-sentence error (poll), not the client's traceback
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         # the task goes by value: workers need no Conveyor install
         cloudpickle.register_pickle_by_value(task)
         try:
@@ -270,8 +283,11 @@ class DaskExecutor:
             self._started.pop(task_key, None)
         cancelled = key in self._cancelled
         self._cancelled.discard(key)
-        if future.status == "cancelled":
+        if future.status == "cancelled" and cancelled:
             return Completion(key, "cancelled", None, "cancelled before it started")
+        if future.status == "cancelled":  # not by us: the scheduler dropped it
+            why = f"the Dask scheduler {self.settings.scheduler} dropped the task (did it restart?)"
+            return Completion(key, "lost", None, why)
         if future.status == "error":
             exc = future.exception()
             kind = type(exc).__name__
