@@ -1,6 +1,6 @@
 """One conformance suite for every executor.
 
-``executor_name`` runs each test against local, htcondor and spark. A backend whose
+``executor_name`` runs each test against local, htcondor, spark and dask. A backend whose
 engine is not configured here is skipped, unless scripts/test.sh started it (it is in
 CONVEYOR_ENGINES and CONVEYOR_REQUIRE_ENGINES=1): then a missing engine fails the test.
 """
@@ -19,13 +19,19 @@ from conveyor.executors.base import Executor
 from conveyor.executors.registry import load_executor
 from tests.engines import configured, engine_missing
 
-ENGINE_ENV = {"htcondor": "CONDOR_CONFIG", "spark": "CONVEYOR_SPARK_MASTER"}
-BACKENDS = ["local", "htcondor", "spark"]
+ENGINE_ENV = {
+    "htcondor": "CONDOR_CONFIG",
+    "spark": "CONVEYOR_SPARK_MASTER",
+    "dask": "CONVEYOR_DASK_SCHEDULER",
+}
+BACKENDS = ["local", "htcondor", "spark", "dask"]
 
 
 def backend_settings(name: str) -> dict[str, Any]:
     if name == "spark":
         return {"master": os.environ.get("CONVEYOR_SPARK_MASTER", "local[2]")}
+    if name == "dask":
+        return {"scheduler": os.environ.get("CONVEYOR_DASK_SCHEDULER", "")}
     return {}
 
 

@@ -17,9 +17,9 @@ from tests.contract.conftest import backend_settings
 
 pytestmark = pytest.mark.integration
 DEADLINE = 180.0  # seconds: generous for a batch system; never a speed assertion
-OUTLIVE_THEIR_SUBMITTER = {"local", "htcondor"}
+OUTLIVE_THEIR_SUBMITTER = {"local", "htcondor", "dask"}
 """Backends whose steps go on running when the process that submitted them dies (a
-Spark task ends its step when it loses the driver)."""
+Spark task ends its step when it loses the driver; Dask tasks are fire-and-forget)."""
 _ORPHANING = """
 import json, os, sys
 from pathlib import Path

@@ -143,6 +143,11 @@ def _engine(executor: str, repo: Repo) -> None:
     if executor == "htcondor":
         if not (configured("CONDOR_CONFIG") and importlib.util.find_spec("htcondor2")):
             engine_missing("htcondor", "HTCondor pool not configured (scripts/engines)")
+    elif executor == "dask":
+        scheduler = os.environ.get("CONVEYOR_DASK_SCHEDULER")
+        if not scheduler:
+            engine_missing("dask", "dask engine not configured (scripts/engines/dask.sh)")
+        repo.write(".conveyor/config.toml", f'[executors.dask]\nscheduler = "{scheduler}"\n')
     else:
         master = os.environ.get("CONVEYOR_SPARK_MASTER")
         if not master:
@@ -150,7 +155,7 @@ def _engine(executor: str, repo: Repo) -> None:
         repo.write(".conveyor/config.toml", f'[executors.spark]\nmaster = "{master}"\n')
 
 
-@pytest.mark.parametrize("executor", ["htcondor", "spark"])
+@pytest.mark.parametrize("executor", ["htcondor", "spark", "dask"])
 def test_engine_runs_datums_with_the_same_outputs_cache_and_provenance(
     repo: Repo, executor: str
 ) -> None:

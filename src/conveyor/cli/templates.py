@@ -70,7 +70,7 @@ jobs:
 CONFIG_TEMPLATE = """\
 # Conveyor project settings, shared through git. The project lead chooses these once.
 [project]
-executor = "local"     # where steps run: local (more with extras: htcondor, spark)
+executor = "local"     # where steps run: local (more with extras: htcondor, spark, dask)
 parallelism = 0        # steps at once; 0 = one per CPU
 # database = "postgresql+psycopg://user@host/db"   # default: .conveyor/conveyor.db (SQLite)
 # store = "/shared/conveyor-store"                  # default: .conveyor/store

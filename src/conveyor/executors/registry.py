@@ -14,8 +14,9 @@ BUILTIN = {
     "local": "conveyor.executors.local:LocalExecutor",
     "htcondor": "conveyor.executors.htcondor:HTCondorExecutor",
     "spark": "conveyor.executors.spark:SparkExecutor",
+    "dask": "conveyor.executors.dask:DaskExecutor",
 }
-EXTRAS = {"htcondor": "htcondor", "spark": "spark"}
+EXTRAS = {"htcondor": "htcondor", "spark": "spark", "dask": "dask"}
 REQUIRED = ("submit", "poll", "cancel", "close", "recover", "started", "capacity")
 
 

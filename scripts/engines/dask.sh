@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A real Dask cluster (one scheduler, one worker process with two threads) on 127.0.0.1
+# for Conveyor's Dask executor tests. Installs dask[distributed] from PyPI when missing.
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENGINE=dask
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+usage() {
+    cat <<'EOF2'
+usage: scripts/engines/dask.sh {install|up|down|status|env}
+  install  pip install dask[distributed] into the current Python (skipped when importable)
+  up       start `dask scheduler` and one `dask worker` on 127.0.0.1, wait until registered
+  down     stop the worker and the scheduler (safe when not up)
+  status   exit 0 with a one-line summary when up, 1 otherwise
+  env      print export lines for clients: eval "$(scripts/engines/dask.sh env)"
+environment: CONVEYOR_ENGINES_HOME (cache, default ~/.cache/conveyor-engines),
+  CONVEYOR_DASK_PORT (8786), CONVEYOR_DASK_DASHBOARD_PORT (8787),
+  CONVEYOR_DASK_NTHREADS (2), CONVEYOR_DASK_TIMEOUT (seconds, 60),
+  CONVEYOR_DASK_SPEC (pip requirement, dask[distributed]), PYTHON (python3)
+EOF2
+}
+
+DK="$ENGINES_HOME/dask"
+LOGDIR="$DK/logs"
+PORT="${CONVEYOR_DASK_PORT:-8786}"
+DASHBOARD_PORT="${CONVEYOR_DASK_DASHBOARD_PORT:-8787}"
+NTHREADS="${CONVEYOR_DASK_NTHREADS:-2}"
+TIMEOUT="${CONVEYOR_DASK_TIMEOUT:-60}"
+DASK_SPEC="${CONVEYOR_DASK_SPEC:-dask[distributed]}"
+# The real interpreter, not a shim: the daemons run as `python -m distributed.cli...`.
+PYTHON="$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)' 2>/dev/null)" \
+    || die "no working ${PYTHON:-python3} (set PYTHON)"
+ADDRESS="tcp://127.0.0.1:$PORT"
+
+cmd_install() {
+    if "$PYTHON" -c 'import distributed' >/dev/null 2>&1; then
+        log "distributed already importable ($("$PYTHON" -c 'import distributed; print(distributed.__version__)'))"
+    else
+        log "pip install $DASK_SPEC"
+        "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+            "$DASK_SPEC" </dev/null || die "pip install $DASK_SPEC failed"
+    fi
+}
+
+# pid from a pid file, only if that process is still the Dask daemon of that role.
+live_pid() {
+    local f="$DK/$1.pid" pid
+    [ -f "$f" ] || return 1
+    pid="$(cat "$f")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "distributed.cli.dask_$1" || return 1
+    echo "$pid"
+}
+
+# Threads of the workers registered with the scheduler (0 when unreachable).
+worker_threads() {
+    "$PYTHON" - "$ADDRESS" <<'PY' 2>/dev/null || echo 0
+import sys
+from distributed import Client
+with Client(sys.argv[1], timeout=5) as c:
+    print(sum(w["nthreads"] for w in c.scheduler_info()["workers"].values()))
+PY
+}
+
+# Start one daemon in the background, detached from this shell; $! is its Python.
+start_daemon() {
+    local role="$1"; shift
+    setsid "$PYTHON" -m "distributed.cli.dask_$role" "$@" \
+        >>"$LOGDIR/$role.log" 2>&1 </dev/null &
+    echo $! >"$DK/$role.pid"
+}
+
+port_open() { "$PYTHON" -c "import socket,sys; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null; }
+workers_ready() { [ "$(worker_threads)" -gt 0 ]; }
+
+wait_until() {
+    local what="$1" pid="$2" check="$3" deadline=$((SECONDS + TIMEOUT))
+    until "$check"; do
+        kill -0 "$pid" 2>/dev/null || die "$what exited; see $LOGDIR/"
+        [ "$SECONDS" -lt "$deadline" ] || die "$what not ready after ${TIMEOUT}s; see $LOGDIR/ (run: dask.sh down)"
+        sleep 0.5
+    done
+}
+
+cmd_up() {
+    if live_pid scheduler >/dev/null && live_pid worker >/dev/null && workers_ready; then
+        log "already up ($ADDRESS)"
+        return 0
+    fi
+    "$PYTHON" -c 'import distributed' 2>/dev/null || die "distributed is not importable by $PYTHON; run: scripts/engines/dask.sh install"
+    local t0=$SECONDS pid
+    cmd_down >/dev/null 2>&1 || true   # a half-up cluster is restarted whole
+    rm -rf "$DK/work"
+    mkdir -p "$LOGDIR" "$DK/work"
+    # loopback only: the scheduler has no authentication (TLS would be a site's choice)
+    start_daemon scheduler --host 127.0.0.1 --port "$PORT" \
+        --dashboard-address "127.0.0.1:$DASHBOARD_PORT"
+    pid="$(cat "$DK/scheduler.pid")"
+    wait_until "dask scheduler" "$pid" port_open
+    start_daemon worker "$ADDRESS" --host 127.0.0.1 --nworkers 1 --nthreads "$NTHREADS" \
+        --no-dashboard --local-directory "$DK/work" --no-nanny
+    pid="$(cat "$DK/worker.pid")"
+    wait_until "dask worker" "$pid" workers_ready
+    log "up in $((SECONDS - t0)) s: $ADDRESS, $NTHREADS threads, dashboard http://127.0.0.1:$DASHBOARD_PORT, logs in $LOGDIR"
+}
+
+stop_pid() {
+    local pid="$1"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cmd_down() {
+    local role pid
+    for role in worker scheduler; do
+        if pid="$(live_pid "$role")"; then stop_pid "$pid"; fi
+        rm -f "$DK/$role.pid"
+    done
+    log "down"
+}
+
+cmd_status() {
+    local s w n
+    if s="$(live_pid scheduler)" && w="$(live_pid worker)"; then
+        n="$(worker_threads)"
+        if [ "$n" -gt 0 ]; then
+            echo "dask: up, $ADDRESS, scheduler pid $s, worker pid $w, $n thread(s), dashboard http://127.0.0.1:$DASHBOARD_PORT"
+            return 0
+        fi
+        echo "dask: scheduler and worker running but no worker registered"
+        return 1
+    fi
+    echo "dask: down"
+    return 1
+}
+
+cmd_env() {
+    echo "export CONVEYOR_DASK_SCHEDULER=$ADDRESS"
+}
+
+engine_main "$@"
