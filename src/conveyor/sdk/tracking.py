@@ -69,7 +69,7 @@ def _read_step(store: ContentStore, step: StepRunRecord, found: RunTracking) -> 
     for output in step.outputs:
         try:
             if output.path in declared:
-                data = _bounded(store, output, f"the metrics file {output.path}")
+                data = read_bounded(store, output, f"the metrics file {output.path}")
                 found.metrics[output.path] = parse_metrics(output.path, data)
             elif output.path == tracking and output.kind == "tree":
                 _read_log(store, step.step_id, output, found)
@@ -85,7 +85,7 @@ def _read_log(store: ContentStore, step_id: str, output: OutputRecord, found: Ru
     for entry in tree.files:
         if entry.path == LOG_NAME:
             log = parse_tracking(
-                _bounded(store, OutputRecord(LOG_NAME, entry.digest, "file", entry.size), "")
+                read_bounded(store, OutputRecord(LOG_NAME, entry.digest, "file", entry.size), "")
             )
             if log.metrics:
                 found.metrics[source] = log.metrics
@@ -95,7 +95,7 @@ def _read_log(store: ContentStore, step_id: str, output: OutputRecord, found: Ru
                 found.artifacts[step_id] = [f"{output.path}/artifacts/{a}" for a in log.artifacts]
 
 
-def _bounded(store: ContentStore, output: OutputRecord, what: str) -> bytes:
+def read_bounded(store: ContentStore, output: OutputRecord, what: str) -> bytes:
     """The blob of a file output, read only when it is at most MAX_BYTES (the store's
     file is checked, not only the record, and never read past the bound)."""
     if output.kind != "file":
