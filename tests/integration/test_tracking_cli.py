@@ -137,6 +137,13 @@ def test_metrics_of_files_and_log_calls_shown_diffed_and_compared(repo: Repo) ->
     table = repo.run("runs", "compare", first, second)
     assert table.code == 0 and "changed outputs:" in table.out and "*  run" in table.out
 
+    with conveyor.Client(path=repo.path) as client:  # the SDK gives the same answers
+        assert client.get_run(first).metrics == EXPECTED_01
+        assert client.get_run(second).tracking()["params"]["run"] == {"lr": 0.3}
+        assert client.compare(first, client.get_run(second)) == _json(
+            repo, "runs", "compare", first, second
+        )
+
 
 def test_a_metrics_file_that_is_not_json_is_named_and_the_run_kept(repo: Repo) -> None:
     repo.pipeline("""\
