@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 import conveyor
+from conveyor.domain.tracking import tracking_path
 from tests.engines import configured, engine_missing
 from tests.integration.conftest import Repo
+from tests.integration.server_support import Server, git, run_ids
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +198,31 @@ def test_tracking_comes_back_from_the_engines(repo: Repo, executor: str) -> None
     assert shown["metrics"] == EXPECTED_01
     assert shown["params"] == {"run": {"lr": 0.1}, "log:train.fit": {"seen_lr": 0.1}}
     assert json.loads((repo.path / "out/metrics.json").read_text())["epochs"] == 2
+
+
+SERVER_PIPELINE = """\
+jobs:
+  train:
+    steps:
+      - id: fit
+        run: |
+          mkdir -p out "$CONVEYOR_PROJECT_DIR/$CONVEYOR_TRACKING"
+          echo '{"auc": 0.75}' > out/metrics.json
+          echo '{"kind": "metric", "name": "f1", "value": 0.5}' \\
+            >> "$CONVEYOR_PROJECT_DIR/$CONVEYOR_TRACKING/log.jsonl"
+        metrics: [out/metrics.json]
+"""
+
+
+def test_a_server_run_stores_the_metrics_file_and_the_tracking_log(
+    repo: Repo, server: Server
+) -> None:
+    # the protocol without Conveyor in the step (a sandboxed shell step): lines in the file
+    repo.pipeline(SERVER_PIPELINE)
+    repo.commit()
+    out = git(repo.path, "push", server.git_url(), "HEAD:main").stderr
+    [run_id] = run_ids(out)
+    run = server.wait_run(run_id)
+    assert run["status"] == "succeeded", run
+    paths = {o["path"]: o["kind"] for o in run["steps"][0]["outputs"]}
+    assert paths == {"out/metrics.json": "file", tracking_path("train.fit"): "tree"}
