@@ -169,6 +169,8 @@ def test_a_metrics_file_that_is_not_json_is_named_and_the_run_kept(repo: Repo) -
         "out/metrics.json of step eval.score is not JSON: Expecting value at line 1"
     ]
     assert repo.run("show", run_id, "--json").code == 0
+    diffed = _json(repo, "metrics", "diff", run_id, run_id)
+    assert diffed["metrics"] == [] and len(diffed["errors"]) == 2  # type: ignore[arg-type]
 
 
 def test_unknown_runs_are_a_usage_error(repo: Repo) -> None:

@@ -77,8 +77,10 @@ def _diff(ctx: Context, a: str, b: str, which: str, show_all: bool, as_json: boo
     project = ctx.project()
     old, new = (read_tracking(project, project.resolve_run(ref)) for ref in (a, b))
     changes = diff(getattr(old, which), getattr(new, which), show_all)
+    errors = [f"run {r.run_id}: {e}" for r in (old, new) for e in r.errors]
     if as_json:
-        emit_json({"old": old.run_id, "new": new.run_id, which: [c.to_json() for c in changes]})
+        found = [c.to_json() for c in changes]
+        emit_json({"old": old.run_id, "new": new.run_id, which: found, "errors": errors})
     elif not changes:
         click.echo(f"no {which} differ between {old.run_id} and {new.run_id}")
     else:
@@ -95,7 +97,7 @@ def _diff(ctx: Context, a: str, b: str, which: str, show_all: bool, as_json: boo
                 for c in changes
             ],
         )
-    _warn(old.errors + new.errors)
+    _warn(errors)
 
 
 @metrics.command("diff")
@@ -155,17 +157,17 @@ def compare(ctx: Context, run_refs: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
     else:
-        for title, found in (
-            ("parameters", result.params),
-            ("metrics", result.metrics),
-            ("changed outputs", result.outputs),
+        for title, found, names in (
+            ("parameters", result.params, ["source", "key"]),
+            ("metrics", result.metrics, ["source", "key"]),
+            ("changed outputs", result.outputs, ["step", "path"]),
         ):
             click.echo(f"{title}:")
             if not found:
                 click.echo("  (none)")
                 continue
             _table(
-                ["", "source", "key", *result.runs],
+                ["", *names, *result.runs],
                 [
                     ["*" if r.differs else "", r.source, r.key, *(_short(v) for v in r.values)]
                     for r in found
