@@ -12,6 +12,7 @@ from conveyor.metadata.records import OutputRecord
 from conveyor.sdk.metricfiles import MAX_BYTES, MAX_KEYS, MetricsFileError, parse_metrics
 from conveyor.sdk.tracking import read_bounded
 from conveyor.store.cas import ContentStore
+from tests.integration.conftest import Repo
 
 GIB = 1 << 30
 
@@ -64,3 +65,22 @@ def test_deep_nesting_is_refused() -> None:
 def test_yaml_tags_are_never_constructed() -> None:
     with pytest.raises(MetricsFileError, match="is not YAML"):
         parse_metrics("m.yaml", b"a: !!python/object/apply:os.system ['touch /tmp/pwned']\n")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["metrics", "show", "%"],
+        ["metrics", "diff", "../..", "latest"],
+        ["params", "diff", "latest", "_"],
+        ["runs", "compare", "latest", "--", "--json"],
+    ],
+)
+def test_run_refs_are_data_never_patterns_paths_or_options(repo: Repo, args: list[str]) -> None:
+    repo.pipeline("jobs:\n  a:\n    steps:\n      - run: echo 1\n")
+    repo.commit()
+    assert repo.run("run").code == 0
+    result = repo.run(*args)
+    assert result.code == 2, result.out + result.err
+    assert "no run matches" in result.err and "Traceback" not in result.err
