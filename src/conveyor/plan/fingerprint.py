@@ -146,6 +146,7 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
         "input", before.get("inputs", {}), after.get("inputs", {}), digests=True
     )
     changes += _list_changes("output", before.get("outputs", []), after.get("outputs", []))
+    changes += _list_changes("metrics file", before.get("metrics", []), after.get("metrics", []))
     changes += _secret_changes(before.get("secrets", {}), after.get("secrets", {}))
     up_before, up_after = before.get("upstream", {}), after.get("upstream", {})
     for step in sorted(set(up_before) | set(up_after)):
