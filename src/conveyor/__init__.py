@@ -40,6 +40,9 @@ _EXPORTS = {
     "run_json": "conveyor.sdk.inspect",
     "fetch_outputs": "conveyor.sdk.maintenance",
     "collect_garbage": "conveyor.sdk.maintenance",
+    "log_metric": "conveyor.tracking",
+    "log_param": "conveyor.tracking",
+    "log_artifact": "conveyor.tracking",
     "RunStatus": "conveyor.domain.states",
     "StepStatus": "conveyor.domain.states",
 }

@@ -230,8 +230,10 @@ def test_import_conveyor_stays_within_its_budget(project: tuple[Repo, Path, str]
         "import conveyor; conveyor.Client",
         "import conveyor; c = conveyor.Client(); c.runs(); c.get_run()._repr_html_()",
         "import conveyor; conveyor.Client('http://127.0.0.1:9', token='t', project='p')",
+        # a step's tracking calls: stdlib only (here outside a run: one warning, ignored)
+        "import conveyor, warnings; warnings.simplefilter('ignore'); conveyor.log_metric('a', 1)",
     ],
-    ids=["attribute", "local-client", "server-client-made"],
+    ids=["attribute", "local-client", "server-client-made", "log-metric"],
 )
 def test_the_sdk_loads_no_server_database_or_http_library_before_it_needs_one(
     project: tuple[Repo, Path, str], code: str

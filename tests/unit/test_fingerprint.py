@@ -218,3 +218,11 @@ def test_the_run_status_keys_only_steps_that_can_see_it() -> None:
         assert explain_change(before, after) == [
             "the run status so far changed (success -> failure)"
         ]
+
+
+def test_declaring_an_output_as_metrics_changes_the_key_and_why_says_so() -> None:
+    plain = base_parts(outputs=["out/m.json"])
+    metrics = base_parts(outputs=["out/m.json"], metrics=["out/m.json"])
+    assert "metrics" not in plain  # keys of steps without metrics stay as they were
+    assert fingerprint(plain) != fingerprint(metrics)
+    assert explain_change(plain, metrics) == ["metrics file out/m.json was added"]

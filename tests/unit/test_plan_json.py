@@ -50,6 +50,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "inputs": words(),
     "optional_inputs": words(),
     "outputs": words(),
+    "metrics": words(),
     "cache": st.booleans(),
     "needs": words(),
     "params": pairs(JSON_VALUE),

@@ -28,7 +28,8 @@ def _took(start: float | None, end: float | None) -> str:
 @click.option("--remote", is_flag=True, help="The runs on the project's server.")
 @click.pass_context
 def runs(click_ctx: click.Context, limit: int, as_json: bool, remote: bool) -> None:
-    """List runs, newest first (`conveyor runs delete RUN...` deletes runs)."""
+    """List runs, newest first (`runs delete RUN...` deletes runs, `runs compare A B`
+    compares them)."""
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.find_object(Context)

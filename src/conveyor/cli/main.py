@@ -25,9 +25,10 @@ COMMAND_MODULES = {
     **dict.fromkeys(["prune", "verify"], "commands_store"),
     "pipeline": "commands_pipeline",
     "data": "commands_data",
+    **dict.fromkeys(["metrics", "params"], "commands_tracking"),
 }
 # Modules that add subcommands to a command defined elsewhere (``runs delete``).
-SUBCOMMAND_MODULES = {"runs": ("commands_store",)}
+SUBCOMMAND_MODULES = {"runs": ("commands_store", "commands_tracking")}
 
 
 class _Group(click.Group):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from conveyor.domain.tracking import tracking_path
 from conveyor.errors import StoreError
 from conveyor.execute.workspace import Workspace
 from conveyor.metadata.records import CacheEntry, OutputRecord
@@ -50,7 +51,8 @@ class StepCache:
         entry = self._entries.get(fingerprint)
         if entry is None or entry.step_id != step.id:
             return CacheMiss("new-fingerprint")
-        if {o.path for o in entry.outputs} != set(step.outputs):
+        held = {o.path for o in entry.outputs} - {tracking_path(step.id)}  # written or not
+        if held != set(step.outputs):
             return CacheMiss("outputs-differ")  # it cannot hand back what the step declares
         return CacheHit(entry)
 

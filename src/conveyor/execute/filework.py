@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from conveyor.domain.tracking import tracking_path
 from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
 from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
 from conveyor.metadata.records import OutputRecord
@@ -56,8 +57,13 @@ def hash_inputs(launcher: Launcher, placed: Placed) -> InputsHashed:
 
 
 def store_outputs(workspace: Workspace, step: StepPlan) -> OutputsStored:
+    """The declared outputs, and the step's tracking file when it wrote one."""
+    tracking = tracking_path(step.id)
+    written = workspace.exists(tracking)
     try:
-        return OutputsStored(step.id, workspace.store_outputs(step.outputs))
+        return OutputsStored(
+            step.id, workspace.store_outputs((*step.outputs, *([tracking] if written else [])))
+        )
     except MissingOutputError as exc:
         return OutputsStored(step.id, [], f"the step did not write its declared output {exc}")
     except OutputError as exc:  # a link out of the workspace, an OS error: this step only

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.domain.conditions import RunFacts
+from conveyor.domain.tracking import tracking_path
 from conveyor.execute.actionstate import ActionState
 from conveyor.execute.civars import ci_variables
 from conveyor.execute.images import ContainerRuntime, Placement, place_step
@@ -198,7 +199,7 @@ class Launcher:
             workdir=self.workspace.root,
             log_path=log_path,
             inputs=tuple(i.path for i in prepared.inputs),
-            outputs=step.outputs,
+            outputs=(*step.outputs, tracking_path(step.id)),  # brought back if written
             resources=step.resources,
             timeout=step.timeout,
             options=dict(step.options),

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from conveyor.domain.states import RunStatus, StepStatus
+from conveyor.domain.tracking import tracking_path
 from conveyor.errors import ExecutorError
 from conveyor.execute import events as ev
 from conveyor.execute import steprecords
@@ -284,7 +285,7 @@ class Runner:
         record.log_path = str(log_path)
         if not self._keep_edited(record, step.outputs):
             return
-        self.workspace.clear_outputs(step.outputs)
+        self.workspace.clear_outputs((*step.outputs, tracking_path(step.id)))
         invocation = self._launcher.invocation(step, record.attempt, prepared, log_path)
         executor = self.executors[step.executor or self.default_executor]
         try:

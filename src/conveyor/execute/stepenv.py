@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conveyor.domain.tracking import TRACKING_ENV, tracking_path
 from conveyor.plan.model import StepPlan
 
 
@@ -20,6 +21,8 @@ def step_environment(
             "CONVEYOR_JOB": step.job,
             "CONVEYOR_PROJECT_DIR": project_dir,
             "CONVEYOR_ATTEMPT": str(attempt),
+            # relative to CONVEYOR_PROJECT_DIR, which each executor sets to where it runs
+            TRACKING_ENV: tracking_path(step.id),
         }
     )
     for key, value in step.matrix:

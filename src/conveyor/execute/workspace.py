@@ -93,6 +93,10 @@ class Workspace:
             total += st.st_size
         return total
 
+    def exists(self, rel: str) -> bool:
+        """Whether the workspace holds something (a link too) at ``rel``."""
+        return os.path.lexists(self._abs(rel))
+
     # -- outputs --------------------------------------------------------------
     def clear_outputs(self, outputs: Iterable[str]) -> None:
         """Remove declared outputs before a step runs, so no stale file passes as new."""

@@ -150,6 +150,11 @@ def _compile_step(
         _output_path(text(p, (*loc, "outputs", i)), source, (*loc, "outputs", i))
         for i, p in enumerate(step.outputs)
     ]
+    metrics = [
+        _output_path(text(p, (*loc, "metrics", i)), source, (*loc, "metrics", i))
+        for i, p in enumerate(step.metrics)
+    ]
+    outputs += [m for m in metrics if m not in outputs]  # a metrics file is an output too
     if datum is not None:
         step_id += f"[{datum.name}]"
         rendered["CONVEYOR_DATUM"] = datum.path
@@ -178,6 +183,7 @@ def _compile_step(
         inputs=tuple(dict.fromkeys(inputs)),
         optional_inputs=tuple(dict.fromkeys(optional)),
         outputs=tuple(outputs),
+        metrics=tuple(dict.fromkeys(metrics)),
         cache=step.cache,
         params=tuple(sorted((name, values[name]) for name in text.used)),
         matrix=tuple(context.matrix.items()),

@@ -50,6 +50,7 @@ def fingerprint_parts(
     outputs: Sequence[str] = (),
     secrets: Mapping[str, Mapping[str, str]] | None = None,
     run_status: str | None = None,
+    metrics: Sequence[str] = (),
 ) -> dict[str, Any]:
     parts: dict[str, Any] = {
         "version": FINGERPRINT_VERSION,
@@ -73,6 +74,8 @@ def fingerprint_parts(
         parts["secrets"] = {k: dict(v) for k, v in sorted(secrets.items())}
     if run_status is not None:  # a step that can see the run status so far
         parts["run_status"] = run_status
+    if metrics:  # which outputs are read as metrics (kept in the record for `metrics show`)
+        parts["metrics"] = sorted(set(metrics))
     return parts
 
 
@@ -106,6 +109,7 @@ def step_parts(
         image=step.image,
         action=action,
         outputs=step.outputs,
+        metrics=step.metrics,
         run_status=(
             ("failure" if failed_so_far else "success")
             if step.policy == "always" or step.status_env
@@ -142,6 +146,7 @@ def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[
         "input", before.get("inputs", {}), after.get("inputs", {}), digests=True
     )
     changes += _list_changes("output", before.get("outputs", []), after.get("outputs", []))
+    changes += _list_changes("metrics file", before.get("metrics", []), after.get("metrics", []))
     changes += _secret_changes(before.get("secrets", {}), after.get("secrets", {}))
     up_before, up_after = before.get("upstream", {}), after.get("upstream", {})
     for step in sorted(set(up_before) | set(up_after)):

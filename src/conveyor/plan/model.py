@@ -42,6 +42,8 @@ class StepPlan(JsonShape):
     optional_inputs: tuple[str, ...] = field(default=(), metadata=_SET)
     """Inputs that may match nothing (``optional: true``); the others must exist."""
     outputs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = field(default=(), metadata=_SET)
+    """Outputs that are metrics files (``conveyor metrics show`` reads them)."""
     cache: bool = True
     needs: tuple[str, ...] = ()
     params: tuple[tuple[str, Any], ...] = ()

@@ -66,6 +66,11 @@ class Backend(Protocol):
 
     def lineage(self, target: str) -> dict[str, Any]: ...
 
+    def tracking(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        """One run's parameters and metrics (``conveyor metrics show --json``), or the
+        comparison of several (``conveyor runs compare --json``)."""
+        ...
+
     def upstream(self, run_id: str) -> dict[str, list[str]]:
         """Each step's upstream steps, when this side records them (else empty)."""
         ...

@@ -137,6 +137,13 @@ class Client:
         locally), and which step runs read it: ``conveyor lineage --json``'s answer."""
         return self._backend.lineage(target)
 
+    def compare(self, *runs: Run | str) -> dict[str, Any]:
+        """Runs side by side (``conveyor runs compare --json``): ``params`` and
+        ``metrics`` rows with one value per run, ``changed_outputs``, ``errors``."""
+        if len(runs) < 2:
+            raise UsageError("compare needs at least two runs")
+        return self._backend.tracking([r.id if isinstance(r, Run) else r for r in runs])
+
     def close(self) -> None:
         """Release connections; locally, cancel the runs this client started that are
         still going, and wait for them to stop."""
@@ -213,6 +220,17 @@ class Run:
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.data.get("params") or {})
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Metrics by source (a metrics file's path, ``log:STEP`` for
+        ``conveyor.log_metric`` values) -> name -> value: ``conveyor metrics show``."""
+        return dict(self.tracking()["metrics"])
+
+    def tracking(self) -> dict[str, Any]:
+        """Parameters, metrics, kept artifacts and unreadable metrics files
+        (``conveyor metrics show --json``)."""
+        return self._backend.tracking([self.id])
 
     @property
     def commit(self) -> str | None:

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,6 +220,14 @@ class LocalBackend:
         from conveyor.sdk.inspect import lineage
 
         return lineage(self.project, target)
+
+    def tracking(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        from conveyor.sdk.tracking import compare, read_tracking
+
+        runs = [self.project.resolve_run(ref) for ref in run_ids]
+        if len(runs) == 1:
+            return read_tracking(self.project, runs[0]).to_json()
+        return compare(self.project, runs).to_json()
 
     def upstream(self, run_id: str) -> dict[str, list[str]]:
         """From the plan of a run started here; else from the records: the steps whose

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,12 @@ class RemoteBackend:
 
     def lineage(self, target: str) -> dict[str, Any]:
         return self.remote.lineage(target)
+
+    def tracking(self, run_ids: Sequence[str]) -> dict[str, Any]:
+        raise UsageError(
+            "a server does not serve metrics yet; fetch the run (`Run.fetch`) or use a "
+            "Client of the project's checkout"
+        )
 
     def upstream(self, run_id: str) -> dict[str, list[str]]:
         return {}  # the server's API does not give the steps' dependencies

@@ -201,6 +201,12 @@ class StepSpec(_Strict):
         default_factory=list,
         description="Files or directories the step writes (stored as artifacts).",
     )
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Metrics files the step writes (JSON, YAML, CSV or TSV, read like DVC: "
+        "nested keys joined by dots, a table's last row); outputs too, shown by "
+        "`conveyor metrics show`.",
+    )
     cache: bool = Field(default=True, description="false: always run, never serve from cache.")
     resources: ResourcesSpec | None = None
     action: ActionUseSpec | None = None

@@ -1,0 +1,184 @@
+"""metrics show/diff, params diff, runs compare: what runs measured, side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from conveyor.cli.commands_inspect import runs
+from conveyor.cli.context import Context, emit_json
+
+pass_context = click.make_pass_decorator(Context)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_ALL = click.option("--all", "show_all", is_flag=True, help="Show unchanged values too.")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _table(header: list[str], lines: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    for row in [header, *lines]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _warn(errors: list[str]) -> None:
+    for error in errors:
+        click.echo(f"warning: {error}", err=True)
+
+
+@click.group()
+def metrics() -> None:
+    """Metrics of runs: declared metrics files and `conveyor.log_metric` values.
+
+    \b
+    A step declares `metrics: [out/metrics.json]` (JSON, YAML, CSV or TSV) or calls
+    `conveyor.log_metric("auc", 0.91)` from its Python code; see docs/tracking.md.
+    """
+
+
+@metrics.command("show")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
+@_JSON
+@pass_context
+def show(ctx: Context, run_ref: str, as_json: bool) -> None:
+    """Show the metrics of a run (default: the latest), by file or step.
+
+    \b
+    Example:
+      conveyor metrics show 3f2a9c --json
+    """
+    from conveyor.sdk.tracking import read_tracking
+
+    project = ctx.project()
+    found = read_tracking(project, project.resolve_run(run_ref))
+    if as_json:
+        emit_json(found.to_json())
+    else:
+        lines = [[s, k, _text(v)] for s, vals in found.metrics.items() for k, v in vals.items()]
+        if lines:
+            _table(["source", "metric", "value"], lines)
+        else:
+            click.echo(f"run {found.run_id} recorded no metrics")
+    _warn(found.errors)
+
+
+def _diff(ctx: Context, a: str, b: str, which: str, show_all: bool, as_json: bool) -> None:
+    from conveyor.sdk.tracking import diff, read_tracking
+
+    project = ctx.project()
+    old, new = (read_tracking(project, project.resolve_run(ref)) for ref in (a, b))
+    changes = diff(getattr(old, which), getattr(new, which), show_all)
+    errors = [f"run {r.run_id}: {e}" for r in (old, new) for e in r.errors]
+    if as_json:
+        found = [c.to_json() for c in changes]
+        emit_json({"old": old.run_id, "new": new.run_id, which: found, "errors": errors})
+    elif not changes:
+        click.echo(f"no {which} differ between {old.run_id} and {new.run_id}")
+    else:
+        _table(
+            ["source", "key", old.run_id, new.run_id, "change"],
+            [
+                [
+                    c.source,
+                    c.key,
+                    _text(c.old) if c.present[0] else "-",
+                    _text(c.new) if c.present[1] else "-",
+                    "" if c.delta is None else f"{c.delta:+.6g}",
+                ]
+                for c in changes
+            ],
+        )
+    _warn(errors)
+
+
+@metrics.command("diff")
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B", default="latest")
+@_ALL
+@_JSON
+@pass_context
+def metrics_diff(ctx: Context, run_a: str, run_b: str, show_all: bool, as_json: bool) -> None:
+    """Metrics that differ from run A to run B (default: the latest), with the change.
+
+    \b
+    Example:
+      conveyor metrics diff 3f2a9c 77b1
+    """
+    _diff(ctx, run_a, run_b, "metrics", show_all, as_json)
+
+
+@click.group()
+def params() -> None:
+    """Parameters of runs: `-p` values and `conveyor.log_param` values."""
+
+
+@params.command("diff")
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B", default="latest")
+@_ALL
+@_JSON
+@pass_context
+def params_diff(ctx: Context, run_a: str, run_b: str, show_all: bool, as_json: bool) -> None:
+    """Parameters that differ from run A to run B (default: the latest).
+
+    \b
+    Example:
+      conveyor params diff 3f2a9c 77b1 --json
+    """
+    _diff(ctx, run_a, run_b, "params", show_all, as_json)
+
+
+@runs.command("compare")
+@click.argument("run_refs", metavar="A B [C...]", nargs=-1, required=True)
+@_JSON
+@pass_context
+def compare(ctx: Context, run_refs: tuple[str, ...], as_json: bool) -> None:
+    """Runs side by side: parameters, metrics and the outputs whose content changed.
+
+    \b
+    Example:
+      conveyor runs compare 3f2a9c 77b1 latest
+    """
+    from conveyor.sdk.tracking import compare as compare_runs
+
+    if len(run_refs) < 2:
+        raise click.UsageError("give at least two runs to compare")
+    project = ctx.project()
+    result = compare_runs(project, [project.resolve_run(ref) for ref in run_refs])
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        for title, found, names in (
+            ("parameters", result.params, ["source", "key"]),
+            ("metrics", result.metrics, ["source", "key"]),
+            ("changed outputs", result.outputs, ["step", "path"]),
+        ):
+            click.echo(f"{title}:")
+            if not found:
+                click.echo("  (none)")
+                continue
+            _table(
+                ["", *names, *result.runs],
+                [
+                    ["*" if r.differs else "", r.source, r.key, *(_short(v) for v in r.values)]
+                    for r in found
+                ],
+            )
+    _warn(result.errors)
+
+
+def _short(value: Any) -> str:
+    text = _text(value)
+    return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+
+
+COMMANDS = [metrics, params]

@@ -1,0 +1,22 @@
+"""Where a step's tracking lines go: the variable that names the file and its place.
+
+A step's ``conveyor.log_metric``/``log_param`` append JSON lines to ``log.jsonl`` in a
+project-relative directory the runner names in ``CONVEYOR_TRACKING``, and
+``log_artifact`` copies a file into its ``artifacts/``; executors bring the directory back
+like a declared output (it is one, implicitly: stored when the step wrote it). Its name
+is a digest of the step id, so any step id makes a plain name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+TRACKING_ENV = "CONVEYOR_TRACKING"
+TRACKING_DIR = ".conveyor/tracking"
+LOG_NAME = "log.jsonl"
+ARTIFACTS = "artifacts"
+
+
+def tracking_path(step_id: str) -> str:
+    """The project-relative tracking directory of a step (the same in every run)."""
+    return f"{TRACKING_DIR}/{hashlib.sha256(step_id.encode('utf-8')).hexdigest()[:24]}"
