@@ -366,7 +366,7 @@ class Pipelines:
         (pfs / "out").mkdir(parents=True)
         for item in datum.inputs:
             inputs = files[(item.name, item.repo)]
-            where = pfs / check_name(item.name, "input")
+            where = pfs / _component(item.name)
             where.mkdir(exist_ok=True)
             for path, _digest in item.files:
                 entry = inputs[path.lstrip("/")]
@@ -433,6 +433,13 @@ class Pipelines:
                 f"{spec.name}@{spec.output_branch} moved during the job; run the job again"
             )
         return commit.id
+
+
+def _component(name: str) -> str:
+    """An input name as one directory under /pfs (the spec reader allows no other)."""
+    if not name or "/" in name or "\0" in name or name in (".", "..", "out"):
+        raise UsageError(f"the input name {name!r} cannot be a directory under /pfs")
+    return name
 
 
 def _listing_key(leaf: PfsInput | CronInput) -> str:
