@@ -2,7 +2,7 @@
 
 Real specs hard-code ``/pfs`` paths, so the datum must see them there without root: an
 unprivileged mount namespace whose root is an empty tmpfs holding only the machine's
-system directories (read-only), the datum's materialised input files read-only at
+system directories (the root itself read-only), the datum's materialised input files read-only at
 ``/pfs`` and a fresh writable ``/pfs/out``. The project, its ``.conveyor`` state, the
 user's home and every other directory are simply absent. The command runs as
 ``nobody`` with no network, in its own PID namespace, and ends with bwrap.
@@ -39,7 +39,7 @@ def build_argv(
     root = os.path.realpath(pfs)
     args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
     args += ["--ro-bind", root, "/pfs", "--bind", os.path.join(root, "out"), "/pfs/out"]
-    args += ["--chdir", working_dir or "/pfs"]
+    args += ["--remount-ro", "/", "--chdir", working_dir or "/pfs"]
     args += ["--unshare-all", "--unshare-user", "--uid", NOBODY, "--gid", NOBODY]
     args += ["--disable-userns", "--die-with-parent", "--new-session", "--", *command]
     return args
