@@ -113,6 +113,7 @@ def test_edges_job_then_incremental(project: Repo, tmp_path: Path) -> None:
     job_id, where = (tmp_path / "env.out").read_text().split()
     assert job_id == first["id"] and where in ("/pfs/images/a.txt", "/pfs/images/b.txt")
 
+    ok(project, "gc")  # keeps the datum map and each datum's outputs
     put(project, tmp_path, {"c.txt": "cherry\n"})
     second = run_job(project)
     assert second["datum_counts"] == {"success": 1, "skipped": 2}
