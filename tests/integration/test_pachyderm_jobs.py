@@ -294,3 +294,26 @@ def test_a_job_killed_midway_leaves_no_commit_and_the_next_resumes(
     job = run_job(project)
     assert job["datum_counts"] == {"success": 1, "skipped": 2}
     assert outputs(project) == {"/a.txt": 6, "/b.txt": 6, "/z.txt": 5}
+
+
+def test_put_with_run_runs_the_downstream_pipelines_in_order(project: Repo, tmp_path: Path) -> None:
+    ok(project, "data", "create", "images")
+    ok(project, "pipeline", "create", "-f", spec(project))
+    project.write(
+        "count.json",
+        json.dumps(
+            {
+                "pipeline": {"name": "count"},
+                "transform": {"cmd": ["sh"], "stdin": ["ls /pfs/edges | wc -l > /pfs/out/n"]},
+                "input": {"pfs": {"repo": "edges", "glob": "/"}},
+            }
+        ),
+    )
+    ok(project, "pipeline", "create", "-f", "count.json")
+    (tmp_path / "a.txt").write_text("apple\n")
+    result = project.run("data", "put", "images", str(tmp_path / "a.txt"), "--run", "--json")
+    assert result.code == 0, result.err
+    assert [j["pipeline"] for j in result.json()["jobs"]] == ["edges", "count"]
+    got = project.run("data", "get", "count:/n", str(tmp_path / "n"))
+    assert got.code == 0, got.err
+    assert (tmp_path / "n").read_text().strip() == "2"  # a.txt and its env- file

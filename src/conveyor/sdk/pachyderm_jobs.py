@@ -166,6 +166,32 @@ class Pipelines:
         if not keep_dataset and self.project.records.get_dataset(name) is not None:
             self.datasets.delete(name)
 
+    def downstream(self, dataset: str, branch: str) -> list[str]:
+        """The pipelines a new commit on ``dataset@branch`` makes run, in the order they
+        run: those reading it, then those reading their outputs (a DAG: specs were
+        checked for cycles when each file was read; a cycle across files stops here)."""
+        reads: dict[str, set[tuple[str, str]]] = {}
+        writes: dict[str, tuple[str, str]] = {}
+        for name in self.state.names():
+            spec = self.state.versions(name)[-1].spec()
+            reads[name] = {
+                (leaf.repo, leaf.branch)
+                for leaf in leaves(spec.input)
+                if isinstance(leaf, PfsInput)
+            }
+            writes[name] = (name, spec.output_branch)
+        order: list[str] = []
+        changed = {(dataset, branch)}
+        pending = set(reads)
+        while True:
+            ready = sorted(n for n in pending if reads[n] & changed)
+            if not ready:
+                return order
+            for name in ready:
+                pending.discard(name)
+                order.append(name)
+                changed.add(writes[name])
+
     # -- jobs -----------------------------------------------------------------
     def job(self, job_id: str) -> dict[str, Any]:
         return _alive(self.state.job(job_id))
