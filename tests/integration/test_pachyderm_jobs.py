@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.engines import engine_missing
 from tests.integration.conftest import Repo
 from tests.integration.server_support import need_bwrap
 
@@ -261,8 +264,10 @@ def test_bad_specs_are_refused_with_their_position(project: Repo) -> None:
         "-f",
         spec(project, transform={"cmd": ["true"], "image": "alpine:3"}),
     )
+    project.write(".conveyor/config.toml", '[containers]\nruntime = "none"\n')
     result = project.run("pipeline", "run", "edges")
-    assert result.code == 2 and "not supported locally yet" in result.err
+    assert result.code == 2 and "no container runtime is configured here" in result.err
+    assert "Traceback" not in result.err
     result = project.run("pipeline", "create", "-f", spec(project))
     assert result.code == 2 and "already exists" in result.err
 
@@ -317,3 +322,40 @@ def test_put_with_run_runs_the_downstream_pipelines_in_order(project: Repo, tmp_
     got = project.run("data", "get", "count:/n", str(tmp_path / "n"))
     assert got.code == 0, got.err
     assert (tmp_path / "n").read_text().strip() == "2"  # a.txt and its env- file
+
+
+def test_a_pipeline_with_an_image_runs_its_datums_in_it(project: Repo, tmp_path: Path) -> None:
+    name = os.environ.get("CONVEYOR_TEST_PODMAN_IMAGE")
+    if not name or shutil.which("podman") is None:
+        engine_missing("podman", "podman is not configured for tests: scripts/engines/podman.sh")
+    assert name is not None
+    ok(project, "data", "create", "images")
+    put(project, tmp_path, {"a.txt": "apple\n", "b.txt": "berry\n"})
+    script = (
+        'for f in /pfs/images/*; do tr a-z A-Z < "$f" > /pfs/out/$(basename "$f"); done; '
+        'grep -q bookworm /etc/os-release && echo "$PACH_JOB_ID" > /pfs/out/job-$PACH_DATUM_ID; '
+        "touch /pfs/images/pwned 2>/dev/null && echo breached > /pfs/out/breached; true"
+    )
+    ok(
+        project,
+        "pipeline",
+        "create",
+        "-f",
+        spec(project, transform={"cmd": ["sh"], "stdin": [script], "image": name}),
+    )
+    job = run_job(project)
+    assert job["datum_counts"] == {"success": 2}
+    assert job["image"]["id"].startswith("sha256:") and job["image"]["runtime"] == "podman"
+    listed = json.loads(ok(project, "data", "ls", "edges", "--json"))
+    paths = sorted(e["path"] for e in listed)
+    assert paths[:2] == ["/a.txt", "/b.txt"] and len(paths) == 4  # two job-<datum> files
+    assert "/breached" not in paths
+    prov = json.loads(ok(project, "data", "inspect", "edges", "--json"))["commit"]["provenance"]
+    assert prov["image"] == job["image"]
+    leftover = subprocess.run(
+        ["podman", "ps", "-aq", "--filter", f"name=conveyor-pach-{job['id'][:12]}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert leftover.stdout.split() == []

@@ -28,3 +28,32 @@ def test_a_datum_sees_the_system_and_its_pfs_only(tmp_path: Path) -> None:
 def test_the_working_dir_of_the_spec_is_kept(tmp_path: Path) -> None:
     argv = build_argv("bwrap", tmp_path, ["true"], "/pfs/images")
     assert argv[argv.index("--chdir") + 1] == "/pfs/images"
+
+
+def test_an_image_datum_mounts_pfs_read_only_and_passes_variables_by_name(
+    tmp_path: Path,
+) -> None:
+    from conveyor.executors.pfs_sandbox import container_argv
+
+    argv = container_argv(
+        ("podman",),
+        "podman",
+        "sha256:ab",
+        tmp_path,
+        ["sh"],
+        None,
+        ["images", "PACH_JOB_ID"],
+        "conveyor-pach-x",
+    )
+    cut = argv.index("sha256:ab")
+    options = argv[:cut]
+    assert argv[cut + 1 :] == ["sh"]
+    assert options[:3] == ["podman", "run", "--rm"]
+    volumes = [options[i + 1] for i, a in enumerate(options) if a == "-v"]
+    assert volumes == [f"{tmp_path}:/pfs:ro", f"{tmp_path / 'out'}:/pfs/out"]
+    assert [options[i + 1] for i, a in enumerate(options) if a == "-e"] == [
+        "PACH_JOB_ID",
+        "images",
+    ]  # names only: values stay off the command line
+    assert options[options.index("--network") + 1] == "none"
+    assert "-w" not in options  # the image's own working directory

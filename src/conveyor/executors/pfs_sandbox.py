@@ -1,4 +1,5 @@
-"""The bubblewrap command line of a Pachyderm datum run on the host (no image).
+"""The command line of a Pachyderm datum: bubblewrap on the host (no image), or the
+container runtime with mounts (an image).
 
 Real specs hard-code ``/pfs`` paths, so the datum must see them there without root: an
 unprivileged mount namespace whose root is an empty tmpfs holding only the machine's
@@ -6,6 +7,10 @@ system directories (the root itself read-only), the datum's materialised input f
 ``/pfs`` and a fresh writable ``/pfs/out``. The project, its ``.conveyor`` state, the
 user's home and every other directory are simply absent. The command runs as
 ``nobody`` with no network, in its own PID namespace, and ends with bwrap.
+
+With an image, the runtime (podman or docker) mounts the same directory read-only at
+``/pfs`` and its ``out`` writable at ``/pfs/out``, with no network; the datum's
+variables are passed by name only (their values stay off the command line).
 """
 
 from __future__ import annotations
@@ -48,3 +53,28 @@ def build_argv(
 def datum_environment(env: dict[str, str]) -> dict[str, str]:
     """The datum's environment: the harmless variables a sandboxed step gets, then its own."""
     return Sandbox().environment(env)
+
+
+def container_argv(
+    cli: Sequence[str],
+    kind: str,
+    image_id: str,
+    pfs: Path,
+    command: Sequence[str],
+    working_dir: str | None,
+    env_names: Sequence[str],
+    name: str,
+    network: str = "none",
+) -> list[str]:
+    """The runtime's command line running ``command`` in ``image_id`` with ``pfs`` at
+    ``/pfs`` (read-only) and ``pfs/out`` at ``/pfs/out``; standard input stays open."""
+    root = os.path.realpath(pfs)
+    args = [*cli, "run", "--rm", "-i", "--name", name, "--network", network]
+    args += ["-v", f"{root}:/pfs:ro", "-v", f"{os.path.join(root, 'out')}:/pfs/out"]
+    if os.getuid() != 0:  # files the datum writes belong to the caller
+        args += ["--userns=keep-id"] if kind == "podman" else ["--user", f"{os.getuid()}"]
+    if working_dir:
+        args += ["-w", working_dir]
+    for env_name in sorted(env_names):
+        args += ["-e", env_name]
+    return [*args, image_id, *command]

@@ -3,7 +3,8 @@
 ``Pipelines.create``/``update`` record a spec version (``pachyderm_state``) and create
 the output dataset named after the pipeline. ``Pipelines.run`` is one job: the inputs'
 branch heads are listed, the datums made by the pure code (``plan/pachyderm_datums``),
-each datum that needs it run in bubblewrap (``executors/pfs_sandbox``) with its files
+each datum that needs it run in bubblewrap, or in its image through the container
+runtime (``executors/pfs_sandbox``), with its files
 at ``/pfs/<input>`` and ``/pfs/out`` writable, and the outputs of all datums merged into
 ONE new commit of the output dataset, written only at the end (a job killed midway
 leaves no commit).
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConcurrencyError, ConveyorError, SpecError, UsageError
-from conveyor.executors.pfs_sandbox import datum_argv, datum_environment
+from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment
 from conveyor.plan.pachyderm_datums import Datum, datums, transform_digest
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DatasetRef, check_name
@@ -66,6 +67,33 @@ class _Work:
     key: str
     row: dict[str, Any]
     tree: str | None = None
+
+
+@dataclass(frozen=True)
+class _Image:
+    """Where datums of an image pipeline run: the runtime and the image's ID."""
+
+    name: str
+    id: str
+    runtime: str
+    kind: str
+    cli: tuple[str, ...]
+    network: str
+
+    def provenance(self) -> dict[str, str]:
+        return {"name": self.name, "id": self.id, "runtime": self.runtime}
+
+    def argv(
+        self,
+        pfs: Path,
+        cmd: tuple[str, ...],
+        working_dir: str | None,
+        env: dict[str, str],
+        name: str,
+    ) -> list[str]:
+        return container_argv(
+            self.cli, self.kind, self.id, pfs, cmd, working_dir, list(env), name, self.network
+        )
 
 
 class Pipelines:
@@ -214,9 +242,11 @@ class Pipelines:
         version = versions[-1]
         spec = version.spec()
         _check_runnable(spec)
+        image = self._image(spec)
         commits, listings, files = self._inputs(spec)
         found = datums(spec.input, listings, key=_listing_key)
-        transform = transform_digest(spec.transform)
+        # the image's ID keys datums too: a new image behind the same tag runs them again
+        transform = transform_digest(spec.transform) + (f":{image.id}" if image else "")
         job_id = uuid.uuid4().hex
         output = self._output_head(spec)
         forced = reprocess or spec.reprocess_spec == "every_job" or self._reprocess(version)
@@ -253,6 +283,7 @@ class Pipelines:
             "output_commit": None,
             "error": None,
             "reprocess": forced,
+            "image": image.provenance() if image else None,
             "datums": [w.row for w in work],
         }
         self.state.save_job(job)
@@ -261,7 +292,7 @@ class Pipelines:
         lock = threading.Lock()
 
         def one(item: _Work) -> None:
-            self._run_datum(spec, job_id, item, files, scratch, logs)
+            self._run_datum(spec, job_id, item, files, scratch, logs, image)
             with lock:
                 self.state.save_job(job)
                 if progress is not None:
@@ -316,6 +347,30 @@ class Pipelines:
             listings[key] = [(path, entry.digest) for path, entry in resolved.files.items()]
         return commits, listings, files
 
+    def _image(self, spec: PachydermPipeline) -> _Image | None:
+        """The container runtime and the image's ID, when the transform names an image."""
+        if not spec.transform.image:
+            return None
+        from conveyor.execute.images import find_runtime
+
+        settings = self.project.settings.containers
+        runtime = find_runtime(settings.runtime, network=settings.network)
+        if runtime is None:
+            raise UsageError(
+                f"pipeline {spec.name} runs in the image {spec.transform.image}, but no "
+                "container runtime is configured here: install podman (scripts/engines/"
+                "podman.sh install), or remove transform.image to run on the host in bubblewrap"
+            )
+        image_id = runtime.image_id(spec.transform.image, None, docker_names=True)
+        return _Image(
+            spec.transform.image,
+            image_id,
+            runtime.label,
+            runtime.kind,
+            runtime.cli,
+            runtime.network,
+        )
+
     def _output_head(self, spec: PachydermPipeline) -> str | None:
         return self.datasets.branches(spec.name).get(spec.output_branch)
 
@@ -358,6 +413,7 @@ class Pipelines:
         files: _Files,
         scratch: Path,
         logs: Path,
+        image: _Image | None,
     ) -> None:
         row, datum = item.row, item.datum
         transform = spec.transform
@@ -373,10 +429,16 @@ class Pipelines:
                 row["tries"] = attempt
                 pfs = scratch / datum.id / str(attempt) / "pfs"
                 self._materialise(datum, files, pfs)
-                argv = datum_argv(pfs, transform.cmd, transform.working_dir)
+                if image is None:
+                    argv = datum_argv(pfs, transform.cmd, transform.working_dir)
+                    environment = datum_environment(env)
+                else:
+                    name = f"conveyor-pach-{job_id[:12]}-{datum.id[:12]}-{attempt}"
+                    argv = image.argv(pfs, transform.cmd, transform.working_dir, env, name)
+                    environment = {**os.environ, **env}
                 out.write(f"--- try {attempt} of {spec.datum_tries}\n".encode())
                 out.flush()
-                code = _run(argv, datum_environment(env), stdin, out, spec.datum_timeout)
+                code = _run(argv, environment, stdin, out, spec.datum_timeout)
                 if code in accepted:
                     tree, _ = self.project.store.put_tree(pfs / "out", boundary=pfs / "out")
                     item.tree = tree
@@ -447,7 +509,7 @@ class Pipelines:
             "spec_digest": version.digest,
             "inputs": job["inputs"],
             "git_commit": _git_commit(self.project.root),
-            "image": None,
+            "image": job["image"],
             "datums": blob,
         }
         message = f"job {job['id'][:12]} of pipeline {spec.name}"
@@ -475,12 +537,6 @@ def _listing_key(leaf: PfsInput | CronInput) -> str:
 
 
 def _check_runnable(spec: PachydermPipeline) -> None:
-    if spec.transform.image:
-        raise UsageError(
-            f"pipeline {spec.name} names the image {spec.transform.image}; running datums in "
-            "an image is not supported locally yet: remove transform.image to run the "
-            "transform on the host in bubblewrap"
-        )
     for leaf in leaves(spec.input):
         if isinstance(leaf, CronInput):
             raise UsageError(
