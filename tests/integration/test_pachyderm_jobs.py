@@ -359,3 +359,32 @@ def test_a_pipeline_with_an_image_runs_its_datums_in_it(project: Repo, tmp_path:
         check=False,
     )
     assert leftover.stdout.split() == []
+
+
+def test_err_cmd_recovers_a_failed_datum_and_job_timeout_stops_the_job(
+    project: Repo, tmp_path: Path
+) -> None:
+    ok(project, "data", "create", "images")
+    put(project, tmp_path, {"a.txt": "apple\n", "b.txt": "bad\n"})
+    transform = {"cmd": ["python3", "-c", EDGES], "err_cmd": ["sh", "-c", "exit 0"]}
+    ok(project, "pipeline", "create", "-f", spec(project, datum_tries=1, transform=transform))
+    job = run_job(project)
+    assert job["datum_counts"] == {"success": 1, "recovered": 1}
+    assert outputs(project) == {"/a.txt": 6}  # a recovered datum writes nothing
+
+    ok(project, "data", "delete", "images:/b.txt")
+    put(project, tmp_path, {"z.txt": "slow\n"})
+    ok(
+        project,
+        "pipeline",
+        "update",
+        "-f",
+        spec(project, job_timeout="2s", transform={"cmd": ["python3", "-c", EDGES]}),
+    )
+    result = project.run("pipeline", "run", "edges")
+    assert result.code == 1 and "/pfs/images/z.txt" in result.err, result.err
+    failed = json.loads(ok(project, "job", "list", "--json"))[0]
+    rows = {
+        r["files"][0]: r for r in json.loads(ok(project, "datum", "list", failed["id"], "--json"))
+    }
+    assert "timed out" in Path(rows["/pfs/images/z.txt"]["log"]).read_text()

@@ -123,3 +123,28 @@ def test_input_repos_with_path_tricks_are_refused(project: Repo, repo_name: str)
     result = project.run("pipeline", "create", "-f", "tricky.json")
     assert result.code == 2, result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../../../../../..", "/pfs/images"])
+def test_an_output_link_out_of_pfs_out_fails_the_datum(
+    project: Repo, tmp_path: Path, target: str
+) -> None:
+    (tmp_path / "a.txt").write_text("apple\n")
+    ok(project, "data", "create", "images")
+    ok(project, "data", "put", "images", str(tmp_path / "a.txt"))
+    project.write(
+        "link.json",
+        json.dumps(
+            {
+                "pipeline": {"name": "link"},
+                "transform": {"cmd": ["ln", "-s", target, "/pfs/out/leak"]},
+                "input": {"pfs": {"repo": "images", "glob": "/*"}},
+                "datum_tries": 1,
+            }
+        ),
+    )
+    ok(project, "pipeline", "create", "-f", "link.json")
+    result = project.run("pipeline", "run", "link")
+    assert result.code == 1, result.err
+    assert "cannot be stored" in result.err and "Traceback" not in result.err
+    assert json.loads(ok(project, "data", "inspect", "link", "--json"))["commit"] is None

@@ -96,6 +96,40 @@ class _Image:
         )
 
 
+@dataclass
+class _Place:
+    """Where one datum's tries run: a fresh directory each, then bwrap or the image."""
+
+    pipelines: Pipelines
+    datum: Datum
+    files: _Files
+    root: Path
+    image: _Image | None
+    env: dict[str, str]
+    working_dir: str | None
+    out: Any = None
+
+    def run(
+        self, name: str, cmd: tuple[str, ...], stdin: tuple[str, ...], limit: float | None
+    ) -> tuple[int, Path]:
+        pfs = self.root / name / "pfs"
+        if limit is not None and limit <= 0:
+            self.out.write(b"--- the job's timeout has passed\n")
+            return -1, pfs
+        self.pipelines._materialise(self.datum, self.files, pfs)
+        working_dir = self.working_dir
+        if self.image is None:
+            argv = datum_argv(pfs, cmd, working_dir)
+            environment = datum_environment(self.env)
+        else:
+            label = f"conveyor-pach-{self.env['PACH_JOB_ID'][:12]}-{self.datum.id[:12]}-{name}"
+            argv = self.image.argv(pfs, cmd, working_dir, self.env, label)
+            environment = {**os.environ, **self.env}
+        self.out.flush()
+        text = "".join(line + "\n" for line in stdin).encode()
+        return _run(argv, environment, text, self.out, limit), pfs
+
+
 class Pipelines:
     def __init__(self, project: Project) -> None:
         self.project = project
@@ -291,27 +325,32 @@ class Pipelines:
         logs = self.state.root / "logs" / job_id
         lock = threading.Lock()
 
+        deadline = time.monotonic() + spec.job_timeout if spec.job_timeout else None
+
         def one(item: _Work) -> None:
-            self._run_datum(spec, job_id, item, files, scratch, logs, image)
+            self._run_datum(spec, job_id, item, files, scratch, logs, image, deadline)
             with lock:
                 self.state.save_job(job)
                 if progress is not None:
                     progress(item.row)
 
         todo = [w for w in work if w.tree is None]
-        try:
-            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-                list(pool.map(one, todo))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        failed = [w for w in work if w.row["state"] == "failed"]
-        if failed:
-            return self._fail(job, JobFailed(_failure(failed[0], len(failed))))
-        try:
-            merged = self._merge(work)
-        except UsageError as exc:
-            return self._fail(job, exc)
-        job["output_commit"] = self._commit(spec, version, job, work, merged, output)
+        # gc refuses to run until the job ends: the datums' outputs are in the store
+        # before the commit (or a later job) refers to them
+        with self.project.data_lock(exclusive=False):
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                    list(pool.map(one, todo))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            failed = [w for w in work if w.row["state"] == "failed"]
+            if failed:
+                return self._fail(job, JobFailed(_failure(failed[0], len(failed))))
+            try:
+                merged = self._merge(work)
+            except UsageError as exc:
+                return self._fail(job, exc)
+            job["output_commit"] = self._commit(spec, version, job, work, merged, output)
         job.update(state="success", finished_at=time.time())
         self.state.save_job(job)
         return job
@@ -414,7 +453,10 @@ class Pipelines:
         scratch: Path,
         logs: Path,
         image: _Image | None,
+        deadline: float | None,
     ) -> None:
+        """Try the datum up to ``datum_tries`` times, each in a fresh directory; after the
+        last failure ``err_cmd`` (when given) may recover it: then it writes nothing."""
         row, datum = item.row, item.datum
         transform = spec.transform
         logs.mkdir(parents=True, exist_ok=True)
@@ -422,31 +464,40 @@ class Pipelines:
         row["log"] = str(log)
         env = {**dict(transform.env), **datum.env(), "PACH_JOB_ID": job_id}
         accepted = {0, *transform.accept_return_code}
-        stdin = "".join(line + "\n" for line in transform.stdin).encode()
         start = time.monotonic()
+        place = _Place(self, datum, files, scratch / datum.id, image, env, transform.working_dir)
         with open(log, "wb") as out:
+            place.out = out
             for attempt in range(1, max(1, spec.datum_tries) + 1):
                 row["tries"] = attempt
-                pfs = scratch / datum.id / str(attempt) / "pfs"
-                self._materialise(datum, files, pfs)
-                if image is None:
-                    argv = datum_argv(pfs, transform.cmd, transform.working_dir)
-                    environment = datum_environment(env)
-                else:
-                    name = f"conveyor-pach-{job_id[:12]}-{datum.id[:12]}-{attempt}"
-                    argv = image.argv(pfs, transform.cmd, transform.working_dir, env, name)
-                    environment = {**os.environ, **env}
                 out.write(f"--- try {attempt} of {spec.datum_tries}\n".encode())
-                out.flush()
-                code = _run(argv, environment, stdin, out, spec.datum_timeout)
+                limit = _limit(spec.datum_timeout, deadline)
+                code, pfs = place.run(str(attempt), transform.cmd, transform.stdin, limit)
                 if code in accepted:
-                    tree, _ = self.project.store.put_tree(pfs / "out", boundary=pfs / "out")
+                    try:
+                        tree, _ = self.project.store.put_tree(pfs / "out", boundary=pfs / "out")
+                    except ConveyorError as exc:  # e.g. a link out of /pfs/out
+                        out.write(f"--- its outputs cannot be stored: {exc}\n".encode())
+                        row["state"] = "failed"
+                        break
+                    finally:
+                        shutil.rmtree(pfs.parent, ignore_errors=True)
                     item.tree = tree
                     row.update(state="success", tree=tree)
                     break
                 out.write(f"--- exit code {code}\n".encode())
                 row["state"] = "failed"
                 shutil.rmtree(pfs.parent, ignore_errors=True)
+                if limit is not None and limit <= 0:
+                    break  # the job's time is up: no further try
+            if row["state"] == "failed" and transform.err_cmd:
+                out.write(b"--- err_cmd\n")
+                limit = _limit(spec.datum_timeout, deadline)
+                code, pfs = place.run("err", transform.err_cmd, transform.err_stdin, limit)
+                shutil.rmtree(pfs.parent, ignore_errors=True)
+                out.write(f"--- err_cmd exit code {code}\n".encode())
+                if code == 0:
+                    row["state"] = "recovered"  # no outputs; the next job tries it again
         row["duration"] = round(time.monotonic() - start, 3)
 
     def _materialise(self, datum: Datum, files: _Files, pfs: Path) -> None:
@@ -469,7 +520,8 @@ class Pipelines:
         writer: dict[str, str] = {}
         store = self.project.store
         for item in sorted(work, key=lambda w: w.datum.id):
-            assert item.tree is not None
+            if item.tree is None:  # recovered by err_cmd: it writes nothing
+                continue
             for entry in store.read_tree(item.tree):
                 seen = merged.get(entry.path)
                 if seen is not None and (seen.digest, seen.executable) != (
@@ -500,7 +552,7 @@ class Pipelines:
         parent: str | None,
     ) -> str:
         store = self.project.store
-        datum_map = {w.key: w.tree for w in work}
+        datum_map = {w.key: w.tree for w in work if w.tree is not None}
         blob = store.put_bytes(json.dumps(datum_map, sort_keys=True).encode())
         provenance = {
             "pipeline": spec.name,
@@ -545,6 +597,14 @@ def _check_runnable(spec: PachydermPipeline) -> None:
             )
         if leaf.name == "out":
             raise UsageError(f"pipeline {spec.name}: an input cannot be named out")
+
+
+def _limit(datum_timeout: float | None, deadline: float | None) -> float | None:
+    """The seconds a try may take: the datum's timeout, cut by the job's."""
+    left = None if deadline is None else deadline - time.monotonic()
+    if datum_timeout is None:
+        return left
+    return datum_timeout if left is None else min(datum_timeout, left)
 
 
 def _run(
