@@ -25,22 +25,20 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConcurrencyError, ConveyorError, SpecError, UsageError
-from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment
-from conveyor.plan.pachyderm_datums import Datum, datums, transform_digest
+from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DatasetRef, check_name
 from conveyor.sdk.datasets.service import Datasets
+from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, run_datum
 from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
 from conveyor.sdk.project import Project
 from conveyor.spec.pachyderm import load_specs
@@ -51,83 +49,8 @@ MAX_SPEC = 1024 * 1024  # bytes of a spec file
 LOG_TAIL = 20  # lines of a failed datum's log in the job's error
 
 
-_Files = dict[tuple[str, str], dict[str, TreeEntry]]
-"""The files of each input by (input name, dataset)."""
-
-
 class JobFailed(ConveyorError):
     """A datum failed (after its tries): the job made no commit."""
-
-
-@dataclass
-class _Work:
-    """One datum of the job and what became of it."""
-
-    datum: Datum
-    key: str
-    row: dict[str, Any]
-    tree: str | None = None
-
-
-@dataclass(frozen=True)
-class _Image:
-    """Where datums of an image pipeline run: the runtime and the image's ID."""
-
-    name: str
-    id: str
-    runtime: str
-    kind: str
-    cli: tuple[str, ...]
-    network: str
-
-    def provenance(self) -> dict[str, str]:
-        return {"name": self.name, "id": self.id, "runtime": self.runtime}
-
-    def argv(
-        self,
-        pfs: Path,
-        cmd: tuple[str, ...],
-        working_dir: str | None,
-        env: dict[str, str],
-        name: str,
-    ) -> list[str]:
-        return container_argv(
-            self.cli, self.kind, self.id, pfs, cmd, working_dir, list(env), name, self.network
-        )
-
-
-@dataclass
-class _Place:
-    """Where one datum's tries run: a fresh directory each, then bwrap or the image."""
-
-    pipelines: Pipelines
-    datum: Datum
-    files: _Files
-    root: Path
-    image: _Image | None
-    env: dict[str, str]
-    working_dir: str | None
-    out: Any = None
-
-    def run(
-        self, name: str, cmd: tuple[str, ...], stdin: tuple[str, ...], limit: float | None
-    ) -> tuple[int, Path]:
-        pfs = self.root / name / "pfs"
-        if limit is not None and limit <= 0:
-            self.out.write(b"--- the job's timeout has passed\n")
-            return -1, pfs
-        self.pipelines._materialise(self.datum, self.files, pfs)
-        working_dir = self.working_dir
-        if self.image is None:
-            argv = datum_argv(pfs, cmd, working_dir)
-            environment = datum_environment(self.env)
-        else:
-            label = f"conveyor-pach-{self.env['PACH_JOB_ID'][:12]}-{self.datum.id[:12]}-{name}"
-            argv = self.image.argv(pfs, cmd, working_dir, self.env, label)
-            environment = {**os.environ, **self.env}
-        self.out.flush()
-        text = "".join(line + "\n" for line in stdin).encode()
-        return _run(argv, environment, text, self.out, limit), pfs
 
 
 class Pipelines:
@@ -298,7 +221,7 @@ class Pipelines:
                 "tree": None,
                 "log": None,
             }
-            item = _Work(datum, key, row)
+            item = DatumWork(datum, key, row)
             tree = known.get(key)
             if tree is not None and self._intact(tree):
                 item.tree = tree
@@ -327,8 +250,8 @@ class Pipelines:
 
         deadline = time.monotonic() + spec.job_timeout if spec.job_timeout else None
 
-        def one(item: _Work) -> None:
-            self._run_datum(spec, job_id, item, files, scratch, logs, image, deadline)
+        def one(item: DatumWork) -> None:
+            run_datum(self.project.store, spec, job_id, item, files, scratch, logs, image, deadline)
             with lock:
                 self.state.save_job(job)
                 if progress is not None:
@@ -362,11 +285,11 @@ class Pipelines:
 
     def _inputs(
         self, spec: PachydermPipeline
-    ) -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]], _Files]:
+    ) -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]], Files]:
         """Each input's commit (its branch head, or the commit it pins), listing and files."""
         commits: dict[str, Any] = {}
         listings: dict[str, list[tuple[str, str]]] = {}
-        files: _Files = {}
+        files: Files = {}
         for leaf in leaves(spec.input):
             assert isinstance(leaf, PfsInput)  # _check_runnable refused the rest
             key = _listing_key(leaf)
@@ -386,7 +309,7 @@ class Pipelines:
             listings[key] = [(path, entry.digest) for path, entry in resolved.files.items()]
         return commits, listings, files
 
-    def _image(self, spec: PachydermPipeline) -> _Image | None:
+    def _image(self, spec: PachydermPipeline) -> ImageRun | None:
         """The container runtime and the image's ID, when the transform names an image."""
         if not spec.transform.image:
             return None
@@ -401,7 +324,7 @@ class Pipelines:
                 "podman.sh install), or remove transform.image to run on the host in bubblewrap"
             )
         image_id = runtime.image_id(spec.transform.image, None, docker_names=True)
-        return _Image(
+        return ImageRun(
             spec.transform.image,
             image_id,
             runtime.label,
@@ -444,76 +367,7 @@ class Pipelines:
         store = self.project.store
         return store.has(tree) and all(store.has(e.digest) for e in store.read_tree(tree))
 
-    def _run_datum(
-        self,
-        spec: PachydermPipeline,
-        job_id: str,
-        item: _Work,
-        files: _Files,
-        scratch: Path,
-        logs: Path,
-        image: _Image | None,
-        deadline: float | None,
-    ) -> None:
-        """Try the datum up to ``datum_tries`` times, each in a fresh directory; after the
-        last failure ``err_cmd`` (when given) may recover it: then it writes nothing."""
-        row, datum = item.row, item.datum
-        transform = spec.transform
-        logs.mkdir(parents=True, exist_ok=True)
-        log = logs / f"{datum.id}.log"
-        row["log"] = str(log)
-        env = {**dict(transform.env), **datum.env(), "PACH_JOB_ID": job_id}
-        accepted = {0, *transform.accept_return_code}
-        start = time.monotonic()
-        place = _Place(self, datum, files, scratch / datum.id, image, env, transform.working_dir)
-        with open(log, "wb") as out:
-            place.out = out
-            for attempt in range(1, max(1, spec.datum_tries) + 1):
-                row["tries"] = attempt
-                out.write(f"--- try {attempt} of {spec.datum_tries}\n".encode())
-                limit = _limit(spec.datum_timeout, deadline)
-                code, pfs = place.run(str(attempt), transform.cmd, transform.stdin, limit)
-                if code in accepted:
-                    try:
-                        tree, _ = self.project.store.put_tree(pfs / "out", boundary=pfs / "out")
-                    except ConveyorError as exc:  # e.g. a link out of /pfs/out
-                        out.write(f"--- its outputs cannot be stored: {exc}\n".encode())
-                        row["state"] = "failed"
-                        break
-                    finally:
-                        shutil.rmtree(pfs.parent, ignore_errors=True)
-                    item.tree = tree
-                    row.update(state="success", tree=tree)
-                    break
-                out.write(f"--- exit code {code}\n".encode())
-                row["state"] = "failed"
-                shutil.rmtree(pfs.parent, ignore_errors=True)
-                if limit is not None and limit <= 0:
-                    break  # the job's time is up: no further try
-            if row["state"] == "failed" and transform.err_cmd:
-                out.write(b"--- err_cmd\n")
-                limit = _limit(spec.datum_timeout, deadline)
-                code, pfs = place.run("err", transform.err_cmd, transform.err_stdin, limit)
-                shutil.rmtree(pfs.parent, ignore_errors=True)
-                out.write(f"--- err_cmd exit code {code}\n".encode())
-                if code == 0:
-                    row["state"] = "recovered"  # no outputs; the next job tries it again
-        row["duration"] = round(time.monotonic() - start, 3)
-
-    def _materialise(self, datum: Datum, files: _Files, pfs: Path) -> None:
-        store = self.project.store
-        (pfs / "out").mkdir(parents=True)
-        for item in datum.inputs:
-            inputs = files[(item.name, item.repo)]
-            where = pfs / _component(item.name)
-            where.mkdir(exist_ok=True)
-            for path, _digest in item.files:
-                entry = inputs[path.lstrip("/")]
-                store.checkout_file(
-                    entry.digest, where / path.lstrip("/"), "copy", entry.executable
-                )
-
-    def _merge(self, work: list[_Work]) -> dict[str, TreeEntry]:
+    def _merge(self, work: list[DatumWork]) -> dict[str, TreeEntry]:
         """The outputs of all datums as one tree; two datums writing one path with
         different content is an error (and so is a path both a file and a directory)."""
         merged: dict[str, TreeEntry] = {}
@@ -547,7 +401,7 @@ class Pipelines:
         spec: PachydermPipeline,
         version: SpecVersion,
         job: dict[str, Any],
-        work: list[_Work],
+        work: list[DatumWork],
         merged: dict[str, TreeEntry],
         parent: str | None,
     ) -> str:
@@ -575,13 +429,6 @@ class Pipelines:
         return commit.id
 
 
-def _component(name: str) -> str:
-    """An input name as one directory under /pfs (the spec reader allows no other)."""
-    if not name or "/" in name or "\0" in name or name in (".", "..", "out"):
-        raise UsageError(f"the input name {name!r} cannot be a directory under /pfs")
-    return name
-
-
 def _listing_key(leaf: PfsInput | CronInput) -> str:
     if isinstance(leaf, PfsInput):
         return f"{leaf.repo}\0{leaf.commit or leaf.branch}"
@@ -599,31 +446,7 @@ def _check_runnable(spec: PachydermPipeline) -> None:
             raise UsageError(f"pipeline {spec.name}: an input cannot be named out")
 
 
-def _limit(datum_timeout: float | None, deadline: float | None) -> float | None:
-    """The seconds a try may take: the datum's timeout, cut by the job's."""
-    left = None if deadline is None else deadline - time.monotonic()
-    if datum_timeout is None:
-        return left
-    return datum_timeout if left is None else min(datum_timeout, left)
-
-
-def _run(
-    argv: list[str], env: dict[str, str], stdin: bytes, out: Any, timeout: float | None
-) -> int:
-    proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env
-    )
-    try:
-        proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        out.write(f"--- timed out after {timeout} s\n".encode())
-        return -1
-    return proc.returncode
-
-
-def _failure(first: _Work, count: int) -> str:
+def _failure(first: DatumWork, count: int) -> str:
     log = Path(first.row["log"])
     tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:] if log.is_file() else []
     shown = "\n".join(f"  {line}" for line in tail)
