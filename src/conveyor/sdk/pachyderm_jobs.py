@@ -253,7 +253,7 @@ class Pipelines:
         def one(item: DatumWork) -> None:
             run_datum(self.project.store, spec, job_id, item, files, scratch, logs, image, deadline)
             with lock:
-                self.state.save_job(job)
+                self.state.finished_datum(job_id, item.row)
                 if progress is not None:
                     progress(item.row)
 

@@ -2,7 +2,9 @@
 
 Plain JSON files, each replaced by an atomic rename (a reader never sees half of one):
 ``pipelines/<name>.json`` holds every spec version of a pipeline (the spec file's text
-and which pipeline of it), ``jobs/<id>.json`` a job and its datums. No table of the
+and which pipeline of it), ``jobs/<id>.json`` a job and its datums, written whole when
+it starts and ends; meanwhile each finished datum is a line appended to
+``jobs/<id>.datums`` (a job of many datums is not rewritten per datum). No table of the
 records is needed for this local slice; the output commits themselves are dataset
 commits in the records.
 """
@@ -106,17 +108,28 @@ class PachydermState:
 
     # -- jobs -----------------------------------------------------------------
     def save_job(self, job: dict[str, Any]) -> None:
-        _write(self.root / "jobs" / f"{job['id']}.json", job)
+        """The whole job (its start and its end); the datums it finished meanwhile were
+        appended one line each (:meth:`finished_datum`), now folded in."""
+        path = self.root / "jobs" / f"{job['id']}.json"
+        _write(path, job)
+        path.with_suffix(".datums").unlink(missing_ok=True)
+
+    def finished_datum(self, job_id: str, row: dict[str, Any]) -> None:
+        """One finished datum of a running job, appended (one short write, whatever the
+        number of datums: a job killed midway keeps every datum that finished)."""
+        line = json.dumps(row, separators=(",", ":")) + "\n"
+        with open(self.root / "jobs" / f"{job_id}.datums", "a", encoding="utf-8") as handle:
+            handle.write(line)
 
     def job(self, job_id: str) -> dict[str, Any]:
         folder = self.root / "jobs"
         exact = folder / f"{job_id}.json"
         if len(job_id) >= 4 and job_id.isalnum():
             if exact.is_file():
-                return _read(exact)
+                return _read_job(exact)
             found = sorted(folder.glob(f"{job_id}*.json")) if folder.is_dir() else []
             if len(found) == 1:
-                return _read(found[0])
+                return _read_job(found[0])
             if len(found) > 1:
                 raise NotFoundError(f"{job_id} matches several jobs; give more of its id")
         raise NotFoundError(f"there is no job {job_id!r} (`conveyor job list` lists them)")
@@ -124,10 +137,25 @@ class PachydermState:
     def jobs(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         """Jobs, newest first (of one pipeline when named)."""
         folder = self.root / "jobs"
-        found = [_read(p) for p in folder.glob("*.json")] if folder.is_dir() else []
+        found = [_read_job(p) for p in folder.glob("*.json")] if folder.is_dir() else []
         if pipeline is not None:
             found = [j for j in found if j["pipeline"] == pipeline]
         return sorted(found, key=lambda j: j["started_at"], reverse=True)
+
+
+def _read_job(path: Path) -> dict[str, Any]:
+    """A job with the datums it finished since it was last written in whole."""
+    job = _read(path)
+    lines = path.with_suffix(".datums")
+    if lines.is_file():
+        rows = {row["id"]: row for row in job["datums"]}
+        with open(lines, encoding="utf-8") as handle:
+            for line in handle:
+                if line.endswith("\n"):  # a line cut by a crash is not a datum
+                    row = json.loads(line)
+                    rows[row["id"]] = row
+        job["datums"] = list(rows.values())
+    return job
 
 
 def new_version(spec_text: str, display: str, is_json: bool, name: str, number: int) -> SpecVersion:
