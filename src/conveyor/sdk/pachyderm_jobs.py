@@ -271,9 +271,9 @@ class Pipelines:
                 return self._fail(job, JobFailed(_failure(failed[0], len(failed))))
             try:
                 merged = self._merge(work)
-            except UsageError as exc:
+                job["output_commit"] = self._commit(spec, version, job, work, merged, output)
+            except ConveyorError as exc:  # clashing outputs, a head that moved meanwhile
                 return self._fail(job, exc)
-            job["output_commit"] = self._commit(spec, version, job, work, merged, output)
         job.update(state="success", finished_at=time.time())
         self.state.save_job(job)
         return job
