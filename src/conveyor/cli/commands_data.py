@@ -111,6 +111,12 @@ def create(ctx: Context, name: str, description: str, as_json: bool, remote: boo
     is_flag=True,
     help="Replace files already at those paths (the default, as in Pachyderm 2).",
 )
+@click.option(
+    "--run",
+    "run_pipelines",
+    is_flag=True,
+    help="Then run a job of each pipeline downstream of this branch (in DAG order).",
+)
 @JSON
 @REMOTE
 @pass_context
@@ -122,6 +128,7 @@ def put(
     recursive: bool,
     append: bool,
     overwrite: bool,
+    run_pipelines: bool,
     as_json: bool,
     remote: bool,
 ) -> None:
@@ -141,18 +148,35 @@ def put(
     """
     if append and overwrite:
         raise click.UsageError("--append and --overwrite contradict each other; choose one")
+    if run_pipelines and remote:
+        raise click.UsageError("--run runs the project's pipelines locally; drop --remote")
     backend = _backend(ctx, remote)
     progress = None if as_json or remote or not sys.stderr.isatty() else _progress
     commit = backend.put(_ref(target), list(sources), message, append, recursive, progress)
     if progress is not None:
         click.echo("", err=True)
+    if not as_json:
+        click.echo(
+            f"{commit['dataset']}@{commit['branch']}: commit {commit['id']} "
+            f"({commit['files']} files, {_size(commit['size'])})"
+        )
+    jobs = _run_downstream(ctx, commit, as_json) if run_pipelines else None
     if as_json:
-        emit_json(commit)
-        return
-    click.echo(
-        f"{commit['dataset']}@{commit['branch']}: commit {commit['id']} "
-        f"({commit['files']} files, {_size(commit['size'])})"
-    )
+        emit_json(commit if jobs is None else {**commit, "jobs": jobs})
+
+
+def _run_downstream(ctx: Context, commit: dict[str, Any], quiet: bool) -> list[dict[str, Any]]:
+    """``put --run``: a job of each downstream pipeline, in order; a failed one stops."""
+    from conveyor.sdk.pachyderm_jobs import Pipelines
+
+    pipelines = Pipelines(ctx.project())
+    jobs = []
+    for name in pipelines.downstream(commit["dataset"], commit["branch"]):
+        job = pipelines.run(name)
+        jobs.append({"id": job["id"], "pipeline": name, "output_commit": job["output_commit"]})
+        if not quiet:
+            click.echo(f"pipeline {name}: job {job['id']} made commit {job['output_commit']}")
+    return jobs
 
 
 def _progress(done: int, total: int, stored: int) -> None:

@@ -1,8 +1,9 @@
 """``conveyor pipeline``: Pachyderm pipeline specs, read unchanged.
 
 ``check`` reads a spec file and prints its pipelines and their input trees; ``datums``
-lists the datums a local directory per input would give. Creating and running pipelines
-comes with datasets.
+lists the datums a local directory per input would give. ``create``/``update`` record a
+spec in the project, ``run`` runs a job over the project's datasets; ``job`` and
+``datum`` show what jobs did (``sdk/pachyderm_jobs.py``).
 """
 
 from __future__ import annotations
@@ -29,12 +30,20 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result a
 
 @click.group()
 def pipeline() -> None:
-    """Pachyderm pipeline specs: check them and see their datums.
+    """Pachyderm pipelines: check specs, create them over datasets, run their jobs.
+
+    A pipeline reads datasets (its inputs' repos) and writes the dataset named after
+    it. A job runs one datum per glob match, each in bubblewrap with its files at
+    /pfs/<input> and /pfs/out writable, and commits the outputs of all datums at once.
 
     \b
     Examples:
       conveyor pipeline check -f edges.json
       conveyor pipeline datums -f edges.json --input images=./images
+      conveyor data create images && conveyor data put images -r ./photos
+      conveyor pipeline create -f edges.json
+      conveyor pipeline run edges -j 2
+      conveyor job list && conveyor datum list JOB
     """
 
 
@@ -187,4 +196,198 @@ def _print_tree(node: dict[str, Any], indent: str) -> None:
     click.echo(f"{indent}{kind} {value['name']}: {target}  {' '.join(extra)}".rstrip())
 
 
-COMMANDS = [pipeline]
+def _pipelines(ctx: Context) -> Any:
+    from conveyor.sdk.pachyderm_jobs import Pipelines
+
+    return Pipelines(ctx.project())
+
+
+def _create(ctx: Context, spec_file: Path, update: bool, reprocess: bool, as_json: bool) -> None:
+    path = spec_file if spec_file.is_absolute() else ctx.directory / spec_file
+    names = _pipelines(ctx).create(path, str(spec_file), update, reprocess)
+    if as_json:
+        emit_json({"pipelines": names, "updated": update, "reprocess": reprocess})
+        return
+    verb = "updated" if update else "created"
+    for name in names:
+        click.echo(f"{verb} pipeline {name} (output dataset {name})")
+
+
+@pipeline.command()
+@_SPEC
+@_JSON
+@pass_context
+def create(ctx: Context, spec_file: Path, as_json: bool) -> None:
+    """Create the pipelines of a spec file, and the output dataset of each (named after
+    it). Every input repo must be a dataset, or the output of a pipeline of the file."""
+    _create(ctx, spec_file, False, False, as_json)
+
+
+@pipeline.command()
+@_SPEC
+@click.option(
+    "--reprocess", is_flag=True, help="The next job runs every datum again, not only new ones."
+)
+@_JSON
+@pass_context
+def update(ctx: Context, spec_file: Path, reprocess: bool, as_json: bool) -> None:
+    """Record a new version of existing pipelines from a spec file. Datums keyed by the
+    transform run again when it changed; --reprocess reruns all of them."""
+    _create(ctx, spec_file, True, reprocess, as_json)
+
+
+@pipeline.command(name="list")
+@_JSON
+@pass_context
+def list_(ctx: Context, as_json: bool) -> None:
+    """The project's pipelines, their spec version and last job."""
+    rows = _pipelines(ctx).summaries()
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        last = row["last_job"]
+        shown = f"{last['id'][:12]} {last['state']}" if last else "no job yet"
+        click.echo(f"{row['name']:24}  v{row['version']:<3}  in {','.join(row['inputs'])}  {shown}")
+
+
+@pipeline.command()
+@click.argument("name")
+@_JSON
+@pass_context
+def inspect(ctx: Context, name: str, as_json: bool) -> None:
+    """A pipeline: its spec versions, inputs, output and recent jobs."""
+    data = _pipelines(ctx).inspect(name)
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"pipeline {name}  version {data['version']}  spec {data['spec_digest'][:12]}")
+    click.echo(f"  cmd {' '.join(data['cmd'])}")
+    click.echo(f"  output {data['output']['dataset']}@{data['output']['branch']}")
+    _print_tree(data["input"], "  ")
+    for job in data["jobs"]:
+        click.echo(f"  job {job['id'][:12]}  {job['state']}")
+
+
+@pipeline.command()
+@click.argument("name")
+@click.option("--keep-dataset", is_flag=True, help="Keep the pipeline's output dataset.")
+@_JSON
+@pass_context
+def delete(ctx: Context, name: str, keep_dataset: bool, as_json: bool) -> None:
+    """Delete a pipeline and (unless --keep-dataset) its output dataset."""
+    _pipelines(ctx).delete(name, keep_dataset)
+    if as_json:
+        emit_json({"deleted": name, "dataset_kept": keep_dataset})
+    else:
+        click.echo(f"deleted pipeline {name}")
+
+
+@pipeline.command()
+@click.argument("name")
+@click.option(
+    "-j",
+    "--jobs",
+    "parallel",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Datums run at once (local processes).",
+)
+@click.option("--reprocess", is_flag=True, help="Run every datum, even those already done.")
+@_JSON
+@pass_context
+def run(ctx: Context, name: str, parallel: int, reprocess: bool, as_json: bool) -> None:
+    """Run a job of the pipeline over its inputs' branch heads: only new or changed
+    datums run; the outputs of all datums become the next commit of its dataset."""
+    from conveyor.sdk.pachyderm_jobs import JobFailed
+
+    def progress(row: dict[str, Any]) -> None:
+        if not as_json:
+            click.echo(f"datum {row['id'][:12]} {row['state']} ({row['duration']} s)", err=True)
+
+    pipelines = _pipelines(ctx)
+    try:
+        job = pipelines.run(name, parallel, reprocess, progress)
+    except JobFailed:
+        if as_json:
+            emit_json(_job_json(pipelines.jobs(name)[0]))
+        raise
+    if as_json:
+        emit_json(_job_json(job))
+        return
+    counts = _counts(job)
+    click.echo(
+        f"job {job['id']} succeeded: {counts.get('success', 0)} datum(s) run, "
+        f"{counts.get('skipped', 0)} skipped; commit {job['output_commit']} of {name}"
+    )
+
+
+def _counts(job: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in job["datums"]:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    return counts
+
+
+def _job_json(job: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in job.items() if k != "datums"}
+    data["datum_counts"] = _counts(job)
+    return data
+
+
+@click.group()
+def job() -> None:
+    """Jobs of Pachyderm pipelines: one per `conveyor pipeline run`."""
+
+
+@job.command(name="list")
+@click.option("--pipeline", "name", default=None, help="Only this pipeline's jobs.")
+@_JSON
+@pass_context
+def job_list(ctx: Context, name: str | None, as_json: bool) -> None:
+    """Jobs, newest first: state, pipeline, datums by state, output commit."""
+    jobs = _pipelines(ctx).jobs(name)
+    if as_json:
+        emit_json([_job_json(j) for j in jobs])
+        return
+    for j in jobs:
+        counts = " ".join(f"{k}={v}" for k, v in sorted(_counts(j).items()))
+        click.echo(f"{j['id'][:12]}  {j['pipeline']:20}  {j['state']:11}  {counts}")
+
+
+@job.command(name="inspect")
+@click.argument("job_id", metavar="JOB")
+@_JSON
+@pass_context
+def job_inspect(ctx: Context, job_id: str, as_json: bool) -> None:
+    """A job: its inputs' commits, spec version, output commit, error."""
+    data = _job_json(_pipelines(ctx).job(job_id))
+    if as_json:
+        emit_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key}: {value}")
+
+
+@click.group()
+def datum() -> None:
+    """Datums of a job: what ran, what was reused, what failed."""
+
+
+@datum.command(name="list")
+@click.argument("job_id", metavar="JOB")
+@_JSON
+@pass_context
+def datum_list(ctx: Context, job_id: str, as_json: bool) -> None:
+    """The datums of JOB (an id or a 4+ character prefix): state, id, files, duration, log."""
+    rows = _pipelines(ctx).job(job_id)["datums"]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        took = "-" if row["duration"] is None else f"{row['duration']:.2f}s"
+        click.echo(f"{row['state']:8}  {row['id'][:12]}  {took:>8}  {' '.join(row['files'])}")
+
+
+COMMANDS = [pipeline, job, datum]

@@ -23,7 +23,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["run", "rerun"], "commands_run"),
     **dict.fromkeys(["runs", "show", "logs", "why", "lineage", "fetch", "gc"], "commands_inspect"),
     **dict.fromkeys(["prune", "verify"], "commands_store"),
-    "pipeline": "commands_pipeline",
+    **dict.fromkeys(["pipeline", "job", "datum"], "commands_pipeline"),
     "data": "commands_data",
     **dict.fromkeys(["metrics", "params"], "commands_tracking"),
 }

@@ -26,7 +26,26 @@ def collect_garbage(project: Project, dry_run: bool = False) -> GcResult:
     """Drop blobs no recorded output refers to (trees keep the blobs they list)."""
     # never collect under a running step's feet, nor a dataset put's
     with project.run_lock(wait=False), project.data_lock(exclusive=True):
-        return sweep(project.store, project.records.referenced_digests(), dry_run)
+        referenced = project.records.referenced_digests() | datum_maps(project)
+        return sweep(project.store, referenced, dry_run)
+
+
+def datum_maps(project: Project) -> set[str]:
+    """The datum maps of pipeline output commits and the per-datum output trees they
+    name: kept, so that the next job still reuses the datums done (``pachyderm_jobs``)."""
+    import json
+
+    store = project.store
+    found: set[str] = set()
+    records = project.records
+    for dataset in records.list_datasets():
+        for commit in records.dataset_commits(dataset.name):
+            digest = (commit.provenance or {}).get("datums")
+            if not isinstance(digest, str) or not store.has(digest):
+                continue
+            found.add(digest)
+            found.update(str(tree) for tree in json.loads(store.read_bytes(digest)).values())
+    return found
 
 
 def sweep(

@@ -218,6 +218,22 @@ class Datasets:
             len(name) >= 4 and records.find_dataset_commits(dataset, name)
         )
 
+    def commit_files(
+        self,
+        dataset: str,
+        branch: str,
+        parent: str | None,
+        files: dict[str, TreeEntry],
+        message: str,
+        provenance: dict[str, Any],
+    ) -> DatasetCommitRecord | None:
+        """A commit of ``files`` (already in the store) on ``branch``, only if its head is
+        still ``parent`` (None: the head moved meanwhile); a pipeline job's output."""
+        with self.project.data_lock(exclusive=False):
+            return self._commit(
+                dataset, branch, parent, files, _bounded(message, "message"), provenance
+            )
+
     def _commit(
         self,
         dataset: str,

@@ -1,0 +1,80 @@
+"""The command line of a Pachyderm datum: bubblewrap on the host (no image), or the
+container runtime with mounts (an image).
+
+Real specs hard-code ``/pfs`` paths, so the datum must see them there without root: an
+unprivileged mount namespace whose root is an empty tmpfs holding only the machine's
+system directories (the root itself read-only), the datum's materialised input files read-only at
+``/pfs`` and a fresh writable ``/pfs/out``. The project, its ``.conveyor`` state, the
+user's home and every other directory are simply absent. The command runs as
+``nobody`` with no network, in its own PID namespace, and ends with bwrap.
+
+With an image, the runtime (podman or docker) mounts the same directory read-only at
+``/pfs`` and its ``out`` writable at ``/pfs/out``, with no network; the datum's
+variables are passed by name only (their values stay off the command line).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from conveyor.executors.sandbox import NOBODY, Sandbox
+
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+"""Shown read-only: programs, libraries and their configuration (nothing of the user's)."""
+
+
+def datum_argv(pfs: Path, command: Sequence[str], working_dir: str | None) -> list[str]:
+    """bwrap's command line running ``command`` with ``pfs`` (holding one directory per
+    input and an empty ``out``) seen at ``/pfs``; raises ExecutorError without bwrap."""
+    program = Sandbox().check()
+    return build_argv(program, pfs, command, working_dir)
+
+
+def build_argv(
+    program: str, pfs: Path, command: Sequence[str], working_dir: str | None
+) -> list[str]:
+    args = [program, "--tmpfs", "/"]
+    for path in SYSTEM:
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin stays a link
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    root = os.path.realpath(pfs)
+    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+    args += ["--ro-bind", root, "/pfs", "--bind", os.path.join(root, "out"), "/pfs/out"]
+    args += ["--remount-ro", "/", "--chdir", working_dir or "/pfs"]
+    args += ["--unshare-all", "--unshare-user", "--uid", NOBODY, "--gid", NOBODY]
+    args += ["--disable-userns", "--die-with-parent", "--new-session", "--", *command]
+    return args
+
+
+def datum_environment(env: dict[str, str]) -> dict[str, str]:
+    """The datum's environment: the harmless variables a sandboxed step gets, then its own."""
+    return Sandbox().environment(env)
+
+
+def container_argv(
+    cli: Sequence[str],
+    kind: str,
+    image_id: str,
+    pfs: Path,
+    command: Sequence[str],
+    working_dir: str | None,
+    env_names: Sequence[str],
+    name: str,
+    network: str = "none",
+) -> list[str]:
+    """The runtime's command line running ``command`` in ``image_id`` with ``pfs`` at
+    ``/pfs`` (read-only) and ``pfs/out`` at ``/pfs/out``; standard input stays open."""
+    root = os.path.realpath(pfs)
+    args = [*cli, "run", "--rm", "-i", "--name", name, "--network", network]
+    args += ["-v", f"{root}:/pfs:ro", "-v", f"{os.path.join(root, 'out')}:/pfs/out"]
+    if os.getuid() != 0:  # files the datum writes belong to the caller
+        args += ["--userns=keep-id"] if kind == "podman" else ["--user", f"{os.getuid()}"]
+    if working_dir:
+        args += ["-w", working_dir]
+    for env_name in sorted(env_names):
+        args += ["-e", env_name]
+    return [*args, image_id, *command]

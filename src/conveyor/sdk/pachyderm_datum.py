@@ -1,0 +1,195 @@
+"""One datum of a Pachyderm job run: its files copied out of the store, its transform
+tried ``datum_tries`` times (each in a fresh directory, bubblewrap or the image through
+the container runtime: ``executors/pfs_sandbox``), ``err_cmd`` after the last failure,
+its outputs stored as a tree. No records: the job (``pachyderm_jobs``) keeps the row.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ConveyorError, UsageError
+from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment
+from conveyor.plan.pachyderm_datums import Datum
+from conveyor.spec.pachyderm_model import PachydermPipeline
+from conveyor.store.cas import ContentStore, TreeEntry
+
+Files = dict[tuple[str, str], dict[str, TreeEntry]]
+"""The files of each input by (input name, dataset)."""
+
+
+@dataclass
+class DatumWork:
+    """One datum of the job and what became of it."""
+
+    datum: Datum
+    key: str
+    row: dict[str, Any]
+    tree: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageRun:
+    """Where datums of an image pipeline run: the runtime and the image's ID."""
+
+    name: str
+    id: str
+    runtime: str
+    kind: str
+    cli: tuple[str, ...]
+    network: str
+
+    def provenance(self) -> dict[str, str]:
+        return {"name": self.name, "id": self.id, "runtime": self.runtime}
+
+    def argv(
+        self,
+        pfs: Path,
+        cmd: tuple[str, ...],
+        working_dir: str | None,
+        env: dict[str, str],
+        name: str,
+    ) -> list[str]:
+        return container_argv(
+            self.cli, self.kind, self.id, pfs, cmd, working_dir, list(env), name, self.network
+        )
+
+
+@dataclass
+class _Place:
+    """Where one datum's tries run: a fresh directory each, then bwrap or the image."""
+
+    store: ContentStore
+    datum: Datum
+    files: Files
+    root: Path
+    image: ImageRun | None
+    env: dict[str, str]
+    working_dir: str | None
+    out: Any = None
+
+    def run(
+        self, name: str, cmd: tuple[str, ...], stdin: tuple[str, ...], limit: float | None
+    ) -> tuple[int, Path]:
+        pfs = self.root / name / "pfs"
+        if limit is not None and limit <= 0:
+            self.out.write(b"--- the job's timeout has passed\n")
+            return -1, pfs
+        materialise(self.store, self.datum, self.files, pfs)
+        working_dir = self.working_dir
+        if self.image is None:
+            argv = datum_argv(pfs, cmd, working_dir)
+            environment = datum_environment(self.env)
+        else:
+            label = f"conveyor-pach-{self.env['PACH_JOB_ID'][:12]}-{self.datum.id[:12]}-{name}"
+            argv = self.image.argv(pfs, cmd, working_dir, self.env, label)
+            environment = {**os.environ, **self.env}
+        self.out.flush()
+        text = "".join(line + "\n" for line in stdin).encode()
+        return _run(argv, environment, text, self.out, limit), pfs
+
+
+def run_datum(
+    store: ContentStore,
+    spec: PachydermPipeline,
+    job_id: str,
+    item: DatumWork,
+    files: Files,
+    scratch: Path,
+    logs: Path,
+    image: ImageRun | None,
+    deadline: float | None,
+) -> None:
+    """Try the datum up to ``datum_tries`` times, each in a fresh directory; after the
+    last failure ``err_cmd`` (when given) may recover it: then it writes nothing."""
+    row, datum = item.row, item.datum
+    transform = spec.transform
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{datum.id}.log"
+    row["log"] = str(log)
+    env = {**dict(transform.env), **datum.env(), "PACH_JOB_ID": job_id}
+    accepted = {0, *transform.accept_return_code}
+    start = time.monotonic()
+    place = _Place(store, datum, files, scratch / datum.id, image, env, transform.working_dir)
+    with open(log, "wb") as out:
+        place.out = out
+        for attempt in range(1, max(1, spec.datum_tries) + 1):
+            row["tries"] = attempt
+            out.write(f"--- try {attempt} of {spec.datum_tries}\n".encode())
+            limit = time_left(spec.datum_timeout, deadline)
+            code, pfs = place.run(str(attempt), transform.cmd, transform.stdin, limit)
+            if code in accepted:
+                try:
+                    tree, _ = store.put_tree(pfs / "out", boundary=pfs / "out")
+                except ConveyorError as exc:  # e.g. a link out of /pfs/out
+                    out.write(f"--- its outputs cannot be stored: {exc}\n".encode())
+                    row["state"] = "failed"
+                    break
+                finally:
+                    shutil.rmtree(pfs.parent, ignore_errors=True)
+                item.tree = tree
+                row.update(state="success", tree=tree)
+                break
+            out.write(f"--- exit code {code}\n".encode())
+            row["state"] = "failed"
+            shutil.rmtree(pfs.parent, ignore_errors=True)
+            if limit is not None and limit <= 0:
+                break  # the job's time is up: no further try
+        if row["state"] == "failed" and transform.err_cmd:
+            out.write(b"--- err_cmd\n")
+            limit = time_left(spec.datum_timeout, deadline)
+            code, pfs = place.run("err", transform.err_cmd, transform.err_stdin, limit)
+            shutil.rmtree(pfs.parent, ignore_errors=True)
+            out.write(f"--- err_cmd exit code {code}\n".encode())
+            if code == 0:
+                row["state"] = "recovered"  # no outputs; the next job tries it again
+    row["duration"] = round(time.monotonic() - start, 3)
+
+
+def materialise(store: ContentStore, datum: Datum, files: Files, pfs: Path) -> None:
+    """The datum's files copied out of the store below ``pfs``, and an empty ``out``."""
+    (pfs / "out").mkdir(parents=True)
+    for item in datum.inputs:
+        inputs = files[(item.name, item.repo)]
+        where = pfs / _component(item.name)
+        where.mkdir(exist_ok=True)
+        for path, _digest in item.files:
+            entry = inputs[path.lstrip("/")]
+            store.checkout_file(entry.digest, where / path.lstrip("/"), "copy", entry.executable)
+
+
+def _component(name: str) -> str:
+    """An input name as one directory under /pfs (the spec reader allows no other)."""
+    if not name or "/" in name or "\0" in name or name in (".", "..", "out"):
+        raise UsageError(f"the input name {name!r} cannot be a directory under /pfs")
+    return name
+
+
+def time_left(datum_timeout: float | None, deadline: float | None) -> float | None:
+    """The seconds a try may take: the datum's timeout, cut by the job's."""
+    left = None if deadline is None else deadline - time.monotonic()
+    if datum_timeout is None:
+        return left
+    return datum_timeout if left is None else min(datum_timeout, left)
+
+
+def _run(
+    argv: list[str], env: dict[str, str], stdin: bytes, out: Any, timeout: float | None
+) -> int:
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        out.write(f"--- timed out after {timeout} s\n".encode())
+        return -1
+    return proc.returncode

@@ -1,0 +1,511 @@
+"""Pachyderm pipelines run locally over the project's datasets.
+
+``Pipelines.create``/``update`` record a spec version (``pachyderm_state``) and create
+the output dataset named after the pipeline. ``Pipelines.run`` is one job: the inputs'
+branch heads are listed, the datums made by the pure code (``plan/pachyderm_datums``),
+each datum that needs it run in bubblewrap, or in its image through the container
+runtime (``executors/pfs_sandbox``), with its files
+at ``/pfs/<input>`` and ``/pfs/out`` writable, and the outputs of all datums merged into
+ONE new commit of the output dataset, written only at the end (a job killed midway
+leaves no commit).
+
+Incremental: each output commit's provenance names a store blob, the datum map
+(datum key -> the store tree of that datum's outputs). The next job reuses the tree of
+every datum whose key (files + transform + salt) is in the previous commit's map, and
+of every datum that succeeded in an unfinished or failed job since (a rerun retries only
+the failed ones). Datums that are gone simply are not merged: their outputs leave the
+commit. ``--reprocess``, ``update --reprocess`` and ``reprocess_spec: every_job`` run
+every datum again. Datums run on a local thread pool (``-j``); running them on the
+project's executors is later work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from conveyor.errors import ConcurrencyError, ConveyorError, SpecError, UsageError
+from conveyor.plan.pachyderm_datums import datums, transform_digest
+from conveyor.sdk.datasets import trees
+from conveyor.sdk.datasets.refs import DatasetRef, check_name
+from conveyor.sdk.datasets.service import Datasets
+from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, run_datum
+from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
+from conveyor.sdk.project import Project
+from conveyor.spec.pachyderm import load_specs
+from conveyor.spec.pachyderm_model import CronInput, PachydermPipeline, PfsInput, leaves
+from conveyor.store.cas import TreeEntry
+
+MAX_SPEC = 1024 * 1024  # bytes of a spec file
+LOG_TAIL = 20  # lines of a failed datum's log in the job's error
+
+
+class JobFailed(ConveyorError):
+    """A datum failed (after its tries): the job made no commit."""
+
+
+class Pipelines:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.state = PachydermState(project.state_dir / "pachyderm")
+        self.datasets = Datasets(project)
+
+    # -- specs ----------------------------------------------------------------
+    def create(self, spec_file: Path, shown: str, update: bool, reprocess: bool) -> list[str]:
+        """Record every pipeline of the file as a new version (``update``: of an existing
+        pipeline; else a new one); returns their names."""
+        specs = load_specs(spec_file, shown)
+        if spec_file.stat().st_size > MAX_SPEC:
+            raise UsageError(f"{shown} is larger than {MAX_SPEC // 1024} KiB")
+        text = spec_file.read_text(encoding="utf-8")
+        is_json = _looks_json(spec_file, text)
+        produced = {p.name for p in specs.pipelines}
+        for spec in specs.pipelines:
+            check_name(spec.name, "pipeline")
+            if update and not self.state.exists(spec.name):
+                raise UsageError(
+                    f"there is no pipeline {spec.name} to update; create it with "
+                    "`conveyor pipeline create -f SPEC`"
+                )
+            if not update and self.state.exists(spec.name):
+                raise UsageError(
+                    f"pipeline {spec.name} already exists; change it with "
+                    "`conveyor pipeline update -f SPEC`"
+                )
+            self._check_inputs(spec, produced)
+        self.project.ensure_state_dir()
+        for spec in specs.pipelines:
+            number = len(self.state.versions(spec.name)) + 1 if update else 1
+            version = new_version(text, shown, is_json, spec.name, number)
+            if reprocess:
+                version = dataclasses.replace(version, reprocess=True)
+            self.state.add_version(version)
+            if self.project.records.get_dataset(spec.name) is None:
+                self.datasets.create(spec.name, f"output of pipeline {spec.name}")
+        return [p.name for p in specs.pipelines]
+
+    def _check_inputs(self, spec: PachydermPipeline, produced: set[str]) -> None:
+        for leaf in leaves(spec.input):
+            if not isinstance(leaf, PfsInput):
+                continue
+            if leaf.repo in produced or self.project.records.get_dataset(leaf.repo) is not None:
+                continue
+            raise SpecError(
+                f"input {leaf.name!r} reads the dataset {leaf.repo!r}, which does not exist; "
+                f"create it with `conveyor data create {leaf.repo}` (or create the pipeline "
+                "that writes it first)",
+                leaf.position,
+            )
+
+    def summaries(self) -> list[dict[str, Any]]:
+        rows = []
+        for name in self.state.names():
+            latest = self.state.versions(name)[-1]
+            jobs = self.state.jobs(name)
+            rows.append(
+                {
+                    "name": name,
+                    "version": latest.version,
+                    "inputs": [leaf.repo for leaf in leaves(latest.spec().input)],
+                    "created_at": latest.created_at,
+                    "last_job": _job_summary(jobs[0]) if jobs else None,
+                }
+            )
+        return rows
+
+    def inspect(self, name: str) -> dict[str, Any]:
+        from conveyor.spec.pachyderm import input_tree
+
+        versions = self.state.versions(name)
+        latest = versions[-1]
+        spec = latest.spec()
+        return {
+            "name": name,
+            "version": latest.version,
+            "spec_digest": latest.digest,
+            "versions": [
+                {"version": v.version, "created_at": v.created_at, "file": v.display}
+                for v in versions
+            ],
+            "image": spec.transform.image,
+            "cmd": list(spec.transform.cmd),
+            "stdin": list(spec.transform.stdin),
+            "input": input_tree(spec),
+            "output": {"dataset": name, "branch": spec.output_branch},
+            "datum_tries": spec.datum_tries,
+            "reprocess_spec": spec.reprocess_spec,
+            "jobs": [_job_summary(j) for j in self.state.jobs(name)[:10]],
+        }
+
+    def delete(self, name: str, keep_dataset: bool) -> None:
+        self.state.delete(name)
+        if not keep_dataset and self.project.records.get_dataset(name) is not None:
+            self.datasets.delete(name)
+
+    def downstream(self, dataset: str, branch: str) -> list[str]:
+        """The pipelines a new commit on ``dataset@branch`` makes run, in the order they
+        run: those reading it, then those reading their outputs (a DAG: specs were
+        checked for cycles when each file was read; a cycle across files stops here)."""
+        reads: dict[str, set[tuple[str, str]]] = {}
+        writes: dict[str, tuple[str, str]] = {}
+        for name in self.state.names():
+            spec = self.state.versions(name)[-1].spec()
+            reads[name] = {
+                (leaf.repo, leaf.branch)
+                for leaf in leaves(spec.input)
+                if isinstance(leaf, PfsInput)
+            }
+            writes[name] = (name, spec.output_branch)
+        order: list[str] = []
+        changed = {(dataset, branch)}
+        pending = set(reads)
+        while True:
+            ready = sorted(n for n in pending if reads[n] & changed)
+            if not ready:
+                return order
+            for name in ready:
+                pending.discard(name)
+                order.append(name)
+                changed.add(writes[name])
+
+    # -- jobs -----------------------------------------------------------------
+    def job(self, job_id: str) -> dict[str, Any]:
+        return _alive(self.state.job(job_id))
+
+    def jobs(self, pipeline: str | None) -> list[dict[str, Any]]:
+        if pipeline is not None:
+            self.state.versions(pipeline)
+        return [_alive(j) for j in self.state.jobs(pipeline)]
+
+    def run(
+        self,
+        name: str,
+        parallel: int = 1,
+        reprocess: bool = False,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run one job of pipeline ``name``; returns the job's record (raises JobFailed
+        when a datum failed, UsageError when outputs clash: no commit then)."""
+        versions = self.state.versions(name)
+        version = versions[-1]
+        spec = version.spec()
+        _check_runnable(spec)
+        image = self._image(spec)
+        commits, listings, files = self._inputs(spec)
+        found = datums(spec.input, listings, key=_listing_key)
+        # the image's ID keys datums too: a new image behind the same tag runs them again
+        transform = transform_digest(spec.transform) + (f":{image.id}" if image else "")
+        job_id = uuid.uuid4().hex
+        output = self._output_head(spec)
+        forced = reprocess or spec.reprocess_spec == "every_job" or self._reprocess(version)
+        known = {} if forced else self._known(name, output)
+        work = []
+        for datum in found:
+            key = datum.key(transform, spec.salt)
+            row = {
+                "id": datum.id,
+                "key": key,
+                "state": "pending",
+                "files": [path for path, _ in datum.files()],
+                "duration": None,
+                "tries": 0,
+                "tree": None,
+                "log": None,
+            }
+            item = DatumWork(datum, key, row)
+            tree = known.get(key)
+            if tree is not None and self._intact(tree):
+                item.tree = tree
+                row.update(state="skipped", tree=tree)
+            work.append(item)
+        job: dict[str, Any] = {
+            "id": job_id,
+            "pipeline": name,
+            "spec_version": version.version,
+            "spec_digest": version.digest,
+            "state": "running",
+            "started_at": time.time(),
+            "finished_at": None,
+            "pid": os.getpid(),
+            "inputs": commits,
+            "output_commit": None,
+            "error": None,
+            "reprocess": forced,
+            "image": image.provenance() if image else None,
+            "datums": [w.row for w in work],
+        }
+        self.state.save_job(job)
+        scratch = self.project.state_dir / "tmp" / f"pach-{job_id}"
+        logs = self.state.root / "logs" / job_id
+        lock = threading.Lock()
+
+        deadline = time.monotonic() + spec.job_timeout if spec.job_timeout else None
+
+        def one(item: DatumWork) -> None:
+            run_datum(self.project.store, spec, job_id, item, files, scratch, logs, image, deadline)
+            with lock:
+                self.state.finished_datum(job_id, item.row)
+                if progress is not None:
+                    progress(item.row)
+
+        todo = [w for w in work if w.tree is None]
+        # gc refuses to run until the job ends: the datums' outputs are in the store
+        # before the commit (or a later job) refers to them
+        with self.project.data_lock(exclusive=False):
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                    list(pool.map(one, todo))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            failed = [w for w in work if w.row["state"] == "failed"]
+            if failed:
+                return self._fail(job, JobFailed(_failure(failed[0], len(failed))))
+            try:
+                merged = self._merge(work)
+                job["output_commit"] = self._commit(spec, version, job, work, merged, output)
+            except ConveyorError as exc:  # clashing outputs, a head that moved meanwhile
+                return self._fail(job, exc)
+        job.update(state="success", finished_at=time.time())
+        self.state.save_job(job)
+        return job
+
+    def _fail(self, job: dict[str, Any], error: ConveyorError) -> dict[str, Any]:
+        job.update(state="failed", finished_at=time.time(), error=str(error))
+        self.state.save_job(job)
+        raise error
+
+    def _inputs(
+        self, spec: PachydermPipeline
+    ) -> tuple[dict[str, Any], dict[str, list[tuple[str, str]]], Files]:
+        """Each input's commit (its branch head, or the commit it pins), listing and files."""
+        commits: dict[str, Any] = {}
+        listings: dict[str, list[tuple[str, str]]] = {}
+        files: Files = {}
+        for leaf in leaves(spec.input):
+            assert isinstance(leaf, PfsInput)  # _check_runnable refused the rest
+            key = _listing_key(leaf)
+            ref = leaf.commit or leaf.branch
+            heads = self.datasets.branches(leaf.repo)
+            if leaf.commit is None and heads.get(leaf.branch) is None:
+                commits[leaf.name] = {"dataset": leaf.repo, "branch": leaf.branch, "commit": None}
+                listings[key], files[(leaf.name, leaf.repo)] = [], {}
+                continue
+            resolved = self.datasets.resolve(DatasetRef(leaf.repo, ref))
+            commits[leaf.name] = {
+                "dataset": leaf.repo,
+                "branch": leaf.branch,
+                "commit": resolved.commit.id,
+            }
+            files[(leaf.name, leaf.repo)] = resolved.files
+            listings[key] = [(path, entry.digest) for path, entry in resolved.files.items()]
+        return commits, listings, files
+
+    def _image(self, spec: PachydermPipeline) -> ImageRun | None:
+        """The container runtime and the image's ID, when the transform names an image."""
+        if not spec.transform.image:
+            return None
+        from conveyor.execute.images import find_runtime
+
+        settings = self.project.settings.containers
+        runtime = find_runtime(settings.runtime, network=settings.network)
+        if runtime is None:
+            raise UsageError(
+                f"pipeline {spec.name} runs in the image {spec.transform.image}, but no "
+                "container runtime is configured here: install podman (scripts/engines/"
+                "podman.sh install), or remove transform.image to run on the host in bubblewrap"
+            )
+        image_id = runtime.image_id(spec.transform.image, None, docker_names=True)
+        return ImageRun(
+            spec.transform.image,
+            image_id,
+            runtime.label,
+            runtime.kind,
+            runtime.cli,
+            runtime.network,
+        )
+
+    def _output_head(self, spec: PachydermPipeline) -> str | None:
+        return self.datasets.branches(spec.name).get(spec.output_branch)
+
+    def _reprocess(self, version: SpecVersion) -> bool:
+        """``update --reprocess``: every datum of the version's first successful job."""
+        if not version.reprocess:
+            return False
+        return not any(
+            j["state"] == "success" and j["spec_version"] == version.version
+            for j in self.state.jobs(version.name)
+        )
+
+    def _known(self, name: str, output: str | None) -> dict[str, str]:
+        """Datum key -> output tree: the previous output commit's map, then the datums
+        that succeeded in jobs after it (failed or interrupted ones)."""
+        known: dict[str, str] = {}
+        if output is not None:
+            commit = self.project.records.dataset_commit(name, output)
+            digest = (commit.provenance or {}).get("datums") if commit else None
+            if isinstance(digest, str) and self.project.store.has(digest):
+                loaded = json.loads(self.project.store.read_bytes(digest))
+                known.update({str(k): str(v) for k, v in loaded.items()})
+        for job in reversed(self.state.jobs(name)):  # oldest first: later ones win
+            if job["state"] == "success":
+                continue
+            for row in job["datums"]:
+                if row["state"] == "success" and row.get("tree"):
+                    known[row["key"]] = row["tree"]
+        return known
+
+    def _intact(self, tree: str) -> bool:
+        store = self.project.store
+        return store.has(tree) and all(store.has(e.digest) for e in store.read_tree(tree))
+
+    def _merge(self, work: list[DatumWork]) -> dict[str, TreeEntry]:
+        """The outputs of all datums as one tree; two datums writing one path with
+        different content is an error (and so is a path both a file and a directory)."""
+        merged: dict[str, TreeEntry] = {}
+        writer: dict[str, str] = {}
+        store = self.project.store
+        for item in sorted(work, key=lambda w: w.datum.id):
+            if item.tree is None:  # recovered by err_cmd: it writes nothing
+                continue
+            for entry in store.read_tree(item.tree):
+                seen = merged.get(entry.path)
+                if seen is not None and (seen.digest, seen.executable) != (
+                    entry.digest,
+                    entry.executable,
+                ):
+                    raise UsageError(
+                        f"datums {writer[entry.path][:12]} and {item.datum.id[:12]} both write "
+                        f"/pfs/out/{entry.path} with different content; the job made no commit"
+                    )
+                merged[entry.path] = entry
+                writer.setdefault(entry.path, item.datum.id)
+        clash = trees.conflicts({}, merged)
+        if clash is not None:
+            raise UsageError(
+                f"/pfs/out/{clash} is written both as a file and as a directory by the "
+                "datums; the job made no commit"
+            )
+        return merged
+
+    def _commit(
+        self,
+        spec: PachydermPipeline,
+        version: SpecVersion,
+        job: dict[str, Any],
+        work: list[DatumWork],
+        merged: dict[str, TreeEntry],
+        parent: str | None,
+    ) -> str:
+        store = self.project.store
+        datum_map = {w.key: w.tree for w in work if w.tree is not None}
+        blob = store.put_bytes(json.dumps(datum_map, sort_keys=True).encode())
+        provenance = {
+            "pipeline": spec.name,
+            "job": job["id"],
+            "spec_version": version.version,
+            "spec_digest": version.digest,
+            "inputs": job["inputs"],
+            "git_commit": _git_commit(self.project.root),
+            "image": job["image"],
+            "datums": blob,
+        }
+        message = f"job {job['id'][:12]} of pipeline {spec.name}"
+        commit = self.datasets.commit_files(
+            spec.name, spec.output_branch, parent, merged, message, provenance
+        )
+        if commit is None:
+            raise ConcurrencyError(
+                f"{spec.name}@{spec.output_branch} moved during the job; run the job again"
+            )
+        return commit.id
+
+
+def _listing_key(leaf: PfsInput | CronInput) -> str:
+    if isinstance(leaf, PfsInput):
+        return f"{leaf.repo}\0{leaf.commit or leaf.branch}"
+    return f"{leaf.repo}\0cron"
+
+
+def _check_runnable(spec: PachydermPipeline) -> None:
+    for leaf in leaves(spec.input):
+        if isinstance(leaf, CronInput):
+            raise UsageError(
+                f"pipeline {spec.name} has the cron input {leaf.name}; cron inputs tick on "
+                "the server's clock and are not run locally yet"
+            )
+        if leaf.name == "out":
+            raise UsageError(f"pipeline {spec.name}: an input cannot be named out")
+
+
+def _failure(first: DatumWork, count: int) -> str:
+    log = Path(first.row["log"])
+    tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL:] if log.is_file() else []
+    shown = "\n".join(f"  {line}" for line in tail)
+    return (
+        f"{count} datum(s) failed, the job made no commit; datum {first.datum.id[:12]} "
+        f"({', '.join(first.row['files'][:3])}) after {first.row['tries']} tries, its log "
+        f"{log}:\n{shown}"
+    )
+
+
+def _git_commit(root: Path) -> str | None:
+    from conveyor.errors import ProjectError
+    from conveyor.vcs.git import git_state
+
+    try:
+        return git_state(root).commit
+    except ProjectError:
+        return None
+
+
+def _looks_json(path: Path, text: str) -> bool:
+    if path.name.endswith(".json"):
+        return True
+    if path.name.endswith((".yaml", ".yml")):
+        return False
+    return text.lstrip()[:1] in ("{", "[")
+
+
+def _alive(job: dict[str, Any]) -> dict[str, Any]:
+    """A job recorded as running whose process is gone was interrupted."""
+    if job["state"] == "running" and not _pid_alive(job.get("pid")):
+        return {**job, "state": "interrupted"}
+    return job
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _job_summary(job: dict[str, Any]) -> dict[str, Any]:
+    job = _alive(job)
+    counts: dict[str, int] = {}
+    for row in job["datums"]:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    return {
+        "id": job["id"],
+        "pipeline": job["pipeline"],
+        "state": job["state"],
+        "spec_version": job["spec_version"],
+        "started_at": job["started_at"],
+        "finished_at": job["finished_at"],
+        "output_commit": job["output_commit"],
+        "datums": counts,
+    }
