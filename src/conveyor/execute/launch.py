@@ -12,17 +12,14 @@ from typing import Any
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.actionstate import ActionState
-from conveyor.execute.civars import ci_variables
 from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
 from conveyor.executors.base import Handle, Invocation
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
-from conveyor.plan.dronesubst import substitute, substitute_shell
 from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import StepPlan
-from conveyor.plan.shell import ShellQuoteError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
 
@@ -116,6 +113,10 @@ class Launcher:
                 self._placements[step.id] = Placement(step.command, refusal=refusal)
                 return self._placements[step.id]
             if step.ci is not None:
+                # Drone's substitution: loaded only for the steps of a Drone/Dotscience file
+                from conveyor.plan.dronesubst import substitute_shell
+                from conveyor.plan.shell import ShellQuoteError
+
                 try:
                     command = substitute_shell(step.command, self._ci_variables(step))
                 except ShellQuoteError as exc:
@@ -242,6 +243,8 @@ class Launcher:
         return data
 
     def _ci_variables(self, step: StepPlan) -> dict[str, str]:
+        from conveyor.execute.civars import ci_variables
+
         return ci_variables(step, self.run, self.options.facts, str(self.workspace.root))
 
     def _env(self, step: StepPlan, attempt: int, failed_so_far: bool) -> dict[str, str]:
@@ -251,6 +254,8 @@ class Launcher:
             **step_environment(step, self.run.id, str(self.workspace.root), attempt, failed_so_far),
         }
         if step.ci is not None:
+            from conveyor.plan.dronesubst import substitute
+
             variables = self._ci_variables(step)
             env = {**variables, **env}
             env.update((name, substitute(value, variables)) for name, value in step.env)
