@@ -69,6 +69,15 @@ class ActionUseSpec(_Strict):
     commit: str | None = Field(default=None, description="The git commit the action is pinned to.")
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: list[str] = Field(default_factory=list)
+    rules: Literal["datatorch"] | None = Field(
+        default=None,
+        description="Whose run-time rules apply: `datatorch` casts inputs to `types` at "
+        "launch, reads every `prefix::name::<json>` line as an output (declared or not) "
+        "and fails the step on one that does not hold JSON.",
+    )
+    types: dict[str, str] = Field(
+        default_factory=dict, description="Declared input types, as the action's format names them."
+    )
 
 
 ConditionKey = Literal["branch", "event", "ref", "repo", "cron", "target", "action", "os", "arch"]
