@@ -166,3 +166,35 @@ def test_conveyor_runs_a_datatorch_pipeline_as_datatorch_does(repo: Repo, tmp_pa
     assert status["Bad line"] == "failed"
     assert status["Never"] != "succeeded"
     assert "does not hold JSON" in repo.run("logs", "latest").out + result.err + result.out
+
+
+def test_a_converted_file_fetches_its_actions_again_in_a_fresh_clone(
+    repo: Repo, tmp_path: Path
+) -> None:
+    url = _actions_repo(tmp_path / "actions")
+    repo.write("pipeline.yml", PIPELINE.split("  broken:", maxsplit=1)[0].replace("GIT", url))
+    repo.commit()
+    oracle = run_pipeline(repo.path / "pipeline.yml", {"offset": "4"}, tmp_path / "dt")
+
+    converted = repo.run("convert", "-f", "pipeline.yml", "-o", "conveyor.yml")
+    assert converted.code == 0, converted.err
+    text = (repo.path / "conveyor.yml").read_text()
+    assert f"uses: {url}@v1" in text and "action-file: join.yaml" in text
+    assert ".conveyor/cache" not in text  # no path into this checkout's clones
+    (repo.path / "pipeline.yml").unlink()
+    repo.commit("converted")
+
+    fresh = Repo(tmp_path / "fresh")
+    subprocess.run(["git", "clone", "-q", str(repo.path), str(fresh.path)], check=True)
+    result = fresh.run("run", "--param", "offset=4")
+    assert result.code == 0, result.err
+    shown = fresh.show()
+    outputs: dict[str, dict[str, Any]] = {}
+    for event in Project(fresh.path).records.events(shown["id"]):
+        if event.kind == "action-outputs" and event.step_id:
+            job, step = event.step_id.split(".", 1)
+            outputs.setdefault(job, {})[step] = event.data["outputs"]
+    by_id = {"first-sum": "First sum", "second": "Second", "join": "Join", "args": "Args"}
+    for job in ("main", "script"):
+        named = {by_id[step]: values for step, values in outputs[job].items()}
+        assert named == oracle[job]["outputs"]

@@ -45,13 +45,19 @@ DATATORCH = "datatorch"
 
 def check_references(job: JobSpec, index: int, ids: list[str], source: SourceMap, loc: Loc) -> None:
     """Every reference names an earlier step of the same job (``ids``: the job's step
-    ids) and an output that step's action declares."""
+    ids) and an output that step's action declares (any name for a DataTorch action,
+    which keeps every output it prints)."""
     step = job.steps[index]
     if step.action is None:
         return
     earlier = {
         ident: other.action.outputs if other.action else []
         for ident, other in zip(ids[:index], job.steps[:index], strict=True)
+    }
+    open_outputs = {
+        ident
+        for ident, other in zip(ids[:index], job.steps[:index], strict=True)
+        if other.action is not None and other.action.rules == DATATORCH
     }
     for key, value in step.action.inputs.items():
         where = (*loc, "action", "inputs", key)
@@ -63,7 +69,7 @@ def check_references(job: JobSpec, index: int, ids: list[str], source: SourceMap
                     f"input {key!r} refers to steps.{name}, which is not an earlier step of "
                     f"this job (earlier steps: {known})",
                 )
-            if output not in earlier[name]:
+            if output not in earlier[name] and name not in open_outputs:
                 declared = ", ".join(earlier[name]) or "none"
                 raise source.error(
                     where,

@@ -213,6 +213,10 @@ class _Loader(ActionReader):
             "rules": "datatorch",
             "types": {key: kind for key, kind in types.items() if key in inputs},
         }
+        if resolved.commit is not None:  # fetched: `conveyor convert` names it again
+            out["action"]["uses"] = f"{ref.git or ref.library}@{ref.tag}"
+            if ref in self.files:
+                out["action"]["file"] = self.files[ref]
         return out
 
     def action_ref(self, value: Any, loc: Loc) -> ActionRef:

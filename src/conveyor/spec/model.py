@@ -78,6 +78,12 @@ class ActionUseSpec(_Strict):
     types: dict[str, str] = Field(
         default_factory=dict, description="Declared input types, as the action's format names them."
     )
+    uses: str | None = Field(
+        default=None,
+        description="Where a fetched action comes from (`<repository>@<tag>`): what "
+        "`conveyor convert` writes as the step's `uses` so that the file fetches it again.",
+    )
+    file: str | None = Field(default=None, description="The manifest's name, when not the default.")
 
 
 ConditionKey = Literal["branch", "event", "ref", "repo", "cron", "target", "action", "os", "arch"]
