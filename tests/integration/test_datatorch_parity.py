@@ -13,6 +13,7 @@ import pytest
 from conveyor.sdk.project import Project
 from tests.integration.conftest import Repo
 from tests.integration.datatorch_oracle import run_pipeline
+from tests.integration.test_uses_run import _wheel
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,8 @@ print("::sum::" + json.dumps(inputs["a"] + inputs["b"]))
 print("::extra::" + json.dumps({"k": inputs["tags"]}))   # printed, not declared
 print("::flag::" + json.dumps(inputs.get("flag")))
 print("log text:: word ::" + json.dumps(inputs.get("word")))  # DataTorch's split: `word`
+import tinydep  # from its requirements.txt, installed into the action's own environment
+print("::shout::" + json.dumps(tinydep.shout("hi")))
 """
 JOIN = """\
 name: Join
@@ -117,6 +120,9 @@ def _actions_repo(path: Path) -> str:
         "script.yaml": SCRIPT,
         "args.sh": ARGS_SH,
     }
+    wheels = path.parent / "wheels"
+    wheels.mkdir()
+    files["requirements.txt"] = f"{wheels / _wheel(wheels)}\n"
     for name, text in files.items():
         (path / name).write_text(text)
     (path / "args.sh").chmod(0o755)
@@ -154,9 +160,11 @@ def test_conveyor_runs_a_datatorch_pipeline_as_datatorch_does(repo: Repo, tmp_pa
     assert outputs["main"] == oracle["main"]["outputs"]
     assert outputs["script"] == oracle["script"]["outputs"]
     # what that means: by-name references, casts (bool("false") is true), undeclared
-    # outputs, whole references keeping their type, trigger inputs, script arguments
+    # outputs, whole references keeping their type, trigger inputs, script arguments,
+    # a python action with a requirements.txt run in an environment of its own
     assert oracle["main"]["outputs"]["Second"]["sum"] == 9
     assert oracle["main"]["outputs"]["First sum"]["flag"] is True
+    assert oracle["main"]["outputs"]["First sum"]["shout"] == "HI!"
     assert oracle["main"]["outputs"]["Join"]["joined"] == "9-true-4"
     assert oracle["script"]["outputs"]["Args"] == {"args": ["--flag", "two", "2"], "who": "someone"}
 

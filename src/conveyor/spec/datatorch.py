@@ -29,6 +29,7 @@ from conveyor.spec.datatorch_manifest import (
     declared_types,
     manifest_cache,
     read_manifest,
+    with_requirements,
 )
 from conveyor.spec.expressions import (
     EXPRESSION,
@@ -195,7 +196,9 @@ class _Loader(ActionReader):
         self.result.mark((*native, "action", "inputs"), self.source, (*loc, "inputs"))
         for key in inputs:
             self.result.mark((*native, "action", "inputs", key), self.source, (*loc, "inputs", key))
+        manifest = with_requirements(manifest, resolved.directory)
         command = self.command(manifest, resolved, str(ref), (*loc, "action"))
+
         out: dict[str, Any] = {
             "id": ident,
             "run": command["run"],

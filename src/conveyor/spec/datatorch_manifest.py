@@ -8,12 +8,15 @@ the translator's choice when it checks a value (``check_value(..., casts=True)``
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from conveyor.spec.actions import ActionManifest, InputDecl, Runs
 from conveyor.spec.translate import check_keys, expect_mapping
 from conveyor.spec.yamlsource import SourceMap
 
+REQUIREMENTS = "requirements.txt"
 MANIFESTS = ("action-datatorch.yaml", "action-datatorch.yml")
 TYPES = {
     "string": "string",
@@ -42,6 +45,15 @@ _REFUSED = {
     "node": "DataTorch 0.8.0 cannot run it either (its node runner has no implementation)",
     "human": "a human task is completed by a person on the DataTorch server",
 }
+
+
+def with_requirements(manifest: ActionManifest, directory: Path) -> ActionManifest:
+    """A python action that ships a ``requirements.txt`` runs in an environment of its own
+    with them installed (DataTorch 0.8.0's python runner; one per requirements digest)."""
+    runs = manifest.runs
+    if runs.python is None or not (directory / REQUIREMENTS).is_file():
+        return manifest
+    return replace(manifest, runs=replace(runs, requirements=REQUIREMENTS))
 
 
 def declared_types(data: Any) -> dict[str, str]:

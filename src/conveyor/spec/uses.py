@@ -32,7 +32,7 @@ from conveyor.spec.actions import (
     shown_path,
 )
 from conveyor.spec.datatorch_manifest import MANIFESTS as DATATORCH_MANIFESTS
-from conveyor.spec.datatorch_manifest import declared_types, read_manifest
+from conveyor.spec.datatorch_manifest import declared_types, read_manifest, with_requirements
 from conveyor.spec.expressions import expressions, has_expression, is_step_output
 from conveyor.spec.translate import expect_list, expect_mapping
 from conveyor.spec.yamlsource import Loc, SourceMap
@@ -159,7 +159,8 @@ class _Expander(ActionReader):
             inputs = self.inputs(value, manifest, given, loc, "with" in step)
         else:
             document = self.manifest_document(resolved, datatorch, value, where)
-            manifest, types = read_manifest(*document, value), declared_types(document[0])
+            manifest = with_requirements(read_manifest(*document, value), resolved.directory)
+            types = declared_types(document[0])
             inputs = self.datatorch_inputs(value, manifest, types, given, loc)
         out = {k: v for k, v in step.items() if k not in ("uses", "with", FORMAT_KEY, FILE_KEY)}
         declared_inputs = expect_list_of(out.get("inputs"), self.source, (*loc, "inputs"))
