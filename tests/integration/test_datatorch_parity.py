@@ -73,6 +73,16 @@ ARGS_SH = """\
 printf '::args::["%s", "%s", "%s"]\\n' "$1" "$2" "$#"
 printf '::who::"%s"\\n' "$INPUT_WHO"
 """
+NAMES = """\
+name: Namespaces
+inputs:
+  where: {type: string, default: "${{ action.name }} on ${{ machine.os }}"}
+runs:
+  using: cmd
+  command: >-
+    echo "::text::\\"${{ action.name }}|${{ action.tag }}|${{ step.name }}|${{ machine.os }}|${{
+    python.implementation }}\\"" && echo "::where::\\"$INPUT_WHERE\\""
+"""
 
 PIPELINE = """\
 $schema: https://datatorch.io/schema/pipeline.v1.json
@@ -101,6 +111,10 @@ jobs:
       - name: Args
         action: {name: acme/emit, tag: v1, git: "GIT", file: script.yaml}
         inputs: {who: someone}
+  names:
+    steps:
+      - name: Where it runs
+        action: {name: acme/emit, tag: v1, git: "GIT", file: names.yaml}
   broken:
     steps:
       - name: Bad line
@@ -119,6 +133,7 @@ def _actions_repo(path: Path) -> str:
         "bad.yaml": BAD,
         "script.yaml": SCRIPT,
         "args.sh": ARGS_SH,
+        "names.yaml": NAMES,
     }
     wheels = path.parent / "wheels"
     wheels.mkdir()
@@ -159,6 +174,7 @@ def test_conveyor_runs_a_datatorch_pipeline_as_datatorch_does(repo: Repo, tmp_pa
     assert "error" not in oracle["main"], oracle["main"]
     assert outputs["main"] == oracle["main"]["outputs"]
     assert outputs["script"] == oracle["script"]["outputs"]
+    assert outputs["names"] == oracle["names"]["outputs"]
     # what that means: by-name references, casts (bool("false") is true), undeclared
     # outputs, whole references keeping their type, trigger inputs, script arguments,
     # a python action with a requirements.txt run in an environment of its own
@@ -167,6 +183,7 @@ def test_conveyor_runs_a_datatorch_pipeline_as_datatorch_does(repo: Repo, tmp_pa
     assert oracle["main"]["outputs"]["First sum"]["shout"] == "HI!"
     assert oracle["main"]["outputs"]["Join"]["joined"] == "9-true-4"
     assert oracle["script"]["outputs"]["Args"] == {"args": ["--flag", "two", "2"], "who": "someone"}
+    assert oracle["names"]["outputs"]["Where it runs"]["text"].startswith("Namespaces|v1|Where")
 
     # an output line that is not JSON fails the step, and the job stops there
     assert oracle["broken"]["error"] == "JSONDecodeError"

@@ -68,3 +68,33 @@ def test_a_step_name_in_a_reference_is_only_looked_up(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match="is not an earlier step of this job"):
         load_file(path, "pipeline.yml")
+
+
+def test_namespaces_in_a_command_are_expansions_never_text(tmp_path: Path) -> None:
+    path = _project(
+        tmp_path,
+        "name: p\njobs:\n  j:\n    steps:\n"
+        "      - name: '$(touch pwned)'\n        action: ./actions/named\n",
+    )
+    named = tmp_path / "actions" / "named"
+    named.mkdir()
+    (named / "action-datatorch.yaml").write_text(
+        'name: Named\nruns:\n  using: cmd\n  command: echo "${{ step.name }}"\n'
+    )
+    step = compile_plan(load_file(path, "pipeline.yml")).steps[0]
+    assert step.command == 'echo "${DATATORCH_STEP_NAME}"'
+    assert dict(step.env)["DATATORCH_STEP_NAME"] == "$(touch pwned)"
+
+
+def test_an_input_in_a_command_is_refused_as_datatorch_refuses_it(tmp_path: Path) -> None:
+    path = _project(
+        tmp_path,
+        "name: p\njobs:\n  j:\n    steps:\n      - action: ./actions/spliced\n",
+    )
+    spliced = tmp_path / "actions" / "spliced"
+    spliced.mkdir()
+    (spliced / "action-datatorch.yaml").write_text(
+        "name: Spliced\nruns:\n  using: cmd\n  command: echo ${{ input.who }}\n"
+    )
+    with pytest.raises(SpecError, match="refuses inputs in shell text"):
+        load_file(path, "pipeline.yml")

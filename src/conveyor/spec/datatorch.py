@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from conveyor.spec import datatorch_rules
+from conveyor.spec import datatorch_templates as templates
 from conveyor.spec.actions import (
+    ActionManifest,
     ActionReader,
     ActionRef,
     ActionResolver,
+    ResolvedAction,
     local_resolver,
     shown_path,
 )
@@ -171,6 +175,9 @@ class _Loader(ActionReader):
         names = (ref_file,) if (ref_file := self.files.get(ref)) else MANIFESTS
         document = self.manifest_document(resolved, names, str(ref), (*loc, "action"))
         manifest = read_manifest(*document, str(ref))
+        manifest = with_requirements(manifest, resolved.directory)
+        env: dict[str, str] = {}
+        manifest = self.templates(manifest, ref, resolved, name, ident, env, (*loc, "action"))
         given = expect_mapping(
             step.get("inputs", {}), self.source, (*loc, "inputs"), "input values"
         )
@@ -189,23 +196,25 @@ class _Loader(ActionReader):
                 )
             if key in inputs:
                 inputs[key] = self.coerce(key, inputs[key], types.get(key), where)
-        for key in ("id", "name", "run", "action"):
+        for key in ("id", "name", "run", "image", "action"):
             self.result.mark(
                 (*native, key), self.source, (*loc, "action" if key != "name" else "name")
             )
         self.result.mark((*native, "action", "inputs"), self.source, (*loc, "inputs"))
         for key in inputs:
             self.result.mark((*native, "action", "inputs", key), self.source, (*loc, "inputs", key))
-        manifest = with_requirements(manifest, resolved.directory)
         command = self.command(manifest, resolved, str(ref), (*loc, "action"))
 
         out: dict[str, Any] = {
             "id": ident,
-            "run": command["run"],
+            **command,  # run, or image: a docker action runs its image as it is
             "cache": bool(step.get("cache", manifest_cache(document[0]))),
         }
         if name:
             out["name"] = name
+        if env:  # the values DataTorch's namespaces give the command
+            out["env"] = env
+            self.result.mark((*native, "env"), self.source, (*loc, "action"))
         if resolved.commit is None:  # a local action's code is part of the cache key
             out["inputs"] = [shown_path(resolved.directory, self.base)]
         out["action"] = {
@@ -221,6 +230,45 @@ class _Loader(ActionReader):
             if ref in self.files:
                 out["action"]["file"] = self.files[ref]
         return out
+
+    def templates(
+        self,
+        manifest: ActionManifest,
+        ref: ActionRef,
+        resolved: ResolvedAction,
+        name: str,
+        ident: str,
+        env: dict[str, str],
+        loc: Loc,
+    ) -> ActionManifest:
+        """The manifest with DataTorch's namespaces rendered in its command, a script's
+        arguments and string defaults (:mod:`conveyor.spec.datatorch_templates`)."""
+        values = {
+            "action.name": manifest.name,
+            "action.directory": shown_path(resolved.directory, self.base),
+            "action.version": ref.tag or "latest",
+            "action.tag": ref.tag or "latest",
+            "action.description": manifest.description or "",
+            "step.name": name,
+            "step.id": ident,
+            "runner.id": "",
+            "runner.directory": ".conveyor",
+            "directory.actions": ".conveyor/cache/actions",
+        }
+        runs = manifest.runs
+        try:
+            command = runs.command and templates.command_text(runs.command, values, env)
+            arguments = runs.arguments and templates.command_text(runs.arguments, values, env)
+            inputs = {
+                key: declared
+                if not isinstance(declared.default, str)
+                else replace(declared, default=templates.value_text(declared.default, values))
+                for key, declared in manifest.inputs.items()
+            }
+        except ValueError as exc:
+            raise self.source.error(loc, f"action {ref}: {exc}") from None
+        runs = replace(runs, command=command, arguments=arguments)
+        return replace(manifest, runs=runs, inputs=inputs)
 
     def action_ref(self, value: Any, loc: Loc) -> ActionRef:
         if isinstance(value, str):
