@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +176,7 @@ class _Loader(ActionReader):
         manifest = read_manifest(*document, str(ref))
         manifest = with_requirements(manifest, resolved.directory)
         env: dict[str, str] = {}
-        manifest = self.templates(manifest, ref, resolved, name, ident, env, (*loc, "action"))
+        manifest = self.templates(manifest, ref, resolved, (name, ident), env, (*loc, "action"))
         given = expect_mapping(
             step.get("inputs", {}), self.source, (*loc, "inputs"), "input values"
         )
@@ -236,39 +235,16 @@ class _Loader(ActionReader):
         manifest: ActionManifest,
         ref: ActionRef,
         resolved: ResolvedAction,
-        name: str,
-        ident: str,
+        step: tuple[str, str],
         env: dict[str, str],
         loc: Loc,
     ) -> ActionManifest:
-        """The manifest with DataTorch's namespaces rendered in its command, a script's
-        arguments and string defaults (:mod:`conveyor.spec.datatorch_templates`)."""
-        values = {
-            "action.name": manifest.name,
-            "action.directory": shown_path(resolved.directory, self.base),
-            "action.version": ref.tag or "latest",
-            "action.tag": ref.tag or "latest",
-            "action.description": manifest.description or "",
-            "step.name": name,
-            "step.id": ident,
-            "runner.id": "",
-            "runner.directory": ".conveyor",
-            "directory.actions": ".conveyor/cache/actions",
-        }
-        runs = manifest.runs
+        """The manifest with DataTorch's namespaces rendered (:mod:`datatorch_templates`)."""
+        directory = shown_path(resolved.directory, self.base)
         try:
-            command = runs.command and templates.command_text(runs.command, values, env)
-            arguments = runs.arguments and templates.command_text(runs.arguments, values, env)
-            inputs = {
-                key: declared
-                if not isinstance(declared.default, str)
-                else replace(declared, default=templates.value_text(declared.default, values))
-                for key, declared in manifest.inputs.items()
-            }
+            return templates.render_manifest(manifest, ref.tag, directory, step, env)
         except ValueError as exc:
             raise self.source.error(loc, f"action {ref}: {exc}") from None
-        runs = replace(runs, command=command, arguments=arguments)
-        return replace(manifest, runs=runs, inputs=inputs)
 
     def action_ref(self, value: Any, loc: Loc) -> ActionRef:
         if isinstance(value, str):

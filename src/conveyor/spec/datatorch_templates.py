@@ -16,6 +16,9 @@ import platform
 import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
+
+from conveyor.spec.actions import ActionManifest
 
 _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _REFERENCE = re.compile(r"^(?P<space>[a-z]+)\.(?P<key>[a-z_]+)$")
@@ -88,3 +91,38 @@ def _name(expression: str) -> str:
 def _unknown(expression: str, values: Mapping[str, str]) -> str:
     known = ", ".join(sorted({*values, *_HOST}))
     return f"${{{{ {expression} }}}} is not a value DataTorch provides here (known: {known})"
+
+
+def render_manifest(
+    manifest: ActionManifest,
+    tag: str | None,
+    directory: str,
+    step: tuple[str, str],
+    env: dict[str, str],
+) -> ActionManifest:
+    """The manifest with the namespaces rendered in its command, a script's arguments and
+    string defaults; ``step`` is (name, id), ``directory`` the action's as steps see it,
+    ``env`` gains the values the command reads. ``ValueError`` says what is refused."""
+    values = {
+        "action.name": manifest.name,
+        "action.directory": directory,
+        "action.version": tag or "latest",
+        "action.tag": tag or "latest",
+        "action.description": manifest.description or "",
+        "step.name": step[0],
+        "step.id": step[1],
+        "runner.id": "",
+        "runner.directory": ".conveyor",
+        "directory.actions": ".conveyor/cache/actions",
+    }
+    runs = manifest.runs
+    command = runs.command and command_text(runs.command, values, env)
+    arguments = runs.arguments and command_text(runs.arguments, values, env)
+    inputs = {
+        key: declared
+        if not isinstance(declared.default, str)
+        else replace(declared, default=value_text(declared.default, values))
+        for key, declared in manifest.inputs.items()
+    }
+    runs = replace(runs, command=command, arguments=arguments)
+    return replace(manifest, runs=runs, inputs=inputs)

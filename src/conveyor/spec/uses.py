@@ -28,11 +28,13 @@ from conveyor.spec.actions import (
     ActionReader,
     ActionRef,
     ActionResolver,
+    ResolvedAction,
     check_value,
     shown_path,
 )
 from conveyor.spec.datatorch_manifest import MANIFESTS as DATATORCH_MANIFESTS
 from conveyor.spec.datatorch_manifest import declared_types, read_manifest, with_requirements
+from conveyor.spec.datatorch_templates import render_manifest
 from conveyor.spec.expressions import expressions, has_expression, is_step_output
 from conveyor.spec.translate import expect_list, expect_mapping
 from conveyor.spec.yamlsource import Loc, SourceMap
@@ -153,19 +155,21 @@ class _Expander(ActionReader):
             self.result.warnings.append(f"{self.source.position(where)}: {resolved.warning}")
         given = expect_mapping(step.get("with") or {}, self.source, (*loc, "with"), "inputs")
         types: dict[str, str] = {}
+        namespaces: dict[str, str] = {}  # what DataTorch's template namespaces give
         if datatorch is None:
             names: tuple[str, ...] = MANIFEST_NAMES
             manifest = parse_manifest(*self.manifest_document(resolved, names, value, where))
             inputs = self.inputs(value, manifest, given, loc, "with" in step)
         else:
-            document = self.manifest_document(resolved, datatorch, value, where)
-            manifest = with_requirements(read_manifest(*document, value), resolved.directory)
-            types = declared_types(document[0])
+            manifest, types = self.datatorch_manifest(
+                step, ref, resolved, datatorch, namespaces, where
+            )
             inputs = self.datatorch_inputs(value, manifest, types, given, loc)
         out = {k: v for k, v in step.items() if k not in ("uses", "with", FORMAT_KEY, FILE_KEY)}
         declared_inputs = expect_list_of(out.get("inputs"), self.source, (*loc, "inputs"))
         env = dict(expect_mapping(out.get("env") or {}, self.source, (*loc, "env"), "name: value"))
         env[ACTION_PATH_VARIABLE] = shown_path(resolved.directory, self.base)
+        env.update(namespaces)
         if resolved.commit is None:  # a local action's code is part of the cache key
             declared_inputs.append(shown_path(resolved.directory, self.base))
         for key, declared in manifest.inputs.items():
@@ -208,6 +212,27 @@ class _Expander(ActionReader):
         if not isinstance(name, str) or "/" in name or name.startswith(".") or not name:
             raise self.source.error((*loc, FILE_KEY), f"{FILE_KEY} {name!r} must be a file name")
         return (name,)
+
+    def datatorch_manifest(
+        self,
+        step: dict[str, Any],
+        ref: ActionRef,
+        resolved: ResolvedAction,
+        names: tuple[str, ...],
+        env: dict[str, str],
+        where: Loc,
+    ) -> tuple[ActionManifest, dict[str, str]]:
+        """A DataTorch action's manifest, its namespaces rendered, and its input types."""
+        value = str(step["uses"])
+        document = self.manifest_document(resolved, names, value, where)
+        manifest = with_requirements(read_manifest(*document, value), resolved.directory)
+        ident = (str(step.get("name") or ""), str(step.get("id") or step.get("name") or ""))
+        directory = shown_path(resolved.directory, self.base)
+        try:
+            manifest = render_manifest(manifest, ref.tag, directory, ident, env)
+        except ValueError as exc:
+            raise self.source.error(where, f"action {value}: {exc}") from None
+        return manifest, declared_types(document[0])
 
     def datatorch_inputs(
         self,

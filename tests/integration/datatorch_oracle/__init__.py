@@ -6,6 +6,7 @@ once under ``~/.cache/conveyor/oracles/datatorch-0.8.0`` with pip from PyPI."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -25,13 +26,15 @@ def oracle_python() -> Path:
     home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     venv = home / "conveyor" / "oracles" / f"datatorch-{VERSION}"
     python = venv / "bin" / "python"
-    if (venv / ".complete").exists():
-        return python
-    shutil.rmtree(venv, ignore_errors=True)  # a build that did not finish
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q", f"datatorch=={VERSION}"]
-    subprocess.run(pip, check=True)
-    (venv / ".complete").touch()
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with open(venv.parent / f"datatorch-{VERSION}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build, whichever test process comes first
+        if not (venv / ".complete").exists():
+            shutil.rmtree(venv, ignore_errors=True)  # a build that did not finish
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            pip = [str(python), "-m", "pip", "install", "-q", f"datatorch=={VERSION}"]
+            subprocess.run(pip, check=True)
+            (venv / ".complete").touch()
     return python
 
 
