@@ -42,7 +42,7 @@ def test_the_corpus_pipeline_runs(repo: Repo) -> None:
     _copy_case(repo)
     result = repo.run("run", "-f", "pipeline.yml")
     assert result.code == 0, result.err
-    warning = "warning: pipeline.yml:2:1: triggers (schedule) are ignored"
+    warning = "warning: pipeline.yml:3:1: triggers (schedule) are ignored"
     assert warning in result.err
     assert warning in repo.run("run", "-f", "pipeline.yml").err  # from the plan cache too
     # typed outputs flow on: 1+2=3, then 3+2=5, into a string and a typed input

@@ -79,6 +79,8 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "action_commit": OPTIONAL_TEXT,
     "action_inputs": pairs(JSON_VALUE),
     "action_outputs": words(),
+    "action_rules": st.none() | st.just("datatorch"),
+    "action_types": pairs(TEXT),
 }
 STEPS = st.fixed_dictionaries(FIELDS).map(lambda values: StepPlan(**values))
 

@@ -114,8 +114,13 @@ def _codec(cls: type) -> tuple[Convert, Convert]:
     for group in groups:
         members = [(i, f) for i, f in enumerate(found) if f.group == group]
         unset = " or ".join(f"obj.{f.name} != d{i}" for i, f in members)
-        inner = ", ".join(f"{f.key!r}: {written(i, f)}" for i, f in members)
-        lines.append(f"    if {unset}: out[{group!r}] = {{{inner}}}")
+        inner = ", ".join(f"{f.key!r}: {written(i, f)}" for i, f in members if not f.omit)
+        lines.append(f"    if {unset}:")
+        lines.append(f"        g = {{{inner}}}")
+        for i, f in members:  # an ``omit`` member of a group: written when set
+            if f.omit:
+                lines.append(f"        if obj.{f.name} != d{i}: g[{f.key!r}] = {written(i, f)}")
+        lines.append(f"        out[{group!r}] = g")
     lines += [
         "    return out",
         "",

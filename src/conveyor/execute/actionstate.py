@@ -28,11 +28,14 @@ class ActionState:
         """The fingerprint part of an action step, or why its inputs cannot be resolved."""
         try:
             resolved = actions.resolve_inputs(dict(step.action_inputs), step.job, self.outputs)
+            resolved = actions.cast_inputs(resolved, dict(step.action_types), step.action_rules)
         except actions.UnresolvedOutput as exc:
             return (
                 f"step {step.id} reads {exc.args[0]}, which that step did not set "
                 "(an action sets an output by printing a line ::name::<json>)"
             )
+        except ValueError as exc:
+            return f"step {step.id}: an input of its action: {exc}"
         self._inputs[step.id] = resolved
         return {"ref": step.action, "commit": step.action_commit, "inputs": resolved}
 
@@ -42,7 +45,8 @@ class ActionState:
         return actions.input_environment(self._inputs.get(step.id, {}))
 
     def finished(self, step: StepPlan, log_path: str | None) -> dict[str, Any] | None:
-        """Outputs an action step printed (None for a step without an action)."""
+        """Outputs an action step printed (None for a step without an action);
+        ``actions.BadOutput`` when a line breaks its format's rule."""
         if step.action is None:
             return None
         text = ""
@@ -51,7 +55,7 @@ class ActionState:
                 text = Path(log_path).read_text(encoding="utf-8", errors="replace")
             except OSError:
                 text = ""
-        values = actions.parse_outputs(text, step.action_outputs)
+        values = actions.parse_outputs(text, step.action_outputs, step.action_rules)
         self.outputs[step.id] = values
         return values
 

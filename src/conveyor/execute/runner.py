@@ -43,6 +43,7 @@ from conveyor.execute.workspace import Workspace
 from conveyor.executors.base import Completion, Executor, Handle
 from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
+from conveyor.plan.actions import BadOutput
 from conveyor.plan.model import ExecutionPlan, StepPlan
 
 __all__ = ["RunOptions", "Runner"]
@@ -363,11 +364,15 @@ class Runner:
         if event.error is not None:
             self._fail(record, event.error, event.retryable)
             return
+        try:
+            values = self._actions.finished(step, record.log_path)
+        except BadOutput as exc:  # DataTorch fails a step whose output line is not JSON
+            self._fail(record, f"step {step.id}: {exc}", retryable=False)
+            return
         outputs = event.outputs
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs
         self._outputs[step.id] = outputs
-        values = self._actions.finished(step, record.log_path)
         if values is not None:
             self._event(step.id, OUTPUTS_EVENT, {"outputs": values})
         if step.cache and record.fingerprint:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from conveyor.spec import datatorch_rules
 from conveyor.spec.expressions import (
     STEP_OUTPUT,
     has_expression,
@@ -34,15 +35,29 @@ class UnresolvedOutput(LookupError):
     """An input refers to an output the earlier step did not set."""
 
 
+class BadOutput(ValueError):
+    """A step's output line breaks its format's rule (DataTorch: a value that is not JSON)."""
+
+
+DATATORCH = "datatorch"
+"""The ``rules`` of a DataTorch action step (:mod:`conveyor.spec.datatorch_rules`)."""
+
+
 def check_references(job: JobSpec, index: int, ids: list[str], source: SourceMap, loc: Loc) -> None:
     """Every reference names an earlier step of the same job (``ids``: the job's step
-    ids) and an output that step's action declares."""
+    ids) and an output that step's action declares (any name for a DataTorch action,
+    which keeps every output it prints)."""
     step = job.steps[index]
     if step.action is None:
         return
     earlier = {
         ident: other.action.outputs if other.action else []
         for ident, other in zip(ids[:index], job.steps[:index], strict=True)
+    }
+    open_outputs = {
+        ident
+        for ident, other in zip(ids[:index], job.steps[:index], strict=True)
+        if other.action is not None and other.action.rules == DATATORCH
     }
     for key, value in step.action.inputs.items():
         where = (*loc, "action", "inputs", key)
@@ -54,7 +69,7 @@ def check_references(job: JobSpec, index: int, ids: list[str], source: SourceMap
                     f"input {key!r} refers to steps.{name}, which is not an earlier step of "
                     f"this job (earlier steps: {known})",
                 )
-            if output not in earlier[name]:
+            if output not in earlier[name] and name not in open_outputs:
                 declared = ", ".join(earlier[name]) or "none"
                 raise source.error(
                     where,
@@ -100,10 +115,32 @@ def _variable(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
 
 
-def parse_outputs(log: str, declared: tuple[str, ...]) -> dict[str, Any]:
+def cast_inputs(
+    inputs: Mapping[str, Any], types: Mapping[str, str], rules: str | None
+) -> dict[str, Any]:
+    """Resolved inputs cast to their declared types by the format's rule (DataTorch's
+    casts; ``BadOutput``-free: a value that cannot be cast is a ``ValueError``)."""
+    if rules != DATATORCH:
+        return dict(inputs)
+    return {key: datatorch_rules.cast(types.get(key), value) for key, value in inputs.items()}
+
+
+def parse_outputs(log: str, declared: tuple[str, ...], rules: str | None = None) -> dict[str, Any]:
     """Outputs set by ``::name::<json>`` lines (the last one of a name wins). A value that
-    is not JSON is kept as text; names the action does not declare are ignored."""
+    is not JSON is kept as text; names the action does not declare are ignored.
+
+    Under DataTorch's ``rules`` every ``prefix::name::<json>`` line sets ``name``,
+    declared or not, and one that does not hold JSON is a :class:`BadOutput`."""
     found: dict[str, Any] = {}
+    if rules == DATATORCH:
+        for line in log.splitlines():
+            try:
+                output = datatorch_rules.output_line(line)
+            except ValueError as exc:
+                raise BadOutput(str(exc)) from None
+            if output is not None:
+                found[output[0]] = output[1]
+        return found
     for line in log.splitlines():
         match = _OUTPUT_LINE.match(line.strip())
         if not match or match.group(1) not in declared:

@@ -249,6 +249,8 @@ def _action_fields(
         "action_commit": action.commit,
         "action_inputs": tuple(inputs.items()),
         "action_outputs": tuple(action.outputs),
+        "action_rules": action.rules,
+        "action_types": tuple(action.types.items()),
     }
 
 

@@ -77,6 +77,13 @@ class StepPlan(JsonShape):
     action_inputs: tuple[tuple[str, Any], ...] = field(default=(), metadata=_action("inputs"))
     """Input values; strings may hold ``${{ steps.ID.outputs.KEY }}``, resolved at launch."""
     action_outputs: tuple[str, ...] = field(default=(), metadata=_action("outputs"))
+    action_rules: str | None = field(
+        default=None, metadata=shape(key="rules", group="action", omit=True)
+    )
+    """``datatorch``: DataTorch's casts and output lines (:mod:`conveyor.spec.datatorch_rules`)."""
+    action_types: tuple[tuple[str, str], ...] = field(
+        default=(), metadata=shape(key="types", group="action", omit=True)
+    )
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def project_resolver(
         if ref.local or (ref.library is None and ref.name.startswith("local/")):
             return _with_environments(_local(ref))
         if ref.library is not None and any((root / ref.name).is_dir() for root in search):
-            return _local(ref)
+            return _with_environments(_local(ref))
         url = git_url(ref, action_base or DEFAULT_BASE, base)
         if server and not url.lower().startswith(_REMOTE):  # file:// is the server's disk
             raise ValueError(
@@ -101,8 +101,7 @@ def project_resolver(
             reason = str(exc).rpartition(" failed: ")[2]
             raise ValueError(f"git cannot fetch {tag} of {url} ({reason})") from None
         checked.add((url, tag))
-        resolved = ResolvedAction(directory, commit, warning)
-        return _with_environments(resolved) if ref.library is None else resolved
+        return _with_environments(ResolvedAction(directory, commit, warning))
 
     return resolve
 

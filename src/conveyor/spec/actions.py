@@ -87,6 +87,10 @@ class Runs:
     requirements: str | None = None
     script: str | None = None
     image: str | None = None
+    arguments: str | None = None
+    """A script's own arguments (shell text of the action's author, DataTorch's
+    ``script: run.sh --flag``): given, the script gets them instead of the inputs
+    argument (its inputs are the ``INPUT_*`` variables)."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,8 @@ def step_command(
     assert runs.script is not None
     path = resolved.directory / runs.script
     runner = "" if os.access(path, os.X_OK) else "sh "
-    return {"run": f"{runner}{shlex.quote(shown_path(path, base))} {INPUTS_ARGUMENT}"}
+    arguments = INPUTS_ARGUMENT if runs.arguments is None else runs.arguments
+    return {"run": f"{runner}{shlex.quote(shown_path(path, base))} {arguments}"}
 
 
 def check_value(kind: str, value: Any, *, casts: bool = False) -> Any:

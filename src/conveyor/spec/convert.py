@@ -26,10 +26,28 @@ def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _text)
 
 
+def _fetched_action(step: dict[str, Any]) -> dict[str, Any]:
+    """A step whose action was fetched from git as a ``uses`` step that names the
+    repository again (not the clone in this checkout's cache, which a fresh clone lacks)."""
+    action = step.get("action") or {}
+    if not action.get("uses"):
+        return step
+    out = {k: v for k, v in step.items() if k not in ("run", "image", "action")}
+    native = {"uses": action["uses"], "with": action.get("inputs", {})}
+    if action.get("rules"):
+        native["action-format"] = action["rules"]
+    if action.get("file"):
+        native["action-file"] = action["file"]
+    head: dict[str, Any] = {k: out.pop(k) for k in ("id", "name") if k in out}
+    return {**head, **native, **out}
+
+
 def to_native_yaml(spec: PipelineSpec, origin: str) -> str:
     """The native text of ``spec``; ``origin`` names the file it was loaded from."""
     data: dict[str, Any] = spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     data = {"name": spec.name, **data}
+    for job in data.get("jobs", {}).values():
+        job["steps"] = [_fetched_action(step) for step in job.get("steps", [])]
     body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     header = (
         f"# Converted from {origin} ({spec.format} format) by `conveyor convert`.\n"

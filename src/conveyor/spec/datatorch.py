@@ -16,29 +16,39 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from conveyor.spec import datatorch_rules
+from conveyor.spec import datatorch_templates as templates
 from conveyor.spec.actions import (
+    ActionManifest,
     ActionReader,
     ActionRef,
     ActionResolver,
-    check_value,
+    ResolvedAction,
     local_resolver,
     shown_path,
 )
-from conveyor.spec.datatorch_manifest import MANIFESTS, read_manifest
+from conveyor.spec.datatorch_manifest import (
+    MANIFESTS,
+    declared_types,
+    manifest_cache,
+    read_manifest,
+    with_requirements,
+)
 from conveyor.spec.expressions import (
     EXPRESSION,
     has_expression,
-    is_step_output,
     step_output,
-    value_text,
-    whole_expression,
 )
 from conveyor.spec.load import validate
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.translate import Translation, check_keys, expect_list, expect_mapping, slug
 from conveyor.spec.yamlsource import Loc, SourceMap, describe
 
-_INPUT_REF = re.compile(r"^(?:inputs|variable)\.([A-Za-z0-9_-]+)$")
+# DataTorch's own reference syntax (its resolver.py): a step by name (or id here),
+# ``output``/``input`` the aliases of ``outputs``/``inputs``.
+_STEP_REF = re.compile(r"^steps\.(?P<step>[^}]+?)\.outputs?\.(?P<key>[\w.\-]+)$")
+_INPUT_REF = re.compile(r"^inputs?\.(?P<key>[A-Za-z_][A-Za-z0-9_]*)$")
+_IGNORED = {"project": "the DataTorch project a pipeline is uploaded to has no meaning here"}
 
 
 def library_url(name: str) -> str:
@@ -67,7 +77,14 @@ def parse_datatorch(
         raise documents[1][1].error((), "a DataTorch pipeline file holds one YAML document")
     data, source = documents[0]
     doc = expect_mapping(data, source, (), "a DataTorch pipeline with `name` and `jobs`")
-    check_keys(doc, source, (), {"name", "jobs", "triggers"}, {}, "a DataTorch pipeline")
+    check_keys(
+        doc,
+        source,
+        (),
+        {"name", "jobs", "triggers", "$schema", "project"},
+        {},
+        "a DataTorch pipeline",
+    )
     if "name" not in doc:
         raise source.error((), "a DataTorch pipeline needs a `name`")
     jobs_data = expect_mapping(doc.get("jobs"), source, ("jobs",), "job id -> job")
@@ -75,14 +92,21 @@ def parse_datatorch(
         raise source.error(("jobs",), "a DataTorch pipeline needs at least one job")
     loader = _Loader(source, Translation(display), base, resolver)
     jobs = {job_id: loader.job(str(job_id), job) for job_id, job in jobs_data.items()}
-    warnings = []
+    warnings = [
+        f"{source.position((key,))}: `{key}` is ignored: {why}"
+        for key, why in _IGNORED.items()
+        if key in doc
+    ]
     if "triggers" in doc:
         names = ", ".join(map(str, expect_mapping(doc["triggers"], source, ("triggers",), "")))
         warnings.append(
             f"{source.position(('triggers',))}: triggers ({names}) are ignored: "
             "a pipeline runs when `conveyor run` is called"
         )
-    spec = validate({"name": str(doc["name"]), "jobs": jobs}, loader.result.out, "datatorch")
+    native: dict[str, Any] = {"name": str(doc["name"]), "jobs": jobs}
+    if loader.params:  # the trigger's inputs: `conveyor run --param NAME=VALUE`
+        native["params"] = {name: {"type": "str"} for name in sorted(loader.params)}
+    spec = validate(native, loader.result.out, "datatorch")
     return spec.with_read_files(tuple(loader.read_files)).with_warnings(tuple(warnings))
 
 
@@ -92,6 +116,10 @@ class _Loader(ActionReader):
     ) -> None:
         super().__init__(source, base, resolver)
         self.result = result
+        self.files: dict[ActionRef, str] = {}
+        """Manifest file names given by an action reference's ``file:``."""
+        self.params: set[str] = set()
+        """Trigger inputs the pipeline reads (``${{ input.KEY }}``)."""
 
     def job(self, job_id: str, data: Any) -> dict[str, Any]:
         loc: Loc = ("jobs", job_id)
@@ -103,13 +131,13 @@ class _Loader(ActionReader):
         if not steps:
             raise self.source.error(loc, f"job {job_id!r} needs at least one step")
         self.result.mark(("jobs", job_id), self.source, loc)
-        variables: dict[str, Any] = {}  # inputs and outputs so far in this job
+        earlier: dict[str, dict[str, Any]] = {}  # earlier steps by name and by id
         out: dict[str, Any] = {"steps": []}
         if "name" in job:
             out["name"] = str(job["name"])
         seen: set[str] = set()
         for index, step in enumerate(steps):
-            native = self.step(job_id, index, step, variables)
+            native = self.step(job_id, index, step, earlier)
             if native["id"] in seen:
                 raise self.source.error(
                     (*loc, "steps", index),
@@ -117,9 +145,14 @@ class _Loader(ActionReader):
                 )
             seen.add(native["id"])
             out["steps"].append(native)
+            earlier[native["id"]] = native
+            if native.get("name"):  # DataTorch's own key: a later same name wins
+                earlier[native["name"]] = native
         return out
 
-    def step(self, job_id: str, index: int, data: Any, variables: dict[str, Any]) -> dict[str, Any]:
+    def step(
+        self, job_id: str, index: int, data: Any, earlier: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
         loc: Loc = ("jobs", job_id, "steps", index)
         native: Loc = ("jobs", job_id, "steps", index)
         step = expect_mapping(data, self.source, loc, "a step with an `action`")
@@ -138,28 +171,31 @@ class _Loader(ActionReader):
         ident = str(step.get("id") or slug(name, f"step-{index + 1}"))
         ref = self.action_ref(step["action"], (*loc, "action"))
         resolved = self.resolve(ref, str(ref), (*loc, "action"))
-        document = self.manifest_document(resolved, MANIFESTS, str(ref), (*loc, "action"))
+        names = (ref_file,) if (ref_file := self.files.get(ref)) else MANIFESTS
+        document = self.manifest_document(resolved, names, str(ref), (*loc, "action"))
         manifest = read_manifest(*document, str(ref))
+        manifest = with_requirements(manifest, resolved.directory)
+        env: dict[str, str] = {}
+        manifest = self.templates(manifest, ref, resolved, (name, ident), env, (*loc, "action"))
         given = expect_mapping(
             step.get("inputs", {}), self.source, (*loc, "inputs"), "input values"
         )
+        types = declared_types(document[0])
         inputs: dict[str, Any] = {}
         for key, value in given.items():
-            inputs[str(key)] = self.render(value, {**variables, **inputs}, (*loc, "inputs", key))
+            inputs[str(key)] = self.render(value, earlier, (*loc, "inputs", key))
         for key, declared in manifest.inputs.items():
-            where = (*loc, "inputs", key) if key in inputs else (*loc, "action")
-            if key not in inputs and declared.default is not None:
+            where = (*loc, "inputs", key) if key in given else (*loc, "action")
+            if inputs.get(key) is None and declared.default is not None:
                 inputs[key] = declared.default
-            elif key not in inputs and declared.required:
+            elif inputs.get(key) is None and declared.required:
                 raise self.source.error(
                     where if key in given else loc,
                     f"step {ident!r}: input {key!r} is required by action {ref}",
                 )
             if key in inputs:
-                inputs[key] = self.coerce(key, inputs[key], declared.type, where)
-        variables.update(inputs)
-        variables.update({o: step_output(ident, o) for o in manifest.outputs})
-        for key in ("id", "name", "run", "action"):
+                inputs[key] = self.coerce(key, inputs[key], types.get(key), where)
+        for key in ("id", "name", "run", "image", "action"):
             self.result.mark(
                 (*native, key), self.source, (*loc, "action" if key != "name" else "name")
             )
@@ -167,13 +203,17 @@ class _Loader(ActionReader):
         for key in inputs:
             self.result.mark((*native, "action", "inputs", key), self.source, (*loc, "inputs", key))
         command = self.command(manifest, resolved, str(ref), (*loc, "action"))
+
         out: dict[str, Any] = {
             "id": ident,
-            "run": command["run"],
-            "cache": bool(step.get("cache", False)),
+            **command,  # run, or image: a docker action runs its image as it is
+            "cache": bool(step.get("cache", manifest_cache(document[0]))),
         }
         if name:
             out["name"] = name
+        if env:  # the values DataTorch's namespaces give the command
+            out["env"] = env
+            self.result.mark((*native, "env"), self.source, (*loc, "action"))
         if resolved.commit is None:  # a local action's code is part of the cache key
             out["inputs"] = [shown_path(resolved.directory, self.base)]
         out["action"] = {
@@ -181,8 +221,30 @@ class _Loader(ActionReader):
             "commit": resolved.commit,
             "inputs": inputs,
             "outputs": list(manifest.outputs),
+            "rules": "datatorch",
+            "types": {key: kind for key, kind in types.items() if key in inputs},
         }
+        if resolved.commit is not None:  # fetched: `conveyor convert` names it again
+            out["action"]["uses"] = f"{ref.git or ref.library}@{ref.tag}"
+            if ref in self.files:
+                out["action"]["file"] = self.files[ref]
         return out
+
+    def templates(
+        self,
+        manifest: ActionManifest,
+        ref: ActionRef,
+        resolved: ResolvedAction,
+        step: tuple[str, str],
+        env: dict[str, str],
+        loc: Loc,
+    ) -> ActionManifest:
+        """The manifest with DataTorch's namespaces rendered (:mod:`datatorch_templates`)."""
+        directory = shown_path(resolved.directory, self.base)
+        try:
+            return templates.render_manifest(manifest, ref.tag, directory, step, env)
+        except ValueError as exc:
+            raise self.source.error(loc, f"action {ref}: {exc}") from None
 
     def action_ref(self, value: Any, loc: Loc) -> ActionRef:
         if isinstance(value, str):
@@ -195,46 +257,59 @@ class _Loader(ActionReader):
         action = expect_mapping(
             value, self.source, loc, "an action: owner/name@tag or {name, tag, git}"
         )
-        check_keys(action, self.source, loc, {"name", "tag", "git"}, {}, "an action")
+        check_keys(action, self.source, loc, {"name", "tag", "git", "file"}, {}, "an action")
         for key in ("name", "tag"):
             if not action.get(key):
                 raise self.source.error(loc, f"an action object needs `{key}`")
         git = str(action["git"]) if action.get("git") else None
         name = str(action["name"])
-        return ActionRef(name, str(action["tag"]), git, library_url(name))
+        ref = ActionRef(name, str(action["tag"]), git, library_url(name))
+        if action.get("file"):  # the manifest's name in the action's directory
+            manifest = str(action["file"])
+            if "/" in manifest or manifest.startswith("."):
+                raise self.source.error((*loc, "file"), f"file {manifest!r} must be a file name")
+            self.files[ref] = manifest
+        return ref
 
-    def render(self, value: Any, variables: dict[str, Any], loc: Loc) -> Any:
-        """Resolve ``${{ inputs.K }}`` now (to a value, or to a step output reference)."""
+    def render(self, value: Any, earlier: dict[str, dict[str, Any]], loc: Loc) -> Any:
+        """References as DataTorch resolves them before a step runs: an earlier step's
+        output (by name or id) stays a reference for the runner, a trigger input becomes
+        the run parameter of that name; a whole-string reference keeps its type."""
         if not isinstance(value, str) or not has_expression(value):
             return value
 
-        def lookup(expr: str) -> Any:
-            if is_step_output(expr):
-                return f"${{{{ {expr} }}}}"
-            match = _INPUT_REF.match(expr)
-            if not match:
-                raise self.source.error(
-                    loc,
-                    f"${{{{ {expr} }}}} is not supported; use ${{{{ inputs.NAME }}}} or "
-                    "${{ steps.ID.outputs.NAME }}",
-                )
-            if match.group(1) not in variables:
-                known = ", ".join(sorted(variables)) or "none yet"
-                raise self.source.error(
-                    loc, f"inputs.{match.group(1)} is not defined (defined: {known})"
-                )
-            return variables[match.group(1)]
+        def lookup(expr: str) -> str:
+            step_ref = _STEP_REF.match(expr)
+            if step_ref:
+                name, key = step_ref.group("step").strip(), step_ref.group("key")
+                if name not in earlier:
+                    known = ", ".join(sorted(earlier)) or "none"
+                    raise self.source.error(
+                        loc, f"steps.{name} is not an earlier step of this job (earlier: {known})"
+                    )
+                target = earlier[name]
+                outputs = target["action"]["outputs"]
+                if key not in outputs:  # printed but not declared: usable as DataTorch has it
+                    outputs.append(key)
+                return step_output(target["id"], key)
+            input_ref = _INPUT_REF.match(expr)
+            if input_ref:
+                self.params.add(input_ref.group("key"))
+                return f"${{{{ params.{input_ref.group('key')} }}}}"
+            raise self.source.error(
+                loc,
+                f"${{{{ {expr} }}}} is not supported; use ${{{{ input.NAME }}}} (a trigger "
+                "input) or ${{ steps.NAME.outputs.KEY }}",
+            )
 
-        whole = whole_expression(value)
-        if whole is not None:  # a whole-string reference keeps its type
-            return lookup(whole)
-        return EXPRESSION.sub(lambda m: value_text(lookup(m.group(1))), value)
+        return EXPRESSION.sub(lambda m: lookup(m.group(1)), value)
 
-    def coerce(self, key: str, value: Any, kind: str, loc: Loc) -> Any:
-        """A literal as the declared type, cast as DataTorch casts it ("3" -> 3)."""
+    def coerce(self, key: str, value: Any, kind: str | None, loc: Loc) -> Any:
+        """A literal as DataTorch casts it to the declared type (``"3"`` -> 3, and
+        ``"false"`` -> true as Python's ``bool``); references are cast at launch."""
         if value is None or (isinstance(value, str) and has_expression(value)):
             return value
         try:
-            return check_value(kind, value, casts=True)
-        except ValueError:
-            raise self.source.error(loc, f"input {key!r} is {kind}, and {value!r} is not") from None
+            return datatorch_rules.cast(kind, value)
+        except ValueError as exc:
+            raise self.source.error(loc, f"input {key!r} is {kind}: {exc}") from None

@@ -69,6 +69,21 @@ class ActionUseSpec(_Strict):
     commit: str | None = Field(default=None, description="The git commit the action is pinned to.")
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: list[str] = Field(default_factory=list)
+    rules: Literal["datatorch"] | None = Field(
+        default=None,
+        description="Whose run-time rules apply: `datatorch` casts inputs to `types` at "
+        "launch, reads every `prefix::name::<json>` line as an output (declared or not) "
+        "and fails the step on one that does not hold JSON.",
+    )
+    types: dict[str, str] = Field(
+        default_factory=dict, description="Declared input types, as the action's format names them."
+    )
+    uses: str | None = Field(
+        default=None,
+        description="Where a fetched action comes from (`<repository>@<tag>`): what "
+        "`conveyor convert` writes as the step's `uses` so that the file fetches it again.",
+    )
+    file: str | None = Field(default=None, description="The manifest's name, when not the default.")
 
 
 ConditionKey = Literal["branch", "event", "ref", "repo", "cron", "target", "action", "os", "arch"]

@@ -8,7 +8,9 @@ outputs), as DataTorch steps are: the compiler and the runner then treat both al
 
 The action is found by the caller's :data:`ActionResolver`; its manifest is
 ``action.yml`` (see :mod:`conveyor.spec.action_manifest`), read into the one action
-model (:mod:`conveyor.spec.actions`).
+model (:mod:`conveyor.spec.actions`). With ``action-format: datatorch`` (what
+``conveyor convert`` writes for a DataTorch step whose action comes from git) it is a
+DataTorch action (``action-datatorch.yaml``, or ``action-file``) run by DataTorch's rules.
 """
 
 from __future__ import annotations
@@ -19,21 +21,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conveyor.spec import datatorch_rules
 from conveyor.spec.action_manifest import MANIFEST_NAMES, parse_manifest
 from conveyor.spec.actions import (
     ActionManifest,
     ActionReader,
     ActionRef,
     ActionResolver,
+    ResolvedAction,
     check_value,
     shown_path,
 )
+from conveyor.spec.datatorch_manifest import MANIFESTS as DATATORCH_MANIFESTS
+from conveyor.spec.datatorch_manifest import declared_types, read_manifest, with_requirements
+from conveyor.spec.datatorch_templates import render_manifest
 from conveyor.spec.expressions import expressions, has_expression, is_step_output
 from conveyor.spec.translate import expect_list, expect_mapping
 from conveyor.spec.yamlsource import Loc, SourceMap
 
 _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@)")
 ACTION_PATH_VARIABLE = "CONVEYOR_ACTION_PATH"
+FORMAT_KEY, FILE_KEY = "action-format", "action-file"
+"""A ``uses`` step's DataTorch action: ``action-format: datatorch``, its manifest's name."""
 
 
 @dataclass
@@ -140,16 +149,27 @@ class _Expander(ActionReader):
             ref = parse_uses(value)
         except ValueError as exc:
             raise self.source.error(where, str(exc)) from None
+        datatorch = self._datatorch(step, loc)
         resolved = self.resolve(ref, value, where)
         if resolved.warning:
             self.result.warnings.append(f"{self.source.position(where)}: {resolved.warning}")
-        manifest = parse_manifest(*self.manifest_document(resolved, MANIFEST_NAMES, value, where))
         given = expect_mapping(step.get("with") or {}, self.source, (*loc, "with"), "inputs")
-        inputs = self.inputs(value, manifest, given, loc, "with" in step)
-        out = {k: v for k, v in step.items() if k not in ("uses", "with")}
+        types: dict[str, str] = {}
+        namespaces: dict[str, str] = {}  # what DataTorch's template namespaces give
+        if datatorch is None:
+            names: tuple[str, ...] = MANIFEST_NAMES
+            manifest = parse_manifest(*self.manifest_document(resolved, names, value, where))
+            inputs = self.inputs(value, manifest, given, loc, "with" in step)
+        else:
+            manifest, types = self.datatorch_manifest(
+                step, ref, resolved, datatorch, namespaces, where
+            )
+            inputs = self.datatorch_inputs(value, manifest, types, given, loc)
+        out = {k: v for k, v in step.items() if k not in ("uses", "with", FORMAT_KEY, FILE_KEY)}
         declared_inputs = expect_list_of(out.get("inputs"), self.source, (*loc, "inputs"))
         env = dict(expect_mapping(out.get("env") or {}, self.source, (*loc, "env"), "name: value"))
         env[ACTION_PATH_VARIABLE] = shown_path(resolved.directory, self.base)
+        env.update(namespaces)
         if resolved.commit is None:  # a local action's code is part of the cache key
             declared_inputs.append(shown_path(resolved.directory, self.base))
         for key, declared in manifest.inputs.items():
@@ -165,6 +185,8 @@ class _Expander(ActionReader):
             "inputs": inputs,
             "outputs": list(manifest.outputs),
         }
+        if datatorch is not None:
+            out["action"].update(rules="datatorch", types=types)
         marks = self.source.marks
         for key in ("run", "image", "action", "env", "inputs"):
             if where in marks:
@@ -174,6 +196,73 @@ class _Expander(ActionReader):
             if mark is not None:
                 marks[(*loc, "action", "inputs", key)] = mark
         return out
+
+    def _datatorch(self, step: dict[str, Any], loc: Loc) -> tuple[str, ...] | None:
+        """The manifest names of a DataTorch action, or None for a native one."""
+        kind = step.get(FORMAT_KEY)
+        if kind is None:
+            if FILE_KEY in step:
+                raise self.source.error((*loc, FILE_KEY), f"`{FILE_KEY}` needs `{FORMAT_KEY}`")
+            return None
+        if kind != "datatorch":
+            raise self.source.error((*loc, FORMAT_KEY), f"{FORMAT_KEY}: {kind!r} is not datatorch")
+        name = step.get(FILE_KEY)
+        if name is None:
+            return DATATORCH_MANIFESTS
+        if not isinstance(name, str) or "/" in name or name.startswith(".") or not name:
+            raise self.source.error((*loc, FILE_KEY), f"{FILE_KEY} {name!r} must be a file name")
+        return (name,)
+
+    def datatorch_manifest(
+        self,
+        step: dict[str, Any],
+        ref: ActionRef,
+        resolved: ResolvedAction,
+        names: tuple[str, ...],
+        env: dict[str, str],
+        where: Loc,
+    ) -> tuple[ActionManifest, dict[str, str]]:
+        """A DataTorch action's manifest, its namespaces rendered, and its input types."""
+        value = str(step["uses"])
+        document = self.manifest_document(resolved, names, value, where)
+        manifest = with_requirements(read_manifest(*document, value), resolved.directory)
+        ident = (str(step.get("name") or ""), str(step.get("id") or step.get("name") or ""))
+        directory = shown_path(resolved.directory, self.base)
+        try:
+            manifest = render_manifest(manifest, ref.tag, directory, ident, env)
+        except ValueError as exc:
+            raise self.source.error(where, f"action {value}: {exc}") from None
+        return manifest, declared_types(document[0])
+
+    def datatorch_inputs(
+        self,
+        value: str,
+        manifest: ActionManifest,
+        types: dict[str, str],
+        given: dict[str, Any],
+        loc: Loc,
+    ) -> dict[str, Any]:
+        """Inputs as DataTorch takes them: any key, defaults for the missing, literals
+        cast by its rule (references are cast at launch)."""
+        inputs = {str(key): raw for key, raw in given.items()}
+        for key, declared in manifest.inputs.items():
+            if inputs.get(key) is None and declared.default is not None:
+                inputs[key] = declared.default
+            elif inputs.get(key) is None and declared.required:
+                raise self.source.error(
+                    (*loc, "with"),
+                    f"input {key!r} is required by action {value}; give it in `with`",
+                )
+        for key, raw in inputs.items():
+            if isinstance(raw, str) and has_expression(raw):
+                continue
+            try:
+                inputs[key] = datatorch_rules.cast(types.get(key), raw)
+            except ValueError as exc:
+                raise self.source.error(
+                    (*loc, "with", key), f"input {key!r} of action {value}: {exc}"
+                ) from None
+        return inputs
 
     def inputs(
         self,
