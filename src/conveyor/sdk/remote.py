@@ -37,6 +37,23 @@ TIMEOUT = (10.0, 60.0)
 """Seconds to connect, and for each read, write or pool wait."""
 
 
+def check(response: Any) -> None:
+    """Raise the server's refusal as the error root's kind: 404 not found, 5xx the server's
+    fault, any other 4xx bad input; with the server's own ``detail``."""
+    if response.status_code < 400:
+        return
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        detail = response.text
+    message = f"the server refused ({response.status_code}): {detail}"
+    if response.status_code == 404:
+        raise NotFoundError(message)
+    if response.status_code >= 500:
+        raise RemoteError(message)
+    raise UsageError(message)
+
+
 @dataclass
 class RemoteClient:
     settings: RemoteSettings
@@ -109,35 +126,27 @@ class RemoteClient:
                     return response
             time.sleep(delays.pop(0))
 
-    def _request(self, method: str, path: str, json: Any = None) -> Any:
+    def request(self, method: str, path: str, json: Any = None) -> Any:
+        """One call of the API: its JSON, or the response itself when it is not JSON; a
+        refusal raises (``check``). Idempotent calls are retried while the server is away."""
         response = self._send(method, path, json)
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            message = f"the server refused ({response.status_code}): {detail}"
-            if response.status_code == 404:
-                raise NotFoundError(message)
-            if response.status_code >= 500:
-                raise RemoteError(message)
-            raise UsageError(message)
+        check(response)
         return response.json() if "json" in response.headers.get("content-type", "") else response
 
     def create_run(self, ref: str, params: Mapping[str, ParamValue]) -> dict[str, Any]:
-        run: dict[str, Any] = self._request("POST", "/runs", {"ref": ref, "params": dict(params)})
+        run: dict[str, Any] = self.request("POST", "/runs", {"ref": ref, "params": dict(params)})
         return run
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run with its steps: by id, a unique prefix of one, or ``latest`` (the server
         resolves both)."""
-        run: dict[str, Any] = self._request("GET", f"/runs/{segment(run_id)}")
+        run: dict[str, Any] = self.request("GET", f"/runs/{segment(run_id)}")
         return run
 
     def commit_of(self, ref: str) -> str | None:
         """The commit ``ref`` names on the server, or None when the server has no such ref."""
         try:
-            found = self._request("GET", f"/commits/{quote(ref, safe='/')}")
+            found = self.request("GET", f"/commits/{quote(ref, safe='/')}")
         except NotFoundError:
             return None
         return str(found["commit"])
@@ -167,24 +176,24 @@ class RemoteClient:
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         """Cancel a queued run, or ask its worker to stop a running one (never retried:
         a cancel is not idempotent for the server's answer)."""
-        answer: dict[str, Any] = self._request("POST", f"/runs/{segment(run_id)}/cancel")
+        answer: dict[str, Any] = self.request("POST", f"/runs/{segment(run_id)}/cancel")
         return answer
 
     def lineage(self, path: str) -> dict[str, Any]:
         """Which of the project's runs produced ``path``, from which inputs, read by whom."""
-        found: dict[str, Any] = self._request(
+        found: dict[str, Any] = self.request(
             "GET", "/lineage?" + urllib.parse.urlencode({"path": path})
         )
         return found
 
     def artifact(self, run_id: str, path: str) -> bytes:
         """One output file of a run, as bytes (secrets masked by the server)."""
-        response = self._request("GET", _artifact_path(run_id, path))
+        response = self.request("GET", _artifact_path(run_id, path))
         return bytes(response.content)
 
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` runs (the first page; a server before pages sent a list)."""
-        page = self._request("GET", f"/runs?limit={limit}")
+        page = self.request("GET", f"/runs?limit={limit}")
         runs: list[dict[str, Any]] = page["runs"] if isinstance(page, dict) else page
         return runs
 
@@ -234,7 +243,7 @@ class RemoteClient:
         files: list[dict[str, Any]] = []
         cursor = ""
         while True:
-            page = self._request("GET", f"/runs/{segment(run_id)}/artifacts?limit=5000{cursor}")
+            page = self.request("GET", f"/runs/{segment(run_id)}/artifacts?limit=5000{cursor}")
             if not isinstance(page, dict):
                 return list(page)
             files += page["files"]

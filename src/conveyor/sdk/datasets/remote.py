@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
-from conveyor.errors import NotFoundError, RemoteError, UsageError
+from conveyor.errors import RemoteError, UsageError
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef
-from conveyor.sdk.remote import RemoteClient
+from conveyor.sdk.remote import RemoteClient, check
 
 
 def ref_text(ref: DatasetRef) -> str | None:
@@ -34,19 +34,19 @@ class RemoteDatasets:
         return "/".join(["/datasets", quote(dataset, safe=""), *rest])
 
     def _get(self, url: str, params: dict[str, Any]) -> Any:
-        """A read, retried when the server is briefly away (``RemoteClient._request``)."""
+        """A read, retried when the server is briefly away (``RemoteClient.request``)."""
         query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
-        return self.client._request("GET", f"{url}?{query}" if query else url)
+        return self.client.request("GET", f"{url}?{query}" if query else url)
 
     def summaries(self) -> list[dict[str, Any]]:
-        return list(self.client._request("GET", "/datasets"))
+        return list(self.client.request("GET", "/datasets"))
 
     def create(self, name: str, description: str) -> dict[str, Any]:
         body = {"name": name, "description": description}
-        return dict(self.client._request("POST", "/datasets", body))
+        return dict(self.client.request("POST", "/datasets", body))
 
     def delete(self, name: str) -> None:
-        self.client._request("DELETE", self._path(name))
+        self.client.request("DELETE", self._path(name))
 
     def inspect(self, ref: DatasetRef) -> dict[str, Any]:
         return dict(self._get(self._path(ref.dataset), {"ref": ref_text(ref), "path": ref.path}))
@@ -77,20 +77,20 @@ class RemoteDatasets:
         )
 
     def branches(self, name: str) -> dict[str, str | None]:
-        return dict(self.client._request("GET", self._path(name, "branches")))
+        return dict(self.client.request("GET", self._path(name, "branches")))
 
     def set_branch(self, name: str, branch: str, head: DatasetRef | None) -> dict[str, Any]:
         body = {"head": ref_text(head) or DEFAULT_BRANCH} if head is not None else {"head": None}
         path = self._path(name, "branches", quote(branch, safe=""))
-        return dict(self.client._request("PUT", path, body))
+        return dict(self.client.request("PUT", path, body))
 
     def delete_branch(self, name: str, branch: str) -> None:
-        self.client._request("DELETE", self._path(name, "branches", quote(branch, safe="")))
+        self.client.request("DELETE", self._path(name, "branches", quote(branch, safe="")))
 
     def delete_path(self, ref: DatasetRef, message: str) -> dict[str, Any]:
         params = urlencode({"branch": ref.ref or DEFAULT_BRANCH, "message": message})
         path = self._path(ref.dataset, "files", quote(ref.path, safe="/"))
-        return dict(self.client._request("DELETE", f"{path}?{params}"))
+        return dict(self.client.request("DELETE", f"{path}?{params}"))
 
     def put_one(
         self, ref: DatasetRef, body: IO[bytes], message: str, append: bool
@@ -174,15 +174,5 @@ def _chunks(body: IO[bytes]) -> Iterator[bytes]:
 
 
 def _json(response: Any, url: str) -> Any:
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        message = f"the server refused ({response.status_code}): {detail}"
-        if response.status_code == 404:
-            raise NotFoundError(message)
-        if response.status_code >= 500:
-            raise RemoteError(message)
-        raise UsageError(message)
+    check(response)
     return response.json()
