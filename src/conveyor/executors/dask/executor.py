@@ -180,6 +180,8 @@ class DaskExecutor:
         now = time.monotonic()
         if self._client is None or now - self._workers_at < _CAPACITY_EVERY:
             return
+        if self._client.status != "running":
+            return  # reconnecting: its view of the workers is empty, not an answer
         try:
             workers = self._client.scheduler_info(n_workers=-1)["workers"]
         except Exception:
