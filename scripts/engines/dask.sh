@@ -34,24 +34,11 @@ PYTHON="$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)' 2>/dev/nul
 ADDRESS="tcp://127.0.0.1:$PORT"
 
 cmd_install() {
-    if "$PYTHON" -c 'import distributed' >/dev/null 2>&1; then
-        log "distributed already importable ($("$PYTHON" -c 'import distributed; print(distributed.__version__)'))"
-    else
-        log "pip install $DASK_SPEC"
-        "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-            "$DASK_SPEC" </dev/null || die "pip install $DASK_SPEC failed"
-    fi
+    pip_install_missing distributed "$DASK_SPEC"
 }
 
 # pid from a pid file, only if that process is still the Dask daemon of that role.
-live_pid() {
-    local f="$DK/$1.pid" pid
-    [ -f "$f" ] || return 1
-    pid="$(cat "$f")"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "distributed.cli.dask_$1" || return 1
-    echo "$pid"
-}
+live_pid() { pid_if_running "$DK/$1.pid" "distributed.cli.dask_$1"; }
 
 # Threads of the workers registered with the scheduler (0 when unreachable).
 worker_threads() {

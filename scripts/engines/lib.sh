@@ -8,6 +8,29 @@ set -euo pipefail
 die() { echo "$ENGINE.sh: error: $*" >&2; exit 1; }
 log() { echo "$ENGINE.sh: $*" >&2; }
 
+# pip-install SPEC into $PYTHON unless MODULE imports (NOTE: a size or time hint for the log).
+pip_install_missing() {
+    local module="$1" spec="$2" note="${3:-}"
+    if "$PYTHON" -c "import $module" >/dev/null 2>&1; then
+        log "$module already importable ($("$PYTHON" -c "import $module; print($module.__version__)"))"
+        return
+    fi
+    log "pip install $spec${note:+ ($note)}"
+    "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+        "$spec" </dev/null || die "pip install $spec failed"
+}
+
+# The pid in PIDFILE, only if that process is alive and its command line holds PATTERN
+# (a pid file outlives its process, and pids are reused).
+pid_if_running() {
+    local pid
+    [ -f "$1" ] || return 1
+    pid="$(cat "$1")"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+    echo "$pid"
+}
+
 export DEBIAN_FRONTEND=noninteractive
 # HOME may be unset in minimal CI environments: fall back to the passwd entry.
 ENGINES_HOME="${CONVEYOR_ENGINES_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache/conveyor-engines}"

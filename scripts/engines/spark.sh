@@ -50,24 +50,11 @@ cmd_install() {
         log "apt-get install openjdk-17-jre-headless"
         apt_install_host openjdk-17-jre-headless
     fi
-    if "$PYTHON" -c 'import pyspark' >/dev/null 2>&1; then
-        log "pyspark already importable ($("$PYTHON" -c 'import pyspark; print(pyspark.__version__)'))"
-    else
-        log "pip install $PYSPARK_SPEC (about 45 s, about 490 MB)"
-        "$PYTHON" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-            "$PYSPARK_SPEC" </dev/null || die "pip install $PYSPARK_SPEC failed"
-    fi
+    pip_install_missing pyspark "$PYSPARK_SPEC" "about 45 s, about 490 MB"
 }
 
 # pid from a pid file, only if that process is still a JVM running the given class.
-live_pid() {
-    local f="$SP/$1.pid" pid
-    [ -f "$f" ] || return 1
-    pid="$(cat "$f")"
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "org.apache.spark.deploy.${1,,}.$1" || return 1
-    echo "$pid"
-}
+live_pid() { pid_if_running "$SP/$1.pid" "org.apache.spark.deploy.${1,,}.$1"; }
 
 # Number of ALIVE workers per the master's web UI JSON (0 when unreachable).
 alive_workers() {
