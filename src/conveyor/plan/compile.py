@@ -22,7 +22,7 @@ from conveyor.plan.datums import (
     python_command,
     step_datums,
 )
-from conveyor.plan.model import ExecutionPlan, StepPlan
+from conveyor.plan.model import ExecutionPlan, ServicePlan, StepPlan
 from conveyor.spec import validate
 from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text
 from conveyor.spec.model import ConditionFilterSpec, JobSpec, PipelineSpec, StepSpec, When
@@ -98,7 +98,36 @@ def compile_plan(
         params=tuple(sorted(values.items())),
         steps=final,
         inferred=tuple(i for i in inferred if i[0] in keep and i[1] in keep),
+        services=_services(spec, {step.job for step in final}),
     )
+
+
+def _services(spec: PipelineSpec, jobs: set[str]) -> tuple[ServicePlan, ...]:
+    """The services of ``jobs`` (those with a step in the plan): one network of names for
+    the run, so a name may be given once."""
+    services: dict[str, ServicePlan] = {}
+    for job_id, job in spec.jobs.items():
+        if job_id not in jobs:
+            continue
+        ci = next((step.ci for step in job.steps if step.ci), None)
+        for index, service in enumerate(job.services):
+            if service.name in services:
+                raise spec.source.error(
+                    ("jobs", job_id, "services", index, "name"),
+                    f"two services of the run are named {service.name!r} (jobs "
+                    f"{services[service.name].job} and {job_id}); a run's services share "
+                    "one set of names",
+                )
+            services[service.name] = ServicePlan(
+                name=service.name,
+                job=job_id,
+                image=service.image,
+                command=service.run or "",
+                env=tuple((k, value_text(v)) for k, v in sorted(service.env.items())),
+                pull=service.pull,
+                ci=ci,
+            )
+    return tuple(services.values())
 
 
 def _resolve_params(spec: PipelineSpec, given: Mapping[str, ParamValue]) -> dict[str, Any]:

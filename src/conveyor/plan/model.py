@@ -12,7 +12,7 @@ from conveyor.domain.conditions import Condition
 from conveyor.domain.jsonshape import JsonShape, shape
 from conveyor.domain.types import Policy, Resources
 
-__all__ = ["ExecutionPlan", "Policy", "StepPlan"]
+__all__ = ["ExecutionPlan", "Policy", "ServicePlan", "StepPlan"]
 
 _SET = shape(omit=True)  # printed only when set
 
@@ -87,6 +87,21 @@ class StepPlan(JsonShape):
 
 
 @dataclass(frozen=True)
+class ServicePlan(JsonShape):
+    """A job's service: started before the run's steps, stopped at its end."""
+
+    name: str
+    job: str
+    image: str | None = None
+    command: str = ""
+    """Shell text (``sh -e -c``); empty: the image's own entrypoint."""
+    env: tuple[tuple[str, str], ...] = ()
+    pull: str | None = None
+    ci: str | None = None
+    """``drone``: a short image name is Docker Hub's, as Drone reads it."""
+
+
+@dataclass(frozen=True)
 class ExecutionPlan(JsonShape):
     """Steps in a topological order (ties broken by declaration order)."""
 
@@ -97,6 +112,8 @@ class ExecutionPlan(JsonShape):
         default=(), metadata=shape(key="inferred_needs", rows=("step", "needs", "path"))
     )
     """Orderings Conveyor added: (consumer step, producer step, path)."""
+    services: tuple[ServicePlan, ...] = field(default=(), metadata=_SET)
+    """The services of the jobs that have a step in the plan (names unique in the run)."""
 
     def step(self, step_id: str) -> StepPlan:
         for step in self.steps:

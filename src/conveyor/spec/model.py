@@ -119,6 +119,24 @@ class VolumeSpec(_Strict):
     )
 
 
+class ServiceSpec(_Strict):
+    """A long-lived process beside the job's steps for the whole run (Drone's ``services``
+    and ``detach: true`` steps): a container reachable by its name, or without a container
+    runtime its ``run`` as a host process reached at ``localhost``."""
+
+    name: Name
+    image: str | None = _optional("The service's image; without `run`, its own entrypoint.")
+    run: str | None = _optional("Shell commands the service runs (`sh -e -c`).")
+    env: dict[str, Scalar] = Field(default_factory=dict)
+    pull: PullPolicy | None = Field(default=None, description="When to pull its image.")
+
+    @model_validator(mode="after")
+    def _image_or_run(self) -> ServiceSpec:
+        if self.image is None and self.run is None:
+            raise ValueError(f"service {self.name!r} needs an image or `run` commands")
+        return self
+
+
 class InputSpec(_Strict):
     """An input with options: ``{path: data/*.csv, optional: true}``."""
 
@@ -288,6 +306,11 @@ class JobSpec(_Strict):
         description="Extra HTCondor submit commands (requirements, accounting_group, universe).",
     )
     when: When = _WHEN
+    services: list[ServiceSpec] = Field(
+        default_factory=list,
+        description="Started before the run's steps, stopped at its end; steps reach each "
+        "by its name.",
+    )
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("needs", mode="before")
