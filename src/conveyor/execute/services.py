@@ -106,13 +106,20 @@ def start_services(
     log_dir: Path,
     workdir: Path,
     base_env: Mapping[str, str],
+    host_allowed: bool = True,
 ) -> RunningServices:
-    """Start ``services`` (none: nothing happens); on an error those started are ended."""
+    """Start ``services`` (none: nothing happens); on an error those started are ended.
+    ``host_allowed``: False on a server, whose steps never run unsandboxed on its host."""
     running = RunningServices(run_id, log_dir, step_runtime=runtime)
     if not services:
         return running
     (log_dir / "services").mkdir(parents=True, exist_ok=True)
     try:
+        if runtime is None and not host_allowed:
+            raise ServiceError(
+                f"service {services[0].name} would run as a process on the server's host, "
+                "which a server never allows; the server needs a container runtime (podman)"
+            )
         if runtime is None:
             _start_host(running, services, workdir, base_env)
         else:

@@ -167,7 +167,7 @@ def start_run(
             project.store.clean_tmp()
             runtime = _container_runtime(project, plan)
             try:
-                services = _start_services(project, plan, run, runtime)
+                services = _start_services(project, plan, run, runtime, request)
             except ExecutorError as exc:  # no step ran: the run fails with the reason
                 _fail_before_steps(project, run, str(exc), hooks.reporter, plan)
                 return run
@@ -225,7 +225,11 @@ def _record_leftovers(project: Project, run_id: str, left: list[tuple[str, Handl
 
 
 def _start_services(
-    project: Project, plan: ExecutionPlan, run: RunRecord, runtime: ContainerRuntime | None
+    project: Project,
+    plan: ExecutionPlan,
+    run: RunRecord,
+    runtime: ContainerRuntime | None,
+    request: RunRequest,
 ) -> RunningServices | None:
     """The run's services, started and recorded (a later command ends what a killed run
     left of them: :func:`conveyor.sdk.project.mark_interrupted`)."""
@@ -235,7 +239,12 @@ def _start_services(
 
     log_dir = project.log_dir(run.id)
     log_dir.mkdir(parents=True, exist_ok=True)
-    services = start_services(plan.services, runtime, run.id, log_dir, project.root, os.environ)
+    # a server gives the executors its steps may use: its services never run on its host
+    host_allowed = request.executors_allowed is None
+    environ = os.environ if request.secrets_from_environment else {"PATH": os.defpath}
+    services = start_services(
+        plan.services, runtime, run.id, log_dir, project.root, environ, host_allowed
+    )
     event = EventRecord(run.id, SERVICES_EVENT, time.time(), None, services.record())
     project.records.write(WriteBatch(events=[event]))
     return services
