@@ -33,10 +33,7 @@ def test_a_service_name_that_is_not_a_host_name_is_refused(name: str) -> None:
 
 
 def test_a_native_service_name_is_checked_too() -> None:
-    text = (
-        "jobs:\n  j:\n    services: [{name: 'a b', run: 'sleep 1'}]\n"
-        "    steps: [{run: echo}]\n"
-    )
+    text = "jobs:\n  j:\n    services: [{name: 'a b', run: 'sleep 1'}]\n    steps: [{run: echo}]\n"
     with pytest.raises(SpecError, match="services"):
         compile_plan(parse_text(text, "conveyor.yml", "conveyor"))
 
