@@ -117,14 +117,16 @@ SERVICES = st.builds(
     pairs(JSON_VALUE),
     st.lists(st.tuples(TEXT, TEXT, TEXT)),
     st.lists(SERVICES, max_size=2),
+    st.none() | st.integers(1, 9),
 )
 def test_a_plan_round_trips_through_json_text(
     steps: list[StepPlan],
     params: tuple[tuple[str, Any], ...],
     inferred: list[Any],
     services: list[ServicePlan],
+    concurrency: int | None,
 ) -> None:
-    plan = ExecutionPlan("p", params, tuple(steps), tuple(inferred), tuple(services))
+    plan = ExecutionPlan("p", params, tuple(steps), tuple(inferred), tuple(services), concurrency)
     assert ExecutionPlan.from_json(through_text(plan.to_json())) == plan
 
 

@@ -93,12 +93,17 @@ def compile_plan(
         ) from None
     keep = depends.select(selection, steps, instances, needs, bases) if selection else set(order)
     final = tuple(depends.with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
+    jobs = {step.job for step in final}
     return ExecutionPlan(
         pipeline=spec.name,
         params=tuple(sorted(values.items())),
         steps=final,
         inferred=tuple(i for i in inferred if i[0] in keep and i[1] in keep),
-        services=_services(spec, {step.job for step in final}),
+        services=_services(spec, jobs),
+        concurrency=min(
+            (j.concurrency for i, j in spec.jobs.items() if j.concurrency and i in jobs),
+            default=None,
+        ),
     )
 
 

@@ -114,6 +114,9 @@ class ExecutionPlan(JsonShape):
     """Orderings Conveyor added: (consumer step, producer step, path)."""
     services: tuple[ServicePlan, ...] = field(default=(), metadata=_SET)
     """The services of the jobs that have a step in the plan (names unique in the run)."""
+    concurrency: int | None = field(default=None, metadata=_SET)
+    """On a server, at most this many runs of the pipeline at once (the smallest limit of
+    the jobs that have a step in the plan)."""
 
     def step(self, step_id: str) -> StepPlan:
         for step in self.steps:

@@ -49,6 +49,7 @@ _PIPELINE_KEYS = {
     "platform",
     "volumes",
     "services",
+    "concurrency",
 }
 _STEP_KEYS = {
     "name",
@@ -229,6 +230,9 @@ def _job(
     services = _services(doc, items, source, result, job_id)
     if services:
         job["services"] = services
+    if "concurrency" in doc:
+        job["concurrency"] = _concurrency(doc["concurrency"], source)
+        result.mark(("jobs", job_id, "concurrency"), source, ("concurrency",))
     index = -1
     for offset_all, (key, step) in enumerate(items):
         offset = offset_all if key == "steps" else offset_all - len(steps_data)
@@ -390,6 +394,17 @@ def _services(
             result.mark((*native, key), source, loc)
         out.append(converted)
     return out
+
+
+def _concurrency(value: Any, source: SourceMap) -> int:
+    """``concurrency: {limit: N}``: at most N runs of the pipeline at once (a server)."""
+    loc: Loc = ("concurrency",)
+    limit = expect_mapping(value, source, loc, "{limit: N}").get("limit")
+    if set(value) != {"limit"} or isinstance(limit, bool) or not isinstance(limit, int):
+        raise source.error(loc, "concurrency: {limit: N}, N a whole number of runs")
+    if limit < 1:
+        raise source.error((*loc, "limit"), f"concurrency limit {limit} is not 1 or more")
+    return limit
 
 
 def _needs(

@@ -306,6 +306,12 @@ class JobSpec(_Strict):
         description="Extra HTCondor submit commands (requirements, accounting_group, universe).",
     )
     when: When = _WHEN
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="On a server, at most this many runs of the pipeline run at once; "
+        "another waits in the queue.",
+    )
     services: list[ServiceSpec] = Field(
         default_factory=list,
         description="Started before the run's steps, stopped at its end; steps reach each "
