@@ -70,6 +70,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "status_env": words(),
     "allow_failure": st.booleans(),
     "volumes": st.lists(st.tuples(WORD, WORD.map(lambda w: "/" + w)), max_size=2).map(tuple),
+    "host_volumes": st.lists(st.tuples(WORD, WORD), max_size=1).map(tuple),
     "privileged": st.booleans(),
     "ci": st.none() | st.sampled_from(["drone", "dotscience"]),
     "conditions": st.lists(

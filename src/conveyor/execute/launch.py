@@ -12,6 +12,7 @@ from typing import Any
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.actionstate import ActionState
+from conveyor.execute.hostvolumes import allowed_host_path
 from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
@@ -46,6 +47,8 @@ class RunOptions:
     on_warning: Callable[[str], None] | None = None
     privileged: bool = False
     """Whether steps may ask for a privileged container (``[containers] privileged``)."""
+    host_volumes: tuple[str, ...] = ()
+    """Directories of the machine steps may mount (``[containers] host_volumes``)."""
     volume_dir: Path | None = None
     """Where the run's temporary directories (steps' ``volumes``) go: ``DIR/RUN/JOB/NAME``."""
     facts: RunFacts = field(default_factory=RunFacts)
@@ -94,6 +97,8 @@ class Launcher:
     starts_containers: Callable[[str], bool]
     """Whether the executor of that name runs image steps."""
     _placements: dict[str, Placement] = field(default_factory=dict, init=False)
+    _host_mounts: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, init=False)
+    """Step id -> its host directories (resolved, allowed) and their paths in the container."""
 
     def place_all(self, steps: Iterable[StepPlan]) -> None:
         """Resolve (and maybe pull) every image before the loop starts, so a pull never
@@ -112,6 +117,11 @@ class Launcher:
                 )
                 self._placements[step.id] = Placement(step.command, refusal=refusal)
                 return self._placements[step.id]
+            mounts, why = self._host_volumes(step)
+            if why is not None:
+                self._placements[step.id] = Placement(step.command, refusal=why)
+                return self._placements[step.id]
+            self._host_mounts[step.id] = mounts
             if step.ci is not None:
                 # Drone's substitution: loaded only for the steps of a Drone/Dotscience file
                 from conveyor.plan.dronesubst import substitute_shell
@@ -209,11 +219,22 @@ class Launcher:
             image_id=image_id,
         )
 
-    def _volumes(self, step: StepPlan) -> tuple[tuple[str, str], ...]:
-        """The step's temporary directories, made on first use (one per job and name)."""
-        if self.options.volume_dir is None:
-            return ()
+    def _host_volumes(self, step: StepPlan) -> tuple[tuple[tuple[str, str], ...], str | None]:
+        """The step's host directories as they will be mounted (resolved), or why not."""
         mounts = []
+        for host, path in step.host_volumes:
+            real, why = allowed_host_path(host, self.options.host_volumes)
+            if real is None:
+                return (), f"step {step.id}: {why}"
+            mounts.append((real, path))
+        return tuple(mounts), None
+
+    def _volumes(self, step: StepPlan) -> tuple[tuple[str, str], ...]:
+        """The step's temporary directories, made on first use (one per job and name),
+        and its host directories (checked when it was placed)."""
+        mounts = list(self._host_mounts.get(step.id, ()))
+        if self.options.volume_dir is None:
+            return tuple(mounts)
         for name, path in step.volumes:
             host = self.options.volume_dir / self.run.id / _UNSAFE.sub("_", step.job) / name
             host.mkdir(parents=True, exist_ok=True)

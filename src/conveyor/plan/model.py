@@ -65,6 +65,10 @@ class StepPlan(JsonShape):
         default=(), metadata=shape(omit=True, rows=("name", "path"))
     )
     """(name, path): the job's temporary directories of the run mounted in the container."""
+    host_volumes: tuple[tuple[str, str], ...] = field(
+        default=(), metadata=shape(key="host-volumes", omit=True, rows=("host", "path"))
+    )
+    """(directory of the machine, path): checked at launch against the project's settings."""
     privileged: bool = field(default=False, metadata=_SET)
     """A privileged container: refused at launch unless the project allows it."""
     ci: str | None = field(default=None, metadata=_SET)

@@ -193,6 +193,7 @@ def start_run(
                     keep_dir=project.state_dir / "kept",
                     volume_dir=project.state_dir / "volumes",
                     privileged=project.settings.containers.privileged,
+                    host_volumes=project.settings.containers.host_volumes,
                     on_warning=hooks.on_warning,
                     facts=facts,
                 ),

@@ -195,7 +195,11 @@ class Worker:
             # a socket URL would let a push reach any daemon (even past network "none")
             # nor may a pushed file let its steps ask for privileged containers
             containers=dataclasses.replace(
-                committed.containers, runtime="auto", network=network, privileged=False
+                committed.containers,
+                runtime="auto",
+                network=network,
+                privileged=False,
+                host_volumes=(),
             ),
             server_sandbox=self.config.sandbox != "none",
         )

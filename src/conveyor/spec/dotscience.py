@@ -191,7 +191,7 @@ def _job(
     result: Translation,
     job_id: str,
     what: str,
-    context: tuple[Conditions, set[str]],
+    context: tuple[Conditions, dict[str, str | None]],
 ) -> dict[str, Any]:
     steps_data = [
         ("steps", s) for s in expect_list(doc.get("steps", []), source, ("steps",), "steps")
@@ -264,7 +264,7 @@ def _step(
     result: Translation,
     native: Loc,
     ids: dict[str, str],
-    context: tuple[Conditions, set[str]],
+    context: tuple[Conditions, dict[str, str | None]],
     detached: set[str],
 ) -> dict[str, Any]:
     """``context``: the pipeline's trigger and temporary volumes; ``detached``: the names

@@ -111,11 +111,18 @@ _WHEN: Any = Field(
 
 
 class VolumeSpec(_Strict):
-    """A temporary directory shared by the job's steps of one run (Drone's temp volume)."""
+    """A temporary directory shared by the job's steps of one run (Drone's temp volume),
+    or with ``host`` a directory of the machine (only where the project allows it)."""
 
     name: Name
     path: str = Field(
         pattern=r"^/", description="Where the step's container sees it (an absolute path)."
+    )
+    host: str | None = Field(
+        default=None,
+        pattern=r"^/",
+        description="A directory of the machine to mount instead (Drone's host volume): "
+        "refused at launch unless under one of the project's [containers] host_volumes.",
     )
 
 
