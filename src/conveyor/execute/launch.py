@@ -3,6 +3,7 @@ inputs' digests and its fingerprint; then the invocation an executor receives.""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,8 @@ from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import StepPlan
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
+DATATORCH_API = str(Path(__file__).resolve().parents[1] / "plugins" / "datatorch_api")
+"""The directory of the ``datatorch`` module DataTorch python actions import."""
 
 
 @dataclass
@@ -283,4 +286,7 @@ class Launcher:
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
         env.update(self.actions.environment(step))
+        if step.action_rules == "datatorch":  # `import datatorch`, as DataTorch's runner gives
+            given = env.get("PYTHONPATH") or os.environ.get("PYTHONPATH")
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (DATATORCH_API, given) if p)
         return env
