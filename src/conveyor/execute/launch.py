@@ -13,7 +13,6 @@ from typing import Any
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.actionstate import ActionState
-from conveyor.execute.hostvolumes import allowed_host_path
 from conveyor.execute.images import ContainerRuntime, Placement, place_step
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
@@ -224,6 +223,10 @@ class Launcher:
 
     def _host_volumes(self, step: StepPlan) -> tuple[tuple[tuple[str, str], ...], str | None]:
         """The step's host directories as they will be mounted (resolved), or why not."""
+        if not step.host_volumes:
+            return (), None
+        from conveyor.execute.hostvolumes import allowed_host_path  # rare: lean start-up
+
         mounts = []
         for host, path in step.host_volumes:
             real, why = allowed_host_path(host, self.options.host_volumes)
