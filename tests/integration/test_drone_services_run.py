@@ -132,6 +132,26 @@ def test_a_killed_runner_leaves_a_pod_the_next_command_removes(
     assert containers_of(run_id) == []
 
 
+def test_ctrl_c_ends_the_run_and_its_pod(repo: Repo, image: str) -> None:  # noqa: F811
+    hang = f"  - name: hang\n    image: {image}\n    commands: [sleep 300]\n"
+    repo.write(".drone.yml", service_pipeline(image, hang))
+    repo.commit()
+    proc = subprocess.Popen(
+        [*CONVEYOR, "run"], cwd=repo.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        run_id = _wait_for_pod(repo.path)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert pods_of(run_id) == []
+    assert containers_of(run_id) == []
+    assert repo.show()["status"] == "cancelled"
+
+
 def _wait_for_pod(root: Path) -> str:
     logs = root / ".conveyor" / "logs"
     for _ in range(300):
