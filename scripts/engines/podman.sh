@@ -3,7 +3,8 @@
 # `local/conveyor-base`, built once from `debootstrap --variant=minbase bookworm` (no
 # registry is reachable here) and kept in a storage under the cache directory.
 # Podman has no daemon: `up` checks that a container starts. Nothing creates podman's
-# bridge network; Conveyor runs containers with `--network none`.
+# bridge network; Conveyor runs containers with `--network none` (a run with services: in
+# a pod of its own, whose network holds only its loopback).
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENGINE=podman
 # shellcheck source=lib.sh
@@ -12,10 +13,10 @@ ENGINE=podman
 usage() {
     cat <<'EOF'
 usage: scripts/engines/podman.sh {install|up|down|status|env}
-  install  apt-get install podman runc fuse-overlayfs (when missing); write the
+  install  apt-get install podman runc fuse-overlayfs catatonit (when missing); write the
            configuration; build the base image local/conveyor-base once (cached)
   up       install, then check that a container of the base image runs
-  down     remove containers Conveyor left behind (label conveyor.run); the image stays
+  down     remove containers and pods Conveyor left behind (label conveyor.run); the image stays
   status   exit 0 with a one-line summary when podman runs the base image
   env      print export lines: eval "$(scripts/engines/podman.sh env)"
 environment: CONVEYOR_ENGINES_HOME (cache, default ~/.cache/conveyor-engines),
@@ -90,6 +91,8 @@ cmd_install() {
     command -v podman >/dev/null || missing+=(podman)
     command -v runc >/dev/null || missing+=(runc)
     command -v fuse-overlayfs >/dev/null || missing+=(fuse-overlayfs)
+    # the init of a pod's infra container: a run's services and steps share a pod
+    [ -x /usr/libexec/podman/catatonit ] || command -v catatonit >/dev/null || missing+=(catatonit)
     if [ "${#missing[@]}" -gt 0 ]; then
         log "apt-get install ${missing[*]}"
         apt_install_host "${missing[@]}"
@@ -114,6 +117,7 @@ cmd_up() {
 cmd_down() {
     if command -v podman >/dev/null && [ -f "$CONTAINERS_CONF" ]; then
         podman ps -aq --filter label=conveyor.run | xargs -r podman rm -f >/dev/null 2>&1 || true
+        podman pod ps -q --filter label=conveyor.run | xargs -r podman pod rm -f >/dev/null 2>&1 || true
     fi
     log "down"
 }

@@ -21,11 +21,7 @@ CORPUS = Path(__file__).parent / "drone_corpus"
 NAMES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 DRONE_08 = {"127labs-blog", "drone-ssh", "gorush", "ossec-local", "sledium"}
 PENDING: dict[str, str] = {
-    "docs-detached-step": "detach",
-    "docs-services-healthcheck": "services",
     "drone-runner-docker": "depends_on names windows-1903, but the pipeline is named window-1903 (a typo in the file)",
-    "gitea": "services",
-    "nats-bench": "services",
 }
 
 

@@ -1,6 +1,6 @@
 """A .drone.yml pushed to a server: every branch and tag push queues a run, its
 trigger/when are checked against the ref and event that queued it, and the pushed file
-cannot allow itself privileged containers."""
+cannot allow itself privileged containers or host volumes."""
 
 from __future__ import annotations
 
@@ -86,3 +86,18 @@ def test_a_pushed_file_cannot_allow_itself_privileged_containers(
     assert server.wait_run(run_id)["status"] == "failed"
     error = str(steps_of(server, run_id)["ci.root"]["error"])
     assert error.startswith("step ci.root asks for a privileged container, which this project")
+
+
+def test_a_pushed_file_cannot_allow_itself_host_volumes(repo: Repo, server: Server) -> None:
+    repo.write(
+        ".drone.yml",
+        "kind: pipeline\nname: ci\nsteps:\n  - name: peek\n    image: alpine\n"
+        "    commands: [ls /host]\n    volumes: [{name: root, path: /host}]\n"
+        "volumes:\n  - name: root\n    host: {path: /}\n",
+    )
+    repo.write(".conveyor/config.toml", '[containers]\nhost_volumes = ["/"]\n')
+    repo.commit()
+    (run_id,) = run_ids(git(repo.path, "push", server.git_url(), "HEAD:main").stderr)
+    assert server.wait_run(run_id)["status"] == "failed"
+    error = str(steps_of(server, run_id)["ci.peek"]["error"])
+    assert error.startswith("step ci.peek: the host directory / may not be mounted: this project")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conveyor.domain.conditions import Condition
 from conveyor.domain.types import Resources
 from conveyor.metadata.records import OutputRecord
-from conveyor.plan.model import ExecutionPlan, StepPlan
+from conveyor.plan.model import ExecutionPlan, ServicePlan, StepPlan
 from conveyor.sdk.inspect import Explanation
 from conveyor.sdk.retention import DeleteResult
 
@@ -70,6 +70,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "status_env": words(),
     "allow_failure": st.booleans(),
     "volumes": st.lists(st.tuples(WORD, WORD.map(lambda w: "/" + w)), max_size=2).map(tuple),
+    "host_volumes": st.lists(st.tuples(WORD, WORD), max_size=1).map(tuple),
     "privileged": st.booleans(),
     "ci": st.none() | st.sampled_from(["drone", "dotscience"]),
     "conditions": st.lists(
@@ -100,11 +101,33 @@ def test_a_step_round_trips_through_json_text(step: StepPlan) -> None:
     assert StepPlan.from_json(through_text(step.to_json())) == step
 
 
-@given(st.lists(STEPS, max_size=3), pairs(JSON_VALUE), st.lists(st.tuples(TEXT, TEXT, TEXT)))
+SERVICES = st.builds(
+    ServicePlan,
+    name=TEXT,
+    job=TEXT,
+    image=st.none() | TEXT,
+    command=TEXT,
+    env=pairs(TEXT),
+    pull=st.none() | TEXT,
+    ci=st.none() | TEXT,
+)
+
+
+@given(
+    st.lists(STEPS, max_size=3),
+    pairs(JSON_VALUE),
+    st.lists(st.tuples(TEXT, TEXT, TEXT)),
+    st.lists(SERVICES, max_size=2),
+    st.none() | st.integers(1, 9),
+)
 def test_a_plan_round_trips_through_json_text(
-    steps: list[StepPlan], params: tuple[tuple[str, Any], ...], inferred: list[Any]
+    steps: list[StepPlan],
+    params: tuple[tuple[str, Any], ...],
+    inferred: list[Any],
+    services: list[ServicePlan],
+    concurrency: int | None,
 ) -> None:
-    plan = ExecutionPlan("p", params, tuple(steps), tuple(inferred))
+    plan = ExecutionPlan("p", params, tuple(steps), tuple(inferred), tuple(services), concurrency)
     assert ExecutionPlan.from_json(through_text(plan.to_json())) == plan
 
 

@@ -83,6 +83,10 @@ class ContainerRuntime:
     """The program and its global options, e.g. ``("docker", "-H", "unix:///...")``."""
     network: str = "none"
     """``none`` (default) or ``host``: podman's bridge network is never asked for."""
+    pod: str | None = None
+    """The run's pod (podman), where its services are: steps join it instead of a network."""
+    hosts: str | None = None
+    """A hosts file mounted at ``/etc/hosts`` (the run's services by name)."""
     run_cli: Run = field(default=_run, compare=False, repr=False)
     _resolved: dict[tuple[str, str], str] = field(
         default_factory=dict, init=False, compare=False, repr=False
@@ -169,10 +173,13 @@ class ContainerRuntime:
         """
         cli = shlex.join(self.cli)
         root = os.fspath(workdir)
+        network = ["--pod", self.pod] if self.pod else ["--network", self.network]
         argv = [
             "run", "--rm", "--name", name, "--label", f"{LABEL}={run_id}",
-            "--network", self.network, "-v", f"{root}:{root}", "-w", root,
+            *network, "-v", f"{root}:{root}", "-w", root,
         ]  # fmt: skip
+        if self.hosts:  # the run's services, by name
+            argv += ["-v", f"{self.hosts}:/etc/hosts:ro"]
         if os.getuid() != 0:  # files the step writes belong to the caller
             argv += ["--userns=keep-id"] if self.kind == "podman" else ["--user", _ids()]
         if privileged:  # the step asked, and the project allows it (never a server)
@@ -193,11 +200,15 @@ class ContainerRuntime:
         )
 
     def remove_leftovers(self, run_id: str) -> None:
-        """Remove the containers of an interrupted run (best effort)."""
+        """Remove the containers of an interrupted run (best effort), and its pod."""
         found = self._call([*self.cli, "ps", "-aq", "--filter", f"label={LABEL}={run_id}"])
         ids = found.stdout.split()
         if found.returncode == 0 and ids:
             self._call([*self.cli, *self._remove(), *ids])
+        if self.kind == "podman":  # the pod of the run's services
+            pods = self._call([*self.cli, "pod", "ps", "-q", "--filter", f"label={LABEL}={run_id}"])
+            if pods.returncode == 0 and pods.stdout.split():
+                self._call([*self.cli, "pod", "rm", "-f", "-t", "0", *pods.stdout.split()])
 
     def _remove(self) -> list[str]:
         """Remove at once: no stop timeout (a shell as PID 1 ignores TERM)."""

@@ -3,6 +3,7 @@ inputs' digests and its fingerprint; then the invocation an executor receives.""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,8 @@ from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import StepPlan
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
+DATATORCH_API = str(Path(__file__).resolve().parents[1] / "plugins" / "datatorch_api")
+"""The directory of the ``datatorch`` module DataTorch python actions import."""
 
 
 @dataclass
@@ -46,6 +49,8 @@ class RunOptions:
     on_warning: Callable[[str], None] | None = None
     privileged: bool = False
     """Whether steps may ask for a privileged container (``[containers] privileged``)."""
+    host_volumes: tuple[str, ...] = ()
+    """Directories of the machine steps may mount (``[containers] host_volumes``)."""
     volume_dir: Path | None = None
     """Where the run's temporary directories (steps' ``volumes``) go: ``DIR/RUN/JOB/NAME``."""
     facts: RunFacts = field(default_factory=RunFacts)
@@ -94,6 +99,8 @@ class Launcher:
     starts_containers: Callable[[str], bool]
     """Whether the executor of that name runs image steps."""
     _placements: dict[str, Placement] = field(default_factory=dict, init=False)
+    _host_mounts: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict, init=False)
+    """Step id -> its host directories (resolved, allowed) and their paths in the container."""
 
     def place_all(self, steps: Iterable[StepPlan]) -> None:
         """Resolve (and maybe pull) every image before the loop starts, so a pull never
@@ -112,6 +119,11 @@ class Launcher:
                 )
                 self._placements[step.id] = Placement(step.command, refusal=refusal)
                 return self._placements[step.id]
+            mounts, why = self._host_volumes(step)
+            if why is not None:
+                self._placements[step.id] = Placement(step.command, refusal=why)
+                return self._placements[step.id]
+            self._host_mounts[step.id] = mounts
             if step.ci is not None:
                 # Drone's substitution: loaded only for the steps of a Drone/Dotscience file
                 from conveyor.plan.dronesubst import substitute_shell
@@ -209,11 +221,26 @@ class Launcher:
             image_id=image_id,
         )
 
-    def _volumes(self, step: StepPlan) -> tuple[tuple[str, str], ...]:
-        """The step's temporary directories, made on first use (one per job and name)."""
-        if self.options.volume_dir is None:
-            return ()
+    def _host_volumes(self, step: StepPlan) -> tuple[tuple[tuple[str, str], ...], str | None]:
+        """The step's host directories as they will be mounted (resolved), or why not."""
+        if not step.host_volumes:
+            return (), None
+        from conveyor.execute.hostvolumes import allowed_host_path  # rare: lean start-up
+
         mounts = []
+        for host, path in step.host_volumes:
+            real, why = allowed_host_path(host, self.options.host_volumes)
+            if real is None:
+                return (), f"step {step.id}: {why}"
+            mounts.append((real, path))
+        return tuple(mounts), None
+
+    def _volumes(self, step: StepPlan) -> tuple[tuple[str, str], ...]:
+        """The step's temporary directories, made on first use (one per job and name),
+        and its host directories (checked when it was placed)."""
+        mounts = list(self._host_mounts.get(step.id, ()))
+        if self.options.volume_dir is None:
+            return tuple(mounts)
         for name, path in step.volumes:
             host = self.options.volume_dir / self.run.id / _UNSAFE.sub("_", step.job) / name
             host.mkdir(parents=True, exist_ok=True)
@@ -262,4 +289,7 @@ class Launcher:
         for name, secret in step.secrets:
             env[name] = self.options.secrets[secret]
         env.update(self.actions.environment(step))
+        if step.action_rules == "datatorch":  # `import datatorch`, as DataTorch's runner gives
+            given = env.get("PYTHONPATH") or os.environ.get("PYTHONPATH")
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (DATATORCH_API, given) if p)
         return env

@@ -22,7 +22,7 @@ from conveyor.plan.datums import (
     python_command,
     step_datums,
 )
-from conveyor.plan.model import ExecutionPlan, StepPlan
+from conveyor.plan.model import ExecutionPlan, ServicePlan, StepPlan
 from conveyor.spec import validate
 from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text
 from conveyor.spec.model import ConditionFilterSpec, JobSpec, PipelineSpec, StepSpec, When
@@ -93,12 +93,46 @@ def compile_plan(
         ) from None
     keep = depends.select(selection, steps, instances, needs, bases) if selection else set(order)
     final = tuple(depends.with_needs(steps[s], needs[s] & keep) for s in ordered if s in keep)
+    jobs = {step.job for step in final}
     return ExecutionPlan(
         pipeline=spec.name,
         params=tuple(sorted(values.items())),
         steps=final,
         inferred=tuple(i for i in inferred if i[0] in keep and i[1] in keep),
+        services=_services(spec, jobs),
+        concurrency=min(
+            (j.concurrency for i, j in spec.jobs.items() if j.concurrency and i in jobs),
+            default=None,
+        ),
     )
+
+
+def _services(spec: PipelineSpec, jobs: set[str]) -> tuple[ServicePlan, ...]:
+    """The services of ``jobs`` (those with a step in the plan): one network of names for
+    the run, so a name may be given once."""
+    services: dict[str, ServicePlan] = {}
+    for job_id, job in spec.jobs.items():
+        if job_id not in jobs:
+            continue
+        ci = next((step.ci for step in job.steps if step.ci), None)
+        for index, service in enumerate(job.services):
+            if service.name in services:
+                raise spec.source.error(
+                    ("jobs", job_id, "services", index, "name"),
+                    f"two services of the run are named {service.name!r} (jobs "
+                    f"{services[service.name].job} and {job_id}); a run's services share "
+                    "one set of names",
+                )
+            services[service.name] = ServicePlan(
+                name=service.name,
+                job=job_id,
+                image=service.image,
+                command=service.run or "",
+                env=tuple((k, value_text(v)) for k, v in sorted(service.env.items())),
+                pull=service.pull,
+                ci=ci,
+            )
+    return tuple(services.values())
 
 
 def _resolve_params(spec: PipelineSpec, given: Mapping[str, ParamValue]) -> dict[str, Any]:
@@ -199,7 +233,8 @@ def _compile_step(
         secrets=tuple(sorted(step.secrets.items())),
         status_env=tuple(step.status_env),
         allow_failure=step.continue_on_error,
-        volumes=tuple((v.name, v.path) for v in step.volumes),
+        volumes=tuple((v.name, v.path) for v in step.volumes if v.host is None),
+        host_volumes=tuple((v.host, v.path) for v in step.volumes if v.host is not None),
         privileged=step.privileged,
         ci=step.ci,
         conditions=(*_conditions("job", job.when), *_conditions("step", step.when)),

@@ -12,7 +12,7 @@ from conveyor.domain.conditions import Condition
 from conveyor.domain.jsonshape import JsonShape, shape
 from conveyor.domain.types import Policy, Resources
 
-__all__ = ["ExecutionPlan", "Policy", "StepPlan"]
+__all__ = ["ExecutionPlan", "Policy", "ServicePlan", "StepPlan"]
 
 _SET = shape(omit=True)  # printed only when set
 
@@ -65,6 +65,10 @@ class StepPlan(JsonShape):
         default=(), metadata=shape(omit=True, rows=("name", "path"))
     )
     """(name, path): the job's temporary directories of the run mounted in the container."""
+    host_volumes: tuple[tuple[str, str], ...] = field(
+        default=(), metadata=shape(key="host-volumes", omit=True, rows=("host", "path"))
+    )
+    """(directory of the machine, path): checked at launch against the project's settings."""
     privileged: bool = field(default=False, metadata=_SET)
     """A privileged container: refused at launch unless the project allows it."""
     ci: str | None = field(default=None, metadata=_SET)
@@ -87,6 +91,21 @@ class StepPlan(JsonShape):
 
 
 @dataclass(frozen=True)
+class ServicePlan(JsonShape):
+    """A job's service: started before the run's steps, stopped at its end."""
+
+    name: str
+    job: str
+    image: str | None = None
+    command: str = ""
+    """Shell text (``sh -e -c``); empty: the image's own entrypoint."""
+    env: tuple[tuple[str, str], ...] = ()
+    pull: str | None = None
+    ci: str | None = None
+    """``drone``: a short image name is Docker Hub's, as Drone reads it."""
+
+
+@dataclass(frozen=True)
 class ExecutionPlan(JsonShape):
     """Steps in a topological order (ties broken by declaration order)."""
 
@@ -97,6 +116,11 @@ class ExecutionPlan(JsonShape):
         default=(), metadata=shape(key="inferred_needs", rows=("step", "needs", "path"))
     )
     """Orderings Conveyor added: (consumer step, producer step, path)."""
+    services: tuple[ServicePlan, ...] = field(default=(), metadata=_SET)
+    """The services of the jobs that have a step in the plan (names unique in the run)."""
+    concurrency: int | None = field(default=None, metadata=_SET)
+    """On a server, at most this many runs of the pipeline at once (the smallest limit of
+    the jobs that have a step in the plan)."""
 
     def step(self, step_id: str) -> StepPlan:
         for step in self.steps:

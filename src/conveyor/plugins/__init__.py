@@ -12,4 +12,8 @@ service refused or could not be reached) or 2 (a setting is missing or wrong).
 - ``conveyor.plugins.webhook``: an HTTP POST with a JSON body.
 
 These modules import nothing else of Conveyor: they run with the environment alone.
+
+``datatorch_api/datatorch``: not a plugin but of the same kind (stdlib only, nothing of
+Conveyor): the ``datatorch`` module a DataTorch python action imports for its inputs and
+outputs, put on its ``PYTHONPATH`` (an installed ``datatorch`` package takes its place).
 """

@@ -12,6 +12,8 @@ from pathlib import Path
 from conveyor.errors import ProjectError
 from conveyor.metadata.records import RunRecord
 from conveyor.metadata.repository import MetadataRepository
+from conveyor.plan.model import ExecutionPlan
+from conveyor.sdk.plancache import compile_cached
 from conveyor.sdk.project import STATE_DIR, Project
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
 from conveyor.sdk.settings import CONFIG_NAME, Settings
@@ -29,6 +31,26 @@ class Checkout:
     commit: str
     state_dir: Path
     """The run's own state: its logs, the digest cache, the plan cache."""
+
+
+def checkout_plan(
+    checkout: Checkout,
+    settings: Settings,
+    store: ContentStore,
+    records: MetadataRepository,
+    request: RunRequest,
+) -> ExecutionPlan:
+    """The plan ``run_checkout`` will run (kept in the checkout's plan cache): what a
+    server reads before the run starts (its pipeline's ``concurrency``)."""
+    project = Project(
+        checkout.worktree,
+        state_dir=checkout.state_dir,
+        settings=settings,
+        records=records,
+        store=store,
+    )
+    plan, _ = compile_cached(project, request.params, request.only)
+    return plan
 
 
 def run_checkout(

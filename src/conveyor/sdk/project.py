@@ -303,6 +303,9 @@ def mark_interrupted(
     recovered = recover_leftovers(events, executors, same_host)
     if same_host:
         remove_leftovers(run.id, [e.data for e in events if e.kind == "step-started"])
+        from conveyor.execute.services import SERVICES_EVENT, end_leftovers
+
+        end_leftovers(run.id, [e.data for e in events if e.kind == SERVICES_EVENT])
     batch.run_updates[run.id] = (RunStatus.INTERRUPTED, now, reason)
     ended = [f"{r.key}: {r.message}" for r in recovered if r.ended]
     data = {"recovered": ended} if ended else {}

@@ -11,12 +11,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.domain.states import RunStatus
 from conveyor.domain.types import ParamValue
-from conveyor.errors import NotFoundError, UsageError
+from conveyor.errors import ExecutorError, NotFoundError, UsageError
 from conveyor.execute.images import ContainerRuntime, find_runtime
 from conveyor.execute.reporting import Reporter, SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
@@ -31,6 +32,9 @@ from conveyor.sdk.plancache import compile_cached
 from conveyor.sdk.project import Project, hostname
 from conveyor.sdk.runfacts import local_facts
 from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
+
+if TYPE_CHECKING:
+    from conveyor.execute.services import RunningServices
 
 
 @dataclass
@@ -161,6 +165,12 @@ def start_run(
                     )
                 )
             project.store.clean_tmp()
+            runtime = _container_runtime(project, plan)
+            try:
+                services = _start_services(project, plan, run, runtime, request)
+            except ExecutorError as exc:  # no step ran: the run fails with the reason
+                _fail_before_steps(project, run, str(exc), hooks.reporter, plan)
+                return run
             runner = Runner(
                 run=run,
                 plan=plan,
@@ -178,11 +188,12 @@ def start_run(
                     plugins=project.settings.containers.plugins,
                     secrets=secret_values,
                     secret_key=(request.cache_key or project.cache_key()) if secret_values else b"",
-                    runtime=_container_runtime(project, plan),
-                    extra_env=request.env,
+                    runtime=services.step_runtime if services else runtime,
+                    extra_env={**services.env, **request.env} if services else request.env,
                     keep_dir=project.state_dir / "kept",
                     volume_dir=project.state_dir / "volumes",
                     privileged=project.settings.containers.privileged,
+                    host_volumes=project.settings.containers.host_volumes,
                     on_warning=hooks.on_warning,
                     facts=facts,
                 ),
@@ -191,7 +202,9 @@ def start_run(
                 hooks.on_runner(runner)
             try:
                 runner.execute()
-            finally:  # the run's temporary directories (steps' `volumes`) end with it
+            finally:  # the run's services and temporary directories end with it
+                if services is not None:
+                    services.stop()
                 shutil.rmtree(project.state_dir / "volumes" / run.id, ignore_errors=True)
             if runner.leftovers:  # its executor broke and could not remove them
                 _record_leftovers(project, run.id, runner.leftovers)
@@ -212,9 +225,48 @@ def _record_leftovers(project: Project, run_id: str, left: list[tuple[str, Handl
     note_leftovers(project.state_dir, run_id)
 
 
+def _start_services(
+    project: Project,
+    plan: ExecutionPlan,
+    run: RunRecord,
+    runtime: ContainerRuntime | None,
+    request: RunRequest,
+) -> RunningServices | None:
+    """The run's services, started and recorded (a later command ends what a killed run
+    left of them: :func:`conveyor.sdk.project.mark_interrupted`)."""
+    if not plan.services:
+        return None
+    from conveyor.execute.services import SERVICES_EVENT, start_services  # rare: lean start-up
+
+    log_dir = project.log_dir(run.id)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    # a server gives the executors its steps may use: its services never run on its host
+    host_allowed = request.executors_allowed is None
+    environ = os.environ if request.secrets_from_environment else {"PATH": os.defpath}
+    services = start_services(
+        plan.services, runtime, run.id, log_dir, project.root, environ, host_allowed
+    )
+    event = EventRecord(run.id, SERVICES_EVENT, time.time(), None, services.record())
+    project.records.write(WriteBatch(events=[event]))
+    return services
+
+
+def _fail_before_steps(
+    project: Project, run: RunRecord, error: str, reporter: Reporter, plan: ExecutionPlan
+) -> None:
+    run.status, run.ended_at, run.error = RunStatus.FAILED, time.time(), error
+    batch = WriteBatch(run_updates={run.id: (run.status, run.ended_at, error)})
+    finished = EventRecord(run.id, "run-finished", run.ended_at, None, {"status": "failed"})
+    batch.events.append(finished)
+    project.records.write(batch)
+    reporter.run_started(run, plan)
+    reporter.run_finished(run, run.status)
+
+
 def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntime | None:
-    """The container runtime for image steps (looked for only when a step names one)."""
-    if not any(step.image for step in plan.steps):
+    """The container runtime for image steps and services (looked for only when one
+    names an image)."""
+    if not any(step.image for step in plan.steps) and not any(s.image for s in plan.services):
         return None
     settings = project.settings.containers
     return find_runtime(settings.runtime, network=settings.network)

@@ -28,16 +28,20 @@ class ContainerSettings:
     privileged: bool = False
     """Whether steps may ask for a privileged container (Drone's ``privileged: true``);
     a server never lets a pushed file choose it."""
+    host_volumes: tuple[str, ...] = ()
+    """Directories of the machine (absolute) that steps may mount, with what is under
+    them (Drone's host volumes); a server allows none."""
 
     @staticmethod
     def parse(path: Path, data: object) -> ContainerSettings:
         if not isinstance(data, dict):
             raise ProjectError(f"{path}: [containers] must be a table")
-        unknown = set(data) - {"runtime", "network", "on_missing", "plugins", "privileged"}
+        known = {"runtime", "network", "on_missing", "plugins", "privileged", "host_volumes"}
+        unknown = set(data) - known
         if unknown:
             raise ProjectError(
                 f"{path}: unknown setting containers.{sorted(unknown)[0]} "
-                "(known: runtime, network, on_missing, plugins, privileged)"
+                f"(known: {', '.join(sorted(known))})"
             )
         runtime = data.get("runtime", "auto")
         if not isinstance(runtime, str) or not runtime:
@@ -57,8 +61,21 @@ class ContainerSettings:
         privileged = data.get("privileged", False)
         if not isinstance(privileged, bool):
             raise ProjectError(f"{path}: containers.privileged is true or false")
+        host_volumes = data.get("host_volumes", [])
+        if not isinstance(host_volumes, list) or not all(
+            isinstance(v, str) and v.startswith("/") for v in host_volumes
+        ):
+            raise ProjectError(
+                f"{path}: containers.host_volumes is a list of absolute directories "
+                '(["/data/shared"])'
+            )
         return ContainerSettings(
-            runtime, network, on_missing, {str(k): v for k, v in plugins.items()}, privileged
+            runtime,
+            network,
+            on_missing,
+            {str(k): v for k, v in plugins.items()},
+            privileged,
+            tuple(host_volumes),
         )
 
 

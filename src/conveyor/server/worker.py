@@ -25,7 +25,7 @@ from conveyor.errors import ConveyorError
 from conveyor.execute.runner import Runner
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
-from conveyor.sdk.checkout import Checkout, committed_settings, run_checkout
+from conveyor.sdk.checkout import Checkout, checkout_plan, committed_settings, run_checkout
 from conveyor.sdk.project import CACHE_KEY_FILE, cache_key_at, mark_interrupted
 from conveyor.sdk.runfacts import server_facts
 from conveyor.sdk.running import RunHooks, RunRequest
@@ -77,7 +77,10 @@ class Worker:
         """Run one claimed run to its end; never raises."""
         self.active[queued.id] = None
         try:
-            status, error, result = self._execute(queued)
+            done = self._execute(queued)
+            if done is None:  # back in the queue: its pipeline has `concurrency` runs
+                return
+            status, error, result = done
         except Exception as exc:  # a bug must not kill the worker: the run fails instead
             log.exception("run %s failed inside the server", queued.id)
             error = f"internal error: {type(exc).__name__}: {exc}"
@@ -109,7 +112,19 @@ class Worker:
             if runner is not None:
                 runner.request_cancel()
 
-    def _execute(self, queued: QueuedRun) -> tuple[RunStatus, str | None, str | None]:
+    def _admitted(
+        self, queued: QueuedRun, checkout: Checkout, settings: Settings, request: RunRequest
+    ) -> bool:
+        """Whether the run may start now (its pipeline's ``concurrency``); a file that does
+        not compile is admitted, and fails in the run as it would anyway."""
+        store = ContentStore(self.config.store_dir)
+        try:
+            plan = checkout_plan(checkout, settings, store, self.db.records, request)
+        except ConveyorError:
+            return True
+        return self.db.queue.admit(queued.id, plan.pipeline, plan.concurrency)
+
+    def _execute(self, queued: QueuedRun) -> tuple[RunStatus, str | None, str | None] | None:
         project_dir = self.config.project_dir(queued.project)
         repo = project_dir / "repo.git"
         workdir = project_dir / "work" / queued.id
@@ -136,6 +151,8 @@ class Worker:
             hooks = RunHooks(on_runner=self._register(queued))
             try:
                 settings = self._settings(queued.project, workdir, state)
+                if not self._admitted(queued, checkout, settings, request):
+                    return None
                 record = run_checkout(checkout, settings, store, self.db.records, request, hooks)
             except ConveyorError as exc:
                 return RunStatus.FAILED, str(exc), None
@@ -178,7 +195,11 @@ class Worker:
             # a socket URL would let a push reach any daemon (even past network "none")
             # nor may a pushed file let its steps ask for privileged containers
             containers=dataclasses.replace(
-                committed.containers, runtime="auto", network=network, privileged=False
+                committed.containers,
+                runtime="auto",
+                network=network,
+                privileged=False,
+                host_volumes=(),
             ),
             server_sandbox=self.config.sandbox != "none",
         )

@@ -7,6 +7,7 @@ Each YAML document (``kind: pipeline``) becomes a job; its steps become the job'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ from conveyor.spec.drone_documents import (
 )
 from conveyor.spec.drone_volumes import pipeline_volumes, step_volumes
 from conveyor.spec.load import validate
-from conveyor.spec.model import PipelineSpec
+from conveyor.spec.model import NAME_PATTERN, PipelineSpec
 from conveyor.spec.translate import (
     Translation,
     check_keys,
@@ -47,6 +48,8 @@ _PIPELINE_KEYS = {
     "trigger",
     "platform",
     "volumes",
+    "services",
+    "concurrency",
 }
 _STEP_KEYS = {
     "name",
@@ -61,16 +64,16 @@ _STEP_KEYS = {
     "failure",
     "volumes",
     "privileged",
+    "detach",
 }
+_SERVICE_KEYS = {"name", "image", "pull", "commands", "environment"}
 _NO_CONTAINERS = "Conveyor does not run services or containers with special options"
 _REFUSED_PIPELINE = {
-    "services": f"service containers are not supported ({_NO_CONTAINERS})",
     "os": "os is not supported",
     "arch": "arch is not supported",
 }
 _REFUSED_STEP = {
-    "services": f"services are not supported ({_NO_CONTAINERS})",
-    "detach": "detach is not supported; every step runs to its end",
+    "services": "services belong to the pipeline, beside `steps:`",
     "entrypoint": "entrypoint is not supported; use commands",
     "command": "command is not supported; use commands",
     "network_mode": f"network_mode is not supported ({_NO_CONTAINERS})",
@@ -83,6 +86,13 @@ _REFUSED_STEP = {
     "extra_hosts": f"extra_hosts is not supported ({_NO_CONTAINERS})",
     "resources": "resources is not supported here; convert to conveyor.yml to set them",
     "group": "group is not supported; use depends_on",
+}
+_REFUSED_SERVICE = {
+    "entrypoint": "entrypoint is not supported; use commands",
+    "command": "command is not supported; use commands",
+    "privileged": f"privileged is not supported for services ({_NO_CONTAINERS})",
+    "volumes": "volumes are not supported for services",
+    "depends_on": "depends_on is not supported for services; they start before the steps",
 }
 _POLICIES = {
     "on-success": "success()",
@@ -181,7 +191,7 @@ def _job(
     result: Translation,
     job_id: str,
     what: str,
-    context: tuple[Conditions, set[str]],
+    context: tuple[Conditions, dict[str, str | None]],
 ) -> dict[str, Any]:
     steps_data = [
         ("steps", s) for s in expect_list(doc.get("steps", []), source, ("steps",), "steps")
@@ -215,11 +225,23 @@ def _job(
         raise source.error(
             ("environment",), "pipeline environment cannot use from_secret; set it on the step"
         )
-    main_ids = [ids[s["name"]] for _, s in steps_data]
-    for index, (key, step) in enumerate(items):
-        offset = index if key == "steps" else index - len(steps_data)
+    detached = {str(s["name"]) for _, s in items if s.get("detach") is True}
+    main_ids = [ids[s["name"]] for _, s in steps_data if s["name"] not in detached]
+    services = _services(doc, items, source, result, job_id)
+    if services:
+        job["services"] = services
+    if "concurrency" in doc:
+        job["concurrency"] = _concurrency(doc["concurrency"], source)
+        result.mark(("jobs", job_id, "concurrency"), source, ("concurrency",))
+    index = -1
+    for offset_all, (key, step) in enumerate(items):
+        offset = offset_all if key == "steps" else offset_all - len(steps_data)
+        if step.get("detach") is True:
+            continue  # a service of the run (above)
+        index += 1
         native: Loc = ("jobs", job_id, "steps", index)
-        converted = _step(step, source, (key, offset), result, native, ids, context)
+        live = {n: i for n, i in ids.items() if n not in detached}
+        converted = _step(step, source, (key, offset), result, native, live, context, detached)
         dotscience = what.startswith("a Dotscience")
         if dotscience and "PLUGIN_STATUS" not in converted.get("env", {}):
             converted["status-env"].append(DOTSCIENCE_STATUS)
@@ -242,9 +264,11 @@ def _step(
     result: Translation,
     native: Loc,
     ids: dict[str, str],
-    context: tuple[Conditions, set[str]],
+    context: tuple[Conditions, dict[str, str | None]],
+    detached: set[str],
 ) -> dict[str, Any]:
-    """``context``: the pipeline's trigger and temporary volumes."""
+    """``context``: the pipeline's trigger and temporary volumes; ``detached``: the names
+    of the pipeline's detached steps (services)."""
     trigger, volumes = context
     check_keys(step, source, loc, _STEP_KEYS, _REFUSED_STEP, "a step")
     result.mark(native, source, loc)
@@ -286,7 +310,7 @@ def _step(
         result.mark((*native, "when"), source, (*loc, "when"))
     result.mark((*native, "if"), source, (*loc, "runPolicy" if "runPolicy" in step else "when"))
     if "depends_on" in step:
-        out["needs"] = _needs(step["depends_on"], source, (*loc, "depends_on"), ids)
+        out["needs"] = _needs(step["depends_on"], source, (*loc, "depends_on"), ids, detached)
         result.mark((*native, "needs"), source, (*loc, "depends_on"))
     if "failure" in step:
         if step["failure"] != "ignore":
@@ -304,11 +328,94 @@ def _step(
     return out
 
 
-def _needs(value: Any, source: SourceMap, loc: Loc, ids: dict[str, str]) -> list[str]:
+def _services(
+    doc: dict[str, Any],
+    items: list[tuple[str, Any]],
+    source: SourceMap,
+    result: Translation,
+    job_id: str,
+) -> list[dict[str, Any]]:
+    """The pipeline's ``services`` and its ``detach: true`` steps: long-lived processes
+    started before the steps (a detached step starts with them, not at its place)."""
+    found: list[tuple[Loc, dict[str, Any]]] = []
+    declared = expect_list(doc.get("services", []), source, ("services",), "services")
+    for i, item in enumerate(declared):
+        loc: Loc = ("services", i)
+        service = expect_mapping(item, source, loc, "a service")
+        check_keys(service, source, loc, _SERVICE_KEYS, _REFUSED_SERVICE, "a service")
+        found.append((loc, service))
+    offsets = {"steps": 0, "after": 0}
+    for key, step in items:
+        loc = (key, offsets[key])
+        offsets[key] += 1
+        if "detach" in step and _flag(step["detach"], source, (*loc, "detach")):
+            check_keys(step, source, loc, _STEP_KEYS, _REFUSED_STEP, "a step")
+            found.append((loc, {k: v for k, v in step.items() if k in _SERVICE_KEYS}))
+    out: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for index, (loc, service) in enumerate(found):
+        if "name" not in service:
+            raise source.error(loc, f"{describe(loc)} needs a `name`")
+        name = expect_text(service["name"], source, (*loc, "name"))
+        if not re.fullmatch(NAME_PATTERN, name) or len(name) > 63:
+            raise source.error(
+                (*loc, "name"),
+                f"service name {name!r} is not a host name steps can reach (letters, digits, "
+                "_ and -, at most 63)",
+            )
+        if name in names:
+            raise source.error((*loc, "name"), f"two services are named {name!r}")
+        names.add(name)
+        native: Loc = ("jobs", job_id, "services", index)
+        result.mark(native, source, loc)
+        converted: dict[str, Any] = {"name": name}
+        if "image" in service:
+            converted["image"] = expect_text(service["image"], source, (*loc, "image"))
+        if "pull" in service:
+            converted["pull"] = _pull(service["pull"], source, (*loc, "pull"))
+        commands = expect_list(
+            service.get("commands", []), source, (*loc, "commands"), "shell commands"
+        )
+        lines = [expect_text(c, source, (*loc, "commands", i)) for i, c in enumerate(commands)]
+        if lines:
+            converted["run"] = "\n".join(lines)
+        elif "image" not in service:
+            raise source.error(loc, f"service {name!r} has neither commands nor an image")
+        env, secrets = _environment(service.get("environment", {}), source, (*loc, "environment"))
+        if secrets:
+            raise source.error(
+                (*loc, "environment"),
+                f"service {name!r}: from_secret is not supported for services; give a step "
+                "the secret",
+            )
+        if env:
+            converted["env"] = env
+        for key in ("name", "image", "run", "env", "pull"):
+            result.mark((*native, key), source, loc)
+        out.append(converted)
+    return out
+
+
+def _concurrency(value: Any, source: SourceMap) -> int:
+    """``concurrency: {limit: N}``: at most N runs of the pipeline at once (a server)."""
+    loc: Loc = ("concurrency",)
+    limit = expect_mapping(value, source, loc, "{limit: N}").get("limit")
+    if set(value) != {"limit"} or isinstance(limit, bool) or not isinstance(limit, int):
+        raise source.error(loc, "concurrency: {limit: N}, N a whole number of runs")
+    if limit < 1:
+        raise source.error((*loc, "limit"), f"concurrency limit {limit} is not 1 or more")
+    return limit
+
+
+def _needs(
+    value: Any, source: SourceMap, loc: Loc, ids: dict[str, str], detached: set[str]
+) -> list[str]:
     needs = []
     for i, name in enumerate(expect_list(value, source, loc, "step names")):
         if name == "clone" and name not in ids:
             continue  # Drone's implicit clone step: the checkout is already here
+        if name in detached:
+            continue  # a detached step is a service: started before every step
         if name not in ids:
             known = ", ".join(sorted(ids))
             raise source.error(

@@ -33,7 +33,6 @@ _IGNORED = {
     "server": "no SSH or cloud servers",
     "token": "no cloud servers",
     "node": "one runner, no routing labels",
-    "concurrency": "`conveyor run -j N` sets parallelism",
     "image_pull_secrets": "images are pulled with the container runtime's own credentials",
     "workspace": "steps run in the project directory",
     "clone": "Conveyor runs in the git repository itself (nothing is cloned)",

@@ -111,12 +111,37 @@ _WHEN: Any = Field(
 
 
 class VolumeSpec(_Strict):
-    """A temporary directory shared by the job's steps of one run (Drone's temp volume)."""
+    """A temporary directory shared by the job's steps of one run (Drone's temp volume),
+    or with ``host`` a directory of the machine (only where the project allows it)."""
 
     name: Name
     path: str = Field(
         pattern=r"^/", description="Where the step's container sees it (an absolute path)."
     )
+    host: str | None = Field(
+        default=None,
+        pattern=r"^/",
+        description="A directory of the machine to mount instead (Drone's host volume): "
+        "refused at launch unless under one of the project's [containers] host_volumes.",
+    )
+
+
+class ServiceSpec(_Strict):
+    """A long-lived process beside the job's steps for the whole run (Drone's ``services``
+    and ``detach: true`` steps): a container reachable by its name, or without a container
+    runtime its ``run`` as a host process reached at ``localhost``."""
+
+    name: Name
+    image: str | None = _optional("The service's image; without `run`, its own entrypoint.")
+    run: str | None = _optional("Shell commands the service runs (`sh -e -c`).")
+    env: dict[str, Scalar] = Field(default_factory=dict)
+    pull: PullPolicy | None = Field(default=None, description="When to pull its image.")
+
+    @model_validator(mode="after")
+    def _image_or_run(self) -> ServiceSpec:
+        if self.image is None and self.run is None:
+            raise ValueError(f"service {self.name!r} needs an image or `run` commands")
+        return self
 
 
 class InputSpec(_Strict):
@@ -288,6 +313,17 @@ class JobSpec(_Strict):
         description="Extra HTCondor submit commands (requirements, accounting_group, universe).",
     )
     when: When = _WHEN
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="On a server, at most this many runs of the pipeline run at once; "
+        "another waits in the queue.",
+    )
+    services: list[ServiceSpec] = Field(
+        default_factory=list,
+        description="Started before the run's steps, stopped at its end; steps reach each "
+        "by its name.",
+    )
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("needs", mode="before")

@@ -8,6 +8,7 @@ Running rows carry a heartbeat; a row whose worker stopped beating is marked
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -59,6 +60,21 @@ class QueuedRun:
 _GET = sa.select(t.runs).where(t.runs.c.id == sa.bindparam("id"))
 
 
+def _running_of_pipeline() -> sa.ScalarSelect[int]:
+    """How many runs of the candidate's project and pipeline are running."""
+    other = t.runs.alias("other")
+    return (
+        sa.select(sa.func.count())
+        .select_from(other)
+        .where(
+            (other.c.project == t.runs.c.project)
+            & (other.c.pipeline == t.runs.c.pipeline)
+            & (other.c.status == RunStatus.RUNNING)
+        )
+        .scalar_subquery()
+    )
+
+
 class RunQueue:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -96,10 +112,16 @@ class RunQueue:
         return run_id
 
     def claim(self, worker: str) -> QueuedRun | None:
-        """Take the oldest queued run for this worker, or None when there is none."""
+        """Take the oldest queued run for this worker, or None when there is none; a run
+        whose pipeline has ``concurrency`` runs running waits (see :meth:`admit`)."""
         pick = (
             sa.select(t.runs.c.id)
             .where(t.runs.c.status == RunStatus.QUEUED)
+            .where(
+                sa.or_(
+                    t.runs.c.concurrency.is_(None), _running_of_pipeline() < t.runs.c.concurrency
+                )
+            )
             .order_by(t.runs.c.created_at)
             .limit(8)
         )
@@ -118,6 +140,51 @@ class RunQueue:
             if changed == 1:
                 return self.get(run_id)
         return None
+
+    def admit(self, run_id: str, pipeline: str, limit: int | None) -> bool:
+        """A claimed run, once its plan is known: record its pipeline and limit, and keep
+        it running unless ``limit`` runs of that pipeline already are; then it goes back
+        to the queue (in its place: its ``created_at`` is kept) and False is returned.
+        On PostgreSQL an advisory lock per project and pipeline makes two workers admit
+        one at a time; SQLite's writer lock does the same."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(t.runs.c.project).where(t.runs.c.id == run_id)).first()
+            if row is None:
+                return False
+            project = str(row[0])
+            if conn.dialect.name == "postgresql":
+                key = int.from_bytes(
+                    hashlib.blake2b(f"{project}\0{pipeline}".encode(), digest_size=8).digest(),
+                    "big",
+                    signed=True,
+                )
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+            # this transaction writes first, so SQLite holds its writer lock from here
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id == run_id)
+                .values(pipeline=pipeline[:200], concurrency=limit)
+            )
+            if limit is None:
+                return True
+            others = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.runs)
+                .where(
+                    (t.runs.c.project == project)
+                    & (t.runs.c.pipeline == pipeline[:200])
+                    & (t.runs.c.status == RunStatus.RUNNING)
+                    & (t.runs.c.id != run_id)
+                )
+            ).scalar_one()
+            if others < limit:
+                return True
+            conn.execute(
+                t.runs.update()
+                .where((t.runs.c.id == run_id) & (t.runs.c.status == RunStatus.RUNNING))
+                .values(status=RunStatus.QUEUED, worker=None, started_at=None, heartbeat_at=None)
+            )
+            return False
 
     def get(self, run_id: str) -> QueuedRun | None:
         with self.engine.connect() as conn:

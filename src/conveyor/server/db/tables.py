@@ -78,6 +78,10 @@ runs = sa.Table(
     sa.Column("cancel_requested", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("result_commit", sa.String(64)),
+    # the run's pipeline once a worker compiled it, and how many of its runs may run at
+    # once (Drone's `concurrency: {limit}`; None: no limit)
+    sa.Column("pipeline", sa.String(200)),
+    sa.Column("concurrency", sa.Integer),
     sa.Index("ix_srv_runs_status", "status", "created_at"),
     sa.Index("ix_srv_runs_project", "project", "created_at"),
 )
