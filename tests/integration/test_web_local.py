@@ -1,0 +1,183 @@
+"""``conveyor ui``: the web pages over a real project's own records and store (a real
+git repository, real ``conveyor run``s, the stdlib SQLite records), served by the real
+command on a free loopback port; and a run page opened in Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.engines import engine_missing
+from tests.integration.conftest import Repo
+from tests.integration.ui_support import serve_ui
+
+pytestmark = pytest.mark.integration
+
+PIPELINE = """\
+name: local-demo
+params:
+  rows: 3
+jobs:
+  prepare:
+    steps:
+      - id: fetch
+        outputs: [data.csv]
+        run: |
+          printf 'name,rows\\nalpha,${{ params.rows }}\\n' > data.csv
+          printf '\\033[32mfetched\\033[0m rows: ${{ params.rows }}\\n'
+  train:
+    needs: [prepare]
+    steps:
+      - id: fit
+        inputs: [data.csv]
+        outputs: [model/weights.txt]
+        run: mkdir -p model && wc -l data.csv > model/weights.txt && echo fitted
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Repo:
+    path = tmp_path_factory.mktemp("ui") / "project"
+    path.mkdir()
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "t@example.invalid"],
+        ["config", "user.name", "T"],
+    ):
+        subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
+    repo = Repo(path)
+    repo.pipeline(PIPELINE)
+    repo.commit("Fit a <small> model")
+    for params in (["-p", "rows=3"], ["-p", "rows=5"]):
+        result = repo.run("run", *params)
+        assert result.code == 0, result.err
+    return repo
+
+
+@pytest.fixture(scope="module")
+def ui(project: Repo) -> Iterator[str]:
+    with serve_ui(project.path) as url:
+        yield url
+
+
+def _runs(project: Repo) -> list[dict[str, Any]]:
+    result = project.run("runs", "--json")
+    assert result.code == 0, result.err
+    runs: list[dict[str, Any]] = result.json()
+    if isinstance(runs, dict):
+        runs = runs["runs"]
+    return runs
+
+
+def test_it_listens_on_loopback_and_names_the_project(ui: str, project: Repo) -> None:
+    assert ui.startswith("http://127.0.0.1:")
+    assert ui.endswith(f"/ui/p/{project.path.name}")
+
+
+def test_the_runs_list_shows_the_projects_runs_without_a_sign_in(ui: str, project: Repo) -> None:
+    page = httpx.get(ui, timeout=30)
+    assert page.status_code == 200
+    for run in _runs(project):
+        assert run["id"] in page.text
+    assert "Fit a &lt;small&gt; model" in page.text  # the commit's subject, escaped
+    assert "Sign out" not in page.text and "conveyor_session" not in page.headers.get(
+        "set-cookie", ""
+    )
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+def test_the_runs_list_filters_by_pipeline_and_status(ui: str, project: Repo) -> None:
+    mine = httpx.get(ui, params={"pipeline": "local-demo"}, timeout=30)
+    other = httpx.get(ui, params={"pipeline": "another"}, timeout=30)
+    failed = httpx.get(ui, params={"status": "failed"}, timeout=30)
+    assert "2 runs match" in mine.text
+    assert "0 runs match" in other.text and "No runs match" in other.text
+    assert "0 runs match" in failed.text
+
+
+def test_a_run_page_shows_its_graph_steps_and_outputs(ui: str, project: Repo) -> None:
+    first = _runs(project)[-1]["id"]
+    page = httpx.get(f"{ui}/runs/{first}", timeout=30)
+    assert page.status_code == 200, page.text
+    assert "<svg" in page.text  # the graph of the pipeline
+    for text in ("prepare.fetch", "train.fit", "data.csv", "model/weights.txt"):
+        assert text in page.text
+    assert "Cancel run" not in page.text and "Run again" not in page.text  # read-only
+    live = httpx.get(f"{ui}/runs/{first}/live", timeout=30).json()
+    assert live["status"] == "succeeded" and live["final"]
+    assert set(live["steps"]) == {"prepare.fetch", "train.fit"}
+
+
+def test_a_step_its_log_and_its_why(ui: str, project: Repo) -> None:
+    latest = _runs(project)[0]["id"]
+    step = httpx.get(f"{ui}/runs/{latest}/steps/prepare.fetch", timeout=30)
+    assert step.status_code == 200
+    assert "cache" in step.text  # the `conveyor why` explanation
+    log = httpx.get(f"{ui}/runs/{latest}/steps/prepare.fetch/log", timeout=30)
+    assert log.status_code == 200
+    assert '<span class="ansi-green">fetched</span> rows: 5' in log.text
+
+
+def test_outputs_preview_download_and_compare(ui: str, project: Repo) -> None:
+    latest, first = (r["id"] for r in _runs(project)[:2])
+    preview = httpx.get(f"{ui}/runs/{latest}/preview/data.csv", timeout=30)
+    assert preview.status_code == 200 and "<td>alpha</td>" in preview.text
+    down = httpx.get(f"{ui}/runs/{latest}/artifacts/model/weights.txt", timeout=30)
+    assert down.status_code == 200 and down.text.startswith("2 data.csv")
+    assert down.headers["content-disposition"].startswith("attachment")
+    tree = httpx.get(f"{ui}/runs/{latest}/files", timeout=30)
+    assert "weights.txt" in tree.text
+    compared = httpx.get(
+        f"{ui.rsplit('/', 1)[0]}/{project.path.name}/compare",
+        params=[("run", first), ("run", latest)],
+        timeout=30,
+    )
+    assert compared.status_code == 200
+    assert "rows" in compared.text and "data.csv" in compared.text
+
+
+def test_the_ui_is_read_only_and_serves_one_project(ui: str, project: Repo) -> None:
+    latest = _runs(project)[0]["id"]
+    for path in (f"{ui}/runs/{latest}/cancel", f"{ui}/runs/{latest}/rerun"):
+        assert httpx.post(path, timeout=30).status_code == 403
+    assert (
+        httpx.post(ui.split("/ui/", maxsplit=1)[0] + "/ui/signout", timeout=30).status_code == 403
+    )
+    assert httpx.get(ui.split("/ui/", maxsplit=1)[0] + "/ui/p/other", timeout=30).status_code == 404
+    signin = httpx.get(ui.split("/ui/", maxsplit=1)[0] + "/ui/signin", timeout=30)
+    assert signin.status_code == 303 and signin.headers["location"] == "/ui/projects"
+    projects = httpx.get(ui.split("/ui/", maxsplit=1)[0] + "/ui/projects", timeout=30)
+    assert f"/ui/p/{project.path.name}" in projects.text
+    assert _runs(project)[0]["status"] == "succeeded"  # nothing changed
+
+
+def test_a_browser_opens_a_run_page(ui: str, project: Repo) -> None:
+    chromium = os.environ.get("CONVEYOR_CHROMIUM")
+    if not chromium or not Path(chromium).exists():
+        engine_missing("chromium", "Chromium not configured; run scripts/engines/chromium.sh up")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        engine_missing("chromium", "the playwright package is missing: pip install playwright")
+    from tests.integration.test_web_browser import FLAGS
+
+    latest = _runs(project)[0]["id"]
+    with sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=chromium, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(ui)
+            page.get_by_role("link", name=latest).click()
+            page.wait_for_url(f"**/runs/{latest}")
+            assert page.locator("svg").first.is_visible()
+            page.get_by_role("link", name="prepare.fetch").first.click()
+            page.wait_for_url("**/steps/prepare.fetch")
+            page.get_by_text("rows: 5").first.wait_for()
+        finally:
+            browser.close()
