@@ -5,6 +5,7 @@ command on a free loopback port; and a run page opened in Debian's Chromium."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +143,20 @@ def test_outputs_preview_download_and_compare(ui: str, project: Repo) -> None:
     assert "rows" in compared.text and "data.csv" in compared.text
 
 
+def test_lineage_of_an_output_across_its_producer_and_readers(ui: str, project: Repo) -> None:
+    latest = _runs(project)[0]["id"]
+    run_page = httpx.get(f"{ui}/runs/{latest}", timeout=30).text
+    link = re.search(r'href="(/ui/p/[^"]+/lineage\?[^"]*data\.csv[^"]*)"', run_page)
+    assert link, "the outputs table links each file's lineage"
+    page = httpx.get(
+        ui.split("/ui/", maxsplit=1)[0] + link.group(1).replace("&amp;", "&"), timeout=30
+    )
+    assert page.status_code == 200, page.text
+    assert "<svg" in page.text
+    for text in ("prepare.fetch", "train.fit", "model/weights.txt", f"/runs/{latest}"):
+        assert text in page.text
+
+
 def test_the_ui_is_read_only_and_serves_one_project(ui: str, project: Repo) -> None:
     latest = _runs(project)[0]["id"]
     for path in (f"{ui}/runs/{latest}/cancel", f"{ui}/runs/{latest}/rerun"):
@@ -179,5 +194,10 @@ def test_a_browser_opens_a_run_page(ui: str, project: Repo) -> None:
             page.get_by_role("link", name="prepare.fetch").first.click()
             page.wait_for_url("**/steps/prepare.fetch")
             page.get_by_text("rows: 5").first.wait_for()
+            page.go_back()
+            page.get_by_role("link", name="lineage of data.csv").click()
+            page.wait_for_url("**/lineage?**")
+            assert "Lineage of" in page.locator("h1").inner_text(), page.content()[:3000]
+            assert page.locator(".graph .node.step").count() >= 2
         finally:
             browser.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from blake3 import blake3
 
 from tests.integration.server_support import ROLES, Server, git, make_server
 from tests.integration.web_support import csrf_of, web_client
@@ -62,6 +63,7 @@ SECRET = "s3cret-page-value-4711"
 SUBJECT = "Train <em>faster</em> & better"
 P = "/ui/p/demo"
 RUN = "RUN"  # the finished run, filled in by each test
+REPORT = blake3(b"<script>alert(3)</script>\n").hexdigest()  # report.html's digest
 # (method, path, lowest role allowed); "user": any signed-in caller
 PAGES: list[tuple[str, str, str]] = [
     ("GET", "/ui/projects", "user"),
@@ -75,6 +77,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/runs/{RUN}/preview/report.html", "viewer"),
     ("GET", f"{P}/runs/{RUN}/raw/report.html", "viewer"),
     ("GET", f"{P}/compare", "viewer"),
+    ("GET", f"{P}/lineage?digest={REPORT}&path=report.html", "viewer"),
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
@@ -161,9 +164,9 @@ def test_every_page_refuses_whom_it_must(
 
 
 def test_the_matrix_covers_every_page() -> None:
-    from conveyor.server.web.pages import router
+    from conveyor.server.web.pages import routers
 
-    declared = {(m, p) for m, p, _ in PAGES} | OPEN
+    declared = {(m, p.split("?")[0]) for m, p, _ in PAGES} | OPEN
     concrete = {
         (
             method,
@@ -172,6 +175,7 @@ def test_the_matrix_covers_every_page() -> None:
             .replace("{path:path}", "report.html")
             .replace("{step_id}", "a.evil"),
         )
+        for router in routers()
         for route in router.routes
         for method in getattr(route, "methods", ())
     }
@@ -474,3 +478,16 @@ def test_compare_takes_at_most_eight_runs(server: Server, run_id: str) -> None:
         answer = client.get(f"{P}/compare", params=[("run", run_id)] * 9)
     assert answer.status_code == 422, answer.text
     assert "Traceback" not in answer.text
+
+
+def test_lineage_shows_the_projects_runs_and_checks_its_query(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(f"{P}/lineage", params={"digest": REPORT, "path": "report.html"})
+        assert page.status_code == 200, page.text
+        assert f"/ui/p/demo/runs/{run_id}/steps/a.evil" in page.text
+        assert "<script>alert" not in page.text
+        for digest in ("../../etc/passwd", "A" * 64, REPORT[:-1]):
+            bad = client.get(f"{P}/lineage", params={"digest": digest, "path": "x"})
+            assert bad.status_code == 422
+        unknown = client.get(f"{P}/lineage", params={"digest": "0" * 64, "path": "report.html"})
+        assert unknown.status_code == 404

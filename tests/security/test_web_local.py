@@ -63,7 +63,7 @@ def test_reads_are_answered_and_every_form_refused(
         assert response.status_code == 403, response.text
         assert "read-only" in response.text
     else:
-        assert response.status_code in (200, 303), response.text
+        assert response.status_code in (200, 303), (path, response.text)
     assert "default-src 'none'" in response.headers["content-security-policy"] or (
         "/raw/" in path and response.headers["content-security-policy"].startswith("sandbox")
     )

@@ -68,7 +68,8 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_datasets.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
-    app.include_router(pages.router)
+    for pages_router in pages.routers():
+        app.include_router(pages_router)
     app.mount("/ui/static", pages.static_files(), name="web-static")
     add_docs(app)
 

@@ -22,6 +22,7 @@ from conveyor.server.db.queue import QueuedRun
 from conveyor.server.masking import Masker
 from conveyor.server.web.source import STALE_PAGE, RunFilters, RunsPage
 from conveyor.server.web.views import RunPlan
+from conveyor.store.cas import ContentStore
 
 LOCAL_USER = User(0, "you", False)
 LOCAL_ROLE = "viewer"  # read-only: the page never changes the records
@@ -49,6 +50,13 @@ class LocalSource:
         if not role_at_least(LOCAL_ROLE, needed):
             raise HTTPException(403, "conveyor ui is read-only: use the CLI to change runs")
         return Access(LOCAL_USER, project, LOCAL_ROLE)
+
+    @property
+    def store(self) -> ContentStore:
+        return self.project.store
+
+    def owns(self, project: str, run_id: str) -> bool:
+        return project == self.name  # the records hold this project's runs only
 
     def repo(self, project: str) -> Path:
         return self.project.root

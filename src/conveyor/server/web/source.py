@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
@@ -19,6 +19,9 @@ from conveyor.server.db.queue import QueuedRun
 from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
 from conveyor.server.web.views import RunPlan
+
+if TYPE_CHECKING:
+    from conveyor.store.cas import ContentStore
 
 RunsPage = tuple[list[QueuedRun], int, str | None]
 
@@ -44,6 +47,13 @@ class RunSource(Protocol):
 
     def open_access(self, project: str, needed: str) -> Access | None:
         """The access that needs no sign-in (``conveyor ui``), else None."""
+        ...
+
+    @property
+    def store(self) -> ContentStore: ...
+
+    def owns(self, project: str, run_id: str) -> bool:
+        """Whether the run is one of the project's (lineage crosses runs: only these)."""
         ...
 
     def repo(self, project: str) -> Path:
@@ -98,6 +108,16 @@ class ServerSource:
 
     def open_access(self, project: str, needed: str) -> Access | None:
         return None  # every caller signs in
+
+    @property
+    def store(self) -> ContentStore:
+        from conveyor.store.cas import ContentStore
+
+        return ContentStore(self.state.config.store_dir)
+
+    def owns(self, project: str, run_id: str) -> bool:
+        run = self.state.db.queue.get(run_id)
+        return run is not None and run.project == project
 
     def repo(self, project: str) -> Path:
         return self.state.config.repo_dir(project)

@@ -33,7 +33,8 @@ def create_local_app(project: Project, name: str | None = None) -> FastAPI:
     app = FastAPI(title="Conveyor", version=__version__, docs_url=None, redoc_url=None)
     app.state.web_source = LocalSource(project, name or project.root.name)
     app.add_middleware(SecurityHeaders)
-    app.include_router(pages.router)
+    for pages_router in pages.routers():
+        app.include_router(pages_router)
     app.mount("/ui/static", pages.static_files(), name="web-static")
 
     @app.get("/", include_in_schema=False)
