@@ -38,7 +38,10 @@ jobs:
       - id: fit
         inputs: [data.csv]
         outputs: [model/weights.txt]
-        run: mkdir -p model && wc -l data.csv > model/weights.txt && echo fitted
+        metrics: [scores.json]
+        run: |
+          mkdir -p model && wc -l data.csv > model/weights.txt && echo fitted
+          printf '{"loss": %s, "note": "text is not plotted"}' "$(tail -1 data.csv | cut -d, -f2)" > scores.json
 """
 
 
@@ -155,6 +158,19 @@ def test_lineage_of_an_output_across_its_producer_and_readers(ui: str, project: 
     assert "<svg" in page.text
     for text in ("prepare.fetch", "train.fit", "model/weights.txt", f"/runs/{latest}"):
         assert text in page.text
+
+
+def test_metrics_are_plotted_across_the_runs(ui: str, project: Repo) -> None:
+    page = httpx.get(ui + "/metrics", params={"pipeline": "local-demo"}, timeout=30)
+    assert page.status_code == 200, page.text
+    assert "<code>loss</code>" in page.text and "from scores.json" in page.text
+    summary = re.search(r"last ([^,]+), lowest ([^,]+), highest ([^,]+), (\d+) runs", page.text)
+    assert summary, page.text
+    assert summary.groups() == ("5", "3", "5", "2"), summary.groups()  # rows=3, then rows=5
+    assert page.text.count('class="point"') == 2
+    assert "note" not in page.text.split("Values")[0]  # text values are not charts
+    empty = httpx.get(ui + "/metrics", params={"pipeline": "another"}, timeout=30)
+    assert "None of these runs recorded a number" in empty.text
 
 
 def test_the_ui_is_read_only_and_serves_one_project(ui: str, project: Repo) -> None:

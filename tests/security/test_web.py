@@ -78,6 +78,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/runs/{RUN}/raw/report.html", "viewer"),
     ("GET", f"{P}/compare", "viewer"),
     ("GET", f"{P}/lineage?digest={REPORT}&path=report.html", "viewer"),
+    ("GET", f"{P}/metrics", "viewer"),
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
