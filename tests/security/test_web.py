@@ -79,6 +79,10 @@ PAGES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/compare", "viewer"),
     ("GET", f"{P}/lineage?digest={REPORT}&path=report.html", "viewer"),
     ("GET", f"{P}/metrics", "viewer"),
+    ("GET", f"{P}/datasets", "viewer"),
+    ("GET", f"{P}/datasets/images", "viewer"),
+    ("GET", f"{P}/datasets/images/diff?from=master~1&to=master", "viewer"),
+    ("GET", f"{P}/datasets/images/files/report.html", "viewer"),
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
@@ -116,6 +120,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.start(workers=1)
     with srv.api("lead") as lead:
         assert lead.put("/secrets/API_TOKEN", json={"value": SECRET}).status_code == 204
+        assert lead.post("/datasets", json={"name": "images"}).status_code == 201
+        for body in (b"<script>alert(10)</script>", b"second"):
+            put = lead.put("/datasets/images/files/report.html", content=body)
+            assert put.status_code == 201, put.text
     yield srv
     srv.stop()
 
@@ -174,7 +182,8 @@ def test_the_matrix_covers_every_page() -> None:
             route.path.replace("{project}", "demo")
             .replace("{run_id}", RUN)
             .replace("{path:path}", "report.html")
-            .replace("{step_id}", "a.evil"),
+            .replace("{step_id}", "a.evil")
+            .replace("{dataset}", "images"),
         )
         for router in routers()
         for route in router.routes
@@ -492,3 +501,19 @@ def test_lineage_shows_the_projects_runs_and_checks_its_query(server: Server, ru
             assert bad.status_code == 422
         unknown = client.get(f"{P}/lineage", params={"digest": "0" * 64, "path": "report.html"})
         assert unknown.status_code == 404
+
+
+def test_dataset_pages_show_files_as_text_and_downloads(server: Server) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(f"{P}/datasets/images", params={"ref": "master~1"})
+        assert page.status_code == 200 and "report.html" in page.text
+        diff = client.get(f"{P}/datasets/images/diff", params={"from": "master~1", "to": "master"})
+        assert "0 added, 0 removed, 1 changed." in diff.text
+        down = client.get(f"{P}/datasets/images/files/report.html", params={"ref": "master~1"})
+        assert down.content == b"<script>alert(10)</script>"
+        assert down.headers["content-type"] == "application/octet-stream"
+        assert down.headers["content-disposition"].startswith("attachment")
+        for bad in ("../x", "images/../../etc"):
+            assert client.get(f"{P}/datasets/{bad}").status_code in (400, 404, 422)
+        other = client.get("/ui/p/demo/datasets/images", params={"ref": "../../x"})
+        assert other.status_code in (400, 404) and "Traceback" not in other.text

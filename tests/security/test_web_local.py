@@ -47,6 +47,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
     _git(path, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "<b>x</b>")
     done = subprocess.run([*CONVEYOR, "run"], cwd=path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    (path / "report.html").write_text("<script>alert(10)</script>")
+    for args in (["data", "create", "images"], ["data", "put", "images", "report.html"]):
+        made = subprocess.run([*CONVEYOR, *args], cwd=path, capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+    (path / "report.html").write_text("second")
+    made = subprocess.run([*CONVEYOR, "data", "put", "images", "report.html"], cwd=path)
+    assert made.returncode == 0
     shown = subprocess.run([*CONVEYOR, "show", "--json"], cwd=path, capture_output=True)
     run_id = json.loads(shown.stdout)["id"]
     with serve_ui(path) as url, httpx.Client(base_url=url.split("/ui/")[0], timeout=30) as test:

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 
 from conveyor.metadata.records import RunRecord
 from conveyor.metadata.repository import MetadataRepository
+from conveyor.sdk.datasets.service import Datasets
 from conveyor.sdk.project import Project
 from conveyor.server.auth import Access
 from conveyor.server.db.accounts import User, role_at_least
@@ -60,6 +61,10 @@ class LocalSource:
 
     def repo(self, project: str) -> Path:
         return self.project.root
+
+    def datasets(self, project: str) -> Datasets:
+        self.open_access(project, LOCAL_ROLE)
+        return Datasets(self.project)
 
     def page(self, project: str, limit: int, filters: RunFilters, after: str | None) -> RunsPage:
         found = self.records.page_runs(

@@ -26,7 +26,7 @@ from conveyor.domain.states import RunStatus
 from conveyor.server import api_runs
 from conveyor.server.auth import Access, server
 from conveyor.server.db.accounts import role_at_least
-from conveyor.server.web import explore, files, headers, preview, views
+from conveyor.server.web import datasets, explore, files, headers, preview, views
 from conveyor.server.web import session as sessions
 from conveyor.server.web.ansi import AnsiHtml
 from conveyor.server.web.local import LOCAL_ROLE, LOCAL_USER, LocalSource
@@ -392,7 +392,7 @@ async def step_log(
 
 def routers() -> list[APIRouter]:
     """Every router of the pages: these, and the pages across runs (``explore``)."""
-    return [router, explore.router]
+    return [router, explore.router, datasets.router]
 
 
 def static_files() -> Any:

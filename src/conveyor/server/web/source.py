@@ -21,6 +21,7 @@ from conveyor.server.state import ServerState
 from conveyor.server.web.views import RunPlan
 
 if TYPE_CHECKING:
+    from conveyor.sdk.datasets.service import Datasets
     from conveyor.store.cas import ContentStore
 
 RunsPage = tuple[list[QueuedRun], int, str | None]
@@ -58,6 +59,10 @@ class RunSource(Protocol):
 
     def repo(self, project: str) -> Path:
         """The git repository of the project's commits."""
+        ...
+
+    def datasets(self, project: str) -> Datasets:
+        """The project's datasets."""
         ...
 
     def page(self, project: str, limit: int, filters: RunFilters, after: str | None) -> RunsPage:
@@ -121,6 +126,11 @@ class ServerSource:
 
     def repo(self, project: str) -> Path:
         return self.state.config.repo_dir(project)
+
+    def datasets(self, project: str) -> Datasets:
+        from conveyor.server.api_datasets import datasets_of
+
+        return datasets_of(self.state, project)
 
     def page(self, project: str, limit: int, filters: RunFilters, after: str | None) -> RunsPage:
         ref = f"refs/heads/{filters.branch}" if filters.branch else None
