@@ -42,7 +42,27 @@ jobs:
         run: |
           mkdir -p model && wc -l data.csv > model/weights.txt && echo fitted
           printf '{"loss": %s, "note": "text is not plotted"}' "$(tail -1 data.csv | cut -d, -f2)" > scores.json
+  report:
+    steps:
+      - id: publish
+        inputs: [data/table.parquet, data/analysis.ipynb]
+        outputs: [table.parquet, analysis.ipynb]
+        run: cp data/table.parquet data/analysis.ipynb .
 """
+
+
+def _documents(where: Path) -> None:
+    """A Parquet table and a notebook (with a script in a cell and an output), committed."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    nbformat = pytest.importorskip("nbformat")
+    where.mkdir()
+    table = {"city": ["Lyon", "<b>Oslo</b>"], "people": [522_000, 709_000]}
+    pq.write_table(pa.table(table), where / "table.parquet")
+    code = nbformat.v4.new_code_cell("print('fitted')")
+    code.outputs = [nbformat.v4.new_output("stream", text="accuracy 0.93\n")]
+    cells = [nbformat.v4.new_markdown_cell("# Analysis\n<script>alert(1)</script>"), code]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), str(where / "analysis.ipynb"))
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +77,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Repo:
         subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
     repo = Repo(path)
     repo.pipeline(PIPELINE)
+    _documents(path / "data")
     repo.commit("Fit a <small> model")
     for params in (["-p", "rows=3"], ["-p", "rows=5"]):
         result = repo.run("run", *params)
@@ -115,7 +136,7 @@ def test_a_run_page_shows_its_graph_steps_and_outputs(ui: str, project: Repo) ->
     assert "Cancel run" not in page.text and "Run again" not in page.text  # read-only
     live = httpx.get(f"{ui}/runs/{first}/live", timeout=30).json()
     assert live["status"] == "succeeded" and live["final"]
-    assert set(live["steps"]) == {"prepare.fetch", "train.fit"}
+    assert set(live["steps"]) == {"prepare.fetch", "train.fit", "report.publish"}
 
 
 def test_a_step_its_log_and_its_why(ui: str, project: Repo) -> None:
@@ -171,6 +192,23 @@ def test_metrics_are_plotted_across_the_runs(ui: str, project: Repo) -> None:
     assert "note" not in page.text.split("Values")[0]  # text values are not charts
     empty = httpx.get(ui + "/metrics", params={"pipeline": "another"}, timeout=30)
     assert "None of these runs recorded a number" in empty.text
+
+
+def test_a_parquet_table_and_a_notebook_are_previewed(ui: str, project: Repo) -> None:
+    latest = _runs(project)[0]["id"]
+    table = httpx.get(f"{ui}/runs/{latest}/preview/table.parquet", timeout=30)
+    assert table.status_code == 200, table.text
+    assert "<td>Lyon</td>" in table.text and "<td>&lt;b&gt;Oslo&lt;/b&gt;</td>" in table.text
+    assert "<td>709000</td>" in table.text
+    page = httpx.get(f"{ui}/runs/{latest}/preview/analysis.ipynb", timeout=30)
+    frame = re.search(r'<iframe class="report" sandbox src="([^"]+)"', page.text)
+    assert frame, page.text
+    raw = httpx.get(ui.split("/ui/", maxsplit=1)[0] + frame.group(1), timeout=60)
+    assert raw.status_code == 200
+    assert raw.headers["content-security-policy"].startswith("sandbox")
+    assert raw.headers["content-type"].startswith("text/html")
+    assert "accuracy 0.93" in raw.text and "Analysis" in raw.text
+    assert "<script" not in raw.text.lower()
 
 
 def test_the_ui_is_read_only_and_serves_one_project(ui: str, project: Repo) -> None:

@@ -49,6 +49,7 @@ jobs:
             '<testcase classname="t" name="bad"><failure message="&lt;img src=x onerror=alert(7)&gt;"/></testcase>' \\
             '</testsuite></testsuites>' > out/junit.xml
           printf '# Notes\\n\\n<script>alert(8)</script>\\n\\n[click](javascript:alert(9))\\n' > out/notes.md
+          printf '%s' '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Notebook notes <script>alert(11)</script>"}, {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "1", "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"text/html": "<b>x</b><script>alert(12)</script><img src=x onerror=alert(13)>"}}]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}' > out/nb.ipynb
         outputs: [out]
       - id: after
         needs: [evil]
@@ -517,3 +518,19 @@ def test_dataset_pages_show_files_as_text_and_downloads(server: Server) -> None:
             assert client.get(f"{P}/datasets/{bad}").status_code in (400, 404, 422)
         other = client.get("/ui/p/demo/datasets/images", params={"ref": "../../x"})
         assert other.status_code in (400, 404) and "Traceback" not in other.text
+
+
+def test_a_notebook_is_rendered_sanitised_only_in_the_sandbox(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = _preview(client, run_id, "out/nb.ipynb")
+        raw = client.get(f"{P}/runs/{run_id}/raw/out/nb.ipynb")
+        download = client.get(f"{P}/runs/{run_id}/artifacts/out/nb.ipynb")
+    frame = re.search(r"<iframe[^>]*>", page.text)
+    assert frame and re.search(r"\ssandbox[\s>]", frame.group(0)), page.text
+    assert f'src="{P}/runs/{run_id}/raw/out/nb.ipynb"' in frame.group(0)
+    assert raw.status_code == 200 and "Notebook notes" in raw.text
+    assert "<script" not in raw.text.lower() and "<img src=x" not in raw.text
+    assert raw.headers["content-security-policy"].split(";")[0].strip() == "sandbox"
+    assert raw.headers["content-type"].startswith("text/html")
+    assert download.headers["content-type"] == "application/octet-stream"  # the file as it is
+    assert "alert(11)" in download.text

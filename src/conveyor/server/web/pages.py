@@ -26,7 +26,7 @@ from conveyor.domain.states import RunStatus
 from conveyor.server import api_runs
 from conveyor.server.auth import Access, server
 from conveyor.server.db.accounts import role_at_least
-from conveyor.server.web import datasets, explore, files, headers, preview, views
+from conveyor.server.web import datasets, documents, explore, files, headers, preview, views
 from conveyor.server.web import session as sessions
 from conveyor.server.web.ansi import AnsiHtml
 from conveyor.server.web.local import LOCAL_ROLE, LOCAL_USER, LocalSource
@@ -232,7 +232,9 @@ def preview_page(request: Request, project: str, run_id: str, path: str) -> HTML
         "size": stored.stat().st_size,
         "kind": kind,
     }
-    if kind not in (None, "image", "html"):
+    if kind == "parquet":
+        context["body"] = documents.parquet_preview(stored, masker)
+    elif kind not in (None, "image", "html", "notebook"):
         limit = preview.XML_LIMIT if kind == "xml" else preview.READ_LIMIT
         head = files.read_head(stored, masker, limit)
         context |= {"head": head, "body": _preview_body(kind, head)}
@@ -266,7 +268,12 @@ def raw(request: Request, project: str, run_id: str, path: str) -> Response:
     media = preview.raw_type(path)
     if media is None:
         raise HTTPException(404, "only images and HTML reports are served for a preview")
-    response = download(source(request), project, run_id, path)
+    response: Response
+    if preview.kind_of(path) == "notebook":  # rendered and sanitised, never the file
+        stored, _norm, masker = source(request).artifact(project, run_id, path)
+        response = HTMLResponse(documents.notebook_document(stored, masker))
+    else:
+        response = download(source(request), project, run_id, path)
     if isinstance(response, FileResponse):  # else masked or withheld: stays text/plain
         response.headers["content-type"] = media
     response.headers["content-disposition"] = "inline"
