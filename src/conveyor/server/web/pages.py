@@ -158,6 +158,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "files_total": len(files),
         "bars": bars,
         "span": span,
+        "max_bars": views.MAX_BARS,
         "project": project,
         "role": access.role,
         "run": run,

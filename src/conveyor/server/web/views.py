@@ -217,6 +217,9 @@ def live_state(records: MetadataRepository, run: QueuedRun) -> bytes:
             "exit_code": r.exit_code,
             "attempts": r.attempt,
             "duration": duration(r.started_at, r.ended_at),
+            # epoch seconds: the live timeline draws the bars of the steps that ran
+            "started": r.started_at,
+            "ended": r.ended_at,
         }
         for r in states
     }
@@ -226,6 +229,7 @@ def live_state(records: MetadataRepository, run: QueuedRun) -> bytes:
         # of the recorded steps only: the page knows each job's size
         "jobs": job_states({r.step_id: str(r.status) for r in states}),
         "duration": duration(run.started_at, run.ended_at),
+        "now": time.time(),  # a running step's bar reaches the server's now
         "steps": steps,
     }
     return json.dumps(data, separators=(",", ":")).encode()
