@@ -255,3 +255,34 @@ def test_a_browser_opens_a_run_page(ui: str, project: Repo) -> None:
             assert page.locator(".graph .node.step").count() >= 2
         finally:
             browser.close()
+
+
+def _ui(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    from tests.integration.ui_support import UI
+
+    return subprocess.run(
+        [*UI, *args], cwd=cwd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+def test_its_help_teaches_and_bad_input_is_one_sentence(project: Repo, tmp_path: Path) -> None:
+    helped = _ui(project.path, "ui", "--help")
+    assert helped.returncode == 0
+    for text in ("read-only", "--port", "--open", "127.0.0.1", "conveyor ui --open"):
+        assert text in helped.stdout
+    port = _ui(project.path, "ui", "--port", "70000")
+    assert port.returncode == 2 and "Traceback" not in port.stderr
+    host = _ui(project.path, "ui", "--host", "192.0.2.1")  # an address of no interface here
+    assert host.returncode == 2, host.stderr
+    assert host.stderr.startswith("conveyor: error: cannot listen on 192.0.2.1:0")
+    assert "Traceback" not in host.stderr
+    nowhere = _ui(tmp_path, "ui")
+    assert nowhere.returncode == 2 and "no pipeline file" in nowhere.stderr
+
+
+def test_the_entry_point_names_the_command() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    entry = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert entry["conveyor.commands"]["ui"] == "conveyor.server.web.ui:ui"
