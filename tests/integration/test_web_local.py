@@ -165,6 +165,9 @@ def test_outputs_preview_download_and_compare(ui: str, project: Repo) -> None:
     )
     assert compared.status_code == 200
     assert "rows" in compared.text and "data.csv" in compared.text
+    metrics = compared.text.split('id="metrics-title"')[1].split("</section>")[0]
+    assert "<code>loss</code>" in metrics and 'class="differs"' in metrics
+    assert "<code>3</code>" in metrics and "<code>5</code>" in metrics
 
 
 def test_lineage_of_an_output_across_its_producer_and_readers(ui: str, project: Repo) -> None:

@@ -31,7 +31,7 @@ from conveyor.server.web import session as sessions
 from conveyor.server.web.ansi import AnsiHtml
 from conveyor.server.web.local import LOCAL_ROLE, LOCAL_USER, LocalSource
 from conveyor.server.web.render import render
-from conveyor.server.web.source import RunFilters, download, source
+from conveyor.server.web.source import RunFilters, RunSource, download, source
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
@@ -299,8 +299,16 @@ def compare_page(
         durations = [views.duration(r.started_at, r.ended_at) for r in found]
         outputs = [src.run_files(r) for r in found]
         context["compared"] = files.compare(found, outputs, durations)
+        context["metrics"] = _metric_rows(src, found)
         context["branches"] = [views.branch_of(r.ref) for r in found]
     return render(request, "compare.html", context, session)
+
+
+def _metric_rows(src: RunSource, runs: list[Any]) -> list[Any]:
+    """The runs' metrics side by side (``conveyor runs compare``'s rows)."""
+    from conveyor.sdk.tracking import rows, tracking_of
+
+    return rows([tracking_of(src.records, src.store, r.id, r.params).metrics for r in runs])
 
 
 @router.get("/p/{project}/runs/{run_id}/live")
