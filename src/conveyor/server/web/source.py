@@ -102,7 +102,7 @@ class ServerSource:
     """The server's state, read with the API's own functions."""
 
     local = False
-    filters = ("status", "branch", "trigger")
+    filters = ("status", "branch", "trigger", "pipeline")
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -135,7 +135,15 @@ class ServerSource:
     def page(self, project: str, limit: int, filters: RunFilters, after: str | None) -> RunsPage:
         ref = f"refs/heads/{filters.branch}" if filters.branch else None
         queue = self.state.db.queue
-        found = queue.page(project, limit, filters.status, after, ref, filters.trigger or None)
+        found = queue.page(
+            project,
+            limit,
+            filters.status,
+            after,
+            ref,
+            filters.trigger or None,
+            filters.pipeline or None,
+        )
         if found is None:
             raise HTTPException(422, STALE_PAGE)
         return found
