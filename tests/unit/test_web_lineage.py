@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,60 @@ def test_a_file_many_runs_read_is_cut_to_a_bounded_graph(
     assert len(graph.nodes) <= 10
     readers = [n for n in graph.nodes.values() if n.kind == "step" and n.step == "a.read"]
     assert len(readers) <= lineage.PER_ARTIFACT
+
+
+def _commit(records: MetadataRepository, dataset: str, commit: str, inputs: dict[str, Any]) -> None:
+    from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
+
+    records.create_dataset(DatasetRecord(dataset, 1.0, ""))
+    provenance = {"inputs": inputs} if inputs else {}
+    record = DatasetCommitRecord(
+        commit, dataset, None, "master", "t" * 64, "", 1.0, 0, 0, provenance
+    )
+    assert records.commit_dataset(record)
+
+
+def test_a_dataset_commits_provenance_upstream_and_downstream(
+    records: MetadataRepository,
+) -> None:
+    from conveyor.server.web.lineage import commit_graph, commit_id
+
+    _commit(records, "raw", "c" * 32, {})
+    _commit(records, "clean", "d" * 32, {"in": {"dataset": "raw", "commit": "c" * 32}})
+    _commit(records, "model", "e" * 32, {"x": {"dataset": "clean", "commit": "d" * 32}})
+    _commit(records, "junk", "f" * 32, {"x": {"dataset": "clean", "commit": None}, "y": 5})
+    graph = commit_graph(records, "clean", "d" * 32)
+    raw, clean, model = (
+        commit_id(*p) for p in (("raw", "c" * 32), ("clean", "d" * 32), ("model", "e" * 32))
+    )
+    assert set(graph.nodes) == {raw, clean, model}
+    assert graph.needs == {clean: {raw}, model: {clean}}
+    assert graph.drawing is not None
+
+
+def test_the_dataset_page_draws_the_provenance_as_links(records: MetadataRepository) -> None:
+    from conveyor.server.web.lineage import commit_graph
+    from conveyor.server.web.render import _environment
+
+    _commit(records, "raw", "c" * 32, {})
+    _commit(records, "clean", "d" * 32, {"in": {"dataset": "raw", "commit": "c" * 32}})
+    commit = records.dataset_commit("clean", "d" * 32)
+    html = (
+        _environment()
+        .get_template("dataset.html")
+        .render(
+            project="demo",
+            dataset=records.get_dataset("clean"),
+            ref="",
+            path="",
+            parents=[],
+            commit=commit,
+            branches={"master": "d" * 32},
+            log=[commit],
+            entries=[],
+            entries_total=0,
+            provenance=commit_graph(records, "clean", "d" * 32),
+        )
+    )
+    assert f'href="/ui/p/demo/datasets/raw?ref={"c" * 32}" class="node commit"' in html
+    assert "clean@dddddddd" in html and "<polyline" in html

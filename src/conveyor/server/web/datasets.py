@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DatasetRef, check_name, parse_ref
 from conveyor.server.web import session as sessions
+from conveyor.server.web.lineage import commit_graph
 from conveyor.server.web.render import render
 from conveyor.server.web.source import source
 
@@ -64,6 +65,7 @@ def dataset_page(
         "log": datasets.log(target, LOG),
         "entries": listed[:MAX_LISTED],
         "entries_total": len(listed),
+        "provenance": commit_graph(datasets.records, dataset, resolved.commit.id),
     }
     return render(request, "dataset.html", context, session)
 

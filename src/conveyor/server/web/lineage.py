@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.errors import NotFoundError
-from conveyor.metadata.repository import MetadataRepository
+from conveyor.metadata.repository import DatasetRepository, MetadataRepository
 from conveyor.sdk.inspect import trace
 from conveyor.server.web.dag import Drawing, layout
 from conveyor.store.cas import ContentStore
@@ -28,7 +28,8 @@ PER_ARTIFACT = 6  # producers, and readers, drawn per artifact
 class LineageNode:
     id: str
     kind: str
-    """``artifact`` or ``step`` (a step run)."""
+    """``artifact``, ``step`` (a step run) or ``commit`` (a dataset commit: ``path`` is
+    its dataset, ``digest`` its id)."""
     path: str = ""
     digest: str = ""
     run: str = ""
@@ -181,3 +182,61 @@ def _downstream(
                     return
                 graph.edge(node, out)
                 todo.append((output.path, output.digest, depth + 1, None))
+
+
+def commit_id(dataset: str, commit: str) -> str:
+    return f"d:{dataset}@{commit}"
+
+
+MAX_SCANNED = 5000  # dataset commits read to find those made from a commit
+
+
+def commit_graph(records: DatasetRepository, dataset: str, commit: str) -> LineageGraph:
+    """A dataset commit's provenance: the input commits a pipeline's job made it from
+    (their own inputs, upstream, ``DEPTH`` levels), and the commits jobs made from it
+    (downstream, one level; the newest ``MAX_SCANNED`` commits of the datasets are
+    searched)."""
+    graph = LineageGraph(commit_id(dataset, commit))
+    graph.add(LineageNode(graph.focus, "commit", path=dataset, digest=commit))
+    todo: deque[tuple[str, str, int]] = deque([(dataset, commit, 0)])
+    while todo:
+        name, at, depth = todo.popleft()
+        found = records.dataset_commit(name, at)
+        for source in _inputs(found.provenance if found else None):
+            node = commit_id(*source)
+            if node not in graph.nodes:
+                if depth + 1 > DEPTH:
+                    graph.cut = True
+                    continue
+                if not graph.add(LineageNode(node, "commit", path=source[0], digest=source[1])):
+                    break
+                todo.append((source[0], source[1], depth + 1))
+            graph.edge(node, commit_id(name, at))
+    scanned = 0
+    for other in records.list_datasets():
+        for made in records.dataset_commits(other.name):
+            scanned += 1
+            if scanned > MAX_SCANNED:
+                graph.cut = True
+                break
+            if (dataset, commit) in _inputs(made.provenance):
+                node = commit_id(other.name, made.id)
+                if graph.add(LineageNode(node, "commit", path=other.name, digest=made.id)):
+                    graph.edge(graph.focus, node)
+    order = list(graph.nodes)
+    graph.drawing = layout(order, {k: v & set(order) for k, v in graph.needs.items()})
+    return graph
+
+
+def _inputs(provenance: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The (dataset, commit) pairs a commit's provenance names as its job's inputs."""
+    inputs = (provenance or {}).get("inputs")
+    if not isinstance(inputs, dict):
+        return []
+    pairs = []
+    for value in inputs.values():
+        if isinstance(value, dict):
+            name, commit = value.get("dataset"), value.get("commit")
+            if isinstance(name, str) and isinstance(commit, str):
+                pairs.append((name, commit))
+    return pairs
