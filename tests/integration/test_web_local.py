@@ -182,6 +182,8 @@ def test_lineage_of_an_output_across_its_producer_and_readers(ui: str, project: 
     assert "<svg" in page.text
     for text in ("prepare.fetch", "train.fit", "model/weights.txt", f"/runs/{latest}"):
         assert text in page.text
+    assert "<h1>Lineage of <code>data.csv</code></h1>" in page.text
+    assert "(in its output" not in page.text  # produced as itself, not inside a directory
 
 
 def test_metrics_are_plotted_across_the_runs(ui: str, project: Repo) -> None:
@@ -256,6 +258,13 @@ def test_a_browser_opens_a_run_page(ui: str, project: Repo) -> None:
             page.wait_for_url("**/lineage?**")
             assert "Lineage of" in page.locator("h1").inner_text(), page.content()[:3000]
             assert page.locator(".graph .node.step").count() >= 2
+            shots = os.environ.get("CONVEYOR_SCREENSHOTS")
+            if shots:  # for CI to keep, beside the server's pages
+                Path(shots).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(Path(shots) / "ui-lineage.png"), full_page=True)
+                page.goto(f"{ui}/metrics")
+                page.locator(".chart svg").first.wait_for()
+                page.screenshot(path=str(Path(shots) / "ui-metrics.png"), full_page=True)
         finally:
             browser.close()
 

@@ -508,6 +508,7 @@ def test_dataset_pages_show_files_as_text_and_downloads(server: Server) -> None:
     with web_client(server, "viewer") as client:
         page = client.get(f"{P}/datasets/images", params={"ref": "master~1"})
         assert page.status_code == 200 and "report.html" in page.text
+        assert "Files at <code>/</code>" in page.text
         diff = client.get(f"{P}/datasets/images/diff", params={"from": "master~1", "to": "master"})
         assert "0 added, 0 removed, 1 changed." in diff.text
         down = client.get(f"{P}/datasets/images/files/report.html", params={"ref": "master~1"})

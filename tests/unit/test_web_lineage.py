@@ -176,7 +176,7 @@ def test_the_dataset_page_draws_the_provenance_as_links(records: MetadataReposit
             project="demo",
             dataset=records.get_dataset("clean"),
             ref="",
-            path="",
+            folder="",
             parents=[],
             commit=commit,
             branches={"master": "d" * 32},

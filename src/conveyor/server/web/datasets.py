@@ -58,7 +58,7 @@ def dataset_page(
         "role": access.role,
         "dataset": datasets.get(dataset),
         "ref": ref or "",
-        "path": target.path,
+        "folder": target.path,  # not "path": the page's own URL path has that name
         "parents": _parents(target.path),
         "commit": resolved.commit,
         "branches": datasets.branches(dataset),

@@ -42,7 +42,7 @@ def lineage_page(
         )
     except NotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
-    context = {"project": project, "role": access.role, "graph": graph, "path": path}
+    context = {"project": project, "role": access.role, "graph": graph, "artifact": path}
     return render(request, "lineage.html", context, session)
 
 
