@@ -150,6 +150,11 @@ def test_follow_a_live_run_and_read_a_step_log(browser: Any, server: Server, sho
     assert fit.locator("[data-field=attempts]").text_content() == "1"
     assert "Fit the model <fast>" in (fit.text_content() or "")
     assert page.locator("a.node.s-succeeded").count() == 2
+    # the timeline drew the two steps as they ran (the page loaded before either started)
+    bars = page.locator("#timeline g.bar")
+    expect(bars).to_have_count(2)
+    assert bars.first.locator("title").text_content().startswith("prepare.fetch: ")
+    assert page.locator("#timeline g.bar.s-succeeded").count() == 2
     page.screenshot(path=str(shots / "run.png"), full_page=True)
 
     page.locator("tr[data-step='prepare.fetch'] a").click()  # a row rendered before it ran

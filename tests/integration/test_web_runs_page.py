@@ -130,3 +130,21 @@ def test_runs_created_at_the_same_time_are_each_listed_once(db: Any) -> None:
         if cursor is None:
             break
     assert total == 7 and seen == sorted(ids, reverse=True)
+
+
+def test_the_pipeline_filter_reads_the_runs_records(db: Any) -> None:
+    from conveyor.metadata.records import RunRecord
+
+    named = [f"{i:012x}" for i in range(1, 400, 3) if i % 10]  # demo's runs, some of them
+    for run_id in named:
+        db.records.create_run(
+            RunRecord(run_id, "train", RunStatus.SUCCEEDED, "c" * 40, dirty=False, created_at=1.0)
+        )
+    first = db.queue.page("demo", 50, None, None, None, None, "train")
+    assert first is not None
+    runs, total, cursor = first
+    assert total == len(named) and cursor is not None
+    assert [r.id for r in runs] == sorted(named, reverse=True)[:50]
+    plans = _plans(db, lambda: db.queue.page("demo", 50, None, cursor, None, None, "train"))
+    assert "created_at<?" in plans[2], "a deep page starts where its cursor is"
+    assert db.queue.page("demo", 50, None, None, None, None, "other") == ([], 0, None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from blake3 import blake3
 
 from tests.integration.server_support import ROLES, Server, git, make_server
 from tests.integration.web_support import csrf_of, web_client
@@ -48,6 +49,7 @@ jobs:
             '<testcase classname="t" name="bad"><failure message="&lt;img src=x onerror=alert(7)&gt;"/></testcase>' \\
             '</testsuite></testsuites>' > out/junit.xml
           printf '# Notes\\n\\n<script>alert(8)</script>\\n\\n[click](javascript:alert(9))\\n' > out/notes.md
+          printf '%s' '{"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Notebook notes <script>alert(11)</script>"}, {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "1", "outputs": [{"output_type": "display_data", "metadata": {}, "data": {"text/html": "<b>x</b><script>alert(12)</script><img src=x onerror=alert(13)>"}}]}], "metadata": {}, "nbformat": 4, "nbformat_minor": 4}' > out/nb.ipynb
         outputs: [out]
       - id: after
         needs: [evil]
@@ -62,6 +64,7 @@ SECRET = "s3cret-page-value-4711"
 SUBJECT = "Train <em>faster</em> & better"
 P = "/ui/p/demo"
 RUN = "RUN"  # the finished run, filled in by each test
+REPORT = blake3(b"<script>alert(3)</script>\n").hexdigest()  # report.html's digest
 # (method, path, lowest role allowed); "user": any signed-in caller
 PAGES: list[tuple[str, str, str]] = [
     ("GET", "/ui/projects", "user"),
@@ -75,6 +78,12 @@ PAGES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/runs/{RUN}/preview/report.html", "viewer"),
     ("GET", f"{P}/runs/{RUN}/raw/report.html", "viewer"),
     ("GET", f"{P}/compare", "viewer"),
+    ("GET", f"{P}/lineage?digest={REPORT}&path=report.html", "viewer"),
+    ("GET", f"{P}/metrics", "viewer"),
+    ("GET", f"{P}/datasets", "viewer"),
+    ("GET", f"{P}/datasets/images", "viewer"),
+    ("GET", f"{P}/datasets/images/diff?from=master~1&to=master", "viewer"),
+    ("GET", f"{P}/datasets/images/files/report.html", "viewer"),
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
@@ -112,6 +121,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.start(workers=1)
     with srv.api("lead") as lead:
         assert lead.put("/secrets/API_TOKEN", json={"value": SECRET}).status_code == 204
+        assert lead.post("/datasets", json={"name": "images"}).status_code == 201
+        for body in (b"<script>alert(10)</script>", b"second"):
+            put = lead.put("/datasets/images/files/report.html", content=body)
+            assert put.status_code == 201, put.text
     yield srv
     srv.stop()
 
@@ -161,17 +174,19 @@ def test_every_page_refuses_whom_it_must(
 
 
 def test_the_matrix_covers_every_page() -> None:
-    from conveyor.server.web.pages import router
+    from conveyor.server.web.pages import routers
 
-    declared = {(m, p) for m, p, _ in PAGES} | OPEN
+    declared = {(m, p.split("?")[0]) for m, p, _ in PAGES} | OPEN
     concrete = {
         (
             method,
             route.path.replace("{project}", "demo")
             .replace("{run_id}", RUN)
             .replace("{path:path}", "report.html")
-            .replace("{step_id}", "a.evil"),
+            .replace("{step_id}", "a.evil")
+            .replace("{dataset}", "images"),
         )
+        for router in routers()
         for route in router.routes
         for method in getattr(route, "methods", ())
     }
@@ -474,3 +489,49 @@ def test_compare_takes_at_most_eight_runs(server: Server, run_id: str) -> None:
         answer = client.get(f"{P}/compare", params=[("run", run_id)] * 9)
     assert answer.status_code == 422, answer.text
     assert "Traceback" not in answer.text
+
+
+def test_lineage_shows_the_projects_runs_and_checks_its_query(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(f"{P}/lineage", params={"digest": REPORT, "path": "report.html"})
+        assert page.status_code == 200, page.text
+        assert f"/ui/p/demo/runs/{run_id}/steps/a.evil" in page.text
+        assert "<script>alert" not in page.text
+        for digest in ("../../etc/passwd", "A" * 64, REPORT[:-1]):
+            bad = client.get(f"{P}/lineage", params={"digest": digest, "path": "x"})
+            assert bad.status_code == 422
+        unknown = client.get(f"{P}/lineage", params={"digest": "0" * 64, "path": "report.html"})
+        assert unknown.status_code == 404
+
+
+def test_dataset_pages_show_files_as_text_and_downloads(server: Server) -> None:
+    with web_client(server, "viewer") as client:
+        page = client.get(f"{P}/datasets/images", params={"ref": "master~1"})
+        assert page.status_code == 200 and "report.html" in page.text
+        assert "Files at <code>/</code>" in page.text
+        diff = client.get(f"{P}/datasets/images/diff", params={"from": "master~1", "to": "master"})
+        assert "0 added, 0 removed, 1 changed." in diff.text
+        down = client.get(f"{P}/datasets/images/files/report.html", params={"ref": "master~1"})
+        assert down.content == b"<script>alert(10)</script>"
+        assert down.headers["content-type"] == "application/octet-stream"
+        assert down.headers["content-disposition"].startswith("attachment")
+        for bad in ("../x", "images/../../etc"):
+            assert client.get(f"{P}/datasets/{bad}").status_code in (400, 404, 422)
+        other = client.get("/ui/p/demo/datasets/images", params={"ref": "../../x"})
+        assert other.status_code in (400, 404) and "Traceback" not in other.text
+
+
+def test_a_notebook_is_rendered_sanitised_only_in_the_sandbox(server: Server, run_id: str) -> None:
+    with web_client(server, "viewer") as client:
+        page = _preview(client, run_id, "out/nb.ipynb")
+        raw = client.get(f"{P}/runs/{run_id}/raw/out/nb.ipynb")
+        download = client.get(f"{P}/runs/{run_id}/artifacts/out/nb.ipynb")
+    frame = re.search(r"<iframe[^>]*>", page.text)
+    assert frame and re.search(r"\ssandbox[\s>]", frame.group(0)), page.text
+    assert f'src="{P}/runs/{run_id}/raw/out/nb.ipynb"' in frame.group(0)
+    assert raw.status_code == 200 and "Notebook notes" in raw.text
+    assert "<script" not in raw.text.lower() and "<img src=x" not in raw.text
+    assert raw.headers["content-security-policy"].split(";")[0].strip() == "sandbox"
+    assert raw.headers["content-type"].startswith("text/html")
+    assert download.headers["content-type"] == "application/octet-stream"  # the file as it is
+    assert "alert(11)" in download.text

@@ -845,11 +845,11 @@ def test_a_database_at_0001_gains_the_dataset_tables_and_keeps_its_runs(
         repo.close()
 
 
-# -- the server's light reads (SqlRepository only) --------------------------------------
+# -- the pages' light reads (the server's and `conveyor ui`'s) ----------------------------
 
 
-def test_step_counts_and_states_read_only_what_a_page_needs(db_path: Path) -> None:
-    records = open_repository(f"sqlite:///{db_path}")
+def test_step_counts_and_states_read_only_what_a_page_needs(db_path: Path, opener: Opener) -> None:
+    records = opener(db_path)
     try:
         for run_id in ("r1", "r2"):
             records.create_run(run(run_id, 1.0))
@@ -881,3 +881,29 @@ def test_step_counts_and_states_read_only_what_a_page_needs(db_path: Path) -> No
         assert states["a.hit"].cached and states["a.skip"].status == StepStatus.SKIPPED
     finally:
         records.close()
+
+
+def test_a_page_of_runs_is_a_keyset_page_with_filters(repo: MetadataRepository) -> None:
+    for i in range(7):
+        status = RunStatus.FAILED if i % 3 == 0 else RunStatus.SUCCEEDED
+        trigger = "schedule" if i % 2 else "manual"
+        record = dataclasses.replace(run(f"{i:012x}", 10.0 + (i // 2)), status=status)
+        repo.create_run(dataclasses.replace(record, trigger=trigger))
+    first = repo.page_runs(3)
+    assert first is not None
+    runs, total, after = first
+    # newest first; runs started in the same second ordered by id
+    assert ([r.id[-1] for r in runs], total, after) == (["6", "5", "4"], 7, "000000000004")
+    second = repo.page_runs(3, after=after)
+    assert second is not None and [r.id[-1] for r in second[0]] == ["3", "2", "1"]
+    last = repo.page_runs(3, after=second[2])
+    assert last is not None and ([r.id[-1] for r in last[0]], last[2]) == (["0"], None)
+    failed = repo.page_runs(10, status=RunStatus.FAILED)
+    assert failed is not None and [r.id[-1] for r in failed[0]] == ["6", "3", "0"]
+    scheduled = repo.page_runs(10, trigger="schedule", pipeline="demo")
+    assert scheduled is not None and ([r.id[-1] for r in scheduled[0]], scheduled[1]) == (
+        ["5", "3", "1"],
+        3,
+    )
+    assert repo.page_runs(10, pipeline="other") == ([], 0, None)
+    assert repo.page_runs(10, after="ffffffffffff") is None

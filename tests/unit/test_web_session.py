@@ -16,7 +16,10 @@ KEY = Fernet.generate_key()
 
 
 def _request(cookie: str | None) -> Request:
-    app = SimpleNamespace(state=SimpleNamespace(server=SimpleNamespace(keyring=Keyring(KEY))))
+    server = SimpleNamespace(keyring=Keyring(KEY))
+    app = SimpleNamespace(
+        state=SimpleNamespace(server=server, web_source=SimpleNamespace(local=False))
+    )
     headers = [(b"cookie", f"{COOKIE}={cookie}".encode())] if cookie is not None else []
     return Request({"type": "http", "headers": headers, "app": app})
 

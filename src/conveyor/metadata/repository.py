@@ -15,7 +15,11 @@ from conveyor.metadata.records import (
     OutputRecord,
     RunRecord,
     StepRunRecord,
+    StepState,
 )
+
+RunsPage = tuple[list[RunRecord], int, str | None]
+"""A page of runs, how many match in all, and the ``after`` of the next page (or None)."""
 
 
 @dataclass
@@ -94,6 +98,24 @@ class MetadataRepository(DatasetRepository, Protocol):
     def latest_run(self) -> RunRecord | None: ...
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]: ...
+
+    def page_runs(
+        self,
+        limit: int,
+        after: str | None = None,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        trigger: str | None = None,
+    ) -> RunsPage | None:
+        """Runs newest first after the run ``after`` (keyset on ``created_at``, never an
+        offset), filtered by equality; None when ``after`` is not a run."""
+        ...
+
+    def step_counts(self, run_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """For each run: its step runs served from the cache and those that started."""
+        ...
+
+    def step_states(self, run_id: str) -> list[StepState]: ...
 
     def step_runs(self, run_id: str) -> list[StepRunRecord]: ...
 

@@ -6,7 +6,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.jsonshape import JsonShape, shape
 from conveyor.errors import NotFoundError, StoreError
@@ -14,6 +14,9 @@ from conveyor.metadata.records import OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.plan.fingerprint import explain_change
 from conveyor.sdk.project import Project
+
+if TYPE_CHECKING:
+    from conveyor.store.cas import ContentStore
 
 
 def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[str, Any]:
@@ -128,11 +131,19 @@ def lineage(project: Project, target: str) -> dict[str, Any]:
 
     A file inside a directory output is traced to the step run whose directory held it;
     for a directory output, "read by" names the steps that read files inside it."""
-    records = project.records
-    digest, path = _target_digest(project, target)
+    return trace(project.records, project.store, *_target_digest(project, target))
+
+
+def trace(
+    records: MetadataRepository, store: ContentStore, digest: str, path: str | None
+) -> dict[str, Any]:
+    """``lineage`` of a known digest (and the path it was asked by): the CLI's, the
+    web page's lineage graph (one call per artifact)."""
     producers = records.producers(digest)
     if not producers and path is not None:
-        producers = [(r, s, o) for r, s, o, d in _enclosing_outputs(project, path) if d == digest]
+        producers = [
+            (r, s, o) for r, s, o, d in _enclosing_outputs(records, store, path) if d == digest
+        ]
     if not producers:
         where = f"{path} ({digest[:12]})" if path else digest[:12]
         raise NotFoundError(f"no run produced {where}; only declared outputs have lineage")
@@ -162,26 +173,30 @@ def lineage(project: Project, target: str) -> dict[str, Any]:
     ]
     tree = next((o for _, _, o in producers if o.kind == "tree" and o.digest == digest), None)
     if tree is not None:
-        consumed_by += _readers_inside(project, tree)
+        consumed_by += _readers_inside(records, store, tree)
     return {"digest": digest, "path": path, "produced_by": produced_by, "consumed_by": consumed_by}
 
 
-def _readers_inside(project: Project, tree: OutputRecord) -> list[dict[str, Any]]:
+def _readers_inside(
+    records: MetadataRepository, store: ContentStore, tree: OutputRecord
+) -> list[dict[str, Any]]:
     """Step runs that read a file of a directory output (inputs are kept per file)."""
     try:
-        entries = project.store.read_tree(tree.digest)
+        entries = store.read_tree(tree.digest)
     except StoreError:
         return []
     wanted = {f"{tree.path}/{e.path}": e.digest for e in entries}
     readers = []
     for digest in sorted(set(wanted.values())):
-        for run_id, step_id, item in project.records.consumers(digest):
+        for run_id, step_id, item in records.consumers(digest):
             if wanted.get(item.path) == digest:
                 readers.append({"run": run_id, "step": step_id, "path": item.path})
     return readers
 
 
-def _enclosing_outputs(project: Project, rel: str) -> list[tuple[str, str, OutputRecord, str]]:
+def _enclosing_outputs(
+    records: MetadataRepository, store: ContentStore, rel: str
+) -> list[tuple[str, str, OutputRecord, str]]:
     """Directory outputs that held the file ``rel``, newest run first: (run, step,
     output, the file's digest in that output)."""
     found = []
@@ -189,12 +204,12 @@ def _enclosing_outputs(project: Project, rel: str) -> list[tuple[str, str, Outpu
     parent = posixpath.dirname(rel)
     while parent and parent not in (".", ".."):
         inner = rel[len(parent) + 1 :]
-        for run_id, step_id, output in project.records.outputs_at_path(parent):
+        for run_id, step_id, output in records.outputs_at_path(parent):
             if output.kind != "tree":
                 continue
             if output.digest not in trees:
                 try:
-                    entries = project.store.read_tree(output.digest)
+                    entries = store.read_tree(output.digest)
                 except StoreError:
                     entries = []
                 trees[output.digest] = {e.path: e.digest for e in entries}
@@ -214,7 +229,9 @@ def _target_digest(project: Project, target: str) -> tuple[str, str | None]:
     known = project.records.outputs_at_path(rel)
     if known:
         return known[0][2].digest, rel
-    enclosing = _enclosing_outputs(project, rel)  # a file of a directory output, since gone
+    enclosing = _enclosing_outputs(
+        project.records, project.store, rel
+    )  # a file of a directory output, since gone
     if enclosing:
         return enclosing[0][3], rel
     if len(target) >= 8 and all(c in "0123456789abcdef" for c in target):

@@ -16,6 +16,7 @@ from conveyor.domain.states import StepStatus
 from conveyor.domain.tracking import LOG_NAME, TRACKING_DIR, tracking_path
 from conveyor.errors import StoreError
 from conveyor.metadata.records import OutputRecord, RunRecord, StepRunRecord
+from conveyor.metadata.repository import MetadataRepository
 from conveyor.sdk.metricfiles import (
     MAX_BYTES,
     MetricsFileError,
@@ -53,13 +54,20 @@ class RunTracking:
 def read_tracking(project: Project, run: RunRecord) -> RunTracking:
     """The run's parameters and metrics; a metrics file that cannot be read is named in
     ``errors`` (with its step) and the rest is still read."""
-    found = RunTracking(run.id)
-    if run.params:
-        found.params["run"] = {k: _scalar(v) for k, v in sorted(run.params.items())}
-    steps = sorted(project.records.step_runs(run.id), key=lambda s: s.step_id)
+    return tracking_of(project.records, project.store, run.id, run.params)
+
+
+def tracking_of(
+    records: MetadataRepository, store: ContentStore, run_id: str, params: dict[str, Any]
+) -> RunTracking:
+    """``read_tracking`` from records and a store given (a server's, for its pages)."""
+    found = RunTracking(run_id)
+    if params:
+        found.params["run"] = {k: _scalar(v) for k, v in sorted(params.items())}
+    steps = sorted(records.step_runs(run_id), key=lambda s: s.step_id)
     for step in steps:
         if step.status is StepStatus.SUCCEEDED:
-            _read_step(project.store, step, found)
+            _read_step(store, step, found)
     return found
 
 

@@ -9,7 +9,7 @@ import posixpath
 import re
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.domain.states import RunStatus
 from conveyor.errors import UsageError
+from conveyor.metadata.records import StepRunRecord
 from conveyor.sdk.logs import MAX_SINCE, parse_since
 from conveyor.server.auth import Access, member, server, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
@@ -29,6 +30,9 @@ from conveyor.server.results import ResultFile, withheld_text
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import load_spec_at
 from conveyor.vcs.git import check_revision, resolve
+
+if TYPE_CHECKING:
+    from conveyor.store.cas import ContentStore
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["runs"])
 _PREFIX = re.compile(r"^[0-9a-f]{4,40}$")
@@ -289,27 +293,32 @@ def run_files(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
     """The run's output files, step by step in run order."""
     from conveyor.store.cas import ContentStore
 
-    store = ContentStore(state.config.store_dir)
+    return output_files(ContentStore(state.config.store_dir), state.db.records.step_runs(run.id))
+
+
+def output_files(store: ContentStore, records: list[StepRunRecord]) -> list[dict[str, Any]]:
+    """The output files of these step runs (directories file by file), in run order."""
+    never = float("inf")
     files = []
-    for step in steps_json(state, run):
-        for output in step["outputs"]:
-            if output["kind"] == "tree":
+    for step in sorted(records, key=lambda s: s.started_at or s.ended_at or never):
+        for output in step.outputs:
+            if output.kind == "tree":
                 files += [
                     {
-                        "step": step["id"],
-                        "path": posixpath.join(output["path"], e.path),
+                        "step": step.step_id,
+                        "path": posixpath.join(output.path, e.path),
                         "digest": e.digest,
                         "size": e.size,
                     }
-                    for e in store.read_tree(output["digest"])
+                    for e in store.read_tree(output.digest)
                 ]
             else:
                 files.append(
                     {
-                        "step": step["id"],
-                        "path": output["path"],
-                        "digest": output["digest"],
-                        "size": output["size"],
+                        "step": step.step_id,
+                        "path": output.path,
+                        "digest": output.digest,
+                        "size": output.size,
                     }
                 )
     return files
@@ -318,7 +327,12 @@ def run_files(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
 @router.get("/runs/{run_id}/artifacts/{path:path}")
 def download_artifact(access: Viewer, state: State, run_id: str, path: str) -> Response:
     """The content of one output file (or a file inside an output directory)."""
-    source, norm, masker = artifact_source(access, state, run_id, path)
+    return artifact_response(*artifact_source(access, state, run_id, path))
+
+
+def artifact_response(source: Path, norm: str, masker: Masker) -> Response:
+    """One stored output file as a download: masked where it holds a secret (text), or
+    withheld (binary)."""
     found, text = scan_file(source, masker)
     if found and not text:
         item = ResultFile(norm, source.name, source.stat().st_size)
@@ -336,23 +350,37 @@ def artifact_source(
     """Where the store keeps one output file of a run (or a file inside an output
     directory), its normalised path, and the masker of the project's secrets: whoever
     shows it masks it (text) or withholds it (binary), as in the result commit."""
-    norm = posixpath.normpath(path)
-    if path.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in path:
-        raise HTTPException(400, f"{path[:200]!r} is not a path inside the project")
+    norm = output_path(path)
     run_id = get_run(state, access.project, run_id).id
     from conveyor.store.cas import ContentStore
 
     store = ContentStore(state.config.store_dir)
     masker = Masker(state.secrets_for(access.project).values())
-    for step in state.db.records.step_runs(run_id):
+    return stored_output(store, state.db.records.step_runs(run_id), run_id, norm), norm, masker
+
+
+def output_path(path: str) -> str:
+    """A requested output path, normalised; 400 for one that leaves the project."""
+    norm = posixpath.normpath(path)
+    if path.startswith("/") or norm == ".." or norm.startswith("../") or "\\" in path:
+        raise HTTPException(400, f"{path[:200]!r} is not a path inside the project")
+    return norm
+
+
+def stored_output(
+    store: ContentStore, records: list[StepRunRecord], run_id: str, norm: str
+) -> Path:
+    """Where the store keeps the output file ``norm`` of these step runs (404, or 410
+    when the store collected it)."""
+    for step in records:
         for output in step.outputs:
             if output.kind == "file" and output.path == norm:
-                return _stored(store, output.digest, norm), norm, masker
+                return _stored(store, output.digest, norm)
             if output.kind == "tree" and norm.startswith(output.path.rstrip("/") + "/"):
                 inner = norm[len(output.path.rstrip("/")) + 1 :]
                 for entry in store.read_tree(output.digest):
                     if entry.path == inner:
-                        return _stored(store, entry.digest, norm), norm, masker
+                        return _stored(store, entry.digest, norm)
     raise HTTPException(404, f"run {run_id} has no output {norm[:200]!r}")
 
 

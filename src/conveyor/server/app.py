@@ -32,6 +32,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     from conveyor.server.web import pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
+    from conveyor.server.web.source import ServerSource
 
     count = state.config.workers if workers is None else workers
 
@@ -59,6 +60,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         redoc_url=None,  # ReDoc has no packaged build: Swagger UI alone
     )
     app.state.server = state
+    app.state.web_source = ServerSource(state)
     app.add_middleware(BodyLimit, config=state.config)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_runs.router)
@@ -66,7 +68,8 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_datasets.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
-    app.include_router(pages.router)
+    for pages_router in pages.routers():
+        app.include_router(pages_router)
     app.mount("/ui/static", pages.static_files(), name="web-static")
     add_docs(app)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -86,9 +86,22 @@ async def log_response(
         current = state.db.queue.get(run.id)
         return None, current is None or current.status.finished, True
 
+    missing = f"run {run.id} has no log for step {step_id!r}"
+    return await stream_log(find, masker, follow, tail, missing)
+
+
+Finder = Callable[[], tuple[Path | None, bool, bool]]
+"""Where a step's log is, whether no more will come, and whether it ran since when asked."""
+
+
+async def stream_log(
+    find: Finder, masker: Masker, follow: bool, tail: int | None, missing: str
+) -> StreamingResponse:
+    """The masked log ``find`` locates, streamed (and followed while more may come);
+    404 with ``missing`` when there is none and will be none."""
     path, finished, recent = await asyncio.to_thread(find)
     if path is None and finished:
-        raise HTTPException(404, f"run {run.id} has no log for step {step_id!r}")
+        raise HTTPException(404, missing)
 
     async def stream() -> AsyncIterator[bytes]:
         current, done = path, finished

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conveyor.domain.states import StepStatus
+from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.lite.connect import (
     JSON_COLUMNS,
@@ -33,8 +33,9 @@ from conveyor.metadata.records import (
     OutputRecord,
     RunRecord,
     StepRunRecord,
+    StepState,
 )
-from conveyor.metadata.repository import WriteBatch
+from conveyor.metadata.repository import RunsPage, WriteBatch
 from conveyor.metadata.revision import HEAD
 from conveyor.metadata.rows import (
     hex_prefix,
@@ -226,6 +227,71 @@ class LiteRepository(LiteDatasets):
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         rows = self._rows("SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
         return [run_record(r) for r in rows]
+
+    def page_runs(
+        self,
+        limit: int,
+        after: str | None = None,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        trigger: str | None = None,
+    ) -> RunsPage | None:
+        terms, values = ["1"], []
+        for column, value in (("status", status), ("pipeline", pipeline), ("trigger", trigger)):
+            if value is not None:
+                terms.append(f"{column} = ?")
+                values.append(str(value))
+        where = " AND ".join(terms)
+        total = int(self._rows(f"SELECT count(*) AS n FROM runs WHERE {where}", values)[0]["n"])
+        if after is not None:
+            anchor = self._rows("SELECT created_at FROM runs WHERE id = ?", (after,))
+            if not anchor:
+                return None
+            at = anchor[0][
+                "created_at"
+            ]  # a range on the index first: a deep page starts at its place
+            where += " AND created_at <= ? AND (created_at < ? OR id < ?)"
+            values += [at, at, after]
+        rows = self._rows(
+            f"SELECT * FROM runs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+            [*values, limit + 1],
+        )
+        found = [run_record(r) for r in rows]
+        more = len(found) > limit
+        return found[:limit], total, (found[limit - 1].id if more else None)
+
+    def step_counts(self, run_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        wanted = list(set(run_ids))
+        counts: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(wanted), 900):  # stay under SQLite's parameter limit
+            chunk = wanted[start : start + 900]
+            rows = self._rows(
+                "SELECT run_id, sum(cached) AS hits, "
+                "sum(NOT cached AND started_at IS NOT NULL) AS ran "
+                f"FROM step_runs WHERE run_id IN ({', '.join('?' * len(chunk))}) GROUP BY run_id",
+                chunk,
+            )
+            counts |= {r["run_id"]: (int(r["hits"] or 0), int(r["ran"] or 0)) for r in rows}
+        return counts
+
+    def step_states(self, run_id: str) -> list[StepState]:
+        rows = self._rows(
+            "SELECT step_id, status, cached, exit_code, attempt, started_at, ended_at "
+            "FROM step_runs WHERE run_id = ?",
+            (run_id,),
+        )
+        return [
+            StepState(
+                r["step_id"],
+                StepStatus(r["status"]),
+                bool(r["cached"]),
+                r["exit_code"],
+                r["attempt"],
+                r["started_at"],
+                r["ended_at"],
+            )
+            for r in rows
+        ]
 
     def runs_in_progress(self) -> list[RunRecord]:
         rows = self._rows("SELECT * FROM runs WHERE status IN ('running', 'queued')")

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from conveyor.domain.states import StepStatus
+from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.records import (
     CacheEntry,
@@ -19,7 +19,7 @@ from conveyor.metadata.records import (
     StepRunRecord,
     StepState,
 )
-from conveyor.metadata.repository import WriteBatch
+from conveyor.metadata.repository import RunsPage, WriteBatch
 from conveyor.metadata.rows import (
     hex_prefix,
     output,
@@ -177,6 +177,32 @@ class SqlRepository(SqlDatasets):
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
         stmt = sa.select(t.runs).order_by(t.runs.c.created_at.desc()).limit(limit)
         return [run_record(r._mapping) for r in self._rows(stmt)]
+
+    def page_runs(
+        self,
+        limit: int,
+        after: str | None = None,
+        status: RunStatus | None = None,
+        pipeline: str | None = None,
+        trigger: str | None = None,
+    ) -> RunsPage | None:
+        c = t.runs.c
+        where: sa.ColumnElement[bool] = sa.true()
+        for column, value in ((c.status, status), (c.pipeline, pipeline), (c.trigger, trigger)):
+            if value is not None:
+                where &= column == str(value)
+        query = sa.select(t.runs).where(where)
+        total = int(self._rows(sa.select(sa.func.count()).select_from(t.runs).where(where))[0][0])
+        if after is not None:
+            anchor = self._rows(sa.select(c.created_at).where(c.id == after))
+            if not anchor:
+                return None
+            at = anchor[0][0]  # a range on the index first: a deep page starts at its place
+            query = query.where((c.created_at <= at) & ((c.created_at < at) | (c.id < after)))
+        query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
+        found = [run_record(r._mapping) for r in self._rows(query)]
+        more = len(found) > limit
+        return found[:limit], total, (found[limit - 1].id if more else None)
 
     def runs_in_progress(self) -> list[RunRecord]:
         stmt = sa.select(t.runs).where(t.runs.c.status.in_(["running", "queued"]))

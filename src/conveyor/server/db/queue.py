@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from conveyor.domain.states import RunStatus
 from conveyor.metadata.records import iso
+from conveyor.metadata.sql import tables as records
 from conveyor.server.db import tables as t
 
 HEARTBEAT = 2.0  # seconds between heartbeats of a running run
@@ -218,11 +219,13 @@ class RunQueue:
         cursor: str | None = None,
         ref: str | None = None,
         trigger: str | None = None,
+        pipeline: str | None = None,
     ) -> tuple[list[QueuedRun], int, str | None] | None:
         """A page of the project's runs, newest first, after the run ``cursor`` (keyset:
         the index on project and time, never an offset): the runs, how many match in
-        all, and the cursor of the next page; None for an unknown cursor. ``ref`` and
-        ``trigger`` filter by equality."""
+        all, and the cursor of the next page; None for an unknown cursor. ``ref``,
+        ``trigger`` and ``pipeline`` (the name in the run's record: a queued run has
+        none yet) filter by equality."""
         runs, where = t.runs.c, t.runs.c.project == project
         if status:
             where &= runs.status == status
@@ -230,6 +233,9 @@ class RunQueue:
             where &= runs.ref == ref
         if trigger:
             where &= runs.trigger == trigger
+        if pipeline:
+            named = sa.select(records.runs.c.id).where(records.runs.c.pipeline == pipeline)
+            where &= runs.id.in_(named)
         query = sa.select(t.runs).where(where)
         with self.engine.connect() as conn:
             total = int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())

@@ -26,10 +26,12 @@ from conveyor.domain.states import RunStatus
 from conveyor.server import api_runs
 from conveyor.server.auth import Access, server
 from conveyor.server.db.accounts import role_at_least
-from conveyor.server.web import files, headers, preview, views
+from conveyor.server.web import datasets, documents, explore, files, headers, preview, views
 from conveyor.server.web import session as sessions
 from conveyor.server.web.ansi import AnsiHtml
+from conveyor.server.web.local import LOCAL_ROLE, LOCAL_USER, LocalSource
 from conveyor.server.web.render import render
+from conveyor.server.web.source import RunFilters, RunSource, download, source
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
@@ -41,13 +43,17 @@ MAX_FILTER = 200
 @router.get("")
 @router.get("/")
 def home(request: Request) -> Response:
+    if sessions.is_local(request):
+        return RedirectResponse("/ui/projects", 303)
     if sessions.open_session(request) is None:
         return RedirectResponse("/ui/signin", 303)
     return RedirectResponse("/ui/projects", 303)
 
 
 @router.get("/signin")
-def signin_form(request: Request, next: str = "/ui/projects") -> HTMLResponse:
+def signin_form(request: Request, next: str = "/ui/projects") -> Response:
+    if sessions.is_local(request):  # nobody signs in to `conveyor ui`
+        return RedirectResponse(_local(next), 303)
     return render(request, "signin.html", {"next": _local(next), "error": None})
 
 
@@ -86,6 +92,10 @@ def _local(target: str) -> str:
 
 @router.get("/projects")
 def projects(request: Request) -> HTMLResponse:
+    src = source(request)
+    if isinstance(src, LocalSource):
+        rows = [{"name": src.name, "role": LOCAL_ROLE}]
+        return render(request, "projects.html", {"projects": rows, "user": LOCAL_USER})
     session, user = sessions.signed_in(request)
     accounts = server(request).db.accounts
     rows = [{"name": p, "role": accounts.role(user, p)} for p in accounts.visible_projects(user)]
@@ -99,25 +109,30 @@ def runs(
     status: RunStatus | None = None,
     branch: Annotated[str | None, Query(max_length=MAX_FILTER)] = None,
     trigger: Annotated[str | None, Query(max_length=32)] = None,
+    pipeline: Annotated[str | None, Query(max_length=MAX_FILTER)] = None,
     after: Annotated[str | None, Query(max_length=64)] = None,
 ) -> HTMLResponse:
-    """The project's runs, newest first, a page at a time (keyset: ``after`` a run)."""
+    """The project's runs, newest first, a page at a time (keyset: ``after`` a run),
+    filtered by what the source can filter (a server's runs by branch, a laptop's by
+    pipeline)."""
     session, access = sessions.page_access(request, project, "viewer")
-    state = server(request)
-    ref = f"refs/heads/{branch}" if branch else None
-    page = state.db.queue.page(project, PAGE, status, after, ref, trigger or None)
-    if page is None:
-        raise HTTPException(422, "this page of runs does not exist any more; start again")
-    found, total, next_after = page
-    filters = {"status": status or "", "branch": branch or "", "trigger": trigger or ""}
+    src = source(request)
+    given = {"status": status, "branch": branch, "trigger": trigger, "pipeline": pipeline}
+    filters = {k: str(given[k] or "") for k in src.filters}
+    chosen = RunFilters(
+        status=status if "status" in src.filters else None,
+        **{k: v for k, v in filters.items() if k != "status"},
+    )
+    found, total, next_after = src.page(project, PAGE, chosen, after)
     kept = {k: v for k, v in filters.items() if v}
     more = f"?{urlencode({**kept, 'after': next_after})}" if next_after else None
     context = {
         "project": project,
         "role": access.role,
-        "runs": views.run_rows(state, project, found),
+        "runs": views.run_rows(src.records, src.repo(project), found),
         "total": total,
         "filters": filters,
+        "filtered": bool(kept),
         "statuses": [str(s) for s in RunStatus],
         "triggers": views.TRIGGERS,
         "next_page": more,
@@ -129,25 +144,26 @@ def runs(
 @router.get("/p/{project}/runs/{run_id}")
 def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     session, access = sessions.page_access(request, project, "viewer")
-    state = server(request)
-    run = api_runs.get_run(state, project, run_id)
-    plan = views.run_plan(state, run)
-    records = state.db.records.step_runs(run.id)
+    src = source(request)
+    run = src.get_run(project, run_id)
+    plan = src.run_plan(run)
+    records = src.records.step_runs(run.id)
     member = role_at_least(access.role, "member")
     lines = views.step_lines(run, plan, records)
     bars, span = views.timeline(records)
     status_of = {line.id: line.status for line in lines}
-    files = api_runs.list_artifacts(access, state, run.id, limit=ARTIFACTS, cursor=None)
+    files = src.run_files(run)
     context = {
-        "files": files["files"],
-        "files_total": files["total"],
+        "files": files[:ARTIFACTS],
+        "files_total": len(files),
         "bars": bars,
         "span": span,
+        "max_bars": views.MAX_BARS,
         "project": project,
         "role": access.role,
         "run": run,
         "branch": views.branch_of(run.ref),
-        "commit": views.commits_of(state, project, [run]).get(run.commit, {}),
+        "commit": views.commits_of(src.repo(project), [run]).get(run.commit, {}),
         "created": views.when(run.created_at),
         "duration": views.duration(run.started_at, run.ended_at),
         "steps": lines,
@@ -156,7 +172,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "graph": views.graph(plan),
         "plan_error": plan.error,
         "names": plan.names,
-        "error": api_runs.public_text(state, run.error),
+        "error": src.public_text(run.error),
         "can_cancel": member
         and not run.status.finished
         and (run.who == access.user.name or role_at_least(access.role, "lead")),
@@ -173,8 +189,8 @@ def artifact(request: Request, project: str, run_id: str, path: str) -> Response
     site): the API's own handler, masked or withheld as there."""
     from urllib.parse import quote
 
-    _session, access = sessions.page_access(request, project, "viewer")
-    response = api_runs.download_artifact(access, server(request), run_id, path)
+    sessions.page_access(request, project, "viewer")
+    response = download(source(request), project, run_id, path)
     name = quote(path.rsplit("/", 1)[-1], safe="")
     response.headers["content-disposition"] = f"attachment; filename*=utf-8''{name}"
     response.headers["content-type"] = "application/octet-stream"
@@ -185,9 +201,9 @@ def artifact(request: Request, project: str, run_id: str, path: str) -> Response
 def files_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     """The run's outputs as a tree of directories (``<details>``: no script needed)."""
     session, access = sessions.page_access(request, project, "viewer")
-    state = server(request)
-    run = api_runs.get_run(state, project, run_id)
-    found = api_runs.run_files(state, run)
+    src = source(request)
+    run = src.get_run(project, run_id)
+    found = src.run_files(run)
     context = {
         "project": project,
         "role": access.role,
@@ -205,21 +221,23 @@ def preview_page(request: Request, project: str, run_id: str, path: str) -> HTML
     """One output file shown in the page, bounded: an image or HTML report from the
     sandboxed route, a table, pretty JSON, safe Markdown, a JUnit pass/fail table, text."""
     session, access = sessions.page_access(request, project, "viewer")
-    state = server(request)
-    run = api_runs.get_run(state, project, run_id)
-    source, norm, masker = api_runs.artifact_source(access, state, run.id, path)
+    src = source(request)
+    run = src.get_run(project, run_id)
+    stored, norm, masker = src.artifact(project, run.id, path)
     kind = preview.kind_of(norm)
     context: dict[str, Any] = {
         "project": project,
         "role": access.role,
         "run": run,
         "file": norm,
-        "size": source.stat().st_size,
+        "size": stored.stat().st_size,
         "kind": kind,
     }
-    if kind not in (None, "image", "html"):
+    if kind == "parquet":
+        context["body"] = documents.parquet_preview(stored, masker)
+    elif kind not in (None, "image", "html", "notebook"):
         limit = preview.XML_LIMIT if kind == "xml" else preview.READ_LIMIT
-        head = files.read_head(source, masker, limit)
+        head = files.read_head(stored, masker, limit)
         context |= {"head": head, "body": _preview_body(kind, head)}
         if context["body"].get("kind"):
             context["kind"] = context["body"]["kind"]
@@ -247,11 +265,16 @@ def raw(request: Request, project: str, run_id: str, path: str) -> Response:
     """An image or HTML report with its real type, for the preview's ``<img>`` or
     ``<iframe sandbox>``, under ``Content-Security-Policy: sandbox`` (no script runs,
     and the content has no origin: never this site's); any other file is refused."""
-    _session, access = sessions.page_access(request, project, "viewer")
+    sessions.page_access(request, project, "viewer")
     media = preview.raw_type(path)
     if media is None:
         raise HTTPException(404, "only images and HTML reports are served for a preview")
-    response = api_runs.download_artifact(access, server(request), run_id, path)
+    response: Response
+    if preview.kind_of(path) == "notebook":  # rendered and sanitised, never the file
+        stored, _norm, masker = source(request).artifact(project, run_id, path)
+        response = HTMLResponse(documents.notebook_document(stored, masker))
+    else:
+        response = download(source(request), project, run_id, path)
     if isinstance(response, FileResponse):  # else masked or withheld: stays text/plain
         response.headers["content-type"] = media
     response.headers["content-disposition"] = "inline"
@@ -269,23 +292,31 @@ def compare_page(
 ) -> HTMLResponse:
     """Two or more runs side by side: status, duration, parameters, changed outputs."""
     session, access = sessions.page_access(request, project, "viewer")
-    state = server(request)
-    found = [api_runs.get_run(state, project, r[:64]) for r in dict.fromkeys(run)]
+    src = source(request)
+    found = [src.get_run(project, r[:64]) for r in dict.fromkeys(run)]
     context: dict[str, Any] = {"project": project, "role": access.role, "compared": None}
     if len(found) >= 2:
         durations = [views.duration(r.started_at, r.ended_at) for r in found]
-        outputs = [api_runs.run_files(state, r) for r in found]
+        outputs = [src.run_files(r) for r in found]
         context["compared"] = files.compare(found, outputs, durations)
+        context["metrics"] = _metric_rows(src, found)
         context["branches"] = [views.branch_of(r.ref) for r in found]
     return render(request, "compare.html", context, session)
+
+
+def _metric_rows(src: RunSource, runs: list[Any]) -> list[Any]:
+    """The runs' metrics side by side (``conveyor runs compare``'s rows)."""
+    from conveyor.sdk.tracking import rows, tracking_of
+
+    return rows([tracking_of(src.records, src.store, r.id, r.params).metrics for r in runs])
 
 
 @router.get("/p/{project}/runs/{run_id}/live")
 def run_live(request: Request, project: str, run_id: str) -> Response:
     """The fragment the run page polls (JSON of statuses)."""
     sessions.page_access(request, project, "viewer")
-    state = server(request)
-    body = views.live_state(state, api_runs.get_run(state, project, run_id))
+    src = source(request)
+    body = views.live_state(src.records, src.get_run(project, run_id))
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -309,6 +340,8 @@ async def _form_access(request: Request, project: str) -> tuple[sessions.Session
     """A member's form: same-site, with the session's CSRF token."""
     sessions.check_origin(request)
     session, access = await run_in_threadpool(sessions.page_access, request, project, "member")
+    if session is None:  # a source without sessions is read-only (check_origin says so)
+        raise sessions.SignInNeeded()
     sessions.check_csrf(session, (await sessions.form_fields(request)).get("csrf"))
     return session, access
 
@@ -316,17 +349,17 @@ async def _form_access(request: Request, project: str) -> tuple[sessions.Session
 @router.get("/p/{project}/runs/{run_id}/steps/{step_id}")
 def step_page(request: Request, project: str, run_id: str, step_id: str) -> HTMLResponse:
     session, access = sessions.page_access(request, project, "viewer")
-    state = server(request)
-    run = api_runs.get_run(state, project, run_id)
-    record = next((s for s in state.db.records.step_runs(run.id) if s.step_id == step_id), None)
+    src = source(request)
+    run = src.get_run(project, run_id)
+    record = next((s for s in src.records.step_runs(run.id) if s.step_id == step_id), None)
     if record is None:
         raise HTTPException(404, f"run {run.id} has no record of step {step_id[:200]!r} yet")
     explanation = None
-    run_record = state.db.records.get_run(run.id)
+    run_record = src.records.get_run(run.id)
     if run_record is not None:
         from conveyor.sdk.inspect import explain
 
-        explanation = explain(state.db.records, run_record, record.step_id)
+        explanation = explain(src.records, run_record, record.step_id)
     context = {
         "project": project,
         "role": access.role,
@@ -335,7 +368,7 @@ def step_page(request: Request, project: str, run_id: str, step_id: str) -> HTML
         "duration": views.duration(record.started_at, record.ended_at),
         "started": views.when(record.started_at),
         "why": explanation,
-        "error": api_runs.public_text(state, record.error),
+        "error": src.public_text(record.error),
         "outputs": record.outputs,
         "tail": TAIL,
     }
@@ -352,12 +385,10 @@ async def step_log(
 ) -> StreamingResponse:
     """The step's log as HTML (escaped, ANSI colours as classes), streamed while it runs;
     secrets masked by the API's own log stream."""
-    from conveyor.server.logstream import log_response
-
     await run_in_threadpool(sessions.page_access, request, project, "viewer")
-    state = server(request)
-    run = await asyncio.to_thread(api_runs.get_run, state, project, run_id)
-    text = await log_response(state, run, step_id, True, tail, None)
+    src = source(request)
+    run = await asyncio.to_thread(src.get_run, project, run_id)
+    text = await src.log(run, step_id, tail)
 
     async def html() -> AsyncIterator[bytes]:
         converter = AnsiHtml()
@@ -373,6 +404,11 @@ async def step_log(
         media_type="text/html; charset=utf-8",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def routers() -> list[APIRouter]:
+    """Every router of the pages: these, and the pages across runs (``explore``)."""
+    return [router, explore.router, datasets.router]
 
 
 def static_files() -> Any:

@@ -39,13 +39,16 @@ _KINDS = {
     ".html": "html",
     ".htm": "html",
     ".xml": "xml",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".ipynb": "notebook",
 }
 _TEXT = {".txt", ".log", ".yml", ".yaml", ".toml", ".ini", ".cfg", ".py", ".sh", ".out", ".err"}
 
 
 def kind_of(path: str) -> str | None:
-    """image, csv, tsv, json, markdown, html, xml (JUnit when it parses as one), text, or
-    None (no preview: a download only)."""
+    """image, csv, tsv, json, markdown, html, xml (JUnit when it parses as one), parquet,
+    notebook, text, or None (no preview: a download only)."""
     suffix = posixpath.splitext(path)[1].lower()
     if suffix in IMAGES:
         return "image"
@@ -55,12 +58,12 @@ def kind_of(path: str) -> str | None:
 
 
 def raw_type(path: str) -> str | None:
-    """The real media type a file is served with from the sandboxed route (images and
-    HTML reports only; None: that route refuses it)."""
+    """The real media type a file is served with from the sandboxed route (images, HTML
+    reports and notebooks rendered as HTML only; None: that route refuses it)."""
     suffix = posixpath.splitext(path)[1].lower()
     if suffix in IMAGES:
         return IMAGES[suffix]
-    return HTML if _KINDS.get(suffix) == "html" else None
+    return HTML if _KINDS.get(suffix) in ("html", "notebook") else None
 
 
 def text_of(data: bytes) -> str:

@@ -38,10 +38,26 @@ class Session:
     csrf: str
 
 
+def is_local(request: Request) -> bool:
+    """Served by ``conveyor ui``: no sign-in, no session, nothing to change."""
+    from conveyor.server.web.source import source
+
+    return source(request).local
+
+
+def refuse_local(request: Request) -> None:
+    """403 for a form (sign in or out, cancel, re-run) sent to ``conveyor ui``."""
+    if is_local(request):
+        raise HTTPException(403, "conveyor ui is read-only: use the CLI to change runs")
+
+
 def open_session(request: Request) -> Session | None:
-    """The request's session, or None (no cookie, tampered, expired or malformed)."""
+    """The request's session, or None (no cookie, tampered, expired or malformed; or
+    ``conveyor ui``, which has none)."""
     from cryptography.fernet import InvalidToken
 
+    if is_local(request):
+        return None
     value = request.cookies.get(COOKIE)
     if not value or len(value) > MAX_COOKIE:
         return None
@@ -86,8 +102,13 @@ def signed_in(request: Request) -> tuple[Session, User]:
     return session, user
 
 
-def page_access(request: Request, project: str, needed: str) -> tuple[Session, Access]:
-    """The session and the caller's access to ``project``: the API's own check."""
+def page_access(request: Request, project: str, needed: str) -> tuple[Session | None, Access]:
+    """The session and the caller's access to ``project``: the API's own check (or, for
+    ``conveyor ui``, no session and the viewer's role on its one project)."""
+    from conveyor.server.web.source import source
+
+    if (local := source(request).open_access(project, needed)) is not None:
+        return None, local
     session = open_session(request)
     if session is None:
         raise SignInNeeded()
@@ -106,7 +127,9 @@ def check_csrf(session: Session, sent: str | None) -> None:
 
 
 def check_origin(request: Request) -> None:
-    """403 for a state-changing request whose Origin (when sent) is another site."""
+    """403 for a state-changing request whose Origin (when sent) is another site, and
+    for every one sent to ``conveyor ui``."""
+    refuse_local(request)
     origin = request.headers.get("origin")
     if origin is None:  # not every browser sends it; the CSRF token still guards
         return

@@ -1,17 +1,22 @@
-"""What the pages show, read from the server's state: plain dicts for the templates
+"""What the pages show, read through their ``RunSource``: plain dicts for the templates
 (the values are data; Jinja2 escapes every one)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from conveyor.metadata.records import StepRunRecord
+from conveyor.metadata.repository import MetadataRepository
 from conveyor.server.db.queue import QueuedRun
-from conveyor.server.state import ServerState
 from conveyor.server.web.dag import Drawing, layout
+
+if TYPE_CHECKING:
+    from conveyor.spec.model import PipelineSpec
 
 TRIGGERS = ("push", "tag", "webhook", "schedule", "manual")
 
@@ -39,19 +44,21 @@ def when(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp else ""
 
 
-def commits_of(state: ServerState, project: str, runs: list[QueuedRun]) -> dict[str, Any]:
+def commits_of(repo: Path, runs: list[QueuedRun]) -> dict[str, Any]:
     """Author and subject of the runs' commits (one git process for the page)."""
     from conveyor.vcs.git import commit_summaries
 
-    found = commit_summaries(state.config.repo_dir(project), [r.commit for r in runs])
+    found = commit_summaries(repo, [r.commit for r in runs])
     return {c: {"author": a, "subject": s} for c, (a, s) in found.items()}
 
 
-def run_rows(state: ServerState, project: str, runs: list[QueuedRun]) -> list[dict[str, Any]]:
+def run_rows(
+    records: MetadataRepository, repo: Path, runs: list[QueuedRun]
+) -> list[dict[str, Any]]:
     """The lines of the runs list: one grouped query for the step counts, one git
     process for the commits."""
-    counts = state.db.records.step_counts(r.id for r in runs)
-    commits = commits_of(state, project, runs)
+    counts = records.step_counts(r.id for r in runs)
+    commits = commits_of(repo, runs)
     return [run_row(r, counts.get(r.id, (0, 0)), commits) for r in runs]
 
 
@@ -124,18 +131,17 @@ class RunPlan:
     error: str | None = None
 
 
-def run_plan(state: ServerState, run: QueuedRun) -> RunPlan:
-    """The steps, dependencies and names of the run's pipeline at its commit with its
-    parameters, or an empty plan and the reason."""
+def run_plan(load: Callable[[], PipelineSpec], run: QueuedRun, where: str) -> RunPlan:
+    """The steps, dependencies and names of the pipeline ``load`` reads (``where``: at
+    the run's commit, or as it is now) with the run's parameters, or an empty plan and
+    the reason."""
     from conveyor.errors import ConveyorError
     from conveyor.plan.compile import compile_plan
-    from conveyor.server.triggers import load_spec_at
 
     try:
-        spec = load_spec_at(state, run.project, run.commit)
-        plan = compile_plan(spec, dict(run.params), [])
+        plan = compile_plan(load(), dict(run.params), [])
     except ConveyorError as exc:
-        return RunPlan([], {}, {}, f"the pipeline at {run.commit[:12]} does not compile: {exc}")
+        return RunPlan([], {}, {}, f"the pipeline {where} does not compile: {exc}")
     needs = {s.id: set(s.needs) for s in plan.steps}
     for consumer, producer, _path in plan.inferred:
         needs.setdefault(consumer, set()).add(producer)
@@ -201,9 +207,9 @@ def job_states(statuses: dict[str, str]) -> dict[str, tuple[str, int]]:
     return {job: (job_status(values), len(values)) for job, values in grouped.items()}
 
 
-def live_state(state: ServerState, run: QueuedRun) -> bytes:
+def live_state(records: MetadataRepository, run: QueuedRun) -> bytes:
     """The small JSON the run page polls: the run's status and each recorded step's."""
-    states = state.db.records.step_states(run.id)
+    states = records.step_states(run.id)
     steps = {
         r.step_id: {
             "status": str(r.status),
@@ -211,6 +217,9 @@ def live_state(state: ServerState, run: QueuedRun) -> bytes:
             "exit_code": r.exit_code,
             "attempts": r.attempt,
             "duration": duration(r.started_at, r.ended_at),
+            # epoch seconds: the live timeline draws the bars of the steps that ran
+            "started": r.started_at,
+            "ended": r.ended_at,
         }
         for r in states
     }
@@ -220,6 +229,7 @@ def live_state(state: ServerState, run: QueuedRun) -> bytes:
         # of the recorded steps only: the page knows each job's size
         "jobs": job_states({r.step_id: str(r.status) for r in states}),
         "duration": duration(run.started_at, run.ended_at),
+        "now": time.time(),  # a running step's bar reaches the server's now
         "steps": steps,
     }
     return json.dumps(data, separators=(",", ":")).encode()

@@ -1,5 +1,6 @@
 // The run page's live part: polls the run's status fragment and updates the status of
-// the run, of each step row and of each graph node, without reloading the page.
+// the run, of each step row and of each graph node, and the timeline, without reloading
+// the page.
 // Values are set as text (textContent / class names from a fixed list), never as HTML.
 (function () {
   "use strict";
@@ -46,7 +47,47 @@
       }
       statusClass(el, status);
     });
+    timeline(data);
     return data.final;
+  }
+  // The Gantt timeline: a bar per step that ran (not a cache hit), from the first start;
+  // a running step's bar reaches the server's now. Built with DOM calls, text as text.
+  var SVG = "http://www.w3.org/2000/svg";
+  function timeline(data) {
+    var svg = document.getElementById("timeline");
+    if (!svg) { return; }
+    var ran = Object.keys(data.steps).map(function (id) {
+      var s = data.steps[id];
+      return { id: id, status: s.status, start: s.started, end: s.ended, duration: s.duration,
+               cached: s.cached };
+    }).filter(function (s) { return s.start !== null && !s.cached; });
+    ran.sort(function (a, b) { return a.start - b.start || (a.id < b.id ? -1 : 1); });
+    if (!ran.length || ran.length > Number(svg.getAttribute("data-max"))) { return; }
+    var origin = ran[0].start;
+    var span = Math.max(1, Math.max.apply(null, ran.map(function (s) {
+      return (s.end === null ? data.now : s.end) - origin;
+    })));
+    while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+    ran.forEach(function (s, i) {
+      var g = document.createElementNS(SVG, "g");
+      g.setAttribute("class", "bar");
+      statusClass(g, s.status);
+      var title = document.createElementNS(SVG, "title");
+      title.textContent = s.id + ": " + s.duration;
+      var rect = document.createElementNS(SVG, "rect");
+      var end = s.end === null ? data.now : s.end;
+      rect.setAttribute("x", ((s.start - origin) / span * 1000).toFixed(1));
+      rect.setAttribute("y", String(i * 20 + 5));
+      rect.setAttribute("width", Math.max((end - s.start) / span * 1000, 2).toFixed(1));
+      rect.setAttribute("height", "14");
+      g.appendChild(title);
+      g.appendChild(rect);
+      svg.appendChild(g);
+    });
+    var height = String(ran.length * 20 + 10);
+    svg.setAttribute("height", height);
+    svg.setAttribute("viewBox", "0 0 1000 " + height);
+    document.getElementById("timeline-span").textContent = span.toFixed(1);
   }
   function poll() {
     fetch(url, { credentials: "same-origin", cache: "no-store" })
