@@ -120,6 +120,7 @@ def start_background(
     state: ServerState, workers: int, stop: threading.Event
 ) -> tuple[list[Worker], list[threading.Thread]]:
     """Worker threads, the heartbeat watcher and the schedule clock."""
+    from conveyor.server.forge import deliver
     from conveyor.server.schedules import clock
     from conveyor.server.worker import watch, worker_name
 
@@ -136,6 +137,7 @@ def start_background(
         )
     )
     threads.append(threading.Thread(target=clock, args=(state, stop), daemon=True))
+    threads.append(threading.Thread(target=deliver, args=(state, stop), daemon=True))
     for thread in threads:
         thread.start()
     return pool, threads

@@ -76,6 +76,7 @@ class Worker:
     def execute(self, queued: QueuedRun) -> None:
         """Run one claimed run to its end; never raises."""
         self.active[queued.id] = None
+        self._tell_forge(queued.id, RunStatus.RUNNING)
         try:
             status, error, result = self._execute(queued)
         except Exception as exc:  # a bug must not kill the worker: the run fails instead
@@ -87,10 +88,26 @@ class Worker:
         if self.stopping and status == RunStatus.CANCELLED:
             status, error = self._interrupted(queued)
         self.db.queue.finish(queued.id, status, error, result)
+        self._tell_forge(queued.id, status)
         try:  # the project's retention setting, applied on the server's own
             apply_retention(self.config, self.db, queued.project)
         except Exception:  # retention must never fail a run or stop the worker
             log.exception("retention of project %s failed", queued.project)
+
+    def _tell_forge(self, run_id: str, status: RunStatus) -> None:
+        """Owe the forge of a webhook's run its new status, naming the failed steps (not
+        the run's error: it may name the server's paths); never fails the run."""
+        from conveyor.server.db.statuses import Statuses
+        from conveyor.server.forge import follow_run
+
+        try:
+            failed = []
+            if status == RunStatus.FAILED:
+                records = self.db.records.step_runs(run_id)
+                failed = [r.step_id for r in records if r.status == StepStatus.FAILED]
+            follow_run(Statuses(self.db.engine), run_id, status, failed)
+        except Exception:
+            log.exception("could not record the forge status of run %s", run_id)
 
     def _interrupted(self, queued: QueuedRun) -> tuple[RunStatus, str]:
         """A run the server's stop cancelled was interrupted (it can be resumed): its
