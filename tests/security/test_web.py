@@ -78,6 +78,14 @@ PAGES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
+    ("GET", f"{P}/settings", "lead"),
+    ("POST", f"{P}/settings", "lead"),
+    ("POST", f"{P}/members", "lead"),
+    ("POST", f"{P}/members/nobody/remove", "lead"),
+    ("POST", f"{P}/secrets", "lead"),
+    ("POST", f"{P}/secrets/NOPE/remove", "lead"),
+    ("POST", f"{P}/schedules", "lead"),
+    ("POST", f"{P}/schedules/999999/remove", "lead"),
 ]
 OPEN = {("GET", "/ui"), ("GET", "/ui/"), ("GET", "/ui/signin"), ("POST", "/ui/signin")}
 CALLERS = ("anonymous", "forged-cookie", "outsider", *ROLES, "admin")
@@ -161,7 +169,7 @@ def test_every_page_refuses_whom_it_must(
 
 
 def test_the_matrix_covers_every_page() -> None:
-    from conveyor.server.web.pages import router
+    from conveyor.server.web import lead, pages
 
     declared = {(m, p) for m, p, _ in PAGES} | OPEN
     concrete = {
@@ -170,9 +178,12 @@ def test_the_matrix_covers_every_page() -> None:
             route.path.replace("{project}", "demo")
             .replace("{run_id}", RUN)
             .replace("{path:path}", "report.html")
-            .replace("{step_id}", "a.evil"),
+            .replace("{step_id}", "a.evil")
+            .replace("{user_name}", "nobody")
+            .replace("{name}", "NOPE")
+            .replace("{schedule_id}", "999999"),
         )
-        for route in router.routes
+        for route in [*pages.router.routes, *lead.router.routes]
         for method in getattr(route, "methods", ())
     }
     assert concrete == declared
@@ -474,3 +485,57 @@ def test_compare_takes_at_most_eight_runs(server: Server, run_id: str) -> None:
         answer = client.get(f"{P}/compare", params=[("run", run_id)] * 9)
     assert answer.status_code == 422, answer.text
     assert "Traceback" not in answer.text
+
+
+def test_only_a_lead_sees_the_settings_link_and_page(server: Server) -> None:
+    for who in ("viewer", "member"):
+        with web_client(server, who) as client:
+            runs = client.get(P).text
+            assert f'href="{P}/settings"' not in runs
+            assert client.get(f"{P}/settings").status_code == 403
+    with web_client(server, "lead") as client:
+        assert f'href="{P}/settings"' in client.get(P).text
+        page = client.get(f"{P}/settings").text
+    assert "API_TOKEN" in page, "a lead sees the secrets' names"
+    assert SECRET not in page, "never their values"
+
+
+def test_a_lead_sets_a_secret_and_a_role_and_no_value_comes_back(server: Server) -> None:
+    value = "a-brand-new-secret-value-99"
+    with web_client(server, "lead") as client:
+        token = csrf_of(client.get(f"{P}/settings").text)
+        saved = client.post(f"{P}/secrets", data={"csrf": token, "name": "NEW_ONE", "value": value})
+        assert saved.status_code == 303, saved.text
+        page = client.get(saved.headers["location"]).text
+        assert "NEW_ONE" in page and value not in page and "Secret saved" in page
+        short = client.post(f"{P}/secrets", data={"csrf": token, "name": "SHORT", "value": "x"})
+        assert short.status_code == 400 and "at least" in short.text
+        reserved = {"csrf": token, "name": "CONVEYOR_FORGE_TOKEN", "value": value}
+        assert client.post(f"{P}/secrets", data=reserved).status_code == 400
+        role = {"csrf": token, "user": "outsider", "role": "viewer"}
+        assert client.post(f"{P}/members", data=role).status_code == 303
+        bad = client.post(f"{P}/members", data={**role, "role": "owner"})
+        assert bad.status_code == 400 and "is not a role" in bad.text
+        assert client.post(f"{P}/members/outsider/remove", data={"csrf": token}).status_code == 303
+        removed = client.post(f"{P}/secrets/NEW_ONE/remove", data={"csrf": token})
+        assert removed.status_code == 303
+    with server.api("lead") as api:
+        assert "NEW_ONE" not in api.get("/secrets").json()
+        assert "outsider" not in {m["user"] for m in api.get("/members").json()}
+
+
+def test_a_lead_form_without_the_csrf_token_changes_nothing(server: Server) -> None:
+    with web_client(server, "lead") as client:
+        for data in ({"name": "FORGED", "value": "forged-value-123"}, {"csrf": "x" * 32}):
+            answer = client.post(f"{P}/secrets", data={**data, "name": "FORGED"})
+            assert answer.status_code == 403, answer.text
+        token = csrf_of(client.get(f"{P}/settings").text)
+        foreign = client.post(
+            f"{P}/members",
+            data={"csrf": token, "user": "outsider", "role": "lead"},
+            headers={"Origin": "http://evil.test"},
+        )
+        assert foreign.status_code == 403
+    with server.api("lead") as api:
+        assert "FORGED" not in api.get("/secrets").json()
+        assert "outsider" not in {m["user"] for m in api.get("/members").json()}

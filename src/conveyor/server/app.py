@@ -29,7 +29,7 @@ log = logging.getLogger("conveyor.server")
 def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
     from conveyor.server import api_datasets, api_projects, api_runs, githttp, webhooks
-    from conveyor.server.web import pages
+    from conveyor.server.web import lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
 
@@ -67,6 +67,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
     app.include_router(pages.router)
+    app.include_router(lead.router)
     app.mount("/ui/static", pages.static_files(), name="web-static")
     add_docs(app)
 
