@@ -16,6 +16,7 @@ import pytest
 from tests.integration.conftest import Repo
 from tests.integration.forge_support import Forge, serve_forge
 from tests.integration.server_support import Server, git, make_server
+from tests.integration.web_support import web_client
 
 pytestmark = pytest.mark.integration
 SECRET = "webhook-secret-1"
@@ -94,6 +95,14 @@ def test_a_github_run_posts_pending_then_success(server: Server, repo: Repo, for
     assert done["context"] == "conveyor" and done["description"] == "Conveyor: succeeded"
     states = [a["state"] for a in forge.accepted]
     assert set(states) <= {"pending", "success"} and states[-1] == "success"
+    # the lead's settings page lists the delivery and the statuses sent
+    with web_client(server, "lead") as lead:
+        page = lead.get("/ui/p/demo/settings").text
+    deliveries = page.split('id="deliveries"')[1].split("</table>")[0]
+    assert "<td>github</td><td>push</td>" in deliveries and f"run {run_id} queued" in deliveries
+    sent = page.split('id="statuses"')[1].split("</table>")[0]
+    assert f"<code>{run_id}</code>" in sent and "<td>success</td>" in sent and "HTTP 201" in sent
+    assert TOKEN not in page
 
 
 def test_a_failed_github_run_names_the_failed_step(
