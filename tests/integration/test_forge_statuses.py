@@ -33,9 +33,12 @@ def forge() -> Iterator[Forge]:
     httpd.server_close()
 
 
-@pytest.fixture
-def server(tmp_path: Path, repo: Repo, forge: Forge) -> Iterator[Server]:
-    srv = make_server(tmp_path, None)
+@pytest.fixture(params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, repo: Repo, forge: Forge
+) -> Iterator[Server]:
+    database = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    srv = make_server(tmp_path, database)
     srv.start(extra=("--mirror-root", str(tmp_path), "--status-retry", "0.2"))
     mirror = tmp_path / "mirror.git"
     git(tmp_path, "init", "-q", "--bare", str(mirror))
@@ -164,14 +167,22 @@ def test_a_refusing_forge_is_not_asked_again(server: Server, repo: Repo, forge: 
 
 
 def _outbox(server: Server, run_id: str, state: str) -> dict[str, object]:
-    import sqlite3
+    """The newest row of the server's outbox for this run and state."""
+    import sqlalchemy as sa
 
-    with sqlite3.connect(server.data / "server.db") as db:
-        db.row_factory = sqlite3.Row
-        rows = db.execute(
-            "SELECT * FROM srv_forge_statuses WHERE run_id = ? AND state = ?", (run_id, state)
-        ).fetchall()
-    return dict(rows[-1]) if rows else {"attempts": 0, "next_at": 1.0}
+    from conveyor.server.config import ServerConfig
+
+    url = ServerConfig(data=server.data, database=server.database).database_url
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT * FROM srv_forge_statuses WHERE run_id = :r AND state = :s"),
+                {"r": run_id, "s": state},
+            ).all()
+    finally:
+        engine.dispose()
+    return dict(rows[-1]._mapping) if rows else {"attempts": 0, "next_at": 1.0}
 
 
 def _wait(ready: object, timeout: float = 60) -> None:
