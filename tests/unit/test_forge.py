@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conveyor.domain.states import RunStatus
@@ -54,3 +56,23 @@ def test_each_forge_gets_its_documented_call() -> None:
     url, headers, body = request_of(github, "tok")
     assert url == f"https://api/repos/o/r/statuses/{SHA}"
     assert headers["Authorization"] == "Bearer tok" and body["context"] == "conveyor"
+
+
+def test_a_newer_state_supersedes_an_older_one_still_owed(tmp_path: Path) -> None:
+    from conveyor.server.db.database import open_database
+    from conveyor.server.db.statuses import Statuses
+
+    db = open_database(f"sqlite:///{tmp_path / 'server.db'}")
+    statuses = Statuses(db.engine)
+    link = ForgeLink("github", "https://api", "o/r", SHA, "refs/heads/main")
+    statuses.add("demo", "r1", link, "pending", "Conveyor: queued", "http://s/r1")
+    (pending,) = statuses.claim_due()
+    statuses.retry(pending.id, 1, 0.0, "HTTP 503; will retry")  # the forge was down
+    statuses.add("demo", "r1", link, "success", "Conveyor: succeeded", "http://s/r1")
+    assert [owed.state for owed in statuses.claim_due()] == ["success"]
+    rows = {row["state"]: row for row in statuses.for_run("r1")}
+    assert rows["pending"]["next_at"] is None and "superseded" in rows["pending"]["outcome"]
+    # a send of the old state that was under way when the new one came stays closed
+    statuses.retry(pending.id, 2, 0.0, "HTTP 503; will retry")
+    assert statuses.claim_due() == []
+    db.close()

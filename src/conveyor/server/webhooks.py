@@ -79,10 +79,13 @@ async def _logged(
     handling: Coroutine[Any, Any, dict[str, Any]],
 ) -> dict[str, Any]:
     """Handle a delivery and keep what the server answered among the project's last
-    deliveries (the settings page shows them); for projects that exist only."""
+    deliveries (the settings page shows them): deliveries that verified only, so that
+    no caller without the secret writes to the database or pushes real ones out."""
     try:
         answer = await handling
     except HTTPException as exc:
+        if not getattr(request.state, "verified", False):  # the server's log has it
+            raise
         await run_in_threadpool(
             _log_delivery,
             server(request),
@@ -110,11 +113,6 @@ def _log_delivery(
     code: int,
     outcome: str,
 ) -> None:
-    try:
-        if state.db.accounts.project(project) is None:
-            return
-    except ConveyorError:  # not a valid project name
-        return
     kept = delivery if delivery and DELIVERY_ID.match(delivery) else None
     state.hook_log.add(project, forge, event or "?", kept, code, outcome)
 
@@ -128,6 +126,7 @@ async def _github(request: Request, project: str) -> dict[str, Any]:
     body = await _signed_body(request, secret, given)
     if body is None:
         raise _refuse(request, project, answer, answer)
+    request.state.verified = True
     event = request.headers.get("x-github-event", "")
     if event == "ping":
         return {"ok": True, "runs": []}
@@ -166,6 +165,7 @@ async def _gitlab(request: Request, project: str) -> dict[str, Any]:
     secret = await _verified_secret(request, project, answer)
     if not hmac.compare_digest(given.encode(), secret.encode()):  # before the body
         raise _refuse(request, project, answer, answer)
+    request.state.verified = True
     body = await request.body()
     event = request.headers.get("x-gitlab-event", "")
     if event not in ("Push Hook", "Tag Push Hook"):

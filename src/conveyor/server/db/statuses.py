@@ -58,9 +58,15 @@ class Statuses:
         target_url: str,
     ) -> None:
         now = time.time()
+        table = t.forge_statuses
         with self.engine.begin() as conn:
+            conn.execute(  # an older state still owed would overwrite this one: dropped
+                table.update()
+                .where((table.c.run_id == run_id) & table.c.next_at.is_not(None))
+                .values(next_at=None, outcome="superseded by a newer state")
+            )
             conn.execute(
-                t.forge_statuses.insert().values(
+                table.insert().values(
                     project=project,
                     run_id=run_id,
                     forge=link.forge,
@@ -127,12 +133,17 @@ class Statuses:
         self._finish(row_id, {"next_at": None, "outcome": outcome[:300]})
 
     def retry(self, row_id: int, attempts: int, at: float, outcome: str) -> None:
-        self._finish(row_id, {"attempts": attempts, "next_at": at, "outcome": outcome[:300]})
+        """Due again at ``at``, unless a newer state superseded it meanwhile."""
+        values = {"attempts": attempts, "next_at": at, "outcome": outcome[:300]}
+        self._finish(row_id, values, still_owed=True)
 
-    def _finish(self, row_id: int, values: dict[str, Any]) -> None:
+    def _finish(self, row_id: int, values: dict[str, Any], still_owed: bool = False) -> None:
         table = t.forge_statuses
+        where = table.c.id == row_id
+        if still_owed:
+            where &= table.c.next_at.is_not(None)
         with self.engine.begin() as conn:
-            conn.execute(table.update().where(table.c.id == row_id).values(**values))
+            conn.execute(table.update().where(where).values(**values))
 
     def for_run(self, run_id: str) -> list[dict[str, Any]]:
         table = t.forge_statuses
