@@ -76,3 +76,22 @@ def test_a_newer_state_supersedes_an_older_one_still_owed(tmp_path: Path) -> Non
     statuses.retry(pending.id, 2, 0.0, "HTTP 503; will retry")
     assert statuses.claim_due() == []
     db.close()
+
+
+def test_closed_statuses_are_forgotten_after_a_while(tmp_path: Path) -> None:
+    import time
+
+    from conveyor.server.db.database import open_database
+    from conveyor.server.db.statuses import Statuses
+
+    db = open_database(f"sqlite:///{tmp_path / 'server.db'}")
+    statuses = Statuses(db.engine)
+    link = ForgeLink("gitlab", "https://gl", "1", SHA, "refs/heads/main")
+    statuses.add("demo", "sent", link, "success", "d", "u")
+    statuses.add("demo", "owed", link, "pending", "d", "u")
+    (first, second) = statuses.claim_due()
+    statuses.sent(first.id, "HTTP 201")
+    statuses.retry(second.id, 1, time.time() + 3600, "HTTP 503; will retry")
+    assert statuses.prune(time.time() + 1) == 1, "only the closed row goes"
+    assert statuses.for_run("sent") == [] and len(statuses.for_run("owed")) == 1
+    db.close()

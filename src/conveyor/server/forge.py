@@ -33,6 +33,8 @@ MAX_ATTEMPTS = 10
 MAX_DELAY = 600.0
 TIMEOUT = 10.0
 POLL = 1.0  # seconds between looks for due statuses
+KEEP = 30 * 24 * 3600.0  # seconds a closed status stays listed
+PRUNE_EVERY = 3600.0
 GITHUB_REPO = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
 GITLAB_PROJECT = re.compile(r"^[0-9]{1,20}$")
 
@@ -231,9 +233,13 @@ def deliver(state: ServerState, stop: threading.Event) -> None:
     import httpx
 
     statuses = Statuses(state.db.engine)
+    pruned = 0.0
     with httpx.Client(follow_redirects=False) as client:
         while not stop.wait(POLL):
             try:
                 send_due(state, client, statuses)
+                if time.monotonic() - pruned > PRUNE_EVERY:
+                    statuses.prune(time.time() - KEEP)
+                    pruned = time.monotonic()
             except Exception:  # the database went away for a moment: try again
                 log.exception("sending forge statuses failed")

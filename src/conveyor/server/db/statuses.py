@@ -145,6 +145,13 @@ class Statuses:
         with self.engine.begin() as conn:
             conn.execute(table.update().where(where).values(**values))
 
+    def prune(self, before: float) -> int:
+        """Forget rows closed (sent, superseded, given up) and created before ``before``."""
+        table = t.forge_statuses
+        old = table.c.next_at.is_(None) & (table.c.created_at < before)
+        with self.engine.begin() as conn:
+            return int(conn.execute(table.delete().where(old)).rowcount)
+
     def for_run(self, run_id: str) -> list[dict[str, Any]]:
         table = t.forge_statuses
         query = sa.select(table).where(table.c.run_id == run_id).order_by(table.c.id)
