@@ -539,3 +539,29 @@ def test_a_lead_form_without_the_csrf_token_changes_nothing(server: Server) -> N
     with server.api("lead") as api:
         assert "FORGED" not in api.get("/secrets").json()
         assert "outsider" not in {m["user"] for m in api.get("/members").json()}
+
+
+def test_a_lead_saves_settings_and_schedules_from_the_page(server: Server) -> None:
+    with web_client(server, "lead") as client:
+        token = csrf_of(client.get(f"{P}/settings").text)
+        saved = client.post(f"{P}/settings", data={"csrf": token, "network": "off"})
+        assert saved.status_code == 303, saved.text
+        with server.api("lead") as api:
+            shown = api.get(f"{server.url}/api/v1/projects/demo").json()
+        assert shown["settings"]["network"] is False
+        assert 'value="off" selected' in client.get(f"{P}/settings").text
+        bad = client.post(f"{P}/settings", data={"csrf": token, "forge_api": "ftp://x"})
+        assert bad.status_code == 400 and "not a forge API URL" in bad.text
+        cron = {"csrf": token, "cron": "0 3 * * *", "branch": "main"}
+        assert client.post(f"{P}/schedules", data=cron).status_code == 303
+        wrong = client.post(f"{P}/schedules", data={**cron, "cron": "every day"})
+        assert wrong.status_code == 400 and "not a cron expression" in wrong.text
+        page = client.get(f"{P}/settings").text
+        assert "<code>0 3 * * *</code>" in page
+        found = re.search(rf'action="{P}/schedules/(\d+)/remove"', page)
+        assert found is not None
+        assert client.post(found.group(0)[8:-1], data={"csrf": token}).status_code == 303
+        back = client.post(f"{P}/settings", data={"csrf": token, "network": "on"})
+        assert back.status_code == 303
+    with server.api("lead") as api:
+        assert api.get("/schedules").json() == []
