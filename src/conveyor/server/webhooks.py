@@ -114,7 +114,10 @@ def _log_delivery(
     outcome: str,
 ) -> None:
     kept = delivery if delivery and DELIVERY_ID.match(delivery) else None
-    state.hook_log.add(project, forge, event or "?", kept, code, outcome)
+    try:
+        state.hook_log.add(project, forge, event or "?", kept, code, outcome)
+    except Exception:  # the list is for people: never let it change the forge's answer
+        log.exception("could not keep the webhook delivery of %s", project)
 
 
 async def _github(request: Request, project: str) -> dict[str, Any]:
