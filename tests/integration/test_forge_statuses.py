@@ -194,3 +194,18 @@ def _wait(ready: object, timeout: float = 60) -> None:
             return
         time.sleep(0.1)
     raise AssertionError("not ready in time")
+
+
+def test_a_run_cancelled_before_it_started_tells_the_forge(
+    server: Server, repo: Repo, forge: Forge, tmp_path: Path
+) -> None:
+    server.stop()
+    server.start(workers=0, extra=("--mirror-root", str(tmp_path), "--status-retry", "0.2"))
+    run_id, _ = _push(server, repo, "github", GOOD)
+    with server.api("lead") as lead:
+        answer = lead.post(f"/runs/{run_id}/cancel")
+        assert answer.status_code == 200 and answer.json()["status"] == "cancelled"
+    cancelled = forge.wait_for("error")
+    assert cancelled["description"] == "Conveyor: cancelled"
+    assert cancelled["target_url"].endswith(f"/runs/{run_id}")
+    assert forge.problems == []
