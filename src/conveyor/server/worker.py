@@ -335,8 +335,15 @@ def remove_workspaces(
 
 def interrupt_stale(config: ServerConfig, db: ServerDatabase, run_ids: list[str]) -> None:
     """The run records of runs whose worker died say so too; what their steps left is
-    recovered with their project's executor settings."""
+    recovered with their project's executor settings; their forges are told."""
+    from conveyor.server.db.statuses import Statuses
+    from conveyor.server.forge import follow_run
+
     for run_id in run_ids:
+        try:
+            follow_run(Statuses(db.engine), run_id, RunStatus.INTERRUPTED)
+        except Exception:
+            log.exception("could not record the forge status of run %s", run_id)
         run = db.records.get_run(run_id)
         if run is None or run.status.finished:
             continue
