@@ -21,5 +21,8 @@ if [ -n "$CONVEYOR_ENGINES" ]; then
   export CONVEYOR_REQUIRE_ENGINES=1   # a configured engine that is missing fails, not skips
 fi
 
+# screenshots the browser tests take, kept by CI with its other artifacts (ignored by git)
+export CONVEYOR_SCREENSHOTS="${CONVEYOR_SCREENSHOTS:-${CONVEYOR_ARTIFACTS:-$ROOT/build}/screenshots}"
+
 echo "== pytest"
 python -m pytest -q -p no:cacheprovider "$@"

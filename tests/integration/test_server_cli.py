@@ -59,10 +59,14 @@ def test_run_remote_follows_the_run_and_fetch_remote_brings_outputs(
     run = result.json()
     assert run["status"] == "succeeded" and run["trigger"] == "manual"
     assert "✓ a.step-1" in result.err
-    assert f"{server.url}/ui/p/demo/runs/{run['id']}" in result.err, "the run's web page"
+    page = f"{server.url}/ui/p/demo/runs/{run['id']}"
+    assert run["url"] == page
+    named = [line for line in result.err.splitlines() if run["id"] in line]
+    assert len(named) == 2 and all(line.endswith(page) for line in named), result.err
     target = tmp_path / "fetched"
     fetched = repo.run("fetch", run["id"], "--remote", "--to", str(target), env=env)
     assert fetched.code == 0, fetched.err
+    assert fetched.out.strip().endswith(page), fetched.out
     assert (target / "out/n.txt").read_text() == "7\n"
     assert (target / "out/d/x.txt").read_text() == "x\n"
     # with a remote configured, a run this clone does not know is fetched from the server
@@ -72,6 +76,9 @@ def test_run_remote_follows_the_run_and_fetch_remote_brings_outputs(
 
     listed = repo.run("runs", "--remote", "--json", env=env)
     assert listed.code == 0 and listed.json()[0]["id"] == run["id"]
+    assert listed.json()[0]["url"] == page
+    table = repo.run("runs", "--remote", env=env)
+    assert table.code == 0 and table.out.splitlines()[0].endswith(page), table.out
     log = repo.run("logs", run["id"], "a.step-1", "--remote", env=env)
     assert log.code == 0 and log.out == "n=7\n", log.err
     latest = repo.run("logs", "latest", "--remote", env=env)

@@ -115,6 +115,7 @@ def test_a_malformed_pipeline_leaves_a_failed_run_and_nothing_else(
         runs = api.get("/runs").json()["runs"]
     assert [r["status"] for r in runs] == ["failed"]
     assert "did you mean 'run'" in runs[0]["error"]
+    assert f"remote: conveyor: see it: {server.url}/ui/p/demo/runs/{runs[0]['id']}" in out, out
     # the push itself landed: the branch is on the server
     assert git(repo.path, "ls-remote", server.git_url(), "main").stdout
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.integration.conftest import Repo
 from tests.integration.server_support import Server, git, make_server
+from tests.integration.web_support import web_client
 
 pytestmark = pytest.mark.integration
 SECRET = "webhook-secret-1"
@@ -74,6 +75,8 @@ def test_bad_signatures_and_tokens_are_refused_and_logged(server: Server, repo: 
     assert unknown.status_code == 401, "an unknown project answers like a wrong signature"
     with server.api() as api:
         assert api.get("/runs").json()["runs"] == [], "nothing may be queued"
+    with web_client(server, "lead") as lead:  # nor written: the deliveries list stays empty
+        assert "No deliveries yet." in lead.get("/ui/p/demo/settings").text
     server.stop()
     assert server.logs.count("refused a webhook for demo from 127.0.0.1") == 3, server.logs
 

@@ -249,3 +249,150 @@ def test_preview_an_image_and_a_csv_and_compare_two_runs(
     expect(page.get_by_role("rowheader", name="data.csv", exact=True)).to_be_visible()
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
     page.context.close()
+
+
+def test_a_lead_changes_a_role_and_sets_a_secret_that_a_viewer_never_sees(
+    browser: Any, server: Server, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    value = "browser-secret-value-314159"
+    lead = _sign_in(browser, server, "lead")
+    lead.goto(f"{server.url}/ui/p/demo")
+    lead.get_by_role("link", name="Settings").click()
+    lead.wait_for_url("**/ui/p/demo/settings")
+    lead.get_by_label("Add user").fill("outsider")
+    lead.get_by_label("as", exact=True).select_option("viewer")
+    lead.get_by_role("button", name="Add member").click()
+    expect(lead.get_by_role("status")).to_have_text("Role saved.")
+    lead.get_by_label("Role of outsider").select_option("member")
+    lead.get_by_role("button", name="Change role of outsider").click()
+    expect(lead.get_by_role("status")).to_have_text("Role saved.")
+    with server.api("lead") as api:
+        roles = {m["user"]: m["role"] for m in api.get("/members").json()}
+    assert roles["outsider"] == "member"
+
+    lead.get_by_label("Secret name").fill("MODEL_KEY")
+    lead.get_by_label("Value").fill(value)
+    lead.get_by_role("button", name="Save secret").click()
+    expect(lead.get_by_role("status")).to_contain_text("Secret saved")
+    expect(lead.locator("#secrets li[data-secret='MODEL_KEY']")).to_be_visible()
+    assert value not in lead.content(), "a secret's value is never shown back"
+    assert lead.get_by_label("Value").input_value() == ""
+    lead.screenshot(path=str(shots / "settings.png"), full_page=True)
+
+    # the lead's own browser, a form posted without the CSRF token: refused
+    forged = lead.evaluate(
+        """url => fetch(url, {method: 'POST', credentials: 'same-origin',
+            headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+            body: 'name=FORGED&value=forged-value-271828'}).then(r => r.status)""",
+        "/ui/p/demo/secrets",
+    )
+    assert forged == 403
+    lead.get_by_role("button", name="Remove outsider").click()
+    expect(lead.get_by_role("status")).to_have_text("Member removed.")
+    lead.context.close()
+    with server.api("lead") as api:
+        names = api.get("/secrets").json()
+        members = {m["user"] for m in api.get("/members").json()}
+    assert "MODEL_KEY" in names and "FORGED" not in names and "outsider" not in members
+
+    for who in ("viewer", "member"):
+        page = _sign_in(browser, server, who)
+        page.goto(f"{server.url}/ui/p/demo")
+        assert page.get_by_role("link", name="Settings").count() == 0
+        answer = page.goto(f"{server.url}/ui/p/demo/settings")
+        assert answer is not None and answer.status == 403
+        assert "MODEL_KEY" not in page.content()
+        assert page.locator("form[action*='/secrets'], form[action*='/members']").count() == 0
+        page.context.close()
+
+
+# WCAG 2.1 contrast of every visible text against the first opaque background behind it
+CONTRAST = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] === 1) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg, iframe') || !el.getClientRects().length) continue;
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || style.opacity === '0') continue;
+    const [a, b] = [lum(rgb(style.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) low.push(`${el.tagName}.${el.className}: ${ratio.toFixed(2)} "${el.textContent.trim().slice(0, 30)}"`);
+  }
+  return low;
+}"""
+# every visible form control has a name a screen reader can say
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(el => el.type !== 'hidden' && el.getClientRects().length)
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map(el => el.outerHTML.slice(0, 80))"""
+
+
+def test_the_pages_are_keyboard_usable_labelled_readable_and_fit_a_phone(
+    browser: Any, server: Server, shots: Path
+) -> None:
+    with server.api("member") as api:
+        run_id = api.post("/runs", json={"ref": "main"}).json()["id"]
+    server.wait_run(run_id)
+    pages = [
+        "/ui/projects",
+        "/ui/p/demo",
+        f"/ui/p/demo/runs/{run_id}",
+        f"/ui/p/demo/runs/{run_id}/steps/prepare.fetch",
+        f"/ui/p/demo/runs/{run_id}/files",
+        "/ui/p/demo/settings",
+    ]
+    page = _sign_in(browser, server, "lead")
+    for path in pages:
+        page.goto(f"{server.url}{path}")
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate(CONTRAST) == [], path
+        assert page.evaluate(UNLABELLED) == [], path
+    page.evaluate("document.querySelector('footer').style.color = '#aaa'")  # pale text
+    assert any(found.startswith("FOOTER") for found in page.evaluate(CONTRAST))
+    page.evaluate("document.querySelector('#s-parallelism').removeAttribute('id')")
+    assert page.evaluate(UNLABELLED), "the check sees an input without its label"
+    # the keyboard: the first Tab reaches the skip link, Enter moves to the content,
+    # and the next Tabs walk the page's own controls in order, each visibly focused
+    page.goto(f"{server.url}/ui/p/demo/settings")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert page.evaluate("getComputedStyle(document.activeElement).left") == "8px"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
+    reached = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        reached.append(
+            page.evaluate("document.activeElement.id || document.activeElement.textContent")
+        )
+        outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+        assert outline == "solid", f"{reached[-1]} shows no focus"
+    assert "s-executor" in reached and reached.index("s-executor") < reached.index("s-parallelism")
+    page.context.close()
+
+    phone = _sign_in(browser, server, "lead", width=360)
+    for path in pages:
+        phone.goto(f"{server.url}{path}")
+        wide = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 0, f"{path} scrolls sideways by {wide} px on a phone"
+    phone.goto(f"{server.url}/ui/p/demo/settings")
+    phone.screenshot(path=str(shots / "settings-phone.png"), full_page=True)
+    phone.context.close()

@@ -87,6 +87,14 @@ PAGES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/runs/{RUN}/cancel", "member"),
     ("POST", f"{P}/runs/{RUN}/rerun", "member"),
     ("POST", "/ui/signout", "user"),
+    ("GET", f"{P}/settings", "lead"),
+    ("POST", f"{P}/settings", "lead"),
+    ("POST", f"{P}/members", "lead"),
+    ("POST", f"{P}/members/nobody/remove", "lead"),
+    ("POST", f"{P}/secrets", "lead"),
+    ("POST", f"{P}/secrets/NOPE/remove", "lead"),
+    ("POST", f"{P}/schedules", "lead"),
+    ("POST", f"{P}/schedules/999999/remove", "lead"),
 ]
 OPEN = {("GET", "/ui"), ("GET", "/ui/"), ("GET", "/ui/signin"), ("POST", "/ui/signin")}
 CALLERS = ("anonymous", "forged-cookie", "outsider", *ROLES, "admin")
@@ -174,6 +182,7 @@ def test_every_page_refuses_whom_it_must(
 
 
 def test_the_matrix_covers_every_page() -> None:
+    from conveyor.server.web import lead
     from conveyor.server.web.pages import routers
 
     declared = {(m, p.split("?")[0]) for m, p, _ in PAGES} | OPEN
@@ -184,9 +193,12 @@ def test_the_matrix_covers_every_page() -> None:
             .replace("{run_id}", RUN)
             .replace("{path:path}", "report.html")
             .replace("{step_id}", "a.evil")
-            .replace("{dataset}", "images"),
+            .replace("{dataset}", "images")
+            .replace("{user_name}", "nobody")
+            .replace("{name}", "NOPE")
+            .replace("{schedule_id}", "999999"),
         )
-        for router in routers()
+        for router in [*routers(), lead.router]
         for route in router.routes
         for method in getattr(route, "methods", ())
     }
@@ -535,3 +547,83 @@ def test_a_notebook_is_rendered_sanitised_only_in_the_sandbox(server: Server, ru
     assert raw.headers["content-type"].startswith("text/html")
     assert download.headers["content-type"] == "application/octet-stream"  # the file as it is
     assert "alert(11)" in download.text
+
+
+def test_only_a_lead_sees_the_settings_link_and_page(server: Server) -> None:
+    for who in ("viewer", "member"):
+        with web_client(server, who) as client:
+            runs = client.get(P).text
+            assert f'href="{P}/settings"' not in runs
+            assert client.get(f"{P}/settings").status_code == 403
+    with web_client(server, "lead") as client:
+        assert f'href="{P}/settings"' in client.get(P).text
+        page = client.get(f"{P}/settings").text
+    assert "API_TOKEN" in page, "a lead sees the secrets' names"
+    assert SECRET not in page, "never their values"
+
+
+def test_a_lead_sets_a_secret_and_a_role_and_no_value_comes_back(server: Server) -> None:
+    value = "a-brand-new-secret-value-99"
+    with web_client(server, "lead") as client:
+        token = csrf_of(client.get(f"{P}/settings").text)
+        saved = client.post(f"{P}/secrets", data={"csrf": token, "name": "NEW_ONE", "value": value})
+        assert saved.status_code == 303, saved.text
+        page = client.get(saved.headers["location"]).text
+        assert "NEW_ONE" in page and value not in page and "Secret saved" in page
+        short = client.post(f"{P}/secrets", data={"csrf": token, "name": "SHORT", "value": "x"})
+        assert short.status_code == 400 and "at least" in short.text
+        reserved = {"csrf": token, "name": "CONVEYOR_FORGE_TOKEN", "value": value}
+        assert client.post(f"{P}/secrets", data=reserved).status_code == 400
+        role = {"csrf": token, "user": "outsider", "role": "viewer"}
+        assert client.post(f"{P}/members", data=role).status_code == 303
+        bad = client.post(f"{P}/members", data={**role, "role": "owner"})
+        assert bad.status_code == 400 and "is not a role" in bad.text
+        assert client.post(f"{P}/members/outsider/remove", data={"csrf": token}).status_code == 303
+        removed = client.post(f"{P}/secrets/NEW_ONE/remove", data={"csrf": token})
+        assert removed.status_code == 303
+    with server.api("lead") as api:
+        assert "NEW_ONE" not in api.get("/secrets").json()
+        assert "outsider" not in {m["user"] for m in api.get("/members").json()}
+
+
+def test_a_lead_form_without_the_csrf_token_changes_nothing(server: Server) -> None:
+    with web_client(server, "lead") as client:
+        for data in ({"name": "FORGED", "value": "forged-value-123"}, {"csrf": "x" * 32}):
+            answer = client.post(f"{P}/secrets", data={**data, "name": "FORGED"})
+            assert answer.status_code == 403, answer.text
+        token = csrf_of(client.get(f"{P}/settings").text)
+        foreign = client.post(
+            f"{P}/members",
+            data={"csrf": token, "user": "outsider", "role": "lead"},
+            headers={"Origin": "http://evil.test"},
+        )
+        assert foreign.status_code == 403
+    with server.api("lead") as api:
+        assert "FORGED" not in api.get("/secrets").json()
+        assert "outsider" not in {m["user"] for m in api.get("/members").json()}
+
+
+def test_a_lead_saves_settings_and_schedules_from_the_page(server: Server) -> None:
+    with web_client(server, "lead") as client:
+        token = csrf_of(client.get(f"{P}/settings").text)
+        saved = client.post(f"{P}/settings", data={"csrf": token, "network": "off"})
+        assert saved.status_code == 303, saved.text
+        with server.api("lead") as api:
+            shown = api.get(f"{server.url}/api/v1/projects/demo").json()
+        assert shown["settings"]["network"] is False
+        assert 'value="off" selected' in client.get(f"{P}/settings").text
+        bad = client.post(f"{P}/settings", data={"csrf": token, "forge_api": "ftp://x"})
+        assert bad.status_code == 400 and "not a forge API URL" in bad.text
+        cron = {"csrf": token, "cron": "0 3 * * *", "branch": "main"}
+        assert client.post(f"{P}/schedules", data=cron).status_code == 303
+        wrong = client.post(f"{P}/schedules", data={**cron, "cron": "every day"})
+        assert wrong.status_code == 400 and "not a cron expression" in wrong.text
+        page = client.get(f"{P}/settings").text
+        assert "<code>0 3 * * *</code>" in page
+        found = re.search(rf'action="{P}/schedules/(\d+)/remove"', page)
+        assert found is not None
+        assert client.post(found.group(0)[8:-1], data={"csrf": token}).status_code == 303
+        back = client.post(f"{P}/settings", data={"csrf": token, "network": "on"})
+        assert back.status_code == 303
+    with server.api("lead") as api:
+        assert api.get("/schedules").json() == []

@@ -166,3 +166,20 @@ def test_schedules_live_behind_their_repository(db: ServerDatabase) -> None:
     assert schedules.advance(due.id, due.next_at, due.next_at + 300)
     assert not schedules.advance(due.id, due.next_at, due.next_at + 300)  # taken once only
     assert schedules.delete("demo", added["id"]) and not schedules.delete("demo", added["id"])
+
+
+def test_a_dead_workers_webhook_run_owes_its_forge_the_interruption(
+    db: ServerDatabase, tmp_path: Path
+) -> None:
+    from conveyor.server.db.statuses import ForgeLink, Statuses
+    from conveyor.server.forge import owe
+
+    run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "webhook:github", "ada")
+    statuses = Statuses(db.engine)
+    link = ForgeLink("github", "https://api.github.com", "o/r", "c" * 40, "refs/heads/main")
+    owe(statuses, "demo", run_id, link, RunStatus.RUNNING, "http://s/ui/p/demo/runs/x")
+    interrupt_stale(ServerConfig(data=tmp_path), db, [run_id])
+    last = statuses.for_run(run_id)[-1]
+    assert (last["state"], last["target_url"]) == ("error", "http://s/ui/p/demo/runs/x")
+    assert last["next_at"] is not None, "owed: the sender will post it"
+    assert "interrupted" in last["description"]

@@ -236,10 +236,11 @@ def fetch(
         client = RemoteClient.for_project(project)
         run_id = str(client.get_run(run_ref)["id"])  # `latest` or a prefix: the server's run
         count = client.download(run_id, target)
+        url = client.page_url(run_id)
         if as_json:
-            emit_json({"run": run_id, "files": count, "destination": str(target)})
+            emit_json({"run": run_id, "files": count, "destination": str(target), "url": url})
         else:
-            click.echo(f"fetched {count} files of run {run_id} into {target}")
+            click.echo(f"fetched {count} files of run {run_id} into {target} · {url}")
         return
 
     result = fetch_outputs(project, run_ref, destination, "link" if link else "copy")

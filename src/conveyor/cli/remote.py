@@ -20,11 +20,11 @@ def run_remote(
     ref = ref or current_branch(project)
     client.check_pushed(project.root, ref)
     run = client.create_run(ref, values)
-    url = f"{client.settings.url}/ui/p/{client.settings.project}/runs/{run['id']}"  # its page
+    url = client.page_url(str(run["id"]))  # every line naming the run gives its page
     click.echo(f"run {run['id']} {run['status']} on {client.settings.url} · {url}", err=True)
     if detach:
         if as_json:
-            emit_json(run)
+            emit_json({**run, "url": url})
         return 0
     shown: set[str] = set()
     for run in client.follow(str(run["id"])):  # noqa: B020 (each yield is the newer state)
@@ -35,18 +35,18 @@ def run_remote(
             mark = {"succeeded": "✓", "failed": "✗", "skipped": "-"}.get(step["status"], "·")
             cached = " (cached)" if step["cached"] else ""
             click.echo(f"{mark} {step['id']}{cached}  {step['duration'] or 0:.2f}s", err=True)
-    click.echo(
-        f"run {run['id']} {run['status']}" + (f": {run['error']}" if run["error"] else ""), err=True
-    )
+    error = f": {run['error']}" if run["error"] else ""
+    click.echo(f"run {run['id']} {run['status']}{error} · {url}", err=True)
     if as_json:
-        emit_json(run)
+        emit_json({**run, "url": url})
     return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(run["status"], 1)
 
 
 def list_remote(project: Any, limit: int, as_json: bool) -> None:
     from conveyor.sdk.remote import RemoteClient
 
-    runs = RemoteClient.for_project(project).list_runs(limit)
+    client = RemoteClient.for_project(project)
+    runs = [{**r, "url": client.page_url(str(r["id"]))} for r in client.list_runs(limit)]
     if as_json:
         emit_json(runs)
         return
@@ -56,7 +56,7 @@ def list_remote(project: Any, limit: int, as_json: bool) -> None:
         ref = r["ref"].removeprefix("refs/heads/")
         click.echo(
             f"{r['id']:12}  {r['status']:11}  {r['trigger']:14}  {r['commit'][:12]}  {ref}"
-            f"  {r['who']}"
+            f"  {r['who']}  {r['url']}"
         )
 
 

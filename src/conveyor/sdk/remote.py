@@ -64,6 +64,11 @@ class RemoteClient:
     """Seconds before each retry of an idempotent call; one retry per entry."""
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
+    def page_url(self, run_id: str) -> str:
+        """The run's web page on the server."""
+        project = segment(self.settings.project)
+        return f"{self.settings.url.rstrip('/')}/ui/p/{project}/runs/{segment(run_id)}"
+
     @staticmethod
     def for_project(project: Project) -> RemoteClient:
         remote = project.settings.remote

@@ -13,6 +13,7 @@ from conveyor.metadata.records import iso
 from conveyor.server.auth import Access, current_user, lead, server_state, viewer
 from conveyor.server.db.accounts import ROLES, User
 from conveyor.server.db.vault import check_name
+from conveyor.server.forge import TOKEN_SECRET, check_api
 from conveyor.server.gitrepo import init_bare
 from conveyor.server.masking import MIN_SECRET
 from conveyor.server.state import ServerState
@@ -45,6 +46,17 @@ class SettingsPut(BaseModel):
     )
     mirror: str | None = Field(default=None, description="Where webhooks fetch commits from.")
     webhook_secret: str | None = Field(default=None, description="Write-only.")
+    forge_api: str | None = Field(
+        default=None,
+        description="The forge's API for commit statuses (default https://api.github.com"
+        " or https://gitlab.com); '' for the default.",
+    )
+    forge_token: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Write-only: the token that posts commit statuses to the forge, kept "
+        "in the vault and never given to steps; '' removes it.",
+    )
     retention: dict[str, Any] | None = Field(
         default=None,
         description="Runs the server keeps after each run: keep_last, keep_days, keep_branches"
@@ -100,6 +112,7 @@ def show_project(access: Viewer, state: State) -> dict[str, Any]:
         "git": git_url(state, access.project),
         "settings": settings,
         "webhook_secret_set": row.get("webhook_secret") is not None,
+        "forge_token_set": TOKEN_SECRET in state.vault.encrypted(access.project),
     }
 
 
@@ -156,6 +169,11 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
         )
     if body.mirror is not None:
         _check_mirror(state, body.mirror)
+    if body.forge_api:
+        try:
+            body.forge_api = check_api(body.forge_api)
+        except UsageError as exc:
+            raise HTTPException(400, str(exc)) from exc
     if body.retention is not None:
         from conveyor.errors import ConveyorError
         from conveyor.server.retention import policy_of
@@ -167,8 +185,15 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
     accounts = state.db.accounts
     row = accounts.project(access.project) or {}
     settings = dict(row.get("settings") or {})
-    changes = body.model_dump(exclude_none=True, exclude={"webhook_secret"})
+    changes = body.model_dump(exclude_none=True, exclude={"webhook_secret", "forge_token"})
     settings.update(changes)
+    if body.forge_api == "":
+        settings.pop("forge_api", None)
+    if body.forge_token == "":
+        state.vault.delete(access.project, TOKEN_SECRET)
+    elif body.forge_token is not None:
+        encrypted = state.keyring.encrypt(body.forge_token)
+        state.vault.put(access.project, TOKEN_SECRET, encrypted, reserved=True)
     values: dict[str, Any] = {"settings": settings}
     if body.webhook_secret is not None:
         values["webhook_secret"] = state.keyring.encrypt(body.webhook_secret)

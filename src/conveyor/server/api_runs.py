@@ -204,6 +204,10 @@ def cancel_run(access: Member, state: State, run_id: str) -> dict[str, Any]:
     status = state.db.queue.request_cancel(run_id)
     if status not in (RunStatus.CANCELLED, RunStatus.RUNNING):  # it ended between the reads
         raise HTTPException(409, f"run {run_id} already {status}: there is nothing to cancel")
+    if status == RunStatus.CANCELLED:  # never started: no worker tells its forge
+        from conveyor.server.forge import follow_run
+
+        follow_run(state.statuses, run_id, status)
     return {"id": run_id, "status": status, "cancel_requested": status == RunStatus.RUNNING}
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger("conveyor.server")
 def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
     from conveyor.server import api_datasets, api_projects, api_runs, githttp, webhooks
-    from conveyor.server.web import pages
+    from conveyor.server.web import lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
     from conveyor.server.web.source import ServerSource
@@ -68,7 +68,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_datasets.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
-    for pages_router in pages.routers():
+    for pages_router in [*pages.routers(), lead.router]:
         app.include_router(pages_router)
     app.mount("/ui/static", pages.static_files(), name="web-static")
     add_docs(app)
@@ -123,6 +123,7 @@ def start_background(
     state: ServerState, workers: int, stop: threading.Event
 ) -> tuple[list[Worker], list[threading.Thread]]:
     """Worker threads, the heartbeat watcher and the schedule clock."""
+    from conveyor.server.forge import deliver
     from conveyor.server.schedules import clock
     from conveyor.server.worker import watch, worker_name
 
@@ -139,6 +140,7 @@ def start_background(
         )
     )
     threads.append(threading.Thread(target=clock, args=(state, stop), daemon=True))
+    threads.append(threading.Thread(target=deliver, args=(state, stop), daemon=True))
     for thread in threads:
         thread.start()
     return pool, threads

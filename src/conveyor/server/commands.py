@@ -126,6 +126,14 @@ _data_option = click.option(
     help="Allow project mirrors that are local paths under DIR (repeatable; default: none).",
 )
 @click.option("--stale-after", default=15.0, hidden=True, type=click.FloatRange(min=0.5))
+@click.option(
+    "--status-retry",
+    metavar="SECONDS",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.01),
+    help="Wait before sending again a commit status the forge did not take (doubling).",
+)
 @_body_cap("--max-push-body", 1024**3, "The largest git request body (a push), in bytes.")
 @_body_cap("--max-webhook-body", 25 * 1024**2, "The largest webhook body, in bytes.")
 @_body_cap("--max-api-body", 1024**2, "The largest body of any other request, in bytes.")
@@ -154,6 +162,7 @@ def server(
     public_url: str | None,
     mirror_roots: tuple[Path, ...],
     stale_after: float,
+    status_retry: float,
     max_push_body: int,
     max_webhook_body: int,
     max_api_body: int,
@@ -190,6 +199,7 @@ def server(
         max_api_body=max_api_body,
         max_dataset_body=max_dataset_body,
         replay_window=replay_window,
+        status_retry=status_retry,
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj["server_config"], http_processes)

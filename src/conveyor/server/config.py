@@ -36,6 +36,8 @@ class ServerConfig:
     """The largest file put into a dataset through the REST API, in bytes."""
     replay_window: float = 7 * 24 * 3600.0
     """Seconds during which a webhook delivery (its id, its body) is remembered."""
+    status_retry: float = 5.0
+    """Seconds before a commit status the forge did not take is sent again (doubling)."""
     stale_after: float = 15.0
     """Seconds without a heartbeat after which a running run's worker counts as gone."""
     mirror_roots: tuple[Path, ...] = ()

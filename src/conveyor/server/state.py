@@ -11,6 +11,7 @@ from conveyor.domain.envnames import changes_execution
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.deliveries import Deliveries
+from conveyor.server.db.statuses import HookLog, Statuses
 from conveyor.server.db.vault import Vault
 from conveyor.server.keyring import Keyring
 
@@ -54,6 +55,14 @@ class ServerState:
         return Vault(self.db.engine)
 
     @property
+    def statuses(self) -> Statuses:
+        return Statuses(self.db.engine)
+
+    @property
+    def hook_log(self) -> HookLog:
+        return HookLog(self.db.engine)
+
+    @property
     def deliveries(self) -> Deliveries:
         return Deliveries(self.db.engine)
 
@@ -63,5 +72,5 @@ class ServerState:
         return {
             k: self.keyring.decrypt(v)
             for k, v in self.vault.encrypted(project).items()
-            if not changes_execution(k)
+            if not changes_execution(k) and not k.startswith("CONVEYOR_")  # reserved
         }

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from conveyor.domain.states import RunStatus
 from conveyor.errors import ConveyorError, ProjectError
+from conveyor.server.db.statuses import ForgeLink
 from conveyor.server.state import ServerState
 from conveyor.spec.files import PIPELINE_FILES
 from conveyor.spec.model import PipelineSpec
@@ -76,9 +77,15 @@ def wanted(spec: PipelineSpec, ref: str) -> bool:
 
 
 def queue_updates(
-    state: ServerState, project: str, updates: list[RefUpdate], who: str, trigger: str
+    state: ServerState,
+    project: str,
+    updates: list[RefUpdate],
+    who: str,
+    trigger: str,
+    forge: ForgeLink | None = None,
 ) -> list[str]:
-    """Queue a run per matching ref update; returns lines for the pusher."""
+    """Queue a run per matching ref update; returns lines for the pusher. ``forge``:
+    where the runs a forge's webhook started post their commit status."""
     lines = []
     for update in updates:
         if update.new == ZERO or not update.ref.startswith(("refs/heads/", "refs/tags/")):
@@ -91,6 +98,8 @@ def queue_updates(
                 project, update.ref, update.new, kind, who, status=RunStatus.FAILED, error=str(exc)
             )
             lines.append(f"conveyor: run {run_id} failed at once: {exc}")
+            lines.append(f"conveyor: see it: {run_page(state, project, run_id)}")
+            _owe(state, project, run_id, forge, RunStatus.FAILED, str(exc))
             continue
         if update.ref.startswith("refs/heads/"):
             for cron in sync_schedules(state, project, update.ref, spec):
@@ -99,6 +108,7 @@ def queue_updates(
             lines.append(f"conveyor: {update.ref} does not match the pipeline's `on:`; no run")
             continue
         run_id = state.db.queue.enqueue(project, update.ref, update.new, kind, who)
+        _owe(state, project, run_id, forge, RunStatus.QUEUED)
         lines.extend(queued_lines(state, project, run_id, update.ref, update.new))
     if lines:
         state.wake.set()
@@ -112,10 +122,29 @@ def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpe
     return state.db.schedules.replace_from_pipeline(project, ref, crons)
 
 
+def _owe(
+    state: ServerState,
+    project: str,
+    run_id: str,
+    forge: ForgeLink | None,
+    status: RunStatus,
+    error: str | None = None,
+) -> None:
+    if forge is not None:
+        from conveyor.server.forge import owe
+
+        url = run_page(state, project, run_id)
+        owe(state.statuses, project, run_id, forge, status, url, error=error)
+
+
+def run_page(state: ServerState, project: str, run_id: str) -> str:
+    """The run's web page."""
+    return f"{state.config.base_url}/ui/p/{project}/runs/{run_id}"
+
+
 def queued_lines(state: ServerState, project: str, run_id: str, ref: str, commit: str) -> list[str]:
-    url = f"{state.config.base_url}/ui/p/{project}/runs/{run_id}"  # the run's web page
     return [
         f"conveyor: run {run_id} queued for {ref} at {commit[:12]}",
-        f"conveyor: watch it: {url}",
+        f"conveyor: watch it: {run_page(state, project, run_id)}",
         f"conveyor: results: git fetch <remote> refs/conveyor/results/{run_id}",
     ]

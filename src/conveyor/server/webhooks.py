@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -23,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.errors import ConveyorError, UsageError
 from conveyor.server.auth import server
+from conveyor.server.db.statuses import ForgeLink
 from conveyor.server.limits import spool_body
 from conveyor.server.mirrors import fetch_mirror
 from conveyor.server.state import ServerState
@@ -63,6 +65,62 @@ async def _verified_secret(request: Request, project: str, answer: str) -> str:
 @router.post("/github/{project}")
 async def github(request: Request, project: str) -> dict[str, Any]:
     """GitHub push and tag events, verified with X-Hub-Signature-256."""
+    event = request.headers.get("x-github-event", "")
+    delivery = request.headers.get("x-github-delivery")
+    return await _logged(request, project, "github", event, delivery, _github(request, project))
+
+
+async def _logged(
+    request: Request,
+    project: str,
+    forge: str,
+    event: str,
+    delivery: str | None,
+    handling: Coroutine[Any, Any, dict[str, Any]],
+) -> dict[str, Any]:
+    """Handle a delivery and keep what the server answered among the project's last
+    deliveries (the settings page shows them): deliveries that verified only, so that
+    no caller without the secret writes to the database or pushes real ones out."""
+    try:
+        answer = await handling
+    except HTTPException as exc:
+        if not getattr(request.state, "verified", False):  # the server's log has it
+            raise
+        await run_in_threadpool(
+            _log_delivery,
+            server(request),
+            project,
+            forge,
+            event,
+            delivery,
+            exc.status_code,
+            str(exc.detail),
+        )
+        raise
+    outcome = answer.get("ignored") or "; ".join(answer.get("messages") or []) or "accepted"
+    await run_in_threadpool(
+        _log_delivery, server(request), project, forge, event, delivery, 200, str(outcome)
+    )
+    return answer
+
+
+def _log_delivery(
+    state: ServerState,
+    project: str,
+    forge: str,
+    event: str,
+    delivery: str | None,
+    code: int,
+    outcome: str,
+) -> None:
+    kept = delivery if delivery and DELIVERY_ID.match(delivery) else None
+    try:
+        state.hook_log.add(project, forge, event or "?", kept, code, outcome)
+    except Exception:  # the list is for people: never let it change the forge's answer
+        log.exception("could not keep the webhook delivery of %s", project)
+
+
+async def _github(request: Request, project: str) -> dict[str, Any]:
     answer = "the X-Hub-Signature-256 signature does not match"
     given = request.headers.get("x-hub-signature-256", "")
     secret = await _verified_secret(request, project, answer)
@@ -71,6 +129,7 @@ async def github(request: Request, project: str) -> dict[str, Any]:
     body = await _signed_body(request, secret, given)
     if body is None:
         raise _refuse(request, project, answer, answer)
+    request.state.verified = True
     event = request.headers.get("x-github-event", "")
     if event == "ping":
         return {"ok": True, "runs": []}
@@ -98,11 +157,18 @@ async def _signed_body(request: Request, secret: str, given: str) -> bytes | Non
 @router.post("/gitlab/{project}")
 async def gitlab(request: Request, project: str) -> dict[str, Any]:
     """GitLab push and tag push events, verified with X-Gitlab-Token."""
+    event = request.headers.get("x-gitlab-event", "")
+    delivery = request.headers.get("x-gitlab-event-uuid")
+    return await _logged(request, project, "gitlab", event, delivery, _gitlab(request, project))
+
+
+async def _gitlab(request: Request, project: str) -> dict[str, Any]:
     answer = "the X-Gitlab-Token does not match"
     given = request.headers.get("x-gitlab-token", "")
     secret = await _verified_secret(request, project, answer)
     if not hmac.compare_digest(given.encode(), secret.encode()):  # before the body
         raise _refuse(request, project, answer, answer)
+    request.state.verified = True
     body = await request.body()
     event = request.headers.get("x-gitlab-event", "")
     if event not in ("Push Hook", "Tag Push Hook"):
@@ -143,8 +209,9 @@ async def _push(
         return {"ok": True, "ignored": f"{ref} was deleted", "messages": []}
     try:
         await run_in_threadpool(_bring_commit, state, project, ref, after)
+        link = await run_in_threadpool(_forge_link, state, project, trigger, data, after, ref)
         lines = await run_in_threadpool(
-            queue_updates, state, project, [RefUpdate("", after, ref)], user, trigger
+            queue_updates, state, project, [RefUpdate("", after, ref)], user, trigger, link
         )
     except ConveyorError as exc:
         await run_in_threadpool(state.deliveries.forget, project, keys)
@@ -153,6 +220,18 @@ async def _push(
         await run_in_threadpool(state.deliveries.forget, project, keys)  # a redelivery may retry
         raise
     return {"ok": True, "messages": lines}
+
+
+def _forge_link(
+    state: ServerState, project: str, trigger: str, data: Any, commit: str, ref: str
+) -> ForgeLink | None:
+    """Where this push's runs post their commit status (None: no token, no repository)."""
+    from conveyor.server.forge import TOKEN_SECRET, link_from_push
+
+    if not isinstance(data, dict) or TOKEN_SECRET not in state.vault.encrypted(project):
+        return None
+    settings = (state.db.accounts.project(project) or {}).get("settings") or {}
+    return link_from_push(trigger.removeprefix("webhook:"), data, settings, commit, ref)
 
 
 def _bring_commit(state: ServerState, project: str, ref: str, commit: str) -> None:

@@ -76,6 +76,7 @@ class Worker:
     def execute(self, queued: QueuedRun) -> None:
         """Run one claimed run to its end; never raises."""
         self.active[queued.id] = None
+        self._tell_forge(queued.id, RunStatus.RUNNING)
         try:
             done = self._execute(queued)
             if done is None:  # back in the queue: its pipeline has `concurrency` runs
@@ -90,10 +91,26 @@ class Worker:
         if self.stopping and status == RunStatus.CANCELLED:
             status, error = self._interrupted(queued)
         self.db.queue.finish(queued.id, status, error, result)
+        self._tell_forge(queued.id, status)
         try:  # the project's retention setting, applied on the server's own
             apply_retention(self.config, self.db, queued.project)
         except Exception:  # retention must never fail a run or stop the worker
             log.exception("retention of project %s failed", queued.project)
+
+    def _tell_forge(self, run_id: str, status: RunStatus) -> None:
+        """Owe the forge of a webhook's run its new status, naming the failed steps (not
+        the run's error: it may name the server's paths); never fails the run."""
+        from conveyor.server.db.statuses import Statuses
+        from conveyor.server.forge import follow_run
+
+        try:
+            failed = []
+            if status == RunStatus.FAILED:
+                records = self.db.records.step_runs(run_id)
+                failed = [r.step_id for r in records if r.status == StepStatus.FAILED]
+            follow_run(Statuses(self.db.engine), run_id, status, failed)
+        except Exception:
+            log.exception("could not record the forge status of run %s", run_id)
 
     def _interrupted(self, queued: QueuedRun) -> tuple[RunStatus, str]:
         """A run the server's stop cancelled was interrupted (it can be resumed): its
@@ -339,8 +356,15 @@ def remove_workspaces(
 
 def interrupt_stale(config: ServerConfig, db: ServerDatabase, run_ids: list[str]) -> None:
     """The run records of runs whose worker died say so too; what their steps left is
-    recovered with their project's executor settings."""
+    recovered with their project's executor settings; their forges are told."""
+    from conveyor.server.db.statuses import Statuses
+    from conveyor.server.forge import follow_run
+
     for run_id in run_ids:
+        try:
+            follow_run(Statuses(db.engine), run_id, RunStatus.INTERRUPTED)
+        except Exception:
+            log.exception("could not record the forge status of run %s", run_id)
         run = db.records.get_run(run_id)
         if run is None or run.status.finished:
             continue

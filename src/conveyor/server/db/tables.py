@@ -116,3 +116,40 @@ deliveries = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Index("ix_srv_deliveries_received", "received_at"),
 )
+
+forge_statuses = sa.Table(
+    "srv_forge_statuses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("forge", sa.String(16), nullable=False),
+    sa.Column("api", sa.String(300), nullable=False),
+    sa.Column("repo", sa.String(300), nullable=False),
+    sa.Column("commit", sa.String(64), nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("description", sa.String(140), nullable=False),
+    sa.Column("target_url", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_at", sa.Float),  # None: sent, superseded or given up
+    sa.Column("sent_at", sa.Float),
+    sa.Column("outcome", sa.String(300)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_srv_forge_statuses_next", "next_at"),
+    sa.Index("ix_srv_forge_statuses_run", "run_id"),
+)
+
+hook_log = sa.Table(
+    "srv_hook_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("forge", sa.String(16), nullable=False),
+    sa.Column("event", sa.String(100), nullable=False),
+    sa.Column("delivery", sa.String(100)),
+    sa.Column("code", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(300), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Index("ix_srv_hook_log_project", "project", "id"),
+)

@@ -25,8 +25,10 @@ class Vault:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def put(self, project: str, name: str, encrypted: bytes) -> None:
-        check_name(name)
+    def put(self, project: str, name: str, encrypted: bytes, reserved: bool = False) -> None:
+        """Store a secret; ``reserved``: a server's own (``CONVEYOR_*``), never a step's."""
+        if not (reserved and name.startswith("CONVEYOR_")):
+            check_name(name)
         key = (t.secrets.c.project == project) & (t.secrets.c.name == name)
         with self.engine.begin() as conn:
             conn.execute(t.secrets.delete().where(key))
@@ -42,9 +44,10 @@ class Vault:
             return bool(conn.execute(t.secrets.delete().where(key)).rowcount)
 
     def names(self, project: str) -> list[str]:
+        """The names of the project's own secrets (not the server's reserved ones)."""
         query = sa.select(t.secrets.c.name).where(t.secrets.c.project == project)
         with self.engine.connect() as conn:
-            return sorted(r[0] for r in conn.execute(query))
+            return sorted(r[0] for r in conn.execute(query) if not r[0].startswith("CONVEYOR_"))
 
     def encrypted(self, project: str) -> dict[str, bytes]:
         query = sa.select(t.secrets.c.name, t.secrets.c.value).where(t.secrets.c.project == project)
