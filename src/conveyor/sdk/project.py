@@ -111,6 +111,11 @@ class Project:
         from conveyor.spec.formats import load_file
 
         path = self.pipeline_file
+        if path.suffix == ".py":
+            from conveyor.sdk.pyflow import load_python_spec
+
+            local = self.settings.executors.get("local", {})
+            return load_python_spec(self.root, path, self.display_path(path), local.get("sandbox"))
         search = [self.root / p for p in self.settings.action_paths]
         resolver = project_resolver(
             self.root,
