@@ -40,6 +40,10 @@ class RemoteBackend:
     def start(self, request: StartRequest) -> str:
         if request.only or request.force:
             raise UsageError("a server runs the whole pipeline: only= and force= are local")
+        if request.pipeline_file is not None:
+            raise UsageError(
+                "a server runs the project's conveyor.yml; run Python pipelines locally"
+            )
         ref = request.ref or "main"
         if self.project is not None:
             ref = request.ref or current_branch(self.project)
