@@ -3,16 +3,20 @@ executor table), the loader runs in the same sandbox. A ``pipeline.py`` that rea
 hidden directory or writes outside the project while it is loaded fails with file:line
 (exit 2), the secret appears nowhere, and nothing is written outside; the same file
 without a sandbox proves the attempts are real. What the file prints cannot forge the
-loader's answer (its stdout is the user's stderr)."""
+loader's answer (its stdout is the user's stderr). A server traces a pushed
+``pipeline.py`` only in its worker's sandbox: the pipeline runs, and one that reads the
+server's key while it is loaded fails without the key anywhere."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import Repo
+from tests.integration.server_support import Server, git, make_server, need_bwrap, run_ids
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +82,83 @@ def test_without_a_sandbox_the_same_file_reads_and_writes(repo: Repo, tmp_path: 
     # what the file printed went to stderr, not into the plan
     assert '"jobs": {}' in result.err
     assert '"p.leak"' in result.out
+
+
+GOOD = """\
+import conveyor
+
+
+@conveyor.step
+def square(n: int) -> int:
+    return n * n
+
+
+@conveyor.step
+def show(value: int) -> str:
+    print("value", value)
+    return str(value)
+
+
+@conveyor.pipeline
+def served(n: int = 3) -> None:
+    show(square(n))
+"""
+
+STEAL = """\
+from pathlib import Path
+
+import conveyor
+
+KEY = Path({key!r}).read_bytes().hex()
+
+
+@conveyor.step
+def leak(text: str) -> str:
+    return text
+
+
+@conveyor.pipeline
+def p() -> None:
+    leak(KEY)
+"""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    need_bwrap()
+    srv = make_server(tmp_path, None)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _push(repo: Repo, server: Server, text: str) -> str:
+    repo.write("pipeline.py", text)
+    repo.write(".gitignore", "_pyflow/\n")
+    repo.commit()
+    out = git(repo.path, "push", server.git_url(), "HEAD:main").stderr
+    ids = run_ids(out)
+    assert len(ids) == 1, out
+    return ids[0]
+
+
+def test_a_server_runs_a_pushed_python_pipeline_traced_in_the_sandbox(
+    repo: Repo, server: Server, tmp_path: Path
+) -> None:
+    run_id = _push(repo, server, GOOD)
+    run = server.wait_run(run_id, timeout=120)
+    assert run["status"] == "succeeded", run
+    assert sorted(s["id"] for s in run["steps"]) == ["served.show", "served.square"]
+    with server.api("viewer") as viewer:
+        assert viewer.get(f"/runs/{run_id}/logs/served.show").text == "value 9\n"
+
+    stolen = _push(repo, server, STEAL.format(key=str(server.data / "server.key")))
+    run = server.wait_run(stolen, timeout=120)
+    assert run["status"] == "failed", run
+    key = (server.data / "server.key").read_bytes().hex()
+    with server.api("member") as member:
+        shown = member.get(f"/runs/{stolen}").text
+    assert "pipeline.py:5" in shown and "Error" in shown
+    assert key not in shown
+    stored = server.data / "projects" / "demo"
+    assert all(key not in p.read_text(errors="replace") for p in stored.rglob("*.log"))
