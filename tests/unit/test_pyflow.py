@@ -172,6 +172,23 @@ def test_a_result_of_the_wrong_type_is_an_error_at_the_call() -> None:
     assert caught.value.position.line == wrong_type.fn.__code__.co_firstlineno + 3
 
 
+@conveyor.step
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+@conveyor.pipeline
+def nested() -> None:
+    mean([total(numbers(2), 1.0), 2.0])
+
+
+def test_a_result_inside_a_literal_is_an_error_at_the_call() -> None:
+    with pytest.raises(SpecError, match="pass each as an argument of its own") as caught:
+        nested.trace()
+    assert caught.value.position is not None
+    assert caught.value.position.line == nested.fn.__code__.co_firstlineno + 2
+
+
 @conveyor.step(after=["second"])
 def first(n: int) -> int:
     return n

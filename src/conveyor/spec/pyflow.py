@@ -210,6 +210,12 @@ def _check_argument(
             ),
         )
     else:
+        if _holds_placeholder(value):
+            raise SpecError(
+                f"step {step.name}, {name!r}: a step result or parameter inside a list or "
+                "dict has no value yet; pass each as an argument of its own",
+                where,
+            )
         try:
             given, what = value_kind(value), repr(value)
         except KindError as exc:
@@ -220,6 +226,18 @@ def _check_argument(
         raise SpecError(
             f"step {step.name}: {name!r} expects {expected} but is given {what} ({given})", where
         )
+
+
+def _holds_placeholder(value: object, depth: int = 0) -> bool:
+    if isinstance(value, Result | Param):
+        return True
+    if depth > 64:  # deeper than JSON worth passing on a command line
+        return False
+    if isinstance(value, dict):
+        return any(_holds_placeholder(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_placeholder(v, depth + 1) for v in value)
+    return False
 
 
 _TRACE: ContextVar[TracedPipeline | None] = ContextVar("conveyor_trace", default=None)
