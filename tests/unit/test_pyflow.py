@@ -303,3 +303,25 @@ def test_the_runner_reads_and_writes_each_kind(tmp_path: Path) -> None:
     assert pystep.read_file("float", str(out)) == 2.5
     with pytest.raises(TypeError):
         pystep.write_result("int", str(out), "three")
+
+
+def test_the_runner_refuses_code_that_is_not_the_planned_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conveyor import pystep
+
+    name = f"runner_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "import conveyor\n\n\n@conveyor.step\ndef add(a: int, b: float) -> float:\n"
+        "    return a + b\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    args = ["--value", "a", "int", "2", "--value", "b", "float", "0.5"]
+    assert pystep.main([f"{name}:add", "sha256:0", *args, "--result", "float", "r.json"]) == 2
+    assert "not the code the plan was made from" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+    digest = code_digest(sys.modules[name].add)
+    assert pystep.main([f"{name}:add", digest, *args, "--result", "float", "r.json"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text()) == 2.5
