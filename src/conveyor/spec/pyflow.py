@@ -18,6 +18,7 @@ import functools
 import inspect
 import re
 import sys
+import types
 import typing
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -43,9 +44,9 @@ def where_defined(fn: Callable[..., Any]) -> Position:
     return Position(code.co_filename, code.co_firstlineno, 1)
 
 
-def _caller(depth: int) -> Position:
-    """The file, line and column of the code ``depth`` frames up."""
-    frame = sys._getframe(depth + 1)
+def _precise(frame: types.FrameType) -> Position:
+    """The file, line and column of the code a frame is running (the column costs a walk
+    over the code's positions: for errors only)."""
     info = inspect.getframeinfo(frame, context=0)
     column = info.positions.col_offset if info.positions else None
     return Position(info.filename, info.lineno, (column or 0) + 1)
@@ -80,12 +81,13 @@ class StepFunction(Generic[P, R]):
         if not _NAME.match(self.name):
             raise SpecError(f"step name {self.name!r} is not letters, digits, _ and -", self.where)
         self.cache, self.retries, self.timeout, self.after = cache, retries, timeout, tuple(after)
+        self.signature = inspect.signature(fn)
         self.inputs, self.result = self._kinds()
 
     def _kinds(self) -> tuple[dict[str, Kind], Kind]:
         hints = _hints(self.fn, self.where)
         inputs: dict[str, Kind] = {}
-        for parameter in inspect.signature(self.fn).parameters.values():
+        for parameter in self.signature.parameters.values():
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
                 raise SpecError(
                     f"step {self.name}: *{parameter.name} cannot be typed as files; "
@@ -117,7 +119,7 @@ class StepFunction(Generic[P, R]):
         trace = _TRACE.get()
         if trace is None:
             return self.fn(*args, **kwargs)
-        result: Any = trace.call(self, args, kwargs, _caller(1))
+        result: Any = trace.call(self, args, kwargs, sys._getframe(1))
         return typing.cast(R, result)
 
     def __repr__(self) -> str:
@@ -169,36 +171,40 @@ class TracedPipeline:
     params: dict[str, tuple[Kind, object]]
     """Name -> kind and default (``inspect.Parameter.empty``: required)."""
     calls: list[StepCall] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
 
     def call(
         self,
         step: StepFunction[..., Any],
         args: tuple[object, ...],
         kwargs: dict[str, object],
-        where: Position,
+        frame: types.FrameType,
     ) -> Result | None:
+        """Record one call of ``step`` made by the code of ``frame``."""
         if len(self.calls) >= MAX_STEPS:
-            raise SpecError(f"the pipeline calls more than {MAX_STEPS} steps", where)
+            raise SpecError(f"the pipeline calls more than {MAX_STEPS} steps", _precise(frame))
         try:
-            bound = inspect.signature(step.fn).bind(*args, **kwargs)
+            bound = step.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise SpecError(f"step {step.name}: {exc}", where) from None
+            raise SpecError(f"step {step.name}: {exc}", _precise(frame)) from None
         bound.apply_defaults()
         for name, value in bound.arguments.items():
-            _check_argument(step, name, value, where)
-        taken = {c.id for c in self.calls}
+            problem = _check_argument(step, name, value)
+            if problem:
+                raise SpecError(problem, _precise(frame))
         node_id, n = step.name, 1
-        while node_id in taken:
+        while node_id in self.ids:
             n += 1
             node_id = f"{step.name}-{n}"
+        self.ids.add(node_id)
+        where = Position(frame.f_code.co_filename, frame.f_lineno)
         node = StepCall(node_id, step, dict(bound.arguments), where)
         self.calls.append(node)
         return None if step.result.name == "none" else Result(node, step.result)
 
 
-def _check_argument(
-    step: StepFunction[..., Any], name: str, value: object, where: Position
-) -> None:
+def _check_argument(step: StepFunction[..., Any], name: str, value: object) -> str:
+    """Why ``value`` cannot be given as ``name`` (empty: it can)."""
     expected = step.inputs[name]
     if isinstance(value, Result | Param):
         given, what = (
@@ -211,21 +217,19 @@ def _check_argument(
         )
     else:
         if _holds_placeholder(value):
-            raise SpecError(
+            return (
                 f"step {step.name}, {name!r}: a step result or parameter inside a list or "
-                "dict has no value yet; pass each as an argument of its own",
-                where,
+                "dict has no value yet; pass each as an argument of its own"
             )
         try:
             given, what = value_kind(value), repr(value)
         except KindError as exc:
-            raise SpecError(f"step {step.name}, {name!r}: {exc}", where) from None
+            return f"step {step.name}, {name!r}: {exc}"
         if isinstance(value, PurePath) and value.is_absolute():
-            raise SpecError(f"step {step.name}, {name!r}: {value} is not a project path", where)
+            return f"step {step.name}, {name!r}: {value} is not a project path"
     if not expected.accepts(given):
-        raise SpecError(
-            f"step {step.name}: {name!r} expects {expected} but is given {what} ({given})", where
-        )
+        return f"step {step.name}: {name!r} expects {expected} but is given {what} ({given})"
+    return ""
 
 
 def _holds_placeholder(value: object, depth: int = 0) -> bool:

@@ -44,8 +44,9 @@ def native(traced: TracedPipeline, root: Path) -> tuple[dict[str, Any], Marks]:
             params[name]["default"] = default
         marks.append((["params", name], traced.where.line or 1, 1))
     steps = []
+    code: dict[int, tuple[str, list[str]]] = {}  # by step function: a step called often
     for index, call in enumerate(traced.calls):
-        steps.append(_step(call, root))
+        steps.append(_step(call, root, code))
         marks.append((["jobs", job, "steps", index], call.where.line or 1, call.where.column or 1))
     data: dict[str, Any] = {"name": traced.name}
     if params:
@@ -54,7 +55,7 @@ def native(traced: TracedPipeline, root: Path) -> tuple[dict[str, Any], Marks]:
     return data, marks
 
 
-def _step(call: StepCall, root: Path) -> dict[str, Any]:
+def _step(call: StepCall, root: Path, code: dict[int, tuple[str, list[str]]]) -> dict[str, Any]:
     fn = call.step.fn
     module, qualname = fn.__module__, fn.__qualname__
     if module == "__main__" or "<" in qualname:
@@ -63,9 +64,12 @@ def _step(call: StepCall, root: Path) -> dict[str, Any]:
             "top level of a module of the project so that a worker can import them",
             call.step.where,
         )
-    args = ["-B", "-m", "conveyor.pystep", f"{module}:{qualname}", code_digest(fn)]
+    if id(fn) not in code:
+        code[id(fn)] = code_digest(fn), code_files(fn, root)
+    digest, files = code[id(fn)]
+    args = ["-B", "-m", "conveyor.pystep", f"{module}:{qualname}", digest]
     words = [PYTHON, shlex.join(args)]
-    inputs = code_files(fn, root)
+    inputs = list(files)
     needs: list[str] = []
     for name, value in call.arguments.items():
         kind = call.step.inputs[name]
