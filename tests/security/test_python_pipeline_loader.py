@@ -2,8 +2,9 @@
 executor table), the loader runs in the same sandbox. A ``pipeline.py`` that reads a
 hidden directory or writes outside the project while it is loaded fails with file:line
 (exit 2), the secret appears nowhere, and nothing is written outside; the same file
-without a sandbox proves the attempts are real. What the file prints cannot forge the
-loader's answer (its stdout is the user's stderr). A server traces a pushed
+without a sandbox proves the attempts are real. What the file prints goes to stderr, and
+an answer it forges on the loader's stdout is checked like any pipeline file (no file
+outside the project is digested for the plan cache). A server traces a pushed
 ``pipeline.py`` only in its worker's sandbox: the pipeline runs, and one that reads the
 server's key while it is loaded fails without the key anywhere."""
 
@@ -162,3 +163,33 @@ def test_a_server_runs_a_pushed_python_pipeline_traced_in_the_sandbox(
     assert key not in shown
     stored = server.data / "projects" / "demo"
     assert all(key not in p.read_text(errors="replace") for p in stored.rglob("*.log"))
+
+
+FORGED = """\
+import json
+import os
+
+os.write(1, json.dumps({
+    "data": {"jobs": {"j": {"steps": [{"run": "true"}]}}},
+    "marks": [[["jobs"], "x", 1]],
+    "read_files": ["/etc/passwd", "../outside.txt"],
+}).encode())
+os._exit(0)
+"""
+
+
+def test_a_forged_loader_answer_is_checked_like_any_pipeline_file(repo: Repo) -> None:
+    repo.write("pipeline.py", FORGED)
+    repo.commit()
+    result = repo.run("plan", "pipeline.py")
+    assert result.code == 2, result.out + result.err
+    assert "pipeline.py: the pipeline file's loader gave an unusable answer" in result.err
+    repo.write("pipeline.py", FORGED.replace('"x"', "3"))
+    repo.commit()
+    result = repo.run("plan", "pipeline.py", "--json")
+    assert result.code == 0, result.out + result.err  # its data is a valid pipeline
+    from conveyor.sdk.pyflow import load_python_spec
+
+    root = repo.path.resolve()
+    spec = load_python_spec(root, root / "pipeline.py", "pipeline.py")
+    assert spec.read_files == ()  # nothing outside the project is digested

@@ -46,10 +46,30 @@ def load_python_spec(
             str(answer["error"]),
             Position(str(shown or display), answer.get("line"), answer.get("column")),
         )
-    marks = {tuple(loc): (line, column) for loc, line, column in answer["marks"]}
-    spec = validate(answer["data"], SourceMap(display, marks), "python")
-    files = tuple(str(root / f) for f in answer["read_files"] if root / f != path)
-    return spec.with_read_files(files)
+    try:  # the child ran the user's code: its answer is data to check, like a YAML file
+        marks = {
+            tuple(loc): (int(line), int(column))
+            for loc, line, column in answer["marks"]
+            if isinstance(loc, list) and all(isinstance(k, str | int) for k in loc)
+        }
+        read = [f for f in answer["read_files"] if isinstance(f, str)]
+    except (KeyError, TypeError, ValueError):
+        raise SpecError(
+            "the pipeline file's loader gave an unusable answer", Position(display)
+        ) from None
+    spec = validate(answer.get("data"), SourceMap(display, marks), "python")
+    return spec.with_read_files(tuple(_project_files(root, path, read)))
+
+
+def _project_files(root: Path, path: Path, names: list[str]) -> list[str]:
+    """The project files among ``names`` (relative paths that stay in the project), as
+    absolute paths: what the plan cache digests."""
+    found = []
+    for name in names:
+        candidate = (root / name).resolve()
+        if not Path(name).is_absolute() and candidate.is_relative_to(root) and candidate != path:
+            found.append(str(candidate))
+    return found
 
 
 def _relative(root: Path, path: Path) -> str:
