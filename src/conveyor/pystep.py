@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +74,8 @@ def write_result(kind: str, path: str, value: Any) -> None:
 
 def _place(source: Path, target: Path) -> None:
     """Copy the file or directory a ``Path`` result names to the step's output."""
+    import shutil  # only for a Path result (it imports the compression modules)
+
     if source.resolve() == target.resolve():
         return
     if not source.exists():
