@@ -325,3 +325,26 @@ def test_the_runner_refuses_code_that_is_not_the_planned_code(
     digest = code_digest(sys.modules[name].add)
     assert pystep.main([f"{name}:add", digest, *args, "--result", "float", "r.json"]) == 0
     assert json.loads((tmp_path / "r.json").read_text()) == 2.5
+
+
+def test_a_pipeline_defined_in_a_notebook_is_refused_with_what_to_do() -> None:
+    from conveyor.errors import UsageError
+    from conveyor.sdk.client import _pipeline_file
+
+    namespace: dict[str, Any] = {"__name__": "__main__", "conveyor": conveyor, "label": label}
+    exec(  # what a notebook cell does: the function's module is __main__
+        compile("@conveyor.pipeline\ndef cell() -> None:\n    label(1.0, 'x')\n", "<cell>", "exec"),
+        namespace,
+    )
+    with pytest.raises(UsageError, match="define it in a module"):
+        _pipeline_file(namespace["cell"])
+    assert _pipeline_file(flow) == HERE
+
+
+def test_pipeline_py_is_the_pipeline_file_when_there_is_no_yaml_one(tmp_path: Path) -> None:
+    from conveyor.spec.files import find_pipeline_file
+
+    (tmp_path / "pipeline.py").write_text("")
+    assert find_pipeline_file(tmp_path) == tmp_path / "pipeline.py"
+    (tmp_path / ".drone.yml").write_text("")
+    assert find_pipeline_file(tmp_path) == tmp_path / ".drone.yml"
