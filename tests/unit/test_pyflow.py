@@ -74,6 +74,19 @@ def test_outside_a_pipeline_a_step_is_its_function() -> None:
     assert flow.fn is not None and label(1.5, "x") == "x=1.5"
 
 
+@conveyor.pipeline(name="with-env", env={"CONVEYOR_PYTHON": "/opt/py/bin/python3"})
+def with_env(n: int) -> None:
+    numbers(n)
+
+
+def test_the_pipeline_env_reaches_every_step() -> None:
+    data, _ = native(with_env.trace(), HERE.parents[2])
+    assert data["env"] == {"CONVEYOR_PYTHON": "/opt/py/bin/python3"}
+    assert list(data["jobs"]) == ["with-env"]
+    plan = compile_plan(validate(data, SourceMap("p.py"), "python"), {"n": "1"}, (), lambda _p: [])
+    assert dict(plan.steps[0].env)["CONVEYOR_PYTHON"] == "/opt/py/bin/python3"
+
+
 def test_the_native_data_compiles_with_needs_from_results() -> None:
     data, marks = native(flow.trace(), HERE.parents[2])
     source = SourceMap("pipeline.py", {tuple(loc): (line, col) for loc, line, col in marks})

@@ -20,7 +20,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -170,6 +170,8 @@ class TracedPipeline:
     where: Position
     params: dict[str, tuple[Kind, object]]
     """Name -> kind and default (``inspect.Parameter.empty``: required)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables every step gets (the pipeline's ``env``)."""
     calls: list[StepCall] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
 
@@ -251,7 +253,9 @@ class PipelineFunction(Generic[P, R]):
     """A function made a pipeline by ``@conveyor.pipeline``: its parameters are the
     pipeline's (typed str, int, float or bool), its body calls steps."""
 
-    def __init__(self, fn: Callable[P, R], name: str | None = None) -> None:
+    def __init__(
+        self, fn: Callable[P, R], name: str | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.where = where_defined(fn)
@@ -261,6 +265,7 @@ class PipelineFunction(Generic[P, R]):
                 f"pipeline name {self.name!r} is not letters, digits, _ and -", self.where
             )
         self.params = self._params()
+        self.env = dict(env or {})
 
     def _params(self) -> dict[str, tuple[Kind, object]]:
         hints = _hints(self.fn, self.where)
@@ -278,7 +283,7 @@ class PipelineFunction(Generic[P, R]):
 
     def trace(self) -> TracedPipeline:
         """Call the pipeline with placeholders and return the steps it called."""
-        traced = TracedPipeline(self.name, self.where, self.params)
+        traced = TracedPipeline(self.name, self.where, self.params, dict(self.env))
         token = _TRACE.set(traced)
         try:
             placeholders: dict[str, Any] = {n: Param(n, k) for n, (k, _) in self.params.items()}
@@ -335,19 +340,27 @@ def step(
 @overload
 def pipeline(fn: Callable[P, R], /) -> PipelineFunction[P, R]: ...
 @overload
-def pipeline(*, name: str | None = None) -> Callable[[Callable[P, R]], PipelineFunction[P, R]]: ...
 def pipeline(
-    fn: Callable[P, R] | None = None, /, *, name: str | None = None
+    *, name: str | None = None, env: Mapping[str, str] | None = None
+) -> Callable[[Callable[P, R]], PipelineFunction[P, R]]: ...
+def pipeline(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> PipelineFunction[P, R] | Callable[[Callable[P, R]], PipelineFunction[P, R]]:
     """Make a function that calls steps a pipeline: ``conveyor run pipeline.py``,
     ``conveyor plan pipeline.py`` or ``conveyor.Client().run(my_pipeline, x=3)``.
 
     Its parameters (typed str, int, float or bool; defaults are the parameters'
     defaults) are set with ``-p NAME=VALUE``. Calling one step with another's result
-    draws the DAG; the functions themselves run only as steps of a run.
+    draws the DAG; the functions themselves run only as steps of a run. ``env``: variables
+    every step gets, as a ``conveyor.yml``'s ``env`` (e.g. ``CONVEYOR_PYTHON``, the
+    interpreter of the steps where ``python3`` cannot import Conveyor).
     """
 
     def make(function: Callable[P, R]) -> PipelineFunction[P, R]:
-        return PipelineFunction(function, name)
+        return PipelineFunction(function, name, env)
 
     return make if fn is None else make(fn)

@@ -51,6 +51,8 @@ def native(traced: TracedPipeline, root: Path) -> tuple[dict[str, Any], Marks]:
     data: dict[str, Any] = {"name": traced.name}
     if params:
         data["params"] = params
+    if traced.env:
+        data["env"] = dict(traced.env)
     data["jobs"] = {job: {"steps": steps}}
     return data, marks
 
