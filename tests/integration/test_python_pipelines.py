@@ -177,6 +177,11 @@ def test_spark_runs_a_python_pipeline_with_the_local_cache_keys(repo: Repo) -> N
     if not master:
         engine_missing("spark", "spark engine not configured (scripts/engines/spark.sh)")
     _setup(repo)
+    if os.environ.get("PYTHONPATH"):  # the sources under test, for the workers' Python too
+        env = {"PYTHONPATH": os.environ["PYTHONPATH"]}
+        text = PIPELINE.replace("@conveyor.pipeline\n", f"@conveyor.pipeline(env={env!r})\n")
+        repo.write("pipeline.py", text)
+        repo.commit()
     repo.write(".conveyor/config.toml", f'[executors.spark]\nmaster = "{master}"\n')
     local = repo.run("run", "pipeline.py", "--executor", "local")
     assert local.code == 0, local.out + local.err

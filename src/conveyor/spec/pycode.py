@@ -8,6 +8,8 @@
   they import (transitively, by their ``import`` statements): declared as the step's
   inputs, so their content digests key the cache. Installed packages are not project
   files (the environment keys those).
+- :func:`module_files`: what importing the step's module needs on a worker without the
+  project's filesystem (its file, packages and imports): inputs brought, not keyed.
 
 Stdlib only (the runner imports this on every worker).
 """
@@ -87,8 +89,20 @@ def code_files(fn: Callable[..., Any], root: Path) -> list[str]:
             owner = sys.modules.get(getattr(value, "__module__", None) or "")
             if owner is not None and owner.__name__ != function.__module__:
                 start.append(owner)
+    return sorted(_closure(start, root))
+
+
+def module_files(fn: Callable[..., Any], root: Path) -> list[str]:
+    """Project-relative paths of the files a worker needs to import the step's module:
+    the module, its packages and every project module it imports, transitively. Brought
+    to the step, not keyed (:func:`code_digest` and :func:`code_files` key what it uses)."""
+    module = sys.modules.get(getattr(_unwrap(fn), "__module__", None) or "")
+    return sorted(_closure([module], root)) if module is not None else []
+
+
+def _closure(start: list[types.ModuleType], root: Path) -> set[str]:
     files: set[str] = set()
-    todo = start
+    todo = list(start)
     seen: set[str] = set()
     while todo:
         module = todo.pop()
@@ -101,7 +115,7 @@ def code_files(fn: Callable[..., Any], root: Path) -> list[str]:
         files.add(path)
         files.update(_package_inits(module, root))
         todo += _imported(module, root / path)
-    return sorted(files)
+    return files
 
 
 def project_file(module: types.ModuleType, root: Path) -> str | None:

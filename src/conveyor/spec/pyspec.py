@@ -4,8 +4,10 @@ One job named after the pipeline; one step per step call, whose ``run`` calls th
 function through ``python -m conveyor.pystep`` with each argument as a typed value
 or as the file an earlier step wrote, and whose ``needs`` are the steps whose results
 it takes (and its ``after``). Results are written to ``_pyflow/STEP/return.*``, the
-step's declared output; the files of its code (``spec/pycode.py``) and the files it
-takes are its declared inputs. Positions point at the ``def`` and the calls.
+step's declared output; the files of the code it uses (``spec/pycode.py``) and the
+files it takes are its declared inputs; the rest of what importing its module needs is
+brought to it unkeyed (``keyed: false``), for executors without a shared filesystem.
+Positions point at the ``def`` and the calls.
 
 Stdlib only: the data goes back to the caller as JSON (``spec/pyload.py``).
 """
@@ -19,7 +21,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from conveyor.errors import SpecError
-from conveyor.spec.pycode import code_digest, code_files
+from conveyor.spec.pycode import code_digest, code_files, module_files
 from conveyor.spec.pyflow import Param, Result, StepCall, TracedPipeline
 
 RESULTS = "_pyflow"
@@ -44,7 +46,7 @@ def native(traced: TracedPipeline, root: Path) -> tuple[dict[str, Any], Marks]:
             params[name]["default"] = default
         marks.append((["params", name], traced.where.line or 1, 1))
     steps = []
-    code: dict[int, tuple[str, list[str]]] = {}  # by step function: a step called often
+    code: dict[int, tuple[str, list[str], list[str]]] = {}  # by step function: a step called often
     for index, call in enumerate(traced.calls):
         steps.append(_step(call, root, code))
         marks.append((["jobs", job, "steps", index], call.where.line or 1, call.where.column or 1))
@@ -57,7 +59,9 @@ def native(traced: TracedPipeline, root: Path) -> tuple[dict[str, Any], Marks]:
     return data, marks
 
 
-def _step(call: StepCall, root: Path, code: dict[int, tuple[str, list[str]]]) -> dict[str, Any]:
+def _step(
+    call: StepCall, root: Path, code: dict[int, tuple[str, list[str], list[str]]]
+) -> dict[str, Any]:
     fn = call.step.fn
     module, qualname = fn.__module__, fn.__qualname__
     if module == "__main__" or "<" in qualname:
@@ -67,8 +71,10 @@ def _step(call: StepCall, root: Path, code: dict[int, tuple[str, list[str]]]) ->
             call.step.where,
         )
     if id(fn) not in code:
-        code[id(fn)] = code_digest(fn), code_files(fn, root)
-    digest, files = code[id(fn)]
+        keyed = code_files(fn, root)
+        brought = [f for f in module_files(fn, root) if f not in keyed]
+        code[id(fn)] = code_digest(fn), keyed, brought
+    digest, files, brought = code[id(fn)]
     args = ["-B", "-m", "conveyor.pystep", f"{module}:{qualname}", digest]
     words = [PYTHON, shlex.join(args)]
     inputs = list(files)
@@ -93,8 +99,10 @@ def _step(call: StepCall, root: Path, code: dict[int, tuple[str, list[str]]]) ->
         words.append(shlex.join(["--result", result.name, result_path(call)]))
     step["run"] = " ".join(words)
     step["needs"] = sorted({*needs, *call.step.after})
-    if inputs:
-        step["inputs"] = list(dict.fromkeys(inputs))
+    entries: list[Any] = list(dict.fromkeys(inputs))
+    entries += [{"path": f, "keyed": False} for f in brought if f not in inputs]
+    if entries:
+        step["inputs"] = entries
     if result.name != "none":
         step["outputs"] = [result_path(call)]
     if not call.step.cache:
