@@ -105,7 +105,15 @@ def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, 
             pinned = f" at {step.action_commit[:12]}" if step.action_commit else ""
             click.echo(f"      action {step.action}{pinned}")
         for path in step.inputs:
-            click.echo(f"      < {path}" + ("  (optional)" if path in step.optional_inputs else ""))
+            notes = [
+                n
+                for n, of in (
+                    ("optional", step.optional_inputs),
+                    ("not keyed", step.unkeyed_inputs),
+                )
+                if path in of
+            ]
+            click.echo(f"      < {path}" + (f"  ({', '.join(notes)})" if notes else ""))
         for path in step.outputs:
             click.echo(f"      > {path}")
     for consumer, producer, path in compiled.inferred:
