@@ -45,9 +45,9 @@ def label(value: float, text: str) -> str:
 
 
 @conveyor.pipeline
-def flow(n: int = 3, text: str = "sum") -> None:
+def flow(n: int = 3, caption: str = "sum") -> None:
     values = numbers(n)
-    label(total(values, 0.5), text)
+    label(total(values, 0.5), caption)
     label(total(numbers(2), 2), "again")
 
 
@@ -97,6 +97,9 @@ def test_the_native_data_compiles_with_needs_from_results() -> None:
     assert needs["flow.numbers"] == []
     step = next(s for s in plan.steps if s.id == "flow.numbers")
     assert "--value n int 5 --result json _pyflow/numbers/return.json" in step.command
+    # a parameter given to a step argument of another name: the parameter's value
+    label_step = next(s for s in plan.steps if s.id == "flow.label")
+    assert "--value text str sum --result" in label_step.command
     assert "_pyflow/numbers/return.json" in step.outputs
 
 

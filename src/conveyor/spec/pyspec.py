@@ -87,7 +87,7 @@ def _step(
             inputs.append(path)
             needs.append(value.call.id)
         elif isinstance(value, Param):
-            reference = "${{ params." + name + " }}"
+            reference = "${{ params." + value.name + " }}"
             words.append(shlex.join(["--value", name, kind.name]) + " " + reference)
         else:
             if isinstance(value, PurePath):
