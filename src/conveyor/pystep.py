@@ -66,7 +66,9 @@ def write_result(kind: str, path: str, value: Any) -> None:
     elif kind == "path":
         _place(Path(value), Path(path))
     else:
-        if kind != "json" and not isinstance(value, _SCALARS[kind]):
+        if kind == "float" and type(value) is int:
+            value = float(value)
+        if kind != "json" and type(value) is not _SCALARS[kind]:  # a bool is no int here
             raise TypeError(f"the step returned {type(value).__name__}, declared {kind}")
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(value, sort_keys=True, indent=2, allow_nan=False) + "\n")

@@ -319,6 +319,10 @@ def test_the_runner_reads_and_writes_each_kind(tmp_path: Path) -> None:
     assert pystep.read_file("float", str(out)) == 2.5
     with pytest.raises(TypeError):
         pystep.write_result("int", str(out), "three")
+    with pytest.raises(TypeError):
+        pystep.write_result("int", str(out), True)
+    pystep.write_result("float", str(out), 3)
+    assert pystep.read_file("float", str(out)) == 3.0
 
 
 def test_the_runner_refuses_code_that_is_not_the_planned_code(
