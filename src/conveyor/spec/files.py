@@ -9,8 +9,9 @@ from conveyor.errors import ProjectError
 PIPELINE_FILES = ("conveyor.yml", "conveyor.yaml", ".dotscience.yml", ".drone.yml")
 """Looked for in this order; a DataTorch file is given with ``-f`` (or found by shape)."""
 PYTHON_PIPELINE = "pipeline.py"
-"""A pipeline written in Python, looked for last (locally: a server reads only
-:data:`PIPELINE_FILES`, for it runs no pushed code outside the sandbox of steps)."""
+"""A pipeline written in Python, looked for last. Kept out of :data:`PIPELINE_FILES`:
+a server reads those in its own process, and runs a pushed ``pipeline.py`` only in the
+sandbox of its steps (``server/triggers.py``)."""
 
 _FORMAT_BY_NAME = {
     "conveyor.yml": "conveyor",
