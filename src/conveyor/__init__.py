@@ -8,6 +8,10 @@ start-up) stays cheap::
     run = client.run({"lr": 0.1})       # waits, with a progress bar
     run.output("out/model.csv").to_pandas()
 
+Pipelines can be written in Python: ``@conveyor.step`` on typed functions,
+``@conveyor.pipeline`` on the function that calls them (``conveyor run pipeline.py``,
+``client.run(my_pipeline, x=3)``).
+
 In Jupyter, ``%load_ext conveyor`` adds ``%conveyor ARGS``: the CLI's commands, in the
 kernel (``%conveyor runs``, ``%conveyor run -p lr=0.1``).
 """
@@ -43,6 +47,8 @@ _EXPORTS = {
     "log_metric": "conveyor.tracking",
     "log_param": "conveyor.tracking",
     "log_artifact": "conveyor.tracking",
+    "step": "conveyor.spec.pyflow",
+    "pipeline": "conveyor.spec.pyflow",
     "RunStatus": "conveyor.domain.states",
     "StepStatus": "conveyor.domain.states",
 }

@@ -232,8 +232,10 @@ def test_import_conveyor_stays_within_its_budget(project: tuple[Repo, Path, str]
         "import conveyor; conveyor.Client('http://127.0.0.1:9', token='t', project='p')",
         # a step's tracking calls: stdlib only (here outside a run: one warning, ignored)
         "import conveyor, warnings; warnings.simplefilter('ignore'); conveyor.log_metric('a', 1)",
+        # a Python pipeline's module, as each step's runner imports it: stdlib only
+        "import conveyor, conveyor.pystep\n@conveyor.step\ndef f(n: int) -> int:\n  return n",
     ],
-    ids=["attribute", "local-client", "server-client-made", "log-metric"],
+    ids=["attribute", "local-client", "server-client-made", "log-metric", "python-step"],
 )
 def test_the_sdk_loads_no_server_database_or_http_library_before_it_needs_one(
     project: tuple[Repo, Path, str], code: str

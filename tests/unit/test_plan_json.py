@@ -49,6 +49,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "retries": st.integers(0, 9),
     "inputs": words(),
     "optional_inputs": words(),
+    "unkeyed_inputs": words(),
     "outputs": words(),
     "metrics": words(),
     "cache": st.booleans(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -99,3 +100,25 @@ def test_stream_log_sends_tail_and_since_as_query_parameters() -> None:
         assert "".join(remote.stream_log("r1", "a.s")) == "last\n"
     assert dict(seen[0].url.params) == {"tail": "5", "since": "1970-01-01T00:00:00+00:00"}
     assert not seen[1].url.params
+
+
+def test_a_server_is_asked_to_run_a_python_pipeline_only_when_it_finds_that_file(
+    tmp_path: Path,
+) -> None:
+    """``Client(url).run(pipeline)``: the server runs the file it finds, so another file
+    is refused before any request; the root's pipeline.py (no YAML file) is not."""
+    from conveyor.errors import UsageError
+    from conveyor.sdk.backend import StartRequest
+    from conveyor.sdk.client_remote import RemoteBackend
+    from conveyor.sdk.project import Project
+
+    (tmp_path / "flows.py").write_text("")
+    (tmp_path / "pipeline.py").write_text("")
+    seen: list[httpx.Request] = []
+    backend = RemoteBackend(_client(_run, seen), tmp_path / "cache", Project(tmp_path))
+    with pytest.raises(UsageError, match=r"not flows\.py; name it pipeline\.py"):
+        backend.start(StartRequest(pipeline_file=(tmp_path / "flows.py").resolve()))
+    assert backend._runs_on_server((tmp_path / "pipeline.py").resolve())
+    (tmp_path / "conveyor.yml").write_text("jobs: {}\n")
+    assert not backend._runs_on_server((tmp_path / "pipeline.py").resolve())
+    assert seen == []

@@ -238,6 +238,21 @@ def test_a_changed_input_is_a_new_fingerprint(harness: Harness) -> None:
     assert harness.misses("r2") == {"j.make": "new-fingerprint"}
 
 
+def test_an_unkeyed_input_is_brought_to_the_step_but_keys_nothing(harness: Harness) -> None:
+    """``keyed: false`` (a Python step's module, whose used code the command keys)."""
+    for name in ("in.txt", "module.py"):
+        (harness.project / name).write_text("one\n")
+    step = replace(MAKE, inputs=("in.txt", "module.py"), unkeyed_inputs=("module.py",))
+    _, _, first, _ = harness.run(step)
+    assert [i.inputs for i in first.submitted] == [("in.txt", "module.py")]
+    (harness.project / "module.py").write_text("two\n")
+    _, steps, executor, _ = harness.run(step)
+    assert steps["j.make"].cached and executor.submitted == []
+    (harness.project / "in.txt").write_text("two\n")
+    _, steps, _, _ = harness.run(step)
+    assert harness.misses("r3") == {"j.make": "new-fingerprint"}
+
+
 def test_image_steps_run_through_the_container_wrapper(harness: Harness) -> None:
     cli = FakeCli(set())
     status, _, executor, _ = harness.run(

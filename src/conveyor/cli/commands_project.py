@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import Context, emit_json, file_option, param_values
+from conveyor.cli.context import Context, emit_json, file_argument, file_option, param_values
 from conveyor.cli.templates import CONFIG_TEMPLATE, EXAMPLE_PIPELINE
 
 pass_context = click.make_pass_decorator(Context)
@@ -75,9 +75,14 @@ def validate(ctx: Context, as_json: bool) -> None:
     "--only", multiple=True, metavar="STEP", help="Plan only these steps and what they need."
 )
 @file_option
+@file_argument
 @pass_context
 def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, ...]) -> None:
-    """Print the compiled plan: steps in run order with their dependencies."""
+    """Print the compiled plan: steps in run order with their dependencies.
+
+    PIPELINE (or -f) names another pipeline file than conveyor.yml: a Drone, Dotscience
+    or DataTorch file, or a Python pipeline (`conveyor plan pipeline.py`).
+    """
     from conveyor.sdk.plancache import compile_cached  # unchanged file: no YAML, no pydantic
 
     compiled, _ = compile_cached(ctx.project(), param_values(params), only, store=False)
@@ -100,7 +105,15 @@ def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, 
             pinned = f" at {step.action_commit[:12]}" if step.action_commit else ""
             click.echo(f"      action {step.action}{pinned}")
         for path in step.inputs:
-            click.echo(f"      < {path}" + ("  (optional)" if path in step.optional_inputs else ""))
+            notes = [
+                n
+                for n, of in (
+                    ("optional", step.optional_inputs),
+                    ("not keyed", step.unkeyed_inputs),
+                )
+                if path in of
+            ]
+            click.echo(f"      < {path}" + (f"  ({', '.join(notes)})" if notes else ""))
         for path in step.outputs:
             click.echo(f"      > {path}")
     for consumer, producer, path in compiled.inferred:

@@ -10,7 +10,14 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import EXIT_CANCELLED, Context, emit_json, file_option, param_values
+from conveyor.cli.context import (
+    EXIT_CANCELLED,
+    Context,
+    emit_json,
+    file_argument,
+    file_option,
+    param_values,
+)
 
 pass_context = click.make_pass_decorator(Context)
 
@@ -115,6 +122,7 @@ def _run_is_over() -> None:
     help="With --remote: the branch, tag or commit (default: HEAD's branch).",
 )
 @click.option("--detach", is_flag=True, help="With --remote: queue and return at once.")
+@file_argument
 @pass_context
 def run(
     ctx: Context,
@@ -140,6 +148,7 @@ def run(
       conveyor run -j 4 -p lr=0.01   four steps at a time, with a parameter
       conveyor run --only train      the train job and the steps it needs
       conveyor run --event tag       a .drone.yml run as for the tag on HEAD
+      conveyor run pipeline.py -p x=3  a pipeline written in Python (@conveyor.pipeline)
     """
     from conveyor.cli.progress import make_reporter
     from conveyor.sdk.running import RunHooks, RunRequest, start_run

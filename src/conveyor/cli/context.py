@@ -62,7 +62,26 @@ def file_option(command: F) -> F:
         default=None,
         expose_value=False,
         callback=remember,
-        help="The pipeline file: conveyor.yml, .dotscience.yml, .drone.yml or a DataTorch file.",
+        help="The pipeline file: conveyor.yml, .dotscience.yml, .drone.yml, a DataTorch "
+        "file or a Python pipeline (pipeline.py).",
+    )(command)
+    return decorated
+
+
+def file_argument(command: F) -> F:
+    """An optional ``PIPELINE`` argument, as ``-f`` (``conveyor run pipeline.py``)."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            ctx.find_object(Context).pipeline_file = value  # type: ignore[union-attr]
+
+    decorated: F = click.argument(
+        "pipeline_file_argument",
+        metavar="[PIPELINE]",
+        required=False,
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=remember,
     )(command)
     return decorated
 

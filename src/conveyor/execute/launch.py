@@ -176,7 +176,7 @@ class Launcher:
         parts = step_parts(
             step,
             command=placement.command,
-            inputs={i.path: i.digest for i in inputs},
+            inputs={i.path: i.digest for i in inputs if i.path not in step.unkeyed_inputs},
             upstream=placed.upstream,
             environment=self.options.environment_digest,
             container=placement.key,

@@ -179,7 +179,7 @@ def _compile_step(
     step_id = f"{context.instance}.{step_name}"
     env = {**spec.env, **job.env, **step.env}
     rendered = {k: text(value_text(v), (*loc, "env", k)) for k, v in env.items()}
-    inputs, optional = _inputs(step, text, loc)
+    inputs, optional, unkeyed = _inputs(step, text, loc)
     outputs = [
         _output_path(text(p, (*loc, "outputs", i)), source, (*loc, "outputs", i))
         for i, p in enumerate(step.outputs)
@@ -216,6 +216,7 @@ def _compile_step(
         retries=step.retries,
         inputs=tuple(dict.fromkeys(inputs)),
         optional_inputs=tuple(dict.fromkeys(optional)),
+        unkeyed_inputs=tuple(dict.fromkeys(unkeyed)),
         outputs=tuple(outputs),
         metrics=tuple(dict.fromkeys(metrics)),
         cache=step.cache,
@@ -252,9 +253,10 @@ def _conditions(scope: str, when: When) -> tuple[Condition, ...]:
     return tuple(out)
 
 
-def _inputs(step: StepSpec, text: Renderer, loc: Loc) -> tuple[list[str], list[str]]:
-    """The step's input paths, and those of them that may be missing (``optional``)."""
-    inputs, optional = [], []
+def _inputs(step: StepSpec, text: Renderer, loc: Loc) -> tuple[list[str], list[str], list[str]]:
+    """The step's input paths, those of them that may be missing (``optional``) and
+    those left out of its cache key (``keyed: false``)."""
+    inputs, optional, unkeyed = [], [], []
     for i, entry in enumerate(step.inputs):
         where: Loc = (*loc, "inputs", i)
         if isinstance(entry, str):
@@ -264,7 +266,9 @@ def _inputs(step: StepSpec, text: Renderer, loc: Loc) -> tuple[list[str], list[s
         inputs.append(path)
         if entry.optional:
             optional.append(path)
-    return inputs, optional
+        if not entry.keyed:
+            unkeyed.append(path)
+    return inputs, optional, unkeyed
 
 
 def _action_fields(

@@ -41,6 +41,8 @@ class StepPlan(JsonShape):
     inputs: tuple[str, ...] = ()
     optional_inputs: tuple[str, ...] = field(default=(), metadata=_SET)
     """Inputs that may match nothing (``optional: true``); the others must exist."""
+    unkeyed_inputs: tuple[str, ...] = field(default=(), metadata=_SET)
+    """Inputs brought to the step but left out of its cache key (``keyed: false``)."""
     outputs: tuple[str, ...] = ()
     metrics: tuple[str, ...] = field(default=(), metadata=_SET)
     """Outputs that are metrics files (``conveyor metrics show`` reads them)."""

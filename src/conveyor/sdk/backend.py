@@ -29,6 +29,8 @@ class StartRequest:
     """A branch, tag or commit; None: the working tree (local) or HEAD's branch."""
     only: Sequence[str] = ()
     force: bool = False
+    pipeline_file: Path | None = None
+    """Another pipeline file than the project's (a Python pipeline's file); local runs."""
 
 
 class Backend(Protocol):

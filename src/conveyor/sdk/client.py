@@ -22,12 +22,15 @@ import posixpath
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.types import ParamValue
 from conveyor.errors import ConveyorError, NotFoundError, UsageError
 from conveyor.sdk.backend import Backend, StartRequest
 from conveyor.sdk.notebook import Progress, run_html, run_text, runs_html, runs_text
+
+if TYPE_CHECKING:
+    from conveyor.spec.pyflow import PipelineFunction
 
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 POLL = 0.3
@@ -106,7 +109,7 @@ class Client:
 
     def run(
         self,
-        params: Mapping[str, ParamValue] | None = None,
+        params: Mapping[str, ParamValue] | PipelineFunction[..., Any] | None = None,
         /,
         *,
         ref: str | None = None,
@@ -118,6 +121,8 @@ class Client:
     ) -> Run:
         """Start a run of the pipeline and (unless ``wait=False``) wait for it to end.
 
+        ``client.run(my_pipeline, x=3)`` runs a ``@conveyor.pipeline`` of the project
+        (the file that defines it, as ``conveyor run pipeline.py`` does).
         Parameters come as a mapping, as keywords, or both (``client.run(lr=0.1)``);
         values are typed, or text read as the declared type, as ``-p name=value`` is.
         ``ref``: a branch, tag or commit to run; by default a local client runs the
@@ -127,8 +132,14 @@ class Client:
         shows in a notebook or a terminal; an interrupt (Ctrl-C, Jupyter's stop button)
         while waiting cancels the run.
         """
+        from conveyor.spec.pyflow import PipelineFunction
+
+        pipeline_file = None
+        if isinstance(params, PipelineFunction):
+            pipeline_file, params = _pipeline_file(params), None
         merged = {**(params or {}), **values}
-        run_id = self._backend.start(StartRequest(merged, ref, tuple(only), force))
+        start = StartRequest(merged, ref, tuple(only), force, pipeline_file)
+        run_id = self._backend.start(start)
         run = Run(self, self._backend.get_run(run_id))
         return run.wait(progress=progress) if wait else run
 
@@ -475,3 +486,14 @@ class Output:
     def __repr__(self) -> str:
         kind = "directory" if self.is_dir else f"{self.size} B"
         return f"<Output {self.path} {self.digest[:12]} {kind} of {self.step.id}>"
+
+
+def _pipeline_file(pipeline: PipelineFunction[..., Any]) -> Path:
+    """The file that defines a ``@conveyor.pipeline`` (a module's, not a notebook's)."""
+    filename = pipeline.fn.__code__.co_filename
+    if pipeline.fn.__module__ == "__main__" or not Path(filename).is_file():
+        raise UsageError(
+            f"pipeline {pipeline.name} is defined in {filename}, not in a file of the "
+            "project; define it in a module (e.g. pipeline.py) and import it"
+        )
+    return Path(filename).resolve()

@@ -117,12 +117,14 @@ class LocalBackend:
         )
         hooks = RunHooks(launch.reporter, None, keep, _warn)
         # a project of its own: the run's thread closes its digest cache when it ends
-        root, pipeline = self.project.root, self.project.pipeline_file
+        root = self.project.root
+        pipeline = request.pipeline_file or self.project.pipeline_file
         try:
             if request.ref is None:
                 start_run(Project(root, pipeline, self.project.state_dir), run_request, hooks)
             else:
-                _run_at(self.project, request.ref, run_request, hooks)
+                here = Project(root, pipeline, self.project.state_dir)
+                _run_at(here, request.ref, run_request, hooks)
         except BaseException as exc:  # handed to the caller's thread by ended()/start()
             launch.error = exc
 

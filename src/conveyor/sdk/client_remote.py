@@ -18,6 +18,7 @@ from conveyor.sdk.remote import (
     safe_relative,
     write_atomically,
 )
+from conveyor.spec.files import find_pipeline_file
 
 
 class RemoteBackend:
@@ -40,12 +41,22 @@ class RemoteBackend:
     def start(self, request: StartRequest) -> str:
         if request.only or request.force:
             raise UsageError("a server runs the whole pipeline: only= and force= are local")
+        if request.pipeline_file is not None and not self._runs_on_server(request.pipeline_file):
+            raise UsageError(
+                f"a server runs the project's pipeline file, not {request.pipeline_file.name}; "
+                "name it pipeline.py at the project's root (with no conveyor.yml), or run locally"
+            )
         ref = request.ref or "main"
         if self.project is not None:
             ref = request.ref or current_branch(self.project)
             self.remote.check_pushed(self.project.root, ref)
         run = self.remote.create_run(ref, request.params)
         return str(run["id"])
+
+    def _runs_on_server(self, path: Path) -> bool:
+        """Whether the server, which finds the pipeline file as a local run does, runs
+        this one (a ``@conveyor.pipeline`` given to ``run``)."""
+        return self.project is not None and find_pipeline_file(self.project.root) == path
 
     def planned_steps(self, run_id: str) -> int | None:
         return None

@@ -23,7 +23,7 @@ from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
 from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.sdk.settings import Settings
-from conveyor.spec.files import PIPELINE_FILES, find_pipeline_file
+from conveyor.spec.files import PIPELINE_FILES, PYTHON_PIPELINE, find_pipeline_file
 
 if TYPE_CHECKING:  # loading the spec pulls in YAML and pydantic: only when needed
     from conveyor.spec.model import PipelineSpec
@@ -81,14 +81,15 @@ class Project:
             return Project(path.parent, path)
         here = start.resolve()
         for directory in (here, *here.parents):
-            if any((directory / name).is_file() for name in PIPELINE_FILES):
+            if any((directory / name).is_file() for name in (*PIPELINE_FILES, PYTHON_PIPELINE)):
                 return Project(directory)
             if (directory / STATE_DIR).is_dir():  # runs of a file given with -f before
                 return Project(directory)
             if (directory / ".git").exists():
                 break
         raise ProjectError(
-            f"no pipeline file ({' or '.join(PIPELINE_FILES)}) in {here} or its parents; "
+            f"no pipeline file ({' or '.join((*PIPELINE_FILES, PYTHON_PIPELINE))}) in {here} "
+            "or its parents; "
             "run `conveyor init` to write an example"
         )
 
@@ -111,6 +112,11 @@ class Project:
         from conveyor.spec.formats import load_file
 
         path = self.pipeline_file
+        if path.suffix == ".py":
+            from conveyor.sdk.pyflow import load_python_spec
+
+            local = self.settings.executors.get("local", {})
+            return load_python_spec(self.root, path, self.display_path(path), local.get("sandbox"))
         search = [self.root / p for p in self.settings.action_paths]
         resolver = project_resolver(
             self.root,

@@ -13,7 +13,7 @@ from conveyor.domain.states import RunStatus
 from conveyor.errors import ConveyorError, ProjectError
 from conveyor.server.db.statuses import ForgeLink
 from conveyor.server.state import ServerState
-from conveyor.spec.files import PIPELINE_FILES
+from conveyor.spec.files import PIPELINE_FILES, PYTHON_PIPELINE
 from conveyor.spec.model import PipelineSpec
 from conveyor.spec.patterns import ref_matches
 from conveyor.vcs.git import ZERO, file_size, read_file
@@ -44,10 +44,12 @@ def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
     from conveyor.spec.yamlsource import check_size, load_documents
 
     repo = state.config.repo_dir(project)
-    for name in PIPELINE_FILES:
+    for name in (*PIPELINE_FILES, PYTHON_PIPELINE):
         size = file_size(repo, commit, name)
         if size is None:
             continue
+        if name == PYTHON_PIPELINE:
+            return python_placeholder()
         check_size(size, name)  # a few MB pushed can be gigabytes unpacked
         data = read_file(repo, commit, name)
         if data is not None:
@@ -60,7 +62,15 @@ def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
             # only `on:` is read here: actions (`uses`) are fetched when the run loads
             documents = [(stub_uses(d), s) for d, s in load_documents(text, name)]
             return validate_native(documents, name)
-    raise ProjectError(f"commit {commit[:12]} has no pipeline file ({', '.join(PIPELINE_FILES)})")
+    names = ", ".join((*PIPELINE_FILES, PYTHON_PIPELINE))
+    raise ProjectError(f"commit {commit[:12]} has no pipeline file ({names})")
+
+
+def python_placeholder() -> PipelineSpec:
+    """What the server knows of a ``pipeline.py`` without running it: the default
+    triggers (a push to any branch) and no steps. Its code runs only in the worker's
+    sandbox, where the run traces it (``sdk/pyflow.py``)."""
+    return PipelineSpec.model_construct(name="pipeline", jobs={})
 
 
 def wanted(spec: PipelineSpec, ref: str) -> bool:

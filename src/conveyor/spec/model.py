@@ -151,6 +151,12 @@ class InputSpec(_Strict):
     optional: bool = Field(
         default=False, description="true: a glob may match nothing, a path may be missing."
     )
+    keyed: bool = Field(
+        default=True,
+        description="false: brought to the step (executors without a shared filesystem) "
+        "but not part of its cache key: code whose part the step uses its command keys "
+        "(a Python pipeline's module).",
+    )
 
 
 class StepSpec(_Strict):
