@@ -72,6 +72,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "volumes": st.lists(st.tuples(WORD, WORD.map(lambda w: "/" + w)), max_size=2).map(tuple),
     "privileged": st.booleans(),
     "ci": st.none() | st.sampled_from(["drone", "dotscience"]),
+    "notebook": st.none() | TEXT,
     "conditions": st.lists(
         st.builds(Condition, st.sampled_from(["job", "step"]), WORD, words(), words()), max_size=3
     ).map(tuple),

@@ -148,10 +148,24 @@ class StepSpec(_Strict):
         pattern=PYTHON_TARGET,
         description="A function to call instead of `run`: `package.module:function`.",
     )
+    notebook: str | None = Field(
+        default=None,
+        pattern=r"^[^\n]+\.ipynb$",
+        description="A Jupyter notebook to execute instead of `run` (papermill), e.g. "
+        "`analysis/explore.ipynb`; the executed notebook and its HTML are outputs.",
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="notebook steps: values injected into the notebook's `parameters` "
+        "cell (templates allowed; `${{ params.x }}` alone keeps the parameter's type).",
+    )
     datums: list[str] | None = _optional(
         "Fan-out: files, directories or globs; one step instance per match."
     )
-    result: str | None = _optional("python steps: where the return value is written as JSON.")
+    result: str | None = _optional(
+        "python steps: where the return value is written as JSON; notebook steps: where "
+        "the executed notebook goes (`.ipynb`, its HTML beside it)."
+    )
     env: dict[str, Scalar] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(
         default_factory=dict,
@@ -256,16 +270,26 @@ class StepSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:
-        plugin = self.run is None and self.python is None and self.image is not None
-        if not plugin and (self.run is None) == (self.python is None):
-            # an image step may have neither: a plugin, run as its image says
+        commands = [k for k in ("run", "python", "notebook") if getattr(self, k) is not None]
+        plugin = not commands and self.image is not None
+        if not plugin and len(commands) != 1:
+            # an image step may have none: a plugin, run as its image says
             raise ValueError(
-                "a step has either `run:` (shell commands) or `python:` (module:function)"
-                if self.run is None
-                else "a step has `run:` or `python:`, not both"
+                "a step has either `run:` (shell commands), `python:` (module:function) or "
+                "`notebook:` (a .ipynb file)"
+                if not commands
+                else "a step has only one of `run:`, `python:` and `notebook:` (this one has "
+                f"{' and '.join(commands)})"
             )
-        if self.result is not None and self.python is None:
-            raise ValueError("`result:` is for `python:` steps (where the return value goes)")
+        if self.result is not None and self.python is None and self.notebook is None:
+            raise ValueError(
+                "`result:` is for `python:` steps (where the return value goes) and "
+                "`notebook:` steps (where the executed notebook goes)"
+            )
+        if self.notebook is not None and self.result and not self.result.endswith(".ipynb"):
+            raise ValueError("`result:` of a notebook step is a path ending in .ipynb")
+        if self.parameters and self.notebook is None:
+            raise ValueError("`parameters:` is for `notebook:` steps (use `env:` or `run:`)")
         return self
 
 
