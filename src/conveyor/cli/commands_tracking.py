@@ -68,7 +68,26 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
             _table(["source", "metric", "value"], lines)
         else:
             click.echo(f"run {found.run_id} recorded no metrics")
+        for step, runs in found.dotscience.items():
+            for published in runs:
+                click.echo(_published(step, published))
     _warn(found.errors)
+
+
+def _published(step: str, run: dict[str, Any]) -> str:
+    """One line for a run a Dotscience script published."""
+    described = f": {run['description']}" if run.get("description") else ""
+    parts = [
+        f"{label} {', '.join(run[key])}"
+        for key, label in (("input", "inputs"), ("output", "outputs"))
+        if run.get(key)
+    ]
+    if run.get("labels"):
+        parts.insert(0, "labels " + ", ".join(f"{k}={v}" for k, v in run["labels"].items()))
+    if run.get("error"):
+        parts.append(f"error {run['error']}")
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return f"{step} published Dotscience run {run['id'][:8]}{described}{detail}"
 
 
 def _diff(ctx: Context, a: str, b: str, which: str, show_all: bool, as_json: bool) -> None:

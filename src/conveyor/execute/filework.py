@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.domain.tracking import tracking_path
+from conveyor.execute.dotscience_runs import capture
 from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
 from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
 from conveyor.metadata.records import OutputRecord
@@ -56,9 +57,13 @@ def hash_inputs(launcher: Launcher, placed: Placed) -> InputsHashed:
     return InputsHashed(placed.step.id, launcher.key(placed))
 
 
-def store_outputs(workspace: Workspace, step: StepPlan) -> OutputsStored:
-    """The declared outputs, and the step's tracking file when it wrote one."""
+def store_outputs(
+    workspace: Workspace, step: StepPlan, log_path: str | None = None
+) -> OutputsStored:
+    """The declared outputs, and the step's tracking file when it wrote one (or its log
+    holds runs a Dotscience script published: they join the tracking directory)."""
     tracking = tracking_path(step.id)
+    capture(log_path, workspace.root / tracking)
     written = workspace.exists(tracking)
     try:
         return OutputsStored(
