@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from conveyor.domain.durations import parse_duration
 from conveyor.domain.envnames import EXAMPLES, changes_execution
@@ -365,6 +373,10 @@ class TriggersSpec(_Strict):
     schedule: list[ScheduleSpec] = Field(default_factory=list)
 
 
+SweepValues = Annotated[list[str | int | float | bool], Field(min_length=1, max_length=1000)]
+"""The values a sweep gives one parameter."""
+
+
 class PipelineSpec(_Strict):
     """A whole pipeline as the user declared it."""
 
@@ -374,6 +386,10 @@ class PipelineSpec(_Strict):
         description="Server triggers: push (branches/tags globs) and schedule (cron).",
     )
     params: dict[Name, ParamSpec] = Field(default_factory=dict)
+    sweep: dict[Name, SweepValues] = Field(
+        default_factory=dict,
+        description="`conveyor run --sweep`: values of parameters, one run per combination.",
+    )
     env: dict[str, Scalar] = Field(default_factory=dict)
     jobs: dict[Name, JobSpec] = Field(min_length=1)
 
@@ -389,6 +405,19 @@ class PipelineSpec(_Strict):
         if not isinstance(value, dict):
             return value
         return {k: _expand_param(v) for k, v in value.items()}
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_declared(
+        cls, value: dict[str, list[str | int | float | bool]], info: ValidationInfo
+    ) -> dict[str, list[str | int | float | bool]]:
+        unknown = sorted(set(value) - set(info.data.get("params", {})))
+        if unknown:
+            raise ValueError(
+                f"sweep names {', '.join(unknown)}, not declared under params: declare each "
+                "parameter a sweep varies"
+            )
+        return value
 
     @property
     def source(self) -> SourceMap:
