@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -200,4 +201,54 @@ def _short(value: Any) -> str:
     return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
 
 
-COMMANDS = [metrics, params]
+@click.command()
+@click.option("--branch", metavar="B", help="The branch whose runs to draw (default: HEAD's).")
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where metrics.html and metrics.png go (default: .conveyor/plots).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 500), default=500, help="Look at this many latest runs."
+)
+@_JSON
+@pass_context
+def plots(
+    ctx: Context, branch: str | None, directory: Path | None, limit: int, as_json: bool
+) -> None:
+    """Draw the metrics of a branch's runs: one self-contained HTML page and a PNG.
+
+    \b
+    The runs of a branch are those whose commit is in its history, oldest first; one
+    chart per numeric metric (as `metrics show` reads them). Needs matplotlib
+    (pip install 'conveyor[plots]').
+
+    \b
+    Example:
+      conveyor plots --branch main -o reports/
+    """
+    from conveyor.sdk.plots import branch_series, write_plots
+
+    project = ctx.project()
+    series = branch_series(project, branch, limit)
+    page, png = write_plots(series, directory or project.state_dir / "plots")
+    if as_json:
+        emit_json(
+            {
+                "branch": series.branch,
+                "runs": [run.id for run in series.runs],
+                "metrics": series.metrics,
+                "html": str(page),
+                "png": str(png),
+            }
+        )
+    else:
+        click.echo(
+            f"{len(series.runs)} runs of {series.branch}, {len(series.metrics)} metrics: "
+            f"{page} and {png}"
+        )
+
+
+COMMANDS = [metrics, params, plots]
