@@ -78,3 +78,13 @@ def test_a_sweep_of_an_undeclared_parameter_is_refused(project: Repo) -> None:
     assert result.code == 2
     assert "sweep names width, not declared under params" in result.err
     assert "Traceback" not in result.err
+
+
+def test_the_sdk_sweeps_the_same_way(project: Repo) -> None:
+    import conveyor
+
+    with conveyor.Client(path=str(project.path)) as client:
+        done = client.sweep({"lr": [0.1, 0.2]}, progress=False, depth=5)
+    assert [run.status for run in done["runs"]] == ["succeeded", "succeeded"]
+    rows = {(r["source"], r["key"]): r["values"] for r in done["comparison"]["metrics"]}
+    assert rows[("out/m.json", "loss")] == [0.5, 0.0]

@@ -49,30 +49,38 @@ def metrics() -> None:
 @metrics.command("show")
 @click.argument("run_ref", metavar="[RUN]", default="latest")
 @_JSON
+@click.option("--remote", is_flag=True, help="A run on the project's server ([remote] settings).")
 @pass_context
-def show(ctx: Context, run_ref: str, as_json: bool) -> None:
+def show(ctx: Context, run_ref: str, as_json: bool, remote: bool) -> None:
     """Show the metrics of a run (default: the latest), by file or step.
 
     \b
-    Example:
+    Examples:
       conveyor metrics show 3f2a9c --json
+      conveyor metrics show latest --remote
     """
-    from conveyor.sdk.tracking import read_tracking
-
     project = ctx.project()
-    found = read_tracking(project, project.resolve_run(run_ref))
-    if as_json:
-        emit_json(found.to_json())
+    if remote:
+        from conveyor.sdk.remote import RemoteClient
+
+        with RemoteClient.for_project(project) as client:
+            found = client.metrics(run_ref)
     else:
-        lines = [[s, k, _text(v)] for s, vals in found.metrics.items() for k, v in vals.items()]
+        from conveyor.sdk.tracking import read_tracking
+
+        found = read_tracking(project, project.resolve_run(run_ref)).to_json()
+    if as_json:
+        emit_json(found)
+    else:
+        lines = [[s, k, _text(v)] for s, vals in found["metrics"].items() for k, v in vals.items()]
         if lines:
             _table(["source", "metric", "value"], lines)
         else:
-            click.echo(f"run {found.run_id} recorded no metrics")
-        for step, runs in found.dotscience.items():
+            click.echo(f"run {found['run']} recorded no metrics")
+        for step, runs in found.get("dotscience", {}).items():
             for published in runs:
                 click.echo(_published(step, published))
-    _warn(found.errors)
+    _warn(found["errors"])
 
 
 def _published(step: str, run: dict[str, Any]) -> str:

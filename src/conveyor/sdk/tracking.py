@@ -11,6 +11,7 @@ Sources name where a value came from: a metrics file by its path, a tracking log
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from conveyor.domain.tracking import LOG_NAME, TRACKING_DIR, tracking_path
 from conveyor.errors import StoreError
 from conveyor.execute.dotscience_runs import RUNS_NAME
 from conveyor.metadata.records import OutputRecord, RunRecord, StepRunRecord
+from conveyor.metadata.repository import MetadataRepository
 from conveyor.sdk.metricfiles import (
     MAX_BYTES,
     MetricsFileError,
@@ -60,13 +62,20 @@ class RunTracking:
 def read_tracking(project: Project, run: RunRecord) -> RunTracking:
     """The run's parameters and metrics; a metrics file that cannot be read is named in
     ``errors`` (with its step) and the rest is still read."""
-    found = RunTracking(run.id)
-    if run.params:
-        found.params["run"] = {k: _scalar(v) for k, v in sorted(run.params.items())}
-    steps = sorted(project.records.step_runs(run.id), key=lambda s: s.step_id)
+    return read_run_tracking(project.records, project.store, run.id, run.params)
+
+
+def read_run_tracking(
+    records: MetadataRepository, store: ContentStore, run_id: str, params: Mapping[str, Any]
+) -> RunTracking:
+    """:func:`read_tracking` from records and a store (a server's, which has no Project)."""
+    found = RunTracking(run_id)
+    if params:
+        found.params["run"] = {k: _scalar(v) for k, v in sorted(params.items())}
+    steps = sorted(records.step_runs(run_id), key=lambda s: s.step_id)
     for step in steps:
         if step.status is StepStatus.SUCCEEDED:
-            _read_step(project.store, step, found)
+            _read_step(store, step, found)
     return found
 
 
