@@ -255,9 +255,7 @@ def test_cancelling_a_finished_run_is_a_conflict(server: Server, finished: str) 
 # -- a run's metrics and params -----------------------------------------------------------
 
 
-def test_a_runs_metrics_are_not_read_through_another_project(
-    server: Server, finished: str
-) -> None:
+def test_a_runs_metrics_are_not_read_through_another_project(server: Server, finished: str) -> None:
     import httpx
 
     headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
