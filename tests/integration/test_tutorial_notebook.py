@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import conveyor
+from tests.integration.server_support import Server
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +34,11 @@ def _project(tmp_path: Path) -> Path:
     return project
 
 
-def test_the_tutorial_runs_top_to_bottom_in_a_kernel(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _execute(project: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run every cell in a kernel started in ``project``; what the cells printed."""
     import nbformat
     from nbclient import NotebookClient
 
-    project = _project(tmp_path)
     # the kernel and the steps it starts: this interpreter (numpy), these sources
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PYTHONPATH", SOURCE)
@@ -52,14 +51,42 @@ def test_the_tutorial_runs_top_to_bottom_in_a_kernel(
         resources={"metadata": {"path": str(project)}},
     )
     client.execute()
-    printed = "".join(
+    return "".join(
         output.get("text", "")
         for cell in notebook.cells
         if cell.cell_type == "code"
         for output in cell.get("outputs", [])
     )
+
+
+def test_the_tutorial_runs_top_to_bottom_in_a_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project(tmp_path)
+    printed = _execute(project, monkeypatch)
     assert "the better penalty: 0.1" in printed
     assert "metrics/eval.json  rmse" in printed
     assert "weights:" in printed
     with conveyor.Client(path=str(project)) as after:
         assert [run.status for run in after.runs()] == ["succeeded"] * 2
+
+
+def test_the_tutorial_runs_against_a_real_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: Server
+) -> None:
+    project = _project(tmp_path)
+    subprocess.run(
+        ["git", "push", "-q", server.git_url(), "HEAD:main"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("CONVEYOR_TUTORIAL_SERVER", server.url)
+    monkeypatch.setenv("CONVEYOR_TUTORIAL_PROJECT", "demo")
+    monkeypatch.setenv("CONVEYOR_TOKEN", server.tokens["member"])
+    printed = _execute(project, monkeypatch)
+    assert "the better penalty: 0.1" in printed
+    with server.api("viewer") as viewer:
+        runs = viewer.get("/runs").json()["runs"]
+    assert {run["status"] for run in runs} == {"succeeded"}
+    assert len([run for run in runs if run["trigger"] != "push"]) == 2
