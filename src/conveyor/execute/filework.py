@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from conveyor.domain.tracking import tracking_path
-from conveyor.execute.dotscience_runs import capture
 from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
 from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
 from conveyor.metadata.records import OutputRecord
@@ -62,6 +61,8 @@ def store_outputs(
 ) -> OutputsStored:
     """The declared outputs, and the step's tracking file when it wrote one (or its log
     holds runs a Dotscience script published: they join the tracking directory)."""
+    from conveyor.execute.dotscience_runs import capture  # not on a run of cache hits
+
     tracking = tracking_path(step.id)
     capture(log_path, workspace.root / tracking)
     written = workspace.exists(tracking)
