@@ -24,6 +24,13 @@ from typing import Any
 KERNEL = "conveyor-step"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NEEDED = ("papermill", "nbconvert", "ipykernel")
+# JupyterLab's page without the scripts it fetches from CDNs (require.js, MathJax, the
+# widgets' manager): the HTML output is one file that opens anywhere, offline too
+_PAGE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock -%}
+{%- block html_head_js_mathjax -%}{%- endblock -%}
+{%- block jupyter_widgets -%}{%- endblock -%}
+"""
 
 
 def main(argv: list[str]) -> int:
@@ -127,7 +134,11 @@ def _write_html(result: str, html_out: str) -> None:
     kernelspec = document.metadata.get("kernelspec")
     if isinstance(kernelspec, dict) and "name" in kernelspec:
         kernelspec.setdefault("display_name", kernelspec["name"])
-    body, _ = HTMLExporter().from_notebook_node(document)  # type: ignore[no-untyped-call]
+    with tempfile.TemporaryDirectory(prefix="conveyor-page-") as place:
+        template = Path(place) / "page.html.j2"
+        template.write_text(_PAGE, encoding="utf-8")
+        exporter = HTMLExporter(template_file=str(template))  # type: ignore[no-untyped-call]
+        body, _ = exporter.from_notebook_node(document)
     Path(html_out).write_text(body, encoding="utf-8")
 
 

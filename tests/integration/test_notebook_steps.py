@@ -104,6 +104,7 @@ def test_a_notebook_runs_with_typed_parameters_and_stores_both_renderings(projec
     assert "alpha = 0.25" in "".join(injected[0]["source"])
     page = (project.path / "results/explore/eda.html").read_text()
     assert "<html" in page and "alpha is 0.25 float run-0.25" in page
+    assert 'src="http' not in page  # self-contained: no script from a CDN
     shown = project.run("metrics", "show", "--json", env=_env()).json()
     assert shown["metrics"]["out/metrics.json"] == {"score": 0.5}
 
