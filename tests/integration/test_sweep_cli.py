@@ -88,3 +88,23 @@ def test_the_sdk_sweeps_the_same_way(project: Repo) -> None:
     assert [run.status for run in done["runs"]] == ["succeeded", "succeeded"]
     rows = {(r["source"], r["key"]): r["values"] for r in done["comparison"]["metrics"]}
     assert rows[("out/m.json", "loss")] == [0.5, 0.0]
+
+
+def test_runs_in_parallel_in_worktrees_sharing_the_cache(project: Repo) -> None:
+    (project.path / ".gitignore").write_text("out/\n.conveyor/\n")
+    project.commit("ignore outputs")
+    result = project.run("run", "--sweep", "-p", "lr=0.1,0.2", "-j", "4", "--json")
+    assert result.code == 0, result.err
+    runs = result.json()["runs"]
+    assert [r["status"] for r in runs] == ["succeeded"] * 4
+    assert not (project.path / "out").exists()  # each ran in its own worktree
+    again = project.run("run", "--sweep", "-p", "lr=0.1", "--json").json()  # here, in order
+    assert all(project.steps(r["run"])["train.fit"]["cached"] for r in again["runs"])
+    assert (project.path / "out/m.json").exists()  # a cache hit restores the workspace
+
+
+def test_a_parallel_sweep_of_uncommitted_changes_is_refused(project: Repo) -> None:
+    project.pipeline(PIPELINE + "\n")
+    result = project.run("run", "--sweep", "-p", "lr=0.1,0.2", "-j", "2")
+    assert result.code == 2
+    assert "commit your changes first, or sweep with -j 1" in result.err

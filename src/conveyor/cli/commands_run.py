@@ -119,7 +119,8 @@ def _run_is_over() -> None:
     "--sweep",
     is_flag=True,
     help="One run per combination of the values given as -p NAME=A,B,C (and of the "
-    "pipeline's `sweep:` block), then a table comparing them.",
+    "pipeline's `sweep:` block), then a table comparing them; with -j N, N runs at once "
+    "(each in a worktree of HEAD's commit).",
 )
 @pass_context
 def run(
@@ -187,7 +188,7 @@ def run(
             return RunHooks(make_reporter(as_json), on_wait, _cancel_on_signals, _warn)
 
         try:
-            sys.exit(run_sweep_command(project, request, given, new_hooks, as_json))
+            sys.exit(run_sweep_command(project, request, given, new_hooks, as_json, parallelism))
         finally:
             _run_is_over()
     try:

@@ -1,5 +1,9 @@
 """``conveyor run --sweep``: the runs of a sweep, then one table of them (a row per run:
-its status, the values swept and the metrics that differ between the runs)."""
+its status, the values swept and the metrics that differ between the runs).
+
+One run after another here, with each run's progress; with ``-j N`` (N > 1), N runs at
+once in worktrees of HEAD (each its steps one at a time), one line per run as it starts,
+and Ctrl-C cancels them all."""
 
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ def run_sweep_command(
     given: Mapping[str, str],
     hooks: Callable[[], RunHooks],
     as_json: bool,
+    jobs: int | None = None,
 ) -> int:
     """Run the sweep; the exit code: 0 when every run succeeded, else 1 (130: cancelled)."""
-    from conveyor.sdk.sweep import run_sweep, split_values
+    from conveyor.sdk.sweep import run_sweep, run_sweep_parallel, split_values
 
     axes: dict[str, list[ParamValue]] = {**project.load_spec().sweep}
     axes.update(split_values(given))
@@ -36,7 +41,12 @@ def run_sweep_command(
         shown = " ".join(f"{k}={v}" for k, v in combination.items())
         click.echo(f"sweep: run {index + 1} of {total}: {shown}", err=True)
 
-    sweep = run_sweep(project, base, axes, hooks, started)
+    if jobs is not None and jobs > 1:
+        base = replace(base, parallelism=1)  # -j counts runs here: each steps one at a time
+        parallel = _cancel_all_on_signals()
+        sweep = run_sweep_parallel(project, base, axes, parallel, jobs, started)
+    else:
+        sweep = run_sweep(project, base, axes, hooks, started)
     if as_json:
         emit_json(sweep.to_json())
     else:
@@ -48,6 +58,35 @@ def run_sweep_command(
     ):
         return EXIT_CANCELLED
     return 0 if sweep.succeeded else 1
+
+
+def _cancel_all_on_signals() -> Callable[[], RunHooks]:
+    """Hooks for runs in threads: each runner is kept, and one handler (installed here,
+    in the main thread) cancels every one, and any that starts after it."""
+    import signal
+    import threading
+
+    runners: list[Any] = []
+    cancelled = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        cancelled.set()
+        for runner in list(runners):
+            runner.cancel_from_signal()
+
+    def keep(runner: Any) -> None:
+        runners.append(runner)
+        if cancelled.is_set():
+            runner.cancel_from_signal()
+
+    handler.conveyor_cancels = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+    def warn(message: str) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    return lambda: RunHooks(on_runner=keep, on_warning=warn)
 
 
 def _print_table(sweep: Sweep, names: list[str]) -> None:

@@ -4,8 +4,11 @@ The values come from the pipeline's ``sweep:`` block and from the command line (
 lr=0.1,0.01``: a name given there replaces the block's list). Each combination is an
 ordinary run with those parameters, so each has its own cache entries: sweeping again
 serves every run from the cache, and adding a value runs only the new combinations.
-The runs share the project's workspace (their outputs have the same paths), so they run
-one after the other; each runs its steps in parallel up to ``-j``.
+
+One run at a time (``run_sweep``), the runs share the project's workspace. Several at
+once (``run_sweep_parallel``), each runs the committed pipeline in a worktree of its own
+(their outputs have the same paths), with the project's records and store, as a
+server's workers do: the outputs land in the store, not in the workspace.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from conveyor.domain.types import ParamValue
-from conveyor.errors import ParamError
+from conveyor.errors import ParamError, UsageError
 from conveyor.metadata.records import RunRecord
 from conveyor.sdk.project import Project
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
@@ -85,6 +89,63 @@ class Sweep:
             ],
             "comparison": self.comparison.to_json(),
         }
+
+
+def run_sweep_parallel(
+    project: Project,
+    base: RunRequest,
+    axes: Mapping[str, Sequence[ParamValue]],
+    hooks: Callable[[], RunHooks],
+    jobs: int,
+    on_start: Callable[[int, int, Mapping[str, ParamValue]], None] | None = None,
+) -> Sweep:
+    """Up to ``jobs`` runs at once, each in a worktree of HEAD's commit; the working
+    tree must hold no uncommitted change (the worktrees would not see it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conveyor.vcs.git import git_state
+
+    chosen = combinations(axes)
+    state = git_state(project.root)
+    if state.commit is None or state.dirty:
+        raise UsageError(
+            "runs of a sweep in parallel run the committed pipeline, each in a worktree; "
+            "commit your changes first, or sweep with -j 1 (one run after another, here)"
+        )
+    with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="conveyor-sweep") as pool:
+        futures = []
+        for index, combination in enumerate(chosen):
+            if on_start is not None:
+                on_start(index, len(chosen), combination)
+            request = replace(base, params={**base.params, **combination})
+            futures.append(
+                pool.submit(_run_in_worktree, project, state.toplevel, state.commit, request, hooks)
+            )
+        runs = [future.result() for future in futures]
+    return Sweep(chosen, runs, compare(project, runs))
+
+
+def _run_in_worktree(
+    project: Project, top: Path, commit: str, request: RunRequest, hooks: Callable[[], RunHooks]
+) -> RunRecord:
+    import shutil
+    import tempfile
+
+    from conveyor.sdk.checkout import Checkout, run_checkout
+    from conveyor.vcs.git import add_worktree, remove_worktree
+
+    place = Path(tempfile.mkdtemp(prefix="conveyor-sweep-"))
+    tree = place / "tree"
+    add_worktree(top, commit, tree)
+    try:
+        inside = tree / project.root.relative_to(top)
+        checkout = Checkout(inside, commit, place / "state")
+        return run_checkout(
+            checkout, project.settings, project.store, project.records, request, hooks()
+        )
+    finally:
+        remove_worktree(top, tree)
+        shutil.rmtree(place, ignore_errors=True)
 
 
 def run_sweep(
