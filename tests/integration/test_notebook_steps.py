@@ -17,6 +17,7 @@ import pytest
 
 import conveyor
 from tests.integration.conftest import Repo
+from tests.integration.server_support import Server
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +143,17 @@ def test_without_papermill_the_step_fails_with_one_sentence(project: Repo, tmp_p
     assert "conveyor: notebook steps need papermill, nbconvert, ipykernel" in log
     assert "pip install 'conveyor[notebooks]'" in log
     assert "Traceback" not in log
+
+
+def test_a_notebook_step_runs_on_a_server(project: Repo, server: Server) -> None:
+    from tests.integration.server_support import git, run_ids
+
+    out = git(project.path, "push", server.git_url(), "HEAD:main").stderr
+    [run_id] = run_ids(out)
+    run = server.wait_run(run_id, timeout=180)
+    assert run["status"] == "succeeded", run
+    paths = {o["path"] for o in run["steps"][0]["outputs"]}
+    assert {"results/explore/eda.ipynb", "results/explore/eda.html"} <= paths
+    with server.api("viewer") as viewer:
+        log = viewer.get(f"/runs/{run_id}/logs/explore.eda").text
+    assert "alpha is 0.5 float run-0.5" in log
