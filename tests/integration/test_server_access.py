@@ -44,6 +44,8 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", f"{P}/runs/{RUN}/logs/a.step-1", None, "viewer"),
     ("GET", f"{P}/runs/{RUN}/artifacts", None, "viewer"),
     ("GET", f"{P}/runs/{RUN}/artifacts/out/x.txt", None, "viewer"),
+    ("GET", f"{P}/runs/{RUN}/metrics", None, "viewer"),
+    ("GET", f"{P}/runs/{RUN}/params", None, "viewer"),
     ("GET", f"{P}/lineage?path=out/x.txt", None, "viewer"),
     ("GET", f"{P}/datasets", None, "viewer"),
     ("POST", f"{P}/datasets", {"name": "images"}, "lead"),

@@ -250,3 +250,29 @@ def test_cancelling_a_finished_run_is_a_conflict(server: Server, finished: str) 
         assert answer.status_code == 409, answer.text
         assert "already succeeded" in answer.json()["detail"]
         assert lead.get(f"/runs/{finished}").json()["status"] == "succeeded"
+
+
+# -- a run's metrics and params -----------------------------------------------------------
+
+
+def test_a_runs_metrics_are_not_read_through_another_project(server: Server, finished: str) -> None:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    with httpx.Client(base_url=f"{server.url}/api/v1", headers=headers, timeout=30) as admin:
+        assert admin.post("/projects", json={"name": "elsewhere"}).status_code == 201
+        for route in ("metrics", "params"):
+            assert admin.get(f"/projects/demo/runs/{finished}/{route}").status_code == 200
+            other = admin.get(f"/projects/elsewhere/runs/{finished}/{route}")
+            assert other.status_code == 404, other.text  # demo's run, not elsewhere's
+            assert finished not in other.text or "has no run" in other.text
+
+
+@pytest.mark.parametrize("run_id", ["..", "%2e%2e", "latest%2f..", "a" * 5000, "0000"])
+def test_odd_run_ids_on_the_metrics_routes_are_refused_plainly(
+    server: Server, finished: str, run_id: str
+) -> None:
+    with server.api("viewer") as viewer:
+        for route in ("metrics", "params"):
+            response = viewer.get(f"/runs/{run_id}/{route}")
+            assert 400 <= response.status_code < 500, (run_id, response.status_code)

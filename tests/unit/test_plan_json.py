@@ -74,6 +74,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "host_volumes": st.lists(st.tuples(WORD, WORD), max_size=1).map(tuple),
     "privileged": st.booleans(),
     "ci": st.none() | st.sampled_from(["drone", "dotscience"]),
+    "notebook": st.none() | TEXT,
     "conditions": st.lists(
         st.builds(Condition, st.sampled_from(["job", "step"]), WORD, words(), words()), max_size=3
     ).map(tuple),

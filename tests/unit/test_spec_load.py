@@ -329,7 +329,11 @@ def test_a_step_without_a_command() -> None:
 @pytest.mark.parametrize(
     ("step", "message"),
     [
-        ("run: x\n        python: m:f", "`run:` or `python:`, not both"),
+        ("run: x\n        python: m:f", "only one of `run:`, `python:` and `notebook:`"),
+        ("run: x\n        notebook: a.ipynb", "(this one has run and notebook)"),
+        ("notebook: a.txt", "'a.txt' is not a notebook file (NAME.ipynb)"),
+        ("notebook: a.ipynb\n        result: r.json", "path ending in .ipynb"),
+        ("run: x\n        parameters: {a: 1}", "`parameters:` is for `notebook:` steps"),
         ("python: just_a_module", "'just_a_module' is not package.module:function"),
         ("python: m:f()", "is not package.module:function"),
         ("run: x\n        result: r.json", "`result:` is for `python:` steps"),

@@ -122,6 +122,13 @@ def _run_is_over() -> None:
     help="With --remote: the branch, tag or commit (default: HEAD's branch).",
 )
 @click.option("--detach", is_flag=True, help="With --remote: queue and return at once.")
+@click.option(
+    "--sweep",
+    is_flag=True,
+    help="One run per combination of the values given as -p NAME=A,B,C (and of the "
+    "pipeline's `sweep:` block), then a table comparing them; with -j N, N runs at once "
+    "(each in a worktree of HEAD's commit).",
+)
 @file_argument
 @pass_context
 def run(
@@ -139,6 +146,7 @@ def run(
     remote: bool,
     ref: str | None,
     detach: bool,
+    sweep: bool,
 ) -> None:
     """Run the pipeline; steps whose fingerprint is unchanged come from the cache.
 
@@ -149,11 +157,15 @@ def run(
       conveyor run --only train      the train job and the steps it needs
       conveyor run --event tag       a .drone.yml run as for the tag on HEAD
       conveyor run pipeline.py -p x=3  a pipeline written in Python (@conveyor.pipeline)
+      conveyor run --sweep -p lr=0.1,0.01 -p depth=3,5
+                                     four runs, one per combination, then compared
     """
     from conveyor.cli.progress import make_reporter
     from conveyor.sdk.running import RunHooks, RunRequest, start_run
 
     project = ctx.project()
+    if sweep and (remote or detach or ref):
+        raise click.UsageError("--sweep runs here, one run after another; drop --remote")
     if remote:
         from conveyor.cli.remote import run_remote
 
@@ -165,8 +177,9 @@ def run(
             f"conveyor: another run is in progress here ({holder}); waiting for it…", err=True
         )
 
+    given = param_values(params)
     request = RunRequest(
-        params=param_values(params),
+        params=given,
         only=only,
         force=force,
         parallelism=parallelism,
@@ -177,6 +190,16 @@ def run(
         target=target,
     )
     hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
+    if sweep:
+        from conveyor.cli.sweep import run_sweep_command
+
+        def new_hooks() -> RunHooks:
+            return RunHooks(make_reporter(as_json), on_wait, _cancel_on_signals, _warn)
+
+        try:
+            sys.exit(run_sweep_command(project, request, given, new_hooks, as_json, parallelism))
+        finally:
+            _run_is_over()
     try:
         record = start_run(project, request, hooks)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,27 +49,54 @@ def metrics() -> None:
 @metrics.command("show")
 @click.argument("run_ref", metavar="[RUN]", default="latest")
 @_JSON
+@click.option("--remote", is_flag=True, help="A run on the project's server ([remote] settings).")
 @pass_context
-def show(ctx: Context, run_ref: str, as_json: bool) -> None:
+def show(ctx: Context, run_ref: str, as_json: bool, remote: bool) -> None:
     """Show the metrics of a run (default: the latest), by file or step.
 
     \b
-    Example:
+    Examples:
       conveyor metrics show 3f2a9c --json
+      conveyor metrics show latest --remote
     """
-    from conveyor.sdk.tracking import read_tracking
-
     project = ctx.project()
-    found = read_tracking(project, project.resolve_run(run_ref))
-    if as_json:
-        emit_json(found.to_json())
+    if remote:
+        from conveyor.sdk.remote import RemoteClient
+
+        with RemoteClient.for_project(project) as client:
+            found = client.metrics(run_ref)
     else:
-        lines = [[s, k, _text(v)] for s, vals in found.metrics.items() for k, v in vals.items()]
+        from conveyor.sdk.tracking import read_tracking
+
+        found = read_tracking(project, project.resolve_run(run_ref)).to_json()
+    if as_json:
+        emit_json(found)
+    else:
+        lines = [[s, k, _text(v)] for s, vals in found["metrics"].items() for k, v in vals.items()]
         if lines:
             _table(["source", "metric", "value"], lines)
         else:
-            click.echo(f"run {found.run_id} recorded no metrics")
-    _warn(found.errors)
+            click.echo(f"run {found['run']} recorded no metrics")
+        for step, runs in found.get("dotscience", {}).items():
+            for published in runs:
+                click.echo(_published(step, published))
+    _warn(found["errors"])
+
+
+def _published(step: str, run: dict[str, Any]) -> str:
+    """One line for a run a Dotscience script published."""
+    described = f": {run['description']}" if run.get("description") else ""
+    parts = [
+        f"{label} {', '.join(run[key])}"
+        for key, label in (("input", "inputs"), ("output", "outputs"))
+        if run.get(key)
+    ]
+    if run.get("labels"):
+        parts.insert(0, "labels " + ", ".join(f"{k}={v}" for k, v in run["labels"].items()))
+    if run.get("error"):
+        parts.append(f"error {run['error']}")
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return f"{step} published Dotscience run {run['id'][:8]}{described}{detail}"
 
 
 def _diff(ctx: Context, a: str, b: str, which: str, show_all: bool, as_json: bool) -> None:
@@ -181,4 +209,54 @@ def _short(value: Any) -> str:
     return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
 
 
-COMMANDS = [metrics, params]
+@click.command()
+@click.option("--branch", metavar="B", help="The branch whose runs to draw (default: HEAD's).")
+@click.option(
+    "-o",
+    "--output",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where metrics.html and metrics.png go (default: .conveyor/plots).",
+)
+@click.option(
+    "--limit", type=click.IntRange(1, 500), default=500, help="Look at this many latest runs."
+)
+@_JSON
+@pass_context
+def plots(
+    ctx: Context, branch: str | None, directory: Path | None, limit: int, as_json: bool
+) -> None:
+    """Draw the metrics of a branch's runs: one self-contained HTML page and a PNG.
+
+    \b
+    The runs of a branch are those whose commit is in its history, oldest first; one
+    chart per numeric metric (as `metrics show` reads them). Needs matplotlib
+    (pip install 'conveyor[plots]').
+
+    \b
+    Example:
+      conveyor plots --branch main -o reports/
+    """
+    from conveyor.sdk.plots import branch_series, write_plots
+
+    project = ctx.project()
+    series = branch_series(project, branch, limit)
+    page, png = write_plots(series, directory or project.state_dir / "plots")
+    if as_json:
+        emit_json(
+            {
+                "branch": series.branch,
+                "runs": [run.id for run in series.runs],
+                "metrics": series.metrics,
+                "html": str(page),
+                "png": str(png),
+            }
+        )
+    else:
+        click.echo(
+            f"{len(series.runs)} runs of {series.branch}, {len(series.metrics)} metrics: "
+            f"{page} and {png}"
+        )
+
+
+COMMANDS = [metrics, params, plots]

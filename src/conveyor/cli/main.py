@@ -25,7 +25,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["prune", "verify"], "commands_store"),
     **dict.fromkeys(["pipeline", "job", "datum"], "commands_pipeline"),
     "data": "commands_data",
-    **dict.fromkeys(["metrics", "params"], "commands_tracking"),
+    **dict.fromkeys(["metrics", "params", "plots"], "commands_tracking"),
 }
 # Modules that add subcommands to a command defined elsewhere (``runs delete``).
 SUBCOMMAND_MODULES = {"runs": ("commands_store", "commands_tracking")}

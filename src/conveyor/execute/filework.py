@@ -56,9 +56,15 @@ def hash_inputs(launcher: Launcher, placed: Placed) -> InputsHashed:
     return InputsHashed(placed.step.id, launcher.key(placed))
 
 
-def store_outputs(workspace: Workspace, step: StepPlan) -> OutputsStored:
-    """The declared outputs, and the step's tracking file when it wrote one."""
+def store_outputs(
+    workspace: Workspace, step: StepPlan, log_path: str | None = None
+) -> OutputsStored:
+    """The declared outputs, and the step's tracking file when it wrote one (or its log
+    holds runs a Dotscience script published: they join the tracking directory)."""
+    from conveyor.execute.dotscience_runs import capture  # not on a run of cache hits
+
     tracking = tracking_path(step.id)
+    capture(log_path, workspace.root / tracking)
     written = workspace.exists(tracking)
     try:
         return OutputsStored(

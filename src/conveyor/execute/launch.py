@@ -173,10 +173,16 @@ class Launcher:
             inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
         except MissingInputError as exc:
             return Refused(str(exc))
+        digests = {i.path: i.digest for i in inputs if i.path not in step.unkeyed_inputs}
+        if step.notebook is not None and step.notebook in digests:
+            from conveyor.execute.notebooks import code_cells_digest
+
+            cells = code_cells_digest(self.workspace.root / step.notebook)
+            digests[step.notebook] = cells or digests[step.notebook]
         parts = step_parts(
             step,
             command=placement.command,
-            inputs={i.path: i.digest for i in inputs if i.path not in step.unkeyed_inputs},
+            inputs=digests,
             upstream=placed.upstream,
             environment=self.options.environment_digest,
             container=placement.key,

@@ -356,7 +356,8 @@ class Runner:
         else:
             self._storing[step_id] = record
             self._offload(
-                partial(store_outputs, self.workspace, step), inline(self.workspace, step.outputs)
+                partial(store_outputs, self.workspace, step, record.log_path),
+                inline(self.workspace, step.outputs),
             )
 
     def _stored(self, event: OutputsStored) -> None:

@@ -23,6 +23,12 @@ from conveyor.plan.datums import (
     step_datums,
 )
 from conveyor.plan.model import ExecutionPlan, ServicePlan, StepPlan
+from conveyor.plan.notebooks import (
+    default_notebook_result,
+    html_path,
+    notebook_command,
+    notebook_parameters,
+)
 from conveyor.spec import validate
 from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text
 from conveyor.spec.model import ConditionFilterSpec, JobSpec, PipelineSpec, StepSpec, When
@@ -189,6 +195,7 @@ def _compile_step(
         for i, p in enumerate(step.metrics)
     ]
     outputs += [m for m in metrics if m not in outputs]  # a metrics file is an output too
+    notebook = None
     if datum is not None:
         step_id += f"[{datum.name}]"
         rendered["CONVEYOR_DATUM"] = datum.path
@@ -199,6 +206,21 @@ def _compile_step(
         command = python_command(step.python, result, datum)
         outputs.insert(0, result)
         inputs = module_files(step.python, lister) + inputs
+    elif step.notebook is not None:
+        notebook = _notebook_path(
+            text(step.notebook, (*loc, "notebook")), source, (*loc, "notebook")
+        )
+        where = (*loc, "result") if step.result else loc
+        raw = (
+            text(step.result, where)
+            if step.result
+            else default_notebook_result(context, step_name, datum)
+        )
+        result = _output_path(raw, source, where)
+        values = notebook_parameters(step.parameters, text, loc)
+        command = notebook_command(notebook, result, values)
+        outputs[:0] = [result, html_path(result)]
+        inputs.insert(0, notebook)
     else:
         command = text(step.run, (*loc, "run"), shell=True) if step.run else ""
     if datum is not None:
@@ -238,6 +260,7 @@ def _compile_step(
         host_volumes=tuple((v.host, v.path) for v in step.volumes if v.host is not None),
         privileged=step.privileged,
         ci=step.ci,
+        notebook=notebook,
         conditions=(*_conditions("job", job.when), *_conditions("step", step.when)),
         **action,
     )
@@ -319,6 +342,15 @@ def _default_step_id(step: StepSpec, index: int) -> str:
         if slug and not has_expression(step.name):
             return slug[:60]
     return f"step-{index + 1}"
+
+
+def _notebook_path(path: str, source: SourceMap, loc: Loc) -> str:
+    normal = graph.normalize(path)
+    if posixpath.isabs(normal) or normal.startswith("../") or is_glob(normal):
+        raise source.error(
+            loc, f"notebook {path!r} must be one project-relative .ipynb file (no glob)"
+        )
+    return normal
 
 
 def _output_path(path: str, source: SourceMap, loc: Loc) -> str:

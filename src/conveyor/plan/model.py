@@ -75,6 +75,8 @@ class StepPlan(JsonShape):
     """A privileged container: refused at launch unless the project allows it."""
     ci: str | None = field(default=None, metadata=_SET)
     """``drone`` or ``dotscience``: that system's variables and ``${VAR}`` substitution."""
+    notebook: str | None = field(default=None, metadata=_SET)
+    """A notebook step's ``.ipynb`` (an input too): its code cells, not its bytes, key it."""
     conditions: tuple[Condition, ...] = field(default=(), metadata=_SET)
     """The job's then the step's ``when``: checked against the run's facts before launch."""
     action: str | None = field(default=None, metadata=_action("ref"))

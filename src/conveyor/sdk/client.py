@@ -143,6 +143,29 @@ class Client:
         run = Run(self, self._backend.get_run(run_id))
         return run.wait(progress=progress) if wait else run
 
+    def sweep(
+        self,
+        axes: Mapping[str, Sequence[ParamValue]],
+        /,
+        *,
+        ref: str | None = None,
+        progress: bool = True,
+        **fixed: ParamValue,
+    ) -> dict[str, Any]:
+        """One run per combination of ``axes`` (``{"lr": [0.1, 0.01], "depth": [3, 5]}``,
+        the first name varying slowest), each with the ``fixed`` values too, one after
+        another; then compared. Returns ``{"runs": [Run], "comparison": <compare's
+        JSON>}``. Each combination is cached on its own, as with ``conveyor run --sweep``.
+        """
+        from conveyor.sdk.sweep import combinations
+
+        runs = [
+            self.run({**fixed, **combination}, ref=ref, progress=progress)
+            for combination in combinations(axes)
+        ]
+        comparison = self._backend.tracking([r.id for r in runs])
+        return {"runs": runs, "comparison": comparison}
+
     def lineage(self, target: str) -> dict[str, Any]:
         """Which step run, commit and inputs produced a file (a path, or a digest
         locally), and which step runs read it: ``conveyor lineage --json``'s answer."""

@@ -102,13 +102,40 @@ class RemoteBackend:
         return self.remote.lineage(target)
 
     def tracking(self, run_ids: Sequence[str]) -> dict[str, Any]:
-        raise UsageError(
-            "a server does not serve metrics yet; fetch the run (`Run.fetch`) or use a "
-            "Client of the project's checkout"
-        )
+        """One run's metrics from the server (``GET .../metrics``); several compared
+        here as ``runs compare`` does, outputs by the digests in each run's JSON."""
+        from conveyor.sdk.tracking import rows
+
+        found = [self.remote.metrics(ref) for ref in run_ids]
+        if len(found) == 1:
+            return found[0]
+        digests = [_output_digests(self.remote.get_run(f["run"])) for f in found]
+        return {
+            "runs": [f["run"] for f in found],
+            "params": [r.to_json() for r in rows([f["params"] for f in found])],
+            "metrics": [r.to_json() for r in rows([f["metrics"] for f in found])],
+            "changed_outputs": [r.to_json() for r in rows(digests) if r.differs],
+            "errors": [f"run {f['run']}: {e}" for f in found for e in f["errors"]],
+        }
 
     def upstream(self, run_id: str) -> dict[str, list[str]]:
         return {}  # the server's API does not give the steps' dependencies
 
     def close(self) -> None:
         self.remote.close()
+
+
+def _output_digests(run: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """step -> output path -> digest, tracking directories left out (as locally)."""
+    from conveyor.domain.tracking import TRACKING_DIR
+
+    table: dict[str, dict[str, Any]] = {}
+    for step in run.get("steps", []):
+        kept = {
+            o["path"]: o["digest"]
+            for o in step.get("outputs", [])
+            if not str(o["path"]).startswith(TRACKING_DIR + "/")
+        }
+        if kept:
+            table[str(step["id"])] = kept
+    return table

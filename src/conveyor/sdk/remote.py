@@ -196,6 +196,12 @@ class RemoteClient:
         response = self.request("GET", _artifact_path(run_id, path))
         return bytes(response.content)
 
+    def metrics(self, run_id: str) -> dict[str, Any]:
+        """What a run measured: the JSON of ``conveyor metrics show --json`` (secrets
+        masked by the server)."""
+        found: dict[str, Any] = self.request("GET", f"/runs/{segment(run_id)}/metrics")
+        return found
+
     def list_runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest ``limit`` runs (the first page; a server before pages sent a list)."""
         page = self.request("GET", f"/runs?limit={limit}")

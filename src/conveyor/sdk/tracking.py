@@ -4,23 +4,28 @@ runs and the comparison of several (``conveyor metrics``, ``params diff``, ``run
 compare``).
 
 Sources name where a value came from: a metrics file by its path, a tracking log as
-``log:STEP``, the run's own parameters as ``run``.
+``log:STEP``, the runs a Dotscience script published (``ds.publish()``) as
+``dotscience:STEP``, the run's own parameters as ``run``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.domain.states import StepStatus
 from conveyor.domain.tracking import LOG_NAME, TRACKING_DIR, tracking_path
 from conveyor.errors import StoreError
+from conveyor.execute.dotscience_runs import RUNS_NAME
 from conveyor.metadata.records import OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.sdk.metricfiles import (
     MAX_BYTES,
     MetricsFileError,
     Scalar,
+    number,
     parse_metrics,
     parse_tracking,
 )
@@ -39,6 +44,8 @@ class RunTracking:
     params: Table = field(default_factory=dict)
     metrics: Table = field(default_factory=dict)
     artifacts: dict[str, list[str]] = field(default_factory=dict)
+    dotscience: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """step -> the Dotscience runs it published (inputs, outputs, labels, description...)."""
     errors: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +54,7 @@ class RunTracking:
             "params": self.params,
             "metrics": self.metrics,
             "artifacts": self.artifacts,
+            "dotscience": self.dotscience,
             "errors": self.errors,
         }
 
@@ -58,7 +66,7 @@ def read_tracking(project: Project, run: RunRecord) -> RunTracking:
 
 
 def tracking_of(
-    records: MetadataRepository, store: ContentStore, run_id: str, params: dict[str, Any]
+    records: MetadataRepository, store: ContentStore, run_id: str, params: Mapping[str, Any]
 ) -> RunTracking:
     """``read_tracking`` from records and a store given (a server's, for its pages)."""
     found = RunTracking(run_id)
@@ -101,6 +109,31 @@ def _read_log(store: ContentStore, step_id: str, output: OutputRecord, found: Ru
                 found.params[source] = log.params
             if log.artifacts:
                 found.artifacts[step_id] = [f"{output.path}/artifacts/{a}" for a in log.artifacts]
+        elif entry.path == RUNS_NAME:
+            blob = OutputRecord(RUNS_NAME, entry.digest, "file", entry.size)
+            _read_dotscience(step_id, read_bounded(store, blob, ""), found)
+
+
+def _read_dotscience(step_id: str, data: bytes, found: RunTracking) -> None:
+    """Published runs: parameters and summary metrics under ``dotscience:STEP`` (a later
+    ``publish`` wins for a name it repeats; Dotscience writes values as text, read back as
+    numbers where they are), and the runs themselves for their other fields."""
+    try:
+        runs = json.loads(data)["runs"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MetricsFileError("is not a list of Dotscience runs") from exc
+    source = f"dotscience:{step_id}"
+    for run in runs:
+        for key, table in (("parameters", found.params), ("summary", found.metrics)):
+            values = run.get(key) or {}
+            if values:
+                merged = table.setdefault(source, {})
+                merged.update({k: _number(v) for k, v in values.items()})
+    found.dotscience[step_id] = runs
+
+
+def _number(value: Any) -> Scalar:
+    return number(value) if isinstance(value, str) else _scalar(value)
 
 
 def read_bounded(store: ContentStore, output: OutputRecord, what: str) -> bytes:

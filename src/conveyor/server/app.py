@@ -28,7 +28,14 @@ log = logging.getLogger("conveyor.server")
 
 def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
-    from conveyor.server import api_datasets, api_projects, api_runs, githttp, webhooks
+    from conveyor.server import (
+        api_datasets,
+        api_projects,
+        api_runs,
+        api_tracking,
+        githttp,
+        webhooks,
+    )
     from conveyor.server.web import lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
@@ -64,6 +71,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, config=state.config)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_runs.router)
+    app.include_router(api_tracking.router)
     app.include_router(api_projects.router)
     app.include_router(api_datasets.router)
     app.include_router(webhooks.router)

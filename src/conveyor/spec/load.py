@@ -96,6 +96,8 @@ def _first_error(exc: ValidationError, source: SourceMap) -> SpecError:
         message = f"missing required key {where!r}"
     elif kind == "string_pattern_mismatch" and loc[-1:] == ("python",):
         message = f"{where}: {error.get('input')!r} is not package.module:function"
+    elif kind == "string_pattern_mismatch" and loc[-1:] == ("notebook",):
+        message = f"{where}: {error.get('input')!r} is not a notebook file (NAME.ipynb)"
     else:
         message = f"{where}: {error['msg'].removeprefix('Value error, ')}"
         given = error.get("input")

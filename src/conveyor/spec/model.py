@@ -9,7 +9,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from conveyor.domain.durations import parse_duration
 from conveyor.domain.envnames import EXAMPLES, changes_execution
@@ -179,10 +187,24 @@ class StepSpec(_Strict):
         pattern=PYTHON_TARGET,
         description="A function to call instead of `run`: `package.module:function`.",
     )
+    notebook: str | None = Field(
+        default=None,
+        pattern=r"^[^\n]+\.ipynb$",
+        description="A Jupyter notebook to execute instead of `run` (papermill), e.g. "
+        "`analysis/explore.ipynb`; the executed notebook and its HTML are outputs.",
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="notebook steps: values injected into the notebook's `parameters` "
+        "cell (templates allowed; `${{ params.x }}` alone keeps the parameter's type).",
+    )
     datums: list[str] | None = _optional(
         "Fan-out: files, directories or globs; one step instance per match."
     )
-    result: str | None = _optional("python steps: where the return value is written as JSON.")
+    result: str | None = _optional(
+        "python steps: where the return value is written as JSON; notebook steps: where "
+        "the executed notebook goes (`.ipynb`, its HTML beside it)."
+    )
     env: dict[str, Scalar] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(
         default_factory=dict,
@@ -287,16 +309,26 @@ class StepSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_command(self) -> StepSpec:
-        plugin = self.run is None and self.python is None and self.image is not None
-        if not plugin and (self.run is None) == (self.python is None):
-            # an image step may have neither: a plugin, run as its image says
+        commands = [k for k in ("run", "python", "notebook") if getattr(self, k) is not None]
+        plugin = not commands and self.image is not None
+        if not plugin and len(commands) != 1:
+            # an image step may have none: a plugin, run as its image says
             raise ValueError(
-                "a step has either `run:` (shell commands) or `python:` (module:function)"
-                if self.run is None
-                else "a step has `run:` or `python:`, not both"
+                "a step has either `run:` (shell commands), `python:` (module:function) or "
+                "`notebook:` (a .ipynb file)"
+                if not commands
+                else "a step has only one of `run:`, `python:` and `notebook:` (this one has "
+                f"{' and '.join(commands)})"
             )
-        if self.result is not None and self.python is None:
-            raise ValueError("`result:` is for `python:` steps (where the return value goes)")
+        if self.result is not None and self.python is None and self.notebook is None:
+            raise ValueError(
+                "`result:` is for `python:` steps (where the return value goes) and "
+                "`notebook:` steps (where the executed notebook goes)"
+            )
+        if self.notebook is not None and self.result and not self.result.endswith(".ipynb"):
+            raise ValueError("`result:` of a notebook step is a path ending in .ipynb")
+        if self.parameters and self.notebook is None:
+            raise ValueError("`parameters:` is for `notebook:` steps (use `env:` or `run:`)")
         return self
 
 
@@ -383,6 +415,10 @@ class TriggersSpec(_Strict):
     schedule: list[ScheduleSpec] = Field(default_factory=list)
 
 
+SweepValues = Annotated[list[str | int | float | bool], Field(min_length=1, max_length=1000)]
+"""The values a sweep gives one parameter."""
+
+
 class PipelineSpec(_Strict):
     """A whole pipeline as the user declared it."""
 
@@ -392,6 +428,10 @@ class PipelineSpec(_Strict):
         description="Server triggers: push (branches/tags globs) and schedule (cron).",
     )
     params: dict[Name, ParamSpec] = Field(default_factory=dict)
+    sweep: dict[Name, SweepValues] = Field(
+        default_factory=dict,
+        description="`conveyor run --sweep`: values of parameters, one run per combination.",
+    )
     env: dict[str, Scalar] = Field(default_factory=dict)
     jobs: dict[Name, JobSpec] = Field(min_length=1)
 
@@ -407,6 +447,19 @@ class PipelineSpec(_Strict):
         if not isinstance(value, dict):
             return value
         return {k: _expand_param(v) for k, v in value.items()}
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_declared(
+        cls, value: dict[str, list[str | int | float | bool]], info: ValidationInfo
+    ) -> dict[str, list[str | int | float | bool]]:
+        unknown = sorted(set(value) - set(info.data.get("params", {})))
+        if unknown:
+            raise ValueError(
+                f"sweep names {', '.join(unknown)}, not declared under params: declare each "
+                "parameter a sweep varies"
+            )
+        return value
 
     @property
     def source(self) -> SourceMap:
