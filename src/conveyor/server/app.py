@@ -28,7 +28,14 @@ log = logging.getLogger("conveyor.server")
 
 def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
-    from conveyor.server import api_datasets, api_projects, api_runs, githttp, webhooks
+    from conveyor.server import (
+        api_datasets,
+        api_deployments,
+        api_projects,
+        api_runs,
+        githttp,
+        webhooks,
+    )
     from conveyor.server.web import pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
@@ -48,6 +55,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
                 worker.shutdown()
             for thread in threads:
                 thread.join(timeout=30)
+            state.deployments.close()
 
     app = FastAPI(
         title="Conveyor server",
@@ -64,6 +72,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_runs.router)
     app.include_router(api_projects.router)
     app.include_router(api_datasets.router)
+    app.include_router(api_deployments.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
     app.include_router(pages.router)
