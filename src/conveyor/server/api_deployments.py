@@ -29,6 +29,7 @@ from conveyor.server.deployments.model import (
     DeploymentSettings,
     token_matches,
 )
+from conveyor.server.limits import MAX_CALL_BODY
 from conveyor.server.state import ServerState
 from conveyor.server.warmpool.errors import CallTimeout, RateLimited, WorkerLost
 
@@ -169,26 +170,33 @@ def show_execution(
 @router.post("/{deployment}/call", response_model=None)
 async def call_deployment(request: Request, project: str, deployment: str) -> Response:
     """Call an endpoint with its inputs as a JSON object; answers its outputs."""
-    state = server(request)
-    header = request.headers.get("authorization") or ""
-    if header.startswith(f"{TOKEN_SCHEME} "):
-        record = await run_in_threadpool(service.get, state, project, deployment)
-        if not token_matches(header, record.token_digest):
-            raise HTTPException(401, "this endpoint token is not valid for this deployment")
-        caller = "endpoint-token"
-    else:
-        access = await run_in_threadpool(authorize, request, project, "member")
-        record = await run_in_threadpool(service.get, state, project, deployment)
-        caller = access.user.name
-    body = await _body(request, record.settings.max_body)
+    data = await _body(request, MAX_CALL_BODY)
     try:
-        answer = await run_in_threadpool(service.call, state, record, body, caller)
+        answer = await run_in_threadpool(_call, request, project, deployment, data)
     except ConveyorError as exc:
         return _refused(exc)
     return Response(json_bytes(answer), media_type="application/json")
 
 
-async def _body(request: Request, cap: int) -> dict[str, Any]:
+def _call(request: Request, project: str, deployment: str, data: bytes) -> dict[str, Any]:
+    """Who calls, the deployment, its body limit, the call: one trip to a thread."""
+    state = server(request)
+    header = request.headers.get("authorization") or ""
+    if header.startswith(f"{TOKEN_SCHEME} "):
+        record = service.get(state, project, deployment)
+        if not token_matches(header, record.token_digest):
+            raise HTTPException(401, "this endpoint token is not valid for this deployment")
+        caller = "endpoint-token"
+    else:
+        caller = authorize(request, project, "member").user.name
+        record = service.get(state, project, deployment)
+    if len(data) > record.settings.max_body:
+        cap = record.settings.max_body
+        raise HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
+    return service.call(state, record, _inputs(data), caller)
+
+
+async def _body(request: Request, cap: int) -> bytes:
     too_big = HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > cap:
@@ -198,6 +206,10 @@ async def _body(request: Request, cap: int) -> dict[str, Any]:
         data += chunk
         if len(data) > cap:
             raise too_big
+    return bytes(data)
+
+
+def _inputs(data: bytes) -> dict[str, Any]:
     if not data.strip():
         return {}
     try:

@@ -185,28 +185,28 @@ def execute(
 def _warm(
     state: ServerState, record: DeploymentRecord, inputs: dict[str, Any], caller: str
 ) -> dict[str, Any]:
+    """A call served by a warm worker, recorded once it ends (one write per call)."""
     rows = store(state)
-    execution_id = rows.start(record, caller, inputs, None)
-    started = time.monotonic()
+    started, clock = time.time(), time.monotonic()
+    wanted = Wanted(
+        (record.project, record.name),
+        record.commit,
+        record.settings.pool_size,
+        lambda: build_pool(state, record),
+    )
     try:
-        wanted = Wanted(
-            (record.project, record.name),
-            record.commit,
-            record.settings.pool_size,
-            lambda: build_pool(state, record),
-        )
         answer = state.deployments.call(wanted, inputs, record.settings.timeout)
     except (WorkerLost, CallTimeout) as exc:
-        rows.finish(execution_id, "failed", None, None, str(exc))
+        rows.record(record, caller, inputs, started, "failed", None, None, str(exc))
         raise
     logs = str(answer.get("logs") or "")
     if not answer.get("ok"):
         error = str(answer.get("error"))
-        rows.finish(execution_id, "failed", None, logs, error)
+        execution_id = rows.record(record, caller, inputs, started, "failed", None, logs, error)
         raise ExecutionFailed(f"the function failed: {error}", execution_id)
     outputs = pick_outputs(record.settings.outputs, answer.get("result"))
-    rows.finish(execution_id, "succeeded", outputs, logs, None)
-    return _answer(record, execution_id, outputs, time.monotonic() - started)
+    execution_id = rows.record(record, caller, inputs, started, "succeeded", outputs, logs, None)
+    return _answer(record, execution_id, outputs, time.monotonic() - clock)
 
 
 def _elastic(

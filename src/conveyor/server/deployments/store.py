@@ -154,6 +154,38 @@ class Deployments:
             )
         return execution_id
 
+    def record(
+        self,
+        record: DeploymentRecord,
+        caller: str,
+        inputs: dict[str, Any],
+        started_at: float,
+        status: str,
+        outputs: dict[str, Any] | None,
+        logs: str | None,
+        error: str | None,
+    ) -> str:
+        """A finished execution in one write (low_latency calls: one transaction each)."""
+        execution_id = secrets.token_hex(8)
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.deployment_executions.insert().values(
+                    id=execution_id,
+                    project=record.project,
+                    deployment=record.name,
+                    commit=record.commit,
+                    status=status,
+                    caller=caller[:100],
+                    inputs=inputs,
+                    outputs=outputs,
+                    logs=logs,
+                    error=error,
+                    created_at=started_at,
+                    ended_at=time.time(),
+                )
+            )
+        return execution_id
+
     def finish(
         self,
         execution_id: str,
