@@ -5,6 +5,7 @@ that moves a following deployment with no call dropped, and periodic executions.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import Repo
-from tests.integration.server_support import Server, git, make_server
+from tests.integration.server_support import ROLES, Server, git, make_server
 
 pytestmark = pytest.mark.integration
 
@@ -263,3 +264,40 @@ def test_periodic_executions_appear(repo: Repo, server: Server) -> None:
         assert lead.post("/deployments/tick/disable").json()["enabled"] is False
         refused = call(server, "tick", {})
     assert refused.status_code == 409
+
+
+def test_the_deploy_commands_against_the_server(repo: Repo, server: Server) -> None:
+    repo.write(".conveyor/config.toml", f'[remote]\nurl = "{server.url}"\nproject = "demo"\n')
+    push(repo, server, 4)
+    lead, member, viewer = ({"CONVEYOR_TOKEN": server.tokens[who]} for who in ROLES[::-1])
+    refused = repo.run("deploy", "create", "svc", "-i", "x=integer", env=viewer)
+    assert refused.code == 2 and "lead role" in refused.err
+    created = repo.run(
+        "deploy",
+        "create",
+        "svc",
+        "--mode",
+        "low_latency",
+        "-i",
+        "x=integer",
+        "--pool-size",
+        "1",
+        env=lead,
+    )
+    assert created.code == 0, created.err
+    assert "endpoint token (shown once)" in created.out
+    called = repo.run("deploy", "call", "svc", "-i", "x=5", "--json", env=member)
+    assert called.code == 0, called.err
+    assert json.loads(called.out)["outputs"]["result"]["y"] == 20
+    bad = repo.run("deploy", "call", "svc", "-i", "x=five", env=member)
+    assert bad.code == 2 and "'x' must be an integer" in bad.err
+    listed = repo.run("deploy", "list", "--json", env=viewer)
+    assert [d["name"] for d in json.loads(listed.out)] == ["svc"]
+    logs = repo.run("deploy", "logs", "svc", env=viewer)
+    assert logs.code == 0 and "succeeded" in logs.out and "predicting 5" in logs.out
+    assert repo.run("deploy", "disable", "svc", env=lead).code == 0
+    off = repo.run("deploy", "call", "svc", "-i", "x=1", env=member)
+    assert off.code == 2 and "disabled" in off.err
+    assert repo.run("deploy", "delete", "svc", "--yes", env=lead).code == 0
+    gone = repo.run("deploy", "inspect", "svc", env=viewer)
+    assert gone.code == 2 and "no deployment 'svc'" in gone.err

@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["prune", "verify"], "commands_store"),
     **dict.fromkeys(["pipeline", "job", "datum"], "commands_pipeline"),
     "data": "commands_data",
+    "deploy": "commands_deploy",
     **dict.fromkeys(["metrics", "params"], "commands_tracking"),
 }
 # Modules that add subcommands to a command defined elsewhere (``runs delete``).
