@@ -58,7 +58,10 @@ class InputMapping(_Strict):
     @model_validator(mode="after")
     def _value_fits(self) -> InputMapping:
         if self.source == "constant":
-            check_value(self.name, self.type, self.value)
+            try:
+                check_value(self.name, self.type, self.value)
+            except CallInputError as exc:
+                raise ValueError(str(exc)) from None
         if self.source in ("environment", "dataset") and not isinstance(self.value, str):
             raise ValueError(f"input {self.name!r}: a {self.source} mapping needs a text value")
         return self
