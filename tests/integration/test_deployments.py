@@ -301,3 +301,18 @@ def test_the_deploy_commands_against_the_server(repo: Repo, server: Server) -> N
     assert repo.run("deploy", "delete", "svc", "--yes", env=lead).code == 0
     gone = repo.run("deploy", "inspect", "svc", env=viewer)
     assert gone.code == 2 and "no deployment 'svc'" in gone.err
+
+
+def test_a_function_that_cannot_load_is_a_clear_503(repo: Repo, server: Server) -> None:
+    repo.pipeline("jobs:\n  s:\n    steps:\n      - python: missing.module:fn\n")
+    repo.commit("no such module")
+    git(repo.path, "push", "-q", server.git_url(), "HEAD:main")
+    with server.api("lead") as lead:
+        body = {"name": "broken", "mode": "low_latency", "settings": {"pool_size": 1}}
+        assert lead.post("/deployments", json=body).status_code == 201
+    answer = call(server, "broken", {})
+    assert answer.status_code == 503, answer.text
+    assert "cannot load the function: ModuleNotFoundError" in answer.json()["detail"]
+    with server.api("viewer") as viewer:
+        executions = viewer.get("/deployments/broken/executions").json()["executions"]
+    assert [e["status"] for e in executions] == ["failed"]

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.server.warmpool.errors import CallTimeout, RateLimited
+from conveyor.server.warmpool.errors import CallTimeout, RateLimited, WorkerLost
 from conveyor.server.warmpool.pool import PoolClosed, WarmPool
 
 log = logging.getLogger("conveyor.server")
@@ -63,6 +63,7 @@ class Runtime:
         self._pools: dict[Key, WarmPool] = {}
         self._building: dict[Key, str] = {}
         self._ready: dict[Key, threading.Event] = {}
+        self._failed: dict[Key, str] = {}
         self._buckets: dict[Key, Bucket] = {}
         self._slots: dict[Key, tuple[int, threading.BoundedSemaphore]] = {}
 
@@ -118,7 +119,8 @@ class Runtime:
         with self._lock:
             started = self._pools.get(key)
         if started is None:
-            raise CallTimeout("the deployment's warm workers could not start; see the log")
+            why = self._failed.get(key, "see the server's log")
+            raise WorkerLost(f"the deployment's warm workers could not start: {why}")
         return started
 
     def _build(self, wanted: Wanted, ready: threading.Event) -> None:
@@ -129,6 +131,7 @@ class Runtime:
         except Exception as exc:
             log.error("deployment %s/%s: warm workers failed to start: %s", *key, exc)
             with self._lock:
+                self._failed[key] = str(exc)
                 if self._building.get(key) == wanted.commit:
                     del self._building[key]
             ready.set()
