@@ -2,6 +2,7 @@
 concurrent clients, and ``elastic`` calls (a run each) to their outputs.
 
     python bench/bench_deployments.py [--clients 20] [--calls 4000] [--elastic 20]
+                                      [--http-processes N]
 
 Starts a real ``conveyor server`` (SQLite, bubblewrap, two in-process workers) on
 127.0.0.1 in a temporary directory. Each figure comes with a reference measured in the
@@ -103,10 +104,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--calls", type=int, default=4000)
     parser.add_argument("--elastic", type=int, default=20)
+    parser.add_argument("--http-processes", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = make_server(Path(tmp), None)
-        server.start(workers=2)
+        server.start(workers=2, extra=("--http-processes", str(args.http_processes)))
         try:
             setup(server, Path(tmp) / "work")
             headers = {"Authorization": f"Bearer {server.tokens['member']}"}
