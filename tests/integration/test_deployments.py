@@ -299,6 +299,7 @@ def test_the_deploy_commands_against_the_server(repo: Repo, server: Server) -> N
     off = repo.run("deploy", "call", "svc", "-i", "x=1", env=member)
     assert off.code == 2 and "disabled" in off.err
     assert repo.run("deploy", "delete", "svc", "--yes", env=lead).code == 0
+    assert not (server.data / "projects/demo/deployments/svc").exists()
     gone = repo.run("deploy", "inspect", "svc", env=viewer)
     assert gone.code == 2 and "no deployment 'svc'" in gone.err
 
@@ -316,3 +317,39 @@ def test_a_function_that_cannot_load_is_a_clear_503(repo: Repo, server: Server) 
     with server.api("viewer") as viewer:
         executions = viewer.get("/deployments/broken/executions").json()["executions"]
     assert [e["status"] for e in executions] == ["failed"]
+
+
+EXCLUSIVE = """\
+import os
+import time
+
+
+def once(n=0):
+    # O_EXCL: a second execution at the same time finds the mark (the checkout is shared)
+    fd = os.open("busy.mark", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    try:
+        time.sleep(0.2)
+    finally:
+        os.close(fd)
+        os.unlink("busy.mark")
+    return n
+"""
+
+
+def test_max_parallel_executions_is_honoured(repo: Repo, server: Server) -> None:
+    repo.pipeline("jobs:\n  s:\n    steps:\n      - python: excl:once\n")
+    repo.write("excl.py", EXCLUSIVE)
+    repo.commit("exclusive")
+    git(repo.path, "push", "-q", server.git_url(), "HEAD:main")
+    settings = {
+        "inputs": [{"name": "n", "type": "integer"}],
+        "pool_size": 3,
+        "max_parallel_executions": 1,
+    }
+    with server.api("lead") as lead:
+        body = {"name": "one", "mode": "low_latency", "settings": settings}
+        assert lead.post("/deployments", json=body).status_code == 201
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda n: call(server, "one", {"n": n}), range(12)))
+    assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers]
+    assert sorted(a.json()["outputs"]["result"] for a in answers) == list(range(12))

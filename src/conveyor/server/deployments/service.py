@@ -6,6 +6,7 @@ root's kinds (``errors.py`` for the ones with their own HTTP status).
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -118,9 +119,11 @@ def set_enabled(state: ServerState, project: str, name: str, enabled: bool) -> D
 
 
 def delete(state: ServerState, project: str, name: str) -> None:
+    """The deployment goes; its warm workers drain and its checkouts are removed."""
     get(state, project, name)
     store(state).delete(project, name)
     state.deployments.drop(project, name)
+    shutil.rmtree(state.config.project_dir(project) / "deployments" / name, ignore_errors=True)
 
 
 def rotate_token(state: ServerState, project: str, name: str) -> str:
