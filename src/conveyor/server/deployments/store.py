@@ -58,6 +58,13 @@ class DeploymentRecord:
         }
 
 
+_GET = sa.select(t.deployments).where(
+    (t.deployments.c.project == sa.bindparam("p")) & (t.deployments.c.name == sa.bindparam("n"))
+)
+_RECORD = t.deployment_executions.insert()
+"""Statements built once: a call's reads and writes skip SQLAlchemy's construction."""
+
+
 def _key(project: str, name: str) -> Any:
     return (t.deployments.c.project == project) & (t.deployments.c.name == name)
 
@@ -68,7 +75,7 @@ class Deployments:
 
     def get(self, project: str, name: str) -> DeploymentRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.deployments).where(_key(project, name))).first()
+            row = conn.execute(_GET, {"p": project, "n": name}).first()
         return None if row is None else DeploymentRecord.from_row(row)
 
     def of_project(self, project: str) -> list[DeploymentRecord]:
@@ -167,23 +174,23 @@ class Deployments:
     ) -> str:
         """A finished execution in one write (low_latency calls: one transaction each)."""
         execution_id = secrets.token_hex(8)
+        row = {
+            "id": execution_id,
+            "project": record.project,
+            "deployment": record.name,
+            "commit": record.commit,
+            "status": status,
+            "caller": caller[:100],
+            "run_id": None,
+            "inputs": inputs,
+            "outputs": outputs,
+            "logs": logs,
+            "error": error,
+            "created_at": started_at,
+            "ended_at": time.time(),
+        }
         with self.engine.begin() as conn:
-            conn.execute(
-                t.deployment_executions.insert().values(
-                    id=execution_id,
-                    project=record.project,
-                    deployment=record.name,
-                    commit=record.commit,
-                    status=status,
-                    caller=caller[:100],
-                    inputs=inputs,
-                    outputs=outputs,
-                    logs=logs,
-                    error=error,
-                    created_at=started_at,
-                    ended_at=time.time(),
-                )
-            )
+            conn.execute(_RECORD, row)
         return execution_id
 
     def finish(
