@@ -120,7 +120,9 @@ def main() -> None:
             fast, fwall, ids = asyncio.run(
                 hammer(f"{base}/fast/call", headers, {"a": 2, "b": 3}, args.clients, args.calls)
             )
+            one, owall, _ = asyncio.run(hammer(f"{base}/fast/call", headers, {"a": 1}, 1, 500))
             report("GET health (reference)", health, hwall)
+            report("low_latency, 1 client", one, owall)
             report(f"low_latency, {args.clients} clients", fast, fwall)
             print(
                 f"  ratio to health p50: {statistics.median(fast) / statistics.median(health):.1f}x"
