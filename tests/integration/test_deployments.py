@@ -353,3 +353,20 @@ def test_max_parallel_executions_is_honoured(repo: Repo, server: Server) -> None
         answers = list(pool.map(lambda n: call(server, "one", {"n": n}), range(12)))
     assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers]
     assert sorted(a.json()["outputs"]["result"] for a in answers) == list(range(12))
+
+
+def test_an_elastic_call_out_of_time_is_a_504_and_its_run_is_cancelled(
+    repo: Repo, server: Server
+) -> None:
+    repo.pipeline("jobs:\n  s:\n    steps:\n      - run: sleep 30\n")
+    repo.commit("slow")
+    git(repo.path, "push", "-q", server.git_url(), "HEAD:main")
+    with server.api("lead") as lead:
+        body = {"name": "slow", "settings": {"timeout": 1}}
+        assert lead.post("/deployments", json=body).status_code == 201
+    answer = call(server, "slow", {})
+    assert answer.status_code == 504 and "did not finish in 1 s" in answer.json()["detail"]
+    with server.api("viewer") as viewer:
+        execution = viewer.get("/deployments/slow/executions").json()["executions"][0]
+    assert execution["status"] == "failed" and execution["run_id"]
+    assert server.wait_run(execution["run_id"])["status"] == "cancelled"

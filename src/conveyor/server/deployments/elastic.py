@@ -1,7 +1,8 @@
 """An ``elastic`` call: a run of the normal queue and executors, waited for.
 
 The run's parameters are the call's inputs (the pipeline reads them as ``params``);
-the call waits for the run, polling its queue row (one indexed read per interval), and
+the call waits for the run, polling its queue row (one indexed read each time, the
+interval growing from 20 ms to 1 s: a long run costs one query a second), and
 answers with the outputs the deployment maps: a key of the ``python:`` step's JSON
 result, or a run output file as the API path to download it.
 """
@@ -20,8 +21,8 @@ from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
 from conveyor.server.warmpool.errors import CallTimeout
 
-POLL = 0.02
-"""Seconds between reads of the run's row while a call waits (one query each)."""
+POLL = (0.02, 1.5, 1.0)
+"""Seconds before the first re-read of the run's row, the growth factor, the longest."""
 MAX_LOG = 64 * 1024
 MAX_RESULT = 16 * 1024**2
 
@@ -54,14 +55,17 @@ def queue_call(
 
 def wait_run(state: ServerState, run_id: str, timeout: float) -> RunStatus:
     deadline = time.monotonic() + timeout
+    delay, growth, longest = POLL
     while True:
         run = state.db.queue.get(run_id)
         if run is not None and run.status.finished:
             return run.status
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             state.db.queue.request_cancel(run_id)
             raise CallTimeout(f"the call's run {run_id} did not finish in {timeout:g} s")
-        time.sleep(POLL)
+        time.sleep(min(delay, left))
+        delay = min(delay * growth, longest)
 
 
 def outcome(
