@@ -127,7 +127,8 @@ def disable_deployment(access: Lead, state: State, deployment: str) -> dict[str,
 
 @router.delete("/{deployment}")
 def delete_deployment(access: Lead, state: State, deployment: str) -> dict[str, Any]:
-    """The deployment goes (its executions stay readable by id... until retention)."""
+    """The deployment goes: its token stops, its warm workers drain, its checkouts go
+    (its execution records stay in the database)."""
     service.delete(state, access.project, deployment)
     return {"deleted": deployment}
 

@@ -9,7 +9,6 @@ import logging
 import shutil
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 from conveyor.errors import NotFoundError, UsageError
@@ -234,19 +233,25 @@ def _elastic(
 
 
 _results: dict[tuple[str, str], str | None] = {}
+"""A commit's pipeline never changes: where its ``python:`` step writes its result is
+read once per project and commit (bounded; cleared when full)."""
 _results_lock = threading.Lock()
+MAX_RESULTS = 1024
 
 
 def _result_path(state: ServerState, record: DeploymentRecord) -> str | None:
-    """Where the run writes the ``python:`` step's result (cached per commit)."""
+    """Where the run writes the ``python:`` step's result."""
     key = (record.project, record.commit)
     with _results_lock:
         if key in _results:
             return _results[key]
     target = python_target(load_spec_at(state, record.project, record.commit))
+    result = None if target is None else target.result
     with _results_lock:
-        _results[key] = None if target is None else target.result
-    return _results[key]
+        if len(_results) >= MAX_RESULTS:
+            _results.clear()
+        _results[key] = result
+    return result
 
 
 def _answer(
@@ -304,7 +309,7 @@ def periodic_due(state: ServerState, now: float) -> int:
 def _periodic(state: ServerState, record: DeploymentRecord) -> None:
     try:
         inputs = call_inputs(record.settings.inputs, {}, lambda: state.secrets_for(record.project))
-        execute(state, replace(record), inputs, "schedule")
+        execute(state, record, inputs, "schedule")
     except Exception as exc:
         log.warning("periodic deployment %s/%s: %s", record.project, record.name, exc)
 
