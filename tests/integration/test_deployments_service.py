@@ -1,4 +1,4 @@
-"""The deployments' service functions in-process (real git, real SQLite, no server):
+"""The deployments' service functions in-process (real git, SQLite and PostgreSQL, no server):
 what the Craft AI API relies on. A pipeline that deployments serve is released only by
 force (which deletes them); a push moves the deployments that follow its branch unless
 the new pipeline no longer fits; a due periodic deployment fires once per tick."""
@@ -27,10 +27,11 @@ PYTHON = "jobs:\n  s:\n    steps:\n      - python: m:f\n"
 SHELL = "jobs:\n  s:\n    steps:\n      - run: echo hi\n"
 
 
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[ServerState]:
-    srv = make_server(tmp_path, None)
-    config = ServerConfig(data=srv.data)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerState]:
+    database = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    srv = make_server(tmp_path, database)
+    config = ServerConfig(data=srv.data, database=database)
     server_state = ServerState(
         config, open_database(config.database_url), Keyring.load(config.key_path)
     )
