@@ -17,6 +17,8 @@ pytestmark = pytest.mark.integration
 
 P = "/api/v1/projects/demo"
 RUN = "0123456789ab"
+# a periodic deployment: a member's call is refused at once (409), never waits for a worker
+PERIODIC = {"name": "svc", "kind": "periodic", "settings": {"schedule": "0 3 * * *"}}
 # (method, path, body, lowest role allowed); "user": any valid token, "admin": admins only
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/projects", None, "user"),
@@ -61,6 +63,17 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", f"{P}/datasets/images/branches", None, "viewer"),
     ("PUT", f"{P}/datasets/images/branches/dev", {"head": None}, "member"),
     ("DELETE", f"{P}/datasets/images/branches/dev", None, "lead"),
+    ("GET", f"{P}/deployments", None, "viewer"),
+    ("POST", f"{P}/deployments", PERIODIC, "lead"),
+    ("GET", f"{P}/deployments/svc", None, "viewer"),
+    ("PATCH", f"{P}/deployments/svc", {"pin": True}, "lead"),
+    ("POST", f"{P}/deployments/svc/disable", None, "lead"),
+    ("POST", f"{P}/deployments/svc/enable", None, "lead"),
+    ("POST", f"{P}/deployments/svc/token", None, "lead"),
+    ("GET", f"{P}/deployments/svc/executions", None, "viewer"),
+    ("GET", f"{P}/deployments/svc/executions/0000", None, "viewer"),
+    ("POST", f"{P}/deployments/svc/call", {}, "member"),
+    ("DELETE", f"{P}/deployments/svc", None, "lead"),
 ]
 CALLERS = ("anonymous", "bad-token", "outsider", *ROLES, "admin")
 
@@ -156,6 +169,8 @@ def test_the_matrix_covers_every_api_route(api: tuple[httpx.Client, Server]) -> 
             .replace("{ref}", "main")
             .replace("{dataset}", "images")
             .replace("{branch}", "dev")
+            .replace("{deployment}", "svc")
+            .replace("{execution_id}", "0000")
         )
         for method in operations:
             assert (method.upper(), concrete) in declared, f"{method} {path} is not in the matrix"

@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(["pipeline", "job", "datum"], "commands_pipeline"),
     "data": "commands_data",
     **dict.fromkeys(["metrics", "params", "plots"], "commands_tracking"),
+    "deploy": "commands_deploy",
 }
 # Modules that add subcommands to a command defined elsewhere (``runs delete``).
 SUBCOMMAND_MODULES = {"runs": ("commands_store", "commands_tracking")}

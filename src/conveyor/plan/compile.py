@@ -181,7 +181,7 @@ def _compile_step(
     spec, job, values = context.spec, context.job, context.values
     source = spec.source
     text = Renderer(context, datum)
-    step_name = step.id or _default_step_id(step, index)
+    step_name = step.id or default_step_id(step, index)
     step_id = f"{context.instance}.{step_name}"
     env = {**spec.env, **job.env, **step.env}
     rendered = {k: text(value_text(v), (*loc, "env", k)) for k, v in env.items()}
@@ -300,7 +300,7 @@ def _action_fields(
     action = job.steps[index].action
     if action is None:
         return {}
-    ids = [step.id or _default_step_id(step, i) for i, step in enumerate(job.steps)]
+    ids = [step.id or default_step_id(step, i) for i, step in enumerate(job.steps)]
     actions.check_references(job, index, ids, source, loc)
     inputs = {
         key: _render_input(value, text, (*loc, "action", "inputs", key))
@@ -336,7 +336,7 @@ def _render_input(value: Any, text: Renderer, where: Loc) -> Any:
     return rendered
 
 
-def _default_step_id(step: StepSpec, index: int) -> str:
+def default_step_id(step: StepSpec, index: int) -> str:
     if step.name:
         slug = _STEP_SLUG.sub("-", step.name.strip().lower()).strip("-")
         if slug and not has_expression(step.name):

@@ -30,6 +30,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
     from conveyor.server import (
         api_datasets,
+        api_deployments,
         api_projects,
         api_runs,
         api_tracking,
@@ -56,6 +57,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
                 worker.shutdown()
             for thread in threads:
                 thread.join(timeout=30)
+            state.deployments.close()
 
     app = FastAPI(
         title="Conveyor server",
@@ -74,6 +76,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_tracking.router)
     app.include_router(api_projects.router)
     app.include_router(api_datasets.router)
+    app.include_router(api_deployments.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
     for pages_router in [*pages.routers(), lead.router]:

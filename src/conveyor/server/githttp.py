@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from conveyor.server.auth import authorize, server
 from conveyor.server.db.accounts import role_at_least
+from conveyor.server.deployments.service import on_push
 from conveyor.server.limits import spool_body
 from conveyor.server.triggers import parse_updates, queue_updates
 
@@ -137,4 +138,5 @@ async def post_receive(request: Request) -> Response:
     who = request.headers.get("x-conveyor-user", "")
     updates = parse_updates((await request.body()).decode(errors="replace"))
     lines = await run_in_threadpool(queue_updates, state, project, updates, who, "push")
+    lines += await run_in_threadpool(on_push, state, project, updates)
     return PlainTextResponse("".join(f"{line}\n" for line in lines))

@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conveyor.server.config import ServerConfig
 
 IN_MEMORY = 1024 * 1024  # a spooled body larger than this goes to a file
+MAX_CALL_BODY = 64 * 1024**2
+"""The largest body of a deployment call (the largest ``max_body`` a lead may set)."""
 
 
 def body_cap(config: ServerConfig, path: str) -> int:
@@ -31,6 +33,8 @@ def body_cap(config: ServerConfig, path: str) -> int:
         return config.max_webhook_body
     if dataset_file(path):
         return config.max_dataset_body
+    if deployment_call(path):
+        return MAX_CALL_BODY  # each deployment's own max_body is checked by the route
     return config.max_api_body
 
 
@@ -41,6 +45,16 @@ def dataset_file(path: str) -> bool:
         len(parts) == 9
         and parts[:4] == ["", "api", "v1", "projects"]
         and (parts[5] == "datasets" and parts[7] == "files")
+    )
+
+
+def deployment_call(path: str) -> bool:
+    """``/api/v1/projects/P/deployments/D/call``: a call of an endpoint."""
+    parts = path.split("/")
+    return (
+        len(parts) == 8
+        and parts[:4] == ["", "api", "v1", "projects"]
+        and (parts[5] == "deployments" and parts[7] == "call")
     )
 
 

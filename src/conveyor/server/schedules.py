@@ -12,6 +12,7 @@ import threading
 import time
 
 from conveyor.server.db.schedules import next_time
+from conveyor.server.deployments.service import periodic_due
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
 from conveyor.vcs.git import resolve
@@ -39,6 +40,8 @@ def due(state: ServerState, now: float) -> int:
 def clock(state: ServerState, stop: threading.Event) -> None:
     while not stop.wait(TICK):
         try:
-            due(state, time.time())
+            now = time.time()
+            due(state, now)
+            periodic_due(state, now)
         except Exception:
             log.exception("the schedule clock failed")

@@ -14,6 +14,7 @@ from conveyor.server.db.deliveries import Deliveries
 from conveyor.server.db.statuses import HookLog, Statuses
 from conveyor.server.db.vault import Vault
 from conveyor.server.keyring import Keyring
+from conveyor.server.warmpool.runtime import Runtime
 
 
 class FinishedRuns:
@@ -49,6 +50,8 @@ class ServerState:
     """Proves that a post-receive call comes from a push this process is serving."""
     finished: FinishedRuns = field(default_factory=lambda: FinishedRuns(2048))
     """Finished runs never change: their JSON is kept for polling clients."""
+    deployments: Runtime = field(default_factory=Runtime)
+    """This process's warm pools, rate buckets and execution slots of deployments."""
 
     @property
     def vault(self) -> Vault:

@@ -153,3 +153,42 @@ hook_log = sa.Table(
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Index("ix_srv_hook_log_project", "project", "id"),
 )
+
+deployments = sa.Table(
+    "srv_deployments",
+    metadata,
+    sa.Column("project", sa.String(100), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("follow", sa.Boolean, nullable=False),
+    sa.Column("commit", sa.String(64), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("token_digest", sa.String(64)),
+    sa.Column("next_at", sa.Float),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Index("ix_srv_deployments_next", "next_at"),
+)
+
+deployment_executions = sa.Table(
+    "srv_deployment_executions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("deployment", sa.String(100), nullable=False),
+    sa.Column("commit", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("caller", sa.String(100), nullable=False),
+    sa.Column("run_id", sa.String(32)),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON),
+    sa.Column("logs", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float),
+    sa.Index("ix_srv_deployment_executions_of", "project", "deployment", "created_at"),
+)

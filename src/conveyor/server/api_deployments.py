@@ -1,0 +1,222 @@
+"""REST: a project's deployments (``deployments/service.py`` does the work).
+
+Leads create, change and delete; members (or the holder of an endpoint token, sent as
+``Authorization: EndpointToken TOKEN``) call; viewers read. A refused call is JSON with
+a status of its own: 422 for bad input (naming the input and the type expected), 409
+disabled or taken, 413 too large, 429 over the rate limit, 503 the worker died, 504 out
+of time, 500 the pipeline itself failed (with its execution's id).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from conveyor.errors import ConveyorError
+from conveyor.server.api_runs import json_bytes
+from conveyor.server.auth import Access, authorize, lead, server, server_state, viewer
+from conveyor.server.deployments import service
+from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
+from conveyor.server.deployments.model import (
+    TOKEN_SCHEME,
+    CallInputError,
+    DeploymentCreate,
+    DeploymentSettings,
+    token_matches,
+)
+from conveyor.server.limits import MAX_CALL_BODY
+from conveyor.server.state import ServerState
+from conveyor.server.warmpool.errors import CallTimeout, RateLimited, WorkerLost
+
+router = APIRouter(prefix="/api/v1/projects/{project}/deployments", tags=["deployments"])
+Viewer = Annotated[Access, Depends(viewer)]
+Lead = Annotated[Access, Depends(lead)]
+State = Annotated[ServerState, Depends(server_state)]
+STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (CallInputError, 422),
+    (DeploymentConflict, 409),
+    (RateLimited, 429),
+    (WorkerLost, 503),
+    (CallTimeout, 504),
+    (ExecutionFailed, 500),
+)
+
+
+class DeploymentChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    settings: DeploymentSettings | None = None
+    ref: str | None = Field(default=None, description="A branch, tag or commit to serve now.")
+    pin: bool | None = Field(default=None, description="Stop (true) or start following the ref.")
+
+
+def refusal(exc: ConveyorError) -> JSONResponse | None:
+    """The JSON answer of a refused deployment operation (None: the app's handler)."""
+    for kind, code in STATUS:
+        if isinstance(exc, kind):
+            body: dict[str, Any] = {"detail": str(exc)}
+            if isinstance(exc, CallInputError):
+                body.update(input=exc.input, expected=exc.expected)
+            if isinstance(exc, ExecutionFailed):
+                body["execution_id"] = exc.execution_id
+            headers = {"Retry-After": "1"} if code == 429 else None
+            return JSONResponse(body, status_code=code, headers=headers)
+    return None
+
+
+def _refused(exc: ConveyorError) -> Response:
+    answer = refusal(exc)
+    if answer is None:
+        raise exc
+    return answer
+
+
+@router.get("")
+def list_deployments(access: Viewer, state: State) -> dict[str, Any]:
+    """The project's deployments."""
+    return {"deployments": [r.to_json() for r in service.list_all(state, access.project)]}
+
+
+@router.post("", status_code=201, response_model=None)
+def create_deployment(access: Lead, state: State, body: DeploymentCreate) -> Any:
+    """A new deployment (leads). An endpoint's token is in the answer, once: keep it."""
+    try:
+        record, token = service.create(state, access.project, access.user.name, body)
+    except ConveyorError as exc:
+        return _refused(exc)
+    return {**record.to_json(), "token": token}
+
+
+@router.get("/{deployment}")
+def inspect_deployment(access: Viewer, state: State, deployment: str) -> dict[str, Any]:
+    """A deployment, with its executions counted by status and the process ids of the
+    warm workers this server process runs for it."""
+    record = service.get(state, access.project, deployment)
+    counts = service.store(state).count(access.project, deployment)
+    workers = state.deployments.pids(access.project, deployment)
+    return {**record.to_json(), "executions": counts, "warm_workers": workers}
+
+
+@router.patch("/{deployment}", response_model=None)
+def update_deployment(access: Lead, state: State, deployment: str, body: DeploymentChange) -> Any:
+    """New settings and/or a new ref; a warm pool is replaced once the new one is ready."""
+    try:
+        record = service.update(
+            state, access.project, deployment, body.settings, body.ref, body.pin
+        )
+    except ConveyorError as exc:
+        return _refused(exc)
+    return record.to_json()
+
+
+@router.post("/{deployment}/enable")
+def enable_deployment(access: Lead, state: State, deployment: str) -> dict[str, Any]:
+    return service.set_enabled(state, access.project, deployment, True).to_json()
+
+
+@router.post("/{deployment}/disable")
+def disable_deployment(access: Lead, state: State, deployment: str) -> dict[str, Any]:
+    """Calls are refused (409) and periodic executions stop until it is enabled."""
+    return service.set_enabled(state, access.project, deployment, False).to_json()
+
+
+@router.delete("/{deployment}")
+def delete_deployment(access: Lead, state: State, deployment: str) -> dict[str, Any]:
+    """The deployment goes: its token stops, its warm workers drain, its checkouts go
+    (its execution records stay in the database)."""
+    service.delete(state, access.project, deployment)
+    return {"deleted": deployment}
+
+
+@router.post("/{deployment}/token", response_model=None)
+def rotate_token(access: Lead, state: State, deployment: str) -> Any:
+    """A new endpoint token; the old one stops working at once."""
+    try:
+        return {
+            "name": deployment,
+            "token": service.rotate_token(state, access.project, deployment),
+        }
+    except ConveyorError as exc:
+        return _refused(exc)
+
+
+@router.get("/{deployment}/executions")
+def list_executions(
+    access: Viewer,
+    state: State,
+    deployment: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """The deployment's executions, newest first (inputs, outputs, logs, duration, caller)."""
+    return {"executions": service.executions(state, access.project, deployment, limit)}
+
+
+@router.get("/{deployment}/executions/{execution_id}")
+def show_execution(
+    access: Viewer, state: State, deployment: str, execution_id: str
+) -> dict[str, Any]:
+    found = service.store(state).execution(access.project, execution_id)
+    if found is None or found["deployment"] != deployment:
+        raise HTTPException(
+            404, f"deployment {deployment!r} has no execution {execution_id[:40]!r}"
+        )
+    return found
+
+
+@router.post("/{deployment}/call", response_model=None)
+async def call_deployment(request: Request, project: str, deployment: str) -> Response:
+    """Call an endpoint with its inputs as a JSON object; answers its outputs."""
+    data = await _body(request, MAX_CALL_BODY)
+    try:
+        answer = await run_in_threadpool(_call, request, project, deployment, data)
+    except ConveyorError as exc:
+        return _refused(exc)
+    return Response(json_bytes(answer), media_type="application/json")
+
+
+def _call(request: Request, project: str, deployment: str, data: bytes) -> dict[str, Any]:
+    """Who calls, the deployment, its body limit, the call: one trip to a thread."""
+    state = server(request)
+    header = request.headers.get("authorization") or ""
+    if header.startswith(f"{TOKEN_SCHEME} "):
+        record = service.get(state, project, deployment)
+        if not token_matches(header, record.token_digest):
+            raise HTTPException(401, "this endpoint token is not valid for this deployment")
+        caller = "endpoint-token"
+    else:
+        caller = authorize(request, project, "member").user.name
+        record = service.get(state, project, deployment)
+    if len(data) > record.settings.max_body:
+        cap = record.settings.max_body
+        raise HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
+    return service.call(state, record, _inputs(data), caller)
+
+
+async def _body(request: Request, cap: int) -> bytes:
+    too_big = HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise too_big
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > cap:
+            raise too_big
+    return bytes(data)
+
+
+def _inputs(data: bytes) -> dict[str, Any]:
+    if not data.strip():
+        return {}
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(422, "the body is not JSON: send the inputs as a JSON object") from None
+    if not isinstance(value, dict):
+        raise HTTPException(422, "the body must be a JSON object of the inputs")
+    return value

@@ -1,0 +1,247 @@
+"""Deployment rows and their executions: the one module that reads and writes them."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from conveyor.metadata.records import iso
+from conveyor.server.db import tables as t
+from conveyor.server.deployments.model import DeploymentSettings
+
+FINAL = ("succeeded", "failed")
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    project: str
+    name: str
+    kind: str
+    mode: str
+    ref: str
+    follow: bool
+    commit: str
+    settings: DeploymentSettings
+    enabled: bool
+    token_digest: str | None
+    next_at: float | None
+    created_by: str
+    created_at: float
+    updated_at: float
+
+    @staticmethod
+    def from_row(row: Any) -> DeploymentRecord:
+        m = dict(row._mapping)
+        m["settings"] = DeploymentSettings.model_validate(m["settings"])
+        return DeploymentRecord(**{k: m[k] for k in DeploymentRecord.__dataclass_fields__})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "name": self.name,
+            "kind": self.kind,
+            "mode": self.mode,
+            "ref": self.ref,
+            "follow": self.follow,
+            "commit": self.commit,
+            "settings": self.settings.model_dump(mode="json"),
+            "enabled": self.enabled,
+            "has_token": self.token_digest is not None,
+            "next_at": iso(self.next_at),
+            "created_by": self.created_by,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+_GET = sa.select(t.deployments).where(
+    (t.deployments.c.project == sa.bindparam("p")) & (t.deployments.c.name == sa.bindparam("n"))
+)
+_RECORD = t.deployment_executions.insert()
+"""Statements built once: a call's reads and writes skip SQLAlchemy's construction."""
+
+
+def _key(project: str, name: str) -> Any:
+    return (t.deployments.c.project == project) & (t.deployments.c.name == name)
+
+
+class Deployments:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def get(self, project: str, name: str) -> DeploymentRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(_GET, {"p": project, "n": name}).first()
+        return None if row is None else DeploymentRecord.from_row(row)
+
+    def of_project(self, project: str) -> list[DeploymentRecord]:
+        query = (
+            sa.select(t.deployments)
+            .where(t.deployments.c.project == project)
+            .order_by(t.deployments.c.name)
+        )
+        with self.engine.connect() as conn:
+            return [DeploymentRecord.from_row(r) for r in conn.execute(query)]
+
+    def insert(self, record: DeploymentRecord) -> bool:
+        """False when the project already has a deployment of that name."""
+        values = {k: getattr(record, k) for k in DeploymentRecord.__dataclass_fields__}
+        values["settings"] = record.settings.model_dump(mode="json")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.deployments.insert().values(values))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def change(self, project: str, name: str, **values: Any) -> bool:
+        if "settings" in values:
+            values["settings"] = values["settings"].model_dump(mode="json")
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                t.deployments.update()
+                .where(_key(project, name))
+                .values(updated_at=time.time(), **values)
+            ).rowcount
+        return bool(done)
+
+    def delete(self, project: str, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(conn.execute(t.deployments.delete().where(_key(project, name))).rowcount)
+
+    def following(self, project: str, ref: str) -> list[DeploymentRecord]:
+        query = sa.select(t.deployments).where(
+            (t.deployments.c.project == project)
+            & (t.deployments.c.ref == ref)
+            & t.deployments.c.follow.is_(True)
+        )
+        with self.engine.connect() as conn:
+            return [DeploymentRecord.from_row(r) for r in conn.execute(query)]
+
+    def due(self, now: float) -> list[DeploymentRecord]:
+        query = sa.select(t.deployments).where(
+            (t.deployments.c.next_at <= now) & t.deployments.c.enabled.is_(True)
+        )
+        with self.engine.connect() as conn:
+            return [DeploymentRecord.from_row(r) for r in conn.execute(query)]
+
+    def advance(self, project: str, name: str, seen: float, following: float) -> bool:
+        """Move a due periodic deployment on; False when another process did it first."""
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                t.deployments.update()
+                .where(_key(project, name) & (t.deployments.c.next_at == seen))
+                .values(next_at=following)
+            ).rowcount
+        return bool(taken == 1)
+
+    # executions
+
+    def start(
+        self, record: DeploymentRecord, caller: str, inputs: dict[str, Any], run_id: str | None
+    ) -> str:
+        execution_id = secrets.token_hex(8)
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.deployment_executions.insert().values(
+                    id=execution_id,
+                    project=record.project,
+                    deployment=record.name,
+                    commit=record.commit,
+                    status="running",
+                    caller=caller[:100],
+                    run_id=run_id,
+                    inputs=inputs,
+                    created_at=time.time(),
+                )
+            )
+        return execution_id
+
+    def record(
+        self,
+        record: DeploymentRecord,
+        caller: str,
+        inputs: dict[str, Any],
+        started_at: float,
+        status: str,
+        outputs: dict[str, Any] | None,
+        logs: str | None,
+        error: str | None,
+    ) -> str:
+        """A finished execution in one write (low_latency calls: one transaction each)."""
+        execution_id = secrets.token_hex(8)
+        row = {
+            "id": execution_id,
+            "project": record.project,
+            "deployment": record.name,
+            "commit": record.commit,
+            "status": status,
+            "caller": caller[:100],
+            "run_id": None,
+            "inputs": inputs,
+            "outputs": outputs,
+            "logs": logs,
+            "error": error,
+            "created_at": started_at,
+            "ended_at": time.time(),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(_RECORD, row)
+        return execution_id
+
+    def finish(
+        self,
+        execution_id: str,
+        status: str,
+        outputs: dict[str, Any] | None,
+        logs: str | None,
+        error: str | None,
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.deployment_executions.update()
+                .where(t.deployment_executions.c.id == execution_id)
+                .values(
+                    status=status, outputs=outputs, logs=logs, error=error, ended_at=time.time()
+                )
+            )
+
+    def execution(self, project: str, execution_id: str) -> dict[str, Any] | None:
+        e = t.deployment_executions
+        query = sa.select(e).where((e.c.id == execution_id) & (e.c.project == project))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else execution_json(row)
+
+    def executions(self, project: str, name: str, limit: int) -> list[dict[str, Any]]:
+        e = t.deployment_executions
+        query = (
+            sa.select(e)
+            .where((e.c.project == project) & (e.c.deployment == name))
+            .order_by(e.c.created_at.desc(), e.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [execution_json(r) for r in conn.execute(query)]
+
+    def count(self, project: str, name: str) -> dict[str, int]:
+        e = t.deployment_executions
+        query = (
+            sa.select(e.c.status, sa.func.count())
+            .where((e.c.project == project) & (e.c.deployment == name))
+            .group_by(e.c.status)
+        )
+        with self.engine.connect() as conn:
+            return {str(s): int(n) for s, n in conn.execute(query)}
+
+
+def execution_json(row: Any) -> dict[str, Any]:
+    m = dict(row._mapping)
+    ended, created = m["ended_at"], m["created_at"]
+    m["duration"] = round(ended - created, 6) if ended is not None else None
+    m["created_at"], m["ended_at"] = iso(created), iso(ended)
+    return m

@@ -1,0 +1,39 @@
+"""The program of a warm worker: stdlib only, run as ``python -B -c PROGRAM TARGET``
+inside the sandbox, in the deployment's checkout.
+
+It imports ``module:function`` once, says ``{"ready": true}`` (or why not), then
+serves one JSON line per call on stdin: ``{"inputs": {...}}`` -> ``{"ok": true,
+"result": ..., "logs": "..."}`` or ``{"ok": false, "error": "...", "logs": "..."}``.
+Answers go to a private copy of the original stdout; the function's own prints (and
+anything written to file descriptor 1) go to its log, never into the protocol.
+"""
+
+from __future__ import annotations
+
+PROGRAM = r"""
+import contextlib, functools, importlib, io, json, os, sys, traceback
+out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+os.dup2(2, 1)
+sys.path.insert(0, os.getcwd())
+def say(value):
+    out.write(json.dumps(value, default=str) + "\n")
+    out.flush()
+try:
+    m, f = sys.argv[1].split(":")
+    fn = functools.reduce(getattr, f.split("."), importlib.import_module(m))
+except BaseException as exc:
+    say({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+    raise SystemExit(3)
+say({"ready": True})
+for line in sys.stdin:
+    call = json.loads(line)
+    logs = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(logs):
+            value = fn(**call["inputs"])
+        json.dumps(value)
+        say({"ok": True, "result": value, "logs": logs.getvalue()[-65536:]})
+    except BaseException as exc:
+        text = (logs.getvalue() + traceback.format_exc(limit=5))[-65536:]
+        say({"ok": False, "error": f"{type(exc).__name__}: {exc}", "logs": text})
+"""
