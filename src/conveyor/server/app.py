@@ -29,6 +29,7 @@ log = logging.getLogger("conveyor.server")
 def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     """The app; ``workers`` in-process workers (default: the configured number)."""
     from conveyor.server import api_datasets, api_projects, api_runs, githttp, webhooks
+    from conveyor.server.craft import api as craft_api
     from conveyor.server.web import pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
@@ -67,11 +68,28 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
     app.include_router(pages.router)
+    craft_api.install(app)
     app.mount("/ui/static", pages.static_files(), name="web-static")
     add_docs(app)
 
+    _error_handlers(app, state)
+
+    @app.get("/api/v1/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def _error_handlers(app: FastAPI, state: ServerState) -> None:
+    """HTTP errors, Conveyor's errors and bad requests: JSON for the API, Craft-shaped
+    bodies under ``/craft/``, an HTML page for the web pages."""
+    from conveyor.server.craft.errors import craft_response, is_craft
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_craft(request.url.path):
+            return craft_response(exc.status_code, str(exc.detail), headers=exc.headers)
         if _is_page(request):
             return _page_error(request, exc)
         return await http_exception_handler(request, exc)
@@ -86,6 +104,8 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         else:
             code = 500
             log.error("request failed: %s", exc)
+        if is_craft(request.url.path):
+            return craft_response(code, detail)
         if _is_page(request):
             return _page_error(request, StarletteHTTPException(code, detail))
         return JSONResponse({"detail": detail}, status_code=code)
@@ -95,15 +115,11 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first.get("loc", ()))
         detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        if is_craft(request.url.path):
+            return craft_response(400, detail)
         if _is_page(request):
             return _page_error(request, StarletteHTTPException(422, detail))
         return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.get("/api/v1/health", tags=["server"])
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
-    return app
 
 
 def _is_page(request: Request) -> bool:

@@ -31,6 +31,8 @@ def body_cap(config: ServerConfig, path: str) -> int:
         return config.max_webhook_body
     if dataset_file(path):
         return config.max_dataset_body
+    if path.startswith("/craft/"):
+        return config.max_craft_body
     return config.max_api_body
 
 
