@@ -5,6 +5,7 @@ executions read, then deleted; what is not served answers a Craft error naming i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,25 @@ def test_a_viewer_cannot_create(craft_server: Server, tmp_path: Path) -> None:
     assert seen["create"]["status"] == 403
     assert "member role" in seen["create"]["message"]
     assert seen["list"] == []
+
+
+def test_record_metric_value_lands_in_the_runs_metrics(
+    craft_server: Server, tmp_path: Path
+) -> None:
+    """The function uses the real SDK (installed from its requirements into the
+    pipeline's environment, built once for both pipelines that share them); its metric
+    is a tracking line of the run, as ``conveyor.log_metric`` writes them."""
+    given = settings(craft_server, tmp_path, requirements="craft-ai-sdk==0.74.7\n")
+    seen = run_scenario(VERSIONS[0], "metric", given, tmp_path)
+    with craft_server.api() as client:
+        runs = [client.get(f"/runs/{seen[name]}").json() for name in ("metric", "metric-again")]
+    for run in runs:
+        (step,) = [s for s in run["steps"] if s["id"] == "craft.function"]
+        (tracking,) = [o["path"] for o in step["outputs"] if o["path"].startswith(".conveyor/")]
+        with craft_server.api() as client:
+            log = client.get(f"/runs/{run['id']}/artifacts/{tracking}/log.jsonl")
+        assert [json.loads(line) for line in log.text.splitlines()] == [
+            {"kind": "metric", "name": "accuracy", "value": 0.75}
+        ]
+    built = [[s["cached"] for s in run["steps"] if s["id"] == "craft.environment"] for run in runs]
+    assert built == [[False], [True]]  # one build per requirements digest

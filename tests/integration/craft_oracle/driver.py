@@ -162,16 +162,20 @@ def failing(settings):
 
 
 def metric(settings):
+    """Two pipelines with the same requirements, each run once."""
     client = sdk(settings)
-    local = folder(settings["tmp"], "metric", METRIC, settings["requirements"])
-    client.create_pipeline(
-        "metric",
-        function_path="fn.py",
-        function_name="main",
-        container_config={"local_folder": local, "requirements_path": "requirements.txt"},
-        inputs=[Input("value", "number")],
-    )
-    return client.run_pipeline("metric", inputs={"value": 0.75})
+    seen = {}
+    for name in ("metric", "metric-again"):
+        local = folder(settings["tmp"], name, METRIC, settings["requirements"])
+        client.create_pipeline(
+            name,
+            function_path="fn.py",
+            function_name="main",
+            container_config={"local_folder": local, "requirements_path": "requirements.txt"},
+            inputs=[Input("value", "number")],
+        )
+        seen[name] = client.run_pipeline(name, inputs={"value": 0.75})["execution_id"]
+    return seen
 
 
 def viewer(settings):

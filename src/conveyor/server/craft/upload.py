@@ -96,4 +96,10 @@ def unpack(data: bytes) -> list[CodeFile]:
                 files[path] = CodeFile(path, content, bool(member.mode & 0o100))
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise _refused(f"the code folder is not a gzipped tar archive ({exc})") from None
+    for path in files:
+        parent = posixpath.dirname(path)
+        while parent:
+            if parent in files:
+                raise _refused(f"{parent!r} is both a file and a folder in the code folder")
+            parent = posixpath.dirname(parent)
     return list(files.values())
