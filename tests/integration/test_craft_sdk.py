@@ -68,6 +68,7 @@ def test_pipeline_from_a_function_runs_with_typed_inputs(
     assert "Data store" in seen["data_store"]["message"]
     assert "Deployments" in seen["deployment"]["message"]
     assert "Environment variables" in seen["env_vars"]["message"]
+    assert "Vector databases" in seen["vector"]["message"]
     assert seen["deleted_execution"] == {"execution_id": seen["execution_id"]}
     assert seen["gone_execution"]["status"] == 404
     assert seen["deleted"] == {"pipeline": {"name": "typed"}, "deployments": []}
@@ -112,3 +113,9 @@ def test_record_metric_value_lands_in_the_runs_metrics(
         ]
     built = [[s["cached"] for s in run["steps"] if s["id"] == "craft.environment"] for run in runs]
     assert built == [[False], [True]]  # one build per requirements digest
+    assert [(m["pipeline_name"], m["value"]) for m in seen["metrics"]] == [
+        ("metric", 0.75),
+        ("metric-again", 0.75),
+    ]
+    assert [m["execution_id"] for m in seen["by_pipeline"]] == [seen["metric-again"]]
+    assert "Metric lists" in seen["list_metrics"]["message"]

@@ -232,3 +232,12 @@ def test_not_served_parts_are_named_not_404_pages(server: Server, tmp_path: Path
         answer = httpx.get(f"{url(server)}/{path}", headers={"Authorization": f"Bearer {token}"})
         body = craft_error(answer, 501)
         assert named in body["message"], path
+
+
+def test_a_body_over_the_craft_cap_is_refused_before_it_is_read(server: Server) -> None:
+    archive = tar_gz([file_member("fn.py")]) + b"\0" * (33 * 1024**2)
+    answer = create(server, archive)
+    assert answer.status_code == 413
+    assert answer.json()["name"] == "PayloadTooLarge"  # what SdkException shows
+    assert "limit for this route" in answer.json()["message"]
+    assert listed(server) == []

@@ -137,6 +137,7 @@ def typed(settings):
     seen["data_store"] = error(client.list_data_store_objects)
     seen["deployment"] = error(lambda: client.get_deployment("some-endpoint"))
     seen["env_vars"] = error(client.list_environment_variables)
+    seen["vector"] = error(client.get_vector_database_credentials)
     seen["deleted_execution"] = client.delete_pipeline_execution(execution_id)
     seen["gone_execution"] = error(lambda: client.get_pipeline_execution(execution_id))
     seen["deleted"] = client.delete_pipeline("typed")
@@ -175,6 +176,9 @@ def metric(settings):
             inputs=[Input("value", "number")],
         )
         seen[name] = client.run_pipeline(name, inputs={"value": 0.75})["execution_id"]
+    seen["metrics"] = client.get_metrics(name="accuracy")
+    seen["by_pipeline"] = client.get_metrics(pipeline_name="metric-again")
+    seen["list_metrics"] = error(client.get_list_metrics)
     return seen
 
 

@@ -437,6 +437,30 @@ async def execution_logs(request: Request, access: Viewer, execution_id: str) ->
     return [lines]
 
 
+@router.get("/metrics/single-value")
+def get_metrics(
+    request: Request,
+    access: Viewer,
+    page: Annotated[int, Query(ge=1)] = 1,
+    items_per_page: Annotated[int, Query(ge=1, le=5000)] = 5000,
+) -> dict[str, Any]:
+    """Metrics recorded by executions (``record_metric_value``), a page at a time."""
+    from conveyor.server.craft.metrics import single_values
+
+    names = ("name", "pipeline_name", "deployment_name", "execution_id")
+    params = request.query_params
+    filters = {n: params[f"filters[{n}]"] for n in names if f"filters[{n}]" in params}
+    found = single_values(server(request), access.project, filters)
+    start = (page - 1) * items_per_page
+    return {"metrics": found[start : start + items_per_page], "total_count": len(found)}
+
+
+@router.get("/environment-info")
+def environment_info() -> Response:
+    """Asked without a token by ``get_vector_database_credentials``: named, not served."""
+    raise unsupported("Vector databases")
+
+
 # ---- the rest of the SDK's surface: named refusals ---------------------------------
 
 FEATURES = {
@@ -446,8 +470,8 @@ FEATURES = {
     "environment-variables": "Environment variables",
     "pipeline-templates": "Pipeline templates",
     "resource-metrics": "Resource metrics",
-    "metrics": "Pipeline metrics read or written over HTTP (inside an execution "
-    "record_metric_value lands in the run's metrics)",
+    "metrics": "Metric lists read, and metrics written over HTTP (inside an execution "
+    "record_metric_value lands in the run's metrics; get_metrics reads them)",
     "environments": "Vector database credentials",
     "users": "Other users' profiles",
 }

@@ -153,8 +153,14 @@ def create(
     )
     tree = _write_tree(repo, files, None, frozenset(f"code/{f.path}" for f in code if f.executable))
     commit = _commit(repo, tree, f"Craft {kind} {name}")
-    git(repo, "update-ref", ref, commit, "")
+    _claim(repo, ref, commit, kind, name)
     return commit
+
+
+def _claim(repo: Path, ref: str, commit: str, kind: str, name: str) -> None:
+    """Point a new name at its commit, only if no one took the name meanwhile."""
+    if run_git(repo, "update-ref", ref, commit, "", check=False).returncode != 0:
+        raise CraftError(409, "Conflict", f"the {kind} {name!r} already exists")
 
 
 def read_ref(repo: Path, ref: str) -> str | None:
@@ -200,7 +206,7 @@ def from_step(repo: Path, pipeline: str, step: str, who: str) -> str:
     }
     tree = _write_tree(repo, files, commit)
     new = _commit(repo, tree, f"Craft pipeline {pipeline} from step {step}", commit)
-    git(repo, "update-ref", ref, new, "")
+    _claim(repo, ref, new, "pipeline", pipeline)
     return new
 
 

@@ -89,7 +89,7 @@ def to_json(
     repo = state.config.repo_dir(run.project)
     if definition is None:
         definition = definitions.definition_at(repo, run.commit)
-    given = inputs_at(state, run)
+    given = inputs_at(state, run) if values else {"values": {}, "files": []}
     outputs = output_values(state, run) if values and run.status == RunStatus.SUCCEEDED else {}
     inputs = [
         _io(
