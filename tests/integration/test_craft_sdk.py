@@ -6,12 +6,14 @@ executions read, then deleted; what is not served answers a Craft error naming i
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conveyor.server.config import ServerConfig
 from tests.integration.craft_oracle import VERSIONS, run_scenario
 from tests.integration.server_support import Server, make_server
 
@@ -73,6 +75,16 @@ def test_pipeline_from_a_function_runs_with_typed_inputs(
     assert seen["gone_execution"]["status"] == 404
     assert seen["deleted"] == {"pipeline": {"name": "typed"}, "deployments": []}
     assert seen["gone"]["status"] == 404
+    repo = ServerConfig(data=craft_server.data).repo_dir("demo")
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/conveyor/"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert not [r for r in refs if seen["execution_id"] in r]  # the deleted run's refs too
+    assert not [r for r in refs if r.startswith("refs/conveyor/craft/pipelines/")]
     if version == "0.72.1":
         assert seen["step"] == "typed-step"
         assert seen["steps"] == ["typed-step"]

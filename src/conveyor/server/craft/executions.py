@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from conveyor.server.craft import definitions
 from conveyor.server.craft.errors import CraftError, not_found
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.masking import Masker
+from conveyor.server.results import RESULTS_PREFIX
 from conveyor.server.state import ServerState
-from conveyor.vcs.git import read_file
+from conveyor.vcs.git import read_file, run_git
 
 STATUS = {
     RunStatus.QUEUED: "Pending",
@@ -157,10 +159,14 @@ def log_lines(state: ServerState, run: QueuedRun, limit: int | None) -> list[dic
 
 
 def delete(state: ServerState, run: QueuedRun) -> None:
+    """As retention deletes a run: records, queue row, its refs and its state."""
     if not run.status.finished:
         raise CraftError(
             409, "Conflict", f"the execution {run.id} is still {status_of(run).lower()}"
         )
     state.db.records.delete_runs([run.id])
     state.db.queue.delete([run.id])
-    definitions.forget(state.config.repo_dir(run.project), run.id)
+    repo = state.config.repo_dir(run.project)
+    definitions.forget(repo, run.id)
+    run_git(repo, "update-ref", "-d", f"{RESULTS_PREFIX}{run.id}", check=False)
+    shutil.rmtree(state.config.project_dir(run.project) / "runs" / run.id, ignore_errors=True)
