@@ -37,6 +37,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         githttp,
         webhooks,
     )
+    from conveyor.server.craft import api as craft_api
     from conveyor.server.web import lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
@@ -81,11 +82,28 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(githttp.router)
     for pages_router in [*pages.routers(), lead.router]:
         app.include_router(pages_router)
+    craft_api.install(app)
     app.mount("/ui/static", pages.static_files(), name="web-static")
     add_docs(app)
 
+    _error_handlers(app, state)
+
+    @app.get("/api/v1/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def _error_handlers(app: FastAPI, state: ServerState) -> None:
+    """HTTP errors, Conveyor's errors and bad requests: JSON for the API, Craft-shaped
+    bodies under ``/craft/``, an HTML page for the web pages."""
+    from conveyor.server.craft.errors import craft_response, is_craft
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_craft(request.url.path):
+            return craft_response(exc.status_code, str(exc.detail), headers=exc.headers)
         if _is_page(request):
             return _page_error(request, exc)
         return await http_exception_handler(request, exc)
@@ -100,6 +118,8 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         else:
             code = 500
             log.error("request failed: %s", exc)
+        if is_craft(request.url.path):
+            return craft_response(code, detail)
         if _is_page(request):
             return _page_error(request, StarletteHTTPException(code, detail))
         return JSONResponse({"detail": detail}, status_code=code)
@@ -109,15 +129,11 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first.get("loc", ()))
         detail = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        if is_craft(request.url.path):
+            return craft_response(400, detail)
         if _is_page(request):
             return _page_error(request, StarletteHTTPException(422, detail))
         return JSONResponse({"detail": detail}, status_code=422)
-
-    @app.get("/api/v1/health", tags=["server"])
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
-
-    return app
 
 
 def _is_page(request: Request) -> bool:

@@ -34,6 +34,8 @@ class ServerConfig:
     """The largest body of any other request (the REST API), in bytes."""
     max_dataset_body: int = 1024**3
     """The largest file put into a dataset through the REST API, in bytes."""
+    max_craft_body: int = 32 * 1024**2
+    """The largest body of the Craft AI API (a code folder, a run's files), in bytes."""
     replay_window: float = 7 * 24 * 3600.0
     """Seconds during which a webhook delivery (its id, its body) is remembered."""
     status_retry: float = 5.0

@@ -19,6 +19,7 @@ class Keyring:
         from cryptography.fernet import Fernet
 
         self._fernet = Fernet(key)
+        self._key = key
 
     @staticmethod
     def load(path: Path) -> Keyring:
@@ -41,6 +42,14 @@ class Keyring:
             return Keyring(key)
         except ValueError as exc:
             raise UsageError(f"the server key ({ENV_KEY} or {path}) is not a Fernet key") from exc
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for one purpose (signing the Craft API's access tokens...): an HMAC of
+        its name under the server key, so no purpose can read another's."""
+        import hashlib
+        import hmac
+
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def encrypt(self, text: str) -> bytes:
         return self._fernet.encrypt(text.encode())

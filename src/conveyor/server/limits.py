@@ -35,6 +35,8 @@ def body_cap(config: ServerConfig, path: str) -> int:
         return config.max_dataset_body
     if deployment_call(path):
         return MAX_CALL_BODY  # each deployment's own max_body is checked by the route
+    if path.startswith("/craft/"):
+        return config.max_craft_body
     return config.max_api_body
 
 
@@ -83,7 +85,7 @@ class BodyLimit:
         cap = body_cap(self.config, str(scope.get("path", "")))
         declared = _content_length(scope)
         if declared is not None and declared > cap:
-            await _refuse(send, cap)  # before reading: uvicorn drops the rest
+            await _refuse(send, cap, str(scope.get("path", "")))  # before reading
             return
         received = 0
 
@@ -107,8 +109,11 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, cap: int) -> None:
-    body = json.dumps({"detail": too_large(cap)}).encode()
+async def _refuse(send: Send, cap: int, path: str) -> None:
+    shape: dict[str, str] = {"detail": too_large(cap)}
+    if path.startswith("/craft/"):  # the Craft AI SDK reads `message` and `name`
+        shape = {"name": "PayloadTooLarge", "message": too_large(cap)}
+    body = json.dumps(shape).encode()
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

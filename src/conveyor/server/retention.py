@@ -22,6 +22,7 @@ from conveyor.sdk.project import Project
 from conveyor.sdk.retention import DeleteResult, prune
 from conveyor.sdk.settings import RetentionPolicy, Settings
 from conveyor.server.config import ServerConfig
+from conveyor.server.craft.definitions import forget as forget_execution
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.results import RESULTS_PREFIX
 from conveyor.vcs.git import git
@@ -66,6 +67,7 @@ def apply_retention(
         for run_id in result.deleted:
             with contextlib.suppress(ProjectError):  # a run that committed no results
                 git(repo, "update-ref", "-d", f"{RESULTS_PREFIX}{run_id}")
+            forget_execution(repo, run_id)  # a Craft execution's inputs commit, if it was one
             shutil.rmtree(config.project_dir(project) / "runs" / run_id, ignore_errors=True)
         log.info("retention: deleted %d runs of %s", len(result.deleted), project)
     return result

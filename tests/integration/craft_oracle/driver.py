@@ -1,0 +1,203 @@
+"""Scenarios run by the real, unmodified ``craft-ai-sdk`` (in its own environment):
+``python driver.py SCENARIO SETTINGS_JSON``; the last stdout line is the JSON of what the
+client saw. Nothing here knows Conveyor: only the SDK's public calls."""
+
+import json
+import sys
+from pathlib import Path
+
+from craft_ai_sdk import CraftAiSdk, Input, Output, SdkException
+
+FUNCTION = """\
+import json
+
+
+def main(word, count, flag, meta, items, doc):
+    print("hello from the function:", word)
+    with open(doc["path"], encoding="utf-8") as f:
+        text = f.read()
+    with open("report.txt", "w", encoding="utf-8") as f:
+        f.write(text.upper())
+    return {
+        "twice": word * 2,
+        "total": count + len(items),
+        "negated": not flag,
+        "echo": meta,
+        "report": {"path": "report.txt"},
+    }
+"""
+METRIC = """\
+from craft_ai_sdk import CraftAiSdk
+
+
+def main(value):
+    sdk = CraftAiSdk()
+    sdk.record_metric_value("accuracy", value)
+    print("recorded", value)
+    return {}
+"""
+FAILING = """\
+def main():
+    raise RuntimeError("the function broke on purpose")
+"""
+
+
+def sdk(settings):
+    url = settings["url"]
+    return CraftAiSdk(sdk_token=settings["token"], environment_url=url, control_url=url)
+
+
+def error(call):
+    try:
+        call()
+    except SdkException as exc:
+        return {"status": exc.status_code, "name": exc.name, "message": exc.message}
+    return None
+
+
+def folder(tmp, name, code, requirements=""):
+    where = Path(tmp) / name
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "fn.py").write_text(code, encoding="utf-8")
+    (where / "requirements.txt").write_text(requirements, encoding="utf-8")
+    return str(where)
+
+
+TYPED_INPUTS = [
+    Input("word", "string"),
+    Input("count", "number"),
+    Input("flag", "boolean"),
+    Input("meta", "json"),
+    Input("items", "array", is_required=False, default_value=[1, 2]),
+    Input("doc", "file"),
+]
+TYPED_OUTPUTS = [
+    Output("twice", "string"),
+    Output("total", "number"),
+    Output("negated", "boolean"),
+    Output("echo", "json"),
+    Output("report", "file"),
+]
+
+
+def typed(settings):
+    client = sdk(settings)
+    seen = {}
+    local = folder(settings["tmp"], "typed", FUNCTION)
+    config = {"local_folder": local, "requirements_path": "requirements.txt"}
+    if settings.get("steps"):  # 0.72.1: a step, then a pipeline of it
+        step = client.create_step(
+            "typed-step",
+            function_path="fn.py",
+            function_name="main",
+            container_config=config,
+            inputs=TYPED_INPUTS,
+            outputs=TYPED_OUTPUTS,
+        )
+        seen["step"] = step["parameters"]["step_name"]
+        seen["steps"] = [s["step_name"] for s in client.list_steps()]
+        pipeline = client.create_pipeline("typed", step_name="typed-step")
+    else:
+        pipeline = client.create_pipeline(
+            "typed",
+            function_path="fn.py",
+            function_name="main",
+            container_config=config,
+            inputs=TYPED_INPUTS,
+            outputs=TYPED_OUTPUTS,
+        )
+    seen["created"] = pipeline["creation_info"]["status"]
+    seen["inputs"] = [(i["name"], i["data_type"]) for i in pipeline["parameters"]["inputs"]]
+    seen["listed"] = [p["pipeline_name"] for p in client.list_pipelines()]
+    doc = Path(settings["tmp"]) / "doc.txt"
+    doc.write_text("file input\n", encoding="utf-8")
+    inputs = {"word": "ab", "count": 2.5, "flag": True, "meta": {"k": [1]}, "doc": str(doc)}
+    result = client.run_pipeline("typed", inputs=inputs)
+    outputs = result["outputs"]
+    outputs["report"] = outputs["report"].decode()
+    seen["outputs"] = outputs
+    execution_id = result["execution_id"]
+    execution = client.get_pipeline_execution(execution_id)
+    seen["status"] = execution["status"]
+    seen["execution_inputs"] = {
+        i["pipeline_input_name"]: i["value"].decode()
+        if isinstance(i["value"], bytes)
+        else i["value"]
+        for i in execution["inputs"]
+    }
+    seen["input_doc"] = client.get_pipeline_execution_input(execution_id, "doc")["value"].decode()
+    seen["output_total"] = client.get_pipeline_execution_output(execution_id, "total")["value"]
+    seen["executions"] = [e["execution_id"] for e in client.list_pipeline_executions("typed")]
+    logs = client.get_pipeline_execution_logs(execution_id)
+    seen["logs"] = [line["message"] for line in logs]
+    seen["last_execution"] = client.get_pipeline("typed")["creation_info"]["last_execution_id"]
+    seen["execution_id"] = execution_id
+    seen["bad_type"] = error(lambda: client.run_pipeline("typed", inputs={**inputs, "count": "x"}))
+    seen["missing"] = error(lambda: client.run_pipeline("typed", inputs={"word": "a"}))
+    seen["data_store"] = error(client.list_data_store_objects)
+    seen["deployment"] = error(lambda: client.get_deployment("some-endpoint"))
+    seen["env_vars"] = error(client.list_environment_variables)
+    seen["vector"] = error(client.get_vector_database_credentials)
+    seen["deleted_execution"] = client.delete_pipeline_execution(execution_id)
+    seen["gone_execution"] = error(lambda: client.get_pipeline_execution(execution_id))
+    seen["deleted"] = client.delete_pipeline("typed")
+    seen["gone"] = error(lambda: client.get_pipeline("typed"))
+    if settings.get("steps"):
+        seen["deleted_step"] = client.delete_step("typed-step")
+    return seen
+
+
+def failing(settings):
+    client = sdk(settings)
+    local = folder(settings["tmp"], "failing", FAILING)
+    client.create_pipeline(
+        "failing",
+        function_path="fn.py",
+        function_name="main",
+        container_config={"local_folder": local, "requirements_path": "requirements.txt"},
+    )
+    seen = {"run": error(lambda: client.run_pipeline("failing"))}
+    started = client.run_pipeline("failing", wait_for_completion=False)
+    seen["started"] = sorted(started)
+    return seen
+
+
+def metric(settings):
+    """Two pipelines with the same requirements, each run once."""
+    client = sdk(settings)
+    seen = {}
+    for name in ("metric", "metric-again"):
+        local = folder(settings["tmp"], name, METRIC, settings["requirements"])
+        client.create_pipeline(
+            name,
+            function_path="fn.py",
+            function_name="main",
+            container_config={"local_folder": local, "requirements_path": "requirements.txt"},
+            inputs=[Input("value", "number")],
+        )
+        seen[name] = client.run_pipeline(name, inputs={"value": 0.75})["execution_id"]
+    seen["metrics"] = client.get_metrics(name="accuracy")
+    seen["by_pipeline"] = client.get_metrics(pipeline_name="metric-again")
+    seen["list_metrics"] = error(client.get_list_metrics)
+    return seen
+
+
+def viewer(settings):
+    client = sdk(settings)
+    local = folder(settings["tmp"], "viewer", FAILING)
+    return {
+        "create": error(
+            lambda: client.create_pipeline(
+                "nope",
+                function_path="fn.py",
+                function_name="main",
+                container_config={"local_folder": local, "requirements_path": "requirements.txt"},
+            )
+        ),
+        "list": client.list_pipelines(),
+    }
+
+
+if __name__ == "__main__":
+    scenario, given = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(globals()[scenario](given), default=str))
