@@ -52,7 +52,9 @@ class GatedWorkspace(Workspace):
         self.entered.set()
         if type(self).on_enter is not None:
             type(self).on_enter()  # through the class: a plain function, not a method
-        if not self.gate.wait(timeout=5):
+        # generous: a loaded CI machine was seen to take over 5 s to reach the gate's
+        # opener; a loop that really waits on the gate still fails, only later
+        if not self.gate.wait(timeout=30):
             type(self).expired = True
 
     def resolve_inputs(

@@ -155,6 +155,8 @@ async def _lead_form(request: Request, project: str) -> tuple[Access, dict[str, 
     """A lead's form: same-site, with the session's CSRF token."""
     sessions.check_origin(request)
     session, access = await run_in_threadpool(sessions.page_access, request, project, "lead")
+    if session is None:  # a source without sessions is read-only (check_origin says so)
+        raise sessions.SignInNeeded()
     form = await sessions.form_fields(request)
     sessions.check_csrf(session, form.get("csrf"))
     return access, form
