@@ -169,6 +169,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "steps": lines,
         "status_of": status_of,
         "job_status": views.job_statuses(status_of),
+        "group_status": views.group_statuses(status_of),
         "graph": views.graph(plan),
         "plan_error": plan.error,
         "names": plan.names,

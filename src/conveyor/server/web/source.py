@@ -154,13 +154,15 @@ class ServerSource:
         return get_run(self.state, project, run_id)
 
     def run_plan(self, run: QueuedRun) -> RunPlan:
+        from conveyor.sdk.listing import TreeFiles
         from conveyor.server.triggers import load_spec_at
         from conveyor.server.web.views import run_plan
 
         def load() -> Any:
             return load_spec_at(self.state, run.project, run.commit)
 
-        return run_plan(load, run, f"at {run.commit[:12]}")
+        files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
+        return run_plan(load, run, f"at {run.commit[:12]}", files)
 
     def run_files(self, run: QueuedRun) -> list[dict[str, Any]]:
         from conveyor.server.api_runs import run_files
