@@ -164,6 +164,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "run": run,
         "branch": views.branch_of(run.ref),
         "commit": views.commits_of(src.repo(project), [run]).get(run.commit, {}),
+        "commit_url": src.commit_url(run),
         "created": views.when(run.created_at),
         "duration": views.duration(run.started_at, run.ended_at),
         "steps": lines,

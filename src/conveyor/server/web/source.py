@@ -73,6 +73,10 @@ class RunSource(Protocol):
 
     def run_plan(self, run: QueuedRun) -> RunPlan: ...
 
+    def commit_url(self, run: QueuedRun) -> str | None:
+        """The run's commit on its forge's web pages, when known."""
+        ...
+
     def run_files(self, run: QueuedRun) -> list[dict[str, Any]]: ...
 
     def artifact(self, project: str, run_id: str, path: str) -> tuple[Path, str, Masker]:
@@ -163,6 +167,12 @@ class ServerSource:
 
         files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
         return run_plan(load, run, f"at {run.commit[:12]}", files)
+
+    def commit_url(self, run: QueuedRun) -> str | None:
+        from conveyor.server.forge import commit_url
+
+        found = self.state.statuses.link_of(run.id)  # a forge's webhook started the run
+        return commit_url(found[1]) if found is not None and found[0] == run.project else None
 
     def run_files(self, run: QueuedRun) -> list[dict[str, Any]]:
         from conveyor.server.api_runs import run_files
