@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,9 @@ def test_an_engine_runs_a_python_pipeline_with_the_local_cache_keys(
     assert forced.code == 0, forced.out + forced.err
     assert repo.show()["executor"] == executor
     assert _ran(repo) == {"flow.make", "flow.total", "flow.report"}
+    if executor == "htcondor":  # the step's log says which job, on which machine
+        log = Path(repo.steps()["flow.make"]["log"]).read_text()
+        assert re.search(r"conveyor: ran as HTCondor job \d+\.\d+ on \S+", log), log
     assert {s: step["outputs"] for s, step in repo.steps().items()} == expected
     back = repo.run("run", "pipeline.py", "--executor", "local")
     assert back.code == 0 and _ran(repo) == set()

@@ -82,3 +82,11 @@ def test_each_fan_out_is_one_box_with_its_count(ui: str, project: Repo) -> None:
     assert page.text.count("<tr data-step=") == 6
     live = httpx.get(f"{ui}/runs/{run}/live", timeout=30).json()
     assert live["groups"] == {"prep.clean": ["succeeded", 3], "train.fit": ["succeeded", 2]}
+
+
+def test_a_steps_page_says_where_it_ran(ui: str, project: Repo) -> None:
+    runs = project.run("runs", "--json").json()
+    run = (runs["runs"] if isinstance(runs, dict) else runs)[0]["id"]
+    page = httpx.get(f"{ui}/runs/{run}/steps/report.make", timeout=30)
+    assert page.status_code == 200, page.text
+    assert re.search(r"<dt>Ran on</dt><dd><code class=\"wrap\">local \(\d+\)</code>", page.text)

@@ -355,6 +355,8 @@ class HTCondorExecutor:
                 why = f"cannot move the step's outputs into the project: {exc}"
                 self._finish(job, "error", message=why, note=why)
                 continue
+            host = str(ad.get("LastRemoteHost") or "a machine of the pool")
+            job.notes.append(f"ran as HTCondor job {job.job_id} on {host}")
             if ad.get("ExitBySignal"):
                 signal = int(ad["ExitSignal"] or 0)
                 self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")

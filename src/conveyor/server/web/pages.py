@@ -367,6 +367,7 @@ def step_page(request: Request, project: str, run_id: str, step_id: str) -> HTML
         "role": access.role,
         "run": run,
         "step": record,
+        "ran_on": views.where_it_ran(src.records.events(run.id), record.step_id),
         "duration": views.duration(record.started_at, record.ended_at),
         "started": views.when(record.started_at),
         "why": explanation,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.metadata.records import StepRunRecord
+from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.web.dag import Drawing, layout
@@ -290,6 +290,20 @@ def live_state(records: MetadataRepository, run: QueuedRun) -> bytes:
         "steps": steps,
     }
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+def where_it_ran(events: Iterable[EventRecord], step_id: str) -> str | None:
+    """The executor and its id for the step's last attempt (``step-started``), e.g.
+    ``htcondor (htcondor:3f2a/j4)``; the log's last lines say more (an HTCondor job's
+    cluster id and machine)."""
+    found = None
+    for event in events:
+        if event.kind == "step-started" and event.step_id == step_id:
+            found = event.data
+    if not found or not found.get("executor"):
+        return None
+    backend = str(found.get("backend_id") or "")
+    return f"{found['executor']} ({backend})" if backend else str(found["executor"])
 
 
 @dataclass(frozen=True)
