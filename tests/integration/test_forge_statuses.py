@@ -72,7 +72,10 @@ def _push(server: Server, repo: Repo, forge: str, pipeline: str) -> tuple[str, s
             {
                 "ref": "refs/heads/main",
                 "after": head,
-                "repository": {"full_name": "octo/demo"},
+                "repository": {
+                    "full_name": "octo/demo",
+                    "html_url": "https://github.com/octo/demo",
+                },
                 "pusher": {"name": "octocat"},
             }
         ).encode()
@@ -80,7 +83,13 @@ def _push(server: Server, repo: Repo, forge: str, pipeline: str) -> tuple[str, s
         headers = {"X-Hub-Signature-256": f"sha256={mac}", "X-GitHub-Event": "push"}
     else:
         body = json.dumps(
-            {"ref": "refs/heads/main", "checkout_sha": head, "after": head, "project_id": 42}
+            {
+                "ref": "refs/heads/main",
+                "checkout_sha": head,
+                "after": head,
+                "project_id": 42,
+                "project": {"id": 42, "web_url": "https://gitlab.example.com/team/demo"},
+            }
         ).encode()
         headers = {"X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Push Hook"}
     answer = httpx.post(f"{server.url}/hooks/{forge}/demo", content=body, headers=headers)
@@ -106,6 +115,10 @@ def test_a_github_run_posts_pending_then_success(server: Server, repo: Repo, for
     sent = page.split('id="statuses"')[1].split("</table>")[0]
     assert f"<code>{run_id}</code>" in sent and "<td>success</td>" in sent and "HTTP 201" in sent
     assert TOKEN not in page
+    # the run's page links its commit on the forge
+    with web_client(server, "viewer") as viewer:
+        run_page = viewer.get(f"/ui/p/demo/runs/{run_id}").text
+    assert f'href="https://github.com/octo/demo/commit/{head}"' in run_page
 
 
 def test_a_failed_github_run_names_the_failed_step(
@@ -134,6 +147,9 @@ def test_a_gitlab_run_posts_its_states_with_the_private_token(
     assert failed["target_url"].endswith(f"/ui/p/demo/runs/{run_id}")
     assert "a.test" in failed["description"]
     assert {a["state"] for a in forge.accepted} <= {"pending", "running", "failed"}
+    with web_client(server, "viewer") as viewer:
+        run_page = viewer.get(f"/ui/p/demo/runs/{run_id}").text
+    assert f'href="https://gitlab.example.com/team/demo/-/commit/{head}"' in run_page
 
 
 def test_a_forge_that_is_down_gets_the_status_after_a_restart(

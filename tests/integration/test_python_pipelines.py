@@ -4,8 +4,10 @@ files in the store, the cache keyed by the code a step imports, DataFrames as Pa
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -172,24 +174,36 @@ def test_the_sdk_runs_a_pipeline_object_with_parameters(repo: Repo) -> None:
     assert _ran(repo) == set()
 
 
-def test_spark_runs_a_python_pipeline_with_the_local_cache_keys(repo: Repo) -> None:
-    master = os.environ.get("CONVEYOR_SPARK_MASTER")
-    if not master:
-        engine_missing("spark", "spark engine not configured (scripts/engines/spark.sh)")
+@pytest.mark.parametrize("executor", ["spark", "htcondor"])
+def test_an_engine_runs_a_python_pipeline_with_the_local_cache_keys(
+    repo: Repo, executor: str
+) -> None:
+    if executor == "spark":
+        master = os.environ.get("CONVEYOR_SPARK_MASTER")
+        if not master:
+            engine_missing("spark", "spark engine not configured (scripts/engines/spark.sh)")
+        settings = f'[executors.spark]\nmaster = "{master}"\n'
+    else:  # the pool's machines have a python3 and no Conveyor: the executor sends its own
+        if not (os.environ.get("CONDOR_CONFIG") and importlib.util.find_spec("htcondor2")):
+            engine_missing("htcondor", "HTCondor pool not configured (scripts/engines)")
+        settings = ""
     _setup(repo)
     if os.environ.get("PYTHONPATH"):  # the sources under test, for the workers' Python too
         env = {"PYTHONPATH": os.environ["PYTHONPATH"]}
         text = PIPELINE.replace("@conveyor.pipeline\n", f"@conveyor.pipeline(env={env!r})\n")
         repo.write("pipeline.py", text)
         repo.commit()
-    repo.write(".conveyor/config.toml", f'[executors.spark]\nmaster = "{master}"\n')
+    repo.write(".conveyor/config.toml", settings)
     local = repo.run("run", "pipeline.py", "--executor", "local")
     assert local.code == 0, local.out + local.err
     expected = {s: step["outputs"] for s, step in repo.steps().items()}
-    forced = repo.run("run", "pipeline.py", "--executor", "spark", "--force", timeout=300)
+    forced = repo.run("run", "pipeline.py", "--executor", executor, "--force", timeout=300)
     assert forced.code == 0, forced.out + forced.err
-    assert repo.show()["executor"] == "spark"
+    assert repo.show()["executor"] == executor
     assert _ran(repo) == {"flow.make", "flow.total", "flow.report"}
+    if executor == "htcondor":  # the step's log says which job, on which machine
+        log = Path(repo.steps()["flow.make"]["log"]).read_text()
+        assert re.search(r"conveyor: ran as HTCondor job \d+\.\d+ on \S+", log), log
     assert {s: step["outputs"] for s, step in repo.steps().items()} == expected
     back = repo.run("run", "pipeline.py", "--executor", "local")
     assert back.code == 0 and _ran(repo) == set()

@@ -9,7 +9,14 @@ import pytest
 from conveyor.domain.states import RunStatus
 from conveyor.errors import UsageError
 from conveyor.server.db.statuses import ForgeLink, OwedStatus
-from conveyor.server.forge import check_api, delay, describe, link_from_push, request_of
+from conveyor.server.forge import (
+    check_api,
+    commit_url,
+    delay,
+    describe,
+    link_from_push,
+    request_of,
+)
 
 SHA = "a" * 40
 
@@ -34,6 +41,26 @@ def test_a_payload_without_a_plain_repository_gives_no_link() -> None:
     assert github == ForgeLink("github", "https://api.github.com", "o/r", SHA, "r")
     gitlab = link_from_push("gitlab", {"project_id": 7}, {"forge_api": "http://gl"}, SHA, "r")
     assert gitlab == ForgeLink("gitlab", "http://gl", "7", SHA, "r")
+
+
+def test_the_commits_page_comes_from_the_payloads_web_address() -> None:
+    hub = {"repository": {"full_name": "o/r", "html_url": "https://github.com/o/r"}}
+    github = link_from_push("github", hub, {}, SHA, "r")
+    assert github is not None and github.web == "https://github.com/o/r"
+    assert commit_url(github) == f"https://github.com/o/r/commit/{SHA}"
+    lab = {"project_id": 7, "project": {"web_url": "https://gl.example/team/demo/"}}
+    gitlab = link_from_push("gitlab", lab, {}, SHA, "r")
+    assert (
+        gitlab is not None and commit_url(gitlab) == f"https://gl.example/team/demo/-/commit/{SHA}"
+    )
+    # a page address that is not a plain http(s) URL gives no link, the status still goes
+    for web in ("javascript:alert(1)", "https://u:p@github.com/o/r", "//evil", "https://h/?q", 7):
+        link = link_from_push(
+            "github", {"repository": {**hub["repository"], "html_url": web}}, {}, SHA, "r"
+        )
+        assert link is not None and link.web == "" and commit_url(link) is None, web
+    bare = link_from_push("github", {"repository": {"full_name": "o/r"}}, {}, SHA, "r")
+    assert bare is not None and commit_url(bare) is None
 
 
 @pytest.mark.parametrize(

@@ -90,3 +90,46 @@ def test_a_run_too_big_to_draw_by_step_is_drawn_by_job() -> None:
     assert job_status(["succeeded", "skipped"]) == "succeeded"
     assert job_status(["pending", "pending"]) == "pending"
     assert job_status(["succeeded", "not-run"]) == "not-run"
+
+
+def test_matrix_and_datum_fan_outs_are_drawn_as_one_node_with_their_count() -> None:
+    from conveyor.server.web.views import RunPlan, fanout_of, graph, group_statuses
+
+    assert fanout_of("train[lr=0.1,depth=3].fit") == "train.fit"
+    assert fanout_of("prep.clean[a.csv]") == "prep.clean"
+    assert fanout_of("m[x=[1, 2]].s[d]") == "m.s"  # a value with brackets of its own
+    assert fanout_of("plain.step") == "plain.step"
+    steps = [
+        "prep.load",
+        *(f"prep.clean[{n}.csv]" for n in "abc"),
+        *(f"train[lr={lr}].fit" for lr in (0.1, 0.01)),
+        "report.make",
+    ]
+    needs: dict[str, set[str]] = {f"prep.clean[{n}.csv]": {"prep.load"} for n in "abc"}
+    needs.update(
+        {f"train[lr={lr}].fit": {f"prep.clean[{n}.csv]" for n in "abc"} for lr in (0.1, 0.01)}
+    )
+    needs["report.make"] = {"train[lr=0.1].fit", "train[lr=0.01].fit"}
+    drawn = graph(RunPlan(steps, needs, {}))
+    assert drawn is not None and drawn.grouped and not drawn.by_job
+    assert [n.id for n in drawn.drawing.nodes] == [
+        "prep.load",
+        "prep.clean",
+        "train.fit",
+        "report.make",
+    ]
+    assert drawn.sizes == {"prep.load": 1, "prep.clean": 3, "train.fit": 2, "report.make": 1}
+    edges = {(e.source, e.target) for e in drawn.drawing.edges}
+    assert edges == {
+        ("prep.load", "prep.clean"),
+        ("prep.clean", "train.fit"),
+        ("train.fit", "report.make"),
+    }
+    statuses = {
+        "prep.clean[a.csv]": "succeeded",
+        "prep.clean[b.csv]": "failed",
+        "prep.load": "succeeded",
+    }
+    assert group_statuses(statuses) == {"prep.clean": "failed"}  # only fan-outs are groups
+    no_fanout = graph(RunPlan(["a.x", "a.y"], {"a.y": {"a.x"}}, {}))
+    assert no_fanout is not None and not no_fanout.grouped

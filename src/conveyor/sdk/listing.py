@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from conveyor.plan.graph import normalize
-from conveyor.spec.patterns import glob_paths, is_glob
+from conveyor.spec.patterns import glob_paths, is_glob, matches
+from conveyor.vcs.git import run_git
 
 _PRIVATE = (".git", ".conveyor")
 
@@ -44,3 +45,41 @@ class ProjectFiles:
                 if normal.split("/", 1)[0] not in _PRIVATE
             )
         )
+
+
+class TreeFiles:
+    """The same lister over a commit's tree in a repository (what :class:`ProjectFiles`
+    would list in a checkout of it), for a page that draws a pushed run's plan. A tree
+    of more than ``limit`` entries lists nothing (the plan then says its datums match
+    no file) rather than holding the page."""
+
+    def __init__(self, repo: Path, commit: str, limit: int = 200_000) -> None:
+        self.repo, self.commit, self.limit = repo, commit, limit
+        self._tree: tuple[frozenset[str], frozenset[str]] | None = None
+
+    def __call__(self, pattern: str) -> tuple[str, ...]:
+        files, dirs = self._entries()
+        if not is_glob(pattern):
+            path = normalize(pattern)
+            return (path,) if path in files or path in dirs else ()
+        # a trailing slash: directories only
+        candidates = [d + "/" for d in dirs] if pattern.endswith("/") else [*files, *dirs]
+        found = {normalize(p) for p in candidates if matches(pattern, p)}
+        return tuple(sorted(p for p in found if p.split("/", 1)[0] not in _PRIVATE))
+
+    def _entries(self) -> tuple[frozenset[str], frozenset[str]]:
+        if self._tree is None:
+            self._tree = (frozenset(), frozenset())
+            if not self.commit.startswith("-"):
+                listed = run_git(
+                    self.repo, "ls-tree", "-r", "-t", "-z", self.commit, check=False
+                ).stdout.split(b"\0")
+                if len(listed) <= self.limit:
+                    files: set[str] = set()
+                    dirs: set[str] = set()
+                    for entry in filter(None, listed):
+                        meta, _tab, name = entry.partition(b"\t")
+                        path = name.decode("utf-8", "surrogateescape")
+                        (dirs if meta.split(b" ")[1] == b"tree" else files).add(path)
+                    self._tree = (frozenset(files), frozenset(dirs))
+        return self._tree

@@ -82,15 +82,43 @@ def link_from_push(
     """Where to post statuses for a push the forge's webhook described; None when the
     payload does not name its repository (statuses are then not sent)."""
     if forge == "github":
-        repo = str((data.get("repository") or {}).get("full_name") or "")
+        repository = _object(data.get("repository"))
+        repo = str(repository.get("full_name") or "")
         ok = bool(GITHUB_REPO.match(repo)) and not {".", ".."} & set(repo.split("/"))
+        web = repository.get("html_url")
     else:
-        repo = str(data.get("project_id") or (data.get("project") or {}).get("id") or "")
+        project = _object(data.get("project"))
+        repo = str(data.get("project_id") or project.get("id") or "")
         ok = bool(GITLAB_PROJECT.match(repo))
+        web = project.get("web_url")
     if not ok:
         return None
     api = str(settings.get("forge_api") or DEFAULT_API[forge])
-    return ForgeLink(forge, api, repo, commit, ref)
+    return ForgeLink(forge, api, repo, commit, ref, _web_page(web))
+
+
+def commit_url(link: ForgeLink) -> str | None:
+    """The commit's page on the forge (the payload named the repository's page)."""
+    if not link.web:
+        return None
+    path = "commit" if link.forge == "github" else "-/commit"
+    return f"{link.web.rstrip('/')}/{path}/{quote(link.commit, safe='')}"
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _web_page(value: Any) -> str:
+    """A repository's page as the payload gave it, if it is a plain http(s) URL (it
+    becomes a link on the run's page); else nothing."""
+    if not isinstance(value, str) or len(value) > 300:
+        return ""
+    parts = urlsplit(value)
+    plain = parts.scheme in ("http", "https") and parts.hostname and not parts.username
+    if not plain or parts.password or parts.query or parts.fragment or "\\" in value:
+        return ""
+    return value
 
 
 def run_url(base_url: str, project: str, run_id: str) -> str:

@@ -16,7 +16,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from conveyor.executors.htcondor.description import (
     top_outputs,
 )
 from conveyor.executors.htcondor.pool import Pool
+from conveyor.executors.htcondor.runtime import runtime_env, wants_runtime
 from conveyor.executors.htcondor.settings import HTCondorSettings
 from conveyor.executors.htcondor.staging import Scratch, append_log, deliver, stage
 
@@ -105,6 +106,8 @@ class HTCondorExecutor:
 
     # -- the contract ---------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
+        if wants_runtime(invocation):  # the pool's Python may have no Conveyor: send it
+            invocation = replace(invocation, env=runtime_env(dict(invocation.env)))
         job_commands(invocation, "", False)  # a bad option or variable fails this step now
         self._count += 1
         job = _Job(invocation, f"j{self._count}", top_outputs(invocation.outputs))
@@ -352,6 +355,8 @@ class HTCondorExecutor:
                 why = f"cannot move the step's outputs into the project: {exc}"
                 self._finish(job, "error", message=why, note=why)
                 continue
+            host = str(ad.get("LastRemoteHost") or "a machine of the pool")
+            job.notes.append(f"ran as HTCondor job {job.job_id} on {host}")
             if ad.get("ExitBySignal"):
                 signal = int(ad["ExitSignal"] or 0)
                 self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")

@@ -41,6 +41,7 @@ JOB_ATTRIBUTES = [
     "HoldReasonCode",
     "NumJobStarts",
     "RemoveReason",
+    "LastRemoteHost",  # where it ran: a line of the step's log
 ]
 INSTALL_HINT = "install them with: pip install 'conveyor[htcondor]'"
 

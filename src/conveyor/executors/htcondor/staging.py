@@ -4,6 +4,7 @@ Layout of one invocation's directory (the job's ``initialdir`` on the submit sid
 
     in/                  the sandbox's initial content, spooled to the schedd
       <inputs>           hard links (or copies) at their project-relative paths
+      .conveyor-runtime/ a Python pipeline's step runner (``runtime``)
     stdout, stderr       retrieved from the spool
     .conveyor-out/       retrieved: the declared outputs the step wrote
 
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from conveyor.errors import ExecutorError
 from conveyor.executors.base import Invocation
+from conveyor.executors.htcondor import runtime
 from conveyor.executors.htcondor.description import INPUT_DIR, OUT_DIR, STDERR, STDOUT
+from conveyor.executors.htcondor.runtime import wants_runtime
 
 
 class Scratch:
@@ -61,6 +64,9 @@ def stage(invocation: Invocation, iwd: Path) -> tuple[bool, list[str]]:
     """Fill ``iwd/in`` with the inputs: (any staged, notes for the step's log)."""
     sandbox = iwd / INPUT_DIR
     staged, notes = False, []
+    if wants_runtime(invocation):
+        runtime.ship(sandbox)
+        staged = True
     for rel in invocation.inputs:
         norm = os.path.normpath(rel)
         if os.path.isabs(norm) or norm.startswith(".."):

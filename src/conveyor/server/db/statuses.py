@@ -30,6 +30,7 @@ class ForgeLink:
     repo: str  # GitHub: owner/name; GitLab: the project's id or path
     commit: str
     ref: str
+    web: str = ""  # the repository's page (from the payload, checked), for commit links
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Statuses:
                     repo=link.repo[:300],
                     commit=link.commit,
                     ref=link.ref,
+                    web_url=link.web[:300] or None,
                     state=state,
                     description=description[:140],
                     target_url=target_url,
@@ -217,7 +219,8 @@ class HookLog:
 
 
 def _link(row: Any) -> ForgeLink:
-    return ForgeLink(row["forge"], row["api"], row["repo"], row["commit"], row["ref"])
+    web = row.get("web_url") or ""
+    return ForgeLink(row["forge"], row["api"], row["repo"], row["commit"], row["ref"], web)
 
 
 def _owed(row: Any) -> OwedStatus:

@@ -113,9 +113,14 @@ class LocalSource:
         )
 
     def run_plan(self, run: QueuedRun) -> RunPlan:
+        from conveyor.sdk.listing import ProjectFiles
         from conveyor.server.web.views import run_plan
 
-        return run_plan(self.project.load_spec, run, "as it is now")
+        files = ProjectFiles(self.project.root)
+        return run_plan(self.project.load_spec, run, "as it is now", files)
+
+    def commit_url(self, run: QueuedRun) -> str | None:
+        return None  # a laptop's run has no forge page the records know of
 
     def run_files(self, run: QueuedRun) -> list[dict[str, Any]]:
         from conveyor.server.api_runs import output_files

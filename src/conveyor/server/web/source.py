@@ -73,6 +73,10 @@ class RunSource(Protocol):
 
     def run_plan(self, run: QueuedRun) -> RunPlan: ...
 
+    def commit_url(self, run: QueuedRun) -> str | None:
+        """The run's commit on its forge's web pages, when known."""
+        ...
+
     def run_files(self, run: QueuedRun) -> list[dict[str, Any]]: ...
 
     def artifact(self, project: str, run_id: str, path: str) -> tuple[Path, str, Masker]:
@@ -154,13 +158,21 @@ class ServerSource:
         return get_run(self.state, project, run_id)
 
     def run_plan(self, run: QueuedRun) -> RunPlan:
+        from conveyor.sdk.listing import TreeFiles
         from conveyor.server.triggers import load_spec_at
         from conveyor.server.web.views import run_plan
 
         def load() -> Any:
             return load_spec_at(self.state, run.project, run.commit)
 
-        return run_plan(load, run, f"at {run.commit[:12]}")
+        files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
+        return run_plan(load, run, f"at {run.commit[:12]}", files)
+
+    def commit_url(self, run: QueuedRun) -> str | None:
+        from conveyor.server.forge import commit_url
+
+        found = self.state.statuses.link_of(run.id)  # a forge's webhook started the run
+        return commit_url(found[1]) if found is not None and found[0] == run.project else None
 
     def run_files(self, run: QueuedRun) -> list[dict[str, Any]]:
         from conveyor.server.api_runs import run_files

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.metadata.records import StepRunRecord
+from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.web.dag import Drawing, layout
 
 if TYPE_CHECKING:
+    from conveyor.plan.datums import Lister
     from conveyor.spec.model import PipelineSpec
 
 TRIGGERS = ("push", "tag", "webhook", "schedule", "manual")
@@ -131,15 +132,17 @@ class RunPlan:
     error: str | None = None
 
 
-def run_plan(load: Callable[[], PipelineSpec], run: QueuedRun, where: str) -> RunPlan:
+def run_plan(
+    load: Callable[[], PipelineSpec], run: QueuedRun, where: str, lister: Lister
+) -> RunPlan:
     """The steps, dependencies and names of the pipeline ``load`` reads (``where``: at
-    the run's commit, or as it is now) with the run's parameters, or an empty plan and
-    the reason."""
+    the run's commit, or as it is now) with the run's parameters and the files
+    ``lister`` names (what ``datums`` globs match), or an empty plan and the reason."""
     from conveyor.errors import ConveyorError
     from conveyor.plan.compile import compile_plan
 
     try:
-        plan = compile_plan(load(), dict(run.params), [])
+        plan = compile_plan(load(), dict(run.params), [], lister)
     except ConveyorError as exc:
         return RunPlan([], {}, {}, f"the pipeline {where} does not compile: {exc}")
     needs = {s.id: set(s.needs) for s in plan.steps}
@@ -157,28 +160,63 @@ class Graph:
     """Nodes are jobs (the run has too many steps to draw one by one)."""
     sizes: dict[str, int]
     """Steps per node (1 for a step)."""
+    grouped: bool = False
+    """Matrix and datum fan-outs are one node each (``fanout_of``), with their count."""
 
 
 def job_of(step_id: str) -> str:
     return step_id.partition(".")[0]
 
 
+def fanout_of(step_id: str) -> str:
+    """The step a matrix instance (``job[k=v].step``) or a datum (``job.step[datum]``)
+    was made from: the id without its bracketed parts (nested brackets included)."""
+    if "[" not in step_id:
+        return step_id
+    kept: list[str] = []
+    depth = 0
+    for char in step_id:
+        if char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+        elif not depth:
+            kept.append(char)
+    return "".join(kept)
+
+
 def graph(plan: RunPlan) -> Graph | None:
-    """The steps and their dependencies; a run with too many steps is drawn by job (a
-    job depends on another when one of its steps does); None when even that is too big."""
-    drawn = layout(plan.steps, plan.needs)
-    if drawn is not None:
-        return Graph(drawn, False, dict.fromkeys(plan.steps, 1))
+    """The steps and their dependencies, a matrix's or a datum glob's fan-out drawn as one
+    node with its count; a run with too many nodes is drawn by job (a job depends on
+    another when one of its steps does); None when even that is too big."""
+    groups: dict[str, int] = {}
+    for step in plan.steps:
+        groups[fanout_of(step)] = groups.get(fanout_of(step), 0) + 1
+    if len(groups) < len(plan.steps):
+        drawn = layout(list(groups), _needs_between(plan.needs, fanout_of))
+        if drawn is not None:
+            return Graph(drawn, False, groups, grouped=True)
+    else:
+        drawn = layout(plan.steps, plan.needs)
+        if drawn is not None:
+            return Graph(drawn, False, dict.fromkeys(plan.steps, 1))
     jobs: dict[str, int] = {}
     for step in plan.steps:
         jobs[job_of(step)] = jobs.get(job_of(step), 0) + 1
-    needs: dict[str, set[str]] = {}
-    for step, wanted in plan.needs.items():
-        for other in wanted:
-            if job_of(other) != job_of(step):
-                needs.setdefault(job_of(step), set()).add(job_of(other))
-    drawn = layout(list(jobs), needs)
+    drawn = layout(list(jobs), _needs_between(plan.needs, job_of))
     return None if drawn is None else Graph(drawn, True, jobs)
+
+
+def _needs_between(
+    needs: dict[str, set[str]], node_of: Callable[[str], str]
+) -> dict[str, set[str]]:
+    """The steps' dependencies as dependencies between the nodes that hold them."""
+    between: dict[str, set[str]] = {}
+    for step, wanted in needs.items():
+        for other in wanted:
+            if node_of(other) != node_of(step):
+                between.setdefault(node_of(step), set()).add(node_of(other))
+    return between
 
 
 def job_status(statuses: list[str]) -> str:
@@ -201,15 +239,33 @@ def job_statuses(statuses: dict[str, str]) -> dict[str, str]:
 
 def job_states(statuses: dict[str, str]) -> dict[str, tuple[str, int]]:
     """Each job's status and how many of its steps ``statuses`` holds."""
+    return _states(statuses.items(), job_of)
+
+
+def group_statuses(statuses: dict[str, str]) -> dict[str, str]:
+    return {group: status for group, (status, _count) in group_states(statuses).items()}
+
+
+def group_states(statuses: dict[str, str]) -> dict[str, tuple[str, int]]:
+    """Each fan-out's status and how many of its steps ``statuses`` holds (steps of no
+    matrix or datum glob are not groups)."""
+    fanned = ((step, status) for step, status in statuses.items() if "[" in step)
+    return _states(fanned, fanout_of)
+
+
+def _states(
+    statuses: Iterable[tuple[str, str]], node_of: Callable[[str], str]
+) -> dict[str, tuple[str, int]]:
     grouped: dict[str, list[str]] = {}
-    for step, status in statuses.items():
-        grouped.setdefault(job_of(step), []).append(status)
-    return {job: (job_status(values), len(values)) for job, values in grouped.items()}
+    for step, status in statuses:
+        grouped.setdefault(node_of(step), []).append(status)
+    return {node: (job_status(values), len(values)) for node, values in grouped.items()}
 
 
 def live_state(records: MetadataRepository, run: QueuedRun) -> bytes:
     """The small JSON the run page polls: the run's status and each recorded step's."""
     states = records.step_states(run.id)
+    recorded = {r.step_id: str(r.status) for r in states}
     steps = {
         r.step_id: {
             "status": str(r.status),
@@ -227,12 +283,27 @@ def live_state(records: MetadataRepository, run: QueuedRun) -> bytes:
         "status": str(run.status),
         "final": run.status.finished,
         # of the recorded steps only: the page knows each job's size
-        "jobs": job_states({r.step_id: str(r.status) for r in states}),
+        "jobs": job_states(recorded),
+        "groups": group_states(recorded),  # the fan-outs drawn as one node
         "duration": duration(run.started_at, run.ended_at),
         "now": time.time(),  # a running step's bar reaches the server's now
         "steps": steps,
     }
     return json.dumps(data, separators=(",", ":")).encode()
+
+
+def where_it_ran(events: Iterable[EventRecord], step_id: str) -> str | None:
+    """The executor and its id for the step's last attempt (``step-started``), e.g.
+    ``htcondor (htcondor:3f2a/j4)``; the log's last lines say more (an HTCondor job's
+    cluster id and machine)."""
+    found = None
+    for event in events:
+        if event.kind == "step-started" and event.step_id == step_id:
+            found = event.data
+    if not found or not found.get("executor"):
+        return None
+    backend = str(found.get("backend_id") or "")
+    return f"{found['executor']} ({backend})" if backend else str(found["executor"])
 
 
 @dataclass(frozen=True)

@@ -37,15 +37,18 @@
         statusClass(el, step.status);
       }
     });
-    document.querySelectorAll("[data-job]").forEach(function (el) {
-      var job = data.jobs[el.getAttribute("data-job")];  // [status, steps recorded]
-      if (!job) { return; }
-      var status = job[0];
-      var unstarted = job[1] < Number(el.getAttribute("data-size"));
-      if (unstarted && !data.final && (status === "succeeded" || status === "skipped")) {
-        status = "running";
-      }
-      statusClass(el, status);
+    // a job's box, or a fan-out's (a matrix's or datums' instances): [status, steps recorded]
+    [["data-job", data.jobs], ["data-group", data.groups || {}]].forEach(function (kind) {
+      document.querySelectorAll("[" + kind[0] + "]").forEach(function (el) {
+        var node = kind[1][el.getAttribute(kind[0])];
+        if (!node) { return; }
+        var status = node[0];
+        var unstarted = node[1] < Number(el.getAttribute("data-size"));
+        if (unstarted && !data.final && (status === "succeeded" || status === "skipped")) {
+          status = "running";
+        }
+        statusClass(el, status);
+      });
     });
     timeline(data);
     return data.final;

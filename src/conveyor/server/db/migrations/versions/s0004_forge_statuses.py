@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("repo", sa.String(300), nullable=False),
         sa.Column("commit", sa.String(64), nullable=False),
         sa.Column("ref", sa.Text, nullable=False),
+        sa.Column("web_url", sa.String(300)),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("description", sa.String(140), nullable=False),
         sa.Column("target_url", sa.Text, nullable=False),
