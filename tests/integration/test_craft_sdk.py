@@ -179,5 +179,6 @@ def test_a_pipeline_deployed_as_an_endpoint_is_called_with_its_token(
     }
     assert seen["gone"]["status"] == 404
     assert seen["listed_after"] == []
+    assert seen["files"] == {"upper": "AB\nAB\n", "size": 6}
     with craft_server.api() as client:
         assert client.get("/deployments").json()["deployments"] == []

@@ -42,6 +42,14 @@ def main(a, b):
     print("adding", a, b)
     return {"total": a + b}
 """
+UPPER = """\
+def main(doc, times):
+    with open(doc["path"], encoding="utf-8") as f:
+        text = f.read().upper() * times
+    with open("upper.txt", "w", encoding="utf-8") as f:
+        f.write(text)
+    return {"upper": {"path": "upper.txt"}, "size": len(text)}
+"""
 FAILING = """\
 def main():
     raise RuntimeError("the function broke on purpose")
@@ -283,9 +291,34 @@ def deploy(settings):
     seen["refused"] = error(lambda: client.delete_pipeline("adder"))
     seen["deleted_deployment"] = client.delete_deployment("adder-cron")
     seen["forced"] = client.delete_pipeline("adder", force_deployments_deletion=True)
+    seen["files"] = deploy_files(client, settings)
     seen["gone"] = error(lambda: client.get_deployment("adder-ep"))
     seen["listed_after"] = client.list_deployments()
     return seen
+
+
+def deploy_files(client, settings):
+    """A file input sent as a part (with a JSON parameter beside it), a file output
+    downloaded from its URL with the endpoint token."""
+    local = folder(settings["tmp"], "upper", UPPER)
+    client.create_pipeline(
+        "upper",
+        function_path="fn.py",
+        function_name="main",
+        container_config={"local_folder": local, "requirements_path": "requirements.txt"},
+        inputs=[Input("doc", "file"), Input("times", "number")],
+        outputs=[Output("upper", "file"), Output("size", "number")],
+    )
+    token = client.create_deployment("upper", "upper-ep", execution_rule="endpoint")[
+        "endpoint_token"
+    ]
+    doc = Path(settings["tmp"]) / "doc.txt"
+    doc.write_text("ab\n", encoding="utf-8")
+    with open(doc, "rb") as handle:
+        called = client.trigger_endpoint("upper-ep", token, inputs={"doc": handle, "times": 2})
+    outputs = called["outputs"]
+    client.delete_pipeline("upper", force_deployments_deletion=True)
+    return {"upper": outputs["upper"].decode(), "size": outputs["size"]}
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def conflict(exc: DeploymentConflict) -> CraftError:
 # ---- mappings ----------------------------------------------------------------------
 
 
-def _inputs(definition: dict[str, Any], given: Any, kind: str) -> tuple[InputMapping, ...]:
+def input_mappings(definition: dict[str, Any], given: Any, kind: str) -> tuple[InputMapping, ...]:
     """Craft's ``inputs_mapping`` -> the native mappings of the inputs not read from
     the request (an unmapped input of an endpoint is its request input of that name)."""
     if given is None:
@@ -133,7 +133,7 @@ def _inputs(definition: dict[str, Any], given: Any, kind: str) -> tuple[InputMap
     return tuple(mapped.values())
 
 
-def _outputs(definition: dict[str, Any], given: Any) -> tuple[OutputMapping, ...]:
+def output_mappings(definition: dict[str, Any], given: Any) -> tuple[OutputMapping, ...]:
     if given is None:
         given = []
     if not isinstance(given, list) or not all(isinstance(m, dict) for m in given):
@@ -209,8 +209,8 @@ def create(state: ServerState, project: str, who: str, kind: str, body: dict[str
     _, definition = definitions.get(repo, "pipeline", pipeline)
     given_token = _endpoint_token(body) if kind == "endpoint" else None
     settings = DeploymentSettings(
-        inputs=_inputs(definition, body.get("inputs_mapping"), kind),
-        outputs=_outputs(definition, body.get("outputs_mapping")),
+        inputs=input_mappings(definition, body.get("inputs_mapping"), kind),
+        outputs=output_mappings(definition, body.get("outputs_mapping")),
         schedule=_schedule(body, kind),
         timeout=_timeout(body),
     )
@@ -241,9 +241,9 @@ def update(state: ServerState, project: str, name: str, body: dict[str, Any]) ->
             raise bad_input(f"deployment {name!r} is an endpoint: it has no schedule")
         changes["schedule"] = _schedule(body, "periodic")
     if body.get("inputs_mapping") is not None:
-        changes["inputs"] = _inputs(definition, body["inputs_mapping"], record.kind)
+        changes["inputs"] = input_mappings(definition, body["inputs_mapping"], record.kind)
     if body.get("outputs_mapping") is not None:
-        changes["outputs"] = _outputs(definition, body["outputs_mapping"])
+        changes["outputs"] = output_mappings(definition, body["outputs_mapping"])
     if changes:
         settings = DeploymentSettings.model_validate({**record.settings.model_dump(), **changes})
         service.update(state, project, name, settings=settings)
