@@ -6,7 +6,11 @@
 - the code folder is data: a slip out of the folder (``..``, absolute), links, devices,
   a decompression bomb, too many entries, duplicates and non-archives are refused
   (400) and nothing is created;
-- names and inputs from the request are checked (ref names, undeclared file parts)."""
+- names and inputs from the request are checked (ref names, undeclared file parts);
+- deployments: an endpoint token opens its own endpoint and results only (another
+  deployment's and an unknown endpoint: the same 401), is never an SDK or API token,
+  is shown to leads only; viewers and members cannot create, change or delete one; a
+  call over the deployment's body limit is a 413."""
 
 from __future__ import annotations
 
