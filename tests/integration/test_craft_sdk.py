@@ -68,7 +68,7 @@ def test_pipeline_from_a_function_runs_with_typed_inputs(
     )
     assert seen["data_store"]["status"] == 501
     assert "Data store" in seen["data_store"]["message"]
-    assert "Deployments" in seen["deployment"]["message"]
+    assert seen["deployment"]["status"] == 404  # deployments are served: none of that name
     assert "Environment variables" in seen["env_vars"]["message"]
     assert "Vector databases" in seen["vector"]["message"]
     assert seen["deleted_execution"] == {"execution_id": seen["execution_id"]}
@@ -131,3 +131,54 @@ def test_record_metric_value_lands_in_the_runs_metrics(
     ]
     assert [m["execution_id"] for m in seen["by_pipeline"]] == [seen["metric-again"]]
     assert "Metric lists" in seen["list_metrics"]["message"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_pipeline_deployed_as_an_endpoint_is_called_with_its_token(
+    craft_server: Server, tmp_path: Path, version: str
+) -> None:
+    """Deployments of Craft pipelines are native deployments; each call is a Craft
+    execution (a run of the pipeline's execution commit) recorded as the deployment's."""
+    seen = run_scenario(version, "deploy", settings(craft_server, tmp_path, "lead"), tmp_path)
+    assert seen["created"] == {
+        "name": "adder-ep",
+        "execution_rule": "endpoint",
+        "mode": "elastic",
+        "status": "up",
+        "is_enabled": True,
+        "endpoint_url_path": "adder-ep",
+    }
+    assert seen["pipeline"] == "adder"
+    assert seen["low_latency"]["status"] == 501
+    assert "low_latency" in seen["low_latency"]["message"]
+    assert seen["listed"] == [["adder-ep", "adder", "endpoint"]]
+    assert seen["outputs"] == {"total": 5}
+    assert seen["later"]["outputs"] == {"total": 2}
+    assert seen["by_api"]["outputs"] == {"total": 10}
+    assert seen["execution"] == ["adder", "adder-ep"]
+    assert seen["bad_input"]["status"] == 400
+    assert "'a' expects a number" in seen["bad_input"]["message"]
+    assert "'c'" in seen["unknown_input"]["message"]
+    assert "adding 2 3" in seen["logs"]
+    assert seen["old_token"]["status"] == 401
+    assert seen["new_token"]["outputs"] == {"total": 3}
+    assert seen["last"] == seen["by_api"]["execution_id"]
+    assert seen["disabled"] == [False, "disabled"]
+    assert seen["when_disabled"]["status"] == 409
+    assert seen["enabled"] == "up"
+    assert seen["periodic"] == ["periodic", "* * * * * */3"]
+    assert seen["periodic_inputs"] == [["a", 1], ["b", 2]]
+    assert seen["scheduled"] == {"total": 3}  # a scheduled execution, with the constants
+    assert seen["cron_disabled"] == "disabled"
+    assert seen["refused"]["status"] == 409
+    assert "adder-cron" in seen["refused"]["message"]
+    assert seen["deleted_deployment"] == {"name": "adder-cron", "execution_rule": "periodic"}
+    assert seen["forced"] == {
+        "pipeline": {"name": "adder"},
+        "deployments": [{"name": "adder-ep", "execution_rule": "endpoint"}],
+    }
+    assert seen["gone"]["status"] == 404
+    assert seen["listed_after"] == []
+    assert seen["files"] == {"upper": "AB\nAB\n", "size": 6}
+    with craft_server.api() as client:
+        assert client.get("/deployments").json()["deployments"] == []

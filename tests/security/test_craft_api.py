@@ -6,7 +6,11 @@
 - the code folder is data: a slip out of the folder (``..``, absolute), links, devices,
   a decompression bomb, too many entries, duplicates and non-archives are refused
   (400) and nothing is created;
-- names and inputs from the request are checked (ref names, undeclared file parts)."""
+- names and inputs from the request are checked (ref names, undeclared file parts);
+- deployments: an endpoint token opens its own endpoint and results only (another
+  deployment's and an unknown endpoint: the same 401), is never an SDK or API token,
+  is shown to leads only; viewers and members cannot create, change or delete one; a
+  call over the deployment's body limit is a 413."""
 
 from __future__ import annotations
 
@@ -223,7 +227,6 @@ def test_names_and_parts_are_checked(server: Server) -> None:
 def test_not_served_parts_are_named_not_404_pages(server: Server, tmp_path: Path) -> None:
     token = access_token(server)
     for path, named in [
-        ("deployments/d", "Deployments"),
         ("data-store/list", "Data store"),
         ("environment-variables", "Environment variables"),
         ("pipeline-templates", "Pipeline templates"),
@@ -241,3 +244,90 @@ def test_a_body_over_the_craft_cap_is_refused_before_it_is_read(server: Server) 
     assert answer.json()["name"] == "PayloadTooLarge"  # what SdkException shows
     assert "limit for this route" in answer.json()["message"]
     assert listed(server) == []
+
+
+# ---- deployments and their endpoint tokens -----------------------------------------
+
+
+def bearer(server: Server, who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token(server, who)}"}
+
+
+def make_endpoint(server: Server, name: str) -> str:
+    """An endpoint deployment of the pipeline ``p``, created by the lead; its token
+    (shown to a lead right after creation, as the SDK's create_deployment reads it)."""
+    body = {"pipeline_name": "p", "name": name, "mode": "elastic"}
+    made = httpx.post(f"{url(server)}/endpoints", json=body, headers=bearer(server, "lead"))
+    assert made.status_code in (200, 201), made.text
+    got = httpx.get(f"{url(server)}/deployments/{name}", headers=bearer(server, "lead"))
+    token: str = got.json()["endpoint_token"]
+    assert token
+    return token
+
+
+def endpoint(server: Server, name: str) -> str:
+    return f"{server.url}/craft/demo/endpoints/{name}"
+
+
+def test_an_endpoint_token_opens_its_own_deployment_only(server: Server) -> None:
+    assert create(server, tar_gz([file_member("fn.py")])).status_code == 201
+    first, second = make_endpoint(server, "first"), make_endpoint(server, "second")
+    for name, header in [
+        ("second", f"EndpointToken {first}"),  # another deployment's token
+        ("missing", f"EndpointToken {first}"),  # no deployment: the same answer
+        ("second", f"Bearer {second}"),  # the right token, the wrong scheme
+        ("second", "EndpointToken x"),
+    ]:
+        answer = httpx.post(endpoint(server, name), json={}, headers={"Authorization": header})
+        assert "endpoint token" in craft_error(answer, 401)["message"]
+    results = f"{server.url}/craft/demo/endpoints/v1/second/executions/abc"
+    craft_error(httpx.get(results, params={"token": first}), 401)
+    craft_error(httpx.get(f"{results}/outputs/total", params={"token": first}), 401)
+    latest = httpx.get(
+        f"{url(server)}/deployments/second/executions/latest", headers=bearer(server, "viewer")
+    )
+    assert latest.json() is None  # nothing ran
+
+
+def test_a_viewer_or_member_cannot_create_change_or_see_a_token(server: Server) -> None:
+    assert create(server, tar_gz([file_member("fn.py")])).status_code == 201
+    body = {"pipeline_name": "p", "name": "ep", "mode": "elastic"}
+    for who in ("viewer", "member"):
+        answer = httpx.post(f"{url(server)}/endpoints", json=body, headers=bearer(server, who))
+        assert "lead role" in craft_error(answer, 403)["message"]
+    make_endpoint(server, "ep")
+    for who in ("viewer", "member"):
+        headers = bearer(server, who)
+        change = httpx.patch(
+            f"{url(server)}/deployments/ep", json={"is_enabled": False}, headers=headers
+        )
+        craft_error(change, 403)
+        rotate = httpx.post(f"{url(server)}/endpoints/ep/generate-new-token", headers=headers)
+        craft_error(rotate, 403)
+        craft_error(httpx.delete(f"{url(server)}/deployments/ep", headers=headers), 403)
+        seen = httpx.get(f"{url(server)}/deployments/ep", headers=headers).json()
+        assert seen["endpoint_token"] is None and seen["is_enabled"] is True
+
+
+def test_an_endpoint_token_is_not_an_api_token(server: Server) -> None:
+    assert create(server, tar_gz([file_member("fn.py")])).status_code == 201
+    token = make_endpoint(server, "ep")
+    refresh = httpx.post(f"{url(server)}/auth/refresh", json={"refresh_token": token})
+    craft_error(refresh, 401)
+    for header in (f"Bearer {token}", f"EndpointToken {token}"):
+        craft_error(httpx.get(f"{url(server)}/pipelines", headers={"Authorization": header}), 401)
+        rest = httpx.get(
+            f"{server.url}/api/v1/projects/demo/deployments", headers={"Authorization": header}
+        )
+        assert rest.status_code == 401
+
+
+def test_an_endpoint_call_over_the_deployments_body_limit_is_refused(server: Server) -> None:
+    assert create(server, tar_gz([file_member("fn.py")])).status_code == 201
+    token = make_endpoint(server, "ep")
+    answer = httpx.post(
+        endpoint(server, "ep"),
+        content=b'{"x": "' + b"y" * (2 * 1024**2) + b'"}',
+        headers={"Authorization": f"EndpointToken {token}", "Content-Type": "application/json"},
+    )
+    assert "ep" in craft_error(answer, 413)["message"]

@@ -37,7 +37,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         githttp,
         webhooks,
     )
-    from conveyor.server.craft import api as craft_api
+    from conveyor.server.craft import routes as craft_routes
     from conveyor.server.web import lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
@@ -82,7 +82,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(githttp.router)
     for pages_router in [*pages.routers(), lead.router]:
         app.include_router(pages_router)
-    craft_api.install(app)
+    craft_routes.install(app)
     app.mount("/ui/static", pages.static_files(), name="web-static")
     add_docs(app)
 

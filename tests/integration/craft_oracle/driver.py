@@ -4,9 +4,10 @@ client saw. Nothing here knows Conveyor: only the SDK's public calls."""
 
 import json
 import sys
+import time
 from pathlib import Path
 
-from craft_ai_sdk import CraftAiSdk, Input, Output, SdkException
+from craft_ai_sdk import CraftAiSdk, Input, InputSource, Output, SdkException
 
 FUNCTION = """\
 import json
@@ -35,6 +36,19 @@ def main(value):
     sdk.record_metric_value("accuracy", value)
     print("recorded", value)
     return {}
+"""
+ADDER = """\
+def main(a, b):
+    print("adding", a, b)
+    return {"total": a + b}
+"""
+UPPER = """\
+def main(doc, times):
+    with open(doc["path"], encoding="utf-8") as f:
+        text = f.read().upper() * times
+    with open("upper.txt", "w", encoding="utf-8") as f:
+        f.write(text)
+    return {"upper": {"path": "upper.txt"}, "size": len(text)}
 """
 FAILING = """\
 def main():
@@ -196,6 +210,115 @@ def viewer(settings):
         ),
         "list": client.list_pipelines(),
     }
+
+
+def deploy(settings):
+    """An endpoint deployment of a pipeline, called with its token and with the SDK
+    token, its token rotated, disabled, a periodic one beside it, and the pipeline
+    deleted without and with force."""
+    client = sdk(settings)
+    seen = {}
+    local = folder(settings["tmp"], "adder", ADDER)
+    client.create_pipeline(
+        "adder",
+        function_path="fn.py",
+        function_name="main",
+        container_config={"local_folder": local, "requirements_path": "requirements.txt"},
+        inputs=[Input("a", "number"), Input("b", "number")],
+        outputs=[Output("total", "number")],
+    )
+    made = client.create_deployment("adder", "adder-ep", execution_rule="endpoint")
+    token = made["endpoint_token"]
+    keys = ("name", "execution_rule", "mode", "status", "is_enabled", "endpoint_url_path")
+    seen["created"] = {k: made[k] for k in keys}
+    seen["pipeline"] = made["pipeline"]["name"]
+    seen["low_latency"] = error(
+        lambda: client.create_deployment(
+            "adder", "fast", execution_rule="endpoint", mode="low_latency"
+        )
+    )
+    seen["listed"] = [
+        [d["name"], d["pipeline_name"], d["execution_rule"]] for d in client.list_deployments()
+    ]
+    seen["outputs"] = client.trigger_endpoint("adder-ep", token, inputs={"a": 2, "b": 3})["outputs"]
+    later = client.trigger_endpoint(
+        "adder-ep", token, inputs={"a": 1, "b": 1}, wait_for_completion=False
+    )
+    seen["later"] = client.retrieve_endpoint_results("adder-ep", later["execution_id"], token)
+    seen["by_api"] = client.trigger_endpoint("adder-ep", inputs={"a": 5, "b": 5})
+    execution = client.get_pipeline_execution(later["execution_id"])
+    seen["execution"] = [execution["pipeline_name"], execution["deployment_name"]]
+    seen["bad_input"] = error(
+        lambda: client.trigger_endpoint("adder-ep", token, inputs={"a": "x", "b": 1})
+    )
+    seen["unknown_input"] = error(
+        lambda: client.trigger_endpoint("adder-ep", token, inputs={"a": 1, "b": 1, "c": 1})
+    )
+    seen["last"] = client.get_deployment("adder-ep")["last_execution_id"]
+    seen["logs"] = [line["message"] for line in client.get_deployment_logs("adder-ep")]
+    new = client.generate_new_endpoint_token("adder-ep")["endpoint_token"]
+    seen["old_token"] = error(
+        lambda: client.trigger_endpoint("adder-ep", token, inputs={"a": 1, "b": 2})
+    )
+    seen["new_token"] = client.trigger_endpoint("adder-ep", new, inputs={"a": 1, "b": 2})
+    disabled = client.update_deployment("adder-ep", is_enabled=False)
+    seen["disabled"] = [disabled["is_enabled"], disabled["status"]]
+    seen["when_disabled"] = error(
+        lambda: client.trigger_endpoint("adder-ep", new, inputs={"a": 1, "b": 2})
+    )
+    seen["enabled"] = client.update_deployment("adder-ep", is_enabled=True)["status"]
+    periodic = client.create_deployment(
+        "adder",
+        "adder-cron",
+        execution_rule="periodic",
+        schedule="* * * * * */3",  # every 3 seconds (a sixth field: Conveyor's croniter)
+        inputs_mapping=[
+            InputSource(pipeline_input_name="a", constant_value=1),
+            InputSource(pipeline_input_name="b", constant_value=2),
+        ],
+    )
+    seen["periodic"] = [periodic["execution_rule"], periodic["schedule"]]
+    seen["periodic_inputs"] = [
+        [m["pipeline_input_name"], m["constant_value"]] for m in periodic["inputs_mapping"]
+    ]
+    for _ in range(120):  # the schedule clock starts an execution within seconds
+        last = client.get_deployment("adder-cron")["last_execution_id"]
+        if last:
+            seen["scheduled"] = client.retrieve_pipeline_execution_outputs(last)["outputs"]
+            break
+        time.sleep(0.5)
+    seen["cron_disabled"] = client.update_deployment("adder-cron", is_enabled=False)["status"]
+    seen["refused"] = error(lambda: client.delete_pipeline("adder"))
+    seen["deleted_deployment"] = client.delete_deployment("adder-cron")
+    seen["forced"] = client.delete_pipeline("adder", force_deployments_deletion=True)
+    seen["files"] = deploy_files(client, settings)
+    seen["gone"] = error(lambda: client.get_deployment("adder-ep"))
+    seen["listed_after"] = client.list_deployments()
+    return seen
+
+
+def deploy_files(client, settings):
+    """A file input sent as a part (with a JSON parameter beside it), a file output
+    downloaded from its URL with the endpoint token."""
+    local = folder(settings["tmp"], "upper", UPPER)
+    client.create_pipeline(
+        "upper",
+        function_path="fn.py",
+        function_name="main",
+        container_config={"local_folder": local, "requirements_path": "requirements.txt"},
+        inputs=[Input("doc", "file"), Input("times", "number")],
+        outputs=[Output("upper", "file"), Output("size", "number")],
+    )
+    token = client.create_deployment("upper", "upper-ep", execution_rule="endpoint")[
+        "endpoint_token"
+    ]
+    doc = Path(settings["tmp"]) / "doc.txt"
+    doc.write_text("ab\n", encoding="utf-8")
+    with open(doc, "rb") as handle:
+        called = client.trigger_endpoint("upper-ep", token, inputs={"doc": handle, "times": 2})
+    outputs = called["outputs"]
+    client.delete_pipeline("upper", force_deployments_deletion=True)
+    return {"upper": outputs["upper"].decode(), "size": outputs["size"]}
 
 
 if __name__ == "__main__":

@@ -63,5 +63,10 @@ def member(request: Request, project: str) -> CraftAccess:
     return check(request, project, "member")
 
 
+def lead(request: Request, project: str) -> CraftAccess:
+    return check(request, project, "lead")
+
+
 Viewer = Annotated[CraftAccess, Depends(viewer)]
 Member = Annotated[CraftAccess, Depends(member)]
+Lead = Annotated[CraftAccess, Depends(lead)]

@@ -1,7 +1,7 @@
 """The Craft AI API's routes under ``/craft/{project}``: the SDK's environment URL and
 control URL are both ``http://HOST:PORT/craft/<project>``; its paths (``/api/v1/...``)
 follow. Everything the SDK can call answers: served, or a Craft-shaped error naming
-what is not (deployments until they are wired in, the data store, ...)."""
+what is not (the data store, ...). Deployments: ``api_deploy.py``."""
 
 from __future__ import annotations
 
@@ -24,12 +24,16 @@ from conveyor.server.craft.errors import (
     not_found,
     unsupported,
 )
-from conveyor.server.craft.forms import check_value, io_list, unflatten
+from conveyor.server.craft.forms import io_list, typed_inputs, unflatten
 from conveyor.server.craft.upload import unpack
+from conveyor.server.db.accounts import role_at_least
+from conveyor.server.db.queue import QueuedRun
+from conveyor.server.state import ServerState
 
 
 def install(app: FastAPI) -> None:
-    """The routes, and Craft-shaped bodies for their refusals."""
+    """The routes, and Craft-shaped bodies for their refusals (after the deployments'
+    routes: ``routes.install``; the catch-all of what is not served matches last)."""
     app.include_router(router)
 
     @app.exception_handler(CraftError)
@@ -221,9 +225,17 @@ def get_step(request: Request, access: Viewer, name: str) -> dict[str, Any]:
 def delete_pipeline(
     request: Request, access: Member, name: str, force_deployments_deletion: bool = False
 ) -> dict[str, Any]:
-    repo = server(request).config.repo_dir(access.project)
+    """Refused while deployments serve the pipeline, unless forced (which deletes them:
+    a lead's doing)."""
+    from conveyor.server.craft import deploy
+
+    state = server(request)
+    repo = state.config.repo_dir(access.project)
+    definitions.get(repo, "pipeline", name)
+    lead = role_at_least(access.role, "lead")
+    deleted = deploy.release(state, access.project, name, force_deployments_deletion, lead)
     definitions.delete(repo, "pipeline", name)
-    return {"pipeline": {"name": name}, "deployments": []}
+    return {"pipeline": {"name": name}, "deployments": deleted}
 
 
 @router.delete("/steps/{name}")
@@ -242,34 +254,6 @@ def creation_logs(request: Request, access: Viewer, name: str) -> list[dict[str,
 
 
 # ---- executions --------------------------------------------------------------------
-
-
-def _typed_inputs(
-    definition: dict[str, Any], values: dict[str, Any], files: dict[str, bytes]
-) -> dict[str, Any]:
-    declared = {i["name"]: i for i in definition.get("inputs", [])}
-    for name in [*values, *files]:
-        if name not in declared:
-            raise bad_input(f"the pipeline has no input {name[:100]!r}")
-    checked = {}
-    missing = []
-    for name, item in declared.items():
-        kind = item["data_type"]
-        if kind == "file":
-            if name in values:
-                raise bad_input(f"input {name!r} is a file: send it as a file")
-            if name not in files and item.get("is_required"):
-                missing.append(f"{name} ({kind})")
-            continue
-        if name in values and values[name] is not None:
-            checked[name] = check_value(name, kind, values[name])
-        elif "default_value" in item:
-            checked[name] = item["default_value"]
-        elif item.get("is_required"):
-            missing.append(f"{name} ({kind})")
-    if missing:
-        raise bad_input(f"required inputs are missing: {', '.join(missing)}")
-    return checked
 
 
 @router.post("/pipelines/{name}/run")
@@ -291,7 +275,7 @@ async def run_pipeline(request: Request, access: Member, name: str) -> dict[str,
         raise bad_input("json_inputs is not JSON") from None
     if not isinstance(values, dict):
         raise bad_input("json_inputs must be a JSON object")
-    checked = _typed_inputs(definition, values, files)
+    checked = typed_inputs(definition, values, files)
     executed = await run_in_threadpool(definitions.execution_commit, repo, commit, checked, files)
     ref = definitions.KINDS["pipeline"] + name
 
@@ -355,8 +339,28 @@ async def execution_outputs(
     SDK follows by asking again."""
     state = server(request)
     run = await run_in_threadpool(executions.get, state, access.project, execution_id)
+    if wait_for_completion:
+        found = await held(request, state, run)
+        if isinstance(found, Response):
+            return found
+        run = found
+    data = await run_in_threadpool(executions.to_json, state, run, None)
+    if run.status.finished and executions.status_of(run) != "Succeeded":
+        raise CraftError(
+            500,
+            "ExecutionFailed",
+            f"the execution {run.id} ended {executions.status_of(run).lower()}"
+            + (f": {data['error']}" if data.get("error") else "")
+            + "; read its logs with get_pipeline_execution_logs",
+        )
+    return JSONResponse({"execution_id": run.id, "outputs": data["outputs"]})
+
+
+async def held(request: Request, state: ServerState, run: QueuedRun) -> QueuedRun | Response:
+    """The run once it has ended, reading its status once a second; after ``HOLD``
+    seconds a 307 to the same URL (the SDK, and any HTTP client, asks again)."""
     waited = 0.0
-    while wait_for_completion and not run.status.finished:
+    while not run.status.finished:
         if waited >= HOLD or await request.is_disconnected():
             return JSONResponse(
                 {"message": f"execution {run.id} is {executions.status_of(run).lower()}"},
@@ -369,16 +373,7 @@ async def execution_outputs(
         if found is None:
             raise not_found(f"the execution {run.id} was deleted")
         run = found
-    data = await run_in_threadpool(executions.to_json, state, run, None)
-    if run.status.finished and executions.status_of(run) != "Succeeded":
-        raise CraftError(
-            500,
-            "ExecutionFailed",
-            f"the execution {run.id} ended {executions.status_of(run).lower()}"
-            + (f": {data['error']}" if data.get("error") else "")
-            + "; read its logs with get_pipeline_execution_logs",
-        )
-    return JSONResponse({"execution_id": run.id, "outputs": data["outputs"]})
+    return run
 
 
 def _file_or_value(
@@ -464,8 +459,6 @@ def environment_info() -> Response:
 # ---- the rest of the SDK's surface: named refusals ---------------------------------
 
 FEATURES = {
-    "deployments": "Deployments (create, get, list, update, delete, logs)",
-    "endpoints": "Deployment endpoints (trigger, results, tokens)",
     "data-store": "Data store operations",
     "environment-variables": "Environment variables",
     "pipeline-templates": "Pipeline templates",

@@ -11,6 +11,7 @@ from conveyor.domain.states import RunStatus
 from conveyor.server.craft import definitions
 from conveyor.server.craft.errors import CraftError, not_found
 from conveyor.server.db.queue import QueuedRun
+from conveyor.server.deployments.store import Deployments
 from conveyor.server.masking import Masker
 from conveyor.server.results import RESULTS_PREFIX
 from conveyor.server.state import ServerState
@@ -112,6 +113,7 @@ def to_json(
         for o in definition.get("outputs", [])
     ]
     name = pipeline_of(run)
+    called = Deployments(state.db.engine).of_run(run.project, run.id) if values else None
     return {
         "execution_id": run.id,
         "status": status_of(run),
@@ -120,7 +122,7 @@ def to_json(
         "start_date": definitions.iso(run.started_at),
         "end_date": definitions.iso(run.ended_at),
         "pipeline_name": name,
-        "deployment_name": None,
+        "deployment_name": called["deployment"] if called else None,
         "error": run.error,
         "steps": [
             {

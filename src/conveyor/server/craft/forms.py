@@ -124,3 +124,33 @@ def io_list(raw: Any, what: str, inputs: bool) -> list[dict[str, Any]]:
                 )
         out.append(entry)
     return out
+
+
+def typed_inputs(
+    definition: dict[str, Any], values: dict[str, Any], files: dict[str, bytes]
+) -> dict[str, Any]:
+    """The values of a run's inputs checked against the declared ones (unknown names,
+    wrong types, missing required ones: a 400 naming them); defaults filled in."""
+    declared = {i["name"]: i for i in definition.get("inputs", [])}
+    for name in [*values, *files]:
+        if name not in declared:
+            raise bad_input(f"the pipeline has no input {name[:100]!r}")
+    checked = {}
+    missing = []
+    for name, item in declared.items():
+        kind = item["data_type"]
+        if kind == "file":
+            if name in values:
+                raise bad_input(f"input {name!r} is a file: send it as a file")
+            if name not in files and item.get("is_required"):
+                missing.append(f"{name} ({kind})")
+            continue
+        if name in values and values[name] is not None:
+            checked[name] = check_value(name, kind, values[name])
+        elif "default_value" in item:
+            checked[name] = item["default_value"]
+        elif item.get("is_required"):
+            missing.append(f"{name} ({kind})")
+    if missing:
+        raise bad_input(f"required inputs are missing: {', '.join(missing)}")
+    return checked

@@ -9,6 +9,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from conveyor.errors import NotFoundError, UsageError
@@ -135,11 +136,14 @@ def rotate_token(state: ServerState, project: str, name: str) -> str:
     return token
 
 
-def release_pipeline(state: ServerState, project: str, force: bool) -> list[str]:
+def release_pipeline(
+    state: ServerState, project: str, force: bool, ref: str | None = None
+) -> list[str]:
     """Before a project's pipeline is deleted: refused while deployments serve it, unless
     ``force`` (Craft AI's ``force_deployments_deletion``), which deletes them; returns
-    the names of the deployments deleted."""
-    names = [r.name for r in list_all(state, project)]
+    the names of the deployments deleted. ``ref``: only the deployments of that ref (a
+    Craft pipeline's); without it, all the project's."""
+    names = [r.name for r in list_all(state, project) if ref is None or r.ref == ref]
     if names and not force:
         raise DeploymentConflict(
             f"deployments still serve this pipeline ({', '.join(names)}); delete them first "
@@ -148,6 +152,17 @@ def release_pipeline(state: ServerState, project: str, force: bool) -> list[str]
     for name in names:
         delete(state, project, name)
     return names
+
+
+Launcher = Callable[[ServerState, DeploymentRecord], None]
+LAUNCHERS: dict[str, Launcher] = {}
+"""Ref prefix -> what starts a periodic execution of a deployment of such a ref, when
+a pipeline of that kind runs otherwise than with run parameters (the Craft API's
+pipelines: an execution commit each). Registered by their package."""
+
+
+def launcher(record: DeploymentRecord) -> Launcher | None:
+    return next((f for p, f in LAUNCHERS.items() if record.ref.startswith(p)), None)
 
 
 def call(
@@ -159,6 +174,11 @@ def call(
     """One call of an endpoint: checked, counted, executed; its execution's JSON."""
     if record.kind != "endpoint":
         raise DeploymentConflict(f"deployment {record.name!r} is periodic: it has no endpoint")
+    if launcher(record) is not None:
+        raise DeploymentConflict(
+            f"deployment {record.name!r} serves a Craft pipeline: call it at "
+            f"/craft/{record.project}/endpoints/{record.name} (docs/craft.md)"
+        )
     if not record.enabled:
         raise DeploymentConflict(f"deployment {record.name!r} is disabled; a lead can enable it")
     state.deployments.admit((record.project, record.name), record.settings.rate_limit)
@@ -308,6 +328,10 @@ def periodic_due(state: ServerState, now: float) -> int:
 
 def _periodic(state: ServerState, record: DeploymentRecord) -> None:
     try:
+        launch = launcher(record)
+        if launch is not None:
+            launch(state, record)
+            return
         inputs = call_inputs(record.settings.inputs, {}, lambda: state.secrets_for(record.project))
         execute(state, record, inputs, "schedule")
     except Exception as exc:

@@ -217,6 +217,14 @@ class Deployments:
             row = conn.execute(query).first()
         return None if row is None else execution_json(row)
 
+    def of_run(self, project: str, run_id: str) -> dict[str, Any] | None:
+        """The execution a run is (a Craft deployment's call is a run), if any."""
+        e = t.deployment_executions
+        query = sa.select(e).where((e.c.project == project) & (e.c.run_id == run_id)).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else execution_json(row)
+
     def executions(self, project: str, name: str, limit: int) -> list[dict[str, Any]]:
         e = t.deployment_executions
         query = (
