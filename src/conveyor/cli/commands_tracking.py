@@ -7,28 +7,13 @@ from typing import Any
 
 import click
 
+from conveyor.cli.columns import cell_text, echo_table
 from conveyor.cli.commands_inspect import runs
 from conveyor.cli.context import Context, emit_json
 
 pass_context = click.make_pass_decorator(Context)
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 _ALL = click.option("--all", "show_all", is_flag=True, help="Show unchanged values too.")
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _table(header: list[str], lines: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-    for row in [header, *lines]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _warn(errors: list[str]) -> None:
@@ -72,9 +57,11 @@ def show(ctx: Context, run_ref: str, as_json: bool, remote: bool) -> None:
     if as_json:
         emit_json(found)
     else:
-        lines = [[s, k, _text(v)] for s, vals in found["metrics"].items() for k, v in vals.items()]
+        lines = [
+            [s, k, cell_text(v)] for s, vals in found["metrics"].items() for k, v in vals.items()
+        ]
         if lines:
-            _table(["source", "metric", "value"], lines)
+            echo_table(["source", "metric", "value"], lines)
         else:
             click.echo(f"run {found['run']} recorded no metrics")
         for step, runs in found.get("dotscience", {}).items():
@@ -112,14 +99,14 @@ def _diff(ctx: Context, a: str, b: str, which: str, show_all: bool, as_json: boo
     elif not changes:
         click.echo(f"no {which} differ between {old.run_id} and {new.run_id}")
     else:
-        _table(
+        echo_table(
             ["source", "key", old.run_id, new.run_id, "change"],
             [
                 [
                     c.source,
                     c.key,
-                    _text(c.old) if c.present[0] else "-",
-                    _text(c.new) if c.present[1] else "-",
+                    cell_text(c.old) if c.present[0] else "-",
+                    cell_text(c.new) if c.present[1] else "-",
                     "" if c.delta is None else f"{c.delta:+.6g}",
                 ]
                 for c in changes
@@ -194,7 +181,7 @@ def compare(ctx: Context, run_refs: tuple[str, ...], as_json: bool) -> None:
             if not found:
                 click.echo("  (none)")
                 continue
-            _table(
+            echo_table(
                 ["", *names, *result.runs],
                 [
                     ["*" if r.differs else "", r.source, r.key, *(_short(v) for v in r.values)]
@@ -205,7 +192,7 @@ def compare(ctx: Context, run_refs: tuple[str, ...], as_json: bool) -> None:
 
 
 def _short(value: Any) -> str:
-    text = _text(value)
+    text = cell_text(value)
     return text[:12] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
 
 

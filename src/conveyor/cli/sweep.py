@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from conveyor.cli.columns import cell_text, echo_table
 from conveyor.cli.context import EXIT_CANCELLED, emit_json
 from conveyor.domain.types import ParamValue
 from conveyor.sdk.project import Project
@@ -95,21 +96,9 @@ def _print_table(sweep: Sweep, names: list[str]) -> None:
     titles = [row.key if keys.count(row.key) == 1 else f"{row.source}:{row.key}" for row in metrics]
     header = ["run", "status", *names, *titles]
     lines = [
-        [run.id[:12], str(run.status), *(_text(values.get(n)) for n in names)]
-        + [_text(row.values[i]) for row in metrics]
+        [run.id[:12], str(run.status), *(cell_text(values.get(n)) for n in names)]
+        + [cell_text(row.values[i]) for row in metrics]
         for i, (run, values) in enumerate(zip(sweep.runs, sweep.values(), strict=True))
     ]
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
     click.echo("")
-    for row in [header, *lines]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    echo_table(header, lines)

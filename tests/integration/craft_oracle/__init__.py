@@ -9,36 +9,21 @@ it saw as JSON."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from tests.integration import oracles
 
 VERSIONS = ("0.74.7", "0.72.1")
 DRIVER = Path(__file__).with_name("driver.py")
 
 
 def oracle_python(version: str) -> Path:
-    given = os.environ.get(f"CONVEYOR_CRAFT_SDK_{version.replace('.', '_')}")
-    if given:
-        return Path(given)
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    venv = home / "conveyor" / "oracles" / f"craft-ai-sdk-{version}"
-    python = venv / "bin" / "python"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f"craft-ai-sdk-{version}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build, whichever test process comes first
-        if not (venv / ".complete").exists():
-            shutil.rmtree(venv, ignore_errors=True)  # a build that did not finish
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            pip = [str(python), "-m", "pip", "install", "-q", f"craft-ai-sdk=={version}"]
-            subprocess.run(pip, check=True)
-            (venv / ".complete").touch()
-    return python
+    given_by = f"CONVEYOR_CRAFT_SDK_{version.replace('.', '_')}"
+    return oracles.oracle_python("craft-ai-sdk", version, given_by)
 
 
 def run_scenario(version: str, scenario: str, settings: dict[str, Any], cwd: Path) -> Any:

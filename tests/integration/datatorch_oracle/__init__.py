@@ -6,36 +6,20 @@ once under ``~/.cache/conveyor/oracles/datatorch-0.8.0`` with pip from PyPI."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from tests.integration import oracles
 
 VERSION = "0.8.0"
 DRIVER = Path(__file__).with_name("driver.py")
 
 
 def oracle_python() -> Path:
-    given = os.environ.get("CONVEYOR_DATATORCH_PYTHON")
-    if given:
-        return Path(given)
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    venv = home / "conveyor" / "oracles" / f"datatorch-{VERSION}"
-    python = venv / "bin" / "python"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(venv.parent / f"datatorch-{VERSION}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build, whichever test process comes first
-        if not (venv / ".complete").exists():
-            shutil.rmtree(venv, ignore_errors=True)  # a build that did not finish
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            pip = [str(python), "-m", "pip", "install", "-q", f"datatorch=={VERSION}"]
-            subprocess.run(pip, check=True)
-            (venv / ".complete").touch()
-    return python
+    return oracles.oracle_python("datatorch", VERSION, "CONVEYOR_DATATORCH_PYTHON")
 
 
 def run_pipeline(path: Path, trigger: dict[str, Any], home: Path) -> dict[str, Any]:
