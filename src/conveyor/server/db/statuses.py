@@ -161,15 +161,7 @@ class Statuses:
             return [dict(row._mapping) for row in conn.execute(query)]
 
     def recent(self, project: str, limit: int = 20) -> list[dict[str, Any]]:
-        table = t.forge_statuses
-        query = (
-            sa.select(table)
-            .where(table.c.project == project)
-            .order_by(table.c.id.desc())
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return _newest(self.engine, t.forge_statuses, project, limit)
 
 
 class HookLog:
@@ -207,15 +199,16 @@ class HookLog:
                 )
 
     def recent(self, project: str, limit: int = 20) -> list[dict[str, Any]]:
-        table = t.hook_log
-        query = (
-            sa.select(table)
-            .where(table.c.project == project)
-            .order_by(table.c.id.desc())
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        return _newest(self.engine, t.hook_log, project, limit)
+
+
+def _newest(engine: sa.Engine, table: sa.Table, project: str, limit: int) -> list[dict[str, Any]]:
+    """A project's newest rows of ``table`` (an ``id`` column), newest first."""
+    query = (
+        sa.select(table).where(table.c.project == project).order_by(table.c.id.desc()).limit(limit)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def _link(row: Any) -> ForgeLink:
