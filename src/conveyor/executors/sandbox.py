@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,14 @@ SHOWN = ("/run/systemd/resolve",)
 _checked: dict[str, str | None] = {}
 
 
+def _runtime() -> tuple[str, ...]:
+    """This Python and Conveyor itself, shown read-only wherever they are installed: a
+    step (``python -m conveyor.pystep``, ``import conveyor``) runs the interpreter on the
+    ``PATH`` it inherits, and a virtualenv under ``/tmp`` is private to the sandbox
+    otherwise. Code only: the server's data stays hidden around it."""
+    return (sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2]))
+
+
 @dataclass(frozen=True)
 class Sandbox:
     hide: tuple[str, ...] = ()
@@ -91,7 +100,7 @@ class Sandbox:
         # parents before children: a directory hidden inside a readable one stays hidden
         hidden = [os.path.realpath(p) for p in self.hide if _hideable(p)]
         mounts = {path: ["--tmpfs", path] for path in hidden}
-        for path in map(os.path.realpath, (*self.readable, *SHOWN)):
+        for path in map(os.path.realpath, (*self.readable, *SHOWN, *_runtime())):
             if os.path.exists(path) and _inside(path, [*private, *hidden]):
                 mounts.setdefault(path, ["--ro-bind", path, path])
         for path in sorted(mounts, key=len):
