@@ -25,4 +25,4 @@ fi
 export CONVEYOR_SCREENSHOTS="${CONVEYOR_SCREENSHOTS:-${CONVEYOR_ARTIFACTS:-$ROOT/build}/screenshots}"
 
 echo "== pytest"
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider --durations=25 "$@"
