@@ -95,6 +95,9 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
             image_id = str(started.get("image_id", "")).removeprefix("sha256:")[:12]
             where = " ".join(p for p in (str(started.get("container", "")), image_id) if p)
             click.echo(f"      image {started['image']}  ({where})")
+        if ran_on := started.get("ran_on"):  # where the executor ran it: job, slot...
+            where = ", ".join(f"{k} {v}" for k, v in ran_on.items())
+            click.echo(f"      ran on {started.get('executor', 'its executor')} {where}")
         for output in step.outputs:
             click.echo(f"      > {output.path}  {output.digest[:12]}  {output.size} B")
 

@@ -31,18 +31,22 @@ def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[
     return data
 
 
-_EXTRAS = ("image", "container", "image_id", "action", "action_commit")
+_EXTRAS = ("executor", "image", "container", "image_id", "action", "action_commit")
 
 
 def _started_extras(project: Project, run_id: str) -> dict[str, dict[str, Any]]:
-    """What a step's start recorded beyond the usual: the image asked for and where it
-    ran instead, the action and the commit it was pinned to."""
+    """What a step's last attempt recorded beyond the usual: its executor (a ``runs-on``
+    job's may differ from the run's), the image asked for and where it ran instead, the
+    action and the commit it was pinned to; where the executor ran it (``ran_on``: an
+    HTCondor job's id and slot)."""
     extras: dict[str, dict[str, Any]] = {}
     for event in project.records.events(run_id):
-        if event.kind == "step-started" and event.step_id:
-            found = {k: event.data[k] for k in _EXTRAS if k in event.data}
-            if found:
-                extras[event.step_id] = found
+        if not event.step_id:
+            continue
+        if event.kind == "step-started":
+            extras[event.step_id] = {k: event.data[k] for k in _EXTRAS if k in event.data}
+        elif event.kind == "step-finished" and event.data.get("ran_on"):
+            extras.setdefault(event.step_id, {})["ran_on"] = event.data["ran_on"]
     return extras
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from conveyor.errors import ExecutorError
 from conveyor.executors.base import Invocation
 from conveyor.executors.htcondor import runtime
-from conveyor.executors.htcondor.description import INPUT_DIR, OUT_DIR, STDERR, STDOUT
+from conveyor.executors.htcondor.description import INPUT_DIR, LOG, OUT_DIR, STDERR, STDOUT
 from conveyor.executors.htcondor.runtime import wants_runtime
 
 
@@ -103,10 +103,13 @@ def deliver(invocation: Invocation, iwd: Path, outputs: Sequence[str]) -> None:
 
 
 def append_log(invocation: Invocation, iwd: Path | None, notes: Sequence[str] = ()) -> None:
-    """Add the job's stdout, then its stderr, then Conveyor's notes to the step's log."""
+    """Add the job's output, then Conveyor's notes to the step's log: the command's
+    output as the job sent it back (``LOG``), else what it streamed so far (its stdout,
+    retrieved from the spool of a job that did not complete); then its stderr."""
     invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(invocation.log_path, "ab") as log:
-        for name in (STDOUT, STDERR):
+        output = STDOUT if iwd is None or not (iwd / LOG).exists() else LOG
+        for name in (output, STDERR):
             if iwd is None:
                 break
             with contextlib.suppress(FileNotFoundError), open(iwd / name, "rb") as part:
