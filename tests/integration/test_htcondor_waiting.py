@@ -131,7 +131,8 @@ def test_show_json_says_where_each_step_ran(repo: Repo) -> None:
         jobs:
           one:
             steps:
-              - run: echo hello
+              - run: echo hello > hello.txt
+                outputs: [hello.txt]
         """
     )
     repo.commit("pipeline")
@@ -145,3 +146,8 @@ def test_show_json_says_where_each_step_ran(repo: Repo) -> None:
     assert ran["job"].split(".")[0].isdigit()
     logs = repo.run("logs", "latest", "one.step-1")
     assert f"ran as HTCondor job {ran['job']} on {ran['slot']}" in logs.out
+    lineage = repo.run("lineage", "hello.txt", "--json").json()
+    produced = lineage["produced_by"][0]
+    assert (produced["executor"], produced["ran_on"]) == ("htcondor", ran)
+    shown = repo.run("show", "latest")
+    assert f"ran on htcondor job {ran['job']}, slot {ran['slot']}" in shown.out
