@@ -35,6 +35,13 @@ OUT_DIR = ".conveyor-out"
 """In the sandbox: the declared outputs, gathered for the transfer back."""
 LOG = ".conveyor-log"
 """In the sandbox: the command's output (stdout and stderr), for the transfer back."""
+INTERPRETER = f"{OUT_DIR}/.conveyor-python"
+"""In the sandbox, for a Python step: the worker's interpreter that the step's command
+chose (``$CONVEYOR_PYTHON`` or ``python3``) and its version, one line."""
+PYTHON = "${CONVEYOR_PYTHON:-python3}"
+"""How a Python step's command names its interpreter (``spec/pyspec.py``,
+``plan/datums.py``)."""
+_ASK_VERSION = "import sys; print(sys.version.split()[0])"
 _CODE = ".conveyor-code"
 """In the sandbox: the command's exit code, out of the pipe into ``tee``."""
 INPUT_DIR = "in"
@@ -202,6 +209,14 @@ def wrapper_script(command: str, exported: Mapping[str, str], outputs: Sequence[
         f"rm -f {_CODE}",
         f"mkdir -p {OUT_DIR}",
     ]
+    if PYTHON in command:  # before the outputs: a declared output of that name wins
+        # found as the command's shell finds it: a job may have no PATH, and then
+        # Python cannot tell its own sys.executable
+        ask = shlex.quote(_ASK_VERSION)
+        lines.append(
+            f'py=$(command -v "{PYTHON}") && v=$("$py" -c {ask} 2>/dev/null) && '
+            f'echo "$py $v" >{INTERPRETER}'
+        )
     for path in outputs:
         source = shlex.quote(path)
         parent = shlex.quote(os.path.join(OUT_DIR, os.path.dirname(path)))

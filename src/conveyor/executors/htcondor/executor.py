@@ -41,7 +41,13 @@ from conveyor.executors.htcondor.description import (
 from conveyor.executors.htcondor.pool import Pool
 from conveyor.executors.htcondor.runtime import runtime_env, wants_runtime
 from conveyor.executors.htcondor.settings import HTCondorSettings
-from conveyor.executors.htcondor.staging import Scratch, append_log, deliver, stage
+from conveyor.executors.htcondor.staging import (
+    Scratch,
+    append_log,
+    deliver,
+    interpreter,
+    stage,
+)
 
 # JobStatus values, and the hold code of a job whose input files are still uploading
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
@@ -80,6 +86,8 @@ class _Job:
     """The answer, when no machine matches."""
     ad: dict[str, Any] | None = None
     """Its last job ad from the schedd."""
+    interpreter: str | None = None
+    """The worker's Python that ran a Python step, with its version."""
 
 
 _Ending = EndState | Literal["unmatched"]
@@ -367,6 +375,7 @@ class HTCondorExecutor:
             host = str(ad.get("LastRemoteHost") or "a machine of the pool")
             job.notes.append(f"ran as HTCondor job {job.job_id} on {host}")
             job.ad = ad
+            job.interpreter = interpreter(job.iwd)
             if ad.get("ExitBySignal"):
                 signal = int(ad["ExitSignal"] or 0)
                 self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")
@@ -419,4 +428,7 @@ def _ran_on(job: _Job) -> dict[str, str] | None:
     if not job.job_id or not slot:
         return None
     host = slot.rpartition("@")[2]
-    return {"job": job.job_id, "slot": slot, "host": host}
+    ran_on = {"job": job.job_id, "slot": slot, "host": host}
+    if job.interpreter:
+        ran_on["interpreter"] = job.interpreter
+    return ran_on

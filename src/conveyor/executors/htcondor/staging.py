@@ -24,7 +24,14 @@ from pathlib import Path
 from conveyor.errors import ExecutorError
 from conveyor.executors.base import Invocation
 from conveyor.executors.htcondor import runtime
-from conveyor.executors.htcondor.description import INPUT_DIR, LOG, OUT_DIR, STDERR, STDOUT
+from conveyor.executors.htcondor.description import (
+    INPUT_DIR,
+    INTERPRETER,
+    LOG,
+    OUT_DIR,
+    STDERR,
+    STDOUT,
+)
 from conveyor.executors.htcondor.runtime import wants_runtime
 
 
@@ -100,6 +107,19 @@ def deliver(invocation: Invocation, iwd: Path, outputs: Sequence[str]) -> None:
             target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, target)
+
+
+def interpreter(iwd: Path) -> str | None:
+    """What a Python step's job said of its interpreter (``path version``), if anything
+    plausible: one short line of printable text."""
+    try:
+        with open(iwd / INTERPRETER, "rb") as file:
+            text = file.read(512).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    if not text or "\n" in text or len(text) > 300 or not text.isprintable():
+        return None
+    return text
 
 
 def append_log(invocation: Invocation, iwd: Path | None, notes: Sequence[str] = ()) -> None:
