@@ -181,6 +181,11 @@ def test_engine_runs_datums_with_the_same_outputs_cache_and_provenance(
     assert _digests(repo) == expected
     log = Path(repo.steps()["count.words[c.txt]"]["log"]).read_text()
     assert "counted data/texts/c.txt" in log
+    if executor == "htcondor":  # the worker's Python that ran each step, with the slot
+        ran_on = repo.steps()["count.words[c.txt]"]["ran_on"]
+        path, version = ran_on["interpreter"].split(" ")
+        assert path.startswith("/") and "python" in path, ran_on
+        assert version.startswith("3."), ran_on
 
     lineage = repo.run("lineage", "results/words/a.json", "--json")
     assert lineage.code == 0, lineage.err

@@ -12,6 +12,8 @@ from conveyor.executors.base import UNBOUNDED, Capacity, Completion, Handle, Inv
 
 HANG = "hang"
 """An outcome: the invocation runs until it is cancelled."""
+UNMATCHED = "unmatched"
+"""An outcome: an error another attempt would repeat (no machine matches the job)."""
 
 
 class FakeClock:
@@ -46,6 +48,8 @@ class FakeExecutor:
     """What ``capacity`` answers (None: unbounded)."""
     patience: float | None = None
     """The ``no_capacity_timeout`` that ``capacity`` answers with."""
+    ran_on: Mapping[str, str] | None = None
+    """Where its completions say the invocations ran."""
     submitted: list[Invocation] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     _ended: dict[str, Completion] = field(default_factory=dict)
@@ -58,14 +62,19 @@ class FakeExecutor:
         outcomes = self.script.get(step_id, (0,))
         outcome = outcomes[min(attempt, len(outcomes)) - 1]
         self._starts_at[invocation.key] = self.clock.now + self.queued.get(step_id, 0.0)
-        if outcome != HANG:
+        if outcome == UNMATCHED:
+            why = "no machine matches the job"
+            self._ended[invocation.key] = Completion(invocation.key, "error", None, why, False)
+        elif outcome != HANG:
             code = int(outcome)
             if code == 0:
                 for rel in invocation.outputs:
                     path = Path(invocation.workdir, rel)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(f"{step_id} attempt {attempt}\n")
-            self._ended[invocation.key] = Completion(invocation.key, "exited", code)
+            self._ended[invocation.key] = Completion(
+                invocation.key, "exited", code, ran_on=self.ran_on
+            )
         return Handle(invocation.key, f"fake-{len(self.submitted)}")
 
     def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:

@@ -19,7 +19,7 @@ from conveyor.metadata.sql import open_repository
 from conveyor.plan.model import ExecutionPlan, StepPlan
 from conveyor.store.cas import ContentStore
 from conveyor.store.hashing import DigestCache
-from tests.unit.fakes import HANG, FakeClock, FakeExecutor
+from tests.unit.fakes import HANG, UNMATCHED, FakeClock, FakeExecutor
 
 POOLED = StepPlan(
     id="j.pooled", job="j", name="pooled", command="x", outputs=("a.txt",), executor="pool"
@@ -165,3 +165,24 @@ def test_timeouts_whose_cancel_breaks_the_executor_fail_every_step_of_it() -> No
     assert sorted(active.step.id for active, _ in failed) == ["j.other", "j.pooled"]
     assert all("cannot remove jobs" in message for _, message in failed)
     assert not flight
+
+
+def test_an_error_the_executor_says_would_repeat_is_not_retried(tmp_path: Path) -> None:
+    """No machine matches the job: another attempt would wait for the same one."""
+    status, _, steps, broken = run(
+        tmp_path, replace(POOLED, retries=2), pool={"script": {"j.pooled": [UNMATCHED, 0]}}
+    )
+    assert status == RunStatus.FAILED
+    assert steps["j.pooled"].status == StepStatus.FAILED
+    assert steps["j.pooled"].error == "no machine matches the job"
+    assert steps["j.pooled"].attempt == 1
+    assert len(broken.submitted) == 1
+
+
+def test_where_a_step_ran_is_recorded_with_its_end(tmp_path: Path) -> None:
+    ran_on = {"job": "12.0", "slot": "slot1@host", "host": "host"}
+    status, _, _, _ = run(tmp_path, POOLED, pool={"ran_on": ran_on})
+    assert status == RunStatus.SUCCEEDED
+    records = open_repository(f"sqlite:///{tmp_path / 'records.db'}")
+    finished = [e for e in records.events("r1") if e.kind == "step-finished"]
+    assert [e.data.get("ran_on") for e in finished] == [ran_on]

@@ -83,10 +83,10 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
         click.echo("params    " + ", ".join(f"{k}={v}" for k, v in run.params.items()))
     if run.error:
         click.echo(f"note      {run.error}")
-    from conveyor.sdk.inspect import _plan_order, _started_extras
+    from conveyor.sdk.inspect import _plan_order, step_extras
 
     steps = project.records.step_runs(run.id)
-    extras = _started_extras(project, run.id)
+    extras = step_extras(project.records, run.id)
     click.echo(f"steps     {len(steps)}")
     for step in sorted(steps, key=_plan_order(steps)):
         click.echo(f"  {step.status!s:9} {step.step_id}  {describe(step)}")
@@ -95,6 +95,9 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
             image_id = str(started.get("image_id", "")).removeprefix("sha256:")[:12]
             where = " ".join(p for p in (str(started.get("container", "")), image_id) if p)
             click.echo(f"      image {started['image']}  ({where})")
+        if ran_on := started.get("ran_on"):  # where the executor ran it: job, slot...
+            where = ", ".join(f"{k} {v}" for k, v in ran_on.items())
+            click.echo(f"      ran on {started.get('executor', 'its executor')} {where}")
         for output in step.outputs:
             click.echo(f"      > {output.path}  {output.digest[:12]}  {output.size} B")
 
@@ -188,6 +191,9 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
             f"at commit {(p['commit'] or '-')[:12]}{dirty}"
         )
         click.echo(f"    command: {p['command']}")
+        if p.get("ran_on"):
+            where = ", ".join(f"{k} {v}" for k, v in p["ran_on"].items())
+            click.echo(f"    ran on:  {p.get('executor') or 'its executor'} {where}")
         if p["params"]:
             click.echo("    params:  " + ", ".join(f"{k}={v}" for k, v in p["params"].items()))
         for item in p["inputs"]:

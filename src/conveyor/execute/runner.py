@@ -112,6 +112,8 @@ class Runner:
         self._unwanted: set[str] = set()
         """Steps cancelled while their inputs were hashed: never to be submitted."""
         self._storing: dict[str, StepRunRecord] = {}
+        self._ran_on: dict[str, dict[str, str]] = {}
+        """Where a completed step ran, as its executor said: for its ``step-finished``."""
         """Step id -> its record while its outputs are stored."""
 
     # -- public ---------------------------------------------------------------
@@ -337,6 +339,8 @@ class Runner:
         step_id = step.id
         record.ended_at = time.time()
         record.exit_code = completion.exit_code
+        if completion.ran_on:
+            self._ran_on[step_id] = dict(completion.ran_on)
         if active.stopped is not None:
             reason, retryable = active.stopped
             told = completion.message or ""  # what the executor knows of it (why it waited)
@@ -349,7 +353,9 @@ class Runner:
             self._finish(record, ev.StepCancelled(step_id))
         elif completion.state != "exited":
             self._fail(
-                record, completion.message or f"the executor lost the step ({completion.state})"
+                record,
+                completion.message or f"the executor lost the step ({completion.state})",
+                completion.retryable,
             )
         elif completion.exit_code != 0:
             self._fail(record, completion.message or f"exit code {completion.exit_code}")
@@ -396,11 +402,14 @@ class Runner:
 
     def _finish(self, record: StepRunRecord, event: ev.Event) -> None:
         self._batch.put_step_run(record)
-        self._event(
-            record.step_id,
-            "step-finished",
-            {"status": str(record.status), "exit_code": record.exit_code, "error": record.error},
-        )
+        data: dict[str, object] = {
+            "status": str(record.status),
+            "exit_code": record.exit_code,
+            "error": record.error,
+        }
+        if ran_on := self._ran_on.pop(record.step_id, None):
+            data["ran_on"] = ran_on
+        self._event(record.step_id, "step-finished", data)
         decisions = self._scheduler.handle(event)
         retry = next(
             (d for d in decisions if isinstance(d, ev.Launch) and d.step_id == record.step_id), None

@@ -93,6 +93,12 @@ class Completion:
     exit_code: int | None = None
     message: str | None = None
     """Why, when it did not simply exit (cancelled, lost, held, could not start)."""
+    retryable: bool = True
+    """False when another attempt would end the same way (no machine of the pool can
+    ever match it): the step fails without its ``retries``."""
+    ran_on: Mapping[str, str] | None = None
+    """Where it ran, as the backend names it (HTCondor: ``job``, ``slot``, ``host``):
+    recorded with the step run (``show --json``)."""
 
 
 @dataclass(frozen=True)

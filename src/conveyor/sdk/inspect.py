@@ -25,24 +25,28 @@ def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[
         steps = project.records.step_runs(run.id)
         order = _plan_order(steps)
         data["steps"] = [s.to_json() for s in sorted(steps, key=order)]
-        provenance = _started_extras(project, run.id)
+        provenance = step_extras(project.records, run.id)
         for step in data["steps"]:
             step.update(provenance.get(step["id"], {}))
     return data
 
 
-_EXTRAS = ("image", "container", "image_id", "action", "action_commit")
+_EXTRAS = ("executor", "image", "container", "image_id", "action", "action_commit")
 
 
-def _started_extras(project: Project, run_id: str) -> dict[str, dict[str, Any]]:
-    """What a step's start recorded beyond the usual: the image asked for and where it
-    ran instead, the action and the commit it was pinned to."""
+def step_extras(records: MetadataRepository, run_id: str) -> dict[str, dict[str, Any]]:
+    """What a step's last attempt recorded beyond the usual: its executor (a ``runs-on``
+    job's may differ from the run's), the image asked for and where it ran instead, the
+    action and the commit it was pinned to; where the executor ran it (``ran_on``: an
+    HTCondor job's id and slot)."""
     extras: dict[str, dict[str, Any]] = {}
-    for event in project.records.events(run_id):
-        if event.kind == "step-started" and event.step_id:
-            found = {k: event.data[k] for k in _EXTRAS if k in event.data}
-            if found:
-                extras[event.step_id] = found
+    for event in records.events(run_id):
+        if not event.step_id:
+            continue
+        if event.kind == "step-started":
+            extras[event.step_id] = {k: event.data[k] for k in _EXTRAS if k in event.data}
+        elif event.kind == "step-finished" and event.data.get("ran_on"):
+            extras.setdefault(event.step_id, {})["ran_on"] = event.data["ran_on"]
     return extras
 
 
@@ -152,6 +156,7 @@ def trace(
         run = records.get_run(run_id)
         inputs = records.inputs_of(run_id, step_id)
         step = next((s for s in records.step_runs(run_id) if s.step_id == step_id), None)
+        extras = step_extras(records, run_id).get(step_id, {})
         produced_by.append(
             {
                 "run": run_id,
@@ -165,6 +170,8 @@ def trace(
                 "ended_at": step.to_json()["ended_at"] if step else None,
                 "inputs": [{"path": i.path, "digest": i.digest} for i in inputs],
                 "upstream": (step.parts.get("upstream", {}) if step else {}),
+                "executor": extras.get("executor"),
+                "ran_on": extras.get("ran_on"),
             }
         )
     consumed_by = [

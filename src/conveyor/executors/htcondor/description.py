@@ -3,8 +3,14 @@
 Every job runs the worker's ``/bin/sh`` (``transfer_executable = false``) on a small
 wrapper script. The wrapper runs the step's command exactly as ``/bin/sh -e -c COMMAND``,
 merges stderr into stdout, then moves the declared outputs that exist into
-``.conveyor-out/``: the one output the job transfers back, so a step that fails before
+``.conveyor-out/``: the output the job transfers back, so a step that fails before
 writing its outputs still completes with its own exit code instead of being held.
+
+The command's output goes twice through ``tee``: to the job's stdout, streamed to the
+schedd's spool as it is written (so a timed-out, cancelled or held job's output so far
+can be retrieved), and to ``.conveyor-log``, transferred back with the outputs (the
+schedd replaces a completed job's spool directory with its output sandbox, which drops
+the streamed copy).
 
 The wrapper travels base64-encoded in ``arguments``, so the command never meets the
 submit language's quoting or macros, and a step without inputs spools no file at all.
@@ -27,6 +33,17 @@ from conveyor.executors.base import Invocation
 OPTION_PREFIX = "htcondor."
 OUT_DIR = ".conveyor-out"
 """In the sandbox: the declared outputs, gathered for the transfer back."""
+LOG = ".conveyor-log"
+"""In the sandbox: the command's output (stdout and stderr), for the transfer back."""
+INTERPRETER = f"{OUT_DIR}/.conveyor-python"
+"""In the sandbox, for a Python step: the worker's interpreter that the step's command
+chose (``$CONVEYOR_PYTHON`` or ``python3``) and its version, one line."""
+PYTHON = "${CONVEYOR_PYTHON:-python3}"
+"""How a Python step's command names its interpreter (``spec/pyspec.py``,
+``plan/datums.py``)."""
+_ASK_VERSION = "import sys; print(sys.version.split()[0])"
+_CODE = ".conveyor-code"
+"""In the sandbox: the command's exit code, out of the pipe into ``tee``."""
 INPUT_DIR = "in"
 """In the scratch dir: what the sandbox starts with (inputs at their relative paths)."""
 STDOUT, STDERR = "stdout", "stderr"
@@ -38,11 +55,16 @@ _BOOTSTRAP = 'eval ""$(DOLLAR)(printf %s ""$(DOLLAR)1"" | base64 -d)""'
 COMMON: dict[str, str] = {
     "executable": "/bin/sh",
     "transfer_executable": "false",
-    "transfer_output_files": OUT_DIR,
+    "transfer_output_files": f"{OUT_DIR},{LOG}",
     "should_transfer_files": "YES",
     "when_to_transfer_output": "ON_EXIT",
     "output": STDOUT,
     "error": STDERR,
+    # written to the schedd's spool as the job runs: a timed-out, cancelled or held job's
+    # output so far can be retrieved (ON_EXIT_OR_EVICT brings nothing back on a hold)
+    # while the job has not completed
+    "stream_output": "true",
+    "stream_error": "true",
 }
 MANAGED = frozenset(
     name.lower()
@@ -181,10 +203,20 @@ def wrapper_script(command: str, exported: Mapping[str, str], outputs: Sequence[
     ]
     lines += [f"{name}={shlex.quote(value)}; export {name}" for name, value in exported.items()]
     lines += [
-        "code=0",
-        f"/bin/sh -e -c {shlex.quote(command)} || code=$?",
+        f"(code=0; /bin/sh -e -c {shlex.quote(command)} || code=$?; echo $code >{_CODE})"
+        f" 2>&1 | tee {LOG}",
+        f"code=$(cat {_CODE} 2>/dev/null) || code=1",  # no code: the shell itself failed
+        f"rm -f {_CODE}",
         f"mkdir -p {OUT_DIR}",
     ]
+    if PYTHON in command:  # before the outputs: a declared output of that name wins
+        # found as the command's shell finds it: a job may have no PATH, and then
+        # Python cannot tell its own sys.executable
+        ask = shlex.quote(_ASK_VERSION)
+        lines.append(
+            f'py=$(command -v "{PYTHON}") && v=$("$py" -c {ask} 2>/dev/null) && '
+            f'echo "$py $v" >{INTERPRETER}'
+        )
     for path in outputs:
         source = shlex.quote(path)
         parent = shlex.quote(os.path.join(OUT_DIR, os.path.dirname(path)))

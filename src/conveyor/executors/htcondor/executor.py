@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from conveyor.errors import ExecutorError
 from conveyor.executors.base import (
@@ -41,7 +41,13 @@ from conveyor.executors.htcondor.description import (
 from conveyor.executors.htcondor.pool import Pool
 from conveyor.executors.htcondor.runtime import runtime_env, wants_runtime
 from conveyor.executors.htcondor.settings import HTCondorSettings
-from conveyor.executors.htcondor.staging import Scratch, append_log, deliver, stage
+from conveyor.executors.htcondor.staging import (
+    Scratch,
+    append_log,
+    deliver,
+    interpreter,
+    stage,
+)
 
 # JobStatus values, and the hold code of a job whose input files are still uploading
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
@@ -78,6 +84,14 @@ class _Job:
     """Conveyor asked why no machine matches it (once, after ``no_match_after``)."""
     unmatched: str | None = None
     """The answer, when no machine matches."""
+    ad: dict[str, Any] | None = None
+    """Its last job ad from the schedd."""
+    interpreter: str | None = None
+    """The worker's Python that ran a Python step, with its version."""
+
+
+_Ending = EndState | Literal["unmatched"]
+"""How ``_judge`` sees a job end: ``unmatched`` is an error that is not retried."""
 
 
 class HTCondorExecutor:
@@ -130,18 +144,20 @@ class HTCondorExecutor:
             time.sleep(max(0.0, wake - now))
 
     def cancel(self, handles: Sequence[Handle]) -> None:
-        remove = []
-        for handle in handles:
-            job = self._jobs.get(handle.key)
-            if job is None:
-                continue
+        """Remove the jobs; a started one's output so far (streamed to the schedd's
+        spool) is fetched first, for its log: a timed-out step shows how far it got."""
+        jobs = [job for h in handles if (job := self._jobs.get(h.key)) is not None]
+        queued = [job for job in jobs if job.job_id is not None]
+        for job in jobs:
             if job.job_id is None:
                 self._buffer.remove(job)
-            else:
-                remove.append(job.job_id)
+        started = [j.job_id for j in queued if j.started and j.job_id and j.result is None]
+        failures = self._pool.retrieve_partial(started)
+        self._pool.remove([j.job_id for j in queued if j.job_id], "cancelled by conveyor")
+        for job in jobs:
             message = f"cancelled; {job.unmatched}" if job.unmatched else "cancelled"
-            self._finish(job, "cancelled", message=message, note="cancelled")
-        self._pool.remove(remove, "cancelled by conveyor")
+            partial = job.job_id in started and job.job_id not in failures
+            self._finish(job, "cancelled", message=message, note="cancelled", partial=partial)
 
     def started(self, handles: Sequence[Handle]) -> list[str]:
         """The jobs HTCondor has started (Running, or run and done), as of the last query."""
@@ -256,7 +272,7 @@ class HTCondorExecutor:
             ) from exc
         self._unreachable_since = None
         by_id = {f"{ad['ClusterId']}.{ad['ProcId']}": ad for ad in ads}
-        ended: list[tuple[_Job, EndState, str]] = []  # (job, state, why)
+        ended: list[tuple[_Job, _Ending, str]] = []  # (job, state, why)
         for job in list(self._jobs.values()):
             if job.job_id is None:
                 continue
@@ -282,15 +298,16 @@ class HTCondorExecutor:
         ):
             self._collect(completed)
 
-    def _judge(self, job: _Job, ad: dict[str, Any], now: float) -> tuple[EndState, str] | None:
+    def _judge(self, job: _Job, ad: dict[str, Any], now: float) -> tuple[_Ending, str] | None:
         """How a queued job ended, from its ad; None while it waits or runs (a completed
         one is kept for the next batch retrieval)."""
+        job.ad = ad
         status = ad["JobStatus"]
         job.started = job.started or status in (RUNNING, COMPLETED) or bool(ad["NumJobStarts"])
         if status == IDLE and not job.started:
             self._explain(job, now)
             unmatched = self._still_unmatched(job, now)
-            return None if unmatched is None else ("error", unmatched)
+            return None if unmatched is None else ("unmatched", unmatched)
         if status == COMPLETED:
             if job.result is None:
                 job.result, job.completed_at = ad, now
@@ -357,6 +374,8 @@ class HTCondorExecutor:
                 continue
             host = str(ad.get("LastRemoteHost") or "a machine of the pool")
             job.notes.append(f"ran as HTCondor job {job.job_id} on {host}")
+            job.ad = ad
+            job.interpreter = interpreter(job.iwd)
             if ad.get("ExitBySignal"):
                 signal = int(ad["ExitSignal"] or 0)
                 self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")
@@ -365,14 +384,19 @@ class HTCondorExecutor:
             else:
                 self._finish(job, "exited", int(ad["ExitCode"]))
 
-    def _end(self, ended: list[tuple[_Job, EndState, str]]) -> None:
-        """Held, removed, evicted or vanished jobs: keep what output there is, remove them."""
-        for job, state, _ in ended:
-            if state == "error" and job.job_id:  # held: its output may help explain why
-                self._pool.retrieve([job.job_id])
+    def _end(self, ended: list[tuple[_Job, _Ending, str]]) -> None:
+        """Held, removed, evicted, unmatched or vanished jobs: keep what output there is
+        (streamed to the spool as they ran), remove them. One that no machine matches
+        fails without retry: another attempt would wait for the same missing machine."""
+        started = [j.job_id for j, state, _ in ended if state != "lost" and j.started and j.job_id]
+        failures = self._pool.retrieve_partial(started)
         self._pool.remove([j.job_id for j, _, _ in ended if j.job_id], "ended by conveyor")
         for job, state, why in ended:
-            self._finish(job, state, message=why, note=why)
+            partial = job.job_id in started and job.job_id not in failures
+            if state == "unmatched":
+                self._finish(job, "error", message=why, note=why, retryable=False)
+            else:
+                self._finish(job, state, message=why, note=why, partial=partial)
 
     def _finish(
         self,
@@ -381,12 +405,30 @@ class HTCondorExecutor:
         exit_code: int | None = None,
         message: str | None = None,
         note: str | None = None,
+        *,
+        partial: bool = True,
+        retryable: bool = True,
     ) -> None:
+        """Hand the completion over; ``partial``: the job's output in its scratch dir
+        (retrieved) goes into the step's log before the notes."""
         key = job.invocation.key
         self._jobs.pop(key, None)
         notes = [*job.notes, *([note] if note else [])]
         with contextlib.suppress(OSError):  # the completion matters more than the log
-            append_log(job.invocation, job.iwd if state != "cancelled" else None, notes)
+            append_log(job.invocation, job.iwd if partial else None, notes)
         if job.iwd is not None:
             shutil.rmtree(job.iwd, ignore_errors=True)
-        self._ready[key] = Completion(key, state, exit_code, message)
+        ran_on = _ran_on(job) if job.started else None
+        self._ready[key] = Completion(key, state, exit_code, message, retryable, ran_on)
+
+
+def _ran_on(job: _Job) -> dict[str, str] | None:
+    """The job's id and the slot it ran on (``slot1@host``), from its last ad."""
+    slot = str((job.ad or {}).get("LastRemoteHost") or "")
+    if not job.job_id or not slot:
+        return None
+    host = slot.rpartition("@")[2]
+    ran_on = {"job": job.job_id, "slot": slot, "host": host}
+    if job.interpreter:
+        ran_on["interpreter"] = job.interpreter
+    return ran_on

@@ -23,7 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from conveyor.errors import ExecutorError
 from conveyor.executors.htcondor.analyze import why_no_match
-from conveyor.executors.htcondor.description import ClusterPlan
+from conveyor.executors.htcondor.description import STDERR, STDOUT, ClusterPlan, classad_string
 from conveyor.executors.htcondor.settings import HTCondorSettings
 
 T = TypeVar("T")
@@ -43,6 +43,8 @@ JOB_ATTRIBUTES = [
     "RemoveReason",
     "LastRemoteHost",  # where it ran: a line of the step's log
 ]
+PARTIAL = f"{STDOUT},{STDERR}"
+"""What a job that did not complete sends back: its output so far."""
 INSTALL_HINT = "install them with: pip install 'conveyor[htcondor]'"
 
 
@@ -145,6 +147,20 @@ class Pool:
         for job_id in job_ids:
             failures.update(self.retrieve([job_id]))
         return failures
+
+    @_signals_held
+    def retrieve_partial(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Fetch the stdout and stderr of jobs that did not complete (running or held):
+        what they streamed to the spool so far. Their outputs are not asked for (a
+        running job has not gathered them: the whole transfer would fail). Returns the
+        failures by job id."""
+        if not job_ids:
+            return {}
+        try:
+            self._schedd.edit(list(job_ids), "TransferOutput", classad_string(PARTIAL))
+        except Exception as exc:
+            return dict.fromkeys(job_ids, _text(exc))
+        return self.retrieve(job_ids)
 
     @_signals_held
     def slots(self, projection: Sequence[str] = ()) -> list[Any]:

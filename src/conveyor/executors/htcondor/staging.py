@@ -24,7 +24,14 @@ from pathlib import Path
 from conveyor.errors import ExecutorError
 from conveyor.executors.base import Invocation
 from conveyor.executors.htcondor import runtime
-from conveyor.executors.htcondor.description import INPUT_DIR, OUT_DIR, STDERR, STDOUT
+from conveyor.executors.htcondor.description import (
+    INPUT_DIR,
+    INTERPRETER,
+    LOG,
+    OUT_DIR,
+    STDERR,
+    STDOUT,
+)
 from conveyor.executors.htcondor.runtime import wants_runtime
 
 
@@ -102,11 +109,27 @@ def deliver(invocation: Invocation, iwd: Path, outputs: Sequence[str]) -> None:
         shutil.move(source, target)
 
 
+def interpreter(iwd: Path) -> str | None:
+    """What a Python step's job said of its interpreter (``path version``), if anything
+    plausible: one short line of printable text."""
+    try:
+        with open(iwd / INTERPRETER, "rb") as file:
+            text = file.read(512).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    if not text or "\n" in text or len(text) > 300 or not text.isprintable():
+        return None
+    return text
+
+
 def append_log(invocation: Invocation, iwd: Path | None, notes: Sequence[str] = ()) -> None:
-    """Add the job's stdout, then its stderr, then Conveyor's notes to the step's log."""
+    """Add the job's output, then Conveyor's notes to the step's log: the command's
+    output as the job sent it back (``LOG``), else what it streamed so far (its stdout,
+    retrieved from the spool of a job that did not complete); then its stderr."""
     invocation.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(invocation.log_path, "ab") as log:
-        for name in (STDOUT, STDERR):
+        output = STDOUT if iwd is None or not (iwd / LOG).exists() else LOG
+        for name in (output, STDERR):
             if iwd is None:
                 break
             with contextlib.suppress(FileNotFoundError), open(iwd / name, "rb") as part:
