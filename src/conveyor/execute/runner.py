@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.domain.tracking import tracking_path
@@ -112,6 +113,7 @@ class Runner:
         self._unwanted: set[str] = set()
         """Steps cancelled while their inputs were hashed: never to be submitted."""
         self._storing: dict[str, StepRunRecord] = {}
+        self._ran_on: dict[str, str] = {}  # step id -> where its attempt ran (step-finished)
         """Step id -> its record while its outputs are stored."""
 
     # -- public ---------------------------------------------------------------
@@ -337,6 +339,8 @@ class Runner:
         step_id = step.id
         record.ended_at = time.time()
         record.exit_code = completion.exit_code
+        if completion.where:
+            self._ran_on[step_id] = completion.where
         if active.stopped is not None:
             reason, retryable = active.stopped
             told = completion.message or ""  # what the executor knows of it (why it waited)
@@ -396,11 +400,11 @@ class Runner:
 
     def _finish(self, record: StepRunRecord, event: ev.Event) -> None:
         self._batch.put_step_run(record)
-        self._event(
-            record.step_id,
-            "step-finished",
-            {"status": str(record.status), "exit_code": record.exit_code, "error": record.error},
-        )
+        finished: dict[str, Any] = {"status": str(record.status), "exit_code": record.exit_code}
+        finished["error"] = record.error
+        if ran_on := self._ran_on.pop(record.step_id, None):
+            finished["ran_on"] = ran_on
+        self._event(record.step_id, "step-finished", finished)
         decisions = self._scheduler.handle(event)
         retry = next(
             (d for d in decisions if isinstance(d, ev.Launch) and d.step_id == record.step_id), None

@@ -93,6 +93,9 @@ class Completion:
     exit_code: int | None = None
     message: str | None = None
     """Why, when it did not simply exit (cancelled, lost, held, could not start)."""
+    where: str | None = None
+    """Where the backend ran it, when it can tell: an HTCondor job and slot, a Spark
+    task and its executor's host (the step page shows it)."""
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ class _Job:
     completed_at: float = 0.0
     queued_at: float = 0.0
     started: bool = False
+    where: str | None = None
+    """``job 12.0 on slot1@host`` once it completed (the step page shows it)."""
     """HTCondor started the job (Running, or it has run)."""
     asked: bool = False
     """Conveyor asked why no machine matches it (once, after ``no_match_after``)."""
@@ -356,7 +358,8 @@ class HTCondorExecutor:
                 self._finish(job, "error", message=why, note=why)
                 continue
             host = str(ad.get("LastRemoteHost") or "a machine of the pool")
-            job.notes.append(f"ran as HTCondor job {job.job_id} on {host}")
+            job.where = f"HTCondor job {job.job_id} on {host}"
+            job.notes.append(f"ran as {job.where}")
             if ad.get("ExitBySignal"):
                 signal = int(ad["ExitSignal"] or 0)
                 self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")
@@ -389,4 +392,4 @@ class HTCondorExecutor:
             append_log(job.invocation, job.iwd if state != "cancelled" else None, notes)
         if job.iwd is not None:
             shutil.rmtree(job.iwd, ignore_errors=True)
-        self._ready[key] = Completion(key, state, exit_code, message)
+        self._ready[key] = Completion(key, state, exit_code, message, job.where)

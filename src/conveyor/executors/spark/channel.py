@@ -90,7 +90,8 @@ class Channel:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if not hmac.compare_digest(str(hello.get("token", "")), self.token):
                     return
-                invocation = self.book.claim(str(hello.get("sid")), stop)
+                where = describe(hello.get("where"))
+                invocation = self.book.claim(str(hello.get("sid")), stop, where)
                 if invocation is None:
                     send(conn, {"t": "skip"})
                     return
@@ -157,6 +158,40 @@ class Channel:
         else:
             message = f"the Spark task could not run the step: {header.get('message')}"
             self.book.finish(sid, "error", None, message)
+
+
+_NAME_LIMIT = 200
+
+
+def describe(where: object) -> str | None:
+    """``Spark task 7 (stage 2, partition 1, attempt 0) on executor 0 at host vm``, from
+    what a task says of itself (its hello; the token proved it is ours, the values are
+    still checked: numbers, and names of bounded length)."""
+    if not isinstance(where, dict):
+        return None
+    ids = {k: v for k in ("task", "stage", "partition", "attempt") if _count(v := where.get(k))}
+    host, executor = _name(where.get("host")), _name(where.get("executor"))
+    text = "Spark task"
+    if "task" in ids:
+        text += f" {ids['task']}"
+    detail = ", ".join(f"{k} {ids[k]}" for k in ("stage", "partition", "attempt") if k in ids)
+    if detail:
+        text += f" ({detail})"
+    if executor:
+        text += f" on executor {executor}"
+    if host:
+        text += f" at host {host}"
+    return text if len(text) > len("Spark task") else None
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _name(value: object) -> str | None:
+    if not isinstance(value, str) or not value or len(value) > _NAME_LIMIT:
+        return None
+    return value if value.isprintable() else None
 
 
 class _Targets:
