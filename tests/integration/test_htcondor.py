@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import sys
@@ -202,6 +203,10 @@ def test_inputs_and_outputs_from_a_directory_the_pool_cannot_see(
     )
     completion = _wait(executor, [executor.submit(inv)])[inv.key]
     assert completion.exit_code == 0, inv.log_path.read_text()
+    # where it ran, for the step page: the job's id and the slot the pool gave it
+    assert completion.where is not None
+    assert re.fullmatch(r"HTCondor job \d+\.\d+ on slot\S*@\S+", completion.where)
+    assert f"ran as {completion.where}" in inv.log_path.read_text()
     assert (private_dir / "res" / "sub" / "copy.txt").read_text() == "42\n"
     assert (private_dir / "res" / "flag").read_text() == "done\n"
 
