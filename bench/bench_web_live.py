@@ -103,6 +103,29 @@ def writer(
     records.close()
 
 
+def setup(tmp: Path, steps: int) -> tuple[Any, str, str]:
+    """A server with the pipeline pushed and a queued run, recorded as running: the
+    server, the run's id and the records' database URL."""
+    server = make_server(tmp, None)
+    work = tmp / "work"
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "conveyor.yml").write_text(pipeline(steps))
+    git(work, "add", "-A")
+    git(work, "-c", "user.name=B", "-c", "user.email=b@e", "commit", "-qm", "bench")
+    git(work, "push", "-q", str(server.data / "projects/demo/repo.git"), "main")
+    server.start(workers=0)  # this script plays the worker
+    url = f"sqlite:///{server.data / 'server.db'}"
+    with server.api("member") as api:
+        run_id = str(api.post("/runs", json={"ref": "main"}).json()["id"])
+    records = open_repository(url)
+    records.create_run(
+        RunRecord(run_id, "conveyor.yml", RunStatus.RUNNING, None, False, time.time())
+    )
+    records.close()
+    return server, run_id, url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
@@ -113,25 +136,9 @@ def main() -> None:
 
     chromium = os.environ.get("CONVEYOR_CHROMIUM", "/usr/bin/chromium")
     with tempfile.TemporaryDirectory() as tmp:
-        server = make_server(Path(tmp), None)
-        work = Path(tmp) / "work"
-        work.mkdir()
-        git(work, "init", "-q", "-b", "main")
-        (work / "conveyor.yml").write_text(pipeline(args.steps))
-        git(work, "add", "-A")
-        git(work, "-c", "user.name=B", "-c", "user.email=b@e", "commit", "-qm", "bench")
-        git(work, "push", "-q", str(server.data / "projects/demo/repo.git"), "main")
-        server.start(workers=0)  # this script plays the worker
-        url = f"sqlite:///{server.data / 'server.db'}"
+        server, run_id, url = setup(Path(tmp), args.steps)
         written: dict[tuple[str, str], float] = {}
         try:
-            with server.api("member") as api:
-                run_id = api.post("/runs", json={"ref": "main"}).json()["id"]
-            records = open_repository(url)
-            records.create_run(
-                RunRecord(run_id, "conveyor.yml", RunStatus.RUNNING, None, False, time.time())
-            )
-            records.close()
             with sync_playwright() as play:
                 browser = play.chromium.launch(executable_path=chromium, args=FLAGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -143,6 +150,10 @@ def main() -> None:
                 page.goto(f"{server.url}/ui/p/demo/runs/{run_id}")
                 page.wait_for_selector('tr[data-step="a.s0"]')
                 load = time.perf_counter() - started
+                navigation = page.evaluate(
+                    """() => { const n = performance.getEntriesByType("navigation")[0];
+                      return [n.responseStart - n.requestStart, n.domContentLoadedEventEnd]; }"""
+                )
                 page.evaluate(WATCH)
                 page.wait_for_timeout(1500)  # a poll or two before the writer starts
                 thread = threading.Thread(
@@ -162,6 +173,10 @@ def main() -> None:
                 browser.close()
         finally:
             server.stop()
+    print(
+        f"run page: server time {navigation[0]:.0f} ms, DOM ready {navigation[1]:.0f} ms "
+        "after the navigation started"
+    )
     report(args.steps, args.seconds, load, written, seen, long_tasks, polls)
 
 
