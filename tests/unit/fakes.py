@@ -46,6 +46,8 @@ class FakeExecutor:
     """What ``capacity`` answers (None: unbounded)."""
     patience: float | None = None
     """The ``no_capacity_timeout`` that ``capacity`` answers with."""
+    where: str | None = None
+    """What each exited invocation's completion says of where it ran."""
     submitted: list[Invocation] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     _ended: dict[str, Completion] = field(default_factory=dict)
@@ -65,7 +67,9 @@ class FakeExecutor:
                     path = Path(invocation.workdir, rel)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(f"{step_id} attempt {attempt}\n")
-            self._ended[invocation.key] = Completion(invocation.key, "exited", code)
+            self._ended[invocation.key] = Completion(
+                invocation.key, "exited", code, where=self.where and f"{self.where}/{attempt}"
+            )
         return Handle(invocation.key, f"fake-{len(self.submitted)}")
 
     def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:

@@ -159,6 +159,28 @@ def test_a_retry_runs_the_step_again(harness: Harness) -> None:
     assert [i.key for i in executor.submitted] == ["r1/j.make/1", "r1/j.make/2"]
 
 
+def test_where_each_attempt_ran_is_kept_with_its_end(harness: Harness) -> None:
+    """An executor's ``Completion.where`` becomes the attempt's ``step-finished``
+    ``ran_on``, which the step page shows; a step it says nothing of has none."""
+    fake = {"where": "slot1@pool"}
+    status, *_ = harness.run(replace(MAKE, retries=2), USE, script={"j.make": [1, 0]}, fake=fake)
+    assert status == RunStatus.SUCCEEDED
+    finished = [
+        (e.step_id, e.data.get("ran_on"))
+        for e in harness.records.events("r1")
+        if e.kind == "step-finished"
+    ]
+    assert finished == [
+        ("j.make", "slot1@pool/1"),
+        ("j.make", "slot1@pool/2"),
+        ("j.use", "slot1@pool/1"),
+    ]
+    other = replace(MAKE, id="j.other", name="other", outputs=("out/other.txt",))
+    harness.run(other)
+    ends = [e.data for e in harness.records.events("r2") if e.kind == "step-finished"]
+    assert len(ends) == 1 and "ran_on" not in ends[0]
+
+
 def test_a_step_past_its_timeout_is_cancelled_and_fails(harness: Harness) -> None:
     start = harness.clock.now
     status, steps, executor, _ = harness.run(replace(MAKE, timeout=5), script={"j.make": [HANG]})
