@@ -32,6 +32,8 @@ def test_good_tables_pass() -> None:
         ({"spark": {"master": ["a"]}}, "executors.spark.master is a list"),
         ({"spark": "local"}, "executors.spark must be a table"),
         ({"local": {"sandbox": None}}, "executors.local.sandbox is null"),
+        ({"spark": {"grace_seconds": float("nan")}}, "executors.spark.grace_seconds is nan"),
+        ({"dask": {"connect_timeout": float("inf")}}, "must be finite"),
         ({"spark": {"master": "x" * (MAX_TEXT + 1)}}, "longer than"),
         ({"spark": {"conf": {f"k{i}": "v" for i in range(MAX_KEYS + 1)}}}, "more than"),
         ({"spark": {"conf": {"a": {"b": {"c": {"d": "e"}}}}}}, "nests tables too deep"),

@@ -4,6 +4,7 @@ sentence, instead of failing every later run of the project."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -62,6 +63,8 @@ def _count(where: str, table: Mapping[str, Any], depth: int) -> int:
         if isinstance(value, str):
             if len(value) > MAX_TEXT:
                 raise UsageError(f"{path} is longer than {MAX_TEXT} characters")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{path} is {value}; a number must be finite")
         elif not isinstance(value, bool | int | float):
             if value is None:
                 raise UsageError(f"{path} is null; leave it out for the executor's default")
