@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import sys
@@ -202,6 +203,11 @@ def test_inputs_and_outputs_from_a_directory_the_pool_cannot_see(
     )
     completion = _wait(executor, [executor.submit(inv)])[inv.key]
     assert completion.exit_code == 0, inv.log_path.read_text()
+    # where it ran, for the step page: the job's id and the slot the pool gave it
+    ran_on = completion.ran_on
+    assert ran_on is not None and re.fullmatch(r"\d+\.\d+", ran_on["job"]), ran_on
+    assert re.fullmatch(r"slot\S*@\S+", ran_on["slot"]), ran_on
+    assert f"ran as HTCondor job {ran_on['job']} on {ran_on['slot']}" in inv.log_path.read_text()
     assert (private_dir / "res" / "sub" / "copy.txt").read_text() == "42\n"
     assert (private_dir / "res" / "flag").read_text() == "done\n"
 

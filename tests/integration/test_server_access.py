@@ -203,6 +203,27 @@ def test_settings_name_known_executors_only(api: tuple[httpx.Client, Server]) ->
     assert good.status_code == 200 and good.json()["settings"]["executor"] == "local"
 
 
+def test_settings_refuse_a_bad_executor_table_before_storing_it(
+    api: tuple[httpx.Client, Server],
+) -> None:
+    """A table a run would refuse is refused when the lead sets it (one sentence, 422),
+    and what was stored before stays."""
+    client, server = api
+    headers = _headers("lead", server.tokens)
+    good = {"executors": {"dask": {"scheduler": "tcp://127.0.0.1:1", "parallelism": 2}}}
+    assert client.put(f"{P}/settings", json=good, headers=headers).status_code == 200
+    for table, says in (
+        ({"dask": {"schedular": "tcp://h:1"}}, "unknown setting executors.dask.schedular"),
+        ({"spark": {"master": ["local"]}}, "executors.spark.master is a list"),
+        ({"htcondor": {"poll_interval": "x" * 3000}}, "longer than 2000 characters"),
+    ):
+        bad = client.put(f"{P}/settings", json={"executors": table}, headers=headers)
+        assert bad.status_code == 422 and says in bad.json()["detail"], bad.text
+    shown = client.get(P, headers=headers).json()["settings"]
+    assert shown["executors"] == good["executors"]
+    client.put(f"{P}/settings", json={"executors": {}}, headers=headers)
+
+
 def test_the_pipeline_at_a_ref(api: tuple[httpx.Client, Server]) -> None:
     client, server = api
     headers = _headers("viewer", server.tokens)

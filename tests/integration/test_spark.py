@@ -10,11 +10,13 @@ a new executor by itself, so the cluster stays usable.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conveyor.errors import ExecutorError
@@ -22,6 +24,7 @@ from conveyor.executors.base import Invocation
 from conveyor.executors.registry import load_executor
 from tests.engines import engine_missing
 from tests.integration.conftest import Repo
+from tests.integration.ui_support import serve_ui
 
 pytestmark = pytest.mark.integration
 
@@ -221,3 +224,24 @@ def test_killed_executor_is_retried_by_the_runner(repo: Repo, master: str, tmp_p
     assert (repo.path / "done.txt").read_text() == "done\n"
     assert "attempt 2" in Path(record["log"]).read_text()
     assert not _alive(step), "the step's process outlived its executor"
+
+
+def test_step_page_names_the_spark_task_that_ran_it(repo: Repo, master: str) -> None:
+    """The step page says which Spark task ran the step (stage, partition, attempt), on
+    which executor and host: what the task learnt of itself from its TaskContext."""
+    _configure(repo, master)
+    repo.pipeline("jobs:\n  hello:\n    steps:\n      - id: say\n        run: echo hi\n")
+    repo.commit("one step")
+    result = repo.run("run", "--executor", "spark", timeout=300)
+    assert result.code == 0, result.out + result.err
+    run = repo.show()["id"]
+    with serve_ui(repo.path) as url:
+        page = httpx.get(f"{url}/runs/{run}/steps/hello.say", timeout=30)
+    assert page.status_code == 200, page.text
+    where = re.search(r"<dt>Ran on</dt><dd><code class=\"wrap\">([^<]+)</code>", page.text)
+    assert where is not None, page.text
+    assert re.fullmatch(
+        r"spark \(conveyor-[0-9a-f]+/1\): task \d+, stage \d+, partition 0, "
+        r"attempt 0, executor \d+, host " + re.escape(socket.gethostname()),
+        where.group(1),
+    ), where.group(1)

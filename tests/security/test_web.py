@@ -89,6 +89,8 @@ PAGES: list[tuple[str, str, str]] = [
     ("POST", "/ui/signout", "user"),
     ("GET", f"{P}/settings", "lead"),
     ("POST", f"{P}/settings", "lead"),
+    ("POST", f"{P}/settings/executors", "lead"),
+    ("POST", f"{P}/settings/retention", "lead"),
     ("POST", f"{P}/members", "lead"),
     ("POST", f"{P}/members/nobody/remove", "lead"),
     ("POST", f"{P}/secrets", "lead"),
@@ -627,3 +629,62 @@ def test_a_lead_saves_settings_and_schedules_from_the_page(server: Server) -> No
         assert back.status_code == 303
     with server.api("lead") as api:
         assert api.get("/schedules").json() == []
+
+
+def test_a_lead_edits_executor_tables_and_retention_and_others_cannot(server: Server) -> None:
+    """The tables and retention go through the API's own check and are stored as the API
+    stores them; a member or viewer has no form and the API refuses them the same change."""
+    spark = 'master = "spark://127.0.0.1:7077"\nconf."spark.cores.max" = "1"\n'
+    with web_client(server, "lead") as client:
+        token = csrf_of(client.get(f"{P}/settings").text)
+        tables = {"csrf": token, "table-spark": spark, "table-dask": "parallelism = 8"}
+        saved = client.post(f"{P}/settings/executors", data=tables)
+        assert saved.status_code == 303, saved.text
+        keep = {"csrf": token, "keep_last": "500", "keep_branches": "main, release"}
+        assert client.post(f"{P}/settings/retention", data=keep).status_code == 303
+        with server.api("lead") as api:
+            stored = api.get(f"{server.url}/api/v1/projects/demo").json()["settings"]
+        assert stored["executors"]["spark"] == {
+            "master": "spark://127.0.0.1:7077",
+            "conf": {"spark.cores.max": "1"},
+        }
+        assert stored["executors"]["dask"] == {"parallelism": 8}
+        assert stored["retention"] == {"keep_last": 500, "keep_branches": ["main", "release"]}
+        page = client.get(f"{P}/settings").text
+        assert "conf.&#34;spark.cores.max&#34; = &#34;1&#34;" in page  # the form shows the table
+        assert re.search(r'name="keep_last"[^>]*value="500"', page)
+        refused = [
+            ({**tables, "table-spark": "mastr = 1"}, "unknown setting executors.spark.mastr"),
+            ({**tables, "table-spark": "master = "}, "the spark table is not TOML"),
+            ({**tables, "table-dask": "scheduler = [1]"}, "executors.dask.scheduler is a list"),
+            ({**tables, "table-htcondor": "x" * 8001}, "longer than 8000 characters"),
+        ]
+        for data, says in refused:
+            answer = client.post(f"{P}/settings/executors", data=data)
+            assert answer.status_code in (400, 422) and says in answer.text, answer.text
+        wrong = client.post(f"{P}/settings/retention", data={"csrf": token, "keep_last": "2.5"})
+        assert wrong.status_code == 400 and "keep_last is a whole number" in wrong.text
+        negative = client.post(f"{P}/settings/retention", data={"csrf": token, "keep_days": "-1"})
+        assert negative.status_code in (400, 422) and "keep_days" in negative.text
+        forged = client.post(f"{P}/settings/executors", data={"table-dask": "parallelism = 1"})
+        assert forged.status_code == 403
+    for who in ("viewer", "member"):
+        with web_client(server, who) as client:
+            assert 'id="executors-form"' not in client.get(P).text
+            assert client.get(f"{P}/settings").status_code == 403
+            token = csrf_of(client.get("/ui/projects").text)
+            for path in ("executors", "retention"):
+                data = {"csrf": token, "table-dask": "parallelism = 1", "keep_last": "1"}
+                assert client.post(f"{P}/settings/{path}", data=data).status_code == 403
+        with server.api(who) as api:
+            put = api.put(
+                "/settings",
+                json={"executors": {"dask": {"parallelism": 1}}, "retention": {"keep_last": 1}},
+            )
+            assert put.status_code == 403, put.text
+    with server.api("lead") as api:
+        stored = api.get(f"{server.url}/api/v1/projects/demo").json()["settings"]
+        assert stored["executors"]["dask"] == {"parallelism": 8}  # unchanged by them
+        assert stored["retention"]["keep_last"] == 500
+        reset = {"executors": {}, "retention": {}}
+        assert api.put("/settings", json=reset).status_code < 300

@@ -83,7 +83,7 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
         click.echo("params    " + ", ".join(f"{k}={v}" for k, v in run.params.items()))
     if run.error:
         click.echo(f"note      {run.error}")
-    from conveyor.sdk.inspect import _plan_order, step_extras
+    from conveyor.sdk.inspect import _plan_order, ran_on_text, step_extras
 
     steps = project.records.step_runs(run.id)
     extras = step_extras(project.records, run.id)
@@ -96,7 +96,7 @@ def show(ctx: Context, run_ref: str, as_json: bool) -> None:
             where = " ".join(p for p in (str(started.get("container", "")), image_id) if p)
             click.echo(f"      image {started['image']}  ({where})")
         if ran_on := started.get("ran_on"):  # where the executor ran it: job, slot...
-            where = ", ".join(f"{k} {v}" for k, v in ran_on.items())
+            where = ran_on_text(ran_on)
             click.echo(f"      ran on {started.get('executor', 'its executor')} {where}")
         for output in step.outputs:
             click.echo(f"      > {output.path}  {output.digest[:12]}  {output.size} B")
@@ -177,6 +177,7 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
         _dataset_lineage(ctx, target, as_json)
         return
     from conveyor.sdk.inspect import lineage as trace
+    from conveyor.sdk.inspect import ran_on_text
 
     data = trace(ctx.project(), target)
     if as_json:
@@ -192,7 +193,7 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
         )
         click.echo(f"    command: {p['command']}")
         if p.get("ran_on"):
-            where = ", ".join(f"{k} {v}" for k, v in p["ran_on"].items())
+            where = ran_on_text(p["ran_on"])
             click.echo(f"    ran on:  {p.get('executor') or 'its executor'} {where}")
         if p["params"]:
             click.echo("    params:  " + ", ".join(f"{k}={v}" for k, v in p["params"].items()))

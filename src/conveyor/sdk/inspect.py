@@ -50,6 +50,13 @@ def step_extras(records: MetadataRepository, run_id: str) -> dict[str, dict[str,
     return extras
 
 
+def ran_on_text(ran_on: object) -> str:
+    """``job 12.0, slot slot1@host, host host``: a step's ``ran_on`` for a person."""
+    if isinstance(ran_on, dict):
+        return ", ".join(f"{key} {value}" for key, value in ran_on.items())
+    return str(ran_on or "")
+
+
 def _plan_order(steps: list[StepRunRecord]) -> Any:
     def key(step: StepRunRecord) -> tuple[float, str]:
         return (step.started_at or step.ended_at or 0.0, step.step_id)

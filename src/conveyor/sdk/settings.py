@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,10 @@ class RetentionPolicy:
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
             raise ProjectError(f"{where}: retention.keep_last is a whole number >= 0")
         if days is not None and (
-            isinstance(days, bool) or not isinstance(days, int | float) or days < 0
+            isinstance(days, bool)
+            or not isinstance(days, int | float)
+            or not math.isfinite(days)
+            or days < 0
         ):
             raise ProjectError(f"{where}: retention.keep_days is a number of days >= 0")
         branches = data.get("keep_branches", [])

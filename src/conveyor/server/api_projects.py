@@ -167,6 +167,14 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
             f"this server does not allow the {body.executor} executor (allowed: "
             f"{', '.join(sorted(allowed))}); a server admin allows it with --allow-executor",
         )
+    if body.executors is not None:
+        from conveyor.errors import ConveyorError
+        from conveyor.server.executor_tables import check_tables
+
+        try:
+            check_tables(body.executors)
+        except ConveyorError as exc:
+            raise HTTPException(422, str(exc)) from exc
     if body.mirror is not None:
         _check_mirror(state, body.mirror)
     if body.forge_api:

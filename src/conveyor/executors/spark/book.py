@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -32,6 +32,8 @@ class Entry:
     cancel_deadline: float | None = None
     stop: Notify | None = None
     """Set while a task runs the invocation."""
+    ran_on: Mapping[str, str] | None = None
+    """The task that claimed it and its host (``Completion.ran_on``)."""
 
 
 @dataclass
@@ -122,7 +124,9 @@ class Book:
             return not self._entries
 
     # -- the channel's side ----------------------------------------------------------
-    def claim(self, sid: str, stop: Notify) -> Invocation | None:
+    def claim(
+        self, sid: str, stop: Notify, ran_on: Mapping[str, str] | None = None
+    ) -> Invocation | None:
         """A task asks for ``sid``: the invocation if it is still to run, else ``None``.
 
         A second task for an invocation already running means Spark re-ran the task
@@ -137,6 +141,7 @@ class Book:
                 return None
             entry.phase = "running"
             entry.stop = stop
+            entry.ran_on = ran_on
             return entry.invocation
 
     def finish(self, sid: str, state: EndState, code: int | None, message: str | None) -> None:
@@ -169,7 +174,7 @@ class Book:
         """Record the one completion of ``entry`` and forget it."""
         entry.stop = None
         key = entry.invocation.key
-        self._done[key] = Completion(key, state, code, msg)
+        self._done[key] = Completion(key, state, code, msg, ran_on=entry.ran_on)
         del self._entries[entry.sid]
         if self._sids.get(key) == entry.sid:
             del self._sids[key]

@@ -90,7 +90,8 @@ class Channel:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if not hmac.compare_digest(str(hello.get("token", "")), self.token):
                     return
-                invocation = self.book.claim(str(hello.get("sid")), stop)
+                ran_on = describe(hello.get("where"))
+                invocation = self.book.claim(str(hello.get("sid")), stop, ran_on)
                 if invocation is None:
                     send(conn, {"t": "skip"})
                     return
@@ -157,6 +158,33 @@ class Channel:
         else:
             message = f"the Spark task could not run the step: {header.get('message')}"
             self.book.finish(sid, "error", None, message)
+
+
+_NAME_LIMIT = 200
+
+
+def describe(where: object) -> dict[str, str] | None:
+    """``{task, stage, partition, attempt, executor, host}`` (those it told), from what a
+    task says of itself (its hello; the token proved it is ours, the values are still
+    checked: numbers, and names of bounded length)."""
+    if not isinstance(where, dict):
+        return None
+    ids = ("task", "stage", "partition", "attempt")
+    told = {key: str(value) for key in ids if _count(value := where.get(key))}
+    for key in ("executor", "host"):
+        if name := _name(where.get(key)):
+            told[key] = name
+    return told or None
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _name(value: object) -> str | None:
+    if not isinstance(value, str) or not value or len(value) > _NAME_LIMIT:
+        return None
+    return value if value.isprintable() else None
 
 
 class _Targets:

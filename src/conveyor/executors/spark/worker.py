@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 from conveyor.executors.spark.forked import Forked, python_call
 from conveyor.executors.spark.wire import (
@@ -55,7 +56,7 @@ def run_task(address: tuple[str, int], token: str, sid: str) -> tuple[str, str]:
     with socket.create_connection(address, timeout=_CONNECT_TIMEOUT) as sock:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages, no waits
-        send(sock, {"t": "hello", "token": token, "sid": sid})
+        send(sock, {"t": "hello", "token": token, "sid": sid, "where": whereabouts()})
         order = recv(sock)
         if order.get("t") != "run":
             return sid, str(order.get("t"))
@@ -73,6 +74,28 @@ def run_task(address: tuple[str, int], token: str, sid: str) -> tuple[str, str]:
         # the last message: the driver stores what came before it, this task need not wait
         send(sock, {"t": "exit", "code": code, "note": note})
     return sid, "ran"
+
+
+def whereabouts() -> dict[str, object]:
+    """Where this task runs, for the step page: its host, the Spark task's ids, and its
+    executor (a standalone worker names it only in the log URLs it gives the executor)."""
+    where: dict[str, object] = {"host": socket.gethostname()}
+    query = urllib.parse.urlparse(os.environ.get("SPARK_LOG_URL_STDERR", "")).query
+    executor = urllib.parse.parse_qs(query).get("executorId")
+    if executor:
+        where["executor"] = executor[0]
+    try:  # the workers run pyspark's own worker, so it is there; not in a unit test
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+    except ImportError:
+        context = None
+    if context is not None:
+        where["stage"] = context.stageId()
+        where["partition"] = context.partitionId()
+        where["attempt"] = context.attemptNumber()
+        where["task"] = context.taskAttemptId()
+    return where
 
 
 def _run_claimed(sock: socket.socket, order: Header, scratch: str) -> tuple[int, str | None]:

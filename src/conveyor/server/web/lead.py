@@ -26,11 +26,16 @@ from conveyor.server.db.accounts import ROLES
 from conveyor.server.forge import TOKEN_SECRET
 from conveyor.server.web import session as sessions
 from conveyor.server.web.render import render
+from conveyor.server.web.tables import read_table, toml_text
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+EDITED_TABLES = ("htcondor", "spark", "dask")
+"""The executor tables the page edits; the server sets the local executor's sandbox."""
 M = TypeVar("M", bound=BaseModel)
 SAVED = {  # what a form did, shown once after its redirect (never text from the request)
     "settings": "Settings saved.",
+    "executors": "Executor tables saved.",
+    "retention": "Retention saved.",
     "member": "Role saved.",
     "member-removed": "Member removed.",
     "secret": "Secret saved; its value will not be shown again.",
@@ -46,6 +51,7 @@ def settings_page(request: Request, project: str, saved: str = "") -> HTMLRespon
     state = server(request)
     row = state.db.accounts.project(project) or {}
     settings = dict(row.get("settings") or {})
+    tables = dict(settings.get("executors") or {})
     base = state.config.base_url
     context = {
         "project": project,
@@ -53,7 +59,9 @@ def settings_page(request: Request, project: str, saved: str = "") -> HTMLRespon
         "saved": SAVED.get(saved),
         "settings": settings,
         "executors": sorted(state.config.executors_allowed),
-        "extra": {k: v for k, v in settings.items() if k in ("executors", "retention")},
+        "tables": {n: toml_text(tables.get(n) or {}) for n in EDITED_TABLES},
+        "other_tables": {k: v for k, v in tables.items() if k not in EDITED_TABLES},
+        "retention": _retention_fields(settings.get("retention")),
         "webhook_secret_set": row.get("webhook_secret") is not None,
         "forge_token_set": TOKEN_SECRET in state.vault.encrypted(project),
         "members": state.db.accounts.members(project),
@@ -98,6 +106,53 @@ async def save_settings(request: Request, project: str) -> Response:
     body = _model(api.SettingsPut, fields)
     await _call(api.put_settings, access, server(request), body)
     return _back(project, "settings")
+
+
+@router.post("/p/{project}/settings/executors")
+async def save_executor_tables(request: Request, project: str) -> Response:
+    """The HTCondor, Spark and Dask tables, typed as TOML; an empty one is removed, the
+    others (a plugin's, the local one) are kept as they are."""
+    access, form = await _lead_form(request, project)
+    state = server(request)
+    row = await run_in_threadpool(state.db.accounts.project, project) or {}
+    tables = {
+        k: v
+        for k, v in dict(row.get("settings", {}).get("executors") or {}).items()
+        if k not in EDITED_TABLES
+    }
+    for name in EDITED_TABLES:
+        try:
+            table = read_table(name, form.get(f"table-{name}", ""))
+        except ConveyorError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if table is not None:
+            tables[name] = table
+    body = _model(api.SettingsPut, {"executors": tables})
+    await _call(api.put_settings, access, state, body)
+    return _back(project, "executors")
+
+
+@router.post("/p/{project}/settings/retention")
+async def save_retention(request: Request, project: str) -> Response:
+    """Which runs the server keeps; every field empty turns retention off."""
+    access, form = await _lead_form(request, project)
+    rules: dict[str, Any] = {}
+    for name, kind, what in (
+        ("keep_last", int, "a whole number"),
+        ("keep_days", float, "a number"),
+    ):
+        text = form.get(name, "").strip()
+        if text:
+            try:
+                rules[name] = kind(text)
+            except ValueError:
+                raise HTTPException(400, f"{name} is {what} >= 0, not {text[:40]!r}") from None
+    branches = form.get("keep_branches", "").replace(",", " ").split()
+    if branches:
+        rules["keep_branches"] = branches
+    body = _model(api.SettingsPut, {"retention": rules})
+    await _call(api.put_settings, access, server(request), body)
+    return _back(project, "retention")
 
 
 @router.post("/p/{project}/members")
@@ -178,6 +233,16 @@ async def _call(handler: Any, *args: Any) -> Any:
         return await run_in_threadpool(handler, *args)
     except ConveyorError as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+def _retention_fields(rules: object) -> dict[str, str]:
+    """The retention form's values from the stored rules (empty: not set)."""
+    found = dict(rules) if isinstance(rules, dict) else {}
+    return {
+        "keep_last": str(found.get("keep_last", "")),
+        "keep_days": str(found.get("keep_days", "")),
+        "keep_branches": ", ".join(str(b) for b in found.get("keep_branches") or []),
+    }
 
 
 def _back(project: str, saved: str) -> RedirectResponse:

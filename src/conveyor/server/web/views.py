@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
+from conveyor.sdk.inspect import ran_on_text
 from conveyor.server.db.queue import QueuedRun
 from conveyor.server.web.dag import Drawing, layout
 
@@ -294,16 +295,22 @@ def live_state(records: MetadataRepository, run: QueuedRun) -> bytes:
 
 def where_it_ran(events: Iterable[EventRecord], step_id: str) -> str | None:
     """The executor and its id for the step's last attempt (``step-started``), e.g.
-    ``htcondor (htcondor:3f2a/j4)``; the log's last lines say more (an HTCondor job's
-    cluster id and machine)."""
-    found = None
+    ``htcondor (htcondor:3f2a/j4)``, and once it ended, where the backend ran it when
+    it told (``step-finished``'s ``ran_on``: an HTCondor job and slot, a Spark task and
+    its executor and host)."""
+    found, ran_on = None, None
     for event in events:
-        if event.kind == "step-started" and event.step_id == step_id:
-            found = event.data
+        if event.step_id != step_id:
+            continue
+        if event.kind == "step-started":
+            found, ran_on = event.data, None
+        elif event.kind == "step-finished" and found is not None:
+            ran_on = event.data.get("ran_on")
     if not found or not found.get("executor"):
         return None
     backend = str(found.get("backend_id") or "")
-    return f"{found['executor']} ({backend})" if backend else str(found["executor"])
+    text = f"{found['executor']} ({backend})" if backend else str(found["executor"])
+    return f"{text}: {ran_on_text(ran_on)}" if ran_on else text
 
 
 @dataclass(frozen=True)

@@ -9,33 +9,69 @@
   var url = script.getAttribute("data-live");
   var KNOWN = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted",
                "skipped", "pending", "not-run"];
-  function statusClass(el, status) {
-    KNOWN.forEach(function (s) { el.classList.remove("s-" + s); });
-    if (KNOWN.indexOf(status) >= 0) { el.classList.add("s-" + status); }
+  function statusClass(el, status) {  // touches the element only when its class changes
+    if (!el) { return; }
+    var want = KNOWN.indexOf(status) >= 0 ? "s-" + status : null;
+    KNOWN.forEach(function (s) {
+      if ("s-" + s !== want && el.classList.contains("s-" + s)) { el.classList.remove("s-" + s); }
+    });
+    if (want && !el.classList.contains(want)) { el.classList.add(want); }
   }
-  function rows() {
-    return document.querySelectorAll("[data-step]");
+  // Each step's row cells and graph nodes, found once: a 1,000-step page is not searched
+  // again on every poll, and only what changed since the last poll is touched (a class
+  // or text set to the value it has still costs a style recalculation).
+  var steps = null;
+  function index() {
+    steps = {};
+    document.querySelectorAll("[data-step]").forEach(function (el) {
+      var id = el.getAttribute("data-step");
+      var entry = steps[id] || (steps[id] = { rows: [], nodes: [], last: null });
+      if (el.tagName.toLowerCase() === "tr") {
+        var cells = {};
+        ["status", "cached", "exit_code", "attempts", "duration"].forEach(function (f) {
+          cells[f] = el.querySelector("[data-field=" + f + "]");
+        });
+        entry.rows.push(cells);
+      } else {
+        entry.nodes.push(el);
+      }
+    });
+  }
+  function setText(el, text) {
+    if (el && el.textContent !== text) { el.textContent = text; }
+  }
+  function updateStep(entry, step) {
+    var last = entry.last;
+    var fresh = !last || last.status !== step.status;
+    entry.rows.forEach(function (cells) {
+      if (fresh) {
+        setText(cells.status, step.status);
+        statusClass(cells.status, step.status);
+      }
+      setText(cells.cached, step.cached ? "yes" : "");
+      setText(cells.exit_code, step.exit_code === null ? "" : String(step.exit_code));
+      setText(cells.attempts, String(step.attempts));
+      setText(cells.duration, step.duration);
+    });
+    if (fresh) {
+      entry.nodes.forEach(function (el) { statusClass(el, step.status); });
+    }
+    entry.last = step;
+  }
+  function unchanged(a, b) {
+    return a && a.status === b.status && a.cached === b.cached && a.exit_code === b.exit_code &&
+      a.attempts === b.attempts && a.duration === b.duration;
   }
   function apply(data) {
     var head = document.getElementById("run-status");
-    head.textContent = data.status;
+    setText(head, data.status);
     statusClass(head, data.status);
-    document.getElementById("run-duration").textContent = data.duration;
-    rows().forEach(function (el) {
-      var step = data.steps[el.getAttribute("data-step")];
-      if (!step) { return; }
-      if (el.tagName.toLowerCase() === "tr") {
-        var cell = el.querySelector("[data-field=status]");
-        cell.textContent = step.status;
-        statusClass(cell, step.status);
-        el.querySelector("[data-field=cached]").textContent = step.cached ? "yes" : "";
-        el.querySelector("[data-field=exit_code]").textContent =
-          step.exit_code === null ? "" : String(step.exit_code);
-        el.querySelector("[data-field=attempts]").textContent = String(step.attempts);
-        el.querySelector("[data-field=duration]").textContent = step.duration;
-      } else {
-        statusClass(el, step.status);
-      }
+    setText(document.getElementById("run-duration"), data.duration);
+    if (!steps) { index(); }
+    Object.keys(data.steps).forEach(function (id) {
+      var entry = steps[id];
+      var step = data.steps[id];
+      if (entry && !unchanged(entry.last, step)) { updateStep(entry, step); }
     });
     // a job's box, or a fan-out's (a matrix's or datums' instances): [status, steps recorded]
     [["data-job", data.jobs], ["data-group", data.groups || {}]].forEach(function (kind) {
