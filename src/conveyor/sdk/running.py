@@ -35,6 +35,7 @@ from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 if TYPE_CHECKING:
     from conveyor.execute.services import RunningServices
+    from conveyor.sdk.datasets.checkouts import CheckedOut
 
 
 @dataclass
@@ -136,6 +137,9 @@ def start_run(
     )
     try:
         with project.run_lock(request.wait, hooks.on_wait):
+            read = _check_out_datasets(project, plan)
+            if read:  # datums may glob over what was checked out: their listing changed
+                plan, _ = compile_cached(project, request.params, request.only)
             run = RunRecord(
                 id=request.run_id or secrets.token_hex(6),
                 pipeline=plan.pipeline,
@@ -155,6 +159,7 @@ def start_run(
             )
             run.started_at = run.created_at
             project.records.create_run(run)
+            project.records.record_dataset_reads([r.record(run.id) for r in read])
             if warnings:  # e.g. an action's tag that moved: part of the run's record
                 project.records.write(
                     WriteBatch(
@@ -214,6 +219,15 @@ def start_run(
                 executor.close()
         project.digests.close()
     return run
+
+
+def _check_out_datasets(project: Project, plan: ExecutionPlan) -> list[CheckedOut]:
+    if not plan.datasets:
+        return []
+    from conveyor.sdk.datasets.checkouts import check_out
+    from conveyor.sdk.datasets.service import Datasets
+
+    return check_out(Datasets(project), plan.datasets)
 
 
 def _record_leftovers(project: Project, run_id: str, left: list[tuple[str, Handle]]) -> None:
