@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration.conftest import Repo
 from tests.integration.server_support import need_bwrap
+from tests.integration.ui_support import serve_ui
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +163,26 @@ def test_lineage_reaches_through_a_pachyderm_output_commit_to_its_inputs(
     assert f"made into edges@{edges}" in ok(repo, "lineage", f"images@{images}")
     produced = lineage(repo, "count.txt")["produced_by"][0]
     assert [(d["dataset"], d["commit"]) for d in produced["datasets"]] == [("edges", edges)]
+
+
+def test_the_web_pages_link_an_artifact_to_the_dataset_commit_and_back(
+    repo: Repo, tmp_path: Path
+) -> None:
+    repo.pipeline(PIPELINE.format(ref="images@master"))
+    repo.commit("pipeline")
+    ok(repo, "data", "create", "images")
+    commit = put(repo, tmp_path, "images", "a.txt", "a\n")
+    ok(repo, "run")
+    produced = lineage(repo, "count.txt")
+    with serve_ui(repo.path) as ui:
+        page = httpx.get(
+            ui + "/lineage", params={"digest": produced["digest"], "path": "count.txt"}, timeout=30
+        )
+        assert page.status_code == 200, page.text
+        link = f"/ui/p/{ui.rsplit('/', 1)[-1]}/datasets/images?ref={commit}"
+        assert f'href="{link}" class="node commit"' in page.text
+        assert f"images@{commit[:8]}" in page.text
+        dataset = httpx.get(ui + "/datasets/images", params={"ref": commit}, timeout=30)
+        assert dataset.status_code == 200, dataset.text
+        assert f"/runs/{produced['produced_by'][0]['run']}" in dataset.text
+        assert "at data/raw, as images@master" in dataset.text

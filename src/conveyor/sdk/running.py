@@ -75,6 +75,9 @@ class RunRequest:
     facts: RunFacts | None = None
     """What the steps' conditions are checked against (a server's, from the queued run);
     None: this checkout's facts (:func:`conveyor.sdk.runfacts.local_facts`)."""
+    datasets: bool = True
+    """Whether the pipeline's ``datasets:`` are checked out (False on a server: its runs
+    do not read the project's datasets yet, and such a run fails with that sentence)."""
     cache_key: bytes = b""
     """The key for the HMACs of secret values (a server passes its project's, which
     outlives the run's state); empty: the project's own ``.conveyor/cache-key``."""
@@ -137,7 +140,7 @@ def start_run(
     )
     try:
         with project.run_lock(request.wait, hooks.on_wait):
-            read = _check_out_datasets(project, plan)
+            read = _check_out_datasets(project, plan, request.datasets)
             if read:  # datums may glob over what was checked out: their listing changed
                 plan, _ = compile_cached(project, request.params, request.only)
             run = RunRecord(
@@ -221,9 +224,14 @@ def start_run(
     return run
 
 
-def _check_out_datasets(project: Project, plan: ExecutionPlan) -> list[CheckedOut]:
+def _check_out_datasets(project: Project, plan: ExecutionPlan, allowed: bool) -> list[CheckedOut]:
     if not plan.datasets:
         return []
+    if not allowed:
+        raise UsageError(
+            "the pipeline's datasets: are checked out by local runs only (`conveyor run`); "
+            "a server's runs do not read datasets yet"
+        )
     from conveyor.sdk.datasets.checkouts import check_out
     from conveyor.sdk.datasets.service import Datasets
 

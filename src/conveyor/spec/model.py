@@ -416,9 +416,10 @@ class TriggersSpec(_Strict):
     schedule: list[ScheduleSpec] = Field(default_factory=list)
 
 
+_DATASET_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}(@[A-Za-z0-9_-]*)?(\^|~[0-9]*)*(:\S*)?")
 DatasetRefText = Annotated[
     str,
-    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}([@^~][^\s:]*)?(:[^\s]*)?$", max_length=1024),
+    Field(max_length=1024),
 ]
 """``NAME@REF[:/PATH]``: a dataset, a branch or commit (``^``/``~N`` ancestry), a path."""
 
@@ -465,7 +466,12 @@ class PipelineSpec(_Strict):
     @field_validator("datasets")
     @classmethod
     def _dataset_paths(cls, value: dict[str, str]) -> dict[str, str]:
-        for path in value:
+        for path, ref in value.items():
+            if not _DATASET_REF.fullmatch(ref):
+                raise ValueError(
+                    f"{path}: {ref[:100]!r} is not a dataset ref: write NAME, "
+                    "NAME@BRANCH or NAME@COMMIT, then any ^ or ~N, then :/PATH if you like"
+                )
             parts = path.split("/")
             if (
                 not path
@@ -476,13 +482,13 @@ class PipelineSpec(_Strict):
                 or len(path) > 1024
             ):
                 raise ValueError(
-                    f"datasets: {path!r} must be a relative path inside the project "
+                    f"{path!r} must be a relative path inside the project "
                     "(no '..', '.', empty parts, .git or .conveyor)"
                 )
         paths = sorted(value)
         for a, b in itertools.pairwise(paths):
             if b.startswith(a + "/"):
-                raise ValueError(f"datasets: {b!r} is inside {a!r}; give separate directories")
+                raise ValueError(f"{b!r} is inside {a!r}; give separate directories")
         return value
 
     @field_validator("sweep")

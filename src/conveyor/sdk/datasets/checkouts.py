@@ -50,6 +50,7 @@ def check_out(datasets: Datasets, wanted: Sequence[tuple[str, str]]) -> list[Che
     resolved = []
     for path, text, ref in refs:
         target = project.root / path
+        _inside(project.root, path)
         if (target.exists() or target.is_symlink()) and path not in made:
             raise UsageError(
                 f"datasets: {path} already exists and no run checked it out; move it away "
@@ -71,6 +72,19 @@ def check_out(datasets: Datasets, wanted: Sequence[tuple[str, str]]) -> list[Che
         files = datasets.checkout(pinned, target)
         done.append(CheckedOut(path, text, ref.dataset, commit, files))
     return done
+
+
+def _inside(root: Path, path: str) -> None:
+    """No directory on the way to ``path`` may be a link (it could lead out of the
+    project, where the checkout would replace someone's files)."""
+    at = root
+    for part in path.split("/")[:-1]:
+        at = at / part
+        if at.is_symlink() or (at.exists() and not at.is_dir()):
+            raise UsageError(
+                f"datasets: {path}: {at.relative_to(root)} is a link or a file; a dataset "
+                "is checked out only below real directories of the project"
+            )
 
 
 def _made(state_dir: Path) -> dict[str, str]:
