@@ -160,7 +160,12 @@ def test_lineage_reaches_through_a_pachyderm_output_commit_to_its_inputs(
     assert up[0]["job"] == job["id"]
     down = lineage(repo, f"images@{images}")
     assert [(m["dataset"], m["commit"]) for m in down["made_into"]] == [("edges", edges)]
-    assert f"made into edges@{edges}" in ok(repo, "lineage", f"images@{images}")
+    assert [(j["job"], j["state"], j["output_commit"]) for j in down["jobs"]] == [
+        (job["id"], "success", edges)
+    ]
+    text = ok(repo, "lineage", f"images@{images}")
+    assert f"made into edges@{edges}" in text
+    assert f"read by job {job['id']} of pipeline edges (success, commit {edges})" in text
     produced = lineage(repo, "count.txt")["produced_by"][0]
     assert [(d["dataset"], d["commit"]) for d in produced["datasets"]] == [("edges", edges)]
 

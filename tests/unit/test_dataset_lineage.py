@@ -180,3 +180,43 @@ def test_a_pipelines_datasets_reach_the_plan() -> None:
     assert plan.datasets == (("b", "labels@v1~2"), ("data/raw", "images@master:/cats"))
     assert plan.to_json()["datasets"] == {"b": "labels@v1~2", "data/raw": "images@master:/cats"}
     assert ExecutionPlan.from_json(plan.to_json()) == plan
+
+
+def test_jobs_over_a_commit_in_any_state_are_found_by_their_inputs() -> None:
+    from conveyor.sdk.datasets.lineage import jobs_over
+
+    jobs = [
+        {
+            "id": "j1",
+            "pipeline": "edges",
+            "state": "success",
+            "output_commit": C,
+            "inputs": {"images": {"dataset": "images", "branch": "master", "commit": A}},
+        },
+        {
+            "id": "j2",
+            "pipeline": "edges",
+            "state": "failure",
+            "output_commit": None,
+            "inputs": {"images": {"dataset": "images", "branch": "master", "commit": A}},
+        },
+        {
+            "id": "j3",
+            "pipeline": "edges",
+            "state": "success",
+            "output_commit": B,
+            "inputs": {"images": {"dataset": "images", "branch": "master", "commit": B}},
+        },
+        {
+            "id": "j4",
+            "pipeline": "empty",
+            "state": "success",
+            "output_commit": None,
+            "inputs": {"images": {"dataset": "images", "branch": "master", "commit": None}},
+        },
+    ]
+    found = jobs_over(jobs, "images", A)
+    assert [(j["job"], j["state"], j["output_commit"]) for j in found] == [
+        ("j1", "success", C),
+        ("j2", "failure", None),
+    ]

@@ -297,7 +297,10 @@ def _dataset_lineage(ctx: Context, target: str, as_json: bool) -> None:
     project = ctx.project()
     ref = parse_ref(target)
     data = Datasets(project).lineage(ref)
-    data.update(commit_lineage(project.records, ref.dataset, data["commit"]["id"], ref.path))
+    from conveyor.sdk.pachyderm_jobs import Pipelines
+
+    jobs = Pipelines(project).jobs(None)
+    data.update(commit_lineage(project.records, ref.dataset, data["commit"]["id"], ref.path, jobs))
     if as_json:
         emit_json(data)
         return
@@ -322,5 +325,10 @@ def _dataset_lineage(ctx: Context, target: str, as_json: bool) -> None:
             f"  made into {made['dataset']}@{made['commit']} "
             f"by pipeline {made['pipeline']}, job {(made['job'] or '-')[:12]}"
         )
-    if not data["read_by"] and not data["made_into"]:
+    for job in data["jobs"]:
+        made = f", commit {job['output_commit']}" if job["output_commit"] else ""
+        click.echo(
+            f"  read by job {job['job']} of pipeline {job['pipeline']} ({job['state']}{made})"
+        )
+    if not data["read_by"] and not data["jobs"]:
         click.echo("  read by no recorded run or pipeline job")

@@ -103,12 +103,33 @@ def read_by(
     return runs
 
 
+def jobs_over(jobs: list[dict[str, Any]], dataset: str, commit: str) -> list[dict[str, Any]]:
+    """The pipeline jobs (as the project's state keeps them) that read the commit, in any
+    state: a failed or running job has no output commit to find it by."""
+    return [
+        {
+            "job": job["id"],
+            "pipeline": job["pipeline"],
+            "state": job["state"],
+            "output_commit": job.get("output_commit"),
+        }
+        for job in jobs
+        if (dataset, commit) in input_commits({"inputs": job.get("inputs")})
+    ]
+
+
 def commit_lineage(
-    records: MetadataRepository, dataset: str, commit: str, path: str = ""
+    records: MetadataRepository,
+    dataset: str,
+    commit: str,
+    path: str = "",
+    jobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``conveyor lineage NAME@REF[:PATH]``'s both directions."""
+    """``conveyor lineage NAME@REF[:PATH]``'s both directions (``jobs``: the project's
+    pipeline jobs, to find those that read it)."""
     return {
         "upstream": upstream(records, dataset, commit),
         "read_by": read_by(records, dataset, commit, path),
         "made_into": made_from(records, dataset, commit),
+        "jobs": jobs_over(jobs or [], dataset, commit),
     }
