@@ -191,3 +191,20 @@ def test_the_web_pages_link_an_artifact_to_the_dataset_commit_and_back(
         assert dataset.status_code == 200, dataset.text
         assert f"/runs/{produced['produced_by'][0]['run']}" in dataset.text
         assert "at data/raw, as images@master" in dataset.text
+
+
+def test_a_rerun_reads_the_commit_the_original_run_read(repo: Repo, tmp_path: Path) -> None:
+    repo.pipeline(PIPELINE.format(ref="images@master"))
+    repo.commit("pipeline")
+    ok(repo, "data", "create", "images")
+    first = put(repo, tmp_path, "images", "a.txt", "a\n")
+    ok(repo, "run")
+    original = run_id(repo)
+    put(repo, tmp_path, "images", "b.txt", "b\n")  # master moves on
+    result = repo.run("rerun", original)
+    assert result.code == 0, result.err + result.out  # the same output: reproduced
+    rerun = run_id(repo)
+    assert rerun != original
+    readers = lineage(repo, f"images@{first}")["read_by"]
+    assert [r["run"] for r in readers] == [rerun, original]
+    assert (repo.path / "count.txt").read_text().strip() == "1"  # the workspace is untouched

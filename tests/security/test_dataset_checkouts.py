@@ -95,10 +95,10 @@ def test_a_checkout_replaces_only_what_an_earlier_run_checked_out(datasets: Data
 
 def test_a_server_run_refuses_datasets_before_anything_is_written(tmp_path: Path) -> None:
     from conveyor.plan.model import ExecutionPlan
-    from conveyor.sdk.running import _check_out_datasets
+    from conveyor.sdk.running import RunRequest, _check_out_datasets
 
     plan = ExecutionPlan("p", (), (), datasets=(("data", "images@master"),))
     project = Project(tmp_path, records=open_lite(tmp_path / "db"), store=ContentStore(tmp_path))
     with pytest.raises(UsageError, match="checked out by local runs only"):
-        _check_out_datasets(project, plan, allowed=False)
+        _check_out_datasets(project, plan, RunRequest(datasets=False))
     assert not (tmp_path / "data").exists()

@@ -3,8 +3,8 @@ of the workspace before the run, so that its steps read them as ordinary files (
 digests key the cache) and the run records which commit it read (lineage).
 
 A path is replaced wholesale on every run, so only a directory that an earlier run
-checked out (listed in ``<state dir>/datasets.json``) or no file at all may be there: a
-directory of the user's is never deleted.
+checked out (listed by absolute path in ``<state dir>/datasets.json``) or no file at all
+may be there: a directory of the user's is never deleted.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from conveyor.metadata.datasets import DatasetReadRecord
 from conveyor.sdk.datasets.refs import DatasetRef, parse_ref
 from conveyor.sdk.datasets.service import Datasets
 
-_MADE = "datasets.json"  # workspace paths Conveyor checked out, and their commits
+_MADE = "datasets.json"  # directories Conveyor checked out, and their commits
 
 
 @dataclass(frozen=True)
@@ -36,22 +36,29 @@ class CheckedOut:
         return DatasetReadRecord(run_id, self.path, self.dataset, self.commit, self.ref)
 
 
-def check_out(datasets: Datasets, wanted: Sequence[tuple[str, str]]) -> list[CheckedOut]:
+def check_out(
+    datasets: Datasets, wanted: Sequence[tuple[str, str]], pins: Mapping[str, str] | None = None
+) -> list[CheckedOut]:
     """Resolve every ref first (a bad one changes nothing), then replace each path with
-    its commit's files (the directory the ref's path names, or the whole commit)."""
+    its commit's files (the directory the ref's path names, or the whole commit).
+    ``pins``: path -> the commit to read there whatever its ref names now (a rerun reads
+    what the original run read)."""
     project = datasets.project
     refs: list[tuple[str, str, DatasetRef]] = []
     for path, text in wanted:
         try:
-            refs.append((path, text, parse_ref(text)))
+            ref = parse_ref(text)
         except UsageError as exc:
             raise UsageError(f"datasets: {path}: {exc}") from None
+        if pins and path in pins:
+            ref = DatasetRef(ref.dataset, pins[path], path=ref.path, slash=ref.slash)
+        refs.append((path, text, ref))
     made = _made(project.state_dir)
     resolved = []
     for path, text, ref in refs:
         target = project.root / path
         _inside(project.root, path)
-        if (target.exists() or target.is_symlink()) and path not in made:
+        if (target.exists() or target.is_symlink()) and _key(target) not in made:
             raise UsageError(
                 f"datasets: {path} already exists and no run checked it out; move it away "
                 "or pick another path (Conveyor replaces that directory on every run)"
@@ -62,7 +69,7 @@ def check_out(datasets: Datasets, wanted: Sequence[tuple[str, str]]) -> list[Che
     for path, text, ref, commit in resolved:
         target = project.root / path
         pinned = DatasetRef(ref.dataset, commit, path=ref.path, slash=ref.slash)
-        made[path] = commit
+        made[_key(target)] = commit
         _save(project.state_dir, made)  # before the first file: a crash leaves it ours
         if target.is_symlink() or target.is_file():
             target.unlink()
@@ -85,6 +92,11 @@ def _inside(root: Path, path: str) -> None:
                 f"datasets: {path}: {at.relative_to(root)} is a link or a file; a dataset "
                 "is checked out only below real directories of the project"
             )
+
+
+def _key(target: Path) -> str:
+    """A checkout's key: its absolute path (a rerun's worktree is another directory)."""
+    return os.path.abspath(target)
 
 
 def _made(state_dir: Path) -> dict[str, str]:
