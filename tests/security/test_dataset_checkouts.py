@@ -80,6 +80,8 @@ def test_a_bad_ref_changes_nothing_even_after_good_ones(datasets: Datasets) -> N
         check_out(datasets, [("a", "images@master"), ("b", "nothing@master")])
     with pytest.raises(UsageError, match="datasets: c:"):
         check_out(datasets, [("a", "images@master"), ("c", "images@bad..ref")])
+    with pytest.raises(NotFoundError, match="there is no /missing in images@master:/missing"):
+        check_out(datasets, [("a", "images@master"), ("d", "images@master:/missing")])
     assert not (root / "a").exists() and not (root / "b").exists()
 
 

@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.errors import UsageError
+from conveyor.errors import NotFoundError, UsageError
 from conveyor.metadata.datasets import DatasetReadRecord
+from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DatasetRef, parse_ref
 from conveyor.sdk.datasets.service import Datasets
 
@@ -63,7 +64,10 @@ def check_out(
                 f"datasets: {path} already exists and no run checked it out; move it away "
                 "or pick another path (Conveyor replaces that directory on every run)"
             )
-        resolved.append((path, text, ref, datasets.resolve(ref).commit.id))
+        found = datasets.resolve(ref)
+        if ref.path and ref.path not in found.files and not trees.below(found.files, ref.path):
+            raise NotFoundError(f"datasets: {path}: there is no /{ref.path} in {text}")
+        resolved.append((path, text, ref, found.commit.id))
     done = []
     project.ensure_state_dir()
     for path, text, ref, commit in resolved:
