@@ -385,3 +385,54 @@ def test_err_cmd_recovers_a_failed_datum_and_job_timeout_stops_the_job(
         r["files"][0]: r for r in json.loads(ok(project, "datum", "list", failed["id"], "--json"))
     }
     assert "timed out" in Path(rows["/pfs/images/z.txt"]["log"]).read_text()
+
+
+def _newest_job(project: Repo, other_than: str = "", done: int = 0) -> dict[str, Any]:
+    """The newest job once it exists (and has ``done`` datums that succeeded)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        listed = json.loads(ok(project, "job", "list", "--json"))
+        fresh = listed and listed[0]["id"] != other_than
+        if fresh and listed[0]["datum_counts"].get("success", 0) >= done:
+            found: dict[str, Any] = listed[0]
+            return found
+        time.sleep(0.2)
+    raise AssertionError("no new job showed up")
+
+
+def test_job_wait_follows_a_job_to_its_end_with_an_exit_code_per_outcome(
+    project: Repo, tmp_path: Path
+) -> None:
+    ok(project, "data", "create", "images")
+    put(project, tmp_path, {"a.txt": "apple\n", "z.txt": "slow\n"})  # z sleeps 60 s
+    ok(project, "pipeline", "create", "-f", spec(project))
+    proc = project.popen("pipeline", "run", "edges")
+    try:
+        running = _newest_job(project, done=1)
+        # still running when the timeout expires: exit 3, the job goes on
+        timed = project.run("job", "wait", running["id"][:8], "--timeout", "1")
+        assert timed.code == 3, timed.err
+        assert "still running after 1 s (1/2 datums done)" in timed.err
+        assert "running: 1/2 datums done (1 success)" in timed.err  # progress on stderr
+        # its process killed while we wait: interrupted, exit 1
+        waiter = project.popen("job", "wait", running["id"])
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        out, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == 1, err
+        assert f"job {running['id']} interrupted" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    put(project, tmp_path, {"z.txt": "zest\n"})
+    again = project.popen("pipeline", "run", "edges")
+    second = _newest_job(project, other_than=running["id"])
+    waited = project.run("job", "wait", second["id"], "--json")
+    again.communicate(timeout=120)
+    assert waited.code == 0, waited.err
+    assert waited.json()["state"] == "success"
+    assert waited.json()["output_commit"] is not None
+    assert project.run("job", "wait", second["id"]).code == 0  # ended: at once
+    unknown = project.run("job", "wait", "abcd1234")
+    assert unknown.code == 2 and "there is no job 'abcd1234'" in unknown.err

@@ -106,3 +106,28 @@ def test_dataset_commits_on_postgres(repo: Repo, database_url: str, tmp_path: Pa
         assert records.dataset_commit("ds", "f" * 32) is None
     finally:
         records.close()
+
+
+def test_a_runs_dataset_reads_on_postgres(repo: Repo, database_url: str, tmp_path: Path) -> None:
+    """The commit a run's `datasets:` read is recorded on PostgreSQL (migration
+    0003_lineage) and found from both ends, and goes when the run is deleted."""
+    repo.write(".conveyor/config.toml", f'[project]\ndatabase = "{database_url}"\n')
+    repo.pipeline(
+        "datasets:\n  data/ds: ds@master\njobs:\n  j:\n    steps:\n"
+        "      - run: cat data/ds/a.txt > out.txt\n"
+        "        inputs: [data/ds]\n        outputs: [out.txt]\n"
+    )
+    repo.commit()
+    (tmp_path / "a.txt").write_text("a\n")
+    assert repo.run("data", "create", "ds").code == 0
+    assert repo.run("data", "put", "ds", str(tmp_path / "a.txt")).code == 0
+    ran = repo.run("run")
+    assert ran.code == 0, ran.err
+    commit = repo.run("data", "inspect", "ds", "--json").json()["commit"]["id"]
+    produced = repo.run("lineage", "out.txt", "--json").json()["produced_by"][0]
+    assert [(d["dataset"], d["commit"]) for d in produced["datasets"]] == [("ds", commit)]
+    readers = repo.run("lineage", "ds@master", "--json").json()["read_by"]
+    assert [(r["run"], r["path"]) for r in readers] == [(produced["run"], "data/ds")]
+    (repo.path / "out.txt").unlink()  # a run whose output the workspace holds is kept
+    assert repo.run("runs", "delete", produced["run"]).code == 0
+    assert repo.run("lineage", "ds@master", "--json").json()["read_by"] == []

@@ -60,6 +60,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", f"{P}/datasets/images/files/out/x.txt", None, "viewer"),
     ("PUT", f"{P}/datasets/images/files/out/x.txt", {"some": "content"}, "member"),
     ("DELETE", f"{P}/datasets/images/files/out/x.txt", None, "member"),
+    ("PUT", f"{P}/datasets/images/tree", {"not": "a tar"}, "member"),
     ("GET", f"{P}/datasets/images/branches", None, "viewer"),
     ("PUT", f"{P}/datasets/images/branches/dev", {"head": None}, "member"),
     ("DELETE", f"{P}/datasets/images/branches/dev", None, "lead"),

@@ -92,8 +92,26 @@ def test_the_cli_with_remote(srv: Server, repo: Repo, tmp_path: Path) -> None:
     cli(member, "branch", "remote-ds", "v1", "--head", "remote-ds^")
     assert json.loads(cli(viewer, "branch", "remote-ds", "--json"))["v1"] == log[1]["id"]
     assert "remote-ds" in {d["name"] for d in json.loads(cli(viewer, "ls", "--json"))}
-    refused = repo.run("data", "put", "remote-ds", "-r", str(tmp_path), "--remote", env=member)
-    assert refused.code == 2 and "one file" in refused.err
+    # a directory: one commit of all its files, placed as a local put places them
+    photos = tmp_path / "photos"
+    (photos / "cats").mkdir(parents=True)
+    (photos / "cats" / "tom.txt").write_text("meow\n")
+    (photos / "run.sh").write_text("#!/bin/sh\n")
+    (photos / "run.sh").chmod(0o755)
+    before = len(json.loads(cli(viewer, "log", "remote-ds", "--json")))
+    tree = json.loads(cli(member, "put", "remote-ds:/in", "-r", str(photos), "-m", "d", "--json"))
+    assert tree["files"] == 3 and tree["message"] == "d"
+    assert len(json.loads(cli(viewer, "log", "remote-ds", "--json"))) == before + 1
+    listed = json.loads(cli(viewer, "ls", "remote-ds:/in", "--json"))
+    assert [e["path"] for e in listed] == ["/in/cats", "/in/run.sh"]
+    assert cli(viewer, "get", "remote-ds:/in/cats/tom.txt") == "meow\n"
+    named = json.loads(cli(member, "put", "remote-ds", "-r", str(photos), "--json"))
+    assert named["files"] == 5  # without a path: under the directory's own name
+    assert cli(viewer, "get", "remote-ds:/photos/cats/tom.txt") == "meow\n"
+    unrecursive = repo.run("data", "put", "remote-ds", str(photos), "--remote", env=member)
+    assert unrecursive.code == 2 and "add --recursive" in unrecursive.err
+    cli(member, "delete", "remote-ds:/in")
+    cli(member, "delete", "remote-ds:/photos")
     cli(member, "delete", "remote-ds:/dir/a.txt")
     assert json.loads(cli(viewer, "inspect", "remote-ds", "--json"))["commit"]["files"] == 0
     cli(lead, "delete", "remote-ds", "--yes")

@@ -814,6 +814,27 @@ def test_dataset_trees_are_referenced_digests(repo: MetadataRepository) -> None:
     assert repo.referenced_digests() == {D4}
 
 
+def test_a_runs_dataset_reads_are_found_by_run_and_by_commit_and_go_with_the_run(
+    repo: MetadataRepository,
+) -> None:
+    from conveyor.metadata.datasets import DatasetReadRecord
+
+    repo.create_run(run("r1", 1.0))
+    repo.create_run(run("r2", 2.0))
+    raw = DatasetReadRecord("r1", "data/raw", "images", "a1", "images@master")
+    labels = DatasetReadRecord("r1", "data/labels", "labels", "c3", "labels@v1")
+    again = DatasetReadRecord("r2", "data/raw", "images", "a1", "images@a1")
+    repo.record_dataset_reads([raw, labels])
+    repo.record_dataset_reads([again])
+    repo.record_dataset_reads([])
+    assert repo.dataset_reads("r1") == [labels, raw]
+    assert repo.dataset_readers("images", "a1") == [again, raw]  # newest run first
+    assert repo.dataset_readers("images", "b2") == []
+    assert repo.delete_runs(["r2"]) == 1
+    assert repo.dataset_readers("images", "a1") == [raw]
+    assert repo.dataset_reads("r2") == []
+
+
 def test_a_database_at_0001_gains_the_dataset_tables_and_keeps_its_runs(
     db_path: Path, opener: Opener
 ) -> None:

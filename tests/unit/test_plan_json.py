@@ -121,6 +121,7 @@ SERVICES = st.builds(
     st.lists(st.tuples(TEXT, TEXT, TEXT)),
     st.lists(SERVICES, max_size=2),
     st.none() | st.integers(1, 9),
+    pairs(TEXT),
 )
 def test_a_plan_round_trips_through_json_text(
     steps: list[StepPlan],
@@ -128,8 +129,11 @@ def test_a_plan_round_trips_through_json_text(
     inferred: list[Any],
     services: list[ServicePlan],
     concurrency: int | None,
+    datasets: tuple[tuple[str, str], ...],
 ) -> None:
-    plan = ExecutionPlan("p", params, tuple(steps), tuple(inferred), tuple(services), concurrency)
+    plan = ExecutionPlan(
+        "p", params, tuple(steps), tuple(inferred), tuple(services), concurrency, datasets
+    )
     assert ExecutionPlan.from_json(through_text(plan.to_json())) == plan
 
 

@@ -144,14 +144,15 @@ def put(
     \b
     Already stored content costs only its hashing; links inside a directory are read
     as the file they name while it lies inside that directory, never outside.
-    With --remote, one file (or '-') per put.
+    With --remote, directories and several files go to the server as one tar
+    stream (regular files; one commit), within its size limit and 100,000 files.
     """
     if append and overwrite:
         raise click.UsageError("--append and --overwrite contradict each other; choose one")
     if run_pipelines and remote:
         raise click.UsageError("--run runs the project's pipelines locally; drop --remote")
     backend = _backend(ctx, remote)
-    progress = None if as_json or remote or not sys.stderr.isatty() else _progress
+    progress = None if as_json or not sys.stderr.isatty() else _progress
     commit = backend.put(_ref(target), list(sources), message, append, recursive, progress)
     if progress is not None:
         click.echo("", err=True)

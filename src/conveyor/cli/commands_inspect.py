@@ -199,6 +199,11 @@ def lineage(ctx: Context, target: str, as_json: bool) -> None:
             click.echo("    params:  " + ", ".join(f"{k}={v}" for k, v in p["params"].items()))
         for item in p["inputs"]:
             click.echo(f"    input:   {item['path']}  {item['digest'][:12]}")
+        for d in p["datasets"]:
+            click.echo(
+                f"    dataset: {d['dataset']}@{d['commit']} at {d['path']} "
+                f"(the pipeline's {d['ref']}; {len(d['inputs'])} inputs)"
+            )
         for up, outs in p["upstream"].items():
             for path, digest in outs.items():
                 click.echo(f"    from:    {up} {path}  {digest[:12]}")
@@ -292,10 +297,17 @@ def _dataset_target(target: str) -> bool:
 
 
 def _dataset_lineage(ctx: Context, target: str, as_json: bool) -> None:
+    from conveyor.sdk.datasets.lineage import commit_lineage
     from conveyor.sdk.datasets.refs import parse_ref
     from conveyor.sdk.datasets.service import Datasets
 
-    data = Datasets(ctx.project()).lineage(parse_ref(target))
+    project = ctx.project()
+    ref = parse_ref(target)
+    data = Datasets(project).lineage(ref)
+    from conveyor.sdk.pachyderm_jobs import Pipelines
+
+    jobs = Pipelines(project).jobs(None)
+    data.update(commit_lineage(project.records, ref.dataset, data["commit"]["id"], ref.path, jobs))
     if as_json:
         emit_json(data)
         return
@@ -306,3 +318,24 @@ def _dataset_lineage(ctx: Context, target: str, as_json: bool) -> None:
     click.echo(f"  content since commit {since['id']} ({since['created_at']}): {since['message']}")
     provenance = since["provenance"]
     click.echo(f"  provenance: {provenance or '(none: put by hand)'}")
+    for up in data["upstream"]:
+        into = up["into"]
+        click.echo(
+            f"  from:    {up['dataset']}@{up['commit']} (into {into['dataset']}@"
+            f"{into['commit'][:12]} by pipeline {up['pipeline']}, job {(up['job'] or '-')[:12]})"
+        )
+    for run in data["read_by"]:
+        steps = ", ".join(s["step"] for s in run["steps"]) or "no step read these files"
+        click.echo(f"  read by run {run['run']} at {run['path']} ({run['ref']}): {steps}")
+    for made in data["made_into"]:
+        click.echo(
+            f"  made into {made['dataset']}@{made['commit']} "
+            f"by pipeline {made['pipeline']}, job {(made['job'] or '-')[:12]}"
+        )
+    for job in data["jobs"]:
+        made = f", commit {job['output_commit']}" if job["output_commit"] else ""
+        click.echo(
+            f"  read by job {job['job']} of pipeline {job['pipeline']} ({job['state']}{made})"
+        )
+    if not data["read_by"] and not data["jobs"]:
+        click.echo("  read by no recorded run or pipeline job")

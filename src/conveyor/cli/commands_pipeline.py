@@ -8,6 +8,7 @@ spec in the project, ``run`` runs a job over the project's datasets; ``job`` and
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -368,6 +369,49 @@ def job_inspect(ctx: Context, job_id: str, as_json: bool) -> None:
         return
     for key, value in data.items():
         click.echo(f"{key}: {value}")
+
+
+@job.command(name="wait")
+@click.argument("job_id", metavar="JOB")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Give up after this long (exit code 3; the job goes on).",
+)
+@_JSON
+@pass_context
+def job_wait(ctx: Context, job_id: str, timeout: float | None, as_json: bool) -> None:
+    """Wait until JOB (an id or a 4+ character prefix) ends; its progress on stderr.
+
+    \b
+    Exit codes: 0 the job succeeded (its output commit was made), 1 it failed or was
+    interrupted (its process died: `conveyor pipeline run` runs only the datums left),
+    2 no such job, 3 --timeout expired while it still ran. A job that already ended
+    returns at once.
+
+    \b
+      conveyor job wait 3f2a                 # the job `conveyor job list` shows
+      conveyor job wait 3f2a --timeout 600 --json
+    """
+    from conveyor.sdk.pachyderm_wait import Progress, wait_job
+
+    pipelines = _pipelines(ctx)
+    found = pipelines.job(job_id)  # an unknown id: exit 2 before any wait
+
+    def show(progress: Progress) -> None:
+        click.echo(progress.line(), err=True)
+
+    ended = wait_job(lambda: pipelines.job(found["id"]), timeout, show)
+    if as_json:
+        emit_json(_job_json(ended))
+    elif ended["state"] == "success":
+        click.echo(f"job {ended['id']} succeeded: commit {ended['output_commit']}")
+    else:
+        reason = f": {ended['error']}" if ended.get("error") else ""
+        click.echo(f"job {ended['id']} {ended['state']}{reason}")
+    sys.exit(0 if ended["state"] == "success" else 1)
 
 
 @click.group()

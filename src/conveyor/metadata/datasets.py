@@ -92,3 +92,40 @@ def dataset_commit_record(row: Mapping[Any, Any]) -> DatasetCommitRecord:
 
 def dataset_record(row: Mapping[Any, Any]) -> DatasetRecord:
     return DatasetRecord(row["name"], row["created_at"], row["description"])
+
+
+@dataclass(frozen=True)
+class DatasetReadRecord:
+    """A run read ``dataset`` at ``commit`` (named ``ref`` in its pipeline), checked out
+    at ``path`` of its workspace."""
+
+    run_id: str
+    path: str
+    dataset: str
+    commit: str
+    ref: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run_id,
+            "path": self.path,
+            "dataset": self.dataset,
+            "commit": self.commit,
+            "ref": self.ref,
+        }
+
+
+def dataset_read_row(r: DatasetReadRecord) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "path": r.path,
+        "dataset": r.dataset,
+        "commit_id": r.commit,
+        "ref": r.ref,
+    }
+
+
+def dataset_read_record(row: Mapping[Any, Any]) -> DatasetReadRecord:
+    return DatasetReadRecord(
+        row["run_id"], row["path"], row["dataset"], row["commit_id"], row["ref"]
+    )

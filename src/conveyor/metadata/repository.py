@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from conveyor.domain.states import RunStatus
-from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
+from conveyor.metadata.datasets import DatasetCommitRecord, DatasetReadRecord, DatasetRecord
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -145,6 +145,18 @@ class MetadataRepository(DatasetRepository, Protocol):
         ...
 
     def events(self, run_id: str) -> list[EventRecord]: ...
+
+    def record_dataset_reads(self, reads: Sequence[DatasetReadRecord]) -> None:
+        """The dataset commits a run checked out when it started (its ``datasets:``)."""
+        ...
+
+    def dataset_reads(self, run_id: str) -> list[DatasetReadRecord]:
+        """What ``record_dataset_reads`` kept for the run, by path."""
+        ...
+
+    def dataset_readers(self, dataset: str, commit: str) -> list[DatasetReadRecord]:
+        """The runs that read that commit, newest first (at most 200)."""
+        ...
 
     def close(self) -> None: ...
 

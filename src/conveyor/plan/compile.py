@@ -106,6 +106,7 @@ def compile_plan(
         steps=final,
         inferred=tuple(i for i in inferred if i[0] in keep and i[1] in keep),
         services=_services(spec, jobs),
+        datasets=tuple(sorted(spec.datasets.items())),
         concurrency=min(
             (j.concurrency for i, j in spec.jobs.items() if j.concurrency and i in jobs),
             default=None,

@@ -125,6 +125,8 @@ class ExecutionPlan(JsonShape):
     concurrency: int | None = field(default=None, metadata=_SET)
     """On a server, at most this many runs of the pipeline at once (the smallest limit of
     the jobs that have a step in the plan)."""
+    datasets: tuple[tuple[str, str], ...] = field(default=(), metadata=_SET)
+    """Workspace path -> dataset ref (``NAME@REF[:/PATH]``) checked out before the run."""
 
     def step(self, step_id: str) -> StepPlan:
         for step in self.steps:

@@ -176,6 +176,7 @@ def trace(
                 "fingerprint": step.fingerprint if step else None,
                 "ended_at": step.to_json()["ended_at"] if step else None,
                 "inputs": [{"path": i.path, "digest": i.digest} for i in inputs],
+                "datasets": dataset_sources(records, run_id, [i.path for i in inputs]),
                 "upstream": (step.parts.get("upstream", {}) if step else {}),
                 "executor": extras.get("executor"),
                 "ran_on": extras.get("ran_on"),
@@ -189,6 +190,19 @@ def trace(
     if tree is not None:
         consumed_by += _readers_inside(records, store, tree)
     return {"digest": digest, "path": path, "produced_by": produced_by, "consumed_by": consumed_by}
+
+
+def dataset_sources(
+    records: MetadataRepository, run_id: str, paths: list[str]
+) -> list[dict[str, Any]]:
+    """The dataset commits a step's inputs came from: the run's checkouts (its
+    ``datasets:``) that hold one of ``paths``, with the inputs read from each."""
+    sources = []
+    for read in records.dataset_reads(run_id):
+        inside = [p for p in paths if p == read.path or p.startswith(read.path + "/")]
+        if inside:
+            sources.append({**read.to_json(), "inputs": inside})
+    return sources
 
 
 def _readers_inside(

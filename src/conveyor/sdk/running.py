@@ -35,6 +35,7 @@ from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 if TYPE_CHECKING:
     from conveyor.execute.services import RunningServices
+    from conveyor.sdk.datasets.checkouts import CheckedOut
 
 
 @dataclass
@@ -74,6 +75,12 @@ class RunRequest:
     facts: RunFacts | None = None
     """What the steps' conditions are checked against (a server's, from the queued run);
     None: this checkout's facts (:func:`conveyor.sdk.runfacts.local_facts`)."""
+    dataset_pins: Mapping[str, str] = field(default_factory=dict)
+    """Workspace path -> the dataset commit to check out there whatever the pipeline's
+    ref names now (a rerun reads the commits the original run read)."""
+    datasets: bool = True
+    """Whether the pipeline's ``datasets:`` are checked out (False on a server: its runs
+    do not read the project's datasets yet, and such a run fails with that sentence)."""
     cache_key: bytes = b""
     """The key for the HMACs of secret values (a server passes its project's, which
     outlives the run's state); empty: the project's own ``.conveyor/cache-key``."""
@@ -136,6 +143,9 @@ def start_run(
     )
     try:
         with project.run_lock(request.wait, hooks.on_wait):
+            read = _check_out_datasets(project, plan, request)
+            if read:  # datums may glob over what was checked out: their listing changed
+                plan, _ = compile_cached(project, request.params, request.only)
             run = RunRecord(
                 id=request.run_id or secrets.token_hex(6),
                 pipeline=plan.pipeline,
@@ -155,6 +165,7 @@ def start_run(
             )
             run.started_at = run.created_at
             project.records.create_run(run)
+            project.records.record_dataset_reads([r.record(run.id) for r in read])
             if warnings:  # e.g. an action's tag that moved: part of the run's record
                 project.records.write(
                     WriteBatch(
@@ -214,6 +225,22 @@ def start_run(
                 executor.close()
         project.digests.close()
     return run
+
+
+def _check_out_datasets(
+    project: Project, plan: ExecutionPlan, request: RunRequest
+) -> list[CheckedOut]:
+    if not plan.datasets:
+        return []
+    if not request.datasets:
+        raise UsageError(
+            "the pipeline's datasets: are checked out by local runs only (`conveyor run`); "
+            "a server's runs do not read datasets yet"
+        )
+    from conveyor.sdk.datasets.checkouts import check_out
+    from conveyor.sdk.datasets.service import Datasets
+
+    return check_out(Datasets(project), plan.datasets, request.dataset_pins)
 
 
 def _record_leftovers(project: Project, run_id: str, left: list[tuple[str, Handle]]) -> None:
@@ -410,6 +437,7 @@ def rerun(
             force=True,
             executor=original.executor,
             trigger=f"rerun:{original.id}",
+            dataset_pins={r.path: r.commit for r in project.records.dataset_reads(original.id)},
         )
         run = start_run(copy, request, hooks)
     finally:
@@ -423,10 +451,12 @@ def _bring_untracked_inputs(project: Project, copy: Project, original: RunRecord
     """Inputs the commit does not hold (data files) come from the workspace or the store,
     but only with the content the original run read."""
     records = project.records
+    # a dataset's files come from its pinned commit when the rerun starts
+    checked_out = tuple(r.path + "/" for r in records.dataset_reads(original.id))
     for step in records.step_runs(original.id):
         source_run = step.cached_from or original.id
         for item in records.inputs_of(source_run, step.step_id):
-            if os.path.isabs(item.path):
+            if os.path.isabs(item.path) or (checked_out and item.path.startswith(checked_out)):
                 continue
             target = copy.root / item.path
             if target.exists():

@@ -2,13 +2,16 @@
 
 Viewers read (list, inspect, log, ls, glob, diff, files); members write commits (put or
 delete a file, create or move a branch); leads create and delete datasets and delete
-branches. A file is put as the raw request body (``PUT .../files/PATH``), capped by the
-server's ``max_dataset_body``. Datasets of every project share the server's records,
-each project under its own name (``project/name``), and its store.
+branches. A file is put as the raw request body (``PUT .../files/PATH``), many files as
+a tar stream (``PUT .../tree``), each capped by the server's ``max_dataset_body``.
+Datasets of every project share the server's records, each project under its own name
+(``project/name``), and its store.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -20,6 +23,7 @@ from conveyor.errors import ConcurrencyError, NotFoundError
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DatasetRef, check_name, parse_ref
 from conveyor.sdk.datasets.service import Datasets
+from conveyor.sdk.datasets.tarstream import read_tar
 from conveyor.server.auth import Access, lead, member, server_state, viewer
 from conveyor.server.limits import spool_body
 from conveyor.server.state import ServerState
@@ -176,6 +180,36 @@ async def put_file(
         commit = await run_in_threadpool(
             datasets.put, target, ["-"], message, append, False, None, body
         )
+    except ConcurrencyError as exc:
+        raise HTTPException(409, str(exc)) from None
+    finally:
+        body.close()
+    return commit.to_json()
+
+
+@router.put("/{dataset}/tree", status_code=201)
+async def put_tree(
+    access: Member,
+    state: State,
+    request: Request,
+    dataset: str,
+    branch: Annotated[str, Query(max_length=63)] = "master",
+    append: bool = False,
+    message: Annotated[str, Query(max_length=64 * 1024)] = "",
+) -> dict[str, Any]:
+    """A new commit on ``branch`` with every file of the body, an uncompressed tar
+    stream whose names are the files' paths in the dataset (``data put DIR --remote``):
+    regular files only, capped like a file put (``max_dataset_body``) and in count."""
+    datasets = datasets_of(state, access.project)
+    target = _ref(dataset, check_name(branch, "branch"))
+    datasets.get(target.dataset)  # an unknown dataset: 404 before the body is read
+    body, _size = await spool_body(request, state.config.max_dataset_body, state.config.data)
+    scratch = state.config.data / "tmp"
+    try:
+        with tempfile.TemporaryDirectory(dir=scratch, prefix="tree-") as folder:
+            sources = await run_in_threadpool(read_tar, body, Path(folder))
+            body.close()
+            commit = await run_in_threadpool(datasets.put_sources, target, sources, message, append)
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
     finally:

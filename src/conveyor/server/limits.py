@@ -41,12 +41,14 @@ def body_cap(config: ServerConfig, path: str) -> int:
 
 
 def dataset_file(path: str) -> bool:
-    """``/api/v1/projects/P/datasets/D/files/...``: a file put into a dataset."""
+    """``/api/v1/projects/P/datasets/D/files/...``: a file put into a dataset; or
+    ``.../datasets/D/tree``: many files as one tar stream."""
     parts = path.split("/", 8)
     return (
-        len(parts) == 9
+        len(parts) >= 8
         and parts[:4] == ["", "api", "v1", "projects"]
-        and (parts[5] == "datasets" and parts[7] == "files")
+        and parts[5] == "datasets"
+        and ((len(parts) == 9 and parts[7] == "files") or parts[7:] == ["tree"])
     )
 
 

@@ -162,6 +162,7 @@ class Worker:
                 cache_scope=_cache_scope(queued.project, secrets, key),
                 executors_allowed=self.config.executors_allowed,
                 cache_key=key,
+                datasets=False,
                 facts=server_facts(queued.ref, queued.trigger, queued.project),
             )
             checkout = Checkout(workdir, queued.commit, state)

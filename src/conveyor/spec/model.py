@@ -6,6 +6,7 @@ keys are errors everywhere (``extra="forbid"``) so that a typo never passes sile
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Any, Literal
 
@@ -415,6 +416,13 @@ class TriggersSpec(_Strict):
     schedule: list[ScheduleSpec] = Field(default_factory=list)
 
 
+_DATASET_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}(@[A-Za-z0-9_-]*)?(\^|~[0-9]*)*(:\S*)?")
+DatasetRefText = Annotated[
+    str,
+    Field(max_length=1024),
+]
+"""``NAME@REF[:/PATH]``: a dataset, a branch or commit (``^``/``~N`` ancestry), a path."""
+
 SweepValues = Annotated[list[str | int | float | bool], Field(min_length=1, max_length=1000)]
 """The values a sweep gives one parameter."""
 
@@ -433,6 +441,13 @@ class PipelineSpec(_Strict):
         description="`conveyor run --sweep`: values of parameters, one run per combination.",
     )
     env: dict[str, Scalar] = Field(default_factory=dict)
+    datasets: dict[str, DatasetRefText] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Dataset commits checked out into the workspace before the run, by "
+        "path: `data/raw: images@master` (NAME@REF[:/PATH]); the run records which commit "
+        "each ref named, for lineage.",
+    )
     jobs: dict[Name, JobSpec] = Field(min_length=1)
 
     _source: SourceMap | None = PrivateAttr(default=None)
@@ -447,6 +462,34 @@ class PipelineSpec(_Strict):
         if not isinstance(value, dict):
             return value
         return {k: _expand_param(v) for k, v in value.items()}
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for path, ref in value.items():
+            if not _DATASET_REF.fullmatch(ref):
+                raise ValueError(
+                    f"{path}: {ref[:100]!r} is not a dataset ref: write NAME, "
+                    "NAME@BRANCH or NAME@COMMIT, then any ^ or ~N, then :/PATH if you like"
+                )
+            parts = path.split("/")
+            if (
+                not path
+                or path.startswith("/")
+                or any(p in ("", ".", "..") for p in parts)
+                or parts[0] == ".conveyor"
+                or parts[0] == ".git"
+                or len(path) > 1024
+            ):
+                raise ValueError(
+                    f"{path!r} must be a relative path inside the project "
+                    "(no '..', '.', empty parts, .git or .conveyor)"
+                )
+        paths = sorted(value)
+        for a, b in itertools.pairwise(paths):
+            if b.startswith(a + "/"):
+                raise ValueError(f"{b!r} is inside {a!r}; give separate directories")
+        return value
 
     @field_validator("sweep")
     @classmethod

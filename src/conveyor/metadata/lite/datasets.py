@@ -10,9 +10,12 @@ from typing import Any
 
 from conveyor.metadata.datasets import (
     DatasetCommitRecord,
+    DatasetReadRecord,
     DatasetRecord,
     dataset_commit_record,
     dataset_commit_row,
+    dataset_read_record,
+    dataset_read_row,
     dataset_record,
 )
 from conveyor.metadata.rows import hex_prefix
@@ -110,3 +113,24 @@ class LiteDatasets:
                 "DELETE FROM dataset_branches WHERE dataset = ? AND name = ?", (dataset, branch)
             )
             return cursor.rowcount == 1
+
+    # -- runs' reads ----------------------------------------------------------
+    def record_dataset_reads(self, reads: Sequence[DatasetReadRecord]) -> None:
+        with self._begin() as conn:
+            conn.executemany(
+                "INSERT INTO run_datasets (run_id, path, dataset, commit_id, ref) "
+                "VALUES (:run_id, :path, :dataset, :commit_id, :ref)",
+                [dataset_read_row(r) for r in reads],
+            )
+
+    def dataset_reads(self, run_id: str) -> list[DatasetReadRecord]:
+        rows = self._rows("SELECT * FROM run_datasets WHERE run_id = ? ORDER BY path", (run_id,))
+        return [dataset_read_record(r) for r in rows]
+
+    def dataset_readers(self, dataset: str, commit: str) -> list[DatasetReadRecord]:
+        rows = self._rows(
+            "SELECT d.* FROM run_datasets d JOIN runs r ON r.id = d.run_id "
+            "WHERE d.dataset = ? AND d.commit_id = ? ORDER BY r.created_at DESC LIMIT 200",
+            (dataset, commit),
+        )
+        return [dataset_read_record(r) for r in rows]

@@ -197,7 +197,13 @@ class LiteRepository(LiteDatasets):
             for start in range(0, len(ids), 500):  # stay under bound-parameter limits
                 chunk = ids[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
-                for table in ("events", "step_inputs", "step_outputs", "cache_entries"):
+                for table in (
+                    "events",
+                    "step_inputs",
+                    "step_outputs",
+                    "cache_entries",
+                    "run_datasets",
+                ):
                     conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", chunk)
                 conn.execute(f"DELETE FROM step_runs WHERE run_id IN ({marks})", chunk)
                 deleted += conn.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk).rowcount

@@ -9,9 +9,12 @@ import sqlalchemy as sa
 
 from conveyor.metadata.datasets import (
     DatasetCommitRecord,
+    DatasetReadRecord,
     DatasetRecord,
     dataset_commit_record,
     dataset_commit_row,
+    dataset_read_record,
+    dataset_read_row,
     dataset_record,
 )
 from conveyor.metadata.rows import hex_prefix
@@ -108,3 +111,26 @@ class SqlDatasets:
         with self._begin() as conn:
             result = conn.execute(b.delete().where(b.c.dataset == dataset, b.c.name == branch))
             return bool(result.rowcount == 1)
+
+    # -- runs' reads ----------------------------------------------------------
+    def record_dataset_reads(self, reads: Sequence[DatasetReadRecord]) -> None:
+        if not reads:
+            return
+        with self._begin() as conn:
+            conn.execute(t.run_datasets.insert(), [dataset_read_row(r) for r in reads])
+
+    def dataset_reads(self, run_id: str) -> list[DatasetReadRecord]:
+        d = t.run_datasets
+        stmt = sa.select(d).where(d.c.run_id == run_id).order_by(d.c.path)
+        return [dataset_read_record(r._mapping) for r in self._rows(stmt)]
+
+    def dataset_readers(self, dataset: str, commit: str) -> list[DatasetReadRecord]:
+        d, r = t.run_datasets, t.runs
+        stmt = (
+            sa.select(d)
+            .join(r, r.c.id == d.c.run_id)
+            .where(d.c.dataset == dataset, d.c.commit_id == commit)
+            .order_by(r.c.created_at.desc())
+            .limit(200)
+        )
+        return [dataset_read_record(row._mapping) for row in self._rows(stmt)]

@@ -311,7 +311,13 @@ class SqlRepository(SqlDatasets):
         with self._begin() as conn:  # one transaction: a kill leaves all of it or none
             for start in range(0, len(ids), 500):  # stay under bound-parameter limits
                 chunk = ids[start : start + 500]
-                for table in (t.events, t.step_inputs, t.step_outputs, t.cache_entries):
+                for table in (
+                    t.events,
+                    t.step_inputs,
+                    t.step_outputs,
+                    t.cache_entries,
+                    t.run_datasets,
+                ):
                     conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
                 conn.execute(t.step_runs.delete().where(t.step_runs.c.run_id.in_(chunk)))
                 result = conn.execute(t.runs.delete().where(t.runs.c.id.in_(chunk)))

@@ -130,3 +130,14 @@ dataset_branches = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("head", sa.String(32)),
 )
+
+run_datasets = sa.Table(
+    "run_datasets",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("commit_id", sa.String(32), nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Index("ix_run_datasets_commit", "dataset", "commit_id"),
+)

@@ -122,19 +122,24 @@ class Stored:
 def store_sources(
     store: ContentStore,
     sources: list[Source],
-    digests: Digests,
+    digests: Digests | None,
     scratch: Path,
     progress: Progress | None = None,
     stdin: IO[bytes] | None = None,
 ) -> Stored:
-    """Store every source's content (already stored content costs its hashing only)."""
+    """Store every source's content (already stored content costs its hashing only;
+    ``digests``: the cache of files' digests, None for files that are not the user's,
+    such as a request's scratch files, whose paths come back with other content)."""
     total = len(sources)
     done = stored_bytes = 0
 
     def one(source: Source) -> tuple[str, TreeEntry]:
         if source.file is None:
             return source.target, _from_stream(store, stdin or sys.stdin.buffer, scratch, source)
-        digest, size = store.put_file(source.file, digests)
+        if digests is None:
+            digest, size = store.put_file(source.file)
+        else:
+            digest, size = store.put_file(source.file, digests)
         executable = bool(os.stat(source.file).st_mode & statmod.S_IXUSR)
         return source.target, TreeEntry(source.target, digest, size, executable)
 

@@ -1,8 +1,8 @@
 """``conveyor data ... --remote``: the project's datasets on its server, over the REST API.
 
-The answers are the JSON the local commands print. A put sends one file (or standard
-input) as the body of one request, so it makes one commit, as locally; a directory
-(``--recursive``) is refused here rather than split into a commit per file.
+The answers are the JSON the local commands print. A put makes one commit, as locally:
+one file (or standard input) is the body of one request; directories or several files
+(placed as a local put places them) go as one tar stream (``tarstream.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import IO, Any
 from urllib.parse import quote, urlencode
 
 from conveyor.errors import RemoteError, UsageError
+from conveyor.sdk.datasets.put import Progress, Source, plan_sources
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef
+from conveyor.sdk.datasets.tarstream import MAX_FILES, write_tar
 from conveyor.sdk.remote import RemoteClient, check
 
 
@@ -117,15 +119,16 @@ class RemoteDatasets:
         message: str,
         append: bool,
         recursive: bool,
-        progress: object = None,
+        progress: Progress | None = None,
         stdin: IO[bytes] | None = None,
     ) -> dict[str, Any]:
-        """``data put --remote``: one file or standard input (one commit, as locally)."""
-        if recursive or len(sources) != 1:
-            raise UsageError(
-                "with --remote, put one file (or '-') at a time: a directory would take "
-                "a commit per file"
-            )
+        """``data put --remote``: one file or standard input, or (directories, several
+        files) a tar stream of them all; one commit either way, as locally."""
+        if "-" in sources and len(sources) > 1:
+            raise UsageError("standard input ('-') is put alone, to one NAME@BRANCH:/PATH")
+        if len(sources) > 1 or recursive or Path(sources[0]).is_dir():
+            planned = plan_sources(sources, ref.path, ref.slash, recursive)
+            return self.put_tree(ref, planned, message, append, progress)
         if sources[0] == "-":
             return self.put_one(ref, stdin or sys.stdin.buffer, message, append)
         source = Path(sources[0])
@@ -138,6 +141,38 @@ class RemoteDatasets:
             )
         with open(source, "rb") as body:
             return self.put_one(ref, body, message, append)
+
+    def put_tree(
+        self,
+        ref: DatasetRef,
+        planned: list[Source],
+        message: str,
+        append: bool,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Files already placed, as one tar stream: one commit on the branch."""
+        import httpx
+
+        if not planned:
+            raise UsageError("nothing to put: the directories given hold no files")
+        if len(planned) > MAX_FILES:
+            raise UsageError(
+                f"a put over HTTP holds at most {MAX_FILES} files ({len(planned)} given); "
+                "put the directory in parts"
+            )
+        params = {"branch": ref.ref or DEFAULT_BRANCH, "message": message}
+        if append:
+            params["append"] = "true"
+        try:  # a put is not idempotent: never retried
+            response = self.client.client.put(
+                self._path(ref.dataset, "tree"),
+                params=params,
+                content=write_tar(planned, progress),
+                headers={"Content-Type": "application/x-tar"},
+            )
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.client.settings.url}: {exc}") from exc
+        return dict(_json(response, self.client.settings.url))
 
     def read(self, ref: DatasetRef) -> Iterator[bytes]:
         """A file's content, streamed."""

@@ -17,7 +17,7 @@ from conveyor.errors import ConcurrencyError, NotFoundError, UsageError
 from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
 from conveyor.metadata.repository import DatasetRepository
 from conveyor.sdk.datasets import trees
-from conveyor.sdk.datasets.put import Progress, merged, plan_sources, store_sources
+from conveyor.sdk.datasets.put import Progress, Source, merged, plan_sources, store_sources
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
 from conveyor.sdk.project import Project
 from conveyor.store.cas import TreeEntry
@@ -162,15 +162,36 @@ class Datasets:
         stdin: IO[bytes] | None,
     ) -> DatasetCommitRecord:
         branch = self._put_branch(ref)
-        message = _bounded(message, "message")
         planned = plan_sources(sources, ref.path, ref.slash, recursive)
         if not planned:
             raise UsageError("nothing to put: the directories given hold no files")
+        return self._put_planned(ref, branch, planned, message, append, progress, stdin)
+
+    def put_sources(
+        self, ref: DatasetRef, sources: list[Source], message: str = "", append: bool = False
+    ) -> DatasetCommitRecord:
+        """One commit on the branch ``ref`` names with files already placed (each
+        ``Source.target`` its path in the dataset): a tree put over HTTP."""
+        with self.project.data_lock(exclusive=False):
+            branch = self._put_branch(ref)
+            return self._put_planned(ref, branch, sources, message, append, None, None, False)
+
+    def _put_planned(
+        self,
+        ref: DatasetRef,
+        branch: str,
+        planned: list[Source],
+        message: str,
+        append: bool,
+        progress: Progress | None,
+        stdin: IO[bytes] | None,
+        cached: bool = True,
+    ) -> DatasetCommitRecord:
+        message = _bounded(message, "message")
         project = self.project
         try:
-            stored = store_sources(
-                project.store, planned, project.digests, self._scratch, progress, stdin
-            )
+            digests = project.digests if cached else None
+            stored = store_sources(project.store, planned, digests, self._scratch, progress, stdin)
         finally:
             project.digests.flush()
         for _ in range(_RETRIES):

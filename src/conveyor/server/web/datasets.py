@@ -66,8 +66,16 @@ def dataset_page(
         "entries": listed[:MAX_LISTED],
         "entries_total": len(listed),
         "provenance": commit_graph(datasets.records, dataset, resolved.commit.id),
+        "readers": _readers(request, project, dataset, resolved.commit.id),
     }
     return render(request, "dataset.html", context, session)
+
+
+def _readers(request: Request, project: str, dataset: str, commit: str) -> list[dict[str, Any]]:
+    """The project's runs that checked the commit out (their ``datasets:``)."""
+    src = source(request)
+    reads = src.records.dataset_readers(dataset, commit)
+    return [r.to_json() for r in reads if src.owns(project, r.run_id)][:LOG]
 
 
 def _parents(path: str) -> list[tuple[str, str]]:

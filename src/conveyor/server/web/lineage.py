@@ -15,6 +15,7 @@ from typing import Any
 
 from conveyor.errors import NotFoundError
 from conveyor.metadata.repository import DatasetRepository, MetadataRepository
+from conveyor.sdk.datasets.lineage import MAX_SCANNED, input_commits
 from conveyor.sdk.inspect import trace
 from conveyor.server.web.dag import Drawing, layout
 from conveyor.store.cas import ContentStore
@@ -126,6 +127,13 @@ def _upstream(
             if not graph.add(LineageNode(node, "step", run=producer["run"], step=producer["step"])):
                 return
             graph.edge(node, target)
+            for read in producer.get("datasets", []):
+                source = commit_id(read["dataset"], read["commit"])
+                if not graph.add(
+                    LineageNode(source, "commit", path=read["dataset"], digest=read["commit"])
+                ):
+                    return
+                graph.edge(source, node)
             if depth + 1 >= DEPTH:
                 graph.cut = graph.cut or bool(producer["inputs"])
                 continue
@@ -188,9 +196,6 @@ def commit_id(dataset: str, commit: str) -> str:
     return f"d:{dataset}@{commit}"
 
 
-MAX_SCANNED = 5000  # dataset commits read to find those made from a commit
-
-
 def commit_graph(records: DatasetRepository, dataset: str, commit: str) -> LineageGraph:
     """A dataset commit's provenance: the input commits a pipeline's job made it from
     (their own inputs, upstream, ``DEPTH`` levels), and the commits jobs made from it
@@ -202,7 +207,7 @@ def commit_graph(records: DatasetRepository, dataset: str, commit: str) -> Linea
     while todo:
         name, at, depth = todo.popleft()
         found = records.dataset_commit(name, at)
-        for source in _inputs(found.provenance if found else None):
+        for source in input_commits(found.provenance if found else None):
             node = commit_id(*source)
             if node not in graph.nodes:
                 if depth + 1 > DEPTH:
@@ -219,24 +224,10 @@ def commit_graph(records: DatasetRepository, dataset: str, commit: str) -> Linea
             if scanned > MAX_SCANNED:
                 graph.cut = True
                 break
-            if (dataset, commit) in _inputs(made.provenance):
+            if (dataset, commit) in input_commits(made.provenance):
                 node = commit_id(other.name, made.id)
                 if graph.add(LineageNode(node, "commit", path=other.name, digest=made.id)):
                     graph.edge(graph.focus, node)
     order = list(graph.nodes)
     graph.drawing = layout(order, {k: v & set(order) for k, v in graph.needs.items()})
     return graph
-
-
-def _inputs(provenance: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """The (dataset, commit) pairs a commit's provenance names as its job's inputs."""
-    inputs = (provenance or {}).get("inputs")
-    if not isinstance(inputs, dict):
-        return []
-    pairs = []
-    for value in inputs.values():
-        if isinstance(value, dict):
-            name, commit = value.get("dataset"), value.get("commit")
-            if isinstance(name, str) and isinstance(commit, str):
-                pairs.append((name, commit))
-    return pairs
