@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.envnames import EXAMPLES, changes_execution
@@ -28,7 +28,7 @@ from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
-from conveyor.sdk.plancache import compile_cached
+from conveyor.sdk.plancache import compile_cached, run_trigger
 from conveyor.sdk.project import Project, hostname
 from conveyor.sdk.runfacts import local_facts
 from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
@@ -48,6 +48,11 @@ class RunRequest:
     executor: str | None = None
     wait: bool = True
     trigger: str = "manual"
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    """The trigger's event (``${{ event.* }}``): ``conveyor run --payload FILE.json``, a
+    webhook's body, a schedule's facts on a server."""
+    project_id: str = ""
+    """``${{ pipeline.projectId }}``: a server's project name (default: the directory's)."""
     run_id: str | None = None
     """A server picks the id when it queues the run; otherwise a fresh one."""
     who: str | None = None
@@ -97,7 +102,7 @@ def compile_project(
     from conveyor.plan.compile import compile_plan
 
     spec = project.load_spec()
-    return compile_plan(spec, params or {}, only, ProjectFiles(project.root))
+    return compile_plan(spec, params or {}, only, ProjectFiles(project.root), run_trigger(project))
 
 
 def start_run(
@@ -112,7 +117,8 @@ def start_run(
     (a test's fake, a wrapper); the caller closes them. Others are loaded and closed here.
     """
     hooks = hooks or RunHooks()
-    plan, warnings = compile_cached(project, request.params, request.only)
+    trigger = run_trigger(project, request.payload, request.project_id)
+    plan, warnings = compile_cached(project, request.params, request.only, trigger=trigger)
     for warning in warnings:
         if hooks.on_warning is not None:
             hooks.on_warning(warning)
