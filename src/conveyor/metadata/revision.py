@@ -5,4 +5,4 @@ Alembic when nothing is due; a unit test keeps it equal to Alembic's head in
 ``sql/migrations/versions``.
 """
 
-HEAD = "0002_datasets"
+HEAD = "0003_runnum"

@@ -160,7 +160,7 @@ def start_run(
                 workdir=str(project.root),
             )
             run.started_at = run.created_at
-            project.records.create_run(run)
+            project.records.create_run(run, request.project_id)  # gives run.number
             if warnings:  # e.g. an action's tag that moved: part of the run's record
                 project.records.write(
                     WriteBatch(
