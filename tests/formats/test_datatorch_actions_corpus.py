@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.domain.conditions import TriggerContext, pipeline_values
 from conveyor.errors import SpecError
 from conveyor.plan.compile import compile_plan
-from conveyor.plan.trigger import TriggerContext, pipeline_values
 from conveyor.spec.actions import ActionRef, ResolvedAction, local_resolver
 from conveyor.spec.formats import load_file
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from conveyor.domain.conditions import TriggerContext
 from conveyor.plan.compile import compile_plan
-from conveyor.plan.trigger import TriggerContext
 from conveyor.spec.formats import parse_text
 from conveyor.spec.payload import MAX_BYTES, PayloadError, parse_payload
 from tests.integration.conftest import Repo, repo  # noqa: F401 (a fixture)

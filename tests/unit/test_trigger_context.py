@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from conveyor.domain.conditions import TriggerContext, pipeline_values
 from conveyor.errors import SpecError
 from conveyor.plan.compile import compile_plan
 from conveyor.plan.template import TemplateError, evaluate
-from conveyor.plan.trigger import TriggerContext, pipeline_values
 from conveyor.sdk.runfacts import server_payload
 from conveyor.spec.formats import parse_text
 

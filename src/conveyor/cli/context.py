@@ -107,10 +107,10 @@ def payload_option(command: F) -> F:
     DataTorch annotator button's file and points, a webhook's body), as ``payload``."""
 
     def read(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> dict[str, Any]:
-        from conveyor.spec.payload import MAX_BYTES, PayloadError, parse_payload
-
         if value is None:
             return {}
+        from conveyor.spec.payload import MAX_BYTES, PayloadError, parse_payload
+
         try:
             with value.open("rb") as handle:
                 data = handle.read(MAX_BYTES + 1)

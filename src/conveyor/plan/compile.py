@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conveyor.domain.conditions import Condition
+from conveyor.domain.conditions import Condition, TriggerContext
 from conveyor.domain.types import ParamValue
 from conveyor.errors import ParamError
 from conveyor.plan import actions, depends, graph
@@ -29,7 +29,6 @@ from conveyor.plan.notebooks import (
     notebook_command,
     notebook_parameters,
 )
-from conveyor.plan.trigger import TriggerContext
 from conveyor.spec import validate
 from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text, whole_expression
 from conveyor.spec.model import ConditionFilterSpec, JobSpec, PipelineSpec, StepSpec, When

@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.domain.conditions import TriggerContext
 from conveyor.plan.graph import normalize
 from conveyor.plan.template import TemplateError, evaluate, render, render_shell
-from conveyor.plan.trigger import TriggerContext
 from conveyor.spec.expressions import value_text
 from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
 from conveyor.spec.patterns import fixed_dir, is_glob

@@ -22,9 +22,9 @@ from typing import Any
 import blake3
 
 from conveyor import __version__
+from conveyor.domain.conditions import TriggerContext, pipeline_values
 from conveyor.domain.types import ParamValue
 from conveyor.plan.model import ExecutionPlan
-from conveyor.plan.trigger import TriggerContext, pipeline_values
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.project import Project
 

@@ -130,9 +130,9 @@ def show_commit(access: Viewer, state: State, ref: str) -> dict[str, str]:
 @router.get("/projects/{project}/pipeline")
 def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, Any]:
     """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""
+    from conveyor.domain.conditions import TriggerContext, pipeline_values
     from conveyor.errors import ConveyorError
     from conveyor.plan.compile import compile_plan
-    from conveyor.plan.trigger import TriggerContext, pipeline_values
     from conveyor.sdk.runfacts import server_payload
     from conveyor.server.triggers import load_spec_at
     from conveyor.vcs.git import resolve

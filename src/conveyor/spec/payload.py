@@ -1,6 +1,6 @@
 """A trigger's event payload given as a file (``conveyor run --payload FILE.json``):
 a JSON object, read as data only, bounded in size and nesting so a hostile file costs
-nothing. ``${{ event.* }}`` reads it (:mod:`conveyor.plan.trigger`)."""
+nothing. ``${{ event.* }}`` reads it (:mod:`conveyor.domain.conditions`)."""
 
 from __future__ import annotations
 

@@ -138,9 +138,9 @@ def run_plan(
     """The steps, dependencies and names of the pipeline ``load`` reads (``where``: at
     the run's commit, or as it is now) with the run's parameters and the files
     ``lister`` names (what ``datums`` globs match), or an empty plan and the reason."""
+    from conveyor.domain.conditions import TriggerContext, pipeline_values
     from conveyor.errors import ConveyorError
     from conveyor.plan.compile import compile_plan
-    from conveyor.plan.trigger import TriggerContext, pipeline_values
     from conveyor.sdk.runfacts import server_payload
 
     try:
