@@ -119,14 +119,14 @@ def start_run(
     hooks = hooks or RunHooks()
     trigger = run_trigger(project, request.payload, request.project_id)
     plan, warnings = compile_cached(project, request.params, request.only, trigger=trigger)
+    # a server passes its project's secrets in request.env; a local run has the caller's
+    if request.secrets_from_environment:
+        secret_values = resolve_secrets(plan, {**os.environ, **request.env}, warnings=warnings)
+    else:
+        secret_values = resolve_secrets(plan, request.env, local=False, warnings=warnings)
     for warning in warnings:
         if hooks.on_warning is not None:
             hooks.on_warning(warning)
-    # a server passes its project's secrets in request.env; a local run has the caller's
-    if request.secrets_from_environment:
-        secret_values = resolve_secrets(plan, {**os.environ, **request.env})
-    else:
-        secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
     conditional = any(s.conditions or s.ci for s in plan.steps)
     facts = request.facts or local_facts(
@@ -279,10 +279,15 @@ def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntim
 
 
 def resolve_secrets(
-    plan: ExecutionPlan, environ: Mapping[str, str], local: bool = True
+    plan: ExecutionPlan,
+    environ: Mapping[str, str],
+    local: bool = True,
+    warnings: list[str] | None = None,
 ) -> dict[str, str]:
     """Secret values: each from the environment variable of its name (a local run) or the
-    project's secret of that name (a server)."""
+    project's secret of that name (a server). A Drone or Dotscience step's missing secret
+    is empty, as Drone's runner leaves it, with a line in ``warnings``; elsewhere a
+    missing secret is bad input."""
     values: dict[str, str] = {}
     for step in plan.steps:
         for variable, secret in step.secrets:
@@ -291,6 +296,15 @@ def resolve_secrets(
                     f"step {step.id} sets {variable} from the secret {secret!r}, but "
                     f"{variable} changes how steps run ({EXAMPLES}), so no secret may set it"
                 )
+            if secret not in environ and step.ci is not None:  # Drone sets it empty
+                if secret not in values and warnings is not None:
+                    how = f"export {secret}=..." if local else "a lead sets it"
+                    warnings.append(
+                        f"the secret {secret!r} is not set: {variable} of step {step.id} is "
+                        f"empty, as Drone leaves a secret it does not have ({how})"
+                    )
+                values[secret] = ""
+                continue
             if secret not in environ:
                 where = (
                     "set; for a local run, secrets come from the environment variable of "
