@@ -112,3 +112,10 @@ def test_without_a_payload_the_run_says_how_to_give_one(repo: Repo) -> None:
     result = repo.run("run", "-f", "pipeline.yaml")
     assert result.code == 2
     assert "pipeline.yaml:15:" in result.err and "--payload FILE.json" in result.err
+
+
+def test_a_payload_is_for_a_local_run(repo: Repo) -> None:
+    _project(repo)
+    payload = str(EVENT / "annotator-button.json")
+    result = repo.run("run", "-f", "pipeline.yaml", "--remote", "--payload", payload)
+    assert result.code == 2 and "a server's run has its trigger's" in result.err

@@ -171,6 +171,10 @@ def run(
     project = ctx.project()
     if sweep and (remote or detach or ref):
         raise click.UsageError("--sweep runs here, one run after another; drop --remote")
+    if remote and payload:
+        raise click.UsageError(
+            "--payload gives a local run its event; a server's run has its trigger's"
+        )
     if remote:
         from conveyor.cli.remote import run_remote
 
