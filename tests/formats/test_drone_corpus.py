@@ -20,9 +20,7 @@ from conveyor.spec.formats import load_file
 CORPUS = Path(__file__).parent / "drone_corpus"
 NAMES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 DRONE_08 = {"127labs-blog", "drone-ssh", "gorush", "ossec-local", "sledium"}
-PENDING: dict[str, str] = {
-    "drone-runner-docker": "depends_on names windows-1903, but the pipeline is named window-1903 (a typo in the file)",
-}
+PENDING: dict[str, str] = {}
 
 
 def pipeline_file(name: str) -> Path:
@@ -63,3 +61,17 @@ def test_file_validates_or_is_refused_as_drone_08(name: str) -> None:
     else:
         plan = compile_plan(load_file(path, f"{name}/{path.name}"))
         assert plan.steps
+
+
+def test_a_depends_on_that_names_no_pipeline_is_dropped_with_a_warning_as_drone_does() -> None:
+    """drone-runner-docker's ``manifest`` waits on ``windows-1903`` and ``windows-1809``,
+    typos of ``window-1903`` and ``window-1809``: Drone's DAG drops names that are no
+    pipeline, so ``manifest`` waits on nothing (its trigger, branch ``none``, never
+    matches anyway); the other pipelines keep theirs."""
+    path = pipeline_file("drone-runner-docker")
+    spec = load_file(path, f"drone-runner-docker/{path.name}")
+    warnings = [w for w in spec.warnings if "depends_on names" in w]
+    assert [w.split(":")[1] for w in warnings] == ["203", "204"]  # the lines of the names
+    assert all(w.endswith("ignored, as Drone ignores it") for w in warnings)
+    assert spec.jobs["manifest"].needs == []
+    assert spec.jobs["window-1903"].needs == ["linux"]

@@ -35,19 +35,22 @@ def test_a_tag_run_sees_drones_variables_and_substitutes_them(repo: Repo) -> Non
     ).stdout.strip()
     result = repo.run("run", "--event", "tag")
     assert result.code == 0, result.err
-    run_id = repo.show()["id"]
+    assert repo.show()["number"] == 1
     lines = dict(line.split("=", 1) for line in (repo.path / "vars.txt").read_text().splitlines())
     assert lines["CI"] == "true" and lines["DRONE"] == "true"
     assert lines["DRONE_TAG"] == "v1.2.3"
     assert lines["DRONE_COMMIT_SHA"] == commit
     assert lines["DRONE_COMMIT_REF"] == "refs/tags/v1.2.3"
     assert lines["DRONE_BUILD_EVENT"] == "tag"
-    assert lines["DRONE_BUILD_NUMBER"] == run_id
+    assert lines["DRONE_BUILD_NUMBER"] == "1"  # the project's first run, as Drone counts
     assert lines["DRONE_BRANCH"] == ""
     assert lines["DRONE_REPO"] == repo.path.name
     assert lines["DRONE_WORKSPACE"] == str(repo.path)
     assert lines["CI_COMMIT_SHA"] == commit
     assert (repo.path / "target.txt").read_text() == f"/gitea/1.2.3 v1-{commit[:7]}\n"
+    assert repo.run("run", "--event", "tag", "--force").code == 0
+    again = dict(line.split("=", 1) for line in (repo.path / "vars.txt").read_text().splitlines())
+    assert again["DRONE_BUILD_NUMBER"] == again["CI_BUILD_NUMBER"] == "2"
 
 
 def test_a_dotscience_step_sees_its_task_id_and_both_status_variables(repo: Repo) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.sdk.project import Project
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -118,10 +119,26 @@ def test_notification_steps_see_the_failure(repo: Repo) -> None:
     assert "DRONE_BUILD_STATUS=failure" in (repo.path / "notify.txt").read_text()
 
 
-def test_a_missing_secret_is_bad_input(repo: Repo) -> None:
+def test_a_missing_secret_of_a_drone_step_is_empty_as_drone_leaves_it(repo: Repo) -> None:
     repo.write(".drone.yml", DRONE)
+    repo.write(".conveyor/config.toml", HOST)
     repo.commit()
     result = repo.run("run", env={"hook": "x"})
+    assert result.code == 0, result.err
+    assert "the secret 'ci_token' is not set: TOKEN of step ci.build is empty" in result.err
+    assert "export ci_token=" in result.err
+    assert (repo.path / "build.txt").read_text() == "token= mode=release\n"
+    events = Project(repo.path).records.events(repo.show()["id"])
+    recorded = [e.data["message"] for e in events if e.kind == "warning"]
+    assert any("'ci_token' is not set" in m for m in recorded)  # in the run's record
+
+
+def test_a_missing_secret_of_a_native_step_is_bad_input(repo: Repo) -> None:
+    repo.pipeline(
+        "jobs:\n  a:\n    steps:\n      - run: echo $TOKEN\n        secrets: {TOKEN: ci_token}\n"
+    )
+    repo.commit()
+    result = repo.run("run")
     assert result.code == 2
     assert "secret 'ci_token', which is not set" in result.err
     assert "export ci_token=" in result.err

@@ -131,3 +131,42 @@ def test_a_runs_dataset_reads_on_postgres(repo: Repo, database_url: str, tmp_pat
     (repo.path / "out.txt").unlink()  # a run whose output the workspace holds is kept
     assert repo.run("runs", "delete", produced["run"]).code == 0
     assert repo.run("lineage", "ds@master", "--json").json()["read_by"] == []
+
+
+def test_runs_recorded_at_once_on_postgres_get_different_numbers(database_url: str) -> None:
+    """Processes that record runs of one project at the same time: each run gets its own
+    number (the counter row is locked until the run is in), another project counts apart."""
+    from conveyor.metadata.sql import open_repository
+
+    open_repository(database_url).close()
+    script = (
+        "import sys, time; from conveyor.domain.states import RunStatus; "
+        "from conveyor.metadata.records import RunRecord; "
+        "from conveyor.metadata.sql import open_repository; r = open_repository(sys.argv[1]); "
+        "print(' '.join(str(r.create_run(RunRecord(f'{sys.argv[2]}-{i}', 'p', "
+        "RunStatus.RUNNING, None, False, time.time()), 'demo')) for i in range(20))); r.close()"
+    )
+    procs = [
+        subprocess.Popen(
+            ["python3", "-c", script, database_url, f"w{n}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
+    numbers: list[int] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        numbers += [int(n) for n in out.split()]
+    assert sorted(numbers) == list(range(1, 61))
+    from conveyor.domain.states import RunStatus
+    from conveyor.metadata.records import RunRecord
+
+    repo = open_repository(database_url)
+    try:
+        other = RunRecord("o-1", "p", RunStatus.RUNNING, None, False, 1.0)
+        assert repo.create_run(other, "other") == 1
+    finally:
+        repo.close()

@@ -204,7 +204,7 @@ def test_the_committed_config_counts_and_a_broken_one_fails_the_run(
     pipeline = "jobs:\n  a:\n    steps:\n      - id: greet\n        uses: local/hello\n"
     run_id = push(repo, server, pipeline + "        with: {who: server}\n")
     run = server.wait_run(run_id)
-    assert run["status"] == "succeeded", run
+    assert run["status"] == "succeeded", run["error"]
     with server.api("viewer") as viewer:
         assert viewer.get(f"/runs/{run_id}/logs/a.greet").text == "hello server\n"
     repo.write(".conveyor/config.toml", "[actions]\npaths = \n")
@@ -212,3 +212,21 @@ def test_the_committed_config_counts_and_a_broken_one_fails_the_run(
     assert run["status"] == "failed"
     assert ".conveyor/config.toml: cannot read the settings" in run["error"]
     assert str(server.data) not in run["error"]
+
+
+def test_a_runs_trigger_gives_its_event_and_pipeline(repo: Repo, server: Server) -> None:
+    run_id = push(
+        repo,
+        server,
+        "jobs:\n  a:\n    steps:\n      - run: echo ${{ event.trigger }} ${{ event.branch }}"
+        " ${{ event.who }} ${{ event.commit }} ${{ pipeline.projectId }} ${{ pipeline.id }}\n",
+    )
+    run = server.wait_run(run_id)
+    assert run["status"] == "succeeded", run["error"]
+    with server.api("member") as member:
+        log = member.get(f"/runs/{run_id}/logs/a.step-1").text
+        assert log == f"push main {run['who']} {run['commit']} demo conveyor.yml\n"
+        created = member.post("/runs", json={"ref": "main"}).json()
+        assert server.wait_run(created["id"])["status"] == "succeeded"
+        manual = member.get(f"/runs/{created['id']}/logs/a.step-1").text
+    assert manual.startswith("manual main member ")

@@ -8,6 +8,7 @@ from textwrap import dedent
 
 import pytest
 
+from conveyor.domain.conditions import TriggerContext
 from conveyor.domain.states import RunStatus
 from conveyor.errors import ProjectError, SpecError
 from conveyor.execute.containers import host_command, image_name
@@ -204,10 +205,12 @@ def test_outputs_are_read_from_marked_lines() -> None:
 # -- the plan cache key ----------------------------------------------------------------
 
 
-def test_the_plan_cache_key_depends_on_the_file_name() -> None:
-    key = plancache._key
-    assert key(".drone.yml", b"x", {}, ()) != key("conveyor.yml", b"x", {}, ())
-    assert key(".drone.yml", b"x", {}, ()) == key(".drone.yml", b"x", {}, ())
+def test_the_plan_cache_key_depends_on_the_file_name_and_the_trigger() -> None:
+    key, none = plancache._key, TriggerContext()
+    assert key(".drone.yml", b"x", {}, (), none) != key("conveyor.yml", b"x", {}, (), none)
+    assert key(".drone.yml", b"x", {}, (), none) == key(".drone.yml", b"x", {}, (), none)
+    event = TriggerContext({"fileId": "f1"})
+    assert key("p.yaml", b"x", {}, (), event) != key("p.yaml", b"x", {}, (), none)
 
 
 # -- detection ---------------------------------------------------------------------------

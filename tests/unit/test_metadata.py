@@ -928,3 +928,77 @@ def test_a_page_of_runs_is_a_keyset_page_with_filters(repo: MetadataRepository) 
     )
     assert repo.page_runs(10, pipeline="other") == ([], 0, None)
     assert repo.page_runs(10, after="ffffffffffff") is None
+
+
+# -- run numbers (Drone's build number: the next one of the run's project) ---------------
+
+
+def test_runs_are_numbered_in_their_scope_and_numbers_are_not_reused(
+    repo: MetadataRepository,
+) -> None:
+    first, second = run("r1", 1.0), run("r2", 2.0)
+    assert repo.create_run(first) == 1 and first.number == 1
+    assert repo.create_run(second) == 2
+    assert repo.create_run(run("o1", 3.0), scope="other") == 1  # another project
+    assert repo.get_run("r2") == second and second.number == 2
+    assert repo.delete_runs(["r2"]) == 1
+    assert repo.create_run(run("r3", 4.0)) == 3
+    with pytest.raises((MetadataError, sa.exc.IntegrityError)):
+        repo.create_run(run("r3", 5.0))  # refused: the number it would have had is not spent
+    assert repo.create_run(run("r4", 6.0)) == 4
+
+
+def test_runs_recorded_at_once_get_different_numbers(db_path: Path, opener: Opener) -> None:
+    import threading
+
+    opener(db_path).close()  # laid out once; then two openers, as two processes would
+    repositories = [opener(db_path), opener(db_path)]
+    numbers: list[int] = []
+    errors: list[BaseException] = []
+
+    def record(worker: int) -> None:
+        try:
+            for i in range(15):
+                numbers.append(repositories[worker % 2].create_run(run(f"w{worker}-{i}", 1.0)))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(4)]
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join()
+    for each in repositories:
+        each.close()
+    assert errors == []
+    assert sorted(numbers) == list(range(1, 61))
+
+
+def test_a_database_at_0002_numbers_its_runs_in_the_order_they_were_made(
+    db_path: Path, opener: Opener
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    db_path.parent.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002_datasets")
+    engine.dispose()
+    with sqlite3.connect(db_path) as conn:
+        for run_id, created in (("late", 9.0), ("early", 1.0)):
+            conn.execute(
+                "INSERT INTO runs (id, pipeline, status, dirty, params, who, host, created_at, "
+                "executor, spec_path, \"trigger\", workdir) VALUES (?, 'demo', 'succeeded', 0, "
+                "'{}', '', '', ?, 'local', '', 'manual', '')",
+                (run_id, created),
+            )
+    repo = opener(db_path)
+    try:
+        assert [repo.get_run(r).number for r in ("early", "late")] == [1, 2]  # type: ignore[union-attr]
+        assert repo.create_run(run("next", 10.0)) == 3
+    finally:
+        repo.close()

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from conveyor.cli.context import Context, emit_json, file_argument, file_option, param_values
+from conveyor.cli.context import (
+    Context,
+    emit_json,
+    file_argument,
+    file_option,
+    param_values,
+    payload_option,
+)
 from conveyor.cli.templates import CONFIG_TEMPLATE, EXAMPLE_PIPELINE
 
 pass_context = click.make_pass_decorator(Context)
@@ -39,16 +46,22 @@ def init(ctx: Context, force: bool) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@payload_option
 @file_option
 @pass_context
-def validate(ctx: Context, as_json: bool) -> None:
-    """Check the pipeline file; exit code 2 with file:line:col when it is wrong."""
+def validate(ctx: Context, as_json: bool, payload: dict[str, Any]) -> None:
+    """Check the pipeline file; exit code 2 with file:line:col when it is wrong.
+
+    A pipeline that reads the trigger's event (${{ event.FIELD }}) is checked against
+    the one --payload FILE.json gives."""
     from conveyor.plan.compile import compile_plan
     from conveyor.sdk.listing import ProjectFiles
+    from conveyor.sdk.plancache import run_trigger
 
     project = ctx.project()
     spec = project.load_spec()
-    plan = compile_plan(spec, lister=ProjectFiles(project.root))
+    trigger = run_trigger(project, payload)
+    plan = compile_plan(spec, lister=ProjectFiles(project.root), trigger=trigger)
     for warning in spec.warnings:
         click.echo(f"warning: {warning}", err=True)
     shown = project.display_path(project.pipeline_file)
@@ -74,18 +87,30 @@ def validate(ctx: Context, as_json: bool) -> None:
 @click.option(
     "--only", multiple=True, metavar="STEP", help="Plan only these steps and what they need."
 )
+@payload_option
 @file_option
 @file_argument
 @pass_context
-def plan(ctx: Context, as_json: bool, params: tuple[str, ...], only: tuple[str, ...]) -> None:
+def plan(
+    ctx: Context,
+    as_json: bool,
+    params: tuple[str, ...],
+    only: tuple[str, ...],
+    payload: dict[str, Any],
+) -> None:
     """Print the compiled plan: steps in run order with their dependencies.
 
     PIPELINE (or -f) names another pipeline file than conveyor.yml: a Drone, Dotscience
     or DataTorch file, or a Python pipeline (`conveyor plan pipeline.py`).
     """
-    from conveyor.sdk.plancache import compile_cached  # unchanged file: no YAML, no pydantic
+    from conveyor.sdk.plancache import (
+        compile_cached,  # unchanged file: no YAML, no pydantic
+        run_trigger,
+    )
 
-    compiled, _ = compile_cached(ctx.project(), param_values(params), only, store=False)
+    project = ctx.project()
+    trigger = run_trigger(project, payload)
+    compiled, _ = compile_cached(project, param_values(params), only, False, trigger)
     if as_json:
         emit_json(compiled.to_json())
         return

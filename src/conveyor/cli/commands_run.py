@@ -17,6 +17,7 @@ from conveyor.cli.context import (
     file_argument,
     file_option,
     param_values,
+    payload_option,
 )
 
 pass_context = click.make_pass_decorator(Context)
@@ -100,6 +101,7 @@ def _run_is_over() -> None:
     "on HEAD), cron, custom, pull_request, promote, rollback.",
 )
 @click.option("--cron", metavar="NAME", default="", help="With --event cron: the cron job's name.")
+@payload_option
 @click.option(
     "--target",
     metavar="ENV",
@@ -141,6 +143,7 @@ def run(
     no_wait: bool,
     event: str | None,
     cron: str,
+    payload: dict[str, Any],
     target: str,
     as_json: bool,
     remote: bool,
@@ -156,6 +159,8 @@ def run(
       conveyor run -j 4 -p lr=0.01   four steps at a time, with a parameter
       conveyor run --only train      the train job and the steps it needs
       conveyor run --event tag       a .drone.yml run as for the tag on HEAD
+      conveyor run --payload event.json  a DataTorch pipeline as its annotator
+                                     button starts it (${{ event.fileId }} ...)
       conveyor run pipeline.py -p x=3  a pipeline written in Python (@conveyor.pipeline)
       conveyor run --sweep -p lr=0.1,0.01 -p depth=3,5
                                      four runs, one per combination, then compared
@@ -166,6 +171,10 @@ def run(
     project = ctx.project()
     if sweep and (remote or detach or ref):
         raise click.UsageError("--sweep runs here, one run after another; drop --remote")
+    if remote and payload:
+        raise click.UsageError(
+            "--payload gives a local run its event; a server's run has its trigger's"
+        )
     if remote:
         from conveyor.cli.remote import run_remote
 
@@ -188,6 +197,7 @@ def run(
         event=event,
         cron=cron,
         target=target,
+        payload=payload,
     )
     hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
     if sweep:

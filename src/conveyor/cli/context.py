@@ -100,3 +100,31 @@ def write_out(pieces: Iterable[bytes], each: bool = False) -> None:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
         raise click.exceptions.Exit(0) from None
+
+
+def payload_option(command: F) -> F:
+    """``--payload FILE.json``: the trigger's event that ``${{ event.* }}`` reads (a
+    DataTorch annotator button's file and points, a webhook's body), as ``payload``."""
+
+    def read(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> dict[str, Any]:
+        if value is None:
+            return {}
+        from conveyor.spec.payload import MAX_BYTES, PayloadError, parse_payload
+
+        try:
+            with value.open("rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise PayloadError(f"cannot read the event payload {value}: {exc.strerror}") from None
+        return parse_payload(data, str(value))
+
+    decorated: F = click.option(
+        "--payload",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        callback=read,
+        metavar="FILE.json",
+        help="The event that triggered this run, a JSON object: what ${{ event.FIELD }} "
+        "reads (e.g. a DataTorch annotator button's fileId and flowData.points).",
+    )(command)
+    return decorated

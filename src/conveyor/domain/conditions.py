@@ -6,11 +6,20 @@ unmet is skipped with :func:`unmet_reason`. Patterns are Go's ``filepath.Match``
 as Drone matches them: ``*`` and ``?`` never cross a ``/``, ``[...]`` is a class, ``\\``
 escapes. Matching is a dynamic programme over pattern and value (no regex: both are
 data from a file and a request).
+
+:class:`TriggerContext` is what the run's templates read of its trigger:
+``${{ event.* }}``, the payload of the event that started the run (a DataTorch annotator
+button's file and points, a server's push or schedule, ``conveyor run --payload``), and
+``${{ pipeline.* }}``, the pipeline and its project. Both are data, looked up field by
+field and never evaluated; they are fixed before the plan is compiled, so a value read
+into a step joins that step's fingerprint.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from conveyor.domain.jsonshape import JsonShape, shape
 
@@ -151,3 +160,25 @@ def _tokens(pattern: str) -> list[tuple[str, str]] | None:
             out.append(("=", char))
             i += 1
     return out
+
+
+@dataclass(frozen=True)
+class TriggerContext:
+    event: Mapping[str, Any] = field(default_factory=dict)
+    """The trigger's payload (a JSON object); empty when the run was given none."""
+    pipeline: Mapping[str, Any] = field(default_factory=dict)
+    """``id``, ``name``, ``projectId`` (see :func:`pipeline_values`)."""
+
+    def names(self) -> dict[str, Mapping[str, Any]]:
+        """The template namespaces: always both, so a missing one is explained."""
+        return {"event": self.event, "pipeline": self.pipeline}
+
+    def key(self) -> dict[str, Any]:
+        """What a cached plan depends on (JSON)."""
+        return {"event": dict(self.event), "pipeline": dict(self.pipeline)}
+
+
+def pipeline_values(pipeline: str, project: str) -> dict[str, str]:
+    """``${{ pipeline.* }}``: the pipeline file (its id in a project) and the project
+    (DataTorch's ``projectId``; ``project`` too); the plan adds the pipeline's ``name``."""
+    return {"id": pipeline, "projectId": project, "project": project}

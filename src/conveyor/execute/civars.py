@@ -4,7 +4,8 @@ A step with ``ci: drone`` (or ``dotscience``) is given ``CI``, ``DRONE`` and the
 ``DRONE_*``/``CI_*`` variables Drone sets, from the run's record and facts; its command and
 declared variables then go through Drone's ``${VAR}`` substitution with them
 (:mod:`conveyor.plan.dronesubst`), each value quoted for its place in the shell text.
-Conveyor has no build numbers: the run id stands in for ``DRONE_BUILD_NUMBER``.
+``DRONE_BUILD_NUMBER`` is the run's number in its project (1, 2, ...), as Drone numbers a
+repository's builds; a record made without one (older records) falls back to the run id.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ def ci_variables(step: StepPlan, run: RunRecord, facts: RunFacts, workspace: str
     commit = run.commit or ""
     tag = facts.ref.removeprefix("refs/tags/") if facts.ref.startswith("refs/tags/") else ""
     owner, _, name = facts.repo.rpartition("/")
+    number = str(run.number) if run.number is not None else run.id
     env = {
         "CI": "true",
         "DRONE": "true",
-        "DRONE_BUILD_NUMBER": run.id,
+        "DRONE_BUILD_NUMBER": number,
         "DRONE_BUILD_EVENT": facts.event,
         "DRONE_BUILD_CREATED": f"{int(run.created_at)}",
         "DRONE_BRANCH": facts.branch,
@@ -42,7 +44,7 @@ def ci_variables(step: StepPlan, run: RunRecord, facts: RunFacts, workspace: str
         "DRONE_STAGE_NAME": step.job,
         "DRONE_STEP_NAME": step.name,
         "DRONE_WORKSPACE": workspace,
-        "CI_BUILD_NUMBER": run.id,
+        "CI_BUILD_NUMBER": number,
         "CI_BUILD_EVENT": facts.event,
         "CI_COMMIT_SHA": commit,
         "CI_COMMIT_BRANCH": facts.branch,

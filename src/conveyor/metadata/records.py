@@ -50,10 +50,14 @@ class RunRecord:
     trigger: str = "manual"
     workdir: str = ""
     error: str | None = None
+    number: int | None = None
+    """The run's number in its project (1, 2, ...: Drone's build number), given when the
+    run is recorded (:meth:`MetadataRepository.create_run`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "number": self.number,
             "pipeline": self.pipeline,
             "status": str(self.status),
             "commit": self.commit,

@@ -87,7 +87,11 @@ class DatasetRepository(Protocol):
 
 
 class MetadataRepository(DatasetRepository, Protocol):
-    def create_run(self, run: RunRecord) -> None: ...
+    def create_run(self, run: RunRecord, scope: str = "") -> int:
+        """Record ``run`` with the next number of ``scope`` (its project: "" for a local
+        project's own records), set in ``run.number`` and returned. Runs recorded at the
+        same time get different numbers."""
+        ...
 
     def write(self, batch: WriteBatch) -> None: ...
 

@@ -39,6 +39,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "trigger": run.trigger,
         "workdir": run.workdir,
         "error": run.error,
+        "number": run.number,
     }
 
 
@@ -62,6 +63,7 @@ def run_record(row: Row) -> RunRecord:
         trigger=row["trigger"],
         workdir=row["workdir"],
         error=row["error"],
+        number=row["number"],
     )
 
 

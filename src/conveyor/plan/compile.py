@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conveyor.domain.conditions import Condition
+from conveyor.domain.conditions import Condition, TriggerContext
 from conveyor.domain.types import ParamValue
 from conveyor.errors import ParamError
 from conveyor.plan import actions, depends, graph
@@ -30,13 +30,15 @@ from conveyor.plan.notebooks import (
     notebook_parameters,
 )
 from conveyor.spec import validate
-from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text
+from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text, whole_expression
 from conveyor.spec.model import ConditionFilterSpec, JobSpec, PipelineSpec, StepSpec, When
 from conveyor.spec.params import check_params, param_default
 from conveyor.spec.patterns import is_glob
 from conveyor.spec.yamlsource import Loc, SourceMap
 
 _STEP_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
+# a whole-string input reading the trigger keeps the value's type (as DataTorch's does)
+_TYPED = ("event.", "pipeline.")
 
 
 # job -> its instances -> their stages (one per declared step) -> step ids; a stage
@@ -53,13 +55,17 @@ def compile_plan(
     params: Mapping[str, ParamValue] | None = None,
     selection: Sequence[str] = (),
     lister: Lister = _no_files,
+    trigger: TriggerContext | None = None,
 ) -> ExecutionPlan:
     """Resolve params, matrices, datums and templates; order steps; apply ``selection``.
 
     ``lister`` names the project files a ``datums`` glob matches (and finds the module
-    file of a ``python:`` step); the plan depends on nothing else outside ``spec``."""
+    file of a ``python:`` step); ``trigger`` gives ``${{ event.* }}`` and
+    ``${{ pipeline.* }}``; the plan depends on nothing else outside ``spec``."""
     source = spec.source
     values = _resolve_params(spec, params or {})
+    given = trigger or TriggerContext()
+    trigger = TriggerContext(given.event, {"name": spec.name, **given.pipeline})
     steps: dict[str, StepPlan] = {}
     instances: Instances = {}
     locs: dict[str, Loc] = {}
@@ -67,7 +73,8 @@ def compile_plan(
     for job_id, job in spec.jobs.items():
         instances[job_id] = []
         for matrix in _expand_matrix(job, ("jobs", job_id), source):
-            context = StepContext(spec, job_id, job, _instance_id(job_id, matrix), matrix, values)
+            instance = _instance_id(job_id, matrix)
+            context = StepContext(spec, job_id, job, instance, matrix, values, trigger)
             stages = []
             for index, step in enumerate(job.steps):
                 loc: Loc = ("jobs", job_id, "steps", index)
@@ -322,6 +329,9 @@ def _render_input(value: Any, text: Renderer, where: Loc) -> Any:
     rendered now (sandboxed); ``${{ steps.ID.outputs.KEY }}`` stays for the runner."""
     if not isinstance(value, str) or not has_expression(value):
         return value
+    whole = whole_expression(value)
+    if whole is not None and whole.startswith(_TYPED):  # a payload's list stays a list
+        return text.value(whole, where)
     kept: list[str] = []
 
     def keep(match: re.Match[str]) -> str:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import posixpath
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.domain.conditions import TriggerContext
 from conveyor.plan.graph import normalize
-from conveyor.plan.template import TemplateError, render, render_shell
+from conveyor.plan.template import TemplateError, evaluate, render, render_shell
 from conveyor.spec.expressions import value_text
 from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
 from conveyor.spec.patterns import fixed_dir, is_glob
@@ -127,6 +128,7 @@ class StepContext:
     instance: str
     matrix: Mapping[str, Any]
     values: Mapping[str, Any]
+    trigger: TriggerContext = field(default_factory=TriggerContext)
 
 
 class Renderer:
@@ -135,6 +137,7 @@ class Renderer:
     def __init__(self, context: StepContext, datum: Datum | None) -> None:
         self.source = context.spec.source
         self.names: dict[str, Any] = {"params": context.values, "matrix": context.matrix}
+        self.names.update(context.trigger.names())
         if datum is not None:
             self.names["datum"] = datum.context()
         self.used: set[str] = set()
@@ -144,6 +147,13 @@ class Renderer:
         command (see :mod:`conveyor.plan.shell`)."""
         try:
             return (render_shell if shell else render)(value_text(value), self.names, self.used)
+        except TemplateError as exc:
+            raise self.source.error(where, str(exc)) from None
+
+    def value(self, expr: str, where: Loc) -> Any:
+        """The value of one expression, its type kept (a whole-string input)."""
+        try:
+            return evaluate(expr, self.names, self.used)
         except TemplateError as exc:
             raise self.source.error(where, str(exc)) from None
 

@@ -19,7 +19,11 @@ from conveyor.plan.shell import ShellQuoteError, ShellText
 from conveyor.spec.expressions import EXPRESSION, has_expression, value_text
 
 _RAW = re.compile(r"^(.*?)\s*\|\s*raw$", re.DOTALL)
-_REFERENCE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)$")
+_REFERENCE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_-]*)+)$")
+_PAYLOAD_HINT = {
+    "event": "the run has no event payload: pass `conveyor run --payload FILE.json` "
+    "(the trigger's event, a JSON object)",
+}
 
 
 class TemplateError(ValueError):
@@ -72,17 +76,29 @@ def evaluate(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]
         expr = raw.group(1)
     ref = _REFERENCE.match(expr)
     if ref:
-        scope, name = ref.groups()
+        scope, path = ref.group(1), ref.group(2)[1:].split(".")
         if scope not in context:
             known = ", ".join(sorted(context)) or "nothing"
             raise TemplateError(f"unknown name {scope!r} in ${{{{ {expr} }}}} (known: {known})")
-        if name not in context[scope]:
-            known = ", ".join(sorted(context[scope])) or "none"
-            raise TemplateError(f"{scope}.{name} is not defined (defined {scope}: {known})")
         if scope == "params":
-            used.add(name)
-        return context[scope][name]
+            used.add(path[0])
+        return _walk(scope, context[scope], path, expr)
     return _evaluate_sandboxed(expr, context, used)
+
+
+def _walk(scope: str, value: Any, path: list[str], expr: str) -> Any:
+    """``scope.a.b``: field after field, each missing one named (a payload is nested)."""
+    if not value and scope in _PAYLOAD_HINT:
+        raise TemplateError(f"${{{{ {expr} }}}}: {_PAYLOAD_HINT[scope]}")
+    where = scope
+    for name in path:
+        if not isinstance(value, Mapping) or name not in value:
+            if isinstance(value, Mapping):
+                known = ", ".join(sorted(map(str, value))) or "none"
+                raise TemplateError(f"{where}.{name} is not defined (defined {where}: {known})")
+            raise TemplateError(f"{where} is not an object: ${{{{ {expr} }}}} has no value")
+        value, where = value[name], f"{where}.{name}"
+    return value
 
 
 def _evaluate_sandboxed(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> Any:

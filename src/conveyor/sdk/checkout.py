@@ -13,7 +13,7 @@ from conveyor.errors import ProjectError
 from conveyor.metadata.records import RunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.plan.model import ExecutionPlan
-from conveyor.sdk.plancache import compile_cached
+from conveyor.sdk.plancache import compile_cached, run_trigger
 from conveyor.sdk.project import STATE_DIR, Project
 from conveyor.sdk.running import RunHooks, RunRequest, start_run
 from conveyor.sdk.settings import CONFIG_NAME, Settings
@@ -49,7 +49,8 @@ def checkout_plan(
         records=records,
         store=store,
     )
-    plan, _ = compile_cached(project, request.params, request.only)
+    trigger = run_trigger(project, request.payload, request.project_id)
+    plan, _ = compile_cached(project, request.params, request.only, trigger=trigger)
     return plan
 
 

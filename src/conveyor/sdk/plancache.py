@@ -17,10 +17,12 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import blake3
 
 from conveyor import __version__
+from conveyor.domain.conditions import TriggerContext, pipeline_values
 from conveyor.domain.types import ParamValue
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
@@ -32,16 +34,33 @@ _KEEP = 20  # entries; older ones are pruned when a new one is written
 COMPILER = 2
 
 
+def run_trigger(
+    project: Project, payload: Mapping[str, Any] | None = None, project_id: str = ""
+) -> TriggerContext:
+    """``${{ event.* }}`` and ``${{ pipeline.* }}`` of a run of ``project``: the trigger's
+    payload, the pipeline file and the project (a server's name, else the directory's)."""
+    pipeline = os.path.relpath(project.pipeline_file, project.root)
+    return TriggerContext(
+        dict(payload or {}), pipeline_values(pipeline, project_id or project.root.name)
+    )
+
+
 def compile_cached(
-    project: Project, params: Mapping[str, ParamValue], only: Sequence[str], store: bool = True
+    project: Project,
+    params: Mapping[str, ParamValue],
+    only: Sequence[str],
+    store: bool = True,
+    trigger: TriggerContext | None = None,
 ) -> tuple[ExecutionPlan, list[str]]:
     """The plan, and the loader's warnings (kept with the cached plan). ``store=False``
-    (``conveyor plan``) reads a cached plan but writes none: no state from a look."""
+    (``conveyor plan``) reads a cached plan but writes none: no state from a look.
+    ``trigger``: what ``event.*`` and ``pipeline.*`` read (default: no payload)."""
+    trigger = trigger or run_trigger(project)
     path = project.pipeline_file
     # the settings say where actions are found: a change there may change the plan
     config = project.state_dir / "config.toml"
     settings = config.read_bytes() if config.is_file() else b""
-    key = _key(path.name, path.read_bytes() + b"\0" + settings, params, only)
+    key = _key(path.name, path.read_bytes() + b"\0" + settings, params, only, trigger)
     directory = project.state_dir / "cache" / "plans"
     entry = directory / f"{key}.json"
     files = ProjectFiles(project.root)
@@ -60,17 +79,24 @@ def compile_cached(
     from conveyor.plan.compile import compile_plan
 
     spec = project.load_spec()
-    plan = compile_plan(spec, params, only, files)
+    plan = compile_plan(spec, params, only, files, trigger)
     if store:
         read_files = {p: _digest(Path(p)) for p in spec.read_files}
         _write(directory, entry, plan, read_files, list(spec.warnings), files.seen)
     return plan, list(spec.warnings)
 
 
-def _key(name: str, content: bytes, params: Mapping[str, ParamValue], only: Sequence[str]) -> str:
+def _key(
+    name: str,
+    content: bytes,
+    params: Mapping[str, ParamValue],
+    only: Sequence[str],
+    trigger: TriggerContext,
+) -> str:
     # the name chooses the format (.drone.yml and conveyor.yml load the same bytes apart)
     hasher = blake3.blake3(content)
     extra = [__version__, COMPILER, sys.version, name, sorted(params.items()), list(only)]
+    extra.append(trigger.key())
     hasher.update(json.dumps(extra).encode())
     return str(hasher.hexdigest()[:32])
 

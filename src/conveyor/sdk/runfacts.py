@@ -65,3 +65,15 @@ def server_facts(ref: str, trigger: str, repo: str) -> RunFacts:
         os=platform.system().lower(),
         arch=platform.machine(),
     )
+
+
+def server_payload(ref: str, commit: str, trigger: str, who: str, project: str) -> dict[str, str]:
+    """``${{ event.* }}`` of a queued run: what its trigger (a push, a tag, a schedule,
+    a manual run, a webhook) tells about it. The forge's own body is not kept."""
+    facts = server_facts(ref, trigger, project)
+    payload = {"trigger": trigger, "event": facts.event, "ref": ref, "commit": commit}
+    if facts.branch:
+        payload["branch"] = facts.branch
+    if ref.startswith("refs/tags/"):
+        payload["tag"] = ref.removeprefix("refs/tags/")
+    return {**payload, "who": who, "projectId": project}

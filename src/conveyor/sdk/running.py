@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.envnames import EXAMPLES, changes_execution
@@ -28,7 +28,7 @@ from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
-from conveyor.sdk.plancache import compile_cached
+from conveyor.sdk.plancache import compile_cached, run_trigger
 from conveyor.sdk.project import Project, hostname
 from conveyor.sdk.runfacts import local_facts
 from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
@@ -49,6 +49,11 @@ class RunRequest:
     executor: str | None = None
     wait: bool = True
     trigger: str = "manual"
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    """The trigger's event (``${{ event.* }}``): ``conveyor run --payload FILE.json``, a
+    webhook's body, a schedule's facts on a server."""
+    project_id: str = ""
+    """``${{ pipeline.projectId }}``: a server's project name (default: the directory's)."""
     run_id: str | None = None
     """A server picks the id when it queues the run; otherwise a fresh one."""
     who: str | None = None
@@ -104,7 +109,16 @@ def compile_project(
     from conveyor.plan.compile import compile_plan
 
     spec = project.load_spec()
-    return compile_plan(spec, params or {}, only, ProjectFiles(project.root))
+    return compile_plan(spec, params or {}, only, ProjectFiles(project.root), run_trigger(project))
+
+
+def _record_warnings(project: Project, run_id: str, warnings: list[str]) -> None:
+    """The plan's warnings (e.g. an action's tag that moved): part of the run's record."""
+    if warnings:
+        events = [
+            EventRecord(run_id, "warning", time.time(), None, {"message": w}) for w in warnings
+        ]
+        project.records.write(WriteBatch(events=events))
 
 
 def start_run(
@@ -119,15 +133,16 @@ def start_run(
     (a test's fake, a wrapper); the caller closes them. Others are loaded and closed here.
     """
     hooks = hooks or RunHooks()
-    plan, warnings = compile_cached(project, request.params, request.only)
+    trigger = run_trigger(project, request.payload, request.project_id)
+    plan, warnings = compile_cached(project, request.params, request.only, trigger=trigger)
+    # a server passes its project's secrets in request.env; a local run has the caller's
+    if request.secrets_from_environment:
+        secret_values = resolve_secrets(plan, {**os.environ, **request.env}, warnings=warnings)
+    else:
+        secret_values = resolve_secrets(plan, request.env, local=False, warnings=warnings)
     for warning in warnings:
         if hooks.on_warning is not None:
             hooks.on_warning(warning)
-    # a server passes its project's secrets in request.env; a local run has the caller's
-    if request.secrets_from_environment:
-        secret_values = resolve_secrets(plan, {**os.environ, **request.env})
-    else:
-        secret_values = resolve_secrets(plan, request.env, local=False)
     git = request.git or git_state(project.root)
     conditional = any(s.conditions or s.ci for s in plan.steps)
     facts = request.facts or local_facts(
@@ -145,7 +160,7 @@ def start_run(
         with project.run_lock(request.wait, hooks.on_wait):
             read = _check_out_datasets(project, plan, request)
             if read:  # datums may glob over what was checked out: their listing changed
-                plan, _ = compile_cached(project, request.params, request.only)
+                plan, _ = compile_cached(project, request.params, request.only, trigger=trigger)
             run = RunRecord(
                 id=request.run_id or secrets.token_hex(6),
                 pipeline=plan.pipeline,
@@ -164,17 +179,9 @@ def start_run(
                 workdir=str(project.root),
             )
             run.started_at = run.created_at
-            project.records.create_run(run)
+            project.records.create_run(run, request.project_id)  # gives run.number
             project.records.record_dataset_reads([r.record(run.id) for r in read])
-            if warnings:  # e.g. an action's tag that moved: part of the run's record
-                project.records.write(
-                    WriteBatch(
-                        events=[
-                            EventRecord(run.id, "warning", time.time(), None, {"message": w})
-                            for w in warnings
-                        ]
-                    )
-                )
+            _record_warnings(project, run.id, warnings)
             project.store.clean_tmp()
             runtime = _container_runtime(project, plan)
             try:
@@ -300,10 +307,15 @@ def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntim
 
 
 def resolve_secrets(
-    plan: ExecutionPlan, environ: Mapping[str, str], local: bool = True
+    plan: ExecutionPlan,
+    environ: Mapping[str, str],
+    local: bool = True,
+    warnings: list[str] | None = None,
 ) -> dict[str, str]:
     """Secret values: each from the environment variable of its name (a local run) or the
-    project's secret of that name (a server)."""
+    project's secret of that name (a server). A Drone or Dotscience step's missing secret
+    is empty, as Drone's runner leaves it, with a line in ``warnings``; elsewhere a
+    missing secret is bad input."""
     values: dict[str, str] = {}
     for step in plan.steps:
         for variable, secret in step.secrets:
@@ -312,6 +324,15 @@ def resolve_secrets(
                     f"step {step.id} sets {variable} from the secret {secret!r}, but "
                     f"{variable} changes how steps run ({EXAMPLES}), so no secret may set it"
                 )
+            if secret not in environ and step.ci is not None:  # Drone sets it empty
+                if secret not in values and warnings is not None:
+                    how = f"export {secret}=..." if local else "a lead sets it"
+                    warnings.append(
+                        f"the secret {secret!r} is not set: {variable} of step {step.id} is "
+                        f"empty, as Drone leaves a secret it does not have ({how})"
+                    )
+                values[secret] = ""
+                continue
             if secret not in environ:
                 where = (
                     "set; for a local run, secrets come from the environment variable of "

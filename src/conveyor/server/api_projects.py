@@ -130,8 +130,10 @@ def show_commit(access: Viewer, state: State, ref: str) -> dict[str, str]:
 @router.get("/projects/{project}/pipeline")
 def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, Any]:
     """The pipeline at a branch, tag or commit: its triggers and its compiled plan."""
+    from conveyor.domain.conditions import TriggerContext, pipeline_values
     from conveyor.errors import ConveyorError
     from conveyor.plan.compile import compile_plan
+    from conveyor.sdk.runfacts import server_payload
     from conveyor.server.triggers import load_spec_at
     from conveyor.vcs.git import resolve
 
@@ -140,7 +142,11 @@ def show_pipeline(access: Viewer, state: State, ref: str = "main") -> dict[str, 
         raise HTTPException(404, f"{ref!r} names no branch, tag or commit of the project")
     try:
         spec = load_spec_at(state, access.project, commit)
-        plan = compile_plan(spec, {}, [])
+        # as a manual run of this ref would see it (its trigger's event and project)
+        full = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
+        event = server_payload(full, commit, "manual", access.user.name, access.project)
+        trigger = TriggerContext(event, pipeline_values(spec.source.path, access.project))
+        plan = compile_plan(spec, {}, [], trigger=trigger)
     except ConveyorError as exc:
         raise HTTPException(422, f"the pipeline at {commit[:12]} is invalid: {exc}") from exc
     return {

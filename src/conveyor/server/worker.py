@@ -27,7 +27,7 @@ from conveyor.metadata.records import EventRecord, StepRunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.sdk.checkout import Checkout, checkout_plan, committed_settings, run_checkout
 from conveyor.sdk.project import CACHE_KEY_FILE, cache_key_at, mark_interrupted
-from conveyor.sdk.runfacts import server_facts
+from conveyor.sdk.runfacts import server_facts, server_payload
 from conveyor.sdk.running import RunHooks, RunRequest
 from conveyor.sdk.settings import Settings
 from conveyor.server.config import ServerConfig
@@ -164,6 +164,10 @@ class Worker:
                 cache_key=key,
                 datasets=False,
                 facts=server_facts(queued.ref, queued.trigger, queued.project),
+                payload=server_payload(
+                    queued.ref, queued.commit, queued.trigger, queued.who, queued.project
+                ),
+                project_id=queued.project,
             )
             checkout = Checkout(workdir, queued.commit, state)
             hooks = RunHooks(on_runner=self._register(queued))

@@ -48,6 +48,9 @@ from conveyor.spec.yamlsource import Loc, SourceMap, describe
 # ``output``/``input`` the aliases of ``outputs``/``inputs``.
 _STEP_REF = re.compile(r"^steps\.(?P<step>[^}]+?)\.outputs?\.(?P<key>[\w.\-]+)$")
 _INPUT_REF = re.compile(r"^inputs?\.(?P<key>[A-Za-z_][A-Za-z0-9_]*)$")
+# DataTorch's job-wide ``variable`` namespace of its README pipelines (before 0.8.0): the
+# outputs of the job's earlier steps, the latest first
+_VARIABLE_REF = re.compile(r"^variable\.(?P<key>[\w\-]+)$")
 _IGNORED = {"project": "the DataTorch project a pipeline is uploaded to has no meaning here"}
 
 
@@ -292,6 +295,11 @@ class _Loader(ActionReader):
                 if key not in outputs:  # printed but not declared: usable as DataTorch has it
                     outputs.append(key)
                 return step_output(target["id"], key)
+            if templates.is_trigger_reference(expr):  # the plan reads the run's trigger
+                return f"${{{{ {expr} }}}}"
+            variable = _VARIABLE_REF.match(expr)
+            if variable:
+                return self.variable(variable.group("key"), earlier, loc)
             input_ref = _INPUT_REF.match(expr)
             if input_ref:
                 self.params.add(input_ref.group("key"))
@@ -299,10 +307,26 @@ class _Loader(ActionReader):
             raise self.source.error(
                 loc,
                 f"${{{{ {expr} }}}} is not supported; use ${{{{ input.NAME }}}} (a trigger "
-                "input) or ${{ steps.NAME.outputs.KEY }}",
+                "input), ${{ steps.NAME.outputs.KEY }}, ${{ event.FIELD }} (the trigger's "
+                "payload) or ${{ pipeline.KEY }}",
             )
 
         return EXPRESSION.sub(lambda m: lookup(m.group(1)), value)
+
+    def variable(self, key: str, earlier: dict[str, dict[str, Any]], loc: Loc) -> str:
+        """``${{ variable.KEY }}``: output KEY of the latest earlier step that declares
+        it, else of the step just before (which may print it undeclared, as
+        download-file prints ``path``)."""
+        steps = list({id(s): s for s in earlier.values()}.values())
+        if not steps:
+            raise self.source.error(
+                loc, f"${{{{ variable.{key} }}}} reads an earlier step's output; none is earlier"
+            )
+        declaring = [s for s in steps if key in s["action"]["outputs"]]
+        target = (declaring or steps)[-1]
+        if key not in target["action"]["outputs"]:
+            target["action"]["outputs"].append(key)
+        return step_output(target["id"], key)
 
     def coerce(self, key: str, value: Any, kind: str | None, loc: Loc) -> Any:
         """A literal as DataTorch casts it to the declared type (``"3"`` -> 3, and

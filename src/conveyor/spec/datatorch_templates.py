@@ -34,6 +34,7 @@ _HOST = {
     ),
 }
 _HOST["directory.temp"] = ("${TMPDIR:-/tmp}", tempfile.gettempdir)
+_TRIGGER = re.compile(r"^(event|pipeline)(\.[A-Za-z_][\w-]*)+$")
 _ALIASES = {"agent.id": "runner.id", "agent.directory": "runner.directory"}
 _ALIASES.update({"directory.agent": "runner.directory", "directory.runner": "runner.directory"})
 
@@ -67,6 +68,8 @@ def value_text(text: str, values: Mapping[str, str]) -> str:
     """A default with each reference replaced by its value (host facts of this machine)."""
 
     def value(match: re.Match[str]) -> str:
+        if is_trigger_reference(match.group(1)):  # known when the run starts: kept
+            return match.group(0)
         name = _name(match.group(1))
         if name in _HOST:
             return str(_HOST[name][1]())
@@ -75,6 +78,12 @@ def value_text(text: str, values: Mapping[str, str]) -> str:
         return values[name]
 
     return _EXPRESSION.sub(value, text)
+
+
+def is_trigger_reference(expression: str) -> bool:
+    """``event.*`` (the trigger's payload) or ``pipeline.*``: DataTorch's server fills
+    them in before a step runs; here the plan does, from the run's trigger."""
+    return _TRIGGER.match(expression.strip()) is not None
 
 
 def _name(expression: str) -> str:

@@ -166,13 +166,14 @@ def parse_drone(documents: Sequence[tuple[Any, SourceMap]], display: str, fmt: s
             )
     for job_id, depends, source in pending:
         for i, other in enumerate(depends):
-            if other not in names:
+            if other not in names:  # Drone's DAG drops a name that is no pipeline
                 known = ", ".join(sorted(names))
-                raise source.error(
-                    ("depends_on", i),
-                    f"depends_on names {other!r}, which is not a pipeline in this file "
-                    f"(pipelines: {known})",
+                warnings.append(
+                    f"{source.position(('depends_on', i))}: depends_on names {other!r}, which "
+                    f"is not a pipeline in this file (pipelines: {known}); ignored, as Drone "
+                    "ignores it"
                 )
+                continue
             jobs[job_id]["needs"].append(names[other])
     if len(jobs) == 1:
         title = next(iter(names))

@@ -57,6 +57,11 @@ _UPSERT_STEP = (
     + ", ".join(f"{c} = excluded.{c}" for c in _STEP_COLUMNS if c not in _STEP_KEYS)
 )
 
+_BUMP = (
+    "INSERT INTO run_numbers (scope, last_number) VALUES (?, 1) ON CONFLICT (scope) "
+    "DO UPDATE SET last_number = last_number + 1 RETURNING last_number"
+)
+
 
 def open_lite(path: Path) -> LiteRepository:
     """A repository on ``path``. A missing or empty database is laid out from this
@@ -136,13 +141,17 @@ class LiteRepository(LiteDatasets):
         except sqlite3.Error as exc:
             raise MetadataError(f"cannot write run records: {exc}") from exc
 
-    def create_run(self, run: RunRecord) -> None:
+    def create_run(self, run: RunRecord, scope: str = "") -> int:
         row = _encoded(run_row(run))
         columns = ", ".join(f'"{c}"' for c in row)  # "commit" is a keyword
-        with self._begin() as conn:
+        with self._begin() as conn:  # BEGIN IMMEDIATE: one writer hands out numbers
+            number = int(conn.execute(_BUMP, (scope,)).fetchone()["last_number"])
             conn.execute(
-                f"INSERT INTO runs ({columns}) VALUES ({', '.join(':' + c for c in row)})", row
+                f"INSERT INTO runs ({columns}) VALUES ({', '.join(':' + c for c in row)})",
+                {**row, "number": number},
             )
+        run.number = number
+        return number
 
     def write(self, batch: WriteBatch) -> None:
         if not batch:

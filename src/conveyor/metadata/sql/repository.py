@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,19 @@ class SqlRepository(SqlDatasets):
         return _insert(self._dialect, table)
 
     # -- writes ---------------------------------------------------------------
-    def create_run(self, run: RunRecord) -> None:
-        with self._begin() as conn:
-            conn.execute(t.runs.insert().values(run_row(run)))
+    def create_run(self, run: RunRecord, scope: str = "") -> int:
+        counter = t.run_numbers.c.last_number
+        bump = (
+            self._insert(t.run_numbers)
+            .values(scope=scope, last_number=1)
+            .on_conflict_do_update(index_elements=["scope"], set_={"last_number": counter + 1})
+            .returning(counter)
+        )
+        with self._begin() as conn:  # the counter's row is locked until the run is in
+            number = int(conn.execute(bump).scalar_one())
+            conn.execute(t.runs.insert().values(run_row(dataclasses.replace(run, number=number))))
+        run.number = number
+        return number
 
     def write(self, batch: WriteBatch) -> None:
         if not batch:

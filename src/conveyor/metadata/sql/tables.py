@@ -27,8 +27,16 @@ runs = sa.Table(
     sa.Column("trigger", sa.String(32), nullable=False, default="manual"),
     sa.Column("workdir", sa.Text, nullable=False, default=""),
     sa.Column("error", sa.Text),
+    sa.Column("number", sa.Integer),
     sa.Index("ix_runs_created_at", "created_at"),
     sa.Index("ix_runs_status", "status"),
+)
+
+run_numbers = sa.Table(
+    "run_numbers",
+    metadata,
+    sa.Column("scope", sa.String(200), primary_key=True),  # a project ("" locally)
+    sa.Column("last_number", sa.Integer, nullable=False),  # the number the newest run got
 )
 
 step_runs = sa.Table(

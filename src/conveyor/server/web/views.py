@@ -139,11 +139,16 @@ def run_plan(
     """The steps, dependencies and names of the pipeline ``load`` reads (``where``: at
     the run's commit, or as it is now) with the run's parameters and the files
     ``lister`` names (what ``datums`` globs match), or an empty plan and the reason."""
+    from conveyor.domain.conditions import TriggerContext, pipeline_values
     from conveyor.errors import ConveyorError
     from conveyor.plan.compile import compile_plan
+    from conveyor.sdk.runfacts import server_payload
 
     try:
-        plan = compile_plan(load(), dict(run.params), [], lister)
+        spec = load()
+        event = server_payload(run.ref, run.commit, run.trigger, run.who, run.project)
+        trigger = TriggerContext(event, pipeline_values(spec.source.path, run.project))
+        plan = compile_plan(spec, dict(run.params), [], lister, trigger)
     except ConveyorError as exc:
         return RunPlan([], {}, {}, f"the pipeline {where} does not compile: {exc}")
     needs = {s.id: set(s.needs) for s in plan.steps}
