@@ -1,5 +1,8 @@
 """REST: a project's deployments (``deployments/service.py`` does the work).
 
+A call's body is a JSON object of the inputs or ``multipart/form-data``: file inputs
+as file parts (each named after its input; the client's filename is never used), the
+others as form fields (JSON text for the non-string types); anything else is a 415.
 Leads create, change and delete; members (or the holder of an endpoint token, sent as
 ``Authorization: EndpointToken TOKEN``) call; viewers read. A refused call is JSON with
 a status of its own: 422 for bad input (naming the input and the type expected), 409
@@ -16,6 +19,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from conveyor.errors import ConveyorError
 from conveyor.server.api_runs import json_bytes
@@ -24,15 +29,19 @@ from conveyor.server.deployments import service
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
 from conveyor.server.deployments.model import (
     TOKEN_SCHEME,
+    CallFile,
     CallInputError,
     DeploymentCreate,
     DeploymentSettings,
+    form_value,
     token_matches,
 )
 from conveyor.server.limits import MAX_CALL_BODY
 from conveyor.server.state import ServerState
 from conveyor.server.warmpool.errors import CallTimeout, RateLimited, WorkerLost
 
+MAX_PARTS = 100
+"""Fields and files of a multipart call (more: refused before they are parsed)."""
 router = APIRouter(prefix="/api/v1/projects/{project}/deployments", tags=["deployments"])
 Viewer = Annotated[Access, Depends(viewer)]
 Lead = Annotated[Access, Depends(lead)]
@@ -170,16 +179,65 @@ def show_execution(
 
 @router.post("/{deployment}/call", response_model=None)
 async def call_deployment(request: Request, project: str, deployment: str) -> Response:
-    """Call an endpoint with its inputs as a JSON object; answers its outputs."""
+    """Call an endpoint with its inputs as a JSON object, or as ``multipart/form-data``
+    (file inputs as file parts, the others as form fields); answers its outputs."""
     data = await _body(request, MAX_CALL_BODY)
     try:
-        answer = await run_in_threadpool(_call, request, project, deployment, data)
+        form = await _form(request, data) if _multipart(request) else None
+        answer = await run_in_threadpool(_call, request, project, deployment, data, form)
     except ConveyorError as exc:
         return _refused(exc)
     return Response(json_bytes(answer), media_type="application/json")
 
 
-def _call(request: Request, project: str, deployment: str, data: bytes) -> dict[str, Any]:
+Form = tuple[dict[str, str], dict[str, CallFile]]
+
+
+def _multipart(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind in ("", "application/json", "text/plain"):
+        return False
+    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return True  # a form without files is a form too
+    raise HTTPException(415, f"a call's body is JSON or multipart/form-data, not {kind[:100]!r}")
+
+
+async def _form(request: Request, data: bytes) -> Form:
+    """The fields and file parts of a multipart body already read (and capped)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        sent = True
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    again = Request(request.scope, replay)
+    try:
+        form = await again.form(max_files=MAX_PARTS, max_fields=MAX_PARTS)
+    except (MultiPartException, StarletteHTTPException, ValueError) as exc:
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+        raise HTTPException(400, f"the multipart body cannot be read: {detail}") from None
+    fields: dict[str, str] = {}
+    files: dict[str, CallFile] = {}
+    try:
+        for key, value in form.multi_items():
+            if key in fields or key in files:
+                raise CallInputError(key[:100], f"input {key[:100]!r} is sent twice")
+            if isinstance(value, str):
+                fields[key] = value
+            else:
+                kind = value.content_type or "application/octet-stream"
+                files[key] = CallFile(await value.read(), kind[:200])
+    finally:
+        await form.close()
+    return fields, files
+
+
+def _call(
+    request: Request, project: str, deployment: str, data: bytes, form: Form | None
+) -> dict[str, Any]:
     """Who calls, the deployment, its body limit, the call: one trip to a thread."""
     state = server(request)
     header = request.headers.get("authorization") or ""
@@ -194,7 +252,12 @@ def _call(request: Request, project: str, deployment: str, data: bytes) -> dict[
     if len(data) > record.settings.max_body:
         cap = record.settings.max_body
         raise HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
-    return service.call(state, record, _inputs(data), caller)
+    if form is None:
+        return service.call(state, record, _inputs(data), caller)
+    mappings = {m.name: m for m in record.settings.inputs}
+    fields, files = form
+    body = {k: form_value(mappings.get(k), k, v) for k, v in fields.items()}
+    return service.call(state, record, body, caller, files)
 
 
 async def _body(request: Request, cap: int) -> bytes:

@@ -18,6 +18,7 @@ from conveyor.server.deployments import elastic
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
 from conveyor.server.deployments.launch import build_pool
 from conveyor.server.deployments.model import (
+    CallFile,
     DeploymentCreate,
     DeploymentSettings,
     call_inputs,
@@ -170,8 +171,10 @@ def call(
     record: DeploymentRecord,
     body: dict[str, Any],
     caller: str,
+    files: dict[str, CallFile] | None = None,
 ) -> dict[str, Any]:
-    """One call of an endpoint: checked, counted, executed; its execution's JSON."""
+    """One call of an endpoint: checked, counted, executed; its execution's JSON.
+    ``files``: a multipart call's file parts, by input."""
     if record.kind != "endpoint":
         raise DeploymentConflict(f"deployment {record.name!r} is periodic: it has no endpoint")
     if launcher(record) is not None:
@@ -182,7 +185,8 @@ def call(
     if not record.enabled:
         raise DeploymentConflict(f"deployment {record.name!r} is disabled; a lead can enable it")
     state.deployments.admit((record.project, record.name), record.settings.rate_limit)
-    inputs = call_inputs(record.settings.inputs, body, lambda: state.secrets_for(record.project))
+    environ = lambda: state.secrets_for(record.project)  # noqa: E731
+    inputs = call_inputs(record.settings.inputs, body, environ, files)
     return execute(state, record, inputs, caller)
 
 
@@ -204,11 +208,21 @@ def execute(
         slot.release()
 
 
+def _split(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
+    """The inputs' values, their files' bytes, and what the execution records of both
+    (a file as its size, digest and type)."""
+    values = {k: v for k, v in inputs.items() if not isinstance(v, CallFile)}
+    files = {k: v.data for k, v in inputs.items() if isinstance(v, CallFile)}
+    shown = {k: v.record() if isinstance(v, CallFile) else v for k, v in inputs.items()}
+    return values, files, shown
+
+
 def _warm(
     state: ServerState, record: DeploymentRecord, inputs: dict[str, Any], caller: str
 ) -> dict[str, Any]:
     """A call served by a warm worker, recorded once it ends (one write per call)."""
     rows = store(state)
+    values, files, inputs = _split(inputs)
     started, clock = time.time(), time.monotonic()
     wanted = Wanted(
         (record.project, record.name),
@@ -217,7 +231,7 @@ def _warm(
         lambda: build_pool(state, record),
     )
     try:
-        answer = state.deployments.call(wanted, inputs, record.settings.timeout)
+        answer = state.deployments.call(wanted, values, record.settings.timeout, files)
     except (WorkerLost, CallTimeout) as exc:
         rows.record(record, caller, inputs, started, "failed", None, None, str(exc))
         raise
@@ -236,7 +250,8 @@ def _elastic(
 ) -> dict[str, Any]:
     rows = store(state)
     started = time.monotonic()
-    run_id = elastic.queue_call(state, record, inputs, caller)
+    values, files, inputs = _split(inputs)
+    run_id = elastic.queue_call(state, record, values, caller, files)
     execution_id = rows.start(record, caller, inputs, run_id)
     try:
         status = elastic.wait_run(state, run_id, record.settings.timeout)
