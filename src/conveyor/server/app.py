@@ -38,7 +38,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         webhooks,
     )
     from conveyor.server.craft import routes as craft_routes
-    from conveyor.server.web import lead, pages
+    from conveyor.server.web import deploys, lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
     from conveyor.server.web.source import ServerSource
@@ -80,7 +80,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_deployments.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
-    for pages_router in [*pages.routers(), lead.router]:
+    for pages_router in [*pages.routers(), lead.router, deploys.router]:
         app.include_router(pages_router)
     craft_routes.install(app)
     app.mount("/ui/static", pages.static_files(), name="web-static")

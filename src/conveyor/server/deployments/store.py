@@ -236,6 +236,31 @@ class Deployments:
         with self.engine.connect() as conn:
             return [execution_json(r) for r in conn.execute(query)]
 
+    def last_calls(self, project: str) -> dict[str, dict[str, Any]]:
+        """Each deployment's newest execution (its time and status) and count: one query."""
+        e = t.deployment_executions
+        newest = (
+            sa.select(
+                e.c.deployment,
+                sa.func.max(e.c.created_at).label("at"),
+                sa.func.count().label("calls"),
+            )
+            .where(e.c.project == project)
+            .group_by(e.c.deployment)
+            .subquery()
+        )
+        query = sa.select(newest.c.deployment, newest.c.at, newest.c.calls, e.c.status).join(
+            e,
+            (e.c.project == project)
+            & (e.c.deployment == newest.c.deployment)
+            & (e.c.created_at == newest.c.at),
+        )
+        with self.engine.connect() as conn:
+            return {
+                str(r.deployment): {"at": r.at, "status": r.status, "calls": int(r.calls)}
+                for r in conn.execute(query)
+            }
+
     def count(self, project: str, name: str) -> dict[str, int]:
         e = t.deployment_executions
         query = (
