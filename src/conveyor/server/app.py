@@ -149,7 +149,9 @@ def _page_error(request: Request, exc: StarletteHTTPException) -> Response:
 def start_background(
     state: ServerState, workers: int, stop: threading.Event
 ) -> tuple[list[Worker], list[threading.Thread]]:
-    """Worker threads, the heartbeat watcher and the schedule clock."""
+    """Worker threads, the heartbeat watcher and the schedule clock; the deployment
+    executions a stopped server left running are settled from their runs."""
+    from conveyor.server.deployments.service import recover
     from conveyor.server.forge import deliver
     from conveyor.server.schedules import clock
     from conveyor.server.worker import watch, worker_name
@@ -170,4 +172,5 @@ def start_background(
     threads.append(threading.Thread(target=deliver, args=(state, stop), daemon=True))
     for thread in threads:
         thread.start()
+    recover(state)
     return pool, threads

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conveyor.domain.states import RunStatus
 from conveyor.errors import NotFoundError, UsageError
+from conveyor.server.db.queue import QueuedRun
 from conveyor.server.db.schedules import next_time
 from conveyor.server.deployments import elastic
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
@@ -164,6 +166,60 @@ pipelines: an execution commit each). Registered by their package."""
 
 def launcher(record: DeploymentRecord) -> Launcher | None:
     return next((f for p, f in LAUNCHERS.items() if record.ref.startswith(p)), None)
+
+
+Settler = Callable[[ServerState, DeploymentRecord, QueuedRun], dict[str, Any]]
+SETTLERS: dict[str, Settler] = {}
+"""Ref prefix -> the outputs of a succeeded run of such a deployment, when an execution
+a stopped server left is settled (the Craft API's: its outputs are its run's files)."""
+LOST = "lost: the server stopped while this execution waited for its run"
+
+
+def recover(state: ServerState) -> int:
+    """At a server's start: the executions a stopped server left ``running`` are settled
+    from their runs (in a thread each: a run still going is waited for, up to the
+    deployment's timeout): succeeded with its outputs, or failed with why. Returns how
+    many it found."""
+    found = store(state).running()
+    for row in found:
+        threading.Thread(target=_settle, args=(state, row), daemon=True).start()
+    return len(found)
+
+
+def _settle(state: ServerState, row: dict[str, Any]) -> None:
+    rows, run_id = store(state), row["run_id"]
+    try:
+        record = store(state).get(row["project"], row["deployment"])
+        run = state.db.queue.get(run_id) if run_id else None
+        if run is None:
+            rows.finish(row["id"], "failed", None, None, f"{LOST} (it has no run)")
+            return
+        if not run.status.finished:
+            timeout = record.settings.timeout if record else 60.0
+            left = row["created_at"] + timeout - time.time()
+            try:
+                elastic.wait_run(state, run.id, max(left, 1.0))
+            except CallTimeout:
+                rows.finish(row["id"], "failed", None, None, f"{LOST}; its run {run.id} timed out")
+                return
+            run = state.db.queue.get(run.id)
+        if run is None:
+            rows.finish(row["id"], "failed", None, None, f"{LOST}; its run was deleted")
+        elif run.status == RunStatus.SUCCEEDED and record is not None:
+            rows.finish(row["id"], "succeeded", _outputs(state, record, run), None, None)
+        else:
+            why = f"{LOST}; its run {run.id} {run.status}" + (f": {run.error}" if run.error else "")
+            rows.finish(row["id"], "failed", None, None, why[:2000])
+    except Exception as exc:  # a thread's end: logged, never raised into nothing
+        log.warning("execution %s of %s/%s: %s", row["id"], row["project"], row["deployment"], exc)
+
+
+def _outputs(state: ServerState, record: DeploymentRecord, run: QueuedRun) -> dict[str, Any]:
+    settle = next((f for p, f in SETTLERS.items() if record.ref.startswith(p)), None)
+    if settle is not None:
+        return settle(state, record, run)
+    out = elastic.outcome(state, record, run.id, run.status, _result_path(state, record))
+    return out.outputs or {}
 
 
 def call(

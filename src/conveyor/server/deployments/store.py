@@ -210,6 +210,16 @@ class Deployments:
                 )
             )
 
+    def running(self) -> list[dict[str, Any]]:
+        """Every execution still marked running (raw times): at a server's start, those a
+        stopped server left."""
+        e = t.deployment_executions
+        query = sa.select(e.c.id, e.c.project, e.c.deployment, e.c.run_id, e.c.created_at).where(
+            e.c.status == "running"
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def execution(self, project: str, execution_id: str) -> dict[str, Any] | None:
         e = t.deployment_executions
         query = sa.select(e).where((e.c.id == execution_id) & (e.c.project == project))
