@@ -141,6 +141,21 @@ def test_an_elastic_endpoint_gets_the_file_and_returns_one(repo: Repo, server: S
         run = server.wait_run(body["run_id"])
     assert downloaded.status_code == 200 and downloaded.content == PAYLOAD[::-1]
     assert run["params"]["model"] == ".conveyor/inputs/model"
+    # the endpoint's caller fetches it with the endpoint token (nothing else opens)
+    download = f"{server.url}{echo['download']}"
+    assert echo["download"].endswith(f"/executions/{body['execution_id']}/outputs/echo")
+    got = httpx.get(download, headers={"Authorization": f"EndpointToken {created['token']}"})
+    assert got.status_code == 200 and got.content == PAYLOAD[::-1]
+    wrong = httpx.get(download, headers={"Authorization": "EndpointToken nope"})
+    assert wrong.status_code == 401
+    assert httpx.get(download).status_code == 401
+    viewer_token = {"Authorization": f"Bearer {server.tokens['viewer']}"}
+    assert httpx.get(download, headers=viewer_token).content == PAYLOAD[::-1]
+    for other in ("size", "nope"):
+        missing = httpx.get(
+            download.replace("/outputs/echo", f"/outputs/{other}"), headers=viewer_token
+        )
+        assert missing.status_code == 404, missing.text
     assert run["commit"] != created["commit"]  # the call's files over the deployment's commit
 
 

@@ -95,3 +95,35 @@ def test_refused_parts_are_a_4xx_naming_the_input(repo: Repo, server: Server) ->
     assert crowded.status_code in (400, 422), crowded.text
     with server.api("viewer") as viewer:
         assert viewer.get("/deployments/files").json()["executions"] == {}
+
+
+def test_the_outputs_route_opens_to_its_own_deployments_token_only(
+    repo: Repo, server: Server
+) -> None:
+    token = setup(repo, server, "files", "low_latency", pool_size=1)["token"]
+    with server.api("lead") as lead:
+        other = lead.post("/deployments", json={"name": "other"}).json()["token"]
+    answer = upload(server, "files", {"model": ("m", b"abc", "image/png")})
+    execution = answer.json()["execution_id"]
+    base = f"{server.url}/api/v1/projects/demo/deployments"
+    mine = f"{base}/files/executions/{execution}/outputs/result"
+    for header, status in (
+        (f"EndpointToken {other}", 401),  # another deployment's token
+        (f"Bearer {token}", 401),  # the endpoint token is no API token
+        (f"Bearer {server.tokens['outsider']}", 403),
+        (None, 401),
+        (f"EndpointToken {token}", 404),  # a value, not a file: nothing to download
+    ):
+        got = httpx.get(mine, headers={"Authorization": header} if header else {})
+        assert got.status_code == status, (header, got.text)
+    # its execution under another deployment's path, with that deployment's token
+    crossed = httpx.get(
+        f"{base}/other/executions/{execution}/outputs/result",
+        headers={"Authorization": f"EndpointToken {other}"},
+    )
+    assert crossed.status_code == 404
+    traversal = httpx.get(
+        f"{base}/files/executions/..%2F..%2F..%2Fruns/outputs/x",
+        headers={"Authorization": f"EndpointToken {token}"},
+    )
+    assert traversal.status_code == 404

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from conveyor.errors import ConveyorError
-from conveyor.server.api_runs import json_bytes
+from conveyor.server.api_runs import artifact_response, json_bytes, output_path, stored_output
 from conveyor.server.auth import Access, authorize, lead, server, server_state, viewer
 from conveyor.server.deployments import service
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
@@ -37,6 +37,7 @@ from conveyor.server.deployments.model import (
     token_matches,
 )
 from conveyor.server.limits import MAX_CALL_BODY
+from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
 from conveyor.server.warmpool.errors import CallTimeout, RateLimited, WorkerLost
 
@@ -175,6 +176,38 @@ def show_execution(
             404, f"deployment {deployment!r} has no execution {execution_id[:40]!r}"
         )
     return found
+
+
+@router.get("/{deployment}/executions/{execution_id}/outputs/{output}", response_model=None)
+def download_output(
+    request: Request, project: str, deployment: str, execution_id: str, output: str
+) -> Response:
+    """A file output of an execution (its answer's ``download``): for viewers, and for
+    the holder of the deployment's endpoint token (an endpoint's caller fetches what its
+    call made). Text holding a secret is masked, a binary one withheld, as artifacts are."""
+    state = server(request)
+    header = request.headers.get("authorization") or ""
+    if header.startswith(f"{TOKEN_SCHEME} "):
+        record = service.get(state, project, deployment)
+        if not token_matches(header, record.token_digest):
+            raise HTTPException(401, "this endpoint token is not valid for this deployment")
+    else:
+        authorize(request, project, "viewer")
+    found = service.store(state).execution(project, execution_id[:40])
+    value = (found or {}).get("outputs") or {}
+    item = value.get(output) if found and found["deployment"] == deployment else None
+    if not isinstance(item, dict) or "/artifacts/" not in str(item.get("url")) or not found:
+        raise HTTPException(
+            404, f"execution {execution_id[:40]!r} has no file output {output[:100]!r}"
+        )
+    path = output_path(str(item["url"]).split("/artifacts/", 1)[1])
+    from conveyor.store.cas import ContentStore
+
+    run_id = str(found["run_id"])
+    stored = stored_output(
+        ContentStore(state.config.store_dir), state.db.records.step_runs(run_id), run_id, path
+    )
+    return artifact_response(stored, path, Masker(state.secrets_for(project).values()))
 
 
 @router.post("/{deployment}/call", response_model=None)

@@ -316,11 +316,20 @@ def _elastic(
         raise
     result = _result_path(state, record)
     out = elastic.outcome(state, record, run_id, status, result)
+    _downloads(record, execution_id, out.outputs or {})
     rows.finish(execution_id, "succeeded" if out.ok else "failed", out.outputs, out.logs, out.error)
     if not out.ok:
         raise ExecutionFailed(f"the pipeline failed: {out.error}", execution_id)
     answer = _answer(record, execution_id, out.outputs or {}, time.monotonic() - started)
     return {**answer, "run_id": run_id}
+
+
+def _downloads(record: DeploymentRecord, execution_id: str, outputs: dict[str, Any]) -> None:
+    """Each file output's ``download``: the route an endpoint token also opens."""
+    base = f"/api/v1/projects/{record.project}/deployments/{record.name}/executions"
+    for name, value in outputs.items():
+        if isinstance(value, dict) and "url" in value:
+            value["download"] = f"{base}/{execution_id}/outputs/{name}"
 
 
 _results: dict[tuple[str, str], str | None] = {}
