@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.conftest import Repo
 from tests.integration.server_support import Server, make_server
-from tests.integration.test_deployments_files import setup, upload
+from tests.integration.test_deployments_files import INPUTS, setup, upload
 
 pytestmark = pytest.mark.integration
 
@@ -87,12 +87,21 @@ def test_refused_parts_are_a_4xx_naming_the_input(repo: Repo, server: Server) ->
     assert xml.status_code == 415 and "multipart/form-data" in xml.json()["detail"]
     broken = _post(server, b"--b\r\nno headers at all", "multipart/form-data")
     assert broken.status_code == 400 and "multipart" in broken.json()["detail"]
+    anonymous = httpx.post(  # never parsed before the caller is let in
+        f"{server.url}/api/v1/projects/demo/deployments/files/call",
+        content=b"--b\r\nno headers at all",
+        headers={"Content-Type": "multipart/form-data"},
+    )
+    assert anonymous.status_code == 401, anonymous.text
     many = b"".join(
         f'--b\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n1\r\n'.encode()
         for i in range(150)
     )
+    with server.api("lead") as lead:  # room for the parts: the count refuses them
+        roomy = {"settings": {"inputs": INPUTS, "pool_size": 1, "max_body": 65536}}
+        assert lead.patch("/deployments/files", json=roomy).status_code == 200
     crowded = _post(server, many + b"--b--\r\n", "multipart/form-data; boundary=b")
-    assert crowded.status_code in (400, 422), crowded.text
+    assert crowded.status_code == 400 and "multipart" in crowded.json()["detail"]
     with server.api("viewer") as viewer:
         assert viewer.get("/deployments/files").json()["executions"] == {}
 

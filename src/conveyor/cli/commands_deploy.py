@@ -123,7 +123,13 @@ def _kind(value: Any) -> str:
 
 SETTINGS_OPTIONS = [
     click.option(
-        "-i", "--input", "inputs", multiple=True, metavar="NAME=TYPE", help="An input of the call."
+        "-i",
+        "--input",
+        "inputs",
+        multiple=True,
+        metavar="NAME=TYPE",
+        help="An input of the call; TYPE: string, number, integer, boolean, json, array or "
+        "file (sent as a multipart part: deploy call NAME -i NAME=@PATH).",
     ),
     click.option(
         "-c",

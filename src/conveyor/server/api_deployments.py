@@ -36,6 +36,7 @@ from conveyor.server.deployments.model import (
     form_value,
     token_matches,
 )
+from conveyor.server.deployments.store import DeploymentRecord
 from conveyor.server.limits import MAX_CALL_BODY
 from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
@@ -216,8 +217,12 @@ async def call_deployment(request: Request, project: str, deployment: str) -> Re
     (file inputs as file parts, the others as form fields); answers its outputs."""
     data = await _body(request, MAX_CALL_BODY)
     try:
-        form = await _form(request, data) if _multipart(request) else None
-        answer = await run_in_threadpool(_call, request, project, deployment, data, form)
+        if _multipart(request):  # parsed only for a caller let in, within the limit
+            record, caller = await run_in_threadpool(_caller, request, project, deployment, data)
+            form = await _form(request, data)
+            answer = await run_in_threadpool(_call_form, server(request), record, caller, form)
+        else:
+            answer = await run_in_threadpool(_call, request, project, deployment, data)
     except ConveyorError as exc:
         return _refused(exc)
     return Response(json_bytes(answer), media_type="application/json")
@@ -226,13 +231,13 @@ async def call_deployment(request: Request, project: str, deployment: str) -> Re
 Form = tuple[dict[str, str], dict[str, CallFile]]
 
 
+def _kind(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 def _multipart(request: Request) -> bool:
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind in ("", "application/json", "text/plain"):
-        return False
-    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        return True  # a form without files is a form too
-    raise HTTPException(415, f"a call's body is JSON or multipart/form-data, not {kind[:100]!r}")
+    # a form without files is a form too
+    return _kind(request) in ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 async def _form(request: Request, data: bytes) -> Form:
@@ -268,10 +273,31 @@ async def _form(request: Request, data: bytes) -> Form:
     return fields, files
 
 
-def _call(
-    request: Request, project: str, deployment: str, data: bytes, form: Form | None
+def _call(request: Request, project: str, deployment: str, data: bytes) -> dict[str, Any]:
+    """A JSON call: who calls, the deployment, its body limit, the call: one trip to a
+    thread."""
+    record, caller = _caller(request, project, deployment, data)
+    kind = _kind(request)
+    if kind not in ("", "application/json", "text/plain"):
+        raise HTTPException(
+            415, f"a call's body is JSON or multipart/form-data, not {kind[:100]!r}"
+        )
+    return service.call(server(request), record, _inputs(data), caller)
+
+
+def _call_form(
+    state: ServerState, record: DeploymentRecord, caller: str, form: Form
 ) -> dict[str, Any]:
-    """Who calls, the deployment, its body limit, the call: one trip to a thread."""
+    mappings = {m.name: m for m in record.settings.inputs}
+    fields, files = form
+    body = {k: form_value(mappings.get(k), k, v) for k, v in fields.items()}
+    return service.call(state, record, body, caller, files)
+
+
+def _caller(
+    request: Request, project: str, deployment: str, data: bytes
+) -> tuple[DeploymentRecord, str]:
+    """The deployment and who calls it (401/403/404), the body within its limit (413)."""
     state = server(request)
     header = request.headers.get("authorization") or ""
     if header.startswith(f"{TOKEN_SCHEME} "):
@@ -285,12 +311,7 @@ def _call(
     if len(data) > record.settings.max_body:
         cap = record.settings.max_body
         raise HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
-    if form is None:
-        return service.call(state, record, _inputs(data), caller)
-    mappings = {m.name: m for m in record.settings.inputs}
-    fields, files = form
-    body = {k: form_value(mappings.get(k), k, v) for k, v in fields.items()}
-    return service.call(state, record, body, caller, files)
+    return record, caller
 
 
 async def _body(request: Request, cap: int) -> bytes:
