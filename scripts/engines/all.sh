@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and start (or stop) every engine the tests use: HTCondor, Spark, PostgreSQL,
-# podman, bubblewrap, Chromium, Dask. Pick a subset with CONVEYOR_ENGINES="postgres spark" (default: all seven).
+# podman, bubblewrap, Chromium, Dask, an image registry. Pick a subset with CONVEYOR_ENGINES="postgres spark" (default: all eight).
 set -euo pipefail
 
 usage() {
@@ -16,7 +16,7 @@ EOF
 }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-read -r -a ENGINES <<<"${CONVEYOR_ENGINES:-htcondor spark postgres podman bwrap chromium dask}"
+read -r -a ENGINES <<<"${CONVEYOR_ENGINES:-htcondor spark postgres podman bwrap chromium dask registry}"
 for e in "${ENGINES[@]}"; do
     [ -x "$HERE/$e.sh" ] || { echo "all.sh: error: unknown engine '$e' (no $HERE/$e.sh)" >&2; exit 1; }
 done
