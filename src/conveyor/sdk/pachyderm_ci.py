@@ -140,6 +140,15 @@ class PipelineCi:
                 for name in _pipeline_order(loaded, names):
                     say(f"run pipeline {name}")
                     job = self.pipelines.run(name, parallel, ci=provenance)
+                    counts: dict[str, int] = {}
+                    for row in job["datums"]:
+                        counts[row["state"]] = counts.get(row["state"], 0) + 1
+                    _note(
+                        logs / "run.log",
+                        f"pipeline {name}: job {job['id']} {job['state']}, datums {counts}, "
+                        f"commit {job['output_commit']} (datum logs: conveyor datum list "
+                        f"{job['id'][:12]})",
+                    )
                     step["jobs"].append(
                         {"pipeline": name, "job": job["id"], "commit": job["output_commit"]}
                     )
@@ -251,12 +260,18 @@ class PipelineCi:
                     "create or delete them so that the file is all new or all known"
                 )
             created = self.pipelines.create(copy, spec_file.shown, all(exist), False)
+            action = "updated" if all(exist) else "created"
+            _note(
+                logs / "update.log",
+                f"{action} {', '.join(created)} from {spec_file.shown} with image {target} "
+                f"(the spec given: {copy})",
+            )
             done.append(
                 {
                     "file": spec_file.shown,
                     "spec": str(copy),
                     "pipelines": created,
-                    "action": "updated" if all(exist) else "created",
+                    "action": action,
                 }
             )
         return done
@@ -289,6 +304,11 @@ class _Step:
         self.ci._save(self.record)
         took = self.data["finished_at"] - self.data["started_at"]
         self.say(f"{self.data['name']} {self.data['state']} ({took:.1f} s)")
+
+
+def _note(log: Path, line: str) -> None:
+    with log.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
 
 
 def _call(argv: list[str], log: Path, timeout: float) -> None:

@@ -1,0 +1,80 @@
+"""The pure parts of the CI flow: spec files and pipelines in dependency order, and the
+build context's digest (what decides a rebuild)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conveyor.errors import UsageError
+from conveyor.sdk.pachyderm_ci import (
+    SpecFile,
+    _context_digest,
+    _one_image,
+    _order,
+    _pipeline_order,
+)
+from conveyor.spec.pachyderm import load_specs
+
+
+def write_spec(tmp: Path, name: str, repos: list[str], image: str = "org/x:1") -> SpecFile:
+    inputs = [{"pfs": {"repo": r, "glob": "/"}} for r in repos]
+    data = {
+        "pipeline": {"name": name},
+        "transform": {"image": image, "cmd": ["sh"]},
+        "input": inputs[0] if len(inputs) == 1 else {"cross": inputs},
+    }
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return SpecFile(path, path.name)
+
+
+def loaded(files: list[SpecFile]) -> list[tuple[SpecFile, object]]:
+    return [(f, load_specs(f.path, f.shown)) for f in files]
+
+
+def test_a_spec_reading_another_specs_output_comes_after_it(tmp_path: Path) -> None:
+    montage = write_spec(tmp_path, "montage", ["images", "edges"])
+    edges = write_spec(tmp_path, "edges", ["images"])
+    files = loaded([montage, edges])
+    assert [f.shown for f in _order(files)] == ["edges.json", "montage.json"]
+    assert _pipeline_order(files, ["montage", "edges"]) == ["edges", "montage"]
+
+
+def test_spec_files_reading_each_other_are_a_cycle(tmp_path: Path) -> None:
+    files = loaded([write_spec(tmp_path, "a", ["b"]), write_spec(tmp_path, "b", ["a"])])
+    with pytest.raises(UsageError, match=r"in a cycle: a\.json, b\.json"):
+        _order(files)
+
+
+def test_one_dockerfile_builds_one_image(tmp_path: Path) -> None:
+    one = write_spec(tmp_path, "a", ["images"], "org/x:1")
+    same = write_spec(tmp_path, "b", ["a"], "org/x:2")  # same name, another tag: one image
+    assert _one_image(loaded([one, same])).path == "org/x"
+    other = write_spec(tmp_path, "c", ["images"], "org/y:1")
+    with pytest.raises(UsageError, match=r"several images \(org/x, org/y\)"):
+        _one_image(loaded([one, other]))
+
+
+def test_the_context_digest_follows_content_not_times_and_skips_state(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "code").mkdir(parents=True)
+    (ctx / "code" / "a.pl").write_text("print 1;\n")
+    dockerfile = ctx / "Dockerfile"
+    dockerfile.write_text("FROM local/base\nCOPY code/ /app/\n")
+    first = _context_digest(ctx, dockerfile)
+    os.utime(ctx / "code" / "a.pl", (1, 1))
+    for skipped in (".git", ".conveyor"):
+        (ctx / skipped).mkdir()
+        (ctx / skipped / "x").write_text("changes all the time")
+    assert _context_digest(ctx, dockerfile) == first
+    (ctx / "code" / "a.pl").write_text("print 2;\n")
+    second = _context_digest(ctx, dockerfile)
+    assert second != first
+    (ctx / "code" / "a.pl").chmod(0o755)
+    assert _context_digest(ctx, dockerfile) != second
+    dockerfile.write_text("FROM local/base\nCOPY code/ /srv/\n")
+    assert _context_digest(ctx, dockerfile) not in (first, second)
