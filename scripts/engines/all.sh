@@ -11,7 +11,7 @@ usage: scripts/engines/all.sh {up|down|status|env|install}
   status   one line per engine; exit 1 if any is down
   env      the export lines of every engine: eval "$(scripts/engines/all.sh env)"
   install  install each engine without starting it
-environment: CONVEYOR_ENGINES (default "htcondor spark postgres podman bwrap chromium dask") and those of each script
+environment: CONVEYOR_ENGINES (default "htcondor spark postgres podman bwrap chromium dask registry") and those of each script
 EOF
 }
 

@@ -17,7 +17,7 @@ usage: scripts/engines/registry.sh {install|up|down|status|env}
   status   exit 0 with a one-line summary when /v2/ answers, 1 otherwise
   env      print export lines: eval "$(scripts/engines/registry.sh env)"
 environment: CONVEYOR_ENGINES_HOME (cache, default ~/.cache/conveyor-engines),
-  CONVEYOR_REGISTRY_PORT (default: a free port, remembered in the cache),
+  CONVEYOR_REGISTRY_PORT (default: the last port when free, else a free one; kept in the cache),
   CONVEYOR_REGISTRY_TIMEOUT (seconds, 30)
 EOF2
 }
@@ -29,8 +29,18 @@ TIMEOUT="${CONVEYOR_REGISTRY_TIMEOUT:-30}"
 # The port of the running registry (or the one it last used); empty when never up.
 saved_port() { [ -f "$RG/port" ] && cat "$RG/port" || true; }
 
+# The port of the last up when it is still free (projects' settings name it), else any.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 - "$(saved_port)" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1] or 0)))
+except OSError:
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+PY
 }
 
 answers() {
