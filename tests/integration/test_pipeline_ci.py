@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ def engines() -> str:
 
 
 @pytest.fixture
-def example(repo: Repo, engines: str) -> Repo:
+def example(repo: Repo, engines: str) -> Iterator[Repo]:
     shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
     (repo.path / ".conveyor").mkdir()
     (repo.path / ".conveyor" / "config.toml").write_text(f'[containers]\nregistry = "{engines}"\n')
@@ -101,7 +102,13 @@ def example(repo: Repo, engines: str) -> Repo:
     ok(repo, "data", "create", "images")
     pictures = sorted(str(p) for p in (repo.path / "images").glob("*.pgm"))
     ok(repo, "data", "put", "images:/", *pictures)
-    return repo
+    yield repo
+    # the images this test tagged (one tag per commit of its repository), with their
+    # digest references (a pushed image keeps one after its tags go); layers stay cached
+    tags = [f"{engines}/{IMAGE_PATH}:{sha}" for sha in git(repo, "log", "--format=%H").split()]
+    found = podman("image", "inspect", "--format", "{{.Id}}", *tags).stdout.split()
+    if found:
+        podman("rmi", "--ignore", "-f", *sorted(set(found)))
 
 
 def ci(repo: Repo) -> dict[str, Any]:
@@ -144,10 +151,8 @@ def test_build_tag_push_update_and_run_with_the_pushed_image(example: Repo, engi
     pulled = podman("pull", "--tls-verify=false", by_digest)
     assert pulled.returncode == 0, pulled.stderr
     inspected = podman("image", "inspect", "--format", "{{.Id}}", by_digest)
-    assert (
-        f"sha256:{inspected.stdout.strip()}".replace("sha256:sha256:", "sha256:")
-        == (build["image_id"])
-    )
+    assert "sha256:" + inspected.stdout.strip().removeprefix("sha256:") == build["image_id"]
+    podman("tag", by_digest, target)  # tagged again: the fixture's clean-up removes it
 
     # the specs, in dependency order, with the new tag; the repository's files unchanged
     update = steps(record)["update"]
@@ -189,3 +194,17 @@ def test_an_unchanged_context_is_not_rebuilt_and_a_changed_one_is(example: Repo)
     example.commit("edges: comment")
     changed = steps(ci(example))["build"]
     assert changed["cached"] is False and changed["image_id"] != first["image_id"]
+
+
+def test_a_failed_build_stops_the_flow_before_any_update(example: Repo) -> None:
+    (example.path / "Dockerfile").write_text("FROM local/conveyor-base\nRUN exit 7\n")
+    example.commit("a broken build")
+    result = example.run("pipeline", "ci", "-f", "edges.json", "-f", "montage.json", "--push")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "podman build` failed (exit" in result.err
+    (record_file,) = (example.path / ".conveyor" / "pachyderm" / "ci").glob("*.json")
+    record = json.loads(record_file.read_text())
+    assert record["state"] == "failed" and record["digest"] is None
+    assert [(s["name"], s["state"]) for s in record["steps"]] == [("build", "failed")]
+    assert "RUN exit 7" in Path(record["steps"][0]["log"]).read_text()
+    assert json.loads(ok(example, "pipeline", "list", "--json")) == []
