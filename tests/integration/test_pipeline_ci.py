@@ -188,6 +188,10 @@ def test_an_unchanged_context_is_not_rebuilt_and_a_changed_one_is(example: Repo)
     assert steps(again)["update"]["specs"][0]["action"] == "updated"
     assert json.loads(ok(example, "pipeline", "inspect", "edges", "--json"))["version"] == 2
     assert again["image"].endswith(":" + git(example, "rev-parse", "HEAD"))
+    # the new tag is a new transform: every datum ran again (the reprocess)
+    edges_job = steps(again)["run"]["jobs"][0]["job"]
+    job = json.loads(ok(example, "job", "inspect", edges_job, "--json"))
+    assert job["datum_counts"] == {"success": 3}
 
     script = example.path / "code" / "edges.pl"
     script.write_text(script.read_text() + "# a change to the code\n")

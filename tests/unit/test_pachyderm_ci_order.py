@@ -78,3 +78,32 @@ def test_the_context_digest_follows_content_not_times_and_skips_state(tmp_path: 
     assert _context_digest(ctx, dockerfile) != second
     dockerfile.write_text("FROM local/base\nCOPY code/ /srv/\n")
     assert _context_digest(ctx, dockerfile) not in (first, second)
+
+
+@pytest.mark.parametrize(
+    ("target", "plain_http"),
+    [
+        ("127.0.0.1:5000/org/edges:abc", True),
+        ("localhost:5000/org/edges:abc", True),
+        ("localhost/edges:abc", True),
+        ("registry.example.org/org/edges:abc", False),
+        ("127.0.0.1.example.org:5000/edges:abc", False),
+    ],
+)
+def test_tls_is_skipped_only_for_the_machines_own_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, plain_http: bool
+) -> None:
+    from conveyor.sdk import pachyderm_ci
+
+    calls: list[list[str]] = []
+
+    def fake_call(argv: list[str], log: Path, timeout: float) -> None:
+        calls.append(argv)
+        Path(argv[argv.index("--digestfile") + 1]).write_text("sha256:" + "a" * 64)
+
+    monkeypatch.setattr(pachyderm_ci, "_call", fake_call)
+    ci = pachyderm_ci.PipelineCi.__new__(pachyderm_ci.PipelineCi)
+    digest = ci._push(("podman",), target, tmp_path / "push.log")
+    assert digest == "sha256:" + "a" * 64
+    assert ("--tls-verify=false" in calls[0]) is plain_http
+    assert calls[0][-1] == target  # the reference is one argument, last
