@@ -107,3 +107,17 @@ def test_tls_is_skipped_only_for_the_machines_own_registry(
     assert digest == "sha256:" + "a" * 64
     assert ("--tls-verify=false" in calls[0]) is plain_http
     assert calls[0][-1] == target  # the reference is one argument, last
+
+
+def test_links_are_hashed_as_links_and_a_fifo_is_never_opened(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "real").mkdir(parents=True)
+    (ctx / "real" / "a").write_text("a")
+    dockerfile = ctx / "Dockerfile"
+    dockerfile.write_text("FROM local/base\n")
+    (ctx / "to-dir").symlink_to("real")
+    os.mkfifo(ctx / "pipe")  # reading it would block the build forever
+    first = _context_digest(ctx, dockerfile)
+    (ctx / "to-dir").unlink()
+    (ctx / "to-dir").symlink_to("elsewhere")
+    assert _context_digest(ctx, dockerfile) != first

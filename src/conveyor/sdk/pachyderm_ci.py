@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 import uuid
@@ -339,24 +340,38 @@ def _exists(cli: tuple[str, ...], image_id: str) -> bool:
 
 
 def _context_digest(context: Path, dockerfile: Path) -> str:
-    """BLAKE3 of the Dockerfile and every file of the context (path, mode, content)."""
+    """BLAKE3 of the Dockerfile and every entry of the context: a file's path, executable
+    bit and content; a link's path and target (never followed, as a build copies it);
+    anything else (a FIFO, a socket) by its path only, never opened."""
     digest = blake3.blake3()
-    digest.update(b"dockerfile\0" + dockerfile.read_bytes() + b"\0")
-    for path in sorted(_files(context)):
+    digest.update(b"dockerfile\0" + _file_digest(dockerfile) + b"\0")
+    for path in sorted(_entries(context)):
         rel = path.relative_to(context).as_posix()
-        if path.is_symlink():
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
             digest.update(f"link\0{rel}\0{os.readlink(path)}\0".encode())
-            continue
-        executable = os.access(path, os.X_OK)
-        digest.update(f"file\0{rel}\0{int(executable)}\0".encode())
-        digest.update(blake3.blake3(path.read_bytes()).digest())
+        elif stat.S_ISREG(mode):
+            digest.update(f"file\0{rel}\0{int(bool(mode & 0o111))}\0".encode())
+            digest.update(_file_digest(path))
+        else:
+            digest.update(f"other\0{rel}\0{stat.S_IFMT(mode)}\0".encode())
     return digest.hexdigest()
 
 
-def _files(root: Path) -> list[Path]:
+def _file_digest(path: Path) -> bytes:
+    hasher = blake3.blake3()
+    with path.open("rb") as data:
+        while chunk := data.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.digest()
+
+
+def _entries(root: Path) -> list[Path]:
+    """Every file, link and special file below ``root`` (links to directories too)."""
     found = []
     for top, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS]
+        found += [Path(top) / d for d in dirs if (Path(top) / d).is_symlink()]
         found += [Path(top) / f for f in files]
     return found
 
