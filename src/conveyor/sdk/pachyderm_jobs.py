@@ -192,9 +192,11 @@ class Pipelines:
         parallel: int = 1,
         reprocess: bool = False,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        ci: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run one job of pipeline ``name``; returns the job's record (raises JobFailed
-        when a datum failed, UsageError when outputs clash: no commit then)."""
+        when a datum failed, UsageError when outputs clash: no commit then). ``ci``: the
+        image build that led to the job (``pachyderm_ci``), kept in its provenance."""
         versions = self.state.versions(name)
         version = versions[-1]
         spec = version.spec()
@@ -241,6 +243,7 @@ class Pipelines:
             "error": None,
             "reprocess": forced,
             "image": image.provenance() if image else None,
+            "ci": ci,
             "datums": [w.row for w in work],
         }
         self.state.save_job(job)
@@ -417,6 +420,7 @@ class Pipelines:
             "git_commit": _git_commit(self.project.root),
             "image": job["image"],
             "datums": blob,
+            **({"ci": job["ci"]} if job.get("ci") else {}),
         }
         message = f"job {job['id'][:12]} of pipeline {spec.name}"
         commit = self.datasets.commit_files(
