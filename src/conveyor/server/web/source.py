@@ -109,7 +109,10 @@ class ServerSource:
     filters = ("status", "branch", "trigger", "pipeline")
 
     def __init__(self, state: ServerState) -> None:
+        from conveyor.server.web.plans import PlanCache
+
         self.state = state
+        self.plans = PlanCache()
 
     @property
     def records(self) -> MetadataRepository:
@@ -165,8 +168,11 @@ class ServerSource:
         def load() -> Any:
             return load_spec_at(self.state, run.project, run.commit)
 
-        files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
-        return run_plan(load, run, f"at {run.commit[:12]}", files)
+        def compile_() -> RunPlan:
+            files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
+            return run_plan(load, run, f"at {run.commit[:12]}", files)
+
+        return self.plans.get((run.project, run.commit, dict(run.params)), compile_)
 
     def commit_url(self, run: QueuedRun) -> str | None:
         from conveyor.server.forge import commit_url
