@@ -153,7 +153,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     lines = views.step_lines(run, plan, records)
     bars, span = views.timeline(records)
     status_of = {line.id: line.status for line in lines}
-    files = src.run_files(run)
+    files = src.run_files(run, records)
     context = {
         "files": files[:ARTIFACTS],
         "files_total": len(files),
