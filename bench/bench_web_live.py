@@ -57,7 +57,7 @@ WATCH = """() => {
       const m = /s-(running|succeeded)/.exec(r.target.className);
       if (m) { window.__changes.push([row.getAttribute("data-step"), m[1], at]); }
     }
-  }).observe(document.querySelector("table"), {
+  }).observe(document.getElementById("steps"), {  // the folded rows too
     subtree: true, attributes: true, attributeFilter: ["class"] });
 }"""
 

@@ -41,6 +41,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     from conveyor.server.web import deploys, lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
+    from conveyor.server.web.render import warm
     from conveyor.server.web.source import ServerSource
 
     count = state.config.workers if workers is None else workers
@@ -49,6 +50,8 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         pool, threads = start_background(state, count, stop)
+        # the first run page a reader opens, without the one-off imports and templates
+        threading.Thread(target=warm, name="web-warm", daemon=True).start()
         try:
             yield
         finally:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
 
-from conveyor.metadata.records import RunRecord
+from conveyor.metadata.records import RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.sdk.datasets.service import Datasets
 from conveyor.sdk.project import Project
@@ -122,10 +122,13 @@ class LocalSource:
     def commit_url(self, run: QueuedRun) -> str | None:
         return None  # a laptop's run has no forge page the records know of
 
-    def run_files(self, run: QueuedRun) -> list[dict[str, Any]]:
+    def run_files(
+        self, run: QueuedRun, records: list[StepRunRecord] | None = None
+    ) -> list[dict[str, Any]]:
         from conveyor.server.api_runs import output_files
 
-        return output_files(self.project.store, self.records.step_runs(run.id))
+        found = self.records.step_runs(run.id) if records is None else records
+        return output_files(self.project.store, found)
 
     def artifact(self, project: str, run_id: str, path: str) -> tuple[Path, str, Masker]:
         from conveyor.server.api_runs import output_path, stored_output

@@ -37,6 +37,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
 TAIL = 2000  # lines of a log shown first
 ARTIFACTS = 200  # output files listed on a run's page
+STEPS_SHOWN = 100  # rows of a run's steps table laid out at first; the rest are folded
 MAX_FILTER = 200
 
 
@@ -153,7 +154,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     lines = views.step_lines(run, plan, records)
     bars, span = views.timeline(records)
     status_of = {line.id: line.status for line in lines}
-    files = src.run_files(run)
+    files = src.run_files(run, records)
     context = {
         "files": files[:ARTIFACTS],
         "files_total": len(files),
@@ -169,6 +170,7 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
         "created": views.when(run.created_at),
         "duration": views.duration(run.started_at, run.ended_at),
         "steps": lines,
+        "steps_shown": STEPS_SHOWN,
         "status_of": status_of,
         "job_status": views.job_statuses(status_of),
         "group_status": views.group_statuses(status_of),

@@ -28,6 +28,26 @@ def _environment() -> Any:
     return env
 
 
+WARM_TEMPLATES = ("base.html", "projects.html", "runs.html", "run.html", "step.html")
+
+
+def warm() -> None:
+    """Compile the main pages' templates and import what a run page needs (the graph
+    layout, the plan compiler, the pipeline loader): run in a thread at the server's
+    start, so the first page a reader opens does not pay these few hundred
+    milliseconds."""
+    import grandalf.layouts  # noqa: F401
+
+    import conveyor.plan.compile
+    import conveyor.server.triggers
+    import conveyor.spec.load
+    import conveyor.spec.yamlsource  # noqa: F401
+
+    env = _environment()
+    for name in WARM_TEMPLATES:
+        env.get_template(name)
+
+
 def render(
     request: Request,
     name: str,

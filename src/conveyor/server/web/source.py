@@ -13,6 +13,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
 from conveyor.domain.states import RunStatus
+from conveyor.metadata.records import StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.server.auth import Access
 from conveyor.server.db.queue import QueuedRun
@@ -77,7 +78,12 @@ class RunSource(Protocol):
         """The run's commit on its forge's web pages, when known."""
         ...
 
-    def run_files(self, run: QueuedRun) -> list[dict[str, Any]]: ...
+    def run_files(
+        self, run: QueuedRun, records: list[StepRunRecord] | None = None
+    ) -> list[dict[str, Any]]:
+        """The run's output files; from ``records`` when the caller has read the run's
+        step runs already (a 1,000-step run's take tens of milliseconds to read)."""
+        ...
 
     def artifact(self, project: str, run_id: str, path: str) -> tuple[Path, str, Masker]:
         """The stored file, its normalised path and the masker of what shows it."""
@@ -109,7 +115,10 @@ class ServerSource:
     filters = ("status", "branch", "trigger", "pipeline")
 
     def __init__(self, state: ServerState) -> None:
+        from conveyor.server.web.plans import PlanCache
+
         self.state = state
+        self.plans = PlanCache()
 
     @property
     def records(self) -> MetadataRepository:
@@ -165,8 +174,11 @@ class ServerSource:
         def load() -> Any:
             return load_spec_at(self.state, run.project, run.commit)
 
-        files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
-        return run_plan(load, run, f"at {run.commit[:12]}", files)
+        def compile_() -> RunPlan:
+            files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
+            return run_plan(load, run, f"at {run.commit[:12]}", files)
+
+        return self.plans.get((run.project, run.commit, dict(run.params)), compile_)
 
     def commit_url(self, run: QueuedRun) -> str | None:
         from conveyor.server.forge import commit_url
@@ -174,10 +186,13 @@ class ServerSource:
         found = self.state.statuses.link_of(run.id)  # a forge's webhook started the run
         return commit_url(found[1]) if found is not None and found[0] == run.project else None
 
-    def run_files(self, run: QueuedRun) -> list[dict[str, Any]]:
-        from conveyor.server.api_runs import run_files
+    def run_files(
+        self, run: QueuedRun, records: list[StepRunRecord] | None = None
+    ) -> list[dict[str, Any]]:
+        from conveyor.server.api_runs import output_files
 
-        return run_files(self.state, run)
+        found = self.records.step_runs(run.id) if records is None else records
+        return output_files(self.store, found)
 
     def artifact(self, project: str, run_id: str, path: str) -> tuple[Path, str, Masker]:
         from conveyor.server.api_runs import output_path, stored_output
