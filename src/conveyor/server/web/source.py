@@ -178,7 +178,9 @@ class ServerSource:
             files = TreeFiles(self.state.config.repo_dir(run.project), run.commit)
             return run_plan(load, run, f"at {run.commit[:12]}", files)
 
-        return self.plans.get((run.project, run.commit, dict(run.params)), compile_)
+        # the trigger's facts are the plan's event payload (event.*) as the parameters are
+        shape = {"params": dict(run.params), "event": [run.ref, run.trigger, run.who]}
+        return self.plans.get((run.project, run.commit, shape), compile_)
 
     def commit_url(self, run: QueuedRun) -> str | None:
         from conveyor.server.forge import commit_url
