@@ -9,7 +9,8 @@ A worker without bubblewrap ends the datum with one clear line (an HTCondor pool
 chroot cannot make the user namespace it needs: docs/datasets.md).
 
 The driver keeps what ``pachyderm_datum.run_datum`` keeps locally: ``datum_tries``
-tries (each a new invocation), ``datum_timeout`` and ``job_timeout`` enforced by
+tries (each a new invocation; none after a try that another would end the same way: no
+bubblewrap, a pool that can never match it), ``datum_timeout`` and ``job_timeout`` enforced by
 ``cancel``, ``err_cmd`` after the last failure, one log per datum, the outputs stored
 as a tree. The job (``pachyderm_jobs``) merges the trees into one commit, as for local.
 """
@@ -44,6 +45,7 @@ class _Try:
     handle: Handle | None = None
     limit: float | None = None
     began: float | None = None  # when the executor said it started
+    timed_out: str | None = None  # why it was cancelled: which timeout
 
 
 @dataclass
@@ -142,7 +144,13 @@ class RemoteDatums:
         env["PACH_JOB_ID"] = self.job_id
         names = sorted({i.name for i in item.datum.inputs})
         command = datum_shell(cmd, transform.working_dir, env, names, bool(stdin))
-        staged = tuple(f"pfs/{n}" for n in names) + (("stdin",) if stdin else ())
+        # every file, not the directories: HTCondor's staging transfers files only
+        staged = tuple(
+            path.relative_to(attempt.where).as_posix()
+            for name in names
+            for path in sorted((pfs / name).rglob("*"))
+            if path.is_file()
+        ) + (("stdin",) if stdin else ())
         invocation = Invocation(
             key=f"{self.job_id}/{item.datum.id}/{attempt.name}",
             command=command,
@@ -165,16 +173,18 @@ class RemoteDatums:
             attempt = live[key]
             if attempt.began is None:
                 attempt.began = now
-        late = [
-            t
-            for t in live.values()
-            if t.limit is not None and t.began is not None and now - t.began > t.limit
-        ]
-        overdue = self.deadline is not None and now > self.deadline
-        if overdue:  # the job's timeout: even those still queued
-            late = list(live.values())
+        late = []
+        for attempt in live.values():
+            if attempt.timed_out is not None:
+                continue  # cancelled already: its completion is on its way
+            if self.deadline is not None and now > self.deadline:  # even if still queued
+                attempt.timed_out = "the job's timeout has passed"
+            elif attempt.limit is not None and now - (attempt.began or now) > attempt.limit:
+                attempt.timed_out = f"timed out after {attempt.limit} s"
+            if attempt.timed_out is not None and attempt.handle is not None:
+                late.append(attempt.handle)
         if late:
-            self.executor.cancel([t.handle for t in late if t.handle is not None])
+            self.executor.cancel(late)
 
     def _after(
         self,
@@ -193,6 +203,8 @@ class RemoteDatums:
                 out.write(log.read_bytes())
             if done is not None and done.state != "exited":
                 out.write(f"--- {done.message or done.state}\n".encode())
+            if attempt.timed_out is not None:
+                out.write(f"--- {attempt.timed_out}\n".encode())
             if code == NO_BWRAP:
                 out.write(b"--- the worker cannot run datums (no bubblewrap): see its log above\n")
             accepted = {0, *self.spec.transform.accept_return_code}
@@ -216,7 +228,8 @@ class RemoteDatums:
         row["state"] = "failed"
         shutil.rmtree(attempt.where, ignore_errors=True)
         out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
-        if done is None or out_of_time or code == NO_BWRAP:
+        final = done is None or not done.retryable or code == NO_BWRAP
+        if final or out_of_time:
             pass  # no further try could end otherwise
         elif datum.attempt < max(1, self.spec.datum_tries):
             waiting.appendleft(self._next_try(datum))
