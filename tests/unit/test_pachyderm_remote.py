@@ -11,8 +11,8 @@ from conveyor.executors.base import UNBOUNDED, Capacity, Completion, Handle, Inv
 from conveyor.executors.pfs_sandbox import NO_BWRAP
 from conveyor.plan.pachyderm_datums import Datum, DatumInput
 from conveyor.sdk.pachyderm_datum import DatumWork
-from conveyor.sdk.pachyderm_remote import RemoteDatums
-from conveyor.spec.pachyderm_model import PachydermPipeline, PfsInput, Transform
+from conveyor.sdk.pachyderm_remote import RemoteDatums, step_resources
+from conveyor.spec.pachyderm_model import PachydermPipeline, PfsInput, Resources, Transform
 from conveyor.store.cas import ContentStore, TreeEntry
 
 
@@ -136,3 +136,13 @@ def test_a_job_past_its_timeout_submits_nothing(tmp_path: Path) -> None:
     item = _job(tmp_path, executor, deadline=0.0)
     assert item.row["state"] == "failed" and executor.seen == []
     assert "the job's timeout has passed" in Path(item.row["log"]).read_text()
+
+
+def test_resource_requests_become_the_steps_resources() -> None:
+    transform = Transform(cmd=("true",))
+    inputs = PfsInput("images", "images", "/*")
+    asked = Resources(cpu=2, memory="2Gi", disk="500M", gpu_number=1)
+    got = step_resources(PachydermPipeline("p", transform, inputs, resource_requests=asked))
+    assert (got.cpus, got.memory_mb, got.gpus, got.disk_mb) == (2.0, 2048, 1, 477)
+    none = step_resources(PachydermPipeline("p", transform, inputs))
+    assert (none.cpus, none.memory_mb, none.gpus) == (1.0, None, 0)

@@ -17,6 +17,8 @@ as a tree. The job (``pachyderm_jobs``) merges the trees into one commit, as for
 
 from __future__ import annotations
 
+import math
+import re
 import shutil
 import time
 from collections import deque
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from conveyor.domain.types import Resources
 from conveyor.errors import ConveyorError
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
 from conveyor.executors.pfs_sandbox import NO_BWRAP, datum_shell
@@ -32,6 +35,10 @@ from conveyor.spec.pachyderm_model import PachydermPipeline
 from conveyor.store.cas import ContentStore
 
 POLL = 1.0  # seconds a poll waits for the first completion
+_QUANTITY = re.compile(r"(\d+(?:\.\d+)?(?:[eE]\d+)?)([numkMGTPE]|[KMGTPE]i)?")
+_FACTOR = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+_FACTOR |= {"T": 1e12, "P": 1e15, "E": 1e18}
+_FACTOR |= {f"{u}i": 1024.0 ** (i + 1) for i, u in enumerate("KMGTPE")}
 SANDBOX_ENV = {"HOME": "/tmp", "TMPDIR": "/tmp", "USER": "nobody", "LOGNAME": "nobody"}
 
 
@@ -159,6 +166,7 @@ class RemoteDatums:
             log_path=attempt.where / "log",
             inputs=staged,
             outputs=("pfs/out",),
+            resources=step_resources(self.spec),
             timeout=limit,
         )
         attempt.limit = limit
@@ -251,3 +259,27 @@ def _code(done: Completion | None) -> int:
     if done is None or done.state != "exited" or done.exit_code is None:
         return -1
     return done.exit_code
+
+
+def step_resources(spec: PachydermPipeline) -> Resources:
+    """What a datum's step asks of its machine: the spec's ``resource_requests`` (cpu,
+    memory and disk as Kubernetes quantities, in MiB here, gpu number)."""
+    asked = spec.resource_requests
+    if asked is None:
+        return Resources()
+    return Resources(
+        cpus=float(asked.cpu) if asked.cpu else 1.0,
+        memory_mb=_mebibytes(asked.memory),
+        gpus=asked.gpu_number or 0,
+        disk_mb=_mebibytes(asked.disk),
+    )
+
+
+def _mebibytes(quantity: str | None) -> int | None:
+    """A Kubernetes quantity (``2Gi``, ``500M``, ``1e9``) in MiB, rounded up; the spec
+    reader has checked its shape."""
+    match = _QUANTITY.fullmatch(quantity or "")
+    if match is None:
+        return None
+    size = float(match.group(1)) * _FACTOR[match.group(2) or ""]
+    return max(1, math.ceil(size / 2**20))
