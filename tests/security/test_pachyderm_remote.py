@@ -55,3 +55,19 @@ def test_a_worker_without_bwrap_ends_the_datum_with_the_reason(tmp_path: Path) -
     done = _run(tmp_path, text, with_bwrap=False)
     assert done.returncode == NO_BWRAP
     assert b"this worker has no bubblewrap" in done.stderr
+
+
+def test_an_executor_name_is_one_of_the_registrys_or_refused(tmp_path: Path) -> None:
+    from conveyor.errors import UsageError
+    from conveyor.sdk.pachyderm_jobs import _executor_name
+    from conveyor.spec.pachyderm_model import PachydermPipeline, PfsInput, Transform
+
+    spec = PachydermPipeline("p", Transform(cmd=("true",)), PfsInput("i", "i", "/*"))
+    for name in ("../../x", "conveyor.executors.local:LocalExecutor", "--help", ""):
+        try:
+            _executor_name(spec, name)
+        except UsageError as exc:
+            assert "unknown executor" in str(exc)
+        else:
+            raise AssertionError(f"{name!r} was accepted")
+    assert _executor_name(spec, "dask") == "dask"

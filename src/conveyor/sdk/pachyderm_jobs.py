@@ -480,6 +480,10 @@ class _JobRun:
 
 def _executor_name(spec: PachydermPipeline, name: str) -> str:
     """Where the datums run; only the local executor starts a datum's image."""
+    from conveyor.executors.registry import BUILTIN, available
+
+    if name not in BUILTIN and name not in available():  # plugins: entry points
+        raise UsageError(f"unknown executor {name!r}; available: {', '.join(available())}")
     if name != "local" and spec.transform.image:
         raise UsageError(
             f"pipeline {spec.name} runs in the image {spec.transform.image}, which only "
