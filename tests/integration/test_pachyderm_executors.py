@@ -179,13 +179,20 @@ def test_an_image_pipeline_is_refused_off_the_local_executor(project: Repo, tmp_
     ok(project, "data", "create", "images")
     spec(project, "imaged")
     data = json.loads((project.path / "imaged.json").read_text())
-    data["transform"]["image"] = "debian:13"
+    local_image = os.environ.get("CONVEYOR_TEST_PODMAN_IMAGE")
+    data["transform"]["image"] = local_image or "debian:13"
     project.write("imaged.json", json.dumps(data))
     ok(project, "pipeline", "update", "-f", "imaged.json")
     result = project.run("pipeline", "run", "imaged", "--executor", "dask")
     assert result.code == 2
     assert "only the local executor can start" in result.err
     assert "Traceback" not in result.err
+    if local_image is None:
+        return  # no image at hand for the rest (the podman engine builds one)
+    # the project's executor (not --executor) leaves an image pipeline local
+    project.write(".conveyor/config.toml", '[project]\nexecutor = "dask"\n')
+    job = run_job(project, "imaged")
+    assert job["executor"] == "local" and job["state"] == "success"
 
 
 def test_a_pool_without_bubblewrap_fails_the_datum_with_the_reason(

@@ -65,9 +65,10 @@ def test_an_executor_name_is_one_of_the_registrys_or_refused(tmp_path: Path) -> 
     spec = PachydermPipeline("p", Transform(cmd=("true",)), PfsInput("i", "i", "/*"))
     for name in ("../../x", "conveyor.executors.local:LocalExecutor", "--help", ""):
         try:
-            _executor_name(spec, name)
+            _executor_name(spec, name, "local")
         except UsageError as exc:
             assert "unknown executor" in str(exc)
         else:
             raise AssertionError(f"{name!r} was accepted")
-    assert _executor_name(spec, "dask") == "dask"
+    assert _executor_name(spec, "dask", "local") == "dask"
+    assert _executor_name(spec, None, "dask") == "dask"

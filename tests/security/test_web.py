@@ -97,7 +97,14 @@ PAGES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/secrets/NOPE/remove", "lead"),
     ("POST", f"{P}/schedules", "lead"),
     ("POST", f"{P}/schedules/999999/remove", "lead"),
+    ("GET", f"{P}/deployments", "viewer"),
+    ("GET", f"{P}/deployments/svc", "viewer"),
+    ("POST", f"{P}/deployments/svc/disable", "lead"),
+    ("POST", f"{P}/deployments/svc/enable", "lead"),
+    ("POST", f"{P}/deployments/svc/token", "lead"),
 ]
+SERVER_ONLY = {p for _m, p, _n in PAGES if "/deployments" in p}
+"""Pages ``conveyor ui`` does not serve (a laptop has no deployments)."""
 OPEN = {("GET", "/ui"), ("GET", "/ui/"), ("GET", "/ui/signin"), ("POST", "/ui/signin")}
 CALLERS = ("anonymous", "forged-cookie", "outsider", *ROLES, "admin")
 
@@ -135,6 +142,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for body in (b"<script>alert(10)</script>", b"second"):
             put = lead.put("/datasets/images/files/report.html", content=body)
             assert put.status_code == 201, put.text
+        made = lead.post("/deployments", json={"name": "svc"})
+        assert made.status_code == 201, made.text
     yield srv
     srv.stop()
 
@@ -184,7 +193,7 @@ def test_every_page_refuses_whom_it_must(
 
 
 def test_the_matrix_covers_every_page() -> None:
-    from conveyor.server.web import lead
+    from conveyor.server.web import deploys, lead
     from conveyor.server.web.pages import routers
 
     declared = {(m, p.split("?")[0]) for m, p, _ in PAGES} | OPEN
@@ -198,9 +207,10 @@ def test_the_matrix_covers_every_page() -> None:
             .replace("{dataset}", "images")
             .replace("{user_name}", "nobody")
             .replace("{name}", "NOPE")
-            .replace("{schedule_id}", "999999"),
+            .replace("{schedule_id}", "999999")
+            .replace("{deployment}", "svc"),
         )
-        for router in [*routers(), lead.router]
+        for router in [*routers(), lead.router, deploys.router]
         for route in router.routes
         for method in getattr(route, "methods", ())
     }

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.ui_support import serve_ui
-from tests.security.test_web import OPEN, PAGES, RUN
+from tests.security.test_web import OPEN, PAGES, RUN, SERVER_ONLY
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,8 @@ def test_reads_are_answered_and_every_form_refused(
 ) -> None:
     test_client, run_id = client
     response = test_client.request(method, path.replace(RUN, run_id), data={"csrf": "x"})
-    if needed == "lead":  # a laptop has no settings, members or secrets: not served
+    if needed == "lead" or path in SERVER_ONLY:  # a laptop has no settings, members,
+        # secrets or deployments: not served
         assert response.status_code == 404, (path, response.text)
         assert "Traceback" not in response.text
     elif method == "POST":

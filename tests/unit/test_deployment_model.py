@@ -11,12 +11,14 @@ from pydantic import ValidationError
 
 from conveyor.errors import UsageError
 from conveyor.server.deployments.model import (
+    CallFile,
     CallInputError,
     DeploymentCreate,
     DeploymentSettings,
     InputMapping,
     OutputMapping,
     call_inputs,
+    form_value,
     new_token,
     pick_outputs,
     token_matches,
@@ -124,3 +126,69 @@ def test_declarations_are_refused_with_a_reason() -> None:
 def test_the_bucket_allows_its_rate_then_refuses() -> None:
     bucket = Bucket(3)
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+
+
+FILES = (
+    InputMapping(name="image", type="file", accept=("image/*",)),
+    InputMapping(name="mask", type="file", required=False),
+    InputMapping(name="top", type="integer", required=False),
+)
+
+
+def test_a_file_input_takes_a_part_of_an_accepted_type() -> None:
+    png = CallFile(b"\x89PNG", "image/png; charset=binary")
+    values = call_inputs(FILES, {"top": 3}, dict, {"image": png})
+    assert values == {"image": png, "top": 3}
+    assert png.record()["file"]["size"] == 4 and "name" not in png.record()["file"]
+
+
+@pytest.mark.parametrize(
+    ("body", "files", "name", "expected", "words"),
+    [
+        ({}, {}, "image", "file", "is required"),
+        ({"image": "cat.png"}, {}, "image", "file", "multipart/form-data"),
+        ({}, {"image": CallFile(b"<html>", "text/html")}, "image", "file", "image/*"),
+        (
+            {},
+            {"image": CallFile(b"", "image/png"), "top": CallFile(b"3", "x/y")},
+            "top",
+            "integer",
+            "form field",
+        ),
+        (
+            {},
+            {"image": CallFile(b"", "image/png"), "extra": CallFile(b"", "x/y")},
+            "extra",
+            None,
+            "not an input",
+        ),
+    ],
+)
+def test_file_inputs_refused_name_the_input(
+    body: dict[str, Any], files: dict[str, CallFile], name: str, expected: str | None, words: str
+) -> None:
+    with pytest.raises(CallInputError) as caught:
+        call_inputs(FILES, body, dict, files)
+    assert caught.value.input == name and caught.value.expected == expected
+    assert words in str(caught.value)
+
+
+def test_form_fields_read_as_json_but_for_strings() -> None:
+    top, label = FILES[2], InputMapping(name="label")
+    assert form_value(top, "top", "3") == 3 and form_value(label, "label", "3") == "3"
+    with pytest.raises(CallInputError, match="'top' must be an integer"):
+        form_value(top, "top", "three")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "f", "type": "file", "source": "constant", "value": "x"},
+        {"name": "f", "type": "file", "value": "default.bin"},
+        {"name": "f", "type": "string", "accept": ["image/png"]},
+        {"name": "f", "type": "file", "accept": ["not a type"]},
+    ],
+)
+def test_file_mappings_that_cannot_work_are_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        InputMapping.model_validate(fields)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.domain.states import RunStatus
+from conveyor.server.db import tables as t
 from conveyor.server.db.database import ServerDatabase, open_database
 
 
@@ -63,3 +64,38 @@ def test_a_limit_of_two_lets_two_run(db: ServerDatabase) -> None:
         assert db.queue.admit(run_id, "ci", 2)
     assert db.queue.claim("w") is not None
     assert not db.queue.admit(third, "ci", 2)
+
+
+def test_a_limit_given_at_enqueue_holds_whatever_the_plan_says(db: ServerDatabase) -> None:
+    """A Craft deployment's executions: at most ``max_parallel_executions`` run."""
+    held = ("deployment:adder-ep", 2)
+    runs = [
+        db.queue.enqueue("demo", "refs/x", "c" * 40, "craft", "ann", limit=held) for _ in range(3)
+    ]
+    other = db.queue.enqueue("demo", "refs/x", "c" * 40, "craft", "ann")
+    claimed = [db.queue.claim("w") for _ in range(4)]
+    assert [c.id if c else None for c in claimed] == [*runs[:2], other, None]
+    for run_id in (*runs[:2], other):  # the plan's pipeline and (lack of) limit
+        assert db.queue.admit(run_id, "adder", None)
+    assert db.queue.claim("w") is None  # the third waits while two run
+    db.queue.finish(runs[0], RunStatus.SUCCEEDED, None, None)
+    third = db.queue.claim("w")
+    assert third is not None and third.id == runs[2]
+    assert db.queue.admit(third.id, "adder", None)
+    with db.engine.connect() as conn:
+        rows = conn.execute(t.runs.select().where(t.runs.c.id == runs[2])).first()
+    assert rows is not None and (rows.pipeline, rows.concurrency) == held
+
+
+def test_an_admission_race_sends_the_extra_run_back(db: ServerDatabase) -> None:
+    held = ("deployment:one", 1)
+    first = db.queue.enqueue("demo", "refs/x", "c" * 40, "craft", "ann", limit=held)
+    second = db.queue.enqueue("demo", "refs/x", "c" * 40, "craft", "ann", limit=held)
+    assert db.queue.claim("w1") is not None
+    assert db.queue.admit(first, "adder", None)
+    # another worker that claimed before the first was running: admit refuses it
+    with db.engine.begin() as conn:
+        conn.execute(t.runs.update().where(t.runs.c.id == second).values(status="running"))
+    assert not db.queue.admit(second, "adder", 5)
+    back = db.queue.get(second)
+    assert back is not None and back.status == RunStatus.QUEUED

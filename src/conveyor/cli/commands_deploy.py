@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 pass_context = click.make_pass_decorator(Context)
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-TYPES = ("string", "number", "integer", "boolean", "json", "array")
+TYPES = ("string", "number", "integer", "boolean", "json", "array", "file")
 MAX_SETTINGS = 1024**2
+MAX_FILE = 64 * 1024**2
 
 
 def _remote(ctx: Context) -> RemoteDeployments:
@@ -122,7 +123,13 @@ def _kind(value: Any) -> str:
 
 SETTINGS_OPTIONS = [
     click.option(
-        "-i", "--input", "inputs", multiple=True, metavar="NAME=TYPE", help="An input of the call."
+        "-i",
+        "--input",
+        "inputs",
+        multiple=True,
+        metavar="NAME=TYPE",
+        help="An input of the call; TYPE: string, number, integer, boolean, json, array or "
+        "file (sent as a multipart part: deploy call NAME -i NAME=@PATH).",
     ),
     click.option(
         "-c",
@@ -323,18 +330,37 @@ def logs(ctx: Context, name: str, limit: int, as_json: bool) -> None:
     "inputs",
     multiple=True,
     metavar="KEY=VALUE",
-    help="An input (JSON, else text): -i x=3 -i label=cat.",
+    help="An input (JSON, else text): -i x=3 -i label=cat; a file input: -i model=@FILE.",
 )
 @JSON
 @pass_context
 def call(ctx: Context, name: str, inputs: tuple[str, ...], as_json: bool) -> None:
-    """Call an endpoint with your API token and print its outputs."""
-    body = {k: _value(v) for k, v in _pairs(inputs, "--input")}
-    answer = _remote(ctx).call(name, body)
+    """Call an endpoint with your API token and print its outputs.
+
+    \b
+    A file input is sent with @ and its path (the call is then multipart/form-data):
+      conveyor deploy call classify -i image=@cat.png -i top=3
+    """
+    body: dict[str, Any] = {}
+    files: dict[str, Path] = {}
+    for key, text in _pairs(inputs, "--input"):
+        if text.startswith("@"):
+            files[key] = _readable(key, Path(text[1:]))
+        else:
+            body[key] = _value(text)
+    answer = _remote(ctx).call(name, body, files)
     if as_json:
         emit_json(answer)
         return
     emit_json(answer["outputs"])
+
+
+def _readable(key: str, path: Path) -> Path:
+    if not path.is_file():
+        raise UsageError(f"input {key!r}: {path} is not a file")
+    if path.stat().st_size > MAX_FILE:
+        raise UsageError(f"input {key!r}: {path} is larger than a call's limit (64 MiB)")
+    return path
 
 
 COMMANDS = [deploy]

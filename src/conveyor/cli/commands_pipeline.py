@@ -44,6 +44,7 @@ def pipeline() -> None:
       conveyor data create images && conveyor data put images -r ./photos
       conveyor pipeline create -f edges.json
       conveyor pipeline run edges -j 2
+      conveyor pipeline ci -f edges.json --push   # build, tag, push, update, run
       conveyor job list && conveyor datum list JOB
     """
 
@@ -235,6 +236,100 @@ def update(ctx: Context, spec_file: Path, reprocess: bool, as_json: bool) -> Non
     """Record a new version of existing pipelines from a spec file. Datums keyed by the
     transform run again when it changed; --reprocess reruns all of them."""
     _create(ctx, spec_file, True, reprocess, as_json)
+
+
+@pipeline.command()
+@click.option(
+    "-f",
+    "--file",
+    "spec_files",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A spec file whose pipelines run the image (repeat; any order).",
+)
+@click.option("--push", is_flag=True, help="Push the image to [containers] registry.")
+@click.option(
+    "--context",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The build context (a directory of the repository).",
+)
+@click.option(
+    "--dockerfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The Dockerfile (default: CONTEXT/Dockerfile).",
+)
+@click.option("--tag", default=None, help="The image tag (default: the git commit SHA).")
+@click.option(
+    "-j",
+    "--jobs",
+    "parallel",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Datums run at once in each job.",
+)
+@_JSON
+@pass_context
+def ci(
+    ctx: Context,
+    spec_files: tuple[Path, ...],
+    push: bool,
+    context: Path,
+    dockerfile: Path | None,
+    tag: str | None,
+    parallel: int,
+    as_json: bool,
+) -> None:
+    """The CI flow of a push: build the image, tag it with the commit, push it, update
+    the pipelines with the new tag, and run them.
+
+    \b
+    Steps, each with its log under .conveyor/pachyderm/ci/ID/:
+      build   the Dockerfile, skipped when the same Dockerfile and context were built
+              before (keyed by their content digest) and the image still exists
+      tag     SPEC_IMAGE_NAME:COMMIT_SHA, in the registry of [containers] registry
+      push    (--push) to that registry; the digest it gives is recorded
+      update  every spec, in dependency order, with only transform.image's tag replaced
+              (a copy: the spec files are not rewritten); `pipeline create` if new
+      run     each pipeline, upstream first; output commits name the build (provenance ci)
+
+    \b
+    Examples:
+      conveyor pipeline ci -f edges.json -f montage.json
+      conveyor pipeline ci -f edges.json --push --json
+    """
+    from conveyor.sdk.pachyderm_ci import PipelineCi, SpecFile
+
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else ctx.directory / path
+
+    def say(line: str) -> None:
+        if not as_json:
+            click.echo(line, err=True)
+
+    build_context = absolute(context)
+    record = PipelineCi(ctx.project()).run(
+        [SpecFile(absolute(f), str(f)) for f in spec_files],
+        push=push,
+        context=build_context,
+        dockerfile=absolute(dockerfile) if dockerfile else build_context / "Dockerfile",
+        tag=tag,
+        parallel=parallel,
+        progress=say,
+    )
+    if as_json:
+        emit_json(record)
+        return
+    pushed = f", pushed {record['digest']}" if record["digest"] else ""
+    click.echo(f"image {record['image']}{pushed}")
+    for step in record["steps"]:
+        if step["name"] == "run":
+            for job in step["jobs"]:
+                click.echo(f"pipeline {job['pipeline']}: job {job['job']} commit {job['commit']}")
 
 
 @pipeline.command(name="list")

@@ -5,9 +5,12 @@ Names travel as quoted path segments; every answer is the server's JSON.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from conveyor.sdk.remote import RemoteClient, segment
+from conveyor.errors import RemoteError, UsageError
+from conveyor.sdk.remote import RemoteClient, check, segment
 
 
 class RemoteDeployments:
@@ -51,6 +54,28 @@ class RemoteDeployments:
         answer: list[dict[str, Any]] = self.client.request("GET", path)["executions"]
         return answer
 
-    def call(self, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = self.client.request("POST", self._path(name, "call"), inputs)
-        return answer
+    def call(
+        self, name: str, inputs: dict[str, Any], files: dict[str, Path] | None = None
+    ) -> dict[str, Any]:
+        """A call; with ``files`` (input -> local file) it is multipart/form-data, the
+        other inputs as form fields (JSON text but for strings)."""
+        if not files:
+            answer: dict[str, Any] = self.client.request("POST", self._path(name, "call"), inputs)
+            return answer
+        import httpx
+
+        fields = {k: v if isinstance(v, str) else json.dumps(v) for k, v in inputs.items()}
+        parts = {}
+        for key, path in files.items():
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"input {key!r}: cannot read {path}: {exc.strerror}") from None
+            parts[key] = (path.name, data, "application/octet-stream")
+        try:
+            response = self.client.client.post(self._path(name, "call"), data=fields, files=parts)
+        except httpx.HTTPError as exc:
+            raise RemoteError(f"cannot reach {self.client.settings.url}: {exc}") from exc
+        check(response)
+        found: dict[str, Any] = response.json()
+        return found

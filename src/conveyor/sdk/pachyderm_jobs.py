@@ -195,15 +195,17 @@ class Pipelines:
         reprocess: bool = False,
         progress: Callable[[dict[str, Any]], None] | None = None,
         executor: str | None = None,
+        ci: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run one job of pipeline ``name`` on ``executor`` (default: the project's);
         returns the job's record (raises JobFailed when a datum failed, UsageError when
-        outputs clash: no commit then)."""
+        outputs clash: no commit then). ``ci``: the image build that led to the job
+        (``pachyderm_ci``), kept in its provenance."""
         versions = self.state.versions(name)
         version = versions[-1]
         spec = version.spec()
         _check_runnable(spec)
-        where = _executor_name(spec, executor or self.project.settings.executor)
+        where = _executor_name(spec, executor, self.project.settings.executor)
         image = self._image(spec)
         commits, listings, files = self._inputs(spec)
         found = datums(spec.input, listings, key=_listing_key)
@@ -247,6 +249,7 @@ class Pipelines:
             "reprocess": forced,
             "image": image.provenance() if image else None,
             "executor": where,
+            "ci": ci,
             "datums": [w.row for w in work],
         }
         self.state.save_job(job)
@@ -454,6 +457,7 @@ class Pipelines:
             "git_commit": _git_commit(self.project.root),
             "image": job["image"],
             "datums": blob,
+            **({"ci": job["ci"]} if job.get("ci") else {}),
         }
         message = f"job {job['id'][:12]} of pipeline {spec.name}"
         commit = self.datasets.commit_files(
@@ -478,10 +482,15 @@ class _JobRun:
     progress: Callable[[dict[str, Any]], None] | None
 
 
-def _executor_name(spec: PachydermPipeline, name: str) -> str:
-    """Where the datums run; only the local executor starts a datum's image."""
+def _executor_name(spec: PachydermPipeline, given: str | None, project: str) -> str:
+    """Where the datums run: ``given`` (``--executor``), else the project's executor.
+    Only the local executor starts a datum's image: an image pipeline runs locally when
+    the project's executor is another, and is refused when ``given`` names another."""
     from conveyor.executors.registry import BUILTIN, available
 
+    if given is None and spec.transform.image:
+        return "local"
+    name = project if given is None else given
     if name not in BUILTIN and name not in available():  # plugins: entry points
         raise UsageError(f"unknown executor {name!r}; available: {', '.join(available())}")
     if name != "local" and spec.transform.image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from conveyor.errors import ProjectError
 
 CONFIG_NAME = "config.toml"
 _KNOWN = {"executor", "parallelism", "database", "store"}
+# a registry host: DNS labels or an IPv4 address, an optional port, nothing else
+_REGISTRY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,22 @@ class ContainerSettings:
     host_volumes: tuple[str, ...] = ()
     """Directories of the machine (absolute) that steps may mount, with what is under
     them (Drone's host volumes); a server allows none."""
+    registry: str | None = None
+    """``HOST[:PORT]`` of the image registry `conveyor pipeline ci --push` pushes to."""
 
     @staticmethod
     def parse(path: Path, data: object) -> ContainerSettings:
         if not isinstance(data, dict):
             raise ProjectError(f"{path}: [containers] must be a table")
-        known = {"runtime", "network", "on_missing", "plugins", "privileged", "host_volumes"}
+        known = {
+            "runtime",
+            "network",
+            "on_missing",
+            "plugins",
+            "privileged",
+            "host_volumes",
+            "registry",
+        }
         unknown = set(data) - known
         if unknown:
             raise ProjectError(
@@ -70,6 +83,13 @@ class ContainerSettings:
                 f"{path}: containers.host_volumes is a list of absolute directories "
                 '(["/data/shared"])'
             )
+        registry = data.get("registry")
+        if registry is not None and (
+            not isinstance(registry, str) or not _REGISTRY.fullmatch(registry)
+        ):
+            raise ProjectError(
+                f'{path}: containers.registry is a registry address, HOST[:PORT] ("127.0.0.1:5000")'
+            )
         return ContainerSettings(
             runtime,
             network,
@@ -77,6 +97,7 @@ class ContainerSettings:
             {str(k): v for k, v in plugins.items()},
             privileged,
             tuple(host_volumes),
+            registry,
         )
 
 

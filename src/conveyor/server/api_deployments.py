@@ -1,5 +1,8 @@
 """REST: a project's deployments (``deployments/service.py`` does the work).
 
+A call's body is a JSON object of the inputs or ``multipart/form-data``: file inputs
+as file parts (each named after its input; the client's filename is never used), the
+others as form fields (JSON text for the non-string types); anything else is a 415.
 Leads create, change and delete; members (or the holder of an endpoint token, sent as
 ``Authorization: EndpointToken TOKEN``) call; viewers read. A refused call is JSON with
 a status of its own: 422 for bad input (naming the input and the type expected), 409
@@ -16,23 +19,31 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from conveyor.errors import ConveyorError
-from conveyor.server.api_runs import json_bytes
+from conveyor.server.api_runs import artifact_response, json_bytes, output_path, stored_output
 from conveyor.server.auth import Access, authorize, lead, server, server_state, viewer
 from conveyor.server.deployments import service
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
 from conveyor.server.deployments.model import (
     TOKEN_SCHEME,
+    CallFile,
     CallInputError,
     DeploymentCreate,
     DeploymentSettings,
+    form_value,
     token_matches,
 )
+from conveyor.server.deployments.store import DeploymentRecord
 from conveyor.server.limits import MAX_CALL_BODY
+from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
 from conveyor.server.warmpool.errors import CallTimeout, RateLimited, WorkerLost
 
+MAX_PARTS = 100
+"""Fields and files of a multipart call (more: refused before they are parsed)."""
 router = APIRouter(prefix="/api/v1/projects/{project}/deployments", tags=["deployments"])
 Viewer = Annotated[Access, Depends(viewer)]
 Lead = Annotated[Access, Depends(lead)]
@@ -168,19 +179,125 @@ def show_execution(
     return found
 
 
+@router.get("/{deployment}/executions/{execution_id}/outputs/{output}", response_model=None)
+def download_output(
+    request: Request, project: str, deployment: str, execution_id: str, output: str
+) -> Response:
+    """A file output of an execution (its answer's ``download``): for viewers, and for
+    the holder of the deployment's endpoint token (an endpoint's caller fetches what its
+    call made). Text holding a secret is masked, a binary one withheld, as artifacts are."""
+    state = server(request)
+    header = request.headers.get("authorization") or ""
+    if header.startswith(f"{TOKEN_SCHEME} "):
+        record = service.get(state, project, deployment)
+        if not token_matches(header, record.token_digest):
+            raise HTTPException(401, "this endpoint token is not valid for this deployment")
+    else:
+        authorize(request, project, "viewer")
+    found = service.store(state).execution(project, execution_id[:40])
+    value = (found or {}).get("outputs") or {}
+    item = value.get(output) if found and found["deployment"] == deployment else None
+    if not isinstance(item, dict) or "/artifacts/" not in str(item.get("url")) or not found:
+        raise HTTPException(
+            404, f"execution {execution_id[:40]!r} has no file output {output[:100]!r}"
+        )
+    path = output_path(str(item["url"]).split("/artifacts/", 1)[1])
+    from conveyor.store.cas import ContentStore
+
+    run_id = str(found["run_id"])
+    stored = stored_output(
+        ContentStore(state.config.store_dir), state.db.records.step_runs(run_id), run_id, path
+    )
+    return artifact_response(stored, path, Masker(state.secrets_for(project).values()))
+
+
 @router.post("/{deployment}/call", response_model=None)
 async def call_deployment(request: Request, project: str, deployment: str) -> Response:
-    """Call an endpoint with its inputs as a JSON object; answers its outputs."""
+    """Call an endpoint with its inputs as a JSON object, or as ``multipart/form-data``
+    (file inputs as file parts, the others as form fields); answers its outputs."""
     data = await _body(request, MAX_CALL_BODY)
     try:
-        answer = await run_in_threadpool(_call, request, project, deployment, data)
+        if _multipart(request):  # parsed only for a caller let in, within the limit
+            record, caller = await run_in_threadpool(_caller, request, project, deployment, data)
+            form = await _form(request, data)
+            answer = await run_in_threadpool(_call_form, server(request), record, caller, form)
+        else:
+            answer = await run_in_threadpool(_call, request, project, deployment, data)
     except ConveyorError as exc:
         return _refused(exc)
     return Response(json_bytes(answer), media_type="application/json")
 
 
+Form = tuple[dict[str, str], dict[str, CallFile]]
+
+
+def _kind(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _multipart(request: Request) -> bool:
+    # a form without files is a form too
+    return _kind(request) in ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+async def _form(request: Request, data: bytes) -> Form:
+    """The fields and file parts of a multipart body already read (and capped)."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        sent = True
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    again = Request(request.scope, replay)
+    try:
+        form = await again.form(max_files=MAX_PARTS, max_fields=MAX_PARTS)
+    except (MultiPartException, StarletteHTTPException, ValueError) as exc:
+        detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
+        raise HTTPException(400, f"the multipart body cannot be read: {detail}") from None
+    fields: dict[str, str] = {}
+    files: dict[str, CallFile] = {}
+    try:
+        for key, value in form.multi_items():
+            if key in fields or key in files:
+                raise CallInputError(key[:100], f"input {key[:100]!r} is sent twice")
+            if isinstance(value, str):
+                fields[key] = value
+            else:
+                kind = value.content_type or "application/octet-stream"
+                files[key] = CallFile(await value.read(), kind[:200])
+    finally:
+        await form.close()
+    return fields, files
+
+
 def _call(request: Request, project: str, deployment: str, data: bytes) -> dict[str, Any]:
-    """Who calls, the deployment, its body limit, the call: one trip to a thread."""
+    """A JSON call: who calls, the deployment, its body limit, the call: one trip to a
+    thread."""
+    record, caller = _caller(request, project, deployment, data)
+    kind = _kind(request)
+    if kind not in ("", "application/json", "text/plain"):
+        raise HTTPException(
+            415, f"a call's body is JSON or multipart/form-data, not {kind[:100]!r}"
+        )
+    return service.call(server(request), record, _inputs(data), caller)
+
+
+def _call_form(
+    state: ServerState, record: DeploymentRecord, caller: str, form: Form
+) -> dict[str, Any]:
+    mappings = {m.name: m for m in record.settings.inputs}
+    fields, files = form
+    body = {k: form_value(mappings.get(k), k, v) for k, v in fields.items()}
+    return service.call(state, record, body, caller, files)
+
+
+def _caller(
+    request: Request, project: str, deployment: str, data: bytes
+) -> tuple[DeploymentRecord, str]:
+    """The deployment and who calls it (401/403/404), the body within its limit (413)."""
     state = server(request)
     header = request.headers.get("authorization") or ""
     if header.startswith(f"{TOKEN_SCHEME} "):
@@ -194,7 +311,7 @@ def _call(request: Request, project: str, deployment: str, data: bytes) -> dict[
     if len(data) > record.settings.max_body:
         cap = record.settings.max_body
         raise HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
-    return service.call(state, record, _inputs(data), caller)
+    return record, caller
 
 
 async def _body(request: Request, cap: int) -> bytes:

@@ -38,7 +38,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
         webhooks,
     )
     from conveyor.server.craft import routes as craft_routes
-    from conveyor.server.web import lead, pages
+    from conveyor.server.web import deploys, lead, pages
     from conveyor.server.web.docs import add_docs
     from conveyor.server.web.headers import SecurityHeaders
     from conveyor.server.web.source import ServerSource
@@ -80,7 +80,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_deployments.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
-    for pages_router in [*pages.routers(), lead.router]:
+    for pages_router in [*pages.routers(), lead.router, deploys.router]:
         app.include_router(pages_router)
     craft_routes.install(app)
     app.mount("/ui/static", pages.static_files(), name="web-static")
@@ -149,7 +149,9 @@ def _page_error(request: Request, exc: StarletteHTTPException) -> Response:
 def start_background(
     state: ServerState, workers: int, stop: threading.Event
 ) -> tuple[list[Worker], list[threading.Thread]]:
-    """Worker threads, the heartbeat watcher and the schedule clock."""
+    """Worker threads, the heartbeat watcher and the schedule clock; the deployment
+    executions a stopped server left running are settled from their runs."""
+    from conveyor.server.deployments.service import recover
     from conveyor.server.forge import deliver
     from conveyor.server.schedules import clock
     from conveyor.server.worker import watch, worker_name
@@ -170,4 +172,5 @@ def start_background(
     threads.append(threading.Thread(target=deliver, args=(state, stop), daemon=True))
     for thread in threads:
         thread.start()
+    recover(state)
     return pool, threads

@@ -6,8 +6,10 @@ endpoint token (only its SHA-256 is stored), schedule and executions table are t
 native ones. A call cannot be a native elastic call (a run with parameters): a Craft
 pipeline reads its inputs from its execution commit. So each call (endpoint, SDK
 trigger or schedule) is a Craft execution, a run of an execution commit queued as
-``run_pipeline`` queues it, and recorded as the deployment's execution with that run;
-a thread finishes the record when the run ends. The execution id the SDK sees is the
+``run_pipeline`` queues it (with the deployment's ``max_parallel_executions`` as its
+queue limit: no more of its runs run at once, the others wait their turn), and
+recorded as the deployment's execution with that run; a thread finishes the record
+when the run ends. The execution id the SDK sees is the
 run's id, so every Craft execution route serves it.
 """
 
@@ -24,6 +26,7 @@ from conveyor.domain.states import RunStatus
 from conveyor.server.craft import definitions, executions
 from conveyor.server.craft.errors import CraftError, bad_input, not_found, unsupported
 from conveyor.server.craft.forms import check_value, typed_inputs
+from conveyor.server.db.queue import HELD
 from conveyor.server.deployments import elastic, service
 from conveyor.server.deployments.errors import DeploymentConflict
 from conveyor.server.deployments.model import (
@@ -46,6 +49,10 @@ REVEAL = 600.0
 SDK's ``create_deployment`` reads): afterwards only its digest exists."""
 MAX_TOKEN = 512
 MIN_TOKEN = 16
+PARALLEL = 6
+"""Executions of a deployment that run at once unless the SDK says otherwise (Craft's
+default ``max_parallel_executions_per_pod``); more wait in the queue."""
+MAX_PARALLEL = 1000
 
 _fresh: dict[tuple[str, str], tuple[str, float]] = {}
 _fresh_lock = threading.Lock()
@@ -166,6 +173,17 @@ def _timeout(body: dict[str, Any]) -> float:
     return float(given)
 
 
+def _parallel(body: dict[str, Any]) -> int:
+    """``max_parallel_executions_per_pod``: at most that many of the deployment's
+    executions run at once (the others wait in the queue); Craft's default, 6, else."""
+    given = body.get("max_parallel_executions_per_pod")
+    if given is None:
+        return PARALLEL
+    if isinstance(given, bool) or not isinstance(given, int) or not 1 <= given <= MAX_PARALLEL:
+        raise bad_input(f"max_parallel_executions_per_pod must be 1 to {MAX_PARALLEL}")
+    return given
+
+
 def _schedule(body: dict[str, Any], kind: str) -> str | None:
     schedule = body.get("schedule")
     if kind == "periodic" and not isinstance(schedule, str):
@@ -213,6 +231,7 @@ def create(state: ServerState, project: str, who: str, kind: str, body: dict[str
         outputs=output_mappings(definition, body.get("outputs_mapping")),
         schedule=_schedule(body, kind),
         timeout=_timeout(body),
+        max_parallel_executions=_parallel(body),
     )
     try:
         wanted = DeploymentCreate.model_validate(
@@ -323,7 +342,10 @@ def launch(
     checked = typed_inputs(definition, given, files)
     executed = definitions.execution_commit(repo, record.commit, checked, files)
     rows = service.store(state)
-    run_id = state.db.queue.enqueue(record.project, record.ref, executed, "craft", caller)
+    held = (HELD + record.name, record.settings.max_parallel_executions)
+    run_id = state.db.queue.enqueue(
+        record.project, record.ref, executed, "craft", caller, limit=held
+    )
     definitions.keep(repo, run_id, executed)
     execution_id = rows.start(record, caller, checked, run_id)
     state.wake.set()
@@ -359,6 +381,7 @@ def periodic(state: ServerState, record: DeploymentRecord) -> None:
 
 
 service.LAUNCHERS[PREFIX] = periodic
+service.SETTLERS[PREFIX] = lambda state, _record, run: executions.output_values(state, run)
 
 
 def execution_of(state: ServerState, record: DeploymentRecord, run_id: str) -> Any:
@@ -454,6 +477,8 @@ def to_json(state: ServerState, record: DeploymentRecord, reveal: bool) -> dict[
         "status": "up" if record.enabled else "disabled",
         "execution_rule": record.kind,
         "execution_timeout_s": record.settings.timeout,
+        "enable_parallel_executions": record.settings.max_parallel_executions > 1,
+        "max_parallel_executions_per_pod": record.settings.max_parallel_executions,
     }
     if record.kind == "endpoint":
         data["endpoint_token"] = revealed(record.project, record.name) if reveal else None

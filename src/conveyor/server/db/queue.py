@@ -61,6 +61,10 @@ class QueuedRun:
 _GET = sa.select(t.runs).where(t.runs.c.id == sa.bindparam("id"))
 
 
+HELD = "deployment:"
+"""The key prefix of a limit given at enqueue time (never a plan's pipeline name)."""
+
+
 def _running_of_pipeline() -> sa.ScalarSelect[int]:
     """How many runs of the candidate's project and pipeline are running."""
     other = t.runs.alias("other")
@@ -90,8 +94,16 @@ class RunQueue:
         params: dict[str, Any] | None = None,
         status: RunStatus = RunStatus.QUEUED,
         error: str | None = None,
+        limit: tuple[str, int] | None = None,
     ) -> str:
+        """A new run; ``limit``: ``(KEY, N)``, at most N runs of the project with that
+        key run at once (a deployment's ``max_parallel_executions``), kept whatever
+        the run's plan says (see :meth:`admit`); KEY starts with :data:`HELD`."""
         run_id = secrets.token_hex(6)
+        held = {}
+        if limit is not None:
+            assert limit[0].startswith(HELD)
+            held = {"pipeline": limit[0][:200], "concurrency": max(1, limit[1])}
         now = time.time()
         with self.engine.begin() as conn:
             conn.execute(
@@ -108,6 +120,7 @@ class RunQueue:
                     ended_at=None if status == RunStatus.QUEUED else now,
                     cancel_requested=False,
                     error=error,
+                    **held,
                 )
             )
         return run_id
@@ -146,13 +159,17 @@ class RunQueue:
         """A claimed run, once its plan is known: record its pipeline and limit, and keep
         it running unless ``limit`` runs of that pipeline already are; then it goes back
         to the queue (in its place: its ``created_at`` is kept) and False is returned.
+        A run queued with its own ``limit`` keeps it (and its key) whatever the plan says.
         On PostgreSQL an advisory lock per project and pipeline makes two workers admit
         one at a time; SQLite's writer lock does the same."""
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(t.runs.c.project).where(t.runs.c.id == run_id)).first()
+            found = sa.select(t.runs.c.project, t.runs.c.pipeline, t.runs.c.concurrency)
+            row = conn.execute(found.where(t.runs.c.id == run_id)).first()
             if row is None:
                 return False
             project = str(row[0])
+            if row[1] is not None and str(row[1]).startswith(HELD):
+                pipeline, limit = str(row[1]), row[2]  # the limit it was queued with
             if conn.dialect.name == "postgresql":
                 key = int.from_bytes(
                     hashlib.blake2b(f"{project}\0{pipeline}".encode(), digest_size=8).digest(),

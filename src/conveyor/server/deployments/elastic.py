@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.domain.states import RunStatus
+from conveyor.server.deployments import callfiles
 from conveyor.server.deployments.model import pick_outputs
 from conveyor.server.deployments.store import DeploymentRecord
 from conveyor.server.masking import Masker
@@ -44,11 +45,20 @@ def params_of(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def queue_call(
-    state: ServerState, record: DeploymentRecord, inputs: dict[str, Any], who: str
+    state: ServerState,
+    record: DeploymentRecord,
+    inputs: dict[str, Any],
+    who: str,
+    files: dict[str, bytes] | None = None,
 ) -> str:
-    run_id = state.db.queue.enqueue(
-        record.project, record.ref, record.commit, "deployment", who, params_of(inputs)
-    )
+    """The call's run, queued; its files (if any) in a commit over the deployment's,
+    each input's parameter the file's path in the run's workspace."""
+    commit, params = record.commit, params_of(inputs)
+    if files:
+        repo = state.config.repo_dir(record.project)
+        commit = callfiles.call_commit(repo, record.commit, files)
+        params.update({name: callfiles.path_of(name) for name in files})
+    run_id = state.db.queue.enqueue(record.project, record.ref, commit, "deployment", who, params)
     state.wake.set()
     return run_id
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,11 +24,26 @@ from conveyor.errors import UsageError
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 Kind = Literal["endpoint", "periodic"]
 Mode = Literal["elastic", "low_latency"]
-InputType = Literal["string", "number", "integer", "boolean", "json", "array"]
+InputType = Literal["string", "number", "integer", "boolean", "json", "array", "file"]
 InputSource = Literal["request", "constant", "environment", "dataset", "none"]
 OutputSource = Literal["result", "file", "none"]
 TOKEN_SCHEME = "EndpointToken"
 MAX_POOL = 32
+MEDIA = re.compile(r"^[a-z0-9!#$&^_.+-]{1,64}/(\*|[a-z0-9!#$&^_.+-]{1,64})$")
+
+
+@dataclass(frozen=True)
+class CallFile:
+    """A file a call sent (a multipart part): its bytes and declared content type. The
+    client's filename is never kept: the file is named after its input."""
+
+    data: bytes
+    content_type: str
+
+    def record(self) -> dict[str, Any]:
+        """What an execution's record keeps of it (not the bytes)."""
+        digest = hashlib.sha256(self.data).hexdigest()
+        return {"file": {"size": len(self.data), "sha256": digest, "type": self.content_type}}
 
 
 class CallInputError(UsageError):
@@ -54,9 +71,19 @@ class InputMapping(_Strict):
         "dataset: `NAME@REF:PATH`; request: the default when the body leaves it out.",
     )
     required: bool = True
+    accept: tuple[str, ...] = Field(
+        default=(),
+        description="file: the content types a part may have (`image/png`, `image/*`); none: any.",
+    )
 
     @model_validator(mode="after")
     def _value_fits(self) -> InputMapping:
+        if self.type == "file" and (self.source != "request" or self.value is not None):
+            raise ValueError(f"input {self.name!r}: a file comes from the request, with no value")
+        if self.accept and self.type != "file":
+            raise ValueError(f"input {self.name!r}: only a file input has `accept`")
+        if any(not MEDIA.match(a) for a in self.accept):
+            raise ValueError(f"input {self.name!r}: `accept` holds types such as image/png")
         if self.source == "constant":
             try:
                 check_value(self.name, self.type, self.value)
@@ -143,6 +170,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "boolean": (bool,),
     "array": (list,),
+    "file": (),  # never a JSON value: a multipart part
 }
 
 
@@ -165,18 +193,25 @@ def call_inputs(
     mappings: tuple[InputMapping, ...],
     body: dict[str, Any],
     environ: Callable[[], Mapping[str, str]],
+    files: Mapping[str, CallFile] | None = None,
 ) -> dict[str, Any]:
-    """A call's inputs from its body and the mappings; unknown body keys are refused.
+    """A call's inputs from its body (and its files: a multipart call's parts) and the
+    mappings; unknown keys are refused. A file input's value is its :class:`CallFile`.
     ``environ``: the project's environment variables (its secrets), read only when an
     input is mapped from one."""
+    files = files or {}
     known = {m.name for m in mappings if m.source == "request"}
-    extra = sorted(set(body) - known)
+    extra = sorted((set(body) | set(files)) - known)
     if extra:
         names = ", ".join(sorted(known)) or "none"
         raise CallInputError(extra[0], f"{extra[0][:100]!r} is not an input (inputs: {names})")
     values: dict[str, Any] = {}
     for m in mappings:
-        if m.source == "request":
+        if m.source == "request" and (m.type == "file" or m.name in files):
+            found = _file_input(m, body, files)
+            if found is not None:
+                values[m.name] = found
+        elif m.source == "request":
             if m.name in body:
                 values[m.name] = check_value(m.name, m.type, body[m.name])
             elif m.value is not None:
@@ -193,6 +228,53 @@ def call_inputs(
         elif m.source == "dataset":
             values[m.name] = m.value
     return values
+
+
+def _file_input(m: InputMapping, body: dict[str, Any], files: Mapping[str, CallFile]) -> Any:
+    if m.type != "file":
+        raise CallInputError(
+            m.name, f"input {m.name!r} is {_article(m.type)}: send it as a form field", m.type
+        )
+    if m.name in body:
+        raise CallInputError(
+            m.name,
+            f"input {m.name!r} is a file: send the call as multipart/form-data with a "
+            f"file part named {m.name!r}",
+            "file",
+        )
+    found = files.get(m.name)
+    if found is None:
+        if m.required:
+            raise CallInputError(m.name, f"input {m.name!r} (file) is required", "file")
+        return None
+    if m.accept and not any(_media_fits(found.content_type, a) for a in m.accept):
+        raise CallInputError(
+            m.name,
+            f"input {m.name!r} must be a file of type {' or '.join(m.accept)} "
+            f"(got {found.content_type[:100]!r})",
+            "file",
+        )
+    return found
+
+
+def _media_fits(given: str, accepted: str) -> bool:
+    kind = given.split(";", 1)[0].strip().lower()
+    if accepted.endswith("/*"):
+        return kind.startswith(accepted[:-1])
+    return kind == accepted
+
+
+def form_value(m: InputMapping | None, name: str, text: str) -> Any:
+    """A multipart form field's text as the value of its input: a string input takes it
+    as it is, the others as JSON (``3``, ``true``, ``[1, 2]``)."""
+    if m is None or m.type == "string":
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise CallInputError(
+            name, f"input {name!r} must be {_article(m.type)} (got {text[:40]!r})", m.type
+        ) from None
 
 
 def pick_outputs(mappings: tuple[OutputMapping, ...], result: Any) -> dict[str, Any]:

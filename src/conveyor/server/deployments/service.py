@@ -12,12 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conveyor.domain.states import RunStatus
 from conveyor.errors import NotFoundError, UsageError
+from conveyor.server.db.queue import QueuedRun
 from conveyor.server.db.schedules import next_time
 from conveyor.server.deployments import elastic
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
 from conveyor.server.deployments.launch import build_pool
 from conveyor.server.deployments.model import (
+    CallFile,
     DeploymentCreate,
     DeploymentSettings,
     call_inputs,
@@ -165,13 +168,69 @@ def launcher(record: DeploymentRecord) -> Launcher | None:
     return next((f for p, f in LAUNCHERS.items() if record.ref.startswith(p)), None)
 
 
+Settler = Callable[[ServerState, DeploymentRecord, QueuedRun], dict[str, Any]]
+SETTLERS: dict[str, Settler] = {}
+"""Ref prefix -> the outputs of a succeeded run of such a deployment, when an execution
+a stopped server left is settled (the Craft API's: its outputs are its run's files)."""
+LOST = "lost: the server stopped while this execution waited for its run"
+
+
+def recover(state: ServerState) -> int:
+    """At a server's start: the executions a stopped server left ``running`` are settled
+    from their runs (in a thread each: a run still going is waited for, up to the
+    deployment's timeout): succeeded with its outputs, or failed with why. Returns how
+    many it found."""
+    found = store(state).running()
+    for row in found:
+        threading.Thread(target=_settle, args=(state, row), daemon=True).start()
+    return len(found)
+
+
+def _settle(state: ServerState, row: dict[str, Any]) -> None:
+    rows, run_id = store(state), row["run_id"]
+    try:
+        record = store(state).get(row["project"], row["deployment"])
+        run = state.db.queue.get(run_id) if run_id else None
+        if run is None:
+            rows.finish(row["id"], "failed", None, None, f"{LOST} (it has no run)")
+            return
+        if not run.status.finished:
+            timeout = record.settings.timeout if record else 60.0
+            left = row["created_at"] + timeout - time.time()
+            try:
+                elastic.wait_run(state, run.id, max(left, 1.0))
+            except CallTimeout:
+                rows.finish(row["id"], "failed", None, None, f"{LOST}; its run {run.id} timed out")
+                return
+            run = state.db.queue.get(run.id)
+        if run is None:
+            rows.finish(row["id"], "failed", None, None, f"{LOST}; its run was deleted")
+        elif run.status == RunStatus.SUCCEEDED and record is not None:
+            rows.finish(row["id"], "succeeded", _outputs(state, record, run), None, None)
+        else:
+            why = f"{LOST}; its run {run.id} {run.status}" + (f": {run.error}" if run.error else "")
+            rows.finish(row["id"], "failed", None, None, why[:2000])
+    except Exception as exc:  # a thread's end: logged, never raised into nothing
+        log.warning("execution %s of %s/%s: %s", row["id"], row["project"], row["deployment"], exc)
+
+
+def _outputs(state: ServerState, record: DeploymentRecord, run: QueuedRun) -> dict[str, Any]:
+    settle = next((f for p, f in SETTLERS.items() if record.ref.startswith(p)), None)
+    if settle is not None:
+        return settle(state, record, run)
+    out = elastic.outcome(state, record, run.id, run.status, _result_path(state, record))
+    return out.outputs or {}
+
+
 def call(
     state: ServerState,
     record: DeploymentRecord,
     body: dict[str, Any],
     caller: str,
+    files: dict[str, CallFile] | None = None,
 ) -> dict[str, Any]:
-    """One call of an endpoint: checked, counted, executed; its execution's JSON."""
+    """One call of an endpoint: checked, counted, executed; its execution's JSON.
+    ``files``: a multipart call's file parts, by input."""
     if record.kind != "endpoint":
         raise DeploymentConflict(f"deployment {record.name!r} is periodic: it has no endpoint")
     if launcher(record) is not None:
@@ -182,7 +241,8 @@ def call(
     if not record.enabled:
         raise DeploymentConflict(f"deployment {record.name!r} is disabled; a lead can enable it")
     state.deployments.admit((record.project, record.name), record.settings.rate_limit)
-    inputs = call_inputs(record.settings.inputs, body, lambda: state.secrets_for(record.project))
+    environ = lambda: state.secrets_for(record.project)  # noqa: E731
+    inputs = call_inputs(record.settings.inputs, body, environ, files)
     return execute(state, record, inputs, caller)
 
 
@@ -204,11 +264,21 @@ def execute(
         slot.release()
 
 
+def _split(inputs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes], dict[str, Any]]:
+    """The inputs' values, their files' bytes, and what the execution records of both
+    (a file as its size, digest and type)."""
+    values = {k: v for k, v in inputs.items() if not isinstance(v, CallFile)}
+    files = {k: v.data for k, v in inputs.items() if isinstance(v, CallFile)}
+    shown = {k: v.record() if isinstance(v, CallFile) else v for k, v in inputs.items()}
+    return values, files, shown
+
+
 def _warm(
     state: ServerState, record: DeploymentRecord, inputs: dict[str, Any], caller: str
 ) -> dict[str, Any]:
     """A call served by a warm worker, recorded once it ends (one write per call)."""
     rows = store(state)
+    values, files, inputs = _split(inputs)
     started, clock = time.time(), time.monotonic()
     wanted = Wanted(
         (record.project, record.name),
@@ -217,7 +287,7 @@ def _warm(
         lambda: build_pool(state, record),
     )
     try:
-        answer = state.deployments.call(wanted, inputs, record.settings.timeout)
+        answer = state.deployments.call(wanted, values, record.settings.timeout, files)
     except (WorkerLost, CallTimeout) as exc:
         rows.record(record, caller, inputs, started, "failed", None, None, str(exc))
         raise
@@ -236,7 +306,8 @@ def _elastic(
 ) -> dict[str, Any]:
     rows = store(state)
     started = time.monotonic()
-    run_id = elastic.queue_call(state, record, inputs, caller)
+    values, files, inputs = _split(inputs)
+    run_id = elastic.queue_call(state, record, values, caller, files)
     execution_id = rows.start(record, caller, inputs, run_id)
     try:
         status = elastic.wait_run(state, run_id, record.settings.timeout)
@@ -245,11 +316,20 @@ def _elastic(
         raise
     result = _result_path(state, record)
     out = elastic.outcome(state, record, run_id, status, result)
+    _downloads(record, execution_id, out.outputs or {})
     rows.finish(execution_id, "succeeded" if out.ok else "failed", out.outputs, out.logs, out.error)
     if not out.ok:
         raise ExecutionFailed(f"the pipeline failed: {out.error}", execution_id)
     answer = _answer(record, execution_id, out.outputs or {}, time.monotonic() - started)
     return {**answer, "run_id": run_id}
+
+
+def _downloads(record: DeploymentRecord, execution_id: str, outputs: dict[str, Any]) -> None:
+    """Each file output's ``download``: the route an endpoint token also opens."""
+    base = f"/api/v1/projects/{record.project}/deployments/{record.name}/executions"
+    for name, value in outputs.items():
+        if isinstance(value, dict) and "url" in value:
+            value["download"] = f"{base}/{execution_id}/outputs/{name}"
 
 
 _results: dict[tuple[str, str], str | None] = {}

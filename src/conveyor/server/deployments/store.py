@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from conveyor.metadata.records import iso
 from conveyor.server.db import tables as t
+from conveyor.server.deployments.journal import Journal
 from conveyor.server.deployments.model import DeploymentSettings
 
 FINAL = ("succeeded", "failed")
@@ -63,6 +65,19 @@ _GET = sa.select(t.deployments).where(
 )
 _RECORD = t.deployment_executions.insert()
 """Statements built once: a call's reads and writes skip SQLAlchemy's construction."""
+
+
+_journals: dict[int, Journal] = {}
+_journals_lock = threading.Lock()
+
+
+def _journal(engine: sa.Engine) -> Journal:
+    """The one journal of this process for ``engine`` (its callers group their commits)."""
+    with _journals_lock:
+        found = _journals.get(id(engine))
+        if found is None or found.engine is not engine:
+            found = _journals[id(engine)] = Journal(engine, _RECORD)
+        return found
 
 
 def _key(project: str, name: str) -> Any:
@@ -172,7 +187,8 @@ class Deployments:
         logs: str | None,
         error: str | None,
     ) -> str:
-        """A finished execution in one write (low_latency calls: one transaction each)."""
+        """A finished execution, committed before this returns; calls that end together
+        share a transaction (``journal.py``: group commit)."""
         execution_id = secrets.token_hex(8)
         row = {
             "id": execution_id,
@@ -189,8 +205,7 @@ class Deployments:
             "created_at": started_at,
             "ended_at": time.time(),
         }
-        with self.engine.begin() as conn:
-            conn.execute(_RECORD, row)
+        _journal(self.engine).write(row)
         return execution_id
 
     def finish(
@@ -209,6 +224,16 @@ class Deployments:
                     status=status, outputs=outputs, logs=logs, error=error, ended_at=time.time()
                 )
             )
+
+    def running(self) -> list[dict[str, Any]]:
+        """Every execution still marked running (raw times): at a server's start, those a
+        stopped server left."""
+        e = t.deployment_executions
+        query = sa.select(e.c.id, e.c.project, e.c.deployment, e.c.run_id, e.c.created_at).where(
+            e.c.status == "running"
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def execution(self, project: str, execution_id: str) -> dict[str, Any] | None:
         e = t.deployment_executions
@@ -235,6 +260,31 @@ class Deployments:
         )
         with self.engine.connect() as conn:
             return [execution_json(r) for r in conn.execute(query)]
+
+    def last_calls(self, project: str) -> dict[str, dict[str, Any]]:
+        """Each deployment's newest execution (its time and status) and count: one query."""
+        e = t.deployment_executions
+        newest = (
+            sa.select(
+                e.c.deployment,
+                sa.func.max(e.c.created_at).label("at"),
+                sa.func.count().label("calls"),
+            )
+            .where(e.c.project == project)
+            .group_by(e.c.deployment)
+            .subquery()
+        )
+        query = sa.select(newest.c.deployment, newest.c.at, newest.c.calls, e.c.status).join(
+            e,
+            (e.c.project == project)
+            & (e.c.deployment == newest.c.deployment)
+            & (e.c.created_at == newest.c.at),
+        )
+        with self.engine.connect() as conn:
+            return {
+                str(r.deployment): {"at": r.at, "status": r.status, "calls": int(r.calls)}
+                for r in conn.execute(query)
+            }
 
     def count(self, project: str, name: str) -> dict[str, int]:
         e = t.deployment_executions

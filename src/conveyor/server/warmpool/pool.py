@@ -8,6 +8,7 @@ flight finish, then its workers stop. Nothing starts in a constructor: ``start``
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -85,10 +86,15 @@ class WarmWorker:
             self.stop()
             raise ExecutorError(f"a warm worker cannot load the function: {hello.get('error')}")
 
-    def call(self, inputs: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(
+        self, inputs: dict[str, Any], timeout: float, files: dict[str, bytes] | None = None
+    ) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdin is not None
+        line: dict[str, Any] = {"inputs": inputs}
+        if files:  # base64: the protocol is JSON lines
+            line["files"] = {k: base64.b64encode(v).decode() for k, v in files.items()}
         try:
-            self.proc.stdin.write(json.dumps({"inputs": inputs}).encode() + b"\n")
+            self.proc.stdin.write(json.dumps(line).encode() + b"\n")
             self.proc.stdin.flush()
         except OSError:
             raise self._lost() from None
@@ -187,10 +193,12 @@ class WarmPool:
             self._idle.append(worker)
             self._cond.notify()
 
-    def call(self, inputs: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(
+        self, inputs: dict[str, Any], timeout: float, files: dict[str, bytes] | None = None
+    ) -> dict[str, Any]:
         worker = self._take(time.monotonic() + timeout)
         try:
-            answer = worker.call(inputs, timeout)
+            answer = worker.call(inputs, timeout, files)
         except (WorkerLost, CallTimeout):
             self._replace(worker)
             raise

@@ -2,8 +2,11 @@
 inside the sandbox, in the deployment's checkout.
 
 It imports ``module:function`` once, says ``{"ready": true}`` (or why not), then
-serves one JSON line per call on stdin: ``{"inputs": {...}}`` -> ``{"ok": true,
-"result": ..., "logs": "..."}`` or ``{"ok": false, "error": "...", "logs": "..."}``.
+serves one JSON line per call on stdin: ``{"inputs": {...}, "files": {NAME: BASE64}}``
+-> ``{"ok": true, "result": ..., "logs": "..."}`` or ``{"ok": false, "error": "...",
+"logs": "..."}``. A file input is written to a fresh directory of the worker's own
+``/tmp`` (private to its sandbox), named after the input, passed as its path, and
+removed when the call ends.
 Answers go to a private copy of the original stdout; the function's own prints (and
 anything written to file descriptor 1) go to its log, never into the protocol.
 """
@@ -11,7 +14,7 @@ anything written to file descriptor 1) go to its log, never into the protocol.
 from __future__ import annotations
 
 PROGRAM = r"""
-import contextlib, functools, importlib, io, json, os, sys, traceback
+import base64, contextlib, functools, importlib, io, json, os, shutil, sys, tempfile, traceback
 out = os.fdopen(os.dup(1), "w", encoding="utf-8")
 os.dup2(2, 1)
 sys.path.insert(0, os.getcwd())
@@ -28,12 +31,23 @@ say({"ready": True})
 for line in sys.stdin:
     call = json.loads(line)
     logs = io.StringIO()
+    folder = None
     try:
+        arguments = dict(call["inputs"])
+        if call.get("files"):
+            folder = tempfile.mkdtemp(prefix="call-")
+            for name, data in call["files"].items():
+                path = arguments[name] = os.path.join(folder, os.path.basename(name))
+                with open(path, "wb") as handle:
+                    handle.write(base64.b64decode(data))
         with contextlib.redirect_stdout(logs):
-            value = fn(**call["inputs"])
+            value = fn(**arguments)
         json.dumps(value)
         say({"ok": True, "result": value, "logs": logs.getvalue()[-65536:]})
     except BaseException as exc:
         text = (logs.getvalue() + traceback.format_exc(limit=5))[-65536:]
         say({"ok": False, "error": f"{type(exc).__name__}: {exc}", "logs": text})
+    finally:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 """

@@ -89,12 +89,18 @@ class Runtime:
                 found = self._slots[key] = (size, threading.BoundedSemaphore(size))
             return found[1]
 
-    def call(self, wanted: Wanted, inputs: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def call(
+        self,
+        wanted: Wanted,
+        inputs: dict[str, Any],
+        timeout: float,
+        files: dict[str, bytes] | None = None,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             pool = self.pool(wanted, deadline)
             try:
-                return pool.call(inputs, max(0.001, deadline - time.monotonic()))
+                return pool.call(inputs, max(0.001, deadline - time.monotonic()), files)
             except PoolClosed:
                 continue  # swapped while the call waited: the newer pool serves it
 

@@ -87,7 +87,7 @@ def settings_page(request: Request, project: str, saved: str = "") -> HTMLRespon
 
 @router.post("/p/{project}/settings")
 async def save_settings(request: Request, project: str) -> Response:
-    access, form = await _lead_form(request, project)
+    access, form = await lead_form(request, project)
     fields: dict[str, Any] = {}
     if form.get("executor"):
         fields["executor"] = form["executor"]
@@ -104,7 +104,7 @@ async def save_settings(request: Request, project: str) -> Response:
     if form.get("forge_token_remove") == "1":
         fields["forge_token"] = ""
     body = _model(api.SettingsPut, fields)
-    await _call(api.put_settings, access, server(request), body)
+    await call_api(api.put_settings, access, server(request), body)
     return _back(project, "settings")
 
 
@@ -112,7 +112,7 @@ async def save_settings(request: Request, project: str) -> Response:
 async def save_executor_tables(request: Request, project: str) -> Response:
     """The HTCondor, Spark and Dask tables, typed as TOML; an empty one is removed, the
     others (a plugin's, the local one) are kept as they are."""
-    access, form = await _lead_form(request, project)
+    access, form = await lead_form(request, project)
     state = server(request)
     row = await run_in_threadpool(state.db.accounts.project, project) or {}
     tables = {
@@ -128,14 +128,14 @@ async def save_executor_tables(request: Request, project: str) -> Response:
         if table is not None:
             tables[name] = table
     body = _model(api.SettingsPut, {"executors": tables})
-    await _call(api.put_settings, access, state, body)
+    await call_api(api.put_settings, access, state, body)
     return _back(project, "executors")
 
 
 @router.post("/p/{project}/settings/retention")
 async def save_retention(request: Request, project: str) -> Response:
     """Which runs the server keeps; every field empty turns retention off."""
-    access, form = await _lead_form(request, project)
+    access, form = await lead_form(request, project)
     rules: dict[str, Any] = {}
     for name, kind, what in (
         ("keep_last", int, "a whole number"),
@@ -151,62 +151,62 @@ async def save_retention(request: Request, project: str) -> Response:
     if branches:
         rules["keep_branches"] = branches
     body = _model(api.SettingsPut, {"retention": rules})
-    await _call(api.put_settings, access, server(request), body)
+    await call_api(api.put_settings, access, server(request), body)
     return _back(project, "retention")
 
 
 @router.post("/p/{project}/members")
 async def save_member(request: Request, project: str) -> Response:
     """Add a member or change a member's role."""
-    access, form = await _lead_form(request, project)
+    access, form = await lead_form(request, project)
     user = form.get("user", "").strip()
     if not user:
         raise HTTPException(400, "name the user to add")
     body = _model(api.MemberPut, {"role": form.get("role", "")})
-    await _call(api.put_member, access, server(request), user, body)
+    await call_api(api.put_member, access, server(request), user, body)
     return _back(project, "member")
 
 
 @router.post("/p/{project}/members/{user_name}/remove")
 async def remove_member(request: Request, project: str, user_name: str) -> Response:
-    access, _form = await _lead_form(request, project)
-    await _call(api.delete_member, access, server(request), user_name)
+    access, _form = await lead_form(request, project)
+    await call_api(api.delete_member, access, server(request), user_name)
     return _back(project, "member-removed")
 
 
 @router.post("/p/{project}/secrets")
 async def save_secret(request: Request, project: str) -> Response:
     """Set or replace a secret: its value goes in and is never shown back."""
-    access, form = await _lead_form(request, project)
+    access, form = await lead_form(request, project)
     body = _model(api.SecretPut, {"value": form.get("value", "")})
-    await _call(api.put_secret, access, server(request), form.get("name", "").strip(), body)
+    await call_api(api.put_secret, access, server(request), form.get("name", "").strip(), body)
     return _back(project, "secret")
 
 
 @router.post("/p/{project}/secrets/{name}/remove")
 async def remove_secret(request: Request, project: str, name: str) -> Response:
-    access, _form = await _lead_form(request, project)
-    await _call(api.delete_secret, access, server(request), name)
+    access, _form = await lead_form(request, project)
+    await call_api(api.delete_secret, access, server(request), name)
     return _back(project, "secret-removed")
 
 
 @router.post("/p/{project}/schedules")
 async def add_schedule(request: Request, project: str) -> Response:
-    access, form = await _lead_form(request, project)
+    access, form = await lead_form(request, project)
     fields = {"cron": form.get("cron", "").strip(), "branch": form.get("branch", "").strip()}
     body = _model(api.ScheduleCreate, fields)
-    await _call(api.create_schedule, access, server(request), body)
+    await call_api(api.create_schedule, access, server(request), body)
     return _back(project, "schedule")
 
 
 @router.post("/p/{project}/schedules/{schedule_id}/remove")
 async def remove_schedule(request: Request, project: str, schedule_id: int) -> Response:
-    access, _form = await _lead_form(request, project)
-    await _call(api.delete_schedule, access, server(request), schedule_id)
+    access, _form = await lead_form(request, project)
+    await call_api(api.delete_schedule, access, server(request), schedule_id)
     return _back(project, "schedule-removed")
 
 
-async def _lead_form(request: Request, project: str) -> tuple[Access, dict[str, str]]:
+async def lead_form(request: Request, project: str) -> tuple[Access, dict[str, str]]:
     """A lead's form: same-site, with the session's CSRF token."""
     sessions.check_origin(request)
     session, access = await run_in_threadpool(sessions.page_access, request, project, "lead")
@@ -227,7 +227,7 @@ def _model(model: type[M], fields: dict[str, Any]) -> M:
         raise HTTPException(400, f"{where}: {first.get('msg')}") from None
 
 
-async def _call(handler: Any, *args: Any) -> Any:
+async def call_api(handler: Any, *args: Any) -> Any:
     """An API handler in a thread; a ``ConveyorError`` (a bad name) becomes a 400."""
     try:
         return await run_in_threadpool(handler, *args)

@@ -137,6 +137,7 @@ def runs(
         "triggers": views.TRIGGERS,
         "next_page": more,
         "first_page": f"?{urlencode(kept)}" if after else None,
+        "deployments_page": not src.local,  # a laptop has none
     }
     return render(request, "runs.html", context, session)
 
