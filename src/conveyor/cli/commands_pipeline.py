@@ -385,17 +385,37 @@ def delete(ctx: Context, name: str, keep_dataset: bool, as_json: bool) -> None:
     "-j",
     "--jobs",
     "parallel",
-    default=1,
-    show_default=True,
+    default=None,
     type=click.IntRange(1, 64),
-    help="Datums run at once (local processes).",
+    help="Datums run at once [default: 1 locally, the executor's parallelism elsewhere].",
 )
 @click.option("--reprocess", is_flag=True, help="Run every datum, even those already done.")
+@click.option(
+    "--executor",
+    "executor",
+    default=None,
+    metavar="NAME",
+    help="Where datums run: local, htcondor, spark, dask [default: the project's executor]. "
+    "Off this machine each datum is a step: its files staged at pfs/<input>, seen at "
+    "/pfs through bubblewrap on the worker.",
+)
 @_JSON
 @pass_context
-def run(ctx: Context, name: str, parallel: int, reprocess: bool, as_json: bool) -> None:
+def run(
+    ctx: Context,
+    name: str,
+    parallel: int | None,
+    reprocess: bool,
+    executor: str | None,
+    as_json: bool,
+) -> None:
     """Run a job of the pipeline over its inputs' branch heads: only new or changed
-    datums run; the outputs of all datums become the next commit of its dataset."""
+    datums run; the outputs of all datums become the next commit of its dataset.
+
+    \b
+    Examples:
+      conveyor pipeline run edges
+      conveyor pipeline run edges --executor dask -j 8"""
     from conveyor.sdk.pachyderm_jobs import JobFailed
 
     def progress(row: dict[str, Any]) -> None:
@@ -404,7 +424,7 @@ def run(ctx: Context, name: str, parallel: int, reprocess: bool, as_json: bool) 
 
     pipelines = _pipelines(ctx)
     try:
-        job = pipelines.run(name, parallel, reprocess, progress)
+        job = pipelines.run(name, parallel, reprocess, progress, executor)
     except JobFailed:
         if as_json:
             emit_json(_job_json(pipelines.jobs(name)[0]))

@@ -16,7 +16,8 @@ variables are passed by name only (their values stay off the command line).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from conveyor.executors.sandbox import NOBODY, Sandbox
@@ -78,3 +79,49 @@ def container_argv(
     for env_name in sorted(env_names):
         args += ["-e", env_name]
     return [*args, image_id, *command]
+
+
+NO_BWRAP = 127
+"""The exit code of a datum whose worker has no bubblewrap (the shell's "not found")."""
+
+
+def datum_shell(
+    command: Sequence[str],
+    working_dir: str | None,
+    env: Mapping[str, str],
+    inputs: Sequence[str],
+    stdin: bool,
+) -> str:
+    """Shell text for a batch executor's worker: the same bwrap sandbox as ``build_argv``,
+    with ``pfs`` under the step's working directory (where its staged inputs are) seen
+    at ``/pfs``. The worker is only known when it runs, so the system directories are
+    looked at there; without bwrap the datum ends with one clear line and exit 127.
+    Every value is shell-quoted: the spec's command and variables stay data."""
+    q = shlex.quote
+    dirs = " ".join(q(f"pfs/{name}") for name in ("out", *inputs))
+    lines = [
+        f"mkdir -p {dirs}",
+        "if ! command -v bwrap >/dev/null 2>&1; then",
+        "  echo 'conveyor: this worker has no bubblewrap (bwrap), which a datum needs to see"
+        " its files at /pfs; install it on the workers (apt-get install bubblewrap)' >&2",
+        f"  exit {NO_BWRAP}",
+        "fi",
+        "set -- --tmpfs /",
+        f"for p in {' '.join(SYSTEM)}; do",
+        '  if [ -L "$p" ]; then set -- "$@" --symlink "$(readlink "$p")" "$p";',
+        '  elif [ -d "$p" ]; then set -- "$@" --ro-bind "$p" "$p"; fi',
+        "done",
+    ]
+    setenv = " ".join(f"--setenv {q(k)} {q(v)}" for k, v in sorted(env.items()))
+    body = [
+        "--dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp",
+        '--ro-bind "$PWD/pfs" /pfs --bind "$PWD/pfs/out" /pfs/out',
+        f"--remount-ro / --chdir {q(working_dir or '/pfs')}",
+        f"--unshare-all --unshare-user --uid {NOBODY} --gid {NOBODY}",
+        '--clearenv --setenv PATH "${PATH:-/usr/bin:/bin}"',
+        *([setenv] if setenv else []),
+        "--disable-userns --die-with-parent --new-session",
+        "-- " + " ".join(q(part) for part in command),
+    ]
+    run = 'exec bwrap "$@" ' + " ".join(body) + (" <stdin" if stdin else " </dev/null")
+    return "\n".join([*lines, run]) + "\n"

@@ -15,8 +15,9 @@ every datum whose key (files + transform + salt) is in the previous commit's map
 of every datum that succeeded in an unfinished or failed job since (a rerun retries only
 the failed ones). Datums that are gone simply are not merged: their outputs leave the
 commit. ``--reprocess``, ``update --reprocess`` and ``reprocess_spec: every_job`` run
-every datum again. Datums run on a local thread pool (``-j``); running them on the
-project's executors is later work.
+every datum again. Datums run on a local thread pool (``-j``) when the project's
+executor (or ``--executor``) is local; on any other, each datum is a step of that
+executor (``pachyderm_remote``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,18 +191,21 @@ class Pipelines:
     def run(
         self,
         name: str,
-        parallel: int = 1,
+        parallel: int | None = None,
         reprocess: bool = False,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        executor: str | None = None,
         ci: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Run one job of pipeline ``name``; returns the job's record (raises JobFailed
-        when a datum failed, UsageError when outputs clash: no commit then). ``ci``: the
-        image build that led to the job (``pachyderm_ci``), kept in its provenance."""
+        """Run one job of pipeline ``name`` on ``executor`` (default: the project's);
+        returns the job's record (raises JobFailed when a datum failed, UsageError when
+        outputs clash: no commit then). ``ci``: the image build that led to the job
+        (``pachyderm_ci``), kept in its provenance."""
         versions = self.state.versions(name)
         version = versions[-1]
         spec = version.spec()
         _check_runnable(spec)
+        where = _executor_name(spec, executor, self.project.settings.executor)
         image = self._image(spec)
         commits, listings, files = self._inputs(spec)
         found = datums(spec.input, listings, key=_listing_key)
@@ -243,32 +248,21 @@ class Pipelines:
             "error": None,
             "reprocess": forced,
             "image": image.provenance() if image else None,
+            "executor": where,
             "ci": ci,
             "datums": [w.row for w in work],
         }
         self.state.save_job(job)
-        scratch = self.project.state_dir / "tmp" / f"pach-{job_id}"
-        logs = self.state.root / "logs" / job_id
-        lock = threading.Lock()
-
         deadline = time.monotonic() + spec.job_timeout if spec.job_timeout else None
-
-        def one(item: DatumWork) -> None:
-            run_datum(self.project.store, spec, job_id, item, files, scratch, logs, image, deadline)
-            with lock:
-                self.state.finished_datum(job_id, item.row)
-                if progress is not None:
-                    progress(item.row)
-
+        run = _JobRun(spec, job_id, files, image, deadline, progress)
         todo = [w for w in work if w.tree is None]
         # gc refuses to run until the job ends: the datums' outputs are in the store
         # before the commit (or a later job) refers to them
         with self.project.data_lock(exclusive=False):
             try:
-                with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-                    list(pool.map(one, todo))
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+                self._run_datums(run, where, parallel, todo)
+            except ConveyorError as exc:  # the executor failed: no commit
+                return self._fail(job, exc)
             failed = [w for w in work if w.row["state"] == "failed"]
             if failed:
                 return self._fail(job, JobFailed(_failure(failed[0], len(failed))))
@@ -280,6 +274,49 @@ class Pipelines:
         job.update(state="success", finished_at=time.time())
         self.state.save_job(job)
         return job
+
+    def _run_datums(
+        self, run: _JobRun, where: str, parallel: int | None, todo: list[DatumWork]
+    ) -> None:
+        """Every datum of ``todo``: on a local thread pool, or as steps of executor
+        ``where`` (``-j``, else that executor's own parallelism)."""
+        scratch = self.project.state_dir / "tmp" / f"pach-{run.job_id}"
+        logs = self.state.root / "logs" / run.job_id
+        lock = threading.Lock()
+        store = self.project.store
+
+        def ended(item: DatumWork) -> None:
+            with lock:
+                self.state.finished_datum(run.job_id, item.row)
+                if run.progress is not None:
+                    run.progress(item.row)
+
+        def one(item: DatumWork) -> None:
+            run_datum(
+                store, run.spec, run.job_id, item, run.files, scratch, logs, run.image, run.deadline
+            )
+            ended(item)
+
+        if where == "local":
+            try:
+                with ThreadPoolExecutor(max_workers=max(1, parallel or 1)) as pool:
+                    list(pool.map(one, todo))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            return
+        if not todo:
+            return
+        from conveyor.executors.registry import load_executor
+        from conveyor.sdk.pachyderm_remote import RemoteDatums
+
+        executor = load_executor(where, self.project.settings.executors.get(where))
+        try:
+            remote = RemoteDatums(
+                executor, store, run.spec, run.job_id, run.files, scratch, logs, run.deadline
+            )
+            remote.run(todo, parallel or executor.default_parallelism, ended)
+        finally:
+            executor.close()
 
     def _fail(self, job: dict[str, Any], error: ConveyorError) -> dict[str, Any]:
         job.update(state="failed", finished_at=time.time(), error=str(error))
@@ -431,6 +468,39 @@ class Pipelines:
                 f"{spec.name}@{spec.output_branch} moved during the job; run the job again"
             )
         return commit.id
+
+
+@dataclass(frozen=True)
+class _JobRun:
+    """What every datum of one job shares."""
+
+    spec: PachydermPipeline
+    job_id: str
+    files: Files
+    image: ImageRun | None
+    deadline: float | None
+    progress: Callable[[dict[str, Any]], None] | None
+
+
+def _executor_name(spec: PachydermPipeline, given: str | None, project: str) -> str:
+    """Where the datums run: ``given`` (``--executor``), else the project's executor.
+    Only the local executor starts a datum's image: an image pipeline runs locally when
+    the project's executor is another, and is refused when ``given`` names another."""
+    from conveyor.executors.registry import BUILTIN, available
+
+    if given is None and spec.transform.image:
+        return "local"
+    name = project if given is None else given
+    if name not in BUILTIN and name not in available():  # plugins: entry points
+        raise UsageError(f"unknown executor {name!r}; available: {', '.join(available())}")
+    if name != "local" and spec.transform.image:
+        raise UsageError(
+            f"pipeline {spec.name} runs in the image {spec.transform.image}, which only "
+            f"the local executor can start for datums, not {name}; run it with "
+            "--executor local, or remove transform.image to run its datums on the "
+            f"{name} workers in bubblewrap"
+        )
+    return name
 
 
 def _listing_key(leaf: PfsInput | CronInput) -> str:
