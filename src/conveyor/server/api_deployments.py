@@ -187,12 +187,7 @@ def download_output(
     the holder of the deployment's endpoint token (an endpoint's caller fetches what its
     call made). Text holding a secret is masked, a binary one withheld, as artifacts are."""
     state = server(request)
-    header = request.headers.get("authorization") or ""
-    if header.startswith(f"{TOKEN_SCHEME} "):
-        record = service.get(state, project, deployment)
-        if not token_matches(header, record.token_digest):
-            raise HTTPException(401, "this endpoint token is not valid for this deployment")
-    else:
+    if _by_endpoint_token(request, project, deployment) is None:
         authorize(request, project, "viewer")
     found = service.store(state).execution(project, execution_id[:40])
     value = (found or {}).get("outputs") or {}
@@ -294,20 +289,27 @@ def _call_form(
     return service.call(state, record, body, caller, files)
 
 
+def _by_endpoint_token(request: Request, project: str, deployment: str) -> DeploymentRecord | None:
+    """The deployment when the request holds an endpoint token (401 if not this one's);
+    ``None`` when it uses another scheme (an API token: the caller's role decides)."""
+    header = request.headers.get("authorization") or ""
+    if not header.startswith(f"{TOKEN_SCHEME} "):
+        return None
+    record = service.get(server(request), project, deployment)
+    if not token_matches(header, record.token_digest):
+        raise HTTPException(401, "this endpoint token is not valid for this deployment")
+    return record
+
+
 def _caller(
     request: Request, project: str, deployment: str, data: bytes
 ) -> tuple[DeploymentRecord, str]:
     """The deployment and who calls it (401/403/404), the body within its limit (413)."""
-    state = server(request)
-    header = request.headers.get("authorization") or ""
-    if header.startswith(f"{TOKEN_SCHEME} "):
-        record = service.get(state, project, deployment)
-        if not token_matches(header, record.token_digest):
-            raise HTTPException(401, "this endpoint token is not valid for this deployment")
-        caller = "endpoint-token"
+    if (by_token := _by_endpoint_token(request, project, deployment)) is not None:
+        record, caller = by_token, "endpoint-token"
     else:
         caller = authorize(request, project, "member").user.name
-        record = service.get(state, project, deployment)
+        record = service.get(server(request), project, deployment)
     if len(data) > record.settings.max_body:
         cap = record.settings.max_body
         raise HTTPException(413, f"the body is larger than this deployment's limit ({cap} bytes)")
