@@ -41,7 +41,7 @@ from conveyor.sdk.datasets.service import Datasets
 from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, run_datum
 from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
 from conveyor.sdk.project import Project
-from conveyor.spec.pachyderm import load_specs
+from conveyor.spec.pachyderm import PachydermFile, load_specs, parse_specs
 from conveyor.spec.pachyderm_model import CronInput, PachydermPipeline, PfsInput, leaves
 from conveyor.store.cas import TreeEntry
 
@@ -54,10 +54,11 @@ class JobFailed(ConveyorError):
 
 
 class Pipelines:
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, datasets: Datasets | None = None) -> None:
+        """``datasets``: the project's own, or a server's scoped to one of its projects."""
         self.project = project
         self.state = PachydermState(project.state_dir / "pachyderm")
-        self.datasets = Datasets(project)
+        self.datasets = datasets if datasets is not None else Datasets(project)
 
     # -- specs ----------------------------------------------------------------
     def create(self, spec_file: Path, shown: str, update: bool, reprocess: bool) -> list[str]:
@@ -67,7 +68,26 @@ class Pipelines:
         if spec_file.stat().st_size > MAX_SPEC:
             raise UsageError(f"{shown} is larger than {MAX_SPEC // 1024} KiB")
         text = spec_file.read_text(encoding="utf-8")
-        is_json = _looks_json(spec_file, text)
+        return self._record(specs, text, shown, _looks_json(spec_file, text), update, reprocess)
+
+    def create_text(
+        self, text: str, shown: str, is_json: bool, update: bool, reprocess: bool
+    ) -> list[str]:
+        """:meth:`create` from a spec file's text (a server's request body)."""
+        if len(text.encode()) > MAX_SPEC:
+            raise UsageError(f"{shown} is larger than {MAX_SPEC // 1024} KiB")
+        specs = parse_specs(text, shown, is_json=is_json)
+        return self._record(specs, text, shown, is_json, update, reprocess)
+
+    def _record(
+        self,
+        specs: PachydermFile,
+        text: str,
+        shown: str,
+        is_json: bool,
+        update: bool,
+        reprocess: bool,
+    ) -> list[str]:
         produced = {p.name for p in specs.pipelines}
         for spec in specs.pipelines:
             check_name(spec.name, "pipeline")
@@ -89,7 +109,7 @@ class Pipelines:
             if reprocess:
                 version = dataclasses.replace(version, reprocess=True)
             self.state.add_version(version)
-            if self.project.records.get_dataset(spec.name) is None:
+            if self.datasets.records.get_dataset(spec.name) is None:
                 self.datasets.create(spec.name, f"output of pipeline {spec.name}")
         return [p.name for p in specs.pipelines]
 
@@ -97,7 +117,7 @@ class Pipelines:
         for leaf in leaves(spec.input):
             if not isinstance(leaf, PfsInput):
                 continue
-            if leaf.repo in produced or self.project.records.get_dataset(leaf.repo) is not None:
+            if leaf.repo in produced or self.datasets.records.get_dataset(leaf.repo) is not None:
                 continue
             raise SpecError(
                 f"input {leaf.name!r} reads the dataset {leaf.repo!r}, which does not exist; "
@@ -148,7 +168,7 @@ class Pipelines:
 
     def delete(self, name: str, keep_dataset: bool) -> None:
         self.state.delete(name)
-        if not keep_dataset and self.project.records.get_dataset(name) is not None:
+        if not keep_dataset and self.datasets.records.get_dataset(name) is not None:
             self.datasets.delete(name)
 
     def downstream(self, dataset: str, branch: str) -> list[str]:
@@ -350,7 +370,7 @@ class Pipelines:
         that succeeded in jobs after it (failed or interrupted ones)."""
         known: dict[str, str] = {}
         if output is not None:
-            commit = self.project.records.dataset_commit(name, output)
+            commit = self.datasets.records.dataset_commit(name, output)
             digest = (commit.provenance or {}).get("datums") if commit else None
             if isinstance(digest, str) and self.project.store.has(digest):
                 loaded = json.loads(self.project.store.read_bytes(digest))

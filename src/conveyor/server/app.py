@@ -31,6 +31,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     from conveyor.server import (
         api_datasets,
         api_deployments,
+        api_pipelines,
         api_projects,
         api_runs,
         api_tracking,
@@ -77,6 +78,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_tracking.router)
     app.include_router(api_projects.router)
     app.include_router(api_datasets.router)
+    app.include_router(api_pipelines.router)
     app.include_router(api_deployments.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
