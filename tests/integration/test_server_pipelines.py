@@ -5,14 +5,20 @@ tests/security/test_pipelines_api.py)."""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.integration import conftest as integration
 from tests.integration.conftest import Repo
-from tests.integration.server_support import ROLES, Server, make_server
+from tests.integration.server_support import ROLES, Server, make_server, need_bwrap
 
 pytestmark = pytest.mark.integration
 repo = integration.repo
@@ -114,3 +120,126 @@ def test_the_cli_with_remote(srv: Server, repo: Repo) -> None:
     cli(lead, "pipeline", "delete", "edges")
     assert json.loads(cli(viewer, "pipeline", "list", "--json")) == []
     assert "edges" not in {d["name"] for d in json.loads(cli(viewer, "data", "ls", "--json"))}
+
+
+def _wait_jobs(client: httpx.Client, pipeline: str, count: int, final: bool = True) -> Any:
+    """The pipeline's jobs once ``count`` of them exist (and, with ``final``, ended)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        jobs = client.get("/jobs", params={"pipeline": pipeline}).json()
+        if len(jobs) >= count and (not final or jobs[0]["state"] in ("success", "failed")):
+            return jobs
+        time.sleep(0.2)
+    raise AssertionError(f"{pipeline}: {count} job(s) not there: {jobs}")
+
+
+def test_a_put_runs_the_downstream_pipelines_in_turn(srv: Server, repo: Repo) -> None:
+    need_bwrap()
+    upper = "tr a-z A-Z < /pfs/in/$(ls /pfs/in) > /pfs/out/$(ls /pfs/in)"
+    with srv.api("lead") as lead, srv.api("member") as member, srv.api("viewer") as viewer:
+        assert lead.post("/datasets", json={"name": "words"}).status_code == 201
+        chain = spec("stage1", "words") + "\n" + spec("stage2", "stage1", upper)
+        assert lead.post("/pipelines", json={"spec": chain, "file": "c.json"}).is_success
+        assert member.put("/datasets/words/files/a.txt", content=b"alpha\n").is_success
+        first = _wait_jobs(viewer, "stage2", 1)
+        assert first[0]["state"] == "success", first
+        assert viewer.get("/datasets/stage2/files/a.txt").content == b"ALPHA\n"
+        # a directory put (a tar stream) triggers too; only the new datum runs
+        assert member.put("/datasets/words/tree", content=_tar({"b.txt": b"beta\n"})).is_success
+        jobs = _wait_jobs(viewer, "stage2", 2)
+        assert jobs[0]["state"] == "success" and jobs[0]["datum_counts"] == {
+            "success": 1,
+            "skipped": 1,
+        }
+        assert viewer.get("/datasets/stage2/files/b.txt").content == b"BETA\n"
+        datums = viewer.get(f"/jobs/{jobs[0]['id'][:8]}/datums").json()
+        assert sorted(d["files"][0] for d in datums) == ["/pfs/in/a.txt", "/pfs/in/b.txt"]
+        provenance = viewer.get("/datasets/stage2").json()["commit"]["provenance"]
+        assert provenance["job"] == jobs[0]["id"] and provenance["pipeline"] == "stage2"
+        # the datum saw its files at /pfs only: the server's data is not there
+        lead.post("/pipelines", json={"spec": spec("peek", "words", PEEK), "file": "p.json"})
+        assert member.delete("/datasets/words/files/b.txt").is_success  # a delete triggers
+        peeked = _wait_jobs(viewer, "peek", 1)
+        assert peeked[0]["state"] == "success", peeked
+        assert viewer.get("/datasets/peek/files/a.txt").content == b"hidden\n"
+    repo.write(".conveyor/config.toml", f'[remote]\nurl = "{srv.url}"\nproject = "demo"\n')
+    repo.pipeline("jobs:\n  j:\n    steps:\n      - run: 'true'\n")
+    repo.commit()
+    env = {"CONVEYOR_TOKEN": srv.tokens["viewer"]}
+    waited = repo.run("job", "wait", jobs[0]["id"][:8], "--remote", "--json", env=env)
+    assert waited.code == 0, waited.err
+    assert json.loads(waited.out)["output_commit"] == jobs[0]["output_commit"]
+    listed = repo.run("datum", "list", jobs[0]["id"][:8], "--remote", env=env)
+    assert listed.code == 0 and "/b.txt" in listed.out
+
+
+PEEK = (
+    "test -e /pfs/in/$(ls /pfs/in) && ! ls / | grep -q server-data "
+    f"&& ! test -e {Path.home()} && echo hidden > /pfs/out/$(ls /pfs/in)"
+)
+
+
+def test_a_server_killed_midway_commits_nothing_and_resumes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    need_bwrap()
+    server = make_server(tmp_path_factory.mktemp("pach-crash"), None)
+    server.start(workers=0)
+    hang = 'case "$(ls /pfs/in)" in hang) sleep 3600 ;; *) cp /pfs/in/* /pfs/out/ ;; esac'
+    try:
+        with server.api("lead") as lead:
+            lead.post("/datasets", json={"name": "raw"})
+            lead.post("/pipelines", json={"spec": spec("slow", "raw", hang), "file": "s.json"})
+            both = _tar({"done": b"done", "hang": b"hang"})  # one commit: one job
+            assert lead.put("/datasets/raw/tree", content=both).is_success
+            _until(lambda: _states(lead) == ["running", "success"])
+        _kill(server)  # SIGKILL, mid-job
+        server.start(workers=0)
+        with server.api("viewer") as viewer:
+            assert viewer.get("/datasets/slow").json()["commit"] is None  # nothing half-made
+            _until(lambda: len(viewer.get("/jobs").json()) == 2)
+            jobs = viewer.get("/jobs").json()
+            assert jobs[1]["state"] == "interrupted"
+            resumed = viewer.get(f"/jobs/{jobs[0]['id']}/datums").json()
+            by_file = {d["files"][0]: d["state"] for d in resumed}
+            assert by_file["/pfs/in/done"] == "skipped"  # the finished datum is reused
+    finally:
+        _kill(server)  # its job hangs: no clean stop
+
+
+def _kill(server: Server) -> None:
+    for proc in server.procs:
+        proc.kill()
+        proc.wait()
+        if proc.stderr:
+            server.logs += proc.stderr.read()
+            proc.stderr.close()
+    server.procs.clear()
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _states(client: httpx.Client) -> list[str]:
+    """The job's state and its datums that succeeded."""
+    found = client.get("/jobs").json()
+    if not found:
+        return []
+    rows = client.get(f"/jobs/{found[0]['id']}/datums").json()
+    return sorted([found[0]["state"], *(r["state"] for r in rows if r["state"] == "success")])
+
+
+def _until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("the server never got there")

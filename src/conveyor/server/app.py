@@ -153,6 +153,7 @@ def start_background(
 ) -> tuple[list[Worker], list[threading.Thread]]:
     """Worker threads, the heartbeat watcher and the schedule clock."""
     from conveyor.server.forge import deliver
+    from conveyor.server.pachyderm_jobs import serve as pachyderm_jobs
     from conveyor.server.schedules import clock
     from conveyor.server.worker import watch, worker_name
 
@@ -170,6 +171,8 @@ def start_background(
     )
     threads.append(threading.Thread(target=clock, args=(state, stop), daemon=True))
     threads.append(threading.Thread(target=deliver, args=(state, stop), daemon=True))
+    jobs = threading.Thread(target=pachyderm_jobs, args=(state, stop), daemon=True)
+    jobs.start()  # not joined at shutdown: a job of hours must not hold the server up
     for thread in threads:
         thread.start()
     return pool, threads

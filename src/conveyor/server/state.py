@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import secrets
 import threading
 from collections import OrderedDict
@@ -52,6 +53,12 @@ class ServerState:
     """Finished runs never change: their JSON is kept for polling clients."""
     deployments: Runtime = field(default_factory=Runtime)
     """This process's warm pools, rate buckets and execution slots of deployments."""
+    commits: queue.SimpleQueue[tuple[str, str, str]] = field(default_factory=queue.SimpleQueue)
+    """Dataset commits (project, dataset, branch) whose downstream pipelines run next."""
+
+    def dataset_committed(self, project: str, dataset: str, branch: str) -> None:
+        """A route made a commit: the Pachyderm jobs' thread runs what reads it."""
+        self.commits.put((project, dataset, branch))
 
     @property
     def vault(self) -> Vault:
