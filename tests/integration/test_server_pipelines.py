@@ -243,3 +243,23 @@ def _until(check: Callable[[], bool]) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("the server never got there")
+
+
+def test_a_cron_input_ticks_on_the_servers_clock(srv: Server) -> None:
+    need_bwrap()
+    clock = {
+        "pipeline": {"name": "clock"},
+        "transform": {"cmd": ["sh"], "stdin": ["ls /pfs/tick > /pfs/out/seen"]},
+        "input": {"cron": {"name": "tick", "spec": "@every 1s", "overwrite": True}},
+    }
+    with srv.api("lead") as lead, srv.api("viewer") as viewer:
+        made = lead.post("/pipelines", json={"spec": json.dumps(clock), "file": "clock.json"})
+        assert made.status_code == 201, made.text
+        assert viewer.get("/datasets/clock_tick").status_code == 200  # made with the pipeline
+        jobs = _wait_jobs(viewer, "clock", 2)  # two ticks, two jobs
+        assert {j["state"] for j in jobs[:2]} == {"success"}, jobs
+        ticks = viewer.get("/datasets/clock_tick/ls").json()
+        assert len(ticks) == 1  # overwrite: only the last tick's file
+        seen = viewer.get("/datasets/clock/files/seen").content.decode().split()
+        assert len(seen) == 1 and seen[0].endswith("Z") and seen[0][:2] == "20"
+        assert lead.delete("/pipelines/clock").is_success  # and it stops ticking

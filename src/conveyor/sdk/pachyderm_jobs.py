@@ -36,7 +36,7 @@ from typing import Any
 from conveyor.errors import ConcurrencyError, ConveyorError, SpecError, UsageError
 from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
-from conveyor.sdk.datasets.refs import DatasetRef, check_name
+from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
 from conveyor.sdk.datasets.service import Datasets
 from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, run_datum
 from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
@@ -54,9 +54,13 @@ class JobFailed(ConveyorError):
 
 
 class Pipelines:
-    def __init__(self, project: Project, datasets: Datasets | None = None) -> None:
-        """``datasets``: the project's own, or a server's scoped to one of its projects."""
+    def __init__(
+        self, project: Project, datasets: Datasets | None = None, ticks: bool = False
+    ) -> None:
+        """``datasets``: the project's own, or a server's scoped to one of its projects;
+        ``ticks``: cron inputs get their ticks (a server's clock), so they may run."""
         self.project = project
+        self.ticks = ticks
         self.state = PachydermState(project.state_dir / "pachyderm")
         self.datasets = datasets if datasets is not None else Datasets(project)
 
@@ -111,6 +115,9 @@ class Pipelines:
             self.state.add_version(version)
             if self.datasets.records.get_dataset(spec.name) is None:
                 self.datasets.create(spec.name, f"output of pipeline {spec.name}")
+            for leaf in leaves(spec.input):  # a cron input's ticks, as Pachyderm makes them
+                if isinstance(leaf, CronInput) and not self.datasets.records.get_dataset(leaf.repo):
+                    self.datasets.create(leaf.repo, f"ticks of {spec.name}'s cron {leaf.name}")
         return [p.name for p in specs.pipelines]
 
     def _check_inputs(self, spec: PachydermPipeline, produced: set[str]) -> None:
@@ -180,9 +187,8 @@ class Pipelines:
         for name in self.state.names():
             spec = self.state.versions(name)[-1].spec()
             reads[name] = {
-                (leaf.repo, leaf.branch)
+                (leaf.repo, leaf.branch if isinstance(leaf, PfsInput) else DEFAULT_BRANCH)
                 for leaf in leaves(spec.input)
-                if isinstance(leaf, PfsInput)
             }
             writes[name] = (name, spec.output_branch)
         order: list[str] = []
@@ -218,7 +224,7 @@ class Pipelines:
         versions = self.state.versions(name)
         version = versions[-1]
         spec = version.spec()
-        _check_runnable(spec)
+        _check_runnable(spec, self.ticks)
         image = self._image(spec)
         commits, listings, files = self._inputs(spec)
         found = datums(spec.input, listings, key=_listing_key)
@@ -311,18 +317,18 @@ class Pipelines:
         listings: dict[str, list[tuple[str, str]]] = {}
         files: Files = {}
         for leaf in leaves(spec.input):
-            assert isinstance(leaf, PfsInput)  # _check_runnable refused the rest
             key = _listing_key(leaf)
-            ref = leaf.commit or leaf.branch
+            branch = leaf.branch if isinstance(leaf, PfsInput) else DEFAULT_BRANCH
+            ref = leaf.commit or branch
             heads = self.datasets.branches(leaf.repo)
-            if leaf.commit is None and heads.get(leaf.branch) is None:
-                commits[leaf.name] = {"dataset": leaf.repo, "branch": leaf.branch, "commit": None}
+            if leaf.commit is None and heads.get(branch) is None:
+                commits[leaf.name] = {"dataset": leaf.repo, "branch": branch, "commit": None}
                 listings[key], files[(leaf.name, leaf.repo)] = [], {}
                 continue
             resolved = self.datasets.resolve(DatasetRef(leaf.repo, ref))
             commits[leaf.name] = {
                 "dataset": leaf.repo,
-                "branch": leaf.branch,
+                "branch": branch,
                 "commit": resolved.commit.id,
             }
             files[(leaf.name, leaf.repo)] = resolved.files
@@ -452,15 +458,15 @@ class Pipelines:
 def _listing_key(leaf: PfsInput | CronInput) -> str:
     if isinstance(leaf, PfsInput):
         return f"{leaf.repo}\0{leaf.commit or leaf.branch}"
-    return f"{leaf.repo}\0cron"
+    return f"{leaf.repo}\0{leaf.commit or DEFAULT_BRANCH}"
 
 
-def _check_runnable(spec: PachydermPipeline) -> None:
+def _check_runnable(spec: PachydermPipeline, ticks: bool) -> None:
     for leaf in leaves(spec.input):
-        if isinstance(leaf, CronInput):
+        if isinstance(leaf, CronInput) and not ticks:
             raise UsageError(
                 f"pipeline {spec.name} has the cron input {leaf.name}; cron inputs tick on "
-                "the server's clock and are not run locally yet"
+                "the server's clock (`pipeline create -f SPEC --remote`), not locally"
             )
         if leaf.name == "out":
             raise UsageError(f"pipeline {spec.name}: an input cannot be named out")

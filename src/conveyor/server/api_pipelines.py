@@ -41,7 +41,7 @@ class SpecBody(BaseModel):
 
 def pipelines_of(state: ServerState, project: str) -> Pipelines:
     datasets = datasets_of(state, project)
-    return Pipelines(datasets.project, datasets)
+    return Pipelines(datasets.project, datasets, ticks=True)  # the clock ticks cron inputs
 
 
 def _record(state: ServerState, project: str, body: SpecBody, update: bool) -> dict[str, Any]:
