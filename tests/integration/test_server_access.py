@@ -70,6 +70,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", f"{P}/pipelines", {"spec": PACH, "file": "p.json"}, "lead"),
     ("PUT", f"{P}/pipelines", {"spec": PACH, "file": "p.json"}, "lead"),
     ("GET", f"{P}/pipelines/copy", None, "viewer"),
+    ("POST", f"{P}/pipelines/copy/run", None, "member"),
     ("DELETE", f"{P}/pipelines/copy", None, "lead"),
     ("GET", f"{P}/jobs", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}", None, "viewer"),

@@ -156,10 +156,11 @@ def test_a_put_runs_the_downstream_pipelines_in_turn(srv: Server, repo: Repo) ->
         assert sorted(d["files"][0] for d in datums) == ["/pfs/in/a.txt", "/pfs/in/b.txt"]
         provenance = viewer.get("/datasets/stage2").json()["commit"]["provenance"]
         assert provenance["job"] == jobs[0]["id"] and provenance["pipeline"] == "stage2"
-        # the datum saw its files at /pfs only: the server's data is not there
+        # a pipeline over data that exists runs at once; the datum sees only /pfs
         lead.post("/pipelines", json={"spec": spec("peek", "words", PEEK), "file": "p.json"})
+        assert _wait_jobs(viewer, "peek", 1)[0]["state"] == "success"
         assert member.delete("/datasets/words/files/b.txt").is_success  # a delete triggers
-        peeked = _wait_jobs(viewer, "peek", 1)
+        peeked = _wait_jobs(viewer, "peek", 2)
         assert peeked[0]["state"] == "success", peeked
         assert viewer.get("/datasets/peek/files/a.txt").content == b"hidden\n"
     repo.write(".conveyor/config.toml", f'[remote]\nurl = "{srv.url}"\nproject = "demo"\n')
@@ -171,6 +172,15 @@ def test_a_put_runs_the_downstream_pipelines_in_turn(srv: Server, repo: Repo) ->
     assert json.loads(waited.out)["output_commit"] == jobs[0]["output_commit"]
     listed = repo.run("datum", "list", jobs[0]["id"][:8], "--remote", env=env)
     assert listed.code == 0 and "/b.txt" in listed.out
+    # a job asked for by a member: nothing new, every datum reused
+    refused = repo.run("pipeline", "run", "stage2", "--remote", env=env)
+    assert refused.code == 2 and "403" in refused.err  # viewers do not run
+    env = {"CONVEYOR_TOKEN": srv.tokens["member"]}
+    queued = repo.run("pipeline", "run", "stage2", "--remote", "--json", env=env)
+    assert queued.code == 0 and json.loads(queued.out)["queued"], queued.err
+    with srv.api("viewer") as viewer:
+        again = _wait_jobs(viewer, "stage2", 3)
+        assert again[0]["state"] == "success" and set(again[0]["datum_counts"]) == {"skipped"}
 
 
 PEEK = (

@@ -313,11 +313,27 @@ def delete(ctx: Context, name: str, keep_dataset: bool, as_json: bool, remote: b
 )
 @click.option("--reprocess", is_flag=True, help="Run every datum, even those already done.")
 @_JSON
+@_REMOTE
 @pass_context
-def run(ctx: Context, name: str, parallel: int, reprocess: bool, as_json: bool) -> None:
+def run(
+    ctx: Context, name: str, parallel: int, reprocess: bool, as_json: bool, remote: bool
+) -> None:
     """Run a job of the pipeline over its inputs' branch heads: only new or changed
-    datums run; the outputs of all datums become the next commit of its dataset."""
+    datums run; the outputs of all datums become the next commit of its dataset.
+    With --remote the server queues the job (`conveyor job list --remote` shows it)."""
     from conveyor.sdk.pachyderm_jobs import JobFailed
+
+    if remote:
+        if reprocess:
+            raise click.UsageError(
+                "--reprocess with --remote: use `pipeline update -f SPEC --reprocess --remote`"
+            )
+        queued = _pipelines(ctx, remote).queue_run(name)
+        if as_json:
+            emit_json(queued)
+        else:
+            click.echo(f"queued a job of {name} on the server; `conveyor job list --remote`")
+        return
 
     def progress(row: dict[str, Any]) -> None:
         if not as_json:

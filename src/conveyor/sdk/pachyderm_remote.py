@@ -43,6 +43,10 @@ class RemotePipelines:
         keep = "?keep_dataset=true" if keep_dataset else ""
         self.client.request("DELETE", f"/pipelines/{quote(name, safe='')}{keep}")
 
+    def queue_run(self, name: str) -> dict[str, Any]:
+        """Ask the server for a job of the pipeline (it runs in the server's jobs thread)."""
+        return dict(self.client.request("POST", f"/pipelines/{quote(name, safe='')}/run"))
+
     def jobs(self, pipeline: str | None) -> list[dict[str, Any]]:
         query = f"?{urlencode({'pipeline': pipeline})}" if pipeline else ""
         return list(self.client.request("GET", f"/jobs{query}"))  # datum_counts, no datums

@@ -1,7 +1,8 @@
 """REST: a project's Pachyderm pipelines and their jobs (``conveyor pipeline|job|datum
 ... --remote``).
 
-Leads create, update and delete pipelines; viewers read pipelines, jobs and datums. A
+Leads create, update and delete pipelines (each then gets a job, as in Pachyderm);
+members queue a job; viewers read pipelines, jobs and datums. A
 spec is data: the request carries the spec file's text (capped like a local spec file,
 ``MAX_SPEC``), read by the same reader as locally (its size and depth limits), and a
 wrong spec is a 422 whose detail names ``file:line:col``. Pipelines and jobs are kept as
@@ -20,11 +21,12 @@ from conveyor.errors import SpecError
 from conveyor.sdk.datasets.refs import check_name
 from conveyor.sdk.pachyderm_jobs import MAX_SPEC, Pipelines
 from conveyor.server.api_datasets import datasets_of
-from conveyor.server.auth import Access, lead, server_state, viewer
+from conveyor.server.auth import Access, lead, member, server_state, viewer
 from conveyor.server.state import ServerState
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["pipelines"])
 Viewer = Annotated[Access, Depends(viewer)]
+Member = Annotated[Access, Depends(member)]
 Lead = Annotated[Access, Depends(lead)]
 State = Annotated[ServerState, Depends(server_state)]
 JobId = Annotated[str, Query(max_length=64)]
@@ -55,6 +57,8 @@ def _record(state: ServerState, project: str, body: SpecBody, update: bool) -> d
         )
     except SpecError as exc:
         raise HTTPException(422, str(exc)) from None
+    for name in names:
+        state.pipeline_changed(project, name)
     return {"pipelines": names, "updated": update, "reprocess": body.reprocess}
 
 
@@ -89,6 +93,15 @@ def delete_pipeline(
     """Delete a pipeline and (unless ``keep_dataset``) its output dataset (leads)."""
     pipelines_of(state, access.project).delete(check_name(pipeline, "pipeline"), keep_dataset)
     return {"deleted": pipeline, "dataset_kept": keep_dataset}
+
+
+@router.post("/pipelines/{pipeline}/run", status_code=202)
+def run_pipeline(access: Member, state: State, pipeline: str) -> dict[str, Any]:
+    """Queue a job of the pipeline over its inputs' heads (members): only new or changed
+    datums run; ``job list`` shows it once it starts."""
+    pipelines_of(state, access.project).state.versions(check_name(pipeline, "pipeline"))
+    state.pipeline_changed(access.project, pipeline)
+    return {"pipeline": pipeline, "queued": True}
 
 
 @router.get("/jobs")

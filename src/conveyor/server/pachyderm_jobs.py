@@ -5,10 +5,12 @@ Every route that makes a dataset commit (a file or tree put, a file delete) hand
 the server process takes them in order and runs each downstream pipeline's job with
 the local job code (``sdk/pachyderm_jobs``): datums in bubblewrap (or their image),
 seeing only their own files at ``/pfs``, never the server's data; the output commit is
-made only at the end. Pipelines reading that output follow in the same pass (the
-downstream order is the DAG's), and one thread means one job at a time, so never two
-jobs of one pipeline at once. When the server starts, a job it left running (killed
-midway) is run again: the datums that had finished are reused, the rest run.
+made only at the end. A pipeline created, updated or asked to run gets a job too
+(:meth:`ServerState.pipeline_changed`) once each input has a commit. Pipelines reading
+that output follow in the same pass (the downstream order is the DAG's), and one thread
+means one job at a time, so never two jobs of one pipeline at once. When the server
+starts, a job it left running (killed midway) is run again: the datums that had
+finished are reused, the rest run.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import queue
 import threading
 
 from conveyor.errors import ConveyorError
+from conveyor.sdk.datasets.refs import DEFAULT_BRANCH
 from conveyor.sdk.pachyderm_jobs import Pipelines
 from conveyor.server.api_pipelines import pipelines_of
 from conveyor.server.state import ServerState
+from conveyor.spec.pachyderm_model import PfsInput, leaves
 
 log = logging.getLogger("conveyor.server")
 POLL = 0.5  # seconds between looks at the stop event while idle
@@ -33,6 +37,24 @@ def run_downstream(state: ServerState, project: str, dataset: str, branch: str) 
     for name in names:
         _run(pipelines, project, name)
     return len(names)
+
+
+def run_pipeline(state: ServerState, project: str, name: str) -> bool:
+    """A job of pipeline ``name`` (just created, updated or asked for), then of those
+    downstream; none while an input has no commit yet (nothing to run over, as in
+    Pachyderm). Returns whether it ran."""
+    pipelines = pipelines_of(state, project)
+    if not pipelines.state.exists(name):
+        return False  # deleted meanwhile
+    spec = pipelines.state.versions(name)[-1].spec()
+    for leaf in leaves(spec.input):
+        branch = leaf.branch if isinstance(leaf, PfsInput) else DEFAULT_BRANCH
+        if not leaf.commit and pipelines.datasets.branches(leaf.repo).get(branch) is None:
+            return False
+    _run(pipelines, project, name)
+    for after in pipelines.downstream(name, spec.output_branch):
+        _run(pipelines, project, after)
+    return True
 
 
 def resume(state: ServerState) -> int:
@@ -72,10 +94,13 @@ def serve(state: ServerState, stop: threading.Event) -> None:
         log.exception("resuming pachyderm jobs failed")
     while not stop.is_set():
         try:
-            project, dataset, branch = state.commits.get(timeout=POLL)
+            kind, project, name, branch = state.pachyderm.get(timeout=POLL)
         except queue.Empty:
             continue
         try:
-            run_downstream(state, project, dataset, branch)
+            if kind == "commit":
+                run_downstream(state, project, name, branch)
+            else:
+                run_pipeline(state, project, name)
         except Exception:
-            log.exception("pachyderm jobs after %s/%s@%s failed", project, dataset, branch)
+            log.exception("pachyderm jobs after %s %s/%s failed", kind, project, name)
