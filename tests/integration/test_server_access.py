@@ -75,6 +75,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", f"{P}/jobs", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}/datums", None, "viewer"),
+    ("GET", f"{P}/jobs/{RUN}/datums/{RUN}/log", None, "viewer"),
     ("GET", f"{P}/deployments", None, "viewer"),
     ("POST", f"{P}/deployments", PERIODIC, "lead"),
     ("GET", f"{P}/deployments/svc", None, "viewer"),
@@ -185,6 +186,7 @@ def test_the_matrix_covers_every_api_route(api: tuple[httpx.Client, Server]) -> 
             .replace("{execution_id}", "0000")
             .replace("{pipeline}", "copy")
             .replace("{job_id}", RUN)
+            .replace("{datum_id}", RUN)
         )
         for method in operations:
             assert (method.upper(), concrete) in declared, f"{method} {path} is not in the matrix"

@@ -163,6 +163,17 @@ def test_a_put_runs_the_downstream_pipelines_in_turn(srv: Server, repo: Repo) ->
         peeked = _wait_jobs(viewer, "peek", 2)
         assert peeked[0]["state"] == "success", peeked
         assert viewer.get("/datasets/peek/files/a.txt").content == b"hidden\n"
+        # a failed datum: the job names no path of the server; its log is one route away
+        failing = json.loads(spec("fails", "words", "echo boom >&2; exit 3"))
+        failing["datum_tries"] = 1
+        assert lead.post("/pipelines", json={"spec": json.dumps(failing)}).is_success
+        failed = _wait_jobs(viewer, "fails", 1)[0]
+        assert failed["state"] == "failed" and "server-data" not in failed["error"]
+        (row,) = viewer.get(f"/jobs/{failed['id']}/datums").json()
+        assert row["state"] == "failed" and row["log"].startswith("/api/v1/projects/demo/")
+        assert "boom" in viewer.get(row["log"].removeprefix("/api/v1/projects/demo")).text
+        assert viewer.get(f"/jobs/{failed['id']}/datums/{'0' * 64}/log").status_code == 404
+        assert viewer.get("/datasets/fails").json()["commit"] is None
     repo.write(".conveyor/config.toml", f'[remote]\nurl = "{srv.url}"\nproject = "demo"\n')
     repo.pipeline("jobs:\n  j:\n    steps:\n      - run: 'true'\n")
     repo.commit()

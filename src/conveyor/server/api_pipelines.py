@@ -12,9 +12,11 @@ their output commits are the project's datasets.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from conveyor.errors import SpecError
@@ -110,20 +112,39 @@ def list_jobs(
 ) -> list[dict[str, Any]]:
     """Jobs, newest first (of one pipeline when named), without their datums."""
     name = None if pipeline is None else check_name(pipeline, "pipeline")
-    return [_job_json(j) for j in pipelines_of(state, access.project).jobs(name)]
+    jobs = pipelines_of(state, access.project).jobs(name)
+    return [_job_json(j, state.config.data) for j in jobs]
 
 
 @router.get("/jobs/{job_id}")
 def inspect_job(access: Viewer, state: State, job_id: str) -> dict[str, Any]:
     """A job (an id or a 4+ character prefix): inputs, spec version, output commit, error."""
-    return _job_json(pipelines_of(state, access.project).job(_job_id(job_id)))
+    return _job_json(pipelines_of(state, access.project).job(_job_id(job_id)), state.config.data)
 
 
 @router.get("/jobs/{job_id}/datums")
 def list_datums(access: Viewer, state: State, job_id: str) -> list[dict[str, Any]]:
-    """The datums of a job: state, id, files, duration (their logs stay on the server)."""
-    rows = pipelines_of(state, access.project).job(_job_id(job_id))["datums"]
-    return [{**row, "log": None} for row in rows]
+    """The datums of a job: state, id, files, duration; ``log`` is the API path of the
+    datum's log when it has one."""
+    found = pipelines_of(state, access.project).job(_job_id(job_id))
+    base = f"/api/v1/projects/{access.project}/jobs/{found['id']}/datums"
+    return [
+        {**row, "log": f"{base}/{row['id']}/log" if row.get("log") else None}
+        for row in found["datums"]
+    ]
+
+
+@router.get("/jobs/{job_id}/datums/{datum_id}/log")
+def datum_log(access: Viewer, state: State, job_id: str, datum_id: str) -> FileResponse:
+    """A datum's log (the output of its tries and of ``err_cmd``)."""
+    pipelines = pipelines_of(state, access.project)
+    found = pipelines.job(_job_id(job_id))
+    rows = [r for r in found["datums"] if r["id"] == datum_id and r.get("log")]
+    logs = (pipelines.state.root / "logs").resolve()
+    path = Path(rows[0]["log"]).resolve() if rows else None
+    if path is None or not path.is_relative_to(logs) or not path.is_file():
+        raise HTTPException(404, f"datum {datum_id[:64]!r} of job {found['id']} has no log")
+    return FileResponse(path, media_type="text/plain; charset=utf-8")
 
 
 def _job_id(text: str) -> str:
@@ -132,10 +153,12 @@ def _job_id(text: str) -> str:
     return text
 
 
-def _job_json(job: dict[str, Any]) -> dict[str, Any]:
+def _job_json(job: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for row in job["datums"]:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     data = {k: v for k, v in job.items() if k not in ("datums", "pid")}
     data["datum_counts"] = counts
+    if data.get("error"):  # a failed datum's log is named by its path: not the server's
+        data["error"] = str(data["error"]).replace(f"{data_dir}/", "")
     return data
