@@ -284,3 +284,50 @@ def test_a_cron_input_ticks_on_the_servers_clock(srv: Server) -> None:
         seen = viewer.get("/datasets/clock/files/seen").content.decode().split()
         assert len(seen) == 1 and seen[0].endswith("Z") and seen[0][:2] == "20"
         assert lead.delete("/pipelines/clock").is_success  # and it stops ticking
+
+
+def test_a_job_left_running_under_the_servers_own_pid_is_resumed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A server killed as pid 1 of a container starts again as pid 1: its job, recorded
+    as running by that pid, is still interrupted (in-process: the resume of a start)."""
+    import os
+
+    from conveyor.server.api_pipelines import pipelines_of
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.pachyderm_jobs import resume
+    from conveyor.server.state import ServerState
+
+    need_bwrap()
+    server = make_server(tmp_path_factory.mktemp("pach-pid"), None)
+    config = ServerConfig(data=server.data)
+    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    try:
+        pipelines = pipelines_of(state, "demo")
+        pipelines.datasets.create("images", "")
+        pipelines.create_text(spec("copy"), "copy.json", True, False, False)
+        source = server.data / "a.txt"
+        source.write_text("alpha\n")
+        from conveyor.sdk.datasets.refs import parse_ref
+
+        pipelines.datasets.put(parse_ref("images:/a.txt"), [str(source)], "", False)
+        old = {
+            "id": "0" * 32,
+            "pipeline": "copy",
+            "spec_version": 1,
+            "state": "running",
+            "started_at": 1.0,
+            "finished_at": None,
+            "pid": os.getpid(),
+            "output_commit": None,
+            "datums": [],
+        }
+        pipelines.state.save_job(old)
+        assert resume(state) == 1
+        jobs = pipelines.jobs("copy")
+        assert [j["state"] for j in jobs] == ["success", "interrupted"]
+        assert pipelines.datasets.branches("copy")["master"] == jobs[0]["output_commit"]
+    finally:
+        state.db.close()

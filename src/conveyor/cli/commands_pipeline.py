@@ -48,6 +48,13 @@ def pipeline() -> None:
       conveyor pipeline create -f edges.json
       conveyor pipeline run edges -j 2
       conveyor job list && conveyor datum list JOB
+
+    \b
+    On the team server (--remote): a commit to an input dataset runs the
+    pipelines downstream, and cron inputs tick on the server's clock:
+      conveyor pipeline create -f edges.json --remote
+      conveyor data put images -r ./photos --remote
+      conveyor job list --remote && conveyor job wait JOB --remote
     """
 
 

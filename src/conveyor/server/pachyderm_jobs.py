@@ -16,6 +16,7 @@ finished are reused, the rest run.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 
@@ -67,6 +68,11 @@ def resume(state: ServerState) -> int:
         pipelines = pipelines_of(state, project)
         for name in pipelines.state.names():
             jobs = pipelines.jobs(name)
+            if jobs and jobs[0]["state"] == "running" and jobs[0].get("pid") == os.getpid():
+                # a server killed with our pid (pid 1 in a container): no job runs yet
+                stale = {**pipelines.state.job(jobs[0]["id"]), "state": "interrupted"}
+                pipelines.state.save_job(stale)
+                jobs[0] = stale
             if not jobs or jobs[0]["state"] != "interrupted":
                 continue
             resumed += 1
