@@ -55,6 +55,7 @@ def test_oversized_and_deep_specs_are_refused_before_anything_is_recorded(srv: S
         ("GET", "/jobs/*"),
         ("GET", "/jobs/abc%00def/datums"),
         ("GET", "/jobs?pipeline=..%2fx"),
+        ("GET", "/jobs/abcd1234/datums/..%2f..%2f..%2fserver.key/log"),
     ],
 )
 def test_hostile_names_are_refused(srv: Server, method: str, path: str) -> None:
