@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef
 from conveyor.sdk.pachyderm_jobs import Pipelines
 from conveyor.server.api_pipelines import pipelines_of
@@ -28,6 +29,7 @@ log = logging.getLogger("conveyor.server")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 MIN_EVERY = 1.0  # seconds: the clock's own tick
+_CACHE: dict[Path, tuple[tuple[int, int], float, tuple[CronInput, ...]]] = {}  # the clock's thread only
 
 
 def next_tick(spec: str, after: float) -> float:
@@ -50,9 +52,12 @@ def tick(state: ServerState, now: float) -> int:
             continue
         pipelines = pipelines_of(state, project)
         for name in pipelines.state.names():
-            version = pipelines.state.versions(name)[-1]
-            for leaf in leaves(version.spec().input):
-                if isinstance(leaf, CronInput) and _due(pipelines, leaf, version.created_at, now):
+            try:
+                created, crons = _cron_inputs(pipelines, name)
+            except (OSError, NotFoundError):  # deleted meanwhile
+                continue
+            for leaf in crons:
+                if _due(pipelines, leaf, created, now):
                     try:
                         _commit_tick(pipelines, leaf, now)
                     except ConveyorError as exc:
@@ -61,6 +66,21 @@ def tick(state: ServerState, now: float) -> int:
                     state.dataset_committed(project, leaf.repo, DEFAULT_BRANCH)
                     made += 1
     return made
+
+
+def _cron_inputs(pipelines: Pipelines, name: str) -> tuple[float, tuple[CronInput, ...]]:
+    """The pipeline's latest version's time and cron inputs, read again only when its
+    file changed (the clock asks every second)."""
+    path = pipelines.state.root / "pipelines" / f"{name}.json"
+    info = path.stat()
+    stamp = (info.st_ino, info.st_mtime_ns)  # each version is a new file (atomic rename)
+    cached = _CACHE.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
+    version = pipelines.state.versions(name)[-1]
+    crons = tuple(leaf for leaf in leaves(version.spec().input) if isinstance(leaf, CronInput))
+    _CACHE[path] = (stamp, version.created_at, crons)
+    return version.created_at, crons
 
 
 def _due(pipelines: Pipelines, leaf: CronInput, created: float, now: float) -> bool:
