@@ -29,7 +29,9 @@ log = logging.getLogger("conveyor.server")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 MIN_EVERY = 1.0  # seconds: the clock's own tick
-_CACHE: dict[Path, tuple[tuple[int, int], float, tuple[CronInput, ...]]] = {}  # the clock's thread only
+_CACHE: dict[
+    Path, tuple[tuple[int, int], float, tuple[CronInput, ...]]
+] = {}  # the clock's thread only
 
 
 def next_tick(spec: str, after: float) -> float:
