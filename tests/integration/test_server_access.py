@@ -19,6 +19,8 @@ P = "/api/v1/projects/demo"
 RUN = "0123456789ab"
 # a periodic deployment: a member's call is refused at once (409), never waits for a worker
 PERIODIC = {"name": "svc", "kind": "periodic", "settings": {"schedule": "0 3 * * *"}}
+# a Pachyderm spec reading a dataset that does not exist: refused (422) once allowed
+PACH = '{"pipeline": {"name": "copy"}, "transform": {"cmd": ["true"]}, "input": {"pfs": {"repo": "x", "glob": "/*"}}}'
 # (method, path, body, lowest role allowed); "user": any valid token, "admin": admins only
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/projects", None, "user"),
@@ -64,6 +66,16 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", f"{P}/datasets/images/branches", None, "viewer"),
     ("PUT", f"{P}/datasets/images/branches/dev", {"head": None}, "member"),
     ("DELETE", f"{P}/datasets/images/branches/dev", None, "lead"),
+    ("GET", f"{P}/pipelines", None, "viewer"),
+    ("POST", f"{P}/pipelines", {"spec": PACH, "file": "p.json"}, "lead"),
+    ("PUT", f"{P}/pipelines", {"spec": PACH, "file": "p.json"}, "lead"),
+    ("GET", f"{P}/pipelines/copy", None, "viewer"),
+    ("POST", f"{P}/pipelines/copy/run", None, "member"),
+    ("DELETE", f"{P}/pipelines/copy", None, "lead"),
+    ("GET", f"{P}/jobs", None, "viewer"),
+    ("GET", f"{P}/jobs/{RUN}", None, "viewer"),
+    ("GET", f"{P}/jobs/{RUN}/datums", None, "viewer"),
+    ("GET", f"{P}/jobs/{RUN}/datums/{RUN}/log", None, "viewer"),
     ("GET", f"{P}/deployments", None, "viewer"),
     ("POST", f"{P}/deployments", PERIODIC, "lead"),
     ("GET", f"{P}/deployments/svc", None, "viewer"),
@@ -172,6 +184,9 @@ def test_the_matrix_covers_every_api_route(api: tuple[httpx.Client, Server]) -> 
             .replace("{branch}", "dev")
             .replace("{deployment}", "svc")
             .replace("{execution_id}", "0000")
+            .replace("{pipeline}", "copy")
+            .replace("{job_id}", RUN)
+            .replace("{datum_id}", RUN)
         )
         for method in operations:
             assert (method.upper(), concrete) in declared, f"{method} {path} is not in the matrix"

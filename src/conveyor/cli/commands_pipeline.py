@@ -27,6 +27,9 @@ _SPEC = click.option(
     help="The Pachyderm spec file: pipeline.json (one spec or a JSON stream) or YAML documents.",
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+_REMOTE = click.option(
+    "--remote", is_flag=True, help="The pipelines of the project's server ([remote] settings)."
+)
 
 
 @click.group()
@@ -46,6 +49,13 @@ def pipeline() -> None:
       conveyor pipeline run edges -j 2
       conveyor pipeline ci -f edges.json --push   # build, tag, push, update, run
       conveyor job list && conveyor datum list JOB
+
+    \b
+    On the team server (--remote): a commit to an input dataset runs the
+    pipelines downstream, and cron inputs tick on the server's clock:
+      conveyor pipeline create -f edges.json --remote
+      conveyor data put images -r ./photos --remote
+      conveyor job list --remote && conveyor job wait JOB --remote
     """
 
 
@@ -198,15 +208,23 @@ def _print_tree(node: dict[str, Any], indent: str) -> None:
     click.echo(f"{indent}{kind} {value['name']}: {target}  {' '.join(extra)}".rstrip())
 
 
-def _pipelines(ctx: Context) -> Any:
+def _pipelines(ctx: Context, remote: bool = False) -> Any:
+    """The project's own pipelines, or (``--remote``) those of its server: same methods."""
+    if remote:
+        from conveyor.sdk.pachyderm_client import RemotePipelines
+        from conveyor.sdk.remote import RemoteClient
+
+        return RemotePipelines(RemoteClient.for_project(ctx.project()))
     from conveyor.sdk.pachyderm_jobs import Pipelines
 
     return Pipelines(ctx.project())
 
 
-def _create(ctx: Context, spec_file: Path, update: bool, reprocess: bool, as_json: bool) -> None:
+def _create(
+    ctx: Context, spec_file: Path, update: bool, reprocess: bool, as_json: bool, remote: bool
+) -> None:
     path = spec_file if spec_file.is_absolute() else ctx.directory / spec_file
-    names = _pipelines(ctx).create(path, str(spec_file), update, reprocess)
+    names = _pipelines(ctx, remote).create(path, str(spec_file), update, reprocess)
     if as_json:
         emit_json({"pipelines": names, "updated": update, "reprocess": reprocess})
         return
@@ -218,11 +236,12 @@ def _create(ctx: Context, spec_file: Path, update: bool, reprocess: bool, as_jso
 @pipeline.command()
 @_SPEC
 @_JSON
+@_REMOTE
 @pass_context
-def create(ctx: Context, spec_file: Path, as_json: bool) -> None:
+def create(ctx: Context, spec_file: Path, as_json: bool, remote: bool) -> None:
     """Create the pipelines of a spec file, and the output dataset of each (named after
     it). Every input repo must be a dataset, or the output of a pipeline of the file."""
-    _create(ctx, spec_file, False, False, as_json)
+    _create(ctx, spec_file, False, False, as_json, remote)
 
 
 @pipeline.command()
@@ -231,11 +250,12 @@ def create(ctx: Context, spec_file: Path, as_json: bool) -> None:
     "--reprocess", is_flag=True, help="The next job runs every datum again, not only new ones."
 )
 @_JSON
+@_REMOTE
 @pass_context
-def update(ctx: Context, spec_file: Path, reprocess: bool, as_json: bool) -> None:
+def update(ctx: Context, spec_file: Path, reprocess: bool, as_json: bool, remote: bool) -> None:
     """Record a new version of existing pipelines from a spec file. Datums keyed by the
     transform run again when it changed; --reprocess reruns all of them."""
-    _create(ctx, spec_file, True, reprocess, as_json)
+    _create(ctx, spec_file, True, reprocess, as_json, remote)
 
 
 @pipeline.command()
@@ -334,10 +354,11 @@ def ci(
 
 @pipeline.command(name="list")
 @_JSON
+@_REMOTE
 @pass_context
-def list_(ctx: Context, as_json: bool) -> None:
+def list_(ctx: Context, as_json: bool, remote: bool) -> None:
     """The project's pipelines, their spec version and last job."""
-    rows = _pipelines(ctx).summaries()
+    rows = _pipelines(ctx, remote).summaries()
     if as_json:
         emit_json(rows)
         return
@@ -350,10 +371,11 @@ def list_(ctx: Context, as_json: bool) -> None:
 @pipeline.command()
 @click.argument("name")
 @_JSON
+@_REMOTE
 @pass_context
-def inspect(ctx: Context, name: str, as_json: bool) -> None:
+def inspect(ctx: Context, name: str, as_json: bool, remote: bool) -> None:
     """A pipeline: its spec versions, inputs, output and recent jobs."""
-    data = _pipelines(ctx).inspect(name)
+    data = _pipelines(ctx, remote).inspect(name)
     if as_json:
         emit_json(data)
         return
@@ -369,10 +391,11 @@ def inspect(ctx: Context, name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--keep-dataset", is_flag=True, help="Keep the pipeline's output dataset.")
 @_JSON
+@_REMOTE
 @pass_context
-def delete(ctx: Context, name: str, keep_dataset: bool, as_json: bool) -> None:
+def delete(ctx: Context, name: str, keep_dataset: bool, as_json: bool, remote: bool) -> None:
     """Delete a pipeline and (unless --keep-dataset) its output dataset."""
-    _pipelines(ctx).delete(name, keep_dataset)
+    _pipelines(ctx, remote).delete(name, keep_dataset)
     if as_json:
         emit_json({"deleted": name, "dataset_kept": keep_dataset})
     else:
@@ -400,6 +423,7 @@ def delete(ctx: Context, name: str, keep_dataset: bool, as_json: bool) -> None:
     "/pfs through bubblewrap on the worker.",
 )
 @_JSON
+@_REMOTE
 @pass_context
 def run(
     ctx: Context,
@@ -408,15 +432,32 @@ def run(
     reprocess: bool,
     executor: str | None,
     as_json: bool,
+    remote: bool,
 ) -> None:
     """Run a job of the pipeline over its inputs' branch heads: only new or changed
     datums run; the outputs of all datums become the next commit of its dataset.
+    With --remote the server queues the job (`conveyor job list --remote` shows it).
 
-    \b
+    
     Examples:
       conveyor pipeline run edges
-      conveyor pipeline run edges --executor dask -j 8"""
+      conveyor pipeline run edges --executor dask -j 8
+      conveyor pipeline run edges --remote"""
     from conveyor.sdk.pachyderm_jobs import JobFailed
+
+    if remote:
+        if reprocess:
+            raise click.UsageError(
+                "--reprocess with --remote: use `pipeline update -f SPEC --reprocess --remote`"
+            )
+        if executor:
+            raise click.UsageError("--executor with --remote: the server runs its jobs itself")
+        queued = _pipelines(ctx, remote).queue_run(name)
+        if as_json:
+            emit_json(queued)
+        else:
+            click.echo(f"queued a job of {name} on the server; `conveyor job list --remote`")
+        return
 
     def progress(row: dict[str, Any]) -> None:
         if not as_json:
@@ -440,6 +481,8 @@ def run(
 
 
 def _counts(job: dict[str, Any]) -> dict[str, int]:
+    if "datums" not in job:  # a server's job list has the counts only
+        return dict(job.get("datum_counts", {}))
     counts: dict[str, int] = {}
     for row in job["datums"]:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
@@ -460,10 +503,11 @@ def job() -> None:
 @job.command(name="list")
 @click.option("--pipeline", "name", default=None, help="Only this pipeline's jobs.")
 @_JSON
+@_REMOTE
 @pass_context
-def job_list(ctx: Context, name: str | None, as_json: bool) -> None:
+def job_list(ctx: Context, name: str | None, as_json: bool, remote: bool) -> None:
     """Jobs, newest first: state, pipeline, datums by state, output commit."""
-    jobs = _pipelines(ctx).jobs(name)
+    jobs = _pipelines(ctx, remote).jobs(name)
     if as_json:
         emit_json([_job_json(j) for j in jobs])
         return
@@ -475,10 +519,11 @@ def job_list(ctx: Context, name: str | None, as_json: bool) -> None:
 @job.command(name="inspect")
 @click.argument("job_id", metavar="JOB")
 @_JSON
+@_REMOTE
 @pass_context
-def job_inspect(ctx: Context, job_id: str, as_json: bool) -> None:
+def job_inspect(ctx: Context, job_id: str, as_json: bool, remote: bool) -> None:
     """A job: its inputs' commits, spec version, output commit, error."""
-    data = _job_json(_pipelines(ctx).job(job_id))
+    data = _job_json(_pipelines(ctx, remote).job(job_id))
     if as_json:
         emit_json(data)
         return
@@ -496,8 +541,9 @@ def job_inspect(ctx: Context, job_id: str, as_json: bool) -> None:
     help="Give up after this long (exit code 3; the job goes on).",
 )
 @_JSON
+@_REMOTE
 @pass_context
-def job_wait(ctx: Context, job_id: str, timeout: float | None, as_json: bool) -> None:
+def job_wait(ctx: Context, job_id: str, timeout: float | None, as_json: bool, remote: bool) -> None:
     """Wait until JOB (an id or a 4+ character prefix) ends; its progress on stderr.
 
     \b
@@ -512,7 +558,7 @@ def job_wait(ctx: Context, job_id: str, timeout: float | None, as_json: bool) ->
     """
     from conveyor.sdk.pachyderm_wait import Progress, wait_job
 
-    pipelines = _pipelines(ctx)
+    pipelines = _pipelines(ctx, remote)
     found = pipelines.job(job_id)  # an unknown id: exit 2 before any wait
 
     def show(progress: Progress) -> None:
@@ -537,10 +583,12 @@ def datum() -> None:
 @datum.command(name="list")
 @click.argument("job_id", metavar="JOB")
 @_JSON
+@_REMOTE
 @pass_context
-def datum_list(ctx: Context, job_id: str, as_json: bool) -> None:
-    """The datums of JOB (an id or a 4+ character prefix): state, id, files, duration, log."""
-    rows = _pipelines(ctx).job(job_id)["datums"]
+def datum_list(ctx: Context, job_id: str, as_json: bool, remote: bool) -> None:
+    """The datums of JOB (an id or a 4+ character prefix): state, id, files, duration, log
+    (with --remote, the logs stay on the server)."""
+    rows = _pipelines(ctx, remote).job(job_id)["datums"]
     if as_json:
         emit_json(rows)
         return

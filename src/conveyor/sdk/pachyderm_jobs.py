@@ -38,12 +38,12 @@ from typing import Any
 from conveyor.errors import ConcurrencyError, ConveyorError, SpecError, UsageError
 from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
-from conveyor.sdk.datasets.refs import DatasetRef, check_name
+from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
 from conveyor.sdk.datasets.service import Datasets
 from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, run_datum
 from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
 from conveyor.sdk.project import Project
-from conveyor.spec.pachyderm import load_specs
+from conveyor.spec.pachyderm import PachydermFile, load_specs, parse_specs
 from conveyor.spec.pachyderm_model import CronInput, PachydermPipeline, PfsInput, leaves
 from conveyor.store.cas import TreeEntry
 
@@ -56,10 +56,15 @@ class JobFailed(ConveyorError):
 
 
 class Pipelines:
-    def __init__(self, project: Project) -> None:
+    def __init__(
+        self, project: Project, datasets: Datasets | None = None, ticks: bool = False
+    ) -> None:
+        """``datasets``: the project's own, or a server's scoped to one of its projects;
+        ``ticks``: cron inputs get their ticks (a server's clock), so they may run."""
         self.project = project
+        self.ticks = ticks
         self.state = PachydermState(project.state_dir / "pachyderm")
-        self.datasets = Datasets(project)
+        self.datasets = datasets if datasets is not None else Datasets(project)
 
     # -- specs ----------------------------------------------------------------
     def create(self, spec_file: Path, shown: str, update: bool, reprocess: bool) -> list[str]:
@@ -69,7 +74,26 @@ class Pipelines:
         if spec_file.stat().st_size > MAX_SPEC:
             raise UsageError(f"{shown} is larger than {MAX_SPEC // 1024} KiB")
         text = spec_file.read_text(encoding="utf-8")
-        is_json = _looks_json(spec_file, text)
+        return self._record(specs, text, shown, _looks_json(spec_file, text), update, reprocess)
+
+    def create_text(
+        self, text: str, shown: str, is_json: bool, update: bool, reprocess: bool
+    ) -> list[str]:
+        """:meth:`create` from a spec file's text (a server's request body)."""
+        if len(text.encode()) > MAX_SPEC:
+            raise UsageError(f"{shown} is larger than {MAX_SPEC // 1024} KiB")
+        specs = parse_specs(text, shown, is_json=is_json)
+        return self._record(specs, text, shown, is_json, update, reprocess)
+
+    def _record(
+        self,
+        specs: PachydermFile,
+        text: str,
+        shown: str,
+        is_json: bool,
+        update: bool,
+        reprocess: bool,
+    ) -> list[str]:
         produced = {p.name for p in specs.pipelines}
         for spec in specs.pipelines:
             check_name(spec.name, "pipeline")
@@ -91,15 +115,18 @@ class Pipelines:
             if reprocess:
                 version = dataclasses.replace(version, reprocess=True)
             self.state.add_version(version)
-            if self.project.records.get_dataset(spec.name) is None:
+            if self.datasets.records.get_dataset(spec.name) is None:
                 self.datasets.create(spec.name, f"output of pipeline {spec.name}")
+            for leaf in leaves(spec.input):  # a cron input's ticks, as Pachyderm makes them
+                if isinstance(leaf, CronInput) and not self.datasets.records.get_dataset(leaf.repo):
+                    self.datasets.create(leaf.repo, f"ticks of {spec.name}'s cron {leaf.name}")
         return [p.name for p in specs.pipelines]
 
     def _check_inputs(self, spec: PachydermPipeline, produced: set[str]) -> None:
         for leaf in leaves(spec.input):
             if not isinstance(leaf, PfsInput):
                 continue
-            if leaf.repo in produced or self.project.records.get_dataset(leaf.repo) is not None:
+            if leaf.repo in produced or self.datasets.records.get_dataset(leaf.repo) is not None:
                 continue
             raise SpecError(
                 f"input {leaf.name!r} reads the dataset {leaf.repo!r}, which does not exist; "
@@ -150,7 +177,7 @@ class Pipelines:
 
     def delete(self, name: str, keep_dataset: bool) -> None:
         self.state.delete(name)
-        if not keep_dataset and self.project.records.get_dataset(name) is not None:
+        if not keep_dataset and self.datasets.records.get_dataset(name) is not None:
             self.datasets.delete(name)
 
     def downstream(self, dataset: str, branch: str) -> list[str]:
@@ -162,9 +189,8 @@ class Pipelines:
         for name in self.state.names():
             spec = self.state.versions(name)[-1].spec()
             reads[name] = {
-                (leaf.repo, leaf.branch)
+                (leaf.repo, leaf.branch if isinstance(leaf, PfsInput) else DEFAULT_BRANCH)
                 for leaf in leaves(spec.input)
-                if isinstance(leaf, PfsInput)
             }
             writes[name] = (name, spec.output_branch)
         order: list[str] = []
@@ -204,7 +230,7 @@ class Pipelines:
         versions = self.state.versions(name)
         version = versions[-1]
         spec = version.spec()
-        _check_runnable(spec)
+        _check_runnable(spec, self.ticks)
         where = _executor_name(spec, executor, self.project.settings.executor)
         image = self._image(spec)
         commits, listings, files = self._inputs(spec)
@@ -331,18 +357,18 @@ class Pipelines:
         listings: dict[str, list[tuple[str, str]]] = {}
         files: Files = {}
         for leaf in leaves(spec.input):
-            assert isinstance(leaf, PfsInput)  # _check_runnable refused the rest
             key = _listing_key(leaf)
-            ref = leaf.commit or leaf.branch
+            branch = leaf.branch if isinstance(leaf, PfsInput) else DEFAULT_BRANCH
+            ref = leaf.commit or branch
             heads = self.datasets.branches(leaf.repo)
-            if leaf.commit is None and heads.get(leaf.branch) is None:
-                commits[leaf.name] = {"dataset": leaf.repo, "branch": leaf.branch, "commit": None}
+            if leaf.commit is None and heads.get(branch) is None:
+                commits[leaf.name] = {"dataset": leaf.repo, "branch": branch, "commit": None}
                 listings[key], files[(leaf.name, leaf.repo)] = [], {}
                 continue
             resolved = self.datasets.resolve(DatasetRef(leaf.repo, ref))
             commits[leaf.name] = {
                 "dataset": leaf.repo,
-                "branch": leaf.branch,
+                "branch": branch,
                 "commit": resolved.commit.id,
             }
             files[(leaf.name, leaf.repo)] = resolved.files
@@ -390,7 +416,7 @@ class Pipelines:
         that succeeded in jobs after it (failed or interrupted ones)."""
         known: dict[str, str] = {}
         if output is not None:
-            commit = self.project.records.dataset_commit(name, output)
+            commit = self.datasets.records.dataset_commit(name, output)
             digest = (commit.provenance or {}).get("datums") if commit else None
             if isinstance(digest, str) and self.project.store.has(digest):
                 loaded = json.loads(self.project.store.read_bytes(digest))
@@ -506,15 +532,15 @@ def _executor_name(spec: PachydermPipeline, given: str | None, project: str) -> 
 def _listing_key(leaf: PfsInput | CronInput) -> str:
     if isinstance(leaf, PfsInput):
         return f"{leaf.repo}\0{leaf.commit or leaf.branch}"
-    return f"{leaf.repo}\0cron"
+    return f"{leaf.repo}\0{leaf.commit or DEFAULT_BRANCH}"
 
 
-def _check_runnable(spec: PachydermPipeline) -> None:
+def _check_runnable(spec: PachydermPipeline, ticks: bool) -> None:
     for leaf in leaves(spec.input):
-        if isinstance(leaf, CronInput):
+        if isinstance(leaf, CronInput) and not ticks:
             raise UsageError(
                 f"pipeline {spec.name} has the cron input {leaf.name}; cron inputs tick on "
-                "the server's clock and are not run locally yet"
+                "the server's clock (`pipeline create -f SPEC --remote`), not locally"
             )
         if leaf.name == "out":
             raise UsageError(f"pipeline {spec.name}: an input cannot be named out")

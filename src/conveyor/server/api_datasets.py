@@ -184,6 +184,7 @@ async def put_file(
         raise HTTPException(409, str(exc)) from None
     finally:
         body.close()
+    state.dataset_committed(access.project, target.dataset, branch)
     return commit.to_json()
 
 
@@ -214,6 +215,7 @@ async def put_tree(
         raise HTTPException(409, str(exc)) from None
     finally:
         body.close()
+    state.dataset_committed(access.project, target.dataset, branch)
     return commit.to_json()
 
 
@@ -229,9 +231,11 @@ def delete_file(
     """A new commit on ``branch`` without ``path`` (a file, or a directory and below)."""
     target = _ref(dataset, check_name(branch, "branch"), path)
     try:
-        return datasets_of(state, access.project).delete_path(target, message).to_json()
+        commit = datasets_of(state, access.project).delete_path(target, message)
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
+    state.dataset_committed(access.project, target.dataset, branch)
+    return commit.to_json()
 
 
 @router.get("/{dataset}/branches")

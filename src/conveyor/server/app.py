@@ -31,6 +31,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     from conveyor.server import (
         api_datasets,
         api_deployments,
+        api_pipelines,
         api_projects,
         api_runs,
         api_tracking,
@@ -80,6 +81,7 @@ def create_app(state: ServerState, workers: int | None = None) -> FastAPI:
     app.include_router(api_tracking.router)
     app.include_router(api_projects.router)
     app.include_router(api_datasets.router)
+    app.include_router(api_pipelines.router)
     app.include_router(api_deployments.router)
     app.include_router(webhooks.router)
     app.include_router(githttp.router)
@@ -156,6 +158,7 @@ def start_background(
     executions a stopped server left running are settled from their runs."""
     from conveyor.server.deployments.service import recover
     from conveyor.server.forge import deliver
+    from conveyor.server.pachyderm_jobs import serve as pachyderm_jobs
     from conveyor.server.schedules import clock
     from conveyor.server.worker import watch, worker_name
 
@@ -173,6 +176,8 @@ def start_background(
     )
     threads.append(threading.Thread(target=clock, args=(state, stop), daemon=True))
     threads.append(threading.Thread(target=deliver, args=(state, stop), daemon=True))
+    jobs = threading.Thread(target=pachyderm_jobs, args=(state, stop), daemon=True)
+    jobs.start()  # not joined at shutdown: a job of hours must not hold the server up
     for thread in threads:
         thread.start()
     recover(state)

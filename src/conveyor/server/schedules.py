@@ -13,6 +13,7 @@ import time
 
 from conveyor.server.db.schedules import next_time
 from conveyor.server.deployments.service import periodic_due
+from conveyor.server.pachyderm_cron import tick as pachyderm_ticks
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
 from conveyor.vcs.git import resolve
@@ -43,5 +44,6 @@ def clock(state: ServerState, stop: threading.Event) -> None:
             now = time.time()
             due(state, now)
             periodic_due(state, now)
+            pachyderm_ticks(state, now)
         except Exception:
             log.exception("the schedule clock failed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import secrets
 import threading
 from collections import OrderedDict
@@ -52,6 +53,19 @@ class ServerState:
     """Finished runs never change: their JSON is kept for polling clients."""
     deployments: Runtime = field(default_factory=Runtime)
     """This process's warm pools, rate buckets and execution slots of deployments."""
+    pachyderm: queue.SimpleQueue[tuple[str, str, str, str]] = field(
+        default_factory=queue.SimpleQueue
+    )
+    """What the Pachyderm jobs' thread runs next (``server/pachyderm_jobs``):
+    ("commit", project, dataset, branch) or ("pipeline", project, pipeline, "")."""
+
+    def dataset_committed(self, project: str, dataset: str, branch: str) -> None:
+        """A route made a commit: the Pachyderm jobs' thread runs what reads it."""
+        self.pachyderm.put(("commit", project, dataset, branch))
+
+    def pipeline_changed(self, project: str, pipeline: str) -> None:
+        """A pipeline was created, updated or asked to run: a job over its inputs' heads."""
+        self.pachyderm.put(("pipeline", project, pipeline, ""))
 
     @property
     def vault(self) -> Vault:
