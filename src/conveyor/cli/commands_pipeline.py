@@ -438,7 +438,7 @@ def run(
     datums run; the outputs of all datums become the next commit of its dataset.
     With --remote the server queues the job (`conveyor job list --remote` shows it).
 
-    
+    \b
     Examples:
       conveyor pipeline run edges
       conveyor pipeline run edges --executor dask -j 8
