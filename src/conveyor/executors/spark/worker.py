@@ -14,6 +14,7 @@ shipped by value with this module.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import select
 import shutil
@@ -85,9 +86,8 @@ def whereabouts() -> dict[str, object]:
     if executor:
         where["executor"] = executor[0]
     try:  # the workers run pyspark's own worker, so it is there; not in a unit test
-        from pyspark import TaskContext
-
-        context = TaskContext.get()
+        # (imported by name: the package is an optional extra, absent where mypy runs)
+        context = importlib.import_module("pyspark").TaskContext.get()
     except ImportError:
         context = None
     if context is not None:
