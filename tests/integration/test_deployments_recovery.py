@@ -77,7 +77,11 @@ def test_an_execution_whose_run_died_with_the_server_is_failed_with_why(
     repo: Repo, server: Server
 ) -> None:
     server.start(workers=1)
-    _deploy(repo, server, "jobs:\n  s:\n    steps:\n      - run: sleep 30\n")
+    # no run of the push (on: push: null) and no cache: the call's own run is what runs
+    pipeline = (
+        "on: {push: null}\njobs:\n  s:\n    steps:\n      - run: sleep 30\n        cache: false\n"
+    )
+    _deploy(repo, server, pipeline)
     _call_in_background(server)
     left = _execution(server, ("running",), ("running",))
     _kill(server)  # SIGKILL: no chance to close the record

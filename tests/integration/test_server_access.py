@@ -85,6 +85,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", f"{P}/deployments/svc/token", None, "lead"),
     ("GET", f"{P}/deployments/svc/executions", None, "viewer"),
     ("GET", f"{P}/deployments/svc/executions/0000", None, "viewer"),
+    ("GET", f"{P}/deployments/svc/executions/0000/outputs/model", None, "viewer"),
     ("POST", f"{P}/deployments/svc/call", {}, "member"),
     ("DELETE", f"{P}/deployments/svc", None, "lead"),
 ]
@@ -184,6 +185,7 @@ def test_the_matrix_covers_every_api_route(api: tuple[httpx.Client, Server]) -> 
             .replace("{branch}", "dev")
             .replace("{deployment}", "svc")
             .replace("{execution_id}", "0000")
+            .replace("{output}", "model")
             .replace("{pipeline}", "copy")
             .replace("{job_id}", RUN)
             .replace("{datum_id}", RUN)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import linecache
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -240,6 +241,9 @@ def test_a_pipeline_parameter_needs_a_scalar_hint() -> None:
 
 def _module(directory: Path, name: str, text: str) -> Any:
     path = directory / f"{name}.py"
+    # a cached .pyc of the last text of the same size, written in the same second, would
+    # be taken for this one (its check is by mtime and size): there is none
+    shutil.rmtree(directory / "__pycache__", ignore_errors=True)
     path.write_text(text, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
