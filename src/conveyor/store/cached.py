@@ -8,7 +8,6 @@ stored here is uploaded unless the object store already holds it.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from conveyor.domain.types import Digest
@@ -24,9 +23,6 @@ class CachedStore(ContentStore):
     def __init__(self, root: Path, remote: ObjectStore) -> None:
         super().__init__(root)
         self.remote = remote
-        self._lock = threading.Lock()
-        self._uploaded: set[str] = set()  # known to be in the object store, intact
-        self._damaged: set[str] = set()  # found damaged there: overwrite on the next put
 
     # -- reading --------------------------------------------------------------
     def has(self, digest: str) -> bool:
@@ -42,8 +38,7 @@ class CachedStore(ContentStore):
             if not self.remote.download(digest, tmp):
                 return False
             if hash_file(tmp) != digest:
-                with self._lock:
-                    self._damaged.add(digest)
+                self.remote.refused(digest)
                 raise StoreError(
                     f"blob {digest[:12]} in the object store {self.remote.url} is damaged "
                     "(its content does not hash to its name); it was not restored"
@@ -51,8 +46,7 @@ class CachedStore(ContentStore):
             self._publish(tmp, digest)
         finally:
             tmp.unlink(missing_ok=True)
-        with self._lock:
-            self._uploaded.add(digest)
+        self.remote.seen(digest)
         return True
 
     def local_path(self, digest: str) -> Path | None:
@@ -85,12 +79,4 @@ class CachedStore(ContentStore):
         return digest, size
 
     def _push(self, digest: str) -> None:
-        with self._lock:
-            if digest in self._uploaded:
-                return
-            damaged = digest in self._damaged
-        if damaged or not self.remote.has(digest):
-            self.remote.upload(self.path_of(digest), digest)
-        with self._lock:
-            self._uploaded.add(digest)
-            self._damaged.discard(digest)
+        self.remote.ensure(self.path_of(digest), digest)

@@ -12,6 +12,7 @@ are never part of a message.
 from __future__ import annotations
 
 import re
+import threading
 import tomllib
 import uuid
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ _S3_DEFAULTS: dict[str, Any] = {
     "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}},
 }
 _MAX_CREDENTIALS = 64 * 1024  # bytes: a credentials file is a few lines
+_MAX_KNOWN = 100_000  # digests remembered as present: beyond, forgotten (asked again)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class ObjectStore:
             raise UsageError("an object store endpoint is for s3:// URLs only")
         self._fs: Any = None
         self._prefix = ""
+        self._lock = threading.Lock()
+        self._present: set[str] = set()  # uploaded or fetched intact by this process
+        self._damaged: set[str] = set()  # fetched damaged: the next put overwrites it
 
     @property
     def fs(self) -> Any:
@@ -153,6 +158,31 @@ class ObjectStore:
                 self.fs.mv(tmp, key)
         except Exception as exc:
             raise self._unreachable(exc) from None
+
+    def ensure(self, source: Path, digest: str) -> None:
+        """Upload a blob unless the store already holds it (and it was not found damaged)."""
+        with self._lock:
+            if digest in self._present:
+                return
+            damaged = digest in self._damaged
+        if damaged or not self.has(digest):
+            self.upload(source, digest)
+        self.seen(digest)
+
+    def seen(self, digest: str) -> None:
+        """The store holds the blob intact."""
+        with self._lock:
+            if len(self._present) >= _MAX_KNOWN:
+                self._present.clear()
+            self._present.add(digest)
+            self._damaged.discard(digest)
+
+    def refused(self, digest: str) -> None:
+        """The store's object of ``digest`` does not hash to it."""
+        with self._lock:
+            self._present.discard(digest)
+            if len(self._damaged) < _MAX_KNOWN:
+                self._damaged.add(digest)
 
     def _unreachable(self, exc: BaseException) -> StoreError:
         # the endpoint and the URL only: an exception's text may carry a signed request
