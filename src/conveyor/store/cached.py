@@ -79,4 +79,5 @@ class CachedStore(ContentStore):
         return digest, size
 
     def _push(self, digest: str) -> None:
-        self.remote.ensure(self.path_of(digest), digest)
+        path = self.path_of(digest)
+        self.remote.ensure(path, digest, path.stat().st_size)

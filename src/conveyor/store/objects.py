@@ -30,6 +30,7 @@ _S3_DEFAULTS: dict[str, Any] = {
     "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 2}},
 }
 _MAX_CREDENTIALS = 64 * 1024  # bytes: a credentials file is a few lines
+_ASK_FIRST = 1024 * 1024  # bytes: larger blobs are uploaded only when the store lacks them
 _MAX_KNOWN = 100_000  # digests remembered as present: beyond, forgotten (asked again)
 
 
@@ -159,13 +160,16 @@ class ObjectStore:
         except Exception as exc:
             raise self._unreachable(exc) from None
 
-    def ensure(self, source: Path, digest: str) -> None:
-        """Upload a blob unless the store already holds it (and it was not found damaged)."""
+    def ensure(self, source: Path, digest: str, size: int) -> None:
+        """Upload a blob unless the store already holds it (and it was not found damaged).
+        A small blob is uploaded without asking first: one request instead of two (or
+        three: a missing key costs s3fs a HEAD and a listing), and rewriting a
+        digest-named key with the same bytes changes nothing."""
         with self._lock:
             if digest in self._present:
                 return
             damaged = digest in self._damaged
-        if damaged or not self.has(digest):
+        if damaged or size <= _ASK_FIRST or not self.has(digest):
             self.upload(source, digest)
         self.seen(digest)
 
