@@ -86,3 +86,21 @@ def test_a_url_without_a_protocol_or_a_place_is_a_usage_error(url: str) -> None:
 def test_an_endpoint_is_for_s3_only() -> None:
     with pytest.raises(UsageError, match="s3:// URLs only"):
         ObjectStore(ObjectStoreSettings("gs://bucket/p", endpoint="http://127.0.0.1:1"))
+
+
+def test_a_large_blob_the_store_holds_is_not_uploaded_again(
+    tmp_path: Path, remote: ObjectStore
+) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"\x01" * (2 * 1024 * 1024))
+    digest, _ = CachedStore(tmp_path / "a", remote).put_file(big)
+    remote.fs.pipe_file(remote.key(digest), b"marker")  # stands in for the existing object
+    another = ObjectStore(remote.settings)  # another process: it knows nothing yet
+    CachedStore(tmp_path / "b", another).put_file(big)
+    assert remote.fs.cat_file(remote.key(digest)) == b"marker"  # asked first, not sent
+    small = tmp_path / "small"
+    small.write_bytes(b"small")
+    digest, _ = CachedStore(tmp_path / "c", ObjectStore(remote.settings)).put_file(small)
+    remote.fs.pipe_file(remote.key(digest), b"marker")
+    CachedStore(tmp_path / "d", ObjectStore(remote.settings)).put_file(small)
+    assert remote.fs.cat_file(remote.key(digest)) == b"small"  # sent without asking
