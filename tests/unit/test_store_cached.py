@@ -104,3 +104,9 @@ def test_a_large_blob_the_store_holds_is_not_uploaded_again(
     remote.fs.pipe_file(remote.key(digest), b"marker")
     CachedStore(tmp_path / "d", ObjectStore(remote.settings)).put_file(small)
     assert remote.fs.cat_file(remote.key(digest)) == b"small"  # sent without asking
+
+
+def test_a_protocol_fsspec_does_not_know_is_a_usage_error_at_first_use() -> None:
+    store = ObjectStore(ObjectStoreSettings("nosuchprotocol://bucket/prefix"))
+    with pytest.raises(UsageError, match="cannot open the object store nosuchprotocol://"):
+        store.has("a" * 64)

@@ -117,9 +117,8 @@ class ObjectStore:
         try:
             fs, path = fsspec.core.url_to_fs(self.url, **options)
         except (ImportError, ValueError) as exc:
-            raise UsageError(
-                f"cannot open the object store {self.url}: {exc} (for s3:// install conveyor[s3])"
-            ) from None
+            hint = " (install conveyor[s3])" if self.protocol in _S3 else ""
+            raise UsageError(f"cannot open the object store {self.url}: {exc}{hint}") from None
         return fs, str(path).rstrip("/")
 
     def key(self, digest: str) -> str:
