@@ -103,8 +103,6 @@ class ObjectStore:
         return self._fs
 
     def _open(self) -> tuple[Any, str]:
-        import fsspec  # imported only by a server that has an object store
-
         options: dict[str, Any] = dict(_S3_DEFAULTS) if self.protocol in _S3 else {}
         if self.settings.endpoint:
             options["endpoint_url"] = self.settings.endpoint
@@ -115,6 +113,8 @@ class ObjectStore:
                 value = {**options.get(name, {}), **value}
             options[name] = value
         try:
+            import fsspec  # imported only by a server that has an object store
+
             fs, path = fsspec.core.url_to_fs(self.url, **options)
         except (ImportError, ValueError) as exc:
             hint = " (install conveyor[s3])" if self.protocol in _S3 else ""
