@@ -12,7 +12,7 @@ ruff format --check src tests bench
 echo "== mypy (strict)"; mypy
 echo "== import-linter"; lint-imports
 
-export CONVEYOR_ENGINES="${CONVEYOR_ENGINES-htcondor spark postgres podman bwrap chromium dask registry}"
+export CONVEYOR_ENGINES="${CONVEYOR_ENGINES-htcondor spark postgres podman bwrap chromium dask registry s3}"
 if [ -n "$CONVEYOR_ENGINES" ]; then
   echo "== engines: $CONVEYOR_ENGINES"
   trap 'echo "== stopping engines"; scripts/engines/all.sh down >/dev/null 2>&1 || true' EXIT

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and start (or stop) every engine the tests use: HTCondor, Spark, PostgreSQL,
-# podman, bubblewrap, Chromium, Dask, an image registry. Pick a subset with CONVEYOR_ENGINES="postgres spark" (default: all eight).
+# podman, bubblewrap, Chromium, Dask, an image registry, an S3 endpoint. Pick a subset with CONVEYOR_ENGINES="postgres spark" (default: all nine).
 set -euo pipefail
 
 usage() {
@@ -11,12 +11,12 @@ usage: scripts/engines/all.sh {up|down|status|env|install}
   status   one line per engine; exit 1 if any is down
   env      the export lines of every engine: eval "$(scripts/engines/all.sh env)"
   install  install each engine without starting it
-environment: CONVEYOR_ENGINES (default "htcondor spark postgres podman bwrap chromium dask registry") and those of each script
+environment: CONVEYOR_ENGINES (default "htcondor spark postgres podman bwrap chromium dask registry s3") and those of each script
 EOF
 }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-read -r -a ENGINES <<<"${CONVEYOR_ENGINES:-htcondor spark postgres podman bwrap chromium dask registry}"
+read -r -a ENGINES <<<"${CONVEYOR_ENGINES:-htcondor spark postgres podman bwrap chromium dask registry s3}"
 for e in "${ENGINES[@]}"; do
     [ -x "$HERE/$e.sh" ] || { echo "all.sh: error: unknown engine '$e' (no $HERE/$e.sh)" >&2; exit 1; }
 done

@@ -51,11 +51,10 @@ class BranchPut(BaseModel):
 def datasets_of(state: ServerState, project: str) -> Datasets:
     from conveyor.sdk.datasets.scoped import ScopedDatasets
     from conveyor.sdk.project import Project
-    from conveyor.store.cas import ContentStore
 
     root = state.config.project_dir(project)
     records = state.db.records
-    store = ContentStore(state.config.store_dir)
+    store = state.config.open_store()
     local = Project(root, state_dir=root / "datasets", records=records, store=store)
     return Datasets(local, records=ScopedDatasets(records, project))
 

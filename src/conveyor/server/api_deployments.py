@@ -197,11 +197,10 @@ def download_output(
             404, f"execution {execution_id[:40]!r} has no file output {output[:100]!r}"
         )
     path = output_path(str(item["url"]).split("/artifacts/", 1)[1])
-    from conveyor.store.cas import ContentStore
 
     run_id = str(found["run_id"])
     stored = stored_output(
-        ContentStore(state.config.store_dir), state.db.records.step_runs(run_id), run_id, path
+        state.config.open_store(), state.db.records.step_runs(run_id), run_id, path
     )
     return artifact_response(stored, path, Masker(state.secrets_for(project).values()))
 

@@ -295,9 +295,8 @@ def _decode_cursor(cursor: str) -> str:
 
 def run_files(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
     """The run's output files, step by step in run order."""
-    from conveyor.store.cas import ContentStore
 
-    return output_files(ContentStore(state.config.store_dir), state.db.records.step_runs(run.id))
+    return output_files(state.config.open_store(), state.db.records.step_runs(run.id))
 
 
 def output_files(store: ContentStore, records: list[StepRunRecord]) -> list[dict[str, Any]]:
@@ -356,9 +355,8 @@ def artifact_source(
     shows it masks it (text) or withholds it (binary), as in the result commit."""
     norm = output_path(path)
     run_id = get_run(state, access.project, run_id).id
-    from conveyor.store.cas import ContentStore
 
-    store = ContentStore(state.config.store_dir)
+    store = state.config.open_store()
     masker = Masker(state.secrets_for(access.project).values())
     return stored_output(store, state.db.records.step_runs(run_id), run_id, norm), norm, masker
 
@@ -389,9 +387,10 @@ def stored_output(
 
 
 def _stored(store: Any, digest: str, path: str) -> Path:
-    if not store.has(digest):
+    found: Path | None = store.local_path(digest)
+    if found is None:
         raise HTTPException(410, f"the content of {path} is gone from the store (collected)")
-    return Path(store.path_of(digest))
+    return found
 
 
 @router.get("/lineage")

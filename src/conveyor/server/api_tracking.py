@@ -36,10 +36,9 @@ def run_params(access: Viewer, state: State, run_id: str) -> dict[str, Any]:
 
 def _tracking(access: Access, state: ServerState, run_id: str) -> dict[str, Any]:
     from conveyor.sdk.tracking import tracking_of
-    from conveyor.store.cas import ContentStore
 
     run = get_run(state, access.project, run_id)
-    store = ContentStore(state.config.store_dir)
+    store = state.config.open_store()
     record = state.db.records.get_run(run.id)  # its params as the run resolved them
     params = record.params if record is not None else run.params
     found = tracking_of(state.db.records, store, run.id, params).to_json()

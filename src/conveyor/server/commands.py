@@ -46,6 +46,53 @@ def _shared_config(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _object_store_options(command: F) -> F:
+    """``--store-url``, ``--store-endpoint``, ``--store-credentials``: where workers on
+    several machines share their artifacts."""
+    command = click.option(
+        "--store-credentials",
+        metavar="FILE",
+        envvar="CONVEYOR_STORE_CREDENTIALS",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="A TOML file of the object store's options (key = ..., secret = ... for S3); "
+        "default: AWS_* variables, ~/.aws.",
+    )(command)
+    command = click.option(
+        "--store-endpoint",
+        metavar="URL",
+        envvar="CONVEYOR_STORE_ENDPOINT",
+        help="The endpoint of an S3-compatible service (e.g. http://minio:9000).",
+    )(command)
+    return click.option(
+        "--store-url",
+        metavar="URL",
+        envvar="CONVEYOR_STORE_URL",
+        help="Keep artifacts in an object store shared by every worker (s3://bucket/prefix, "
+        "gs://..., any fsspec URL); the data directory's store becomes its cache.",
+    )(command)
+
+
+def _store_settings(
+    url: str | None, endpoint: str | None, credentials: Path | None
+) -> dict[str, Any]:
+    return {
+        "store_url": url,
+        "store_endpoint": endpoint,
+        "store_credentials": credentials.resolve() if credentials else None,
+    }
+
+
+def _check_object_store(config: ServerConfig) -> None:
+    """Reach the object store once before taking runs: a wrong URL, endpoint or key is
+    one error at start, not a failed run later."""
+    if config.store_url:
+        from conveyor.store.cached import CachedStore
+
+        store = config.open_store()
+        if isinstance(store, CachedStore):
+            store.remote.has("0" * 64)
+
+
 def _body_cap(name: str, default: int, help: str) -> Callable[[F], F]:
     return click.option(
         name,
@@ -149,6 +196,7 @@ _data_option = click.option(
 @_sandbox_option
 @_sandbox_hide_option
 @_allow_executor_option
+@_object_store_options
 @click.pass_context
 def server(
     ctx: click.Context,
@@ -171,6 +219,9 @@ def server(
     sandbox: str,
     sandbox_hide: tuple[Path, ...],
     allow_executors: tuple[str, ...],
+    store_url: str | None,
+    store_endpoint: str | None,
+    store_credentials: Path | None,
 ) -> None:
     """Start the team server: git remotes per project, a run queue, workers, a REST API.
 
@@ -200,8 +251,10 @@ def server(
         max_dataset_body=max_dataset_body,
         replay_window=replay_window,
         status_retry=status_retry,
+        **_store_settings(store_url, store_endpoint, store_credentials),
     )
     if ctx.invoked_subcommand is None:
+        _check_object_store(ctx.obj["server_config"])
         _serve(ctx.obj["server_config"], http_processes)
 
 
@@ -257,6 +310,7 @@ for _command in ADMIN_COMMANDS:
 @_sandbox_option
 @_sandbox_hide_option
 @_allow_executor_option
+@_object_store_options
 def worker(
     data: Path,
     database: str | None,
@@ -266,6 +320,9 @@ def worker(
     sandbox: str,
     sandbox_hide: tuple[Path, ...],
     allow_executors: tuple[str, ...],
+    store_url: str | None,
+    store_endpoint: str | None,
+    store_credentials: Path | None,
 ) -> None:
     """Take queued runs from a server's database and run them (scale out a server)."""
     import logging
@@ -277,8 +334,16 @@ def worker(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = _shared_config(
-        data, database, executor, stale_after, sandbox, sandbox_hide, allow_executors
+        data,
+        database,
+        executor,
+        stale_after,
+        sandbox,
+        sandbox_hide,
+        allow_executors,
+        **_store_settings(store_url, store_endpoint, store_credentials),
     )
+    _check_object_store(config)
     state = open_state(config)
     announce(config)
     stop = threading.Event()

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.errors import UsageError
+from conveyor.store.cas import ContentStore
+
+if TYPE_CHECKING:
+    from conveyor.store.objects import ObjectStore
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}$")
@@ -51,6 +57,14 @@ class ServerConfig:
     """More directories steps must not see (besides the data directory and the home)."""
     allow_executors: tuple[str, ...] = ()
     """Executors besides ``local`` (sandboxed) and ``executor`` that projects may use."""
+    store_url: str | None = None
+    """An object store the workers share (``s3://bucket/prefix``, any fsspec URL); the
+    data directory's store is then a cache in front of it. None: the local store alone."""
+    store_endpoint: str | None = None
+    """The endpoint URL of an S3-compatible service (MinIO, Ceph...)."""
+    store_credentials: Path | None = None
+    """A TOML file of the object store's options (``key``/``secret`` for S3); without one,
+    the filesystem's own sources (``AWS_*`` variables, ``~/.aws``...)."""
 
     @property
     def database_url(self) -> str:
@@ -81,6 +95,14 @@ class ServerConfig:
     def store_dir(self) -> Path:
         return self.data / "store"
 
+    def open_store(self) -> ContentStore:
+        """The store runs read and write: the local one, or a cache of the object store."""
+        if not self.store_url:
+            return ContentStore(self.store_dir)
+        from conveyor.store.cached import CachedStore
+
+        return CachedStore(self.store_dir, _object_store(self))
+
     @property
     def key_path(self) -> Path:
         return self.data / "server.key"
@@ -91,6 +113,22 @@ class ServerConfig:
 
     def repo_dir(self, name: str) -> Path:
         return self.project_dir(name) / "repo.git"
+
+
+def _object_store(config: ServerConfig) -> ObjectStore:
+    from conveyor.store.objects import ObjectStore, ObjectStoreSettings
+
+    key = (config.store_url or "", config.store_endpoint, config.store_credentials)
+    with _OPENED_LOCK:
+        found = _OPENED.get(key)
+        if found is None:  # one per settings: its filesystem (and connections) is reused
+            settings = ObjectStoreSettings(*key)
+            found = _OPENED[key] = ObjectStore(settings)
+    return found
+
+
+_OPENED: dict[tuple[str, str | None, Path | None], ObjectStore] = {}
+_OPENED_LOCK = threading.Lock()
 
 
 def check_project_name(name: str) -> str:

@@ -37,7 +37,6 @@ from conveyor.server.masking import Masker, mask_file
 from conveyor.server.results import commit_results, result_files
 from conveyor.server.retention import apply_retention
 from conveyor.server.sandbox import sandbox_setting
-from conveyor.store.cas import ContentStore
 from conveyor.vcs.git import add_worktree, remove_worktree
 
 log = logging.getLogger("conveyor.server")
@@ -134,7 +133,7 @@ class Worker:
     ) -> bool:
         """Whether the run may start now (its pipeline's ``concurrency``); a file that does
         not compile is admitted, and fails in the run as it would anyway."""
-        store = ContentStore(self.config.store_dir)
+        store = self.config.open_store()
         try:
             plan = checkout_plan(checkout, settings, store, self.db.records, request)
         except ConveyorError:
@@ -149,7 +148,7 @@ class Worker:
         secrets = self.secrets_for(queued.project) if self.secrets_for else {}
         # the HMAC key of secret values: the project's, kept in the server's data
         key = cache_key_at(project_dir / CACHE_KEY_FILE)
-        store = ContentStore(self.config.store_dir)
+        store = self.config.open_store()
         add_worktree(repo, queued.commit, workdir)
         try:
             request = RunRequest(

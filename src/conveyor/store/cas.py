@@ -90,6 +90,11 @@ class ContentStore:
     def has(self, digest: str) -> bool:
         return self.path_of(digest).is_file()
 
+    def local_path(self, digest: str) -> Path | None:
+        """The blob's file on this machine (fetched first where this store is a cache in
+        front of an object store), or None when the store has no such blob."""
+        return self.path_of(digest) if self.has(digest) else None
+
     def read_bytes(self, digest: str) -> bytes:
         try:
             return self.path_of(digest).read_bytes()

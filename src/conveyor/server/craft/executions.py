@@ -56,15 +56,14 @@ def inputs_at(state: ServerState, run: QueuedRun) -> dict[str, Any]:
 
 def output_path(state: ServerState, run: QueuedRun, path: str) -> Path | None:
     """Where the store keeps one file the ``function`` step wrote under ``craft-out``."""
-    from conveyor.store.cas import ContentStore
 
-    store = ContentStore(state.config.store_dir)
+    store = state.config.open_store()
     for step in state.db.records.step_runs(run.id):
         for output in step.outputs:
             if output.kind == "tree" and output.path == "craft-out":
                 for entry in store.read_tree(output.digest):
-                    if entry.path == path and store.has(entry.digest):
-                        return Path(store.path_of(entry.digest))
+                    if entry.path == path:
+                        return store.local_path(entry.digest)
     return None
 
 

@@ -24,11 +24,10 @@ def single_values(
 ) -> list[dict[str, Any]]:
     """Metrics as the SDK lists them, oldest execution first, filtered by ``name``,
     ``pipeline_name``, ``execution_id`` (``deployment_name``: none, there are none)."""
-    from conveyor.store.cas import ContentStore
 
     if filters.get("deployment_name"):
         return []
-    store = ContentStore(state.config.store_dir)
+    store = state.config.open_store()
     where = tracking_path(FUNCTION_STEP)
     found = []
     for run in reversed(state.db.queue.for_project(project, MAX_RUNS)):

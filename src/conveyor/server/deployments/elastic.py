@@ -82,9 +82,8 @@ def outcome(
     state: ServerState, record: DeploymentRecord, run_id: str, status: RunStatus, result: str | None
 ) -> Outcome:
     """What a finished run gives the call: outputs (when it succeeded), logs, error."""
-    from conveyor.store.cas import ContentStore
 
-    store = ContentStore(state.config.store_dir)
+    store = state.config.open_store()
     files: dict[str, dict[str, Any]] = {}
     logs = []
     masker = Masker(state.secrets_for(record.project).values())

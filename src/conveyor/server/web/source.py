@@ -129,9 +129,8 @@ class ServerSource:
 
     @property
     def store(self) -> ContentStore:
-        from conveyor.store.cas import ContentStore
 
-        return ContentStore(self.state.config.store_dir)
+        return self.state.config.open_store()
 
     def owns(self, project: str, run_id: str) -> bool:
         run = self.state.db.queue.get(run_id)
@@ -198,11 +197,10 @@ class ServerSource:
 
     def artifact(self, project: str, run_id: str, path: str) -> tuple[Path, str, Masker]:
         from conveyor.server.api_runs import output_path, stored_output
-        from conveyor.store.cas import ContentStore
 
         norm = output_path(path)
         run = self.get_run(project, run_id)
-        store = ContentStore(self.state.config.store_dir)
+        store = self.state.config.open_store()
         stored = stored_output(store, self.records.step_runs(run.id), run.id, norm)
         return stored, norm, Masker(self.state.secrets_for(project).values())
 
