@@ -13,8 +13,9 @@ from typing import Any
 from conveyor.errors import ProjectError
 
 DEFAULT_PARALLELISM = 1000
-_TEXT = ("collector", "schedd", "token_dir", "scratch")
+_TEXT = ("collector", "schedd", "token_dir", "scratch", "filesystem")
 _PATHS = ("token_dir", "scratch")
+FILESYSTEMS = ("spool", "shared", "auto")
 _NUMBERS = (
     "parallelism",
     "poll_interval",
@@ -35,7 +36,13 @@ class HTCondorSettings:
     token_dir: str | None = None
     """A directory of IDTOKENS for the client (``SEC_TOKEN_DIRECTORY``)."""
     scratch: str | None = None
-    """Where private per-invocation directories are made; default: a temp dir."""
+    """Where private per-invocation directories are made; default: a temp dir (spool
+    mode), the project's ``.conveyor/htcondor`` (shared mode: the pool must see it)."""
+    filesystem: str = "spool"
+    """``spool``: no filesystem shared with the pool, files go through the schedd;
+    ``shared``: jobs run in the project directory, which the pool's machines mount at
+    the same path; ``auto``: shared when the pool's slots declare the submit machine's
+    ``FILESYSTEM_DOMAIN`` (HTCondor's own rule), else spool."""
     parallelism: int = DEFAULT_PARALLELISM
     poll_interval: float = 0.5
     """Seconds between two queries of the schedd (the rate bound)."""
@@ -64,6 +71,11 @@ class HTCondorSettings:
             if raw.get(key) not in (None, ""):
                 text = str(raw[key])
                 values[key] = os.path.expanduser(text) if key in _PATHS else text
+        if values.get("filesystem", "spool") not in FILESYSTEMS:
+            raise ProjectError(
+                f"executors.htcondor.filesystem must be one of {', '.join(FILESYSTEMS)}, "
+                f"not {values['filesystem']!r}"
+            )
         for key in _NUMBERS:
             if key in raw:
                 values[key] = _positive(key, raw[key], int if key == "parallelism" else float)

@@ -1,0 +1,130 @@
+"""Shared-filesystem mode of the HTCondor executor, without a pool: the submit
+description of a job run in place, the facts read from job events, the setting."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conveyor.errors import ExecutorError, ProjectError
+from conveyor.executors.base import Invocation
+from conveyor.executors.htcondor.description import check_outputs, plan_clusters
+from conveyor.executors.htcondor.events import JobFact, job_fact
+from conveyor.executors.htcondor.settings import HTCondorSettings
+from conveyor.executors.htcondor.shared import COMMON_SHARED, shared_job_commands
+
+
+def _invocation(workdir: Path, name: str, command: str) -> Invocation:
+    return Invocation(
+        key=f"run1/{name}/1",
+        command=command,
+        env={"GREETING": "hi $there", "LINES": "a\nb"},
+        workdir=workdir,
+        log_path=workdir / "logs" / f"{name}.log",
+        outputs=("out/x.txt",),
+    )
+
+
+def _wrapper(commands: dict[str, str]) -> str:
+    encoded = re.search(r"conveyor-job (\S+)\"$", commands["arguments"])
+    assert encoded is not None, commands["arguments"]
+    return base64.b64decode(encoded[1]).decode()
+
+
+def test_a_job_in_place_runs_in_the_project_and_transfers_nothing(tmp_path: Path) -> None:
+    job_dir = tmp_path / "scratch" / "j1"
+    commands = shared_job_commands(_invocation(tmp_path, "s", "echo x"), job_dir)
+    assert commands["initialdir"] == str(tmp_path)
+    assert commands["output"] == str(job_dir / "stdout")
+    assert commands["error"] == str(job_dir / "stderr")
+    assert COMMON_SHARED["should_transfer_files"] == "NO"
+    assert not any("transfer_input" in name or "stream" in name for name in commands)
+    assert "transfer_output_files" not in COMMON_SHARED
+
+
+def test_the_wrapper_in_place_runs_the_command_and_keeps_its_exit_code(tmp_path: Path) -> None:
+    job_dir = tmp_path / "j1"
+    (job_dir / ".conveyor-out").mkdir(parents=True)
+    command = 'echo "$GREETING"; printf "%s\\n" "$LINES"; echo oops >&2; exit 7'
+    wrapper = _wrapper(shared_job_commands(_invocation(tmp_path, "s", command), job_dir))
+    # LINES cannot travel in the submit language: the wrapper exports it
+    env = {"PATH": "/usr/bin:/bin", "GREETING": "hi $there"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", wrapper], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 7
+    assert done.stdout == "hi $there\na\nb\noops\n"  # stderr merged, in order
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j1"]  # nothing left in the project
+
+
+def test_python_steps_say_their_interpreter_into_the_job_dir(tmp_path: Path) -> None:
+    job_dir = tmp_path / "j1"
+    (job_dir / ".conveyor-out").mkdir(parents=True)
+    inv = _invocation(tmp_path, "py", '"${CONVEYOR_PYTHON:-python3}" -c "print(1)"')
+    wrapper = _wrapper(shared_job_commands(inv, job_dir))
+    assert "PYTHONUNBUFFERED" in wrapper
+    subprocess.run(["/bin/sh", "-c", wrapper], cwd=tmp_path, check=True, capture_output=True)
+    said = (job_dir / ".conveyor-out" / ".conveyor-python").read_text().split()
+    assert said[0].endswith("python3") and re.fullmatch(r"\d+\.\d+\.\d+", said[1])
+
+
+def test_jobs_in_place_share_a_cluster(tmp_path: Path) -> None:
+    staged = [
+        (
+            f"run1/s{i}/1",
+            shared_job_commands(_invocation(tmp_path, f"s{i}", "true"), tmp_path / f"j{i}"),
+        )
+        for i in range(3)
+    ]
+    plans = plan_clusters(staged, {**COMMON_SHARED, "log": "/x/events.log"})
+    assert len(plans) == 1 and len(plans[0].members) == 3
+    description = plans[0].description
+    assert "$(ProcId)" in description["output"]  # one macro per proc, not one cluster each
+    assert [description[k] for k in sorted(description) if k.startswith("conveyor_v")].count(
+        str(tmp_path / "j1" / "stdout")
+    ) == 1
+
+
+@pytest.mark.parametrize(
+    ("type_name", "attrs", "fact"),
+    [
+        ("EXECUTE", {"SlotName": "slot1_1@vm"}, JobFact("3.1", "started", text="slot1_1@vm")),
+        (
+            "JOB_TERMINATED",
+            {"TerminatedNormally": True, "ReturnValue": 3},
+            JobFact("3.1", "exited", 3),
+        ),
+        (
+            "JOB_TERMINATED",
+            {"TerminatedNormally": False, "TerminatedBySignal": 9},
+            JobFact("3.1", "signalled", 9),
+        ),
+        ("JOB_HELD", {"HoldReason": "no licence"}, JobFact("3.1", "held", text="no licence")),
+        ("JOB_ABORTED", {"Reason": "by admin"}, JobFact("3.1", "aborted", text="by admin")),
+        ("JOB_EVICTED", {}, JobFact("3.1", "evicted", text="no reason given")),
+        ("SUBMIT", {}, None),
+        ("IMAGE_SIZE", {"Size": 12}, None),
+    ],
+)
+def test_job_events_become_facts(
+    type_name: str, attrs: dict[str, object], fact: JobFact | None
+) -> None:
+    assert job_fact(type_name, "3.1", attrs) == fact
+
+
+def test_the_filesystem_setting_is_checked() -> None:
+    assert HTCondorSettings.from_mapping({}).filesystem == "spool"
+    assert HTCondorSettings.from_mapping({"filesystem": "shared"}).filesystem == "shared"
+    with pytest.raises(ProjectError, match="filesystem must be one of spool, shared, auto"):
+        HTCondorSettings.from_mapping({"filesystem": "nfs"})
+
+
+@pytest.mark.parametrize("name", [".conveyor-log", ".conveyor-code", ".conveyor-out/x"])
+def test_outputs_named_like_the_wrappers_files_are_refused(name: str) -> None:
+    with pytest.raises(ExecutorError, match="keeps for itself"):
+        check_outputs(["fine.txt", name])
+    check_outputs(["out/.conveyor-log", "conveyor-log"])
