@@ -4,6 +4,7 @@ description of a job run in place, the facts read from job events, the setting."
 from __future__ import annotations
 
 import base64
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from conveyor.errors import ExecutorError, ProjectError
 from conveyor.executors.base import Invocation
 from conveyor.executors.htcondor.description import check_outputs, plan_clusters
 from conveyor.executors.htcondor.events import JobFact, job_fact
+from conveyor.executors.htcondor.pool import client_params
 from conveyor.executors.htcondor.settings import HTCondorSettings
 from conveyor.executors.htcondor.shared import COMMON_SHARED, shared_job_commands
 
@@ -128,3 +130,20 @@ def test_outputs_named_like_the_wrappers_files_are_refused(name: str) -> None:
     with pytest.raises(ExecutorError, match="keeps for itself"):
         check_outputs(["fine.txt", name])
     check_outputs(["out/.conveyor-log", "conveyor-log"])
+
+
+def test_client_settings_become_htcondor_client_configuration() -> None:
+    settings = HTCondorSettings.from_mapping(
+        {
+            "token_dir": "/etc/tokens.d",
+            "scitoken_file": "~/.scitoken",
+            "auth_methods": "scitokens, idtokens kerberos",
+        }
+    )
+    params = client_params(settings)
+    assert params["SEC_TOKEN_DIRECTORY"] == "/etc/tokens.d"
+    assert params["SCITOKENS_FILE"] == os.path.expanduser("~/.scitoken")
+    assert params["SEC_CLIENT_AUTHENTICATION_METHODS"] == "SCITOKENS, IDTOKENS, KERBEROS"
+    assert client_params(HTCondorSettings()) == {}
+    with pytest.raises(ProjectError, match="IDTOKEN is not an HTCondor authentication method"):
+        HTCondorSettings.from_mapping({"auth_methods": "IDTOKEN"})

@@ -65,6 +65,8 @@ SPOOLING_HOLD = 16
 COLLECT_DELAY = 1.0
 """Seconds a finished job may wait while others run, so that retrieval goes in batches:
 each retrieve or remove call costs the schedd far more than one more job in it."""
+EVENTS_EVERY = 0.1
+"""Seconds between two reads of the job event log in shared-filesystem mode."""
 CAPACITY_EVERY = 5.0
 """Seconds at least between two counts of the pool's slots (a collector query)."""
 _BACKEND_ID = re.compile(r"htcondor:([0-9a-f]{32})/j[0-9]+")
@@ -305,7 +307,8 @@ class HTCondorExecutor:
             self._collect(completed)
 
     def _refresh_in_place(self, in_place: InPlace) -> None:
-        self._next_query = time.monotonic() + self.settings.poll_interval
+        # a read of the local event log, not a query: the schedd's bound does not apply
+        self._next_query = time.monotonic() + min(self.settings.poll_interval, EVENTS_EVERY)
         completed, ended = in_place.refresh(
             self._live_jobs(), self._check_queue, self.explain_waiting
         )

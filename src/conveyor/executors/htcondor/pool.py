@@ -275,8 +275,8 @@ class Pool:
     def _locate(self) -> Any:
         h = self._htcondor
         settings = self.settings
-        if settings.token_dir:
-            h.param["SEC_TOKEN_DIRECTORY"] = settings.token_dir
+        for name, value in client_params(settings).items():
+            h.param[name] = value
         if settings.schedd and settings.schedd.startswith("<"):
             classad = importlib.import_module("classad2")
             location = classad.ClassAd({"MyAddress": settings.schedd, "CondorVersion": ""})
@@ -286,6 +286,18 @@ class Pool:
         schedd = h.Schedd(location)
         schedd.query(constraint="false", projection=["ClusterId"])  # it answers
         return schedd
+
+
+def client_params(settings: HTCondorSettings) -> dict[str, str]:
+    """The client configuration the settings give (on top of ``CONDOR_CONFIG``'s)."""
+    params = {}
+    if settings.token_dir:
+        params["SEC_TOKEN_DIRECTORY"] = settings.token_dir
+    if settings.scitoken_file:
+        params["SCITOKENS_FILE"] = settings.scitoken_file
+    if settings.auth_methods:
+        params["SEC_CLIENT_AUTHENTICATION_METHODS"] = settings.auth_methods
+    return params
 
 
 def _find_schedd(h: Any, collector: Any, name: str | None) -> Any:
