@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from conveyor.domain.types import Resources
 from conveyor.executors.base import Completion, Handle, Invocation
 from conveyor.executors.htcondor import HTCondorExecutor
 from tests.integration.conftest import Repo
@@ -178,3 +179,33 @@ def test_cli_run_in_place_matches_local_outputs(shared_dir: Path) -> None:
     assert _digests(repo) == expected
     # the scratch (job directories, the event log) is gone with the run
     assert list((shared_dir / ".conveyor" / "htcondor").rglob("*")) == []
+
+
+def test_a_job_no_machine_matches_fails_in_place_without_retry(shared_dir: Path) -> None:
+    _need_pool()
+    executor = HTCondorExecutor(
+        {"filesystem": "shared", "no_match_after": 1, "no_capacity_timeout": 6}
+    )
+    try:
+        inv = _invocation(
+            shared_dir, "huge", "true", run="nomatch1", resources=Resources(memory_mb=512_000_000)
+        )
+        completion = _wait(executor, [executor.submit(inv)])[inv.key]
+        assert completion.state == "error" and not completion.retryable
+        assert "HTCondor had no machine for the job" in (completion.message or "")
+        assert "no machine matches the job" in inv.log_path.read_text()
+        assert _queued("nomatch1") == []
+    finally:
+        executor.close()
+
+
+def test_a_job_removed_outside_conveyor_is_lost(shared: HTCondorExecutor, shared_dir: Path) -> None:
+    import htcondor2
+
+    inv = _invocation(shared_dir, "gone", "sleep 300", run="gone1")
+    handle = shared.submit(inv)
+    assert shared.poll([handle], 0) == []
+    htcondor2.Schedd().act(htcondor2.JobAction.Remove, 'regexp("^gone1/", ConveyorKey)')
+    completion = _wait(shared, [handle])[inv.key]
+    assert completion.state == "lost"
+    assert "the job was removed from HTCondor" in (completion.message or "")

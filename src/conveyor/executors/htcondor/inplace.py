@@ -127,7 +127,7 @@ class InPlace:
                 if job.missing >= MISSING_LIMIT:
                     ended.append((job, "lost", VANISHED))
                     continue
-            if not job.started:
+            if not job.started and queued is not None:  # at the schedd's rate
                 unmatched = explain(job, now)
                 if unmatched is not None:
                     ended.append((job, "unmatched", unmatched))
