@@ -224,7 +224,7 @@ class HTCondorExecutor:
             staged.append((job, job_commands(job.invocation, str(job.iwd), inputs)))
         self._submit(staged, in_place=False)
 
-    def _finish_staging(self, job: Job, exc: OSError) -> None:
+    def _finish_staging(self, job: Job, exc: Exception) -> None:
         message = f"cannot stage the step's files for HTCondor: {exc}"
         self._finish(job, "error", message=message, note=message)
 

@@ -62,7 +62,7 @@ class InPlace:
         return {**COMMON_SHARED, "log": str(self._log().path)}
 
     def stage(
-        self, batch: Sequence[Job], failed: Callable[[Job, OSError], None]
+        self, batch: Sequence[Job], failed: Callable[[Job, Exception], None]
     ) -> list[tuple[Job, dict[str, str]]]:
         """Each job's own directory (its stdout, what it says of its interpreter, a
         Python pipeline's runtime); the jobs' submit commands."""
@@ -79,10 +79,9 @@ class InPlace:
                     )
                     job.invocation = replace(job.invocation, env=env)
                 self._hand_over(job.iwd, job.iwd / OUT_DIR)
-            except OSError as exc:
+                staged.append((job, shared_job_commands(job.invocation, job.iwd)))
+            except (OSError, ExecutorError) as exc:  # this step's files or paths
                 failed(job, exc)
-                continue
-            staged.append((job, shared_job_commands(job.invocation, job.iwd)))
         return staged
 
     def refresh(

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from conveyor.errors import ExecutorError
 from conveyor.executors.base import Invocation
 from conveyor.executors.htcondor.description import (
     INTERPRETER,
@@ -34,6 +35,9 @@ from conveyor.executors.htcondor.description import (
 EVENTS = "events.log"
 """In the scratch root: the job event log of every job this executor submits."""
 
+_UNSAFE_IN_PATHS = ("\n", "\r", "\x00", "$")
+"""What a path may not hold in a submit command (a new command, a macro)."""
+
 COMMON_SHARED: dict[str, str] = {
     "executable": "/bin/sh",
     "transfer_executable": "false",
@@ -44,6 +48,13 @@ COMMON_SHARED: dict[str, str] = {
 def shared_job_commands(invocation: Invocation, job_dir: Path) -> dict[str, str]:
     """The submit commands of one invocation run in place; ``job_dir`` holds its
     stdout, stderr and what it says of its interpreter."""
+    for path in (invocation.workdir, job_dir):
+        if any(c in str(path) for c in _UNSAFE_IN_PATHS):
+            raise ExecutorError(
+                f"the HTCondor executor cannot run a job in place at {str(path)!r}: the "
+                "submit language would read a line break or $ in it; use filesystem = "
+                '"spool" or another directory'
+            )
     submitted, exported = split_env(invocation.env)
     wrapper = shared_wrapper(invocation.command, exported, job_dir)
     commands = {
