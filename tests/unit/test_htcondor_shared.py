@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import pwd
 import re
 import subprocess
 from pathlib import Path
@@ -15,6 +16,8 @@ from conveyor.errors import ExecutorError, ProjectError
 from conveyor.executors.base import Invocation
 from conveyor.executors.htcondor.description import check_outputs, plan_clusters
 from conveyor.executors.htcondor.events import JobFact, job_fact
+from conveyor.executors.htcondor.inplace import InPlace
+from conveyor.executors.htcondor.jobs import Job
 from conveyor.executors.htcondor.pool import client_params
 from conveyor.executors.htcondor.settings import HTCondorSettings
 from conveyor.executors.htcondor.shared import COMMON_SHARED, shared_job_commands
@@ -147,3 +150,57 @@ def test_client_settings_become_htcondor_client_configuration() -> None:
     assert client_params(HTCondorSettings()) == {}
     with pytest.raises(ProjectError, match="IDTOKEN is not an HTCondor authentication method"):
         HTCondorSettings.from_mapping({"auth_methods": "IDTOKEN"})
+
+
+class _FakePool:
+    """What InPlace asks of the pool: the event log's new events, the jobs' owner."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, object]]] = []
+
+    def open_events(self, path: Path) -> object:
+        return path
+
+    def read_events(self, reader: object, path: Path) -> list[tuple[str, str, dict[str, object]]]:
+        new, self.events = self.events, []
+        return new
+
+    def owner(self) -> str:
+        return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_the_event_log_ends_jobs_and_the_queue_check_finds_vanished_ones(tmp_path: Path) -> None:
+    pool = _FakePool()
+    settings = HTCondorSettings.from_mapping({"scratch": str(tmp_path / "scratch")})
+    in_place = InPlace(pool, settings, tmp_path)  # type: ignore[arg-type]
+    jobs = [
+        Job(_invocation(tmp_path, f"s{i}", "true"), f"j{i}", [], job_id=f"5.{i}") for i in range(3)
+    ]
+    staged = in_place.stage(jobs, lambda job, exc: pytest.fail(str(exc)))
+    assert [job for job, _ in staged] == jobs
+    assert in_place.common()["log"].endswith("/events.log")
+    pool.events = [
+        ("SUBMIT", "5.0", {}),
+        ("EXECUTE", "5.0", {"SlotName": "slot1_1@vm"}),
+        ("JOB_TERMINATED", "5.0", {"TerminatedNormally": True, "ReturnValue": 0}),
+        ("JOB_HELD", "5.1", {"HoldReason": "no licence"}),
+        ("EXECUTE", "9.9", {"SlotName": "someone else's"}),
+    ]
+    asked: list[str] = []
+
+    def explain(job: Job, now: float) -> str | None:
+        asked.append(job.name)
+        return None
+
+    completed, ended = in_place.refresh(jobs, lambda: {"5.1"}, explain)
+    assert [(job.name, fact.kind, fact.value) for job, fact in completed] == [("j0", "exited", 0)]
+    assert jobs[0].started and jobs[0].ad == {"LastRemoteHost": "slot1_1@vm"}
+    assert [(job.name, state, why) for job, state, why in ended] == [
+        ("j1", "error", "HTCondor held the job: no licence")
+    ]
+    assert asked == ["j2"] and jobs[2].missing == 1  # not queued, once: not yet lost
+    # between two queue checks the log alone is read: nothing new, no question
+    assert in_place.refresh([jobs[2]], lambda: pytest.fail("asked too soon"), explain) == ([], [])
+    in_place._next_check = 0.0
+    completed, ended = in_place.refresh([jobs[2]], set, explain)
+    assert completed == [] and [(j.name, s) for j, s, _ in ended] == [("j2", "lost")]
