@@ -97,6 +97,8 @@ class HTCondorExecutor:
         so that the runner has their completions first."""
         self._capacity = UNBOUNDED
         self._capacity_at = float("-inf")
+        self._filesystem = self.settings.filesystem
+        """The mode: ``auto`` until the first batch decides."""
         self._in_place: InPlace | None = None
         """Shared-filesystem mode, once the first batch chose it."""
 
@@ -202,7 +204,10 @@ class HTCondorExecutor:
             return
         self._pool.connect()  # an unreachable pool is one ExecutorError, for the run
         batch, self._buffer = self._buffer, []
-        if self._in_place is None and in_place_wanted(self._pool, self.settings.filesystem):
+        if self._filesystem == "auto":  # asked once, at the first batch
+            shared = in_place_wanted(self._pool, self._filesystem)
+            self._filesystem = "shared" if shared else "spool"
+        if self._filesystem == "shared" and self._in_place is None:
             self._in_place = InPlace(self._pool, self.settings, batch[0].invocation.workdir)
             self._scratch = self._in_place.scratch
         self._scratch.prepare()

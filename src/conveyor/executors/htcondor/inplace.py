@@ -41,7 +41,8 @@ Completed = tuple[Job, JobFact]
 
 
 def in_place_wanted(pool: Pool, filesystem: str) -> bool:
-    """Whether jobs run in place: the setting, or for ``auto`` the pool's slots."""
+    """Whether jobs run in place: the setting, or for ``auto`` the pool's slots (every
+    one declares this machine's filesystem domain)."""
     if filesystem != "auto":
         return filesystem == "shared"
     mine, theirs = pool.filesystem_domains()
