@@ -13,11 +13,11 @@ import pytest
 
 from conveyor.domain.types import Resources
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
-from tests.contract.conftest import backend_settings
+from tests.contract.conftest import backend_settings, kind
 
 pytestmark = pytest.mark.integration
 DEADLINE = 180.0  # seconds: generous for a batch system; never a speed assertion
-OUTLIVE_THEIR_SUBMITTER = {"local", "htcondor", "dask"}
+OUTLIVE_THEIR_SUBMITTER = {"local", "htcondor", "htcondor-shared", "dask"}
 """Backends whose steps go on running when the process that submitted them dies (a
 Spark task ends its step when it loses the driver; Dask tasks are fire-and-forget)."""
 _ORPHANING = """
@@ -149,7 +149,7 @@ def test_recover_ends_what_a_dead_process_left(
 ) -> None:
     settings = json.dumps(backend_settings(executor_name))
     child = subprocess.run(
-        [sys.executable, "-c", _ORPHANING, executor_name, settings, str(workdir)],
+        [sys.executable, "-c", _ORPHANING, kind(executor_name), settings, str(workdir)],
         capture_output=True,
         text=True,
         timeout=DEADLINE,

@@ -20,7 +20,7 @@ from conveyor.executors.base import (
 from conveyor.executors.registry import load_executor
 from conveyor.sdk.project import Project
 from conveyor.sdk.running import RunRequest, start_run
-from tests.contract.conftest import backend_settings
+from tests.contract.conftest import backend_settings, kind
 
 pytestmark = pytest.mark.integration
 
@@ -150,9 +150,10 @@ def test_python_datums_run_together_and_are_cached_per_datum(
         """,
     )
     calls: list[str] = []
-    recording = _Recording(load_executor(executor_name, backend_settings(executor_name)), calls)
+    name = kind(executor_name)
+    recording = _Recording(load_executor(name, backend_settings(executor_name)), calls)
     try:
-        run = start_run(project, RunRequest(parallelism=3), executors={executor_name: recording})
+        run = start_run(project, RunRequest(parallelism=3), executors={name: recording})
     finally:
         recording.close()
     assert run.status == RunStatus.SUCCEEDED

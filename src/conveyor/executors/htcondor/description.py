@@ -41,6 +41,9 @@ chose (``$CONVEYOR_PYTHON`` or ``python3``) and its version, one line."""
 PYTHON = "${CONVEYOR_PYTHON:-python3}"
 """How a Python step's command names its interpreter (``spec/pyspec.py``,
 ``plan/datums.py``)."""
+UNBUFFERED = 'PYTHONUNBUFFERED="${PYTHONUNBUFFERED-1}"; export PYTHONUNBUFFERED'
+"""Python steps flush each line (unless the step says otherwise): a cancelled, timed-out
+or held step's log shows how far it got."""
 _ASK_VERSION = "import sys; print(sys.version.split()[0])"
 _CODE = ".conveyor-code"
 """In the sandbox: the command's exit code, out of the pipe into ``tee``."""
@@ -141,35 +144,59 @@ def job_commands(invocation: Invocation, initialdir: str, inputs: bool) -> dict[
     """The submit commands that belong to this invocation alone."""
     submitted, exported = split_env(invocation.env)
     wrapper = wrapper_script(invocation.command, exported, top_outputs(invocation.outputs))
+    encoded = encode_wrapper(wrapper)
+    commands = {
+        "initialdir": initialdir,
+        "arguments": encoded_arguments(encoded),
+        "environment": environment_command(submitted),
+        **job_labels(invocation),
+    }
+    if inputs:
+        # a trailing slash sends the directory's contents: the sandbox is the project's
+        # relative layout (preserve_relative_paths is lost when the schedd spools in 23.x)
+        commands["transfer_input_files"] = f"{INPUT_DIR}/"
+    commands.update(limits(invocation))
+    commands.update(job_options(invocation.options))
+    return commands
+
+
+def encode_wrapper(wrapper: str) -> str:
+    """The wrapper as the job's argument, within what one argument may hold."""
     encoded = base64.b64encode(wrapper.encode()).decode("ascii")
     if len(encoded) > MAX_WRAPPER:
         raise ExecutorError(
             f"the step's command is too long for the HTCondor executor ({len(wrapper)} bytes "
             "with its environment); put it in a script file and declare that as an input"
         )
-    resources = invocation.resources
-    commands = {
-        "initialdir": initialdir,
-        "arguments": f"\"-c '{_BOOTSTRAP}' conveyor-job {encoded}\"",
-        "environment": environment_command(submitted),
+    return encoded
+
+
+def encoded_arguments(encoded: str) -> str:
+    """``arguments``: the bootstrap that decodes and runs the wrapper."""
+    return f"\"-c '{_BOOTSTRAP}' conveyor-job {encoded}\""
+
+
+def job_labels(invocation: Invocation) -> dict[str, str]:
+    """The attributes that name the job: its invocation key and batch name."""
+    return {
         "+ConveyorKey": classad_string(key_label(invocation.key)),
         "batch_name": "conveyor-" + _LABEL_UNSAFE.sub("_", invocation.key.split("/")[0]),
-        "request_cpus": str(max(1, math.ceil(resources.cpus))),
     }
+
+
+def limits(invocation: Invocation) -> dict[str, str]:
+    """What the job asks of its slot, and the bound on its run time."""
+    resources = invocation.resources
+    commands = {"request_cpus": str(max(1, math.ceil(resources.cpus)))}
     if resources.memory_mb:
         commands["request_memory"] = str(resources.memory_mb)
     if resources.gpus > 0:
         commands["request_gpus"] = str(resources.gpus)
     if resources.disk_mb:
         commands["request_disk"] = str(resources.disk_mb * 1024)  # KB
-    if inputs:
-        # a trailing slash sends the directory's contents: the sandbox is the project's
-        # relative layout (preserve_relative_paths is lost when the schedd spools in 23.x)
-        commands["transfer_input_files"] = f"{INPUT_DIR}/"
     if invocation.timeout:
         # the runner cancels first; this only stops jobs a dead client left behind
         commands["allowed_execute_duration"] = str(math.ceil(invocation.timeout) + 60)
-    commands.update(job_options(invocation.options))
     return commands
 
 
@@ -180,6 +207,17 @@ def key_label(key: str) -> str:
 
 def classad_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def check_outputs(outputs: Iterable[str]) -> None:
+    """Refuse a declared output the wrapper would overwrite or gather into itself."""
+    for path in outputs:
+        first = os.path.normpath(path).split("/")[0]
+        if first in (OUT_DIR, LOG, _CODE):
+            raise ExecutorError(
+                f"output {path!r} uses a name the HTCondor executor keeps for itself "
+                f"({first}); rename it"
+            )
 
 
 def top_outputs(outputs: Iterable[str]) -> list[str]:
@@ -200,6 +238,7 @@ def wrapper_script(command: str, exported: Mapping[str, str], outputs: Sequence[
         "# written by conveyor: run the step, then gather its declared outputs",
         "exec 2>&1",
         'CONVEYOR_PROJECT_DIR="$PWD"; export CONVEYOR_PROJECT_DIR',
+        UNBUFFERED,
     ]
     lines += [f"{name}={shlex.quote(value)}; export {name}" for name, value in exported.items()]
     lines += [
@@ -210,13 +249,7 @@ def wrapper_script(command: str, exported: Mapping[str, str], outputs: Sequence[
         f"mkdir -p {OUT_DIR}",
     ]
     if PYTHON in command:  # before the outputs: a declared output of that name wins
-        # found as the command's shell finds it: a job may have no PATH, and then
-        # Python cannot tell its own sys.executable
-        ask = shlex.quote(_ASK_VERSION)
-        lines.append(
-            f'py=$(command -v "{PYTHON}") && v=$("$py" -c {ask} 2>/dev/null) && '
-            f'echo "$py $v" >{INTERPRETER}'
-        )
+        lines.append(ask_interpreter(INTERPRETER))
     for path in outputs:
         source = shlex.quote(path)
         parent = shlex.quote(os.path.join(OUT_DIR, os.path.dirname(path)))
@@ -227,6 +260,16 @@ def wrapper_script(command: str, exported: Mapping[str, str], outputs: Sequence[
         )
     lines.append('exit "$code"')
     return "\n".join(lines) + "\n"
+
+
+def ask_interpreter(target: str) -> str:
+    """The wrapper's line that writes the Python a step's command chose, and its
+    version, to ``target``: found as the command's shell finds it (a job may have no
+    PATH, and then Python cannot tell its own ``sys.executable``)."""
+    ask = shlex.quote(_ASK_VERSION)
+    return (
+        f'py=$(command -v "{PYTHON}") && v=$("$py" -c {ask} 2>/dev/null) && echo "$py $v" >{target}'
+    )
 
 
 @dataclass
@@ -266,6 +309,8 @@ _PER_JOB = frozenset(
         "request_gpus",
         "request_disk",
         "allowed_execute_duration",
+        "output",  # shared-filesystem mode: in the job's own directory
+        "error",
     }
 )
 

@@ -6,6 +6,12 @@ set of alike jobs) in spool mode, so nothing is shared with the pool. Jobs are t
 watched with one schedd query per ``poll_interval`` at most; completed jobs are
 retrieved and removed in batches, their declared outputs moved into the project and
 their output appended to the step's log.
+
+In shared-filesystem mode (``filesystem = "shared"``, or ``auto`` and a pool that
+declares this machine's filesystem domain) jobs run in the project directory, nothing
+is spooled or transferred, and news comes from the run's job event log (``inplace.py``);
+the schedd is asked only every ``LIVENESS_EVERY`` seconds whether it still answers and
+still holds the jobs the log has not ended.
 """
 
 from __future__ import annotations
@@ -16,9 +22,8 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from conveyor.errors import ExecutorError
 from conveyor.executors.base import (
@@ -32,12 +37,16 @@ from conveyor.executors.base import (
 )
 from conveyor.executors.htcondor.description import (
     COMMON,
+    check_outputs,
     classad_string,
     job_commands,
     key_label,
     plan_clusters,
     top_outputs,
 )
+from conveyor.executors.htcondor.events import JobFact
+from conveyor.executors.htcondor.inplace import InPlace, in_place_wanted
+from conveyor.executors.htcondor.jobs import MISSING_LIMIT, VANISHED, Ending, Job, ran_on
 from conveyor.executors.htcondor.pool import Pool
 from conveyor.executors.htcondor.runtime import runtime_env, wants_runtime
 from conveyor.executors.htcondor.settings import HTCondorSettings
@@ -52,46 +61,17 @@ from conveyor.executors.htcondor.staging import (
 # JobStatus values, and the hold code of a job whose input files are still uploading
 IDLE, RUNNING, REMOVED, COMPLETED, HELD = 1, 2, 3, 4, 5
 SPOOLING_HOLD = 16
-MISSING_LIMIT = 2  # queries in a row without the job before it counts as lost
+
 COLLECT_DELAY = 1.0
 """Seconds a finished job may wait while others run, so that retrieval goes in batches:
 each retrieve or remove call costs the schedd far more than one more job in it."""
+EVENTS_EVERY = 0.1
+"""Seconds between two reads of the job event log in shared-filesystem mode."""
 CAPACITY_EVERY = 5.0
 """Seconds at least between two counts of the pool's slots (a collector query)."""
-VANISHED = "the job left the HTCondor queue without a result (removed outside Conveyor?)"
 _BACKEND_ID = re.compile(r"htcondor:([0-9a-f]{32})/j[0-9]+")
 """A handle's ``backend_id``: the executor instance's id (``ConveyorExecutorId`` of its
 jobs) and the job's name. Recorded before the job reaches the schedd, so no cluster id."""
-
-
-@dataclass
-class _Job:
-    invocation: Invocation
-    name: str
-    outputs: list[str]
-    iwd: Path | None = None
-    job_id: str | None = None
-    """``cluster.proc`` once submitted."""
-    notes: list[str] = field(default_factory=list)
-    missing: int = 0
-    result: dict[str, Any] | None = None
-    """The job ad once it completed (its output still in the schedd's spool)."""
-    completed_at: float = 0.0
-    queued_at: float = 0.0
-    started: bool = False
-    """HTCondor started the job (Running, or it has run)."""
-    asked: bool = False
-    """Conveyor asked why no machine matches it (once, after ``no_match_after``)."""
-    unmatched: str | None = None
-    """The answer, when no machine matches."""
-    ad: dict[str, Any] | None = None
-    """Its last job ad from the schedd."""
-    interpreter: str | None = None
-    """The worker's Python that ran a Python step, with its version."""
-
-
-_Ending = EndState | Literal["unmatched"]
-"""How ``_judge`` sees a job end: ``unmatched`` is an error that is not retried."""
 
 
 class HTCondorExecutor:
@@ -103,8 +83,8 @@ class HTCondorExecutor:
         self._id = uuid.uuid4().hex
         self._pool = Pool(self.settings)
         self._scratch = Scratch(self.settings.scratch)
-        self._jobs: dict[str, _Job] = {}
-        self._buffer: list[_Job] = []
+        self._jobs: dict[str, Job] = {}
+        self._buffer: list[Job] = []
         self._ready: dict[str, Completion] = {}
         self._next_query = 0.0
         self._unreachable_since: float | None = None
@@ -117,14 +97,17 @@ class HTCondorExecutor:
         so that the runner has their completions first."""
         self._capacity = UNBOUNDED
         self._capacity_at = float("-inf")
+        self._filesystem = self.settings.filesystem
+        """The mode: ``auto`` until the first batch decides."""
+        self._in_place: InPlace | None = None
+        """Shared-filesystem mode, once the first batch chose it."""
 
     # -- the contract ---------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
-        if wants_runtime(invocation):  # the pool's Python may have no Conveyor: send it
-            invocation = replace(invocation, env=runtime_env(dict(invocation.env)))
+        check_outputs(invocation.outputs)
         job_commands(invocation, "", False)  # a bad option or variable fails this step now
         self._count += 1
-        job = _Job(invocation, f"j{self._count}", top_outputs(invocation.outputs))
+        job = Job(invocation, f"j{self._count}", top_outputs(invocation.outputs))
         self._jobs[invocation.key] = job
         self._buffer.append(job)
         return Handle(invocation.key, f"htcondor:{self._id}/{job.name}")
@@ -152,7 +135,7 @@ class HTCondorExecutor:
             if job.job_id is None:
                 self._buffer.remove(job)
         started = [j.job_id for j in queued if j.started and j.job_id and j.result is None]
-        failures = self._pool.retrieve_partial(started)
+        failures = self._pool.retrieve_partial(started) if self._in_place is None else {}
         self._pool.remove([j.job_id for j in queued if j.job_id], "cancelled by conveyor")
         for job in jobs:
             message = f"cancelled; {job.unmatched}" if job.unmatched else "cancelled"
@@ -220,29 +203,56 @@ class HTCondorExecutor:
         if not self._buffer:
             return
         self._pool.connect()  # an unreachable pool is one ExecutorError, for the run
-        self._scratch.prepare()
         batch, self._buffer = self._buffer, []
-        staged: list[tuple[str, dict[str, str]]] = []
+        if self._filesystem == "auto":  # asked once, at the first batch
+            shared = in_place_wanted(self._pool, self._filesystem)
+            self._filesystem = "shared" if shared else "spool"
+        if self._filesystem == "shared" and self._in_place is None:
+            self._in_place = InPlace(self._pool, self.settings, batch[0].invocation.workdir)
+            self._scratch = self._in_place.scratch
+        self._scratch.prepare()
+        if self._in_place is not None:
+            self._submit(self._in_place.stage(batch, self._finish_staging), in_place=True)
+            return
+        staged: list[tuple[Job, dict[str, str]]] = []
         for job in batch:
-            invocation = job.invocation
             try:
                 job.iwd = self._scratch.job_dir(job.name)
-                inputs, notes = stage(invocation, job.iwd)
+                if wants_runtime(job.invocation):  # the pool may have no Conveyor: send it
+                    env = runtime_env(dict(job.invocation.env))
+                    job.invocation = replace(job.invocation, env=env)
+                inputs, notes = stage(job.invocation, job.iwd)
             except OSError as exc:
-                message = f"cannot stage the step's files for HTCondor: {exc}"
-                self._finish(job, "error", message=message, note=message)
+                self._finish_staging(job, exc)
                 continue
             job.notes += notes
-            staged.append((invocation.key, job_commands(invocation, str(job.iwd), inputs)))
-        common = {**COMMON, "+ConveyorExecutorId": classad_string(self._id)}
-        for plan in plan_clusters(staged, common):
+            staged.append((job, job_commands(job.invocation, str(job.iwd), inputs)))
+        self._submit(staged, in_place=False)
+
+    def _finish_staging(self, job: Job, exc: Exception) -> None:
+        message = f"cannot stage the step's files for HTCondor: {exc}"
+        self._finish(job, "error", message=message, note=message)
+
+    def _submit(self, staged: Sequence[tuple[Job, dict[str, str]]], *, in_place: bool) -> None:
+        """Submit staged jobs, one cluster per set of alike ones."""
+        keyed = [(job.invocation.key, commands) for job, commands in staged]
+        if in_place and self._in_place is not None:
+            common = self._in_place.common()
+        else:
+            common = dict(COMMON)
+        common["+ConveyorExecutorId"] = classad_string(self._id)
+        for plan in plan_clusters(keyed, common):
             try:
-                cluster, warnings = self._pool.submit(plan)
+                if in_place:
+                    cluster, warnings = self._pool.submit_in_place(plan)
+                else:
+                    cluster, warnings = self._pool.submit(plan)
             except ExecutorError as exc:
                 for key in plan.members:
                     self._finish(self._jobs[key], "error", message=str(exc), note=str(exc))
                 continue
-            self._spooling.add(str(cluster))
+            if not in_place:
+                self._spooling.add(str(cluster))
             for proc, key in enumerate(plan.members):
                 self._jobs[key].job_id = f"{cluster}.{proc}"
                 self._jobs[key].queued_at = time.monotonic()
@@ -255,6 +265,9 @@ class HTCondorExecutor:
 
     # -- watching -------------------------------------------------------------------
     def _refresh(self) -> None:
+        if self._in_place is not None:
+            self._refresh_in_place(self._in_place)
+            return
         if self._retrieved:
             self._pool.remove(self._retrieved, "done: output retrieved by conveyor")
             self._retrieved = []
@@ -272,7 +285,7 @@ class HTCondorExecutor:
             ) from exc
         self._unreachable_since = None
         by_id = {f"{ad['ClusterId']}.{ad['ProcId']}": ad for ad in ads}
-        ended: list[tuple[_Job, _Ending, str]] = []  # (job, state, why)
+        ended: list[tuple[Job, Ending, str]] = []  # (job, state, why)
         for job in list(self._jobs.values()):
             if job.job_id is None:
                 continue
@@ -298,7 +311,43 @@ class HTCondorExecutor:
         ):
             self._collect(completed)
 
-    def _judge(self, job: _Job, ad: dict[str, Any], now: float) -> tuple[_Ending, str] | None:
+    def _refresh_in_place(self, in_place: InPlace) -> None:
+        # a read of the local event log, not a query: the schedd's bound does not apply
+        self._next_query = time.monotonic() + min(self.settings.poll_interval, EVENTS_EVERY)
+        completed, ended = in_place.refresh(
+            self._live_jobs(), self._check_queue, self.explain_waiting
+        )
+        for job, fact in completed:
+            self._complete_in_place(job, fact)
+        self._end(ended)
+
+    def _live_jobs(self) -> list[Job]:
+        return [job for job in self._jobs.values() if job.job_id is not None]
+
+    def _check_queue(self) -> set[str] | None:
+        """The ids of this executor's jobs the schedd holds; None when it does not answer
+        (an ExecutorError once that lasted ``unreachable_grace``)."""
+        now = time.monotonic()
+        try:
+            ads = self._pool.query(f"ConveyorExecutorId == {classad_string(self._id)}")
+        except ExecutorError as exc:
+            self._unreachable_since = self._unreachable_since or now
+            if now - self._unreachable_since < self.settings.unreachable_grace:
+                return None
+            raise ExecutorError(
+                f"lost contact with the HTCondor schedd at {self.settings.where()} for "
+                f"{self.settings.unreachable_grace:g}s: {exc}"
+            ) from exc
+        self._unreachable_since = None
+        return {f"{ad['ClusterId']}.{ad['ProcId']}" for ad in ads}
+
+    def explain_waiting(self, job: Job, now: float) -> str | None:
+        """Say in its log why no machine matches a job idle for ``no_match_after``; the
+        error once none has for ``no_capacity_timeout`` (None while one may)."""
+        self._explain(job, now)
+        return self._still_unmatched(job, now)
+
+    def _judge(self, job: Job, ad: dict[str, Any], now: float) -> tuple[Ending, str] | None:
         """How a queued job ended, from its ad; None while it waits or runs (a completed
         one is kept for the next batch retrieval)."""
         job.ad = ad
@@ -320,7 +369,7 @@ class HTCondorExecutor:
             return "lost", "HTCondor evicted the job (it would start it again from the beginning)"
         return None
 
-    def _explain(self, job: _Job, now: float) -> None:
+    def _explain(self, job: Job, now: float) -> None:
         """Once a job has been idle for ``no_match_after``: ask why no machine matches it,
         and say so in the step's log at once (a step that waits for a slot says nothing)."""
         if job.asked or now - job.queued_at < self.settings.no_match_after or not job.job_id:
@@ -336,7 +385,7 @@ class HTCondorExecutor:
             with contextlib.suppress(OSError):
                 append_log(job.invocation, None, [line])
 
-    def _still_unmatched(self, job: _Job, now: float) -> str | None:
+    def _still_unmatched(self, job: Job, now: float) -> str | None:
         """The error of a job no machine has matched for ``no_capacity_timeout`` (asked
         again then: a machine may have joined the pool since); None while it may match."""
         waited = now - job.queued_at
@@ -353,7 +402,7 @@ class HTCondorExecutor:
             f"{self.settings.no_capacity_timeout:g}s): {job.unmatched}"
         )
 
-    def _collect(self, completed: list[_Job]) -> None:
+    def _collect(self, completed: list[Job]) -> None:
         """Retrieve finished jobs in one go, remove them, hand their results over."""
         ids = [job.job_id for job in completed if job.job_id]
         failures = self._pool.retrieve(ids)
@@ -384,12 +433,26 @@ class HTCondorExecutor:
             else:
                 self._finish(job, "exited", int(ad["ExitCode"]))
 
-    def _end(self, ended: list[tuple[_Job, _Ending, str]]) -> None:
+    def _complete_in_place(self, job: Job, fact: JobFact) -> None:
+        slot = str((job.ad or {}).get("LastRemoteHost") or "a machine of the pool")
+        job.notes.append(f"ran as HTCondor job {job.job_id} on {slot}")
+        if job.iwd is not None:
+            job.interpreter = interpreter(job.iwd)
+        if fact.kind == "signalled":
+            signal = fact.value or 0
+            self._finish(job, "exited", 128 + signal, f"killed by signal {signal}")
+        elif fact.value is None:
+            self._finish(job, "error", message="HTCondor reported no exit code")
+        else:
+            self._finish(job, "exited", fact.value)
+
+    def _end(self, ended: Sequence[tuple[Job, Ending, str]]) -> None:
         """Held, removed, evicted, unmatched or vanished jobs: keep what output there is
         (streamed to the spool as they ran), remove them. One that no machine matches
         fails without retry: another attempt would wait for the same missing machine."""
         started = [j.job_id for j, state, _ in ended if state != "lost" and j.started and j.job_id]
-        failures = self._pool.retrieve_partial(started)
+        # in place, the output so far is already in the job's own directory
+        failures = self._pool.retrieve_partial(started) if self._in_place is None else {}
         self._pool.remove([j.job_id for j, _, _ in ended if j.job_id], "ended by conveyor")
         for job, state, why in ended:
             partial = job.job_id in started and job.job_id not in failures
@@ -400,7 +463,7 @@ class HTCondorExecutor:
 
     def _finish(
         self,
-        job: _Job,
+        job: Job,
         state: EndState,
         exit_code: int | None = None,
         message: str | None = None,
@@ -418,17 +481,5 @@ class HTCondorExecutor:
             append_log(job.invocation, job.iwd if partial else None, notes)
         if job.iwd is not None:
             shutil.rmtree(job.iwd, ignore_errors=True)
-        ran_on = _ran_on(job) if job.started else None
-        self._ready[key] = Completion(key, state, exit_code, message, retryable, ran_on)
-
-
-def _ran_on(job: _Job) -> dict[str, str] | None:
-    """The job's id and the slot it ran on (``slot1@host``), from its last ad."""
-    slot = str((job.ad or {}).get("LastRemoteHost") or "")
-    if not job.job_id or not slot:
-        return None
-    host = slot.rpartition("@")[2]
-    ran_on = {"job": job.job_id, "slot": slot, "host": host}
-    if job.interpreter:
-        ran_on["interpreter"] = job.interpreter
-    return ran_on
+        where = ran_on(job) if job.started else None
+        self._ready[key] = Completion(key, state, exit_code, message, retryable, where)

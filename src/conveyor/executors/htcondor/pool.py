@@ -19,6 +19,7 @@ import signal
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from conveyor.errors import ExecutorError
@@ -197,6 +198,62 @@ class Pool:
         return why_no_match(asked, offers, matching, requirements)
 
     @_signals_held
+    def submit_in_place(self, plan: ClusterPlan) -> tuple[int, list[str]]:
+        """Queue one cluster of shared-filesystem jobs (no spool); (cluster id, warnings)."""
+        h = self._htcondor
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = self._schedd.submit(h.Submit(plan.description), count=len(plan.members))
+            except Exception as exc:
+                raise ExecutorError(f"HTCondor refused the job: {_text(exc)}") from exc
+        return int(result.cluster()), [f"HTCondor: {w.message}" for w in caught]
+
+    @_signals_held
+    def owner(self) -> str:
+        """The user the schedd makes this client's jobs owned by: a held job that runs
+        nothing, submitted, read and removed (a root client with a user's token)."""
+        h = self._htcondor
+        probe = {"executable": "/bin/true", "transfer_executable": "false", "hold": "true"}
+        try:
+            cluster = self._schedd.submit(h.Submit(probe), count=1).cluster()
+            ads = self._schedd.query(constraint=f"ClusterId == {cluster}", projection=["Owner"])
+            self._schedd.act(h.JobAction.Remove, f"ClusterId == {cluster}", "conveyor probe")
+        except Exception as exc:
+            why = _text(exc)
+            raise ExecutorError(f"cannot ask the HTCondor schedd who owns jobs: {why}") from exc
+        if not ads or not ads[0].get("Owner"):
+            raise ExecutorError("the HTCondor schedd did not say who owns this client's jobs")
+        return str(ads[0]["Owner"])
+
+    def filesystem_domains(self) -> tuple[str, set[str]]:
+        """(this machine's FILESYSTEM_DOMAIN, those the pool's slots declare)."""
+        mine = str(self._htcondor.param.get("FILESYSTEM_DOMAIN") or "")
+        slots = self.slots(["FileSystemDomain"])
+        return mine, {str(slot.get("FileSystemDomain") or "") for slot in slots}
+
+    @_signals_held
+    def open_events(self, path: Path) -> Any:
+        try:
+            return self._htcondor.JobEventLog(str(path))
+        except Exception as exc:
+            why = f"cannot read the HTCondor job event log {path}: {_text(exc)}"
+            raise ExecutorError(why) from exc
+
+    @_signals_held
+    def read_events(self, reader: Any, path: Path) -> list[tuple[str, str, dict[str, Any]]]:
+        """The events appended since the last read, without waiting: (type name,
+        ``cluster.proc``, attributes)."""
+        try:
+            return [
+                (event.type.name, f"{event.cluster}.{event.proc}", dict(event.items()))
+                for event in reader.events(stop_after=0)
+            ]
+        except Exception as exc:
+            why = f"cannot read the HTCondor job event log {path}: {_text(exc)}"
+            raise ExecutorError(why) from exc
+
+    @_signals_held
     def reschedule(self) -> None:
         """Ask for a negotiation cycle now (best effort)."""
         with contextlib.suppress(Exception):
@@ -218,8 +275,8 @@ class Pool:
     def _locate(self) -> Any:
         h = self._htcondor
         settings = self.settings
-        if settings.token_dir:
-            h.param["SEC_TOKEN_DIRECTORY"] = settings.token_dir
+        for name, value in client_params(settings).items():
+            h.param[name] = value
         if settings.schedd and settings.schedd.startswith("<"):
             classad = importlib.import_module("classad2")
             location = classad.ClassAd({"MyAddress": settings.schedd, "CondorVersion": ""})
@@ -229,6 +286,18 @@ class Pool:
         schedd = h.Schedd(location)
         schedd.query(constraint="false", projection=["ClusterId"])  # it answers
         return schedd
+
+
+def client_params(settings: HTCondorSettings) -> dict[str, str]:
+    """The client configuration the settings give (on top of ``CONDOR_CONFIG``'s)."""
+    params = {}
+    if settings.token_dir:
+        params["SEC_TOKEN_DIRECTORY"] = settings.token_dir
+    if settings.scitoken_file:
+        params["SCITOKENS_FILE"] = settings.scitoken_file
+    if settings.auth_methods:
+        params["SEC_CLIENT_AUTHENTICATION_METHODS"] = settings.auth_methods
+    return params
 
 
 def _find_schedd(h: Any, collector: Any, name: str | None) -> Any:

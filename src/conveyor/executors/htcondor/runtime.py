@@ -36,11 +36,12 @@ def wants_runtime(invocation: Invocation) -> bool:
     return _MARK in invocation.command
 
 
-def runtime_env(env: dict[str, str]) -> dict[str, str]:
-    """The step's environment with the shipped runtime first on ``PYTHONPATH`` (a
-    relative entry: the job runs in its sandbox, where the runtime was sent)."""
+def runtime_env(env: dict[str, str], directory: str = DIRECTORY) -> dict[str, str]:
+    """The step's environment with the shipped runtime first on ``PYTHONPATH``: by
+    default a relative entry (the job runs in its sandbox, where the runtime was sent);
+    in shared-filesystem mode the absolute path of the job's directory."""
     path = env.get("PYTHONPATH")
-    return {**env, "PYTHONPATH": f"{DIRECTORY}:{path}" if path else DIRECTORY}
+    return {**env, "PYTHONPATH": f"{directory}:{path}" if path else directory}
 
 
 def ship(sandbox: Path) -> None:

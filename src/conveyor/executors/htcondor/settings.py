@@ -13,8 +13,21 @@ from typing import Any
 from conveyor.errors import ProjectError
 
 DEFAULT_PARALLELISM = 1000
-_TEXT = ("collector", "schedd", "token_dir", "scratch")
-_PATHS = ("token_dir", "scratch")
+_TEXT = (
+    "collector",
+    "schedd",
+    "token_dir",
+    "scitoken_file",
+    "auth_methods",
+    "scratch",
+    "filesystem",
+)
+_PATHS = ("token_dir", "scitoken_file", "scratch")
+AUTH_METHODS = frozenset(
+    {"IDTOKENS", "TOKEN", "TOKENS", "SCITOKENS", "KERBEROS", "SSL", "FS", "FS_REMOTE", "MUNGE"}
+)
+"""Client authentication methods HTCondor knows (``SEC_CLIENT_AUTHENTICATION_METHODS``)."""
+FILESYSTEMS = ("spool", "shared", "auto")
 _NUMBERS = (
     "parallelism",
     "poll_interval",
@@ -34,8 +47,20 @@ class HTCondorSettings:
     """The schedd's name in the collector, or its sinful string ``<ip:port?...>``."""
     token_dir: str | None = None
     """A directory of IDTOKENS for the client (``SEC_TOKEN_DIRECTORY``)."""
+    scitoken_file: str | None = None
+    """A file holding a SciToken for the client (``SCITOKENS_FILE``)."""
+    auth_methods: str | None = None
+    """The client's authentication methods in order, e.g. ``"SCITOKENS, IDTOKENS"``
+    (``SEC_CLIENT_AUTHENTICATION_METHODS``); Kerberos uses the process's credential
+    cache (``KRB5CCNAME``)."""
     scratch: str | None = None
-    """Where private per-invocation directories are made; default: a temp dir."""
+    """Where private per-invocation directories are made; default: a temp dir (spool
+    mode), the project's ``.conveyor/htcondor`` (shared mode: the pool must see it)."""
+    filesystem: str = "spool"
+    """``spool``: no filesystem shared with the pool, files go through the schedd;
+    ``shared``: jobs run in the project directory, which the pool's machines mount at
+    the same path; ``auto``: shared when the pool's slots declare the submit machine's
+    ``FILESYSTEM_DOMAIN`` (HTCondor's own rule), else spool."""
     parallelism: int = DEFAULT_PARALLELISM
     poll_interval: float = 0.5
     """Seconds between two queries of the schedd (the rate bound)."""
@@ -64,6 +89,13 @@ class HTCondorSettings:
             if raw.get(key) not in (None, ""):
                 text = str(raw[key])
                 values[key] = os.path.expanduser(text) if key in _PATHS else text
+        if "auth_methods" in values:
+            values["auth_methods"] = _auth_methods(values["auth_methods"])
+        if values.get("filesystem", "spool") not in FILESYSTEMS:
+            raise ProjectError(
+                f"executors.htcondor.filesystem must be one of {', '.join(FILESYSTEMS)}, "
+                f"not {values['filesystem']!r}"
+            )
         for key in _NUMBERS:
             if key in raw:
                 values[key] = _positive(key, raw[key], int if key == "parallelism" else float)
@@ -74,6 +106,18 @@ class HTCondorSettings:
         if self.schedd:
             return self.schedd
         return self.collector or str(configured or "the collector of CONDOR_CONFIG")
+
+
+def _auth_methods(text: str) -> str:
+    """The methods, checked against those HTCondor knows, as HTCondor lists them."""
+    methods = [m.strip().upper() for m in text.replace(",", " ").split()]
+    unknown = [m for m in methods if m not in AUTH_METHODS]
+    if unknown or not methods:
+        raise ProjectError(
+            f"executors.htcondor.auth_methods: {unknown[0] if unknown else 'nothing'} is not "
+            f"an HTCondor authentication method (known: {', '.join(sorted(AUTH_METHODS))})"
+        )
+    return ", ".join(methods)
 
 
 def _positive(key: str, value: object, kind: type[int] | type[float]) -> int | float:
