@@ -77,6 +77,18 @@ class Workspace:
         else:
             records[rel] = self.digests.digest(full)
 
+    def preload_digests(self, paths: Iterable[str]) -> None:
+        """Read the digest cache's rows of these plain paths (globs left out) in a few
+        queries, before the steps ask for them one at a time."""
+        keys = []
+        for rel in paths:
+            if not is_glob(rel):
+                full = self._abs(rel)
+                keys.append(full)
+                if os.path.normpath(full) != full:  # `holds` asks by the Path's spelling
+                    keys.append(os.fspath(Path(full)))
+        self.digests.preload(keys)
+
     def plain_size(self, paths: Iterable[str]) -> int | None:
         """How many bytes these paths hold when each is a plain file (or absent); None
         when one is a glob or a directory, which can hold any amount."""
