@@ -80,14 +80,7 @@ class Workspace:
     def preload_digests(self, paths: Iterable[str]) -> None:
         """Read the digest cache's rows of these plain paths (globs left out) in a few
         queries, before the steps ask for them one at a time."""
-        keys = []
-        for rel in paths:
-            if not is_glob(rel):
-                full = self._abs(rel)
-                keys.append(full)
-                if os.path.normpath(full) != full:  # `holds` asks by the Path's spelling
-                    keys.append(os.fspath(Path(full)))
-        self.digests.preload(keys)
+        self.digests.preload(self._abs(rel) for rel in paths if not is_glob(rel))
 
     def plain_size(self, paths: Iterable[str]) -> int | None:
         """How many bytes these paths hold when each is a plain file (or absent); None
@@ -195,10 +188,10 @@ class Workspace:
     def holds(self, output: OutputRecord) -> bool:
         """Whether the workspace already holds ``output`` exactly (a restore would write
         nothing), by the stat-keyed digest cache: cheap for an unchanged workspace."""
-        full = Path(self._abs(output.path))
+        full = self._abs(output.path)  # the digest cache's key, as inputs spell it
         try:
             if output.kind == "tree":
-                return self._holds_tree(self.store.read_manifest(output.digest), full)
+                return self._holds_tree(self.store.read_manifest(output.digest), Path(full))
             return self._matches(full, output.digest)
         except (OSError, StoreError):
             return False
@@ -225,7 +218,7 @@ class Workspace:
             self._check(full / entry.path, entry.digest)
         return len(entries) + len(tree.links)
 
-    def _matches(self, path: Path, digest: str) -> bool:
+    def _matches(self, path: Path | str, digest: str) -> bool:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
