@@ -59,10 +59,20 @@ class Workspace:
                     )
                 for match in matches:
                     self._add(match, records)
-            elif os.path.lexists(self._abs(pattern)):
-                self._add(pattern, records)
-            elif pattern not in optional:
-                raise MissingInputError(f"declared input {pattern} does not exist")
+            else:
+                full = self._abs(pattern)
+                try:
+                    st = os.lstat(full)  # one call answers "exists?", "a directory?", the key
+                except (OSError, ValueError):  # as os.path.lexists: "does not exist"
+                    if pattern not in optional:
+                        raise MissingInputError(
+                            f"declared input {pattern} does not exist"
+                        ) from None
+                    continue
+                if statmod.S_ISREG(st.st_mode):
+                    records[pattern] = self.digests.digest(full, st)
+                else:
+                    self._add(pattern, records)
         return [InputRecord(path, digest) for path, digest in sorted(records.items())]
 
     def _add(self, rel: str, records: dict[str, str]) -> None:
