@@ -441,6 +441,66 @@ def test_digest_cache_asks_sqlite_once_per_file(tmp_path: Path, counting: Counti
     cache.close()
 
 
+def test_digest_cache_preload_reads_many_rows_in_one_query(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    """A run preloads the rows of its steps' files: one SELECT answers them all (a path
+    without a row, and one that appears twice, cost nothing more)."""
+    paths = [tmp_path / f"f{i}" for i in range(50)]
+    for i, path in enumerate(paths):
+        path.write_bytes(b"x" * i)
+    first = DigestCache(tmp_path / "cache.sqlite")
+    digests = [first.digest(p) for p in paths]
+    first.close()
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    selects: list[str] = []
+    cache._connect().set_trace_callback(
+        lambda sql: selects.append(sql) if sql.startswith("SELECT") else None
+    )
+    cache.preload([*paths, paths[0], tmp_path / "no-row"])
+    assert [cache.digest(p) for p in paths] == digests
+    assert len(selects) == 1
+    assert len(counting.calls) == len(paths)  # hashed by the first cache only
+    cache.close()
+
+
+def test_digest_cache_preloaded_rows_are_still_checked_against_the_file(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"aaaa")
+    first = DigestCache(tmp_path / "cache.sqlite")
+    first.digest(path)
+    first.close()
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    cache.preload([path])
+    path.write_bytes(b"bbbbbbbb")  # changed after the preload
+    assert cache.digest(path) == b3(b"bbbbbbbb")
+    assert len(counting.calls) == 2
+    cache.close()
+
+
+def test_digest_cache_preload_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counting: CountingHash
+) -> None:
+    monkeypatch.setattr(hashing, "_PRELOAD_BATCH", 3)
+    paths = [tmp_path / f"f{i}" for i in range(7)]
+    for path in paths:
+        path.write_bytes(path.name.encode())
+    first = DigestCache(tmp_path / "cache.sqlite")
+    digests = [first.digest(p) for p in paths]
+    first.close()
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    selects: list[str] = []
+    cache._connect().set_trace_callback(
+        lambda sql: selects.append(sql) if sql.startswith("SELECT") else None
+    )
+    cache.preload(paths)
+    assert [cache.digest(p) for p in paths] == digests
+    assert len(selects) == 3
+    cache.close()
+
+
 def test_digest_cache_rehashes_when_the_size_changes(
     tmp_path: Path, counting: CountingHash
 ) -> None:

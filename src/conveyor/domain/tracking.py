@@ -10,6 +10,7 @@ is a digest of the step id, so any step id makes a plain name.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 TRACKING_ENV = "CONVEYOR_TRACKING"
 TRACKING_DIR = ".conveyor/tracking"
@@ -17,6 +18,7 @@ LOG_NAME = "log.jsonl"
 ARTIFACTS = "artifacts"
 
 
+@lru_cache(maxsize=4096)  # asked several times per step of every run
 def tracking_path(step_id: str) -> str:
     """The project-relative tracking directory of a step (the same in every run)."""
     return f"{TRACKING_DIR}/{hashlib.sha256(step_id.encode('utf-8')).hexdigest()[:24]}"

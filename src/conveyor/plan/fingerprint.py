@@ -12,8 +12,6 @@ changed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -125,6 +123,9 @@ def step_parts(
 def secret_hmac(key: bytes, value: str) -> str:
     """Keys the cache on a secret's value without storing it: a keyed digest, so a short
     or guessable secret cannot be recovered from the records by trying values offline."""
+    import hashlib  # only a step given secrets needs these: lean start-up
+    import hmac
+
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 

@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -357,11 +356,11 @@ def cache_key_at(path: Path) -> bytes:
     sees no key or the whole key; a symlink planted at ``path`` is refused."""
     nofollow = getattr(os, "O_NOFOLLOW", 0)
     if not os.path.lexists(path):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | nofollow, 0o600)
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(secrets.token_bytes(32))
+                out.write(os.urandom(32))
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
         finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -162,7 +161,7 @@ def start_run(
             if read:  # datums may glob over what was checked out: their listing changed
                 plan, _ = compile_cached(project, request.params, request.only, trigger=trigger)
             run = RunRecord(
-                id=request.run_id or secrets.token_hex(6),
+                id=request.run_id or os.urandom(6).hex(),
                 pipeline=plan.pipeline,
                 status=RunStatus.RUNNING,
                 commit=git.commit,

@@ -101,25 +101,67 @@ def output(cwd: Path, *args: str) -> str:
 
 
 def git_state(cwd: Path) -> GitState:
-    # one rev-parse answers both questions: the top level, then HEAD's commit (exit 1 and
-    # no commit line when HEAD is unborn; 128 outside a repository)
-    top = run_git(cwd, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD", check=False)
+    # `git status` starts beside rev-parse (two short processes on two cores: every run
+    # waits for them); its answer counts only once rev-parse has found a commit
+    status = _start(cwd, "status", "--porcelain", "--untracked-files=no")
+    try:
+        # one rev-parse answers both questions: the top level, then HEAD's commit (exit 1
+        # and no commit line when HEAD is unborn; 128 outside a repository)
+        top = run_git(cwd, "rev-parse", "--show-toplevel", "--verify", "-q", "HEAD", check=False)
+    except BaseException:
+        _discard(status)
+        raise
     lines = top.stdout.decode().splitlines()
-    if top.returncode not in (0, 1) or not lines:
-        raise ProjectError(
-            f"{cwd} is not inside a git repository; run `git init` (Conveyor pins runs to commits)"
-        )
-    toplevel = Path(lines[0].strip())
     commit = lines[1].strip() or None if top.returncode == 0 and len(lines) > 1 else None
     if commit is None:
-        return GitState(toplevel, None, True, None)
-    status = run_git(cwd, "status", "--porcelain", "--untracked-files=no")
-    dirty = bool(status.stdout.strip())
+        _discard(status)
+        if top.returncode not in (0, 1) or not lines:
+            raise ProjectError(
+                f"{cwd} is not inside a git repository; run `git init` "
+                "(Conveyor pins runs to commits)"
+            )
+        return GitState(Path(lines[0].strip()), None, True, None)
+    toplevel = Path(lines[0].strip())
+    dirty = bool(_finish(status, cwd, "status", "--porcelain", "--untracked-files=no").strip())
     digest = None
     if dirty:
         diff = run_git(cwd, "diff", "HEAD", "--binary")
         digest = blake3.blake3(diff.stdout).hexdigest()
     return GitState(toplevel, commit, dirty, digest)
+
+
+def _start(cwd: Path, *args: str) -> subprocess.Popen[bytes] | None:
+    """git ``args`` started in the background; None when it cannot start (``_finish``
+    then runs it through ``run_git``, which says why)."""
+    try:
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError:
+        return None
+
+
+def _finish(proc: subprocess.Popen[bytes] | None, cwd: Path, *args: str) -> bytes:
+    """The stdout of git ``args`` started by ``_start``; a ProjectError when it failed."""
+    if proc is None:
+        return run_git(cwd, *args).stdout
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise ProjectError(f"git {args[0]} failed: {lines[-1] if lines else proc.returncode}")
+    return out
+
+
+def _discard(proc: subprocess.Popen[bytes] | None) -> None:
+    """A git started by ``_start`` whose answer is not needed: ended and reaped."""
+    if proc is not None:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.communicate()
 
 
 @contextlib.contextmanager
