@@ -30,7 +30,9 @@ with warnings.catch_warnings(), contextlib.suppress(ImportError):
 CLUSTERS = ("htcondor", "spark", "dask")
 # what a module that reaches a cluster engine mentions: its client setting, or the pool
 # helper of the HTCondor tests
-_REACHES = re.compile(r"CONDOR_CONFIG|CONVEYOR_SPARK_MASTER|CONVEYOR_DASK_SCHEDULER|SPARK_HOME|_need_pool")
+_REACHES = re.compile(
+    r"CONDOR_CONFIG|CONVEYOR_SPARK_MASTER|CONVEYOR_DASK_SCHEDULER|SPARK_HOME|_need_pool"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
