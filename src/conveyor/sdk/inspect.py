@@ -20,14 +20,31 @@ if TYPE_CHECKING:
 
 
 def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[str, Any]:
+    """``conveyor show --json``: :func:`record_json` over the project's records."""
+    return record_json(project.records, run, with_steps)
+
+
+def record_json(
+    records: MetadataRepository, run: RunRecord, with_steps: bool = True
+) -> dict[str, Any]:
+    """A run's JSON, one shape for ``show --json`` and the server's run API: its record
+    (``number`` among it), its step runs (:func:`steps_json`) and the dataset commits
+    it checked out (``datasets``)."""
     data = run.to_json()
     if with_steps:
-        steps = project.records.step_runs(run.id)
-        order = _plan_order(steps)
-        data["steps"] = [s.to_json() for s in sorted(steps, key=order)]
-        provenance = step_extras(project.records, run.id)
-        for step in data["steps"]:
-            step.update(provenance.get(step["id"], {}))
+        data["steps"] = steps_json(records, run.id)
+        data["datasets"] = [r.to_json() for r in records.dataset_reads(run.id)]
+    return data
+
+
+def steps_json(records: MetadataRepository, run_id: str) -> list[dict[str, Any]]:
+    """A run's step runs in the order they started (or ended), each with its
+    :func:`step_extras` (``executor``, ``ran_on``...)."""
+    steps = records.step_runs(run_id)
+    data = [s.to_json() for s in sorted(steps, key=_plan_order(steps))]
+    provenance = step_extras(records, run_id)
+    for step in data:
+        step.update(provenance.get(step["id"], {}))
     return data
 
 
