@@ -73,6 +73,11 @@ def test_a_server_run_reads_the_projects_dataset_at_one_commit(repo: Repo, serve
         assert step["log"] == f"/api/v1/projects/demo/runs/{run_id}/logs/j.copy"
         listed = viewer.get("/runs").json()["runs"]
         assert [(r["id"], r["number"]) for r in listed] == [(run_id, 1)]
+        assert viewer.get("/runs/%231").json()["id"] == run_id  # "#1"
+        assert viewer.get("/runs/1").json()["id"] == run_id
+        missing = viewer.get("/runs/%2399")
+        assert missing.status_code == 404
+        assert missing.json()["detail"] == "project 'demo' has no run #99"
         assert viewer.get(f"/runs/{run_id}/artifacts/out.txt").content == b"one\n"
         lineage = viewer.get("/lineage", params={"path": "out.txt"}).json()
         (made,) = lineage["produced_by"]
@@ -89,6 +94,25 @@ def test_a_server_run_reads_the_projects_dataset_at_one_commit(repo: Repo, serve
         assert [d["commit"] for d in again["datasets"]] == [first]
         assert again["number"] == 2 and again["steps"][0]["cached"] is True
         assert viewer.get(f"/runs/{resumed}/artifacts/out.txt").content == b"one\n"
+
+    # the CLI: show --remote and runs --remote name runs by number too
+    repo.write(".conveyor/config.toml", f'[remote]\nurl = "{server.url}"\nproject = "demo"\n')
+    env = {"CONVEYOR_TOKEN": server.tokens["viewer"]}
+    shown = repo.run("show", "#1", "--remote", env=env)
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    assert lines[0].startswith(f"run       {run_id}  #1  (succeeded) · {server.url}/ui/")
+    assert f"dataset   data: images@{first} (images@master:/raw)" in lines
+    as_json = repo.run("show", "2", "--remote", "--json", env=env)
+    assert as_json.code == 0 and as_json.json()["id"] == resumed
+    assert as_json.json()["steps"][0]["executor"] == "local"
+    table = repo.run("runs", "--remote", env=env)
+    assert [line.split()[:2] for line in table.out.splitlines()] == [
+        ["#2", resumed],
+        ["#1", run_id],
+    ]
+    unknown = repo.run("show", "#99", "--remote", env=env)
+    assert unknown.code == 2 and "has no run #99" in unknown.err
 
     # the dataset's page lists the runs that read the commit
     with web_client(server, "viewer") as web:

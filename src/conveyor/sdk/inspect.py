@@ -38,7 +38,7 @@ def record_json(
 
 
 def steps_json(records: MetadataRepository, run_id: str) -> list[dict[str, Any]]:
-    """A run's step runs in the order they started (or ended), each with its
+    """A run's step runs in the order they started (never started ones last), each with its
     :func:`step_extras` (``executor``, ``ran_on``...)."""
     steps = records.step_runs(run_id)
     data = [s.to_json() for s in sorted(steps, key=_plan_order(steps))]
@@ -48,6 +48,7 @@ def steps_json(records: MetadataRepository, run_id: str) -> list[dict[str, Any]]
     return data
 
 
+_NEVER = float("inf")
 _EXTRAS = ("executor", "image", "container", "image_id", "action", "action_commit")
 
 
@@ -75,8 +76,10 @@ def ran_on_text(ran_on: object) -> str:
 
 
 def _plan_order(steps: list[StepRunRecord]) -> Any:
+    """Steps in the order they started (or ended: a skip); never started ones last."""
+
     def key(step: StepRunRecord) -> tuple[float, str]:
-        return (step.started_at or step.ended_at or 0.0, step.step_id)
+        return (step.started_at or step.ended_at or _NEVER, step.step_id)
 
     return key
 

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from conveyor.domain.runrefs import run_number
 from conveyor.domain.states import RunStatus
 from conveyor.errors import UsageError
 from conveyor.metadata.records import StepRunRecord
@@ -48,8 +49,15 @@ class RunCreate(BaseModel):
 
 
 def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
-    """A run by id, a unique prefix of one (4 characters or more), or ``latest``."""
+    """A run by id, a unique prefix of one (4 characters or more), its number in the
+    project (``#12``, or ``12`` under 4 digits) or ``latest``."""
     queue = state.db.queue
+    try:
+        number = run_number(run_id)
+    except UsageError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if number is not None:
+        return _numbered(state, project, number)
     run = queue.get(run_id)
     if run is None and (run_id == "latest" or _PREFIX.match(run_id)):
         found = queue.find(project, None if run_id == "latest" else run_id)
@@ -62,6 +70,15 @@ def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
             raise HTTPException(404, f"project {project!r} has no runs yet")
         raise HTTPException(404, f"project {project!r} has no run {run_id[:100]!r}")
     return run
+
+
+def _numbered(state: ServerState, project: str, number: int) -> QueuedRun:
+    """The project's run of that number (every project has a run 1: the queue says whose)."""
+    for record in state.db.records.runs_numbered(number):
+        run = state.db.queue.get(record.id)
+        if run is not None and run.project == project:
+            return run
+    raise HTTPException(404, f"project {project!r} has no run #{number}")
 
 
 def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
