@@ -35,3 +35,9 @@ def test_runs_are_named_by_their_numbers(repo: Repo) -> None:
     odd = repo.run("show", "#x")
     assert odd.code == 2 and "'#x' is not a run number" in odd.err
     assert "Traceback" not in missing.err + odd.err
+
+    # with a server configured, an unknown number is still this clone's: never the
+    # server's run of that number (another run)
+    repo.write(".conveyor/config.toml", '[remote]\nurl = "http://127.0.0.1:9"\nproject = "p"\n')
+    fetched = repo.run("fetch", "#9", env={"CONVEYOR_TOKEN": "t"})
+    assert fetched.code == 2 and "there is no run #9" in fetched.err, fetched.err

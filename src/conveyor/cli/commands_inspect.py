@@ -246,11 +246,15 @@ def fetch(
 
     project = ctx.project()
     if not remote and project.settings.remote is not None:
+        from conveyor.domain.runrefs import run_number
         from conveyor.errors import NotFoundError
 
         try:  # a run this clone does not know may be one of the server's
             project.resolve_run(run_ref)
         except NotFoundError:
+            # but a number is this clone's (the server's #N is another run: --remote)
+            if run_number(run_ref) is not None:
+                raise
             remote = True
     if remote:
         from conveyor.sdk.remote import RemoteClient
