@@ -105,7 +105,7 @@ def test_a_server_run_reads_the_projects_dataset_at_one_commit(repo: Repo, serve
     assert f"dataset   data: images@{first} (images@master:/raw)" in lines
     as_json = repo.run("show", "2", "--remote", "--json", env=env)
     assert as_json.code == 0 and as_json.json()["id"] == resumed
-    assert as_json.json()["steps"][0]["executor"] == "local"
+    assert as_json.json()["number"] == 2 and as_json.json()["steps"][0]["cached"] is True
     table = repo.run("runs", "--remote", env=env)
     assert [line.split()[:2] for line in table.out.splitlines()] == [
         ["#2", resumed],
