@@ -42,6 +42,8 @@ def test_a_project_configured_for_htcondor_runs_its_pushes_on_the_pool(
     run = server.wait_run(run_id, timeout=180)
     assert run["status"] == "succeeded", run
     assert run["executor"] == "htcondor"
+    (step,) = run["steps"]  # show --json's shape: where the pool ran the step
+    assert step["executor"] == "htcondor" and step["ran_on"]["job"], step
     git(repo.path, "fetch", "-q", server.git_url(), "refs/conveyor/*:refs/conveyor/*")
     shown = git(repo.path, "show", f"refs/conveyor/results/{run_id}:out/where.txt").stdout
     assert shown.endswith("as a.step-1\n")

@@ -276,3 +276,23 @@ def test_odd_run_ids_on_the_metrics_routes_are_refused_plainly(
         for route in ("metrics", "params"):
             response = viewer.get(f"/runs/{run_id}/{route}")
             assert 400 <= response.status_code < 500, (run_id, response.status_code)
+
+
+def test_a_run_number_names_only_the_projects_own_run(server: Server, finished: str) -> None:
+    """Every project has a run #1: a number is looked up among the project's runs only."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    with httpx.Client(base_url=f"{server.url}/api/v1", headers=headers, timeout=30) as admin:
+        number = admin.get(f"/projects/demo/runs/{finished}").json()["number"]
+        assert isinstance(number, int)
+        mine = admin.get(f"/projects/demo/runs/%23{number}")
+        assert mine.status_code == 200 and mine.json()["id"] == finished
+        assert admin.post("/projects", json={"name": "numbered"}).status_code == 201
+        other = admin.get(f"/projects/numbered/runs/%23{number}")
+        assert other.status_code == 404, other.text
+        assert other.json()["detail"] == f"project 'numbered' has no run #{number}"
+        for odd in ("%23x", "%23-1", "%23" + "9" * 30, "%23"):
+            answer = admin.get(f"/projects/demo/runs/{odd}")
+            assert answer.status_code == 422, (odd, answer.text)
+            assert "is not a run number" in answer.json()["detail"]

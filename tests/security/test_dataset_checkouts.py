@@ -1,6 +1,7 @@
 """A pipeline's `datasets:` is data from a repository: its paths never lead out of the
 project (no '..', no absolute path, no link on the way), a directory of the user's is
-never replaced, a bad ref changes nothing, and a server's runs refuse it."""
+never replaced, a bad ref changes nothing, and a server's run never reaches another
+project's dataset."""
 
 from __future__ import annotations
 
@@ -95,12 +96,30 @@ def test_a_checkout_replaces_only_what_an_earlier_run_checked_out(datasets: Data
     assert sorted(p.name for p in (root / "data/raw").iterdir()) == ["a.txt", "b.txt"]
 
 
-def test_a_server_run_refuses_datasets_before_anything_is_written(tmp_path: Path) -> None:
+def test_a_server_run_never_reaches_another_projects_dataset(tmp_path: Path) -> None:
+    """A server's records hold every project's datasets (as ``project/name``): a run of
+    ``demo`` naming ``secret`` finds no dataset, whatever another project holds."""
     from conveyor.plan.model import ExecutionPlan
+    from conveyor.sdk.datasets.scoped import ScopedDatasets
     from conveyor.sdk.running import RunRequest, _check_out_datasets
 
-    plan = ExecutionPlan("p", (), (), datasets=(("data", "images@master"),))
-    project = Project(tmp_path, records=open_lite(tmp_path / "db"), store=ContentStore(tmp_path))
-    with pytest.raises(UsageError, match="checked out by local runs only"):
-        _check_out_datasets(project, plan, RunRequest(datasets=False))
-    assert not (tmp_path / "data").exists()
+    records = open_lite(tmp_path / "server.db")
+    store = ContentStore(tmp_path / "store")
+    other = Project(tmp_path / "other", records=records, store=store)
+    theirs = Datasets(other, ScopedDatasets(records, "other"))
+    theirs.create("secret")
+    theirs.put(parse_ref("secret:/key.txt"), ["-"], stdin=io.BytesIO(b"theirs\n"))
+    root = tmp_path / "demo"
+    root.mkdir()
+    project = Project(root, state_dir=tmp_path / "run", records=records, store=store)
+    for ref in ("secret@master", "secret"):
+        plan = ExecutionPlan("p", (), (), datasets=(("data", ref),))
+        with pytest.raises(NotFoundError, match="there is no dataset secret"):
+            _check_out_datasets(project, plan, RunRequest(dataset_scope="demo"))
+    commit = theirs.resolve(parse_ref("secret@master")).commit.id
+    pinned = RunRequest(dataset_scope="demo", dataset_pins={"data": commit})
+    plan = ExecutionPlan("p", (), (), datasets=(("data", "secret@master"),))
+    with pytest.raises(NotFoundError, match="there is no dataset secret"):
+        _check_out_datasets(project, plan, pinned)  # a pin is no way in either
+    assert not (root / "data").exists()
+    assert records.dataset_readers("secret", commit) == []

@@ -133,6 +133,15 @@ def test_find_runs_by_prefix(repo: MetadataRepository) -> None:
     assert len(repo.find_runs("ab")) == 3
 
 
+def test_runs_by_number_in_every_scope(repo: MetadataRepository) -> None:
+    repo.create_run(run("abc111111111", 1.0))
+    repo.create_run(run("abc222222222", 2.0))
+    repo.create_run(run("abd333333333", 3.0), "other")
+    assert sorted(r.id for r in repo.runs_numbered(1)) == ["abc111111111", "abd333333333"]
+    assert [r.id for r in repo.runs_numbered(2)] == ["abc222222222"]
+    assert repo.runs_numbered(3) == []
+
+
 def test_find_runs_treats_like_wildcards_literally(repo: MetadataRepository) -> None:
     repo.create_run(run("abc111111111", 1.0))
     # no run id starts with these, so none may match

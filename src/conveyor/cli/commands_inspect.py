@@ -48,11 +48,14 @@ def runs(click_ctx: click.Context, limit: int, as_json: bool, remote: bool) -> N
     if not records:
         click.echo("no runs yet; start one with `conveyor run`")
         return
-    click.echo(f"{'RUN':12}  {'STATUS':11}  {'STARTED':19}  {'TOOK':>8}  {'COMMIT':13}  PIPELINE")
+    click.echo(
+        f"{'#':>5}  {'RUN':12}  {'STATUS':11}  {'STARTED':19}  {'TOOK':>8}  {'COMMIT':13}  PIPELINE"
+    )
     for r in records:
         commit = (r.commit or "-")[:12] + ("*" if r.dirty else "")
+        number = f"#{r.number}" if r.number is not None else "-"
         click.echo(
-            f"{r.id:12}  {r.status!s:11}  {_when(r.created_at):19}  "
+            f"{number:>5}  {r.id:12}  {r.status!s:11}  {_when(r.created_at):19}  "
             f"{_took(r.started_at, r.ended_at):>8}  {commit:13}  {r.pipeline}"
         )
 
@@ -60,21 +63,29 @@ def runs(click_ctx: click.Context, limit: int, as_json: bool, remote: bool) -> N
 @click.command()
 @click.argument("run_ref", metavar="RUN", default="latest")
 @click.option("--json", "as_json", is_flag=True, help="Print the run and its steps as JSON.")
+@click.option("--remote", is_flag=True, help="A run of the project's server.")
 @pass_context
-def show(ctx: Context, run_ref: str, as_json: bool) -> None:
+def show(ctx: Context, run_ref: str, as_json: bool, remote: bool) -> None:
     """Show a run: its commit, parameters and every step with its outputs.
 
-    RUN is a run id, a unique prefix of one, or `latest` (the default).
+    RUN is a run id, a unique prefix of one, its number (`#12`; `12` under 4 digits)
+    or `latest` (the default).
     """
     from conveyor.cli.progress import describe
     from conveyor.sdk.inspect import run_json
 
     project = ctx.project()
+    if remote:
+        from conveyor.cli.remote import show_remote
+
+        show_remote(project, run_ref, as_json)
+        return
     run = project.resolve_run(run_ref)
     if as_json:
         emit_json(run_json(project, run))
         return
-    click.echo(f"run       {run.id}  ({run.status})")
+    number = f"  #{run.number}" if run.number is not None else ""
+    click.echo(f"run       {run.id}{number}  ({run.status})")
     click.echo(f"pipeline  {run.pipeline}  ({run.spec_path})")
     click.echo(f"commit    {run.commit or '-'}" + ("  + uncommitted changes" if run.dirty else ""))
     click.echo(f"started   {_when(run.started_at)}  took {_took(run.started_at, run.ended_at)}")
@@ -235,11 +246,15 @@ def fetch(
 
     project = ctx.project()
     if not remote and project.settings.remote is not None:
+        from conveyor.domain.runrefs import run_number
         from conveyor.errors import NotFoundError
 
         try:  # a run this clone does not know may be one of the server's
             project.resolve_run(run_ref)
         except NotFoundError:
+            # but a number is this clone's (the server's #N is another run: --remote)
+            if run_number(run_ref) is not None:
+                raise
             remote = True
     if remote:
         from conveyor.sdk.remote import RemoteClient

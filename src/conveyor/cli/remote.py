@@ -1,4 +1,4 @@
-"""The CLI against a server: ``run``, ``runs`` and ``logs`` with ``--remote``."""
+"""The CLI against a server: ``run``, ``runs``, ``show`` and ``logs`` with ``--remote``."""
 
 from __future__ import annotations
 
@@ -54,10 +54,40 @@ def list_remote(project: Any, limit: int, as_json: bool) -> None:
         click.echo("no runs yet on the server", err=True)
     for r in runs:
         ref = r["ref"].removeprefix("refs/heads/")
+        number = f"#{r['number']}" if r.get("number") is not None else "-"
         click.echo(
-            f"{r['id']:12}  {r['status']:11}  {r['trigger']:14}  {r['commit'][:12]}  {ref}"
-            f"  {r['who']}  {r['url']}"
+            f"{number:>5}  {r['id']:12}  {r['status']:11}  {r['trigger']:14}  {r['commit'][:12]}"
+            f"  {ref}  {r['who']}  {r['url']}"
         )
+
+
+def show_remote(project: Any, run_ref: str, as_json: bool) -> None:
+    """``show RUN --remote``: the server's run (``show --json``'s shape) and its page."""
+    from conveyor.sdk.inspect import ran_on_text
+    from conveyor.sdk.remote import RemoteClient
+
+    client = RemoteClient.for_project(project)
+    run = client.get_run(run_ref)
+    url = client.page_url(str(run["id"]))
+    if as_json:
+        emit_json({**run, "url": url})
+        return
+    number = f"  #{run['number']}" if run.get("number") is not None else ""
+    click.echo(f"run       {run['id']}{number}  ({run['status']}) · {url}")
+    click.echo(f"pipeline  {run.get('pipeline') or '-'}  ({run.get('pipeline_file') or '-'})")
+    click.echo(f"commit    {run['commit']}  ({run['ref'].removeprefix('refs/heads/')})")
+    click.echo(f"by        {run['who']} · {run.get('executor') or '-'} executor · {run['trigger']}")
+    if run["error"]:
+        click.echo(f"note      {run['error']}")
+    for read in run.get("datasets", []):
+        click.echo(f"dataset   {read['path']}: {read['dataset']}@{read['commit']} ({read['ref']})")
+    click.echo(f"steps     {len(run.get('steps', []))}")
+    for step in run.get("steps", []):
+        cached = " (cached)" if step["cached"] else ""
+        click.echo(f"  {step['status']:9} {step['id']}{cached}")
+        if step.get("ran_on"):
+            where = ran_on_text(step["ran_on"])
+            click.echo(f"      ran on {step.get('executor') or 'its executor'} {where}")
 
 
 def logs_remote(

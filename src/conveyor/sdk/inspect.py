@@ -20,17 +20,35 @@ if TYPE_CHECKING:
 
 
 def run_json(project: Project, run: RunRecord, with_steps: bool = True) -> dict[str, Any]:
+    """``conveyor show --json``: :func:`record_json` over the project's records."""
+    return record_json(project.records, run, with_steps)
+
+
+def record_json(
+    records: MetadataRepository, run: RunRecord, with_steps: bool = True
+) -> dict[str, Any]:
+    """A run's JSON, one shape for ``show --json`` and the server's run API: its record
+    (``number`` among it), its step runs (:func:`steps_json`) and the dataset commits
+    it checked out (``datasets``)."""
     data = run.to_json()
     if with_steps:
-        steps = project.records.step_runs(run.id)
-        order = _plan_order(steps)
-        data["steps"] = [s.to_json() for s in sorted(steps, key=order)]
-        provenance = step_extras(project.records, run.id)
-        for step in data["steps"]:
-            step.update(provenance.get(step["id"], {}))
+        data["steps"] = steps_json(records, run.id)
+        data["datasets"] = [r.to_json() for r in records.dataset_reads(run.id)]
     return data
 
 
+def steps_json(records: MetadataRepository, run_id: str) -> list[dict[str, Any]]:
+    """A run's step runs in the order they started (never started ones last), each with its
+    :func:`step_extras` (``executor``, ``ran_on``...)."""
+    steps = records.step_runs(run_id)
+    data = [s.to_json() for s in sorted(steps, key=_plan_order(steps))]
+    provenance = step_extras(records, run_id)
+    for step in data:
+        step.update(provenance.get(step["id"], {}))
+    return data
+
+
+_NEVER = float("inf")
 _EXTRAS = ("executor", "image", "container", "image_id", "action", "action_commit")
 
 
@@ -58,8 +76,10 @@ def ran_on_text(ran_on: object) -> str:
 
 
 def _plan_order(steps: list[StepRunRecord]) -> Any:
+    """Steps in the order they started (or ended: a skip); never started ones last."""
+
     def key(step: StepRunRecord) -> tuple[float, str]:
-        return (step.started_at or step.ended_at or 0.0, step.step_id)
+        return (step.started_at or step.ended_at or _NEVER, step.step_id)
 
     return key
 

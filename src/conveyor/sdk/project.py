@@ -17,6 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from conveyor.domain.runrefs import run_number
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
 from conveyor.metadata.records import EventRecord, RunRecord
@@ -175,8 +176,11 @@ class Project:
 
     # -- runs ---------------------------------------------------------------------
     def resolve_run(self, ref: str) -> RunRecord:
-        """A run by id, unique id prefix, or ``latest``."""
+        """A run by id, unique id prefix, number (``#12``) or ``latest``."""
         self.recover_interrupted()
+        number = run_number(ref)
+        if number is not None:
+            return self._numbered(number)
         if ref == "latest":
             run = self.records.latest_run()
             if run is None:
@@ -191,6 +195,15 @@ class Project:
         if len(found) > 1:
             ids = ", ".join(r.id for r in found[:5])
             raise NotFoundError(f"{ref!r} matches several runs ({ids}); give more characters")
+        return found[0]
+
+    def _numbered(self, number: int) -> RunRecord:
+        found = self.records.runs_numbered(number)
+        if not found:
+            raise NotFoundError(f"there is no run #{number}; `conveyor runs` lists them")
+        if len(found) > 1:  # records shared with other scopes (a server's database)
+            ids = ", ".join(r.id for r in found[:5])
+            raise NotFoundError(f"#{number} names several runs ({ids}); give the run's id")
         return found[0]
 
     # -- the run lock ---------------------------------------------------------------

@@ -82,9 +82,10 @@ class RunRequest:
     dataset_pins: Mapping[str, str] = field(default_factory=dict)
     """Workspace path -> the dataset commit to check out there whatever the pipeline's
     ref names now (a rerun reads the commits the original run read)."""
-    datasets: bool = True
-    """Whether the pipeline's ``datasets:`` are checked out (False on a server: its runs
-    do not read the project's datasets yet, and such a run fails with that sentence)."""
+    dataset_scope: str = ""
+    """Whose datasets the pipeline's ``datasets:`` name: empty, the project's own (a local
+    run); a server's project name, that project's datasets in the server's records
+    (``ScopedDatasets``: another project's are never reachable)."""
     cache_key: bytes = b""
     """The key for the HMACs of secret values (a server passes its project's, which
     outlives the run's state); empty: the project's own ``.conveyor/cache-key``."""
@@ -238,15 +239,13 @@ def _check_out_datasets(
 ) -> list[CheckedOut]:
     if not plan.datasets:
         return []
-    if not request.datasets:
-        raise UsageError(
-            "the pipeline's datasets: are checked out by local runs only (`conveyor run`); "
-            "a server's runs do not read datasets yet"
-        )
     from conveyor.sdk.datasets.checkouts import check_out
+    from conveyor.sdk.datasets.scoped import ScopedDatasets
     from conveyor.sdk.datasets.service import Datasets
 
-    return check_out(Datasets(project), plan.datasets, request.dataset_pins)
+    scope = request.dataset_scope
+    records = ScopedDatasets(project.records, scope) if scope else None
+    return check_out(Datasets(project, records), plan.datasets, request.dataset_pins)
 
 
 def _record_leftovers(project: Project, run_id: str, left: list[tuple[str, Handle]]) -> None:

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from conveyor.domain.runrefs import run_number
 from conveyor.domain.states import RunStatus
 from conveyor.errors import UsageError
 from conveyor.metadata.records import StepRunRecord
@@ -48,8 +49,15 @@ class RunCreate(BaseModel):
 
 
 def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
-    """A run by id, a unique prefix of one (4 characters or more), or ``latest``."""
+    """A run by id, a unique prefix of one (4 characters or more), its number in the
+    project (``#12``, or ``12`` under 4 digits) or ``latest``."""
     queue = state.db.queue
+    try:
+        number = run_number(run_id)
+    except UsageError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if number is not None:
+        return _numbered(state, project, number)
     run = queue.get(run_id)
     if run is None and (run_id == "latest" or _PREFIX.match(run_id)):
         found = queue.find(project, None if run_id == "latest" else run_id)
@@ -64,30 +72,52 @@ def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
     return run
 
 
+def _numbered(state: ServerState, project: str, number: int) -> QueuedRun:
+    """The project's run of that number (every project has a run 1: the queue says whose)."""
+    for record in state.db.records.runs_numbered(number):
+        run = state.db.queue.get(record.id)
+        if run is not None and run.project == project:
+            return run
+    raise HTTPException(404, f"project {project!r} has no run #{number}")
+
+
 def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
+    """The queue row (its status is the run's, queued or not) with what the run's record
+    says in ``conveyor show --json``'s words (``number``, ``pipeline``, ``executor``;
+    null before a worker starts it) and, with ``steps``, the step runs and dataset
+    commits of :func:`conveyor.sdk.inspect.record_json`: one run shape for both."""
+    from conveyor.sdk.inspect import record_json
+
     data = run.to_json()
     data["error"] = public_text(state, data["error"])
+    record = state.db.records.get_run(run.id)
+    shown = record_json(state.db.records, record, steps) if record else {}
+    for key in _FROM_RECORD:
+        data[key] = shown.get(key)
     if steps:
-        record = state.db.records.get_run(run.id)
-        data["executor"] = record.executor if record else None
-        data["steps"] = steps_json(state, run)
+        data["steps"] = [_public_step(state, run, s) for s in shown.get("steps", [])]
+        data["datasets"] = shown.get("datasets", [])
     return data
 
 
+_FROM_RECORD = ("number", "pipeline", "executor", "pipeline_file")
+
+
 def steps_json(state: ServerState, run: QueuedRun) -> list[dict[str, Any]]:
-    """The run's step runs in the order they ran (never started ones last), each with
-    the API path of its log instead of where the server keeps it."""
-    records = state.db.records.step_runs(run.id)
-    never = float("inf")
-    records.sort(key=lambda s: s.started_at or s.ended_at or never)
-    steps = []
-    for record in records:
-        data = record.to_json()
-        data["error"] = public_text(state, data["error"])
-        logs = f"/api/v1/projects/{run.project}/runs/{run.id}/logs/{record.step_id}"
-        data["log"] = logs if record.log_path else None
-        steps.append(data)
-    return steps
+    """The run's step runs as ``show --json`` has them, each with the API path of its log
+    instead of where the server keeps it."""
+    from conveyor.sdk.inspect import steps_json as recorded
+
+    return [_public_step(state, run, s) for s in recorded(state.db.records, run.id)]
+
+
+def _public_step(state: ServerState, run: QueuedRun, data: dict[str, Any]) -> dict[str, Any]:
+    data["error"] = public_text(state, data["error"])
+    if isinstance(data.get("ran_on"), dict):
+        data["ran_on"] = {k: public_text(state, str(v)) for k, v in data["ran_on"].items()}
+    logs = f"/api/v1/projects/{run.project}/runs/{run.id}/logs/{data['id']}"
+    data["log"] = logs if data["log"] else None
+    return data
 
 
 def public_text(state: ServerState, text: str | None) -> str | None:
@@ -397,7 +427,10 @@ def _stored(store: Any, digest: str, path: str) -> Path:
 def lineage(
     access: Viewer, state: State, path: Annotated[str, Query(min_length=1)]
 ) -> dict[str, Any]:
-    """Which runs of this project produced a path, from which inputs, and what read it."""
+    """Which runs of this project produced a path, from which inputs (and the dataset
+    commits they came from), and what read it."""
+    from conveyor.sdk.inspect import dataset_sources
+
     records = state.db.records
     ours = {r.id for r in state.db.queue.for_project(access.project, 10_000)}
     produced = []
@@ -405,6 +438,7 @@ def lineage(
         if run_id not in ours:
             continue
         inputs = [{"path": i.path, "digest": i.digest} for i in records.inputs_of(run_id, step_id)]
+        read = dataset_sources(records, run_id, [i["path"] for i in inputs])
         consumers = [
             {"run": r, "step": s, "path": i.path}
             for r, s, i in records.consumers(output.digest)
@@ -416,6 +450,7 @@ def lineage(
                 "step": step_id,
                 **output.to_json(),
                 "inputs": inputs,
+                "datasets": read,  # the dataset commits its inputs were checked out from
                 "read_by": consumers,
             }
         )

@@ -43,6 +43,7 @@ log = logging.getLogger("conveyor.server")
 
 SecretsFor = Callable[[str], dict[str, str]]
 CANCEL_CHECK = 0.5  # seconds between looks for cancel requests of running runs
+RESUME = "resume:"  # the trigger of a resumed run: ``resume:<original run id>``
 
 
 @dataclasses.dataclass(eq=False)
@@ -161,7 +162,8 @@ class Worker:
                 cache_scope=_cache_scope(queued.project, secrets, key),
                 executors_allowed=self.config.executors_allowed,
                 cache_key=key,
-                datasets=False,
+                dataset_scope=queued.project,
+                dataset_pins=self._dataset_pins(queued),
                 facts=server_facts(queued.ref, queued.trigger, queued.project),
                 payload=server_payload(
                     queued.ref, queued.commit, queued.trigger, queued.who, queued.project
@@ -197,6 +199,17 @@ class Worker:
         finally:
             remove_worktree(repo, workdir)
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _dataset_pins(self, queued: QueuedRun) -> dict[str, str]:
+        """A resumed run (the web's "Run again" too) reads the dataset commits its
+        original read, whatever their branches name now: its cache hits stay hits."""
+        original_id = queued.trigger.removeprefix(RESUME)
+        if original_id == queued.trigger:
+            return {}
+        original = self.db.queue.get(original_id)
+        if original is None or original.project != queued.project:
+            return {}
+        return {r.path: r.commit for r in self.db.records.dataset_reads(original_id)}
 
     def _settings(self, project: str, worktree: Path, state: Path) -> Settings:
         """The checkout's committed settings, as ``conveyor run`` reads them, under what

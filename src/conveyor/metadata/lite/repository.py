@@ -235,6 +235,10 @@ class LiteRepository(LiteDatasets):
         rows = self._rows("SELECT * FROM runs WHERE id LIKE ? LIMIT 10", (prefix + "%",))
         return [run_record(r) for r in rows]
 
+    def runs_numbered(self, number: int) -> list[RunRecord]:
+        rows = self._rows("SELECT * FROM runs WHERE number = ? LIMIT 1000", (number,))
+        return [run_record(r) for r in rows]
+
     def latest_run(self) -> RunRecord | None:
         runs = self.list_runs(1)
         return runs[0] if runs else None

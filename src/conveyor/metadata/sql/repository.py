@@ -181,6 +181,10 @@ class SqlRepository(SqlDatasets):
         rows = self._rows(sa.select(t.runs).where(t.runs.c.id.like(prefix + "%")).limit(10))
         return [run_record(r._mapping) for r in rows]
 
+    def runs_numbered(self, number: int) -> list[RunRecord]:
+        rows = self._rows(sa.select(t.runs).where(t.runs.c.number == number).limit(1000))
+        return [run_record(r._mapping) for r in rows]
+
     def latest_run(self) -> RunRecord | None:
         runs = self.list_runs(1)
         return runs[0] if runs else None

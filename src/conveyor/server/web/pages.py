@@ -155,7 +155,9 @@ def run_page(request: Request, project: str, run_id: str) -> HTMLResponse:
     bars, span = views.timeline(records)
     status_of = {line.id: line.status for line in lines}
     files = src.run_files(run, records)
+    recorded = src.records.get_run(run.id)
     context = {
+        "number": recorded.number if recorded else None,
         "files": files[:ARTIFACTS],
         "files_total": len(files),
         "bars": bars,
@@ -370,6 +372,7 @@ def step_page(request: Request, project: str, run_id: str, step_id: str) -> HTML
         "role": access.role,
         "run": run,
         "step": record,
+        "number": run_record.number if run_record else None,
         "ran_on": views.where_it_ran(src.records.events(run.id), record.step_id),
         "duration": views.duration(record.started_at, record.ended_at),
         "started": views.when(record.started_at),
