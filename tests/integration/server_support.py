@@ -20,6 +20,7 @@ import httpx
 
 CONVEYOR = [sys.executable, "-c", "from conveyor.cli.main import main; main()"]
 ROLES = ("viewer", "member", "lead")
+START_WAIT = 90  # seconds a test server may take to answer its health route
 
 
 def free_port() -> int:
@@ -70,7 +71,9 @@ class Server:
             [*CONVEYOR, *args], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )
         self.procs.append(proc)
-        deadline = time.monotonic() + 30
+        # generous: the wait ends at the first answer, and a loaded machine (two test
+        # processes beside the engines) can take tens of seconds to start a server
+        deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
@@ -79,7 +82,7 @@ class Server:
                 pass
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.05)
-        raise AssertionError("the server did not start in 30 s")
+        raise AssertionError(f"the server did not start in {START_WAIT} s")
 
     def start_worker(self, env: dict[str, str] | None = None, *extra: str) -> subprocess.Popen[str]:
         if "--sandbox" not in extra:
