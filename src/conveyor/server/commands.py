@@ -270,6 +270,7 @@ def worker(
     """Take queued runs from a server's database and run them (scale out a server)."""
     import logging
 
+    from conveyor.server.pachyderm_jobs import claim_loop, projects_of
     from conveyor.server.sandbox import announce
     from conveyor.server.worker import Worker, watch, worker_name
 
@@ -301,6 +302,14 @@ def worker(
             target=watch, args=(config, state.db, pool, stop, state.secrets_for), daemon=True
         )
     )
+    # the Pachyderm jobs of projects whose setting pachyderm_jobs is "worker"
+    claimer = threading.Thread(
+        target=claim_loop,
+        args=(state, f"{worker_name(0)}:pachyderm", lambda: projects_of(state, True), stop),
+        kwargs={"slots": max(1, workers)},
+        daemon=True,
+    )
+    claimer.start()  # not joined: a job of hours must not hold the stop up
     for thread in threads:
         thread.start()
     click.echo(
