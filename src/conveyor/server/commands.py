@@ -270,7 +270,7 @@ def worker(
     """Take queued runs from a server's database and run them (scale out a server)."""
     import logging
 
-    from conveyor.server.pachyderm_jobs import claim_loop, projects_of
+    from conveyor.server.pachyderm_jobs import SLOTS, claim_loop, projects_of
     from conveyor.server.sandbox import announce
     from conveyor.server.worker import Worker, watch, worker_name
 
@@ -306,7 +306,7 @@ def worker(
     claimer = threading.Thread(
         target=claim_loop,
         args=(state, f"{worker_name(0)}:pachyderm", lambda: projects_of(state, True), stop),
-        kwargs={"slots": max(1, workers)},
+        kwargs={"slots": max(SLOTS, workers)},
         daemon=True,
     )
     claimer.start()  # not joined: a job of hours must not hold the stop up
