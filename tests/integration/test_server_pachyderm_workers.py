@@ -56,7 +56,7 @@ def _pending(srv: Server, project: str) -> list[dict[str, Any]]:
     from conveyor.server.config import ServerConfig
     from conveyor.server.db.database import open_database
 
-    db = open_database(ServerConfig(data=srv.data).database_url)
+    db = open_database(ServerConfig(data=srv.data, database=srv.database).database_url)
     try:
         return db.pachyderm.pending(project)
     finally:
@@ -138,3 +138,54 @@ def test_a_branch_moved_through_the_api_runs_its_pipelines(srv: Server) -> None:
         _until(lambda: len([j for j in viewer.get("/jobs").json() if j["state"] == "success"]) == 2)
         listing = viewer.get("/datasets/dev/ls").json()
         assert sorted(item["path"].lstrip("/") for item in listing) == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_crash_between_a_commit_and_its_jobs_loses_nothing(
+    tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> None:
+    """The server died after a route's commit landed and before its held trigger was
+    queued: the server starting again runs the jobs that commit owes."""
+    from contextlib import ExitStack
+
+    from conveyor.sdk.datasets.refs import parse_ref
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+    from conveyor.server.db.pachyderm_queue import COMMIT
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.pachyderm_jobs import pipelines_of
+    from conveyor.server.state import ServerState
+
+    need_bwrap()
+    with ExitStack() as stack:
+        database = None
+        if backend == "postgresql":
+            from tests.engines import fresh_postgres_database
+
+            database = stack.enter_context(fresh_postgres_database("conveyor_pachsrv"))
+        server = make_server(tmp_path_factory.mktemp(f"pach-held-{backend}"), database)
+        config = ServerConfig(data=server.data, database=database)
+        state = ServerState(
+            config, open_database(config.database_url), Keyring.load(config.key_path)
+        )
+        try:
+            pipelines = pipelines_of(state, "demo")
+            pipelines.datasets.create("words", "")
+            pipelines.create_text(spec("copy", "words", HANG), "copy.json", True, False, False)
+            source = server.data / "a.txt"
+            source.write_text("alpha\n")
+            # what a put route does, up to the crash: the trigger held, the commit made
+            state.db.pachyderm.hold("demo", COMMIT, "words", "master")
+            pipelines.datasets.put(parse_ref("words:/a.txt"), [str(source)], "", False)
+        finally:
+            state.db.close()
+        server.start(workers=0)
+        try:
+            with server.api("viewer") as viewer:
+                jobs = _until(
+                    lambda: [j for j in viewer.get("/jobs").json() if j["state"] == "success"]
+                )
+                assert viewer.get("/datasets/copy/files/a.txt").content == b"alpha\n", jobs
+                _until(lambda: _pending(server, "demo") == [])  # done, nothing left owed
+        finally:
+            server.stop()
