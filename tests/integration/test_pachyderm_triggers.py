@@ -56,7 +56,11 @@ def test_a_release_joins_the_same_trigger_already_waiting(db: ServerDatabase) ->
     first = queue.enqueue("alpha", COMMIT, "images", "master")
     second = queue.hold("alpha", COMMIT, "images", "master")
     queue.release(second)  # the waiting one reads the heads when it runs: it covers both
+    assert queue.enqueue("alpha", COMMIT, "images", "master") == first  # a cron tick
     assert [row["id"] for row in queue.pending("alpha")] == [first]
+    assert queue.claim("w1", ["alpha"]) is not None
+    later = queue.enqueue("alpha", COMMIT, "images", "master")  # the first one runs
+    assert later != first and [r["id"] for r in queue.pending("alpha")] == [first, later]
 
 
 def test_one_project_at_a_time_in_order_others_beside(db: ServerDatabase) -> None:

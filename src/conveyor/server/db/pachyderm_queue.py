@@ -55,7 +55,15 @@ class TriggerQueue:
         return self._insert(project, kind, name, branch, HELD)
 
     def enqueue(self, project: str, kind: str, name: str, branch: str = "") -> str:
-        """A trigger claimable at once (what it reads is already committed)."""
+        """A trigger claimable at once (what it reads is already committed); the same
+        one already waiting is returned instead (a cron ticking faster than its jobs
+        adds nothing to the queue)."""
+        with self.engine.connect() as conn:
+            waiting = conn.execute(
+                sa.select(_T.c.id).where(_same(project[:100], kind, name[:100], branch[:100]))
+            ).first()
+        if waiting is not None:
+            return str(waiting[0])
         return self._insert(project, kind, name, branch, QUEUED)
 
     def _insert(self, project: str, kind: str, name: str, branch: str, status: str) -> str:
@@ -81,13 +89,7 @@ class TriggerQueue:
             row = conn.execute(sa.select(_T).where(_T.c.id == trigger_id)).first()
             if row is None:
                 return
-            same = (
-                (_T.c.project == row.project)
-                & (_T.c.kind == row.kind)
-                & (_T.c.name == row.name)
-                & (_T.c.branch == row.branch)
-                & (_T.c.status == QUEUED)
-            )
+            same = _same(row.project, row.kind, row.name, row.branch)
             if conn.execute(sa.select(_T.c.id).where(same).limit(1)).first() is not None:
                 conn.execute(_T.delete().where(_T.c.id == trigger_id))
             else:
@@ -195,6 +197,17 @@ class TriggerQueue:
                 .where((_T.c.status == RUNNING) & (_T.c.worker == worker[:200]))
                 .values(status=QUEUED, worker=None, heartbeat_at=None)
             )
+
+
+def _same(project: str, kind: str, name: str, branch: str) -> sa.ColumnElement[bool]:
+    """The queued triggers equal to this one."""
+    return (
+        (_T.c.project == project)
+        & (_T.c.kind == kind)
+        & (_T.c.name == name)
+        & (_T.c.branch == branch)
+        & (_T.c.status == QUEUED)
+    )
 
 
 def _lock_key(project: str) -> int:
