@@ -267,7 +267,10 @@ def worker(
     sandbox_hide: tuple[Path, ...],
     allow_executors: tuple[str, ...],
 ) -> None:
-    """Take queued runs from a server's database and run them (scale out a server)."""
+    """Take queued runs from a server's database and run them (scale out a server).
+
+    It also runs the Pachyderm jobs of the projects whose `pachyderm_jobs` setting is
+    `worker` (datums in bubblewrap, up to max(4, --workers) projects at once)."""
     import logging
 
     from conveyor.server.pachyderm_jobs import SLOTS, claim_loop, projects_of
