@@ -74,7 +74,7 @@ def test_one_project_at_a_time_in_order_others_beside(db: ServerDatabase) -> Non
     assert other is not None and other.id == b1  # alpha's next waits for its first
     assert queue.claim("w3", ["alpha", "beta"]) is None
     assert queue.claim("w3", ["beta"]) is None  # a claimer takes only its projects
-    queue.finish(a1)
+    queue.finish(a1, "w1")
     last = queue.claim("w3", ["alpha"])
     assert last is not None and last.id == a2 and last.worker == "w3"
 
@@ -99,7 +99,7 @@ def test_claimers_at_once_claim_each_trigger_once(db: ServerDatabase) -> None:
             assert [r["id"] for r in running] == [got.id]  # alone in its project
             with lock:
                 claimed.append(got.id)
-            queue.finish(got.id)
+            queue.finish(got.id, name)
 
     threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
     for thread in threads:
@@ -122,7 +122,11 @@ def test_what_a_crash_left_is_queued_again(db: ServerDatabase) -> None:
     claimed = queue.claim("w9", ["beta"])
     assert claimed is not None and claimed.id == ran
     assert queue.recover_stale(60.0) == 0  # it beats: not stale
-    queue.heartbeat([ran])
+    queue.heartbeat([ran], "w9")
     assert queue.recover_stale(-1.0) == 1  # a claimer that stopped beating
     again = queue.claim("w10", ["beta"])
     assert again is not None and again.id == ran
+    queue.finish(ran, "w9")  # the stale claimer ends at last: w10's claim stays
+    assert [(r["id"], r["worker"]) for r in queue.pending("beta")] == [(ran, "w10")]
+    queue.finish(ran, "w10")
+    assert queue.pending("beta") == []

@@ -114,7 +114,7 @@ def projects_of(state: ServerState, on_worker: bool) -> list[str]:
 
 def _run(pipelines: Pipelines, project: str, name: str) -> None:
     try:
-        # the server's datums run here in bubblewrap: not on the project's batch executor
+        # datums run here (server or worker) in bubblewrap: not on the project's executor
         # (its settings are the lead's run settings, not a Project's), whatever they say
         job = pipelines.run(name, executor="local")
     except ConveyorError as exc:  # recorded in the job: the next commit tries again
@@ -157,7 +157,7 @@ def claim_loop(
                 running.pop(done)
             if time.monotonic() - last_beat >= beat_every:
                 last_beat = time.monotonic()
-                queue.heartbeat(list(running))
+                queue.heartbeat(list(running), name)
                 queue.recover_stale(state.config.stale_after)
             trigger = queue.claim(name, projects()) if len(running) < slots else None
         except Exception:  # the database went away for a moment: try again
@@ -170,13 +170,16 @@ def claim_loop(
         # a daemon thread: a job of hours must not hold the process's stop up (its
         # trigger stays running, then stale, and its job resumes after a restart)
         thread = threading.Thread(
-            target=_run_trigger, args=(state, trigger), name=f"pachyderm-{trigger.id}", daemon=True
+            target=_run_trigger,
+            args=(state, trigger, name),
+            name=f"pachyderm-{trigger.id}",
+            daemon=True,
         )
         running[trigger.id] = thread
         thread.start()
 
 
-def _run_trigger(state: ServerState, trigger: Trigger) -> None:
+def _run_trigger(state: ServerState, trigger: Trigger, worker: str) -> None:
     try:
         run_trigger(state, trigger)
     except Exception:
@@ -185,7 +188,7 @@ def _run_trigger(state: ServerState, trigger: Trigger) -> None:
         )
     finally:
         try:
-            state.db.pachyderm.finish(trigger.id)
+            state.db.pachyderm.finish(trigger.id, worker)
         except Exception:  # stays running: recovered as stale, its job resumes
             log.exception("could not finish pachyderm trigger %s", trigger.id)
         state.pachyderm_wake.set()

@@ -155,18 +155,21 @@ class TriggerQueue:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def finish(self, trigger_id: str) -> None:
-        """Its jobs ran (or failed, recorded in the jobs): the trigger is done."""
+    def finish(self, trigger_id: str, worker: str) -> None:
+        """Its jobs ran (or failed, recorded in the jobs): the trigger is done, unless
+        it went stale meanwhile and another claimer holds it now."""
         with self.engine.begin() as conn:
-            conn.execute(_T.delete().where(_T.c.id == trigger_id))
+            mine = (_T.c.id == trigger_id) & (_T.c.worker == worker[:200])
+            conn.execute(_T.delete().where(mine))
 
-    def heartbeat(self, trigger_ids: list[str]) -> None:
+    def heartbeat(self, trigger_ids: list[str], worker: str) -> None:
         if not trigger_ids:
             return
         with self.engine.begin() as conn:
             conn.execute(
                 _T.update()
                 .where(_T.c.id.in_(trigger_ids) & (_T.c.status == RUNNING))
+                .where(_T.c.worker == worker[:200])
                 .values(heartbeat_at=time.time())
             )
 
