@@ -297,7 +297,7 @@ def test_a_job_left_running_under_the_servers_own_pid_is_resumed(
     from conveyor.server.config import ServerConfig
     from conveyor.server.db.database import open_database
     from conveyor.server.keyring import Keyring
-    from conveyor.server.pachyderm_jobs import resume
+    from conveyor.server.pachyderm_jobs import resume, run_trigger
     from conveyor.server.state import ServerState
 
     need_bwrap()
@@ -326,6 +326,9 @@ def test_a_job_left_running_under_the_servers_own_pid_is_resumed(
         }
         pipelines.state.save_job(old)
         assert resume(state) == 1
+        owed = state.db.pachyderm.claim("test", ["demo"])  # what the server's claimer does
+        assert owed is not None and (owed.kind, owed.name) == ("pipeline", "copy")
+        run_trigger(state, owed)
         jobs = pipelines.jobs("copy")
         assert [j["state"] for j in jobs] == ["success", "interrupted"]
         assert pipelines.datasets.branches("copy")["master"] == jobs[0]["output_commit"]

@@ -146,3 +146,16 @@ def test_resource_requests_become_the_steps_resources() -> None:
     assert (got.cpus, got.memory_mb, got.gpus, got.disk_mb) == (2.0, 2048, 1, 477)
     none = step_resources(PachydermPipeline("p", transform, inputs))
     assert (none.cpus, none.memory_mb, none.gpus) == (1.0, None, 0)
+
+
+def test_resource_limits_fill_the_requests_they_leave_out() -> None:
+    transform = Transform(cmd=("true",))
+    inputs = PfsInput("images", "images", "/*")
+    asked = Resources(memory="1Gi")
+    cap = Resources(cpu=3, memory="4Gi", gpu_number=2)
+    got = step_resources(
+        PachydermPipeline("p", transform, inputs, resource_requests=asked, resource_limits=cap)
+    )
+    assert (got.cpus, got.memory_mb, got.gpus, got.disk_mb) == (3.0, 1024, 2, None)
+    only = step_resources(PachydermPipeline("p", transform, inputs, resource_limits=cap))
+    assert (only.cpus, only.memory_mb, only.gpus) == (3.0, 4096, 2)

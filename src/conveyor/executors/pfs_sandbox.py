@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from conveyor.errors import ExecutorError
 from conveyor.executors.sandbox import NOBODY, Sandbox
 
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
@@ -49,6 +51,19 @@ def build_argv(
     args += ["--unshare-all", "--unshare-user", "--uid", NOBODY, "--gid", NOBODY]
     args += ["--disable-userns", "--die-with-parent", "--new-session", "--", *command]
     return args
+
+
+def limited(argv: list[str], memory_limit: int | None) -> list[str]:
+    """``argv`` run with its address space capped at ``memory_limit`` bytes (util-linux
+    ``prlimit``, which sets the limit then executes it; bwrap and the datum inherit it)."""
+    if memory_limit is None:
+        return argv
+    program = shutil.which("prlimit")
+    if program is None:
+        raise ExecutorError(
+            "resource_limits.memory needs prlimit (util-linux) on this machine to enforce it"
+        )
+    return [program, f"--as={int(memory_limit)}", "--", *argv]
 
 
 def datum_environment(env: dict[str, str]) -> dict[str, str]:
@@ -91,12 +106,14 @@ def datum_shell(
     env: Mapping[str, str],
     inputs: Sequence[str],
     stdin: bool,
+    memory_limit: int | None = None,
 ) -> str:
     """Shell text for a batch executor's worker: the same bwrap sandbox as ``build_argv``,
     with ``pfs`` under the step's working directory (where its staged inputs are) seen
     at ``/pfs``. The worker is only known when it runs, so the system directories are
     looked at there; without bwrap the datum ends with one clear line and exit 127.
-    Every value is shell-quoted: the spec's command and variables stay data."""
+    Every value is shell-quoted: the spec's command and variables stay data.
+    ``memory_limit`` (bytes) caps the datum's address space (``ulimit -v``)."""
     q = shlex.quote
     dirs = " ".join(q(f"pfs/{name}") for name in ("out", *inputs))
     lines = [
@@ -112,6 +129,8 @@ def datum_shell(
         '  elif [ -d "$p" ]; then set -- "$@" --ro-bind "$p" "$p"; fi',
         "done",
     ]
+    if memory_limit is not None:
+        lines.append(f"ulimit -v {max(1, int(memory_limit) // 1024)}")
     setenv = " ".join(f"--setenv {q(k)} {q(v)}" for k, v in sorted(env.items()))
     body = [
         "--dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp",

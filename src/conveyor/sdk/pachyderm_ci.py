@@ -240,8 +240,25 @@ class PipelineCi:
     def _update(
         self, ordered: list[SpecFile], names: dict[str, str], target: str, logs: Path
     ) -> list[dict[str, Any]]:
-        """Each spec file retagged, then created or updated; their pipelines."""
-        done = []
+        """Each spec file retagged, then created or updated; their pipelines. One that
+        fails takes back the files done before it (all or nothing: no pipeline is left
+        on the new image while another that feeds it or reads it is not)."""
+        done: list[dict[str, Any]] = []
+        try:
+            self._update_each(ordered, names, target, logs, done)
+        except ConveyorError:
+            self._roll_back(done, logs)
+            raise
+        return done
+
+    def _update_each(
+        self,
+        ordered: list[SpecFile],
+        names: dict[str, str],
+        target: str,
+        logs: Path,
+        done: list[dict[str, Any]],
+    ) -> None:
         out = logs / "specs"
         out.mkdir()
         for number, spec_file in enumerate(ordered):
@@ -272,10 +289,22 @@ class PipelineCi:
                     "file": spec_file.shown,
                     "spec": str(copy),
                     "pipelines": created,
+                    "versions": [len(self.pipelines.state.versions(n)) for n in created],
                     "action": action,
                 }
             )
-        return done
+
+    def _roll_back(self, done: list[dict[str, Any]], logs: Path) -> None:
+        """The pipelines of the files done return to their version before this flow (new
+        ones go, with their still-empty output datasets), the last file first."""
+        for spec_done in reversed(done):
+            for name, number in zip(
+                reversed(spec_done["pipelines"]), reversed(spec_done["versions"]), strict=True
+            ):
+                now = self.pipelines.undo(name, number)
+                back = f"back to version {now}" if now else "deleted (it was new)"
+                _note(logs / "update.log", f"rolled back {name}: {back}")
+            spec_done["action"] = "rolled back"
 
 
 class _Step:

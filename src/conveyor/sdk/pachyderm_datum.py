@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, UsageError
-from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment
+from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment, limited
 from conveyor.plan.pachyderm_datums import Datum
 from conveyor.spec.pachyderm_model import PachydermPipeline
+from conveyor.spec.pachyderm_quantity import whole_bytes
 from conveyor.store.cas import ContentStore, TreeEntry
 
 Files = dict[tuple[str, str], dict[str, TreeEntry]]
@@ -72,6 +73,7 @@ class _Place:
     image: ImageRun | None
     env: dict[str, str]
     working_dir: str | None
+    memory_limit: int | None = None
     out: Any = None
 
     def run(
@@ -84,7 +86,7 @@ class _Place:
         materialise(self.store, self.datum, self.files, pfs)
         working_dir = self.working_dir
         if self.image is None:
-            argv = datum_argv(pfs, cmd, working_dir)
+            argv = limited(datum_argv(pfs, cmd, working_dir), self.memory_limit)
             environment = datum_environment(self.env)
         else:
             label = f"conveyor-pach-{self.env['PACH_JOB_ID'][:12]}-{self.datum.id[:12]}-{name}"
@@ -116,7 +118,16 @@ def run_datum(
     env = {**dict(transform.env), **datum.env(), "PACH_JOB_ID": job_id}
     accepted = {0, *transform.accept_return_code}
     start = time.monotonic()
-    place = _Place(store, datum, files, scratch / datum.id, image, env, transform.working_dir)
+    place = _Place(
+        store,
+        datum,
+        files,
+        scratch / datum.id,
+        image,
+        env,
+        transform.working_dir,
+        memory_limit(spec) if image is None else None,  # an image: see docs (not enforced)
+    )
     with open(log, "wb") as out:
         place.out = out
         for attempt in range(1, max(1, spec.datum_tries) + 1):
@@ -150,6 +161,13 @@ def run_datum(
             if code == 0:
                 row["state"] = "recovered"  # no outputs; the next job tries it again
     row["duration"] = round(time.monotonic() - start, 3)
+
+
+def memory_limit(spec: PachydermPipeline) -> int | None:
+    """The bytes of address space a datum may use: ``resource_limits.memory``, enforced
+    on the datum's process (RLIMIT_AS: ``prlimit`` here, ``ulimit -v`` on a batch
+    worker); ``resource_limits.cpu`` is a scheduling figure only (``step_resources``)."""
+    return whole_bytes(spec.resource_limits.memory) if spec.resource_limits else None
 
 
 def materialise(store: ContentStore, datum: Datum, files: Files, pfs: Path) -> None:

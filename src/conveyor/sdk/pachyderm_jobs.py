@@ -175,6 +175,18 @@ class Pipelines:
             "jobs": [_job_summary(j) for j in self.state.jobs(name)[:10]],
         }
 
+    def undo(self, name: str, number: int) -> int:
+        """Take back version ``number`` of ``name`` just recorded (a CI flow whose later
+        spec failed): the pipeline returns to its previous version, or, when that was its
+        first, goes with its output dataset if still empty. Returns the version now
+        (0: none)."""
+        left = self.state.drop_version(name, number)
+        records = self.datasets.records
+        new = left == 0 and records.get_dataset(name) is not None
+        if new and not any(records.dataset_branches(name).values()):  # nothing committed
+            self.datasets.delete(name)
+        return left
+
     def delete(self, name: str, keep_dataset: bool) -> None:
         self.state.delete(name)
         if not keep_dataset and self.datasets.records.get_dataset(name) is not None:

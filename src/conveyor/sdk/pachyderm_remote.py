@@ -17,8 +17,6 @@ as a tree. The job (``pachyderm_jobs``) merges the trees into one commit, as for
 
 from __future__ import annotations
 
-import math
-import re
 import shutil
 import time
 from collections import deque
@@ -30,15 +28,12 @@ from conveyor.domain.types import Resources
 from conveyor.errors import ConveyorError
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
 from conveyor.executors.pfs_sandbox import NO_BWRAP, datum_shell
-from conveyor.sdk.pachyderm_datum import DatumWork, Files, materialise, time_left
+from conveyor.sdk.pachyderm_datum import DatumWork, Files, materialise, memory_limit, time_left
 from conveyor.spec.pachyderm_model import PachydermPipeline
+from conveyor.spec.pachyderm_quantity import mebibytes
 from conveyor.store.cas import ContentStore
 
 POLL = 1.0  # seconds a poll waits for the first completion
-_QUANTITY = re.compile(r"(\d+(?:\.\d+)?(?:[eE]\d+)?)([numkMGTPE]|[KMGTPE]i)?")
-_FACTOR = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
-_FACTOR |= {"T": 1e12, "P": 1e15, "E": 1e18}
-_FACTOR |= {f"{u}i": 1024.0 ** (i + 1) for i, u in enumerate("KMGTPE")}
 SANDBOX_ENV = {"HOME": "/tmp", "TMPDIR": "/tmp", "USER": "nobody", "LOGNAME": "nobody"}
 
 
@@ -150,7 +145,9 @@ class RemoteDatums:
         env = {**SANDBOX_ENV, **dict(transform.env), **item.datum.env()}
         env["PACH_JOB_ID"] = self.job_id
         names = sorted({i.name for i in item.datum.inputs})
-        command = datum_shell(cmd, transform.working_dir, env, names, bool(stdin))
+        command = datum_shell(
+            cmd, transform.working_dir, env, names, bool(stdin), memory_limit(self.spec)
+        )
         # every file, not the directories: HTCondor's staging transfers files only
         staged = tuple(
             path.relative_to(attempt.where).as_posix()
@@ -263,23 +260,28 @@ def _code(done: Completion | None) -> int:
 
 def step_resources(spec: PachydermPipeline) -> Resources:
     """What a datum's step asks of its machine: the spec's ``resource_requests`` (cpu,
-    memory and disk as Kubernetes quantities, in MiB here, gpu number)."""
+    memory and disk as Kubernetes quantities, in MiB here, gpu number); a field it leaves
+    out is taken from ``resource_limits``, as Kubernetes defaults a request to its limit.
+    The executor schedules on these (HTCondor's request_*, Spark's task resources); the
+    memory limit is also enforced on the datum itself (``datum_shell``'s ``ulimit -v``)."""
     asked = spec.resource_requests
-    if asked is None:
+    cap = spec.resource_limits
+    if asked is None and cap is None:
         return Resources()
+
+    def pick(field: str) -> object:
+        mine = getattr(asked, field, None) if asked is not None else None
+        return mine if mine is not None else getattr(cap, field, None) if cap else None
+
+    cpu = pick("cpu")
+    gpus = pick("gpu_number")
     return Resources(
-        cpus=float(asked.cpu) if asked.cpu else 1.0,
-        memory_mb=_mebibytes(asked.memory),
-        gpus=asked.gpu_number or 0,
-        disk_mb=_mebibytes(asked.disk),
+        cpus=float(cpu) if isinstance(cpu, int | float) and cpu else 1.0,
+        memory_mb=mebibytes(_text(pick("memory"))),
+        gpus=gpus if isinstance(gpus, int) else 0,
+        disk_mb=mebibytes(_text(pick("disk"))),
     )
 
 
-def _mebibytes(quantity: str | None) -> int | None:
-    """A Kubernetes quantity (``2Gi``, ``500M``, ``1e9``) in MiB, rounded up; the spec
-    reader has checked its shape."""
-    match = _QUANTITY.fullmatch(quantity or "")
-    if match is None:
-        return None
-    size = float(match.group(1)) * _FACTOR[match.group(2) or ""]
-    return max(1, math.ceil(size / 2**20))
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

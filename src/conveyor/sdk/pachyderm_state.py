@@ -98,6 +98,18 @@ class PachydermState:
         old = [v.to_json() for v in self.versions(version.name)] if path.is_file() else []
         _write(path, {"name": version.name, "versions": [*old, version.to_json()]})
 
+    def drop_version(self, name: str, number: int) -> int:
+        """Take back version ``number`` when it is the newest; returns how many remain
+        (none: the pipeline is gone)."""
+        kept = [v.to_json() for v in self.versions(name)]
+        if kept and kept[-1]["version"] == number:
+            kept.pop()
+        if not kept:
+            self._pipeline_file(name).unlink()
+        else:
+            _write(self._pipeline_file(name), {"name": name, "versions": kept})
+        return len(kept)
+
     def names(self) -> list[str]:
         folder = self.root / "pipelines"
         return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []

@@ -176,14 +176,14 @@ async def put_file(
     target = _ref(dataset, check_name(branch, "branch"), path)
     body, _size = await spool_body(request, state.config.max_dataset_body, state.config.data)
     try:
-        commit = await run_in_threadpool(
-            datasets.put, target, ["-"], message, append, False, None, body
-        )
+        with state.dataset_commit(access.project, target.dataset, branch):
+            commit = await run_in_threadpool(
+                datasets.put, target, ["-"], message, append, False, None, body
+            )
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
     finally:
         body.close()
-    state.dataset_committed(access.project, target.dataset, branch)
     return commit.to_json()
 
 
@@ -209,12 +209,14 @@ async def put_tree(
         with tempfile.TemporaryDirectory(dir=scratch, prefix="tree-") as folder:
             sources = await run_in_threadpool(read_tar, body, Path(folder))
             body.close()
-            commit = await run_in_threadpool(datasets.put_sources, target, sources, message, append)
+            with state.dataset_commit(access.project, target.dataset, branch):
+                commit = await run_in_threadpool(
+                    datasets.put_sources, target, sources, message, append
+                )
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
     finally:
         body.close()
-    state.dataset_committed(access.project, target.dataset, branch)
     return commit.to_json()
 
 
@@ -230,10 +232,10 @@ def delete_file(
     """A new commit on ``branch`` without ``path`` (a file, or a directory and below)."""
     target = _ref(dataset, check_name(branch, "branch"), path)
     try:
-        commit = datasets_of(state, access.project).delete_path(target, message)
+        with state.dataset_commit(access.project, target.dataset, branch):
+            commit = datasets_of(state, access.project).delete_path(target, message)
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
-    state.dataset_committed(access.project, target.dataset, branch)
     return commit.to_json()
 
 
@@ -247,9 +249,12 @@ def list_branches(access: Viewer, state: State, dataset: str) -> dict[str, str |
 def put_branch(
     access: Member, state: State, dataset: str, branch: str, body: BranchPut
 ) -> dict[str, Any]:
-    """Create or move a branch to a commit of the dataset (members)."""
+    """Create or move a branch to a commit of the dataset (members); the pipelines
+    reading that branch run, as after a commit."""
     head = _ref(dataset, body.head) if body.head else None
-    moved = datasets_of(state, access.project).branch(check_name(dataset), branch, head)
+    check_name(branch, "branch")
+    with state.dataset_commit(access.project, check_name(dataset), branch):
+        moved = datasets_of(state, access.project).branch(check_name(dataset), branch, head)
     return {"dataset": dataset, "branch": branch, "head": moved}
 
 

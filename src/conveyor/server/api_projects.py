@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
@@ -56,6 +56,11 @@ class SettingsPut(BaseModel):
         max_length=4096,
         description="Write-only: the token that posts commit statuses to the forge, kept "
         "in the vault and never given to steps; '' removes it.",
+    )
+    pachyderm_jobs: Literal["server", "worker"] | None = Field(
+        default=None,
+        description="Who runs the project's Pachyderm jobs: 'worker' (the `conveyor worker`"
+        " processes) or 'server' (the server's own claimer, the default).",
     )
     retention: dict[str, Any] | None = Field(
         default=None,

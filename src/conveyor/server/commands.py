@@ -324,9 +324,13 @@ def worker(
     store_endpoint: str | None,
     store_credentials: Path | None,
 ) -> None:
-    """Take queued runs from a server's database and run them (scale out a server)."""
+    """Take queued runs from a server's database and run them (scale out a server).
+
+    It also runs the Pachyderm jobs of the projects whose `pachyderm_jobs` setting is
+    `worker` (datums in bubblewrap, up to max(4, --workers) projects at once)."""
     import logging
 
+    from conveyor.server.pachyderm_jobs import SLOTS, claim_loop, projects_of
     from conveyor.server.sandbox import announce
     from conveyor.server.worker import Worker, watch, worker_name
 
@@ -366,6 +370,14 @@ def worker(
             target=watch, args=(config, state.db, pool, stop, state.secrets_for), daemon=True
         )
     )
+    # the Pachyderm jobs of projects whose setting pachyderm_jobs is "worker"
+    claimer = threading.Thread(
+        target=claim_loop,
+        args=(state, f"{worker_name(0)}:pachyderm", lambda: projects_of(state, True), stop),
+        kwargs={"slots": max(SLOTS, workers)},
+        daemon=True,
+    )
+    claimer.start()  # not joined: a job of hours must not hold the stop up
     for thread in threads:
         thread.start()
     click.echo(

@@ -1,34 +1,44 @@
 """Pachyderm jobs on the server: a commit to a dataset runs its downstream pipelines.
 
-Every route that makes a dataset commit (a file or tree put, a file delete) hands
-``(project, dataset, branch)`` to :meth:`ServerState.dataset_committed`; one thread of
-the server process takes them in order and runs each downstream pipeline's job with
-the local job code (``sdk/pachyderm_jobs``): datums in bubblewrap (or their image),
-seeing only their own files at ``/pfs``, never the server's data; the output commit is
-made only at the end. A pipeline created, updated or asked to run gets a job too
-(:meth:`ServerState.pipeline_changed`) once each input has a commit. Pipelines reading
-that output follow in the same pass (the downstream order is the DAG's), and one thread
-means one job at a time, so never two jobs of one pipeline at once. When the server
-starts, a job it left running (killed midway) is run again: the datums that had
-finished are reused, the rest run.
+Every route that makes a dataset commit (a file or tree put, a file delete, a branch
+moved) records a trigger in the server database around the commit
+(:meth:`ServerState.dataset_commit`, ``db/pachyderm_queue``); a pipeline created,
+updated or asked to run records one too, and gets a job once each input has a commit.
+A trigger is claimed by exactly one claimer and runs each downstream pipeline's job
+with the local job code (``sdk/pachyderm_jobs``): datums in bubblewrap (or their
+image), seeing only their own files at ``/pfs``, never the server's data; the output
+commit is made only at the end. Pipelines reading that output follow in the same pass
+(the downstream order is the DAG's). A project's triggers run one at a time, in order;
+other projects' run beside them, each on its own thread.
+
+Who claims: ``conveyor worker`` processes take the triggers of projects whose setting
+``pachyderm_jobs`` is ``worker`` (jobs off the server process); the server's own
+claimer (:func:`serve`) takes every other project's, the fallback. When the server
+starts, what its routes held is queued, and a job it left running (killed midway) gets
+a trigger again: the datums that had finished are reused, the rest run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
+import socket
 import threading
+import time
+from collections.abc import Callable
 
 from conveyor.errors import ConveyorError
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH
 from conveyor.sdk.pachyderm_jobs import Pipelines
 from conveyor.server.api_pipelines import pipelines_of
+from conveyor.server.db.pachyderm_queue import COMMIT, Trigger
 from conveyor.server.state import ServerState
 from conveyor.spec.pachyderm_model import PfsInput, leaves
 
 log = logging.getLogger("conveyor.server")
 POLL = 0.5  # seconds between looks at the stop event while idle
+SLOTS = 4  # projects whose jobs one claimer runs at once
+SETTING = "pachyderm_jobs"  # a project's: "worker" or "server" (the default)
 
 
 def run_downstream(state: ServerState, project: str, dataset: str, branch: str) -> int:
@@ -59,10 +69,14 @@ def run_pipeline(state: ServerState, project: str, name: str) -> bool:
 
 
 def resume(state: ServerState) -> int:
-    """Run again each pipeline whose last job this server left unfinished, then the
-    pipelines downstream of it; returns how many were resumed."""
+    """A trigger again for each pipeline whose last job this server left unfinished (its
+    claimer runs it, then the pipelines downstream); returns how many. A project with
+    triggers still owed gets none: the trigger that ran the job is one of them."""
     resumed = 0
+    owed = {str(row["project"]) for row in state.db.pachyderm.pending()}
     for project in state.db.accounts.projects():
+        if project in owed:
+            continue
         if not (state.config.project_dir(project) / "datasets" / "pachyderm").is_dir():
             continue
         pipelines = pipelines_of(state, project)
@@ -76,16 +90,31 @@ def resume(state: ServerState) -> int:
             if not jobs or jobs[0]["state"] != "interrupted":
                 continue
             resumed += 1
-            _run(pipelines, project, name)
-            spec = pipelines.state.versions(name)[-1].spec()
-            for after in pipelines.downstream(name, spec.output_branch):
-                _run(pipelines, project, after)
+            state.pipeline_changed(project, name)
     return resumed
+
+
+def run_trigger(state: ServerState, trigger: Trigger) -> None:
+    """The jobs a trigger owes; a failed job is recorded in the job, never raised."""
+    if trigger.kind == COMMIT:
+        run_downstream(state, trigger.project, trigger.name, trigger.branch)
+    else:
+        run_pipeline(state, trigger.project, trigger.name)
+
+
+def projects_of(state: ServerState, on_worker: bool) -> list[str]:
+    """The projects whose triggers a worker (or the server's own claimer) takes."""
+    chosen = []
+    for project in state.db.accounts.projects():
+        settings = (state.db.accounts.project(project) or {}).get("settings") or {}
+        if (settings.get(SETTING) == "worker") == on_worker:
+            chosen.append(project)
+    return chosen
 
 
 def _run(pipelines: Pipelines, project: str, name: str) -> None:
     try:
-        # the server's datums run here in bubblewrap: not on the project's batch executor
+        # datums run here (server or worker) in bubblewrap: not on the project's executor
         # (its settings are the lead's run settings, not a Project's), whatever they say
         job = pipelines.run(name, executor="local")
     except ConveyorError as exc:  # recorded in the job: the next commit tries again
@@ -95,20 +124,71 @@ def _run(pipelines: Pipelines, project: str, name: str) -> None:
 
 
 def serve(state: ServerState, stop: threading.Event) -> None:
-    """The jobs' thread: resume what a crash left, then run each commit's downstream."""
+    """The server's own claimer: queue what a crash left, then run the triggers of the
+    projects that have no worker (``pachyderm_jobs`` is not ``worker``)."""
+    name = f"{socket.gethostname()}:server:pachyderm"  # the same after a restart
     try:
+        state.db.pachyderm.release_held()
+        state.db.pachyderm.restart(name)
         resume(state)
     except Exception:
         log.exception("resuming pachyderm jobs failed")
+    claim_loop(state, name, lambda: projects_of(state, on_worker=False), stop)
+
+
+def claim_loop(
+    state: ServerState,
+    name: str,
+    projects: Callable[[], list[str]],
+    stop: threading.Event,
+    slots: int = SLOTS,
+) -> None:
+    """Claim triggers of ``projects()`` and run each on a thread of its own (at most
+    ``slots`` at once): a long job of one project holds no other project's. Beats the
+    running ones and queues again those whose claimer died."""
+    queue = state.db.pachyderm
+    queue.restart(name)
+    running: dict[str, threading.Thread] = {}
+    last_beat = 0.0
+    beat_every = min(2.0, state.config.stale_after / 4)
     while not stop.is_set():
         try:
-            kind, project, name, branch = state.pachyderm.get(timeout=POLL)
-        except queue.Empty:
+            for done in [k for k, thread in running.items() if not thread.is_alive()]:
+                running.pop(done)
+            if time.monotonic() - last_beat >= beat_every:
+                last_beat = time.monotonic()
+                queue.heartbeat(list(running), name)
+                queue.recover_stale(state.config.stale_after)
+            trigger = queue.claim(name, projects()) if len(running) < slots else None
+        except Exception:  # the database went away for a moment: try again
+            log.exception("claiming pachyderm triggers failed")
+            trigger = None
+        if trigger is None:
+            state.pachyderm_wake.wait(POLL)
+            state.pachyderm_wake.clear()
             continue
+        # a daemon thread: a job of hours must not hold the process's stop up (its
+        # trigger stays running, then stale, and its job resumes after a restart)
+        thread = threading.Thread(
+            target=_run_trigger,
+            args=(state, trigger, name),
+            name=f"pachyderm-{trigger.id}",
+            daemon=True,
+        )
+        running[trigger.id] = thread
+        thread.start()
+
+
+def _run_trigger(state: ServerState, trigger: Trigger, worker: str) -> None:
+    try:
+        run_trigger(state, trigger)
+    except Exception:
+        log.exception(
+            "pachyderm jobs of %s %s/%s failed", trigger.kind, trigger.project, trigger.name
+        )
+    finally:
         try:
-            if kind == "commit":
-                run_downstream(state, project, name, branch)
-            else:
-                run_pipeline(state, project, name)
-        except Exception:
-            log.exception("pachyderm jobs after %s %s/%s failed", kind, project, name)
+            state.db.pachyderm.finish(trigger.id, worker)
+        except Exception:  # stays running: recovered as stale, its job resumes
+            log.exception("could not finish pachyderm trigger %s", trigger.id)
+        state.pachyderm_wake.set()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import queue
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from conveyor.domain.envnames import changes_execution
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.deliveries import Deliveries
+from conveyor.server.db.pachyderm_queue import COMMIT, PIPELINE
 from conveyor.server.db.statuses import HookLog, Statuses
 from conveyor.server.db.vault import Vault
 from conveyor.server.keyring import Keyring
@@ -53,19 +55,33 @@ class ServerState:
     """Finished runs never change: their JSON is kept for polling clients."""
     deployments: Runtime = field(default_factory=Runtime)
     """This process's warm pools, rate buckets and execution slots of deployments."""
-    pachyderm: queue.SimpleQueue[tuple[str, str, str, str]] = field(
-        default_factory=queue.SimpleQueue
-    )
-    """What the Pachyderm jobs' thread runs next (``server/pachyderm_jobs``):
-    ("commit", project, dataset, branch) or ("pipeline", project, pipeline, "")."""
+    pachyderm_wake: threading.Event = field(default_factory=threading.Event)
+    """Set when a Pachyderm trigger is queued, so this process's claimer looks at once."""
+
+    @contextmanager
+    def dataset_commit(self, project: str, dataset: str, branch: str) -> Iterator[None]:
+        """Around a route's dataset commit: the trigger of its downstream jobs is written
+        first (held), queued once the commit landed, dropped if it failed; so a crash
+        between the commit and its jobs loses nothing (``db.pachyderm_queue``)."""
+        triggers = self.db.pachyderm
+        held = triggers.hold(project, COMMIT, dataset, branch)
+        try:
+            yield
+        except BaseException:
+            triggers.drop(held)
+            raise
+        triggers.release(held)
+        self.pachyderm_wake.set()
 
     def dataset_committed(self, project: str, dataset: str, branch: str) -> None:
-        """A route made a commit: the Pachyderm jobs' thread runs what reads it."""
-        self.pachyderm.put(("commit", project, dataset, branch))
+        """A commit already made (a cron tick): the jobs that read it are owed."""
+        self.db.pachyderm.enqueue(project, COMMIT, dataset, branch)
+        self.pachyderm_wake.set()
 
     def pipeline_changed(self, project: str, pipeline: str) -> None:
         """A pipeline was created, updated or asked to run: a job over its inputs' heads."""
-        self.pachyderm.put(("pipeline", project, pipeline, ""))
+        self.db.pachyderm.enqueue(project, PIPELINE, pipeline)
+        self.pachyderm_wake.set()
 
     @property
     def vault(self) -> Vault:

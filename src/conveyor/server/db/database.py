@@ -12,6 +12,7 @@ from conveyor.errors import MetadataError
 from conveyor.metadata.sql import SqlRepository, open_repository
 from conveyor.server.db.accounts import Accounts
 from conveyor.server.db.migrate import upgrade
+from conveyor.server.db.pachyderm_queue import TriggerQueue
 from conveyor.server.db.queue import RunQueue
 from conveyor.server.db.schedules import Schedules
 
@@ -22,9 +23,11 @@ class ServerDatabase:
     accounts: Accounts
     queue: RunQueue
     schedules: Schedules = field(init=False)
+    pachyderm: TriggerQueue = field(init=False)
 
     def __post_init__(self) -> None:
         self.schedules = Schedules(self.records.engine)
+        self.pachyderm = TriggerQueue(self.records.engine)
 
     @property
     def engine(self) -> sa.Engine:

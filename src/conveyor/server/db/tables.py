@@ -193,3 +193,18 @@ deployment_executions = sa.Table(
     sa.Column("ended_at", sa.Float),
     sa.Index("ix_srv_deployment_executions_of", "project", "deployment", "created_at"),
 )
+
+pachyderm_triggers = sa.Table(
+    "srv_pachyderm_triggers",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("branch", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float),
+    sa.Index("ix_srv_pachyderm_triggers_status", "status", "created_at"),
+)

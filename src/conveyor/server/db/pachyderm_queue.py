@@ -1,0 +1,218 @@
+"""The Pachyderm trigger queue: the jobs a dataset commit or a pipeline change owes.
+
+A route that commits to a dataset first *holds* a trigger (a row nobody may claim),
+makes the commit, then *releases* it (``queued``); a failed commit drops it. So a crash
+between the commit and its jobs loses nothing: a server starting again releases what it
+held (a held row whose commit never landed costs one job over unchanged heads, which
+reuses every datum). A trigger is claimed by exactly one claimer, ``UPDATE ... WHERE
+status = 'queued'``, and only while no other trigger of its project runs: a project's
+jobs run one at a time and in order (never two jobs of one pipeline at once), while
+other projects' jobs run beside them. On PostgreSQL an advisory lock per project makes
+that check and the claim one step; SQLite's writer lock does the same. Running rows
+carry a heartbeat; one whose claimer stopped beating goes back to the queue, and its
+job resumes (the datums that finished are reused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from conveyor.server.db import tables as t
+
+HELD, QUEUED, RUNNING = "held", "queued", "running"
+COMMIT, PIPELINE = "commit", "pipeline"
+_T = t.pachyderm_triggers
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: str
+    project: str
+    kind: str
+    """``commit`` (``name`` is a dataset, ``branch`` its branch) or ``pipeline``."""
+    name: str
+    branch: str
+    worker: str | None
+
+    @staticmethod
+    def from_row(row: Any) -> Trigger:
+        m = row._mapping
+        return Trigger(**{k: m[k] for k in Trigger.__dataclass_fields__})
+
+
+class TriggerQueue:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def hold(self, project: str, kind: str, name: str, branch: str = "") -> str:
+        """A trigger written before its commit: claimable once :meth:`release`\\ d."""
+        return self._insert(project, kind, name, branch, HELD)
+
+    def enqueue(self, project: str, kind: str, name: str, branch: str = "") -> str:
+        """A trigger claimable at once (what it reads is already committed); the same
+        one already waiting is returned instead (a cron ticking faster than its jobs
+        adds nothing to the queue)."""
+        with self.engine.connect() as conn:
+            waiting = conn.execute(
+                sa.select(_T.c.id).where(_same(project[:100], kind, name[:100], branch[:100]))
+            ).first()
+        if waiting is not None:
+            return str(waiting[0])
+        return self._insert(project, kind, name, branch, QUEUED)
+
+    def _insert(self, project: str, kind: str, name: str, branch: str, status: str) -> str:
+        trigger_id = secrets.token_hex(8)
+        with self.engine.begin() as conn:
+            conn.execute(
+                _T.insert().values(
+                    id=trigger_id,
+                    project=project[:100],
+                    kind=kind,
+                    name=name[:100],
+                    branch=branch[:100],
+                    status=status,
+                    created_at=time.time(),
+                )
+            )
+        return trigger_id
+
+    def release(self, trigger_id: str) -> None:
+        """The commit landed: the held trigger is queued, or dropped when the same one
+        already waits (it reads the heads when it runs, so it covers this commit too)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(_T).where(_T.c.id == trigger_id)).first()
+            if row is None:
+                return
+            same = _same(row.project, row.kind, row.name, row.branch)
+            if conn.execute(sa.select(_T.c.id).where(same).limit(1)).first() is not None:
+                conn.execute(_T.delete().where(_T.c.id == trigger_id))
+            else:
+                conn.execute(_T.update().where(_T.c.id == trigger_id).values(status=QUEUED))
+
+    def drop(self, trigger_id: str) -> None:
+        """The commit failed: its held trigger goes."""
+        with self.engine.begin() as conn:
+            conn.execute(_T.delete().where((_T.c.id == trigger_id) & (_T.c.status == HELD)))
+
+    def claim(self, worker: str, projects: list[str]) -> Trigger | None:
+        """The oldest queued trigger of one of ``projects`` none of whose triggers runs,
+        for this worker; None when there is none."""
+        if not projects:
+            return None
+        busy = sa.select(_T.c.project).where(_T.c.status == RUNNING)
+        pick = (
+            sa.select(_T.c.id, _T.c.project)
+            .where((_T.c.status == QUEUED) & _T.c.project.in_(projects))
+            .where(_T.c.project.not_in(busy))
+            .order_by(_T.c.created_at)
+            .limit(8)
+        )
+        with self.engine.connect() as conn:
+            candidates = [(str(r[0]), str(r[1])) for r in conn.execute(pick)]
+        for trigger_id, project in candidates:
+            now = time.time()
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(project))))
+                running = sa.select(_T.c.id).where(
+                    (_T.c.project == project) & (_T.c.status == RUNNING)
+                )
+                # the older trigger of the project first: this one waits behind it
+                first = conn.execute(
+                    sa.select(_T.c.id)
+                    .where((_T.c.project == project) & (_T.c.status == QUEUED))
+                    .order_by(_T.c.created_at)
+                    .limit(1)
+                ).first()
+                if first is None or first[0] != trigger_id:
+                    continue
+                changed = conn.execute(
+                    _T.update()
+                    .where((_T.c.id == trigger_id) & (_T.c.status == QUEUED))
+                    .where(~sa.exists(running))
+                    .values(status=RUNNING, worker=worker[:200], heartbeat_at=now)
+                ).rowcount
+            if changed == 1:
+                return self.get(trigger_id)
+        return None
+
+    def get(self, trigger_id: str) -> Trigger | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_T).where(_T.c.id == trigger_id)).first()
+        return None if row is None else Trigger.from_row(row)
+
+    def pending(self, project: str | None = None) -> list[dict[str, Any]]:
+        """The triggers not done yet, oldest first (for operators and tests)."""
+        query = sa.select(_T).order_by(_T.c.created_at)
+        if project is not None:
+            query = query.where(_T.c.project == project)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def finish(self, trigger_id: str, worker: str) -> None:
+        """Its jobs ran (or failed, recorded in the jobs): the trigger is done, unless
+        it went stale meanwhile and another claimer holds it now."""
+        with self.engine.begin() as conn:
+            mine = (_T.c.id == trigger_id) & (_T.c.worker == worker[:200])
+            conn.execute(_T.delete().where(mine))
+
+    def heartbeat(self, trigger_ids: list[str], worker: str) -> None:
+        if not trigger_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                _T.update()
+                .where(_T.c.id.in_(trigger_ids) & (_T.c.status == RUNNING))
+                .where(_T.c.worker == worker[:200])
+                .values(heartbeat_at=time.time())
+            )
+
+    def recover_stale(self, stale_after: float) -> int:
+        """Running triggers whose claimer stopped beating go back to the queue."""
+        limit = time.time() - stale_after
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    _T.update()
+                    .where((_T.c.status == RUNNING) & (_T.c.heartbeat_at < limit))
+                    .values(status=QUEUED, worker=None, heartbeat_at=None)
+                ).rowcount
+            )
+
+    def release_held(self) -> int:
+        """A server starting again queues what its routes held when it stopped (their
+        commit may have landed)."""
+        with self.engine.begin() as conn:
+            held = _T.update().where(_T.c.status == HELD).values(status=QUEUED)
+            return int(conn.execute(held).rowcount)
+
+    def restart(self, worker: str) -> None:
+        """A claimer starting under ``worker`` queues again what it ran when it stopped."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                _T.update()
+                .where((_T.c.status == RUNNING) & (_T.c.worker == worker[:200]))
+                .values(status=QUEUED, worker=None, heartbeat_at=None)
+            )
+
+
+def _same(project: str, kind: str, name: str, branch: str) -> sa.ColumnElement[bool]:
+    """The queued triggers equal to this one."""
+    return (
+        (_T.c.project == project)
+        & (_T.c.kind == kind)
+        & (_T.c.name == name)
+        & (_T.c.branch == branch)
+        & (_T.c.status == QUEUED)
+    )
+
+
+def _lock_key(project: str) -> int:
+    digest = hashlib.blake2b(f"pachyderm\0{project}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -1,0 +1,60 @@
+"""``resource_limits.memory`` enforced on the datum's process with real bubblewrap: locally
+through ``prlimit`` (a datum allocating past the limit fails, one under it succeeds, in
+the same job), and on a batch worker through the datum's shell text (``ulimit -v``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conveyor.executors.pfs_sandbox import datum_shell
+from conveyor.metadata.lite import open_lite
+from conveyor.sdk.datasets.refs import parse_ref
+from conveyor.sdk.pachyderm_jobs import JobFailed, Pipelines
+from conveyor.sdk.project import Project
+from conveyor.store.cas import ContentStore
+from tests.integration.server_support import need_bwrap
+
+pytestmark = pytest.mark.integration
+GROW = (
+    "import sys; b = bytearray(int(open(sys.argv[1]).read()) * 2**20); "
+    "open('/pfs/out/' + sys.argv[1].rsplit('/', 1)[1], 'w').write('ok')"
+)
+
+
+def test_a_datum_past_its_memory_limit_fails_and_one_under_it_succeeds(tmp_path: Path) -> None:
+    need_bwrap()
+    records = open_lite(tmp_path / ".conveyor" / "conveyor.db")
+    project = Project(tmp_path, records=records, store=ContentStore(tmp_path / "store"))
+    pipelines = Pipelines(project)
+    pipelines.datasets.create("sizes", "")
+    for name, mib in (("small", "8"), ("large", "400")):
+        target = parse_ref(f"sizes:/{name}")
+        pipelines.datasets.put(target, ["-"], stdin=io.BytesIO(mib.encode()))
+    spec = {
+        "pipeline": {"name": "grow"},
+        "transform": {"cmd": ["sh", "-c", f'python3 -c "{GROW}" /pfs/in/*']},
+        "input": {"pfs": {"repo": "sizes", "glob": "/*", "name": "in"}},
+        "datum_tries": 1,
+        "resource_limits": {"memory": "200Mi", "cpu": 1},
+    }
+    path = tmp_path / "grow.json"
+    path.write_text(json.dumps(spec))
+    pipelines.create(path, "grow.json", False, False)
+    with pytest.raises(JobFailed, match=r"(?s)/pfs/in/large.*MemoryError"):
+        pipelines.run("grow", executor="local")
+    job = pipelines.state.job(pipelines.jobs("grow")[0]["id"])
+    states = {row["files"][0]: row["state"] for row in job["datums"]}
+    assert states == {"/pfs/in/small": "success", "/pfs/in/large": "failed"}, job
+
+
+def test_a_batch_workers_datum_gets_the_limit(tmp_path: Path) -> None:
+    need_bwrap()
+    text = datum_shell(["sh", "-c", "ulimit -v > /pfs/out/limit"], None, {}, [], False, 300 * 2**20)
+    done = subprocess.run(["/bin/sh", "-e", "-c", text], cwd=tmp_path, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pfs" / "out" / "limit").read_text().strip() == str(300 * 1024)

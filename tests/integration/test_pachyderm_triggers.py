@@ -1,0 +1,132 @@
+"""The durable Pachyderm trigger queue on real SQLite and PostgreSQL: a held trigger
+(its commit not landed) is never claimed, a released one is claimed by exactly one
+claimer, a project's triggers run one at a time and in order while another project's
+run beside them, and what a crash left (held, running) is queued again."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor.server.db.database import ServerDatabase, open_database
+from conveyor.server.db.pachyderm_queue import COMMIT, PIPELINE, QUEUED, RUNNING
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerDatabase]:
+    if request.param == "sqlite":
+        database = open_database(f"sqlite:///{tmp_path / 'server.db'}")
+        yield database
+        database.close()
+        return
+    from tests.engines import fresh_postgres_database
+
+    with fresh_postgres_database("conveyor_pach") as url:
+        database = open_database(url)
+        yield database
+        database.close()
+
+
+def test_a_held_trigger_waits_for_its_commit(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    held = queue.hold("alpha", COMMIT, "images", "master")
+    assert queue.claim("w1", ["alpha"]) is None  # its commit has not landed yet
+    queue.release(held)
+    claimed = queue.claim("w1", ["alpha"])
+    assert claimed is not None
+    assert (claimed.id, claimed.kind, claimed.name, claimed.branch) == (
+        held,
+        COMMIT,
+        "images",
+        "master",
+    )
+    failed = queue.hold("alpha", COMMIT, "images", "master")
+    queue.drop(failed)  # the commit failed: nothing owed
+    assert [row["id"] for row in queue.pending("alpha")] == [held]
+
+
+def test_a_release_joins_the_same_trigger_already_waiting(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    first = queue.enqueue("alpha", COMMIT, "images", "master")
+    second = queue.hold("alpha", COMMIT, "images", "master")
+    queue.release(second)  # the waiting one reads the heads when it runs: it covers both
+    assert queue.enqueue("alpha", COMMIT, "images", "master") == first  # a cron tick
+    assert [row["id"] for row in queue.pending("alpha")] == [first]
+    assert queue.claim("w1", ["alpha"]) is not None
+    later = queue.enqueue("alpha", COMMIT, "images", "master")  # the first one runs
+    assert later != first and [r["id"] for r in queue.pending("alpha")] == [first, later]
+
+
+def test_one_project_at_a_time_in_order_others_beside(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    a1 = queue.enqueue("alpha", COMMIT, "images", "master")
+    a2 = queue.enqueue("alpha", PIPELINE, "edges")
+    b1 = queue.enqueue("beta", COMMIT, "logs", "master")
+    got = queue.claim("w1", ["alpha", "beta"])
+    assert got is not None and got.id == a1
+    other = queue.claim("w2", ["alpha", "beta"])
+    assert other is not None and other.id == b1  # alpha's next waits for its first
+    assert queue.claim("w3", ["alpha", "beta"]) is None
+    assert queue.claim("w3", ["beta"]) is None  # a claimer takes only its projects
+    queue.finish(a1, "w1")
+    last = queue.claim("w3", ["alpha"])
+    assert last is not None and last.id == a2 and last.worker == "w3"
+
+
+def test_claimers_at_once_claim_each_trigger_once(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    projects = [f"p{i}" for i in range(6)]
+    made = {queue.enqueue(p, COMMIT, "data", "master") for p in projects for _ in range(2)}
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(name: str) -> None:
+        while True:
+            got = queue.claim(name, projects)
+            if got is None:
+                with lock:
+                    if len(claimed) == len(made):
+                        return
+                time.sleep(0.01)
+                continue
+            running = [r for r in queue.pending(got.project) if r["status"] == RUNNING]
+            assert [r["id"] for r in running] == [got.id]  # alone in its project
+            with lock:
+                claimed.append(got.id)
+            queue.finish(got.id, name)
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(claimed) == sorted(made)  # each once, none lost
+    assert queue.pending() == []
+
+
+def test_what_a_crash_left_is_queued_again(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    held = queue.hold("alpha", COMMIT, "images", "master")  # the server died mid-commit
+    ran = queue.enqueue("beta", PIPELINE, "edges")
+    assert queue.claim("server-1", ["beta"]) is not None
+    queue.restart("server-1")  # the same claimer starting again
+    assert queue.release_held() == 1
+    states = {row["id"]: (row["status"], row["worker"]) for row in queue.pending()}
+    assert states == {held: (QUEUED, None), ran: (QUEUED, None)}
+    claimed = queue.claim("w9", ["beta"])
+    assert claimed is not None and claimed.id == ran
+    assert queue.recover_stale(60.0) == 0  # it beats: not stale
+    queue.heartbeat([ran], "w9")
+    assert queue.recover_stale(-1.0) == 1  # a claimer that stopped beating
+    again = queue.claim("w10", ["beta"])
+    assert again is not None and again.id == ran
+    queue.finish(ran, "w9")  # the stale claimer ends at last: w10's claim stays
+    assert [(r["id"], r["worker"]) for r in queue.pending("beta")] == [(ran, "w10")]
+    queue.finish(ran, "w10")
+    assert queue.pending("beta") == []

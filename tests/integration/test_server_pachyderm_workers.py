@@ -1,0 +1,191 @@
+"""Pachyderm jobs off the server process, against a real server and ``conveyor worker``
+on 127.0.0.1: the jobs of a project whose ``pachyderm_jobs`` setting is ``worker`` are
+claimed by a worker process (never the server's own claimer), a long job of one project
+holds no other project's job, and a branch moved through the API runs the pipelines
+reading it as a commit does (the attacks: tests/security/test_pachyderm_triggers.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.server_support import Server, make_server, need_bwrap
+
+pytestmark = pytest.mark.integration
+HANG = 'case "$(ls /pfs/in)" in hang) sleep 3600 ;; *) cp /pfs/in/* /pfs/out/ ;; esac'
+
+
+def spec(name: str, repo_name: str, cmd: str, branch: str = "master") -> str:
+    pfs = {"repo": repo_name, "glob": "/*", "name": "in", "branch": branch}
+    body = {"pipeline": {"name": name}, "transform": {"cmd": ["sh"], "stdin": [cmd]}}
+    return json.dumps({**body, "input": {"pfs": pfs}})
+
+
+@pytest.fixture
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    need_bwrap()
+    server = make_server(tmp_path_factory.mktemp("pach-workers"), None)
+    server.start(workers=0)
+    yield server
+    for proc in server.procs:  # a hung job: no clean stop
+        proc.kill()
+    server.stop()
+
+
+def _admin(srv: Server) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {srv.tokens['admin']}"}
+    return httpx.Client(base_url=f"{srv.url}/api/v1", headers=headers, timeout=30)
+
+
+def _until(check: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("the server never got there")
+
+
+def _pending(srv: Server, project: str) -> list[dict[str, Any]]:
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+
+    db = open_database(ServerConfig(data=srv.data, database=srv.database).database_url)
+    try:
+        return db.pachyderm.pending(project)
+    finally:
+        db.close()
+
+
+def _job_pid(srv: Server, project: str, pipeline: str) -> int:
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.pachyderm_jobs import pipelines_of
+    from conveyor.server.state import ServerState
+
+    config = ServerConfig(data=srv.data)
+    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    try:
+        return int(pipelines_of(state, project).jobs(pipeline)[0]["pid"])
+    finally:
+        state.db.close()
+
+
+def test_workers_run_the_jobs_and_a_slow_one_holds_no_other_project(srv: Server) -> None:
+    with _admin(srv) as admin:
+        assert admin.post("/projects", json={"name": "beta"}).status_code == 201
+        for project in ("demo", "beta"):
+            put = admin.put(f"/projects/{project}/settings", json={"pachyderm_jobs": "worker"})
+            assert put.status_code == 200, put.text
+        beta = "/projects/beta"
+        assert admin.post(f"{beta}/datasets", json={"name": "logs"}).status_code == 201
+        made = admin.post(f"{beta}/pipelines", json={"spec": spec("copy", "logs", HANG)})
+        assert made.status_code == 201, made.text
+        with srv.api("lead") as lead:
+            assert lead.post("/datasets", json={"name": "raw"}).status_code == 201
+            made = lead.post("/pipelines", json={"spec": spec("slow", "raw", HANG)})
+            assert made.status_code == 201, made.text
+            assert lead.put("/datasets/raw/files/hang", content=b"x").is_success
+            # no worker yet: the trigger waits in the database, the server leaves it
+            waiting = _pending(srv, "demo")
+            assert [(r["kind"], r["name"], r["status"]) for r in waiting] == [
+                ("pipeline", "slow", "queued"),  # its creation
+                ("commit", "raw", "queued"),
+            ]
+            assert lead.get("/jobs").json() == []
+            worker = srv.start_worker()
+            _until(lambda: [j["state"] for j in lead.get("/jobs").json()] == ["running"])
+            assert _job_pid(srv, "demo", "slow") == worker.pid  # not the server's process
+            # demo's job hangs; beta's commit runs beside it and ends
+            assert admin.put(f"{beta}/datasets/logs/files/a.txt", content=b"alpha\n").is_success
+            jobs = _until(
+                lambda: [
+                    j
+                    for j in admin.get(f"{beta}/jobs").json()
+                    if j["state"] in ("success", "failed")
+                ]
+            )
+            assert jobs[0]["state"] == "success", jobs
+            assert admin.get(f"{beta}/datasets/copy/files/a.txt").content == b"alpha\n"
+            assert _job_pid(srv, "beta", "copy") == worker.pid
+            assert [j["state"] for j in lead.get("/jobs").json()] == ["running"]
+
+
+def test_a_branch_moved_through_the_api_runs_its_pipelines(srv: Server) -> None:
+    with srv.api("lead") as lead, srv.api("member") as member, srv.api("viewer") as viewer:
+        assert lead.post("/datasets", json={"name": "words"}).status_code == 201
+        first = member.put("/datasets/words/files/a.txt", content=b"alpha\n").json()["id"]
+        assert member.put("/datasets/words/files/b.txt", content=b"beta\n").is_success
+        made = lead.post("/pipelines", json={"spec": spec("dev", "words", HANG, "dev")})
+        assert made.status_code == 201, made.text
+        assert viewer.get("/jobs").json() == []  # no dev branch yet: nothing to run over
+        assert viewer.put("/datasets/words/branches/dev", json={"head": first}).status_code == 403
+        moved = member.put("/datasets/words/branches/dev", json={"head": first})
+        assert moved.status_code == 200, moved.text
+        job = _until(lambda: [j for j in viewer.get("/jobs").json() if j["state"] == "success"])
+        assert job[0]["inputs"], job
+        listing = viewer.get("/datasets/dev/ls").json()
+        assert [item["path"].lstrip("/") for item in listing] == ["a.txt"]
+        # moved again, to master's head: the next job adds b.txt
+        assert member.put("/datasets/words/branches/dev", json={"head": "master"}).is_success
+        _until(lambda: len([j for j in viewer.get("/jobs").json() if j["state"] == "success"]) == 2)
+        listing = viewer.get("/datasets/dev/ls").json()
+        assert sorted(item["path"].lstrip("/") for item in listing) == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_crash_between_a_commit_and_its_jobs_loses_nothing(
+    tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> None:
+    """The server died after a route's commit landed and before its held trigger was
+    queued: the server starting again runs the jobs that commit owes."""
+    from contextlib import ExitStack
+
+    from conveyor.sdk.datasets.refs import parse_ref
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+    from conveyor.server.db.pachyderm_queue import COMMIT
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.pachyderm_jobs import pipelines_of
+    from conveyor.server.state import ServerState
+
+    need_bwrap()
+    with ExitStack() as stack:
+        database = None
+        if backend == "postgresql":
+            from tests.engines import fresh_postgres_database
+
+            database = stack.enter_context(fresh_postgres_database("conveyor_pachsrv"))
+        server = make_server(tmp_path_factory.mktemp(f"pach-held-{backend}"), database)
+        config = ServerConfig(data=server.data, database=database)
+        state = ServerState(
+            config, open_database(config.database_url), Keyring.load(config.key_path)
+        )
+        try:
+            pipelines = pipelines_of(state, "demo")
+            pipelines.datasets.create("words", "")
+            pipelines.create_text(spec("copy", "words", HANG), "copy.json", True, False, False)
+            source = server.data / "a.txt"
+            source.write_text("alpha\n")
+            # what a put route does, up to the crash: the trigger held, the commit made
+            state.db.pachyderm.hold("demo", COMMIT, "words", "master")
+            pipelines.datasets.put(parse_ref("words:/a.txt"), [str(source)], "", False)
+        finally:
+            state.db.close()
+        server.start(workers=0)
+        try:
+            with server.api("viewer") as viewer:
+                jobs = _until(
+                    lambda: [j for j in viewer.get("/jobs").json() if j["state"] == "success"]
+                )
+                assert viewer.get("/datasets/copy/files/a.txt").content == b"alpha\n", jobs
+                _until(lambda: _pending(server, "demo") == [])  # done, nothing left owed
+        finally:
+            server.stop()
