@@ -1,7 +1,8 @@
 """The SDK's access tokens: JWT-shaped (HS256, stdlib only), signed with a key derived
 from the server key, short-lived. The SDK reads ``exp`` and ``iat`` (without checking the
 signature) to know when to refresh; the server checks the signature and ``exp`` on every
-request, so a forged or expired token is refused whatever the client believes."""
+request, so a forged or expired token is refused whatever the client believes, and then
+that it holds the token's hash (``db/crafttokens.py``: revocation, the current role)."""
 
 from __future__ import annotations
 
