@@ -23,7 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from conveyor.errors import ConveyorError
-from conveyor.server.api_runs import artifact_response, json_bytes, output_path, stored_output
+from conveyor.server.api_runs import (
+    artifact_response,
+    json_bytes,
+    output_path,
+    stored_blob,
+    stored_output,
+)
 from conveyor.server.auth import Access, authorize, lead, server, server_state, viewer
 from conveyor.server.deployments import service
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
@@ -192,18 +198,28 @@ def download_output(
     found = service.store(state).execution(project, execution_id[:40])
     value = (found or {}).get("outputs") or {}
     item = value.get(output) if found and found["deployment"] == deployment else None
-    if not isinstance(item, dict) or "/artifacts/" not in str(item.get("url")) or not found:
+    warm = isinstance(item, dict) and not item.get("url") and isinstance(item.get("path"), str)
+    if not isinstance(item, dict) or not found or not (warm or "/artifacts/" in str(item["url"])):
         raise HTTPException(
             404, f"execution {execution_id[:40]!r} has no file output {output[:100]!r}"
         )
-    path = output_path(str(item["url"]).split("/artifacts/", 1)[1])
     from conveyor.store.cas import ContentStore
 
+    masker = Masker(state.secrets_for(project).values())
+    if warm:  # a low_latency call's file: in the content store, no run
+        path = output_path(str(item["path"]))
+        stored = stored_blob(ContentStore(state.config.store_dir), str(item.get("digest")), path)
+        return artifact_response(stored, path, masker)
+    path = output_path(str(item["url"]).split("/artifacts/", 1)[1])
     run_id = str(found["run_id"])
+    if state.db.records.get_run(run_id) is None:  # the project's retention deleted it
+        raise HTTPException(
+            410, f"the run of execution {execution_id[:40]!r} was deleted: its files are gone"
+        )
     stored = stored_output(
         ContentStore(state.config.store_dir), state.db.records.step_runs(run_id), run_id, path
     )
-    return artifact_response(stored, path, Masker(state.secrets_for(project).values()))
+    return artifact_response(stored, path, masker)
 
 
 @router.post("/{deployment}/call", response_model=None)
