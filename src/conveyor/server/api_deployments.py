@@ -193,13 +193,26 @@ def download_output(
     the holder of the deployment's endpoint token (an endpoint's caller fetches what its
     call made). Text holding a secret is masked, a binary one withheld, as artifacts are."""
     state = server(request)
-    if _by_endpoint_token(request, project, deployment) is None:
+    record = _by_endpoint_token(request, project, deployment)
+    if record is None:
         authorize(request, project, "viewer")
+        record = service.get(state, project, deployment)
     found = service.store(state).execution(project, execution_id[:40])
     value = (found or {}).get("outputs") or {}
     item = value.get(output) if found and found["deployment"] == deployment else None
-    warm = isinstance(item, dict) and not item.get("url") and isinstance(item.get("path"), str)
-    if not isinstance(item, dict) or not found or not (warm or "/artifacts/" in str(item["url"])):
+    # a warm call's file is the server's record of a file mapping (never a function's
+    # value that looks like one: that could name any blob of the shared store)
+    files = {m.name for m in record.settings.outputs if m.source == "file"}
+    warm = (
+        isinstance(item, dict)
+        and found is not None
+        and found["run_id"] is None
+        and output in files
+        and isinstance(item.get("path"), str)
+        and isinstance(item.get("digest"), str)
+    )
+    url = str(item.get("url")) if isinstance(item, dict) else ""
+    if not isinstance(item, dict) or not found or not (warm or "/artifacts/" in url):
         raise HTTPException(
             404, f"execution {execution_id[:40]!r} has no file output {output[:100]!r}"
         )
@@ -210,7 +223,7 @@ def download_output(
         path = output_path(str(item["path"]))
         stored = stored_blob(ContentStore(state.config.store_dir), str(item.get("digest")), path)
         return artifact_response(stored, path, masker)
-    path = output_path(str(item["url"]).split("/artifacts/", 1)[1])
+    path = output_path(url.split("/artifacts/", 1)[1])
     run_id = str(found["run_id"])
     if state.db.records.get_run(run_id) is None:  # the project's retention deleted it
         raise HTTPException(
