@@ -202,10 +202,12 @@ def test_retention_prunes_a_calls_run_with_its_files(repo: Repo, server: Server)
     created = setup(repo, server, "kept", "elastic", outputs=outputs)
     with server.api("lead") as lead:
         assert lead.put("/settings", json={"retention": {"keep_last": 1}}).status_code == 200
-    # another scale each time: a cache hit would keep the first run (it restored from it)
+    # another file each time (the same file in the same second is the same call commit,
+    # which the kept run would share) and another scale (a cache hit would keep the first
+    # run: the second restored its outputs from it)
     first = upload(server, "kept", {"model": ("m.bin", PAYLOAD, "image/png")}, {"scale": "1"})
     commits = [server.wait_run(first.json()["run_id"])["commit"]]
-    second = upload(server, "kept", {"model": ("m.bin", PAYLOAD, "image/png")}, {"scale": "2"})
+    second = upload(server, "kept", {"model": ("m.bin", PAYLOAD[:99], "image/png")}, {"scale": "2"})
     assert first.status_code == second.status_code == 200, second.text
     commits.append(server.wait_run(second.json()["run_id"])["commit"])  # the one kept
     bare = server.data / "projects/demo/repo.git"
@@ -217,12 +219,13 @@ def test_retention_prunes_a_calls_run_with_its_files(repo: Repo, server: Server)
     refs = git(bare, "for-each-ref", "--format=%(refname)", CALLS_REF).stdout.split()
     assert refs == [CALLS_REF + commits[1]]  # the kept run's call ref only
     reachable = git(bare, "rev-list", "--all").stdout.split()
-    assert commits[0] not in reachable and commits[1] in reachable
+    holders = git(bare, "for-each-ref", "--contains", commits[0]).stdout
+    assert commits[0] not in reachable and commits[1] in reachable, holders
     token = {"Authorization": f"EndpointToken {created['token']}"}
     gone = httpx.get(f"{server.url}{first.json()['outputs']['echo']['download']}", headers=token)
     assert gone.status_code == 410 and "was deleted" in gone.json()["detail"], gone.text
     kept = httpx.get(f"{server.url}{second.json()['outputs']['echo']['download']}", headers=token)
-    assert kept.status_code == 200 and kept.content == PAYLOAD[::-1]
+    assert kept.status_code == 200 and kept.content == PAYLOAD[:99][::-1]
 
 
 def test_the_cli_sends_a_file_with_at(repo: Repo, server: Server, tmp_path: Path) -> None:
