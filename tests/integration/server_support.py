@@ -82,6 +82,7 @@ class Server:
                 pass
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.05)
+        self.stop()  # a fixture that started it in its setup never reaches its teardown
         raise AssertionError(f"the server did not start in {START_WAIT} s")
 
     def start_worker(self, env: dict[str, str] | None = None, *extra: str) -> subprocess.Popen[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conveyor.server.deployments.callfiles import CALLS_REF
 from tests.integration.conftest import Repo
 from tests.integration.server_support import Server, git, make_server
 
@@ -124,6 +126,40 @@ def test_a_low_latency_endpoint_takes_a_file_part(repo: Repo, server: Server) ->
     assert "multipart/form-data" in as_json.json()["detail"]
 
 
+def test_a_low_latency_endpoint_returns_a_file_output(repo: Repo, server: Server) -> None:
+    """As an elastic one does: a ``download`` link that the endpoint token and a viewer
+    open, each call its own file (never the previous call's), a secret in it masked."""
+    with server.api("lead") as lead:
+        assert lead.put("/secrets/TOKEN", json={"value": "s3cret-value"}).status_code < 300
+    outputs = [
+        {"name": "size", "key": "size"},
+        {"name": "echo", "source": "file", "path": "echo.bin"},
+    ]
+    created = setup(repo, server, "fastfile", "low_latency", pool_size=1, outputs=outputs)
+    token = {"Authorization": f"EndpointToken {created['token']}"}
+    answers = []
+    for sent in (PAYLOAD, b"\nsay eulav-terc3s to me\n"):
+        answer = upload(server, "fastfile", {"model": ("m.bin", sent, "image/png")})
+        assert answer.status_code == 200, answer.text
+        answers.append(answer.json())
+    first, second = (a["outputs"]["echo"] for a in answers)
+    assert first["size"] == len(PAYLOAD) and answers[0]["outputs"]["size"] == len(PAYLOAD)
+    assert first["download"].endswith(f"/executions/{answers[0]['execution_id']}/outputs/echo")
+    got = httpx.get(f"{server.url}{first['download']}", headers=token)
+    assert got.status_code == 200 and got.content == PAYLOAD[::-1]
+    masked = httpx.get(f"{server.url}{second['download']}", headers=token)
+    assert masked.status_code == 200 and b"s3cret-value" not in masked.content
+    assert b"em ot" in masked.content  # the rest of the text is there
+    viewer = {"Authorization": f"Bearer {server.tokens['viewer']}"}
+    assert httpx.get(f"{server.url}{first['download']}", headers=viewer).content == PAYLOAD[::-1]
+    wrong = httpx.get(
+        f"{server.url}{first['download']}", headers={"Authorization": "EndpointToken x"}
+    )
+    assert wrong.status_code == 401
+    none = httpx.get(f"{server.url}{first['download'].replace('/echo', '/size')}", headers=token)
+    assert none.status_code == 404
+
+
 def test_an_elastic_endpoint_gets_the_file_and_returns_one(repo: Repo, server: Server) -> None:
     outputs = [
         {"name": "size", "key": "size"},
@@ -157,6 +193,39 @@ def test_an_elastic_endpoint_gets_the_file_and_returns_one(repo: Repo, server: S
         )
         assert missing.status_code == 404, missing.text
     assert run["commit"] != created["commit"]  # the call's files over the deployment's commit
+
+
+def test_retention_prunes_a_calls_run_with_its_files(repo: Repo, server: Server) -> None:
+    """The call ref that kept a call's files reachable goes with its run; the call's
+    download is then a clean 410, for its endpoint token as for a viewer."""
+    outputs = [{"name": "echo", "source": "file", "path": "echo.bin"}]
+    created = setup(repo, server, "kept", "elastic", outputs=outputs)
+    with server.api("lead") as lead:
+        assert lead.put("/settings", json={"retention": {"keep_last": 1}}).status_code == 200
+    # another file each time (the same file in the same second is the same call commit,
+    # which the kept run would share) and another scale (a cache hit would keep the first
+    # run: the second restored its outputs from it)
+    first = upload(server, "kept", {"model": ("m.bin", PAYLOAD, "image/png")}, {"scale": "1"})
+    commits = [server.wait_run(first.json()["run_id"])["commit"]]
+    second = upload(server, "kept", {"model": ("m.bin", PAYLOAD[:99], "image/png")}, {"scale": "2"})
+    assert first.status_code == second.status_code == 200, second.text
+    commits.append(server.wait_run(second.json()["run_id"])["commit"])  # the one kept
+    bare = server.data / "projects/demo/repo.git"
+    with server.api("viewer") as viewer:
+        deadline = time.monotonic() + 60
+        while viewer.get(f"/runs/{first.json()['run_id']}").status_code != 404:
+            assert time.monotonic() < deadline, "retention never deleted the first call's run"
+            time.sleep(0.2)
+    refs = git(bare, "for-each-ref", "--format=%(refname)", CALLS_REF).stdout.split()
+    assert refs == [CALLS_REF + commits[1]]  # the kept run's call ref only
+    reachable = git(bare, "rev-list", "--all").stdout.split()
+    holders = git(bare, "for-each-ref", "--contains", commits[0]).stdout
+    assert commits[0] not in reachable and commits[1] in reachable, holders
+    token = {"Authorization": f"EndpointToken {created['token']}"}
+    gone = httpx.get(f"{server.url}{first.json()['outputs']['echo']['download']}", headers=token)
+    assert gone.status_code == 410 and "was deleted" in gone.json()["detail"], gone.text
+    kept = httpx.get(f"{server.url}{second.json()['outputs']['echo']['download']}", headers=token)
+    assert kept.status_code == 200 and kept.content == PAYLOAD[:99][::-1]
 
 
 def test_the_cli_sends_a_file_with_at(repo: Repo, server: Server, tmp_path: Path) -> None:

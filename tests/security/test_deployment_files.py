@@ -136,3 +136,15 @@ def test_the_outputs_route_opens_to_its_own_deployments_token_only(
         headers={"Authorization": f"EndpointToken {token}"},
     )
     assert traversal.status_code == 404
+
+
+def test_a_warm_file_output_outside_the_checkout_is_refused(repo: Repo, server: Server) -> None:
+    """A low_latency output mapping whose path climbs out of the checkout, or is
+    absolute, fails the call in one sentence; nothing outside is read or returned."""
+    for i, path in enumerate(("../../../etc/hostname", "/etc/hostname")):
+        outputs = [{"name": "leak", "source": "file", "path": path}]
+        setup(repo, server, f"leak{i}", "low_latency", pool_size=1, outputs=outputs)
+        answer = upload(server, f"leak{i}", {"model": ("m", b"abc", "image/png")})
+        assert 400 <= answer.status_code < 600 and answer.status_code != 200, answer.text
+        assert "outside the checkout" in answer.text
+        assert "download" not in answer.text

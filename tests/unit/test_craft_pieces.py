@@ -122,3 +122,10 @@ def test_a_waiting_client_costs_one_status_read_per_second(
     assert answer.headers["location"].endswith("wait_for_completion=true")
     assert pauses == [api.POLL] * int(api.HOLD / api.POLL)
     assert queue.reads == len(pauses)  # one read after each one-second pause, no more
+
+
+def test_two_access_tokens_minted_in_one_second_differ() -> None:
+    # each is stored by its digest: the same text twice would collide
+    assert mint(KEY, "ann", "demo", "member", now=1000) != mint(
+        KEY, "ann", "demo", "member", now=1000
+    )

@@ -207,3 +207,26 @@ def test_plain_postgresql_urls_use_psycopg(tmp_path: Path) -> None:
     assert ServerConfig(data=tmp_path, host="0.0.0.0", port=9).hook_url == (
         "http://127.0.0.1:9/internal/post-receive"
     )
+
+
+def test_craft_access_tokens_expire_follow_the_role_and_go_with_their_api_token(
+    tmp_path: Path,
+) -> None:
+    from conveyor.server.db.crafttokens import Holder
+    from conveyor.server.db.database import open_database
+
+    db = open_database(f"sqlite:///{tmp_path / 'server.db'}")
+    db.accounts.add_project("demo")
+    _, api_token = db.accounts.add_user("ann")
+    db.accounts.grant("demo", "ann", "member")
+    db.craft_tokens.store("access-1", api_token, "demo", expires=2000.0)
+    assert db.craft_tokens.holder("access-1", now=1999.0) == Holder("ann", "member")
+    assert db.craft_tokens.holder("access-1", now=2000.0) is None  # expired
+    assert db.craft_tokens.holder("never-issued", now=0.0) is None
+    db.accounts.grant("demo", "ann", "viewer")
+    assert db.craft_tokens.holder("access-1", now=0.0) == Holder("ann", "viewer")
+    db.accounts.revoke("demo", "ann")
+    assert db.craft_tokens.holder("access-1", now=0.0) == Holder("ann", None)
+    assert db.accounts.revoke_tokens("ann") == 1
+    assert db.craft_tokens.holder("access-1", now=0.0) is None
+    db.close()

@@ -23,7 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from conveyor.errors import ConveyorError
-from conveyor.server.api_runs import artifact_response, json_bytes, output_path, stored_output
+from conveyor.server.api_runs import (
+    artifact_response,
+    json_bytes,
+    output_path,
+    stored_blob,
+    stored_output,
+)
 from conveyor.server.auth import Access, authorize, lead, server, server_state, viewer
 from conveyor.server.deployments import service
 from conveyor.server.deployments.errors import DeploymentConflict, ExecutionFailed
@@ -187,22 +193,45 @@ def download_output(
     the holder of the deployment's endpoint token (an endpoint's caller fetches what its
     call made). Text holding a secret is masked, a binary one withheld, as artifacts are."""
     state = server(request)
-    if _by_endpoint_token(request, project, deployment) is None:
+    record = _by_endpoint_token(request, project, deployment)
+    if record is None:
         authorize(request, project, "viewer")
+        record = service.get(state, project, deployment)
     found = service.store(state).execution(project, execution_id[:40])
     value = (found or {}).get("outputs") or {}
     item = value.get(output) if found and found["deployment"] == deployment else None
-    if not isinstance(item, dict) or "/artifacts/" not in str(item.get("url")) or not found:
+    # a warm call's file is the server's record of a file mapping (never a function's
+    # value that looks like one: that could name any blob of the shared store)
+    files = {m.name for m in record.settings.outputs if m.source == "file"}
+    warm = (
+        isinstance(item, dict)
+        and found is not None
+        and found["run_id"] is None
+        and output in files
+        and isinstance(item.get("path"), str)
+        and isinstance(item.get("digest"), str)
+    )
+    url = str(item.get("url")) if isinstance(item, dict) else ""
+    if not isinstance(item, dict) or not found or not (warm or "/artifacts/" in url):
         raise HTTPException(
             404, f"execution {execution_id[:40]!r} has no file output {output[:100]!r}"
         )
-    path = output_path(str(item["url"]).split("/artifacts/", 1)[1])
 
+    masker = Masker(state.secrets_for(project).values())
+    if warm:  # a low_latency call's file: in the content store, no run
+        path = output_path(str(item["path"]))
+        stored = stored_blob(state.config.open_store(), str(item.get("digest")), path)
+        return artifact_response(stored, path, masker)
+    path = output_path(url.split("/artifacts/", 1)[1])
     run_id = str(found["run_id"])
+    if state.db.records.get_run(run_id) is None:  # the project's retention deleted it
+        raise HTTPException(
+            410, f"the run of execution {execution_id[:40]!r} was deleted: its files are gone"
+        )
     stored = stored_output(
         state.config.open_store(), state.db.records.step_runs(run_id), run_id, path
     )
-    return artifact_response(stored, path, Masker(state.secrets_for(project).values()))
+    return artifact_response(stored, path, masker)
 
 
 @router.post("/{deployment}/call", response_model=None)

@@ -407,17 +407,18 @@ def stored_output(
     for step in records:
         for output in step.outputs:
             if output.kind == "file" and output.path == norm:
-                return _stored(store, output.digest, norm)
+                return stored_blob(store, output.digest, norm)
             if output.kind == "tree" and norm.startswith(output.path.rstrip("/") + "/"):
                 inner = norm[len(output.path.rstrip("/")) + 1 :]
                 for entry in store.read_tree(output.digest):
                     if entry.path == inner:
-                        return _stored(store, entry.digest, norm)
+                        return stored_blob(store, entry.digest, norm)
     raise HTTPException(404, f"run {run_id} has no output {norm[:200]!r}")
 
 
-def _stored(store: Any, digest: str, path: str) -> Path:
-    found: Path | None = store.local_path(digest)
+def stored_blob(store: Any, digest: str, path: str) -> Path:
+    """Where the store keeps ``digest`` (410 when the store collected it)."""
+    found: Path | None = store.local_path(digest)  # an object store's blob comes down
     if found is None:
         raise HTTPException(410, f"the content of {path} is gone from the store (collected)")
     return found

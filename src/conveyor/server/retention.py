@@ -3,7 +3,9 @@
 The project lead sets ``retention`` (``{"keep_last": N, "keep_days": D,
 "keep_branches": [...]}``) through the settings API. After a run of the project ends,
 the worker deletes the runs the policy does not keep: records first (one transaction),
-then the queue rows, the per-run result refs and the run's state directory. A run that a
+then the queue rows, the per-run result refs, the refs that kept a deployment call's
+files reachable (``refs/conveyor/deployments/calls/SHA``, when no kept run is of that
+commit: its objects become unreachable) and the run's state directory. A run that a
 branch's result ref points to, and a run still queued or running, is never deleted.
 Blobs stay in the shared store until ``conveyor server gc`` (with its grace period).
 """
@@ -24,6 +26,7 @@ from conveyor.sdk.settings import RetentionPolicy, Settings
 from conveyor.server.config import ServerConfig
 from conveyor.server.craft.definitions import forget as forget_execution
 from conveyor.server.db.database import ServerDatabase
+from conveyor.server.deployments.callfiles import CALLS_REF
 from conveyor.server.results import RESULTS_PREFIX
 from conveyor.vcs.git import git
 
@@ -69,8 +72,21 @@ def apply_retention(
                 git(repo, "update-ref", "-d", f"{RESULTS_PREFIX}{run_id}")
             forget_execution(repo, run_id)  # a Craft execution's inputs commit, if it was one
             shutil.rmtree(config.project_dir(project) / "runs" / run_id, ignore_errors=True)
+        _forget_calls(repo, runs, set(result.deleted))
         log.info("retention: deleted %d runs of %s", len(result.deleted), project)
     return result
+
+
+def _forget_calls(repo: Path, runs: list[RunRecord], deleted: set[str]) -> None:
+    """Drop the call refs of the deleted runs' commits that no kept run shares."""
+    kept = {r.commit for r in runs if r.id not in deleted}
+    gone = {r.commit for r in runs if r.id in deleted and r.commit and r.commit not in kept}
+    if not gone:
+        return
+    listed = git(repo, "for-each-ref", "--format=%(refname)", CALLS_REF)
+    for name in listed.split():
+        if name.removeprefix(CALLS_REF) in gone:
+            git(repo, "update-ref", "-d", name)
 
 
 def _branch_results(repo: Path, run_ids: set[str]) -> dict[str, str]:

@@ -185,9 +185,12 @@ class Worker:
                 if step.log_path:
                     mask_file(Path(step.log_path), masker)
             files = result_files(store, steps)
+            # a deployment call's run is not its branch's run: a caller's inputs never
+            # enter the branch's result history (which would keep them reachable after
+            # retention deleted the run); its results stay under its own run ref
             branch = (
                 queued.ref.removeprefix("refs/heads/")
-                if queued.ref.startswith("refs/heads/")
+                if queued.ref.startswith("refs/heads/") and queued.trigger != "deployment"
                 else None
             )
             message = f"conveyor results of run {queued.id} ({record.status})\n"

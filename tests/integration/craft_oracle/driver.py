@@ -321,6 +321,33 @@ def deploy_files(client, settings):
     return {"upper": outputs["upper"].decode(), "size": outputs["size"]}
 
 
+def pause(settings, phase, what=""):
+    """Tell the test this phase is done (``PHASE.ready``) and wait for its ``PHASE.go``."""
+    tmp = Path(settings["tmp"])
+    (tmp / f"{phase}.ready").write_text(what, encoding="utf-8")
+    deadline = time.monotonic() + 120
+    while not (tmp / f"{phase}.go").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the test never let {phase} go on")
+        time.sleep(0.05)
+
+
+def tokens(settings):
+    """One client across a server restart, then the deletion of its SDK token. The
+    access token is read from the client (its one private attribute read here) only to
+    see that the client kept the same one."""
+    client = sdk(settings)
+    seen = {"me": client.who_am_i()["name"]}
+    first = client._access_token
+    pause(settings, "issued", first)
+    seen["after_restart"] = client.who_am_i()["name"]
+    seen["same_token"] = client._access_token == first
+    pause(settings, "restarted")
+    seen["revoked"] = error(client.who_am_i)
+    seen["refresh"] = error(client.who_am_i)  # the SDK asks for a new one: refused too
+    return seen
+
+
 if __name__ == "__main__":
     scenario, given = sys.argv[1], json.loads(sys.argv[2])
     print(json.dumps(globals()[scenario](given), default=str))

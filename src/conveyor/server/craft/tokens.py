@@ -1,7 +1,8 @@
 """The SDK's access tokens: JWT-shaped (HS256, stdlib only), signed with a key derived
 from the server key, short-lived. The SDK reads ``exp`` and ``iat`` (without checking the
 signature) to know when to refresh; the server checks the signature and ``exp`` on every
-request, so a forged or expired token is refused whatever the client believes."""
+request, so a forged or expired token is refused whatever the client believes, and then
+that it holds the token's hash (``db/crafttokens.py``: revocation, the current role)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +41,14 @@ def _unb64(text: str) -> bytes:
 def mint(key: bytes, user: str, project: str, role: str, now: float | None = None) -> str:
     issued = int(time.time() if now is None else now)
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = {"sub": user, "project": project, "role": role, "iat": issued, "exp": issued + TTL}
+    body = {
+        "sub": user,
+        "project": project,
+        "role": role,
+        "iat": issued,
+        "exp": issued + TTL,
+        "jti": secrets.token_hex(8),  # two refreshes in one second: two tokens (two rows)
+    }
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
     signature = hmac.new(key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{_b64(signature)}"

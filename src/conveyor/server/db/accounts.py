@@ -107,7 +107,10 @@ class Accounts:
     def revoke_tokens(self, name: str) -> int:
         """Delete every token of a user; returns how many there were."""
         user = self.user(name)
+        mine = sa.select(t.tokens.c.digest).where(t.tokens.c.user_id == user.id)
         with self.engine.begin() as conn:
+            # the Craft access tokens they were exchanged for go with them
+            conn.execute(t.craft_tokens.delete().where(t.craft_tokens.c.parent.in_(mine)))
             return int(
                 conn.execute(t.tokens.delete().where(t.tokens.c.user_id == user.id)).rowcount
             )

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from conveyor.errors import MetadataError
 from conveyor.metadata.sql import SqlRepository, open_repository
 from conveyor.server.db.accounts import Accounts
+from conveyor.server.db.crafttokens import CraftTokens
 from conveyor.server.db.migrate import upgrade
 from conveyor.server.db.pachyderm_queue import TriggerQueue
 from conveyor.server.db.queue import RunQueue
@@ -24,10 +25,12 @@ class ServerDatabase:
     queue: RunQueue
     schedules: Schedules = field(init=False)
     pachyderm: TriggerQueue = field(init=False)
+    craft_tokens: CraftTokens = field(init=False)
 
     def __post_init__(self) -> None:
         self.schedules = Schedules(self.records.engine)
         self.pachyderm = TriggerQueue(self.records.engine)
+        self.craft_tokens = CraftTokens(self.records.engine)
 
     @property
     def engine(self) -> sa.Engine:

@@ -208,3 +208,15 @@ pachyderm_triggers = sa.Table(
     sa.Column("heartbeat_at", sa.Float),
     sa.Index("ix_srv_pachyderm_triggers_status", "status", "created_at"),
 )
+
+craft_tokens = sa.Table(
+    "srv_craft_tokens",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("parent", sa.String(64), nullable=False),  # the API token's digest
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_srv_craft_tokens_parent", "parent"),
+    sa.Index("ix_srv_craft_tokens_expires", "expires_at"),
+)

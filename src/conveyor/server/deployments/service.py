@@ -5,7 +5,9 @@ root's kinds (``errors.py`` for the ones with their own HTTP status).
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -287,7 +289,9 @@ def _warm(
         lambda: build_pool(state, record),
     )
     try:
-        answer = state.deployments.call(wanted, values, record.settings.timeout, files)
+        answer = state.deployments.call(
+            wanted, values, record.settings.timeout, files, _file_paths(record)
+        )
     except (WorkerLost, CallTimeout) as exc:
         rows.record(record, caller, inputs, started, "failed", None, None, str(exc))
         raise
@@ -297,8 +301,31 @@ def _warm(
         execution_id = rows.record(record, caller, inputs, started, "failed", None, logs, error)
         raise ExecutionFailed(f"the function failed: {error}", execution_id)
     outputs = pick_outputs(record.settings.outputs, answer.get("result"))
-    execution_id = rows.record(record, caller, inputs, started, "succeeded", outputs, logs, None)
+    execution_id = secrets.token_hex(8)
+    if _file_paths(record):
+        outputs.update(_stored_files(state, record, answer.get("files") or {}))
+        _downloads(record, execution_id, outputs)
+    rows.record(record, caller, inputs, started, "succeeded", outputs, logs, None, execution_id)
     return _answer(record, execution_id, outputs, time.monotonic() - clock)
+
+
+def _file_paths(record: DeploymentRecord) -> tuple[str, ...]:
+    return tuple(m.path for m in record.settings.outputs if m.source == "file" and m.path)
+
+
+def _stored_files(
+    state: ServerState, record: DeploymentRecord, sent: dict[str, Any]
+) -> dict[str, Any]:
+    """A warm call's file outputs, put in the content store: each as an elastic run's
+    (digest, size), with its ``path`` for the download's name."""
+    store = state.config.open_store()  # the object store too, when the server has one
+    out: dict[str, Any] = {}
+    for m in record.settings.outputs:
+        if m.source == "file" and m.path and isinstance(sent.get(m.path), str):
+            data = base64.b64decode(sent[m.path])
+            digest = store.put_bytes(data)
+            out[m.name] = {"digest": digest, "size": len(data), "kind": "file", "path": m.path}
+    return out
 
 
 def _elastic(
@@ -328,7 +355,7 @@ def _downloads(record: DeploymentRecord, execution_id: str, outputs: dict[str, A
     """Each file output's ``download``: the route an endpoint token also opens."""
     base = f"/api/v1/projects/{record.project}/deployments/{record.name}/executions"
     for name, value in outputs.items():
-        if isinstance(value, dict) and "url" in value:
+        if isinstance(value, dict) and ("url" in value or "digest" in value):
             value["download"] = f"{base}/{execution_id}/outputs/{name}"
 
 

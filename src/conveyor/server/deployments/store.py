@@ -186,10 +186,12 @@ class Deployments:
         outputs: dict[str, Any] | None,
         logs: str | None,
         error: str | None,
+        execution_id: str | None = None,
     ) -> str:
         """A finished execution, committed before this returns; calls that end together
-        share a transaction (``journal.py``: group commit)."""
-        execution_id = secrets.token_hex(8)
+        share a transaction (``journal.py``: group commit). ``execution_id``: one chosen
+        before (its file outputs' links name it)."""
+        execution_id = execution_id or secrets.token_hex(8)
         row = {
             "id": execution_id,
             "project": record.project,

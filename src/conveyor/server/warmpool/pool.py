@@ -29,6 +29,8 @@ from conveyor.server.warmpool.errors import CallTimeout, WorkerLost
 log = logging.getLogger("conveyor.server")
 READY_TIMEOUT = 60.0
 MAX_LINE = 32 * 1024**2
+MAX_OUTPUT_FILES = 16 * 1024**2
+"""Bytes of output files one warm call returns, in all (a deployment's body limit aside)."""
 
 
 class PoolClosed(Exception):
@@ -87,12 +89,18 @@ class WarmWorker:
             raise ExecutorError(f"a warm worker cannot load the function: {hello.get('error')}")
 
     def call(
-        self, inputs: dict[str, Any], timeout: float, files: dict[str, bytes] | None = None
+        self,
+        inputs: dict[str, Any],
+        timeout: float,
+        files: dict[str, bytes] | None = None,
+        outputs: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         assert self.proc is not None and self.proc.stdin is not None
         line: dict[str, Any] = {"inputs": inputs}
         if files:  # base64: the protocol is JSON lines
             line["files"] = {k: base64.b64encode(v).decode() for k, v in files.items()}
+        if outputs:  # base64 grows by a third: the answer stays under MAX_LINE
+            line.update(outputs=list(outputs), max_output=MAX_OUTPUT_FILES)
         try:
             self.proc.stdin.write(json.dumps(line).encode() + b"\n")
             self.proc.stdin.flush()
@@ -194,11 +202,15 @@ class WarmPool:
             self._cond.notify()
 
     def call(
-        self, inputs: dict[str, Any], timeout: float, files: dict[str, bytes] | None = None
+        self,
+        inputs: dict[str, Any],
+        timeout: float,
+        files: dict[str, bytes] | None = None,
+        outputs: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         worker = self._take(time.monotonic() + timeout)
         try:
-            answer = worker.call(inputs, timeout, files)
+            answer = worker.call(inputs, timeout, files, outputs)
         except (WorkerLost, CallTimeout):
             self._replace(worker)
             raise

@@ -6,7 +6,9 @@ serves one JSON line per call on stdin: ``{"inputs": {...}, "files": {NAME: BASE
 -> ``{"ok": true, "result": ..., "logs": "..."}`` or ``{"ok": false, "error": "...",
 "logs": "..."}``. A file input is written to a fresh directory of the worker's own
 ``/tmp`` (private to its sandbox), named after the input, passed as its path, and
-removed when the call ends.
+removed when the call ends. ``"outputs": [PATH...]``: files the function writes in the
+checkout; each is removed before the call (never a previous call's) and read after it
+(at most ``"max_output"`` bytes in all), answered as ``"files": {PATH: BASE64}``.
 Answers go to a private copy of the original stdout; the function's own prints (and
 anything written to file descriptor 1) go to its log, never into the protocol.
 """
@@ -40,10 +42,28 @@ for line in sys.stdin:
                 path = arguments[name] = os.path.join(folder, os.path.basename(name))
                 with open(path, "wb") as handle:
                     handle.write(base64.b64decode(data))
+        wanted = {}
+        for rel in call.get("outputs") or ():
+            where = os.path.realpath(rel)
+            if not where.startswith(os.getcwd() + os.sep):
+                raise ValueError(f"the output file {rel} is outside the checkout")
+            wanted[rel] = where
+            if os.path.isfile(where):
+                os.remove(where)
         with contextlib.redirect_stdout(logs):
             value = fn(**arguments)
         json.dumps(value)
-        say({"ok": True, "result": value, "logs": logs.getvalue()[-65536:]})
+        made, left = {}, call.get("max_output", 0)
+        for rel, where in wanted.items():
+            if not os.path.isfile(where) or os.path.realpath(rel) != where:
+                raise FileNotFoundError(f"the function wrote no file {rel}")
+            with open(where, "rb") as handle:
+                data = handle.read(left + 1)
+            left -= len(data)
+            if left < 0:
+                raise ValueError(f"the output files are larger than {call['max_output']} bytes")
+            made[rel] = base64.b64encode(data).decode()
+        say({"ok": True, "result": value, "files": made, "logs": logs.getvalue()[-65536:]})
     except BaseException as exc:
         text = (logs.getvalue() + traceback.format_exc(limit=5))[-65536:]
         say({"ok": False, "error": f"{type(exc).__name__}: {exc}", "logs": text})

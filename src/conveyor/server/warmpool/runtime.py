@@ -95,12 +95,15 @@ class Runtime:
         inputs: dict[str, Any],
         timeout: float,
         files: dict[str, bytes] | None = None,
+        outputs: tuple[str, ...] = (),
     ) -> dict[str, Any]:
+        """``outputs``: the paths of the files the call returns (read by the worker)."""
         deadline = time.monotonic() + timeout
         while True:
             pool = self.pool(wanted, deadline)
             try:
-                return pool.call(inputs, max(0.001, deadline - time.monotonic()), files)
+                left = max(0.001, deadline - time.monotonic())
+                return pool.call(inputs, left, files, outputs)
             except PoolClosed:
                 continue  # swapped while the call waited: the newer pool serves it
 
