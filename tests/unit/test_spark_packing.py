@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from conveyor.errors import ProjectError
-from conveyor.executors.spark import packing
+from conveyor.executors.spark import packing, worker
 from conveyor.executors.spark.book import Book
 from conveyor.executors.spark.channel import Channel
 from conveyor.executors.spark.settings import SparkSettings
@@ -62,3 +62,12 @@ def test_the_channel_listens_on_the_pinned_port() -> None:
         socket.create_connection(("127.0.0.1", free), timeout=5).close()
     finally:
         channel.close()
+
+
+def test_a_pack_goes_on_after_a_step_that_cannot_reach_the_driver() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    done = worker.run_pack(("127.0.0.1", closed), "token", "4,5,6")
+    assert [sid for sid, _ in done] == ["4", "5", "6"]  # each tried, in order
+    assert all(what.startswith("ConnectionRefusedError") for _, what in done), done
