@@ -71,7 +71,7 @@ def _records(repo: Repo) -> dict[str, dict[str, Any]]:
             "outputs": {o["path"]: o["digest"] for o in step["outputs"]},
             "log": Path(step["log"]).read_text(),
         }
-    return str(found)
+    return found
 
 
 def _tasks(repo: Repo) -> dict[str, str]:
