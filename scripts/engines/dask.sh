@@ -17,6 +17,7 @@ usage: scripts/engines/dask.sh {install|up|down|status|env}
 environment: CONVEYOR_ENGINES_HOME (cache, default ~/.cache/conveyor-engines),
   CONVEYOR_DASK_PORT (8786), CONVEYOR_DASK_DASHBOARD_PORT (8787),
   CONVEYOR_DASK_NTHREADS (2), CONVEYOR_DASK_TIMEOUT (seconds, 60),
+  CONVEYOR_DASK_RESOURCES (the worker's --resources, default CPU=<threads>,MEMORY=<RAM bytes>),
   CONVEYOR_DASK_SPEC (pip requirement, dask[distributed]), PYTHON (python3)
 EOF2
 }
@@ -32,6 +33,10 @@ DASK_SPEC="${CONVEYOR_DASK_SPEC:-dask[distributed]}"
 PYTHON="$("${PYTHON:-python3}" -c 'import sys; print(sys.executable)' 2>/dev/null)" \
     || die "no working ${PYTHON:-python3} (set PYTHON)"
 ADDRESS="tcp://127.0.0.1:$PORT"
+# What the worker declares, so steps' `resources` (cpus, memory) are counted as Conveyor
+# asks for them (a step asking for a GPU finds none and fails with the reason).
+MEM_KB="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo 2>/dev/null)"
+RESOURCES="${CONVEYOR_DASK_RESOURCES:-CPU=$NTHREADS,MEMORY=$((${MEM_KB:-0} * 1024))}"
 
 cmd_install() {
     pip_install_missing distributed "$DASK_SPEC"
@@ -86,7 +91,7 @@ cmd_up() {
     pid="$(cat "$DK/scheduler.pid")"
     wait_until "dask scheduler" "$pid" port_open
     start_daemon worker "$ADDRESS" --host 127.0.0.1 --nworkers 1 --nthreads "$NTHREADS" \
-        --no-dashboard --local-directory "$DK/work" --no-nanny
+        --no-dashboard --local-directory "$DK/work" --no-nanny --resources "$RESOURCES"
     pid="$(cat "$DK/worker.pid")"
     wait_until "dask worker" "$pid" workers_ready
     log "up in $((SECONDS - t0)) s: $ADDRESS, $NTHREADS threads, dashboard http://127.0.0.1:$DASHBOARD_PORT, logs in $LOGDIR"

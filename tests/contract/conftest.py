@@ -41,7 +41,12 @@ def backend_settings(name: str) -> dict[str, Any]:
     if name == "htcondor-shared":
         return {"filesystem": "shared"}
     if name == "spark":
-        return {"master": os.environ.get("CONVEYOR_SPARK_MASTER", "local[2]")}
+        # a loaded machine may take longer than the default 30 s to start the context
+        start = float(os.environ.get("CONVEYOR_TEST_SPARK_START_TIMEOUT", "30"))
+        return {
+            "master": os.environ.get("CONVEYOR_SPARK_MASTER", "local[2]"),
+            "start_timeout": start,
+        }
     if name == "dask":
         return {"scheduler": os.environ.get("CONVEYOR_DASK_SCHEDULER", "")}
     return {}

@@ -31,7 +31,7 @@ from conveyor.executors.base import (
     Invocation,
     Recovered,
 )
-from conveyor.executors.dask import task
+from conveyor.executors.dask import resources, task
 from conveyor.executors.dask.files import input_files, write_outputs
 from conveyor.executors.dask.settings import DaskSettings
 
@@ -67,7 +67,16 @@ class DaskExecutor:
         self._dropped: dict[str, Completion] = {}  # cancelled before poll handed them over
         self._started: dict[str, tuple[str, float]] = {}
         """Task key -> (its worker's address, when we heard): filled by the client's thread."""
+        self._streams: dict[str, tuple[Invocation, int]] = {}
+        """Task key -> (its invocation, log bytes written so far): live logs, appended by
+        the client's thread from the task's log events until the task's result comes."""
         self._workers: set[str] = set()
+        self._offers: dict[str, dict[str, float]] = {}
+        """Worker address -> the resources it declares (``--resources``)."""
+        self._asked: dict[str, dict[str, float]] = {}
+        """Invocation key -> the resources its task asked for (when it asked)."""
+        self._unfit: dict[str, float] = {}
+        """Invocation key -> since when no worker of the cluster could run its task."""
         self._workers_at = -_CAPACITY_EVERY  # when ``_workers`` was asked for
         self._lock = threading.Lock()
         self._finished = threading.Event()  # set by futures' done callbacks
@@ -98,10 +107,13 @@ class DaskExecutor:
         if timeout > 0 and not done and not any(f.done() for f in futures):
             self._finished.wait(timeout)  # any task's end wakes it: then look again
         lost = self._lost()
+        unfit = self._unfit_now()
         for handle in handles:
             entry = self._live.get(handle.key)
             if entry is not None and entry[0] in lost:
                 done.append(self._lose(handle.key, entry[0], lost[entry[0]]))
+            elif entry is not None and handle.key in unfit:
+                done.append(self._refuse(handle.key, entry[0], unfit[handle.key]))
             elif entry is not None and entry[2].done():
                 done.append(self._complete(handle.key, *entry))
         return done
@@ -174,11 +186,11 @@ class DaskExecutor:
         return self._capacity
 
     # -- internals -----------------------------------------------------------------------
-    def _ask_workers(self) -> None:
-        """The scheduler's workers, at most once per ``_CAPACITY_EVERY``: capacity, and
-        which started steps lost their worker."""
+    def _ask_workers(self, force: bool = False) -> None:
+        """The scheduler's workers, at most once per ``_CAPACITY_EVERY``: capacity, the
+        resources they offer, and which started steps lost their worker."""
         now = time.monotonic()
-        if self._client is None or now - self._workers_at < _CAPACITY_EVERY:
+        if self._client is None or (now - self._workers_at < _CAPACITY_EVERY and not force):
             return
         if self._client.status != "running":
             return  # reconnecting: its view of the workers is empty, not an answer
@@ -188,6 +200,10 @@ class DaskExecutor:
             return  # the scheduler busy or gone: the last answer
         self._workers_at = now
         self._workers = set(workers)
+        self._offers = {
+            str(a): {str(k): float(v) for k, v in (w.get("resources") or {}).items()}
+            for a, w in workers.items()
+        }
         slots = sum(int(w.get("nthreads", 0)) for w in workers.values())
         why = f"no Dask worker is connected to the scheduler {self.settings.scheduler}"
         self._capacity = Capacity(slots, why, self.settings.no_capacity_timeout)
@@ -205,14 +221,52 @@ class DaskExecutor:
 
     def _lose(self, key: str, task_key: str, address: str) -> Completion:
         _, _, future = self._live.pop(key)
-        with self._lock:
-            self._started.pop(task_key, None)
-        self._cancelled.discard(key)
+        self._forget(key, task_key)
         with contextlib.suppress(Exception):  # best effort: no second run of the step
             self._client.run(task.stop_steps, [task_key], on_error="ignore")
             self._client.cancel([future], force=True)
         why = f"the Dask worker running the step ({address}) left the cluster"
         return Completion(key, "lost", None, why)
+
+    def _unfit_now(self) -> dict[str, str]:
+        """Queued steps that no worker of the cluster can run (the resources they ask for
+        exceed every worker's), for ``no_capacity_timeout``: the reason for each. A
+        cluster with no worker at all is ``capacity``'s case, not this one."""
+        if not self._offers or not self._asked:
+            return {}
+        now = time.monotonic()
+        with self._lock:
+            started = set(self._started)
+        found = {}
+        for key, asked in self._asked.items():
+            entry = self._live.get(key)
+            if entry is None or entry[0] in started or resources.fits(asked, self._offers):
+                self._unfit.pop(key, None)
+                continue
+            since = self._unfit.setdefault(key, now)
+            if now - since >= self.settings.no_capacity_timeout:
+                found[key] = (
+                    f"no Dask worker can run the step: it asks for {resources.describe(asked)} "
+                    f"and the workers declare {resources.describe_offers(self._offers)} "
+                    f"(waited {self.settings.no_capacity_timeout:g}s, no_capacity_timeout); "
+                    "start workers with matching --resources or lower the step's resources"
+                )
+        return found
+
+    def _refuse(self, key: str, task_key: str, why: str) -> Completion:
+        _, _, future = self._live.pop(key)
+        self._forget(key, task_key)
+        with contextlib.suppress(Exception):  # best effort: it never started
+            self._client.cancel([future], force=True)
+        return Completion(key, "error", None, why)
+
+    def _forget(self, key: str, task_key: str) -> None:
+        self._asked.pop(key, None)
+        self._unfit.pop(key, None)
+        self._cancelled.discard(key)
+        with self._lock:
+            self._started.pop(task_key, None)
+            self._streams.pop(task_key, None)
 
     def _connect(self) -> Any:
         if self._client is not None:
@@ -235,6 +289,7 @@ class DaskExecutor:
                 "it or fix executors.dask.scheduler in .conveyor/config.toml"
             ) from exc
         client.subscribe_topic(task.STARTED_TOPIC, self._on_started)
+        client.subscribe_topic(task.LOG_TOPIC, self._on_log)
         self._run_step = _by_value(task.run_step)
         self._client = client
         return client
@@ -244,12 +299,30 @@ class DaskExecutor:
         with self._lock:
             self._started[str(task_key)] = (str(address), time.monotonic())
 
+    def _on_log(self, event: tuple[float, Any]) -> None:
+        """A running step's new output: appended to its log when it follows what was
+        written (a lost or repeated event is skipped; the result fills the rest)."""
+        try:
+            task_key, offset, data = event[1]
+        except (TypeError, ValueError):
+            return
+        with self._lock:
+            stream = self._streams.get(str(task_key))
+            if stream is None or offset != stream[1] or not isinstance(data, bytes):
+                return
+            inv, written = stream
+            with open(inv.log_path, "ab") as log:
+                log.write(data)
+            self._streams[str(task_key)] = (inv, written + len(data))
+
     def _buffered(self, key: str) -> bool:
         return any(inv.key == key for _, inv in self._buffer)
 
     def _flush(self) -> None:
         fire_and_forget = importlib.import_module("distributed").fire_and_forget
         client = self._connect()
+        self._ask_workers(force=not self._offers)  # what the workers declare, before asking
+        declared = resources.declared_names(self._offers)
         buffer, self._buffer = self._buffer, []
         for task_key, inv in buffer:
             order = {
@@ -263,10 +336,23 @@ class DaskExecutor:
             if sum(len(data) for _, _, data in files) > _INLINE_INPUTS:
                 # big inputs go to a worker's memory directly, not inside the task graph
                 files = client.scatter(files, hash=False)
-            future = client.submit(self._run_step, task_key, order, files, key=task_key, pure=False)
+            asked = resources.request(inv.resources, declared)
+            if asked:
+                self._asked[inv.key] = asked
+            future = client.submit(
+                self._run_step,
+                task_key,
+                order,
+                files,
+                key=task_key,
+                pure=False,
+                resources=asked or None,
+            )
             future.add_done_callback(lambda _: self._finished.set())
             fire_and_forget(future)  # the step goes on if this process dies: recover ends it
             self._live[inv.key] = (task_key, inv, future)
+            with self._lock:
+                self._streams[task_key] = (inv, 0)
         self._confirm([t for t, _ in buffer])
 
     def _confirm(self, task_keys: list[str]) -> None:
@@ -281,8 +367,11 @@ class DaskExecutor:
 
     def _complete(self, key: str, task_key: str, inv: Invocation, future: Any) -> Completion:
         del self._live[key]
+        self._asked.pop(key, None)
+        self._unfit.pop(key, None)
         with self._lock:
             self._started.pop(task_key, None)
+            _, written = self._streams.pop(task_key, (inv, 0))
         cancelled = key in self._cancelled
         self._cancelled.discard(key)
         if future.status == "cancelled" and cancelled:
@@ -297,7 +386,7 @@ class DaskExecutor:
             return Completion(key, state, None, f"the Dask task failed: {kind}: {exc}")
         result = future.result()
         with open(inv.log_path, "ab") as log:
-            log.write(result["log"])
+            log.write(result["log"][written:])  # what the live events did not bring
         if result["code"] is None:
             return Completion(key, "cancelled", None, "cancelled before it started")
         try:

@@ -26,6 +26,13 @@ from typing import Any
 
 STARTED_TOPIC = "conveyor-started"
 """The worker event each task logs when it starts its step (the client subscribes)."""
+LOG_TOPIC = "conveyor-log"
+"""Worker events carrying a running step's new output: ``[key, offset, bytes]``."""
+_LOG_CHUNK = 64 * 1024  # bytes per log event
+_LOG_PER_LOOK = 256 * 1024  # bytes sent per look at the log, so a chatty step cannot flood
+_LOG_LIVE_MAX = 4 << 20
+"""Bytes of a step's log sent live: the scheduler keeps recent events in memory, so the
+rest of a long log comes with the task's result only."""
 _CHECK_EVERY = 0.2  # seconds between looks at the stop marks while a step runs
 _STOPPED_KEPT = 10000  # stop marks a worker remembers (oldest forgotten first)
 # The step runs in its own session under this wrapper, which leaves a watcher in the
@@ -133,6 +140,7 @@ def _execute(
     python = {"CONVEYOR_PYTHON": sys.executable} if sys.executable else {}
     env = {**python, **os.environ, **order["env"], "CONVEYOR_PROJECT_DIR": work, "PWD": work}
     watch_read, watch_write = os.pipe()
+    stream = _LogStream(key, log_path)
     try:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
@@ -154,6 +162,7 @@ def _execute(
                 break
             except subprocess.TimeoutExpired:
                 pass
+            stream.send()
             if note is None and key in book["stopped"]:
                 note = "cancelled"
                 _kill_group(process.pid, signal.SIGTERM)
@@ -167,9 +176,48 @@ def _execute(
             return 128 - code, note or f"killed by {signal.Signals(-code).name}"
         return code, note
     finally:
+        stream.close()
         if watch_read >= 0:
             os.close(watch_read)
         os.close(watch_write)
+
+
+class _LogStream:
+    """Sends what the step wrote to its log since the last look as worker events (the
+    client appends them to the step's log while it runs: ``conveyor logs -f``). Best
+    effort: the task's result still carries the whole log, and the client writes from
+    it whatever the events did not bring."""
+
+    def __init__(self, key: str, log_path: str) -> None:
+        self.key = key
+        self.offset = 0
+        self._file: Any = None
+        self._log_path = log_path
+        try:
+            self._worker: Any = _worker()
+        except Exception:
+            self._worker = None  # not in a Dask worker (a unit test): nothing to stream
+
+    def send(self) -> None:
+        if self._worker is None:
+            return
+        try:
+            if self._file is None:
+                self._file = open(self._log_path, "rb")  # noqa: SIM115 (closed by close)
+            sent = 0
+            while sent < _LOG_PER_LOOK and self.offset < _LOG_LIVE_MAX:
+                data = self._file.read(min(_LOG_CHUNK, _LOG_LIVE_MAX - self.offset))
+                if not data:
+                    return
+                self._worker.log_event(LOG_TOPIC, [self.key, self.offset, data])
+                self.offset += len(data)
+                sent += len(data)
+        except Exception:
+            self._worker = None  # the stream is a convenience: the result has the log
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 def _collect(work: str, rel: str) -> list[Output]:

@@ -49,13 +49,14 @@ class Channel:
         self.scratch = scratch
         self._listener: socket.socket | None = None
 
-    def open(self, bind: str) -> int:
-        """Listen on ``bind`` (an address of the driver's host); returns the port."""
-        listener = socket.create_server((bind, 0), backlog=128)
+    def open(self, bind: str, port: int = 0) -> int:
+        """Listen on ``bind`` (an address of the driver's host) at ``port`` (0: any free
+        one); returns the port."""
+        listener = socket.create_server((bind, port), backlog=128)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-        port: int = listener.getsockname()[1]
-        return port
+        bound: int = listener.getsockname()[1]
+        return bound
 
     def close(self) -> None:
         listener, self._listener = self._listener, None

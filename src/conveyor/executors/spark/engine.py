@@ -25,7 +25,8 @@ from conveyor.executors.spark.settings import SparkSettings
 INSTALL_HINT = "install it with: pip install 'conveyor[spark]'"
 _IN_DRIVER = re.compile(r"^local(\[[^\]]*\])?$")
 """Masters whose tasks run in the driver's JVM: no executor ever registers."""
-TaskFunction = Callable[[str], tuple[str, str]]
+TaskFunction = Callable[[str], list[tuple[str, str]]]
+"""Runs one pack of invocation ids (``packing``) in a Spark task."""
 
 
 class _RDD(Protocol):
@@ -41,6 +42,8 @@ class _Context(Protocol):
     @property
     def master(self) -> str: ...
     def getConf(self) -> _Conf: ...
+    @property
+    def defaultParallelism(self) -> int: ...
     @property
     def _jsc(self) -> Any: ...
     def parallelize(self, c: Iterable[str], numSlices: int) -> _RDD: ...
@@ -78,11 +81,16 @@ class Engine:
             self._failure = str(exc)
             raise
 
-    def run_batch(self, group: str, sids: list[str], task: TaskFunction) -> None:
-        """One Spark job, one task per invocation; returns when every task has ended."""
+    def run_batch(self, group: str, packs: list[str], task: TaskFunction) -> None:
+        """One Spark job, one task per pack of invocations; returns when every task has
+        ended."""
         context = self._require()
-        context.setJobGroup(group, f"conveyor: {len(sids)} step invocation(s)", True)
-        context.parallelize(sids, len(sids)).map(task).collect()
+        context.setJobGroup(group, f"conveyor: {len(packs)} task(s) of step invocations", True)
+        context.parallelize(packs, len(packs)).map(task).collect()
+
+    def cores(self) -> int:
+        """The cores Spark would spread a job over by default (``defaultParallelism``)."""
+        return max(1, int(self._require().defaultParallelism))
 
     def executors(self) -> int | None:
         """Executors registered with the driver now (the driver itself not counted); None

@@ -2,10 +2,11 @@
 
 ``submit`` only records the invocation; ``poll`` starts the SparkContext the first time
 and turns everything submitted since the last poll into one Spark job, one task per
-invocation, run by a driver thread under its own job group, and returns completions as
-the tasks report them over the channel (see ``channel`` and ``worker``). ``cancel``
-tells a running task to stop its step, drops a queued one, and cancels a job whose
-invocations are all done; ``close`` cancels what is left and stops the context.
+pack of invocations (``datums_per_task``, see ``packing``), run by a driver thread
+under its own job group, and returns completions as the tasks report them over the
+channel (see ``channel`` and ``worker``). ``cancel`` tells a running task to stop its
+step, drops a queued one, and cancels a job whose invocations are all done; ``close``
+cancels what is left and stops the context.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from conveyor.errors import ExecutorError
 from conveyor.executors.base import UNBOUNDED, Capacity, Completion, Handle, Invocation, Recovered
-from conveyor.executors.spark import worker
+from conveyor.executors.spark import packing, worker
 from conveyor.executors.spark.book import Book
 from conveyor.executors.spark.channel import Channel
 from conveyor.executors.spark.engine import Engine, TaskFunction, first_line
@@ -121,14 +122,15 @@ class SparkExecutor:
         token = secrets.token_urlsafe(24)
         channel = Channel(self._book, token, self.settings.grace_seconds, self.settings.scratch_dir)
         try:
-            port = channel.open(bind)
+            port = channel.open(bind, self.settings.task_port)
         except OSError as exc:
+            where = f"{bind} port {self.settings.task_port}" if self.settings.task_port else bind
             raise ExecutorError(
-                f"cannot listen for Spark tasks on {bind} (the driver's address): {exc}; "
-                "set spark.driver.host in executors.spark.conf"
+                f"cannot listen for Spark tasks on {where} (the driver's address): {exc}; "
+                "set spark.driver.host in executors.spark.conf, or another task_port"
             ) from exc
         self._channel = channel
-        self._task = functools.partial(worker.run_task, (host, port), token)
+        self._task = functools.partial(worker.run_pack, (host, port), token)
 
     def _flush(self) -> None:
         if self._task is None:
@@ -138,17 +140,19 @@ class SparkExecutor:
         sids = self._book.take_buffer(group)
         if not sids:
             return
+        size = packing.per_task(self.settings.datums_per_task, len(sids), self._engine.cores())
+        packs = packing.packs(sids, size)
         thread = threading.Thread(
-            target=self._run_job, args=(group, sids, self._task), name=group, daemon=True
+            target=self._run_job, args=(group, packs, self._task), name=group, daemon=True
         )
         self._jobs[group] = thread
         thread.start()
 
-    def _run_job(self, group: str, sids: list[str], task: TaskFunction) -> None:
+    def _run_job(self, group: str, packs: list[str], task: TaskFunction) -> None:
         """Runs in a driver thread: the batch's job, then whatever it did not finish is lost."""
         message = None
         try:
-            self._engine.run_batch(group, sids, task)
+            self._engine.run_batch(group, packs, task)
         except Exception as exc:  # py4j, pyspark and socket errors alike end the job
             message = f"the Spark job running the step failed: {first_line(exc)}"
         self._book.job_ended(group, message)

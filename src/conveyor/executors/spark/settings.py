@@ -39,6 +39,12 @@ class SparkSettings:
     no_capacity_timeout: float = 300.0
     """Seconds a cluster master may have no executor at all (its workers stopped) before
     the steps waiting for one fail with that reason."""
+    task_port: int = 0
+    """The port of Conveyor's task listener on the driver's host (0: any free port); pin
+    it, like ``spark.driver.port``, where a firewall stands between nodes and driver."""
+    datums_per_task: int = 0
+    """Step invocations (datums, matrix entries) one Spark task runs in turn; 0 is
+    ``"auto"``: about three tasks per core for each batch (``packing``)."""
 
     @staticmethod
     def parse(table: Mapping[str, Any]) -> SparkSettings:
@@ -69,12 +75,16 @@ class SparkSettings:
                 grace_seconds=float(table.get("grace_seconds", 5.0)),
                 scratch_dir=str(table["scratch_dir"]) if table.get("scratch_dir") else None,
                 no_capacity_timeout=float(table.get("no_capacity_timeout", 300.0)),
+                task_port=int(table.get("task_port", 0)),
+                datums_per_task=_per_task(table.get("datums_per_task", "auto")),
             )
         except (TypeError, ValueError) as exc:
             raise ProjectError(f"executors.spark: {exc}") from exc
         timeouts = (settings.start_timeout, settings.connect_timeout, settings.no_capacity_timeout)
         if settings.parallelism < 1 or min(timeouts) <= 0:
             raise ProjectError("executors.spark: parallelism and timeouts must be positive")
+        if not 0 <= settings.task_port <= 65535:
+            raise ProjectError("executors.spark.task_port must be a port number (0: any free one)")
         return settings
 
     def spark_master(self) -> str:
@@ -143,6 +153,17 @@ class SparkSettings:
                 f"cannot reach the Spark master {self.master} ({'; '.join(errors)}); "
                 "start the master or fix executors.spark.master in .conveyor/config.toml"
             )
+
+
+def _per_task(value: object) -> int:
+    """``"auto"`` (0) or a positive whole number."""
+    if value == "auto":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ProjectError(
+        f'executors.spark.datums_per_task must be "auto" or a whole number from 1, not {value!r}'
+    )
 
 
 def _is_loopback(host: str) -> bool:

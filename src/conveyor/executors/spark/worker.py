@@ -52,6 +52,20 @@ _WRAPPER = (
 
 
 # -- the task ------------------------------------------------------------------------
+def run_pack(address: tuple[str, int], token: str, pack: str) -> list[tuple[str, str]]:
+    """The function each Spark task runs: the invocations of its pack (``"3,4,5"``, see
+    ``packing``) one after the other, each claimed, logged and reported on its own
+    connection; one that fails or cannot reach the driver does not stop its task-mates.
+    Returns ``(sid, what happened)`` for each."""
+    done = []
+    for sid in pack.split(","):
+        try:
+            done.append(run_task(address, token, sid))
+        except Exception as exc:  # its connection broke: the driver reports it lost
+            done.append((sid, f"{type(exc).__name__}: {exc}"))
+    return done
+
+
 def run_task(address: tuple[str, int], token: str, sid: str) -> tuple[str, str]:
     """The function each Spark task runs; returns ``(sid, what happened)``."""
     with socket.create_connection(address, timeout=_CONNECT_TIMEOUT) as sock:
