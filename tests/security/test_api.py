@@ -169,7 +169,7 @@ def test_the_artifacts_list_pages_with_a_cursor_and_a_total(server: Server, fini
     assert seen[0] == "out.txt" and sorted(seen[1:]) == [f"many/{i}.txt" for i in range(1, 6)]
 
 
-def test_the_runs_list_refuses_unknown_filters(server: Server) -> None:
+def test_the_runs_list_refuses_unknown_filters(server: Server, finished: str) -> None:
     with server.api("viewer") as viewer:
         bad = viewer.get("/runs", params={"status": "sucess"})
         assert bad.status_code == 422, bad.text

@@ -52,7 +52,7 @@ def _setup(repo: Repo, server: Server) -> dict[str, str]:
     inputs = [{"name": "path", "type": "string", "required": False}]
     with server.api("lead") as lead:
         for name in ("one", "two"):
-            settings: dict[str, Any] = {"inputs": inputs, "pool_size": 1, "max_body": 100}
+            settings: dict[str, Any] = {"inputs": inputs, "pool_size": 1, "max_body": 300}
             body = {"name": name, "mode": "low_latency", "settings": settings}
             answer = lead.post("/deployments", json=body)
             assert answer.status_code == 201, answer.text
@@ -97,13 +97,13 @@ def test_endpoint_tokens_open_their_own_endpoint_only(repo: Repo, server: Server
 def test_bodies_over_the_deployments_limit_are_refused(repo: Repo, server: Server) -> None:
     _setup(repo, server)
     member = f"Bearer {server.tokens['member']}"
-    declared = _call(server, "one", member, {"path": "x" * 200})
-    assert declared.status_code == 413 and "100 bytes" in declared.json()["detail"]
+    declared = _call(server, "one", member, {"path": "x" * 400})
+    assert declared.status_code == 413 and "300 bytes" in declared.json()["detail"]
 
     def chunks() -> Iterator[bytes]:
         yield b'{"path": "'
         for _ in range(10):
-            yield b"x" * 50
+            yield b"x" * 50  # 500 bytes in all, never declared
         yield b'"}'
 
     chunked = httpx.post(
