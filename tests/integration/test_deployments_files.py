@@ -176,7 +176,8 @@ def test_an_elastic_endpoint_gets_the_file_and_returns_one(repo: Repo, server: S
         downloaded = viewer.get(echo["url"].removeprefix("/api/v1/projects/demo"))
         run = server.wait_run(body["run_id"])
     assert downloaded.status_code == 200 and downloaded.content == PAYLOAD[::-1]
-    assert run["params"]["model"] == ".conveyor/inputs/model"
+    digest = hashlib.sha256(PAYLOAD).hexdigest()[:16]
+    assert run["params"]["model"] == f".conveyor/inputs/{digest}/model"
     # the endpoint's caller fetches it with the endpoint token (nothing else opens)
     download = f"{server.url}{echo['download']}"
     assert echo["download"].endswith(f"/executions/{body['execution_id']}/outputs/echo")
@@ -193,6 +194,20 @@ def test_an_elastic_endpoint_gets_the_file_and_returns_one(repo: Repo, server: S
         )
         assert missing.status_code == 404, missing.text
     assert run["commit"] != created["commit"]  # the call's files over the deployment's commit
+
+
+def test_another_file_with_the_same_fields_is_another_answer(repo: Repo, server: Server) -> None:
+    """The file is the input: a second call with other bytes and the same form fields is
+    not served from the first call's cache (the file's path in the run names its
+    content, so the step that reads it has another key)."""
+    setup(repo, server, "twice", "elastic", outputs=[{"name": "sha256", "key": "sha256"}])
+    answers = [
+        upload(server, "twice", {"model": ("m.bin", data, "image/png")}, {"scale": "1"})
+        for data in (PAYLOAD, PAYLOAD[:99], PAYLOAD)
+    ]
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    sums = [a.json()["outputs"]["sha256"] for a in answers]
+    assert sums == [hashlib.sha256(d).hexdigest() for d in (PAYLOAD, PAYLOAD[:99], PAYLOAD)]
 
 
 def test_retention_prunes_a_calls_run_with_its_files(repo: Repo, server: Server) -> None:

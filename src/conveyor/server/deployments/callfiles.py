@@ -1,10 +1,13 @@
 """The files a call sent, for an ``elastic`` run: a commit over the deployment's with
-each file at ``.conveyor/inputs/NAME`` (NAME: the input's, never the client's
-filename), kept reachable by a ref of its own (``refs/conveyor/deployments/calls/SHA``).
-The run's parameter of that input is the file's path in its workspace."""
+each file at ``.conveyor/inputs/DIGEST/NAME`` (NAME: the input's, never the client's
+filename; DIGEST: the start of its content's SHA-256), kept reachable by a ref of its own
+(``refs/conveyor/deployments/calls/SHA``). The run's parameter of that input is the
+file's path in its workspace: since the path names the content, a step that reads the
+file through it gets another cache key for other bytes (the file is no declared input)."""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -20,8 +23,8 @@ IDENTITY = {
 }
 
 
-def path_of(name: str) -> str:
-    return f"{FOLDER}/{name}"
+def path_of(name: str, data: bytes) -> str:
+    return f"{FOLDER}/{hashlib.sha256(data).hexdigest()[:16]}/{name}"
 
 
 def call_commit(repo: Path, commit: str, files: dict[str, bytes]) -> str:
@@ -31,7 +34,7 @@ def call_commit(repo: Path, commit: str, files: dict[str, bytes]) -> str:
         run_git(repo, "read-tree", commit, env=env)
         for name, data in files.items():
             blob = run_git(repo, "hash-object", "-w", "--stdin", stdin=data).stdout
-            info = f"100644,{blob.decode().strip()},{path_of(name)}"
+            info = f"100644,{blob.decode().strip()},{path_of(name, data)}"
             run_git(repo, "update-index", "--add", "--cacheinfo", info, env=env)
         tree = run_git(repo, "write-tree", env=env).stdout.decode().strip()
     made = run_git(

@@ -57,7 +57,7 @@ def queue_call(
     if files:
         repo = state.config.repo_dir(record.project)
         commit = callfiles.call_commit(repo, record.commit, files)
-        params.update({name: callfiles.path_of(name) for name in files})
+        params.update({name: callfiles.path_of(name, data) for name, data in files.items()})
     run_id = state.db.queue.enqueue(record.project, record.ref, commit, "deployment", who, params)
     state.wake.set()
     return run_id
