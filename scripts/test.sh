@@ -25,8 +25,9 @@ fi
 export CONVEYOR_SCREENSHOTS="${CONVEYOR_SCREENSHOTS:-${CONVEYOR_ARTIFACTS:-$ROOT/build}/screenshots}"
 
 # Two test processes (pytest-xdist): most integration tests wait on a process, a server or
-# an engine, so two fit on two cores. The tests that reach a cluster engine (HTCondor,
-# Spark, Dask) form one group that runs in one process, in turn (tests/conftest.py).
+# an engine, so two fit on two cores. A test module runs whole in one process, and the
+# tests that reach a cluster engine (HTCondor, Spark, Dask) form one group that runs in
+# one process, in turn (tests/conftest.py).
 # CONVEYOR_TEST_PROCESSES=0 runs everything in this one process.
 echo "== pytest"
 python -m pytest -q -p no:cacheprovider -n "${CONVEYOR_TEST_PROCESSES:-2}" --dist loadgroup --durations=25 "$@"

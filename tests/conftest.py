@@ -6,11 +6,12 @@ that import emits a DeprecationWarning (from ``mypy_extensions``), which
 stops the session. Importing it once here, with that warning silenced, keeps a failing
 property test an ordinary test failure.
 
-scripts/test.sh runs the tests in two processes (pytest-xdist, ``--dist loadgroup``).
-The cluster engines are shared and stateful: a second Spark application waits for the
-first one's cores, HTCondor and Dask tests read the one queue and the one scheduler. So
-every test that may reach one of them is put in one group, ``clusters``, which runs in
-one process, one test at a time; everything else is spread over both.
+scripts/test.sh runs the tests in two processes (pytest-xdist, ``--dist loadgroup``);
+each group runs whole in one process. A module is a group: its tests were written to run
+in order, and some share a module-scoped server whose runs they count. The cluster engines
+are shared and stateful (a second Spark application waits for the first one's cores,
+HTCondor and Dask tests read the one queue and the one scheduler), so every test that may
+reach one of them joins one group, ``clusters``, which runs one test at a time.
 """
 
 from __future__ import annotations
@@ -60,5 +61,5 @@ def _reaches_clusters(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before -m selects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if _reaches_clusters(item):
-            item.add_marker(pytest.mark.xdist_group("clusters"))
+        group = "clusters" if _reaches_clusters(item) else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
