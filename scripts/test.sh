@@ -30,4 +30,4 @@ export CONVEYOR_SCREENSHOTS="${CONVEYOR_SCREENSHOTS:-${CONVEYOR_ARTIFACTS:-$ROOT
 # one process, in turn (tests/conftest.py).
 # CONVEYOR_TEST_PROCESSES=0 runs everything in this one process.
 echo "== pytest"
-python -m pytest -q -p no:cacheprovider -n "${CONVEYOR_TEST_PROCESSES:-2}" --dist loadgroup --durations=25 "$@"
+python -m pytest -q -p no:cacheprovider -n "${CONVEYOR_TEST_PROCESSES:-2}" --dist loadscope --durations=25 "$@"

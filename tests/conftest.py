@@ -6,8 +6,8 @@ that import emits a DeprecationWarning (from ``mypy_extensions``), which
 stops the session. Importing it once here, with that warning silenced, keeps a failing
 property test an ordinary test failure.
 
-scripts/test.sh runs the tests in two processes (pytest-xdist, ``--dist loadgroup``);
-each group runs whole in one process. A module is a group: its tests were written to run
+scripts/test.sh runs the tests in two processes (pytest-xdist); each group runs whole in
+one process, in collection order. A module is a group: its tests were written to run
 in order, and some share a module-scoped server whose runs they count. The cluster engines
 are shared and stateful (a second Spark application waits for the first one's cores,
 HTCondor and Dask tests read the one queue and the one scheduler), so every test that may
@@ -21,6 +21,7 @@ import functools
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,32 +35,36 @@ CLUSTERS = ("htcondor", "spark", "dask")
 _REACHES = re.compile(
     r"CONDOR_CONFIG|CONVEYOR_SPARK_MASTER|CONVEYOR_DASK_SCHEDULER|SPARK_HOME|_need_pool"
 )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # xdist registers it; without xdist (-p no:xdist) --strict-markers must still know it
-    config.addinivalue_line("markers", "xdist_group(name): tests of one group run in one process")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @functools.cache
-def _module_reaches_clusters(path: Path) -> bool:
-    if "unit" in path.parts or "golden" in path.parts or "formats" in path.parts:
+def _module_reaches_clusters(module: str) -> bool:
+    path = ROOT / module
+    if {"unit", "golden", "formats"} & set(path.parts):
         return False  # no processes there, by the suite's rules
     if any(name in path.name for name in CLUSTERS):
         return True
     return bool(_REACHES.search(path.read_text(encoding="utf-8")))
 
 
-def _reaches_clusters(item: pytest.Item) -> bool:
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "executor_name" in callspec.params:
-        backend = str(callspec.params["executor_name"])  # the conformance suite
-        return any(backend.startswith(name) for name in CLUSTERS)  # htcondor-shared too
-    return _module_reaches_clusters(Path(str(item.path)))
+def group_of(nodeid: str) -> str:
+    """The group a test runs in: ``clusters``, or its module."""
+    module = nodeid.split("::", 1)[0]
+    if module.startswith("tests/contract/") and "[" in nodeid:
+        backend = nodeid.rsplit("[", 1)[1]  # the conformance suite's executor
+        return "clusters" if backend.startswith(CLUSTERS) else module
+    return "clusters" if _module_reaches_clusters(module) else module
 
 
-@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = "clusters" if _reaches_clusters(item) else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    # xdist's own loadgroup reads xdist_group marks into test ids, which pytest 9's ids
+    # no longer take: the groups are given to its module scheduler instead
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
