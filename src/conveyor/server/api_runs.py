@@ -59,7 +59,7 @@ def get_run(state: ServerState, project: str, run_id: str) -> QueuedRun:
     if number is not None:
         return _numbered(state, project, number)
     run = queue.get(run_id)
-    if run is None and (run_id == "latest" or _PREFIX.match(run_id)):
+    if run is None and (run_id == "latest" or _PREFIX.fullmatch(run_id)):
         found = queue.find(project, None if run_id == "latest" else run_id)
         if len(found) > 1 and run_id != "latest":
             ids = ", ".join(found[:5])

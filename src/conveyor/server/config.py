@@ -132,7 +132,7 @@ _OPENED_LOCK = threading.Lock()
 
 
 def check_project_name(name: str) -> str:
-    if not PROJECT_NAME.match(name):
+    if not PROJECT_NAME.fullmatch(name):
         raise UsageError(
             f"{name!r} is not a valid project name: use lower-case letters, digits, "
             "'.', '_' and '-' (up to 63 characters, starting with a letter or digit)"
@@ -141,7 +141,7 @@ def check_project_name(name: str) -> str:
 
 
 def check_user_name(name: str) -> str:
-    if not USER_NAME.match(name):
+    if not USER_NAME.fullmatch(name):
         raise UsageError(
             f"{name!r} is not a valid user name: use letters, digits, '.', '_', '@' and '-'"
         )

@@ -84,12 +84,12 @@ def link_from_push(
     if forge == "github":
         repository = _object(data.get("repository"))
         repo = str(repository.get("full_name") or "")
-        ok = bool(GITHUB_REPO.match(repo)) and not {".", ".."} & set(repo.split("/"))
+        ok = bool(GITHUB_REPO.fullmatch(repo)) and not {".", ".."} & set(repo.split("/"))
         web = repository.get("html_url")
     else:
         project = _object(data.get("project"))
         repo = str(data.get("project_id") or project.get("id") or "")
-        ok = bool(GITLAB_PROJECT.match(repo))
+        ok = bool(GITLAB_PROJECT.fullmatch(repo))
         web = project.get("web_url")
     if not ok:
         return None

@@ -68,7 +68,7 @@ def check_mirror(mirror: str, data: Path, roots: Sequence[Path]) -> str:
 
 
 def _check_host(host: str, user: str, shown: str) -> None:
-    if not _HOST.match(host) or user.startswith("-"):
+    if not _HOST.fullmatch(host) or user.startswith("-"):
         raise UsageError(f"the mirror {shown} does not name a valid host")
 
 

@@ -113,7 +113,7 @@ def _log_delivery(
     code: int,
     outcome: str,
 ) -> None:
-    kept = delivery if delivery and DELIVERY_ID.match(delivery) else None
+    kept = delivery if delivery and DELIVERY_ID.fullmatch(delivery) else None
     try:
         state.hook_log.add(project, forge, event or "?", kept, code, outcome)
     except Exception:  # the list is for people: never let it change the forge's answer
@@ -124,7 +124,7 @@ async def _github(request: Request, project: str) -> dict[str, Any]:
     answer = "the X-Hub-Signature-256 signature does not match"
     given = request.headers.get("x-hub-signature-256", "")
     secret = await _verified_secret(request, project, answer)
-    if not SIGNATURE.match(given):  # refused before the body is read
+    if not SIGNATURE.fullmatch(given):  # refused before the body is read
         raise _refuse(request, project, "no well-formed X-Hub-Signature-256 header", answer)
     body = await _signed_body(request, secret, given)
     if body is None:
@@ -181,7 +181,7 @@ def _delivery_keys(delivery: str | None, body: bytes) -> list[str]:
     """What identifies a delivery: its id header (not signed) and its body's digest."""
     keys = [f"sha256:{hashlib.sha256(body).hexdigest()}"]
     if delivery is not None:
-        if not DELIVERY_ID.match(delivery):
+        if not DELIVERY_ID.fullmatch(delivery):
             raise HTTPException(400, "the delivery id header is not a delivery id")
         keys.insert(0, f"id:{delivery}")
     return keys

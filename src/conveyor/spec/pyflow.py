@@ -78,7 +78,7 @@ class StepFunction(Generic[P, R]):
         self.fn = fn
         self.where = where_defined(fn)
         self.name = name or fn.__name__
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise SpecError(f"step name {self.name!r} is not letters, digits, _ and -", self.where)
         self.cache, self.retries, self.timeout, self.after = cache, retries, timeout, tuple(after)
         self.signature = inspect.signature(fn)
@@ -260,7 +260,7 @@ class PipelineFunction(Generic[P, R]):
         self.fn = fn
         self.where = where_defined(fn)
         self.name = name or fn.__name__
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise SpecError(
                 f"pipeline name {self.name!r} is not letters, digits, _ and -", self.where
             )

@@ -52,7 +52,7 @@ class ObjectStoreSettings:
 
 def digest_key(prefix: str, digest: str) -> str:
     """The key of a blob: only a full lower-case BLAKE3 digest names one."""
-    if not isinstance(digest, str) or not DIGEST.match(digest):
+    if not isinstance(digest, str) or not DIGEST.fullmatch(digest):
         raise StoreError(f"{digest!r:.80} is not a blob digest (64 lower-case hex digits)")
     return f"{prefix}/{digest[:2]}/{digest[2:]}"
 

@@ -105,7 +105,7 @@ def job_options(options: Mapping[str, str]) -> dict[str, str]:
         if not key.startswith(OPTION_PREFIX):
             continue
         name = key[len(OPTION_PREFIX) :]
-        if not _COMMAND_NAME.match(name):
+        if not _COMMAND_NAME.fullmatch(name):
             raise ExecutorError(f"{key} is not a valid HTCondor submit command name")
         if name.lower() in MANAGED:
             raise ExecutorError(
@@ -123,7 +123,7 @@ def split_env(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
     submitted: dict[str, str] = {}
     exported: dict[str, str] = {}
     for name, value in env.items():
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ExecutorError(f"environment variable name {name!r} cannot be passed on")
         target = exported if any(s in value for s in _NOT_SUBMITTABLE) else submitted
         target[name] = value

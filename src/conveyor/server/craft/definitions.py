@@ -41,7 +41,7 @@ FUNCTION_STEP = 'PYTHONPATH="$PWD/craft-env" "$CONVEYOR_PYTHON" -B craft/runner.
 
 
 def check_name(name: str, what: str = "pipeline") -> str:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise bad_input(
             f"{name[:100]!r} is not a valid {what} name: 1 to 63 lowercase letters, digits, "
             "'-' or '_', starting with a letter or digit"

@@ -17,7 +17,7 @@ MAX_INDEX = 1000
 def unflatten(items: list[tuple[str, str]]) -> dict[str, Any]:
     root: dict[str, Any] = {}
     for key, value in items:
-        match = KEY.match(key)
+        match = KEY.fullmatch(key)
         if not match:
             raise bad_input(f"{key[:100]!r} is not a field of this request")
         parts = [match.group(1), *re.findall(r"\[([A-Za-z0-9_]*)\]", match.group(2))]

@@ -14,7 +14,7 @@ SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
 def check_name(name: str) -> None:
-    if not SECRET_NAME.match(name) or name.startswith("CONVEYOR_"):
+    if not SECRET_NAME.fullmatch(name) or name.startswith("CONVEYOR_"):
         raise UsageError(
             f"{name!r} is not a valid secret name: use an environment variable name "
             "(letters, digits, '_') that does not start with CONVEYOR_"

@@ -82,7 +82,7 @@ class InputMapping(_Strict):
             raise ValueError(f"input {self.name!r}: a file comes from the request, with no value")
         if self.accept and self.type != "file":
             raise ValueError(f"input {self.name!r}: only a file input has `accept`")
-        if any(not MEDIA.match(a) for a in self.accept):
+        if any(not MEDIA.fullmatch(a) for a in self.accept):
             raise ValueError(f"input {self.name!r}: `accept` holds types such as image/png")
         if self.source == "constant":
             try:
@@ -156,7 +156,7 @@ def check_kind(kind: str, settings: DeploymentSettings) -> None:
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise UsageError(
             f"{name[:100]!r} is not a valid deployment name: use lower-case letters, digits, "
             "'_' and '-' (up to 63 characters)"

@@ -39,7 +39,7 @@ def _lines(prefix: tuple[str, ...], table: Mapping[str, Any]) -> Iterator[tuple[
         if isinstance(value, Mapping):
             yield from _lines(path, value)
         else:
-            yield ".".join(k if _BARE.match(k) else json.dumps(k) for k in path), _value(value)
+            yield ".".join(k if _BARE.fullmatch(k) else json.dumps(k) for k in path), _value(value)
 
 
 def _value(value: object) -> str:
