@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,15 @@ from typing import Any
 
 import httpx
 
+from tests import ports
+
 CONVEYOR = [sys.executable, "-c", "from conveyor.cli.main import main; main()"]
 ROLES = ("viewer", "member", "lead")
 START_WAIT = 90  # seconds a test server may take to answer its health route
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return ports.free_port()  # this test process's own share of the ports
 
 
 def conveyor(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:

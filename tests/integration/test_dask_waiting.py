@@ -4,7 +4,6 @@ of one thread on free ports) that the test may break: needs only the dask packag
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import ports
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -28,10 +28,7 @@ class Cluster:
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return ports.free_port()
 
 
 def _daemon(role: str, log: Path, *args: str) -> subprocess.Popen[bytes]:

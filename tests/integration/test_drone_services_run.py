@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import ports
 from tests.integration.conftest import CONVEYOR, Repo
 from tests.integration.test_containers import image, podman  # noqa: F401 (fixture)
 
@@ -163,9 +164,7 @@ def _wait_for_pod(root: Path) -> str:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return ports.free_port()
 
 
 FETCH_PY = """\

@@ -11,7 +11,6 @@ import importlib.util
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from conveyor.domain.types import Resources
 from conveyor.errors import ExecutorError, ProjectError
 from conveyor.executors.base import Completion, Handle, Invocation
 from conveyor.executors.htcondor import HTCondorExecutor
+from tests import ports
 from tests.engines import configured, engine_missing
 from tests.integration.conftest import Repo
 
@@ -62,10 +62,7 @@ def private_dir() -> Iterator[Path]:
 
 
 def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return ports.free_port()
 
 
 def _invocation(workdir: Path, name: str, command: str, **extra: Any) -> Invocation:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import ports
 from tests.engines import engine_missing
 from tests.integration.conftest import Repo
 from tests.integration.test_spark import _configure
@@ -35,10 +35,7 @@ def _spark_home() -> Path:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return ports.free_port()
 
 
 @dataclass
