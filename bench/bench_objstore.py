@@ -8,7 +8,11 @@ store as a cache in front of S3 (the endpoint of scripts/engines/s3.sh).
 Figures (best of ``--reps`` wall times, each on fresh store directories):
 
 - **put local**: ``ContentStore.put_file`` of every file;
-- **put S3**: ``CachedStore.put_file`` (the local copy plus a ``HEAD`` and an upload each);
+- **put S3**: ``CachedStore.put_file`` one file after the other (the local copy plus
+  an upload each; a large one asked about first);
+- **put S3, outputs**: the same files as one step's outputs (their directory's tree
+  stored as ``Workspace.store_outputs`` does: uploads made together at the end, on
+  ``cached.UPLOADERS`` threads);
 - **get local**: ``checkout_file`` of every blob from a local store;
 - **get S3, cold**: ``checkout_file`` on a second machine's empty cache (download,
   hash, publish, copy out);
@@ -80,6 +84,10 @@ def main() -> None:
         def put_all(store: ContentStore) -> list[str]:
             return [store.put_file(f)[0] for f in files]
 
+        def put_outputs(store: ContentStore) -> None:
+            with store.uploads():  # as Workspace.store_outputs stores a step's outputs
+                store.put_tree(work / "src")
+
         def get_all(store: ContentStore, digests: list[str]) -> None:
             out = fresh("out")
             for i, digest in enumerate(digests):
@@ -90,6 +98,9 @@ def main() -> None:
         figures = {
             "put local": _best(args.reps, lambda: put_all(ContentStore(fresh("local")))),
             "put S3": _best(args.reps, lambda: put_all(CachedStore(fresh("a"), remote()))),
+            "put S3, outputs": _best(
+                args.reps, lambda: put_outputs(CachedStore(fresh("a"), remote()))
+            ),
             "get local": _best(args.reps, lambda: get_all(local, digests)),
         }
         shared = remote()
@@ -102,7 +113,7 @@ def main() -> None:
         figures["get S3, warm"] = _best(args.reps, lambda: get_all(warm, digests))
         print(f"{args.small} x 1 KiB + 1 x {args.large_mib} MiB, best of {args.reps}:")
         for name, seconds in figures.items():
-            print(f"  {name:<14} {seconds:7.3f} s")
+            print(f"  {name:<16} {seconds:7.3f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -190,6 +190,7 @@ def test_an_endpoint_that_is_down_is_one_clear_error(
     queued = db.queue.get(run_id)
     assert queued is not None and queued.status == RunStatus.FAILED
     assert queued.error is not None and "\n" not in queued.error.strip()
-    assert f"cannot store the output out.txt: the object store s3://{bucket}/x at {down}" in (
+    # a step's uploads are made together once its outputs are stored locally
+    assert f"cannot upload the outputs: the object store s3://{bucket}/x at {down}" in (
         queued.error
     )

@@ -3,12 +3,14 @@ filesystem (a real fsspec backend, no mock) and a local directory (a non-atomic 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 
 import pytest
 
 from conveyor.errors import StoreError, UsageError
+from conveyor.store import objects
 from conveyor.store.cached import CachedStore
 from conveyor.store.hashing import hash_bytes
 from conveyor.store.objects import ObjectStore, ObjectStoreSettings
@@ -110,3 +112,89 @@ def test_a_protocol_fsspec_does_not_know_is_a_usage_error_at_first_use() -> None
     store = ObjectStore(ObjectStoreSettings("nosuchprotocol://bucket/prefix"))
     with pytest.raises(UsageError, match="cannot open the object store nosuchprotocol://"):
         store.has("a" * 64)
+
+
+class _Recording(ObjectStore):
+    """The memory filesystem's store, recording the order of uploads; the first ``meet``
+    uploads wait (bounded) for each other, so uploads one at a time would fail."""
+
+    def __init__(self, settings: ObjectStoreSettings, meet: int) -> None:
+        super().__init__(settings)
+        self.order: list[str] = []
+        self._meet = threading.Barrier(meet, timeout=10)
+        self._started = 0
+
+    def upload(self, source: Path, digest: str) -> None:
+        with self._lock:
+            self._started += 1
+            first = self._started <= self._meet.parties
+        if first:
+            self._meet.wait()  # BrokenBarrierError unless they are under way at once
+        with self._lock:
+            self.order.append(digest)
+        super().upload(source, digest)
+
+
+def test_a_block_of_writes_uploads_at_its_end_in_parallel_manifests_last(
+    tmp_path: Path, remote: ObjectStore
+) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    for i in range(4):
+        (tree / "sub" / f"f{i}").write_bytes(f"file {i}".encode())
+    recording = _Recording(remote.settings, meet=4)
+    store = CachedStore(tmp_path / "cache", recording)
+    with store.uploads():
+        digest, _ = store.put_tree(tree)
+        assert recording.order == [], "nothing is uploaded before the block ends"
+    files = [e.digest for e in store.read_tree(digest)]
+    assert set(recording.order[:4]) == set(files) and recording.order[4:] == [digest]
+    other = CachedStore(tmp_path / "other", ObjectStore(remote.settings))
+    assert other.read_tree(digest) == store.read_tree(digest)
+
+
+def test_writes_outside_a_block_upload_at_once(tmp_path: Path, remote: ObjectStore) -> None:
+    store = CachedStore(tmp_path / "cache", remote)
+    digest = store.put_bytes(b"now")
+    assert remote.fs.cat_file(remote.key(digest)) == b"now"
+
+
+def test_a_block_that_fails_uploads_nothing_and_a_later_write_does(
+    tmp_path: Path, remote: ObjectStore
+) -> None:
+    store = CachedStore(tmp_path / "cache", remote)
+    with pytest.raises(RuntimeError), store.uploads():
+        digest = store.put_bytes(b"dropped")
+        raise RuntimeError("the step's outputs could not all be stored")
+    assert not remote.has(digest)
+    store.put_bytes(b"dropped")  # present locally: still uploaded
+    assert remote.fs.cat_file(remote.key(digest)) == b"dropped"
+
+
+def test_an_object_seen_long_ago_is_written_again(
+    tmp_path: Path, remote: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the trust period, a blob this process uploaded, and a large blob the store
+    holds, are written again: their new time keeps them from a gc under way."""
+    big = tmp_path / "big"
+    big.write_bytes(b"\x02" * (2 * 1024 * 1024))
+    store = CachedStore(tmp_path / "a", remote)
+    digest, _ = store.put_file(big)
+    remote.fs.pipe_file(remote.key(digest), b"marker")
+    store.put_file(big)
+    assert remote.fs.cat_file(remote.key(digest)) == b"marker", "trusted: not sent again"
+    monkeypatch.setattr(objects, "_TRUST", 0.0)
+    store.put_file(big)
+    assert remote.fs.cat_file(remote.key(digest)) == big.read_bytes()
+    remote.fs.pipe_file(remote.key(digest), b"marker")
+    CachedStore(tmp_path / "b", ObjectStore(remote.settings)).put_file(big)
+    assert remote.fs.cat_file(remote.key(digest)) == big.read_bytes(), "old: written again"
+
+
+def test_a_fetched_object_is_not_trusted_as_written(tmp_path: Path, remote: ObjectStore) -> None:
+    digest = CachedStore(tmp_path / "a", remote).put_bytes(b"fetched")
+    reader = ObjectStore(remote.settings)
+    assert CachedStore(tmp_path / "b", reader).fetch(digest)
+    remote.fs.pipe_file(remote.key(digest), b"marker")
+    CachedStore(tmp_path / "b", reader).put_bytes(b"fetched")
+    assert remote.fs.cat_file(remote.key(digest)) == b"fetched"

@@ -129,13 +129,18 @@ class Workspace:
         output from being stored (never an OSError: that would end the whole run).
         """
         records = []
-        for rel in outputs:
-            full = Path(self._abs(rel))
-            try:
-                records.append(self._store_output(rel, full))
-            except (OSError, StoreError) as exc:
-                detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise OutputError(f"cannot store the output {rel}: {detail}") from exc
+        try:
+            with self.store.uploads():  # an object store's uploads go in parallel, at the end
+                for rel in outputs:
+                    full = Path(self._abs(rel))
+                    try:
+                        records.append(self._store_output(rel, full))
+                    except (OSError, StoreError) as exc:
+                        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                        raise OutputError(f"cannot store the output {rel}: {detail}") from exc
+        except (OSError, StoreError) as exc:  # raised by the uploads
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise OutputError(f"cannot upload the outputs: {detail}") from exc
         return records
 
     def _store_output(self, rel: str, full: Path) -> OutputRecord:

@@ -209,6 +209,12 @@ class ContentStore:
             tree["dirs"] = dirs
         return self.put_bytes(json.dumps(tree, sort_keys=True).encode()), total
 
+    def uploads(self) -> contextlib.AbstractContextManager[None]:
+        """Writes made in this thread inside the block may finish together at its end
+        (a store in front of an object store uploads them in parallel); here, nothing
+        to wait for."""
+        return contextlib.nullcontext()
+
     def put_manifest(self, files: list[TreeEntry]) -> Digest:
         """Store a tree of files already in the store (as :meth:`put_tree` writes it, so
         equal files give an equal digest); paths must stay inside the tree."""

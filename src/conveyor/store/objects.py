@@ -7,16 +7,24 @@ outside the prefix can be named. A key is written whole or not at all: object st
 is written in place; elsewhere (SFTP, a mounted filesystem) it is written under
 ``PREFIX/tmp/`` and moved into place. Credentials stay in the filesystem's options and
 are never part of a message.
+
+Garbage collection (``conveyor server gc``) deletes objects no record names and not
+written for a grace period, by their modification time. So a blob this process
+relies on is never older than that, an upload it skips is skipped only for an object
+it saw written in the last ``_TRUST`` seconds: past that it is written again (or, for a
+large blob, asked about and written again when older).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,20 @@ _S3_DEFAULTS: dict[str, Any] = {
 _MAX_CREDENTIALS = 64 * 1024  # bytes: a credentials file is a few lines
 _ASK_FIRST = 1024 * 1024  # bytes: larger blobs are uploaded only when the store lacks them
 _MAX_KNOWN = 100_000  # digests remembered as present: beyond, forgotten (asked again)
+_TRUST = 1800.0  # seconds an object seen written is trusted to stay (gc's grace is longer)
+_FAN = re.compile(r"[0-9a-f]{2}")
+_MANIFEST_STARTS = (b'{"dirs": [', b'{"entries": [')  # put_tree's JSON (sorted keys)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object of a listing: ``digest`` is None for a key that names no blob (left
+    alone: it is never deleted, and never followed when it is a directory)."""
+
+    name: str
+    digest: str | None
+    size: int
+    mtime: float | None
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ class ObjectStore:
         self._fs: Any = None
         self._prefix = ""
         self._lock = threading.Lock()
-        self._present: set[str] = set()  # uploaded or fetched intact by this process
+        self._present: dict[str, float] = {}  # seen intact by this process: when (monotonic)
         self._damaged: set[str] = set()  # fetched damaged: the next put overwrites it
 
     @property
@@ -165,27 +187,109 @@ class ObjectStore:
         three: a missing key costs s3fs a HEAD and a listing), and rewriting a
         digest-named key with the same bytes changes nothing."""
         with self._lock:
-            if digest in self._present:
+            seen_at = self._present.get(digest)
+            if seen_at is not None and time.monotonic() - seen_at < _TRUST:
                 return
             damaged = digest in self._damaged
-        if damaged or size <= _ASK_FIRST or not self.has(digest):
+        if damaged or size <= _ASK_FIRST or not self._fresh(digest):
             self.upload(source, digest)
         self.seen(digest)
 
+    def _fresh(self, digest: str) -> bool:
+        """Does the store hold the blob, written in the last ``_TRUST`` seconds? An older
+        object is written again: its new time keeps it from a gc that began before the
+        record naming it was made."""
+        key = self.key(digest)
+        try:
+            info = self.fs.info(key)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._unreachable(exc) from None
+        written = mtime_of(info)
+        return written is not None and time.time() - written < _TRUST
+
     def seen(self, digest: str) -> None:
-        """The store holds the blob intact."""
+        """The store holds the blob intact, written just now."""
         with self._lock:
             if len(self._present) >= _MAX_KNOWN:
                 self._present.clear()
-            self._present.add(digest)
+            self._present[digest] = time.monotonic()
+            self._damaged.discard(digest)
+
+    def intact(self, digest: str) -> None:
+        """The blob's object was fetched intact (not marked as present: it may be old,
+        and only a write makes it young again)."""
+        with self._lock:
             self._damaged.discard(digest)
 
     def refused(self, digest: str) -> None:
         """The store's object of ``digest`` does not hash to it."""
         with self._lock:
-            self._present.discard(digest)
+            self._present.pop(digest, None)
             if len(self._damaged) < _MAX_KNOWN:
                 self._damaged.add(digest)
+
+    # -- garbage collection ---------------------------------------------------
+    def listing(self, progress: Callable[[int, int], None] | None = None) -> Iterator[Listed]:
+        """Every object under the prefix, one fan-out directory at a time
+        (``progress(directories done, directories)`` after each). Only ``PREFIX/ab/``
+        directories are listed; any other key is reported as naming no blob."""
+        base = self.key("0" * 64).rsplit("/", 2)[0]
+        tops = self._ls(base)
+        fans = [e for e in tops if _child(base, e) is not None and _is_dir(e)]
+        fans = [e for e in fans if _FAN.fullmatch(_child(base, e) or "")]
+        for entry in tops:
+            if entry not in fans:
+                yield Listed(str(entry.get("name", "")), None, _size(entry), mtime_of(entry))
+        for done, fan in enumerate(fans, 1):
+            fan_name = f"{base}/{_child(base, fan)}"
+            for entry in self._ls(fan_name):
+                rest = _child(fan_name, entry)
+                digest = None
+                if (
+                    rest is not None
+                    and not _is_dir(entry)
+                    and DIGEST.fullmatch(fan_name[-2:] + rest)
+                ):
+                    digest = fan_name[-2:] + rest
+                yield Listed(str(entry.get("name", "")), digest, _size(entry), mtime_of(entry))
+            if progress is not None:
+                progress(done, len(fans))
+
+    def _ls(self, path: str) -> list[dict[str, Any]]:
+        try:
+            self.fs.invalidate_cache(path)  # a listing is of now, not of a cache
+            return [e for e in self.fs.ls(path, detail=True) if isinstance(e, dict)]
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise self._unreachable(exc) from None
+
+    def delete(self, digest: str) -> None:
+        """Delete a blob's object: the key is made from the digest, never taken from a
+        listing. This process forgets it was there."""
+        key = self.key(digest)
+        with self._lock:
+            self._present.pop(digest, None)
+        try:
+            self.fs.rm_file(key)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise self._unreachable(exc) from None
+
+    def is_manifest(self, digest: str) -> bool:
+        """Does the blob's object start like a tree manifest? (A few bytes are read: a
+        large output is not downloaded to learn it is not a tree.)"""
+        key = self.key(digest)
+        try:
+            head = bytes(self.fs.cat_file(key, start=0, end=16))
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._unreachable(exc) from None
+        return head.startswith(_MANIFEST_STARTS)
 
     def _unreachable(self, exc: BaseException) -> StoreError:
         # the endpoint and the URL only: an exception's text may carry a signed request
@@ -194,3 +298,38 @@ class ObjectStore:
             f"the object store {self.url}{at} failed ({type(exc).__name__}): is it "
             "reachable, and are its credentials right?"
         )
+
+
+def _child(parent: str, entry: Mapping[str, Any]) -> str | None:
+    """The last part of an entry's name when it is directly under ``parent``."""
+    name = str(entry.get("name", "")).rstrip("/")
+    rest = name.removeprefix(parent + "/")
+    return rest if rest != name and rest and "/" not in rest else None
+
+
+def _is_dir(entry: Mapping[str, Any]) -> bool:
+    return entry.get("type") != "file"
+
+
+def _size(entry: Mapping[str, Any]) -> int:
+    size = entry.get("size") or entry.get("Size") or 0
+    return size if isinstance(size, int) else 0
+
+
+def mtime_of(info: Mapping[str, Any]) -> float | None:
+    """When an object was last written, from a listing or ``info`` entry (S3's
+    ``LastModified``, the local and SFTP filesystems' ``mtime``, GCS's ``updated``,
+    Azure's ``last_modified``, else when it was created: fsspec's memory filesystem);
+    None when the filesystem gives none."""
+    for name in ("LastModified", "mtime", "updated", "last_modified", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
