@@ -10,6 +10,7 @@ from pathlib import Path
 from conveyor.domain.jsonshape import JsonShape
 from conveyor.errors import NotFoundError
 from conveyor.metadata.records import RunRecord
+from conveyor.metadata.repository import MetadataRepository
 from conveyor.sdk.project import Project
 from conveyor.store.cas import CheckoutMode, ContentStore
 
@@ -33,11 +34,14 @@ def collect_garbage(project: Project, dry_run: bool = False) -> GcResult:
 def datum_maps(project: Project) -> set[str]:
     """The datum maps of pipeline output commits and the per-datum output trees they
     name: kept, so that the next job still reuses the datums done (``pachyderm_jobs``)."""
+    return datum_maps_in(project.records, project.store)
+
+
+def datum_maps_in(records: MetadataRepository, store: ContentStore) -> set[str]:
+    """:func:`datum_maps` of these records and store (a server's, shared by projects)."""
     import json
 
-    store = project.store
     found: set[str] = set()
-    records = project.records
     for dataset in records.list_datasets():
         for commit in records.dataset_commits(dataset.name):
             digest = (commit.provenance or {}).get("datums")

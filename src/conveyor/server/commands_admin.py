@@ -108,32 +108,63 @@ def grant(ctx: click.Context, project: str, user: str, role: str) -> None:
     metavar="HOURS",
     help="Keep blobs stored or reused in the last HOURS (runs in progress may need them).",
 )
-@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--dry-run", is_flag=True, help="Delete nothing: count, and list the object store's blobs."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts and bytes as JSON.")
 @click.pass_context
 def gc(ctx: click.Context, grace: float, dry_run: bool, as_json: bool) -> None:
     """Remove blobs of the shared store that no run of any project refers to.
 
     \b
     Runs are deleted by each project's retention setting (see docs/server.md); this
-    frees their blobs. Safe while the server runs: a blob stored or reused within the
-    grace period is kept.
+    frees their blobs: in the data directory's store and, with --store-url, in the
+    object store (and this machine's cache of it). Safe while the server and its
+    workers run: a blob stored or reused within the grace period is kept. Servers and
+    workers sharing a bucket share a database: run gc from one of them.
+
+    \b
+    Examples:
+      conveyor server --data /srv/conveyor gc --dry-run
+      conveyor server --data /srv/conveyor --store-url s3://bucket/blobs gc --json
     """
     import json
 
-    from conveyor.sdk.maintenance import sweep
-    from conveyor.store.cas import ContentStore
+    from conveyor.server.gc import MIN_SAFE_GRACE, collect
 
     config = config_of(ctx)
     state = open_state(config)
-    result = sweep(
-        ContentStore(config.store_dir), state.db.records.referenced_digests(), dry_run, grace * 3600
-    )
+    if config.store_url and grace * 3600 < MIN_SAFE_GRACE:
+        click.echo(
+            f"warning: a grace period under {MIN_SAFE_GRACE / 3600:g} hour may delete an object "
+            "a worker is about to record",
+            err=True,
+        )
+
+    def listed(digest: str, size: int) -> None:
+        if dry_run and not as_json:
+            click.echo(f"would remove {digest} ({size} bytes) from {config.store_url}")
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 32 == 0:
+            click.echo(f"listing the object store: {done}/{total} directories", err=True)
+
+    result = collect(state, grace * 3600, dry_run, listed, progress)
+    local, objects = result.local, result.objects
     if as_json:
-        click.echo(json.dumps(result.__dict__))
+        shown = dict(local.__dict__)
+        if objects is not None:
+            shown["objects"] = objects.to_json()
+        click.echo(json.dumps(shown))
         return
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {result.removed} blobs ({result.freed_bytes} bytes); kept {result.kept}")
+    click.echo(f"{verb} {local.removed} blobs ({local.freed_bytes} bytes); kept {local.kept}")
+    if objects is not None:
+        foreign = f"; left {objects.foreign} keys that name no blob" if objects.foreign else ""
+        click.echo(
+            f"object store {config.store_url}: {verb} {objects.removed} blobs "
+            f"({objects.freed_bytes} bytes); kept {objects.kept} ({objects.young} young){foreign}"
+        )
 
 
 ADMIN_COMMANDS = [add_project, add_user, new_token, revoke_tokens, grant, gc]

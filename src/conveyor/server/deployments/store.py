@@ -227,6 +227,20 @@ class Deployments:
                 )
             )
 
+    def stored_files(self) -> set[str]:
+        """The digests of every execution's file outputs kept in the content store (a warm
+        call's files): ``conveyor server gc`` keeps them while their execution is kept."""
+        e = t.deployment_executions
+        query = sa.select(e.c.outputs).where(e.c.outputs.is_not(None))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for (outputs,) in conn.execute(query):
+                for value in (outputs or {}).values() if isinstance(outputs, dict) else ():
+                    digest = value.get("digest") if isinstance(value, dict) else None
+                    if isinstance(digest, str) and value.get("kind") == "file":
+                        found.add(digest)
+        return found
+
     def running(self) -> list[dict[str, Any]]:
         """Every execution still marked running (raw times): at a server's start, those a
         stopped server left."""
