@@ -149,8 +149,10 @@ class ObjectStore:
 
     def has(self, digest: str) -> bool:
         key = self.key(digest)
-        try:
-            return bool(self.fs.exists(key))
+        try:  # a "directory" of longer keys is no blob
+            return bool(self.fs.info(key).get("type") == "file")
+        except FileNotFoundError:
+            return False
         except Exception as exc:
             raise self._unreachable(exc) from None
 
