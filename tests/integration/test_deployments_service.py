@@ -94,3 +94,28 @@ def test_a_due_periodic_deployment_fires_once(state: ServerState, tmp_path: Path
     assert service.periodic_due(state, later) == 0  # advanced: the next firing is tomorrow
     service.set_enabled(state, "demo", "nightly", False)
     assert service.periodic_due(state, later + 2 * 86400) == 0
+
+
+def test_closing_the_runtime_ends_the_wait_of_a_fired_execution(
+    state: ServerState, tmp_path: Path
+) -> None:
+    """A fired execution waits for its run (no worker here runs it): closing the runtime,
+    as a stopping server does before it closes its database, ends that wait at once, and
+    the execution stays ``running`` for the next start to settle. A thread left polling
+    would read a closed database (and leak its connections)."""
+    _commit(state, tmp_path / "work", SHELL)
+    settings = DeploymentSettings(schedule="0 3 * * *", timeout=600)
+    record, _ = service.create(
+        state, "demo", "lead", DeploymentCreate(name="nightly", kind="periodic", settings=settings)
+    )
+    assert record.next_at is not None
+    assert service.periodic_due(state, record.next_at + 1) == 1
+    rows = service.store(state)
+    deadline = time.monotonic() + 60
+    while not rows.running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r["deployment"] for r in rows.running()] == ["nightly"]
+    assert state.deployments.background_count() == 1
+    state.deployments.close()
+    assert state.deployments.background_count() == 0
+    assert [r["deployment"] for r in rows.running()] == ["nightly"]

@@ -46,7 +46,7 @@ from conveyor.server.deployments.store import DeploymentRecord
 from conveyor.server.limits import MAX_CALL_BODY
 from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
-from conveyor.server.warmpool.errors import CallTimeout, RateLimited, WorkerLost
+from conveyor.server.warmpool.errors import CallTimeout, RateLimited, ServerStopping, WorkerLost
 
 MAX_PARTS = 100
 """Fields and files of a multipart call (more: refused before they are parsed)."""
@@ -59,6 +59,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (DeploymentConflict, 409),
     (RateLimited, 429),
     (WorkerLost, 503),
+    (ServerStopping, 503),
     (CallTimeout, 504),
     (ExecutionFailed, 500),
 )

@@ -349,9 +349,7 @@ def launch(
     definitions.keep(repo, run_id, executed)
     execution_id = rows.start(record, caller, checked, run_id)
     state.wake.set()
-    threading.Thread(
-        target=_finish, args=(state, record, execution_id, run_id), daemon=True
-    ).start()
+    state.deployments.background(_finish, state, record, execution_id, run_id)
     return run_id
 
 

@@ -20,7 +20,7 @@ from conveyor.server.deployments.model import pick_outputs
 from conveyor.server.deployments.store import DeploymentRecord
 from conveyor.server.masking import Masker
 from conveyor.server.state import ServerState
-from conveyor.server.warmpool.errors import CallTimeout
+from conveyor.server.warmpool.errors import CallTimeout, ServerStopping
 
 POLL = (0.02, 1.5, 1.0)
 """Seconds before the first re-read of the run's row, the growth factor, the longest."""
@@ -74,7 +74,8 @@ def wait_run(state: ServerState, run_id: str, timeout: float) -> RunStatus:
         if left <= 0:
             state.db.queue.request_cancel(run_id)
             raise CallTimeout(f"the call's run {run_id} did not finish in {timeout:g} s")
-        time.sleep(min(delay, left))
+        if state.deployments.stopping.wait(min(delay, left)):
+            raise ServerStopping(f"the server stopped while the call's run {run_id} ran")
         delay = min(delay * growth, longest)
 
 

@@ -184,7 +184,7 @@ def recover(state: ServerState) -> int:
     many it found."""
     found = store(state).running()
     for row in found:
-        threading.Thread(target=_settle, args=(state, row), daemon=True).start()
+        state.deployments.background(_settle, state, row)
     return len(found)
 
 
@@ -428,7 +428,7 @@ def periodic_due(state: ServerState, now: float) -> int:
         following = next_time(record.settings.schedule, now)
         if not rows.advance(record.project, record.name, record.next_at, following):
             continue
-        threading.Thread(target=_periodic, args=(state, record), daemon=True).start()
+        state.deployments.background(_periodic, state, record)
         fired += 1
     return fired
 

@@ -15,3 +15,8 @@ class CallTimeout(ConveyorError):
 
 class WorkerLost(ConveyorError):
     """The warm worker serving the call stopped; the pool replaces it (503)."""
+
+
+class ServerStopping(ConveyorError):
+    """The server is stopping: a call still waiting for its run stays ``running``, and
+    the next start settles it from the run (503)."""

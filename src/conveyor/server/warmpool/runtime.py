@@ -66,6 +66,10 @@ class Runtime:
         self._failed: dict[Key, str] = {}
         self._buckets: dict[Key, Bucket] = {}
         self._slots: dict[Key, tuple[int, threading.BoundedSemaphore]] = {}
+        self.stopping = threading.Event()
+        """Set by ``close``: a wait for a run gives up (``ServerStopping``), so no thread
+        reads the database after the process closed it."""
+        self._threads: set[threading.Thread] = set()
 
     def admit(self, key: Key, limit: int) -> None:
         """Count a call against ``limit`` calls a minute (0: none; RateLimited when over)."""
@@ -167,9 +171,36 @@ class Runtime:
             pool = self._pools.get((project, name))
         return pool.pids() if pool is not None else []
 
+    def background(self, target: Callable[..., None], *args: Any) -> None:
+        """Run ``target(*args)`` in a thread of its own that ``close`` waits for (an
+        execution waiting for its run, a settling, a scheduled firing)."""
+
+        def tracked() -> None:
+            try:
+                target(*args)
+            finally:
+                with self._lock:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=tracked, daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def background_count(self) -> int:
+        """How many ``background`` threads have not ended."""
+        with self._lock:
+            return len(self._threads)
+
     def close(self) -> None:
+        self.stopping.set()
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.drain(10.0)
         self.spawner.shutdown(wait=False)
+        deadline = time.monotonic() + 10.0
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:  # they see ``stopping`` at their next poll
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
