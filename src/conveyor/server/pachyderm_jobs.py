@@ -31,7 +31,7 @@ from conveyor.errors import ConveyorError
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH
 from conveyor.sdk.pachyderm_jobs import Pipelines
 from conveyor.server.api_pipelines import pipelines_of
-from conveyor.server.db.pachyderm_queue import COMMIT, Trigger
+from conveyor.server.db.pachyderm_queue import CI, COMMIT, Trigger
 from conveyor.server.state import ServerState
 from conveyor.spec.pachyderm_model import PfsInput, leaves
 
@@ -98,6 +98,10 @@ def run_trigger(state: ServerState, trigger: Trigger) -> None:
     """The jobs a trigger owes; a failed job is recorded in the job, never raised."""
     if trigger.kind == COMMIT:
         run_downstream(state, trigger.project, trigger.name, trigger.branch)
+    elif trigger.kind == CI:
+        from conveyor.server.pachyderm_ci import run_ci
+
+        run_ci(state, trigger)
     else:
         run_pipeline(state, trigger.project, trigger.name)
 
