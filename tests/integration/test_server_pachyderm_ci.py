@@ -105,6 +105,7 @@ def test_a_push_builds_pushes_updates_and_reprocesses(
             "pachyderm_ci_context": "image",
             "registry": registry,
         }
+        base = os.environ["CONVEYOR_TEST_PODMAN_IMAGE"]
         put = lead.put("/settings", json=settings)
         assert put.status_code == 200, put.text
         assert lead.post("/datasets", json={"name": "images"}).status_code == 201
@@ -148,6 +149,23 @@ def test_a_push_builds_pushes_updates_and_reprocesses(
         assert pipeline["version"] == 2
         later = viewer.get("/datasets/edges/log").json()
         assert len(later) == len(commits) + 1, later
+
+        # a build that fails updates nothing: the pipeline keeps the last good image
+        (checkout / "image" / "Dockerfile").write_text(f"FROM {base}\nRUN false\n")
+        third, said = commit_and_push(checkout, "broken image")
+        assert f"pachyderm CI of {third[:12]} queued" in said, said
+        failed = until(
+            lambda: [
+                r
+                for r in viewer.get("/ci").json()
+                if r["commit"] == third and r["state"] != "running"
+            ]
+        )
+        assert failed[0]["state"] == "failed", failed
+        assert failed[0]["steps"][0]["state"] == "failed"
+        kept = viewer.get("/pipelines/edges").json()
+        assert (kept["image"], kept["version"]) == (f"{registry}/{IMAGE}:{second}", 2)
+        assert len(viewer.get("/datasets/edges/log").json()) == len(later)
 
         # a push that changes neither the context nor a spec queues nothing
         (checkout / "README.md").write_text("notes\n")
