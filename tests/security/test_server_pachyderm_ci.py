@@ -194,3 +194,38 @@ def test_a_context_link_out_of_the_tree_is_refused(
     assert record["state"] == "failed" and record["steps"] == [], record  # nothing built
     assert "link out of the tree" in record["error"], record
     assert str(srv.data) not in record["error"]
+
+
+def test_the_settings_page_sets_the_ci_and_refuses_a_path_out_of_the_tree(
+    shared: Server,
+) -> None:
+    from tests.integration.web_support import csrf_of, web_client
+
+    page = "/ui/p/demo/settings"
+    with web_client(shared, "lead") as client:
+        token = csrf_of(client.get(page).text)
+        form = {"csrf": token, "pachyderm_ci": "edges.json, montage.json", "registry": "reg:5000"}
+        saved = client.post(f"{page}/ci", data=form)
+        assert saved.status_code == 303, saved.text
+        shown = client.get(saved.headers["location"]).text
+        assert "Pachyderm CI saved" in shown and "edges.json, montage.json" in shown
+        bad = client.post(f"{page}/ci", data={**form, "pachyderm_ci": "../../etc/passwd"})
+        assert bad.status_code == 422 and "not a path inside the repository" in bad.text
+        off = client.post(f"{page}/ci", data={"csrf": token})
+        assert off.status_code == 303
+    with shared.api("lead") as lead:
+        settings = lead.get(f"{shared.url}/api/v1/projects/demo").json()["settings"]
+    assert settings["pachyderm_ci"] == [] and settings["registry"] == "reg:5000"
+    with web_client(shared, "member") as client:
+        assert client.post(f"{page}/ci", data={"csrf": "x"}).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/ci/..%2f..%2fetc/logs/build", "/ci/abc/logs/passwd"])
+def test_ci_records_are_the_project_viewers_and_logs_are_named_steps(
+    shared: Server, path: str
+) -> None:
+    with shared.api("viewer") as viewer:
+        assert viewer.get("/ci").status_code == 200
+        assert viewer.get(path).status_code == 404
+    with shared.api("outsider") as outsider:
+        assert outsider.get("/ci").status_code in (403, 404)
