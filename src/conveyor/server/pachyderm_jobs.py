@@ -95,7 +95,8 @@ def resume(state: ServerState) -> int:
 
 
 def run_trigger(state: ServerState, trigger: Trigger) -> None:
-    """The jobs a trigger owes; a failed job is recorded in the job, never raised."""
+    """The jobs a trigger owes (a ``ci`` trigger: a push's CI flow, ``pachyderm_ci``); a
+    failed job is recorded in the job (a failed flow in its record), never raised."""
     if trigger.kind == COMMIT:
         run_downstream(state, trigger.project, trigger.name, trigger.branch)
     elif trigger.kind == CI:
