@@ -151,17 +151,31 @@ def test_a_dockerfile_cannot_add_a_host_file(srv: Server, tmp_path: Path, regist
     # ADD of an absolute path reads the context's own file, never the host's
     (work / "etc" / "passwd").write_text("the pushed tree's file\n")
     base = os.environ["CONVEYOR_TEST_PODMAN_IMAGE"]
-    (work / "Dockerfile").write_text(f"FROM {base}\nADD /etc/passwd /leak\n")
+    # and its RUN has podman's default capabilities: no CAP_SYS_ADMIN (no mount)
+    run = "RUN grep CapEff /proc/self/status > /caps"
+    (work / "Dockerfile").write_text(f"FROM {base}\nADD /etc/passwd /leak\n{run}\n")
     sha, record = _push_ci(srv, work, registry)
     try:
         assert record["state"] == "success", record
         shown = subprocess.run(
-            ["podman", "run", "--rm", "--network", "none", record["image"], "cat", "/leak"],
+            [
+                "podman",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                record["image"],
+                "cat",
+                "/leak",
+                "/caps",
+            ],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        assert shown == "the pushed tree's file\n"
+        assert shown.split("\n")[0] == "the pushed tree's file"
+        sys_admin = 1 << 21
+        assert not int(shown.split()[-1], 16) & sys_admin, shown
     finally:
         _remove_images(registry, sha)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import tarfile
 import uuid
@@ -127,6 +128,8 @@ def run_ci(state: ServerState, trigger: Trigger) -> dict[str, Any]:
     pipelines = pipelines_of(state, project)
     registry = settings.get(REGISTRY)
     ci = PipelineCi(pipelines.project, pipelines, registry, executor="local")
+    if os.geteuid() == 0:
+        log.warning("the pachyderm CI of %s builds as root: podman is not rootless", project)
     scratch = state.config.project_dir(project) / "ci-scratch" / uuid.uuid4().hex
     try:
         try:
