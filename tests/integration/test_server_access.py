@@ -76,6 +76,8 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", f"{P}/jobs/{RUN}", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}/datums", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}/datums/{RUN}/log", None, "viewer"),
+    ("GET", f"{P}/ci", None, "viewer"),
+    ("GET", f"{P}/ci/{RUN}/logs/build", None, "viewer"),
     ("GET", f"{P}/deployments", None, "viewer"),
     ("POST", f"{P}/deployments", PERIODIC, "lead"),
     ("GET", f"{P}/deployments/svc", None, "viewer"),
@@ -189,6 +191,8 @@ def test_the_matrix_covers_every_api_route(api: tuple[httpx.Client, Server]) -> 
             .replace("{pipeline}", "copy")
             .replace("{job_id}", RUN)
             .replace("{datum_id}", RUN)
+            .replace("{ci_id}", RUN)
+            .replace("{step}", "build")
         )
         for method in operations:
             assert (method.upper(), concrete) in declared, f"{method} {path} is not in the matrix"

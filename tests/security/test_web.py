@@ -91,6 +91,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/settings", "lead"),
     ("POST", f"{P}/settings/executors", "lead"),
     ("POST", f"{P}/settings/retention", "lead"),
+    ("POST", f"{P}/settings/ci", "lead"),
     ("POST", f"{P}/members", "lead"),
     ("POST", f"{P}/members/nobody/remove", "lead"),
     ("POST", f"{P}/secrets", "lead"),

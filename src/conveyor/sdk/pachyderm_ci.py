@@ -61,9 +61,20 @@ Progress = Callable[[str], None]
 
 
 class PipelineCi:
-    def __init__(self, project: Project) -> None:
+    """``pipelines``, ``registry`` and ``executor``: the server's (its project's
+    datasets, the lead's registry setting, jobs run here); by default the project's."""
+
+    def __init__(
+        self,
+        project: Project,
+        pipelines: Pipelines | None = None,
+        registry: str | None = None,
+        executor: str | None = None,
+    ) -> None:
         self.project = project
-        self.pipelines = Pipelines(project)
+        self.pipelines = pipelines or Pipelines(project)
+        self.registry = registry or project.settings.containers.registry
+        self.executor = executor
         self.root = project.state_dir / "pachyderm" / "ci"
 
     def run(
@@ -86,7 +97,7 @@ class PipelineCi:
             raise UsageError(f"the build context {context} is not a directory")
         commit = tag or self._commit()
         check_tag(commit)
-        registry = self.project.settings.containers.registry
+        registry = self.registry
         if push and registry is None:
             raise UsageError(
                 '--push needs the registry to push to: set registry = "HOST:PORT" under '
@@ -140,7 +151,7 @@ class PipelineCi:
                 step["jobs"] = []
                 for name in _pipeline_order(loaded, names):
                     say(f"run pipeline {name}")
-                    job = self.pipelines.run(name, parallel, ci=provenance)
+                    job = self.pipelines.run(name, parallel, executor=self.executor, ci=provenance)
                     counts: dict[str, int] = {}
                     for row in job["datums"]:
                         counts[row["state"]] = counts.get(row["state"], 0) + 1
@@ -153,13 +164,36 @@ class PipelineCi:
                     step["jobs"].append(
                         {"pipeline": name, "job": job["id"], "commit": job["output_commit"]}
                     )
-        except ConveyorError:
-            record.update(state="failed", finished_at=time.time())
+        except ConveyorError as exc:
+            record.update(state="failed", finished_at=time.time(), error=str(exc))
             self._save(record)
             raise
         record.update(state="success", finished_at=time.time())
         self._save(record)
         return record
+
+    def refused(self, commit: str, error: str) -> dict[str, Any]:
+        """The record of a flow refused before its first step (no build, no update)."""
+        now = time.time()
+        record: dict[str, Any] = {
+            "id": uuid.uuid4().hex, "commit": commit, "image": None, "registry": self.registry,
+            "pushed": False, "digest": None, "state": "failed", "started_at": now,
+            "finished_at": now, "steps": [], "error": error,
+        }  # fmt: skip
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._save(record)
+        return record
+
+    def records(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The flows' records, newest first."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.glob("*.json"):
+            if path.name != "builds.json":
+                found.append(json.loads(path.read_text()))
+        found.sort(key=lambda r: r["started_at"], reverse=True)
+        return found[:limit]
 
     # -- steps ------------------------------------------------------------------
     def _step(self, record: dict[str, Any], name: str, say: Progress) -> _Step:

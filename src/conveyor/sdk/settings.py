@@ -16,6 +16,11 @@ _KNOWN = {"executor", "parallelism", "database", "store"}
 _REGISTRY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 
+def is_registry(text: str) -> bool:
+    """Whether ``text`` is a registry address, ``HOST[:PORT]`` and nothing else."""
+    return bool(_REGISTRY.fullmatch(text))
+
+
 @dataclass(frozen=True)
 class ContainerSettings:
     """``[containers]``: what to do with steps that name an image."""

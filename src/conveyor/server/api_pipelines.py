@@ -31,6 +31,7 @@ Viewer = Annotated[Access, Depends(viewer)]
 Member = Annotated[Access, Depends(member)]
 Lead = Annotated[Access, Depends(lead)]
 State = Annotated[ServerState, Depends(server_state)]
+STEPS = ("build", "tag", "push", "update", "run")  # of a CI flow, each with its log
 JobId = Annotated[str, Query(max_length=64)]
 
 
@@ -144,6 +145,42 @@ def datum_log(access: Viewer, state: State, job_id: str, datum_id: str) -> FileR
     path = Path(rows[0]["log"]).resolve() if rows else None
     if path is None or not path.is_relative_to(logs) or not path.is_file():
         raise HTTPException(404, f"datum {datum_id[:64]!r} of job {found['id']} has no log")
+    return FileResponse(path, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/ci")
+def list_ci(
+    access: Viewer, state: State, limit: Annotated[int, Query(ge=1, le=200)] = 20
+) -> list[dict[str, Any]]:
+    """The CI flows of pushes (``pachyderm_ci``), newest first: commit, image, pushed
+    digest, state, error, and each step (build cached or not, the pipelines updated, the
+    jobs run) with the API path of its log."""
+    from conveyor.sdk.pachyderm_ci import PipelineCi
+
+    pipelines = pipelines_of(state, access.project)
+    base = f"/api/v1/projects/{access.project}/ci"
+    shown = []
+    for record in PipelineCi(pipelines.project, pipelines).records(limit):
+        steps = [{**s, "log": f"{base}/{record['id']}/logs/{s['name']}"} for s in record["steps"]]
+        for step in steps:
+            for spec in step.get("specs", []):
+                spec.pop("spec", None)  # a path of the server's
+        shown.append({**record, "steps": steps})
+    return shown
+
+
+@router.get("/ci/{ci_id}/logs/{step}")
+def ci_log(access: Viewer, state: State, ci_id: str, step: str) -> FileResponse:
+    """The log of one step of a CI flow (build, tag, push, update, run)."""
+    from conveyor.sdk.pachyderm_ci import PipelineCi
+
+    pipelines = pipelines_of(state, access.project)
+    root = PipelineCi(pipelines.project, pipelines).root
+    if not (ci_id.isalnum() and ci_id.isascii() and len(ci_id) <= 64) or step not in STEPS:
+        raise HTTPException(404, "there is no such CI log")
+    path = root / ci_id / f"{step}.log"
+    if not path.is_file():
+        raise HTTPException(404, f"CI {ci_id} has no {step} log")
     return FileResponse(path, media_type="text/plain; charset=utf-8")
 
 

@@ -62,6 +62,25 @@ class SettingsPut(BaseModel):
         description="Who runs the project's Pachyderm jobs: 'worker' (the `conveyor worker`"
         " processes) or 'server' (the server's own claimer, the default).",
     )
+    pachyderm_ci: list[str] | None = Field(
+        default=None,
+        max_length=32,
+        description="The Pachyderm spec files (paths in the repository) a push's CI flow"
+        " builds the image for and updates; [] turns it off.",
+    )
+    pachyderm_ci_branch: str | None = Field(
+        default=None, max_length=100, description="The branch the CI flow follows (main)."
+    )
+    pachyderm_ci_context: str | None = Field(
+        default=None,
+        max_length=255,
+        description="The directory of the Dockerfile and its build context ('' the root).",
+    )
+    registry: str | None = Field(
+        default=None,
+        max_length=255,
+        description="HOST[:PORT] of the image registry the CI flow pushes to.",
+    )
     retention: dict[str, Any] | None = Field(
         default=None,
         description="Runs the server keeps after each run: keep_last, keep_days, keep_branches"
@@ -201,6 +220,7 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
             policy_of(access.project, {"retention": body.retention})
         except ConveyorError as exc:
             raise HTTPException(422, str(exc)) from exc
+    _check_ci(body)
     accounts = state.db.accounts
     row = accounts.project(access.project) or {}
     settings = dict(row.get("settings") or {})
@@ -218,6 +238,18 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
         values["webhook_secret"] = state.keyring.encrypt(body.webhook_secret)
     accounts.update_project(access.project, values)
     return {"settings": settings}
+
+
+def _check_ci(body: SettingsPut) -> None:
+    from conveyor.server.pachyderm_ci import check_settings
+    from conveyor.vcs.git import check_ref
+
+    try:
+        check_settings(body.pachyderm_ci, body.pachyderm_ci_context, body.registry)
+        if body.pachyderm_ci_branch is not None:
+            check_ref(f"refs/heads/{body.pachyderm_ci_branch}")
+    except UsageError as exc:
+        raise HTTPException(422, str(exc)) from exc
 
 
 def _check_mirror(state: ServerState, mirror: str) -> None:

@@ -24,6 +24,7 @@ from conveyor.server.auth import authorize, server
 from conveyor.server.db.accounts import role_at_least
 from conveyor.server.deployments.service import on_push
 from conveyor.server.limits import spool_body
+from conveyor.server.pachyderm_ci import queue_ci
 from conveyor.server.triggers import parse_updates, queue_updates
 
 router = APIRouter(include_in_schema=False)
@@ -139,4 +140,5 @@ async def post_receive(request: Request) -> Response:
     updates = parse_updates((await request.body()).decode(errors="replace"))
     lines = await run_in_threadpool(queue_updates, state, project, updates, who, "push")
     lines += await run_in_threadpool(on_push, state, project, updates)
+    lines += await run_in_threadpool(queue_ci, state, project, updates)
     return PlainTextResponse("".join(f"{line}\n" for line in lines))

@@ -31,7 +31,7 @@ from conveyor.errors import ConveyorError
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH
 from conveyor.sdk.pachyderm_jobs import Pipelines
 from conveyor.server.api_pipelines import pipelines_of
-from conveyor.server.db.pachyderm_queue import COMMIT, Trigger
+from conveyor.server.db.pachyderm_queue import CI, COMMIT, Trigger
 from conveyor.server.state import ServerState
 from conveyor.spec.pachyderm_model import PfsInput, leaves
 
@@ -95,9 +95,14 @@ def resume(state: ServerState) -> int:
 
 
 def run_trigger(state: ServerState, trigger: Trigger) -> None:
-    """The jobs a trigger owes; a failed job is recorded in the job, never raised."""
+    """The jobs a trigger owes (a ``ci`` trigger: a push's CI flow, ``pachyderm_ci``); a
+    failed job is recorded in the job (a failed flow in its record), never raised."""
     if trigger.kind == COMMIT:
         run_downstream(state, trigger.project, trigger.name, trigger.branch)
+    elif trigger.kind == CI:
+        from conveyor.server.pachyderm_ci import run_ci
+
+        run_ci(state, trigger)
     else:
         run_pipeline(state, trigger.project, trigger.name)
 

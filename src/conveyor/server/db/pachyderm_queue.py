@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from conveyor.server.db import tables as t
 
 HELD, QUEUED, RUNNING = "held", "queued", "running"
-COMMIT, PIPELINE = "commit", "pipeline"
+COMMIT, PIPELINE, CI = "commit", "pipeline", "ci"
 _T = t.pachyderm_triggers
 
 
@@ -35,7 +35,8 @@ class Trigger:
     id: str
     project: str
     kind: str
-    """``commit`` (``name`` is a dataset, ``branch`` its branch) or ``pipeline``."""
+    """``commit`` (``name`` is a dataset, ``branch`` its branch), ``pipeline``, or
+    ``ci`` (``name`` is a pushed git commit, ``branch`` its branch: ``server/pachyderm_ci``)."""
     name: str
     branch: str
     worker: str | None

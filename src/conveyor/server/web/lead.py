@@ -36,6 +36,7 @@ SAVED = {  # what a form did, shown once after its redirect (never text from the
     "settings": "Settings saved.",
     "executors": "Executor tables saved.",
     "retention": "Retention saved.",
+    "ci": "Pachyderm CI saved.",
     "member": "Role saved.",
     "member-removed": "Member removed.",
     "secret": "Secret saved; its value will not be shown again.",
@@ -153,6 +154,23 @@ async def save_retention(request: Request, project: str) -> Response:
     body = _model(api.SettingsPut, {"retention": rules})
     await call_api(api.put_settings, access, server(request), body)
     return _back(project, "retention")
+
+
+@router.post("/p/{project}/settings/ci")
+async def save_ci(request: Request, project: str) -> Response:
+    """The Pachyderm CI of pushes: its spec files (none: off), context, branch, registry."""
+    access, form = await lead_form(request, project)
+    specs = [s.strip() for s in form.get("pachyderm_ci", "").split(",") if s.strip()]
+    fields: dict[str, Any] = {
+        "pachyderm_ci": specs,
+        "pachyderm_ci_context": form.get("pachyderm_ci_context", "").strip(),
+        "pachyderm_ci_branch": form.get("pachyderm_ci_branch", "").strip() or "main",
+    }
+    if form.get("registry", "").strip():
+        fields["registry"] = form["registry"].strip()
+    body = _model(api.SettingsPut, fields)
+    await call_api(api.put_settings, access, server(request), body)
+    return _back(project, "ci")
 
 
 @router.post("/p/{project}/members")
