@@ -230,6 +230,16 @@ def test_the_settings_page_sets_the_ci_and_refuses_a_path_out_of_the_tree(
     with shared.api("lead") as lead:
         settings = lead.get(f"{shared.url}/api/v1/projects/demo").json()["settings"]
     assert settings["pachyderm_ci"] == [] and settings["registry"] == "reg:5000"
+    with web_client(shared, "lead") as client:  # where the jobs run: server or worker only
+        token = csrf_of(client.get(page).text)
+        moved = client.post(f"{page}/ci", data={"csrf": token, "pachyderm_jobs": "worker"})
+        assert moved.status_code == 303, moved.text
+        assert '<option value="worker" selected>' in client.get(page).text
+        odd = client.post(f"{page}/ci", data={"csrf": token, "pachyderm_jobs": "; rm -rf /"})
+        assert odd.status_code == 422
+    with shared.api("lead") as lead:
+        settings = lead.get(f"{shared.url}/api/v1/projects/demo").json()["settings"]
+    assert settings["pachyderm_jobs"] == "worker"
     with web_client(shared, "member") as client:
         assert client.post(f"{page}/ci", data={"csrf": "x"}).status_code == 403
 

@@ -158,7 +158,8 @@ async def save_retention(request: Request, project: str) -> Response:
 
 @router.post("/p/{project}/settings/ci")
 async def save_ci(request: Request, project: str) -> Response:
-    """The Pachyderm CI of pushes: its spec files (none: off), context, branch, registry."""
+    """The Pachyderm CI of pushes (its spec files, none: off; context, branch, registry),
+    and where the project's Pachyderm jobs run (``pachyderm_jobs``)."""
     access, form = await lead_form(request, project)
     specs = [s.strip() for s in form.get("pachyderm_ci", "").split(",") if s.strip()]
     fields: dict[str, Any] = {
@@ -168,6 +169,8 @@ async def save_ci(request: Request, project: str) -> Response:
     }
     if form.get("registry", "").strip():
         fields["registry"] = form["registry"].strip()
+    if form.get("pachyderm_jobs"):  # the API's model refuses anything but server|worker
+        fields["pachyderm_jobs"] = form["pachyderm_jobs"]
     body = _model(api.SettingsPut, fields)
     await call_api(api.put_settings, access, server(request), body)
     return _back(project, "ci")
