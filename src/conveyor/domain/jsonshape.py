@@ -75,6 +75,8 @@ def decode(cls: type[T], data: Any) -> T:
 
 @dataclasses.dataclass(frozen=True)
 class _Field:
+    """One field of a shaped class as its codec reads and writes it."""
+
     name: str
     key: str
     suffix: str

@@ -21,6 +21,8 @@ from conveyor.plan.model import StepPlan
 
 @dataclass
 class Active:
+    """A step at its executor: its record, its handle and its deadlines."""
+
     step: StepPlan
     record: StepRunRecord
     executor: Executor

@@ -29,6 +29,8 @@ DATATORCH_API = str(Path(__file__).resolve().parents[1] / "plugins" / "datatorch
 
 @dataclass
 class RunOptions:
+    """How the runner runs this run's steps: the options the caller chose."""
+
     parallelism: int = 1
     force: bool = False
     environment_digest: str = ""
@@ -87,6 +89,8 @@ class Refused(NamedTuple):
 
 @dataclass
 class Launcher:
+    """Places, keys and builds the invocations of a run's steps."""
+
     run: RunRecord
     workspace: Workspace
     actions: ActionState

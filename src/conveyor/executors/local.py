@@ -25,6 +25,8 @@ SHELL = ("/bin/sh", "-e", "-c")
 
 @dataclass
 class _Child:
+    """A step's shell process, its pidfd and when its cancel turns into a kill."""
+
     process: subprocess.Popen[bytes]
     pidfd: int | None
     cancel_deadline: float | None = None

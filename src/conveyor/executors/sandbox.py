@@ -69,6 +69,8 @@ def _runtime() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Sandbox:
+    """How the local executor wraps a step's command in bubblewrap."""
+
     hide: tuple[str, ...] = ()
     readable: tuple[str, ...] = ()
     network: bool = True
