@@ -139,3 +139,7 @@ def main() -> None:
             err=True,
         )
         sys.exit(1)
+    finally:
+        # The interpreter's exit collects every generation (most objects are modules,
+        # classes and functions alive until then): frozen, they are left to the process's end.
+        gc.freeze()
