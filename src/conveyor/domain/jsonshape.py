@@ -22,7 +22,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 
 Convert = Callable[[Any], Any]
 T = TypeVar("T")
@@ -74,8 +74,7 @@ def decode(cls: type[T], data: Any) -> T:
     return result
 
 
-@dataclasses.dataclass(frozen=True)
-class _Field:
+class _Field(NamedTuple):
     """One field of a shaped class as its codec reads and writes it."""
 
     name: str

@@ -87,7 +87,7 @@ class Refused(NamedTuple):
     reason: str
 
 
-@dataclass
+@dataclass(eq=False)  # a holder of services, never compared
 class Launcher:
     """Places, keys and builds the invocations of a run's steps."""
 

@@ -23,7 +23,7 @@ from conveyor.executors.sandbox import Sandbox
 SHELL = ("/bin/sh", "-e", "-c")
 
 
-@dataclass
+@dataclass(eq=False)  # a holder of services, never compared
 class _Child:
     """A step's shell process, its pidfd and when its cancel turns into a kill."""
 

@@ -93,7 +93,7 @@ class RunRequest:
     outlives the run's state); empty: the project's own ``.conveyor/cache-key``."""
 
 
-@dataclass
+@dataclass(eq=False)  # a holder of services, never compared
 class RunHooks:
     """Where a run reports to while it runs: progress, waits, warnings, its runner."""
 
