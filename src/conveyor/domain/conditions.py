@@ -164,6 +164,8 @@ def _tokens(pattern: str) -> list[tuple[str, str]] | None:
 
 @dataclass(frozen=True)
 class TriggerContext:
+    """What ``${{ event.* }}`` and ``${{ pipeline.* }}`` read in a run's expressions."""
+
     event: Mapping[str, Any] = field(default_factory=dict)
     """The trigger's payload (a JSON object); empty when the run was given none."""
     pipeline: Mapping[str, Any] = field(default_factory=dict)

@@ -18,10 +18,11 @@ the start-up of ``conveyor run`` does not have room for).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 
 Convert = Callable[[Any], Any]
 T = TypeVar("T")
@@ -73,8 +74,9 @@ def decode(cls: type[T], data: Any) -> T:
     return result
 
 
-@dataclasses.dataclass(frozen=True)
-class _Field:
+class _Field(NamedTuple):
+    """One field of a shaped class as its codec reads and writes it."""
+
     name: str
     key: str
     suffix: str
@@ -251,6 +253,14 @@ def _writer(hint: Any, rows: tuple[str, ...] = ()) -> Convert:
     return list if write is _same else (lambda v: [write(x) for x in v])
 
 
+@functools.cache
+def _as_function(condition: str) -> Callable[[Any], bool]:
+    """An inlined check as a function (for a scalar inside a list or an optional), compiled
+    once per check text: a codec's scalar fields inline theirs and never call it."""
+    fits: Callable[[Any], bool] = eval(f"lambda v: {condition}")
+    return fits
+
+
 def _reader(hint: Any, rows: tuple[str, ...], where: str) -> Convert:
     """JSON value -> field value, checked against the field's type."""
 
@@ -261,7 +271,7 @@ def _reader(hint: Any, rows: tuple[str, ...], where: str) -> Convert:
         cls = hint
         return lambda v: decode(cls, v)
     if hint in _CONDITIONS:
-        fits = eval(f"lambda v: {_CONDITIONS[hint]}")  # the inlined check, as a function
+        fits = _as_function(_CONDITIONS[hint])
 
         def scalar(v: Any) -> Any:
             if not fits(v):

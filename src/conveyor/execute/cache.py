@@ -10,7 +10,7 @@ lost, or the workspace refused the restore).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from conveyor.domain.tracking import tracking_path
 from conveyor.errors import StoreError
@@ -21,13 +21,11 @@ from conveyor.plan.model import StepPlan
 MISS_REASONS = ("cache-disabled", "forced", "new-fingerprint", "outputs-differ", "outputs-gone")
 
 
-@dataclass(frozen=True)
-class CacheHit:
+class CacheHit(NamedTuple):
     entry: CacheEntry
 
 
-@dataclass(frozen=True)
-class CacheMiss:
+class CacheMiss(NamedTuple):
     reason: str
     """One of :data:`MISS_REASONS`."""
 

@@ -1,33 +1,32 @@
-"""Facts the runner feeds the scheduler, and the decisions the scheduler returns."""
+"""Facts the runner feeds the scheduler, and the decisions the scheduler returns.
+
+Named tuples, not dataclasses: immutable, compared and printed the same, and built without
+the generated methods each frozen dataclass compiles at import (six per class)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from conveyor.domain.states import RunStatus, StepStatus
 
 
 # -- events (what happened) ----------------------------------------------------
-@dataclass(frozen=True)
-class StepSucceeded:
+class StepSucceeded(NamedTuple):
     step_id: str
     cached: bool = False
 
 
-@dataclass(frozen=True)
-class StepFailed:
+class StepFailed(NamedTuple):
     step_id: str
     retryable: bool = True
     """False when a retry cannot help (e.g. a declared input is missing)."""
 
 
-@dataclass(frozen=True)
-class StepCancelled:
+class StepCancelled(NamedTuple):
     step_id: str
 
 
-@dataclass(frozen=True)
-class CancelRequested:
+class CancelRequested(NamedTuple):
     reason: str = "cancelled"
 
 
@@ -35,28 +34,24 @@ Event = StepSucceeded | StepFailed | StepCancelled | CancelRequested
 
 
 # -- decisions (what to do next) -------------------------------------------------
-@dataclass(frozen=True)
-class Launch:
+class Launch(NamedTuple):
     step_id: str
     attempt: int
     """1 for the first attempt, 2 for the first retry..."""
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(NamedTuple):
     step_id: str
     status: StepStatus
     """SKIPPED (its run policy says no) or CANCELLED (the run was cancelled)."""
     reason: str
 
 
-@dataclass(frozen=True)
-class Cancel:
+class Cancel(NamedTuple):
     step_id: str
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(NamedTuple):
     status: RunStatus
 
 

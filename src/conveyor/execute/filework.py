@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
@@ -28,14 +27,12 @@ INLINE_BYTES = 1 << 20
 """Plain files below this many bytes in all are hashed or stored in the loop (~1 ms)."""
 
 
-@dataclass(frozen=True)
-class InputsHashed:
+class InputsHashed(NamedTuple):
     step_id: str
     result: Prepared | Refused
 
 
-@dataclass(frozen=True)
-class OutputsStored:
+class OutputsStored(NamedTuple):
     step_id: str
     outputs: list[OutputRecord]
     error: str | None = None

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from conveyor.errors import ExecutorError
 from conveyor.execute.containers import host_command, image_name, qualified_image
@@ -265,8 +266,7 @@ def find_runtime(
     return None
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """How one step runs: the shell text to key and record, and where it runs."""
 
     command: str

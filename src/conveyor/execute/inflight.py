@@ -19,8 +19,10 @@ from conveyor.metadata.records import StepRunRecord
 from conveyor.plan.model import StepPlan
 
 
-@dataclass
+@dataclass(eq=False)  # a holder of services, never compared
 class Active:
+    """A step at its executor: its record, its handle and its deadlines."""
+
     step: StepPlan
     record: StepRunRecord
     executor: Executor

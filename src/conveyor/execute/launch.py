@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.tracking import tracking_path
@@ -29,6 +29,8 @@ DATATORCH_API = str(Path(__file__).resolve().parents[1] / "plugins" / "datatorch
 
 @dataclass
 class RunOptions:
+    """How the runner runs this run's steps: the options the caller chose."""
+
     parallelism: int = 1
     force: bool = False
     environment_digest: str = ""
@@ -57,8 +59,7 @@ class RunOptions:
     """What the steps' conditions are checked against: the run's trigger and host."""
 
 
-@dataclass(frozen=True)
-class Placed:
+class Placed(NamedTuple):
     """A step placed and its action inputs resolved, in the loop; what is left to key it
     (hashing its declared inputs) is file work that may run on another thread."""
 
@@ -69,8 +70,7 @@ class Placed:
     failed_so_far: bool
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     """A step ready for the cache decision: what it runs, reads and is keyed on."""
 
     placement: Placement
@@ -81,15 +81,16 @@ class Prepared:
     """The run status the fingerprint saw; the step's environment says the same."""
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(NamedTuple):
     """Why the step cannot run at all (a retry would not help)."""
 
     reason: str
 
 
-@dataclass
+@dataclass(eq=False)  # a holder of services, never compared
 class Launcher:
+    """Places, keys and builds the invocations of a run's steps."""
+
     run: RunRecord
     workspace: Workspace
     actions: ActionState

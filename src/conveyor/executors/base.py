@@ -7,6 +7,10 @@ Remote executors use ``inputs``/``outputs`` to move files; the local one runs in
 A handle's ``backend_id`` is text that the runner records, so that a later process can
 ``recover`` what a process that died mid-run left running.
 
+Handles, completions, capacities and recoveries are named tuples (immutable, compared and
+printed by value), not dataclasses: every run imports this module, and a frozen dataclass
+compiles six generated methods at import.
+
 Two cheap questions let the runner tell waiting from running: ``started`` (which
 invocations have begun to run: a step's ``timeout`` counts from then, its
 ``queue-timeout`` until then) and ``capacity`` (whether the backend has anywhere to run
@@ -20,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
 
 from conveyor.domain.types import Resources
 
@@ -66,16 +70,14 @@ class Invocation:
     ``starts_containers = True``."""
 
 
-@dataclass(frozen=True)
-class Handle:
+class Handle(NamedTuple):
     """What a backend gave back for a submitted invocation."""
 
     key: str
     backend_id: str
 
 
-@dataclass(frozen=True)
-class Recovered:
+class Recovered(NamedTuple):
     """What ``recover`` did about one recorded handle."""
 
     key: str
@@ -84,8 +86,7 @@ class Recovered:
     message: str
 
 
-@dataclass(frozen=True)
-class Completion:
+class Completion(NamedTuple):
     """How an invocation ended."""
 
     key: str
@@ -101,8 +102,7 @@ class Completion:
     recorded with the step run (``show --json``)."""
 
 
-@dataclass(frozen=True)
-class Capacity:
+class Capacity(NamedTuple):
     """Where the backend could run invocations now, as far as it knows."""
 
     slots: int | None

@@ -23,8 +23,10 @@ from conveyor.executors.sandbox import Sandbox
 SHELL = ("/bin/sh", "-e", "-c")
 
 
-@dataclass
+@dataclass(eq=False)  # a holder of services, never compared
 class _Child:
+    """A step's shell process, its pidfd and when its cancel turns into a kill."""
+
     process: subprocess.Popen[bytes]
     pidfd: int | None
     cancel_deadline: float | None = None

@@ -22,8 +22,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from conveyor.errors import ExecutorError
 
@@ -67,8 +67,9 @@ def _runtime() -> tuple[str, ...]:
     return (sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2]))
 
 
-@dataclass(frozen=True)
-class Sandbox:
+class Sandbox(NamedTuple):
+    """How the local executor wraps a step's command in bubblewrap."""
+
     hide: tuple[str, ...] = ()
     readable: tuple[str, ...] = ()
     network: bool = True

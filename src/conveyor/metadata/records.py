@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.domain.jsonshape import JsonShape
 from conveyor.domain.states import RunStatus, StepStatus
+
+# Records that need no mutation nor field defaults are named tuples: a dataclass compiles
+# up to six generated methods at import, and every command imports this module.
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -18,20 +21,23 @@ def iso(timestamp: float | None) -> str | None:
 
 @dataclass(frozen=True)
 class OutputRecord(JsonShape):
+    """A declared output as stored: its path, digest, kind and size."""
+
     path: str
     digest: str
     kind: str = "file"  # "file" or "tree"
     size: int = 0
 
 
-@dataclass(frozen=True)
-class InputRecord:
+class InputRecord(NamedTuple):
     path: str
     digest: str
 
 
 @dataclass
 class RunRecord:
+    """One run as recorded: what ran (pipeline, commit, params), where, by whom, how it ended."""
+
     id: str
     pipeline: str
     status: RunStatus
@@ -78,6 +84,8 @@ class RunRecord:
 
 @dataclass
 class StepRunRecord:
+    """One step of a run as recorded: its status, fingerprint, attempts, times and outputs."""
+
     run_id: str
     step_id: str
     job: str
@@ -118,8 +126,7 @@ class StepRunRecord:
         }
 
 
-@dataclass(frozen=True)
-class StepState:
+class StepState(NamedTuple):
     """The live part of a step run: what a page that follows a run needs."""
 
     step_id: str
@@ -131,8 +138,7 @@ class StepState:
     ended_at: float | None
 
 
-@dataclass(frozen=True)
-class CacheEntry:
+class CacheEntry(NamedTuple):
     """A fingerprint whose outputs are known: the step run that first produced them."""
 
     fingerprint: str
@@ -143,6 +149,8 @@ class CacheEntry:
 
 @dataclass(frozen=True)
 class EventRecord:
+    """Something that happened in a run (a warning, a step's start or end) and its data."""
+
     run_id: str
     kind: str
     at: float

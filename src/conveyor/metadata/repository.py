@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conveyor.domain.states import RunStatus
-from conveyor.metadata.datasets import DatasetCommitRecord, DatasetReadRecord, DatasetRecord
 from conveyor.metadata.records import (
     CacheEntry,
     EventRecord,
@@ -17,6 +16,9 @@ from conveyor.metadata.records import (
     StepRunRecord,
     StepState,
 )
+
+if TYPE_CHECKING:  # its dataclasses load with the first dataset call, not on every run
+    from conveyor.metadata.datasets import DatasetCommitRecord, DatasetReadRecord, DatasetRecord
 
 RunsPage = tuple[list[RunRecord], int, str | None]
 """A page of runs, how many match in all, and the ``after`` of the next page (or None)."""

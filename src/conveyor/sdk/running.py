@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.envnames import EXAMPLES, changes_execution
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunRequest:
+    """What the caller asks of a run: parameters, selection, cache and executor choices."""
+
     params: Mapping[str, ParamValue] = field(default_factory=dict)
     """Parameter values by name: typed, or text that the compiler reads as the declared
     type (the command line's ``-p name=value``)."""
@@ -91,8 +93,10 @@ class RunRequest:
     outlives the run's state); empty: the project's own ``.conveyor/cache-key``."""
 
 
-@dataclass
+@dataclass(eq=False)  # a holder of services, never compared
 class RunHooks:
+    """Where a run reports to while it runs: progress, waits, warnings, its runner."""
+
     reporter: Reporter = field(default_factory=SilentReporter)
     on_wait: Callable[[str], None] | None = None
     """Called with the lock holder when another run is in progress."""
@@ -399,8 +403,7 @@ def _who() -> str:
         return str(os.getuid())
 
 
-@dataclass(frozen=True)
-class OutputComparison:
+class OutputComparison(NamedTuple):
     step_id: str
     path: str
     expected: str
@@ -413,6 +416,8 @@ class OutputComparison:
 
 @dataclass
 class RerunResult:
+    """A rerun and how its outputs compare with the original run's."""
+
     original: RunRecord
     run: RunRecord
     comparisons: list[OutputComparison]

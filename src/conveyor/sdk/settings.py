@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from conveyor.errors import ProjectError
 
@@ -106,8 +106,7 @@ class ContainerSettings:
         )
 
 
-@dataclass(frozen=True)
-class RetentionPolicy:
+class RetentionPolicy(NamedTuple):
     """``[retention]``: which runs ``conveyor prune`` (and a server, on its own) keeps.
 
     A run is kept when any rule keeps it: among the ``keep_last`` newest, younger than
@@ -151,8 +150,7 @@ class RetentionPolicy:
         return RetentionPolicy(last, None if days is None else float(days), tuple(branches))
 
 
-@dataclass(frozen=True)
-class RemoteSettings:
+class RemoteSettings(NamedTuple):
     """``[remote]``: the Conveyor server this project pushes to and runs on."""
 
     url: str
@@ -163,6 +161,8 @@ class RemoteSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """A project's ``.conveyor/config.toml``, checked."""
+
     executor: str = "local"
     parallelism: int = 0
     """0: one step per CPU."""

@@ -22,9 +22,8 @@ import shutil
 import stat as statmod
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from conveyor.domain.types import Digest
 from conveyor.errors import StoreError
@@ -44,16 +43,14 @@ class Digests(Protocol):
     def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     path: str
     digest: Digest
     size: int
     executable: bool = False
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     """A tree in full: files, links (path -> target) and empty directories."""
 
     files: list[TreeEntry]

@@ -16,8 +16,8 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 
@@ -27,8 +27,7 @@ ZERO = "0" * 40
 """The object id git uses for "no commit" (a created or deleted ref)."""
 
 
-@dataclass(frozen=True)
-class GitState:
+class GitState(NamedTuple):
     toplevel: Path
     commit: str | None
     """None in a repository without commits yet."""
@@ -318,8 +317,7 @@ def resolve(repo: Path, ref: str) -> str | None:
     )
 
 
-@dataclass(frozen=True)
-class HeadNames:
+class HeadNames(NamedTuple):
     """What HEAD goes by: its branch (None when detached), the tags on its commit, and
     ``owner/name`` of the ``origin`` remote (None without one)."""
 

@@ -6,25 +6,29 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from conveyor.metadata.datasets import (
-    DatasetCommitRecord,
-    DatasetReadRecord,
-    DatasetRecord,
-    dataset_commit_record,
-    dataset_commit_row,
-    dataset_read_record,
-    dataset_read_row,
-    dataset_record,
-)
 from conveyor.metadata.rows import hex_prefix
 
-_COMMIT_COLUMNS = tuple(dataset_commit_row(DatasetCommitRecord("", "", None, "", "", "", 0, 0, 0)))
-_INSERT_COMMIT = (
-    f"INSERT INTO dataset_commits ({', '.join(_COMMIT_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _COMMIT_COLUMNS)})"
-)
+if TYPE_CHECKING:
+    from conveyor.metadata.datasets import DatasetCommitRecord, DatasetReadRecord, DatasetRecord
+
+# The dataset records' module (their dataclasses) is imported by the first dataset call:
+# a run that reads no dataset never builds them.
+
+
+@cache
+def _insert_commit() -> str:
+    from conveyor.metadata.datasets import DatasetCommitRecord, dataset_commit_row
+
+    columns = tuple(dataset_commit_row(DatasetCommitRecord("", "", None, "", "", "", 0, 0, 0)))
+    return (
+        f"INSERT INTO dataset_commits ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + c for c in columns)})"
+    )
+
+
 _SET_HEAD = (
     "INSERT INTO dataset_branches (dataset, name, head) VALUES (?, ?, ?) "
     "ON CONFLICT (dataset, name) DO UPDATE SET head = excluded.head"
@@ -50,10 +54,14 @@ class LiteDatasets:
             return cursor.rowcount == 1
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
+        from conveyor.metadata.datasets import dataset_record
+
         rows = self._rows("SELECT * FROM datasets WHERE name = ?", (name,))
         return dataset_record(rows[0]) if rows else None
 
     def list_datasets(self) -> list[DatasetRecord]:
+        from conveyor.metadata.datasets import dataset_record
+
         return [dataset_record(r) for r in self._rows("SELECT * FROM datasets ORDER BY name")]
 
     def delete_dataset(self, name: str) -> bool:
@@ -63,6 +71,8 @@ class LiteDatasets:
             return conn.execute("DELETE FROM datasets WHERE name = ?", (name,)).rowcount == 1
 
     def commit_dataset(self, commit: DatasetCommitRecord) -> bool:
+        from conveyor.metadata.datasets import dataset_commit_row
+
         row = dataset_commit_row(commit)
         row["provenance"] = json.dumps(row["provenance"])
         with self._begin() as conn:
@@ -72,17 +82,21 @@ class LiteDatasets:
             ).fetchone()
             if (found["head"] if found else None) != commit.parent:
                 return False
-            conn.execute(_INSERT_COMMIT, row)
+            conn.execute(_insert_commit(), row)
             conn.execute(_SET_HEAD, (commit.dataset, commit.branch, commit.id))
         return True
 
     def dataset_commit(self, dataset: str, commit_id: str) -> DatasetCommitRecord | None:
+        from conveyor.metadata.datasets import dataset_commit_record
+
         rows = self._rows(
             "SELECT * FROM dataset_commits WHERE dataset = ? AND id = ?", (dataset, commit_id)
         )
         return dataset_commit_record(rows[0]) if rows else None
 
     def find_dataset_commits(self, dataset: str, prefix: str) -> list[DatasetCommitRecord]:
+        from conveyor.metadata.datasets import dataset_commit_record
+
         if not hex_prefix(prefix):
             return []
         rows = self._rows(
@@ -92,6 +106,8 @@ class LiteDatasets:
         return [dataset_commit_record(r) for r in rows]
 
     def dataset_commits(self, dataset: str) -> list[DatasetCommitRecord]:
+        from conveyor.metadata.datasets import dataset_commit_record
+
         rows = self._rows(
             "SELECT * FROM dataset_commits WHERE dataset = ? ORDER BY created_at DESC", (dataset,)
         )
@@ -116,6 +132,10 @@ class LiteDatasets:
 
     # -- runs' reads ----------------------------------------------------------
     def record_dataset_reads(self, reads: Sequence[DatasetReadRecord]) -> None:
+        if not reads:  # most runs: no transaction, no records module
+            return
+        from conveyor.metadata.datasets import dataset_read_row
+
         with self._begin() as conn:
             conn.executemany(
                 "INSERT INTO run_datasets (run_id, path, dataset, commit_id, ref) "
@@ -124,10 +144,14 @@ class LiteDatasets:
             )
 
     def dataset_reads(self, run_id: str) -> list[DatasetReadRecord]:
+        from conveyor.metadata.datasets import dataset_read_record
+
         rows = self._rows("SELECT * FROM run_datasets WHERE run_id = ? ORDER BY path", (run_id,))
         return [dataset_read_record(r) for r in rows]
 
     def dataset_readers(self, dataset: str, commit: str) -> list[DatasetReadRecord]:
+        from conveyor.metadata.datasets import dataset_read_record
+
         rows = self._rows(
             "SELECT d.* FROM run_datasets d JOIN runs r ON r.id = d.run_id "
             "WHERE d.dataset = ? AND d.commit_id = ? ORDER BY r.created_at DESC LIMIT 200",
