@@ -27,7 +27,19 @@ import pytest
 
 with warnings.catch_warnings(), contextlib.suppress(ImportError):
     warnings.simplefilter("ignore", DeprecationWarning)
-    import hypothesis.extra._patching  # noqa: F401
+    import hypothesis.extra._patching
+
+import hypothesis
+
+# No timing decides a result: Hypothesis's deadline and its too-slow health check measure
+# time, and a loaded 2-core CI machine (two test processes beside the engines) trips them
+# on tests that pass. A test's own @settings still sets its examples.
+hypothesis.settings.register_profile(
+    "conveyor",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("conveyor")
 
 CLUSTERS = ("htcondor", "spark", "dask")
 # what a module that reaches a cluster engine mentions: its client setting, or the pool
