@@ -1,7 +1,10 @@
 """Start-up cost of the CLI: a no-op run and the read-only commands on a local SQLite
-database at the schema's head import neither SQLAlchemy nor Alembic, and the import time
-of a no-op ``conveyor run`` stays within a budget (``python -X importtime``). The same
-for the SDK: ``import conveyor`` and a ``Client``'s first calls."""
+database at the schema's head import neither SQLAlchemy nor Alembic, and what a no-op
+``conveyor run`` imports stays within budgets read from ``python -X importtime``: the
+modules it loads and the methods ``dataclasses`` generates for it. Both are counts, not
+times (a loaded machine changes times, never counts); the milliseconds are measured by
+``bench/bench_import.py``. The same for the SDK: ``import conveyor`` and a ``Client``'s
+first calls."""
 
 from __future__ import annotations
 
@@ -34,12 +37,6 @@ jobs:
         outputs: [out/b.txt]
 """
 
-# Self times summed over every module a no-op run imports (best of three), in microseconds.
-# Measured on the 2-core development machine at a load of 2-3: 95-105 ms, 140 ms at a peak
-# (180-200 ms before the CLI and run path lost 24 modules; SQLAlchemy and Alembic alone
-# were 165-230 ms more). About four times the usual figure: a cold CI machine running
-# engines beside the tests must not fail it; the module count below is the fine guard.
-IMPORT_BUDGET_US = 400_000
 # How many modules a no-op run imports: 210 today (the dataset records' module left the run
 # path and `gc` joined it: the CLI sets its collector's thresholds); 215 before `secrets`,
 # `hmac`, `base64`, `binascii`, `struct` left the run path; 230 before the CLI loaded one
@@ -65,10 +62,7 @@ main()
 """
 
 # ``import conveyor`` in a fresh interpreter: 55 modules today, the interpreter's own
-# start-up (site, encodings) included, 45-50 ms of self time under -X importtime on the
-# development machine (25-30 ms without it). The issue's goal is 150 ms; the budget is
-# that goal, three times the usual figure, and the module count is the fine guard.
-IMPORT_CONVEYOR_BUDGET_US = 150_000
+# start-up (site, encodings) included.
 IMPORT_CONVEYOR_MODULES = 62
 # What the SDK must not load before it needs it (a local client never needs them).
 SDK_HEAVY = ("sqlalchemy", "alembic", "pydantic", "pydantic_core", "httpx", "fastapi", "yaml")
@@ -206,12 +200,8 @@ def test_an_unchanged_pipeline_file_is_not_parsed_again(
 
 def test_a_no_op_run_stays_within_its_import_budget(project: tuple[Repo, Path, str]) -> None:
     repo, pycache, _ = project
-    runs = [imports(repo, pycache, "run") for _ in range(3)]
-    assert len(runs[0]) <= MODULE_BUDGET, f"a no-op run imports {len(runs[0])} modules"
-    found = min(runs, key=lambda each: sum(each.values()))
-    total = sum(found.values())
-    slowest = sorted(found.items(), key=lambda item: -item[1])[:10]
-    assert total <= IMPORT_BUDGET_US, f"imports took {total / 1000:.0f} ms; slowest {slowest}"
+    found = imports(repo, pycache, "run")
+    assert len(found) <= MODULE_BUDGET, f"a no-op run imports {len(found)} modules"
 
 
 def test_a_no_op_run_leaves_the_dataset_records_unloaded(project: tuple[Repo, Path, str]) -> None:
@@ -276,14 +266,10 @@ def test_a_no_op_run_asks_git_twice(project: tuple[Repo, Path, str], tmp_path: P
 
 def test_import_conveyor_stays_within_its_budget(project: tuple[Repo, Path, str]) -> None:
     repo, pycache, _ = project
-    runs = [python_imports(repo, pycache, "import conveyor") for _ in range(3)]
-    found = min(runs, key=lambda each: sum(each.values()))
+    found = python_imports(repo, pycache, "import conveyor")
     assert len(found) <= IMPORT_CONVEYOR_MODULES, f"import conveyor loads {len(found)} modules"
     heavy = sorted(m for m in found if m.split(".")[0] in SDK_HEAVY or "server" in m)
     assert heavy == [], f"import conveyor loaded {heavy[:5]}"
-    total = sum(found.values())
-    slowest = sorted(found.items(), key=lambda item: -item[1])[:10]
-    assert total <= IMPORT_CONVEYOR_BUDGET_US, f"import took {total / 1000:.0f} ms; {slowest}"
 
 
 @pytest.mark.parametrize(
