@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from conveyor.executors.base import Invocation
 from conveyor.executors.spark import forked, wire, worker
+from conveyor.executors.spark.book import Book
+from conveyor.executors.spark.channel import Channel
 from conveyor.plan.datums import PYTHON, Datum, python_command
 
 pytestmark = pytest.mark.integration
@@ -144,3 +147,70 @@ def test_cancel_stops_a_forked_step(project: Path) -> None:
     assert time.monotonic() - started < 10
     assert (code, note) == (128 + 15, "cancelled")
     assert "sleeping" in log
+
+
+class CountingChannel(Channel):
+    """The driver's channel, counting the connections tasks open."""
+
+    def __init__(self, book: Book, scratch: Path) -> None:
+        super().__init__(book, "token", 1.0, str(scratch))
+        self.connections = 0
+
+    def _serve(self, conn: socket.socket) -> None:
+        self.connections += 1
+        super()._serve(conn)
+
+
+def _invocation(project: Path, n: int) -> Invocation:
+    command = f'mkdir -p out && echo {n} > out/{n}.txt && echo "datum {n}"'
+    if n == 2:
+        command = 'echo "datum 2 fails"; exit 3'
+    return Invocation(
+        key=f"run/d{n}/1",
+        command=command,
+        env={},
+        workdir=project,
+        log_path=project / "logs" / f"{n}.log",
+        outputs=(f"out/{n}.txt",),
+    )
+
+
+def test_a_pack_runs_over_one_connection_each_invocation_on_its_own(tmp_path: Path) -> None:
+    project, scratch = tmp_path / "project", tmp_path / "scratch"
+    (project / "logs").mkdir(parents=True)
+    scratch.mkdir()
+    book = Book(cancel_wait=5.0)
+    channel = CountingChannel(book, scratch)
+    port = channel.open("127.0.0.1")
+    try:
+        invocations = [_invocation(project, n) for n in (1, 2, 3)]
+        sids = [book.add(i) for i in invocations]
+        assert book.take_buffer("group") == sids
+        done = worker.run_pack(("127.0.0.1", port), "token", ",".join(sids))
+        keys = [i.key for i in invocations]
+        completions = {}
+        for _ in range(100):
+            completions.update({c.key: c for c in book.wait(keys, 0.1)})
+            if len(completions) == len(keys):
+                break
+        # a Spark retry of the task: every invocation already finished is skipped
+        again = worker.run_pack(("127.0.0.1", port), "token", ",".join(sids))
+    finally:
+        channel.close()
+    assert done == [(sid, "ran") for sid in sids]
+    assert again == [(sid, "skip") for sid in sids]
+    assert channel.connections == 2  # one per pack, not one per invocation
+    assert [(completions[k].state, completions[k].exit_code) for k in keys] == [
+        ("exited", 0),
+        ("exited", 3),
+        ("exited", 0),
+    ]
+    assert (project / "out" / "1.txt").read_text() == "1\n"
+    assert not (project / "out" / "2.txt").exists()
+    assert (project / "out" / "3.txt").read_text() == "3\n"
+    assert [(project / "logs" / f"{n}.log").read_text() for n in (1, 2, 3)] == [
+        "datum 1\n",
+        "datum 2 fails\n",
+        "datum 3\n",
+    ]
+    assert list(scratch.iterdir()) == []  # every scratch directory removed by the end

@@ -7,9 +7,9 @@ import socket
 import pytest
 
 from conveyor.errors import ProjectError
-from conveyor.executors.spark import packing, worker
+from conveyor.executors.spark import packing, wire, worker
 from conveyor.executors.spark.book import Book
-from conveyor.executors.spark.channel import Channel
+from conveyor.executors.spark.channel import Channel, _Link
 from conveyor.executors.spark.settings import SparkSettings
 
 
@@ -71,3 +71,19 @@ def test_a_pack_goes_on_after_a_step_that_cannot_reach_the_driver() -> None:
     done = worker.run_pack(("127.0.0.1", closed), "token", "4,5,6")
     assert [sid for sid, _ in done] == ["4", "5", "6"]  # each tried, in order
     assert all(what.startswith("ConnectionRefusedError") for _, what in done), done
+
+
+def test_a_cancel_reaches_only_the_invocation_it_names() -> None:
+    """A task's connection carries its pack's invocations in turn: a cancel decided for
+    one that has since ended must not stop the next one on the same connection."""
+    task, driver = socket.socketpair()
+    with task, driver:
+        link = _Link(driver)
+        link.sid = "2"  # 1 ended, 2 runs now
+        link.stop("1")
+        link.stop("2")
+        task.settimeout(5)
+        assert wire.recv(task) == {"t": "cancel", "sid": "2"}
+        task.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            task.recv(1)  # nothing else was sent

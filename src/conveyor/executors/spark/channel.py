@@ -1,16 +1,18 @@
 """The driver's end of the tasks' connections: a TCP listener beside the SparkContext.
 
-Each Spark task connects back (executors reach the driver anyway), proves it holds the
-executor's token, and claims its invocation. The driver sends the command, environment
-and input files, appends the log chunks to ``log_path`` as they come, writes the
-returned outputs into the project directory (only under declared outputs), records the
-completion when the exit message comes. A connection that breaks before the exit
-message means the task was killed: the step is reported lost.
+Each Spark task connects back once (executors reach the driver anyway) and, for each
+invocation of its pack in turn, proves it holds the executor's token and claims it. The
+driver sends the command, environment and input files, appends the log chunks to
+``log_path`` as they come, writes the returned outputs into the project directory (only
+under declared outputs), records the completion when the exit message comes. A
+connection that breaks before the exit message means the task was killed: the step it
+was running is reported lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import os
 import socket
@@ -39,6 +41,21 @@ _LOST = (
 
 class ProtocolError(Exception):
     """A task sent something the driver does not accept."""
+
+
+class _Link:
+    """A task's connection and the invocation it runs now: a ``cancel`` goes out only
+    while that invocation runs (the next one on the connection is not cancelled)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self.sid: str | None = None
+
+    def stop(self, sid: str) -> None:
+        with self.lock, contextlib.suppress(OSError):
+            if self.sid == sid:
+                send(self.conn, {"t": "cancel", "sid": sid})
 
 
 class Channel:
@@ -75,13 +92,9 @@ class Channel:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        sid: str | None = None
-        send_lock = threading.Lock()
-
-        def stop() -> None:
-            with send_lock, contextlib.suppress(OSError):
-                send(conn, {"t": "cancel"})
-
+        """One task's connection: its invocations one after the other, each claimed by a
+        hello, until the task closes it."""
+        link = _Link(conn)
         with conn:
             try:
                 conn.settimeout(_HELLO_TIMEOUT)
@@ -89,24 +102,35 @@ class Channel:
                 conn.settimeout(None)
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if not hmac.compare_digest(str(hello.get("token", "")), self.token):
-                    return
-                ran_on = describe(hello.get("where"))
-                invocation = self.book.claim(str(hello.get("sid")), stop, ran_on)
-                if invocation is None:
-                    send(conn, {"t": "skip"})
-                    return
-                sid = str(hello["sid"])
-                with send_lock:
-                    self._send_order(conn, invocation)
-                self._receive(conn, sid, invocation)
+                while self._serve_one(link, hello):
+                    hello = recv(conn)  # the task's next invocation, or DriverGone: done
             except (DriverGone, ConnectionError, TimeoutError):
-                if sid is not None:
-                    self.book.finish(sid, "lost", None, _LOST)
+                if link.sid is not None:
+                    self.book.finish(link.sid, "lost", None, _LOST)
             except Exception as exc:  # files, paths, a malformed message: never a hang
-                if sid is not None:
+                if link.sid is not None:
                     message = f"the step's files could not be exchanged with its Spark task: {exc}"
-                    self.book.finish(sid, "error", None, message)
+                    self.book.finish(link.sid, "error", None, message)
+
+    def _serve_one(self, link: _Link, hello: Header) -> bool:
+        """Claim and run what ``hello`` names; False when the connection must end."""
+        if not hmac.compare_digest(str(hello.get("token", "")), self.token):
+            return False
+        sid = str(hello.get("sid"))
+        invocation = self.book.claim(
+            sid, functools.partial(link.stop, sid), describe(hello.get("where"))
+        )
+        if invocation is None:
+            with link.lock:
+                send(link.conn, {"t": "skip"})
+            return True
+        with link.lock:
+            link.sid = sid
+            self._send_order(link.conn, invocation)
+        self._receive(link.conn, sid, invocation)
+        with link.lock:
+            link.sid = None
+        return True
 
     def _send_order(self, conn: socket.socket, invocation: Invocation) -> None:
         files = list(_input_files(invocation))

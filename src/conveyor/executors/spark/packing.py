@@ -3,7 +3,7 @@
 Pure. One task per invocation costs Spark's scheduling and a Python worker's task set-up
 for each; a batch of many small datums runs faster as a few tasks per core, each task
 running its invocations one after the other. Each invocation keeps its own claim, log,
-outputs and completion (``worker.run_pack`` talks to the driver once per invocation).
+outputs and completion (``worker.run_pack`` claims them in turn over one connection).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""The Spark task: runs one step invocation on an executor and talks back to the driver.
+"""The Spark task: runs a pack of step invocations on an executor, talking to the driver.
 
 This module is shipped to the workers by value (cloudpickle), so it uses the standard
 library only and the workers need no Conveyor install. A task connects to the driver's
-channel, says which invocation it was given, receives the command, environment and input
-files, runs ``/bin/sh -e -c`` in a private scratch directory, streams the log back while
-the step runs, obeys a ``cancel`` message, and at the end sends the declared outputs and
-the exit code, and ends (the driver stores them without holding up the task).
+channel once, and for each invocation of its pack says which one it is about to run,
+receives the command, environment and input files, runs ``/bin/sh -e -c`` in a private
+scratch directory, streams the log back while the step runs, obeys a ``cancel`` message,
+and at the end sends the declared outputs and the exit code, and goes on with the next
+(the driver stores them without holding up the task).
 
 The wire format is in ``wire``, ``python:`` steps run in a fork (``forked``); both are
 shipped by value with this module.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import queue
 import select
 import shutil
 import signal
@@ -23,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -54,41 +57,93 @@ _WRAPPER = (
 # -- the task ------------------------------------------------------------------------
 def run_pack(address: tuple[str, int], token: str, pack: str) -> list[tuple[str, str]]:
     """The function each Spark task runs: the invocations of its pack (``"3,4,5"``, see
-    ``packing``) one after the other, each claimed, logged and reported on its own
-    connection; one that fails or cannot reach the driver does not stop its task-mates.
-    Returns ``(sid, what happened)`` for each."""
+    ``packing``) one after the other over one connection, each claimed, logged and
+    reported on its own; one that fails or breaks the connection does not stop its
+    task-mates (the next one connects again). Scratch directories are removed by a
+    thread while the next invocation runs (removal waits on the disk, not the CPU), all
+    of them before the task returns. Returns ``(sid, what happened)`` for each."""
     done = []
-    for sid in pack.split(","):
-        try:
-            done.append(run_task(address, token, sid))
-        except Exception as exc:  # its connection broke: the driver reports it lost
-            done.append((sid, f"{type(exc).__name__}: {exc}"))
+    where = whereabouts()
+    sock: socket.socket | None = None
+    sweeper = _Sweeper()
+    try:
+        for sid in pack.split(","):
+            try:
+                if sock is None:
+                    sock = _connect(address)
+                outcome = _run_one(sock, token, sid, where, sweeper)
+            except Exception as exc:
+                outcome = f"{type(exc).__name__}: {exc}"
+            done.append((sid, outcome))
+            if outcome not in ("ran", "skip") and sock is not None:
+                sock.close()  # where the conversation stood is unknown: start afresh
+                sock = None
+    finally:
+        if sock is not None:
+            sock.close()
+        sweeper.finish()
     return done
 
 
 def run_task(address: tuple[str, int], token: str, sid: str) -> tuple[str, str]:
-    """The function each Spark task runs; returns ``(sid, what happened)``."""
-    with socket.create_connection(address, timeout=_CONNECT_TIMEOUT) as sock:
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages, no waits
-        send(sock, {"t": "hello", "token": token, "sid": sid, "where": whereabouts()})
+    """One invocation alone: a pack of one."""
+    return run_pack(address, token, sid)[0]
+
+
+def _connect(address: tuple[str, int]) -> socket.socket:
+    sock = socket.create_connection(address, timeout=_CONNECT_TIMEOUT)
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages, no waits
+    return sock
+
+
+def _run_one(
+    sock: socket.socket, token: str, sid: str, where: dict[str, object], sweeper: _Sweeper
+) -> str:
+    """Claim ``sid`` on the pack's connection and run it; what happened."""
+    send(sock, {"t": "hello", "token": token, "sid": sid, "where": where})
+    order = recv(sock)
+    while order.get("t") == "cancel":  # for the previous invocation, which ended first
         order = recv(sock)
-        if order.get("t") != "run":
-            return sid, str(order.get("t"))
-        scratch = tempfile.mkdtemp(prefix="conveyor-step-", dir=order.get("scratch") or None)
-        try:
-            code, note = _run_claimed(sock, order, scratch)
-        except DriverGone:
-            return sid, "driver-gone"
-        except Exception as exc:
-            with contextlib.suppress(OSError):
-                send(sock, {"t": "error", "message": f"{type(exc).__name__}: {exc}"})
-            return sid, "error"
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        # the last message: the driver stores what came before it, this task need not wait
-        send(sock, {"t": "exit", "code": code, "note": note})
-    return sid, "ran"
+    if order.get("t") != "run":
+        return str(order.get("t"))
+    scratch = tempfile.mkdtemp(prefix="conveyor-step-", dir=order.get("scratch") or None)
+    try:
+        code, note = _run_claimed(sock, order, scratch)
+    except DriverGone:
+        return "driver-gone"
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            send(sock, {"t": "error", "message": f"{type(exc).__name__}: {exc}"})
+        return "error"
+    finally:
+        sweeper.remove(scratch)
+    # the last message: the driver stores what came before it, this task need not wait
+    send(sock, {"t": "exit", "code": code, "note": note})
+    return "ran"
+
+
+class _Sweeper:
+    """Removes scratch directories in one thread, in order; ``finish`` waits for all."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def remove(self, path: str) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        self._queue.put(path)
+
+    def finish(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (path := self._queue.get()) is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def whereabouts() -> dict[str, object]:
@@ -193,7 +248,7 @@ def _watch(
                     poller.unregister(out)  # every writer closed it
                 elif fd == sock.fileno():
                     message = recv(sock)  # DriverGone ends the step below
-                    if message.get("t") == "cancel" and note is None:
+                    if message.get("t") == "cancel" and note is None:  # for this step
                         note = "cancelled"
                         _kill_group(process.pid, signal.SIGTERM)
                         kill_at = time.monotonic() + grace
