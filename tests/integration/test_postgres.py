@@ -170,3 +170,18 @@ def test_runs_recorded_at_once_on_postgres_get_different_numbers(database_url: s
         assert repo.create_run(other, "other") == 1
     finally:
         repo.close()
+
+
+def test_runs_are_indexed_by_number_on_postgres(database_url: str) -> None:
+    """0005_runnumidx on PostgreSQL: ``runs_numbered`` filters by an indexed column."""
+    import sqlalchemy as sa
+
+    from conveyor.metadata.sql import open_repository
+
+    open_repository(database_url).close()
+    engine = sa.create_engine(database_url)
+    try:
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(engine).get_indexes("runs")}
+    finally:
+        engine.dispose()
+    assert indexes.get("ix_runs_number") == ["number"]

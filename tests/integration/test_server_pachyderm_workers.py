@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.integration.conftest import Repo
 from tests.integration.server_support import Server, make_server, need_bwrap
+from tests.integration.web_support import web_client
 
 pytestmark = pytest.mark.integration
 HANG = 'case "$(ls /pfs/in)" in hang) sleep 3600 ;; *) cp /pfs/in/* /pfs/out/ ;; esac'
@@ -50,6 +53,12 @@ def _until(check: Callable[[], Any]) -> Any:
             return found
         time.sleep(0.2)
     raise AssertionError("the server never got there")
+
+
+def _unattended(client: httpx.Client, count: int) -> dict[str, Any] | None:
+    """The pending list once ``count`` triggers are told to wait for a worker."""
+    pending: dict[str, Any] = client.get("/jobs/pending").json()
+    return pending if pending["unattended"] == count else None
 
 
 def _pending(srv: Server, project: str) -> list[dict[str, Any]]:
@@ -116,6 +125,59 @@ def test_workers_run_the_jobs_and_a_slow_one_holds_no_other_project(srv: Server)
             assert admin.get(f"{beta}/datasets/copy/files/a.txt").content == b"alpha\n"
             assert _job_pid(srv, "beta", "copy") == worker.pid
             assert [j["state"] for j in lead.get("/jobs").json()] == ["running"]
+
+
+def test_triggers_waiting_for_no_worker_say_so_until_one_runs(
+    srv: Server, repo: Repo, tmp_path: Path
+) -> None:
+    """A worker-mode project with no `conveyor worker`: once its triggers have waited a
+    while, the pending list, the CLI and the datasets page say what they wait for; a
+    worker started, the line goes and the jobs run."""
+    from conveyor.server.pachyderm_notice import QUEUED_FOR, UNSEEN_FOR
+
+    line = (
+        "2 trigger(s) wait for a `conveyor worker`: none has asked for work in the last "
+        f'{UNSEEN_FOR:.0f} s (this project\'s pachyderm_jobs is "worker")'
+    )
+    repo.write(".conveyor/config.toml", f'[remote]\nurl = "{srv.url}"\nproject = "demo"\n')
+    member = {"CONVEYOR_TOKEN": srv.tokens["member"]}
+    (tmp_path / "a.txt").write_text("alpha\n")
+    with srv.api("lead") as lead:
+        put = lead.put("/settings", json={"pachyderm_jobs": "worker"})
+        assert put.status_code == 200, put.text
+        assert lead.post("/datasets", json={"name": "raw"}).status_code == 201
+        made = lead.post("/pipelines", json={"spec": spec("copy", "raw", HANG)})
+        assert made.status_code == 201, made.text
+        assert lead.put("/datasets/raw/files/a.txt", content=b"alpha\n").is_success
+        pending = lead.get("/jobs/pending").json()
+        assert [(t["kind"], t["name"]) for t in pending["triggers"]] == [
+            ("pipeline", "copy"),
+            ("commit", "raw"),
+        ]
+        assert pending["notice"] is None  # just queued: no one is told yet
+        # the triggers wait QUEUED_FOR seconds with no worker ever seen: the line
+        told = _until(lambda: _unattended(lead, 2))
+        assert told["notice"] == line, told
+        assert QUEUED_FOR < UNSEEN_FOR
+        with web_client(srv, "viewer") as web:
+            page = web.get("/ui/p/demo/datasets")
+        assert page.status_code == 200, page.text
+        assert "2 trigger(s) wait for a `conveyor worker`" in page.text, page.text[:2000]
+        result = repo.run(
+            "data", "put", "raw:/b.txt", str(tmp_path / "a.txt"), "--remote", env=member
+        )
+        assert result.code == 0, result.err
+        assert "note: 2 trigger(s) wait for a `conveyor worker`" in result.err
+        listing = repo.run("job", "list", "--remote", "--json", env=member)
+        assert listing.code == 0 and json.loads(listing.out) == [], listing.err
+        assert f"note: {line}" in listing.err
+        srv.start_worker()
+        _until(lambda: lead.get("/jobs/pending").json()["notice"] is None)
+        jobs = _until(lambda: [j for j in lead.get("/jobs").json() if j["state"] == "success"])
+        assert lead.get("/datasets/copy/files/a.txt").content == b"alpha\n", jobs
+        _until(lambda: lead.get("/jobs/pending").json()["triggers"] == [])
+        after = repo.run("job", "list", "--remote", env=member)
+        assert after.code == 0 and "note:" not in after.err, after.err
 
 
 def test_a_branch_moved_through_the_api_runs_its_pipelines(srv: Server) -> None:

@@ -76,3 +76,28 @@ def test_the_jobs_setting_takes_only_its_two_values(srv: Server, value: object) 
             assert response.json()["settings"]["pachyderm_jobs"] == "worker"
         else:
             assert response.status_code == 422, response.text
+
+
+def test_the_pending_list_is_the_projects_own(srv: Server) -> None:
+    """``GET .../jobs/pending`` (what waits for a worker) answers a project's own roles
+    only, and names no worker (host names and pids stay on the server)."""
+    import httpx
+
+    with srv.api("member") as member:
+        assert member.put("/datasets/words/files/p.txt", content=b"x").is_success
+    headers = {"Authorization": f"Bearer {srv.tokens['admin']}"}
+    with httpx.Client(base_url=f"{srv.url}/api/v1", headers=headers, timeout=30) as admin:
+        assert admin.post("/projects", json={"name": "other"}).status_code == 201
+    base = f"{srv.url}/api/v1/projects"
+    with httpx.Client(timeout=30) as anonymous:
+        assert anonymous.get(f"{base}/demo/jobs/pending").status_code == 401
+    with srv.api("lead") as lead:
+        foreign = lead.get(f"{base}/other/jobs/pending")
+        assert foreign.status_code in (403, 404), foreign.text
+    with srv.api("viewer") as viewer:
+        pending = viewer.get("/jobs/pending")
+    assert pending.status_code == 200, pending.text
+    body = pending.json()
+    assert body["triggers"] and all(
+        set(t) == {"kind", "name", "branch", "status", "created_at"} for t in body["triggers"]
+    )

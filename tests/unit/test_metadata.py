@@ -397,6 +397,48 @@ def test_schema_is_at_head_after_open(repo: MetadataRepository, db_path: Path) -
     assert rows == [(migrate.HEAD,)]
 
 
+def runs_indexes(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return {str(index["name"]) for index in sa.inspect(engine).get_indexes("runs")}
+    finally:
+        engine.dispose()
+
+
+def test_runs_are_indexed_by_number(repo: MetadataRepository, db_path: Path) -> None:
+    """``runs_numbered`` filters runs by number alone (0005_runnumidx), whichever
+    repository laid the schema out (Alembic, or the stdlib one from its snapshot)."""
+    assert "ix_runs_number" in runs_indexes(f"sqlite:///{db_path}")
+
+
+def test_a_database_at_0004_gains_the_number_index(db_path: Path, opener: Opener) -> None:
+    """A records file made before 0005_runnumidx is upgraded on open: its runs keep their
+    numbers and get the index."""
+    from alembic import command
+    from alembic.config import Config
+
+    db_path.parent.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    config = Config()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004_runnum")
+    engine.dispose()
+    assert "ix_runs_number" not in runs_indexes(f"sqlite:///{db_path}")
+    repository = opener(db_path)
+    try:
+        assert repository.create_run(run("r1", 1.0)) == 1
+        assert [r.id for r in repository.runs_numbered(1)] == ["r1"]
+    finally:
+        repository.close()
+    assert "ix_runs_number" in runs_indexes(f"sqlite:///{db_path}")
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (migrate.HEAD,)
+        ]
+
+
 def test_a_second_open_does_not_run_migrations(
     db_path: Path, opener: Opener, monkeypatch: pytest.MonkeyPatch
 ) -> None:

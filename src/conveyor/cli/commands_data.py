@@ -161,6 +161,10 @@ def put(
             f"{commit['dataset']}@{commit['branch']}: commit {commit['id']} "
             f"({commit['files']} files, {_size(commit['size'])})"
         )
+    if remote:
+        from conveyor.cli.commands_pipeline import tell_worker_notice
+
+        tell_worker_notice(ctx)
     jobs = _run_downstream(ctx, commit, as_json) if run_pipelines else None
     if as_json:
         emit_json(commit if jobs is None else {**commit, "jobs": jobs})

@@ -220,11 +220,24 @@ def _pipelines(ctx: Context, remote: bool = False) -> Any:
     return Pipelines(ctx.project())
 
 
+def tell_worker_notice(ctx: Context) -> None:
+    """After a remote command that queues triggers: the server's line when they wait for
+    a ``conveyor worker`` that does not ask for work (on stderr: --json stays clean)."""
+    from conveyor.sdk.pachyderm_client import RemotePipelines
+    from conveyor.sdk.remote import RemoteClient
+
+    notice = RemotePipelines(RemoteClient.for_project(ctx.project())).worker_notice()
+    if notice:
+        click.echo(f"note: {notice}", err=True)
+
+
 def _create(
     ctx: Context, spec_file: Path, update: bool, reprocess: bool, as_json: bool, remote: bool
 ) -> None:
     path = spec_file if spec_file.is_absolute() else ctx.directory / spec_file
     names = _pipelines(ctx, remote).create(path, str(spec_file), update, reprocess)
+    if remote:
+        tell_worker_notice(ctx)
     if as_json:
         emit_json({"pipelines": names, "updated": update, "reprocess": reprocess})
         return
@@ -453,6 +466,7 @@ def run(
         if executor:
             raise click.UsageError("--executor with --remote: the server runs its jobs itself")
         queued = _pipelines(ctx, remote).queue_run(name)
+        tell_worker_notice(ctx)
         if as_json:
             emit_json(queued)
         else:
@@ -508,6 +522,8 @@ def job() -> None:
 def job_list(ctx: Context, name: str | None, as_json: bool, remote: bool) -> None:
     """Jobs, newest first: state, pipeline, datums by state, output commit."""
     jobs = _pipelines(ctx, remote).jobs(name)
+    if remote:
+        tell_worker_notice(ctx)
     if as_json:
         emit_json([_job_json(j) for j in jobs])
         return

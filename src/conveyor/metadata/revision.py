@@ -5,4 +5,4 @@ Alembic when nothing is due; a unit test keeps it equal to Alembic's head in
 ``sql/migrations/versions``.
 """
 
-HEAD = "0004_runnum"
+HEAD = "0005_runnumidx"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from conveyor.errors import UsageError
+from conveyor.errors import ConveyorError, UsageError
 from conveyor.sdk.pachyderm_jobs import MAX_SPEC
 from conveyor.sdk.remote import RemoteClient
 
@@ -50,6 +50,20 @@ class RemotePipelines:
     def jobs(self, pipeline: str | None) -> list[dict[str, Any]]:
         query = f"?{urlencode({'pipeline': pipeline})}" if pipeline else ""
         return list(self.client.request("GET", f"/jobs{query}"))  # datum_counts, no datums
+
+    def pending(self) -> dict[str, Any]:
+        """The triggers not run yet, and ``notice``: why they wait, when no worker asks."""
+        return dict(self.client.request("GET", "/jobs/pending"))
+
+    def worker_notice(self) -> str | None:
+        """The server's line about triggers waiting for a ``conveyor worker`` that does
+        not ask for work; None when there is none. Best effort: what the command did is
+        done, so a server that predates the list (or went away) tells nothing."""
+        try:
+            notice = self.pending().get("notice")
+        except ConveyorError:
+            return None
+        return str(notice)[:500] if notice else None
 
     def job(self, job_id: str) -> dict[str, Any]:
         """The job with its datums (as the local record has them)."""

@@ -24,6 +24,7 @@ from conveyor.sdk.datasets.refs import check_name
 from conveyor.sdk.pachyderm_jobs import MAX_SPEC, Pipelines
 from conveyor.server.api_datasets import datasets_of
 from conveyor.server.auth import Access, lead, member, server_state, viewer
+from conveyor.server.pachyderm_notice import worker_notice
 from conveyor.server.state import ServerState
 
 router = APIRouter(prefix="/api/v1/projects/{project}", tags=["pipelines"])
@@ -115,6 +116,17 @@ def list_jobs(
     name = None if pipeline is None else check_name(pipeline, "pipeline")
     jobs = pipelines_of(state, access.project).jobs(name)
     return [_job_json(j, state.config.data) for j in jobs]
+
+
+@router.get("/jobs/pending")
+def pending_jobs(access: Viewer, state: State) -> dict[str, Any]:
+    """The triggers that owe jobs and have not run yet, oldest first; ``notice`` says
+    when they wait for a ``conveyor worker`` that has not asked for work lately (the
+    project's ``pachyderm_jobs`` is ``worker``), else null."""
+    fields = ("kind", "name", "branch", "status", "created_at")
+    triggers = [{k: row[k] for k in fields} for row in state.db.pachyderm.pending(access.project)]
+    waiting, notice = worker_notice(state, access.project)
+    return {"triggers": triggers, "unattended": waiting, "notice": notice}
 
 
 @router.get("/jobs/{job_id}")

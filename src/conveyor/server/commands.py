@@ -374,7 +374,7 @@ def worker(
     claimer = threading.Thread(
         target=claim_loop,
         args=(state, f"{worker_name(0)}:pachyderm", lambda: projects_of(state, True), stop),
-        kwargs={"slots": max(SLOTS, workers)},
+        kwargs={"slots": max(SLOTS, workers), "seen": True},
         daemon=True,
     )
     claimer.start()  # not joined: a job of hours must not hold the stop up

@@ -32,13 +32,13 @@ from conveyor.sdk.datasets.refs import DEFAULT_BRANCH
 from conveyor.sdk.pachyderm_jobs import Pipelines
 from conveyor.server.api_pipelines import pipelines_of
 from conveyor.server.db.pachyderm_queue import CI, COMMIT, Trigger
+from conveyor.server.pachyderm_notice import SETTING
 from conveyor.server.state import ServerState
 from conveyor.spec.pachyderm_model import PfsInput, leaves
 
 log = logging.getLogger("conveyor.server")
 POLL = 0.5  # seconds between looks at the stop event while idle
 SLOTS = 4  # projects whose jobs one claimer runs at once
-SETTING = "pachyderm_jobs"  # a project's: "worker" or "server" (the default)
 
 
 def run_downstream(state: ServerState, project: str, dataset: str, branch: str) -> int:
@@ -147,10 +147,12 @@ def claim_loop(
     projects: Callable[[], list[str]],
     stop: threading.Event,
     slots: int = SLOTS,
+    seen: bool = False,
 ) -> None:
     """Claim triggers of ``projects()`` and run each on a thread of its own (at most
     ``slots`` at once): a long job of one project holds no other project's. Beats the
-    running ones and queues again those whose claimer died."""
+    running ones and queues again those whose claimer died; a ``conveyor worker``'s
+    (``seen``) also records that it asks for work (``pachyderm_notice``)."""
     queue = state.db.pachyderm
     queue.restart(name)
     running: dict[str, threading.Thread] = {}
@@ -163,6 +165,8 @@ def claim_loop(
             if time.monotonic() - last_beat >= beat_every:
                 last_beat = time.monotonic()
                 queue.heartbeat(list(running), name)
+                if seen:
+                    queue.seen(name)
                 queue.recover_stale(state.config.stale_after)
             trigger = queue.claim(name, projects()) if len(running) < slots else None
         except Exception:  # the database went away for a moment: try again

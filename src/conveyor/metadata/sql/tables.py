@@ -30,6 +30,7 @@ runs = sa.Table(
     sa.Column("number", sa.Integer),
     sa.Index("ix_runs_created_at", "created_at"),
     sa.Index("ix_runs_status", "status"),
+    sa.Index("ix_runs_number", "number"),  # runs_numbered looks runs up by number alone
 )
 
 run_numbers = sa.Table(

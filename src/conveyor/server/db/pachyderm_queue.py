@@ -15,6 +15,7 @@ job resumes (the datums that finished are reused).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -28,6 +29,7 @@ from conveyor.server.db import tables as t
 HELD, QUEUED, RUNNING = "held", "queued", "running"
 COMMIT, PIPELINE, CI = "commit", "pipeline", "ci"
 _T = t.pachyderm_triggers
+_W = t.pachyderm_workers
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,33 @@ class TriggerQueue:
         with self.engine.begin() as conn:
             held = _T.update().where(_T.c.status == HELD).values(status=QUEUED)
             return int(conn.execute(held).rowcount)
+
+    def seen(self, worker: str) -> None:
+        """A ``conveyor worker`` asked for triggers now (read by :meth:`unattended`)."""
+        now, name = time.time(), worker[:200]
+        with self.engine.begin() as conn:
+            if conn.execute(_W.update().where(_W.c.name == name).values(last_seen=now)).rowcount:
+                return
+        # the same name inserted at once elsewhere: it is seen all the same
+        with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
+            conn.execute(_W.insert().values(name=name, last_seen=now))
+
+    def unattended(self, project: str, queued_for: float, unseen_for: float) -> int:
+        """How many of ``project``'s triggers have been queued longer than ``queued_for``
+        seconds while no worker asked for work in the last ``unseen_for``; 0 when one did."""
+        now = time.time()
+        with self.engine.connect() as conn:
+            recent = conn.execute(
+                sa.select(_W.c.name).where(_W.c.last_seen >= now - unseen_for).limit(1)
+            ).first()
+            if recent is not None:
+                return 0
+            old = (
+                (_T.c.project == project)
+                & (_T.c.status == QUEUED)
+                & (_T.c.created_at < now - queued_for)
+            )
+            return int(conn.execute(sa.select(sa.func.count()).where(old)).scalar_one())
 
     def restart(self, worker: str) -> None:
         """A claimer starting under ``worker`` queues again what it ran when it stopped."""

@@ -209,6 +209,13 @@ pachyderm_triggers = sa.Table(
     sa.Index("ix_srv_pachyderm_triggers_status", "status", "created_at"),
 )
 
+pachyderm_workers = sa.Table(
+    "srv_pachyderm_workers",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),  # a `conveyor worker`'s claimer
+    sa.Column("last_seen", sa.Float, nullable=False),  # when it last asked for triggers
+)
+
 craft_tokens = sa.Table(
     "srv_craft_tokens",
     metadata,

@@ -33,8 +33,14 @@ def _ref(dataset: str, ref: str | None, path: str = "") -> DatasetRef:
 @router.get("/p/{project}/datasets")
 def datasets_page(request: Request, project: str) -> HTMLResponse:
     session, access = sessions.page_access(request, project, "viewer")
-    found = source(request).datasets(project).summaries()
-    context = {"project": project, "role": access.role, "datasets": found}
+    src = source(request)
+    found = src.datasets(project).summaries()
+    context = {
+        "project": project,
+        "role": access.role,
+        "datasets": found,
+        "worker_notice": src.worker_notice(project),
+    }
     return render(request, "datasets.html", context, session)
 
 

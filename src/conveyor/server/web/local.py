@@ -66,6 +66,9 @@ class LocalSource:
         self.open_access(project, LOCAL_ROLE)
         return Datasets(self.project)
 
+    def worker_notice(self, project: str) -> str | None:
+        return None  # a laptop runs its own jobs: no worker to wait for
+
     def page(self, project: str, limit: int, filters: RunFilters, after: str | None) -> RunsPage:
         found = self.records.page_runs(
             limit, after, filters.status, filters.pipeline or None, filters.trigger or None

@@ -66,6 +66,11 @@ class RunSource(Protocol):
         """The project's datasets."""
         ...
 
+    def worker_notice(self, project: str) -> str | None:
+        """The line telling that the project's Pachyderm triggers wait for a ``conveyor
+        worker`` none of which asks for work; None when nothing waits so."""
+        ...
+
     def page(self, project: str, limit: int, filters: RunFilters, after: str | None) -> RunsPage:
         """Runs newest first after the run ``after`` (422 for an unknown one)."""
         ...
@@ -143,6 +148,11 @@ class ServerSource:
         from conveyor.server.api_datasets import datasets_of
 
         return datasets_of(self.state, project)
+
+    def worker_notice(self, project: str) -> str | None:
+        from conveyor.server.pachyderm_notice import worker_notice
+
+        return worker_notice(self.state, project)[1]
 
     def page(self, project: str, limit: int, filters: RunFilters, after: str | None) -> RunsPage:
         ref = f"refs/heads/{filters.branch}" if filters.branch else None
