@@ -279,7 +279,9 @@ class Launcher:
             "cache_miss": miss,
         }
         if step.image is not None:  # provenance: the image, its ID and where it ran
-            data.update(prepared.placement.provenance(step, self.options.runtime))
+            runtime = self.options.runtime
+            label = runtime.label if runtime is not None else None
+            data.update(prepared.placement.provenance(step, label))
         if step.action is not None:
             data.update({"action": step.action, "action_commit": step.action_commit})
         return data

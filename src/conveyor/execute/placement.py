@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from conveyor.execute.images import ContainerRuntime
     from conveyor.plan.model import StepPlan
 
 
@@ -27,11 +26,12 @@ class Placement(NamedTuple):
             return f"container {self.image_id}"
         return self.where  # None: keys of steps without an image stay as they were
 
-    def provenance(self, step: StepPlan, runtime: ContainerRuntime | None) -> dict[str, object]:
+    def provenance(self, step: StepPlan, runtime: str | None) -> dict[str, object]:
         """What the step-started event records: the image, where it ran (``host``,
-        ``plugin``, or the runtime: ``podman``, ``docker@unix:///...``) and its ID."""
+        ``plugin``, or ``runtime``, the runtime's label: ``podman``, ``docker@unix:///...``)
+        and its ID."""
         facts: dict[str, object] = {"image": step.image, "container": self.where}
         if self.where == "container" and runtime is not None:
-            facts.update({"container": runtime.label, "image_id": self.image_id})
+            facts.update({"container": runtime, "image_id": self.image_id})
         facts["command"] = self.command
         return facts
