@@ -22,7 +22,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 Convert = Callable[[Any], Any]
 T = TypeVar("T")
@@ -55,20 +55,22 @@ class JsonShape:
         return decode(cls, data)
 
 
-_CODECS: dict[type, tuple[Convert, Convert]] = {}
+_ENCODERS: dict[type, Convert] = {}
+_DECODERS: dict[type, Convert] = {}
+_FOUND: dict[type, tuple[_Field, ...]] = {}
 
 
 def encode(obj: Any) -> dict[str, Any]:
     cls = type(obj)
-    codec = _CODECS.get(cls) or _codec(cls)
-    result: dict[str, Any] = codec[0](obj)
+    write = _ENCODERS.get(cls) or _codec(cls, "encode")
+    result: dict[str, Any] = write(obj)
     return result
 
 
 def decode(cls: type[T], data: Any) -> T:
-    codec = _CODECS.get(cls) or _codec(cls)
+    read = _DECODERS.get(cls) or _codec(cls, "decode")
     try:
-        result: T = codec[1](data)
+        result: T = read(data)
     except TypeError as exc:  # a required field is missing
         raise ValueError(f"not a {cls.__name__} in JSON: {exc}") from None
     return result
@@ -91,9 +93,11 @@ class _Field(NamedTuple):
     """(condition on ``v``, the set ``ALLOWED`` in it) for a scalar, inlined."""
 
 
-def _codec(cls: type) -> tuple[Convert, Convert]:
-    """(encode, decode) of ``cls``, written out as code (once: kept in ``_CODECS``)."""
-    found = _fields(cls)
+def _codec(cls: type, which: Literal["encode", "decode"]) -> Convert:
+    """``cls``'s encoder or decoder, written out as code (once: kept in ``_ENCODERS`` or
+    ``_DECODERS``); each is compiled only when asked for (a no-op run reads plans, never
+    writes them)."""
+    found = _FOUND.get(cls) or _FOUND.setdefault(cls, _fields(cls))
     names: dict[str, Any] = {
         "cls": cls,
         "_object": _object,
@@ -129,11 +133,13 @@ def _codec(cls: type) -> tuple[Convert, Convert]:
             if f.omit:
                 lines.append(f"        if obj.{f.name} != d{i}: g[{f.key!r}] = {written(i, f)}")
         lines.append(f"        out[{group!r}] = g")
-    lines += ["    return out", ""]
-    lines += _decoder(cls, found, groups, names)
+    lines.append("    return out")
+    if which == "decode":
+        lines = _decoder(cls, found, groups, names)
     exec("\n".join(lines), names)  # text built from field declarations, never from data
-    _CODECS[cls] = names["encode"], names["decode"]
-    return _CODECS[cls]
+    made: Convert = names[which]
+    (_ENCODERS if which == "encode" else _DECODERS)[cls] = made
+    return made
 
 
 def _decoder(
