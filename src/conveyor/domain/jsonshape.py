@@ -11,10 +11,10 @@ type, so a new field needs no code here and a document of the wrong shape raises
 
 The reader and writer of a class are each generated as code once, from its fields, when
 first used (a no-op run only reads plans; a reader fills the object's dictionary when its
-``__init__`` only stores fields): a cached
-plan of thousands of steps is read at every ``conveyor run``, and a loop over field specs
-costs three times the hand-written code (msgspec would do the same, at an import cost
-the start-up of ``conveyor run`` does not have room for).
+``__init__`` only stores fields): a cached plan of thousands of steps is read at every
+``conveyor run``, and a loop over field specs costs three times the hand-written code
+(msgspec would do the same, at an import cost the start-up of ``conveyor run`` does not
+have room for).
 """
 
 from __future__ import annotations
