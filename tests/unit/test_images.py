@@ -182,7 +182,7 @@ def test_an_image_step_runs_in_the_runtime_with_its_id() -> None:
     assert placed.where == "container"
     assert placed.image_id == IMAGE_ID
     assert placed.key == f"container {IMAGE_ID}"
-    facts = placed.provenance(step(image="alpine"), runtime(FakeCli(set())))
+    facts = placed.provenance(step(image="alpine"), runtime(FakeCli(set())).label)
     assert facts["container"] == "podman"
     assert facts["image_id"] == IMAGE_ID
 

@@ -9,10 +9,12 @@ sub-objects last. Reading reverses the shape and checks each value against the f
 type, so a new field needs no code here and a document of the wrong shape raises
 ``ValueError`` (the plan cache then compiles again).
 
-The reader and writer of a class are generated as code once, from its fields: a cached
-plan of thousands of steps is read at every ``conveyor run``, and a loop over field specs
-costs three times the hand-written code (msgspec would do the same, at an import cost
-the start-up of ``conveyor run`` does not have room for).
+The reader and writer of a class are each generated as code once, from its fields, when
+first used (a no-op run only reads plans; a reader fills the object's dictionary when its
+``__init__`` only stores fields): a cached plan of thousands of steps is read at every
+``conveyor run``, and a loop over field specs costs three times the hand-written code
+(msgspec would do the same, at an import cost the start-up of ``conveyor run`` does not
+have room for).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 Convert = Callable[[Any], Any]
 T = TypeVar("T")
@@ -55,20 +57,22 @@ class JsonShape:
         return decode(cls, data)
 
 
-_CODECS: dict[type, tuple[Convert, Convert]] = {}
+_ENCODERS: dict[type, Convert] = {}
+_DECODERS: dict[type, Convert] = {}
+_FOUND: dict[type, tuple[_Field, ...]] = {}
 
 
 def encode(obj: Any) -> dict[str, Any]:
     cls = type(obj)
-    codec = _CODECS.get(cls) or _codec(cls)
-    result: dict[str, Any] = codec[0](obj)
+    write = _ENCODERS.get(cls) or _codec(cls, "encode")
+    result: dict[str, Any] = write(obj)
     return result
 
 
 def decode(cls: type[T], data: Any) -> T:
-    codec = _CODECS.get(cls) or _codec(cls)
+    read = _DECODERS.get(cls) or _codec(cls, "decode")
     try:
-        result: T = codec[1](data)
+        result: T = read(data)
     except TypeError as exc:  # a required field is missing
         raise ValueError(f"not a {cls.__name__} in JSON: {exc}") from None
     return result
@@ -83,23 +87,31 @@ class _Field(NamedTuple):
     omit: bool
     group: str | None
     default: Any
+    factory: Callable[[], Any] | None
+    """The field's ``default_factory``: called for each object read without the field."""
     write: Convert
     read: Convert
     check: tuple[str, Any] | None
     """(condition on ``v``, the set ``ALLOWED`` in it) for a scalar, inlined."""
 
 
-def _codec(cls: type) -> tuple[Convert, Convert]:
-    """(encode, decode) of ``cls``, written out as code (once: kept in ``_CODECS``)."""
-    found = _fields(cls)
+def _codec(cls: type, which: Literal["encode", "decode"]) -> Convert:
+    """``cls``'s encoder or decoder, written out as code (once: kept in ``_ENCODERS`` or
+    ``_DECODERS``); each is compiled only when asked for (a no-op run reads plans, never
+    writes them)."""
+    found = _FOUND.get(cls) or _FOUND.setdefault(cls, _fields(cls))
     names: dict[str, Any] = {
         "cls": cls,
         "_object": _object,
         "_unsuffix": _unsuffix,
         "_wrong": _wrong,
+        "_missing": _missing,
+        "_new": object.__new__,
+        "_set": object.__setattr__,
     }
     for i, f in enumerate(found):
         names[f"d{i}"], names[f"w{i}"], names[f"r{i}"] = f.default, f.write, f.read
+        names[f"f{i}"] = f.factory
 
     def written(i: int, f: _Field) -> str:
         text = f"obj.{f.name}" if f.write is _same else f"w{i}(obj.{f.name})"
@@ -123,13 +135,21 @@ def _codec(cls: type) -> tuple[Convert, Convert]:
             if f.omit:
                 lines.append(f"        if obj.{f.name} != d{i}: g[{f.key!r}] = {written(i, f)}")
         lines.append(f"        out[{group!r}] = g")
-    lines += [
-        "    return out",
-        "",
-        "def decode(data):",
-        f"    data = _object(data, {cls.__name__!r})",
-    ]
-    lines.append("    values = {}")
+    lines.append("    return out")
+    if which == "decode":
+        lines = _decoder(cls, found, groups, names)
+    exec("\n".join(lines), names)  # text built from field declarations, never from data
+    made: Convert = names[which]
+    (_ENCODERS if which == "encode" else _DECODERS)[cls] = made
+    return made
+
+
+def _decoder(
+    cls: type, found: tuple[_Field, ...], groups: list[str], names: dict[str, Any]
+) -> list[str]:
+    """The lines of ``decode(data)``; the checks' allowed sets go into ``names``."""
+    direct = _plain_init(cls)
+    lines = ["def decode(data):", f"    data = _object(data, {cls.__name__!r})", "    values = {}"]
     lines += [f"    g{n} = _object(data.get({g!r}) or {{}}, {g!r})" for n, g in enumerate(groups)]
     for i, f in enumerate(found):
         where = "data" if f.group is None else f"g{groups.index(f.group)}"
@@ -145,10 +165,19 @@ def _codec(cls: type) -> tuple[Convert, Convert]:
         elif f.read is not _same:
             lines.append(f"        v = r{i}(v)")
         lines.append(f"        values[{f.name!r}] = v")
-    lines.append("    return cls(**values)")
-    exec("\n".join(lines), names)  # text built from field declarations, never from data
-    _CODECS[cls] = names["encode"], names["decode"]
-    return _CODECS[cls]
+        if not direct:
+            continue
+        if f.factory is not None:
+            lines.append(f"    else: values[{f.name!r}] = f{i}()")
+        elif f.default is dataclasses.MISSING:
+            lines.append(f"    else: raise _missing({cls.__name__!r}, {f.name!r})")
+        else:
+            lines.append(f"    else: values[{f.name!r}] = d{i}")
+    if direct:  # the values are the instance's dictionary, in field order, as __init__ makes it
+        lines += ["    obj = _new(cls)", "    _set(obj, '__dict__', values)", "    return obj"]
+    else:
+        lines.append("    return cls(**values)")
+    return lines
 
 
 def _fields(cls: type) -> tuple[_Field, ...]:
@@ -156,19 +185,45 @@ def _fields(cls: type) -> tuple[_Field, ...]:
     found = []
     for f in dataclasses.fields(cls):
         key, suffix, omit, group, rows = f.metadata.get("json", (None, "", False, None, ()))
+        factory = None
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
+            factory = f.default_factory
+            default = factory()
         else:
             default = dataclasses.MISSING
         where = f"{cls.__name__}.{f.name}"
         hint = hints[f.name]
         write, read, check = _writer(hint, rows), _reader(hint, rows, where), _check(hint)
         found.append(
-            _Field(f.name, key or f.name, suffix, omit, group, default, write, read, check)
+            _Field(f.name, key or f.name, suffix, omit, group, default, factory, write, read, check)
         )
     return tuple(found)
+
+
+def _plain_init(cls: type) -> bool:
+    """Whether ``cls``'s ``__init__`` is the one ``dataclasses`` wrote and does nothing but
+    store its fields: a reader may then fill the instance's dictionary itself. A frozen
+    dataclass's ``__init__`` stores each field through ``object.__setattr__``, about a
+    microsecond a field: a cached plan's 40-field steps cost 40 us each that way."""
+    init = cls.__dict__.get("__init__")
+    code = getattr(init, "__code__", None)
+    return (
+        code is not None
+        and code.co_filename == "<string>"  # generated by dataclasses, not written
+        and not hasattr(cls, "__post_init__")
+        and not hasattr(cls, "__slots__")
+        and all(f.init for f in dataclasses.fields(cls))
+        and not any(
+            f._field_type is dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
+            for f in cls.__dataclass_fields__.values()  # type: ignore[attr-defined]
+        )
+    )
+
+
+def _missing(cls_name: str, name: str) -> ValueError:
+    return ValueError(f"not a {cls_name} in JSON: its {name} is missing")
 
 
 def _wrong(where: str, value: Any) -> ValueError:

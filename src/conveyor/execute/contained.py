@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from conveyor.execute.images import ContainerRuntime, container_name
-from conveyor.executors.base import DelegatingExecutor, Executor, Handle, Invocation
-
-
-def starts_containers(executor: Executor) -> bool:
-    """An optional capability: executors that do not declare it run no containers."""
-    return bool(getattr(executor, "starts_containers", False))
+from conveyor.executors.base import (
+    DelegatingExecutor,
+    Executor,
+    Handle,
+    Invocation,
+    starts_containers,
+)
 
 
 class ContainerExecutor(DelegatingExecutor):

@@ -24,10 +24,10 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from conveyor.errors import ExecutorError
 from conveyor.execute.containers import host_command, image_name, qualified_image
+from conveyor.execute.placement import Placement
 from conveyor.plan.model import StepPlan
 
 _PLUGIN_MODULES = {
@@ -264,33 +264,6 @@ def find_runtime(
             kind = "docker" if os.path.basename(name).startswith("docker") else "podman"
             return ContainerRuntime(kind, (name,), network)
     return None
-
-
-class Placement(NamedTuple):
-    """How one step runs: the shell text to key and record, and where it runs."""
-
-    command: str
-    """The step's own command (or its plugin's): what the fingerprint and record show."""
-    where: str | None = None
-    """None (the step names no image), ``host`` (the fallback), ``plugin`` or ``container``."""
-    image_id: str | None = None
-    refusal: str | None = None
-
-    @property
-    def key(self) -> str | None:
-        """The fingerprint's ``container`` part (None for steps without an image)."""
-        if self.where == "container":
-            return f"container {self.image_id}"
-        return self.where  # None: keys of steps without an image stay as they were
-
-    def provenance(self, step: StepPlan, runtime: ContainerRuntime | None) -> dict[str, object]:
-        """What the step-started event records: the image, where it ran (``host``,
-        ``plugin``, or the runtime: ``podman``, ``docker@unix:///...``) and its ID."""
-        facts: dict[str, object] = {"image": step.image, "container": self.where}
-        if self.where == "container" and runtime is not None:
-            facts.update({"container": runtime.label, "image_id": self.image_id})
-        facts["command"] = self.command
-        return facts
 
 
 def place_step(

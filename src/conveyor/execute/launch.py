@@ -8,12 +8,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from conveyor.domain.conditions import RunFacts
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.actionstate import ActionState
-from conveyor.execute.images import ContainerRuntime, Placement, place_step
+from conveyor.execute.placement import Placement
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
@@ -21,6 +21,9 @@ from conveyor.executors.base import Handle, Invocation
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
 from conveyor.plan.fingerprint import fingerprint, step_parts
 from conveyor.plan.model import StepPlan
+
+if TYPE_CHECKING:
+    from conveyor.execute.images import ContainerRuntime
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
 DATATORCH_API = str(Path(__file__).resolve().parents[1] / "plugins" / "datatorch_api")
@@ -137,6 +140,11 @@ class Launcher:
                     self._placements[step.id] = Placement(step.command, refusal=refusal)
                     return self._placements[step.id]
                 step = replace(step, command=command)
+            if step.image is None:  # the container code loads only for a step with an image
+                self._placements[step.id] = Placement(step.command)
+                return self._placements[step.id]
+            from conveyor.execute.images import place_step
+
             self._placements[step.id] = place_step(
                 step,
                 self.options.runtime,
@@ -271,7 +279,9 @@ class Launcher:
             "cache_miss": miss,
         }
         if step.image is not None:  # provenance: the image, its ID and where it ran
-            data.update(prepared.placement.provenance(step, self.options.runtime))
+            runtime = self.options.runtime
+            label = runtime.label if runtime is not None else None
+            data.update(prepared.placement.provenance(step, label))
         if step.action is not None:
             data.update({"action": step.action, "action_commit": step.action_commit})
         return data

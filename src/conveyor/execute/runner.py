@@ -24,7 +24,6 @@ from conveyor.execute import events as ev
 from conveyor.execute import steprecords
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
 from conveyor.execute.cache import CacheHit, CacheMiss, StepCache
-from conveyor.execute.contained import starts_containers, with_containers
 from conveyor.execute.edits import KeepError, keep_edited
 from conveyor.execute.filework import (
     FileEvent,
@@ -40,7 +39,7 @@ from conveyor.execute.launch import Launcher, Prepared, Refused, RunOptions
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.scheduler import Scheduler
 from conveyor.execute.workspace import Workspace
-from conveyor.executors.base import Completion, Executor, Handle
+from conveyor.executors.base import Completion, Executor, Handle, starts_containers
 from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.plan.actions import BadOutput
@@ -73,7 +72,11 @@ class Runner:
         """``clock``: the monotonic seconds that deadlines and flushes are measured in."""
         self.run = run
         self.plan = plan
-        self.executors = with_containers(executors, options.runtime)
+        self.executors = dict(executors)
+        if options.runtime is not None:  # image steps run in containers: wrap who starts them
+            from conveyor.execute.contained import with_containers
+
+            self.executors = with_containers(executors, options.runtime)
         self.default_executor = default_executor
         self.workspace = workspace
         self.records = records

@@ -36,9 +36,12 @@ class Workspace:
         self.store = store
         self.digests = digests
         self._root_text = os.fspath(root)
+        self._prefix = self._root_text.rstrip("/") + "/"
 
     def _abs(self, rel: str) -> str:
-        return rel if os.path.isabs(rel) else os.path.join(self._root_text, rel)
+        # os.path.join's answer for a text path, without its checks: asked several
+        # times per declared path of every step (preload, key, size, restore check)
+        return rel if rel[:1] == "/" else self._prefix + rel
 
     # -- inputs ---------------------------------------------------------------
     def resolve_inputs(

@@ -190,3 +190,8 @@ class DelegatingExecutor:
 
 
 ExecutorSettings = Mapping[str, object]
+
+
+def starts_containers(executor: Executor) -> bool:
+    """An optional capability: executors that do not declare it run no containers."""
+    return bool(getattr(executor, "starts_containers", False))

@@ -129,8 +129,12 @@ def secret_hmac(key: bytes, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+"""One encoder for every fingerprint: ``json.dumps`` with options builds one per call."""
+
+
 def fingerprint(parts: Mapping[str, Any]) -> str:
-    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    canonical = _CANONICAL.encode(parts)
     return blake3.blake3(canonical.encode()).hexdigest()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from conveyor.domain.conditions import Condition
 from conveyor.domain.jsonshape import JsonShape, shape
-from conveyor.domain.types import Policy, Resources
+from conveyor.domain.types import FieldValues, Policy, Resources
 
 __all__ = ["ExecutionPlan", "Policy", "ServicePlan", "StepPlan"]
 
@@ -21,8 +21,8 @@ def _action(key: str) -> dict[str, Any]:
     return shape(key=key, group="action")
 
 
-@dataclass(frozen=True)
-class StepPlan(JsonShape):
+@dataclass(frozen=True, eq=False, repr=False)  # FieldValues: 3 methods not generated
+class StepPlan(JsonShape, FieldValues):
     """One step as it will run: all templates resolved, dependencies explicit."""
 
     id: str

@@ -17,7 +17,6 @@ from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.domain.states import RunStatus
 from conveyor.domain.types import ParamValue
 from conveyor.errors import ExecutorError, NotFoundError, UsageError
-from conveyor.execute.images import ContainerRuntime, find_runtime
 from conveyor.execute.reporting import Reporter, SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
@@ -33,6 +32,7 @@ from conveyor.sdk.runfacts import local_facts
 from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 
 if TYPE_CHECKING:
+    from conveyor.execute.images import ContainerRuntime
     from conveyor.execute.services import RunningServices
     from conveyor.sdk.datasets.checkouts import CheckedOut
 
@@ -304,6 +304,8 @@ def _container_runtime(project: Project, plan: ExecutionPlan) -> ContainerRuntim
     names an image)."""
     if not any(step.image for step in plan.steps) and not any(s.image for s in plan.services):
         return None
+    from conveyor.execute.images import find_runtime
+
     settings = project.settings.containers
     return find_runtime(settings.runtime, network=settings.network)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from conveyor.domain.types import FieldValues
 from conveyor.errors import ProjectError
 
 CONFIG_NAME = "config.toml"
@@ -159,8 +160,8 @@ class RemoteSettings(NamedTuple):
     """The environment variable that holds the user's API token (never the file)."""
 
 
-@dataclass(frozen=True)
-class Settings:
+@dataclass(frozen=True, eq=False, repr=False)  # FieldValues: 3 methods not generated
+class Settings(FieldValues):
     """A project's ``.conveyor/config.toml``, checked."""
 
     executor: str = "local"
