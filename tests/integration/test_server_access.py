@@ -73,6 +73,7 @@ ROUTES: list[tuple[str, str, Any, str]] = [
     ("POST", f"{P}/pipelines/copy/run", None, "member"),
     ("DELETE", f"{P}/pipelines/copy", None, "lead"),
     ("GET", f"{P}/jobs", None, "viewer"),
+    ("GET", f"{P}/jobs/pending", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}/datums", None, "viewer"),
     ("GET", f"{P}/jobs/{RUN}/datums/{RUN}/log", None, "viewer"),
