@@ -113,6 +113,9 @@ def test_a_push_builds_pushes_updates_and_reprocesses(
 
         first, said = commit_and_push(checkout, "image and spec")
         assert f"pachyderm CI of {first[:12]} queued" in said, said
+        # a repository of specs and no pipeline file: no failed run on each push
+        assert "has no pipeline file" in said and "Pachyderm CI reads it" in said, said
+        assert "failed at once" not in said, said
         done = until(lambda: [r for r in viewer.get("/ci").json() if r["state"] != "running"])
         record = done[0]
         assert record["state"] == "success", record
@@ -171,3 +174,4 @@ def test_a_push_builds_pushes_updates_and_reprocesses(
         (checkout / "README.md").write_text("notes\n")
         _, said = commit_and_push(checkout, "notes")
         assert "changes no image or spec" in said, said
+        assert viewer.get("/runs").json()["runs"] == []  # four pushes, no run recorded

@@ -63,7 +63,11 @@ def load_spec_at(state: ServerState, project: str, commit: str) -> PipelineSpec:
             documents = [(stub_uses(d), s) for d, s in load_documents(text, name)]
             return validate_native(documents, name)
     names = ", ".join((*PIPELINE_FILES, PYTHON_PIPELINE))
-    raise ProjectError(f"commit {commit[:12]} has no pipeline file ({names})")
+    raise NoPipelineFile(f"commit {commit[:12]} has no pipeline file ({names})")
+
+
+class NoPipelineFile(ProjectError):
+    """The pushed commit has none of the pipeline files."""
 
 
 def python_placeholder() -> PipelineSpec:
@@ -103,13 +107,14 @@ def queue_updates(
         kind = "tag" if update.ref.startswith("refs/tags/") and trigger == "push" else trigger
         try:
             spec = load_spec_at(state, project, update.new)
+        except NoPipelineFile as exc:
+            if _pachyderm_ci_on(state, project):  # a repository of specs: the CI flow's own
+                lines.append(f"conveyor: {exc}: no run (the project's Pachyderm CI reads it)")
+                continue
+            _failed_at_once(state, project, update, kind, who, forge, exc, lines)
+            continue
         except ConveyorError as exc:
-            run_id = state.db.queue.enqueue(
-                project, update.ref, update.new, kind, who, status=RunStatus.FAILED, error=str(exc)
-            )
-            lines.append(f"conveyor: run {run_id} failed at once: {exc}")
-            lines.append(f"conveyor: see it: {run_page(state, project, run_id)}")
-            _owe(state, project, run_id, forge, RunStatus.FAILED, str(exc))
+            _failed_at_once(state, project, update, kind, who, forge, exc, lines)
             continue
         if update.ref.startswith("refs/heads/"):
             for cron in sync_schedules(state, project, update.ref, spec):
@@ -123,6 +128,30 @@ def queue_updates(
     if lines:
         state.wake.set()
     return lines
+
+
+def _pachyderm_ci_on(state: ServerState, project: str) -> bool:
+    settings = (state.db.accounts.project(project) or {}).get("settings") or {}
+    return bool(settings.get("pachyderm_ci"))
+
+
+def _failed_at_once(
+    state: ServerState,
+    project: str,
+    update: RefUpdate,
+    kind: str,
+    who: str,
+    forge: ForgeLink | None,
+    exc: ConveyorError,
+    lines: list[str],
+) -> None:
+    """A run recorded failed with why: the pushed pipeline cannot be read."""
+    run_id = state.db.queue.enqueue(
+        project, update.ref, update.new, kind, who, status=RunStatus.FAILED, error=str(exc)
+    )
+    lines.append(f"conveyor: run {run_id} failed at once: {exc}")
+    lines.append(f"conveyor: see it: {run_page(state, project, run_id)}")
+    _owe(state, project, run_id, forge, RunStatus.FAILED, str(exc))
 
 
 def sync_schedules(state: ServerState, project: str, ref: str, spec: PipelineSpec) -> list[str]:
