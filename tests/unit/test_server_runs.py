@@ -183,3 +183,13 @@ def test_a_dead_workers_webhook_run_owes_its_forge_the_interruption(
     assert (last["state"], last["target_url"]) == ("error", "http://s/ui/p/demo/runs/x")
     assert last["next_at"] is not None, "owed: the sender will post it"
     assert "interrupted" in last["description"]
+
+
+def test_a_projects_settings_are_a_copy_and_empty_without_a_project(db: ServerDatabase) -> None:
+    assert db.accounts.settings("nobody-here") == {}
+    db.accounts.add_project("demo")
+    assert db.accounts.settings("demo") == {}
+    db.accounts.update_project("demo", {"settings": {"pachyderm_ci": ["p.json"]}})
+    read = db.accounts.settings("demo")
+    read["pachyderm_ci"] = []
+    assert db.accounts.settings("demo") == {"pachyderm_ci": ["p.json"]}

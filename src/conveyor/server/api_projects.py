@@ -222,8 +222,7 @@ def put_settings(access: Lead, state: State, body: SettingsPut) -> dict[str, Any
             raise HTTPException(422, str(exc)) from exc
     _check_ci(body)
     accounts = state.db.accounts
-    row = accounts.project(access.project) or {}
-    settings = dict(row.get("settings") or {})
+    settings = accounts.settings(access.project)
     changes = body.model_dump(exclude_none=True, exclude={"webhook_secret", "forge_token"})
     settings.update(changes)
     if body.forge_api == "":

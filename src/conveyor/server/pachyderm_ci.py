@@ -82,7 +82,7 @@ def check_settings(specs: list[str] | None, context: str | None, registry: str |
 
 
 def _settings(state: ServerState, project: str) -> dict[str, Any]:
-    return dict((state.db.accounts.project(project) or {}).get("settings") or {})
+    return state.db.accounts.settings(project)
 
 
 def queue_ci(state: ServerState, project: str, updates: list[RefUpdate]) -> list[str]:

@@ -111,7 +111,7 @@ def projects_of(state: ServerState, on_worker: bool) -> list[str]:
     """The projects whose triggers a worker (or the server's own claimer) takes."""
     chosen = []
     for project in state.db.accounts.projects():
-        settings = (state.db.accounts.project(project) or {}).get("settings") or {}
+        settings = state.db.accounts.settings(project)
         if (settings.get(SETTING) == "worker") == on_worker:
             chosen.append(project)
     return chosen

@@ -20,7 +20,7 @@ def worker_notice(state: ServerState, project: str) -> tuple[int, str | None]:
     """The triggers of a worker-mode project that wait while no ``conveyor worker`` has
     asked for work lately, and the line that tells the user so (None when they need not
     be told: the server runs the project's jobs, a worker is alive, or nothing waits)."""
-    settings = (state.db.accounts.project(project) or {}).get("settings") or {}
+    settings = state.db.accounts.settings(project)
     if settings.get(SETTING) != "worker":
         return 0, None
     waiting = state.db.pachyderm.unattended(project, QUEUED_FOR, UNSEEN_FOR)

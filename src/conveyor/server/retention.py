@@ -43,8 +43,7 @@ def apply_retention(
     config: ServerConfig, db: ServerDatabase, project: str, dry_run: bool = False
 ) -> DeleteResult | None:
     """Delete the project's runs its retention setting does not keep; None: no setting."""
-    row = db.accounts.project(project) or {}
-    policy = policy_of(project, dict(row.get("settings") or {}))
+    policy = policy_of(project, db.accounts.settings(project))
     if policy.empty:
         return None
     repo = config.repo_dir(project)

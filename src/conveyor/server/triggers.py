@@ -131,8 +131,7 @@ def queue_updates(
 
 
 def _pachyderm_ci_on(state: ServerState, project: str) -> bool:
-    settings = (state.db.accounts.project(project) or {}).get("settings") or {}
-    return bool(settings.get("pachyderm_ci"))
+    return bool(state.db.accounts.settings(project).get("pachyderm_ci"))
 
 
 def _failed_at_once(

@@ -230,7 +230,7 @@ def _forge_link(
 
     if not isinstance(data, dict) or TOKEN_SECRET not in state.vault.encrypted(project):
         return None
-    settings = (state.db.accounts.project(project) or {}).get("settings") or {}
+    settings = state.db.accounts.settings(project)
     return link_from_push(trigger.removeprefix("webhook:"), data, settings, commit, ref)
 
 
@@ -244,8 +244,7 @@ def _bring_commit(state: ServerState, project: str, ref: str, commit: str) -> No
     except UsageError as exc:
         raise HTTPException(400, str(exc)) from exc
     if resolve(repo, commit) is None:
-        row = state.db.accounts.project(project) or {}
-        mirror = (row.get("settings") or {}).get("mirror")
+        mirror = state.db.accounts.settings(project).get("mirror")
         if not mirror:
             raise HTTPException(
                 422, f"commit {commit[:12]} is not on the server and the project has no mirror"

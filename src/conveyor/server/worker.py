@@ -264,8 +264,7 @@ class Worker:
 
 def _chosen(db: ServerDatabase, project: str) -> dict[str, Any]:
     """The settings the project's lead chose through the API."""
-    row = db.accounts.project(project) or {}
-    return dict(row.get("settings") or {})
+    return db.accounts.settings(project)
 
 
 def executor_tables(

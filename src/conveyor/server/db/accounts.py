@@ -65,6 +65,11 @@ class Accounts:
             row = conn.execute(sa.select(t.projects).where(t.projects.c.name == name)).first()
         return None if row is None else dict(row._mapping)
 
+    def settings(self, name: str) -> dict[str, Any]:
+        """A copy of the settings the project's lead chose ({} for none or no project)."""
+        row = self.project(name)
+        return dict((row or {}).get("settings") or {})
+
     def projects(self) -> list[str]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t.projects.c.name).order_by(t.projects.c.name))

@@ -28,8 +28,8 @@ def build_pool(state: ServerState, record: DeploymentRecord) -> WarmPool:
     spec = load_spec_at(state, record.project, record.commit)
     target = require_python(spec)
     checkout = export(state, record)
-    row = state.db.accounts.project(record.project) or {}
-    setting = sandbox_setting(state.config, dict(row.get("settings") or {}), checkout)
+    settings = state.db.accounts.settings(record.project)
+    setting = sandbox_setting(state.config, settings, checkout)
     sandbox = Sandbox.from_setting(setting)
     command = [sys.executable, "-B", "-c", PROGRAM, target.function]
     env = {str(k): value_text(v) for k, v in spec.env.items()}
