@@ -21,12 +21,14 @@ pytestmark = pytest.mark.integration
 # in (the start time of the sandbox's PID 1), then it leaves behind all it can
 LEAVER = """\
 name=${images##*/}
+found="pfs $(ls -A /pfs/images /pfs/out | tr -d '\n:/')"
 {
   echo "sandbox $(cut -d' ' -f22 /proc/1/stat)"
+  echo "$found"
   echo "tmp $(ls -A /tmp /var/tmp /dev/shm | tr -d '\\n:/a-z ')"
   for p in /proc/[0-9]*; do cat "$p/comm" 2>/dev/null; done | grep -c '^sleep$' | sed 's/^/sleeps /'
 } > /pfs/out/$name
-touch /tmp/left-$name /var/tmp/left-$name /dev/shm/left-$name
+touch /tmp/left-$name /var/tmp/left-$name /dev/shm/left-$name /pfs/out/extra-$name
 mkdir /tmp/closed-$name && chmod 000 /tmp/closed-$name
 sleep 300 &
 setsid sleep 300 &
@@ -96,8 +98,8 @@ def test_what_a_datum_leaves_is_gone_for_the_next_in_its_sandbox(
     seen = {name: read(project, tmp_path, f"leaver:/{name}").splitlines() for name in names}
     sandboxes = {lines[0] for lines in seen.values()}
     assert len(sandboxes) == 1, seen  # one lane: the four datums shared one sandbox
-    for lines in seen.values():
-        assert lines[1:] == ["tmp ", "sleeps 0"], seen
+    for name, lines in seen.items():
+        assert lines[1:] == [f"pfs pfsimages{name}pfsout", "tmp ", "sleeps 0"], seen
 
 
 def test_a_datum_that_kills_its_sandbox_or_hangs_fails_alone(project: Repo, tmp_path: Path) -> None:
