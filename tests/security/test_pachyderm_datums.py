@@ -29,6 +29,8 @@ ATTACKS = {
     "WRITE-INPUT": "echo pwned > /pfs/images/a.txt",
     "WRITE-ROOT": "touch /pwned",
     "SIGNAL-PARENT": "kill -0 {pid}",
+    # in a lane: the channel to the host is held by no process a datum may inspect
+    "SEE-LANE-CHANNEL": "ls -l /proc/1/fd/ /proc/2/fd/ | grep -q pipe",
     "REACH-HOST-NETWORK": "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)'",
 }
 

@@ -16,12 +16,14 @@ it failed) and the next datum gets a fresh sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import stat
 import struct
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO
@@ -51,6 +53,9 @@ class Lane:
         self.starts = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.where = root
+        self.control: IO[bytes]
+        self.frames: IO[bytes]
+        self.errors: IO[bytes]
 
     @property
     def pfs(self) -> Path:
@@ -72,15 +77,28 @@ class Lane:
         self.where = self.root / f"s{self.starts}"
         (self.pfs / "out").mkdir(parents=True)
         code = SHIM.read_text(encoding="utf-8")
-        argv = build_argv(self.program, self.pfs, [self.python, "-I", "-S", "-c", code], "/")
-        with open(self.where / "shim.log", "wb") as err:
+        # the channel is two pipes passed as extra descriptors: bwrap's init keeps only
+        # its standard ones (and a datum can read /proc/1/fd), the shim is undumpable
+        requests, control = os.pipe()
+        frames, reply = os.pipe()
+        shim = [self.python, "-I", "-S", "-c", code, str(requests), str(reply)]
+        argv = build_argv(self.program, self.pfs, shim, "/")
+        # bwrap's and the shim's errors: a nameless file (no project path shows in /proc)
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (the sandbox's lifetime)
+        try:
             self.proc = subprocess.Popen(
                 argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.errors,
                 env={"PATH": "/usr/bin:/bin"},
+                pass_fds=(requests, reply),
             )
+        finally:
+            os.close(requests)
+            os.close(reply)
+        self.control = os.fdopen(control, "wb")
+        self.frames = os.fdopen(frames, "rb")
 
     def run(
         self,
@@ -95,7 +113,7 @@ class Lane:
         """Run one datum (``prepare`` first) with its output written to ``out``: its
         exit code, or -1 when it timed out or its sandbox ended."""
         proc = self.proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        assert proc is not None
         request = {
             "cmd": list(cmd),
             "stdin": stdin.decode("utf-8", "surrogateescape"),
@@ -114,9 +132,9 @@ class Lane:
             timer.daemon = True
             timer.start()
         try:
-            proc.stdin.write(json.dumps(request).encode() + b"\n")
-            proc.stdin.flush()
-            ended = _frames(proc.stdout, out)
+            self.control.write(json.dumps(request).encode() + b"\n")
+            self.control.flush()
+            ended = _frames(self.frames, out)
         except (BrokenPipeError, OSError):
             ended = None
         finally:
@@ -126,35 +144,36 @@ class Lane:
             code, clean = ended
             if not clean:
                 out.write(b"--- the sandbox could not be cleared: the next datum gets a new one\n")
-                self.close()
+                self._stop()
             return code
-        self.close()
         if timed_out.is_set():
             out.write(f"--- timed out after {timeout} s\n".encode())
         else:
             out.write(b"--- the datum's sandbox ended before the datum did\n")
-            out.write(_tail(self.where / "shim.log"))
+            out.write(_tail(self.errors))
+        self._stop()
         return -1
 
     def close(self) -> None:
-        """The sandbox stopped (its input closed, killed if it lingers) and its
-        directory removed."""
+        """The sandbox stopped and its directory removed."""
+        self._stop()
+        _remove(self.where)
+
+    def _stop(self) -> None:
+        """The sandbox stopped (its input closed, killed if it lingers); its directory
+        stays until the next datum (a datum's outputs are stored after it ran)."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            self.control.close()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-        _remove(self.where)
+        self.frames.close()
+        self.errors.close()
 
 
 def _frames(pipe: IO[bytes], out: IO[bytes]) -> tuple[int, bool] | None:
@@ -180,11 +199,11 @@ def _frames(pipe: IO[bytes], out: IO[bytes]) -> tuple[int, bool] | None:
             return None
 
 
-def _tail(path: Path) -> bytes:
+def _tail(errors: IO[bytes]) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.path.getsize(path) - 2048))
-            return handle.read()
+        size = errors.seek(0, os.SEEK_END)
+        errors.seek(max(0, size - 2048))
+        return errors.read()
     except OSError:
         return b""
 

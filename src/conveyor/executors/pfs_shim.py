@@ -2,14 +2,17 @@
 Conveyor; its text is passed as data to the system's ``python3 -I -S -c`` inside a
 long-lived bubblewrap sandbox.
 
-Requests arrive one JSON line at a time on standard input (``cmd``, ``stdin``, ``env``,
-``cwd``, ``memory``). Each runs as a new session; its output (stdout and stderr
-together) goes back as frames ``b"D" + length + bytes``, then ``b"X" + exit code +
-clean flag``. When the datum's main process ends, every other process of the sandbox's
-PID namespace (what the datum left running, whatever its session) is killed, and
-``/tmp``, ``/var/tmp``, ``/dev/shm`` and System V IPC objects are emptied, so the next
-datum starts from what the first one saw. The shim makes itself undumpable: a datum,
-running as the same user, cannot read its memory or descriptors through ``/proc``.
+Requests arrive one JSON line at a time on the descriptor named by the first argument
+(``cmd``, ``stdin``, ``env``, ``cwd``, ``memory``); frames leave on the second's. Neither
+is bubblewrap's standard input or output: its init (PID 1, which a datum may inspect)
+keeps only those and closes every other descriptor. Each datum runs as a new session;
+its output (stdout and stderr together) goes back as frames ``b"D" + length + bytes``,
+then ``b"X" + exit code + clean flag``. When the datum's main process ends, every other
+process of the sandbox's PID namespace (what the datum left running, whatever its
+session) is killed, and ``/tmp``, ``/var/tmp``, ``/dev/shm`` and System V IPC objects
+are emptied, so the next datum starts from what the first one saw. The shim makes
+itself undumpable: a datum, running as the same user, cannot read its memory or
+descriptors through ``/proc``.
 """
 
 import ctypes
@@ -32,17 +35,20 @@ SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 CHUNK = 65536
 
 
+FRAMES = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+
+
 def send(kind: bytes, payload: bytes) -> None:
     data = kind + payload
     while data:
-        data = data[os.write(1, data) :]
+        data = data[os.write(FRAMES, data) :]
 
 
 def main() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    control = sys.stdin.buffer
+    control = os.fdopen(int(sys.argv[1]), "rb")
     while True:
         line = control.readline()
         if not line:
