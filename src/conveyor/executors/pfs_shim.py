@@ -45,6 +45,10 @@ def send(kind: bytes, payload: bytes) -> None:
 
 
 def main() -> None:
+    # it empties /tmp after each datum: only where that /tmp is the sandbox's own (its
+    # tmpfs, owned by the sandbox's unprivileged user) and it is bwrap's command (PID 2)
+    if os.getuid() == 0 or os.getpid() != 2 or os.stat("/tmp").st_uid != os.getuid():
+        sys.exit("conveyor: the lane shim runs only inside its bubblewrap sandbox")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -105,11 +109,17 @@ def pump(proc: subprocess.Popen[bytes], pin: int, out: int, data: bytes) -> None
     else:
         os.close(pin)
         pin = -1
-    pidfd = os.pidfd_open(proc.pid)
-    sel.register(pidfd, selectors.EVENT_READ)
-    while True:
-        for key, _ in sel.select():
-            if key.fd == out:
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+        sel.register(pidfd, selectors.EVENT_READ)
+    except OSError:  # a kernel before 5.3: the main process is polled instead
+        pidfd = -1
+    ended = False
+    while not ended:
+        for key, _ in sel.select(None if pidfd >= 0 else 0.02):
+            if key.fd == pidfd:
+                ended = True
+            elif key.fd == out:
                 chunk = os.read(out, CHUNK)
                 if chunk:
                     send(b"D", struct.pack(">I", len(chunk)) + chunk)
@@ -124,16 +134,14 @@ def pump(proc: subprocess.Popen[bytes], pin: int, out: int, data: bytes) -> None
                     sel.unregister(pin)
                     os.close(pin)
                     pin = -1
-            elif key.fd == pidfd:
-                proc.wait()
-                os.close(pidfd)
-                kill_all()
-                drain(out)
-                for fd in (pin, out):
-                    if fd >= 0:
-                        os.close(fd)
-                sel.close()
-                return
+        ended = ended or (pidfd < 0 and proc.poll() is not None)
+    sel.close()
+    proc.wait()
+    kill_all()
+    drain(out)
+    for fd in (pin, out, pidfd):
+        if fd >= 0:
+            os.close(fd)
 
 
 def drain(out: int) -> None:
