@@ -33,14 +33,26 @@ from conveyor.executors.pfs_sandbox import SYSTEM, build_argv
 SHIM = Path(__file__).with_name("pfs_shim.py")
 
 
+SHIM_MODULES = "import ctypes, json, resource, selectors, struct, subprocess"
+"""What the shim imports: a minimal Python (Debian's ``python3-minimal``) lacks some."""
+
+_pythons: dict[str, str | None] = {}
+
+
 def lane_python() -> str | None:
-    """The system's ``python3`` when the sandbox shows it (under ``/usr``, ``/bin``...),
-    else None: datums then get a sandbox each."""
+    """The system's ``python3`` when the sandbox shows it (under ``/usr``, ``/bin``...)
+    with the modules the shim needs, else None: datums then get a sandbox each."""
     found = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
     if found is None:
         return None
     real = os.path.realpath(found)
-    return real if any(real.startswith(top + "/") for top in SYSTEM) else None
+    if not any(real.startswith(top + "/") for top in SYSTEM):
+        return None
+    if real not in _pythons:
+        check = [real, "-I", "-S", "-c", SHIM_MODULES]
+        done = subprocess.run(check, capture_output=True, check=False, timeout=60)
+        _pythons[real] = real if done.returncode == 0 else None
+    return _pythons[real]
 
 
 class Lane:
