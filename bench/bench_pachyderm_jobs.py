@@ -7,7 +7,7 @@
 Figures, each one wall time of the real CLI (start-up included):
 
 - **cold job**: ``conveyor pipeline run edges -j J`` over N files (one datum per file,
-  each in bubblewrap), per datum;
+  run in bubblewrap lanes: one sandbox per `-j` slot), per datum;
 - **local executor**: ``conveyor run -j J`` of a step with ``datums`` over the same N
   files in the project (one step instance per file, each a shell), per step; the ratio
   of the two is the issue's (target 1.2);

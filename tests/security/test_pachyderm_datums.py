@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,9 @@ ATTACKS = {
     "WRITE-INPUT": "echo pwned > /pfs/images/a.txt",
     "WRITE-ROOT": "touch /pwned",
     "SIGNAL-PARENT": "kill -0 {pid}",
+    # in a lane: the channel to the host is held by no process a datum may inspect
+    "SEE-LANE-CHANNEL": "ls -l /proc/1/fd/ /proc/2/fd/ | grep -q pipe",
+    "REACH-HOST-NETWORK": "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)'",
 }
 
 
@@ -57,7 +61,10 @@ def test_a_datum_sees_nothing_outside_its_pfs(project: Repo, tmp_path: Path) -> 
     (tmp_path / "a.txt").write_text("apple\n")
     ok(project, "data", "create", "images")
     ok(project, "data", "put", "images", str(tmp_path / "a.txt"))
+    listener = socket.create_server(("127.0.0.1", 0))  # the host's loopback: unreachable
+    port = listener.getsockname()[1]
     values = {"root": project.path, "blob": blob, "home": Path.home(), "pid": os.getpid()}
+    values["port"] = port
     lines = [
         f"if {cmd.format(**values)} >/dev/null 2>&1; then echo {name} >> /pfs/out/breached; "
         f"else echo {name} >> /pfs/out/refused; fi"
@@ -78,6 +85,7 @@ def test_a_datum_sees_nothing_outside_its_pfs(project: Repo, tmp_path: Path) -> 
     )
     ok(project, "pipeline", "create", "-f", "attack.json")
     result = project.run("pipeline", "run", "attack")
+    listener.close()
     assert result.code == 0, result.err
     files = {e["path"] for e in json.loads(ok(project, "data", "ls", "attack", "--json"))}
     assert "/breached" not in files

@@ -6,7 +6,9 @@ unprivileged mount namespace whose root is an empty tmpfs holding only the machi
 system directories (the root itself read-only), the datum's materialised input files read-only at
 ``/pfs`` and a fresh writable ``/pfs/out``. The project, its ``.conveyor`` state, the
 user's home and every other directory are simply absent. The command runs as
-``nobody`` with no network, in its own PID namespace, and ends with bwrap.
+``nobody`` with no network, in its own PID namespace, and ends with bwrap. A local
+job runs its datums in lanes (``pfs_lane``): one such sandbox per worker slot, its
+datums in turn.
 
 With an image, the runtime (podman or docker) mounts the same directory read-only at
 ``/pfs`` and its ``out`` writable at ``/pfs/out``, with no network; the datum's

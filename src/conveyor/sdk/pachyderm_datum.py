@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, UsageError
+from conveyor.executors.pfs_lane import Lane, Lanes, lane_python
 from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment, limited
+from conveyor.executors.sandbox import Sandbox
 from conveyor.plan.pachyderm_datums import Datum
 from conveyor.spec.pachyderm_model import PachydermPipeline
 from conveyor.spec.pachyderm_quantity import whole_bytes
@@ -75,6 +77,7 @@ class _Place:
     working_dir: str | None
     memory_limit: int | None = None
     out: Any = None
+    lane: Lane | None = None
 
     def run(
         self, name: str, cmd: tuple[str, ...], stdin: tuple[str, ...], limit: float | None
@@ -83,6 +86,16 @@ class _Place:
         if limit is not None and limit <= 0:
             self.out.write(b"--- the job's timeout has passed\n")
             return -1, pfs
+        text = "".join(line + "\n" for line in stdin).encode()
+        if self.lane is not None:
+            pfs = self.lane.prepare()
+            materialise(self.store, self.datum, self.files, pfs)
+            self.out.flush()
+            env = datum_environment(self.env)
+            lane = self.lane
+            return lane.run(
+                cmd, text, env, self.working_dir, self.memory_limit, limit, self.out
+            ), pfs
         materialise(self.store, self.datum, self.files, pfs)
         working_dir = self.working_dir
         if self.image is None:
@@ -93,8 +106,12 @@ class _Place:
             argv = self.image.argv(pfs, cmd, working_dir, self.env, label)
             environment = {**os.environ, **self.env}
         self.out.flush()
-        text = "".join(line + "\n" for line in stdin).encode()
         return _run(argv, environment, text, self.out, limit), pfs
+
+    def done(self, pfs: Path) -> None:
+        """A try's directory removed (a lane's is emptied by its next datum)."""
+        if self.lane is None:
+            shutil.rmtree(pfs.parent, ignore_errors=True)
 
 
 def run_datum(
@@ -107,9 +124,11 @@ def run_datum(
     logs: Path,
     image: ImageRun | None,
     deadline: float | None,
+    lane: Lane | None = None,
 ) -> None:
-    """Try the datum up to ``datum_tries`` times, each in a fresh directory; after the
-    last failure ``err_cmd`` (when given) may recover it: then it writes nothing."""
+    """Try the datum up to ``datum_tries`` times, each in a fresh directory (in
+    ``lane``'s sandbox when given); after the last failure ``err_cmd`` (when given) may
+    recover it: then it writes nothing."""
     row, datum = item.row, item.datum
     transform = spec.transform
     logs.mkdir(parents=True, exist_ok=True)
@@ -127,6 +146,7 @@ def run_datum(
         env,
         transform.working_dir,
         memory_limit(spec) if image is None else None,  # an image: see docs (not enforced)
+        lane=lane,
     )
     with open(log, "wb") as out:
         place.out = out
@@ -143,24 +163,34 @@ def run_datum(
                     row["state"] = "failed"
                     break
                 finally:
-                    shutil.rmtree(pfs.parent, ignore_errors=True)
+                    place.done(pfs)
                 item.tree = tree
                 row.update(state="success", tree=tree)
                 break
             out.write(f"--- exit code {code}\n".encode())
             row["state"] = "failed"
-            shutil.rmtree(pfs.parent, ignore_errors=True)
+            place.done(pfs)
             if limit is not None and limit <= 0:
                 break  # the job's time is up: no further try
         if row["state"] == "failed" and transform.err_cmd:
             out.write(b"--- err_cmd\n")
             limit = time_left(spec.datum_timeout, deadline)
             code, pfs = place.run("err", transform.err_cmd, transform.err_stdin, limit)
-            shutil.rmtree(pfs.parent, ignore_errors=True)
+            place.done(pfs)
             out.write(f"--- err_cmd exit code {code}\n".encode())
             if code == 0:
                 row["state"] = "recovered"  # no outputs; the next job tries it again
     row["duration"] = round(time.monotonic() - start, 3)
+
+
+def datum_lanes(root: Path) -> Lanes | None:
+    """A job's datum lanes under ``root`` (a sandbox per worker slot:
+    ``executors/pfs_lane``), or None where the sandbox cannot show the system's
+    ``python3`` to the lanes' shim: a sandbox per datum then."""
+    python = lane_python()
+    if python is None:
+        return None
+    return Lanes(root, Sandbox().check(), python)
 
 
 def memory_limit(spec: PachydermPipeline) -> int | None:
@@ -172,7 +202,7 @@ def memory_limit(spec: PachydermPipeline) -> int | None:
 
 def materialise(store: ContentStore, datum: Datum, files: Files, pfs: Path) -> None:
     """The datum's files copied out of the store below ``pfs``, and an empty ``out``."""
-    (pfs / "out").mkdir(parents=True)
+    (pfs / "out").mkdir(parents=True, exist_ok=True)
     for item in datum.inputs:
         inputs = files[(item.name, item.repo)]
         where = pfs / _component(item.name)

@@ -40,7 +40,7 @@ from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
 from conveyor.sdk.datasets.service import Datasets
-from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, run_datum
+from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, datum_lanes, run_datum
 from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
 from conveyor.sdk.project import Project
 from conveyor.spec.pachyderm import PachydermFile, load_specs, parse_specs
@@ -329,10 +329,27 @@ class Pipelines:
                 if run.progress is not None:
                     run.progress(item.row)
 
+        local = where == "local" and run.image is None and todo
+        lanes = datum_lanes(scratch / "lanes") if local else None
+
         def one(item: DatumWork) -> None:
-            run_datum(
-                store, run.spec, run.job_id, item, run.files, scratch, logs, run.image, run.deadline
-            )
+            lane = lanes.take() if lanes is not None else None
+            try:
+                run_datum(
+                    store,
+                    run.spec,
+                    run.job_id,
+                    item,
+                    run.files,
+                    scratch,
+                    logs,
+                    run.image,
+                    run.deadline,
+                    lane,
+                )
+            finally:
+                if lanes is not None and lane is not None:
+                    lanes.give(lane)
             ended(item)
 
         if where == "local":
@@ -340,6 +357,8 @@ class Pipelines:
                 with ThreadPoolExecutor(max_workers=max(1, parallel or 1)) as pool:
                     list(pool.map(one, todo))
             finally:
+                if lanes is not None:
+                    lanes.close()
                 shutil.rmtree(scratch, ignore_errors=True)
             return
         if not todo:

@@ -1,0 +1,276 @@
+"""Datum lanes: one long-lived bubblewrap sandbox per worker slot of a job (``-j``),
+running its datums one after another, as a Pachyderm worker runs its datums in one
+container. Starting a sandbox (user, PID and network namespaces, mounts) costs more
+than a small datum; a lane pays it once.
+
+The sandbox is ``pfs_sandbox.build_argv``'s (empty read-only root with the system
+directories, no network, ``nobody``, its own PID namespace); its command is the shim
+(``pfs_shim``, the system's ``python3``). The lane's ``pfs`` directory is seen at
+``/pfs`` (read-only) with its ``out`` writable at ``/pfs/out``: before each datum the
+host lays out that datum's inputs there and an empty ``out`` (the same directory: the
+mount holds it). After each datum the shim kills what the datum left running and
+empties ``/tmp``, ``/var/tmp``, ``/dev/shm`` and System V IPC. A datum that ends the
+shim, outlives its timeout or leaves something the shim cannot clear fails alone (when
+it failed) and the next datum gets a fresh sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO
+
+from conveyor.executors.pfs_sandbox import SYSTEM, build_argv
+
+SHIM = Path(__file__).with_name("pfs_shim.py")
+
+
+SHIM_MODULES = "import ctypes, json, resource, selectors, struct, subprocess"
+"""What the shim imports: a minimal Python (Debian's ``python3-minimal``) lacks some."""
+
+_pythons: dict[str, str | None] = {}
+
+
+def lane_python() -> str | None:
+    """The system's ``python3`` when the sandbox shows it (under ``/usr``, ``/bin``...)
+    with the modules the shim needs, else None: datums then get a sandbox each."""
+    found = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
+    if found is None:
+        return None
+    real = os.path.realpath(found)
+    if not any(real.startswith(top + "/") for top in SYSTEM):
+        return None
+    if real not in _pythons:
+        check = [real, "-I", "-S", "-c", SHIM_MODULES]
+        done = subprocess.run(check, capture_output=True, check=False, timeout=60)
+        _pythons[real] = real if done.returncode == 0 else None
+    return _pythons[real]
+
+
+class Lane:
+    """One sandbox and its ``pfs`` directory under ``root``; one datum at a time."""
+
+    def __init__(self, root: Path, program: str, python: str) -> None:
+        self.root = root
+        self.program = program
+        self.python = python
+        self.starts = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.where = root
+        self.control: IO[bytes]
+        self.frames: IO[bytes]
+        self.errors: IO[bytes]
+
+    @property
+    def pfs(self) -> Path:
+        return self.where / "pfs"
+
+    def prepare(self) -> Path:
+        """The ``pfs`` directory for the next datum: an empty ``out`` and nothing else
+        (a fresh sandbox when the last one ended or its directory cannot be emptied)."""
+        if self.proc is not None and self.proc.poll() is None:
+            if _empty(self.pfs, keep="out") and _empty(self.pfs / "out"):
+                return self.pfs
+            self.close()
+        self._start()
+        return self.pfs
+
+    def _start(self) -> None:
+        self.close()
+        self.starts += 1
+        self.where = self.root / f"s{self.starts}"
+        (self.pfs / "out").mkdir(parents=True)
+        code = SHIM.read_text(encoding="utf-8")
+        # the channel is two pipes passed as extra descriptors: bwrap's init keeps only
+        # its standard ones (and a datum can read /proc/1/fd), the shim is undumpable
+        requests, control = os.pipe()
+        frames, reply = os.pipe()
+        shim = [self.python, "-I", "-S", "-c", code, str(requests), str(reply)]
+        argv = build_argv(self.program, self.pfs, shim, "/")
+        # bwrap's and the shim's errors: a nameless file (no project path shows in /proc)
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (the sandbox's lifetime)
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.errors,
+                env={"PATH": "/usr/bin:/bin"},
+                pass_fds=(requests, reply),
+            )
+        finally:
+            os.close(requests)
+            os.close(reply)
+        self.control = os.fdopen(control, "wb")
+        self.frames = os.fdopen(frames, "rb")
+
+    def run(
+        self,
+        cmd: tuple[str, ...],
+        stdin: bytes,
+        env: dict[str, str],
+        working_dir: str | None,
+        memory: int | None,
+        timeout: float | None,
+        out: IO[bytes],
+    ) -> int:
+        """Run one datum (``prepare`` first) with its output written to ``out``: its
+        exit code, or -1 when it timed out or its sandbox ended."""
+        proc = self.proc
+        assert proc is not None
+        request = {
+            "cmd": list(cmd),
+            "stdin": stdin.decode("utf-8", "surrogateescape"),
+            "env": env,
+            "cwd": working_dir or "/pfs",
+            "memory": memory,
+        }
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, expire) if timeout is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            self.control.write(json.dumps(request).encode() + b"\n")
+            self.control.flush()
+            ended = _frames(self.frames, out)
+        except (BrokenPipeError, OSError):
+            ended = None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if ended is not None and not timed_out.is_set():
+            code, clean = ended
+            if not clean:
+                out.write(b"--- the sandbox could not be cleared: the next datum gets a new one\n")
+                self._stop()
+            return code
+        if timed_out.is_set():
+            out.write(f"--- timed out after {timeout} s\n".encode())
+        else:
+            out.write(b"--- the datum's sandbox ended before the datum did\n")
+            out.write(_tail(self.errors))
+        self._stop()
+        return -1
+
+    def close(self) -> None:
+        """The sandbox stopped and its directory removed."""
+        self._stop()
+        _remove(self.where)
+
+    def _stop(self) -> None:
+        """The sandbox stopped (its input closed, killed if it lingers); its directory
+        stays until the next datum (a datum's outputs are stored after it ran)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self.control.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self.frames.close()
+        self.errors.close()
+
+
+def _frames(pipe: IO[bytes], out: IO[bytes]) -> tuple[int, bool] | None:
+    """The shim's frames of one datum: output to ``out``, then (exit code, clean);
+    None when the pipe ends first."""
+    while True:
+        head = pipe.read(5)
+        if len(head) < 5:
+            return None
+        if head[:1] == b"D":
+            (size,) = struct.unpack(">I", head[1:])
+            data = pipe.read(size)
+            out.write(data)
+            if len(data) < size:
+                return None
+        elif head[:1] == b"X":
+            rest = pipe.read(1)
+            if len(rest) < 1:
+                return None
+            (code,) = struct.unpack(">i", head[1:])
+            return code, rest == b"\x01"
+        else:
+            return None
+
+
+def _tail(errors: IO[bytes]) -> bytes:
+    try:
+        size = errors.seek(0, os.SEEK_END)
+        errors.seek(max(0, size - 2048))
+        return errors.read()
+    except OSError:
+        return b""
+
+
+def _empty(folder: Path, keep: str | None = None) -> bool:
+    """Every entry of ``folder`` removed but ``keep``; False when one cannot be."""
+    try:
+        for entry in os.scandir(folder):
+            if entry.name != keep:
+                _remove_entry(Path(entry.path))
+    except OSError:
+        return False
+    return True
+
+
+def _remove_entry(path: Path) -> None:
+    if stat.S_ISDIR(os.lstat(path).st_mode):
+        os.chmod(path, 0o700)  # a datum may leave a directory it closed to everyone
+        for entry in os.scandir(path):
+            _remove_entry(Path(entry.path))
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def _remove(path: Path) -> None:
+    try:
+        _remove_entry(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Lanes:
+    """The lanes of one job, lent to its worker threads one at a time."""
+
+    def __init__(self, root: Path, program: str, python: str) -> None:
+        self.root = root
+        self.program = program
+        self.python = python
+        self._idle: list[Lane] = []
+        self._all: list[Lane] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Lane:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            lane = Lane(self.root / f"lane{len(self._all)}", self.program, self.python)
+            self._all.append(lane)
+            return lane
+
+    def give(self, lane: Lane) -> None:
+        with self._lock:
+            self._idle.append(lane)
+
+    def close(self) -> None:
+        for lane in self._all:
+            lane.close()
