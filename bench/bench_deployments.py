@@ -266,7 +266,7 @@ def main() -> None:
         pid = server.start(workers=2, extra=("--http-processes", str(args.http_processes))).pid
         try:
             setup(server, Path(tmp) / "work")
-            print(f"before: {loadavg()}")
+            print(f"server pid {pid}; before: {loadavg()}", flush=True)
             auth = {"Authorization": f"Bearer {server.tokens['member']}"}
             base = f"{server.url}/api/v1/projects/demo/deployments"
             health = Target.of(f"{server.url}/api/v1/health", {}, None)
