@@ -127,11 +127,11 @@ class Load:
     def line(self, name: str) -> str:
         ms = [percentile(self.latencies, p) * 1000 for p in (50, 99)]
         rate = len(self.latencies) / self.wall
+        line = f"{name:36} p50 {ms[0]:7.1f} ms  p99 {ms[1]:7.1f} ms  {rate:5.0f} calls/s"
+        if not self.cpu:
+            return line
         cpu = [c / len(self.latencies) * 1000 for c in (self.cpu, self.workers_cpu)]
-        return (
-            f"{name:36} p50 {ms[0]:7.1f} ms  p99 {ms[1]:7.1f} ms  {rate:5.0f} calls/s  "
-            f"CPU/call: server {cpu[0]:4.2f} ms, workers {cpu[1]:4.2f} ms"
-        )
+        return f"{line}  CPU/call: server {cpu[0]:4.2f} ms, workers {cpu[1]:4.2f} ms"
 
     def ids(self) -> list[str]:
         return [json.loads(a)["execution_id"] for a in self.answers]
