@@ -1053,3 +1053,16 @@ def test_a_database_at_0002_numbers_its_runs_in_the_order_they_were_made(
         assert repo.create_run(run("next", 10.0)) == 3
     finally:
         repo.close()
+
+
+def test_a_sqlite_file_keeps_a_connection_per_concurrent_request(db_path: Path) -> None:
+    """A server's request threads (20 at once) reuse their connections: before, the
+    pool kept 5 and opened (and closed) a new one, with its pragmas, for each beyond."""
+    engine = open_repository(f"sqlite:///{db_path}").engine
+    opened: list[object] = []
+    sa.event.listen(engine, "connect", lambda conn, _record: opened.append(conn))
+    for _ in range(3):
+        held = [engine.connect() for _ in range(20)]
+        for conn in held:
+            conn.close()
+    assert 1 <= len(opened) <= 20

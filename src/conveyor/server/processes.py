@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import cast
 
+from conveyor.server.db.recent import keep_nothing
 from conveyor.server.state import ServerState
 
 log = logging.getLogger("conveyor.server")
@@ -32,6 +33,7 @@ BACKLOG = 2048  # uvicorn's default
 def serve_processes(state: ServerState, processes: int, reopen: Callable[[], ServerState]) -> None:
     """Serve ``state``'s port from ``processes`` forked processes until a signal (or one
     of them ends: then the others are stopped and this exits 1)."""
+    keep_nothing()  # a write in one process is not seen by the others' answers
     config = state.config
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     sock = socket.create_server((config.host, config.port), family=family, backlog=BACKLOG)

@@ -35,13 +35,19 @@ from conveyor.metadata.sql import tables as t
 from conveyor.metadata.sql.datasets import SqlDatasets
 from conveyor.metadata.sql.migrate import upgrade
 
+SQLITE_POOL = {"pool_size": 24, "max_overflow": 40}
+"""Connections kept open for a server's request threads (40 at most, plus its background
+threads): with the default 5, each request above five opened a connection (and ran its
+pragmas) and closed it again, a third of a deployment call's database time."""
+
 
 def open_repository(url: str) -> SqlRepository:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``) and migrate."""
     try:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, future=True)
+        on_file = url.startswith("sqlite:///") and ":memory:" not in url  # else no QueuePool
+        engine = sa.create_engine(url, future=True, **(SQLITE_POOL if on_file else {}))
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         upgrade(engine)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from conveyor.errors import NotFoundError, UsageError
 from conveyor.server.config import check_project_name, check_user_name
 from conveyor.server.db import tables as t
+from conveyor.server.db.recent import Recent
 
 ROLES = ("viewer", "member", "lead")
 """Each role can do what the ones before it can."""
@@ -46,6 +47,8 @@ _ACCESS = (
     )
     .where(t.tokens.c.digest == sa.bindparam("digest"))
 )
+_recent: Recent[tuple[User | None, bool, str | None]] = Recent()
+"""``access`` answers of this process, whichever ``Accounts`` wrote (``recent.py``)."""
 
 
 class Accounts:
@@ -59,6 +62,7 @@ class Accounts:
             if conn.execute(sa.select(t.projects.c.name).where(t.projects.c.name == name)).first():
                 raise UsageError(f"project {name!r} exists already")
             conn.execute(t.projects.insert().values(name=name, created_at=time.time(), settings={}))
+        _recent.forget()
 
     def project(self, name: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -93,12 +97,15 @@ class Accounts:
             assert key is not None
             user = User(int(key[0]), name, admin)
             token = self._new_token(conn, user.id)
+        _recent.forget()
         return user, token
 
     def new_token(self, name: str) -> str:
         user = self.user(name)
         with self.engine.begin() as conn:
-            return self._new_token(conn, user.id)
+            token = self._new_token(conn, user.id)
+        _recent.forget()
+        return token
 
     def _new_token(self, conn: sa.Connection, user_id: int) -> str:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -116,9 +123,11 @@ class Accounts:
         with self.engine.begin() as conn:
             # the Craft access tokens they were exchanged for go with them
             conn.execute(t.craft_tokens.delete().where(t.craft_tokens.c.parent.in_(mine)))
-            return int(
+            count = int(
                 conn.execute(t.tokens.delete().where(t.tokens.c.user_id == user.id)).rowcount
             )
+        _recent.forget()
+        return count
 
     def user(self, name: str) -> User:
         with self.engine.connect() as conn:
@@ -138,9 +147,15 @@ class Accounts:
         return None if row is None else User(row.id, row.name, row.admin)
 
     def access(self, token: str, project: str) -> tuple[User | None, bool, str | None]:
-        """In one query: the token's user, whether the project exists, the user's role."""
+        """In one query: the token's user, whether the project exists, the user's role
+        (as read in the last second, unless this process changed accounts since)."""
+        digest = token_digest(token)  # the token itself is kept nowhere
+        key = (self.engine.url, digest, project)
+        return _recent.get(key, lambda: self._access(digest, project))
+
+    def _access(self, digest: str, project: str) -> tuple[User | None, bool, str | None]:
         with self.engine.connect() as conn:
-            row = conn.execute(_ACCESS, {"project": project, "digest": token_digest(token)}).first()
+            row = conn.execute(_ACCESS, {"project": project, "digest": digest}).first()
         if row is None:
             return None, False, None
         user = User(row.id, row.name, row.admin)
@@ -159,12 +174,15 @@ class Accounts:
         with self.engine.begin() as conn:
             conn.execute(t.members.delete().where(key))
             conn.execute(t.members.insert().values(project=project, user_id=user.id, role=role))
+        _recent.forget()
 
     def revoke(self, project: str, user_name: str) -> bool:
         user = self.user(user_name)
         key = (t.members.c.project == project) & (t.members.c.user_id == user.id)
         with self.engine.begin() as conn:
-            return bool(conn.execute(t.members.delete().where(key)).rowcount)
+            done = bool(conn.execute(t.members.delete().where(key)).rowcount)
+        _recent.forget()
+        return done
 
     def role(self, user: User, project: str) -> str | None:
         if user.admin:

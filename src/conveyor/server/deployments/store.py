@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from conveyor.metadata.records import iso
 from conveyor.server.db import tables as t
+from conveyor.server.db.recent import Recent
 from conveyor.server.deployments.journal import Journal
 from conveyor.server.deployments.model import DeploymentSettings
 
@@ -80,6 +81,11 @@ def _journal(engine: sa.Engine) -> Journal:
         return found
 
 
+_recent: Recent[DeploymentRecord | None] = Recent()
+"""Records read in this process, forgotten at each write (``recent.py``): an endpoint
+call reads its deployment's record without a query."""
+
+
 def _key(project: str, name: str) -> Any:
     return (t.deployments.c.project == project) & (t.deployments.c.name == name)
 
@@ -89,6 +95,10 @@ class Deployments:
         self.engine = engine
 
     def get(self, project: str, name: str) -> DeploymentRecord | None:
+        """As read in the last second, unless this process changed a deployment since."""
+        return _recent.get((self.engine.url, project, name), lambda: self._get(project, name))
+
+    def _get(self, project: str, name: str) -> DeploymentRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(_GET, {"p": project, "n": name}).first()
         return None if row is None else DeploymentRecord.from_row(row)
@@ -111,6 +121,7 @@ class Deployments:
                 conn.execute(t.deployments.insert().values(values))
         except sa.exc.IntegrityError:
             return False
+        _recent.forget()  # an earlier "no such deployment"
         return True
 
     def change(self, project: str, name: str, **values: Any) -> bool:
@@ -122,11 +133,14 @@ class Deployments:
                 .where(_key(project, name))
                 .values(updated_at=time.time(), **values)
             ).rowcount
+        _recent.forget()  # a rotated token is refused from the next call on
         return bool(done)
 
     def delete(self, project: str, name: str) -> bool:
         with self.engine.begin() as conn:
-            return bool(conn.execute(t.deployments.delete().where(_key(project, name))).rowcount)
+            done = conn.execute(t.deployments.delete().where(_key(project, name))).rowcount
+        _recent.forget()
+        return bool(done)
 
     def following(self, project: str, ref: str) -> list[DeploymentRecord]:
         query = sa.select(t.deployments).where(
@@ -152,6 +166,7 @@ class Deployments:
                 .where(_key(project, name) & (t.deployments.c.next_at == seen))
                 .values(next_at=following)
             ).rowcount
+        _recent.forget()
         return bool(taken == 1)
 
     # executions
