@@ -21,8 +21,14 @@ Signature = tuple[int, int, int]
 _PRELOAD_BATCH = 900
 
 
+def _computed(hexdigest: str) -> Digest:
+    """A digest BLAKE3 just gave: 64 hex characters by construction, not matched again
+    (the check costs as much as reading a small file's stat)."""
+    return str.__new__(Digest, hexdigest)
+
+
 def hash_bytes(data: bytes) -> Digest:
-    return Digest(blake3.blake3(data).hexdigest())
+    return _computed(blake3.blake3(data).hexdigest())
 
 
 def signature(st: os.stat_result) -> Signature:
@@ -36,12 +42,12 @@ def hash_file(path: Path | str, size: int | None = None) -> Digest:
     if size >= _MMAP_THRESHOLD:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(path)
-        return Digest(hasher.hexdigest())
+        return _computed(hasher.hexdigest())
     hasher = blake3.blake3()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             hasher.update(chunk)
-    return Digest(hasher.hexdigest())
+    return _computed(hasher.hexdigest())
 
 
 class DigestCache:
