@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol
+from typing import IO, Literal, NamedTuple, Protocol
 
 import blake3
 
@@ -39,6 +39,7 @@ _WHOLE = 4 * 1024 * 1024  # bytes: `ingest` reads files below this size in one r
 _CHUNK = 1024 * 1024
 _OPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO swapped in does not block
 _FICLONE = 0x40049409  # Linux ioctl: share extents with another file (reflink)
+_NO_REFLINK = (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EBADF)
 CheckoutMode = Literal["copy", "link", "auto"]
 
 
@@ -215,20 +216,18 @@ class ContentStore:
         return Ingested(copied, size, executable, seen if same else None)
 
     def _copy_in(self, fd: int) -> tuple[Digest, int]:
-        """Copy an open file into the store, hashing what is written: the blob's name is
-        the digest of its content even if the file changes meanwhile."""
+        """Copy an open file into the store, hashing what was written: the blob's name
+        is the digest of its content even if the file changes meanwhile. A reflink
+        (btrfs, xfs) is a snapshot of its own, hashed after it is made."""
         tmp = self._tmp_name()
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        hasher = blake3.blake3()
-        size = 0
         try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            with open(out, "wb", closefd=True) as handle:
-                while chunk := os.read(fd, _CHUNK):
-                    hasher.update(chunk)
-                    handle.write(chunk)
-                    size += len(chunk)
-            digest = Digest(hasher.hexdigest())
+            with open(out, "wb") as handle:
+                if _reflinked(fd, out):
+                    handle.close()
+                    digest, size = hash_file(tmp), os.stat(tmp).st_size
+                else:
+                    digest, size = _copied(fd, handle)
             final = self.path_of(digest)
             self._ensure_dir(final.parent)
             os.replace(tmp, final)
@@ -459,6 +458,28 @@ def manifest_bytes(files: list[TreeEntry]) -> bytes:
     return f'{{"entries": [{body}], "kind": "tree"}}'.encode()
 
 
+def _reflinked(source: int, dest: int) -> bool:
+    try:
+        fcntl.ioctl(dest, _FICLONE, source)
+    except OSError as exc:
+        if exc.errno in _NO_REFLINK:
+            return False
+        raise
+    return True
+
+
+def _copied(fd: int, handle: IO[bytes]) -> tuple[Digest, int]:
+    """Copy ``fd`` from its start into ``handle``; the digest of what was written."""
+    hasher = blake3.blake3()
+    size = 0
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, _CHUNK):
+        hasher.update(chunk)
+        handle.write(chunk)
+        size += len(chunk)
+    return Digest(hasher.hexdigest()), size
+
+
 def _read_whole(fd: int, size: int) -> bytes:
     """A file's bytes to its end: one read when its size is still ``size`` (a short
     read of a regular file is its end), more when it grew or shrank meanwhile."""
@@ -479,12 +500,6 @@ def _clone_or_copy(source: Path | str, dest: Path) -> None:
             fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
             return
         except OSError as exc:
-            if exc.errno not in (
-                errno.EOPNOTSUPP,
-                errno.EXDEV,
-                errno.EINVAL,
-                errno.ENOTTY,
-                errno.EBADF,
-            ):
+            if exc.errno not in _NO_REFLINK:
                 raise
     shutil.copyfile(source, dest)
