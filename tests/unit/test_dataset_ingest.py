@@ -202,3 +202,8 @@ def test_a_manifest_is_the_json_it_always_was(files: dict[str, tuple[int, bool]]
 def test_directories_are_every_proper_prefix(paths: list[str]) -> None:
     expected = {"/".join(p.split("/")[:i]) for p in paths for i in range(1, len(p.split("/")))}
     assert trees.directories(paths) == expected
+
+
+def test_a_file_gone_since_it_was_listed_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"gone\.bin: cannot read it"):
+        ContentStore(tmp_path / "store").ingest(str(tmp_path / "gone.bin"))

@@ -186,13 +186,16 @@ class ContentStore:
 
         The digest is always that of the bytes stored: a file that changes while it is
         read is stored as read, and not vouched for to the cache."""
-        if known is not None:  # one stat, and no open, for a file the cache vouches for
-            st = os.stat(path)
-            vouched = signature(st) == known[0] and statmod.S_ISREG(st.st_mode)
-            if vouched and self._touch_text(known[1]):
-                executable = bool(st.st_mode & statmod.S_IXUSR)
-                return Ingested(Digest(known[1]), st.st_size, executable, None)
-        fd = os.open(path, _OPEN)
+        try:
+            if known is not None:  # one stat, and no open, for a file the cache vouches for
+                st = os.stat(path)
+                vouched = signature(st) == known[0] and statmod.S_ISREG(st.st_mode)
+                if vouched and self._touch_text(known[1]):
+                    executable = bool(st.st_mode & statmod.S_IXUSR)
+                    return Ingested(Digest(known[1]), st.st_size, executable, None)
+            fd = os.open(path, _OPEN)
+        except OSError as exc:  # gone or unreadable since it was listed
+            raise StoreError(f"{path}: cannot read it ({exc.strerror})") from None
         try:
             st = os.fstat(fd)
             if not statmod.S_ISREG(st.st_mode):
@@ -206,7 +209,7 @@ class ContentStore:
                     self._write(data, digest)
                 same = len(data) == st.st_size
                 return Ingested(digest, len(data), executable, seen if same else None)
-            digest = hash_file(path, st.st_size)  # mmap, every core
+            digest = hash_file(_opened(fd, path), st.st_size)  # mmap, every core
             if self._touch_text(digest):
                 return Ingested(digest, st.st_size, executable, seen)
             copied, size = self._copy_in(fd)
@@ -456,6 +459,12 @@ def manifest_bytes(files: list[TreeEntry]) -> bytes:
         ]
     )
     return f'{{"entries": [{body}], "kind": "tree"}}'.encode()
+
+
+def _opened(fd: int, path: str) -> str:
+    """A path to the file open as ``fd`` (Linux: even if ``path`` was replaced since)."""
+    by_fd = f"/proc/self/fd/{fd}"
+    return by_fd if os.path.exists(by_fd) else path
 
 
 def _reflinked(source: int, dest: int) -> bool:
