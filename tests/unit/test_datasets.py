@@ -160,12 +160,10 @@ def test_append_continues_the_parents_file(store: ContentStore, tmp_path: Path) 
 def test_stdin_is_stored_in_constant_memory_and_files_deduplicate(
     store: ContentStore, tmp_path: Path, photos: Path
 ) -> None:
-    from conveyor.store.cas import _UNCACHED
-
     sources = plan_sources(["-"], "log.txt", False, False)
-    stored = store_sources(store, sources, _UNCACHED, tmp_path / "scratch", None, io.BytesIO(b"A"))
+    stored = store_sources(store, sources, None, tmp_path / "scratch", None, io.BytesIO(b"A"))
     again = store_sources(
-        store, plan_sources([str(photos / "a.png")], "", False, False), _UNCACHED, tmp_path
+        store, plan_sources([str(photos / "a.png")], "", False, False), None, tmp_path
     )
     assert stored.entries[0][1].digest == again.entries[0][1].digest  # same content, one blob
     assert sum(1 for _ in store.iter_digests()) == 1

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from conveyor.domain.types import Digest
 from conveyor.errors import StoreError
-from conveyor.store.cas import _UNCACHED, CheckoutMode, ContentStore, Digests
-from conveyor.store.hashing import hash_file
+from conveyor.store.cas import _UNCACHED, CheckoutMode, ContentStore, Digests, Ingested
+from conveyor.store.hashing import Signature, hash_file
 from conveyor.store.objects import ObjectStore
 
 UPLOADERS = 8
@@ -98,6 +98,11 @@ class CachedStore(ContentStore):
         digest, size = super().put_file(source, digests)
         self._push(digest)
         return digest, size
+
+    def ingest(self, path: str, known: tuple[Signature, str] | None = None) -> Ingested:
+        stored = super().ingest(path, known)
+        self._push(stored.digest)
+        return stored
 
     def put_tree(
         self, directory: Path, digests: Digests = _UNCACHED, boundary: Path | None = None

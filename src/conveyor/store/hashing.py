@@ -15,12 +15,24 @@ from conveyor.domain.types import Digest
 # below this size one read beats mmap + threads
 _MMAP_THRESHOLD = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
+Signature = tuple[int, int, int]
+"""What the cache compares before trusting a row: a file's (size, mtime_ns, inode)."""
 # paths per query of `preload` (SQLite allows 32,766 variables since 3.32; 999 before)
 _PRELOAD_BATCH = 900
 
 
+def _computed(hexdigest: str) -> Digest:
+    """A digest BLAKE3 just gave: 64 hex characters by construction, not matched again
+    (the check costs as much as reading a small file's stat)."""
+    return str.__new__(Digest, hexdigest)
+
+
 def hash_bytes(data: bytes) -> Digest:
-    return Digest(blake3.blake3(data).hexdigest())
+    return _computed(blake3.blake3(data).hexdigest())
+
+
+def signature(st: os.stat_result) -> Signature:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def hash_file(path: Path | str, size: int | None = None) -> Digest:
@@ -30,12 +42,12 @@ def hash_file(path: Path | str, size: int | None = None) -> Digest:
     if size >= _MMAP_THRESHOLD:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(path)
-        return Digest(hasher.hexdigest())
+        return _computed(hasher.hexdigest())
     hasher = blake3.blake3()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             hasher.update(chunk)
-    return Digest(hasher.hexdigest())
+    return _computed(hasher.hexdigest())
 
 
 class DigestCache:
@@ -107,6 +119,26 @@ class DigestCache:
                     chunk,
                 ):
                     self._read[path] = (row[0], row[1], row[2], row[3])
+
+    def known(self, paths: Iterable[str]) -> dict[str, tuple[Signature, str]]:
+        """The rows of many paths at once (a put's files), by path: (signature, digest).
+        The caller compares each signature with its file's stat before trusting it."""
+        keys = list(paths)
+        self.preload(keys)
+        with self._lock:
+            found: dict[str, tuple[Signature, str]] = {}
+            for key in keys:
+                pending = self._pending.get(key)
+                row = pending[1:] if pending is not None else self._read.get(key)
+                if row is not None:
+                    found[key] = ((row[0], row[1], row[2]), row[3])
+            return found
+
+    def remember_many(self, rows: Iterable[tuple[str, Signature, str]]) -> None:
+        """Record many digests read under the given signatures (one lock, one batch)."""
+        with self._lock:
+            for key, (size, mtime_ns, inode), digest in rows:
+                self._pending[key] = (key, size, mtime_ns, inode, digest)
 
     def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
         """Record a digest computed elsewhere (e.g. while storing the file)."""

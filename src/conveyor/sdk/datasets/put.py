@@ -23,13 +23,15 @@ from typing import IO
 
 from conveyor.errors import UsageError
 from conveyor.sdk.datasets.refs import MAX_PATH, check_path
-from conveyor.store.cas import ContentStore, Digests, TreeEntry
+from conveyor.store.cas import ContentStore, TreeEntry
+from conveyor.store.hashing import DigestCache, Signature
 
 Progress = Callable[[int, int, int], None]
 """(files stored, files in the put, bytes stored)"""
 STDIN = "-"
 _THREADS = 4  # file reads overlap hashing; the hash of a large file uses every core
 _BATCH = 64  # files per task given to a thread
+_Row = tuple[str, Signature, str]  # a digest cache row: path, signature, digest
 
 
 @dataclass(frozen=True)
@@ -122,36 +124,46 @@ class Stored:
 def store_sources(
     store: ContentStore,
     sources: list[Source],
-    digests: Digests | None,
+    digests: DigestCache | None,
     scratch: Path,
     progress: Progress | None = None,
     stdin: IO[bytes] | None = None,
 ) -> Stored:
     """Store every source's content (already stored content costs its hashing only;
     ``digests``: the cache of files' digests, None for files that are not the user's,
-    such as a request's scratch files, whose paths come back with other content)."""
+    such as a request's scratch files, whose paths come back with other content).
+
+    Files go to a pool of threads in batches: each is opened, stat'ed and read once
+    (:meth:`ContentStore.ingest`), BLAKE3 hashing them with the GIL released, so the
+    cores hash side by side. The cache's rows are read before in a few queries, and
+    the digests read are written back in one batch, by the caller's ``flush``."""
     total = len(sources)
-    done = stored_bytes = 0
+    known = digests.known(s.file for s in sources if s.file is not None) if digests else {}
 
-    def one(source: Source) -> tuple[str, TreeEntry]:
-        if source.file is None:
-            return source.target, _from_stream(store, stdin or sys.stdin.buffer, scratch, source)
-        if digests is None:
-            digest, size = store.put_file(source.file)
-        else:
-            digest, size = store.put_file(source.file, digests)
-        executable = bool(os.stat(source.file).st_mode & statmod.S_IXUSR)
-        return source.target, TreeEntry(source.target, digest, size, executable)
-
-    def batch(part: list[Source]) -> list[tuple[str, TreeEntry]]:
-        return [one(source) for source in part]
+    def batch(part: list[Source]) -> tuple[list[tuple[str, TreeEntry]], list[_Row]]:
+        entries: list[tuple[str, TreeEntry]] = []
+        rows: list[_Row] = []
+        for source in part:
+            file = source.file
+            if file is None:
+                entry = _from_stream(store, stdin or sys.stdin.buffer, scratch, source)
+                entries.append((source.target, entry))
+                continue
+            got = store.ingest(file, known.get(file))
+            entries.append((source.target, TreeEntry(source.target, *got[:3])))
+            if got.read is not None:
+                rows.append((file, got.read, got.digest))
+        return entries, rows
 
     # batches, not files, go to the threads: a future per small file costs more than it
     batches = [sources[i : i + _BATCH] for i in range(0, total, _BATCH)]
     entries: list[tuple[str, TreeEntry]] = []
+    done = stored_bytes = 0
     with ThreadPoolExecutor(_THREADS) as pool:
-        for part in pool.map(batch, batches):
+        for part, rows in pool.map(batch, batches):
             entries.extend(part)
+            if digests is not None and rows:
+                digests.remember_many(rows)
             done += len(part)
             stored_bytes += sum(entry.size for _, entry in part)
             if progress is not None:

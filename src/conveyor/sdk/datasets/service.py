@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -17,7 +18,14 @@ from conveyor.errors import ConcurrencyError, NotFoundError, UsageError
 from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
 from conveyor.metadata.repository import DatasetRepository
 from conveyor.sdk.datasets import trees
-from conveyor.sdk.datasets.put import Progress, Source, merged, plan_sources, store_sources
+from conveyor.sdk.datasets.put import (
+    Progress,
+    Source,
+    Stored,
+    merged,
+    plan_sources,
+    store_sources,
+)
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
 from conveyor.sdk.project import Project
 from conveyor.store.cas import TreeEntry
@@ -192,8 +200,21 @@ class Datasets:
         try:
             digests = project.digests if cached else None
             stored = store_sources(project.store, planned, digests, self._scratch, progress, stdin)
-        finally:
+        except BaseException:
             project.digests.flush()
+            raise
+        # the digests read are written while the commit is made (SQLite lets go of the
+        # GIL); the cache only ever saves reads, so a crash before it lands costs nothing
+        with ThreadPoolExecutor(1, "conveyor-digests") as writer:
+            flushed = writer.submit(project.digests.flush)
+            commit = self._commit_put(ref, branch, stored, message, append)
+            flushed.result()
+        return commit
+
+    def _commit_put(
+        self, ref: DatasetRef, branch: str, stored: Stored, message: str, append: bool
+    ) -> DatasetCommitRecord:
+        project = self.project
         for _ in range(_RETRIES):
             parent = self.records.dataset_branches(ref.dataset).get(branch)
             head = self.records.dataset_commit(ref.dataset, parent) if parent else None

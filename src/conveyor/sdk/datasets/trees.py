@@ -38,9 +38,10 @@ def directories(files: Iterable[str]) -> set[str]:
     """Every directory the files imply (not the root)."""
     found: set[str] = set()
     for path in files:
-        parts = path.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            found.add("/".join(parts[:i]))
+        parent = path.rpartition("/")[0]
+        while parent and parent not in found:  # its own parents are in already
+            found.add(parent)
+            parent = parent.rpartition("/")[0]
     return found
 
 
