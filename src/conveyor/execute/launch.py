@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from conveyor.domain.conditions import RunFacts
+from conveyor.domain.jsontext import TextDict
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.actionstate import ActionState
 from conveyor.execute.placement import Placement
@@ -19,7 +20,7 @@ from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
 from conveyor.executors.base import Handle, Invocation
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
-from conveyor.plan.fingerprint import fingerprint, step_parts
+from conveyor.plan.fingerprint import keyed, step_parts
 from conveyor.plan.model import StepPlan
 
 if TYPE_CHECKING:
@@ -200,7 +201,8 @@ class Launcher:
             secret_key=self.options.secret_key,
             failed_so_far=placed.failed_so_far,
         )
-        return Prepared(placement, inputs, parts, fingerprint(parts), placed.failed_so_far)
+        key, text = keyed(parts)
+        return Prepared(placement, inputs, TextDict(parts, text), key, placed.failed_so_far)
 
     def log_path(self, step: StepPlan, attempt: int) -> Path:
         """The step's log; a retry appends to it under a marker line."""
