@@ -1059,7 +1059,7 @@ def test_a_cache_hit_row_is_written_from_the_texts_it_carries(repo: MetadataRepo
     """A cache hit repeats its fingerprint's canonical text and its entry's outputs as read:
     the row holds what they encode, on both implementations, and it reads back as plain
     values equal to the record."""
-    from conveyor.domain.jsontext import TextDict, TextList, json_text
+    from conveyor.domain.jsonshape import TextDict, TextList, json_text
     from conveyor.execute.steprecords import served
     from conveyor.plan.fingerprint import keyed
 

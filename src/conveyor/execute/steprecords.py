@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conveyor.domain.jsontext import TextList, json_text
+from conveyor.domain.jsonshape import TextList, json_text
 from conveyor.domain.states import StepStatus
 from conveyor.execute.events import Skip
 from conveyor.metadata.records import CacheEntry, StepRunRecord

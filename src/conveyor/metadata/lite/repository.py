@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from conveyor.domain.jsontext import TextTuple, json_text
+from conveyor.domain.jsonshape import TextTuple, json_text
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.lite.connect import (
