@@ -438,7 +438,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ref-venv",
         type=Path,
         default=toolmod.DEFAULT_REF_VENV,
-        help="virtual environment holding snakemake and dvc (default: bench/.venv-ref)",
+        help="virtual environment holding snakemake and dvc "
+        "(default: ~/.cache/conveyor/oracles/bench-ref)",
     )
     parser.add_argument(
         "--no-install",

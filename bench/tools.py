@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-DEFAULT_REF_VENV = BENCH_DIR / ".venv-ref"
+DEFAULT_REF_VENV = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "conveyor"
+    / "oracles"
+    / "bench-ref"
+)
+"""Where snakemake and dvc live: beside the other oracle tools, never in Conveyor's venv."""
 REF_PACKAGES = ("snakemake", "dvc")
 INSTALL_TIMEOUT = 300.0  # seconds: past this the reference tools are skipped
 

@@ -37,19 +37,22 @@ jobs:
         outputs: [out/b.txt]
 """
 
-# How many modules a no-op run imports: 207 today (the container code, images, their names
+# How many modules a no-op run imports: 206 today (the local executor is made when a
+# step first runs: executors.base, local and sandbox left; its settings' reader joined);
+# 207 before (the container code, images, their names
 # and the executor wrapper, loads only for a step with an image); 210 before (the dataset
 # records' module left the run path and `gc` joined it: the CLI sets its collector's thresholds); 215 before `secrets`,
 # `hmac`, `base64`, `binascii`, `struct` left the run path; 230 before the CLI loaded one
 # command module and the run path left socket, getpass, tomllib and concurrent.futures
 # unloaded; 401 with SQLAlchemy). Not a timing: a new package on the run path shows here first.
-MODULE_BUDGET = 207
+MODULE_BUDGET = 206
 # Methods ``dataclasses`` generates (each one source text parsed and compiled, in every
-# process) while a no-op run builds its classes: 98 today (the step plan and the settings
+# process) while a no-op run builds its classes: 90 today (the executor contract's
+# ``Invocation`` loads with the first step that runs); 98 before (the step plan and the settings
 # compare, hash and print through domain.types.FieldValues); 110 before, 324 before the scheduler's
 # events, the executor contract's results and the records that need no defaults became
 # named tuples (one generated ``__new__`` each instead of up to six methods).
-DATACLASS_METHOD_BUDGET = 98
+DATACLASS_METHOD_BUDGET = 90
 _COUNT_DATACLASS_METHODS = """\
 import atexit, dataclasses, sys
 made = [0]
@@ -222,6 +225,20 @@ def test_a_no_op_run_leaves_the_container_code_unloaded(project: tuple[Repo, Pat
         "conveyor.execute.contained",
     }
     assert sorted(set(imports(repo, pycache, "run")) & container_code) == []
+
+
+def test_a_no_op_run_leaves_the_executor_modules_unloaded(
+    project: tuple[Repo, Path, str],
+) -> None:
+    """No step runs: the local executor (and its sandbox, the executor contract's
+    classes) is never made; its settings were read without it."""
+    repo, pycache, _ = project
+    executor_code = {
+        "conveyor.executors.base",
+        "conveyor.executors.local",
+        "conveyor.executors.sandbox",
+    }
+    assert sorted(set(imports(repo, pycache, "run")) & executor_code) == []
 
 
 @pytest.mark.skipif(

@@ -1066,3 +1066,63 @@ def test_a_sqlite_file_keeps_a_connection_per_concurrent_request(db_path: Path) 
         for conn in held:
             conn.close()
     assert 1 <= len(opened) <= 20
+
+
+def test_a_cache_hit_row_is_written_from_the_texts_it_carries(repo: MetadataRepository) -> None:
+    """A cache hit repeats its fingerprint's canonical text and its entry's outputs as read:
+    the row holds what they encode, on both implementations, and it reads back as plain
+    values equal to the record."""
+    from conveyor.domain.jsonshape import TextDict, TextList, json_text
+    from conveyor.execute.steprecords import served
+    from conveyor.plan.fingerprint import keyed
+
+    outputs = (OutputRecord("a.csv", D1, "file", 4), OutputRecord("m", D2, "tree", 9))
+    first = WriteBatch()
+    first.cache_entries.append(CacheEntry(D3, "a.s", "r0", outputs))
+    repo.write(first)
+    entry = repo.cache_entries(["a.s"])[D3]
+    assert entry == CacheEntry(D3, "a.s", "r0", outputs)
+    parts = {"version": 2, "inputs": {"b.txt": D4, "a.txt": D1}, "outputs": ["a.csv", "m"]}
+    key, text = keyed(parts)
+    record = step_run("r1", "a.s", status=StepStatus.RUNNING, fingerprint=key)
+    record.parts = TextDict(parts, text)
+    served(record, entry)
+    if isinstance(repo, LiteRepository):  # it keeps the text it read and hands it on
+        assert isinstance(record.outputs, TextList) and json_text(record.outputs)
+    repo.create_run(run("r1", 1.0))
+    batch = WriteBatch()
+    batch.put_step_run(record)
+    repo.write(batch)
+    [row] = repo.step_runs("r1")
+    assert row == dataclasses.replace(record, parts=parts, outputs=list(outputs))
+    assert type(row.parts) is dict and type(row.outputs) is list
+
+
+def test_the_stdlib_step_row_is_rows_step_row_encoded() -> None:
+    """The stdlib repository builds a step run's row as a tuple; it must say what the
+    shared ``step_row`` says, column by column."""
+    import json
+
+    from conveyor.metadata.lite import repository as lite
+    from conveyor.metadata.rows import step_row
+
+    record = step_run(
+        "r1",
+        "a.s",
+        fingerprint=D3,
+        cached=True,
+        cached_from="r0",
+        exit_code=0,
+        attempt=2,
+        started_at=1.5,
+        ended_at=2.5,
+        log_path="x.log",
+        command="echo",
+        parts={"x": [1]},
+        outputs=[OutputRecord("a.csv", D1, "file", 4)],
+        error="e",
+    )
+    row = step_row(record)
+    expected = tuple(json.dumps(v) if k in ("parts", "outputs") else v for k, v in row.items())
+    assert tuple(row) == lite._STEP_COLUMNS
+    assert lite._step_values(record) == expected

@@ -15,8 +15,6 @@ field and never evaluated; they are fixed before the plan is compiled, so a valu
 into a step joins that step's fingerprint.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any

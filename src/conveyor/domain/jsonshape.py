@@ -17,13 +17,11 @@ first used (a no-op run only reads plans; a reader fills the object's dictionary
 have room for).
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 Convert = Callable[[Any], Any]
@@ -59,7 +57,7 @@ class JsonShape:
 
 _ENCODERS: dict[type, Convert] = {}
 _DECODERS: dict[type, Convert] = {}
-_FOUND: dict[type, tuple[_Field, ...]] = {}
+_FOUND: dict[type, tuple["_Field", ...]] = {}
 
 
 def encode(obj: Any) -> dict[str, Any]:
@@ -415,3 +413,51 @@ def _kinds(hint: Any) -> frozenset[type] | None:
     if hint is Any:
         return frozenset({str, int, float, bool, type(None), list, dict})
     return None
+
+
+# -- JSON values that carry the text they were encoded as ------------------------------
+# A cache hit's records row repeats what the run already encoded: its fingerprint's parts
+# (the canonical text the key digests) and its cache entry's outputs (the text read from
+# the records). A repository that stores JSON columns as text writes ``text`` as it is;
+# any other reader sees a plain dict, list or tuple. None is changed after it is made
+# (nothing edits a record's parts or outputs in place: they are replaced whole). A copy
+# made without the text (``dataclasses.asdict``, ``copy``) carries none and is encoded.
+
+
+class TextDict(dict[str, Any]):
+    """A JSON object and its text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: Mapping[str, Any] | None = None, text: str | None = None) -> None:
+        super().__init__(value or {})
+        self.text = text
+
+
+class TextList(list[Any]):
+    """A JSON array (of values that encode as themselves or by ``to_json``) and its text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, value: Iterable[Any] = (), text: str | None = None) -> None:
+        super().__init__(value)
+        self.text = text
+
+
+class TextTuple(tuple[Any, ...]):
+    """A JSON array as a tuple (a cache entry's outputs) and its text."""
+
+    text: str | None
+
+    def __new__(cls, value: Iterable[Any] = (), text: str | None = None) -> "TextTuple":
+        made = super().__new__(cls, value)
+        made.text = text
+        return made
+
+
+_CARRIERS = (TextDict, TextList, TextTuple)
+
+
+def json_text(value: object) -> str | None:
+    """The text ``value`` carries, if it is one of these."""
+    return value.text if type(value) in _CARRIERS else None  # type: ignore[attr-defined]

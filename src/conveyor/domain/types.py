@@ -1,7 +1,5 @@
 """Small immutable value types."""
 
-from __future__ import annotations
-
 import dataclasses
 import re
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ class Digest(str):
 
     __slots__ = ()
 
-    def __new__(cls, value: str) -> Digest:
+    def __new__(cls, value: str) -> "Digest":
         if not _DIGEST.match(value):
             raise ValueError(f"not a BLAKE3 hex digest: {value!r}")
         return super().__new__(cls, value)

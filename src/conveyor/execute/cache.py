@@ -7,8 +7,6 @@ holds other outputs than the step declares), ``outputs-gone`` (a blob was collec
 lost, or the workspace refused the restore).
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from typing import NamedTuple
 

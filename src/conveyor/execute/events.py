@@ -3,8 +3,6 @@
 Named tuples, not dataclasses: immutable, compared and printed the same, and built without
 the generated methods each frozen dataclass compiles at import (six per class)."""
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 from conveyor.domain.states import RunStatus, StepStatus

@@ -7,8 +7,6 @@ place that talks to executors, the scheduler, the records and the reporter. Work
 few small files is done in the loop itself: a thread hop would cost more than it saves.
 """
 
-from __future__ import annotations
-
 import queue
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import Completion, Executor, Handle
 from conveyor.metadata.records import StepRunRecord
 from conveyor.plan.model import StepPlan
+
+if TYPE_CHECKING:  # types only: a no-op run loads no executor module
+    from conveyor.executors.base import Completion, Executor, Handle
 
 
 @dataclass(eq=False)  # a holder of services, never compared

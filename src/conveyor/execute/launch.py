@@ -1,8 +1,6 @@
 """What a step needs before it is served from the cache or submitted: where it runs, its
 inputs' digests and its fingerprint; then the invocation an executor receives."""
 
-from __future__ import annotations
-
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -11,19 +9,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from conveyor.domain.conditions import RunFacts
+from conveyor.domain.jsonshape import TextDict
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.actionstate import ActionState
 from conveyor.execute.placement import Placement
 from conveyor.execute.runinfo import run_environment
 from conveyor.execute.stepenv import step_environment
 from conveyor.execute.workspace import MissingInputError, Workspace
-from conveyor.executors.base import Handle, Invocation
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord
-from conveyor.plan.fingerprint import fingerprint, step_parts
+from conveyor.plan.fingerprint import keyed, step_parts
 from conveyor.plan.model import StepPlan
 
 if TYPE_CHECKING:
     from conveyor.execute.images import ContainerRuntime
+    from conveyor.executors.base import Handle, Invocation
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=,\[\]-]")
 DATATORCH_API = str(Path(__file__).resolve().parents[1] / "plugins" / "datatorch_api")
@@ -45,7 +44,7 @@ class RunOptions:
     """Secret name -> value, resolved by the caller; never recorded."""
     secret_key: bytes = b""
     """The project's key for the HMACs that put secret values into fingerprints."""
-    runtime: ContainerRuntime | None = None
+    runtime: "ContainerRuntime | None" = None
     """Where image steps run (``[containers] runtime``); None: no runtime here."""
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Set for every step but not part of any fingerprint (a server's secrets)."""
@@ -200,7 +199,8 @@ class Launcher:
             secret_key=self.options.secret_key,
             failed_so_far=placed.failed_so_far,
         )
-        return Prepared(placement, inputs, parts, fingerprint(parts), placed.failed_so_far)
+        key, text = keyed(parts)
+        return Prepared(placement, inputs, TextDict(parts, text), key, placed.failed_so_far)
 
     def log_path(self, step: StepPlan, attempt: int) -> Path:
         """The step's log; a retry appends to it under a marker line."""
@@ -216,10 +216,12 @@ class Launcher:
         attempt: int,
         prepared: Prepared,
         log_path: Path,
-    ) -> Invocation:
+    ) -> "Invocation":
         env = self._env(step, attempt, prepared.failed_so_far)
         placement = prepared.placement
         image_id = placement.image_id if self.options.runtime is not None else None
+        from conveyor.executors.base import Invocation  # a step runs: lean no-op runs
+
         return Invocation(
             key=f"{self.run.id}/{step.id}/{attempt}",
             command=placement.command,
@@ -266,7 +268,7 @@ class Launcher:
         self,
         step: StepPlan,
         attempt: int,
-        handle: Handle,
+        handle: "Handle",
         executor: str,
         miss: str,
         prepared: Prepared,

@@ -1,8 +1,6 @@
 """Where one step runs (its own command, a plugin's, the host's fallback or a container):
 a module of its own so a run whose steps name no image never loads the container code."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -26,7 +24,7 @@ class Placement(NamedTuple):
             return f"container {self.image_id}"
         return self.where  # None: keys of steps without an image stay as they were
 
-    def provenance(self, step: StepPlan, runtime: str | None) -> dict[str, object]:
+    def provenance(self, step: "StepPlan", runtime: str | None) -> dict[str, object]:
         """What the step-started event records: the image, where it ran (``host``,
         ``plugin``, or ``runtime``, the runtime's label: ``podman``, ``docker@unix:///...``)
         and its ID."""

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.domain.tracking import tracking_path
@@ -39,11 +40,13 @@ from conveyor.execute.launch import Launcher, Prepared, Refused, RunOptions
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.scheduler import Scheduler
 from conveyor.execute.workspace import Workspace
-from conveyor.executors.base import Completion, Executor, Handle, starts_containers
 from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.plan.actions import BadOutput
 from conveyor.plan.model import ExecutionPlan, StepPlan
+
+if TYPE_CHECKING:  # types only: a no-op run loads no executor module
+    from conveyor.executors.base import Completion, Executor, Handle
 
 __all__ = ["RunOptions", "Runner"]
 
@@ -106,7 +109,8 @@ class Runner:
             log_dir,
             options,
             default_executor,
-            lambda name: starts_containers(self.executors[name]),
+            # executors.base.starts_containers, without loading that module
+            lambda name: bool(getattr(self.executors[name], "starts_containers", False)),
         )
         self._kept: set[str] = set()
         self._files = FileWork()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from conveyor.domain.jsonshape import TextList, json_text
 from conveyor.domain.states import StepStatus
 from conveyor.execute.events import Skip
 from conveyor.metadata.records import CacheEntry, StepRunRecord
@@ -32,7 +33,8 @@ def served(record: StepRunRecord, entry: CacheEntry) -> None:
     record.attempt = 0
     record.ended_at = record.started_at
     record.exit_code = 0
-    record.outputs = list(entry.outputs)
+    text = json_text(entry.outputs)  # the entry's text as read: written again as it is
+    record.outputs = list(entry.outputs) if text is None else TextList(entry.outputs, text)
 
 
 def skipped(run_id: str, step: StepPlan, decision: Skip) -> StepRunRecord:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.executors.base import Capacity, Completion, Handle, Invocation, Recovered
+from conveyor.executors.local_settings import local_settings
 from conveyor.executors.sandbox import Sandbox
 
 SHELL = ("/bin/sh", "-e", "-c")
@@ -38,11 +39,11 @@ class LocalExecutor:
     """Its shell text runs on this machine, where the container runtime is."""
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = settings or {}
-        self.grace = float(settings.get("grace_seconds", 5.0))
-        self.default_parallelism = int(settings.get("parallelism", 0)) or os.cpu_count() or 1
+        read = local_settings(settings)
+        self.grace = read.grace
+        self.default_parallelism = read.parallelism
         # a server's steps run in a sandbox (see executors.sandbox); a laptop's do not
-        self.sandbox = Sandbox.from_setting(settings.get("sandbox"))
+        self.sandbox = Sandbox.from_setting(read.sandbox)
         self._children: dict[str, _Child] = {}
         self._log_dirs: set[Path] = set()
 

@@ -1,7 +1,5 @@
 """What is persisted about runs (``*Record`` in the glossary). Times are epoch seconds."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple

@@ -134,8 +134,14 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 
 
 def fingerprint(parts: Mapping[str, Any]) -> str:
+    return keyed(parts)[0]
+
+
+def keyed(parts: Mapping[str, Any]) -> tuple[str, str]:
+    """The fingerprint and the canonical JSON text it digests (the records keep that text
+    as the step run's parts instead of encoding them again)."""
     canonical = _CANONICAL.encode(parts)
-    return blake3.blake3(canonical.encode()).hexdigest()
+    return blake3.blake3(canonical.encode()).hexdigest(), canonical
 
 
 def explain_change(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:

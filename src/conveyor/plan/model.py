@@ -3,8 +3,6 @@
 Its JSON shape is declared on the fields (:mod:`conveyor.domain.jsonshape`): fields of
 foreign formats are printed only when set, so native plans read as they always did."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from typing import Any
 

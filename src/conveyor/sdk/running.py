@@ -20,8 +20,7 @@ from conveyor.errors import ExecutorError, NotFoundError, UsageError
 from conveyor.execute.reporting import Reporter, SilentReporter
 from conveyor.execute.runner import Runner, RunOptions
 from conveyor.execute.workspace import Workspace
-from conveyor.executors.base import Executor, Handle
-from conveyor.executors.registry import load_executor
+from conveyor.executors.registry import run_executor
 from conveyor.metadata.records import EventRecord, RunRecord
 from conveyor.metadata.repository import WriteBatch
 from conveyor.plan.model import ExecutionPlan
@@ -34,6 +33,7 @@ from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
 if TYPE_CHECKING:
     from conveyor.execute.images import ContainerRuntime
     from conveyor.execute.services import RunningServices
+    from conveyor.executors.base import Executor, Handle
     from conveyor.sdk.datasets.checkouts import CheckedOut
 
 
@@ -382,7 +382,7 @@ def _load_executors(
     loaded: dict[str, Executor] = {}
     try:
         for name in sorted(names):
-            loaded[name] = given[name] if name in given else load_executor(name, settings.get(name))
+            loaded[name] = given[name] if name in given else run_executor(name, settings.get(name))
     except BaseException:
         for name, executor in loaded.items():  # the caller closes only what it gave
             if name not in given:

@@ -1,7 +1,5 @@
 """Project settings from ``.conveyor/config.toml`` (chosen once by the project lead)."""
 
-from __future__ import annotations
-
 import math
 import re
 from dataclasses import dataclass, field
@@ -45,7 +43,7 @@ class ContainerSettings:
     """``HOST[:PORT]`` of the image registry `conveyor pipeline ci --push` pushes to."""
 
     @staticmethod
-    def parse(path: Path, data: object) -> ContainerSettings:
+    def parse(path: Path, data: object) -> "ContainerSettings":
         if not isinstance(data, dict):
             raise ProjectError(f"{path}: [containers] must be a table")
         known = {
@@ -123,7 +121,7 @@ class RetentionPolicy(NamedTuple):
         return self.keep_last is None and self.keep_days is None and not self.keep_branches
 
     @staticmethod
-    def parse(where: str, data: object) -> RetentionPolicy:
+    def parse(where: str, data: object) -> "RetentionPolicy":
         """From a ``[retention]`` table (or a server project's ``retention`` setting)."""
         if not isinstance(data, dict):
             raise ProjectError(f"{where}: [retention] must be a table")
@@ -186,7 +184,7 @@ class Settings(FieldValues):
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @staticmethod
-    def load(conveyor_dir: Path) -> Settings:
+    def load(conveyor_dir: Path) -> "Settings":
         path = conveyor_dir / CONFIG_NAME
         if not path.is_file():
             return Settings()

@@ -10,8 +10,6 @@ stored as links, never followed: one that dangles, or (given a boundary) resolve
 outside it, is refused, and so is anything that is not a file, link or directory.
 """
 
-from __future__ import annotations
-
 import contextlib
 import errno
 import fcntl

@@ -6,8 +6,6 @@ Every value that comes from a user, a file or a request is data: it goes after `
 stdin closed, so it can never wait for a prompt.
 """
 
-from __future__ import annotations
-
 import contextlib
 import fcntl
 import os

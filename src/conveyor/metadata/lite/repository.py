@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conveyor.domain.jsonshape import TextTuple, json_text
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import MetadataError
 from conveyor.metadata.lite.connect import (
@@ -52,7 +53,7 @@ _STEP_COLUMNS = tuple(step_row(StepRunRecord("", "", "", StepStatus.QUEUED)))  #
 _STEP_KEYS = ("run_id", "step_id")
 _UPSERT_STEP = (
     f"INSERT INTO step_runs ({', '.join(_STEP_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _STEP_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _STEP_COLUMNS)}) "
     "ON CONFLICT (run_id, step_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _STEP_COLUMNS if c not in _STEP_KEYS)
 )
@@ -97,8 +98,41 @@ def _empty(path: Path) -> bool:
 
 
 def _encoded(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON columns as SQLAlchemy's ``sa.JSON`` stores them on SQLite: ``json.dumps``."""
-    return {k: json.dumps(v) if k in JSON_COLUMNS else v for k, v in row.items()}
+    """JSON columns as SQLAlchemy's ``sa.JSON`` stores them on SQLite: ``json.dumps``
+    (a value that carries its JSON text, ``domain/jsontext.py``, is not encoded again)."""
+    return {k: _json(v) if k in JSON_COLUMNS else v for k, v in row.items()}
+
+
+def _json(value: Any) -> str:
+    text = json_text(value)
+    return json.dumps(value) if text is None else text
+
+
+def _step_values(r: StepRunRecord) -> tuple[Any, ...]:
+    """``step_row(r)`` encoded, as a tuple in its column order, without the dictionaries:
+    one per step of a run (a test holds the two equal)."""
+    outputs = r.outputs
+    text = json_text(outputs)
+    if text is None:
+        text = json.dumps([o.to_json() for o in outputs])
+    return (
+        r.run_id,
+        r.step_id,
+        r.job,
+        str(r.status),
+        r.fingerprint,
+        r.cached,
+        r.cached_from,
+        r.exit_code,
+        r.attempt,
+        r.started_at,
+        r.ended_at,
+        r.log_path,
+        r.command,
+        _json(r.parts),
+        text,
+        r.error,
+    )
 
 
 class LiteRepository(LiteDatasets):
@@ -157,7 +191,7 @@ class LiteRepository(LiteDatasets):
         if not batch:
             return
         steps = list(batch.step_runs.values())
-        step_rows = [_encoded(step_row(r)) for r in steps]
+        step_rows = [_step_values(r) for r in steps]
         cache_rows = [
             (e.fingerprint, e.step_id, e.run_id, json.dumps([o.to_json() for o in e.outputs]))
             for e in batch.cache_entries
@@ -341,8 +375,13 @@ class LiteRepository(LiteDatasets):
         for start in range(0, len(wanted), 900):  # stay under bound-parameter limits
             chunk = wanted[start : start + 900]
             marks = ", ".join("?" * len(chunk))
-            for row in self._rows(f"SELECT * FROM cache_entries WHERE step_id IN ({marks})", chunk):
-                outputs = tuple(output(o) for o in row["outputs"])
+            for row in self._rows(
+                "SELECT fingerprint, step_id, run_id, outputs AS outputs_text "
+                f"FROM cache_entries WHERE step_id IN ({marks})",
+                chunk,
+            ):
+                text = row["outputs_text"]  # kept: a cache hit's records row repeats it
+                outputs = TextTuple((output(o) for o in json.loads(text)), text)
                 key = row["fingerprint"]
                 result[key] = CacheEntry(key, row["step_id"], row["run_id"], outputs)
         return result
