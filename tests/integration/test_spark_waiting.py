@@ -141,7 +141,8 @@ def test_queued_steps_fail_when_the_only_worker_stops(
     # registration of the first executor is the start grace's, not this limit's)
     repo.write(
         ".conveyor/config.toml",
-        f'[executors.spark]\nmaster = "{private_cluster.url}"\nno_capacity_timeout = 10\n',
+        f'[executors.spark]\nmaster = "{private_cluster.url}"\nno_capacity_timeout = 10\n'
+        "start_timeout = 180\n",  # a loaded machine: the context start is not under test
     )
     step = f'touch "{marks}/$CONVEYOR_STEP_ID"; sleep 240'
     repo.pipeline(
