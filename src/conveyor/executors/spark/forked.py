@@ -170,15 +170,21 @@ class Child:
         send(self.control, {"call": call, "work": work, "env": env, "scratch": scratch})
         return Turn(self)
 
+    def living(self) -> bool:
+        """Whether it is still there (a datum's thread may end it between datums)."""
+        if self.alive and os.waitpid(self.pid, os.WNOHANG)[0]:
+            self.alive = False
+        return self.alive
+
     def stop(self) -> None:
-        """End the child (its loop ends when the socket closes) and what it left behind."""
+        """End the child, idle between datums, and what a datum left in its group."""
         self.control.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
         if self.alive:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
             self.alive = False
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)  # processes a datum left in its group
         os.close(self.watch)
 
 
@@ -266,6 +272,10 @@ def _serve_child(control_fd: int, watch: int) -> None:  # pragma: no cover - in 
         os._exit(code)
 
 
+_COMPILED: dict[str, Any] = {}
+"""The runner's code, compiled once per child (every datum of a step runs the same)."""
+
+
 def _one_datum(  # pragma: no cover - runs in the child
     order: dict[str, Any], out: int, streams: tuple[TextIO, TextIO]
 ) -> tuple[int, bool]:
@@ -284,7 +294,9 @@ def _one_datum(  # pragma: no cover - runs in the child
         os.environ.update(order["env"])
         sys.stdout, sys.stderr = streams
         sys.argv = ["-c", *call[1:]]
-        exec(compile(call[0], "<string>", "exec"), {"__name__": "__main__"})
+        if call[0] not in _COMPILED:
+            _COMPILED[call[0]] = compile(call[0], "<string>", "exec")
+        exec(_COMPILED[call[0]], {"__name__": "__main__"})
         code = 0
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):

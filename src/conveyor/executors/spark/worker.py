@@ -140,12 +140,15 @@ class _Children:
         self._sweeper = sweeper
         self._child: Child | None = None
 
-    def get(self) -> Child:
-        if self._child is not None and not self._child.alive:
+    def run(self, call: list[str], work: str, env: dict[str, str], out: int, scratch: str) -> Turn:
+        """Hand the datum to the child (a fresh one if it is gone or cannot take it)."""
+        if self._child is not None:
+            if self._child.living():
+                with contextlib.suppress(OSError):  # it ended just now: a new one below
+                    return self._child.run(call, work, env, out, scratch)
             self.retire()
-        if self._child is None:
-            self._child = Child.start()
-        return self._child
+        self._child = Child.start()
+        return self._child.run(call, work, env, out, scratch)
 
     def holds(self, scratch: str) -> bool:
         return self._child is not None and scratch in self._child.kept
@@ -233,7 +236,7 @@ def _execute(
     process: subprocess.Popen[bytes] | Forked | Turn
     try:
         if call is not None and children is not None and not order.get("isolate"):
-            process = children.get().run(call, work, env, out_write, scratch)
+            process = children.run(call, work, env, out_write, scratch)
         elif call is not None:
             process = Forked.start(call, work, env, watch_read, out_write, scratch)
         else:
