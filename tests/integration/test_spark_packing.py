@@ -121,3 +121,111 @@ def test_a_failing_datum_in_a_pack_is_reported_alone(repo: Repo, master: str) ->
         assert "no good" not in Path(steps[f"datum.square[d{i}.txt]"]["log"]).read_text()
     mates = next(p for p in _packs(repo) if "datum.square[d5.txt]" in p)
     assert len(mates) > 1, _packs(repo)  # it shared its task, and only it failed
+
+
+# -- python: datums in one reused child per pack -----------------------------------------
+PYTHON_PIPELINE = """\
+jobs:
+  datum:%s
+    steps:
+      - id: step
+        python: fn.pack:step
+        datums: data/*.txt
+        result: out/${{ datum.stem }}.json
+        timeout: 20s
+        env:
+          MODE: "%s"
+"""
+PACK_MODULE = """\
+import os, time
+
+SEEN = []  # module state: carried from one datum to the next in one child
+
+def step(path):
+    n = int(open(path).read())
+    SEEN.append(n)
+    print(f"datum {n} after {SEEN[:-1]}", flush=True)
+    if n == 2 and os.environ["MODE"] == "crash":
+        os._exit(7)
+    if n == 2 and os.environ["MODE"] == "sleep":
+        time.sleep(120)
+    return {"n": n, "seen": SEEN}
+"""
+PY_COUNT = 4
+
+
+def _python_project(repo: Repo, master: str, mode: str, isolate: bool = False) -> None:
+    for i in range(1, PY_COUNT + 1):
+        repo.write(f"data/d{i}.txt", f"{i}\n")
+    repo.write("fn/__init__.py", "")
+    repo.write("fn/pack.py", PACK_MODULE)
+    repo.write(".gitignore", "out/\n")
+    table = "\n    spark:\n      isolate: true" if isolate else ""
+    repo.pipeline(PYTHON_PIPELINE % (table, mode))
+    repo.commit("python datums")
+    _pack(repo, master, PY_COUNT)
+
+
+def _seen(repo: Repo) -> dict[int, list[int]]:
+    """What each datum that succeeded saw of its child's module state."""
+    found = {}
+    for i in range(1, PY_COUNT + 1):
+        path = repo.path / "out" / f"d{i}.json"
+        if path.exists():
+            found[i] = json.loads(path.read_text())["seen"]
+    return found
+
+
+def _name(i: int) -> str:
+    return f"datum.step[d{i}.txt]"
+
+
+def test_python_datums_of_a_pack_share_one_child(repo: Repo, master: str) -> None:
+    _python_project(repo, master, "plain")
+    result = repo.run("run", "--executor", "spark", timeout=PATIENCE)
+    assert result.code == 0, result.out + result.err
+    tasks, seen = _tasks(repo), _seen(repo)
+    for i, values in seen.items():  # what came before it in its own task, then itself
+        assert values[-1] == i
+        assert all(tasks[_name(j)] == tasks[_name(i)] for j in values), (seen, tasks)
+        log = Path(repo.steps()[_name(i)]["log"]).read_text()
+        assert log == f"datum {i} after {values[:-1]}\n"  # its own output only
+    packs = _packs(repo)
+    assert max(len(p) for p in packs) > 1, packs
+    assert max(len(v) for v in seen.values()) == max(len(p) for p in packs), (seen, packs)
+
+
+def test_isolate_runs_each_python_datum_in_its_own_fork(repo: Repo, master: str) -> None:
+    _python_project(repo, master, "plain", isolate=True)
+    result = repo.run("run", "--executor", "spark", timeout=PATIENCE)
+    assert result.code == 0, result.out + result.err
+    assert max(len(p) for p in _packs(repo)) > 1, _packs(repo)
+    assert _seen(repo) == {i: [i] for i in range(1, PY_COUNT + 1)}
+
+
+def test_a_datum_that_crashes_its_child_fails_alone(repo: Repo, master: str) -> None:
+    _python_project(repo, master, "crash")
+    result = repo.run("run", "--executor", "spark", timeout=PATIENCE)
+    assert result.code == 1, result.out + result.err
+    steps = repo.steps()
+    assert [n for n, s in steps.items() if s["status"] != "succeeded"] == [_name(2)], steps
+    assert steps[_name(2)]["exit_code"] == 7
+    assert "datum 2 after" in Path(steps[_name(2)]["log"]).read_text()
+    seen = _seen(repo)
+    assert sorted(seen) == [1, 3, 4]
+    assert all(2 not in values for values in seen.values())  # later datums: a fresh child
+    tasks = _tasks(repo)
+    assert any(tasks[_name(j)] == tasks[_name(2)] for j in (3, 4)), tasks  # d3 or d4 after it
+
+
+def test_a_datum_that_times_out_in_a_pack_fails_alone(repo: Repo, master: str) -> None:
+    _python_project(repo, master, "sleep")
+    result = repo.run("run", "--executor", "spark", timeout=PATIENCE)
+    assert result.code == 1, result.out + result.err
+    steps = repo.steps()
+    assert [n for n, s in steps.items() if s["status"] != "succeeded"] == [_name(2)], steps
+    assert "timed out" in (steps[_name(2)]["error"] or ""), steps[_name(2)]
+    assert "datum 2 after" in Path(steps[_name(2)]["log"]).read_text()
+    seen = _seen(repo)
+    assert sorted(seen) == [1, 3, 4]
+    assert all(2 not in values for values in seen.values())

@@ -214,3 +214,130 @@ def test_a_pack_runs_over_one_connection_each_invocation_on_its_own(tmp_path: Pa
         "datum 3\n",
     ]
     assert list(scratch.iterdir()) == []  # every scratch directory removed by the end
+
+
+# -- one child per pack for python: datums ---------------------------------------------
+PACK_MODULE = """\
+import os, sys, time
+
+SEEN = []  # module state: carried from one datum to the next in one child
+
+def step(path):
+    n = int(open(path).read())
+    SEEN.append(n)
+    print(f"datum {n} after {SEEN[:-1]} in {os.getcwd() == os.environ['PWD']}", flush=True)
+    if n == 2 and os.environ.get("MODE") == "crash":
+        os._exit(7)
+    if n == 2 and os.environ.get("MODE") == "exit":
+        sys.exit(4)
+    if n == 2 and os.environ.get("MODE") == "sleep":
+        time.sleep(60)
+    return {"n": n, "seen": SEEN}
+"""
+
+
+def _python_invocation(project: Path, n: int, mode: str, options: dict[str, str]) -> Invocation:
+    return Invocation(
+        key=f"run/p{n}/1",
+        command=python_command("fn.pack:step", f"out/{n}.json", Datum(f"d{n}.txt", f"d{n}.txt")),
+        env={"CONVEYOR_PYTHON": sys.executable, "MODE": mode},
+        workdir=project,
+        log_path=project / "logs" / f"{n}.log",
+        inputs=("fn/pack.py", f"d{n}.txt"),
+        outputs=(f"out/{n}.json",),
+        options=options,
+    )
+
+
+def _run_python_pack(
+    tmp_path: Path, mode: str, options: dict[str, str] | None = None, cancel: int | None = None
+) -> tuple[Path, dict[int, tuple[str, int | None]], Path]:
+    """Three python: datums in one pack over a real channel; their completions."""
+    project, scratch = tmp_path / "project", tmp_path / "scratch"
+    (project / "fn").mkdir(parents=True)
+    (project / "logs").mkdir()
+    (project / "fn" / "pack.py").write_text(PACK_MODULE)
+    scratch.mkdir()
+    for n in (1, 2, 3):
+        (project / f"d{n}.txt").write_text(f"{n}\n")
+    book = Book(cancel_wait=5.0)
+    channel = Channel(book, "token", 1.0, str(scratch))
+    port = channel.open("127.0.0.1")
+    invocations = {n: _python_invocation(project, n, mode, options or {}) for n in (1, 2, 3)}
+    completions: dict[str, object] = {}
+    try:
+        sids = [book.add(invocations[n]) for n in (1, 2, 3)]
+        book.take_buffer("group")
+        if cancel is not None:  # the runner's timeout: a cancel once the datum runs
+
+            def later() -> None:
+                key = invocations[cancel].key
+                while not book.running([key]):
+                    time.sleep(0.05)
+                time.sleep(1.0)
+                for stop in book.cancel([key])[0]:
+                    stop()
+
+            threading.Thread(target=later, daemon=True).start()
+        worker.run_pack(("127.0.0.1", port), "token", ",".join(sids))
+        keys = [i.key for i in invocations.values()]
+        for _ in range(200):
+            completions.update({c.key: c for c in book.wait(keys, 0.1)})
+            if len(completions) == len(keys):
+                break
+    finally:
+        channel.close()
+    found = {}
+    for n, invocation in invocations.items():
+        done = completions[invocation.key]
+        found[n] = (done.state, done.exit_code)  # type: ignore[attr-defined]
+    return project, found, scratch
+
+
+def _seen(project: Path, n: int) -> list[int]:
+    import json
+
+    return list(json.loads((project / "out" / f"{n}.json").read_text())["seen"])
+
+
+def test_a_pack_of_python_datums_shares_one_child_and_its_module_state(tmp_path: Path) -> None:
+    project, found, scratch = _run_python_pack(tmp_path, "plain")
+    assert found == {1: ("exited", 0), 2: ("exited", 0), 3: ("exited", 0)}
+    assert [_seen(project, n) for n in (1, 2, 3)] == [[1], [1, 2], [1, 2, 3]]
+    logs = [(project / "logs" / f"{n}.log").read_text() for n in (1, 2, 3)]
+    assert logs == [  # each datum's log holds its own output only, from its own directory
+        "datum 1 after [] in True\n",
+        "datum 2 after [1] in True\n",
+        "datum 3 after [1, 2] in True\n",
+    ]
+    assert list(scratch.iterdir()) == []  # the module's directory kept until the pack ended
+
+
+def test_isolate_forks_each_datum_afresh(tmp_path: Path) -> None:
+    project, found, _ = _run_python_pack(tmp_path, "plain", {"spark.isolate": "true"})
+    assert found == {1: ("exited", 0), 2: ("exited", 0), 3: ("exited", 0)}
+    assert [_seen(project, n) for n in (1, 2, 3)] == [[1], [2], [3]]
+
+
+def test_a_datum_that_kills_the_child_fails_alone(tmp_path: Path) -> None:
+    project, found, scratch = _run_python_pack(tmp_path, "crash")
+    assert found == {1: ("exited", 0), 2: ("exited", 7), 3: ("exited", 0)}
+    assert (project / "logs" / "2.log").read_text() == "datum 2 after [1] in True\n"
+    assert _seen(project, 3) == [3]  # a fresh child: nothing carried over from the dead one
+    assert list(scratch.iterdir()) == []
+
+
+def test_sys_exit_in_a_pack_gives_its_code_and_the_child_goes_on(tmp_path: Path) -> None:
+    project, found, _ = _run_python_pack(tmp_path, "exit")
+    assert found == {1: ("exited", 0), 2: ("exited", 4), 3: ("exited", 0)}
+    assert _seen(project, 3) == [1, 2, 3]
+
+
+def test_a_timed_out_datum_ends_its_child_and_the_next_gets_a_fresh_one(tmp_path: Path) -> None:
+    project, found, scratch = _run_python_pack(tmp_path, "sleep", cancel=2)
+    assert found[1] == ("exited", 0) and found[3] == ("exited", 0)
+    assert found[2][0] == "cancelled"
+    assert "datum 2 after [1]" in (project / "logs" / "2.log").read_text()
+    assert not (project / "out" / "2.json").exists()
+    assert _seen(project, 3) == [3]
+    assert list(scratch.iterdir()) == []

@@ -48,6 +48,9 @@ class FakeExecutor:
     """What ``capacity`` answers (None: unbounded)."""
     patience: float | None = None
     """The ``no_capacity_timeout`` that ``capacity`` answers with."""
+    idle_since: float | None = None
+    """From when the executor counts its time without capacity (``Capacity.idle``);
+    None: it leaves the count to the runner."""
     ran_on: Mapping[str, str] | None = None
     """Where its completions say the invocations ran."""
     submitted: list[Invocation] = field(default_factory=list)
@@ -114,7 +117,8 @@ class FakeExecutor:
 
     def capacity(self) -> Capacity:
         why = "the fake pool has no slots" if self.slots == 0 else ""
-        return Capacity(self.slots, why, self.patience)
+        idle = None if self.idle_since is None else max(0.0, self.clock.now - self.idle_since)
+        return Capacity(self.slots, why, self.patience, idle)
 
 
 BUILT: list[dict[str, Any]] = []

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import UNBOUNDED, Capacity
+from conveyor.executors.base import UNBOUNDED, Capacity, IdleClock
 from conveyor.executors.htcondor import HTCondorExecutor
 from conveyor.executors.spark import SparkExecutor
 
@@ -65,3 +67,83 @@ def test_spark_counts_executors_and_says_why_there_are_none() -> None:
 def test_spark_before_its_start_is_unbounded() -> None:
     capacity = SparkExecutor({}).capacity()
     assert isinstance(capacity, Capacity) and capacity.slots is None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_counts_from_the_start_plus_grace_then_from_the_last_capacity() -> None:
+    clock = _Clock()
+    idle = IdleClock(60.0, clock)
+    assert idle.idle(0) is None  # never started: the runner counts
+    idle.started()  # at 0: the first executor may take a minute to come
+    clock.now = 50.0
+    assert idle.idle(0) == 0.0
+    clock.now = 70.0
+    assert idle.idle(0) == 10.0
+    clock.now = 80.0
+    assert idle.idle(2) == 0.0  # capacity seen
+    clock.now = 95.0
+    assert idle.idle(0) == 15.0  # counted from 80, when it was last seen
+    idle.started()  # a later start does not move the count
+    assert idle.idle(None) == 0.0  # unknown is not none
+
+
+def _count(executor: Any) -> Capacity:
+    executor._capacity_at = float("-inf")  # past the cache's second
+    capacity: Capacity = executor.capacity()
+    return capacity
+
+
+def test_spark_counts_no_capacity_from_its_start_plus_grace() -> None:
+    executor = SparkExecutor({"master": "spark://127.0.0.1:1", "start_grace": 60})
+    executor._engine = _Engine([0, 0, 1, 0])  # type: ignore[assignment]
+    clock = _Clock()
+    executor._idle = IdleClock(executor.settings.start_grace, clock)
+    executor._idle.started()  # what _start does once the context is up
+    clock.now = 50.0
+    assert _count(executor).idle == 0.0  # no executor yet, within the grace
+    clock.now = 70.0
+    assert _count(executor).idle == 10.0
+    clock.now = 80.0
+    assert _count(executor).idle == 0.0
+    clock.now = 95.0
+    last = _count(executor)
+    assert (last.slots, last.patience, last.idle) == (0, 300.0, 15.0)
+
+
+def test_dask_counts_no_capacity_from_its_connection_plus_grace() -> None:
+    pytest.importorskip("distributed", reason="needs dask (pip install 'conveyor[dask]')")
+    from conveyor.executors.dask.executor import DaskExecutor
+
+    class Client:
+        status = "running"
+        workers: dict[str, Any] = {}
+
+        def scheduler_info(self, n_workers: int = 5) -> dict[str, Any]:
+            return {"workers": dict(self.workers)}
+
+    executor = DaskExecutor({"start_grace": 30})
+    client = Client()
+    executor._client = client
+    clock = _Clock()
+    executor._idle = IdleClock(executor.settings.start_grace, clock)
+    executor._idle.started()
+
+    def count() -> Capacity:
+        executor._workers_at = float("-inf")
+        return executor.capacity()
+
+    clock.now = 40.0
+    assert (count().slots, count().idle) == (0, 10.0)
+    client.workers = {"tcp://w:1": {"nthreads": 2}}
+    clock.now = 45.0
+    assert count().idle == 0.0
+    client.workers = {}
+    clock.now = 50.0
+    assert count().idle == 5.0

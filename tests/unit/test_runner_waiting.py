@@ -86,3 +86,22 @@ def test_a_running_step_is_not_failed_for_lack_of_capacity(tmp_path: Path) -> No
     assert status == RunStatus.FAILED
     assert steps["j.pooled"].status == StepStatus.FAILED
     assert steps["j.pooled"].error == "timed out after 200s"
+
+
+def test_no_capacity_counts_from_when_the_executor_last_had_some(tmp_path: Path) -> None:
+    never = {"j.pooled": math.inf}
+    pool = {"queued": never, "slots": 0, "patience": 60.0, "idle_since": T0 - 50}
+    status, _, steps, executor = run(tmp_path, POOLED, pool=pool)
+    assert status == RunStatus.FAILED
+    assert "no capacity for 60s" in (steps["j.pooled"].error or "")
+    # it had none for 50 s before the run: 10 s more (and one poll's wait), not 60
+    assert 10 <= executor.clock.now - T0 < 11
+
+
+def test_no_capacity_waits_for_the_executors_start_grace(tmp_path: Path) -> None:
+    never = {"j.pooled": math.inf}
+    pool = {"queued": never, "slots": 0, "patience": 60.0, "idle_since": T0 + 100}
+    status, _, steps, executor = run(tmp_path, POOLED, pool=pool)
+    assert status == RunStatus.FAILED
+    assert "no capacity for 60s" in (steps["j.pooled"].error or "")
+    assert 160 <= executor.clock.now - T0 < 161  # the grace, then the whole patience

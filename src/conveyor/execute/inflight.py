@@ -173,7 +173,8 @@ class InFlight:
                 self._idle_since.pop(name, None)
                 continue
             since = self._idle_since.setdefault(name, self._clock())
-            if self._clock() - since < capacity.patience:
+            idle = capacity.idle if capacity.idle is not None else self._clock() - since
+            if idle < capacity.patience:
                 continue
             why = (
                 f"the {name} executor has had no capacity for {capacity.patience:g}s "

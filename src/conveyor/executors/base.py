@@ -21,7 +21,8 @@ of their own per call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NamedTuple, Protocol, runtime_checkable
@@ -113,9 +114,40 @@ class Capacity(NamedTuple):
     patience: float | None = None
     """Seconds without capacity before queued steps fail (the executor's
     ``no_capacity_timeout`` setting); None: never."""
+    idle: float | None = None
+    """Seconds the backend has had none, as the executor counts them (``IdleClock``:
+    from when it last had some, or from its start plus a grace before it ever had any);
+    None: the runner counts from when it first saw none."""
 
 
 UNBOUNDED = Capacity(None)
+
+
+class IdleClock:
+    """What ``no_capacity_timeout`` counts from: the moment the backend last had
+    capacity or, before it ever had any, its start plus ``grace`` (a cluster may take a
+    while to give a new application its first executor). Fed by the executor with every
+    count it makes, running steps or not, so a loss is dated when it happens."""
+
+    def __init__(self, grace: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._grace = grace
+        self._clock = clock
+        self._since: float | None = None
+
+    def started(self) -> None:
+        """The backend was just started (or connected to)."""
+        if self._since is None:
+            self._since = self._clock() + self._grace
+
+    def idle(self, slots: int | None) -> float | None:
+        """Seconds without capacity up to now, given the count just made; None before
+        the start and any capacity (the runner then counts from its first look)."""
+        now = self._clock()
+        if slots != 0:  # some, or unknown (a local master): nothing is missing
+            self._since = now
+        if self._since is None:
+            return None
+        return max(0.0, now - self._since)
 
 
 @runtime_checkable

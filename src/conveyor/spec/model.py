@@ -333,6 +333,16 @@ class StepSpec(_Strict):
         return self
 
 
+class SparkJobSpec(_Strict):
+    """A job's ``spark:`` table: how the Spark executor runs its steps."""
+
+    isolate: bool = Field(
+        default=False,
+        description="Run each `python:` datum in a fresh fork of the task instead of the "
+        "pack's one reused child (no module state carried from one datum to the next).",
+    )
+
+
 class JobSpec(_Strict):
     """Steps that run in order; jobs run in parallel unless ``needs`` orders them."""
 
@@ -350,6 +360,10 @@ class JobSpec(_Strict):
     htcondor: dict[str, Scalar] = Field(
         default_factory=dict,
         description="Extra HTCondor submit commands (requirements, accounting_group, universe).",
+    )
+    spark: SparkJobSpec | None = Field(
+        default=None,
+        description="Spark executor options for this job's steps (`isolate`).",
     )
     when: When = _WHEN
     concurrency: int | None = Field(
@@ -374,7 +388,8 @@ class JobSpec(_Strict):
         """The job's executor tables as ``EXECUTOR.KEY`` text pairs, sorted: opaque to
         the plan; the executor named by the prefix reads and checks its own at submit
         (``executors/htcondor/description.py:job_options``)."""
-        tables = {"htcondor": self.htcondor}
+        spark = self.spark.model_dump(exclude_defaults=True) if self.spark else {}
+        tables = {"htcondor": self.htcondor, "spark": spark}
         pairs = [(f"{name}.{k}", value_text(v)) for name, t in tables.items() for k, v in t.items()]
         return tuple(sorted(pairs))
 

@@ -28,6 +28,7 @@ from conveyor.executors.base import (
     Completion,
     EndState,
     Handle,
+    IdleClock,
     Invocation,
     Recovered,
 )
@@ -81,6 +82,7 @@ class DaskExecutor:
         self._lock = threading.Lock()
         self._finished = threading.Event()  # set by futures' done callbacks
         self._capacity = UNBOUNDED
+        self._idle = IdleClock(self.settings.start_grace)
 
     # -- the contract --------------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
@@ -206,7 +208,8 @@ class DaskExecutor:
         }
         slots = sum(int(w.get("nthreads", 0)) for w in workers.values())
         why = f"no Dask worker is connected to the scheduler {self.settings.scheduler}"
-        self._capacity = Capacity(slots, why, self.settings.no_capacity_timeout)
+        idle = self._idle.idle(slots)
+        self._capacity = Capacity(slots, why, self.settings.no_capacity_timeout, idle)
 
     def _lost(self) -> dict[str, str]:
         """Started tasks whose worker has left since they started (Dask would run them
@@ -292,6 +295,7 @@ class DaskExecutor:
         client.subscribe_topic(task.LOG_TOPIC, self._on_log)
         self._run_step = _by_value(task.run_step)
         self._client = client
+        self._idle.started()
         return client
 
     def _on_started(self, event: tuple[float, Any]) -> None:

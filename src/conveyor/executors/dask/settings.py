@@ -25,7 +25,12 @@ class DaskSettings:
     scratch_dir: str | None = None
     """Where tasks make their scratch directories on the workers (default: their TMPDIR)."""
     no_capacity_timeout: float = 300.0
-    """Seconds the cluster may have no worker before the steps waiting for one fail."""
+    """Seconds the cluster may have no worker before the steps waiting for one fail: from
+    when it last had one, or from the connection plus ``start_grace`` before it ever had
+    one."""
+    start_grace: float = 60.0
+    """Seconds a new cluster may take to connect its first worker before
+    ``no_capacity_timeout`` starts counting (dask-jobqueue workers wait in a batch queue)."""
 
     @staticmethod
     def parse(table: Mapping[str, Any]) -> DaskSettings:
@@ -43,6 +48,7 @@ class DaskSettings:
                 grace_seconds=float(table.get("grace_seconds", 5.0)),
                 scratch_dir=str(table["scratch_dir"]) if table.get("scratch_dir") else None,
                 no_capacity_timeout=float(table.get("no_capacity_timeout", 300.0)),
+                start_grace=float(table.get("start_grace", 60.0)),
             )
         except (TypeError, ValueError) as exc:
             raise ProjectError(f"executors.dask: {exc}") from exc
@@ -54,6 +60,7 @@ class DaskSettings:
                 f"not {settings.scheduler!r}"
             )
         timeouts = (settings.connect_timeout, settings.no_capacity_timeout)
-        if settings.parallelism < 1 or min(timeouts) <= 0 or settings.grace_seconds < 0:
+        graces = (settings.grace_seconds, settings.start_grace)
+        if settings.parallelism < 1 or min(timeouts) <= 0 or min(graces) < 0:
             raise ProjectError("executors.dask: parallelism and timeouts must be positive")
         return settings

@@ -144,6 +144,7 @@ class Channel:
                 "outputs": [os.path.normpath(o) for o in invocation.outputs],
                 "grace": self.grace,
                 "scratch": self.scratch,
+                "isolate": invocation.options.get("spark.isolate") == "true",
                 "files": [
                     {"path": rel, "size": st.st_size, "mode": st.st_mode & 0o777}
                     for rel, _, st in sizes

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ExecutorError
-from conveyor.executors.base import UNBOUNDED, Capacity, Completion, Handle, Invocation, Recovered
+from conveyor.executors.base import (
+    UNBOUNDED,
+    Capacity,
+    Completion,
+    Handle,
+    IdleClock,
+    Invocation,
+    Recovered,
+)
 from conveyor.executors.spark import packing, worker
 from conveyor.executors.spark.book import Book
 from conveyor.executors.spark.channel import Channel
@@ -49,6 +57,7 @@ class SparkExecutor:
         self._log_dirs: list[Path] = []
         self._capacity = UNBOUNDED
         self._capacity_at = -_CAPACITY_EVERY
+        self._idle = IdleClock(self.settings.start_grace)
 
     # -- the contract --------------------------------------------------------------------
     def submit(self, invocation: Invocation) -> Handle:
@@ -66,6 +75,7 @@ class SparkExecutor:
         if self._log_dirs:
             self._start(self._log_dirs[0])
             self._flush()
+            self.capacity()  # counted while steps run too: a loss is dated when it happens
         return self._book.wait([h.key for h in handles], max(0.0, timeout))
 
     def cancel(self, handles: Sequence[Handle]) -> None:
@@ -108,7 +118,8 @@ class SparkExecutor:
                 "no Spark executor is registered with the driver "
                 f"(master {self.settings.master}: are its workers alive?)"
             )
-            self._capacity = Capacity(count, why, self.settings.no_capacity_timeout)
+            idle = self._idle.idle(count)
+            self._capacity = Capacity(count, why, self.settings.no_capacity_timeout, idle)
         return self._capacity
 
     # -- internals -----------------------------------------------------------------------
@@ -118,6 +129,7 @@ class SparkExecutor:
         if self._task is not None:
             return
         self._engine.start(log_dir)
+        self._idle.started()
         host, bind = self._engine.driver_addresses()
         token = secrets.token_urlsafe(24)
         channel = Channel(self._book, token, self.settings.grace_seconds, self.settings.scratch_dir)

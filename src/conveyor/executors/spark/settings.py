@@ -38,7 +38,11 @@ class SparkSettings:
     """Where tasks make their scratch directories on the workers (default: their TMPDIR)."""
     no_capacity_timeout: float = 300.0
     """Seconds a cluster master may have no executor at all (its workers stopped) before
-    the steps waiting for one fail with that reason."""
+    the steps waiting for one fail with that reason: from when it last had one, or from
+    the context's start plus ``start_grace`` before it ever had one."""
+    start_grace: float = 60.0
+    """Seconds a new application may wait for its first executor before
+    ``no_capacity_timeout`` starts counting (YARN and Kubernetes allocate them slowly)."""
     task_port: int = 0
     """The port of Conveyor's task listener on the driver's host (0: any free port); pin
     it, like ``spark.driver.port``, where a firewall stands between nodes and driver."""
@@ -75,13 +79,14 @@ class SparkSettings:
                 grace_seconds=float(table.get("grace_seconds", 5.0)),
                 scratch_dir=str(table["scratch_dir"]) if table.get("scratch_dir") else None,
                 no_capacity_timeout=float(table.get("no_capacity_timeout", 300.0)),
+                start_grace=float(table.get("start_grace", 60.0)),
                 task_port=int(table.get("task_port", 0)),
                 datums_per_task=_per_task(table.get("datums_per_task", "auto")),
             )
         except (TypeError, ValueError) as exc:
             raise ProjectError(f"executors.spark: {exc}") from exc
         timeouts = (settings.start_timeout, settings.connect_timeout, settings.no_capacity_timeout)
-        if settings.parallelism < 1 or min(timeouts) <= 0:
+        if settings.parallelism < 1 or min(timeouts) <= 0 or settings.start_grace < 0:
             raise ProjectError("executors.spark: parallelism and timeouts must be positive")
         if not 0 <= settings.task_port <= 65535:
             raise ProjectError("executors.spark.task_port must be a port number (0: any free one)")

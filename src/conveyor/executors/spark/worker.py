@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 
-from conveyor.executors.spark.forked import Forked, python_call
+from conveyor.executors.spark.forked import Child, Forked, Turn, python_call
 from conveyor.executors.spark.wire import (
     CHUNK,
     DriverGone,
@@ -66,12 +66,13 @@ def run_pack(address: tuple[str, int], token: str, pack: str) -> list[tuple[str,
     where = whereabouts()
     sock: socket.socket | None = None
     sweeper = _Sweeper()
+    children = _Children(sweeper)
     try:
         for sid in pack.split(","):
             try:
                 if sock is None:
                     sock = _connect(address)
-                outcome = _run_one(sock, token, sid, where, sweeper)
+                outcome = _run_one(sock, token, sid, where, sweeper, children)
             except Exception as exc:
                 outcome = f"{type(exc).__name__}: {exc}"
             done.append((sid, outcome))
@@ -81,6 +82,7 @@ def run_pack(address: tuple[str, int], token: str, pack: str) -> list[tuple[str,
     finally:
         if sock is not None:
             sock.close()
+        children.retire()
         sweeper.finish()
     return done
 
@@ -98,7 +100,12 @@ def _connect(address: tuple[str, int]) -> socket.socket:
 
 
 def _run_one(
-    sock: socket.socket, token: str, sid: str, where: dict[str, object], sweeper: _Sweeper
+    sock: socket.socket,
+    token: str,
+    sid: str,
+    where: dict[str, object],
+    sweeper: _Sweeper,
+    children: _Children,
 ) -> str:
     """Claim ``sid`` on the pack's connection and run it; what happened."""
     send(sock, {"t": "hello", "token": token, "sid": sid, "where": where})
@@ -109,7 +116,7 @@ def _run_one(
         return str(order.get("t"))
     scratch = tempfile.mkdtemp(prefix="conveyor-step-", dir=order.get("scratch") or None)
     try:
-        code, note = _run_claimed(sock, order, scratch)
+        code, note = _run_claimed(sock, order, scratch, children)
     except DriverGone:
         return "driver-gone"
     except Exception as exc:
@@ -117,10 +124,41 @@ def _run_one(
             send(sock, {"t": "error", "message": f"{type(exc).__name__}: {exc}"})
         return "error"
     finally:
-        sweeper.remove(scratch)
+        if not children.holds(scratch):
+            sweeper.remove(scratch)
     # the last message: the driver stores what came before it, this task need not wait
     send(sock, {"t": "exit", "code": code, "note": note})
     return "ran"
+
+
+class _Children:
+    """The pack's child for its ``python:`` datums (``forked.Child``), started at the
+    first one and again after a datum ended it; its kept scratch directories are swept
+    when it ends."""
+
+    def __init__(self, sweeper: _Sweeper) -> None:
+        self._sweeper = sweeper
+        self._child: Child | None = None
+
+    def run(self, call: list[str], work: str, env: dict[str, str], out: int, scratch: str) -> Turn:
+        """Hand the datum to the child (a fresh one if it is gone or cannot take it)."""
+        if self._child is not None:
+            if self._child.living():
+                with contextlib.suppress(OSError):  # it ended just now: a new one below
+                    return self._child.run(call, work, env, out, scratch)
+            self.retire()
+        self._child = Child.start()
+        return self._child.run(call, work, env, out, scratch)
+
+    def holds(self, scratch: str) -> bool:
+        return self._child is not None and scratch in self._child.kept
+
+    def retire(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop()
+            for scratch in child.kept:
+                self._sweeper.remove(scratch)
 
 
 class _Sweeper:
@@ -167,7 +205,9 @@ def whereabouts() -> dict[str, object]:
     return where
 
 
-def _run_claimed(sock: socket.socket, order: Header, scratch: str) -> tuple[int, str | None]:
+def _run_claimed(
+    sock: socket.socket, order: Header, scratch: str, children: _Children | None = None
+) -> tuple[int, str | None]:
     work = os.path.join(scratch, "work")
     os.mkdir(work)
     for item in order["files"]:
@@ -176,14 +216,16 @@ def _run_claimed(sock: socket.socket, order: Header, scratch: str) -> tuple[int,
             raise ValueError(f"unsafe input path {item['path']!r}")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         recv_file(sock, target, int(item["size"]), int(item["mode"]))
-    code, note = _execute(sock, order, work, scratch)
+    code, note = _execute(sock, order, work, scratch, children)
     for rel in order["outputs"]:
         if safe_relative(rel):
             _send_output(sock, work, rel)
     return code, note
 
 
-def _execute(sock: socket.socket, order: Header, work: str, scratch: str) -> tuple[int, str | None]:
+def _execute(
+    sock: socket.socket, order: Header, work: str, scratch: str, children: _Children | None = None
+) -> tuple[int, str | None]:
     # python: steps run with the interpreter Spark runs Python with on this worker,
     # unless the worker's environment or the pipeline names another
     python = {"CONVEYOR_PYTHON": sys.executable} if sys.executable else {}
@@ -191,9 +233,11 @@ def _execute(sock: socket.socket, order: Header, work: str, scratch: str) -> tup
     call = python_call(order["command"], env, order["env"])
     watch_read, watch_write = os.pipe()
     out_read, out_write = os.pipe()
-    process: subprocess.Popen[bytes] | Forked
+    process: subprocess.Popen[bytes] | Forked | Turn
     try:
-        if call is not None:
+        if call is not None and children is not None and not order.get("isolate"):
+            process = children.run(call, work, env, out_write, scratch)
+        elif call is not None:
             process = Forked.start(call, work, env, watch_read, out_write, scratch)
         else:
             process = subprocess.Popen(
@@ -213,21 +257,35 @@ def _execute(sock: socket.socket, order: Header, work: str, scratch: str) -> tup
     finally:
         os.close(watch_read)
         os.close(out_write)
+    note: str | None = "unfinished"  # until the watch says otherwise: killed at the end
     try:
         code, note = _watch(sock, process, out_read, float(order["grace"]))
-        _kill_group(process.pid, signal.SIGKILL)  # what the step left behind, and the watcher
+        if not _lives_on(process, note):
+            _kill_group(process.pid, signal.SIGKILL)  # what the step left, and the watcher
         os.set_blocking(out_read, False)
         _forward_log(sock, out_read)  # the last words still in the pipe
         return code, note
     finally:
-        _kill_group(process.pid, signal.SIGKILL)
+        if not _lives_on(process, note):
+            _kill_group(process.pid, signal.SIGKILL)
         process.wait()
         os.close(out_read)
         os.close(watch_write)
+        if isinstance(process, Turn) and children is not None:
+            if process.keep:
+                process.child.kept.append(scratch)
+            if not process.child.alive or note is not None:
+                children.retire()  # a cancelled datum's child is not reused
+
+
+def _lives_on(process: subprocess.Popen[bytes] | Forked | Turn, note: str | None) -> bool:
+    """Whether the process is a pack's child that ran its datum to the end and goes on
+    with the next: then it is not killed (a datum's own processes die with the pack)."""
+    return isinstance(process, Turn) and process.child.alive and note is None
 
 
 def _watch(
-    sock: socket.socket, process: subprocess.Popen[bytes] | Forked, out: int, grace: float
+    sock: socket.socket, process: subprocess.Popen[bytes] | Forked | Turn, out: int, grace: float
 ) -> tuple[int, str | None]:
     """Wait for the step, forwarding its output and obeying ``cancel``; returns code, note."""
     poller = select.poll()
@@ -237,6 +295,8 @@ def _watch(
     with contextlib.suppress(OSError, AttributeError):
         pidfd = os.pidfd_open(process.pid)
         poller.register(pidfd, select.POLLIN)
+    if isinstance(process, Turn):
+        poller.register(process.fileno(), select.POLLIN)  # the child's answer
     kill_at, note = float("inf"), None
     try:
         while process.poll() is None:
