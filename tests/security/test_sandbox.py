@@ -410,7 +410,7 @@ def test_a_project_cannot_turn_the_sandbox_off(tmp_path: Path) -> None:
     from conveyor.server.worker import Worker
 
     chosen = {"executors": {"local": {"sandbox": None, "grace_seconds": 1}}, "network": False}
-    accounts = SimpleNamespace(project=lambda name: {"settings": chosen})
+    accounts = SimpleNamespace(settings=lambda name: dict(chosen))
     db = SimpleNamespace(accounts=accounts)
     config = ServerConfig(data=tmp_path / "data")
     worker = Worker(config, db, "w", threading.Event())

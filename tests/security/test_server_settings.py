@@ -45,7 +45,7 @@ base = "file:///srv/other-projects"
 
 
 def _worker(tmp_path: Path, chosen: dict[str, object], sandbox: str = "bwrap") -> Worker:
-    accounts = SimpleNamespace(project=lambda name: {"settings": chosen})
+    accounts = SimpleNamespace(settings=lambda name: dict(chosen))
     config = ServerConfig(data=tmp_path / "data", sandbox=sandbox)
     return Worker(config, SimpleNamespace(accounts=accounts), "w", threading.Event())  # type: ignore[arg-type]
 
