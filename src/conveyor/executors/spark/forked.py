@@ -108,10 +108,7 @@ def _run_forked(  # pragma: no cover - runs in the forked child
         exec(compile(call[0], "<string>", "exec"), {"__name__": "__main__"})
         code = 0
     except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:
-            print(exc.code, file=sys.stderr)
+        code = _exit_code(exc)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -272,6 +269,15 @@ def _serve_child(control_fd: int, watch: int) -> None:  # pragma: no cover - in 
         os._exit(code)
 
 
+def _exit_code(exc: SystemExit) -> int:  # pragma: no cover - runs in the child
+    """The code ``sys.exit(arg)`` asks for, as the interpreter reads it: None is 0, a
+    number is itself, anything else is printed to stderr and is 1."""
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
 _COMPILED: dict[str, Any] = {}
 """The runner's code, compiled once per child (every datum of a step runs the same)."""
 
@@ -299,10 +305,7 @@ def _one_datum(  # pragma: no cover - runs in the child
         exec(_COMPILED[call[0]], {"__name__": "__main__"})
         code = 0
     except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:
-            print(exc.code, file=sys.stderr)
+        code = _exit_code(exc)
     except BaseException:
         traceback.print_exc()
     finally:
