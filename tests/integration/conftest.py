@@ -73,6 +73,18 @@ class Repo:
             stdin=subprocess.DEVNULL,
         )
 
+    def ok(self, *args: str) -> str:
+        """``conveyor ARGS``'s standard output; it must succeed."""
+        result = self.run(*args)
+        assert result.code == 0, result.err
+        return result.out
+
+    def with_echo_pipeline(self) -> Repo:
+        """This repository with a one-step pipeline committed (commands that need one)."""
+        self.pipeline("name: p\njobs:\n  j:\n    steps:\n      - run: echo hi\n")
+        self.commit("pipeline")
+        return self
+
     def show(self, ref: str = "latest") -> dict[str, Any]:
         result = self.run("show", ref, "--json")
         assert result.code == 0, result.err

@@ -41,15 +41,10 @@ pathlib.Path("/pfs/out/env-" + os.environ["PACH_DATUM_ID"][:8]).write_text(
 @pytest.fixture
 def project(repo: Repo) -> Repo:
     need_bwrap()
-    repo.pipeline("name: p\njobs:\n  j:\n    steps:\n      - run: echo hi\n")
-    repo.commit("pipeline")
-    return repo
+    return repo.with_echo_pipeline()
 
 
-def ok(repo: Repo, *args: str) -> str:
-    result = repo.run(*args)
-    assert result.code == 0, result.err
-    return result.out
+ok = Repo.ok
 
 
 def spec(repo: Repo, name: str = "edges", **extra: Any) -> str:

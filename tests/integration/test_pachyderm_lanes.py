@@ -49,15 +49,10 @@ echo "sandbox $(cut -d' ' -f22 /proc/1/stat)" > /pfs/out/${images##*/}
 @pytest.fixture
 def project(repo: Repo) -> Repo:
     need_bwrap()
-    repo.pipeline("name: p\njobs:\n  j:\n    steps:\n      - run: echo hi\n")
-    repo.commit("pipeline")
-    return repo
+    return repo.with_echo_pipeline()
 
 
-def ok(repo: Repo, *args: str) -> str:
-    result = repo.run(*args)
-    assert result.code == 0, result.err
-    return result.out
+ok = Repo.ok
 
 
 def pipeline(repo: Repo, name: str, script: str, **extra: Any) -> None:

@@ -38,15 +38,10 @@ ATTACKS = {
 @pytest.fixture
 def project(repo: Repo) -> Repo:
     need_bwrap()
-    repo.pipeline("name: p\njobs:\n  j:\n    steps:\n      - run: echo hi\n")
-    repo.commit("pipeline")
-    return repo
+    return repo.with_echo_pipeline()
 
 
-def ok(repo: Repo, *args: str) -> str:
-    result = repo.run(*args)
-    assert result.code == 0, result.err
-    return result.out
+ok = Repo.ok
 
 
 def test_a_datum_sees_nothing_outside_its_pfs(project: Repo, tmp_path: Path) -> None:
