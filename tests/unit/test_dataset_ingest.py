@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 from conveyor.errors import StoreError
 from conveyor.sdk.datasets import put, trees
 from conveyor.sdk.datasets.put import plan_sources, store_sources
-from conveyor.store import cas
+from conveyor.store import cas, hashing
 from conveyor.store.cached import CachedStore
 from conveyor.store.cas import ContentStore, TreeEntry, manifest_bytes
 from conveyor.store.hashing import DigestCache, hash_bytes, hash_file
 from conveyor.store.objects import ObjectStore, ObjectStoreSettings
 
-BIG = 5 * 1024 * 1024  # above the one-read limit: hashed by mmap, copied while hashed
+BIG = 5 * 1024 * 1024  # above the one-read limit: read in chunks, copied while hashed
 
 
 def _tree(root: Path) -> Path:
@@ -90,12 +90,12 @@ def test_a_put_reads_only_what_the_cache_cannot_vouch_for(
     first.close()
 
     reads: list[int] = []
-    hashes: list[str] = []
-    read_whole, real_hash = cas._read_whole, cas.hash_file
+    hashes: list[int] = []
+    read_whole, real_hash = cas._read_whole, cas.hash_fd
     monkeypatch.setattr(
         cas, "_read_whole", lambda fd, size: reads.append(size) or read_whole(fd, size)
     )
-    monkeypatch.setattr(cas, "hash_file", lambda p, s=None: hashes.append(p) or real_hash(p, s))
+    monkeypatch.setattr(cas, "hash_fd", lambda fd, size: hashes.append(size) or real_hash(fd, size))
     again = store_sources(store, sources, DigestCache(tmp_path / "cache.sqlite"), tmp_path)
     assert again.entries == before.entries
     assert reads == [] and hashes == []
@@ -114,7 +114,11 @@ def _lying_fstat(size: int) -> Any:
     def fstat(fd: int) -> SimpleNamespace:
         st_ = real(fd)
         return SimpleNamespace(
-            st_mode=st_.st_mode, st_size=size, st_mtime_ns=st_.st_mtime_ns, st_ino=st_.st_ino
+            st_mode=st_.st_mode,
+            st_size=size,
+            st_mtime_ns=st_.st_mtime_ns,
+            st_ctime_ns=st_.st_ctime_ns,
+            st_ino=st_.st_ino,
         )
 
     return fstat
@@ -147,13 +151,47 @@ def test_a_large_file_changed_after_its_hash_is_stored_under_what_was_copied(
     path = tmp_path / "big.bin"
     path.write_bytes(content)
     store = ContentStore(tmp_path / "store")
-    monkeypatch.setattr(cas, "hash_file", lambda p, s=None: hash_bytes(b"what it held before"))
+    monkeypatch.setattr(cas, "hash_fd", lambda fd, size: (hash_bytes(b"what it held before"), size))
     got = store.ingest(str(path))
     assert got.digest == hash_bytes(content) and got.size == BIG
     assert got.read is None
     monkeypatch.undo()
     assert store.intact(got.digest)
     assert not store.has(hash_bytes(b"what it held before"))
+
+
+def test_a_large_file_truncated_while_it_is_read_is_stored_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process truncates the file after the first chunk is read: the hash is of
+    that chunk, the blob is what the copy found, and the cache is told nothing."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(BIG))
+    monkeypatch.setattr(hashing, "_BIG_CHUNK", 1024 * 1024)
+    readv = os.readv
+    first: list[bytes] = []
+
+    def truncating(fd: int, buffers: list[bytearray]) -> int:
+        got = readv(fd, buffers)
+        if not first:
+            first.append(bytes(buffers[0][:got]))
+            os.truncate(path, 1000)
+        return got
+
+    monkeypatch.setattr(hashing.os, "readv", truncating)
+    store = ContentStore(tmp_path / "store")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    stored = store_sources(store, plan_sources([str(path)], "", False, False), cache, tmp_path)
+    monkeypatch.undo()
+    cache.flush()
+
+    entry = stored.entries[0][1]
+    kept = path.read_bytes()
+    assert len(first[0]) == 1024 * 1024 and len(kept) == 1000
+    assert (entry.digest, entry.size) == (hash_bytes(kept), 1000)
+    assert store.read_bytes(entry.digest) == kept
+    assert not store.has(hash_bytes(first[0]))
+    assert cache.known([str(path)]) == {}
 
 
 def test_a_fifo_in_place_of_a_file_is_refused_without_waiting(tmp_path: Path) -> None:

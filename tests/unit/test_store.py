@@ -368,6 +368,22 @@ def test_hash_file_agrees_with_blake3(tmp_path: Path, size: int) -> None:
     assert hash_bytes(data) == expected
 
 
+@pytest.mark.parametrize("size", [4096, 4097, 3 * 4096 - 1, 3 * 4096, 3 * 4096 + 1, 10_000])
+def test_a_large_file_read_in_chunks_hashes_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Chunks read while the previous one is hashed: every boundary case, in small."""
+    monkeypatch.setattr(hashing, "_THREADED", 4096)
+    monkeypatch.setattr(hashing, "_BIG_CHUNK", 4096)
+    data = os.urandom(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert hash_file(path) == b3(data)
+    with open(path, "rb") as handle:
+        handle.seek(100)
+        assert hashing.hash_fd(handle.fileno(), size - 100) == (b3(data[100:]), size - 100)
+
+
 # -- DigestCache -------------------------------------------------------------------------------
 
 
@@ -533,6 +549,54 @@ def test_digest_cache_rehashes_when_the_mtime_changes(
     cache.close()
 
 
+def test_digest_cache_rehashes_a_file_rewritten_with_its_mtime_restored(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    """Same size, same inode, mtime set back (``touch -r``, a copy keeping times): only
+    the ctime, which no tool can set back, tells."""
+    path = tmp_path / "f"
+    path.write_bytes(b"aaaa")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    cache.digest(path)
+    cache.flush()
+    st = path.stat()
+    ctime = st.st_ctime_ns
+    while path.stat().st_ctime_ns == ctime:  # the next tick of the filesystem's clock
+        with open(path, "r+b") as handle:
+            handle.write(b"bbbb")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert cache.digest(path) == b3(b"bbbb")
+    assert len(counting.calls) == 2
+    cache.close()
+
+
+def test_a_digest_cache_from_before_the_ctime_is_dropped(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    """Its rows cannot vouch for a ctime: the file is read again, the old table goes."""
+    path = tmp_path / "f"
+    path.write_bytes(b"new content")
+    st = path.stat()
+    db = tmp_path / "digests.sqlite"
+    with sqlite3.connect(db) as old:
+        old.execute(
+            "CREATE TABLE digests (path TEXT PRIMARY KEY, size INTEGER,"
+            " mtime_ns INTEGER, inode INTEGER, digest TEXT)"
+        )
+        row = (str(path), st.st_size, st.st_mtime_ns, st.st_ino, b3(b"old content"))
+        old.execute("INSERT INTO digests VALUES (?, ?, ?, ?, ?)", row)
+    old.close()
+    cache = DigestCache(db)
+    assert cache.digest(path) == b3(b"new content")
+    assert len(counting.calls) == 1
+    cache.close()
+    with sqlite3.connect(db) as check:
+        tables = {name for (name,) in check.execute("SELECT name FROM sqlite_master")}
+    check.close()
+    assert "digests" not in tables
+
+
 def test_digest_cache_rehashes_a_replaced_file(tmp_path: Path, counting: CountingHash) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"aaaa")
@@ -674,6 +738,6 @@ def test_threads_sharing_a_digest_cache_lose_no_entry(tmp_path: Path) -> None:
     _together(digest_and_flush)
     cache.close()
     with sqlite3.connect(tmp_path / "digests.db") as db:
-        rows = dict(db.execute("SELECT path, digest FROM digests").fetchall())
+        rows = dict(db.execute("SELECT path, digest FROM file_digests").fetchall())
     db.close()
     assert rows == {str(p): b3(p.read_bytes()) for p in files}

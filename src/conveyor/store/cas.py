@@ -29,7 +29,7 @@ import blake3
 
 from conveyor.domain.types import Digest
 from conveyor.errors import StoreError
-from conveyor.store.hashing import Signature, hash_bytes, hash_file, signature
+from conveyor.store.hashing import Signature, hash_bytes, hash_fd, hash_file, signature
 from conveyor.store.trees import checked_link, inside, prune, scan
 
 _SMALL = 64 * 1024  # bytes: files up to this size are read once into memory
@@ -179,8 +179,9 @@ class ContentStore:
 
     def ingest(self, path: str, known: tuple[Signature, str] | None = None) -> Ingested:
         """Store one file of many (a put's): one open, fstat and read for a file below
-        4 MiB, none when ``known`` (its digest cache row) matches its stat and the blob
-        is here. Threads may call it at once: hashing and reads release the GIL.
+        4 MiB (a larger one is read in chunks, never mapped), none when ``known`` (its
+        digest cache row) matches its stat and the blob is here. Threads may call it at
+        once: hashing and reads release the GIL.
 
         The digest is always that of the bytes stored: a file that changes while it is
         read is stored as read, and not vouched for to the cache."""
@@ -207,13 +208,15 @@ class ContentStore:
                     self._write(data, digest)
                 same = len(data) == st.st_size
                 return Ingested(digest, len(data), executable, seen if same else None)
-            digest = hash_file(_opened(fd, path), st.st_size)  # mmap, every core
+            digest, read = hash_fd(fd, st.st_size)  # every core, read while hashed
+            # unchanged while read: the same length, and the same stat after the read
+            same = read == st.st_size and signature(os.fstat(fd)) == seen
             if self._touch_text(digest):
-                return Ingested(digest, st.st_size, executable, seen)
+                return Ingested(digest, read, executable, seen if same else None)
             copied, size = self._copy_in(fd)
         finally:
             os.close(fd)
-        same = copied == digest and size == st.st_size
+        same = same and copied == digest and size == st.st_size
         return Ingested(copied, size, executable, seen if same else None)
 
     def _copy_in(self, fd: int) -> tuple[Digest, int]:
@@ -457,12 +460,6 @@ def manifest_bytes(files: list[TreeEntry]) -> bytes:
         ]
     )
     return f'{{"entries": [{body}], "kind": "tree"}}'.encode()
-
-
-def _opened(fd: int, path: str) -> str:
-    """A path to the file open as ``fd`` (Linux: even if ``path`` was replaced since)."""
-    by_fd = f"/proc/self/fd/{fd}"
-    return by_fd if os.path.exists(by_fd) else path
 
 
 def _reflinked(source: int, dest: int) -> bool:

@@ -12,11 +12,17 @@ import blake3
 
 from conveyor.domain.types import Digest
 
-# below this size one read beats mmap + threads
-_MMAP_THRESHOLD = 4 * 1024 * 1024
+# from this size a file is read in large chunks, each hashed on every core while the
+# next is read; below it one thread reads and hashes
+_THREADED = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
-Signature = tuple[int, int, int]
-"""What the cache compares before trusting a row: a file's (size, mtime_ns, inode)."""
+_BIG_CHUNK = 8 * 1024 * 1024  # BLAKE3 splits a chunk this large over the cores
+Signature = tuple[int, int, int, int]
+"""What the cache compares before trusting a row: a file's (size, mtime_ns, ctime_ns,
+inode)."""
+_TABLE = "file_digests"  # "digests" before the ctime was in the key: dropped when seen
+_COLUMNS = "size, mtime_ns, ctime_ns, inode, digest"
+_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 # paths per query of `preload` (SQLite allows 32,766 variables since 3.32; 999 before)
 _PRELOAD_BATCH = 900
 
@@ -32,37 +38,86 @@ def hash_bytes(data: bytes) -> Digest:
 
 
 def signature(st: os.stat_result) -> Signature:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def hash_file(path: Path | str, size: int | None = None) -> Digest:
     """The BLAKE3 digest of a file's content; large files are hashed on all cores."""
-    if size is None:
-        size = os.stat(path).st_size
-    if size >= _MMAP_THRESHOLD:
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        hasher.update_mmap(path)
-        return _computed(hasher.hexdigest())
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return hash_fd(fd, os.fstat(fd).st_size if size is None else size)[0]
+    finally:
+        os.close(fd)
+
+
+def hash_fd(fd: int, size: int) -> tuple[Digest, int]:
+    """The digest and length of what ``fd`` holds from its offset to its end (``size``:
+    the length expected). Read, never memory-mapped: a file another process truncates
+    meanwhile is a short read, where a mapping dies of SIGBUS on the pages past its end."""
+    if size >= _THREADED:
+        return _hash_overlapped(fd)
     hasher = blake3.blake3()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            hasher.update(chunk)
-    return _computed(hasher.hexdigest())
+    total = 0
+    chunk = os.read(fd, min(size + 1, _CHUNK))  # a short read of a regular file is its end
+    while chunk:
+        hasher.update(chunk)
+        total += len(chunk)
+        chunk = os.read(fd, _CHUNK)
+    return _computed(hasher.hexdigest()), total
+
+
+def _hash_overlapped(fd: int) -> tuple[Digest, int]:
+    """Read the next chunk while a thread hashes this one on every core: the kernel's
+    copy and BLAKE3 overlap (two buffers, each reused)."""
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    buffers = (bytearray(_BIG_CHUNK), bytearray(_BIG_CHUNK))
+    failed: list[BaseException] = []
+
+    def update(view: memoryview) -> None:
+        try:
+            hasher.update(view)
+        except BaseException as exc:  # re-raised below: a chunk missed is a wrong digest
+            failed.append(exc)
+
+    hashing: threading.Thread | None = None
+    total = turn = 0
+    try:
+        while True:
+            got = os.readv(fd, [buffers[turn]])  # the other buffer may still be hashed
+            if hashing is not None:
+                hashing.join()
+                hashing = None
+            if failed:
+                raise failed[0]
+            if not got:
+                break
+            hashing = threading.Thread(target=update, args=(memoryview(buffers[turn])[:got],))
+            hashing.start()
+            total += got
+            turn ^= 1
+    finally:
+        if hashing is not None:
+            hashing.join()
+    return _computed(hasher.hexdigest()), total
 
 
 class DigestCache:
-    """Digests of files keyed by (path, size, mtime, inode), in a small SQLite file.
+    """Digests of files keyed by path and stat signature (size, mtime, ctime, inode), in
+    a small SQLite file.
 
-    A file whose stat signature is unchanged is not read again. Writes are batched and
-    land on :meth:`flush`; a crash loses only cache entries, never correctness. Threads
-    may share one cache: a lock serialises the lookups and the batch (not the hashing).
+    A file whose stat signature is unchanged is not read again. The ctime is in it
+    because it cannot be set back: a tool that rewrites a file and restores its mtime
+    (``touch -r``, an archive's extraction, a copy keeping times) still changes it.
+    Writes are batched and land on :meth:`flush`; a crash loses only cache entries,
+    never correctness. Threads may share one cache: a lock serialises the lookups and
+    the batch (not the hashing).
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
-        self._pending: dict[str, tuple[str, int, int, int, str]] = {}
-        self._read: dict[str, tuple[int, int, int, str]] = {}
+        self._pending: dict[str, tuple[Signature, str]] = {}
+        self._read: dict[str, tuple[Signature, str]] = {}
         """Rows already read or written here: a file asked about again (a step's output,
         then the next step's input) costs no query; its stat is still compared."""
         self._lock = threading.Lock()
@@ -73,32 +128,38 @@ class DigestCache:
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER,"
-                " mtime_ns INTEGER, inode INTEGER, digest TEXT)"
-            )
+            tables = {name for (name,) in db.execute(_TABLES)}
+            if _TABLE not in tables:
+                db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_TABLE} (path TEXT PRIMARY KEY, size INTEGER,"
+                    " mtime_ns INTEGER, ctime_ns INTEGER, inode INTEGER, digest TEXT)"
+                )
+                # the rows of an older cache lack the ctime: dropped, not trusted
+                db.execute("DROP TABLE IF EXISTS digests")
             self._db = db
         return self._db
+
+    def _row(self, key: str) -> tuple[Signature, str] | None:
+        """The row of ``key`` held here, else None (the lock is held)."""
+        row = self._pending.get(key)
+        return row if row is not None else self._read.get(key)
 
     def digest(self, path: Path | str, stat: os.stat_result | None = None) -> Digest:
         """The digest of ``path``, read from the cache when its stat signature matches."""
         key = os.fspath(path)
         st = stat or os.stat(key)
         with self._lock:
-            pending = self._pending.get(key)
-            row = pending[1:] if pending is not None else self._read.get(key)
+            row = self._row(key)
             if row is None:
-                row = (
+                found = (
                     self._connect()
-                    .execute(
-                        "SELECT size, mtime_ns, inode, digest FROM digests WHERE path = ?", (key,)
-                    )
+                    .execute(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE path = ?", (key,))
                     .fetchone()
                 )
-                if row is not None:
-                    self._read[key] = row
-        if row is not None and (row[0], row[1], row[2]) == (st.st_size, st.st_mtime_ns, st.st_ino):
-            return Digest(row[3])
+                if found is not None:
+                    row = self._read[key] = ((found[0], found[1], found[2], found[3]), found[4])
+        if row is not None and row[0] == signature(st):
+            return Digest(row[1])
         digest = hash_file(key, st.st_size)
         self.remember(key, st, digest)
         return digest
@@ -113,12 +174,11 @@ class DigestCache:
             for start in range(0, len(wanted), _PRELOAD_BATCH):
                 chunk = wanted[start : start + _PRELOAD_BATCH]
                 marks = ",".join("?" * len(chunk))
-                for path, *row in self._connect().execute(
-                    "SELECT path, size, mtime_ns, inode, digest FROM digests"
-                    f" WHERE path IN ({marks})",  # placeholders only
-                    chunk,
+                for path, size, mtime_ns, ctime_ns, inode, digest in self._connect().execute(
+                    f"SELECT path, {_COLUMNS} FROM {_TABLE} WHERE path IN ({marks})",
+                    chunk,  # placeholders only
                 ):
-                    self._read[path] = (row[0], row[1], row[2], row[3])
+                    self._read[path] = ((size, mtime_ns, ctime_ns, inode), digest)
 
     def known(self, paths: Iterable[str]) -> dict[str, tuple[Signature, str]]:
         """The rows of many paths at once (a put's files), by path: (signature, digest).
@@ -128,23 +188,22 @@ class DigestCache:
         with self._lock:
             found: dict[str, tuple[Signature, str]] = {}
             for key in keys:
-                pending = self._pending.get(key)
-                row = pending[1:] if pending is not None else self._read.get(key)
+                row = self._row(key)
                 if row is not None:
-                    found[key] = ((row[0], row[1], row[2]), row[3])
+                    found[key] = row
             return found
 
     def remember_many(self, rows: Iterable[tuple[str, Signature, str]]) -> None:
         """Record many digests read under the given signatures (one lock, one batch)."""
         with self._lock:
-            for key, (size, mtime_ns, inode), digest in rows:
-                self._pending[key] = (key, size, mtime_ns, inode, digest)
+            for key, seen, digest in rows:
+                self._pending[key] = (seen, digest)
 
     def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
         """Record a digest computed elsewhere (e.g. while storing the file)."""
         key = os.fspath(path)
         with self._lock:
-            self._pending[key] = (key, stat.st_size, stat.st_mtime_ns, stat.st_ino, digest)
+            self._pending[key] = (signature(stat), digest)
 
     def flush(self) -> None:
         with self._lock:
@@ -154,10 +213,10 @@ class DigestCache:
             with db:
                 db.execute("BEGIN")
                 db.executemany(
-                    "INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)",
-                    list(self._pending.values()),
+                    f"INSERT OR REPLACE INTO {_TABLE} (path, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(key, *seen, digest) for key, (seen, digest) in self._pending.items()],
                 )
-            self._read.update((key, row[1:]) for key, row in self._pending.items())
+            self._read.update(self._pending)
             self._pending.clear()
 
     def close(self) -> None:
