@@ -135,14 +135,15 @@ def store_sources(
 
     Files go to a pool of threads in batches: each is opened, stat'ed and read once
     (:meth:`ContentStore.ingest`), BLAKE3 hashing them with the GIL released, so the
-    cores hash side by side. The cache's rows are read before in a few queries, and
-    the digests read are written back in one batch, by the caller's ``flush``."""
+    cores hash side by side. Each task reads its files' cache rows in one query (on the
+    pool, not before it), and the digests read are written back in one batch, by the
+    caller's ``flush``."""
     total = len(sources)
-    known = digests.known(s.file for s in sources if s.file is not None) if digests else {}
 
     def batch(part: list[Source]) -> tuple[list[tuple[str, TreeEntry]], list[_Row]]:
         entries: list[tuple[str, TreeEntry]] = []
         rows: list[_Row] = []
+        known = digests.known([s.file for s in part if s.file is not None]) if digests else {}
         for source in part:
             file = source.file
             if file is None:
