@@ -83,6 +83,7 @@ def test_a_put_reads_only_what_the_cache_cannot_vouch_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = _tree(tmp_path)
+    monkeypatch.setattr(put, "_settled_before", lambda: 2**62)  # as if written long ago
     sources = plan_sources([str(data)], "", False, True)
     store = ContentStore(tmp_path / "store")
     first = DigestCache(tmp_path / "cache.sqlite")
@@ -106,6 +107,28 @@ def test_a_put_reads_only_what_the_cache_cannot_vouch_for(
     assert reads == [len(b"new content, same put")]
     entry = dict(after.entries)["data/sub/f03.bin"]
     assert entry.digest == hash_bytes(b"new content, same put")
+
+
+def test_a_file_changed_just_before_the_put_is_stored_but_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its signature could stay the same through a change in the same clock tick: the
+    next put reads it again, and a put once it has settled caches it."""
+    path = tmp_path / "fresh.bin"
+    path.write_bytes(b"just written")
+    store = ContentStore(tmp_path / "store")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    sources = plan_sources([str(path)], "", False, False)
+    stored = store_sources(store, sources, cache, tmp_path)
+    cache.flush()
+    assert stored.entries[0][1].digest == hash_bytes(b"just written")
+    assert cache.known([str(path)]) == {}
+
+    settled = path.stat().st_ctime_ns + 1
+    monkeypatch.setattr(put, "_settled_before", lambda: settled)
+    store_sources(store, sources, cache, tmp_path)
+    cache.flush()
+    assert [d for _, d in cache.known([str(path)]).values()] == [hash_bytes(b"just written")]
 
 
 def _lying_fstat(size: int) -> Any:

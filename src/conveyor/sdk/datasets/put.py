@@ -15,6 +15,7 @@ import shutil
 import stat as statmod
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,18 @@ Progress = Callable[[int, int, int], None]
 STDIN = "-"
 _THREADS = 4  # file reads overlap hashing; the hash of a large file uses every core
 _BATCH = 64  # files per task given to a thread
+# a file changed less than this before the put is read and stored but not vouched for to
+# the digest cache: a change in the same tick of the filesystem's clock (a few ms; a
+# second or two on some filesystems) as the stat it was read under would leave its
+# signature unchanged, and the cache's digest would no longer be its content
+_SETTLE_NS = 2_000_000_000
+
+
+def _settled_before() -> int:
+    """A ctime (ns) before which a file's signature tells every later change."""
+    return time.time_ns() - _SETTLE_NS
+
+
 _Row = tuple[str, Signature, str]  # a digest cache row: path, signature, digest
 
 
@@ -137,8 +150,9 @@ def store_sources(
     (:meth:`ContentStore.ingest`), BLAKE3 hashing them with the GIL released, so the
     cores hash side by side. Each task reads its files' cache rows in one query (on the
     pool, not before it), and the digests read are written back in one batch, by the
-    caller's ``flush``."""
+    caller's ``flush`` (not those of files changed in the last ``_SETTLE_NS``)."""
     total = len(sources)
+    settled = _settled_before()
 
     def batch(part: list[Source]) -> tuple[list[tuple[str, TreeEntry]], list[_Row]]:
         entries: list[tuple[str, TreeEntry]] = []
@@ -152,7 +166,7 @@ def store_sources(
                 continue
             got = store.ingest(file, known.get(file))
             entries.append((source.target, TreeEntry(source.target, *got[:3])))
-            if got.read is not None:
+            if got.read is not None and got.read[2] < settled:  # its ctime
                 rows.append((file, got.read, got.digest))
         return entries, rows
 
