@@ -209,6 +209,21 @@ def test_a_no_op_run_stays_within_its_import_budget(project: tuple[Repo, Path, s
     assert len(found) <= MODULE_BUDGET, f"a no-op run imports {len(found)} modules"
 
 
+def test_a_put_of_files_leaves_temporary_files_and_archives_unloaded(
+    project: tuple[Repo, Path, str], tmp_path: Path
+) -> None:
+    """``data put`` of files writes blobs through its own descriptors: tempfile, shutil
+    (and the compression modules shutil loads) and hashlib stay out of its start-up."""
+    repo, pycache, _ = project
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("a\n")
+    imports(repo, pycache, "data", "create", "imports")
+    found = imports(repo, pycache, "data", "put", "imports", "-r", str(data))
+    assert "conveyor.sdk.datasets.put" in found
+    assert sorted({"tempfile", "shutil", "bz2", "lzma", "hashlib"} & set(found)) == []
+
+
 def test_a_no_op_run_leaves_the_dataset_records_unloaded(project: tuple[Repo, Path, str]) -> None:
     """A run that reads no dataset does not build the dataset records' classes."""
     repo, pycache, _ = project

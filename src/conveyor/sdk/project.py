@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import sys
 import time
@@ -167,6 +166,8 @@ class Project:
 
     def environment_digest(self) -> str:
         """Python version plus the digest of any lock file at the project root."""
+        import hashlib  # here: most commands never need it (nor OpenSSL's start)
+
         digest = hashlib.blake2b(sys.version.encode(), digest_size=16)
         for name in _LOCK_FILES:
             path = self.root / name

@@ -17,9 +17,7 @@ import itertools
 import json
 import operator
 import os
-import shutil
 import stat as statmod
-import tempfile
 from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -329,6 +327,8 @@ class ContentStore:
 
     def _tmp_file(self) -> Path:
         self._ensure_dir(self._tmp)
+        import tempfile  # here: a put of many files never needs it (nor shutil's imports)
+
         fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
         os.close(fd)
         return Path(name)
@@ -506,4 +506,6 @@ def _clone_or_copy(source: Path | str, dest: Path) -> None:
         except OSError as exc:
             if exc.errno not in _NO_REFLINK:
                 raise
+    import shutil
+
     shutil.copyfile(source, dest)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat as statmod
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +74,8 @@ def prune(dest: Path, files: set[str], links: dict[str, str], needed: set[str]) 
                     path.unlink()
             elif rel not in needed:
                 dirnames.remove(name)
+                import shutil  # here: imported only when a put needs it
+
                 shutil.rmtree(path)
         for name in filenames:
             path = base / name

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import stat as statmod
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -190,6 +188,9 @@ def _from_stream(
     store: ContentStore, stream: IO[bytes], scratch: Path, source: Source
 ) -> TreeEntry:
     scratch.mkdir(parents=True, exist_ok=True)
+    import shutil  # here: a put of files never needs them
+    import tempfile
+
     with tempfile.NamedTemporaryFile(dir=scratch, prefix="stdin-") as tmp:
         shutil.copyfileobj(stream, tmp, 1024 * 1024)  # constant memory, any size
         tmp.flush()
@@ -217,6 +218,9 @@ def merged(
 
 def _appended(store: ContentStore, old: TreeEntry, new: TreeEntry, scratch: Path) -> TreeEntry:
     scratch.mkdir(parents=True, exist_ok=True)
+    import shutil
+    import tempfile
+
     with tempfile.NamedTemporaryFile(dir=scratch, prefix="append-") as tmp:
         for digest in (old.digest, new.digest):
             with open(store.path_of(digest), "rb") as blob:
