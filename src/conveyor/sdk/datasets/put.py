@@ -15,12 +15,12 @@ import stat as statmod
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from conveyor.errors import UsageError
+from conveyor.sdk.datasets.pool import in_order
 from conveyor.sdk.datasets.refs import MAX_PATH, check_path
 from conveyor.store.cas import ContentStore, TreeEntry
 from conveyor.store.hashing import DigestCache, Signature
@@ -168,19 +168,18 @@ def store_sources(
                 rows.append((file, got.read, got.digest))
         return entries, rows
 
-    # batches, not files, go to the threads: a future per small file costs more than it
+    # batches, not files, go to the threads: a hand-over per small file costs more than it
     batches = [sources[i : i + _BATCH] for i in range(0, total, _BATCH)]
     entries: list[tuple[str, TreeEntry]] = []
     done = stored_bytes = 0
-    with ThreadPoolExecutor(_THREADS) as pool:
-        for part, rows in pool.map(batch, batches):
-            entries.extend(part)
-            if digests is not None and rows:
-                digests.remember_many(rows)
-            done += len(part)
-            stored_bytes += sum(entry.size for _, entry in part)
-            if progress is not None:
-                progress(done, total, stored_bytes)
+    for part, rows in in_order(batch, batches, _THREADS):
+        entries.extend(part)
+        if digests is not None and rows:
+            digests.remember_many(rows)
+        done += len(part)
+        stored_bytes += sum(entry.size for _, entry in part)
+        if progress is not None:
+            progress(done, total, stored_bytes)
     return Stored(entries, stored_bytes)
 
 

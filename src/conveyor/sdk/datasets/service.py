@@ -7,9 +7,9 @@ leaves blobs for ``gc`` and no commit. Commits never change; branches move.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -205,10 +205,22 @@ class Datasets:
             raise
         # the digests read are written while the commit is made (SQLite lets go of the
         # GIL); the cache only ever saves reads, so a crash before it lands costs nothing
-        with ThreadPoolExecutor(1, "conveyor-digests") as writer:
-            flushed = writer.submit(project.digests.flush)
+        failed: list[BaseException] = []
+
+        def flush() -> None:
+            try:
+                project.digests.flush()
+            except BaseException as exc:  # raised here once the commit is made
+                failed.append(exc)
+
+        writer = threading.Thread(target=flush, name="conveyor-digests")
+        writer.start()
+        try:
             commit = self._commit_put(ref, branch, stored, message, append)
-            flushed.result()
+        finally:
+            writer.join()
+        if failed:
+            raise failed[0]
         return commit
 
     def _commit_put(
