@@ -99,6 +99,11 @@ class MetadataRepository(DatasetRepository, Protocol):
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
 
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+        """The records of those of ``run_ids`` that have one, by id (a page's runs in one
+        read rather than one each)."""
+        ...
+
     def find_runs(self, prefix: str) -> list[RunRecord]: ...
 
     def runs_numbered(self, number: int) -> list[RunRecord]:

@@ -263,6 +263,16 @@ class LiteRepository(LiteDatasets):
         rows = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
         return run_record(rows[0]) if rows else None
 
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+        wanted = list(set(run_ids))
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(wanted), 900):  # stay under SQLite's parameter limit
+            chunk = wanted[start : start + 900]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(f"SELECT * FROM runs WHERE id IN ({marks})", chunk)
+            found |= {r.id: r for r in map(run_record, rows)}
+        return found
+
     def find_runs(self, prefix: str) -> list[RunRecord]:
         if not hex_prefix(prefix):
             return []
