@@ -30,6 +30,8 @@ HELD, QUEUED, RUNNING = "held", "queued", "running"
 COMMIT, PIPELINE, CI = "commit", "pipeline", "ci"
 _T = t.pachyderm_triggers
 _W = t.pachyderm_workers
+WORKER_ROWS_KEPT = 7 * 24 * 3600.0
+"""Seconds a worker that stopped asking keeps its row (every restart adds a name)."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,9 @@ class TriggerQueue:
         # the same name inserted at once elsewhere: it is seen all the same
         with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
             conn.execute(_W.insert().values(name=name, last_seen=now))
+        # a new name (a restarted worker's): drop the long-gone ones, which no count reads
+        with self.engine.begin() as conn:
+            conn.execute(_W.delete().where(_W.c.last_seen < now - WORKER_ROWS_KEPT))
 
     def unattended(self, project: str, queued_for: float, unseen_for: float) -> int:
         """How many of ``project``'s triggers have been queued longer than ``queued_for``
