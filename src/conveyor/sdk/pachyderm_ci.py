@@ -11,8 +11,9 @@ steps recorded in ``.conveyor/pachyderm/ci/<id>.json`` (each with its log beside
 3. **push** it (``--push``) and read back the digest the registry gave it;
 4. **update** every spec file, in dependency order, with ``transform.image`` retagged
    (a copy under the CI record: the repository's files are not rewritten);
-5. **run** every pipeline of the specs (in dependency order): a new image reruns its
-   datums, and each output commit's provenance holds the build (``ci``: commit, image,
+5. **run** every pipeline of the specs, then every pipeline downstream of them (reading
+   their outputs, and so on), in DAG order: a new image reruns its datums, and each of
+   the specs' output commits' provenance holds the build (``ci``: commit, image,
    pushed digest).
 
 Every value from a spec or the settings goes to the runtime as one argument of an
@@ -149,9 +150,17 @@ class PipelineCi:
                 names = [n for s in step["specs"] for n in s["pipelines"]]
             with self._step(record, "run", say) as step:
                 step["jobs"] = []
-                for name in _pipeline_order(loaded, names):
-                    say(f"run pipeline {name}")
-                    job = self.pipelines.run(name, parallel, executor=self.executor, ci=provenance)
+                listed = _pipeline_order(loaded, names)
+                # then those reading their outputs, as a commit of these outputs runs them
+                for name in self.pipelines.with_downstream(listed):
+                    downstream = name not in listed
+                    say(f"run pipeline {name}" + (" (downstream)" if downstream else ""))
+                    job = self.pipelines.run(
+                        name,
+                        parallel,
+                        executor=self.executor,
+                        ci=None if downstream else provenance,  # it runs no image of this build
+                    )
                     counts: dict[str, int] = {}
                     for row in job["datums"]:
                         counts[row["state"]] = counts.get(row["state"], 0) + 1
@@ -162,7 +171,12 @@ class PipelineCi:
                         f"{job['id'][:12]})",
                     )
                     step["jobs"].append(
-                        {"pipeline": name, "job": job["id"], "commit": job["output_commit"]}
+                        {
+                            "pipeline": name,
+                            "job": job["id"],
+                            "commit": job["output_commit"],
+                            "downstream": downstream,
+                        }
                     )
         except ConveyorError as exc:
             record.update(state="failed", finished_at=time.time(), error=str(exc))

@@ -194,8 +194,18 @@ class Pipelines:
 
     def downstream(self, dataset: str, branch: str) -> list[str]:
         """The pipelines a new commit on ``dataset@branch`` makes run, in the order they
-        run: those reading it, then those reading their outputs (a DAG: specs were
-        checked for cycles when each file was read; a cycle across files stops here)."""
+        run: those reading it, then those reading their outputs, each after every one of
+        them whose output it reads (a DAG: specs were checked for cycles when each file
+        was read; a cycle across files is run once, in name order)."""
+        return self._dag_order([], {(dataset, branch)})
+
+    def with_downstream(self, names: list[str]) -> list[str]:
+        """``names`` and every pipeline downstream of them (reading their outputs, then
+        those reading these ...), in DAG order: what a new commit of each of ``names``'
+        outputs would run, as one pass."""
+        return self._dag_order(names, set())
+
+    def _dag_order(self, names: list[str], changed: set[tuple[str, str]]) -> list[str]:
         reads: dict[str, set[tuple[str, str]]] = {}
         writes: dict[str, tuple[str, str]] = {}
         for name in self.state.names():
@@ -205,17 +215,18 @@ class Pipelines:
                 for leaf in leaves(spec.input)
             }
             writes[name] = (name, spec.output_branch)
+        chosen = {n for n in names if n in writes}
+        changed = changed | {writes[n] for n in chosen}
+        while grown := {n for n in reads if n not in chosen and reads[n] & changed}:
+            chosen |= grown
+            changed |= {writes[n] for n in grown}
         order: list[str] = []
-        changed = {(dataset, branch)}
-        pending = set(reads)
-        while True:
-            ready = sorted(n for n in pending if reads[n] & changed)
-            if not ready:
-                return order
-            for name in ready:
-                pending.discard(name)
-                order.append(name)
-                changed.add(writes[name])
+        while len(order) < len(chosen):
+            done = {writes[n] for n in order}
+            feeding = {writes[n] for n in chosen} - done  # outputs still to be made
+            ready = sorted(n for n in chosen - set(order) if not reads[n] & feeding)
+            order += ready or sorted(chosen - set(order))  # a cycle: each once
+        return order
 
     # -- jobs -----------------------------------------------------------------
     def job(self, job_id: str) -> dict[str, Any]:
