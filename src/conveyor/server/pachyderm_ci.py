@@ -31,7 +31,7 @@ from conveyor.errors import ConveyorError, UsageError
 from conveyor.sdk.pachyderm_ci import PipelineCi, SpecFile
 from conveyor.sdk.settings import is_registry
 from conveyor.server.api_pipelines import pipelines_of
-from conveyor.server.db.pachyderm_queue import CI, Trigger
+from conveyor.server.db.pachyderm_queue import Trigger
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate
 from conveyor.vcs.git import ZERO, run_git
@@ -86,8 +86,10 @@ def _settings(state: ServerState, project: str) -> dict[str, Any]:
 
 
 def queue_ci(state: ServerState, project: str, updates: list[RefUpdate]) -> list[str]:
-    """A ``ci`` trigger per push to the followed branch that changes the context or a
-    spec of the flow; lines for the pusher."""
+    """A ``ci`` trigger per update of the followed branch (a role-checked git push, or
+    a verified forge webhook whose commit is here or fetched from the mirror) that
+    changes the context or a spec of the flow, once per commit whatever brought it;
+    lines for the pusher."""
     settings = _settings(state, project)
     specs = settings.get(SETTING) or []
     if not specs:
@@ -101,7 +103,9 @@ def queue_ci(state: ServerState, project: str, updates: list[RefUpdate]) -> list
         if not _touches(state.config.repo_dir(project), update, [context or ".", *specs]):
             lines.append(f"conveyor: pachyderm CI: {update.new[:12]} changes no image or spec")
             continue
-        state.db.pachyderm.enqueue(project, CI, update.new, branch)
+        if state.db.pachyderm.enqueue_ci(project, update.new, branch) is None:
+            lines.append(f"conveyor: pachyderm CI of {update.new[:12]} was queued before")
+            continue
         state.pachyderm_wake.set()
         lines.append(
             f"conveyor: pachyderm CI of {update.new[:12]} queued: build, push, "

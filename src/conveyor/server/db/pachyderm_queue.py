@@ -30,6 +30,7 @@ HELD, QUEUED, RUNNING = "held", "queued", "running"
 COMMIT, PIPELINE, CI = "commit", "pipeline", "ci"
 _T = t.pachyderm_triggers
 _W = t.pachyderm_workers
+_S = t.pachyderm_ci_seen
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,24 @@ class TriggerQueue:
         if waiting is not None:
             return str(waiting[0])
         return self._insert(project, kind, name, branch, QUEUED)
+
+    def enqueue_ci(self, project: str, commit: str, branch: str) -> str | None:
+        """The ``ci`` trigger of a pushed commit, once per commit whatever brought it (a
+        push, a webhook, a mirror fetch, again later): the commit is marked seen in the
+        same transaction; None when it was seen before."""
+        trigger_id, now = secrets.token_hex(8), time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_S.insert().values(project=project[:100], commit=commit, queued_at=now))
+                conn.execute(
+                    _T.insert().values(
+                        id=trigger_id, project=project[:100], kind=CI, name=commit,
+                        branch=branch[:100], status=QUEUED, created_at=now,
+                    )
+                )  # fmt: skip
+        except sa.exc.IntegrityError:  # seen: by another route, maybe at this moment
+            return None
+        return trigger_id
 
     def _insert(self, project: str, kind: str, name: str, branch: str, status: str) -> str:
         trigger_id = secrets.token_hex(8)
