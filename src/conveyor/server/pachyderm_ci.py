@@ -24,6 +24,7 @@ import os
 import shutil
 import tarfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -131,10 +132,12 @@ def run_ci(state: ServerState, trigger: Trigger) -> dict[str, Any]:
     settings = _settings(state, project)
     pipelines = pipelines_of(state, project)
     registry = settings.get(REGISTRY)
+    scratch = state.config.project_dir(project) / "ci-scratch" / uuid.uuid4().hex
     ci = PipelineCi(pipelines.project, pipelines, registry, executor="local")
+    context_dir = scratch / "tree" / (settings.get(CONTEXT) or ".")
+    ci.scrub = scrubber(context_dir, scratch / "tree", ci.root, state.config.data)
     if os.geteuid() == 0:
         log.warning("the pachyderm CI of %s builds as root: podman is not rootless", project)
-    scratch = state.config.project_dir(project) / "ci-scratch" / uuid.uuid4().hex
     try:
         try:
             files, context = _prepare(state, project, commit, settings, scratch / "tree")
@@ -152,6 +155,30 @@ def run_ci(state: ServerState, trigger: Trigger) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("pachyderm CI of %s at %s: image %s", project, commit[:12], record["image"])
     return record
+
+
+def scrubber(context: Path, tree: Path, ci_root: Path, data: Path) -> Callable[[str], str]:
+    """What a flow's logs and errors show instead of the server's paths: its build
+    context ``<context>``, the rest of the exported tree ``<tree>``, the flows' own
+    records ``<ci>`` and the data directory ``<data>`` (longest first, as given and
+    with links resolved)."""
+    names: dict[str, str] = {}
+    for path, name in (
+        (data, "<data>"),
+        (ci_root, "<ci>"),
+        (tree, "<tree>"),
+        (context, "<context>"),
+    ):
+        for shown in (os.path.normpath(path), os.path.realpath(path)):
+            names[shown] = name
+    order = sorted(names, key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for path in order:
+            text = text.replace(path, names[path])
+        return text
+
+    return scrub
 
 
 def _prepare(

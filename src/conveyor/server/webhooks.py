@@ -229,10 +229,8 @@ async def _push(
 def _commit_id(value: object) -> str:
     """The forge's ``before`` if it is a commit id (else none: every path counts as
     changed, as for a new branch)."""
-    if isinstance(value, str) and len(value) in (40, 64):
-        if all(c in "0123456789abcdef" for c in value):
-            return value
-    return ""
+    text = value if isinstance(value, str) else ""
+    return text if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text) else ""
 
 
 def _forge_link(

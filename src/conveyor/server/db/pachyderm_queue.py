@@ -77,7 +77,9 @@ class TriggerQueue:
         trigger_id, now = secrets.token_hex(8), time.time()
         try:
             with self.engine.begin() as conn:
-                conn.execute(_S.insert().values(project=project[:100], commit=commit, queued_at=now))
+                conn.execute(
+                    _S.insert().values(project=project[:100], commit=commit, queued_at=now)
+                )
                 conn.execute(
                     _T.insert().values(
                         id=trigger_id, project=project[:100], kind=CI, name=commit,
