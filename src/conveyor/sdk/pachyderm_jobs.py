@@ -40,7 +40,14 @@ from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
 from conveyor.sdk.datasets.service import Datasets
-from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, datum_lanes, run_datum
+from conveyor.sdk.pachyderm_datum import (
+    DatumWork,
+    Files,
+    ImageRun,
+    datum_lanes,
+    memory_limit,
+    run_datum,
+)
 from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
 from conveyor.sdk.project import Project
 from conveyor.spec.pachyderm import PachydermFile, load_specs, parse_specs
@@ -432,6 +439,7 @@ class Pipelines:
                 "podman.sh install), or remove transform.image to run on the host in bubblewrap"
             )
         image_id = runtime.image_id(spec.transform.image, None, docker_names=True)
+        limits = spec.resource_limits
         return ImageRun(
             spec.transform.image,
             image_id,
@@ -439,6 +447,8 @@ class Pipelines:
             runtime.kind,
             runtime.cli,
             runtime.network,
+            memory_limit(spec),
+            limits.cpu if limits and limits.cpu else None,
         )
 
     def _output_head(self, spec: PachydermPipeline) -> str | None:
