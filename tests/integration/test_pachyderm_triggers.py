@@ -184,3 +184,16 @@ def test_a_dataset_commit_and_its_trigger_land_together_or_not_at_all(
     second = datasets.put(parse_ref("images:/a.txt"), [str(source)], "", False)
     assert datasets.branches("images") == {"master": second.id}
     assert [(r["name"], r["status"]) for r in db.pachyderm.pending()] == [("images", QUEUED)]
+
+
+def test_a_pushed_commits_ci_flow_is_queued_once(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    commit = "c" * 40
+    assert queue.enqueue_ci("alpha", commit, "main") is not None
+    assert queue.enqueue_ci("alpha", commit, "main") is None  # a webhook after the push
+    claimed = queue.claim("w1", ["alpha"])
+    assert claimed is not None and claimed.name == commit
+    queue.finish(claimed.id, "w1")
+    assert queue.enqueue_ci("alpha", commit, "main") is None  # it ran: still once
+    assert queue.enqueue_ci("beta", commit, "main") is not None
+    assert [(r["project"], r["kind"]) for r in queue.pending()] == [("beta", "ci")]
