@@ -67,3 +67,17 @@ def test_workers_gone_for_a_week_lose_their_rows_when_a_new_one_asks(db: ServerD
     with db.engine.connect() as conn:
         names = sorted(r.name for r in conn.execute(t.pachyderm_workers.select()))
     assert names == ["host:worker-1:pachyderm", "host:worker-9:pachyderm"]
+
+
+def test_a_commits_ci_flow_is_queued_once_even_after_it_ran(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    commit = "a" * 40
+    first = queue.enqueue_ci("demo", commit, "main")
+    assert first is not None
+    assert queue.enqueue_ci("demo", commit, "main") is None  # a webhook after the push
+    claimed = queue.claim("w", ["demo"])
+    assert claimed is not None and (claimed.kind, claimed.name) == ("ci", commit)
+    queue.finish(claimed.id, "w")
+    assert queue.enqueue_ci("demo", commit, "main") is None  # ran: still seen
+    assert queue.pending() == []
+    assert queue.enqueue_ci("beta", commit, "main") is not None  # another project's own
