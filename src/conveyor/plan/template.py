@@ -49,18 +49,7 @@ def render_shell(text: str, context: Mapping[str, Mapping[str, Any]], used: set[
         return text
     places = _places(text)
     if places is not None:  # the places were scanned once for this text (a matrix's steps)
-        parts: list[str] = []
-        start = 0
-        for match, place in zip(EXPRESSION.finditer(text), places, strict=True):
-            parts.append(text[start : match.start()])
-            start = match.end()
-            value = value_text(evaluate(match.group(1), context, used))
-            try:
-                parts.append(place.quote(value))
-            except ShellQuoteError as exc:
-                raise TemplateError(f"${{{{ {match.group(1)} }}}}: {exc}") from None
-        parts.append(text[start:])
-        return "".join(parts)
+        return _render_at(text, places, context, used)
     shell = ShellText()
     parts: list[str] = []
     start = 0
@@ -83,6 +72,27 @@ def render_shell(text: str, context: Mapping[str, Mapping[str, Any]], used: set[
         raise TemplateError(str(exc)) from None
     parts.append(text[start:])
     return "".join(parts)
+
+
+def _render_at(
+    text: str,
+    places: tuple[ShellText, ...],
+    context: Mapping[str, Mapping[str, Any]],
+    used: set[str],
+) -> str:
+    """``text`` with each value quoted for its place, the places scanned before."""
+    pieces: list[str] = []
+    start = 0
+    for match, place in zip(EXPRESSION.finditer(text), places, strict=True):
+        pieces.append(text[start : match.start()])
+        start = match.end()
+        value = value_text(evaluate(match.group(1), context, used))
+        try:
+            pieces.append(place.quote(value))
+        except ShellQuoteError as exc:
+            raise TemplateError(f"${{{{ {match.group(1)} }}}}: {exc}") from None
+    pieces.append(text[start:])
+    return "".join(pieces)
 
 
 @lru_cache(maxsize=256)
