@@ -135,7 +135,7 @@ class Workspace:
         try:
             with self.store.uploads():  # an object store's uploads go in parallel, at the end
                 for rel in outputs:
-                    full = Path(self._abs(rel))
+                    full = self._abs(rel)
                     try:
                         records.append(self._store_output(rel, full))
                     except (OSError, StoreError) as exc:
@@ -146,19 +146,21 @@ class Workspace:
             raise OutputError(f"cannot upload the outputs: {detail}") from exc
         return records
 
-    def _store_output(self, rel: str, full: Path) -> OutputRecord:
-        if not os.path.lexists(full):
-            raise MissingOutputError(rel)
-        if os.path.islink(full):  # a declared output that is a link: stored as what it names
+    def _store_output(self, rel: str, full: str) -> OutputRecord:
+        try:
+            mode = os.lstat(full).st_mode
+        except OSError:
+            raise MissingOutputError(rel) from None
+        if statmod.S_ISLNK(mode):  # a declared output that is a link: stored as what it names
             target = os.readlink(full)
-            if not full.exists():
+            if not os.path.exists(full):
                 raise StoreError(f"{rel} is a dangling symbolic link (to {target})")
             root = os.path.realpath(self.root)
             if os.path.commonpath([root, os.path.realpath(full)]) != root:
                 raise StoreError(f"{rel} is a symbolic link to {target}, outside the workspace")
-        mode = os.stat(full).st_mode
+            mode = os.stat(full).st_mode
         if statmod.S_ISDIR(mode):
-            digest, size = self.store.put_tree(full, self.digests, boundary=self.root)
+            digest, size = self.store.put_tree(Path(full), self.digests, boundary=self.root)
             return OutputRecord(rel, digest, "tree", size)
         if statmod.S_ISREG(mode):
             digest, size = self.store.put_file(full, self.digests)

@@ -65,6 +65,10 @@ class DigestCache:
         self._read: dict[str, tuple[int, int, int, str]] = {}
         """Rows already read or written here: a file asked about again (a step's output,
         then the next step's input) costs no query; its stat is still compared."""
+        self._absent: set[str] = set()
+        """Paths a :meth:`preload` found no row for: asked about, they are hashed without
+        a query of their own (a cold run's inputs). A row another process writes
+        meanwhile is only missed: the file is hashed, never trusted unread."""
         self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
@@ -87,7 +91,7 @@ class DigestCache:
         with self._lock:
             pending = self._pending.get(key)
             row = pending[1:] if pending is not None else self._read.get(key)
-            if row is None:
+            if row is None and key not in self._absent:
                 row = (
                     self._connect()
                     .execute(
@@ -119,6 +123,7 @@ class DigestCache:
                     chunk,
                 ):
                     self._read[path] = (row[0], row[1], row[2], row[3])
+            self._absent.update(k for k in wanted if k not in self._read)
 
     def known(self, paths: Iterable[str]) -> dict[str, tuple[Signature, str]]:
         """The rows of many paths at once (a put's files), by path: (signature, digest).
@@ -164,6 +169,7 @@ class DigestCache:
         self.flush()
         with self._lock:
             self._read.clear()  # a long-lived project (the server's) holds no run's rows
+            self._absent.clear()
             if self._db is not None:
                 self._db.close()
                 self._db = None
