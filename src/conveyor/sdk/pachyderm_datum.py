@@ -119,7 +119,7 @@ class _Place:
             argv = self.image.argv(pfs, cmd, working_dir, self.env, label)
             environment = {**os.environ, **self.env}
         self.out.flush()
-        return _run(argv, environment, text, self.out, limit), pfs
+        return _run(argv, environment, text, self.out, limit, pfs.parent), pfs
 
     def done(self, pfs: Path) -> None:
         """A try's directory removed (a lane's is emptied by its next datum)."""
@@ -242,10 +242,18 @@ def time_left(datum_timeout: float | None, deadline: float | None) -> float | No
 
 
 def _run(
-    argv: list[str], env: dict[str, str], stdin: bytes, out: Any, timeout: float | None
+    argv: list[str],
+    env: dict[str, str],
+    stdin: bytes,
+    out: Any,
+    timeout: float | None,
+    cwd: Path | None = None,
 ) -> int:
+    """``argv`` run in ``cwd``: the try's scratch directory, where a container runtime's
+    monitor leaves its files (conmon writes ``oom`` to its working directory when the
+    memory limit killed the datum), never the caller's directory."""
     proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env
+        argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd
     )
     try:
         proc.communicate(stdin, timeout=timeout)
