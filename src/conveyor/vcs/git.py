@@ -98,9 +98,31 @@ def output(cwd: Path, *args: str) -> str:
 
 
 def git_state(cwd: Path) -> GitState:
-    # `git status` starts beside rev-parse (two short processes on two cores: every run
+    return GitQuery(cwd).result()
+
+
+class GitQuery:
+    """``git_state`` asked early: `git status` (the slow half: it stats every tracked
+    file) starts when the query is made and works on another core while the caller
+    does other work; :meth:`result` waits for it. A query not asked for its result is
+    ended with :meth:`discard`."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self._status = _start(cwd, "status", "--porcelain", "--untracked-files=no")
+
+    def discard(self) -> None:
+        status, self._status = self._status, None
+        _discard(status)
+
+    def result(self) -> GitState:
+        status, self._status = self._status, None
+        return _state(self.cwd, status)
+
+
+def _state(cwd: Path, status: subprocess.Popen[bytes] | None) -> GitState:
+    # `git status` runs beside rev-parse (two short processes on two cores: every run
     # waits for them); its answer counts only once rev-parse has found a commit
-    status = _start(cwd, "status", "--porcelain", "--untracked-files=no")
     try:
         # one rev-parse answers both questions: the top level, then HEAD's commit (exit 1
         # and no commit line when HEAD is unborn; 128 outside a repository)
