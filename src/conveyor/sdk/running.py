@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -462,6 +461,8 @@ def rerun(
             f"{original.commit[:12]} alone, so outputs may differ"
         )
     git = git_state(project.root)
+    import tempfile
+
     tmp = Path(tempfile.mkdtemp(prefix=f"conveyor-rerun-{original.id}-"))
     worktree = tmp / "tree"
     add_worktree(git.toplevel, original.commit, worktree)

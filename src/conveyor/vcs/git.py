@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -192,6 +191,8 @@ def _worktrees_locked(repo: Path) -> Iterator[None]:
         lock_path = dot_git / "conveyor-worktrees.lock"
     elif dot_git.exists():  # a linked worktree or submodule: never write into the work tree
         digest = blake3.blake3(str(repo.resolve()).encode()).hexdigest()[:16]
+        import tempfile
+
         lock_path = Path(tempfile.gettempdir()) / f"conveyor-worktrees-{digest}.lock"
     else:  # a bare repository (the server's)
         lock_path = repo / "conveyor-worktrees.lock"
