@@ -19,7 +19,6 @@ import operator
 import os
 import shutil
 import stat as statmod
-import tempfile
 from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -331,6 +330,8 @@ class ContentStore:
 
     def _tmp_file(self) -> Path:
         self._ensure_dir(self._tmp)
+        import tempfile  # (and random with it) for a put only, not a run of cache hits
+
         fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
         os.close(fd)
         return Path(name)
