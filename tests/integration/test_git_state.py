@@ -82,3 +82,18 @@ def test_without_git_on_the_path(repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PATH", str(repo / "nothing-here"))
     with pytest.raises(ProjectError, match="git is not installed"):
         git_state(repo)
+
+
+def test_a_query_asked_early_answers_as_git_state_and_a_discarded_one_is_reaped(
+    repo: Path,
+) -> None:
+    """A run starts `git status` before reading its plan and asks for the answer after;
+    a plan that fails to load discards the query: its git ends and is reaped."""
+    early = vcs_git.GitQuery(repo)
+    (repo / "a.txt").write_text("changed before the answer is read\n", encoding="utf-8")
+    assert early.result().commit == _head(repo)
+    dropped = vcs_git.GitQuery(repo)
+    started = dropped._status
+    dropped.discard()
+    dropped.discard()  # twice is harmless
+    assert started is not None and started.returncode is not None

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,69 @@ def test_what_a_crash_left_is_queued_again(db: ServerDatabase) -> None:
     assert [(r["id"], r["worker"]) for r in queue.pending("beta")] == [(ran, "w10")]
     queue.finish(ran, "w10")
     assert queue.pending("beta") == []
+
+
+def _server_datasets(db: ServerDatabase, tmp_path: Path, project: str) -> Any:
+    """A project's datasets as the server's routes make them: each commit queues its
+    downstream jobs in its own transaction."""
+    from conveyor.sdk.datasets.scoped import ScopedDatasets
+    from conveyor.sdk.datasets.service import Datasets
+    from conveyor.sdk.project import Project
+    from conveyor.store.cas import ContentStore
+
+    root = tmp_path / project
+    local = Project(
+        root, state_dir=root / "datasets", records=db.records, store=ContentStore(tmp_path / "s")
+    )
+    scoped = ScopedDatasets(db.records, project, db.pachyderm.on_commit(project))
+    return Datasets(local, records=scoped)
+
+
+def test_a_dataset_commit_and_its_trigger_land_together_or_not_at_all(
+    db: ServerDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.sdk.datasets.refs import parse_ref
+    from conveyor.server.db import pachyderm_queue
+
+    datasets = _server_datasets(db, tmp_path, "alpha")
+    datasets.create("images", "")
+    source = tmp_path / "a.txt"
+    source.write_text("alpha\n")
+    first = datasets.put(parse_ref("images:/a.txt"), [str(source)], "", False)
+    owed = [(r["kind"], r["name"], r["branch"], r["status"]) for r in db.pachyderm.pending()]
+    assert owed == [(COMMIT, "images", "master", QUEUED)]
+    claimed = db.pachyderm.claim("w1", ["alpha"])
+    assert claimed is not None
+    db.pachyderm.finish(claimed.id, "w1")
+
+    # a crash between the commit's rows and its trigger's: neither is written
+    def crash(*_args: object) -> None:
+        raise KeyboardInterrupt("killed between the commit and its trigger")
+
+    monkeypatch.setattr(pachyderm_queue, "queue_in", crash)
+    source.write_text("beta\n")
+    with pytest.raises(KeyboardInterrupt):
+        datasets.put(parse_ref("images:/a.txt"), [str(source)], "", False)
+    assert datasets.branches("images") == {"master": first.id}  # no commit landed
+    assert db.pachyderm.pending() == []
+    with pytest.raises(KeyboardInterrupt):
+        datasets.branch("images", "dev", parse_ref(f"images@{first.id}"))
+    assert "dev" not in datasets.branches("images") and db.pachyderm.pending() == []
+
+    monkeypatch.undo()  # the same commit once nothing fails: both land
+    second = datasets.put(parse_ref("images:/a.txt"), [str(source)], "", False)
+    assert datasets.branches("images") == {"master": second.id}
+    assert [(r["name"], r["status"]) for r in db.pachyderm.pending()] == [("images", QUEUED)]
+
+
+def test_a_pushed_commits_ci_flow_is_queued_once(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    commit = "c" * 40
+    assert queue.enqueue_ci("alpha", commit, "main") is not None
+    assert queue.enqueue_ci("alpha", commit, "main") is None  # a webhook after the push
+    claimed = queue.claim("w1", ["alpha"])
+    assert claimed is not None and claimed.name == commit
+    queue.finish(claimed.id, "w1")
+    assert queue.enqueue_ci("alpha", commit, "main") is None  # it ran: still once
+    assert queue.enqueue_ci("beta", commit, "main") is not None
+    assert [(r["project"], r["kind"]) for r in queue.pending()] == [("beta", "ci")]

@@ -175,3 +175,74 @@ def test_a_push_builds_pushes_updates_and_reprocesses(
         _, said = commit_and_push(checkout, "notes")
         assert "changes no image or spec" in said, said
         assert viewer.get("/runs").json()["runs"] == []  # four pushes, no run recorded
+
+
+COUNT_SPEC = {  # on the server, not in pachyderm_ci: reads the flow's pipeline's output
+    "pipeline": {"name": "count"},
+    "transform": {"cmd": ["sh", "-c", "cat /pfs/edges/* > /pfs/out/all.txt"]},
+    "input": {"pfs": {"repo": "edges", "glob": "/"}},
+}
+
+
+def test_a_flow_runs_the_pipelines_downstream_of_its_specs(
+    srv: Server, checkout: Path, registry: str
+) -> None:
+    with srv.api("lead") as lead, srv.api("viewer") as viewer:
+        settings = {
+            "pachyderm_ci": ["edges.json"],
+            "pachyderm_ci_context": "image",
+            "registry": registry,
+        }
+        assert lead.put("/settings", json=settings).status_code == 200
+        assert lead.post("/datasets", json={"name": "images"}).status_code == 201
+        assert lead.put("/datasets/images/files/a.txt", content=b"alpha\n").is_success
+        commit_and_push(checkout, "image and spec")
+        until(lambda: [r for r in viewer.get("/ci").json() if r["state"] != "running"])
+        made = lead.post("/pipelines", json={"spec": json.dumps(COUNT_SPEC), "file": "c.json"})
+        assert made.status_code == 201, made.text
+        until(lambda: viewer.get("/datasets/count/files/all.txt").content == b"ALPHA\n")
+        before = len(viewer.get("/datasets/count/log").json())
+
+        # the image changes what edges writes: count, downstream, must follow
+        (checkout / "image" / "upper.sh").write_text(SCRIPT.replace("tr a-z A-Z", "rev"))
+        second, said = commit_and_push(checkout, "reverse instead")
+        assert f"pachyderm CI of {second[:12]} queued" in said, said
+        record = until(
+            lambda: [
+                r
+                for r in viewer.get("/ci").json()
+                if r["commit"] == second and r["state"] != "running"
+            ]
+        )[0]
+        assert record["state"] == "success", record
+        jobs = record["steps"][-1]["jobs"]
+        assert [(j["pipeline"], j["downstream"]) for j in jobs] == [
+            ("edges", False),
+            ("count", True),
+        ]
+        assert viewer.get("/datasets/edges/files/a.txt").content == b"ahpla\n"
+        assert viewer.get("/datasets/count/files/all.txt").content == b"ahpla\n"
+        assert len(viewer.get("/datasets/count/log").json()) == before + 1
+
+
+def test_a_failed_builds_log_and_error_name_no_path_of_the_server(
+    srv: Server, checkout: Path, registry: str
+) -> None:
+    base = os.environ["CONVEYOR_TEST_PODMAN_IMAGE"]
+    (checkout / "image" / "Dockerfile").write_text(f"FROM {base}\nCOPY missing.sh /app/\n")
+    with srv.api("lead") as lead, srv.api("viewer") as viewer:
+        settings = {
+            "pachyderm_ci": ["edges.json"],
+            "pachyderm_ci_context": "image",
+            "registry": registry,
+        }
+        assert lead.put("/settings", json=settings).status_code == 200
+        commit_and_push(checkout, "a COPY of a file that is not there")
+        record = until(lambda: [r for r in viewer.get("/ci").json() if r["state"] != "running"])[0]
+        assert record["state"] == "failed", record
+        build = record["steps"][0]
+        log = viewer.get(build["log"].removeprefix("/api/v1/projects/demo")).text
+        assert "missing.sh" in log, log  # podman's own error, which names the context
+        for text in (log, record["error"], build["error"], json.dumps(record)):
+            assert str(srv.data) not in text and "ci-scratch" not in text, text
+        assert "<context>" in log, log

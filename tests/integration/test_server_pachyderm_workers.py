@@ -206,14 +206,15 @@ def test_a_branch_moved_through_the_api_runs_its_pipelines(srv: Server) -> None:
 def test_a_crash_between_a_commit_and_its_jobs_loses_nothing(
     tmp_path_factory: pytest.TempPathFactory, backend: str
 ) -> None:
-    """The server died after a route's commit landed and before its held trigger was
-    queued: the server starting again runs the jobs that commit owes."""
+    """The server died right after a route's commit landed (the process killed before
+    it woke its claimer): the trigger landed with the commit, and the server starting
+    again runs the jobs that commit owes."""
     from contextlib import ExitStack
 
     from conveyor.sdk.datasets.refs import parse_ref
+    from conveyor.server.api_datasets import datasets_of
     from conveyor.server.config import ServerConfig
     from conveyor.server.db.database import open_database
-    from conveyor.server.db.pachyderm_queue import COMMIT
     from conveyor.server.keyring import Keyring
     from conveyor.server.pachyderm_jobs import pipelines_of
     from conveyor.server.state import ServerState
@@ -236,9 +237,10 @@ def test_a_crash_between_a_commit_and_its_jobs_loses_nothing(
             pipelines.create_text(spec("copy", "words", HANG), "copy.json", True, False, False)
             source = server.data / "a.txt"
             source.write_text("alpha\n")
-            # what a put route does, up to the crash: the trigger held, the commit made
-            state.db.pachyderm.hold("demo", COMMIT, "words", "master")
-            pipelines.datasets.put(parse_ref("words:/a.txt"), [str(source)], "", False)
+            # what a put route does, up to the crash: the commit made with its trigger
+            datasets = datasets_of(state, "demo", downstream=True)
+            datasets.put(parse_ref("words:/a.txt"), [str(source)], "", False)
+            assert [r["name"] for r in state.db.pachyderm.pending("demo")] == ["words"]
         finally:
             state.db.close()
         server.start(workers=0)

@@ -104,6 +104,27 @@ def test_two_http_processes_serve_runs_and_refuse_a_revoked_token_at_once(
         conn.close()
 
 
+def test_one_http_process_refuses_a_token_revoked_by_the_admin_commands_at_once(
+    server: Server,
+) -> None:
+    """A single process keeps who a token is (here for ten minutes, so that a kept answer
+    cannot expire on its own); the admin command, another process, marks its write in the
+    data directory's stamp, which the next request reads."""
+    server.start(workers=0, extra=("--keep-answers", "600"))
+    token = server.tokens["viewer"]
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    path = "/api/v1/projects/demo/runs"
+    try:
+        for _ in range(2):  # the second answer comes from what the first read kept
+            status, body = get(conn, path, token)
+            assert status == 200, body
+        conveyor(*server.admin_args(), "revoke-tokens", "viewer")
+        status, body = get(conn, path, token)  # the same connection, right after
+        assert status == 401 and b"not valid" in body, body
+    finally:
+        conn.close()
+
+
 def test_http_processes_must_be_at_least_one(repo: Repo, server: Server) -> None:
     result = repo.run(*server.admin_args(), "--http-processes", "0")
     assert result.code == 2 and "--http-processes" in result.err

@@ -139,6 +139,18 @@ def test_a_run_page_shows_its_graph_steps_and_outputs(ui: str, project: Repo) ->
     assert set(live["steps"]) == {"prepare.fetch", "train.fit", "report.publish"}
 
 
+def test_a_run_is_reached_by_its_number_as_the_cli_names_it(ui: str, project: Repo) -> None:
+    runs = _runs(project)
+    first = runs[-1]
+    for ref in (f"%23{first['number']}", str(first["number"])):  # #N, and N under 4 digits
+        page = httpx.get(f"{ui}/runs/{ref}", timeout=30)
+        assert page.status_code == 200, page.text
+        assert first["id"] in page.text
+    assert httpx.get(f"{ui}/runs/%23999", timeout=30).status_code == 404
+    bad = httpx.get(f"{ui}/runs/%23x1", timeout=30)
+    assert bad.status_code == 400 and "is not a run number" in bad.text, bad.text
+
+
 def test_a_step_its_log_and_its_why(ui: str, project: Repo) -> None:
     latest = _runs(project)[0]["id"]
     step = httpx.get(f"{ui}/runs/{latest}/steps/prepare.fetch", timeout=30)

@@ -15,7 +15,7 @@ from pathlib import Path
 UI = [
     sys.executable,
     "-c",
-    "from conveyor.cli.main import cli, main; from conveyor.server.web.ui import ui; "
+    "from conveyor.cli.group import cli; from conveyor.cli.main import main; from conveyor.server.web.ui import ui; "
     "cli.add_command(ui); main()",
 ]
 

@@ -135,6 +135,8 @@ def test_the_runs_list_pages_with_a_cursor_and_a_total(server: Server, finished:
         everything = member.get("/runs", params={"limit": 500}).json()
         total = everything["total"]
         assert total == len(everything["runs"]) >= 5 and everything["next_cursor"] is None
+        done = next(r for r in everything["runs"] if r["id"] == finished)  # its record's words
+        assert done["number"] >= 1 and done["pipeline"] and done["executor"] == "local", done
         seen: list[str] = []
         cursor = None
         while True:

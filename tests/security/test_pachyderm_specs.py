@@ -138,7 +138,7 @@ def test_a_listed_path_that_climbs_out_is_refused() -> None:
 
 
 def test_a_link_in_an_input_directory_is_refused_not_followed(tmp_path: Path) -> None:
-    from conveyor.cli.main import cli
+    from conveyor.cli.group import cli
 
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "a.png").write_text("a")

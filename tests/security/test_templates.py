@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conveyor.plan.compile import compile_plan
@@ -302,3 +302,41 @@ def test_a_value_that_shell_syntax_would_swallow_is_refused(run: str) -> None:
         reason in str(info.value)
         for reason in ("cannot follow", "ends the here-document", "cannot name the end")
     )
+
+
+@settings(max_examples=150, deadline=None)
+@example(value="EOF", template="echo x; cat <<EOF\n${{ params.v }}\nEOF\necho ${{ params.v }}")
+@example(value="it's", template='echo ${{ params.v }}; echo "${{ params.v }}"')
+@given(
+    value=st.lists(st.sampled_from([*"'\"\\$`(){}; \n\t#<>|&x", "EOF", "\nEOF\n"])).map("".join),
+    template=st.sampled_from(
+        [
+            *CONTEXTS,
+            "echo \\${{ params.v }}",
+            'echo "$${{ params.v }}"',
+            "echo $'${{ params.v }}'",
+            "echo ${{ params.v }} # ${{ params.v }}",
+            'echo `echo "${{ params.v }}"` ${{ params.v | raw }}',
+            "cat <<${{ params.v }}\nx",
+            "echo ${{ params.v }}; cat <<EOF\n${{ params.v }}\nEOF\necho ${{ params.v }}",
+        ]
+    ),
+)
+def test_places_scanned_once_quote_as_a_scan_with_the_values(value: str, template: str) -> None:
+    """A text's quoting places are scanned once and reused for every value (a matrix's
+    thousand commands): the same command, or the same refusal, as scanning the text with
+    its values each time."""
+    from conveyor.plan import template as module
+
+    def rendered() -> tuple[str, set[str]] | str:
+        used: set[str] = set()
+        try:
+            return module.render_shell(template, {"params": {"v": value}}, used), used
+        except module.TemplateError as exc:
+            return f"refused: {exc}"
+
+    reused = rendered()
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(module, "_places", lambda text: None)
+        scanned = rendered()
+    assert reused == scanned

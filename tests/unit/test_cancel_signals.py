@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from conveyor.cli.commands_run import _cancel_on_signals, _run_is_over
+from conveyor.cli.local_run import cancel_on_signals as _cancel_on_signals
+from conveyor.cli.local_run import run_is_over as _run_is_over
 
 
 class _Runner:

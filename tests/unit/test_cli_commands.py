@@ -7,31 +7,31 @@ import importlib
 
 import click
 
-from conveyor.cli import main
+from conveyor.cli import group
 
 
 def test_every_built_in_command_is_mapped_to_the_module_that_defines_it() -> None:
     defined = {
         command.name: name
-        for name in sorted(set(main.COMMAND_MODULES.values()))
+        for name in sorted(set(group.COMMAND_MODULES.values()))
         for command in importlib.import_module(f"conveyor.cli.{name}").COMMANDS
     }
-    assert defined == main.COMMAND_MODULES
+    assert defined == group.COMMAND_MODULES
 
 
 def test_the_group_lists_and_finds_every_built_in_command() -> None:
-    ctx = main.cli.make_context("conveyor", ["--help"], resilient_parsing=True)
-    names = main.cli.list_commands(ctx)
-    assert set(main.COMMAND_MODULES) <= set(names)
+    ctx = group.cli.make_context("conveyor", ["--help"], resilient_parsing=True)
+    names = group.cli.list_commands(ctx)
+    assert set(group.COMMAND_MODULES) <= set(names)
     assert names == sorted(names)
-    for name in main.COMMAND_MODULES:
-        command = main.cli.get_command(ctx, name)
+    for name in group.COMMAND_MODULES:
+        command = group.cli.get_command(ctx, name)
         assert command is not None and command.name == name
-    assert main.cli.get_command(ctx, "no-such-command") is None
+    assert group.cli.get_command(ctx, "no-such-command") is None
 
 
 def test_a_command_comes_with_the_subcommands_other_modules_add() -> None:
-    ctx = main.cli.make_context("conveyor", ["--help"], resilient_parsing=True)
-    runs = main.cli.get_command(ctx, "runs")
+    ctx = group.cli.make_context("conveyor", ["--help"], resilient_parsing=True)
+    runs = group.cli.get_command(ctx, "runs")
     assert isinstance(runs, click.Group)
     assert "delete" in runs.list_commands(ctx)

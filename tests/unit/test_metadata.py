@@ -955,6 +955,16 @@ def test_step_counts_and_states_read_only_what_a_page_needs(db_path: Path, opene
         records.close()
 
 
+def test_get_runs_reads_many_records_at_once(repo: MetadataRepository) -> None:
+    ids = [f"r{i:04d}" for i in range(1000)]  # past one chunk of bound parameters
+    for i, run_id in enumerate(ids):
+        repo.create_run(run(run_id, float(i)))
+    found = repo.get_runs([*ids, "missing", ids[0]])
+    assert sorted(found) == ids
+    assert found["r0999"] == repo.get_run("r0999")
+    assert repo.get_runs([]) == {}
+
+
 def test_a_page_of_runs_is_a_keyset_page_with_filters(repo: MetadataRepository) -> None:
     for i in range(7):
         status = RunStatus.FAILED if i % 3 == 0 else RunStatus.SUCCEEDED

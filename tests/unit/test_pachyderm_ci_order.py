@@ -97,12 +97,13 @@ def test_tls_is_skipped_only_for_the_machines_own_registry(
 
     calls: list[list[str]] = []
 
-    def fake_call(argv: list[str], log: Path, timeout: float) -> None:
+    def fake_call(argv: list[str], log: Path, timeout: float, *_scrub: object) -> None:
         calls.append(argv)
         Path(argv[argv.index("--digestfile") + 1]).write_text("sha256:" + "a" * 64)
 
     monkeypatch.setattr(pachyderm_ci, "_call", fake_call)
     ci = pachyderm_ci.PipelineCi.__new__(pachyderm_ci.PipelineCi)
+    ci.scrub = str
     digest = ci._push(("podman",), target, tmp_path / "push.log")
     assert digest == "sha256:" + "a" * 64
     assert ("--tls-verify=false" in calls[0]) is plain_http

@@ -55,3 +55,29 @@ def test_running_and_held_triggers_are_not_unattended(db: ServerDatabase) -> Non
     assert queue.claim("w", ["demo"]) is not None
     _age(db, 120)
     assert queue.unattended("demo", 30, 60) == 0
+
+
+def test_workers_gone_for_a_week_lose_their_rows_when_a_new_one_asks(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    for i in range(3):
+        queue.seen(f"host:worker-{i}:pachyderm")
+    _age(db, 8 * 24 * 3600)
+    queue.seen("host:worker-1:pachyderm")  # an old name seen again: updated, nothing dropped
+    queue.seen("host:worker-9:pachyderm")  # a new one: the week-old rows go
+    with db.engine.connect() as conn:
+        names = sorted(r.name for r in conn.execute(t.pachyderm_workers.select()))
+    assert names == ["host:worker-1:pachyderm", "host:worker-9:pachyderm"]
+
+
+def test_a_commits_ci_flow_is_queued_once_even_after_it_ran(db: ServerDatabase) -> None:
+    queue = db.pachyderm
+    commit = "a" * 40
+    first = queue.enqueue_ci("demo", commit, "main")
+    assert first is not None
+    assert queue.enqueue_ci("demo", commit, "main") is None  # a webhook after the push
+    claimed = queue.claim("w", ["demo"])
+    assert claimed is not None and (claimed.kind, claimed.name) == ("ci", commit)
+    queue.finish(claimed.id, "w")
+    assert queue.enqueue_ci("demo", commit, "main") is None  # ran: still seen
+    assert queue.pending() == []
+    assert queue.enqueue_ci("beta", commit, "main") is not None  # another project's own

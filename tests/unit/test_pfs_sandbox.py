@@ -57,3 +57,19 @@ def test_an_image_datum_mounts_pfs_read_only_and_passes_variables_by_name(
     ]  # names only: values stay off the command line
     assert options[options.index("--network") + 1] == "none"
     assert "-w" not in options  # the image's own working directory
+    assert not [a for a in options if a.startswith(("--memory", "--cpus"))]  # no limits
+
+
+def test_an_image_datums_limits_are_the_containers_options_before_the_image(
+    tmp_path: Path,
+) -> None:
+    from conveyor.executors.pfs_sandbox import container_argv
+
+    argv = container_argv(
+        ("podman",), "podman", "sha256:ab", tmp_path, ["--memory=1"], None, [], "n",
+        memory=64 * 2**20, cpus=0.5,
+    )  # fmt: skip
+    options = argv[: argv.index("sha256:ab")]
+    assert "--memory=67108864" in options and "--memory-swap=67108864" in options
+    assert "--cpus=0.5" in options
+    assert argv[-1] == "--memory=1"  # the command's own argument stays the command's

@@ -26,6 +26,58 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def _ttl() -> Iterator[None]:
     yield
     Recent.ttl = 1.0  # keep_nothing is process-wide
+    recent._stamp.clear()  # so is share_writes
+
+
+def _other_process_writes(stamp: Path) -> None:
+    """What another process's ``forget`` does to the shared stamp (it has its own
+    answers; only the file is shared)."""
+    with open(stamp, "ab") as f:
+        f.write(b".")
+
+
+def test_a_write_by_another_process_is_seen_by_the_next_read(
+    clock: list[float], tmp_path: Path
+) -> None:
+    recent.share_writes(tmp_path / "answers.stamp")
+    kept: Recent[str] = Recent()
+    assert kept.get("token", lambda: "member") == "member"
+    assert kept.get("token", lambda: "unread") == "member"  # kept, no write since
+    _other_process_writes(tmp_path / "answers.stamp")
+    assert kept.get("token", lambda: "revoked") == "revoked"  # well within the ttl
+    assert kept.get("token", lambda: "unread") == "revoked"
+
+
+def test_this_process_writes_reach_the_stamp(clock: list[float], tmp_path: Path) -> None:
+    stamp = tmp_path / "answers.stamp"
+    recent.share_writes(stamp)
+    before = stamp.stat().st_size
+    Recent[int]().forget()
+    assert stamp.stat().st_size == before + 1
+    assert stamp.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_stamp_that_grew_too_large_is_replaced_and_still_seen(
+    clock: list[float], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recent, "MAX_STAMP", 3)
+    stamp = tmp_path / "answers.stamp"
+    recent.share_writes(stamp)
+    kept: Recent[str] = Recent()
+    writer: Recent[str] = Recent()
+    for i in range(8):  # past the size limit several times
+        assert kept.get("k", lambda i=i: f"v{i}") == f"v{i}"
+        writer.forget()
+    assert stamp.stat().st_size <= 3
+    assert not list(tmp_path.glob("answers.stamp.*"))  # no temporary file left
+
+
+def test_an_unreadable_stamp_keeps_nothing(clock: list[float], tmp_path: Path) -> None:
+    stamp = tmp_path / "answers.stamp"
+    recent.share_writes(stamp)
+    stamp.unlink()
+    kept: Recent[int] = Recent()
+    assert [kept.get("k", lambda i=i: i) for i in range(3)] == [0, 1, 2]
 
 
 def test_an_answer_is_kept_for_the_ttl_then_read_again(clock: list[float]) -> None:

@@ -60,3 +60,27 @@ def _link(name: str, target: str) -> tarfile.TarInfo:
 )
 def test_links_out_of_the_tree_are_seen(name: str, target: str, escapes: bool) -> None:
     assert _escapes(_link(name, target)) is escapes
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "--output=/tmp/x",  # git diff would read it as an option
+        "HEAD~1",
+        "A" * 40,  # not how git writes an id
+        "a" * 39,
+        ["a" * 40],
+        None,
+        "a" * 40 + "\n",
+    ],
+)
+def test_a_webhooks_before_is_a_commit_id_or_nothing(before: object) -> None:
+    from conveyor.server.webhooks import _commit_id
+
+    assert _commit_id(before) == ""  # every path counts as changed
+
+
+def test_a_webhooks_before_commit_id_is_kept() -> None:
+    from conveyor.server.webhooks import _commit_id
+
+    assert _commit_id("0123456789abcdef" * 2 + "01234567") == "0123456789abcdef" * 2 + "01234567"

@@ -480,6 +480,30 @@ def test_digest_cache_preload_reads_many_rows_in_one_query(
     cache.close()
 
 
+def test_digest_cache_preload_spares_a_query_per_file_without_a_row(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    """A cold run's inputs have no rows: the preload's one SELECT says so, and asking for
+    each digest then hashes the file without a query of its own. A row another process
+    writes after the preload is not used: the file is hashed, so its digest stays right."""
+    paths = [tmp_path / f"f{i}" for i in range(20)]
+    for i, path in enumerate(paths):
+        path.write_bytes(b"y" * i)
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    selects: list[str] = []
+    cache._connect().set_trace_callback(
+        lambda sql: selects.append(sql) if sql.startswith("SELECT") else None
+    )
+    cache.preload(paths)
+    other = DigestCache(tmp_path / "cache.sqlite")
+    other.remember(paths[0], paths[0].stat(), "0" * 64)  # a wrong row, written meanwhile
+    other.close()
+    assert [cache.digest(p) for p in paths] == [b3(b"y" * i) for i in range(20)]
+    assert len(selects) == 1
+    assert len(counting.calls) == len(paths)
+    cache.close()
+
+
 def test_digest_cache_preloaded_rows_are_still_checked_against_the_file(
     tmp_path: Path, counting: CountingHash
 ) -> None:

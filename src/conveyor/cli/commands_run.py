@@ -2,72 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import sys
 from typing import Any
 
 import click
 
+from conveyor.cli import local_run
 from conveyor.cli.context import (
-    EXIT_CANCELLED,
     Context,
     emit_json,
     file_argument,
     file_option,
-    param_values,
     payload_option,
 )
+from conveyor.cli.local_run import RunOptions, cancel_on_signals, run_is_over
 
 pass_context = click.make_pass_decorator(Context)
-
-
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
-
-
-def _exit_code(status: str) -> int:
-    return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(status, 1)
-
-
-CANCELLING = "\nconveyor: cancelling: removing the run's steps from its executors…\n"
-STILL_CANCELLING = (
-    "conveyor: still cancelling: the run's jobs are being removed; it ends when they "
-    "are (kill -9 would leave them queued)\n"
-)
-
-
-def _cancel_on_signals(runner: Any) -> None:
-    """Ctrl-C (or SIGTERM) cancels the run; another one says it is still cancelling.
-
-    The handler never raises and never calls into the runner's locks, the executors or
-    Python's buffered I/O: Python runs it between two bytecodes of the main thread,
-    which may be inside an executor's bindings (a schedd call) or holding a queue's
-    lock. Raising ``KeyboardInterrupt`` there (as a second Ctrl-C once did) unwound the
-    run mid-call and exited while threads were still inside the HTCondor bindings, and
-    left jobs queued. It sets a flag and writes with one ``os.write``; the runner's loop
-    cancels, and ``close`` removes every job before the process exits."""
-    calls = {"n": 0}
-
-    def handler(signum: int, _frame: Any) -> None:
-        calls["n"] += 1
-        with contextlib.suppress(OSError):  # stderr closed: the cancel matters more
-            os.write(2, (CANCELLING if calls["n"] == 1 else STILL_CANCELLING).encode())
-        runner.cancel_from_signal()
-
-    handler.conveyor_cancels = True  # type: ignore[attr-defined]
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
-def _run_is_over() -> None:
-    """Once the run is finalised and its executors closed, a late Ctrl-C has nothing
-    left to cancel: it is ignored, not left to the interpreter's exit (which restores
-    the default handler, so the process would die by the signal, not exit 130)."""
-    if getattr(signal.getsignal(signal.SIGINT), "conveyor_cancels", False):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @click.command()
@@ -165,60 +115,32 @@ def run(
       conveyor run --sweep -p lr=0.1,0.01 -p depth=3,5
                                      four runs, one per combination, then compared
     """
-    from conveyor.cli.progress import make_reporter
-    from conveyor.sdk.running import RunHooks, RunRequest, start_run
-
-    project = ctx.project()
-    if sweep and (remote or detach or ref):
-        raise click.UsageError("--sweep runs here, one run after another; drop --remote")
-    if remote and payload:
-        raise click.UsageError(
-            "--payload gives a local run its event; a server's run has its trigger's"
-        )
-    if remote:
+    options = RunOptions(
+        parallelism,
+        only,
+        force,
+        params,
+        executor,
+        no_wait,
+        event,
+        cron,
+        payload,
+        target,
+        as_json,
+        sweep,
+    )
+    if remote or (sweep and (detach or ref)):
+        project = ctx.project()
+        if sweep:
+            raise click.UsageError("--sweep runs here, one run after another; drop --remote")
+        if payload:
+            raise click.UsageError(
+                "--payload gives a local run its event; a server's run has its trigger's"
+            )
         from conveyor.cli.remote import run_remote
 
         sys.exit(run_remote(project, ref, params, as_json, detach))
-    reporter = make_reporter(as_json)
-
-    def on_wait(holder: str) -> None:
-        click.echo(
-            f"conveyor: another run is in progress here ({holder}); waiting for it…", err=True
-        )
-
-    given = param_values(params)
-    request = RunRequest(
-        params=given,
-        only=only,
-        force=force,
-        parallelism=parallelism,
-        executor=executor,
-        wait=not no_wait,
-        event=event,
-        cron=cron,
-        target=target,
-        payload=payload,
-    )
-    hooks = RunHooks(reporter, on_wait, _cancel_on_signals, _warn)
-    if sweep:
-        from conveyor.cli.sweep import run_sweep_command
-
-        def new_hooks() -> RunHooks:
-            return RunHooks(make_reporter(as_json), on_wait, _cancel_on_signals, _warn)
-
-        try:
-            sys.exit(run_sweep_command(project, request, given, new_hooks, as_json, parallelism))
-        finally:
-            _run_is_over()
-    try:
-        record = start_run(project, request, hooks)
-    finally:
-        _run_is_over()
-    if as_json:
-        from conveyor.sdk.inspect import run_json
-
-        emit_json(run_json(project, record))
-    sys.exit(_exit_code(str(record.status)))
+    local_run.run_here(ctx, options)
 
 
 @click.command()
@@ -238,10 +160,10 @@ def rerun(ctx: Context, run_ref: str, keep: bool, as_json: bool) -> None:
     project = ctx.project()
     try:
         result = do_rerun(
-            project, run_ref, RunHooks(make_reporter(as_json), None, _cancel_on_signals), keep
+            project, run_ref, RunHooks(make_reporter(as_json), None, cancel_on_signals), keep
         )
     finally:
-        _run_is_over()
+        run_is_over()
     if as_json:
         emit_json(
             {

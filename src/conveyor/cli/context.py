@@ -1,4 +1,7 @@
-"""What every command shares: the invocation context, JSON output, exit codes."""
+"""What every command shares: the invocation context, JSON output, exit codes.
+
+Imports no click: ``conveyor run``'s own parser (``cli/quick.py``) runs the command
+without it; the option decorators import click when a command module applies them."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-import click
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.errors import ParamError
+
+if TYPE_CHECKING:
+    import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,12 +47,29 @@ def param_values(given: Sequence[str]) -> dict[str, str]:
     return values
 
 
+def echo(text: str, err: bool = False) -> None:
+    """One line to stdout (or stderr), flushed, as ``click.echo`` writes it. click itself
+    is asked only for what it would change: text holding an escape sequence (stripped
+    when the stream is no terminal) or a stream that is not UTF-8."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:
+        return
+    if "\x1b" in text or not str(getattr(stream, "encoding", "")).lower().startswith("utf"):
+        import click
+
+        click.echo(text, err=err)
+        return
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
 def file_option(command: F) -> F:
     """``-f PATH`` after the command name too (``conveyor run -f .drone.yml``)."""
+    import click
 
     def remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
         if value is not None:
@@ -70,6 +91,7 @@ def file_option(command: F) -> F:
 
 def file_argument(command: F) -> F:
     """An optional ``PIPELINE`` argument, as ``-f`` (``conveyor run pipeline.py``)."""
+    import click
 
     def remember(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
         if value is not None:
@@ -99,12 +121,15 @@ def write_out(pieces: Iterable[bytes], each: bool = False) -> None:
         out.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        import click
+
         raise click.exceptions.Exit(0) from None
 
 
 def payload_option(command: F) -> F:
     """``--payload FILE.json``: the trigger's event that ``${{ event.* }}`` reads (a
     DataTorch annotator button's file and points, a webhook's body), as ``payload``."""
+    import click
 
     def read(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> dict[str, Any]:
         if value is None:

@@ -77,7 +77,7 @@ def run_command(args: list[str], keep: bool = False) -> tuple[int, str]:
     """Run the CLI on ``args`` in this process: its exit code, and what it wrote to
     stdout when ``keep`` (else that went to this process's stdout as it came; stderr
     always does)."""
-    from conveyor.cli.main import cli
+    from conveyor.cli.group import cli
 
     buffer = io.BytesIO()
     sink: Any = buffer if keep else _TextSink(sys.stdout)

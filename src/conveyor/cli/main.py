@@ -1,20 +1,21 @@
-"""``conveyor``: entry point and command definitions.
+"""``conveyor``: the console script's entry point.
 
-Imports of the SDK happen inside each command so that ``conveyor --help`` and quick
-commands start fast; errors from the domain become one line and an exit code here.
+``conveyor run`` in the forms scripts and people type (``cli/quick.py``) runs without
+importing click, whose import with its command definitions is a tenth of a no-op run;
+every other command line, ``--help`` and every mistake go to the click group
+(``cli/group.py``), so usage, help and error messages are click's. Imports of the SDK
+happen inside each command; errors from the domain become one line and an exit code here.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
-import click
-
-from conveyor.cli.context import EXIT_CANCELLED, Context
+from conveyor.cli.context import EXIT_CANCELLED, echo
 from conveyor.errors import ConveyorError
 
 # What a command allocates is mostly what its imports build (modules, classes, functions,
@@ -23,117 +24,85 @@ from conveyor.errors import ConveyorError
 # start-up through with a handful of collections; cycles are still collected.
 gc.set_threshold(20_000, 10, 10)
 
-# Built-in command -> the module under conveyor.cli that defines it (in its COMMANDS): a
-# command imports its own module only, not every other command's options and imports.
-COMMAND_MODULES = {
-    **dict.fromkeys(["init", "validate", "plan", "schema", "convert"], "commands_project"),
-    **dict.fromkeys(["run", "rerun"], "commands_run"),
-    **dict.fromkeys(["runs", "show", "logs", "why", "lineage", "fetch", "gc"], "commands_inspect"),
-    **dict.fromkeys(["prune", "verify"], "commands_store"),
-    **dict.fromkeys(["pipeline", "job", "datum"], "commands_pipeline"),
-    "data": "commands_data",
-    **dict.fromkeys(["metrics", "params", "plots"], "commands_tracking"),
-    "deploy": "commands_deploy",
-}
-# Modules that add subcommands to a command defined elsewhere (``runs delete``).
-SUBCOMMAND_MODULES = {"runs": ("commands_store", "commands_tracking")}
+
+class _Pacified:
+    """A stream whose flush ignores a reader that went away, as click leaves stdout and
+    stderr after a broken pipe (the interpreter's final flush would fail again)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
-class _Group(click.Group):
-    """Built-in commands, loaded when named, plus those of the ``conveyor.commands``
-    entry-point group (the server's)."""
+def _quick_run(argv: list[str]) -> bool:
+    """Run ``conveyor run`` without click when the quick parser reads ``argv`` (False
+    when it does not); interrupts and broken pipes end as under click's ``main``."""
+    from conveyor.cli import local_run
+    from conveyor.cli.quick import parse_run
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *COMMAND_MODULES, *_plugin_commands()})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in COMMAND_MODULES:
-            for module in (COMMAND_MODULES[cmd_name], *SUBCOMMAND_MODULES.get(cmd_name, ())):
-                name = f"conveyor.cli.{module}"
-                __import__(name)  # not importlib.import_module: -X importtime must see it
-                for each in sys.modules[name].COMMANDS:
-                    self.add_command(each)
-            command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in _plugin_commands():
-            loaded = _plugin_commands()[cmd_name].load()
-            if isinstance(loaded, click.Command):
-                return loaded
-        return command
-
-
-def _plugin_commands() -> dict[str, Any]:
-    from importlib.metadata import entry_points
-
-    return {e.name: e for e in entry_points(group="conveyor.commands")}
+    parsed = parse_run(argv, os.environ)
+    if parsed is None:
+        return False
+    try:
+        local_run.run_here(*parsed)
+    except (EOFError, KeyboardInterrupt):
+        echo("", err=True)  # closes the terminal's ^C echo
+        echo("conveyor: aborted", err=True)
+        sys.exit(EXIT_CANCELLED)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        sys.stdout = _Pacified(sys.stdout)
+        sys.stderr = _Pacified(sys.stderr)
+        sys.exit(1)
+    return True
 
 
-@click.group(
-    cls=_Group,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-@click.option(
-    "-C",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=".",
-    help="Run as if started in this directory.",
-)
-@click.option(
-    "-f",
-    "--file",
-    "pipeline_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The pipeline file (default: conveyor.yml, .dotscience.yml or .drone.yml in this "
-    "directory or a parent).",
-)
-@click.version_option(package_name="conveyor")
-@click.pass_context
-def cli(ctx: click.Context, directory: Path, pipeline_file: Path | None) -> None:
-    """Conveyor runs the pipeline in your git repository: locally, cached, with provenance.
-
-    \b
-    Start here:
-      conveyor init            write an example conveyor.yml
-      conveyor run             run it (again: unchanged steps come from the cache)
-      conveyor show latest     what ran, what was cached, what it produced
-      conveyor why STEP        why a step ran again or came from the cache
-      conveyor lineage FILE    which step, commit and inputs produced a file
-      conveyor data --help     versioned datasets (Pachyderm's repos)
-
-    Exit codes: 0 success, 1 a step failed, 2 bad input, 130 cancelled.
-    """
-    if not directory.is_dir():
-        raise click.BadParameter(f"{directory} is not a directory", param_hint="-C")
-    ctx.obj = Context(directory.resolve(), pipeline_file)
+def _clicks(exc: Exception) -> None:
+    """Map click's own exceptions (only ever raised once click is imported)."""
+    click = sys.modules.get("click")
+    if click is None:
+        return
+    if isinstance(exc, click.exceptions.Abort):
+        click.echo("conveyor: aborted", err=True)
+        sys.exit(EXIT_CANCELLED)
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        sys.exit(exc.exit_code)
+    if isinstance(exc, click.exceptions.Exit):
+        sys.exit(exc.exit_code)
 
 
 def main() -> None:
     """Console-script entry point: maps Conveyor errors to one line and an exit code."""
     try:
-        cli.main(standalone_mode=False, prog_name="conveyor")
-    except click.exceptions.Abort:
-        click.echo("conveyor: aborted", err=True)
-        sys.exit(EXIT_CANCELLED)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        if not _quick_run(sys.argv[1:]):
+            from conveyor.cli.group import click_main
+
+            click_main()
     except ConveyorError as exc:
-        click.echo(f"conveyor: error: {exc}", err=True)
+        echo(f"conveyor: error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("conveyor: interrupted", err=True)
+        echo("conveyor: interrupted", err=True)
         sys.exit(EXIT_CANCELLED)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
     except Exception as exc:
+        _clicks(exc)
         if os.environ.get("CONVEYOR_DEBUG"):
             raise
-        click.echo(
+        echo(
             f"conveyor: internal error: {type(exc).__name__}: {exc} "
             "(set CONVEYOR_DEBUG=1 for the traceback and please report it)",
             err=True,
@@ -143,3 +112,7 @@ def main() -> None:
         # The interpreter's exit collects every generation (most objects are modules,
         # classes and functions alive until then): frozen, they are left to the process's end.
         gc.freeze()
+
+
+if __name__ == "__main__":
+    main()

@@ -9,8 +9,9 @@ is a digest of the step id, so any step id makes a plain name.
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
+
+from conveyor.domain.digests import sha256
 
 TRACKING_ENV = "CONVEYOR_TRACKING"
 TRACKING_DIR = ".conveyor/tracking"
@@ -21,4 +22,4 @@ ARTIFACTS = "artifacts"
 @lru_cache(maxsize=4096)  # asked several times per step of every run
 def tracking_path(step_id: str) -> str:
     """The project-relative tracking directory of a step (the same in every run)."""
-    return f"{TRACKING_DIR}/{hashlib.sha256(step_id.encode('utf-8')).hexdigest()[:24]}"
+    return f"{TRACKING_DIR}/{sha256(step_id.encode('utf-8')).hexdigest()[:24]}"

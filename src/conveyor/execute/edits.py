@@ -37,6 +37,9 @@ def keep_edited(
     keep_dir: Path,
 ) -> list[str]:
     """Copy aside the step's outputs edited by hand; returns a warning for each."""
+    outputs = [rel for rel in outputs if os.path.lexists(workspace.root / rel)]
+    if not outputs:  # nothing there to have been edited (a cold run): no records read
+        return []
     last = records.step_history(step_id, limit=1)
     # files older than the step's last end are its own (e.g. a failed attempt's)
     since = (last[0].ended_at or time.time()) if last else 0.0

@@ -8,17 +8,15 @@ few small files is done in the loop itself: a thread hop would cost more than it
 """
 
 import queue
+import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from conveyor.domain.tracking import tracking_path
 from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
 from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
 from conveyor.metadata.records import OutputRecord
 from conveyor.plan.model import StepPlan
-
-if TYPE_CHECKING:  # concurrent.futures (and logging) load with the pool, not at start-up
-    from concurrent.futures import Future, ThreadPoolExecutor
 
 WORKERS = 2
 INLINE_BYTES = 1 << 20
@@ -71,13 +69,22 @@ def store_outputs(
         return OutputsStored(step.id, [], str(exc), retryable=False)
 
 
+class _Raised(NamedTuple):
+    """A worker's unexpected exception, raised again in the loop's thread."""
+
+    error: BaseException
+
+
 class FileWork:
-    """The pool and the queue its results come back on (threads start on first use, so a
-    run of cache hits starts none)."""
+    """Two threads, the work queue they take from and the queue their results come back
+    on (the threads start on first use, so a run of cache hits starts none). Plain
+    threads, not ``concurrent.futures``: its import (with ``logging``) costs a run more
+    than the pool's few lines."""
 
     def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._done: queue.SimpleQueue[Future[FileEvent] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._work: queue.SimpleQueue[Callable[[], FileEvent] | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[FileEvent | _Raised | None] = queue.SimpleQueue()
         self._outstanding = 0
 
     @property
@@ -85,12 +92,22 @@ class FileWork:
         return self._outstanding > 0
 
     def submit(self, work: Callable[[], FileEvent]) -> None:
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="conveyor-files")
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._serve, name=f"conveyor-files-{n}", daemon=True)
+                for n in range(WORKERS)
+            ]
+            for thread in self._threads:
+                thread.start()
         self._outstanding += 1
-        self._pool.submit(work).add_done_callback(self._done.put)
+        self._work.put(work)
+
+    def _serve(self) -> None:
+        while (work := self._work.get()) is not None:
+            try:
+                self._done.put(work())
+            except BaseException as exc:  # the loop raises it: never lost with the thread
+                self._done.put(_Raised(exc))
 
     def wake(self) -> None:
         """End a wait in :meth:`results` early (safe from a signal handler)."""
@@ -105,12 +122,18 @@ class FileWork:
                 items.append(self._done.get_nowait())
         except queue.Empty:
             return []
-        futures = [f for f in items if f is not None]
-        self._outstanding -= len(futures)
-        return [f.result() for f in futures]
+        done = [item for item in items if item is not None]
+        self._outstanding -= len(done)
+        for item in done:
+            if isinstance(item, _Raised):
+                raise item.error
+        return [item for item in done if not isinstance(item, _Raised)]
 
     def close(self) -> None:
-        """Wait for work under way: an output being stored is never left half-stored."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Wait for the work queued and under way: an output being stored is never left
+        half-stored (each thread ends at its stop mark, after the work before it)."""
+        for _ in self._threads:
+            self._work.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []

@@ -138,10 +138,14 @@ class Runner:
     def execute(self) -> RunStatus:
         entries = {} if self.options.force else self.records.cache_entries(self._steps)
         self._cache = StepCache(entries, self.options.force)
-        if entries:  # steps may be served: their files' digest rows in a few queries
-            self.workspace.preload_digests(
-                path for step in self._steps.values() for path in (*step.inputs, *step.outputs)
-            )
+        # the digest rows of the steps' files in a few queries, not one per file (and
+        # none at all for files without a row: a cold run's inputs); outputs matter
+        # only where steps may be served
+        self.workspace.preload_digests(
+            path
+            for step in self._steps.values()
+            for path in ((*step.inputs, *step.outputs) if entries else step.inputs)
+        )
         self.reporter.run_started(self.run, self.plan)
         self._event(None, "run-started", {"steps": len(self._steps)})
         self._launcher.place_all(self.plan.steps)  # image pulls: before the loop, not in it

@@ -83,11 +83,19 @@ def container_argv(
     env_names: Sequence[str],
     name: str,
     network: str = "none",
+    memory: int | None = None,
+    cpus: float | None = None,
 ) -> list[str]:
     """The runtime's command line running ``command`` in ``image_id`` with ``pfs`` at
-    ``/pfs`` (read-only) and ``pfs/out`` at ``/pfs/out``; standard input stays open."""
+    ``/pfs`` (read-only) and ``pfs/out`` at ``/pfs/out``; standard input stays open.
+    ``memory`` (bytes) and ``cpus``: the container's cgroup limits (``resource_limits``:
+    resident memory, no swap beyond it, as a Kubernetes limit; a CPU quota)."""
     root = os.path.realpath(pfs)
     args = [*cli, "run", "--rm", "-i", "--name", name, "--network", network]
+    if memory is not None:
+        args += [f"--memory={int(memory)}", f"--memory-swap={int(memory)}"]
+    if cpus is not None:
+        args += [f"--cpus={cpus:g}"]
     args += ["-v", f"{root}:/pfs:ro", "-v", f"{os.path.join(root, 'out')}:/pfs/out"]
     if os.getuid() != 0:  # files the datum writes belong to the caller
         args += ["--userns=keep-id"] if kind == "podman" else ["--user", f"{os.getuid()}"]

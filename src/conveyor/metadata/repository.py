@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conveyor.domain.states import RunStatus
 from conveyor.metadata.records import (
@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # its dataclasses load with the first dataset call, not on ev
     from conveyor.metadata.datasets import DatasetCommitRecord, DatasetReadRecord, DatasetRecord
 
 RunsPage = tuple[list[RunRecord], int, str | None]
+Also = Callable[[Any], None]
+"""What a caller writes in the transaction of a dataset commit or branch move, given its
+connection (the repository's own kind: a SQLAlchemy one for the SQL records)."""
 """A page of runs, how many match in all, and the ``after`` of the next page (or None)."""
 
 
@@ -63,10 +66,12 @@ class DatasetRepository(Protocol):
         """The dataset, its commits and branches in one transaction (blobs stay: ``gc``)."""
         ...
 
-    def commit_dataset(self, commit: DatasetCommitRecord) -> bool:
+    def commit_dataset(self, commit: DatasetCommitRecord, also: Also | None = None) -> bool:
         """Record ``commit`` and move its branch's head to it, in one transaction, only
         while the head is still ``commit.parent``; False (nothing written) when another
-        commit moved it meanwhile."""
+        commit moved it meanwhile. ``also``: called with the transaction's connection
+        once the commit is written, so that what it writes lands with the commit or not
+        at all (a server's trigger of the downstream jobs)."""
         ...
 
     def dataset_commit(self, dataset: str, commit_id: str) -> DatasetCommitRecord | None: ...
@@ -83,7 +88,11 @@ class DatasetRepository(Protocol):
         """Branch name -> head commit id (None: a branch without commits yet)."""
         ...
 
-    def set_dataset_branch(self, dataset: str, branch: str, head: str | None) -> None: ...
+    def set_dataset_branch(
+        self, dataset: str, branch: str, head: str | None, also: Also | None = None
+    ) -> None:
+        """Create or move the branch; ``also`` as for :meth:`commit_dataset`."""
+        ...
 
     def delete_dataset_branch(self, dataset: str, branch: str) -> bool: ...
 
@@ -98,6 +107,11 @@ class MetadataRepository(DatasetRepository, Protocol):
     def write(self, batch: WriteBatch) -> None: ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+        """The records of those of ``run_ids`` that have one, by id (a page's runs in one
+        read rather than one each)."""
+        ...
 
     def find_runs(self, prefix: str) -> list[RunRecord]: ...
 

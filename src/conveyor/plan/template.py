@@ -11,8 +11,10 @@ text, on purpose. Elsewhere ``| raw`` changes nothing.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from conveyor.plan.shell import ShellQuoteError, ShellText
@@ -45,6 +47,9 @@ def render_shell(text: str, context: Mapping[str, Mapping[str, Any]], used: set[
     """Like :func:`render`, for shell text: each value is quoted for its place."""
     if not has_expression(text):
         return text
+    places = _places(text)
+    if places is not None:  # the places were scanned once for this text (a matrix's steps)
+        return _render_at(text, places, context, used)
     shell = ShellText()
     parts: list[str] = []
     start = 0
@@ -67,6 +72,53 @@ def render_shell(text: str, context: Mapping[str, Mapping[str, Any]], used: set[
         raise TemplateError(str(exc)) from None
     parts.append(text[start:])
     return "".join(parts)
+
+
+def _render_at(
+    text: str,
+    places: tuple[ShellText, ...],
+    context: Mapping[str, Mapping[str, Any]],
+    used: set[str],
+) -> str:
+    """``text`` with each value quoted for its place, the places scanned before."""
+    pieces: list[str] = []
+    start = 0
+    for match, place in zip(EXPRESSION.finditer(text), places, strict=True):
+        pieces.append(text[start : match.start()])
+        start = match.end()
+        value = value_text(evaluate(match.group(1), context, used))
+        try:
+            pieces.append(place.quote(value))
+        except ShellQuoteError as exc:
+            raise TemplateError(f"${{{{ {match.group(1)} }}}}: {exc}") from None
+    pieces.append(text[start:])
+    return "".join(pieces)
+
+
+@lru_cache(maxsize=256)
+def _places(text: str) -> tuple[ShellText, ...] | None:
+    """The scanner's state at each expression of ``text``, when it does not depend on the
+    values pasted: no ``| raw`` value (it is shell text) and no here-document (a value is
+    part of its lines); None otherwise, and the text is scanned with its values."""
+    shell = ShellText()
+    places = []
+    start = 0
+    try:
+        for match in EXPRESSION.finditer(text):
+            if _RAW.match(match.group(1)) is not None:
+                return None
+            shell.feed(text[start : match.start()])
+            start = match.end()
+            if shell.heredoc is not None or shell.pending:
+                return None
+            places.append(copy.deepcopy(shell))  # quote() reads a state, never changes it
+            shell.paste("x")  # the state after any value: previous character not $ or \
+        shell.feed(text[start:])
+    except ShellQuoteError:
+        return None  # the scan with the values raises it in its place
+    if shell.heredoc is not None or shell.pending:
+        return None
+    return tuple(places)
 
 
 def evaluate(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> Any:

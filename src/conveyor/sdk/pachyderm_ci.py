@@ -11,8 +11,9 @@ steps recorded in ``.conveyor/pachyderm/ci/<id>.json`` (each with its log beside
 3. **push** it (``--push``) and read back the digest the registry gave it;
 4. **update** every spec file, in dependency order, with ``transform.image`` retagged
    (a copy under the CI record: the repository's files are not rewritten);
-5. **run** every pipeline of the specs (in dependency order): a new image reruns its
-   datums, and each output commit's provenance holds the build (``ci``: commit, image,
+5. **run** every pipeline of the specs, then every pipeline downstream of them (reading
+   their outputs, and so on), in DAG order: a new image reruns its datums, and each of
+   the specs' output commits' provenance holds the build (``ci``: commit, image,
    pushed digest).
 
 Every value from a spec or the settings goes to the runtime as one argument of an
@@ -25,6 +26,7 @@ import json
 import os
 import stat
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -58,11 +60,18 @@ class SpecFile:
 
 
 Progress = Callable[[str], None]
+Scrub = Callable[[str], str]
+"""What the logs and errors show of a text: a server's replaces its scratch paths."""
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 class PipelineCi:
     """``pipelines``, ``registry`` and ``executor``: the server's (its project's
-    datasets, the lead's registry setting, jobs run here); by default the project's."""
+    datasets, the lead's registry setting, jobs run here); by default the project's.
+    ``scrub``: applied to every log line and error (the server's hides its paths)."""
 
     def __init__(
         self,
@@ -70,8 +79,10 @@ class PipelineCi:
         pipelines: Pipelines | None = None,
         registry: str | None = None,
         executor: str | None = None,
+        scrub: Scrub = _as_is,
     ) -> None:
         self.project = project
+        self.scrub = scrub
         self.pipelines = pipelines or Pipelines(project)
         self.registry = registry or project.settings.containers.registry
         self.executor = executor
@@ -130,7 +141,8 @@ class PipelineCi:
                     cli, context, dockerfile, context_digest, logs / "build.log"
                 )
             with self._step(record, "tag", say) as step:
-                _call([*cli, "tag", record["steps"][0]["image_id"], target], logs / "tag.log", 60)
+                argv = [*cli, "tag", record["steps"][0]["image_id"], target]
+                _call(argv, logs / "tag.log", 60, self.scrub)
                 step["image"] = target
             if push:
                 with self._step(record, "push", say) as step:
@@ -148,29 +160,55 @@ class PipelineCi:
                 step["specs"] = self._update(ordered, _written_images(loaded), target, logs)
                 names = [n for s in step["specs"] for n in s["pipelines"]]
             with self._step(record, "run", say) as step:
-                step["jobs"] = []
-                for name in _pipeline_order(loaded, names):
-                    say(f"run pipeline {name}")
-                    job = self.pipelines.run(name, parallel, executor=self.executor, ci=provenance)
-                    counts: dict[str, int] = {}
-                    for row in job["datums"]:
-                        counts[row["state"]] = counts.get(row["state"], 0) + 1
-                    _note(
-                        logs / "run.log",
-                        f"pipeline {name}: job {job['id']} {job['state']}, datums {counts}, "
-                        f"commit {job['output_commit']} (datum logs: conveyor datum list "
-                        f"{job['id'][:12]})",
-                    )
-                    step["jobs"].append(
-                        {"pipeline": name, "job": job["id"], "commit": job["output_commit"]}
-                    )
+                step["jobs"] = self._run_jobs(loaded, names, provenance, parallel, logs, say)
         except ConveyorError as exc:
-            record.update(state="failed", finished_at=time.time(), error=str(exc))
+            record.update(state="failed", finished_at=time.time(), error=self.scrub(str(exc)))
             self._save(record)
             raise
         record.update(state="success", finished_at=time.time())
         self._save(record)
         return record
+
+    def _run_jobs(
+        self,
+        loaded: list[tuple[SpecFile, Any]],
+        names: list[str],
+        provenance: dict[str, Any],
+        parallel: int,
+        logs: Path,
+        say: Progress,
+    ) -> list[dict[str, Any]]:
+        """A job of each pipeline of the files, then of each pipeline downstream of them
+        (reading their outputs, then those reading these), in DAG order."""
+        jobs = []
+        listed = _pipeline_order(loaded, names)
+        for name in self.pipelines.with_downstream(listed):
+            downstream = name not in listed
+            say(f"run pipeline {name}" + (" (downstream)" if downstream else ""))
+            job = self.pipelines.run(
+                name,
+                parallel,
+                executor=self.executor,
+                ci=None if downstream else provenance,  # it runs no image of this build
+            )
+            counts: dict[str, int] = {}
+            for row in job["datums"]:
+                counts[row["state"]] = counts.get(row["state"], 0) + 1
+            _note(
+                logs / "run.log",
+                f"pipeline {name}: job {job['id']} {job['state']}, datums {counts}, "
+                f"commit {job['output_commit']} (datum logs: conveyor datum list "
+                f"{job['id'][:12]})",
+            )
+            jobs.append(
+                {
+                    "pipeline": name,
+                    "job": job["id"],
+                    "commit": job["output_commit"],
+                    "downstream": downstream,
+                }
+            )
+        return jobs
 
     def refused(self, commit: str, error: str) -> dict[str, Any]:
         """The record of a flow refused before its first step (no build, no update)."""
@@ -248,7 +286,7 @@ class PipelineCi:
             *cli, "build", "--network", "none", "--iidfile", str(iidfile),
             "--label", f"conveyor.context={digest}", "-f", str(dockerfile), str(context),
         ]  # fmt: skip
-        _call(argv, log, BUILD_TIMEOUT)
+        _call(argv, log, BUILD_TIMEOUT, self.scrub)
         image_id = iidfile.read_text().strip()
         if not image_id.startswith("sha256:"):
             image_id = f"sha256:{image_id}"
@@ -265,10 +303,10 @@ class PipelineCi:
         if host in LOCAL_REGISTRY_HOSTS:
             argv.append("--tls-verify=false")  # the machine's own plain-HTTP registry
         argv += ["--digestfile", str(digestfile), target]
-        _call(argv, log, PUSH_TIMEOUT)
+        _call(argv, log, PUSH_TIMEOUT, self.scrub)
         digest = digestfile.read_text().strip()
         if not digest.startswith("sha256:"):
-            raise CiFailed(f"the push of {target} gave no digest; see {log}")
+            raise CiFailed(self.scrub(f"the push of {target} gave no digest; see {log}"))
         return digest
 
     def _update(
@@ -315,8 +353,10 @@ class PipelineCi:
             action = "updated" if all(exist) else "created"
             _note(
                 logs / "update.log",
-                f"{action} {', '.join(created)} from {spec_file.shown} with image {target} "
-                f"(the spec given: {copy})",
+                self.scrub(
+                    f"{action} {', '.join(created)} from {spec_file.shown} with image "
+                    f"{target} (the spec given: {copy})"
+                ),
             )
             done.append(
                 {
@@ -364,7 +404,7 @@ class _Step:
         self.data["state"] = "failed" if kind else "success"
         self.data["finished_at"] = time.time()
         if error is not None:
-            self.data["error"] = str(error)
+            self.data["error"] = self.ci.scrub(str(error))
         self.ci._save(self.record)
         took = self.data["finished_at"] - self.data["started_at"]
         self.say(f"{self.data['name']} {self.data['state']} ({took:.1f} s)")
@@ -375,23 +415,43 @@ def _note(log: Path, line: str) -> None:
         out.write(line + "\n")
 
 
-def _call(argv: list[str], log: Path, timeout: float) -> None:
+def _call(argv: list[str], log: Path, timeout: float, scrub: Scrub = _as_is) -> None:
+    """Run ``argv``, its output appended to ``log`` line by line through ``scrub`` (so
+    the log never holds what ``scrub`` hides, even while the command runs)."""
     with log.open("ab") as out:
-        out.write(f"$ {' '.join(argv)}\n".encode())
+        out.write(scrub(f"$ {' '.join(argv)}\n").encode())
         out.flush()
         try:
-            done = subprocess.run(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                timeout=timeout, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise CiFailed(f"`{argv[1]}` ran over {timeout:g} s; see {log}") from None
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         except OSError as exc:
-            raise CiFailed(f"cannot start {argv[0]}: {exc}") from None
-    if done.returncode != 0:
+            raise CiFailed(scrub(f"cannot start {argv[0]}: {exc}")) from None
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, expire)
+        with proc:  # closes its pipe; kills it if this thread is interrupted
+            timer.start()
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    out.write(scrub(line.decode("utf-8", "replace")).encode())
+                    out.flush()
+                code = proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+    if expired.is_set():
+        raise CiFailed(scrub(f"`{argv[1]}` ran over {timeout:g} s; see {log}"))
+    if code != 0:
         tail = log.read_text(errors="replace").splitlines()[-10:]
         shown = "\n".join(f"  {line}" for line in tail)
-        raise CiFailed(f"`{argv[0]} {argv[1]}` failed (exit {done.returncode}); {log}:\n{shown}")
+        raise CiFailed(scrub(f"`{argv[0]} {argv[1]}` failed (exit {code}); {log}:\n{shown}"))
 
 
 def _exists(cli: tuple[str, ...], image_id: str) -> bool:

@@ -47,6 +47,9 @@ class ImageRun:
     kind: str
     cli: tuple[str, ...]
     network: str
+    memory: int | None = None
+    """``resource_limits``: bytes of memory and CPUs, the container's cgroup limits."""
+    cpus: float | None = None
 
     def provenance(self) -> dict[str, str]:
         return {"name": self.name, "id": self.id, "runtime": self.runtime}
@@ -60,7 +63,17 @@ class ImageRun:
         name: str,
     ) -> list[str]:
         return container_argv(
-            self.cli, self.kind, self.id, pfs, cmd, working_dir, list(env), name, self.network
+            self.cli,
+            self.kind,
+            self.id,
+            pfs,
+            cmd,
+            working_dir,
+            list(env),
+            name,
+            self.network,
+            self.memory,
+            self.cpus,
         )
 
 
@@ -106,7 +119,7 @@ class _Place:
             argv = self.image.argv(pfs, cmd, working_dir, self.env, label)
             environment = {**os.environ, **self.env}
         self.out.flush()
-        return _run(argv, environment, text, self.out, limit), pfs
+        return _run(argv, environment, text, self.out, limit, pfs.parent), pfs
 
     def done(self, pfs: Path) -> None:
         """A try's directory removed (a lane's is emptied by its next datum)."""
@@ -145,7 +158,7 @@ def run_datum(
         image,
         env,
         transform.working_dir,
-        memory_limit(spec) if image is None else None,  # an image: see docs (not enforced)
+        memory_limit(spec) if image is None else None,  # an image's: its container's cgroup
         lane=lane,
     )
     with open(log, "wb") as out:
@@ -194,9 +207,10 @@ def datum_lanes(root: Path) -> Lanes | None:
 
 
 def memory_limit(spec: PachydermPipeline) -> int | None:
-    """The bytes of address space a datum may use: ``resource_limits.memory``, enforced
-    on the datum's process (RLIMIT_AS: ``prlimit`` here, ``ulimit -v`` on a batch
-    worker); ``resource_limits.cpu`` is a scheduling figure only (``step_resources``)."""
+    """The bytes of memory a datum may use: ``resource_limits.memory``, enforced on the
+    datum's process (RLIMIT_AS: ``prlimit`` here, ``ulimit -v`` on a batch worker) or,
+    with an image, as its container's memory cgroup; ``resource_limits.cpu`` is a
+    scheduling figure only (``step_resources``), except as an image's ``--cpus``."""
     return whole_bytes(spec.resource_limits.memory) if spec.resource_limits else None
 
 
@@ -228,10 +242,18 @@ def time_left(datum_timeout: float | None, deadline: float | None) -> float | No
 
 
 def _run(
-    argv: list[str], env: dict[str, str], stdin: bytes, out: Any, timeout: float | None
+    argv: list[str],
+    env: dict[str, str],
+    stdin: bytes,
+    out: Any,
+    timeout: float | None,
+    cwd: Path | None = None,
 ) -> int:
+    """``argv`` run in ``cwd``: the try's scratch directory, where a container runtime's
+    monitor leaves its files (conmon writes ``oom`` to its working directory when the
+    memory limit killed the datum), never the caller's directory."""
     proc = subprocess.Popen(
-        argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env
+        argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd
     )
     try:
         proc.communicate(stdin, timeout=timeout)

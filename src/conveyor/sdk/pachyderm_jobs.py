@@ -40,7 +40,14 @@ from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
 from conveyor.sdk.datasets.service import Datasets
-from conveyor.sdk.pachyderm_datum import DatumWork, Files, ImageRun, datum_lanes, run_datum
+from conveyor.sdk.pachyderm_datum import (
+    DatumWork,
+    Files,
+    ImageRun,
+    datum_lanes,
+    memory_limit,
+    run_datum,
+)
 from conveyor.sdk.pachyderm_state import PachydermState, SpecVersion, new_version
 from conveyor.sdk.project import Project
 from conveyor.spec.pachyderm import PachydermFile, load_specs, parse_specs
@@ -194,8 +201,18 @@ class Pipelines:
 
     def downstream(self, dataset: str, branch: str) -> list[str]:
         """The pipelines a new commit on ``dataset@branch`` makes run, in the order they
-        run: those reading it, then those reading their outputs (a DAG: specs were
-        checked for cycles when each file was read; a cycle across files stops here)."""
+        run: those reading it, then those reading their outputs, each after every one of
+        them whose output it reads (a DAG: specs were checked for cycles when each file
+        was read; a cycle across files is run once, in name order)."""
+        return self._dag_order([], {(dataset, branch)})
+
+    def with_downstream(self, names: list[str]) -> list[str]:
+        """``names`` and every pipeline downstream of them (reading their outputs, then
+        those reading these ...), in DAG order: what a new commit of each of ``names``'
+        outputs would run, as one pass."""
+        return self._dag_order(names, set())
+
+    def _dag_order(self, names: list[str], changed: set[tuple[str, str]]) -> list[str]:
         reads: dict[str, set[tuple[str, str]]] = {}
         writes: dict[str, tuple[str, str]] = {}
         for name in self.state.names():
@@ -205,17 +222,18 @@ class Pipelines:
                 for leaf in leaves(spec.input)
             }
             writes[name] = (name, spec.output_branch)
+        chosen = {n for n in names if n in writes}
+        changed = changed | {writes[n] for n in chosen}
+        while grown := {n for n in reads if n not in chosen and reads[n] & changed}:
+            chosen |= grown
+            changed |= {writes[n] for n in grown}
         order: list[str] = []
-        changed = {(dataset, branch)}
-        pending = set(reads)
-        while True:
-            ready = sorted(n for n in pending if reads[n] & changed)
-            if not ready:
-                return order
-            for name in ready:
-                pending.discard(name)
-                order.append(name)
-                changed.add(writes[name])
+        while len(order) < len(chosen):
+            done = {writes[n] for n in order}
+            feeding = {writes[n] for n in chosen} - done  # outputs still to be made
+            ready = sorted(n for n in chosen - set(order) if not reads[n] & feeding)
+            order += ready or sorted(chosen - set(order))  # a cycle: each once
+        return order
 
     # -- jobs -----------------------------------------------------------------
     def job(self, job_id: str) -> dict[str, Any]:
@@ -421,6 +439,7 @@ class Pipelines:
                 "podman.sh install), or remove transform.image to run on the host in bubblewrap"
             )
         image_id = runtime.image_id(spec.transform.image, None, docker_names=True)
+        limits = spec.resource_limits
         return ImageRun(
             spec.transform.image,
             image_id,
@@ -428,6 +447,8 @@ class Pipelines:
             runtime.kind,
             runtime.cli,
             runtime.network,
+            memory_limit(spec),
+            limits.cpu if limits and limits.cpu else None,
         )
 
     def _output_head(self, spec: PachydermPipeline) -> str | None:

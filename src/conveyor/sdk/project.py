@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from conveyor.domain.digests import blake2b
 from conveyor.domain.runrefs import run_number
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.errors import ConcurrencyError, NotFoundError, ProjectError
@@ -166,9 +167,7 @@ class Project:
 
     def environment_digest(self) -> str:
         """Python version plus the digest of any lock file at the project root."""
-        import hashlib  # here: most commands never need it (nor OpenSSL's start)
-
-        digest = hashlib.blake2b(sys.version.encode(), digest_size=16)
+        digest = blake2b(sys.version.encode(), digest_size=16)
         for name in _LOCK_FILES:
             path = self.root / name
             if path.is_file():

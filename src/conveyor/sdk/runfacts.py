@@ -7,7 +7,6 @@ os and architecture. On a server: the queued run's ref and what triggered it.
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 from conveyor.domain.conditions import RunFacts
@@ -40,6 +39,8 @@ def local_facts(
         if not names.tags:
             raise UsageError("--event tag needs a tag on HEAD's commit (git tag NAME)")
         branch, ref = "", f"refs/tags/{names.tags[0]}"
+    import platform  # only a run with conditions reads the host's os and architecture
+
     return RunFacts(
         event=event,
         branch=branch,
@@ -57,6 +58,8 @@ def server_facts(ref: str, trigger: str, repo: str) -> RunFacts:
     a push); a schedule is ``cron``, a manual run ``custom``."""
     event = "tag" if ref.startswith("refs/tags/") else _SERVER_EVENTS.get(trigger, "push")
     branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else ""
+    import platform
+
     return RunFacts(
         event=event,
         branch=branch,

@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from conveyor.domain.conditions import RunFacts
+from conveyor.domain.conditions import RunFacts, TriggerContext
 from conveyor.domain.envnames import EXAMPLES, changes_execution
 from conveyor.domain.states import RunStatus
 from conveyor.domain.types import ParamValue
@@ -28,7 +27,7 @@ from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.plancache import compile_cached, run_trigger
 from conveyor.sdk.project import Project, hostname
 from conveyor.sdk.runfacts import local_facts
-from conveyor.vcs.git import GitState, add_worktree, git_state, remove_worktree
+from conveyor.vcs.git import GitQuery, GitState, add_worktree, git_state, remove_worktree
 
 if TYPE_CHECKING:
     from conveyor.execute.images import ContainerRuntime
@@ -125,6 +124,24 @@ def _record_warnings(project: Project, run_id: str, warnings: list[str]) -> None
         project.records.write(WriteBatch(events=events))
 
 
+def _read_plan(
+    project: Project, request: RunRequest, hooks: RunHooks
+) -> tuple[TriggerContext, ExecutionPlan, list[str], dict[str, str]]:
+    """The run's trigger, plan (cached), the loader's warnings (told to the hooks) and
+    the values of the secrets its steps are given."""
+    trigger = run_trigger(project, request.payload, request.project_id)
+    plan, warnings = compile_cached(project, request.params, request.only, trigger=trigger)
+    # a server passes its project's secrets in request.env; a local run has the caller's
+    if request.secrets_from_environment:
+        secret_values = resolve_secrets(plan, {**os.environ, **request.env}, warnings=warnings)
+    else:
+        secret_values = resolve_secrets(plan, request.env, local=False, warnings=warnings)
+    for warning in warnings:
+        if hooks.on_warning is not None:
+            hooks.on_warning(warning)
+    return trigger, plan, warnings, secret_values
+
+
 def start_run(
     project: Project,
     request: RunRequest,
@@ -137,17 +154,16 @@ def start_run(
     (a test's fake, a wrapper); the caller closes them. Others are loaded and closed here.
     """
     hooks = hooks or RunHooks()
-    trigger = run_trigger(project, request.payload, request.project_id)
-    plan, warnings = compile_cached(project, request.params, request.only, trigger=trigger)
-    # a server passes its project's secrets in request.env; a local run has the caller's
-    if request.secrets_from_environment:
-        secret_values = resolve_secrets(plan, {**os.environ, **request.env}, warnings=warnings)
-    else:
-        secret_values = resolve_secrets(plan, request.env, local=False, warnings=warnings)
-    for warning in warnings:
-        if hooks.on_warning is not None:
-            hooks.on_warning(warning)
-    git = request.git or git_state(project.root)
+    # git's answer is waited for once the plan is read: its status works meanwhile
+    query = GitQuery(project.root) if request.git is None else None
+    try:
+        trigger, plan, warnings, secret_values = _read_plan(project, request, hooks)
+        git = request.git if query is None else query.result()
+    except BaseException:
+        if query is not None:
+            query.discard()
+        raise
+    assert git is not None
     conditional = any(s.conditions or s.ci for s in plan.steps)
     facts = request.facts or local_facts(
         project.root, request.event, needed=conditional, cron=request.cron, target=request.target
@@ -445,6 +461,8 @@ def rerun(
             f"{original.commit[:12]} alone, so outputs may differ"
         )
     git = git_state(project.root)
+    import tempfile
+
     tmp = Path(tempfile.mkdtemp(prefix=f"conveyor-rerun-{original.id}-"))
     worktree = tmp / "tree"
     add_worktree(git.toplevel, original.commit, worktree)

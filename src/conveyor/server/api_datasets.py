@@ -48,7 +48,10 @@ class BranchPut(BaseModel):
     )
 
 
-def datasets_of(state: ServerState, project: str) -> Datasets:
+def datasets_of(state: ServerState, project: str, downstream: bool = False) -> Datasets:
+    """The project's datasets; ``downstream``: each commit and branch move made through
+    them queues the jobs of the pipelines downstream, in the commit's own transaction
+    (a crash leaves both or neither: ``db/pachyderm_queue``)."""
     from conveyor.sdk.datasets.scoped import ScopedDatasets
     from conveyor.sdk.project import Project
 
@@ -56,7 +59,8 @@ def datasets_of(state: ServerState, project: str) -> Datasets:
     records = state.db.records
     store = state.config.open_store()
     local = Project(root, state_dir=root / "datasets", records=records, store=store)
-    return Datasets(local, records=ScopedDatasets(records, project))
+    on_change = state.db.pachyderm.on_commit(project) if downstream else None
+    return Datasets(local, records=ScopedDatasets(records, project, on_change))
 
 
 def _ref(dataset: str, ref: str | None, path: str = "") -> DatasetRef:
@@ -172,14 +176,14 @@ async def put_file(
 ) -> dict[str, Any]:
     """A new commit on ``branch`` with the request body at ``path`` (replacing the file
     there, or after it with ``append``)."""
-    datasets = datasets_of(state, access.project)
+    datasets = datasets_of(state, access.project, downstream=True)
     target = _ref(dataset, check_name(branch, "branch"), path)
     body, _size = await spool_body(request, state.config.max_dataset_body, state.config.data)
     try:
-        with state.dataset_commit(access.project, target.dataset, branch):
-            commit = await run_in_threadpool(
-                datasets.put, target, ["-"], message, append, False, None, body
-            )
+        commit = await run_in_threadpool(
+            datasets.put, target, ["-"], message, append, False, None, body
+        )
+        state.pachyderm_wake.set()
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
     finally:
@@ -200,7 +204,7 @@ async def put_tree(
     """A new commit on ``branch`` with every file of the body, an uncompressed tar
     stream whose names are the files' paths in the dataset (``data put DIR --remote``):
     regular files only, capped like a file put (``max_dataset_body``) and in count."""
-    datasets = datasets_of(state, access.project)
+    datasets = datasets_of(state, access.project, downstream=True)
     target = _ref(dataset, check_name(branch, "branch"))
     datasets.get(target.dataset)  # an unknown dataset: 404 before the body is read
     body, _size = await spool_body(request, state.config.max_dataset_body, state.config.data)
@@ -209,10 +213,8 @@ async def put_tree(
         with tempfile.TemporaryDirectory(dir=scratch, prefix="tree-") as folder:
             sources = await run_in_threadpool(read_tar, body, Path(folder))
             body.close()
-            with state.dataset_commit(access.project, target.dataset, branch):
-                commit = await run_in_threadpool(
-                    datasets.put_sources, target, sources, message, append
-                )
+            commit = await run_in_threadpool(datasets.put_sources, target, sources, message, append)
+            state.pachyderm_wake.set()
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
     finally:
@@ -232,8 +234,8 @@ def delete_file(
     """A new commit on ``branch`` without ``path`` (a file, or a directory and below)."""
     target = _ref(dataset, check_name(branch, "branch"), path)
     try:
-        with state.dataset_commit(access.project, target.dataset, branch):
-            commit = datasets_of(state, access.project).delete_path(target, message)
+        commit = datasets_of(state, access.project, downstream=True).delete_path(target, message)
+        state.pachyderm_wake.set()
     except ConcurrencyError as exc:
         raise HTTPException(409, str(exc)) from None
     return commit.to_json()
@@ -253,8 +255,9 @@ def put_branch(
     reading that branch run, as after a commit."""
     head = _ref(dataset, body.head) if body.head else None
     check_name(branch, "branch")
-    with state.dataset_commit(access.project, check_name(dataset), branch):
-        moved = datasets_of(state, access.project).branch(check_name(dataset), branch, head)
+    datasets = datasets_of(state, access.project, downstream=True)
+    moved = datasets.branch(check_name(dataset), branch, head)
+    state.pachyderm_wake.set()
     return {"dataset": dataset, "branch": branch, "head": moved}
 
 

@@ -177,7 +177,11 @@ def list_ci(
         for step in steps:
             for spec in step.get("specs", []):
                 spec.pop("spec", None)  # a path of the server's
-        shown.append({**record, "steps": steps})
+            if step.get("error"):  # scrubbed when made; a record made before, here
+                step["error"] = _no_data_path(step["error"], state.config.data)
+        error = record.get("error")
+        error = _no_data_path(error, state.config.data) if error else error
+        shown.append({**record, "steps": steps, "error": error})
     return shown
 
 
@@ -194,6 +198,10 @@ def ci_log(access: Viewer, state: State, ci_id: str, step: str) -> FileResponse:
     if not path.is_file():
         raise HTTPException(404, f"CI {ci_id} has no {step} log")
     return FileResponse(path, media_type="text/plain; charset=utf-8")
+
+
+def _no_data_path(text: str, data_dir: Path) -> str:
+    return str(text).replace(str(data_dir), "<data>")
 
 
 def _job_id(text: str) -> str:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.domain.runrefs import run_number
 from conveyor.domain.states import RunStatus
 from conveyor.errors import UsageError
-from conveyor.metadata.records import StepRunRecord
+from conveyor.metadata.records import RunRecord, StepRunRecord
 from conveyor.sdk.logs import MAX_SINCE, parse_since
 from conveyor.server.auth import Access, member, server, server_state, viewer
 from conveyor.server.db.accounts import role_at_least
@@ -81,7 +81,12 @@ def _numbered(state: ServerState, project: str, number: int) -> QueuedRun:
     raise HTTPException(404, f"project {project!r} has no run #{number}")
 
 
-def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str, Any]:
+_UNREAD: Any = object()
+
+
+def run_json(
+    state: ServerState, run: QueuedRun, steps: bool = True, record: RunRecord | None = _UNREAD
+) -> dict[str, Any]:
     """The queue row (its status is the run's, queued or not) with what the run's record
     says in ``conveyor show --json``'s words (``number``, ``pipeline``, ``executor``;
     null before a worker starts it) and, with ``steps``, the step runs and dataset
@@ -90,7 +95,8 @@ def run_json(state: ServerState, run: QueuedRun, steps: bool = True) -> dict[str
 
     data = run.to_json()
     data["error"] = public_text(state, data["error"])
-    record = state.db.records.get_run(run.id)
+    if record is _UNREAD:
+        record = state.db.records.get_run(run.id)
     shown = record_json(state.db.records, record, steps) if record else {}
     for key in _FROM_RECORD:
         data[key] = shown.get(key)
@@ -141,8 +147,9 @@ def list_runs(
             422, f"{cursor!r} is not a cursor of this list: pass the next_cursor of a page"
         )
     runs, total, after = page
+    records = state.db.records.get_runs(r.id for r in runs)  # one read for the page
     return {
-        "runs": [run_json(state, r, steps=False) for r in runs],
+        "runs": [run_json(state, r, False, records.get(r.id)) for r in runs],
         "total": total,
         "next_cursor": after,
     }

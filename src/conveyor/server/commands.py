@@ -162,6 +162,15 @@ _data_option = click.option(
     type=click.IntRange(min=1),
     help="Processes serving HTTP on the port (the first one also runs the workers).",
 )
+@click.option(
+    "--keep-answers",
+    metavar="SECONDS",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long one process keeps who a token is and each deployment's record (a change"
+    " made through this server or its admin commands is seen at once; 0 keeps nothing).",
+)
 @click.option("--executor", default="local", show_default=True, help="The default executor.")
 @click.option("--public-url", metavar="URL", help="How users reach the server (printed URLs).")
 @click.option(
@@ -206,6 +215,7 @@ def server(
     port: int,
     workers: int,
     http_processes: int,
+    keep_answers: float,
     executor: str,
     public_url: str | None,
     mirror_roots: tuple[Path, ...],
@@ -255,13 +265,17 @@ def server(
     )
     if ctx.invoked_subcommand is None:
         _check_object_store(ctx.obj["server_config"])
-        _serve(ctx.obj["server_config"], http_processes)
+        _serve(ctx.obj["server_config"], http_processes, keep_answers)
 
 
-def _serve(config: ServerConfig, processes: int = 1) -> None:
+def _serve(config: ServerConfig, processes: int = 1, keep_answers: float = 1.0) -> None:
     import logging
 
     import uvicorn
+
+    from conveyor.server.db.recent import Recent
+
+    Recent.ttl = keep_answers
 
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

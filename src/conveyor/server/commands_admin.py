@@ -35,12 +35,14 @@ def _need_extra() -> None:
 def open_state(config: ServerConfig) -> Any:
     _need_extra()
     from conveyor.server.db.database import open_database
+    from conveyor.server.db.recent import share_writes
     from conveyor.server.keyring import Keyring
     from conveyor.server.state import ServerState
 
     # the database, the key and every project's files are the server user's alone
     config.data.mkdir(mode=0o700, parents=True, exist_ok=True)
     config.data.chmod(0o700)
+    share_writes(config.data / "answers.stamp")  # the admin commands' writes reach the server
     state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
     for name in _PRIVATE_ENV:  # steps inherit this process's environment: keep these out
         os.environ.pop(name, None)

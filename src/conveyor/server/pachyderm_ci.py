@@ -24,6 +24,7 @@ import os
 import shutil
 import tarfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,7 +32,7 @@ from conveyor.errors import ConveyorError, UsageError
 from conveyor.sdk.pachyderm_ci import PipelineCi, SpecFile
 from conveyor.sdk.settings import is_registry
 from conveyor.server.api_pipelines import pipelines_of
-from conveyor.server.db.pachyderm_queue import CI, Trigger
+from conveyor.server.db.pachyderm_queue import Trigger
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate
 from conveyor.vcs.git import ZERO, run_git
@@ -86,8 +87,10 @@ def _settings(state: ServerState, project: str) -> dict[str, Any]:
 
 
 def queue_ci(state: ServerState, project: str, updates: list[RefUpdate]) -> list[str]:
-    """A ``ci`` trigger per push to the followed branch that changes the context or a
-    spec of the flow; lines for the pusher."""
+    """A ``ci`` trigger per update of the followed branch (a role-checked git push, or
+    a verified forge webhook whose commit is here or fetched from the mirror) that
+    changes the context or a spec of the flow, once per commit whatever brought it;
+    lines for the pusher."""
     settings = _settings(state, project)
     specs = settings.get(SETTING) or []
     if not specs:
@@ -101,7 +104,9 @@ def queue_ci(state: ServerState, project: str, updates: list[RefUpdate]) -> list
         if not _touches(state.config.repo_dir(project), update, [context or ".", *specs]):
             lines.append(f"conveyor: pachyderm CI: {update.new[:12]} changes no image or spec")
             continue
-        state.db.pachyderm.enqueue(project, CI, update.new, branch)
+        if state.db.pachyderm.enqueue_ci(project, update.new, branch) is None:
+            lines.append(f"conveyor: pachyderm CI of {update.new[:12]} was queued before")
+            continue
         state.pachyderm_wake.set()
         lines.append(
             f"conveyor: pachyderm CI of {update.new[:12]} queued: build, push, "
@@ -127,10 +132,12 @@ def run_ci(state: ServerState, trigger: Trigger) -> dict[str, Any]:
     settings = _settings(state, project)
     pipelines = pipelines_of(state, project)
     registry = settings.get(REGISTRY)
+    scratch = state.config.project_dir(project) / "ci-scratch" / uuid.uuid4().hex
     ci = PipelineCi(pipelines.project, pipelines, registry, executor="local")
+    context_dir = scratch / "tree" / (settings.get(CONTEXT) or ".")
+    ci.scrub = scrubber(context_dir, scratch / "tree", ci.root, state.config.data)
     if os.geteuid() == 0:
         log.warning("the pachyderm CI of %s builds as root: podman is not rootless", project)
-    scratch = state.config.project_dir(project) / "ci-scratch" / uuid.uuid4().hex
     try:
         try:
             files, context = _prepare(state, project, commit, settings, scratch / "tree")
@@ -148,6 +155,30 @@ def run_ci(state: ServerState, trigger: Trigger) -> dict[str, Any]:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("pachyderm CI of %s at %s: image %s", project, commit[:12], record["image"])
     return record
+
+
+def scrubber(context: Path, tree: Path, ci_root: Path, data: Path) -> Callable[[str], str]:
+    """What a flow's logs and errors show instead of the server's paths: its build
+    context ``<context>``, the rest of the exported tree ``<tree>``, the flows' own
+    records ``<ci>`` and the data directory ``<data>`` (longest first, as given and
+    with links resolved)."""
+    names: dict[str, str] = {}
+    for path, name in (
+        (data, "<data>"),
+        (ci_root, "<ci>"),
+        (tree, "<tree>"),
+        (context, "<context>"),
+    ):
+        for shown in (os.path.normpath(path), os.path.realpath(path)):
+            names[shown] = name
+    order = sorted(names, key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for path in order:
+            text = text.replace(path, names[path])
+        return text
+
+    return scrub
 
 
 def _prepare(

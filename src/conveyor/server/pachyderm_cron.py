@@ -19,7 +19,9 @@ from pathlib import Path
 
 from conveyor.errors import ConveyorError, NotFoundError
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef
+from conveyor.sdk.datasets.service import Datasets
 from conveyor.sdk.pachyderm_jobs import Pipelines
+from conveyor.server.api_datasets import datasets_of
 from conveyor.server.api_pipelines import pipelines_of
 from conveyor.server.state import ServerState
 from conveyor.spec.pachyderm_model import CronInput, leaves
@@ -60,12 +62,12 @@ def tick(state: ServerState, now: float) -> int:
                 continue
             for leaf in crons:
                 if _due(pipelines, leaf, created, now):
-                    try:
-                        _commit_tick(pipelines, leaf, now)
+                    try:  # the tick's commit queues its jobs in its own transaction
+                        _commit_tick(datasets_of(state, project, downstream=True), leaf, now)
                     except ConveyorError as exc:
                         log.warning("cron %s of %s/%s: %s", leaf.name, project, name, exc)
                         continue
-                    state.dataset_committed(project, leaf.repo, DEFAULT_BRANCH)
+                    state.pachyderm_wake.set()
                     made += 1
     return made
 
@@ -99,13 +101,12 @@ def _due(pipelines: Pipelines, leaf: CronInput, created: float, now: float) -> b
         return False
 
 
-def _commit_tick(pipelines: Pipelines, leaf: CronInput, now: float) -> None:
-    datasets = pipelines.datasets
+def _commit_tick(datasets: Datasets, leaf: CronInput, now: float) -> None:
     head = datasets.branches(leaf.repo).get(DEFAULT_BRANCH)
     files: dict[str, TreeEntry] = {}
     if head is not None and not leaf.overwrite:
         files = dict(datasets.resolve(DatasetRef(leaf.repo, head)).files)
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    empty = pipelines.project.store.put_bytes(b"")
+    empty = datasets.project.store.put_bytes(b"")
     files[stamp] = TreeEntry(stamp, empty, 0)
     datasets.commit_files(leaf.repo, DEFAULT_BRANCH, head, files, f"cron tick {stamp}", {})

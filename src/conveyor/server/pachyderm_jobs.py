@@ -1,8 +1,8 @@
 """Pachyderm jobs on the server: a commit to a dataset runs its downstream pipelines.
 
 Every route that makes a dataset commit (a file or tree put, a file delete, a branch
-moved) records a trigger in the server database around the commit
-(:meth:`ServerState.dataset_commit`, ``db/pachyderm_queue``); a pipeline created,
+moved), and every cron tick, records a trigger in the commit's own transaction
+(``datasets_of(..., downstream=True)``, ``db/pachyderm_queue``); a pipeline created,
 updated or asked to run records one too, and gets a job once each input has a commit.
 A trigger is claimed by exactly one claimer and runs each downstream pipeline's job
 with the local job code (``sdk/pachyderm_jobs``): datums in bubblewrap (or their

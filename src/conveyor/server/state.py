@@ -5,15 +5,13 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from conveyor.domain.envnames import changes_execution
 from conveyor.server.config import ServerConfig
 from conveyor.server.db.database import ServerDatabase
 from conveyor.server.db.deliveries import Deliveries
-from conveyor.server.db.pachyderm_queue import COMMIT, PIPELINE
+from conveyor.server.db.pachyderm_queue import PIPELINE
 from conveyor.server.db.statuses import HookLog, Statuses
 from conveyor.server.db.vault import Vault
 from conveyor.server.keyring import Keyring
@@ -57,26 +55,6 @@ class ServerState:
     """This process's warm pools, rate buckets and execution slots of deployments."""
     pachyderm_wake: threading.Event = field(default_factory=threading.Event)
     """Set when a Pachyderm trigger is queued, so this process's claimer looks at once."""
-
-    @contextmanager
-    def dataset_commit(self, project: str, dataset: str, branch: str) -> Iterator[None]:
-        """Around a route's dataset commit: the trigger of its downstream jobs is written
-        first (held), queued once the commit landed, dropped if it failed; so a crash
-        between the commit and its jobs loses nothing (``db.pachyderm_queue``)."""
-        triggers = self.db.pachyderm
-        held = triggers.hold(project, COMMIT, dataset, branch)
-        try:
-            yield
-        except BaseException:
-            triggers.drop(held)
-            raise
-        triggers.release(held)
-        self.pachyderm_wake.set()
-
-    def dataset_committed(self, project: str, dataset: str, branch: str) -> None:
-        """A commit already made (a cron tick): the jobs that read it are owed."""
-        self.db.pachyderm.enqueue(project, COMMIT, dataset, branch)
-        self.pachyderm_wake.set()
 
     def pipeline_changed(self, project: str, pipeline: str) -> None:
         """A pipeline was created, updated or asked to run: a job over its inputs' heads."""

@@ -27,6 +27,7 @@ from conveyor.server.auth import server
 from conveyor.server.db.statuses import ForgeLink
 from conveyor.server.limits import spool_body
 from conveyor.server.mirrors import fetch_mirror
+from conveyor.server.pachyderm_ci import queue_ci
 from conveyor.server.state import ServerState
 from conveyor.server.triggers import RefUpdate, queue_updates
 from conveyor.vcs.git import ZERO, check_ref, resolve
@@ -213,6 +214,9 @@ async def _push(
         lines = await run_in_threadpool(
             queue_updates, state, project, [RefUpdate("", after, ref)], user, trigger, link
         )
+        # the Pachyderm CI flow, as a push's: "changes" counted from the forge's `before`
+        ci_update = RefUpdate(_commit_id(data.get("before")), after, ref)
+        lines += await run_in_threadpool(queue_ci, state, project, [ci_update])
     except ConveyorError as exc:
         await run_in_threadpool(state.deliveries.forget, project, keys)
         raise HTTPException(422, str(exc)) from exc
@@ -220,6 +224,13 @@ async def _push(
         await run_in_threadpool(state.deliveries.forget, project, keys)  # a redelivery may retry
         raise
     return {"ok": True, "messages": lines}
+
+
+def _commit_id(value: object) -> str:
+    """The forge's ``before`` if it is a commit id (else none: every path counts as
+    changed, as for a new branch)."""
+    text = value if isinstance(value, str) else ""
+    return text if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text) else ""
 
 
 def _forge_link(

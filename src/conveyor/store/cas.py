@@ -94,7 +94,8 @@ class ContentStore:
         self._objects = root / "objects"
         self._objects_text = os.fspath(self._objects)  # blob paths as strings: cheaper
         self._tmp = root / "tmp"
-        self._made: set[Path] = set()
+        self._made: set[str] = set()
+        self._tmp_text = os.fspath(self._tmp)
         self._token = os.urandom(4).hex()  # tells apart two stores in one process
         self._writes = itertools.count(1)  # next() is atomic: threads share a store
 
@@ -151,7 +152,7 @@ class ContentStore:
     # -- writing --------------------------------------------------------------
     def put_bytes(self, data: bytes) -> Digest:
         digest = hash_bytes(data)
-        if not self._touch(digest):
+        if not self._touch_text(digest):
             self._write(data, digest)
         return digest
 
@@ -246,11 +247,15 @@ class ContentStore:
         # per small output than mkstemp + reopen + chmod (they dominate on slow kernels)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         try:
-            with open(fd, "wb") as handle:
-                handle.write(data)
-            final = self.path_of(digest)
-            self._ensure_dir(final.parent)
-            os.replace(tmp, final)  # atomic: readers see no blob or the whole blob
+            try:
+                view = memoryview(data)
+                while view:  # a plain write may be partial
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            fan = f"{self._objects_text}/{digest[:2]}"
+            self._ensure_dir(fan)
+            os.replace(tmp, f"{fan}/{digest[2:]}")  # atomic: readers see no blob or all of it
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -327,7 +332,7 @@ class ContentStore:
 
     def _tmp_file(self) -> Path:
         self._ensure_dir(self._tmp)
-        import tempfile  # here: a put of many files never needs it (nor shutil's imports)
+        import tempfile  # (and random with it) for a put only, not a run of cache hits
 
         fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
         os.close(fd)
@@ -335,8 +340,8 @@ class ContentStore:
 
     def _tmp_name(self) -> str:
         """A name in tmp/ no other writer uses (process, store instance, counter)."""
-        self._ensure_dir(self._tmp)
-        return f"{self._tmp}/put-{os.getpid()}-{self._token}-{next(self._writes)}"
+        self._ensure_dir(self._tmp_text)
+        return f"{self._tmp_text}/put-{os.getpid()}-{self._token}-{next(self._writes)}"
 
     def _publish(self, tmp: Path, digest: str) -> None:
         final = self.path_of(digest)
@@ -344,10 +349,11 @@ class ContentStore:
         os.chmod(tmp, 0o444)
         os.replace(tmp, final)  # atomic: readers see no blob or the whole blob
 
-    def _ensure_dir(self, path: Path) -> None:
-        if path not in self._made:
-            path.mkdir(parents=True, exist_ok=True)
-            self._made.add(path)
+    def _ensure_dir(self, path: Path | str) -> None:
+        text = os.fspath(path)
+        if text not in self._made:
+            os.makedirs(text, exist_ok=True)
+            self._made.add(text)
 
     # -- checkout -------------------------------------------------------------
     def checkout_file(

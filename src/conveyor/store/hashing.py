@@ -120,6 +120,10 @@ class DigestCache:
         self._read: dict[str, tuple[Signature, str]] = {}
         """Rows already read or written here: a file asked about again (a step's output,
         then the next step's input) costs no query; its stat is still compared."""
+        self._absent: set[str] = set()
+        """Paths a :meth:`preload` found no row for: asked about, they are hashed without
+        a query of their own (a cold run's inputs). A row another process writes
+        meanwhile is only missed: the file is hashed, never trusted unread."""
         self._lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
@@ -151,7 +155,7 @@ class DigestCache:
         st = stat or os.stat(key)
         with self._lock:
             row = self._row(key)
-            if row is None:
+            if row is None and key not in self._absent:
                 found = (
                     self._connect()
                     .execute(f"SELECT {_COLUMNS} FROM {_TABLE} WHERE path = ?", (key,))
@@ -180,6 +184,7 @@ class DigestCache:
                     chunk,  # placeholders only
                 ):
                     self._read[path] = ((size, mtime_ns, ctime_ns, inode), digest)
+            self._absent.update(k for k in wanted if k not in self._read)
 
     def known(self, paths: Iterable[str]) -> dict[str, tuple[Signature, str]]:
         """The rows of many paths at once (a put's files), by path: (signature, digest).
@@ -224,6 +229,7 @@ class DigestCache:
         self.flush()
         with self._lock:
             self._read.clear()  # a long-lived project (the server's) holds no run's rows
+            self._absent.clear()
             if self._db is not None:
                 self._db.close()
                 self._db = None

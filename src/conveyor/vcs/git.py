@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -98,9 +97,31 @@ def output(cwd: Path, *args: str) -> str:
 
 
 def git_state(cwd: Path) -> GitState:
-    # `git status` starts beside rev-parse (two short processes on two cores: every run
+    return GitQuery(cwd).result()
+
+
+class GitQuery:
+    """``git_state`` asked early: `git status` (the slow half: it stats every tracked
+    file) starts when the query is made and works on another core while the caller
+    does other work; :meth:`result` waits for it. A query not asked for its result is
+    ended with :meth:`discard`."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self._status = _start(cwd, "status", "--porcelain", "--untracked-files=no")
+
+    def discard(self) -> None:
+        status, self._status = self._status, None
+        _discard(status)
+
+    def result(self) -> GitState:
+        status, self._status = self._status, None
+        return _state(self.cwd, status)
+
+
+def _state(cwd: Path, status: subprocess.Popen[bytes] | None) -> GitState:
+    # `git status` runs beside rev-parse (two short processes on two cores: every run
     # waits for them); its answer counts only once rev-parse has found a commit
-    status = _start(cwd, "status", "--porcelain", "--untracked-files=no")
     try:
         # one rev-parse answers both questions: the top level, then HEAD's commit (exit 1
         # and no commit line when HEAD is unborn; 128 outside a repository)
@@ -170,6 +191,8 @@ def _worktrees_locked(repo: Path) -> Iterator[None]:
         lock_path = dot_git / "conveyor-worktrees.lock"
     elif dot_git.exists():  # a linked worktree or submodule: never write into the work tree
         digest = blake3.blake3(str(repo.resolve()).encode()).hexdigest()[:16]
+        import tempfile
+
         lock_path = Path(tempfile.gettempdir()) / f"conveyor-worktrees-{digest}.lock"
     else:  # a bare repository (the server's)
         lock_path = repo / "conveyor-worktrees.lock"

@@ -35,13 +35,20 @@ def revision(path: Path) -> str | None:
     """The records chain's revision in ``alembic_version``; None before the first one."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute("PRAGMA busy_timeout=10000")  # a migration elsewhere may hold a lock
-        try:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise
-    return None if row is None else str(row[0])
+        return revision_of(conn)
+
+
+def revision_of(conn: sqlite3.Connection) -> str | None:
+    """``revision`` asked on an open connection."""
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    if row is None:
+        return None
+    return str(row["version_num"] if isinstance(row, dict) else row[0])
 
 
 _DEFINITIONS = ("CREATE TABLE ", "CREATE INDEX ", "CREATE UNIQUE INDEX ")

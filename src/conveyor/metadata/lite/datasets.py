@@ -13,6 +13,7 @@ from conveyor.metadata.rows import hex_prefix
 
 if TYPE_CHECKING:
     from conveyor.metadata.datasets import DatasetCommitRecord, DatasetReadRecord, DatasetRecord
+    from conveyor.metadata.repository import Also
 
 # The dataset records' module (their dataclasses) is imported by the first dataset call:
 # a run that reads no dataset never builds them.
@@ -70,7 +71,7 @@ class LiteDatasets:
             conn.execute("DELETE FROM dataset_commits WHERE dataset = ?", (name,))
             return conn.execute("DELETE FROM datasets WHERE name = ?", (name,)).rowcount == 1
 
-    def commit_dataset(self, commit: DatasetCommitRecord) -> bool:
+    def commit_dataset(self, commit: DatasetCommitRecord, also: Also | None = None) -> bool:
         from conveyor.metadata.datasets import dataset_commit_row
 
         row = dataset_commit_row(commit)
@@ -84,6 +85,8 @@ class LiteDatasets:
                 return False
             conn.execute(_insert_commit(), row)
             conn.execute(_SET_HEAD, (commit.dataset, commit.branch, commit.id))
+            if also is not None:
+                also(conn)
         return True
 
     def dataset_commit(self, dataset: str, commit_id: str) -> DatasetCommitRecord | None:
@@ -119,9 +122,13 @@ class LiteDatasets:
         )
         return {r["name"]: r["head"] for r in rows}
 
-    def set_dataset_branch(self, dataset: str, branch: str, head: str | None) -> None:
+    def set_dataset_branch(
+        self, dataset: str, branch: str, head: str | None, also: Also | None = None
+    ) -> None:
         with self._begin() as conn:
             conn.execute(_SET_HEAD, (dataset, branch, head))
+            if also is not None:
+                also(conn)
 
     def delete_dataset_branch(self, dataset: str, branch: str) -> bool:
         with self._begin() as conn:

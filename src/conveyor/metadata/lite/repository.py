@@ -25,6 +25,7 @@ from conveyor.metadata.lite.connect import (
     lay_out,
     remember_schema,
     revision,
+    revision_of,
 )
 from conveyor.metadata.lite.datasets import LiteDatasets
 from conveyor.metadata.records import (
@@ -71,6 +72,17 @@ def open_lite(path: Path) -> LiteRepository:
     it, and a database it created new becomes the template (SQLAlchemy is imported only
     then)."""
     url = f"sqlite:///{path}"
+    try:
+        if path.exists():
+            # the repository's own connection answers: closing a connection of its own
+            # would be the database's last and copy the previous run's log into it (a
+            # checkpoint, with its fsyncs, tens of ms a run); SQLite checkpoints as it goes
+            conn = connect(path)
+            if revision_of(conn) == HEAD:
+                return LiteRepository(path, conn)
+            conn.close()
+    except sqlite3.Error as exc:
+        raise MetadataError(f"cannot open the run database {url}: {exc}") from exc
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         current = path.exists() and revision(path) == HEAD
@@ -136,11 +148,15 @@ def _step_values(r: StepRunRecord) -> tuple[Any, ...]:
 
 
 class LiteRepository(LiteDatasets):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection | None = None) -> None:
+        """``conn``: a connection from ``connect(path)`` to use as this thread's."""
         self.path = path
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        if conn is not None:
+            self._local.conn = conn
+            self._opened.append(conn)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -262,6 +278,16 @@ class LiteRepository(LiteDatasets):
     def get_run(self, run_id: str) -> RunRecord | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
         return run_record(rows[0]) if rows else None
+
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+        wanted = list(set(run_ids))
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(wanted), 900):  # stay under SQLite's parameter limit
+            chunk = wanted[start : start + 900]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(f"SELECT * FROM runs WHERE id IN ({marks})", chunk)
+            found |= {r.id: r for r in map(run_record, rows)}
+        return found
 
     def find_runs(self, prefix: str) -> list[RunRecord]:
         if not hex_prefix(prefix):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -19,6 +19,9 @@ from conveyor.metadata.datasets import (
 )
 from conveyor.metadata.rows import hex_prefix
 from conveyor.metadata.sql import tables as t
+
+if TYPE_CHECKING:
+    from conveyor.metadata.repository import Also
 
 
 class SqlDatasets:
@@ -60,7 +63,7 @@ class SqlDatasets:
             result = conn.execute(t.datasets.delete().where(t.datasets.c.name == name))
             return bool(result.rowcount == 1)
 
-    def commit_dataset(self, commit: DatasetCommitRecord) -> bool:
+    def commit_dataset(self, commit: DatasetCommitRecord, also: Also | None = None) -> bool:
         b = t.dataset_branches
         where = (b.c.dataset == commit.dataset) & (b.c.name == commit.branch)
         with self._begin() as conn:
@@ -71,6 +74,8 @@ class SqlDatasets:
                 return False
             conn.execute(t.dataset_commits.insert().values(dataset_commit_row(commit)))
             self._set_head(conn, commit.dataset, commit.branch, commit.id)
+            if also is not None:
+                also(conn)
         return True
 
     def _set_head(self, conn: Any, dataset: str, branch: str, head: str | None) -> None:
@@ -102,9 +107,13 @@ class SqlDatasets:
         stmt = sa.select(b.c.name, b.c.head).where(b.c.dataset == dataset).order_by(b.c.name)
         return {r.name: r.head for r in self._rows(stmt)}
 
-    def set_dataset_branch(self, dataset: str, branch: str, head: str | None) -> None:
+    def set_dataset_branch(
+        self, dataset: str, branch: str, head: str | None, also: Also | None = None
+    ) -> None:
         with self._begin() as conn:
             self._set_head(conn, dataset, branch, head)
+            if also is not None:
+                also(conn)
 
     def delete_dataset_branch(self, dataset: str, branch: str) -> bool:
         b = t.dataset_branches

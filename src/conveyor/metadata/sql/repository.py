@@ -181,6 +181,14 @@ class SqlRepository(SqlDatasets):
         rows = self._rows(sa.select(t.runs).where(t.runs.c.id == run_id))
         return run_record(rows[0]._mapping) if rows else None
 
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+        wanted = list(set(run_ids))
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(wanted), 900):  # stay under bound-parameter limits
+            stmt = sa.select(t.runs).where(t.runs.c.id.in_(wanted[start : start + 900]))
+            found |= {r.id: r for r in (run_record(row._mapping) for row in self._rows(stmt))}
+        return found
+
     def find_runs(self, prefix: str) -> list[RunRecord]:
         if not hex_prefix(prefix):
             return []

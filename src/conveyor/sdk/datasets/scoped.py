@@ -8,17 +8,38 @@ Names going in get the scope; records coming out lose it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from conveyor.metadata.datasets import DatasetCommitRecord, DatasetRecord
-from conveyor.metadata.repository import DatasetRepository
+from conveyor.metadata.repository import Also, DatasetRepository
+
+OnChange = Callable[[Any, str, str], None]
 
 
 class ScopedDatasets:
     """A ``DatasetRepository`` over ``inner`` limited to names under ``scope``."""
 
-    def __init__(self, inner: DatasetRepository, scope: str) -> None:
+    def __init__(
+        self, inner: DatasetRepository, scope: str, on_change: OnChange | None = None
+    ) -> None:
+        """``on_change``: written in the transaction of every commit and branch move
+        made through this object (with the connection, the dataset and the branch)."""
         self.inner = inner
         self.prefix = scope + "/"
+        self.on_change = on_change
+
+    def _also(self, dataset: str, branch: str, also: Also | None) -> Also | None:
+        on_change = self.on_change
+        if on_change is None:
+            return also
+
+        def both(conn: Any) -> None:
+            if also is not None:
+                also(conn)
+            on_change(conn, dataset, branch)
+
+        return both
 
     def _in(self, name: str) -> str:
         return self.prefix + name
@@ -50,9 +71,9 @@ class ScopedDatasets:
     def delete_dataset(self, name: str) -> bool:
         return self.inner.delete_dataset(self._in(name))
 
-    def commit_dataset(self, commit: DatasetCommitRecord) -> bool:
+    def commit_dataset(self, commit: DatasetCommitRecord, also: Also | None = None) -> bool:
         scoped = dataclasses.replace(commit, dataset=self._in(commit.dataset))
-        return self.inner.commit_dataset(scoped)
+        return self.inner.commit_dataset(scoped, self._also(commit.dataset, commit.branch, also))
 
     def dataset_commit(self, dataset: str, commit_id: str) -> DatasetCommitRecord | None:
         return self._out(self.inner.dataset_commit(self._in(dataset), commit_id))
@@ -66,8 +87,12 @@ class ScopedDatasets:
     def dataset_branches(self, dataset: str) -> dict[str, str | None]:
         return self.inner.dataset_branches(self._in(dataset))
 
-    def set_dataset_branch(self, dataset: str, branch: str, head: str | None) -> None:
-        self.inner.set_dataset_branch(self._in(dataset), branch, head)
+    def set_dataset_branch(
+        self, dataset: str, branch: str, head: str | None, also: Also | None = None
+    ) -> None:
+        self.inner.set_dataset_branch(
+            self._in(dataset), branch, head, self._also(dataset, branch, also)
+        )
 
     def delete_dataset_branch(self, dataset: str, branch: str) -> bool:
         return self.inner.delete_dataset_branch(self._in(dataset), branch)

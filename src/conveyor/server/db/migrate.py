@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from conveyor.metadata.sql.migrate import current_revision as revision_of
 from conveyor.metadata.sql.migrate import upgrade_chain
 
-HEAD = "s0008_pachseen"  # the newest revision in migrations/versions
+HEAD = "s0009_pachciseen"  # the newest revision in migrations/versions
 MIGRATIONS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "conveyor_server_version"
 

@@ -1,10 +1,11 @@
 """The Pachyderm trigger queue: the jobs a dataset commit or a pipeline change owes.
 
-A route that commits to a dataset first *holds* a trigger (a row nobody may claim),
-makes the commit, then *releases* it (``queued``); a failed commit drops it. So a crash
-between the commit and its jobs loses nothing: a server starting again releases what it
-held (a held row whose commit never landed costs one job over unchanged heads, which
-reuses every datum). A trigger is claimed by exactly one claimer, ``UPDATE ... WHERE
+A dataset commit made by a route or a cron tick writes its trigger in the commit's own
+transaction (:meth:`TriggerQueue.on_commit`: the records are in this database), so a
+crash leaves both or neither. A *held* trigger (a row nobody may claim) is one written
+ahead of a commit, then *released* (``queued``) or dropped; a server starting again
+queues what was held (a held row whose commit never landed costs one job over unchanged
+heads, which reuses every datum). A trigger is claimed by exactly one claimer, ``UPDATE ... WHERE
 status = 'queued'``, and only while no other trigger of its project runs: a project's
 jobs run one at a time and in order (never two jobs of one pipeline at once), while
 other projects' jobs run beside them. On PostgreSQL an advisory lock per project makes
@@ -19,6 +20,7 @@ import contextlib
 import hashlib
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,9 @@ HELD, QUEUED, RUNNING = "held", "queued", "running"
 COMMIT, PIPELINE, CI = "commit", "pipeline", "ci"
 _T = t.pachyderm_triggers
 _W = t.pachyderm_workers
+WORKER_ROWS_KEPT = 7 * 24 * 3600.0
+"""Seconds a worker that stopped asking keeps its row (every restart adds a name)."""
+_S = t.pachyderm_ci_seen
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,36 @@ class TriggerQueue:
         if waiting is not None:
             return str(waiting[0])
         return self._insert(project, kind, name, branch, QUEUED)
+
+    def on_commit(self, project: str) -> Callable[[Any, str, str], None]:
+        """What a dataset commit (or branch move) of ``project`` writes in its own
+        transaction: the trigger of its downstream jobs, queued, so the commit and its
+        trigger land together or not at all (the records are in this database)."""
+
+        def queue(conn: Any, dataset: str, branch: str) -> None:
+            queue_in(conn, project, COMMIT, dataset, branch)
+
+        return queue
+
+    def enqueue_ci(self, project: str, commit: str, branch: str) -> str | None:
+        """The ``ci`` trigger of a pushed commit, once per commit whatever brought it (a
+        push, a webhook, a mirror fetch, again later): the commit is marked seen in the
+        same transaction; None when it was seen before."""
+        trigger_id, now = secrets.token_hex(8), time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    _S.insert().values(project=project[:100], commit=commit, queued_at=now)
+                )
+                conn.execute(
+                    _T.insert().values(
+                        id=trigger_id, project=project[:100], kind=CI, name=commit,
+                        branch=branch[:100], status=QUEUED, created_at=now,
+                    )
+                )  # fmt: skip
+        except sa.exc.IntegrityError:  # seen: by another route, maybe at this moment
+            return None
+        return trigger_id
 
     def _insert(self, project: str, kind: str, name: str, branch: str, status: str) -> str:
         trigger_id = secrets.token_hex(8)
@@ -204,6 +239,9 @@ class TriggerQueue:
         # the same name inserted at once elsewhere: it is seen all the same
         with contextlib.suppress(sa.exc.IntegrityError), self.engine.begin() as conn:
             conn.execute(_W.insert().values(name=name, last_seen=now))
+        # a new name (a restarted worker's): drop the long-gone ones, which no count reads
+        with self.engine.begin() as conn:
+            conn.execute(_W.delete().where(_W.c.last_seen < now - WORKER_ROWS_KEPT))
 
     def unattended(self, project: str, queued_for: float, unseen_for: float) -> int:
         """How many of ``project``'s triggers have been queued longer than ``queued_for``
@@ -230,6 +268,20 @@ class TriggerQueue:
                 .where((_T.c.status == RUNNING) & (_T.c.worker == worker[:200]))
                 .values(status=QUEUED, worker=None, heartbeat_at=None)
             )
+
+
+def queue_in(conn: Any, project: str, kind: str, name: str, branch: str) -> None:
+    """A queued trigger written on ``conn`` (the caller's transaction), unless the same
+    one already waits (it reads the heads when it runs: it covers this one too)."""
+    project, name, branch = project[:100], name[:100], branch[:100]
+    if conn.execute(sa.select(_T.c.id).where(_same(project, kind, name, branch))).first():
+        return
+    conn.execute(
+        _T.insert().values(
+            id=secrets.token_hex(8), project=project, kind=kind, name=name, branch=branch,
+            status=QUEUED, created_at=time.time(),
+        )
+    )  # fmt: skip
 
 
 def _same(project: str, kind: str, name: str, branch: str) -> sa.ColumnElement[bool]:

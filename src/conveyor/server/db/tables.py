@@ -216,6 +216,14 @@ pachyderm_workers = sa.Table(
     sa.Column("last_seen", sa.Float, nullable=False),  # when it last asked for triggers
 )
 
+pachyderm_ci_seen = sa.Table(
+    "srv_pachyderm_ci_seen",
+    metadata,
+    sa.Column("project", sa.String(100), primary_key=True),
+    sa.Column("commit", sa.String(64), primary_key=True),  # its CI flow was queued once
+    sa.Column("queued_at", sa.Float, nullable=False),
+)
+
 craft_tokens = sa.Table(
     "srv_craft_tokens",
     metadata,

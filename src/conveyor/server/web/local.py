@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
 
+from conveyor.domain.runrefs import run_number
 from conveyor.metadata.records import RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository
 from conveyor.sdk.datasets.service import Datasets
@@ -79,11 +80,15 @@ class LocalSource:
         return [self._row(r) for r in runs], total, next_after
 
     def get_run(self, project: str, run_id: str) -> QueuedRun:
-        """A run by id, a unique prefix of one, or ``latest`` (read only: interrupted
-        runs are left for the CLI to recover)."""
+        """A run by id, a unique prefix of one, its number (``#12``, or ``12`` under 4
+        digits, as the CLI names it) or ``latest`` (read only: interrupted runs are left
+        for the CLI to recover)."""
         self.open_access(project, LOCAL_ROLE)
         ref = run_id[:MAX_RUN_REF]
-        if ref == "latest":
+        number = run_number(ref)  # a bad ``#x`` is a UsageError: the page's 400
+        if number is not None:
+            found = self.records.runs_numbered(number)[:1]  # the project's own scope only
+        elif ref == "latest":
             found = self.records.list_runs(1)
         else:
             exact = self.records.get_run(ref)
