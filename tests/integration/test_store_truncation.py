@@ -1,6 +1,7 @@
-"""A large file truncated by another process while it is hashed: the hasher lives and
-hashes what it read (a memory mapping of the file would die of SIGBUS on the pages
-past its new end)."""
+"""A large file truncated by another process while it is hashed: the hasher lives (a
+memory mapping of the file cut meanwhile would die of SIGBUS on the pages past its new
+end). Here the hasher holds a read lease, so the truncation waits until the hash is
+done; the copy made after it is what the blob holds."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ vouch, and a file that changes while it is read stored as read, never cached."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat as statmod
@@ -205,6 +206,7 @@ def test_a_large_file_truncated_while_it_is_read_is_stored_as_read(
         return got
 
     monkeypatch.setattr(hashing.os, "preadv", truncating)
+    monkeypatch.setattr(hashing, "_hash_leased", lambda fd: None)  # no lease: read
     store = ContentStore(tmp_path / "store")
     cache = DigestCache(tmp_path / "cache.sqlite")
     stored = store_sources(store, plan_sources([str(path)], "", False, False), cache, tmp_path)
@@ -217,6 +219,30 @@ def test_a_large_file_truncated_while_it_is_read_is_stored_as_read(
     assert (entry.digest, entry.size) == (hash_bytes(kept), 1000)
     assert store.read_bytes(entry.digest) == kept
     assert cache.known([str(path)]) == {}
+
+
+def test_a_large_file_is_mapped_under_a_lease_and_read_without_one(tmp_path: Path) -> None:
+    """A file this process holds open for writing gets no read lease (EAGAIN): it is
+    read instead, with the same digest as the mapping under a lease."""
+    path = tmp_path / "big.bin"
+    data = os.urandom(BIG)
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        leased = hashing._hash_leased(fd)
+        assert leased == (hash_bytes(data), len(data))
+        assert os.lseek(fd, 0, os.SEEK_CUR) == len(data)  # as a read would leave it
+        assert fcntl.fcntl(fd, fcntl.F_GETLEASE) == fcntl.F_UNLCK  # released
+    finally:
+        os.close(fd)
+    with open(path, "r+b") as writer:  # a writer: no read lease can be had
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert hashing._hash_leased(fd) is None
+            assert hashing.hash_fd(fd, len(data)) == (hash_bytes(data), len(data))
+        finally:
+            os.close(fd)
+        assert not writer.closed
 
 
 def test_a_fifo_in_place_of_a_file_is_refused_without_waiting(tmp_path: Path) -> None:

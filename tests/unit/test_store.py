@@ -368,13 +368,17 @@ def test_hash_file_agrees_with_blake3(tmp_path: Path, size: int) -> None:
     assert hash_bytes(data) == expected
 
 
+@pytest.mark.parametrize("leased", [True, False])
 @pytest.mark.parametrize("size", [4096, 4097, 3 * 4096 - 1, 3 * 4096, 3 * 4096 + 1, 10_000])
 def test_a_large_file_read_in_chunks_hashes_as_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, leased: bool
 ) -> None:
-    """Chunks read while the previous one is hashed: every boundary case, in small."""
+    """Mapped under a lease, or read in chunks (without one): every boundary case of the
+    chunks, in small."""
     monkeypatch.setattr(hashing, "_THREADED", 4096)
     monkeypatch.setattr(hashing, "_BIG_CHUNK", 4096)
+    if not leased:
+        monkeypatch.setattr(hashing, "_hash_leased", lambda fd: None)
     data = os.urandom(size)
     path = tmp_path / "f"
     path.write_bytes(data)

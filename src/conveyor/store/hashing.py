@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import mmap
 import os
+import signal
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -52,10 +56,12 @@ def hash_file(path: Path | str, size: int | None = None) -> Digest:
 
 def hash_fd(fd: int, size: int) -> tuple[Digest, int]:
     """The digest and length of what ``fd`` holds from its offset to its end (``size``:
-    the length expected). Read, never memory-mapped: a file another process truncates
-    meanwhile is a short read, where a mapping dies of SIGBUS on the pages past its end."""
+    the length expected). A large file is memory-mapped only under a read lease, which
+    holds off every other process's write or truncation until it is hashed (a mapping
+    of a file cut meanwhile dies of SIGBUS on the pages past its end); without a lease
+    it is read, and a file truncated meanwhile is a short read."""
     if size >= _THREADED:
-        return _hash_large(fd)
+        return _hash_leased(fd) or _hash_large(fd)
     hasher = blake3.blake3()
     total = 0
     chunk = os.read(fd, min(size + 1, _CHUNK))  # a short read of a regular file is its end
@@ -64,6 +70,35 @@ def hash_fd(fd: int, size: int) -> tuple[Digest, int]:
         total += len(chunk)
         chunk = os.read(fd, _CHUNK)
     return _computed(hasher.hexdigest()), total
+
+
+def _hash_leased(fd: int) -> tuple[Digest, int] | None:
+    """The file behind ``fd`` (at offset 0, opened read-only) mapped and hashed on every
+    core under a read lease (fcntl(2) ``F_SETLEASE``), or None when no lease can be had:
+    another process has it open for writing, the caller owns neither it nor
+    ``CAP_LEASE``, or its filesystem has no leases. A writer or truncation by another
+    process waits, up to the kernel's lease-break time, until the hash is done; the
+    lease-break signal is set to SIGURG, which is ignored unless a handler asks for it.
+    The mapping needs no copy: on two cores reading costs about a third of b3sum's
+    throughput."""
+    if os.lseek(fd, 0, os.SEEK_CUR) != 0:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size  # fixed while the lease holds
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        if size:
+            with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
+                hasher.update(mapped)
+        os.lseek(fd, size, os.SEEK_SET)  # where reading it would have left the offset
+        return _computed(hasher.hexdigest()), size
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
 
 
 def _hash_large(fd: int) -> tuple[Digest, int]:
