@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,11 @@ class _Place:
             self.out.write(b"--- the job's timeout has passed\n")
             return -1, pfs
         text = "".join(line + "\n" for line in stdin).encode()
-        if self.lane is not None:
-            pfs = self.lane.prepare()
-            materialise(self.store, self.datum, self.files, pfs)
-            self.out.flush()
-            env = datum_environment(self.env)
+        if self.lane is not None:  # its output comes through ``out`` itself: no flush
             lane = self.lane
+            files, dirs = layout(self.datum, self.files)
+            pfs = lane.prepare(files, dirs, partial(place_input, self.store))
+            env = lane.environment(self.env)
             return lane.run(
                 cmd, text, env, self.working_dir, self.memory_limit, limit, self.out
             ), pfs
@@ -198,6 +198,36 @@ def memory_limit(spec: PachydermPipeline) -> int | None:
     on the datum's process (RLIMIT_AS: ``prlimit`` here, ``ulimit -v`` on a batch
     worker); ``resource_limits.cpu`` is a scheduling figure only (``step_resources``)."""
     return whole_bytes(spec.resource_limits.memory) if spec.resource_limits else None
+
+
+def layout(datum: Datum, files: Files) -> tuple[dict[str, TreeEntry], list[str]]:
+    """The datum's files below ``pfs`` (path -> its entry) and the input directories
+    (one per input, even one that brings no file), as :func:`materialise` lays them out."""
+    laid: dict[str, TreeEntry] = {}
+    dirs = []
+    for item in datum.inputs:
+        inputs = files[(item.name, item.repo)]
+        where = _component(item.name)
+        dirs.append(where)
+        for path, _digest in item.files:
+            rel = path.lstrip("/")
+            laid[f"{where}/{rel}"] = inputs[rel]
+    return laid, dirs
+
+
+def place_input(store: ContentStore, dest: Path, entry: TreeEntry) -> None:
+    """One input file at ``dest`` (new) for a datum that sees it read-only: a hard link
+    to the store's blob (no copy; the sandbox cannot write through it), or a copy for
+    an executable file (a blob is not) or where no link can be made."""
+    if not entry.executable:
+        blob = store.local_path(entry.digest)
+        if blob is not None:
+            try:
+                os.link(blob, dest)
+                return
+            except OSError:  # another filesystem, a store that forbids links
+                pass
+    store.checkout_file(entry.digest, dest, "copy", entry.executable)
 
 
 def materialise(store: ContentStore, datum: Datum, files: Files, pfs: Path) -> None:
