@@ -131,8 +131,7 @@ def run_datum(
     recover it: then it writes nothing."""
     row, datum = item.row, item.datum
     transform = spec.transform
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{datum.id}.log"
+    log = logs / f"{datum.id}.log"  # ``logs`` exists: the job made it
     row["log"] = str(log)
     env = {**dict(transform.env), **datum.env(), "PACH_JOB_ID": job_id}
     accepted = {0, *transform.accept_return_code}

@@ -320,12 +320,25 @@ class Pipelines:
         ``where`` (``-j``, else that executor's own parallelism)."""
         scratch = self.project.state_dir / "tmp" / f"pach-{run.job_id}"
         logs = self.state.root / "logs" / run.job_id
+        with self.state.finished_datums(run.job_id) as record:
+            self._run_datums_in(run, where, parallel, todo, scratch, logs, record)
+
+    def _run_datums_in(
+        self,
+        run: _JobRun,
+        where: str,
+        parallel: int | None,
+        todo: list[DatumWork],
+        scratch: Path,
+        logs: Path,
+        record: Callable[[dict[str, Any]], None],
+    ) -> None:
         lock = threading.Lock()
         store = self.project.store
 
         def ended(item: DatumWork) -> None:
             with lock:
-                self.state.finished_datum(run.job_id, item.row)
+                record(item.row)
                 if run.progress is not None:
                     run.progress(item.row)
 
@@ -353,6 +366,7 @@ class Pipelines:
             ended(item)
 
         if where == "local":
+            logs.mkdir(parents=True, exist_ok=True)
             try:
                 with ThreadPoolExecutor(max_workers=max(1, parallel or 1)) as pool:
                     list(pool.map(one, todo))

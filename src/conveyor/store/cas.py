@@ -161,8 +161,11 @@ class ContentStore:
         """Store a file's content; returns (digest, size). Identical content is stored once."""
         st = os.stat(source)
         if st.st_size <= _SMALL:  # one read serves both the digest and the copy
-            with open(source, "rb") as handle:
-                data = handle.read()
+            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = _read_whole(fd, st.st_size)
+            finally:
+                os.close(fd)
             if len(data) == st.st_size:
                 digest = self.put_bytes(data)
                 digests.remember(source, st, digest)
@@ -245,8 +248,12 @@ class ContentStore:
         # per small output than mkstemp + reopen + chmod (they dominate on slow kernels)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         try:
-            with open(fd, "wb") as handle:
-                handle.write(data)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             final = self.path_of(digest)
             self._ensure_dir(final.parent)
             os.replace(tmp, final)  # atomic: readers see no blob or the whole blob
@@ -264,7 +271,7 @@ class ContentStore:
         errors name the path relative to ``boundary`` (else to ``directory``).
         """
         shown = boundary or directory
-        fence = os.path.realpath(boundary) if boundary is not None else None
+        fence: str | None = None  # the boundary's real path, found at the first link
         entries: list[dict[str, object]] = []
         links: list[dict[str, str]] = []
         dirs: list[str] = []
@@ -274,6 +281,8 @@ class ContentStore:
             if kind == "dir":
                 dirs.append(rel)
             elif kind == "link":
+                if fence is None and boundary is not None:
+                    fence = os.path.realpath(boundary)
                 links.append({"path": rel, "target": checked_link(path, fence, shown)})
             elif kind == "file":
                 digest, size = self.put_file(path, digests)
