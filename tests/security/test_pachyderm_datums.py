@@ -35,6 +35,8 @@ ATTACKS = {
     "SIGNAL-PARENT": "kill -0 {pid}",
     # in a lane: the channel to the host is held by no process a datum may inspect
     "SEE-LANE-CHANNEL": "ls -l /proc/1/fd/ /proc/2/fd/ | grep -q pipe",
+    # nor does the datum itself inherit it (ls holds 0-2 and its listing's 3)
+    "INHERIT-LANE-CHANNEL": "ls /proc/self/fd | grep -qv '^[0-3]$'",
     "REACH-HOST-NETWORK": "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)'",
 }
 
