@@ -34,6 +34,10 @@ from conveyor.spec.pachyderm_quantity import mebibytes
 from conveyor.store.cas import ContentStore
 
 POLL = 1.0  # seconds a poll waits for the first completion
+TIMEOUT_CHECK = 0.25
+"""Seconds between two passes over the tries in flight for their timeouts (and when
+they started): with a thousand in flight, a pass after every completion would cost
+the square of the datum count. A try's timeout may so count from up to this late."""
 SANDBOX_ENV = {"HOME": "/tmp", "TMPDIR": "/tmp", "USER": "nobody", "LOGNAME": "nobody"}
 
 
@@ -94,19 +98,29 @@ class RemoteDatums:
             datum = _Datum(item, log, start=time.monotonic())
             waiting.append(self._next_try(datum))
         live: dict[str, _Try] = {}
+        handles: list[Handle] = []
+        timed = self.deadline is not None or self.spec.datum_timeout is not None
+        checked = 0.0
         try:
             while waiting or live:
+                changed = not handles and bool(live)
                 while waiting and len(live) < max(1, width):
                     attempt = waiting.popleft()
                     if self._submit(attempt):
                         live[attempt.handle.key] = attempt  # type: ignore[union-attr]
+                        changed = True
                     else:  # the job's time was up before it could start
                         self._after(attempt, None, waiting, finished)
-                handles = [t.handle for t in live.values() if t.handle is not None]
+                if changed:  # a pass over the tries only when they changed
+                    handles = [t.handle for t in live.values() if t.handle is not None]
                 for done in self.executor.poll(handles, POLL):
                     attempt = live.pop(done.key)
+                    handles = []  # made again before the next poll
                     self._after(attempt, done, waiting, finished)
-                self._enforce_timeouts(live)
+                now = time.monotonic()
+                if timed and now - checked >= TIMEOUT_CHECK:  # not a pass per completion
+                    checked = now
+                    self._enforce_timeouts(live)
         except BaseException:
             self.executor.cancel([t.handle for t in live.values() if t.handle is not None])
             raise
