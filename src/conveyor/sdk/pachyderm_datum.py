@@ -36,6 +36,8 @@ class DatumWork:
     key: str
     row: dict[str, Any]
     tree: str | None = None
+    outputs: list[TreeEntry] | None = None
+    """The files of ``tree`` when this process stored it (the job merges them unread)."""
 
 
 @dataclass(frozen=True)
@@ -155,15 +157,16 @@ def run_datum(
             limit = time_left(spec.datum_timeout, deadline)
             code, pfs = place.run(str(attempt), transform.cmd, transform.stdin, limit)
             if code in accepted:
+                outputs: list[TreeEntry] = []
                 try:
-                    tree, _ = store.put_tree(pfs / "out", boundary=pfs / "out")
+                    tree, _ = store.put_tree(pfs / "out", boundary=pfs / "out", files=outputs)
                 except ConveyorError as exc:  # e.g. a link out of /pfs/out
                     out.write(f"--- its outputs cannot be stored: {exc}\n".encode())
                     row["state"] = "failed"
                     break
                 finally:
                     place.done(pfs)
-                item.tree = tree
+                item.tree, item.outputs = tree, outputs
                 row.update(state="success", tree=tree)
                 break
             out.write(f"--- exit code {code}\n".encode())

@@ -487,7 +487,8 @@ class Pipelines:
         for item in sorted(work, key=lambda w: w.datum.id):
             if item.tree is None:  # recovered by err_cmd: it writes nothing
                 continue
-            for entry in store.read_tree(item.tree):
+            stored = item.outputs if item.outputs is not None else store.read_tree(item.tree)
+            for entry in stored:
                 seen = merged.get(entry.path)
                 if seen is not None and (seen.digest, seen.executable) != (
                     entry.digest,

@@ -263,12 +263,17 @@ class ContentStore:
             raise
 
     def put_tree(
-        self, directory: Path, digests: Digests = _UNCACHED, boundary: Path | None = None
+        self,
+        directory: Path,
+        digests: Digests = _UNCACHED,
+        boundary: Path | None = None,
+        files: list[TreeEntry] | None = None,
     ) -> tuple[Digest, int]:
         """Store every file below ``directory`` and a manifest; returns (manifest digest, size).
 
         Links must resolve to something that exists, inside ``boundary`` when given;
         errors name the path relative to ``boundary`` (else to ``directory``).
+        ``files`` gets the tree's files as :meth:`read_tree` would give them back.
         """
         shown = boundary or directory
         fence: str | None = None  # the boundary's real path, found at the first link
@@ -288,6 +293,8 @@ class ContentStore:
                 digest, size = self.put_file(path, digests)
                 executable = bool(st.st_mode & statmod.S_IXUSR)
                 entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
+                if files is not None:
+                    files.append(TreeEntry(rel, digest, size, executable))
                 total += size
             else:
                 where = os.path.relpath(path, shown)
