@@ -268,8 +268,9 @@ class Pipelines:
             }
             item = DatumWork(datum, key, row)
             tree = known.get(key)
-            if tree is not None and self._intact(tree):
-                item.tree = tree
+            kept = self._intact(tree) if tree is not None else None
+            if kept is not None:
+                item.tree, item.outputs = tree, kept
                 row.update(state="skipped", tree=tree)
             work.append(item)
         job: dict[str, Any] = {
@@ -474,9 +475,13 @@ class Pipelines:
                     known[row["key"]] = row["tree"]
         return known
 
-    def _intact(self, tree: str) -> bool:
+    def _intact(self, tree: str) -> list[TreeEntry] | None:
+        """The tree's files when it and they are all in the store (the merge reuses them)."""
         store = self.project.store
-        return store.has(tree) and all(store.has(e.digest) for e in store.read_tree(tree))
+        if not store.has(tree):
+            return None
+        files = store.read_tree(tree)
+        return files if all(store.has(e.digest) for e in files) else None
 
     def _merge(self, work: list[DatumWork]) -> dict[str, TreeEntry]:
         """The outputs of all datums as one tree; two datums writing one path with
