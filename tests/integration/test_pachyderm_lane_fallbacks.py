@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +127,13 @@ def test_a_python_without_the_shims_modules_gives_a_sandbox_per_datum(
         target = tmp_path / "got" / name
         Repo.ok(project, "data", "get", f"pids:/{name}", str(target))
         assert target.read_text() == "2\n"
+
+
+def test_a_datum_starts_with_no_signal_ignored(lane: Lane) -> None:
+    """The shim (Python) ignores SIGPIPE; its datums must not inherit that (nor an
+    ignored SIGXFSZ), as subprocess would restore them."""
+    code, log, _ = datum(lane, "grep SigIgn /proc/self/status; yes | head -n 1")
+    ignored, rest = log.split("\n", 1)
+    mask = int(ignored.removeprefix("SigIgn:\t"), 16)
+    assert not mask & (1 << (signal.SIGPIPE - 1)) and not mask & (1 << (signal.SIGXFSZ - 1))
+    assert (code, rest) == (0, "y\n")  # yes ended by SIGPIPE, not by a write error

@@ -111,7 +111,10 @@ def spawn(request: dict[str, Any], stdin: int, out: int) -> int:
     os.chdir(cwd)
     actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1)]
     actions.append((os.POSIX_SPAWN_DUP2, out, 2))
-    return os.posix_spawn(program, cmd, env, file_actions=actions, setsid=True)
+    # the shim's ignored SIGPIPE (Python's default) would be inherited: restored as
+    # subprocess restores it, so a datum's `yes | head` ends as it does elsewhere
+    default = (signal.SIGPIPE, signal.SIGXFSZ)
+    return os.posix_spawn(program, cmd, env, file_actions=actions, setsid=True, setsigdef=default)
 
 
 def find(program: str, env: dict[str, str]) -> str:
