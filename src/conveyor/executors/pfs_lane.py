@@ -26,7 +26,7 @@ import struct
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -227,7 +227,7 @@ class Lane:
     def close(self) -> None:
         """The sandbox stopped and its directory removed."""
         self._stop()
-        _remove(self.where)
+        remove_tree(self.where)
 
     def _stop(self) -> None:
         """The sandbox stopped (its input closed, killed if it lingers); its directory
@@ -281,29 +281,63 @@ def _tail(errors: IO[bytes]) -> bytes:
 def _empty(folder: Path, keep: str | None = None) -> bool:
     """Every entry of ``folder`` removed but ``keep``; False when one cannot be."""
     try:
-        for entry in os.scandir(folder):
-            if entry.name != keep:
-                _remove_entry(Path(entry.path))
+        fd = os.open(folder, _DIRECTORY)
+        try:
+            _clear(fd, [name for name in os.listdir(fd) if name != keep])
+        finally:
+            os.close(fd)
     except OSError:
         return False
     return True
 
 
-def _remove_entry(path: Path) -> None:
-    if stat.S_ISDIR(os.lstat(path).st_mode):
-        os.chmod(path, 0o700)  # a datum may leave a directory it closed to everyone
-        for entry in os.scandir(path):
-            _remove_entry(Path(entry.path))
-        os.rmdir(path)
-    else:
-        os.unlink(path)
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _remove(path: Path) -> None:
+def _clear(top: int, names: list[str]) -> None:
+    """``names`` removed from the directory open as ``top``, whatever is below them: no
+    recursion and no path longer than one name (a datum's tree may be deeper than
+    Python's stack or than a path may be long), links removed and never followed, a
+    directory closed to everyone opened first."""
+    stack: list[tuple[int, Iterator[str], str | None]] = [(top, iter(names), None)]
     try:
-        _remove_entry(path)
+        while stack:
+            fd, left, own = stack[-1]
+            name = next(left, None)
+            if name is None:
+                stack.pop()
+                if own is not None:
+                    os.close(fd)
+                    os.rmdir(own, dir_fd=stack[-1][0])
+            elif stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode):
+                os.chmod(name, 0o700, dir_fd=fd)
+                below = os.open(name, _DIRECTORY, dir_fd=fd)
+                stack.append((below, iter(os.listdir(below)), name))
+            else:
+                os.unlink(name, dir_fd=fd)
+    finally:
+        for fd, _, own in stack:
+            if own is not None:
+                os.close(fd)
+
+
+def remove_tree(path: Path) -> None:
+    """``path`` and everything below it gone, as far as it can be, at any depth (a
+    datum's scratch: ``shutil.rmtree`` recurses and a datum's tree can be deeper than
+    Python's stack)."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.chmod(path, 0o700)
+            fd = os.open(path, _DIRECTORY)
+            try:
+                _clear(fd, os.listdir(fd))
+            finally:
+                os.close(fd)
+            os.rmdir(path)
+        else:
+            os.unlink(path)
     except OSError:
-        shutil.rmtree(path, ignore_errors=True)
+        pass
 
 
 class Lanes:

@@ -7,7 +7,6 @@ its outputs stored as a tree. No records: the job (``pachyderm_jobs``) keeps the
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, UsageError
-from conveyor.executors.pfs_lane import Lane, Lanes, lane_python
+from conveyor.executors.pfs_lane import Lane, Lanes, lane_python, remove_tree
 from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment, limited
 from conveyor.executors.sandbox import Sandbox
 from conveyor.plan.pachyderm_datums import Datum
@@ -113,7 +112,7 @@ class _Place:
     def done(self, pfs: Path) -> None:
         """A try's directory removed (a lane's is emptied by its next datum)."""
         if self.lane is None:
-            shutil.rmtree(pfs.parent, ignore_errors=True)
+            remove_tree(pfs.parent)
 
 
 def run_datum(
@@ -160,7 +159,7 @@ def run_datum(
                 outputs: list[TreeEntry] = []
                 try:
                     tree, _ = store.put_tree(pfs / "out", boundary=pfs / "out", files=outputs)
-                except ConveyorError as exc:  # e.g. a link out of /pfs/out
+                except (ConveyorError, OSError) as exc:  # a link out of /pfs/out, a path too long
                     out.write(f"--- its outputs cannot be stored: {exc}\n".encode())
                     row["state"] = "failed"
                     break

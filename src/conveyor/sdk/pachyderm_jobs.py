@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConcurrencyError, ConveyorError, SpecError, UsageError
+from conveyor.executors.pfs_lane import remove_tree
 from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
@@ -374,7 +374,7 @@ class Pipelines:
             finally:
                 if lanes is not None:
                     lanes.close()
-                shutil.rmtree(scratch, ignore_errors=True)
+                remove_tree(scratch)
             return
         if not todo:
             return

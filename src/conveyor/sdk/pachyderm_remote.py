@@ -17,7 +17,6 @@ as a tree. The job (``pachyderm_jobs``) merges the trees into one commit, as for
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 from conveyor.domain.types import Resources
 from conveyor.errors import ConveyorError
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
+from conveyor.executors.pfs_lane import remove_tree
 from conveyor.executors.pfs_sandbox import NO_BWRAP, datum_shell
 from conveyor.sdk.pachyderm_datum import DatumWork, Files, materialise, memory_limit, time_left
 from conveyor.spec.pachyderm_model import PachydermPipeline
@@ -125,7 +125,7 @@ class RemoteDatums:
             self.executor.cancel([t.handle for t in live.values() if t.handle is not None])
             raise
         finally:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            remove_tree(self.scratch)
 
     # -- one try ------------------------------------------------------------------------
     def _next_try(self, datum: _Datum) -> _Try:
@@ -245,7 +245,7 @@ class RemoteDatums:
                 return self._end(attempt, finished)
             out.write(f"--- exit code {code}\n".encode())
         row["state"] = "failed"
-        shutil.rmtree(attempt.where, ignore_errors=True)
+        remove_tree(attempt.where)
         out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
         final = done is None or not done.retryable or code == NO_BWRAP
         if final or out_of_time:
@@ -259,7 +259,7 @@ class RemoteDatums:
         return self._end(attempt, finished)
 
     def _end(self, attempt: _Try, finished: Callable[[DatumWork], None]) -> None:
-        shutil.rmtree(attempt.where.parent, ignore_errors=True)
+        remove_tree(attempt.where.parent)
         datum = attempt.datum
         datum.item.row["duration"] = round(time.monotonic() - datum.start, 3)
         finished(datum.item)
