@@ -117,3 +117,31 @@ def test_a_datum_that_kills_its_sandbox_or_hangs_fails_alone(project: Repo, tmp_
     }
     assert "timed out" in Path(rows["/pfs/images/hang"]["log"]).read_text()
     assert "sandbox ended" in Path(rows["/pfs/images/kill"]["log"]).read_text()
+
+
+def deep(where: str, levels: int) -> str:
+    """Shell text making a directory chain ``levels`` deep below ``where`` (relative
+    steps: the shell never names the whole path)."""
+    return (
+        f"(cd {where} && i=0 && while [ $i -lt {levels} ]; do mkdir d && cd d; "
+        "i=$((i+1)); done && echo deep > f)\n"
+    )
+
+
+def test_trees_deeper_than_the_stack_are_stored_and_cleared(project: Repo, tmp_path: Path) -> None:
+    put(project, tmp_path, ["a", "b"])
+    script = deep("/pfs/out", 1200) + deep("/tmp", 1200) + 'echo ok > /pfs/out/"${images##*/}"\n'
+    pipeline(project, "deep", script, datum_tries=1)
+    result = project.run("pipeline", "run", "deep", "-j", "1")
+    assert result.code == 0, result.err
+    assert read(project, tmp_path, "deep:/a") == "ok\n"
+
+
+def test_an_output_path_longer_than_the_system_allows_fails_its_datum_alone(
+    project: Repo, tmp_path: Path
+) -> None:
+    put(project, tmp_path, ["a"])
+    pipeline(project, "deeper", deep("/pfs/out", 2100), datum_tries=1)
+    result = project.run("pipeline", "run", "deeper", "-j", "1")
+    assert result.code == 1, result.err
+    assert "internal error" not in result.err and "cannot be stored" in result.err

@@ -27,10 +27,16 @@ ATTACKS = {
     "READ-SECRET-DATASET-BLOB": "cat {blob}",
     "LIST-HOME": "ls {home}",
     "WRITE-INPUT": "echo pwned > /pfs/images/a.txt",
+    # an input may be a hard link to the store's blob: its inode stays unchangeable
+    "CHMOD-INPUT": "chmod 666 /pfs/images/a.txt",
+    "TOUCH-INPUT": "touch -d 2000-01-01 /pfs/images/a.txt",
+    "LINK-INPUT-INTO-OUT": "ln /pfs/images/a.txt /pfs/out/linked",
     "WRITE-ROOT": "touch /pwned",
     "SIGNAL-PARENT": "kill -0 {pid}",
     # in a lane: the channel to the host is held by no process a datum may inspect
     "SEE-LANE-CHANNEL": "ls -l /proc/1/fd/ /proc/2/fd/ | grep -q pipe",
+    # nor does the datum itself inherit it (ls holds 0-2 and its listing's 3)
+    "INHERIT-LANE-CHANNEL": "ls /proc/self/fd | grep -qv '^[0-3]$'",
     "REACH-HOST-NETWORK": "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)'",
 }
 
@@ -90,6 +96,11 @@ def test_a_datum_sees_nothing_outside_its_pfs(project: Repo, tmp_path: Path) -> 
     project.run("data", "get", "attack:/ok", str(tmp_path / "ok"))
     assert (tmp_path / "ok").read_text() == "apple\n"  # the datum did run
     assert (tmp_path / "a.txt").read_text() == "apple\n"
+    apple = json.loads(ok(project, "data", "ls", "images", "--json"))[0]["digest"]
+    stored = project.path / ".conveyor" / "store" / "objects" / apple[:2] / apple[2:]
+    assert stored.read_text() == "apple\n" and stored.stat().st_mode & 0o777 == 0o444
+    assert stored.stat().st_mtime > 946_684_800 + 86_400  # not 2000-01-01
+    assert project.run("verify").code == 0
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", ".", "..", "out", "x\u0000y"])

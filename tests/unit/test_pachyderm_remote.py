@@ -159,3 +159,54 @@ def test_resource_limits_fill_the_requests_they_leave_out() -> None:
     assert (got.cpus, got.memory_mb, got.gpus, got.disk_mb) == (3.0, 1024, 2, None)
     only = step_resources(PachydermPipeline("p", transform, inputs, resource_limits=cap))
     assert (only.cpus, only.memory_mb, only.gpus) == (3.0, 4096, 2)
+
+
+class OnePerPoll(Scripted):
+    """Ends one try per poll (its first handle); counts the passes over the tries."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.asked_started = 0
+        self.polled: list[int] = []
+
+    def poll(self, handles: Sequence[Handle], timeout: float) -> list[Completion]:
+        assert sorted(h.key for h in handles) == sorted(self.live)  # exactly the live tries
+        self.polled.append(len(handles))
+        if not handles:
+            return []
+        key = handles[0].key
+        inv = self.live.pop(key)
+        inv.log_path.write_text("ran\n")
+        (inv.workdir / "pfs" / "out" / "out.txt").write_text(f"{key}\n")
+        return [Completion(key, "exited", 0)]
+
+    def started(self, handles: Sequence[Handle]) -> list[str]:
+        self.asked_started += 1
+        return super().started(handles)
+
+
+def test_without_timeouts_no_pass_over_the_tries_follows_each_completion(
+    tmp_path: Path,
+) -> None:
+    store = ContentStore(tmp_path / "store")
+    digest = store.put_bytes(b"apple\n")
+    names = [f"{i:03}.txt" for i in range(60)]
+    files = {("images", "images"): {n: TreeEntry(n, digest, 6) for n in names}}
+    work = [
+        DatumWork(
+            Datum((DatumInput("images", "images", f"/{n}", ((f"/{n}", digest),)),)),
+            f"key{n}",
+            {"state": "pending", "tries": 0},
+        )
+        for n in names
+    ]
+    spec = PachydermPipeline("p", Transform(cmd=("true",)), PfsInput("images", "images", "/*"))
+    executor = OnePerPoll()
+    remote = RemoteDatums(
+        executor, store, spec, "job1", files, tmp_path / "scratch", tmp_path / "logs", None
+    )
+    ended: list[DatumWork] = []
+    remote.run(work, 60, ended.append)
+    assert len(ended) == 60 and all(w.row["state"] == "success" for w in work)
+    assert executor.asked_started == 0  # no timeout to measure: never asked
+    assert executor.polled == list(range(60, 0, -1))

@@ -230,6 +230,15 @@ def test_put_tree_and_read_tree(store: ContentStore, tmp_path: Path) -> None:
     assert len(blobs(store)) == 4
 
 
+def test_put_tree_gives_the_files_read_tree_would(store: ContentStore, tmp_path: Path) -> None:
+    make_tree(tmp_path / "src")
+    (tmp_path / "src" / "link").symlink_to("a.txt")  # links and directories: not files
+    (tmp_path / "src" / "empty").mkdir()
+    files: list[TreeEntry] = []
+    digest, _ = store.put_tree(tmp_path / "src", files=files)
+    assert files == store.read_tree(digest)
+
+
 def test_put_tree_is_deterministic(store: ContentStore, tmp_path: Path) -> None:
     make_tree(tmp_path / "one")
     make_tree(tmp_path / "two")

@@ -10,6 +10,8 @@ steps leave the flight at once, with its message, for the runner to fail."""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -55,10 +57,22 @@ class Active:
 
 
 class InFlight:
+    """Kept indexed as steps come, start, stop and go, so that a turn of the runner costs
+    what changed, not a pass over every step in flight (a thousand at a batch executor:
+    a pass per completion grew with the square of the step count)."""
+
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._by_key: dict[str, Active] = {}
         self._by_step: dict[str, str] = {}
+        self._by_executor: dict[str, tuple[Executor, dict[str, Handle]]] = {}
+        """Executor name -> it and the handles of its steps in flight."""
+        self._queued: dict[str, dict[str, Active]] = {}
+        """Executor name -> its steps not started yet (nor stopped), by handle key."""
+        self._deadlines: list[tuple[float, int, str]] = []
+        """A heap of (deadline, order, handle key); an entry whose step has gone or
+        whose deadline changed since is dropped when it comes up."""
+        self._order = itertools.count()
         self._broken: list[tuple[Active, str]] = []
         self.leftovers: list[tuple[str, Handle]] = []
         """(executor name, handle) of steps a broken executor could not remove."""
@@ -70,15 +84,50 @@ class InFlight:
         return bool(self._by_key)
 
     def add(self, active: Active) -> None:
-        self._by_key[active.handle.key] = active
-        self._by_step[active.step.id] = active.handle.key
+        key, name = active.handle.key, active.executor.name
+        self._by_key[key] = active
+        self._by_step[active.step.id] = key
+        self._by_executor.setdefault(name, (active.executor, {}))[1][key] = active.handle
+        if not active.started and active.stopped is None:
+            self._queued.setdefault(name, {})[key] = active
+        self._push_deadline(active)
 
     def pop(self, key: str) -> Active | None:
         """The step a completion names; None when it is not ours (or already completed)."""
         active = self._by_key.pop(key, None)
         if active is not None:
             self._by_step.pop(active.step.id, None)
+            name = active.executor.name
+            mine = self._by_executor.get(name)
+            if mine is not None:
+                mine[1].pop(key, None)
+                if not mine[1]:
+                    del self._by_executor[name]
+            self._unqueue(active)
         return active
+
+    def _unqueue(self, active: Active) -> None:
+        name = active.executor.name
+        queued = self._queued.get(name)
+        if queued is not None:
+            queued.pop(active.handle.key, None)
+            if not queued:
+                del self._queued[name]
+
+    def _push_deadline(self, active: Active) -> None:
+        deadline = active.next_deadline()
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, next(self._order), active.handle.key))
+
+    def _next_deadline(self) -> tuple[float, Active] | None:
+        """The earliest deadline still in force and its step (stale entries dropped)."""
+        while self._deadlines:
+            deadline, _, key = self._deadlines[0]
+            active = self._by_key.get(key)
+            if active is not None and active.next_deadline() == deadline:
+                return deadline, active
+            heapq.heappop(self._deadlines)
+        return None
 
     def cancel(self, step_id: str) -> bool:
         """Ask the step's executor to cancel it; False when the step is not in flight."""
@@ -89,11 +138,11 @@ class InFlight:
 
     def poll(self, timeout: float) -> list[Completion]:
         """Completions from every executor with work in flight (one waits, others peek)."""
-        busy: dict[str, tuple[Executor, list[Handle]]] = {}
-        for active in self._by_key.values():
-            busy.setdefault(active.executor.name, (active.executor, []))[1].append(active.handle)
+        busy = [
+            (executor, list(handles.values())) for executor, handles in self._by_executor.values()
+        ]
         completions: list[Completion] = []
-        for index, (executor, handles) in enumerate(busy.values()):
+        for index, (executor, handles) in enumerate(busy):
             wait = timeout if index == len(busy) - 1 and not completions else 0.0
             try:
                 completions += executor.poll(handles, wait)
@@ -103,9 +152,9 @@ class InFlight:
 
     def timeout(self, cap: float) -> float:
         """How long a poll may wait: ``cap`` at most, and not past the next deadline."""
-        deadlines = [d for a in self._by_key.values() if (d := a.next_deadline()) is not None]
-        if deadlines:
-            return min(cap, max(0.0, min(deadlines) - self._clock()))
+        first = self._next_deadline()
+        if first is not None:
+            return min(cap, max(0.0, first[0] - self._clock()))
         return cap
 
     def check_deadlines(self) -> None:
@@ -115,12 +164,9 @@ class InFlight:
         self._note_started()
         self._check_capacity()
         now = self._clock()
-        for active in list(self._by_key.values()):  # a failing cancel empties the flight
-            if active.handle.key not in self._by_key:
-                continue  # taken out with its broken executor
-            deadline = active.next_deadline()
-            if deadline is None or now < deadline:
-                continue
+        while (first := self._next_deadline()) is not None and first[0] <= now:
+            heapq.heappop(self._deadlines)
+            active = first[1]  # a failing cancel empties the flight: it stays consistent
             if active.started:
                 self._stop(active, f"timed out after {active.timeout:g}s", retryable=True)
             else:
@@ -132,11 +178,10 @@ class InFlight:
 
     def _waiting(self) -> dict[str, tuple[Executor, list[Active]]]:
         """The steps not yet started, by executor."""
-        waiting: dict[str, tuple[Executor, list[Active]]] = {}
-        for active in self._by_key.values():
-            if not active.started and active.stopped is None:
-                waiting.setdefault(active.executor.name, (active.executor, []))[1].append(active)
-        return waiting
+        return {
+            name: (next(iter(queued.values())).executor, list(queued.values()))
+            for name, queued in self._queued.items()
+        }
 
     def _note_started(self) -> None:
         for executor, actives in self._waiting().values():
@@ -147,10 +192,12 @@ class InFlight:
                 continue
             now = self._clock()
             for active in actives:
-                if active.handle.key in keys:
+                if active.handle.key in keys and active.handle.key in self._by_key:
                     active.started_at = now
                     active.deadline = now + active.timeout if active.timeout else None
                     self._began.append(active)
+                    self._unqueue(active)
+                    self._push_deadline(active)
 
     def take_started(self) -> list[tuple[Active, float]]:
         """The steps whose executor said they started since the last call, each with the
@@ -186,6 +233,7 @@ class InFlight:
 
     def _stop(self, active: Active, why: str, retryable: bool) -> None:
         active.stopped = (why, retryable)
+        self._unqueue(active)
         self._cancel(active.executor, [active.handle])
 
     def take_broken(self) -> list[tuple[Active, str]]:

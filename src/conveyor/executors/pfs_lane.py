@@ -7,8 +7,9 @@ The sandbox is ``pfs_sandbox.build_argv``'s (empty read-only root with the syste
 directories, no network, ``nobody``, its own PID namespace); its command is the shim
 (``pfs_shim``, the system's ``python3``). The lane's ``pfs`` directory is seen at
 ``/pfs`` (read-only) with its ``out`` writable at ``/pfs/out``: before each datum the
-host lays out that datum's inputs there and an empty ``out`` (the same directory: the
-mount holds it). After each datum the shim kills what the datum left running and
+host lays out that datum's inputs there (what differs from the last datum's: nothing
+else can have changed them) and an empty ``out`` (the same directory: the mount holds
+it). After each datum the shim kills what the datum left running and
 empties ``/tmp``, ``/var/tmp``, ``/dev/shm`` and System V IPC. A datum that ends the
 shim, outlives its timeout or leaves something the shim cannot clear fails alone (when
 it failed) and the next datum gets a fresh sandbox.
@@ -25,12 +26,16 @@ import struct
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from conveyor.executors.pfs_sandbox import SYSTEM, build_argv
+from conveyor.executors.sandbox import Sandbox
 
 SHIM = Path(__file__).with_name("pfs_shim.py")
+T = TypeVar("T")
+_GONE = object()
 
 
 SHIM_MODULES = "import ctypes, json, resource, selectors, struct, subprocess"
@@ -65,6 +70,11 @@ class Lane:
         self.starts = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.where = root
+        self._laid: dict[str, object] | None = {}
+        """What ``pfs`` holds besides ``out``: path -> the value it was laid out from."""
+        self._made: set[str] = set()
+        """The directories below ``pfs`` made for them."""
+        self._base: dict[str, str] | None = None
         self.control: IO[bytes]
         self.frames: IO[bytes]
         self.errors: IO[bytes]
@@ -73,21 +83,62 @@ class Lane:
     def pfs(self) -> Path:
         return self.where / "pfs"
 
-    def prepare(self) -> Path:
-        """The ``pfs`` directory for the next datum: an empty ``out`` and nothing else
-        (a fresh sandbox when the last one ended or its directory cannot be emptied)."""
+    def prepare(
+        self, files: Mapping[str, T], dirs: Iterable[str], place: Callable[[Path, T], None]
+    ) -> Path:
+        """The ``pfs`` directory for the next datum: exactly ``files`` (path below it ->
+        what ``place(path, value)`` writes there), the directories ``dirs`` and an empty
+        ``out`` (a fresh sandbox when the last one ended or its directory cannot be
+        emptied). A datum cannot change ``pfs`` outside ``out`` (it is read-only in the
+        sandbox), so what the last datum was given and this one is given too stays: only
+        the difference is removed and laid out."""
         if self.proc is not None and self.proc.poll() is None:
-            if _empty(self.pfs, keep="out") and _empty(self.pfs / "out"):
-                return self.pfs
+            if _empty(self.pfs / "out"):
+                try:
+                    self._lay(files, dirs, place)
+                except OSError:  # e.g. a directory that cannot be removed: start afresh
+                    pass
+                else:
+                    return self.pfs
             self.close()
         self._start()
+        self._lay(files, dirs, place)
         return self.pfs
+
+    def _lay(
+        self, files: Mapping[str, T], dirs: Iterable[str], place: Callable[[Path, T], None]
+    ) -> None:
+        pfs = self.pfs
+        old, self._laid = self._laid, None  # unknown until laid out in whole
+        if old is None:  # a layout that failed midway: everything but out goes
+            if not _empty(pfs, keep="out"):
+                raise OSError(f"{pfs} cannot be emptied")
+            old, self._made = {}, set()
+        for rel, value in old.items():
+            if files.get(rel, _GONE) != value:
+                os.unlink(pfs / rel)
+        needed = set(dirs)
+        for rel in files:
+            parent = rel.rpartition("/")[0]
+            while parent and parent not in needed:
+                needed.add(parent)
+                parent = parent.rpartition("/")[0]
+        for rel in sorted(self._made - needed, reverse=True):  # children before parents
+            os.rmdir(pfs / rel)
+        for rel in sorted(needed - self._made):  # parents before children
+            os.mkdir(pfs / rel)
+        self._made = needed
+        for rel, value in files.items():
+            if old.get(rel, _GONE) != value:
+                place(pfs / rel, value)
+        self._laid = dict(files)
 
     def _start(self) -> None:
         self.close()
         self.starts += 1
         self.where = self.root / f"s{self.starts}"
         (self.pfs / "out").mkdir(parents=True)
+        self._laid, self._made = {}, set()
         code = SHIM.read_text(encoding="utf-8")
         # the channel is two pipes passed as extra descriptors: bwrap's init keeps only
         # its standard ones (and a datum can read /proc/1/fd), the shim is undumpable
@@ -111,6 +162,13 @@ class Lane:
             os.close(reply)
         self.control = os.fdopen(control, "wb")
         self.frames = os.fdopen(frames, "rb")
+
+    def environment(self, env: Mapping[str, str]) -> dict[str, str]:
+        """A datum's environment as ``Sandbox.environment`` makes it, the harmless part of
+        this process's read once per lane (not once per datum)."""
+        if self._base is None:
+            self._base = Sandbox().environment({})
+        return {**self._base, **env}
 
     def run(
         self,
@@ -169,7 +227,7 @@ class Lane:
     def close(self) -> None:
         """The sandbox stopped and its directory removed."""
         self._stop()
-        _remove(self.where)
+        remove_tree(self.where)
 
     def _stop(self) -> None:
         """The sandbox stopped (its input closed, killed if it lingers); its directory
@@ -223,29 +281,63 @@ def _tail(errors: IO[bytes]) -> bytes:
 def _empty(folder: Path, keep: str | None = None) -> bool:
     """Every entry of ``folder`` removed but ``keep``; False when one cannot be."""
     try:
-        for entry in os.scandir(folder):
-            if entry.name != keep:
-                _remove_entry(Path(entry.path))
+        fd = os.open(folder, _DIRECTORY)
+        try:
+            _clear(fd, [name for name in os.listdir(fd) if name != keep])
+        finally:
+            os.close(fd)
     except OSError:
         return False
     return True
 
 
-def _remove_entry(path: Path) -> None:
-    if stat.S_ISDIR(os.lstat(path).st_mode):
-        os.chmod(path, 0o700)  # a datum may leave a directory it closed to everyone
-        for entry in os.scandir(path):
-            _remove_entry(Path(entry.path))
-        os.rmdir(path)
-    else:
-        os.unlink(path)
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _remove(path: Path) -> None:
+def _clear(top: int, names: list[str]) -> None:
+    """``names`` removed from the directory open as ``top``, whatever is below them: no
+    recursion and no path longer than one name (a datum's tree may be deeper than
+    Python's stack or than a path may be long), links removed and never followed, a
+    directory closed to everyone opened first."""
+    stack: list[tuple[int, Iterator[str], str | None]] = [(top, iter(names), None)]
     try:
-        _remove_entry(path)
+        while stack:
+            fd, left, own = stack[-1]
+            name = next(left, None)
+            if name is None:
+                stack.pop()
+                if own is not None:
+                    os.close(fd)
+                    os.rmdir(own, dir_fd=stack[-1][0])
+            elif stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode):
+                os.chmod(name, 0o700, dir_fd=fd)
+                below = os.open(name, _DIRECTORY, dir_fd=fd)
+                stack.append((below, iter(os.listdir(below)), name))
+            else:
+                os.unlink(name, dir_fd=fd)
+    finally:
+        for fd, _, own in stack:
+            if own is not None:
+                os.close(fd)
+
+
+def remove_tree(path: Path) -> None:
+    """``path`` and everything below it gone, as far as it can be, at any depth (a
+    datum's scratch: ``shutil.rmtree`` recurses and a datum's tree can be deeper than
+    Python's stack)."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.chmod(path, 0o700)
+            fd = os.open(path, _DIRECTORY)
+            try:
+                _clear(fd, os.listdir(fd))
+            finally:
+                os.close(fd)
+            os.rmdir(path)
+        else:
+            os.unlink(path)
     except OSError:
-        shutil.rmtree(path, ignore_errors=True)
+        pass
 
 
 class Lanes:

@@ -52,6 +52,8 @@ def main() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    for fd in (int(sys.argv[1]), FRAMES):  # no datum inherits the channel
+        os.set_inheritable(fd, False)
     control = os.fdopen(int(sys.argv[1]), "rb")
     while True:
         line = control.readline()
@@ -66,24 +68,10 @@ def main() -> None:
 
 
 def run(request: dict[str, Any]) -> int:
-    memory = int(request.get("memory") or 0)
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-
     read_in, write_in = os.pipe()
     read_out, write_out = os.pipe()
     try:
-        proc = subprocess.Popen(
-            request["cmd"],
-            stdin=read_in,
-            stdout=write_out,
-            stderr=write_out,
-            cwd=request["cwd"],
-            env=request["env"],
-            start_new_session=True,
-            preexec_fn=limit if memory else None,  # noqa: PLW1509 (the shim has one thread)
-        )
+        pid = spawn(request, read_in, write_out)
     except OSError as exc:
         text = f"conveyor: cannot run {request['cmd'][0]}: {exc.strerror}\n".encode()
         send(b"D", struct.pack(">I", len(text)) + text)
@@ -92,15 +80,65 @@ def run(request: dict[str, Any]) -> int:
         return 127
     os.close(read_in)
     os.close(write_out)
-    pump(proc, write_in, read_out, request["stdin"].encode())
-    code = proc.returncode
+    code = pump(pid, write_in, read_out, request["stdin"].encode())
     return 128 - code if code < 0 else code
 
 
-def pump(proc: subprocess.Popen[bytes], pin: int, out: int, data: bytes) -> None:
+def spawn(request: dict[str, Any], stdin: int, out: int) -> int:
+    """The datum's main process, in a new session, its output (stdout and stderr) on
+    ``out``; its pid. posix_spawn does the least work per datum; a memory limit must be
+    set in the child before it runs the command, which takes subprocess's hook."""
+    cmd, env, cwd = request["cmd"], request["env"], request["cwd"]
+    memory = int(request.get("memory") or 0)
+    if memory:
+
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+        proc = subprocess.Popen(
+            cmd,
+            stdin=stdin,
+            stdout=out,
+            stderr=out,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=limit,  # noqa: PLW1509 (the shim has one thread)
+        )
+        proc.returncode = 0  # reaped through its pid by pump, never through this object
+        return proc.pid
+    program = find(cmd[0], env)
+    os.chdir(cwd)
+    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, out, 1)]
+    actions.append((os.POSIX_SPAWN_DUP2, out, 2))
+    # the shim's ignored SIGPIPE (Python's default) would be inherited: restored as
+    # subprocess restores it, so a datum's `yes | head` ends as it does elsewhere
+    default = (signal.SIGPIPE, signal.SIGXFSZ)
+    return os.posix_spawn(program, cmd, env, file_actions=actions, setsid=True, setsigdef=default)
+
+
+def find(program: str, env: dict[str, str]) -> str:
+    """The file ``program`` names, looked up in the datum's PATH as execvp would (the
+    shim's own PATH is not the datum's); OSError when there is none to run."""
+    if "/" in program:
+        return program
+    denied = None
+    for folder in os.get_exec_path(env):
+        path = os.path.join(folder, program)
+        if os.path.isfile(path):
+            if os.access(path, os.X_OK):
+                return path
+            denied = denied or path
+    if denied is not None:
+        raise PermissionError(13, os.strerror(13), denied)
+    raise FileNotFoundError(2, os.strerror(2), program)
+
+
+def pump(pid: int, pin: int, out: int, data: bytes) -> int:
     """The datum's input written and its output passed on until its main process ends;
     then the rest of the output (every writer is killed first: a background process
-    holding the pipe cannot keep the datum going)."""
+    holding the pipe cannot keep the datum going). Its exit code, as subprocess gives
+    it (a signal's number, negative)."""
     sel = selectors.DefaultSelector()
     sel.register(out, selectors.EVENT_READ)
     if data:
@@ -110,10 +148,11 @@ def pump(proc: subprocess.Popen[bytes], pin: int, out: int, data: bytes) -> None
         os.close(pin)
         pin = -1
     try:
-        pidfd = os.pidfd_open(proc.pid)
+        pidfd = os.pidfd_open(pid)
         sel.register(pidfd, selectors.EVENT_READ)
     except OSError:  # a kernel before 5.3: the main process is polled instead
         pidfd = -1
+    status: int | None = None
     ended = False
     while not ended:
         for key, _ in sel.select(None if pidfd >= 0 else 0.02):
@@ -134,14 +173,19 @@ def pump(proc: subprocess.Popen[bytes], pin: int, out: int, data: bytes) -> None
                     sel.unregister(pin)
                     os.close(pin)
                     pin = -1
-        ended = ended or (pidfd < 0 and proc.poll() is not None)
+        if pidfd < 0 and not ended:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            ended = done == pid
     sel.close()
-    proc.wait()
+    if not ended or pidfd >= 0:
+        status = os.waitpid(pid, 0)[1]
     kill_all()
     drain(out)
     for fd in (pin, out, pidfd):
         if fd >= 0:
             os.close(fd)
+    assert status is not None
+    return os.waitstatus_to_exitcode(status)
 
 
 def drain(out: int) -> None:
@@ -185,7 +229,7 @@ def clear(libc: ctypes.CDLL) -> bool:
                     result = getattr(libc, call)(ident, IPC_RMID, None)
                 if result != 0:
                     return False
-    except OSError:
+    except (OSError, RecursionError):  # e.g. a tree deeper than the stack: a new sandbox
         return False
     return True
 

@@ -7,15 +7,15 @@ its outputs stored as a tree. No records: the job (``pachyderm_jobs``) keeps the
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConveyorError, UsageError
-from conveyor.executors.pfs_lane import Lane, Lanes, lane_python
+from conveyor.executors.pfs_lane import Lane, Lanes, lane_python, remove_tree
 from conveyor.executors.pfs_sandbox import container_argv, datum_argv, datum_environment, limited
 from conveyor.executors.sandbox import Sandbox
 from conveyor.plan.pachyderm_datums import Datum
@@ -35,6 +35,8 @@ class DatumWork:
     key: str
     row: dict[str, Any]
     tree: str | None = None
+    outputs: list[TreeEntry] | None = None
+    """The files of ``tree`` when this process stored it (the job merges them unread)."""
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,11 @@ class _Place:
             self.out.write(b"--- the job's timeout has passed\n")
             return -1, pfs
         text = "".join(line + "\n" for line in stdin).encode()
-        if self.lane is not None:
-            pfs = self.lane.prepare()
-            materialise(self.store, self.datum, self.files, pfs)
-            self.out.flush()
-            env = datum_environment(self.env)
+        if self.lane is not None:  # its output comes through ``out`` itself: no flush
             lane = self.lane
+            files, dirs = layout(self.datum, self.files)
+            pfs = lane.prepare(files, dirs, partial(place_input, self.store))
+            env = lane.environment(self.env)
             return lane.run(
                 cmd, text, env, self.working_dir, self.memory_limit, limit, self.out
             ), pfs
@@ -124,7 +125,7 @@ class _Place:
     def done(self, pfs: Path) -> None:
         """A try's directory removed (a lane's is emptied by its next datum)."""
         if self.lane is None:
-            shutil.rmtree(pfs.parent, ignore_errors=True)
+            remove_tree(pfs.parent)
 
 
 def run_datum(
@@ -144,8 +145,7 @@ def run_datum(
     recover it: then it writes nothing."""
     row, datum = item.row, item.datum
     transform = spec.transform
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{datum.id}.log"
+    log = logs / f"{datum.id}.log"  # ``logs`` exists: the job made it
     row["log"] = str(log)
     env = {**dict(transform.env), **datum.env(), "PACH_JOB_ID": job_id}
     accepted = {0, *transform.accept_return_code}
@@ -169,15 +169,16 @@ def run_datum(
             limit = time_left(spec.datum_timeout, deadline)
             code, pfs = place.run(str(attempt), transform.cmd, transform.stdin, limit)
             if code in accepted:
+                outputs: list[TreeEntry] = []
                 try:
-                    tree, _ = store.put_tree(pfs / "out", boundary=pfs / "out")
-                except ConveyorError as exc:  # e.g. a link out of /pfs/out
+                    tree, _ = store.put_tree(pfs / "out", boundary=pfs / "out", files=outputs)
+                except (ConveyorError, OSError) as exc:  # a link out of /pfs/out, a path too long
                     out.write(f"--- its outputs cannot be stored: {exc}\n".encode())
                     row["state"] = "failed"
                     break
                 finally:
                     place.done(pfs)
-                item.tree = tree
+                item.tree, item.outputs = tree, outputs
                 row.update(state="success", tree=tree)
                 break
             out.write(f"--- exit code {code}\n".encode())
@@ -212,6 +213,36 @@ def memory_limit(spec: PachydermPipeline) -> int | None:
     with an image, as its container's memory cgroup; ``resource_limits.cpu`` is a
     scheduling figure only (``step_resources``), except as an image's ``--cpus``."""
     return whole_bytes(spec.resource_limits.memory) if spec.resource_limits else None
+
+
+def layout(datum: Datum, files: Files) -> tuple[dict[str, TreeEntry], list[str]]:
+    """The datum's files below ``pfs`` (path -> its entry) and the input directories
+    (one per input, even one that brings no file), as :func:`materialise` lays them out."""
+    laid: dict[str, TreeEntry] = {}
+    dirs = []
+    for item in datum.inputs:
+        inputs = files[(item.name, item.repo)]
+        where = _component(item.name)
+        dirs.append(where)
+        for path, _digest in item.files:
+            rel = path.lstrip("/")
+            laid[f"{where}/{rel}"] = inputs[rel]
+    return laid, dirs
+
+
+def place_input(store: ContentStore, dest: Path, entry: TreeEntry) -> None:
+    """One input file at ``dest`` (new) for a datum that sees it read-only: a hard link
+    to the store's blob (no copy; the sandbox cannot write through it), or a copy for
+    an executable file (a blob is not) or where no link can be made."""
+    if not entry.executable:
+        blob = store.local_path(entry.digest)
+        if blob is not None:
+            try:
+                os.link(blob, dest)
+                return
+            except OSError:  # another filesystem, a store that forbids links
+                pass
+    store.checkout_file(entry.digest, dest, "copy", entry.executable)
 
 
 def materialise(store: ContentStore, datum: Datum, files: Files, pfs: Path) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConcurrencyError, ConveyorError, SpecError, UsageError
+from conveyor.executors.pfs_lane import remove_tree
 from conveyor.plan.pachyderm_datums import datums, transform_digest
 from conveyor.sdk.datasets import trees
 from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef, check_name
@@ -286,8 +286,9 @@ class Pipelines:
             }
             item = DatumWork(datum, key, row)
             tree = known.get(key)
-            if tree is not None and self._intact(tree):
-                item.tree = tree
+            kept = self._intact(tree) if tree is not None else None
+            if kept is not None:
+                item.tree, item.outputs = tree, kept
                 row.update(state="skipped", tree=tree)
             work.append(item)
         job: dict[str, Any] = {
@@ -338,12 +339,25 @@ class Pipelines:
         ``where`` (``-j``, else that executor's own parallelism)."""
         scratch = self.project.state_dir / "tmp" / f"pach-{run.job_id}"
         logs = self.state.root / "logs" / run.job_id
+        with self.state.finished_datums(run.job_id) as record:
+            self._run_datums_in(run, where, parallel, todo, scratch, logs, record)
+
+    def _run_datums_in(
+        self,
+        run: _JobRun,
+        where: str,
+        parallel: int | None,
+        todo: list[DatumWork],
+        scratch: Path,
+        logs: Path,
+        record: Callable[[dict[str, Any]], None],
+    ) -> None:
         lock = threading.Lock()
         store = self.project.store
 
         def ended(item: DatumWork) -> None:
             with lock:
-                self.state.finished_datum(run.job_id, item.row)
+                record(item.row)
                 if run.progress is not None:
                     run.progress(item.row)
 
@@ -371,13 +385,14 @@ class Pipelines:
             ended(item)
 
         if where == "local":
+            logs.mkdir(parents=True, exist_ok=True)
             try:
                 with ThreadPoolExecutor(max_workers=max(1, parallel or 1)) as pool:
                     list(pool.map(one, todo))
             finally:
                 if lanes is not None:
                     lanes.close()
-                shutil.rmtree(scratch, ignore_errors=True)
+                remove_tree(scratch)
             return
         if not todo:
             return
@@ -481,9 +496,13 @@ class Pipelines:
                     known[row["key"]] = row["tree"]
         return known
 
-    def _intact(self, tree: str) -> bool:
+    def _intact(self, tree: str) -> list[TreeEntry] | None:
+        """The tree's files when it and they are all in the store (the merge reuses them)."""
         store = self.project.store
-        return store.has(tree) and all(store.has(e.digest) for e in store.read_tree(tree))
+        if not store.has(tree):
+            return None
+        files = store.read_tree(tree)
+        return files if all(store.has(e.digest) for e in files) else None
 
     def _merge(self, work: list[DatumWork]) -> dict[str, TreeEntry]:
         """The outputs of all datums as one tree; two datums writing one path with
@@ -494,7 +513,8 @@ class Pipelines:
         for item in sorted(work, key=lambda w: w.datum.id):
             if item.tree is None:  # recovered by err_cmd: it writes nothing
                 continue
-            for entry in store.read_tree(item.tree):
+            stored = item.outputs if item.outputs is not None else store.read_tree(item.tree)
+            for entry in stored:
                 seen = merged.get(entry.path)
                 if seen is not None and (seen.digest, seen.executable) != (
                     entry.digest,

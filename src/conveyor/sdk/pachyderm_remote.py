@@ -17,7 +17,6 @@ as a tree. The job (``pachyderm_jobs``) merges the trees into one commit, as for
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from pathlib import Path
 from conveyor.domain.types import Resources
 from conveyor.errors import ConveyorError
 from conveyor.executors.base import Completion, Executor, Handle, Invocation
+from conveyor.executors.pfs_lane import remove_tree
 from conveyor.executors.pfs_sandbox import NO_BWRAP, datum_shell
 from conveyor.sdk.pachyderm_datum import DatumWork, Files, materialise, memory_limit, time_left
 from conveyor.spec.pachyderm_model import PachydermPipeline
@@ -34,6 +34,10 @@ from conveyor.spec.pachyderm_quantity import mebibytes
 from conveyor.store.cas import ContentStore
 
 POLL = 1.0  # seconds a poll waits for the first completion
+TIMEOUT_CHECK = 0.25
+"""Seconds between two passes over the tries in flight for their timeouts (and when
+they started): with a thousand in flight, a pass after every completion would cost
+the square of the datum count. A try's timeout may so count from up to this late."""
 SANDBOX_ENV = {"HOME": "/tmp", "TMPDIR": "/tmp", "USER": "nobody", "LOGNAME": "nobody"}
 
 
@@ -94,24 +98,34 @@ class RemoteDatums:
             datum = _Datum(item, log, start=time.monotonic())
             waiting.append(self._next_try(datum))
         live: dict[str, _Try] = {}
+        handles: list[Handle] = []
+        timed = self.deadline is not None or self.spec.datum_timeout is not None
+        checked = 0.0
         try:
             while waiting or live:
+                changed = not handles and bool(live)
                 while waiting and len(live) < max(1, width):
                     attempt = waiting.popleft()
                     if self._submit(attempt):
                         live[attempt.handle.key] = attempt  # type: ignore[union-attr]
+                        changed = True
                     else:  # the job's time was up before it could start
                         self._after(attempt, None, waiting, finished)
-                handles = [t.handle for t in live.values() if t.handle is not None]
+                if changed:  # a pass over the tries only when they changed
+                    handles = [t.handle for t in live.values() if t.handle is not None]
                 for done in self.executor.poll(handles, POLL):
                     attempt = live.pop(done.key)
+                    handles = []  # made again before the next poll
                     self._after(attempt, done, waiting, finished)
-                self._enforce_timeouts(live)
+                now = time.monotonic()
+                if timed and now - checked >= TIMEOUT_CHECK:  # not a pass per completion
+                    checked = now
+                    self._enforce_timeouts(live)
         except BaseException:
             self.executor.cancel([t.handle for t in live.values() if t.handle is not None])
             raise
         finally:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            remove_tree(self.scratch)
 
     # -- one try ------------------------------------------------------------------------
     def _next_try(self, datum: _Datum) -> _Try:
@@ -231,7 +245,7 @@ class RemoteDatums:
                 return self._end(attempt, finished)
             out.write(f"--- exit code {code}\n".encode())
         row["state"] = "failed"
-        shutil.rmtree(attempt.where, ignore_errors=True)
+        remove_tree(attempt.where)
         out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
         final = done is None or not done.retryable or code == NO_BWRAP
         if final or out_of_time:
@@ -245,7 +259,7 @@ class RemoteDatums:
         return self._end(attempt, finished)
 
     def _end(self, attempt: _Try, finished: Callable[[DatumWork], None]) -> None:
-        shutil.rmtree(attempt.where.parent, ignore_errors=True)
+        remove_tree(attempt.where.parent)
         datum = attempt.datum
         datum.item.row["duration"] = round(time.monotonic() - datum.start, 3)
         finished(datum.item)

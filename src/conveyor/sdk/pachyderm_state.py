@@ -11,11 +11,13 @@ commits in the records.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,17 +123,24 @@ class PachydermState:
     # -- jobs -----------------------------------------------------------------
     def save_job(self, job: dict[str, Any]) -> None:
         """The whole job (its start and its end); the datums it finished meanwhile were
-        appended one line each (:meth:`finished_datum`), now folded in."""
+        appended one line each (:meth:`finished_datums`), now folded in."""
         path = self.root / "jobs" / f"{job['id']}.json"
         _write(path, job)
         path.with_suffix(".datums").unlink(missing_ok=True)
 
-    def finished_datum(self, job_id: str, row: dict[str, Any]) -> None:
-        """One finished datum of a running job, appended (one short write, whatever the
-        number of datums: a job killed midway keeps every datum that finished)."""
-        line = json.dumps(row, separators=(",", ":")) + "\n"
-        with open(self.root / "jobs" / f"{job_id}.datums", "a", encoding="utf-8") as handle:
-            handle.write(line)
+    @contextlib.contextmanager
+    def finished_datums(self, job_id: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+        """Where a running job's finished datums go: each row appended as one line, one
+        short write of its own whatever the number of datums (a job killed midway keeps
+        every datum that finished); the file stays open while the datums run."""
+        path = self.root / "jobs" / f"{job_id}.datums"
+        with open(path, "a", encoding="utf-8") as handle:
+
+            def append(row: dict[str, Any]) -> None:
+                handle.write(json.dumps(row, separators=(",", ":")) + "\n")
+                handle.flush()
+
+            yield append
 
     def job(self, job_id: str) -> dict[str, Any]:
         folder = self.root / "jobs"

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from conveyor.domain.types import Digest
 from conveyor.errors import StoreError
-from conveyor.store.cas import _UNCACHED, CheckoutMode, ContentStore, Digests, Ingested
+from conveyor.store.cas import (
+    _UNCACHED,
+    CheckoutMode,
+    ContentStore,
+    Digests,
+    Ingested,
+    TreeEntry,
+)
 from conveyor.store.hashing import Signature, hash_file
 from conveyor.store.objects import ObjectStore
 
@@ -105,10 +112,14 @@ class CachedStore(ContentStore):
         return stored
 
     def put_tree(
-        self, directory: Path, digests: Digests = _UNCACHED, boundary: Path | None = None
+        self,
+        directory: Path,
+        digests: Digests = _UNCACHED,
+        boundary: Path | None = None,
+        files: list[TreeEntry] | None = None,
     ) -> tuple[Digest, int]:
         with self.uploads():
-            digest, size = super().put_tree(directory, digests, boundary)
+            digest, size = super().put_tree(directory, digests, boundary, files)
             held: _Held = self._held.block
             held.files.pop(digest, None)  # its manifest: uploaded after its files
             held.manifests[digest] = None

@@ -160,8 +160,11 @@ class ContentStore:
         """Store a file's content; returns (digest, size). Identical content is stored once."""
         st = os.stat(source)
         if st.st_size <= _SMALL:  # one read serves both the digest and the copy
-            with open(source, "rb") as handle:
-                data = handle.read()
+            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = _read_whole(fd, st.st_size)
+            finally:
+                os.close(fd)
             if len(data) == st.st_size:
                 digest = self.put_bytes(data)
                 digests.remember(source, st, digest)
@@ -262,15 +265,20 @@ class ContentStore:
             raise
 
     def put_tree(
-        self, directory: Path, digests: Digests = _UNCACHED, boundary: Path | None = None
+        self,
+        directory: Path,
+        digests: Digests = _UNCACHED,
+        boundary: Path | None = None,
+        files: list[TreeEntry] | None = None,
     ) -> tuple[Digest, int]:
         """Store every file below ``directory`` and a manifest; returns (manifest digest, size).
 
         Links must resolve to something that exists, inside ``boundary`` when given;
         errors name the path relative to ``boundary`` (else to ``directory``).
+        ``files`` gets the tree's files as :meth:`read_tree` would give them back.
         """
         shown = boundary or directory
-        fence = os.path.realpath(boundary) if boundary is not None else None
+        fence: str | None = None  # the boundary's real path, found at the first link
         entries: list[dict[str, object]] = []
         links: list[dict[str, str]] = []
         dirs: list[str] = []
@@ -280,11 +288,15 @@ class ContentStore:
             if kind == "dir":
                 dirs.append(rel)
             elif kind == "link":
+                if fence is None and boundary is not None:
+                    fence = os.path.realpath(boundary)
                 links.append({"path": rel, "target": checked_link(path, fence, shown)})
             elif kind == "file":
                 digest, size = self.put_file(path, digests)
                 executable = bool(st.st_mode & statmod.S_IXUSR)
                 entries.append({"path": rel, "digest": digest, "size": size, "x": executable})
+                if files is not None:
+                    files.append(TreeEntry(rel, digest, size, executable))
                 total += size
             else:
                 where = os.path.relpath(path, shown)

@@ -16,15 +16,18 @@ def scan(directory: Path) -> Iterator[tuple[Path, str, os.stat_result]]:
     Kinds: file, link, dir (only empty ones: others are implied by what they hold), or
     the name of another file type (fifo, socket, device), which the caller refuses.
     """
-    for dirpath, dirnames, filenames in os.walk(directory, onerror=_raise):
-        base = Path(dirpath)
-        if base != directory and not dirnames and not filenames:
+    pending = [directory]  # no recursion: a tree may be deeper than Python's stack
+    while pending:
+        base = pending.pop()
+        names = os.listdir(base)
+        if base != directory and not names:
             yield base, "dir", os.lstat(base)
-        for name in [*dirnames, *filenames]:
+        for name in names:
             path = base / name
             st = os.lstat(path)
             if statmod.S_ISDIR(st.st_mode):
-                continue  # os.walk descends into it
+                pending.append(path)
+                continue
             yield path, _kind(st.st_mode), st
 
 
@@ -38,10 +41,6 @@ def _kind(mode: int) -> str:
     if statmod.S_ISSOCK(mode):
         return "a socket"
     return "a device"
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
 
 
 def checked_link(path: Path, fence: str | None, shown: Path) -> str:
