@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import mmap
 import os
-import signal
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -81,6 +78,10 @@ def _hash_leased(fd: int) -> tuple[Digest, int] | None:
     lease-break signal is set to SIGURG, which is ignored unless a handler asks for it.
     The mapping needs no copy: on two cores reading costs about a third of b3sum's
     throughput."""
+    import fcntl  # here: a no-op run hashes no large file
+    import mmap
+    import signal
+
     if os.lseek(fd, 0, os.SEEK_CUR) != 0:
         return None
     try:
