@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from conveyor.domain.digests import sha256
-
 TRACKING_ENV = "CONVEYOR_TRACKING"
 TRACKING_DIR = ".conveyor/tracking"
 LOG_NAME = "log.jsonl"
@@ -22,4 +20,8 @@ ARTIFACTS = "artifacts"
 @lru_cache(maxsize=4096)  # asked several times per step of every run
 def tracking_path(step_id: str) -> str:
     """The project-relative tracking directory of a step (the same in every run)."""
+    # imported here: a step's `conveyor.log_*` needs this module without it, shipped to a
+    # worker without Conveyor as docs/tracking.md lists (the runner alone names the place)
+    from conveyor.domain.digests import sha256
+
     return f"{TRACKING_DIR}/{sha256(step_id.encode('utf-8')).hexdigest()[:24]}"
