@@ -24,9 +24,12 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.fixture(autouse=True)
 def _ttl() -> Iterator[None]:
+    # share_writes is process-wide: an earlier test's open_state in this process named a
+    # data directory's stamp, which may be gone
+    recent._stamp.clear()
     yield
     Recent.ttl = 1.0  # keep_nothing is process-wide
-    recent._stamp.clear()  # so is share_writes
+    recent._stamp.clear()
 
 
 def _other_process_writes(stamp: Path) -> None:
