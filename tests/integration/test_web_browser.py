@@ -376,6 +376,9 @@ def test_the_pages_are_keyboard_usable_labelled_readable_and_fit_a_phone(
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     assert page.evaluate("getComputedStyle(document.activeElement).left") == "8px"
     page.keyboard.press("Enter")
+    # the fragment's navigation lands after the key press returns: wait for it (a
+    # timeout, 10 s, fails the test as the assertion would)
+    page.wait_for_function("location.hash === '#main'", timeout=10_000)
     assert page.url.endswith("#main")
     reached = []
     for _ in range(12):
