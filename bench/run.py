@@ -29,11 +29,12 @@ BASE_W1, BASE_W2, BASE_W5 = 200, 1000, 2 * hashbench.GIB
 # the issue's recorded Snakemake figures (scale 1), used only when Snakemake cannot run
 RECORDED_SNAKEMAKE = {"W3": 1.36, "W4": 2.6}
 TARGETS: dict[str, tuple[str, str, float]] = {
-    # workload: (reference, comparison, bound) on conveyor/reference wall time
-    "W1": ("make", "<=", 1.5),
+    # workload: (reference, comparison, bound) on conveyor/reference wall time; the
+    # bounds of the speed issue (W1 2x make, W2 1.5x make, W3/W4 0.1x Snakemake)
+    "W1": ("make", "<=", 2.0),
     "W2": ("make", "<=", 1.5),
-    "W3": ("snakemake", "<=", 0.25),
-    "W4": ("snakemake", "<=", 0.25),
+    "W3": ("snakemake", "<=", 0.1),
+    "W4": ("snakemake", "<=", 0.1),
     "W5": ("b3sum", ">=", 0.8),  # throughput ratio
 }
 REF_COLUMNS = ("make", "snakemake", "dvc")
