@@ -197,3 +197,23 @@ def test_a_pushed_commits_ci_flow_is_queued_once(db: ServerDatabase) -> None:
     assert queue.enqueue_ci("alpha", commit, "main") is None  # it ran: still once
     assert queue.enqueue_ci("beta", commit, "main") is not None
     assert [(r["project"], r["kind"]) for r in queue.pending()] == [("beta", "ci")]
+
+
+def test_a_project_keeps_the_newest_ci_seen_rows_only(
+    db: ServerDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.server.db import pachyderm_queue
+    from conveyor.server.db import tables as t
+
+    monkeypatch.setattr(pachyderm_queue, "CI_SEEN_KEPT", 3)
+    seen = t.pachyderm_ci_seen
+    commits = [f"{i:040x}" for i in range(5)]
+    for commit in commits:
+        assert db.pachyderm.enqueue_ci("alpha", commit, "main") is not None
+        with db.engine.begin() as conn:  # one second older each: an order without ties
+            conn.execute(seen.update().values(queued_at=seen.c.queued_at - 1))
+    assert db.pachyderm.enqueue_ci("beta", commits[0], "main") is not None
+    with db.engine.connect() as conn:
+        rows = {(r.project, r.commit) for r in conn.execute(seen.select())}
+    assert rows == {("alpha", c) for c in commits[2:]} | {("beta", commits[0])}
+    assert db.pachyderm.enqueue_ci("alpha", commits[4], "main") is None  # still seen

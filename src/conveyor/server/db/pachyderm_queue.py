@@ -35,6 +35,11 @@ _W = t.pachyderm_workers
 WORKER_ROWS_KEPT = 7 * 24 * 3600.0
 """Seconds a worker that stopped asking keeps its row (every restart adds a name)."""
 _S = t.pachyderm_ci_seen
+CI_SEEN_KEPT = 1000
+"""Pushed commits a project remembers as CI-queued, newest first (older rows are dropped
+as new ones come). A count, not an age: a quiet project keeps its head's row however old
+it is; a commit older than the newest ``CI_SEEN_KEPT`` has its flow again only if pushed
+again as the head (a force-push that far back)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ class TriggerQueue:
                 )  # fmt: skip
         except sa.exc.IntegrityError:  # seen: by another route, maybe at this moment
             return None
+        with self.engine.begin() as conn:
+            conn.execute(_prune_seen(project[:100]))
         return trigger_id
 
     def _insert(self, project: str, kind: str, name: str, branch: str, status: str) -> str:
@@ -282,6 +289,20 @@ def queue_in(conn: Any, project: str, kind: str, name: str, branch: str) -> None
             status=QUEUED, created_at=time.time(),
         )
     )  # fmt: skip
+
+
+def _prune_seen(project: str) -> sa.Delete:
+    """Drop ``project``'s seen rows older than its ``CI_SEEN_KEPT`` newest (none while it
+    has fewer: the bound is then NULL)."""
+    bound = (
+        sa.select(_S.c.queued_at)
+        .where(_S.c.project == project)
+        .order_by(_S.c.queued_at.desc())
+        .offset(CI_SEEN_KEPT - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return _S.delete().where((_S.c.project == project) & (_S.c.queued_at < bound))
 
 
 def _same(project: str, kind: str, name: str, branch: str) -> sa.ColumnElement[bool]:
