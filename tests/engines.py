@@ -8,6 +8,7 @@ CONVEYOR_REQUIRE_ENGINES=1): then its absence is a failure, not a skip.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 from collections.abc import Iterator
@@ -21,6 +22,27 @@ def engine_missing(engine: str, message: str) -> None:
     if os.environ.get("CONVEYOR_REQUIRE_ENGINES") == "1" and engine in started:
         pytest.fail(message)
     pytest.skip(message)
+
+
+# engine -> (the Python module its client needs, the extra that installs it); the engine's
+# script (scripts/engines/NAME.sh install, run by `up`) installs it too
+BINDINGS = {
+    "htcondor": ("htcondor2", "htcondor"),
+    "spark": ("pyspark", "spark"),
+    "dask": ("distributed", "dask"),
+}
+
+
+def need_bindings(engine: str) -> None:
+    """Skip (or fail, as :func:`engine_missing`) when ``engine``'s Python client is not
+    installed here: a dev environment has them only after the engine's script ran in it."""
+    module, extra = BINDINGS[engine]
+    if importlib.util.find_spec(module) is None:
+        engine_missing(
+            engine,
+            f"{engine}'s Python client ({module}) is not installed in this environment: "
+            f"pip install 'conveyor[{extra}]' (or scripts/engines/{engine}.sh install)",
+        )
 
 
 def configured(variable: str) -> bool:

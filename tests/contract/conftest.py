@@ -21,7 +21,7 @@ import pytest
 
 from conveyor.executors.base import Executor
 from conveyor.executors.registry import load_executor
-from tests.engines import configured, engine_missing
+from tests.engines import configured, engine_missing, need_bindings
 
 ENGINE_ENV = {
     "htcondor": "CONDOR_CONFIG",
@@ -54,10 +54,12 @@ def backend_settings(name: str) -> dict[str, Any]:
 
 def _require(name: str) -> None:
     variable = ENGINE_ENV.get(name)
-    if variable is None or configured(variable):
+    if variable is None:
         return
-    message = f"{name} engine not configured (${variable} unset); start it with scripts/engines/{name}.sh up"
-    engine_missing(name, message)
+    if not configured(variable):
+        message = f"{name} engine not configured (${variable} unset); start it with scripts/engines/{name}.sh up"
+        engine_missing(kind(name), message)
+    need_bindings(kind(name))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -25,7 +25,7 @@ from conveyor.errors import ExecutorError, ProjectError
 from conveyor.executors.base import Completion, Handle, Invocation
 from conveyor.executors.htcondor import HTCondorExecutor
 from tests import ports
-from tests.engines import configured, engine_missing
+from tests.engines import configured, engine_missing, need_bindings
 from tests.integration.conftest import Repo
 
 pytestmark = pytest.mark.integration
@@ -34,10 +34,10 @@ HAVE_BINDINGS = importlib.util.find_spec("htcondor2") is not None
 
 
 def _need_pool() -> None:
-    if configured("CONDOR_CONFIG") and HAVE_BINDINGS:
-        return
-    message = "HTCondor pool not configured; start it with scripts/engines/htcondor.sh up"
-    engine_missing("htcondor", message)
+    if not configured("CONDOR_CONFIG"):
+        message = "HTCondor pool not configured; start it with scripts/engines/htcondor.sh up"
+        engine_missing("htcondor", message)
+    need_bindings("htcondor")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Needs ``eval "$(scripts/engines/all.sh env)"``; each engine's tests skip without
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.engines import engine_missing
+from tests.engines import configured, engine_missing, need_bindings
 from tests.integration.conftest import Repo
 from tests.integration.server_support import need_bwrap
 
@@ -43,19 +42,18 @@ def configure(repo: Repo, engine: str) -> None:
     """The executor's settings from the engine's environment; skipped without the engine."""
     if engine == "dask":
         found = os.environ.get("CONVEYOR_DASK_SCHEDULER")
-        pytest.importorskip("distributed", reason="needs dask (pip install 'conveyor[dask]')")
         setting = f'scheduler = "{found}"'
     elif engine == "spark":
         found = os.environ.get("CONVEYOR_SPARK_MASTER")
         setting = f'master = "{found}"'
     else:
-        have = importlib.util.find_spec("htcondor2") is not None
-        found = os.environ.get("CONDOR_CONFIG") if have else None
+        found = os.environ.get("CONDOR_CONFIG") if configured("CONDOR_CONFIG") else None
         setting = ""
     if not found:
         engine_missing(
             engine, f"{engine} is not configured; start it: scripts/engines/{engine}.sh up"
         )
+    need_bindings(engine)  # the datums are submitted through the client in this process
     repo.write(".conveyor/config.toml", f"[executors.{engine}]\n{setting}\n")
 
 

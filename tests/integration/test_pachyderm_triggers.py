@@ -1,10 +1,11 @@
 """The durable Pachyderm trigger queue on real SQLite and PostgreSQL: a held trigger
-(its commit not landed) is never claimed, a released one is claimed by exactly one
-claimer, a project's triggers run one at a time and in order while another project's
+(an older server's, its commit maybe not landed) is not claimed until a server starts, a
+queued one is claimed by exactly one claimer, a project's triggers run one at a time and in order while another project's
 run beside them, and what a crash left (held, running) is queued again."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from conveyor.server.db.database import ServerDatabase, open_database
-from conveyor.server.db.pachyderm_queue import COMMIT, PIPELINE, QUEUED, RUNNING
+from conveyor.server.db.pachyderm_queue import COMMIT, HELD, PIPELINE, QUEUED, RUNNING
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +35,26 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerDatabas
         database.close()
 
 
-def test_a_held_trigger_waits_for_its_commit(db: ServerDatabase) -> None:
+def _held(db: ServerDatabase, project: str, kind: str, name: str, branch: str = "") -> str:
+    """A held trigger as an older server's route wrote it ahead of its commit."""
+    from conveyor.server.db import tables as t
+
+    trigger_id = secrets.token_hex(8)
+    row = {"project": project, "kind": kind, "name": name, "branch": branch}
+    with db.engine.begin() as conn:
+        conn.execute(
+            t.pachyderm_triggers.insert().values(
+                id=trigger_id, status=HELD, created_at=time.time(), **row
+            )
+        )
+    return trigger_id
+
+
+def test_a_held_trigger_waits_until_a_server_starts(db: ServerDatabase) -> None:
     queue = db.pachyderm
-    held = queue.hold("alpha", COMMIT, "images", "master")
-    assert queue.claim("w1", ["alpha"]) is None  # its commit has not landed yet
-    queue.release(held)
+    held = _held(db, "alpha", COMMIT, "images", "master")
+    assert queue.claim("w1", ["alpha"]) is None  # its commit may not have landed
+    assert queue.release_held() == 1
     claimed = queue.claim("w1", ["alpha"])
     assert claimed is not None
     assert (claimed.id, claimed.kind, claimed.name, claimed.branch) == (
@@ -47,16 +63,11 @@ def test_a_held_trigger_waits_for_its_commit(db: ServerDatabase) -> None:
         "images",
         "master",
     )
-    failed = queue.hold("alpha", COMMIT, "images", "master")
-    queue.drop(failed)  # the commit failed: nothing owed
-    assert [row["id"] for row in queue.pending("alpha")] == [held]
 
 
-def test_a_release_joins_the_same_trigger_already_waiting(db: ServerDatabase) -> None:
+def test_a_queued_trigger_is_not_queued_twice_until_it_runs(db: ServerDatabase) -> None:
     queue = db.pachyderm
     first = queue.enqueue("alpha", COMMIT, "images", "master")
-    second = queue.hold("alpha", COMMIT, "images", "master")
-    queue.release(second)  # the waiting one reads the heads when it runs: it covers both
     assert queue.enqueue("alpha", COMMIT, "images", "master") == first  # a cron tick
     assert [row["id"] for row in queue.pending("alpha")] == [first]
     assert queue.claim("w1", ["alpha"]) is not None
@@ -113,7 +124,7 @@ def test_claimers_at_once_claim_each_trigger_once(db: ServerDatabase) -> None:
 
 def test_what_a_crash_left_is_queued_again(db: ServerDatabase) -> None:
     queue = db.pachyderm
-    held = queue.hold("alpha", COMMIT, "images", "master")  # the server died mid-commit
+    held = _held(db, "alpha", COMMIT, "images", "master")  # an older server died mid-commit
     ran = queue.enqueue("beta", PIPELINE, "edges")
     assert queue.claim("server-1", ["beta"]) is not None
     queue.restart("server-1")  # the same claimer starting again
@@ -197,3 +208,23 @@ def test_a_pushed_commits_ci_flow_is_queued_once(db: ServerDatabase) -> None:
     assert queue.enqueue_ci("alpha", commit, "main") is None  # it ran: still once
     assert queue.enqueue_ci("beta", commit, "main") is not None
     assert [(r["project"], r["kind"]) for r in queue.pending()] == [("beta", "ci")]
+
+
+def test_a_project_keeps_the_newest_ci_seen_rows_only(
+    db: ServerDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.server.db import pachyderm_queue
+    from conveyor.server.db import tables as t
+
+    monkeypatch.setattr(pachyderm_queue, "CI_SEEN_KEPT", 3)
+    seen = t.pachyderm_ci_seen
+    commits = [f"{i:040x}" for i in range(5)]
+    for commit in commits:
+        assert db.pachyderm.enqueue_ci("alpha", commit, "main") is not None
+        with db.engine.begin() as conn:  # one second older each: an order without ties
+            conn.execute(seen.update().values(queued_at=seen.c.queued_at - 1))
+    assert db.pachyderm.enqueue_ci("beta", commits[0], "main") is not None
+    with db.engine.connect() as conn:
+        rows = {(r.project, r.commit) for r in conn.execute(seen.select())}
+    assert rows == {("alpha", c) for c in commits[2:]} | {("beta", commits[0])}
+    assert db.pachyderm.enqueue_ci("alpha", commits[4], "main") is None  # still seen

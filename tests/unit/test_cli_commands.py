@@ -4,8 +4,10 @@ imports its own module only (``conveyor run`` does not build ``show``'s options)
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
+import pytest
 
 from conveyor.cli import group
 
@@ -35,3 +37,48 @@ def test_a_command_comes_with_the_subcommands_other_modules_add() -> None:
     runs = group.cli.get_command(ctx, "runs")
     assert isinstance(runs, click.Group)
     assert "delete" in runs.list_commands(ctx)
+
+
+@click.command("exits")
+@click.pass_context
+def _exits(ctx: click.Context) -> None:
+    ctx.exit(3)
+
+
+@click.command("returns")
+def _returns() -> int:
+    return 5  # a value, not an exit code: click's commands end through ctx.exit or errors
+
+
+def _exit_code(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    from conveyor.cli import main
+
+    monkeypatch.setitem(group.cli.commands, "exits", _exits)
+    monkeypatch.setitem(group.cli.commands, "returns", _returns)
+    monkeypatch.setattr(main.gc, "freeze", lambda: None)  # main's last act, for a process
+    monkeypatch.setattr(sys, "argv", ["conveyor", *argv])
+    try:
+        main.main()
+    except SystemExit as exc:
+        assert isinstance(exc.code, int | None)
+        return exc.code or 0
+    return 0
+
+
+def test_a_command_that_calls_ctx_exit_ends_with_its_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _exit_code(["exits"], monkeypatch) == 3
+
+
+def test_a_command_s_return_value_is_not_an_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _exit_code(["returns"], monkeypatch) == 0
+
+
+def test_the_notebook_runner_reports_a_ctx_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.cli import magics
+
+    monkeypatch.setitem(group.cli.commands, "exits", _exits)
+    monkeypatch.setitem(group.cli.commands, "returns", _returns)
+    assert magics.run_command(["exits"], keep=True)[0] == 3
+    assert magics.run_command(["returns"], keep=True)[0] == 0

@@ -86,6 +86,7 @@ def test_a_put_reads_only_what_the_cache_cannot_vouch_for(
 ) -> None:
     data = _tree(tmp_path)
     monkeypatch.setattr(put, "_settled_before", lambda: 2**62)  # as if written long ago
+    monkeypatch.setattr(hashing, "_now", lambda: 2**62)  # the cache's clock agrees
     sources = plan_sources([str(data)], "", False, True)
     store = ContentStore(tmp_path / "store")
     first = DigestCache(tmp_path / "cache.sqlite")
@@ -128,9 +129,13 @@ def test_a_file_changed_just_before_the_put_is_stored_but_not_cached(
 
     settled = path.stat().st_ctime_ns + 1
     monkeypatch.setattr(put, "_settled_before", lambda: settled)
+    monkeypatch.setattr(hashing, "_now", lambda: 2**62)  # the cache's clock agrees
     store_sources(store, sources, cache, tmp_path)
-    cache.flush()
-    assert [d for _, d in cache.known([str(path)]).values()] == [hash_bytes(b"just written")]
+    cache.close()
+    again = DigestCache(tmp_path / "cache.sqlite")
+    written = again.known([str(path)])
+    again.close()
+    assert [d for _, d in written.values()] == [hash_bytes(b"just written")]
 
 
 def _lying_fstat(size: int) -> Any:

@@ -416,6 +416,12 @@ def counting(monkeypatch: pytest.MonkeyPatch) -> CountingHash:
     return counter
 
 
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written by a test are read as if long after (no row is racy)."""
+    _later(monkeypatch)
+
+
 def test_digest_cache_returns_the_content_digest(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"cached")
@@ -450,7 +456,9 @@ def test_digest_cache_does_not_reread_an_unchanged_file_before_flush(
     cache.close()
 
 
-def test_digest_cache_asks_sqlite_once_per_file(tmp_path: Path, counting: CountingHash) -> None:
+def test_digest_cache_asks_sqlite_once_per_file(
+    tmp_path: Path, counting: CountingHash, settled: None
+) -> None:
     """A run asks for the same file's digest several times (as a step's output, then as the
     next step's input): the row read once answers the later questions, still checked
     against the file's stat."""
@@ -471,7 +479,7 @@ def test_digest_cache_asks_sqlite_once_per_file(tmp_path: Path, counting: Counti
 
 
 def test_digest_cache_preload_reads_many_rows_in_one_query(
-    tmp_path: Path, counting: CountingHash
+    tmp_path: Path, counting: CountingHash, settled: None
 ) -> None:
     """A run preloads the rows of its steps' files: one SELECT answers them all (a path
     without a row, and one that appears twice, cost nothing more)."""
@@ -653,7 +661,9 @@ def test_digest_cache_rehashes_a_replaced_file(tmp_path: Path, counting: Countin
     cache.close()
 
 
-def test_digest_cache_persists_across_instances(tmp_path: Path, counting: CountingHash) -> None:
+def test_digest_cache_persists_across_instances(
+    tmp_path: Path, counting: CountingHash, settled: None
+) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"persist me")
     db = tmp_path / "state" / "digests.sqlite"
@@ -695,7 +705,7 @@ def test_remember_records_a_digest_computed_elsewhere(
     cache.close()
 
 
-def test_close_flushes(tmp_path: Path, counting: CountingHash) -> None:
+def test_close_flushes(tmp_path: Path, counting: CountingHash, settled: None) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"x")
     db = tmp_path / "digests.sqlite"
@@ -758,7 +768,7 @@ def test_two_threads_storing_the_same_blob_leave_it_whole(
     assert list((store.root / "tmp").iterdir()) == []
 
 
-def test_threads_sharing_a_digest_cache_lose_no_entry(tmp_path: Path) -> None:
+def test_threads_sharing_a_digest_cache_lose_no_entry(tmp_path: Path, settled: None) -> None:
     files = []
     for i in range(300):
         path = tmp_path / f"f{i}.txt"
@@ -778,3 +788,98 @@ def test_threads_sharing_a_digest_cache_lose_no_entry(tmp_path: Path) -> None:
         rows = dict(db.execute("SELECT path, digest FROM file_digests").fetchall())
     db.close()
     assert rows == {str(p): b3(p.read_bytes()) for p in files}
+
+
+# -- DigestCache: racy rows (a change in the same tick as the stat) -----------------------------
+
+
+def _later(monkeypatch: pytest.MonkeyPatch, seconds: float = 10) -> None:
+    """The cache's clock moved on: every file here changed long before it looks."""
+    now = hashing._now
+    monkeypatch.setattr(hashing, "_now", lambda: now() + int(seconds * 1e9))
+
+
+def test_a_row_read_in_the_tick_its_file_changed_is_hashed_again_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file changes right after it was read, in the same tick of the filesystem's
+    clock: its signature is the one recorded, its content is not. Simulated (a clock as
+    fine as this machine's puts no two writes in one tick): the read returns what the file
+    held before the change."""
+    path = tmp_path / "f"
+    path.write_bytes(b"bbbb")
+    reads: list[str] = []
+
+    def read_before_the_change(p: Path | str, size: int | None = None) -> Digest:
+        reads.append(os.fspath(p))
+        return b3(b"aaaa") if len(reads) == 1 else hash_file(p, size)
+
+    monkeypatch.setattr(hashing, "hash_file", read_before_the_change)
+    first = DigestCache(tmp_path / "cache.sqlite")
+    assert first.digest(path) == b3(b"aaaa")
+    first.close()
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    assert cache.digest(path) == b3(b"bbbb")  # not vouched for: read again
+    cache.close()
+    _later(monkeypatch)
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    assert cache.digest(path) == b3(b"bbbb")  # read again: now recorded as settled
+    cache.close()
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    assert cache.digest(path) == b3(b"bbbb")
+    cache.close()
+    assert len(reads) == 3
+
+
+def test_a_file_rewritten_in_the_same_tick_with_its_mtime_restored_is_hashed_again(
+    tmp_path: Path, counting: CountingHash
+) -> None:
+    """The real case, where the filesystem's clock is coarse enough to show it."""
+    path = tmp_path / "f"
+    for _ in range(50):
+        path.write_bytes(b"aaaa")
+        cache = DigestCache(tmp_path / "cache.sqlite")
+        cache.digest(path)
+        cache.close()
+        st = path.stat()
+        with open(path, "r+b") as handle:
+            handle.write(b"bbbb")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if hashing.signature(path.stat()) == hashing.signature(st):
+            break
+    else:
+        pytest.skip("this filesystem's clock put every rewrite in a later tick")
+    counting.calls.clear()
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    assert cache.digest(path) == b3(b"bbbb")
+    assert counting.calls == [str(path)]
+    cache.close()
+
+
+def test_a_settled_row_is_trusted_and_a_racy_one_only_by_its_own_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counting: CountingHash
+) -> None:
+    """Within one cache (one run: a step's output, then the next step's input) a row is
+    trusted; only settled rows are written for later runs."""
+    fresh, settled = tmp_path / "fresh", tmp_path / "settled"
+    fresh.write_bytes(b"fresh")
+    settled.write_bytes(b"settled")
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    cache.digest(fresh)
+    _later(monkeypatch)
+    cache.digest(settled)
+    assert cache.digest(fresh) == b3(b"fresh")
+    cache.close()
+    assert counting.calls == [str(fresh), str(settled)]
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    assert cache.digest(settled) == b3(b"settled")
+    assert counting.calls == [str(fresh), str(settled)]
+    cache.close()
+
+
+def test_coarse_timestamps_take_a_coarse_tick(tmp_path: Path, counting: CountingHash) -> None:
+    """Whole-second times (FAT, HFS+, ext3) mean a tick of up to two seconds."""
+    assert hashing._racy(5 * 10**9, 6 * 10**9 + 500_000_000)
+    assert not hashing._racy(5 * 10**9, 7 * 10**9 + 1)
+    assert hashing._racy(5 * 10**9 + 1, 5 * 10**9 + 1 + hashing._TICK_NS - 1)
+    assert not hashing._racy(5 * 10**9 + 1, 5 * 10**9 + 1 + hashing._TICK_NS)

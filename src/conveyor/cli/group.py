@@ -51,6 +51,11 @@ class _Group(click.Group):
                 return loaded
         return command
 
+    def invoke(self, ctx: click.Context) -> None:
+        # A callback's return value is dropped: outside standalone mode click's ``main``
+        # returns it, as it returns an ``Exit``'s code, and only the latter is an exit code.
+        super().invoke(ctx)
+
 
 def _plugin_commands() -> dict[str, Any]:
     from importlib.metadata import entry_points
@@ -99,6 +104,15 @@ def cli(ctx: click.Context, directory: Path, pipeline_file: Path | None) -> None
     ctx.obj = Context(directory.resolve(), pipeline_file)
 
 
+def run_click(args: list[str] | None = None) -> int:
+    """Run the group on ``args`` (default: the process's arguments) and return the code a
+    command asked for with ``ctx.exit(n)`` (0 when it just returned); other errors propagate."""
+    code = cli.main(args=args, standalone_mode=False, prog_name="conveyor")
+    return code if isinstance(code, int) else 0
+
+
 def click_main() -> None:
     """The full command line through click (errors propagate to ``main``'s mapping)."""
-    cli.main(standalone_mode=False, prog_name="conveyor")
+    code = run_click()
+    if code:
+        sys.exit(code)

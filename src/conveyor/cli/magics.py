@@ -77,7 +77,7 @@ def run_command(args: list[str], keep: bool = False) -> tuple[int, str]:
     """Run the CLI on ``args`` in this process: its exit code, and what it wrote to
     stdout when ``keep`` (else that went to this process's stdout as it came; stderr
     always does)."""
-    from conveyor.cli.group import cli
+    from conveyor.cli.group import run_click
 
     buffer = io.BytesIO()
     sink: Any = buffer if keep else _TextSink(sys.stdout)
@@ -85,11 +85,9 @@ def run_command(args: list[str], keep: bool = False) -> tuple[int, str]:
     code = 0
     with _own_signals(), contextlib.redirect_stdout(out):
         try:
-            cli.main(args=args, prog_name="conveyor", standalone_mode=False)
+            code = run_click(args)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except click.exceptions.Exit as exc:
-            code = exc.exit_code
         except click.ClickException as exc:
             exc.show()
             code = exc.exit_code

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +25,14 @@ inode)."""
 _TABLE = "file_digests"  # "digests" before the ctime was in the key: dropped when seen
 _COLUMNS = "size, mtime_ns, ctime_ns, inode, digest"
 _TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+# A row is "racy" (git's word) when its file's ctime is not clearly older than the moment
+# its stat was read: a change later in the same tick of the filesystem's clock leaves the
+# signature as it was. The tick: a few ms on Linux's own filesystems (the kernel's coarse
+# clock), up to 2 s where times come in whole seconds (FAT, HFS+, ext3). A filesystem
+# whose clock runs behind this machine's by more (a network server's) defeats it.
+_TICK_NS = 50_000_000
+_COARSE_TICK_NS = 2_000_000_000
+_now = time.time_ns
 # paths per query of `preload` (SQLite allows 32,766 variables since 3.32; 999 before)
 _PRELOAD_BATCH = 900
 
@@ -40,6 +49,13 @@ def hash_bytes(data: bytes) -> Digest:
 
 def signature(st: os.stat_result) -> Signature:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _racy(ctime_ns: int, read_at_ns: int) -> bool:
+    """Whether a file changed at ``ctime_ns`` may change again unseen after a stat read at
+    ``read_at_ns`` (both on the wall clock)."""
+    tick = _COARSE_TICK_NS if ctime_ns % 1_000_000_000 == 0 else _TICK_NS
+    return ctime_ns > read_at_ns - tick
 
 
 def hash_file(path: Path | str, size: int | None = None) -> Digest:
@@ -151,14 +167,19 @@ class DigestCache:
     because it cannot be set back: a tool that rewrites a file and restores its mtime
     (``touch -r``, an archive's extraction, a copy keeping times) still changes it.
     Writes are batched and land on :meth:`flush`; a crash loses only cache entries,
-    never correctness. Threads may share one cache: a lock serialises the lookups and
-    the batch (not the hashing).
+    never correctness. A racy row (see ``_racy``: its file changed in the tick its stat
+    was read) is trusted by this cache alone, within its run, and never written: the next
+    run reads the file again and records it then, settled (a run right after a cold run
+    re-reads the outputs written in its last moments). Threads may share one cache: a
+    lock serialises the lookups and the batch (not the hashing).
     """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, tuple[Signature, str]] = {}
+        self._racy: set[str] = set()
+        """Paths in ``_pending`` whose row is racy: kept here, not written."""
         self._read: dict[str, tuple[Signature, str]] = {}
         """Rows already read or written here: a file asked about again (a step's output,
         then the next step's input) costs no query; its stat is still compared."""
@@ -194,6 +215,7 @@ class DigestCache:
     def digest(self, path: Path | str, stat: os.stat_result | None = None) -> Digest:
         """The digest of ``path``, read from the cache when its stat signature matches."""
         key = os.fspath(path)
+        read_at = _now()  # a given stat was read just before: the call costs microseconds
         st = stat or os.stat(key)
         with self._lock:
             row = self._row(key)
@@ -208,7 +230,7 @@ class DigestCache:
         if row is not None and row[0] == signature(st):
             return Digest(row[1])
         digest = hash_file(key, st.st_size)
-        self.remember(key, st, digest)
+        self._record(key, signature(st), digest, read_at)
         return digest
 
     def preload(self, paths: Iterable[Path | str]) -> None:
@@ -243,29 +265,47 @@ class DigestCache:
 
     def remember_many(self, rows: Iterable[tuple[str, Signature, str]]) -> None:
         """Record many digests read under the given signatures (one lock, one batch)."""
+        read_at = _now()
         with self._lock:
             for key, seen, digest in rows:
-                self._pending[key] = (seen, digest)
+                self._pend(key, seen, digest, read_at)
 
     def remember(self, path: Path | str, stat: os.stat_result, digest: str) -> None:
-        """Record a digest computed elsewhere (e.g. while storing the file)."""
-        key = os.fspath(path)
+        """Record a digest computed elsewhere (e.g. while storing the file) under a stat
+        read just before."""
+        self._record(os.fspath(path), signature(stat), digest, _now())
+
+    def _record(self, key: str, seen: Signature, digest: str, read_at: int) -> None:
         with self._lock:
-            self._pending[key] = (signature(stat), digest)
+            self._pend(key, seen, digest, read_at)
+
+    def _pend(self, key: str, seen: Signature, digest: str, read_at: int) -> None:
+        """A row for the next flush, marked racy or not (the lock is held)."""
+        self._pending[key] = (seen, digest)
+        if _racy(seen[2], read_at):
+            self._racy.add(key)
+        else:
+            self._racy.discard(key)
 
     def flush(self) -> None:
         with self._lock:
-            if not self._pending:
-                return
-            db = self._connect()
-            with db:
-                db.execute("BEGIN")
-                db.executemany(
-                    f"INSERT OR REPLACE INTO {_TABLE} (path, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(key, *seen, digest) for key, (seen, digest) in self._pending.items()],
-                )
+            settled = [
+                (key, *seen, digest)
+                for key, (seen, digest) in self._pending.items()
+                if key not in self._racy
+            ]
+            if settled:
+                db = self._connect()
+                with db:
+                    db.execute("BEGIN")
+                    db.executemany(
+                        f"INSERT OR REPLACE INTO {_TABLE} (path, {_COLUMNS})"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        settled,
+                    )
             self._read.update(self._pending)
             self._pending.clear()
+            self._racy.clear()
 
     def close(self) -> None:
         self.flush()

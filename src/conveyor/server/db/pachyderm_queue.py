@@ -2,16 +2,16 @@
 
 A dataset commit made by a route or a cron tick writes its trigger in the commit's own
 transaction (:meth:`TriggerQueue.on_commit`: the records are in this database), so a
-crash leaves both or neither. A *held* trigger (a row nobody may claim) is one written
-ahead of a commit, then *released* (``queued``) or dropped; a server starting again
-queues what was held (a held row whose commit never landed costs one job over unchanged
-heads, which reuses every datum). A trigger is claimed by exactly one claimer, ``UPDATE ... WHERE
-status = 'queued'``, and only while no other trigger of its project runs: a project's
-jobs run one at a time and in order (never two jobs of one pipeline at once), while
-other projects' jobs run beside them. On PostgreSQL an advisory lock per project makes
-that check and the claim one step; SQLite's writer lock does the same. Running rows
-carry a heartbeat; one whose claimer stopped beating goes back to the queue, and its
-job resumes (the datums that finished are reused).
+crash leaves both or neither. Older servers wrote a *held* trigger (a row nobody may
+claim) ahead of its commit instead; a server starting queues any such row left behind
+(:meth:`TriggerQueue.release_held`: one whose commit never landed costs one job over
+unchanged heads, which reuses every datum). A trigger is claimed by exactly one claimer,
+``UPDATE ... WHERE status = 'queued'``, and only while no other trigger of its project
+runs: a project's jobs run one at a time and in order (never two jobs of one pipeline at
+once), while other projects' jobs run beside them. On PostgreSQL an advisory lock per
+project makes that check and the claim one step; SQLite's writer lock does the same.
+Running rows carry a heartbeat; one whose claimer stopped beating goes back to the
+queue, and its job resumes (the datums that finished are reused).
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ _W = t.pachyderm_workers
 WORKER_ROWS_KEPT = 7 * 24 * 3600.0
 """Seconds a worker that stopped asking keeps its row (every restart adds a name)."""
 _S = t.pachyderm_ci_seen
+CI_SEEN_KEPT = 1000
+"""Pushed commits a project remembers as CI-queued, newest first (older rows are dropped
+as new ones come). A count, not an age: a quiet project keeps its head's row however old
+it is; a commit older than the newest ``CI_SEEN_KEPT`` has its flow again only if pushed
+again as the head (a force-push that far back)."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +63,6 @@ class TriggerQueue:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def hold(self, project: str, kind: str, name: str, branch: str = "") -> str:
-        """A trigger written before its commit: claimable once :meth:`release`\\ d."""
-        return self._insert(project, kind, name, branch, HELD)
-
     def enqueue(self, project: str, kind: str, name: str, branch: str = "") -> str:
         """A trigger claimable at once (what it reads is already committed); the same
         one already waiting is returned instead (a cron ticking faster than its jobs
@@ -72,7 +73,7 @@ class TriggerQueue:
             ).first()
         if waiting is not None:
             return str(waiting[0])
-        return self._insert(project, kind, name, branch, QUEUED)
+        return self._insert(project, kind, name, branch)
 
     def on_commit(self, project: str) -> Callable[[Any, str, str], None]:
         """What a dataset commit (or branch move) of ``project`` writes in its own
@@ -102,9 +103,11 @@ class TriggerQueue:
                 )  # fmt: skip
         except sa.exc.IntegrityError:  # seen: by another route, maybe at this moment
             return None
+        with self.engine.begin() as conn:
+            conn.execute(_prune_seen(project[:100]))
         return trigger_id
 
-    def _insert(self, project: str, kind: str, name: str, branch: str, status: str) -> str:
+    def _insert(self, project: str, kind: str, name: str, branch: str) -> str:
         trigger_id = secrets.token_hex(8)
         with self.engine.begin() as conn:
             conn.execute(
@@ -114,29 +117,11 @@ class TriggerQueue:
                     kind=kind,
                     name=name[:100],
                     branch=branch[:100],
-                    status=status,
+                    status=QUEUED,
                     created_at=time.time(),
                 )
             )
         return trigger_id
-
-    def release(self, trigger_id: str) -> None:
-        """The commit landed: the held trigger is queued, or dropped when the same one
-        already waits (it reads the heads when it runs, so it covers this commit too)."""
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(_T).where(_T.c.id == trigger_id)).first()
-            if row is None:
-                return
-            same = _same(row.project, row.kind, row.name, row.branch)
-            if conn.execute(sa.select(_T.c.id).where(same).limit(1)).first() is not None:
-                conn.execute(_T.delete().where(_T.c.id == trigger_id))
-            else:
-                conn.execute(_T.update().where(_T.c.id == trigger_id).values(status=QUEUED))
-
-    def drop(self, trigger_id: str) -> None:
-        """The commit failed: its held trigger goes."""
-        with self.engine.begin() as conn:
-            conn.execute(_T.delete().where((_T.c.id == trigger_id) & (_T.c.status == HELD)))
 
     def claim(self, worker: str, projects: list[str]) -> Trigger | None:
         """The oldest queued trigger of one of ``projects`` none of whose triggers runs,
@@ -224,8 +209,8 @@ class TriggerQueue:
             )
 
     def release_held(self) -> int:
-        """A server starting again queues what its routes held when it stopped (their
-        commit may have landed)."""
+        """A server starting queues the held rows an older server's routes left when it
+        stopped (their commit may have landed); nothing holds rows any more."""
         with self.engine.begin() as conn:
             held = _T.update().where(_T.c.status == HELD).values(status=QUEUED)
             return int(conn.execute(held).rowcount)
@@ -282,6 +267,20 @@ def queue_in(conn: Any, project: str, kind: str, name: str, branch: str) -> None
             status=QUEUED, created_at=time.time(),
         )
     )  # fmt: skip
+
+
+def _prune_seen(project: str) -> sa.Delete:
+    """Drop ``project``'s seen rows older than its ``CI_SEEN_KEPT`` newest (none while it
+    has fewer: the bound is then NULL)."""
+    bound = (
+        sa.select(_S.c.queued_at)
+        .where(_S.c.project == project)
+        .order_by(_S.c.queued_at.desc())
+        .offset(CI_SEEN_KEPT - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return _S.delete().where((_S.c.project == project) & (_S.c.queued_at < bound))
 
 
 def _same(project: str, kind: str, name: str, branch: str) -> sa.ColumnElement[bool]:
