@@ -6,7 +6,7 @@ import itertools
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.conditions import Condition, TriggerContext
 from conveyor.domain.types import ParamValue
@@ -31,10 +31,12 @@ from conveyor.plan.notebooks import (
 )
 from conveyor.spec import validate
 from conveyor.spec.expressions import STEP_OUTPUT, has_expression, value_text, whole_expression
-from conveyor.spec.model import ConditionFilterSpec, JobSpec, PipelineSpec, StepSpec, When
 from conveyor.spec.params import check_params, param_default
 from conveyor.spec.patterns import is_glob
 from conveyor.spec.yamlsource import Loc, SourceMap
+
+if TYPE_CHECKING:  # annotations only: a plain-read spec compiles without pydantic
+    from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec, When
 
 _STEP_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 # a whole-string input reading the trigger keeps the value's type (as DataTorch's does)
@@ -277,10 +279,10 @@ def _compile_step(
 def _conditions(scope: str, when: When) -> tuple[Condition, ...]:
     out = []
     for key, value in when.items():
-        if isinstance(value, ConditionFilterSpec):
-            out.append(Condition(scope, key, tuple(value.include), tuple(value.exclude)))
-        else:
+        if isinstance(value, str | list):
             out.append(Condition(scope, key, (value,) if isinstance(value, str) else tuple(value)))
+        else:  # a ConditionFilterSpec: {include: [...], exclude: [...]}
+            out.append(Condition(scope, key, tuple(value.include), tuple(value.exclude)))
     return tuple(out)
 
 

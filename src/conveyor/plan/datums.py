@@ -18,15 +18,17 @@ import posixpath
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.conditions import TriggerContext
 from conveyor.plan.graph import normalize
 from conveyor.plan.template import TemplateError, evaluate, render, render_shell
 from conveyor.spec.expressions import value_text
-from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
 from conveyor.spec.patterns import fixed_dir, is_glob
 from conveyor.spec.yamlsource import Loc
+
+if TYPE_CHECKING:  # annotations only: a plain-read spec compiles without pydantic
+    from conveyor.spec.model import JobSpec, PipelineSpec, StepSpec
 
 Lister = Callable[[str], Sequence[str]]
 """Project-relative paths (files or directories) that a project-relative path or glob

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from conveyor.errors import ParamError
 from conveyor.plan import graph
 from conveyor.plan.model import StepPlan
-from conveyor.spec.model import JobSpec, PipelineSpec
 from conveyor.spec.yamlsource import Loc, SourceMap
+
+if TYPE_CHECKING:  # annotations only: a plain-read spec compiles without pydantic
+    from conveyor.spec.model import JobSpec, PipelineSpec
 
 # job -> its instances -> their stages (one per declared step) -> step ids; a stage
 # holds several ids when the step fans out over datums

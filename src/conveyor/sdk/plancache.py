@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 
@@ -27,6 +27,10 @@ from conveyor.domain.types import ParamValue
 from conveyor.plan.model import ExecutionPlan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.sdk.project import Project
+from conveyor.spec.files import format_for_name
+
+if TYPE_CHECKING:
+    from conveyor.spec.model import PipelineSpec
 
 _KEEP = 20  # entries; older ones are pruned when a new one is written
 # Raised when the compiler gives another plan for the same file (2: one glob dialect, so
@@ -78,12 +82,25 @@ def compile_cached(
         files = ProjectFiles(project.root)  # datums changed: compile again
     from conveyor.plan.compile import compile_plan
 
-    spec = project.load_spec()
+    spec = _load(project)
     plan = compile_plan(spec, params, only, files, trigger)
     if store:
         read_files = {p: _digest(Path(p)) for p in spec.read_files}
         _write(directory, entry, plan, read_files, list(spec.warnings), files.seen)
     return plan, list(spec.warnings)
+
+
+def _load(project: Project) -> PipelineSpec:
+    """The pipeline file's spec: a native file read without pydantic when the plain
+    reader is sure of it, else (and for every error) by the model's loader."""
+    path = project.pipeline_file
+    if format_for_name(path.name) == "conveyor":
+        from conveyor.spec.plainspec import read_plain
+
+        spec = read_plain(path, project.display_path(path))
+        if spec is not None:
+            return spec
+    return project.load_spec()
 
 
 def _key(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.types import ParamValue
 from conveyor.errors import ParamError
 from conveyor.spec.expressions import value_text
-from conveyor.spec.model import ParamSpec, PipelineSpec
 from conveyor.spec.yamlsource import SourceMap
+
+if TYPE_CHECKING:  # annotations only: a plain-read spec compiles without pydantic
+    from conveyor.spec.model import ParamSpec, PipelineSpec
 
 
 def check_params(spec: PipelineSpec, given: Mapping[str, ParamValue]) -> dict[str, Any]:

@@ -5,12 +5,14 @@ names the file and line of the value, as the loader's own errors do."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.types import Policy, Resources
 from conveyor.spec.expressions import whole_expression
-from conveyor.spec.model import ResourcesSpec
 from conveyor.spec.yamlsource import Loc, SourceMap
+
+if TYPE_CHECKING:  # annotations only: a plain-read spec compiles without pydantic
+    from conveyor.spec.model import ResourcesSpec
 
 _POLICY = re.compile(r"^\s*(success|failure|always)\(\)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?)?\s*$")
