@@ -94,6 +94,11 @@ def pipeline_defaults() -> dict[str, Any]:
     return {"name": "pipeline", "params": {}, "sweep": {}, "env": {}, "datasets": {}}
 
 
+def param_defaults() -> dict[str, Any]:
+    """``ParamSpec``'s fields and defaults."""
+    return {"type": "str", "default": None, "description": None}
+
+
 def read_plain(path: Path, display: str) -> PipelineSpec | None:
     """The native pipeline file at ``path`` as plain objects, or None: load it with the
     model (which also gives the error of a file that cannot be read or parsed)."""
@@ -114,7 +119,7 @@ def read_plain(path: Path, display: str) -> PipelineSpec | None:
 
 def pipeline(data: object, source: SourceMap) -> Plain:
     """Plain objects for the pipeline's data, or :class:`Unsure`."""
-    given = _fields(data, {"name": _str, "env": _scalars, "params": _params, "jobs": _jobs})
+    given = _fields(data, PIPELINE_KEYS)
     if "jobs" not in given:
         raise Unsure("jobs")
     spec = Plain(pipeline_defaults(), given)
@@ -209,7 +214,7 @@ def _param(value: object) -> Plain:
     given = _fields(value, {"type": _str, "default": _default, "description": _optional(_str)})
     if given.get("type", "str") not in _PARAM_TYPES:
         raise Unsure("param type")
-    return Plain({"type": "str", "default": None, "description": None}, given)
+    return Plain(param_defaults(), given)
 
 
 def _default(value: object) -> object:
@@ -240,7 +245,7 @@ def _concurrency(value: object) -> int | None:
     return value
 
 
-_STEP: dict[str, Callable[[Any], Any]] = {
+STEP_KEYS: dict[str, Callable[[Any], Any]] = {
     "id": _optional(_name),
     "name": _optional(_str),
     "run": _text,
@@ -259,7 +264,7 @@ _STEP: dict[str, Callable[[Any], Any]] = {
 
 
 def _step(value: object) -> Plain:
-    given = _fields(value, _STEP)
+    given = _fields(value, STEP_KEYS)
     if given.get("run") is None:  # a step without `run:` is the model's to judge
         raise Unsure("no run")
     return Plain(step_defaults(), given)
@@ -271,7 +276,7 @@ def _steps(value: object) -> list[Plain]:
     return [_step(item) for item in value]
 
 
-_JOB: dict[str, Callable[[Any], Any]] = {
+JOB_KEYS: dict[str, Callable[[Any], Any]] = {
     "name": _optional(_str),
     "needs": lambda v: [_name(v)] if type(v) is str else _names(v),
     "env": _scalars,
@@ -283,7 +288,7 @@ _JOB: dict[str, Callable[[Any], Any]] = {
 
 
 def _job(value: object) -> PlainJob:
-    given = _fields(value, _JOB)
+    given = _fields(value, JOB_KEYS)
     if "steps" not in given:
         raise Unsure("steps")
     return PlainJob(job_defaults(), given)
@@ -293,3 +298,11 @@ def _jobs(value: object) -> dict[str, PlainJob]:
     if type(value) is not dict or not value:
         raise Unsure("jobs")
     return {_name(k): _job(v) for k, v in value.items()}
+
+
+PIPELINE_KEYS: dict[str, Callable[[Any], Any]] = {
+    "name": _str,
+    "env": _scalars,
+    "params": _params,
+    "jobs": _jobs,
+}
