@@ -780,9 +780,11 @@ def test_a_database_laid_out_meanwhile_by_another_process_needs_no_alembic(
     monkeypatch.setenv("XDG_CACHE_HOME", str(db_path.parent / "cache"))
     open_lite(db_path.parent / "first.sqlite").close()  # the machine's template
 
-    def other_process_first(path: Path, head: str) -> bool:
-        assert lay_out(path, head)  # the other process's
-        return False  # ours found a database that was no longer empty
+    def other_process_first(path: Path, head: str) -> None:
+        laid = lay_out(path, head)  # the other process's
+        assert laid is not None
+        laid.close()
+        # ours found a database that was no longer empty
 
     monkeypatch.setattr(lite_repository, "lay_out", other_process_first)
 

@@ -3,8 +3,8 @@ and the selection of ``--only``. Pure, like the rest of the compiler."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from conveyor.errors import ParamError
@@ -169,7 +169,13 @@ def select(
 
 
 def with_needs(step: StepPlan, needs: set[str]) -> StepPlan:
-    return replace(step, needs=tuple(sorted(needs)))
+    ordered = tuple(sorted(needs))
+    if ordered == step.needs:
+        return step
+    # a copy with one field set: replace() would run __init__ over all of them (1000s of steps)
+    clone = copy.copy(step)
+    object.__setattr__(clone, "needs", ordered)
+    return clone
 
 
 def _refuse_nested_outputs(

@@ -123,12 +123,8 @@ def _places(text: str) -> tuple[ShellText, ...] | None:
 
 def evaluate(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]) -> Any:
     """The value of one expression (without the ``${{ }}``)."""
-    raw = _RAW.match(expr)
-    if raw:  # quoting is decided by the caller; the value is the same
-        expr = raw.group(1)
-    ref = _REFERENCE.match(expr)
-    if ref:
-        scope, path = ref.group(1), ref.group(2)[1:].split(".")
+    expr, scope, path = _parse(expr)
+    if scope is not None:
         if scope not in context:
             known = ", ".join(sorted(context)) or "nothing"
             raise TemplateError(f"unknown name {scope!r} in ${{{{ {expr} }}}} (known: {known})")
@@ -138,13 +134,27 @@ def evaluate(expr: str, context: Mapping[str, Mapping[str, Any]], used: set[str]
     return _evaluate_sandboxed(expr, context, used)
 
 
-def _walk(scope: str, value: Any, path: list[str], expr: str) -> Any:
+@lru_cache(maxsize=1024)
+def _parse(expr: str) -> tuple[str, str | None, tuple[str, ...]]:
+    """``(expression without | raw, scope, path)`` of a plain reference, else the scope
+    None (parsed once per text: a matrix's steps repeat the same expressions)."""
+    raw = _RAW.match(expr)
+    if raw:  # quoting is decided by the caller; the value is the same
+        expr = raw.group(1)
+    ref = _REFERENCE.match(expr)
+    if ref is None:
+        return expr, None, ()
+    return expr, ref.group(1), tuple(ref.group(2)[1:].split("."))
+
+
+def _walk(scope: str, value: Any, path: tuple[str, ...], expr: str) -> Any:
     """``scope.a.b``: field after field, each missing one named (a payload is nested)."""
     if not value and scope in _PAYLOAD_HINT:
         raise TemplateError(f"${{{{ {expr} }}}}: {_PAYLOAD_HINT[scope]}")
     where = scope
     for name in path:
-        if not isinstance(value, Mapping) or name not in value:
+        mapping = type(value) is dict or isinstance(value, Mapping)  # the ABC check is slow
+        if not mapping or name not in value:
             if isinstance(value, Mapping):
                 known = ", ".join(sorted(map(str, value))) or "none"
                 raise TemplateError(f"{where}.{name} is not defined (defined {where}: {known})")

@@ -67,6 +67,8 @@ def value_text(value: Any) -> str:
     is, anything else as JSON (``true``, ``3``, ``null``, ``["a", "b"]``)."""
     if isinstance(value, str):
         return value
+    if type(value) is int:  # what json.dumps gives, at a fraction of its cost
+        return str(value)
     try:
         return json.dumps(value)
     except (TypeError, ValueError):  # not data (what a sandboxed expression may return)

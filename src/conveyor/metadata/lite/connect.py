@@ -92,34 +92,38 @@ def _template(head: str) -> list[str] | None:
     return statements
 
 
-def lay_out(path: Path, head: str) -> bool:
+def lay_out(path: Path, head: str) -> sqlite3.Connection | None:
     """Create the schema in a new, empty database from this machine's template of
-    ``head`` (what Alembic created here before) in one transaction; False, with nothing
-    written, when there is no template or the database is not empty.
+    ``head`` (what Alembic created here before) in one transaction, and give the
+    connection that wrote it, open (the caller's to use: closing the database's last
+    connection would checkpoint it, with its fsyncs); None, with nothing written, when
+    there is no template or the database is not empty.
 
     Holds the lock file Alembic's migrations take (``sql/migrate.py``), so a migration in
     another process and this never interleave."""
     statements = _template(head)
     if statements is None:
-        return False
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.migrate-lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        with contextlib.closing(connect(path)) as conn:
+        conn = connect(path)
+        try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
-                    conn.execute("ROLLBACK")
-                    return False
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-    return True
+            if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+                conn.execute("ROLLBACK")
+                conn.close()
+                return None
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise
+    return conn
 
 
 def _row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> dict[str, Any]:

@@ -86,8 +86,12 @@ def open_lite(path: Path) -> LiteRepository:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         current = path.exists() and revision(path) == HEAD
+        if not current:
+            laid = lay_out(path, HEAD)
+            if laid is not None:  # its connection stays the repository's (no checkpoint)
+                return LiteRepository(path, laid)
         # not laid out: another process may have done it meanwhile
-        current = current or lay_out(path, HEAD) or revision(path) == HEAD
+        current = current or revision(path) == HEAD
         empty = not current and _empty(path)
     except (sqlite3.Error, OSError) as exc:
         raise MetadataError(f"cannot open the run database {url}: {exc}") from exc
