@@ -5,6 +5,7 @@ names the file and line of the value, as the loader's own errors do."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from conveyor.domain.types import Policy, Resources
@@ -16,23 +17,31 @@ if TYPE_CHECKING:  # annotations only: a plain-read spec compiles without pydant
 
 _POLICY = re.compile(r"^\s*(success|failure|always)\(\)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?)?\s*$")
+_DEFAULT = Resources()
 _SIZE_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 
 
 def run_policy(expr: str, source: SourceMap, loc: Loc) -> Policy:
     """``if: success()`` (or ``${{ failure() }}``, ``always()``) as its policy."""
-    match = _POLICY.match(whole_expression(expr) or expr)
-    if not match:
+    policy = _policy(expr)
+    if policy is None:
         raise source.error(
             loc, f"if: {expr!r} is not a run policy; use success(), failure() or always()"
         )
-    policy: Policy = match.group(1)  # type: ignore[assignment]
+    return policy
+
+
+@lru_cache(maxsize=64)
+def _policy(expr: str) -> Policy | None:
+    """Read once per text: every step of a matrix has the same ``if:``."""
+    match = _POLICY.match(whole_expression(expr) or expr)
+    policy: Policy | None = match.group(1) if match else None  # type: ignore[assignment]
     return policy
 
 
 def resources(spec: ResourcesSpec | None, source: SourceMap, loc: Loc) -> Resources:
     if spec is None:
-        return Resources()
+        return _DEFAULT  # frozen: one object serves every step that asks for nothing
     return Resources(
         cpus=spec.cpus,
         memory_mb=megabytes(spec.memory, source, (*loc, "memory")),

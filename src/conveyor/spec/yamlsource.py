@@ -104,6 +104,82 @@ def load_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
     """Yield ``(data, source_map)`` for every YAML document in ``text``."""
     if len(text) > MAX_DOCUMENT_BYTES // 4:
         check_size(len(text.encode()), path)
+    built = _built(text, path) if len(text) <= _COMPOSE_FIRST else None
+    if built is not None:
+        yield from built
+        return
+    yield from _checked_documents(text, path)
+
+
+_COMPOSE_FIRST = 2 * MAX_VALUES
+"""Texts up to this many characters are composed before their limits are checked (one
+parse, not two): they cannot hold many more than :data:`MAX_VALUES` nodes to compose."""
+
+
+def _built(text: str, path: str) -> list[tuple[Any, SourceMap]] | None:
+    """Every document of ``text``, composed then checked against the limits, then built;
+    None on any doubt (over a limit, a YAML error), and :func:`_checked_documents`
+    (limits checked on the events first) gives the error and its position exactly as it
+    always has. A duplicate key and the like are the same error either way."""
+    loader = _Loader(text)
+    try:
+        nodes = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                if not _within_limits(node):
+                    return None
+                nodes.append(node)
+        documents = []
+        for node in nodes:
+            source = SourceMap(path)
+            documents.append((_build(loader, node, (), source), source))
+    except (yaml.YAMLError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _within_limits(root: yaml.Node) -> bool:
+    """Whether a composed document is within :data:`MAX_VALUES` and :data:`MAX_DEPTH`
+    counted as :func:`_check_limits` counts them: an alias is its anchor's node again, so
+    it adds that node's values and height. Each node is measured once (linear in the text);
+    a node inside itself (a recursive alias) is not within them."""
+    measured: dict[int, tuple[int, int]] = {}  # id -> (values, levels)
+    open_nodes: set[int] = set()
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int] | None:
+        key = id(node)
+        known = measured.get(key)
+        if known is not None:
+            return known if depth + known[1] <= MAX_DEPTH else None
+        if key in open_nodes or depth >= MAX_DEPTH + 1:
+            return None
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        open_nodes.add(key)
+        values, levels = 1, 0
+        for child in children:
+            sizes = measure(child, depth + 1)
+            if sizes is None:
+                return None
+            values += sizes[0]
+            levels = max(levels, sizes[1])
+            if values > MAX_VALUES:
+                return None
+        open_nodes.discard(key)
+        measured[key] = (values, levels + 1)
+        return measured[key] if depth + levels + 1 <= MAX_DEPTH else None
+
+    return measure(root, 0) is not None
+
+
+def _checked_documents(text: str, path: str) -> Iterator[tuple[Any, SourceMap]]:
+    """The documents of ``text``, its limits checked on the parser's events first."""
     loader = _Loader(text)
     try:
         _check_limits(text, path)
