@@ -254,3 +254,28 @@ def test_a_huge_matrix_gives_the_same_plan(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert _compare(path)
+
+
+def test_a_declined_file_is_parsed_once_and_loaded_by_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.sdk import plancache
+    from conveyor.sdk.project import Project
+    from conveyor.spec import formats
+
+    (tmp_path / "conveyor.yml").write_text(
+        "on: {push: {branches: [main]}}\njobs: {a: {steps: [{run: x}]}}\n", encoding="utf-8"
+    )
+    calls: list[str] = []
+    for module in (plainspec, formats):
+        inner = module.load_documents  # type: ignore[attr-defined]
+
+        def counted(text: str, path: str, inner: Any = inner) -> Any:
+            calls.append(path)
+            return inner(text, path)
+
+        monkeypatch.setattr(module, "load_documents", counted)
+    spec = plancache._load(Project.discover(tmp_path))
+    assert isinstance(spec, model.PipelineSpec)  # the model's: `on` is not read plainly
+    assert spec.on.push is not None and spec.on.push.branches == ["main"]
+    assert len(calls) == 1

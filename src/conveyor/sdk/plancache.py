@@ -94,13 +94,13 @@ def _load(project: Project) -> PipelineSpec:
     """The pipeline file's spec: a native file read without pydantic when the plain
     reader is sure of it, else (and for every error) by the model's loader."""
     path = project.pipeline_file
-    if format_for_name(path.name) == "conveyor":
-        from conveyor.spec.plainspec import read_plain
+    if format_for_name(path.name) != "conveyor":
+        return project.load_spec()
+    from conveyor.spec.plainspec import parse_file, plain_spec
 
-        spec = read_plain(path, project.display_path(path))
-        if spec is not None:
-            return spec
-    return project.load_spec()
+    parsed = parse_file(path, project.display_path(path))
+    spec = plain_spec(parsed) if parsed is not None else None
+    return spec if spec is not None else project.load_spec(parsed)
 
 
 def _key(

@@ -27,6 +27,7 @@ from conveyor.spec.files import PIPELINE_FILES, PYTHON_PIPELINE, find_pipeline_f
 
 if TYPE_CHECKING:  # loading the spec pulls in YAML and pydantic: only when needed
     from conveyor.spec.model import PipelineSpec
+    from conveyor.spec.plainspec import Parsed
     from conveyor.store.cas import ContentStore
     from conveyor.store.hashing import DigestCache
 
@@ -107,7 +108,8 @@ class Project:
             return str(path.relative_to(Path.cwd()))
         return str(path)
 
-    def load_spec(self) -> PipelineSpec:
+    def load_spec(self, parsed: Parsed | None = None) -> PipelineSpec:
+        """The pipeline file's spec (``parsed``: its text and YAML, already read)."""
         from conveyor.sdk.actions import project_resolver
         from conveyor.spec.formats import load_file
 
@@ -125,7 +127,7 @@ class Project:
             self.settings.action_base,
             server=self.settings.server_sandbox,
         )
-        return load_file(path, self.display_path(path), resolver)
+        return load_file(path, self.display_path(path), resolver, parsed)
 
     @cached_property
     def records(self) -> MetadataRepository:

@@ -16,6 +16,7 @@ from conveyor.spec.actions import ActionResolver
 from conveyor.spec.files import format_for_name
 from conveyor.spec.load import read_pipeline, validate_native
 from conveyor.spec.model import PipelineSpec
+from conveyor.spec.plainspec import Parsed
 from conveyor.spec.yamlsource import SourceMap, load_documents
 
 TRANSLATORS = {
@@ -31,13 +32,19 @@ _HERE = Path(".")
 
 
 def load_file(
-    path: Path, display: str | None = None, resolver: ActionResolver | None = None
+    path: Path,
+    display: str | None = None,
+    resolver: ActionResolver | None = None,
+    parsed: Parsed | None = None,
 ) -> PipelineSpec:
     """Read, detect and load the pipeline file at ``path`` in any supported format
-    (DataTorch actions are found by ``resolver``; default: local directories only)."""
+    (DataTorch actions are found by ``resolver``; default: local directories only).
+    ``parsed``: its text and documents, when the plain reader already parsed them."""
     shown = display or str(path)
-    text = read_pipeline(path, shown)
-    return parse_text(text, shown, format_for_name(path.name), path.parent, resolver)
+    text = parsed.text if parsed else read_pipeline(path, shown)
+    documents = parsed.documents if parsed else None
+    fmt = format_for_name(path.name)
+    return parse_text(text, shown, fmt, path.parent, resolver, documents)
 
 
 def parse_text(
@@ -46,14 +53,16 @@ def parse_text(
     fmt: str | None = None,
     base: Path = _HERE,
     resolver: ActionResolver | None = None,
+    documents: list[tuple[Any, SourceMap]] | None = None,
 ) -> PipelineSpec:
     """Load pipeline text; ``fmt`` None detects the format from the data; actions are
-    found from ``base`` (the directory of the file)."""
+    found from ``base`` (the directory of the file); ``documents``: the text's, parsed."""
     if fmt in ("drone", "dotscience"):
         from conveyor.spec.drone_documents import refuse_drone_08
 
         refuse_drone_08(text, display)
-    documents = list(load_documents(text, display))
+    if documents is None:
+        documents = list(load_documents(text, display))
     if not documents:
         raise SpecError("the pipeline file is empty", Position(display))
     fmt = fmt or detect(documents)

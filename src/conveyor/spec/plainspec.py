@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from conveyor.domain.durations import parse_duration
 from conveyor.spec.yamlsource import SourceMap, load_documents, read_text
@@ -99,13 +99,33 @@ def param_defaults() -> dict[str, Any]:
     return {"type": "str", "default": None, "description": None}
 
 
+class Parsed(NamedTuple):
+    """A pipeline file's text and YAML documents, read once for both readers."""
+
+    text: str
+    documents: list[tuple[Any, SourceMap]]
+
+
 def read_plain(path: Path, display: str) -> PipelineSpec | None:
     """The native pipeline file at ``path`` as plain objects, or None: load it with the
     model (which also gives the error of a file that cannot be read or parsed)."""
+    parsed = parse_file(path, display)
+    return None if parsed is None else plain_spec(parsed)
+
+
+def parse_file(path: Path, display: str) -> Parsed | None:
+    """The file's text and documents; None when it cannot be read or parsed (the
+    model's loader then reads it again, and reports the error as it always has)."""
     try:
-        documents = list(load_documents(read_text(path, display), display))
-    except Exception:  # any failure is the model loader's to report, as it always was
+        text = read_text(path, display)
+        return Parsed(text, list(load_documents(text, display)))
+    except Exception:  # any failure is the model loader's to report
         return None
+
+
+def plain_spec(parsed: Parsed) -> PipelineSpec | None:
+    """The parsed file as plain objects, or None when this reader is not sure of it."""
+    documents = parsed.documents
     if len(documents) != 1:
         return None
     data, source = documents[0]
