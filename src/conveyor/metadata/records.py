@@ -1,6 +1,7 @@
 """What is persisted about runs (``*Record`` in the glossary). Times are epoch seconds."""
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from conveyor.domain.jsonshape import JsonShape
@@ -13,8 +14,6 @@ from conveyor.domain.states import RunStatus, StepStatus
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    from datetime import UTC, datetime  # only a JSON view needs it: not on a run's path
-
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
