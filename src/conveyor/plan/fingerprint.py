@@ -140,7 +140,7 @@ def _canonical_chunks() -> Callable[[Any, int], Sequence[str]] | None:
     accelerator."""
     from json import encoder
 
-    make = encoder.c_make_encoder
+    make: Callable[..., Any] | None = getattr(encoder, "c_make_encoder", None)  # untyped
     if make is None:
         return None
     chunks: Callable[[Any, int], Sequence[str]] = make(
