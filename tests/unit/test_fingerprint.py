@@ -15,6 +15,7 @@ from conveyor.plan.fingerprint import (
     explain_change,
     fingerprint,
     fingerprint_parts,
+    keyed,
 )
 
 D1 = "1" * 64
@@ -226,3 +227,21 @@ def test_declaring_an_output_as_metrics_changes_the_key_and_why_says_so() -> Non
     assert "metrics" not in plain  # keys of steps without metrics stay as they were
     assert fingerprint(plain) != fingerprint(metrics)
     assert explain_change(plain, metrics) == ["metrics file out/m.json was added"]
+
+
+def test_the_keyed_text_is_canonical_json_of_any_value() -> None:
+    """The text a key digests is ``json.dumps`` with sorted keys and no spaces: the keys
+    of earlier runs stay valid whatever encoder makes it."""
+    parts = base_parts(
+        command="echo 'é' \u2603 \"q\" \\ \n\t",
+        env={"Z": "1", "A": "ß"},
+        params={"f": 0.1, "big": 10**20, "neg": -3, "nan": float("nan"), "t": True, "n": None},
+        inputs={"b/x": "d1", "a/y": "d2"},
+        upstream={"s2": {"o": "d"}, "s1": {}},
+    )
+    parts["extra"] = {"tuple": (1, "x"), "nested": [{"b": 1, "a": [None, 1.5]}]}
+    parts["unencodable"] = {1, 2} - {1}  # a set: written as its str, as default=str says
+    digest, text = keyed(parts)
+    expected = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    assert text == expected
+    assert digest == blake3.blake3(expected.encode()).hexdigest()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,14 @@ class GatedWorkspace(Workspace):
             type(self).expired = True
 
     def resolve_inputs(
-        self, patterns: Iterable[str], optional: Collection[str] = ()
+        self,
+        patterns: Iterable[str],
+        optional: Collection[str] = (),
+        seen: Mapping[str, os.stat_result] | None = None,
     ) -> list[InputRecord]:
         patterns = list(patterns)
         self._hold(patterns)
-        return super().resolve_inputs(patterns, optional)
+        return super().resolve_inputs(patterns, optional, seen)
 
     def store_outputs(self, outputs: Iterable[str]) -> list[OutputRecord]:
         outputs = list(outputs)

@@ -4,6 +4,7 @@ both call once they have read the command line. Imports no click."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -72,6 +73,16 @@ def cancel_on_signals(runner: Any) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def collect_from_start(runner: Any) -> None:
+    """The run's loop starts: what was loaded (the modules, the plan, thousands of
+    objects that live as long as the run) is set aside from the cyclic collector, which
+    would otherwise walk it again at each of its full passes, and collecting resumes
+    for what the loop makes. Then Ctrl-C is wired as :func:`cancel_on_signals` says."""
+    gc.freeze()
+    gc.enable()
+    cancel_on_signals(runner)
+
+
 def run_is_over() -> None:
     """Once the run is finalised and its executors closed, a late Ctrl-C has nothing
     left to cancel: it is ignored, not left to the interpreter's exit (which restores
@@ -83,6 +94,17 @@ def run_is_over() -> None:
 
 def run_here(context: Context, options: RunOptions) -> None:
     """Run the pipeline of ``context`` (or a sweep of runs); exits with the run's code."""
+    # nothing is collected until the run's loop starts (``collect_from_start``): loading
+    # the plan and the records makes objects that live through the run, not garbage
+    gc.disable()
+    try:
+        _run_here(context, options)
+    finally:  # as before the run, for a caller that goes on (a test's CLI runner)
+        gc.unfreeze()
+        gc.enable()
+
+
+def _run_here(context: Context, options: RunOptions) -> None:
     from conveyor.cli.progress import make_reporter
     from conveyor.sdk.running import RunHooks, RunRequest, start_run
 
@@ -101,8 +123,9 @@ def run_here(context: Context, options: RunOptions) -> None:
         target=options.target,
         payload=options.payload,
     )
-    hooks = RunHooks(reporter, _on_wait, cancel_on_signals, _warn)
-    if options.sweep:
+    hooks = RunHooks(reporter, _on_wait, collect_from_start, _warn)
+    if options.sweep:  # many runs: the collector as usual
+        gc.enable()
         from conveyor.cli.sweep import run_sweep_command
 
         def new_hooks() -> RunHooks:

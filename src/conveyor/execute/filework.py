@@ -7,9 +7,10 @@ place that talks to executors, the scheduler, the records and the reporter. Work
 few small files is done in the loop itself: a thread hop would cost more than it saves.
 """
 
+import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 from conveyor.domain.tracking import tracking_path
@@ -45,8 +46,16 @@ def inline(workspace: Workspace, paths: Iterable[str]) -> bool:
     return size is not None and size < INLINE_BYTES
 
 
-def hash_inputs(launcher: Launcher, placed: Placed) -> InputsHashed:
-    return InputsHashed(placed.step.id, launcher.key(placed))
+def small_inputs(workspace: Workspace, step: StepPlan) -> dict[str, os.stat_result] | None:
+    """The ``lstat`` of the step's declared inputs when hashing them is small enough to do
+    in the loop (its key then reuses them: a no-op run asks once per input, not twice)."""
+    return workspace.small_files(step.inputs, INLINE_BYTES)
+
+
+def hash_inputs(
+    launcher: Launcher, placed: Placed, seen: Mapping[str, os.stat_result] | None = None
+) -> InputsHashed:
+    return InputsHashed(placed.step.id, launcher.key(placed, seen))
 
 
 def store_outputs(

@@ -174,11 +174,14 @@ class Launcher:
         )
         return Placed(step, placement, action, upstream, failed_so_far)
 
-    def key(self, placed: Placed) -> Prepared | Refused:
-        """Hash the step's declared inputs and key it (files only: any thread)."""
+    def key(
+        self, placed: Placed, seen: Mapping[str, os.stat_result] | None = None
+    ) -> Prepared | Refused:
+        """Hash the step's declared inputs and key it (files only: any thread). ``seen``:
+        the inputs' ``lstat`` this thread took a moment ago (``Workspace.small_files``)."""
         step, placement = placed.step, placed.placement
         try:
-            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs)
+            inputs = self.workspace.resolve_inputs(step.inputs, step.optional_inputs, seen)
         except MissingInputError as exc:
             return Refused(str(exc))
         digests = {i.path: i.digest for i in inputs if i.path not in step.unkeyed_inputs}

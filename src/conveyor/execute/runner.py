@@ -33,6 +33,7 @@ from conveyor.execute.filework import (
     OutputsStored,
     hash_inputs,
     inline,
+    small_inputs,
     store_outputs,
 )
 from conveyor.execute.inflight import Active, InFlight
@@ -254,9 +255,8 @@ class Runner:
             self._fail(record, placed.reason, retryable=False)
             return
         self._preparing[step.id] = record
-        self._offload(
-            partial(hash_inputs, self._launcher, placed), inline(self.workspace, step.inputs)
-        )
+        seen = small_inputs(self.workspace, step)  # None: hashing may take long, off the loop
+        self._offload(partial(hash_inputs, self._launcher, placed, seen), seen is not None)
 
     def _prepared(self, event: InputsHashed) -> None:
         step, record = self._steps[event.step_id], self._preparing.pop(event.step_id)

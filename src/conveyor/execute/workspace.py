@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat as statmod
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from conveyor.errors import StoreError
@@ -45,13 +45,19 @@ class Workspace:
 
     # -- inputs ---------------------------------------------------------------
     def resolve_inputs(
-        self, patterns: Iterable[str], optional: Collection[str] = ()
+        self,
+        patterns: Iterable[str],
+        optional: Collection[str] = (),
+        seen: Mapping[str, os.stat_result] | None = None,
     ) -> list[InputRecord]:
         """Digests of every file the patterns name (globs expand, directories recurse).
 
         A glob that matches nothing or a missing path is an error unless ``optional``
-        holds it: a step must not run with an input silently left out of its key."""
+        holds it: a step must not run with an input silently left out of its key.
+        ``seen``: ``lstat`` results :meth:`small_files` took of plain paths a moment ago,
+        in this thread (not asked again)."""
         records: dict[str, str] = {}
+        seen = seen or {}
         for pattern in patterns:
             if is_glob(pattern):
                 matches = glob_paths(pattern, self._root_text)
@@ -65,7 +71,8 @@ class Workspace:
             else:
                 full = self._abs(pattern)
                 try:
-                    st = os.lstat(full)  # one call answers "exists?", "a directory?", the key
+                    # one call answers "exists?", "a directory?", the key
+                    st = seen.get(pattern) or os.lstat(full)
                 except (OSError, ValueError):  # as os.path.lexists: "does not exist"
                     if pattern not in optional:
                         raise MissingInputError(
@@ -111,6 +118,25 @@ class Workspace:
         """Read the digest cache's rows of these plain paths (globs left out) in a few
         queries, before the steps ask for them one at a time."""
         self.digests.preload(self._abs(rel) for rel in paths if not is_glob(rel))
+
+    def small_files(self, paths: Iterable[str], limit: int) -> dict[str, os.stat_result] | None:
+        """The ``lstat`` of each path when each is a plain file (or absent) and they hold
+        fewer than ``limit`` bytes in all; None when one is a glob, a directory or a link
+        (which can hold any amount), or they hold more."""
+        found: dict[str, os.stat_result] = {}
+        total = 0
+        for rel in paths:
+            if is_glob(rel):
+                return None
+            try:
+                st = os.lstat(self._abs(rel))
+            except OSError:
+                continue  # missing: the step's error is quick to find
+            if not statmod.S_ISREG(st.st_mode):
+                return None
+            total += st.st_size
+            found[rel] = st
+        return found if total < limit else None
 
     def plain_size(self, paths: Iterable[str]) -> int | None:
         """How many bytes these paths hold when each is a plain file (or absent); None

@@ -13,7 +13,7 @@ changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import blake3
@@ -133,6 +133,25 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str
 """One encoder for every fingerprint: ``json.dumps`` with options builds one per call."""
 
 
+def _canonical_chunks() -> Callable[[Any, int], Sequence[str]] | None:
+    """``_CANONICAL``'s C encoder, made once (its ``encode`` makes one per call, and a
+    no-op run keys every step): the same text, ``_CANONICAL``'s settings without the
+    circular-reference check (parts are made here, never cyclic). None without the C
+    accelerator."""
+    from json import encoder
+
+    make: Callable[..., Any] | None = getattr(encoder, "c_make_encoder", None)  # untyped
+    if make is None:
+        return None
+    chunks: Callable[[Any, int], Sequence[str]] = make(
+        None, str, encoder.encode_basestring_ascii, None, ":", ",", True, False, True
+    )
+    return chunks
+
+
+_CHUNKS = _canonical_chunks()
+
+
 def fingerprint(parts: Mapping[str, Any]) -> str:
     return keyed(parts)[0]
 
@@ -140,7 +159,7 @@ def fingerprint(parts: Mapping[str, Any]) -> str:
 def keyed(parts: Mapping[str, Any]) -> tuple[str, str]:
     """The fingerprint and the canonical JSON text it digests (the records keep that text
     as the step run's parts instead of encoding them again)."""
-    canonical = _CANONICAL.encode(parts)
+    canonical = "".join(_CHUNKS(parts, 0)) if _CHUNKS is not None else _CANONICAL.encode(parts)
     return blake3.blake3(canonical.encode()).hexdigest(), canonical
 
 

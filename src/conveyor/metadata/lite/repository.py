@@ -279,6 +279,16 @@ class LiteRepository(LiteDatasets):
         except sqlite3.Error as exc:
             raise MetadataError(f"cannot read run records: {exc}") from exc
 
+    def _tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples, JSON columns as their text: for reads of one row per step
+        of a run, where a dictionary per row costs more than the query."""
+        try:
+            cursor = self._conn().cursor()
+            cursor.row_factory = None
+            return cursor.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise MetadataError(f"cannot read run records: {exc}") from exc
+
     def get_run(self, run_id: str) -> RunRecord | None:
         rows = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
         return run_record(rows[0]) if rows else None
@@ -405,15 +415,14 @@ class LiteRepository(LiteDatasets):
         for start in range(0, len(wanted), 900):  # stay under bound-parameter limits
             chunk = wanted[start : start + 900]
             marks = ", ".join("?" * len(chunk))
-            for row in self._rows(
-                "SELECT fingerprint, step_id, run_id, outputs AS outputs_text "
+            for key, step_id, run_id, text in self._tuples(
+                "SELECT fingerprint, step_id, run_id, outputs "
                 f"FROM cache_entries WHERE step_id IN ({marks})",
                 chunk,
             ):
-                text = row["outputs_text"]  # kept: a cache hit's records row repeats it
-                outputs = TextTuple((output(o) for o in json.loads(text)), text)
-                key = row["fingerprint"]
-                result[key] = CacheEntry(key, row["step_id"], row["run_id"], outputs)
+                # the text is kept: a cache hit's records row repeats it
+                outputs = TextTuple(map(output, json.loads(text)), text)
+                result[key] = CacheEntry(key, step_id, run_id, outputs)
         return result
 
     def producers(self, digest: str) -> list[tuple[str, str, OutputRecord]]:
