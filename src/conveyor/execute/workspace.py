@@ -11,7 +11,7 @@ from pathlib import Path
 from conveyor.errors import StoreError
 from conveyor.metadata.records import InputRecord, OutputRecord
 from conveyor.spec.patterns import glob_paths, is_glob
-from conveyor.store.cas import ContentStore, Manifest
+from conveyor.store.cas import ContentStore, Manifest, Write
 from conveyor.store.hashing import DigestCache
 
 
@@ -137,14 +137,22 @@ class Workspace:
         """Remove declared outputs before a step runs, so no stale file passes as new."""
         for rel in outputs:
             full = self._abs(rel)
-            if os.path.isdir(full) and not os.path.islink(full):
+            try:  # one lstat answers "there?" and "a directory (not a link to one)?"
+                st = os.lstat(full)
+            except (OSError, ValueError):  # as os.path.lexists: nothing to remove
+                continue
+            if statmod.S_ISDIR(st.st_mode):
                 shutil.rmtree(full)
-            elif os.path.lexists(full):
+            else:
                 os.unlink(full)
 
-    def store_outputs(self, outputs: Iterable[str]) -> list[OutputRecord]:
+    def store_outputs(
+        self, outputs: Iterable[str], later: list[Write] | None = None
+    ) -> list[OutputRecord]:
         """Store each declared output; links inside a tree are stored as links.
 
+        With ``later``, the blobs of small plain files are read now and their writes
+        appended to it (see :meth:`ContentStore.put_file_later`).
         Raises MissingOutputError, or OutputError for anything else that stops an
         output from being stored (never an OSError: that would end the whole run).
         """
@@ -154,7 +162,7 @@ class Workspace:
                 for rel in outputs:
                     full = self._abs(rel)
                     try:
-                        records.append(self._store_output(rel, full))
+                        records.append(self._store_output(rel, full, later))
                     except (OSError, StoreError) as exc:
                         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                         raise OutputError(f"cannot store the output {rel}: {detail}") from exc
@@ -163,11 +171,12 @@ class Workspace:
             raise OutputError(f"cannot upload the outputs: {detail}") from exc
         return records
 
-    def _store_output(self, rel: str, full: str) -> OutputRecord:
+    def _store_output(self, rel: str, full: str, later: list[Write] | None) -> OutputRecord:
         try:
-            mode = os.lstat(full).st_mode
+            st = os.lstat(full)
         except OSError:
             raise MissingOutputError(rel) from None
+        mode = st.st_mode
         if statmod.S_ISLNK(mode):  # a declared output that is a link: stored as what it names
             target = os.readlink(full)
             if not os.path.exists(full):
@@ -175,10 +184,16 @@ class Workspace:
             root = os.path.realpath(self.root)
             if os.path.commonpath([root, os.path.realpath(full)]) != root:
                 raise StoreError(f"{rel} is a symbolic link to {target}, outside the workspace")
-            mode = os.stat(full).st_mode
+            st = os.stat(full)
+            mode = st.st_mode
         if statmod.S_ISDIR(mode):
             digest, size = self.store.put_tree(Path(full), self.digests, boundary=self.root)
             return OutputRecord(rel, digest, "tree", size)
+        if statmod.S_ISREG(mode) and later is not None:
+            digest, size, write = self.store.put_file_later(full, self.digests, st)
+            if write is not None:
+                later.append(write)
+            return OutputRecord(rel, digest, "file", size)
         if statmod.S_ISREG(mode):
             digest, size = self.store.put_file(full, self.digests)
             return OutputRecord(rel, digest, "file", size)
