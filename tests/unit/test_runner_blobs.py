@@ -3,6 +3,7 @@ is what is stored, and no record names a blob the store does not hold."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +37,29 @@ def _recorded_blobs(batch: WriteBatch) -> list[str]:
 def test_a_dependant_that_rewrites_its_input_leaves_the_stored_output_as_written(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The attack: j.use overwrites out/a.txt as soon as it starts, before the loop has
-    written j.make's blob. The blob still holds the bytes j.make wrote."""
-    seen: dict[str, bool] = {}
-    submit = FakeExecutor.submit
+    """The attack: j.use overwrites out/a.txt as soon as it starts, and j.make's blob is
+    written only after that (the write waits for the rewrite). The blob still holds the
+    bytes j.make wrote."""
+    rewritten = threading.Event()
+    submit, write = FakeExecutor.submit, ContentStore._write
 
     def rewriting(self: FakeExecutor, invocation: Invocation) -> Handle:
         handle = submit(self, invocation)
         if invocation.env["CONVEYOR_STEP_ID"] == "j.use":
-            seen["blob stored before the rewrite"] = harness.store.has(hash_bytes(WRITTEN))
             Path(invocation.workdir, "out/a.txt").write_bytes(b"rewritten by j.use\n")
+            rewritten.set()
         return handle
 
+    def late(self: ContentStore, data: bytes, digest: str) -> None:
+        if data == WRITTEN:
+            assert rewritten.wait(timeout=30), "the blob was written before j.use started"
+        write(self, data, digest)
+
     monkeypatch.setattr(FakeExecutor, "submit", rewriting)
+    monkeypatch.setattr(ContentStore, "_write", late)
     status, steps, _, _ = harness.run(MAKE, USE)
     assert status == RunStatus.SUCCEEDED
     digest = steps["j.make"].outputs[0].digest
-    assert seen == {"blob stored before the rewrite": False}  # the write was left for later
     assert digest == hash_bytes(WRITTEN)
     assert harness.store.read_bytes(digest) == WRITTEN
     assert (harness.project / "out/a.txt").read_bytes() == b"rewritten by j.use\n"
@@ -92,3 +99,22 @@ def test_a_blob_that_cannot_be_written_fails_the_run_and_names_nothing_missing(
     entries = harness.records.cache_entries(["j.make", "j.use"])
     assert all(harness.store.has(o.digest) for e in entries.values() for o in e.outputs)
     assert "j.make" not in {e.step_id for e in entries.values()}
+
+
+def test_the_blob_writer_reports_every_failure_and_keeps_writing() -> None:
+    from conveyor.execute.filework import BlobWriter
+
+    done: list[str] = []
+
+    def broken() -> None:
+        raise ValueError("not an OS error")
+
+    writer = BlobWriter()
+    try:
+        writer.put("a", broken)
+        writer.put("b", lambda: done.append("b"))
+        failed = writer.settle()
+        assert [(step, str(exc)) for step, exc in failed] == [("a", "not an OS error")]
+        assert done == ["b"] and writer.settle() == []
+    finally:
+        writer.close()

@@ -141,3 +141,54 @@ class FileWork:
         for thread in self._threads:
             thread.join()
         self._threads = []
+
+
+class BlobWriter:
+    """One thread that makes the blob writes of stored outputs (see
+    :meth:`ContentStore.put_file_later`): a blob's file creation is a system call that
+    can take a millisecond on a busy file system, and here the loop does not wait for
+    it. :meth:`settle` waits for every write handed over, before records name a blob."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._work: queue.SimpleQueue[tuple[str, Write] | None] = queue.SimpleQueue()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._failed: list[tuple[str, Exception]] = []
+
+    def put(self, step_id: str, write: Write) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="conveyor-blobs", daemon=True)
+            self._thread.start()
+        with self._idle:
+            self._pending += 1
+        self._work.put((step_id, write))
+
+    def _serve(self) -> None:
+        while (item := self._work.get()) is not None:
+            step_id, write = item
+            failed: Exception | None = None
+            try:
+                write()
+            except Exception as exc:  # the loop fails the run with it: never lost
+                failed = exc
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    if failed is not None:
+                        self._failed.append((step_id, failed))
+                    self._idle.notify_all()
+
+    def settle(self) -> list[tuple[str, Exception]]:
+        """Wait for the writes handed over; the (step id, error) of those that failed."""
+        with self._idle:
+            while self._pending:
+                self._idle.wait()
+            failed, self._failed = self._failed, []
+        return failed
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._work.put(None)
+            self._thread.join()
+            self._thread = None

@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING
 
 from conveyor.domain.states import RunStatus, StepStatus
 from conveyor.domain.tracking import tracking_path
-from conveyor.errors import ExecutorError, StoreError
+from conveyor.errors import ExecutorError
 from conveyor.execute import events as ev
 from conveyor.execute import steprecords
 from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
 from conveyor.execute.cache import CacheHit, CacheMiss, StepCache
 from conveyor.execute.edits import KeepError, keep_edited
 from conveyor.execute.filework import (
+    BlobWriter,
     FileEvent,
     FileWork,
     InputsHashed,
@@ -44,7 +45,6 @@ from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, Step
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.plan.actions import BadOutput
 from conveyor.plan.model import ExecutionPlan, StepPlan
-from conveyor.store.cas import Write
 
 if TYPE_CHECKING:  # types only: a no-op run loads no executor module
     from conveyor.executors.base import Completion, Executor, Handle
@@ -120,9 +120,10 @@ class Runner:
         self._unwanted: set[str] = set()
         """Steps cancelled while their inputs were hashed: never to be submitted."""
         self._storing: dict[str, StepRunRecord] = {}
-        self._writes: list[tuple[StepRunRecord, Write]] = []
-        """Blob writes of stored outputs, made while the loop would wait anyway (the
-        next steps are started first) and always before the records are written."""
+        self._writer = BlobWriter()
+        self._writing: dict[str, StepRunRecord] = {}
+        """Step id -> its record while the writer makes its blobs: they are made while
+        the next steps start, and always before the records are written."""
         self._unstorable = False
         """A blob write failed: the run fails."""
         self._ran_on: dict[str, dict[str, str]] = {}
@@ -169,8 +170,9 @@ class Runner:
                 self._drain()
         finally:
             self._files.close()  # a store under way finishes: no output is left half-stored
+            self._writer.close()
             self.workspace.digests.flush()
-        self._write_blobs()
+        self._settle_blobs()
         if self._unstorable:  # whatever the cancel left: a step's outputs were lost
             self._status = RunStatus.FAILED
         self.run.status = self._status
@@ -192,7 +194,6 @@ class Runner:
         durable before a longer wait. While file work is under way executors are only
         peeked at; steps being prepared come first, so that quick ones reach a batch
         executor together, before its next poll."""
-        self._write_blobs()  # the steps just started run meanwhile
         done = self._files.results(_PEEK) if self._preparing or not self._active else []
         if not done and not self._active:  # only file work is under way: wait on its queue
             self._flush()
@@ -249,7 +250,7 @@ class Runner:
 
     def _flush(self) -> None:
         self._flushed_at = self._clock()
-        self._write_blobs()  # no record names a blob before it is in the store
+        self._settle_blobs()  # no record names a blob before it is in the store
         if self._batch:
             self.records.write(self._batch)
             self._batch = WriteBatch()
@@ -286,7 +287,7 @@ class Runner:
         record.fingerprint = prepared.fingerprint
         decision = self._cache.lookup(step, prepared.fingerprint)
         if isinstance(decision, CacheHit):
-            self._write_blobs()  # the entry may be this run's
+            self._settle_blobs()  # the entry may be this run's
             # only outputs the restore would replace can hold a hand edit worth keeping
             replaced = [o.path for o in decision.entry.outputs if not self.workspace.holds(o)]
             if replaced:  # else the restore would write nothing: every output is held
@@ -402,7 +403,9 @@ class Runner:
             self._fail(record, f"step {step.id}: {exc}", retryable=False)
             return
         outputs = event.outputs
-        self._writes.extend((record, write) for write in event.writes)
+        for write in event.writes:
+            self._writing[step.id] = record
+            self._writer.put(step.id, write)
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs
         self._outputs[step.id] = outputs
@@ -413,17 +416,19 @@ class Runner:
             self._batch.cache_entries.append(entry)
         self._finish(record, ev.StepSucceeded(step.id))
 
-    def _write_blobs(self) -> None:
-        """Make the blob writes left by stored outputs. One that fails (a full disk)
+    def _settle_blobs(self) -> None:
+        """Wait for the blob writes of stored outputs. One that failed (a full disk)
         fails the run: its step is recorded as failed without outputs, and the steps
         already started from its output end as the cancel leaves them."""
-        while self._writes:
-            record, write = self._writes.pop(0)
-            try:
-                write()
-            except (OSError, StoreError) as exc:
+        if not self._writing:
+            return
+        failed = self._writer.settle()
+        writing, self._writing = self._writing, {}
+        for step_id, exc in failed:
+            record = writing[step_id]
+            if record.status == StepStatus.SUCCEEDED:  # one message for a step's blobs
                 detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                self._unstored(record, f"cannot store the outputs of {record.step_id}: {detail}")
+                self._unstored(record, f"cannot store the outputs of {step_id}: {detail}")
 
     def _unstored(self, record: StepRunRecord, reason: str) -> None:
         record.status, record.error, record.outputs = StepStatus.FAILED, reason, []
@@ -432,7 +437,6 @@ class Runner:
             e for e in self._batch.cache_entries if (e.run_id, e.step_id) != key
         ]
         self._cache.forget(record.step_id, record.run_id)
-        self._writes = [(r, w) for r, w in self._writes if r is not record]
         self._batch.put_step_run(record)
         self._event(
             record.step_id, "step-finished", {"status": str(record.status), "error": reason}
