@@ -2,7 +2,10 @@
 
 It feeds the scheduler events and carries out its decisions. Hashing a step's inputs and
 storing its outputs run on a small pool (execute/filework.py) whose results come back as
-events, so a big file holds up no other step's completion, deadline or cancel. Records
+events, so a big file holds up no other step's completion, deadline or cancel. A small
+output is read and hashed in the loop, and its blob written by a writer thread while the
+next steps start (the bytes stored are those read, whatever a later step does to the
+file); every records write first waits for those blob writes. Records
 are written in transactions that each cover whole loop turns, so a kill at any moment
 leaves a consistent database: every step run is either recorded with its outputs or not
 at all.
