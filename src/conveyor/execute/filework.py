@@ -17,7 +17,6 @@ from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
 from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
 from conveyor.metadata.records import OutputRecord
 from conveyor.plan.model import StepPlan
-from conveyor.store.cas import Write
 
 WORKERS = 2
 INLINE_BYTES = 1 << 20
@@ -35,8 +34,6 @@ class OutputsStored(NamedTuple):
     error: str | None = None
     """Why the outputs could not be stored: the step failed."""
     retryable: bool = True
-    writes: tuple[Write, ...] = ()
-    """Blob writes left to the loop: made before the outputs are recorded."""
 
 
 FileEvent = InputsHashed | OutputsStored
@@ -53,20 +50,19 @@ def hash_inputs(launcher: Launcher, placed: Placed) -> InputsHashed:
 
 
 def store_outputs(
-    workspace: Workspace, step: StepPlan, log_path: str | None = None, later: bool = False
+    workspace: Workspace, step: StepPlan, log_path: str | None = None
 ) -> OutputsStored:
     """The declared outputs, and the step's tracking file when it wrote one (or its log
-    holds runs a Dotscience script published: they join the tracking directory).
-    ``later``: small blobs are read now and written by the event's ``writes``."""
+    holds runs a Dotscience script published: they join the tracking directory)."""
     from conveyor.execute.dotscience_runs import capture  # not on a run of cache hits
 
     tracking = tracking_path(step.id)
     capture(log_path, workspace.root / tracking)
     written = workspace.exists(tracking)
-    writes: list[Write] | None = [] if later else None
     try:
-        outputs = workspace.store_outputs((*step.outputs, *([tracking] if written else [])), writes)
-        return OutputsStored(step.id, outputs, writes=tuple(writes or ()))
+        return OutputsStored(
+            step.id, workspace.store_outputs((*step.outputs, *([tracking] if written else [])))
+        )
     except MissingOutputError as exc:
         return OutputsStored(step.id, [], f"the step did not write its declared output {exc}")
     except OutputError as exc:  # a link out of the workspace, an OS error: this step only
@@ -141,54 +137,3 @@ class FileWork:
         for thread in self._threads:
             thread.join()
         self._threads = []
-
-
-class BlobWriter:
-    """One thread that makes the blob writes of stored outputs (see
-    :meth:`ContentStore.put_file_later`): a blob's file creation is a system call that
-    can take a millisecond on a busy file system, and here the loop does not wait for
-    it. :meth:`settle` waits for every write handed over, before records name a blob."""
-
-    def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._work: queue.SimpleQueue[tuple[str, Write] | None] = queue.SimpleQueue()
-        self._idle = threading.Condition()
-        self._pending = 0
-        self._failed: list[tuple[str, Exception]] = []
-
-    def put(self, step_id: str, write: Write) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name="conveyor-blobs", daemon=True)
-            self._thread.start()
-        with self._idle:
-            self._pending += 1
-        self._work.put((step_id, write))
-
-    def _serve(self) -> None:
-        while (item := self._work.get()) is not None:
-            step_id, write = item
-            failed: Exception | None = None
-            try:
-                write()
-            except Exception as exc:  # the loop fails the run with it: never lost
-                failed = exc
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    if failed is not None:
-                        self._failed.append((step_id, failed))
-                    self._idle.notify_all()
-
-    def settle(self) -> list[tuple[str, Exception]]:
-        """Wait for the writes handed over; the (step id, error) of those that failed."""
-        with self._idle:
-            while self._pending:
-                self._idle.wait()
-            failed, self._failed = self._failed, []
-        return failed
-
-    def close(self) -> None:
-        if self._thread is not None:
-            self._work.put(None)
-            self._thread.join()
-            self._thread = None

@@ -2,10 +2,7 @@
 
 It feeds the scheduler events and carries out its decisions. Hashing a step's inputs and
 storing its outputs run on a small pool (execute/filework.py) whose results come back as
-events, so a big file holds up no other step's completion, deadline or cancel. A small
-output is read and hashed in the loop, and its blob written by a writer thread while the
-next steps start (the bytes stored are those read, whatever a later step does to the
-file); every records write first waits for those blob writes. Records
+events, so a big file holds up no other step's completion, deadline or cancel. Records
 are written in transactions that each cover whole loop turns, so a kill at any moment
 leaves a consistent database: every step run is either recorded with its outputs or not
 at all.
@@ -30,7 +27,6 @@ from conveyor.execute.actionstate import OUTPUTS_EVENT, ActionState
 from conveyor.execute.cache import CacheHit, CacheMiss, StepCache
 from conveyor.execute.edits import KeepError, keep_edited
 from conveyor.execute.filework import (
-    BlobWriter,
     FileEvent,
     FileWork,
     InputsHashed,
@@ -123,12 +119,6 @@ class Runner:
         self._unwanted: set[str] = set()
         """Steps cancelled while their inputs were hashed: never to be submitted."""
         self._storing: dict[str, StepRunRecord] = {}
-        self._writer = BlobWriter()
-        self._writing: dict[str, StepRunRecord] = {}
-        """Step id -> its record while the writer makes its blobs: they are made while
-        the next steps start, and always before the records are written."""
-        self._unstorable = False
-        """A blob write failed: the run fails."""
         self._ran_on: dict[str, dict[str, str]] = {}
         """Where a completed step ran, as its executor said: for its ``step-finished``."""
         """Step id -> its record while its outputs are stored."""
@@ -173,11 +163,7 @@ class Runner:
                 self._drain()
         finally:
             self._files.close()  # a store under way finishes: no output is left half-stored
-            self._writer.close()
             self.workspace.digests.flush()
-        self._settle_blobs()
-        if self._unstorable:  # whatever the cancel left: a step's outputs were lost
-            self._status = RunStatus.FAILED
         self.run.status = self._status
         self.run.ended_at, self.run.error = time.time(), self._error
         self._batch.run_updates[self.run.id] = (self._status, self.run.ended_at, self._error)
@@ -253,7 +239,6 @@ class Runner:
 
     def _flush(self) -> None:
         self._flushed_at = self._clock()
-        self._settle_blobs()  # no record names a blob before it is in the store
         if self._batch:
             self.records.write(self._batch)
             self._batch = WriteBatch()
@@ -290,7 +275,6 @@ class Runner:
         record.fingerprint = prepared.fingerprint
         decision = self._cache.lookup(step, prepared.fingerprint)
         if isinstance(decision, CacheHit):
-            self._settle_blobs()  # the entry may be this run's
             # only outputs the restore would replace can hold a hand edit worth keeping
             replaced = [o.path for o in decision.entry.outputs if not self.workspace.holds(o)]
             if replaced:  # else the restore would write nothing: every output is held
@@ -392,8 +376,10 @@ class Runner:
             self._fail(record, completion.message or f"exit code {completion.exit_code}")
         else:
             self._storing[step_id] = record
-            here = inline(self.workspace, step.outputs)  # small: its blobs are written later
-            self._offload(partial(store_outputs, self.workspace, step, record.log_path, here), here)
+            self._offload(
+                partial(store_outputs, self.workspace, step, record.log_path),
+                inline(self.workspace, step.outputs),
+            )
 
     def _stored(self, event: OutputsStored) -> None:
         step, record = self._steps[event.step_id], self._storing.pop(event.step_id)
@@ -406,9 +392,6 @@ class Runner:
             self._fail(record, f"step {step.id}: {exc}", retryable=False)
             return
         outputs = event.outputs
-        for write in event.writes:
-            self._writing[step.id] = record
-            self._writer.put(step.id, write)
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs
         self._outputs[step.id] = outputs
@@ -418,36 +401,6 @@ class Runner:
             entry = self._cache.add(record.fingerprint, step.id, self.run.id, outputs)
             self._batch.cache_entries.append(entry)
         self._finish(record, ev.StepSucceeded(step.id))
-
-    def _settle_blobs(self) -> None:
-        """Wait for the blob writes of stored outputs. One that failed (a full disk)
-        fails the run: its step is recorded as failed without outputs, and the steps
-        already started from its output end as the cancel leaves them."""
-        if not self._writing:
-            return
-        failed = self._writer.settle()
-        writing, self._writing = self._writing, {}
-        for step_id, exc in failed:
-            record = writing[step_id]
-            if record.status == StepStatus.SUCCEEDED:  # one message for a step's blobs
-                detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                self._unstored(record, f"cannot store the outputs of {step_id}: {detail}")
-
-    def _unstored(self, record: StepRunRecord, reason: str) -> None:
-        record.status, record.error, record.outputs = StepStatus.FAILED, reason, []
-        key = (record.run_id, record.step_id)
-        self._batch.cache_entries = [
-            e for e in self._batch.cache_entries if (e.run_id, e.step_id) != key
-        ]
-        self._cache.forget(record.step_id, record.run_id)
-        self._batch.put_step_run(record)
-        self._event(
-            record.step_id, "step-finished", {"status": str(record.status), "error": reason}
-        )
-        self._error = self._error or reason
-        self._unstorable = True
-        if not self._scheduler.finished:
-            self._feed(ev.CancelRequested())
 
     def _fail(self, record: StepRunRecord, reason: str, retryable: bool = True) -> None:
         record.status = StepStatus.FAILED
