@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -206,3 +207,55 @@ def test_store_write_is_atomic_under_sigkill(tmp_path: Path) -> None:
         )
         for blob in blobs:
             assert blob.stat().st_size == big.stat().st_size
+
+
+def _rewriting_chain(n: int) -> str:
+    """Step i writes c/i.txt, then rewrites its input c/(i-1).txt (the attack on a
+    store that would read an output after the next step started); a slow last step."""
+    lines = ["jobs:", "  chain:", "    steps:"]
+    for i in range(1, n + 1):
+        lines += [
+            f"      - id: s{i}",
+            f"        run: echo s{i} > c/{i}.txt; echo rewritten > c/{i - 1}.txt",
+            f"        inputs: [c/{i - 1}.txt]",
+            f"        outputs: [c/{i}.txt]",
+        ]
+    lines += [
+        "      - id: slow",
+        f"        run: touch slow.started; sleep 60; cat c/{n}.txt > slow.txt",
+        f"        inputs: [c/{n}.txt]",
+        "        outputs: [slow.txt]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_sigkill_leaves_every_recorded_output_stored_as_its_step_wrote_it(repo: Repo) -> None:
+    """Blobs of small outputs are written while the next steps start: a kill at any
+    moment leaves no record naming a blob that is missing, and every blob holds the
+    bytes its step wrote, not the rewrite that followed."""
+    n = 20
+    repo.pipeline(_rewriting_chain(n))
+    repo.write("c/0.txt", "s0\n")
+    repo.commit()
+    proc = repo.popen("run")
+    _wait_for(repo.path / "slow.started")
+    _wait_for_step_status(repo.path / ".conveyor/conveyor.db", f"chain.s{n}", "succeeded")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+    conn = sqlite3.connect(repo.path / ".conveyor/conveyor.db")
+    try:
+        rows = conn.execute("SELECT step_id, outputs FROM step_runs WHERE status = 'succeeded'")
+        recorded = {step: json.loads(outputs) for step, outputs in rows}
+        entries = [json.loads(o) for (o,) in conn.execute("SELECT outputs FROM cache_entries")]
+    finally:
+        conn.close()
+    assert len(recorded) == n
+    objects = repo.path / ".conveyor/store/objects"
+    for step, outputs in recorded.items():
+        (output,) = outputs
+        blob = objects / output["digest"][:2] / output["digest"][2:]
+        assert blob.read_text() == f"{step.removeprefix('chain.')}\n"
+    for outputs in entries:
+        assert all((objects / o["digest"][:2] / o["digest"][2:]).is_file() for o in outputs)
+    assert (repo.path / "c/1.txt").read_text() == "rewritten\n"  # the attack happened

@@ -163,9 +163,13 @@ class Workspace:
         """Remove declared outputs before a step runs, so no stale file passes as new."""
         for rel in outputs:
             full = self._abs(rel)
-            if os.path.isdir(full) and not os.path.islink(full):
+            try:  # one lstat answers "there?" and "a directory (not a link to one)?"
+                st = os.lstat(full)
+            except (OSError, ValueError):  # as os.path.lexists: nothing to remove
+                continue
+            if statmod.S_ISDIR(st.st_mode):
                 shutil.rmtree(full)
-            elif os.path.lexists(full):
+            else:
                 os.unlink(full)
 
     def store_outputs(self, outputs: Iterable[str]) -> list[OutputRecord]:

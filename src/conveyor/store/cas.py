@@ -364,7 +364,12 @@ class ContentStore:
     def _ensure_dir(self, path: Path | str) -> None:
         text = os.fspath(path)
         if text not in self._made:
-            os.makedirs(text, exist_ok=True)
+            try:  # one system call for a fan-out directory (makedirs stats its parent first)
+                os.mkdir(text)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(text, exist_ok=True)
             self._made.add(text)
 
     # -- checkout -------------------------------------------------------------
