@@ -120,9 +120,9 @@ class Runner:
         self._unwanted: set[str] = set()
         """Steps cancelled while their inputs were hashed: never to be submitted."""
         self._storing: dict[str, StepRunRecord] = {}
+        """Step id -> its record while its outputs are stored."""
         self._ran_on: dict[str, dict[str, str]] = {}
         """Where a completed step ran, as its executor said: for its ``step-finished``."""
-        """Step id -> its record while its outputs are stored."""
 
     # -- public ---------------------------------------------------------------
     def request_cancel(self) -> None:
