@@ -42,8 +42,7 @@ FileEvent = InputsHashed | OutputsStored
 
 def inline(workspace: Workspace, paths: Iterable[str]) -> bool:
     """Whether file work on ``paths`` is small enough to do in the loop."""
-    size = workspace.plain_size(paths)
-    return size is not None and size < INLINE_BYTES
+    return workspace.small_files(paths, INLINE_BYTES) is not None
 
 
 def small_inputs(workspace: Workspace, step: StepPlan) -> dict[str, os.stat_result] | None:

@@ -138,22 +138,6 @@ class Workspace:
             found[rel] = st
         return found if total < limit else None
 
-    def plain_size(self, paths: Iterable[str]) -> int | None:
-        """How many bytes these paths hold when each is a plain file (or absent); None
-        when one is a glob or a directory, which can hold any amount."""
-        total = 0
-        for rel in paths:
-            if is_glob(rel):
-                return None
-            try:
-                st = os.stat(self._abs(rel))
-            except OSError:
-                continue  # missing: the step's error is quick to find
-            if not statmod.S_ISREG(st.st_mode):
-                return None
-            total += st.st_size
-        return total
-
     def exists(self, rel: str) -> bool:
         """Whether the workspace holds something (a link too) at ``rel``."""
         return os.path.lexists(self._abs(rel))
