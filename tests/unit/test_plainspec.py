@@ -19,7 +19,14 @@ from conveyor.plan.compile import compile_plan
 from conveyor.sdk.listing import ProjectFiles
 from conveyor.spec import model, plainspec
 from conveyor.spec.formats import parse_text
-from conveyor.spec.plainspec import read_plain
+from conveyor.spec.plainspec import parse_file, plain_spec
+
+
+def read_plain(path: Path, display: str) -> model.PipelineSpec | None:
+    """The file as the run path reads it on a plan-cache miss: plain objects, or None."""
+    parsed = parse_file(path, display)
+    return None if parsed is None else plain_spec(parsed)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted(

@@ -106,13 +106,6 @@ class Parsed(NamedTuple):
     documents: list[tuple[Any, SourceMap]]
 
 
-def read_plain(path: Path, display: str) -> PipelineSpec | None:
-    """The native pipeline file at ``path`` as plain objects, or None: load it with the
-    model (which also gives the error of a file that cannot be read or parsed)."""
-    parsed = parse_file(path, display)
-    return None if parsed is None else plain_spec(parsed)
-
-
 def parse_file(path: Path, display: str) -> Parsed | None:
     """The file's text and documents; None when it cannot be read or parsed (the
     model's loader then reads it again, and reports the error as it always has)."""
