@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TypeVar
 
+from conveyor.domain.pathsets import ancestors
 from conveyor.executors.pfs_sandbox import SYSTEM, build_argv
 from conveyor.executors.sandbox import Sandbox
 
@@ -117,12 +118,7 @@ class Lane:
         for rel, value in old.items():
             if files.get(rel, _GONE) != value:
                 os.unlink(pfs / rel)
-        needed = set(dirs)
-        for rel in files:
-            parent = rel.rpartition("/")[0]
-            while parent and parent not in needed:
-                needed.add(parent)
-                parent = parent.rpartition("/")[0]
+        needed = set(dirs) | ancestors(files)
         for rel in sorted(self._made - needed, reverse=True):  # children before parents
             os.rmdir(pfs / rel)
         for rel in sorted(needed - self._made):  # parents before children

@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from conveyor.domain.pathsets import ancestors
 from conveyor.errors import UsageError
 from conveyor.spec.pachyderm_glob import compile_glob, expand
 from conveyor.spec.pachyderm_model import CombinedInput, CronInput, Input, PfsInput, Transform
@@ -224,12 +225,7 @@ def _matches(
         return [
             (DatumInput(node.name, node.repo, "/", tuple(files), lazy=lazy, empty_files=empty), ())
         ]
-    candidates = set(paths)
-    for path in paths:
-        parent = path.rpartition("/")[0]
-        while parent and parent not in candidates:
-            candidates.add(parent)
-            parent = parent.rpartition("/")[0]
+    candidates = set(paths) | ancestors(paths)
     out = []
     for candidate in sorted(candidates):
         groups = glob.match(candidate)
