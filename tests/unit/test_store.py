@@ -121,7 +121,7 @@ def test_put_file_reports_or_asks_for_the_digest(
 
 
 def test_put_file_with_a_digest_cache_fills_the_cache(
-    store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: ContentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: None
 ) -> None:
     source = tmp_path / "f"
     source.write_bytes(b"content")
@@ -431,7 +431,7 @@ def test_digest_cache_returns_the_content_digest(tmp_path: Path) -> None:
 
 
 def test_digest_cache_does_not_reread_an_unchanged_file_after_flush(
-    tmp_path: Path, counting: CountingHash
+    tmp_path: Path, counting: CountingHash, settled: None
 ) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"cached")
@@ -445,7 +445,7 @@ def test_digest_cache_does_not_reread_an_unchanged_file_after_flush(
 
 
 def test_digest_cache_does_not_reread_an_unchanged_file_before_flush(
-    tmp_path: Path, counting: CountingHash
+    tmp_path: Path, counting: CountingHash, settled: None
 ) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"cached")
@@ -693,7 +693,7 @@ def test_digest_cache_unflushed_entries_are_lost_not_wrong(
 
 
 def test_remember_records_a_digest_computed_elsewhere(
-    tmp_path: Path, counting: CountingHash
+    tmp_path: Path, counting: CountingHash, settled: None
 ) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"stored")
@@ -856,24 +856,54 @@ def test_a_file_rewritten_in_the_same_tick_with_its_mtime_restored_is_hashed_aga
     cache.close()
 
 
-def test_a_settled_row_is_trusted_and_a_racy_one_only_by_its_own_cache(
+def test_a_settled_row_is_trusted_and_a_racy_one_by_no_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, counting: CountingHash
 ) -> None:
-    """Within one cache (one run: a step's output, then the next step's input) a row is
-    trusted; only settled rows are written for later runs."""
+    """A racy row is read again whenever it is asked for, in its own run too (a step's
+    output, then the next step's input), until a read comes after its tick; only settled
+    rows are written for later runs."""
     fresh, settled = tmp_path / "fresh", tmp_path / "settled"
     fresh.write_bytes(b"fresh")
     settled.write_bytes(b"settled")
     cache = DigestCache(tmp_path / "cache.sqlite")
     cache.digest(fresh)
+    assert cache.digest(fresh) == b3(b"fresh")  # still in its tick: read again
     _later(monkeypatch)
     cache.digest(settled)
-    assert cache.digest(fresh) == b3(b"fresh")
+    assert cache.digest(fresh) == b3(b"fresh")  # read after its tick: settled now
+    assert cache.digest(fresh) == b3(b"fresh")  # and trusted
     cache.close()
-    assert counting.calls == [str(fresh), str(settled)]
+    assert counting.calls == [str(fresh), str(fresh), str(settled), str(fresh)]
     cache = DigestCache(tmp_path / "cache.sqlite")
     assert cache.digest(settled) == b3(b"settled")
-    assert counting.calls == [str(fresh), str(settled)]
+    assert cache.digest(fresh) == b3(b"fresh")
+    assert counting.calls == [str(fresh), str(fresh), str(settled), str(fresh)]
+    cache.close()
+
+
+def test_a_file_changed_in_its_tick_within_one_run_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run: a step's output is stored (its row racy), a later step rewrites it in the
+    same tick with the same size (the signature the row holds), and the next step's input
+    asks for it, before and after the cache's mid-run flush. Simulated as above: the
+    first read returns what the file held before the change."""
+    path = tmp_path / "f"
+    path.write_bytes(b"bbbb")
+    reads: list[str] = []
+
+    def read_before_the_change(p: Path | str, size: int | None = None) -> Digest:
+        reads.append(os.fspath(p))
+        return b3(b"aaaa") if len(reads) == 1 else hash_file(p, size)
+
+    monkeypatch.setattr(hashing, "hash_file", read_before_the_change)
+    cache = DigestCache(tmp_path / "cache.sqlite")
+    assert cache.digest(path) == b3(b"aaaa")
+    assert cache.digest(path) == b3(b"bbbb")
+    cache.remember(path, path.stat(), b3(b"aaaa"))  # stored as read before the change
+    cache.flush()
+    assert cache.digest(path) == b3(b"bbbb")
+    assert cache.known([str(path)]) == {}  # a racy row is no one's answer
     cache.close()
 
 

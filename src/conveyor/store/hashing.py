@@ -168,10 +168,11 @@ class DigestCache:
     (``touch -r``, an archive's extraction, a copy keeping times) still changes it.
     Writes are batched and land on :meth:`flush`; a crash loses only cache entries,
     never correctness. A racy row (see ``_racy``: its file changed in the tick its stat
-    was read) is trusted by this cache alone, within its run, and never written: the next
-    run reads the file again and records it then, settled (a run right after a cold run
-    re-reads the outputs written in its last moments). Threads may share one cache: a
-    lock serialises the lookups and the batch (not the hashing).
+    was read) is trusted by no one, in its own run neither: the file is read again each
+    time it is asked for until a read comes after its tick, and only that settled row is
+    written (a step's output that the next step reads at once is read twice; a run right
+    after a cold run re-reads the outputs written in its last moments). Threads may share
+    one cache: a lock serialises the lookups and the batch (not the hashing).
     """
 
     def __init__(self, path: Path) -> None:
@@ -179,7 +180,7 @@ class DigestCache:
         self._db: sqlite3.Connection | None = None
         self._pending: dict[str, tuple[Signature, str]] = {}
         self._racy: set[str] = set()
-        """Paths in ``_pending`` whose row is racy: kept here, not written."""
+        """Paths whose row here is racy: read again when asked for, never written."""
         self._read: dict[str, tuple[Signature, str]] = {}
         """Rows already read or written here: a file asked about again (a step's output,
         then the next step's input) costs no query; its stat is still compared."""
@@ -227,6 +228,8 @@ class DigestCache:
                 )
                 if found is not None:
                     row = self._read[key] = ((found[0], found[1], found[2], found[3]), found[4])
+            if key in self._racy:
+                row = None  # read again (see the class's note)
         if row is not None and row[0] == signature(st):
             return Digest(row[1])
         digest = hash_file(key, st.st_size)
@@ -259,7 +262,7 @@ class DigestCache:
             found: dict[str, tuple[Signature, str]] = {}
             for key in keys:
                 row = self._row(key)
-                if row is not None:
+                if row is not None and key not in self._racy:
                     found[key] = row
             return found
 
@@ -303,14 +306,14 @@ class DigestCache:
                         " VALUES (?, ?, ?, ?, ?, ?)",
                         settled,
                     )
-            self._read.update(self._pending)
+            self._read.update(self._pending)  # racy rows stay marked: read again if asked
             self._pending.clear()
-            self._racy.clear()
 
     def close(self) -> None:
         self.flush()
         with self._lock:
             self._read.clear()  # a long-lived project (the server's) holds no run's rows
+            self._racy.clear()
             self._absent.clear()
             if self._db is not None:
                 self._db.close()
