@@ -94,7 +94,10 @@ cmd_up() {
         --no-dashboard --local-directory "$DK/work" --no-nanny --resources "$RESOURCES"
     pid="$(cat "$DK/worker.pid")"
     wait_until "dask worker" "$pid" workers_ready
-    log "up in $((SECONDS - t0)) s: $ADDRESS, $NTHREADS threads, dashboard http://127.0.0.1:$DASHBOARD_PORT, logs in $LOGDIR"
+    # the cluster's packages are this interpreter's: a client whose versions differ
+    # (pandas in one venv, not the other) gets Dask's VersionMismatchWarning
+    echo "$PYTHON" > "$DK/python"
+    log "up in $((SECONDS - t0)) s: $ADDRESS, $NTHREADS threads, on $PYTHON, dashboard http://127.0.0.1:$DASHBOARD_PORT, logs in $LOGDIR"
 }
 
 stop_pid() {
@@ -110,6 +113,7 @@ cmd_down() {
         if pid="$(live_pid "$role")"; then stop_pid "$pid"; fi
         rm -f "$DK/$role.pid"
     done
+    rm -f "$DK/python"
     log "down"
 }
 
@@ -118,7 +122,7 @@ cmd_status() {
     if s="$(live_pid scheduler)" && w="$(live_pid worker)"; then
         n="$(worker_threads)"
         if [ "$n" -gt 0 ]; then
-            echo "dask: up, $ADDRESS, scheduler pid $s, worker pid $w, $n thread(s), dashboard http://127.0.0.1:$DASHBOARD_PORT"
+            echo "dask: up, $ADDRESS, scheduler pid $s, worker pid $w, $n thread(s), on $(cat "$DK/python" 2>/dev/null || echo "an unknown python"), dashboard http://127.0.0.1:$DASHBOARD_PORT"
             return 0
         fi
         echo "dask: scheduler and worker running but no worker registered"
