@@ -799,14 +799,10 @@ def _later(monkeypatch: pytest.MonkeyPatch, seconds: float = 10) -> None:
     monkeypatch.setattr(hashing, "_now", lambda: now() + int(seconds * 1e9))
 
 
-def test_a_row_read_in_the_tick_its_file_changed_is_hashed_again_next_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The file changes right after it was read, in the same tick of the filesystem's
-    clock: its signature is the one recorded, its content is not. Simulated (a clock as
-    fine as this machine's puts no two writes in one tick): the read returns what the file
-    held before the change."""
-    path = tmp_path / "f"
+def _changed_after_its_first_read(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``path`` holds ``bbbb``; the cache's first read of it returns ``aaaa``, what it held
+    before a change in the same tick (a clock as fine as this machine's puts no two writes
+    in one tick, so it is simulated). Returns the list of reads, filled as they happen."""
     path.write_bytes(b"bbbb")
     reads: list[str] = []
 
@@ -815,6 +811,16 @@ def test_a_row_read_in_the_tick_its_file_changed_is_hashed_again_next_time(
         return b3(b"aaaa") if len(reads) == 1 else hash_file(p, size)
 
     monkeypatch.setattr(hashing, "hash_file", read_before_the_change)
+    return reads
+
+
+def test_a_row_read_in_the_tick_its_file_changed_is_hashed_again_next_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file changes right after it was read, in the same tick of the filesystem's
+    clock: its signature is the one recorded, its content is not (simulated)."""
+    path = tmp_path / "f"
+    reads = _changed_after_its_first_read(path, monkeypatch)
     first = DigestCache(tmp_path / "cache.sqlite")
     assert first.digest(path) == b3(b"aaaa")
     first.close()
@@ -886,17 +892,9 @@ def test_a_file_changed_in_its_tick_within_one_run_is_read_again(
 ) -> None:
     """One run: a step's output is stored (its row racy), a later step rewrites it in the
     same tick with the same size (the signature the row holds), and the next step's input
-    asks for it, before and after the cache's mid-run flush. Simulated as above: the
-    first read returns what the file held before the change."""
+    asks for it, before and after the cache's mid-run flush (simulated)."""
     path = tmp_path / "f"
-    path.write_bytes(b"bbbb")
-    reads: list[str] = []
-
-    def read_before_the_change(p: Path | str, size: int | None = None) -> Digest:
-        reads.append(os.fspath(p))
-        return b3(b"aaaa") if len(reads) == 1 else hash_file(p, size)
-
-    monkeypatch.setattr(hashing, "hash_file", read_before_the_change)
+    reads = _changed_after_its_first_read(path, monkeypatch)
     cache = DigestCache(tmp_path / "cache.sqlite")
     assert cache.digest(path) == b3(b"aaaa")
     assert cache.digest(path) == b3(b"bbbb")
@@ -905,6 +903,7 @@ def test_a_file_changed_in_its_tick_within_one_run_is_read_again(
     assert cache.digest(path) == b3(b"bbbb")
     assert cache.known([str(path)]) == {}  # a racy row is no one's answer
     cache.close()
+    assert len(reads) == 3
 
 
 def test_coarse_timestamps_take_a_coarse_tick(tmp_path: Path, counting: CountingHash) -> None:
