@@ -20,7 +20,7 @@ from conveyor.execute.workspace import Workspace
 from conveyor.metadata.records import InputRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.sql import open_repository
 from conveyor.plan.model import ExecutionPlan, StepPlan
-from conveyor.store.cas import ContentStore
+from conveyor.store.cas import ContentStore, Write
 from conveyor.store.hashing import DigestCache
 from tests.unit.fakes import HANG, FakeClock, FakeExecutor
 from tests.unit.test_images import IMAGE_ID, FakeCli, runtime
@@ -68,10 +68,12 @@ class GatedWorkspace(Workspace):
         self._hold(patterns)
         return super().resolve_inputs(patterns, optional, seen)
 
-    def store_outputs(self, outputs: Iterable[str]) -> list[OutputRecord]:
+    def store_outputs(
+        self, outputs: Iterable[str], later: list[Write] | None = None
+    ) -> list[OutputRecord]:
         outputs = list(outputs)
         self._hold(outputs)
-        return super().store_outputs(outputs)
+        return super().store_outputs(outputs, later)
 
 
 def gated(paths: Collection[str]) -> type[GatedWorkspace]:

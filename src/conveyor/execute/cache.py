@@ -67,3 +67,9 @@ class StepCache:
         entry = CacheEntry(fingerprint, step_id, run_id, tuple(outputs))
         self._entries[fingerprint] = entry
         return entry
+
+    def forget(self, step_id: str, run_id: str) -> None:
+        """Drop the entry a step run added: its outputs could not be stored."""
+        self._entries = {
+            f: e for f, e in self._entries.items() if (e.step_id, e.run_id) != (step_id, run_id)
+        }

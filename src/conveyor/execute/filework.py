@@ -18,6 +18,7 @@ from conveyor.execute.launch import Launcher, Placed, Prepared, Refused
 from conveyor.execute.workspace import MissingOutputError, OutputError, Workspace
 from conveyor.metadata.records import OutputRecord
 from conveyor.plan.model import StepPlan
+from conveyor.store.cas import Write
 
 WORKERS = 2
 INLINE_BYTES = 1 << 20
@@ -35,6 +36,8 @@ class OutputsStored(NamedTuple):
     error: str | None = None
     """Why the outputs could not be stored: the step failed."""
     retryable: bool = True
+    writes: tuple[Write, ...] = ()
+    """Blob writes left to the loop: made before the outputs are recorded."""
 
 
 FileEvent = InputsHashed | OutputsStored
@@ -58,19 +61,20 @@ def hash_inputs(
 
 
 def store_outputs(
-    workspace: Workspace, step: StepPlan, log_path: str | None = None
+    workspace: Workspace, step: StepPlan, log_path: str | None = None, later: bool = False
 ) -> OutputsStored:
     """The declared outputs, and the step's tracking file when it wrote one (or its log
-    holds runs a Dotscience script published: they join the tracking directory)."""
+    holds runs a Dotscience script published: they join the tracking directory).
+    ``later``: small blobs are read now and written by the event's ``writes``."""
     from conveyor.execute.dotscience_runs import capture  # not on a run of cache hits
 
     tracking = tracking_path(step.id)
     capture(log_path, workspace.root / tracking)
     written = workspace.exists(tracking)
+    writes: list[Write] | None = [] if later else None
     try:
-        return OutputsStored(
-            step.id, workspace.store_outputs((*step.outputs, *([tracking] if written else [])))
-        )
+        outputs = workspace.store_outputs((*step.outputs, *([tracking] if written else [])), writes)
+        return OutputsStored(step.id, outputs, writes=tuple(writes or ()))
     except MissingOutputError as exc:
         return OutputsStored(step.id, [], f"the step did not write its declared output {exc}")
     except OutputError as exc:  # a link out of the workspace, an OS error: this step only

@@ -2,7 +2,10 @@
 
 It feeds the scheduler events and carries out its decisions. Hashing a step's inputs and
 storing its outputs run on a small pool (execute/filework.py) whose results come back as
-events, so a big file holds up no other step's completion, deadline or cancel. Records
+events, so a big file holds up no other step's completion, deadline or cancel. A small
+output is read and hashed in the loop; when ``-j`` leaves a core spare, its blob's file is
+written after the next steps start (the bytes stored are those read, whatever a later step
+does to the file), and every records write and cache hit first waits for those writes. Records
 are written in transactions that each cover whole loop turns, so a kill at any moment
 leaves a consistent database: every step run is either recorded with its outputs or not
 at all.
@@ -10,6 +13,7 @@ at all.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -40,11 +44,12 @@ from conveyor.execute.inflight import Active, InFlight
 from conveyor.execute.launch import Launcher, Prepared, Refused, RunOptions
 from conveyor.execute.reporting import Reporter
 from conveyor.execute.scheduler import Scheduler
-from conveyor.execute.workspace import Workspace
+from conveyor.execute.workspace import OutputError, Workspace
 from conveyor.metadata.records import EventRecord, OutputRecord, RunRecord, StepRunRecord
 from conveyor.metadata.repository import MetadataRepository, WriteBatch
 from conveyor.plan.actions import BadOutput
 from conveyor.plan.model import ExecutionPlan, StepPlan
+from conveyor.store.cas import Write
 
 if TYPE_CHECKING:  # types only: a no-op run loads no executor module
     from conveyor.executors.base import Completion, Executor, Handle
@@ -57,6 +62,11 @@ _POLL_CAP = 0.25  # seconds: how soon a cancel request or a timeout is noticed
 # step, and a kill loses at most the busy last moments (those steps run again).
 _FLUSH_INTERVAL = 0.1
 _PEEK = 0.02
+
+
+def _cores() -> int:
+    """This machine's cores, as ``-j`` counts them by default (executors/local_settings.py)."""
+    return os.cpu_count() or 1
 
 
 class Runner:
@@ -121,6 +131,16 @@ class Runner:
         """Steps cancelled while their inputs were hashed: never to be submitted."""
         self._storing: dict[str, StepRunRecord] = {}
         """Step id -> its record while its outputs are stored."""
+        self._writes: list[tuple[StepRunRecord, Write]] = []
+        """Blob writes of stored outputs, made while the loop would wait anyway (the
+        next steps are started first) and always before the records are written."""
+        self._blobs_later = options.parallelism < _cores()
+        """Whether small outputs' blobs are written after the next steps start: only with
+        a core to spare beside the steps (``-j`` below the core count), where the blob's
+        file creation runs while the next step does; with every core running a step it
+        would only contend with the steps' own file creations (bench/README.md)."""
+        self._unstorable = False
+        """A blob write failed: the run fails."""
         self._ran_on: dict[str, dict[str, str]] = {}
         """Where a completed step ran, as its executor said: for its ``step-finished``."""
 
@@ -165,6 +185,9 @@ class Runner:
         finally:
             self._files.close()  # a store under way finishes: no output is left half-stored
             self.workspace.digests.flush()
+        self._write_blobs()
+        if self._unstorable:  # whatever the cancel left: a step's outputs were lost
+            self._status = RunStatus.FAILED
         self.run.status = self._status
         self.run.ended_at, self.run.error = time.time(), self._error
         self._batch.run_updates[self.run.id] = (self._status, self.run.ended_at, self._error)
@@ -184,6 +207,7 @@ class Runner:
         durable before a longer wait. While file work is under way executors are only
         peeked at; steps being prepared come first, so that quick ones reach a batch
         executor together, before its next poll."""
+        self._write_blobs()  # the steps just started run meanwhile
         done = self._files.results(_PEEK) if self._preparing or not self._active else []
         if not done and not self._active:  # only file work is under way: wait on its queue
             self._flush()
@@ -240,6 +264,7 @@ class Runner:
 
     def _flush(self) -> None:
         self._flushed_at = self._clock()
+        self._write_blobs()  # no record names a blob before it is in the store
         if self._batch:
             self.records.write(self._batch)
             self._batch = WriteBatch()
@@ -275,6 +300,7 @@ class Runner:
         record.fingerprint = prepared.fingerprint
         decision = self._cache.lookup(step, prepared.fingerprint)
         if isinstance(decision, CacheHit):
+            self._write_blobs()  # the entry may be this run's
             # only outputs the restore would replace can hold a hand edit worth keeping
             replaced = [o.path for o in decision.entry.outputs if not self.workspace.holds(o)]
             if replaced:  # else the restore would write nothing: every output is held
@@ -376,9 +402,10 @@ class Runner:
             self._fail(record, completion.message or f"exit code {completion.exit_code}")
         else:
             self._storing[step_id] = record
+            here = inline(self.workspace, step.outputs)  # small: stored in the loop
+            later = here and self._blobs_later
             self._offload(
-                partial(store_outputs, self.workspace, step, record.log_path),
-                inline(self.workspace, step.outputs),
+                partial(store_outputs, self.workspace, step, record.log_path, later), here
             )
 
     def _stored(self, event: OutputsStored) -> None:
@@ -392,6 +419,7 @@ class Runner:
             self._fail(record, f"step {step.id}: {exc}", retryable=False)
             return
         outputs = event.outputs
+        self._writes.extend((record, write) for write in event.writes)
         record.status = StepStatus.SUCCEEDED
         record.outputs = outputs
         self._outputs[step.id] = outputs
@@ -401,6 +429,34 @@ class Runner:
             entry = self._cache.add(record.fingerprint, step.id, self.run.id, outputs)
             self._batch.cache_entries.append(entry)
         self._finish(record, ev.StepSucceeded(step.id))
+
+    def _write_blobs(self) -> None:
+        """Make the blob writes left by stored outputs. One that fails (a full disk)
+        fails the run: its step is recorded as failed without outputs, and the steps
+        already started from its output end as the cancel leaves them."""
+        while self._writes:
+            record, write = self._writes.pop(0)
+            try:
+                write()
+            except OutputError as exc:  # the same message as a write made at once
+                self._unstored(record, str(exc))
+
+    def _unstored(self, record: StepRunRecord, reason: str) -> None:
+        record.status, record.error, record.outputs = StepStatus.FAILED, reason, []
+        key = (record.run_id, record.step_id)
+        self._batch.cache_entries = [
+            e for e in self._batch.cache_entries if (e.run_id, e.step_id) != key
+        ]
+        self._cache.forget(record.step_id, record.run_id)
+        self._writes = [(r, w) for r, w in self._writes if r is not record]
+        self._batch.put_step_run(record)
+        self._event(
+            record.step_id, "step-finished", {"status": str(record.status), "error": reason}
+        )
+        self._error = self._error or reason
+        self._unstorable = True
+        if not self._scheduler.finished:
+            self._feed(ev.CancelRequested())
 
     def _fail(self, record: StepRunRecord, reason: str, retryable: bool = True) -> None:
         record.status = StepStatus.FAILED

@@ -6,12 +6,13 @@ import os
 import shutil
 import stat as statmod
 from collections.abc import Collection, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 
 from conveyor.errors import StoreError
 from conveyor.metadata.records import InputRecord, OutputRecord
 from conveyor.spec.patterns import glob_paths, is_glob
-from conveyor.store.cas import ContentStore, Manifest
+from conveyor.store.cas import ContentStore, Manifest, Write
 from conveyor.store.hashing import DigestCache
 
 
@@ -156,9 +157,13 @@ class Workspace:
             else:
                 os.unlink(full)
 
-    def store_outputs(self, outputs: Iterable[str]) -> list[OutputRecord]:
+    def store_outputs(
+        self, outputs: Iterable[str], later: list[Write] | None = None
+    ) -> list[OutputRecord]:
         """Store each declared output; links inside a tree are stored as links.
 
+        With ``later``, the blobs of small plain files are read now and their writes
+        appended to it (see :meth:`ContentStore.put_file_later`).
         Raises MissingOutputError, or OutputError for anything else that stops an
         output from being stored (never an OSError: that would end the whole run).
         """
@@ -168,7 +173,7 @@ class Workspace:
                 for rel in outputs:
                     full = self._abs(rel)
                     try:
-                        records.append(self._store_output(rel, full))
+                        records.append(self._store_output(rel, full, later))
                     except (OSError, StoreError) as exc:
                         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                         raise OutputError(f"cannot store the output {rel}: {detail}") from exc
@@ -177,11 +182,12 @@ class Workspace:
             raise OutputError(f"cannot upload the outputs: {detail}") from exc
         return records
 
-    def _store_output(self, rel: str, full: str) -> OutputRecord:
+    def _store_output(self, rel: str, full: str, later: list[Write] | None) -> OutputRecord:
         try:
-            mode = os.lstat(full).st_mode
+            st = os.lstat(full)
         except OSError:
             raise MissingOutputError(rel) from None
+        mode = st.st_mode
         if statmod.S_ISLNK(mode):  # a declared output that is a link: stored as what it names
             target = os.readlink(full)
             if not os.path.exists(full):
@@ -189,10 +195,16 @@ class Workspace:
             root = os.path.realpath(self.root)
             if os.path.commonpath([root, os.path.realpath(full)]) != root:
                 raise StoreError(f"{rel} is a symbolic link to {target}, outside the workspace")
-            mode = os.stat(full).st_mode
+            st = os.stat(full)
+            mode = st.st_mode
         if statmod.S_ISDIR(mode):
             digest, size = self.store.put_tree(Path(full), self.digests, boundary=self.root)
             return OutputRecord(rel, digest, "tree", size)
+        if statmod.S_ISREG(mode) and later is not None:
+            digest, size, write = self.store.put_file_later(full, self.digests, st)
+            if write is not None:
+                later.append(partial(_named, rel, write))
+            return OutputRecord(rel, digest, "file", size)
         if statmod.S_ISREG(mode):
             digest, size = self.store.put_file(full, self.digests)
             return OutputRecord(rel, digest, "file", size)
@@ -277,6 +289,16 @@ class Workspace:
         if not statmod.S_ISREG(st.st_mode):
             return False
         return self.digests.digest(path, st) == digest
+
+
+def _named(rel: str, write: Write) -> None:
+    """A blob write left for later, whose failure says which output it was for, as a
+    write made at once does (see ``Workspace.store_outputs``)."""
+    try:
+        write()
+    except (OSError, StoreError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise OutputError(f"cannot store the output {rel}: {detail}") from exc
 
 
 def _links_to(path: Path, target: str) -> bool:

@@ -12,6 +12,7 @@ after the files they list: an object store never holds a tree whose files it lac
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from conveyor.store.cas import (
     Digests,
     Ingested,
     TreeEntry,
+    Write,
 )
 from conveyor.store.hashing import Signature, hash_file
 from conveyor.store.objects import ObjectStore
@@ -105,6 +107,13 @@ class CachedStore(ContentStore):
         digest, size = super().put_file(source, digests)
         self._push(digest)
         return digest, size
+
+    def put_file_later(
+        self, source: Path | str, digests: Digests, st: os.stat_result
+    ) -> tuple[Digest, int, Write | None]:
+        """Stored now: an upload needs the local blob."""
+        digest, size = self.put_file(source, digests)
+        return digest, size, None
 
     def ingest(self, path: str, known: tuple[Signature, str] | None = None) -> Ingested:
         stored = super().ingest(path, known)

@@ -18,7 +18,8 @@ import json
 import operator
 import os
 import stat as statmod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import IO, Literal, NamedTuple, Protocol
@@ -37,6 +38,8 @@ _OPEN = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO swapped in does not
 _FICLONE = 0x40049409  # Linux ioctl: share extents with another file (reflink)
 _NO_REFLINK = (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.EBADF)
 CheckoutMode = Literal["copy", "link", "auto"]
+Write = Callable[[], None]
+"""A blob write left for later (see :meth:`ContentStore.put_file_later`)."""
 
 
 class Digests(Protocol):
@@ -152,13 +155,36 @@ class ContentStore:
     # -- writing --------------------------------------------------------------
     def put_bytes(self, data: bytes) -> Digest:
         digest = hash_bytes(data)
+        self._put_known(data, digest)
+        return digest
+
+    def _put_known(self, data: bytes, digest: str) -> None:
         if not self._touch_text(digest):
             self._write(data, digest)
-        return digest
 
     def put_file(self, source: Path | str, digests: Digests = _UNCACHED) -> tuple[Digest, int]:
         """Store a file's content; returns (digest, size). Identical content is stored once."""
-        st = os.stat(source)
+        return self._put_file(source, digests, None)
+
+    def put_file_later(
+        self, source: Path | str, digests: Digests, st: os.stat_result
+    ) -> tuple[Digest, int, Write | None]:
+        """:meth:`put_file`, except that a small file's blob is written by the returned
+        call (None: already stored). Its bytes are read now, so the blob holds what the
+        file held now, whatever is written to the file afterwards; the caller makes the
+        call before anything that names the blob is recorded. ``st``: the file's stat."""
+        later: list[Write] = []
+        digest, size = self._put_file(source, digests, later, st)
+        return digest, size, later[0] if later else None
+
+    def _put_file(
+        self,
+        source: Path | str,
+        digests: Digests,
+        later: list[Write] | None,
+        st: os.stat_result | None = None,
+    ) -> tuple[Digest, int]:
+        st = st or os.stat(source)
         if st.st_size <= _SMALL:  # one read serves both the digest and the copy
             fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -166,7 +192,11 @@ class ContentStore:
             finally:
                 os.close(fd)
             if len(data) == st.st_size:
-                digest = self.put_bytes(data)
+                if later is None:
+                    digest = self.put_bytes(data)
+                else:  # the blob's file is created later, off the step's path
+                    digest = hash_bytes(data)
+                    later.append(partial(self._put_known, data, digest))
                 digests.remember(source, st, digest)
                 return digest, st.st_size
         digest = digests.digest(source, st)
