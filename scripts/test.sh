@@ -7,8 +7,8 @@ source "$(dirname "$0")/venv.sh"
 install_conveyor dev
 cd "$ROOT"
 # one command per line: under `set -e` a failure before `&&` would not stop the script
-echo "== ruff";          ruff check src tests bench
-ruff format --check src tests bench
+echo "== ruff";          ruff check src tests bench scripts examples
+ruff format --check --exclude '*.ipynb' src tests bench scripts examples  # notebooks as written
 echo "== mypy (strict)"; mypy
 echo "== import-linter"; lint-imports
 

@@ -34,7 +34,8 @@ def wait_for(schedd: htcondor.Schedd, cluster: int, timeout: float = 60.0) -> di
         if ads:
             ad = {k: ads[0].get(k) for k in projection}
             # Held with code 16 = "Spooling input data files": normal until spool() ends.
-            if ad["JobStatus"] == COMPLETED or (ad["JobStatus"] == HELD and ad["HoldReasonCode"] != 16):
+            held = ad["JobStatus"] == HELD and ad["HoldReasonCode"] != 16
+            if ad["JobStatus"] == COMPLETED or held:
                 return ad
         if time.monotonic() > deadline:
             raise TimeoutError(f"cluster {cluster} not done after {timeout}s: {ads}")
@@ -61,11 +62,20 @@ def submit_spooled(schedd: htcondor.Schedd, scratch: str, description: dict) -> 
     return result.cluster()
 
 
+def _read(path: str) -> str | None:
+    """A file's text, or None when the job left none."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return handle.read()
+
+
 def main() -> int:
     t0 = time.monotonic()
     schedd = htcondor.Schedd()
     # Default /var/tmp: not shared with the chroot, so this proves spool mode needs no shared FS.
-    base = os.environ.get("CONVEYOR_CHECK_SCRATCH") or ("/var/tmp" if os.path.isdir("/var/tmp") else None)
+    default = "/var/tmp" if os.path.isdir("/var/tmp") else None
+    base = os.environ.get("CONVEYOR_CHECK_SCRATCH") or default
     scratch = tempfile.mkdtemp(prefix="condor-check-", dir=base)
     ok = True
     try:
@@ -85,10 +95,12 @@ def main() -> int:
         # Output stays in the spool (LeaveJobInQueue) until retrieved.
         schedd.retrieve(f"ClusterId == {cluster}")
         schedd.act(htcondor.JobAction.Remove, f"ClusterId == {cluster}")
-        out = open(os.path.join(scratch, "out.txt")).read() if os.path.exists(os.path.join(scratch, "out.txt")) else None
-        print(f"job {cluster}: status={ad['JobStatus']} ExitCode={ad['ExitCode']} "
-              f"out.txt={out!r} files={sorted(os.listdir(scratch))} "
-              f"done in {t_done:.1f}s (with retrieve {time.monotonic() - t1:.1f}s)")
+        out = _read(os.path.join(scratch, "out.txt"))
+        print(
+            f"job {cluster}: status={ad['JobStatus']} ExitCode={ad['ExitCode']} "
+            f"out.txt={out!r} files={sorted(os.listdir(scratch))} "
+            f"done in {t_done:.1f}s (with retrieve {time.monotonic() - t1:.1f}s)"
+        )
         if ad["JobStatus"] != COMPLETED or ad["ExitCode"] != 3 or out != "hi\n":
             print(f"FAIL: unexpected result {ad}", file=sys.stderr)
             ok = False
@@ -118,9 +130,11 @@ def main() -> int:
         schedd.retrieve(f"ClusterId == {cluster}")
         schedd.act(htcondor.JobAction.Remove, f"ClusterId == {cluster}")
         upper = os.path.join(scratch, "results", "upper.txt")
-        got = open(upper).read() if os.path.exists(upper) else None
-        print(f"job {cluster}: status={ad['JobStatus']} ExitCode={ad['ExitCode']} "
-              f"results/upper.txt={got!r} in {time.monotonic() - t1:.1f}s")
+        got = _read(upper)
+        print(
+            f"job {cluster}: status={ad['JobStatus']} ExitCode={ad['ExitCode']} "
+            f"results/upper.txt={got!r} in {time.monotonic() - t1:.1f}s"
+        )
         if ad["JobStatus"] != COMPLETED or ad["ExitCode"] != 0 or got != "DATUM-42\n":
             print(f"FAIL: unexpected result {ad}", file=sys.stderr)
             ok = False
@@ -134,8 +148,10 @@ def main() -> int:
         )
         ad = wait_for(schedd, cluster)
         schedd.act(htcondor.JobAction.Remove, f"ClusterId == {cluster}")
-        print(f"job {cluster}: status={ad['JobStatus']} HoldReasonCode={ad['HoldReasonCode']} "
-              f"HoldReason={ad['HoldReason']!r} in {time.monotonic() - t1:.1f}s")
+        print(
+            f"job {cluster}: status={ad['JobStatus']} HoldReasonCode={ad['HoldReasonCode']} "
+            f"HoldReason={ad['HoldReason']!r} in {time.monotonic() - t1:.1f}s"
+        )
         if ad["JobStatus"] != HELD or not ad["HoldReason"]:
             print(f"FAIL: expected a held job, got {ad}", file=sys.stderr)
             ok = False

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 degree = int(sys.argv[1])
-rows = list(csv.DictReader(open("data/points.csv")))
+with open("data/points.csv", newline="") as handle:
+    rows = list(csv.DictReader(handle))
 xs = [float(r["x"]) ** degree for r in rows]
 ys = [float(r["y"]) for r in rows]
 fit = statistics.linear_regression(xs, ys)
-residuals = [y - (fit.slope * x + fit.intercept) for x, y in zip(xs, ys)]
+residuals = [y - (fit.slope * x + fit.intercept) for x, y in zip(xs, ys, strict=True)]
 rmse = (sum(r * r for r in residuals) / len(residuals)) ** 0.5
 Path("models").mkdir(exist_ok=True)
 model = {"degree": degree, "slope": fit.slope, "intercept": fit.intercept, "rmse": rmse}

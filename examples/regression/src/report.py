@@ -9,8 +9,7 @@ models = sorted(
 )
 lines = ["| degree | slope | intercept | rmse |", "|---|---|---|---|"]
 lines += [
-    f"| {m['degree']} | {m['slope']:.4f} | {m['intercept']:.4f} | {m['rmse']:.4f} |"
-    for m in models
+    f"| {m['degree']} | {m['slope']:.4f} | {m['intercept']:.4f} | {m['rmse']:.4f} |" for m in models
 ]
 best = min(models, key=lambda m: m["rmse"])
 lines += ["", f"Best fit: degree {best['degree']} (rmse {best['rmse']:.4f})."]

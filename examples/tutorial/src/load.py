@@ -17,6 +17,6 @@ os.makedirs("data", exist_ok=True)
 with open("data/houses.csv", "w", newline="") as handle:
     out = csv.writer(handle)
     out.writerow(["area", "rooms", "age", "price"])
-    for row in zip(area, rooms, age, price):
+    for row in zip(area, rooms, age, price, strict=True):
         out.writerow([f"{v:.3f}" for v in row])
 print(f"loaded {len(price)} houses")
