@@ -175,8 +175,7 @@ class Workspace:
                     try:
                         records.append(self._store_output(rel, full, later))
                     except (OSError, StoreError) as exc:
-                        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                        raise OutputError(f"cannot store the output {rel}: {detail}") from exc
+                        raise _cannot_store(rel, exc) from exc
         except (OSError, StoreError) as exc:  # raised by the uploads
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise OutputError(f"cannot upload the outputs: {detail}") from exc
@@ -291,14 +290,18 @@ class Workspace:
         return self.digests.digest(path, st) == digest
 
 
+def _cannot_store(rel: str, exc: OSError | StoreError) -> OutputError:
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+    return OutputError(f"cannot store the output {rel}: {detail}")
+
+
 def _named(rel: str, write: Write) -> None:
     """A blob write left for later, whose failure says which output it was for, as a
-    write made at once does (see ``Workspace.store_outputs``)."""
+    write made at once does."""
     try:
         write()
     except (OSError, StoreError) as exc:
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        raise OutputError(f"cannot store the output {rel}: {detail}") from exc
+        raise _cannot_store(rel, exc) from exc
 
 
 def _links_to(path: Path, target: str) -> bool:
