@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conveyor.server.pachyderm_jobs import pipelines_of
 from tests.integration.conftest import Repo
 from tests.integration.server_support import Server, make_server, need_bwrap
 from tests.integration.web_support import web_client
@@ -205,12 +206,75 @@ def test_a_branch_moved_through_the_api_runs_its_pipelines(srv: Server) -> None:
         assert job[0]["inputs"], job
         listing = viewer.get("/datasets/dev/ls").json()
         assert [item["path"].lstrip("/") for item in listing] == ["a.txt"]
-        # moved again, to master's head: the job over it adds b.txt (the pipeline's own
-        # trigger and the first move may each have run a job over the first commit)
+        # moved again, to master's head: the job over it adds b.txt (the job over the
+        # first commit may have come from the pipeline's own trigger or from the move)
         assert member.put("/datasets/words/branches/dev", json={"head": "master"}).is_success
         _until(lambda: _succeeded_over(viewer, head))
         listing = viewer.get("/datasets/dev/ls").json()
         assert sorted(item["path"].lstrip("/") for item in listing) == ["a.txt", "b.txt"]
+
+
+def test_a_commit_set_already_processed_gets_no_second_job(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A pipeline reads a branch made after it: its own trigger, run once the branch
+    exists, makes the job over the branch's commit, and the branch's commit trigger then
+    finds that commit processed and runs none (one job per input commit, as in
+    Pachyderm). A later commit still gets its job, and a run asked for still runs one."""
+    from conveyor.sdk.datasets.refs import parse_ref
+    from conveyor.server.api_datasets import datasets_of
+
+    need_bwrap()
+    server = make_server(tmp_path_factory.mktemp("pach-once"), None)
+    state = _state(server)
+    try:
+        pipelines = pipelines_of(state, "demo")
+        pipelines.datasets.create("words", "")
+        source = server.data / "a.txt"
+        source.write_text("alpha\n")
+        datasets = datasets_of(state, "demo", downstream=True)
+        first = datasets.put(parse_ref("words:/a.txt"), [str(source)], "", False).id
+        _run_owed(state)  # master's trigger: no pipeline reads it yet
+        pipelines.create_text(spec("dev", "words", HANG, "dev"), "dev.json", True, False, False)
+        state.pipeline_changed("demo", "dev")  # as the route does
+        datasets.branch("words", "dev", parse_ref(f"words@{first}"))  # the commit trigger
+        assert _run_owed(state) == [("pipeline", "dev"), ("commit", "words")]
+        assert _inputs_of(pipelines.jobs("dev")) == [first]
+        head = datasets.put(parse_ref("words@dev:/b.txt"), [str(source)], "", False).id
+        assert _run_owed(state) == [("commit", "words")]
+        assert _inputs_of(pipelines.jobs("dev")) == [head, first]
+        state.pipeline_changed("demo", "dev")  # asked for: run again over the same head
+        assert _run_owed(state) == [("pipeline", "dev")]
+        assert _inputs_of(pipelines.jobs("dev")) == [head, head, first]
+    finally:
+        state.db.close()
+
+
+def _state(server: Server) -> Any:
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.state import ServerState
+
+    config = ServerConfig(data=server.data, database=server.database)
+    return ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+
+
+def _run_owed(state: Any) -> list[tuple[str, str]]:
+    """Run the triggers owed, oldest first, as one claimer would; their (kind, name)."""
+    from conveyor.server.pachyderm_jobs import run_trigger
+
+    ran = []
+    while (trigger := state.db.pachyderm.claim("test", ["demo"])) is not None:
+        run_trigger(state, trigger)
+        state.db.pachyderm.finish(trigger.id, "test")
+        ran.append((trigger.kind, trigger.name))
+    return ran
+
+
+def _inputs_of(jobs: list[dict[str, Any]]) -> list[str]:
+    """The input commit of each successful job, newest first."""
+    return [j["inputs"]["in"]["commit"] for j in jobs if j["state"] == "success"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from conveyor.errors import ConveyorError
-from conveyor.sdk.datasets.refs import DEFAULT_BRANCH
+from conveyor.sdk.datasets.refs import DEFAULT_BRANCH, DatasetRef
 from conveyor.sdk.pachyderm_jobs import Pipelines
 from conveyor.server.api_pipelines import pipelines_of
 from conveyor.server.db.pachyderm_queue import CI, COMMIT, Trigger
@@ -42,12 +42,16 @@ SLOTS = 4  # projects whose jobs one claimer runs at once
 
 
 def run_downstream(state: ServerState, project: str, dataset: str, branch: str) -> int:
-    """Run the jobs a commit on ``dataset@branch`` triggers; returns how many ran."""
+    """Run the jobs a commit on ``dataset@branch`` triggers; returns how many ran. A
+    pipeline whose last job already succeeded over these very input commits gets none
+    (its own trigger may have run it first, once the branch it reads appeared)."""
     pipelines = pipelines_of(state, project)
-    names = pipelines.downstream(dataset, branch)
-    for name in names:
-        _run(pipelines, project, name)
-    return len(names)
+    ran = 0
+    for name in pipelines.downstream(dataset, branch):
+        if not _processed(pipelines, name):
+            _run(pipelines, project, name)
+            ran += 1
+    return ran
 
 
 def run_pipeline(state: ServerState, project: str, name: str) -> bool:
@@ -64,8 +68,31 @@ def run_pipeline(state: ServerState, project: str, name: str) -> bool:
             return False
     _run(pipelines, project, name)
     for after in pipelines.downstream(name, spec.output_branch):
-        _run(pipelines, project, after)
+        if not _processed(pipelines, after):
+            _run(pipelines, project, after)
     return True
+
+
+def _processed(pipelines: Pipelines, name: str) -> bool:
+    """Whether the newest job of ``name`` succeeded, at its current spec version, over
+    the commits its inputs name now: a job per input commit set, as in Pachyderm."""
+    jobs = pipelines.jobs(name)
+    if not jobs or jobs[0]["state"] != "success":
+        return False
+    version = pipelines.state.versions(name)[-1]
+    if jobs[0].get("spec_version") != version.version:
+        return False
+    now: dict[str, str | None] = {}
+    for leaf in leaves(version.spec().input):
+        if leaf.commit:  # pinned: the commit it names, as the job resolved it
+            now[leaf.name] = pipelines.datasets.resolve(
+                DatasetRef(leaf.repo, leaf.commit)
+            ).commit.id
+        else:
+            branch = leaf.branch if isinstance(leaf, PfsInput) else DEFAULT_BRANCH
+            now[leaf.name] = pipelines.datasets.branches(leaf.repo).get(branch)
+    ran_over = {key: value.get("commit") for key, value in jobs[0]["inputs"].items()}
+    return ran_over == now
 
 
 def resume(state: ServerState) -> int:
