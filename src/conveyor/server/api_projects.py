@@ -118,8 +118,29 @@ def create_project(user: CurrentUser, state: State, body: ProjectCreate) -> dict
 
 
 def add_project(state: ServerState, name: str) -> None:
+    from conveyor.server.project_deletion import discard_files
+
     state.db.accounts.add_project(name)
+    discard_files(state.config, name)  # a deleted project's files a crash left: not ours
     init_bare(state.config.repo_dir(name))
+
+
+@router.delete("/projects/{project}")
+def delete_project(user: CurrentUser, state: State, project: str) -> dict[str, Any]:
+    """Delete a project: its runs and their records, datasets, git repository, members,
+    secrets, schedules (server admins only). 409 while one of its runs or Pachyderm
+    triggers is queued or running, or while it has deployments. Blobs stay in the store
+    until ``conveyor server gc``."""
+    from conveyor.server.db.accounts import ProjectBusy
+    from conveyor.server.project_deletion import delete_project as delete
+
+    if not user.admin:
+        raise HTTPException(403, "only a server admin deletes projects")
+    try:
+        deleted = delete(state, project)
+    except ProjectBusy as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"deleted": deleted.name, "runs": deleted.runs, "datasets": deleted.datasets}
 
 
 def git_url(state: ServerState, name: str) -> str:

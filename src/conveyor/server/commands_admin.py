@@ -62,6 +62,46 @@ def add_project(ctx: click.Context, name: str) -> None:
     click.echo(f"project {name}: git remote {git_url(state, name)}")
 
 
+@click.command("delete-project")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask (needed without a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+@click.pass_context
+def delete_project(ctx: click.Context, name: str, yes: bool, as_json: bool) -> None:
+    """Delete project NAME and everything of it: its runs and their records, datasets,
+    git repository, members, secrets and schedules. This cannot be undone.
+
+    \b
+    Refused, with nothing removed, while one of its runs or Pachyderm triggers is
+    queued or running, or while it has deployments: cancel or delete those first.
+    The blobs only it used are freed by the next `gc`.
+
+    \b
+    Examples:
+      conveyor server --data /srv/conveyor delete-project demo
+      conveyor server --data /srv/conveyor delete-project demo --yes --json
+    """
+    import json
+    import sys
+
+    from conveyor.errors import UsageError
+    from conveyor.server.project_deletion import delete_project as delete
+
+    state = open_state(config_of(ctx))
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"deleting project {name} cannot be undone: pass --yes to do it")
+        click.confirm(f"Delete project {name}, its runs, datasets and git repository?", abort=True)
+    deleted = delete(state, name)
+    if as_json:
+        click.echo(json.dumps(deleted.__dict__))
+        return
+    click.echo(
+        f"deleted project {name}: {deleted.runs} run(s), {deleted.datasets} dataset(s); "
+        "`conveyor server gc` frees the blobs only it used"
+    )
+
+
 @click.command("add-user")
 @click.argument("name")
 @click.option("--admin", is_flag=True, help="A server admin: lead of every project.")
@@ -169,4 +209,4 @@ def gc(ctx: click.Context, grace: float, dry_run: bool, as_json: bool) -> None:
         )
 
 
-ADMIN_COMMANDS = [add_project, add_user, new_token, revoke_tokens, grant, gc]
+ADMIN_COMMANDS = [add_project, delete_project, add_user, new_token, revoke_tokens, grant, gc]

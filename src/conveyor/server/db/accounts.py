@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from conveyor.domain.states import RunStatus
 from conveyor.errors import NotFoundError, UsageError
 from conveyor.server.config import check_project_name, check_user_name
 from conveyor.server.db import tables as t
@@ -51,6 +52,31 @@ _recent: Recent[tuple[User | None, bool, str | None]] = Recent()
 """``access`` answers of this process, whichever ``Accounts`` wrote (``recent.py``)."""
 
 
+class ProjectBusy(UsageError):
+    """A project cannot be deleted now: something of it runs (the caller waits, or ends it)."""
+
+
+def busy(conn: sa.Connection, project: str) -> str:
+    """What of ``project`` still runs or holds processes ("" when nothing)."""
+    unfinished = [s for s in RunStatus if not s.finished]
+    counts = {
+        "run(s) queued or running": sa.select(sa.func.count())
+        .select_from(t.runs)
+        .where((t.runs.c.project == project) & t.runs.c.status.in_(unfinished)),
+        "Pachyderm trigger(s) running": sa.select(sa.func.count())
+        .select_from(t.pachyderm_triggers)
+        .where(
+            (t.pachyderm_triggers.c.project == project)
+            & (t.pachyderm_triggers.c.status == "running")
+        ),
+        "deployment(s), to delete first": sa.select(sa.func.count())
+        .select_from(t.deployments)
+        .where(t.deployments.c.project == project),
+    }
+    found = [f"{n} {what}" for what, query in counts.items() if (n := conn.execute(query).scalar())]
+    return ", ".join(found)
+
+
 class Accounts:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -63,6 +89,28 @@ class Accounts:
                 raise UsageError(f"project {name!r} exists already")
             conn.execute(t.projects.insert().values(name=name, created_at=time.time(), settings={}))
         _recent.forget()
+
+    def delete_project(self, name: str) -> dict[str, int]:
+        """Forget the project: every row of every table with a ``project`` column, in one
+        transaction; rows removed by table. NotFoundError when there is no such project;
+        ProjectBusy (nothing removed) while one of its runs or Pachyderm triggers is
+        queued or running, or while it has deployments (they hold processes)."""
+        check_project_name(name)
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(t.projects.c.name).where(t.projects.c.name == name)).first():
+                running = busy(conn, name)
+                if running:
+                    raise ProjectBusy(f"project {name} is in use: {running}")
+                removed = {}
+                for table in reversed(t.metadata.sorted_tables):  # dependants first
+                    if "project" in table.c:
+                        gone = conn.execute(table.delete().where(table.c.project == name))
+                        removed[table.name] = gone.rowcount
+                conn.execute(t.projects.delete().where(t.projects.c.name == name))
+            else:
+                raise NotFoundError(f"no project {name!r}")
+        _recent.forget()
+        return {k: v for k, v in removed.items() if v}
 
     def project(self, name: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
