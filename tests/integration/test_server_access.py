@@ -25,6 +25,7 @@ PACH = '{"pipeline": {"name": "copy"}, "transform": {"cmd": ["true"]}, "input": 
 ROUTES: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/v1/projects", None, "user"),
     ("POST", "/api/v1/projects", {"name": "other"}, "admin"),
+    ("DELETE", P, None, "admin"),  # a run stays queued (no worker): the admin's gets 409
     ("GET", "/api/v1/server", None, "admin"),
     ("GET", P, None, "viewer"),
     ("GET", f"{P}/pipeline?ref=main", None, "viewer"),
@@ -107,7 +108,8 @@ def allowed(caller: str, needed: str) -> bool:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, Server]]:
-    """A server without workers on SQLite, with one finished run and a user ``extra``."""
+    """A server without workers on SQLite, with one finished run, one queued for good
+    (the project cannot be deleted) and a user ``extra``."""
     from conveyor.server.db.database import open_database
 
     tmp = tmp_path_factory.mktemp("access")
@@ -120,6 +122,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client
     db.queue.enqueue("demo", "refs/heads/main", commit, "push", "member", status="failed")
     with db.engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE srv_runs SET id = '{RUN}'")
+    db.queue.enqueue("demo", "refs/heads/main", commit, "push", "member")  # never runs
     db.close()
     server.start(workers=0)
     with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -165,6 +168,8 @@ def test_every_route_refuses_whom_it_must(
     else:
         assert response.status_code not in (401, 403), response.text
         assert response.status_code < 500, response.text
+        if (method, path) == ("DELETE", P):  # its queued run keeps the project
+            assert response.status_code == 409, response.text
     assert "Traceback" not in response.text
 
 
