@@ -89,6 +89,27 @@ def _runs(client: httpx.Client, count: int) -> list[dict[str, object]]:
     raise AssertionError(f"fewer than {count} runs after 60 s")
 
 
+def _late_writes(server: Server) -> None:
+    """What writes already under way when a project's rows went could still add under its
+    name: a push's queued run (with records) and a dataset."""
+    from conveyor.domain.states import RunStatus
+    from conveyor.metadata.datasets import DatasetRecord
+    from conveyor.metadata.records import RunRecord
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db.database import open_database
+
+    db = open_database(ServerConfig(data=server.data, database=server.database).database_url)
+    try:
+        late = db.queue.enqueue("demo", "refs/heads/main", "0" * 40, "push", "member")
+        db.records.create_run(
+            RunRecord(late, "p", RunStatus.QUEUED, None, False, time.time()), "demo"
+        )
+        db.records.create_dataset(DatasetRecord("demo/late", time.time()))
+        assert late in _records(server)[0] and "demo/late" in _records(server)[1]
+    finally:
+        db.close()
+
+
 def _records(server: Server) -> tuple[list[str], list[str]]:
     """Run ids with records, and dataset names, in the server's records (any project)."""
     from conveyor.server.config import ServerConfig
@@ -148,6 +169,7 @@ def test_a_deleted_project_leaves_nothing_and_its_name_starts_empty(
         assert not (server.data / "projects/demo").exists()
         assert list((server.data / "trash").iterdir()) == []
         assert admin.delete("/projects/demo").status_code == 404
+        _late_writes(server)  # a push and a put under way while it went
 
         # the same name again: an empty project, none of the old one's
         assert admin.post("/projects", json={"name": "demo"}).status_code == 201

@@ -118,10 +118,12 @@ def create_project(user: CurrentUser, state: State, body: ProjectCreate) -> dict
 
 
 def add_project(state: ServerState, name: str) -> None:
-    from conveyor.server.project_deletion import discard_files
+    from conveyor.server.project_deletion import discard_files, forget_records
 
-    state.db.accounts.add_project(name)
-    discard_files(state.config, name)  # a deleted project's files a crash left: not ours
+    if state.db.accounts.project(name) is None:  # what a deleted one left is not the new one's
+        forget_records(state, name, state.db.accounts.orphan_runs(name))
+    state.db.accounts.add_project(name)  # and its rows
+    discard_files(state.config, name)  # and its files, if a crash left them
     init_bare(state.config.repo_dir(name))
 
 

@@ -12,9 +12,11 @@ first, and nothing is removed. Otherwise, in this order:
    aside, then removed.
 
 A crash before step 2 leaves the project listed, with fewer runs: deleting it again
-finishes. A crash after it leaves a directory no project owns; creating a project of
-that name moves it aside first, so a new project never sees an old one's files, runs,
-datasets or secrets. Blobs stay in the shared store until ``conveyor server gc``.
+finishes. A crash after it leaves a directory no project owns, and a write already under
+way when the rows went (a push's queued run, a dataset put) can leave a row or a dataset
+under the name. Creating a project of that name removes all of these first, so a new
+project never sees an old one's files, runs, datasets or secrets. Blobs stay in the
+shared store until ``conveyor server gc``.
 """
 
 from __future__ import annotations
@@ -53,14 +55,21 @@ def delete_project(state: ServerState, name: str) -> ProjectDeleted:
     if running:
         raise ProjectBusy(f"project {name} is in use: {running}")
     run_ids = [q.id for q in state.db.queue.for_project(name, limit=_ALL)]
+    datasets = forget_records(state, name, run_ids)
+    rows = state.db.accounts.delete_project(name)
+    discard_files(state.config, name)
+    return ProjectDeleted(name, len(run_ids), datasets, rows)
+
+
+def forget_records(state: ServerState, name: str, run_ids: list[str]) -> int:
+    """Delete the records of ``run_ids`` and every dataset of project ``name`` (from the
+    records many projects share); how many datasets went."""
     datasets = ScopedDatasets(state.db.records, name)
     names = [d.name for d in datasets.list_datasets()]
     for dataset in names:
         datasets.delete_dataset(dataset)
     state.db.records.delete_runs(run_ids)
-    rows = state.db.accounts.delete_project(name)
-    discard_files(state.config, name)
-    return ProjectDeleted(name, len(run_ids), len(names), rows)
+    return len(names)
 
 
 def discard_files(config: ServerConfig, name: str) -> bool:

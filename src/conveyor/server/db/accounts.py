@@ -77,6 +77,18 @@ def busy(conn: sa.Connection, project: str) -> str:
     return ", ".join(found)
 
 
+def _remove_rows(conn: sa.Connection, project: str) -> dict[str, int]:
+    """Delete every row of every table with a ``project`` column naming ``project``;
+    how many went, by table."""
+    removed = {}
+    for table in reversed(t.metadata.sorted_tables):  # dependants first
+        if "project" in table.c:
+            removed[table.name] = conn.execute(
+                table.delete().where(table.c.project == project)
+            ).rowcount
+    return removed
+
+
 class Accounts:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -87,8 +99,19 @@ class Accounts:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(t.projects.c.name).where(t.projects.c.name == name)).first():
                 raise UsageError(f"project {name!r} exists already")
+            _remove_rows(conn, name)  # a deleted project's, written while it was deleted
             conn.execute(t.projects.insert().values(name=name, created_at=time.time(), settings={}))
         _recent.forget()
+
+    def orphan_runs(self, name: str) -> list[str]:
+        """Run ids queued under ``name`` while no project has that name (a push that
+        landed while the project was deleted): not a project's, to forget."""
+        with self.engine.connect() as conn:
+            if conn.execute(sa.select(t.projects.c.name).where(t.projects.c.name == name)).first():
+                return []
+            return list(
+                conn.execute(sa.select(t.runs.c.id).where(t.runs.c.project == name)).scalars()
+            )
 
     def delete_project(self, name: str) -> dict[str, int]:
         """Forget the project: every row of every table with a ``project`` column, in one
@@ -101,11 +124,7 @@ class Accounts:
                 running = busy(conn, name)
                 if running:
                     raise ProjectBusy(f"project {name} is in use: {running}")
-                removed = {}
-                for table in reversed(t.metadata.sorted_tables):  # dependants first
-                    if "project" in table.c:
-                        gone = conn.execute(table.delete().where(table.c.project == name))
-                        removed[table.name] = gone.rowcount
+                removed = _remove_rows(conn, name)
                 conn.execute(t.projects.delete().where(t.projects.c.name == name))
             else:
                 raise NotFoundError(f"no project {name!r}")
