@@ -213,3 +213,45 @@ def test_the_admin_command_asks_and_a_crash_leftover_is_not_inherited(server: Se
     while list((server.data / "trash").iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert list((server.data / "trash").iterdir()) == []
+
+
+def test_a_running_pachyderm_trigger_or_a_deployment_keeps_the_project(tmp_path: Path) -> None:
+    """Each of them holds work or processes: the deletion is refused (nothing removed)
+    until it ends, then goes through."""
+    from conveyor.server.config import ServerConfig
+    from conveyor.server.db import tables as t
+    from conveyor.server.db.accounts import ProjectBusy
+    from conveyor.server.db.database import open_database
+    from conveyor.server.keyring import Keyring
+    from conveyor.server.project_deletion import delete_project
+    from conveyor.server.state import ServerState
+
+    server = make_server(tmp_path, None)
+    config = ServerConfig(data=server.data)
+    state = ServerState(config, open_database(config.database_url), Keyring.load(config.key_path))
+    try:
+        state.pipeline_changed("demo", "copy")
+        trigger = state.db.pachyderm.claim("a-worker", ["demo"])
+        assert trigger is not None
+        with pytest.raises(ProjectBusy, match="1 Pachyderm trigger"):
+            delete_project(state, "demo")
+        state.db.pachyderm.finish(trigger.id, "a-worker")
+        now = time.time()
+        with state.db.engine.begin() as conn:
+            conn.execute(
+                t.deployments.insert().values(
+                    project="demo", name="svc", kind="endpoint", mode="low_latency",
+                    ref="main", follow=False, commit="0" * 40, settings={}, enabled=True,
+                    created_by="lead", created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+        with pytest.raises(ProjectBusy, match="1 deployment"):
+            delete_project(state, "demo")
+        assert state.db.accounts.project("demo") is not None
+        assert (server.data / "projects/demo/repo.git").is_dir()
+        with state.db.engine.begin() as conn:
+            conn.execute(t.deployments.delete())
+        assert delete_project(state, "demo").name == "demo"
+        assert state.db.accounts.project("demo") is None
+    finally:
+        state.db.close()
