@@ -117,6 +117,14 @@ def recording(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return fakes.BUILT
 
 
+def _demo_on_recording(db: ServerDatabase) -> None:
+    """Project demo, whose lead chose the recording executor and its settings (made
+    before its runs: creating a project forgets rows a deleted one of its name left)."""
+    db.accounts.add_project("demo")
+    chosen = {"executor": "recording", "executors": {"recording": {"pool": "the lead's"}}}
+    db.accounts.update_project("demo", {"settings": chosen})
+
+
 def _started_on_recording(db: ServerDatabase, run_id: str) -> None:
     """A run of project demo whose one step started on the recording executor."""
     _record(db, run_id, RunStatus.RUNNING)
@@ -125,14 +133,12 @@ def _started_on_recording(db: ServerDatabase, run_id: str) -> None:
     data = {"executor": "recording", "backend_id": "job-7", "attempt": 1}
     batch.events.append(EventRecord(run_id, "step-started", time.time(), "a.s", data))
     db.records.write(batch)
-    db.accounts.add_project("demo")
-    chosen = {"executor": "recording", "executors": {"recording": {"pool": "the lead's"}}}
-    db.accounts.update_project("demo", {"settings": chosen})
 
 
 def test_recovery_of_a_dead_workers_run_uses_the_projects_executor_settings(
     db: ServerDatabase, tmp_path: Path, recording: list[dict[str, Any]]
 ) -> None:
+    _demo_on_recording(db)
     run_id = db.queue.enqueue("demo", "refs/heads/main", "c" * 40, "push", "ada")
     _started_on_recording(db, run_id)
     interrupt_stale(ServerConfig(data=tmp_path), db, [run_id])
@@ -147,6 +153,7 @@ def test_recovery_of_a_run_the_server_stops_uses_the_projects_executor_settings(
     monkeypatch: pytest.MonkeyPatch,
     recording: list[dict[str, Any]],
 ) -> None:
+    _demo_on_recording(db)
     _stopped_mid_run(db, tmp_path, monkeypatch, lambda r: _started_on_recording(db, r))
     assert recording == [{"pool": "the lead's"}]
 
